@@ -1,0 +1,68 @@
+"""evidence_catalog: catalogue online evidence with provenance, integrity and chain of custody.
+
+Everything the ``evidence-catalog`` command does is reachable from here::
+
+    from evidence_catalog import Catalog
+
+    with Catalog.init("my-catalog", operator="A. Analyst <analyst@example.org>") as catalog:
+        results = catalog.add(["photo.jpg"], tags=["school"])
+        print(catalog.verify().ok)
+"""
+
+from evidence_catalog.catalog import AddResult, Catalog, ExportResult, VerificationReport
+from evidence_catalog.errors import (
+    CatalogError,
+    CatalogNotFoundError,
+    CatalogVersionError,
+    EvidenceError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
+from evidence_catalog.model import (
+    Acquisition,
+    Agent,
+    Artifact,
+    Assessment,
+    Claim,
+    CustodyEvent,
+    Digests,
+    EvidenceRecord,
+    Note,
+    Relation,
+    Report,
+    SensitivityFlag,
+)
+from evidence_catalog.versions import __version__, versions
+
+__all__ = [
+    "Acquisition",
+    "AddResult",
+    "Agent",
+    "Artifact",
+    "Assessment",
+    "Catalog",
+    "CatalogError",
+    "CatalogNotFoundError",
+    "CatalogVersionError",
+    "Claim",
+    "CustodyEvent",
+    "Digests",
+    "EvidenceError",
+    "EvidenceRecord",
+    "ExportResult",
+    "InputError",
+    "IntegrityError",
+    "Note",
+    "NotFoundError",
+    "Relation",
+    "Report",
+    "SensitivityFlag",
+    "StorageError",
+    "ValidationError",
+    "VerificationReport",
+    "__version__",
+    "versions",
+]

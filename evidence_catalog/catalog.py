@@ -1,0 +1,662 @@
+"""The catalog facade: the one object scripts and the CLI use.
+
+>>> from evidence_catalog import Catalog
+>>> catalog = Catalog.init("my-catalog")                      # doctest: +SKIP
+>>> [result] = catalog.add(["photo.jpg"], tags=["school"])    # doctest: +SKIP
+>>> catalog.verify().ok                                        # doctest: +SKIP
+True
+
+A catalog directory holds ``catalog.toml``, ``catalog.db`` (SQLite) and ``blobs/``.  Adding a file
+stores its bytes first (write-once, fsynced), then writes artifact, record, acquisition and the
+custody event in one database transaction: a failure at any point leaves either nothing or an
+unreferenced blob, never a record that claims bytes the store does not have.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from attrs import frozen
+
+from evidence_catalog import model
+from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
+from evidence_catalog.custody import Action, verify_chain
+from evidence_catalog.errors import (
+    CatalogError,
+    CatalogNotFoundError,
+    EvidenceError,
+    InputError,
+    NotFoundError,
+    StorageError,
+)
+from evidence_catalog.extract import extract_metadata, sniff_media_type
+from evidence_catalog.findings import EventEdited, Finding, UnloggedChange
+from evidence_catalog.hashing import ProgressCallback, hash_file
+from evidence_catalog.serialize import SCHEMA_IDS, format_timestamp, to_document, unstructure
+from evidence_catalog.store.blobstore import BlobStore
+from evidence_catalog.store.database import CatalogDatabase, event_from_row
+from evidence_catalog.versions import library_agent, tool_agents
+
+DATABASE_FILE = "catalog.db"
+BLOBS_DIR = "blobs"
+
+Clock = Callable[[], dt.datetime]
+ExportFormat = Literal["json", "jsonl"]
+EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl")
+
+
+def display_path(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
+    """A path as one printable line: invalid UTF-8 bytes and control characters escaped."""
+    raw = os.fsencode(path)
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def _path_text(path: Path) -> tuple[str, str | None]:
+    """The path as text for a record, and its raw bytes (base64) when they are not UTF-8."""
+    raw = os.fsencode(path)
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), base64.b64encode(raw).decode("ascii")
+
+
+@frozen
+class AddResult:
+    """What adding one file did."""
+
+    path: str
+    record_id: str
+    sha256: str
+    size: int
+    acquisition_id: str
+    #: False when the bytes were already on a record, which gained a new acquisition instead.
+    new_record: bool
+    #: False when identical bytes were already stored.
+    new_bytes: bool
+
+
+@frozen
+class VerificationReport:
+    """The outcome of :meth:`Catalog.verify`: every finding, and how much was checked."""
+
+    findings: tuple[Finding, ...]
+    records_checked: int
+    artifacts_checked: int
+    bytes_checked: int
+    events_checked: int
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.findings
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "ok": self.ok,
+            "records_checked": self.records_checked,
+            "artifacts_checked": self.artifacts_checked,
+            "bytes_checked": self.bytes_checked,
+            "events_checked": self.events_checked,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+@frozen
+class ExportResult:
+    """What an export wrote."""
+
+    path: str
+    format: str
+    records: int
+    custody_events: int
+    sha256: str
+    size: int
+
+
+class Catalog:
+    """An evidence catalog in a directory: records, blobs and the custody log."""
+
+    def __init__(
+        self,
+        path: Path,
+        config: CatalogConfig,
+        database: CatalogDatabase,
+        *,
+        operator: model.Agent | str | None = None,
+        clock: Clock = model.utc_now,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.db = database
+        self.blobs = BlobStore(path / BLOBS_DIR, config.algorithms)
+        self.operator = resolve_operator(operator, config.operator)
+        self.clock = clock
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        operator: model.Agent | str | None = None,
+        algorithms: Sequence[str] = ("sha256",),
+        clock: Clock = model.utc_now,
+    ) -> Catalog:
+        """Create a new catalog in *path* (which must not exist, or be an empty directory).
+
+        The operator given here (or found as :func:`~evidence_catalog.config.resolve_operator`
+        describes) becomes the catalog's default operator.
+        """
+        directory = Path(path)
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            raise InputError("already exists and is not an empty directory", where=display_path(directory))
+        default_operator = resolve_operator(operator, None)
+        config = CatalogConfig(algorithms=tuple(algorithms), operator=default_operator)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / BLOBS_DIR).mkdir()
+            database = CatalogDatabase.create(_sqlite_url(directory))
+            # catalog.toml is written last: a directory without it is not (yet) a catalog.
+            tmp = directory / (CONFIG_FILE + ".tmp")
+            tmp.write_text(config.to_toml(), encoding="utf-8")
+            os.replace(tmp, directory / CONFIG_FILE)
+        except OSError as exc:
+            raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
+        catalog = cls(directory, config, database, operator=default_operator, clock=clock)
+        with catalog.db.write() as session:
+            catalog.db.append_event(
+                session,
+                at=clock(),
+                actor=catalog.operator,
+                action=Action.CATALOG_CREATED,
+                subject="catalog",
+                details={
+                    "format_version": config.format_version,
+                    "algorithms": list(config.algorithms),
+                    "software": unstructure(library_agent()),
+                },
+            )
+        return catalog
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        operator: model.Agent | str | None = None,
+        clock: Clock = model.utc_now,
+    ) -> Catalog:
+        """Open an existing catalog directory."""
+        directory = Path(path)
+        where = display_path(directory)
+        if not directory.is_dir():
+            raise CatalogNotFoundError("no such catalog directory", where=where)
+        if not (directory / CONFIG_FILE).is_file():
+            raise CatalogNotFoundError(f"not a catalog (no {CONFIG_FILE})", where=where)
+        config = CatalogConfig.load(directory)
+        db_path = directory / DATABASE_FILE
+        if not db_path.is_file():
+            raise CatalogError(f"catalog database {DATABASE_FILE} is missing", where=where)
+        database = CatalogDatabase.open(_sqlite_url(directory), where=display_path(db_path))
+        return cls(directory, config, database, operator=operator, clock=clock)
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- adding files ------------------------------------------------------------------------
+
+    def collect_files(self, paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> list[Path]:
+        """Expand and check *paths* before anything is added.
+
+        Raises :class:`InputError` naming the path for a missing or unreadable file, a directory
+        without *recursive*, a special file, a broken symbolic link or a symbolic-link loop.
+        The catalog's own directory is never collected.
+        """
+        found: list[Path] = []
+        seen: set[Path] = set()
+        own = _identity(self.path)
+        for given in paths:
+            path = Path(os.path.abspath(given))
+            for file in _expand(path, recursive=recursive, skip=own):
+                if file not in seen:
+                    seen.add(file)
+                    found.append(file)
+        return found
+
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        recursive: bool = False,
+        record_id: str | None = None,
+        note: str | None = None,
+        source_url: str | None = None,
+        tags: Sequence[str] = (),
+        progress: ProgressCallback | None = None,
+        on_added: Callable[[AddResult], None] | None = None,
+    ) -> list[AddResult]:
+        """Add files (and, with *recursive*, directories) to the catalog.
+
+        Every path is checked first; a bad one raises before anything is added.  Each file is
+        then added on its own (see :meth:`add_file`).
+        """
+        files = self.collect_files(paths, recursive=recursive)
+        results = []
+        for file in files:
+            result = self.add_file(
+                file, record_id=record_id, note=note, source_url=source_url, tags=tags, progress=progress
+            )
+            results.append(result)
+            if on_added is not None:
+                on_added(result)
+        return results
+
+    def add_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        record_id: str | None = None,
+        note: str | None = None,
+        source_url: str | None = None,
+        tags: Sequence[str] = (),
+        progress: ProgressCallback | None = None,
+    ) -> AddResult:
+        """Add one file: store its bytes, describe them, and log who added them when.
+
+        Identical bytes already in the catalog are not stored again; the record that holds them
+        (or *record_id*) gains a new acquisition and custody event.
+        """
+        path = Path(os.path.abspath(path))
+        where = display_path(path)
+        if record_id is not None and not model.is_record_id(record_id):
+            raise InputError(f"{record_id!r} is not a record id", where="record")
+        tags = _checked_tags(tags)
+        if note is not None and not note.strip():
+            raise InputError("note must not be blank", where="note")
+        started_at = self.clock()
+        try:
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError("not a regular file", where=where)
+            with open(path, "rb", buffering=0) as stream:
+                blob = self.blobs.put_stream(stream, progress=progress)  # type: ignore[arg-type]
+        except FileNotFoundError as exc:
+            raise InputError("no such file", where=where) from exc
+        except PermissionError as exc:
+            raise InputError("permission denied", where=where) from exc
+        except IsADirectoryError as exc:
+            raise InputError("is a directory", where=where) from exc
+        with self.db.read() as session:
+            artifact = self.db.artifact(session, blob.sha256)
+        if artifact is None:
+            stored = self.blobs.path_for(blob.sha256)
+            media_type = sniff_media_type(stored)
+            artifact = model.Artifact(
+                digests=blob.digests,
+                size=blob.size,
+                media_type=media_type,
+                metadata=extract_metadata(stored, media_type),
+            )
+        ended_at = self.clock()
+        path_text, path_b64 = _path_text(path)
+        acquisition = model.Acquisition(
+            id=model.new_id(),
+            method=model.AcquisitionMethod.ADDED_FROM_DISK,
+            started_at=started_at,
+            ended_at=max(ended_at, started_at),
+            operator=self.operator,
+            tools=tool_agents(),
+            artifact_sha256=blob.sha256,
+            original_path=path_text,
+            original_path_b64=path_b64,
+            file_modified_at=dt.datetime.fromtimestamp(info.st_mtime, dt.UTC),
+            source_url=source_url,
+            note=note,
+        )
+        with self.db.write() as session:
+            new_record = False
+            if record_id is None:
+                holders = self.db.records_holding(session, blob.sha256)
+                if holders:
+                    record_id = holders[0]
+                else:
+                    record_id, new_record = model.new_id(), True
+            elif not self.db.record_exists(session, record_id):
+                raise NotFoundError(f"no record with id {record_id}", where="record")
+            event = self.db.append_event(
+                session,
+                at=ended_at,
+                actor=self.operator,
+                action=Action.ARTIFACT_ADDED,
+                subject=record_id,
+                details={
+                    "acquisition_id": acquisition.id,
+                    "sha256": blob.sha256,
+                    "size": blob.size,
+                    "method": acquisition.method.value,
+                    "original_path": path_text,
+                    "record_created": new_record,
+                    "tags": list(tags),
+                },
+            )
+            if new_record:
+                self.db.add_record(
+                    session,
+                    model.EvidenceRecord(
+                        id=record_id,
+                        created_at=ended_at,
+                        created_by=self.operator,
+                        title=path.name if path_b64 is None else display_path(path.name),
+                        tags=tags,
+                    ),
+                )
+            else:
+                self.db.add_tags(session, record_id, tags)
+            self.db.add_artifact(session, artifact, at=ended_at)
+            self.db.attach_artifact(session, record_id, model.RecordArtifact(artifact=artifact))
+            self.db.add_acquisition(session, record_id, acquisition, event.seq)
+            if note is not None:
+                self.db.add_part(
+                    session,
+                    record_id,
+                    "note",
+                    model.Note(id=model.new_id(), text=note, author=self.operator, written_at=ended_at),
+                    event.seq,
+                )
+        return AddResult(
+            path=where,
+            record_id=record_id,
+            sha256=blob.sha256,
+            size=blob.size,
+            acquisition_id=acquisition.id,
+            new_record=new_record,
+            new_bytes=blob.created,
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def record(self, record_id: str) -> model.EvidenceRecord:
+        """The whole record with this id; :class:`NotFoundError` if there is none."""
+        if not model.is_record_id(record_id):
+            raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
+        with self.db.read() as session:
+            return self.db.record(session, record_id)
+
+    def records(self, record_ids: Sequence[str] | None = None) -> Iterator[model.EvidenceRecord]:
+        """Records oldest first: all of them, or those named (each must exist)."""
+        with self.db.read() as session:
+            ids = self.db.record_ids(session) if record_ids is None else list(record_ids)
+        for record_id in ids:
+            yield self.record(record_id)
+
+    def history(self, subject: str | None = None) -> list[model.CustodyEvent]:
+        """The custody log in order, or only the events about *subject* (a record id)."""
+        with self.db.read() as session:
+            return list(self.db.events(session, subject))
+
+    def artifact_path(self, sha256: str) -> Path:
+        """Where the stored bytes of an artifact are (read-only)."""
+        return self.blobs.path_for(sha256)
+
+    # -- verification ------------------------------------------------------------------------
+
+    def verify(
+        self,
+        *,
+        progress: ProgressCallback | None = None,
+        workers: int | None = None,
+        record_event: bool = True,
+    ) -> VerificationReport:
+        """Re-hash every stored artifact and re-walk the custody log.
+
+        Returns every finding: missing or unreadable bytes, digest or size mismatches, edited,
+        missing or out-of-order events, broken links, and records or acquisitions that no
+        custody event accounts for.  Artifacts are hashed in parallel (*workers*, default one
+        per CPU).  With *record_event*, the verification itself is logged.
+        """
+        findings: list[Finding] = []
+        events_by_seq: dict[int, model.CustodyEvent] = {}
+        with self.db.read() as session:
+            events = []
+            for row in self.db.event_rows(session):
+                try:
+                    event = event_from_row(row)
+                except EvidenceError as exc:
+                    findings.append(EventEdited(seq=row.seq, expected=row.hash, found=f"unreadable: {exc}"))
+                    continue
+                events.append(event)
+                events_by_seq[event.seq] = event
+            findings.extend(verify_chain(events))
+            created = {e.subject for e in events if e.details.get("record_created") is True}
+            record_ids = self.db.record_ids(session)
+            for record_id in record_ids:
+                if record_id not in created:
+                    findings.append(UnloggedChange(subject=f"record {record_id}", what="its creation"))
+            for acquisition_id, record_id, _sha, seq in self.db.acquisition_links(session):
+                logged = events_by_seq.get(seq)
+                if (
+                    logged is None
+                    or logged.subject != record_id
+                    or logged.details.get("acquisition_id") != acquisition_id
+                ):
+                    findings.append(UnloggedChange(subject=f"acquisition {acquisition_id}", what="this acquisition"))
+            artifacts = list(self.db.artifacts(session))
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            results = pool.map(
+                lambda a: self.blobs.verify(a.sha256, a.digests, a.size, progress=progress), artifacts
+            )
+            for artifact_findings in results:
+                findings.extend(artifact_findings)
+        report = VerificationReport(
+            findings=tuple(findings),
+            records_checked=len(record_ids),
+            artifacts_checked=len(artifacts),
+            bytes_checked=sum(a.size for a in artifacts),
+            events_checked=len(events),
+        )
+        if record_event:
+            with self.db.write() as session:
+                self.db.append_event(
+                    session,
+                    at=self.clock(),
+                    actor=self.operator,
+                    action=Action.CATALOG_VERIFIED,
+                    subject="catalog",
+                    details={
+                        "ok": report.ok,
+                        "findings": len(report.findings),
+                        "artifacts_checked": report.artifacts_checked,
+                        "events_checked": report.events_checked,
+                    },
+                )
+        return report
+
+    # -- export ------------------------------------------------------------------------------
+
+    def export(
+        self,
+        output: str | os.PathLike[str],
+        *,
+        format: ExportFormat = "json",
+        record_ids: Sequence[str] | None = None,
+    ) -> ExportResult:
+        """Write records and their custody events as a JSON document or JSON Lines.
+
+        *record_ids* selects records (all when ``None``); the whole custody log goes with a
+        whole-catalog export, otherwise the events about the selected records.  The file is
+        written to a temporary name and renamed into place; an existing file is never replaced.
+        The export is itself a custody event, which names the file and its SHA-256.
+        """
+        if format not in EXPORT_FORMATS:
+            raise InputError(f"unknown format {format!r}; use one of {', '.join(EXPORT_FORMATS)}", where="format")
+        target = Path(os.path.abspath(output))
+        where = display_path(target)
+        if target.exists():
+            raise InputError("already exists; choose a new file name", where=where)
+        if not target.parent.is_dir():
+            raise InputError("directory does not exist", where=display_path(target.parent))
+        selected = None if record_ids is None else list(dict.fromkeys(record_ids))
+        for record_id in selected or ():
+            self.record(record_id)  # raises for an unknown or malformed id before writing
+        tmp = target.with_name(f".{target.name}.{model.new_id()}.part")
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as stream:
+                counts = self._write_export(stream, format, selected)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.link(tmp, target)  # fails rather than replace a file created meanwhile
+        except FileExistsError as exc:
+            raise InputError("already exists; choose a new file name", where=where) from exc
+        except OSError as exc:
+            raise StorageError(f"export failed ({exc.strerror}); nothing was written", where=where) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        digests, size = hash_file(os.fspath(target))
+        with self.db.write() as session:
+            self.db.append_event(
+                session,
+                at=self.clock(),
+                actor=self.operator,
+                action=Action.RECORDS_EXPORTED,
+                subject="catalog",
+                details={
+                    "format": format,
+                    "output": where,
+                    "sha256": digests.sha256,
+                    "size": size,
+                    "records": counts[0],
+                    "custody_events": counts[1],
+                    "record_ids": selected,
+                },
+            )
+        return ExportResult(
+            path=where, format=format, records=counts[0], custody_events=counts[1], sha256=digests.sha256, size=size
+        )
+
+    def _write_export(self, stream: IO[str], format: str, selected: list[str] | None) -> tuple[int, int]:
+        wanted = None if selected is None else set(selected)
+        records = self.records(selected)
+        events = [e for e in self.history() if wanted is None or e.subject in wanted]
+        if format == "jsonl":
+            n_records = 0
+            for record in records:
+                stream.write(json.dumps(to_document(record), ensure_ascii=False) + "\n")
+                n_records += 1
+            for event in events:
+                stream.write(json.dumps(to_document(event), ensure_ascii=False) + "\n")
+            return n_records, len(events)
+        # One JSON document, written record by record so memory does not grow with the catalog.
+        head = {
+            "schema": SCHEMA_IDS[model.ExportBundle],
+            "exported_at": format_timestamp(self.clock()),
+            "exported_by": unstructure(self.operator),
+            "generator": unstructure(library_agent()),
+            "complete_log": selected is None,
+        }
+        stream.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2] + ',\n "records": [')
+        n_records = 0
+        for record in records:
+            stream.write(("," if n_records else "") + "\n")
+            stream.write(json.dumps(unstructure(record), ensure_ascii=False))
+            n_records += 1
+        stream.write('\n ],\n "custody_events": [')
+        for i, event in enumerate(events):
+            stream.write(("," if i else "") + "\n")
+            stream.write(json.dumps(unstructure(event), ensure_ascii=False))
+        stream.write("\n ]\n}\n")
+        return n_records, len(events)
+
+
+def _sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{os.path.abspath(directory / DATABASE_FILE)}"
+
+
+def _checked_tags(tags: Sequence[str]) -> tuple[str, ...]:
+    cleaned = []
+    for tag in tags:
+        text = tag.strip()
+        if not text:
+            raise InputError("tag must not be blank", where="tag")
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise InputError(f"tag {text!r} contains a control character", where="tag")
+        cleaned.append(text)
+    return tuple(sorted(set(cleaned)))
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _expand(path: Path, *, recursive: bool, skip: tuple[int, int] | None) -> Iterator[Path]:
+    where = display_path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as exc:
+        if os.path.islink(path):
+            raise InputError("broken symbolic link", where=where) from exc
+        raise InputError("no such file or directory", where=where) from exc
+    except PermissionError as exc:
+        raise InputError("permission denied", where=where) from exc
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP: a symbolic link that points at itself
+            raise InputError("symbolic link loop", where=where) from exc
+        raise InputError(exc.strerror or str(exc), where=where) from exc
+    if stat.S_ISDIR(info.st_mode):
+        if not recursive:
+            raise InputError("is a directory (use --recursive to add its files)", where=where)
+        yield from _walk(path, ancestors=[(info.st_dev, info.st_ino)], skip=skip)
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError("not a regular file", where=where)
+    if not os.access(path, os.R_OK):
+        raise InputError("permission denied", where=where)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", where=where) from exc
+    yield path
+
+
+def _walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int, int] | None) -> Iterator[Path]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
+    except PermissionError as exc:
+        raise InputError("permission denied", where=display_path(directory)) from exc
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            info = os.stat(path)
+        except OSError:
+            info = None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            identity = (info.st_dev, info.st_ino)
+            if identity == skip:
+                continue
+            if identity in ancestors:
+                raise InputError("symbolic link loop (points back at a directory above it)", where=display_path(path))
+            yield from _walk(path, ancestors=[*ancestors, identity], skip=skip)
+        else:
+            yield from _expand(path, recursive=False, skip=skip)

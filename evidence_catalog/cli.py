@@ -1,0 +1,374 @@
+"""The ``evidence-catalog`` command: a thin layer of click commands over :class:`Catalog`.
+
+Exit codes: 0 success; 1 verification found problems; 2 bad input or usage.  User errors are
+one line on standard error naming the file or field and the reason, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from evidence_catalog import model
+from evidence_catalog.catalog import EXPORT_FORMATS, Catalog, display_path
+from evidence_catalog.errors import EvidenceError, IntegrityError
+from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
+from evidence_catalog.serialize import format_timestamp, to_document
+from evidence_catalog.versions import versions
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+CATALOG_ENV = "EVIDENCE_CATALOG"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    for name, version in versions().items():
+        click.echo(f"{name} {version or 'not installed'}")
+    ctx.exit(EXIT_OK)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show versions of evidence-catalog, Python, SQLite, exifread and yt-dlp.",
+)
+def cli() -> None:
+    """Catalogue evidence with provenance, integrity checks and a chain of custody."""
+
+
+def _catalog_option(f: F) -> F:
+    return click.option(
+        "--catalog",
+        "catalog_path",
+        envvar=CATALOG_ENV,
+        required=True,
+        type=click.Path(file_okay=False),
+        help=f"Catalog directory (default: ${CATALOG_ENV}).",
+    )(f)
+
+
+def _operator_option(f: F) -> F:
+    return click.option(
+        "--operator",
+        metavar="'NAME <EMAIL>'",
+        help="Who performs this action (default: $EVIDENCE_CATALOG_OPERATOR, then the catalog's operator).",
+    )(f)
+
+
+def _quiet_option(f: F) -> F:
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries.")(f)
+
+
+def _json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
+
+
+@contextmanager
+def _bytes_progress(total: int, label: str, *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on standard error when it is a terminal; nothing otherwise."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _open(catalog_path: str, operator: str | None = None) -> Catalog:
+    return Catalog.open(catalog_path, operator=operator)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@_operator_option
+@click.option(
+    "--digest",
+    "digests",
+    multiple=True,
+    type=click.Choice(["md5", "sha1", "sha512", "blake2b"]),
+    help="Extra digest to compute for every artifact, besides SHA-256 (repeatable).",
+)
+@_quiet_option
+def init(path: str, operator: str | None, digests: Sequence[str], quiet: bool) -> None:
+    """Create a new, empty catalog in PATH."""
+    with Catalog.init(path, operator=operator, algorithms=("sha256", *digests)) as catalog:
+        if not quiet:
+            who = catalog.operator.name + (f" <{catalog.operator.email}>" if catalog.operator.email else "")
+            click.echo(f"created catalog {display_path(catalog.path)} (operator: {who})")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@_catalog_option
+@click.option("--recursive", "-r", is_flag=True, help="Add the files inside directories.")
+@click.option("--note", help="A note to keep with the record.")
+@click.option("--source-url", help="Where the file came from, as stated by the operator.")
+@click.option("--tag", "tags", multiple=True, help="Tag for the record (repeatable).")
+@click.option("--record", "record_id", help="Add to this existing record instead of a new one.")
+@_operator_option
+@_quiet_option
+def add(
+    paths: Sequence[str],
+    catalog_path: str,
+    recursive: bool,
+    note: str | None,
+    source_url: str | None,
+    tags: Sequence[str],
+    record_id: str | None,
+    operator: str | None,
+    quiet: bool,
+) -> None:
+    """Add files to the catalog and print the id of the record each one is on.
+
+    Each line is: record id, SHA-256, what happened, path.  Identical bytes already in the
+    catalog are not stored again; their record gains a new acquisition.
+    """
+    with _open(catalog_path, operator) as catalog:
+        files = catalog.collect_files(paths, recursive=recursive)
+        total = sum(os.stat(f).st_size for f in files)
+
+        def report(result: Any) -> None:
+            status = "new" if result.new_record else "already catalogued" if not result.new_bytes else "added"
+            click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{result.path}")
+
+        with _bytes_progress(total, "adding", quiet=quiet) as progress:
+            catalog.add(
+                files,
+                record_id=record_id,
+                note=note,
+                source_url=source_url,
+                tags=tags,
+                progress=progress,
+                on_added=report,
+            )
+
+
+@cli.command(name="list")
+@_catalog_option
+@_json_option
+def list_records(catalog_path: str, as_json: bool) -> None:
+    """List the records, oldest first."""
+    with _open(catalog_path) as catalog:
+        if as_json:
+            _echo_json([to_document(r) for r in catalog.records()])
+            return
+        for record in catalog.records():
+            size = sum(ra.artifact.size for ra in record.artifacts)
+            tags = ",".join(record.tags)
+            title = display_path(record.title or "")
+            click.echo(
+                f"{record.id}  {format_timestamp(record.created_at)}  {len(record.artifacts)} artifact(s) "
+                f"{size} B  {title}" + (f"  [{tags}]" if tags else "")
+            )
+
+
+@cli.command()
+@click.argument("record_id", metavar="ID")
+@_catalog_option
+@_json_option
+def show(record_id: str, catalog_path: str, as_json: bool) -> None:
+    """Show one record: its artifacts, their provenance and metadata, tags and notes."""
+    with _open(catalog_path) as catalog:
+        record = catalog.record(record_id)
+    if as_json:
+        _echo_json(to_document(record))
+        return
+    click.echo(f"record   {record.id}")
+    click.echo(f"title    {display_path(record.title or '')}")
+    click.echo(f"created  {format_timestamp(record.created_at)} by {_agent(record.created_by)}")
+    if record.tags:
+        click.echo(f"tags     {', '.join(record.tags)}")
+    for entry in record.artifacts:
+        artifact = entry.artifact
+        click.echo(f"artifact {artifact.sha256} ({entry.role.value})")
+        click.echo(f"  size       {artifact.size} bytes")
+        click.echo(f"  media type {artifact.media_type}")
+        for algorithm, value in artifact.digests.as_dict().items():
+            if algorithm != "sha256":
+                click.echo(f"  {algorithm:<10} {value}")
+        _show_metadata(artifact.metadata)
+    for acquisition in record.acquisitions:
+        click.echo(f"acquired {format_timestamp(acquisition.ended_at)} {acquisition.method.value} by {_agent(acquisition.operator)}")
+        if acquisition.original_path:
+            click.echo(f"  from     {display_path(acquisition.original_path)}")
+        if acquisition.source_url:
+            click.echo(f"  source   {acquisition.source_url}")
+        click.echo(f"  artifact {acquisition.artifact_sha256}")
+    for note in record.notes:
+        click.echo(f"note     {format_timestamp(note.written_at)} {_agent(note.author)}: {note.text}")
+
+
+def _agent(agent: model.Agent) -> str:
+    text = agent.name + (f" <{agent.email}>" if agent.email else "")
+    return text + (f" at {agent.host}" if agent.host else "")
+
+
+def _show_metadata(metadata: model.EmbeddedMetadata | None) -> None:
+    if metadata is None:
+        return
+    exif = metadata.exif
+    if exif is not None:
+        for label, value in (
+            ("taken", exif.datetime_original),
+            ("make", exif.make),
+            ("model", exif.model),
+            ("software", exif.software),
+        ):
+            if value:
+                click.echo(f"  {label:<10} {display_path(value)}")
+        if exif.gps is not None:
+            gps = exif.gps
+            altitude = f", {gps.altitude_m:g} m" if gps.altitude_m is not None else ""
+            click.echo(f"  gps        {gps.latitude:.6f}, {gps.longitude:.6f}{altitude}")
+        click.echo(f"  exif tags  {len(exif.raw)}")
+    for error in metadata.errors:
+        click.echo(f"  extraction problem: {display_path(error)}")
+
+
+@cli.command()
+@click.argument("record_id", metavar="[ID]", required=False)
+@_catalog_option
+@_json_option
+def log(record_id: str | None, catalog_path: str, as_json: bool) -> None:
+    """Show the custody history: of the whole catalog, or of one record."""
+    with _open(catalog_path) as catalog:
+        if record_id is not None:
+            catalog.record(record_id)  # a clear error for an unknown id
+        events = catalog.history(record_id)
+    if as_json:
+        _echo_json([to_document(e) for e in events])
+        return
+    for event in events:
+        click.echo(
+            f"{event.seq:>6}  {format_timestamp(event.at)}  {event.action:<16} {event.subject}  "
+            f"by {_agent(event.actor)}  {event.hash[:16]}"
+        )
+
+
+@cli.command()
+@_catalog_option
+@_operator_option
+@_json_option
+@_quiet_option
+def verify(catalog_path: str, operator: str | None, as_json: bool, quiet: bool) -> None:
+    """Re-hash every stored file and re-walk the custody log.  Exit code 1 if anything is wrong."""
+    with _open(catalog_path, operator) as catalog:
+        total = sum(a.size for a in _artifacts(catalog))
+        with _bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
+            report = catalog.verify(progress=progress)
+    if as_json:
+        _echo_json(report.as_dict())
+    else:
+        for finding in report.findings:
+            click.echo(f"PROBLEM {finding}")
+        if not quiet or not report.ok:
+            verdict = "verified" if report.ok else f"{len(report.findings)} problem(s) found"
+            click.echo(
+                f"{verdict}: {report.records_checked} record(s), {report.artifacts_checked} artifact(s), "
+                f"{report.bytes_checked} bytes, {report.events_checked} custody event(s)"
+            )
+    if not report.ok:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
+def _artifacts(catalog: Catalog) -> list[model.Artifact]:
+    with catalog.db.read() as session:
+        return list(catalog.db.artifacts(session))
+
+
+@cli.command()
+@click.argument("record_ids", metavar="[ID]...", nargs=-1)
+@_catalog_option
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="json", show_default=True)
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="File to write (must not exist).")
+@_operator_option
+@_quiet_option
+def export(
+    record_ids: Sequence[str], catalog_path: str, fmt: str, output: str, operator: str | None, quiet: bool
+) -> None:
+    """Export records (all, or the IDs given) with their custody events as JSON or JSON Lines."""
+    with _open(catalog_path, operator) as catalog:
+        result = catalog.export(output, format=fmt, record_ids=list(record_ids) or None)  # type: ignore[arg-type]
+    if not quiet:
+        click.echo(
+            f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
+            f"to {result.path} (sha256 {result.sha256})"
+        )
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(sorted(SCHEMA_FILES)))
+def schema(name: str) -> None:
+    """Print a published JSON Schema."""
+    _echo_json(load_schema(name))
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit code (used by the console script)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="evidence-catalog", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_USAGE
+    except IntegrityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_PROBLEMS
+    except EvidenceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    return EXIT_OK
+
+
+def run() -> None:
+    """Console-script wrapper that exits with :func:`main`'s code."""
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The catalog directory's ``catalog.toml`` and how the operator is found.
+
+``catalog.toml`` records the catalog format version, the digest algorithms computed for every
+artifact, and the default operator.  The operator of an action is, in order: the one passed by
+the caller (CLI ``--operator``), ``$EVIDENCE_CATALOG_OPERATOR``, the catalog's default, and
+finally the operating-system user at this host.  It is never blank.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from attrs import field, frozen
+
+from evidence_catalog.errors import CatalogError, CatalogVersionError, InputError
+from evidence_catalog.hashing import normalise_algorithms
+from evidence_catalog.model import Agent
+
+#: The catalog directory format this library writes and the newest it reads.
+FORMAT_VERSION = 1
+CONFIG_FILE = "catalog.toml"
+OPERATOR_ENV = "EVIDENCE_CATALOG_OPERATOR"
+_NAME_EMAIL = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+@[^<>\s]+)>\s*$")
+
+
+@frozen
+class CatalogConfig:
+    """Settings kept in ``catalog.toml``."""
+
+    format_version: int = FORMAT_VERSION
+    algorithms: tuple[str, ...] = field(default=("sha256",), converter=normalise_algorithms)
+    operator: Agent | None = None
+    database_url: str | None = None
+
+    def to_toml(self) -> str:
+        """The TOML text of these settings."""
+        data: dict[str, Any] = {
+            "format_version": self.format_version,
+            "hashing": {"algorithms": list(self.algorithms)},
+        }
+        if self.database_url:
+            data["database"] = {"url": self.database_url}
+        if self.operator is not None:
+            data["operator"] = {
+                k: v
+                for k, v in (
+                    ("name", self.operator.name),
+                    ("email", self.operator.email),
+                    ("organization", self.operator.organization),
+                )
+                if v is not None
+            }
+        return "# evidence-catalog settings\n" + tomli_w.dumps(data)
+
+    @classmethod
+    def load(cls, directory: Path) -> CatalogConfig:
+        """Read ``catalog.toml`` from a catalog directory; refuse a newer format."""
+        path = directory / CONFIG_FILE
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise CatalogError(f"catalog settings are malformed: {exc}", where=str(path)) from exc
+        version = data.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise CatalogError("format_version is missing or not a positive integer", where=str(path))
+        if version > FORMAT_VERSION:
+            raise CatalogVersionError(
+                f"catalog format {version} is newer than this library reads ({FORMAT_VERSION}); "
+                "upgrade evidence-catalog",
+                where=str(path),
+            )
+        try:
+            operator = data.get("operator")
+            return cls(
+                format_version=version,
+                algorithms=tuple(data.get("hashing", {}).get("algorithms", ("sha256",))),
+                operator=None if not operator else Agent(**_operator_fields(operator)),
+                database_url=data.get("database", {}).get("url"),
+            )
+        except (TypeError, ValueError, InputError) as exc:
+            raise CatalogError(f"catalog settings are invalid: {exc}", where=str(path)) from exc
+
+
+def _operator_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = {"name", "email", "organization"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"unknown operator field(s): {', '.join(sorted(unknown))}")
+    return dict(data)
+
+
+def host_name() -> str:
+    """This machine's host name."""
+    return socket.gethostname() or "unknown-host"
+
+
+def parse_operator(text: str, *, organization: str | None = None) -> Agent:
+    """Parse ``"Name <email>"`` or ``"Name"`` into a person agent at this host.
+
+    >>> parse_operator("A. Analyst <a@example.org>").email
+    'a@example.org'
+    """
+    match = _NAME_EMAIL.match(text)
+    name, email = (match["name"], match["email"]) if match else (text.strip(), None)
+    if not name:
+        raise InputError("operator name must not be blank", where="--operator")
+    if any(ord(c) < 32 for c in text):
+        raise InputError("operator must not contain control characters", where="--operator")
+    return Agent(name=name, email=email, organization=organization, host=host_name())
+
+
+def resolve_operator(explicit: Agent | str | None, default: Agent | None) -> Agent:
+    """The operator of an action, by the order described in the module docstring."""
+    if isinstance(explicit, Agent):
+        return explicit
+    if explicit:
+        return parse_operator(explicit)
+    from_env = os.environ.get(OPERATOR_ENV, "").strip()
+    if from_env:
+        return parse_operator(from_env)
+    if default is not None:
+        return Agent(
+            name=default.name,
+            email=default.email,
+            organization=default.organization,
+            host=default.host or host_name(),
+        )
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown user"
+    return Agent(name=user or "unknown user", host=host_name())

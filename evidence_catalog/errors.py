@@ -1,0 +1,48 @@
+"""The library's one error hierarchy.
+
+Every error names *what* went wrong, *where* (a file, a field, a record id) and *why*, so the CLI can
+print it as one line and a script can act on it.  The library never calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+
+class EvidenceError(Exception):
+    """Base of every error this library raises on purpose."""
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class InputError(EvidenceError):
+    """The caller's input is wrong: a missing or unreadable path, a bad option value."""
+
+
+class ValidationError(EvidenceError):
+    """A value does not satisfy the data model or a published schema."""
+
+
+class CatalogError(EvidenceError):
+    """The catalog cannot be used: not a catalog, newer than this library, corrupt."""
+
+
+class CatalogNotFoundError(CatalogError):
+    """The path given is not a catalog directory."""
+
+
+class CatalogVersionError(CatalogError):
+    """The catalog was written by a newer (or unknown) version of this library."""
+
+
+class IntegrityError(EvidenceError):
+    """Stored bytes or history are not what was recorded."""
+
+
+class NotFoundError(EvidenceError):
+    """A record, artifact or event that was asked for does not exist."""
+
+
+class StorageError(EvidenceError):
+    """Bytes could not be stored (disk full, permission denied); nothing was recorded."""

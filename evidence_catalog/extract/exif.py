@@ -1,0 +1,132 @@
+"""EXIF via exifread: every raw tag kept as text, the common fields normalised.
+
+A corrupt or hostile EXIF block never stops an add: whatever exifread raises or warns about is
+returned as an error message, and the artifact is catalogued all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from fractions import Fraction
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import exifread
+
+from evidence_catalog.model import ExifData, GeoPosition
+
+_EXIF_DATETIME = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
+_OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
+_SUBSEC = re.compile(r"^\d{1,9}$")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(_clean(record.getMessage()))
+
+
+def _clean(text: object) -> str:
+    """Printable, valid-UTF-8 text from whatever a hostile file put in a tag."""
+    return str(text).rstrip("\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def read_exif(path: Path) -> tuple[ExifData | None, tuple[str, ...], str]:
+    """Read EXIF from the file at *path*.
+
+    Returns the data (``None`` when the file has none), the problems met, and exifread's version.
+    """
+    collector = _Collect()
+    logger = logging.getLogger("exifread")
+    saved_propagate = logger.propagate
+    logger.addHandler(collector)
+    logger.propagate = False
+    errors: list[str] = []
+    try:
+        with open(path, "rb") as stream:
+            tags = exifread.process_file(stream, details=True, truncate_tags=False, extract_thumbnail=False)
+    except Exception as exc:  # noqa: BLE001 -- a hostile file may make the parser fail any way
+        tags = {}
+        errors.append(f"EXIF could not be read: {type(exc).__name__}: {_clean(exc)}")
+    finally:
+        logger.removeHandler(collector)
+        logger.propagate = saved_propagate
+    errors.extend(collector.messages)
+    exifread_version = version("exifread")
+    if not tags:
+        return None, tuple(errors), exifread_version
+    raw = {_clean(name): _clean(value) for name, value in tags.items() if name != "JPEGThumbnail"}
+    data = ExifData(
+        raw=raw,
+        datetime_original=_datetime_original(raw, errors),
+        make=_text(raw.get("Image Make")),
+        model=_text(raw.get("Image Model")),
+        software=_text(raw.get("Image Software")),
+        gps=_gps(tags, errors),
+    )
+    return data, tuple(errors), exifread_version
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _datetime_original(raw: dict[str, str], errors: list[str]) -> str | None:
+    value = raw.get("EXIF DateTimeOriginal") or raw.get("Image DateTime")
+    if value is None:
+        return None
+    match = _EXIF_DATETIME.match(value.strip())
+    if not match:
+        errors.append(f"DateTimeOriginal {value!r} is not an EXIF date and time")
+        return None
+    y, mo, d, h, mi, s = match.groups()
+    text = f"{y}-{mo}-{d}T{h}:{mi}:{s}"
+    subsec = (raw.get("EXIF SubSecTimeOriginal") or "").strip()
+    if _SUBSEC.match(subsec):
+        text += "." + subsec
+    offset = (raw.get("EXIF OffsetTimeOriginal") or "").strip()
+    if _OFFSET.match(offset):
+        text += offset
+    return text
+
+
+def _ratio(value: Any) -> Fraction:
+    return Fraction(value.num, value.den) if hasattr(value, "num") else Fraction(value)
+
+
+def _gps(tags: dict[str, Any], errors: list[str]) -> GeoPosition | None:
+    lat, lat_ref = tags.get("GPS GPSLatitude"), tags.get("GPS GPSLatitudeRef")
+    lon, lon_ref = tags.get("GPS GPSLongitude"), tags.get("GPS GPSLongitudeRef")
+    if lat is None or lon is None:
+        return None
+    try:
+        latitude = _degrees(lat.values, str(lat_ref or "N"), "S")
+        longitude = _degrees(lon.values, str(lon_ref or "E"), "W")
+        altitude = None
+        alt = tags.get("GPS GPSAltitude")
+        if alt is not None:
+            altitude = float(_ratio(alt.values[0]))
+            ref = tags.get("GPS GPSAltitudeRef")
+            if ref is not None and ref.values and ref.values[0] == 1:
+                altitude = -altitude
+        return GeoPosition(latitude=latitude, longitude=longitude, altitude_m=altitude)
+    except (ZeroDivisionError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        errors.append(f"GPS position could not be read: {_clean(exc)}")
+        return None
+
+
+def _degrees(values: Any, ref: str, negative_ref: str) -> float:
+    parts = [_ratio(v) for v in values]
+    if not 1 <= len(parts) <= 3:
+        raise ValueError(f"expected degrees, minutes, seconds; got {len(parts)} values")
+    degrees = parts[0] + (parts[1] / 60 if len(parts) > 1 else 0) + (parts[2] / 3600 if len(parts) > 2 else 0)
+    value = float(degrees)
+    return -value if ref.strip().upper().startswith(negative_ref) else value

@@ -1,0 +1,138 @@
+"""Typed results of verification, each readable as a sentence and usable by a script.
+
+Modelled on bagit-python's validation errors: every finding says what, where, expected and found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+
+@frozen
+class Finding:
+    """Something verification found wrong.  ``str()`` reads as a sentence."""
+
+    @property
+    def kind(self) -> str:
+        """A stable name for the kind of finding, e.g. ``digest_mismatch``."""
+        name = type(self).__name__
+        return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the kind, the message and every field."""
+        return {"kind": self.kind, "message": str(self), **attrs.asdict(self)}
+
+
+@frozen
+class BlobMissing(Finding):
+    """An artifact the catalog records has no stored bytes."""
+
+    sha256: str
+
+    def __str__(self) -> str:
+        return f"artifact {self.sha256}: stored bytes are missing"
+
+
+@frozen
+class DigestMismatch(Finding):
+    """Stored bytes no longer have the digest recorded at acquisition."""
+
+    sha256: str
+    algorithm: str
+    expected: str
+    found: str
+
+    def __str__(self) -> str:
+        return (
+            f"artifact {self.sha256}: {self.algorithm} digest mismatch "
+            f"(expected {self.expected}, found {self.found})"
+        )
+
+
+@frozen
+class SizeMismatch(Finding):
+    """Stored bytes have a different length from the one recorded."""
+
+    sha256: str
+    expected: int
+    found: int
+
+    def __str__(self) -> str:
+        return f"artifact {self.sha256}: size is {self.found} bytes, recorded {self.expected}"
+
+
+@frozen
+class BlobUnreadable(Finding):
+    """Stored bytes exist but cannot be read."""
+
+    sha256: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"artifact {self.sha256}: stored bytes cannot be read ({self.reason})"
+
+
+@frozen
+class EventEdited(Finding):
+    """A custody event's content no longer matches its own hash."""
+
+    seq: int
+    expected: str
+    found: str
+
+    def __str__(self) -> str:
+        return (
+            f"custody event {self.seq}: content was changed "
+            f"(stored hash {self.expected}, content hashes to {self.found})"
+        )
+
+
+@frozen
+class BrokenLink(Finding):
+    """A custody event does not point at the hash of the event before it."""
+
+    seq: int
+    expected: str
+    found: str
+
+    def __str__(self) -> str:
+        return (
+            f"custody event {self.seq}: link to the previous event is broken "
+            f"(expected {self.expected}, found {self.found})"
+        )
+
+
+@frozen
+class EventMissing(Finding):
+    """Sequence numbers jump: events were deleted (or the log starts late)."""
+
+    seq: int
+    found: int
+
+    def __str__(self) -> str:
+        return f"custody event {self.seq} is missing (the next event found is {self.found})"
+
+
+@frozen
+class UnloggedChange(Finding):
+    """Catalog content has no custody event that accounts for it."""
+
+    subject: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.what} has no matching custody event"
+
+
+@frozen
+class EventOutOfOrder(Finding):
+    """An event's sequence number repeats or goes backwards."""
+
+    seq: int
+    expected: int
+
+    def __str__(self) -> str:
+        return f"custody event {self.seq} is out of order (expected sequence {self.expected})"

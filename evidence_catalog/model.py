@@ -1,0 +1,654 @@
+"""The evidence domain as small, frozen, validated values.
+
+Nothing here touches a disk, a network or a database, and nothing here knows about JSON: the one
+converter in :mod:`evidence_catalog.serialize` turns these values into documents and back.  An
+invalid object cannot be built: every class validates its fields when it is made.
+
+The objects follow the Berkeley Protocol's view of online evidence:
+
+* :class:`Artifact` -- bytes we hold, identified by SHA-256.
+* :class:`Acquisition` -- how an artifact (or report) came to us: method, who, when, with what.
+* :class:`Report` -- a statement published somewhere (a post, a feed item) about something.
+* :class:`EvidenceRecord` -- the unit investigators work with; ties the above together with tags,
+  notes, sensitivity flags, relations, claims and assessments.
+* :class:`CustodyEvent` -- an append-only, hash-linked entry in the catalog's custody log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import uuid6
+from attrs import field, frozen
+
+# ---------------------------------------------------------------------------------------------
+# Validators and converters shared by the classes below.
+
+_HEX = re.compile(r"[0-9a-f]+")
+_UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+
+#: Hex digest length of each supported algorithm.
+DIGEST_LENGTHS: Mapping[str, int] = {
+    "sha256": 64,
+    "md5": 32,
+    "sha1": 40,
+    "sha512": 128,
+    "blake2b": 128,
+}
+
+#: The hash that precedes the first event of a custody log.
+GENESIS_HASH = "0" * 64
+
+
+def new_id() -> str:
+    """Return a new time-ordered identifier (UUID version 7, RFC 9562), as lowercase text."""
+    return str(uuid6.uuid7())
+
+
+def utc_now() -> dt.datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """Convert an aware datetime to UTC; refuse a naive one (its zone would be a guess)."""
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"timestamp {value.isoformat()} has no time zone; use UTC")
+    return value.astimezone(dt.UTC)
+
+
+def _optional_utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else to_utc(value)
+
+
+def _not_blank(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{attribute.name} must be non-empty text")
+
+
+def _optional_not_blank(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        _not_blank(instance, attribute, value)
+
+
+def _record_id(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not _UUID7.match(value):
+        raise ValueError(f"{attribute.name} must be a lowercase UUID version 7, got {value!r}")
+
+
+def _optional_record_id(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        _record_id(instance, attribute, value)
+
+
+def _sha256(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not is_hex_digest(value, "sha256"):
+        raise ValueError(f"{attribute.name} must be 64 lowercase hex digits, got {value!r}")
+
+
+def _optional_sha256(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        _sha256(instance, attribute, value)
+
+
+def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+
+
+def _finite_in(lo: float, hi: float) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{attribute.name} must be a number, got {value!r}")
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise ValueError(f"{attribute.name} must be between {lo} and {hi}, got {value!r}")
+
+    return check
+
+
+def _to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _to_tag_set(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(value)))
+
+
+def _tags(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for tag in value:
+        if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
+            raise ValueError(f"{attribute.name}: tag {tag!r} must be non-empty with no outer spaces")
+        if any(ord(c) < 32 or ord(c) == 127 for c in tag):
+            raise ValueError(f"{attribute.name}: tag {tag!r} contains a control character")
+
+
+def is_hex_digest(value: object, algorithm: str) -> bool:
+    """Tell whether *value* is a lowercase hex digest of the right length for *algorithm*."""
+    return (
+        isinstance(value, str)
+        and len(value) == DIGEST_LENGTHS[algorithm]
+        and _HEX.fullmatch(value) is not None
+    )
+
+
+def is_record_id(value: object) -> bool:
+    """Tell whether *value* is a record identifier (a lowercase UUIDv7)."""
+    return isinstance(value, str) and _UUID7.match(value) is not None
+
+
+def record_id_time(record_id: str) -> dt.datetime:
+    """Return the creation time encoded in a UUIDv7 record id (millisecond precision)."""
+    millis = uuid.UUID(record_id).int >> 80
+    return dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents: who or what acted.
+
+
+class AgentKind(enum.StrEnum):
+    """What kind of agent acted."""
+
+    PERSON = "person"
+    SOFTWARE = "software"
+    ORGANIZATION = "organization"
+
+
+@frozen
+class Agent:
+    """A person, an organisation or a piece of software that acted on evidence.
+
+    >>> Agent(name="A. Analyst", email="analyst@example.org")
+    Agent(name='A. Analyst', kind=<AgentKind.PERSON: 'person'>, email='analyst@example.org', ...)
+    """
+
+    name: str = field(validator=_not_blank)
+    kind: AgentKind = field(default=AgentKind.PERSON, converter=AgentKind)
+    email: str | None = field(default=None, validator=_optional_not_blank)
+    organization: str | None = field(default=None, validator=_optional_not_blank)
+    #: Version of a software agent.
+    version: str | None = field(default=None, validator=_optional_not_blank)
+    #: Host name the agent acted from, where known.
+    host: str | None = field(default=None, validator=_optional_not_blank)
+
+
+# ---------------------------------------------------------------------------------------------
+# Artifacts: bytes we hold.
+
+
+@frozen
+class Digests:
+    """Digests of one sequence of bytes.  SHA-256 is always present and is the identity."""
+
+    sha256: str = field(validator=_sha256)
+    md5: str | None = None
+    sha1: str | None = None
+    sha512: str | None = None
+    blake2b: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for algorithm, value in self.as_dict().items():
+            if not is_hex_digest(value, algorithm):
+                raise ValueError(f"{algorithm} digest must be lowercase hex, got {value!r}")
+
+    def as_dict(self) -> dict[str, str]:
+        """Return the digests that are present, by algorithm name."""
+        return {k: v for k, v in attrs.asdict(self).items() if v is not None}
+
+
+@frozen
+class GeoPosition:
+    """A position in WGS 84, as signed decimal degrees; altitude in metres above sea level."""
+
+    latitude: float = field(validator=_finite_in(-90.0, 90.0))
+    longitude: float = field(validator=_finite_in(-180.0, 180.0))
+    altitude_m: float | None = field(default=None, validator=_finite_in(-1e6, 1e9))
+
+
+@frozen
+class ExifData:
+    """EXIF metadata read from an image: every raw tag kept, the common ones normalised.
+
+    Camera clocks are local and unverified: ``datetime_original`` is the camera's claim as an
+    ISO 8601 local time, with its UTC offset only when the file states one.
+    """
+
+    raw: dict[str, str] = field(factory=dict)
+    datetime_original: str | None = None
+    make: str | None = None
+    model: str | None = None
+    software: str | None = None
+    gps: GeoPosition | None = None
+
+
+@frozen
+class EmbeddedMetadata:
+    """What extractors read from the stored copy of an artifact, and what went wrong doing so."""
+
+    extractor: Agent
+    exif: ExifData | None = None
+    #: Problems met while extracting (a corrupt or hostile block); the artifact is kept anyway.
+    errors: tuple[str, ...] = field(default=(), converter=_to_tuple)
+
+
+@frozen
+class Artifact:
+    """Bytes held in the blob store, identified by their SHA-256."""
+
+    digests: Digests
+    size: int = field(validator=_non_negative)
+    #: Media type sniffed from the bytes themselves, never from a name or a server's header.
+    media_type: str = field(validator=attrs.validators.matches_re(_MEDIA_TYPE))
+    metadata: EmbeddedMetadata | None = None
+
+    @property
+    def sha256(self) -> str:
+        """The artifact's identity."""
+        return self.digests.sha256
+
+
+class ArtifactRole(enum.StrEnum):
+    """What an artifact is to the record that holds it."""
+
+    ORIGINAL = "original"
+    DERIVED = "derived"
+    PLATFORM_METADATA = "platform_metadata"
+    THUMBNAIL = "thumbnail"
+    SUBTITLE = "subtitle"
+    DESCRIPTION = "description"
+    PAGE_SNAPSHOT = "page_snapshot"
+    SOURCE_DOCUMENT = "source_document"
+
+
+@frozen
+class RecordArtifact:
+    """An artifact as part of a record: the bytes' description plus their role there."""
+
+    artifact: Artifact
+    role: ArtifactRole = field(default=ArtifactRole.ORIGINAL, converter=ArtifactRole)
+    #: For a derived artifact: the SHA-256 of its source and what was done to it.
+    derived_from: str | None = field(default=None, validator=_optional_sha256)
+    derivation: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.derived_from is not None and self.derivation is None:
+            raise ValueError("a derived artifact must say what was done (derivation)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Acquisition: provenance of what we hold.
+
+
+class AcquisitionMethod(enum.StrEnum):
+    """How something came into the catalog."""
+
+    ADDED_FROM_DISK = "added_from_disk"
+    CAPTURED_FROM_URL = "captured_from_url"
+    INGESTED_FROM_FEED = "ingested_from_feed"
+    IMPORTED = "imported"
+
+
+class Outcome(enum.StrEnum):
+    """Whether an acquisition attempt succeeded."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@frozen
+class Acquisition:
+    """How, when, by whom and with what an artifact was acquired.
+
+    One artifact may have many acquisitions: the same bytes added twice, or captured again.
+    """
+
+    id: str = field(validator=_record_id)
+    method: AcquisitionMethod = field(converter=AcquisitionMethod)
+    started_at: dt.datetime = field(converter=to_utc)
+    ended_at: dt.datetime = field(converter=to_utc)
+    operator: Agent
+    #: Software that did the work, with versions (this library, Python, yt-dlp ...).
+    tools: tuple[Agent, ...] = field(default=(), converter=_to_tuple)
+    artifact_sha256: str | None = field(default=None, validator=_optional_sha256)
+    outcome: Outcome = field(default=Outcome.SUCCEEDED, converter=Outcome)
+    #: Path of the file as given by the operator, made printable (see ``original_path_b64``).
+    original_path: str | None = None
+    #: The path's exact bytes (base64) when they are not valid UTF-8.
+    original_path_b64: str | None = None
+    #: Modification time the file system reported for the source file.
+    file_modified_at: dt.datetime | None = field(default=None, converter=_optional_utc)
+    #: Where the operator says the file came from (not checked by this library).
+    source_url: str | None = None
+    requested_url: str | None = None
+    final_url: str | None = None
+    http_status: int | None = None
+    platform: str | None = None
+    extractor: str | None = None
+    platform_id: str | None = None
+    error: str | None = None
+    note: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.ended_at < self.started_at:
+            raise ValueError("acquisition ended_at is before started_at")
+        if self.outcome is Outcome.SUCCEEDED and self.error is not None:
+            raise ValueError("a successful acquisition carries no error")
+        if self.outcome is Outcome.FAILED and not self.error:
+            raise ValueError("a failed acquisition must say why (error)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports: statements published somewhere.
+
+
+@frozen
+class Source:
+    """Where a report was published: platform, feed, account."""
+
+    platform: str | None = None
+    feed_name: str | None = None
+    account_handle: str | None = None
+    account_id: str | None = None
+    url: str | None = None
+
+
+@frozen
+class LinkCard:
+    """The preview a platform shows for a link; descriptions are often cut short."""
+
+    site_name: str | None = None
+    title: str | None = None
+    description: str | None = None
+    url: str | None = None
+    truncated: bool = False
+
+
+@frozen
+class Repost:
+    """Who reposted whose post."""
+
+    reposted_by: str
+    original_author: str
+    original_post_id: str | None = None
+
+
+@frozen
+class LineSpan:
+    """Lines (1-based, inclusive) of a source document a report was read from."""
+
+    first: int = field(validator=_non_negative)
+    last: int = field(validator=_non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError("line span ends before it starts")
+
+
+@frozen
+class Report:
+    """A statement published somewhere: a post, a repost, a feed item, an article."""
+
+    id: str = field(validator=_record_id)
+    source: Source
+    text: str
+    author: str | None = None
+    language: str | None = None
+    published_at: dt.datetime | None = field(default=None, converter=_optional_utc)
+    post_id: str | None = None
+    #: The report's own URL; ``None`` with ``url_known=False`` when the source did not give one.
+    url: str | None = None
+    url_known: bool = True
+    mentions: tuple[str, ...] = field(default=(), converter=_to_tuple)
+    hashtags: tuple[str, ...] = field(default=(), converter=_to_tuple)
+    links: tuple[str, ...] = field(default=(), converter=_to_tuple)
+    link_cards: tuple[LinkCard, ...] = field(default=(), converter=_to_tuple)
+    repost: Repost | None = None
+    #: The document (an artifact) the report was read from, and where in it.
+    document_sha256: str | None = field(default=None, validator=_optional_sha256)
+    line_span: LineSpan | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The investigators' judgements, kept apart from the evidence itself.
+
+
+class TimePrecision(enum.StrEnum):
+    """How precisely an alleged time is known."""
+
+    SECOND = "second"
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+    MONTH = "month"
+    YEAR = "year"
+
+
+@frozen
+class EventTime:
+    """An alleged time: an instant (no ``end``) or an interval, with its precision."""
+
+    start: dt.datetime = field(converter=to_utc)
+    end: dt.datetime | None = field(default=None, converter=_optional_utc)
+    precision: TimePrecision = field(default=TimePrecision.SECOND, converter=TimePrecision)
+
+    def __attrs_post_init__(self) -> None:
+        if self.end is not None and self.end < self.start:
+            raise ValueError("event time ends before it starts")
+
+
+@frozen
+class Place:
+    """An alleged place: a name and/or coordinates with an uncertainty radius."""
+
+    name: str | None = None
+    position: GeoPosition | None = None
+    uncertainty_m: float | None = field(default=None, validator=_finite_in(0.0, 2.1e7))
+    admin_area: str | None = None
+
+
+@frozen
+class Claim:
+    """What an item allegedly shows, and who says so.  Never a finding of fact."""
+
+    id: str = field(validator=_record_id)
+    stated_by: Agent
+    stated_at: dt.datetime = field(converter=to_utc)
+    summary: str | None = None
+    #: Code from the violation vocabulary, e.g. ``rome-8-2-a-i`` (wilful killing of POWs).
+    category: str | None = None
+    event_time: EventTime | None = None
+    place: Place | None = None
+    alleged_perpetrator: str | None = None
+    #: The claim's source: a report on the record, or a person/organisation.
+    source_report_id: str | None = field(default=None, validator=_optional_record_id)
+    source_description: str | None = None
+
+
+class VerificationStatus(enum.StrEnum):
+    """How far an item has been verified."""
+
+    UNVERIFIED = "unverified"
+    IN_PROGRESS = "in_progress"
+    VERIFIED = "verified"
+    DISPUTED = "disputed"
+    FALSE = "false"
+
+
+class VerificationMethod(enum.StrEnum):
+    """Kinds of verification work (Berkeley Protocol)."""
+
+    SOURCE_ANALYSIS = "source_analysis"
+    GEOLOCATION = "geolocation"
+    CHRONOLOCATION = "chronolocation"
+    TECHNICAL_ANALYSIS = "technical_analysis"
+
+
+class Confidence(enum.StrEnum):
+    """How sure an assessor is."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@frozen
+class Assessment:
+    """A verification judgement.  A newer one supersedes, never overwrites, an older one."""
+
+    id: str = field(validator=_record_id)
+    status: VerificationStatus = field(converter=VerificationStatus)
+    assessor: Agent
+    assessed_at: dt.datetime = field(converter=to_utc)
+    methods: tuple[VerificationMethod, ...] = field(
+        default=(), converter=lambda v: tuple(VerificationMethod(m) for m in v)
+    )
+    confidence: Confidence | None = field(
+        default=None, converter=attrs.converters.optional(Confidence)
+    )
+    note: str | None = None
+    supersedes: str | None = field(default=None, validator=_optional_record_id)
+
+
+class RelationKind(enum.StrEnum):
+    """How two records relate."""
+
+    DUPLICATE_OF = "duplicate_of"
+    DERIVED_FROM = "derived_from"
+    SAME_INCIDENT_AS = "same_incident_as"
+    RESPONDS_TO = "responds_to"
+    CONTRADICTS = "contradicts"
+
+
+@frozen
+class Relation:
+    """A directed link from the record that holds it to another record."""
+
+    kind: RelationKind = field(converter=RelationKind)
+    target_id: str = field(validator=_record_id)
+    linked_by: Agent
+    linked_at: dt.datetime = field(converter=to_utc)
+    note: str | None = None
+
+
+class SensitivityKind(enum.StrEnum):
+    """What must not travel, or must travel with care."""
+
+    GRAPHIC = "graphic"
+    PERSONAL_DATA = "personal_data"
+    PROTECTED_SOURCE = "protected_source"
+    MINORS = "minors"
+
+
+@frozen
+class SensitivityFlag:
+    """A reason to withhold or redact a record's content in exports."""
+
+    kind: SensitivityKind = field(converter=SensitivityKind)
+    reason: str = field(validator=_not_blank)
+    set_by: Agent
+    set_at: dt.datetime = field(converter=to_utc)
+
+
+@frozen
+class Note:
+    """A free-text note on a record, attributed and timed."""
+
+    id: str = field(validator=_record_id)
+    text: str = field(validator=_not_blank)
+    author: Agent
+    written_at: dt.datetime = field(converter=to_utc)
+
+
+# ---------------------------------------------------------------------------------------------
+# The record.
+
+
+@frozen
+class EvidenceRecord:
+    """The unit investigators work with: reports and artifacts with their provenance, plus the
+    investigators' tags, notes, flags, relations, claims and assessments."""
+
+    id: str = field(validator=_record_id)
+    created_at: dt.datetime = field(converter=to_utc)
+    created_by: Agent
+    title: str | None = None
+    artifacts: tuple[RecordArtifact, ...] = field(default=(), converter=_to_tuple)
+    acquisitions: tuple[Acquisition, ...] = field(default=(), converter=_to_tuple)
+    reports: tuple[Report, ...] = field(default=(), converter=_to_tuple)
+    tags: tuple[str, ...] = field(default=(), converter=_to_tag_set, validator=_tags)
+    notes: tuple[Note, ...] = field(default=(), converter=_to_tuple)
+    flags: tuple[SensitivityFlag, ...] = field(default=(), converter=_to_tuple)
+    relations: tuple[Relation, ...] = field(default=(), converter=_to_tuple)
+    claims: tuple[Claim, ...] = field(default=(), converter=_to_tuple)
+    assessments: tuple[Assessment, ...] = field(default=(), converter=_to_tuple)
+
+    def __attrs_post_init__(self) -> None:
+        held = {ra.artifact.sha256 for ra in self.artifacts}
+        if len(held) != len(self.artifacts):
+            raise ValueError(f"record {self.id} lists an artifact twice")
+        for acquisition in self.acquisitions:
+            sha = acquisition.artifact_sha256
+            if sha is not None and sha not in held:
+                raise ValueError(f"acquisition {acquisition.id} names artifact {sha} not on the record")
+        for relation in self.relations:
+            if relation.target_id == self.id:
+                raise ValueError(f"record {self.id} cannot relate to itself")
+
+    def artifact(self, sha256: str) -> RecordArtifact | None:
+        """Return the record's entry for the artifact with this SHA-256, if it holds it."""
+        return next((ra for ra in self.artifacts if ra.artifact.sha256 == sha256), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Custody.
+
+
+@frozen
+class CustodyEvent:
+    """One entry of the append-only custody log.
+
+    ``hash`` is SHA-256 over the RFC 8785 canonical JSON of the event without its ``hash``
+    member; ``prev_hash`` is the previous event's ``hash`` (:data:`GENESIS_HASH` for the first).
+    See :mod:`evidence_catalog.custody`.
+    """
+
+    seq: int = field(validator=_non_negative)
+    at: dt.datetime = field(converter=to_utc)
+    actor: Agent
+    action: str = field(validator=attrs.validators.matches_re(_ACTION))
+    #: What the event is about: a record id, an artifact SHA-256, or ``catalog``.
+    subject: str = field(validator=_not_blank)
+    prev_hash: str = field(validator=_sha256)
+    hash: str = field(validator=_sha256)
+    details: dict[str, Any] = field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.seq < 1:
+            raise ValueError("custody event sequence numbers start at 1")
+
+
+@frozen
+class ExportBundle:
+    """A JSON export: records with their custody events, and who made it when with what."""
+
+    exported_at: dt.datetime = field(converter=to_utc)
+    exported_by: Agent
+    generator: Agent
+    records: tuple[EvidenceRecord, ...] = field(default=(), converter=_to_tuple)
+    #: The whole log when the whole catalog is exported; otherwise the events about the
+    #: exported records (a subset whose links cannot be walked on their own).
+    custody_events: tuple[CustodyEvent, ...] = field(default=(), converter=_to_tuple)
+    complete_log: bool = False

@@ -1,0 +1,135 @@
+"""The one converter between model values and JSON documents.
+
+Every JSON document this library emits is made here and carries its schema id in a ``schema``
+member (see ``schemas/``).  Timestamps are ISO 8601 in UTC with a ``Z`` suffix; enums are their
+values; absent optional fields are ``null``.  Hashes over JSON use RFC 8785 canonical form
+(:func:`canonical_json`) so that any other tool can recompute them from an export.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, TypeVar
+
+import cattrs
+import rfc8785
+from cattrs.preconf.json import make_converter
+
+from evidence_catalog import model
+from evidence_catalog.errors import ValidationError
+
+T = TypeVar("T")
+
+SCHEMA_BASE = "urn:evidence-catalog:schema:"
+
+#: Schema id of each top-level document type.  The version is part of the id; a reader accepts
+#: only the versions it knows.
+SCHEMA_IDS: dict[type[Any], str] = {
+    model.EvidenceRecord: SCHEMA_BASE + "evidence-record:1.0.0",
+    model.Artifact: SCHEMA_BASE + "artifact:1.0.0",
+    model.CustodyEvent: SCHEMA_BASE + "custody-event:1.0.0",
+    model.ExportBundle: SCHEMA_BASE + "export:1.0.0",
+}
+_TYPES_BY_SCHEMA = {v: k for k, v in SCHEMA_IDS.items()}
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """Format an aware datetime as ISO 8601 UTC with ``Z``; microseconds only when non-zero."""
+    value = model.to_utc(value)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text + "Z"
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """Parse an ISO 8601 timestamp that carries a zone; return it in UTC."""
+    if not isinstance(value, str):
+        raise TypeError(f"timestamp must be text, got {type(value).__name__}")
+    parsed = dt.datetime.fromisoformat(value)
+    return model.to_utc(parsed)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = make_converter(forbid_extra_keys=True)
+    conv.register_unstructure_hook(dt.datetime, format_timestamp)
+    conv.register_structure_hook(dt.datetime, lambda v, _: parse_timestamp(v))
+    # Free-form JSON objects (raw platform metadata, event details) pass through unchanged.
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], lambda v, _: _json_object(v))
+    return conv
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+#: The converter.  Use :func:`to_document`/:func:`from_document` for top-level documents.
+converter: cattrs.Converter = _make_converter()
+
+
+def to_document(value: Any) -> dict[str, Any]:
+    """Return the JSON-ready document for a top-level model value, with its ``schema`` id first."""
+    schema = SCHEMA_IDS.get(type(value))
+    if schema is None:
+        raise TypeError(f"{type(value).__name__} is not a top-level document type")
+    body = converter.unstructure(value)
+    return {"schema": schema, **body}
+
+
+def from_document(data: Any, expected: type[T] | None = None) -> T:
+    """Build a model value from a JSON document, checking its ``schema`` id.
+
+    Raises :class:`~evidence_catalog.errors.ValidationError` naming the field and the reason.
+    """
+    if not isinstance(data, dict):
+        raise ValidationError(f"expected a JSON object, got {type(data).__name__}")
+    schema = data.get("schema")
+    cls = _TYPES_BY_SCHEMA.get(schema) if isinstance(schema, str) else None
+    if cls is None:
+        known = ", ".join(sorted(_TYPES_BY_SCHEMA))
+        raise ValidationError(
+            f"unknown or unsupported schema {schema!r} (this version reads: {known})",
+            where="schema",
+        )
+    if expected is not None and cls is not expected:
+        raise ValidationError(f"expected a {expected.__name__} document, got {schema}", where="schema")
+    body = {k: v for k, v in data.items() if k != "schema"}
+    return structure(body, cls)  # type: ignore[return-value]
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build a model value of type *cls* from JSON-ready data; errors name the field path."""
+    try:
+        return converter.structure(data, cls)
+    except Exception as exc:  # cattrs raises ExceptionGroups; flatten them to one clear message
+        if isinstance(exc, cattrs.BaseValidationError):
+            messages = cattrs.transform_error(exc, path="$")
+            raise ValidationError("; ".join(messages), where=cls.__name__) from exc
+        raise ValidationError(str(exc), where=cls.__name__) from exc
+
+
+def unstructure(value: Any) -> Any:
+    """Return JSON-ready data for any model value (no ``schema`` member)."""
+    return converter.unstructure(value)
+
+
+def canonical_json(data: Any) -> bytes:
+    """RFC 8785 (JCS) canonical JSON bytes of JSON-ready *data*."""
+    return rfc8785.dumps(data)
+
+
+def dumps(value: Any, *, indent: int | None = 2) -> str:
+    """Human-readable JSON text of a top-level document (UTF-8, non-ASCII kept as is)."""
+    return json.dumps(to_document(value), ensure_ascii=False, indent=indent)
+
+
+def loads(text: str | bytes, expected: type[T] | None = None) -> T:
+    """Parse JSON text into a model value; malformed JSON is a :class:`ValidationError`."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"malformed JSON: {exc}") from exc
+    return from_document(data, expected)

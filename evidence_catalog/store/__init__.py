@@ -1,0 +1,1 @@
+"""Storage adapters: the content-addressed blob store and the catalog database."""

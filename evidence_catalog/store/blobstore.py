@@ -1,0 +1,144 @@
+"""Content-addressed, write-once blob store on a local file system.
+
+Layout: ``<root>/sha256/ab/cd/abcd…`` (the first two pairs of hex digits fan the files out).
+Bytes are written to ``<root>/tmp/`` while they are hashed, flushed with ``fsync``, and then
+*linked* under their content address: a hard link fails if the name exists, so a stored blob is
+never overwritten, even by a concurrent writer.  A second copy of the same bytes stores nothing.
+A process killed mid-write leaves only a ``*.part`` file in ``tmp/``, never a blob under a name
+it does not match.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from attrs import frozen
+
+from evidence_catalog.errors import StorageError
+from evidence_catalog.findings import (
+    BlobMissing,
+    BlobUnreadable,
+    DigestMismatch,
+    Finding,
+    SizeMismatch,
+)
+from evidence_catalog.hashing import ProgressCallback, hash_file, hash_stream
+from evidence_catalog.model import Digests
+
+
+@frozen
+class StoredBlob:
+    """The outcome of putting bytes into the store."""
+
+    digests: Digests
+    size: int
+    #: False when identical bytes were already stored (nothing new was written).
+    created: bool
+
+    @property
+    def sha256(self) -> str:
+        """The blob's address."""
+        return self.digests.sha256
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    """Write-once storage of bytes under their SHA-256."""
+
+    def __init__(self, root: Path, algorithms: Sequence[str] = ("sha256",), *, fsync: bool = True):
+        self.root = Path(root)
+        self.algorithms = tuple(algorithms)
+        self.fsync = fsync
+        self.tmp_dir = self.root / "tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the blob with this SHA-256 lives (whether or not it exists)."""
+        return self.root / "sha256" / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        """Tell whether the blob is stored."""
+        return self.path_for(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open a stored blob for reading."""
+        return open(self.path_for(sha256), "rb")
+
+    def put_stream(self, stream: BinaryIO, *, progress: ProgressCallback | None = None) -> StoredBlob:
+        """Copy *stream* into the store, hashing it on the way; deduplicate by SHA-256."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp_path = self.tmp_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb", buffering=0) as out:
+                digests, size = hash_stream(
+                    stream, self.algorithms, on_block=out.write, progress=progress
+                )
+                if self.fsync:
+                    os.fsync(out.fileno())
+            created = self._link_into_place(tmp_path, digests.sha256)
+        except OSError as exc:
+            raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
+        finally:
+            tmp_path.unlink(missing_ok=True)
+        return StoredBlob(digests=digests, size=size, created=created)
+
+    def put_file(self, path: str | bytes | os.PathLike[str], *, progress: ProgressCallback | None = None) -> StoredBlob:
+        """Copy the file at *path* into the store (see :meth:`put_stream`)."""
+        with open(path, "rb", buffering=0) as stream:
+            return self.put_stream(stream, progress=progress)  # type: ignore[arg-type]
+
+    def _link_into_place(self, tmp_path: Path, sha256: str) -> bool:
+        final = self.path_for(sha256)
+        if final.exists():
+            return False
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        try:
+            os.link(tmp_path, final)
+        except FileExistsError:
+            return False  # a concurrent writer stored the same bytes first
+        if self.fsync:
+            _fsync_dir(final.parent)
+        return True
+
+    def verify(self, sha256: str, expected: Digests, size: int, *, progress: ProgressCallback | None = None) -> list[Finding]:
+        """Re-hash a stored blob; return what does not match the recorded digests and size."""
+        path = self.path_for(sha256)
+        algorithms = tuple(expected.as_dict())
+        try:
+            found, found_size = hash_file(os.fspath(path), algorithms, progress=progress)
+        except FileNotFoundError:
+            return [BlobMissing(sha256=sha256)]
+        except OSError as exc:
+            return [BlobUnreadable(sha256=sha256, reason=exc.strerror or str(exc))]
+        findings: list[Finding] = []
+        if found_size != size:
+            findings.append(SizeMismatch(sha256=sha256, expected=size, found=found_size))
+        actual = found.as_dict()
+        for algorithm, value in expected.as_dict().items():
+            if actual[algorithm] != value:
+                findings.append(
+                    DigestMismatch(sha256=sha256, algorithm=algorithm, expected=value, found=actual[algorithm])
+                )
+        return findings
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device; nothing was stored"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write to the blob store ({exc.strerror}); nothing was stored"
+    return f"storing failed ({exc.strerror or exc}); nothing was stored"

@@ -1,0 +1,418 @@
+"""The catalog database adapter: connection set-up, migrations, rows to and from model values.
+
+Every write runs in one transaction that begins ``IMMEDIATE`` on SQLite, so that writers queue
+for the lock instead of failing half-way, and so that appending to the custody log (always here,
+in :meth:`CatalogDatabase.append_event`) sees the true last event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlmodel import Session, col, select
+
+from evidence_catalog import model
+from evidence_catalog.custody import make_event
+from evidence_catalog.errors import CatalogError, CatalogVersionError, NotFoundError, ValidationError
+from evidence_catalog.serialize import structure, unstructure
+from evidence_catalog.store.tables import (
+    AcquisitionRow,
+    ArtifactRow,
+    CustodyEventRow,
+    RecordArtifactRow,
+    RecordPartRow,
+    RecordRow,
+    RecordTagRow,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: Record parts kept as JSON bodies in ``record_part``, by kind, with their model type.
+PART_KINDS: dict[str, type[Any]] = {
+    "report": model.Report,
+    "note": model.Note,
+    "flag": model.SensitivityFlag,
+    "relation": model.Relation,
+    "claim": model.Claim,
+    "assessment": model.Assessment,
+}
+_PART_FIELDS = {
+    "report": "reports",
+    "note": "notes",
+    "flag": "flags",
+    "relation": "relations",
+    "claim": "claims",
+    "assessment": "assessments",
+}
+
+
+def _alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; every timestamp we stored was UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _make_engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @sa_event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.close()
+
+        @sa_event.listens_for(engine, "begin")
+        def _on_begin(connection: sa.Connection) -> None:
+            mode = "IMMEDIATE" if connection.get_execution_options().get("write") else "DEFERRED"
+            connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class CatalogDatabase:
+    """The catalog's database: an index of records, artifacts and the custody log."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(write=True)
+
+    @classmethod
+    def create(cls, url: str) -> CatalogDatabase:
+        """Create the schema in an empty database by running every migration."""
+        db = cls(_make_engine(url))
+        with db._writer.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+        return db
+
+    @classmethod
+    def open(cls, url: str, *, where: str) -> CatalogDatabase:
+        """Open an existing catalog database, upgrading it if it is older than this library."""
+        db = cls(_make_engine(url))
+        script = ScriptDirectory.from_config(_alembic_config())
+        known = {rev.revision for rev in script.walk_revisions()}
+        try:
+            with db.engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        except (DatabaseError, OperationalError) as exc:
+            db.close()
+            raise CatalogError(f"catalog database is corrupt or unreadable ({exc.orig})", where=where) from exc
+        if current is None:
+            db.close()
+            raise CatalogError("catalog database has no schema (not created by evidence-catalog)", where=where)
+        if current not in known:
+            db.close()
+            raise CatalogVersionError(
+                f"catalog database schema {current!r} is newer than this version of "
+                "evidence-catalog; upgrade the library",
+                where=where,
+            )
+        if current != script.get_current_head():
+            with db._writer.begin() as connection:
+                command.upgrade(_alembic_config(connection), "head")
+        return db
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (a consistent snapshot on SQLite in WAL mode)."""
+        with Session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session whose work commits as one transaction, or not at all."""
+        with Session(self._writer) as session, session.begin():
+            yield session
+
+    # -- custody log -------------------------------------------------------------------------
+
+    def append_event(
+        self,
+        session: Session,
+        *,
+        at: dt.datetime,
+        actor: model.Agent,
+        action: str,
+        subject: str,
+        details: dict[str, Any],
+    ) -> model.CustodyEvent:
+        """Append one event to the custody log, linked to the last one (the only appender)."""
+        last = session.exec(select(CustodyEventRow).order_by(col(CustodyEventRow.seq).desc()).limit(1)).first()
+        event = make_event(
+            None if last is None else event_from_row(last),
+            at=at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            details=details,
+        )
+        session.add(
+            CustodyEventRow(
+                seq=event.seq,
+                at=event.at,
+                actor=unstructure(event.actor),
+                action=event.action,
+                subject=event.subject,
+                details=event.details,
+                prev_hash=event.prev_hash,
+                hash=event.hash,
+            )
+        )
+        session.flush()
+        return event
+
+    def event_rows(self, session: Session) -> Iterator[CustodyEventRow]:
+        """The custody log's raw rows in sequence order (for verification)."""
+        query = select(CustodyEventRow).order_by(col(CustodyEventRow.seq))
+        yield from session.exec(query.execution_options(yield_per=1000))
+
+    def events(self, session: Session, subject: str | None = None) -> Iterator[model.CustodyEvent]:
+        """The custody log in sequence order, optionally only events about *subject*."""
+        query = select(CustodyEventRow).order_by(col(CustodyEventRow.seq))
+        if subject is not None:
+            query = query.where(CustodyEventRow.subject == subject)
+        for row in session.exec(query.execution_options(yield_per=1000)):
+            yield event_from_row(row)
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def artifact(self, session: Session, sha256: str) -> model.Artifact | None:
+        """The artifact with this SHA-256, if catalogued."""
+        row = session.get(ArtifactRow, sha256)
+        return None if row is None else _artifact_from_row(row)
+
+    def artifacts(self, session: Session) -> Iterator[model.Artifact]:
+        """Every catalogued artifact."""
+        for row in session.exec(select(ArtifactRow).order_by(col(ArtifactRow.sha256))):
+            yield _artifact_from_row(row)
+
+    def add_artifact(self, session: Session, artifact: model.Artifact, *, at: dt.datetime) -> bool:
+        """Insert an artifact unless it is already catalogued; return True when inserted."""
+        if session.get(ArtifactRow, artifact.sha256) is not None:
+            return False
+        digests = artifact.digests
+        session.add(
+            ArtifactRow(
+                sha256=digests.sha256,
+                size=artifact.size,
+                media_type=artifact.media_type,
+                md5=digests.md5,
+                sha1=digests.sha1,
+                sha512=digests.sha512,
+                blake2b=digests.blake2b,
+                extracted=None if artifact.metadata is None else unstructure(artifact.metadata),
+                stored_at=at,
+            )
+        )
+        session.flush()
+        return True
+
+    def records_holding(self, session: Session, sha256: str) -> list[str]:
+        """Ids of the records that hold an artifact, oldest first."""
+        query = (
+            select(RecordArtifactRow.record_id)
+            .where(RecordArtifactRow.sha256 == sha256)
+            .order_by(col(RecordArtifactRow.record_id))
+        )
+        return list(session.exec(query))
+
+    # -- records -----------------------------------------------------------------------------
+
+    def record_exists(self, session: Session, record_id: str) -> bool:
+        """Tell whether a record with this id exists."""
+        return session.get(RecordRow, record_id) is not None
+
+    def add_record(self, session: Session, record: model.EvidenceRecord) -> None:
+        """Insert a new record with its own columns and tags (parts are added separately)."""
+        session.add(
+            RecordRow(
+                id=record.id,
+                created_at=record.created_at,
+                created_by=unstructure(record.created_by),
+                title=record.title,
+            )
+        )
+        session.flush()
+        self.add_tags(session, record.id, record.tags)
+
+    def add_tags(self, session: Session, record_id: str, tags: Sequence[str]) -> list[str]:
+        """Add tags a record does not have yet; return those added."""
+        have = set(session.exec(select(RecordTagRow.tag).where(RecordTagRow.record_id == record_id)))
+        added = sorted(set(tags) - have)
+        for tag in added:
+            session.add(RecordTagRow(record_id=record_id, tag=tag))
+        session.flush()
+        return added
+
+    def attach_artifact(self, session: Session, record_id: str, entry: model.RecordArtifact) -> bool:
+        """Put an artifact on a record unless it is there already; return True when attached."""
+        if session.get(RecordArtifactRow, (record_id, entry.artifact.sha256)) is not None:
+            return False
+        position = session.exec(
+            select(sa.func.count()).select_from(RecordArtifactRow).where(RecordArtifactRow.record_id == record_id)
+        ).one()
+        session.add(
+            RecordArtifactRow(
+                record_id=record_id,
+                sha256=entry.artifact.sha256,
+                position=position,
+                role=entry.role.value,
+                derived_from=entry.derived_from,
+                derivation=entry.derivation,
+            )
+        )
+        session.flush()
+        return True
+
+    def add_acquisition(
+        self, session: Session, record_id: str, acquisition: model.Acquisition, custody_seq: int
+    ) -> None:
+        """Record an acquisition on a record, tied to the custody event that logged it."""
+        session.add(
+            AcquisitionRow(
+                id=acquisition.id,
+                record_id=record_id,
+                artifact_sha256=acquisition.artifact_sha256,
+                method=acquisition.method.value,
+                started_at=acquisition.started_at,
+                custody_seq=custody_seq,
+                body=unstructure(acquisition),
+            )
+        )
+        session.flush()
+
+    def add_part(self, session: Session, record_id: str, kind: str, part: Any, custody_seq: int) -> None:
+        """Add a report, note, flag, relation, claim or assessment to a record."""
+        if not isinstance(part, PART_KINDS[kind]):
+            raise TypeError(f"a {kind} part must be a {PART_KINDS[kind].__name__}")
+        position = session.exec(
+            select(sa.func.count())
+            .select_from(RecordPartRow)
+            .where(RecordPartRow.record_id == record_id, RecordPartRow.kind == kind)
+        ).one()
+        session.add(
+            RecordPartRow(
+                id=getattr(part, "id", None) or model.new_id(),
+                record_id=record_id,
+                kind=kind,
+                position=position,
+                custody_seq=custody_seq,
+                body=unstructure(part),
+            )
+        )
+        session.flush()
+
+    def record_ids(self, session: Session) -> list[str]:
+        """Every record id, oldest first (ids are time-ordered)."""
+        return list(session.exec(select(RecordRow.id).order_by(col(RecordRow.id))))
+
+    def record(self, session: Session, record_id: str) -> model.EvidenceRecord:
+        """Assemble a whole record from its rows."""
+        row = session.get(RecordRow, record_id)
+        if row is None:
+            raise NotFoundError(f"no record with id {record_id}")
+        entries = session.exec(
+            select(RecordArtifactRow, ArtifactRow)
+            .join(ArtifactRow, col(ArtifactRow.sha256) == col(RecordArtifactRow.sha256))
+            .where(RecordArtifactRow.record_id == record_id)
+            .order_by(col(RecordArtifactRow.position))
+        ).all()
+        acquisitions = session.exec(
+            select(AcquisitionRow)
+            .where(AcquisitionRow.record_id == record_id)
+            .order_by(col(AcquisitionRow.custody_seq), col(AcquisitionRow.id))
+        ).all()
+        tags = session.exec(select(RecordTagRow.tag).where(RecordTagRow.record_id == record_id)).all()
+        parts: dict[str, list[Any]] = {name: [] for name in _PART_FIELDS.values()}
+        for part in session.exec(
+            select(RecordPartRow)
+            .where(RecordPartRow.record_id == record_id)
+            .order_by(col(RecordPartRow.kind), col(RecordPartRow.position))
+        ):
+            parts[_PART_FIELDS[part.kind]].append(structure(part.body, PART_KINDS[part.kind]))
+        return model.EvidenceRecord(
+            id=row.id,
+            created_at=_aware(row.created_at),
+            created_by=structure(row.created_by, model.Agent),
+            title=row.title,
+            artifacts=[
+                model.RecordArtifact(
+                    artifact=_artifact_from_row(artifact),
+                    role=entry.role,
+                    derived_from=entry.derived_from,
+                    derivation=entry.derivation,
+                )
+                for entry, artifact in entries
+            ],
+            acquisitions=[structure(a.body, model.Acquisition) for a in acquisitions],
+            tags=tags,
+            **parts,
+        )
+
+    def acquisition_links(self, session: Session) -> Iterator[tuple[str, str, str | None, int]]:
+        """(acquisition id, record id, artifact SHA-256, custody seq) of every acquisition."""
+        query = select(
+            AcquisitionRow.id, AcquisitionRow.record_id, AcquisitionRow.artifact_sha256, AcquisitionRow.custody_seq
+        )
+        yield from session.exec(query)
+
+    def count(self, session: Session, table: type[Any]) -> int:
+        """Number of rows in a table."""
+        return int(session.exec(select(sa.func.count()).select_from(table)).one())
+
+
+def _artifact_from_row(row: ArtifactRow) -> model.Artifact:
+    return model.Artifact(
+        digests=model.Digests(sha256=row.sha256, md5=row.md5, sha1=row.sha1, sha512=row.sha512, blake2b=row.blake2b),
+        size=row.size,
+        media_type=row.media_type,
+        metadata=None if row.extracted is None else structure(row.extracted, model.EmbeddedMetadata),
+    )
+
+
+def event_from_row(row: CustodyEventRow) -> model.CustodyEvent:
+    """The custody event a row holds; :class:`ValidationError` if the row is not a valid event."""
+    try:
+        return _event(row)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc), where=f"custody event {row.seq}") from exc
+
+
+def _event(row: CustodyEventRow) -> model.CustodyEvent:
+    return model.CustodyEvent(
+        seq=row.seq,
+        at=_aware(row.at),
+        actor=structure(row.actor, model.Agent),
+        action=row.action,
+        subject=row.subject,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+        details=row.details,
+    )

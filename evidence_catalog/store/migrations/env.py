@@ -1,0 +1,17 @@
+"""Alembic environment: runs on the connection the catalog hands over (never a URL from an ini)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from evidence_catalog.store import tables  # noqa: F401  (registers the tables on the metadata)
+from sqlmodel import SQLModel
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    render_as_batch=True,  # SQLite alters tables by copy; batch mode does that for us
+)
+with context.begin_transaction():
+    context.run_migrations()

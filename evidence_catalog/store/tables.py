@@ -1,0 +1,114 @@
+"""SQLModel tables of the catalog database.
+
+The database is an index over the blobs and the custody log: each part of a record is a row with
+the columns that queries need plus, where the part is rich, its JSON body as made by the one
+converter in :mod:`evidence_catalog.serialize`.  Changes go through Alembic migrations in
+``migrations/``; a test checks that these tables and the migrations agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def _json() -> Any:
+    return Field(sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class RecordRow(SQLModel, table=True):
+    """An evidence record's own columns."""
+
+    __tablename__ = "record"
+
+    id: str = Field(primary_key=True, max_length=36)
+    created_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)  # type: ignore[call-overload]
+    created_by: dict[str, Any] = _json()
+    title: str | None = Field(default=None)
+
+
+class ArtifactRow(SQLModel, table=True):
+    """Bytes held in the blob store, with all their recorded digests."""
+
+    __tablename__ = "artifact"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    media_type: str
+    md5: str | None = Field(default=None, max_length=32, index=True)
+    sha1: str | None = Field(default=None, max_length=40, index=True)
+    sha512: str | None = Field(default=None, max_length=128)
+    blake2b: str | None = Field(default=None, max_length=128)
+    extracted: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    stored_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class RecordArtifactRow(SQLModel, table=True):
+    """Which record holds which artifact, in which role."""
+
+    __tablename__ = "record_artifact"
+
+    record_id: str = Field(foreign_key="record.id", primary_key=True, max_length=36)
+    sha256: str = Field(foreign_key="artifact.sha256", primary_key=True, max_length=64, index=True)
+    position: int
+    role: str
+    derived_from: str | None = Field(default=None, max_length=64)
+    derivation: str | None = Field(default=None)
+
+
+class CustodyEventRow(SQLModel, table=True):
+    """One event of the append-only custody log."""
+
+    __tablename__ = "custody_event"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+    actor: dict[str, Any] = _json()
+    action: str = Field(index=True)
+    subject: str = Field(index=True)
+    details: dict[str, Any] = _json()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AcquisitionRow(SQLModel, table=True):
+    """How an artifact or report came into the catalog; ``body`` is the full acquisition."""
+
+    __tablename__ = "acquisition"
+
+    id: str = Field(primary_key=True, max_length=36)
+    record_id: str = Field(foreign_key="record.id", index=True, max_length=36)
+    artifact_sha256: str | None = Field(default=None, foreign_key="artifact.sha256", index=True, max_length=64)
+    method: str
+    started_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+    custody_seq: int = Field(foreign_key="custody_event.seq")
+    body: dict[str, Any] = _json()
+
+
+class RecordTagRow(SQLModel, table=True):
+    """A tag on a record."""
+
+    __tablename__ = "record_tag"
+
+    record_id: str = Field(foreign_key="record.id", primary_key=True, max_length=36)
+    tag: str = Field(primary_key=True, index=True)
+
+
+class RecordPartRow(SQLModel, table=True):
+    """A report, note, claim, assessment, relation or sensitivity flag on a record.
+
+    ``kind`` names the part; ``body`` is its JSON.  Later features give parts that need querying
+    their own columns by migration.
+    """
+
+    __tablename__ = "record_part"
+
+    id: str = Field(primary_key=True, max_length=36)
+    record_id: str = Field(foreign_key="record.id", index=True, max_length=36)
+    kind: str = Field(index=True)
+    position: int
+    custody_seq: int = Field(foreign_key="custody_event.seq")
+    body: dict[str, Any] = _json()
