@@ -20,6 +20,7 @@ from evidence_catalog.model import ExifData, GeoPosition
 _EXIF_DATETIME = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 _SUBSEC = re.compile(r"^\d{1,9}$")
+_NO_EXIF = re.compile(r"(does not have exif|no exif)", re.IGNORECASE)
 
 
 class _Collect(logging.Handler):
@@ -56,7 +57,8 @@ def read_exif(path: Path) -> tuple[ExifData | None, tuple[str, ...], str]:
     finally:
         logger.removeHandler(collector)
         logger.propagate = saved_propagate
-    errors.extend(collector.messages)
+    # "no EXIF here" is an answer, not a problem with the file
+    errors.extend(m for m in collector.messages if not _NO_EXIF.search(m))
     exifread_version = version("exifread")
     if not tags:
         return None, tuple(errors), exifread_version

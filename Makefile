@@ -1,0 +1,46 @@
+# Common loops.  `make demo` and `make test` are the README's two commands: each creates or
+# refreshes the local virtualenv (.venv) first, so a fresh machine needs only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := build/demo-catalog
+EC := $(BIN)/evidence-catalog
+
+.PHONY: venv demo test lint bench schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(EC) init $(DEMO) --operator "Demo Analyst <analyst@example.org>" --digest md5
+	$(EC) add --catalog $(DEMO) --tag demo --source-url "https://example.org/synthetic" \
+	    examples/*.jpg examples/*.png examples/*.pdf examples/*.txt examples/*.wav
+	$(EC) list --catalog $(DEMO)
+	$(EC) show --catalog $(DEMO) $$($(EC) list --catalog $(DEMO) --json | $(BIN)/python -c \
+	    "import json,sys; print(next(r['id'] for r in json.load(sys.stdin) if r['title'].endswith('.jpg')))")
+	$(EC) verify --catalog $(DEMO)
+	$(EC) log --catalog $(DEMO)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check evidence_catalog tests benchmarks schemas
+	$(BIN)/ruff format --check evidence_catalog tests benchmarks schemas
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+schemas: $(STAMP)
+	$(BIN)/python schemas/generate.py
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

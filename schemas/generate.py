@@ -1,0 +1,380 @@
+"""Write the published JSON Schemas in this folder from one set of definitions.
+
+Each schema file is self-contained (its own ``$defs``), so that a recipient can validate a
+document with any draft 2020-12 validator and no network access, e.g.::
+
+    check-jsonschema --schemafile schemas/evidence-record-1.0.0.schema.json record.json
+
+Run ``python schemas/generate.py`` after changing a definition; a test fails while the files
+here and this script disagree.  A change to a published format is a new schema version.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+BASE = "urn:evidence-catalog:schema:"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def obj(properties: dict[str, Any], required: list[str] | None = None, description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def enum(*values: str, description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "enum": list(values)}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+TEXT = {"type": "string"}
+NONBLANK = {"type": "string", "pattern": "\\S"}
+OPT_TEXT = nullable(TEXT)
+BOOL = {"type": "boolean"}
+COUNT = {"type": "integer", "minimum": 0}
+
+DEFS: dict[str, Any] = {
+    "timestamp": {
+        "type": "string",
+        "description": "ISO 8601 date-time in UTC with a Z suffix; fractional seconds only when non-zero.",
+        "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{6})?Z$",
+    },
+    "id": {
+        "type": "string",
+        "description": "Time-ordered identifier: a lowercase UUID version 7 (RFC 9562).",
+        "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+    },
+    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "SHA-256, lowercase hex."},
+    "agent": obj(
+        {
+            "name": {**NONBLANK, "description": "Person's, organisation's or program's name."},
+            "kind": enum("person", "software", "organization"),
+            "email": nullable(NONBLANK),
+            "organization": nullable(NONBLANK),
+            "version": nullable({**NONBLANK, "description": "Version of a software agent."}),
+            "host": nullable({**NONBLANK, "description": "Host name the agent acted from."}),
+        },
+        description="A person, an organisation or a program that acted on evidence.",
+    ),
+    "digests": obj(
+        {
+            "sha256": ref("sha256"),
+            "md5": nullable({"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+            "sha1": nullable({"type": "string", "pattern": "^[0-9a-f]{40}$"}),
+            "sha512": nullable({"type": "string", "pattern": "^[0-9a-f]{128}$"}),
+            "blake2b": nullable({"type": "string", "pattern": "^[0-9a-f]{128}$"}),
+        },
+        description="Digests of the same bytes; SHA-256 is the identity, others where configured.",
+    ),
+    "geo_position": obj(
+        {
+            "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+            "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+            "altitude_m": nullable({"type": "number"}),
+        },
+        description="WGS 84 position in signed decimal degrees; altitude in metres.",
+    ),
+    "exif": obj(
+        {
+            "raw": {"type": "object", "additionalProperties": TEXT, "description": "Every tag exifread read."},
+            "datetime_original": nullable(
+                {**TEXT, "description": "Camera's local date-time (ISO 8601), with offset when the file gives one."}
+            ),
+            "make": OPT_TEXT,
+            "model": OPT_TEXT,
+            "software": OPT_TEXT,
+            "gps": nullable(ref("geo_position")),
+        }
+    ),
+    "embedded_metadata": obj(
+        {
+            "extractor": ref("agent"),
+            "exif": nullable(ref("exif")),
+            "errors": {"type": "array", "items": TEXT, "description": "Problems met while extracting."},
+        }
+    ),
+    "artifact": obj(
+        {
+            "digests": ref("digests"),
+            "size": {**COUNT, "description": "Length in bytes."},
+            "media_type": {
+                "type": "string",
+                "pattern": "^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$",
+                "description": "Sniffed from the bytes.",
+            },
+            "metadata": nullable(ref("embedded_metadata")),
+        },
+        description="Bytes held in the blob store.",
+    ),
+    "record_artifact": obj(
+        {
+            "artifact": ref("artifact"),
+            "role": enum(
+                "original",
+                "derived",
+                "platform_metadata",
+                "thumbnail",
+                "subtitle",
+                "description",
+                "page_snapshot",
+                "source_document",
+            ),
+            "derived_from": nullable(ref("sha256")),
+            "derivation": OPT_TEXT,
+        }
+    ),
+    "acquisition": obj(
+        {
+            "id": ref("id"),
+            "method": enum("added_from_disk", "captured_from_url", "ingested_from_feed", "imported"),
+            "started_at": ref("timestamp"),
+            "ended_at": ref("timestamp"),
+            "operator": ref("agent"),
+            "tools": {"type": "array", "items": ref("agent")},
+            "artifact_sha256": nullable(ref("sha256")),
+            "outcome": enum("succeeded", "failed"),
+            "original_path": OPT_TEXT,
+            "original_path_b64": nullable({"type": "string", "contentEncoding": "base64"}),
+            "file_modified_at": nullable(ref("timestamp")),
+            "source_url": OPT_TEXT,
+            "requested_url": OPT_TEXT,
+            "final_url": OPT_TEXT,
+            "http_status": nullable({"type": "integer"}),
+            "platform": OPT_TEXT,
+            "extractor": OPT_TEXT,
+            "platform_id": OPT_TEXT,
+            "error": OPT_TEXT,
+            "note": OPT_TEXT,
+        },
+        description="How, when, by whom and with what an artifact or report was acquired.",
+    ),
+    "source": obj(
+        {
+            "platform": OPT_TEXT,
+            "feed_name": OPT_TEXT,
+            "account_handle": OPT_TEXT,
+            "account_id": OPT_TEXT,
+            "url": OPT_TEXT,
+        }
+    ),
+    "link_card": obj(
+        {
+            "site_name": OPT_TEXT,
+            "title": OPT_TEXT,
+            "description": OPT_TEXT,
+            "url": OPT_TEXT,
+            "truncated": BOOL,
+        }
+    ),
+    "repost": obj({"reposted_by": TEXT, "original_author": TEXT, "original_post_id": OPT_TEXT}),
+    "line_span": obj({"first": COUNT, "last": COUNT}),
+    "report": obj(
+        {
+            "id": ref("id"),
+            "source": ref("source"),
+            "text": TEXT,
+            "author": OPT_TEXT,
+            "language": OPT_TEXT,
+            "published_at": nullable(ref("timestamp")),
+            "post_id": OPT_TEXT,
+            "url": OPT_TEXT,
+            "url_known": BOOL,
+            "mentions": {"type": "array", "items": TEXT},
+            "hashtags": {"type": "array", "items": TEXT},
+            "links": {"type": "array", "items": TEXT},
+            "link_cards": {"type": "array", "items": ref("link_card")},
+            "repost": nullable(ref("repost")),
+            "document_sha256": nullable(ref("sha256")),
+            "line_span": nullable(ref("line_span")),
+        },
+        description="A statement published somewhere: a post, a repost, a feed item, an article.",
+    ),
+    "note": obj({"id": ref("id"), "text": NONBLANK, "author": ref("agent"), "written_at": ref("timestamp")}),
+    "sensitivity_flag": obj(
+        {
+            "kind": enum("graphic", "personal_data", "protected_source", "minors"),
+            "reason": NONBLANK,
+            "set_by": ref("agent"),
+            "set_at": ref("timestamp"),
+        }
+    ),
+    "relation": obj(
+        {
+            "kind": enum("duplicate_of", "derived_from", "same_incident_as", "responds_to", "contradicts"),
+            "target_id": ref("id"),
+            "linked_by": ref("agent"),
+            "linked_at": ref("timestamp"),
+            "note": OPT_TEXT,
+        }
+    ),
+    "event_time": obj(
+        {
+            "start": ref("timestamp"),
+            "end": nullable(ref("timestamp")),
+            "precision": enum("second", "minute", "hour", "day", "month", "year"),
+        }
+    ),
+    "place": obj(
+        {
+            "name": OPT_TEXT,
+            "position": nullable(ref("geo_position")),
+            "uncertainty_m": nullable({"type": "number", "minimum": 0}),
+            "admin_area": OPT_TEXT,
+        }
+    ),
+    "claim": obj(
+        {
+            "id": ref("id"),
+            "stated_by": ref("agent"),
+            "stated_at": ref("timestamp"),
+            "summary": OPT_TEXT,
+            "category": OPT_TEXT,
+            "event_time": nullable(ref("event_time")),
+            "place": nullable(ref("place")),
+            "alleged_perpetrator": OPT_TEXT,
+            "source_report_id": nullable(ref("id")),
+            "source_description": OPT_TEXT,
+        },
+        description="What an item allegedly shows, and who says so; never a finding of fact.",
+    ),
+    "assessment": obj(
+        {
+            "id": ref("id"),
+            "status": enum("unverified", "in_progress", "verified", "disputed", "false"),
+            "assessor": ref("agent"),
+            "assessed_at": ref("timestamp"),
+            "methods": {
+                "type": "array",
+                "items": enum("source_analysis", "geolocation", "chronolocation", "technical_analysis"),
+            },
+            "confidence": nullable(enum("low", "medium", "high")),
+            "note": OPT_TEXT,
+            "supersedes": nullable(ref("id")),
+        }
+    ),
+    "evidence_record": obj(
+        {
+            "id": ref("id"),
+            "created_at": ref("timestamp"),
+            "created_by": ref("agent"),
+            "title": OPT_TEXT,
+            "artifacts": {"type": "array", "items": ref("record_artifact")},
+            "acquisitions": {"type": "array", "items": ref("acquisition")},
+            "reports": {"type": "array", "items": ref("report")},
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^\\S(.*\\S)?$"}, "uniqueItems": True},
+            "notes": {"type": "array", "items": ref("note")},
+            "flags": {"type": "array", "items": ref("sensitivity_flag")},
+            "relations": {"type": "array", "items": ref("relation")},
+            "claims": {"type": "array", "items": ref("claim")},
+            "assessments": {"type": "array", "items": ref("assessment")},
+        }
+    ),
+    "custody_event": obj(
+        {
+            "seq": {"type": "integer", "minimum": 1},
+            "at": ref("timestamp"),
+            "actor": ref("agent"),
+            "action": {"type": "string", "pattern": "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$"},
+            "subject": NONBLANK,
+            "prev_hash": ref("sha256"),
+            "hash": {
+                "$ref": "#/$defs/sha256",
+                "description": "SHA-256 of the RFC 8785 canonical JSON of this document without 'hash'.",
+            },
+            "details": {"type": "object"},
+        }
+    ),
+}
+
+DEFS["export"] = obj(
+    {
+        "exported_at": ref("timestamp"),
+        "exported_by": ref("agent"),
+        "generator": ref("agent"),
+        "records": {"type": "array", "items": ref("evidence_record")},
+        "custody_events": {"type": "array", "items": ref("custody_event")},
+        "complete_log": {
+            **BOOL,
+            "description": "True when custody_events is the whole log; otherwise the events about the records.",
+        },
+    }
+)
+
+#: (schema name, version, root definition, title)
+DOCUMENTS = [
+    ("evidence-record", "1.0.0", "evidence_record", "Evidence record"),
+    ("artifact", "1.0.0", "artifact", "Artifact"),
+    ("custody-event", "1.0.0", "custody_event", "Custody event"),
+    ("export", "1.0.0", "export", "JSON export of records and custody events"),
+]
+
+
+def _refs(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        target = node.get("$ref")
+        if isinstance(target, str) and target.startswith("#/$defs/"):
+            found.add(target.removeprefix("#/$defs/"))
+        for value in node.values():
+            found |= _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _refs(value)
+    return found
+
+
+def build(name: str, version: str, root: str, title: str) -> dict[str, Any]:
+    """The self-contained schema document for one top-level document type."""
+    schema_id = f"{BASE}{name}:{version}"
+    body = json.loads(json.dumps(DEFS[root]))
+    body["properties"] = {"schema": {"const": schema_id, "description": "This document's schema id."}, **body["properties"]}
+    body["required"] = ["schema", *body["required"]]
+    needed: set[str] = set()
+    todo = _refs(body)
+    while todo:
+        name_ = todo.pop()
+        if name_ not in needed:
+            needed.add(name_)
+            todo |= _refs(DEFS[name_]) - needed
+    return {
+        "$schema": DIALECT,
+        "$id": schema_id,
+        "title": title,
+        **body,
+        "$defs": {k: DEFS[k] for k in sorted(needed)},
+    }
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text of every schema."""
+    return {
+        f"{name}-{version}.schema.json": json.dumps(build(name, version, root, title), indent=2, ensure_ascii=False) + "\n"
+        for name, version, root, title in DOCUMENTS
+    }
+
+
+if __name__ == "__main__":
+    for file_name, text in render().items():
+        (HERE / file_name).write_text(text, encoding="utf-8")
+        print(file_name, file=sys.stderr)
