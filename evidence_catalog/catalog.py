@@ -55,9 +55,12 @@ EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl")
 
 def display_path(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
     """A path as one printable line: invalid UTF-8 bytes and control characters escaped."""
-    raw = os.fsencode(path)
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:  # text with lone surrogates that did not come from a file name
+        raw = os.fspath(path).encode("utf-8", "backslashreplace")  # type: ignore[union-attr]
     text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _path_text(path: Path) -> tuple[str, str | None]:
@@ -289,15 +292,17 @@ class Catalog:
         if record_id is not None and not model.is_record_id(record_id):
             raise InputError(f"{record_id!r} is not a record id", where="record")
         tags = _checked_tags(tags)
-        if note is not None and not note.strip():
+        if note is not None and not _utf8(note, "note").strip():
             raise InputError("note must not be blank", where="note")
+        if source_url is not None:
+            _utf8(source_url, "source URL")
         started_at = self.clock()
         try:
             info = os.stat(path)
             if not stat.S_ISREG(info.st_mode):
                 raise InputError("not a regular file", where=where)
             with open(path, "rb", buffering=0) as stream:
-                blob = self.blobs.put_stream(stream, progress=progress)  # type: ignore[arg-type]
+                blob = self.blobs.put_stream(stream, progress=progress)
         except FileNotFoundError as exc:
             raise InputError("no such file", where=where) from exc
         except PermissionError as exc:
@@ -460,9 +465,7 @@ class Catalog:
                     findings.append(UnloggedChange(subject=f"acquisition {acquisition_id}", what="this acquisition"))
             artifacts = list(self.db.artifacts(session))
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            results = pool.map(
-                lambda a: self.blobs.verify(a.sha256, a.digests, a.size, progress=progress), artifacts
-            )
+            results = pool.map(lambda a: self.blobs.verify(a.sha256, a.digests, a.size, progress=progress), artifacts)
             for artifact_findings in results:
                 findings.extend(artifact_findings)
         report = VerificationReport(
@@ -589,10 +592,19 @@ def _sqlite_url(directory: Path) -> str:
     return f"sqlite:///{os.path.abspath(directory / DATABASE_FILE)}"
 
 
+def _utf8(text: str, where: str) -> str:
+    """Refuse text that cannot be stored as UTF-8 (e.g. undecodable bytes from a command line)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"is not valid UTF-8 text: {display_path(text)}", where=where) from exc
+    return text
+
+
 def _checked_tags(tags: Sequence[str]) -> tuple[str, ...]:
     cleaned = []
     for tag in tags:
-        text = tag.strip()
+        text = _utf8(tag, "tag").strip()
         if not text:
             raise InputError("tag must not be blank", where="tag")
         if any(ord(c) < 32 or ord(c) == 127 for c in text):

@@ -135,7 +135,7 @@ def init(path: str, operator: str | None, digests: Sequence[str], quiet: bool) -
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @_catalog_option
 @click.option("--recursive", "-r", is_flag=True, help="Add the files inside directories.")
 @click.option("--note", help="A note to keep with the record.")
@@ -225,7 +225,8 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
                 click.echo(f"  {algorithm:<10} {value}")
         _show_metadata(artifact.metadata)
     for acquisition in record.acquisitions:
-        click.echo(f"acquired {format_timestamp(acquisition.ended_at)} {acquisition.method.value} by {_agent(acquisition.operator)}")
+        when, how = format_timestamp(acquisition.ended_at), acquisition.method.value
+        click.echo(f"acquired {when} {how} by {_agent(acquisition.operator)}")
         if acquisition.original_path:
             click.echo(f"  from     {display_path(acquisition.original_path)}")
         if acquisition.source_url:

@@ -108,6 +108,10 @@ def parse_operator(text: str, *, organization: str | None = None) -> Agent:
     >>> parse_operator("A. Analyst <a@example.org>").email
     'a@example.org'
     """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError("operator is not valid UTF-8 text", where="--operator") from exc
     match = _NAME_EMAIL.match(text)
     name, email = (match["name"], match["email"]) if match else (text.strip(), None)
     if not name:

@@ -47,8 +47,7 @@ class DigestMismatch(Finding):
 
     def __str__(self) -> str:
         return (
-            f"artifact {self.sha256}: {self.algorithm} digest mismatch "
-            f"(expected {self.expected}, found {self.found})"
+            f"artifact {self.sha256}: {self.algorithm} digest mismatch (expected {self.expected}, found {self.found})"
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from evidence_catalog.errors import InputError
 from evidence_catalog.model import DIGEST_LENGTHS, Digests
@@ -26,8 +26,10 @@ ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just processed."""
 
 
-class _Readable(Protocol):
-    def readinto(self, buffer: bytearray | memoryview, /) -> int | None: ...
+class Readable(Protocol):
+    """Anything with ``readinto`` (files opened in binary mode, sockets, custom streams)."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 def normalise_algorithms(algorithms: Iterable[str] = ()) -> tuple[str, ...]:
@@ -40,8 +42,7 @@ def normalise_algorithms(algorithms: Iterable[str] = ()) -> tuple[str, ...]:
     unknown = wanted - set(SUPPORTED_ALGORITHMS)
     if unknown:
         raise InputError(
-            f"unknown digest algorithm(s) {', '.join(sorted(unknown))}; "
-            f"supported: {', '.join(SUPPORTED_ALGORITHMS)}"
+            f"unknown digest algorithm(s) {', '.join(sorted(unknown))}; supported: {', '.join(SUPPORTED_ALGORITHMS)}"
         )
     return tuple(a for a in SUPPORTED_ALGORITHMS if a == "sha256" or a in wanted)
 
@@ -66,11 +67,11 @@ class MultiHasher:
 
 
 def hash_stream(
-    stream: BinaryIO | _Readable,
+    stream: Readable,
     algorithms: Sequence[str] = (),
     *,
     block_size: int = BLOCK_SIZE,
-    on_block: Callable[[memoryview], None] | None = None,
+    on_block: Callable[[memoryview], object] | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[Digests, int]:
     """Read *stream* to its end in fixed-size blocks; return its digests and size.

@@ -137,11 +137,7 @@ def _tags(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> No
 
 def is_hex_digest(value: object, algorithm: str) -> bool:
     """Tell whether *value* is a lowercase hex digest of the right length for *algorithm*."""
-    return (
-        isinstance(value, str)
-        and len(value) == DIGEST_LENGTHS[algorithm]
-        and _HEX.fullmatch(value) is not None
-    )
+    return isinstance(value, str) and len(value) == DIGEST_LENGTHS[algorithm] and _HEX.fullmatch(value) is not None
 
 
 def is_record_id(value: object) -> bool:
@@ -504,6 +500,10 @@ class Confidence(enum.StrEnum):
     HIGH = "high"
 
 
+def _to_methods(values: Iterable[str]) -> tuple[VerificationMethod, ...]:
+    return tuple(VerificationMethod(v) for v in values)
+
+
 @frozen
 class Assessment:
     """A verification judgement.  A newer one supersedes, never overwrites, an older one."""
@@ -512,12 +512,8 @@ class Assessment:
     status: VerificationStatus = field(converter=VerificationStatus)
     assessor: Agent
     assessed_at: dt.datetime = field(converter=to_utc)
-    methods: tuple[VerificationMethod, ...] = field(
-        default=(), converter=lambda v: tuple(VerificationMethod(m) for m in v)
-    )
-    confidence: Confidence | None = field(
-        default=None, converter=attrs.converters.optional(Confidence)
-    )
+    methods: tuple[VerificationMethod, ...] = field(default=(), converter=_to_methods)
+    confidence: Confidence | None = field(default=None, converter=attrs.converters.optional(Confidence))
     note: str | None = None
     supersedes: str | None = field(default=None, validator=_optional_record_id)
 

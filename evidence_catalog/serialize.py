@@ -97,7 +97,8 @@ def from_document(data: Any, expected: type[T] | None = None) -> T:
     if expected is not None and cls is not expected:
         raise ValidationError(f"expected a {expected.__name__} document, got {schema}", where="schema")
     body = {k: v for k, v in data.items() if k != "schema"}
-    return structure(body, cls)  # type: ignore[return-value]
+    result: T = structure(body, cls)
+    return result
 
 
 def structure(data: Any, cls: type[T]) -> T:

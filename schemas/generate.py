@@ -348,7 +348,10 @@ def build(name: str, version: str, root: str, title: str) -> dict[str, Any]:
     """The self-contained schema document for one top-level document type."""
     schema_id = f"{BASE}{name}:{version}"
     body = json.loads(json.dumps(DEFS[root]))
-    body["properties"] = {"schema": {"const": schema_id, "description": "This document's schema id."}, **body["properties"]}
+    body["properties"] = {
+        "schema": {"const": schema_id, "description": "This document's schema id."},
+        **body["properties"],
+    }
     body["required"] = ["schema", *body["required"]]
     needed: set[str] = set()
     todo = _refs(body)
@@ -369,7 +372,8 @@ def build(name: str, version: str, root: str, title: str) -> dict[str, Any]:
 def render() -> dict[str, str]:
     """File name -> JSON text of every schema."""
     return {
-        f"{name}-{version}.schema.json": json.dumps(build(name, version, root, title), indent=2, ensure_ascii=False) + "\n"
+        f"{name}-{version}.schema.json": json.dumps(build(name, version, root, title), indent=2, ensure_ascii=False)
+        + "\n"
         for name, version, root, title in DOCUMENTS
     }
 

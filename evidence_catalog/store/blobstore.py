@@ -28,7 +28,7 @@ from evidence_catalog.findings import (
     Finding,
     SizeMismatch,
 )
-from evidence_catalog.hashing import ProgressCallback, hash_file, hash_stream
+from evidence_catalog.hashing import ProgressCallback, Readable, hash_file, hash_stream
 from evidence_catalog.model import Digests
 
 
@@ -76,16 +76,14 @@ class BlobStore:
         """Open a stored blob for reading."""
         return open(self.path_for(sha256), "rb")
 
-    def put_stream(self, stream: BinaryIO, *, progress: ProgressCallback | None = None) -> StoredBlob:
+    def put_stream(self, stream: Readable, *, progress: ProgressCallback | None = None) -> StoredBlob:
         """Copy *stream* into the store, hashing it on the way; deduplicate by SHA-256."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp_path = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
             fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with open(fd, "wb", buffering=0) as out:
-                digests, size = hash_stream(
-                    stream, self.algorithms, on_block=out.write, progress=progress
-                )
+                digests, size = hash_stream(stream, self.algorithms, on_block=out.write, progress=progress)
                 if self.fsync:
                     os.fsync(out.fileno())
             created = self._link_into_place(tmp_path, digests.sha256)
@@ -98,7 +96,7 @@ class BlobStore:
     def put_file(self, path: str | bytes | os.PathLike[str], *, progress: ProgressCallback | None = None) -> StoredBlob:
         """Copy the file at *path* into the store (see :meth:`put_stream`)."""
         with open(path, "rb", buffering=0) as stream:
-            return self.put_stream(stream, progress=progress)  # type: ignore[arg-type]
+            return self.put_stream(stream, progress=progress)
 
     def _link_into_place(self, tmp_path: Path, sha256: str) -> bool:
         final = self.path_for(sha256)
@@ -114,7 +112,9 @@ class BlobStore:
             _fsync_dir(final.parent)
         return True
 
-    def verify(self, sha256: str, expected: Digests, size: int, *, progress: ProgressCallback | None = None) -> list[Finding]:
+    def verify(
+        self, sha256: str, expected: Digests, size: int, *, progress: ProgressCallback | None = None
+    ) -> list[Finding]:
         """Re-hash a stored blob; return what does not match the recorded digests and size."""
         path = self.path_for(sha256)
         algorithms = tuple(expected.as_dict())

@@ -1,0 +1,401 @@
+"""The catalog facade end to end, on real SQLite files and real blob directories."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evidence_catalog import Agent, Catalog, model
+from evidence_catalog.catalog import AddResult
+from evidence_catalog.errors import (
+    CatalogError,
+    CatalogNotFoundError,
+    CatalogVersionError,
+    InputError,
+    NotFoundError,
+)
+from evidence_catalog.findings import (
+    BlobMissing,
+    BrokenLink,
+    DigestMismatch,
+    EventEdited,
+    EventMissing,
+    UnloggedChange,
+)
+from evidence_catalog.schema_files import load_schema
+from evidence_catalog.serialize import SCHEMA_IDS, from_document
+
+from .conftest import FixedClock
+
+
+def add_one(catalog: Catalog, path: Path, **kwargs: Any) -> AddResult:
+    [result] = catalog.add([path], **kwargs)
+    return result
+
+
+def test_init_creates_a_versioned_catalog_directory(tmp_path: Path, operator: Agent) -> None:
+    with Catalog.init(tmp_path / "cat", operator=operator, algorithms=["sha256", "md5"]) as catalog:
+        assert catalog.config.algorithms == ("sha256", "md5")
+    text = (tmp_path / "cat" / "catalog.toml").read_text()
+    assert "format_version = 1" in text and "Test Analyst" in text
+    assert (tmp_path / "cat" / "catalog.db").is_file() and (tmp_path / "cat" / "blobs").is_dir()
+    with Catalog.open(tmp_path / "cat") as catalog:
+        [created] = catalog.history()
+    assert created.action == "catalog.created" and created.actor == operator
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(catalog: Catalog) -> None:
+    with catalog.db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_add_stores_bytes_record_acquisition_and_custody_event(catalog: Catalog, jpeg_file: Any) -> None:
+    photo = jpeg_file("school.jpg")
+    result = add_one(
+        catalog, photo, tags=["school", "shelling"], note="sent by a witness", source_url="https://t.me/x/1"
+    )
+    data = photo.read_bytes()
+    assert result.sha256 == hashlib.sha256(data).hexdigest() and result.size == len(data)
+    assert result.new_record and result.new_bytes
+    assert catalog.artifact_path(result.sha256).read_bytes() == data
+
+    record = catalog.record(result.record_id)
+    assert model.is_record_id(record.id) and record.title == "school.jpg"
+    assert record.tags == ("school", "shelling")
+    [entry] = record.artifacts
+    assert entry.artifact.media_type == "image/jpeg" and entry.role is model.ArtifactRole.ORIGINAL
+    [acquisition] = record.acquisitions
+    assert acquisition.method is model.AcquisitionMethod.ADDED_FROM_DISK
+    assert acquisition.original_path == str(photo)
+    assert acquisition.source_url == "https://t.me/x/1"
+    assert acquisition.operator == catalog.operator
+    assert {t.name for t in acquisition.tools} >= {"evidence-catalog"}
+    assert acquisition.started_at <= acquisition.ended_at
+    [note] = record.notes
+    assert note.text == "sent by a witness" and note.author == catalog.operator
+
+    [event] = catalog.history(record.id)
+    assert event.action == "artifact.added"
+    assert event.details["acquisition_id"] == acquisition.id and event.details["sha256"] == result.sha256
+    assert catalog.verify().ok
+
+
+def test_second_add_of_identical_bytes_stores_nothing_but_logs_a_new_acquisition(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    (tmp_path / "a.bin").write_bytes(b"same bytes")
+    (tmp_path / "copy-of-a.bin").write_bytes(b"same bytes")
+    first = add_one(catalog, tmp_path / "a.bin")
+    blobs_before = sorted(p for p in (catalog.path / "blobs" / "sha256").rglob("*") if p.is_file())
+    second = add_one(catalog, tmp_path / "copy-of-a.bin")
+    blobs_after = sorted(p for p in (catalog.path / "blobs" / "sha256").rglob("*") if p.is_file())
+    assert blobs_before == blobs_after and len(blobs_after) == 1
+    assert second.record_id == first.record_id and not second.new_record and not second.new_bytes
+    record = catalog.record(first.record_id)
+    assert len(record.artifacts) == 1
+    assert [a.original_path for a in record.acquisitions] == [str(tmp_path / "a.bin"), str(tmp_path / "copy-of-a.bin")]
+    assert len(catalog.history(first.record_id)) == 2
+
+
+def test_add_to_an_existing_record(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "post.txt").write_text("a post announcing a documentary")
+    (tmp_path / "video.bin").write_bytes(b"\x00video")
+    post = add_one(catalog, tmp_path / "post.txt")
+    video = add_one(catalog, tmp_path / "video.bin", record_id=post.record_id)
+    assert video.record_id == post.record_id and not video.new_record
+    assert [a.artifact.sha256 for a in catalog.record(post.record_id).artifacts] == [post.sha256, video.sha256]
+    with pytest.raises(NotFoundError):
+        add_one(catalog, tmp_path / "video.bin", record_id=model.new_id())
+
+
+def test_zero_byte_file_is_catalogued(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    result = add_one(catalog, tmp_path / "empty")
+    assert result.size == 0 and result.sha256 == hashlib.sha256(b"").hexdigest()
+    assert catalog.record(result.record_id).artifacts[0].artifact.media_type == "application/octet-stream"
+    assert catalog.verify().ok
+
+
+def test_file_names_with_newlines_and_invalid_utf8_are_kept_exactly(catalog: Catalog, tmp_path: Path) -> None:
+    odd = tmp_path / "line one\nline two.txt"
+    odd.write_text("x")
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9-\xff.bin")
+    with open(raw, "wb") as f:
+        f.write(b"y")
+    first = add_one(catalog, odd)
+    second = add_one(catalog, Path(os.fsdecode(raw)))
+    assert catalog.record(first.record_id).acquisitions[0].original_path == str(odd)
+    acquisition = catalog.record(second.record_id).acquisitions[0]
+    assert acquisition.original_path_b64 is not None
+    import base64
+
+    assert base64.b64decode(acquisition.original_path_b64) == raw
+    assert "\n" not in first.path and "\\n" in first.path  # printable for a terminal
+    assert catalog.verify().ok
+
+
+def test_recursive_add_collects_files_in_a_stable_order_and_skips_the_catalog(tmp_path: Path, operator: Agent) -> None:
+    tree = tmp_path / "incoming"
+    (tree / "b").mkdir(parents=True)
+    (tree / "a.txt").write_text("1")
+    (tree / "b" / "c.txt").write_text("2")
+    with Catalog.init(tree / "catalog", operator=operator) as catalog:
+        results = catalog.add([tree], recursive=True)
+        assert [Path(r.path).name for r in results] == ["a.txt", "c.txt"]
+
+
+def test_a_symlink_loop_is_refused_before_anything_is_added(catalog: Catalog, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a")
+    (tree / "sub" / "loop").symlink_to(tree)
+    with pytest.raises(InputError, match="symbolic link loop"):
+        catalog.add([tree], recursive=True)
+    assert list(catalog.records()) == [] and len(catalog.history()) == 1
+
+
+def test_a_bad_path_among_good_ones_changes_nothing(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("good")
+    with pytest.raises(InputError, match="no such file") as excinfo:
+        catalog.add([tmp_path / "good.txt", tmp_path / "missing.txt"])
+    assert "missing.txt" in str(excinfo.value)
+    assert list(catalog.records()) == []
+    with pytest.raises(InputError, match="is a directory"):
+        catalog.add([tmp_path])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        catalog.add([fifo])
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="broken symbolic link"):
+        catalog.add([tmp_path / "dangling"])
+    assert list(catalog.records()) == [] and not any((catalog.path / "blobs").rglob("sha256/*/*/*"))
+
+
+def test_a_failure_before_commit_leaves_no_record_claiming_the_file(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "f.bin").write_bytes(b"bytes that never get a record")
+
+    def fail(*_: object, **__: object) -> None:
+        raise OSError("simulated crash while writing the acquisition")
+
+    monkeypatch.setattr(catalog.db, "add_acquisition", fail)
+    with pytest.raises(OSError, match="simulated crash"):
+        add_one(catalog, tmp_path / "f.bin")
+    monkeypatch.undo()
+    assert list(catalog.records()) == []
+    assert [e.action for e in catalog.history()] == ["catalog.created"]  # the event rolled back too
+    with sqlite3.connect(catalog.path / "catalog.db") as db:
+        assert db.execute("select count(*) from artifact").fetchone() == (0,)
+    assert catalog.verify().ok
+    # retrying works and finds the bytes already stored
+    result = add_one(catalog, tmp_path / "f.bin")
+    assert result.new_record and not result.new_bytes
+
+
+def test_verify_finds_a_changed_blob(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(b"original")
+    result = add_one(catalog, tmp_path / "f.bin")
+    path = catalog.artifact_path(result.sha256)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"tampered")
+    report = catalog.verify()
+    assert not report.ok
+    assert (
+        DigestMismatch(
+            sha256=result.sha256,
+            algorithm="sha256",
+            expected=result.sha256,
+            found=hashlib.sha256(b"tampered").hexdigest(),
+        )
+        in report.findings
+    )
+
+
+def test_verify_finds_a_missing_blob(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(b"original")
+    result = add_one(catalog, tmp_path / "f.bin")
+    catalog.artifact_path(result.sha256).unlink()
+    assert catalog.verify().findings == (BlobMissing(sha256=result.sha256),)
+
+
+def _edit_db(catalog: Catalog, sql: str, *params: object) -> None:
+    with sqlite3.connect(catalog.path / "catalog.db") as db:
+        db.execute(sql, params)
+
+
+def test_verify_finds_an_event_edited_in_the_database(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(b"x")
+    add_one(catalog, tmp_path / "f.bin")
+    _edit_db(catalog, "update custody_event set actor = json_set(actor, '$.name', 'Someone Else') where seq = 2")
+    findings = catalog.verify(record_event=False).findings
+    assert [type(f) for f in findings] == [EventEdited] and findings[0].seq == 2  # type: ignore[attr-defined]
+
+
+def test_verify_finds_a_deleted_event_and_the_acquisition_it_logged(catalog: Catalog, tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text(name)
+    results = catalog.add([tmp_path / n for n in ("a", "b", "c")])
+    with sqlite3.connect(catalog.path / "catalog.db") as db:
+        db.execute("pragma foreign_keys = off")
+        db.execute("delete from custody_event where seq = 3")
+    findings = catalog.verify(record_event=False).findings
+    assert EventMissing(seq=3, found=4) in findings
+    assert UnloggedChange(subject=f"record {results[1].record_id}", what="its creation") in findings
+    assert UnloggedChange(subject=f"acquisition {results[1].acquisition_id}", what="this acquisition") in findings
+
+
+def test_verify_finds_a_rewritten_chain_link(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    add_one(catalog, tmp_path / "a")
+    _edit_db(catalog, "update custody_event set prev_hash = ? where seq = 2", "f" * 64)
+    findings = catalog.verify(record_event=False).findings
+    assert any(isinstance(f, EventEdited) and f.seq == 2 for f in findings)
+    assert any(isinstance(f, BrokenLink) and f.seq == 2 for f in findings)
+
+
+def test_verification_is_itself_logged(catalog: Catalog) -> None:
+    report = catalog.verify()
+    last = catalog.history()[-1]
+    assert last.action == "catalog.verified" and last.details["ok"] is report.ok
+
+
+def test_open_refuses_what_is_not_a_usable_catalog(tmp_path: Path, catalog: Catalog) -> None:
+    with pytest.raises(CatalogNotFoundError, match="no such catalog"):
+        Catalog.open(tmp_path / "nothing-here")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(CatalogNotFoundError, match="not a catalog"):
+        Catalog.open(tmp_path / "plain")
+    config = catalog.path / "catalog.toml"
+    config.write_text(config.read_text().replace("format_version = 1", "format_version = 99"))
+    with pytest.raises(CatalogVersionError, match="newer"):
+        Catalog.open(catalog.path)
+
+
+def test_a_newer_database_schema_is_refused(catalog: Catalog) -> None:
+    _edit_db(catalog, "update alembic_version set version_num = '9999_future'")
+    with pytest.raises(CatalogVersionError, match="newer than this version"):
+        Catalog.open(catalog.path)
+
+
+def test_a_corrupt_database_file_is_refused_clearly(catalog: Catalog) -> None:
+    catalog.close()
+    for suffix in ("-wal", "-shm"):
+        (catalog.path / f"catalog.db{suffix}").unlink(missing_ok=True)
+    (catalog.path / "catalog.db").write_bytes(b"this is not a database file at all" * 200)
+    with pytest.raises(CatalogError, match="corrupt or unreadable"):
+        Catalog.open(catalog.path)
+
+
+def test_init_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "something").write_text("x")
+    with pytest.raises(InputError, match="not an empty directory"):
+        Catalog.init(tmp_path / "full")
+
+
+def test_operator_defaults_to_the_os_user_and_can_be_overridden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EVIDENCE_CATALOG_OPERATOR", raising=False)
+    with Catalog.init(tmp_path / "c") as catalog:
+        assert catalog.operator.name.strip() and catalog.operator.host
+    monkeypatch.setenv("EVIDENCE_CATALOG_OPERATOR", "Env Person <env@example.org>")
+    with Catalog.open(tmp_path / "c") as catalog:
+        assert (catalog.operator.name, catalog.operator.email) == ("Env Person", "env@example.org")
+    with Catalog.open(tmp_path / "c", operator="Flag Person") as catalog:
+        assert catalog.operator.name == "Flag Person"
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema(name))
+
+
+def test_json_export_validates_and_round_trips(catalog: Catalog, jpeg_file: Any, tmp_path: Path) -> None:
+    results = catalog.add([jpeg_file(), jpeg_file(colour=(1, 2, 3))], tags=["x"])
+    exported = catalog.export(tmp_path / "out.json")
+    document = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    _validator("export").validate(document)
+    bundle = from_document(document, model.ExportBundle)
+    assert [r.id for r in bundle.records] == [r.record_id for r in results]
+    assert list(bundle.records) == list(catalog.records())
+    assert bundle.complete_log and list(bundle.custody_events) == catalog.history()[:-1]
+    assert exported.sha256 == hashlib.sha256((tmp_path / "out.json").read_bytes()).hexdigest()
+    last = catalog.history()[-1]
+    assert last.action == "records.exported" and last.details["sha256"] == exported.sha256
+
+
+def test_jsonl_export_of_selected_records(catalog: Catalog, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).write_text(name)
+    first, _second = catalog.add([tmp_path / "a", tmp_path / "b"])
+    catalog.export(tmp_path / "out.jsonl", format="jsonl", record_ids=[first.record_id])
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    schemas = {SCHEMA_IDS[model.EvidenceRecord]: "evidence-record", SCHEMA_IDS[model.CustodyEvent]: "custody-event"}
+    for line in lines:
+        _validator(schemas[line["schema"]]).validate(line)
+    assert [line["id"] for line in lines if "id" in line] == [first.record_id]
+    assert {line["subject"] for line in lines if "seq" in line} == {first.record_id}
+
+
+def test_export_never_replaces_a_file_and_refuses_unknown_records(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "exists.json").write_text("keep me")
+    with pytest.raises(InputError, match="already exists"):
+        catalog.export(tmp_path / "exists.json")
+    assert (tmp_path / "exists.json").read_text() == "keep me"
+    with pytest.raises(NotFoundError):
+        catalog.export(tmp_path / "new.json", record_ids=[model.new_id()])
+    with pytest.raises(InputError, match="not a record id"):
+        catalog.export(tmp_path / "new.json", record_ids=["nonsense"])
+    assert not (tmp_path / "new.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    files=st.lists(st.binary(max_size=300), min_size=1, max_size=6),
+    tags=st.lists(
+        st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=8).map(str.strip).filter(bool),
+        max_size=3,
+    ),
+)
+def test_any_added_files_verify_and_export_round_trips(
+    tmp_path_factory: pytest.TempPathFactory, files: list[bytes], tags: list[str]
+) -> None:
+    base = tmp_path_factory.mktemp("prop")
+    paths = []
+    for i, data in enumerate(files):
+        path = base / f"f{i}"
+        path.write_bytes(data)
+        paths.append(path)
+    with Catalog.init(
+        base / "cat", operator=Agent(name="p"), algorithms=["sha256", "sha1"], clock=FixedClock()
+    ) as catalog:
+        results = catalog.add(paths, tags=tags)
+        assert len({r.record_id for r in results}) == len(set(files))
+        report = catalog.verify()
+        assert report.ok and report.artifacts_checked == len(set(files))
+        catalog.export(base / "out.json")
+        bundle = from_document(json.loads((base / "out.json").read_text(encoding="utf-8")), model.ExportBundle)
+        assert list(bundle.records) == list(catalog.records())
+        for record in bundle.records:
+            [entry] = record.artifacts
+            assert catalog.artifact_path(entry.artifact.sha256).read_bytes() in files
+            assert (
+                entry.artifact.digests.sha1
+                == hashlib.sha1(catalog.artifact_path(entry.artifact.sha256).read_bytes()).hexdigest()
+            )

@@ -1,0 +1,302 @@
+"""The command line: the contract later issues and scripts rely on, exit codes, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from evidence_catalog import __version__, model
+from evidence_catalog.cli import main
+from evidence_catalog.schema_files import load_schema
+
+from .conftest import CliResult
+
+
+@pytest.fixture
+def cat(tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("EVIDENCE_CATALOG", raising=False)
+    monkeypatch.delenv("EVIDENCE_CATALOG_OPERATOR", raising=False)
+    path = tmp_path / "cat"
+    result = run_cli("init", path, "--operator", "Ana Analyst <ana@example.org>", "--digest", "md5")
+    assert result.code == 0, result.err
+    assert "created catalog" in result.out and "Ana Analyst" in result.out
+    return path
+
+
+def no_traceback(result: CliResult) -> None:
+    assert "Traceback" not in result.err + result.out
+
+
+def test_version_lists_every_component(run_cli: Any) -> None:
+    result = run_cli("--version")
+    assert result.code == 0
+    for name in ("evidence-catalog", "python", "sqlite", "exifread", "yt-dlp"):
+        assert any(line.startswith(name + " ") for line in result.out.splitlines()), name
+    assert f"evidence-catalog {__version__}" in result.out
+
+
+def test_add_list_show_log_verify_round(cat: Path, run_cli: Any, jpeg_file: Any, tmp_path: Path) -> None:
+    photo = jpeg_file("school.jpg")
+    result = run_cli(
+        "add",
+        photo,
+        "--catalog",
+        cat,
+        "--tag",
+        "school",
+        "--note",
+        "from a witness",
+        "--source-url",
+        "https://example.org/p/1",
+    )
+    assert result.code == 0, result.err
+    record_id, sha, status, path = result.out.rstrip("\n").split("\t")
+    assert model.is_record_id(record_id) and status == "new" and path == str(photo) and len(sha) == 64
+
+    listing = run_cli("list", "--catalog", cat)
+    assert listing.code == 0 and record_id in listing.out and "school.jpg" in listing.out and "[school]" in listing.out
+
+    shown = run_cli("show", record_id, "--catalog", cat)
+    assert shown.code == 0
+    for expected in (
+        sha,
+        "image/jpeg",
+        "2024-03-01T10:15:30+02:00",
+        "DemoCam",
+        "50.450333",
+        "md5",
+        "from a witness",
+        "https://example.org/p/1",
+    ):
+        assert expected in shown.out, expected
+
+    as_json = run_cli("show", record_id, "--catalog", cat, "--json")
+    document = json.loads(as_json.out)
+    jsonschema.validate(document, load_schema("evidence-record"))
+    assert document["artifacts"][0]["artifact"]["metadata"]["exif"]["gps"]["latitude"] == pytest.approx(
+        50.450333, abs=1e-6
+    )
+
+    log = run_cli("log", record_id, "--catalog", cat, "--json")
+    events = json.loads(log.out)
+    assert [e["action"] for e in events] == ["artifact.added"]
+    for event in events:
+        jsonschema.validate(event, load_schema("custody-event"))
+
+    verified = run_cli("verify", "--catalog", cat)
+    assert verified.code == 0 and verified.out.startswith("verified: 1 record(s), 1 artifact(s)")
+
+
+def test_catalog_comes_from_the_environment(cat: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVIDENCE_CATALOG", str(cat))
+    assert run_cli("list").code == 0
+
+
+def test_operator_flag_is_recorded_in_the_custody_log(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    assert (
+        run_cli("add", tmp_path / "f.txt", "--catalog", cat, "--operator", "Second Person <two@example.org>").code == 0
+    )
+    events = json.loads(run_cli("log", "--catalog", cat, "--json").out)
+    assert events[0]["actor"]["name"] == "Ana Analyst"
+    assert events[1]["actor"]["name"] == "Second Person" and events[1]["actor"]["email"] == "two@example.org"
+
+
+def test_verify_exits_1_and_names_the_problem(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("original")
+    sha = run_cli("add", tmp_path / "f.txt", "--catalog", cat).out.split("\t")[1]
+    blob = cat / "blobs" / "sha256" / sha[:2] / sha[2:4] / sha
+    os.chmod(blob, 0o644)
+    blob.write_text("changed!")
+    result = run_cli("verify", "--catalog", cat)
+    assert result.code == 1
+    assert f"PROBLEM artifact {sha}: sha256 digest mismatch" in result.out
+    assert "problem(s) found" in result.out
+    report = json.loads(run_cli("verify", "--catalog", cat, "--json").out)
+    assert report["ok"] is False
+    assert {f["kind"] for f in report["findings"]} == {"digest_mismatch"}
+    assert {f["algorithm"] for f in report["findings"]} == {"sha256", "md5"}
+
+
+def test_export_json_and_jsonl(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    record_id = run_cli("add", tmp_path / "f.txt", "--catalog", cat).out.split("\t")[0]
+    result = run_cli("export", "--catalog", cat, "--format", "json", "--output", tmp_path / "all.json")
+    assert result.code == 0 and "exported 1 record(s)" in result.out
+    jsonschema.validate(json.loads((tmp_path / "all.json").read_text()), load_schema("export"))
+    result = run_cli("export", record_id, "--catalog", cat, "--format", "jsonl", "-o", tmp_path / "one.jsonl")
+    assert result.code == 0
+    assert len((tmp_path / "one.jsonl").read_text().splitlines()) == 2  # the record and its event
+
+
+@pytest.mark.parametrize("name", ["evidence-record", "artifact", "custody-event", "export"])
+def test_schema_prints_the_published_schema(run_cli: Any, name: str) -> None:
+    result = run_cli("schema", name)
+    assert result.code == 0 and json.loads(result.out) == load_schema(name)
+
+
+# -- bad input: one clear line, exit code 2, nothing changed -----------------------------------
+
+
+def _state(cat: Path, run_cli: Any) -> tuple[str, str]:
+    return run_cli("list", "--catalog", cat, "--json").out, run_cli("log", "--catalog", cat, "--json").out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "{tmp}/missing.jpg"], "missing.jpg: no such file or directory"),
+        (["add", "{tmp}"], "is a directory (use --recursive"),
+        (["show", "not-an-id"], "'not-an-id' is not a record id"),
+        (["show", "01a2133c-20ec-78d0-87fe-0ab3909f2482"], "no record with id 01a2133c-20ec-78d0-87fe-0ab3909f2482"),
+        (["log", "01a2133c-20ec-78d0-87fe-0ab3909f2482"], "no record with id"),
+        (["add", "{tmp}/f.txt", "--tag", " "], "tag must not be blank"),
+        (["add", "{tmp}/f.txt", "--record", "nope"], "'nope' is not a record id"),
+        (["export", "--output", "{tmp}/exists.txt"], "exists.txt: already exists"),
+        (["export", "--output", "{tmp}/no/such/dir/out.json"], "directory does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_changes_nothing(
+    cat: Path, run_cli: Any, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    (tmp_path / "exists.txt").write_text("keep")
+    before = _state(cat, run_cli)
+    result = run_cli(*[a.format(tmp=tmp_path) for a in args], "--catalog", cat)
+    assert result.code == 2, result.out
+    no_traceback(result)
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert _state(cat, run_cli) == before
+    assert (tmp_path / "exists.txt").read_text() == "keep"
+
+
+def test_a_path_that_is_not_a_catalog(run_cli: Any, tmp_path: Path) -> None:
+    result = run_cli("list", "--catalog", tmp_path)
+    assert result.code == 2 and "not a catalog (no catalog.toml)" in result.err
+    no_traceback(result)
+    result = run_cli("list", "--catalog", tmp_path / "nope")
+    assert result.code == 2 and "no such catalog directory" in result.err
+
+
+def test_a_catalog_newer_than_the_library(cat: Path, run_cli: Any) -> None:
+    config = cat / "catalog.toml"
+    config.write_text(config.read_text().replace("format_version = 1", "format_version = 2"))
+    result = run_cli("list", "--catalog", cat)
+    assert result.code == 2 and "newer than this library" in result.err
+    no_traceback(result)
+
+
+def test_a_corrupt_database(cat: Path, run_cli: Any) -> None:
+    for suffix in ("-wal", "-shm"):
+        (cat / f"catalog.db{suffix}").unlink(missing_ok=True)
+    (cat / "catalog.db").write_bytes(os.urandom(8192))
+    result = run_cli("list", "--catalog", cat)
+    assert result.code == 2 and "catalog.db: catalog database is corrupt or unreadable" in result.err
+    no_traceback(result)
+
+
+def test_a_symlink_loop(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    (tree / "again").symlink_to(tree)
+    before = _state(cat, run_cli)
+    result = run_cli("add", "--recursive", tree, "--catalog", cat)
+    assert result.code == 2 and "again: symbolic link loop" in result.err
+    assert _state(cat, run_cli) == before
+
+
+def test_missing_arguments_are_usage_errors(run_cli: Any) -> None:
+    result = run_cli("add")
+    assert result.code == 2 and "Missing argument" in result.err
+    assert run_cli("frobnicate").code == 2
+
+
+def test_odd_file_names_print_on_one_line(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    newline = tmp_path / "two\nlines.txt"
+    newline.write_text("n")
+    raw = os.path.join(os.fsencode(tmp_path), b"bad-\xff.txt")
+    with open(raw, "wb") as f:
+        f.write(b"b")
+    result = run_cli("add", newline, os.fsdecode(raw), "--catalog", cat)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("two\\nlines.txt") and lines[1].endswith("bad-\\xff.txt")
+
+
+def _subprocess_cli(*args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "evidence_catalog", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+def _main_as_unprivileged_user(args: list[str]) -> tuple[int, str]:
+    """Run the CLI's entry point in a forked child that has given up root (root reads anything)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 70
+        try:
+            os.close(read_end)
+            sys.stderr = os.fdopen(write_end, "w")  # pytest's capture replaced the real one
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            code = main(args)
+        except BaseException:  # noqa: BLE001 -- report anything the child met, then exit
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as stream:
+        err = stream.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), err
+
+
+def test_an_unreadable_file_is_refused(run_cli: Any) -> None:
+    # pytest's own temporary directories are private to root; use one the other user can enter
+    with tempfile.TemporaryDirectory() as scratch:
+        base = Path(scratch)
+        cat = base / "cat"
+        assert run_cli("init", cat, "--quiet").code == 0
+        secret = base / "secret.txt"
+        secret.write_text("s")
+        secret.chmod(0o000)
+        args = ["add", str(secret), "--catalog", str(cat)]
+        if os.geteuid() == 0:
+            for path in (base, *base.rglob("*")):
+                if path != secret:
+                    os.chmod(path, 0o777 if path.is_dir() else 0o666)
+            code, err = _main_as_unprivileged_user(args)
+        else:
+            result = run_cli(*args)
+            code, err = result.code, result.err
+    assert code == 2, err
+    assert "secret.txt: permission denied" in err
+    assert "Traceback" not in err
+
+
+def test_console_entry_point_runs_as_a_process_without_progress_off_a_terminal(cat: Path, tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    result = _subprocess_cli("add", tmp_path / "f.bin", "--catalog", cat)
+    assert result.returncode == 0
+    assert result.stderr == ""  # no progress bar when standard error is not a terminal
+    result = _subprocess_cli("verify", "--catalog", cat, "--quiet")
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""

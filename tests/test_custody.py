@@ -1,0 +1,99 @@
+"""The hash-linked custody log: intact logs pass, any tampering is found at its first position."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from evidence_catalog import model
+from evidence_catalog.custody import content_hash, make_event, verify_chain
+from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder
+from evidence_catalog.serialize import canonical_json, to_document
+
+from . import strategies as s
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def build_log(n: int, details: list[dict[str, object]] | None = None) -> list[model.CustodyEvent]:
+    events: list[model.CustodyEvent] = []
+    for i in range(n):
+        events.append(
+            make_event(
+                events[-1] if events else None,
+                at=START + dt.timedelta(seconds=i),
+                actor=model.Agent(name=f"analyst {i % 3}"),
+                action="artifact.added",
+                subject=f"subject-{i}",
+                details=(details or [{}] * n)[i] if details else {"i": i},
+            )
+        )
+    return events
+
+
+@given(st.integers(min_value=0, max_value=30))
+def test_an_untouched_log_always_verifies(n: int) -> None:
+    assert verify_chain(build_log(n)) == []
+
+
+def test_first_event_links_to_the_genesis_hash_and_each_next_to_its_predecessor() -> None:
+    log = build_log(3)
+    assert log[0].prev_hash == model.GENESIS_HASH
+    assert [e.seq for e in log] == [1, 2, 3]
+    assert log[1].prev_hash == log[0].hash and log[2].prev_hash == log[1].hash
+
+
+def test_event_hash_is_sha256_of_canonical_document_without_hash() -> None:
+    [event] = build_log(1)
+    document = to_document(event)
+    del document["hash"]
+    assert event.hash == hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+@given(st.integers(min_value=1, max_value=20), st.data())
+def test_an_edited_event_is_named(n: int, data: st.DataObject) -> None:
+    log = build_log(n)
+    i = data.draw(st.integers(min_value=0, max_value=n - 1))
+    new_details = data.draw(s.details.filter(lambda d: d != log[i].details))
+    log[i] = attrs.evolve(log[i], details=new_details)
+    findings = verify_chain(log)
+    assert findings[0] == EventEdited(seq=i + 1, expected=log[i].hash, found=content_hash(log[i]))
+
+
+@given(st.integers(min_value=2, max_value=20), st.data())
+def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(n: int, data: st.DataObject) -> None:
+    log = build_log(n)
+    i = data.draw(st.integers(min_value=0, max_value=n - 2))
+    forged = attrs.evolve(log[i], subject="forged")
+    log[i] = attrs.evolve(forged, hash=content_hash(forged))
+    findings = verify_chain(log)
+    assert findings[0] == BrokenLink(seq=i + 2, expected=log[i].hash, found=log[i + 1].prev_hash)
+
+
+@given(st.integers(min_value=2, max_value=20), st.data())
+def test_a_deleted_event_is_named(n: int, data: st.DataObject) -> None:
+    log = build_log(n)
+    i = data.draw(st.integers(min_value=0, max_value=n - 2))  # deleting the last needs a checkpoint
+    del log[i]
+    assert verify_chain(log)[0] == EventMissing(seq=i + 1, found=i + 2)
+
+
+@given(st.integers(min_value=2, max_value=20), st.data())
+def test_reordered_events_are_found_at_the_first_moved_position(n: int, data: st.DataObject) -> None:
+    log = build_log(n)
+    i = data.draw(st.integers(min_value=0, max_value=n - 2))
+    j = data.draw(st.integers(min_value=i + 1, max_value=n - 1))
+    log[i], log[j] = log[j], log[i]
+    findings = verify_chain(log)
+    assert findings[0] == EventMissing(seq=i + 1, found=j + 1)
+    assert any(isinstance(f, EventOutOfOrder) and f.seq == i + 1 for f in findings)
+
+
+def test_sequence_going_backwards_is_out_of_order() -> None:
+    log = build_log(3)
+    log.append(log[1])
+    assert EventOutOfOrder(seq=2, expected=4) in verify_chain(log)

@@ -1,0 +1,129 @@
+"""EXIF from the stored copy: raw tags kept, common fields normalised, hostile files survived."""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from evidence_catalog import Catalog
+from evidence_catalog.extract import extract_metadata, read_exif, sniff_media_type
+
+from .conftest import make_jpeg
+
+
+def test_normalised_fields_from_a_real_jpeg(tmp_path: Path) -> None:
+    path = tmp_path / "p.jpg"
+    path.write_bytes(make_jpeg(gps=(50.450333, 30.5235, 179.5)))
+    exif, errors, version = read_exif(path)
+    assert errors == () and version
+    assert exif is not None
+    assert exif.make == "DemoCam" and exif.model == "Model 1" and exif.software == "tests"
+    assert exif.datetime_original == "2024-03-01T10:15:30+02:00"
+    assert exif.gps is not None
+    assert exif.gps.latitude == pytest.approx(50.450333, abs=1e-6)
+    assert exif.gps.longitude == pytest.approx(30.5235, abs=1e-6)
+    assert exif.gps.altitude_m == pytest.approx(179.5)
+    assert exif.raw["Image Make"] == "DemoCam"
+    assert exif.raw["EXIF DateTimeOriginal"] == "2024:03:01 10:15:30"
+
+
+def test_southern_western_and_below_sea_level_positions_are_negative(tmp_path: Path) -> None:
+    path = tmp_path / "p.jpg"
+    path.write_bytes(make_jpeg(gps=(-33.8688, -70.6693, -12.0)))
+    exif, _, _ = read_exif(path)
+    assert exif is not None and exif.gps is not None
+    assert exif.gps.latitude == pytest.approx(-33.8688, abs=1e-6)
+    assert exif.gps.longitude == pytest.approx(-70.6693, abs=1e-6)
+    assert exif.gps.altitude_m == pytest.approx(-12.0)
+
+
+def test_time_without_offset_stays_local_without_a_guessed_zone(tmp_path: Path) -> None:
+    path = tmp_path / "p.jpg"
+    path.write_bytes(make_jpeg(offset=None, gps=None))
+    exif, _, _ = read_exif(path)
+    assert exif is not None and exif.datetime_original == "2024-03-01T10:15:30" and exif.gps is None
+
+
+def test_image_without_exif_has_no_exif_and_no_error(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, format="PNG")
+    path = tmp_path / "plain.png"
+    path.write_bytes(out.getvalue())
+    assert sniff_media_type(path) == "image/png"
+    metadata = extract_metadata(path, "image/png")
+    assert metadata is not None and metadata.exif is None and metadata.errors == ()
+
+
+def test_media_type_comes_from_bytes_not_the_name(tmp_path: Path) -> None:
+    disguised = tmp_path / "holiday.txt"
+    disguised.write_bytes(make_jpeg())
+    assert sniff_media_type(disguised) == "image/jpeg"
+    text = tmp_path / "statement.jpg"
+    text.write_text("Свидетель — “цитата”", encoding="utf-8")
+    assert sniff_media_type(text) == "text/plain"
+
+
+def _jpeg_with_app1(payload: bytes) -> bytes:
+    """A JPEG whose APP1 segment carries *payload* (which should start with Exif\\0\\0)."""
+    body = make_jpeg(make=None, model=None, taken=None, offset=None, gps=None)
+    assert body[:2] == b"\xff\xd8"
+    segment = b"\xff\xe1" + struct.pack(">H", min(len(payload) + 2, 0xFFFF)) + payload[:0xFFFD]
+    return body[:2] + segment + body[2:]
+
+
+HOSTILE = {
+    "offset past the end": b"Exif\x00\x00II*\x00\xff\xff\xff\x7f",
+    "endless IFD loop": b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x0f\x01\x02\x00\xff\xff\xff\xff"
+    + b"\x08\x00\x00\x00\x08\x00\x00\x00",
+    "huge count": b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01\x01\x0f\x00\x02\x7f\xff\xff\xff"
+    + b"\x00\x00\x00\x1a\x00\x00\x00\x00",
+    "GPS IFD with odd types": b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00%\x88\x04\x00\x01\x00\x00\x00"
+    + b"\x1a\x00\x00\x00\x00\x00\x00\x00"
+    + b"\x01\x00\x02\x00\x05\x00\x03\x00\x00\x00\x2c\x00\x00\x00\x00\x00\x00\x00"
+    + b"\x01\x00\x00\x00\x00\x00\x00\x00" * 3,
+    "truncated": b"Exif\x00\x00II*",
+    "not tiff": b"Exif\x00\x00garbage garbage garbage",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_exif_never_stops_an_add(catalog: Catalog, tmp_path: Path, name: str) -> None:
+    path = tmp_path / "hostile.jpg"
+    data = _jpeg_with_app1(HOSTILE[name])
+    path.write_bytes(data)
+    [result] = catalog.add([path])
+    record = catalog.record(result.record_id)
+    artifact = record.artifacts[0].artifact
+    assert artifact.size == len(data) and artifact.media_type == "image/jpeg"
+    assert artifact.metadata is not None
+    assert catalog.artifact_path(result.sha256).read_bytes() == data
+    assert catalog.verify().ok
+
+
+def test_a_gps_ratio_dividing_by_zero_is_recorded_as_an_extraction_error(tmp_path: Path) -> None:
+    data = make_jpeg(gps=(50.0, 30.0, None))
+    degrees = struct.pack("<II", 50, 1)
+    assert data.count(degrees) == 1, "the latitude's degrees as Pillow writes them"
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(data.replace(degrees, struct.pack("<II", 50, 0)))
+    metadata = extract_metadata(path, "image/jpeg")
+    assert metadata is not None and metadata.exif is not None
+    assert metadata.exif.make == "DemoCam"  # the rest of the block is still read
+    assert metadata.exif.gps is None
+    assert any("GPS" in e for e in metadata.errors), metadata.errors
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.binary(max_size=400), order=st.sampled_from([b"II*\x00", b"MM\x00*"]))
+def test_random_exif_payloads_never_raise(tmp_path: Path, payload: bytes, order: bytes) -> None:
+    path = tmp_path / "fuzz.jpg"
+    path.write_bytes(_jpeg_with_app1(b"Exif\x00\x00" + order + payload))
+    metadata: Any = extract_metadata(path, sniff_media_type(path))
+    assert metadata is None or isinstance(metadata.errors, tuple)

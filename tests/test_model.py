@@ -1,0 +1,122 @@
+"""The domain model refuses invalid values when they are made."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from evidence_catalog import model
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+AGENT = model.Agent(name="a")
+SHA = "a" * 64
+
+
+def test_ids_are_time_ordered_uuid7() -> None:
+    first, second = model.new_id(), model.new_id()
+    assert model.is_record_id(first) and model.is_record_id(second)
+    assert first < second
+    assert abs((model.record_id_time(first) - model.utc_now()).total_seconds()) < 5
+
+
+def test_naive_timestamps_are_refused_and_others_become_utc() -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        model.EvidenceRecord(id=model.new_id(), created_at=dt.datetime(2026, 1, 1), created_by=AGENT)
+    kyiv = dt.timezone(dt.timedelta(hours=2))
+    record = model.EvidenceRecord(
+        id=model.new_id(), created_at=dt.datetime(2026, 1, 1, 2, tzinfo=kyiv), created_by=AGENT
+    )
+    assert record.created_at == NOW and record.created_at.tzinfo == dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: model.Agent(name="  "), "name must be non-empty"),
+        (lambda: model.Digests(sha256="ABC"), "64 lowercase hex"),
+        (lambda: model.Digests(sha256=SHA, md5="xyz"), "md5 digest"),
+        (lambda: model.Artifact(digests=model.Digests(sha256=SHA), size=-1, media_type="a/b"), "non-negative"),
+        (lambda: model.Artifact(digests=model.Digests(sha256=SHA), size=1, media_type="jpeg"), "media_type"),
+        (lambda: model.GeoPosition(latitude=91, longitude=0), "latitude must be between"),
+        (lambda: model.GeoPosition(latitude=0, longitude=float("nan")), "longitude"),
+        (lambda: model.EventTime(start=NOW, end=NOW - dt.timedelta(seconds=1)), "ends before it starts"),
+        (
+            lambda: model.Relation(kind="cousin_of", target_id=model.new_id(), linked_by=AGENT, linked_at=NOW),
+            "cousin_of",
+        ),
+        (lambda: model.SensitivityFlag(kind="graphic", reason="", set_by=AGENT, set_at=NOW), "reason"),
+        (
+            lambda: model.CustodyEvent(seq=0, at=NOW, actor=AGENT, action="x", subject="s", prev_hash=SHA, hash=SHA),
+            "start at 1",
+        ),
+        (
+            lambda: model.CustodyEvent(
+                seq=1, at=NOW, actor=AGENT, action="Bad Action", subject="s", prev_hash=SHA, hash=SHA
+            ),
+            "action",
+        ),
+        (lambda: model.EvidenceRecord(id="not-a-uuid", created_at=NOW, created_by=AGENT), "UUID version 7"),
+        (
+            lambda: model.EvidenceRecord(id=model.new_id(), created_at=NOW, created_by=AGENT, tags=[" padded "]),
+            "outer spaces",
+        ),
+        (lambda: model.RecordArtifact(artifact=_artifact(), derived_from=SHA), "derivation"),
+    ],
+)
+def test_invalid_values_cannot_be_built(factory: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        factory()
+
+
+def _artifact(sha: str = SHA) -> model.Artifact:
+    return model.Artifact(digests=model.Digests(sha256=sha), size=1, media_type="image/jpeg")
+
+
+def _acquisition(**kwargs: Any) -> model.Acquisition:
+    values: dict[str, Any] = {
+        "id": model.new_id(),
+        "method": "added_from_disk",
+        "started_at": NOW,
+        "ended_at": NOW,
+        "operator": AGENT,
+        **kwargs,
+    }
+    return model.Acquisition(**values)
+
+
+def test_acquisition_consistency() -> None:
+    with pytest.raises(ValueError, match="ended_at is before started_at"):
+        _acquisition(ended_at=NOW - dt.timedelta(seconds=1))
+    with pytest.raises(ValueError, match="must say why"):
+        _acquisition(outcome="failed")
+    with pytest.raises(ValueError, match="carries no error"):
+        _acquisition(error="boom")
+    assert _acquisition(outcome="failed", error="HTTP 404").outcome is model.Outcome.FAILED
+
+
+def test_a_record_cannot_claim_an_artifact_it_does_not_hold_or_relate_to_itself() -> None:
+    record_id = model.new_id()
+    with pytest.raises(ValueError, match="not on the record"):
+        model.EvidenceRecord(
+            id=record_id, created_at=NOW, created_by=AGENT, acquisitions=[_acquisition(artifact_sha256=SHA)]
+        )
+    entry = model.RecordArtifact(artifact=_artifact())
+    with pytest.raises(ValueError, match="lists an artifact twice"):
+        model.EvidenceRecord(id=record_id, created_at=NOW, created_by=AGENT, artifacts=[entry, entry])
+    relation = model.Relation(kind="duplicate_of", target_id=record_id, linked_by=AGENT, linked_at=NOW)
+    with pytest.raises(ValueError, match="cannot relate to itself"):
+        model.EvidenceRecord(id=record_id, created_at=NOW, created_by=AGENT, relations=[relation])
+
+
+def test_tags_are_a_sorted_set() -> None:
+    record = model.EvidenceRecord(id=model.new_id(), created_at=NOW, created_by=AGENT, tags=["b", "a", "b"])
+    assert record.tags == ("a", "b")
+
+
+def test_values_are_frozen() -> None:
+    import attrs
+
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        AGENT.name = "b"  # type: ignore[misc]

@@ -1,0 +1,169 @@
+"""Every document round-trips model -> JSON -> model unchanged and validates against its schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+
+from evidence_catalog import model
+from evidence_catalog.custody import make_event
+from evidence_catalog.errors import ValidationError
+from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
+from evidence_catalog.serialize import (
+    SCHEMA_IDS,
+    canonical_json,
+    dumps,
+    format_timestamp,
+    from_document,
+    loads,
+    parse_timestamp,
+    to_document,
+)
+
+from . import strategies as s
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = load_schema(name)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+RECORD = validator("evidence-record")
+ARTIFACT = validator("artifact")
+EVENT = validator("custody-event")
+EXPORT = validator("export")
+
+
+@settings(max_examples=100)
+@given(s.evidence_records())
+def test_any_record_round_trips_through_json_unchanged_and_validates(record: model.EvidenceRecord) -> None:
+    text = dumps(record)
+    assert loads(text, model.EvidenceRecord) == record
+    # and through UTF-8 bytes, as a file holds it
+    assert loads(text.encode("utf-8"), model.EvidenceRecord) == record
+    RECORD.validate(json.loads(text))
+
+
+@given(s.artifacts)
+def test_any_artifact_round_trips_and_validates(artifact: model.Artifact) -> None:
+    document = json.loads(dumps(artifact))
+    ARTIFACT.validate(document)
+    assert from_document(document, model.Artifact) == artifact
+
+
+@given(s.agents, s.timestamps, s.nonblank, s.details)
+def test_any_custody_event_round_trips_and_validates(
+    actor: model.Agent, at: dt.datetime, subject: str, details: dict[str, Any]
+) -> None:
+    event = make_event(None, at=at, actor=actor, action="artifact.added", subject=subject, details=details)
+    document = json.loads(dumps(event))
+    EVENT.validate(document)
+    assert from_document(document, model.CustodyEvent) == event
+
+
+@given(s.timestamps)
+def test_timestamps_are_utc_with_z_and_round_trip(value: dt.datetime) -> None:
+    text = format_timestamp(value)
+    assert text.endswith("Z")
+    parsed = parse_timestamp(text)
+    # compare in UTC: PEP 495 makes comparisons of wall times in a DST gap unequal across zones
+    assert parsed == model.to_utc(value) and parsed.tzinfo == dt.UTC
+    assert parsed.timestamp() == value.timestamp()
+
+
+def test_every_document_names_its_schema_and_version() -> None:
+    record = model.EvidenceRecord(id=model.new_id(), created_at=model.utc_now(), created_by=model.Agent(name="a"))
+    document = to_document(record)
+    assert next(iter(document)) == "schema"
+    assert document["schema"] == "urn:evidence-catalog:schema:evidence-record:1.0.0"
+    assert set(SCHEMA_IDS.values()) == {load_schema(n)["$id"] for n in SCHEMA_FILES}
+
+
+def test_unknown_or_newer_schema_is_refused() -> None:
+    record = model.EvidenceRecord(id=model.new_id(), created_at=model.utc_now(), created_by=model.Agent(name="a"))
+    document = to_document(record)
+    document["schema"] = "urn:evidence-catalog:schema:evidence-record:2.0.0"
+    with pytest.raises(ValidationError, match=r"unknown or unsupported schema"):
+        from_document(document)
+
+
+def test_a_bad_field_is_named_in_the_error() -> None:
+    record = model.EvidenceRecord(id=model.new_id(), created_at=model.utc_now(), created_by=model.Agent(name="a"))
+    document = to_document(record)
+    document["created_at"] = "2026-01-01T00:00:00"  # no zone
+    with pytest.raises(ValidationError, match=r"created_at"):
+        from_document(document)
+    document = to_document(record)
+    document["surprise"] = 1
+    with pytest.raises(ValidationError, match=r"surprise"):
+        from_document(document)
+
+
+def test_malformed_json_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="malformed JSON"):
+        loads("{not json")
+
+
+@given(s.json_values)
+def test_canonical_json_is_stable_under_key_order(value: Any) -> None:
+    if isinstance(value, dict):
+        reordered = dict(reversed(list(value.items())))
+        assert canonical_json(reordered) == canonical_json(value)
+    assert same_json(json.loads(canonical_json(value)), value)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality where numbers compare as IEEE doubles, as RFC 8785 treats them."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def test_canonical_json_matches_rfc8785_example() -> None:
+    # RFC 8785 section 3.2.2: numbers and strings in canonical form, keys sorted by UTF-16 units
+    data = {
+        "numbers": [333333333.33333329, 1e30, 4.50, 2e-3, 0.000000000000000000000000001],
+        "literals": [None, True, False],
+    }
+    assert canonical_json(data) == b'{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27]}'
+
+
+def test_generated_schema_files_are_up_to_date() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "schemas" / "generate.py")
+    assert spec and spec.loader
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    for file_name, text in generate.render().items():
+        assert (ROOT / "schemas" / file_name).read_text(encoding="utf-8") == text, f"run make schemas ({file_name})"
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_FILES))
+def test_schema_files_are_valid_draft_2020_12(name: str) -> None:
+    schema = load_schema(name)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_schema_rejects_an_uppercase_id() -> None:
+    record = model.EvidenceRecord(id=model.new_id(), created_at=model.utc_now(), created_by=model.Agent(name="a"))
+    document = json.loads(dumps(record))
+    assert RECORD.is_valid(document)
+    document["id"] = document["id"].upper()
+    assert not RECORD.is_valid(document)
