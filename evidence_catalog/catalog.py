@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import attrs
 from attrs import frozen
 
 from evidence_catalog import model
@@ -96,6 +97,8 @@ class VerificationReport:
     artifacts_checked: int
     bytes_checked: int
     events_checked: int
+    #: Whether the verification itself was written to the custody log (not on a read-only copy).
+    logged: bool = False
 
     @property
     def ok(self) -> bool:
@@ -110,6 +113,7 @@ class VerificationReport:
             "artifacts_checked": self.artifacts_checked,
             "bytes_checked": self.bytes_checked,
             "events_checked": self.events_checked,
+            "logged": self.logged,
             "findings": [f.as_dict() for f in self.findings],
         }
 
@@ -203,8 +207,10 @@ class Catalog:
         """Open an existing catalog directory."""
         directory = Path(path)
         where = display_path(directory)
-        if not directory.is_dir():
+        if not directory.exists():
             raise CatalogNotFoundError("no such catalog directory", where=where)
+        if not directory.is_dir():
+            raise CatalogNotFoundError("not a directory (a catalog is a directory)", where=where)
         if not (directory / CONFIG_FILE).is_file():
             raise CatalogNotFoundError(f"not a catalog (no {CONFIG_FILE})", where=where)
         config = CatalogConfig.load(directory)
@@ -435,7 +441,8 @@ class Catalog:
         Returns every finding: missing or unreadable bytes, digest or size mismatches, edited,
         missing or out-of-order events, broken links, and records or acquisitions that no
         custody event accounts for.  Artifacts are hashed in parallel (*workers*, default one
-        per CPU).  With *record_event*, the verification itself is logged.
+        per CPU).  With *record_event*, the verification itself is logged when the catalog can be
+        written (a read-only copy is still verified; ``logged`` tells which).
         """
         findings: list[Finding] = []
         events_by_seq: dict[int, model.CustodyEvent] = {}
@@ -475,7 +482,9 @@ class Catalog:
             bytes_checked=sum(a.size for a in artifacts),
             events_checked=len(events),
         )
-        if record_event:
+        if not record_event:
+            return report
+        try:
             with self.db.write() as session:
                 self.db.append_event(
                     session,
@@ -490,7 +499,9 @@ class Catalog:
                         "events_checked": report.events_checked,
                     },
                 )
-        return report
+        except StorageError:
+            return report
+        return attrs.evolve(report, logged=True)
 
     # -- export ------------------------------------------------------------------------------
 

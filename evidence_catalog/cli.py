@@ -294,6 +294,8 @@ def verify(catalog_path: str, operator: str | None, as_json: bool, quiet: bool) 
         total = sum(a.size for a in _artifacts(catalog))
         with _bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
             report = catalog.verify(progress=progress)
+    if not report.logged:
+        click.echo("note: the catalog is not writable; this verification was not logged", err=True)
     if as_json:
         _echo_json(report.as_dict())
     else:

@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.schema_files import load_schema
 from evidence_catalog.serialize import SCHEMA_IDS, from_document
+from evidence_catalog.store.database import CatalogDatabase
 
 from .conftest import FixedClock
 
@@ -399,3 +401,15 @@ def test_any_added_files_verify_and_export_round_trips(
                 entry.artifact.digests.sha1
                 == hashlib.sha1(catalog.artifact_path(entry.artifact.sha256).read_bytes()).hexdigest()
             )
+
+
+def test_a_read_only_catalog_is_still_verified_but_not_logged(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    catalog.add([tmp_path / "a"])
+    events_before = len(catalog.history())
+    # A real read-only SQLite connection (file modes would not stop root, who runs CI).
+    catalog.db.close()
+    catalog.db = CatalogDatabase(sa.create_engine(f"sqlite:///file:{catalog.path / 'catalog.db'}?mode=ro&uri=true"))
+    report = catalog.verify()
+    assert report.ok and not report.logged
+    assert len(catalog.history()) == events_before

@@ -25,7 +25,13 @@ from sqlmodel import Session, col, select
 
 from evidence_catalog import model
 from evidence_catalog.custody import make_event
-from evidence_catalog.errors import CatalogError, CatalogVersionError, NotFoundError, ValidationError
+from evidence_catalog.errors import (
+    CatalogError,
+    CatalogVersionError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
 from evidence_catalog.serialize import structure, unstructure
 from evidence_catalog.store.tables import (
     AcquisitionRow,
@@ -147,9 +153,16 @@ class CatalogDatabase:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A session whose work commits as one transaction, or not at all."""
-        with Session(self._writer) as session, session.begin():
-            yield session
+        """A session whose work commits as one transaction, or not at all.
+
+        A database that cannot be written (read-only, locked past the timeout, disk full) is a
+        :class:`StorageError`; the transaction is rolled back.
+        """
+        try:
+            with Session(self._writer) as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            raise StorageError(f"catalog database could not be written ({exc.orig}); nothing was changed") from exc
 
     # -- custody log -------------------------------------------------------------------------
 
