@@ -1,0 +1,88 @@
+"""A killed process leaves the catalog as it was; long work shows progress only on a terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from evidence_catalog import Catalog
+
+
+def _cli(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "evidence_catalog", *map(str, args)]
+
+
+def test_a_process_killed_while_storing_leaves_no_record_and_a_retry_succeeds(tmp_path: Path) -> None:
+    catalog_dir = tmp_path / "cat"
+    Catalog.init(catalog_dir, operator="Tester").close()
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        for _ in range(256):
+            f.write(os.urandom(1024 * 1024))
+    process = subprocess.Popen(
+        _cli("add", big, "--catalog", catalog_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    tmp_dir = catalog_dir / "blobs" / "tmp"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        parts = list(tmp_dir.glob("*.part")) if tmp_dir.exists() else []
+        if parts and parts[0].stat().st_size > 0:
+            break
+        time.sleep(0.005)
+    assert process.poll() is None, "the add finished before it could be killed; make the file bigger"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdout.close()  # type: ignore[union-attr]
+    process.stderr.close()  # type: ignore[union-attr]
+
+    with Catalog.open(catalog_dir) as catalog:
+        assert list(catalog.records()) == []
+        assert [e.action for e in catalog.history()] == ["catalog.created"]
+        assert not list((catalog_dir / "blobs").glob("sha256/*/*/*"))
+        assert catalog.verify().ok
+        [result] = catalog.add([big])
+        assert catalog.artifact_path(result.sha256).stat().st_size == big.stat().st_size
+        assert catalog.verify().ok
+
+
+def _run_on_a_terminal(args: list[str]) -> tuple[int, str]:
+    """Run a command with standard error on a pseudo-terminal; return exit code and what it drew."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=terminal, env={**os.environ, "COLUMNS": "100"})
+    os.close(terminal)
+    output = bytearray()
+    while True:
+        ready, _, _ = select.select([controller], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the other side closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif process.poll() is not None:
+            break
+    os.close(controller)
+    return process.wait(), output.decode("utf-8", "replace")
+
+
+def test_progress_is_drawn_on_a_terminal_and_not_with_quiet(tmp_path: Path) -> None:
+    catalog_dir = tmp_path / "cat"
+    Catalog.init(catalog_dir, operator="Tester").close()
+    for i in range(2):
+        with open(tmp_path / f"f{i}.bin", "wb") as f:
+            f.write(os.urandom(48 * 1024 * 1024))
+    code, drawn = _run_on_a_terminal(_cli("add", tmp_path / "f0.bin", "--catalog", catalog_dir))
+    assert code == 0
+    assert "adding" in drawn and "MB" in drawn
+    code, drawn = _run_on_a_terminal(_cli("add", tmp_path / "f1.bin", "--catalog", catalog_dir, "--quiet"))
+    assert code == 0 and drawn == ""
+    code, drawn = _run_on_a_terminal(_cli("verify", "--catalog", catalog_dir))
+    assert code == 0 and "verifying" in drawn
