@@ -32,8 +32,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check evidence_catalog tests benchmarks schemas
-	$(BIN)/ruff format --check evidence_catalog tests benchmarks schemas
+	$(BIN)/ruff check evidence_catalog tests benchmarks schemas docs
+	$(BIN)/ruff format --check evidence_catalog tests benchmarks schemas docs
 	$(BIN)/mypy
 
 bench: $(STAMP)
