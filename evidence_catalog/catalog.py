@@ -29,7 +29,7 @@ from attrs import frozen
 
 from evidence_catalog import model
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
-from evidence_catalog.custody import Action, verify_chain
+from evidence_catalog.custody import Action, added_details, replay, verify_chain
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
@@ -39,11 +39,17 @@ from evidence_catalog.errors import (
     StorageError,
 )
 from evidence_catalog.extract import extract_metadata, sniff_media_type
-from evidence_catalog.findings import EventEdited, Finding, UnloggedChange
+from evidence_catalog.findings import (
+    EventUnreplayable,
+    Finding,
+    RecordMismatch,
+    RecordMissing,
+    UnloggedChange,
+)
 from evidence_catalog.hashing import ProgressCallback, hash_file
-from evidence_catalog.serialize import SCHEMA_IDS, format_timestamp, to_document, unstructure
+from evidence_catalog.serialize import SCHEMA_IDS, format_timestamp, structure, to_document, unstructure
 from evidence_catalog.store.blobstore import BlobStore
-from evidence_catalog.store.database import CatalogDatabase, event_from_row
+from evidence_catalog.store.database import CatalogDatabase, event_document
 from evidence_catalog.versions import library_agent, tool_agents
 
 DATABASE_FILE = "catalog.db"
@@ -84,6 +90,8 @@ class AddResult:
     acquisition_id: str
     #: False when the bytes were already on a record, which gained a new acquisition instead.
     new_record: bool
+    #: False when the record already held these bytes (only a new acquisition was recorded).
+    new_on_record: bool
     #: False when identical bytes were already stored.
     new_bytes: bool
 
@@ -352,46 +360,41 @@ class Catalog:
                     record_id, new_record = model.new_id(), True
             elif not self.db.record_exists(session, record_id):
                 raise NotFoundError(f"no record with id {record_id}", where="record")
+            record = (
+                model.EvidenceRecord(
+                    id=record_id,
+                    created_at=ended_at,
+                    created_by=self.operator,
+                    title=path.name if path_b64 is None else display_path(path.name),
+                    tags=tags,
+                )
+                if new_record
+                else None
+            )
+            note_part = (
+                None
+                if note is None
+                else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=ended_at)
+            )
             event = self.db.append_event(
                 session,
                 at=ended_at,
                 actor=self.operator,
                 action=Action.ARTIFACT_ADDED,
                 subject=record_id,
-                details={
-                    "acquisition_id": acquisition.id,
-                    "sha256": blob.sha256,
-                    "size": blob.size,
-                    "method": acquisition.method.value,
-                    "original_path": path_text,
-                    "record_created": new_record,
-                    "tags": list(tags),
-                },
+                details=added_details(
+                    record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part
+                ),
             )
-            if new_record:
-                self.db.add_record(
-                    session,
-                    model.EvidenceRecord(
-                        id=record_id,
-                        created_at=ended_at,
-                        created_by=self.operator,
-                        title=path.name if path_b64 is None else display_path(path.name),
-                        tags=tags,
-                    ),
-                )
+            if record is not None:
+                self.db.add_record(session, record)
             else:
                 self.db.add_tags(session, record_id, tags)
             self.db.add_artifact(session, artifact, at=ended_at)
-            self.db.attach_artifact(session, record_id, model.RecordArtifact(artifact=artifact))
+            attached = self.db.attach_artifact(session, record_id, model.RecordArtifact(artifact=artifact))
             self.db.add_acquisition(session, record_id, acquisition, event.seq)
-            if note is not None:
-                self.db.add_part(
-                    session,
-                    record_id,
-                    "note",
-                    model.Note(id=model.new_id(), text=note, author=self.operator, written_at=ended_at),
-                    event.seq,
-                )
+            if note_part is not None:
+                self.db.add_part(session, record_id, "note", note_part, event.seq)
         return AddResult(
             path=where,
             record_id=record_id,
@@ -399,6 +402,7 @@ class Catalog:
             size=blob.size,
             acquisition_id=acquisition.id,
             new_record=new_record,
+            new_on_record=attached,
             new_bytes=blob.created,
         )
 
@@ -445,31 +449,33 @@ class Catalog:
         written (a read-only copy is still verified; ``logged`` tells which).
         """
         findings: list[Finding] = []
-        events_by_seq: dict[int, model.CustodyEvent] = {}
         with self.db.read() as session:
+            documents = [event_document(row) for row in self.db.event_rows(session)]
+            findings.extend(verify_chain(documents))
             events = []
-            for row in self.db.event_rows(session):
+            for document in documents:
                 try:
-                    event = event_from_row(row)
+                    events.append(structure(document, model.CustodyEvent))
                 except EvidenceError as exc:
-                    findings.append(EventEdited(seq=row.seq, expected=row.hash, found=f"unreadable: {exc}"))
-                    continue
-                events.append(event)
-                events_by_seq[event.seq] = event
-            findings.extend(verify_chain(events))
-            created = {e.subject for e in events if e.details.get("record_created") is True}
+                    findings.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
+            replayed = replay(events)
+            findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
             record_ids = self.db.record_ids(session)
             for record_id in record_ids:
-                if record_id not in created:
+                expected = replayed.records.get(record_id)
+                if expected is None:
                     findings.append(UnloggedChange(subject=f"record {record_id}", what="its creation"))
-            for acquisition_id, record_id, _sha, seq in self.db.acquisition_links(session):
-                logged = events_by_seq.get(seq)
-                if (
-                    logged is None
-                    or logged.subject != record_id
-                    or logged.details.get("acquisition_id") != acquisition_id
-                ):
-                    findings.append(UnloggedChange(subject=f"acquisition {acquisition_id}", what="this acquisition"))
+                    continue
+                actual = self.db.record(session, record_id)
+                differing = tuple(
+                    f.name
+                    for f in attrs.fields(model.EvidenceRecord)
+                    if getattr(actual, f.name) != getattr(expected, f.name)
+                )
+                if differing:
+                    findings.append(RecordMismatch(record_id=record_id, fields=differing))
+            present = set(record_ids)
+            findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
             artifacts = list(self.db.artifacts(session))
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             results = pool.map(lambda a: self.blobs.verify(a.sha256, a.digests, a.size, progress=progress), artifacts)

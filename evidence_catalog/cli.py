@@ -73,7 +73,8 @@ def _operator_option(f: F) -> F:
     return click.option(
         "--operator",
         metavar="'NAME <EMAIL>'",
-        help="Who performs this action (default: $EVIDENCE_CATALOG_OPERATOR, then the catalog's operator).",
+        help="Who performs this action (default: $EVIDENCE_CATALOG_OPERATOR, then the operator set at init, "
+        "then the operating-system user at this host).",
     )(f)
 
 
@@ -165,7 +166,7 @@ def add(
         total = sum(os.stat(f).st_size for f in files)
 
         def report(result: Any) -> None:
-            status = "new" if result.new_record else "already catalogued" if not result.new_bytes else "added"
+            status = "new" if result.new_record else "added" if result.new_on_record else "already catalogued"
             click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{result.path}")
 
         with _bytes_progress(total, "adding", quiet=quiet) as progress:

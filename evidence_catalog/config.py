@@ -38,7 +38,6 @@ class CatalogConfig:
     format_version: int = FORMAT_VERSION
     algorithms: tuple[str, ...] = field(default=("sha256",), converter=normalise_algorithms)
     operator: Agent | None = None
-    database_url: str | None = None
 
     def to_toml(self) -> str:
         """The TOML text of these settings."""
@@ -46,8 +45,6 @@ class CatalogConfig:
             "format_version": self.format_version,
             "hashing": {"algorithms": list(self.algorithms)},
         }
-        if self.database_url:
-            data["database"] = {"url": self.database_url}
         if self.operator is not None:
             data["operator"] = {
                 k: v
@@ -83,7 +80,6 @@ class CatalogConfig:
                 format_version=version,
                 algorithms=tuple(data.get("hashing", {}).get("algorithms", ("sha256",))),
                 operator=None if not operator else Agent(**_operator_fields(operator)),
-                database_url=data.get("database", {}).get("url"),
             )
         except (TypeError, ValueError, InputError) as exc:
             raise CatalogError(f"catalog settings are invalid: {exc}", where=str(path)) from exc

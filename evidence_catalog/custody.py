@@ -1,9 +1,14 @@
 """The custody log's pure part: how events are hashed and linked, and how a log is checked.
 
-Each event's ``hash`` is SHA-256 over the RFC 8785 canonical JSON of its document (as exported,
-``schema`` member included) without the ``hash`` member.  Each event's ``prev_hash`` is the
-``hash`` of the event before it, and :data:`~evidence_catalog.model.GENESIS_HASH` for the first.
-Anyone holding an export can recompute both with a JSON canonicaliser and ``sha256sum``.
+Each event's ``hash`` is SHA-256 over the RFC 8785 canonical JSON of the event object without
+its ``hash`` and ``schema`` members -- the same object wherever it appears (``log --json``, a JSON
+export, JSON Lines).  Each event's ``prev_hash`` is the ``hash`` of the event before it, and
+:data:`~evidence_catalog.model.GENESIS_HASH` for the first.  Anyone holding an export can
+recompute both with a JSON canonicaliser and SHA-256.
+
+Events also carry, in ``details``, the full documents of what they added (record, artifact,
+acquisition, note, tags), so that the catalog's current state can be *replayed* from the log
+alone (:func:`replay`) and compared with what the database says.
 
 Storage of the log (one place that appends) lives in the catalog's database adapter.
 """
@@ -17,6 +22,8 @@ from typing import Any
 
 import attrs
 
+from evidence_catalog import model
+from evidence_catalog.errors import EvidenceError
 from evidence_catalog.findings import (
     BrokenLink,
     EventEdited,
@@ -24,8 +31,11 @@ from evidence_catalog.findings import (
     EventOutOfOrder,
     Finding,
 )
-from evidence_catalog.model import GENESIS_HASH, Agent, CustodyEvent
-from evidence_catalog.serialize import canonical_json, to_document
+from evidence_catalog.model import GENESIS_HASH, Agent, CustodyEvent, EvidenceRecord
+from evidence_catalog.serialize import canonical_json, structure, unstructure
+
+#: Members of an event document that are not covered by its hash.
+UNHASHED = frozenset({"hash", "schema"})
 
 
 class Action:
@@ -33,16 +43,20 @@ class Action:
 
     CATALOG_CREATED = "catalog.created"
     ARTIFACT_ADDED = "artifact.added"
-    RECORD_CREATED = "record.created"
     RECORDS_EXPORTED = "records.exported"
     CATALOG_VERIFIED = "catalog.verified"
 
 
+def document_hash(document: Mapping[str, Any]) -> str:
+    """The hash an event document should carry: SHA-256 of its canonical JSON, unhashed members
+    left out.  Raises ``ValueError``/``TypeError`` for content JSON cannot represent."""
+    hashed = {k: v for k, v in document.items() if k not in UNHASHED}
+    return hashlib.sha256(canonical_json(hashed)).hexdigest()
+
+
 def content_hash(event: CustodyEvent) -> str:
     """Recompute the hash an event should carry, from its content alone."""
-    document = to_document(event)
-    del document["hash"]
-    return hashlib.sha256(canonical_json(document)).hexdigest()
+    return document_hash(unstructure(event))
 
 
 def make_event(
@@ -68,26 +82,157 @@ def make_event(
     return attrs.evolve(draft, hash=content_hash(draft))
 
 
-def verify_chain(events: Iterable[CustodyEvent]) -> list[Finding]:
-    """Check a log given in sequence order; return every finding (empty when intact).
+def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """Check a log given as event documents in stored order; return every finding.
 
-    Detects an edited event (content does not match its hash), a missing event (sequence gap)
-    and a broken link (``prev_hash`` is not the previous event's hash).  A log cut short at the
-    end is only detectable against a copy of its latest hash held elsewhere.
+    Works on plain JSON objects (as exported, or as stored), so that a damaged event that no
+    longer parses as a :class:`CustodyEvent` is still checked and named.  Detects an edited
+    event (content does not match its hash), a missing event (sequence gap), an event out of
+    order, and a broken link (``prev_hash`` is not the previous event's hash).  A log cut short
+    at the end is only detectable against a copy of its latest hash held elsewhere.
     """
     findings: list[Finding] = []
     expected_seq = 1
     previous_hash = GENESIS_HASH
-    for event in events:
-        recomputed = content_hash(event)
-        if recomputed != event.hash:
-            findings.append(EventEdited(seq=event.seq, expected=event.hash, found=recomputed))
-        if event.seq > expected_seq:
-            findings.append(EventMissing(seq=expected_seq, found=event.seq))
-        elif event.seq < expected_seq:
-            findings.append(EventOutOfOrder(seq=event.seq, expected=expected_seq))
-        elif event.prev_hash != previous_hash:
-            findings.append(BrokenLink(seq=event.seq, expected=previous_hash, found=event.prev_hash))
-        expected_seq = event.seq + 1
-        previous_hash = event.hash
+    for document in documents:
+        seq, stored_hash, prev_hash = document.get("seq"), document.get("hash"), document.get("prev_hash")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            findings.append(EventEdited(seq=expected_seq, expected=str(stored_hash), found=f"bad sequence {seq!r}"))
+            seq = expected_seq
+        try:
+            recomputed = document_hash(document)
+        except (TypeError, ValueError) as exc:
+            recomputed = f"not canonical JSON ({exc})"
+        if recomputed != stored_hash:
+            findings.append(EventEdited(seq=seq, expected=str(stored_hash), found=recomputed))
+        if seq > expected_seq:
+            findings.append(EventMissing(seq=expected_seq, found=seq))
+        elif seq < expected_seq:
+            findings.append(EventOutOfOrder(seq=seq, expected=expected_seq))
+        elif prev_hash != previous_hash:
+            findings.append(BrokenLink(seq=seq, expected=previous_hash, found=str(prev_hash)))
+        expected_seq = seq + 1
+        previous_hash = str(stored_hash)
     return findings
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+@attrs.define
+class _RecordState:
+    """A record being rebuilt from its events."""
+
+    id: str
+    created_at: dt.datetime
+    created_by: Agent
+    title: str | None
+    artifacts: list[model.RecordArtifact] = attrs.field(factory=list)
+    acquisitions: list[model.Acquisition] = attrs.field(factory=list)
+    tags: set[str] = attrs.field(factory=set)
+    notes: list[model.Note] = attrs.field(factory=list)
+
+    def freeze(self) -> EvidenceRecord:
+        return EvidenceRecord(
+            id=self.id,
+            created_at=self.created_at,
+            created_by=self.created_by,
+            title=self.title,
+            artifacts=self.artifacts,
+            acquisitions=self.acquisitions,
+            tags=self.tags,
+            notes=self.notes,
+        )
+
+
+@attrs.frozen
+class Replay:
+    """Records rebuilt from a custody log, and the events that could not be applied."""
+
+    records: dict[str, EvidenceRecord]
+    #: (sequence number, reason) of each event whose details could not be applied.
+    problems: tuple[tuple[int, str], ...] = ()
+
+
+def replay(events: Iterable[CustodyEvent]) -> Replay:
+    """Rebuild every record from the custody log alone, in log order.
+
+    An event that cannot be applied (malformed details, a record never created) is skipped and
+    reported in :attr:`Replay.problems`; the rest of the log is still replayed.
+    """
+    states: dict[str, _RecordState] = {}
+    problems: list[tuple[int, str]] = []
+    for event in events:
+        if event.action != Action.ARTIFACT_ADDED:
+            continue
+        try:
+            _apply_added(states, event)
+        except (EvidenceError, KeyError, TypeError, ValueError) as exc:
+            problems.append((event.seq, f"{type(exc).__name__}: {exc}"))
+    records = {record_id: state.freeze() for record_id, state in states.items()}
+    return Replay(records=records, problems=tuple(problems))
+
+
+def added_details(
+    *,
+    record: EvidenceRecord | None,
+    artifact: model.Artifact,
+    acquisition: model.Acquisition,
+    tags: Iterable[str],
+    note: model.Note | None,
+) -> dict[str, Any]:
+    """The ``details`` of an ``artifact.added`` event: everything needed to replay it.
+
+    *record* is the new record's own fields when the add created it, else ``None``.
+    """
+    return {
+        "record_created": record is not None,
+        "record": None
+        if record is None
+        else {
+            "created_at": unstructure(record.created_at),
+            "created_by": unstructure(record.created_by),
+            "title": record.title,
+        },
+        "sha256": artifact.sha256,
+        "artifact": unstructure(artifact),
+        "acquisition": unstructure(acquisition),
+        "tags": sorted(set(tags)),
+        "note": None if note is None else unstructure(note),
+    }
+
+
+def _apply_added(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one ``artifact.added`` event; *states* changes only if the whole event applies."""
+    details = event.details
+    if details["record_created"]:
+        if event.subject in states:
+            raise ValueError(f"record {event.subject} is created twice")
+        created = details["record"]
+        state = _RecordState(
+            id=event.subject,
+            created_at=structure(created["created_at"], dt.datetime),
+            created_by=structure(created["created_by"], Agent),
+            title=created["title"],
+        )
+    elif event.subject in states:
+        old = states[event.subject]
+        state = attrs.evolve(
+            old,
+            artifacts=list(old.artifacts),
+            acquisitions=list(old.acquisitions),
+            tags=set(old.tags),
+            notes=list(old.notes),
+        )
+    else:
+        raise ValueError(f"record {event.subject} was never created in this log")
+    artifact = structure(details["artifact"], model.Artifact)
+    if artifact.sha256 != details["sha256"]:
+        raise ValueError("artifact document and sha256 disagree")
+    if all(entry.artifact.sha256 != artifact.sha256 for entry in state.artifacts):
+        state.artifacts.append(model.RecordArtifact(artifact=artifact))
+    state.acquisitions.append(structure(details["acquisition"], model.Acquisition))
+    state.tags.update(details["tags"])
+    if details["note"] is not None:
+        state.notes.append(structure(details["note"], model.Note))
+    states[event.subject] = state

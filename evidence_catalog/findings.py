@@ -135,3 +135,35 @@ class EventOutOfOrder(Finding):
 
     def __str__(self) -> str:
         return f"custody event {self.seq} is out of order (expected sequence {self.expected})"
+
+
+@frozen
+class EventUnreplayable(Finding):
+    """A custody event's details cannot be applied when the log is replayed."""
+
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"custody event {self.seq} cannot be replayed ({self.reason})"
+
+
+@frozen
+class RecordMismatch(Finding):
+    """What the catalog database says of a record differs from what its custody log says."""
+
+    record_id: str
+    fields: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"record {self.record_id}: {', '.join(self.fields)} differ from what the custody log records"
+
+
+@frozen
+class RecordMissing(Finding):
+    """The custody log created a record that the catalog database no longer has."""
+
+    record_id: str
+
+    def __str__(self) -> str:
+        return f"record {self.record_id} is in the custody log but missing from the catalog"

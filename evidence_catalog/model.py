@@ -107,6 +107,11 @@ def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
         raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
 
 
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+
+
 def _finite_in(lo: float, hi: float) -> Any:
     def check(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
         if value is None:
@@ -376,8 +381,8 @@ class LinkCard:
 class Repost:
     """Who reposted whose post."""
 
-    reposted_by: str
-    original_author: str
+    reposted_by: str = field(validator=_not_blank)
+    original_author: str = field(validator=_not_blank)
     original_post_id: str | None = None
 
 
@@ -385,8 +390,8 @@ class Repost:
 class LineSpan:
     """Lines (1-based, inclusive) of a source document a report was read from."""
 
-    first: int = field(validator=_non_negative)
-    last: int = field(validator=_non_negative)
+    first: int = field(validator=_positive)
+    last: int = field(validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.last < self.first:

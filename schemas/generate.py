@@ -52,6 +52,8 @@ TEXT = {"type": "string"}
 NONBLANK = {"type": "string", "pattern": "\\S"}
 OPT_TEXT = nullable(TEXT)
 BOOL = {"type": "boolean"}
+_NOT_CONTROL = "\\u0000-\\u001f\\u007f"
+TAG_PATTERN = f"^[^\\s{_NOT_CONTROL}]([^{_NOT_CONTROL}]*[^\\s{_NOT_CONTROL}])?$"
 COUNT = {"type": "integer", "minimum": 0}
 
 DEFS: dict[str, Any] = {
@@ -91,7 +93,7 @@ DEFS: dict[str, Any] = {
         {
             "latitude": {"type": "number", "minimum": -90, "maximum": 90},
             "longitude": {"type": "number", "minimum": -180, "maximum": 180},
-            "altitude_m": nullable({"type": "number"}),
+            "altitude_m": nullable({"type": "number", "minimum": -1e6, "maximum": 1e9}),
         },
         description="WGS 84 position in signed decimal degrees; altitude in metres.",
     ),
@@ -187,8 +189,11 @@ DEFS: dict[str, Any] = {
             "truncated": BOOL,
         }
     ),
-    "repost": obj({"reposted_by": TEXT, "original_author": TEXT, "original_post_id": OPT_TEXT}),
-    "line_span": obj({"first": COUNT, "last": COUNT}),
+    "repost": obj({"reposted_by": NONBLANK, "original_author": NONBLANK, "original_post_id": OPT_TEXT}),
+    "line_span": obj(
+        {"first": {"type": "integer", "minimum": 1}, "last": {"type": "integer", "minimum": 1}},
+        description="Lines of the source document, 1-based and inclusive.",
+    ),
     "report": obj(
         {
             "id": ref("id"),
@@ -239,7 +244,7 @@ DEFS: dict[str, Any] = {
         {
             "name": OPT_TEXT,
             "position": nullable(ref("geo_position")),
-            "uncertainty_m": nullable({"type": "number", "minimum": 0}),
+            "uncertainty_m": nullable({"type": "number", "minimum": 0, "maximum": 2.1e7}),
             "admin_area": OPT_TEXT,
         }
     ),
@@ -282,7 +287,16 @@ DEFS: dict[str, Any] = {
             "artifacts": {"type": "array", "items": ref("record_artifact")},
             "acquisitions": {"type": "array", "items": ref("acquisition")},
             "reports": {"type": "array", "items": ref("report")},
-            "tags": {"type": "array", "items": {"type": "string", "pattern": "^\\S(.*\\S)?$"}, "uniqueItems": True},
+            "tags": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "pattern": TAG_PATTERN,
+                    "description": "No surrounding white space, no control characters.",
+                },
+                "uniqueItems": True,
+                "description": "Sorted, each once.",
+            },
             "notes": {"type": "array", "items": ref("note")},
             "flags": {"type": "array", "items": ref("sensitivity_flag")},
             "relations": {"type": "array", "items": ref("relation")},
@@ -300,7 +314,9 @@ DEFS: dict[str, Any] = {
             "prev_hash": ref("sha256"),
             "hash": {
                 "$ref": "#/$defs/sha256",
-                "description": "SHA-256 of the RFC 8785 canonical JSON of this document without 'hash'.",
+                "description": (
+                    "SHA-256 of the RFC 8785 canonical JSON of this object without its 'hash' and 'schema' members."
+                ),
             },
             "details": {"type": "object"},
         }

@@ -120,7 +120,7 @@ def acquisitions(draw: st.DrawFn, shas: Sequence[str] = ()) -> model.Acquisition
 
 @st.composite
 def line_spans(draw: st.DrawFn) -> model.LineSpan:
-    first = draw(st.integers(min_value=0, max_value=10_000))
+    first = draw(st.integers(min_value=1, max_value=10_000))
     return model.LineSpan(first=first, last=first + draw(st.integers(min_value=0, max_value=100)))
 
 
@@ -156,7 +156,8 @@ reports = st.builds(
         ),
         max_size=2,
     ),
-    repost=st.none() | st.builds(model.Repost, reposted_by=text, original_author=text, original_post_id=optional_text),
+    repost=st.none()
+    | st.builds(model.Repost, reposted_by=nonblank, original_author=nonblank, original_post_id=optional_text),
     document_sha256=st.none() | sha256,
     line_span=st.none() | line_spans(),
 )

@@ -30,6 +30,8 @@ from evidence_catalog.findings import (
     DigestMismatch,
     EventEdited,
     EventMissing,
+    RecordMismatch,
+    RecordMissing,
     UnloggedChange,
 )
 from evidence_catalog.schema_files import load_schema
@@ -88,7 +90,8 @@ def test_add_stores_bytes_record_acquisition_and_custody_event(catalog: Catalog,
 
     [event] = catalog.history(record.id)
     assert event.action == "artifact.added"
-    assert event.details["acquisition_id"] == acquisition.id and event.details["sha256"] == result.sha256
+    assert event.details["acquisition"]["id"] == acquisition.id and event.details["sha256"] == result.sha256
+    assert event.details["record"]["title"] == "school.jpg" and event.details["note"]["text"] == "sent by a witness"
     assert catalog.verify().ok
 
 
@@ -253,9 +256,8 @@ def test_verify_finds_a_deleted_event_and_the_acquisition_it_logged(catalog: Cat
         db.execute("pragma foreign_keys = off")
         db.execute("delete from custody_event where seq = 3")
     findings = catalog.verify(record_event=False).findings
-    assert EventMissing(seq=3, found=4) in findings
+    assert findings[0] == EventMissing(seq=3, found=4)
     assert UnloggedChange(subject=f"record {results[1].record_id}", what="its creation") in findings
-    assert UnloggedChange(subject=f"acquisition {results[1].acquisition_id}", what="this acquisition") in findings
 
 
 def test_verify_finds_a_rewritten_chain_link(catalog: Catalog, tmp_path: Path) -> None:
@@ -265,6 +267,37 @@ def test_verify_finds_a_rewritten_chain_link(catalog: Catalog, tmp_path: Path) -
     findings = catalog.verify(record_event=False).findings
     assert any(isinstance(f, EventEdited) and f.seq == 2 for f in findings)
     assert any(isinstance(f, BrokenLink) and f.seq == 2 for f in findings)
+
+
+@pytest.mark.parametrize(
+    ("sql", "field"),
+    [
+        ("update record set title = 'a different title'", "title"),
+        ("insert into record_tag (record_id, tag) select id, 'planted' from record", "tags"),
+        ("update record_part set body = json_set(body, '$.text', 'rewritten note')", "notes"),
+        ("update acquisition set body = json_set(body, '$.source_url', 'https://elsewhere.example')", "acquisitions"),
+        ("update artifact set media_type = 'video/mp4'", "artifacts"),
+        ("update artifact set extracted = json_set(extracted, '$.exif.gps.latitude', 1.5)", "artifacts"),
+    ],
+)
+def test_verify_finds_records_changed_behind_the_custody_log(
+    catalog: Catalog, jpeg_file: Any, sql: str, field: str
+) -> None:
+    [result] = catalog.add([jpeg_file()], tags=["t"], note="a note", source_url="https://t.me/x/1")
+    assert catalog.verify(record_event=False).ok
+    _edit_db(catalog, sql)
+    findings = catalog.verify(record_event=False).findings
+    assert findings == (RecordMismatch(record_id=result.record_id, fields=(field,)),)
+
+
+def test_verify_finds_a_record_deleted_from_the_database(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    [result] = catalog.add([tmp_path / "a"], tags=["t"])
+    with sqlite3.connect(catalog.path / "catalog.db") as db:
+        for table in ("record_tag", "acquisition", "record_artifact", "record"):
+            column = "id" if table == "record" else "record_id"
+            db.execute(f"delete from {table} where {column} = ?", (result.record_id,))
+    assert catalog.verify(record_event=False).findings == (RecordMissing(record_id=result.record_id),)
 
 
 def test_verification_is_itself_logged(catalog: Catalog) -> None:

@@ -82,7 +82,9 @@ def _text(value: str | None) -> str | None:
 
 
 def _datetime_original(raw: dict[str, str], errors: list[str]) -> str | None:
-    value = raw.get("EXIF DateTimeOriginal") or raw.get("Image DateTime")
+    # Only DateTimeOriginal is the moment of capture; "Image DateTime" is when the file was last
+    # changed (it stays in the raw tags) and must not be presented as the capture time.
+    value = raw.get("EXIF DateTimeOriginal")
     if value is None:
         return None
     match = _EXIF_DATETIME.match(value.strip())

@@ -30,9 +30,8 @@ from evidence_catalog.errors import (
     CatalogVersionError,
     NotFoundError,
     StorageError,
-    ValidationError,
 )
-from evidence_catalog.serialize import structure, unstructure
+from evidence_catalog.serialize import format_timestamp, structure, unstructure
 from evidence_catalog.store.tables import (
     AcquisitionRow,
     ArtifactRow,
@@ -389,13 +388,6 @@ class CatalogDatabase:
             **parts,
         )
 
-    def acquisition_links(self, session: Session) -> Iterator[tuple[str, str, str | None, int]]:
-        """(acquisition id, record id, artifact SHA-256, custody seq) of every acquisition."""
-        query = select(
-            AcquisitionRow.id, AcquisitionRow.record_id, AcquisitionRow.artifact_sha256, AcquisitionRow.custody_seq
-        )
-        yield from session.exec(query)
-
     def count(self, session: Session, table: type[Any]) -> int:
         """Number of rows in a table."""
         return int(session.exec(select(sa.func.count()).select_from(table)).one())
@@ -410,22 +402,20 @@ def _artifact_from_row(row: ArtifactRow) -> model.Artifact:
     )
 
 
+def event_document(row: CustodyEventRow) -> dict[str, Any]:
+    """The event a row holds as a plain JSON object, exactly as stored (nothing validated)."""
+    return {
+        "seq": row.seq,
+        "at": format_timestamp(_aware(row.at)),
+        "actor": row.actor,
+        "action": row.action,
+        "subject": row.subject,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+        "details": row.details,
+    }
+
+
 def event_from_row(row: CustodyEventRow) -> model.CustodyEvent:
     """The custody event a row holds; :class:`ValidationError` if the row is not a valid event."""
-    try:
-        return _event(row)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(str(exc), where=f"custody event {row.seq}") from exc
-
-
-def _event(row: CustodyEventRow) -> model.CustodyEvent:
-    return model.CustodyEvent(
-        seq=row.seq,
-        at=_aware(row.at),
-        actor=structure(row.actor, model.Agent),
-        action=row.action,
-        subject=row.subject,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-        details=row.details,
-    )
+    return structure(event_document(row), model.CustodyEvent)
