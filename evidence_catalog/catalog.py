@@ -348,9 +348,11 @@ class Catalog:
             original_path_b64=path_b64,
             file_modified_at=dt.datetime.fromtimestamp(info.st_mtime, dt.UTC),
             source_url=source_url,
-            note=note,
         )
         with self.db.write() as session:
+            # Another writer may have catalogued these bytes meanwhile: its description wins, so
+            # that every event about one artifact carries the same document.
+            artifact = self.db.artifact(session, blob.sha256) or artifact
             new_record = False
             if record_id is None:
                 holders = self.db.records_holding(session, blob.sha256)

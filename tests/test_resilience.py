@@ -86,3 +86,47 @@ def test_progress_is_drawn_on_a_terminal_and_not_with_quiet(tmp_path: Path) -> N
     assert code == 0 and drawn == ""
     code, drawn = _run_on_a_terminal(_cli("verify", "--catalog", catalog_dir))
     assert code == 0 and "verifying" in drawn
+
+
+def _add_in_child(catalog_dir: str, paths: list[str]) -> None:
+    with Catalog.open(catalog_dir, operator="Worker") as catalog:
+        for path in paths:
+            catalog.add([path])
+
+
+def test_concurrent_writers_keep_one_linear_log_and_store_each_blob_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    catalog_dir = tmp_path / "cat"
+    Catalog.init(catalog_dir, operator="Tester").close()
+    shared = [tmp_path / f"shared-{i}.bin" for i in range(5)]
+    for i, path in enumerate(shared):
+        path.write_bytes(f"the same evidence {i}".encode() * 1000)
+    jobs = []
+    for worker in range(4):
+        own = []
+        for i in range(5):
+            path = tmp_path / f"w{worker}-{i}.bin"
+            path.write_bytes(os.urandom(20_000))
+            own.append(str(path))
+        jobs.append(own + [str(p) for p in shared])
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_add_in_child, args=(str(catalog_dir), job)) for job in jobs]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+
+    with Catalog.open(catalog_dir) as catalog:
+        history = catalog.history()
+        assert [e.seq for e in history] == list(range(1, len(history) + 1))
+        added = [e for e in history if e.action == "artifact.added"]
+        assert len(added) == 4 * 10
+        records = list(catalog.records())
+        assert len(records) == 4 * 5 + 5  # each distinct content on exactly one record
+        shared_records = [r for r in records if len(r.acquisitions) > 1]
+        assert len(shared_records) == 5 and all(len(r.acquisitions) == 4 for r in shared_records)
+        blobs = [p for p in (catalog_dir / "blobs" / "sha256").rglob("*") if p.is_file()]
+        assert len(blobs) == 25
+        assert catalog.verify().ok
