@@ -137,3 +137,41 @@ def test_verify_finds_changed_missing_and_resized_bytes(tmp_path: Path) -> None:
     )
     path.unlink()
     assert store.verify(blob.sha256, blob.digests, blob.size) == [BlobMissing(sha256=blob.sha256)]
+
+
+def test_short_writes_are_completed_not_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+
+    def at_most_7_bytes(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data[:7]))
+
+    monkeypatch.setattr(os, "write", at_most_7_bytes)
+    data = os.urandom(100_003)
+    blob = BlobStore(tmp_path).put_stream(io.BytesIO(data))
+    monkeypatch.undo()
+    assert BlobStore(tmp_path).path_for(blob.sha256).read_bytes() == data
+
+
+def test_large_blobs_are_written_back_while_hashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counting)
+    size = 200 * 1024 * 1024
+    blob = BlobStore(tmp_path).put_stream(ZeroStream(size))  # type: ignore[arg-type]
+    assert blob.size == size and calls, "write-back should start before the final fsync"
+
+
+class ZeroStream:
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readinto(self, buffer: memoryview) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n

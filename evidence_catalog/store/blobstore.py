@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,14 +79,18 @@ class BlobStore:
 
     def put_stream(self, stream: Readable, *, progress: ProgressCallback | None = None) -> StoredBlob:
         """Copy *stream* into the store, hashing it on the way; deduplicate by SHA-256."""
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp_path = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
+            self._make_dirs(self.tmp_dir)
             fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with open(fd, "wb", buffering=0) as out:
-                digests, size = hash_stream(stream, self.algorithms, on_block=out.write, progress=progress)
-                if self.fsync:
-                    os.fsync(out.fileno())
+            try:
+                writer = _BlobWriter(fd, durable=self.fsync)
+                digests, size = hash_stream(stream, self.algorithms, on_block=writer.write, progress=progress)
+                writer.finish()
+                if os.fstat(fd).st_size != size:  # defence in depth: never link a short file
+                    raise OSError(errno.EIO, f"wrote {os.fstat(fd).st_size} bytes of {size}")
+            finally:
+                os.close(fd)
             created = self._link_into_place(tmp_path, digests.sha256)
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
@@ -102,7 +107,7 @@ class BlobStore:
         final = self.path_for(sha256)
         if final.exists():
             return False
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._make_dirs(final.parent)
         os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         try:
             os.link(tmp_path, final)
@@ -111,6 +116,20 @@ class BlobStore:
         if self.fsync:
             _fsync_dir(final.parent)
         return True
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create *directory* and missing parents, each made durable in its parent."""
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            if self.fsync:
+                _fsync_dir(path.parent)
 
     def verify(
         self, sha256: str, expected: Digests, size: int, *, progress: ProgressCallback | None = None
@@ -134,6 +153,50 @@ class BlobStore:
                     DigestMismatch(sha256=sha256, algorithm=algorithm, expected=value, found=actual[algorithm])
                 )
         return findings
+
+
+class _BlobWriter:
+    """Writes every byte of each block (short writes happen on full disks and some file
+    systems), and starts writing back to disk while hashing goes on, so that the final
+    ``fsync`` does not wait for the whole file at once."""
+
+    FLUSH_EVERY = 64 * 1024 * 1024
+
+    def __init__(self, fd: int, *, durable: bool) -> None:
+        self.fd = fd
+        self.durable = durable
+        self.unflushed = 0
+        self.flusher: threading.Thread | None = None
+        self.flush_error: OSError | None = None
+
+    def write(self, block: memoryview) -> None:
+        view = block
+        while view:
+            written = os.write(self.fd, view)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, "no bytes written")
+            view = view[written:]
+        if self.durable:
+            self.unflushed += len(block)
+            if self.unflushed >= self.FLUSH_EVERY and (self.flusher is None or not self.flusher.is_alive()):
+                self.unflushed = 0
+                self.flusher = threading.Thread(target=self._flush, daemon=True)
+                self.flusher.start()
+
+    def _flush(self) -> None:
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            self.flush_error = exc
+
+    def finish(self) -> None:
+        """Wait for write-back; make the file durable (``fsync``) when asked to."""
+        if self.flusher is not None:
+            self.flusher.join()
+        if self.flush_error is not None:
+            raise self.flush_error
+        if self.durable:
+            os.fsync(self.fd)
 
 
 def _describe_os_error(exc: OSError) -> str:
