@@ -59,8 +59,16 @@ def content_hash(event: CustodyEvent) -> str:
     return document_hash(unstructure(event))
 
 
+@attrs.frozen
+class ChainHead:
+    """The last event of a log, as much of it as the next event needs."""
+
+    seq: int
+    hash: str
+
+
 def make_event(
-    previous: CustodyEvent | None,
+    previous: CustodyEvent | ChainHead | None,
     *,
     at: dt.datetime,
     actor: Agent,

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, col, select
 
 from evidence_catalog import model
-from evidence_catalog.custody import make_event
+from evidence_catalog.custody import ChainHead, make_event
 from evidence_catalog.errors import (
     CatalogError,
     CatalogVersionError,
@@ -176,28 +176,28 @@ class CatalogDatabase:
         details: dict[str, Any],
     ) -> model.CustodyEvent:
         """Append one event to the custody log, linked to the last one (the only appender)."""
-        last = session.exec(select(CustodyEventRow).order_by(col(CustodyEventRow.seq).desc()).limit(1)).first()
+        table = _t(CustodyEventRow)
+        last = _run(session, sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
         event = make_event(
-            None if last is None else event_from_row(last),
+            None if last is None else ChainHead(seq=last.seq, hash=last.hash),
             at=at,
             actor=actor,
             action=action,
             subject=subject,
             details=details,
         )
-        session.add(
-            CustodyEventRow(
-                seq=event.seq,
-                at=event.at,
-                actor=unstructure(event.actor),
-                action=event.action,
-                subject=event.subject,
-                details=event.details,
-                prev_hash=event.prev_hash,
-                hash=event.hash,
-            )
+        _insert(
+            session,
+            CustodyEventRow,
+            seq=event.seq,
+            at=event.at,
+            actor=unstructure(event.actor),
+            action=event.action,
+            subject=event.subject,
+            details=event.details,
+            prev_hash=event.prev_hash,
+            hash=event.hash,
         )
-        session.flush()
         return event
 
     def event_rows(self, session: Session) -> Iterator[CustodyEventRow]:
@@ -217,7 +217,8 @@ class CatalogDatabase:
 
     def artifact(self, session: Session, sha256: str) -> model.Artifact | None:
         """The artifact with this SHA-256, if catalogued."""
-        row = session.get(ArtifactRow, sha256)
+        table = _t(ArtifactRow)
+        row = _run(session, sa.select(table).where(table.c.sha256 == sha256)).first()
         return None if row is None else _artifact_from_row(row)
 
     def artifacts(self, session: Session) -> Iterator[model.Artifact]:
@@ -227,119 +228,114 @@ class CatalogDatabase:
 
     def add_artifact(self, session: Session, artifact: model.Artifact, *, at: dt.datetime) -> bool:
         """Insert an artifact unless it is already catalogued; return True when inserted."""
-        if session.get(ArtifactRow, artifact.sha256) is not None:
+        if self.artifact(session, artifact.sha256) is not None:
             return False
         digests = artifact.digests
-        session.add(
-            ArtifactRow(
-                sha256=digests.sha256,
-                size=artifact.size,
-                media_type=artifact.media_type,
-                md5=digests.md5,
-                sha1=digests.sha1,
-                sha512=digests.sha512,
-                blake2b=digests.blake2b,
-                extracted=None if artifact.metadata is None else unstructure(artifact.metadata),
-                stored_at=at,
-            )
+        _insert(
+            session,
+            ArtifactRow,
+            sha256=digests.sha256,
+            size=artifact.size,
+            media_type=artifact.media_type,
+            md5=digests.md5,
+            sha1=digests.sha1,
+            sha512=digests.sha512,
+            blake2b=digests.blake2b,
+            extracted=None if artifact.metadata is None else unstructure(artifact.metadata),
+            stored_at=at,
         )
-        session.flush()
         return True
 
     def records_holding(self, session: Session, sha256: str) -> list[str]:
         """Ids of the records that hold an artifact, oldest first."""
-        query = (
-            select(RecordArtifactRow.record_id)
-            .where(RecordArtifactRow.sha256 == sha256)
-            .order_by(col(RecordArtifactRow.record_id))
-        )
-        return list(session.exec(query))
+        table = _t(RecordArtifactRow)
+        query = sa.select(table.c.record_id).where(table.c.sha256 == sha256).order_by(table.c.record_id)
+        return list(_run(session, query).scalars())
 
     # -- records -----------------------------------------------------------------------------
 
     def record_exists(self, session: Session, record_id: str) -> bool:
         """Tell whether a record with this id exists."""
-        return session.get(RecordRow, record_id) is not None
+        table = _t(RecordRow)
+        return _run(session, sa.select(table.c.id).where(table.c.id == record_id)).first() is not None
 
     def add_record(self, session: Session, record: model.EvidenceRecord) -> None:
         """Insert a new record with its own columns and tags (parts are added separately)."""
-        session.add(
-            RecordRow(
-                id=record.id,
-                created_at=record.created_at,
-                created_by=unstructure(record.created_by),
-                title=record.title,
-            )
+        _insert(
+            session,
+            RecordRow,
+            id=record.id,
+            created_at=record.created_at,
+            created_by=unstructure(record.created_by),
+            title=record.title,
         )
-        session.flush()
-        self.add_tags(session, record.id, record.tags)
+        for tag in record.tags:
+            _insert(session, RecordTagRow, record_id=record.id, tag=tag)
 
     def add_tags(self, session: Session, record_id: str, tags: Sequence[str]) -> list[str]:
         """Add tags a record does not have yet; return those added."""
-        have = set(session.exec(select(RecordTagRow.tag).where(RecordTagRow.record_id == record_id)))
+        if not tags:
+            return []
+        table = _t(RecordTagRow)
+        have = set(_run(session, sa.select(table.c.tag).where(table.c.record_id == record_id)).scalars())
         added = sorted(set(tags) - have)
         for tag in added:
-            session.add(RecordTagRow(record_id=record_id, tag=tag))
-        session.flush()
+            _insert(session, RecordTagRow, record_id=record_id, tag=tag)
         return added
 
     def attach_artifact(self, session: Session, record_id: str, entry: model.RecordArtifact) -> bool:
         """Put an artifact on a record unless it is there already; return True when attached."""
-        if session.get(RecordArtifactRow, (record_id, entry.artifact.sha256)) is not None:
+        table = _t(RecordArtifactRow)
+        held = list(_run(session, sa.select(table.c.sha256).where(table.c.record_id == record_id)).scalars())
+        if entry.artifact.sha256 in held:
             return False
-        position = session.exec(
-            select(sa.func.count()).select_from(RecordArtifactRow).where(RecordArtifactRow.record_id == record_id)
-        ).one()
-        session.add(
-            RecordArtifactRow(
-                record_id=record_id,
-                sha256=entry.artifact.sha256,
-                position=position,
-                role=entry.role.value,
-                derived_from=entry.derived_from,
-                derivation=entry.derivation,
-            )
+        _insert(
+            session,
+            RecordArtifactRow,
+            record_id=record_id,
+            sha256=entry.artifact.sha256,
+            position=len(held),
+            role=entry.role.value,
+            derived_from=entry.derived_from,
+            derivation=entry.derivation,
         )
-        session.flush()
         return True
 
     def add_acquisition(
         self, session: Session, record_id: str, acquisition: model.Acquisition, custody_seq: int
     ) -> None:
         """Record an acquisition on a record, tied to the custody event that logged it."""
-        session.add(
-            AcquisitionRow(
-                id=acquisition.id,
-                record_id=record_id,
-                artifact_sha256=acquisition.artifact_sha256,
-                method=acquisition.method.value,
-                started_at=acquisition.started_at,
-                custody_seq=custody_seq,
-                body=unstructure(acquisition),
-            )
+        _insert(
+            session,
+            AcquisitionRow,
+            id=acquisition.id,
+            record_id=record_id,
+            artifact_sha256=acquisition.artifact_sha256,
+            method=acquisition.method.value,
+            started_at=acquisition.started_at,
+            custody_seq=custody_seq,
+            body=unstructure(acquisition),
         )
-        session.flush()
 
     def add_part(self, session: Session, record_id: str, kind: str, part: Any, custody_seq: int) -> None:
         """Add a report, note, flag, relation, claim or assessment to a record."""
         if not isinstance(part, PART_KINDS[kind]):
             raise TypeError(f"a {kind} part must be a {PART_KINDS[kind].__name__}")
-        position = session.exec(
-            select(sa.func.count())
-            .select_from(RecordPartRow)
-            .where(RecordPartRow.record_id == record_id, RecordPartRow.kind == kind)
-        ).one()
-        session.add(
-            RecordPartRow(
-                id=getattr(part, "id", None) or model.new_id(),
-                record_id=record_id,
-                kind=kind,
-                position=position,
-                custody_seq=custody_seq,
-                body=unstructure(part),
-            )
+        table = _t(RecordPartRow)
+        position = _run(
+            session,
+            sa.select(sa.func.count()).select_from(table).where(table.c.record_id == record_id, table.c.kind == kind),
+        ).scalar_one()
+        _insert(
+            session,
+            RecordPartRow,
+            id=getattr(part, "id", None) or model.new_id(),
+            record_id=record_id,
+            kind=kind,
+            position=position,
+            custody_seq=custody_seq,
+            body=unstructure(part),
         )
-        session.flush()
 
     def record_ids(self, session: Session) -> list[str]:
         """Every record id, oldest first (ids are time-ordered)."""
@@ -393,7 +389,22 @@ class CatalogDatabase:
         return int(session.exec(select(sa.func.count()).select_from(table)).one())
 
 
-def _artifact_from_row(row: ArtifactRow) -> model.Artifact:
+def _t(row_type: type[Any]) -> sa.Table:
+    """The table behind a row class (the write path uses SQLAlchemy Core: the ORM's unit of
+    work costs more than the inserts themselves for a catalog of many small files)."""
+    table: sa.Table = row_type.__table__
+    return table
+
+
+def _run(session: Session, statement: sa.Executable) -> sa.CursorResult[Any]:
+    return session.connection().execute(statement)
+
+
+def _insert(session: Session, row_type: type[Any], **values: Any) -> None:
+    _run(session, sa.insert(_t(row_type)).values(**values))
+
+
+def _artifact_from_row(row: Any) -> model.Artifact:
     return model.Artifact(
         digests=model.Digests(sha256=row.sha256, md5=row.md5, sha1=row.sha1, sha512=row.sha512, blake2b=row.blake2b),
         size=row.size,
