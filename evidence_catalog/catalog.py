@@ -323,8 +323,10 @@ class Catalog:
             raise InputError("permission denied", where=where) from exc
         except IsADirectoryError as exc:
             raise InputError("is a directory", where=where) from exc
-        with self.db.read() as session:
-            artifact = self.db.artifact(session, blob.sha256)
+        artifact = None
+        if not blob.created:  # bytes already stored: their description is probably catalogued
+            with self.db.read() as session:
+                artifact = self.db.artifact(session, blob.sha256)
         if artifact is None:
             stored = self.blobs.path_for(blob.sha256)
             media_type = sniff_media_type(stored)
@@ -352,7 +354,9 @@ class Catalog:
         with self.db.write() as session:
             # Another writer may have catalogued these bytes meanwhile: its description wins, so
             # that every event about one artifact carries the same document.
-            artifact = self.db.artifact(session, blob.sha256) or artifact
+            catalogued = self.db.artifact(session, blob.sha256)
+            if catalogued is not None:
+                artifact = catalogued
             new_record = False
             if record_id is None:
                 holders = self.db.records_holding(session, blob.sha256)
@@ -392,7 +396,8 @@ class Catalog:
                 self.db.add_record(session, record)
             else:
                 self.db.add_tags(session, record_id, tags)
-            self.db.add_artifact(session, artifact, at=ended_at)
+            if catalogued is None:
+                self.db.add_artifact(session, artifact, at=ended_at)
             attached = self.db.attach_artifact(session, record_id, model.RecordArtifact(artifact=artifact))
             self.db.add_acquisition(session, record_id, acquisition, event.seq)
             if note_part is not None:

@@ -48,7 +48,8 @@ class StoredBlob:
         return self.digests.sha256
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries durable (after creating, linking or renaming in it)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
@@ -114,7 +115,7 @@ class BlobStore:
         except FileExistsError:
             return False  # a concurrent writer stored the same bytes first
         if self.fsync:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         return True
 
     def _make_dirs(self, directory: Path) -> None:
@@ -129,7 +130,7 @@ class BlobStore:
             except FileExistsError:
                 continue
             if self.fsync:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
 
     def verify(
         self, sha256: str, expected: Digests, size: int, *, progress: ProgressCallback | None = None

@@ -226,10 +226,8 @@ class CatalogDatabase:
         for row in session.exec(select(ArtifactRow).order_by(col(ArtifactRow.sha256))):
             yield _artifact_from_row(row)
 
-    def add_artifact(self, session: Session, artifact: model.Artifact, *, at: dt.datetime) -> bool:
-        """Insert an artifact unless it is already catalogued; return True when inserted."""
-        if self.artifact(session, artifact.sha256) is not None:
-            return False
+    def add_artifact(self, session: Session, artifact: model.Artifact, *, at: dt.datetime) -> None:
+        """Insert a new artifact (the caller has checked that it is not catalogued yet)."""
         digests = artifact.digests
         _insert(
             session,
@@ -244,7 +242,6 @@ class CatalogDatabase:
             extracted=None if artifact.metadata is None else unstructure(artifact.metadata),
             stored_at=at,
         )
-        return True
 
     def records_holding(self, session: Session, sha256: str) -> list[str]:
         """Ids of the records that hold an artifact, oldest first."""

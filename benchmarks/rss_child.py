@@ -1,0 +1,81 @@
+"""Child process of the peak-RSS benchmark (started by ``benchmarks/run.py``, not meant to be run by hand).
+
+Usage::
+
+    python benchmarks/rss_child.py bare
+    python benchmarks/rss_child.py import
+    python benchmarks/rss_child.py init CATALOG_DIR
+    python benchmarks/rss_child.py add CATALOG_DIR FILE
+
+``bare`` imports nothing (the interpreter's own baseline); ``import`` imports the library; ``init``
+also creates an empty catalog; ``add`` creates a catalog and adds *FILE* with one ``Catalog.add``
+call.  Each mode prints one JSON object with what it did and the process's peak resident set
+size in KiB.
+
+The peak comes from ``VmHWM`` in ``/proc/self/status``: the high-water mark of this process's
+own address space since ``exec``.  ``getrusage``/``wait4`` ``ru_maxrss`` is not used on Linux
+because it also counts the memory image of the process that spawned the child (the kernel
+carries the pre-``exec`` high-water mark over), which here is the benchmark runner itself.
+Elsewhere ``ru_maxrss`` is the fallback, and the output says so.
+
+Only :mod:`sys` is imported at the top so that ``bare`` is close to ``python -c pass``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+OPERATOR = "Benchmark <bench@example.org>"
+ARGUMENTS = {"bare": 0, "import": 0, "init": 1, "add": 2}
+
+
+def peak_rss_kib() -> tuple[int, str]:
+    """This process's peak RSS in KiB and where the figure comes from."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]), "VmHWM"
+    except OSError:
+        pass
+    import resource
+
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (maxrss // 1024 if sys.platform == "darwin" else maxrss), "ru_maxrss"
+
+
+def main(argv: list[str]) -> int:
+    """Run one mode, print its report; return the process exit status."""
+    if not argv or argv[0] not in ARGUMENTS or len(argv) != 1 + ARGUMENTS[argv[0]]:
+        print(__doc__, file=sys.stderr)
+        return 2
+    mode = argv[0]
+    if mode == "bare":
+        peak, source = peak_rss_kib()
+        print(f'{{"mode": "bare", "peak_kib": {peak}, "source": "{source}"}}')
+        return 0
+
+    import json
+    import time
+
+    from evidence_catalog import Catalog  # the import is part of what is measured
+
+    report: dict[str, object] = {"mode": mode}
+    if mode in ("init", "add"):
+        with Catalog.init(argv[1], operator=OPERATOR) as catalog:
+            if mode == "add":
+                started = time.perf_counter()
+                [result] = catalog.add([argv[2]])
+                report.update(
+                    seconds=time.perf_counter() - started,
+                    sha256=result.sha256,
+                    size=result.size,
+                    new_bytes=result.new_bytes,
+                )
+    report["peak_kib"], report["source"] = peak_rss_kib()
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,771 @@
+"""Benchmarks of evidence_catalog against the standard tools, each as a ratio measured in the same run.
+
+Run with ``make bench`` or ``.venv/bin/python benchmarks/run.py``; a quick run::
+
+    .venv/bin/python benchmarks/run.py --size-gib 0.25 --small-files 500 --repeat 1
+
+What is measured (issue point 12), each side on the same file in the same run:
+
+``hash``
+    ``evidence_catalog.hashing.hash_file`` (SHA-256) of a 1 GiB file vs ``openssl dgst -sha256``.
+    Target: at least 0.9x OpenSSL's throughput.
+``add``
+    ``Catalog.add`` of a 1 GiB file into a fresh catalog (hash + store + fsync + database) vs
+    ``openssl dgst -sha256`` + ``cp`` + ``sync``.  Target: at least 0.8x.
+``multi``
+    SHA-256 + MD5 + SHA-1 in one pass (``hash_file``) vs three ``openssl dgst`` runs one after
+    another.  No target in the issue; reported for information.
+``rss``
+    Peak RSS of a child process that adds a 2 GiB file, with the bare interpreter, the imported
+    library and an empty catalog as baselines.  Target: under 100 MiB in total.
+``small``
+    ``Catalog.add`` of 10,000 small files (200 B - 8 KiB, distinct content) in one call, in
+    files/s.  No target in the issue.  For context: a "durable floor" (copy, fsync the copy and
+    its directory, commit one SQLite row, per file: the fsyncs an add cannot avoid) and
+    ``cp -r`` + ``sha256sum`` + one ``sync`` of the same tree.
+
+Data files are read once before timing so that both sides read from the page cache; ours and
+the reference alternate (each round in the opposite order to the one before), and the best of
+``--repeat`` runs of each is compared.  Peak RSS is the child's ``VmHWM`` (see
+``rss_child.py`` for why not ``ru_maxrss``).  Before every
+timed run that writes, ``sync`` flushes what earlier steps left dirty.  Work files go to a fresh
+directory under ``--workdir`` (default ``benchmarks/work/``, git-ignored) and are removed at
+the end.  The exit status is 1 when a target is missed, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import evidence_catalog
+from evidence_catalog import Catalog
+from evidence_catalog.hashing import BLOCK_SIZE, hash_file
+from evidence_catalog.store.blobstore import fsync_dir
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_WORKDIR = HERE / "work"
+CHILD = HERE / "rss_child.py"
+
+OPERATOR = "Benchmark <bench@example.org>"
+BENCHMARKS = ("hash", "multi", "add", "rss", "small")
+MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
+
+#: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
+HASH_TARGET = 0.9
+ADD_TARGET = 0.8
+RSS_TARGET_MIB = 100.0
+
+SEED = 20240612
+#: Chunk size used to generate data files.
+GENERATE_CHUNK = 8 * MIB
+#: Small files are spread over directories of this many files.
+FILES_PER_DIR = 100
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the summary table."""
+
+    benchmark: str
+    ours: str
+    reference: str
+    ratio: str
+    target: str
+    status: str  # PASS, FAIL, INFO or SKIP
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds of repeated runs of one side of a comparison."""
+
+    label: str
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        """The fastest run (the least disturbed by everything else on the machine)."""
+        return min(self.seconds)
+
+    def throughput(self, size: int) -> float:
+        """Best-run throughput in MiB/s for *size* bytes."""
+        return size / MIB / self.best
+
+    def describe(self, size: int) -> str:
+        """One line: best throughput and time, then every run."""
+        runs = " ".join(f"{s:.2f}" for s in self.seconds)
+        return f"{self.throughput(size):8.0f} MiB/s  best {self.best:6.2f} s  (runs: {runs})  {self.label}"
+
+
+def verdict(ratio: float, target: float | None) -> str:
+    """PASS or FAIL against a minimum ratio; INFO when there is no target."""
+    if target is None:
+        return "INFO"
+    return "PASS" if ratio >= target else "FAIL"
+
+
+def compare(name: str, size: int, ours: Timings, reference: Timings, target: float | None) -> Row:
+    """Print a comparison of two timed sides on *size* bytes and return its summary row."""
+    ratio = reference.best / ours.best
+    status = verdict(ratio, target)
+    target_text = f">= {target:.1f}x" if target is not None else "none (info)"
+    print(f"  ours:      {ours.describe(size)}")
+    print(f"  reference: {reference.describe(size)}")
+    print(f"  ratio ours/reference: {ratio:.2f}x   target {target_text}   {status}")
+    return Row(
+        benchmark=name,
+        ours=f"{ours.throughput(size):.0f} MiB/s ({ours.best:.2f} s)",
+        reference=f"{reference.label}: {reference.throughput(size):.0f} MiB/s ({reference.best:.2f} s)",
+        ratio=f"{ratio:.2f}x",
+        target=target_text,
+        status=status,
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Seconds *action* takes (wall clock)."""
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def alternate(repeat: int, *sides: tuple[Timings, Callable[[], float]]) -> None:
+    """Run every side *repeat* times, interleaved, reversing the order every other round.
+
+    Each callable returns the seconds of one timed run, which is appended to its side's timings.
+    Interleaving spreads slow phases of a shared machine over both sides.
+    """
+    for round_number in range(repeat):
+        for timings, run in sides if round_number % 2 == 0 else tuple(reversed(sides)):
+            timings.seconds.append(run())
+
+
+def run_tool(argv: Sequence[str | os.PathLike[str]]) -> str:
+    """Run an external command; return its standard output, raise if it fails."""
+    return subprocess.run([os.fspath(a) for a in argv], check=True, capture_output=True, text=True).stdout
+
+
+def tool_output(argv: Sequence[str]) -> str | None:
+    """First line of a command's output, or ``None`` when it cannot be run."""
+    try:
+        lines = run_tool(argv).strip().splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return lines[0] if lines else None
+
+
+def openssl_digest(algorithm: str, path: Path) -> str:
+    """Hex digest of *path* computed by ``openssl dgst``."""
+    return run_tool(["openssl", "dgst", f"-{algorithm}", "-r", path]).split()[0]
+
+
+def missing_tools(*names: str) -> list[str]:
+    """The commands among *names* that are not on PATH."""
+    return [name for name in names if shutil.which(name) is None]
+
+
+def size_text(size: int) -> str:
+    """A byte count as GiB or MiB."""
+    return f"{size / GIB:g} GiB" if size >= GIB else f"{size / MIB:g} MiB"
+
+
+def write_random_file(path: Path, size: int, seed: int) -> None:
+    """Write *size* pseudo-random (incompressible, reproducible) bytes to *path* and fsync them."""
+    rng = random.Random(seed)
+    with open(path, "wb") as out:  # buffered: write() stores every byte or raises
+        remaining = size
+        while remaining:
+            n = min(GENERATE_CHUNK, remaining)
+            out.write(rng.randbytes(n))
+            remaining -= n
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def read_through(path: Path) -> None:
+    """Read a file once so that the timed runs find it in the page cache."""
+    buffer = bytearray(BLOCK_SIZE)
+    with open(path, "rb", buffering=0) as stream:
+        while stream.readinto(buffer):
+            pass
+
+
+def remove(path: Path) -> None:
+    """Delete a file or directory tree if it exists (blobs are read-only, which rmtree handles)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+# -- the machine -----------------------------------------------------------------------------------
+
+
+def _proc_field(path: str, key: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                name, _, value = line.partition(":")
+                if name.strip() == key:
+                    return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def _unescape_mount(field: bytes) -> bytes:
+    """Undo the octal escapes (``\\040`` for a space) of a ``/proc/mounts`` field."""
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+
+
+def file_system(path: Path) -> str:
+    """Type and mount options of the file system holding *path* (Linux), else ``unknown``."""
+    target = os.fsencode(os.path.realpath(path))
+    best: tuple[int, str] = (-1, "unknown")
+    try:
+        with open("/proc/mounts", "rb") as mounts:
+            for line in mounts:
+                parts = line.split()
+                if len(parts) < 4:
+                    continue
+                mount_point = _unescape_mount(parts[1])
+                inside = target == mount_point or target.startswith(mount_point.rstrip(b"/") + b"/")
+                if inside and len(mount_point) > best[0]:
+                    best = (
+                        len(mount_point),
+                        f"{parts[2].decode(errors='replace')} ({parts[3].decode(errors='replace')})",
+                    )
+    except OSError:
+        pass
+    return best[1]
+
+
+def describe_machine(workdir: Path) -> dict[str, str]:
+    """What the figures depend on: CPU, memory, versions and the work directory's file system."""
+    flags = (_proc_field("/proc/cpuinfo", "flags") or _proc_field("/proc/cpuinfo", "Features") or "").split()
+    if "sha_ni" in flags:
+        sha = "yes (sha_ni)"
+    elif "sha2" in flags:
+        sha = "yes (sha2)"
+    else:
+        sha = "no" if flags else "unknown"
+    mem_kib = (_proc_field("/proc/meminfo", "MemTotal") or "0 kB").split()[0]
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 0
+    try:
+        os_name = platform.freedesktop_os_release().get("PRETTY_NAME", platform.system())
+    except OSError:
+        os_name = platform.system()
+    git = tool_output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    if git is not None and tool_output(["git", "-C", str(REPO), "status", "--porcelain", "--", "evidence_catalog"]):
+        git += " (evidence_catalog/ modified in the work tree)"
+    sha256_impl = "OpenSSL (_hashlib)" if type(hashlib.new("sha256")).__module__ == "_hashlib" else "built-in"
+    return {
+        "CPUs usable (nproc)": str(usable),
+        "CPU model": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
+        "SHA extensions": sha,
+        "Memory": f"{int(mem_kib) / MIB:.1f} GiB",
+        "OS / kernel": f"{os_name} / {platform.system()} {platform.release()}",
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "hashlib SHA-256": f"{sha256_impl}, {ssl.OPENSSL_VERSION}",
+        "openssl command": tool_output(["openssl", "version"]) or "not found",
+        "coreutils": tool_output(["cp", "--version"]) or "unknown",
+        "Work dir file system": file_system(workdir),
+        "evidence_catalog": f"{evidence_catalog.__version__}" + (f", git {git}" if git else ""),
+    }
+
+
+# -- the benchmarks ------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What every benchmark needs: sizes, the scratch directory and the shared big file."""
+
+    scratch: Path
+    size: int
+    rss_size: int
+    small_files: int
+    repeat: int
+    _big: Path | None = None
+
+    def big_file(self) -> Path:
+        """The data file shared by ``hash``, ``multi`` and ``add`` (created on first use)."""
+        if self._big is None:
+            path = self.scratch / "data.bin"
+            print(f"(creating a {size_text(self.size)} data file ...)", flush=True)
+            write_random_file(path, self.size, SEED)
+            self._big = path
+        read_through(self._big)
+        return self._big
+
+    def drop_big_file(self) -> None:
+        """Delete the shared data file to make room."""
+        if self._big is not None:
+            remove(self._big)
+            self._big = None
+
+
+def bench_hash(ctx: Context) -> list[Row]:
+    """SHA-256 of the data file: ``hash_file`` vs ``openssl dgst -sha256``."""
+    path = ctx.big_file()
+    expected = openssl_digest("sha256", path)  # also a warm-up of the reference
+    ours = Timings("evidence_catalog.hashing.hash_file")
+    reference = Timings("openssl dgst -sha256")
+
+    def our_run() -> None:
+        digests, size = hash_file(os.fspath(path))
+        if digests.sha256 != expected or size != ctx.size:
+            raise AssertionError("hash_file disagrees with openssl")
+
+    alternate(
+        ctx.repeat, (ours, lambda: timed(our_run)), (reference, lambda: timed(lambda: openssl_digest("sha256", path)))
+    )
+    return [compare(f"SHA-256 of a {size_text(ctx.size)} file", ctx.size, ours, reference, HASH_TARGET)]
+
+
+def _threaded_multi_hash(path: Path, algorithms: Sequence[str]) -> dict[str, str]:
+    """Prototype (not library code): one read, the first digest on this thread, the others on workers.
+
+    hashlib releases the GIL while it hashes a large block, so on a machine with two or more
+    cores the digests are computed at the same time.  Used only to show what the change
+    suggested for ``MultiHasher`` would gain.
+    """
+    hashers = [hashlib.new(a) for a in algorithms]
+    buffer = bytearray(BLOCK_SIZE)
+    view = memoryview(buffer)
+    with ThreadPoolExecutor(max_workers=max(1, len(hashers) - 1)) as pool, open(path, "rb", buffering=0) as stream:
+        while n := stream.readinto(view):
+            block = view[:n]
+            futures = [pool.submit(h.update, block) for h in hashers[1:]]
+            hashers[0].update(block)
+            for future in futures:
+                future.result()
+    return {a: h.hexdigest() for a, h in zip(algorithms, hashers, strict=True)}
+
+
+def bench_multi(ctx: Context) -> list[Row]:
+    """SHA-256 + MD5 + SHA-1 in one pass vs three ``openssl dgst`` runs one after another."""
+    path = ctx.big_file()
+    expected = {a: openssl_digest(a, path) for a in MULTI_ALGORITHMS}
+    ours = Timings("hash_file(sha256, md5, sha1), one pass")
+    reference = Timings("openssl dgst -sha256; -md5; -sha1")
+    prototype = Timings("prototype: one pass, digests on 2 threads")
+
+    def our_run() -> None:
+        digests, _ = hash_file(os.fspath(path), MULTI_ALGORITHMS)
+        if digests.as_dict() != expected:
+            raise AssertionError("hash_file disagrees with openssl")
+
+    def reference_run() -> None:
+        for algorithm in MULTI_ALGORITHMS:
+            openssl_digest(algorithm, path)
+
+    def prototype_run() -> None:
+        if _threaded_multi_hash(path, MULTI_ALGORITHMS) != expected:
+            raise AssertionError("prototype disagrees with openssl")
+
+    alternate(
+        ctx.repeat,
+        (ours, lambda: timed(our_run)),
+        (reference, lambda: timed(reference_run)),
+        (prototype, lambda: timed(prototype_run)),
+    )
+    row = compare(f"SHA-256+MD5+SHA-1 of a {size_text(ctx.size)} file", ctx.size, ours, reference, None)
+    print(f"  context:   {prototype.describe(ctx.size)}")
+    print(f"             prototype / reference: {reference.best / prototype.best:.2f}x")
+    return [row]
+
+
+def bench_add(ctx: Context) -> list[Row]:
+    """``Catalog.add`` of the data file vs ``openssl dgst -sha256`` + ``cp`` + ``sync``."""
+    path = ctx.big_file()
+    expected = openssl_digest("sha256", path)
+    catalog_dir = ctx.scratch / "add-catalog"
+    copy = ctx.scratch / "add-copy.bin"
+    ours = Timings("Catalog.add (hash + store + fsync + database)")
+    reference = Timings("openssl dgst -sha256 + cp + sync")
+
+    def our_run() -> float:
+        with Catalog.init(catalog_dir, operator=OPERATOR) as catalog:
+            os.sync()
+            started = time.perf_counter()
+            [result] = catalog.add([path])
+            seconds = time.perf_counter() - started
+        if result.sha256 != expected or result.size != ctx.size or not result.new_bytes:
+            raise AssertionError(f"unexpected add result {result}")
+        remove(catalog_dir)
+        os.sync()
+        return seconds
+
+    def reference_run() -> float:
+        os.sync()
+        started = time.perf_counter()
+        run_tool(["openssl", "dgst", "-sha256", "-r", path])
+        run_tool(["cp", path, copy])
+        run_tool(["sync"])
+        seconds = time.perf_counter() - started
+        remove(copy)
+        os.sync()
+        return seconds
+
+    # The first large write of a run is slower whichever side makes it (by 1-1.7 s per GiB on
+    # ext4 here): one untimed round, reference first, absorbs that.
+    warm_reference, warm_ours = reference_run(), our_run()
+    print(f"  warm-up round, not counted: reference {warm_reference:.2f} s, ours {warm_ours:.2f} s")
+    alternate(ctx.repeat, (ours, our_run), (reference, reference_run))
+    return [compare(f"add of a {size_text(ctx.size)} file", ctx.size, ours, reference, ADD_TARGET)]
+
+
+def run_child(mode: str, *args: str) -> tuple[dict[str, object], float]:
+    """Run ``rss_child.py MODE ARGS`` in a new process; return its JSON report and wall time."""
+    started = time.perf_counter()
+    output = run_tool([sys.executable, CHILD, mode, *args])
+    seconds = time.perf_counter() - started
+    report: dict[str, object] = json.loads(output)
+    return report, seconds
+
+
+def bench_rss(ctx: Context) -> list[Row]:
+    """Peak RSS of a child process adding a large file, with baselines."""
+    ctx.drop_big_file()
+    path = ctx.scratch / "rss-data.bin"
+    print(f"(creating a {size_text(ctx.rss_size)} data file ...)", flush=True)
+    write_random_file(path, ctx.rss_size, SEED + 1)
+    read_through(path)
+    steps: list[tuple[str, str, tuple[str, ...]]] = [
+        ("bare interpreter", "bare", ()),
+        ("import evidence_catalog", "import", ()),
+        ("+ Catalog.init (empty catalog)", "init", (os.fspath(ctx.scratch / "rss-cat-1"),)),
+        (
+            f"+ Catalog.add of the {size_text(ctx.rss_size)} file",
+            "add",
+            (os.fspath(ctx.scratch / "rss-cat-2"), os.fspath(path)),
+        ),
+    ]
+    peaks: list[float] = []
+    report: dict[str, object] = {}
+    for label, mode, args in steps:
+        os.sync()
+        report, seconds = run_child(mode, *args)
+        peak = int(str(report["peak_kib"])) / KIB
+        peaks.append(peak)
+        print(f"  {label:42s} peak RSS {peak:6.1f} MiB  ({report['source']})  wall {seconds:6.2f} s")
+    if report.get("size") != ctx.rss_size or not report.get("new_bytes"):
+        raise AssertionError(f"the child did not add the whole file: {report}")
+    add_seconds = float(str(report["seconds"]))
+    print(f"  the add itself: {add_seconds:.2f} s = {ctx.rss_size / MIB / add_seconds:.0f} MiB/s")
+    total = peaks[-1]
+    status = "PASS" if total < RSS_TARGET_MIB else "FAIL"
+    print(
+        f"  peak RSS while adding: {total:.1f} MiB in total, {total - peaks[-2]:.1f} MiB above the empty catalog, "
+        f"{peaks[1] - peaks[0]:.1f} MiB of it the import   target < {RSS_TARGET_MIB:.0f} MiB   {status}"
+    )
+    for leftover in (path, ctx.scratch / "rss-cat-1", ctx.scratch / "rss-cat-2"):
+        remove(leftover)
+    return [
+        Row(
+            benchmark=f"Peak RSS adding a {size_text(ctx.rss_size)} file",
+            ours=f"{total:.1f} MiB",
+            reference=(
+                f"baselines: bare Python {peaks[0]:.1f} MiB, after import {peaks[1]:.1f} MiB, "
+                f"empty catalog {peaks[2]:.1f} MiB"
+            ),
+            ratio="-",
+            target=f"< {RSS_TARGET_MIB:.0f} MiB",
+            status=status,
+        )
+    ]
+
+
+def make_small_files(root: Path, count: int, seed: int) -> list[Path]:
+    """Create *count* files of 200 B - 8 KiB with distinct content (half text, half binary)."""
+    rng = random.Random(seed)
+    paths = []
+    for i in range(count):
+        directory = root / f"d{i // FILES_PER_DIR:04d}"
+        if i % FILES_PER_DIR == 0:
+            directory.mkdir(parents=True)
+        size = rng.randint(200, 8 * KIB)
+        header = f"benchmark item {i}\n".encode("ascii")
+        if i % 2 == 0:
+            body = base64.b64encode(rng.randbytes(size))[: size - len(header)]
+            path = directory / f"item{i:06d}.txt"
+        else:
+            body = rng.randbytes(size - len(header))
+            path = directory / f"item{i:06d}.bin"
+        path.write_bytes(header + body)
+        paths.append(path)
+    return paths
+
+
+def _chunks(items: Sequence[Path], size: int) -> Iterable[Sequence[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def durable_floor(paths: Sequence[Path], target: Path) -> float:
+    """Seconds for the least work an add with the catalog's durability needs; not library code.
+
+    Per file: read it, SHA-256 it, write a copy under ``ab/cd/<sha256>``, fsync the copy and its
+    directory, and commit one row to SQLite (WAL, ``synchronous = FULL``), i.e. the same three
+    fsyncs a ``Catalog.add`` does, without ORM, media-type sniffing or custody-log hashing.
+    """
+    target.mkdir()
+    connection = sqlite3.connect(target / "floor.db", isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("CREATE TABLE blob (sha256 TEXT PRIMARY KEY, size INTEGER, path TEXT)")
+        started = time.perf_counter()
+        for path in paths:
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            directory = target / digest[:2] / digest[2:4]
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory / digest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_dir(directory)
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO blob VALUES (?, ?, ?)", (digest, len(data), os.fspath(path)))
+            connection.execute("COMMIT")
+        return time.perf_counter() - started
+    finally:
+        connection.close()
+
+
+def bench_small(ctx: Context) -> list[Row]:
+    """``Catalog.add`` of many small files in one call, in files/s, with two yardsticks for context."""
+    count = ctx.small_files
+    tree = ctx.scratch / "small"
+    print(f"(creating {count} small files ...)", flush=True)
+    paths = make_small_files(tree, count, SEED + 2)
+    total_bytes = sum(p.stat().st_size for p in paths)
+    for path in paths:  # page cache, as for the other benchmarks
+        path.read_bytes()
+    catalog_dir = ctx.scratch / "small-catalog"
+    step = max(1, count // 5)
+    added = 0
+
+    def on_added(_result: object) -> None:
+        nonlocal added
+        added += 1
+        if added % step == 0:
+            print(f"    {added} files added", flush=True)
+
+    with Catalog.init(catalog_dir, operator=OPERATOR) as catalog:
+        os.sync()
+        print(f"  adding {count} files with one Catalog.add call ...", flush=True)
+        started = time.perf_counter()
+        results = catalog.add(paths, on_added=on_added)
+        ours = time.perf_counter() - started
+    if len(results) != count or not all(r.new_record and r.new_bytes for r in results):
+        raise AssertionError("not every small file became a new record with new bytes")
+    remove(catalog_dir)
+
+    floor_dir = ctx.scratch / "small-floor"
+    os.sync()
+    floor = durable_floor(paths, floor_dir)
+    remove(floor_dir)
+
+    copy = ctx.scratch / "small-copy"
+    os.sync()
+    started = time.perf_counter()
+    run_tool(["cp", "-r", tree, copy])
+    copied = sorted(str(p) for p in copy.rglob("*") if p.is_file())
+    for chunk in _chunks([Path(p) for p in copied], 1000):
+        run_tool(["sha256sum", *chunk])
+    run_tool(["sync"])
+    reference = time.perf_counter() - started
+    remove(copy)
+    remove(tree)
+    if len(copied) != count:
+        raise AssertionError(f"cp -r copied {len(copied)} files, expected {count}")
+
+    ours_rate, floor_rate, reference_rate = count / ours, count / floor, count / reference
+    print(
+        f"  ours:      {ours_rate:8.1f} files/s  {ours:7.2f} s  ({total_bytes / MIB:.1f} MiB in {count} files)"
+        "  Catalog.add, one call"
+    )
+    print(
+        f"  context:   {floor_rate:8.1f} files/s  {floor:7.2f} s  durable floor: copy + 2 fsyncs + 1 SQLite commit"
+        " per file"
+    )
+    print(f"  context:   {reference_rate:8.1f} files/s  {reference:7.2f} s  cp -r + sha256sum + one sync at the end")
+    print(
+        f"  ours/floor {ours_rate / floor_rate:.2f}x, ours/cp {ours_rate / reference_rate:.2f}x"
+        "   target none (info)   INFO"
+    )
+    return [
+        Row(
+            benchmark=f"add of {count} small files",
+            ours=f"{ours_rate:.1f} files/s ({ours:.1f} s)",
+            reference=(
+                f"durable floor (copy + fsync file + fsync dir + SQLite commit, per file): {floor_rate:.0f} files/s"
+                f" ({floor:.1f} s); cp -r + sha256sum + sync: {reference_rate:.0f} files/s ({reference:.1f} s)"
+            ),
+            ratio=f"{ours_rate / floor_rate:.2f}x of floor, {ours_rate / reference_rate:.2f}x of cp",
+            target="none (info)",
+            status="INFO",
+        )
+    ]
+
+
+BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]]] = {
+    "hash": (bench_hash, ("openssl",)),
+    "multi": (bench_multi, ("openssl",)),
+    "add": (bench_add, ("openssl", "cp", "sync")),
+    "rss": (bench_rss, ()),
+    "small": (bench_small, ("cp", "sha256sum", "sync")),
+}
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description="Benchmark evidence_catalog against openssl/cp/sync (issue point 12).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"benchmarks: {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument("--size-gib", type=float, default=1.0, help="data file for hash/multi/add (default 1)")
+    parser.add_argument(
+        "--rss-size-gib", type=float, default=None, help="data file for the RSS benchmark (default 2 x --size-gib)"
+    )
+    parser.add_argument("--small-files", type=int, default=10_000, metavar="N", help="small files (default 10000)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side; the best counts (default 3)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only these benchmarks (repeatable or comma-separated)",
+    )
+    parser.add_argument("--workdir", type=Path, default=None, help="where to put work files (default benchmarks/work/)")
+    parser.add_argument("--report", type=Path, default=None, help="also write the summary as Markdown to this file")
+    args = parser.parse_args(argv)
+    selected = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
+    unknown = sorted(set(selected) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    args.only = [name for name in BENCHMARKS if not selected or name in selected]
+    if args.size_gib <= 0 or (args.rss_size_gib is not None and args.rss_size_gib <= 0):
+        parser.error("sizes must be positive")
+    if args.small_files < 1 or args.repeat < 1:
+        parser.error("--small-files and --repeat must be at least 1")
+    return args
+
+
+def markdown(machine: dict[str, str], rows: list[Row], settings: str) -> str:
+    """The machine and the summary table as Markdown."""
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in machine.items()]
+    lines += [
+        "",
+        settings,
+        "",
+        "| Benchmark | Ours | Reference (same run) | Ratio ours/ref | Target | Result |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r.benchmark} | {r.ours} | {r.reference} | {r.ratio} | {r.target} | {r.status} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected benchmarks; return 1 if a target was missed."""
+    args = parse_args(argv)
+    size = int(args.size_gib * GIB)
+    rss_size = int((args.rss_size_gib if args.rss_size_gib is not None else 2 * args.size_gib) * GIB)
+    workdir: Path = args.workdir if args.workdir is not None else DEFAULT_WORKDIR
+    created_workdir = not workdir.exists()
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    needed = 2 * max(size if {"hash", "multi", "add"} & set(args.only) else 0, rss_size if "rss" in args.only else 0)
+    needed += GIB // 2
+    free = shutil.disk_usage(workdir).free
+    if free < needed:
+        print(f"not enough free space in the work directory: {size_text(free)} free, need {size_text(needed)}")
+        return 2
+
+    machine = describe_machine(workdir)
+    print("Machine")
+    for key, value in machine.items():
+        print(f"  {key:22s} {value}")
+    settings = (
+        f"Settings: data file {size_text(size)}, RSS file {size_text(rss_size)}, {args.small_files} small files, "
+        f"best of {args.repeat}; load average at start {os.getloadavg()[0]:.2f}"
+    )
+    print(settings)
+    if machine["Work dir file system"].split()[0] in ("tmpfs", "ramfs"):
+        print("warning: the work directory is in memory, so fsync and sync cost nothing; use --workdir on a disk")
+
+    rows: list[Row] = []
+    scratch = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
+    try:
+        ctx = Context(scratch=scratch, size=size, rss_size=rss_size, small_files=args.small_files, repeat=args.repeat)
+        for name in args.only:
+            function, tools = BENCH_FUNCTIONS[name]
+            title = (function.__doc__ or "").splitlines()[0].replace("``", "")
+            print(f"\n== {name}: {title}", flush=True)
+            absent = missing_tools(*tools)
+            if absent:
+                print(f"  skipped: {', '.join(absent)} not found")
+                rows.append(Row(name, "-", "-", "-", "-", "SKIP"))
+                continue
+            rows.extend(function(ctx))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if created_workdir:
+            with contextlib.suppress(OSError):
+                workdir.rmdir()  # only when this run created it and left it empty
+    settings += f", at end {os.getloadavg()[0]:.2f}"
+
+    print("\nSummary")
+    width = max(len(r.benchmark) for r in rows)
+    for r in rows:
+        print(f"  {r.status:4s}  {r.benchmark:{width}s}  ours {r.ours}; {r.reference}; ratio {r.ratio}")
+    if args.report is not None:
+        args.report.write_text(markdown(machine, rows, settings), encoding="utf-8")
+        print(f"\nMarkdown summary written to {args.report}")
+    return 1 if any(r.status == "FAIL" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
