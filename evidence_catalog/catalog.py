@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import stat
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +41,7 @@ from evidence_catalog.errors import (
 )
 from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.findings import (
+    EntryUnreadable,
     EventUnreplayable,
     Finding,
     RecordMismatch,
@@ -211,8 +213,14 @@ class Catalog:
         *,
         operator: model.Agent | str | None = None,
         clock: Clock = model.utc_now,
+        read_only: bool | None = None,
     ) -> Catalog:
-        """Open an existing catalog directory."""
+        """Open an existing catalog directory.
+
+        *read_only* opens it without writing anything (for a copy on read-only media, where
+        nothing that writes -- not even the logging of a verification -- can succeed).  By
+        default it is read-only exactly when the directory or its database cannot be written.
+        """
         directory = Path(path)
         where = display_path(directory)
         if not directory.exists():
@@ -225,7 +233,9 @@ class Catalog:
         db_path = directory / DATABASE_FILE
         if not db_path.is_file():
             raise CatalogError(f"catalog database {DATABASE_FILE} is missing", where=where)
-        database = CatalogDatabase.open(_sqlite_url(directory), where=display_path(db_path))
+        if read_only is None:
+            read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
+        database = CatalogDatabase.open(_sqlite_url(directory, read_only=read_only), where=display_path(db_path))
         return cls(directory, config, database, operator=operator, clock=clock)
 
     def close(self) -> None:
@@ -447,53 +457,35 @@ class Catalog:
         workers: int | None = None,
         record_event: bool = True,
     ) -> VerificationReport:
-        """Re-hash every stored artifact and re-walk the custody log.
+        """Check everything the catalog claims, and return every finding.
 
-        Returns every finding: missing or unreadable bytes, digest or size mismatches, edited,
-        missing or out-of-order events, broken links, and records or acquisitions that no
-        custody event accounts for.  Artifacts are hashed in parallel (*workers*, default one
-        per CPU).  With *record_event*, the verification itself is logged when the catalog can be
-        written (a read-only copy is still verified; ``logged`` tells which).
+        1. The custody log: each event's hash and link to the one before, sequence numbers.
+        2. The records: every record is rebuilt from the log alone and compared field by field
+           with the database; records the log never created, or that are gone, are named.
+        3. The bytes: every stored artifact is re-hashed with every recorded algorithm, in
+           parallel (*workers*, default one per CPU), and its size checked.
+
+        Damaged rows are reported as findings, never raised.  With *record_event*, the
+        verification itself is logged when the catalog can be written (a read-only copy is still
+        verified; ``logged`` tells which).
         """
-        findings: list[Finding] = []
         with self.db.read() as session:
-            documents = [event_document(row) for row in self.db.event_rows(session)]
-            findings.extend(verify_chain(documents))
-            events = []
-            for document in documents:
-                try:
-                    events.append(structure(document, model.CustodyEvent))
-                except EvidenceError as exc:
-                    findings.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
-            replayed = replay(events)
-            findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
-            record_ids = self.db.record_ids(session)
-            for record_id in record_ids:
-                expected = replayed.records.get(record_id)
-                if expected is None:
-                    findings.append(UnloggedChange(subject=f"record {record_id}", what="its creation"))
-                    continue
-                actual = self.db.record(session, record_id)
-                differing = tuple(
-                    f.name
-                    for f in attrs.fields(model.EvidenceRecord)
-                    if getattr(actual, f.name) != getattr(expected, f.name)
-                )
-                if differing:
-                    findings.append(RecordMismatch(record_id=record_id, fields=differing))
-            present = set(record_ids)
-            findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
-            artifacts = list(self.db.artifacts(session))
+            findings, events_checked, record_ids = self._verify_log_and_records(session)
+            artifacts: list[tuple[str, int, model.Digests]] = []
+            for sha256, size, digests in self.db.artifact_digests(session):
+                if isinstance(digests, model.Digests):
+                    artifacts.append((sha256, size, digests))
+                else:
+                    findings.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            results = pool.map(lambda a: self.blobs.verify(a.sha256, a.digests, a.size, progress=progress), artifacts)
-            for artifact_findings in results:
-                findings.extend(artifact_findings)
+            for blob_findings in pool.map(lambda a: self.blobs.verify(a[0], a[2], a[1], progress=progress), artifacts):
+                findings.extend(blob_findings)
         report = VerificationReport(
             findings=tuple(findings),
             records_checked=len(record_ids),
             artifacts_checked=len(artifacts),
-            bytes_checked=sum(a.size for a in artifacts),
-            events_checked=len(events),
+            bytes_checked=sum(a[1] for a in artifacts),
+            events_checked=events_checked,
         )
         if not record_event:
             return report
@@ -515,6 +507,39 @@ class Catalog:
         except StorageError:
             return report
         return attrs.evolve(report, logged=True)
+
+    def _verify_log_and_records(self, session: Any) -> tuple[list[Finding], int, list[str]]:
+        documents = [event_document(row) for row in self.db.event_rows(session)]
+        findings: list[Finding] = verify_chain(documents)
+        events = []
+        for document in documents:
+            try:
+                events.append(structure(document, model.CustodyEvent))
+            except EvidenceError as exc:
+                findings.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
+        replayed = replay(events)
+        findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
+        record_ids = self.db.record_ids(session)
+        for record_id in record_ids:
+            expected = replayed.records.get(record_id)
+            if expected is None:
+                findings.append(UnloggedChange(subject=f"record {record_id}", what="its creation"))
+                continue
+            try:
+                actual = self.db.record(session, record_id)
+            except EvidenceError as exc:
+                findings.append(EntryUnreadable(subject=f"record {record_id}", reason=exc.message))
+                continue
+            differing = tuple(
+                f.name
+                for f in attrs.fields(model.EvidenceRecord)
+                if getattr(actual, f.name) != getattr(expected, f.name)
+            )
+            if differing:
+                findings.append(RecordMismatch(record_id=record_id, fields=differing))
+        present = set(record_ids)
+        findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
+        return findings, len(documents), record_ids
 
     # -- export ------------------------------------------------------------------------------
 
@@ -612,8 +637,16 @@ class Catalog:
         return n_records, len(events)
 
 
-def _sqlite_url(directory: Path) -> str:
-    return f"sqlite:///{os.path.abspath(directory / DATABASE_FILE)}"
+def _sqlite_url(directory: Path, *, read_only: bool = False) -> str:
+    path = os.path.abspath(directory / DATABASE_FILE)
+    if not read_only:
+        return f"sqlite:///{path}"
+    # On read-only media SQLite cannot create the WAL index; a catalog closed cleanly has no
+    # WAL to read, so it is opened as immutable.  With a WAL present, plain read-only mode
+    # reads it (SQLite needs its -shm file next to it then).
+    wal = Path(path + "-wal")
+    mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
+    return f"sqlite:///file:{urllib.parse.quote(path)}?{mode}&uri=true"
 
 
 def _utf8(text: str, where: str) -> str:

@@ -213,6 +213,8 @@ def added_details(
 def _apply_added(states: dict[str, _RecordState], event: CustodyEvent) -> None:
     """Apply one ``artifact.added`` event; *states* changes only if the whole event applies."""
     details = event.details
+    if not isinstance(details["record_created"], bool):
+        raise TypeError("record_created must be true or false")
     if details["record_created"]:
         if event.subject in states:
             raise ValueError(f"record {event.subject} is created twice")

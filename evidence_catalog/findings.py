@@ -167,3 +167,14 @@ class RecordMissing(Finding):
 
     def __str__(self) -> str:
         return f"record {self.record_id} is in the custody log but missing from the catalog"
+
+
+@frozen
+class EntryUnreadable(Finding):
+    """A row of the catalog database no longer holds a valid value (edited or damaged)."""
+
+    subject: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.subject} cannot be read from the catalog database ({self.reason})"

@@ -11,7 +11,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,11 +22,13 @@ from evidence_catalog.errors import (
     CatalogVersionError,
     InputError,
     NotFoundError,
+    StorageError,
 )
 from evidence_catalog.findings import (
     BlobMissing,
     BrokenLink,
     DigestMismatch,
+    EntryUnreadable,
     EventEdited,
     EventMissing,
     RecordMismatch,
@@ -36,7 +37,6 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.schema_files import load_schema
 from evidence_catalog.serialize import SCHEMA_IDS, from_document
-from evidence_catalog.store.database import CatalogDatabase
 
 from .conftest import FixedClock
 
@@ -329,7 +329,7 @@ def test_a_corrupt_database_file_is_refused_clearly(catalog: Catalog) -> None:
     for suffix in ("-wal", "-shm"):
         (catalog.path / f"catalog.db{suffix}").unlink(missing_ok=True)
     (catalog.path / "catalog.db").write_bytes(b"this is not a database file at all" * 200)
-    with pytest.raises(CatalogError, match="corrupt or unreadable"):
+    with pytest.raises(CatalogError, match=r"cannot be read .* it may be corrupt"):
         Catalog.open(catalog.path)
 
 
@@ -436,13 +436,45 @@ def test_any_added_files_verify_and_export_round_trips(
             )
 
 
-def test_a_read_only_catalog_is_still_verified_but_not_logged(catalog: Catalog, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sql", "subject"),
+    [
+        ("update record_part set body = json_set(body, '$.text', '')", "record"),
+        ("update acquisition set body = json_set(body, '$.method', 'teleported')", "record"),
+        ("update record set created_by = '{}'", "record"),
+        ("update artifact set md5 = 'not hex'", "artifact"),
+    ],
+)
+def test_rows_made_invalid_are_findings_and_everything_else_is_still_checked(
+    catalog: Catalog, tmp_path: Path, sql: str, subject: str
+) -> None:
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    _, second = catalog.add([tmp_path / "a", tmp_path / "b"], note="a note")
+    with sqlite3.connect(catalog.path / "catalog.db") as db:
+        db.execute(sql + (" where rowid = (select min(rowid) from artifact)" if "artifact" in sql else ""))
+    catalog.artifact_path(second.sha256).chmod(0o644)
+    catalog.artifact_path(second.sha256).write_text("changed")
+    report = catalog.verify(record_event=False)
+    unreadable = [f for f in report.findings if isinstance(f, EntryUnreadable)]
+    assert any(f.subject.startswith(subject + " ") for f in unreadable), unreadable
+    assert any(isinstance(f, DigestMismatch) and f.sha256 == second.sha256 for f in report.findings)
+    assert report.events_checked == len(catalog.history())
+
+
+def test_a_clean_copy_on_read_only_media_opens_and_verifies(catalog: Catalog, tmp_path: Path) -> None:
+    import shutil
+
     (tmp_path / "a").write_text("a")
     catalog.add([tmp_path / "a"])
-    events_before = len(catalog.history())
-    # A real read-only SQLite connection (file modes would not stop root, who runs CI).
-    catalog.db.close()
-    catalog.db = CatalogDatabase(sa.create_engine(f"sqlite:///file:{catalog.path / 'catalog.db'}?mode=ro&uri=true"))
-    report = catalog.verify()
-    assert report.ok and not report.logged
-    assert len(catalog.history()) == events_before
+    catalog.close()
+    copy = tmp_path / "copy"
+    shutil.copytree(catalog.path, copy)
+    assert not (copy / "catalog.db-wal").exists()
+    with Catalog.open(copy, read_only=True) as readonly:
+        assert len(list(readonly.records())) == 1
+        report = readonly.verify()
+        assert report.ok and not report.logged
+        with pytest.raises(StorageError, match="could not be written"):
+            readonly.add([tmp_path / "a"])
+    assert not (copy / "catalog.db-wal").exists() and not (copy / "catalog.db-shm").exists()

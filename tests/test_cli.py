@@ -201,7 +201,7 @@ def test_a_corrupt_database(cat: Path, run_cli: Any) -> None:
         (cat / f"catalog.db{suffix}").unlink(missing_ok=True)
     (cat / "catalog.db").write_bytes(os.urandom(8192))
     result = run_cli("list", "--catalog", cat)
-    assert result.code == 2 and "catalog.db: catalog database is corrupt or unreadable" in result.err
+    assert result.code == 2 and "catalog.db: catalog database cannot be read" in result.err
     no_traceback(result)
 
 

@@ -34,3 +34,11 @@ def test_reopening_does_not_recreate_or_change_the_schema(catalog: Catalog, tmp_
         assert len(list(again.records())) == 1
     with sqlite3.connect(catalog.path / "catalog.db") as db:
         assert db.execute("select sql from sqlite_master order by name").fetchall() == before
+
+
+def test_the_head_revision_constant_names_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from evidence_catalog.store.database import HEAD_REVISION, _alembic_config
+
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD_REVISION

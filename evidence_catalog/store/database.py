@@ -15,10 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, col, select
@@ -30,6 +26,7 @@ from evidence_catalog.errors import (
     CatalogVersionError,
     NotFoundError,
     StorageError,
+    ValidationError,
 )
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
 from evidence_catalog.store.tables import (
@@ -63,7 +60,20 @@ _PART_FIELDS = {
 }
 
 
-def _alembic_config(connection: sa.Connection | None = None) -> Config:
+#: The newest migration.  A catalog at this revision opens without loading Alembic at all
+#: (a test checks that this matches the migrations folder).
+HEAD_REVISION = "0001"
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {rev.revision for rev in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+
+
+def _alembic_config(connection: sa.Connection | None = None) -> Any:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -78,6 +88,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def _make_engine(url: str) -> sa.Engine:
     engine = sa.create_engine(url)
+    read_only = {"mode": "ro"}.items() <= engine.url.query.items() or "immutable" in engine.url.query
     if engine.dialect.name == "sqlite":
 
         @sa_event.listens_for(engine, "connect")
@@ -86,8 +97,9 @@ def _make_engine(url: str) -> sa.Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA busy_timeout = 60000")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = FULL")
+            if not read_only:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = FULL")
             cursor.close()
 
         @sa_event.listens_for(engine, "begin")
@@ -109,36 +121,65 @@ class CatalogDatabase:
     def create(cls, url: str) -> CatalogDatabase:
         """Create the schema in an empty database by running every migration."""
         db = cls(_make_engine(url))
-        with db._writer.begin() as connection:
-            command.upgrade(_alembic_config(connection), "head")
+        db._upgrade()
         return db
 
     @classmethod
     def open(cls, url: str, *, where: str) -> CatalogDatabase:
-        """Open an existing catalog database, upgrading it if it is older than this library."""
-        db = cls(_make_engine(url))
-        script = ScriptDirectory.from_config(_alembic_config())
-        known = {rev.revision for rev in script.walk_revisions()}
+        """Open an existing catalog database, upgrading it if it is older than this library.
+
+        A read-only database (``mode=ro`` or ``immutable`` in the URL) is opened as it is; an
+        older one cannot be upgraded in place and is refused with a clear error.
+        """
+        engine = _make_engine(url)
+        db = cls(engine)
         try:
-            with db.engine.connect() as connection:
-                current = MigrationContext.configure(connection).get_current_revision()
+            with engine.connect() as connection:
+                has_version = sa.inspect(connection).has_table("alembic_version")
+                current = (
+                    connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+                    if has_version
+                    else None
+                )
         except (DatabaseError, OperationalError) as exc:
             db.close()
-            raise CatalogError(f"catalog database is corrupt or unreadable ({exc.orig})", where=where) from exc
+            raise CatalogError(
+                f"catalog database cannot be read ({exc.orig}): it may be corrupt, or its disk full or unreadable",
+                where=where,
+            ) from exc
         if current is None:
             db.close()
             raise CatalogError("catalog database has no schema (not created by evidence-catalog)", where=where)
-        if current not in known:
+        if current == HEAD_REVISION:
+            return db
+        if current not in _known_revisions():
             db.close()
             raise CatalogVersionError(
                 f"catalog database schema {current!r} is newer than this version of "
                 "evidence-catalog; upgrade the library",
                 where=where,
             )
-        if current != script.get_current_head():
-            with db._writer.begin() as connection:
-                command.upgrade(_alembic_config(connection), "head")
+        if db.read_only:
+            db.close()
+            raise CatalogVersionError(
+                f"catalog database schema {current!r} is older than this library and the catalog is "
+                "read-only; upgrade a writable copy",
+                where=where,
+            )
+        db._upgrade()
         return db
+
+    @property
+    def read_only(self) -> bool:
+        """True when the database was opened read-only."""
+        query = self.engine.url.query
+        return query.get("mode") == "ro" or "immutable" in query
+
+    def _upgrade(self) -> None:
+        from alembic import command  # imported here: most commands never migrate
+
+        with self._writer.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -220,6 +261,20 @@ class CatalogDatabase:
         table = _t(ArtifactRow)
         row = _run(session, sa.select(table).where(table.c.sha256 == sha256)).first()
         return None if row is None else _artifact_from_row(row)
+
+    def artifact_digests(self, session: Session) -> Iterator[tuple[str, int, model.Digests | str]]:
+        """(SHA-256, size, recorded digests) of every artifact, for re-hashing; where a row's
+        digests are no longer valid, the reason instead of the digests."""
+        table = _t(ArtifactRow)
+        columns = (table.c.sha256, table.c.size, table.c.md5, table.c.sha1, table.c.sha512, table.c.blake2b)
+        for row in _run(session, sa.select(*columns).order_by(table.c.sha256)):
+            try:
+                digests: model.Digests | str = model.Digests(
+                    sha256=row.sha256, md5=row.md5, sha1=row.sha1, sha512=row.sha512, blake2b=row.blake2b
+                )
+            except (TypeError, ValueError) as exc:
+                digests = str(exc)
+            yield row.sha256, row.size, digests
 
     def artifacts(self, session: Session) -> Iterator[model.Artifact]:
         """Every catalogued artifact."""
@@ -339,7 +394,13 @@ class CatalogDatabase:
         return list(session.exec(select(RecordRow.id).order_by(col(RecordRow.id))))
 
     def record(self, session: Session, record_id: str) -> model.EvidenceRecord:
-        """Assemble a whole record from its rows."""
+        """Assemble a whole record from its rows; :class:`ValidationError` if a row is invalid."""
+        try:
+            return self._assemble(session, record_id)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(str(exc), where=f"record {record_id}") from exc
+
+    def _assemble(self, session: Session, record_id: str) -> model.EvidenceRecord:
         row = session.get(RecordRow, record_id)
         if row is None:
             raise NotFoundError(f"no record with id {record_id}")
