@@ -320,6 +320,10 @@ class Catalog:
             raise InputError("note must not be blank", where="note")
         if source_url is not None:
             _utf8(source_url, "source URL")
+        if record_id is not None:
+            with self.db.read() as session:
+                if not self.db.record_exists(session, record_id):
+                    raise NotFoundError(f"no record with id {record_id}", where="record")
         started_at = self.clock()
         try:
             info = os.stat(path)

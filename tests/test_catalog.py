@@ -119,8 +119,10 @@ def test_add_to_an_existing_record(catalog: Catalog, tmp_path: Path) -> None:
     video = add_one(catalog, tmp_path / "video.bin", record_id=post.record_id)
     assert video.record_id == post.record_id and not video.new_record
     assert [a.artifact.sha256 for a in catalog.record(post.record_id).artifacts] == [post.sha256, video.sha256]
+    (tmp_path / "other.bin").write_bytes(b"never stored")
     with pytest.raises(NotFoundError):
-        add_one(catalog, tmp_path / "video.bin", record_id=model.new_id())
+        add_one(catalog, tmp_path / "other.bin", record_id=model.new_id())
+    assert not catalog.blobs.exists(hashlib.sha256(b"never stored").hexdigest())
 
 
 def test_zero_byte_file_is_catalogued(catalog: Catalog, tmp_path: Path) -> None:
