@@ -8,11 +8,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from PIL import Image
 from PIL.ExifTags import GPS, IFD, Base
 
 from evidence_catalog import Agent, Catalog
 from evidence_catalog.cli import main
+
+# Property tests here do real I/O (SQLite files, blobs): time limits per example would only make
+# them flaky on a loaded machine.  Failing examples are printed so that CI failures reproduce.
+settings.register_profile("evidence-catalog", deadline=None, print_blob=True)
+settings.load_profile("evidence-catalog")
 
 
 class FixedClock:

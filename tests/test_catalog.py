@@ -402,7 +402,7 @@ def test_export_never_replaces_a_file_and_refuses_unknown_records(catalog: Catal
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     files=st.lists(st.binary(max_size=300), min_size=1, max_size=6),
     tags=st.lists(

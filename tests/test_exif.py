@@ -120,7 +120,7 @@ def test_a_gps_ratio_dividing_by_zero_is_recorded_as_an_extraction_error(tmp_pat
     assert any("GPS" in e for e in metadata.errors), metadata.errors
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=st.binary(max_size=400), order=st.sampled_from([b"II*\x00", b"MM\x00*"]))
 def test_random_exif_payloads_never_raise(tmp_path: Path, payload: bytes, order: bytes) -> None:
     path = tmp_path / "fuzz.jpg"
