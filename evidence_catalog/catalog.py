@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import attrs
+import sqlalchemy as sa
 from attrs import frozen
 
 from evidence_catalog import model
@@ -96,6 +97,8 @@ class AddResult:
     new_on_record: bool
     #: False when identical bytes were already stored.
     new_bytes: bool
+    #: Where a damaged stored copy of these bytes was moved when this add replaced it.
+    quarantined: str | None = None
 
 
 @frozen
@@ -402,9 +405,13 @@ class Catalog:
                 actor=self.operator,
                 action=Action.ARTIFACT_ADDED,
                 subject=record_id,
-                details=added_details(
-                    record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part
-                ),
+                details={
+                    **added_details(
+                        record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part
+                    ),
+                    # a stored copy that no longer matched its address was replaced by these bytes
+                    "damaged_copy_quarantined": blob.quarantined,
+                },
             )
             if record is not None:
                 self.db.add_record(session, record)
@@ -425,6 +432,7 @@ class Catalog:
             new_record=new_record,
             new_on_record=attached,
             new_bytes=blob.created,
+            quarantined=blob.quarantined,
         )
 
     # -- reading -----------------------------------------------------------------------------
@@ -641,16 +649,19 @@ class Catalog:
         return n_records, len(events)
 
 
-def _sqlite_url(directory: Path, *, read_only: bool = False) -> str:
+def _sqlite_url(directory: Path, *, read_only: bool = False) -> sa.URL:
+    """The database URL, built from parts: a path is never parsed as a URL (a ``?``, ``#`` or
+    ``%41`` in a folder name must not send the database somewhere else)."""
     path = os.path.abspath(directory / DATABASE_FILE)
     if not read_only:
-        return f"sqlite:///{path}"
+        return sa.URL.create("sqlite", database=path)
     # On read-only media SQLite cannot create the WAL index; a catalog closed cleanly has no
     # WAL to read, so it is opened as immutable.  With a WAL present, plain read-only mode
     # reads it (SQLite needs its -shm file next to it then).
     wal = Path(path + "-wal")
-    mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
-    return f"sqlite:///file:{urllib.parse.quote(path)}?{mode}&uri=true"
+    mode = {"mode": "ro"} if wal.exists() and wal.stat().st_size > 0 else {"immutable": "1"}
+    uri = "file:" + urllib.parse.quote(os.fsencode(path))
+    return sa.URL.create("sqlite", database=uri, query={**mode, "uri": "true"})
 
 
 def _utf8(text: str, where: str) -> str:

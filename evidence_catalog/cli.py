@@ -168,6 +168,12 @@ def add(
         def report(result: Any) -> None:
             status = "new" if result.new_record else "added" if result.new_on_record else "already catalogued"
             click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{result.path}")
+            if result.quarantined:
+                click.echo(
+                    f"warning: the stored copy of {result.sha256} was damaged; it was replaced by these bytes "
+                    f"and kept as blobs/{result.quarantined}",
+                    err=True,
+                )
 
         with _bytes_progress(total, "adding", quiet=quiet) as progress:
             catalog.add(

@@ -480,3 +480,39 @@ def test_a_clean_copy_on_read_only_media_opens_and_verifies(catalog: Catalog, tm
         with pytest.raises(StorageError, match="could not be written"):
             readonly.add([tmp_path / "a"])
     assert not (copy / "catalog.db-wal").exists() and not (copy / "catalog.db-shm").exists()
+
+
+@pytest.mark.parametrize("name", ["c%41", "what?", "hash#tag", "user@host", "sp ace%20#?x", "bad-\udcff"])
+def test_catalog_paths_with_url_characters_keep_their_database_inside(
+    tmp_path: Path, operator: Agent, name: str
+) -> None:
+    other = Catalog.init(tmp_path / "cA", operator=operator)
+    other.close()
+    directory = tmp_path / name
+    with Catalog.init(directory, operator=operator) as catalog:
+        (tmp_path / "f").write_text("f")
+        catalog.add([tmp_path / "f"])
+    assert (directory / "catalog.db").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cA", name, "f"])
+    for read_only in (False, True):
+        with Catalog.open(directory, read_only=read_only) as reopened:
+            assert len(list(reopened.records())) == 1
+    with Catalog.open(tmp_path / "cA") as untouched:
+        assert [e.action for e in untouched.history()] == ["catalog.created"]
+
+
+def test_re_adding_over_a_damaged_stored_copy_restores_it_and_keeps_the_damaged_one(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    (tmp_path / "ev.txt").write_text("the evidence")
+    first = add_one(catalog, tmp_path / "ev.txt")
+    stored = catalog.artifact_path(first.sha256)
+    stored.chmod(0o644)
+    stored.write_text("tampered evidenc")
+    assert not catalog.verify(record_event=False).ok
+    again = add_one(catalog, tmp_path / "ev.txt")
+    assert again.quarantined is not None and again.new_bytes
+    assert stored.read_text() == "the evidence"
+    assert (catalog.path / "blobs" / again.quarantined).read_text() == "tampered evidenc"
+    assert catalog.history(first.record_id)[-1].details["damaged_copy_quarantined"] == again.quarantined
+    assert catalog.verify().ok

@@ -41,6 +41,8 @@ class StoredBlob:
     size: int
     #: False when identical bytes were already stored (nothing new was written).
     created: bool
+    #: Where a damaged stored copy was moved (relative to the store) when these bytes replaced it.
+    quarantined: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -92,12 +94,33 @@ class BlobStore:
                     raise OSError(errno.EIO, f"wrote {os.fstat(fd).st_size} bytes of {size}")
             finally:
                 os.close(fd)
+            quarantined = self._quarantine_if_damaged(digests.sha256, size)
             created = self._link_into_place(tmp_path, digests.sha256)
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         finally:
             tmp_path.unlink(missing_ok=True)
-        return StoredBlob(digests=digests, size=size, created=created)
+        return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
+
+    def _quarantine_if_damaged(self, sha256: str, size: int) -> str | None:
+        """Check a stored copy before trusting it as a duplicate.  A copy that no longer has its
+        address's bytes is moved aside (never deleted: it is itself evidence of what happened)
+        so that the good bytes in hand can take its place."""
+        final = self.path_for(sha256)
+        try:
+            found, found_size = hash_file(os.fspath(final))
+        except FileNotFoundError:
+            return None
+        if found.sha256 == sha256 and found_size == size:
+            return None
+        quarantine = self.root / "quarantine"
+        self._make_dirs(quarantine)
+        moved = quarantine / f"{sha256}.{uuid.uuid4().hex}"
+        os.rename(final, moved)
+        if self.fsync:
+            fsync_dir(quarantine)
+            fsync_dir(final.parent)
+        return os.fspath(moved.relative_to(self.root))
 
     def put_file(self, path: str | bytes | os.PathLike[str], *, progress: ProgressCallback | None = None) -> StoredBlob:
         """Copy the file at *path* into the store (see :meth:`put_stream`)."""

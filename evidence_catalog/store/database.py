@@ -86,7 +86,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _make_engine(url: str) -> sa.Engine:
+def _make_engine(url: str | sa.URL) -> sa.Engine:
     engine = sa.create_engine(url)
     read_only = {"mode": "ro"}.items() <= engine.url.query.items() or "immutable" in engine.url.query
     if engine.dialect.name == "sqlite":
@@ -118,14 +118,14 @@ class CatalogDatabase:
         self._writer = engine.execution_options(write=True)
 
     @classmethod
-    def create(cls, url: str) -> CatalogDatabase:
+    def create(cls, url: str | sa.URL) -> CatalogDatabase:
         """Create the schema in an empty database by running every migration."""
         db = cls(_make_engine(url))
         db._upgrade()
         return db
 
     @classmethod
-    def open(cls, url: str, *, where: str) -> CatalogDatabase:
+    def open(cls, url: str | sa.URL, *, where: str) -> CatalogDatabase:
         """Open an existing catalog database, upgrading it if it is older than this library.
 
         A read-only database (``mode=ro`` or ``immutable`` in the URL) is opened as it is; an
