@@ -50,9 +50,16 @@ from evidence_catalog.findings import (
     UnloggedChange,
 )
 from evidence_catalog.hashing import ProgressCallback, hash_file
-from evidence_catalog.serialize import SCHEMA_IDS, format_timestamp, structure, to_document, unstructure
+from evidence_catalog.serialize import (
+    SCHEMA_IDS,
+    VERIFICATION_REPORT_SCHEMA,
+    format_timestamp,
+    structure,
+    to_document,
+    unstructure,
+)
 from evidence_catalog.store.blobstore import BlobStore
-from evidence_catalog.store.database import CatalogDatabase, event_document
+from evidence_catalog.store.database import CatalogDatabase
 from evidence_catalog.versions import library_agent, tool_agents
 
 DATABASE_FILE = "catalog.db"
@@ -119,8 +126,9 @@ class VerificationReport:
         return not self.findings
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form, with its schema id (``schema verification-report``)."""
         return {
+            "schema": VERIFICATION_REPORT_SCHEMA,
             "ok": self.ok,
             "records_checked": self.records_checked,
             "artifacts_checked": self.artifacts_checked,
@@ -444,6 +452,13 @@ class Catalog:
         with self.db.read() as session:
             return self.db.record(session, record_id)
 
+    def has_record(self, record_id: str) -> bool:
+        """Tell whether a record with this id exists (a malformed id is an :class:`InputError`)."""
+        if not model.is_record_id(record_id):
+            raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
+        with self.db.read() as session:
+            return self.db.record_exists(session, record_id)
+
     def records(self, record_ids: Sequence[str] | None = None) -> Iterator[model.EvidenceRecord]:
         """Records oldest first: all of them, or those named (each must exist)."""
         with self.db.read() as session:
@@ -521,7 +536,7 @@ class Catalog:
         return attrs.evolve(report, logged=True)
 
     def _verify_log_and_records(self, session: Any) -> tuple[list[Finding], int, list[str]]:
-        documents = [event_document(row) for row in self.db.event_rows(session)]
+        documents = list(self.db.event_documents(session))
         findings: list[Finding] = verify_chain(documents)
         events = []
         for document in documents:
@@ -679,8 +694,8 @@ def _checked_tags(tags: Sequence[str]) -> tuple[str, ...]:
         text = _utf8(tag, "tag").strip()
         if not text:
             raise InputError("tag must not be blank", where="tag")
-        if any(ord(c) < 32 or ord(c) == 127 for c in text):
-            raise InputError(f"tag {text!r} contains a control character", where="tag")
+        if model.has_control_characters(text):
+            raise InputError(f"tag {display_path(text)!r} contains a control character", where="tag")
         cleaned.append(text)
     return tuple(sorted(set(cleaned)))
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import attrs
 import click
 from rich.console import Console
 from rich.progress import (
@@ -23,15 +25,24 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import model
 from evidence_catalog.catalog import EXPORT_FORMATS, Catalog, display_path
-from evidence_catalog.errors import EvidenceError, IntegrityError
+from evidence_catalog.config import parse_operator, resolve_operator
+from evidence_catalog.errors import (
+    CatalogError,
+    CatalogNotFoundError,
+    CatalogVersionError,
+    EvidenceError,
+    IntegrityError,
+    NotFoundError,
+)
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import format_timestamp, to_document
 from evidence_catalog.versions import versions
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 CATALOG_ENV = "EVIDENCE_CATALOG"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -105,6 +116,12 @@ def _bytes_progress(total: int, label: str, *, quiet: bool) -> Iterator[Callable
         yield lambda n: progress.advance(task, n)
 
 
+def _printable(text: str) -> str:
+    """Free text (notes, URLs, names, tags) as one line a terminal cannot be tricked by: control
+    characters, line breaks and bidirectional overrides are shown escaped."""
+    return display_path(text)
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
@@ -126,12 +143,16 @@ def _open(catalog_path: str, operator: str | None = None) -> Catalog:
     type=click.Choice(["md5", "sha1", "sha512", "blake2b"]),
     help="Extra digest to compute for every artifact, besides SHA-256 (repeatable).",
 )
+@click.option("--organization", help="The operator's organisation, recorded with every action.")
 @_quiet_option
-def init(path: str, operator: str | None, digests: Sequence[str], quiet: bool) -> None:
+def init(path: str, operator: str | None, digests: Sequence[str], organization: str | None, quiet: bool) -> None:
     """Create a new, empty catalog in PATH."""
-    with Catalog.init(path, operator=operator, algorithms=("sha256", *digests)) as catalog:
+    agent = resolve_operator(operator, None)
+    if organization is not None:
+        agent = attrs.evolve(agent, organization=parse_operator(organization, where="--organization").name)
+    with Catalog.init(path, operator=agent, algorithms=("sha256", *digests)) as catalog:
         if not quiet:
-            who = catalog.operator.name + (f" <{catalog.operator.email}>" if catalog.operator.email else "")
+            who = _agent(attrs.evolve(catalog.operator, host=None))
             click.echo(f"created catalog {display_path(catalog.path)} (operator: {who})")
 
 
@@ -198,7 +219,7 @@ def list_records(catalog_path: str, as_json: bool) -> None:
             return
         for record in catalog.records():
             size = sum(ra.artifact.size for ra in record.artifacts)
-            tags = ",".join(record.tags)
+            tags = _printable(",".join(record.tags))
             title = display_path(record.title or "")
             click.echo(
                 f"{record.id}  {format_timestamp(record.created_at)}  {len(record.artifacts)} artifact(s) "
@@ -221,7 +242,7 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
     click.echo(f"title    {display_path(record.title or '')}")
     click.echo(f"created  {format_timestamp(record.created_at)} by {_agent(record.created_by)}")
     if record.tags:
-        click.echo(f"tags     {', '.join(record.tags)}")
+        click.echo(f"tags     {_printable(', '.join(record.tags))}")
     for entry in record.artifacts:
         artifact = entry.artifact
         click.echo(f"artifact {artifact.sha256} ({entry.role.value})")
@@ -237,15 +258,15 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
         if acquisition.original_path:
             click.echo(f"  from     {display_path(acquisition.original_path)}")
         if acquisition.source_url:
-            click.echo(f"  source   {acquisition.source_url}")
+            click.echo(f"  source   {_printable(acquisition.source_url)}")
         click.echo(f"  artifact {acquisition.artifact_sha256}")
     for note in record.notes:
-        click.echo(f"note     {format_timestamp(note.written_at)} {_agent(note.author)}: {note.text}")
+        click.echo(f"note     {format_timestamp(note.written_at)} {_agent(note.author)}: {_printable(note.text)}")
 
 
 def _agent(agent: model.Agent) -> str:
     text = agent.name + (f" <{agent.email}>" if agent.email else "")
-    return text + (f" at {agent.host}" if agent.host else "")
+    return _printable(text + (f" at {agent.host}" if agent.host else ""))
 
 
 def _show_metadata(metadata: model.EmbeddedMetadata | None) -> None:
@@ -277,15 +298,15 @@ def _show_metadata(metadata: model.EmbeddedMetadata | None) -> None:
 def log(record_id: str | None, catalog_path: str, as_json: bool) -> None:
     """Show the custody history: of the whole catalog, or of one record."""
     with _open(catalog_path) as catalog:
-        if record_id is not None:
-            catalog.record(record_id)  # a clear error for an unknown id
+        if record_id is not None and not catalog.has_record(record_id):
+            raise NotFoundError(f"no record with id {record_id}", where="record")
         events = catalog.history(record_id)
     if as_json:
         _echo_json([to_document(e) for e in events])
         return
     for event in events:
         click.echo(
-            f"{event.seq:>6}  {format_timestamp(event.at)}  {event.action:<16} {event.subject}  "
+            f"{event.seq:>6}  {format_timestamp(event.at)}  {event.action:<16} {_printable(event.subject)}  "
             f"by {_agent(event.actor)}  {event.hash[:16]}"
         )
 
@@ -293,25 +314,34 @@ def log(record_id: str | None, catalog_path: str, as_json: bool) -> None:
 @cli.command()
 @_catalog_option
 @_operator_option
+@click.option("--no-log", is_flag=True, help="Do not record this verification in the custody log.")
 @_json_option
 @_quiet_option
-def verify(catalog_path: str, operator: str | None, as_json: bool, quiet: bool) -> None:
+def verify(catalog_path: str, operator: str | None, no_log: bool, as_json: bool, quiet: bool) -> None:
     """Check the custody log, every record against it, and every stored file's digests.
 
-    Exit code 1 if anything is wrong; each problem is printed on its own line.
+    Exit code 1 if anything is wrong, including a catalog database that cannot be read; each
+    problem is printed on its own line.
     """
-    with _open(catalog_path, operator) as catalog:
-        with catalog.db.read() as session:
-            total = sum(size for _, size, _ in catalog.db.artifact_digests(session))
-        with _bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
-            report = catalog.verify(progress=progress)
-    if not report.logged:
+    try:
+        with _open(catalog_path, operator) as catalog:
+            with catalog.db.read() as session:
+                total = sum(size for _, size, _ in catalog.db.artifact_digests(session))
+            with _bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
+                report = catalog.verify(progress=progress, record_event=not no_log)
+    except (CatalogNotFoundError, CatalogVersionError):
+        raise  # the wrong path or a newer catalog: bad input, not a finding
+    except (CatalogError, DatabaseError) as exc:
+        # A catalog whose database cannot be read at all is the worst verification result.
+        click.echo(f"PROBLEM {_one_line(exc)}")
+        raise SystemExit(EXIT_PROBLEMS) from exc
+    if not report.logged and not no_log:
         click.echo("note: the catalog is not writable; this verification was not logged", err=True)
     if as_json:
         _echo_json(report.as_dict())
     else:
         for finding in report.findings:
-            click.echo(f"PROBLEM {finding}")
+            click.echo(f"PROBLEM {_printable(str(finding))}")
         if not quiet or not report.ok:
             verdict = "verified" if report.ok else f"{len(report.findings)} problem(s) found"
             click.echo(
@@ -352,6 +382,14 @@ def schema(name: str) -> None:
 # -- entry point ------------------------------------------------------------------------------
 
 
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, DatabaseError):
+        return f"catalog database cannot be read ({exc.orig}): it may be corrupt, or its disk full or unreadable"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{display_path(exc.filename)}: {exc.strerror or exc}"
+    return _printable(str(exc))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return its exit code (used by the console script)."""
     try:
@@ -365,16 +403,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("aborted", err=True)
         return EXIT_USAGE
     except IntegrityError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(exc)}", err=True)
         return EXIT_PROBLEMS
-    except EvidenceError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except (EvidenceError, DatabaseError, OSError) as exc:
+        click.echo(f"error: {_one_line(exc)}", err=True)
         return EXIT_USAGE
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except Exception:  # noqa: BLE001 -- a bug: say so, keep the details for the report
+        click.echo("internal error in evidence-catalog (please report it with the lines below):", err=True)
+        click.echo(traceback.format_exc(), err=True)
+        return EXIT_INTERNAL
     return EXIT_OK
 
 

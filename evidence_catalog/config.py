@@ -22,7 +22,7 @@ from attrs import field, frozen
 
 from evidence_catalog.errors import CatalogError, CatalogVersionError, InputError
 from evidence_catalog.hashing import normalise_algorithms
-from evidence_catalog.model import Agent
+from evidence_catalog.model import Agent, has_control_characters
 
 #: The catalog directory format this library writes and the newest it reads.
 FORMAT_VERSION = 1
@@ -65,24 +65,36 @@ class CatalogConfig:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise CatalogError(f"catalog settings are malformed: {exc}", where=str(path)) from exc
+        where = str(path)
         version = data.get("format_version")
-        if not isinstance(version, int) or version < 1:
-            raise CatalogError("format_version is missing or not a positive integer", where=str(path))
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise CatalogError("format_version is missing or not a positive integer", where=where)
         if version > FORMAT_VERSION:
             raise CatalogVersionError(
                 f"catalog format {version} is newer than this library reads ({FORMAT_VERSION}); "
                 "upgrade evidence-catalog",
-                where=str(path),
+                where=where,
             )
+        hashing = _table(data, "hashing", where)
+        algorithms = hashing.get("algorithms", ["sha256"])
+        if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
+            raise CatalogError("hashing.algorithms must be a list of algorithm names", where=where)
+        operator = _table(data, "operator", where)
         try:
-            operator = data.get("operator")
             return cls(
                 format_version=version,
-                algorithms=tuple(data.get("hashing", {}).get("algorithms", ("sha256",))),
-                operator=None if not operator else Agent(**_operator_fields(operator)),
+                algorithms=tuple(algorithms),
+                operator=Agent(**_operator_fields(operator)) if operator else None,
             )
         except (TypeError, ValueError, InputError) as exc:
-            raise CatalogError(f"catalog settings are invalid: {exc}", where=str(path)) from exc
+            raise CatalogError(f"catalog settings are invalid: {exc}", where=where) from exc
+
+
+def _table(data: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise CatalogError(f"[{name}] must be a table", where=where)
+    return value
 
 
 def _operator_fields(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,6 +102,11 @@ def _operator_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f"unknown operator field(s): {', '.join(sorted(unknown))}")
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise ValueError(f"operator {key} must be text")
+        if has_control_characters(value):
+            raise ValueError(f"operator {key} contains a control character")
     return dict(data)
 
 
@@ -98,7 +115,7 @@ def host_name() -> str:
     return socket.gethostname() or "unknown-host"
 
 
-def parse_operator(text: str, *, organization: str | None = None) -> Agent:
+def parse_operator(text: str, *, organization: str | None = None, where: str = "--operator") -> Agent:
     """Parse ``"Name <email>"`` or ``"Name"`` into a person agent at this host.
 
     >>> parse_operator("A. Analyst <a@example.org>").email
@@ -107,13 +124,13 @@ def parse_operator(text: str, *, organization: str | None = None) -> Agent:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InputError("operator is not valid UTF-8 text", where="--operator") from exc
+        raise InputError("operator is not valid UTF-8 text", where=where) from exc
     match = _NAME_EMAIL.match(text)
     name, email = (match["name"], match["email"]) if match else (text.strip(), None)
     if not name:
-        raise InputError("operator name must not be blank", where="--operator")
-    if any(ord(c) < 32 for c in text):
-        raise InputError("operator must not contain control characters", where="--operator")
+        raise InputError("operator name must not be blank", where=where)
+    if has_control_characters(text):
+        raise InputError("operator must not contain control characters", where=where)
     return Agent(name=name, email=email, organization=organization, host=host_name())
 
 
@@ -121,11 +138,11 @@ def resolve_operator(explicit: Agent | str | None, default: Agent | None) -> Age
     """The operator of an action, by the order described in the module docstring."""
     if isinstance(explicit, Agent):
         return explicit
-    if explicit:
+    if explicit is not None:
         return parse_operator(explicit)
     from_env = os.environ.get(OPERATOR_ENV, "").strip()
     if from_env:
-        return parse_operator(from_env)
+        return parse_operator(from_env, where=f"${OPERATOR_ENV}")
     if default is not None:
         return Agent(
             name=default.name,

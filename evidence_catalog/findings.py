@@ -15,11 +15,15 @@ from attrs import frozen
 class Finding:
     """Something verification found wrong.  ``str()`` reads as a sentence."""
 
+    @classmethod
+    def kind_name(cls) -> str:
+        """A stable name for this kind of finding, e.g. ``digest_mismatch``."""
+        return "".join("_" + c.lower() if c.isupper() else c for c in cls.__name__).lstrip("_")
+
     @property
     def kind(self) -> str:
-        """A stable name for the kind of finding, e.g. ``digest_mismatch``."""
-        name = type(self).__name__
-        return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+        """The finding's :meth:`kind_name`."""
+        return self.kind_name()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form: the kind, the message and every field."""

@@ -136,8 +136,13 @@ def _tags(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> No
     for tag in value:
         if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
             raise ValueError(f"{attribute.name}: tag {tag!r} must be non-empty with no outer spaces")
-        if any(ord(c) < 32 or ord(c) == 127 for c in tag):
+        if has_control_characters(tag):
             raise ValueError(f"{attribute.name}: tag {tag!r} contains a control character")
+
+
+def has_control_characters(text: str) -> bool:
+    """C0 and C1 control characters and DEL: nothing a tag, a name or an address needs."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
 
 
 def is_hex_digest(value: object, algorithm: str) -> bool:

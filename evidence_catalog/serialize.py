@@ -32,6 +32,8 @@ SCHEMA_IDS: dict[type[Any], str] = {
     model.ExportBundle: SCHEMA_BASE + "export:1.0.0",
 }
 _TYPES_BY_SCHEMA = {v: k for k, v in SCHEMA_IDS.items()}
+#: Schema id of the result of ``verify`` (``VerificationReport.as_dict()``, ``verify --json``).
+VERIFICATION_REPORT_SCHEMA = SCHEMA_BASE + "verification-report:1.0.0"
 
 
 def format_timestamp(value: dt.datetime) -> str:

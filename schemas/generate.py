@@ -52,7 +52,7 @@ TEXT = {"type": "string"}
 NONBLANK = {"type": "string", "pattern": "\\S"}
 OPT_TEXT = nullable(TEXT)
 BOOL = {"type": "boolean"}
-_NOT_CONTROL = "\\u0000-\\u001f\\u007f"
+_NOT_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
 TAG_PATTERN = f"^[^\\s{_NOT_CONTROL}]([^{_NOT_CONTROL}]*[^\\s{_NOT_CONTROL}])?$"
 COUNT = {"type": "integer", "minimum": 0}
 
@@ -337,12 +337,49 @@ DEFS["export"] = obj(
     }
 )
 
+FINDING_KINDS = [
+    "blob_missing",
+    "blob_unreadable",
+    "broken_link",
+    "digest_mismatch",
+    "entry_unreadable",
+    "event_edited",
+    "event_missing",
+    "event_out_of_order",
+    "event_unreplayable",
+    "record_mismatch",
+    "record_missing",
+    "size_mismatch",
+    "unlogged_change",
+]
+DEFS["finding"] = {
+    "type": "object",
+    "description": "One problem verification found; its other members depend on its kind.",
+    "properties": {
+        "kind": enum(*FINDING_KINDS),
+        "message": {**TEXT, "description": "The finding as a sentence."},
+    },
+    "required": ["kind", "message"],
+}
+DEFS["verification_report"] = obj(
+    {
+        "ok": {**BOOL, "description": "True when there are no findings."},
+        "records_checked": COUNT,
+        "artifacts_checked": COUNT,
+        "bytes_checked": COUNT,
+        "events_checked": COUNT,
+        "logged": {**BOOL, "description": "Whether this verification was written to the custody log."},
+        "findings": {"type": "array", "items": ref("finding")},
+    }
+)
+
 #: (schema name, version, root definition, title)
 DOCUMENTS = [
     ("evidence-record", "1.0.0", "evidence_record", "Evidence record"),
     ("artifact", "1.0.0", "artifact", "Artifact"),
     ("custody-event", "1.0.0", "custody_event", "Custody event"),
     ("export", "1.0.0", "export", "JSON export of records and custody events"),
+    ("verification-report", "1.0.0", "verification_report", "Result of verifying a catalog"),
 ]
 
 

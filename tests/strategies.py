@@ -212,9 +212,7 @@ assessments = st.builds(
     supersedes=st.none() | record_ids(),
 )
 tags = st.lists(
-    st.text(min_size=1, max_size=15).filter(
-        lambda t: t == t.strip() and t and all(ord(c) >= 32 and ord(c) != 127 for c in t)
-    ),
+    st.text(min_size=1, max_size=15).filter(lambda t: t == t.strip() and t and not model.has_control_characters(t)),
     max_size=4,
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -300,3 +301,135 @@ def test_console_entry_point_runs_as_a_process_without_progress_off_a_terminal(c
     assert result.stderr == ""  # no progress bar when standard error is not a terminal
     result = _subprocess_cli("verify", "--catalog", cat, "--quiet")
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_verify_json_validates_and_no_log_leaves_the_log_alone(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    sha = run_cli("add", tmp_path / "f.txt", "--catalog", cat).out.split("\t")[1]
+    events_before = json.loads(run_cli("log", "--catalog", cat, "--json").out)
+    result = run_cli("verify", "--catalog", cat, "--json", "--no-log")
+    assert result.code == 0
+    jsonschema.validate(json.loads(result.out), load_schema("verification-report"))
+    assert json.loads(run_cli("log", "--catalog", cat, "--json").out) == events_before
+    blob = cat / "blobs" / "sha256" / sha[:2] / sha[2:4] / sha
+    blob.unlink()
+    result = run_cli("verify", "--catalog", cat, "--json")
+    assert result.code == 1
+    report = json.loads(result.out)
+    jsonschema.validate(report, load_schema("verification-report"))
+    assert [f["kind"] for f in report["findings"]] == ["blob_missing"] and report["logged"] is True
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("update custody_event set details = 'not json' where seq = 2", "event_edited"),
+        ("update custody_event set at = 'garbage' where seq = 2", "event_edited"),
+        ("update artifact set size = 'big'", "entry_unreadable"),
+        ("update record_part set kind = 'weird'", "entry_unreadable"),
+        ("update acquisition set body = 'not json'", "entry_unreadable"),
+    ],
+)
+def test_verify_reports_rows_damaged_in_any_way_as_findings(
+    cat: Path, run_cli: Any, tmp_path: Path, sql: str, kind: str
+) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    assert run_cli("add", tmp_path / "f.txt", "--catalog", cat, "--note", "n").code == 0
+    with sqlite3.connect(cat / "catalog.db") as db:
+        db.execute(sql)
+    result = run_cli("verify", "--catalog", cat, "--json")
+    no_traceback(result)
+    assert result.code == 1, result.err
+    assert kind in {f["kind"] for f in json.loads(result.out)["findings"]}
+
+
+def test_verify_of_a_destroyed_database_is_a_problem_not_a_usage_error(cat: Path, run_cli: Any) -> None:
+    (cat / "catalog.db").write_bytes(b"\x00" * 4096)
+    for suffix in ("-wal", "-shm"):
+        (cat / f"catalog.db{suffix}").unlink(missing_ok=True)
+    result = run_cli("verify", "--catalog", cat)
+    assert result.code == 1 and result.out.startswith("PROBLEM ") and "cannot be read" in result.out
+    no_traceback(result)
+
+
+def test_damage_deep_inside_the_database_is_a_clear_error(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    for i in range(150):
+        (tmp_path / f"f{i}.txt").write_text(f"file {i} " * 200)
+    assert run_cli("add", "--catalog", cat, "--quiet", *[tmp_path / f"f{i}.txt" for i in range(150)]).code == 0
+    assert run_cli("verify", "--catalog", cat, "--quiet", "--no-log").code == 0
+    size = (cat / "catalog.db").stat().st_size
+    with open(cat / "catalog.db", "r+b") as db:
+        for offset in range(8192, size, 16384):
+            db.seek(offset)
+            db.write(os.urandom(512))
+    for command in (["list"], ["log"], ["export", "--output", str(tmp_path / "out.json")]):
+        result = run_cli(*command, "--catalog", cat)
+        no_traceback(result)
+        assert result.code in (1, 2) and result.err.startswith("error: "), (command, result.err)
+    result = run_cli("verify", "--catalog", cat)
+    no_traceback(result)
+    assert result.code == 1
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("format_version = 1\nhashing = 5\n", "[hashing] must be a table"),
+        ("format_version = 1\n[hashing]\nalgorithms = [1, 2]\n", "algorithms must be a list"),
+        ('format_version = 1\n[hashing]\nalgorithms = "md5"\n', "algorithms must be a list"),
+        ("format_version = true\n", "format_version is missing or not a positive integer"),
+        ("format_version = 1\n[operator]\nname = 42\n", "operator name must be text"),
+        ('format_version = 1\n[operator]\nname = "a\\u001b[2Jb"\n', "control character"),
+        ("format_version = [\n", "malformed"),
+    ],
+)
+def test_bad_catalog_settings_are_named(cat: Path, run_cli: Any, toml: str, message: str) -> None:
+    (cat / "catalog.toml").write_text(toml)
+    result = run_cli("list", "--catalog", cat)
+    no_traceback(result)
+    assert result.code == 2 and message in result.err and "catalog.toml" in result.err
+
+
+def test_free_text_cannot_forge_lines_in_the_output(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    forged = "http://x\n  from     /fake"
+    result = run_cli(
+        "add",
+        tmp_path / "f.txt",
+        "--catalog",
+        cat,
+        "--source-url",
+        forged,
+        "--note",
+        "ok\nacquired fake",
+        "--tag",
+        "\u202eevil",
+    )
+    assert result.code == 0, result.err
+    record_id = result.out.split("\t")[0]
+    shown = run_cli("show", record_id, "--catalog", cat).out
+    assert "\n  from     /fake" not in shown and "\nacquired fake" not in shown
+    assert "http://x\\n  from     /fake" in shown
+    assert "\u202e" not in shown + run_cli("list", "--catalog", cat).out
+    assert json.loads(run_cli("show", record_id, "--catalog", cat, "--json").out)["tags"] == ["\u202eevil"]
+
+
+def test_operator_and_tag_control_characters_are_refused(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    for args in (["--operator", "A\x85B"], ["--tag", "a\x9bb"], ["--operator", ""]):
+        result = run_cli("add", tmp_path / "f.txt", "--catalog", cat, *args)
+        assert result.code == 2, args
+        no_traceback(result)
+
+
+def test_a_name_too_long_is_a_clear_error(run_cli: Any, tmp_path: Path) -> None:
+    result = run_cli("list", "--catalog", tmp_path / ("x" * 300))
+    no_traceback(result)
+    assert result.code == 2 and "File name too long" in result.err
+
+
+def test_init_records_the_organisation(run_cli: Any, tmp_path: Path) -> None:
+    result = run_cli("init", tmp_path / "c", "--operator", "A <a@example.org>", "--organization", "Example NGO")
+    assert result.code == 0, result.err
+    events = json.loads(run_cli("log", "--catalog", tmp_path / "c", "--json").out)
+    assert events[0]["actor"]["organization"] == "Example NGO"

@@ -17,6 +17,7 @@ from evidence_catalog.errors import ValidationError
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import (
     SCHEMA_IDS,
+    VERIFICATION_REPORT_SCHEMA,
     canonical_json,
     dumps,
     format_timestamp,
@@ -85,7 +86,19 @@ def test_every_document_names_its_schema_and_version() -> None:
     document = to_document(record)
     assert next(iter(document)) == "schema"
     assert document["schema"] == "urn:evidence-catalog:schema:evidence-record:1.0.0"
-    assert set(SCHEMA_IDS.values()) == {load_schema(n)["$id"] for n in SCHEMA_FILES}
+    assert {*SCHEMA_IDS.values(), VERIFICATION_REPORT_SCHEMA} == {load_schema(n)["$id"] for n in SCHEMA_FILES}
+
+
+def test_the_report_schema_knows_every_kind_of_finding() -> None:
+    from evidence_catalog import findings
+
+    kinds = {
+        cls.kind_name()
+        for cls in vars(findings).values()
+        if isinstance(cls, type) and issubclass(cls, findings.Finding) and cls is not findings.Finding
+    }
+    schema = load_schema("verification-report")
+    assert set(schema["$defs"]["finding"]["properties"]["kind"]["enum"]) == kinds
 
 
 def test_unknown_or_newer_schema_is_refused() -> None:

@@ -8,6 +8,7 @@ in :meth:`CatalogDatabase.append_event`) sees the true last event.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from evidence_catalog.custody import ChainHead, make_event
 from evidence_catalog.errors import (
     CatalogError,
     CatalogVersionError,
+    EvidenceError,
     NotFoundError,
     StorageError,
     ValidationError,
@@ -241,18 +243,40 @@ class CatalogDatabase:
         )
         return event
 
-    def event_rows(self, session: Session) -> Iterator[CustodyEventRow]:
-        """The custody log's raw rows in sequence order (for verification)."""
-        query = select(CustodyEventRow).order_by(col(CustodyEventRow.seq))
-        yield from session.exec(query.execution_options(yield_per=1000))
+    def event_documents(self, session: Session, subject: str | None = None) -> Iterator[dict[str, Any]]:
+        """The custody log in sequence order as plain JSON objects, read from the stored text.
+
+        Nothing is validated or trusted: a damaged column (JSON that does not parse, a time
+        that is not a time) is handed on as the text it holds, so that verification can name
+        the event instead of failing on it.
+        """
+        table = _t(CustodyEventRow)
+        as_text = [sa.cast(table.c[name], sa.Text) for name in ("at", "actor", "details")]
+        query = sa.select(
+            table.c.seq, *as_text, table.c.action, table.c.subject, table.c.prev_hash, table.c.hash
+        ).order_by(table.c.seq)
+        if subject is not None:
+            query = query.where(table.c.subject == subject)
+        for row in _run(session, query):
+            seq, at, actor, details, action, about, prev_hash, stored_hash = tuple(row)
+            yield {
+                "seq": seq,
+                "at": _timestamp_text(at),
+                "actor": _json_text(actor),
+                "action": action,
+                "subject": about,
+                "prev_hash": prev_hash,
+                "hash": stored_hash,
+                "details": _json_text(details),
+            }
 
     def events(self, session: Session, subject: str | None = None) -> Iterator[model.CustodyEvent]:
-        """The custody log in sequence order, optionally only events about *subject*."""
-        query = select(CustodyEventRow).order_by(col(CustodyEventRow.seq))
-        if subject is not None:
-            query = query.where(CustodyEventRow.subject == subject)
-        for row in session.exec(query.execution_options(yield_per=1000)):
-            yield event_from_row(row)
+        """The custody log in sequence order, optionally only events about *subject*.
+
+        Raises :class:`ValidationError` naming the first event that is not a valid event.
+        """
+        for document in self.event_documents(session, subject):
+            yield structure_event(document)
 
     # -- artifacts ---------------------------------------------------------------------------
 
@@ -274,7 +298,10 @@ class CatalogDatabase:
                 )
             except (TypeError, ValueError) as exc:
                 digests = str(exc)
-            yield row.sha256, row.size, digests
+            size = row.size
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                digests, size = f"size {size!r} is not a byte count", 0
+            yield row.sha256, size, digests
 
     def artifacts(self, session: Session) -> Iterator[model.Artifact]:
         """Every catalogued artifact."""
@@ -397,8 +424,12 @@ class CatalogDatabase:
         """Assemble a whole record from its rows; :class:`ValidationError` if a row is invalid."""
         try:
             return self._assemble(session, record_id)
-        except (TypeError, ValueError) as exc:
+        except NotFoundError:
+            raise
+        except EvidenceError as exc:
             raise ValidationError(str(exc), where=f"record {record_id}") from exc
+        except (TypeError, ValueError, KeyError) as exc:  # a row edited into nonsense
+            raise ValidationError(f"{type(exc).__name__}: {exc}", where=f"record {record_id}") from exc
 
     def _assemble(self, session: Session, record_id: str) -> model.EvidenceRecord:
         row = session.get(RecordRow, record_id)
@@ -471,20 +502,23 @@ def _artifact_from_row(row: Any) -> model.Artifact:
     )
 
 
-def event_document(row: CustodyEventRow) -> dict[str, Any]:
-    """The event a row holds as a plain JSON object, exactly as stored (nothing validated)."""
-    return {
-        "seq": row.seq,
-        "at": format_timestamp(_aware(row.at)),
-        "actor": row.actor,
-        "action": row.action,
-        "subject": row.subject,
-        "prev_hash": row.prev_hash,
-        "hash": row.hash,
-        "details": row.details,
-    }
+def _json_text(text: str | None) -> Any:
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return text
 
 
-def event_from_row(row: CustodyEventRow) -> model.CustodyEvent:
-    """The custody event a row holds; :class:`ValidationError` if the row is not a valid event."""
-    return structure(event_document(row), model.CustodyEvent)
+def _timestamp_text(text: str | None) -> Any:
+    try:
+        return format_timestamp(_aware(dt.datetime.fromisoformat(str(text))))
+    except ValueError:
+        return text
+
+
+def structure_event(document: dict[str, Any]) -> model.CustodyEvent:
+    """The custody event a stored document holds; :class:`ValidationError` naming the event."""
+    try:
+        return structure(document, model.CustodyEvent)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, where=f"custody event {document.get('seq')}") from exc
