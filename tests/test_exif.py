@@ -103,6 +103,10 @@ def test_hostile_exif_never_stops_an_add(catalog: Catalog, tmp_path: Path, name:
     artifact = record.artifacts[0].artifact
     assert artifact.size == len(data) and artifact.media_type == "image/jpeg"
     assert artifact.metadata is not None
+    if artifact.metadata.exif is None:
+        assert artifact.metadata.errors, "an unreadable EXIF block must be recorded as a problem, not as 'no EXIF'"
+    else:  # exifread read part of the block and stopped without saying why: what it read is kept
+        assert artifact.metadata.exif.raw
     assert catalog.artifact_path(result.sha256).read_bytes() == data
     assert catalog.verify().ok
 
@@ -127,3 +131,24 @@ def test_random_exif_payloads_never_raise(tmp_path: Path, payload: bytes, order:
     path.write_bytes(_jpeg_with_app1(b"Exif\x00\x00" + order + payload))
     metadata: Any = extract_metadata(path, sniff_media_type(path))
     assert metadata is None or isinstance(metadata.errors, tuple)
+
+
+@pytest.mark.parametrize(
+    ("taken", "offset", "expected", "problem"),
+    [
+        ("0000:00:00 00:00:00", None, None, None),  # clock never set: absent, not an error
+        ("    :  :     :  :  ", None, None, None),
+        ("2024:13:45 25:61:61", None, None, "not a date and time"),
+        ("2024:02:30 10:00:00", None, None, "not a date and time"),
+        ("2024:03:01 10:15:30", "+99:99", "2024-03-01T10:15:30", "not a UTC offset"),
+        ("2024:03:01 10:15:30", "-03:30", "2024-03-01T10:15:30-03:30", None),
+    ],
+)
+def test_capture_time_is_validated_not_just_reformatted(
+    tmp_path: Path, taken: str, offset: str | None, expected: str | None, problem: str | None
+) -> None:
+    path = tmp_path / "t.jpg"
+    path.write_bytes(make_jpeg(taken=taken, offset=offset, gps=None))
+    exif, errors, _ = read_exif(path)
+    assert exif is not None and exif.datetime_original == expected
+    assert [e for e in errors if problem and problem in e] if problem else errors == ()

@@ -6,6 +6,7 @@ returned as an error message, and the artifact is catalogued all the same.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from fractions import Fraction
@@ -20,6 +21,9 @@ from evidence_catalog.model import ExifData, GeoPosition
 _EXIF_DATETIME = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 _SUBSEC = re.compile(r"^\d{1,9}$")
+_UNSET_DATETIME = re.compile(r"^[0:\s-]*$")
+_UNSET_OFFSET = re.compile(r"^[\s:]*$")
+_EXIF_PROBE = 256 * 1024
 _NO_EXIF = re.compile(r"(does not have exif|no exif)", re.IGNORECASE)
 
 
@@ -61,6 +65,9 @@ def read_exif(path: Path) -> tuple[ExifData | None, tuple[str, ...], str]:
     errors.extend(m for m in collector.messages if not _NO_EXIF.search(m))
     exifread_version = version("exifread")
     if not tags:
+        if not errors and _has_exif_block(path):
+            # exifread gives up silently on many broken blocks: say that one was there
+            errors.append("an EXIF block is present but could not be read (corrupt or not EXIF)")
         return None, tuple(errors), exifread_version
     raw = {_clean(name): _clean(value) for name, value in tags.items() if name != "JPEGThumbnail"}
     data = ExifData(
@@ -84,22 +91,38 @@ def _text(value: str | None) -> str | None:
 def _datetime_original(raw: dict[str, str], errors: list[str]) -> str | None:
     # Only DateTimeOriginal is the moment of capture; "Image DateTime" is when the file was last
     # changed (it stays in the raw tags) and must not be presented as the capture time.
-    value = raw.get("EXIF DateTimeOriginal")
-    if value is None:
+    value = (raw.get("EXIF DateTimeOriginal") or "").strip()
+    if not value or _UNSET_DATETIME.match(value):
+        return None  # cameras write blanks or zeros when their clock was never set
+    match = _EXIF_DATETIME.match(value)
+    try:
+        if not match:
+            raise ValueError("not in EXIF's 'YYYY:MM:DD HH:MM:SS' form")
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        moment = dt.datetime(year, month, day, hour, minute, second)
+    except ValueError as exc:
+        errors.append(f"DateTimeOriginal {value!r} is not a date and time: {exc}")
         return None
-    match = _EXIF_DATETIME.match(value.strip())
-    if not match:
-        errors.append(f"DateTimeOriginal {value!r} is not an EXIF date and time")
-        return None
-    y, mo, d, h, mi, s = match.groups()
-    text = f"{y}-{mo}-{d}T{h}:{mi}:{s}"
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     subsec = (raw.get("EXIF SubSecTimeOriginal") or "").strip()
     if _SUBSEC.match(subsec):
         text += "." + subsec
     offset = (raw.get("EXIF OffsetTimeOriginal") or "").strip()
-    if _OFFSET.match(offset):
-        text += offset
+    if offset:
+        hours_minutes = _OFFSET.match(offset)
+        if hours_minutes and int(offset[1:3]) <= 14 and int(offset[4:6]) < 60:
+            text += offset
+        elif not _UNSET_OFFSET.match(offset):
+            errors.append(f"OffsetTimeOriginal {offset!r} is not a UTC offset; the time is kept without one")
     return text
+
+
+def _has_exif_block(path: Path) -> bool:
+    """Whether the file's first bytes announce EXIF (a JPEG APP1 'Exif', a TIFF header, a PNG
+    eXIf or a WebP EXIF chunk), whether or not it can be parsed."""
+    with open(path, "rb") as stream:
+        head = stream.read(_EXIF_PROBE)
+    return head[:4] in (b"II*\x00", b"MM\x00*") or any(marker in head for marker in (b"Exif\x00\x00", b"eXIf", b"EXIF"))
 
 
 def _ratio(value: Any) -> Fraction:
