@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import json
 import os
+import shutil
 import stat
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -58,7 +59,7 @@ from evidence_catalog.serialize import (
     to_document,
     unstructure,
 )
-from evidence_catalog.store.blobstore import BlobStore
+from evidence_catalog.store.blobstore import BlobStore, fsync_dir, place_new_file
 from evidence_catalog.store.database import CatalogDatabase
 from evidence_catalog.versions import library_agent, tool_agents
 
@@ -191,30 +192,49 @@ class Catalog:
             raise InputError("already exists and is not an empty directory", where=display_path(directory))
         default_operator = resolve_operator(operator, None)
         config = CatalogConfig(algorithms=tuple(algorithms), operator=default_operator)
+        existed = directory.exists()
+        database = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / BLOBS_DIR).mkdir()
             database = CatalogDatabase.create(_sqlite_url(directory))
-            # catalog.toml is written last: a directory without it is not (yet) a catalog.
+            catalog = cls(directory, config, database, operator=default_operator, clock=clock)
+            with catalog.db.write() as session:
+                catalog.db.append_event(
+                    session,
+                    at=clock(),
+                    actor=catalog.operator,
+                    action=Action.CATALOG_CREATED,
+                    subject="catalog",
+                    details={
+                        "format_version": config.format_version,
+                        "algorithms": list(config.algorithms),
+                        "software": unstructure(library_agent()),
+                    },
+                )
+            # catalog.toml comes last, durably: a directory without it is not (yet) a catalog.
             tmp = directory / (CONFIG_FILE + ".tmp")
-            tmp.write_text(config.to_toml(), encoding="utf-8")
+            with open(tmp, "w", encoding="utf-8") as stream:
+                stream.write(config.to_toml())
+                stream.flush()
+                os.fsync(stream.fileno())
             os.replace(tmp, directory / CONFIG_FILE)
-        except OSError as exc:
+            fsync_dir(directory)
+        except (OSError, EvidenceError) as exc:
+            # Leave nothing half-made behind: the same init can simply be run again.
+            if database is not None:
+                database.close()
+            if existed:
+                for child in directory.iterdir():
+                    if child.is_dir():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+            else:
+                shutil.rmtree(directory, ignore_errors=True)
+            if isinstance(exc, EvidenceError):
+                raise
             raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
-        catalog = cls(directory, config, database, operator=default_operator, clock=clock)
-        with catalog.db.write() as session:
-            catalog.db.append_event(
-                session,
-                at=clock(),
-                actor=catalog.operator,
-                action=Action.CATALOG_CREATED,
-                subject="catalog",
-                details={
-                    "format_version": config.format_version,
-                    "algorithms": list(config.algorithms),
-                    "software": unstructure(library_agent()),
-                },
-            )
         return catalog
 
     @classmethod
@@ -296,11 +316,21 @@ class Catalog:
         Every path is checked first; a bad one raises before anything is added.  Each file is
         then added on its own (see :meth:`add_file`).
         """
+        if isinstance(paths, str | bytes | os.PathLike):
+            paths = [paths]  # one path, not the characters of one
+        if isinstance(tags, str):
+            tags = [tags]
         files = self.collect_files(paths, recursive=recursive)
-        results = []
+        results: list[AddResult] = []
         for file in files:
             result = self.add_file(
-                file, record_id=record_id, note=note, source_url=source_url, tags=tags, progress=progress
+                file,
+                record_id=record_id,
+                # files added to one given record share the note: it is kept once
+                note=None if record_id is not None and results else note,
+                source_url=source_url,
+                tags=tags,
+                progress=progress,
             )
             results.append(result)
             if on_added is not None:
@@ -341,7 +371,7 @@ class Catalog:
             if not stat.S_ISREG(info.st_mode):
                 raise InputError("not a regular file", where=where)
             with open(path, "rb", buffering=0) as stream:
-                blob = self.blobs.put_stream(stream, progress=progress)
+                blob = self.blobs.put_stream(_SourceFile(stream, where), progress=progress)
         except FileNotFoundError as exc:
             raise InputError("no such file", where=where) from exc
         except PermissionError as exc:
@@ -458,6 +488,11 @@ class Catalog:
             raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
         with self.db.read() as session:
             return self.db.record_exists(session, record_id)
+
+    def record_ids(self) -> list[str]:
+        """Every record id, oldest first."""
+        with self.db.read() as session:
+            return self.db.record_ids(session)
 
     def records(self, record_ids: Sequence[str] | None = None) -> Iterator[model.EvidenceRecord]:
         """Records oldest first: all of them, or those named (each must exist)."""
@@ -586,22 +621,20 @@ class Catalog:
         """
         if format not in EXPORT_FORMATS:
             raise InputError(f"unknown format {format!r}; use one of {', '.join(EXPORT_FORMATS)}", where="format")
-        target = Path(os.path.abspath(output))
+        target = self._export_target(output)
         where = display_path(target)
-        if target.exists():
-            raise InputError("already exists; choose a new file name", where=where)
-        if not target.parent.is_dir():
-            raise InputError("directory does not exist", where=display_path(target.parent))
         selected = None if record_ids is None else list(dict.fromkeys(record_ids))
         for record_id in selected or ():
-            self.record(record_id)  # raises for an unknown or malformed id before writing
+            if not self.has_record(record_id):  # before anything is written
+                raise NotFoundError(f"no record with id {record_id}", where="record")
         tmp = target.with_name(f".{target.name}.{model.new_id()}.part")
         try:
             with open(tmp, "w", encoding="utf-8", newline="\n") as stream:
                 counts = self._write_export(stream, format, selected)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.link(tmp, target)  # fails rather than replace a file created meanwhile
+            place_new_file(tmp, target)
+            fsync_dir(target.parent)
         except FileExistsError as exc:
             raise InputError("already exists; choose a new file name", where=where) from exc
         except OSError as exc:
@@ -609,59 +642,117 @@ class Catalog:
         finally:
             tmp.unlink(missing_ok=True)
         digests, size = hash_file(os.fspath(target))
-        with self.db.write() as session:
-            self.db.append_event(
-                session,
-                at=self.clock(),
-                actor=self.operator,
-                action=Action.RECORDS_EXPORTED,
-                subject="catalog",
-                details={
-                    "format": format,
-                    "output": where,
-                    "sha256": digests.sha256,
-                    "size": size,
-                    "records": counts[0],
-                    "custody_events": counts[1],
-                    "record_ids": selected,
-                },
-            )
+        try:
+            with self.db.write() as session:
+                self.db.append_event(
+                    session,
+                    at=self.clock(),
+                    actor=self.operator,
+                    action=Action.RECORDS_EXPORTED,
+                    subject="catalog",
+                    details={
+                        "format": format,
+                        "output": where,
+                        "sha256": digests.sha256,
+                        "size": size,
+                        "records": counts[0],
+                        "custody_events": counts[1],
+                        "record_ids": selected,
+                    },
+                )
+        except StorageError as exc:
+            # An export that the custody log does not record must not be left behind.
+            target.unlink(missing_ok=True)
+            raise StorageError(
+                f"the export could not be logged, so it was removed ({exc.message})", where=where
+            ) from exc
         return ExportResult(
             path=where, format=format, records=counts[0], custody_events=counts[1], sha256=digests.sha256, size=size
         )
 
+    def _export_target(self, output: str | os.PathLike[str]) -> Path:
+        given = os.fspath(output)
+        if given in ("", "-"):
+            raise InputError("give a file name to write the export to", where="output")
+        target = Path(os.path.abspath(given))
+        where = display_path(target)
+        if given.endswith(os.sep) or target.is_dir():
+            raise InputError("is a directory; give a file name", where=where)
+        if target.exists() or target.is_symlink():
+            raise InputError("already exists; choose a new file name", where=where)
+        if not target.parent.is_dir():
+            raise InputError("directory does not exist", where=display_path(target.parent))
+        catalog_dir = self.path.resolve()
+        if target.parent.resolve() == catalog_dir or catalog_dir in target.parent.resolve().parents:
+            raise InputError("is inside the catalog directory; export somewhere else", where=where)
+        return target
+
     def _write_export(self, stream: IO[str], format: str, selected: list[str] | None) -> tuple[int, int]:
+        """Write from one read transaction: records and log are one consistent snapshot, even
+        while another process adds to the catalog."""
         wanted = None if selected is None else set(selected)
-        records = self.records(selected)
-        events = [e for e in self.history() if wanted is None or e.subject in wanted]
-        if format == "jsonl":
-            n_records = 0
-            for record in records:
-                stream.write(json.dumps(to_document(record), ensure_ascii=False) + "\n")
-                n_records += 1
-            for event in events:
-                stream.write(json.dumps(to_document(event), ensure_ascii=False) + "\n")
-            return n_records, len(events)
-        # One JSON document, written record by record so memory does not grow with the catalog.
+        with self.db.read() as session:
+            ids = self.db.record_ids(session) if selected is None else selected
+            records = (self.db.record(session, record_id) for record_id in ids)
+            events = (e for e in self.db.events(session) if wanted is None or e.subject in wanted)
+            if format == "jsonl":
+                return self._write_jsonl(stream, records, events)
+            return self._write_json(stream, records, events, complete_log=selected is None)
+
+    @staticmethod
+    def _write_jsonl(
+        stream: IO[str], records: Iterable[model.EvidenceRecord], events: Iterable[model.CustodyEvent]
+    ) -> tuple[int, int]:
+        counts = [0, 0]
+        for index, documents in enumerate((records, events)):
+            for document in documents:
+                stream.write(json.dumps(to_document(document), ensure_ascii=False) + "\n")
+                counts[index] += 1
+        return counts[0], counts[1]
+
+    def _write_json(
+        self,
+        stream: IO[str],
+        records: Iterable[model.EvidenceRecord],
+        events: Iterable[model.CustodyEvent],
+        *,
+        complete_log: bool,
+    ) -> tuple[int, int]:
+        # One JSON document, written item by item so memory does not grow with the catalog.
         head = {
             "schema": SCHEMA_IDS[model.ExportBundle],
             "exported_at": format_timestamp(self.clock()),
             "exported_by": unstructure(self.operator),
             "generator": unstructure(library_agent()),
-            "complete_log": selected is None,
+            "complete_log": complete_log,
         }
-        stream.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2] + ',\n "records": [')
-        n_records = 0
-        for record in records:
-            stream.write(("," if n_records else "") + "\n")
-            stream.write(json.dumps(unstructure(record), ensure_ascii=False))
-            n_records += 1
-        stream.write('\n ],\n "custody_events": [')
-        for i, event in enumerate(events):
-            stream.write(("," if i else "") + "\n")
-            stream.write(json.dumps(unstructure(event), ensure_ascii=False))
-        stream.write("\n ]\n}\n")
-        return n_records, len(events)
+        stream.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2])
+        counts = [0, 0]
+        for index, (name, items) in enumerate((("records", records), ("custody_events", events))):
+            stream.write(f',\n "{name}": [')
+            for item in items:
+                stream.write(("," if counts[index] else "") + "\n")
+                stream.write(json.dumps(unstructure(item), ensure_ascii=False))
+                counts[index] += 1
+            stream.write("\n ]")
+        stream.write("\n}\n")
+        return counts[0], counts[1]
+
+
+class _SourceFile:
+    """A file being added: a read error is the source's fault (an input error naming the file),
+    not the blob store's."""
+
+    def __init__(self, stream: Any, where: str) -> None:
+        self.stream = stream
+        self.where = where
+
+    def readinto(self, buffer: memoryview) -> int | None:
+        try:
+            result: int | None = self.stream.readinto(buffer)
+        except OSError as exc:
+            raise InputError(f"cannot be read ({exc.strerror or exc}); nothing was stored", where=self.where) from exc
+        return result
 
 
 def _sqlite_url(directory: Path, *, read_only: bool = False) -> sa.URL:

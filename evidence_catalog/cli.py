@@ -35,8 +35,10 @@ from evidence_catalog.errors import (
     CatalogNotFoundError,
     CatalogVersionError,
     EvidenceError,
+    InputError,
     IntegrityError,
     NotFoundError,
+    ValidationError,
 )
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import format_timestamp, to_document
@@ -184,6 +186,8 @@ def add(
     """
     with _open(catalog_path, operator) as catalog:
         files = catalog.collect_files(paths, recursive=recursive)
+        if not files:
+            raise InputError("no files to add (the directories given are empty)", where=display_path(paths[0]))
         total = sum(os.stat(f).st_size for f in files)
 
         def report(result: Any) -> None:
@@ -212,12 +216,13 @@ def add(
 @_catalog_option
 @_json_option
 def list_records(catalog_path: str, as_json: bool) -> None:
-    """List the records, oldest first."""
+    """List the records, oldest first.  Exit code 1 if a record cannot be read (it is named)."""
     with _open(catalog_path) as catalog:
-        if as_json:
-            _echo_json([to_document(r) for r in catalog.records()])
-            return
-        for record in catalog.records():
+        records, unreadable = _readable_records(catalog)
+    if as_json:
+        _echo_json([to_document(r) for r in records])
+    else:
+        for record in records:
             size = sum(ra.artifact.size for ra in record.artifacts)
             tags = _printable(",".join(record.tags))
             title = display_path(record.title or "")
@@ -225,6 +230,21 @@ def list_records(catalog_path: str, as_json: bool) -> None:
                 f"{record.id}  {format_timestamp(record.created_at)}  {len(record.artifacts)} artifact(s) "
                 f"{size} B  {title}" + (f"  [{tags}]" if tags else "")
             )
+    if unreadable:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
+def _readable_records(catalog: Catalog) -> tuple[list[model.EvidenceRecord], int]:
+    """Every record that can be read; each one that cannot is named on standard error (one
+    damaged row must not hide the rest of a catalog)."""
+    records, unreadable = [], 0
+    for record_id in catalog.record_ids():
+        try:
+            records.append(catalog.record(record_id))
+        except ValidationError as exc:
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            unreadable += 1
+    return records, unreadable
 
 
 @cli.command()

@@ -160,7 +160,7 @@ class RecordMismatch(Finding):
     fields: tuple[str, ...]
 
     def __str__(self) -> str:
-        return f"record {self.record_id}: {', '.join(self.fields)} differ from what the custody log records"
+        return f"record {self.record_id} differs from what the custody log records in: {', '.join(self.fields)}"
 
 
 @frozen

@@ -90,6 +90,8 @@ def hash_stream(
     view = memoryview(buffer)
     while True:
         n = stream.readinto(view)
+        if n is None:  # a non-blocking stream with no data yet: treating it as the end would truncate
+            raise BlockingIOError("stream had no data ready; use a blocking stream")
         if not n:
             break
         block = view[:n]

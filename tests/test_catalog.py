@@ -516,3 +516,88 @@ def test_re_adding_over_a_damaged_stored_copy_restores_it_and_keeps_the_damaged_
     assert (catalog.path / "blobs" / again.quarantined).read_text() == "tampered evidenc"
     assert catalog.history(first.record_id)[-1].details["damaged_copy_quarantined"] == again.quarantined
     assert catalog.verify().ok
+
+
+def test_export_refuses_odd_targets(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    catalog.add([tmp_path / "a"])
+    for output, message in (
+        ("-", "give a file name"),
+        (str(tmp_path) + os.sep + "newdir" + os.sep, "is a directory"),
+        (tmp_path, "is a directory"),
+        (catalog.path / "blobs" / "x.json", "inside the catalog directory"),
+        (catalog.path / "export.json", "inside the catalog directory"),
+    ):
+        with pytest.raises(InputError, match=message):
+            catalog.export(output)
+    assert not (tmp_path / "newdir").exists()
+    assert [e.action for e in catalog.history()][-1] == "artifact.added"
+
+
+def test_an_export_that_cannot_be_logged_is_removed(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    catalog.add([tmp_path / "a"])
+    catalog.close()
+    with Catalog.open(catalog.path, read_only=True) as readonly:
+        with pytest.raises(StorageError, match="could not be logged, so it was removed"):
+            readonly.export(tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_file_systems_without_hard_links_still_store_and_export(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def no_links(*_: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "a").write_text("on a FAT stick")
+    [result] = catalog.add([tmp_path / "a"])
+    assert catalog.artifact_path(result.sha256).read_text() == "on a FAT stick"
+    [again] = catalog.add([tmp_path / "a"])
+    assert not again.new_bytes
+    exported = catalog.export(tmp_path / "out.json")
+    assert hashlib.sha256((tmp_path / "out.json").read_bytes()).hexdigest() == exported.sha256
+    with pytest.raises(InputError, match="already exists"):
+        catalog.export(tmp_path / "out.json")
+    monkeypatch.undo()
+    assert catalog.verify().ok
+
+
+def test_a_failed_init_leaves_nothing_behind_and_can_be_retried(
+    tmp_path: Path, operator: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence_catalog import catalog as catalog_module
+
+    def broken(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(catalog_module.CatalogDatabase, "create", broken)
+    with pytest.raises(StorageError, match="cannot create catalog"):
+        Catalog.init(tmp_path / "new", operator=operator)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StorageError):
+        Catalog.init(tmp_path / "empty", operator=operator)
+    assert not (tmp_path / "new").exists() and list((tmp_path / "empty").iterdir()) == []
+    monkeypatch.undo()
+    Catalog.init(tmp_path / "new", operator=operator).close()
+    Catalog.init(tmp_path / "empty", operator=operator).close()
+
+
+def test_a_single_path_or_tag_is_not_taken_character_by_character(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_text("x")
+    [result] = catalog.add(str(tmp_path / "photo.jpg"), tags="school")  # type: ignore[arg-type]
+    assert catalog.record(result.record_id).tags == ("school",)
+
+
+def test_files_added_to_one_record_share_one_note(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "post.txt").write_text("post")
+    [post] = catalog.add([tmp_path / "post.txt"])
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    catalog.add([tmp_path / "a", tmp_path / "b"], record_id=post.record_id, note="two files from one witness")
+    assert [n.text for n in catalog.record(post.record_id).notes] == ["two files from one witness"]
+    assert catalog.verify().ok

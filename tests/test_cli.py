@@ -433,3 +433,32 @@ def test_init_records_the_organisation(run_cli: Any, tmp_path: Path) -> None:
     assert result.code == 0, result.err
     events = json.loads(run_cli("log", "--catalog", tmp_path / "c", "--json").out)
     assert events[0]["actor"]["organization"] == "Example NGO"
+
+
+def test_list_names_an_unreadable_record_and_still_lists_the_rest(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).write_text(name)
+    first = run_cli("add", tmp_path / "a", "--catalog", cat).out.split("\t")[0]
+    second = run_cli("add", tmp_path / "b", "--catalog", cat).out.split("\t")[0]
+    with sqlite3.connect(cat / "catalog.db") as db:
+        db.execute(
+            "update acquisition set body = json_set(body, '$.method', 'teleported') where record_id = ?", (first,)
+        )
+    result = run_cli("list", "--catalog", cat)
+    assert result.code == 1
+    assert second in result.out and first not in result.out
+    assert f"record {first}" in result.err and "$.method" in result.err
+    no_traceback(result)
+
+
+def test_an_empty_directory_is_nothing_to_add(cat: Path, run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run_cli("add", "--recursive", tmp_path / "empty", "--catalog", cat)
+    assert result.code == 2 and "no files to add" in result.err
+
+
+def test_a_read_error_in_the_source_names_the_source(cat: Path, run_cli: Any) -> None:
+    # /proc/self/mem is a regular file that fails with EIO when read at offset 0
+    result = run_cli("add", "/proc/self/mem", "--catalog", cat)
+    assert result.code == 2 and "/proc/self/mem: cannot be read" in result.err and "nothing was stored" in result.err
+    assert not list((cat / "blobs" / "tmp").glob("*.part"))

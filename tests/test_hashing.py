@@ -89,3 +89,12 @@ def test_memory_does_not_grow_with_stream_size() -> None:
     assert total == size
     assert digests.sha256 == hashlib.sha256(bytes(size)).hexdigest()
     assert peak < 4 * 1024 * 1024  # one 1 MiB block plus small change, never the whole stream
+
+
+def test_a_stream_with_no_data_ready_is_not_taken_for_its_end() -> None:
+    class NonBlocking:
+        def readinto(self, buffer: memoryview) -> None:
+            return None
+
+    with pytest.raises(BlockingIOError):
+        hash_stream(NonBlocking())  # type: ignore[arg-type]

@@ -50,6 +50,26 @@ class StoredBlob:
         return self.digests.sha256
 
 
+def place_new_file(source: Path, target: Path) -> None:
+    """Give the complete file *source* the name *target*, which must not exist yet.
+
+    A hard link does it atomically and fails if *target* exists.  File systems without hard
+    links (FAT and exFAT memory sticks, some network shares) get the same guarantee by claiming
+    the name first with an exclusive create, then renaming over that claim.  *source* keeps its
+    name in the first case; the caller removes it either way.
+    """
+    try:
+        os.link(source, target)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+            raise
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    os.replace(source, target)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a directory's entries durable (after creating, linking or renaming in it)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -134,7 +154,7 @@ class BlobStore:
         self._make_dirs(final.parent)
         os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         try:
-            os.link(tmp_path, final)
+            place_new_file(tmp_path, final)
         except FileExistsError:
             return False  # a concurrent writer stored the same bytes first
         if self.fsync:
