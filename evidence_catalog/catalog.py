@@ -199,19 +199,14 @@ class Catalog:
             (directory / BLOBS_DIR).mkdir()
             database = CatalogDatabase.create(_sqlite_url(directory))
             catalog = cls(directory, config, database, operator=default_operator, clock=clock)
-            with catalog.db.write() as session:
-                catalog.db.append_event(
-                    session,
-                    at=clock(),
-                    actor=catalog.operator,
-                    action=Action.CATALOG_CREATED,
-                    subject="catalog",
-                    details={
-                        "format_version": config.format_version,
-                        "algorithms": list(config.algorithms),
-                        "software": unstructure(library_agent()),
-                    },
-                )
+            catalog._log_catalog_event(
+                Action.CATALOG_CREATED,
+                {
+                    "format_version": config.format_version,
+                    "algorithms": list(config.algorithms),
+                    "software": unstructure(library_agent()),
+                },
+            )
             # catalog.toml comes last, durably: a directory without it is not (yet) a catalog.
             tmp = directory / (CONFIG_FILE + ".tmp")
             with open(tmp, "w", encoding="utf-8") as stream:
@@ -552,20 +547,15 @@ class Catalog:
         if not record_event:
             return report
         try:
-            with self.db.write() as session:
-                self.db.append_event(
-                    session,
-                    at=self.clock(),
-                    actor=self.operator,
-                    action=Action.CATALOG_VERIFIED,
-                    subject="catalog",
-                    details={
-                        "ok": report.ok,
-                        "findings": len(report.findings),
-                        "artifacts_checked": report.artifacts_checked,
-                        "events_checked": report.events_checked,
-                    },
-                )
+            self._log_catalog_event(
+                Action.CATALOG_VERIFIED,
+                {
+                    "ok": report.ok,
+                    "findings": len(report.findings),
+                    "artifacts_checked": report.artifacts_checked,
+                    "events_checked": report.events_checked,
+                },
+            )
         except StorageError:
             return report
         return attrs.evolve(report, logged=True)
@@ -602,6 +592,13 @@ class Catalog:
         present = set(record_ids)
         findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
         return findings, len(documents), record_ids
+
+    def _log_catalog_event(self, action: str, details: dict[str, Any]) -> model.CustodyEvent:
+        """Append one event about the catalog as a whole, by this catalog's operator, now."""
+        with self.db.write() as session:
+            return self.db.append_event(
+                session, at=self.clock(), actor=self.operator, action=action, subject="catalog", details=details
+            )
 
     # -- export ------------------------------------------------------------------------------
 
@@ -643,23 +640,18 @@ class Catalog:
             tmp.unlink(missing_ok=True)
         digests, size = hash_file(os.fspath(target))
         try:
-            with self.db.write() as session:
-                self.db.append_event(
-                    session,
-                    at=self.clock(),
-                    actor=self.operator,
-                    action=Action.RECORDS_EXPORTED,
-                    subject="catalog",
-                    details={
-                        "format": format,
-                        "output": where,
-                        "sha256": digests.sha256,
-                        "size": size,
-                        "records": counts[0],
-                        "custody_events": counts[1],
-                        "record_ids": selected,
-                    },
-                )
+            self._log_catalog_event(
+                Action.RECORDS_EXPORTED,
+                {
+                    "format": format,
+                    "output": where,
+                    "sha256": digests.sha256,
+                    "size": size,
+                    "records": counts[0],
+                    "custody_events": counts[1],
+                    "record_ids": selected,
+                },
+            )
         except StorageError as exc:
             # An export that the custody log does not record must not be left behind.
             target.unlink(missing_ok=True)

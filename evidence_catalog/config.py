@@ -134,6 +134,21 @@ def parse_operator(text: str, *, organization: str | None = None, where: str = "
     return Agent(name=name, email=email, organization=organization, host=host_name())
 
 
+def _account_name() -> str:
+    """The account running this process: from the user database where there is one (the
+    environment variables getpass reads first can be set to anything), else getpass."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        pass
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown user"
+
+
 def resolve_operator(explicit: Agent | str | None, default: Agent | None) -> Agent:
     """The operator of an action, by the order described in the module docstring."""
     if isinstance(explicit, Agent):
@@ -150,8 +165,5 @@ def resolve_operator(explicit: Agent | str | None, default: Agent | None) -> Age
             organization=default.organization,
             host=default.host or host_name(),
         )
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown user"
+    user = _account_name()
     return Agent(name=user or "unknown user", host=host_name())

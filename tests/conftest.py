@@ -21,6 +21,19 @@ settings.register_profile("evidence-catalog", deadline=None, print_blob=True)
 settings.load_profile("evidence-catalog")
 
 
+class ZeroStream:
+    """A stream of zero bytes of any length that never exists in memory at once."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readinto(self, buffer: memoryview) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
 class FixedClock:
     """A clock that starts at a fixed instant and ticks one millisecond per reading."""
 

@@ -17,6 +17,8 @@ from evidence_catalog.errors import StorageError
 from evidence_catalog.findings import BlobMissing, DigestMismatch, SizeMismatch
 from evidence_catalog.store.blobstore import BlobStore
 
+from .conftest import ZeroStream
+
 
 def test_blob_lives_under_its_sha256_fanned_out(tmp_path: Path) -> None:
     store = BlobStore(tmp_path)
@@ -164,14 +166,3 @@ def test_large_blobs_are_written_back_while_hashing(tmp_path: Path, monkeypatch:
     size = 200 * 1024 * 1024
     blob = BlobStore(tmp_path).put_stream(ZeroStream(size))  # type: ignore[arg-type]
     assert blob.size == size and calls, "write-back should start before the final fsync"
-
-
-class ZeroStream:
-    def __init__(self, size: int) -> None:
-        self.left = size
-
-    def readinto(self, buffer: memoryview) -> int:
-        n = min(len(buffer), self.left)
-        buffer[:n] = bytes(n)
-        self.left -= n
-        return n

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from evidence_catalog.errors import InputError
 from evidence_catalog.hashing import SUPPORTED_ALGORITHMS, hash_bytes, hash_stream, normalise_algorithms
 
+from .conftest import ZeroStream
+
 
 class ChunkedStream:
     """A readable stream that hands out its data in the chunk sizes it is given."""
@@ -65,24 +67,11 @@ def test_unknown_algorithm_is_refused_by_name() -> None:
         normalise_algorithms(["crc32"])
 
 
-class Zeros:
-    """A 64 MiB stream of zero bytes that never exists in memory at once."""
-
-    def __init__(self, size: int) -> None:
-        self.left = size
-
-    def readinto(self, buffer: memoryview) -> int:
-        n = min(len(buffer), self.left)
-        buffer[:n] = bytes(n)
-        self.left -= n
-        return n
-
-
 def test_memory_does_not_grow_with_stream_size() -> None:
     size = 64 * 1024 * 1024
     tracemalloc.start()
     try:
-        digests, total = hash_stream(Zeros(size), ["md5", "sha1"])
+        digests, total = hash_stream(ZeroStream(size), ["md5", "sha1"])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
