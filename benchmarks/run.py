@@ -29,7 +29,7 @@ the reference alternate (each round in the opposite order to the one before), an
 ``--repeat`` runs of each is compared.  Peak RSS is the child's ``VmHWM`` (see
 ``rss_child.py`` for why not ``ru_maxrss``).  Before every
 timed run that writes, ``sync`` flushes what earlier steps left dirty.  Work files go to a fresh
-directory under ``--workdir`` (default ``benchmarks/work/``, git-ignored) and are removed at
+directory under ``--workdir`` (default ``benchmarks/scratch/``, git-ignored) and are removed at
 the end.  The exit status is 1 when a target is missed, 0 otherwise.
 """
 
@@ -67,7 +67,7 @@ GIB = 1024 * MIB
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DEFAULT_WORKDIR = HERE / "work"
+DEFAULT_WORKDIR = HERE / "scratch"
 CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
@@ -678,7 +678,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help="run only these benchmarks (repeatable or comma-separated)",
     )
-    parser.add_argument("--workdir", type=Path, default=None, help="where to put work files (default benchmarks/work/)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where to put scratch files (default benchmarks/scratch/)"
+    )
     parser.add_argument("--report", type=Path, default=None, help="also write the summary as Markdown to this file")
     args = parser.parse_args(argv)
     selected = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
