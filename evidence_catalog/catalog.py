@@ -21,14 +21,16 @@ import os
 import shutil
 import stat
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, BinaryIO, Literal, Protocol
 
 import attrs
 import sqlalchemy as sa
 from attrs import frozen
+from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import model
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
@@ -50,7 +52,7 @@ from evidence_catalog.findings import (
     RecordMissing,
     UnloggedChange,
 )
-from evidence_catalog.hashing import ProgressCallback, hash_file
+from evidence_catalog.hashing import MultiHasher, ProgressCallback
 from evidence_catalog.serialize import (
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
@@ -193,10 +195,18 @@ class Catalog:
         default_operator = resolve_operator(operator, None)
         config = CatalogConfig(algorithms=tuple(algorithms), operator=default_operator)
         existed = directory.exists()
+        try:
+            # Claim the place first: a concurrent init of the same path loses here, before it
+            # has made anything it would later need to remove.
+            if not existed:
+                directory.mkdir(parents=True)
+            (directory / BLOBS_DIR).mkdir()
+        except FileExistsError as exc:
+            raise InputError("already exists (another init is making it?)", where=display_path(directory)) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
         database = None
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / BLOBS_DIR).mkdir()
             database = CatalogDatabase.create(_sqlite_url(directory))
             catalog = cls(directory, config, database, operator=default_operator, clock=clock)
             catalog._log_catalog_event(
@@ -215,21 +225,20 @@ class Catalog:
                 os.fsync(stream.fileno())
             os.replace(tmp, directory / CONFIG_FILE)
             fsync_dir(directory)
-        except (OSError, EvidenceError) as exc:
-            # Leave nothing half-made behind: the same init can simply be run again.
+        except (OSError, EvidenceError, DatabaseError) as exc:
+            # Leave nothing half-made behind (only what this call made): init can be run again.
             if database is not None:
                 database.close()
             if existed:
-                for child in directory.iterdir():
-                    if child.is_dir():
-                        shutil.rmtree(child)
-                    else:
-                        child.unlink()
+                shutil.rmtree(directory / BLOBS_DIR, ignore_errors=True)
+                for name in (DATABASE_FILE, f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm", CONFIG_FILE + ".tmp"):
+                    (directory / name).unlink(missing_ok=True)
             else:
                 shutil.rmtree(directory, ignore_errors=True)
             if isinstance(exc, EvidenceError):
                 raise
-            raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
+            reason = exc.strerror if isinstance(exc, OSError) else exc.orig
+            raise StorageError(f"cannot create catalog ({reason})", where=display_path(directory)) from exc
         return catalog
 
     @classmethod
@@ -317,15 +326,16 @@ class Catalog:
             tags = [tags]
         files = self.collect_files(paths, recursive=recursive)
         results: list[AddResult] = []
+        noted: set[str] = set()  # files that end up on one record share the note: kept once
         for file in files:
             result = self.add_file(
                 file,
                 record_id=record_id,
-                # files added to one given record share the note: it is kept once
-                note=None if record_id is not None and results else note,
+                note=note,
                 source_url=source_url,
                 tags=tags,
                 progress=progress,
+                noted=noted,
             )
             results.append(result)
             if on_added is not None:
@@ -341,11 +351,14 @@ class Catalog:
         source_url: str | None = None,
         tags: Sequence[str] = (),
         progress: ProgressCallback | None = None,
+        noted: set[str] | None = None,
     ) -> AddResult:
         """Add one file: store its bytes, describe them, and log who added them when.
 
         Identical bytes already in the catalog are not stored again; the record that holds them
-        (or *record_id*) gains a new acquisition and custody event.
+        (or *record_id*) gains a new acquisition and custody event.  *noted*, when given, holds
+        the records that already received *note* in the same batch (it is not added twice) and
+        gains this file's record.
         """
         path = Path(os.path.abspath(path))
         where = display_path(path)
@@ -429,7 +442,7 @@ class Catalog:
             )
             note_part = (
                 None
-                if note is None
+                if note is None or (noted is not None and record_id in noted)
                 else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=ended_at)
             )
             event = self.db.append_event(
@@ -456,6 +469,8 @@ class Catalog:
             self.db.add_acquisition(session, record_id, acquisition, event.seq)
             if note_part is not None:
                 self.db.add_part(session, record_id, "note", note_part, event.seq)
+        if noted is not None and note is not None:
+            noted.add(record_id)
         return AddResult(
             path=where,
             record_id=record_id,
@@ -624,12 +639,16 @@ class Catalog:
         for record_id in selected or ():
             if not self.has_record(record_id):  # before anything is written
                 raise NotFoundError(f"no record with id {record_id}", where="record")
-        tmp = target.with_name(f".{target.name}.{model.new_id()}.part")
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only, so an export could not be logged; nothing was written")
+        # A short temporary name: the target's own name may already be as long as names can be.
+        tmp = target.with_name(f".export-{uuid.uuid4().hex[:12]}.part")
         try:
-            with open(tmp, "w", encoding="utf-8", newline="\n") as stream:
-                counts = self._write_export(stream, format, selected)
-                stream.flush()
-                os.fsync(stream.fileno())
+            with open(tmp, "wb") as raw:
+                sink = _HashingTextSink(raw)
+                counts = self._write_export(sink, format, selected)
+                raw.flush()
+                os.fsync(raw.fileno())
             place_new_file(tmp, target)
             fsync_dir(target.parent)
         except FileExistsError as exc:
@@ -638,7 +657,7 @@ class Catalog:
             raise StorageError(f"export failed ({exc.strerror}); nothing was written", where=where) from exc
         finally:
             tmp.unlink(missing_ok=True)
-        digests, size = hash_file(os.fspath(target))
+        digests, size = sink.hasher.digests(), sink.hasher.size
         try:
             self._log_catalog_event(
                 Action.RECORDS_EXPORTED,
@@ -679,7 +698,7 @@ class Catalog:
             raise InputError("is inside the catalog directory; export somewhere else", where=where)
         return target
 
-    def _write_export(self, stream: IO[str], format: str, selected: list[str] | None) -> tuple[int, int]:
+    def _write_export(self, stream: _TextSink, format: str, selected: list[str] | None) -> tuple[int, int]:
         """Write from one read transaction: records and log are one consistent snapshot, even
         while another process adds to the catalog."""
         wanted = None if selected is None else set(selected)
@@ -693,7 +712,7 @@ class Catalog:
 
     @staticmethod
     def _write_jsonl(
-        stream: IO[str], records: Iterable[model.EvidenceRecord], events: Iterable[model.CustodyEvent]
+        stream: _TextSink, records: Iterable[model.EvidenceRecord], events: Iterable[model.CustodyEvent]
     ) -> tuple[int, int]:
         counts = [0, 0]
         for index, documents in enumerate((records, events)):
@@ -704,7 +723,7 @@ class Catalog:
 
     def _write_json(
         self,
-        stream: IO[str],
+        stream: _TextSink,
         records: Iterable[model.EvidenceRecord],
         events: Iterable[model.CustodyEvent],
         *,
@@ -731,6 +750,25 @@ class Catalog:
         return counts[0], counts[1]
 
 
+class _TextSink(Protocol):
+    def write(self, text: str, /) -> object: ...
+
+
+class _HashingTextSink:
+    """Writes text as UTF-8 and hashes exactly the bytes written (the export's SHA-256 is known
+    without reading the file again)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hasher = MultiHasher()
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        self.hasher.update(data)
+        self.raw.write(data)
+        return len(text)
+
+
 class _SourceFile:
     """A file being added: a read error is the source's fault (an input error naming the file),
     not the blob store's."""
@@ -753,13 +791,20 @@ def _sqlite_url(directory: Path, *, read_only: bool = False) -> sa.URL:
     path = os.path.abspath(directory / DATABASE_FILE)
     if not read_only:
         return sa.URL.create("sqlite", database=path)
-    # On read-only media SQLite cannot create the WAL index; a catalog closed cleanly has no
-    # WAL to read, so it is opened as immutable.  With a WAL present, plain read-only mode
-    # reads it (SQLite needs its -shm file next to it then).
-    wal = Path(path + "-wal")
-    mode = {"mode": "ro"} if wal.exists() and wal.stat().st_size > 0 else {"immutable": "1"}
+    # On read-only media nobody can be writing, and SQLite cannot create its WAL index there:
+    # the database is opened as immutable (a catalog closed cleanly has no WAL to miss).  Where
+    # only this account cannot write, another process may be adding: plain read-only mode reads
+    # its WAL and sees its commits.
+    mode = {"immutable": "1"} if _on_read_only_media(directory) else {"mode": "ro"}
     uri = "file:" + urllib.parse.quote(os.fsencode(path))
     return sa.URL.create("sqlite", database=uri, query={**mode, "uri": "true"})
+
+
+def _on_read_only_media(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def _utf8(text: str, where: str) -> str:

@@ -28,7 +28,7 @@ from rich.progress import (
 from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import model
-from evidence_catalog.catalog import EXPORT_FORMATS, Catalog, display_path
+from evidence_catalog.catalog import EXPORT_FORMATS, Catalog, VerificationReport, display_path
 from evidence_catalog.config import parse_operator, resolve_operator
 from evidence_catalog.errors import (
     CatalogError,
@@ -40,11 +40,13 @@ from evidence_catalog.errors import (
     NotFoundError,
     ValidationError,
 )
+from evidence_catalog.findings import EntryUnreadable
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import format_timestamp, to_document
 from evidence_catalog.versions import versions
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # as a shell reports SIGINT and SIGPIPE
 CATALOG_ENV = "EVIDENCE_CATALOG"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -353,7 +355,17 @@ def verify(catalog_path: str, operator: str | None, no_log: bool, as_json: bool,
         raise  # the wrong path or a newer catalog: bad input, not a finding
     except (CatalogError, DatabaseError) as exc:
         # A catalog whose database cannot be read at all is the worst verification result.
-        click.echo(f"PROBLEM {_one_line(exc)}")
+        if as_json:
+            unread = VerificationReport(
+                findings=(EntryUnreadable(subject="catalog database", reason=_one_line(exc)),),
+                records_checked=0,
+                artifacts_checked=0,
+                bytes_checked=0,
+                events_checked=0,
+            )
+            _echo_json(unread.as_dict())
+        else:
+            click.echo(f"PROBLEM {_one_line(exc)}")
         raise SystemExit(EXIT_PROBLEMS) from exc
     if not report.logged and not no_log:
         click.echo("note: the catalog is not writable; this verification was not logged", err=True)
@@ -419,9 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_USAGE
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `log | head`: the reader has all it wanted
+        sys.stderr.close()
+        return EXIT_BROKEN_PIPE
     except IntegrityError as exc:
         click.echo(f"error: {_one_line(exc)}", err=True)
         return EXIT_PROBLEMS
@@ -430,9 +445,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
     except Exception:  # noqa: BLE001 -- a bug: say so, keep the details for the report
         click.echo("internal error in evidence-catalog (please report it with the lines below):", err=True)
         click.echo(traceback.format_exc(), err=True)

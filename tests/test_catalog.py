@@ -464,8 +464,15 @@ def test_rows_made_invalid_are_findings_and_everything_else_is_still_checked(
     assert report.events_checked == len(catalog.history())
 
 
-def test_a_clean_copy_on_read_only_media_opens_and_verifies(catalog: Catalog, tmp_path: Path) -> None:
+def test_a_clean_copy_on_read_only_media_opens_and_verifies(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
+
+    from evidence_catalog import catalog as catalog_module
+
+    # A read-only mount cannot be made here; the file system's answer is what is replaced.
+    monkeypatch.setattr(catalog_module, "_on_read_only_media", lambda _: True)
 
     (tmp_path / "a").write_text("a")
     catalog.add([tmp_path / "a"])
@@ -534,15 +541,30 @@ def test_export_refuses_odd_targets(catalog: Catalog, tmp_path: Path) -> None:
     assert [e.action for e in catalog.history()][-1] == "artifact.added"
 
 
-def test_an_export_that_cannot_be_logged_is_removed(catalog: Catalog, tmp_path: Path) -> None:
+def test_an_export_that_cannot_be_logged_is_not_written_or_is_removed(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "a").write_text("a")
     catalog.add([tmp_path / "a"])
-    catalog.close()
     with Catalog.open(catalog.path, read_only=True) as readonly:
-        with pytest.raises(StorageError, match="could not be logged, so it was removed"):
+        with pytest.raises(StorageError, match="read-only, so an export could not be logged"):
             readonly.export(tmp_path / "out.json")
     assert not (tmp_path / "out.json").exists()
+
+    def locked(*_: object, **__: object) -> None:
+        raise StorageError("catalog database could not be written (database is locked)")
+
+    monkeypatch.setattr(catalog, "_log_catalog_event", locked)
+    with pytest.raises(StorageError, match="could not be logged, so it was removed"):
+        catalog.export(tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_an_export_may_have_the_longest_name_the_file_system_allows(catalog: Catalog, tmp_path: Path) -> None:
+    name = "e" * 250 + ".json"
+    result = catalog.export(tmp_path / name)
+    assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == result.sha256
 
 
 def test_file_systems_without_hard_links_still_store_and_export(
@@ -601,3 +623,66 @@ def test_files_added_to_one_record_share_one_note(catalog: Catalog, tmp_path: Pa
     catalog.add([tmp_path / "a", tmp_path / "b"], record_id=post.record_id, note="two files from one witness")
     assert [n.text for n in catalog.record(post.record_id).notes] == ["two files from one witness"]
     assert catalog.verify().ok
+
+
+def test_a_read_only_reader_of_a_live_catalog_sees_what_a_writer_adds(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "first").write_text("first")
+    catalog.add([tmp_path / "first"])
+    with Catalog.open(catalog.path, read_only=True) as reader:
+        assert len(reader.record_ids()) == 1
+        for i in range(20):
+            (tmp_path / f"f{i}").write_text(str(i))
+        catalog.add([tmp_path / f"f{i}" for i in range(20)])
+        with catalog.db.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert len(reader.record_ids()) == 21
+        report = reader.verify()
+        assert report.ok and not report.logged
+
+
+def test_an_unreadable_stored_copy_is_quarantined_too(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "ev.txt").write_text("evidence")
+    [first] = catalog.add([tmp_path / "ev.txt"])
+    stored = catalog.artifact_path(first.sha256)
+    stored.unlink()
+    stored.mkdir()  # something that is not a readable file now sits at the address
+    [again] = catalog.add([tmp_path / "ev.txt"])
+    assert again.quarantined is not None and stored.read_text() == "evidence"
+    assert (catalog.path / "blobs" / again.quarantined).is_dir()
+    assert catalog.verify().ok
+
+
+def test_identical_files_in_one_add_share_one_note(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("same")
+    (tmp_path / "b").write_text("same")
+    first, second = catalog.add([tmp_path / "a", tmp_path / "b"], note="seized from a desk")
+    assert first.record_id == second.record_id
+    assert [n.text for n in catalog.record(first.record_id).notes] == ["seized from a desk"]
+    assert catalog.verify().ok
+
+
+def test_concurrent_inits_of_one_path_leave_one_intact_catalog(tmp_path: Path, operator: Agent) -> None:
+    import threading
+
+    for round_ in range(8):
+        target = tmp_path / f"race-{round_}"
+        barrier = threading.Barrier(2)
+        outcomes: list[object] = []
+
+        def init(target: Path, barrier: threading.Barrier, outcomes: list[object]) -> None:
+            barrier.wait()
+            try:
+                Catalog.init(target, operator=operator).close()
+                outcomes.append("ok")
+            except InputError as exc:
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=init, args=(target, barrier, outcomes)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert outcomes.count("ok") == 1, outcomes
+        with Catalog.open(target) as catalog:
+            assert [e.action for e in catalog.history()] == ["catalog.created"]
+            assert (target / "blobs").is_dir()

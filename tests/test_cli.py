@@ -462,3 +462,26 @@ def test_a_read_error_in_the_source_names_the_source(cat: Path, run_cli: Any) ->
     result = run_cli("add", "/proc/self/mem", "--catalog", cat)
     assert result.code == 2 and "/proc/self/mem: cannot be read" in result.err and "nothing was stored" in result.err
     assert not list((cat / "blobs" / "tmp").glob("*.part"))
+
+
+def test_verify_json_of_an_unreadable_database_is_still_a_report(cat: Path, run_cli: Any) -> None:
+    (cat / "catalog.db").write_bytes(b"\x00" * 4096)
+    for suffix in ("-wal", "-shm"):
+        (cat / f"catalog.db{suffix}").unlink(missing_ok=True)
+    result = run_cli("verify", "--catalog", cat, "--json")
+    assert result.code == 1
+    report = json.loads(result.out)
+    jsonschema.validate(report, load_schema("verification-report"))
+    assert report["ok"] is False and report["findings"][0]["kind"] == "entry_unreadable"
+
+
+def test_ctrl_c_exits_130(cat: Path, run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evidence_catalog import Catalog
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Catalog, "add", interrupted)
+    (tmp_path / "f").write_text("f")
+    result = run_cli("add", tmp_path / "f", "--catalog", cat)
+    assert result.code == 130 and "interrupted" in result.err

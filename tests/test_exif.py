@@ -152,3 +152,30 @@ def test_capture_time_is_validated_not_just_reformatted(
     exif, errors, _ = read_exif(path)
     assert exif is not None and exif.datetime_original == expected
     assert [e for e in errors if problem and problem in e] if problem else errors == ()
+
+
+def test_the_word_exif_in_a_comment_is_not_an_exif_block(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "EXIF stripped for privacy; Exif\x00\x00 eXIf")
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, format="PNG", pnginfo=info)
+    png = tmp_path / "comment.png"
+    png.write_bytes(out.getvalue())
+    jpeg = tmp_path / "comment.jpg"
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, format="JPEG", comment=b"EXIF removed by tool, Exif\x00\x00")
+    jpeg.write_bytes(out.getvalue())
+    for path in (png, jpeg):
+        metadata = extract_metadata(path, sniff_media_type(path))
+        assert metadata is not None and metadata.exif is None and metadata.errors == (), path
+
+
+@pytest.mark.parametrize(("taken", "expected"), [("0999:01:02 03:04:05", "0999-01-02T03:04:05")])
+def test_early_years_stay_iso_8601(tmp_path: Path, taken: str, expected: str) -> None:
+    path = tmp_path / "old.jpg"
+    path.write_bytes(make_jpeg(taken=taken, offset="+14:30", gps=None))
+    exif, errors, _ = read_exif(path)
+    assert exif is not None and exif.datetime_original == expected
+    assert any("not a UTC offset" in e for e in errors)

@@ -103,14 +103,14 @@ def _datetime_original(raw: dict[str, str], errors: list[str]) -> str | None:
     except ValueError as exc:
         errors.append(f"DateTimeOriginal {value!r} is not a date and time: {exc}")
         return None
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"  # %Y is not zero-padded below 1000
     subsec = (raw.get("EXIF SubSecTimeOriginal") or "").strip()
     if _SUBSEC.match(subsec):
         text += "." + subsec
     offset = (raw.get("EXIF OffsetTimeOriginal") or "").strip()
     if offset:
         hours_minutes = _OFFSET.match(offset)
-        if hours_minutes and int(offset[1:3]) <= 14 and int(offset[4:6]) < 60:
+        if hours_minutes and int(offset[1:3]) * 60 + int(offset[4:6]) <= 14 * 60 and int(offset[4:6]) < 60:
             text += offset
         elif not _UNSET_OFFSET.match(offset):
             errors.append(f"OffsetTimeOriginal {offset!r} is not a UTC offset; the time is kept without one")
@@ -118,11 +118,56 @@ def _datetime_original(raw: dict[str, str], errors: list[str]) -> str | None:
 
 
 def _has_exif_block(path: Path) -> bool:
-    """Whether the file's first bytes announce EXIF (a JPEG APP1 'Exif', a TIFF header, a PNG
-    eXIf or a WebP EXIF chunk), whether or not it can be parsed."""
+    """Whether the file's structure holds an EXIF block (a TIFF header, a JPEG APP1 'Exif'
+    segment, a PNG eXIf chunk or a WebP EXIF chunk), whether or not it can be parsed.  Only
+    the structure counts: the word "EXIF" in a comment or a text chunk is not a block."""
     with open(path, "rb") as stream:
         head = stream.read(_EXIF_PROBE)
-    return head[:4] in (b"II*\x00", b"MM\x00*") or any(marker in head for marker in (b"Exif\x00\x00", b"eXIf", b"EXIF"))
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return True
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_has_exif(head)
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return _chunks_have(head, 8, b"eXIf", length_first=True)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return _chunks_have(head, 12, b"EXIF", length_first=False)
+    return False
+
+
+def _jpeg_has_exif(head: bytes) -> bool:
+    i = 2
+    while i + 4 <= len(head) and head[i] == 0xFF:
+        marker = head[i + 1]
+        if marker in (0xD9, 0xDA):  # end of image, start of the compressed data
+            return False
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(head[i + 2 : i + 4], "big")
+        if marker == 0xE1 and head[i + 4 : i + 10] == b"Exif\x00\x00":
+            return True
+        i += 2 + length
+    return False
+
+
+def _chunks_have(head: bytes, start: int, wanted: bytes, *, length_first: bool) -> bool:
+    """PNG chunks are length (big-endian), type, data, CRC; RIFF chunks are id, length
+    (little-endian), data padded to an even size."""
+    i = start
+    while i + 8 <= len(head):
+        if length_first:
+            length, kind = int.from_bytes(head[i : i + 4], "big"), head[i + 4 : i + 8]
+            step = 12 + length
+        else:
+            kind, length = head[i : i + 4], int.from_bytes(head[i + 4 : i + 8], "little")
+            step = 8 + length + (length & 1)
+        if kind == wanted:
+            return True
+        i += step
+    return False
 
 
 def _ratio(value: Any) -> Fraction:

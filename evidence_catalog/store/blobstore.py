@@ -11,11 +11,13 @@ it does not match.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,7 +69,11 @@ def place_new_file(source: Path, target: Path) -> None:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
             raise
     os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    os.replace(source, target)
+    try:
+        os.replace(source, target)
+    except OSError:
+        target.unlink(missing_ok=True)  # never leave the empty claim behind
+        raise
 
 
 def fsync_dir(path: Path) -> None:
@@ -106,16 +112,20 @@ class BlobStore:
         try:
             self._make_dirs(self.tmp_dir)
             fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            writer = _BlobWriter(fd, durable=self.fsync)
             try:
-                writer = _BlobWriter(fd, durable=self.fsync)
                 digests, size = hash_stream(stream, self.algorithms, on_block=writer.write, progress=progress)
                 writer.finish()
                 if os.fstat(fd).st_size != size:  # defence in depth: never link a short file
                     raise OSError(errno.EIO, f"wrote {os.fstat(fd).st_size} bytes of {size}")
             finally:
+                writer.join()
                 os.close(fd)
-            quarantined = self._quarantine_if_damaged(digests.sha256, size)
-            created = self._link_into_place(tmp_path, digests.sha256)
+            # Checking a stored copy, moving a damaged one aside and putting the new one in place
+            # is one step for every process that writes to this store.
+            with self._placing():
+                quarantined = self._quarantine_if_damaged(digests.sha256, size)
+                created = self._link_into_place(tmp_path, digests.sha256)
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         finally:
@@ -129,10 +139,12 @@ class BlobStore:
         final = self.path_for(sha256)
         try:
             found, found_size = hash_file(os.fspath(final))
+            if found.sha256 == sha256 and found_size == size:
+                return None
         except FileNotFoundError:
             return None
-        if found.sha256 == sha256 and found_size == size:
-            return None
+        except OSError:
+            pass  # unreadable (bad sectors, a directory in its place): damaged as well
         quarantine = self.root / "quarantine"
         self._make_dirs(quarantine)
         moved = quarantine / f"{sha256}.{uuid.uuid4().hex}"
@@ -141,6 +153,16 @@ class BlobStore:
             fsync_dir(quarantine)
             fsync_dir(final.parent)
         return os.fspath(moved.relative_to(self.root))
+
+    @contextmanager
+    def _placing(self) -> Iterator[None]:
+        """An exclusive lock across processes (``flock`` on ``<root>/.lock``)."""
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def put_file(self, path: str | bytes | os.PathLike[str], *, progress: ProgressCallback | None = None) -> StoredBlob:
         """Copy the file at *path* into the store (see :meth:`put_stream`)."""
@@ -232,6 +254,11 @@ class _BlobWriter:
             os.fdatasync(self.fd)
         except OSError as exc:
             self.flush_error = exc
+
+    def join(self) -> None:
+        """Wait for a background write-back (before the file is closed, whatever happened)."""
+        if self.flusher is not None:
+            self.flusher.join()
 
     def finish(self) -> None:
         """Wait for write-back; make the file durable (``fsync``) when asked to."""
