@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -46,7 +47,7 @@ from evidence_catalog.serialize import format_timestamp, to_document
 from evidence_catalog.versions import versions
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # as a shell reports SIGINT and SIGPIPE
+EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
 CATALOG_ENV = "EVIDENCE_CATALOG"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -434,9 +435,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. `log | head`: the reader has all it wanted
-        sys.stderr.close()
-        return EXIT_BROKEN_PIPE
     except IntegrityError as exc:
         click.echo(f"error: {_one_line(exc)}", err=True)
         return EXIT_PROBLEMS
@@ -453,5 +451,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script wrapper that exits with :func:`main`'s code."""
+    """Console-script wrapper that exits with :func:`main`'s code.
+
+    Like other Unix tools, the command ends quietly when the reader of its output goes away
+    (``evidence-catalog log | head``): the shell then reports 141.
+    """
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

@@ -130,3 +130,16 @@ def test_concurrent_writers_keep_one_linear_log_and_store_each_blob_once(tmp_pat
         blobs = [p for p in (catalog_dir / "blobs" / "sha256").rglob("*") if p.is_file()]
         assert len(blobs) == 25
         assert catalog.verify().ok
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
+    catalog_dir = tmp_path / "cat"
+    with Catalog.init(catalog_dir, operator="Tester") as catalog:
+        for i in range(400):
+            (tmp_path / f"f{i}").write_text(str(i))
+        catalog.add([tmp_path / f"f{i}" for i in range(400)])
+    script = f"{' '.join(_cli('log', '--catalog', catalog_dir))} | head -1"
+    result = subprocess.run(["bash", "-c", script + "; echo ${PIPESTATUS[0]} >&2"], capture_output=True, text=True)
+    assert result.stdout.count("\n") == 1
+    assert result.stderr.strip().splitlines()[-1] == "141"  # killed by SIGPIPE, as Unix tools are
+    assert "Traceback" not in result.stderr
