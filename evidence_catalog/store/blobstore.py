@@ -164,11 +164,6 @@ class BlobStore:
         finally:
             os.close(fd)  # releases the lock
 
-    def put_file(self, path: str | bytes | os.PathLike[str], *, progress: ProgressCallback | None = None) -> StoredBlob:
-        """Copy the file at *path* into the store (see :meth:`put_stream`)."""
-        with open(path, "rb", buffering=0) as stream:
-            return self.put_stream(stream, progress=progress)
-
     def _link_into_place(self, tmp_path: Path, sha256: str) -> bool:
         final = self.path_for(sha256)
         if final.exists():

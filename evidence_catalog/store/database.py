@@ -303,11 +303,6 @@ class CatalogDatabase:
                 digests, size = f"size {size!r} is not a byte count", 0
             yield row.sha256, size, digests
 
-    def artifacts(self, session: Session) -> Iterator[model.Artifact]:
-        """Every catalogued artifact."""
-        for row in session.exec(select(ArtifactRow).order_by(col(ArtifactRow.sha256))):
-            yield _artifact_from_row(row)
-
     def add_artifact(self, session: Session, artifact: model.Artifact, *, at: dt.datetime) -> None:
         """Insert a new artifact (the caller has checked that it is not catalogued yet)."""
         digests = artifact.digests
@@ -472,10 +467,6 @@ class CatalogDatabase:
             tags=tags,
             **parts,
         )
-
-    def count(self, session: Session, table: type[Any]) -> int:
-        """Number of rows in a table."""
-        return int(session.exec(select(sa.func.count()).select_from(table)).one())
 
 
 def _t(row_type: type[Any]) -> sa.Table:
