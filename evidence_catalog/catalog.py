@@ -15,11 +15,14 @@ unreferenced blob, never a record that claims bytes the store does not have.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
 import stat
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,8 +36,23 @@ from attrs import frozen
 from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import model
+from evidence_catalog.capture.ytdlp import (
+    CapturedFile,
+    CaptureFailed,
+    CaptureOptions,
+    CaptureProgress,
+    Download,
+)
+from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
-from evidence_catalog.custody import Action, added_details, replay, verify_chain
+from evidence_catalog.custody import (
+    Action,
+    added_details,
+    captured_details,
+    failed_details,
+    replay,
+    verify_chain,
+)
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
@@ -61,12 +79,14 @@ from evidence_catalog.serialize import (
     to_document,
     unstructure,
 )
-from evidence_catalog.store.blobstore import BlobStore, fsync_dir, place_new_file
-from evidence_catalog.store.database import CatalogDatabase
+from evidence_catalog.store.blobstore import BlobStore, StoredBlob, fsync_dir, place_new_file
+from evidence_catalog.store.database import CatalogDatabase, platform_key
 from evidence_catalog.versions import library_agent, tool_agents
 
 DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
+#: Temporary areas of captures in progress (nothing in it is ever recorded).
+WORK_DIR = "tmp"
 
 Clock = Callable[[], dt.datetime]
 ExportFormat = Literal["json", "jsonl"]
@@ -109,6 +129,31 @@ class AddResult:
     new_bytes: bool
     #: Where a damaged stored copy of these bytes was moved when this add replaced it.
     quarantined: str | None = None
+
+
+@frozen
+class CaptureResult:
+    """What capturing one URL did."""
+
+    url: str
+    #: False when the capture failed; ``error`` says why, and the attempt is in the custody log.
+    ok: bool
+    acquisition_id: str
+    record_id: str | None = None
+    #: SHA-256 and size of the main media file (the merged file when streams were merged).
+    sha256: str | None = None
+    size: int | None = None
+    #: How many artifacts the capture holds (media, info.json, thumbnails, subtitles, page ...).
+    artifacts: int = 0
+    new_record: bool = False
+    #: False when identical main media bytes were already stored.
+    new_bytes: bool = False
+    #: False when the record already held these main media bytes (only an acquisition was added).
+    new_on_record: bool = False
+    #: The earlier main file this capture is a new version of (the platform served new bytes).
+    version_of: str | None = None
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @frozen
@@ -386,19 +431,7 @@ class Catalog:
             raise InputError("permission denied", where=where) from exc
         except IsADirectoryError as exc:
             raise InputError("is a directory", where=where) from exc
-        artifact = None
-        if not blob.created:  # bytes already stored: their description is probably catalogued
-            with self.db.read() as session:
-                artifact = self.db.artifact(session, blob.sha256)
-        if artifact is None:
-            stored = self.blobs.path_for(blob.sha256)
-            media_type = sniff_media_type(stored)
-            artifact = model.Artifact(
-                digests=blob.digests,
-                size=blob.size,
-                media_type=media_type,
-                metadata=extract_metadata(stored, media_type),
-            )
+        artifact = self._describe(blob)
         ended_at = self.clock()
         path_text, path_b64 = _path_text(path)
         acquisition = model.Acquisition(
@@ -482,6 +515,348 @@ class Catalog:
             new_bytes=blob.created,
             quarantined=blob.quarantined,
         )
+
+    def _describe(self, blob: StoredBlob) -> model.Artifact:
+        """The artifact description of stored bytes: the catalogued one when the bytes were
+        already there, else sniffed and extracted from the stored copy (never from the source)."""
+        if not blob.created:
+            with self.db.read() as session:
+                catalogued = self.db.artifact(session, blob.sha256)
+            if catalogued is not None:
+                return catalogued
+        stored = self.blobs.path_for(blob.sha256)
+        media_type = sniff_media_type(stored)
+        return model.Artifact(
+            digests=blob.digests,
+            size=blob.size,
+            media_type=media_type,
+            metadata=extract_metadata(stored, media_type),
+        )
+
+    # -- capturing online media --------------------------------------------------------------
+
+    def capture(
+        self,
+        urls: str | Iterable[str],
+        *,
+        record_id: str | None = None,
+        options: CaptureOptions | None = None,
+        tags: Sequence[str] = (),
+        note: str | None = None,
+        progress: CaptureProgress | None = None,
+        on_result: Callable[[CaptureResult], None] | None = None,
+    ) -> list[CaptureResult]:
+        """Capture online media at each URL with yt-dlp, one URL after another.
+
+        Every URL and option is checked first; a bad one raises :class:`InputError` before
+        anything is fetched.  A URL that cannot be captured (a 404, a dead server, a body cut
+        short, an extractor error, a full disk) does not stop the others: its result says why,
+        and the failed attempt is in the custody log.  See :meth:`capture_url`.
+        """
+        if isinstance(urls, str):
+            urls = [urls]
+        checked = [check_url(url) for url in urls]
+        if not checked:
+            raise InputError("no URL to capture", where="url")
+        self._check_capture_request(record_id, tags, note)
+        results: list[CaptureResult] = []
+        noted: set[str] = set()
+        for url in checked:
+            result = self.capture_url(
+                url, record_id=record_id, options=options, tags=tags, note=note, progress=progress, noted=noted
+            )
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        return results
+
+    def _check_capture_request(self, record_id: str | None, tags: Sequence[str], note: str | None) -> None:
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only; nothing can be captured into it")
+        if record_id is not None:
+            if not model.is_record_id(record_id):
+                raise InputError(f"{record_id!r} is not a record id", where="record")
+            with self.db.read() as session:
+                if not self.db.record_exists(session, record_id):
+                    raise NotFoundError(f"no record with id {record_id}", where="record")
+        _checked_tags(tags)
+        if note is not None and not _utf8(note, "note").strip():
+            raise InputError("note must not be blank", where="note")
+
+    def capture_url(
+        self,
+        url: str,
+        *,
+        record_id: str | None = None,
+        options: CaptureOptions | None = None,
+        tags: Sequence[str] = (),
+        note: str | None = None,
+        progress: CaptureProgress | None = None,
+        noted: set[str] | None = None,
+    ) -> CaptureResult:
+        """Capture one URL: download into a private temporary area, hash and store every file,
+        then write record, artifacts, acquisition and custody event in one transaction.
+
+        Only whole, hashed files enter the store, and the record is written last: a failure or a
+        killed process at any point leaves no record that claims media the store lacks.  A
+        failed attempt is logged (``capture.failed``: URL, times, error) and returned with
+        ``ok=False``; a storage failure of the catalog itself raises :class:`StorageError`.
+
+        The same item captured again (same extractor and platform id, else same URL) goes to
+        the record of the earlier capture: identical bytes gain only a new acquisition,
+        different bytes become a new version (``version_of`` the earlier main file).
+        """
+        url = check_url(url)
+        options = options or CaptureOptions()
+        tags = _checked_tags(tags)
+        self._check_capture_request(record_id, tags, note)
+        acquisition_id = model.new_id()
+        started_at = self.clock()
+        with self._work_area(acquisition_id) as work:
+            try:
+                fetched = capture_download(url, work, options, progress=progress)
+                stored = [(item, self._store_file(item.path, url)) for item in self._capture_files(fetched)]
+            except CaptureFailed as exc:
+                return self._log_failed_capture(
+                    url,
+                    acquisition_id,
+                    started_at,
+                    exc.message,
+                    record_id,
+                    http_status=exc.http_status,
+                    final_url=exc.final_url,
+                )
+            except (StorageError, InputError) as exc:
+                return self._log_failed_capture(url, acquisition_id, started_at, str(exc), record_id)
+            except OSError as exc:
+                reason = f"the capture could not be written ({exc.strerror or exc}); nothing was stored"
+                return self._log_failed_capture(url, acquisition_id, started_at, reason, record_id)
+            except KeyboardInterrupt:
+                with contextlib.suppress(EvidenceError):
+                    self._log_failed_capture(url, acquisition_id, started_at, "interrupted by the operator", record_id)
+                raise
+            return self._record_capture(
+                url,
+                fetched,
+                stored,
+                acquisition_id,
+                started_at,
+                record_id=record_id,
+                tags=tags,
+                note=note,
+                noted=noted,
+            )
+
+    def _store_file(self, path: Path, url: str) -> StoredBlob:
+        with open(path, "rb", buffering=0) as stream:
+            return self.blobs.put_stream(_SourceFile(stream, url))
+
+    @staticmethod
+    def _capture_files(fetched: Download) -> list[CapturedFile]:
+        return [*fetched.files, CapturedFile(fetched.info_json, model.ArtifactRole.PLATFORM_METADATA)]
+
+    def _record_capture(
+        self,
+        url: str,
+        fetched: Download,
+        stored: list[tuple[CapturedFile, StoredBlob]],
+        acquisition_id: str,
+        started_at: dt.datetime,
+        *,
+        record_id: str | None,
+        tags: tuple[str, ...],
+        note: str | None,
+        noted: set[str] | None,
+    ) -> CaptureResult:
+        sha_of = {item.path: blob.sha256 for item, blob in stored}
+        described = {blob.sha256: self._describe(blob) for _, blob in stored}
+        entries: list[model.RecordArtifact] = []
+        for item, blob in stored:
+            if any(e.artifact.sha256 == blob.sha256 for e in entries):
+                continue  # the same bytes twice in one capture (e.g. two identical thumbnails)
+            sources = tuple(dict.fromkeys(sha_of[p] for p in item.derived_from if sha_of[p] != blob.sha256))
+            entries.append(
+                model.RecordArtifact(
+                    artifact=described[blob.sha256],
+                    role=item.role
+                    if (sources or item.role is not model.ArtifactRole.DERIVED)
+                    else model.ArtifactRole.ORIGINAL,
+                    derived_from=sources,
+                    derivation=item.derivation if sources else None,
+                )
+            )
+        main = entries[0].artifact.sha256
+        ended_at = max(self.clock(), started_at)
+        key = platform_key(fetched.extractor, fetched.platform_id)
+        acquisition = model.Acquisition(
+            id=acquisition_id,
+            method=model.AcquisitionMethod.CAPTURED_FROM_URL,
+            started_at=started_at,
+            ended_at=ended_at,
+            operator=self.operator,
+            tools=(*tool_agents(), *fetched.tools),
+            artifact_sha256=main,
+            other_artifacts=tuple(e.artifact.sha256 for e in entries[1:]),
+            requested_url=url,
+            final_url=fetched.final_url,
+            http_status=fetched.http_status,
+            platform=fetched.platform,
+            extractor=fetched.extractor,
+            platform_id=fetched.platform_id,
+            platform_info=fetched.platform_info,
+            responses=fetched.responses,
+            withheld=fetched.withheld,
+        )
+        with self.db.write() as session:
+            # Another writer may have catalogued some of these bytes meanwhile: its description
+            # wins, so that every event about one artifact carries the same document.
+            for index, entry in enumerate(entries):
+                catalogued = self.db.artifact(session, entry.artifact.sha256)
+                if catalogued is not None and catalogued != entry.artifact:
+                    entries[index] = attrs.evolve(entry, artifact=catalogued)
+            new_record = False
+            earlier = None
+            if record_id is None:
+                holders = self.db.records_holding(session, main)
+                earlier = self.db.earlier_capture(session, platform_key=key, requested_url=url)
+                if holders:
+                    record_id = holders[0]
+                elif earlier is not None:
+                    record_id = earlier[0]
+                else:
+                    record_id, new_record = model.new_id(), True
+            elif not self.db.record_exists(session, record_id):
+                raise NotFoundError(f"no record with id {record_id}", where="record")
+            else:
+                earlier = self.db.earlier_capture(session, platform_key=key, requested_url=url, record_id=record_id)
+            held = set() if new_record else set(self.db.artifacts_of(session, record_id))
+            version_of = None
+            if earlier is not None and earlier[0] == record_id and earlier[1] != main and main not in held:
+                version_of = earlier[1]
+                entries[0] = attrs.evolve(entries[0], version_of=version_of)
+            record = (
+                model.EvidenceRecord(
+                    id=record_id,
+                    created_at=ended_at,
+                    created_by=self.operator,
+                    title=fetched.platform_info.title or url,
+                    tags=tags,
+                )
+                if new_record
+                else None
+            )
+            note_part = (
+                None
+                if note is None or (noted is not None and record_id in noted)
+                else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=ended_at)
+            )
+            event = self.db.append_event(
+                session,
+                at=ended_at,
+                actor=self.operator,
+                action=Action.MEDIA_CAPTURED,
+                subject=record_id,
+                details=captured_details(
+                    record=record, entries=entries, acquisition=acquisition, tags=tags, note=note_part
+                ),
+            )
+            if record is not None:
+                self.db.add_record(session, record)
+            else:
+                self.db.add_tags(session, record_id, tags)
+            for entry in entries:
+                if self.db.artifact(session, entry.artifact.sha256) is None:
+                    self.db.add_artifact(session, entry.artifact, at=ended_at)
+                self.db.attach_artifact(session, record_id, entry)
+            self.db.add_acquisition(session, record_id, acquisition, event.seq)
+            if note_part is not None:
+                self.db.add_part(session, record_id, "note", note_part, event.seq)
+        if noted is not None and note is not None:
+            noted.add(record_id)
+        main_blob = stored[0][1]
+        return CaptureResult(
+            url=url,
+            ok=True,
+            acquisition_id=acquisition_id,
+            record_id=record_id,
+            sha256=main,
+            size=main_blob.size,
+            artifacts=len(entries),
+            new_record=new_record,
+            new_bytes=main_blob.created,
+            new_on_record=main not in held,
+            version_of=version_of,
+            warnings=fetched.warnings,
+        )
+
+    def _log_failed_capture(
+        self,
+        url: str,
+        acquisition_id: str,
+        started_at: dt.datetime,
+        error: str,
+        record_id: str | None,
+        *,
+        http_status: int | None = None,
+        final_url: str | None = None,
+    ) -> CaptureResult:
+        """Log a failed attempt (due diligence: what was tried, when, and why it failed)."""
+        from evidence_catalog.capture.ytdlp import yt_dlp_agent
+
+        acquisition = model.Acquisition(
+            id=acquisition_id,
+            method=model.AcquisitionMethod.CAPTURED_FROM_URL,
+            started_at=started_at,
+            ended_at=max(self.clock(), started_at),
+            operator=self.operator,
+            tools=(*tool_agents(), yt_dlp_agent()),
+            outcome=model.Outcome.FAILED,
+            requested_url=url,
+            final_url=final_url,
+            http_status=http_status,
+            error=error,
+        )
+        try:
+            with self.db.write() as session:
+                if record_id is not None and not self.db.record_exists(session, record_id):
+                    record_id = None
+                event = self.db.append_event(
+                    session,
+                    at=acquisition.ended_at,
+                    actor=self.operator,
+                    action=Action.CAPTURE_FAILED,
+                    subject=record_id or "catalog",
+                    details=failed_details(acquisition),
+                )
+                if record_id is not None:
+                    self.db.add_acquisition(session, record_id, acquisition, event.seq)
+        except StorageError as exc:
+            raise StorageError(
+                f"capture of {url} failed ({error}) and the failure could not be logged ({exc.message})"
+            ) from exc
+        return CaptureResult(url=url, ok=False, acquisition_id=acquisition_id, record_id=record_id, error=error)
+
+    @contextlib.contextmanager
+    def _work_area(self, name: str) -> Iterator[Path]:
+        """A private, locked temporary directory inside the catalog (same file system as the
+        blobs).  Areas left by a killed process are removed here, the next time anyone captures:
+        nothing in them was ever recorded."""
+        area = self.path / WORK_DIR
+        try:
+            area.mkdir(exist_ok=True)
+            for stale in area.iterdir():
+                _remove_if_abandoned(stale)
+            work = area / f"capture-{name}"
+            work.mkdir()
+            lock = os.open(work / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot make a temporary area ({exc.strerror})", where=display_path(area)) from exc
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            os.close(lock)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -783,6 +1158,47 @@ class _SourceFile:
         except OSError as exc:
             raise InputError(f"cannot be read ({exc.strerror or exc}); nothing was stored", where=self.where) from exc
         return result
+
+
+def check_url(url: str) -> str:
+    """Accept an absolute http(s) URL as given (trimmed); refuse anything else, saying why."""
+    if not isinstance(url, str):
+        raise InputError(f"{url!r} is not a URL", where="url")
+    text = _utf8(url, "url").strip()
+    if not text:
+        raise InputError("URL is blank", where="url")
+    if any(c.isspace() for c in text) or model.has_control_characters(text):
+        raise InputError(f"{display_path(text)!r} contains spaces or control characters", where="url")
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise InputError(f"{display_path(text)!r} is not an http:// or https:// URL", where="url")
+    return text
+
+
+def _remove_if_abandoned(work: Path) -> None:
+    """Remove a capture area whose owner is gone (its lock can be taken)."""
+    if not work.name.startswith("capture-") or not work.is_dir():
+        return
+    try:
+        lock = os.open(work / ".lock", os.O_WRONLY)
+    except FileNotFoundError:
+        # Made but not yet locked by its owner, or left with no lock: leave young ones alone.
+        with contextlib.suppress(OSError):
+            if time.time() - work.stat().st_mtime > 3600:
+                shutil.rmtree(work, ignore_errors=True)
+        return
+    except OSError:
+        return
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # someone is capturing into it right now
+    finally:
+        pass
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+    finally:
+        os.close(lock)
 
 
 def _sqlite_url(directory: Path, *, read_only: bool = False) -> sa.URL:

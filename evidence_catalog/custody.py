@@ -45,6 +45,8 @@ class Action:
     ARTIFACT_ADDED = "artifact.added"
     RECORDS_EXPORTED = "records.exported"
     CATALOG_VERIFIED = "catalog.verified"
+    MEDIA_CAPTURED = "media.captured"
+    CAPTURE_FAILED = "capture.failed"
 
 
 def document_hash(document: Mapping[str, Any]) -> str:
@@ -171,10 +173,11 @@ def replay(events: Iterable[CustodyEvent]) -> Replay:
     states: dict[str, _RecordState] = {}
     problems: list[tuple[int, str]] = []
     for event in events:
-        if event.action != Action.ARTIFACT_ADDED:
+        apply = _APPLY.get(event.action)
+        if apply is None:
             continue
         try:
-            _apply_added(states, event)
+            apply(states, event)
         except (EvidenceError, KeyError, TypeError, ValueError) as exc:
             problems.append((event.seq, f"{type(exc).__name__}: {exc}"))
     records = {record_id: state.freeze() for record_id, state in states.items()}
@@ -210,8 +213,68 @@ def added_details(
     }
 
 
+def captured_details(
+    *,
+    record: EvidenceRecord | None,
+    entries: Iterable[model.RecordArtifact],
+    acquisition: model.Acquisition,
+    tags: Iterable[str],
+    note: model.Note | None,
+) -> dict[str, Any]:
+    """The ``details`` of a ``media.captured`` event: every artifact the capture stored (with
+    its role, sources and earlier version), the acquisition, tags and note."""
+    return {
+        "record_created": record is not None,
+        "record": None
+        if record is None
+        else {
+            "created_at": unstructure(record.created_at),
+            "created_by": unstructure(record.created_by),
+            "title": record.title,
+        },
+        "sha256": acquisition.artifact_sha256,
+        "artifacts": [unstructure(entry) for entry in entries],
+        "acquisition": unstructure(acquisition),
+        "tags": sorted(set(tags)),
+        "note": None if note is None else unstructure(note),
+    }
+
+
+def failed_details(acquisition: model.Acquisition) -> dict[str, Any]:
+    """The ``details`` of a ``capture.failed`` event: the failed acquisition (URL, times, error)."""
+    return {"acquisition": unstructure(acquisition)}
+
+
 def _apply_added(states: dict[str, _RecordState], event: CustodyEvent) -> None:
     """Apply one ``artifact.added`` event; *states* changes only if the whole event applies."""
+    details = event.details
+    artifact = structure(details["artifact"], model.Artifact)
+    if artifact.sha256 != details["sha256"]:
+        raise ValueError("artifact document and sha256 disagree")
+    _apply_acquired(states, event, [model.RecordArtifact(artifact=artifact)])
+
+
+def _apply_captured(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one ``media.captured`` event."""
+    entries = [structure(entry, model.RecordArtifact) for entry in event.details["artifacts"]]
+    if not entries or entries[0].artifact.sha256 != event.details["sha256"]:
+        raise ValueError("the first artifact of a capture must be its main artifact (sha256)")
+    _apply_acquired(states, event, entries)
+
+
+def _apply_failed(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one ``capture.failed`` event: a failed attempt on a record is part of its history."""
+    acquisition = structure(event.details["acquisition"], model.Acquisition)
+    if acquisition.outcome is not model.Outcome.FAILED:
+        raise ValueError("a capture.failed event must carry a failed acquisition")
+    if event.subject == "catalog":
+        return
+    if event.subject not in states:
+        raise ValueError(f"record {event.subject} was never created in this log")
+    states[event.subject].acquisitions.append(acquisition)
+
+
+def _apply_acquired(states: dict[str, _RecordState], event: CustodyEvent, entries: list[model.RecordArtifact]) -> None:
     details = event.details
     if not isinstance(details["record_created"], bool):
         raise TypeError("record_created must be true or false")
@@ -236,13 +299,18 @@ def _apply_added(states: dict[str, _RecordState], event: CustodyEvent) -> None:
         )
     else:
         raise ValueError(f"record {event.subject} was never created in this log")
-    artifact = structure(details["artifact"], model.Artifact)
-    if artifact.sha256 != details["sha256"]:
-        raise ValueError("artifact document and sha256 disagree")
-    if all(entry.artifact.sha256 != artifact.sha256 for entry in state.artifacts):
-        state.artifacts.append(model.RecordArtifact(artifact=artifact))
+    for entry in entries:  # bytes already on the record keep the entry they were first given
+        if all(held.artifact.sha256 != entry.artifact.sha256 for held in state.artifacts):
+            state.artifacts.append(entry)
     state.acquisitions.append(structure(details["acquisition"], model.Acquisition))
     state.tags.update(details["tags"])
     if details["note"] is not None:
         state.notes.append(structure(details["note"], model.Note))
     states[event.subject] = state
+
+
+_APPLY = {
+    Action.ARTIFACT_ADDED: _apply_added,
+    Action.MEDIA_CAPTURED: _apply_captured,
+    Action.CAPTURE_FAILED: _apply_failed,
+}

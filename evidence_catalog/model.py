@@ -279,19 +279,31 @@ class ArtifactRole(enum.StrEnum):
     SOURCE_DOCUMENT = "source_document"
 
 
+def _sha256_list(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for item in value:
+        if not is_hex_digest(item, "sha256"):
+            raise ValueError(f"{attribute.name} must hold 64-digit lowercase hex SHA-256s, got {item!r}")
+
+
 @frozen
 class RecordArtifact:
     """An artifact as part of a record: the bytes' description plus their role there."""
 
     artifact: Artifact
     role: ArtifactRole = field(default=ArtifactRole.ORIGINAL, converter=ArtifactRole)
-    #: For a derived artifact: the SHA-256 of its source and what was done to it.
-    derived_from: str | None = field(default=None, validator=_optional_sha256)
+    #: For a derived artifact: the SHA-256s of its sources (e.g. the video and audio streams a
+    #: merged file was made from) and what was done to them.
+    derived_from: tuple[str, ...] = field(default=(), converter=_to_tuple, validator=_sha256_list)
     derivation: str | None = None
+    #: The SHA-256 of the earlier version of this item: the same source captured again served
+    #: different bytes (platforms re-encode).
+    version_of: str | None = field(default=None, validator=_optional_sha256)
 
     def __attrs_post_init__(self) -> None:
-        if self.derived_from is not None and self.derivation is None:
+        if self.derived_from and self.derivation is None:
             raise ValueError("a derived artifact must say what was done (derivation)")
+        if self.artifact.sha256 in self.derived_from or self.version_of == self.artifact.sha256:
+            raise ValueError("an artifact cannot be derived from, or a version of, itself")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +324,73 @@ class Outcome(enum.StrEnum):
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+def _http_status(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 999:
+        raise ValueError(f"{attribute.name} must be an HTTP status code (100-999), got {value!r}")
+
+
+def _header_pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple(tuple(pair) for pair in value)  # type: ignore[misc]
+
+
+@frozen
+class HttpResponse:
+    """An HTTP response as received: the URL that answered, its status and its headers, in the
+    order and spelling the server sent them (values of ``Set-Cookie`` withheld, see
+    :attr:`Acquisition.withheld`)."""
+
+    url: str = field(validator=_not_blank)
+    status: int = field(validator=_http_status)
+    headers: tuple[tuple[str, str], ...] = field(default=(), converter=_header_pairs)
+
+    def __attrs_post_init__(self) -> None:
+        for pair in self.headers:
+            if len(pair) != 2 or not all(isinstance(part, str) for part in pair):
+                raise ValueError("each header must be a [name, value] pair of text")
+
+
+def _optional_non_negative_number(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be a non-negative number, got {value!r}")
+
+
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _optional_date(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError(f"{attribute.name} must be a date as YYYY-MM-DD, got {value!r}")
+    dt.date.fromisoformat(value)
+
+
+@frozen
+class PlatformInfo:
+    """What the platform said about captured media, normalised from the extractor's metadata.
+
+    These are the platform's claims, not findings.  The verbatim metadata (yt-dlp's info dict)
+    is kept as its own artifact and remains the source of truth; this is a convenient view.
+    """
+
+    title: str | None = None
+    uploader: str | None = None
+    uploader_id: str | None = None
+    channel: str | None = None
+    channel_id: str | None = None
+    #: The upload time the platform gave, when it gave one to the second.
+    uploaded_at: dt.datetime | None = field(default=None, converter=_optional_utc)
+    #: The upload date the platform gave (YYYY-MM-DD), often all that is known.
+    upload_date: str | None = field(default=None, validator=_optional_date)
+    duration_s: float | None = field(default=None, validator=_optional_non_negative_number)
+    #: The format(s) downloaded, as the extractor names them (``137+140`` for a merge).
+    format_id: str | None = None
+    #: The page of the item on the platform, as the extractor states it.
+    webpage_url: str | None = None
 
 
 @frozen
@@ -346,8 +425,19 @@ class Acquisition:
     platform_id: str | None = None
     error: str | None = None
     note: str | None = None
+    #: Further artifacts the same acquisition stored: platform metadata, thumbnails, subtitles,
+    #: the page, separately served streams.  ``artifact_sha256`` is the main one.
+    other_artifacts: tuple[str, ...] = field(default=(), converter=_to_tuple, validator=_sha256_list)
+    #: Normalised platform metadata of a capture.
+    platform_info: PlatformInfo | None = None
+    #: Responses to the requests for the media itself (several for a merge or a retry).
+    responses: tuple[HttpResponse, ...] = field(default=(), converter=_to_tuple)
+    #: What was deliberately left out of stored documents, and why (e.g. cookie values).
+    withheld: tuple[str, ...] = field(default=(), converter=_to_tuple)
 
     def __attrs_post_init__(self) -> None:
+        if self.other_artifacts and self.artifact_sha256 is None:
+            raise ValueError("an acquisition with other artifacts must name its main artifact")
         if self.ended_at < self.started_at:
             raise ValueError("acquisition ended_at is before started_at")
         if self.outcome is Outcome.SUCCEEDED and self.error is not None:
@@ -606,9 +696,9 @@ class EvidenceRecord:
         if len(held) != len(self.artifacts):
             raise ValueError(f"record {self.id} lists an artifact twice")
         for acquisition in self.acquisitions:
-            sha = acquisition.artifact_sha256
-            if sha is not None and sha not in held:
-                raise ValueError(f"acquisition {acquisition.id} names artifact {sha} not on the record")
+            for sha in (acquisition.artifact_sha256, *acquisition.other_artifacts):
+                if sha is not None and sha not in held:
+                    raise ValueError(f"acquisition {acquisition.id} names artifact {sha} not on the record")
         for relation in self.relations:
             if relation.target_id == self.id:
                 raise ValueError(f"record {self.id} cannot relate to itself")

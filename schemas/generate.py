@@ -142,9 +142,43 @@ DEFS: dict[str, Any] = {
                 "page_snapshot",
                 "source_document",
             ),
-            "derived_from": nullable(ref("sha256")),
+            "derived_from": {
+                "type": "array",
+                "items": ref("sha256"),
+                "description": "SHA-256s of the sources of a derived artifact (e.g. merged streams).",
+            },
             "derivation": OPT_TEXT,
+            "version_of": nullable(
+                {**ref("sha256"), "description": "The earlier version of the same item, captured again."}
+            ),
         }
+    ),
+    "http_response": obj(
+        {
+            "url": NONBLANK,
+            "status": {"type": "integer", "minimum": 100, "maximum": 999},
+            "headers": {
+                "type": "array",
+                "items": {"type": "array", "prefixItems": [TEXT, TEXT], "minItems": 2, "maxItems": 2},
+                "description": "[name, value] pairs as sent; Set-Cookie values withheld.",
+            },
+        },
+        description="An HTTP response as received.",
+    ),
+    "platform_info": obj(
+        {
+            "title": OPT_TEXT,
+            "uploader": OPT_TEXT,
+            "uploader_id": OPT_TEXT,
+            "channel": OPT_TEXT,
+            "channel_id": OPT_TEXT,
+            "uploaded_at": nullable(ref("timestamp")),
+            "upload_date": nullable({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
+            "duration_s": nullable({"type": "number", "minimum": 0}),
+            "format_id": OPT_TEXT,
+            "webpage_url": OPT_TEXT,
+        },
+        description="The platform's own claims about captured media, normalised (the info dict artifact is verbatim).",
     ),
     "acquisition": obj(
         {
@@ -168,6 +202,10 @@ DEFS: dict[str, Any] = {
             "platform_id": OPT_TEXT,
             "error": OPT_TEXT,
             "note": OPT_TEXT,
+            "other_artifacts": {"type": "array", "items": ref("sha256")},
+            "platform_info": nullable(ref("platform_info")),
+            "responses": {"type": "array", "items": ref("http_response")},
+            "withheld": {"type": "array", "items": TEXT},
         },
         description="How, when, by whom and with what an artifact or report was acquired.",
     ),

@@ -80,13 +80,38 @@ artifacts = st.builds(
 
 @st.composite
 def record_artifacts(draw: st.DrawFn) -> model.RecordArtifact:
-    derived = draw(st.none() | sha256)
+    artifact = draw(artifacts)
+    others = sha256.filter(lambda s: s != artifact.sha256)
+    derived = draw(st.lists(others, max_size=3))
     return model.RecordArtifact(
-        artifact=draw(artifacts),
+        artifact=artifact,
         role=draw(st.sampled_from(model.ArtifactRole)),
         derived_from=derived,
         derivation=draw(nonblank) if derived else draw(optional_text),
+        version_of=draw(st.none() | others),
     )
+
+
+http_headers = st.lists(st.tuples(text, text), max_size=4)
+http_responses = st.builds(
+    model.HttpResponse,
+    url=nonblank,
+    status=st.integers(min_value=100, max_value=999),
+    headers=http_headers,
+)
+platform_infos = st.builds(
+    model.PlatformInfo,
+    title=optional_text,
+    uploader=optional_text,
+    uploader_id=optional_text,
+    channel=optional_text,
+    channel_id=optional_text,
+    uploaded_at=st.none() | timestamps,
+    upload_date=st.none() | st.dates(min_value=dt.date(1900, 1, 1)).map(dt.date.isoformat),
+    duration_s=st.none() | st.floats(min_value=0, max_value=1e7, allow_nan=False) | st.integers(0, 10**7),
+    format_id=optional_text,
+    webpage_url=optional_text,
+)
 
 
 @st.composite
@@ -94,6 +119,7 @@ def acquisitions(draw: st.DrawFn, shas: Sequence[str] = ()) -> model.Acquisition
     start = draw(timestamps)
     end = start + draw(st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=3)))
     outcome = draw(st.sampled_from(model.Outcome))
+    main = draw(st.none() | st.sampled_from(shas)) if shas else None
     return model.Acquisition(
         id=draw(record_ids()),
         method=draw(st.sampled_from(model.AcquisitionMethod)),
@@ -101,7 +127,7 @@ def acquisitions(draw: st.DrawFn, shas: Sequence[str] = ()) -> model.Acquisition
         ended_at=end,
         operator=draw(agents),
         tools=draw(st.lists(agents, max_size=2)),
-        artifact_sha256=draw(st.none() | st.sampled_from(shas)) if shas else None,
+        artifact_sha256=main,
         outcome=outcome,
         original_path=draw(optional_text),
         original_path_b64=draw(st.none() | st.binary(max_size=20).map(lambda b: base64.b64encode(b).decode())),
@@ -115,6 +141,10 @@ def acquisitions(draw: st.DrawFn, shas: Sequence[str] = ()) -> model.Acquisition
         platform_id=draw(optional_text),
         error=draw(nonblank) if outcome is model.Outcome.FAILED else None,
         note=draw(optional_text),
+        other_artifacts=draw(st.lists(st.sampled_from(shas), max_size=2)) if main is not None else (),
+        platform_info=draw(st.none() | platform_infos),
+        responses=draw(st.lists(http_responses, max_size=2)),
+        withheld=draw(st.lists(text, max_size=2)),
     )
 
 

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from evidence_catalog import Catalog
+from evidence_catalog.store.database import HEAD_REVISION
 
 
 def test_migrations_produce_exactly_the_tables_the_code_uses(catalog: Catalog) -> None:
@@ -21,7 +22,7 @@ def test_migrations_produce_exactly_the_tables_the_code_uses(catalog: Catalog) -
 
 def test_catalog_database_records_its_schema_revision(catalog: Catalog) -> None:
     with sqlite3.connect(catalog.path / "catalog.db") as db:
-        assert db.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+        assert db.execute("select version_num from alembic_version").fetchall() == [(HEAD_REVISION,)]
 
 
 def test_reopening_does_not_recreate_or_change_the_schema(catalog: Catalog, tmp_path: Path) -> None:

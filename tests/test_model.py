@@ -62,7 +62,7 @@ def test_naive_timestamps_are_refused_and_others_become_utc() -> None:
             lambda: model.EvidenceRecord(id=model.new_id(), created_at=NOW, created_by=AGENT, tags=[" padded "]),
             "outer spaces",
         ),
-        (lambda: model.RecordArtifact(artifact=_artifact(), derived_from=SHA), "derivation"),
+        (lambda: model.RecordArtifact(artifact=_artifact(), derived_from=[SHA]), "derivation"),
     ],
 )
 def test_invalid_values_cannot_be_built(factory: Any, message: str) -> None:

@@ -64,7 +64,7 @@ _PART_FIELDS = {
 
 #: The newest migration.  A catalog at this revision opens without loading Alembic at all
 #: (a test checks that this matches the migrations folder).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 def _known_revisions() -> set[str]:
@@ -328,6 +328,12 @@ class CatalogDatabase:
 
     # -- records -----------------------------------------------------------------------------
 
+    def artifacts_of(self, session: Session, record_id: str) -> list[str]:
+        """SHA-256 of every artifact on a record, in the order they were attached."""
+        table = _t(RecordArtifactRow)
+        query = sa.select(table.c.sha256).where(table.c.record_id == record_id).order_by(table.c.position)
+        return list(_run(session, query).scalars())
+
     def record_exists(self, session: Session, record_id: str) -> bool:
         """Tell whether a record with this id exists."""
         table = _t(RecordRow)
@@ -370,8 +376,9 @@ class CatalogDatabase:
             sha256=entry.artifact.sha256,
             position=len(held),
             role=entry.role.value,
-            derived_from=entry.derived_from,
+            derived_from=list(entry.derived_from) or None,
             derivation=entry.derivation,
+            version_of=entry.version_of,
         )
         return True
 
@@ -388,8 +395,42 @@ class CatalogDatabase:
             method=acquisition.method.value,
             started_at=acquisition.started_at,
             custody_seq=custody_seq,
+            requested_url=acquisition.requested_url,
+            platform_key=platform_key(acquisition.extractor, acquisition.platform_id),
+            outcome=acquisition.outcome.value,
             body=unstructure(acquisition),
         )
+
+    def earlier_capture(
+        self, session: Session, *, platform_key: str | None, requested_url: str | None, record_id: str | None = None
+    ) -> tuple[str, str] | None:
+        """The newest successful capture of the same item: ``(record id, main artifact SHA-256)``.
+
+        The same item is the same extractor and platform id when both are known, else the same
+        requested URL.  With *record_id*, only captures on that record count.
+        """
+        table = _t(AcquisitionRow)
+        if platform_key is not None:
+            same = table.c.platform_key == platform_key
+        elif requested_url is not None:
+            same = table.c.requested_url == requested_url
+        else:
+            return None
+        query = (
+            sa.select(table.c.record_id, table.c.artifact_sha256)
+            .where(
+                same,
+                table.c.outcome == model.Outcome.SUCCEEDED.value,
+                table.c.method == model.AcquisitionMethod.CAPTURED_FROM_URL.value,
+                table.c.artifact_sha256.is_not(None),
+            )
+            .order_by(table.c.custody_seq.desc())
+            .limit(1)
+        )
+        if record_id is not None:
+            query = query.where(table.c.record_id == record_id)
+        row = _run(session, query).first()
+        return None if row is None else (str(row.record_id), str(row.artifact_sha256))
 
     def add_part(self, session: Session, record_id: str, kind: str, part: Any, custody_seq: int) -> None:
         """Add a report, note, flag, relation, claim or assessment to a record."""
@@ -458,8 +499,9 @@ class CatalogDatabase:
                 model.RecordArtifact(
                     artifact=_artifact_from_row(artifact),
                     role=entry.role,
-                    derived_from=entry.derived_from,
+                    derived_from=entry.derived_from or (),
                     derivation=entry.derivation,
+                    version_of=entry.version_of,
                 )
                 for entry, artifact in entries
             ],
@@ -467,6 +509,13 @@ class CatalogDatabase:
             tags=tags,
             **parts,
         )
+
+
+def platform_key(extractor: str | None, platform_id: str | None) -> str | None:
+    """``extractor:platform id`` -- one item on one platform -- or ``None`` if either is unknown."""
+    if extractor is None or platform_id is None:
+        return None
+    return f"{extractor}:{platform_id}"
 
 
 def _t(row_type: type[Any]) -> sa.Table:

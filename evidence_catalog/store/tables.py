@@ -55,8 +55,11 @@ class RecordArtifactRow(SQLModel, table=True):
     sha256: str = Field(foreign_key="artifact.sha256", primary_key=True, max_length=64, index=True)
     position: int
     role: str
-    derived_from: str | None = Field(default=None, max_length=64)
+    #: SHA-256s of the sources of a derived artifact (a JSON list), else NULL.
+    derived_from: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
     derivation: str | None = Field(default=None)
+    #: SHA-256 of the earlier version this artifact replaces (the same source re-captured).
+    version_of: str | None = Field(default=None, max_length=64)
 
 
 class CustodyEventRow(SQLModel, table=True):
@@ -85,6 +88,11 @@ class AcquisitionRow(SQLModel, table=True):
     method: str
     started_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
     custody_seq: int = Field(foreign_key="custody_event.seq")
+    #: For captures: the URL asked for, and ``extractor:platform id`` -- how an earlier capture
+    #: of the same item is found when it is captured again.
+    requested_url: str | None = Field(default=None, index=True)
+    platform_key: str | None = Field(default=None, index=True)
+    outcome: str = Field(default="succeeded")
     body: dict[str, Any] = _json()
 
 

@@ -1,0 +1,557 @@
+"""Capture online media with yt-dlp, used as a library (``yt_dlp.YoutubeDL``), never as a command.
+
+:func:`download` runs one capture into a private work directory and returns what arrived: every
+file yt-dlp wrote (media as served, separately served streams and their ffmpeg merge,
+thumbnails, subtitles, the description), the page the extractor read, yt-dlp's info dict, and the
+HTTP responses to the media requests.  It knows nothing of catalogs: the caller hashes and stores
+the files, and decides what a failure means.
+
+Choices made for evidence, and where they differ from yt-dlp's defaults:
+
+* ``fixup="never"``: yt-dlp would otherwise rewrite some downloads in place with ffmpeg (a
+  "fixed" container is not the file as served).  A merge of separate video and audio streams is
+  kept, but as a *derived* file next to the streams it came from (``keepvideo``).
+* Without ffmpeg (or with ``ffmpeg=False``) yt-dlp picks formats served as one file.
+* A cookies file is copied first: yt-dlp writes its cookie jar back on exit, and the operator's
+  file must not change.  Cookie values never reach stored documents (see :data:`WITHHELD_COOKIES`).
+* Nothing is written outside the work directory (no cache directory, no screen output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+from evidence_catalog import model
+from evidence_catalog.errors import InputError
+
+#: How a withheld cookie value reads in stored documents.
+WITHHELD = "[withheld by evidence-catalog]"
+WITHHELD_COOKIES = "cookie values in the platform metadata ('cookies' fields of info.json)"
+WITHHELD_SET_COOKIE = "Set-Cookie header values of the media responses"
+
+#: The page an extractor reads is kept up to this size (larger ones are noted, not stored).
+PAGE_LIMIT = 64 * 1024 * 1024
+
+#: Media types of a page worth keeping as a snapshot (the HTML, or what stands in for it).
+_PAGE_TYPES = ("text/", "application/xhtml", "application/xml", "application/json", "application/ld+json")
+
+CaptureProgress = Callable[[str, int, int | None], None]
+"""Called with (file name, bytes so far, total bytes if known) while media downloads."""
+
+
+class CaptureFailed(Exception):  # noqa: N818 -- an outcome, caught by the catalog
+    """A capture attempt did not produce what was asked; ``message`` says why in one line."""
+
+    def __init__(self, message: str, *, http_status: int | None = None, final_url: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.final_url = final_url
+
+
+@frozen
+class CaptureOptions:
+    """What a user can ask of a capture; every field is passed to yt-dlp as documented there.
+
+    >>> CaptureOptions(rate_limit=parse_size("2M", "rate limit")).rate_limit
+    2097152
+    """
+
+    #: yt-dlp format selector (``-f``), e.g. ``"best"`` or ``"bv*+ba/b"``; its default otherwise.
+    format: str | None = None
+    #: A Netscape/Mozilla cookies.txt for sites that need a logged-in session.  Only a copy is
+    #: used; values never reach stored documents.
+    cookies_file: Path | None = None
+    #: ``http://``, ``https://`` or ``socks5://`` proxy URL.
+    proxy: str | None = None
+    #: Maximum download rate in bytes per second.
+    rate_limit: int | None = None
+    #: Refuse media larger than this many bytes (the capture fails, nothing is stored).
+    max_filesize: int | None = None
+    #: Seconds to wait for a network read before giving up.
+    socket_timeout: float = 30.0
+    #: How many times yt-dlp retries a failed or cut-short download.
+    retries: int = 3
+    #: ``None``: merge separate streams with ffmpeg when it is installed; ``False``: never use it.
+    ffmpeg: bool | None = None
+    #: Where ffmpeg is, when not on ``PATH``.
+    ffmpeg_location: str | None = None
+    #: Also keep thumbnails, subtitles (those the uploader provided) and the description.
+    thumbnails: bool = True
+    subtitles: bool = True
+    description: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.cookies_file is not None:
+            check_cookies_file(self.cookies_file)
+        for name in ("rate_limit", "max_filesize"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"must be a positive number of bytes, got {value!r}", where=name.replace("_", " "))
+        if not (isinstance(self.socket_timeout, int | float) and 0 < self.socket_timeout <= 3600):
+            raise InputError("must be between 0 and 3600 seconds", where="timeout")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or not 0 <= self.retries <= 100:
+            raise InputError("must be a whole number from 0 to 100", where="retries")
+        if self.proxy is not None and "://" not in self.proxy:
+            raise InputError(f"{self.proxy!r} is not a proxy URL (e.g. socks5://127.0.0.1:9050)", where="proxy")
+        if self.format is not None and not self.format.strip():
+            raise InputError("must not be blank", where="format")
+
+
+def parse_size(text: str, where: str) -> int:
+    """A size as users write it (``500K``, ``2M``, ``1.5G``, ``800``), in bytes."""
+    from yt_dlp.utils import parse_bytes
+
+    value = parse_bytes(text.strip()) if isinstance(text, str) else None
+    if value is None or value < 1:
+        raise InputError(f"{text!r} is not a size (write e.g. 800K, 2M or 1G)", where=where)
+    return int(value)
+
+
+def check_cookies_file(path: Path) -> None:
+    """Refuse a cookies file that is missing, unreadable or not in the Netscape format."""
+    where = os.fsdecode(path)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            head = stream.read(4096)
+    except FileNotFoundError as exc:
+        raise InputError("no such cookies file", where=where) from exc
+    except IsADirectoryError as exc:
+        raise InputError("is a directory, not a cookies file", where=where) from exc
+    except OSError as exc:
+        raise InputError(f"cannot read cookies file ({exc.strerror})", where=where) from exc
+    lines = [line for line in head.splitlines() if line.strip() and not line.startswith("#")]
+    if not head.startswith("# ") and not any(line.count("\t") == 6 for line in lines):
+        raise InputError("is not a cookies.txt file (Netscape format: 7 tab-separated fields per line)", where=where)
+
+
+@frozen
+class CapturedFile:
+    """One file a capture produced, and what it is."""
+
+    path: Path
+    role: model.ArtifactRole
+    #: For a merged file: the files it was made from, and how.
+    derived_from: tuple[Path, ...] = ()
+    derivation: str | None = None
+
+
+@frozen
+class Download:
+    """What one capture brought back."""
+
+    #: The main media file first, then everything else.
+    files: tuple[CapturedFile, ...]
+    #: yt-dlp's info dict, cleaned as ``--write-info-json`` does, cookie values withheld.
+    info: dict[str, Any]
+    #: The same, as the exact bytes stored as ``info.json``.
+    info_json: Path
+    platform_info: model.PlatformInfo
+    extractor: str | None
+    platform: str | None
+    platform_id: str | None
+    final_url: str | None
+    http_status: int | None
+    responses: tuple[model.HttpResponse, ...]
+    tools: tuple[model.Agent, ...]
+    withheld: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+class _Log:
+    """yt-dlp's logger: keeps warnings and errors, prints nothing."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+
+    def debug(self, message: str) -> None:
+        if message.startswith("[download] File is larger than max-filesize"):
+            self.warnings.append(message.removeprefix("[download] "))
+
+    def info(self, message: str) -> None:
+        self.debug(message)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(_clean(message.removeprefix("WARNING: ")))
+
+    def error(self, message: str) -> None:
+        self.errors.append(_clean(message.removeprefix("ERROR: ")))
+
+
+def _clean(message: str) -> str:
+    return " ".join(message.replace("\r", " ").split())
+
+
+class _Tee:
+    """Wraps a response body: keeps a copy of what the extractor reads (the page)."""
+
+    def __init__(self, fp: Any, limit: int) -> None:
+        self._fp = fp
+        self.limit = limit
+        self.data = bytearray()
+        self.complete = False
+        self.overflow = False
+
+    def read(self, amt: int | None = None) -> bytes:
+        chunk: bytes = self._fp.read(amt)
+        if not self.overflow:
+            if len(self.data) + len(chunk) > self.limit:
+                self.overflow = True
+                self.data.clear()
+            else:
+                self.data += chunk
+        if amt is None or amt < 0 or not chunk:
+            self.complete = True
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
+def _response_record(response: Any) -> model.HttpResponse | None:
+    headers = []
+    for name, value in response.headers.items():
+        headers.append((str(name), WITHHELD if name.lower() == "set-cookie" else str(value)))
+    try:
+        return model.HttpResponse(url=str(response.url), status=int(response.status), headers=headers)
+    except (TypeError, ValueError):
+        return None
+
+
+def _set_cookie_withheld(response: model.HttpResponse) -> bool:
+    return any(name.lower() == "set-cookie" for name, _ in response.headers)
+
+
+def _make_youtube_dl(params: dict[str, Any]) -> Any:
+    """A YoutubeDL that notes every response it receives (yt-dlp is imported only when needed)."""
+    import yt_dlp
+    from yt_dlp.networking.exceptions import HTTPError
+
+    class RecordingYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
+        def __init__(self, params: dict[str, Any]) -> None:
+            super().__init__(params)
+            self.phase = "extract"
+            self.page: _Tee | None = None
+            self.page_response: model.HttpResponse | None = None
+            self.first_error: model.HttpResponse | None = None
+            self.media_responses: list[model.HttpResponse] = []
+
+        def urlopen(self, req: Any) -> Any:
+            try:
+                response = super().urlopen(req)
+            except HTTPError as exc:
+                seen = _response_record(exc.response)
+                if seen is not None and self.first_error is None:
+                    self.first_error = seen
+                if seen is not None and self.phase == "media":
+                    self.media_responses.append(seen)
+                raise
+            seen = _response_record(response)
+            if seen is None:
+                return response
+            if self.phase == "media":
+                self.media_responses.append(seen)
+            elif self.phase == "extract" and self.page_response is None:
+                self.page_response = seen
+                kind = (response.headers.get("Content-Type") or "").lower()
+                if kind.startswith(_PAGE_TYPES):
+                    self.page = _Tee(response.fp, PAGE_LIMIT)
+                    response.fp = self.page
+            return response
+
+        def dl(self, name: str, info: dict[str, Any], subtitle: bool = False, test: bool = False) -> Any:
+            before, self.phase = self.phase, ("subtitle" if subtitle else "media")
+            try:
+                return super().dl(name, info, subtitle=subtitle, test=test)
+            finally:
+                self.phase = before
+
+    return RecordingYoutubeDL(params)
+
+
+def ffmpeg_agent(options: CaptureOptions) -> model.Agent | None:
+    """ffmpeg as a software agent, when it is installed and allowed; else ``None``."""
+    if options.ffmpeg is False:
+        return None
+    import yt_dlp
+    from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+
+    with yt_dlp.YoutubeDL({"quiet": True, "ffmpeg_location": options.ffmpeg_location, "logger": _Log()}) as ydl:
+        probe = FFmpegPostProcessor(ydl)
+        if not probe.available:
+            return None
+        return model.Agent(name="ffmpeg", kind=model.AgentKind.SOFTWARE, version=str(probe._version or "unknown"))
+
+
+def yt_dlp_agent() -> model.Agent:
+    """yt-dlp as a software agent, with its version."""
+    from yt_dlp.version import __version__ as version
+
+    return model.Agent(name="yt-dlp", kind=model.AgentKind.SOFTWARE, version=version)
+
+
+def _params(
+    url: str, work: Path, options: CaptureOptions, log: _Log, progress: CaptureProgress | None
+) -> dict[str, Any]:
+    def hook(status: dict[str, Any]) -> None:
+        if progress is not None and status.get("status") in ("downloading", "finished"):
+            total = status.get("total_bytes") or status.get("total_bytes_estimate")
+            progress(
+                Path(str(status.get("filename") or url)).name,
+                int(status.get("downloaded_bytes") or 0),
+                None if total is None else int(total),
+            )
+
+    params: dict[str, Any] = {
+        "logger": log,
+        "quiet": True,
+        "noprogress": True,
+        "color": {"stdout": "no_color", "stderr": "no_color"},
+        "paths": {"home": str(work), "temp": str(work)},
+        "outtmpl": {"default": "%(autonumber)03d.%(ext)s"},
+        "noplaylist": True,
+        "ignoreerrors": False,
+        "cachedir": False,
+        "keepvideo": True,
+        "fixup": "never",
+        "updatetime": False,
+        "check_formats": False,
+        "writethumbnail": options.thumbnails,
+        "write_all_thumbnails": False,
+        "writesubtitles": options.subtitles,
+        "writeautomaticsub": False,
+        "subtitleslangs": ["all", "-live_chat"],
+        "writedescription": options.description,
+        "socket_timeout": options.socket_timeout,
+        "retries": options.retries,
+        "fragment_retries": options.retries,
+        "extractor_retries": min(options.retries, 3),
+        "file_access_retries": 0,
+        "progress_hooks": [hook],
+    }
+    if options.format is not None:
+        params["format"] = options.format
+    if options.proxy is not None:
+        params["proxy"] = options.proxy
+    if options.rate_limit is not None:
+        params["ratelimit"] = options.rate_limit
+    if options.max_filesize is not None:
+        params["max_filesize"] = options.max_filesize
+    if options.ffmpeg is False:
+        empty = work / ".no-ffmpeg"
+        empty.mkdir(exist_ok=True)
+        params["ffmpeg_location"] = str(empty)
+    elif options.ffmpeg_location is not None:
+        params["ffmpeg_location"] = options.ffmpeg_location
+    if options.cookies_file is not None:
+        copy = work / ".cookies.txt"
+        shutil.copyfile(options.cookies_file, copy)
+        params["cookiefile"] = str(copy)
+    return params
+
+
+def download(url: str, work: Path, options: CaptureOptions, *, progress: CaptureProgress | None = None) -> Download:
+    """Capture *url* into the empty directory *work*; raise :class:`CaptureFailed` if it fails.
+
+    Succeeds only when every requested media file arrived whole (yt-dlp checks the length it
+    was told and retries per ``options.retries``).  Files are left in *work* for the caller.
+    """
+    log = _Log()
+    params = _params(url, work, options, log, progress)
+    ffmpeg = ffmpeg_agent(options)
+    from yt_dlp.utils import DownloadError
+
+    with _make_youtube_dl(params) as ydl:
+        try:
+            raw = ydl.extract_info(url, download=False, process=False)
+            ydl.phase = "process"
+            info = ydl.process_ie_result(raw, download=True)
+        except DownloadError as exc:
+            message = log.errors[-1] if log.errors else _clean(str(exc).removeprefix("ERROR: "))
+            failed = ydl.first_error
+            raise CaptureFailed(
+                message,
+                http_status=None if failed is None else failed.status,
+                final_url=None if failed is None else failed.url,
+            ) from exc
+        if info is None:
+            raise CaptureFailed(log.errors[-1] if log.errors else "yt-dlp returned nothing for this URL")
+        files, merged = _files(info, work, log, ffmpeg)
+        page_response = ydl.page_response
+        withheld: list[str] = []
+        if ydl.page is not None and ydl.page.complete and not ydl.page.overflow and ydl.page.data:
+            page = work / ".page"
+            page.write_bytes(bytes(ydl.page.data))
+            files.append(CapturedFile(page, model.ArtifactRole.PAGE_SNAPSHOT))
+        elif ydl.page is not None and ydl.page.overflow:
+            log.warnings.append(f"the page was larger than {PAGE_LIMIT} bytes and was not kept")
+        clean = ydl.sanitize_info(info, remove_private_keys=True)
+        if _withhold_cookies(clean):
+            withheld.append(WITHHELD_COOKIES)
+        responses = tuple(ydl.media_responses)
+        if any(_set_cookie_withheld(r) for r in responses):
+            withheld.append(WITHHELD_SET_COOKIE)
+    info_json = work / ".info.json"
+    # As yt-dlp's own --write-info-json writes it: UTF-8, not ASCII-escaped.
+    info_json.write_text(json.dumps(clean, ensure_ascii=False), encoding="utf-8")
+    tools = [yt_dlp_agent()]
+    if merged and ffmpeg is not None:
+        tools.append(ffmpeg)
+    return Download(
+        files=tuple(files),
+        info=clean,
+        info_json=info_json,
+        platform_info=platform_info(clean),
+        extractor=_text(clean.get("extractor_key")),
+        platform=_text(clean.get("extractor")),
+        platform_id=_text(clean.get("id")),
+        final_url=None if page_response is None else page_response.url,
+        http_status=None if page_response is None else page_response.status,
+        responses=responses,
+        tools=tuple(tools),
+        withheld=tuple(withheld),
+        warnings=tuple(log.warnings),
+    )
+
+
+def _entries(info: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The videos of a result: itself, or each entry of a playlist (a post with several videos)."""
+    if info.get("_type") == "playlist" or "entries" in info:
+        for entry in info.get("entries") or ():
+            if isinstance(entry, dict):
+                yield from _entries(entry)
+    else:
+        yield info
+
+
+def _files(info: dict[str, Any], work: Path, log: _Log, ffmpeg: model.Agent | None) -> tuple[list[CapturedFile], bool]:
+    """Every file the capture wrote, main media first; raise if a requested medium is missing."""
+    media: list[CapturedFile] = []
+    extra: list[CapturedFile] = []
+    merged = False
+    claimed: set[Path] = set()
+
+    def existing(name: object) -> Path | None:
+        if not isinstance(name, str):
+            return None
+        path = Path(name)
+        if not path.is_absolute():
+            path = work / path
+        return path if path.is_file() else None
+
+    for entry in _entries(info):
+        downloads = entry.get("requested_downloads") or []
+        if not downloads:
+            reason = log.warnings[-1] if log.warnings else "no format could be downloaded"
+            raise CaptureFailed(f"no media was downloaded for {entry.get('id') or 'an item'}: {reason}")
+        for requested in downloads:
+            main = existing(requested.get("filepath"))
+            sources = [existing(f.get("filepath")) for f in requested.get("requested_formats") or ()]
+            if main is None:
+                reason = log.warnings[-1] if log.warnings else "the file did not arrive"
+                raise CaptureFailed(f"media was not downloaded: {reason}")
+            claimed.add(main)
+            present = [s for s in sources if s is not None and s != main]
+            if present:
+                merged = True
+                version = "" if ffmpeg is None or ffmpeg.version is None else f" {ffmpeg.version}"
+                media.append(
+                    CapturedFile(
+                        main,
+                        model.ArtifactRole.DERIVED,
+                        derived_from=tuple(present),
+                        derivation=f"streams merged into one file by ffmpeg{version} (yt-dlp FFmpegMerger)",
+                    )
+                )
+                for source in present:
+                    claimed.add(source)
+                    extra.append(CapturedFile(source, model.ArtifactRole.ORIGINAL))
+            else:
+                media.append(CapturedFile(main, model.ArtifactRole.ORIGINAL))
+        for thumbnail in entry.get("thumbnails") or ():
+            path = existing(thumbnail.get("filepath")) if isinstance(thumbnail, dict) else None
+            if path is not None and path not in claimed:
+                claimed.add(path)
+                extra.append(CapturedFile(path, model.ArtifactRole.THUMBNAIL))
+        for subtitle in (entry.get("requested_subtitles") or {}).values():
+            path = existing(subtitle.get("filepath")) if isinstance(subtitle, dict) else None
+            if path is not None and path not in claimed:
+                claimed.add(path)
+                extra.append(CapturedFile(path, model.ArtifactRole.SUBTITLE))
+    for path in sorted(work.iterdir()):
+        if path in claimed or path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix in (".part", ".ytdl") or path.name.endswith((".part-Frag", ".temp")):
+            raise CaptureFailed(f"an unfinished download was left behind ({path.name}); nothing was stored")
+        role = model.ArtifactRole.DESCRIPTION if path.suffix == ".description" else model.ArtifactRole.ORIGINAL
+        extra.append(CapturedFile(path, role))
+    return media + extra, merged
+
+
+def _withhold_cookies(value: Any) -> bool:
+    """Replace the value of every ``cookies`` member in place; tell whether any was found."""
+    found = False
+    if isinstance(value, dict):
+        for key in list(value):
+            if key == "cookies" and isinstance(value[key], str) and value[key]:
+                value[key] = WITHHELD
+                found = True
+            else:
+                found = _withhold_cookies(value[key]) or found
+    elif isinstance(value, list):
+        for item in value:
+            found = _withhold_cookies(item) or found
+    return found
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value >= 0 and value == value and value != float("inf") else None
+
+
+def platform_info(info: dict[str, Any]) -> model.PlatformInfo:
+    """Normalise what the platform said (every field optional; odd values are left out)."""
+    import datetime as dt
+
+    uploaded_at = None
+    timestamp = _number(info.get("timestamp"))
+    if timestamp is not None:
+        try:
+            uploaded_at = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            uploaded_at = None
+    upload_date = None
+    raw_date = info.get("upload_date")
+    if isinstance(raw_date, str) and len(raw_date) == 8 and raw_date.isdigit():
+        try:
+            upload_date = dt.date(int(raw_date[:4]), int(raw_date[4:6]), int(raw_date[6:])).isoformat()
+        except ValueError:
+            upload_date = None
+    return model.PlatformInfo(
+        title=_text(info.get("title")),
+        uploader=_text(info.get("uploader")),
+        uploader_id=_text(info.get("uploader_id")),
+        channel=_text(info.get("channel")),
+        channel_id=_text(info.get("channel_id")),
+        uploaded_at=uploaded_at,
+        upload_date=upload_date,
+        duration_s=_number(info.get("duration")),
+        format_id=_text(info.get("format_id")),
+        webpage_url=_text(info.get("webpage_url")),
+    )
