@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -29,7 +30,15 @@ from rich.progress import (
 from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import model
-from evidence_catalog.catalog import EXPORT_FORMATS, Catalog, VerificationReport, display_path
+from evidence_catalog.capture import CaptureOptions, CaptureProgress, parse_size
+from evidence_catalog.catalog import (
+    EXPORT_FORMATS,
+    CaptureResult,
+    Catalog,
+    VerificationReport,
+    check_url,
+    display_path,
+)
 from evidence_catalog.config import parse_operator, resolve_operator
 from evidence_catalog.errors import (
     CatalogError,
@@ -215,6 +224,165 @@ def add(
             )
 
 
+def _read_url_file(path: str) -> list[str]:
+    """URLs from a file, one per line (blank lines and ``#`` comments skipped); each is checked
+    here, so that a bad line stops the batch before anything is fetched."""
+    where = display_path(path)
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as stream:
+                text = stream.read()
+    except FileNotFoundError as exc:
+        raise InputError("no such file", where=where) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not UTF-8 text (byte {exc.start})", where=where) from exc
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", where=where) from exc
+    urls = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            urls.append(check_url(line))
+        except InputError as exc:
+            raise InputError(exc.message, where=f"{where}, line {number}") from exc
+    return urls
+
+
+@contextmanager
+def _capture_progress(*, quiet: bool) -> Iterator[tuple[CaptureProgress | None, Callable[[], None]]]:
+    """Progress bars fed by yt-dlp's progress hooks, one per file being downloaded; nothing
+    when standard error is not a terminal or with --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None, lambda: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(name: str, done: int, total: int | None) -> None:
+            task = tasks.get(name)
+            if task is None:
+                task = tasks[name] = progress.add_task(_printable(name), total=total)
+            progress.update(task, completed=done, total=total)
+
+        def clear() -> None:
+            for task in tasks.values():
+                progress.remove_task(task)
+            tasks.clear()
+
+        yield update, clear
+
+
+def _size_option(text: str | None, where: str) -> int | None:
+    return None if text is None else parse_size(text, where)
+
+
+@cli.command()
+@click.argument("urls", metavar="[URL]...", nargs=-1)
+@_catalog_option
+@click.option(
+    "--from-file",
+    "url_file",
+    metavar="FILE",
+    help="Read URLs from FILE, one per line ('#' starts a comment; '-' reads standard input).",
+)
+@click.option("--record", "record_id", help="Attach the captures to this existing record.")
+@click.option("--tag", "tags", multiple=True, help="Tag for the record (repeatable).")
+@click.option("--note", help="A note to keep with the record.")
+@click.option("--format", "format_spec", metavar="SPEC", help="yt-dlp format selector, e.g. 'best' or 'bv*+ba/b'.")
+@click.option("--cookies", "cookies_file", metavar="FILE", help="Netscape cookies.txt for sites that need a login.")
+@click.option("--proxy", metavar="URL", help="Proxy, e.g. socks5://127.0.0.1:9050 or http://proxy:3128.")
+@click.option("--rate-limit", metavar="RATE", help="Maximum download rate in bytes per second, e.g. 500K or 2M.")
+@click.option("--max-filesize", metavar="SIZE", help="Fail (store nothing) when media is larger, e.g. 800M or 2G.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the network.")
+@click.option("--retries", type=int, default=3, show_default=True, help="Retries of a failed or cut-short download.")
+@click.option("--no-ffmpeg", is_flag=True, help="Never use ffmpeg: choose formats served as one file.")
+@_operator_option
+@_quiet_option
+def capture(
+    urls: Sequence[str],
+    catalog_path: str,
+    url_file: str | None,
+    record_id: str | None,
+    tags: Sequence[str],
+    note: str | None,
+    format_spec: str | None,
+    cookies_file: str | None,
+    proxy: str | None,
+    rate_limit: str | None,
+    max_filesize: str | None,
+    timeout: float,
+    retries: int,
+    no_ffmpeg: bool,
+    operator: str | None,
+    quiet: bool,
+) -> None:
+    """Capture online media (videos, images, posts) with yt-dlp, with full provenance.
+
+    Each line is: record id, SHA-256 of the main media file, what happened, URL.  The media as
+    served, yt-dlp's info.json, thumbnails, subtitles, the description and the page are kept.
+    A URL that fails does not stop the others: its line says "failed", the reason goes to
+    standard error, the attempt is in the custody log, and the exit code is 1.
+    """
+    wanted = [check_url(url) for url in urls]
+    if url_file is not None:
+        wanted += _read_url_file(url_file)
+    if not wanted:
+        raise InputError("give at least one URL, or --from-file FILE", where="url")
+    options = CaptureOptions(
+        format=format_spec,
+        cookies_file=None if cookies_file is None else Path(cookies_file),
+        proxy=proxy,
+        rate_limit=_size_option(rate_limit, "rate limit"),
+        max_filesize=_size_option(max_filesize, "max filesize"),
+        socket_timeout=timeout,
+        retries=retries,
+        ffmpeg=False if no_ffmpeg else None,
+    )
+    failed = 0
+    with _open(catalog_path, operator) as catalog, _capture_progress(quiet=quiet) as (progress, clear):
+
+        def report(result: CaptureResult) -> None:
+            nonlocal failed
+            clear()
+            url = _printable(result.url)
+            if not result.ok:
+                failed += 1
+                click.echo(f"-\t-\tfailed\t{url}")
+                click.echo(f"error: {url}: {_printable(result.error or 'failed')}", err=True)
+                return
+            status = (
+                "new"
+                if result.new_record
+                else "new version"
+                if result.version_of
+                else "added"
+                if result.new_on_record
+                else "already catalogued"
+            )
+            click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{url}")
+
+        catalog.capture(
+            wanted, record_id=record_id, options=options, tags=tags, note=note, progress=progress, on_result=report
+        )
+    if not quiet:
+        done = len(wanted) - failed
+        summary = f"captured {done} of {len(wanted)} URL(s)" + (f"; {failed} failed" if failed else "")
+        click.echo(summary, err=True)
+    if failed:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
 @cli.command(name="list")
 @_catalog_option
 @_json_option
@@ -269,6 +437,10 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
     for entry in record.artifacts:
         artifact = entry.artifact
         click.echo(f"artifact {artifact.sha256} ({entry.role.value})")
+        if entry.derived_from:
+            click.echo(f"  made from  {', '.join(entry.derived_from)}: {_printable(entry.derivation or '')}")
+        if entry.version_of:
+            click.echo(f"  version of {entry.version_of} (same source, different bytes)")
         click.echo(f"  size       {artifact.size} bytes")
         click.echo(f"  media type {artifact.media_type}")
         for algorithm, value in artifact.digests.as_dict().items():
@@ -277,14 +449,51 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
         _show_metadata(artifact.metadata)
     for acquisition in record.acquisitions:
         when, how = format_timestamp(acquisition.ended_at), acquisition.method.value
-        click.echo(f"acquired {when} {how} by {_agent(acquisition.operator)}")
+        failed = " FAILED" if acquisition.outcome is model.Outcome.FAILED else ""
+        click.echo(f"acquired {when} {how}{failed} by {_agent(acquisition.operator)}")
         if acquisition.original_path:
             click.echo(f"  from     {display_path(acquisition.original_path)}")
         if acquisition.source_url:
             click.echo(f"  source   {_printable(acquisition.source_url)}")
-        click.echo(f"  artifact {acquisition.artifact_sha256}")
+        _show_capture(acquisition)
+        if acquisition.artifact_sha256:
+            click.echo(f"  artifact {acquisition.artifact_sha256}")
+        for other in acquisition.other_artifacts:
+            click.echo(f"  also     {other}")
     for note in record.notes:
         click.echo(f"note     {format_timestamp(note.written_at)} {_agent(note.author)}: {_printable(note.text)}")
+
+
+def _show_capture(acquisition: model.Acquisition) -> None:
+    """The capture-specific lines of an acquisition (nothing for other methods)."""
+    lines = [
+        ("url", acquisition.requested_url),
+        ("final", acquisition.final_url if acquisition.final_url != acquisition.requested_url else None),
+        ("status", None if acquisition.http_status is None else str(acquisition.http_status)),
+        ("platform", " ".join(filter(None, (acquisition.extractor, acquisition.platform_id))) or None),
+        ("error", acquisition.error),
+    ]
+    info = acquisition.platform_info
+    if info is not None:
+        uploaded = format_timestamp(info.uploaded_at) if info.uploaded_at else info.upload_date
+        lines += [
+            ("title", info.title),
+            (
+                "uploader",
+                " ".join(filter(None, (info.uploader, f"({info.uploader_id})" if info.uploader_id else None))),
+            ),
+            ("channel", " ".join(filter(None, (info.channel, f"({info.channel_id})" if info.channel_id else None)))),
+            ("uploaded", uploaded),
+            ("duration", None if info.duration_s is None else f"{info.duration_s:g} s"),
+            ("format", info.format_id),
+        ]
+    tools = ", ".join(f"{t.name} {t.version}" for t in acquisition.tools if t.name in ("yt-dlp", "ffmpeg"))
+    lines.append(("tools", tools or None))
+    for label, value in lines:
+        if value:
+            click.echo(f"  {label:<8} {_printable(value)}")
+    for withheld in acquisition.withheld:
+        click.echo(f"  withheld {_printable(withheld)}")
 
 
 def _agent(agent: model.Agent) -> str:

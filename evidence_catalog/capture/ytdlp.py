@@ -173,7 +173,8 @@ class _Log:
         self.errors: list[str] = []
 
     def debug(self, message: str) -> None:
-        if message.startswith("[download] File is larger than max-filesize"):
+        message = _clean(message)
+        if "File is larger than max-filesize" in message:
             self.warnings.append(message.removeprefix("[download] "))
 
     def info(self, message: str) -> None:
@@ -311,8 +312,8 @@ def _params(
             )
 
     params: dict[str, Any] = {
-        "logger": log,
-        "quiet": True,
+        "logger": log,  # everything yt-dlp says goes here, nothing to the screen
+        "quiet": False,
         "noprogress": True,
         "color": {"stdout": "no_color", "stderr": "no_color"},
         "paths": {"home": str(work), "temp": str(work)},
@@ -454,9 +455,10 @@ def _files(info: dict[str, Any], work: Path, log: _Log, ffmpeg: model.Agent | No
             raise CaptureFailed(f"no media was downloaded for {entry.get('id') or 'an item'}: {reason}")
         for requested in downloads:
             main = existing(requested.get("filepath"))
+            too_big = [w for w in log.warnings if "larger than max-filesize" in w]
             sources = [existing(f.get("filepath")) for f in requested.get("requested_formats") or ()]
             if main is None:
-                reason = log.warnings[-1] if log.warnings else "the file did not arrive"
+                reason = too_big[-1] if too_big else log.warnings[-1] if log.warnings else "the file did not arrive"
                 raise CaptureFailed(f"media was not downloaded: {reason}")
             claimed.add(main)
             present = [s for s in sources if s is not None and s != main]
