@@ -43,3 +43,39 @@ def test_the_head_revision_constant_names_the_newest_migration() -> None:
     from evidence_catalog.store.database import HEAD_REVISION, _alembic_config
 
     assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD_REVISION
+
+
+def test_a_format_1_catalog_with_records_upgrades_to_the_newest_format(tmp_path: Path) -> None:
+    """A catalog written by format 1 (revision 0001) opens with this library: it is upgraded in
+    place, every record reads as before, and the log still verifies."""
+    import shutil
+
+    from alembic import command
+
+    from evidence_catalog.store.database import _alembic_config
+
+    # Build the format-1 catalog the way format-1 code did: add files, then take the schema
+    # back down to 0001 (the downgrade restores exactly the format-1 tables).
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    with Catalog.init(tmp_path / "old") as catalog:
+        [added] = catalog.add([source], tags=["t"], note="n")
+        before = catalog.record(added.record_id)
+        with catalog.db.engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), "0001")
+    with sqlite3.connect(tmp_path / "old" / "catalog.db") as db:
+        assert db.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+        columns = {row[1] for row in db.execute("pragma table_info(acquisition)")}
+        assert "platform_key" not in columns
+        # Format-1 acquisition bodies had none of the capture fields.
+        db.execute(
+            "update acquisition set body = json_remove(body, '$.other_artifacts', '$.platform_info', "
+            "'$.responses', '$.withheld')"
+        )
+    shutil.copytree(tmp_path / "old", tmp_path / "copy")
+    with Catalog.open(tmp_path / "copy") as upgraded:
+        assert upgraded.record(added.record_id) == before
+        assert upgraded.verify().ok
+    with sqlite3.connect(tmp_path / "copy" / "catalog.db") as db:
+        assert db.execute("select version_num from alembic_version").fetchall() == [(HEAD_REVISION,)]
+        assert db.execute("select outcome from acquisition").fetchall() == [("succeeded",)]
