@@ -648,8 +648,8 @@ class Catalog:
             )
 
     def _store_file(self, path: Path, url: str) -> StoredBlob:
-        with open(path, "rb", buffering=0) as stream:
-            return self.blobs.put_stream(_SourceFile(stream, url))
+        # The download area is private and on the store's file system: hash, then move.
+        return self.blobs.adopt_file(path)
 
     @staticmethod
     def _capture_files(fetched: Download) -> list[CapturedFile]:

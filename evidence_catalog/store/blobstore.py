@@ -132,6 +132,35 @@ class BlobStore:
             tmp_path.unlink(missing_ok=True)
         return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
 
+    def adopt_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
+        """Store a finished file by hashing it and moving it into place, without copying it.
+
+        For files this process made in a private directory on the store's file system (a
+        capture's downloads) that nothing writes any more: the bytes hashed are the bytes
+        placed.  The file is consumed (linked into the store, or left to be removed with its
+        directory).  Across file systems it is copied like :meth:`put_stream`.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                with open(fd, "rb", buffering=0, closefd=False) as stream:
+                    digests, size = hash_stream(stream, self.algorithms, progress=progress)
+                if os.fstat(fd).st_size != size:  # defence in depth: never link a changing file
+                    raise OSError(errno.EIO, "the file changed while it was hashed")
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if os.stat(path).st_dev != os.stat(self.root).st_dev:
+                with open(path, "rb", buffering=0) as stream:
+                    return self.put_stream(stream)
+            with self._placing():
+                quarantined = self._quarantine_if_damaged(digests.sha256, size)
+                created = self._link_into_place(path, digests.sha256)
+        except OSError as exc:
+            raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
+        return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
+
     def _quarantine_if_damaged(self, sha256: str, size: int) -> str | None:
         """Check a stored copy before trusting it as a duplicate.  A copy that no longer has its
         address's bytes is moved aside (never deleted: it is itself evidence of what happened)
