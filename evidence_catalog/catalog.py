@@ -706,6 +706,7 @@ class Catalog:
             platform_info=fetched.platform_info,
             responses=fetched.responses,
             withheld=fetched.withheld,
+            note=_parts_not_kept(fetched.warnings),
         )
         with self.db.write() as session:
             # Another writer may have catalogued some of these bytes meanwhile: its description
@@ -842,17 +843,24 @@ class Catalog:
         blobs).  Areas left by a killed process are removed here, the next time anyone captures:
         nothing in them was ever recorded."""
         area = self.path / WORK_DIR
+        lock = None
+        work = area / f"capture-{name}"
         try:
             area.mkdir(exist_ok=True)
             for stale in area.iterdir():
                 _remove_if_abandoned(stale)
-            work = area / f"capture-{name}"
-            work.mkdir()
-            lock = os.open(work / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+            # Made and locked under a name no cleaner looks at, then given its real name: a
+            # cleaner never sees an area whose owner has not locked it yet.
+            making = area / f".making-{name}"
+            making.mkdir()
+            lock = os.open(making / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            os.rename(making, work)
         except OSError as exc:
+            if lock is not None:
+                os.close(lock)
             raise StorageError(f"cannot make a temporary area ({exc.strerror})", where=display_path(area)) from exc
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
             yield work
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -1175,26 +1183,38 @@ def check_url(url: str) -> str:
     return text
 
 
+def _parts_not_kept(warnings: Sequence[str]) -> str | None:
+    """What a successful capture could not keep (a subtitle or thumbnail that failed), as the
+    acquisition's note: the record must not look more complete than it is."""
+    missing = [
+        w
+        for w in warnings
+        if w.startswith(("not kept", "thumbnail not kept", "Unable to download video subtitles", "Unable to download"))
+        and "webpage" not in w
+    ]
+    return "; ".join(missing) or None
+
+
 def _remove_if_abandoned(work: Path) -> None:
     """Remove a capture area whose owner is gone (its lock can be taken)."""
-    if not work.name.startswith("capture-") or not work.is_dir():
-        return
-    try:
-        lock = os.open(work / ".lock", os.O_WRONLY)
-    except FileNotFoundError:
-        # Made but not yet locked by its owner, or left with no lock: leave young ones alone.
+    if work.name.startswith(".making-"):
+        # Its owner was killed between making and naming it (or is making it right now: only
+        # old ones are removed).
         with contextlib.suppress(OSError):
             if time.time() - work.stat().st_mtime > 3600:
                 shutil.rmtree(work, ignore_errors=True)
         return
+    if not work.name.startswith("capture-") or not work.is_dir():
+        return
+    try:
+        lock = os.open(work / ".lock", os.O_WRONLY)
     except OSError:
         return
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        os.close(lock)
         return  # someone is capturing into it right now
-    finally:
-        pass
     try:
         shutil.rmtree(work, ignore_errors=True)
     finally:

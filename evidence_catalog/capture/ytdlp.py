@@ -40,7 +40,16 @@ WITHHELD_SET_COOKIE = "Set-Cookie header values of the media responses"
 PAGE_LIMIT = 64 * 1024 * 1024
 
 #: Media types of a page worth keeping as a snapshot (the HTML, or what stands in for it).
-_PAGE_TYPES = ("text/", "application/xhtml", "application/xml", "application/json", "application/ld+json")
+_PAGE_TYPES = (
+    "text/",
+    "application/xhtml",
+    "application/xml",
+    "application/json",
+    "application/ld+json",
+    "application/dash+xml",
+    "application/vnd.apple.mpegurl",
+    "application/x-mpegurl",
+)
 
 CaptureProgress = Callable[[str, int, int | None], None]
 """Called with (file name, bytes so far, total bytes if known) while media downloads."""
@@ -176,6 +185,8 @@ class _Log:
         message = _clean(message)
         if "File is larger than max-filesize" in message:
             self.warnings.append(message.removeprefix("[download] "))
+        elif message.startswith("[info]") and "thumbnail" in message.lower() and "does not exist" in message:
+            self.warnings.append(f"thumbnail not kept: {message.removeprefix('[info] ')}")
 
     def info(self, message: str) -> None:
         self.debug(message)
@@ -217,6 +228,40 @@ class _Tee:
         return getattr(self._fp, name)
 
 
+class _Whole:
+    """Wraps a response body of known length: a body that ends early raises yt-dlp's own
+    ``IncompleteRead`` instead of passing as complete.  (yt-dlp checks the length of media
+    and subtitle downloads itself, but a thumbnail is copied with ``read(n)`` until it ends,
+    and a connection closed early would leave a cut file that looks whole.)"""
+
+    def __init__(self, fp: Any, expected: int) -> None:
+        self._fp = fp
+        self.expected = expected
+        self.received = 0
+
+    def read(self, amt: int | None = None) -> bytes:
+        from yt_dlp.networking.exceptions import IncompleteRead
+
+        chunk: bytes = self._fp.read(amt)
+        self.received += len(chunk)
+        ended = not chunk if (amt is not None and amt > 0) else True
+        if ended and self.received < self.expected:
+            raise IncompleteRead(partial=self.received, expected=self.expected - self.received)
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
+def _expected_length(response: Any) -> int | None:
+    """The body length a response announces, when the bytes read are the bytes sent."""
+    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+    length = response.headers.get("Content-Length")
+    if encoding != "identity" or length is None or not length.strip().isdigit():
+        return None
+    return int(length)
+
+
 def _response_record(response: Any) -> model.HttpResponse | None:
     headers = []
     for name, value in response.headers.items():
@@ -242,7 +287,10 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
             self.phase = "extract"
             self.page: _Tee | None = None
             self.page_response: model.HttpResponse | None = None
-            self.first_error: model.HttpResponse | None = None
+            #: The last HTTP error response of the step under way (the one a failure is due to):
+            #: errors of steps that went on regardless (an optional request while extracting, a
+            #: missing thumbnail) are forgotten when the next step starts.
+            self.http_error: model.HttpResponse | None = None
             self.media_responses: list[model.HttpResponse] = []
 
         def urlopen(self, req: Any) -> Any:
@@ -250,12 +298,19 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
                 response = super().urlopen(req)
             except HTTPError as exc:
                 seen = _response_record(exc.response)
-                if seen is not None and self.first_error is None:
-                    self.first_error = seen
+                if seen is not None:
+                    self.http_error = seen
                 if seen is not None and self.phase == "media":
                     self.media_responses.append(seen)
                 raise
             seen = _response_record(response)
+            expected = _expected_length(response)
+            if (
+                self.phase not in ("media", "subtitle")
+                and expected is not None
+                and getattr(req, "method", "GET") != "HEAD"
+            ):
+                response.fp = _Whole(response.fp, expected)
             if seen is None:
                 return response
             if self.phase == "media":
@@ -268,8 +323,19 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
                     response.fp = self.page
             return response
 
+        def _write_subtitles(self, info_dict: dict[str, Any], filename: str) -> Any:
+            # A subtitle that cannot be fetched must not cost the video: yt-dlp makes it a
+            # warning (kept as "not kept: ...") when errors are ignored, for this step only.
+            before = self.params.get("ignoreerrors")
+            self.params["ignoreerrors"] = True
+            try:
+                return super()._write_subtitles(info_dict, filename)
+            finally:
+                self.params["ignoreerrors"] = before
+
         def dl(self, name: str, info: dict[str, Any], subtitle: bool = False, test: bool = False) -> Any:
             before, self.phase = self.phase, ("subtitle" if subtitle else "media")
+            self.http_error = None
             try:
                 return super().dl(name, info, subtitle=subtitle, test=test)
             finally:
@@ -373,11 +439,11 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
     with _make_youtube_dl(params) as ydl:
         try:
             raw = ydl.extract_info(url, download=False, process=False)
-            ydl.phase = "process"
+            ydl.phase, ydl.http_error = "process", None
             info = ydl.process_ie_result(raw, download=True)
         except DownloadError as exc:
             message = log.errors[-1] if log.errors else _clean(str(exc).removeprefix("ERROR: "))
-            failed = ydl.first_error
+            failed = ydl.http_error
             raise CaptureFailed(
                 message,
                 http_status=None if failed is None else failed.status,
@@ -488,13 +554,16 @@ def _files(info: dict[str, Any], work: Path, log: _Log, ffmpeg: model.Agent | No
             if path is not None and path not in claimed:
                 claimed.add(path)
                 extra.append(CapturedFile(path, model.ArtifactRole.SUBTITLE))
+    # Only files yt-dlp reports as finished are kept, and the description it writes itself.
+    # Anything else is a leftover of a step that failed (a thumbnail cut short stays on disk
+    # when yt-dlp gives up on it): never stored, but named.
     for path in sorted(work.iterdir()):
         if path in claimed or path.name.startswith(".") or not path.is_file():
             continue
-        if path.suffix in (".part", ".ytdl") or path.name.endswith((".part-Frag", ".temp")):
-            raise CaptureFailed(f"an unfinished download was left behind ({path.name}); nothing was stored")
-        role = model.ArtifactRole.DESCRIPTION if path.suffix == ".description" else model.ArtifactRole.ORIGINAL
-        extra.append(CapturedFile(path, role))
+        if path.suffix == ".description":
+            extra.append(CapturedFile(path, model.ArtifactRole.DESCRIPTION))
+        else:
+            log.warnings.append(f"not kept: {path.name} (yt-dlp did not report it as complete)")
     return media + extra, merged
 
 
