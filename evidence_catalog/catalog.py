@@ -154,6 +154,8 @@ class CaptureResult:
     version_of: str | None = None
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    #: True when the URL was not fetched because it had been captured before (``skip_captured``).
+    skipped: bool = False
 
 
 @frozen
@@ -545,6 +547,7 @@ class Catalog:
         note: str | None = None,
         progress: CaptureProgress | None = None,
         on_result: Callable[[CaptureResult], None] | None = None,
+        skip_captured: bool = False,
     ) -> list[CaptureResult]:
         """Capture online media at each URL with yt-dlp, one URL after another.
 
@@ -552,6 +555,10 @@ class Catalog:
         anything is fetched.  A URL that cannot be captured (a 404, a dead server, a body cut
         short, an extractor error, a full disk) does not stop the others: its result says why,
         and the failed attempt is in the custody log.  See :meth:`capture_url`.
+
+        With *skip_captured*, a URL captured successfully before (the same requested URL) is
+        not fetched again: its result has ``skipped=True``.  Re-running an interrupted batch
+        this way resumes where it stopped.
         """
         if isinstance(urls, str):
             urls = [urls]
@@ -562,6 +569,15 @@ class Catalog:
         results: list[CaptureResult] = []
         noted: set[str] = set()
         for url in checked:
+            earlier = self._earlier_capture_of(url) if skip_captured else None
+            if earlier is not None:
+                result = CaptureResult(
+                    url=url, ok=True, acquisition_id=earlier[2], record_id=earlier[0], sha256=earlier[1], skipped=True
+                )
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+                continue
             result = self.capture_url(
                 url, record_id=record_id, options=options, tags=tags, note=note, progress=progress, noted=noted
             )
@@ -569,6 +585,10 @@ class Catalog:
             if on_result is not None:
                 on_result(result)
         return results
+
+    def _earlier_capture_of(self, url: str) -> tuple[str, str, str] | None:
+        with self.db.read() as session:
+            return self.db.earlier_capture(session, platform_key=None, requested_url=url)
 
     def _check_capture_request(self, record_id: str | None, tags: Sequence[str], note: str | None) -> None:
         if self.db.read_only:

@@ -307,6 +307,11 @@ def _size_option(text: str | None, where: str) -> int | None:
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the network.")
 @click.option("--retries", type=int, default=3, show_default=True, help="Retries of a failed or cut-short download.")
 @click.option("--no-ffmpeg", is_flag=True, help="Never use ffmpeg: choose formats served as one file.")
+@click.option(
+    "--skip-captured",
+    is_flag=True,
+    help="Do not fetch URLs captured successfully before (resume an interrupted batch).",
+)
 @_operator_option
 @_quiet_option
 def capture(
@@ -324,6 +329,7 @@ def capture(
     timeout: float,
     retries: int,
     no_ffmpeg: bool,
+    skip_captured: bool,
     operator: str | None,
     quiet: bool,
 ) -> None:
@@ -349,12 +355,13 @@ def capture(
         retries=retries,
         ffmpeg=False if no_ffmpeg else None,
     )
-    failed = 0
+    failed = skipped = 0
     with _open(catalog_path, operator) as catalog, _capture_progress(quiet=quiet) as (progress, clear):
 
         def report(result: CaptureResult) -> None:
-            nonlocal failed
+            nonlocal failed, skipped
             clear()
+            skipped += result.skipped
             url = _printable(result.url)
             if not result.ok:
                 failed += 1
@@ -362,7 +369,9 @@ def capture(
                 click.echo(f"error: {url}: {_printable(result.error or 'failed')}", err=True)
                 return
             status = (
-                "new"
+                "skipped (captured before)"
+                if result.skipped
+                else "new"
                 if result.new_record
                 else "new version"
                 if result.version_of
@@ -373,11 +382,20 @@ def capture(
             click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{url}")
 
         catalog.capture(
-            wanted, record_id=record_id, options=options, tags=tags, note=note, progress=progress, on_result=report
+            wanted,
+            record_id=record_id,
+            options=options,
+            tags=tags,
+            note=note,
+            progress=progress,
+            on_result=report,
+            skip_captured=skip_captured,
         )
     if not quiet:
-        done = len(wanted) - failed
-        summary = f"captured {done} of {len(wanted)} URL(s)" + (f"; {failed} failed" if failed else "")
+        done = len(wanted) - failed - skipped
+        summary = f"captured {done} of {len(wanted)} URL(s)"
+        summary += f"; {skipped} skipped (captured before)" if skipped else ""
+        summary += f"; {failed} failed" if failed else ""
         click.echo(summary, err=True)
     if failed:
         raise SystemExit(EXIT_PROBLEMS)

@@ -403,8 +403,9 @@ class CatalogDatabase:
 
     def earlier_capture(
         self, session: Session, *, platform_key: str | None, requested_url: str | None, record_id: str | None = None
-    ) -> tuple[str, str] | None:
-        """The newest successful capture of the same item: ``(record id, main artifact SHA-256)``.
+    ) -> tuple[str, str, str] | None:
+        """The newest successful capture of the same item: ``(record id, main artifact SHA-256,
+        acquisition id)``.
 
         The same item is the same extractor and platform id when both are known, else the same
         requested URL.  With *record_id*, only captures on that record count.
@@ -417,7 +418,7 @@ class CatalogDatabase:
         else:
             return None
         query = (
-            sa.select(table.c.record_id, table.c.artifact_sha256)
+            sa.select(table.c.record_id, table.c.artifact_sha256, table.c.id)
             .where(
                 same,
                 table.c.outcome == model.Outcome.SUCCEEDED.value,
@@ -430,7 +431,7 @@ class CatalogDatabase:
         if record_id is not None:
             query = query.where(table.c.record_id == record_id)
         row = _run(session, query).first()
-        return None if row is None else (str(row.record_id), str(row.artifact_sha256))
+        return None if row is None else (str(row.record_id), str(row.artifact_sha256), str(row.id))
 
     def add_part(self, session: Session, record_id: str, kind: str, part: Any, custody_seq: int) -> None:
         """Add a report, note, flag, relation, claim or assessment to a record."""
