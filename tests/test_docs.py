@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import attrs
+import click
 import pytest
 import rfc8785
 from click.testing import CliRunner
@@ -25,6 +26,7 @@ from click.testing import CliRunner
 from evidence_catalog import Catalog, findings
 from evidence_catalog.cli import cli
 from evidence_catalog.custody import Action
+from tests.media_server import MediaServer, Route
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -32,6 +34,7 @@ EXAMPLES = ROOT / "examples"
 QUICKSTART = DOCS / "quickstart.md"
 DATA_MODEL = DOCS / "data-model.md"
 VERIFICATION = DOCS / "verification.md"
+CAPTURE = DOCS / "capture.md"
 SCHEMA_FILES = sorted((ROOT / "schemas").glob("*.schema.json"))
 EVENT_SCHEMA = "urn:evidence-catalog:schema:custody-event:1.0.0"
 FIELD_TABLE_HEADER = "| field | type | null? | meaning |"
@@ -361,6 +364,113 @@ def test_data_model_lists_every_custody_action_and_what_artifact_added_holds(exp
     real = {name for e in events if e["action"] == Action.ARTIFACT_ADDED for name in e["details"]}
     documented = {re.sub(r"`", "", row[0]) for row in _table_after(text, "table: artifact.added details")}
     assert documented == real, f"missing {sorted(real - documented)}, no longer written {sorted(documented - real)}"
+
+
+# -- docs/capture.md ----------------------------------------------------------------------------
+
+#: The page capture.md's examples capture at https://video.example.org/watch/0412 (its media URLs are
+#: relative, so the page's bytes, and the SHA-256 the document shows, do not depend on the server).
+CAPTURE_PAGE = """<!DOCTYPE html>
+<html lang="uk"><head><meta charset="utf-8">
+<title>Обстріл школи №5, 2 березня</title>
+<meta property="og:title" content="Обстріл школи №5, 2 березня">
+<meta property="og:description" content="Відео з місця подій, надіслане глядачем.">
+</head><body>
+<h1>Обстріл школи №5, 2 березня</h1>
+<video controls src="/media/0412.mp4" poster="/media/0412.png">
+<track kind="subtitles" srclang="uk" label="Українська" src="/media/0412.uk.vtt">
+</video>
+</body></html>
+"""
+CAPTURE_SUBTITLES = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nШкола №5, 2 березня\n"
+CAPTURE_SITE = "https://video.example.org"
+CLIP = ROOT / "tests" / "data" / "clip.mp4"
+
+
+def _serve_capture_page(server: MediaServer, media: bytes) -> str:
+    """Serve capture.md's example item; return the server's address, which stands for CAPTURE_SITE."""
+    server.route("/watch/0412", Route(body=CAPTURE_PAGE.encode(), media_type="text/html; charset=utf-8"))
+    server.route(
+        "/media/0412.mp4", Route(body=media, media_type="video/mp4", headers={"Set-Cookie": "visitor=7f3a9c; Path=/"})
+    )
+    server.route(
+        "/media/0412.png",
+        Route(body=(EXAMPLES / "damaged-building-thumbnail.png").read_bytes(), media_type="image/png"),
+    )
+    server.route("/media/0412.uk.vtt", Route(body=CAPTURE_SUBTITLES.encode(), media_type="text/vtt"))
+    return server.url("")
+
+
+def test_capture_md_describes_every_option_of_the_capture_command() -> None:
+    text = CAPTURE.read_text(encoding="utf-8")
+    documented = set(re.findall(r"^### `(--[a-z-]+)[ `]", text, re.MULTILINE))
+    options = {
+        name
+        for param in cli.commands["capture"].params
+        if isinstance(param, click.Option) and not param.hidden
+        for name in param.opts
+        if name.startswith("--") and name not in ("--help", "--catalog")
+    }
+    assert documented == options, (
+        f"missing {sorted(options - documented)}, no such option {sorted(documented - options)}"
+    )
+
+
+def _documented_capture_statuses(text: str) -> set[str]:
+    found = re.search(r"^\| status \| meaning \|\n\|---\|---\|\n((?:\|.*\n)+)", text, re.MULTILINE)
+    assert found, "capture.md has no table of statuses"
+    return set(re.findall(r"^\| `([a-z ()]+)` \|", found.group(1), re.MULTILINE))
+
+
+def test_the_capture_statuses_in_capture_md_are_those_capture_prints(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"EVIDENCE_CATALOG": str(tmp_path / "catalog"), "EVIDENCE_CATALOG_OPERATOR": None}
+    screenshot = tmp_path / "repost.txt"
+    screenshot.write_text("RT: the full video is at media.example.net/p/7731\n", encoding="utf-8")
+    fast = ["--retries", "0", "--timeout", "5"]
+
+    def run(command: str, *args: str) -> list[list[str]]:
+        result = runner.invoke(cli, [command, *args], env=env, catch_exceptions=False)
+        assert result.exit_code in (0, 1), result.output
+        return [line.split("\t") for line in result.stdout.splitlines()]
+
+    with MediaServer() as server:
+        base = _serve_capture_page(server, CLIP.read_bytes())
+        server.route("/p/7731/video.mp4", Route(body=CLIP.read_bytes() + b"\0", media_type="video/mp4"))
+        assert runner.invoke(cli, ["init", str(tmp_path / "catalog"), "-q"], env=env).exit_code == 0
+        [[_, _, new, _]] = run("capture", f"{base}/watch/0412", *fast)
+        [[_, _, already, _]] = run("capture", f"{base}/watch/0412", *fast)
+        [[_, _, skipped, _]] = run("capture", f"{base}/watch/0412", "--skip-captured", *fast)
+        [[_, _, failed, _]] = run("capture", f"{base}/watch/0419", *fast)
+        [[record_id, _, _, _]] = run("add", str(screenshot))
+        [[_, _, added, _]] = run("capture", "--record", record_id, f"{base}/p/7731/video.mp4", *fast)
+        server.route("/media/0412.mp4", Route(body=CLIP.read_bytes() + b"re-encoded", media_type="video/mp4"))
+        [[_, _, version, _]] = run("capture", f"{base}/watch/0412", *fast)
+    printed = (new, already, skipped, failed, added, version)
+    assert printed == ("new", "already catalogued", "skipped (captured before)", "failed", "added", "new version")
+    assert _documented_capture_statuses(CAPTURE.read_text(encoding="utf-8")) == set(printed)
+
+
+def _capture_masked(text: str, case_dir: Path, base: str) -> str:
+    """*text* without what differs from run to run, and with the test server's address as the example's."""
+    text = _masked(text.replace(base, CAPTURE_SITE), case_dir)
+    text = re.sub(r"(platform_metadata application/json) \d+ [0-9a-f]{16}", r"\1 <info.json>", text)
+    return re.sub(r"'(evidence-catalog|CPython|yt-dlp) [^']+'", r"'\1 <version>'", text)
+
+
+def test_the_capture_python_example_prints_what_capture_md_shows(tmp_path: Path) -> None:
+    case = tmp_path / "case-0412"
+    case.mkdir()
+    code = _code_after(CAPTURE, "example: capture-python")
+    shown = _code_after(CAPTURE, "output: capture-python")
+    assert DOC_CASE_DIR in code and CAPTURE_SITE in code
+    with MediaServer() as server:
+        base = _serve_capture_page(server, CLIP.read_bytes())
+        result = _run_python(code.replace(DOC_CASE_DIR, str(case)).replace(CAPTURE_SITE, base), cwd=case)
+    assert result.returncode == 0, result.stderr
+    made = _capture_masked(result.stdout.rstrip("\n"), case, base)
+    assert made == _capture_masked(shown, case, base)
+    assert "59ba852e84d29d2e" in shown, "the example shows the SHA-256 of tests/data/clip.mp4"
 
 
 # -- docs/verification.md -----------------------------------------------------------------------
