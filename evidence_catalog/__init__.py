@@ -9,7 +9,8 @@ Everything the ``evidence-catalog`` command does is reachable from here::
         print(catalog.verify().ok)
 """
 
-from evidence_catalog.catalog import AddResult, Catalog, ExportResult, VerificationReport
+from evidence_catalog.capture import CaptureOptions
+from evidence_catalog.catalog import AddResult, CaptureResult, Catalog, ExportResult, VerificationReport
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
@@ -43,6 +44,8 @@ __all__ = [
     "Agent",
     "Artifact",
     "Assessment",
+    "CaptureOptions",
+    "CaptureResult",
     "Catalog",
     "CatalogError",
     "CatalogNotFoundError",

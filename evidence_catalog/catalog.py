@@ -42,6 +42,7 @@ from evidence_catalog.capture.ytdlp import (
     CaptureOptions,
     CaptureProgress,
     Download,
+    item_key,
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
@@ -80,7 +81,7 @@ from evidence_catalog.serialize import (
     unstructure,
 )
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob, fsync_dir, place_new_file
-from evidence_catalog.store.database import CatalogDatabase, platform_key
+from evidence_catalog.store.database import HEAD_REVISION, CatalogDatabase
 from evidence_catalog.versions import library_agent, tool_agents
 
 DATABASE_FILE = "catalog.db"
@@ -156,6 +157,8 @@ class CaptureResult:
     warnings: tuple[str, ...] = ()
     #: True when the URL was not fetched because it had been captured before (``skip_captured``).
     skipped: bool = False
+    #: What a successful capture could not keep (a subtitle or thumbnail that failed), if anything.
+    not_kept: str | None = None
 
 
 @frozen
@@ -318,7 +321,18 @@ class Catalog:
         if read_only is None:
             read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
         database = CatalogDatabase.open(_sqlite_url(directory, read_only=read_only), where=display_path(db_path))
-        return cls(directory, config, database, operator=operator, clock=clock)
+        catalog = cls(directory, config, database, operator=operator, clock=clock)
+        if database.upgraded_from is not None:
+            # A schema upgrade rewrites tables: who did it, when, with which version, is custody.
+            catalog._log_catalog_event(
+                Action.CATALOG_UPGRADED,
+                {
+                    "from_revision": database.upgraded_from,
+                    "to_revision": HEAD_REVISION,
+                    "software": unstructure(library_agent()),
+                },
+            )
+        return catalog
 
     def close(self) -> None:
         """Close the database connections."""
@@ -645,17 +659,23 @@ class Catalog:
                     record_id,
                     http_status=exc.http_status,
                     final_url=exc.final_url,
+                    settings=options.describe(),
                 )
             except (StorageError, InputError) as exc:
-                return self._log_failed_capture(url, acquisition_id, started_at, str(exc), record_id)
+                return self._log_failed_capture(
+                    url, acquisition_id, started_at, str(exc), record_id, settings=options.describe()
+                )
             except OSError as exc:
                 reason = f"the capture could not be written ({exc.strerror or exc}); nothing was stored"
-                return self._log_failed_capture(url, acquisition_id, started_at, reason, record_id)
+                return self._log_failed_capture(
+                    url, acquisition_id, started_at, reason, record_id, settings=options.describe()
+                )
             except KeyboardInterrupt:
                 with contextlib.suppress(EvidenceError):
                     self._log_failed_capture(url, acquisition_id, started_at, "interrupted by the operator", record_id)
                 raise
             return self._record_capture(
+                options,
                 url,
                 fetched,
                 stored,
@@ -677,6 +697,7 @@ class Catalog:
 
     def _record_capture(
         self,
+        options: CaptureOptions,
         url: str,
         fetched: Download,
         stored: list[tuple[CapturedFile, StoredBlob]],
@@ -707,7 +728,7 @@ class Catalog:
             )
         main = entries[0].artifact.sha256
         ended_at = max(self.clock(), started_at)
-        key = platform_key(fetched.extractor, fetched.platform_id)
+        key = item_key(fetched.extractor, fetched.platform_id)
         acquisition = model.Acquisition(
             id=acquisition_id,
             method=model.AcquisitionMethod.CAPTURED_FROM_URL,
@@ -727,6 +748,7 @@ class Catalog:
             responses=fetched.responses,
             withheld=fetched.withheld,
             note=_parts_not_kept(fetched.warnings),
+            settings=options.describe(),
         )
         with self.db.write() as session:
             # Another writer may have catalogued some of these bytes meanwhile: its description
@@ -808,6 +830,7 @@ class Catalog:
             new_on_record=main not in held,
             version_of=version_of,
             warnings=fetched.warnings,
+            not_kept=acquisition.note,
         )
 
     def _log_failed_capture(
@@ -820,6 +843,7 @@ class Catalog:
         *,
         http_status: int | None = None,
         final_url: str | None = None,
+        settings: tuple[str, ...] = (),
     ) -> CaptureResult:
         """Log a failed attempt (due diligence: what was tried, when, and why it failed)."""
         from evidence_catalog.capture.ytdlp import yt_dlp_agent
@@ -836,6 +860,7 @@ class Catalog:
             final_url=final_url,
             http_status=http_status,
             error=error,
+            settings=settings,
         )
         try:
             with self.db.write() as session:

@@ -380,6 +380,8 @@ def capture(
                 else "already catalogued"
             )
             click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{url}")
+            if result.not_kept:
+                click.echo(f"warning: {url}: {_printable(result.not_kept)}", err=True)
 
         catalog.capture(
             wanted,
@@ -510,8 +512,12 @@ def _show_capture(acquisition: model.Acquisition) -> None:
     for label, value in lines:
         if value:
             click.echo(f"  {label:<8} {_printable(value)}")
+    for setting in acquisition.settings:
+        click.echo(f"  setting  {_printable(setting)}")
     for withheld in acquisition.withheld:
         click.echo(f"  withheld {_printable(withheld)}")
+    if acquisition.note:
+        click.echo(f"  note     {_printable(acquisition.note)}")
 
 
 def _agent(agent: model.Agent) -> str:

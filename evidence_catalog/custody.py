@@ -45,6 +45,7 @@ class Action:
     ARTIFACT_ADDED = "artifact.added"
     RECORDS_EXPORTED = "records.exported"
     CATALOG_VERIFIED = "catalog.verified"
+    CATALOG_UPGRADED = "catalog.upgraded"
     MEDIA_CAPTURED = "media.captured"
     CAPTURE_FAILED = "capture.failed"
 

@@ -434,6 +434,9 @@ class Acquisition:
     responses: tuple[HttpResponse, ...] = field(default=(), converter=_to_tuple)
     #: What was deliberately left out of stored documents, and why (e.g. cookie values).
     withheld: tuple[str, ...] = field(default=(), converter=_to_tuple)
+    #: Options of a capture that shape what was received, as ``name=value`` text: the format
+    #: selector, whether a cookies file (a logged-in view) or a proxy was used, limits, retries.
+    settings: tuple[str, ...] = field(default=(), converter=_to_tuple)
 
     def __attrs_post_init__(self) -> None:
         if self.other_artifacts and self.artifact_sha256 is None:

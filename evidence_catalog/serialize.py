@@ -26,10 +26,10 @@ SCHEMA_BASE = "urn:evidence-catalog:schema:"
 #: Schema id of each top-level document type.  The version is part of the id; a reader accepts
 #: only the versions it knows.
 SCHEMA_IDS: dict[type[Any], str] = {
-    model.EvidenceRecord: SCHEMA_BASE + "evidence-record:1.0.0",
+    model.EvidenceRecord: SCHEMA_BASE + "evidence-record:2.0.0",
     model.Artifact: SCHEMA_BASE + "artifact:1.0.0",
     model.CustodyEvent: SCHEMA_BASE + "custody-event:1.0.0",
-    model.ExportBundle: SCHEMA_BASE + "export:1.0.0",
+    model.ExportBundle: SCHEMA_BASE + "export:2.0.0",
 }
 _TYPES_BY_SCHEMA = {v: k for k, v in SCHEMA_IDS.items()}
 #: Schema id of the result of ``verify`` (``VerificationReport.as_dict()``, ``verify --json``).

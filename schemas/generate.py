@@ -206,6 +206,11 @@ DEFS: dict[str, Any] = {
             "platform_info": nullable(ref("platform_info")),
             "responses": {"type": "array", "items": ref("http_response")},
             "withheld": {"type": "array", "items": TEXT},
+            "settings": {
+                "type": "array",
+                "items": TEXT,
+                "description": "Capture options that shape what was received, as name=value text.",
+            },
         },
         description="How, when, by whom and with what an artifact or report was acquired.",
     ),
@@ -413,10 +418,10 @@ DEFS["verification_report"] = obj(
 
 #: (schema name, version, root definition, title)
 DOCUMENTS = [
-    ("evidence-record", "1.0.0", "evidence_record", "Evidence record"),
+    ("evidence-record", "2.0.0", "evidence_record", "Evidence record"),
     ("artifact", "1.0.0", "artifact", "Artifact"),
     ("custody-event", "1.0.0", "custody_event", "Custody event"),
-    ("export", "1.0.0", "export", "JSON export of records and custody events"),
+    ("export", "2.0.0", "export", "JSON export of records and custody events"),
     ("verification-report", "1.0.0", "verification_report", "Result of verifying a catalog"),
 ]
 

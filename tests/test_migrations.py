@@ -73,9 +73,15 @@ def test_a_format_1_catalog_with_records_upgrades_to_the_newest_format(tmp_path:
             "'$.responses', '$.withheld')"
         )
     shutil.copytree(tmp_path / "old", tmp_path / "copy")
-    with Catalog.open(tmp_path / "copy") as upgraded:
+    with Catalog.open(tmp_path / "copy", operator="Upgrader") as upgraded:
         assert upgraded.record(added.record_id) == before
         assert upgraded.verify().ok
+        upgrade = [e for e in upgraded.history() if e.action == "catalog.upgraded"]
+        assert [(e.details["from_revision"], e.details["to_revision"], e.actor.name) for e in upgrade] == [
+            ("0001", HEAD_REVISION, "Upgrader")
+        ]
+    with Catalog.open(tmp_path / "copy") as again:  # upgraded once, logged once
+        assert [e.action for e in again.history()].count("catalog.upgraded") == 1
     with sqlite3.connect(tmp_path / "copy" / "catalog.db") as db:
         assert db.execute("select version_num from alembic_version").fetchall() == [(HEAD_REVISION,)]
         assert db.execute("select outcome from acquisition").fetchall() == [("succeeded",)]

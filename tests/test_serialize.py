@@ -85,7 +85,7 @@ def test_every_document_names_its_schema_and_version() -> None:
     record = model.EvidenceRecord(id=model.new_id(), created_at=model.utc_now(), created_by=model.Agent(name="a"))
     document = to_document(record)
     assert next(iter(document)) == "schema"
-    assert document["schema"] == "urn:evidence-catalog:schema:evidence-record:1.0.0"
+    assert document["schema"] == "urn:evidence-catalog:schema:evidence-record:2.0.0"
     assert {*SCHEMA_IDS.values(), VERIFICATION_REPORT_SCHEMA} == {load_schema(n)["$id"] for n in SCHEMA_FILES}
 
 
@@ -104,7 +104,7 @@ def test_the_report_schema_knows_every_kind_of_finding() -> None:
 def test_unknown_or_newer_schema_is_refused() -> None:
     record = model.EvidenceRecord(id=model.new_id(), created_at=model.utc_now(), created_by=model.Agent(name="a"))
     document = to_document(record)
-    document["schema"] = "urn:evidence-catalog:schema:evidence-record:2.0.0"
+    document["schema"] = "urn:evidence-catalog:schema:evidence-record:3.0.0"
     with pytest.raises(ValidationError, match=r"unknown or unsupported schema"):
         from_document(document)
 

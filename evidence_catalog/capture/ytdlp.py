@@ -11,7 +11,8 @@ Choices made for evidence, and where they differ from yt-dlp's defaults:
 * ``fixup="never"``: yt-dlp would otherwise rewrite some downloads in place with ffmpeg (a
   "fixed" container is not the file as served).  A merge of separate video and audio streams is
   kept, but as a *derived* file next to the streams it came from (``keepvideo``).
-* Without ffmpeg (or with ``ffmpeg=False``) yt-dlp picks formats served as one file.
+* Without ffmpeg (or with ``ffmpeg=False``) yt-dlp picks a format served as one file where
+  the site offers one; a site that serves only separate streams then fails, saying so.
 * A cookies file is copied first: yt-dlp writes its cookie jar back on exit, and the operator's
   file must not change.  Cookie values never reach stored documents (see :data:`WITHHELD_COOKIES`).
 * Nothing is written outside the work directory (no cache directory, no screen output).
@@ -53,6 +54,20 @@ _PAGE_TYPES = (
 
 CaptureProgress = Callable[[str, int, int | None], None]
 """Called with (file name, bytes so far, total bytes if known) while media downloads."""
+
+
+#: Extractors that name an item after the last part of its URL (``video.mp4``,
+#: ``manifest.mpd``): their ids say nothing about which item it is, so a re-capture of "the
+#: same item" is recognised by its URL instead.
+GENERIC_EXTRACTORS = frozenset({"Generic", "HTML5MediaEmbed"})
+
+
+def item_key(extractor: str | None, platform_id: str | None) -> str | None:
+    """``extractor:platform id`` -- one item on one platform -- or ``None`` when the pair does
+    not identify an item (unknown, or a generic extractor's name taken from the URL)."""
+    if extractor is None or platform_id is None or extractor in GENERIC_EXTRACTORS:
+        return None
+    return f"{extractor}:{platform_id}"
 
 
 class CaptureFailed(Exception):  # noqa: N818 -- an outcome, caught by the catalog
@@ -112,6 +127,29 @@ class CaptureOptions:
             raise InputError(f"{self.proxy!r} is not a proxy URL (e.g. socks5://127.0.0.1:9050)", where="proxy")
         if self.format is not None and not self.format.strip():
             raise InputError("must not be blank", where="format")
+
+    def describe(self) -> tuple[str, ...]:
+        """The options that shape what a capture receives, as recorded on its acquisition
+        (never a credential: a proxy is named by scheme, host and port only)."""
+        import urllib.parse
+
+        settings = []
+        if self.format is not None:
+            settings.append(f"format={self.format}")
+        if self.cookies_file is not None:
+            settings.append("cookies=a cookies file was used (the view of a logged-in account)")
+        if self.proxy is not None:
+            parts = urllib.parse.urlsplit(self.proxy)
+            host = parts.hostname or "?"
+            settings.append(f"proxy={parts.scheme}://{host}" + (f":{parts.port}" if parts.port else ""))
+        if self.rate_limit is not None:
+            settings.append(f"rate_limit={self.rate_limit}")
+        if self.max_filesize is not None:
+            settings.append(f"max_filesize={self.max_filesize}")
+        if self.ffmpeg is False:
+            settings.append("ffmpeg=off")
+        settings.append(f"retries={self.retries}")
+        return tuple(settings)
 
 
 def parse_size(text: str, where: str) -> int:
@@ -315,9 +353,12 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
                 return response
             if self.phase == "media":
                 self.media_responses.append(seen)
-            elif self.phase == "extract" and self.page_response is None:
-                self.page_response = seen
+            elif self.phase in ("extract", "process") and not (self.page is not None and self.page.complete):
+                # The page is the first document the extractors read whole: a short link or a
+                # redirecting page is followed (even into a later extraction) to the page read.
                 kind = (response.headers.get("Content-Type") or "").lower()
+                if self.page_response is None or kind.startswith(_PAGE_TYPES):
+                    self.page_response = seen
                 if kind.startswith(_PAGE_TYPES):
                     self.page = _Tee(response.fp, PAGE_LIMIT)
                     response.fp = self.page
@@ -431,17 +472,18 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
     Succeeds only when every requested media file arrived whole (yt-dlp checks the length it
     was told and retries per ``options.retries``).  Files are left in *work* for the caller.
     """
+    work = Path(os.path.abspath(work))
     log = _Log()
     params = _params(url, work, options, log, progress)
     ffmpeg = ffmpeg_agent(options)
-    from yt_dlp.utils import DownloadError
+    from yt_dlp.utils import DownloadError, YoutubeDLError
 
     with _make_youtube_dl(params) as ydl:
         try:
             raw = ydl.extract_info(url, download=False, process=False)
             ydl.phase, ydl.http_error = "process", None
             info = ydl.process_ie_result(raw, download=True)
-        except DownloadError as exc:
+        except (DownloadError, YoutubeDLError) as exc:
             message = log.errors[-1] if log.errors else _clean(str(exc).removeprefix("ERROR: "))
             failed = ydl.http_error
             raise CaptureFailed(
@@ -449,6 +491,10 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
                 http_status=None if failed is None else failed.status,
                 final_url=None if failed is None else failed.url,
             ) from exc
+        except OSError:
+            raise  # our own disk: the caller says what could not be written
+        except Exception as exc:
+            raise CaptureFailed(f"yt-dlp failed unexpectedly ({type(exc).__name__}: {_clean(str(exc))})") from exc
         if info is None:
             raise CaptureFailed(log.errors[-1] if log.errors else "yt-dlp returned nothing for this URL")
         files, merged = _files(info, work, log, ffmpeg)
@@ -459,7 +505,7 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
             page.write_bytes(bytes(ydl.page.data))
             files.append(CapturedFile(page, model.ArtifactRole.PAGE_SNAPSHOT))
         elif ydl.page is not None and ydl.page.overflow:
-            log.warnings.append(f"the page was larger than {PAGE_LIMIT} bytes and was not kept")
+            log.warnings.append(f"not kept: the page (larger than {PAGE_LIMIT} bytes)")
         clean = ydl.sanitize_info(info, remove_private_keys=True)
         if _withhold_cookies(clean):
             withheld.append(WITHHELD_COOKIES)
@@ -509,10 +555,8 @@ def _files(info: dict[str, Any], work: Path, log: _Log, ffmpeg: model.Agent | No
     def existing(name: object) -> Path | None:
         if not isinstance(name, str):
             return None
-        path = Path(name)
-        if not path.is_absolute():
-            path = work / path
-        return path if path.is_file() else None
+        path = Path(os.path.abspath(name))  # yt-dlp's paths are relative to the working directory
+        return path if path.is_file() and path.parent == work else None
 
     for entry in _entries(info):
         downloads = entry.get("requested_downloads") or []

@@ -23,9 +23,24 @@ def sniff_media_type(path: Path) -> str:
     except (puremagic.PureError, ValueError, OSError, IndexError):
         found = ""
     found = found.strip().lower()
+    if found in ("video/mp4", "audio/mp4", "video/quicktime"):
+        found = _iso_media_type(path) or found
     if found and _MEDIA_TYPE.match(found):
         return found
     return "text/plain" if _looks_like_text(path) else OCTET_STREAM
+
+
+#: Major brands of ISO base media files that hold sound only (ISO/IEC 14496-12 ``ftyp``).
+_AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
+
+
+def _iso_media_type(path: Path) -> str | None:
+    """``audio/mp4`` for an MP4 file whose brand says audio only (an .m4a stream), else None."""
+    with open(path, "rb") as stream:
+        head = stream.read(12)
+    if len(head) == 12 and head[4:8] == b"ftyp" and head[8:12] in _AUDIO_BRANDS:
+        return "audio/mp4"
+    return None
 
 
 def _looks_like_text(path: Path) -> bool:

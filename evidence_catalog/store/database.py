@@ -118,6 +118,8 @@ class CatalogDatabase:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(write=True)
+        #: The schema revision this database had before :meth:`open` upgraded it, if it did.
+        self.upgraded_from: str | None = None
 
     @classmethod
     def create(cls, url: str | sa.URL) -> CatalogDatabase:
@@ -169,6 +171,7 @@ class CatalogDatabase:
                 where=where,
             )
         db._upgrade()
+        db.upgraded_from = current
         return db
 
     @property
@@ -396,7 +399,7 @@ class CatalogDatabase:
             started_at=acquisition.started_at,
             custody_seq=custody_seq,
             requested_url=acquisition.requested_url,
-            platform_key=platform_key(acquisition.extractor, acquisition.platform_id),
+            platform_key=_item_key(acquisition),
             outcome=acquisition.outcome.value,
             body=unstructure(acquisition),
         )
@@ -512,11 +515,12 @@ class CatalogDatabase:
         )
 
 
-def platform_key(extractor: str | None, platform_id: str | None) -> str | None:
-    """``extractor:platform id`` -- one item on one platform -- or ``None`` if either is unknown."""
-    if extractor is None or platform_id is None:
+def _item_key(acquisition: model.Acquisition) -> str | None:
+    if acquisition.method is not model.AcquisitionMethod.CAPTURED_FROM_URL:
         return None
-    return f"{extractor}:{platform_id}"
+    from evidence_catalog.capture.ytdlp import item_key
+
+    return item_key(acquisition.extractor, acquisition.platform_id)
 
 
 def _t(row_type: type[Any]) -> sa.Table:

@@ -1,4 +1,6 @@
-"""Catalog format 2: captures (several sources of a derived artifact, versions, URL lookup).
+"""Database schema revision 0002: captures (several sources of a derived artifact, versions,
+lookup of earlier captures).  The catalog directory layout (``format_version`` in
+``catalog.toml``) is unchanged.
 
 * ``record_artifact.derived_from`` becomes a JSON list of SHA-256s (a merged video has two
   sources); no catalog of format 1 has a derived artifact, so every value is NULL and stays so.
