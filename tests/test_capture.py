@@ -822,3 +822,84 @@ def test_a_bad_record_is_refused_before_anything_is_fetched(catalog: Catalog, se
     assert server.seen(f"{base}/clip.mp4") == []
     assert [e.action for e in catalog.history()] == ["catalog.created"]
     assert catalog.record_ids() == []
+
+
+# -- review fixes -------------------------------------------------------------------------------
+
+
+def test_a_catalog_opened_by_a_relative_path_files_everything_as_it_should(
+    tmp_path: Path, server: MediaServer, base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Catalog.init("relative", operator="Tester").close()
+    thumbnail = make_jpeg()
+    video = server.route(f"{base}/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    thumb = server.route(f"{base}/thumb.jpg", Route(body=thumbnail, media_type="image/jpeg"))
+    page = server.route(
+        f"{base}/watch", Route(body=video_page(video, title="Relative", thumbnail_url=thumb), media_type="text/html")
+    )
+    with Catalog.open("relative") as catalog:
+        result = catalog.capture_url(page, options=FAST)
+        assert result.ok, result.error
+        record = catalog.record(result.record_id)
+        [kept] = by_role(record, Role.THUMBNAIL)
+        assert stored(catalog, kept.artifact.sha256) == thumbnail
+        assert record.acquisitions[0].note is None  # nothing reported as not kept
+        assert work_area(catalog) == []
+
+
+def test_different_videos_with_the_same_file_name_are_different_items(
+    catalog: Catalog, server: MediaServer, base: str
+) -> None:
+    one = server.route(f"{base}/one/video.mp4", Route(body=CLIP, media_type="video/mp4"))
+    two = server.route(f"{base}/two/video.mp4", Route(body=CLIP + b"\0\0", media_type="video/mp4"))
+    first = catalog.capture_url(one, options=FAST)
+    second = catalog.capture_url(two, options=FAST)
+    assert first.ok and second.ok
+    assert catalog.record(first.record_id).acquisitions[0].platform_id == "video"  # yt-dlp's generic id
+    assert second.record_id != first.record_id
+    assert second.new_record and second.version_of is None
+
+
+def test_a_thumbnail_yt_dlp_cannot_request_does_not_cost_the_video(
+    catalog: Catalog, server: MediaServer, base: str
+) -> None:
+    video = server.route(f"{base}/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    page = server.route(
+        f"{base}/watch",
+        Route(body=video_page(video, title="Odd thumbnail", thumbnail_url="thumbs/odd.jpg"), media_type="text/html"),
+    )
+    result = catalog.capture_url(page, options=FAST)
+    assert result.ok, result.error
+    assert stored(catalog, result.sha256) == CLIP
+    assert catalog.verify().ok
+
+
+def test_a_redirecting_short_link_keeps_the_page_it_leads_to(catalog: Catalog, server: MediaServer, base: str) -> None:
+    video = server.route(f"{base}/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    html = video_page(video, title="Behind a short link")
+    server.route(f"{base}/watch", Route(body=html, media_type="text/html"))
+    short = server.route(f"{base}/s/x1", Route(redirect=f"{base}/watch"))
+    result = catalog.capture_url(short, options=FAST)
+    assert result.ok, result.error
+    record = catalog.record(result.record_id)
+    [page] = by_role(record, Role.PAGE_SNAPSHOT)
+    assert stored(catalog, page.artifact.sha256) == html
+    assert record.acquisitions[0].final_url == server.url(f"{base}/watch")
+
+
+def test_the_options_that_shape_a_capture_are_recorded_without_credentials(
+    catalog: Catalog, server: MediaServer, base: str
+) -> None:
+    url = server.route(f"{base}/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    options = CaptureOptions(retries=0, socket_timeout=2, format="best", rate_limit=10_000_000, max_filesize=10**6)
+    result = catalog.capture_url(url, options=options)
+    assert result.ok, result.error
+    settings = catalog.record(result.record_id).acquisitions[0].settings
+    assert settings == ("format=best", "rate_limit=10000000", "max_filesize=1000000", "retries=0")
+    proxied = CaptureOptions(proxy="socks5://user:secret@127.0.0.1:9", retries=0, socket_timeout=1)
+    failed = catalog.capture_url(server.url(f"{base}/clip.mp4?again"), options=proxied)
+    assert not failed.ok
+    [event] = [e for e in catalog.history() if e.action == "capture.failed"]
+    assert "proxy=socks5://127.0.0.1:9" in event.details["acquisition"]["settings"]
+    assert "secret" not in json.dumps(event.details)

@@ -318,6 +318,7 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
     """A YoutubeDL that notes every response it receives (yt-dlp is imported only when needed)."""
     import yt_dlp
     from yt_dlp.networking.exceptions import HTTPError
+    from yt_dlp.utils import YoutubeDLError
 
     class RecordingYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
         def __init__(self, params: dict[str, Any]) -> None:
@@ -363,6 +364,15 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
                     self.page = _Tee(response.fp, PAGE_LIMIT)
                     response.fp = self.page
             return response
+
+        def _write_thumbnails(self, *args: Any, **kwargs: Any) -> Any:
+            # A thumbnail yt-dlp cannot even request (a relative or odd URL in the page) must
+            # not cost the video either.
+            try:
+                return super()._write_thumbnails(*args, **kwargs)
+            except YoutubeDLError as exc:  # an OSError (our own disk) still ends the capture
+                self.params["logger"].warnings.append(f"not kept: thumbnail ({_clean(str(exc))})")
+                return []
 
         def _write_subtitles(self, info_dict: dict[str, Any], filename: str) -> Any:
             # A subtitle that cannot be fetched must not cost the video: yt-dlp makes it a
