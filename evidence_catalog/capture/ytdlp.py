@@ -395,18 +395,16 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
     return RecordingYoutubeDL(params)
 
 
-def ffmpeg_agent(options: CaptureOptions) -> model.Agent | None:
-    """ffmpeg as a software agent, when it is installed and allowed; else ``None``."""
+def ffmpeg_agent(ydl: Any, options: CaptureOptions) -> model.Agent | None:
+    """ffmpeg as a software agent, as *ydl* finds it, when it is installed and allowed."""
     if options.ffmpeg is False:
         return None
-    import yt_dlp
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
-    with yt_dlp.YoutubeDL({"quiet": True, "ffmpeg_location": options.ffmpeg_location, "logger": _Log()}) as ydl:
-        probe = FFmpegPostProcessor(ydl)
-        if not probe.available:
-            return None
-        return model.Agent(name="ffmpeg", kind=model.AgentKind.SOFTWARE, version=str(probe._version or "unknown"))
+    probe = FFmpegPostProcessor(ydl)
+    if not probe.available:
+        return None
+    return model.Agent(name="ffmpeg", kind=model.AgentKind.SOFTWARE, version=str(probe._version or "unknown"))
 
 
 def yt_dlp_agent() -> model.Agent:
@@ -454,6 +452,7 @@ def _params(
         "extractor_retries": min(options.retries, 3),
         "file_access_retries": 0,
         "progress_hooks": [hook],
+        "progress_delta": 0.5,  # yt-dlp's own progress line (unused here) at most twice a second
     }
     if options.format is not None:
         params["format"] = options.format
@@ -485,10 +484,10 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
     work = Path(os.path.abspath(work))
     log = _Log()
     params = _params(url, work, options, log, progress)
-    ffmpeg = ffmpeg_agent(options)
     from yt_dlp.utils import DownloadError, YoutubeDLError
 
     with _make_youtube_dl(params) as ydl:
+        ffmpeg = ffmpeg_agent(ydl, options)
         try:
             raw = ydl.extract_info(url, download=False, process=False)
             ydl.phase, ydl.http_error = "process", None

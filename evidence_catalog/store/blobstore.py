@@ -143,12 +143,19 @@ class BlobStore:
         try:
             fd = os.open(path, os.O_RDONLY)
             try:
-                with open(fd, "rb", buffering=0, closefd=False) as stream:
-                    digests, size = hash_stream(stream, self.algorithms, progress=progress)
+                # Write-back of the (just downloaded, still dirty) file runs on a second thread
+                # while it is hashed: the final fsync then finds little left to do.
+                writer = _BlobWriter(fd, durable=self.fsync)
+                if self.fsync:
+                    writer.start_flush()
+                try:
+                    with open(fd, "rb", buffering=0, closefd=False) as stream:
+                        digests, size = hash_stream(stream, self.algorithms, progress=progress)
+                    writer.finish()
+                finally:
+                    writer.join()
                 if os.fstat(fd).st_size != size:  # defence in depth: never link a changing file
                     raise OSError(errno.EIO, "the file changed while it was hashed")
-                if self.fsync:
-                    os.fsync(fd)
             finally:
                 os.close(fd)
             if os.stat(path).st_dev != os.stat(self.root).st_dev:
@@ -270,8 +277,13 @@ class _BlobWriter:
             self.unflushed += len(block)
             if self.unflushed >= self.FLUSH_EVERY and (self.flusher is None or not self.flusher.is_alive()):
                 self.unflushed = 0
-                self.flusher = threading.Thread(target=self._flush, daemon=True)
-                self.flusher.start()
+                self.start_flush()
+
+    def start_flush(self) -> None:
+        """Start writing the file's dirty pages back to disk now, on a second thread."""
+        if self.flusher is None or not self.flusher.is_alive():
+            self.flusher = threading.Thread(target=self._flush, daemon=True)
+            self.flusher.start()
 
     def _flush(self) -> None:
         try:
