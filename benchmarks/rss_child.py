@@ -1,4 +1,4 @@
-"""Child process of the peak-RSS benchmark (started by ``benchmarks/run.py``, not meant to be run by hand).
+"""Child process of the peak-RSS and capture benchmarks (started by ``benchmarks/run.py``, not meant to be run by hand).
 
 Usage::
 
@@ -6,11 +6,14 @@ Usage::
     python benchmarks/rss_child.py import
     python benchmarks/rss_child.py init CATALOG_DIR
     python benchmarks/rss_child.py add CATALOG_DIR FILE
+    python benchmarks/rss_child.py capture CATALOG_DIR URL
 
 ``bare`` imports nothing (the interpreter's own baseline); ``import`` imports the library; ``init``
 also creates an empty catalog; ``add`` creates a catalog and adds *FILE* with one ``Catalog.add``
-call.  Each mode prints one JSON object with what it did and the process's peak resident set
-size in KiB.
+call; ``capture`` creates a catalog and captures *URL* with one ``Catalog.capture`` call (default
+``CaptureOptions``; yt-dlp is imported inside that call, as it is for every user).  Each mode
+prints one JSON object with what it did and the process's peak resident set size in KiB; for
+``add`` and ``capture``, ``seconds`` is the wall time of that one call.
 
 The peak comes from ``VmHWM`` in ``/proc/self/status``: the high-water mark of this process's
 own address space since ``exec``.  ``getrusage``/``wait4`` ``ru_maxrss`` is not used on Linux
@@ -26,7 +29,7 @@ from __future__ import annotations
 import sys
 
 OPERATOR = "Benchmark <bench@example.org>"
-ARGUMENTS = {"bare": 0, "import": 0, "init": 1, "add": 2}
+ARGUMENTS = {"bare": 0, "import": 0, "init": 1, "add": 2, "capture": 2}
 
 
 def peak_rss_kib() -> tuple[int, str]:
@@ -61,7 +64,7 @@ def main(argv: list[str]) -> int:
     from evidence_catalog import Catalog  # the import is part of what is measured
 
     report: dict[str, object] = {"mode": mode}
-    if mode in ("init", "add"):
+    if mode in ("init", "add", "capture"):
         with Catalog.init(argv[1], operator=OPERATOR) as catalog:
             if mode == "add":
                 started = time.perf_counter()
@@ -71,6 +74,20 @@ def main(argv: list[str]) -> int:
                     sha256=result.sha256,
                     size=result.size,
                     new_bytes=result.new_bytes,
+                )
+            elif mode == "capture":
+                from evidence_catalog.capture import CaptureOptions
+
+                started = time.perf_counter()
+                [captured] = catalog.capture(argv[2], options=CaptureOptions())
+                report.update(
+                    seconds=time.perf_counter() - started,
+                    ok=captured.ok,
+                    error=captured.error,
+                    sha256=captured.sha256,
+                    size=captured.size,
+                    artifacts=captured.artifacts,
+                    new_bytes=captured.new_bytes,
                 )
     report["peak_kib"], report["source"] = peak_rss_kib()
     print(json.dumps(report))
