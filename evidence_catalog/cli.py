@@ -563,8 +563,15 @@ def log(record_id: str | None, catalog_path: str, as_json: bool) -> None:
     for event in events:
         click.echo(
             f"{event.seq:>6}  {format_timestamp(event.at)}  {event.action:<16} {_printable(event.subject)}  "
-            f"by {_agent(event.actor)}  {event.hash[:16]}"
+            f"{_event_url(event)}by {_agent(event.actor)}  {event.hash[:16]}"
         )
+
+
+def _event_url(event: model.CustodyEvent) -> str:
+    """The URL a capture event is about (a failed one may be on no record), or nothing."""
+    acquisition = event.details.get("acquisition") if event.action.startswith(("media.", "capture.")) else None
+    url = acquisition.get("requested_url") if isinstance(acquisition, dict) else None
+    return f"{_printable(url)}  " if isinstance(url, str) else ""
 
 
 @cli.command()

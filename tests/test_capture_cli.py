@@ -57,6 +57,8 @@ def test_a_batch_from_a_file_reports_each_url_and_exits_1_if_any_failed(
     assert third[2:] == ["new", server.url("/other.mp4")]
     assert f"error: {server.url('/gone')}: " in result.err and "404" in result.err
     assert "captured 2 of 3 URL(s); 1 failed" in result.err
+    logged = run_cli("log", "--catalog", cat).out.splitlines()
+    assert f"capture.failed   catalog  {server.url('/gone')}  by Tester" in logged[2]
     with Catalog.open(cat) as catalog:
         assert [e.action for e in catalog.history()][1:] == ["media.captured", "capture.failed", "media.captured"]
         assert catalog.record(first[0]).tags == ("case-7",)
