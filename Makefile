@@ -22,9 +22,12 @@ demo: $(STAMP)
 	$(EC) init $(DEMO) --operator "Demo Analyst <analyst@example.org>" --digest md5
 	$(EC) add --catalog $(DEMO) --tag demo --source-url "https://example.org/synthetic" \
 	    examples/*.jpg examples/*.png examples/*.pdf examples/*.txt examples/*.wav
+	$(BIN)/python examples/capture_demo.py $(DEMO)
 	$(EC) list --catalog $(DEMO)
 	$(EC) show --catalog $(DEMO) $$($(EC) list --catalog $(DEMO) --json | $(BIN)/python -c \
 	    "import json,sys; print(next(r['id'] for r in json.load(sys.stdin) if r['title'].endswith('.jpg')))")
+	$(EC) show --catalog $(DEMO) $$($(EC) list --catalog $(DEMO) --json | $(BIN)/python -c \
+	    "import json,sys; print(next(r['id'] for r in json.load(sys.stdin) if 'demo page' in r['title']))")
 	$(EC) verify --catalog $(DEMO)
 	$(EC) log --catalog $(DEMO)
 
@@ -32,8 +35,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check evidence_catalog tests benchmarks schemas docs
-	$(BIN)/ruff format --check evidence_catalog tests benchmarks schemas docs
+	$(BIN)/ruff check evidence_catalog tests benchmarks schemas docs examples
+	$(BIN)/ruff format --check evidence_catalog tests benchmarks schemas docs examples
 	$(BIN)/mypy
 
 bench: $(STAMP)
