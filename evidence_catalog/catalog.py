@@ -1222,9 +1222,27 @@ def check_url(url: str) -> str:
         raise InputError("URL is blank", where="url")
     if any(c.isspace() for c in text) or model.has_control_characters(text):
         raise InputError(f"{display_path(text)!r} contains spaces or control characters", where="url")
-    parts = urllib.parse.urlsplit(text)
+    shown = display_path(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise InputError(f"{shown!r} is not a valid URL ({exc})", where="url") from exc
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise InputError(f"{display_path(text)!r} is not an http:// or https:// URL", where="url")
+        raise InputError(f"{shown!r} is not an http:// or https:// URL", where="url")
+    if "@" in parts.netloc:
+        # The URL is recorded (custody log, info.json) for good: a password there could never be
+        # taken out again, and would be in every export.
+        hidden = display_path(parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]).geturl())
+        raise InputError(
+            f"{hidden!r} contains a user name or password, which would be recorded for good; "
+            "use --cookies for a site that needs a login",
+            where="url",
+        )
+    try:
+        (parts.hostname or "").encode("idna")  # as yt-dlp will: at most 63 characters a label
+    except UnicodeError as exc:
+        raise InputError(f"{shown!r} does not have a valid host name", where="url") from exc
     return text
 
 

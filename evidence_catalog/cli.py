@@ -240,6 +240,7 @@ def _read_url_file(path: str) -> list[str]:
         raise InputError(f"is not UTF-8 text (byte {exc.start})", where=where) from exc
     except OSError as exc:
         raise InputError(f"cannot be read ({exc.strerror})", where=where) from exc
+    text = text.removeprefix("\ufeff")  # the byte order mark Windows editors put before UTF-8 text
     urls = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()

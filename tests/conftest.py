@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from PIL.ExifTags import GPS, IFD, Base
 
 from evidence_catalog import Agent, Catalog
 from evidence_catalog.cli import main
+from tests.media_server import MediaServer
 
 # Property tests here do real I/O (SQLite files, blobs): time limits per example would only make
 # them flaky on a loaded machine.  Failing examples are printed so that CI failures reproduce.
@@ -128,3 +130,17 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MediaServer]:
+    """A real HTTP server on 127.0.0.1, one per test module; each test serves under its own path
+    prefix (see ``base``)."""
+    with MediaServer() as running:
+        yield running
+
+
+@pytest.fixture
+def base() -> str:
+    """A path prefix of this test's own on the shared server."""
+    return f"/{uuid.uuid4().hex[:12]}"

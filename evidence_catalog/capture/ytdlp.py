@@ -123,10 +123,12 @@ class CaptureOptions:
             raise InputError("must be between 0 and 3600 seconds", where="timeout")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or not 0 <= self.retries <= 100:
             raise InputError("must be a whole number from 0 to 100", where="retries")
-        if self.proxy is not None and "://" not in self.proxy:
-            raise InputError(f"{self.proxy!r} is not a proxy URL (e.g. socks5://127.0.0.1:9050)", where="proxy")
+        if self.proxy is not None:
+            check_proxy(self.proxy)
         if self.format is not None and not self.format.strip():
             raise InputError("must not be blank", where="format")
+        if self.format is not None:
+            check_format(self.format)
 
     def describe(self) -> tuple[str, ...]:
         """The options that shape what a capture receives, as recorded on its acquisition
@@ -162,6 +164,38 @@ def parse_size(text: str, where: str) -> int:
     return int(value)
 
 
+#: Proxy schemes yt-dlp can use.
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
+def check_proxy(proxy: str) -> None:
+    """Refuse a proxy URL yt-dlp cannot use, or that :meth:`CaptureOptions.describe` cannot read."""
+    import urllib.parse
+
+    problem = f"{proxy!r} is not a proxy URL (e.g. socks5://127.0.0.1:9050)"
+    try:
+        parts = urllib.parse.urlsplit(proxy)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise InputError(f"{problem}: {exc}", where="proxy") from exc
+    if "://" not in proxy or not parts.hostname:
+        raise InputError(problem, where="proxy")
+    if parts.scheme.lower() not in PROXY_SCHEMES:
+        raise InputError(f"{problem}: use one of {', '.join(PROXY_SCHEMES)}", where="proxy")
+
+
+def check_format(spec: str) -> None:
+    """Refuse a format selector yt-dlp cannot parse (it would fail only once a capture starts)."""
+    import yt_dlp
+
+    try:
+        with yt_dlp.YoutubeDL({"logger": _Log(), "cachedir": False}) as probe:
+            probe.build_format_selector(spec)
+    except SyntaxError as exc:
+        reason = (exc.msg or "").splitlines()[0].removeprefix("Invalid format specification: ")
+        raise InputError(f"{spec!r} is not a yt-dlp format selector ({reason})", where="format") from exc
+
+
 def check_cookies_file(path: Path) -> None:
     """Refuse a cookies file that is missing, unreadable or not in the Netscape format."""
     where = os.fsdecode(path)
@@ -177,6 +211,27 @@ def check_cookies_file(path: Path) -> None:
     lines = [line for line in head.splitlines() if line.strip() and not line.startswith("#")]
     if not head.startswith("# ") and not any(line.count("\t") == 6 for line in lines):
         raise InputError("is not a cookies.txt file (Netscape format: 7 tab-separated fields per line)", where=where)
+    # What yt-dlp will load when the capture starts must load now: it is stricter (a header line,
+    # UTF-8), and a file it refuses would only fail once the capture had begun.
+    import contextlib
+    import http.cookiejar
+    import io
+
+    from yt_dlp.cookies import YoutubeDLCookieJar
+
+    skipped = io.StringIO()  # yt-dlp prints skipped lines straight to standard error
+    try:
+        with contextlib.redirect_stderr(skipped):
+            YoutubeDLCookieJar(path).load()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not a UTF-8 cookies.txt file (byte {exc.start})", where=where) from exc
+    except http.cookiejar.LoadError as exc:
+        reason = str(exc)
+        if "does not look like" in reason:
+            reason = "its first line must be '# Netscape HTTP Cookie File' or '# HTTP Cookie File'"
+        raise InputError(f"is not a cookies.txt file yt-dlp can read ({reason})", where=where) from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read cookies file ({exc})", where=where) from exc
 
 
 @frozen
@@ -317,8 +372,8 @@ def _set_cookie_withheld(response: model.HttpResponse) -> bool:
 def _make_youtube_dl(params: dict[str, Any]) -> Any:
     """A YoutubeDL that notes every response it receives (yt-dlp is imported only when needed)."""
     import yt_dlp
-    from yt_dlp.networking.exceptions import HTTPError
-    from yt_dlp.utils import YoutubeDLError
+    from yt_dlp.networking.exceptions import HTTPError, RequestError, network_exceptions
+    from yt_dlp.utils import DownloadError, YoutubeDLError
 
     class RecordingYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
         def __init__(self, params: dict[str, Any]) -> None:
@@ -389,6 +444,12 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
             self.http_error = None
             try:
                 return super().dl(name, info, subtitle=subtitle, test=test)
+            except RequestError as exc:
+                if not subtitle or isinstance(exc, network_exceptions):
+                    raise
+                # A request yt-dlp refuses to make (a file:// URL in the page) is a subtitle that
+                # could not be fetched: yt-dlp's own handling of those only knows network errors.
+                raise DownloadError(_clean(str(exc))) from exc
             finally:
                 self.phase = before
 
@@ -486,7 +547,11 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
     params = _params(url, work, options, log, progress)
     from yt_dlp.utils import DownloadError, YoutubeDLError
 
-    with _make_youtube_dl(params) as ydl:
+    try:
+        made = _make_youtube_dl(params)
+    except YoutubeDLError as exc:  # e.g. a cookies file changed since it was checked
+        raise CaptureFailed(f"yt-dlp could not start: {_clean(str(exc).removeprefix('ERROR: '))}") from exc
+    with made as ydl:
         ffmpeg = ffmpeg_agent(ydl, options)
         try:
             raw = ydl.extract_info(url, download=False, process=False)
@@ -516,7 +581,17 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
         elif ydl.page is not None and ydl.page.overflow:
             log.warnings.append(f"not kept: the page (larger than {PAGE_LIMIT} bytes)")
         clean = ydl.sanitize_info(info, remove_private_keys=True)
-        if _withhold_cookies(clean):
+        cookies_found = _withhold_cookies(clean)
+        if info.get("_type") == "playlist" or "entries" in info:
+            # The playlist's info dict leaves its entries out: as --write-info-json does, each
+            # video's own info dict is kept as well (what it was, its formats, where it came from).
+            for number, entry in enumerate(_entries(info), start=1):
+                entry_clean = ydl.sanitize_info(entry, remove_private_keys=True)
+                cookies_found = _withhold_cookies(entry_clean) or cookies_found
+                entry_json = work / f".info-{number:03d}.json"
+                entry_json.write_text(json.dumps(entry_clean, ensure_ascii=False), encoding="utf-8")
+                files.append(CapturedFile(entry_json, model.ArtifactRole.PLATFORM_METADATA))
+        if cookies_found:
             withheld.append(WITHHELD_COOKIES)
         responses = tuple(ydl.media_responses)
         if any(_set_cookie_withheld(r) for r in responses):
@@ -607,6 +682,9 @@ def _files(info: dict[str, Any], work: Path, log: _Log, ffmpeg: model.Agent | No
             if path is not None and path not in claimed:
                 claimed.add(path)
                 extra.append(CapturedFile(path, model.ArtifactRole.SUBTITLE))
+    if not media:  # a playlist or feed without items: yt-dlp "succeeds" having downloaded nothing
+        kind = "playlist" if info.get("_type") == "playlist" or "entries" in info else "page"
+        raise CaptureFailed(f"no media was found: the {kind} at this URL holds no items to download")
     # Only files yt-dlp reports as finished are kept, and the description it writes itself.
     # Anything else is a leftover of a step that failed (a thumbnail cut short stays on disk
     # when yt-dlp gives up on it): never stored, but named.
