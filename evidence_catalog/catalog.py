@@ -478,22 +478,8 @@ class Catalog:
                     record_id, new_record = model.new_id(), True
             elif not self.db.record_exists(session, record_id):
                 raise NotFoundError(f"no record with id {record_id}", where="record")
-            record = (
-                model.EvidenceRecord(
-                    id=record_id,
-                    created_at=ended_at,
-                    created_by=self.operator,
-                    title=path.name if path_b64 is None else display_path(path.name),
-                    tags=tags,
-                )
-                if new_record
-                else None
-            )
-            note_part = (
-                None
-                if note is None or (noted is not None and record_id in noted)
-                else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=ended_at)
-            )
+            title = path.name if path_b64 is None else display_path(path.name)
+            record, note_part = self._new_parts(record_id, new_record, title, tags, note, noted, ended_at)
             event = self.db.append_event(
                 session,
                 at=ended_at,
@@ -531,6 +517,30 @@ class Catalog:
             new_bytes=blob.created,
             quarantined=blob.quarantined,
         )
+
+    def _new_parts(
+        self,
+        record_id: str,
+        new_record: bool,
+        title: str,
+        tags: tuple[str, ...],
+        note: str | None,
+        noted: set[str] | None,
+        at: dt.datetime,
+    ) -> tuple[model.EvidenceRecord | None, model.Note | None]:
+        """The record an add or capture creates (``None`` when the record exists), and its note
+        (``None`` when there is none, or the record received it earlier in the same batch)."""
+        record = (
+            model.EvidenceRecord(id=record_id, created_at=at, created_by=self.operator, title=title, tags=tags)
+            if new_record
+            else None
+        )
+        note_part = (
+            None
+            if note is None or (noted is not None and record_id in noted)
+            else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=at)
+        )
+        return record, note_part
 
     def _describe(self, blob: StoredBlob) -> model.Artifact:
         """The artifact description of stored bytes: the catalogued one when the bytes were
@@ -777,22 +787,8 @@ class Catalog:
             if earlier is not None and earlier[0] == record_id and earlier[1] != main and main not in held:
                 version_of = earlier[1]
                 entries[0] = attrs.evolve(entries[0], version_of=version_of)
-            record = (
-                model.EvidenceRecord(
-                    id=record_id,
-                    created_at=ended_at,
-                    created_by=self.operator,
-                    title=fetched.platform_info.title or url,
-                    tags=tags,
-                )
-                if new_record
-                else None
-            )
-            note_part = (
-                None
-                if note is None or (noted is not None and record_id in noted)
-                else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=ended_at)
-            )
+            title = fetched.platform_info.title or url
+            record, note_part = self._new_parts(record_id, new_record, title, tags, note, noted, ended_at)
             event = self.db.append_event(
                 session,
                 at=ended_at,

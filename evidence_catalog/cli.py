@@ -111,13 +111,8 @@ def _json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
 
 
-@contextmanager
-def _bytes_progress(total: int, label: str, *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on standard error when it is a terminal; nothing otherwise."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    console = Console(stderr=True)
+def _progress_bars() -> Progress:
+    """Byte-counting progress bars on standard error, removed when done."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -125,7 +120,16 @@ def _bytes_progress(total: int, label: str, *, quiet: bool) -> Iterator[Callable
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    return Progress(*columns, console=Console(stderr=True), transient=True)
+
+
+@contextmanager
+def _bytes_progress(total: int, label: str, *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on standard error when it is a terminal; nothing otherwise."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    with _progress_bars() as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
 
@@ -260,14 +264,7 @@ def _capture_progress(*, quiet: bool) -> Iterator[tuple[CaptureProgress | None, 
     if quiet or not sys.stderr.isatty():
         yield None, lambda: None
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with _progress_bars() as progress:
         tasks: dict[str, Any] = {}
 
         def update(name: str, done: int, total: int | None) -> None:

@@ -198,19 +198,9 @@ def added_details(
     *record* is the new record's own fields when the add created it, else ``None``.
     """
     return {
-        "record_created": record is not None,
-        "record": None
-        if record is None
-        else {
-            "created_at": unstructure(record.created_at),
-            "created_by": unstructure(record.created_by),
-            "title": record.title,
-        },
+        **_acquired_details(record, acquisition, tags, note),
         "sha256": artifact.sha256,
         "artifact": unstructure(artifact),
-        "acquisition": unstructure(acquisition),
-        "tags": sorted(set(tags)),
-        "note": None if note is None else unstructure(note),
     }
 
 
@@ -225,6 +215,18 @@ def captured_details(
     """The ``details`` of a ``media.captured`` event: every artifact the capture stored (with
     its role, sources and earlier version), the acquisition, tags and note."""
     return {
+        **_acquired_details(record, acquisition, tags, note),
+        "sha256": acquisition.artifact_sha256,
+        "artifacts": [unstructure(entry) for entry in entries],
+    }
+
+
+def _acquired_details(
+    record: EvidenceRecord | None, acquisition: model.Acquisition, tags: Iterable[str], note: model.Note | None
+) -> dict[str, Any]:
+    """What every event that acquires bytes for a record holds: the record's own fields when the
+    event created it, the acquisition, tags and note."""
+    return {
         "record_created": record is not None,
         "record": None
         if record is None
@@ -233,8 +235,6 @@ def captured_details(
             "created_by": unstructure(record.created_by),
             "title": record.title,
         },
-        "sha256": acquisition.artifact_sha256,
-        "artifacts": [unstructure(entry) for entry in entries],
         "acquisition": unstructure(acquisition),
         "tags": sorted(set(tags)),
         "note": None if note is None else unstructure(note),
