@@ -1,0 +1,1 @@
+"""Ingestion of reports: feed-reader digests (more formats follow)."""

@@ -1,0 +1,244 @@
+"""Feed-reader digests: plain text as feed readers export it, parsed into feeds, items and cards.
+
+Pure: text in, structure out (no I/O).  The format::
+
+    Example Watch (Twitter)                 <- a feed block: "Name (Platform)"
+    RT @field_reporter: Satellite ...       <- an item: its title ...
+    1. The trenches appear ...                 (several lines: a numbered thread)
+    RT @field_reporter: Satellite ...       <- ... and its description, the same text again
+    1. The trenches appear ...
+    YouTube                                 <- a link card: the site name alone on a line,
+    'Count them again': ...                    the linked page's title,
+    Researchers spent a year ... why the…      its description (a trailing "…": cut short)
+
+An item is recognised by its repetition: feed readers print an item's title and then its
+description, which for social posts are the same text.  Lines that do not repeat are kept as an
+item of their own (``repeated=False``) with a warning, never dropped.  Text is kept exactly as it
+stands in the digest (quotes, dashes, scripts); each item knows the lines it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from attrs import field, frozen
+
+#: Platforms a feed block's header may name (the part in parentheses), compared case-insensitively.
+PLATFORMS = frozenset(
+    p.lower()
+    for p in (
+        "Twitter", "X", "Telegram", "YouTube", "Facebook", "Instagram", "TikTok", "VK", "VKontakte",
+        "Mastodon", "Bluesky", "Reddit", "Threads", "LinkedIn", "Rumble", "Odysee", "RSS", "Atom", "Web",
+    )
+)  # fmt: skip
+
+_HEADER = re.compile(r"^(?P<name>\S(?:.*\S)?) \((?P<platform>[^()\s][^()]*)\)$")
+_REPOST = re.compile(r"^RT @(?P<handle>\w{1,50}):")
+_MENTION = re.compile(r"(?<![\w.@])@(\w{1,50})")
+_HASHTAG = re.compile(r"#(\w+)")
+_SENTENCE_END = (".", "!", "?", ":", ";", ",", "…")
+_ELLIPSIS = "…"
+
+#: The longest item (in lines) recognised by its repetition: a bound that keeps parsing linear.
+MAX_ITEM_LINES = 200
+
+#: A site-name line is short: at most this many characters and words.
+SITE_NAME_MAX_CHARS = 40
+SITE_NAME_MAX_WORDS = 4
+
+
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+@frozen
+class DigestCard:
+    """A link card: the site's name, the linked page's title and (often cut short) description."""
+
+    site_name: str
+    title: str
+    description: str | None = None
+    #: True when the description (or, without one, the title) ends in "…".
+    truncated: bool = False
+    first_line: int = 0
+    last_line: int = 0
+
+
+@frozen
+class DigestItem:
+    """One item of a feed block."""
+
+    feed_name: str
+    platform: str
+    #: The item's text exactly as in the digest, its lines joined by "\n".
+    text: str
+    first_line: int
+    last_line: int
+    #: True when the text appeared twice in a row (title, then description), as expected.
+    repeated: bool = True
+    #: For a repost (``RT @handle:``): the original author's handle, without "@".
+    repost_of: str | None = None
+    mentions: tuple[str, ...] = field(default=(), converter=_tuple)
+    hashtags: tuple[str, ...] = field(default=(), converter=_tuple)
+    card: DigestCard | None = None
+
+
+@frozen
+class DigestFeed:
+    """A feed block: its header line and its items."""
+
+    name: str
+    platform: str
+    line: int
+    items: tuple[DigestItem, ...] = field(default=(), converter=_tuple)
+
+
+@frozen
+class Digest:
+    """A parsed digest: its feeds, and what could not be read as the format says."""
+
+    feeds: tuple[DigestFeed, ...] = field(default=(), converter=_tuple)
+    #: (line, message) for each part kept in a form the format does not describe.
+    warnings: tuple[tuple[int, str], ...] = field(default=(), converter=_tuple)
+
+    @property
+    def items(self) -> list[DigestItem]:
+        """Every item of every feed, in digest order."""
+        return [item for feed in self.feeds for item in feed.items]
+
+
+def header(line: str) -> tuple[str, str] | None:
+    """``(feed name, platform)`` when *line* starts a feed block, else ``None``."""
+    found = _HEADER.match(line)
+    if found is None or found.group("platform").strip().lower() not in PLATFORMS:
+        return None
+    return found.group("name"), found.group("platform")
+
+
+def mentions(text: str) -> tuple[str, ...]:
+    """``@handles`` in *text* (without "@"), each once, in order; e-mail addresses are not."""
+    return tuple(dict.fromkeys(_MENTION.findall(text)))
+
+
+def hashtags(text: str) -> tuple[str, ...]:
+    """``#tags`` in *text* (without "#"), each once, in order, also when glued to other
+    characters (``#Trump-#Putin`` holds two); an all-digit ``#5`` is a number, not a tag."""
+    return tuple(dict.fromkeys(tag for tag in _HASHTAG.findall(text) if not tag.isdigit()))
+
+
+def looks_like_site_name(line: str) -> bool:
+    """A line that can be a link card's site name: short, a few words, not a sentence."""
+    text = line.strip()
+    return (
+        bool(text)
+        and text == line
+        and len(text) <= SITE_NAME_MAX_CHARS
+        and len(text.split()) <= SITE_NAME_MAX_WORDS
+        and not text.endswith(_SENTENCE_END)
+        and _REPOST.match(text) is None
+        and header(text) is None
+    )
+
+
+def _repeat_length(lines: Sequence[str], start: int, stop: int) -> int:
+    """The smallest k >= 1 such that the k lines at *start* are repeated right after them
+    (within *stop*), or 0."""
+    for k in range(1, min(MAX_ITEM_LINES, (stop - start) // 2) + 1):
+        if lines[start : start + k] == lines[start + k : start + 2 * k]:
+            return k
+    return 0
+
+
+def parse_digest(text: str) -> Digest:
+    """Parse a digest's text.  Never raises on odd content: what does not fit is a warning."""
+    # Line breaks are LF or CRLF (digests saved on Windows); nothing else splits a line: U+2028
+    # or U+0085 inside a post is text, kept as it is.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()  # the final line break
+    feeds: list[DigestFeed] = []
+    warnings: list[tuple[int, str]] = []
+    index = 0
+    # Lines before the first feed header belong to no feed: kept as a warning, not guessed.
+    while index < len(lines) and header(lines[index]) is None:
+        if lines[index].strip():
+            warnings.append((index + 1, "text before the first feed header was not read as an item"))
+        index += 1
+    while index < len(lines):
+        name, platform = header(lines[index])  # type: ignore[misc]
+        start = index + 1
+        stop = start
+        while stop < len(lines) and header(lines[stop]) is None:
+            stop += 1
+        items = _parse_block(lines, start, stop, name, platform, warnings)
+        if not items:
+            warnings.append((index + 1, f"feed block {name!r} has no items"))
+        feeds.append(DigestFeed(name=name, platform=platform, line=index + 1, items=items))
+        index = stop
+    return Digest(feeds=feeds, warnings=warnings)
+
+
+def _parse_block(
+    lines: Sequence[str], start: int, stop: int, feed: str, platform: str, warnings: list[tuple[int, str]]
+) -> list[DigestItem]:
+    items: list[DigestItem] = []
+    i = start
+    while i < stop:
+        if not lines[i].strip():
+            i += 1
+            continue
+        k = _repeat_length(lines, i, stop)
+        if k:
+            item_lines, first, end = lines[i : i + k], i, i + 2 * k
+            repeated = True
+        else:
+            # Lines up to the next repeated item (or the block's end), read as one item.
+            end = i + 1
+            while end < stop and lines[end].strip() and not _repeat_length(lines, end, stop):
+                end += 1
+            item_lines, first, repeated = lines[i:end], i, False
+            warnings.append((i + 1, "item text is not repeated (title and description differ or one is missing)"))
+        card, end = _card_after(lines, end, stop)
+        body = "\n".join(item_lines)
+        first_line = item_lines[0]
+        repost = _REPOST.match(first_line)
+        items.append(
+            DigestItem(
+                feed_name=feed,
+                platform=platform,
+                text=body,
+                first_line=first + 1,
+                last_line=end,
+                repeated=repeated,
+                repost_of=None if repost is None else repost.group("handle"),
+                mentions=mentions(body),
+                hashtags=hashtags(body),
+                card=card,
+            )
+        )
+        i = end
+    return items
+
+
+def _card_after(lines: Sequence[str], at: int, stop: int) -> tuple[DigestCard | None, int]:
+    """A link card starting at line *at*, and where the block goes on after it."""
+    if at + 1 >= stop or not looks_like_site_name(lines[at]) or _repeat_length(lines, at, stop):
+        return None, at
+    if _repeat_length(lines, at + 1, stop) or not lines[at + 1].strip():
+        return None, at  # the next line starts an item: the short line was not a site name
+    title = lines[at + 1]
+    description = None
+    end = at + 2
+    if end < stop and lines[end].strip() and not _repeat_length(lines, end, stop):
+        description, end = lines[end], end + 1
+    truncated = (description if description is not None else title).rstrip().endswith(_ELLIPSIS)
+    return DigestCard(
+        site_name=lines[at],
+        title=title,
+        description=description,
+        truncated=truncated,
+        first_line=at + 1,
+        last_line=end,
+    ), end
