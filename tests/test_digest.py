@@ -16,9 +16,11 @@ from evidence_catalog.ingest.digest import (
     DigestItem,
     hashtags,
     header,
+    item_report,
     looks_like_site_name,
     mentions,
     parse_digest,
+    report_identity,
 )
 
 # A made-up digest in the format feed readers export (see docs): two feeds, a repost thread,
@@ -185,3 +187,47 @@ def test_types_are_what_the_module_exports() -> None:
     digest = parse_digest(DIGEST)
     assert isinstance(digest, Digest) and isinstance(digest.feeds[0], DigestFeed)
     assert isinstance(digest.items[0], DigestItem)
+
+
+# -- reports and identity ---------------------------------------------------------------------------
+
+
+def test_an_item_becomes_a_report_with_its_provenance_and_an_unknown_url() -> None:
+    from evidence_catalog import model
+
+    thread, film = parse_digest(DIGEST).items
+    sha = "ab" * 32
+    report = item_report(thread, report_id=model.new_id(), document_sha256=sha)
+    assert report.url is None and report.url_known is False
+    assert report.repost == model.Repost(reposted_by="Harbour Monitor", original_author="coast_watch")
+    assert report.author == "coast_watch"
+    assert report.source == model.Source(platform="Twitter", feed_name="Harbour Monitor")
+    assert report.line_span == model.LineSpan(2, 7) and report.document_sha256 == sha
+    [card] = item_report(film, report_id=model.new_id(), document_sha256=None).link_cards
+    assert card.site_name == "YouTube" and card.truncated and card.url is None
+
+
+def test_identity_is_the_platform_id_when_known_else_a_documented_hash() -> None:
+    import hashlib
+
+    assert report_identity(platform="Telegram", post_id="42", feed="F", author="a", text="t") == "telegram:42"
+    expected = hashlib.sha256('["Feed","desk","a “quoted” text"]'.encode()).hexdigest()
+    got = report_identity(platform="Twitter", post_id=None, feed="Feed", author="desk", text=" a  “quoted”\ntext ")
+    assert got == f"sha256:{expected}"
+
+
+@given(st.text(max_size=30), st.text(max_size=30), st.text(max_size=60))
+def test_identity_ignores_white_space_and_unicode_composition_but_not_case(feed: str, author: str, text: str) -> None:
+    import unicodedata
+
+    one = report_identity(platform=None, post_id=None, feed=feed, author=author, text=text)
+    spaced = report_identity(
+        platform=None,
+        post_id=None,
+        feed=f" {unicodedata.normalize('NFD', feed)} ",
+        author=author,
+        text=text.replace(" ", "  \n"),
+    )
+    assert one == spaced
+    if text.upper() != text:
+        assert report_identity(platform=None, post_id=None, feed=feed, author=author, text=text.upper()) != one

@@ -242,3 +242,62 @@ def _card_after(lines: Sequence[str], at: int, stop: int) -> tuple[DigestCard | 
         first_line=at + 1,
         last_line=end,
     ), end
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def normalise_for_identity(text: str) -> str:
+    """Text as compared for a report's identity: Unicode NFC, runs of white space as one space,
+    trimmed, case kept (``@Desk`` and ``@desk`` may be different accounts)."""
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def report_identity(
+    *, platform: str | None, post_id: str | None, feed: str | None, author: str | None, text: str
+) -> str:
+    """A report's identity: ``platform:post id`` where the platform's id is known; otherwise
+    ``sha256:`` + SHA-256 of the JSON array ``[feed, author, text]`` (each normalised by
+    :func:`normalise_for_identity`, ``null`` when unknown), UTF-8, with no spaces: the same post
+    read from two digests has one identity, and anyone can recompute it."""
+    import hashlib
+    import json
+
+    if platform and post_id:
+        return f"{platform.lower()}:{post_id}"
+    parts = [None if v is None else normalise_for_identity(v) for v in (feed, author, text)]
+    canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def item_report(item: DigestItem, *, report_id: str, document_sha256: str | None) -> Any:
+    """The :class:`~evidence_catalog.model.Report` an item states.  A digest carries no URLs: the
+    report says its URL is unknown (``url_known=False``); its author is the original author of a
+    repost, else the feed itself."""
+    from evidence_catalog import model
+
+    card = item.card
+    return model.Report(
+        id=report_id,
+        source=model.Source(platform=item.platform, feed_name=item.feed_name),
+        text=item.text,
+        author=item.repost_of or item.feed_name,
+        url=None,
+        url_known=False,
+        mentions=item.mentions,
+        hashtags=item.hashtags,
+        link_cards=()
+        if card is None
+        else (
+            model.LinkCard(
+                site_name=card.site_name, title=card.title, description=card.description, truncated=card.truncated
+            ),
+        ),
+        repost=None
+        if item.repost_of is None
+        else model.Repost(reposted_by=item.feed_name, original_author=item.repost_of),
+        document_sha256=document_sha256,
+        line_span=model.LineSpan(first=item.first_line, last=item.last_line),
+    )
