@@ -10,7 +10,14 @@ Everything the ``evidence-catalog`` command does is reachable from here::
 """
 
 from evidence_catalog.capture import CaptureOptions
-from evidence_catalog.catalog import AddResult, CaptureResult, Catalog, ExportResult, VerificationReport
+from evidence_catalog.catalog import (
+    AddResult,
+    CaptureResult,
+    Catalog,
+    ExportResult,
+    IngestResult,
+    VerificationReport,
+)
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
@@ -56,6 +63,7 @@ __all__ = [
     "EvidenceError",
     "EvidenceRecord",
     "ExportResult",
+    "IngestResult",
     "InputError",
     "IntegrityError",
     "NotFoundError",

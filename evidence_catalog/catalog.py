@@ -162,6 +162,24 @@ class CaptureResult:
 
 
 @frozen
+class IngestResult:
+    """What ingesting one input did."""
+
+    path: str
+    format: str
+    sha256: str
+    #: Items read from the input, and how many of them became new reports (the rest were there).
+    items: int
+    reports_added: int
+    reports_present: int
+    records_added: int
+    #: False when the input's bytes were already stored (ingested before, or added).
+    new_bytes: bool
+    #: (line, message) for each part that did not fit the format (kept, not dropped).
+    warnings: tuple[tuple[int, str], ...] = ()
+
+
+@frozen
 class VerificationReport:
     """The outcome of :meth:`Catalog.verify`: every finding, and how much was checked."""
 
@@ -907,6 +925,137 @@ class Catalog:
             shutil.rmtree(work, ignore_errors=True)
             os.close(lock)
 
+    # -- ingesting reports -------------------------------------------------------------------
+
+    def ingest(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: Literal["digest"] = "digest",
+        tags: Sequence[str] = (),
+        note: str | None = None,
+    ) -> IngestResult:
+        """Ingest a feed-reader digest: every item becomes a report on a record of its own, with
+        the digest stored as the record's source document and the item's line span in it.
+
+        All or nothing: the digest, its reports, records and custody events are written in one
+        transaction.  A report already in the catalog (same identity, see
+        :func:`~evidence_catalog.ingest.digest.report_identity`) is not added again; the repeat
+        is in the custody log (``digest.ingested`` counts what was new and what was present).
+        """
+        from evidence_catalog.ingest.digest import item_report, parse_digest, report_identity
+
+        if format != "digest":
+            raise InputError(f"unknown format {format!r}; this version reads: digest", where="format")
+        source = Path(os.path.abspath(path))
+        where = display_path(source)
+        tags = _checked_tags(tags)
+        if note is not None and not _utf8(note, "note").strip():
+            raise InputError("note must not be blank", where="note")
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only; nothing can be ingested into it")
+        started_at = self.clock()
+        [file] = self.collect_files([source])
+        with open(file, "rb") as stream:
+            raw = stream.read()
+        text = _digest_text(raw, where)
+        digest = parse_digest(text)
+        if not digest.items:
+            raise InputError("no feed items found (a digest starts with a 'Feed Name (Platform)' line)", where=where)
+        with open(file, "rb", buffering=0) as stream:
+            blob = self.blobs.put_stream(_SourceFile(stream, where))
+        if blob.size != len(raw):
+            raise InputError("changed while it was being read; nothing was ingested", where=where)
+        artifact = self._describe(blob)
+        ended_at = max(self.clock(), started_at)
+        path_text, path_b64 = _path_text(file)
+        added = present = 0
+        with self.db.write() as session:
+            catalogued = self.db.artifact(session, blob.sha256)
+            if catalogued is not None:
+                artifact = catalogued
+            else:
+                self.db.add_artifact(session, artifact, at=ended_at)
+            entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
+            seen: set[str] = set()
+            for item in digest.items:
+                identity = report_identity(
+                    platform=item.platform,
+                    post_id=None,
+                    feed=item.feed_name,
+                    author=item.repost_of or item.feed_name,
+                    text=item.text,
+                )
+                if identity in seen or self.db.record_with_report(session, identity) is not None:
+                    present += 1
+                    continue
+                seen.add(identity)
+                record_id = model.new_id()
+                report = attrs.evolve(
+                    item_report(item, report_id=model.new_id(), document_sha256=blob.sha256), identity=identity
+                )
+                record, note_part = self._new_parts(record_id, True, _title(item.text), tags, note, None, ended_at)
+                acquisition = model.Acquisition(
+                    id=model.new_id(),
+                    method=model.AcquisitionMethod.INGESTED_FROM_FEED,
+                    started_at=started_at,
+                    ended_at=ended_at,
+                    operator=self.operator,
+                    tools=tool_agents(),
+                    artifact_sha256=blob.sha256,
+                    original_path=path_text,
+                    original_path_b64=path_b64,
+                    note=f"digest lines {item.first_line}-{item.last_line}",
+                )
+                event = self.db.append_event(
+                    session,
+                    at=ended_at,
+                    actor=self.operator,
+                    action=Action.REPORT_INGESTED,
+                    subject=record_id,
+                    details={
+                        **captured_details(
+                            record=record, entries=[entry], acquisition=acquisition, tags=tags, note=note_part
+                        ),
+                        "report": unstructure(report),
+                    },
+                )
+                assert record is not None
+                self.db.add_record(session, record)
+                self.db.attach_artifact(session, record_id, entry)
+                self.db.add_acquisition(session, record_id, acquisition, event.seq)
+                self.db.add_part(session, record_id, "report", report, event.seq)
+                if note_part is not None:
+                    self.db.add_part(session, record_id, "note", note_part, event.seq)
+                added += 1
+            self.db.append_event(
+                session,
+                at=ended_at,
+                actor=self.operator,
+                action=Action.DIGEST_INGESTED,
+                subject="catalog",
+                details={
+                    "format": format,
+                    "path": path_text,
+                    "sha256": blob.sha256,
+                    "items": len(digest.items),
+                    "reports_added": added,
+                    "reports_present": present,
+                    "warnings": len(digest.warnings),
+                },
+            )
+        return IngestResult(
+            path=where,
+            format=format,
+            sha256=blob.sha256,
+            items=len(digest.items),
+            reports_added=added,
+            reports_present=present,
+            records_added=added,
+            new_bytes=blob.created,
+            warnings=digest.warnings,
+        )
+
     # -- reading -----------------------------------------------------------------------------
 
     def record(self, record_id: str) -> model.EvidenceRecord:
@@ -1240,6 +1389,27 @@ def check_url(url: str) -> str:
     except UnicodeError as exc:
         raise InputError(f"{shown!r} does not have a valid host name", where="url") from exc
     return text
+
+
+def _digest_text(raw: bytes, where: str) -> str:
+    """A digest's bytes as text: UTF-8 only, said plainly when it is not (nothing is guessed)."""
+    if not raw:
+        raise InputError("is empty", where=where)
+    if b"\x00" in raw:
+        raise InputError("is not a text digest (it holds binary data)", where=where)
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"is not UTF-8 text (byte {exc.start}); convert it first, e.g. iconv -f latin1 -t utf-8",
+            where=where,
+        ) from exc
+
+
+def _title(text: str) -> str:
+    """A record title from a report's text: its first line, at most 100 characters."""
+    first = text.split("\n", 1)[0].strip() or text.strip()
+    return first if len(first) <= 100 else first[:99] + "…"
 
 
 def _parts_not_kept(warnings: Sequence[str]) -> str | None:

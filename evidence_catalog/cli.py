@@ -401,6 +401,41 @@ def capture(
         raise SystemExit(EXIT_PROBLEMS)
 
 
+@cli.command()
+@click.argument("path", type=click.Path(readable=False))
+@_catalog_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["digest"]),
+    default="digest",
+    show_default=True,
+    help="What the input is (feed-reader digest; more formats follow).",
+)
+@click.option("--tag", "tags", multiple=True, help="Tag for every new record (repeatable).")
+@click.option("--note", help="A note to keep with every new record.")
+@_operator_option
+@_quiet_option
+def ingest(
+    path: str, catalog_path: str, fmt: str, tags: Sequence[str], note: str | None, operator: str | None, quiet: bool
+) -> None:
+    """Ingest reports: each item of a feed-reader digest becomes a report on a record.
+
+    The digest is stored as each record's source document, with the item's lines in it.  Items
+    already in the catalog are not added again.  All or nothing: a digest that cannot be read
+    changes nothing.
+    """
+    with _open(catalog_path, operator) as catalog:
+        result = catalog.ingest(path, format="digest", tags=tags, note=note)
+    for line, message in result.warnings:
+        click.echo(f"warning: {result.path}, line {line}: {_printable(message)}", err=True)
+    click.echo(
+        f"{result.items} item(s): {result.reports_added} report(s) added on {result.records_added} new record(s), "
+        f"{result.reports_present} already present; digest {result.sha256} "
+        + ("stored" if result.new_bytes else "already stored")
+    )
+
+
 @cli.command(name="list")
 @_catalog_option
 @_json_option

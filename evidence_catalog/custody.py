@@ -47,6 +47,8 @@ class Action:
     CATALOG_VERIFIED = "catalog.verified"
     CATALOG_UPGRADED = "catalog.upgraded"
     MEDIA_CAPTURED = "media.captured"
+    REPORT_INGESTED = "report.ingested"
+    DIGEST_INGESTED = "digest.ingested"
     CAPTURE_FAILED = "capture.failed"
 
 
@@ -142,6 +144,7 @@ class _RecordState:
     acquisitions: list[model.Acquisition] = attrs.field(factory=list)
     tags: set[str] = attrs.field(factory=set)
     notes: list[model.Note] = attrs.field(factory=list)
+    reports: list[model.Report] = attrs.field(factory=list)
 
     def freeze(self) -> EvidenceRecord:
         return EvidenceRecord(
@@ -153,6 +156,7 @@ class _RecordState:
             acquisitions=self.acquisitions,
             tags=self.tags,
             notes=self.notes,
+            reports=self.reports,
         )
 
 
@@ -263,6 +267,14 @@ def _apply_captured(states: dict[str, _RecordState], event: CustodyEvent) -> Non
     _apply_acquired(states, event, entries)
 
 
+def _apply_ingested(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one ``report.ingested`` event: the source document and its acquisition, like a
+    capture, and the report read from it."""
+    report = structure(event.details["report"], model.Report)
+    _apply_captured(states, event)
+    states[event.subject].reports.append(report)
+
+
 def _apply_failed(states: dict[str, _RecordState], event: CustodyEvent) -> None:
     """Apply one ``capture.failed`` event: a failed attempt on a record is part of its history."""
     acquisition = structure(event.details["acquisition"], model.Acquisition)
@@ -297,6 +309,7 @@ def _apply_acquired(states: dict[str, _RecordState], event: CustodyEvent, entrie
             acquisitions=list(old.acquisitions),
             tags=set(old.tags),
             notes=list(old.notes),
+            reports=list(old.reports),
         )
     else:
         raise ValueError(f"record {event.subject} was never created in this log")
@@ -314,4 +327,5 @@ _APPLY = {
     Action.ARTIFACT_ADDED: _apply_added,
     Action.MEDIA_CAPTURED: _apply_captured,
     Action.CAPTURE_FAILED: _apply_failed,
+    Action.REPORT_INGESTED: _apply_ingested,
 }

@@ -518,6 +518,9 @@ class Report:
     #: The document (an artifact) the report was read from, and where in it.
     document_sha256: str | None = field(default=None, validator=_optional_sha256)
     line_span: LineSpan | None = None
+    #: What makes two reports the same post: ``platform:post id`` where known, else ``sha256:``
+    #: of its normalised feed, author and text (see ``evidence_catalog.ingest.digest``).
+    identity: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------

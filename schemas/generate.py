@@ -255,6 +255,7 @@ DEFS: dict[str, Any] = {
             "repost": nullable(ref("repost")),
             "document_sha256": nullable(ref("sha256")),
             "line_span": nullable(ref("line_span")),
+            "identity": OPT_TEXT,
         },
         description="A statement published somewhere: a post, a repost, a feed item, an article.",
     ),

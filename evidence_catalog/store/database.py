@@ -436,6 +436,13 @@ class CatalogDatabase:
         row = _run(session, query).first()
         return None if row is None else (str(row.record_id), str(row.artifact_sha256), str(row.id))
 
+    def record_with_report(self, session: Session, identity: str) -> str | None:
+        """The record holding a report with this identity, if any."""
+        table = _t(RecordPartRow)
+        query = sa.select(table.c.record_id).where(table.c.kind == "report", table.c.identity == identity).limit(1)
+        found = _run(session, query).scalar()
+        return None if found is None else str(found)
+
     def add_part(self, session: Session, record_id: str, kind: str, part: Any, custody_seq: int) -> None:
         """Add a report, note, flag, relation, claim or assessment to a record."""
         if not isinstance(part, PART_KINDS[kind]):
@@ -451,6 +458,7 @@ class CatalogDatabase:
             id=getattr(part, "id", None) or model.new_id(),
             record_id=record_id,
             kind=kind,
+            identity=getattr(part, "identity", None),
             position=position,
             custody_seq=custody_seq,
             body=unstructure(part),

@@ -117,6 +117,8 @@ class RecordPartRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     record_id: str = Field(foreign_key="record.id", index=True, max_length=36)
     kind: str = Field(index=True)
+    #: A report's identity (platform id or content hash): how a repeated ingest finds it.
+    identity: str | None = Field(default=None, index=True)
     position: int
     custody_seq: int = Field(foreign_key="custody_event.seq")
     body: dict[str, Any] = _json()

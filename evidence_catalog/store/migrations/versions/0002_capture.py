@@ -6,7 +6,8 @@ lookup of earlier captures).  The catalog directory layout (``format_version`` i
   sources); no catalog of format 1 has a derived artifact, so every value is NULL and stays so.
 * ``record_artifact.version_of`` names the earlier version of a re-captured item.
 * ``acquisition.requested_url``, ``platform_key`` and ``outcome`` let an earlier capture of the
-  same item be found; they are filled from each acquisition's JSON body.
+  same item be found (no format-1 catalog has a capture: NULL and ``succeeded`` are right).
+* ``record_part.identity`` finds a report ingested before (no format-1 catalog has a report).
 
 Revision ID: 0002
 Revises: 0001
@@ -34,9 +35,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column("outcome", sa.String, nullable=False, server_default="succeeded"))
     op.create_index("ix_acquisition_requested_url", "acquisition", ["requested_url"])
     op.create_index("ix_acquisition_platform_key", "acquisition", ["platform_key"])
+    with op.batch_alter_table("record_part") as batch:
+        batch.add_column(sa.Column("identity", sa.String, nullable=True))
+    op.create_index("ix_record_part_identity", "record_part", ["identity"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_record_part_identity", "record_part")
+    with op.batch_alter_table("record_part") as batch:
+        batch.drop_column("identity")
     op.drop_index("ix_acquisition_platform_key", "acquisition")
     op.drop_index("ix_acquisition_requested_url", "acquisition")
     with op.batch_alter_table("acquisition") as batch:

@@ -1,0 +1,113 @@
+"""Ingesting feed-reader digests into a catalog: reports on records, all or nothing, idempotent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from evidence_catalog import Catalog, model
+from evidence_catalog.errors import InputError
+from evidence_catalog.schema_files import load_schema
+from tests.test_digest import DIGEST
+
+
+@pytest.fixture
+def digest_file(tmp_path: Path) -> Path:
+    path = tmp_path / "digest-0505.txt"
+    path.write_text(DIGEST, encoding="utf-8")
+    return path
+
+
+def test_each_item_becomes_a_report_on_a_record_with_the_digest_as_its_source(
+    catalog: Catalog, digest_file: Path
+) -> None:
+    result = catalog.ingest(digest_file, tags=["harbour"])
+    assert (result.items, result.reports_added, result.reports_present, result.records_added) == (2, 2, 0, 2)
+    assert result.new_bytes and result.warnings == ()
+    assert catalog.artifact_path(result.sha256).read_bytes() == digest_file.read_bytes()
+    thread, film = (catalog.record(record_id) for record_id in catalog.record_ids())
+    [report] = thread.reports
+    assert report.text.startswith("RT @coast_watch: Night images") and report.url_known is False
+    assert report.repost == model.Repost(reposted_by="Harbour Monitor", original_author="coast_watch")
+    assert report.line_span == model.LineSpan(2, 7) and report.document_sha256 == result.sha256
+    assert report.identity is not None and report.identity.startswith("sha256:")
+    [source] = thread.artifacts
+    assert source.role is model.ArtifactRole.SOURCE_DOCUMENT and source.artifact.sha256 == result.sha256
+    assert thread.acquisitions[0].method is model.AcquisitionMethod.INGESTED_FROM_FEED
+    assert thread.tags == ("harbour",)
+    assert film.reports[0].link_cards[0].truncated
+    assert film.title == "Our @CityPaper team’s new film is out: what the yard ledgers show"
+    assert catalog.verify().ok  # every record is rebuilt from the log, reports included
+    schema = load_schema("evidence-record")
+    for record in (thread, film):
+        jsonschema.validate(json.loads(json.dumps(_document(record))), schema)
+
+
+def _document(record: model.EvidenceRecord) -> Any:
+    from evidence_catalog.serialize import to_document
+
+    return to_document(record)
+
+
+def test_ingesting_again_adds_nothing_but_the_repeat_is_logged(
+    catalog: Catalog, digest_file: Path, tmp_path: Path
+) -> None:
+    catalog.ingest(digest_file)
+    again = catalog.ingest(digest_file)
+    assert (again.reports_added, again.reports_present, again.new_bytes) == (0, 2, False)
+    # The same post in another digest (other lines around it) is the same report.
+    other = tmp_path / "other.txt"
+    other.write_text(DIGEST.split("Records Desk (Telegram)\n")[0] + "Extra (Twitter)\nNew post\nNew post\n", "utf-8")
+    third = catalog.ingest(other)
+    assert (third.reports_added, third.reports_present) == (1, 1)
+    assert len(catalog.record_ids()) == 3
+    summaries = [e.details for e in catalog.history() if e.action == "digest.ingested"]
+    assert [(s["reports_added"], s["reports_present"]) for s in summaries] == [(2, 0), (0, 2), (1, 1)]
+    assert catalog.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary data"),
+        ("Caf\u00e9 Watch (Twitter)\nPost\nPost\n".encode("latin-1"), r"is not UTF-8 text \(byte 3\)"),
+        (b"just some notes\nwithout any feed header\n", "no feed items found"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_changes_nothing(
+    catalog: Catalog, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as raised:
+        catalog.ingest(path)
+    assert raised.value.where is not None and "bad.txt" in raised.value.where
+    assert catalog.record_ids() == []
+    assert [e.action for e in catalog.history()] == ["catalog.created"]
+    assert not any((catalog.path / "blobs").rglob("sha256/*/*/*"))
+
+
+def test_parts_that_do_not_fit_are_ingested_and_warned_about(catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "odd.txt"
+    path.write_text("Feed (Telegram)\nfirst line only once\nsecond line only once\nPost\nPost\n", "utf-8")
+    result = catalog.ingest(path)
+    assert result.reports_added == 2
+    assert [line for line, _ in result.warnings] == [2]
+
+
+def test_the_ingest_command_prints_counts_and_warnings(catalog: Catalog, digest_file: Path, run_cli: Any) -> None:
+    catalog.close()
+    first = run_cli("ingest", digest_file, "--catalog", catalog.path, "--tag", "harbour")
+    assert first.code == 0, first.err
+    assert first.out.startswith("2 item(s): 2 report(s) added on 2 new record(s), 0 already present; digest ")
+    assert first.out.rstrip().endswith(" stored")
+    again = run_cli("ingest", digest_file, "--catalog", catalog.path)
+    assert "0 report(s) added on 0 new record(s), 2 already present" in again.out
+    assert again.out.rstrip().endswith("already stored")
+    bad = run_cli("ingest", digest_file.parent / "missing.txt", "--catalog", catalog.path)
+    assert bad.code == 2 and bad.err.startswith("error: ") and "missing.txt" in bad.err
