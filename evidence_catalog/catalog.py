@@ -81,7 +81,15 @@ from evidence_catalog.serialize import (
     unstructure,
 )
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob, fsync_dir, place_new_file
-from evidence_catalog.store.database import HEAD_REVISION, CatalogDatabase
+from evidence_catalog.store.database import (
+    HEAD_REVISION,
+    CatalogDatabase,
+    EventDraft,
+    acquisition_row,
+    part_row,
+    record_artifact_row,
+    record_row,
+)
 from evidence_catalog.versions import library_agent, tool_agents
 
 DATABASE_FILE = "catalog.db"
@@ -969,7 +977,7 @@ class Catalog:
         artifact = self._describe(blob)
         ended_at = max(self.clock(), started_at)
         path_text, path_b64 = _path_text(file)
-        added = present = 0
+        present = 0
         with self.db.write() as session:
             catalogued = self.db.artifact(session, blob.sha256)
             if catalogued is not None:
@@ -978,6 +986,10 @@ class Catalog:
                 self.db.add_artifact(session, artifact, at=ended_at)
             entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
             seen: set[str] = set()
+            # Built first, then linked into the log and inserted in one statement per table:
+            # a digest of 100,000 items is one transaction either way.
+            drafts: list[EventDraft] = []
+            parts: list[tuple[model.EvidenceRecord, model.Acquisition, model.Report, model.Note | None]] = []
             for item in digest.items:
                 identity = report_identity(
                     platform=item.platform,
@@ -995,6 +1007,7 @@ class Catalog:
                     item_report(item, report_id=model.new_id(), document_sha256=blob.sha256), identity=identity
                 )
                 record, note_part = self._new_parts(record_id, True, _title(item.text), tags, note, None, ended_at)
+                assert record is not None  # a new record was asked for
                 acquisition = model.Acquisition(
                     id=model.new_id(),
                     method=model.AcquisitionMethod.INGESTED_FROM_FEED,
@@ -1007,43 +1020,51 @@ class Catalog:
                     original_path_b64=path_b64,
                     note=f"digest lines {item.first_line}-{item.last_line}",
                 )
-                event = self.db.append_event(
-                    session,
+                drafts.append(
+                    EventDraft(
+                        at=ended_at,
+                        actor=self.operator,
+                        action=Action.REPORT_INGESTED,
+                        subject=record_id,
+                        details={
+                            **captured_details(
+                                record=record, entries=[entry], acquisition=acquisition, tags=tags, note=note_part
+                            ),
+                            "report": unstructure(report),
+                        },
+                    )
+                )
+                parts.append((record, acquisition, report, note_part))
+            added = len(parts)
+            drafts.append(
+                EventDraft(
                     at=ended_at,
                     actor=self.operator,
-                    action=Action.REPORT_INGESTED,
-                    subject=record_id,
+                    action=Action.DIGEST_INGESTED,
+                    subject="catalog",
                     details={
-                        **captured_details(
-                            record=record, entries=[entry], acquisition=acquisition, tags=tags, note=note_part
-                        ),
-                        "report": unstructure(report),
+                        "format": format,
+                        "path": path_text,
+                        "sha256": blob.sha256,
+                        "items": len(digest.items),
+                        "reports_added": added,
+                        "reports_present": present,
+                        "warnings": len(digest.warnings),
                     },
                 )
-                assert record is not None
-                self.db.add_record(session, record)
-                self.db.attach_artifact(session, record_id, entry)
-                self.db.add_acquisition(session, record_id, acquisition, event.seq)
-                self.db.add_part(session, record_id, "report", report, event.seq)
-                if note_part is not None:
-                    self.db.add_part(session, record_id, "note", note_part, event.seq)
-                added += 1
-            self.db.append_event(
-                session,
-                at=ended_at,
-                actor=self.operator,
-                action=Action.DIGEST_INGESTED,
-                subject="catalog",
-                details={
-                    "format": format,
-                    "path": path_text,
-                    "sha256": blob.sha256,
-                    "items": len(digest.items),
-                    "reports_added": added,
-                    "reports_present": present,
-                    "warnings": len(digest.warnings),
-                },
             )
+            events = self.db.append_events(session, drafts)
+            rows: dict[str, list[dict[str, Any]]] = {name: [] for name in ("record", "record_tag", "record_artifact")}
+            rows.update(acquisition=[], record_part=[])
+            for (record, acquisition, report, note_part), event in zip(parts, events, strict=False):
+                rows["record"].append(record_row(record))
+                rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
+                rows["record_artifact"].append(record_artifact_row(record.id, entry, 0))
+                rows["acquisition"].append(acquisition_row(record.id, acquisition, event.seq))
+                rows["record_part"].append(part_row(record.id, "report", report, event.seq, 0))
+                if note_part is not None:
+                    rows["record_part"].append(part_row(record.id, "note", note_part, event.seq, 0))
+            self.db.insert_rows(session, rows)
         return IngestResult(
             path=where,
             format=format,

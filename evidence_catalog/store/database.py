@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -246,6 +246,43 @@ class CatalogDatabase:
         )
         return event
 
+    def append_events(self, session: Session, drafts: Sequence[EventDraft]) -> list[model.CustodyEvent]:
+        """Append several events in order, linked as :meth:`append_event` links one, with one
+        insert for all of them (a large ingest writes thousands)."""
+        table = _t(CustodyEventRow)
+        last = _run(session, sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+        head: model.CustodyEvent | ChainHead | None = None if last is None else ChainHead(seq=last.seq, hash=last.hash)
+        events = []
+        for draft in drafts:
+            head = make_event(head, **draft)
+            events.append(head)
+        if events:
+            _run(
+                session,
+                sa.insert(table),
+                [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "actor": unstructure(e.actor),
+                        "action": e.action,
+                        "subject": e.subject,
+                        "details": e.details,
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    }
+                    for e in events
+                ],
+            )
+        return events
+
+    def insert_rows(self, session: Session, rows: dict[str, list[dict[str, Any]]]) -> None:
+        """Insert prepared rows, table by table (``record`` first: others refer to it), one
+        statement per table."""
+        for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part"):
+            if rows.get(name):
+                _run(session, sa.insert(_ROW_TYPES[name].__table__), rows[name])
+
     def event_documents(self, session: Session, subject: str | None = None) -> Iterator[dict[str, Any]]:
         """The custody log in sequence order as plain JSON objects, read from the stored text.
 
@@ -344,14 +381,7 @@ class CatalogDatabase:
 
     def add_record(self, session: Session, record: model.EvidenceRecord) -> None:
         """Insert a new record with its own columns and tags (parts are added separately)."""
-        _insert(
-            session,
-            RecordRow,
-            id=record.id,
-            created_at=record.created_at,
-            created_by=unstructure(record.created_by),
-            title=record.title,
-        )
+        _insert(session, RecordRow, **record_row(record))
         for tag in record.tags:
             _insert(session, RecordTagRow, record_id=record.id, tag=tag)
 
@@ -372,37 +402,14 @@ class CatalogDatabase:
         held = list(_run(session, sa.select(table.c.sha256).where(table.c.record_id == record_id)).scalars())
         if entry.artifact.sha256 in held:
             return False
-        _insert(
-            session,
-            RecordArtifactRow,
-            record_id=record_id,
-            sha256=entry.artifact.sha256,
-            position=len(held),
-            role=entry.role.value,
-            derived_from=list(entry.derived_from) or None,
-            derivation=entry.derivation,
-            version_of=entry.version_of,
-        )
+        _insert(session, RecordArtifactRow, **record_artifact_row(record_id, entry, len(held)))
         return True
 
     def add_acquisition(
         self, session: Session, record_id: str, acquisition: model.Acquisition, custody_seq: int
     ) -> None:
         """Record an acquisition on a record, tied to the custody event that logged it."""
-        _insert(
-            session,
-            AcquisitionRow,
-            id=acquisition.id,
-            record_id=record_id,
-            artifact_sha256=acquisition.artifact_sha256,
-            method=acquisition.method.value,
-            started_at=acquisition.started_at,
-            custody_seq=custody_seq,
-            requested_url=acquisition.requested_url,
-            platform_key=_item_key(acquisition),
-            outcome=acquisition.outcome.value,
-            body=unstructure(acquisition),
-        )
+        _insert(session, AcquisitionRow, **acquisition_row(record_id, acquisition, custody_seq))
 
     def earlier_capture(
         self, session: Session, *, platform_key: str | None, requested_url: str | None, record_id: str | None = None
@@ -452,17 +459,7 @@ class CatalogDatabase:
             session,
             sa.select(sa.func.count()).select_from(table).where(table.c.record_id == record_id, table.c.kind == kind),
         ).scalar_one()
-        _insert(
-            session,
-            RecordPartRow,
-            id=getattr(part, "id", None) or model.new_id(),
-            record_id=record_id,
-            kind=kind,
-            identity=getattr(part, "identity", None),
-            position=position,
-            custody_seq=custody_seq,
-            body=unstructure(part),
-        )
+        _insert(session, RecordPartRow, **part_row(record_id, kind, part, custody_seq, position))
 
     def record_ids(self, session: Session) -> list[str]:
         """Every record id, oldest first (ids are time-ordered)."""
@@ -531,6 +528,77 @@ def _item_key(acquisition: model.Acquisition) -> str | None:
     return item_key(acquisition.extractor, acquisition.platform_id)
 
 
+def record_row(record: model.EvidenceRecord) -> dict[str, Any]:
+    """The ``record`` row of a record's own columns."""
+    return {
+        "id": record.id,
+        "created_at": record.created_at,
+        "created_by": unstructure(record.created_by),
+        "title": record.title,
+    }
+
+
+def record_artifact_row(record_id: str, entry: model.RecordArtifact, position: int) -> dict[str, Any]:
+    """The ``record_artifact`` row putting an artifact on a record at *position*."""
+    return {
+        "record_id": record_id,
+        "sha256": entry.artifact.sha256,
+        "position": position,
+        "role": entry.role.value,
+        "derived_from": list(entry.derived_from) or None,
+        "derivation": entry.derivation,
+        "version_of": entry.version_of,
+    }
+
+
+def acquisition_row(record_id: str, acquisition: model.Acquisition, custody_seq: int) -> dict[str, Any]:
+    """The ``acquisition`` row of an acquisition on a record, logged by event *custody_seq*."""
+    return {
+        "id": acquisition.id,
+        "record_id": record_id,
+        "artifact_sha256": acquisition.artifact_sha256,
+        "method": acquisition.method.value,
+        "started_at": acquisition.started_at,
+        "custody_seq": custody_seq,
+        "requested_url": acquisition.requested_url,
+        "platform_key": _item_key(acquisition),
+        "outcome": acquisition.outcome.value,
+        "body": unstructure(acquisition),
+    }
+
+
+def part_row(record_id: str, kind: str, part: Any, custody_seq: int, position: int) -> dict[str, Any]:
+    """The ``record_part`` row of a report, note, flag, relation, claim or assessment."""
+    return {
+        "id": getattr(part, "id", None) or model.new_id(),
+        "record_id": record_id,
+        "kind": kind,
+        "identity": getattr(part, "identity", None),
+        "position": position,
+        "custody_seq": custody_seq,
+        "body": unstructure(part),
+    }
+
+
+class EventDraft(TypedDict):
+    """An event's content before it is linked into the log (see :meth:`append_events`)."""
+
+    at: dt.datetime
+    actor: model.Agent
+    action: str
+    subject: str
+    details: dict[str, Any]
+
+
+_ROW_TYPES: dict[str, Any] = {
+    "record": RecordRow,
+    "record_tag": RecordTagRow,
+    "record_artifact": RecordArtifactRow,
+    "acquisition": AcquisitionRow,
+    "record_part": RecordPartRow,
+}
+
+
 def _t(row_type: type[Any]) -> sa.Table:
     """The table behind a row class (the write path uses SQLAlchemy Core: the ORM's unit of
     work costs more than the inserts themselves for a catalog of many small files)."""
@@ -538,8 +606,8 @@ def _t(row_type: type[Any]) -> sa.Table:
     return table
 
 
-def _run(session: Session, statement: sa.Executable) -> sa.CursorResult[Any]:
-    return session.connection().execute(statement)
+def _run(session: Session, statement: sa.Executable, rows: list[dict[str, Any]] | None = None) -> sa.CursorResult[Any]:
+    return session.connection().execute(statement, rows)
 
 
 def _insert(session: Session, row_type: type[Any], **values: Any) -> None:
