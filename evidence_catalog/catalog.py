@@ -72,6 +72,7 @@ from evidence_catalog.findings import (
     UnloggedChange,
 )
 from evidence_catalog.hashing import MultiHasher, ProgressCallback
+from evidence_catalog.ingest.feed import looks_like_feed
 from evidence_catalog.serialize import (
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
@@ -99,6 +100,9 @@ WORK_DIR = "tmp"
 
 Clock = Callable[[], dt.datetime]
 ExportFormat = Literal["json", "jsonl"]
+IngestFormat = Literal["digest", "rss"]
+#: Inputs :meth:`Catalog.ingest` reads ("rss" covers RSS 0.9x-2.0, RSS 1.0/RDF and Atom).
+INGEST_FORMATS: tuple[str, ...] = ("digest", "rss")
 EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl")
 
 
@@ -939,22 +943,21 @@ class Catalog:
         self,
         path: str | os.PathLike[str],
         *,
-        format: Literal["digest"] = "digest",
+        format: IngestFormat | None = None,
         tags: Sequence[str] = (),
         note: str | None = None,
     ) -> IngestResult:
-        """Ingest a feed-reader digest: every item becomes a report on a record of its own, with
-        the digest stored as the record's source document and the item's line span in it.
+        """Ingest a feed-reader digest or an RSS/Atom feed: every item becomes a report on a
+        record of its own, with the input stored as the record's source document (and, for a
+        digest, the item's line span in it).  *format* is found from the content when ``None``.
 
         All or nothing: the digest, its reports, records and custody events are written in one
         transaction.  A report already in the catalog (same identity, see
         :func:`~evidence_catalog.ingest.digest.report_identity`) is not added again; the repeat
         is in the custody log (``digest.ingested`` counts what was new and what was present).
         """
-        from evidence_catalog.ingest.digest import item_report, parse_digest, report_identity
-
-        if format != "digest":
-            raise InputError(f"unknown format {format!r}; this version reads: digest", where="format")
+        if format is not None and format not in INGEST_FORMATS:
+            raise InputError(f"unknown format {format!r}; use one of {', '.join(INGEST_FORMATS)}", where="format")
         source = Path(os.path.abspath(path))
         where = display_path(source)
         tags = _checked_tags(tags)
@@ -966,10 +969,9 @@ class Catalog:
         [file] = self.collect_files([source])
         with open(file, "rb") as stream:
             raw = stream.read()
-        text = _digest_text(raw, where)
-        digest = parse_digest(text)
-        if not digest.items:
-            raise InputError("no feed items found (a digest starts with a 'Feed Name (Platform)' line)", where=where)
+        if format is None:
+            format = "rss" if looks_like_feed(raw) else "digest"
+        prepared, warnings = _read_reports(raw, format, where)
         with open(file, "rb", buffering=0) as stream:
             blob = self.blobs.put_stream(_SourceFile(stream, where))
         if blob.size != len(raw):
@@ -990,23 +992,16 @@ class Catalog:
             # a digest of 100,000 items is one transaction either way.
             drafts: list[EventDraft] = []
             parts: list[tuple[model.EvidenceRecord, model.Acquisition, model.Report, model.Note | None]] = []
-            for item in digest.items:
-                identity = report_identity(
-                    platform=item.platform,
-                    post_id=None,
-                    feed=item.feed_name,
-                    author=item.repost_of or item.feed_name,
-                    text=item.text,
-                )
+            for prepared_report, title, item_where in prepared:
+                identity = prepared_report.identity
+                assert identity is not None  # every reader sets it
                 if identity in seen or self.db.record_with_report(session, identity) is not None:
                     present += 1
                     continue
                 seen.add(identity)
                 record_id = model.new_id()
-                report = attrs.evolve(
-                    item_report(item, report_id=model.new_id(), document_sha256=blob.sha256), identity=identity
-                )
-                record, note_part = self._new_parts(record_id, True, _title(item.text), tags, note, None, ended_at)
+                report = attrs.evolve(prepared_report, document_sha256=blob.sha256)
+                record, note_part = self._new_parts(record_id, True, _title(title), tags, note, None, ended_at)
                 assert record is not None  # a new record was asked for
                 acquisition = model.Acquisition(
                     id=model.new_id(),
@@ -1018,7 +1013,7 @@ class Catalog:
                     artifact_sha256=blob.sha256,
                     original_path=path_text,
                     original_path_b64=path_b64,
-                    note=f"digest lines {item.first_line}-{item.last_line}",
+                    note=item_where,
                 )
                 drafts.append(
                     EventDraft(
@@ -1046,10 +1041,10 @@ class Catalog:
                         "format": format,
                         "path": path_text,
                         "sha256": blob.sha256,
-                        "items": len(digest.items),
+                        "items": len(prepared),
                         "reports_added": added,
                         "reports_present": present,
-                        "warnings": len(digest.warnings),
+                        "warnings": len(warnings),
                     },
                 )
             )
@@ -1069,12 +1064,12 @@ class Catalog:
             path=where,
             format=format,
             sha256=blob.sha256,
-            items=len(digest.items),
+            items=len(prepared),
             reports_added=added,
             reports_present=present,
             records_added=added,
             new_bytes=blob.created,
-            warnings=digest.warnings,
+            warnings=warnings,
         )
 
     # -- reading -----------------------------------------------------------------------------
@@ -1410,6 +1405,37 @@ def check_url(url: str) -> str:
     except UnicodeError as exc:
         raise InputError(f"{shown!r} does not have a valid host name", where="url") from exc
     return text
+
+
+def _read_reports(
+    raw: bytes, format: str, where: str
+) -> tuple[list[tuple[model.Report, str, str]], tuple[tuple[int, str], ...]]:
+    """The reports an input states, each with a title for its record and where it was in the
+    input, and the input's warnings.  Reports carry their identity; the caller sets the
+    document's SHA-256."""
+    from evidence_catalog.ingest.digest import item_report, parse_digest, report_identity
+    from evidence_catalog.ingest.feed import parse_feed
+
+    if not raw:
+        raise InputError("is empty", where=where)
+    if format == "rss":
+        feed = parse_feed(raw, where=where)
+        return [(e.report, e.title, e.where) for e in feed.entries], feed.warnings
+    digest = parse_digest(_digest_text(raw, where))
+    if not digest.items:
+        raise InputError("no feed items found (a digest starts with a 'Feed Name (Platform)' line)", where=where)
+    prepared = []
+    for item in digest.items:
+        identity = report_identity(
+            platform=item.platform,
+            post_id=None,
+            feed=item.feed_name,
+            author=item.repost_of or item.feed_name,
+            text=item.text,
+        )
+        report = attrs.evolve(item_report(item, report_id=model.new_id(), document_sha256=None), identity=identity)
+        prepared.append((report, item.text, f"digest lines {item.first_line}-{item.last_line}"))
+    return prepared, digest.warnings
 
 
 def _digest_text(raw: bytes, where: str) -> str:

@@ -33,6 +33,7 @@ from evidence_catalog import model
 from evidence_catalog.capture import CaptureOptions, CaptureProgress, parse_size
 from evidence_catalog.catalog import (
     EXPORT_FORMATS,
+    INGEST_FORMATS,
     CaptureResult,
     Catalog,
     VerificationReport,
@@ -407,31 +408,35 @@ def capture(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["digest"]),
-    default="digest",
-    show_default=True,
-    help="What the input is (feed-reader digest; more formats follow).",
+    type=click.Choice(INGEST_FORMATS),
+    help="What the input is: a feed-reader digest, or an RSS/Atom feed (default: found from the content).",
 )
 @click.option("--tag", "tags", multiple=True, help="Tag for every new record (repeatable).")
 @click.option("--note", help="A note to keep with every new record.")
 @_operator_option
 @_quiet_option
 def ingest(
-    path: str, catalog_path: str, fmt: str, tags: Sequence[str], note: str | None, operator: str | None, quiet: bool
+    path: str,
+    catalog_path: str,
+    fmt: str | None,
+    tags: Sequence[str],
+    note: str | None,
+    operator: str | None,
+    quiet: bool,
 ) -> None:
-    """Ingest reports: each item of a feed-reader digest becomes a report on a record.
+    """Ingest reports: each item of a feed-reader digest or RSS/Atom feed becomes a report on a record.
 
-    The digest is stored as each record's source document, with the item's lines in it.  Items
+    The input is stored as each record's source document (for a digest, with the item's lines).  Items
     already in the catalog are not added again.  All or nothing: a digest that cannot be read
     changes nothing.
     """
     with _open(catalog_path, operator) as catalog:
-        result = catalog.ingest(path, format="digest", tags=tags, note=note)
+        result = catalog.ingest(path, format=fmt, tags=tags, note=note)  # type: ignore[arg-type]
     for line, message in result.warnings:
         click.echo(f"warning: {result.path}, line {line}: {_printable(message)}", err=True)
     click.echo(
         f"{result.items} item(s): {result.reports_added} report(s) added on {result.records_added} new record(s), "
-        f"{result.reports_present} already present; digest {result.sha256} "
+        f"{result.reports_present} already present; {result.format} {result.sha256} "
         + ("stored" if result.new_bytes else "already stored")
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,104 @@ def test_the_ingest_command_prints_counts_and_warnings(catalog: Catalog, digest_
     assert again.out.rstrip().endswith("already stored")
     bad = run_cli("ingest", digest_file.parent / "missing.txt", "--catalog", catalog.path)
     assert bad.code == 2 and bad.err.startswith("error: ") and "missing.txt" in bad.err
+
+
+# -- RSS and Atom (real feedparser on feeds written here) ----------------------------------------
+
+RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">
+<channel>
+  <title>Harbour Monitor</title>
+  <link>https://monitor.example.org/</link>
+  <description>Posts about the East Quay yard</description>
+  <item>
+    <title>Two new berths at the East Quay yard</title>
+    <link>https://monitor.example.org/posts/101</link>
+    <guid isPermaLink="false">monitor-101</guid>
+    <author>desk@monitor.example.org (Night Desk)</author>
+    <pubDate>Mon, 05 May 2025 21:30:00 +0300</pubDate>
+    <description>Night images show two new berths — “maintenance”, said the operator.</description>
+    <enclosure url="https://cdn.example.org/101.mp4" length="5234" type="video/mp4"/>
+    <media:content url="https://cdn.example.org/101-hd.mp4" type="video/mp4"/>
+  </item>
+  <item>
+    <title>Gate closed on 4 May</title>
+    <link>https://monitor.example.org/posts/102</link>
+    <guid>https://monitor.example.org/posts/102</guid>
+    <pubDate>not a date</pubDate>
+  </item>
+</channel>
+</rss>
+"""
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Records Desk</title>
+  <id>urn:uuid:60a76c80-d399-11d9-b93c-0003939e0af6</id>
+  <updated>2025-05-06T08:00:00Z</updated>
+  <link href="https://desk.example.net/"/>
+  <entry>
+    <title>Our film on the yard ledgers</title>
+    <id>tag:desk.example.net,2025:film-7</id>
+    <link rel="alternate" href="https://desk.example.net/film-7"/>
+    <link rel="enclosure" href="https://video.example.net/film-7.mp4" type="video/mp4"/>
+    <author><name>City Paper</name></author>
+    <published>2025-05-06T07:45:00+02:00</published>
+    <updated>2025-05-06T08:00:00Z</updated>
+    <summary>Two reporters compared ledgers with satellite pictures.</summary>
+  </entry>
+</feed>
+"""
+
+
+def test_an_rss_feed_becomes_reports_with_ids_links_times_and_enclosures(catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "monitor.rss"
+    path.write_text(RSS, encoding="utf-8")
+    result = catalog.ingest(path)  # the format is found from the content
+    assert (result.format, result.items, result.reports_added) == ("rss", 2, 2)
+    assert catalog.artifact_path(result.sha256).read_bytes() == path.read_bytes()  # the raw feed is kept
+    assert [line for line, _ in result.warnings] == [2]  # the date it could not read
+    first, second = (catalog.record(r).reports[0] for r in catalog.record_ids())
+    assert first.post_id == "monitor-101" and first.identity == "rss:monitor-101"
+    assert first.url == "https://monitor.example.org/posts/101" and first.url_known
+    assert first.published_at == dt.datetime(2025, 5, 5, 18, 30, tzinfo=dt.UTC)
+    assert first.text.startswith("Two new berths at the East Quay yard\n\nNight images show two new berths — “")
+    assert first.author == "desk@monitor.example.org (Night Desk)"
+    assert {"https://cdn.example.org/101.mp4", "https://cdn.example.org/101-hd.mp4"} <= set(first.links)
+    assert first.source == model.Source(platform="RSS", feed_name="Harbour Monitor", url="https://monitor.example.org/")
+    assert second.published_at is None
+    assert catalog.ingest(path).reports_present == 2  # by entry id: nothing added twice
+    assert catalog.verify().ok
+
+
+def test_an_atom_feed_is_read_too(catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "desk.atom"
+    path.write_text(ATOM, encoding="utf-8")
+    result = catalog.ingest(path, format="rss")
+    assert result.reports_added == 1
+    [report] = catalog.record(catalog.record_ids()[0]).reports
+    assert report.source.platform == "Atom" and report.author == "City Paper"
+    assert report.identity == "atom:tag:desk.example.net,2025:film-7"
+    assert report.published_at == dt.datetime(2025, 5, 6, 5, 45, tzinfo=dt.UTC)
+    assert "https://video.example.net/film-7.mp4" in report.links
+    assert catalog.verify().ok
+
+
+def test_a_feed_without_entries_is_an_error_that_changes_nothing(catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "bad.rss"
+    path.write_text("<rss version='2.0'><channel><title>x</title></channel></rss>", encoding="utf-8")
+    with pytest.raises(InputError, match="holds no entries") as raised:
+        catalog.ingest(path)
+    assert raised.value.where is not None and "bad.rss" in raised.value.where
+    assert [e.action for e in catalog.history()] == ["catalog.created"]
+
+
+def test_a_feed_cut_short_is_read_leniently_and_says_so(catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "cut.rss"
+    path.write_text(
+        "<rss version='2.0'><channel><item><title>Cut here</title><link>https://a.example/1</link>", "utf-8"
+    )
+    result = catalog.ingest(path)
+    assert result.reports_added == 1
+    assert "not well-formed" in result.warnings[0][1]
+    assert catalog.verify().ok

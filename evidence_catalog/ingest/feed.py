@@ -1,0 +1,112 @@
+"""RSS and Atom feeds, read with feedparser: each entry becomes a report.
+
+The raw feed document is what the catalog stores (as the reports' source document); this module
+only reads it.  feedparser's normalised view is used for the fields, and what it could not read
+(a feed that is not well-formed XML, a date it could not parse) is reported, never guessed.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from typing import Any
+
+from attrs import frozen
+
+from evidence_catalog import model
+from evidence_catalog.errors import InputError
+from evidence_catalog.ingest.digest import report_identity
+
+
+@frozen
+class FeedEntry:
+    """One entry as a report, with a title for its record and a short note of where it was."""
+
+    report: model.Report
+    title: str
+    where: str
+
+
+@frozen
+class ParsedFeed:
+    """A feed's entries, its kind (``rss`` or ``atom``) and the problems met reading it."""
+
+    kind: str
+    title: str | None
+    entries: tuple[FeedEntry, ...]
+    warnings: tuple[tuple[int, str], ...] = ()
+
+
+def looks_like_feed(raw: bytes) -> bool:
+    """A cheap test used to pick the format: an XML document whose root is RSS, RDF or Atom."""
+    head = raw[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith(b"<") and any(tag in head for tag in (b"<rss", b"<feed", b"<rdf:rdf"))
+
+
+def _time(parsed: Any) -> dt.datetime | None:
+    if not parsed:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(calendar.timegm(parsed), dt.UTC)
+    except (OverflowError, TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) -> ParsedFeed:
+    """Read an RSS or Atom document; :class:`InputError` if it holds no readable entries."""
+    import feedparser
+
+    parsed = feedparser.parse(raw, sanitize_html=False, resolve_relative_uris=False)
+    version = str(parsed.get("version") or "")
+    if not version and not parsed.entries:
+        problem = parsed.get("bozo_exception")
+        reason = f" ({problem})" if problem else ""
+        raise InputError(f"is not an RSS or Atom feed{reason}", where=where)
+    kind = "atom" if version.startswith("atom") else "rss"
+    feed = parsed.feed
+    feed_title = _text(feed.get("title"))
+    feed_link = _text(feed.get("link"))
+    warnings: list[tuple[int, str]] = []
+    if parsed.get("bozo"):
+        warnings.append((0, f"the feed is not well-formed; read leniently: {parsed.get('bozo_exception')}"))
+    entries = []
+    for number, entry in enumerate(parsed.entries, start=1):
+        post_id = _text(entry.get("id")) or _text(entry.get("link"))
+        title = _text(entry.get("title"))
+        summary = _text(entry.get("summary"))
+        text = "\n\n".join(t for t in (title, summary) if t) or ""
+        author = _text(entry.get("author"))
+        links = [link.get("href") for link in entry.get("links", ()) if _text(link.get("href"))]
+        links += [media.get("url") for media in entry.get("media_content", ()) if _text(media.get("url"))]
+        # Read as plain dict members: feedparser's aliases (updated -> published) would blur
+        # which date the feed gave.
+        published = _time(dict.get(entry, "published_parsed")) or _time(dict.get(entry, "updated_parsed"))
+        if (dict.get(entry, "published") or dict.get(entry, "updated")) and published is None:
+            warnings.append((number, "its date could not be read; kept in the stored feed only"))
+        identity = report_identity(
+            platform=kind, post_id=post_id, feed=feed_title or feed_link, author=author, text=text
+        )
+        report = model.Report(
+            id=model.new_id(),
+            source=model.Source(
+                platform=kind.upper() if kind == "rss" else "Atom", feed_name=feed_title, url=feed_link
+            ),
+            text=text,
+            author=author,
+            published_at=published,
+            post_id=post_id,
+            url=_text(entry.get("link")),
+            url_known=_text(entry.get("link")) is not None,
+            links=tuple(dict.fromkeys(links)),
+            document_sha256=document_sha256,
+            identity=identity,
+        )
+        record_title = title or (text.split("\n", 1)[0] if text else f"entry {number} of {feed_title or 'a feed'}")
+        entries.append(FeedEntry(report=report, title=record_title, where=f"feed entry {number}"))
+    if not entries:
+        raise InputError("the feed holds no entries", where=where)
+    return ParsedFeed(kind=kind, title=feed_title, entries=tuple(entries), warnings=tuple(warnings))
