@@ -73,6 +73,7 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.hashing import MultiHasher, ProgressCallback
 from evidence_catalog.ingest.feed import looks_like_feed
+from evidence_catalog.ingest.twarc import looks_like_twarc
 from evidence_catalog.serialize import (
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
@@ -100,9 +101,10 @@ WORK_DIR = "tmp"
 
 Clock = Callable[[], dt.datetime]
 ExportFormat = Literal["json", "jsonl"]
-IngestFormat = Literal["digest", "rss"]
-#: Inputs :meth:`Catalog.ingest` reads ("rss" covers RSS 0.9x-2.0, RSS 1.0/RDF and Atom).
-INGEST_FORMATS: tuple[str, ...] = ("digest", "rss")
+IngestFormat = Literal["digest", "rss", "twarc"]
+#: Inputs :meth:`Catalog.ingest` reads ("rss" covers RSS 0.9x-2.0, RSS 1.0/RDF and Atom; "twarc"
+#: is twarc2's JSON Lines of X API v2 responses).
+INGEST_FORMATS: tuple[str, ...] = ("digest", "rss", "twarc")
 EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl")
 
 
@@ -970,7 +972,7 @@ class Catalog:
         with open(file, "rb") as stream:
             raw = stream.read()
         if format is None:
-            format = "rss" if looks_like_feed(raw) else "digest"
+            format = "rss" if looks_like_feed(raw) else "twarc" if looks_like_twarc(raw) else "digest"
         prepared, warnings = _read_reports(raw, format, where)
         with open(file, "rb", buffering=0) as stream:
             blob = self.blobs.put_stream(_SourceFile(stream, where))
@@ -1415,13 +1417,16 @@ def _read_reports(
     document's SHA-256."""
     from evidence_catalog.ingest.digest import item_report, parse_digest, report_identity
     from evidence_catalog.ingest.feed import parse_feed
+    from evidence_catalog.ingest.twarc import parse_twarc
 
     if not raw:
         raise InputError("is empty", where=where)
     if format == "rss":
         feed = parse_feed(raw, where=where)
         return [(e.report, e.title, e.where) for e in feed.entries], feed.warnings
-    digest = parse_digest(_digest_text(raw, where))
+    if format == "twarc":
+        return parse_twarc(_input_text(raw, where), where=where)
+    digest = parse_digest(_input_text(raw, where))
     if not digest.items:
         raise InputError("no feed items found (a digest starts with a 'Feed Name (Platform)' line)", where=where)
     prepared = []
@@ -1438,12 +1443,12 @@ def _read_reports(
     return prepared, digest.warnings
 
 
-def _digest_text(raw: bytes, where: str) -> str:
-    """A digest's bytes as text: UTF-8 only, said plainly when it is not (nothing is guessed)."""
+def _input_text(raw: bytes, where: str) -> str:
+    """An input's bytes as text: UTF-8 only, said plainly when it is not (nothing is guessed)."""
     if not raw:
         raise InputError("is empty", where=where)
     if b"\x00" in raw:
-        raise InputError("is not a text digest (it holds binary data)", where=where)
+        raise InputError("is not text (it holds binary data)", where=where)
     try:
         return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:

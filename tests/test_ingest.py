@@ -213,3 +213,68 @@ def test_a_feed_cut_short_is_read_leniently_and_says_so(catalog: Catalog, tmp_pa
     assert result.reports_added == 1
     assert "not well-formed" in result.warnings[0][1]
     assert catalog.verify().ok
+
+
+# -- twarc2 JSON Lines (X API v2 response pages) ----------------------------------------------------
+
+
+def _twarc_page() -> dict[str, Any]:
+    return {
+        "data": [
+            {
+                "id": "1787000000000000001",
+                "author_id": "111",
+                "created_at": "2025-05-05T18:30:00.000Z",
+                "lang": "en",
+                "text": "RT @coast_watch: Two new berths at the #EastQuay yard, via @PortLog https://t.co/abc",
+                "entities": {
+                    "mentions": [
+                        {"start": 3, "end": 15, "username": "coast_watch", "id": "222"},
+                        {"start": 58, "end": 66, "username": "PortLog", "id": "333"},
+                    ],
+                    "hashtags": [{"start": 39, "end": 48, "tag": "EastQuay"}],
+                    "urls": [{"url": "https://t.co/abc", "expanded_url": "https://monitor.example.org/posts/101"}],
+                },
+                "referenced_tweets": [{"type": "retweeted", "id": "1786999999999999999"}],
+            },
+            {"id": "1787000000000000002", "author_id": "222", "text": "Gate closed on 4 May — “maintenance”."},
+        ],
+        "includes": {
+            "users": [
+                {"id": "111", "username": "harbour_mon", "name": "Harbour Monitor"},
+                {"id": "222", "username": "coast_watch", "name": "Coast Watch"},
+            ],
+            "tweets": [{"id": "1786999999999999999", "author_id": "222", "text": "Two new berths ..."}],
+        },
+        "__twarc": {"url": "https://api.twitter.com/2/tweets/search/recent", "version": "2.14.0"},
+    }
+
+
+def test_twarc_jsonl_becomes_reports_with_ids_handles_entities_and_retweets(catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "tweets.jsonl"
+    path.write_text(json.dumps(_twarc_page(), ensure_ascii=False) + "\n", encoding="utf-8")
+    result = catalog.ingest(path)
+    assert (result.format, result.reports_added) == ("twarc", 2)
+    retweet, other = (catalog.record(r).reports[0] for r in catalog.record_ids())
+    assert retweet.identity == "twitter:1787000000000000001" and retweet.post_id == "1787000000000000001"
+    assert retweet.source.account_handle == "harbour_mon" and retweet.source.account_id == "111"
+    assert retweet.repost == model.Repost(
+        reposted_by="harbour_mon", original_author="coast_watch", original_post_id="1786999999999999999"
+    )
+    assert retweet.mentions == ("coast_watch", "PortLog") and retweet.hashtags == ("EastQuay",)
+    assert retweet.links == ("https://monitor.example.org/posts/101",)
+    assert retweet.published_at == dt.datetime(2025, 5, 5, 18, 30, tzinfo=dt.UTC)
+    assert retweet.url == "https://x.com/harbour_mon/status/1787000000000000001"
+    assert other.text == "Gate closed on 4 May — “maintenance”." and other.published_at is None
+    assert catalog.ingest(path).reports_present == 2
+    assert catalog.verify().ok
+
+
+def test_a_jsonl_with_one_broken_line_changes_nothing_and_names_the_line(catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "tweets.jsonl"
+    good = json.dumps(_twarc_page())
+    path.write_text(f"{good}\n{good[:40]}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 2 is not JSON .*nothing was ingested"):
+        catalog.ingest(path)
+    assert catalog.record_ids() == []
+    assert [e.action for e in catalog.history()] == ["catalog.created"]
