@@ -73,6 +73,7 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.hashing import MultiHasher, ProgressCallback
 from evidence_catalog.ingest.feed import looks_like_feed
+from evidence_catalog.ingest.telegram import looks_like_telegram
 from evidence_catalog.ingest.twarc import looks_like_twarc
 from evidence_catalog.serialize import (
     SCHEMA_IDS,
@@ -101,10 +102,10 @@ WORK_DIR = "tmp"
 
 Clock = Callable[[], dt.datetime]
 ExportFormat = Literal["json", "jsonl"]
-IngestFormat = Literal["digest", "rss", "twarc"]
+IngestFormat = Literal["digest", "rss", "twarc", "telegram"]
 #: Inputs :meth:`Catalog.ingest` reads ("rss" covers RSS 0.9x-2.0, RSS 1.0/RDF and Atom; "twarc"
 #: is twarc2's JSON Lines of X API v2 responses).
-INGEST_FORMATS: tuple[str, ...] = ("digest", "rss", "twarc")
+INGEST_FORMATS: tuple[str, ...] = ("digest", "rss", "twarc", "telegram")
 EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl")
 
 
@@ -729,6 +730,15 @@ class Catalog:
                 noted=noted,
             )
 
+    def _store_file_copy(self, path: Path) -> StoredBlob:
+        """Store a file the operator holds (it is copied, never moved)."""
+        where = display_path(path)
+        try:
+            with open(path, "rb", buffering=0) as stream:
+                return self.blobs.put_stream(_SourceFile(stream, where))
+        except OSError as exc:
+            raise InputError(f"cannot be read ({exc.strerror}); nothing was ingested", where=where) from exc
+
     def _store_file(self, path: Path, url: str) -> StoredBlob:
         # The download area is private and on the store's file system: hash, then move.
         return self.blobs.adopt_file(path)
@@ -968,12 +978,31 @@ class Catalog:
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be ingested into it")
         started_at = self.clock()
+        if source.is_dir() and format in (None, "telegram"):  # a Telegram Desktop export folder
+            source = source / "result.json"
+            where = display_path(source)
         [file] = self.collect_files([source])
         with open(file, "rb") as stream:
             raw = stream.read()
         if format is None:
-            format = "rss" if looks_like_feed(raw) else "twarc" if looks_like_twarc(raw) else "digest"
-        prepared, warnings = _read_reports(raw, format, where)
+            format = (
+                "rss"
+                if looks_like_feed(raw)
+                else "twarc"
+                if looks_like_twarc(raw)
+                else "telegram"
+                if looks_like_telegram(raw)
+                else "digest"
+            )
+        prepared, warnings = _read_reports(raw, format, where, file.parent)
+        with self.db.read() as session:  # media of reports already here is not stored again
+            new_media = {
+                path
+                for report, _, _, media in prepared
+                if report.identity and self.db.record_with_report(session, report.identity) is None
+                for path in media
+            }
+        stored_media = {path: self._describe(self._store_file_copy(path)) for path in sorted(new_media)}
         with open(file, "rb", buffering=0) as stream:
             blob = self.blobs.put_stream(_SourceFile(stream, where))
         if blob.size != len(raw):
@@ -993,11 +1022,19 @@ class Catalog:
             # Built first, then linked into the log and inserted in one statement per table:
             # a digest of 100,000 items is one transaction either way.
             drafts: list[EventDraft] = []
-            parts: list[tuple[model.EvidenceRecord, model.Acquisition, model.Report, model.Note | None]] = []
-            for prepared_report, title, item_where in prepared:
+            parts: list[
+                tuple[
+                    model.EvidenceRecord, model.Acquisition, model.Report, model.Note | None, list[model.RecordArtifact]
+                ]
+            ] = []
+            for prepared_report, title, item_where, media in prepared:
                 identity = prepared_report.identity
                 assert identity is not None  # every reader sets it
-                if identity in seen or self.db.record_with_report(session, identity) is not None:
+                if (
+                    identity in seen
+                    or self.db.record_with_report(session, identity) is not None
+                    or not all(path in stored_media for path in media)
+                ):
                     present += 1
                     continue
                 seen.add(identity)
@@ -1013,10 +1050,16 @@ class Catalog:
                     operator=self.operator,
                     tools=tool_agents(),
                     artifact_sha256=blob.sha256,
+                    other_artifacts=tuple(dict.fromkeys(stored_media[p].sha256 for p in media)),
                     original_path=path_text,
                     original_path_b64=path_b64,
                     note=item_where,
                 )
+                entries = [entry]
+                for path in media:
+                    media_artifact = stored_media[path]
+                    if all(e.artifact.sha256 != media_artifact.sha256 for e in entries):
+                        entries.append(model.RecordArtifact(artifact=media_artifact))
                 drafts.append(
                     EventDraft(
                         at=ended_at,
@@ -1025,13 +1068,13 @@ class Catalog:
                         subject=record_id,
                         details={
                             **captured_details(
-                                record=record, entries=[entry], acquisition=acquisition, tags=tags, note=note_part
+                                record=record, entries=entries, acquisition=acquisition, tags=tags, note=note_part
                             ),
                             "report": unstructure(report),
                         },
                     )
                 )
-                parts.append((record, acquisition, report, note_part))
+                parts.append((record, acquisition, report, note_part, entries))
             added = len(parts)
             drafts.append(
                 EventDraft(
@@ -1053,10 +1096,14 @@ class Catalog:
             events = self.db.append_events(session, drafts)
             rows: dict[str, list[dict[str, Any]]] = {name: [] for name in ("record", "record_tag", "record_artifact")}
             rows.update(acquisition=[], record_part=[])
-            for (record, acquisition, report, note_part), event in zip(parts, events, strict=False):
+            new_artifacts = {e.artifact.sha256: e.artifact for *_, entries in parts for e in entries[1:]}
+            for sha256, media_artifact in new_artifacts.items():
+                if self.db.artifact(session, sha256) is None:
+                    self.db.add_artifact(session, media_artifact, at=ended_at)
+            for (record, acquisition, report, note_part, entries), event in zip(parts, events, strict=False):
                 rows["record"].append(record_row(record))
                 rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
-                rows["record_artifact"].append(record_artifact_row(record.id, entry, 0))
+                rows["record_artifact"] += [record_artifact_row(record.id, e, n) for n, e in enumerate(entries)]
                 rows["acquisition"].append(acquisition_row(record.id, acquisition, event.seq))
                 rows["record_part"].append(part_row(record.id, "report", report, event.seq, 0))
                 if note_part is not None:
@@ -1410,26 +1457,31 @@ def check_url(url: str) -> str:
 
 
 def _read_reports(
-    raw: bytes, format: str, where: str
-) -> tuple[list[tuple[model.Report, str, str]], tuple[tuple[int, str], ...]]:
+    raw: bytes, format: str, where: str, folder: Path
+) -> tuple[list[tuple[model.Report, str, str, tuple[Path, ...]]], tuple[tuple[int, str], ...]]:
     """The reports an input states, each with a title for its record and where it was in the
     input, and the input's warnings.  Reports carry their identity; the caller sets the
     document's SHA-256."""
     from evidence_catalog.ingest.digest import item_report, parse_digest, report_identity
     from evidence_catalog.ingest.feed import parse_feed
+    from evidence_catalog.ingest.telegram import parse_telegram
     from evidence_catalog.ingest.twarc import parse_twarc
 
     if not raw:
         raise InputError("is empty", where=where)
     if format == "rss":
         feed = parse_feed(raw, where=where)
-        return [(e.report, e.title, e.where) for e in feed.entries], feed.warnings
+        return [(e.report, e.title, e.where, ()) for e in feed.entries], feed.warnings
     if format == "twarc":
-        return parse_twarc(_input_text(raw, where), where=where)
+        tweets, warnings = parse_twarc(_input_text(raw, where), where=where)
+        return [(*tweet, ()) for tweet in tweets], warnings
+    if format == "telegram":
+        messages, warnings = parse_telegram(_input_text(raw, where), export_dir=folder, where=where)
+        return [(m.report, m.title, m.where, m.media) for m in messages], warnings
     digest = parse_digest(_input_text(raw, where))
     if not digest.items:
         raise InputError("no feed items found (a digest starts with a 'Feed Name (Platform)' line)", where=where)
-    prepared = []
+    prepared: list[tuple[model.Report, str, str, tuple[Path, ...]]] = []
     for item in digest.items:
         identity = report_identity(
             platform=item.platform,
@@ -1439,7 +1491,7 @@ def _read_reports(
             text=item.text,
         )
         report = attrs.evolve(item_report(item, report_id=model.new_id(), document_sha256=None), identity=identity)
-        prepared.append((report, item.text, f"digest lines {item.first_line}-{item.last_line}"))
+        prepared.append((report, item.text, f"digest lines {item.first_line}-{item.last_line}", ()))
     return prepared, digest.warnings
 
 

@@ -409,7 +409,7 @@ def capture(
     "--format",
     "fmt",
     type=click.Choice(INGEST_FORMATS),
-    help="What the input is: a feed-reader digest, or an RSS/Atom feed (default: found from the content).",
+    help="What the input is (default: found from the content).",
 )
 @click.option("--tag", "tags", multiple=True, help="Tag for every new record (repeatable).")
 @click.option("--note", help="A note to keep with every new record.")
@@ -424,9 +424,11 @@ def ingest(
     operator: str | None,
     quiet: bool,
 ) -> None:
-    """Ingest reports: each item of a feed-reader digest or RSS/Atom feed becomes a report on a record.
+    """Ingest reports: items of a digest, RSS/Atom feed, twarc2 JSONL or Telegram export.
 
-    The input is stored as each record's source document (for a digest, with the item's lines).  Items
+    Each item becomes a report on a record of its own; the input is stored as each record's
+    source document (for a digest, with the item's lines), and a Telegram message's photo or
+    file on its record.  PATH is a file, or a Telegram Desktop export folder.  Items
     already in the catalog are not added again.  All or nothing: a digest that cannot be read
     changes nothing.
     """

@@ -278,3 +278,118 @@ def test_a_jsonl_with_one_broken_line_changes_nothing_and_names_the_line(catalog
         catalog.ingest(path)
     assert catalog.record_ids() == []
     assert [e.action for e in catalog.history()] == ["catalog.created"]
+
+
+# -- Telegram Desktop exports -----------------------------------------------------------------------
+
+
+def _telegram_export(folder: Path, *, photo: bytes) -> Path:
+    """A channel export as Telegram Desktop writes it: result.json and media by relative path."""
+    (folder / "photos").mkdir(parents=True)
+    (folder / "video_files").mkdir()
+    (folder / "photos" / "photo_1@05-05-2025_21-30-00.jpg").write_bytes(photo)
+    clip = (Path(__file__).parent / "data" / "clip.mp4").read_bytes()
+    (folder / "video_files" / "clip.mp4").write_bytes(clip)
+    export = {
+        "name": "Harbour Monitor",
+        "type": "public_channel",
+        "id": 1500000001,
+        "messages": [
+            {"id": 1, "type": "service", "date": "2025-05-05T21:00:00", "action": "create_channel"},
+            {
+                "id": 17,
+                "type": "message",
+                "date": "2025-05-05T21:30:00",
+                "date_unixtime": "1746469800",
+                "from": "Harbour Monitor",
+                "from_id": "channel1500000001",
+                "photo": "photos/photo_1@05-05-2025_21-30-00.jpg",
+                "width": 64,
+                "height": 48,
+                "text": [
+                    "Two new berths at the ",
+                    {"type": "hashtag", "text": "#EastQuay"},
+                    " yard, via ",
+                    {"type": "mention", "text": "@PortLog"},
+                ],
+            },
+            {
+                "id": 18,
+                "type": "message",
+                "date": "2025-05-05T21:40:00",
+                "date_unixtime": "1746470400",
+                "from": "Harbour Monitor",
+                "forwarded_from": "Coast Watch",
+                "file": "video_files/clip.mp4",
+                "media_type": "video_file",
+                "mime_type": "video/mp4",
+                "text": "Gate closed on 4 May — “maintenance”.",
+            },
+            {
+                "id": 19,
+                "type": "message",
+                "date_unixtime": "1746470500",
+                "from": "Harbour Monitor",
+                "photo": "(File not included. Change data exporting settings to download.)",
+                "text": "Later photo",
+            },
+        ],
+    }
+    (folder / "result.json").write_text(json.dumps(export, ensure_ascii=False, indent=1), encoding="utf-8")
+    return folder
+
+
+def test_a_telegram_export_becomes_reports_with_their_media(catalog: Catalog, tmp_path: Path) -> None:
+    from tests.conftest import make_jpeg
+
+    photo = make_jpeg()
+    folder = _telegram_export(tmp_path / "ChatExport_2025-05-06", photo=photo)
+    result = catalog.ingest(folder)  # the export folder, or its result.json
+    assert (result.format, result.items, result.reports_added) == ("telegram", 3, 3)
+    assert [message for _, message in result.warnings] == ["message 19: its photo was not exported"]
+    first, second, third = (catalog.record(r) for r in catalog.record_ids())
+    [report] = first.reports
+    assert report.text == "Two new berths at the #EastQuay yard, via @PortLog"
+    assert report.identity == "telegram:1500000001/17" and report.post_id == "17"
+    assert report.hashtags == ("EastQuay",) and report.mentions == ("PortLog",)
+    assert report.published_at == dt.datetime(2025, 5, 5, 18, 30, tzinfo=dt.UTC)
+    assert report.url_known is False
+    roles = [(e.role, e.artifact.media_type) for e in first.artifacts]
+    assert roles == [
+        (model.ArtifactRole.SOURCE_DOCUMENT, "application/json"),
+        (model.ArtifactRole.ORIGINAL, "image/jpeg"),
+    ]
+    assert catalog.artifact_path(first.artifacts[1].artifact.sha256).read_bytes() == photo
+    assert first.artifacts[1].artifact.metadata is not None  # EXIF read from the stored copy
+    assert second.reports[0].repost == model.Repost(reposted_by="Harbour Monitor", original_author="Coast Watch")
+    assert second.artifacts[1].artifact.media_type == "video/mp4"
+    assert len(third.artifacts) == 1  # its photo was not exported: only the source document
+    again = catalog.ingest(folder / "result.json")
+    assert (again.reports_added, again.reports_present) == (0, 3)
+    assert catalog.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda folder: (folder / "video_files" / "clip.mp4").unlink(), r"message 18: media file .* is missing"),
+        (
+            lambda folder: (folder / "result.json").write_text(
+                (folder / "result.json").read_text("utf-8").replace("video_files/clip.mp4", "../../etc/passwd"), "utf-8"
+            ),
+            r"message 18: media path .* leaves the export folder",
+        ),
+    ],
+)
+def test_a_telegram_export_with_missing_or_escaping_media_changes_nothing(
+    catalog: Catalog, tmp_path: Path, change: Any, message: str
+) -> None:
+    from tests.conftest import make_jpeg
+
+    folder = _telegram_export(tmp_path / "export", photo=make_jpeg())
+    change(folder)
+    with pytest.raises(InputError, match=message):
+        catalog.ingest(folder)
+    assert catalog.record_ids() == []
+    assert [e.action for e in catalog.history()] == ["catalog.created"]
+    assert not any((catalog.path / "blobs").rglob("sha256/*/*/*"))
