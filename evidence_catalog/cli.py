@@ -435,7 +435,8 @@ def ingest(
     with _open(catalog_path, operator) as catalog:
         result = catalog.ingest(path, format=fmt, tags=tags, note=note)  # type: ignore[arg-type]
     for line, message in result.warnings:
-        click.echo(f"warning: {result.path}, line {line}: {_printable(message)}", err=True)
+        at = f", line {line}" if result.format == "digest" and line else ""
+        click.echo(f"warning: {result.path}{at}: {_printable(message)}", err=True)
     click.echo(
         f"{result.items} item(s): {result.reports_added} report(s) added on {result.records_added} new record(s), "
         f"{result.reports_present} already present; {result.format} {result.sha256} "
@@ -507,6 +508,8 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
             if algorithm != "sha256":
                 click.echo(f"  {algorithm:<10} {value}")
         _show_metadata(artifact.metadata)
+    for report in record.reports:
+        _show_report(report)
     for acquisition in record.acquisitions:
         when, how = format_timestamp(acquisition.ended_at), acquisition.method.value
         failed = " FAILED" if acquisition.outcome is model.Outcome.FAILED else ""
@@ -522,6 +525,34 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
             click.echo(f"  also     {other}")
     for note in record.notes:
         click.echo(f"note     {format_timestamp(note.written_at)} {_agent(note.author)}: {_printable(note.text)}")
+
+
+def _show_report(report: model.Report) -> None:
+    """A report: where it was published, by whom, when, and what it says (escaped, line by line)."""
+    source = report.source
+    where = " / ".join(filter(None, (source.platform, source.feed_name, source.account_handle)))
+    click.echo(f"report   {report.id}" + (f" ({_printable(where)})" if where else ""))
+    lines = [
+        ("author", report.author),
+        ("post id", report.post_id),
+        ("posted", format_timestamp(report.published_at) if report.published_at else None),
+        ("url", report.url if report.url_known else "unknown (the source did not give one)"),
+        ("identity", report.identity),
+    ]
+    if report.repost is not None:
+        lines.append(("repost", f"{report.repost.reposted_by} reposted {report.repost.original_author}"))
+    if report.line_span is not None:
+        lines.append(("lines", f"{report.line_span.first}-{report.line_span.last} of {report.document_sha256}"))
+    for label, value in lines:
+        if value:
+            click.echo(f"  {label:<8} {_printable(value)}")
+    for text_line in report.text.split("\n"):
+        click.echo(f"  | {_printable(text_line)}")
+    for card in report.link_cards:
+        cut = " (cut short)" if card.truncated else ""
+        click.echo(f"  card     {_printable(card.site_name or '')}: {_printable(card.title or '')}{cut}")
+    for link in report.links:
+        click.echo(f"  link     {_printable(link)}")
 
 
 def _show_capture(acquisition: model.Acquisition) -> None:

@@ -729,3 +729,21 @@ def test_the_docs_show_nothing_of_the_machine_that_made_them() -> None:
         text = document.read_text(encoding="utf-8")
         assert not re.search(r"(?<![\w.])/(?:tmp|work)/", text), f"{document.name} shows a path of this machine"
         assert not re.search(rf"( at |\"host\": \"){host}\b", text), f"{document.name} shows this machine's name"
+
+
+# -- docs/ingest.md -------------------------------------------------------------------------------
+
+
+def test_the_ingest_guide_shows_the_digest_it_ingests_and_what_that_prints(tmp_path: Path, run_cli: Any) -> None:
+    from tests.test_digest import DIGEST
+
+    text = (ROOT / "docs" / "ingest.md").read_text(encoding="utf-8")
+    assert f"```text\n{DIGEST}```" in text  # the example digest is the one the tests parse
+    digest = tmp_path / "digest-0505.txt"
+    digest.write_text(DIGEST, encoding="utf-8")
+    run_cli("init", tmp_path / "case", "--operator", "A. Analyst <analyst@example.org>")
+    for args in (["--tag", "harbour"], []):
+        result = run_cli("ingest", digest, "--catalog", tmp_path / "case", *args)
+        assert result.code == 0
+        shown = " ".join(["$ evidence-catalog ingest digest-0505.txt", *args])
+        assert f"{shown}\n{result.out}" in text

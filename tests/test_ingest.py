@@ -110,6 +110,13 @@ def test_the_ingest_command_prints_counts_and_warnings(catalog: Catalog, digest_
     again = run_cli("ingest", digest_file, "--catalog", catalog.path)
     assert "0 report(s) added on 0 new record(s), 2 already present" in again.out
     assert again.out.rstrip().endswith("already stored")
+    with Catalog.open(catalog.path) as reopened:
+        film = reopened.record_ids()[1]
+    shown = run_cli("show", film, "--catalog", catalog.path).out
+    assert "report   " in shown and "(Telegram / Records Desk)" in shown
+    assert "  url      unknown (the source did not give one)" in shown
+    assert "  | Our @CityPaper team’s new film is out: what the yard ledgers show" in shown
+    assert "  card     YouTube: ‘Read the ledger twice’: the East Quay records | City Paper Film (cut short)" in shown
     bad = run_cli("ingest", digest_file.parent / "missing.txt", "--catalog", catalog.path)
     assert bad.code == 2 and bad.err.startswith("error: ") and "missing.txt" in bad.err
 

@@ -86,7 +86,7 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
         # which date the feed gave.
         published = _time(dict.get(entry, "published_parsed")) or _time(dict.get(entry, "updated_parsed"))
         if (dict.get(entry, "published") or dict.get(entry, "updated")) and published is None:
-            warnings.append((number, "its date could not be read; kept in the stored feed only"))
+            warnings.append((number, f"entry {number}: its date could not be read; kept in the stored feed only"))
         identity = report_identity(
             platform=kind, post_id=post_id, feed=feed_title or feed_link, author=author, text=text
         )
