@@ -8,6 +8,7 @@ Usage::
     python benchmarks/rss_child.py add CATALOG_DIR FILE
     python benchmarks/rss_child.py capture CATALOG_DIR URL
     python benchmarks/rss_child.py capture-warm CATALOG_DIR URL WARM_URL
+    python benchmarks/rss_child.py ingest CATALOG_DIR FILE
 
 ``bare`` imports nothing (the interpreter's own baseline); ``import`` imports the library; ``init``
 also creates an empty catalog; ``add`` creates a catalog and adds *FILE* with one ``Catalog.add``
@@ -16,6 +17,8 @@ call; ``capture`` creates a catalog and captures *URL* with one ``Catalog.captur
 prints one JSON object with what it did and the process's peak resident set size in KiB; for
 ``add`` and ``capture``, ``seconds`` is the wall time of that one call.  ``capture-warm`` first
 captures *WARM_URL* (untimed), as a batch does before its second URL, then times *URL*.
+``ingest`` creates a catalog and ingests the digest *FILE* with one ``Catalog.ingest`` call
+(``seconds`` is that call).
 
 The peak comes from ``VmHWM`` in ``/proc/self/status``: the high-water mark of this process's
 own address space since ``exec``.  ``getrusage``/``wait4`` ``ru_maxrss`` is not used on Linux
@@ -31,7 +34,7 @@ from __future__ import annotations
 import sys
 
 OPERATOR = "Benchmark <bench@example.org>"
-ARGUMENTS = {"bare": 0, "import": 0, "init": 1, "add": 2, "capture": 2, "capture-warm": 3}
+ARGUMENTS = {"bare": 0, "import": 0, "init": 1, "add": 2, "capture": 2, "capture-warm": 3, "ingest": 2}
 
 
 def peak_rss_kib() -> tuple[int, str]:
@@ -66,7 +69,7 @@ def main(argv: list[str]) -> int:
     from evidence_catalog import Catalog  # the import is part of what is measured
 
     report: dict[str, object] = {"mode": mode}
-    if mode in ("init", "add", "capture", "capture-warm"):
+    if mode in ("init", "add", "capture", "capture-warm", "ingest"):
         with Catalog.init(argv[1], operator=OPERATOR) as catalog:
             if mode == "add":
                 started = time.perf_counter()
@@ -76,6 +79,17 @@ def main(argv: list[str]) -> int:
                     sha256=result.sha256,
                     size=result.size,
                     new_bytes=result.new_bytes,
+                )
+            elif mode == "ingest":
+                started = time.perf_counter()
+                ingested = catalog.ingest(argv[2])
+                report.update(
+                    seconds=time.perf_counter() - started,
+                    format=ingested.format,
+                    items=ingested.items,
+                    reports_added=ingested.reports_added,
+                    records_added=ingested.records_added,
+                    warnings=len(ingested.warnings),
                 )
             elif mode in ("capture", "capture-warm"):
                 from evidence_catalog.capture import CaptureOptions

@@ -31,6 +31,13 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     (``rss_child.py capture``) whose peak RSS is reported.  For context: ``curl -o`` +
     ``sha256sum``, the same + ``sync``, ``sha256sum`` alone and Python ``hashlib`` alone on the
     served file.  Needs ``curl``: the run stops with a message when it is missing.
+``ingest``
+    ``Catalog.ingest`` of a generated feed-reader digest of 100,000 items (``--ingest-items``;
+    issue 4), in a child process (``rss_child.py ingest``): items/s and peak RSS, and the time at
+    10 %, 30 % and 100 % of that size (10k, 30k, 100k items) to show that it grows linearly:
+    seconds per 1,000 items at each size and the ratio of the largest to the smallest per-item
+    cost (PASS below 1.5, else INFO).  There is no external tool to compare with: the issue asks
+    only for items/s, RSS and linearity.
 
 Data files are read once before timing so that both sides read from the page cache; ours and
 the reference alternate (each round in the opposite order to the one before), and the best of
@@ -81,7 +88,7 @@ DEFAULT_WORKDIR = HERE / "scratch"
 CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
-BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small")
+BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest")
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -97,6 +104,11 @@ GENERATE_CHUNK = 8 * MIB
 FILES_PER_DIR = 100
 #: Size of the file the capture benchmark serves, in MiB (issue 3).
 DEFAULT_CAPTURE_MIB = 500
+#: Items in the largest digest of the ingest benchmark (issue 4), and the fractions of it timed.
+DEFAULT_INGEST_ITEMS = 100_000
+INGEST_FRACTIONS = (0.1, 0.3, 1.0)
+#: Linearity: the ratio of the largest to the smallest per-item cost below which ingest PASSes.
+INGEST_LINEAR_LIMIT = 1.5
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -362,6 +374,7 @@ class Context:
     small_files: int
     repeat: int
     capture_size: int = DEFAULT_CAPTURE_MIB * MIB
+    ingest_items: int = DEFAULT_INGEST_ITEMS
     _big: Path | None = None
 
     def big_file(self) -> Path:
@@ -846,6 +859,129 @@ def bench_small(ctx: Context) -> list[Row]:
     ]
 
 
+_INGEST_PLATFORMS = ("Twitter", "Telegram", "Mastodon", "Bluesky", "VK")
+_INGEST_FEEDS = ("Harbour Monitor", "Records Desk", "Frontline Notes", "Наблюдатель", "Revue de presse", "Ledger Watch")
+_INGEST_HANDLES = ("coast_watch", "PortLog", "CityPaper", "osint_desk", "geo_müller", "радар_юг", "field_reporter")
+_INGEST_TAGS = ("EastQuay", "OSINT", "Satellite", "Hafen", "школа", "Port", "Ledger")
+_INGEST_WORDS = (
+    "satellite images show two new berths at the yard",
+    "the gate was shut on 4 May — “maintenance”, said the operator",
+    "спутниковые снимки показывают новые причалы",
+    "les registres du port ne concordent pas avec les photos",
+    "trucks queue at the checkpoint from early morning",
+    "the ledger lists 14 ships, the pictures show 17",
+    "Straße gesperrt, Lkw warten seit dem Morgen",
+)
+_INGEST_CARDS = (
+    ("YouTube", "‘Read the ledger twice’: the East Quay records | City Paper Film"),
+    ("BBC News", "What the satellite pictures of the port show"),
+    ("Радио Свобода", "Что показывают снимки порта"),
+    ("Le Monde", "Au port, les registres et les images divergent"),
+)
+ITEMS_PER_FEED = 100
+
+
+def write_digest(path: Path, items: int, seed: int) -> None:
+    """Write a feed-reader digest of *items* distinct items to *path* (reproducible from *seed*).
+
+    Feeds of 100 items; items of 1-3 lines, every fifth or so a ``RT @handle:`` repost, with
+    #hashtags, @mentions and non-ASCII text, each printed twice (title, then description) as the
+    format has it; every 7th item is followed by a link card (site name, title, description, the
+    description cut short with "…" every other time).
+    """
+    rng = random.Random(seed)
+    lines: list[str] = []
+    for i in range(items):
+        if i % ITEMS_PER_FEED == 0:
+            feed = _INGEST_FEEDS[(i // ITEMS_PER_FEED) % len(_INGEST_FEEDS)]
+            platform = _INGEST_PLATFORMS[(i // ITEMS_PER_FEED) % len(_INGEST_PLATFORMS)]
+            lines.append(f"{feed} {i // ITEMS_PER_FEED:05d} ({platform})")
+        first = f"Post {i}: {rng.choice(_INGEST_WORDS)} #{rng.choice(_INGEST_TAGS)}."
+        if rng.random() < 0.2:
+            first = f"RT @{rng.choice(_INGEST_HANDLES)}: {first}"
+        text = [first]
+        for n in range(1, rng.randint(1, 3)):
+            handle, words, tag = rng.choice(_INGEST_HANDLES), rng.choice(_INGEST_WORDS), rng.choice(_INGEST_TAGS)
+            text.append(f"{n}. As @{handle} wrote, {words} #{tag}.")
+        lines += text + text
+        if i % 7 == 6:
+            site, title = _INGEST_CARDS[(i // 7) % len(_INGEST_CARDS)]
+            description = f"Reporters compared ledgers with satellite pictures of the yard, part {i}"
+            lines += [site, title, description + ("…" if (i // 7) % 2 else ".")]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def bench_ingest(ctx: Context) -> list[Row]:
+    """``Catalog.ingest`` of a feed-reader digest: items/s, peak RSS and linearity (issue 4)."""
+    sizes = sorted({max(1, round(ctx.ingest_items * f)) for f in INGEST_FRACTIONS})
+    digests = {}
+    for n in sizes:
+        path = ctx.scratch / f"digest-{n}.txt"
+        print(f"(creating a digest of {n} items ...)", flush=True)
+        write_digest(path, n, SEED + 3)
+        read_through(path)
+        digests[n] = path
+    timings = {n: Timings(f"{n} items") for n in sizes}
+    peaks: dict[int, list[float]] = {n: [] for n in sizes}
+
+    def ingest_run(n: int) -> float:
+        catalog_dir = ctx.scratch / "ingest-catalog"
+        os.sync()
+        report, _ = run_child("ingest", os.fspath(catalog_dir), os.fspath(digests[n]))
+        if report.get("items") != n or report.get("reports_added") != n or report.get("warnings") != 0:
+            raise AssertionError(f"the child did not ingest {n} items as new reports without warnings: {report}")
+        peaks[n].append(int(str(report["peak_kib"])) / KIB)
+        remove(catalog_dir)
+        return float(str(report["seconds"]))
+
+    alternate(ctx.repeat, *((timings[n], lambda n=n: ingest_run(n)) for n in sizes))
+    per_thousand = {n: timings[n].best / n * 1000 for n in sizes}
+    for n in sizes:
+        runs = " ".join(f"{s:.2f}" for s in timings[n].seconds)
+        print(
+            f"  {n:8d} items: {n / timings[n].best:8.0f} items/s  best {timings[n].best:7.2f} s"
+            f"  {per_thousand[n]:.3f} s per 1,000 items  peak RSS {max(peaks[n]):6.1f} MiB  (runs: {runs})"
+        )
+    largest = sizes[-1]
+    rate = largest / timings[largest].best
+    peak = max(peaks[largest])
+    spread = max(per_thousand.values()) / min(per_thousand.values())
+    growth = per_thousand[largest] / per_thousand[sizes[0]]
+    linear = "PASS" if spread < INGEST_LINEAR_LIMIT else "INFO"
+    print(
+        f"  per-item cost, largest / smallest: {spread:.2f}x (at {largest} / at {sizes[0]} items: {growth:.2f}x)"
+        f"   PASS below {INGEST_LINEAR_LIMIT}x   {linear}"
+    )
+    print("  no external reference tool: the issue asks only for items/s, peak RSS and linearity")
+    costs = ", ".join(f"{n}: {per_thousand[n]:.3f}" for n in sizes)
+    return [
+        Row(
+            benchmark=f"ingest of a {largest}-item digest",
+            ours=f"{rate:.0f} items/s ({timings[largest].best:.1f} s)",
+            reference="none (no external tool)",
+            ratio="-",
+            target="none (info)",
+            status="INFO",
+        ),
+        Row(
+            benchmark=f"Peak RSS ingesting a {largest}-item digest",
+            ours=f"{peak:.1f} MiB",
+            reference="-",
+            ratio="-",
+            target="none (info)",
+            status="INFO",
+        ),
+        Row(
+            benchmark="ingest: time linear in items",
+            ours=f"s per 1,000 items: {costs}",
+            reference="-",
+            ratio=f"{spread:.2f}x largest/smallest per-item cost",
+            target=f"< {INGEST_LINEAR_LIMIT}x for PASS",
+            status=linear,
+        ),
+    ]
+
+
 BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]]] = {
     "hash": (bench_hash, ("openssl",)),
     "multi": (bench_multi, ("openssl",)),
@@ -853,6 +989,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "capture": (bench_capture, ("curl", "sha256sum", "sync")),
     "rss": (bench_rss, ()),
     "small": (bench_small, ("cp", "sha256sum", "sync")),
+    "ingest": (bench_ingest, ()),
 }
 
 
@@ -878,6 +1015,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="MIB",
         help=f"file served for the capture benchmark, in MiB (default {DEFAULT_CAPTURE_MIB})",
     )
+    parser.add_argument(
+        "--ingest-items",
+        type=int,
+        default=DEFAULT_INGEST_ITEMS,
+        metavar="N",
+        help=f"items in the largest digest for ingest; also timed at 10%% and 30%% (default {DEFAULT_INGEST_ITEMS})",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side; the best counts (default 3)")
     parser.add_argument(
         "--only",
@@ -898,8 +1042,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.only = [name for name in BENCHMARKS if not selected or name in selected]
     if args.size_gib <= 0 or args.capture_size_mib <= 0 or (args.rss_size_gib is not None and args.rss_size_gib <= 0):
         parser.error("sizes must be positive")
-    if args.small_files < 1 or args.repeat < 1:
-        parser.error("--small-files and --repeat must be at least 1")
+    if args.small_files < 1 or args.repeat < 1 or args.ingest_items < 1:
+        parser.error("--small-files, --ingest-items and --repeat must be at least 1")
     return args
 
 
@@ -955,7 +1099,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {key:22s} {value}")
     settings = (
         f"Settings: data file {size_text(size)}, RSS file {size_text(rss_size)}, {args.small_files} small files, "
-        f"capture file {size_text(capture_size)}, {args.repeat} runs of each side (best; median for capture); "
+        f"capture file {size_text(capture_size)}, ingest digest {args.ingest_items} items, "
+        f"{args.repeat} runs of each side (best; median for capture); "
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
     print(settings)
@@ -972,6 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             small_files=args.small_files,
             repeat=args.repeat,
             capture_size=capture_size,
+            ingest_items=args.ingest_items,
         )
         for name in args.only:
             function, tools = BENCH_FUNCTIONS[name]
