@@ -106,6 +106,8 @@ IngestFormat = Literal["digest", "rss", "twarc", "telegram"]
 #: Inputs :meth:`Catalog.ingest` reads ("rss" covers RSS 0.9x-2.0, RSS 1.0/RDF and Atom; "twarc"
 #: is twarc2's JSON Lines of X API v2 responses).
 INGEST_FORMATS: tuple[str, ...] = ("digest", "rss", "twarc", "telegram")
+#: Reports written per batch of inserts during one ingest (all batches are one transaction).
+INGEST_CHUNK = 2000
 EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl")
 
 
@@ -1003,8 +1005,8 @@ class Catalog:
                 for path in media
             }
         stored_media = {path: self._describe(self._store_file_copy(path)) for path in sorted(new_media)}
-        with open(file, "rb", buffering=0) as stream:
-            blob = self.blobs.put_stream(_SourceFile(stream, where))
+        with open(file, "rb", buffering=0) as document:
+            blob = self.blobs.put_stream(_SourceFile(document, where))
         if blob.size != len(raw):
             raise InputError("changed while it was being read; nothing was ingested", where=where)
         artifact = self._describe(blob)
@@ -1019,9 +1021,34 @@ class Catalog:
                 self.db.add_artifact(session, artifact, at=ended_at)
             entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
             seen: set[str] = set()
-            # Built first, then linked into the log and inserted in one statement per table:
-            # a digest of 100,000 items is one transaction either way.
+            # Built a chunk at a time, then linked into the log and inserted with one statement
+            # per table: memory stays bounded, and the input is still one transaction.
             drafts: list[EventDraft] = []
+            added = 0
+
+            def flush() -> None:
+                nonlocal added
+                events = self.db.append_events(session, drafts)
+                rows: dict[str, list[dict[str, Any]]] = {
+                    name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
+                }
+                new_artifacts = {e.artifact.sha256: e.artifact for *_, entries in parts for e in entries[1:]}
+                for sha256, media_artifact in new_artifacts.items():
+                    if self.db.artifact(session, sha256) is None:
+                        self.db.add_artifact(session, media_artifact, at=ended_at)
+                for (record, acquisition, report, note_part, entries), event in zip(parts, events, strict=True):
+                    rows["record"].append(record_row(record))
+                    rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
+                    rows["record_artifact"] += [record_artifact_row(record.id, e, n) for n, e in enumerate(entries)]
+                    rows["acquisition"].append(acquisition_row(record.id, acquisition, event.seq))
+                    rows["record_part"].append(part_row(record.id, "report", report, event.seq, 0))
+                    if note_part is not None:
+                        rows["record_part"].append(part_row(record.id, "note", note_part, event.seq, 0))
+                self.db.insert_rows(session, rows)
+                added += len(parts)
+                drafts.clear()
+                parts.clear()
+
             parts: list[
                 tuple[
                     model.EvidenceRecord, model.Acquisition, model.Report, model.Note | None, list[model.RecordArtifact]
@@ -1075,7 +1102,9 @@ class Catalog:
                     )
                 )
                 parts.append((record, acquisition, report, note_part, entries))
-            added = len(parts)
+                if len(parts) >= INGEST_CHUNK:
+                    flush()
+            flush()
             drafts.append(
                 EventDraft(
                     at=ended_at,
@@ -1093,22 +1122,7 @@ class Catalog:
                     },
                 )
             )
-            events = self.db.append_events(session, drafts)
-            rows: dict[str, list[dict[str, Any]]] = {name: [] for name in ("record", "record_tag", "record_artifact")}
-            rows.update(acquisition=[], record_part=[])
-            new_artifacts = {e.artifact.sha256: e.artifact for *_, entries in parts for e in entries[1:]}
-            for sha256, media_artifact in new_artifacts.items():
-                if self.db.artifact(session, sha256) is None:
-                    self.db.add_artifact(session, media_artifact, at=ended_at)
-            for (record, acquisition, report, note_part, entries), event in zip(parts, events, strict=False):
-                rows["record"].append(record_row(record))
-                rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
-                rows["record_artifact"] += [record_artifact_row(record.id, e, n) for n, e in enumerate(entries)]
-                rows["acquisition"].append(acquisition_row(record.id, acquisition, event.seq))
-                rows["record_part"].append(part_row(record.id, "report", report, event.seq, 0))
-                if note_part is not None:
-                    rows["record_part"].append(part_row(record.id, "note", note_part, event.seq, 0))
-            self.db.insert_rows(session, rows)
+            self.db.append_events(session, drafts)
         return IngestResult(
             path=where,
             format=format,

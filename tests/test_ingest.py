@@ -400,3 +400,19 @@ def test_a_telegram_export_with_missing_or_escaping_media_changes_nothing(
     assert catalog.record_ids() == []
     assert [e.action for e in catalog.history()] == ["catalog.created"]
     assert not any((catalog.path / "blobs").rglob("sha256/*/*/*"))
+
+
+def test_an_ingest_written_in_several_batches_is_still_one_whole(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import evidence_catalog.catalog as catalog_module
+    from tests.conftest import make_jpeg
+
+    monkeypatch.setattr(catalog_module, "INGEST_CHUNK", 2)  # 3 messages: a batch of 2, then 1
+    folder = _telegram_export(tmp_path / "export", photo=make_jpeg())
+    result = catalog.ingest(folder)
+    assert result.reports_added == 3
+    actions = [e.action for e in catalog.history()]
+    assert actions == ["catalog.created", *["report.ingested"] * 3, "digest.ingested"]
+    assert [len(catalog.record(r).artifacts) for r in catalog.record_ids()] == [2, 2, 1]
+    assert catalog.verify().ok
