@@ -126,6 +126,11 @@ class Row:
     status: str  # PASS, FAIL, INFO or SKIP
 
 
+def info_row(benchmark: str, ours: str, reference: str = "-", ratio: str = "-") -> Row:
+    """A summary line that reports a figure with no target to pass or fail."""
+    return Row(benchmark=benchmark, ours=ours, reference=reference, ratio=ratio, target="none (info)", status="INFO")
+
+
 @dataclass
 class Timings:
     """Wall-clock seconds of repeated runs of one side of a comparison."""
@@ -711,14 +716,7 @@ def bench_capture(ctx: Context) -> list[Row]:
             target="none (info)",
             status="INFO",
         ),
-        Row(
-            benchmark=f"Peak RSS capturing a {size_text(size)} file",
-            ours=f"{peak:.1f} MiB",
-            reference="-",
-            ratio="-",
-            target="none (info)",
-            status="INFO",
-        ),
+        info_row(f"Peak RSS capturing a {size_text(size)} file", f"{peak:.1f} MiB"),
     ]
 
 
@@ -963,14 +961,7 @@ def bench_ingest(ctx: Context) -> list[Row]:
             target="none (info)",
             status="INFO",
         ),
-        Row(
-            benchmark=f"Peak RSS ingesting a {largest}-item digest",
-            ours=f"{peak:.1f} MiB",
-            reference="-",
-            ratio="-",
-            target="none (info)",
-            status="INFO",
-        ),
+        info_row(f"Peak RSS ingesting a {largest}-item digest", f"{peak:.1f} MiB"),
         Row(
             benchmark="ingest: time linear in items",
             ours=f"s per 1,000 items: {costs}",
