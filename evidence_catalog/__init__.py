@@ -16,6 +16,8 @@ from evidence_catalog.catalog import (
     Catalog,
     ExportResult,
     IngestResult,
+    LinkResult,
+    SearchHit,
     VerificationReport,
 )
 from evidence_catalog.errors import (
@@ -29,6 +31,7 @@ from evidence_catalog.errors import (
     StorageError,
     ValidationError,
 )
+from evidence_catalog.ingest.links import LinkSuggestion
 from evidence_catalog.model import (
     Acquisition,
     Agent,
@@ -66,10 +69,13 @@ __all__ = [
     "IngestResult",
     "InputError",
     "IntegrityError",
+    "LinkResult",
+    "LinkSuggestion",
     "NotFoundError",
     "Note",
     "Relation",
     "Report",
+    "SearchHit",
     "SensitivityFlag",
     "StorageError",
     "ValidationError",

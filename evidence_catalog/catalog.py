@@ -51,6 +51,7 @@ from evidence_catalog.custody import (
     added_details,
     captured_details,
     failed_details,
+    linked_details,
     replay,
     verify_chain,
 )
@@ -61,6 +62,7 @@ from evidence_catalog.errors import (
     InputError,
     NotFoundError,
     StorageError,
+    ValidationError,
 )
 from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.findings import (
@@ -73,6 +75,7 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.hashing import MultiHasher, ProgressCallback
 from evidence_catalog.ingest.feed import looks_like_feed
+from evidence_catalog.ingest.links import LinkSuggestion
 from evidence_catalog.ingest.telegram import looks_like_telegram
 from evidence_catalog.ingest.twarc import looks_like_twarc
 from evidence_catalog.serialize import (
@@ -89,6 +92,7 @@ from evidence_catalog.store.database import (
     CatalogDatabase,
     EventDraft,
     acquisition_row,
+    index_rows,
     part_row,
     record_artifact_row,
     record_row,
@@ -194,6 +198,25 @@ class IngestResult:
     new_bytes: bool
     #: (line, message) for each part that did not fit the format (kept, not dropped).
     warnings: tuple[tuple[int, str], ...] = ()
+
+
+@frozen
+class SearchHit:
+    """A report found by :meth:`Catalog.search`, and the record it is on."""
+
+    record_id: str
+    report: model.Report
+
+
+@frozen
+class LinkResult:
+    """What :meth:`Catalog.link` did: the report, the record it was on, the record it is on now."""
+
+    report_id: str
+    from_record: str
+    record_id: str
+    #: False when the report was on that record already (nothing was changed or logged).
+    moved: bool
 
 
 @frozen
@@ -1045,6 +1068,7 @@ class Catalog:
                     if note_part is not None:
                         rows["record_part"].append(part_row(record.id, "note", note_part, event.seq, 0))
                 self.db.insert_rows(session, rows)
+                index_rows(session, [(report.id, report, ended_at) for _, _, report, _, _ in parts])
                 added += len(parts)
                 drafts.clear()
                 parts.clear()
@@ -1134,6 +1158,100 @@ class Catalog:
             new_bytes=blob.created,
             warnings=warnings,
         )
+
+    # -- finding and linking reports ---------------------------------------------------------
+
+    def search(
+        self,
+        text: str = "",
+        *,
+        mention: str | None = None,
+        hashtag: str | None = None,
+        feed: str | None = None,
+        author: str | None = None,
+        since: dt.datetime | dt.date | str | None = None,
+        limit: int | None = 100,
+    ) -> list[SearchHit]:
+        """Reports holding every word of *text* (case and diacritics ignored; any report when
+        *text* has no words), with the given mention, hashtag, feed name and author (exact, case
+        ignored, ``@``/``#`` optional), published -- or, when the source gave no time, found --
+        at or after *since* (a date is that day's start in UTC).  Best match first, then newest;
+        at most *limit* hits (``None`` for all)."""
+        from evidence_catalog.store.search import term_key
+
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InputError(f"limit must be a whole number of at least 1, not {limit!r}", where="limit")
+        terms = []
+        for kind, value in (("mention", mention), ("hashtag", hashtag), ("feed", feed), ("author", author)):
+            if value is None:
+                continue
+            key = term_key(kind, _utf8(value, kind))
+            if not key:
+                raise InputError(f"{kind} is blank", where=kind)
+            terms.append((kind, key))
+        with self.db.read() as session:
+            found = self.db.search_reports(
+                session, text=_utf8(text, "text"), terms=terms, since=_since(since), limit=limit
+            )
+        return [SearchHit(record_id=record_id, report=report) for record_id, report in found]
+
+    def link(self, report_id: str, record_id: str, *, note: str | None = None) -> LinkResult:
+        """Move a report onto another record -- e.g. a post announcing a film onto the record of
+        the captured film -- with its source document, so that one record holds both.  The
+        report is not changed; the move is a ``report.linked`` custody event, with *note* (why)
+        kept on the record.  A report already on that record is left as it is (no event)."""
+        if note is not None and not _utf8(note, "note").strip():
+            raise InputError("note must not be blank", where="note")
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only; nothing can be linked in it")
+        at = self.clock()
+        with self.db.write() as session:
+            found = self.db.report(session, report_id)
+            if found is None:
+                raise NotFoundError(f"no report with id {report_id}")
+            from_record, report = found
+            if not self.db.record_exists(session, record_id):
+                raise NotFoundError(f"no record with id {record_id}")
+            if from_record == record_id:
+                return LinkResult(report_id=report_id, from_record=from_record, record_id=record_id, moved=False)
+            document = None
+            sha256 = report.document_sha256
+            if sha256 is not None and sha256 not in self.db.artifacts_of(session, record_id):
+                artifact = self.db.artifact(session, sha256)
+                if artifact is None:
+                    raise ValidationError(f"report {report_id} names document {sha256}, which is not catalogued")
+                document = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
+            note_part = (
+                None if note is None else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=at)
+            )
+            event = self.db.append_event(
+                session,
+                at=at,
+                actor=self.operator,
+                action=Action.REPORT_LINKED,
+                subject=record_id,
+                details=linked_details(report_id=report_id, from_record=from_record, document=document, note=note_part),
+            )
+            if document is not None:
+                self.db.attach_artifact(session, record_id, document)
+            self.db.move_report(session, report_id, record_id, event.seq)
+            if note_part is not None:
+                self.db.add_part(session, record_id, "note", note_part, event.seq)
+        return LinkResult(report_id=report_id, from_record=from_record, record_id=record_id, moved=True)
+
+    def link_suggestions(self, record_id: str | None = None) -> list[LinkSuggestion]:
+        """Reports that look like they are about media captured on another record (same URL, or
+        a link card with the captured item's title); with *record_id*, those that involve that
+        record.  See :mod:`evidence_catalog.ingest.links`; nothing is changed."""
+        from evidence_catalog.ingest.links import suggest
+
+        with self.db.read() as session:
+            if record_id is not None and not self.db.record_exists(session, record_id):
+                raise NotFoundError(f"no record with id {record_id}")
+            found = suggest(self.db.reports(session), list(self.db.captures(session)))
+        if record_id is not None:
+            found = [s for s in found if record_id in (s.record_id, s.report_record)]
+        return found
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -1507,6 +1625,27 @@ def _read_reports(
         report = attrs.evolve(item_report(item, report_id=model.new_id(), document_sha256=None), identity=identity)
         prepared.append((report, item.text, f"digest lines {item.first_line}-{item.last_line}", ()))
     return prepared, digest.warnings
+
+
+def _since(value: dt.datetime | dt.date | str | None) -> dt.datetime | None:
+    """A ``since`` bound in UTC: a date is the start of that day in UTC; a time must carry its
+    zone (``Z`` or ``+02:00``) -- a time without one would be read wrongly somewhere."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise InputError(
+                f"{display_path(text)!r} is not a date (2024-03-01) or a time with its zone (2024-03-01T10:00Z)",
+                where="since",
+            ) from None
+    if not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InputError(f"{value.isoformat()} has no time zone; add Z or an offset such as +02:00", where="since")
+    return value.astimezone(dt.UTC)
 
 
 def _input_text(raw: bytes, where: str) -> str:

@@ -53,7 +53,7 @@ from evidence_catalog.errors import (
 )
 from evidence_catalog.findings import EntryUnreadable
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
-from evidence_catalog.serialize import format_timestamp, to_document
+from evidence_catalog.serialize import format_timestamp, to_document, unstructure
 from evidence_catalog.versions import versions
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -442,6 +442,102 @@ def ingest(
         f"{result.reports_present} already present; {result.format} {result.sha256} "
         + ("stored" if result.new_bytes else "already stored")
     )
+
+
+@cli.command()
+@click.argument("text", required=False, default="")
+@_catalog_option
+@click.option("--mention", metavar="HANDLE", help="Only reports mentioning this account (@ optional).")
+@click.option("--hashtag", metavar="TAG", help="Only reports with this hashtag (# optional).")
+@click.option("--feed", metavar="NAME", help="Only reports from this feed (its name as in the digest or feed).")
+@click.option("--author", metavar="HANDLE", help="Only reports by this author, or reposts of or by them.")
+@click.option(
+    "--since", metavar="DATE", help="Only reports published (else found) from then on: 2024-03-01 or 2024-03-01T10:00Z."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Show at most this many.")
+@_json_option
+def search(
+    text: str,
+    catalog_path: str,
+    mention: str | None,
+    hashtag: str | None,
+    feed: str | None,
+    author: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Find reports by their words (every word of TEXT, case and accents ignored) and filters.
+
+    Prints one line per report: report id, record id, when it was published (or '-'),
+    feed/author, and its first line; best match first, then newest.  Exit code 1 when nothing
+    is found.
+    """
+    with _open(catalog_path) as catalog:
+        hits = catalog.search(
+            text, mention=mention, hashtag=hashtag, feed=feed, author=author, since=since, limit=limit
+        )
+    if as_json:
+        _echo_json([{"record_id": h.record_id, "report": unstructure(h.report)} for h in hits])
+    else:
+        for hit in hits:
+            report = hit.report
+            when = format_timestamp(report.published_at) if report.published_at else "-"
+            who = " / ".join(filter(None, (report.source.feed_name or report.source.account_handle, report.author)))
+            first = report.text.split("\n", 1)[0]
+            first = first if len(first) <= 80 else first[:79] + "…"
+            click.echo(f"{report.id}  {hit.record_id}  {when}  {_printable(who)}  {_printable(first)}")
+        if len(hits) == limit:
+            click.echo(f"(the first {limit} shown; use --limit for more)", err=True)
+    if not hits:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
+@cli.command()
+@click.argument("ids", metavar="[REPORT_ID RECORD_ID]", nargs=-1)
+@_catalog_option
+@click.option("--note", help="Why they belong together, kept on the record.")
+@click.option(
+    "--suggest",
+    is_flag=True,
+    help="List suggested links instead (for one record when its ID is given); change nothing.",
+)
+@_operator_option
+@_json_option
+def link(
+    ids: Sequence[str], catalog_path: str, note: str | None, suggest: bool, operator: str | None, as_json: bool
+) -> None:
+    """Put a report on another record, e.g. a post announcing a film on the captured film's record.
+
+    The report and its source document join RECORD_ID; the move is a custody event.  With
+    --suggest, list reports whose URL or link-card title matches media captured on another
+    record, each with the command that would link it.
+    """
+    if suggest:
+        if len(ids) > 1 or note is not None:
+            raise click.UsageError("--suggest takes at most one record ID and no --note")
+        with _open(catalog_path, operator) as catalog:
+            suggestions = catalog.link_suggestions(ids[0] if ids else None)
+        if as_json:
+            _echo_json([attrs.asdict(s) for s in suggestions])
+            return
+        for s in suggestions:
+            click.echo(
+                f"report {s.report_id} (on {s.report_record}) -> record {s.record_id}: "
+                f"{s.reason} {_printable(s.matched)}\n  evidence-catalog link {s.report_id} {s.record_id}"
+            )
+        click.echo(f"{len(suggestions)} suggestion(s)", err=True)
+        return
+    if len(ids) != 2:
+        raise click.UsageError("give a REPORT_ID and a RECORD_ID (or --suggest)")
+    with _open(catalog_path, operator) as catalog:
+        result = catalog.link(ids[0], ids[1], note=note)
+    if as_json:
+        _echo_json(attrs.asdict(result))
+    elif result.moved:
+        click.echo(f"report {result.report_id} moved from record {result.from_record} to {result.record_id}")
+    else:
+        click.echo(f"report {result.report_id} is on record {result.record_id} already; nothing changed")
 
 
 @cli.command(name="list")

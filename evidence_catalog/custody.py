@@ -50,6 +50,7 @@ class Action:
     REPORT_INGESTED = "report.ingested"
     DIGEST_INGESTED = "digest.ingested"
     CAPTURE_FAILED = "capture.failed"
+    REPORT_LINKED = "report.linked"
 
 
 def document_hash(document: Mapping[str, Any]) -> str:
@@ -287,6 +288,39 @@ def _apply_failed(states: dict[str, _RecordState], event: CustodyEvent) -> None:
     states[event.subject].acquisitions.append(acquisition)
 
 
+def linked_details(
+    *, report_id: str, from_record: str, document: model.RecordArtifact | None, note: model.Note | None
+) -> dict[str, Any]:
+    """The ``details`` of a ``report.linked`` event (its subject is the record the report moves
+    to): the report, the record it leaves, its source document when the new record did not hold
+    it yet, and the operator's note."""
+    return {
+        "report_id": report_id,
+        "from_record": from_record,
+        "document": None if document is None else unstructure(document),
+        "note": None if note is None else unstructure(note),
+    }
+
+
+def _apply_linked(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one ``report.linked`` event: the report leaves its record for the subject record,
+    which also gets the report's source document (the report's lines are in it)."""
+    details = event.details
+    if details["from_record"] not in states or event.subject not in states:
+        raise ValueError(f"record {details['from_record']} or {event.subject} was never created in this log")
+    source, target = states[details["from_record"]], states[event.subject]
+    position = next((n for n, r in enumerate(source.reports) if r.id == details["report_id"]), None)
+    if position is None or source is target:
+        raise ValueError(f"report {details['report_id']} is not on record {details['from_record']}")
+    document = None if details["document"] is None else structure(details["document"], model.RecordArtifact)
+    note = None if details["note"] is None else structure(details["note"], model.Note)
+    target.reports.append(source.reports.pop(position))
+    if document is not None and all(held.artifact.sha256 != document.artifact.sha256 for held in target.artifacts):
+        target.artifacts.append(document)
+    if note is not None:
+        target.notes.append(note)
+
+
 def _apply_acquired(states: dict[str, _RecordState], event: CustodyEvent, entries: list[model.RecordArtifact]) -> None:
     details = event.details
     if not isinstance(details["record_created"], bool):
@@ -328,4 +362,5 @@ _APPLY = {
     Action.MEDIA_CAPTURED: _apply_captured,
     Action.CAPTURE_FAILED: _apply_failed,
     Action.REPORT_INGESTED: _apply_ingested,
+    Action.REPORT_LINKED: _apply_linked,
 }

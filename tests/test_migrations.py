@@ -11,11 +11,12 @@ from sqlmodel import SQLModel
 
 from evidence_catalog import Catalog
 from evidence_catalog.store.database import HEAD_REVISION
+from evidence_catalog.store.search import outside_metadata
 
 
 def test_migrations_produce_exactly_the_tables_the_code_uses(catalog: Catalog) -> None:
     with catalog.db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": outside_metadata})
         differences = compare_metadata(context, SQLModel.metadata)
     assert differences == []
 

@@ -39,6 +39,8 @@ from evidence_catalog.store.tables import (
     RecordPartRow,
     RecordRow,
     RecordTagRow,
+    ReportIndexRow,
+    ReportTermRow,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -64,7 +66,7 @@ _PART_FIELDS = {
 
 #: The newest migration.  A catalog at this revision opens without loading Alembic at all
 #: (a test checks that this matches the migrations folder).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def _known_revisions() -> set[str]:
@@ -83,7 +85,7 @@ def _alembic_config(connection: sa.Connection | None = None) -> Any:
     return config
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
+def aware(value: dt.datetime) -> dt.datetime:
     """SQLite hands back naive datetimes; every timestamp we stored was UTC."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
@@ -461,6 +463,90 @@ class CatalogDatabase:
         ).scalar_one()
         _insert(session, RecordPartRow, **part_row(record_id, kind, part, custody_seq, position))
 
+    def report(self, session: Session, report_id: str) -> tuple[str, model.Report] | None:
+        """The record holding a report, and the report, by the report's id."""
+        table = _t(RecordPartRow)
+        row = _run(
+            session,
+            sa.select(table.c.record_id, table.c.body).where(table.c.id == report_id, table.c.kind == "report"),
+        ).first()
+        return None if row is None else (str(row.record_id), structure(_json_body(row.body), model.Report))
+
+    def reports(self, session: Session) -> Iterator[tuple[str, model.Report]]:
+        """``(record id, report)`` of every report, in the order they were catalogued."""
+        table = _t(RecordPartRow)
+        query = (
+            sa.select(table.c.record_id, table.c.body)
+            .where(table.c.kind == "report")
+            .order_by(table.c.custody_seq, table.c.position)
+            .execution_options(yield_per=1000)
+        )
+        for row in _run(session, query):
+            yield str(row.record_id), structure(_json_body(row.body), model.Report)
+
+    def captures(self, session: Session) -> Iterator[tuple[str, model.Acquisition]]:
+        """``(record id, acquisition)`` of every successful capture from a URL."""
+        table = _t(AcquisitionRow)
+        query = sa.select(table.c.record_id, table.c.body).where(
+            table.c.method == model.AcquisitionMethod.CAPTURED_FROM_URL.value, table.c.outcome == "succeeded"
+        )
+        for row in _run(session, query):
+            yield str(row.record_id), structure(_json_body(row.body), model.Acquisition)
+
+    def move_report(self, session: Session, report_id: str, record_id: str, custody_seq: int) -> None:
+        """Put a report on another record, after the reports it holds (see ``report.linked``)."""
+        table = _t(RecordPartRow)
+        position = _run(
+            session,
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(table.c.record_id == record_id, table.c.kind == "report"),
+        ).scalar_one()
+        _run(
+            session,
+            sa.update(table)
+            .where(table.c.id == report_id)
+            .values(record_id=record_id, position=position, custody_seq=custody_seq),
+        )
+
+    def search_reports(
+        self,
+        session: Session,
+        *,
+        text: str,
+        terms: Sequence[tuple[str, str]],
+        since: dt.datetime | None,
+        limit: int | None,
+    ) -> list[tuple[str, model.Report]]:
+        """``(record id, report)`` of the reports holding every word of *text* (any report when
+        it has none) and every ``(kind, key)`` term, searched by time at or after *since*; best
+        match first on SQLite (FTS5 rank), then newest first."""
+        from evidence_catalog.store.search import FTS_TABLE, fts_query
+
+        part, index, term = _t(RecordPartRow), _t(ReportIndexRow), _t(ReportTermRow)
+        query = sa.select(part.c.record_id, part.c.body).join(index, index.c.part_id == part.c.id)
+        for kind, value in terms:
+            query = query.where(
+                sa.exists().where(term.c.part_id == part.c.id, term.c.kind == kind, term.c.value == value)
+            )
+        if since is not None:
+            query = query.where(index.c.at >= since)
+        match = fts_query(text)
+        if match is not None and self.engine.dialect.name == "sqlite":
+            fts = sa.table(FTS_TABLE, sa.column("rowid", sa.Integer))
+            query = (
+                query.join(fts, fts.c.rowid == index.c.num)
+                .where(sa.text(f"{FTS_TABLE} MATCH :match").bindparams(match=match))
+                .order_by(sa.literal_column(f"{FTS_TABLE}.rank"))
+            )
+        elif match is not None:  # no full-text index: every word somewhere in the report's JSON
+            for word in text.split():
+                query = query.where(sa.cast(part.c.body, sa.String).icontains(word, autoescape=True))
+        query = query.order_by(index.c.at.desc(), index.c.num.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return [(str(row.record_id), structure(_json_body(row.body), model.Report)) for row in _run(session, query)]
+
     def record_ids(self, session: Session) -> list[str]:
         """Every record id, oldest first (ids are time-ordered)."""
         return list(session.exec(select(RecordRow.id).order_by(col(RecordRow.id))))
@@ -501,7 +587,7 @@ class CatalogDatabase:
             parts[_PART_FIELDS[part.kind]].append(structure(part.body, PART_KINDS[part.kind]))
         return model.EvidenceRecord(
             id=row.id,
-            created_at=_aware(row.created_at),
+            created_at=aware(row.created_at),
             created_by=structure(row.created_by, model.Agent),
             title=row.title,
             artifacts=[
@@ -632,7 +718,7 @@ def _json_text(text: str | None) -> Any:
 
 def _timestamp_text(text: str | None) -> Any:
     try:
-        return format_timestamp(_aware(dt.datetime.fromisoformat(str(text))))
+        return format_timestamp(aware(dt.datetime.fromisoformat(str(text))))
     except ValueError:
         return text
 
@@ -643,3 +729,38 @@ def structure_event(document: dict[str, Any]) -> model.CustodyEvent:
         return structure(document, model.CustodyEvent)
     except ValidationError as exc:
         raise ValidationError(exc.message, where=f"custody event {document.get('seq')}") from exc
+
+
+def index_rows(bind: Session | sa.Connection, reports: Sequence[tuple[str, model.Report, dt.datetime]]) -> None:
+    """Put reports -- ``(part id, report, when it was found)`` -- into the search index."""
+    from evidence_catalog.store.search import FTS_TABLE, report_terms, report_words, search_time
+
+    if not reports:
+        return
+    index, terms = _t(ReportIndexRow), _t(ReportTermRow)
+    first = (bind.execute(sa.select(sa.func.max(index.c.num))).scalar() or 0) + 1
+    numbered = list(enumerate(reports, start=first))
+    bind.execute(
+        sa.insert(index),
+        [
+            {"num": num, "part_id": part_id, "at": search_time(report, found)}
+            for num, (part_id, report, found) in numbered
+        ],
+    )
+    term_rows = [
+        {"part_id": part_id, "kind": kind, "value": value}
+        for part_id, report, _ in reports
+        for kind, value in report_terms(report)
+    ]
+    if term_rows:
+        bind.execute(sa.insert(terms), term_rows)
+    if (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name == "sqlite":
+        bind.execute(
+            sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
+            [{"num": num, "body": report_words(report)} for num, (_, report, _) in numbered],
+        )
+
+
+def _json_body(body: Any) -> Any:
+    """A JSON column's value: parsed already, or text on a connection that did not parse it."""
+    return json.loads(body) if isinstance(body, str) else body

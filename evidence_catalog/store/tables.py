@@ -122,3 +122,26 @@ class RecordPartRow(SQLModel, table=True):
     position: int
     custody_seq: int = Field(foreign_key="custody_event.seq")
     body: dict[str, Any] = _json()
+
+
+class ReportIndexRow(SQLModel, table=True):
+    """A report in the search index: the time it is searched by (see
+    :mod:`evidence_catalog.store.search`); ``num`` is its row in the full-text table."""
+
+    __tablename__ = "report_index"
+
+    num: int = Field(primary_key=True)
+    part_id: str = Field(foreign_key="record_part.id", unique=True, max_length=36)
+    at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)  # type: ignore[call-overload]
+
+
+class ReportTermRow(SQLModel, table=True):
+    """An exact search filter of a report: a mention, hashtag, feed or author, normalised."""
+
+    __tablename__ = "report_term"
+
+    part_id: str = Field(foreign_key="record_part.id", primary_key=True, max_length=36)
+    kind: str = Field(primary_key=True)
+    value: str = Field(primary_key=True)
+
+    __table_args__ = (sa.Index("ix_report_term_kind_value", "kind", "value"),)
