@@ -75,6 +75,7 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.hashing import MultiHasher, ProgressCallback
 from evidence_catalog.ingest.feed import looks_like_feed
+from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
 from evidence_catalog.ingest.links import LinkSuggestion
 from evidence_catalog.ingest.telegram import looks_like_telegram
 from evidence_catalog.ingest.twarc import looks_like_twarc
@@ -198,6 +199,12 @@ class IngestResult:
     new_bytes: bool
     #: (line, message) for each part that did not fit the format (kept, not dropped).
     warnings: tuple[tuple[int, str], ...] = ()
+    #: (line or message number, why) for each item left out with ``keep_going``.
+    skipped: tuple[tuple[int, str], ...] = ()
+    #: (record id, URL) of the media the reports point at (feed enclosures), and, with
+    #: ``capture_media``, the result of capturing each (``skipped`` when an earlier run did).
+    media: tuple[tuple[str, str], ...] = ()
+    captures: tuple[CaptureResult, ...] = ()
 
 
 @frozen
@@ -978,35 +985,99 @@ class Catalog:
 
     def ingest(
         self,
-        path: str | os.PathLike[str],
+        source: str | os.PathLike[str],
         *,
         format: IngestFormat | None = None,
         tags: Sequence[str] = (),
         note: str | None = None,
+        keep_going: bool = False,
+        capture_media: bool = False,
+        capture_options: CaptureOptions | None = None,
+        capture_progress: CaptureProgress | None = None,
+        timeout: float = 30.0,
     ) -> IngestResult:
-        """Ingest a feed-reader digest or an RSS/Atom feed: every item becomes a report on a
-        record of its own, with the input stored as the record's source document (and, for a
-        digest, the item's line span in it).  *format* is found from the content when ``None``.
+        """Ingest a feed-reader digest, an RSS/Atom feed, twarc2 tweets or a Telegram Desktop
+        export: every item becomes a report on a record of its own, with the input stored as
+        the record's source document (and, for a digest, the item's line span in it).
+        *source* is a file, a Telegram export folder, or an ``http(s)://`` URL of a feed (the
+        document is downloaded as served; the responses are in each acquisition).  *format* is
+        found from the content when ``None``.
 
-        All or nothing: the digest, its reports, records and custody events are written in one
+        All or nothing: the input, its reports, records and custody events are written in one
         transaction.  A report already in the catalog (same identity, see
         :func:`~evidence_catalog.ingest.digest.report_identity`) is not added again; the repeat
         is in the custody log (``digest.ingested`` counts what was new and what was present).
+        With *keep_going*, an item that cannot be read (a broken JSON line, a Telegram message
+        whose media file is missing) is left out and named in :attr:`IngestResult.skipped`
+        instead of stopping the ingest.
+
+        With *capture_media*, the media each new report points at (feed enclosures and Media
+        RSS content) is then captured onto the report's record, as :meth:`capture` would; a
+        capture that fails is logged and in :attr:`IngestResult.captures`, and the reports stay.
         """
         if format is not None and format not in INGEST_FORMATS:
             raise InputError(f"unknown format {format!r}; use one of {', '.join(INGEST_FORMATS)}", where="format")
-        source = Path(os.path.abspath(path))
-        where = display_path(source)
         tags = _checked_tags(tags)
         if note is not None and not _utf8(note, "note").strip():
             raise InputError("note must not be blank", where="note")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+            raise InputError(f"timeout must be a number of seconds from 0 to 3600, not {timeout!r}", where="timeout")
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be ingested into it")
         started_at = self.clock()
-        if source.is_dir() and format in (None, "telegram"):  # a Telegram Desktop export folder
-            source = source / "result.json"
-            where = display_path(source)
-        [file] = self.collect_files([source])
+        if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
+            url = check_url(source)
+            with self._work_area(f"ingest-{uuid.uuid4().hex}") as work:
+                fetched = fetch_document(url, work / "document", timeout=float(timeout))
+                result = self._ingest_file(
+                    work / "document", url, format, tags, note, keep_going, started_at, fetched=fetched
+                )
+        else:
+            path = Path(os.path.abspath(source))
+            if path.is_dir() and format in (None, "telegram"):  # a Telegram Desktop export folder
+                path = path / "result.json"
+            [file] = self.collect_files([path])
+            result = self._ingest_file(file, display_path(file), format, tags, note, keep_going, started_at)
+        if capture_media:
+            result = self._capture_media(result, capture_options, capture_progress)
+        return result
+
+    def _capture_media(
+        self, result: IngestResult, options: CaptureOptions | None, progress: CaptureProgress | None
+    ) -> IngestResult:
+        """Capture the media the new reports of an ingest point at, each onto its report's
+        record; a media URL that is not an http(s) URL is not fetched, and is warned about."""
+        captures, warnings = [], list(result.warnings)
+        for record_id, url in result.media:
+            try:
+                checked = check_url(url)
+            except InputError as exc:
+                warnings.append((0, f"media of record {record_id} not captured: {exc.message}"))
+                continue
+            with self.db.read() as session:
+                done = self.db.earlier_capture(session, platform_key=None, requested_url=checked, record_id=record_id)
+            if done is not None:  # captured by an earlier run: resumed, not fetched again
+                captures.append(
+                    CaptureResult(
+                        url=checked, ok=True, acquisition_id=done[2], record_id=done[0], sha256=done[1], skipped=True
+                    )
+                )
+                continue
+            captures.append(self.capture_url(checked, record_id=record_id, options=options, progress=progress))
+        return attrs.evolve(result, captures=tuple(captures), warnings=tuple(warnings))
+
+    def _ingest_file(
+        self,
+        file: Path,
+        where: str,
+        format: IngestFormat | None,
+        tags: tuple[str, ...],
+        note: str | None,
+        keep_going: bool,
+        started_at: dt.datetime,
+        *,
+        fetched: FetchedDocument | None = None,
+    ) -> IngestResult:
         with open(file, "rb") as stream:
             raw = stream.read()
         if format is None:
@@ -1019,7 +1090,8 @@ class Catalog:
                 if looks_like_telegram(raw)
                 else "digest"
             )
-        prepared, warnings = _read_reports(raw, format, where, file.parent)
+        skipped: list[tuple[int, str]] | None = [] if keep_going else None
+        prepared, warnings = _read_reports(raw, format, where, file.parent, skipped)
         with self.db.read() as session:  # media of reports already here is not stored again
             new_media = {
                 path
@@ -1034,7 +1106,19 @@ class Catalog:
             raise InputError("changed while it was being read; nothing was ingested", where=where)
         artifact = self._describe(blob)
         ended_at = max(self.clock(), started_at)
-        path_text, path_b64 = _path_text(file)
+        path_text, path_b64 = (None, None) if fetched is not None else _path_text(file)
+        fetched_fields: dict[str, Any] = (
+            {}
+            if fetched is None
+            else {
+                "requested_url": fetched.requested_url,
+                "final_url": fetched.final_url,
+                "http_status": fetched.status,
+                "responses": fetched.responses,
+                "withheld": (WITHHELD_SET_COOKIE,) if fetched.cookies_withheld else (),
+            }
+        )
+        media_to_capture: list[tuple[str, str]] = []
         present = 0
         with self.db.write() as session:
             catalogued = self.db.artifact(session, blob.sha256)
@@ -1043,7 +1127,7 @@ class Catalog:
             else:
                 self.db.add_artifact(session, artifact, at=ended_at)
             entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
-            seen: set[str] = set()
+            seen: dict[str, str] = {}  # identity -> record, for repeats within the input
             # Built a chunk at a time, then linked into the log and inserted with one statement
             # per table: memory stays bounded, and the input is still one transaction.
             drafts: list[EventDraft] = []
@@ -1081,15 +1165,14 @@ class Catalog:
             for prepared_report, title, item_where, media in prepared:
                 identity = prepared_report.identity
                 assert identity is not None  # every reader sets it
-                if (
-                    identity in seen
-                    or self.db.record_with_report(session, identity) is not None
-                    or not all(path in stored_media for path in media)
-                ):
+                held = seen.get(identity) or self.db.record_with_report(session, identity)
+                if held is not None or not all(path in stored_media for path in media):
                     present += 1
+                    if held is not None:  # its media may not have been captured yet
+                        media_to_capture += [(held, link.url) for link in prepared_report.media]
                     continue
-                seen.add(identity)
                 record_id = model.new_id()
+                seen[identity] = record_id
                 report = attrs.evolve(prepared_report, document_sha256=blob.sha256)
                 record, note_part = self._new_parts(record_id, True, _title(title), tags, note, None, ended_at)
                 assert record is not None  # a new record was asked for
@@ -1105,6 +1188,7 @@ class Catalog:
                     original_path=path_text,
                     original_path_b64=path_b64,
                     note=item_where,
+                    **fetched_fields,
                 )
                 entries = [entry]
                 for path in media:
@@ -1126,6 +1210,7 @@ class Catalog:
                     )
                 )
                 parts.append((record, acquisition, report, note_part, entries))
+                media_to_capture += [(record_id, link.url) for link in report.media]
                 if len(parts) >= INGEST_CHUNK:
                     flush()
             flush()
@@ -1138,11 +1223,13 @@ class Catalog:
                     details={
                         "format": format,
                         "path": path_text,
+                        "url": None if fetched is None else fetched.requested_url,
                         "sha256": blob.sha256,
                         "items": len(prepared),
                         "reports_added": added,
                         "reports_present": present,
                         "warnings": len(warnings),
+                        "skipped": [{"line": line, "reason": reason} for line, reason in skipped or ()],
                     },
                 )
             )
@@ -1157,6 +1244,8 @@ class Catalog:
             records_added=added,
             new_bytes=blob.created,
             warnings=warnings,
+            skipped=tuple(skipped or ()),
+            media=tuple(dict.fromkeys(media_to_capture)),
         )
 
     # -- finding and linking reports ---------------------------------------------------------
@@ -1589,7 +1678,7 @@ def check_url(url: str) -> str:
 
 
 def _read_reports(
-    raw: bytes, format: str, where: str, folder: Path
+    raw: bytes, format: str, where: str, folder: Path, skipped: list[tuple[int, str]] | None
 ) -> tuple[list[tuple[model.Report, str, str, tuple[Path, ...]]], tuple[tuple[int, str], ...]]:
     """The reports an input states, each with a title for its record and where it was in the
     input, and the input's warnings.  Reports carry their identity; the caller sets the
@@ -1605,10 +1694,10 @@ def _read_reports(
         feed = parse_feed(raw, where=where)
         return [(e.report, e.title, e.where, ()) for e in feed.entries], feed.warnings
     if format == "twarc":
-        tweets, warnings = parse_twarc(_input_text(raw, where), where=where)
+        tweets, warnings = parse_twarc(_input_text(raw, where), where=where, skipped=skipped)
         return [(*tweet, ()) for tweet in tweets], warnings
     if format == "telegram":
-        messages, warnings = parse_telegram(_input_text(raw, where), export_dir=folder, where=where)
+        messages, warnings = parse_telegram(_input_text(raw, where), export_dir=folder, where=where, skipped=skipped)
         return [(m.report, m.title, m.where, m.media) for m in messages], warnings
     digest = parse_digest(_input_text(raw, where))
     if not digest.items:

@@ -286,6 +286,31 @@ def _size_option(text: str | None, where: str) -> int | None:
     return None if text is None else parse_size(text, where)
 
 
+def _echo_capture(result: CaptureResult) -> bool:
+    """Print one capture's line (record, SHA-256, status, URL) and its error or warning; return
+    whether it succeeded."""
+    url = _printable(result.url)
+    if not result.ok:
+        click.echo(f"-\t-\tfailed\t{url}")
+        click.echo(f"error: {url}: {_printable(result.error or 'failed')}", err=True)
+        return False
+    status = (
+        "skipped (captured before)"
+        if result.skipped
+        else "new"
+        if result.new_record
+        else "new version"
+        if result.version_of
+        else "added"
+        if result.new_on_record
+        else "already catalogued"
+    )
+    click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{url}")
+    if result.not_kept:
+        click.echo(f"warning: {url}: {_printable(result.not_kept)}", err=True)
+    return True
+
+
 @cli.command()
 @click.argument("urls", metavar="[URL]...", nargs=-1)
 @_catalog_option
@@ -361,26 +386,7 @@ def capture(
             nonlocal failed, skipped
             clear()
             skipped += result.skipped
-            url = _printable(result.url)
-            if not result.ok:
-                failed += 1
-                click.echo(f"-\t-\tfailed\t{url}")
-                click.echo(f"error: {url}: {_printable(result.error or 'failed')}", err=True)
-                return
-            status = (
-                "skipped (captured before)"
-                if result.skipped
-                else "new"
-                if result.new_record
-                else "new version"
-                if result.version_of
-                else "added"
-                if result.new_on_record
-                else "already catalogued"
-            )
-            click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{url}")
-            if result.not_kept:
-                click.echo(f"warning: {url}: {_printable(result.not_kept)}", err=True)
+            failed += not _echo_capture(result)
 
         catalog.capture(
             wanted,
@@ -403,7 +409,7 @@ def capture(
 
 
 @cli.command()
-@click.argument("path", type=click.Path(readable=False))
+@click.argument("source", metavar="PATH_OR_URL")
 @_catalog_option
 @click.option(
     "--format",
@@ -413,14 +419,26 @@ def capture(
 )
 @click.option("--tag", "tags", multiple=True, help="Tag for every new record (repeatable).")
 @click.option("--note", help="A note to keep with every new record.")
+@click.option(
+    "--keep-going", is_flag=True, help="Leave out items that cannot be read (each is named) instead of stopping."
+)
+@click.option(
+    "--capture-media",
+    is_flag=True,
+    help="Then capture the media of feed entries (enclosures) onto their records.",
+)
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the network.")
 @_operator_option
 @_quiet_option
 def ingest(
-    path: str,
+    source: str,
     catalog_path: str,
     fmt: str | None,
     tags: Sequence[str],
     note: str | None,
+    keep_going: bool,
+    capture_media: bool,
+    timeout: float,
     operator: str | None,
     quiet: bool,
 ) -> None:
@@ -428,20 +446,43 @@ def ingest(
 
     Each item becomes a report on a record of its own; the input is stored as each record's
     source document (for a digest, with the item's lines), and a Telegram message's photo or
-    file on its record.  PATH is a file, or a Telegram Desktop export folder.  Items
-    already in the catalog are not added again.  All or nothing: a digest that cannot be read
-    changes nothing.
+    file on its record.  PATH_OR_URL is a file, a Telegram Desktop export folder, or the
+    http(s) URL of a feed (downloaded as served).  Items already in the catalog are not added
+    again.  All or nothing: an input that cannot be read changes nothing, unless --keep-going
+    leaves the unreadable items out (exit code 1, each named).  With --capture-media, the
+    media of the feed's entries is captured afterwards (exit code 1 if a capture failed).
     """
-    with _open(catalog_path, operator) as catalog:
-        result = catalog.ingest(path, format=fmt, tags=tags, note=note)  # type: ignore[arg-type]
+    options = CaptureOptions(socket_timeout=timeout)
+    with _open(catalog_path, operator) as catalog, _capture_progress(quiet=quiet) as (progress, clear):
+        result = catalog.ingest(
+            source,
+            format=fmt,  # type: ignore[arg-type]
+            tags=tags,
+            note=note,
+            keep_going=keep_going,
+            capture_media=capture_media,
+            capture_options=options,
+            capture_progress=progress,
+            timeout=timeout,
+        )
+        clear()
     for line, message in result.warnings:
         at = f", line {line}" if result.format == "digest" and line else ""
-        click.echo(f"warning: {result.path}{at}: {_printable(message)}", err=True)
+        click.echo(f"warning: {_printable(result.path)}{at}: {_printable(message)}", err=True)
+    for _, message in result.skipped:
+        click.echo(f"skipped: {_printable(result.path)}: {_printable(message)}", err=True)
     click.echo(
         f"{result.items} item(s): {result.reports_added} report(s) added on {result.records_added} new record(s), "
-        f"{result.reports_present} already present; {result.format} {result.sha256} "
+        f"{result.reports_present} already present"
+        + (f", {len(result.skipped)} left out" if result.skipped else "")
+        + f"; {result.format} {result.sha256} "
         + ("stored" if result.new_bytes else "already stored")
     )
+    failed = [c for c in result.captures if not _echo_capture(c)]
+    if capture_media and not quiet:
+        click.echo(f"media: {len(result.captures) - len(failed)} of {len(result.media)} captured", err=True)
+    if result.skipped or failed:
+        raise SystemExit(EXIT_PROBLEMS)
 
 
 @cli.command()

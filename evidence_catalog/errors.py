@@ -46,3 +46,8 @@ class NotFoundError(EvidenceError):
 
 class StorageError(EvidenceError):
     """Bytes could not be stored (disk full, permission denied); nothing was recorded."""
+
+
+class NetworkError(EvidenceError):
+    """A download failed: refused, timed out, an HTTP error, a body cut short or too large.
+    Nothing was recorded."""

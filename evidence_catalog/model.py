@@ -476,6 +476,19 @@ class LinkCard:
 
 
 @frozen
+class MediaLink:
+    """Media a feed entry points at, as the feed states it: an RSS or Atom enclosure, or a
+    Media RSS ``media:content``.  The media itself is only in the catalog once captured."""
+
+    url: str = field(validator=_not_blank)
+    #: ``enclosure`` or ``media_content``.
+    kind: str = field(default="enclosure", validator=attrs.validators.in_(("enclosure", "media_content")))
+    #: The media type and the length in bytes the feed states (not checked).
+    media_type: str | None = None
+    length: int | None = field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
+
+
+@frozen
 class Repost:
     """Who reposted whose post."""
 
@@ -506,6 +519,8 @@ class Report:
     author: str | None = None
     language: str | None = None
     published_at: dt.datetime | None = field(default=None, converter=_optional_utc)
+    #: When the source says the post was last changed (e.g. an Atom entry's ``updated``).
+    updated_at: dt.datetime | None = field(default=None, converter=_optional_utc)
     post_id: str | None = None
     #: The report's own URL; ``None`` with ``url_known=False`` when the source did not give one.
     url: str | None = None
@@ -514,6 +529,8 @@ class Report:
     hashtags: tuple[str, ...] = field(default=(), converter=_to_tuple)
     links: tuple[str, ...] = field(default=(), converter=_to_tuple)
     link_cards: tuple[LinkCard, ...] = field(default=(), converter=_to_tuple)
+    #: Media the report points at (enclosures); ``ingest --capture-media`` captures them.
+    media: tuple[MediaLink, ...] = field(default=(), converter=_to_tuple)
     repost: Repost | None = None
     #: The document (an artifact) the report was read from, and where in it.
     document_sha256: str | None = field(default=None, validator=_optional_sha256)

@@ -232,6 +232,15 @@ DEFS: dict[str, Any] = {
             "truncated": BOOL,
         }
     ),
+    "media_link": obj(
+        {
+            "url": NONBLANK,
+            "kind": enum("enclosure", "media_content"),
+            "media_type": OPT_TEXT,
+            "length": nullable({"type": "integer", "minimum": 0}),
+        },
+        description="Media a feed entry points at, as the feed states it.",
+    ),
     "repost": obj({"reposted_by": NONBLANK, "original_author": NONBLANK, "original_post_id": OPT_TEXT}),
     "line_span": obj(
         {"first": {"type": "integer", "minimum": 1}, "last": {"type": "integer", "minimum": 1}},
@@ -245,6 +254,7 @@ DEFS: dict[str, Any] = {
             "author": OPT_TEXT,
             "language": OPT_TEXT,
             "published_at": nullable(ref("timestamp")),
+            "updated_at": nullable(ref("timestamp")),
             "post_id": OPT_TEXT,
             "url": OPT_TEXT,
             "url_known": BOOL,
@@ -252,6 +262,7 @@ DEFS: dict[str, Any] = {
             "hashtags": {"type": "array", "items": TEXT},
             "links": {"type": "array", "items": TEXT},
             "link_cards": {"type": "array", "items": ref("link_card")},
+            "media": {"type": "array", "items": ref("media_link")},
             "repost": nullable(ref("repost")),
             "document_sha256": nullable(ref("sha256")),
             "line_span": nullable(ref("line_span")),

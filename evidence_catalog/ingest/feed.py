@@ -56,6 +56,25 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def _media(entry: Any) -> tuple[model.MediaLink, ...]:
+    """An entry's enclosures (RSS ``<enclosure>``, Atom ``rel="enclosure"``) and Media RSS
+    ``media:content`` items, each URL once, with the type and length the feed states."""
+    found: dict[str, model.MediaLink] = {}
+    items = [("enclosure", e.get("href") or e.get("url"), e) for e in entry.get("enclosures", ())]
+    items += [("media_content", m.get("url"), m) for m in entry.get("media_content", ())]
+    for kind, url, item in items:
+        if not _text(url) or url.strip() in found:
+            continue
+        length = item.get("length") or item.get("filesize")
+        found[url.strip()] = model.MediaLink(
+            url=url.strip(),
+            kind=kind,
+            media_type=_text(item.get("type")),
+            length=int(length) if isinstance(length, str) and length.strip().isdigit() else None,
+        )
+    return tuple(found.values())
+
+
 def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) -> ParsedFeed:
     """Read an RSS or Atom document; :class:`InputError` if it holds no readable entries."""
     import feedparser
@@ -84,9 +103,13 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
         links += [media.get("url") for media in entry.get("media_content", ()) if _text(media.get("url"))]
         # Read as plain dict members: feedparser's aliases (updated -> published) would blur
         # which date the feed gave.
-        published = _time(dict.get(entry, "published_parsed")) or _time(dict.get(entry, "updated_parsed"))
-        if (dict.get(entry, "published") or dict.get(entry, "updated")) and published is None:
-            warnings.append((number, f"entry {number}: its date could not be read; kept in the stored feed only"))
+        published = _time(dict.get(entry, "published_parsed"))
+        updated = _time(dict.get(entry, "updated_parsed"))
+        for name, value in (("published", published), ("updated", updated)):
+            if dict.get(entry, name) and value is None:
+                warnings.append(
+                    (number, f"entry {number}: its {name} date could not be read; kept in the stored feed only")
+                )
         identity = report_identity(
             platform=kind, post_id=post_id, feed=feed_title or feed_link, author=author, text=text
         )
@@ -98,10 +121,12 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
             text=text,
             author=author,
             published_at=published,
+            updated_at=updated,
             post_id=post_id,
             url=_text(entry.get("link")),
             url_known=_text(entry.get("link")) is not None,
             links=tuple(dict.fromkeys(links)),
+            media=_media(entry),
             document_sha256=document_sha256,
             identity=identity,
         )

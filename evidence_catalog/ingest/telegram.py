@@ -55,10 +55,12 @@ def _time(message: dict[str, Any]) -> dt.datetime | None:
 
 
 def parse_telegram(
-    text: str, *, export_dir: Path, where: str
+    text: str, *, export_dir: Path, where: str, skipped: list[tuple[int, str]] | None = None
 ) -> tuple[list[TelegramMessage], tuple[tuple[int, str], ...]]:
     """The messages of a channel export and the warnings met; :class:`InputError` for an export
-    that cannot be ingested whole."""
+    that cannot be ingested whole.  A message whose media file is missing or outside the export
+    folder is an error too, or, when a *skipped* list is given (``--keep-going``), is left out
+    whole (its text too, so that ingesting the mended export later adds it) and named there."""
     try:
         export = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -85,38 +87,50 @@ def parse_telegram(
                 warnings.append((int(number) if isinstance(number, int) else 0, f"{label}: its {key} was not exported"))
                 continue
             path = (export_dir / name).resolve()
-            if os.path.isabs(name) or not path.is_relative_to(root):
-                raise InputError(
-                    f"{label}: media path {name!r} leaves the export folder; nothing was ingested", where=where
-                )
-            if not path.is_file():
-                raise InputError(f"{label}: media file {name!r} is missing; nothing was ingested", where=where)
+            problem = (
+                f"media path {name!r} leaves the export folder"
+                if os.path.isabs(name) or not path.is_relative_to(root)
+                else None
+                if path.is_file()
+                else f"media file {name!r} is missing"
+            )
+            if problem is not None:
+                if skipped is None:
+                    raise InputError(f"{label}: {problem}; nothing was ingested", where=where)
+                skipped.append((int(number) if isinstance(number, int) else 0, f"{label}: {problem}; left out"))
+                break
             media.append(path)
-        author = message.get("from") if isinstance(message.get("from"), str) else chat_name
-        report = model.Report(
-            id=model.new_id(),
-            source=model.Source(
-                platform="Telegram",
-                feed_name=chat_name,
-                account_id=message.get("from_id") if isinstance(message.get("from_id"), str) else None,
-            ),
-            text=body,
-            author=author,
-            published_at=_time(message),
-            post_id=str(number),
-            url=None,
-            url_known=False,
-            mentions=mentions(body),
-            hashtags=hashtags(body),
-            repost=model.Repost(reposted_by=chat_name or chat_id, original_author=message["forwarded_from"])
-            if isinstance(message.get("forwarded_from"), str) and message["forwarded_from"]
-            else None,
-            identity=report_identity(
-                platform="telegram", post_id=f"{chat_id}/{number}", feed=None, author=None, text=body
-            ),
-        )
-        title = body.split("\n", 1)[0] or f"{chat_name or 'Telegram'} {label}"
-        found.append(TelegramMessage(report=report, title=title, where=f"Telegram export {label}", media=tuple(media)))
+        else:
+            found.append(_message(message, number, label, body, media, chat_id, chat_name))
     if not found:
         raise InputError("holds no messages", where=where)
     return found, tuple(warnings)
+
+
+def _message(
+    message: dict[str, Any], number: Any, label: str, body: str, media: list[Path], chat_id: str, chat_name: str | None
+) -> TelegramMessage:
+    """One message as a report, with its media files."""
+    author = message.get("from") if isinstance(message.get("from"), str) else chat_name
+    report = model.Report(
+        id=model.new_id(),
+        source=model.Source(
+            platform="Telegram",
+            feed_name=chat_name,
+            account_id=message.get("from_id") if isinstance(message.get("from_id"), str) else None,
+        ),
+        text=body,
+        author=author,
+        published_at=_time(message),
+        post_id=str(number),
+        url=None,
+        url_known=False,
+        mentions=mentions(body),
+        hashtags=hashtags(body),
+        repost=model.Repost(reposted_by=chat_name or chat_id, original_author=message["forwarded_from"])
+        if isinstance(message.get("forwarded_from"), str) and message["forwarded_from"]
+        else None,
+        identity=report_identity(platform="telegram", post_id=f"{chat_id}/{number}", feed=None, author=None, text=body),
+    )
+    title = body.split("\n", 1)[0] or f"{chat_name or 'Telegram'} {label}"
+    return TelegramMessage(report=report, title=title, where=f"Telegram export {label}", media=tuple(media))

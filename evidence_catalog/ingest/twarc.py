@@ -31,16 +31,22 @@ def looks_like_twarc(raw: bytes) -> bool:
     return isinstance(page, dict) and "data" in page
 
 
-def _pages(text: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _pages(text: str, where: str, skipped: list[tuple[int, str]] | None) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             page = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InputError(f"line {number} is not JSON ({exc.msg}); nothing was ingested", where=where) from exc
+            if skipped is None:
+                raise InputError(f"line {number} is not JSON ({exc.msg}); nothing was ingested", where=where) from exc
+            skipped.append((number, f"line {number} is not JSON ({exc.msg}); its tweets were left out"))
+            continue
         if not isinstance(page, dict) or not isinstance(page.get("data", []), list | dict):
-            raise InputError(f"line {number} is not a twarc2 response page (no 'data')", where=where)
+            if skipped is None:
+                raise InputError(f"line {number} is not a twarc2 response page (no 'data')", where=where)
+            skipped.append((number, f"line {number} is not a twarc2 response page (no 'data'); left out"))
+            continue
         yield number, page
 
 
@@ -54,11 +60,16 @@ def _time(value: Any) -> dt.datetime | None:
     return parsed.astimezone(dt.UTC) if parsed.tzinfo else None
 
 
-def parse_twarc(text: str, *, where: str) -> tuple[list[tuple[model.Report, str, str]], tuple[tuple[int, str], ...]]:
-    """Reports (with a record title and where each came from) and warnings from twarc2 JSONL."""
+def parse_twarc(
+    text: str, *, where: str, skipped: list[tuple[int, str]] | None = None
+) -> tuple[list[tuple[model.Report, str, str]], tuple[tuple[int, str], ...]]:
+    """Reports (with a record title and where each came from) and warnings from twarc2 JSONL.
+
+    A line that is not a response page is an :class:`InputError`, or, when a *skipped* list is
+    given (``--keep-going``), is left out and named there."""
     prepared: list[tuple[model.Report, str, str]] = []
     warnings: list[tuple[int, str]] = []
-    for number, page in _pages(text, where):
+    for number, page in _pages(text, where, skipped):
         includes = _dict(page.get("includes"))
         users = {u.get("id"): u for u in includes.get("users", ()) if isinstance(u, dict)}
         referenced = {t.get("id"): t for t in includes.get("tweets", ()) if isinstance(t, dict)}

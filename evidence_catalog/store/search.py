@@ -83,8 +83,9 @@ def report_words(report: model.Report) -> str:
 
 
 def search_time(report: model.Report, found_at: dt.datetime) -> dt.datetime:
-    """The time ``--since`` compares: when it was published where known, else when it was found."""
-    return report.published_at or found_at
+    """The time ``--since`` compares: when it was published where known, else when the source
+    says it last changed, else when it was found."""
+    return report.published_at or report.updated_at or found_at
 
 
 _WORD = re.compile(r"\S+")
