@@ -254,7 +254,7 @@ DIGEST = digest_text(
     ("Harbour Monitor", "Twitter", [Item(RT_LINE)]),
     ("Records Desk", "Telegram", [Item(FILM_LINE, FILM_CARD)]),
     ("Дозор", "Telegram", [Item(CYRILLIC_LINE), Item(ARABIC_LINE)]),
-    ("Café Watch", "Web", [Item(CAFE_LINE), Item(NFD_LINE), Item(WIDE_LINE)]),
+    ("Station Watch", "Web", [Item(CAFE_LINE), Item(NFD_LINE), Item(WIDE_LINE)]),
 )
 TWEETS = [
     Tweet(
@@ -405,8 +405,8 @@ POWER = "Power restored in the east"
         ({"feed": "harbour   MONITOR"}, {RT_LINE}),  # case and runs of spaces ignored
         ({"feed": "Дозор"}, {CYRILLIC_LINE, ARABIC_LINE}),
         ({"feed": "дозор"}, {CYRILLIC_LINE, ARABIC_LINE}),
-        ({"feed": "cafe watch"}, set()),  # exact: accents count in names
-        ({"feed": "Café Watch"}, {CAFE_LINE, NFD_LINE, WIDE_LINE}),
+        ({"feed": "station watch"}, {CAFE_LINE, NFD_LINE, WIDE_LINE}),
+        ({"feed": "station"}, set()),  # a whole name, not a word of it
         ({"feed": "kyiv desk"}, {FERRY, POWER}),  # an RSS feed's title
         ({"feed": "coast_watch"}, {TANKS, CONVOY}),  # a tweet's feed is its account
         ({"feed": "harbour_mon"}, {GATE}),
@@ -510,6 +510,11 @@ def test_a_limit_that_is_not_a_positive_whole_number_is_refused(newsroom: Catalo
 
 # -- 1. hostile search text -----------------------------------------------------------------------
 
+def has_words(text: str) -> bool:
+    """Whether search text holds a word: a letter or digit (as Unicode NFKC has it)."""
+    return any(c.isalnum() for c in unicodedata.normalize("NFKC", text))
+
+
 HOSTILE = [
     '"',
     '""',
@@ -555,7 +560,7 @@ HOSTILE = [
 def test_hostile_search_text_is_taken_as_words_never_as_query_syntax(newsroom: Catalog, text: str) -> None:
     hits = found(newsroom, text)
     assert hits <= all_lines(newsroom)
-    if not any(c.isalnum() for c in text):
+    if not has_words(text):
         assert hits == all_lines(newsroom)  # no words: every report
     for mention in (text, "@" + text):
         if text.strip(" \t\n#@"):
@@ -591,7 +596,7 @@ def test_any_search_text_without_nul_never_raises(newsroom: Catalog) -> None:
     def check(text: str) -> None:
         hits = found(newsroom, text)
         assert hits <= everything
-        if not any(c.isalnum() for c in text):
+        if not has_words(text):
             assert hits == everything
 
     check()
@@ -639,7 +644,7 @@ def posts(draw: st.DrawFn) -> list[Post]:
                 author=author,
                 feed={"twarc": author, "rss": rss_feed, "digest": draw(st.sampled_from(FEEDS))}[fmt],
                 mentions=() if fmt == "rss" else draw(tags),
-                hashtags=() if fmt == "rss" else draw(st.lists(st.sampled_from(HASHTAGS), max_size=3, unique=True)),
+                hashtags=() if fmt == "rss" else draw(st.lists(st.sampled_from(HASHTAGS), max_size=3, unique=True).map(tuple)),
                 repost_of=None
                 if fmt == "rss"
                 else draw(st.none() | st.sampled_from(HANDLES).filter(lambda h, a=author: h != a)),
@@ -760,7 +765,7 @@ def test_filters_equal_a_brute_force_filter_over_the_inputs(empty_template: Path
             with Catalog.open(folder / "catalog", clock=FixedClock(BASE + dt.timedelta(hours=7))) as catalog:
                 for path in write_inputs(folder, made):
                     assert catalog.ingest(path).reports_added > 0
-                ids = {re.search(r"\bn\d+x\b", r.text).group(): r.id for r in _reports(catalog)}  # type: ignore[union-attr]
+                ids = {label_of(r): r.id for r in _reports(catalog)}
                 assert set(ids) == {p.label for p in made}
                 found_at = found_times(catalog)
                 queries: list[dict[str, Any]] = [{}, *combos]
@@ -779,6 +784,12 @@ def test_filters_equal_a_brute_force_filter_over_the_inputs(empty_template: Path
 
 def _reports(catalog: Catalog) -> list[model.Report]:
     return [report for record in catalog.records() for report in record.reports]
+
+
+def label_of(report: model.Report) -> str:
+    found_label = re.search(r"\bn\d+x\b", report.text)
+    assert found_label is not None, report.text
+    return found_label.group()
 
 
 # -- 2. the index survives closing, reopening and upgrading ---------------------------------------
@@ -811,7 +822,6 @@ def test_the_index_is_found_again_after_closing_and_reopening(newsroom: Catalog)
     newsroom.close()
     with Catalog.open(newsroom.path) as again:
         assert run_queries(again) == before
-        assert newsroom.path.joinpath("catalog.db").exists()
 
 
 def test_reports_ingested_before_the_search_index_existed_are_found_after_the_upgrade(newsroom: Catalog) -> None:
@@ -914,8 +924,9 @@ def test_linking_a_report_to_the_record_it_is_on_changes_nothing(desk: Catalog) 
     again = desk.link(report.id, target, note="again")
     assert again == LinkResult(report_id=report.id, from_record=target, record_id=target, moved=False)
     assert state(desk) == (records, events)  # no event, no note
-    own = desk.link(report_by_line(desk, "delta bridge report")[1].id, report_by_line(desk, "delta bridge report")[0])
-    assert not own.moved
+    own_record, own_report = report_by_line(desk, "delta bridge report")
+    own = desk.link(own_report.id, own_record)
+    assert (own.from_record, own.moved) == (own_record, False)
     assert state(desk) == (records, events)
     assert source != target
 
@@ -930,8 +941,9 @@ def test_unknown_ids_are_not_found_and_change_nothing(desk: Catalog, which: str)
         "malformed record": (report.id, "not-a-record"),
         "a record as the report": (source, target),
     }[which]
+    missing = f"no record with id {record_id}" if "record" in which.split()[-1] else f"no report with id {report_id}"
     before = state(desk)
-    with pytest.raises(NotFoundError, match=f"no (report|record) with id {re.escape(report_id if which.startswith(('report', 'a record')) else record_id)}"):
+    with pytest.raises(NotFoundError, match=re.escape(missing)):
         desk.link(report_id, record_id, note="why")
     assert state(desk) == before
 
@@ -1006,8 +1018,7 @@ def test_any_sequence_of_links_keeps_every_report_on_exactly_one_record(desk_tem
                 assert on == Counter(reports)  # each report once, none lost
                 assert reports_on(catalog) == where
                 assert_log_rebuilds_the_records(catalog)
-                for report_id, record_id in where.items():  # search knows where each one is
-                    assert {h.report.id: h.record_id for h in catalog.search(limit=None)}[report_id] == record_id
+                assert {h.report.id: h.record_id for h in catalog.search(limit=None)} == where  # search agrees
 
     check()
 
@@ -1139,7 +1150,7 @@ def test_suggest_prefixes_of_cut_short_titles_need_enough_letters() -> None:
 def test_suggest_ignores_failed_captures_added_files_and_the_record_a_report_is_on() -> None:
     report = report_with(links=("https://video.example.org/watch?v=1",), link_cards=(model.LinkCard(title="Bucha"),))
     failed = capture_of("Bucha", outcome=model.Outcome.FAILED, error="HTTP 404")
-    added = capture_of("Bucha", method=model.AcquisitionMethod.ADDED_FROM_FILE)
+    added = capture_of("Bucha", method=model.AcquisitionMethod.ADDED_FROM_DISK)
     assert suggest([(ELSEWHERE, report)], [(CAPTURED, failed), (CAPTURED, added)]) == []
     assert suggest([(CAPTURED, report)], [(CAPTURED, capture_of("Bucha"))]) == []
     # URL first, and each (report, record) once.
@@ -1172,7 +1183,7 @@ def test_url_key(url: str, expected: str | None) -> None:
     assert url_key(url) == expected
 
 
-hosts = st.from_regex(r"\A[a-z0-9]{1,10}(\.[a-z0-9]{1,10}){1,2}\Z")
+hosts = st.from_regex(r"\A[a-z0-9]{1,10}(\.[a-z0-9]{1,10}){1,2}\Z").filter(lambda h: not h.startswith("www"))
 paths = st.lists(st.from_regex(r"\A[A-Za-z0-9_-]{1,8}\Z"), max_size=3).map(lambda parts: "".join("/" + p for p in parts))
 
 
@@ -1222,7 +1233,7 @@ def test_the_search_command(newsroom: Catalog, run_cli: Callable[..., Any]) -> N
 
     hit = run_cli("search", "BERTHS", *at)
     assert (hit.code, hit.err) == (0, "")
-    assert hit.out == f"{report.id}  {record}  -  Harbour Monitor / coast_watch  {RT_LINE}\n"
+    assert hit.out == f"{report.id}  {record}  -  Harbour Monitor / coast_watch  {RT_LINE[:79]}…\n"  # cut at 80
 
     dated = run_cli("search", "--author", "coast_watch", "--since", "2025-05-05", "--feed", "coast_watch", *at)
     assert dated.code == 0
