@@ -101,6 +101,47 @@ def test_parts_that_do_not_fit_are_ingested_and_warned_about(catalog: Catalog, t
     assert [line for line, _ in result.warnings] == [2]
 
 
+def test_an_item_cut_mid_way_is_kept_as_written_and_warned_about(catalog: Catalog, tmp_path: Path) -> None:
+    """A digest cut off in the middle of an item's repetition (a copy that stopped early):
+    the items before it are whole, the cut one is kept exactly as far as it goes, with a
+    warning naming its first line, and its lines point into the stored digest."""
+    post = "Satellite images from 3 March show new earthworks near the depot."
+    whole = f"Feed (Twitter)\nFirst post\nFirst post\n{post}\n1. The trenches appear.\n{post}\n1. The tre"
+    path = tmp_path / "cut.txt"
+    path.write_bytes(whole.encode("utf-8"))
+    result = catalog.ingest(path)
+    reports = sorted(
+        (r for record in catalog.records() for r in record.reports),
+        key=lambda r: r.line_span.first if r.line_span else 0,
+    )
+    assert [r.text for r in reports] == ["First post", f"{post}\n1. The trenches appear.\n{post}\n1. The tre"]
+    assert result.warnings == ((4, "item text is not repeated (title and description differ or one is missing)"),)
+    stored = (catalog.artifact_path(result.sha256)).read_bytes().decode("utf-8").split("\n")
+    span = reports[1].line_span
+    assert span is not None and "\n".join(stored[span.first - 1 : span.last]) == reports[1].text
+
+
+def test_a_50_mb_digest_of_lines_that_never_repeat_is_read_in_linear_time(catalog: Catalog, tmp_path: Path) -> None:
+    """A hostile or mangled 50 MB digest (no line repeats) does not hang the reader: it is one
+    item with a warning, stored whole, found by search."""
+    import time
+
+    path = tmp_path / "big.txt"
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("Noise Feed (Twitter)\n")
+        for n in range(850_000):
+            out.write(f"line {n:07d} of a digest that never repeats anything at all\n")
+    assert path.stat().st_size > 50_000_000
+    started = time.monotonic()
+    result = catalog.ingest(path)
+    assert time.monotonic() - started < 120  # was hours: every line tried 200 repeat lengths
+    assert (result.items, result.reports_added) == (1, 1)
+    assert [line for line, _ in result.warnings] == [2]
+    assert catalog.artifact_path(result.sha256).stat().st_size == path.stat().st_size
+    [hit] = catalog.search("0849999")
+    assert hit.report.line_span is not None and hit.report.line_span.last == 850_001
+
+
 def test_the_ingest_command_prints_counts_and_warnings(catalog: Catalog, digest_file: Path, run_cli: Any) -> None:
     catalog.close()
     first = run_cli("ingest", digest_file, "--catalog", catalog.path, "--tag", "harbour")

@@ -19,8 +19,9 @@ stands in the digest (quotes, dashes, scripts); each item knows the lines it cam
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from attrs import field, frozen
@@ -142,10 +143,27 @@ def looks_like_site_name(line: str) -> bool:
     )
 
 
-def _repeat_length(lines: Sequence[str], start: int, stop: int) -> int:
+class _Lines(list[str]):
+    """A digest's lines, with where each distinct line occurs (so that finding a repetition
+    looks only at the places the first line comes back, not at every length up to the limit:
+    a 50 MB digest of lines that never repeat is read in linear time)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        super().__init__(lines)
+        self.at: dict[str, list[int]] = {}
+        for number, line in enumerate(self):
+            self.at.setdefault(line, []).append(number)
+
+
+def _repeat_length(lines: _Lines, start: int, stop: int) -> int:
     """The smallest k >= 1 such that the k lines at *start* are repeated right after them
     (within *stop*), or 0."""
-    for k in range(1, min(MAX_ITEM_LINES, (stop - start) // 2) + 1):
+    limit = min(MAX_ITEM_LINES, (stop - start) // 2)
+    places = lines.at[lines[start]]
+    for n in range(bisect.bisect_right(places, start), len(places)):
+        k = places[n] - start
+        if k > limit:
+            break
         if lines[start : start + k] == lines[start + k : start + 2 * k]:
             return k
     return 0
@@ -155,9 +173,10 @@ def parse_digest(text: str) -> Digest:
     """Parse a digest's text.  Never raises on odd content: what does not fit is a warning."""
     # Line breaks are LF or CRLF (digests saved on Windows); nothing else splits a line: U+2028
     # or U+0085 inside a post is text, kept as it is.
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    if lines and lines[-1] == "":
-        lines.pop()  # the final line break
+    split = [line.removesuffix("\r") for line in text.split("\n")]
+    if split and split[-1] == "":
+        split.pop()  # the final line break
+    lines = _Lines(split)
     feeds: list[DigestFeed] = []
     warnings: list[tuple[int, str]] = []
     index = 0
@@ -181,7 +200,7 @@ def parse_digest(text: str) -> Digest:
 
 
 def _parse_block(
-    lines: Sequence[str], start: int, stop: int, feed: str, platform: str, warnings: list[tuple[int, str]]
+    lines: _Lines, start: int, stop: int, feed: str, platform: str, warnings: list[tuple[int, str]]
 ) -> list[DigestItem]:
     items: list[DigestItem] = []
     i = start
@@ -222,7 +241,7 @@ def _parse_block(
     return items
 
 
-def _card_after(lines: Sequence[str], at: int, stop: int) -> tuple[DigestCard | None, int]:
+def _card_after(lines: _Lines, at: int, stop: int) -> tuple[DigestCard | None, int]:
     """A link card starting at line *at*, and where the block goes on after it."""
     if at + 1 >= stop or not looks_like_site_name(lines[at]) or _repeat_length(lines, at, stop):
         return None, at
