@@ -23,6 +23,11 @@ demo: $(STAMP)
 	$(EC) add --catalog $(DEMO) --tag demo --source-url "https://example.org/synthetic" \
 	    examples/*.jpg examples/*.png examples/*.pdf examples/*.txt examples/*.wav
 	$(BIN)/python examples/capture_demo.py $(DEMO)
+	$(EC) ingest --catalog $(DEMO) --tag demo examples/feeds/demo-digest.txt
+	$(EC) search --catalog $(DEMO) school
+	$(EC) link --catalog $(DEMO) --suggest
+	$(EC) link --catalog $(DEMO) --note "its link card names this video" $$($(EC) link --catalog $(DEMO) --suggest \
+	    --json | $(BIN)/python -c "import json,sys; s=json.load(sys.stdin)[0]; print(s['report_id'], s['record_id'])")
 	$(EC) list --catalog $(DEMO)
 	$(EC) show --catalog $(DEMO) $$($(EC) list --catalog $(DEMO) --json | $(BIN)/python -c \
 	    "import json,sys; print(next(r['id'] for r in json.load(sys.stdin) if r['title'].endswith('.jpg')))")

@@ -673,6 +673,7 @@ def _show_report(report: model.Report) -> None:
         ("author", report.author),
         ("post id", report.post_id),
         ("posted", format_timestamp(report.published_at) if report.published_at else None),
+        ("updated", format_timestamp(report.updated_at) if report.updated_at else None),
         ("url", report.url if report.url_known else "unknown (the source did not give one)"),
         ("identity", report.identity),
     ]
@@ -690,6 +691,9 @@ def _show_report(report: model.Report) -> None:
         click.echo(f"  card     {_printable(card.site_name or '')}: {_printable(card.title or '')}{cut}")
     for link in report.links:
         click.echo(f"  link     {_printable(link)}")
+    for media in report.media:
+        stated = ", ".join(filter(None, (media.media_type, None if media.length is None else f"{media.length} B")))
+        click.echo(f"  media    {_printable(media.url)}" + (f" ({_printable(stated)})" if stated else ""))
 
 
 def _show_capture(acquisition: model.Acquisition) -> None:

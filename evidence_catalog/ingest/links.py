@@ -8,8 +8,9 @@ operator decides, and ``Catalog.link`` records the decision.  Two reasons are of
   the fragment, a ``www.`` prefix, a default port or a trailing ``/``, with scheme and host in
   lower case.
 * ``same-title``: a link card's title is the captured item's title (Unicode NFKC, case folded,
-  anything but letters and digits ignored); a card cut short (``…``) matches a title that
-  begins with what it shows, if it shows at least :data:`MIN_PREFIX` characters.
+  anything but letters and digits ignored); a card title cut short (``…``) matches a title that
+  begins with what it shows, if it shows at least :data:`MIN_PREFIX` letters and digits.  A
+  card whose description alone is cut short shows its whole title: that must match exactly.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ MIN_PREFIX = 12
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NOT_WORD = re.compile(r"[\W_]+")
+_EMBED_NUMBER = re.compile(r"\s\(\d{1,3}\)\Z")
 
 
 @frozen
@@ -96,8 +98,12 @@ def suggest(
             if key:
                 by_url.setdefault(key, {}).setdefault(record_id, url)
         info = acquisition.platform_info
-        if info is not None and info.title and title_key(info.title):
-            by_title.setdefault(title_key(info.title), {}).setdefault(record_id, info.title)
+        if info is not None and info.title:
+            # yt-dlp names the n-th video embedded in a page "<page title> (n)"; the page title
+            # is what a link card shows.
+            for title in {info.title, _EMBED_NUMBER.sub("", info.title)}:
+                if title_key(title):
+                    by_title.setdefault(title_key(title), {}).setdefault(record_id, info.title)
     found: dict[tuple[str, str], LinkSuggestion] = {}
     for report_record, report in reports:
         for record_id, reason, matched in _matches(report, by_url, by_title):
@@ -114,13 +120,16 @@ def _matches(
         for record_id, matched in by_url.get(url_key(url) or "", {}).items():
             yield record_id, "same-url", matched
     for card in report.link_cards:
-        key = title_key((card.title or "").removesuffix("…"))
+        title = (card.title or "").rstrip()
+        key = title_key(title.removesuffix("…"))
         if not key:
             continue
-        if card.truncated or (card.title or "").endswith("…"):
+        # ``truncated`` mostly means the description was cut short: the title is cut short only
+        # when it ends in "…" itself (or is all the card shows).  A whole title matches exactly.
+        if title.endswith("…") or (card.truncated and not card.description):
             if len(key.replace(" ", "")) < MIN_PREFIX:
                 continue
-            held = [records for title, records in by_title.items() if title.startswith(key)]
+            held = [records for captured, records in by_title.items() if captured.startswith(key)]
         else:
             held = [by_title[key]] if key in by_title else []
         for records in held:

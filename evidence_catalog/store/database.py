@@ -494,13 +494,17 @@ class CatalogDatabase:
             yield str(row.record_id), structure(_json_body(row.body), model.Acquisition)
 
     def move_report(self, session: Session, report_id: str, record_id: str, custody_seq: int) -> None:
-        """Put a report on another record, after the reports it holds (see ``report.linked``)."""
+        """Put a report on another record, after the reports it holds (see ``report.linked``).
+
+        After the *last* of them, not at their count: a record that a report left has a gap in
+        its positions, and a count would give the newcomer the position of one already there
+        (their order would then differ from the custody log's)."""
         table = _t(RecordPartRow)
         position = _run(
             session,
-            sa.select(sa.func.count())
-            .select_from(table)
-            .where(table.c.record_id == record_id, table.c.kind == "report"),
+            sa.select(sa.func.coalesce(sa.func.max(table.c.position) + 1, 0)).where(
+                table.c.record_id == record_id, table.c.kind == "report"
+            ),
         ).scalar_one()
         _run(
             session,

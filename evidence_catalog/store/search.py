@@ -68,7 +68,10 @@ def report_terms(report: model.Report) -> Iterator[tuple[str, str]]:
 
 def report_words(report: model.Report) -> str:
     """The text the full-text index holds for a report: its text, its link cards, the feed,
-    author and repost names, and its URLs (so a search for a site or a film's title finds it)."""
+    author and repost names, and its URLs (so a search for a site or a film's title finds it).
+
+    In Unicode NFKC, as :func:`fts_query` puts search text: the tokenizer does not fold
+    compatibility forms, so ``ＢＵＣＨＡ`` or ``ﬁre`` would otherwise be found by no search."""
     parts: list[str | None] = [
         report.text,
         report.source.feed_name,
@@ -79,7 +82,7 @@ def report_words(report: model.Report) -> str:
         report.url,
         *report.links,
     ]
-    return "\n".join(p for p in parts if p)
+    return unicodedata.normalize("NFKC", "\n".join(p for p in parts if p))
 
 
 def search_time(report: model.Report, found_at: dt.datetime) -> dt.datetime:
