@@ -20,6 +20,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -107,6 +108,7 @@ WORK_DIR = "tmp"
 
 Clock = Callable[[], dt.datetime]
 ExportFormat = Literal["json", "jsonl"]
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 IngestFormat = Literal["digest", "rss", "twarc", "telegram"]
 #: Inputs :meth:`Catalog.ingest` reads ("rss" covers RSS 0.9x-2.0, RSS 1.0/RDF and Atom; "twarc"
 #: is twarc2's JSON Lines of X API v2 responses).
@@ -197,6 +199,10 @@ class IngestResult:
     records_added: int
     #: False when the input's bytes were already stored (ingested before, or added).
     new_bytes: bool
+    #: Files stored by this ingest (the input, media of new reports) that were new to the blob
+    #: store, and those whose bytes it held already.
+    artifacts_added: int = 0
+    artifacts_present: int = 0
     #: (line, message) for each part that did not fit the format (kept, not dropped).
     warnings: tuple[tuple[int, str], ...] = ()
     #: (line or message number, why) for each item left out with ``keep_going``.
@@ -1025,7 +1031,7 @@ class Catalog:
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be ingested into it")
         started_at = self.clock()
-        if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
+        if isinstance(source, str) and _URL_SCHEME.match(source.strip()):  # check_url refuses ftp:// …
             url = check_url(source)
             with self._work_area(f"ingest-{uuid.uuid4().hex}") as work:
                 fetched = fetch_document(url, work / "document", timeout=float(timeout))
@@ -1090,6 +1096,13 @@ class Catalog:
                 if looks_like_telegram(raw)
                 else "digest"
             )
+        if format == "telegram" and fetched is not None:
+            # Its media are files next to it: from a URL they would be looked for in the
+            # catalog's own work area.
+            raise InputError(
+                "a Telegram Desktop export is a folder with its media; download it and ingest the folder",
+                where=where,
+            )
         skipped: list[tuple[int, str]] | None = [] if keep_going else None
         prepared, warnings = _read_reports(raw, format, where, file.parent, skipped)
         with self.db.read() as session:  # media of reports already here is not stored again
@@ -1099,7 +1112,9 @@ class Catalog:
                 if report.identity and self.db.record_with_report(session, report.identity) is None
                 for path in media
             }
-        stored_media = {path: self._describe(self._store_file_copy(path)) for path in sorted(new_media)}
+        stored_blobs = {path: self._store_file_copy(path) for path in sorted(new_media)}
+        stored_media = {path: self._describe(stored) for path, stored in stored_blobs.items()}
+        media_created = sum(stored.created for stored in {b.sha256: b for b in stored_blobs.values()}.values())
         with open(file, "rb", buffering=0) as document:
             blob = self.blobs.put_stream(_SourceFile(document, where))
         if blob.size != len(raw):
@@ -1243,6 +1258,8 @@ class Catalog:
             reports_present=present,
             records_added=added,
             new_bytes=blob.created,
+            artifacts_added=blob.created + media_created,
+            artifacts_present=(not blob.created) + len({b.sha256 for b in stored_blobs.values()}) - media_created,
             warnings=warnings,
             skipped=tuple(skipped or ()),
             media=tuple(dict.fromkeys(media_to_capture)),

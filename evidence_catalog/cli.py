@@ -475,8 +475,8 @@ def ingest(
         f"{result.items} item(s): {result.reports_added} report(s) added on {result.records_added} new record(s), "
         f"{result.reports_present} already present"
         + (f", {len(result.skipped)} left out" if result.skipped else "")
-        + f"; {result.format} {result.sha256} "
-        + ("stored" if result.new_bytes else "already stored")
+        + f"; {result.artifacts_added} artifact(s) stored, {result.artifacts_present} already stored"
+        + f"; {result.format} {result.sha256}"
     )
     failed = [c for c in result.captures if not _echo_capture(c)]
     if capture_media and not quiet:

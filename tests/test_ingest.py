@@ -16,6 +16,12 @@ from evidence_catalog.schema_files import load_schema
 from tests.test_digest import DIGEST
 
 
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.fixture
 def digest_file(tmp_path: Path) -> Path:
     path = tmp_path / "digest-0505.txt"
@@ -146,11 +152,14 @@ def test_the_ingest_command_prints_counts_and_warnings(catalog: Catalog, digest_
     catalog.close()
     first = run_cli("ingest", digest_file, "--catalog", catalog.path, "--tag", "harbour")
     assert first.code == 0, first.err
-    assert first.out.startswith("2 item(s): 2 report(s) added on 2 new record(s), 0 already present; digest ")
-    assert first.out.rstrip().endswith(" stored")
+    assert first.out.startswith(
+        "2 item(s): 2 report(s) added on 2 new record(s), 0 already present; 1 artifact(s) stored, 0 already stored; "
+    )
+    assert first.out.rstrip().endswith(f"; digest {sha256_of(digest_file)}")
     again = run_cli("ingest", digest_file, "--catalog", catalog.path)
-    assert "0 report(s) added on 0 new record(s), 2 already present" in again.out
-    assert again.out.rstrip().endswith("already stored")
+    assert (
+        "0 report(s) added on 0 new record(s), 2 already present; 0 artifact(s) stored, 1 already stored" in again.out
+    )
     with Catalog.open(catalog.path) as reopened:
         film = reopened.record_ids()[1]
     shown = run_cli("show", film, "--catalog", catalog.path).out
@@ -394,6 +403,7 @@ def test_a_telegram_export_becomes_reports_with_their_media(catalog: Catalog, tm
     folder = _telegram_export(tmp_path / "ChatExport_2025-05-06", photo=photo)
     result = catalog.ingest(folder)  # the export folder, or its result.json
     assert (result.format, result.items, result.reports_added) == ("telegram", 3, 3)
+    assert (result.artifacts_added, result.artifacts_present) == (3, 0)  # result.json, photo, video
     assert [message for _, message in result.warnings] == ["message 19: its photo was not exported"]
     first, second, third = (catalog.record(r) for r in catalog.record_ids())
     [report] = first.reports
@@ -414,6 +424,7 @@ def test_a_telegram_export_becomes_reports_with_their_media(catalog: Catalog, tm
     assert len(third.artifacts) == 1  # its photo was not exported: only the source document
     again = catalog.ingest(folder / "result.json")
     assert (again.reports_added, again.reports_present) == (0, 3)
+    assert (again.artifacts_added, again.artifacts_present) == (0, 1)  # media of present reports: not read
     assert catalog.verify().ok
 
 

@@ -1,9 +1,11 @@
 """Download a feed document over HTTP(S) into a file, exactly as served, with every response.
 
 A thin adapter over :mod:`urllib.request` (a feed is one document: yt-dlp's machinery is for
-media).  Nothing is decoded: no ``Accept-Encoding`` is sent, so the bytes kept are the document
-the server holds, and a body shorter than its ``Content-Length`` or longer than the limit is an
-error, not a file.  Redirects are followed (http and https only) and each is recorded.
+media).  Nothing is decoded: ``Accept-Encoding: identity`` asks for the document uncompressed,
+so the bytes kept are the document the server holds (a server that compresses anyway is
+stored as it answered), and a body shorter than its ``Content-Length`` or longer than the
+limit is an error, not a file.  Redirects are followed (http and https only) and each is
+recorded.
 """
 
 from __future__ import annotations
@@ -86,18 +88,21 @@ def fetch_document(
     destination: Path,
     *,
     timeout: float = 30.0,
-    max_bytes: int = MAX_FEED_BYTES,
+    max_bytes: int | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> FetchedDocument:
     """Download *url* into *destination* (a new file, flushed to disk).  :class:`NetworkError`
     naming the URL for a refused connection, a timeout, an HTTP error status, a body cut short
-    or larger than *max_bytes*; the partial file is removed."""
+    or larger than *max_bytes* (default :data:`MAX_FEED_BYTES`); the partial file is removed."""
+    if max_bytes is None:
+        max_bytes = MAX_FEED_BYTES
     recorder = _Recorder()
     opener = urllib.request.build_opener(recorder)
     request = urllib.request.Request(
         url,
         headers={
             "User-Agent": f"evidence-catalog/{__version__} (+https://pypi.org/project/evidence-catalog/)",
+            "Accept-Encoding": "identity",
             "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/*;q=0.8, */*;q=0.5",
         },
     )
