@@ -82,7 +82,19 @@ def report_words(report: model.Report) -> str:
         report.url,
         *report.links,
     ]
-    return unicodedata.normalize("NFKC", "\n".join(p for p in parts if p))
+    return searchable("\n".join(p for p in parts if p))
+
+
+#: Arabic harakat (and Quranic marks) and Hebrew niqqud and cantillation: optional vowel marks
+#: that unicode61's ``remove_diacritics`` leaves on (it folds Latin letters only), so that
+#: ``مدرسة`` finds ``مَدرسة``.
+_VOWEL_MARKS = re.compile("[\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
+
+
+def searchable(text: str) -> str:
+    """Text as both the index and a query see it: Unicode NFKC, optional Arabic and Hebrew
+    vowel marks removed (the stored reports keep them)."""
+    return _VOWEL_MARKS.sub("", unicodedata.normalize("NFKC", text))
 
 
 def search_time(report: model.Report, found_at: dt.datetime) -> dt.datetime:
@@ -100,7 +112,7 @@ def fts_query(text: str) -> str | None:
     Each word becomes a quoted FTS5 string, so nothing a user types is read as query syntax
     (``-``, ``:``, ``*``, ``OR``, a stray quote); a word the tokenizer splits (``al-Bab``)
     must appear as that phrase."""
-    words = [w for w in _WORD.findall(unicodedata.normalize("NFKC", text)) if any(c.isalnum() for c in w)]
+    words = [w for w in _WORD.findall(searchable(text)) if any(c.isalnum() for c in w)]
     if not words:
         return None
     return " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
