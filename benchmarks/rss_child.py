@@ -9,6 +9,7 @@ Usage::
     python benchmarks/rss_child.py capture CATALOG_DIR URL
     python benchmarks/rss_child.py capture-warm CATALOG_DIR URL WARM_URL
     python benchmarks/rss_child.py ingest CATALOG_DIR FILE
+    python benchmarks/rss_child.py ingest-search CATALOG_DIR FILE WORD
 
 ``bare`` imports nothing (the interpreter's own baseline); ``import`` imports the library; ``init``
 also creates an empty catalog; ``add`` creates a catalog and adds *FILE* with one ``Catalog.add``
@@ -18,7 +19,9 @@ prints one JSON object with what it did and the process's peak resident set size
 ``add`` and ``capture``, ``seconds`` is the wall time of that one call.  ``capture-warm`` first
 captures *WARM_URL* (untimed), as a batch does before its second URL, then times *URL*.
 ``ingest`` creates a catalog and ingests the digest *FILE* with one ``Catalog.ingest`` call
-(``seconds`` is that call).
+(``seconds`` is that call); ``ingest-search`` then also times ``Catalog.search(WORD,
+limit=None)`` and with the default limit of 100, best of 5 each (``search_seconds``,
+``search_hits``, ``search100_seconds``, ``search100_hits``).
 
 The peak comes from ``VmHWM`` in ``/proc/self/status``: the high-water mark of this process's
 own address space since ``exec``.  ``getrusage``/``wait4`` ``ru_maxrss`` is not used on Linux
@@ -34,7 +37,16 @@ from __future__ import annotations
 import sys
 
 OPERATOR = "Benchmark <bench@example.org>"
-ARGUMENTS = {"bare": 0, "import": 0, "init": 1, "add": 2, "capture": 2, "capture-warm": 3, "ingest": 2}
+ARGUMENTS = {
+    "bare": 0,
+    "import": 0,
+    "init": 1,
+    "add": 2,
+    "capture": 2,
+    "capture-warm": 3,
+    "ingest": 2,
+    "ingest-search": 3,
+}
 
 
 def peak_rss_kib() -> tuple[int, str]:
@@ -69,7 +81,7 @@ def main(argv: list[str]) -> int:
     from evidence_catalog import Catalog  # the import is part of what is measured
 
     report: dict[str, object] = {"mode": mode}
-    if mode in ("init", "add", "capture", "capture-warm", "ingest"):
+    if mode in ("init", "add", "capture", "capture-warm", "ingest", "ingest-search"):
         with Catalog.init(argv[1], operator=OPERATOR) as catalog:
             if mode == "add":
                 started = time.perf_counter()
@@ -80,7 +92,7 @@ def main(argv: list[str]) -> int:
                     size=result.size,
                     new_bytes=result.new_bytes,
                 )
-            elif mode == "ingest":
+            elif mode in ("ingest", "ingest-search"):
                 started = time.perf_counter()
                 ingested = catalog.ingest(argv[2])
                 report.update(
@@ -91,6 +103,14 @@ def main(argv: list[str]) -> int:
                     records_added=ingested.records_added,
                     warnings=len(ingested.warnings),
                 )
+                if len(argv) > 3:  # then search the ingested reports for a word, best of 5
+                    for key, limit in (("search", None), ("search100", 100)):
+                        best, hits = float("inf"), 0
+                        for _ in range(5):
+                            started = time.perf_counter()
+                            hits = len(catalog.search(argv[3], limit=limit))
+                            best = min(best, time.perf_counter() - started)
+                        report.update({f"{key}_seconds": best, f"{key}_hits": hits})
             elif mode in ("capture", "capture-warm"):
                 from evidence_catalog.capture import CaptureOptions
 

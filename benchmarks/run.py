@@ -860,6 +860,8 @@ def bench_small(ctx: Context) -> list[Row]:
 _INGEST_PLATFORMS = ("Twitter", "Telegram", "Mastodon", "Bluesky", "VK")
 _INGEST_FEEDS = ("Harbour Monitor", "Records Desk", "Frontline Notes", "Наблюдатель", "Revue de presse", "Ledger Watch")
 _INGEST_HANDLES = ("coast_watch", "PortLog", "CityPaper", "osint_desk", "geo_müller", "радар_юг", "field_reporter")
+#: A word of the generated digests that the ingest benchmark searches for (about 1 item in 8).
+SEARCH_WORD = "причалы"
 _INGEST_TAGS = ("EastQuay", "OSINT", "Satellite", "Hafen", "школа", "Port", "Ledger")
 _INGEST_WORDS = (
     "satellite images show two new berths at the yard",
@@ -922,13 +924,24 @@ def bench_ingest(ctx: Context) -> list[Row]:
     timings = {n: Timings(f"{n} items") for n in sizes}
     peaks: dict[int, list[float]] = {n: [] for n in sizes}
 
+    searches: list[tuple[float, int, float]] = []
+
     def ingest_run(n: int) -> float:
         catalog_dir = ctx.scratch / "ingest-catalog"
         os.sync()
-        report, _ = run_child("ingest", os.fspath(catalog_dir), os.fspath(digests[n]))
+        search = ("ingest-search", SEARCH_WORD) if n == sizes[-1] else ("ingest",)
+        report, _ = run_child(search[0], os.fspath(catalog_dir), os.fspath(digests[n]), *search[1:])
         if report.get("items") != n or report.get("reports_added") != n or report.get("warnings") != 0:
             raise AssertionError(f"the child did not ingest {n} items as new reports without warnings: {report}")
         peaks[n].append(int(str(report["peak_kib"])) / KIB)
+        if "search_seconds" in report:
+            searches.append(
+                (
+                    float(str(report["search_seconds"])),
+                    int(str(report["search_hits"])),
+                    float(str(report["search100_seconds"])),
+                )
+            )
         remove(catalog_dir)
         return float(str(report["seconds"]))
 
@@ -952,6 +965,18 @@ def bench_ingest(ctx: Context) -> list[Row]:
     )
     print("  no external reference tool: the issue asks only for items/s, peak RSS and linearity")
     costs = ", ".join(f"{n}: {per_thousand[n]:.3f}" for n in sizes)
+    search_seconds, hits, first_hundred = min(searches)
+    grep = Timings("grep")
+    grep_command = ["grep", "-c", "-i", "-w", SEARCH_WORD, os.fspath(digests[largest])]
+    for _ in range(5):
+        started = time.perf_counter()
+        lines = int(run_tool(grep_command).strip())
+        grep.seconds.append(time.perf_counter() - started)
+    print(
+        f"  search {SEARCH_WORD!r} in {largest} reports: {search_seconds * 1000:.1f} ms, {hits} hits"
+        f" (first 100: {first_hundred * 1000:.1f} ms);"
+        f"  grep -c -i -w on the digest: {grep.best * 1000:.1f} ms, {lines} lines"
+    )
     return [
         Row(
             benchmark=f"ingest of a {largest}-item digest",
@@ -970,6 +995,22 @@ def bench_ingest(ctx: Context) -> list[Row]:
             target=f"< {INGEST_LINEAR_LIMIT}x for PASS",
             status=linear,
         ),
+        Row(
+            benchmark=f"search for a word in {largest} reports (all hits)",
+            ours=f"{search_seconds * 1000:.1f} ms ({hits} reports)",
+            reference=f"grep -c -i -w on the digest: {grep.best * 1000:.1f} ms ({lines} lines)",
+            ratio=f"{grep.best / search_seconds:.2f}x grep's speed",
+            target="none (info)",
+            status="INFO",
+        ),
+        Row(
+            benchmark=f"search for a word in {largest} reports (first 100, as the CLI shows)",
+            ours=f"{first_hundred * 1000:.1f} ms",
+            reference=f"grep -c -i -w on the digest: {grep.best * 1000:.1f} ms",
+            ratio=f"{grep.best / first_hundred:.2f}x grep's speed",
+            target="none (info)",
+            status="INFO",
+        ),
     ]
 
 
@@ -980,7 +1021,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "capture": (bench_capture, ("curl", "sha256sum", "sync")),
     "rss": (bench_rss, ()),
     "small": (bench_small, ("cp", "sha256sum", "sync")),
-    "ingest": (bench_ingest, ()),
+    "ingest": (bench_ingest, ("grep",)),
 }
 
 
