@@ -1729,7 +1729,12 @@ def _read_reports(
             text=item.text,
         )
         report = attrs.evolve(item_report(item, report_id=model.new_id(), document_sha256=None), identity=identity)
-        prepared.append((report, item.text, f"digest lines {item.first_line}-{item.last_line}", ()))
+        where = f"digest lines {item.first_line}-{item.last_line}: " + (
+            "title and description repeat the same text, kept once"
+            if item.repeated
+            else "text not repeated as the format has it (see the ingest's warnings)"
+        )
+        prepared.append((report, item.text, where, ()))
     return prepared, digest.warnings
 
 

@@ -45,6 +45,9 @@ def test_each_item_becomes_a_report_on_a_record_with_the_digest_as_its_source(
     [source] = thread.artifacts
     assert source.role is model.ArtifactRole.SOURCE_DOCUMENT and source.artifact.sha256 == result.sha256
     assert thread.acquisitions[0].method is model.AcquisitionMethod.INGESTED_FROM_FEED
+    assert thread.acquisitions[0].note == (
+        "digest lines 2-7: title and description repeat the same text, kept once"
+    )  # the repetition is noted, the text stored once
     assert thread.tags == ("harbour",)
     assert film.reports[0].link_cards[0].truncated
     assert film.title == "Our @CityPaper team’s new film is out: what the yard ledgers show"
