@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import enum
 import fcntl
 import json
 import os
@@ -29,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -48,8 +49,10 @@ from evidence_catalog.capture.ytdlp import (
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
 from evidence_catalog.custody import (
+    ANNOTATIONS,
     Action,
     added_details,
+    annotation_details,
     captured_details,
     failed_details,
     linked_details,
@@ -100,6 +103,7 @@ from evidence_catalog.store.database import (
     record_row,
 )
 from evidence_catalog.versions import library_agent, tool_agents
+from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
 DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
@@ -109,6 +113,8 @@ WORK_DIR = "tmp"
 Clock = Callable[[], dt.datetime]
 ExportFormat = Literal["json", "jsonl"]
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_Part = TypeVar("_Part")
+_E = TypeVar("_E", bound=enum.Enum)
 IngestFormat = Literal["digest", "rss", "twarc", "telegram"]
 #: Inputs :meth:`Catalog.ingest` reads ("rss" covers RSS 0.9x-2.0, RSS 1.0/RDF and Atom; "twarc"
 #: is twarc2's JSON Lines of X API v2 responses).
@@ -1359,6 +1365,230 @@ class Catalog:
             found = [s for s in found if record_id in (s.record_id, s.report_record)]
         return found
 
+    # -- the investigators' judgements: claims, assessments, relations, tags, notes, flags ---
+
+    def claim(
+        self,
+        record_id: str,
+        *,
+        summary: str | None = None,
+        category: str | None = None,
+        event_time: model.EventTime | None = None,
+        place: model.Place | None = None,
+        alleged_perpetrator: str | None = None,
+        source_report_id: str | None = None,
+        source_description: str | None = None,
+    ) -> model.Claim:
+        """Record what the item allegedly shows -- never a finding of fact: a summary, a
+        category from the vocabulary (:meth:`categories`), the alleged time and place, the
+        alleged perpetrator -- and who says so: a report on the record (*source_report_id*) or
+        a person or organisation (*source_description*).  One ``claim.added`` custody event."""
+        texts = {
+            "summary": summary,
+            "alleged perpetrator": alleged_perpetrator,
+            "source description": source_description,
+        }
+        for name, text in texts.items():
+            if text is not None and not _utf8(text, name).strip():
+                raise InputError(f"{name} must not be blank", where=name.replace(" ", "_"))
+        if (
+            summary is None
+            and category is None
+            and event_time is None
+            and place is None
+            and alleged_perpetrator is None
+        ):
+            raise InputError(
+                "a claim must say something: a summary, category, time, place or perpetrator", where="claim"
+            )
+        if source_report_id is None and source_description is None:
+            raise InputError("a claim must name its source: a report on the record or who says so", where="source")
+        if event_time is not None and not isinstance(event_time, model.EventTime):
+            raise InputError("event_time must be an EventTime", where="event_time")
+        if place is not None and not isinstance(place, model.Place):
+            raise InputError("place must be a Place", where="place")
+        if category is not None and category not in {c.code for c in self.categories()}:
+            raise InputError(
+                f"unknown category {category!r}; see `evidence-catalog categories`, or define it first",
+                where="category",
+            )
+
+        def make(session: Any, at: dt.datetime) -> model.Claim:
+            if source_report_id is not None:
+                found = self.db.report(session, source_report_id)
+                if found is None or found[0] != record_id:
+                    raise InputError(f"report {source_report_id} is not on record {record_id}", where="source_report")
+            return model.Claim(
+                id=model.new_id(),
+                stated_by=self.operator,
+                stated_at=at,
+                summary=summary,
+                category=category,
+                event_time=event_time,
+                place=place,
+                alleged_perpetrator=alleged_perpetrator,
+                source_report_id=source_report_id,
+                source_description=source_description,
+            )
+
+        return self._annotate(record_id, Action.CLAIM_ADDED, make)
+
+    def assess(
+        self,
+        record_id: str,
+        status: str,
+        *,
+        methods: Sequence[str] = (),
+        confidence: str | None = None,
+        note: str | None = None,
+    ) -> model.Assessment:
+        """Record a verification assessment.  It supersedes (never overwrites) the record's
+        latest assessment; the history stays on the record and in the log."""
+        checked_status = _choice(model.VerificationStatus, status, "status")
+        checked_methods = tuple(_choice(model.VerificationMethod, m, "method") for m in dict.fromkeys(methods))
+        checked_confidence = None if confidence is None else _choice(model.Confidence, confidence, "confidence")
+        if note is not None and not _utf8(note, "note").strip():
+            raise InputError("note must not be blank", where="note")
+
+        def make(session: Any, at: dt.datetime) -> model.Assessment:
+            earlier = self.db.record(session, record_id).assessments
+            return model.Assessment(
+                id=model.new_id(),
+                status=checked_status,
+                assessor=self.operator,
+                assessed_at=at,
+                methods=checked_methods,
+                confidence=checked_confidence,
+                note=note,
+                supersedes=earlier[-1].id if earlier else None,
+            )
+
+        return self._annotate(record_id, Action.ASSESSMENT_ADDED, make)
+
+    def relate(self, record_id: str, kind: str, target_id: str, *, note: str | None = None) -> model.Relation:
+        """Record how a record relates to another (duplicate of, derived from, same incident as,
+        responds to, contradicts), by whom and why."""
+        checked = _choice(model.RelationKind, kind, "relation")
+        if note is not None and not _utf8(note, "note").strip():
+            raise InputError("note must not be blank", where="note")
+        if target_id == record_id:
+            raise InputError(f"record {record_id} cannot relate to itself", where="relation")
+
+        def make(session: Any, at: dt.datetime) -> model.Relation:
+            if not self.db.record_exists(session, target_id):
+                raise NotFoundError(f"no record with id {target_id}", where="relation")
+            return model.Relation(kind=checked, target_id=target_id, linked_by=self.operator, linked_at=at, note=note)
+
+        return self._annotate(record_id, Action.RELATION_ADDED, make)
+
+    def flag(self, record_id: str, kind: str, reason: str) -> model.SensitivityFlag:
+        """Flag a record as sensitive (graphic content, personal data, a protected source,
+        minors), with the reason; exports can withhold what is flagged."""
+        checked = _choice(model.SensitivityKind, kind, "flag")
+        if not _utf8(reason, "reason").strip():
+            raise InputError("a flag needs a reason", where="reason")
+        return self._annotate(
+            record_id,
+            Action.FLAG_ADDED,
+            lambda _session, at: model.SensitivityFlag(kind=checked, reason=reason, set_by=self.operator, set_at=at),
+        )
+
+    def add_note(self, record_id: str, text: str) -> model.Note:
+        """Keep a note on a record, attributed to the operator and timed."""
+        if not _utf8(text, "note").strip():
+            raise InputError("note must not be blank", where="note")
+        return self._annotate(
+            record_id,
+            Action.NOTE_ADDED,
+            lambda _session, at: model.Note(id=model.new_id(), text=text, author=self.operator, written_at=at),
+        )
+
+    def tag(self, record_id: str, tags: Sequence[str]) -> tuple[str, ...]:
+        """Add tags to a record; returns those it did not have (one ``tags.added`` event for
+        them, none when every tag was there already)."""
+        if isinstance(tags, str):
+            tags = [tags]
+        checked = _checked_tags(tags)
+        if not checked:
+            raise InputError("no tag given", where="tag")
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only; nothing can be changed in it")
+        with self.db.write() as session:
+            if not self.db.record_exists(session, record_id):
+                raise NotFoundError(f"no record with id {record_id}")
+            held = set(self.db.record(session, record_id).tags)
+            new = tuple(t for t in checked if t not in held)
+            if new:
+                self.db.append_event(
+                    session,
+                    at=self.clock(),
+                    actor=self.operator,
+                    action=Action.TAGS_ADDED,
+                    subject=record_id,
+                    details={"tags": list(new)},
+                )
+                self.db.add_tags(session, record_id, new)
+        return new
+
+    def define_category(self, code: str, label: str, reference: str | None = None) -> Category:
+        """Add a category of alleged violation to this catalog's vocabulary (logged as
+        ``category.defined``); a code already defined, built in or not, cannot be changed."""
+        try:
+            category = Category(code=code, label=_utf8(label, "label"), reference=reference)
+        except ValueError as exc:
+            raise InputError(str(exc), where="category") from exc
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only; nothing can be changed in it")
+        with self.db.write() as session:
+            if code in {c.code for c in self._categories(session)}:
+                raise InputError(f"category {code!r} is defined already; choose another code", where="category")
+            self.db.append_event(
+                session,
+                at=self.clock(),
+                actor=self.operator,
+                action=Action.CATEGORY_DEFINED,
+                subject="catalog",
+                details={"category": attrs.asdict(category)},
+            )
+        return category
+
+    def categories(self) -> list[Category]:
+        """The vocabulary of alleged violations: the built-in ones, then this catalog's own."""
+        with self.db.read() as session:
+            return self._categories(session)
+
+    def _categories(self, session: Any) -> list[Category]:
+        own = [
+            Category(**event.details["category"])
+            for event in self.db.events_by_action(session, Action.CATEGORY_DEFINED)
+        ]
+        return [*BUILTIN_CATEGORIES, *own]
+
+    def _annotate(self, record_id: str, action: str, make: Callable[[Any, dt.datetime], _Part]) -> _Part:
+        """Put one judgement on a record: the part *make* builds, its custody event, in one
+        transaction; nothing is written when the record is missing or *make* refuses."""
+        member, _, _ = ANNOTATIONS[action]
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only; nothing can be changed in it")
+        with self.db.write() as session:
+            if not self.db.record_exists(session, record_id):
+                raise NotFoundError(f"no record with id {record_id}")
+            at = self.clock()
+            try:
+                part = make(session, at)
+            except ValueError as exc:  # the model refuses it (an end before its start ...)
+                raise InputError(str(exc), where=member) from exc
+            event = self.db.append_event(
+                session,
+                at=at,
+                actor=self.operator,
+                action=action,
+                subject=record_id,
+                details=annotation_details(member, part),
+            )
+            self.db.add_part(session, record_id, member, part, event.seq)
+        return part
+
     # -- reading -----------------------------------------------------------------------------
 
     def record(self, record_id: str) -> model.EvidenceRecord:
@@ -1847,6 +2077,15 @@ def _utf8(text: str, where: str) -> str:
     except UnicodeEncodeError as exc:
         raise InputError(f"is not valid UTF-8 text: {display_path(text)}", where=where) from exc
     return text
+
+
+def _choice(kind: type[_E], value: Any, where: str) -> _E:
+    """*value* as a member of the enumeration *kind*, or an :class:`InputError` listing them."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)  # type: ignore[attr-defined]
+        raise InputError(f"unknown {where} {value!r}; use one of {allowed}", where=where) from None
 
 
 def _checked_tags(tags: Sequence[str]) -> tuple[str, ...]:

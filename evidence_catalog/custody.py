@@ -51,6 +51,13 @@ class Action:
     DIGEST_INGESTED = "digest.ingested"
     CAPTURE_FAILED = "capture.failed"
     REPORT_LINKED = "report.linked"
+    CLAIM_ADDED = "claim.added"
+    ASSESSMENT_ADDED = "assessment.added"
+    RELATION_ADDED = "relation.added"
+    FLAG_ADDED = "flag.added"
+    NOTE_ADDED = "note.added"
+    TAGS_ADDED = "tags.added"
+    CATEGORY_DEFINED = "category.defined"
 
 
 def document_hash(document: Mapping[str, Any]) -> str:
@@ -146,6 +153,10 @@ class _RecordState:
     tags: set[str] = attrs.field(factory=set)
     notes: list[model.Note] = attrs.field(factory=list)
     reports: list[model.Report] = attrs.field(factory=list)
+    flags: list[model.SensitivityFlag] = attrs.field(factory=list)
+    relations: list[model.Relation] = attrs.field(factory=list)
+    claims: list[model.Claim] = attrs.field(factory=list)
+    assessments: list[model.Assessment] = attrs.field(factory=list)
 
     def freeze(self) -> EvidenceRecord:
         return EvidenceRecord(
@@ -158,6 +169,10 @@ class _RecordState:
             tags=self.tags,
             notes=self.notes,
             reports=self.reports,
+            flags=self.flags,
+            relations=self.relations,
+            claims=self.claims,
+            assessments=self.assessments,
         )
 
 
@@ -344,6 +359,10 @@ def _apply_acquired(states: dict[str, _RecordState], event: CustodyEvent, entrie
             tags=set(old.tags),
             notes=list(old.notes),
             reports=list(old.reports),
+            flags=list(old.flags),
+            relations=list(old.relations),
+            claims=list(old.claims),
+            assessments=list(old.assessments),
         )
     else:
         raise ValueError(f"record {event.subject} was never created in this log")
@@ -357,10 +376,47 @@ def _apply_acquired(states: dict[str, _RecordState], event: CustodyEvent, entrie
     states[event.subject] = state
 
 
+#: The annotation events: each puts one part on its subject record, under this member of
+#: ``details``, into this list of the record.
+ANNOTATIONS: dict[str, tuple[str, type[Any], str]] = {
+    Action.CLAIM_ADDED: ("claim", model.Claim, "claims"),
+    Action.ASSESSMENT_ADDED: ("assessment", model.Assessment, "assessments"),
+    Action.RELATION_ADDED: ("relation", model.Relation, "relations"),
+    Action.FLAG_ADDED: ("flag", model.SensitivityFlag, "flags"),
+    Action.NOTE_ADDED: ("note", model.Note, "notes"),
+}
+
+
+def annotation_details(member: str, part: Any) -> dict[str, Any]:
+    """The ``details`` of an annotation event: the part, whole."""
+    return {member: unstructure(part)}
+
+
+def _apply_annotation(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one claim, assessment, relation, flag or note event to its subject record."""
+    member, kind, field = ANNOTATIONS[event.action]
+    if event.subject not in states:
+        raise ValueError(f"record {event.subject} was never created in this log")
+    part = structure(event.details[member], kind)
+    getattr(states[event.subject], field).append(part)
+
+
+def _apply_tags(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one ``tags.added`` event."""
+    if event.subject not in states:
+        raise ValueError(f"record {event.subject} was never created in this log")
+    tags = event.details["tags"]
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise TypeError("tags must be a list of text")
+    states[event.subject].tags.update(tags)
+
+
 _APPLY = {
     Action.ARTIFACT_ADDED: _apply_added,
     Action.MEDIA_CAPTURED: _apply_captured,
     Action.CAPTURE_FAILED: _apply_failed,
     Action.REPORT_INGESTED: _apply_ingested,
     Action.REPORT_LINKED: _apply_linked,
+    Action.TAGS_ADDED: _apply_tags,
+    **dict.fromkeys(ANNOTATIONS, _apply_annotation),
 }

@@ -285,7 +285,9 @@ class CatalogDatabase:
             if rows.get(name):
                 _run(session, sa.insert(_ROW_TYPES[name].__table__), rows[name])
 
-    def event_documents(self, session: Session, subject: str | None = None) -> Iterator[dict[str, Any]]:
+    def event_documents(
+        self, session: Session, subject: str | None = None, *, action: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The custody log in sequence order as plain JSON objects, read from the stored text.
 
         Nothing is validated or trusted: a damaged column (JSON that does not parse, a time
@@ -299,6 +301,8 @@ class CatalogDatabase:
         ).order_by(table.c.seq)
         if subject is not None:
             query = query.where(table.c.subject == subject)
+        if action is not None:
+            query = query.where(table.c.action == action)
         for row in _run(session, query):
             seq, at, actor, details, action, about, prev_hash, stored_hash = tuple(row)
             yield {
@@ -311,6 +315,10 @@ class CatalogDatabase:
                 "hash": stored_hash,
                 "details": _json_text(details),
             }
+
+    def events_by_action(self, session: Session, action: str) -> list[model.CustodyEvent]:
+        """The events with one action, in log order (the action column is indexed)."""
+        return [structure_event(document) for document in self.event_documents(session, action=action)]
 
     def events(self, session: Session, subject: str | None = None) -> Iterator[model.CustodyEvent]:
         """The custody log in sequence order, optionally only events about *subject*.
