@@ -31,6 +31,7 @@ from evidence_catalog.errors import (
     StorageError,
     ValidationError,
 )
+from evidence_catalog.filters import RecordFilter
 from evidence_catalog.ingest.links import LinkSuggestion
 from evidence_catalog.model import (
     Acquisition,
@@ -40,15 +41,20 @@ from evidence_catalog.model import (
     Claim,
     CustodyEvent,
     Digests,
+    EventTime,
     EvidenceRecord,
+    GeoPosition,
     Note,
+    Place,
     Relation,
     Report,
     SensitivityFlag,
 )
 from evidence_catalog.versions import __version__, versions
+from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
 __all__ = [
+    "BUILTIN_CATEGORIES",
     "Acquisition",
     "AddResult",
     "Agent",
@@ -60,12 +66,15 @@ __all__ = [
     "CatalogError",
     "CatalogNotFoundError",
     "CatalogVersionError",
+    "Category",
     "Claim",
     "CustodyEvent",
     "Digests",
+    "EventTime",
     "EvidenceError",
     "EvidenceRecord",
     "ExportResult",
+    "GeoPosition",
     "IngestResult",
     "InputError",
     "IntegrityError",
@@ -73,6 +82,8 @@ __all__ = [
     "LinkSuggestion",
     "NotFoundError",
     "Note",
+    "Place",
+    "RecordFilter",
     "Relation",
     "Report",
     "SearchHit",

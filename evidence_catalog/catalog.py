@@ -69,6 +69,7 @@ from evidence_catalog.errors import (
     ValidationError,
 )
 from evidence_catalog.extract import extract_metadata, sniff_media_type
+from evidence_catalog.filters import RecordFilter
 from evidence_catalog.findings import (
     EntryUnreadable,
     EventUnreplayable,
@@ -1590,6 +1591,42 @@ class Catalog:
         return part
 
     # -- reading -----------------------------------------------------------------------------
+
+    def find_records(
+        self,
+        *,
+        status: str | None = None,
+        category: str | None = None,
+        tags: Sequence[str] = (),
+        flags: Sequence[str] = (),
+        bbox: tuple[float, float, float, float] | None = None,
+        since: dt.datetime | dt.date | str | None = None,
+        until: dt.datetime | dt.date | str | None = None,
+    ) -> list[model.EvidenceRecord]:
+        """The records that meet every criterion given, oldest first: current verification
+        status, a claim's category, tags, flags, a claim's place inside *bbox* (west, south,
+        east, north) and a claim's alleged time overlapping *since*..*until* (a date is that
+        day, UTC).  See :mod:`evidence_catalog.filters`."""
+        checked_status = None if status is None else _choice(model.VerificationStatus, status, "status")
+        checked_flags = [_choice(model.SensitivityKind, f, "flag") for f in flags]
+        start = _since(since)
+        end = _since(until)
+        whole_day = isinstance(until, dt.date) and not isinstance(until, dt.datetime)
+        if end is not None and (whole_day or (isinstance(until, str) and len(until.strip()) == 10)):
+            end += dt.timedelta(days=1) - dt.timedelta(microseconds=1)  # a date: the whole day
+        try:
+            wanted = RecordFilter(
+                status=checked_status,
+                category=category,
+                tags=_checked_tags(tags),
+                flags=checked_flags,
+                bbox=bbox,
+                since=start,
+                until=end,
+            )
+        except ValueError as exc:
+            raise InputError(str(exc), where="filter") from exc
+        return [record for record in self.records() if wanted.matches(record)]
 
     def record(self, record_id: str) -> model.EvidenceRecord:
         """The whole record with this id; :class:`NotFoundError` if there is none."""

@@ -6,6 +6,7 @@ one line on standard error naming the file or field and the reason, never a trac
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -581,13 +582,295 @@ def link(
         click.echo(f"report {result.report_id} is on record {result.record_id} already; nothing changed")
 
 
+# -- the investigators' judgements ------------------------------------------------------------
+
+
+def _choices(kind: type[Any]) -> click.Choice[str]:
+    return click.Choice([member.value for member in kind])
+
+
+def _event_time(text: str | None, precision: str | None) -> model.EventTime | None:
+    """``--time START[/END]``: dates or times with their zone; a date alone means that day."""
+    if text is None:
+        if precision is not None:
+            raise InputError("--precision needs --time", where="time")
+        return None
+    ends = text.split("/")
+    if len(ends) > 2 or not all(e.strip() for e in ends):
+        raise InputError(f"{_printable(text)!r} is not START or START/END", where="time")
+    points = []
+    for end in ends:
+        value = end.strip()
+        try:
+            if len(value) == 10:
+                points.append(dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC))
+                continue
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(
+                f"{_printable(value)!r} is not a date (2022-03-05) or a time with its zone (2022-03-05T10:00Z)",
+                where="time",
+            ) from None
+        if moment.utcoffset() is None:
+            raise InputError(f"{_printable(value)!r} has no time zone; add Z or an offset such as +02:00", where="time")
+        points.append(moment)
+    if len(ends) == 2 and len(ends[1].strip()) == 10:  # a date as the end: to the end of that day
+        points[1] += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    inferred = "day" if all(len(e.strip()) == 10 for e in ends) else "minute"
+    try:
+        return model.EventTime(
+            start=points[0], end=points[1] if len(points) > 1 else None, precision=precision or inferred
+        )
+    except ValueError as exc:
+        raise InputError(str(exc), where="time") from exc
+
+
+def _place(
+    name: str | None, lat: float | None, lon: float | None, radius: float | None, admin_area: str | None
+) -> model.Place | None:
+    if (lat is None) != (lon is None):
+        raise InputError("give both --lat and --lon, or neither", where="place")
+    if all(v is None for v in (name, lat, radius, admin_area)):
+        return None
+    try:
+        position = None if lat is None or lon is None else model.GeoPosition(latitude=lat, longitude=lon)
+        return model.Place(name=name, position=position, uncertainty_m=radius, admin_area=admin_area)
+    except ValueError as exc:
+        raise InputError(str(exc), where="place") from exc
+
+
+@cli.command()
+@click.argument("record_id", metavar="ID")
+@_catalog_option
+@click.option("--summary", help="What the item allegedly shows, in a sentence.")
+@click.option("--category", metavar="CODE", help="Alleged violation, from `evidence-catalog categories`.")
+@click.option(
+    "--time", "time_text", metavar="START[/END]", help="Alleged time: 2022-03-05, 2022-03-05T10:00Z, or START/END."
+)
+@click.option("--precision", type=_choices(model.TimePrecision), help="How precisely the time is known.")
+@click.option("--place", "place_name", metavar="NAME", help="Alleged place, by name.")
+@click.option("--lat", type=float, help="Latitude, WGS 84 decimal degrees.")
+@click.option("--lon", type=float, help="Longitude, WGS 84 decimal degrees.")
+@click.option("--radius", type=float, metavar="METRES", help="Uncertainty radius of the position.")
+@click.option("--admin-area", help="Administrative area (region, district).")
+@click.option("--perpetrator", help="Alleged perpetrator: unit or party.")
+@click.option("--source-report", metavar="REPORT_ID", help="The report on this record that makes the claim.")
+@click.option("--source", "source_description", metavar="TEXT", help="Who makes the claim, when it is not a report.")
+@_operator_option
+@_json_option
+def claim(
+    record_id: str,
+    catalog_path: str,
+    summary: str | None,
+    category: str | None,
+    time_text: str | None,
+    precision: str | None,
+    place_name: str | None,
+    lat: float | None,
+    lon: float | None,
+    radius: float | None,
+    admin_area: str | None,
+    perpetrator: str | None,
+    source_report: str | None,
+    source_description: str | None,
+    operator: str | None,
+    as_json: bool,
+) -> None:
+    """Record what a record's item allegedly shows, and who says so.
+
+    A claim is never a finding of fact: it says what is alleged (summary, category of
+    violation, time, place, perpetrator) and its source (--source-report or --source).
+    """
+    event_time = _event_time(time_text, precision)
+    place = _place(place_name, lat, lon, radius, admin_area)
+    with _open(catalog_path, operator) as catalog:
+        made = catalog.claim(
+            record_id,
+            summary=summary,
+            category=category,
+            event_time=event_time,
+            place=place,
+            alleged_perpetrator=perpetrator,
+            source_report_id=source_report,
+            source_description=source_description,
+        )
+    _echo_json(unstructure(made)) if as_json else click.echo(f"claim {made.id} on record {record_id}")
+
+
+@cli.command()
+@click.argument("record_id", metavar="ID")
+@_catalog_option
+@click.option("--status", required=True, type=_choices(model.VerificationStatus), help="Verification status.")
+@click.option(
+    "--method", "methods", multiple=True, type=_choices(model.VerificationMethod), help="Method used (repeatable)."
+)
+@click.option("--confidence", type=_choices(model.Confidence), help="How sure the assessor is.")
+@click.option("--note", help="What was done and found.")
+@_operator_option
+@_json_option
+def assess(
+    record_id: str,
+    catalog_path: str,
+    status: str,
+    methods: Sequence[str],
+    confidence: str | None,
+    note: str | None,
+    operator: str | None,
+    as_json: bool,
+) -> None:
+    """Record a verification assessment; it supersedes the latest one, which stays in the history."""
+    with _open(catalog_path, operator) as catalog:
+        made = catalog.assess(record_id, status, methods=methods, confidence=confidence, note=note)
+    if as_json:
+        _echo_json(unstructure(made))
+    else:
+        after = f" (supersedes {made.supersedes})" if made.supersedes else ""
+        click.echo(f"assessment {made.id} on record {record_id}: {made.status.value}{after}")
+
+
+@cli.command()
+@click.argument("record_id", metavar="ID1")
+@click.argument("kind", metavar="KIND", type=_choices(model.RelationKind))
+@click.argument("target_id", metavar="ID2")
+@_catalog_option
+@click.option("--note", help="Why they are related.")
+@_operator_option
+def relate(
+    record_id: str, kind: str, target_id: str, catalog_path: str, note: str | None, operator: str | None
+) -> None:
+    """Record that record ID1 is KIND of record ID2.
+
+    KIND is duplicate_of, derived_from, same_incident_as, responds_to or contradicts.
+    """
+    with _open(catalog_path, operator) as catalog:
+        catalog.relate(record_id, kind, target_id, note=note)
+    click.echo(f"record {record_id} {kind} {target_id}")
+
+
+@cli.command()
+@click.argument("record_id", metavar="ID")
+@click.argument("tags", metavar="TAG...", nargs=-1, required=True)
+@_catalog_option
+@_operator_option
+def tag(record_id: str, tags: Sequence[str], catalog_path: str, operator: str | None) -> None:
+    """Add tags to a record (those it has already are left as they are)."""
+    with _open(catalog_path, operator) as catalog:
+        added = catalog.tag(record_id, tags)
+    click.echo(
+        f"record {record_id}: " + (f"tagged {_printable(', '.join(added))}" if added else "had every tag already")
+    )
+
+
+@cli.command()
+@click.argument("record_id", metavar="ID")
+@click.argument("kind", metavar="FLAG", type=_choices(model.SensitivityKind))
+@_catalog_option
+@click.option("--reason", required=True, help="Why (kept with the flag; exports can state it).")
+@_operator_option
+def flag(record_id: str, kind: str, catalog_path: str, reason: str, operator: str | None) -> None:
+    """Flag a record as sensitive: graphic, personal_data, protected_source or minors."""
+    with _open(catalog_path, operator) as catalog:
+        catalog.flag(record_id, kind, reason)
+    click.echo(f"record {record_id} flagged {kind}")
+
+
+@cli.command()
+@click.argument("record_id", metavar="ID")
+@click.argument("text")
+@_catalog_option
+@_operator_option
+def note(record_id: str, text: str, catalog_path: str, operator: str | None) -> None:
+    """Keep a note on a record, attributed to the operator and timed."""
+    with _open(catalog_path, operator) as catalog:
+        made = catalog.add_note(record_id, text)
+    click.echo(f"note {made.id} on record {record_id}")
+
+
+@cli.command()
+@_catalog_option
+@click.option("--define", "code", metavar="CODE", help="Add a category with this code to the catalog's vocabulary.")
+@click.option("--label", help="The new category's label (with --define).")
+@click.option("--reference", help="The provision it follows, e.g. a criminal code article (with --define).")
+@_operator_option
+@_json_option
+def categories(
+    catalog_path: str, code: str | None, label: str | None, reference: str | None, operator: str | None, as_json: bool
+) -> None:
+    """List the categories of alleged violation claims can name, or add one with --define."""
+    with _open(catalog_path, operator) as catalog:
+        if code is not None:
+            if label is None:
+                raise click.UsageError("--define needs --label")
+            catalog.define_category(code, label, reference)
+        elif label is not None or reference is not None:
+            raise click.UsageError("--label and --reference go with --define")
+        found = catalog.categories()
+    if as_json:
+        _echo_json([attrs.asdict(c) for c in found])
+        return
+    for category in found:
+        reference_text = f"  ({category.reference})" if category.reference else ""
+        click.echo(f"{category.code:<16} {_printable(category.label)}{_printable(reference_text)}")
+
+
+def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        west, south, east, north = (float(p) for p in parts)
+    except ValueError:
+        raise InputError(
+            f"{_printable(text)!r} is not WEST,SOUTH,EAST,NORTH in decimal degrees (e.g. 36.1,47.9,38.4,49.2)",
+            where="bbox",
+        ) from None
+    return west, south, east, north
+
+
 @cli.command(name="list")
 @_catalog_option
+@click.option("--status", type=_choices(model.VerificationStatus), help="Only records with this current status.")
+@click.option("--category", metavar="CODE", help="Only records with a claim of this category.")
+@click.option("--tag", "tags", multiple=True, help="Only records with this tag (repeatable: all of them).")
+@click.option(
+    "--flag", "flags", multiple=True, type=_choices(model.SensitivityKind), help="Only records with this flag."
+)
+@click.option("--bbox", metavar="W,S,E,N", help="Only records with a claim placed in this box (WGS 84 degrees).")
+@click.option("--since", metavar="DATE", help="Only records with a claim alleging a time from then on.")
+@click.option("--until", metavar="DATE", help="Only records with a claim alleging a time up to then.")
 @_json_option
-def list_records(catalog_path: str, as_json: bool) -> None:
-    """List the records, oldest first.  Exit code 1 if a record cannot be read (it is named)."""
+def list_records(
+    catalog_path: str,
+    status: str | None,
+    category: str | None,
+    tags: Sequence[str],
+    flags: Sequence[str],
+    bbox: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
+    """List the records, oldest first, or those that meet every filter given.
+
+    Exit code 1 if a record cannot be read (it is named).
+    """
+    filtered = any((status, category, tags, flags, bbox, since, until))
     with _open(catalog_path) as catalog:
-        records, unreadable = _readable_records(catalog)
+        if filtered:
+            records, unreadable = (
+                catalog.find_records(
+                    status=status,
+                    category=category,
+                    tags=tags,
+                    flags=flags,
+                    bbox=_bbox(bbox),
+                    since=since,
+                    until=until,
+                ),
+                0,
+            )
+        else:
+            records, unreadable = _readable_records(catalog)
     if as_json:
         _echo_json([to_document(r) for r in records])
     else:
@@ -632,6 +915,22 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
     click.echo(f"created  {format_timestamp(record.created_at)} by {_agent(record.created_by)}")
     if record.tags:
         click.echo(f"tags     {_printable(', '.join(record.tags))}")
+    current = record.assessments[-1] if record.assessments else None
+    click.echo(
+        "status   "
+        + (
+            "unverified (no assessment yet)"
+            if current is None
+            else f"{current.status.value}"
+            + (f", {current.confidence.value} confidence" if current.confidence else "")
+            + f" ({format_timestamp(current.assessed_at)} {_agent(current.assessor)})"
+        )
+    )
+    for flagged in record.flags:
+        click.echo(
+            f"flag     {flagged.kind.value}: {_printable(flagged.reason)} "
+            f"({format_timestamp(flagged.set_at)} {_agent(flagged.set_by)})"
+        )
     for entry in record.artifacts:
         artifact = entry.artifact
         click.echo(f"artifact {artifact.sha256} ({entry.role.value})")
@@ -647,6 +946,14 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
         _show_metadata(artifact.metadata)
     for report in record.reports:
         _show_report(report)
+    for alleged in record.claims:
+        _show_claim(alleged)
+    for relation in record.relations:
+        why = f": {_printable(relation.note)}" if relation.note else ""
+        click.echo(
+            f"relation {relation.kind.value} {relation.target_id} "
+            f"({format_timestamp(relation.linked_at)} {_agent(relation.linked_by)}){why}"
+        )
     for acquisition in record.acquisitions:
         when, how = format_timestamp(acquisition.ended_at), acquisition.method.value
         failed = " FAILED" if acquisition.outcome is model.Outcome.FAILED else ""
@@ -660,8 +967,52 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
             click.echo(f"  artifact {acquisition.artifact_sha256}")
         for other in acquisition.other_artifacts:
             click.echo(f"  also     {other}")
-    for note in record.notes:
-        click.echo(f"note     {format_timestamp(note.written_at)} {_agent(note.author)}: {_printable(note.text)}")
+    for kept in record.notes:
+        click.echo(f"note     {format_timestamp(kept.written_at)} {_agent(kept.author)}: {_printable(kept.text)}")
+    for assessment in record.assessments:  # the history, oldest first; the last is current
+        methods = ", ".join(m.value for m in assessment.methods)
+        click.echo(
+            f"assessed {format_timestamp(assessment.assessed_at)} {assessment.status.value}"
+            + (f" ({assessment.confidence.value} confidence)" if assessment.confidence else "")
+            + f" by {_agent(assessment.assessor)}"
+            + (f"; methods: {methods}" if methods else "")
+            + (f"; {_printable(assessment.note)}" if assessment.note else "")
+        )
+
+
+def _show_claim(alleged: model.Claim) -> None:
+    """A claim, said to be one: what is alleged, and by whom."""
+    click.echo(
+        f"claim    {alleged.id} (alleged; stated {format_timestamp(alleged.stated_at)} by {_agent(alleged.stated_by)})"
+    )
+    time = alleged.event_time
+    place = alleged.place
+    position = None if place is None or place.position is None else place.position
+    lines = [
+        ("summary", alleged.summary),
+        ("category", alleged.category),
+        (
+            "time",
+            None
+            if time is None
+            else format_timestamp(time.start)
+            + (f" to {format_timestamp(time.end)}" if time.end else "")
+            + f" (to the {time.precision.value})",
+        ),
+        ("place", None if place is None else ", ".join(filter(None, (place.name, place.admin_area))) or None),
+        (
+            "position",
+            None
+            if position is None
+            else f"{position.latitude}, {position.longitude}"
+            + (f" ± {place.uncertainty_m:g} m" if place is not None and place.uncertainty_m is not None else ""),
+        ),
+        ("by", alleged.alleged_perpetrator),
+        ("source", f"report {alleged.source_report_id}" if alleged.source_report_id else alleged.source_description),
+    ]
+    for label, value in lines:
+        if value:
+            click.echo(f"  {label:<8} {_printable(value)}")
 
 
 def _show_report(report: model.Report) -> None:
