@@ -1284,12 +1284,15 @@ class Catalog:
         author: str | None = None,
         since: dt.datetime | dt.date | str | None = None,
         limit: int | None = 100,
+        record_filter: RecordFilter | None = None,
     ) -> list[SearchHit]:
         """Reports holding every word of *text* (case and diacritics ignored; any report when
         *text* has no words), with the given mention, hashtag, feed name and author (exact, case
         ignored, ``@``/``#`` optional), published -- or, when the source gave no time, found --
-        at or after *since* (a date is that day's start in UTC).  Best match first, then newest;
-        at most *limit* hits (``None`` for all)."""
+        at or after *since* (a date is that day's start in UTC), on a record that meets
+        *record_filter* (status, category, tags, flags, place, alleged time: see
+        :meth:`record_filter`).  Best match first, then newest; at most *limit* hits (``None``
+        for all)."""
         from evidence_catalog.store.search import term_key
 
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -1304,8 +1307,18 @@ class Catalog:
             terms.append((kind, key))
         with self.db.read() as session:
             found = self.db.search_reports(
-                session, text=_utf8(text, "text"), terms=terms, since=_since(since), limit=limit
+                session,
+                text=_utf8(text, "text"),
+                terms=terms,
+                since=_since(since),
+                limit=limit if record_filter is None else None,
             )
+            if record_filter is not None:  # judged on the record's current state, then cut
+                verdicts: dict[str, bool] = {}
+                for record_id, _ in found:
+                    if record_id not in verdicts:
+                        verdicts[record_id] = record_filter.matches(self.db.record(session, record_id))
+                found = [hit for hit in found if verdicts[hit[0]]][:limit]
         return [SearchHit(record_id=record_id, report=report) for record_id, report in found]
 
     def link(self, report_id: str, record_id: str, *, note: str | None = None) -> LinkResult:
@@ -1592,7 +1605,7 @@ class Catalog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def find_records(
+    def record_filter(
         self,
         *,
         status: str | None = None,
@@ -1602,20 +1615,22 @@ class Catalog:
         bbox: tuple[float, float, float, float] | None = None,
         since: dt.datetime | dt.date | str | None = None,
         until: dt.datetime | dt.date | str | None = None,
-    ) -> list[model.EvidenceRecord]:
-        """The records that meet every criterion given, oldest first: current verification
-        status, a claim's category, tags, flags, a claim's place inside *bbox* (west, south,
-        east, north) and a claim's alleged time overlapping *since*..*until* (a date is that
-        day, UTC).  See :mod:`evidence_catalog.filters`."""
+    ) -> RecordFilter:
+        """Criteria on a record's current state, checked: its status, a claim's category, tags,
+        flags, a claim's place inside *bbox* (west, south, east, north), a claim's alleged time
+        overlapping *since*..*until* (a date is that whole day, UTC).  See
+        :mod:`evidence_catalog.filters`; bad values are an :class:`InputError`."""
         checked_status = None if status is None else _choice(model.VerificationStatus, status, "status")
         checked_flags = [_choice(model.SensitivityKind, f, "flag") for f in flags]
+        if category is not None and category not in {c.code for c in self.categories()}:
+            raise InputError(f"unknown category {category!r}; see `evidence-catalog categories`", where="category")
         start = _since(since)
         end = _since(until)
         whole_day = isinstance(until, dt.date) and not isinstance(until, dt.datetime)
         if end is not None and (whole_day or (isinstance(until, str) and len(until.strip()) == 10)):
             end += dt.timedelta(days=1) - dt.timedelta(microseconds=1)  # a date: the whole day
         try:
-            wanted = RecordFilter(
+            return RecordFilter(
                 status=checked_status,
                 category=category,
                 tags=_checked_tags(tags),
@@ -1626,6 +1641,24 @@ class Catalog:
             )
         except ValueError as exc:
             raise InputError(str(exc), where="filter") from exc
+
+    def find_records(
+        self,
+        criteria: RecordFilter | None = None,
+        *,
+        status: str | None = None,
+        category: str | None = None,
+        tags: Sequence[str] = (),
+        flags: Sequence[str] = (),
+        bbox: tuple[float, float, float, float] | None = None,
+        since: dt.datetime | dt.date | str | None = None,
+        until: dt.datetime | dt.date | str | None = None,
+    ) -> list[model.EvidenceRecord]:
+        """The records that meet every criterion, oldest first: a :class:`RecordFilter`, or
+        the criteria of :meth:`record_filter` given here."""
+        wanted = criteria or self.record_filter(
+            status=status, category=category, tags=tags, flags=flags, bbox=bbox, since=since, until=until
+        )
         return [record for record in self.records() if wanted.matches(record)]
 
     def record(self, record_id: str) -> model.EvidenceRecord:

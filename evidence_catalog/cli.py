@@ -113,6 +113,11 @@ def _json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
 
 
+def _choices(kind: type[Any]) -> click.Choice[str]:
+    """The values of an enumeration, as a choice of an option."""
+    return click.Choice([member.value for member in kind])
+
+
 def _progress_bars() -> Progress:
     """Byte-counting progress bars on standard error, removed when done."""
     columns = (
@@ -497,6 +502,13 @@ def ingest(
     "--since", metavar="DATE", help="Only reports published (else found) from then on: 2024-03-01 or 2024-03-01T10:00Z."
 )
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Show at most this many.")
+@click.option("--status", type=_choices(model.VerificationStatus), help="Only on records with this current status.")
+@click.option("--category", metavar="CODE", help="Only on records with a claim of this category.")
+@click.option("--tag", "tags", multiple=True, help="Only on records with this tag (repeatable: all of them).")
+@click.option(
+    "--flag", "flags", multiple=True, type=_choices(model.SensitivityKind), help="Only on records with this flag."
+)
+@click.option("--bbox", metavar="W,S,E,N", help="Only on records with a claim placed in this box (WGS 84).")
 @_json_option
 def search(
     text: str,
@@ -507,6 +519,11 @@ def search(
     author: str | None,
     since: str | None,
     limit: int,
+    status: str | None,
+    category: str | None,
+    tags: Sequence[str],
+    flags: Sequence[str],
+    bbox: str | None,
     as_json: bool,
 ) -> None:
     """Find reports by their words (every word of TEXT, case and accents ignored) and filters.
@@ -516,8 +533,20 @@ def search(
     is found.
     """
     with _open(catalog_path) as catalog:
+        on_records = any((status, category, tags, flags, bbox))
         hits = catalog.search(
-            text, mention=mention, hashtag=hashtag, feed=feed, author=author, since=since, limit=limit
+            text,
+            mention=mention,
+            hashtag=hashtag,
+            feed=feed,
+            author=author,
+            since=since,
+            limit=limit,
+            record_filter=catalog.record_filter(
+                status=status, category=category, tags=tags, flags=flags, bbox=_bbox(bbox)
+            )
+            if on_records
+            else None,
         )
     if as_json:
         _echo_json([{"record_id": h.record_id, "report": unstructure(h.report)} for h in hits])
@@ -583,10 +612,6 @@ def link(
 
 
 # -- the investigators' judgements ------------------------------------------------------------
-
-
-def _choices(kind: type[Any]) -> click.Choice[str]:
-    return click.Choice([member.value for member in kind])
 
 
 def _event_time(text: str | None, precision: str | None) -> model.EventTime | None:
