@@ -1340,6 +1340,13 @@ class Catalog:
                 raise NotFoundError(f"no record with id {record_id}")
             if from_record == record_id:
                 return LinkResult(report_id=report_id, from_record=from_record, record_id=record_id, moved=False)
+            citing = [c.id for c in self.db.record(session, from_record).claims if c.source_report_id == report_id]
+            if citing:  # the claim would name a source its record no longer holds
+                raise InputError(
+                    f"claim {citing[0]} on record {from_record} names report {report_id} as its source; "
+                    "a report a claim rests on stays with that claim",
+                    where="report",
+                )
             document = None
             sha256 = report.document_sha256
             if sha256 is not None and sha256 not in self.db.artifacts_of(session, record_id):

@@ -686,3 +686,18 @@ def test_concurrent_inits_of_one_path_leave_one_intact_catalog(tmp_path: Path, o
         with Catalog.open(target) as catalog:
             assert [e.action for e in catalog.history()] == ["catalog.created"]
             assert (target / "blobs").is_dir()
+
+
+def test_a_report_a_claim_rests_on_is_not_linked_away(catalog: Catalog, tmp_path: Path) -> None:
+    """Linking would leave the claim naming a source its record no longer holds."""
+    digest = tmp_path / "digest.txt"
+    digest.write_text("Feed (Twitter)\nFirst post\nFirst post\nSecond post\nSecond post\n", encoding="utf-8")
+    catalog.ingest(digest)
+    first, second = catalog.record_ids()
+    report = catalog.record(first).reports[0]
+    catalog.claim(first, summary="what the post alleges", source_report_id=report.id)
+    events = len(catalog.history())
+    with pytest.raises(InputError, match=r"names report .* as its source"):
+        catalog.link(report.id, second)
+    assert len(catalog.history()) == events
+    assert [r.id for r in catalog.record(first).reports] == [report.id]
