@@ -1412,6 +1412,18 @@ class Catalog:
         for name, text in texts.items():
             if text is not None and not _utf8(text, name).strip():
                 raise InputError(f"{name} must not be blank", where=name.replace(" ", "_"))
+        if source_report_id is None and source_description is None:
+            raise InputError("a claim must name its source: a report on the record or who says so", where="source")
+        if event_time is not None and not isinstance(event_time, model.EventTime):
+            raise InputError("event_time must be an EventTime", where="event_time")
+        if place is not None and not isinstance(place, model.Place):
+            raise InputError("place must be a Place", where="place")
+        if place is not None:
+            for name, text in (("place name", place.name), ("admin area", place.admin_area)):
+                if text is not None and not _utf8(text, name).strip():
+                    raise InputError(f"{name} must not be blank", where="place")
+            if place.name is None and place.position is None and place.admin_area is None:
+                place = None  # a place with nothing in it says nothing
         if (
             summary is None
             and category is None
@@ -1422,12 +1434,6 @@ class Catalog:
             raise InputError(
                 "a claim must say something: a summary, category, time, place or perpetrator", where="claim"
             )
-        if source_report_id is None and source_description is None:
-            raise InputError("a claim must name its source: a report on the record or who says so", where="source")
-        if event_time is not None and not isinstance(event_time, model.EventTime):
-            raise InputError("event_time must be an EventTime", where="event_time")
-        if place is not None and not isinstance(place, model.Place):
-            raise InputError("place must be a Place", where="place")
         if category is not None and category not in {c.code for c in self.categories()}:
             raise InputError(
                 f"unknown category {category!r}; see `evidence-catalog categories`, or define it first",
@@ -1555,7 +1561,11 @@ class Catalog:
         """Add a category of alleged violation to this catalog's vocabulary (logged as
         ``category.defined``); a code already defined, built in or not, cannot be changed."""
         try:
-            category = Category(code=code, label=_utf8(label, "label"), reference=reference)
+            category = Category(
+                code=code,
+                label=_utf8(label, "label"),
+                reference=None if reference is None else _utf8(reference, "reference"),
+            )
         except ValueError as exc:
             raise InputError(str(exc), where="category") from exc
         if self.db.read_only:
@@ -1628,6 +1638,8 @@ class Catalog:
         overlapping *since*..*until* (a date is that whole day, UTC).  See
         :mod:`evidence_catalog.filters`; bad values are an :class:`InputError`."""
         checked_status = None if status is None else _choice(model.VerificationStatus, status, "status")
+        tags = [tags] if isinstance(tags, str) else tags  # one tag as text, as tag() takes it
+        flags = [flags] if isinstance(flags, str) else flags
         checked_flags = [_choice(model.SensitivityKind, f, "flag") for f in flags]
         if category is not None and category not in {c.code for c in self.categories()}:
             raise InputError(f"unknown category {category!r}; see `evidence-catalog categories`", where="category")
@@ -1635,7 +1647,7 @@ class Catalog:
         end = _since(until)
         whole_day = isinstance(until, dt.date) and not isinstance(until, dt.datetime)
         if end is not None and (whole_day or (isinstance(until, str) and len(until.strip()) == 10)):
-            end += dt.timedelta(days=1) - dt.timedelta(microseconds=1)  # a date: the whole day
+            end = end.replace(hour=23, minute=59, second=59, microsecond=999999)  # a date: the whole day
         try:
             return RecordFilter(
                 status=checked_status,
@@ -2063,7 +2075,10 @@ def _since(value: dt.datetime | dt.date | str | None) -> dt.datetime | None:
         return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
     if value.tzinfo is None or value.utcoffset() is None:
         raise InputError(f"{value.isoformat()} has no time zone; add Z or an offset such as +02:00", where="since")
-    return value.astimezone(dt.UTC)
+    try:
+        return model.to_utc(value)
+    except ValueError as exc:
+        raise InputError(str(exc), where="since") from exc
 
 
 def _input_text(raw: bytes, where: str) -> str:

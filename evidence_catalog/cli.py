@@ -640,7 +640,7 @@ def _event_time(text: str | None, precision: str | None) -> model.EventTime | No
             raise InputError(f"{_printable(value)!r} has no time zone; add Z or an offset such as +02:00", where="time")
         points.append(moment)
     if len(ends) == 2 and len(ends[1].strip()) == 10:  # a date as the end: to the end of that day
-        points[1] += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+        points[1] = points[1].replace(hour=23, minute=59, second=59, microsecond=999999)
     inferred = "day" if all(len(e.strip()) == 10 for e in ends) else "minute"
     try:
         return model.EventTime(

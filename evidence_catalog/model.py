@@ -65,7 +65,10 @@ def to_utc(value: dt.datetime) -> dt.datetime:
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"timestamp {value.isoformat()} has no time zone; use UTC")
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before the first representable UTC time
+        raise ValueError(f"timestamp {value.isoformat()} is outside the range of times in UTC") from None
 
 
 def _optional_utc(value: dt.datetime | None) -> dt.datetime | None:

@@ -39,7 +39,8 @@ VERIFICATION_REPORT_SCHEMA = SCHEMA_BASE + "verification-report:1.0.0"
 def format_timestamp(value: dt.datetime) -> str:
     """Format an aware datetime as ISO 8601 UTC with ``Z``; microseconds only when non-zero."""
     value = model.to_utc(value)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime: its %Y does not pad years before 1000 on every platform ("999-03-01").
+    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     if value.microsecond:
         text += f".{value.microsecond:06d}"
     return text + "Z"
