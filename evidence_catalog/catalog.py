@@ -1422,6 +1422,8 @@ class Catalog:
             for name, text in (("place name", place.name), ("admin area", place.admin_area)):
                 if text is not None and not _utf8(text, name).strip():
                     raise InputError(f"{name} must not be blank", where="place")
+            if place.uncertainty_m is not None and place.position is None:
+                raise InputError("an uncertainty radius needs a position (--lat and --lon)", where="place")
             if place.name is None and place.position is None and place.admin_area is None:
                 place = None  # a place with nothing in it says nothing
         if (
@@ -1644,7 +1646,7 @@ class Catalog:
         if category is not None and category not in {c.code for c in self.categories()}:
             raise InputError(f"unknown category {category!r}; see `evidence-catalog categories`", where="category")
         start = _since(since)
-        end = _since(until)
+        end = _since(until, "until")
         whole_day = isinstance(until, dt.date) and not isinstance(until, dt.datetime)
         if end is not None and (whole_day or (isinstance(until, str) and len(until.strip()) == 10)):
             end = end.replace(hour=23, minute=59, second=59, microsecond=999999)  # a date: the whole day
@@ -1675,6 +1677,9 @@ class Catalog:
     ) -> list[model.EvidenceRecord]:
         """The records that meet every criterion, oldest first: a :class:`RecordFilter`, or
         the criteria of :meth:`record_filter` given here."""
+        given = any(v for v in (status, category, tags, flags, bbox, since, until))
+        if criteria is not None and given:
+            raise InputError("give a RecordFilter or criteria, not both", where="filter")
         wanted = criteria or self.record_filter(
             status=status, category=category, tags=tags, flags=flags, bbox=bbox, since=since, until=until
         )
@@ -2057,7 +2062,7 @@ def _read_reports(
     return prepared, digest.warnings
 
 
-def _since(value: dt.datetime | dt.date | str | None) -> dt.datetime | None:
+def _since(value: dt.datetime | dt.date | str | None, where: str = "since") -> dt.datetime | None:
     """A ``since`` bound in UTC: a date is the start of that day in UTC; a time must carry its
     zone (``Z`` or ``+02:00``) -- a time without one would be read wrongly somewhere."""
     if value is None:
@@ -2069,16 +2074,16 @@ def _since(value: dt.datetime | dt.date | str | None) -> dt.datetime | None:
         except ValueError:
             raise InputError(
                 f"{display_path(text)!r} is not a date (2024-03-01) or a time with its zone (2024-03-01T10:00Z)",
-                where="since",
+                where=where,
             ) from None
     if not isinstance(value, dt.datetime):
         return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError(f"{value.isoformat()} has no time zone; add Z or an offset such as +02:00", where="since")
+        raise InputError(f"{value.isoformat()} has no time zone; add Z or an offset such as +02:00", where=where)
     try:
         return model.to_utc(value)
     except ValueError as exc:
-        raise InputError(str(exc), where="since") from exc
+        raise InputError(str(exc), where=where) from exc
 
 
 def _input_text(raw: bytes, where: str) -> str:

@@ -881,21 +881,16 @@ def list_records(
     """
     filtered = any((status, category, tags, flags, bbox, since, until))
     with _open(catalog_path) as catalog:
-        if filtered:
-            records, unreadable = (
-                catalog.find_records(
-                    status=status,
-                    category=category,
-                    tags=tags,
-                    flags=flags,
-                    bbox=_bbox(bbox),
-                    since=since,
-                    until=until,
-                ),
-                0,
+        criteria = (
+            catalog.record_filter(
+                status=status, category=category, tags=tags, flags=flags, bbox=_bbox(bbox), since=since, until=until
             )
-        else:
-            records, unreadable = _readable_records(catalog)
+            if filtered
+            else None
+        )
+        records, unreadable = _readable_records(catalog)  # one that cannot be read is named, not fatal
+    if criteria is not None:
+        records = [record for record in records if criteria.matches(record)]
     if as_json:
         _echo_json([to_document(r) for r in records])
     else:
