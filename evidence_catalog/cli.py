@@ -509,6 +509,8 @@ def ingest(
     "--flag", "flags", multiple=True, type=_choices(model.SensitivityKind), help="Only on records with this flag."
 )
 @click.option("--bbox", metavar="W,S,E,N", help="Only on records with a claim placed in this box (WGS 84).")
+@click.option("--alleged-since", metavar="DATE", help="Only on records with a claim alleging a time from then on.")
+@click.option("--alleged-until", metavar="DATE", help="Only on records with a claim alleging a time up to then.")
 @_json_option
 def search(
     text: str,
@@ -524,6 +526,8 @@ def search(
     tags: Sequence[str],
     flags: Sequence[str],
     bbox: str | None,
+    alleged_since: str | None,
+    alleged_until: str | None,
     as_json: bool,
 ) -> None:
     """Find reports by their words (every word of TEXT, case and accents ignored) and filters.
@@ -533,7 +537,7 @@ def search(
     is found.
     """
     with _open(catalog_path) as catalog:
-        on_records = any((status, category, tags, flags, bbox))
+        on_records = any((status, category, tags, flags, bbox, alleged_since, alleged_until))
         hits = catalog.search(
             text,
             mention=mention,
@@ -543,7 +547,13 @@ def search(
             since=since,
             limit=limit,
             record_filter=catalog.record_filter(
-                status=status, category=category, tags=tags, flags=flags, bbox=_bbox(bbox)
+                status=status,
+                category=category,
+                tags=tags,
+                flags=flags,
+                bbox=_bbox(bbox),
+                since=alleged_since,
+                until=alleged_until,
             )
             if on_records
             else None,

@@ -1466,3 +1466,36 @@ def test_a_radius_without_a_place_is_refused_or_kept(
     )  # fmt: skip
     assert result.code == 2 and "uncertainty radius needs a position" in result.err, result.err
     assert state(catalog) == before
+
+
+def test_search_keeps_only_reports_on_records_that_meet_the_record_filters(
+    catalog: Catalog, tmp_path: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    digest = tmp_path / "digest.txt"
+    digest.write_text("Feed (Twitter)\nSchool shelled\nSchool shelled\nSchool rebuilt\nSchool rebuilt\n", "utf-8")
+    catalog.ingest(digest)
+    shelled, rebuilt = catalog.record_ids()
+    catalog.claim(
+        shelled,
+        category="rome-8-2-b-ix",
+        event_time=model.EventTime(start=dt.datetime(2022, 3, 5, 10, tzinfo=dt.UTC)),
+        source_description="a teacher",
+    )
+    catalog.assess(shelled, "verified", methods=["geolocation"])
+    assert [h.record_id for h in catalog.search("school")] != [shelled]  # both reports match the words
+    for criteria in (
+        catalog.record_filter(status="verified"),
+        catalog.record_filter(category="rome-8-2-b-ix"),
+        catalog.record_filter(since="2022-03-05", until="2022-03-05"),
+    ):
+        hits = catalog.search("school", record_filter=criteria)
+        assert [h.record_id for h in hits] == [shelled], criteria
+    assert catalog.search("school", record_filter=catalog.record_filter(since="2022-03-06")) == []
+    catalog.close()
+    out = run_cli(
+        "search", "school", "--alleged-since", "2022-03-05", "--status", "verified", "--catalog", catalog.path
+    )
+    assert out.code == 0 and len(out.out.splitlines()) == 1 and shelled in out.out
+    none = run_cli("search", "school", "--alleged-until", "2022-03-04", "--catalog", catalog.path)
+    assert none.code == 1 and none.out == ""
+    assert rebuilt not in out.out
