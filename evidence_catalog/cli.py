@@ -118,6 +118,22 @@ def _choices(kind: type[Any]) -> click.Choice[str]:
     return click.Choice([member.value for member in kind])
 
 
+def _record_filter_options(f: F) -> F:
+    """The options ``list`` and ``search`` share to choose records by their current state."""
+    options = [
+        click.option("--status", type=_choices(model.VerificationStatus), help="Records with this current status."),
+        click.option("--category", metavar="CODE", help="Records with a claim of this category."),
+        click.option("--tag", "tags", multiple=True, help="Records with this tag (repeatable: all of them)."),
+        click.option(
+            "--flag", "flags", multiple=True, type=_choices(model.SensitivityKind), help="Records with this flag."
+        ),
+        click.option("--bbox", metavar="W,S,E,N", help="Records with a claim placed in this box (WGS 84 degrees)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def _progress_bars() -> Progress:
     """Byte-counting progress bars on standard error, removed when done."""
     columns = (
@@ -502,13 +518,7 @@ def ingest(
     "--since", metavar="DATE", help="Only reports published (else found) from then on: 2024-03-01 or 2024-03-01T10:00Z."
 )
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Show at most this many.")
-@click.option("--status", type=_choices(model.VerificationStatus), help="Only on records with this current status.")
-@click.option("--category", metavar="CODE", help="Only on records with a claim of this category.")
-@click.option("--tag", "tags", multiple=True, help="Only on records with this tag (repeatable: all of them).")
-@click.option(
-    "--flag", "flags", multiple=True, type=_choices(model.SensitivityKind), help="Only on records with this flag."
-)
-@click.option("--bbox", metavar="W,S,E,N", help="Only on records with a claim placed in this box (WGS 84).")
+@_record_filter_options
 @click.option("--alleged-since", metavar="DATE", help="Only on records with a claim alleging a time from then on.")
 @click.option("--alleged-until", metavar="DATE", help="Only on records with a claim alleging a time up to then.")
 @_json_option
@@ -864,13 +874,7 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 @cli.command(name="list")
 @_catalog_option
-@click.option("--status", type=_choices(model.VerificationStatus), help="Only records with this current status.")
-@click.option("--category", metavar="CODE", help="Only records with a claim of this category.")
-@click.option("--tag", "tags", multiple=True, help="Only records with this tag (repeatable: all of them).")
-@click.option(
-    "--flag", "flags", multiple=True, type=_choices(model.SensitivityKind), help="Only records with this flag."
-)
-@click.option("--bbox", metavar="W,S,E,N", help="Only records with a claim placed in this box (WGS 84 degrees).")
+@_record_filter_options
 @click.option("--since", metavar="DATE", help="Only records with a claim alleging a time from then on.")
 @click.option("--until", metavar="DATE", help="Only records with a claim alleging a time up to then.")
 @_json_option
