@@ -112,7 +112,7 @@ BLOBS_DIR = "blobs"
 WORK_DIR = "tmp"
 
 Clock = Callable[[], dt.datetime]
-ExportFormat = Literal["json", "jsonl"]
+ExportFormat = Literal["json", "jsonl", "csv"]
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _Part = TypeVar("_Part")
 _E = TypeVar("_E", bound=enum.Enum)
@@ -122,7 +122,7 @@ IngestFormat = Literal["digest", "rss", "twarc", "telegram"]
 INGEST_FORMATS: tuple[str, ...] = ("digest", "rss", "twarc", "telegram")
 #: Reports written per batch of inserts during one ingest (all batches are one transaction).
 INGEST_CHUNK = 2000
-EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl")
+EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl", "csv")
 
 
 def display_path(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
@@ -1823,8 +1823,12 @@ class Catalog:
         *,
         format: ExportFormat = "json",
         record_ids: Sequence[str] | None = None,
+        bom: bool = False,
     ) -> ExportResult:
-        """Write records and their custody events as a JSON document or JSON Lines.
+        """Write records and their custody events as a JSON document or JSON Lines, or the
+        records' artifacts as CSV for spreadsheets (one row per artifact, see
+        :mod:`evidence_catalog.csv_export`; *bom* starts it with a UTF-8 byte order mark, which
+        some spreadsheet software needs to read UTF-8).
 
         *record_ids* selects records (all when ``None``); the whole custody log goes with a
         whole-catalog export, otherwise the events about the selected records.  The file is
@@ -1833,6 +1837,8 @@ class Catalog:
         """
         if format not in EXPORT_FORMATS:
             raise InputError(f"unknown format {format!r}; use one of {', '.join(EXPORT_FORMATS)}", where="format")
+        if bom and format != "csv":
+            raise InputError("a byte order mark is for CSV only", where="bom")
         target = self._export_target(output)
         where = display_path(target)
         selected = None if record_ids is None else list(dict.fromkeys(record_ids))
@@ -1846,6 +1852,8 @@ class Catalog:
         try:
             with open(tmp, "wb") as raw:
                 sink = _HashingTextSink(raw)
+                if bom:
+                    sink.write("\ufeff")
                 counts = self._write_export(sink, format, selected)
                 raw.flush()
                 os.fsync(raw.fileno())
@@ -1906,6 +1914,8 @@ class Catalog:
             ids = self.db.record_ids(session) if selected is None else selected
             records = (self.db.record(session, record_id) for record_id in ids)
             events = (e for e in self.db.events(session) if wanted is None or e.subject in wanted)
+            if format == "csv":
+                return _write_csv(stream, records), 0
             if format == "jsonl":
                 return self._write_jsonl(stream, records, events)
             return self._write_json(stream, records, events, complete_log=selected is None)
@@ -2084,6 +2094,21 @@ def _since(value: dt.datetime | dt.date | str | None, where: str = "since") -> d
         return model.to_utc(value)
     except ValueError as exc:
         raise InputError(str(exc), where=where) from exc
+
+
+def _write_csv(stream: _TextSink, records: Iterable[model.EvidenceRecord]) -> int:
+    """The CSV export: a header, then each record's artifact rows (RFC 4180, CRLF)."""
+    import csv
+
+    from evidence_catalog.csv_export import COLUMNS, artifact_rows
+
+    writer = csv.writer(stream, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    for record in records:
+        writer.writerows(artifact_rows(record))
+        count += 1
+    return count
 
 
 def _input_text(raw: bytes, where: str) -> str:

@@ -1227,14 +1227,27 @@ def verify(catalog_path: str, operator: str | None, no_log: bool, as_json: bool,
 @_catalog_option
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="json", show_default=True)
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="File to write (must not exist).")
+@click.option("--bom", is_flag=True, help="CSV only: start with a UTF-8 byte order mark (for spreadsheet software).")
 @_operator_option
 @_quiet_option
 def export(
-    record_ids: Sequence[str], catalog_path: str, fmt: str, output: str, operator: str | None, quiet: bool
+    record_ids: Sequence[str],
+    catalog_path: str,
+    fmt: str,
+    output: str,
+    bom: bool,
+    operator: str | None,
+    quiet: bool,
 ) -> None:
-    """Export records (all, or the IDs given) with their custody events as JSON or JSON Lines."""
+    """Export records (all, or the IDs given) with their custody events as JSON or JSON Lines,
+    or their artifacts as CSV, one row each, for spreadsheets."""
     with _open(catalog_path, operator) as catalog:
-        result = catalog.export(output, format=fmt, record_ids=list(record_ids) or None)  # type: ignore[arg-type]
+        result = catalog.export(
+            output,
+            format=fmt,  # type: ignore[arg-type]
+            record_ids=list(record_ids) or None,
+            bom=bom,
+        )
     if not quiet:
         click.echo(
             f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
