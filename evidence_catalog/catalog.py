@@ -671,11 +671,9 @@ class Catalog:
         results: list[CaptureResult] = []
         noted: set[str] = set()
         for url in checked:
-            earlier = self._earlier_capture_of(url) if skip_captured else None
+            earlier = self._captured_before(url) if skip_captured else None
             if earlier is not None:
-                result = CaptureResult(
-                    url=url, ok=True, acquisition_id=earlier[2], record_id=earlier[0], sha256=earlier[1], skipped=True
-                )
+                result = earlier
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
@@ -688,9 +686,17 @@ class Catalog:
                 on_result(result)
         return results
 
-    def _earlier_capture_of(self, url: str) -> tuple[str, str, str] | None:
+    def _captured_before(self, url: str, record_id: str | None = None) -> CaptureResult | None:
+        """The result of not fetching *url* again: its newest successful capture (onto
+        *record_id* when given) as a ``skipped`` result, or ``None`` when there is none."""
         with self.db.read() as session:
-            return self.db.earlier_capture(session, platform_key=None, requested_url=url)
+            earlier = self.db.earlier_capture(session, platform_key=None, requested_url=url, record_id=record_id)
+        if earlier is None:
+            return None
+        found_on, sha256, acquisition_id = earlier
+        return CaptureResult(
+            url=url, ok=True, acquisition_id=acquisition_id, record_id=found_on, sha256=sha256, skipped=True
+        )
 
     def _check_capture_request(self, record_id: str | None, tags: Sequence[str], note: str | None) -> None:
         if self.db.read_only:
@@ -1067,16 +1073,9 @@ class Catalog:
             except InputError as exc:
                 warnings.append((0, f"media of record {record_id} not captured: {exc.message}"))
                 continue
-            with self.db.read() as session:
-                done = self.db.earlier_capture(session, platform_key=None, requested_url=checked, record_id=record_id)
-            if done is not None:  # captured by an earlier run: resumed, not fetched again
-                captures.append(
-                    CaptureResult(
-                        url=checked, ok=True, acquisition_id=done[2], record_id=done[0], sha256=done[1], skipped=True
-                    )
-                )
-                continue
-            captures.append(self.capture_url(checked, record_id=record_id, options=options, progress=progress))
+            # Captured onto that record by an earlier run: resumed, not fetched again.
+            done = self._captured_before(checked, record_id)
+            captures.append(done or self.capture_url(checked, record_id=record_id, options=options, progress=progress))
         return attrs.evolve(result, captures=tuple(captures), warnings=tuple(warnings))
 
     def _ingest_file(
@@ -1545,8 +1544,7 @@ class Catalog:
         with self.db.write() as session:
             if not self.db.record_exists(session, record_id):
                 raise NotFoundError(f"no record with id {record_id}")
-            held = set(self.db.record(session, record_id).tags)
-            new = tuple(t for t in checked if t not in held)
+            new = tuple(self.db.add_tags(session, record_id, checked))  # those it did not have
             if new:
                 self.db.append_event(
                     session,
@@ -1556,7 +1554,6 @@ class Catalog:
                     subject=record_id,
                     details={"tags": list(new)},
                 )
-                self.db.add_tags(session, record_id, new)
         return new
 
     def define_category(self, code: str, label: str, reference: str | None = None) -> Category:
@@ -1646,10 +1643,7 @@ class Catalog:
         if category is not None and category not in {c.code for c in self.categories()}:
             raise InputError(f"unknown category {category!r}; see `evidence-catalog categories`", where="category")
         start = _since(since)
-        end = _since(until, "until")
-        whole_day = isinstance(until, dt.date) and not isinstance(until, dt.datetime)
-        if end is not None and (whole_day or (isinstance(until, str) and len(until.strip()) == 10)):
-            end = end.replace(hour=23, minute=59, second=59, microsecond=999999)  # a date: the whole day
+        end = None if until is None else parse_time(until, where="until", end_of_day=True)
         try:
             return RecordFilter(
                 status=checked_status,
@@ -2072,11 +2066,11 @@ def _read_reports(
     return prepared, digest.warnings
 
 
-def _since(value: dt.datetime | dt.date | str | None, where: str = "since") -> dt.datetime | None:
-    """A ``since`` bound in UTC: a date is the start of that day in UTC; a time must carry its
-    zone (``Z`` or ``+02:00``) -- a time without one would be read wrongly somewhere."""
-    if value is None:
-        return None
+def parse_time(value: dt.datetime | dt.date | str, *, where: str, end_of_day: bool = False) -> dt.datetime:
+    """A time given by a user, in UTC: a date (``2024-03-01``, or a ``date``) is the start of
+    that day in UTC -- its last microsecond with *end_of_day* -- and a time must carry its zone
+    (``Z`` or ``+02:00``): a time without one would be read wrongly somewhere.  Anything else
+    is an :class:`InputError` naming *where*."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -2087,13 +2081,19 @@ def _since(value: dt.datetime | dt.date | str | None, where: str = "since") -> d
                 where=where,
             ) from None
     if not isinstance(value, dt.datetime):
-        return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
+        day = dt.time.max if end_of_day else dt.time()
+        return dt.datetime.combine(value, day, tzinfo=dt.UTC)
     if value.tzinfo is None or value.utcoffset() is None:
         raise InputError(f"{value.isoformat()} has no time zone; add Z or an offset such as +02:00", where=where)
     try:
         return model.to_utc(value)
     except ValueError as exc:
         raise InputError(str(exc), where=where) from exc
+
+
+def _since(value: dt.datetime | dt.date | str | None, where: str = "since") -> dt.datetime | None:
+    """An optional ``since`` bound (see :func:`parse_time`)."""
+    return None if value is None else parse_time(value, where=where)
 
 
 def _write_csv(stream: _TextSink, records: Iterable[model.EvidenceRecord]) -> int:

@@ -6,7 +6,6 @@ one line on standard error naming the file or field and the reason, never a trac
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import signal
@@ -40,6 +39,7 @@ from evidence_catalog.catalog import (
     VerificationReport,
     check_url,
     display_path,
+    parse_time,
 )
 from evidence_catalog.config import parse_operator, resolve_operator
 from evidence_catalog.errors import (
@@ -643,24 +643,7 @@ def _event_time(text: str | None, precision: str | None) -> model.EventTime | No
     ends = text.split("/")
     if len(ends) > 2 or not all(e.strip() for e in ends):
         raise InputError(f"{_printable(text)!r} is not START or START/END", where="time")
-    points = []
-    for end in ends:
-        value = end.strip()
-        try:
-            if len(value) == 10:
-                points.append(dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC))
-                continue
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise InputError(
-                f"{_printable(value)!r} is not a date (2022-03-05) or a time with its zone (2022-03-05T10:00Z)",
-                where="time",
-            ) from None
-        if moment.utcoffset() is None:
-            raise InputError(f"{_printable(value)!r} has no time zone; add Z or an offset such as +02:00", where="time")
-        points.append(moment)
-    if len(ends) == 2 and len(ends[1].strip()) == 10:  # a date as the end: to the end of that day
-        points[1] = points[1].replace(hour=23, minute=59, second=59, microsecond=999999)
+    points = [parse_time(end.strip(), where="time", end_of_day=n == 1) for n, end in enumerate(ends)]
     inferred = "day" if all(len(e.strip()) == 10 for e in ends) else "minute"
     try:
         return model.EventTime(

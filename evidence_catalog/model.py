@@ -338,6 +338,16 @@ def _header_pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]
     return tuple(tuple(pair) for pair in value)  # type: ignore[misc]
 
 
+#: How a withheld value (a cookie) reads in stored documents.
+WITHHELD = "[withheld by evidence-catalog]"
+
+
+def headers_without_cookies(headers: Iterable[tuple[object, object]]) -> list[tuple[str, str]]:
+    """Response headers as recorded: names and values as text, in the order sent, each
+    ``Set-Cookie`` value replaced by :data:`WITHHELD` (a session cookie is a credential)."""
+    return [(str(name), WITHHELD if str(name).lower() == "set-cookie" else str(value)) for name, value in headers]
+
+
 @frozen
 class HttpResponse:
     """An HTTP response as received: the URL that answered, its status and its headers, in the

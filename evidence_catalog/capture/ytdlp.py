@@ -33,7 +33,7 @@ from evidence_catalog import model
 from evidence_catalog.errors import InputError
 
 #: How a withheld cookie value reads in stored documents.
-WITHHELD = "[withheld by evidence-catalog]"
+WITHHELD = model.WITHHELD
 WITHHELD_COOKIES = "cookie values in the platform metadata ('cookies' fields of info.json)"
 WITHHELD_SET_COOKIE = "Set-Cookie header values of the media responses"
 
@@ -356,9 +356,7 @@ def _expected_length(response: Any) -> int | None:
 
 
 def _response_record(response: Any) -> model.HttpResponse | None:
-    headers = []
-    for name, value in response.headers.items():
-        headers.append((str(name), WITHHELD if name.lower() == "set-cookie" else str(value)))
+    headers = model.headers_without_cookies(response.headers.items())
     try:
         return model.HttpResponse(url=str(response.url), status=int(response.status), headers=headers)
     except (TypeError, ValueError):

@@ -30,7 +30,7 @@ from evidence_catalog.versions import __version__
 MAX_FEED_BYTES = 256 * 1024 * 1024
 #: How a withheld ``Set-Cookie`` value reads in the recorded headers, and what an acquisition's
 #: ``withheld`` then says.
-WITHHELD = "[withheld by evidence-catalog]"
+WITHHELD = model.WITHHELD
 WITHHELD_SET_COOKIE = "Set-Cookie header values of the responses"
 _CHUNK = 1 << 16
 
@@ -50,12 +50,8 @@ class FetchedDocument:
 
 
 def _headers(headers: Message) -> tuple[list[tuple[str, str]], bool]:
-    pairs, withheld = [], False
-    for name, value in headers.items():
-        if name.lower() == "set-cookie":
-            value, withheld = WITHHELD, True
-        pairs.append((name, str(value)))
-    return pairs, withheld
+    """Headers as recorded, and whether a ``Set-Cookie`` value was withheld from them."""
+    return model.headers_without_cookies(headers.items()), "Set-Cookie" in headers  # names match in any case
 
 
 class _Recorder(urllib.request.HTTPRedirectHandler):
