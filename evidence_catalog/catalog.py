@@ -27,7 +27,7 @@ import stat
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, TypeVar
@@ -55,6 +55,7 @@ from evidence_catalog.custody import (
     annotation_details,
     captured_details,
     failed_details,
+    imported_details,
     linked_details,
     replay,
     verify_chain,
@@ -64,6 +65,7 @@ from evidence_catalog.errors import (
     CatalogNotFoundError,
     EvidenceError,
     InputError,
+    IntegrityError,
     NotFoundError,
     StorageError,
     ValidationError,
@@ -78,12 +80,17 @@ from evidence_catalog.findings import (
     RecordMissing,
     UnloggedChange,
 )
-from evidence_catalog.hashing import MultiHasher, ProgressCallback
+from evidence_catalog.hashing import MultiHasher, ProgressCallback, hash_file
 from evidence_catalog.ingest.feed import looks_like_feed
 from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
 from evidence_catalog.ingest.links import LinkSuggestion
 from evidence_catalog.ingest.telegram import looks_like_telegram
 from evidence_catalog.ingest.twarc import looks_like_twarc
+from evidence_catalog.interchange.bag import BagWriter
+from evidence_catalog.interchange.export import bag_info, place_bag, write_payload
+from evidence_catalog.interchange.importing import Incoming, IncomingRecord, read_source
+from evidence_catalog.interchange.prov import write_prov
+from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named
 from evidence_catalog.serialize import (
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
@@ -112,7 +119,7 @@ BLOBS_DIR = "blobs"
 WORK_DIR = "tmp"
 
 Clock = Callable[[], dt.datetime]
-ExportFormat = Literal["json", "jsonl", "csv"]
+ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _Part = TypeVar("_Part")
 _E = TypeVar("_E", bound=enum.Enum)
@@ -122,7 +129,9 @@ IngestFormat = Literal["digest", "rss", "twarc", "telegram"]
 INGEST_FORMATS: tuple[str, ...] = ("digest", "rss", "twarc", "telegram")
 #: Reports written per batch of inserts during one ingest (all batches are one transaction).
 INGEST_CHUNK = 2000
-EXPORT_FORMATS: tuple[str, ...] = ("json", "jsonl", "csv")
+EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv")
+#: Called during a BagIt export with the bytes of artifacts copied so far and the total.
+ExportProgress = Callable[[int, int], object]
 
 
 def display_path(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
@@ -272,7 +281,8 @@ class VerificationReport:
 
 @frozen
 class ExportResult:
-    """What an export wrote."""
+    """What an export wrote.  For a bag, ``sha256`` is that of its ``tagmanifest-sha256.txt``
+    (which pins every byte of the bag) and ``size`` its payload's bytes."""
 
     path: str
     format: str
@@ -280,6 +290,32 @@ class ExportResult:
     custody_events: int
     sha256: str
     size: int
+    #: Artifact files written (BagIt) or rows (CSV).
+    artifacts: int = 0
+    #: The bag's External-Identifier and Payload-Oxum (BagIt only).
+    external_identifier: str | None = None
+    payload_oxum: str | None = None
+    #: What a redacted export withheld (BagIt only).
+    redacted: bool = False
+    withheld_artifacts: int = 0
+    withheld_fields: int = 0
+
+
+@frozen
+class ImportResult:
+    """What an import added."""
+
+    source: str
+    format: str
+    records_added: tuple[str, ...]
+    #: Records that were in the catalog already, exactly as they came.
+    records_present: tuple[str, ...]
+    artifacts_stored: int
+    artifacts_present: int
+    bytes_stored: int
+    #: The bag's External-Identifier and Payload-Oxum (BagIt only).
+    external_identifier: str | None = None
+    payload_oxum: str | None = None
 
 
 class Catalog:
@@ -1339,7 +1375,14 @@ class Catalog:
                 raise NotFoundError(f"no record with id {record_id}")
             if from_record == record_id:
                 return LinkResult(report_id=report_id, from_record=from_record, record_id=record_id, moved=False)
-            citing = [c.id for c in self.db.record(session, from_record).claims if c.source_report_id == report_id]
+            holder = self.db.record(session, from_record)
+            if report_id in part_ids_named(holder.flags):  # moved, it would travel unredacted
+                raise InputError(
+                    f"a flag on record {from_record} names fields of report {report_id}; "
+                    "a report with withheld fields stays with its flag",
+                    where="report",
+                )
+            citing = [c.id for c in holder.claims if c.source_report_id == report_id]
             if citing:  # the claim would name a source its record no longer holds
                 raise InputError(
                     f"claim {citing[0]} on record {from_record} names report {report_id} as its source; "
@@ -1509,17 +1552,42 @@ class Catalog:
 
         return self._annotate(record_id, Action.RELATION_ADDED, make)
 
-    def flag(self, record_id: str, kind: str, reason: str) -> model.SensitivityFlag:
+    def flag(
+        self,
+        record_id: str,
+        kind: str,
+        reason: str,
+        *,
+        artifacts: Sequence[str] = (),
+        fields: Sequence[str] = (),
+    ) -> model.SensitivityFlag:
         """Flag a record as sensitive (graphic content, personal data, a protected source,
-        minors), with the reason; exports can withhold what is flagged."""
+        minors), with the reason; a redacted export withholds what is flagged.
+
+        The flag is about the *artifacts* named (SHA-256s on the record) and the *fields* named
+        (field paths such as ``reports/<report id>/author``, see
+        :mod:`evidence_catalog.interchange.redact`); naming neither, it is about every artifact
+        of the record.  A field that is not there, or that cannot be withheld, is refused.
+        """
         checked = _choice(model.SensitivityKind, kind, "flag")
         if not _utf8(reason, "reason").strip():
             raise InputError("a flag needs a reason", where="reason")
-        return self._annotate(
-            record_id,
-            Action.FLAG_ADDED,
-            lambda _session, at: model.SensitivityFlag(kind=checked, reason=reason, set_by=self.operator, set_at=at),
-        )
+        if isinstance(artifacts, str) or isinstance(fields, str):
+            raise InputError("give artifacts and fields as lists", where="flag")
+        for path in fields:
+            _utf8(path, "field")
+
+        def make(session: Any, at: dt.datetime) -> model.SensitivityFlag:
+            made = model.SensitivityFlag(
+                kind=checked, reason=reason, set_by=self.operator, set_at=at, artifacts=artifacts, fields=fields
+            )
+            try:
+                check_flag(self.db.record(session, record_id), made)
+            except FieldPathError as exc:
+                raise InputError(str(exc), where="field") from exc
+            return made
+
+        return self._annotate(record_id, Action.FLAG_ADDED, make)
 
     def add_note(self, record_id: str, text: str) -> model.Note:
         """Keep a note on a record, attributed to the operator and timed."""
@@ -1818,22 +1886,43 @@ class Catalog:
         format: ExportFormat = "json",
         record_ids: Sequence[str] | None = None,
         bom: bool = False,
+        redact: bool | Collection[str] = False,
+        sha512: bool = False,
+        progress: ExportProgress | None = None,
     ) -> ExportResult:
-        """Write records and their custody events as a JSON document or JSON Lines, or the
-        records' artifacts as CSV for spreadsheets (one row per artifact, see
-        :mod:`evidence_catalog.csv_export`; *bom* starts it with a UTF-8 byte order mark, which
-        some spreadsheet software needs to read UTF-8).
+        """Export records (all when *record_ids* is ``None``) in an open format:
 
-        *record_ids* selects records (all when ``None``); the whole custody log goes with a
-        whole-catalog export, otherwise the events about the selected records.  The file is
-        written to a temporary name and renamed into place; an existing file is never replaced.
-        The export is itself a custody event, which names the file and its SHA-256.
+        ``bagit``
+            a BagIt 1.0 bag (a new folder): each record as JSON, its artifacts under portable
+            names, the custody events, ``manifest-sha256.txt`` (and ``-sha512`` with *sha512*),
+            tag manifest and ``bag-info.txt``; see ``docs/interchange.md``.  *redact* withholds
+            what the records' flags name (``True``: flags of every kind; or the kinds to honour)
+            and the bag lists what was withheld and why.  *progress* is called with the artifact
+            bytes copied so far and the total.
+        ``json`` / ``jsonl``
+            records and custody events as one JSON document or JSON Lines.
+        ``prov``
+            W3C PROV-JSON of the records' provenance (:mod:`evidence_catalog.interchange.prov`).
+        ``csv``
+            one row per artifact for spreadsheets (:mod:`evidence_catalog.csv_export`); *bom*
+            starts it with a UTF-8 byte order mark, which some spreadsheet software needs.
+
+        The whole custody log goes with a whole-catalog export, otherwise the events about the
+        selected records.  The export is written under a temporary name and renamed into place;
+        an existing file or folder is never replaced.  The export is itself a custody event,
+        which names where it went, its SHA-256 and, for a bag, its identifier, Payload-Oxum and
+        what a redaction withheld.
         """
         if format not in EXPORT_FORMATS:
             raise InputError(f"unknown format {format!r}; use one of {', '.join(EXPORT_FORMATS)}", where="format")
         if bom and format != "csv":
             raise InputError("a byte order mark is for CSV only", where="bom")
-        target = self._export_target(output)
+        kinds = self._redaction_kinds(redact)
+        if kinds is not None and format != "bagit":
+            raise InputError("a redacted export is a BagIt export (the bag states what was withheld)", where="redact")
+        if sha512 and format != "bagit":
+            raise InputError("a SHA-512 manifest is for BagIt exports only", where="sha512")
+        target = self._export_target(output, folder=format == "bagit")
         where = display_path(target)
         selected = None if record_ids is None else list(dict.fromkeys(record_ids))
         for record_id in selected or ():
@@ -1844,55 +1933,326 @@ class Catalog:
         # A short temporary name: the target's own name may already be as long as names can be.
         tmp = target.with_name(f".export-{uuid.uuid4().hex[:12]}.part")
         try:
-            with open(tmp, "wb") as raw:
-                sink = _HashingTextSink(raw)
-                if bom:
-                    sink.write("\ufeff")
-                counts = self._write_export(sink, format, selected)
-                raw.flush()
-                os.fsync(raw.fileno())
-            place_new_file(tmp, target)
+            redaction = None
+            if format == "bagit":
+                result, redaction = self._write_bag(tmp, target, selected, kinds, sha512, progress)
+            else:
+                result = self._write_export_file(tmp, target, format, selected, bom)
             fsync_dir(target.parent)
         except FileExistsError as exc:
-            raise InputError("already exists; choose a new file name", where=where) from exc
+            raise InputError("already exists; choose a new name", where=where) from exc
         except OSError as exc:
             raise StorageError(f"export failed ({exc.strerror}); nothing was written", where=where) from exc
         finally:
-            tmp.unlink(missing_ok=True)
-        digests, size = sink.hasher.digests(), sink.hasher.size
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        result = attrs.evolve(result, path=where)
+        details: dict[str, Any] = {
+            "format": format,
+            "output": where,
+            "sha256": result.sha256,
+            "size": result.size,
+            "records": result.records,
+            "custody_events": result.custody_events,
+            "record_ids": selected,
+        }
+        if format == "bagit":
+            details["bag"] = {
+                "external_identifier": result.external_identifier,
+                "payload_oxum": result.payload_oxum,
+                "artifacts": result.artifacts,
+                "sha512_manifest": sha512,
+            }
+            details["redaction"] = redaction
         try:
-            self._log_catalog_event(
-                Action.RECORDS_EXPORTED,
-                {
-                    "format": format,
-                    "output": where,
-                    "sha256": digests.sha256,
-                    "size": size,
-                    "records": counts[0],
-                    "custody_events": counts[1],
-                    "record_ids": selected,
-                },
-            )
+            self._log_catalog_event(Action.RECORDS_EXPORTED, details)
         except StorageError as exc:
             # An export that the custody log does not record must not be left behind.
-            target.unlink(missing_ok=True)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
             raise StorageError(
                 f"the export could not be logged, so it was removed ({exc.message})", where=where
             ) from exc
-        return ExportResult(
-            path=where, format=format, records=counts[0], custody_events=counts[1], sha256=digests.sha256, size=size
+        return result
+
+    # -- import ------------------------------------------------------------------------------
+
+    def import_records(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        blobs: str | os.PathLike[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ImportResult:
+        """Import an export of this library: a BagIt bag, a JSON export or a JSON Lines export.
+
+        Everything is checked before anything is accepted (see
+        :mod:`evidence_catalog.interchange.importing`): a bag's paths, completeness,
+        Payload-Oxum and every digest; every document's schema and that each record reads back
+        unchanged; the custody events' hashes.  Records keep their ids; each added record is one
+        ``record.imported`` event naming the source (a bag's External-Identifier and
+        Payload-Oxum) and holding the custody events that came with it.  A record that is here
+        already, unchanged, is not added again (importing the same bag twice adds nothing); one
+        that is here with different content is refused.  A JSON or JSON Lines export carries no
+        files: each artifact must be in this catalog already or in *blobs* (another catalog's
+        folder or its ``blobs`` folder), where it is checked.  All or nothing.
+        """
+        path = Path(os.path.abspath(os.fspath(source)))
+        blob_dir = None if blobs is None else Path(os.path.abspath(os.fspath(blobs)))
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only; nothing can be imported into it")
+        incoming = read_source(path, blobs=blob_dir, progress=progress)
+        where = display_path(path)
+        with self.db.read() as session:
+            new = self._records_to_import(session, incoming, where)
+        stored, present, size = self._store_incoming_files(incoming, new, where)
+        at = self.clock()
+        with self.db.write() as session:
+            new = self._records_to_import(session, incoming, where)  # again: another writer may have added
+            for item in new:
+                self._insert_imported(session, item, incoming.source | {"path": where}, at)
+        added = {item.record.id for item in new}
+        return ImportResult(
+            source=where,
+            format=incoming.format,
+            records_added=tuple(item.record.id for item in new),
+            records_present=tuple(i.record.id for i in incoming.records if i.record.id not in added),
+            artifacts_stored=stored,
+            artifacts_present=present,
+            bytes_stored=size,
+            external_identifier=incoming.source.get("external_identifier"),
+            payload_oxum=incoming.source.get("payload_oxum"),
         )
 
-    def _export_target(self, output: str | os.PathLike[str]) -> Path:
+    def _records_to_import(self, session: Any, incoming: Incoming, where: str) -> list[IncomingRecord]:
+        """The incoming records this catalog does not have; refuse one it has with other content,
+        or an artifact it knows with other metadata."""
+        new = []
+        for item in incoming.records:
+            record = item.record
+            if self.db.record_exists(session, record.id):
+                if self.db.record(session, record.id) != record:
+                    raise InputError(
+                        f"record {record.id} is in this catalog already with different content; nothing was imported",
+                        where=item.where,
+                    )
+                continue
+            for entry in record.artifacts:
+                known = self.db.artifact(session, entry.artifact.sha256)
+                if known is not None and known != entry.artifact:
+                    raise InputError(
+                        f"artifact {entry.artifact.sha256} is in this catalog already with other metadata "
+                        "(media type or embedded metadata read differently); nothing was imported",
+                        where=item.where,
+                    )
+            new.append(item)
+        return new
+
+    def _store_incoming_files(self, incoming: Incoming, new: list[IncomingRecord], where: str) -> tuple[int, int, int]:
+        """Store the bytes of every new record's artifacts, checking each against its SHA-256
+        before any is stored; return (stored, already held, bytes stored)."""
+        needed: dict[str, model.Artifact] = {}
+        for item in new:
+            for entry in item.record.artifacts:
+                needed.setdefault(entry.artifact.sha256, entry.artifact)
+        missing = [sha for sha in needed if not self.blobs.exists(sha)]
+        for sha in missing:
+            if sha not in incoming.files:
+                raise InputError(
+                    f"artifact {sha} is neither in this catalog nor in the files given"
+                    + ("" if incoming.format == "bagit" else " (give the exporting catalog with --blobs)")
+                    + "; nothing was imported",
+                    where=where,
+                )
+        if not incoming.files_checked:
+            for sha in missing:
+                digests, size = hash_file(str(incoming.files[sha]))
+                if digests.sha256 != sha or size != needed[sha].size:
+                    raise IntegrityError(
+                        f"holds {size} bytes with SHA-256 {digests.sha256}, not artifact {sha}; nothing was imported",
+                        where=display_path(incoming.files[sha]),
+                    )
+        stored = size_total = 0
+        for sha in missing:
+            try:
+                with open(incoming.files[sha], "rb") as stream:
+                    blob = self.blobs.put_stream(_SourceFile(stream, display_path(incoming.files[sha])))
+            except OSError as exc:
+                raise InputError(f"cannot be read ({exc.strerror})", where=display_path(incoming.files[sha])) from exc
+            if blob.sha256 != sha:  # changed since it was checked
+                raise IntegrityError(
+                    f"changed while it was imported (now SHA-256 {blob.sha256}); nothing was imported",
+                    where=display_path(incoming.files[sha]),
+                )
+            stored += 1
+            size_total += blob.size
+        return stored, len(needed) - len(missing), size_total
+
+    def _insert_imported(self, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime) -> None:
+        record = item.record
+        for entry in record.artifacts:
+            if self.db.artifact(session, entry.artifact.sha256) is None:
+                self.db.add_artifact(session, entry.artifact, at=at)
+        self.db.add_record(session, record)
+        for entry in record.artifacts:
+            self.db.attach_artifact(session, record.id, entry)
+        event = self.db.append_event(
+            session,
+            at=at,
+            actor=self.operator,
+            action=Action.RECORD_IMPORTED,
+            subject=record.id,
+            details=imported_details(record, source, item.history),
+        )
+        for position, acquisition in enumerate(record.acquisitions):
+            self.db.add_acquisition(session, record.id, acquisition, event.seq, position)
+        for kind, parts in (
+            ("report", record.reports),
+            ("note", record.notes),
+            ("flag", record.flags),
+            ("relation", record.relations),
+            ("claim", record.claims),
+            ("assessment", record.assessments),
+        ):
+            for part in parts:
+                self.db.add_part(session, record.id, kind, part, event.seq)
+        found = {a.artifact_sha256: a.ended_at for a in record.acquisitions if a.artifact_sha256 is not None}
+        index_rows(
+            session,
+            [(r.id, r, found.get(r.document_sha256 or "", record.created_at)) for r in record.reports],
+        )
+
+    @staticmethod
+    def _redaction_kinds(redact: bool | Collection[str]) -> frozenset[str] | None:
+        if redact is True:
+            return frozenset(kind.value for kind in model.SensitivityKind)
+        if redact is False or redact is None:
+            return None
+        if isinstance(redact, str):
+            redact = [redact]
+        kinds = frozenset(_choice(model.SensitivityKind, kind, "redact").value for kind in redact)
+        if not kinds:
+            raise InputError("give the flag kinds to redact, or True for all", where="redact")
+        return kinds
+
+    def _write_export_file(
+        self, tmp: Path, target: Path, format: str, selected: list[str] | None, bom: bool
+    ) -> ExportResult:
+        with open(tmp, "wb") as raw:
+            sink = _HashingTextSink(raw)
+            if bom:
+                sink.write("\ufeff")
+            counts = self._write_export(sink, format, selected)
+            raw.flush()
+            os.fsync(raw.fileno())
+        place_new_file(tmp, target)
+        digests, size = sink.hasher.digests(), sink.hasher.size
+        return ExportResult(
+            path=str(target),
+            format=format,
+            records=counts[0],
+            custody_events=counts[1],
+            sha256=digests.sha256,
+            size=size,
+            artifacts=counts[2],
+        )
+
+    def _write_bag(
+        self,
+        tmp: Path,
+        target: Path,
+        selected: list[str] | None,
+        kinds: frozenset[str] | None,
+        sha512: bool,
+        progress: ExportProgress | None,
+    ) -> tuple[ExportResult, dict[str, Any] | None]:
+        at = self.clock()
+        external_identifier = f"urn:uuid:{model.new_id()}"
+        tmp.mkdir()
+        writer = BagWriter(tmp, ("sha256", "sha512") if sha512 else ("sha256",))
+        wanted = None if selected is None else set(selected)
+        on_bytes = None
+        if progress is not None:
+            done = [0]
+            with self.db.read() as session:
+                total = self.db.artifact_bytes(session, selected)
+            progress(0, total)
+
+            def on_bytes(n: int) -> None:
+                done[0] += n
+                progress(done[0], total)
+
+        try:
+            with self.db.read() as session:
+                ids = self.db.record_ids(session) if selected is None else selected
+                summary, redaction = write_payload(
+                    writer,
+                    records=(self.db.record(session, record_id) for record_id in ids),
+                    events=(e for e in self.db.events(session) if wanted is None or e.subject in wanted),
+                    open_blob=self.blobs.open,
+                    head={
+                        "external_identifier": external_identifier,
+                        "exported_at": format_timestamp(at),
+                        "exported_by": unstructure(self.operator),
+                        "generator": unstructure(library_agent()),
+                        "complete_log": selected is None,
+                    },
+                    redact_kinds=kinds,
+                    progress=on_bytes,
+                )
+            info = bag_info(
+                summary=summary, operator=self.operator, generator=library_agent(), at=at, redaction=redaction
+            )
+            pinned = writer.finish(info)
+        except BaseException:
+            writer.abort()
+            raise
+        fsync_dir(tmp)
+        place_bag(tmp, target)
+        logged = (
+            None
+            if redaction is None
+            else {
+                "kinds": redaction["kinds"],
+                "withheld_artifacts": [
+                    {"record_id": a["record_id"], "sha256": a["sha256"]} for a in redaction["withheld_artifacts"]
+                ],
+                "withheld_fields": [
+                    {"record_id": f["record_id"], "path": f["path"]} for f in redaction["withheld_fields"]
+                ],
+                "altered_events": redaction["altered_events"],
+            }
+        )
+        result = ExportResult(
+            path=str(target),
+            format="bagit",
+            records=summary.records,
+            custody_events=summary.custody_events,
+            sha256=pinned,
+            size=summary.payload_octets,
+            artifacts=summary.artifacts,
+            external_identifier=external_identifier,
+            payload_oxum=f"{summary.payload_octets}.{summary.payload_files}",
+            redacted=redaction is not None,
+            withheld_artifacts=summary.withheld_artifacts,
+            withheld_fields=summary.withheld_fields,
+        )
+        return result, logged
+
+    def _export_target(self, output: str | os.PathLike[str], *, folder: bool = False) -> Path:
         given = os.fspath(output)
         if given in ("", "-"):
-            raise InputError("give a file name to write the export to", where="output")
+            raise InputError(f"give a {'folder' if folder else 'file'} name to write the export to", where="output")
         target = Path(os.path.abspath(given))
         where = display_path(target)
-        if given.endswith(os.sep) or target.is_dir():
+        if not folder and (given.endswith(os.sep) or target.is_dir()):
             raise InputError("is a directory; give a file name", where=where)
         if target.exists() or target.is_symlink():
-            raise InputError("already exists; choose a new file name", where=where)
+            raise InputError("already exists; choose a new name", where=where)
         if not target.parent.is_dir():
             raise InputError("directory does not exist", where=display_path(target.parent))
         catalog_dir = self.path.resolve()
@@ -1900,19 +2260,22 @@ class Catalog:
             raise InputError("is inside the catalog directory; export somewhere else", where=where)
         return target
 
-    def _write_export(self, stream: _TextSink, format: str, selected: list[str] | None) -> tuple[int, int]:
+    def _write_export(self, stream: _TextSink, format: str, selected: list[str] | None) -> tuple[int, int, int]:
         """Write from one read transaction: records and log are one consistent snapshot, even
-        while another process adds to the catalog."""
+        while another process adds to the catalog.  Returns (records, custody events, artifact
+        rows)."""
         wanted = None if selected is None else set(selected)
         with self.db.read() as session:
             ids = self.db.record_ids(session) if selected is None else selected
             records = (self.db.record(session, record_id) for record_id in ids)
             events = (e for e in self.db.events(session) if wanted is None or e.subject in wanted)
             if format == "csv":
-                return _write_csv(stream, records), 0
+                return _write_csv(stream, records), 0, 0
+            if format == "prov":
+                return (*write_prov(stream, records, self.db.events(session)), 0)  # exports are catalog events
             if format == "jsonl":
-                return self._write_jsonl(stream, records, events)
-            return self._write_json(stream, records, events, complete_log=selected is None)
+                return (*self._write_jsonl(stream, records, events), 0)
+            return (*self._write_json(stream, records, events, complete_log=selected is None), 0)
 
     @staticmethod
     def _write_jsonl(

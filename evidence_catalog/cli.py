@@ -147,7 +147,7 @@ def _progress_bars() -> Progress:
 
 
 @contextmanager
-def _bytes_progress(total: int, label: str, *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+def _bytes_progress(total: int | None, label: str, *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on standard error when it is a terminal; nothing otherwise."""
     if quiet or not sys.stderr.isatty():
         yield None
@@ -794,11 +794,27 @@ def tag(record_id: str, tags: Sequence[str], catalog_path: str, operator: str | 
 @click.argument("kind", metavar="FLAG", type=_choices(model.SensitivityKind))
 @_catalog_option
 @click.option("--reason", required=True, help="Why (kept with the flag; exports can state it).")
+@click.option("--artifact", "artifacts", multiple=True, metavar="SHA256", help="An artifact the flag is about.")
+@click.option(
+    "--field", "fields", multiple=True, metavar="PATH", help="A field the flag is about, e.g. reports/<id>/author."
+)
 @_operator_option
-def flag(record_id: str, kind: str, catalog_path: str, reason: str, operator: str | None) -> None:
-    """Flag a record as sensitive: graphic, personal_data, protected_source or minors."""
+def flag(
+    record_id: str,
+    kind: str,
+    catalog_path: str,
+    reason: str,
+    artifacts: Sequence[str],
+    fields: Sequence[str],
+    operator: str | None,
+) -> None:
+    """Flag a record as sensitive: graphic, personal_data, protected_source or minors.
+
+    The flag is about the artifacts and fields named; naming neither, every artifact of the
+    record.  `export --redact` withholds what flags name.
+    """
     with _open(catalog_path, operator) as catalog:
-        catalog.flag(record_id, kind, reason)
+        catalog.flag(record_id, kind, reason, artifacts=list(artifacts), fields=list(fields))
     click.echo(f"record {record_id} flagged {kind}")
 
 
@@ -1209,7 +1225,13 @@ def verify(catalog_path: str, operator: str | None, no_log: bool, as_json: bool,
 @click.argument("record_ids", metavar="[ID]...", nargs=-1)
 @_catalog_option
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="json", show_default=True)
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="File to write (must not exist).")
+@click.option(
+    "--output", "-o", required=True, type=click.Path(), help="File (or, for bagit, folder) to write; must not exist."
+)
+@_record_filter_options
+@click.option("--search", "search_text", metavar="TEXT", help="Records holding a report that matches TEXT.")
+@click.option("--redact", is_flag=True, help="BagIt: withhold what the records' flags name, and say so in the bag.")
+@click.option("--sha512", is_flag=True, help="BagIt: add manifest-sha512.txt beside manifest-sha256.txt.")
 @click.option("--bom", is_flag=True, help="CSV only: start with a UTF-8 byte order mark (for spreadsheet software).")
 @_operator_option
 @_quiet_option
@@ -1218,23 +1240,101 @@ def export(
     catalog_path: str,
     fmt: str,
     output: str,
+    status: str | None,
+    category: str | None,
+    tags: Sequence[str],
+    flags: Sequence[str],
+    bbox: str | None,
+    search_text: str | None,
+    redact: bool,
+    sha512: bool,
     bom: bool,
     operator: str | None,
     quiet: bool,
 ) -> None:
-    """Export records (all, or the IDs given) with their custody events as JSON or JSON Lines,
-    or their artifacts as CSV, one row each, for spreadsheets."""
+    """Export records: all, the IDs given, or those the filters choose (IDs and filters
+    together: the IDs that meet the filters).
+
+    bagit: a BagIt bag (a new folder) with the records, their artifacts and custody events,
+    which bagit-python and sha256sum -c can check; json/jsonl: records and custody events;
+    prov: W3C PROV-JSON provenance; csv: one row per artifact for spreadsheets.
+    """
     with _open(catalog_path, operator) as catalog:
-        result = catalog.export(
-            output,
-            format=fmt,  # type: ignore[arg-type]
-            record_ids=list(record_ids) or None,
-            bom=bom,
-        )
+        chosen = list(record_ids) or None
+        if any((status, category, tags, flags, bbox)):
+            criteria = catalog.record_filter(status=status, category=category, tags=tags, flags=flags, bbox=_bbox(bbox))
+            matching = [r.id for r in catalog.records(chosen) if criteria.matches(r)]
+            chosen = matching
+        if search_text is not None:
+            found = {hit.record_id for hit in catalog.search(search_text, limit=None)}
+            chosen = [r for r in (chosen if chosen is not None else catalog.record_ids()) if r in found]
+        if chosen == []:
+            raise click.UsageError("no record meets the selection; nothing was exported")
+        with _export_progress(quiet=quiet or fmt != "bagit") as progress:
+            result = catalog.export(
+                output,
+                format=fmt,  # type: ignore[arg-type]
+                record_ids=chosen,
+                bom=bom,
+                redact=redact,
+                sha512=sha512,
+                progress=progress,
+            )
+    if not quiet:
+        if result.format == "bagit":
+            click.echo(
+                f"exported {result.records} record(s), {result.artifacts} artifact file(s) and "
+                f"{result.custody_events} custody event(s) to the bag {result.path} "
+                f"(Payload-Oxum {result.payload_oxum}, {result.external_identifier})"
+            )
+            if result.redacted:
+                click.echo(
+                    f"redacted: {result.withheld_artifacts} artifact(s) and {result.withheld_fields} field(s) "
+                    "withheld (listed in data/contents.json)"
+                )
+        else:
+            click.echo(
+                f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
+                f"to {result.path} (sha256 {result.sha256})"
+            )
+
+
+@contextmanager
+def _export_progress(*, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for the bytes a bag export copies, on a terminal only."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    with _progress_bars() as bars:
+        task = bars.add_task("exporting", total=None)
+        yield lambda done, total: bars.update(task, completed=done, total=total)
+
+
+@cli.command(name="import")
+@click.argument("source", type=click.Path(exists=False))
+@_catalog_option
+@click.option(
+    "--blobs",
+    type=click.Path(file_okay=False),
+    help="JSON/JSON Lines: the exporting catalog (or its blobs folder), where the artifacts' bytes are.",
+)
+@_operator_option
+@_quiet_option
+def import_(source: str, catalog_path: str, blobs: str | None, operator: str | None, quiet: bool) -> None:
+    """Import a bag, JSON or JSON Lines export made by evidence-catalog.
+
+    Everything is checked first (paths, completeness, Payload-Oxum, every digest, schemas, custody
+    hashes); anything wrong is refused and nothing changes.  Records keep their ids; importing
+    the same export again adds nothing.
+    """
+    with _open(catalog_path, operator) as catalog:
+        with _bytes_progress(None, "checking", quiet=quiet) as progress:
+            result = catalog.import_records(source, blobs=blobs, progress=progress)
     if not quiet:
         click.echo(
-            f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
-            f"to {result.path} (sha256 {result.sha256})"
+            f"imported {len(result.records_added)} record(s) ({len(result.records_present)} already here); "
+            f"{result.artifacts_stored} artifact(s) stored, {result.artifacts_present} already stored"
+            + (f"; bag {result.external_identifier}, Payload-Oxum {result.payload_oxum}" if result.payload_oxum else "")
         )
 
 

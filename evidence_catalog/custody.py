@@ -58,6 +58,7 @@ class Action:
     NOTE_ADDED = "note.added"
     TAGS_ADDED = "tags.added"
     CATEGORY_DEFINED = "category.defined"
+    RECORD_IMPORTED = "record.imported"
 
 
 def document_hash(document: Mapping[str, Any]) -> str:
@@ -411,6 +412,39 @@ def _apply_tags(states: dict[str, _RecordState], event: CustodyEvent) -> None:
     states[event.subject].tags.update(tags)
 
 
+def imported_details(
+    record: EvidenceRecord, source: Mapping[str, Any], history: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The ``details`` of a ``record.imported`` event: the whole record as it came, where it
+    came from (the bag, its identifier and Payload-Oxum), and the custody events that came with
+    it, verbatim (their own hashes still check)."""
+    return {"record": unstructure(record), "source": dict(source), "history": [dict(e) for e in history]}
+
+
+def _apply_imported(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one ``record.imported`` event: the record starts as it came."""
+    if event.subject in states:
+        raise ValueError(f"record {event.subject} exists already in this log")
+    record = structure(event.details["record"], EvidenceRecord)
+    if record.id != event.subject:
+        raise ValueError("the imported record is not the event's subject")
+    states[record.id] = _RecordState(
+        id=record.id,
+        created_at=record.created_at,
+        created_by=record.created_by,
+        title=record.title,
+        artifacts=list(record.artifacts),
+        acquisitions=list(record.acquisitions),
+        tags=set(record.tags),
+        notes=list(record.notes),
+        reports=list(record.reports),
+        flags=list(record.flags),
+        relations=list(record.relations),
+        claims=list(record.claims),
+        assessments=list(record.assessments),
+    )
+
+
 _APPLY = {
     Action.ARTIFACT_ADDED: _apply_added,
     Action.MEDIA_CAPTURED: _apply_captured,
@@ -418,5 +452,6 @@ _APPLY = {
     Action.REPORT_INGESTED: _apply_ingested,
     Action.REPORT_LINKED: _apply_linked,
     Action.TAGS_ADDED: _apply_tags,
+    Action.RECORD_IMPORTED: _apply_imported,
     **dict.fromkeys(ANNOTATIONS, _apply_annotation),
 }

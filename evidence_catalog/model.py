@@ -684,6 +684,14 @@ class SensitivityKind(enum.StrEnum):
     MINORS = "minors"
 
 
+def _field_paths(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for item in value:
+        if not isinstance(item, str) or not item or item.startswith("/") or item.endswith("/") or "//" in item:
+            raise ValueError(f"{attribute.name} must hold field paths such as reports/<id>/author, got {item!r}")
+        if has_control_characters(item):
+            raise ValueError(f"{attribute.name}: field path {item!r} contains control characters")
+
+
 @frozen
 class SensitivityFlag:
     """A reason to withhold or redact a record's content in exports."""
@@ -692,6 +700,12 @@ class SensitivityFlag:
     reason: str = field(validator=_not_blank)
     set_by: Agent
     set_at: dt.datetime = field(converter=to_utc)
+    #: The artifacts (SHA-256) the flag is about; with no artifacts and no fields, every
+    #: artifact of the record.
+    artifacts: tuple[str, ...] = field(default=(), converter=_to_tuple, validator=_sha256_list)
+    #: Field paths in the record the flag is about (see :func:`evidence_catalog.interchange.redact.resolve`),
+    #: e.g. ``reports/<report id>/author`` or ``acquisitions/<acquisition id>/note``.
+    fields: tuple[str, ...] = field(default=(), converter=_to_tuple, validator=_field_paths)
 
 
 @frozen

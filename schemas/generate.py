@@ -277,6 +277,16 @@ DEFS: dict[str, Any] = {
             "reason": NONBLANK,
             "set_by": ref("agent"),
             "set_at": ref("timestamp"),
+            "artifacts": {
+                "type": "array",
+                "items": ref("sha256"),
+                "description": "Artifacts the flag is about; none and no fields: every artifact of the record.",
+            },
+            "fields": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[^/]+(/[^/]+)*$"},
+                "description": "Field paths the flag is about, e.g. reports/<report id>/author.",
+            },
         }
     ),
     "relation": obj(
@@ -428,6 +438,66 @@ DEFS["verification_report"] = obj(
     }
 )
 
+_REASONS = {
+    "type": "array",
+    "items": obj({"kind": enum("graphic", "personal_data", "protected_source", "minors"), "reason": NONBLANK}),
+    "description": "The flags that withhold it: kind and the reason given.",
+}
+DEFS["bag_contents"] = obj(
+    {
+        "external_identifier": {**TEXT, "description": "The bag's External-Identifier (urn:uuid:...)."},
+        "exported_at": ref("timestamp"),
+        "exported_by": ref("agent"),
+        "generator": ref("agent"),
+        "complete_log": {
+            **BOOL,
+            "description": "True when data/custody.jsonl is the whole log; otherwise the events about the records.",
+        },
+        "record_schema": {**TEXT, "description": "Schema id of every data/records/<id>/record.json."},
+        "custody_event_schema": {**TEXT, "description": "Schema id of every line of data/custody.jsonl."},
+        "records": COUNT,
+        "artifacts": {**COUNT, "description": "Artifact files in the payload."},
+        "custody_events": COUNT,
+        "redaction": nullable(
+            obj(
+                {
+                    "kinds": {
+                        "type": "array",
+                        "items": enum("graphic", "personal_data", "protected_source", "minors"),
+                        "description": "The flag kinds honoured.",
+                    },
+                    "withheld_artifacts": {
+                        "type": "array",
+                        "items": obj(
+                            {
+                                "record_id": ref("id"),
+                                "sha256": ref("sha256"),
+                                "size": COUNT,
+                                "media_type": TEXT,
+                                "reasons": _REASONS,
+                                "path": {**TEXT, "description": "Where the file would be in the bag."},
+                            }
+                        ),
+                    },
+                    "withheld_fields": {
+                        "type": "array",
+                        "items": obj({"record_id": ref("id"), "path": TEXT, "reasons": _REASONS}),
+                        "description": "Fields whose text was replaced by [withheld] (values are not hashed).",
+                    },
+                    "altered_events": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 1},
+                        "description": (
+                            "Sequence numbers of custody events with withheld text (their hash no longer recomputes)."
+                        ),
+                    },
+                }
+            )
+        ),
+    },
+    description="data/contents.json of an export bag: what the bag holds and what a redaction withheld.",
+)
+
 #: (schema name, version, root definition, title)
 DOCUMENTS = [
     ("evidence-record", "2.0.0", "evidence_record", "Evidence record"),
@@ -435,6 +505,7 @@ DOCUMENTS = [
     ("custody-event", "1.0.0", "custody_event", "Custody event"),
     ("export", "2.0.0", "export", "JSON export of records and custody events"),
     ("verification-report", "1.0.0", "verification_report", "Result of verifying a catalog"),
+    ("bag-contents", "1.0.0", "bag_contents", "Contents of an export bag (data/contents.json)"),
 ]
 
 

@@ -66,7 +66,7 @@ _PART_FIELDS = {
 
 #: The newest migration.  A catalog at this revision opens without loading Alembic at all
 #: (a test checks that this matches the migrations folder).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def _known_revisions() -> set[str]:
@@ -370,6 +370,21 @@ class CatalogDatabase:
             stored_at=at,
         )
 
+    def artifact_bytes(self, session: Session, record_ids: Sequence[str] | None = None) -> int:
+        """The bytes of every artifact on these records (all records when ``None``), counted
+        once per record that holds it: what an export of them copies."""
+        entry, artifact = _t(RecordArtifactRow), _t(ArtifactRow)
+        query = sa.select(sa.func.coalesce(sa.func.sum(artifact.c.size), 0)).select_from(
+            entry.join(artifact, artifact.c.sha256 == entry.c.sha256)
+        )
+        if record_ids is None:
+            return int(_run(session, query).scalar_one())
+        total = 0
+        ids = list(record_ids)
+        for start in range(0, len(ids), 500):
+            total += int(_run(session, query.where(entry.c.record_id.in_(ids[start : start + 500]))).scalar_one())
+        return total
+
     def records_holding(self, session: Session, sha256: str) -> list[str]:
         """Ids of the records that hold an artifact, oldest first."""
         table = _t(RecordArtifactRow)
@@ -416,10 +431,11 @@ class CatalogDatabase:
         return True
 
     def add_acquisition(
-        self, session: Session, record_id: str, acquisition: model.Acquisition, custody_seq: int
+        self, session: Session, record_id: str, acquisition: model.Acquisition, custody_seq: int, position: int = 0
     ) -> None:
-        """Record an acquisition on a record, tied to the custody event that logged it."""
-        _insert(session, AcquisitionRow, **acquisition_row(record_id, acquisition, custody_seq))
+        """Record an acquisition on a record, tied to the custody event that logged it (the
+        *position*-th that event logged)."""
+        _insert(session, AcquisitionRow, **acquisition_row(record_id, acquisition, custody_seq, position))
 
     def earlier_capture(
         self, session: Session, *, platform_key: str | None, requested_url: str | None, record_id: str | None = None
@@ -587,7 +603,7 @@ class CatalogDatabase:
         acquisitions = session.exec(
             select(AcquisitionRow)
             .where(AcquisitionRow.record_id == record_id)
-            .order_by(col(AcquisitionRow.custody_seq), col(AcquisitionRow.id))
+            .order_by(col(AcquisitionRow.custody_seq), col(AcquisitionRow.position), col(AcquisitionRow.id))
         ).all()
         tags = session.exec(select(RecordTagRow.tag).where(RecordTagRow.record_id == record_id)).all()
         parts: dict[str, list[Any]] = {name: [] for name in _PART_FIELDS.values()}
@@ -649,8 +665,11 @@ def record_artifact_row(record_id: str, entry: model.RecordArtifact, position: i
     }
 
 
-def acquisition_row(record_id: str, acquisition: model.Acquisition, custody_seq: int) -> dict[str, Any]:
-    """The ``acquisition`` row of an acquisition on a record, logged by event *custody_seq*."""
+def acquisition_row(
+    record_id: str, acquisition: model.Acquisition, custody_seq: int, position: int = 0
+) -> dict[str, Any]:
+    """The ``acquisition`` row of an acquisition on a record, logged by event *custody_seq*
+    (the *position*-th that event logged)."""
     return {
         "id": acquisition.id,
         "record_id": record_id,
@@ -661,6 +680,7 @@ def acquisition_row(record_id: str, acquisition: model.Acquisition, custody_seq:
         "requested_url": acquisition.requested_url,
         "platform_key": _item_key(acquisition),
         "outcome": acquisition.outcome.value,
+        "position": position,
         "body": unstructure(acquisition),
     }
 

@@ -93,6 +93,8 @@ class AcquisitionRow(SQLModel, table=True):
     requested_url: str | None = Field(default=None, index=True)
     platform_key: str | None = Field(default=None, index=True)
     outcome: str = Field(default="succeeded")
+    #: Order among the acquisitions one event logged (an import logs a record's all at once).
+    position: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     body: dict[str, Any] = _json()
 
 

@@ -1,0 +1,226 @@
+"""Writing an export bag's payload from records, custody events and the blob store.
+
+The caller (:meth:`evidence_catalog.Catalog.export`) chooses the records, gives them as an
+iterable (read from one database snapshot), and places the finished bag; this module decides
+what goes where in the bag and what a redaction withholds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import mimetypes
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import attrs
+
+from evidence_catalog import model
+from evidence_catalog.errors import InputError, IntegrityError
+from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagWriter, ByteProgress, bagging_date
+from evidence_catalog.interchange.names import portable_name, unique_names
+from evidence_catalog.interchange.redact import FieldPathError, Redaction, redact, redact_document
+from evidence_catalog.serialize import BAG_CONTENTS_SCHEMA, SCHEMA_IDS, format_timestamp, to_document, unstructure
+
+
+@attrs.frozen
+class BagSummary:
+    """What a bag holds."""
+
+    external_identifier: str
+    records: int
+    artifacts: int
+    custody_events: int
+    payload_octets: int
+    payload_files: int
+    tagmanifest_sha256: str
+    withheld_artifacts: int = 0
+    withheld_fields: int = 0
+    altered_events: int = 0
+
+
+def artifact_names(record: model.EvidenceRecord) -> dict[str, str]:
+    """A portable file name for each artifact of *record* (SHA-256 -> name), distinct within
+    the record: the name the file had when added, else the captured item's title, else its role;
+    the extension from the name, else from the media type."""
+    original: dict[str, str] = {}
+    titles: dict[str, str] = {}
+    for acquisition in record.acquisitions:
+        sha = acquisition.artifact_sha256
+        if sha is None:
+            continue
+        if acquisition.original_path:
+            original.setdefault(sha, PurePosixPath(acquisition.original_path.replace("\\", "/")).name)
+        if acquisition.platform_info is not None and acquisition.platform_info.title:
+            titles.setdefault(sha, acquisition.platform_info.title)
+    names = []
+    for entry in record.artifacts:
+        sha = entry.artifact.sha256
+        extension = mimetypes.guess_extension(entry.artifact.media_type.split(";")[0].strip()) or ".bin"
+        given = original.get(sha)
+        if given is None:
+            given = (titles.get(sha) or entry.role.value) + extension
+        names.append(portable_name(given, fallback=entry.role.value + extension))
+    shas = [entry.artifact.sha256 for entry in record.artifacts]
+    return dict(zip(shas, unique_names(names, shas), strict=True))
+
+
+def write_payload(
+    writer: BagWriter,
+    *,
+    records: Iterable[model.EvidenceRecord],
+    events: Iterable[model.CustodyEvent],
+    open_blob: Callable[[str], BinaryIO],
+    head: dict[str, Any],
+    redact_kinds: Collection[str] | None,
+    progress: ByteProgress | None = None,
+) -> tuple[BagSummary, dict[str, Any] | None]:
+    """Write every record, its artifacts (unless withheld), the custody events and
+    ``contents.json``; return what was written and the redaction (``None`` when none was asked).
+
+    Each artifact is copied from the blob store and checked on the way: a stored blob that no
+    longer has its SHA-256 stops the export (:class:`IntegrityError`).
+    """
+    counts = {"records": 0, "artifacts": 0, "events": 0}
+    withheld_artifacts: list[dict[str, Any]] = []
+    withheld_fields: list[dict[str, Any]] = []
+    altered: list[int] = []
+    redactions: dict[str, Redaction] = {}
+    for record in records:
+        redaction = Redaction(record=record)
+        if redact_kinds is not None:
+            try:
+                redaction = redact(record, redact_kinds)
+            except FieldPathError as exc:
+                raise InputError(str(exc), where=f"record {record.id}") from exc
+        if redaction.changed:
+            redactions[record.id] = redaction
+        folder = f"{RECORDS_DIR}/{record.id}"
+        writer.add_bytes(
+            f"{folder}/record.json",
+            (json.dumps(to_document(redaction.record), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+        )
+        names = artifact_names(record)
+        withheld = redaction.withheld_sha256
+        for entry in record.artifacts:
+            sha = entry.artifact.sha256
+            if sha in withheld:
+                continue
+            with open_blob(sha) as stream:
+                digests = writer.add_stream(f"{folder}/artifacts/{names[sha]}", stream, progress=progress)
+            if digests["sha256"] != sha:
+                raise IntegrityError(
+                    f"the stored copy's SHA-256 is now {digests['sha256']}; run verify. Nothing was exported",
+                    where=f"artifact {sha}",
+                )
+            counts["artifacts"] += 1
+        for item in redaction.artifacts:
+            withheld_artifacts.append(
+                {**unstructure(item), "reasons": [{"kind": k, "reason": r} for k, r in item.reasons]}
+                | {"path": f"{folder}/artifacts/{names[item.sha256]}"}
+            )
+        for field in redaction.fields:
+            withheld_fields.append(
+                {**unstructure(field), "reasons": [{"kind": k, "reason": r} for k, r in field.reasons]}
+            )
+        counts["records"] += 1
+    custody = writer.open_text(CUSTODY)
+    try:
+        for event in events:
+            document = to_document(event)
+            redaction_of = redactions.get(event.subject)
+            if redaction_of is not None:
+                document, changed = redact_document(document, redaction_of.values, redaction_of.withheld_sha256)
+                if changed:
+                    altered.append(event.seq)
+            custody.write(json.dumps(document, ensure_ascii=False) + "\n")
+            counts["events"] += 1
+    finally:
+        custody.close()
+    redaction_summary = None
+    if redact_kinds is not None:
+        redaction_summary = {
+            "kinds": sorted(redact_kinds),
+            "withheld_artifacts": withheld_artifacts,
+            "withheld_fields": withheld_fields,
+            "altered_events": altered,
+        }
+    contents = {
+        "schema": BAG_CONTENTS_SCHEMA,
+        **head,
+        "record_schema": SCHEMA_IDS[model.EvidenceRecord],
+        "custody_event_schema": SCHEMA_IDS[model.CustodyEvent],
+        "records": counts["records"],
+        "artifacts": counts["artifacts"],
+        "custody_events": counts["events"],
+        "redaction": redaction_summary,
+    }
+    writer.add_bytes(CONTENTS, (json.dumps(contents, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+    summary = BagSummary(
+        external_identifier=head["external_identifier"],
+        records=counts["records"],
+        artifacts=counts["artifacts"],
+        custody_events=counts["events"],
+        payload_octets=writer.octets,
+        payload_files=writer.files,
+        tagmanifest_sha256="",
+        withheld_artifacts=len(withheld_artifacts),
+        withheld_fields=len(withheld_fields),
+        altered_events=len(altered),
+    )
+    return summary, redaction_summary
+
+
+def bag_info(
+    *,
+    summary: BagSummary,
+    operator: model.Agent,
+    generator: model.Agent,
+    at: dt.datetime,
+    redaction: dict[str, Any] | None,
+) -> list[tuple[str, str]]:
+    """The ``bag-info.txt`` lines of an export bag (Payload-Oxum is added by the writer)."""
+    info: list[tuple[str, str]] = []
+    if operator.organization:
+        info.append(("Source-Organization", operator.organization))
+    info.append(("Contact-Name", operator.name))
+    if operator.email:
+        info.append(("Contact-Email", operator.email))
+    description = (
+        f"Evidence export: {summary.records} record(s) as JSON ({SCHEMA_IDS[model.EvidenceRecord]}) under "
+        f"data/records/, {summary.artifacts} artifact file(s) beside them, {summary.custody_events} custody "
+        f"event(s) in data/custody.jsonl; data/contents.json describes the bag."
+    )
+    if redaction is not None:
+        description += (
+            f" Redacted ({', '.join(redaction['kinds'])}): {summary.withheld_artifacts} artifact(s) and "
+            f"{summary.withheld_fields} field(s) withheld, listed with their reasons in data/contents.json."
+        )
+    info += [
+        ("External-Description", description),
+        ("External-Identifier", summary.external_identifier),
+        ("Bagging-Date", bagging_date(at)),
+        ("Bag-Software-Agent", f"{generator.name} {generator.version or ''}".strip()),
+        ("Bag-Size", _human_size(summary.payload_octets)),
+        ("Evidence-Records", str(summary.records)),
+        ("Evidence-Exported-At", format_timestamp(at)),
+        ("Evidence-Redacted", "yes" if redaction is not None else "no"),
+    ]
+    return info
+
+
+def _human_size(octets: int) -> str:
+    size = float(octets)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{octets} B"  # pragma: no cover
+
+
+def place_bag(tmp: Path, target: Path) -> None:
+    """Move a finished bag into place; never onto an existing path."""
+    if target.exists() or target.is_symlink():
+        raise FileExistsError(str(target))
+    tmp.rename(target)

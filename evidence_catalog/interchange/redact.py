@@ -1,0 +1,226 @@
+"""What a redacted export withholds, and the withholding itself.  Pure: no I/O.
+
+A :class:`~evidence_catalog.model.SensitivityFlag` names what it is about: artifacts (by
+SHA-256), fields (by field path), or, naming neither, every artifact of its record.  Redacting a
+record for a set of flag kinds gives the record as it may travel -- each flagged field's text
+replaced by :data:`WITHHELD_MARK` wherever it occurs in the record, the embedded metadata of each
+withheld artifact left out (it can hold a position or a device owner) -- and the list of what was
+withheld and why.  Artifacts stay listed with their SHA-256 and size, so that a recipient can
+check them if they are handed over later; the values of withheld fields are not hashed, since a
+short name could be found from its hash by trying names.
+
+Field paths
+    ``/``-separated steps from the record: member names; after a list of the record's own parts
+    (``acquisitions``, ``reports``, ``notes``, ``claims``, ``assessments``) the part's id, so a
+    path keeps naming the same part whatever is added later; inside a part, list positions
+    (``reports/<id>/link_cards/0/title``).  A path ends at a text value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from evidence_catalog import model
+from evidence_catalog.errors import EvidenceError
+from evidence_catalog.serialize import structure, unstructure
+
+#: What a withheld text is replaced by.
+WITHHELD_MARK = "[withheld]"
+#: The record's lists whose members are named by their id in a field path.
+PART_LISTS = ("acquisitions", "reports", "notes", "claims", "assessments")
+#: Members that say what something *is* rather than hold what a source said: never rewritten.
+_STRUCTURAL = frozenset(
+    {"id", "schema", "sha256", "md5", "sha1", "sha512", "blake2b", "kind", "role", "method", "outcome", "status"}
+    | {"precision", "confidence", "media_type", "action", "subject", "hash", "prev_hash", "category"}
+    | {"target_id", "supersedes", "source_report_id", "artifact_sha256", "version_of", "identity"}
+)
+
+
+class FieldPathError(ValueError):
+    """A field path that does not name a text value of the record."""
+
+
+@attrs.frozen
+class WithheldArtifact:
+    """An artifact a redacted export leaves out."""
+
+    record_id: str
+    sha256: str
+    size: int
+    media_type: str
+    #: ``(flag kind, reason)`` of each flag that withholds it.
+    reasons: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class WithheldField:
+    """A field whose text a redacted export replaces by :data:`WITHHELD_MARK`."""
+
+    record_id: str
+    path: str
+    reasons: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class Redaction:
+    """A record as it may travel, and what was withheld from it."""
+
+    record: model.EvidenceRecord
+    artifacts: tuple[WithheldArtifact, ...] = ()
+    fields: tuple[WithheldField, ...] = ()
+    #: The withheld texts (to find them again in the record's custody events).
+    values: frozenset[str] = frozenset()
+
+    @property
+    def withheld_sha256(self) -> frozenset[str]:
+        """SHA-256 of every withheld artifact."""
+        return frozenset(a.sha256 for a in self.artifacts)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was withheld."""
+        return bool(self.artifacts or self.fields)
+
+
+def resolve(document: Mapping[str, Any], path: str) -> tuple[Any, str | int]:
+    """The container and key of the text value *path* names in a record *document*;
+    :class:`FieldPathError` saying which step fails."""
+    steps = path.split("/")
+    node: Any = document
+    for depth, step in enumerate(steps):
+        if isinstance(node, dict):
+            if step not in node:
+                raise FieldPathError(f"field path {path!r}: no member {step!r}")
+            key: str | int = step
+        elif isinstance(node, list):
+            key = _list_key(node, step, path, top_level=depth == 1 and steps[0] in PART_LISTS)
+        else:
+            raise FieldPathError(f"field path {path!r}: {'/'.join(steps[:depth])!r} holds no members")
+        if depth == 0 and step not in PART_LISTS and isinstance(node[key], list):
+            raise FieldPathError(
+                f"field path {path!r}: {step!r} cannot be named by a path"
+                + ("; flag artifacts by their SHA-256" if step == "artifacts" else "")
+            )
+        if depth == len(steps) - 1:
+            if not isinstance(node[key], str):
+                raise FieldPathError(f"field path {path!r} names no text value")
+            if step in _STRUCTURAL:
+                raise FieldPathError(f"field path {path!r} names an identifier or code, which cannot be withheld")
+            return node, key
+        node = node[key]
+    raise FieldPathError(f"field path {path!r} is empty")  # pragma: no cover - split never gives []
+
+
+def _list_key(node: list[Any], step: str, path: str, *, top_level: bool) -> int:
+    if top_level:
+        for index, item in enumerate(node):
+            if isinstance(item, dict) and item.get("id") == step:
+                return index
+        raise FieldPathError(f"field path {path!r}: no part with id {step}")
+    if not step.isdigit() or int(step) >= len(node):
+        raise FieldPathError(f"field path {path!r}: {step!r} is not a position in the list")
+    return int(step)
+
+
+def flagged(record: model.EvidenceRecord, kinds: Collection[str] | None = None) -> list[model.SensitivityFlag]:
+    """The record's flags of these kinds (all kinds when ``None``)."""
+    return [flag for flag in record.flags if kinds is None or flag.kind.value in kinds]
+
+
+def redact(record: model.EvidenceRecord, kinds: Collection[str] | None = None) -> Redaction:
+    """The record with what its flags of *kinds* name withheld.
+
+    Raises :class:`FieldPathError` when a flag names a field the record does not have, or when
+    withholding it would leave a record that is not valid (a value with a fixed format).
+    """
+    flags = flagged(record, kinds)
+    if not flags:
+        return Redaction(record=record)
+    artifact_reasons: dict[str, list[tuple[str, str]]] = {}
+    field_reasons: dict[str, list[tuple[str, str]]] = {}
+    for flag in flags:
+        reason = (flag.kind.value, flag.reason)
+        targets = flag.artifacts if flag.artifacts or flag.fields else [ra.artifact.sha256 for ra in record.artifacts]
+        for sha in targets:
+            artifact_reasons.setdefault(sha, []).append(reason)
+        for path in flag.fields:
+            field_reasons.setdefault(path, []).append(reason)
+    document = unstructure(record)
+    values: set[str] = set()
+    for path in field_reasons:
+        container, key = resolve(document, path)
+        values.add(container[key])
+    for path in field_reasons:
+        container, key = resolve(document, path)
+        container[key] = WITHHELD_MARK
+    held = {ra.artifact.sha256: ra.artifact for ra in record.artifacts}
+    withheld = {sha for sha in artifact_reasons if sha in held}
+    document = redact_document(document, values, withheld)[0]
+    try:
+        redacted = structure(document, model.EvidenceRecord)
+    except EvidenceError as exc:  # the model refuses the redacted value (a fixed format)
+        raise FieldPathError(f"withholding {', '.join(sorted(field_reasons))} leaves an invalid record: {exc}") from exc
+    return Redaction(
+        record=redacted,
+        artifacts=tuple(
+            WithheldArtifact(
+                record_id=record.id,
+                sha256=sha,
+                size=held[sha].size,
+                media_type=held[sha].media_type,
+                reasons=tuple(artifact_reasons[sha]),
+            )
+            for sha in (ra.artifact.sha256 for ra in record.artifacts)
+            if sha in withheld
+        ),
+        fields=tuple(
+            WithheldField(record_id=record.id, path=path, reasons=tuple(reasons))
+            for path, reasons in field_reasons.items()
+        ),
+        values=frozenset(values),
+    )
+
+
+def redact_document(document: Any, values: Collection[str], withheld: Collection[str]) -> tuple[Any, bool]:
+    """A copy of a JSON *document* (a record, a custody event) with every text equal to one of
+    *values* replaced by :data:`WITHHELD_MARK` (identifiers and codes excepted) and the embedded
+    metadata of every artifact in *withheld* left out; and whether anything changed."""
+    changed = False
+
+    def walk(node: Any, key: str | None) -> Any:
+        nonlocal changed
+        if isinstance(node, str):
+            if node in values and key not in _STRUCTURAL:
+                changed = True
+                return WITHHELD_MARK
+            return node
+        if isinstance(node, list):
+            return [walk(item, key) for item in node]
+        if isinstance(node, dict):
+            copy = {k: walk(v, k) for k, v in node.items()}
+            digests = copy.get("digests")
+            if isinstance(digests, dict) and digests.get("sha256") in withheld and copy.get("metadata") is not None:
+                copy["metadata"] = None
+                changed = True
+            return copy
+        return node
+
+    return walk(document, None), changed
+
+
+def check_flag(record: model.EvidenceRecord, flag: model.SensitivityFlag) -> None:
+    """Refuse (``ValueError`` naming the problem) a flag that names an artifact the record does
+    not hold, or a field that cannot be withheld from it."""
+    held = {ra.artifact.sha256 for ra in record.artifacts}
+    for sha in flag.artifacts:
+        if sha not in held:
+            raise ValueError(f"record {record.id} holds no artifact {sha}")
+    redact(attrs.evolve(record, flags=(flag,)))
+
+
+def part_ids_named(flags: Iterable[model.SensitivityFlag]) -> set[str]:
+    """The ids of the record's parts that flags name in field paths."""
+    return {path.split("/")[1] for flag in flags for path in flag.fields if path.split("/")[0] in PART_LISTS}
