@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	rm -rf $(DEMO)
+	rm -rf $(DEMO) $(DEMO)-bag $(DEMO)-partner
 	$(EC) init $(DEMO) --operator "Demo Analyst <analyst@example.org>" --digest md5
 	$(EC) add --catalog $(DEMO) --tag demo --source-url "https://example.org/synthetic" \
 	    examples/*.jpg examples/*.png examples/*.pdf examples/*.txt examples/*.wav
@@ -35,6 +35,11 @@ demo: $(STAMP)
 	    "import json,sys; print(next(r['id'] for r in json.load(sys.stdin) if 'demo page' in r['title']))")
 	$(EC) verify --catalog $(DEMO)
 	$(EC) log --catalog $(DEMO)
+	$(EC) export --catalog $(DEMO) --format bagit --output $(DEMO)-bag
+	$(BIN)/bagit.py --validate --quiet $(DEMO)-bag && echo "bagit-python: $(DEMO)-bag is a valid bag"
+	$(EC) init $(DEMO)-partner --operator "Partner Analyst <partner@example.org>"
+	$(EC) import --catalog $(DEMO)-partner $(DEMO)-bag
+	$(EC) verify --catalog $(DEMO)-partner
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

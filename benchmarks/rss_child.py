@@ -10,6 +10,8 @@ Usage::
     python benchmarks/rss_child.py capture-warm CATALOG_DIR URL WARM_URL
     python benchmarks/rss_child.py ingest CATALOG_DIR FILE
     python benchmarks/rss_child.py ingest-search CATALOG_DIR FILE WORD
+    python benchmarks/rss_child.py export-bag CATALOG_DIR BAG_DIR
+    python benchmarks/rss_child.py check-bag BAG_DIR
 
 ``bare`` imports nothing (the interpreter's own baseline); ``import`` imports the library; ``init``
 also creates an empty catalog; ``add`` creates a catalog and adds *FILE* with one ``Catalog.add``
@@ -21,7 +23,10 @@ captures *WARM_URL* (untimed), as a batch does before its second URL, then times
 ``ingest`` creates a catalog and ingests the digest *FILE* with one ``Catalog.ingest`` call
 (``seconds`` is that call); ``ingest-search`` then also times ``Catalog.search(WORD,
 limit=None)`` and with the default limit of 100, best of 5 each (``search_seconds``,
-``search_hits``, ``search100_seconds``, ``search100_hits``).
+``search_hits``, ``search100_seconds``, ``search100_hits``).  ``export-bag`` opens an existing
+catalog and exports it whole as a BagIt bag with one ``Catalog.export`` call; ``check-bag`` checks
+a bag completely (``evidence_catalog.interchange.bag.check_bag``: paths, Payload-Oxum, every
+digest), as an import does before it accepts anything.
 
 The peak comes from ``VmHWM`` in ``/proc/self/status``: the high-water mark of this process's
 own address space since ``exec``.  ``getrusage``/``wait4`` ``ru_maxrss`` is not used on Linux
@@ -46,6 +51,8 @@ ARGUMENTS = {
     "capture-warm": 3,
     "ingest": 2,
     "ingest-search": 3,
+    "export-bag": 2,
+    "check-bag": 1,
 }
 
 
@@ -81,6 +88,24 @@ def main(argv: list[str]) -> int:
     from evidence_catalog import Catalog  # the import is part of what is measured
 
     report: dict[str, object] = {"mode": mode}
+    if mode == "export-bag":
+        with Catalog.open(argv[1], operator=OPERATOR) as catalog:
+            started = time.perf_counter()
+            exported = catalog.export(argv[2], format="bagit")
+            report.update(
+                seconds=time.perf_counter() - started,
+                records=exported.records,
+                artifacts=exported.artifacts,
+                payload_oxum=exported.payload_oxum,
+            )
+    elif mode == "check-bag":
+        from pathlib import Path
+
+        from evidence_catalog.interchange.bag import check_bag
+
+        started = time.perf_counter()
+        checked = check_bag(Path(argv[1]))
+        report.update(seconds=time.perf_counter() - started, octets=checked.octets, files=len(checked.files))
     if mode in ("init", "add", "capture", "capture-warm", "ingest", "ingest-search"):
         with Catalog.init(argv[1], operator=OPERATOR) as catalog:
             if mode == "add":

@@ -39,6 +39,15 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     cost (PASS below 1.5, else INFO).  There is no external tool to compare with: the issue asks
     only for items/s, RSS and linearity.
 
+``bagit``
+    Export a catalog of ``--bag-gib`` GiB (default 5; issue 6: 40 large files and 2,000 small
+    ones) as a BagIt bag (``rss_child.py export-bag``: MB/s and peak RSS) vs making a bag of the
+    same files with bagit-python (``cp -r`` of the files, then ``bagit.py`` in place, which hashes
+    them after copying); then re-validate the exported bag as an import does (``rss_child.py
+    check-bag``: paths, Payload-Oxum, every digest; MB/s and peak RSS) vs ``bagit.py --validate``
+    on the same bag (and ``sha256sum -c`` of its manifest for context).  Both validators are
+    given the machine's cores (``--processes``).  No target in the issue; reported as ratios.
+
 Data files are read once before timing so that both sides read from the page cache; ours and
 the reference alternate (each round in the opposite order to the one before), and the best of
 ``--repeat`` runs of each is compared (the median for ``capture``).  Peak RSS is the child's ``VmHWM`` (see
@@ -88,7 +97,7 @@ DEFAULT_WORKDIR = HERE / "scratch"
 CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
-BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest")
+BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit")
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -380,6 +389,7 @@ class Context:
     repeat: int
     capture_size: int = DEFAULT_CAPTURE_MIB * MIB
     ingest_items: int = DEFAULT_INGEST_ITEMS
+    bag_size: int = 5 * GIB
     _big: Path | None = None
 
     def big_file(self) -> Path:
@@ -1014,6 +1024,99 @@ def bench_ingest(ctx: Context) -> list[Row]:
     ]
 
 
+BAG_LARGE_FILES = 40
+BAG_SMALL_FILES = 2000
+
+
+def bench_bagit(ctx: Context) -> list[Row]:
+    """BagIt export and re-validation of a large catalog vs bagit-python (issue 6)."""
+    bagit_py = shutil.which("bagit.py") or os.fspath(Path(sys.executable).with_name("bagit.py"))
+    source = ctx.scratch / "bag-source"
+    source.mkdir()
+    small = make_small_files(source / "small", BAG_SMALL_FILES, SEED + 4)
+    small_total = sum(p.stat().st_size for p in small)
+    large_size = max(1, (ctx.bag_size - small_total) // BAG_LARGE_FILES)
+    print(f"(creating {BAG_LARGE_FILES} files of {size_text(large_size)} and {len(small)} small files ...)", flush=True)
+    (source / "large").mkdir()
+    for index in range(BAG_LARGE_FILES):
+        write_random_file(source / "large" / f"video-{index:02d}.mp4", large_size, SEED + 100 + index)
+    total = small_total + large_size * BAG_LARGE_FILES
+    catalog_dir = ctx.scratch / "bag-catalog"
+    print("(adding them to a catalog ...)", flush=True)
+    with Catalog.init(catalog_dir, operator="Benchmark <bench@example.org>") as catalog:
+        catalog.add([source / "large", source / "small"], recursive=True)
+    cores = str(os.cpu_count() or 1)
+
+    ours_export, theirs_export = Timings("export"), Timings("cp + bagit.py")
+    ours_check, theirs_check, sums = Timings("check_bag"), Timings("bagit.py --validate"), Timings("sha256sum -c")
+    peaks: dict[str, list[float]] = {"export": [], "check": []}
+    bag = ctx.scratch / "bag-ours"
+
+    def export_run() -> float:
+        remove(bag)
+        os.sync()
+        report, _ = run_child("export-bag", os.fspath(catalog_dir), os.fspath(bag))
+        peaks["export"].append(int(str(report["peak_kib"])) / KIB)
+        return float(str(report["seconds"]))
+
+    def bagit_make_run() -> float:
+        target = ctx.scratch / "bag-theirs"
+        remove(target)
+        os.sync()
+        started = time.perf_counter()
+        run_tool(["cp", "-r", os.fspath(source), os.fspath(target)])
+        run_tool([bagit_py, "--quiet", "--processes", cores, "--sha256", os.fspath(target)])
+        os.sync()
+        seconds = time.perf_counter() - started
+        remove(target)
+        return seconds
+
+    alternate(ctx.repeat, (ours_export, export_run), (theirs_export, bagit_make_run))
+    if not bag.exists():
+        export_run()
+    read_through_tree(bag)
+
+    def check_run() -> float:
+        report, _ = run_child("check-bag", os.fspath(bag))
+        peaks["check"].append(int(str(report["peak_kib"])) / KIB)
+        return float(str(report["seconds"]))
+
+    def bagit_validate_run() -> float:
+        return timed(lambda: run_tool([bagit_py, "--quiet", "--validate", "--processes", cores, os.fspath(bag)]))
+
+    def sha256sum_run() -> float:
+        return timed(
+            lambda: subprocess.run(
+                ["sha256sum", "--quiet", "-c", "manifest-sha256.txt"], cwd=bag, check=True, stdout=subprocess.DEVNULL
+            )
+        )
+
+    alternate(ctx.repeat, (ours_check, check_run), (theirs_check, bagit_validate_run), (sums, sha256sum_run))
+    rows = [
+        compare(f"BagIt export of a {size_text(total)} catalog", total, ours_export, theirs_export, None),
+        info_row(f"Peak RSS exporting a {size_text(total)} bag", f"{max(peaks['export']):.1f} MiB"),
+        compare(
+            f"re-validate the {size_text(total)} bag (every path and digest)", total, ours_check, theirs_check, None
+        ),
+        info_row(
+            f"Peak RSS validating the {size_text(total)} bag",
+            f"{max(peaks['check']):.1f} MiB",
+            f"sha256sum -c of the manifest: {sums.throughput(total):.0f} MiB/s",
+        ),
+    ]
+    remove(bag)
+    remove(catalog_dir)
+    remove(source)
+    return rows
+
+
+def read_through_tree(root: Path) -> None:
+    """Read every file under *root* once (into the page cache)."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            read_through(path)
+
+
 BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]]] = {
     "hash": (bench_hash, ("openssl",)),
     "multi": (bench_multi, ("openssl",)),
@@ -1022,6 +1125,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "rss": (bench_rss, ()),
     "small": (bench_small, ("cp", "sha256sum", "sync")),
     "ingest": (bench_ingest, ("grep",)),
+    "bagit": (bench_bagit, ("cp", "sha256sum", "sync")),
 }
 
 
@@ -1054,6 +1158,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         help=f"items in the largest digest for ingest; also timed at 10%% and 30%% (default {DEFAULT_INGEST_ITEMS})",
     )
+    parser.add_argument(
+        "--bag-gib", type=float, default=5.0, help="catalog exported and re-validated by bagit (default 5)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side; the best counts (default 3)")
     parser.add_argument(
         "--only",
@@ -1072,7 +1179,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     args.only = [name for name in BENCHMARKS if not selected or name in selected]
-    if args.size_gib <= 0 or args.capture_size_mib <= 0 or (args.rss_size_gib is not None and args.rss_size_gib <= 0):
+    if (
+        args.size_gib <= 0
+        or args.bag_gib <= 0
+        or args.capture_size_mib <= 0
+        or (args.rss_size_gib is not None and args.rss_size_gib <= 0)
+    ):
         parser.error("sizes must be positive")
     if args.small_files < 1 or args.repeat < 1 or args.ingest_items < 1:
         parser.error("--small-files, --ingest-items and --repeat must be at least 1")
@@ -1118,6 +1230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         size if {"hash", "multi", "add"} & set(args.only) else 0,
         rss_size if "rss" in args.only else 0,
         capture_size if "capture" in args.only else 0,
+        int(args.bag_gib * GIB) * 3 // 2 if "bagit" in args.only else 0,
     )
     needed += GIB // 2
     free = shutil.disk_usage(workdir).free
@@ -1132,6 +1245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = (
         f"Settings: data file {size_text(size)}, RSS file {size_text(rss_size)}, {args.small_files} small files, "
         f"capture file {size_text(capture_size)}, ingest digest {args.ingest_items} items, "
+        f"bag {args.bag_gib:g} GiB, "
         f"{args.repeat} runs of each side (best; median for capture); "
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
@@ -1150,6 +1264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repeat=args.repeat,
             capture_size=capture_size,
             ingest_items=args.ingest_items,
+            bag_size=int(args.bag_gib * GIB),
         )
         for name in args.only:
             function, tools = BENCH_FUNCTIONS[name]

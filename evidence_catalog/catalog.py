@@ -2009,12 +2009,16 @@ class Catalog:
         where = display_path(path)
         with self.db.read() as session:
             new = self._records_to_import(session, incoming, where)
-        stored, present, size = self._store_incoming_files(incoming, new, where)
+        stored, present, size, created = self._store_incoming_files(incoming, new, where)
         at = self.clock()
-        with self.db.write() as session:
-            new = self._records_to_import(session, incoming, where)  # again: another writer may have added
-            for item in new:
-                self._insert_imported(session, item, incoming.source | {"path": where}, at)
+        try:
+            with self.db.write() as session:
+                new = self._records_to_import(session, incoming, where)  # again: another writer may have added
+                for item in new:
+                    self._insert_imported(session, item, incoming.source | {"path": where}, at)
+        except BaseException:
+            self._remove_unclaimed(created)  # all or nothing: blobs only this import stored go too
+            raise
         added = {item.record.id for item in new}
         return ImportResult(
             source=where,
@@ -2030,7 +2034,18 @@ class Catalog:
 
     def _records_to_import(self, session: Any, incoming: Incoming, where: str) -> list[IncomingRecord]:
         """The incoming records this catalog does not have; refuse one it has with other content,
-        or an artifact it knows with other metadata."""
+        an artifact described differently (here, or by two incoming records), or a part or
+        acquisition id that is taken (ids are unique across a catalog)."""
+        described: dict[str, model.Artifact] = {}
+        for item in incoming.records:
+            for entry in item.record.artifacts:
+                earlier = described.setdefault(entry.artifact.sha256, entry.artifact)
+                if earlier != entry.artifact:
+                    raise InputError(
+                        f"describes artifact {entry.artifact.sha256} differently from another record of the "
+                        "same export; nothing was imported",
+                        where=item.where,
+                    )
         new = []
         for item in incoming.records:
             record = item.record
@@ -2050,11 +2065,38 @@ class Catalog:
                         where=item.where,
                     )
             new.append(item)
+        owners: dict[str, str] = {}
+        for item in new:
+            record = item.record
+            part_ids = [
+                *(a.id for a in record.acquisitions),
+                *(r.id for r in record.reports),
+                *(n.id for n in record.notes),
+                *(c.id for c in record.claims),
+                *(a.id for a in record.assessments),
+            ]
+            if len(set(part_ids)) != len(part_ids) or record.id in part_ids:
+                raise InputError("uses one id for two parts; nothing was imported", where=item.where)
+            for part_id in part_ids:
+                if owners.setdefault(part_id, record.id) != record.id:
+                    raise InputError(
+                        f"id {part_id} is used by two records of the export; nothing was imported", where=item.where
+                    )
+        taken = self.db.ids_in_use(session, list(owners))
+        if taken:
+            first = sorted(taken)[0]
+            raise InputError(
+                f"id {first} (of record {owners[first]}) is used in this catalog already; nothing was imported",
+                where=where,
+            )
         return new
 
-    def _store_incoming_files(self, incoming: Incoming, new: list[IncomingRecord], where: str) -> tuple[int, int, int]:
+    def _store_incoming_files(
+        self, incoming: Incoming, new: list[IncomingRecord], where: str
+    ) -> tuple[int, int, int, list[str]]:
         """Store the bytes of every new record's artifacts, checking each against its SHA-256
-        before any is stored; return (stored, already held, bytes stored)."""
+        before any is stored; return (stored, already held, bytes stored, SHA-256s of the blobs
+        this call created)."""
         needed: dict[str, model.Artifact] = {}
         for item in new:
             for entry in item.record.artifacts:
@@ -2077,20 +2119,42 @@ class Catalog:
                         where=display_path(incoming.files[sha]),
                     )
         stored = size_total = 0
+        created: list[str] = []
+        try:
+            self._store_files(incoming, missing, created)
+        except BaseException:
+            self._remove_unclaimed(created)
+            raise
+        for sha in created:
+            stored += 1
+            size_total += needed[sha].size
+        return stored, len(needed) - len(missing), size_total, created
+
+    def _store_files(self, incoming: Incoming, missing: list[str], created: list[str]) -> None:
         for sha in missing:
             try:
                 with open(incoming.files[sha], "rb") as stream:
                     blob = self.blobs.put_stream(_SourceFile(stream, display_path(incoming.files[sha])))
             except OSError as exc:
                 raise InputError(f"cannot be read ({exc.strerror})", where=display_path(incoming.files[sha])) from exc
+            if blob.created:
+                created.append(blob.sha256)
             if blob.sha256 != sha:  # changed since it was checked
                 raise IntegrityError(
                     f"changed while it was imported (now SHA-256 {blob.sha256}); nothing was imported",
                     where=display_path(incoming.files[sha]),
                 )
-            stored += 1
-            size_total += blob.size
-        return stored, len(needed) - len(missing), size_total
+
+    def _remove_unclaimed(self, created: Sequence[str]) -> None:
+        """Remove blobs an import stored when its records were not written, unless a record
+        (of another writer, meanwhile) holds them."""
+        if not created:
+            return
+        with self.db.read() as session:
+            unclaimed = [sha for sha in created if self.db.artifact(session, sha) is None]
+        for sha in unclaimed:
+            with contextlib.suppress(OSError):
+                self.blobs.path_for(sha).unlink()
 
     def _insert_imported(self, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime) -> None:
         record = item.record
@@ -2175,23 +2239,27 @@ class Catalog:
         tmp.mkdir()
         writer = BagWriter(tmp, ("sha256", "sha512") if sha512 else ("sha256",))
         wanted = None if selected is None else set(selected)
-        on_bytes = None
+        on_bytes = on_withheld = None
         if progress is not None:
-            done = [0]
+            counts = [0, 0]  # done, total
             with self.db.read() as session:
-                total = self.db.artifact_bytes(session, selected)
-            progress(0, total)
+                counts[1] = self.db.artifact_bytes(session, selected)
+            progress(0, counts[1])
 
             def on_bytes(n: int) -> None:
-                done[0] += n
-                progress(done[0], total)
+                counts[0] += n
+                progress(counts[0], counts[1])
+
+            def on_withheld(n: int) -> None:  # a redaction leaves it out: the total shrinks
+                counts[1] -= n
+                progress(counts[0], counts[1])
 
         try:
             with self.db.read() as session:
                 ids = self.db.record_ids(session) if selected is None else selected
                 summary, redaction = write_payload(
                     writer,
-                    records=(self.db.record(session, record_id) for record_id in ids),
+                    records=self.db.records(session, ids),
                     events=(e for e in self.db.events(session) if wanted is None or e.subject in wanted),
                     open_blob=self.blobs.open,
                     head={
@@ -2203,6 +2271,7 @@ class Catalog:
                     },
                     redact_kinds=kinds,
                     progress=on_bytes,
+                    withheld_bytes=on_withheld,
                 )
             info = bag_info(
                 summary=summary, operator=self.operator, generator=library_agent(), at=at, redaction=redaction
@@ -2267,7 +2336,7 @@ class Catalog:
         wanted = None if selected is None else set(selected)
         with self.db.read() as session:
             ids = self.db.record_ids(session) if selected is None else selected
-            records = (self.db.record(session, record_id) for record_id in ids)
+            records = self.db.records(session, ids)
             events = (e for e in self.db.events(session) if wanted is None or e.subject in wanted)
             if format == "csv":
                 return _write_csv(stream, records), 0, 0

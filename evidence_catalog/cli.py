@@ -1269,7 +1269,7 @@ def export(
             found = {hit.record_id for hit in catalog.search(search_text, limit=None)}
             chosen = [r for r in (chosen if chosen is not None else catalog.record_ids()) if r in found]
         if chosen == []:
-            raise click.UsageError("no record meets the selection; nothing was exported")
+            raise InputError("no record meets the selection; nothing was exported", where="export")
         with _export_progress(quiet=quiet or fmt != "bagit") as progress:
             result = catalog.export(
                 output,

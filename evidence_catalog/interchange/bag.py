@@ -85,8 +85,6 @@ class BagWriter:
         target = self._target(relative)
         with open(target, "xb") as out:
             digests, size = hash_stream(cast(Readable, stream), self.algorithms, on_block=out.write, progress=progress)
-            out.flush()
-            os.fsync(out.fileno())
         return self._listed(relative, {alg: getattr(digests, alg) for alg in self.algorithms}, size)
 
     def add_bytes(self, relative: str, data: bytes) -> dict[str, str]:
@@ -96,8 +94,6 @@ class BagWriter:
         hasher.update(data)
         with open(target, "xb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
         digests = hasher.digests()
         return self._listed(relative, {alg: getattr(digests, alg) for alg in self.algorithms}, len(data))
 
@@ -117,8 +113,6 @@ class BagWriter:
         and the tag manifests; return the SHA-256 of ``tagmanifest-sha256.txt`` (it pins every
         byte of the bag)."""
         for manifest in self._manifests.values():
-            manifest.flush()
-            os.fsync(manifest.fileno())
             manifest.close()
         tag_files = ["bagit.txt", "bag-info.txt", *(f"manifest-{alg}.txt" for alg in self.algorithms)]
         _write_text(self.root / "bagit.txt", f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n")
@@ -136,6 +130,9 @@ class BagWriter:
                 hasher = MultiHasher(["sha256"])
                 hasher.update(text.encode("utf-8"))
                 pinned = hasher.digests().sha256
+        # One flush of everything written, instead of one fsync per file (thousands of small
+        # files would each wait for the disk); the bag is renamed into place only after this.
+        os.sync()
         return pinned
 
     def abort(self) -> None:
@@ -158,8 +155,6 @@ class _HashingText:
         return len(text)
 
     def close(self) -> None:
-        self.raw.flush()
-        os.fsync(self.raw.fileno())
         self.raw.close()
         digests = self.hasher.digests()
         self.writer._listed(
@@ -170,8 +165,6 @@ class _HashingText:
 def _write_text(path: Path, text: str) -> None:
     with open(path, "x", encoding="utf-8", newline="\n") as out:
         out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def _one_line(value: str) -> str:

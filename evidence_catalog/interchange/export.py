@@ -61,6 +61,8 @@ def artifact_names(record: model.EvidenceRecord) -> dict[str, str]:
         given = original.get(sha)
         if given is None:
             given = (titles.get(sha) or entry.role.value) + extension
+        elif "." not in given.strip(".") and extension != ".bin":  # a name without an extension
+            given += extension
         names.append(portable_name(given, fallback=entry.role.value + extension))
     shas = [entry.artifact.sha256 for entry in record.artifacts]
     return dict(zip(shas, unique_names(names, shas), strict=True))
@@ -75,12 +77,14 @@ def write_payload(
     head: dict[str, Any],
     redact_kinds: Collection[str] | None,
     progress: ByteProgress | None = None,
+    withheld_bytes: ByteProgress | None = None,
 ) -> tuple[BagSummary, dict[str, Any] | None]:
     """Write every record, its artifacts (unless withheld), the custody events and
     ``contents.json``; return what was written and the redaction (``None`` when none was asked).
 
     Each artifact is copied from the blob store and checked on the way: a stored blob that no
-    longer has its SHA-256 stops the export (:class:`IntegrityError`).
+    longer has its SHA-256 stops the export (:class:`IntegrityError`).  *progress* is called with
+    the bytes of each block copied, *withheld_bytes* with the size of each artifact withheld.
     """
     counts = {"records": 0, "artifacts": 0, "events": 0}
     withheld_artifacts: list[dict[str, Any]] = []
@@ -106,6 +110,8 @@ def write_payload(
         for entry in record.artifacts:
             sha = entry.artifact.sha256
             if sha in withheld:
+                if withheld_bytes is not None:
+                    withheld_bytes(entry.artifact.size)
                 continue
             with open_blob(sha) as stream:
                 digests = writer.add_stream(f"{folder}/artifacts/{names[sha]}", stream, progress=progress)

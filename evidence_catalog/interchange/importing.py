@@ -122,7 +122,11 @@ def record_from(document: Any, where: str) -> model.EvidenceRecord:
         record: model.EvidenceRecord = from_document(document, model.EvidenceRecord)
     except EvidenceError as exc:
         raise ValidationError(exc.message, where=where) from None
-    if canonical_json(to_document(record)) != canonical_json(document):
+    try:
+        same = canonical_json(to_document(record)) == canonical_json(document)
+    except ValueError as exc:  # e.g. an integer outside what JSON numbers can carry exactly
+        raise ValidationError(f"holds a value canonical JSON cannot represent: {exc}", where=where) from None
+    if not same:
         differing = sorted(k for k, v in to_document(record).items() if document.get(k) != v)
         raise ValidationError(
             f"would not be kept exactly as given (differs in: {', '.join(differing) or 'member order or form'})",
@@ -162,17 +166,32 @@ def _histories(events: list[dict[str, Any]], complete: bool, where: str) -> dict
 
 def read_source(path: Path, *, blobs: Path | None = None, progress: ByteProgress | None = None) -> Incoming:
     """Read and check an export: a bag folder, a JSON export or a JSON Lines export."""
-    if path.is_dir() and not path.is_symlink():
+    if path.is_symlink():
+        raise InputError("is a symbolic link; give the bag folder or export file itself", where=str(path))
+    if path.is_dir():
         if blobs is not None:
             raise InputError("a bag carries its own files; --blobs is for JSON and JSON Lines", where="blobs")
         return read_bag(path, progress=progress)
     if not path.is_file():
         raise InputError("no such file or bag folder", where=str(path))
     data = _read_limited(path, str(path))
-    stripped = data.lstrip()
-    if stripped.startswith(b"{") and b"\n{" not in stripped.strip():
-        return _read_json(path, data, blobs)
-    return _read_jsonl(path, data, blobs)
+    if not data.strip():
+        raise InputError("is empty", where=str(path))
+    if _first_line_is_a_document(data):  # JSON Lines: every line a whole document
+        return _read_jsonl(path, data, blobs)
+    return _read_json(path, data, blobs)
+
+
+def _first_line_is_a_document(data: bytes) -> bool:
+    """Whether the first non-blank line is a JSON object on its own (JSON Lines), rather than the
+    start of one document over many lines (a JSON export)."""
+    for line in data.split(b"\n"):
+        if line.strip():
+            try:
+                return isinstance(json.loads(line), dict)
+            except (ValueError, RecursionError):
+                return False
+    return False
 
 
 def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
@@ -188,9 +207,11 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
             raise ValidationError("redaction must be an object or null", where=CONTENTS)
         artifacts = redaction.get("withheld_artifacts")
         fields = redaction.get("withheld_fields")
-        if artifacts or fields or not isinstance(artifacts, list) or not isinstance(fields, list):
+        if not isinstance(artifacts, list) or not isinstance(fields, list):
+            raise ValidationError("redaction must list withheld_artifacts and withheld_fields", where=CONTENTS)
+        if artifacts or fields:
             raise InputError(
-                f"is a redacted bag ({len(artifacts or [])} artifact(s) and {len(fields or [])} field(s) withheld), "
+                f"is a redacted bag ({len(artifacts)} artifact(s) and {len(fields)} field(s) withheld), "
                 "so its records cannot be imported as they were; import the complete bag",
                 where=str(root),
             )

@@ -36,10 +36,11 @@ def portable_name(text: str, fallback: str = "file") -> str:
     stem, dot, extension = cleaned.rpartition(".")
     if not dot or not stem or len(extension) > 16 or " " in extension:
         stem, extension = cleaned, ""
-    if stem.split(".")[0].rstrip(" ").casefold() in _RESERVED:
-        stem = _REPLACEMENT + stem
     suffix = f".{extension}" if extension else ""
-    return _fit(stem, MAX_NAME_BYTES - len(suffix.encode("utf-8"))) + suffix
+    stem = _fit(stem, MAX_NAME_BYTES - 1 - len(suffix.encode("utf-8")))
+    if stem.split(".")[0].rstrip(" ").casefold() in _RESERVED:  # after the cut, which can make one
+        stem = _REPLACEMENT + stem
+    return stem + suffix
 
 
 def _clean(text: str) -> str:
@@ -51,7 +52,8 @@ def _clean(text: str) -> str:
             kept.append(_REPLACEMENT if category not in ("Cf", "Mn") else "")
         else:
             kept.append(char)
-    cleaned = " ".join("".join(kept).split())  # runs of spaces become one
+    # Removing a format character can leave a base letter and a mark apart: normalise again.
+    cleaned = unicodedata.normalize("NFC", " ".join("".join(kept).split()))  # runs of spaces become one
     cleaned = cleaned.lstrip(" .-").rstrip(" .")
     while _REPLACEMENT * 2 in cleaned:
         cleaned = cleaned.replace(_REPLACEMENT * 2, _REPLACEMENT)

@@ -385,6 +385,17 @@ class CatalogDatabase:
             total += int(_run(session, query.where(entry.c.record_id.in_(ids[start : start + 500]))).scalar_one())
         return total
 
+    def ids_in_use(self, session: Session, ids: Sequence[str]) -> set[str]:
+        """Which of these ids a record part or an acquisition already has (ids are unique
+        across the catalog)."""
+        found: set[str] = set()
+        wanted = list(ids)
+        for table in (_t(RecordPartRow), _t(AcquisitionRow)):
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(_run(session, sa.select(table.c.id).where(table.c.id.in_(chunk))).scalars())
+        return found
+
     def records_holding(self, session: Session, sha256: str) -> list[str]:
         """Ids of the records that hold an artifact, oldest first."""
         table = _t(RecordArtifactRow)
@@ -590,6 +601,59 @@ class CatalogDatabase:
         except (TypeError, ValueError, KeyError) as exc:  # a row edited into nonsense
             raise ValidationError(f"{type(exc).__name__}: {exc}", where=f"record {record_id}") from exc
 
+    def records(
+        self, session: Session, record_ids: Sequence[str], *, batch: int = 500
+    ) -> Iterator[model.EvidenceRecord]:
+        """Whole records in the order of *record_ids*, read a batch at a time (a few queries per
+        batch instead of a few per record: an export of many records is bound by the disk, not
+        by the queries).  Each record is what :meth:`record` returns; a record whose rows do not
+        make a valid record is a :class:`ValidationError` naming it."""
+        for start in range(0, len(record_ids), batch):
+            ids = list(record_ids[start : start + batch])
+            rows = {r.id: r for r in session.exec(select(RecordRow).where(col(RecordRow.id).in_(ids)))}
+            entries: dict[str, list[Any]] = {i: [] for i in ids}
+            for entry, artifact in session.exec(
+                select(RecordArtifactRow, ArtifactRow)
+                .join(ArtifactRow, col(ArtifactRow.sha256) == col(RecordArtifactRow.sha256))
+                .where(col(RecordArtifactRow.record_id).in_(ids))
+                .order_by(col(RecordArtifactRow.record_id), col(RecordArtifactRow.position))
+            ):
+                entries[entry.record_id].append((entry, artifact))
+            acquisitions: dict[str, list[Any]] = {i: [] for i in ids}
+            for acquisition in session.exec(
+                select(AcquisitionRow)
+                .where(col(AcquisitionRow.record_id).in_(ids))
+                .order_by(
+                    col(AcquisitionRow.record_id),
+                    col(AcquisitionRow.custody_seq),
+                    col(AcquisitionRow.position),
+                    col(AcquisitionRow.id),
+                )
+            ):
+                acquisitions[acquisition.record_id].append(acquisition)
+            tags: dict[str, list[str]] = {i: [] for i in ids}
+            for tag_row in session.exec(select(RecordTagRow).where(col(RecordTagRow.record_id).in_(ids))):
+                tags[tag_row.record_id].append(tag_row.tag)
+            parts: dict[str, list[Any]] = {i: [] for i in ids}
+            for part in session.exec(
+                select(RecordPartRow)
+                .where(col(RecordPartRow.record_id).in_(ids))
+                .order_by(col(RecordPartRow.record_id), col(RecordPartRow.kind), col(RecordPartRow.position))
+            ):
+                parts[part.record_id].append(part)
+            for record_id in ids:
+                row = rows.get(record_id)
+                if row is None:
+                    raise NotFoundError(f"no record with id {record_id}")
+                try:
+                    yield _build_record(
+                        row, entries[record_id], acquisitions[record_id], tags[record_id], parts[record_id]
+                    )
+                except EvidenceError as exc:
+                    raise ValidationError(str(exc), where=f"record {record_id}") from exc
+                except (TypeError, ValueError, KeyError) as exc:
+                    raise ValidationError(f"{type(exc).__name__}: {exc}", where=f"record {record_id}") from exc
+
     def _assemble(self, session: Session, record_id: str) -> model.EvidenceRecord:
         row = session.get(RecordRow, record_id)
         if row is None:
@@ -606,32 +670,41 @@ class CatalogDatabase:
             .order_by(col(AcquisitionRow.custody_seq), col(AcquisitionRow.position), col(AcquisitionRow.id))
         ).all()
         tags = session.exec(select(RecordTagRow.tag).where(RecordTagRow.record_id == record_id)).all()
-        parts: dict[str, list[Any]] = {name: [] for name in _PART_FIELDS.values()}
-        for part in session.exec(
+        parts = session.exec(
             select(RecordPartRow)
             .where(RecordPartRow.record_id == record_id)
             .order_by(col(RecordPartRow.kind), col(RecordPartRow.position))
-        ):
-            parts[_PART_FIELDS[part.kind]].append(structure(part.body, PART_KINDS[part.kind]))
-        return model.EvidenceRecord(
-            id=row.id,
-            created_at=aware(row.created_at),
-            created_by=structure(row.created_by, model.Agent),
-            title=row.title,
-            artifacts=[
-                model.RecordArtifact(
-                    artifact=_artifact_from_row(artifact),
-                    role=entry.role,
-                    derived_from=entry.derived_from or (),
-                    derivation=entry.derivation,
-                    version_of=entry.version_of,
-                )
-                for entry, artifact in entries
-            ],
-            acquisitions=[structure(a.body, model.Acquisition) for a in acquisitions],
-            tags=tags,
-            **parts,
-        )
+        ).all()
+        return _build_record(row, entries, acquisitions, tags, parts)
+
+
+def _build_record(
+    row: Any, entries: Sequence[Any], acquisitions: Sequence[Any], tags: Sequence[str], part_rows: Sequence[Any]
+) -> model.EvidenceRecord:
+    """A record from its rows: its own, (record_artifact, artifact) pairs and acquisitions in
+    order, its tags, and its parts ordered by kind and position."""
+    parts: dict[str, list[Any]] = {name: [] for name in _PART_FIELDS.values()}
+    for part in part_rows:
+        parts[_PART_FIELDS[part.kind]].append(structure(part.body, PART_KINDS[part.kind]))
+    return model.EvidenceRecord(
+        id=row.id,
+        created_at=aware(row.created_at),
+        created_by=structure(row.created_by, model.Agent),
+        title=row.title,
+        artifacts=[
+            model.RecordArtifact(
+                artifact=_artifact_from_row(artifact),
+                role=entry.role,
+                derived_from=entry.derived_from or (),
+                derivation=entry.derivation,
+                version_of=entry.version_of,
+            )
+            for entry, artifact in entries
+        ],
+        acquisitions=[structure(a.body, model.Acquisition) for a in acquisitions],
+        tags=tags,
+        **parts,
+    )
 
 
 def _item_key(acquisition: model.Acquisition) -> str | None:
