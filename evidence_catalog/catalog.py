@@ -90,7 +90,7 @@ from evidence_catalog.interchange.bag import BagWriter
 from evidence_catalog.interchange.export import bag_info, place_bag, write_payload
 from evidence_catalog.interchange.importing import Incoming, IncomingRecord, read_source
 from evidence_catalog.interchange.prov import write_prov
-from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named
+from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
 from evidence_catalog.serialize import (
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
@@ -2257,6 +2257,12 @@ class Catalog:
         try:
             with self.db.read() as session:
                 ids = self.db.record_ids(session) if selected is None else selected
+                plan = None
+                if kinds is not None:  # first what to withhold across all records, then the bag
+                    try:
+                        plan = plan_redaction(self.db.records(session, ids), kinds)
+                    except FieldPathError as exc:
+                        raise InputError(str(exc), where="redact") from exc
                 summary, redaction = write_payload(
                     writer,
                     records=self.db.records(session, ids),
@@ -2269,7 +2275,7 @@ class Catalog:
                         "generator": unstructure(library_agent()),
                         "complete_log": selected is None,
                     },
-                    redact_kinds=kinds,
+                    plan=plan,
                     progress=on_bytes,
                     withheld_bytes=on_withheld,
                 )

@@ -117,7 +117,8 @@ platform_infos = st.builds(
 @st.composite
 def acquisitions(draw: st.DrawFn, shas: Sequence[str] = ()) -> model.Acquisition:
     start = draw(timestamps)
-    end = start + draw(st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=3)))
+    # In UTC: wall-clock arithmetic across a daylight-saving change could end before it started.
+    end = start.astimezone(dt.UTC) + draw(st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=3)))
     outcome = draw(st.sampled_from(model.Outcome))
     main = draw(st.none() | st.sampled_from(shas)) if shas else None
     return model.Acquisition(
@@ -217,7 +218,9 @@ def event_times(draw: st.DrawFn) -> model.EventTime:
     start = draw(timestamps)
     end = draw(st.none() | st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=400)))
     return model.EventTime(
-        start=start, end=None if end is None else start + end, precision=draw(st.sampled_from(model.TimePrecision))
+        start=start,
+        end=None if end is None else start.astimezone(dt.UTC) + end,
+        precision=draw(st.sampled_from(model.TimePrecision)),
     )
 
 

@@ -255,7 +255,7 @@ def _parse_manifest(text: str, algorithm: str, where: str) -> dict[str, str]:
         if len(parts) != 2 or not _HEX.match(parts[0]) or len(parts[0]) != _DIGEST_LENGTH[algorithm]:
             raise BagError(f"line {number} is not '<{algorithm} digest> <path>'", where=where)
         digest, raw_path = parts
-        path = _decode_path(raw_path.removeprefix("*") if raw_path.startswith("*") else raw_path)
+        path = _decode_path(raw_path)
         problem = _path_problem(path)
         if problem is not None:
             raise BagError(f"line {number}: unsafe path {path!r}: {problem}", where=where)

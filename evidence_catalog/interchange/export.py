@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mimetypes
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -20,7 +20,7 @@ from evidence_catalog import model
 from evidence_catalog.errors import InputError, IntegrityError
 from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagWriter, ByteProgress, bagging_date
 from evidence_catalog.interchange.names import portable_name, unique_names
-from evidence_catalog.interchange.redact import FieldPathError, Redaction, redact, redact_document
+from evidence_catalog.interchange.redact import FieldPathError, Redaction, RedactionPlan, apply_plan, redact_document
 from evidence_catalog.serialize import BAG_CONTENTS_SCHEMA, SCHEMA_IDS, format_timestamp, to_document, unstructure
 
 
@@ -75,7 +75,7 @@ def write_payload(
     events: Iterable[model.CustodyEvent],
     open_blob: Callable[[str], BinaryIO],
     head: dict[str, Any],
-    redact_kinds: Collection[str] | None,
+    plan: RedactionPlan | None,
     progress: ByteProgress | None = None,
     withheld_bytes: ByteProgress | None = None,
 ) -> tuple[BagSummary, dict[str, Any] | None]:
@@ -90,22 +90,19 @@ def write_payload(
     withheld_artifacts: list[dict[str, Any]] = []
     withheld_fields: list[dict[str, Any]] = []
     altered: list[int] = []
-    redactions: dict[str, Redaction] = {}
     for record in records:
         redaction = Redaction(record=record)
-        if redact_kinds is not None:
+        if plan is not None:
             try:
-                redaction = redact(record, redact_kinds)
+                redaction = apply_plan(record, plan)
             except FieldPathError as exc:
                 raise InputError(str(exc), where=f"record {record.id}") from exc
-        if redaction.changed:
-            redactions[record.id] = redaction
         folder = f"{RECORDS_DIR}/{record.id}"
         writer.add_bytes(
             f"{folder}/record.json",
             (json.dumps(to_document(redaction.record), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
         )
-        names = artifact_names(record)
+        names = artifact_names(redaction.record)  # a withheld title or path names no file
         withheld = redaction.withheld_sha256
         for entry in record.artifacts:
             sha = entry.artifact.sha256
@@ -135,9 +132,8 @@ def write_payload(
     try:
         for event in events:
             document = to_document(event)
-            redaction_of = redactions.get(event.subject)
-            if redaction_of is not None:
-                document, changed = redact_document(document, redaction_of.values, redaction_of.withheld_sha256)
+            if plan is not None:  # a withheld text or artifact can be in any event exported
+                document, changed = redact_document(document, plan.values, plan.artifacts)
                 if changed:
                     altered.append(event.seq)
             custody.write(json.dumps(document, ensure_ascii=False) + "\n")
@@ -145,9 +141,9 @@ def write_payload(
     finally:
         custody.close()
     redaction_summary = None
-    if redact_kinds is not None:
+    if plan is not None:
         redaction_summary = {
-            "kinds": sorted(redact_kinds),
+            "kinds": sorted(plan.kinds),
             "withheld_artifacts": withheld_artifacts,
             "withheld_fields": withheld_fields,
             "altered_events": altered,

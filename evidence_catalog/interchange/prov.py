@@ -19,12 +19,13 @@ Mapping (see ``docs/interchange.md``):
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from prov.model import PROV_TYPE, ProvDocument, QualifiedName
+from prov.model import PROV, PROV_TYPE, ProvDocument, QualifiedName
 
 from evidence_catalog import model
 from evidence_catalog.serialize import canonical_json, unstructure
@@ -50,10 +51,10 @@ class _TextSink(Protocol):
 def build_document(records: Iterable[model.EvidenceRecord], events: Iterable[model.CustodyEvent]) -> ProvDocument:
     """The PROV document of *records*; *events* add the exports of those records."""
     builder = _Builder()
-    exported: set[str] = set()
+    exported: dict[str, dt.datetime] = {}
     for record in records:
         builder.record(record)
-        exported.add(record.id)
+        exported[record.id] = record.created_at
     for event in events:
         if event.action == "records.exported":
             builder.export(event, exported)
@@ -96,10 +97,10 @@ class _Builder:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", agent.name).strip("-")[:40] or "agent"
         identifier = self.q("agent", f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:12]}")
         kind = {
-            model.AgentKind.PERSON: "prov:Person",
-            model.AgentKind.ORGANIZATION: "prov:Organization",
-            model.AgentKind.SOFTWARE: "prov:SoftwareAgent",
-        }.get(agent.kind, "prov:Agent")
+            model.AgentKind.PERSON: PROV["Person"],
+            model.AgentKind.ORGANIZATION: PROV["Organization"],
+            model.AgentKind.SOFTWARE: PROV["SoftwareAgent"],
+        }.get(agent.kind, PROV["Agent"])
         attributes: dict[Any, Any] = {PROV_TYPE: kind, "ec:name": agent.name}
         for name in ("email", "organization", "version", "host"):
             value = getattr(agent, name, None)
@@ -117,7 +118,7 @@ class _Builder:
             self.doc.entity(
                 identifier,
                 {
-                    PROV_TYPE: "ec:Artifact",
+                    PROV_TYPE: self.q("ec", "Artifact"),
                     "ec:sha256": artifact.sha256,
                     "ec:size": artifact.size,
                     "ec:mediaType": artifact.media_type,
@@ -129,7 +130,7 @@ class _Builder:
     def record(self, record: model.EvidenceRecord) -> None:
         record_id = self.q("uuid", record.id)
         attributes: dict[Any, Any] = {
-            PROV_TYPE: "prov:Collection",
+            PROV_TYPE: PROV["Collection"],
             "ec:kind": "EvidenceRecord",
             "ec:createdAt": record.created_at,
         }
@@ -151,7 +152,7 @@ class _Builder:
     def acquisition(self, acquisition: model.Acquisition, artifacts: dict[str, QualifiedName]) -> None:
         identifier = self.q("uuid", acquisition.id)
         attributes: dict[Any, Any] = {
-            PROV_TYPE: "ec:Acquisition",
+            PROV_TYPE: self.q("ec", "Acquisition"),
             "ec:method": acquisition.method.value,
             "ec:outcome": acquisition.outcome.value,
         }
@@ -174,7 +175,7 @@ class _Builder:
             software = self.agent(tool)
             self.doc.wasAssociatedWith(identifier, software)
             self.doc.actedOnBehalfOf(software, operator, identifier)
-        source_attributes: dict[Any, Any] = {PROV_TYPE: "ec:Source"}
+        source_attributes: dict[Any, Any] = {PROV_TYPE: self.q("ec", "Source")}
         if acquisition.source_url is not None:
             source_attributes["ec:url"] = acquisition.source_url
         if acquisition.original_path is not None:
@@ -191,7 +192,7 @@ class _Builder:
     def derivation(self, entry: model.RecordArtifact, artifacts: dict[str, QualifiedName]) -> None:
         derived = artifacts[entry.artifact.sha256]
         activity = self.q("derivation", entry.artifact.sha256)
-        attributes: dict[Any, Any] = {PROV_TYPE: "ec:Derivation"}
+        attributes: dict[Any, Any] = {PROV_TYPE: self.q("ec", "Derivation")}
         if entry.derivation is not None:
             attributes["ec:description"] = entry.derivation
         self.doc.activity(activity, other_attributes=attributes)
@@ -203,7 +204,7 @@ class _Builder:
 
     def report(self, report: model.Report, record: model.EvidenceRecord, artifacts: dict[str, QualifiedName]) -> None:
         identifier = self.q("uuid", report.id)
-        attributes: dict[Any, Any] = {PROV_TYPE: "ec:Report", "ec:text": report.text}
+        attributes: dict[Any, Any] = {PROV_TYPE: self.q("ec", "Report"), "ec:text": report.text}
         for name, key in (
             ("author", "ec:author"),
             ("url", "ec:url"),
@@ -225,14 +226,19 @@ class _Builder:
                     self.doc.wasGeneratedBy(identifier, self.q("uuid", acquisition.id), acquisition.ended_at)
                     break
 
-    def export(self, event: model.CustodyEvent, exported: set[str]) -> None:
+    def export(self, event: model.CustodyEvent, exported: dict[str, dt.datetime]) -> None:
+        """An earlier export: it used those of these records that it exported (a whole-catalog
+        export: those that existed then)."""
         details = event.details
         chosen = details.get("record_ids")
-        used = exported if chosen is None else {r for r in chosen if isinstance(r, str)} & exported
+        if chosen is None:
+            used = {r for r, created in exported.items() if created <= event.at}
+        else:
+            used = {r for r in chosen if isinstance(r, str)} & exported.keys()
         if not used:
             return
         activity = self.q("event", event.hash)
-        attributes: dict[Any, Any] = {PROV_TYPE: "ec:Export", "ec:sequence": event.seq}
+        attributes: dict[Any, Any] = {PROV_TYPE: self.q("ec", "Export"), "ec:sequence": event.seq}
         for key in ("format", "output"):
             if isinstance(details.get(key), str):
                 attributes[f"ec:{key}"] = details[key]
@@ -243,5 +249,5 @@ class _Builder:
         sha = details.get("sha256")
         if isinstance(sha, str) and model.is_hex_digest(sha, "sha256"):
             output = self.q("output", sha)
-            self.doc.entity(output, {PROV_TYPE: "ec:ExportOutput", "ec:sha256": sha})
+            self.doc.entity(output, {PROV_TYPE: self.q("ec", "ExportOutput"), "ec:sha256": sha})
             self.doc.wasGeneratedBy(output, activity, event.at)

@@ -18,6 +18,7 @@ Field paths
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ from evidence_catalog.serialize import structure, unstructure
 
 #: What a withheld text is replaced by.
 WITHHELD_MARK = "[withheld]"
+#: Withheld texts at least this long are also replaced where they are part of a longer text.
+MIN_INNER_LENGTH = 4
 #: The record's lists whose members are named by their id in a field path.
 PART_LISTS = ("acquisitions", "reports", "notes", "claims", "assessments")
 #: Members that say what something *is* rather than hold what a source said: never rewritten.
@@ -148,7 +151,12 @@ def redact(record: model.EvidenceRecord, kinds: Collection[str] | None = None) -
             artifact_reasons.setdefault(sha, []).append(reason)
         for path in flag.fields:
             field_reasons.setdefault(path, []).append(reason)
-    document = unstructure(record)
+            steps = path.split("/")
+            if steps[0] == "reports" and len(steps) > 2:  # the document it was read from holds it too
+                report = next((r for r in record.reports if r.id == steps[1]), None)
+                if report is not None and report.document_sha256 is not None:
+                    artifact_reasons.setdefault(report.document_sha256, []).append(reason)
+    document = json.loads(json.dumps(unstructure(record)))  # tuples (header pairs) become lists
     values: set[str] = set()
     for path in field_reasons:
         container, key = resolve(document, path)
@@ -189,15 +197,24 @@ def redact_document(document: Any, values: Collection[str], withheld: Collection
     *values* replaced by :data:`WITHHELD_MARK` (identifiers and codes excepted) and the embedded
     metadata of every artifact in *withheld* left out; and whether anything changed."""
     changed = False
+    # A withheld text inside a longer one (a title in a file's path) goes too; very short texts
+    # only where they are the whole value, or every "a" in the record would be withheld.
+    inner = [v for v in values if len(v) >= MIN_INNER_LENGTH]
 
     def walk(node: Any, key: str | None) -> Any:
         nonlocal changed
         if isinstance(node, str):
-            if node in values and key not in _STRUCTURAL:
+            if key in _STRUCTURAL or (key is not None and (key == "at" or key.endswith("_at"))):
+                return node
+            if node in values:
                 changed = True
                 return WITHHELD_MARK
+            for value in inner:
+                if value in node:
+                    node = node.replace(value, WITHHELD_MARK)
+                    changed = True
             return node
-        if isinstance(node, list):
+        if isinstance(node, (list, tuple)):
             return [walk(item, key) for item in node]
         if isinstance(node, dict):
             copy = {k: walk(v, k) for k, v in node.items()}
@@ -224,3 +241,63 @@ def check_flag(record: model.EvidenceRecord, flag: model.SensitivityFlag) -> Non
 def part_ids_named(flags: Iterable[model.SensitivityFlag]) -> set[str]:
     """The ids of the record's parts that flags name in field paths."""
     return {path.split("/")[1] for flag in flags for path in flag.fields if path.split("/")[0] in PART_LISTS}
+
+
+@attrs.frozen
+class RedactionPlan:
+    """What a redacted export withholds across all its records: an artifact one record's flag
+    withholds is withheld wherever it is in the export (another record may hold the same bytes),
+    and a withheld text wherever it appears (a report's text is also in the custody events of the
+    record it first came to)."""
+
+    kinds: frozenset[str]
+    #: SHA-256 -> (flag kind, reason) of each flag that withholds it.
+    artifacts: Mapping[str, tuple[tuple[str, str], ...]]
+    values: frozenset[str]
+
+
+def plan_redaction(records: Iterable[model.EvidenceRecord], kinds: Collection[str]) -> RedactionPlan:
+    """The plan for redacting *records* for flags of *kinds* (:class:`FieldPathError` as
+    :func:`redact`)."""
+    artifacts: dict[str, list[tuple[str, str]]] = {}
+    values: set[str] = set()
+    for record in records:
+        redaction = redact(record, kinds)
+        for item in redaction.artifacts:
+            reasons = artifacts.setdefault(item.sha256, [])
+            reasons.extend(r for r in item.reasons if r not in reasons)
+        values |= redaction.values
+    return RedactionPlan(
+        kinds=frozenset(kinds),
+        artifacts={sha: tuple(reasons) for sha, reasons in artifacts.items()},
+        values=frozenset(values),
+    )
+
+
+def apply_plan(record: model.EvidenceRecord, plan: RedactionPlan) -> Redaction:
+    """*record* redacted by its own flags and by what the plan withholds everywhere."""
+    own = redact(record, plan.kinds)
+    held = {ra.artifact.sha256: ra.artifact for ra in record.artifacts}
+    withheld = [sha for sha in held if sha in plan.artifacts]
+    if not own.changed and not withheld and not plan.values:
+        return own
+    document, _ = redact_document(json.loads(json.dumps(unstructure(own.record))), plan.values, withheld)
+    try:
+        redacted = structure(document, model.EvidenceRecord)
+    except EvidenceError as exc:
+        raise FieldPathError(f"withholding texts from record {record.id} leaves an invalid record: {exc}") from exc
+    return Redaction(
+        record=redacted,
+        artifacts=tuple(
+            WithheldArtifact(
+                record_id=record.id,
+                sha256=sha,
+                size=held[sha].size,
+                media_type=held[sha].media_type,
+                reasons=plan.artifacts[sha],
+            )
+            for sha in withheld
+        ),
+        fields=own.fields,
+        values=plan.values,
+    )
