@@ -159,6 +159,26 @@ class _RecordState:
     claims: list[model.Claim] = attrs.field(factory=list)
     assessments: list[model.Assessment] = attrs.field(factory=list)
 
+    @classmethod
+    def of(cls, source: EvidenceRecord | _RecordState) -> _RecordState:
+        """A state holding copies of the lists of *source*: a record (as imported), or a state
+        to change so that an event applies whole or not at all."""
+        return cls(
+            id=source.id,
+            created_at=source.created_at,
+            created_by=source.created_by,
+            title=source.title,
+            artifacts=list(source.artifacts),
+            acquisitions=list(source.acquisitions),
+            tags=set(source.tags),
+            notes=list(source.notes),
+            reports=list(source.reports),
+            flags=list(source.flags),
+            relations=list(source.relations),
+            claims=list(source.claims),
+            assessments=list(source.assessments),
+        )
+
     def freeze(self) -> EvidenceRecord:
         return EvidenceRecord(
             id=self.id,
@@ -352,19 +372,7 @@ def _apply_acquired(states: dict[str, _RecordState], event: CustodyEvent, entrie
             title=created["title"],
         )
     elif event.subject in states:
-        old = states[event.subject]
-        state = attrs.evolve(
-            old,
-            artifacts=list(old.artifacts),
-            acquisitions=list(old.acquisitions),
-            tags=set(old.tags),
-            notes=list(old.notes),
-            reports=list(old.reports),
-            flags=list(old.flags),
-            relations=list(old.relations),
-            claims=list(old.claims),
-            assessments=list(old.assessments),
-        )
+        state = _RecordState.of(states[event.subject])
     else:
         raise ValueError(f"record {event.subject} was never created in this log")
     for entry in entries:  # bytes already on the record keep the entry they were first given
@@ -428,21 +436,7 @@ def _apply_imported(states: dict[str, _RecordState], event: CustodyEvent) -> Non
     record = structure(event.details["record"], EvidenceRecord)
     if record.id != event.subject:
         raise ValueError("the imported record is not the event's subject")
-    states[record.id] = _RecordState(
-        id=record.id,
-        created_at=record.created_at,
-        created_by=record.created_by,
-        title=record.title,
-        artifacts=list(record.artifacts),
-        acquisitions=list(record.acquisitions),
-        tags=set(record.tags),
-        notes=list(record.notes),
-        reports=list(record.reports),
-        flags=list(record.flags),
-        relations=list(record.relations),
-        claims=list(record.claims),
-        assessments=list(record.assessments),
-    )
+    states[record.id] = _RecordState.of(record)
 
 
 _APPLY = {

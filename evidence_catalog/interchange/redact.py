@@ -164,31 +164,48 @@ def redact(record: model.EvidenceRecord, kinds: Collection[str] | None = None) -
     for path in field_reasons:
         container, key = resolve(document, path)
         container[key] = WITHHELD_MARK
-    held = {ra.artifact.sha256: ra.artifact for ra in record.artifacts}
+    held = {ra.artifact.sha256 for ra in record.artifacts}
     withheld = {sha for sha in artifact_reasons if sha in held}
     document = redact_document(document, values, withheld)[0]
+    return _redaction(
+        record,
+        document,
+        {sha: tuple(artifact_reasons[sha]) for sha in withheld},
+        tuple(WithheldField(record_id=record.id, path=path, reasons=tuple(r)) for path, r in field_reasons.items()),
+        frozenset(values),
+        f"withholding {', '.join(sorted(field_reasons))}",
+    )
+
+
+def _redaction(
+    record: model.EvidenceRecord,
+    document: dict[str, Any],
+    withheld: Mapping[str, tuple[tuple[str, str], ...]],
+    fields: tuple[WithheldField, ...],
+    values: frozenset[str],
+    what: str,
+) -> Redaction:
+    """The :class:`Redaction` of *record* whose redacted *document* is given, withholding the
+    artifacts in *withheld* (SHA-256 -> reasons), in the record's order."""
     try:
         redacted = structure(document, model.EvidenceRecord)
     except EvidenceError as exc:  # the model refuses the redacted value (a fixed format)
-        raise FieldPathError(f"withholding {', '.join(sorted(field_reasons))} leaves an invalid record: {exc}") from exc
+        raise FieldPathError(f"{what} leaves an invalid record: {exc}") from exc
     return Redaction(
         record=redacted,
         artifacts=tuple(
             WithheldArtifact(
                 record_id=record.id,
-                sha256=sha,
-                size=held[sha].size,
-                media_type=held[sha].media_type,
-                reasons=tuple(artifact_reasons[sha]),
+                sha256=entry.artifact.sha256,
+                size=entry.artifact.size,
+                media_type=entry.artifact.media_type,
+                reasons=withheld[entry.artifact.sha256],
             )
-            for sha in (ra.artifact.sha256 for ra in record.artifacts)
-            if sha in withheld
+            for entry in record.artifacts
+            if entry.artifact.sha256 in withheld
         ),
-        fields=tuple(
-            WithheldField(record_id=record.id, path=path, reasons=tuple(reasons))
-            for path, reasons in field_reasons.items()
-        ),
-        values=frozenset(values),
+        fields=fields,
+        values=values,
     )
 
 
@@ -282,22 +299,11 @@ def apply_plan(record: model.EvidenceRecord, plan: RedactionPlan) -> Redaction:
     if not own.changed and not withheld and not plan.values:
         return own
     document, _ = redact_document(json.loads(json.dumps(unstructure(own.record))), plan.values, withheld)
-    try:
-        redacted = structure(document, model.EvidenceRecord)
-    except EvidenceError as exc:
-        raise FieldPathError(f"withholding texts from record {record.id} leaves an invalid record: {exc}") from exc
-    return Redaction(
-        record=redacted,
-        artifacts=tuple(
-            WithheldArtifact(
-                record_id=record.id,
-                sha256=sha,
-                size=held[sha].size,
-                media_type=held[sha].media_type,
-                reasons=plan.artifacts[sha],
-            )
-            for sha in withheld
-        ),
-        fields=own.fields,
-        values=plan.values,
+    return _redaction(
+        record,
+        document,
+        {sha: plan.artifacts[sha] for sha in withheld},
+        own.fields,
+        plan.values,
+        f"withholding texts from record {record.id}",
     )
