@@ -52,6 +52,7 @@ from evidence_catalog.errors import (
     NotFoundError,
     ValidationError,
 )
+from evidence_catalog.filters import RecordFilter
 from evidence_catalog.findings import EntryUnreadable
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import format_timestamp, to_document, unstructure
@@ -132,6 +133,25 @@ def _record_filter_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _criteria(
+    catalog: Catalog,
+    status: str | None,
+    category: str | None,
+    tags: Sequence[str],
+    flags: Sequence[str],
+    bbox: str | None,
+    since: str | None = None,
+    until: str | None = None,
+) -> RecordFilter | None:
+    """The record filter the options of :func:`_record_filter_options` (and a command's own
+    time bounds) give, or ``None`` when none was given."""
+    if not any((status, category, tags, flags, bbox, since, until)):
+        return None
+    return catalog.record_filter(
+        status=status, category=category, tags=tags, flags=flags, bbox=_bbox(bbox), since=since, until=until
+    )
 
 
 def _progress_bars() -> Progress:
@@ -547,7 +567,6 @@ def search(
     is found.
     """
     with _open(catalog_path) as catalog:
-        on_records = any((status, category, tags, flags, bbox, alleged_since, alleged_until))
         hits = catalog.search(
             text,
             mention=mention,
@@ -556,17 +575,7 @@ def search(
             author=author,
             since=since,
             limit=limit,
-            record_filter=catalog.record_filter(
-                status=status,
-                category=category,
-                tags=tags,
-                flags=flags,
-                bbox=_bbox(bbox),
-                since=alleged_since,
-                until=alleged_until,
-            )
-            if on_records
-            else None,
+            record_filter=_criteria(catalog, status, category, tags, flags, bbox, alleged_since, alleged_until),
         )
     if as_json:
         _echo_json([{"record_id": h.record_id, "report": unstructure(h.report)} for h in hits])
@@ -892,15 +901,8 @@ def list_records(
 
     Exit code 1 if a record cannot be read (it is named).
     """
-    filtered = any((status, category, tags, flags, bbox, since, until))
     with _open(catalog_path) as catalog:
-        criteria = (
-            catalog.record_filter(
-                status=status, category=category, tags=tags, flags=flags, bbox=_bbox(bbox), since=since, until=until
-            )
-            if filtered
-            else None
-        )
+        criteria = _criteria(catalog, status, category, tags, flags, bbox, since, until)
         records, unreadable = _readable_records(catalog)  # one that cannot be read is named, not fatal
     if criteria is not None:
         records = [record for record in records if criteria.matches(record)]
@@ -1261,10 +1263,9 @@ def export(
     """
     with _open(catalog_path, operator) as catalog:
         chosen = list(record_ids) or None
-        if any((status, category, tags, flags, bbox)):
-            criteria = catalog.record_filter(status=status, category=category, tags=tags, flags=flags, bbox=_bbox(bbox))
-            matching = [r.id for r in catalog.records(chosen) if criteria.matches(r)]
-            chosen = matching
+        criteria = _criteria(catalog, status, category, tags, flags, bbox)
+        if criteria is not None:
+            chosen = [r.id for r in catalog.records(chosen) if criteria.matches(r)]
         if search_text is not None:
             found = {hit.record_id for hit in catalog.search(search_text, limit=None)}
             chosen = [r for r in (chosen if chosen is not None else catalog.record_ids()) if r in found]
