@@ -35,9 +35,10 @@ from typing import Any, BinaryIO, Literal, Protocol, TypeVar
 import attrs
 import sqlalchemy as sa
 from attrs import frozen
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.exc import DatabaseError
 
-from evidence_catalog import model
+from evidence_catalog import merkle, model
 from evidence_catalog.capture.ytdlp import (
     CapturedFile,
     CaptureFailed,
@@ -47,6 +48,21 @@ from evidence_catalog.capture.ytdlp import (
     item_key,
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
+from evidence_catalog.checkpoint import (
+    ORIGIN_PREFIX,
+    PASSPHRASE_ENV,
+    Checkpoint,
+    CheckpointError,
+    LogKey,
+    key_id,
+    parse_checkpoint,
+    remembered,
+    remembered_path,
+    vkey,
+)
+from evidence_catalog.checkpoint import remember as remember_checkpoint
+from evidence_catalog.checkpoint import sign as sign_checkpoint
+from evidence_catalog.checkpoint import verify as verify_checkpoint
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
 from evidence_catalog.custody import (
     ANNOTATIONS,
@@ -54,6 +70,7 @@ from evidence_catalog.custody import (
     added_details,
     annotation_details,
     captured_details,
+    event_leaf,
     failed_details,
     imported_details,
     linked_details,
@@ -73,9 +90,13 @@ from evidence_catalog.errors import (
 from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.findings import (
+    CheckpointInvalid,
+    CheckpointMismatch,
     EntryUnreadable,
     EventUnreplayable,
     Finding,
+    LogRolledBack,
+    MerkleLeafMismatch,
     RecordMismatch,
     RecordMissing,
     UnloggedChange,
@@ -115,6 +136,8 @@ from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
 DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
+#: The log's Ed25519 key pair (see :mod:`evidence_catalog.checkpoint`).
+KEYS_DIR = "keys"
 #: Temporary areas of captures in progress (nothing in it is ever recorded).
 WORK_DIR = "tmp"
 
@@ -318,6 +341,32 @@ class ImportResult:
     payload_oxum: str | None = None
 
 
+@frozen
+class CheckpointInfo:
+    """A checkpoint of the custody log: its size, root (hex), the signed note and when."""
+
+    size: int
+    root: str
+    note: str
+    signed: bool
+    at: dt.datetime
+
+
+@frozen
+class InclusionProof:
+    """That custody event *seq* is leaf ``seq - 1`` of the log's Merkle tree of *tree_size*
+    leaves with this root (RFC 6962 section 2.1.1; hashes in hex)."""
+
+    seq: int
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    proof: tuple[str, ...]
+    root: str
+    #: The signed checkpoint of that size, when there is one.
+    checkpoint: str | None
+
+
 class Catalog:
     """An evidence catalog in a directory: records, blobs and the custody log."""
 
@@ -329,6 +378,7 @@ class Catalog:
         *,
         operator: model.Agent | str | None = None,
         clock: Clock = model.utc_now,
+        key_passphrase: str | None = None,
     ) -> None:
         self.path = path
         self.config = config
@@ -336,6 +386,12 @@ class Catalog:
         self.blobs = BlobStore(path / BLOBS_DIR, config.algorithms)
         self.operator = resolve_operator(operator, config.operator)
         self.clock = clock
+        self.log_key = LogKey(path / KEYS_DIR)
+        self.key_passphrase = key_passphrase
+        self._private_key: Ed25519PrivateKey | None = None
+        self._key_unavailable = False
+        if self.log_key.exists:
+            self.db.on_appended = self._write_checkpoint
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -347,8 +403,13 @@ class Catalog:
         operator: model.Agent | str | None = None,
         algorithms: Sequence[str] = ("sha256",),
         clock: Clock = model.utc_now,
+        key_passphrase: str | None = None,
     ) -> Catalog:
         """Create a new catalog in *path* (which must not exist, or be an empty directory).
+
+        The catalog gets its own Ed25519 log key (``keys/``), which signs a checkpoint of the
+        custody log after every change; with *key_passphrase* (or
+        ``$EVIDENCE_CATALOG_KEY_PASSPHRASE``) its private half is stored encrypted.
 
         The operator given here (or found as :func:`~evidence_catalog.config.resolve_operator`
         describes) becomes the catalog's default operator.
@@ -372,13 +433,17 @@ class Catalog:
         database = None
         try:
             database = CatalogDatabase.create(_sqlite_url(directory))
-            catalog = cls(directory, config, database, operator=default_operator, clock=clock)
+            catalog = cls(
+                directory, config, database, operator=default_operator, clock=clock, key_passphrase=key_passphrase
+            )
+            log = catalog._create_log_key()  # first: the first event already ends with a signed checkpoint
             catalog._log_catalog_event(
                 Action.CATALOG_CREATED,
                 {
                     "format_version": config.format_version,
                     "algorithms": list(config.algorithms),
                     "software": unstructure(library_agent()),
+                    "log": log,
                 },
             )
             # catalog.toml comes last, durably: a directory without it is not (yet) a catalog.
@@ -395,6 +460,7 @@ class Catalog:
                 database.close()
             if existed:
                 shutil.rmtree(directory / BLOBS_DIR, ignore_errors=True)
+                shutil.rmtree(directory / KEYS_DIR, ignore_errors=True)
                 for name in (DATABASE_FILE, f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm", CONFIG_FILE + ".tmp"):
                     (directory / name).unlink(missing_ok=True)
             else:
@@ -413,6 +479,7 @@ class Catalog:
         operator: model.Agent | str | None = None,
         clock: Clock = model.utc_now,
         read_only: bool | None = None,
+        key_passphrase: str | None = None,
     ) -> Catalog:
         """Open an existing catalog directory.
 
@@ -435,7 +502,9 @@ class Catalog:
         if read_only is None:
             read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
         database = CatalogDatabase.open(_sqlite_url(directory, read_only=read_only), where=display_path(db_path))
-        catalog = cls(directory, config, database, operator=operator, clock=clock)
+        catalog = cls(directory, config, database, operator=operator, clock=clock, key_passphrase=key_passphrase)
+        if not read_only and not catalog.log_key.exists:  # a catalog from before signed checkpoints
+            catalog._log_catalog_event(Action.LOG_KEY_CREATED, catalog._create_log_key())
         if database.upgraded_from is not None:
             # A schema upgrade rewrites tables: who did it, when, with which version, is custody.
             catalog._log_catalog_event(
@@ -1790,10 +1859,20 @@ class Catalog:
         progress: ProgressCallback | None = None,
         workers: int | None = None,
         record_event: bool = True,
+        checkpoints: Sequence[tuple[str, str]] = (),
+        remember: bool = False,
     ) -> VerificationReport:
         """Check everything the catalog claims, and return every finding.
 
-        1. The custody log: each event's hash and link to the one before, sequence numbers.
+        1. The custody log: each event's hash and link to the one before, sequence numbers; the
+           Merkle tree recomputed from the events and compared with the stored one; every
+           checkpoint kept (the latest one's signature with the catalog's log key) and every
+           checkpoint given in *checkpoints* -- ``(where it came from, signed note text)``,
+           e.g. one a partner was sent -- must be a prefix of the log as it is now: a log
+           rolled back, or changed under a checkpoint, is found.  With *remember*, the latest
+           checkpoint an earlier verification remembered (outside the catalog, see
+           :func:`evidence_catalog.checkpoint.remembered_path`) is checked too, with the key it
+           was checked with then, and a clean verification remembers the latest checkpoint.
         2. The records: every record is rebuilt from the log alone and compared field by field
            with the database; records the log never created, or that are gone, are named.
         3. The bytes: every stored artifact is re-hashed with every recorded algorithm, in
@@ -1803,8 +1882,29 @@ class Catalog:
         verification itself is logged when the catalog can be written (a read-only copy is still
         verified; ``logged`` tells which).
         """
+        given = list(checkpoints)
+        pinned: list[Finding] = []
+        if remember and self.log_key.exists:
+            name, public = self.log_key.public()
+            try:
+                held = remembered(name)
+            except CheckpointError as exc:
+                pinned.append(CheckpointInvalid(source="the remembered checkpoint", reason=str(exc)))
+                held = None
+            if held is not None:
+                if held[1] != public:
+                    pinned.append(
+                        CheckpointInvalid(
+                            source="the catalog's log key",
+                            reason="it is not the key an earlier verification checked this log with (replaced?)",
+                        )
+                    )
+                given.append(
+                    (f"the checkpoint remembered from an earlier verification ({remembered_path(name)})", held[2])
+                )
         with self.db.read() as session:
-            findings, events_checked, record_ids = self._verify_log_and_records(session)
+            findings, events_checked, record_ids = self._verify_log_and_records(session, given)
+            findings[:0] = pinned
             artifacts: list[tuple[str, int, model.Digests]] = []
             for sha256, size, digests in self.db.artifact_digests(session):
                 if isinstance(digests, model.Digests):
@@ -1821,6 +1921,13 @@ class Catalog:
             bytes_checked=sum(a[1] for a in artifacts),
             events_checked=events_checked,
         )
+        if remember and report.ok and self.log_key.exists:
+            with self.db.read() as session:
+                latest = self.db.latest_checkpoint(session)
+            if latest is not None and latest.signed:
+                name, public = self.log_key.public()
+                with contextlib.suppress(OSError):  # remembering is a help, not part of the result
+                    remember_checkpoint(name, public, latest.note)
         if not record_event:
             return report
         try:
@@ -1837,9 +1944,12 @@ class Catalog:
             return report
         return attrs.evolve(report, logged=True)
 
-    def _verify_log_and_records(self, session: Any) -> tuple[list[Finding], int, list[str]]:
+    def _verify_log_and_records(
+        self, session: Any, checkpoints: Sequence[tuple[str, str]] = ()
+    ) -> tuple[list[Finding], int, list[str]]:
         documents = list(self.db.event_documents(session))
         findings: list[Finding] = verify_chain(documents)
+        findings.extend(self._verify_tree(session, documents, checkpoints))
         events = []
         for document in documents:
             try:
@@ -1870,12 +1980,159 @@ class Catalog:
         findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
         return findings, len(documents), record_ids
 
+    def _verify_tree(
+        self, session: Any, documents: Sequence[dict[str, Any]], given: Sequence[tuple[str, str]]
+    ) -> list[Finding]:
+        """The Merkle tree and the checkpoints against the events as they are now."""
+        findings: list[Finding] = []
+        leaves = []
+        for document in documents:
+            try:
+                leaves.append(event_leaf(document))
+            except (TypeError, ValueError):  # a damaged event: the chain check names it
+                leaves.append(bytes(32))
+        recomputed = merkle.perfect_from_leaves(leaves)
+        stored = self.db.stored_leaves(session)
+        for index, leaf in enumerate(leaves):
+            if stored.get(index) != leaf:
+                findings.append(MerkleLeafMismatch(seq=index + 1))
+                break
+        first_changed = next((i + 1 for i, leaf in enumerate(leaves) if stored.get(i) != leaf), None)
+        public = self.log_key.public() if self.log_key.exists else None
+        rows = self.db.checkpoints(session)
+        latest_signed = max((r.id or 0 for r in rows if r.signed), default=None)
+        notes = [(f"checkpoint {r.id} (kept in the catalog)", r.note, r.id == latest_signed) for r in rows]
+        notes += [(where, text, True) for where, text in given]
+        for where, note, check_signature in notes:
+            try:
+                if check_signature:
+                    if public is None:
+                        raise CheckpointError("the catalog has no log key to check a signature with")
+                    found = verify_checkpoint(note, *public)
+                else:
+                    found = parse_checkpoint(note.split("\n\n")[0] + "\n")
+            except CheckpointError as exc:
+                findings.append(CheckpointInvalid(source=where, reason=str(exc)))
+                continue
+            if found.size > len(leaves):
+                findings.append(LogRolledBack(source=where, checkpoint_size=found.size, log_size=len(leaves)))
+            elif merkle.root(recomputed, found.size) != found.root:
+                first = first_changed if first_changed is not None and first_changed <= found.size else None
+                findings.append(CheckpointMismatch(source=where, checkpoint_size=found.size, first_seq=first))
+        return findings
+
     def _log_catalog_event(self, action: str, details: dict[str, Any]) -> model.CustodyEvent:
         """Append one event about the catalog as a whole, by this catalog's operator, now."""
         with self.db.write() as session:
             return self.db.append_event(
                 session, at=self.clock(), actor=self.operator, action=action, subject="catalog", details=details
             )
+
+    # -- the log's key, checkpoints and proofs ---------------------------------------------
+
+    def _create_log_key(self) -> dict[str, Any]:
+        """Make the log's key pair; return what the custody log says of it (its public half);
+        from then on every change ends with a signed checkpoint."""
+        origin = f"{ORIGIN_PREFIX}{model.new_id()}"
+        passphrase = self.key_passphrase if self.key_passphrase is not None else os.environ.get(PASSPHRASE_ENV)
+        try:
+            name, public = self.log_key.create(origin, passphrase or None)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the log key ({exc.strerror})", where=display_path(self.log_key.directory)
+            ) from exc
+        self.db.on_appended = self._write_checkpoint
+        return {
+            "origin": name,
+            "key_id": key_id(name, public).hex(),
+            "vkey": vkey(name, public),
+            "public_key": base64.b64encode(public).decode("ascii"),
+            "encrypted": bool(passphrase),
+        }
+
+    def _signing_key(self) -> Ed25519PrivateKey | None:
+        """The private log key, or ``None`` when it cannot be opened here (no passphrase)."""
+        if self._private_key is None and not self._key_unavailable:
+            try:
+                self._private_key = self.log_key.private(self.key_passphrase)
+            except InputError:
+                self._key_unavailable = True
+        return self._private_key
+
+    def _write_checkpoint(self, session: Any) -> None:
+        """Sign and keep a checkpoint of the log as it is now (inside the write transaction
+        that changed it).  Without the key's passphrase the checkpoint is kept unsigned, and
+        :meth:`checkpoint` signs one later."""
+        size = self.db.tree_size(session)
+        name, _ = self.log_key.public()
+        current = Checkpoint(origin=name, size=size, root=self.db.merkle_root(session, size))
+        key = self._signing_key()
+        note = current.body() if key is None else sign_checkpoint(current, key)
+        self.db.add_checkpoint(
+            session, size=size, root=current.root, note=note, signed=key is not None, at=self.clock()
+        )
+
+    def checkpoint(self) -> CheckpointInfo:
+        """The latest signed checkpoint of the custody log; a new one is signed when the latest
+        is unsigned (the key's passphrase was not at hand) or does not cover the whole log."""
+        with self.db.read() as session:
+            latest = self.db.latest_checkpoint(session)
+            size = self.db.tree_size(session)
+        if latest is None or not latest.signed or latest.tree_size != size:
+            if self.db.read_only:
+                raise StorageError("the catalog is read-only; no new checkpoint can be kept")
+            if self._signing_key() is None:
+                raise InputError(
+                    f"the log key is encrypted: give its passphrase (${PASSPHRASE_ENV}) to sign a checkpoint",
+                    where="checkpoint",
+                )
+            with self.db.write() as session:
+                self._write_checkpoint(session)
+            with self.db.read() as session:
+                latest = self.db.latest_checkpoint(session)
+        assert latest is not None
+        return CheckpointInfo(
+            size=latest.tree_size,
+            root=latest.root_hash,
+            note=latest.note,
+            signed=latest.signed,
+            at=model.to_utc(latest.created_at)
+            if latest.created_at.tzinfo
+            else latest.created_at.replace(tzinfo=dt.UTC),
+        )
+
+    def inclusion_proof(self, seq: int) -> InclusionProof:
+        """The RFC 6962 inclusion proof of custody event *seq* in the log at the latest
+        checkpoint's size (or the whole log when it has none covering *seq*)."""
+        with self.db.read() as session:
+            size = self.db.tree_size(session)
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= size:
+                raise InputError(f"no custody event {seq!r}; the log has events 1 to {size}", where="seq")
+            latest = self.db.latest_checkpoint(session)
+            at_size = latest.tree_size if latest is not None and latest.tree_size >= seq else size
+            subtrees = self.db.subtrees(session)
+            proof = merkle.inclusion_proof(subtrees, seq - 1, at_size)
+            root = merkle.root(subtrees, at_size)
+            leaf = subtrees(0, seq - 1)
+        return InclusionProof(
+            seq=seq,
+            leaf_index=seq - 1,
+            tree_size=at_size,
+            leaf_hash=leaf.hex(),
+            proof=tuple(h.hex() for h in proof),
+            root=root.hex(),
+            checkpoint=latest.note if latest is not None and latest.tree_size == at_size else None,
+        )
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> tuple[str, ...]:
+        """The RFC 6962 consistency proof (hex hashes) from the log at *old_size* to *new_size*
+        (the whole log when ``None``)."""
+        with self.db.read() as session:
+            size = self.db.tree_size(session) if new_size is None else new_size
+            try:
+                return tuple(h.hex() for h in merkle.consistency_proof(self.db.subtrees(session), old_size, size))
+            except ValueError as exc:
+                raise InputError(str(exc), where="size") from exc
 
     # -- export ------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from evidence_catalog.catalog import (
     display_path,
     parse_time,
 )
+from evidence_catalog.checkpoint import vkey
 from evidence_catalog.config import parse_operator, resolve_operator
 from evidence_catalog.errors import (
     CatalogError,
@@ -1148,9 +1149,33 @@ def _show_metadata(metadata: model.EmbeddedMetadata | None) -> None:
 @cli.command()
 @click.argument("record_id", metavar="[ID]", required=False)
 @_catalog_option
+@click.option(
+    "--proof",
+    "proof_seq",
+    type=int,
+    metavar="SEQ",
+    help="Print the RFC 6962 inclusion proof of custody event SEQ in the latest checkpoint.",
+)
 @_json_option
-def log(record_id: str | None, catalog_path: str, as_json: bool) -> None:
-    """Show the custody history: of the whole catalog, or of one record."""
+def log(record_id: str | None, catalog_path: str, proof_seq: int | None, as_json: bool) -> None:
+    """Show the custody history: of the whole catalog, or of one record; or, with --proof, that
+    one event is in the signed log."""
+    if proof_seq is not None:
+        with _open(catalog_path) as catalog:
+            proof = catalog.inclusion_proof(proof_seq)
+        if as_json:
+            _echo_json(attrs.asdict(proof))
+            return
+        click.echo(f"event      {proof.seq} (leaf {proof.leaf_index})")
+        click.echo(f"tree size  {proof.tree_size}")
+        click.echo(f"leaf hash  {proof.leaf_hash}")
+        for step in proof.proof:
+            click.echo(f"path       {step}")
+        click.echo(f"root       {proof.root}")
+        if proof.checkpoint is not None:
+            click.echo("checkpoint")
+            click.echo(proof.checkpoint, nl=False)
+        return
     with _open(catalog_path) as catalog:
         if record_id is not None and not catalog.has_record(record_id):
             raise NotFoundError(f"no record with id {record_id}", where="record")
@@ -1176,20 +1201,51 @@ def _event_url(event: model.CustodyEvent) -> str:
 @_catalog_option
 @_operator_option
 @click.option("--no-log", is_flag=True, help="Do not record this verification in the custody log.")
+@click.option(
+    "--checkpoint",
+    "checkpoint_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A signed checkpoint of this log held elsewhere: the log must still extend it (repeatable).",
+)
+@click.option(
+    "--no-remember",
+    is_flag=True,
+    help="Neither check against nor keep the checkpoint remembered from the last verification.",
+)
 @_json_option
 @_quiet_option
-def verify(catalog_path: str, operator: str | None, no_log: bool, as_json: bool, quiet: bool) -> None:
-    """Check the custody log, every record against it, and every stored file's digests.
+def verify(
+    catalog_path: str,
+    operator: str | None,
+    no_log: bool,
+    checkpoint_files: Sequence[str],
+    no_remember: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Check the custody log (hash links, Merkle tree, signed checkpoints), every record
+    against it, and every stored file's digests.
 
-    Exit code 1 if anything is wrong, including a catalog database that cannot be read; each
-    problem is printed on its own line.
+    A checkpoint given with --checkpoint, and the one remembered from the last clean
+    verification (in $XDG_STATE_HOME/evidence-catalog/), must still be a prefix of the log:
+    a log rolled back or rewritten is found.  Exit code 1 if anything is wrong, including a
+    catalog database that cannot be read; each problem is printed on its own line.
     """
+    given = []
+    for name in checkpoint_files:
+        try:
+            given.append((display_path(name), Path(name).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot be read as a checkpoint ({exc})", where=display_path(name)) from exc
     try:
         with _open(catalog_path, operator) as catalog:
             with catalog.db.read() as session:
                 total = sum(size for _, size, _ in catalog.db.artifact_digests(session))
             with _bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
-                report = catalog.verify(progress=progress, record_event=not no_log)
+                report = catalog.verify(
+                    progress=progress, record_event=not no_log, checkpoints=given, remember=not no_remember
+                )
     except (CatalogNotFoundError, CatalogVersionError):
         raise  # the wrong path or a newer catalog: bad input, not a finding
     except (CatalogError, DatabaseError) as exc:
@@ -1337,6 +1393,30 @@ def import_(source: str, catalog_path: str, blobs: str | None, operator: str | N
             f"{result.artifacts_stored} artifact(s) stored, {result.artifacts_present} already stored"
             + (f"; bag {result.external_identifier}, Payload-Oxum {result.payload_oxum}" if result.payload_oxum else "")
         )
+
+
+@cli.command(name="checkpoint")
+@_catalog_option
+@_json_option
+def checkpoint_cmd(catalog_path: str, as_json: bool) -> None:
+    """Print the latest signed checkpoint of the custody log (a C2SP signed note), signing a
+    new one when the latest does not cover the whole log.  Keep it elsewhere (send it to a
+    partner, print it): `verify --checkpoint FILE` later shows whether the log still extends it."""
+    with _open(catalog_path) as catalog:
+        made = catalog.checkpoint()
+        name, public = catalog.log_key.public()
+    if as_json:
+        _echo_json(
+            {
+                "tree_size": made.size,
+                "root_hash": made.root,
+                "note": made.note,
+                "signed_at": format_timestamp(made.at),
+                "vkey": vkey(name, public),
+            }
+        )
+    else:
+        click.echo(made.note, nl=False)
 
 
 @cli.command()

@@ -31,6 +31,7 @@ from evidence_catalog.findings import (
     EventOutOfOrder,
     Finding,
 )
+from evidence_catalog.merkle import leaf_hash
 from evidence_catalog.model import GENESIS_HASH, Agent, CustodyEvent, EvidenceRecord
 from evidence_catalog.serialize import canonical_json, structure, unstructure
 
@@ -59,6 +60,7 @@ class Action:
     TAGS_ADDED = "tags.added"
     CATEGORY_DEFINED = "category.defined"
     RECORD_IMPORTED = "record.imported"
+    LOG_KEY_CREATED = "key.created"
 
 
 def document_hash(document: Mapping[str, Any]) -> str:
@@ -71,6 +73,13 @@ def document_hash(document: Mapping[str, Any]) -> str:
 def content_hash(event: CustodyEvent) -> str:
     """Recompute the hash an event should carry, from its content alone."""
     return document_hash(unstructure(event))
+
+
+def event_leaf(document: Mapping[str, Any]) -> bytes:
+    """The event's leaf in the Merkle tree of the log: SHA-256(0x00 || RFC 8785 canonical JSON
+    of the event document, ``schema`` member left out).  Raises ``ValueError``/``TypeError`` for
+    content JSON cannot represent."""
+    return leaf_hash(canonical_json({k: v for k, v in document.items() if k != "schema"}))
 
 
 @attrs.frozen

@@ -182,3 +182,60 @@ class EntryUnreadable(Finding):
 
     def __str__(self) -> str:
         return f"{self.subject} cannot be read from the catalog database ({self.reason})"
+
+
+@frozen
+class MerkleLeafMismatch(Finding):
+    """The stored Merkle tree does not match a custody event: the event or the tree was changed
+    after the event was appended."""
+
+    seq: int
+
+    def __str__(self) -> str:
+        return f"custody event {self.seq}: its leaf in the stored Merkle tree does not match the event"
+
+
+@frozen
+class LogRolledBack(Finding):
+    """A checkpoint covers more events than the log has: events were removed from its end."""
+
+    source: str
+    checkpoint_size: int
+    log_size: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source}: signed for {self.checkpoint_size} events, but the log has {self.log_size}; "
+            f"events after event {self.log_size} are gone (the log was rolled back)"
+        )
+
+
+@frozen
+class CheckpointMismatch(Finding):
+    """The log's first events no longer have the root a checkpoint signed."""
+
+    source: str
+    checkpoint_size: int
+    first_seq: int | None
+
+    def __str__(self) -> str:
+        where = (
+            f"from custody event {self.first_seq} on"
+            if self.first_seq is not None
+            else f"among events 1 to {self.checkpoint_size}"
+        )
+        return (
+            f"{self.source}: the log's first {self.checkpoint_size} events no longer have the root it signed; "
+            f"the log was changed {where} (edited, removed or reordered events)"
+        )
+
+
+@frozen
+class CheckpointInvalid(Finding):
+    """A checkpoint that is malformed, not signed by the catalog's log key, or forged."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"

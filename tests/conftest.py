@@ -144,3 +144,9 @@ def server() -> Iterator[MediaServer]:
 def base() -> str:
     """A path prefix of this test's own on the shared server."""
     return f"/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def _verifier_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints a verification remembers go to a folder of each test's own, never the home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

@@ -27,10 +27,12 @@ from evidence_catalog.errors import (
 from evidence_catalog.findings import (
     BlobMissing,
     BrokenLink,
+    CheckpointMismatch,
     DigestMismatch,
     EntryUnreadable,
     EventEdited,
     EventMissing,
+    MerkleLeafMismatch,
     RecordMismatch,
     RecordMissing,
     UnloggedChange,
@@ -247,7 +249,11 @@ def test_verify_finds_an_event_edited_in_the_database(catalog: Catalog, tmp_path
     add_one(catalog, tmp_path / "f.bin")
     _edit_db(catalog, "update custody_event set actor = json_set(actor, '$.name', 'Someone Else') where seq = 2")
     findings = catalog.verify(record_event=False).findings
-    assert [type(f) for f in findings] == [EventEdited] and findings[0].seq == 2  # type: ignore[attr-defined]
+    # The event's own hash, its Merkle leaf and the signed checkpoint over it all show it.
+    assert [type(f) for f in findings] == [EventEdited, MerkleLeafMismatch, CheckpointMismatch]
+    assert findings[0].seq == 2  # type: ignore[attr-defined]
+    assert findings[1].seq == 2  # type: ignore[attr-defined]
+    assert findings[2].first_seq == 2  # type: ignore[attr-defined]
 
 
 def test_verify_finds_a_deleted_event_and_the_acquisition_it_logged(catalog: Catalog, tmp_path: Path) -> None:

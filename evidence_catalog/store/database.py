@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
@@ -20,8 +20,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, col, select
 
-from evidence_catalog import model
-from evidence_catalog.custody import ChainHead, make_event
+from evidence_catalog import merkle, model
+from evidence_catalog.custody import ChainHead, event_leaf, make_event
 from evidence_catalog.errors import (
     CatalogError,
     CatalogVersionError,
@@ -34,7 +34,9 @@ from evidence_catalog.serialize import format_timestamp, structure, unstructure
 from evidence_catalog.store.tables import (
     AcquisitionRow,
     ArtifactRow,
+    CheckpointRow,
     CustodyEventRow,
+    MerkleNodeRow,
     RecordArtifactRow,
     RecordPartRow,
     RecordRow,
@@ -66,7 +68,7 @@ _PART_FIELDS = {
 
 #: The newest migration.  A catalog at this revision opens without loading Alembic at all
 #: (a test checks that this matches the migrations folder).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 def _known_revisions() -> set[str]:
@@ -116,6 +118,10 @@ def _make_engine(url: str | sa.URL) -> sa.Engine:
 
 class CatalogDatabase:
     """The catalog's database: an index of records, artifacts and the custody log."""
+
+    #: Called at the end of every write transaction that appended events (the catalog writes
+    #: its signed checkpoint there).
+    on_appended: Callable[[Session], None] | None = None
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -208,6 +214,8 @@ class CatalogDatabase:
         try:
             with Session(self._writer) as session, session.begin():
                 yield session
+                if session.info.pop("appended", False) and self.on_appended is not None:
+                    self.on_appended(session)  # a checkpoint, in the same transaction
         except OperationalError as exc:
             raise StorageError(f"catalog database could not be written ({exc.orig}); nothing was changed") from exc
 
@@ -246,6 +254,7 @@ class CatalogDatabase:
             prev_hash=event.prev_hash,
             hash=event.hash,
         )
+        self._add_leaves(session, [event])
         return event
 
     def append_events(self, session: Session, drafts: Sequence[EventDraft]) -> list[model.CustodyEvent]:
@@ -276,7 +285,56 @@ class CatalogDatabase:
                     for e in events
                 ],
             )
+            self._add_leaves(session, events)
         return events
+
+    def _add_leaves(self, session: Session, events: Sequence[model.CustodyEvent]) -> None:
+        """Put new events into the Merkle tree (the perfect subtrees each one completes), and
+        mark the session so that its transaction ends with a checkpoint."""
+        _insert_nodes(session, [(e.seq - 1, event_leaf(unstructure(e))) for e in events])
+        session.info["appended"] = True
+
+    # -- Merkle tree and checkpoints ----------------------------------------------------------
+
+    def tree_size(self, session: Session) -> int:
+        """How many events the log has (its Merkle tree's size)."""
+        table = _t(CustodyEventRow)
+        return int(_run(session, sa.select(sa.func.coalesce(sa.func.max(table.c.seq), 0))).scalar_one())
+
+    def subtrees(self, session: Session) -> merkle.SubtreeSource:
+        """Stored perfect subtrees, read on demand (:class:`MerkleError` for one that is missing)."""
+        return _stored_subtrees(session)
+
+    def merkle_root(self, session: Session, size: int | None = None) -> bytes:
+        """The root of the first *size* events (all when ``None``)."""
+        return merkle.root(self.subtrees(session), self.tree_size(session) if size is None else size)
+
+    def stored_leaves(self, session: Session) -> dict[int, bytes]:
+        """The leaf hashes the stored Merkle tree holds, by leaf index."""
+        table = _t(MerkleNodeRow)
+        rows = _run(session, sa.select(table.c.idx, table.c.hash).where(table.c.level == 0))
+        found = {}
+        for row in rows:
+            index, text = row.idx, row.hash
+            try:
+                found[int(index)] = bytes.fromhex(text)
+            except (TypeError, ValueError):
+                found[int(index)] = b""
+        return found
+
+    def add_checkpoint(
+        self, session: Session, *, size: int, root: bytes, note: str, signed: bool, at: dt.datetime
+    ) -> None:
+        """Keep a checkpoint of the log."""
+        _insert(session, CheckpointRow, tree_size=size, root_hash=root.hex(), note=note, signed=signed, created_at=at)
+
+    def checkpoints(self, session: Session) -> list[CheckpointRow]:
+        """Every checkpoint kept, oldest first."""
+        return list(session.exec(select(CheckpointRow).order_by(col(CheckpointRow.id))))
+
+    def latest_checkpoint(self, session: Session) -> CheckpointRow | None:
+        """The newest checkpoint, if any."""
+        return session.exec(select(CheckpointRow).order_by(col(CheckpointRow.id).desc()).limit(1)).first()
 
     def insert_rows(self, session: Session, rows: dict[str, list[dict[str, Any]]]) -> None:
         """Insert prepared rows, table by table (``record`` first: others refer to it), one
@@ -304,17 +362,7 @@ class CatalogDatabase:
         if action is not None:
             query = query.where(table.c.action == action)
         for row in _run(session, query):
-            seq, at, actor, details, action, about, prev_hash, stored_hash = tuple(row)
-            yield {
-                "seq": seq,
-                "at": _timestamp_text(at),
-                "actor": _json_text(actor),
-                "action": action,
-                "subject": about,
-                "prev_hash": prev_hash,
-                "hash": stored_hash,
-                "details": _json_text(details),
-            }
+            yield _event_document(tuple(row))
 
     def events_by_action(self, session: Session, action: str) -> list[model.CustodyEvent]:
         """The events with one action, in log order (the action column is indexed)."""
@@ -869,3 +917,75 @@ def index_rows(bind: Session | sa.Connection, reports: Sequence[tuple[str, model
 def _json_body(body: Any) -> Any:
     """A JSON column's value: parsed already, or text on a connection that did not parse it."""
     return json.loads(body) if isinstance(body, str) else body
+
+
+class MerkleError(ValueError):
+    """A perfect subtree the Merkle tree needs is not stored."""
+
+
+def _stored_subtrees(bind: Session | sa.Connection) -> merkle.SubtreeSource:
+    table = _t(MerkleNodeRow)
+    cache: dict[tuple[int, int], bytes] = {}
+
+    def subtree(level: int, index: int) -> bytes:
+        found = cache.get((level, index))
+        if found is None:
+            text = bind.execute(sa.select(table.c.hash).where(table.c.level == level, table.c.idx == index)).scalar()
+            if text is None:
+                raise MerkleError(f"the Merkle tree has no node at level {level}, index {index}")
+            found = cache[(level, index)] = bytes.fromhex(text)
+        return found
+
+    return subtree
+
+
+def _insert_nodes(bind: Session | sa.Connection, leaves: Sequence[tuple[int, bytes]]) -> None:
+    """Insert leaves (index, leaf hash), in order after those stored, with every perfect subtree
+    each completes."""
+    if not leaves:
+        return
+    stored = _stored_subtrees(bind)
+    added: dict[tuple[int, int], bytes] = {}
+
+    def subtree(level: int, index: int) -> bytes:
+        return added.get((level, index)) or stored(level, index)
+
+    for index, leaf in leaves:
+        for level, position, value in merkle.completed_nodes(index, leaf, subtree):
+            added[(level, position)] = value
+    bind.execute(
+        sa.insert(_t(MerkleNodeRow)),
+        [{"level": level, "idx": index, "hash": value.hex()} for (level, index), value in added.items()],
+    )
+
+
+def build_merkle_nodes(bind: sa.Connection) -> None:
+    """Fill ``merkle_node`` from the events already in the log (migration 0005), in batches."""
+    table = _t(CustodyEventRow)
+    as_text = [sa.cast(table.c[name], sa.Text) for name in ("at", "actor", "details")]
+    query = sa.select(table.c.seq, *as_text, table.c.action, table.c.subject, table.c.prev_hash, table.c.hash).order_by(
+        table.c.seq
+    )
+    batch: list[tuple[int, bytes]] = []
+    for row in bind.execute(query):
+        batch.append((row[0] - 1, event_leaf(_event_document(tuple(row)))))
+        if len(batch) == 5000:
+            _insert_nodes(bind, batch)
+            batch = []
+    _insert_nodes(bind, batch)
+
+
+def _event_document(row: tuple[Any, ...]) -> dict[str, Any]:
+    """An event document from a row (seq, at, actor, details as text, action, subject,
+    prev_hash, hash): damaged text is handed on as it is."""
+    seq, at, actor, details, action, about, prev_hash, stored_hash = row
+    return {
+        "seq": seq,
+        "at": _timestamp_text(at),
+        "actor": _json_text(actor),
+        "action": action,
+        "subject": about,
+        "prev_hash": prev_hash,
+        "hash": stored_hash,
+        "details": _json_text(details),
+    }

@@ -147,3 +147,30 @@ class ReportTermRow(SQLModel, table=True):
     value: str = Field(primary_key=True)
 
     __table_args__ = (sa.Index("ix_report_term_kind_value", "kind", "value"),)
+
+
+class MerkleNodeRow(SQLModel, table=True):
+    """A perfect subtree of the RFC 6962 Merkle tree over the custody log: ``2**level`` leaves
+    starting at leaf ``idx * 2**level`` (leaf *i* is custody event ``seq = i + 1``).  Kept as
+    events are appended, so any root or proof is O(log n) lookups; derived, so ``verify``
+    recomputes it from the events."""
+
+    __tablename__ = "merkle_node"
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hash: str = Field(max_length=64)
+
+
+class CheckpointRow(SQLModel, table=True):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note) of the custody log."""
+
+    __tablename__ = "checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tree_size: int = Field(index=True)
+    root_hash: str = Field(max_length=64)
+    #: The whole signed note (or the unsigned checkpoint text, when no key could sign it).
+    note: str
+    signed: bool
+    created_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
