@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import enum
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -83,6 +84,7 @@ from evidence_catalog.errors import (
     EvidenceError,
     InputError,
     IntegrityError,
+    NetworkError,
     NotFoundError,
     StorageError,
     ValidationError,
@@ -99,6 +101,7 @@ from evidence_catalog.findings import (
     MerkleLeafMismatch,
     RecordMismatch,
     RecordMissing,
+    TimestampMismatch,
     UnloggedChange,
 )
 from evidence_catalog.hashing import MultiHasher, ProgressCallback, hash_file
@@ -131,6 +134,8 @@ from evidence_catalog.store.database import (
     record_artifact_row,
     record_row,
 )
+from evidence_catalog.timestamp import TimestampError, token_info
+from evidence_catalog.timestamp import stamp_digest as timestamp_digest
 from evidence_catalog.versions import library_agent, tool_agents
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
@@ -138,6 +143,8 @@ DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
 #: The log's Ed25519 key pair (see :mod:`evidence_catalog.checkpoint`).
 KEYS_DIR = "keys"
+#: The environment variable naming the RFC 3161 Time-Stamp Authority.
+TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
 #: Temporary areas of captures in progress (nothing in it is ever recorded).
 WORK_DIR = "tmp"
 
@@ -350,6 +357,18 @@ class CheckpointInfo:
     note: str
     signed: bool
     at: dt.datetime
+
+
+@frozen
+class TimestampResult:
+    """What a round of time-stamping did: the checkpoint asked for, the stamps granted and
+    refused now, how many requests are still queued, and why the TSA could not be reached."""
+
+    checkpoint: str
+    granted: tuple[str, ...]
+    failed: tuple[str, ...]
+    pending: int
+    offline: str | None
 
 
 @frozen
@@ -2019,6 +2038,22 @@ class Catalog:
             elif merkle.root(recomputed, found.size) != found.root:
                 first = first_changed if first_changed is not None and first_changed <= found.size else None
                 findings.append(CheckpointMismatch(source=where, checkpoint_size=found.size, first_seq=first))
+        notes_by_id = {str(r.id): r.note for r in rows}
+        for stamp in self.db.timestamps(session, "granted"):
+            subject = f"{stamp.subject_kind} {stamp.subject}"
+            try:
+                info = token_info(base64.b64decode(stamp.token or "", validate=True))
+            except (TimestampError, ValueError) as exc:
+                findings.append(TimestampMismatch(subject=subject, reason=f"the token cannot be read ({exc})"))
+                continue
+            wanted = stamp.data_sha256
+            if stamp.subject_kind == "checkpoint":
+                kept = notes_by_id.get(stamp.subject)
+                wanted = "" if kept is None else hashlib.sha256(kept.encode("utf-8")).hexdigest()
+            if info.sha256 != wanted or info.sha256 != stamp.data_sha256:
+                findings.append(
+                    TimestampMismatch(subject=subject, reason="the token stamps other bytes than the ones kept")
+                )
         return findings
 
     def _log_catalog_event(self, action: str, details: dict[str, Any]) -> model.CustodyEvent:
@@ -2099,6 +2134,97 @@ class Catalog:
             at=model.to_utc(latest.created_at)
             if latest.created_at.tzinfo
             else latest.created_at.replace(tzinfo=dt.UTC),
+        )
+
+    def timestamp(
+        self, *, url: str | None = None, artifacts: Sequence[str] = (), timeout: float = 30.0
+    ) -> TimestampResult:
+        """Have the latest checkpoint (and the *artifacts* named, by SHA-256) time-stamped by an
+        RFC 3161 Time-Stamp Authority: *url*, else ``$EVIDENCE_CATALOG_TSA_URL``, else
+        ``[timestamp] url`` in ``catalog.toml``.
+
+        Requests are queued first and then sent, with every request still queued from before;
+        when the TSA cannot be reached they stay queued (``pending``) and the next call sends
+        them.  Each token granted is kept and logged (``timestamp.added``, with the token), so
+        it is exported with the log and checked by ``verify``.
+        """
+        tsa = url or os.environ.get(TSA_ENV) or self.config.tsa_url
+        if not tsa:
+            raise InputError(
+                f"no Time-Stamp Authority: give its URL (--tsa, ${TSA_ENV}, or [timestamp] url in catalog.toml)",
+                where="timestamp",
+            )
+        tsa = check_url(tsa)
+        current = self.checkpoint()
+        with self.db.read() as session:
+            latest = self.db.latest_checkpoint(session)
+            for sha in artifacts:
+                if not model.is_hex_digest(sha, "sha256") or self.db.artifact(session, sha) is None:
+                    raise NotFoundError(f"no artifact with SHA-256 {sha!r}", where="artifact")
+        assert latest is not None and latest.id is not None
+        at = self.clock()
+        with self.db.write() as session:
+            self.db.queue_timestamp(
+                session,
+                kind="checkpoint",
+                subject=str(latest.id),
+                data_sha256=hashlib.sha256(current.note.encode("utf-8")).hexdigest(),
+                url=tsa,
+                at=at,
+            )
+            for sha in artifacts:
+                self.db.queue_timestamp(session, kind="artifact", subject=sha, data_sha256=sha, url=tsa, at=at)
+        with self.db.read() as session:
+            pending = self.db.timestamps(session, "pending")
+        granted: list[str] = []
+        failed: list[str] = []
+        offline: str | None = None
+        for row in pending:
+            assert row.id is not None
+            if offline is not None:
+                break
+            try:
+                token = timestamp_digest(row.tsa_url, bytes.fromhex(row.data_sha256), timeout=timeout)
+            except NetworkError as exc:
+                offline = exc.message
+                with self.db.write() as session:
+                    self.db.settle_timestamp(
+                        session, row.id, status="pending", token=None, gen_time=None, error=offline
+                    )
+                continue
+            except TimestampError as exc:
+                failed.append(f"{row.subject_kind} {row.subject}: {exc}")
+                with self.db.write() as session:
+                    self.db.settle_timestamp(
+                        session, row.id, status="failed", token=None, gen_time=None, error=str(exc)
+                    )
+                continue
+            info = token_info(token)
+            encoded = base64.b64encode(token).decode("ascii")
+            with self.db.write() as session:
+                self.db.settle_timestamp(session, row.id, "granted", token=encoded, gen_time=info.gen_time)
+                self.db.append_event(
+                    session,
+                    at=self.clock(),
+                    actor=self.operator,
+                    action=Action.TIMESTAMP_ADDED,
+                    subject="catalog" if row.subject_kind == "checkpoint" else row.subject,
+                    details={
+                        "stamps": row.subject_kind,
+                        "checkpoint_id": int(row.subject) if row.subject_kind == "checkpoint" else None,
+                        "sha256": row.data_sha256,
+                        "tsa_url": row.tsa_url,
+                        "gen_time": format_timestamp(info.gen_time),
+                        "serial": str(info.serial),
+                        "policy": info.policy,
+                        "token": encoded,
+                    },
+                )
+            granted.append(f"{row.subject_kind} {row.subject}")
+        with self.db.read() as session:
+            still = len(self.db.timestamps(session, "pending"))
+        return TimestampResult(
+            checkpoint=current.note, granted=tuple(granted), failed=tuple(failed), pending=still, offline=offline
         )
 
     def inclusion_proof(self, seq: int) -> InclusionProof:

@@ -1397,14 +1397,40 @@ def import_(source: str, catalog_path: str, blobs: str | None, operator: str | N
 
 @cli.command(name="checkpoint")
 @_catalog_option
+@click.option("--timestamp", "stamp", is_flag=True, help="Have it time-stamped by an RFC 3161 TSA (queued if offline).")
+@click.option("--tsa", metavar="URL", help="The TSA (default: $EVIDENCE_CATALOG_TSA_URL, or catalog.toml).")
+@click.option("--artifact", "artifacts", multiple=True, metavar="SHA256", help="Time-stamp this artifact too.")
+@_operator_option
 @_json_option
-def checkpoint_cmd(catalog_path: str, as_json: bool) -> None:
+def checkpoint_cmd(
+    catalog_path: str, stamp: bool, tsa: str | None, artifacts: Sequence[str], operator: str | None, as_json: bool
+) -> None:
     """Print the latest signed checkpoint of the custody log (a C2SP signed note), signing a
     new one when the latest does not cover the whole log.  Keep it elsewhere (send it to a
-    partner, print it): `verify --checkpoint FILE` later shows whether the log still extends it."""
-    with _open(catalog_path) as catalog:
+    partner, print it): `verify --checkpoint FILE` later shows whether the log still extends it.
+
+    With --timestamp, the checkpoint (and each --artifact) is sent to an RFC 3161 Time-Stamp
+    Authority with every request still queued; when it cannot be reached the requests stay
+    queued (exit code 1) for the next --timestamp."""
+    result = None
+    with _open(catalog_path, operator) as catalog:
+        if stamp:
+            result = catalog.timestamp(url=tsa, artifacts=list(artifacts))
+        elif tsa or artifacts:
+            raise InputError("--tsa and --artifact go with --timestamp", where="checkpoint")
         made = catalog.checkpoint()
         name, public = catalog.log_key.public()
+    if result is not None:
+        for line in result.granted:
+            click.echo(f"time-stamped: {line}", err=True)
+        for line in result.failed:
+            click.echo(f"refused by the TSA: {_printable(line)}", err=True)
+        if result.pending:
+            click.echo(
+                f"{result.pending} time-stamp request(s) queued ({_printable(result.offline or 'not sent')}); "
+                "run `checkpoint --timestamp` again to send them",
+                err=True,
+            )
     if as_json:
         _echo_json(
             {
@@ -1417,6 +1443,8 @@ def checkpoint_cmd(catalog_path: str, as_json: bool) -> None:
         )
     else:
         click.echo(made.note, nl=False)
+    if result is not None and (result.pending or result.failed):
+        raise SystemExit(EXIT_PROBLEMS)
 
 
 @cli.command()

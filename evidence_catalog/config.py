@@ -38,6 +38,8 @@ class CatalogConfig:
     format_version: int = FORMAT_VERSION
     algorithms: tuple[str, ...] = field(default=("sha256",), converter=normalise_algorithms)
     operator: Agent | None = None
+    #: The RFC 3161 Time-Stamp Authority checkpoints are sent to (``[timestamp] url``).
+    tsa_url: str | None = None
 
     def to_toml(self) -> str:
         """The TOML text of these settings."""
@@ -55,6 +57,8 @@ class CatalogConfig:
                 )
                 if v is not None
             }
+        if self.tsa_url is not None:
+            data["timestamp"] = {"url": self.tsa_url}
         return "# evidence-catalog settings\n" + tomli_w.dumps(data)
 
     @classmethod
@@ -80,11 +84,15 @@ class CatalogConfig:
         if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
             raise CatalogError("hashing.algorithms must be a list of algorithm names", where=where)
         operator = _table(data, "operator", where)
+        tsa_url = _table(data, "timestamp", where).get("url")
+        if tsa_url is not None and not isinstance(tsa_url, str):
+            raise CatalogError("timestamp.url must be text (the TSA's http(s) URL)", where=where)
         try:
             return cls(
                 format_version=version,
                 algorithms=tuple(algorithms),
                 operator=Agent(**_operator_fields(operator)) if operator else None,
+                tsa_url=tsa_url,
             )
         except (TypeError, ValueError, InputError) as exc:
             raise CatalogError(f"catalog settings are invalid: {exc}", where=where) from exc

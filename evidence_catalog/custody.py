@@ -61,6 +61,7 @@ class Action:
     CATEGORY_DEFINED = "category.defined"
     RECORD_IMPORTED = "record.imported"
     LOG_KEY_CREATED = "key.created"
+    TIMESTAMP_ADDED = "timestamp.added"
 
 
 def document_hash(document: Mapping[str, Any]) -> str:

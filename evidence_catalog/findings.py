@@ -239,3 +239,14 @@ class CheckpointInvalid(Finding):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"
+
+
+@frozen
+class TimestampMismatch(Finding):
+    """A kept RFC 3161 token that does not stamp what it is kept for (or cannot be read)."""
+
+    subject: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"time-stamp of {self.subject}: {self.reason}"

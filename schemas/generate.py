@@ -419,6 +419,7 @@ FINDING_KINDS = [
     "record_mismatch",
     "record_missing",
     "size_mismatch",
+    "timestamp_mismatch",
     "unlogged_change",
 ]
 DEFS["finding"] = {

@@ -43,6 +43,7 @@ from evidence_catalog.store.tables import (
     RecordTagRow,
     ReportIndexRow,
     ReportTermRow,
+    TimestampTokenRow,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -308,6 +309,53 @@ class CatalogDatabase:
     def merkle_root(self, session: Session, size: int | None = None) -> bytes:
         """The root of the first *size* events (all when ``None``)."""
         return merkle.root(self.subtrees(session), self.tree_size(session) if size is None else size)
+
+    def queue_timestamp(
+        self, session: Session, *, kind: str, subject: str, data_sha256: str, url: str, at: dt.datetime
+    ) -> bool:
+        """Queue a time-stamp request unless one for the same subject is pending or granted."""
+        table = _t(TimestampTokenRow)
+        known = _run(
+            session,
+            sa.select(table.c.id).where(
+                table.c.subject_kind == kind, table.c.subject == subject, table.c.status.in_(("pending", "granted"))
+            ),
+        ).first()
+        if known is not None:
+            return False
+        _insert(
+            session,
+            TimestampTokenRow,
+            subject_kind=kind,
+            subject=subject,
+            data_sha256=data_sha256,
+            tsa_url=url,
+            status="pending",
+            requested_at=at,
+        )
+        return True
+
+    def timestamps(self, session: Session, status: str | None = None) -> list[TimestampTokenRow]:
+        """Time-stamp requests and tokens, oldest first (only those with *status* if given)."""
+        query = select(TimestampTokenRow).order_by(col(TimestampTokenRow.id))
+        if status is not None:
+            query = query.where(TimestampTokenRow.status == status)
+        return list(session.exec(query))
+
+    def settle_timestamp(
+        self,
+        session: Session,
+        row_id: int,
+        status: str,
+        *,
+        token: str | None = None,
+        gen_time: dt.datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record what became of a queued request."""
+        table = _t(TimestampTokenRow)
+        values = {"status": status, "token": token, "gen_time": gen_time, "error": error}
+        _run(session, sa.update(table).where(table.c.id == row_id).values(**values))
 
     def stored_leaves(self, session: Session) -> dict[int, bytes]:
         """The leaf hashes the stored Merkle tree holds, by leaf index."""

@@ -174,3 +174,22 @@ class CheckpointRow(SQLModel, table=True):
     note: str
     signed: bool
     created_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class TimestampTokenRow(SQLModel, table=True):
+    """An RFC 3161 time-stamp of a checkpoint (its signed note) or an artifact: ``pending``
+    while the TSA could not be reached, then ``granted`` with the token, or ``failed``."""
+
+    __tablename__ = "timestamp_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject_kind: str
+    subject: str
+    data_sha256: str = Field(max_length=64)
+    tsa_url: str
+    status: str = Field(index=True)
+    #: The DER token, base64.
+    token: str | None = None
+    gen_time: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+    requested_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+    error: str | None = None

@@ -1,0 +1,138 @@
+"""RFC 3161 trusted timestamps: a Time-Stamp Authority (TSA) signs that it saw a digest at a time.
+
+A checkpoint is time-stamped over the SHA-256 of its signed note (the bytes of the note as kept
+and exported); an artifact over its SHA-256.  The request asks for the TSA's certificate in the
+token, with a random nonce; the response is accepted only when granted, for that digest and
+nonce.  The token (a CMS SignedData, DER) is kept as it came: ``openssl ts -verify -in
+token.tsr -data checkpoint.note -CAfile tsa-ca.pem`` checks it without this library.
+
+ASN.1 is read and written with asn1crypto; the HTTP exchange (``application/timestamp-query``
+POST) with urllib.  Nothing here writes to disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import urllib.error
+import urllib.request
+
+from asn1crypto import cms, tsp
+from attrs import frozen
+
+from evidence_catalog.errors import NetworkError
+
+#: The most a TSA response may be (tokens are a few KiB).
+MAX_RESPONSE_BYTES = 1024 * 1024
+_GRANTED = ("granted", "granted_with_mods")
+
+
+class TimestampError(ValueError):
+    """A response or token that is not a valid time-stamp of what it should stamp."""
+
+
+@frozen
+class TokenInfo:
+    """What a time-stamp token says: the digest it stamps, when, by which policy and serial."""
+
+    sha256: str
+    gen_time: dt.datetime
+    policy: str
+    serial: int
+    nonce: int | None
+
+
+def request(sha256: bytes, nonce: int | None = None) -> tuple[bytes, int]:
+    """A DER TimeStampReq for a SHA-256 digest, asking for the TSA's certificate; and its nonce."""
+    if len(sha256) != 32:
+        raise ValueError("a SHA-256 digest is 32 bytes")
+    nonce = secrets.randbits(63) if nonce is None else nonce
+    message = tsp.TimeStampReq(
+        {
+            "version": "v1",
+            "message_imprint": {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": sha256},
+            "nonce": nonce,
+            "cert_req": True,
+        }
+    )
+    return message.dump(), nonce
+
+
+def token_from_response(response: bytes, sha256: bytes, nonce: int | None) -> bytes:
+    """The DER time-stamp token of a TimeStampResp, checked: granted, for *sha256*, with *nonce*
+    (when one was sent); :class:`TimestampError` saying what is wrong."""
+    try:
+        parsed = tsp.TimeStampResp.load(response)
+        status = parsed["status"]["status"].native
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TimestampError(f"not a time-stamp response: {exc}") from None
+    if status not in _GRANTED:
+        text = parsed["status"]["status_string"].native if parsed["status"]["status_string"] else None
+        raise TimestampError(f"the TSA refused ({status}{': ' + str(text) if text else ''})")
+    token = parsed["time_stamp_token"]
+    if not token:
+        raise TimestampError("the TSA granted, but sent no token")
+    data = bytes(token.dump())
+    info = token_info(data)
+    if info.sha256 != sha256.hex():
+        raise TimestampError("the token stamps another digest than the one asked for")
+    if nonce is not None and info.nonce != nonce:
+        raise TimestampError("the token's nonce is not the request's (a replayed or mixed-up response)")
+    return data
+
+
+def token_info(token: bytes) -> TokenInfo:
+    """What a DER time-stamp token (CMS ContentInfo with a TSTInfo) says; :class:`TimestampError`."""
+    try:
+        content = cms.ContentInfo.load(token)
+        signed = content["content"]
+        encap = signed["encap_content_info"]
+        if encap["content_type"].native != "tst_info":
+            raise TimestampError("the token holds no TSTInfo")
+        tst = encap["content"].parsed
+        imprint = tst["message_imprint"]
+        algorithm = imprint["hash_algorithm"]["algorithm"].native
+        if algorithm != "sha256":
+            raise TimestampError(f"the token stamps a {algorithm} digest, not SHA-256")
+        gen_time = tst["gen_time"].native
+        nonce = tst["nonce"].native
+        return TokenInfo(
+            sha256=bytes(imprint["hashed_message"].native).hex(),
+            gen_time=gen_time.astimezone(dt.UTC),
+            policy=str(tst["policy"].dotted),
+            serial=int(tst["serial_number"].native),
+            nonce=None if nonce is None else int(nonce),
+        )
+    except TimestampError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise TimestampError(f"not a time-stamp token: {exc}") from None
+
+
+def stamp(url: str, data: bytes, *, timeout: float = 30.0) -> bytes:
+    """Ask the TSA at *url* to time-stamp the SHA-256 of *data*; return the checked token."""
+    return stamp_digest(url, hashlib.sha256(data).digest(), timeout=timeout)
+
+
+def stamp_digest(url: str, digest: bytes, *, timeout: float = 30.0) -> bytes:
+    """Ask the TSA at *url* to time-stamp a SHA-256 *digest*; return the checked token.
+    :class:`NetworkError` when the TSA cannot be reached (the caller queues the request),
+    :class:`TimestampError` when its answer is not a valid stamp."""
+    if not url.startswith(("http://", "https://")):
+        raise NetworkError("a TSA is reached over http(s)", where=url)
+    body, nonce = request(digest)
+    sent = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/timestamp-query"}
+    )
+    try:
+        with urllib.request.urlopen(sent, timeout=timeout) as answer:
+            response = answer.read(MAX_RESPONSE_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise NetworkError(f"the TSA answered HTTP {exc.code}", where=url) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise NetworkError(f"the TSA cannot be reached ({reason})", where=url) from exc
+    if len(response) > MAX_RESPONSE_BYTES:
+        raise TimestampError("the TSA's response is larger than a time-stamp response can be")
+    return token_from_response(response, digest, nonce)
