@@ -52,6 +52,7 @@ from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.checkpoint import (
     ORIGIN_PREFIX,
     PASSPHRASE_ENV,
+    PUBLIC_FILE,
     Checkpoint,
     CheckpointError,
     LogKey,
@@ -143,6 +144,8 @@ DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
 #: The log's Ed25519 key pair (see :mod:`evidence_catalog.checkpoint`).
 KEYS_DIR = "keys"
+#: Where an export bag keeps the signed checkpoint, the log's key, proofs and time-stamps.
+LOG_DIR = "data/log"
 #: The environment variable naming the RFC 3161 Time-Stamp Authority.
 TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
 #: Temporary areas of captures in progress (nothing in it is ever recorded).
@@ -2573,6 +2576,60 @@ class Catalog:
             [(r.id, r, found.get(r.document_sha256 or "", record.created_at)) for r in record.reports],
         )
 
+    def _write_log_evidence(
+        self, writer: BagWriter, session: Any, seqs: list[int], *, complete: bool
+    ) -> dict[str, Any] | None:
+        """Put into a bag what lets a recipient check its custody events against the signed log
+        without this library: the latest checkpoint (which covers every event exported), the
+        log's public key (PEM for ``openssl``, and the C2SP vkey), an RFC 6962 inclusion proof of
+        each event when the log is not exported whole, and the RFC 3161 tokens kept."""
+        latest = self.db.latest_checkpoint(session)
+        if latest is None or not self.log_key.exists:
+            return None
+        name, public = self.log_key.public()
+        writer.add_bytes(f"{LOG_DIR}/checkpoint.note", latest.note.encode("utf-8"))
+        writer.add_bytes(f"{LOG_DIR}/log.pub", (self.log_key.directory / PUBLIC_FILE).read_bytes())
+        writer.add_bytes(f"{LOG_DIR}/log.vkey", (vkey(name, public) + "\n").encode("ascii"))
+        subtrees = self.db.subtrees(session)
+        proofs = not complete and bool(seqs)
+        if proofs:
+            stream = writer.open_text(f"{LOG_DIR}/proofs.jsonl")
+            try:
+                for seq in seqs:
+                    path = merkle.inclusion_proof(subtrees, seq - 1, latest.tree_size)
+                    line = {
+                        "seq": seq,
+                        "leaf_index": seq - 1,
+                        "tree_size": latest.tree_size,
+                        "leaf_hash": subtrees(0, seq - 1).hex(),
+                        "proof": [h.hex() for h in path],
+                    }
+                    stream.write(json.dumps(line) + "\n")
+            finally:
+                stream.close()
+        stamps = []
+        for number, stamp in enumerate(self.db.timestamps(session, "granted"), 1):
+            if stamp.subject_kind != "checkpoint" or stamp.token is None:
+                continue
+            note = next((r.note for r in self.db.checkpoints(session) if str(r.id) == stamp.subject), None)
+            if note is None:
+                continue
+            base = f"{LOG_DIR}/timestamps/{number:04d}"
+            writer.add_bytes(f"{base}.note", note.encode("utf-8"))
+            writer.add_bytes(f"{base}.tsr", base64.b64decode(stamp.token))
+            stamps.append({"note": f"{base}.note", "token": f"{base}.tsr", "tsa_url": stamp.tsa_url})
+        return {
+            "origin": name,
+            "checkpoint": f"{LOG_DIR}/checkpoint.note",
+            "tree_size": latest.tree_size,
+            "root_hash": latest.root_hash,
+            "signed": latest.signed,
+            "public_key": f"{LOG_DIR}/log.pub",
+            "vkey": f"{LOG_DIR}/log.vkey",
+            "proofs": f"{LOG_DIR}/proofs.jsonl" if proofs else None,
+            "timestamps": stamps,
+        }
+
     @staticmethod
     def _redaction_kinds(redact: bool | Collection[str]) -> frozenset[str] | None:
         if redact is True:
@@ -2661,6 +2718,7 @@ class Catalog:
                     plan=plan,
                     progress=on_bytes,
                     withheld_bytes=on_withheld,
+                    log_evidence=lambda w, seqs: self._write_log_evidence(w, session, seqs, complete=selected is None),
                 )
             info = bag_info(
                 summary=summary, operator=self.operator, generator=library_agent(), at=at, redaction=redaction

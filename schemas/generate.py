@@ -499,6 +499,25 @@ DEFS["bag_contents"] = obj(
                 }
             )
         ),
+        "log": nullable(
+            obj(
+                {
+                    "origin": {**TEXT, "description": "The log's name (the checkpoint's first line)."},
+                    "checkpoint": {**TEXT, "description": "Path of the signed checkpoint (C2SP signed note)."},
+                    "tree_size": COUNT,
+                    "root_hash": ref("sha256"),
+                    "signed": BOOL,
+                    "public_key": {**TEXT, "description": "Path of the log's Ed25519 public key (PEM)."},
+                    "vkey": {**TEXT, "description": "Path of the log's C2SP verifier key."},
+                    "proofs": nullable({**TEXT, "description": "Path of the inclusion proofs (JSON Lines)."}),
+                    "timestamps": {
+                        "type": "array",
+                        "items": obj({"note": TEXT, "token": TEXT, "tsa_url": TEXT}),
+                        "description": "RFC 3161 tokens and the checkpoint notes they stamp.",
+                    },
+                }
+            )
+        ),
     },
     description="data/contents.json of an export bag: what the bag holds and what a redaction withheld.",
 )

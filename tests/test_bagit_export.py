@@ -240,7 +240,7 @@ def test_a_bag_of_one_record_holds_it_its_artifacts_and_its_custody_events(
         "manifest-sha256.txt",
         "tagmanifest-sha256.txt",
     ]
-    assert sorted(p.name for p in (bag / "data").iterdir()) == ["contents.json", "custody.jsonl", "records"]
+    assert sorted(p.name for p in (bag / "data").iterdir()) == ["contents.json", "custody.jsonl", "log", "records"]
 
 
 @pytest.mark.parametrize("sha512", [False, True], ids=["sha256", "sha256+sha512"])

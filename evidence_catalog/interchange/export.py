@@ -78,9 +78,13 @@ def write_payload(
     plan: RedactionPlan | None,
     progress: ByteProgress | None = None,
     withheld_bytes: ByteProgress | None = None,
+    log_evidence: Callable[[BagWriter, list[int]], dict[str, Any] | None] | None = None,
 ) -> tuple[BagSummary, dict[str, Any] | None]:
     """Write every record, its artifacts (unless withheld), the custody events and
     ``contents.json``; return what was written and the redaction (``None`` when none was asked).
+
+    *log_evidence* writes what proves the custody events are in the signed log (given the writer
+    and the sequence numbers written) and returns what ``contents.json`` says of it.
 
     Each artifact is copied from the blob store and checked on the way: a stored blob that no
     longer has its SHA-256 stops the export (:class:`IntegrityError`).  *progress* is called with
@@ -129,6 +133,7 @@ def write_payload(
             )
         counts["records"] += 1
     custody = writer.open_text(CUSTODY)
+    written: list[int] = []
     try:
         for event in events:
             document = to_document(event)
@@ -138,8 +143,10 @@ def write_payload(
                     altered.append(event.seq)
             custody.write(json.dumps(document, ensure_ascii=False) + "\n")
             counts["events"] += 1
+            written.append(event.seq)
     finally:
         custody.close()
+    log = None if log_evidence is None else log_evidence(writer, written)
     redaction_summary = None
     if plan is not None:
         redaction_summary = {
@@ -157,6 +164,7 @@ def write_payload(
         "artifacts": counts["artifacts"],
         "custody_events": counts["events"],
         "redaction": redaction_summary,
+        "log": log,
     }
     writer.add_bytes(CONTENTS, (json.dumps(contents, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     summary = BagSummary(

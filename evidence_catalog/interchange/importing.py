@@ -14,14 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from evidence_catalog import model
-from evidence_catalog.custody import document_hash, verify_chain
+from evidence_catalog import merkle, model
+from evidence_catalog.checkpoint import CheckpointError, parse_vkey
+from evidence_catalog.checkpoint import verify as verify_checkpoint
+from evidence_catalog.custody import document_hash, event_leaf, verify_chain
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
 from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagError, ByteProgress, check_bag
 from evidence_catalog.serialize import (
@@ -218,7 +220,7 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
     record_files: dict[str, str] = {}
     artifact_files: dict[str, list[str]] = {}
     for name in checked.files:
-        if name in (CONTENTS, CUSTODY):
+        if name in (CONTENTS, CUSTODY) or name.startswith(LOG_PREFIX):
             continue
         match = re.fullmatch(re.escape(RECORDS_DIR) + r"/([^/]+)/(record\.json|artifacts/[^/]+)", name)
         if match is None or not model.is_record_id(match.group(1)):
@@ -231,6 +233,7 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
         raise BagError(f"has no {CUSTODY}", where=str(root))
     events = [event_document(doc, f"{CUSTODY} line {n}") for n, doc in _lines(checked.files[CUSTODY], CUSTODY)]
     histories = _histories(events, contents.get("complete_log") is True, CUSTODY)
+    signed_log = _check_log(checked.files, contents, events)
     records = []
     files: dict[str, Path] = {}
     for record_id, name in sorted(record_files.items()):
@@ -264,6 +267,7 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
         "bagging_date": checked.get("Bagging-Date"),
         "source_organization": checked.get("Source-Organization"),
         "tagmanifest_sha256": checked.tagmanifest_sha256,
+        "log": signed_log,
     }
     return Incoming(format="bagit", source=source, records=tuple(records), files=files, files_checked=True)
 
@@ -366,3 +370,63 @@ def _file_incoming(format: str, path: Path, data: bytes, records: list[IncomingR
     return Incoming(
         format=format, source=source, records=tuple(records), files=_blob_files(records, blobs), files_checked=False
     )
+
+
+LOG_PREFIX = "data/log/"
+
+
+def _check_log(
+    files: Mapping[str, Path], contents: Mapping[str, Any], events: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Check the bag's custody events against its signed checkpoint: the checkpoint's
+    signature with the bag's log key, and each event's leaf -- by the root of the whole log,
+    or by its inclusion proof.  Returns what the import event says of it (origin, size, root)."""
+    log = contents.get("log")
+    if log is None:
+        if any(name.startswith(LOG_PREFIX) for name in files):
+            raise BagError("has files in data/log/ that contents.json does not describe", where=CONTENTS)
+        return None
+    if not isinstance(log, dict):
+        raise ValidationError("log must be an object or null", where=CONTENTS)
+    where = f"{LOG_PREFIX}checkpoint.note"
+    try:
+        name, public = parse_vkey(_text(files, f"{LOG_PREFIX}log.vkey"))
+        found = verify_checkpoint(_text(files, where), name, public)
+    except CheckpointError as exc:
+        raise IntegrityError(f"the bag's checkpoint does not check: {exc}", where=where) from None
+    leaves = []
+    for event in events:
+        try:
+            leaves.append(event_leaf(event))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"custody event {event.get('seq')} cannot be hashed: {exc}", where=CUSTODY) from None
+    if contents.get("complete_log") is True:
+        if found.size != len(leaves) or merkle.root(merkle.perfect_from_leaves(leaves), len(leaves)) != found.root:
+            raise IntegrityError("the custody log is not the one the checkpoint signed", where=CUSTODY)
+    elif leaves:
+        proofs_name = f"{LOG_PREFIX}proofs.jsonl"
+        if proofs_name not in files:
+            raise BagError("has a checkpoint but no inclusion proofs for its custody events", where=proofs_name)
+        proofs = {
+            line.get("seq"): line for _, line in _lines(files[proofs_name], proofs_name) if isinstance(line, dict)
+        }
+        for event, leaf in zip(events, leaves, strict=True):
+            proof = proofs.get(event["seq"])
+            try:
+                path = [bytes.fromhex(h) for h in proof["proof"]] if proof else None
+            except (TypeError, ValueError, KeyError):
+                path = None
+            if path is None or not merkle.verify_inclusion(event["seq"] - 1, found.size, leaf, path, found.root):
+                raise IntegrityError(
+                    f"custody event {event['seq']} is not proven to be in the signed log", where=proofs_name
+                )
+    return {"origin": found.origin, "tree_size": found.size, "root_hash": found.root.hex()}
+
+
+def _text(files: Mapping[str, Path], name: str) -> str:
+    if name not in files:
+        raise BagError("is missing (contents.json says the bag has a signed checkpoint)", where=name)
+    try:
+        return _read_limited(files[name], name).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError("is not UTF-8", where=name) from None
