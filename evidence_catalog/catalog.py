@@ -58,8 +58,7 @@ from evidence_catalog.checkpoint import (
     LogKey,
     key_id,
     parse_checkpoint,
-    remembered,
-    remembered_path,
+    remembered_for,
     vkey,
 )
 from evidence_catalog.checkpoint import remember as remember_checkpoint
@@ -100,6 +99,7 @@ from evidence_catalog.findings import (
     Finding,
     LogRolledBack,
     MerkleLeafMismatch,
+    MerkleNodeMismatch,
     RecordMismatch,
     RecordMissing,
     TimestampMismatch,
@@ -1905,28 +1905,32 @@ class Catalog:
         verified; ``logged`` tells which).
         """
         given = list(checkpoints)
-        pinned: list[Finding] = []
+        problems: list[Finding] = []
+        pinned: list[tuple[str, str, str, bytes]] = []
         if remember and self.log_key.exists:
             name, public = self.log_key.public()
             try:
-                held = remembered(name)
+                held = remembered_for(self.path, name)
             except CheckpointError as exc:
-                pinned.append(CheckpointInvalid(source="the remembered checkpoint", reason=str(exc)))
+                problems.append(CheckpointInvalid(source="the remembered checkpoint", reason=str(exc)))
                 held = None
             if held is not None:
-                if held[1] != public:
-                    pinned.append(
+                held_name, held_public, held_note, where = held
+                if (held_name, held_public) != (name, public):
+                    problems.append(
                         CheckpointInvalid(
                             source="the catalog's log key",
-                            reason="it is not the key an earlier verification checked this log with (replaced?)",
+                            reason=(
+                                f"it is not the key ({held_name}) an earlier verification checked this log with; "
+                                "the key was replaced"
+                            ),
                         )
                     )
-                given.append(
-                    (f"the checkpoint remembered from an earlier verification ({remembered_path(name)})", held[2])
-                )
+                source = f"the checkpoint remembered from an earlier verification ({where})"
+                pinned.append((source, held_note, held_name, held_public))
         with self.db.read() as session:
-            findings, events_checked, record_ids = self._verify_log_and_records(session, given)
-            findings[:0] = pinned
+            findings, events_checked, record_ids = self._verify_log_and_records(session, given, pinned)
+            findings[:0] = problems
             artifacts: list[tuple[str, int, model.Digests]] = []
             for sha256, size, digests in self.db.artifact_digests(session):
                 if isinstance(digests, model.Digests):
@@ -1949,7 +1953,7 @@ class Catalog:
             if latest is not None and latest.signed:
                 name, public = self.log_key.public()
                 with contextlib.suppress(OSError):  # remembering is a help, not part of the result
-                    remember_checkpoint(name, public, latest.note)
+                    remember_checkpoint(name, public, latest.note, folder=self.path)
         if not record_event:
             return report
         try:
@@ -1967,11 +1971,14 @@ class Catalog:
         return attrs.evolve(report, logged=True)
 
     def _verify_log_and_records(
-        self, session: Any, checkpoints: Sequence[tuple[str, str]] = ()
+        self,
+        session: Any,
+        checkpoints: Sequence[tuple[str, str]] = (),
+        pinned: Sequence[tuple[str, str, str, bytes]] = (),
     ) -> tuple[list[Finding], int, list[str]]:
         documents = list(self.db.event_documents(session))
         findings: list[Finding] = verify_chain(documents)
-        findings.extend(self._verify_tree(session, documents, checkpoints))
+        findings.extend(self._verify_tree(session, documents, checkpoints, pinned))
         events = []
         for document in documents:
             try:
@@ -2003,9 +2010,15 @@ class Catalog:
         return findings, len(documents), record_ids
 
     def _verify_tree(
-        self, session: Any, documents: Sequence[dict[str, Any]], given: Sequence[tuple[str, str]]
+        self,
+        session: Any,
+        documents: Sequence[dict[str, Any]],
+        given: Sequence[tuple[str, str]],
+        pinned: Sequence[tuple[str, str, str, bytes]] = (),
     ) -> list[Finding]:
-        """The Merkle tree and the checkpoints against the events as they are now."""
+        """The Merkle tree and the checkpoints against the events as they are now: those kept,
+        those *given* (checked with the catalog's key) and those *pinned* to the key they were
+        first checked with (source, note, key name, public key)."""
         findings: list[Finding] = []
         leaves = []
         for document in documents:
@@ -2014,23 +2027,29 @@ class Catalog:
             except (TypeError, ValueError):  # a damaged event: the chain check names it
                 leaves.append(bytes(32))
         recomputed = merkle.perfect_from_leaves(leaves)
-        stored = self.db.stored_leaves(session)
-        for index, leaf in enumerate(leaves):
-            if stored.get(index) != leaf:
-                findings.append(MerkleLeafMismatch(seq=index + 1))
-                break
-        first_changed = next((i + 1 for i, leaf in enumerate(leaves) if stored.get(i) != leaf), None)
+        stored = self.db.stored_nodes(session)
+        first_changed = next((i + 1 for i, leaf in enumerate(leaves) if stored.get((0, i)) != leaf), None)
+        if first_changed is not None:
+            findings.append(MerkleLeafMismatch(seq=first_changed))
+        else:  # the leaves are right: are the stored interior nodes?
+            for (level, index), value in sorted(stored.items()):
+                if level and (index + 1) << level <= len(leaves) and recomputed(level, index) != value:
+                    findings.append(MerkleNodeMismatch(level=level, index=index))
+                    break
         public = self.log_key.public() if self.log_key.exists else None
         rows = self.db.checkpoints(session)
         latest_signed = max((r.id or 0 for r in rows if r.signed), default=None)
-        notes = [(f"checkpoint {r.id} (kept in the catalog)", r.note, r.id == latest_signed) for r in rows]
-        notes += [(where, text, True) for where, text in given]
-        for where, note, check_signature in notes:
+        notes: list[tuple[str, str, bool, tuple[str, bytes] | None]] = [
+            (f"checkpoint {r.id} (kept in the catalog)", r.note, r.id == latest_signed, public) for r in rows
+        ]
+        notes += [(where, text, True, public) for where, text in given]
+        notes += [(where, text, True, (name, key)) for where, text, name, key in pinned]
+        for where, note, check_signature, key in notes:
             try:
                 if check_signature:
-                    if public is None:
+                    if key is None:
                         raise CheckpointError("the catalog has no log key to check a signature with")
-                    found = verify_checkpoint(note, *public)
+                    found = verify_checkpoint(note, *key)
                 else:
                     found = parse_checkpoint(note.split("\n\n")[0] + "\n")
             except CheckpointError as exc:
@@ -2237,8 +2256,10 @@ class Catalog:
             size = self.db.tree_size(session)
             if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= size:
                 raise InputError(f"no custody event {seq!r}; the log has events 1 to {size}", where="seq")
-            latest = self.db.latest_checkpoint(session)
-            at_size = latest.tree_size if latest is not None and latest.tree_size >= seq else size
+            latest = self.db.latest_checkpoint(session, signed=True)
+            if latest is not None and latest.tree_size < seq:
+                latest = None
+            at_size = size if latest is None else latest.tree_size
             subtrees = self.db.subtrees(session)
             proof = merkle.inclusion_proof(subtrees, seq - 1, at_size)
             root = merkle.root(subtrees, at_size)
@@ -2250,7 +2271,7 @@ class Catalog:
             leaf_hash=leaf.hex(),
             proof=tuple(h.hex() for h in proof),
             root=root.hex(),
-            checkpoint=latest.note if latest is not None and latest.tree_size == at_size else None,
+            checkpoint=None if latest is None else latest.note,
         )
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> tuple[str, ...]:

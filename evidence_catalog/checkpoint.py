@@ -245,13 +245,42 @@ def remembered_path(origin: str) -> Path:
     return Path(base) / "evidence-catalog" / "checkpoints" / f"{safe}.note"
 
 
-def remember(origin: str, public: bytes, note: str) -> None:
-    """Keep *note* (with the verifier key it was checked with) as the latest checkpoint seen."""
+def _folder_path(folder: Path) -> Path:
+    """Where a verifier notes which log it last verified in a catalog *folder*."""
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(folder))).hexdigest()[:32]
+    return remembered_path("x").parent / "folders" / digest
+
+
+def remember(origin: str, public: bytes, note: str, *, folder: Path | None = None) -> None:
+    """Keep *note* (with the verifier key it was checked with) as the latest checkpoint seen of
+    *origin*, and, with *folder*, that this folder held that log (so that a log replaced by one
+    of another origin in the same folder is found)."""
     path = remembered_path(origin)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(vkey(origin, public) + "\n" + note, encoding="utf-8")
     os.replace(tmp, path)
+    if folder is not None:
+        index = _folder_path(folder)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index.with_suffix(".tmp")
+        tmp.write_text(origin + "\n", encoding="utf-8")
+        os.replace(tmp, index)
+
+
+def remembered_for(folder: Path, origin: str) -> tuple[str, bytes, str, Path] | None:
+    """The checkpoint remembered for the log in *folder*: of the log this folder held when it
+    was last verified (whatever origin its key now claims), else of *origin*; as ``(name,
+    public key, note, where it is kept)``."""
+    index = _folder_path(folder)
+    try:
+        held_origin = index.read_text(encoding="utf-8").strip() or origin
+    except FileNotFoundError:
+        held_origin = origin
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"the note of which log {folder} held cannot be read: {exc}") from None
+    found = remembered(held_origin)
+    return None if found is None else (*found, remembered_path(held_origin))
 
 
 def remembered(origin: str) -> tuple[str, bytes, str] | None:

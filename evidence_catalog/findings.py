@@ -250,3 +250,15 @@ class TimestampMismatch(Finding):
 
     def __str__(self) -> str:
         return f"time-stamp of {self.subject}: {self.reason}"
+
+
+@frozen
+class MerkleNodeMismatch(Finding):
+    """A stored interior node of the Merkle tree does not match the events under it (the events
+    are right): the derived tree was changed, and proofs made from it would not verify."""
+
+    level: int
+    index: int
+
+    def __str__(self) -> str:
+        return f"the stored Merkle tree's node at level {self.level}, index {self.index} does not match the events"

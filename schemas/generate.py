@@ -416,6 +416,7 @@ FINDING_KINDS = [
     "event_unreplayable",
     "log_rolled_back",
     "merkle_leaf_mismatch",
+    "merkle_node_mismatch",
     "record_mismatch",
     "record_missing",
     "size_mismatch",

@@ -357,17 +357,15 @@ class CatalogDatabase:
         values = {"status": status, "token": token, "gen_time": gen_time, "error": error}
         _run(session, sa.update(table).where(table.c.id == row_id).values(**values))
 
-    def stored_leaves(self, session: Session) -> dict[int, bytes]:
-        """The leaf hashes the stored Merkle tree holds, by leaf index."""
+    def stored_nodes(self, session: Session) -> dict[tuple[int, int], bytes]:
+        """Every node the stored Merkle tree holds, by (level, index); damaged hex reads as b""."""
         table = _t(MerkleNodeRow)
-        rows = _run(session, sa.select(table.c.idx, table.c.hash).where(table.c.level == 0))
         found = {}
-        for row in rows:
-            index, text = row.idx, row.hash
+        for row in _run(session, sa.select(table.c.level, table.c.idx, table.c.hash)):
             try:
-                found[int(index)] = bytes.fromhex(text)
+                found[(int(row.level), int(row.idx))] = bytes.fromhex(row.hash)
             except (TypeError, ValueError):
-                found[int(index)] = b""
+                found[(int(row.level), int(row.idx))] = b""
         return found
 
     def add_checkpoint(
@@ -380,9 +378,12 @@ class CatalogDatabase:
         """Every checkpoint kept, oldest first."""
         return list(session.exec(select(CheckpointRow).order_by(col(CheckpointRow.id))))
 
-    def latest_checkpoint(self, session: Session) -> CheckpointRow | None:
-        """The newest checkpoint, if any."""
-        return session.exec(select(CheckpointRow).order_by(col(CheckpointRow.id).desc()).limit(1)).first()
+    def latest_checkpoint(self, session: Session, *, signed: bool = False) -> CheckpointRow | None:
+        """The newest checkpoint (the newest signed one with *signed*), if any."""
+        query = select(CheckpointRow).order_by(col(CheckpointRow.id).desc()).limit(1)
+        if signed:
+            query = query.where(col(CheckpointRow.signed).is_(True))
+        return session.exec(query).first()
 
     def insert_rows(self, session: Session, rows: dict[str, list[dict[str, Any]]]) -> None:
         """Insert prepared rows, table by table (``record`` first: others refer to it), one
