@@ -151,10 +151,10 @@ def check_manifests(bag: Path) -> None:
         digest, _, path = line.partition(" ")
         path = path.strip()
         report(hashlib.sha256((bag / path).read_bytes()).hexdigest() == digest, f"tag file {path} has its SHA-256")
-    info = dict(
-        (k.strip(), v.strip())
-        for k, _, v in (line.partition(":") for line in (bag / "bag-info.txt").read_text(encoding="utf-8").splitlines())
-    )
+    info = {}
+    for line in (bag / "bag-info.txt").read_text(encoding="utf-8").splitlines():
+        label, _, value = line.partition(":")
+        info[label.strip()] = value.strip()
     octets = sum((bag / p).stat().st_size for p in present)
     report(info.get("Payload-Oxum") == f"{octets}.{len(present)}", f"Payload-Oxum is {octets}.{len(present)}")
 
