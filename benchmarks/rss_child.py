@@ -12,6 +12,7 @@ Usage::
     python benchmarks/rss_child.py ingest-search CATALOG_DIR FILE WORD
     python benchmarks/rss_child.py export-bag CATALOG_DIR BAG_DIR
     python benchmarks/rss_child.py check-bag BAG_DIR
+    python benchmarks/rss_child.py log CATALOG_DIR EVENTS
 
 ``bare`` imports nothing (the interpreter's own baseline); ``import`` imports the library; ``init``
 also creates an empty catalog; ``add`` creates a catalog and adds *FILE* with one ``Catalog.add``
@@ -26,7 +27,12 @@ limit=None)`` and with the default limit of 100, best of 5 each (``search_second
 ``search_hits``, ``search100_seconds``, ``search100_hits``).  ``export-bag`` opens an existing
 catalog and exports it whole as a BagIt bag with one ``Catalog.export`` call; ``check-bag`` checks
 a bag completely (``evidence_catalog.interchange.bag.check_bag``: paths, Payload-Oxum, every
-digest), as an import does before it accepts anything.
+digest), as an import does before it accepts anything.  ``log`` creates a catalog and appends
+*EVENTS* custody events (catalog-level ``catalog.verified`` events) in transactions of 2,000,
+each ending with its signed checkpoint as every change does (``seconds``); then times inclusion
+and consistency proofs at tree sizes 1,000 to *EVENTS* (median of 51 each, ``proofs``) and a
+full ``verify`` (``verify_seconds``: every event re-hashed, the chain walked, the Merkle tree
+recomputed and compared, every checkpoint checked).
 
 The peak comes from ``VmHWM`` in ``/proc/self/status``: the high-water mark of this process's
 own address space since ``exec``.  ``getrusage``/``wait4`` ``ru_maxrss`` is not used on Linux
@@ -53,6 +59,7 @@ ARGUMENTS = {
     "ingest-search": 3,
     "export-bag": 2,
     "check-bag": 1,
+    "log": 2,
 }
 
 
@@ -69,6 +76,74 @@ def peak_rss_kib() -> tuple[int, str]:
 
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return (maxrss // 1024 if sys.platform == "darwin" else maxrss), "ru_maxrss"
+
+
+def _log_benchmark(catalog_dir: str, count: int) -> dict[str, object]:
+    import random
+    import statistics
+    import time
+
+    from evidence_catalog import Catalog, merkle
+    from evidence_catalog.custody import Action
+
+    result: dict[str, object] = {}
+    with Catalog.init(catalog_dir, operator=OPERATOR) as catalog:
+        started = time.perf_counter()
+        done = 1  # catalog.created
+        while done < count:
+            batch = min(2000, count - done)
+            with catalog.db.write() as session:
+                catalog.db.append_events(
+                    session,
+                    [
+                        {
+                            "at": catalog.clock(),
+                            "actor": catalog.operator,
+                            "action": Action.CATALOG_VERIFIED,
+                            "subject": "catalog",
+                            "details": {"ok": True, "findings": 0, "artifacts_checked": done + i, "events_checked": 0},
+                        }
+                        for i in range(batch)
+                    ],
+                )
+            done += batch
+        result["seconds"] = time.perf_counter() - started
+        result["events"] = done
+        rng = random.Random(7)
+        proofs = {}
+        size = 1000
+        sizes = []
+        while size < done:
+            sizes.append(size)
+            size *= 10
+        sizes.append(done)
+        with catalog.db.read() as session:
+            for size in sizes:
+                inclusion, consistency, lengths = [], [], []
+                for _ in range(51):
+                    subtrees = catalog.db.subtrees(session)  # a fresh cache: every node read from the database
+                    index = rng.randrange(size)
+                    t0 = time.perf_counter()
+                    path = merkle.inclusion_proof(subtrees, index, size)
+                    inclusion.append(time.perf_counter() - t0)
+                    lengths.append(len(path))
+                    subtrees = catalog.db.subtrees(session)
+                    old = rng.randrange(1, size + 1)
+                    t0 = time.perf_counter()
+                    merkle.consistency_proof(subtrees, old, size)
+                    consistency.append(time.perf_counter() - t0)
+                proofs[str(size)] = {
+                    "inclusion_ms": statistics.median(inclusion) * 1000,
+                    "consistency_ms": statistics.median(consistency) * 1000,
+                    "path_length": max(lengths),
+                }
+        result["proofs"] = proofs
+        started = time.perf_counter()
+        verified = catalog.verify(record_event=False)
+        result["verify_seconds"] = time.perf_counter() - started
+        result["verify_ok"] = verified.ok
+        result["verify_findings"] = [str(f) for f in verified.findings[:3]]
+    return result
 
 
 def main(argv: list[str]) -> int:
@@ -98,6 +173,8 @@ def main(argv: list[str]) -> int:
                 artifacts=exported.artifacts,
                 payload_oxum=exported.payload_oxum,
             )
+    elif mode == "log":
+        report.update(_log_benchmark(argv[1], int(argv[2])))
     elif mode == "check-bag":
         from pathlib import Path
 
