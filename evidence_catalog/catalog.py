@@ -2812,7 +2812,9 @@ class Catalog:
                 return (*write_prov(stream, records, self.db.events(session)), 0)  # exports are catalog events
             if format == "jsonl":
                 return (*self._write_jsonl(stream, records, events), 0)
-            return (*self._write_json(stream, records, events, complete_log=selected is None), 0)
+            latest = self.db.latest_checkpoint(session, signed=True)
+            note = None if latest is None else latest.note
+            return (*self._write_json(stream, records, events, complete_log=selected is None, checkpoint=note), 0)
 
     @staticmethod
     def _write_jsonl(
@@ -2832,6 +2834,7 @@ class Catalog:
         events: Iterable[model.CustodyEvent],
         *,
         complete_log: bool,
+        checkpoint: str | None = None,
     ) -> tuple[int, int]:
         # One JSON document, written item by item so memory does not grow with the catalog.
         head = {
@@ -2840,6 +2843,7 @@ class Catalog:
             "exported_by": unstructure(self.operator),
             "generator": unstructure(library_agent()),
             "complete_log": complete_log,
+            "checkpoint": checkpoint,
         }
         stream.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2])
         counts = [0, 0]

@@ -798,3 +798,6 @@ class ExportBundle:
     #: exported records (a subset whose links cannot be walked on their own).
     custody_events: tuple[CustodyEvent, ...] = field(default=(), converter=_to_tuple)
     complete_log: bool = False
+    #: The latest signed checkpoint of the log (a C2SP signed note) when the export was made: it
+    #: covers every event exported; ``None`` for a catalog without a log key.
+    checkpoint: str | None = None

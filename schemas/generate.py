@@ -399,6 +399,9 @@ DEFS["export"] = obj(
             **BOOL,
             "description": "True when custody_events is the whole log; otherwise the events about the records.",
         },
+        "checkpoint": nullable(
+            {**TEXT, "description": "The latest signed checkpoint of the log (C2SP signed note), covering every event."}
+        ),
     }
 )
 
