@@ -39,6 +39,12 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     cost (PASS below 1.5, else INFO).  There is no external tool to compare with: the issue asks
     only for items/s, RSS and linearity.
 
+``log``
+    Append ``--log-events`` custody events (default 1,000,000) in transactions of 2,000, each
+    ending with a signed checkpoint (events/s); inclusion and consistency proof times at 1,000,
+    10,000, ... events (median of 51, every tree node read from the database: they grow with
+    log n); a full ``verify`` (events/s) and the peak RSS (``rss_child.py log``; issue 7).  No
+    reference tool.
 ``bagit``
     Export a catalog of ``--bag-gib`` GiB (default 5; issue 6: 40 large files and 2,000 small
     ones) as a BagIt bag (``rss_child.py export-bag``: MB/s and peak RSS) vs making a bag of the
@@ -97,7 +103,7 @@ DEFAULT_WORKDIR = HERE / "scratch"
 CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
-BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit")
+BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log")
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -390,6 +396,7 @@ class Context:
     capture_size: int = DEFAULT_CAPTURE_MIB * MIB
     ingest_items: int = DEFAULT_INGEST_ITEMS
     bag_size: int = 5 * GIB
+    log_events: int = 1_000_000
     _big: Path | None = None
 
     def big_file(self) -> Path:
@@ -1117,6 +1124,47 @@ def read_through_tree(root: Path) -> None:
             read_through(path)
 
 
+def bench_log(ctx: Context) -> list[Row]:
+    """The custody log as a Merkle tree: appending, proofs and full verification (issue 7)."""
+    catalog_dir = ctx.scratch / "log-catalog"
+    os.sync()
+    report, _ = run_child("log", os.fspath(catalog_dir), str(ctx.log_events))
+    remove(catalog_dir)
+    events = int(str(report["events"]))
+    seconds = float(str(report["seconds"]))
+    verify_seconds = float(str(report["verify_seconds"]))
+    proofs = report["proofs"]
+    assert isinstance(proofs, dict)
+    if report.get("verify_ok") is not True:
+        raise AssertionError(f"the benchmark's log did not verify: {report.get('verify_findings')}")
+    print(f"  append {events} events: {events / seconds:.0f} events/s ({seconds:.1f} s, transactions of 2,000)")
+    for size, figures in proofs.items():
+        print(
+            f"  at {int(size):>9} events: inclusion proof {figures['inclusion_ms']:.2f} ms, "
+            f"consistency proof {figures['consistency_ms']:.2f} ms, path of {figures['path_length']} hashes"
+        )
+    print(
+        f"  verify: {events / verify_seconds:.0f} events/s ({verify_seconds:.1f} s), peak RSS {report['peak_kib']} KiB"
+    )
+    largest = max(proofs, key=int)
+    smallest = min(proofs, key=int)
+    return [
+        info_row(f"append {events} custody events", f"{events / seconds:.0f} events/s ({seconds:.1f} s)"),
+        info_row(
+            f"inclusion / consistency proof at {int(largest)} events",
+            f"{proofs[largest]['inclusion_ms']:.2f} / {proofs[largest]['consistency_ms']:.2f} ms",
+            f"at {int(smallest)} events: {proofs[smallest]['inclusion_ms']:.2f} / "
+            f"{proofs[smallest]['consistency_ms']:.2f} ms",
+        ),
+        info_row(
+            f"verify {events} events (chain, Merkle tree, checkpoints)", f"{events / verify_seconds:.0f} events/s"
+        ),
+        info_row(
+            f"peak RSS of appending and verifying {events} events", f"{int(str(report['peak_kib'])) / KIB:.1f} MiB"
+        ),
+    ]
+
+
 BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]]] = {
     "hash": (bench_hash, ("openssl",)),
     "multi": (bench_multi, ("openssl",)),
@@ -1126,6 +1174,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "small": (bench_small, ("cp", "sha256sum", "sync")),
     "ingest": (bench_ingest, ("grep",)),
     "bagit": (bench_bagit, ("cp", "sha256sum", "sync")),
+    "log": (bench_log, ()),
 }
 
 
@@ -1157,6 +1206,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_INGEST_ITEMS,
         metavar="N",
         help=f"items in the largest digest for ingest; also timed at 10%% and 30%% (default {DEFAULT_INGEST_ITEMS})",
+    )
+    parser.add_argument(
+        "--log-events", type=int, default=1_000_000, metavar="N", help="custody events for log (default 1000000)"
     )
     parser.add_argument(
         "--bag-gib", type=float, default=5.0, help="catalog exported and re-validated by bagit (default 5)"
@@ -1265,6 +1317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             capture_size=capture_size,
             ingest_items=args.ingest_items,
             bag_size=int(args.bag_gib * GIB),
+            log_events=args.log_events,
         )
         for name in args.only:
             function, tools = BENCH_FUNCTIONS[name]

@@ -117,6 +117,7 @@ from evidence_catalog.interchange.importing import Incoming, IncomingRecord, rea
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
 from evidence_catalog.serialize import (
+    CHECKPOINT_SCHEMA,
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
     format_timestamp,
@@ -2206,7 +2207,8 @@ class Catalog:
             if offline is not None:
                 break
             try:
-                token = timestamp_digest(row.tsa_url, bytes.fromhex(row.data_sha256), timeout=timeout)
+                # To the TSA asked now: one that could not be reached before must not hold up the rest.
+                token = timestamp_digest(tsa, bytes.fromhex(row.data_sha256), timeout=timeout)
             except NetworkError as exc:
                 offline = exc.message
                 with self.db.write() as session:
@@ -2224,7 +2226,7 @@ class Catalog:
             info = token_info(token)
             encoded = base64.b64encode(token).decode("ascii")
             with self.db.write() as session:
-                self.db.settle_timestamp(session, row.id, "granted", token=encoded, gen_time=info.gen_time)
+                self.db.settle_timestamp(session, row.id, "granted", token=encoded, gen_time=info.gen_time, url=tsa)
                 self.db.append_event(
                     session,
                     at=self.clock(),
@@ -2235,7 +2237,7 @@ class Catalog:
                         "stamps": row.subject_kind,
                         "checkpoint_id": int(row.subject) if row.subject_kind == "checkpoint" else None,
                         "sha256": row.data_sha256,
-                        "tsa_url": row.tsa_url,
+                        "tsa_url": tsa,
                         "gen_time": format_timestamp(info.gen_time),
                         "serial": str(info.serial),
                         "policy": info.policy,
@@ -2809,9 +2811,22 @@ class Catalog:
             if format == "csv":
                 return _write_csv(stream, records), 0, 0
             if format == "prov":
-                return (*write_prov(stream, records, self.db.events(session)), 0)  # exports are catalog events
+                latest = self.db.latest_checkpoint(session, signed=True)
+                held = None if latest is None else (latest.note, latest.tree_size, latest.root_hash)
+                # Exports are catalog events: all events go in, the earlier exports of these records come out.
+                return (*write_prov(stream, records, self.db.events(session), held), 0)
             if format == "jsonl":
-                return (*self._write_jsonl(stream, records, events), 0)
+                counts = self._write_jsonl(stream, records, events)
+                latest = self.db.latest_checkpoint(session, signed=True)
+                if latest is not None:  # last: it covers every event above
+                    line = {
+                        "schema": CHECKPOINT_SCHEMA,
+                        "note": latest.note,
+                        "tree_size": latest.tree_size,
+                        "root_hash": latest.root_hash,
+                    }
+                    stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+                return (*counts, 0)
             latest = self.db.latest_checkpoint(session, signed=True)
             note = None if latest is None else latest.note
             return (*self._write_json(stream, records, events, complete_log=selected is None, checkpoint=note), 0)

@@ -11,14 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from evidence_catalog.errors import InputError
-from evidence_catalog.serialize import BAG_CONTENTS_SCHEMA, SCHEMA_BASE, SCHEMA_IDS, VERIFICATION_REPORT_SCHEMA
+from evidence_catalog.serialize import (
+    BAG_CONTENTS_SCHEMA,
+    CHECKPOINT_SCHEMA,
+    SCHEMA_BASE,
+    SCHEMA_IDS,
+    VERIFICATION_REPORT_SCHEMA,
+)
 
 #: Schema name -> file name, for every document type the library emits.
 SCHEMA_FILES: dict[str, str] = {
     schema_id.removeprefix(SCHEMA_BASE).split(":")[0]: (
         schema_id.removeprefix(SCHEMA_BASE).replace(":", "-") + ".schema.json"
     )
-    for schema_id in (*SCHEMA_IDS.values(), VERIFICATION_REPORT_SCHEMA, BAG_CONTENTS_SCHEMA)
+    for schema_id in (*SCHEMA_IDS.values(), VERIFICATION_REPORT_SCHEMA, BAG_CONTENTS_SCHEMA, CHECKPOINT_SCHEMA)
 }
 
 

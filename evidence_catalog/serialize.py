@@ -36,6 +36,8 @@ _TYPES_BY_SCHEMA = {v: k for k, v in SCHEMA_IDS.items()}
 VERIFICATION_REPORT_SCHEMA = SCHEMA_BASE + "verification-report:1.0.0"
 #: Schema id of ``data/contents.json`` in an export bag.
 BAG_CONTENTS_SCHEMA = SCHEMA_BASE + "bag-contents:1.0.0"
+#: Schema id of the checkpoint line that ends a JSON Lines export.
+CHECKPOINT_SCHEMA = SCHEMA_BASE + "checkpoint:1.0.0"
 
 
 def format_timestamp(value: dt.datetime) -> str:

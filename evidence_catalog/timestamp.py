@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import http.client
 import secrets
 import urllib.error
 import urllib.request
 
-from asn1crypto import cms, tsp
+from asn1crypto import cms, core, tsp
 from attrs import frozen
 
 from evidence_catalog.errors import NetworkError
@@ -59,16 +60,28 @@ def request(sha256: bytes, nonce: int | None = None) -> tuple[bytes, int]:
     return message.dump(), nonce
 
 
+class _Response(core.Sequence):  # type: ignore[misc]
+    """TimeStampResp as RFC 3161 section 2.4.2 defines it: a refusal carries no token (asn1crypto's
+    own class requires one, and so could not read a refusal)."""
+
+    _fields = [  # noqa: RUF012 - asn1crypto's declaration style
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
 def token_from_response(response: bytes, sha256: bytes, nonce: int | None) -> bytes:
     """The DER time-stamp token of a TimeStampResp, checked: granted, for *sha256*, with *nonce*
     (when one was sent); :class:`TimestampError` saying what is wrong."""
     try:
-        parsed = tsp.TimeStampResp.load(response)
+        parsed = _Response.load(response)
         status = parsed["status"]["status"].native
     except (ValueError, TypeError, KeyError) as exc:
         raise TimestampError(f"not a time-stamp response: {exc}") from None
     if status not in _GRANTED:
-        text = parsed["status"]["status_string"].native if parsed["status"]["status_string"] else None
+        text = parsed["status"]["status_string"].native  # PKIFreeText: a sequence of UTF-8 strings
+        if isinstance(text, list):
+            text = "; ".join(str(t) for t in text)
         raise TimestampError(f"the TSA refused ({status}{': ' + str(text) if text else ''})")
     token = parsed["time_stamp_token"]
     if not token:
@@ -130,6 +143,8 @@ def stamp_digest(url: str, digest: bytes, *, timeout: float = 30.0) -> bytes:
             response = answer.read(MAX_RESPONSE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise NetworkError(f"the TSA answered HTTP {exc.code}", where=url) from exc
+    except http.client.HTTPException as exc:  # not HTTP at all, or cut short
+        raise NetworkError(f"the TSA's answer is not valid HTTP ({type(exc).__name__})", where=url) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise NetworkError(f"the TSA cannot be reached ({reason})", where=url) from exc

@@ -526,6 +526,15 @@ DEFS["bag_contents"] = obj(
     description="data/contents.json of an export bag: what the bag holds and what a redaction withheld.",
 )
 
+DEFS["checkpoint"] = obj(
+    {
+        "note": {**TEXT, "description": "The signed checkpoint: a C2SP signed note (origin, size, root, signature)."},
+        "tree_size": COUNT,
+        "root_hash": ref("sha256"),
+    },
+    description="The last line of a JSON Lines export: the log's latest signed checkpoint, covering every event.",
+)
+
 #: (schema name, version, root definition, title)
 DOCUMENTS = [
     ("evidence-record", "2.0.0", "evidence_record", "Evidence record"),
@@ -534,6 +543,7 @@ DOCUMENTS = [
     ("export", "2.0.0", "export", "JSON export of records and custody events"),
     ("verification-report", "1.0.0", "verification_report", "Result of verifying a catalog"),
     ("bag-contents", "1.0.0", "bag_contents", "Contents of an export bag (data/contents.json)"),
+    ("checkpoint", "1.0.0", "checkpoint", "A signed checkpoint of the custody log"),
 ]
 
 

@@ -17,6 +17,7 @@ from evidence_catalog.errors import ValidationError
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
+    CHECKPOINT_SCHEMA,
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
     canonical_json,
@@ -88,7 +89,7 @@ def test_every_document_names_its_schema_and_version() -> None:
     assert next(iter(document)) == "schema"
     assert document["schema"] == "urn:evidence-catalog:schema:evidence-record:2.0.0"
     published = {load_schema(n)["$id"] for n in SCHEMA_FILES}
-    assert {*SCHEMA_IDS.values(), VERIFICATION_REPORT_SCHEMA, BAG_CONTENTS_SCHEMA} == published
+    assert {*SCHEMA_IDS.values(), VERIFICATION_REPORT_SCHEMA, BAG_CONTENTS_SCHEMA, CHECKPOINT_SCHEMA} == published
 
 
 def test_the_report_schema_knows_every_kind_of_finding() -> None:

@@ -28,6 +28,7 @@ from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, V
 from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagError, ByteProgress, check_bag
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
+    CHECKPOINT_SCHEMA,
     SCHEMA_BASE,
     SCHEMA_IDS,
     canonical_json,
@@ -349,6 +350,8 @@ def _read_jsonl(path: Path, data: bytes, blobs: Path | None) -> Incoming:
         schema = doc.get("schema") if isinstance(doc, dict) else None
         if isinstance(schema, str) and schema.startswith(SCHEMA_BASE + "custody-event:"):
             events.append(event_document(doc, place))
+        elif isinstance(schema, str) and schema.startswith(SCHEMA_BASE + "checkpoint:"):
+            check_schema(doc, CHECKPOINT_SCHEMA, place)  # the log's checkpoint: kept by the exporter
         else:
             raw_records.append((place, doc))  # record_from names a document that is neither
     histories = _histories(events, False, where)

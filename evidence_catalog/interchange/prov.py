@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from prov.model import PROV, PROV_TYPE, ProvDocument, QualifiedName
+from prov.model import PROV, PROV_TYPE, Namespace, ProvDocument, QualifiedName
 
 from evidence_catalog import model
 from evidence_catalog.serialize import canonical_json, unstructure
@@ -41,7 +41,11 @@ NAMESPACES = {
     "source": "urn:evidence-catalog:source:",
     "output": "urn:evidence-catalog:export-output:",
     "derivation": "urn:evidence-catalog:derivation:",
+    "checkpoint": "urn:evidence-catalog:checkpoint:",
 }
+
+
+PROV_NAMESPACE_EC = Namespace("ec", EC)
 
 
 class _TextSink(Protocol):
@@ -62,12 +66,23 @@ def build_document(records: Iterable[model.EvidenceRecord], events: Iterable[mod
 
 
 def write_prov(
-    stream: _TextSink, records: Iterable[model.EvidenceRecord], events: Iterable[model.CustodyEvent]
+    stream: _TextSink,
+    records: Iterable[model.EvidenceRecord],
+    events: Iterable[model.CustodyEvent],
+    checkpoint: tuple[str, int, str] | None = None,
 ) -> tuple[int, int]:
-    """Write the PROV-JSON document of *records* to *stream*; return (records, export events)."""
+    """Write the PROV-JSON document of *records* to *stream*; return (records, export events).
+    *checkpoint* -- (signed note, tree size, root hex) of the log -- becomes an entity
+    ``ec:Checkpoint`` holding the note, so the provenance can be tied to the signed log."""
     counted = list(records)
     exports = [e for e in events if e.action == "records.exported"]
     document = build_document(counted, exports)
+    if checkpoint is not None:
+        note, size, root = checkpoint
+        document.entity(
+            f"checkpoint:{root}",
+            {PROV_TYPE: PROV_NAMESPACE_EC["Checkpoint"], "ec:note": note, "ec:treeSize": size, "ec:rootHash": root},
+        )
     stream.write(str(document.serialize(format="json", indent=1)))
     stream.write("\n")
     return len(counted), len(exports)

@@ -351,10 +351,13 @@ class CatalogDatabase:
         token: str | None = None,
         gen_time: dt.datetime | None = None,
         error: str | None = None,
+        url: str | None = None,
     ) -> None:
-        """Record what became of a queued request."""
+        """Record what became of a queued request (and the TSA that granted it, *url*)."""
         table = _t(TimestampTokenRow)
-        values = {"status": status, "token": token, "gen_time": gen_time, "error": error}
+        values: dict[str, Any] = {"status": status, "token": token, "gen_time": gen_time, "error": error}
+        if url is not None:
+            values["tsa_url"] = url
         _run(session, sa.update(table).where(table.c.id == row_id).values(**values))
 
     def stored_nodes(self, session: Session) -> dict[tuple[int, int], bytes]:
