@@ -37,6 +37,8 @@ demo: $(STAMP)
 	$(EC) log --catalog $(DEMO)
 	$(EC) export --catalog $(DEMO) --format bagit --output $(DEMO)-bag
 	$(BIN)/bagit.py --validate --quiet $(DEMO)-bag && echo "bagit-python: $(DEMO)-bag is a valid bag"
+	$(PYTHON) -I -S docs/verify_bag.py $(DEMO)-bag
+	$(EC) checkpoint --catalog $(DEMO)
 	$(EC) init $(DEMO)-partner --operator "Partner Analyst <partner@example.org>"
 	$(EC) import --catalog $(DEMO)-partner $(DEMO)-bag
 	$(EC) verify --catalog $(DEMO)-partner
