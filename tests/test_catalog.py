@@ -38,7 +38,7 @@ from evidence_catalog.findings import (
     UnloggedChange,
 )
 from evidence_catalog.schema_files import load_schema
-from evidence_catalog.serialize import SCHEMA_IDS, from_document
+from evidence_catalog.serialize import CHECKPOINT_SCHEMA, SCHEMA_IDS, from_document
 
 from .conftest import FixedClock
 
@@ -388,11 +388,18 @@ def test_jsonl_export_of_selected_records(catalog: Catalog, tmp_path: Path) -> N
     first, _second = catalog.add([tmp_path / "a", tmp_path / "b"])
     catalog.export(tmp_path / "out.jsonl", format="jsonl", record_ids=[first.record_id])
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
-    schemas = {SCHEMA_IDS[model.EvidenceRecord]: "evidence-record", SCHEMA_IDS[model.CustodyEvent]: "custody-event"}
+    schemas = {
+        SCHEMA_IDS[model.EvidenceRecord]: "evidence-record",
+        SCHEMA_IDS[model.CustodyEvent]: "custody-event",
+        CHECKPOINT_SCHEMA: "checkpoint",
+    }
     for line in lines:
         _validator(schemas[line["schema"]]).validate(line)
     assert [line["id"] for line in lines if "id" in line] == [first.record_id]
     assert {line["subject"] for line in lines if "seq" in line} == {first.record_id}
+    # Last, the log's signed checkpoint, which covers every event (and more: the whole log).
+    assert lines[-1]["schema"] == CHECKPOINT_SCHEMA
+    assert lines[-1]["tree_size"] == len(catalog.history()) - 1  # all but this export's own event
 
 
 def test_export_never_replaces_a_file_and_refuses_unknown_records(catalog: Catalog, tmp_path: Path) -> None:

@@ -136,7 +136,9 @@ def test_export_json_and_jsonl(cat: Path, run_cli: Any, tmp_path: Path) -> None:
     jsonschema.validate(json.loads((tmp_path / "all.json").read_text()), load_schema("export"))
     result = run_cli("export", record_id, "--catalog", cat, "--format", "jsonl", "-o", tmp_path / "one.jsonl")
     assert result.code == 0
-    assert len((tmp_path / "one.jsonl").read_text().splitlines()) == 2  # the record and its event
+    lines = (tmp_path / "one.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # the record, its event, and the log's signed checkpoint
+    assert json.loads(lines[-1])["schema"] == "urn:evidence-catalog:schema:checkpoint:1.0.0"
 
 
 @pytest.mark.parametrize("name", ["evidence-record", "artifact", "custody-event", "export"])
