@@ -390,6 +390,48 @@ class InclusionProof:
     checkpoint: str | None
 
 
+#: What ``fsck`` leaves alone however it looks: anything younger (a writer may be about to
+#: commit the records that claim it).
+FSCK_GRACE_SECONDS = 3600.0
+
+
+@frozen
+class FsckEntry:
+    """A file or folder ``fsck`` found: its path in the catalog folder, size, age, and for a
+    blob its SHA-256 (the file's name)."""
+
+    path: str
+    size: int
+    age_seconds: float
+    sha256: str | None = None
+
+
+@frozen
+class FsckReport:
+    """What ``fsck`` found, and what it removed."""
+
+    orphaned_blobs: tuple[FsckEntry, ...]
+    temporary: tuple[FsckEntry, ...]
+    quarantined: tuple[FsckEntry, ...]
+    removed: tuple[FsckEntry, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Whether nothing is left over (quarantined copies do not count: they are kept)."""
+        left = {e.path for e in (*self.orphaned_blobs, *self.temporary)} - {e.path for e in self.removed}
+        return not left
+
+
+def _fsck_entry(path: Path, root: Path, now: float, *, sha256: str | None = None) -> FsckEntry:
+    try:
+        info = path.lstat()
+        size = info.st_size if not path.is_dir() else sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
+        age = max(0.0, now - info.st_mtime)
+    except OSError:
+        size, age = 0, 0.0
+    return FsckEntry(path=path.relative_to(root).as_posix(), size=size, age_seconds=age, sha256=sha256)
+
+
 class Catalog:
     """An evidence catalog in a directory: records, blobs and the custody log."""
 
@@ -2078,6 +2120,73 @@ class Catalog:
                     TimestampMismatch(subject=subject, reason="the token stamps other bytes than the ones kept")
                 )
         return findings
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def fsck(self, *, remove: bool = False, grace_seconds: float = FSCK_GRACE_SECONDS) -> FsckReport:
+        """Find what an interrupted operation can leave in the catalog folder without any record
+        claiming it: *orphaned blobs* (stored bytes no artifact row names -- an import or add
+        killed between storing the bytes and committing its records) and *unfinished temporary
+        files* (``blobs/tmp/*.part``, capture work areas).  Nothing a record claims is ever
+        touched, and nothing younger than *grace_seconds* (another process may be about to commit
+        it) is removed.  With *remove*, what is older is deleted, and the removal is logged
+        (``catalog.fsck``: each file's path, size and, for a blob, SHA-256).  Quarantined blobs
+        (damaged copies moved aside, kept as evidence of the damage) are listed, never removed.
+        """
+        now = time.time()
+        with self.db.read() as session:
+            known = {sha for sha, _, _ in self.db.artifact_digests(session)}
+        orphans: list[FsckEntry] = []
+        blob_root = self.blobs.root / "sha256"
+        if blob_root.is_dir():
+            for path in sorted(blob_root.glob("*/*/*")):
+                if path.is_file() and not path.is_symlink() and path.name not in known:
+                    orphans.append(_fsck_entry(path, self.path, now, sha256=path.name))
+        temporary: list[FsckEntry] = []
+        for folder in (self.blobs.tmp_dir, self.path / WORK_DIR):
+            if folder.is_dir():
+                for path in sorted(folder.iterdir()):
+                    temporary.append(_fsck_entry(path, self.path, now))
+        quarantine = self.blobs.root / "quarantine"
+        quarantined = (
+            tuple(_fsck_entry(p, self.path, now) for p in sorted(quarantine.iterdir())) if quarantine.is_dir() else ()
+        )
+        removed: list[FsckEntry] = []
+        if remove:
+            if self.db.read_only:
+                raise StorageError("the catalog is read-only; nothing can be removed from it")
+            for entry in (*orphans, *temporary):
+                if entry.age_seconds < grace_seconds:
+                    continue
+                target = self.path / entry.path
+                if entry.sha256 is not None:
+                    with self.db.read() as session:  # claimed meanwhile by another process: keep it
+                        if self.db.artifact(session, entry.sha256) is not None:
+                            continue
+                try:
+                    if target.is_dir() and not target.is_symlink():
+                        if target.name.startswith("capture-"):
+                            _remove_if_abandoned(target)  # only when its owner is gone
+                            if target.exists():
+                                continue
+                        else:
+                            shutil.rmtree(target)
+                    else:
+                        target.unlink()
+                except OSError:
+                    continue
+                removed.append(entry)
+            if removed:
+                self._log_catalog_event(
+                    Action.CATALOG_FSCK,
+                    {"removed": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]},
+                )
+        return FsckReport(
+            orphaned_blobs=tuple(orphans),
+            temporary=tuple(temporary),
+            quarantined=quarantined,
+            removed=tuple(removed),
+        )
 
     def _log_catalog_event(self, action: str, details: dict[str, Any]) -> model.CustodyEvent:
         """Append one event about the catalog as a whole, by this catalog's operator, now."""

@@ -1448,6 +1448,34 @@ def checkpoint_cmd(
 
 
 @cli.command()
+@_catalog_option
+@click.option("--remove", is_flag=True, help="Remove what is left over and older than an hour (logged).")
+@_operator_option
+@_json_option
+def fsck(catalog_path: str, remove: bool, operator: str | None, as_json: bool) -> None:
+    """List what interrupted work left in the catalog folder that no record claims: orphaned
+    blobs and unfinished temporary files (and quarantined damaged copies, which are kept).
+
+    Exit code 1 when something is left over (after --remove: something too young to remove).
+    """
+    with _open(catalog_path, operator) as catalog:
+        report = catalog.fsck(remove=remove)
+    removed = {e.path for e in report.removed}
+    if as_json:
+        _echo_json(attrs.asdict(report) | {"clean": report.clean})
+    else:
+        for label, entries in (("orphaned blob", report.orphaned_blobs), ("temporary", report.temporary)):
+            for entry in entries:
+                state = "removed" if entry.path in removed else f"{entry.age_seconds / 60:.0f} min old"
+                click.echo(f"{label:<14} {_printable(entry.path)}  {entry.size} B  {state}")
+        for entry in report.quarantined:
+            click.echo(f"{'quarantined':<14} {_printable(entry.path)}  {entry.size} B  kept")
+        click.echo("clean" if report.clean else "left over: see above (--remove removes what is older than an hour)")
+    if not report.clean:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
+@cli.command()
 @click.argument("name", type=click.Choice(sorted(SCHEMA_FILES)))
 def schema(name: str) -> None:
     """Print a published JSON Schema."""

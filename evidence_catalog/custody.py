@@ -62,6 +62,7 @@ class Action:
     RECORD_IMPORTED = "record.imported"
     LOG_KEY_CREATED = "key.created"
     TIMESTAMP_ADDED = "timestamp.added"
+    CATALOG_FSCK = "catalog.fsck"
 
 
 def document_hash(document: Mapping[str, Any]) -> str:
