@@ -2019,16 +2019,31 @@ class Catalog:
         checkpoints: Sequence[tuple[str, str]] = (),
         pinned: Sequence[tuple[str, str, str, bytes]] = (),
     ) -> tuple[list[Finding], int, list[str]]:
-        documents = list(self.db.event_documents(session))
-        findings: list[Finding] = verify_chain(documents)
-        findings.extend(self._verify_tree(session, documents, checkpoints, pinned))
-        events = []
-        for document in documents:
-            try:
-                events.append(structure(document, model.CustodyEvent))
-            except EvidenceError as exc:
-                findings.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
-        replayed = replay(events)
+        # Two passes over the log, neither holding it: memory is one 32-byte leaf per event
+        # (and the records being rebuilt), not every event.
+        leaves: list[bytes] = []
+
+        def hashed(documents: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for document in documents:
+                try:
+                    leaves.append(event_leaf(document))
+                except (TypeError, ValueError):  # a damaged event: the chain check names it
+                    leaves.append(bytes(32))
+                yield document
+
+        findings: list[Finding] = verify_chain(hashed(self.db.event_documents(session)))
+        findings.extend(self._verify_tree(session, leaves, checkpoints, pinned))
+        unreplayable: list[Finding] = []
+
+        def structured() -> Iterator[model.CustodyEvent]:
+            for document in self.db.event_documents(session):
+                try:
+                    yield structure(document, model.CustodyEvent)
+                except EvidenceError as exc:
+                    unreplayable.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
+
+        replayed = replay(structured())
+        findings.extend(unreplayable)
         findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
         record_ids = self.db.record_ids(session)
         for record_id in record_ids:
@@ -2050,25 +2065,19 @@ class Catalog:
                 findings.append(RecordMismatch(record_id=record_id, fields=differing))
         present = set(record_ids)
         findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
-        return findings, len(documents), record_ids
+        return findings, len(leaves), record_ids
 
     def _verify_tree(
         self,
         session: Any,
-        documents: Sequence[dict[str, Any]],
+        leaves: Sequence[bytes],
         given: Sequence[tuple[str, str]],
         pinned: Sequence[tuple[str, str, str, bytes]] = (),
     ) -> list[Finding]:
-        """The Merkle tree and the checkpoints against the events as they are now: those kept,
-        those *given* (checked with the catalog's key) and those *pinned* to the key they were
-        first checked with (source, note, key name, public key)."""
+        """The Merkle tree and the checkpoints against the events' *leaves* as they are now:
+        the checkpoints kept, those *given* (checked with the catalog's key) and those *pinned*
+        to the key they were first checked with (source, note, key name, public key)."""
         findings: list[Finding] = []
-        leaves = []
-        for document in documents:
-            try:
-                leaves.append(event_leaf(document))
-            except (TypeError, ValueError):  # a damaged event: the chain check names it
-                leaves.append(bytes(32))
         recomputed = merkle.perfect_from_leaves(leaves)
         stored = self.db.stored_nodes(session)
         first_changed = next((i + 1 for i, leaf in enumerate(leaves) if stored.get((0, i)) != leaf), None)
