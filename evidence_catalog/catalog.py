@@ -454,6 +454,7 @@ class Catalog:
         self.log_key = LogKey(path / KEYS_DIR)
         self.key_passphrase = key_passphrase
         self._private_key: Ed25519PrivateKey | None = None
+        self._log_name: str | None = None
         self._key_unavailable = False
         if self.log_key.exists:
             self.db.on_appended = self._write_checkpoint
@@ -2240,8 +2241,9 @@ class Catalog:
         that changed it).  Without the key's passphrase the checkpoint is kept unsigned, and
         :meth:`checkpoint` signs one later."""
         size = self.db.tree_size(session)
-        name, _ = self.log_key.public()
-        current = Checkpoint(origin=name, size=size, root=self.db.merkle_root(session, size))
+        if self._log_name is None:  # read once: this runs at the end of every change
+            self._log_name = self.log_key.public()[0]
+        current = Checkpoint(origin=self._log_name, size=size, root=self.db.merkle_root(session, size))
         key = self._signing_key()
         note = current.body() if key is None else sign_checkpoint(current, key)
         self.db.add_checkpoint(
@@ -2752,9 +2754,10 @@ class Catalog:
         for number, stamp in enumerate(self.db.timestamps(session, "granted"), 1):
             if stamp.subject_kind != "checkpoint" or stamp.token is None:
                 continue
-            note = next((r.note for r in self.db.checkpoints(session) if str(r.id) == stamp.subject), None)
-            if note is None:
+            stamped = self.db.checkpoint(session, int(stamp.subject))
+            if stamped is None:
                 continue
+            note = stamped.note
             base = f"{LOG_DIR}/timestamps/{number:04d}"
             writer.add_bytes(f"{base}.note", note.encode("utf-8"))
             writer.add_bytes(f"{base}.tsr", base64.b64decode(stamp.token))
@@ -2928,14 +2931,13 @@ class Catalog:
             events = (e for e in self.db.events(session) if wanted is None or e.subject in wanted)
             if format == "csv":
                 return _write_csv(stream, records), 0, 0
+            latest = self.db.latest_checkpoint(session, signed=True)  # covers every event exported
             if format == "prov":
-                latest = self.db.latest_checkpoint(session, signed=True)
                 held = None if latest is None else (latest.note, latest.tree_size, latest.root_hash)
                 # Exports are catalog events: all events go in, the earlier exports of these records come out.
                 return (*write_prov(stream, records, self.db.events(session), held), 0)
             if format == "jsonl":
                 counts = self._write_jsonl(stream, records, events)
-                latest = self.db.latest_checkpoint(session, signed=True)
                 if latest is not None:  # last: it covers every event above
                     line = {
                         "schema": CHECKPOINT_SCHEMA,
@@ -2945,7 +2947,6 @@ class Catalog:
                     }
                     stream.write(json.dumps(line, ensure_ascii=False) + "\n")
                 return (*counts, 0)
-            latest = self.db.latest_checkpoint(session, signed=True)
             note = None if latest is None else latest.note
             return (*self._write_json(stream, records, events, complete_log=selected is None, checkpoint=note), 0)
 

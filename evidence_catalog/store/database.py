@@ -381,6 +381,10 @@ class CatalogDatabase:
         """Every checkpoint kept, oldest first."""
         return list(session.exec(select(CheckpointRow).order_by(col(CheckpointRow.id))))
 
+    def checkpoint(self, session: Session, checkpoint_id: int) -> CheckpointRow | None:
+        """The checkpoint with this number, if kept."""
+        return session.get(CheckpointRow, checkpoint_id)
+
     def latest_checkpoint(self, session: Session, *, signed: bool = False) -> CheckpointRow | None:
         """The newest checkpoint (the newest signed one with *signed*), if any."""
         query = select(CheckpointRow).order_by(col(CheckpointRow.id).desc()).limit(1)
