@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol, TypeVar
+from typing import Any, BinaryIO, ClassVar, Literal, Protocol, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -125,17 +125,20 @@ from evidence_catalog.serialize import (
     to_document,
     unstructure,
 )
-from evidence_catalog.store.blobstore import BlobStore, StoredBlob, fsync_dir, place_new_file
+from evidence_catalog.store.blobstore import BlobStore, StoredBlob, StoreEntry, fsync_dir, place_new_file
 from evidence_catalog.store.database import (
     HEAD_REVISION,
     CatalogDatabase,
     EventDraft,
     acquisition_row,
+    check_database_url,
     index_rows,
     part_row,
     record_artifact_row,
     record_row,
+    safe_url,
 )
+from evidence_catalog.store.objectstore import ObjectBlobStore, parse_blobs_url
 from evidence_catalog.timestamp import TimestampError, token_info
 from evidence_catalog.timestamp import stamp_digest as timestamp_digest
 from evidence_catalog.versions import library_agent, tool_agents
@@ -396,17 +399,6 @@ FSCK_GRACE_SECONDS = 3600.0
 
 
 @frozen
-class FsckEntry:
-    """A file or folder ``fsck`` found: its path in the catalog folder, size, age, and for a
-    blob its SHA-256 (the file's name)."""
-
-    path: str
-    size: int
-    age_seconds: float
-    sha256: str | None = None
-
-
-@frozen
 class FsckReport:
     """What ``fsck`` found, and what it removed."""
 
@@ -420,6 +412,9 @@ class FsckReport:
         """Whether nothing is left over (quarantined copies do not count: they are kept)."""
         left = {e.path for e in (*self.orphaned_blobs, *self.temporary)} - {e.path for e in self.removed}
         return not left
+
+
+FsckEntry = StoreEntry
 
 
 def _fsck_entry(path: Path, root: Path, now: float, *, sha256: str | None = None) -> FsckEntry:
@@ -448,7 +443,7 @@ class Catalog:
         self.path = path
         self.config = config
         self.db = database
-        self.blobs = BlobStore(path / BLOBS_DIR, config.algorithms)
+        self.blobs = open_blob_store(path, config)
         self.operator = resolve_operator(operator, config.operator)
         self.clock = clock
         self.log_key = LogKey(path / KEYS_DIR)
@@ -470,8 +465,18 @@ class Catalog:
         algorithms: Sequence[str] = ("sha256",),
         clock: Clock = model.utc_now,
         key_passphrase: str | None = None,
+        database: str | None = None,
+        blobs: str | None = None,
+        blobs_endpoint_url: str | None = None,
     ) -> Catalog:
         """Create a new catalog in *path* (which must not exist, or be an empty directory).
+
+        By default everything is in that folder: ``catalog.db`` (SQLite) and ``blobs/``.  A
+        team's catalog keeps its database elsewhere -- *database* is a SQLAlchemy URL such as
+        ``postgresql+psycopg://db.example.org/evidence``, an empty database -- and its blobs in
+        object storage -- *blobs* such as ``s3://bucket/prefix``, with *blobs_endpoint_url* for
+        an S3-compatible server.  Only the URLs are kept (in ``catalog.toml``, a password left
+        out); credentials come from the environment (see ``docs/deploying-for-a-team.md``).
 
         The catalog gets its own Ed25519 log key (``keys/``), which signs a checkpoint of the
         custody log after every change; with *key_passphrase* (or
@@ -484,24 +489,43 @@ class Catalog:
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise InputError("already exists and is not an empty directory", where=display_path(directory))
         default_operator = resolve_operator(operator, None)
-        config = CatalogConfig(algorithms=tuple(algorithms), operator=default_operator)
+        database_url = None if database is None else check_database_url(database)
+        if database_url is not None and database_url.get_backend_name() == "sqlite":
+            raise InputError(
+                "a SQLite catalog keeps its database in its folder: leave --database out", where="--database"
+            )
+        if blobs is not None:
+            parse_blobs_url(blobs)
+        config = CatalogConfig(
+            algorithms=tuple(algorithms),
+            operator=default_operator,
+            database_url=None if database_url is None else safe_url(database_url),
+            blobs_url=blobs,
+            blobs_endpoint_url=blobs_endpoint_url if blobs is not None else None,
+        )
+        if database_url is None and cls._default_database is not None:
+            database_url = check_database_url(cls._default_database(directory), where="default database")
+            config = attrs.evolve(config, database_url=safe_url(database_url))
         existed = directory.exists()
         try:
             # Claim the place first: a concurrent init of the same path loses here, before it
             # has made anything it would later need to remove.
             if not existed:
                 directory.mkdir(parents=True)
-            (directory / BLOBS_DIR).mkdir()
+            (directory / (BLOBS_DIR if blobs is None else KEYS_DIR)).mkdir()
         except FileExistsError as exc:
             raise InputError("already exists (another init is making it?)", where=display_path(directory)) from exc
         except OSError as exc:
             raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
-        database = None
+        db = None
+        created_schema = False
         try:
-            database = CatalogDatabase.create(_sqlite_url(directory))
-            catalog = cls(
-                directory, config, database, operator=default_operator, clock=clock, key_passphrase=key_passphrase
-            )
+            if database_url is None:
+                db = CatalogDatabase.create(_sqlite_url(directory))
+            else:
+                db = CatalogDatabase.create(database_url, where=safe_url(database_url))
+            created_schema = True
+            catalog = cls(directory, config, db, operator=default_operator, clock=clock, key_passphrase=key_passphrase)
             log = catalog._create_log_key()  # first: the first event already ends with a signed checkpoint
             catalog._log_catalog_event(
                 Action.CATALOG_CREATED,
@@ -522,8 +546,10 @@ class Catalog:
             fsync_dir(directory)
         except (OSError, EvidenceError, DatabaseError) as exc:
             # Leave nothing half-made behind (only what this call made): init can be run again.
-            if database is not None:
-                database.close()
+            if db is not None:
+                if created_schema and database_url is not None:
+                    db.drop_schema()  # a shared server: leave the database empty again
+                db.close()
             if existed:
                 shutil.rmtree(directory / BLOBS_DIR, ignore_errors=True)
                 shutil.rmtree(directory / KEYS_DIR, ignore_errors=True)
@@ -536,6 +562,11 @@ class Catalog:
             reason = exc.strerror if isinstance(exc, OSError) else exc.orig
             raise StorageError(f"cannot create catalog ({reason})", where=display_path(directory)) from exc
         return catalog
+
+    #: Where :meth:`init` puts the database when none is given (``None``: ``catalog.db`` in
+    #: the folder).  A function returning a new, empty database's URL for the catalog folder
+    #: it is given; the test suite sets it to run every test against PostgreSQL.
+    _default_database: ClassVar[Callable[[Path], str] | None] = None
 
     @classmethod
     def open(
@@ -562,14 +593,29 @@ class Catalog:
         if not (directory / CONFIG_FILE).is_file():
             raise CatalogNotFoundError(f"not a catalog (no {CONFIG_FILE})", where=where)
         config = CatalogConfig.load(directory)
-        db_path = directory / DATABASE_FILE
-        if not db_path.is_file():
-            raise CatalogError(f"catalog database {DATABASE_FILE} is missing", where=where)
-        if read_only is None:
-            read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
-        database = CatalogDatabase.open(_sqlite_url(directory, read_only=read_only), where=display_path(db_path))
+        if config.database_url is not None:
+            setting = f"{display_path(directory / CONFIG_FILE)}: database.url"
+            url = check_database_url(config.database_url, where=setting)
+            database = CatalogDatabase.open(url, where=safe_url(url))
+            read_only = False
+        else:
+            db_path = directory / DATABASE_FILE
+            if not db_path.is_file():
+                raise CatalogError(f"catalog database {DATABASE_FILE} is missing", where=where)
+            if read_only is None:
+                read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
+            database = CatalogDatabase.open(_sqlite_url(directory, read_only=read_only), where=display_path(db_path))
         catalog = cls(directory, config, database, operator=operator, clock=clock, key_passphrase=key_passphrase)
         if not read_only and not catalog.log_key.exists:  # a catalog from before signed checkpoints
+            if catalog._logged_key() is not None:
+                # A shared database (a team's catalog) opened from a folder without the key: a
+                # new key here would sign a second history of the same log.
+                catalog.close()
+                raise CatalogError(
+                    f"the custody log already has a key, but it is not in {KEYS_DIR}/: copy the catalog's "
+                    f"{KEYS_DIR}/ folder here (log.pub and log.vkey to read and verify; log.key too to write)",
+                    where=where,
+                )
             catalog._log_catalog_event(Action.LOG_KEY_CREATED, catalog._create_log_key())
         if database.upgraded_from is not None:
             # A schema upgrade rewrites tables: who did it, when, with which version, is custody.
@@ -624,12 +670,19 @@ class Catalog:
         tags: Sequence[str] = (),
         progress: ProgressCallback | None = None,
         on_added: Callable[[AddResult], None] | None = None,
+        batch: int = 1,
     ) -> list[AddResult]:
         """Add files (and, with *recursive*, directories) to the catalog.
 
         Every path is checked first; a bad one raises before anything is added.  Each file is
-        then added on its own (see :meth:`add_file`).
+        then added as :meth:`add_file` adds it, in transactions of *batch* files: 1 (the
+        default) commits each file on its own; a larger batch loads many small files much
+        faster (one commit and one signed checkpoint per batch).  An interruption leaves every
+        committed batch catalogued and nothing of the batch in progress (its stored bytes are
+        orphans ``fsck`` lists); adding the same files again completes the work.
         """
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise InputError(f"batch must be a whole number of at least 1, not {batch!r}", where="batch")
         if isinstance(paths, str | bytes | os.PathLike):
             paths = [paths]  # one path, not the characters of one
         if isinstance(tags, str):
@@ -637,19 +690,12 @@ class Catalog:
         files = self.collect_files(paths, recursive=recursive)
         results: list[AddResult] = []
         noted: set[str] = set()  # files that end up on one record share the note: kept once
-        for file in files:
-            result = self.add_file(
-                file,
-                record_id=record_id,
-                note=note,
-                source_url=source_url,
-                tags=tags,
-                progress=progress,
-                noted=noted,
-            )
-            results.append(result)
-            if on_added is not None:
-                on_added(result)
+        for start in range(0, len(files), batch):
+            added = self._add_batch(files[start : start + batch], record_id, note, source_url, tags, progress, noted)
+            for result in added:
+                results.append(result)
+                if on_added is not None:
+                    on_added(result)
         return results
 
     def add_file(
@@ -670,8 +716,20 @@ class Catalog:
         the records that already received *note* in the same batch (it is not added twice) and
         gains this file's record.
         """
-        path = Path(os.path.abspath(path))
-        where = display_path(path)
+        [result] = self._add_batch([path], record_id, note, source_url, tags, progress, noted)
+        return result
+
+    def _add_batch(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        record_id: str | None,
+        note: str | None,
+        source_url: str | None,
+        tags: Sequence[str],
+        progress: ProgressCallback | None,
+        noted: set[str] | None,
+    ) -> list[AddResult]:
+        """Store and describe each file, then catalogue them all in one transaction."""
         if record_id is not None and not model.is_record_id(record_id):
             raise InputError(f"{record_id!r} is not a record id", where="record")
         tags = _checked_tags(tags)
@@ -683,6 +741,25 @@ class Catalog:
             with self.db.read() as session:
                 if not self.db.record_exists(session, record_id):
                     raise NotFoundError(f"no record with id {record_id}", where="record")
+        prepared = [self._store_added_file(Path(os.path.abspath(p)), source_url, progress) for p in paths]
+        results = []
+        with self.db.write() as session:
+            for path, blob, artifact, acquisition, ended_at in prepared:
+                results.append(
+                    self._catalogue_file(
+                        session, path, blob, artifact, acquisition, ended_at, record_id, tags, note, noted
+                    )
+                )
+        if noted is not None and note is not None:
+            noted.update(r.record_id for r in results)
+        return results
+
+    def _store_added_file(
+        self, path: Path, source_url: str | None, progress: ProgressCallback | None
+    ) -> tuple[Path, StoredBlob, model.Artifact, model.Acquisition, dt.datetime]:
+        """Put one file's bytes in the blob store and describe them (before any transaction:
+        the slow part, done without holding the catalog's write lock)."""
+        where = display_path(path)
         started_at = self.clock()
         try:
             info = os.stat(path)
@@ -712,51 +789,64 @@ class Catalog:
             file_modified_at=dt.datetime.fromtimestamp(info.st_mtime, dt.UTC),
             source_url=source_url,
         )
-        with self.db.write() as session:
-            # Another writer may have catalogued these bytes meanwhile: its description wins, so
-            # that every event about one artifact carries the same document.
-            catalogued = self.db.artifact(session, blob.sha256)
-            if catalogued is not None:
-                artifact = catalogued
-            new_record = False
-            if record_id is None:
-                holders = self.db.records_holding(session, blob.sha256)
-                if holders:
-                    record_id = holders[0]
-                else:
-                    record_id, new_record = model.new_id(), True
-            elif not self.db.record_exists(session, record_id):
-                raise NotFoundError(f"no record with id {record_id}", where="record")
-            title = path.name if path_b64 is None else display_path(path.name)
-            record, note_part = self._new_parts(record_id, new_record, title, tags, note, noted, ended_at)
-            event = self.db.append_event(
-                session,
-                at=ended_at,
-                actor=self.operator,
-                action=Action.ARTIFACT_ADDED,
-                subject=record_id,
-                details={
-                    **added_details(
-                        record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part
-                    ),
-                    # a stored copy that no longer matched its address was replaced by these bytes
-                    "damaged_copy_quarantined": blob.quarantined,
-                },
-            )
-            if record is not None:
-                self.db.add_record(session, record)
+        return path, blob, artifact, acquisition, ended_at
+
+    def _catalogue_file(
+        self,
+        session: Any,
+        path: Path,
+        blob: StoredBlob,
+        artifact: model.Artifact,
+        acquisition: model.Acquisition,
+        ended_at: dt.datetime,
+        record_id: str | None,
+        tags: tuple[str, ...],
+        note: str | None,
+        noted: set[str] | None,
+    ) -> AddResult:
+        """Catalogue one stored file inside the write transaction *session*."""
+        # Another writer may have catalogued these bytes meanwhile: its description wins, so
+        # that every event about one artifact carries the same document.
+        catalogued = self.db.artifact(session, blob.sha256)
+        if catalogued is not None:
+            artifact = catalogued
+        new_record = False
+        if record_id is None:
+            holders = self.db.records_holding(session, blob.sha256)
+            if holders:
+                record_id = holders[0]
             else:
-                self.db.add_tags(session, record_id, tags)
-            if catalogued is None:
-                self.db.add_artifact(session, artifact, at=ended_at)
-            attached = self.db.attach_artifact(session, record_id, model.RecordArtifact(artifact=artifact))
-            self.db.add_acquisition(session, record_id, acquisition, event.seq)
-            if note_part is not None:
-                self.db.add_part(session, record_id, "note", note_part, event.seq)
-        if noted is not None and note is not None:
-            noted.add(record_id)
+                record_id, new_record = model.new_id(), True
+        elif not self.db.record_exists(session, record_id):
+            raise NotFoundError(f"no record with id {record_id}", where="record")
+        title = path.name if acquisition.original_path_b64 is None else display_path(path.name)
+        record, note_part = self._new_parts(record_id, new_record, title, tags, note, noted, ended_at)
+        event = self.db.append_event(
+            session,
+            at=ended_at,
+            actor=self.operator,
+            action=Action.ARTIFACT_ADDED,
+            subject=record_id,
+            details={
+                **added_details(record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part),
+                # a stored copy that no longer matched its address was replaced by these bytes
+                "damaged_copy_quarantined": blob.quarantined,
+            },
+        )
+        if record is not None:
+            self.db.add_record(session, record)
+        else:
+            self.db.add_tags(session, record_id, tags)
+        if catalogued is None:
+            self.db.add_artifact(session, artifact, at=ended_at)
+        attached = self.db.attach_artifact(session, record_id, model.RecordArtifact(artifact=artifact))
+        self.db.add_acquisition(session, record_id, acquisition, event.seq)
+        if note_part is not None:
+            self.db.add_part(session, record_id, "note", note_part, event.seq)
+            if noted is not None:
+                noted.add(record_id)  # a later file of the same batch on this record: noted once
         return AddResult(
-            path=where,
+            path=display_path(path),
             record_id=record_id,
             sha256=blob.sha256,
             size=blob.size,
@@ -799,14 +889,14 @@ class Catalog:
                 catalogued = self.db.artifact(session, blob.sha256)
             if catalogued is not None:
                 return catalogued
-        stored = self.blobs.path_for(blob.sha256)
-        media_type = sniff_media_type(stored)
-        return model.Artifact(
-            digests=blob.digests,
-            size=blob.size,
-            media_type=media_type,
-            metadata=extract_metadata(stored, media_type),
-        )
+        with self.blobs.local_copy(blob.sha256) as stored:
+            media_type = sniff_media_type(stored)
+            return model.Artifact(
+                digests=blob.digests,
+                size=blob.size,
+                media_type=media_type,
+                metadata=extract_metadata(stored, media_type),
+            )
 
     # -- capturing online media --------------------------------------------------------------
 
@@ -1455,6 +1545,7 @@ class Catalog:
         since: dt.datetime | dt.date | str | None = None,
         limit: int | None = 100,
         record_filter: RecordFilter | None = None,
+        offset: int = 0,
     ) -> list[SearchHit]:
         """Reports holding every word of *text* (case and diacritics ignored; any report when
         *text* has no words), with the given mention, hashtag, feed name and author (exact, case
@@ -1462,11 +1553,12 @@ class Catalog:
         at or after *since* (a date is that day's start in UTC), on a record that meets
         *record_filter* (status, category, tags, flags, place, alleged time: see
         :meth:`record_filter`).  Best match first, then newest; at most *limit* hits (``None``
-        for all)."""
+        for all) after the first *offset* (the next page: ``offset`` + ``limit``)."""
         from evidence_catalog.store.search import term_key
 
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise InputError(f"limit must be a whole number of at least 1, not {limit!r}", where="limit")
+        _check_limit(limit)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InputError(f"offset must be a whole number of at least 0, not {offset!r}", where="offset")
         terms = []
         for kind, value in (("mention", mention), ("hashtag", hashtag), ("feed", feed), ("author", author)):
             if value is None:
@@ -1482,13 +1574,15 @@ class Catalog:
                 terms=terms,
                 since=_since(since),
                 limit=limit if record_filter is None else None,
+                offset=offset if record_filter is None else 0,
             )
             if record_filter is not None:  # judged on the record's current state, then cut
                 verdicts: dict[str, bool] = {}
                 for record_id, _ in found:
                     if record_id not in verdicts:
                         verdicts[record_id] = record_filter.matches(self.db.record(session, record_id))
-                found = [hit for hit in found if verdicts[hit[0]]][:limit]
+                found = [hit for hit in found if verdicts[hit[0]]][offset:]
+                found = found if limit is None else found[:limit]
         return [SearchHit(record_id=record_id, report=report) for record_id, report in found]
 
     def link(self, report_id: str, record_id: str, *, note: str | None = None) -> LinkResult:
@@ -1871,16 +1965,27 @@ class Catalog:
         bbox: tuple[float, float, float, float] | None = None,
         since: dt.datetime | dt.date | str | None = None,
         until: dt.datetime | dt.date | str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[model.EvidenceRecord]:
         """The records that meet every criterion, oldest first: a :class:`RecordFilter`, or
-        the criteria of :meth:`record_filter` given here."""
+        the criteria of :meth:`record_filter` given here.  A page of at most *limit* records
+        after the record id *after* when those are given (the next page starts after the
+        last id of this one); records are read a batch at a time, never all at once."""
         given = any(v for v in (status, category, tags, flags, bbox, since, until))
         if criteria is not None and given:
             raise InputError("give a RecordFilter or criteria, not both", where="filter")
         wanted = criteria or self.record_filter(
             status=status, category=category, tags=tags, flags=flags, bbox=bbox, since=since, until=until
         )
-        return [record for record in self.records() if wanted.matches(record)]
+        _check_limit(limit)
+        found: list[model.EvidenceRecord] = []
+        for record in self.records(after=after):
+            if wanted.matches(record):
+                found.append(record)
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
 
     def record(self, record_id: str) -> model.EvidenceRecord:
         """The whole record with this id; :class:`NotFoundError` if there is none."""
@@ -1896,17 +2001,46 @@ class Catalog:
         with self.db.read() as session:
             return self.db.record_exists(session, record_id)
 
-    def record_ids(self) -> list[str]:
-        """Every record id, oldest first."""
+    def record_ids(self, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Record ids, oldest first: all, or a page of at most *limit* after the id *after*."""
+        _check_limit(limit)
+        if after is not None and not model.is_record_id(after):
+            raise InputError(f"{after!r} is not a record id (a UUIDv7)", where="after")
         with self.db.read() as session:
-            return self.db.record_ids(session)
+            return self.db.record_ids(session, after=after, limit=limit)
 
-    def records(self, record_ids: Sequence[str] | None = None) -> Iterator[model.EvidenceRecord]:
-        """Records oldest first: all of them, or those named (each must exist)."""
+    def records_with_artifact(self, sha256: str) -> list[str]:
+        """The ids of the records that hold the artifact with this SHA-256 (an indexed lookup)."""
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
+            raise InputError(f"{sha256!r} is not a SHA-256 (64 lower-case hex digits)", where="sha256")
         with self.db.read() as session:
-            ids = self.db.record_ids(session) if record_ids is None else list(record_ids)
-        for record_id in ids:
-            yield self.record(record_id)
+            return self.db.records_holding(session, sha256)
+
+    #: How many records :meth:`records` reads per query.
+    PAGE_SIZE: ClassVar[int] = 500
+
+    def records(
+        self, record_ids: Sequence[str] | None = None, *, after: str | None = None
+    ) -> Iterator[model.EvidenceRecord]:
+        """Records oldest first: those named (each must exist), or all of them (after the id
+        *after*, if given), read a page at a time -- a million records are never in memory
+        at once."""
+        if record_ids is not None:
+            for record_id in record_ids:
+                yield self.record(record_id)
+            return
+        while True:
+            page = self.record_ids(after=after, limit=self.PAGE_SIZE)
+            if not page:
+                return
+            yield from self.read_page(page)
+            after = page[-1]
+
+    def read_page(self, record_ids: Sequence[str]) -> list[model.EvidenceRecord]:
+        """The records named, read together (a few queries for the lot); a
+        :class:`ValidationError` names the first that cannot be read."""
+        with self.db.read() as session:
+            return list(self.db.records(session, record_ids))
 
     def history(self, subject: str | None = None) -> list[model.CustodyEvent]:
         """The custody log in order, or only the events about *subject* (a record id)."""
@@ -1914,8 +2048,15 @@ class Catalog:
             return list(self.db.events(session, subject))
 
     def artifact_path(self, sha256: str) -> Path:
-        """Where the stored bytes of an artifact are (read-only)."""
+        """Where the stored bytes of an artifact are (read-only); only for blobs on this
+        machine's file system -- :meth:`open_artifact` reads them wherever they are."""
+        if not isinstance(self.blobs, BlobStore):
+            raise InputError("blobs are in object storage; read them with open_artifact()", where=self.blobs.location)
         return self.blobs.path_for(sha256)
+
+    def open_artifact(self, sha256: str) -> BinaryIO:
+        """Open the stored bytes of an artifact for reading, wherever the blob store is."""
+        return self.blobs.open(sha256)
 
     # -- verification ------------------------------------------------------------------------
 
@@ -1942,7 +2083,8 @@ class Catalog:
         2. The records: every record is rebuilt from the log alone and compared field by field
            with the database; records the log never created, or that are gone, are named.
         3. The bytes: every stored artifact is re-hashed with every recorded algorithm, in
-           parallel (*workers*, default one per CPU), and its size checked.
+           parallel (*workers*, default one per CPU; four per CPU for an object store, whose
+           reads wait on the network), and its size checked.
 
         Damaged rows are reported as findings, never raised.  With *record_event*, the
         verification itself is logged when the catalog can be written (a read-only copy is still
@@ -1981,7 +2123,9 @@ class Catalog:
                     artifacts.append((sha256, size, digests))
                 else:
                     findings.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        if workers is None:  # hashing is bound by the CPU locally; by the network on an object store
+            workers = (os.cpu_count() or 1) * (1 if isinstance(self.blobs, BlobStore) else 4)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             for blob_findings in pool.map(lambda a: self.blobs.verify(a[0], a[2], a[1], progress=progress), artifacts):
                 findings.extend(blob_findings)
         report = VerificationReport(
@@ -2146,21 +2290,12 @@ class Catalog:
         now = time.time()
         with self.db.read() as session:
             known = {sha for sha, _, _ in self.db.artifact_digests(session)}
-        orphans: list[FsckEntry] = []
-        blob_root = self.blobs.root / "sha256"
-        if blob_root.is_dir():
-            for path in sorted(blob_root.glob("*/*/*")):
-                if path.is_file() and not path.is_symlink() and path.name not in known:
-                    orphans.append(_fsck_entry(path, self.path, now, sha256=path.name))
-        temporary: list[FsckEntry] = []
-        for folder in (self.blobs.tmp_dir, self.path / WORK_DIR):
-            if folder.is_dir():
-                for path in sorted(folder.iterdir()):
-                    temporary.append(_fsck_entry(path, self.path, now))
-        quarantine = self.blobs.root / "quarantine"
-        quarantined = (
-            tuple(_fsck_entry(p, self.path, now) for p in sorted(quarantine.iterdir())) if quarantine.is_dir() else ()
-        )
+        orphans = [e for e in self.blobs.stored(now) if e.sha256 not in known]
+        temporary = list(self.blobs.temporary(now))
+        work = self.path / WORK_DIR
+        if work.is_dir():
+            temporary += [_fsck_entry(path, self.path, now) for path in sorted(work.iterdir())]
+        quarantined = tuple(self.blobs.quarantined(now))
         removed: list[FsckEntry] = []
         if remove:
             if self.db.read_only:
@@ -2168,22 +2303,22 @@ class Catalog:
             for entry in (*orphans, *temporary):
                 if entry.age_seconds < grace_seconds:
                     continue
-                target = self.path / entry.path
                 if entry.sha256 is not None:
                     with self.db.read() as session:  # claimed meanwhile by another process: keep it
                         if self.db.artifact(session, entry.sha256) is not None:
                             continue
                 try:
-                    if target.is_dir() and not target.is_symlink():
-                        if target.name.startswith("capture-"):
+                    if entry.path.startswith(f"{WORK_DIR}/"):
+                        target = self.path / entry.path
+                        if target.is_dir() and not target.is_symlink():
                             _remove_if_abandoned(target)  # only when its owner is gone
                             if target.exists():
                                 continue
                         else:
-                            shutil.rmtree(target)
+                            target.unlink()
                     else:
-                        target.unlink()
-                except OSError:
+                        self.blobs.delete(entry)
+                except (OSError, StorageError):
                     continue
                 removed.append(entry)
             if removed:
@@ -2226,6 +2361,17 @@ class Catalog:
             "public_key": base64.b64encode(public).decode("ascii"),
             "encrypted": bool(passphrase),
         }
+
+    def _logged_key(self) -> dict[str, Any] | None:
+        """What the custody log says of the log's key (``catalog.created``/``key.created``),
+        if it names one."""
+        with self.db.read() as session:
+            for action in (Action.CATALOG_CREATED, Action.LOG_KEY_CREATED):
+                for logged in self.db.events_by_action(session, action):
+                    details = logged.details.get("log", logged.details)
+                    if isinstance(details, dict) and "vkey" in details:
+                        return details
+        return None
 
     def _signing_key(self) -> Ed25519PrivateKey | None:
         """The private log key, or ``None`` when it cannot be opened here (no passphrase)."""
@@ -2683,7 +2829,7 @@ class Catalog:
             unclaimed = [sha for sha in created if self.db.artifact(session, sha) is None]
         for sha in unclaimed:
             with contextlib.suppress(OSError):
-                self.blobs.path_for(sha).unlink()
+                self.blobs.remove(sha)
 
     def _insert_imported(self, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime) -> None:
         record = item.record
@@ -3206,6 +3352,18 @@ def _remove_if_abandoned(work: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
     finally:
         os.close(lock)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit must be a whole number of at least 1, not {limit!r}", where="limit")
+
+
+def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | ObjectBlobStore:
+    """The blob store a catalog's settings name: ``blobs/`` in its folder, or object storage."""
+    if config.blobs_url is None:
+        return BlobStore(directory / BLOBS_DIR, config.algorithms, label=BLOBS_DIR)
+    return ObjectBlobStore(config.blobs_url, config.algorithms, endpoint_url=config.blobs_endpoint_url)
 
 
 def _sqlite_url(directory: Path, *, read_only: bool = False) -> sa.URL:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import textwrap
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -206,16 +207,55 @@ def _open(catalog_path: str, operator: str | None = None) -> Catalog:
     help="Extra digest to compute for every artifact, besides SHA-256 (repeatable).",
 )
 @click.option("--organization", help="The operator's organisation, recorded with every action.")
+@click.option(
+    "--database",
+    metavar="URL",
+    help="Keep the database in PostgreSQL (postgresql+psycopg://host/dbname, an empty database) "
+    "instead of catalog.db in PATH.  A password in the URL is used now and never stored.",
+)
+@click.option(
+    "--blobs",
+    metavar="URL",
+    help="Keep the blobs in S3-compatible object storage (s3://bucket/prefix) instead of PATH/blobs.",
+)
+@click.option("--blobs-endpoint", metavar="URL", help="The S3-compatible server's endpoint, when not AWS itself.")
 @_quiet_option
-def init(path: str, operator: str | None, digests: Sequence[str], organization: str | None, quiet: bool) -> None:
-    """Create a new, empty catalog in PATH."""
+def init(
+    path: str,
+    operator: str | None,
+    digests: Sequence[str],
+    organization: str | None,
+    database: str | None,
+    blobs: str | None,
+    blobs_endpoint: str | None,
+    quiet: bool,
+) -> None:
+    """Create a new, empty catalog in PATH.
+
+    PATH holds the catalog's settings and log key; by default also its SQLite database and its
+    blobs.  A team's catalog keeps them in PostgreSQL and object storage (--database, --blobs);
+    credentials come from the environment, never from the catalog.
+    """
     agent = resolve_operator(operator, None)
     if organization is not None:
         agent = attrs.evolve(agent, organization=parse_operator(organization, where="--organization").name)
-    with Catalog.init(path, operator=agent, algorithms=("sha256", *digests)) as catalog:
+    if blobs_endpoint is not None and blobs is None:
+        raise InputError("--blobs-endpoint needs --blobs", where="--blobs-endpoint")
+    with Catalog.init(
+        path,
+        operator=agent,
+        algorithms=("sha256", *digests),
+        database=database,
+        blobs=blobs,
+        blobs_endpoint_url=blobs_endpoint,
+    ) as catalog:
         if not quiet:
             who = _agent(attrs.evolve(catalog.operator, host=None))
             click.echo(f"created catalog {display_path(catalog.path)} (operator: {who})")
+            if catalog.config.database_url is not None:
+                click.echo(f"database: {catalog.config.database_url}")
+            if catalog.config.blobs_url is not None:
+                click.echo(f"blobs:    {catalog.blobs.location}")
 
 
 @cli.command()
@@ -226,6 +266,13 @@ def init(path: str, operator: str | None, digests: Sequence[str], organization: 
 @click.option("--source-url", help="Where the file came from, as stated by the operator.")
 @click.option("--tag", "tags", multiple=True, help="Tag for the record (repeatable).")
 @click.option("--record", "record_id", help="Add to this existing record instead of a new one.")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Files committed per transaction: a larger batch loads many small files much faster.",
+)
 @_operator_option
 @_quiet_option
 def add(
@@ -236,6 +283,7 @@ def add(
     source_url: str | None,
     tags: Sequence[str],
     record_id: str | None,
+    batch: int,
     operator: str | None,
     quiet: bool,
 ) -> None:
@@ -269,6 +317,7 @@ def add(
                 tags=tags,
                 progress=progress,
                 on_added=report,
+                batch=batch,
             )
 
 
@@ -539,6 +588,9 @@ def ingest(
     "--since", metavar="DATE", help="Only reports published (else found) from then on: 2024-03-01 or 2024-03-01T10:00Z."
 )
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Show at most this many.")
+@click.option(
+    "--offset", type=click.IntRange(min=0), default=0, help="Skip this many hits first (the next page: offset + limit)."
+)
 @_record_filter_options
 @click.option("--alleged-since", metavar="DATE", help="Only on records with a claim alleging a time from then on.")
 @click.option("--alleged-until", metavar="DATE", help="Only on records with a claim alleging a time up to then.")
@@ -552,6 +604,7 @@ def search(
     author: str | None,
     since: str | None,
     limit: int,
+    offset: int,
     status: str | None,
     category: str | None,
     tags: Sequence[str],
@@ -576,6 +629,7 @@ def search(
             author=author,
             since=since,
             limit=limit,
+            offset=offset,
             record_filter=_criteria(catalog, status, category, tags, flags, bbox, alleged_since, alleged_until),
         )
     if as_json:
@@ -589,7 +643,9 @@ def search(
             first = first if len(first) <= 80 else first[:79] + "…"
             click.echo(f"{report.id}  {hit.record_id}  {when}  {_printable(who)}  {_printable(first)}")
         if len(hits) == limit:
-            click.echo(f"(the first {limit} shown; use --limit for more)", err=True)
+            click.echo(
+                f"(hits {offset + 1} to {offset + limit} shown; --offset {offset + limit} for the next page)", err=True
+            )
     if not hits:
         raise SystemExit(EXIT_PROBLEMS)
 
@@ -886,6 +942,9 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
 @_record_filter_options
 @click.option("--since", metavar="DATE", help="Only records with a claim alleging a time from then on.")
 @click.option("--until", metavar="DATE", help="Only records with a claim alleging a time up to then.")
+@click.option("--sha256", metavar="HASH", help="Only the records holding the artifact with this SHA-256.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many (a page).")
+@click.option("--after", metavar="ID", help="Start after this record id (the last one of the previous page).")
 @_json_option
 def list_records(
     catalog_path: str,
@@ -896,43 +955,79 @@ def list_records(
     bbox: str | None,
     since: str | None,
     until: str | None,
+    sha256: str | None,
+    limit: int | None,
+    after: str | None,
     as_json: bool,
 ) -> None:
     """List the records, oldest first, or those that meet every filter given.
 
+    Records are read and printed a page at a time, so a catalog of millions starts printing at
+    once; --limit and --after show one page (the next page starts --after the last id shown).
     Exit code 1 if a record cannot be read (it is named).
     """
+    unreadable = shown = 0
+    last: str | None = None
     with _open(catalog_path) as catalog:
         criteria = _criteria(catalog, status, category, tags, flags, bbox, since, until)
-        records, unreadable = _readable_records(catalog)  # one that cannot be read is named, not fatal
-    if criteria is not None:
-        records = [record for record in records if criteria.matches(record)]
-    if as_json:
-        _echo_json([to_document(r) for r in records])
-    else:
-        for record in records:
-            size = sum(ra.artifact.size for ra in record.artifacts)
-            tags = _printable(",".join(record.tags))
-            title = display_path(record.title or "")
-            click.echo(
-                f"{record.id}  {format_timestamp(record.created_at)}  {len(record.artifacts)} artifact(s) "
-                f"{size} B  {title}" + (f"  [{tags}]" if tags else "")
-            )
+        if after is not None:
+            catalog.record_ids(after=after, limit=1)  # a malformed id is named before anything is printed
+        holding = None if sha256 is None else catalog.records_with_artifact(sha256.strip().lower())
+        if as_json:
+            click.echo("[", nl=False)
+        for record in _readable_records(catalog, after, holding):
+            if record is None:
+                unreadable += 1
+                continue
+            if criteria is not None and not criteria.matches(record):
+                continue
+            if as_json:
+                text = json.dumps(to_document(record), ensure_ascii=False, indent=2)
+                click.echo(("," if shown else "") + "\n" + textwrap.indent(text, "  "), nl=False)
+            else:
+                size = sum(ra.artifact.size for ra in record.artifacts)
+                tag_text = _printable(",".join(record.tags))
+                title = display_path(record.title or "")
+                click.echo(
+                    f"{record.id}  {format_timestamp(record.created_at)}  {len(record.artifacts)} artifact(s) "
+                    f"{size} B  {title}" + (f"  [{tag_text}]" if tag_text else "")
+                )
+            shown += 1
+            last = record.id
+            if limit is not None and shown >= limit:
+                break
+        if as_json:
+            click.echo("\n]" if shown else "]")
+    if limit is not None and shown >= limit and last is not None:
+        click.echo(f"more may follow: --after {last}", err=True)
     if unreadable:
         raise SystemExit(EXIT_PROBLEMS)
 
 
-def _readable_records(catalog: Catalog) -> tuple[list[model.EvidenceRecord], int]:
-    """Every record that can be read; each one that cannot is named on standard error (one
-    damaged row must not hide the rest of a catalog)."""
-    records, unreadable = [], 0
-    for record_id in catalog.record_ids():
+def _readable_records(
+    catalog: Catalog, after: str | None = None, only: Sequence[str] | None = None
+) -> Iterator[model.EvidenceRecord | None]:
+    """Every record that can be read (or those of *only*), a page at a time, and ``None`` for
+    each one that cannot (named on standard error: one damaged row must not hide the rest of a
+    catalog)."""
+    remaining = None if only is None else [i for i in only if after is None or i > after]
+    while True:
+        if remaining is None:
+            page = catalog.record_ids(after=after, limit=Catalog.PAGE_SIZE)
+        else:
+            page, remaining = remaining[: Catalog.PAGE_SIZE], remaining[Catalog.PAGE_SIZE :]
+        if not page:
+            return
         try:
-            records.append(catalog.record(record_id))
-        except ValidationError as exc:
-            click.echo(f"error: {_one_line(exc)}", err=True)
-            unreadable += 1
-    return records, unreadable
+            yield from catalog.read_page(page)
+        except ValidationError:
+            for record_id in page:  # find the damaged one(s); read the others one by one
+                try:
+                    yield catalog.record(record_id)
+                except ValidationError as exc:
+                    click.echo(f"error: {_one_line(exc)}", err=True)
+                    yield None
+        after = page[-1]
 
 
 @cli.command()

@@ -1,9 +1,11 @@
 """The catalog directory's ``catalog.toml`` and how the operator is found.
 
 ``catalog.toml`` records the catalog format version, the digest algorithms computed for every
-artifact, and the default operator.  The operator of an action is, in order: the one passed by
-the caller (CLI ``--operator``), ``$EVIDENCE_CATALOG_OPERATOR``, the catalog's default, and
-finally the operating-system user at this host.  It is never blank.
+artifact, the default operator, and -- for a team's catalog -- where its database and blobs are
+(URLs without credentials: those come from the environment, as PostgreSQL and AWS tools find
+them).  The operator of an action is, in order: the one passed by the caller (CLI
+``--operator``), ``$EVIDENCE_CATALOG_OPERATOR``, the catalog's default, and finally the
+operating-system user at this host.  It is never blank.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ class CatalogConfig:
     operator: Agent | None = None
     #: The RFC 3161 Time-Stamp Authority checkpoints are sent to (``[timestamp] url``).
     tsa_url: str | None = None
+    #: Where the catalog database is when it is not ``catalog.db`` in the folder
+    #: (``[database] url``, e.g. ``postgresql+psycopg://db.example.org/evidence``; never a password).
+    database_url: str | None = None
+    #: Where blobs are when not in ``blobs/`` in the folder (``[blobs] url``, e.g. ``s3://bucket/prefix``).
+    blobs_url: str | None = None
+    #: The S3-compatible server's endpoint (``[blobs] endpoint_url``), when not AWS itself.
+    blobs_endpoint_url: str | None = None
 
     def to_toml(self) -> str:
         """The TOML text of these settings."""
@@ -59,6 +68,12 @@ class CatalogConfig:
             }
         if self.tsa_url is not None:
             data["timestamp"] = {"url": self.tsa_url}
+        if self.database_url is not None:
+            data["database"] = {"url": self.database_url}
+        if self.blobs_url is not None:
+            data["blobs"] = {"url": self.blobs_url}
+            if self.blobs_endpoint_url is not None:
+                data["blobs"]["endpoint_url"] = self.blobs_endpoint_url
         return "# evidence-catalog settings\n" + tomli_w.dumps(data)
 
     @classmethod
@@ -87,12 +102,20 @@ class CatalogConfig:
         tsa_url = _table(data, "timestamp", where).get("url")
         if tsa_url is not None and not isinstance(tsa_url, str):
             raise CatalogError("timestamp.url must be text (the TSA's http(s) URL)", where=where)
+        database = _table(data, "database", where)
+        blobs = _table(data, "blobs", where)
+        for table, key in ((database, "url"), (blobs, "url"), (blobs, "endpoint_url")):
+            if table.get(key) is not None and not isinstance(table.get(key), str):
+                raise CatalogError(f"{'database' if table is database else 'blobs'}.{key} must be text", where=where)
         try:
             return cls(
                 format_version=version,
                 algorithms=tuple(algorithms),
                 operator=Agent(**_operator_fields(operator)) if operator else None,
                 tsa_url=tsa_url,
+                database_url=database.get("url"),
+                blobs_url=blobs.get("url"),
+                blobs_endpoint_url=blobs.get("endpoint_url"),
             )
         except (TypeError, ValueError, InputError) as exc:
             raise CatalogError(f"catalog settings are invalid: {exc}", where=where) from exc

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import settings
 from PIL import Image
 from PIL.ExifTags import GPS, IFD, Base
@@ -16,6 +21,7 @@ from PIL.ExifTags import GPS, IFD, Base
 from evidence_catalog import Agent, Catalog
 from evidence_catalog.cli import main
 from tests.media_server import MediaServer
+from tests.pg_server import PostgresServer
 
 # Property tests here do real I/O (SQLite files, blobs): time limits per example would only make
 # them flaky on a loaded machine.  Failing examples are printed so that CI failures reproduce.
@@ -150,3 +156,166 @@ def base() -> str:
 def _verifier_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Checkpoints a verification remembers go to a folder of each test's own, never the home."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
+# -- database back-ends -----------------------------------------------------------------------
+#
+# `pytest` runs every test on SQLite (each catalog's own catalog.db); `pytest --backend
+# postgresql` runs the same tests with every catalog that `Catalog.init` makes in a new, empty
+# database of a real PostgreSQL server the tests start themselves (tests/pg_server.py).  Tests
+# that look inside the SQLite file itself are marked `sqlite_only`.
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("EVIDENCE_CATALOG_TEST_BACKEND", "sqlite"),
+        help="the database every catalog made by a test lives in",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: looks inside the SQLite database file itself")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--backend") != "postgresql":
+        return
+    skip = pytest.mark.skip(reason="looks inside the SQLite file itself; the PostgreSQL run covers the rest")
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this test session."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_database(pg_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database (dropped afterwards)."""
+    url = pg_server.new_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+#: Databases made for catalogs outside a test's own tmp_path (shared by several tests of a
+#: module): dropped when the session ends, with the server.
+_KEPT_DATABASES: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _database_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if request.config.getoption("--backend") != "postgresql":
+        yield
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    own_folder = request.getfixturevalue("tmp_path")
+    made: list[str] = []
+
+    def new_database(directory: Path) -> str:
+        url = server.new_database()
+        (made if Path(directory).resolve().is_relative_to(own_folder.resolve()) else _KEPT_DATABASES).append(url)
+        return url
+
+    monkeypatch.setattr(Catalog, "_default_database", staticmethod(new_database))
+    yield
+    for url in made:  # this test's catalogs: nothing after it opens them again
+        server.drop_database(url)
+
+
+# -- the database behind the library's back -----------------------------------------------------
+#
+# Tests that tamper with a catalog's database (as someone with direct access to it would) or look
+# at its rows do it through these helpers, on whichever back-end the catalog lives in.
+
+
+def catalog_database_url(where: Path | Catalog) -> str:
+    """The database of a catalog (or of the catalog folder *where*): ``[database] url`` of its
+    ``catalog.toml``, else its folder's ``catalog.db``."""
+    from evidence_catalog.config import CatalogConfig
+    from evidence_catalog.store.database import check_database_url
+
+    directory = where.path if isinstance(where, Catalog) else Path(where)
+    url = CatalogConfig.load(directory).database_url
+    if url is None:
+        return f"sqlite:///{directory / 'catalog.db'}"
+    return check_database_url(url).render_as_string(hide_password=False)
+
+
+def database_dialect(where: Path | Catalog) -> str:
+    """``sqlite`` or ``postgresql``: the SQL a statement for *where*'s database must be written in."""
+    return sa.make_url(catalog_database_url(where)).get_backend_name()
+
+
+@contextmanager
+def raw_database(where: Path | Catalog, *, foreign_keys: bool = True) -> Iterator[sa.Connection]:
+    """A plain connection to a catalog's database, in one transaction committed at the end.
+
+    With ``foreign_keys=False`` it makes edits that leave rows pointing at nothing (SQLite's
+    ``PRAGMA foreign_keys``; PostgreSQL's ``session_replication_role = replica``).
+    """
+    engine = sa.create_engine(catalog_database_url(where))
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":  # outside a transaction, or SQLite ignores it
+                connection.exec_driver_sql(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+                connection.commit()
+            with connection.begin():
+                if engine.dialect.name == "postgresql" and not foreign_keys:
+                    connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+                yield connection
+    finally:
+        engine.dispose()
+
+
+def run_sql(
+    where: Path | Catalog, statement: str, params: dict[str, Any] | None = None, *, foreign_keys: bool = True
+) -> list[tuple[Any, ...]]:
+    """Run one SQL statement (``:name`` parameters) on a catalog's database and commit; the rows
+    it returns, if any."""
+    with raw_database(where, foreign_keys=foreign_keys) as connection:
+        result = connection.execute(sa.text(statement), params or {})
+        return [tuple(row) for row in result] if result.returns_rows else []
+
+
+def json_set(dialect: str, column: str, path: str, value: object) -> str:
+    """SQL for the JSON in *column* with the member at *path* (``$.a.b``) set to *value*."""
+    literal = json.dumps(value).replace("'", "''")
+    if dialect == "postgresql":
+        keys = ",".join(path.removeprefix("$.").split("."))
+        return f"jsonb_set({column}::jsonb, '{{{keys}}}', '{literal}'::jsonb)::json"
+    return f"json_set({column}, '{path}', json('{literal}'))"
+
+
+def copy_catalog(source: Path, target: Path) -> None:
+    """Copy the closed catalog in folder *source* to *target*, database and all: a catalog whose
+    database is not in its folder gets a copy of that database, a new one of this test's own."""
+    import shutil
+
+    import attrs
+    import psycopg
+
+    from evidence_catalog.config import CONFIG_FILE, CatalogConfig
+
+    shutil.copytree(source, target)
+    config = CatalogConfig.load(source)
+    if config.database_url is None:
+        return
+    if Catalog._default_database is None:
+        raise RuntimeError("copying a catalog's database needs a test of the postgresql back-end")
+    copy = sa.make_url(Catalog._default_database(target))  # made empty, dropped after the test
+    original = sa.make_url(config.database_url)
+    admin = copy.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{copy.database}"')
+        connection.execute(f'CREATE DATABASE "{copy.database}" TEMPLATE "{original.database}"')
+    evolved = attrs.evolve(config, database_url=copy.render_as_string(hide_password=False))
+    (target / CONFIG_FILE).write_text(evolved.to_toml(), encoding="utf-8")

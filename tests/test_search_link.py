@@ -13,8 +13,6 @@ import email.utils
 import html
 import json
 import re
-import shutil
-import sqlite3
 import tempfile
 import unicodedata
 from collections import Counter
@@ -25,6 +23,7 @@ from xml.sax.saxutils import escape
 
 import attrs
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +33,7 @@ from evidence_catalog.catalog import LinkResult
 from evidence_catalog.custody import replay
 from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.ingest.links import MIN_PREFIX, LinkSuggestion, suggest, title_key, url_key
-from tests.conftest import FixedClock
+from tests.conftest import FixedClock, copy_catalog, raw_database
 from tests.media_server import MediaServer, Route
 
 UTC = dt.UTC
@@ -295,21 +294,28 @@ RSS_ENTRIES = [
 
 
 @pytest.fixture(scope="module")
-def newsroom_made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def newsroom_made(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Path]:
     """The newsroom catalog, made once per module and closed (see ``newsroom``)."""
     folder = tmp_path_factory.mktemp("newsroom")
-    with Catalog.init(folder / "catalog", operator="Test Analyst <a@example.org>", clock=FixedClock(FOUND)) as cat:
+    # Made before any test's own fixtures, so the back-end's database is asked for here.
+    server = request.getfixturevalue("pg_server") if request.config.getoption("--backend") == "postgresql" else None
+    database = None if server is None else server.new_database()
+    with Catalog.init(
+        folder / "catalog", operator="Test Analyst <a@example.org>", clock=FixedClock(FOUND), database=database
+    ) as cat:
         cat.ingest(write(folder, "tweets.jsonl", twarc_jsonl(TWEETS)))
         cat.ingest(write(folder, "kyiv.rss", rss_text("Kyiv  Desk", RSS_ENTRIES)))
         cat.ingest(write(folder, "digest.txt", DIGEST))
-    return folder / "catalog"
+    yield folder / "catalog"
+    if server is not None and database is not None:
+        server.drop_database(database)
 
 
 @pytest.fixture
 def newsroom(newsroom_made: Path, tmp_path: Path) -> Iterator[Catalog]:
     """A catalog of reports in every input format and several scripts, found at ``FOUND``: a
     copy of its own for each test."""
-    shutil.copytree(newsroom_made, tmp_path / "newsroom")
+    copy_catalog(newsroom_made, tmp_path / "newsroom")
     with Catalog.open(tmp_path / "newsroom", clock=FixedClock(FOUND + dt.timedelta(hours=1))) as cat:
         yield cat
 
@@ -787,7 +793,7 @@ def test_filters_equal_a_brute_force_filter_over_the_inputs(empty_template: Path
     def check(made: list[Post], combos: list[dict[str, Any]]) -> None:
         with tempfile.TemporaryDirectory(dir=tmp_path) as scratch:
             folder = Path(scratch)
-            shutil.copytree(empty_template, folder / "catalog")
+            copy_catalog(empty_template, folder / "catalog")
             with Catalog.open(folder / "catalog", clock=FixedClock(BASE + dt.timedelta(hours=7))) as catalog:
                 for path in write_inputs(folder, made):
                     assert catalog.ingest(path).reports_added > 0
@@ -862,13 +868,10 @@ def test_reports_ingested_before_the_search_index_existed_are_found_after_the_up
     with newsroom.db.engine.begin() as connection:
         command.downgrade(_alembic_config(connection), "0002")
     newsroom.close()
-    db = sqlite3.connect(newsroom.path / "catalog.db")
-    try:
-        assert db.execute("select version_num from alembic_version").fetchall() == [("0002",)]
-        tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+    with raw_database(newsroom) as db:
+        assert db.execute(sa.text("select version_num from alembic_version")).fetchall() == [("0002",)]
+        tables = set(sa.inspect(db).get_table_names())
         assert not tables & {"report_index", "report_term", "report_fts"}
-    finally:
-        db.close()
     with Catalog.open(newsroom.path, operator="Upgrader <u@example.org>") as upgraded:
         assert run_queries(upgraded) == before
         # Same times, same order: reports without a published time keep the time they were found.
@@ -1034,7 +1037,7 @@ def test_any_sequence_of_links_keeps_every_report_on_exactly_one_record(desk_tem
     @given(links=links)
     def check(links: list[tuple[str, str, bool]]) -> None:
         with tempfile.TemporaryDirectory(dir=tmp_path) as scratch:
-            shutil.copytree(desk_template, Path(scratch) / "catalog")
+            copy_catalog(desk_template, Path(scratch) / "catalog")
             with Catalog.open(Path(scratch) / "catalog", clock=FixedClock()) as catalog:
                 where = dict(start)
                 for report_id, record_id, with_note in links:
@@ -1273,7 +1276,7 @@ def test_the_search_command(newsroom: Catalog, run_cli: Callable[..., Any]) -> N
 
     many = run_cli("search", "--author", "coast_watch", "--limit", "2", *at)
     assert many.code == 0 and len(many.out.splitlines()) == 2
-    assert many.err == "(the first 2 shown; use --limit for more)\n"
+    assert many.err == "(hits 1 to 2 shown; --offset 2 for the next page)\n"
 
     none = run_cli("search", "nothing-like-this", *at)
     assert (none.code, none.out) == (1, "")

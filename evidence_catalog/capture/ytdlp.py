@@ -305,8 +305,9 @@ class _Tee:
         self.complete = False
         self.overflow = False
 
-    def read(self, amt: int | None = None) -> bytes:
-        chunk: bytes = self._fp.read(amt)
+    def read(self, amt: int | None = None, **kwargs: Any) -> bytes:
+        # yt-dlp's requests handler passes decode_content=; urllib's passes nothing.
+        chunk: bytes = self._fp.read(amt, **kwargs)
         if not self.overflow:
             if len(self.data) + len(chunk) > self.limit:
                 self.overflow = True
@@ -332,10 +333,10 @@ class _Whole:
         self.expected = expected
         self.received = 0
 
-    def read(self, amt: int | None = None) -> bytes:
+    def read(self, amt: int | None = None, **kwargs: Any) -> bytes:
         from yt_dlp.networking.exceptions import IncompleteRead
 
-        chunk: bytes = self._fp.read(amt)
+        chunk: bytes = self._fp.read(amt, **kwargs)
         self.received += len(chunk)
         ended = not chunk if (amt is not None and amt > 0) else True
         if ended and self.received < self.expected:

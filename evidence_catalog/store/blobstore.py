@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import stat
 import threading
 import uuid
@@ -33,6 +34,18 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.hashing import ProgressCallback, Readable, hash_file, hash_stream
 from evidence_catalog.model import Digests
+
+
+@frozen
+class StoreEntry:
+    """A stored object outside the index, as housekeeping (``fsck``) lists it: where it is
+    (a path in the catalog folder, or an object-store URL), its size, its age, and for a blob
+    its SHA-256 (its name)."""
+
+    path: str
+    size: int
+    age_seconds: float
+    sha256: str | None = None
 
 
 @frozen
@@ -88,11 +101,75 @@ def fsync_dir(path: Path) -> None:
 class BlobStore:
     """Write-once storage of bytes under their SHA-256."""
 
-    def __init__(self, root: Path, algorithms: Sequence[str] = ("sha256",), *, fsync: bool = True):
+    def __init__(
+        self, root: Path, algorithms: Sequence[str] = ("sha256",), *, fsync: bool = True, label: str | None = None
+    ):
         self.root = Path(root)
         self.algorithms = tuple(algorithms)
         self.fsync = fsync
         self.tmp_dir = self.root / "tmp"
+        #: How paths in this store are shown (``blobs`` in a catalog folder).
+        self.label = label if label is not None else str(self.root)
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages."""
+        return str(self.root)
+
+    @contextmanager
+    def local_copy(self, sha256: str) -> Iterator[Path]:
+        """A path on this machine holding the blob's bytes (here: the stored file itself, which
+        must only be read)."""
+        yield self.path_for(sha256)
+
+    def remove(self, sha256: str) -> None:
+        """Remove a blob that no record claims (an import that failed after storing it)."""
+        self.path_for(sha256).unlink(missing_ok=True)
+
+    # -- housekeeping listings (fsck) -----------------------------------------------------
+
+    def _entry(self, path: Path, now: float, *, sha256: str | None = None) -> StoreEntry:
+        try:
+            info = path.lstat()
+            size = (
+                info.st_size if not path.is_dir() else sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
+            )
+            age = max(0.0, now - info.st_mtime)
+        except OSError:
+            size, age = 0, 0.0
+        return StoreEntry(
+            path=f"{self.label}/{path.relative_to(self.root).as_posix()}", size=size, age_seconds=age, sha256=sha256
+        )
+
+    def stored(self, now: float) -> Iterator[StoreEntry]:
+        """Every blob in the store, in address order."""
+        blob_root = self.root / "sha256"
+        if blob_root.is_dir():
+            for path in sorted(blob_root.glob("*/*/*")):
+                if path.is_file() and not path.is_symlink():
+                    yield self._entry(path, now, sha256=path.name)
+
+    def temporary(self, now: float) -> Iterator[StoreEntry]:
+        """Unfinished writes (``tmp/*.part`` a killed process left)."""
+        if self.tmp_dir.is_dir():
+            for path in sorted(self.tmp_dir.iterdir()):
+                yield self._entry(path, now)
+
+    def quarantined(self, now: float) -> Iterator[StoreEntry]:
+        """Damaged copies moved aside (kept: they are evidence of the damage)."""
+        quarantine = self.root / "quarantine"
+        if quarantine.is_dir():
+            for path in sorted(quarantine.iterdir()):
+                yield self._entry(path, now)
+
+    def delete(self, entry: StoreEntry) -> None:
+        """Delete a blob or temporary file :meth:`stored` or :meth:`temporary` listed."""
+        relative = entry.path.removeprefix(f"{self.label}/")
+        target = self.root / relative
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob with this SHA-256 lives (whether or not it exists)."""

@@ -1,8 +1,13 @@
 """The catalog database adapter: connection set-up, migrations, rows to and from model values.
 
-Every write runs in one transaction that begins ``IMMEDIATE`` on SQLite, so that writers queue
-for the lock instead of failing half-way, and so that appending to the custody log (always here,
-in :meth:`CatalogDatabase.append_event`) sees the true last event.
+Every write runs in one transaction that takes the catalog's one write lock first -- ``BEGIN
+IMMEDIATE`` on SQLite, a transaction-level advisory lock on PostgreSQL -- so that writers queue
+for it instead of failing half-way, and so that appending to the custody log (always here, in
+:meth:`CatalogDatabase.append_event`) sees the true last event: one linear log, whichever
+process or machine writes.  Reads on PostgreSQL run at ``REPEATABLE READ``, a consistent
+snapshot as SQLite's WAL mode gives (a verification reads the log twice and must see the same
+log both times); writes at ``READ COMMITTED``, so that after waiting for the lock they see what
+the writer before them committed.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ _PART_FIELDS = {
 
 #: The newest migration.  A catalog at this revision opens without loading Alembic at all
 #: (a test checks that this matches the migrations folder).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 def _known_revisions() -> set[str]:
@@ -93,7 +98,43 @@ def aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+#: The PostgreSQL advisory lock every write transaction takes (any fixed 64-bit number, the
+#: same in every process: ``evidence-catalog`` in ASCII, truncated).
+PG_WRITE_LOCK = 0x65766964656E6365
+
+#: Database URL schemes a catalog can live in.
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+def check_database_url(url: str | sa.URL, *, where: str = "--database") -> sa.URL:
+    """Parse a database URL; :class:`~evidence_catalog.errors.InputError` naming what is wrong."""
+    from evidence_catalog.errors import InputError
+
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InputError(f"not a database URL ({exc})", where=where) from exc
+    if parsed.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise InputError(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://",
+            where=where,
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() not in ("psycopg", "postgresql"):
+        raise InputError("PostgreSQL is reached through psycopg 3: use postgresql+psycopg://", where=where)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def safe_url(url: str | sa.URL) -> str:
+    """A database URL fit to print or store: the password, if any, is left out."""
+    return sa.make_url(url).set(password=None).render_as_string(hide_password=False)
+
+
 def _make_engine(url: str | sa.URL) -> sa.Engine:
+    url = sa.make_url(url)
+    if url.get_backend_name() == "postgresql":
+        return _make_pg_engine(url)
     engine = sa.create_engine(url)
     read_only = {"mode": "ro"}.items() <= engine.url.query.items() or "immutable" in engine.url.query
     if engine.dialect.name == "sqlite":
@@ -117,6 +158,36 @@ def _make_engine(url: str | sa.URL) -> sa.Engine:
     return engine
 
 
+def _make_pg_engine(url: sa.URL) -> sa.Engine:
+    try:
+        import psycopg  # noqa: F401  (only to give a clear message when it is missing)
+    except ImportError as exc:
+        from evidence_catalog.errors import InputError
+
+        raise InputError(
+            "a PostgreSQL catalog needs psycopg: pip install 'evidence-catalog[postgresql]'", where=safe_url(url)
+        ) from exc
+    engine = sa.create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        isolation_level="REPEATABLE READ",
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": 30,
+            "application_name": "evidence-catalog",
+            # Timestamps are read in ISO form whatever the server's default DateStyle is.
+            "options": "-c DateStyle=ISO,YMD",
+        },
+    )
+
+    @sa_event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        if connection.get_execution_options().get("write"):
+            # Held until commit or rollback; a killed process's session ends and frees it.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+    return engine
+
+
 class CatalogDatabase:
     """The catalog's database: an index of records, artifacts and the custody log."""
 
@@ -127,15 +198,42 @@ class CatalogDatabase:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(write=True)
+        if engine.dialect.name == "postgresql":
+            self._writer = self._writer.execution_options(isolation_level="READ COMMITTED")
         #: The schema revision this database had before :meth:`open` upgraded it, if it did.
         self.upgraded_from: str | None = None
 
     @classmethod
-    def create(cls, url: str | sa.URL) -> CatalogDatabase:
-        """Create the schema in an empty database by running every migration."""
+    def create(cls, url: str | sa.URL, *, where: str | None = None) -> CatalogDatabase:
+        """Create the schema in an empty database by running every migration.
+
+        A database that already holds a catalog (or cannot be reached) is refused, naming it.
+        """
         db = cls(_make_engine(url))
+        try:
+            with db.engine.connect() as connection:
+                taken = sa.inspect(connection).has_table("alembic_version")
+        except (DatabaseError, OperationalError) as exc:
+            db.close()
+            raise StorageError(
+                f"cannot reach the catalog database ({_first_line(exc.orig)})", where=where or safe_url(url)
+            ) from exc
+        if taken:
+            db.close()
+            raise CatalogError(
+                "the database already holds a catalog: give each catalog an empty database of its own",
+                where=where or safe_url(url),
+            )
         db._upgrade()
         return db
+
+    def drop_schema(self) -> None:
+        """Remove every table :meth:`create` made (undoing an ``init`` that failed later on)."""
+        from sqlmodel import SQLModel
+
+        with self._writer.begin() as connection:
+            SQLModel.metadata.drop_all(connection)
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
 
     @classmethod
     def open(cls, url: str | sa.URL, *, where: str) -> CatalogDatabase:
@@ -156,6 +254,10 @@ class CatalogDatabase:
                 )
         except (DatabaseError, OperationalError) as exc:
             db.close()
+            if engine.dialect.name != "sqlite":
+                raise StorageError(
+                    f"cannot reach the catalog database ({_first_line(exc.orig)}); nothing was changed", where=where
+                ) from exc
             raise CatalogError(
                 f"catalog database cannot be read ({exc.orig}): it may be corrupt, or its disk full or unreadable",
                 where=where,
@@ -179,8 +281,7 @@ class CatalogDatabase:
                 "read-only; upgrade a writable copy",
                 where=where,
             )
-        db._upgrade()
-        db.upgraded_from = current
+        db.upgraded_from = db._upgrade()
         return db
 
     @property
@@ -189,11 +290,21 @@ class CatalogDatabase:
         query = self.engine.url.query
         return query.get("mode") == "ro" or "immutable" in query
 
-    def _upgrade(self) -> None:
+    def _upgrade(self) -> str | None:
+        """Upgrade to the newest schema; return the revision the database had, read under the
+        write lock (``None`` when there was nothing to do: another process upgraded it while
+        this one waited for the lock)."""
         from alembic import command  # imported here: most commands never migrate
 
         with self._writer.begin() as connection:
+            has_version = sa.inspect(connection).has_table("alembic_version")
+            before = (
+                connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() if has_version else None
+            )
+            if before == HEAD_REVISION:
+                return None
             command.upgrade(_alembic_config(connection), "head")
+        return before
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -660,6 +771,7 @@ class CatalogDatabase:
         terms: Sequence[tuple[str, str]],
         since: dt.datetime | None,
         limit: int | None,
+        offset: int = 0,
     ) -> list[tuple[str, model.Report]]:
         """``(record id, report)`` of the reports holding every word of *text* (any report when
         it has none) and every ``(kind, key)`` term, searched by time at or after *since*; best
@@ -682,17 +794,28 @@ class CatalogDatabase:
                 .where(sa.text(f"{FTS_TABLE} MATCH :match").bindparams(match=match))
                 .order_by(sa.literal_column(f"{FTS_TABLE}.rank"))
             )
-        elif match is not None:  # no full-text index: every word somewhere in the report's JSON
-            for word in text.split():
-                query = query.where(sa.cast(part.c.body, sa.String).icontains(word, autoescape=True))
+        elif match is not None:  # no FTS5: the same words, as runs in report_index.words
+            from evidence_catalog.store.search import word_patterns
+
+            for pattern in word_patterns(text) or ():
+                query = query.where(index.c.words.like(pattern))
         query = query.order_by(index.c.at.desc(), index.c.num.desc())
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         return [(str(row.record_id), structure(_json_body(row.body), model.Report)) for row in _run(session, query)]
 
-    def record_ids(self, session: Session) -> list[str]:
-        """Every record id, oldest first (ids are time-ordered)."""
-        return list(session.exec(select(RecordRow.id).order_by(col(RecordRow.id))))
+    def record_ids(self, session: Session, *, after: str | None = None, limit: int | None = None) -> list[str]:
+        """Record ids, oldest first (ids are time-ordered): all of them, or a page of at most
+        *limit* ids after the id *after* (a keyset page: as fast on the millionth page as on
+        the first)."""
+        query = select(RecordRow.id).order_by(col(RecordRow.id))
+        if after is not None:
+            query = query.where(col(RecordRow.id) > after)
+        if limit is not None:
+            query = query.limit(limit)
+        return list(session.exec(query))
 
     def record(self, session: Session, record_id: str) -> model.EvidenceRecord:
         """Assemble a whole record from its rows; :class:`ValidationError` if a row is invalid."""
@@ -940,19 +1063,33 @@ def structure_event(document: dict[str, Any]) -> model.CustodyEvent:
         raise ValidationError(exc.message, where=f"custody event {document.get('seq')}") from exc
 
 
-def index_rows(bind: Session | sa.Connection, reports: Sequence[tuple[str, model.Report, dt.datetime]]) -> None:
-    """Put reports -- ``(part id, report, when it was found)`` -- into the search index."""
-    from evidence_catalog.store.search import FTS_TABLE, report_terms, report_words, search_time
+def index_rows(
+    bind: Session | sa.Connection,
+    reports: Sequence[tuple[str, model.Report, dt.datetime]],
+    *,
+    with_words: bool = True,
+) -> None:
+    """Put reports -- ``(part id, report, when it was found)`` -- into the search index.
+
+    *with_words* False leaves out ``report_index.words`` (migration 0003 runs before the
+    column exists; 0006 fills it)."""
+    from evidence_catalog.store.search import FTS_TABLE, indexed_words, report_terms, report_words, search_time
 
     if not reports:
         return
+    sqlite = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name == "sqlite"
     index, terms = _t(ReportIndexRow), _t(ReportTermRow)
     first = (bind.execute(sa.select(sa.func.max(index.c.num))).scalar() or 0) + 1
     numbered = list(enumerate(reports, start=first))
     bind.execute(
         sa.insert(index),
         [
-            {"num": num, "part_id": part_id, "at": search_time(report, found)}
+            {
+                "num": num,
+                "part_id": part_id,
+                "at": search_time(report, found),
+                **({"words": None if sqlite else indexed_words(report)} if with_words else {}),
+            }
             for num, (part_id, report, found) in numbered
         ],
     )
@@ -963,16 +1100,36 @@ def index_rows(bind: Session | sa.Connection, reports: Sequence[tuple[str, model
     ]
     if term_rows:
         bind.execute(sa.insert(terms), term_rows)
-    if (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name == "sqlite":
+    if sqlite:
         bind.execute(
             sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
             [{"num": num, "body": report_words(report)} for num, (_, report, _) in numbered],
         )
 
 
+def fill_report_words(bind: sa.Connection) -> None:
+    """Fill ``report_index.words`` for every indexed report (migration 0006), in batches."""
+    from evidence_catalog.store.search import indexed_words
+
+    index, part = _t(ReportIndexRow), _t(RecordPartRow)
+    query = sa.select(index.c.num, part.c.body).join(part, part.c.id == index.c.part_id).order_by(index.c.num)
+    rows = [
+        {"n": num, "w": indexed_words(structure(_json_body(body), model.Report))} for num, body in bind.execute(query)
+    ]
+    for start in range(0, len(rows), 5000):
+        bind.execute(
+            sa.update(index).where(index.c.num == sa.bindparam("n")).values(words=sa.bindparam("w")),
+            rows[start : start + 5000],
+        )
+
+
 def _json_body(body: Any) -> Any:
     """A JSON column's value: parsed already, or text on a connection that did not parse it."""
     return json.loads(body) if isinstance(body, str) else body
+
+
+def _first_line(error: object) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 class MerkleError(ValueError):

@@ -116,3 +116,40 @@ def fts_query(text: str) -> str | None:
     if not words:
         return None
     return " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def _fold(token: str) -> str:
+    """Case and diacritics folded, as ``unicode61 remove_diacritics 2`` folds them."""
+    decomposed = unicodedata.normalize("NFD", token.casefold())
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
+
+
+def word_tokens(text: str) -> list[str]:
+    """The words of *text* as the full-text index splits them: runs of letters, digits and
+    private-use characters (everything else separates), case and diacritics folded."""
+    tokens: list[str] = []
+    current: list[str] = []
+    for char in searchable(text):
+        category = unicodedata.category(char)
+        if category[0] in "LN" or category in ("Co", "Mn"):
+            current.append(char)
+        elif current:
+            tokens.append("".join(current))
+            current = []
+    if current:
+        tokens.append("".join(current))
+    return [folded for folded in (_fold(t) for t in tokens) if folded]
+
+
+def indexed_words(report: model.Report) -> str:
+    """A report's words for a database without FTS5: one space between them and at both ends, so
+    that a searched run of words is a ``LIKE '% run %'`` match."""
+    return f" {' '.join(word_tokens(report_words(report)))} "
+
+
+def word_patterns(text: str) -> list[str] | None:
+    """One ``LIKE`` pattern per searched word (``None`` when *text* has no words), matching
+    :func:`fts_query`'s meaning on SQLite: every word, a word the tokenizer splits as a run."""
+    words = [w for w in _WORD.findall(searchable(text)) if any(c.isalnum() for c in w)]
+    patterns = [f"% {' '.join(tokens)} %" for tokens in (word_tokens(w) for w in words) if tokens]
+    return patterns or None

@@ -135,6 +135,9 @@ class ReportIndexRow(SQLModel, table=True):
     num: int = Field(primary_key=True)
     part_id: str = Field(foreign_key="record_part.id", unique=True, max_length=36)
     at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)  # type: ignore[call-overload]
+    #: The report's words as :func:`~evidence_catalog.store.search.indexed_words` gives them, on
+    #: databases without SQLite's full-text table (``NULL`` on SQLite).
+    words: str | None = Field(default=None, sa_type=sa.Text)  # type: ignore[call-overload]
 
 
 class ReportTermRow(SQLModel, table=True):

@@ -27,7 +27,14 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("record_artifact") as batch:
-        batch.alter_column("derived_from", type_=sa.JSON, existing_type=sa.String(64), existing_nullable=True)
+        batch.alter_column(
+            "derived_from",
+            type_=sa.JSON,
+            existing_type=sa.String(64),
+            existing_nullable=True,
+            # PostgreSQL converts in place: a single SHA-256 becomes a one-element list.
+            postgresql_using="CASE WHEN derived_from IS NULL THEN NULL ELSE json_build_array(derived_from) END",
+        )
         batch.add_column(sa.Column("version_of", sa.String(64), nullable=True))
     with op.batch_alter_table("acquisition") as batch:
         batch.add_column(sa.Column("requested_url", sa.String, nullable=True))
@@ -52,4 +59,10 @@ def downgrade() -> None:
         batch.drop_column("requested_url")
     with op.batch_alter_table("record_artifact") as batch:
         batch.drop_column("version_of")
-        batch.alter_column("derived_from", type_=sa.String(64), existing_type=sa.JSON, existing_nullable=True)
+        batch.alter_column(
+            "derived_from",
+            type_=sa.String(64),
+            existing_type=sa.JSON,
+            existing_nullable=True,
+            postgresql_using="derived_from->>0",
+        )

@@ -67,7 +67,7 @@ def _index_existing_reports(bind: sa.Connection) -> None:
     ).all()
     reports = [(part_id, structure(body, model.Report), aware(at)) for part_id, body, at in rows]
     if reports:
-        index_rows(bind, reports)
+        index_rows(bind, reports, with_words=False)
 
 
 def downgrade() -> None:

@@ -1,0 +1,286 @@
+"""Content-addressed, write-once blob store in object storage (S3 and S3-compatible servers,
+through fsspec and s3fs).
+
+Same layout and promises as the local store (:mod:`evidence_catalog.store.blobstore`):
+``<prefix>/sha256/ab/cd/abcd…``.  Object stores have no rename and no hard link, so a blob is
+placed in three steps: the bytes are uploaded to a temporary key (``<prefix>/tmp/<uuid>.part``)
+while they are hashed; the uploaded object is read back and hashed again (what the store holds,
+not what we sent, is what gets a name); then it is copied server-side under its content address,
+unless an intact copy is there already -- an object under a content address is never written
+over with other bytes.  A process killed at any point leaves at most a ``tmp/*.part`` object
+(``fsck`` lists and removes those), never an object under an address its bytes do not match.
+
+Two writers storing the same new bytes at the same moment may both copy them into place; both
+copies are the verified bytes of that address, so what is stored is the same either way.
+
+Credentials are never part of the catalog: s3fs finds them as every AWS tool does
+(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``~/.aws/credentials``, an
+instance role).  The endpoint of an S3-compatible server (MinIO, Ceph, Garage, a cloud's S3
+API) is a catalog setting or ``$AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from evidence_catalog.errors import InputError, StorageError
+from evidence_catalog.findings import BlobMissing, BlobUnreadable, DigestMismatch, Finding, SizeMismatch
+from evidence_catalog.hashing import ProgressCallback, Readable, hash_stream
+from evidence_catalog.model import Digests
+from evidence_catalog.store.blobstore import StoredBlob, StoreEntry
+
+#: Bytes per uploaded part and per read request.
+PART_SIZE = 16 * 1024 * 1024
+
+
+def parse_blobs_url(url: str, *, where: str = "--blobs") -> tuple[str, str]:
+    """``(protocol, bucket/prefix)`` of an object-store URL such as ``s3://bucket/prefix``."""
+    protocol, sep, rest = url.partition("://")
+    rest = rest.strip("/")
+    if not sep or not protocol or not rest:
+        raise InputError("not an object-store URL: use s3://bucket or s3://bucket/prefix", where=where)
+    if protocol not in ("s3", "s3a", "memory"):
+        raise InputError(f"unsupported blob store {protocol!r}: use s3://bucket/prefix", where=where)
+    if any(part in ("", ".", "..") for part in rest.split("/")):
+        raise InputError("the bucket and prefix must not contain empty, '.' or '..' parts", where=where)
+    return ("s3" if protocol == "s3a" else protocol), rest
+
+
+class ObjectBlobStore:
+    """Write-once storage of bytes under their SHA-256 in an object store."""
+
+    def __init__(
+        self,
+        url: str,
+        algorithms: Sequence[str] = ("sha256",),
+        *,
+        endpoint_url: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        protocol, self.root = parse_blobs_url(url)
+        self.url = f"{protocol}://{self.root}"
+        self.algorithms = tuple(algorithms)
+        options: dict[str, Any] = dict(storage_options or {})
+        if protocol == "s3":
+            try:
+                import s3fs  # noqa: F401  (only to give a clear message when it is missing)
+            except ImportError as exc:
+                raise InputError(
+                    "an S3 blob store needs s3fs: pip install 'evidence-catalog[s3]'", where=self.url
+                ) from exc
+            endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint:
+                options.setdefault("client_kwargs", {}).setdefault("endpoint_url", endpoint)
+            # Another process may have stored or removed objects a moment ago: never answer
+            # from a cached listing.
+            options.setdefault("use_listings_cache", False)
+        import fsspec
+
+        self.fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+        self.label = self.url
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages."""
+        return self.url
+
+    def key_for(self, sha256: str) -> str:
+        """The object key of the blob with this SHA-256 (whether or not it exists)."""
+        return f"{self.root}/sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+    def exists(self, sha256: str) -> bool:
+        """Tell whether the blob is stored."""
+        try:
+            return bool(self.fs.exists(self.key_for(sha256)))
+        except Exception as exc:
+            raise StorageError(f"cannot reach the blob store ({_reason(exc)})", where=self.url) from exc
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open a stored blob for reading."""
+        return cast(BinaryIO, self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none"))
+
+    def put_stream(self, stream: Readable, *, progress: ProgressCallback | None = None) -> StoredBlob:
+        """Upload *stream*, hashing it on the way; place it under its SHA-256 once what the
+        store holds has been read back and found to be those bytes; deduplicate by SHA-256."""
+        tmp_key = f"{self.root}/tmp/{uuid.uuid4().hex}.part"
+        try:
+            writer = self.fs.open(tmp_key, "wb", block_size=PART_SIZE)
+            try:
+                digests, size = hash_stream(stream, self.algorithms, on_block=writer.write, progress=progress)
+                writer.close()  # completes the upload: the object exists from here on
+            except BaseException:
+                _discard(writer)
+                raise
+            self._check_object(tmp_key, digests, size, what="the uploaded bytes")
+            quarantined, created = self._place(tmp_key, digests, size)
+        except (StorageError, InputError):
+            raise
+        except OSError as exc:
+            raise StorageError(_describe(exc), where=self.url) from exc
+        except Exception as exc:
+            raise StorageError(_describe(exc), where=self.url) from exc
+        finally:
+            self._remove_quietly(tmp_key)
+        return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
+
+    def adopt_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
+        """Store a finished local file (a capture's download): uploaded like any stream; the
+        caller removes the local file."""
+        try:
+            with open(path, "rb", buffering=0) as stream:
+                return self.put_stream(stream, progress=progress)
+        except OSError as exc:
+            raise StorageError(_describe(exc), where=str(path)) from exc
+
+    def _check_object(self, key: str, digests: Digests, size: int, *, what: str) -> None:
+        """Read *key* back and compare it with what was sent."""
+        with self.fs.open(key, "rb", block_size=PART_SIZE, cache_type="none") as stored:
+            found, found_size = hash_stream(stored, ("sha256",))
+        if found_size != size or found.sha256 != digests.sha256:
+            raise StorageError(
+                f"{what} do not match what was sent ({found_size} bytes, SHA-256 {found.sha256}; "
+                f"sent {size} bytes, SHA-256 {digests.sha256}); nothing was stored",
+                where=self.url,
+            )
+
+    def _place(self, tmp_key: str, digests: Digests, size: int) -> tuple[str | None, bool]:
+        final = self.key_for(digests.sha256)
+        quarantined = None
+        if self.fs.exists(final):
+            if not self._is_damaged(final, digests.sha256, size):
+                return None, False
+            # A copy that no longer has its address's bytes is moved aside (kept: it is itself
+            # evidence of what happened) so that the good bytes in hand can take its place.
+            moved = f"{self.root}/quarantine/{digests.sha256}.{uuid.uuid4().hex}"
+            self.fs.copy(final, moved)
+            self.fs.rm(final)
+            quarantined = moved.removeprefix(f"{self.root}/")
+        self.fs.copy(tmp_key, final)
+        info = self.fs.info(final)
+        if int(info.get("size", -1)) != size:
+            raise StorageError(
+                f"the copy under {digests.sha256} has {info.get('size')} bytes, not {size}", where=self.url
+            )
+        return quarantined, True
+
+    def _is_damaged(self, key: str, sha256: str, size: int) -> bool:
+        """True when the object under *key* is damaged (other bytes than its address says)."""
+        try:
+            with self.fs.open(key, "rb", block_size=PART_SIZE, cache_type="none") as stored:
+                found, found_size = hash_stream(stored, ("sha256",))
+        except FileNotFoundError:
+            return False
+        return found.sha256 != sha256 or found_size != size
+
+    def _remove_quietly(self, key: str) -> None:
+        with contextlib.suppress(Exception):  # already gone, or unreachable: fsck lists what is left
+            self.fs.rm(key)
+
+    def verify(
+        self, sha256: str, expected: Digests, size: int, *, progress: ProgressCallback | None = None
+    ) -> list[Finding]:
+        """Re-hash a stored blob; return what does not match the recorded digests and size."""
+        algorithms = tuple(expected.as_dict())
+        try:
+            with self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none") as stored:
+                found, found_size = hash_stream(stored, algorithms, progress=progress)
+        except FileNotFoundError:
+            return [BlobMissing(sha256=sha256)]
+        except Exception as exc:  # noqa: BLE001  (fsspec back-ends raise their own types)
+            return [BlobUnreadable(sha256=sha256, reason=_reason(exc))]
+        findings: list[Finding] = []
+        if found_size != size:
+            findings.append(SizeMismatch(sha256=sha256, expected=size, found=found_size))
+        actual = found.as_dict()
+        for algorithm, value in expected.as_dict().items():
+            if actual[algorithm] != value:
+                findings.append(
+                    DigestMismatch(sha256=sha256, algorithm=algorithm, expected=value, found=actual[algorithm])
+                )
+        return findings
+
+    @contextmanager
+    def local_copy(self, sha256: str) -> Iterator[Path]:
+        """A temporary local file holding the blob's bytes (removed afterwards)."""
+        fd, name = tempfile.mkstemp(prefix="evidence-catalog-", suffix=".blob")
+        try:
+            with open(fd, "wb") as local, self.open(sha256) as stored:
+                while block := stored.read(PART_SIZE):
+                    local.write(block)
+            yield Path(name)
+        finally:
+            os.unlink(name)
+
+    def remove(self, sha256: str) -> None:
+        """Remove a blob that no record claims (an import that failed after storing it)."""
+        self._remove_quietly(self.key_for(sha256))
+
+    # -- housekeeping listings (fsck) -----------------------------------------------------
+
+    def _entries(self, folder: str, now: float, *, blobs: bool = False) -> Iterator[StoreEntry]:
+        try:
+            found = self.fs.find(f"{self.root}/{folder}", detail=True)
+        except FileNotFoundError:
+            return
+        for key, info in sorted(found.items()):
+            if info.get("type") == "directory":
+                continue
+            modified = info.get("LastModified") or info.get("mtime") or info.get("created")
+            if isinstance(modified, dt.datetime):
+                when = modified.timestamp() if modified.tzinfo else modified.replace(tzinfo=dt.UTC).timestamp()
+            elif isinstance(modified, int | float):
+                when = float(modified)
+            else:
+                when = now
+            name = key.rsplit("/", 1)[-1]
+            yield StoreEntry(
+                path=f"{self.url.split('://')[0]}://{key}",
+                size=int(info.get("size") or 0),
+                age_seconds=max(0.0, now - when),
+                sha256=name if blobs else None,
+            )
+
+    def stored(self, now: float) -> Iterator[StoreEntry]:
+        """Every blob in the store, in address order."""
+        yield from self._entries("sha256", now, blobs=True)
+
+    def temporary(self, now: float) -> Iterator[StoreEntry]:
+        """Unfinished uploads (``tmp/*.part`` a killed process left)."""
+        yield from self._entries("tmp", now)
+
+    def quarantined(self, now: float) -> Iterator[StoreEntry]:
+        """Damaged copies moved aside (kept: they are evidence of the damage)."""
+        yield from self._entries("quarantine", now)
+
+    def delete(self, entry: StoreEntry) -> None:
+        """Delete a blob or temporary object :meth:`stored` or :meth:`temporary` listed."""
+        self.fs.rm(entry.path.split("://", 1)[1])
+
+
+def _discard(writer: Any) -> None:
+    """Abandon an unfinished upload (a multipart upload is aborted; nothing becomes visible)."""
+    try:
+        if hasattr(writer, "discard"):
+            writer.discard()
+        writer.closed = True
+    except Exception:  # noqa: BLE001  (best effort: fsck finds what is left)
+        pass
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PermissionError):
+        return f"cannot write to the blob store ({_reason(exc)}); nothing was stored"
+    return f"storing failed ({_reason(exc)}); nothing was stored"

@@ -1,0 +1,152 @@
+"""A real PostgreSQL server for the tests, started from the machine's PostgreSQL binaries in a
+throw-away data directory on a free port of 127.0.0.1 (or an existing server, when
+``$EVIDENCE_CATALOG_TEST_POSTGRESQL`` gives its URL).
+
+The server runs with ``fsync`` off: the tests check behaviour, not the disk.  PostgreSQL refuses
+to run as root, so as root the server runs as the ``postgres`` account (which the Debian
+packages create).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+EXISTING_SERVER_ENV = "EVIDENCE_CATALOG_TEST_POSTGRESQL"
+
+
+def find_bindir() -> Path | None:
+    """The folder with ``initdb`` and ``pg_ctl``: ``pg_config --bindir``, Debian's versioned
+    folders (newest first), or ``$PATH``."""
+    if shutil.which("pg_config"):
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        if found and (Path(found) / "initdb").exists():
+            return Path(found)
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True):
+        if (Path(folder) / "initdb").exists():
+            return Path(folder)
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class PostgresServer:
+    """A PostgreSQL server to make databases in: ``new_database()`` gives a fresh one's URL."""
+
+    def __init__(self) -> None:
+        self.url_base: str | None = os.environ.get(EXISTING_SERVER_ENV) or None
+        self.data_dir: Path | None = None
+        self.process_user: str | None = None
+        self.bindir: Path | None = None
+
+    def start(self) -> PostgresServer:
+        if self.url_base is not None:
+            return self
+        self.bindir = find_bindir()
+        if self.bindir is None:
+            raise RuntimeError("PostgreSQL is not installed (no initdb): .ci/run installs it with apt-get")
+        root = Path(tempfile.mkdtemp(prefix="ec-pg-"))
+        os.chmod(root, 0o755)
+        self.data_dir = root / "data"
+        self.data_dir.mkdir(mode=0o700)
+        run_as: list[str] = []
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")
+            os.chown(self.data_dir, account.pw_uid, account.pw_gid)
+            os.chown(root, account.pw_uid, account.pw_gid)
+            run_as = ["runuser", "-u", "postgres", "--"]
+            self.process_user = "postgres"
+        self._run_as = run_as
+        subprocess.run(
+            [
+                *run_as,
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        port = _free_port()
+        options = (
+            f"-p {port} -h 127.0.0.1 -k {root} -F -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=300 -c shared_buffers=128MB"
+        )
+        subprocess.run(
+            [
+                *run_as,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(root / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.url_base = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        return self
+
+    def _admin(self) -> str:
+        assert self.url_base is not None
+        return self.url_base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+
+    def new_database(self) -> str:
+        """Create an empty database; return its SQLAlchemy URL."""
+        import psycopg
+
+        name = f"ec_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self._admin(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        assert self.url_base is not None
+        return f"{self.url_base}/{name}"
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database made by :meth:`new_database` (closing what still holds it open)."""
+        import psycopg
+
+        name = url.rsplit("/", 1)[-1]
+        with psycopg.connect(self._admin(), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        if self.data_dir is None or self.bindir is None:
+            return
+        subprocess.run(
+            [*self._run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
+            check=False,
+            capture_output=True,
+        )
+        for _ in range(50):
+            if not (self.data_dir / "postmaster.pid").exists():
+                break
+            time.sleep(0.1)
+        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+        self.data_dir = None
