@@ -21,7 +21,7 @@ from PIL.ExifTags import GPS, IFD, Base
 from evidence_catalog import Agent, Catalog
 from evidence_catalog.cli import main
 from tests.media_server import MediaServer
-from tests.pg_server import PostgresServer
+from tests.pg_server import EXISTING_SERVER_ENV, PostgresServer, find_bindir
 
 # Property tests here do real I/O (SQLite files, blobs): time limits per example would only make
 # them flaky on a loaded machine.  Failing examples are printed so that CI failures reproduce.
@@ -190,7 +190,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for this test session."""
+    """A real PostgreSQL server for this test session (started from the machine's PostgreSQL
+    binaries; CI installs them, elsewhere the tests that need one are skipped without them)."""
+    if find_bindir() is None and not os.environ.get(EXISTING_SERVER_ENV):
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run installs it (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
     server = PostgresServer().start()
     try:
         yield server

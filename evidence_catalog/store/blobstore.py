@@ -183,13 +183,24 @@ class BlobStore:
         """Open a stored blob for reading."""
         return open(self.path_for(sha256), "rb")
 
-    def put_stream(self, stream: Readable, *, progress: ProgressCallback | None = None) -> StoredBlob:
-        """Copy *stream* into the store, hashing it on the way; deduplicate by SHA-256."""
+    def sync(self) -> None:
+        """Make everything written with ``defer_sync`` durable (one ``sync`` for a batch,
+        instead of an ``fsync`` of each file and folder)."""
+        os.sync()
+
+    def put_stream(
+        self, stream: Readable, *, progress: ProgressCallback | None = None, defer_sync: bool = False
+    ) -> StoredBlob:
+        """Copy *stream* into the store, hashing it on the way; deduplicate by SHA-256.
+
+        With *defer_sync* the file is not flushed to disk here: the caller calls :meth:`sync`
+        before anything refers to it (a batch of many small files)."""
         tmp_path = self.tmp_dir / f"{uuid.uuid4().hex}.part"
+        durable = self.fsync and not defer_sync
         try:
-            self._make_dirs(self.tmp_dir)
+            self._make_dirs(self.tmp_dir, durable=durable)
             fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            writer = _BlobWriter(fd, durable=self.fsync)
+            writer = _BlobWriter(fd, durable=durable)
             try:
                 digests, size = hash_stream(stream, self.algorithms, on_block=writer.write, progress=progress)
                 writer.finish()
@@ -202,7 +213,7 @@ class BlobStore:
             # is one step for every process that writes to this store.
             with self._placing():
                 quarantined = self._quarantine_if_damaged(digests.sha256, size)
-                created = self._link_into_place(tmp_path, digests.sha256)
+                created = self._link_into_place(tmp_path, digests.sha256, durable=durable)
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         finally:
@@ -277,22 +288,24 @@ class BlobStore:
         finally:
             os.close(fd)  # releases the lock
 
-    def _link_into_place(self, tmp_path: Path, sha256: str) -> bool:
+    def _link_into_place(self, tmp_path: Path, sha256: str, *, durable: bool | None = None) -> bool:
+        durable = self.fsync if durable is None else durable
         final = self.path_for(sha256)
         if final.exists():
             return False
-        self._make_dirs(final.parent)
+        self._make_dirs(final.parent, durable=durable)
         os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         try:
             place_new_file(tmp_path, final)
         except FileExistsError:
             return False  # a concurrent writer stored the same bytes first
-        if self.fsync:
+        if durable:
             fsync_dir(final.parent)
         return True
 
-    def _make_dirs(self, directory: Path) -> None:
+    def _make_dirs(self, directory: Path, *, durable: bool | None = None) -> None:
         """Create *directory* and missing parents, each made durable in its parent."""
+        durable = self.fsync if durable is None else durable
         missing = []
         while not directory.is_dir():
             missing.append(directory)
@@ -302,7 +315,7 @@ class BlobStore:
                 path.mkdir()
             except FileExistsError:
                 continue
-            if self.fsync:
+            if durable:
                 fsync_dir(path.parent)
 
     def verify(

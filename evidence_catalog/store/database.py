@@ -1029,7 +1029,9 @@ def _run(session: Session, statement: sa.Executable, rows: list[dict[str, Any]] 
 
 
 def _insert(session: Session, row_type: type[Any], **values: Any) -> None:
-    _run(session, sa.insert(_t(row_type)).values(**values))
+    # Values as parameters, not baked into the statement: one compiled INSERT per table and
+    # set of columns, reused (building and compiling a statement per row was most of an add).
+    _run(session, sa.insert(_t(row_type)), [values])
 
 
 def _artifact_from_row(row: Any) -> model.Artifact:

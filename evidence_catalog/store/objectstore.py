@@ -107,9 +107,16 @@ class ObjectBlobStore:
         """Open a stored blob for reading."""
         return cast(BinaryIO, self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none"))
 
-    def put_stream(self, stream: Readable, *, progress: ProgressCallback | None = None) -> StoredBlob:
+    def sync(self) -> None:
+        """Nothing to do: an object is durable once its upload completes."""
+
+    def put_stream(
+        self, stream: Readable, *, progress: ProgressCallback | None = None, defer_sync: bool = False
+    ) -> StoredBlob:
         """Upload *stream*, hashing it on the way; place it under its SHA-256 once what the
-        store holds has been read back and found to be those bytes; deduplicate by SHA-256."""
+        store holds has been read back and found to be those bytes; deduplicate by SHA-256
+        (*defer_sync* changes nothing here)."""
+        del defer_sync
         tmp_key = f"{self.root}/tmp/{uuid.uuid4().hex}.part"
         try:
             writer = self.fs.open(tmp_key, "wb", block_size=PART_SIZE)
