@@ -252,9 +252,9 @@ def init(
         if not quiet:
             who = _agent(attrs.evolve(catalog.operator, host=None))
             click.echo(f"created catalog {display_path(catalog.path)} (operator: {who})")
-            if catalog.config.database_url is not None:
+            if database is not None and catalog.config.database_url is not None:
                 click.echo(f"database: {catalog.config.database_url}")
-            if catalog.config.blobs_url is not None:
+            if blobs is not None:
                 click.echo(f"blobs:    {catalog.blobs.location}")
 
 
