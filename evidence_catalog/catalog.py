@@ -138,7 +138,7 @@ from evidence_catalog.store.database import (
     record_row,
     safe_url,
 )
-from evidence_catalog.store.objectstore import ObjectBlobStore, parse_blobs_url
+from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
 from evidence_catalog.timestamp import TimestampError, token_info
 from evidence_catalog.timestamp import stamp_digest as timestamp_digest
 from evidence_catalog.versions import library_agent, tool_agents
@@ -496,6 +496,8 @@ class Catalog:
             )
         if blobs is not None:
             parse_blobs_url(blobs)
+            if blobs_endpoint_url is not None:
+                check_endpoint_url(blobs_endpoint_url)
         config = CatalogConfig(
             algorithms=tuple(algorithms),
             operator=default_operator,
@@ -596,8 +598,8 @@ class Catalog:
         if config.database_url is not None:
             setting = f"{display_path(directory / CONFIG_FILE)}: database.url"
             url = check_database_url(config.database_url, where=setting)
-            database = CatalogDatabase.open(url, where=safe_url(url))
-            read_only = False
+            read_only = bool(read_only)
+            database = CatalogDatabase.open(url, where=safe_url(url), read_only=read_only)
         else:
             db_path = directory / DATABASE_FILE
             if not db_path.is_file():
@@ -2612,51 +2614,69 @@ class Catalog:
             raise StorageError("the catalog is read-only, so an export could not be logged; nothing was written")
         # A short temporary name: the target's own name may already be as long as names can be.
         tmp = target.with_name(f".export-{uuid.uuid4().hex[:12]}.part")
+        placed = False
         try:
             redaction = None
             if format == "bagit":
                 result, redaction = self._write_bag(tmp, target, selected, kinds, sha512, progress)
             else:
                 result = self._write_export_file(tmp, target, format, selected, bom)
-            fsync_dir(target.parent)
+            if target.exists() or target.is_symlink():
+                raise FileExistsError(str(target))
+            result = attrs.evolve(result, path=where)
+            details: dict[str, Any] = {
+                "format": format,
+                "output": where,
+                "sha256": result.sha256,
+                "size": result.size,
+                "records": result.records,
+                "custody_events": result.custody_events,
+                "record_ids": selected,
+            }
+            if format == "bagit":
+                details["bag"] = {
+                    "external_identifier": result.external_identifier,
+                    "payload_oxum": result.payload_oxum,
+                    "artifacts": result.artifacts,
+                    "sha512_manifest": sha512,
+                }
+                details["redaction"] = redaction
+            # Logged first, then given its name: a process killed in between leaves a logged
+            # export complete under its temporary name -- never an export the log does not know.
+            try:
+                self._log_catalog_event(Action.RECORDS_EXPORTED, details)
+            except StorageError as exc:
+                raise StorageError(
+                    f"the export could not be logged, so it was not written ({exc.message})", where=where
+                ) from exc
+            try:
+                if format == "bagit":
+                    place_bag(tmp, target)
+                else:
+                    place_new_file(tmp, target)
+                placed = True
+                fsync_dir(target.parent)
+            except OSError as exc:
+                kept, tmp = tmp, target.with_name(f".export-{uuid.uuid4().hex[:12]}.kept")  # not removed below
+                with contextlib.suppress(OSError):
+                    kept.rename(tmp)
+                raise StorageError(
+                    f"the export was written and logged, but could not be given its name ({exc.strerror or exc}); "
+                    f"it is complete in {display_path(tmp)}",
+                    where=where,
+                ) from exc
         except FileExistsError as exc:
             raise InputError("already exists; choose a new name", where=where) from exc
         except OSError as exc:
-            raise StorageError(f"export failed ({exc.strerror}); nothing was written", where=where) from exc
+            raise StorageError(f"export failed ({exc.strerror or exc}); nothing was written", where=where) from exc
         finally:
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
-        result = attrs.evolve(result, path=where)
-        details: dict[str, Any] = {
-            "format": format,
-            "output": where,
-            "sha256": result.sha256,
-            "size": result.size,
-            "records": result.records,
-            "custody_events": result.custody_events,
-            "record_ids": selected,
-        }
-        if format == "bagit":
-            details["bag"] = {
-                "external_identifier": result.external_identifier,
-                "payload_oxum": result.payload_oxum,
-                "artifacts": result.artifacts,
-                "sha512_manifest": sha512,
-            }
-            details["redaction"] = redaction
-        try:
-            self._log_catalog_event(Action.RECORDS_EXPORTED, details)
-        except StorageError as exc:
-            # An export that the custody log does not record must not be left behind.
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                target.unlink(missing_ok=True)
-            raise StorageError(
-                f"the export could not be logged, so it was removed ({exc.message})", where=where
-            ) from exc
+            if not placed and tmp.name.endswith(".part"):
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
+            elif placed and format != "bagit":
+                tmp.unlink(missing_ok=True)  # the file was linked into place: drop the temporary name
         return result
 
     # -- import ------------------------------------------------------------------------------
@@ -2948,7 +2968,6 @@ class Catalog:
             counts = self._write_export(sink, format, selected)
             raw.flush()
             os.fsync(raw.fileno())
-        place_new_file(tmp, target)
         digests, size = sink.hasher.digests(), sink.hasher.size
         return ExportResult(
             path=str(target),
@@ -3023,7 +3042,6 @@ class Catalog:
             writer.abort()
             raise
         fsync_dir(tmp)
-        place_bag(tmp, target)
         logged = (
             None
             if redaction is None

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from evidence_catalog.capture.ytdlp import WITHHELD, WITHHELD_COOKIES, WITHHELD_
 from evidence_catalog.catalog import CaptureResult
 from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.serialize import to_document, unstructure
-from tests.conftest import make_jpeg
+from tests.conftest import make_jpeg, run_sql
 from tests.media_server import MediaServer, Route, video_page
 
 DATA = Path(__file__).parent / "data"
@@ -67,8 +66,8 @@ def work_area(catalog: Catalog) -> list[Path]:
 
 
 def artifact_rows(catalog: Catalog) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{catalog.path / 'catalog.db'}?mode=ro", uri=True)) as db:
-        return int(db.execute("select count(*) from artifact").fetchone()[0])
+    [(count,)] = run_sql(catalog, "select count(*) from artifact")
+    return int(count)
 
 
 def blob_files(catalog: Catalog) -> list[Path]:
@@ -111,13 +110,14 @@ def wait_for(condition: Callable[[], T], *, timeout: float, what: str) -> T:
 
 
 def assert_failed_cleanly(
-    catalog: Catalog, result: CaptureResult, url: str, *, error: str, http_status: int | None = None
+    catalog: Catalog, result: CaptureResult, url: str, *, error: str | tuple[str, ...], http_status: int | None = None
 ) -> dict[str, Any]:
     """A failed capture: no record, no artifact, no blob, a ``capture.failed`` event that says what
     was tried and why it failed, a log that still verifies and an empty temporary area."""
     assert not result.ok
     assert result.record_id is None and result.sha256 is None
-    assert result.error is not None and error in result.error, result.error
+    alternatives = (error,) if isinstance(error, str) else error
+    assert result.error is not None and any(e in result.error for e in alternatives), result.error
     assert catalog.record_ids() == []
     assert artifact_rows(catalog) == 0
     assert blob_files(catalog) == []
@@ -353,12 +353,17 @@ def test_a_server_that_does_not_answer_in_time_fails_cleanly(catalog: Catalog, s
     assert_failed_cleanly(catalog, result, page, error="timed out")
 
 
+#: How yt-dlp reports a body cut short at byte 1000: its urllib handler, or its requests handler
+#: (which it prefers when requests is installed).
+CUT_SHORT = (f"expected {len(CLIP)} bytes", f"1000 bytes read, {len(CLIP) - 1000} more expected")
+
+
 def test_a_body_cut_short_fails_cleanly_even_after_a_retry(catalog: Catalog, server: MediaServer, base: str) -> None:
     url = server.route(f"{base}/cut.mp4", Route(body=CLIP, media_type="video/mp4", truncate_at=1000))
 
     result = catalog.capture_url(url, options=CaptureOptions(retries=1, socket_timeout=2))
 
-    assert_failed_cleanly(catalog, result, url, error=f"expected {len(CLIP)} bytes")
+    assert_failed_cleanly(catalog, result, url, error=CUT_SHORT)
     assert len(server.seen(f"{base}/cut.mp4")) >= 2  # the retry happened, and was cut short too
 
 
@@ -371,7 +376,7 @@ def test_a_failure_is_not_blamed_on_an_earlier_harmless_error(catalog: Catalog, 
 
     result = catalog.capture_url(page, options=FAST)
 
-    failed = assert_failed_cleanly(catalog, result, page, error=f"expected {len(CLIP)} bytes", http_status=None)
+    failed = assert_failed_cleanly(catalog, result, page, error=CUT_SHORT, http_status=None)
     assert failed.get("final_url") is None
     assert server.seen(f"{base}/gone.jpg")  # the poster really was asked for, and was a 404
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from evidence_catalog.findings import (
 from evidence_catalog.schema_files import load_schema
 from evidence_catalog.serialize import CHECKPOINT_SCHEMA, SCHEMA_IDS, from_document
 
-from .conftest import FixedClock
+from .conftest import FixedClock, database_dialect, json_set, run_sql
 
 
 def add_one(catalog: Catalog, path: Path, **kwargs: Any) -> AddResult:
@@ -51,14 +51,20 @@ def add_one(catalog: Catalog, path: Path, **kwargs: Any) -> AddResult:
 def test_init_creates_a_versioned_catalog_directory(tmp_path: Path, operator: Agent) -> None:
     with Catalog.init(tmp_path / "cat", operator=operator, algorithms=["sha256", "md5"]) as catalog:
         assert catalog.config.algorithms == ("sha256", "md5")
+        database_url = catalog.config.database_url
     text = (tmp_path / "cat" / "catalog.toml").read_text()
     assert "format_version = 1" in text and "Test Analyst" in text
-    assert (tmp_path / "cat" / "catalog.db").is_file() and (tmp_path / "cat" / "blobs").is_dir()
+    if database_url is None:  # the database is the folder's own file
+        assert (tmp_path / "cat" / "catalog.db").is_file()
+    else:  # the database is elsewhere, and catalog.toml says where
+        assert not (tmp_path / "cat" / "catalog.db").exists() and f'url = "{database_url}"' in text
+    assert (tmp_path / "cat" / "blobs").is_dir()
     with Catalog.open(tmp_path / "cat") as catalog:
         [created] = catalog.history()
     assert created.action == "catalog.created" and created.actor == operator
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(catalog: Catalog) -> None:
     with catalog.db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -205,8 +211,7 @@ def test_a_failure_before_commit_leaves_no_record_claiming_the_file(
     monkeypatch.undo()
     assert list(catalog.records()) == []
     assert [e.action for e in catalog.history()] == ["catalog.created"]  # the event rolled back too
-    with sqlite3.connect(catalog.path / "catalog.db") as db:
-        assert db.execute("select count(*) from artifact").fetchone() == (0,)
+    assert run_sql(catalog, "select count(*) from artifact") == [(0,)]
     assert catalog.verify().ok
     # retrying works and finds the bytes already stored
     result = add_one(catalog, tmp_path / "f.bin")
@@ -239,15 +244,21 @@ def test_verify_finds_a_missing_blob(catalog: Catalog, tmp_path: Path) -> None:
     assert catalog.verify().findings == (BlobMissing(sha256=result.sha256),)
 
 
-def _edit_db(catalog: Catalog, sql: str, *params: object) -> None:
-    with sqlite3.connect(catalog.path / "catalog.db") as db:
-        db.execute(sql, params)
+def _edit_db(catalog: Catalog, sql: str | Callable[[str], str], params: dict[str, object] | None = None) -> None:
+    """Run *sql* on the catalog's database behind the library's back (a function of the
+    database's dialect when the SQL differs between them)."""
+    run_sql(catalog, sql if isinstance(sql, str) else sql(database_dialect(catalog)), params)
 
 
 def test_verify_finds_an_event_edited_in_the_database(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(b"x")
     add_one(catalog, tmp_path / "f.bin")
-    _edit_db(catalog, "update custody_event set actor = json_set(actor, '$.name', 'Someone Else') where seq = 2")
+    _edit_db(
+        catalog,
+        lambda dialect: (
+            f"update custody_event set actor = {json_set(dialect, 'actor', '$.name', 'Someone Else')} where seq = 2"
+        ),
+    )
     findings = catalog.verify(record_event=False).findings
     # The event's own hash, its Merkle leaf and the signed checkpoint over it all show it.
     assert [type(f) for f in findings] == [EventEdited, MerkleLeafMismatch, CheckpointMismatch]
@@ -260,9 +271,7 @@ def test_verify_finds_a_deleted_event_and_the_acquisition_it_logged(catalog: Cat
     for name in ("a", "b", "c"):
         (tmp_path / name).write_text(name)
     results = catalog.add([tmp_path / n for n in ("a", "b", "c")])
-    with sqlite3.connect(catalog.path / "catalog.db") as db:
-        db.execute("pragma foreign_keys = off")
-        db.execute("delete from custody_event where seq = 3")
+    run_sql(catalog, "delete from custody_event where seq = 3", foreign_keys=False)
     findings = catalog.verify(record_event=False).findings
     assert findings[0] == EventMissing(seq=3, found=4)
     assert UnloggedChange(subject=f"record {results[1].record_id}", what="its creation") in findings
@@ -271,7 +280,7 @@ def test_verify_finds_a_deleted_event_and_the_acquisition_it_logged(catalog: Cat
 def test_verify_finds_a_rewritten_chain_link(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a")
     add_one(catalog, tmp_path / "a")
-    _edit_db(catalog, "update custody_event set prev_hash = ? where seq = 2", "f" * 64)
+    _edit_db(catalog, "update custody_event set prev_hash = :hash where seq = 2", {"hash": "f" * 64})
     findings = catalog.verify(record_event=False).findings
     assert any(isinstance(f, EventEdited) and f.seq == 2 for f in findings)
     assert any(isinstance(f, BrokenLink) and f.seq == 2 for f in findings)
@@ -280,16 +289,30 @@ def test_verify_finds_a_rewritten_chain_link(catalog: Catalog, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("sql", "field"),
     [
-        ("update record set title = 'a different title'", "title"),
-        ("insert into record_tag (record_id, tag) select id, 'planted' from record", "tags"),
-        ("update record_part set body = json_set(body, '$.text', 'rewritten note')", "notes"),
-        ("update acquisition set body = json_set(body, '$.source_url', 'https://elsewhere.example')", "acquisitions"),
-        ("update artifact set media_type = 'video/mp4'", "artifacts"),
-        ("update artifact set extracted = json_set(extracted, '$.exif.gps.latitude', 1.5)", "artifacts"),
+        pytest.param("update record set title = 'a different title'", "title", id="title"),
+        pytest.param("insert into record_tag (record_id, tag) select id, 'planted' from record", "tags", id="tag"),
+        pytest.param(
+            lambda d: f"update record_part set body = {json_set(d, 'body', '$.text', 'rewritten note')}",
+            "notes",
+            id="note",
+        ),
+        pytest.param(
+            lambda d: (
+                f"update acquisition set body = {json_set(d, 'body', '$.source_url', 'https://elsewhere.example')}"
+            ),
+            "acquisitions",
+            id="source_url",
+        ),
+        pytest.param("update artifact set media_type = 'video/mp4'", "artifacts", id="media_type"),
+        pytest.param(
+            lambda d: f"update artifact set extracted = {json_set(d, 'extracted', '$.exif.gps.latitude', 1.5)}",
+            "artifacts",
+            id="latitude",
+        ),
     ],
 )
 def test_verify_finds_records_changed_behind_the_custody_log(
-    catalog: Catalog, jpeg_file: Any, sql: str, field: str
+    catalog: Catalog, jpeg_file: Any, sql: str | Callable[[str], str], field: str
 ) -> None:
     [result] = catalog.add([jpeg_file()], tags=["t"], note="a note", source_url="https://t.me/x/1")
     assert catalog.verify(record_event=False).ok
@@ -301,10 +324,9 @@ def test_verify_finds_records_changed_behind_the_custody_log(
 def test_verify_finds_a_record_deleted_from_the_database(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a")
     [result] = catalog.add([tmp_path / "a"], tags=["t"])
-    with sqlite3.connect(catalog.path / "catalog.db") as db:
-        for table in ("record_tag", "acquisition", "record_artifact", "record"):
-            column = "id" if table == "record" else "record_id"
-            db.execute(f"delete from {table} where {column} = ?", (result.record_id,))
+    for table in ("record_tag", "acquisition", "record_artifact", "record"):
+        column = "id" if table == "record" else "record_id"
+        run_sql(catalog, f"delete from {table} where {column} = :id", {"id": result.record_id})
     assert catalog.verify(record_event=False).findings == (RecordMissing(record_id=result.record_id),)
 
 
@@ -332,6 +354,7 @@ def test_a_newer_database_schema_is_refused(catalog: Catalog) -> None:
         Catalog.open(catalog.path)
 
 
+@pytest.mark.sqlite_only
 def test_a_corrupt_database_file_is_refused_clearly(catalog: Catalog) -> None:
     catalog.close()
     for suffix in ("-wal", "-shm"):
@@ -454,20 +477,29 @@ def test_any_added_files_verify_and_export_round_trips(
 @pytest.mark.parametrize(
     ("sql", "subject"),
     [
-        ("update record_part set body = json_set(body, '$.text', '')", "record"),
-        ("update acquisition set body = json_set(body, '$.method', 'teleported')", "record"),
-        ("update record set created_by = '{}'", "record"),
-        ("update artifact set md5 = 'not hex'", "artifact"),
+        pytest.param(
+            lambda d: f"update record_part set body = {json_set(d, 'body', '$.text', '')}", "record", id="note"
+        ),
+        pytest.param(
+            lambda d: f"update acquisition set body = {json_set(d, 'body', '$.method', 'teleported')}",
+            "record",
+            id="method",
+        ),
+        pytest.param("update record set created_by = '{}'", "record", id="created_by"),
+        pytest.param("update artifact set md5 = 'not hex'", "artifact", id="md5"),
     ],
 )
 def test_rows_made_invalid_are_findings_and_everything_else_is_still_checked(
-    catalog: Catalog, tmp_path: Path, sql: str, subject: str
+    catalog: Catalog, tmp_path: Path, sql: str | Callable[[str], str], subject: str
 ) -> None:
     (tmp_path / "a").write_text("a")
     (tmp_path / "b").write_text("b")
-    _, second = catalog.add([tmp_path / "a", tmp_path / "b"], note="a note")
-    with sqlite3.connect(catalog.path / "catalog.db") as db:
-        db.execute(sql + (" where rowid = (select min(rowid) from artifact)" if "artifact" in sql else ""))
+    first, second = catalog.add([tmp_path / "a", tmp_path / "b"], note="a note")
+    statement = sql if isinstance(sql, str) else sql(database_dialect(catalog))
+    if statement.startswith("update artifact"):  # only the first file's artifact
+        _edit_db(catalog, statement + " where sha256 = :sha256", {"sha256": first.sha256})
+    else:
+        _edit_db(catalog, statement)
     catalog.artifact_path(second.sha256).chmod(0o644)
     catalog.artifact_path(second.sha256).write_text("changed")
     report = catalog.verify(record_event=False)
@@ -477,6 +509,7 @@ def test_rows_made_invalid_are_findings_and_everything_else_is_still_checked(
     assert report.events_checked == len(catalog.history())
 
 
+@pytest.mark.sqlite_only
 def test_a_clean_copy_on_read_only_media_opens_and_verifies(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -502,6 +535,7 @@ def test_a_clean_copy_on_read_only_media_opens_and_verifies(
     assert not (copy / "catalog.db-wal").exists() and not (copy / "catalog.db-shm").exists()
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("name", ["c%41", "what?", "hash#tag", "user@host", "sp ace%20#?x", "bad-\udcff"])
 def test_catalog_paths_with_url_characters_keep_their_database_inside(
     tmp_path: Path, operator: Agent, name: str
@@ -568,7 +602,7 @@ def test_an_export_that_cannot_be_logged_is_not_written_or_is_removed(
         raise StorageError("catalog database could not be written (database is locked)")
 
     monkeypatch.setattr(catalog, "_log_catalog_event", locked)
-    with pytest.raises(StorageError, match="could not be logged, so it was removed"):
+    with pytest.raises(StorageError, match="could not be logged, so it was not written"):
         catalog.export(tmp_path / "out.json")
     assert not (tmp_path / "out.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
@@ -638,6 +672,7 @@ def test_files_added_to_one_record_share_one_note(catalog: Catalog, tmp_path: Pa
     assert catalog.verify().ok
 
 
+@pytest.mark.sqlite_only
 def test_a_read_only_reader_of_a_live_catalog_sees_what_a_writer_adds(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "first").write_text("first")
     catalog.add([tmp_path / "first"])

@@ -4,7 +4,7 @@ and verification that finds a log edited, rolled back or rewritten under a check
 outside the catalog.
 
 Everything runs on real catalogs in temporary folders; tampering is done the way an attacker
-with the files would do it: with SQLite on ``catalog.db`` and by replacing ``keys/``.  The
+with access would do it: with plain SQL on the catalog's database and by replacing ``keys/``.  The
 Merkle tree hashes are recomputed here independently (RFC 6962, SHA-256, RFC 8785 JSON) rather
 than through :mod:`evidence_catalog.merkle`.
 """
@@ -15,7 +15,6 @@ import base64
 import hashlib
 import json
 import shutil
-import sqlite3
 import stat
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 import attrs
 import pytest
 import rfc8785
+import sqlalchemy as sa
 from alembic import command
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog, merkle
 from evidence_catalog.checkpoint import PASSPHRASE_ENV, Checkpoint, LogKey, parse_checkpoint, sign
+from evidence_catalog.custody import make_event
 from evidence_catalog.errors import InputError
 from evidence_catalog.findings import (
     BrokenLink,
@@ -49,7 +50,7 @@ from evidence_catalog.findings import (
 from evidence_catalog.serialize import unstructure
 from evidence_catalog.store.database import HEAD_REVISION, _alembic_config
 
-from .conftest import CliResult, FixedClock
+from .conftest import CliResult, FixedClock, json_set, raw_database
 
 EM_DASH = "\u2014"
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
@@ -185,25 +186,32 @@ def grow(catalog: Catalog, folder: Path) -> list[str]:
     return [a, b]
 
 
+class RawDb:
+    """The catalog's database as an attacker opens it: plain SQL (``:name`` parameters), foreign
+    keys not enforced."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+
+    def execute(self, statement: str, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> Any:
+        return self.connection.execute(sa.text(statement), params)
+
+
 @contextmanager
-def raw_db(catalog_path: Path) -> Iterator[sqlite3.Connection]:
-    """The catalog's database as an attacker opens it: plain SQLite, foreign keys off."""
-    db = sqlite3.connect(catalog_path / "catalog.db")
-    try:
-        db.execute("pragma foreign_keys = off")
-        yield db
-        db.commit()
-    finally:
-        db.close()
+def raw_db(catalog_path: Path) -> Iterator[RawDb]:
+    """An attacker's connection to the catalog's database; what it did is committed at the end."""
+    with raw_database(catalog_path, foreign_keys=False) as connection:
+        yield RawDb(connection)
 
 
 def roll_back(catalog_path: Path, size: int) -> None:
     """Remove every event after *size*, with their Merkle nodes and the checkpoints over them:
     the database then looks exactly like the log did at *size*."""
     with raw_db(catalog_path) as db:
-        db.execute("delete from custody_event where seq > ?", (size,))
-        db.execute("delete from merkle_node where (idx + 1) * (1 << level) > ?", (size,))
-        db.execute("delete from checkpoint where tree_size > ?", (size,))
+        db.execute("delete from custody_event where seq > :size", {"size": size})
+        db.execute("delete from merkle_node where (idx + 1) * (1 << level) > :size", {"size": size})
+        db.execute("delete from checkpoint where tree_size > :size", {"size": size})
 
 
 def rewrite_tree_and_checkpoints(catalog_path: Path, documents: list[dict[str, Any]], signer: Any) -> None:
@@ -215,7 +223,8 @@ def rewrite_tree_and_checkpoints(catalog_path: Path, documents: list[dict[str, A
     while (1 << level) <= len(leaves):
         width = 1 << level
         rows += [
-            (level, idx, mth(leaves[idx * width : (idx + 1) * width]).hex()) for idx in range(len(leaves) // width)
+            {"level": level, "idx": idx, "hash": mth(leaves[idx * width : (idx + 1) * width]).hex()}
+            for idx in range(len(leaves) // width)
         ]
         level += 1
     root = mth(leaves)
@@ -223,12 +232,13 @@ def rewrite_tree_and_checkpoints(catalog_path: Path, documents: list[dict[str, A
         origin = parse_vkey_text((catalog_path / "keys" / "log.vkey").read_text(encoding="ascii"))[0]
         [created_at] = db.execute("select created_at from checkpoint order by id desc limit 1").fetchone()
         db.execute("delete from merkle_node")
-        db.executemany("insert into merkle_node (level, idx, hash) values (?, ?, ?)", rows)
+        db.execute("insert into merkle_node (level, idx, hash) values (:level, :idx, :hash)", rows)
         db.execute("delete from checkpoint")
         note = sign(Checkpoint(origin=origin, size=len(leaves), root=root), signer)
         db.execute(
-            "insert into checkpoint (tree_size, root_hash, note, signed, created_at) values (?, ?, ?, 1, ?)",
-            (len(leaves), root.hex(), note, created_at),
+            "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
+            " values (:size, :root, :note, :signed, :created_at)",
+            {"size": len(leaves), "root": root.hex(), "note": note, "signed": True, "created_at": created_at},
         )
 
 
@@ -246,8 +256,13 @@ def rewrite_consistently(catalog: Catalog, seq: int, new_actor_name: str) -> Non
     with raw_db(catalog.path) as db:
         for document in documents[seq - 1 :]:
             db.execute(
-                "update custody_event set actor = ?, prev_hash = ?, hash = ? where seq = ?",
-                (json.dumps(document["actor"]), document["prev_hash"], document["hash"], document["seq"]),
+                "update custody_event set actor = :actor, prev_hash = :prev_hash, hash = :hash where seq = :seq",
+                {
+                    "actor": json.dumps(document["actor"]),
+                    "prev_hash": document["prev_hash"],
+                    "hash": document["hash"],
+                    "seq": document["seq"],
+                },
             )
     rewrite_tree_and_checkpoints(catalog.path, documents, LogKey(catalog.path / "keys").private())
 
@@ -265,7 +280,10 @@ def replace_keys(catalog_path: Path, origin: str | None = None) -> None:
         for row_id, note in db.execute("select id, note from checkpoint").fetchall():
             found = parse_checkpoint(note.split("\n\n")[0] + "\n")
             resigned = sign(Checkpoint(origin=origin or found.origin, size=found.size, root=found.root), private)
-            db.execute("update checkpoint set note = ?, signed = 1 where id = ?", (resigned, row_id))
+            db.execute(
+                "update checkpoint set note = :note, signed = :signed where id = :id",
+                {"note": resigned, "signed": True, "id": row_id},
+            )
 
 
 def kinds(findings: Iterable[Finding]) -> list[type[Finding]]:
@@ -525,7 +543,10 @@ def test_an_edited_event_is_found_by_its_hash_its_leaf_and_the_checkpoints(catal
     grow(catalog, tmp_path / "files")
     held = catalog.checkpoint().note
     with raw_db(catalog.path) as db:
-        db.execute("update custody_event set details = json_set(details, '$.note.text', 'changed') where seq = 5")
+        db.execute(
+            f"update custody_event set details = {json_set(db.dialect, 'details', '$.note.text', 'changed')}"
+            " where seq = 5"
+        )
     findings = catalog.verify(checkpoints=[("held", held)], record_event=False).findings
     assert EventEdited in kinds(findings)
     assert [f.seq for f in findings if isinstance(f, EventEdited)] == [5]
@@ -625,8 +646,11 @@ def test_a_kept_checkpoint_with_a_changed_signature_is_invalid(catalog: Catalog,
         bad = bytearray(blob)
         bad[30] ^= 0x01
         db.execute(
-            "update checkpoint set note = ? where id = ?",
-            (note.replace(base64.b64encode(blob).decode(), base64.b64encode(bytes(bad)).decode()), row_id),
+            "update checkpoint set note = :note where id = :id",
+            {
+                "note": note.replace(base64.b64encode(blob).decode(), base64.b64encode(bytes(bad)).decode()),
+                "id": row_id,
+            },
         )
     findings = catalog.verify(record_event=False).findings
     assert kinds(findings) == [CheckpointInvalid]
@@ -694,7 +718,7 @@ def test_a_changed_interior_merkle_node_is_found(catalog: Catalog, tmp_path: Pat
     catalog.tag(first, ["x"])
     assert len(catalog.history()) == 6
     with raw_db(catalog.path) as db:
-        db.execute("update merkle_node set hash = ? where level = 1 and idx = 0", ("ab" * 32,))
+        db.execute("update merkle_node set hash = :hash where level = 1 and idx = 0", {"hash": "ab" * 32})
     _, root = note_root(catalog.checkpoint().note)
     proof = catalog.inclusion_proof(3)
     proof_ok = merkle.verify_inclusion(
@@ -773,23 +797,29 @@ def test_any_tampering_is_found_at_its_first_position(
                 if tampering == "edit":
                     first = data.draw(st.integers(min_value=1, max_value=n), label="edited")
                     db.execute(
-                        "update custody_event set details = json_set(details, '$.tampered', 'yes') where seq = ?",
-                        (first,),
+                        f"update custody_event set details = {json_set(db.dialect, 'details', '$.tampered', 'yes')}"
+                        " where seq = :seq",
+                        {"seq": first},
                     )
                 elif tampering == "delete":
                     first = data.draw(st.integers(min_value=2, max_value=n), label="deleted")
-                    db.execute("delete from custody_event where seq = ?", (first,))
+                    db.execute("delete from custody_event where seq = :seq", {"seq": first})
                 elif tampering == "swap":
                     first = data.draw(st.integers(min_value=1, max_value=n - 1), label="first swapped")
                     second = data.draw(st.integers(min_value=first + 1, max_value=n), label="second swapped")
-                    [(a,)] = db.execute("select details from custody_event where seq = ?", (first,)).fetchall()
-                    [(b,)] = db.execute("select details from custody_event where seq = ?", (second,)).fetchall()
+                    select = "select cast(details as text) from custody_event where seq = :seq"
+                    [(a,)] = db.execute(select, {"seq": first}).fetchall()
+                    [(b,)] = db.execute(select, {"seq": second}).fetchall()
                     assert json.loads(a) != json.loads(b)
-                    db.execute("update custody_event set details = ? where seq = ?", (b, first))
-                    db.execute("update custody_event set details = ? where seq = ?", (a, second))
+                    db.execute(
+                        "update custody_event set details = :details where seq = :seq", {"details": b, "seq": first}
+                    )
+                    db.execute(
+                        "update custody_event set details = :details where seq = :seq", {"details": a, "seq": second}
+                    )
                 else:
                     k = data.draw(st.integers(min_value=1, max_value=n - 1), label="truncated")
-                    db.execute("delete from custody_event where seq > ?", (n - k,))
+                    db.execute("delete from custody_event where seq > :seq", {"seq": n - k})
                     first = n - k + 1
 
             report = catalog.verify(checkpoints=[("held", held)], record_event=False)
@@ -833,13 +863,28 @@ def test_a_revision_0004_catalog_gets_its_merkle_tree_and_a_key(tmp_path: Path) 
     with new_catalog(path) as catalog:
         grow(catalog, tmp_path / "files")
         assert catalog.verify().ok
-        before = [unstructure(e) for e in catalog.history()]
+        events = catalog.history()
         old_vkey = (path / "keys" / "log.vkey").read_text(encoding="ascii")
         with catalog.db.engine.begin() as connection:
             command.downgrade(_alembic_config(connection), "0004")
-    with sqlite3.connect(path / "catalog.db") as db:
+    # The log as the library before 0005 wrote it: catalog.created named no key (so every hash
+    # link is made again from there).
+    head: Any = None
+    before = []
+    with raw_db(path) as db:
         assert db.execute("select version_num from alembic_version").fetchall() == [("0004",)]
-        tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+        tables = set(sa.inspect(db.connection).get_table_names())
+        as_json = "cast(:details as json)" if db.dialect == "postgresql" else ":details"
+        for event in events:
+            details = {k: v for k, v in event.details.items() if not (event.action == "catalog.created" and k == "log")}
+            head = make_event(
+                head, at=event.at, actor=event.actor, action=event.action, subject=event.subject, details=details
+            )
+            db.execute(
+                f"update custody_event set details = {as_json}, prev_hash = :prev, hash = :hash where seq = :seq",
+                {"details": json.dumps(details), "prev": head.prev_hash, "hash": head.hash, "seq": head.seq},
+            )
+            before.append(unstructure(head))
     assert "merkle_node" not in tables and "checkpoint" not in tables
     shutil.rmtree(path / "keys")
 
@@ -856,7 +901,7 @@ def test_a_revision_0004_catalog_gets_its_merkle_tree_and_a_key(tmp_path: Path) 
         assert key_event["details"]["vkey"] == new_vkey.strip()
 
         leaves = [leaf_of(d) for d in after]
-        with sqlite3.connect(path / "catalog.db") as db:
+        with raw_db(path) as db:
             stored = db.execute("select idx, hash from merkle_node where level = 0 order by idx").fetchall()
         assert stored == [(i, leaf.hex()) for i, leaf in enumerate(leaves)]
         with upgraded.db.read() as session:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from evidence_catalog import __version__, model
 from evidence_catalog.cli import main
 from evidence_catalog.schema_files import load_schema
 
-from .conftest import CliResult
+from .conftest import CliResult, database_dialect, json_set, run_sql
 
 
 @pytest.fixture
@@ -199,6 +198,7 @@ def test_a_catalog_newer_than_the_library(cat: Path, run_cli: Any) -> None:
     no_traceback(result)
 
 
+@pytest.mark.sqlite_only
 def test_a_corrupt_database(cat: Path, run_cli: Any) -> None:
     for suffix in ("-wal", "-shm"):
         (cat / f"catalog.db{suffix}").unlink(missing_ok=True)
@@ -325,11 +325,21 @@ def test_verify_json_validates_and_no_log_leaves_the_log_alone(cat: Path, run_cl
 @pytest.mark.parametrize(
     ("sql", "kind"),
     [
-        ("update custody_event set details = 'not json' where seq = 2", "event_edited"),
-        ("update custody_event set at = 'garbage' where seq = 2", "event_edited"),
-        ("update artifact set size = 'big'", "entry_unreadable"),
+        # Values of the wrong type: only SQLite's flexible typing lets a column hold them.
+        pytest.param(
+            "update custody_event set details = 'not json' where seq = 2", "event_edited", marks=pytest.mark.sqlite_only
+        ),
+        pytest.param(
+            "update custody_event set at = 'garbage' where seq = 2", "event_edited", marks=pytest.mark.sqlite_only
+        ),
+        pytest.param("update artifact set size = 'big'", "entry_unreadable", marks=pytest.mark.sqlite_only),
+        pytest.param("update acquisition set body = 'not json'", "entry_unreadable", marks=pytest.mark.sqlite_only),
+        # Values of the right type, wrong all the same: any database holds them.
         ("update record_part set kind = 'weird'", "entry_unreadable"),
-        ("update acquisition set body = 'not json'", "entry_unreadable"),
+        ("update custody_event set details = '\"not an object\"' where seq = 2", "event_edited"),
+        ("update custody_event set at = '1999-01-01T00:00:00+00:00' where seq = 2", "event_edited"),
+        ("update artifact set size = -1", "entry_unreadable"),
+        ('update acquisition set body = \'["not", "an", "object"]\'', "entry_unreadable"),
     ],
 )
 def test_verify_reports_rows_damaged_in_any_way_as_findings(
@@ -337,14 +347,14 @@ def test_verify_reports_rows_damaged_in_any_way_as_findings(
 ) -> None:
     (tmp_path / "f.txt").write_text("x")
     assert run_cli("add", tmp_path / "f.txt", "--catalog", cat, "--note", "n").code == 0
-    with sqlite3.connect(cat / "catalog.db") as db:
-        db.execute(sql)
+    run_sql(cat, sql)
     result = run_cli("verify", "--catalog", cat, "--json")
     no_traceback(result)
     assert result.code == 1, result.err
     assert kind in {f["kind"] for f in json.loads(result.out)["findings"]}
 
 
+@pytest.mark.sqlite_only
 def test_verify_of_a_destroyed_database_is_a_problem_not_a_usage_error(cat: Path, run_cli: Any) -> None:
     (cat / "catalog.db").write_bytes(b"\x00" * 4096)
     for suffix in ("-wal", "-shm"):
@@ -354,6 +364,7 @@ def test_verify_of_a_destroyed_database_is_a_problem_not_a_usage_error(cat: Path
     no_traceback(result)
 
 
+@pytest.mark.sqlite_only
 def test_damage_deep_inside_the_database_is_a_clear_error(cat: Path, run_cli: Any, tmp_path: Path) -> None:
     for i in range(150):
         (tmp_path / f"f{i}.txt").write_text(f"file {i} " * 200)
@@ -442,10 +453,8 @@ def test_list_names_an_unreadable_record_and_still_lists_the_rest(cat: Path, run
         (tmp_path / name).write_text(name)
     first = run_cli("add", tmp_path / "a", "--catalog", cat).out.split("\t")[0]
     second = run_cli("add", tmp_path / "b", "--catalog", cat).out.split("\t")[0]
-    with sqlite3.connect(cat / "catalog.db") as db:
-        db.execute(
-            "update acquisition set body = json_set(body, '$.method', 'teleported') where record_id = ?", (first,)
-        )
+    body = json_set(database_dialect(cat), "body", "$.method", "teleported")
+    run_sql(cat, f"update acquisition set body = {body} where record_id = :id", {"id": first})
     result = run_cli("list", "--catalog", cat)
     assert result.code == 1
     assert second in result.out and first not in result.out
@@ -466,6 +475,7 @@ def test_a_read_error_in_the_source_names_the_source(cat: Path, run_cli: Any) ->
     assert not list((cat / "blobs" / "tmp").glob("*.part"))
 
 
+@pytest.mark.sqlite_only
 def test_verify_json_of_an_unreadable_database_is_still_a_report(cat: Path, run_cli: Any) -> None:
     (cat / "catalog.db").write_bytes(b"\x00" * 4096)
     for suffix in ("-wal", "-shm"):

@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 import socket
-import sqlite3
 import subprocess
 import threading
 import urllib.request
@@ -28,6 +27,7 @@ from evidence_catalog.catalog import TSA_ENV
 from evidence_catalog.errors import InputError, NetworkError, NotFoundError
 from evidence_catalog.findings import TimestampMismatch
 from evidence_catalog.timestamp import MAX_RESPONSE_BYTES, TimestampError
+from tests.conftest import run_sql
 from tests.tsa_server import LocalTSA
 
 OPERATOR = "Field Analyst <field@example.org>"
@@ -218,10 +218,8 @@ def verify_digest(tsa: LocalTSA, token: Path, sha256_hex: str) -> subprocess.Com
     return openssl("ts", "-verify", "-digest", sha256_hex, "-in", token, "-token_in", "-CAfile", tsa.ca_file)
 
 
-def sql(catalog_dir: Path, statement: str, *params: object) -> None:
-    with sqlite3.connect(catalog_dir / "catalog.db") as connection:
-        connection.execute(statement, params)
-    connection.close()
+def sql(catalog_dir: Path, statement: str, **params: object) -> None:
+    run_sql(catalog_dir, statement, params)
 
 
 # -- requests, responses and tokens (pure) -----------------------------------------------------
@@ -752,7 +750,12 @@ def test_a_changed_note_of_a_stamped_checkpoint_is_found(stamped: tuple[Catalog,
     directory = catalog_dir(catalog)
     note = checkpoint_note(catalog, checkpoint_id)
     catalog.close()
-    sql(directory, "UPDATE checkpoint SET note = ? WHERE id = ?", note.replace("\n", "\n ", 1), checkpoint_id)
+    sql(
+        directory,
+        "UPDATE checkpoint SET note = :note WHERE id = :id",
+        note=note.replace("\n", "\n ", 1),
+        id=checkpoint_id,
+    )
     with Catalog.open(directory) as again:
         found = stamp_findings(again)
     assert [f.subject for f in found] == [f"checkpoint {checkpoint_id}"]
@@ -769,9 +772,9 @@ def test_a_token_swapped_for_a_genuine_token_of_other_data_is_found(
     catalog.close()
     sql(
         directory,
-        "UPDATE timestamp_token SET token = ? WHERE subject_kind = 'checkpoint' AND subject = ?",
-        other,
-        str(checkpoint_id),
+        "UPDATE timestamp_token SET token = :token WHERE subject_kind = 'checkpoint' AND subject = :subject",
+        token=other,
+        subject=str(checkpoint_id),
     )
     with Catalog.open(directory) as again:
         report = again.verify(record_event=False)
@@ -786,7 +789,7 @@ def test_an_artifact_token_swapped_is_found(stamped: tuple[Catalog, int, str], l
     directory = catalog_dir(catalog)
     other = base64.b64encode(timestamp.stamp(live_tsa.url, b"not the artifact")).decode("ascii")
     catalog.close()
-    sql(directory, "UPDATE timestamp_token SET token = ? WHERE subject_kind = 'artifact'", other)
+    sql(directory, "UPDATE timestamp_token SET token = :token WHERE subject_kind = 'artifact'", token=other)
     with Catalog.open(directory) as again:
         found = stamp_findings(again)
     assert [f.subject for f in found] == [f"artifact {sha}"]
@@ -803,9 +806,9 @@ def test_a_token_that_cannot_be_read_is_found(stamped: tuple[Catalog, int, str],
     catalog.close()
     sql(
         directory,
-        "UPDATE timestamp_token SET token = ? WHERE subject_kind = 'checkpoint' AND subject = ?",
-        token,
-        str(checkpoint_id),
+        "UPDATE timestamp_token SET token = :token WHERE subject_kind = 'checkpoint' AND subject = :subject",
+        token=token,
+        subject=str(checkpoint_id),
     )
     with Catalog.open(directory) as again:
         found = stamp_findings(again)

@@ -13,7 +13,6 @@ import functools
 import itertools
 import json
 import math
-import sqlite3
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from evidence_catalog.serialize import from_document, structure, to_document, un
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, BUILTIN_CODES, CODE, Category
 
 from . import strategies as s
-from .conftest import CliResult, FixedClock
+from .conftest import CliResult, FixedClock, database_dialect, json_set, run_sql
 
 UTC = dt.UTC
 OPERATOR = "Field Analyst <field@example.org>"
@@ -1446,10 +1445,8 @@ def test_list_with_a_filter_names_an_unreadable_record_and_still_lists_the_rest(
     catalog: Catalog, tmp_path: Path, run_cli: Callable[..., CliResult]
 ) -> None:
     damaged, kept = add_records(catalog, tmp_path, 2, tags=["school"])
-    with sqlite3.connect(catalog.path / "catalog.db") as db:
-        db.execute(
-            "update acquisition set body = json_set(body, '$.method', 'teleported') where record_id = ?", (damaged,)
-        )
+    body = json_set(database_dialect(catalog), "body", "$.method", "teleported")
+    run_sql(catalog, f"update acquisition set body = {body} where record_id = :id", {"id": damaged})
     plain = run_cli("list", "--catalog", catalog.path)
     assert plain.code == 1 and record_ids_in(plain.out) == [kept] and f"record {damaged}" in plain.err
     filtered = run_cli("list", "--catalog", catalog.path, "--tag", "school")

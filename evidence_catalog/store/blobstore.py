@@ -10,6 +10,7 @@ it does not match.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -292,6 +293,10 @@ class BlobStore:
         durable = self.fsync if durable is None else durable
         final = self.path_for(sha256)
         if final.exists():
+            # Touched, so that fsck (which removes only old orphans) leaves it alone while the
+            # record that claims it is being committed.
+            with contextlib.suppress(OSError):
+                os.utime(final)
             return False
         self._make_dirs(final.parent, durable=durable)
         os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)

@@ -131,10 +131,10 @@ def safe_url(url: str | sa.URL) -> str:
     return sa.make_url(url).set(password=None).render_as_string(hide_password=False)
 
 
-def _make_engine(url: str | sa.URL) -> sa.Engine:
+def _make_engine(url: str | sa.URL, *, read_only: bool = False) -> sa.Engine:
     url = sa.make_url(url)
     if url.get_backend_name() == "postgresql":
-        return _make_pg_engine(url)
+        return _make_pg_engine(url, read_only=read_only)
     engine = sa.create_engine(url)
     read_only = {"mode": "ro"}.items() <= engine.url.query.items() or "immutable" in engine.url.query
     if engine.dialect.name == "sqlite":
@@ -158,7 +158,7 @@ def _make_engine(url: str | sa.URL) -> sa.Engine:
     return engine
 
 
-def _make_pg_engine(url: sa.URL) -> sa.Engine:
+def _make_pg_engine(url: sa.URL, *, read_only: bool = False) -> sa.Engine:
     try:
         import psycopg  # noqa: F401  (only to give a clear message when it is missing)
     except ImportError as exc:
@@ -174,8 +174,9 @@ def _make_pg_engine(url: sa.URL) -> sa.Engine:
         connect_args={
             "connect_timeout": 30,
             "application_name": "evidence-catalog",
-            # Timestamps are read in ISO form whatever the server's default DateStyle is.
-            "options": "-c DateStyle=ISO,YMD",
+            # Timestamps are read in ISO form whatever the server's default DateStyle is; a
+            # read-only catalog's sessions refuse every write in the server itself.
+            "options": "-c DateStyle=ISO,YMD" + (" -c default_transaction_read_only=on" if read_only else ""),
         },
     )
 
@@ -197,6 +198,7 @@ class CatalogDatabase:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._read_only = False
         self._writer = engine.execution_options(write=True)
         if engine.dialect.name == "postgresql":
             self._writer = self._writer.execution_options(isolation_level="READ COMMITTED")
@@ -236,14 +238,15 @@ class CatalogDatabase:
             connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
 
     @classmethod
-    def open(cls, url: str | sa.URL, *, where: str) -> CatalogDatabase:
+    def open(cls, url: str | sa.URL, *, where: str, read_only: bool = False) -> CatalogDatabase:
         """Open an existing catalog database, upgrading it if it is older than this library.
 
         A read-only database (``mode=ro`` or ``immutable`` in the URL) is opened as it is; an
         older one cannot be upgraded in place and is refused with a clear error.
         """
-        engine = _make_engine(url)
+        engine = _make_engine(url, read_only=read_only)
         db = cls(engine)
+        db._read_only = read_only
         try:
             with engine.connect() as connection:
                 has_version = sa.inspect(connection).has_table("alembic_version")
@@ -288,7 +291,7 @@ class CatalogDatabase:
     def read_only(self) -> bool:
         """True when the database was opened read-only."""
         query = self.engine.url.query
-        return query.get("mode") == "ro" or "immutable" in query
+        return self._read_only or query.get("mode") == "ro" or "immutable" in query
 
     def _upgrade(self) -> str | None:
         """Upgrade to the newest schema; return the revision the database had, read under the

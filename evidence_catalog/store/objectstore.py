@@ -7,7 +7,9 @@ placed in three steps: the bytes are uploaded to a temporary key (``<prefix>/tmp
 while they are hashed; the uploaded object is read back and hashed again (what the store holds,
 not what we sent, is what gets a name); then it is copied server-side under its content address,
 unless an intact copy is there already -- an object under a content address is never written
-over with other bytes.  A process killed at any point leaves at most a ``tmp/*.part`` object
+over with other bytes (identical bytes are copied over it again, which also makes the object
+new enough for ``fsck`` to leave alone while the record that claims it is being committed).
+A process killed at any point leaves at most a ``tmp/*.part`` object
 (``fsck`` lists and removes those), never an object under an address its bytes do not match.
 
 Two writers storing the same new bytes at the same moment may both copy them into place; both
@@ -47,11 +49,25 @@ def parse_blobs_url(url: str, *, where: str = "--blobs") -> tuple[str, str]:
     rest = rest.strip("/")
     if not sep or not protocol or not rest:
         raise InputError("not an object-store URL: use s3://bucket or s3://bucket/prefix", where=where)
-    if protocol not in ("s3", "s3a", "memory"):
+    if protocol not in ("s3", "s3a"):
         raise InputError(f"unsupported blob store {protocol!r}: use s3://bucket/prefix", where=where)
     if any(part in ("", ".", "..") for part in rest.split("/")):
         raise InputError("the bucket and prefix must not contain empty, '.' or '..' parts", where=where)
     return ("s3" if protocol == "s3a" else protocol), rest
+
+
+def check_endpoint_url(url: str, *, where: str = "--blobs-endpoint") -> str:
+    """An S3 endpoint must be an ``http(s)://host[:port]`` URL; :class:`InputError` if not."""
+    import urllib.parse
+
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        parsed.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        raise InputError(f"not an endpoint URL ({exc})", where=where) from exc
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InputError("not an endpoint URL: use http(s)://host[:port]", where=where)
+    return url
 
 
 class ObjectBlobStore:
@@ -76,6 +92,8 @@ class ObjectBlobStore:
                 raise InputError(
                     "an S3 blob store needs s3fs: pip install 'evidence-catalog[s3]'", where=self.url
                 ) from exc
+            if endpoint_url is not None:
+                check_endpoint_url(endpoint_url, where=f"{self.url}: endpoint_url")
             endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
                 options.setdefault("client_kwargs", {}).setdefault("endpoint_url", endpoint)
@@ -104,8 +122,13 @@ class ObjectBlobStore:
             raise StorageError(f"cannot reach the blob store ({_reason(exc)})", where=self.url) from exc
 
     def open(self, sha256: str) -> BinaryIO:
-        """Open a stored blob for reading."""
-        return cast(BinaryIO, self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none"))
+        """Open a stored blob for reading (``FileNotFoundError`` when it is not there)."""
+        try:
+            return cast(BinaryIO, self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none"))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # fsspec back-ends raise their own types
+            raise StorageError(f"cannot read from the blob store ({_reason(exc)})", where=self.url) from exc
 
     def sync(self) -> None:
         """Nothing to do: an object is durable once its upload completes."""
@@ -161,9 +184,14 @@ class ObjectBlobStore:
     def _place(self, tmp_key: str, digests: Digests, size: int) -> tuple[str | None, bool]:
         final = self.key_for(digests.sha256)
         quarantined = None
-        if self.fs.exists(final):
-            if not self._is_damaged(final, digests.sha256, size):
-                return None, False
+        state = self._state_of(final, digests.sha256, size)
+        if state == "intact":
+            # Copied again all the same (the same verified bytes, server-side): the object may be
+            # removed between this check and the commit that claims it (fsck --remove of what was
+            # an old orphan); the fresh copy is there, and new enough for fsck to leave alone.
+            self.fs.copy(tmp_key, final)
+            return None, False
+        if state == "damaged":
             # A copy that no longer has its address's bytes is moved aside (kept: it is itself
             # evidence of what happened) so that the good bytes in hand can take its place.
             moved = f"{self.root}/quarantine/{digests.sha256}.{uuid.uuid4().hex}"
@@ -178,14 +206,15 @@ class ObjectBlobStore:
             )
         return quarantined, True
 
-    def _is_damaged(self, key: str, sha256: str, size: int) -> bool:
-        """True when the object under *key* is damaged (other bytes than its address says)."""
+    def _state_of(self, key: str, sha256: str, size: int) -> str:
+        """``missing``, ``intact`` (the bytes its address says) or ``damaged``: read and hashed,
+        never judged by a listing (an object removed a moment ago is missing, not intact)."""
         try:
             with self.fs.open(key, "rb", block_size=PART_SIZE, cache_type="none") as stored:
                 found, found_size = hash_stream(stored, ("sha256",))
         except FileNotFoundError:
-            return False
-        return found.sha256 != sha256 or found_size != size
+            return "missing"
+        return "intact" if found.sha256 == sha256 and found_size == size else "damaged"
 
     def _remove_quietly(self, key: str) -> None:
         with contextlib.suppress(Exception):  # already gone, or unreachable: fsck lists what is left
@@ -237,6 +266,8 @@ class ObjectBlobStore:
             found = self.fs.find(f"{self.root}/{folder}", detail=True)
         except FileNotFoundError:
             return
+        except Exception as exc:  # fsspec back-ends raise their own types
+            raise StorageError(f"cannot list the blob store ({_reason(exc)})", where=self.url) from exc
         for key, info in sorted(found.items()):
             if info.get("type") == "directory":
                 continue
@@ -269,7 +300,12 @@ class ObjectBlobStore:
 
     def delete(self, entry: StoreEntry) -> None:
         """Delete a blob or temporary object :meth:`stored` or :meth:`temporary` listed."""
-        self.fs.rm(entry.path.split("://", 1)[1])
+        try:
+            self.fs.rm(entry.path.split("://", 1)[1])
+        except FileNotFoundError:
+            return
+        except Exception as exc:  # fsspec back-ends raise their own types
+            raise StorageError(f"cannot delete from the blob store ({_reason(exc)})", where=self.url) from exc
 
 
 def _discard(writer: Any) -> None:

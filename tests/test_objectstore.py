@@ -1,0 +1,890 @@
+"""Blobs in object storage: ``ObjectBlobStore`` against a real S3-compatible server (moto's
+server mode on 127.0.0.1), and a catalog whose blobs live there, end to end.
+
+The fixtures here (a server, a bucket per test, and backends that are either a local
+``BlobStore`` or an ``ObjectBlobStore``) are shared with ``test_blobstore.py``, which runs the
+blob-store contract against both.  No test reaches the internet: every store is given the local
+server as its endpoint, and ``$AWS_ENDPOINT_URL`` -- what a store without one would use -- points
+at a closed port on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import bagit
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from evidence_catalog import Catalog
+from evidence_catalog.custody import Action
+from evidence_catalog.errors import EvidenceError, InputError, StorageError
+from evidence_catalog.findings import BlobMissing, BlobUnreadable, DigestMismatch, SizeMismatch
+from evidence_catalog.model import Digests
+from evidence_catalog.store.blobstore import BlobStore
+from evidence_catalog.store.objectstore import ObjectBlobStore, parse_blobs_url
+
+from .conftest import FixedClock
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: Never written anywhere by the library: the catalog keeps URLs, never credentials.
+SECRET = "moto-secret-" + "5b0e1d7c9a"
+KEY_ID = "AKIAEVIDENCETEST0001"
+
+
+# -- the server, credentials and buckets ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto) on 127.0.0.1, on a port the OS picked."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _botocore_models_parsed_once() -> Iterator[None]:
+    """Each new store makes a new S3 client, and each new client reads and parses botocore's
+    JSON service models again (most of a second on a busy machine).  botocore already shares
+    what one loader parsed between the clients of one session; here every loader shares it, so
+    that the tests spend their time on the store, not on JSON.  Nothing else changes."""
+    from botocore.loaders import Loader
+
+    parsed: dict[tuple[Any, ...], Any] = {}
+
+    def shared(name: str) -> Callable[..., Any]:
+        read = getattr(Loader, name)
+
+        def once(self: Loader, *args: Any, **kwargs: Any) -> Any:
+            key = (name, *args, *sorted(kwargs.items()))
+            if key not in parsed:
+                parsed[key] = read(self, *args, **kwargs)
+            return parsed[key]
+
+        return once
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("load_service_model", "load_data_with_path", "list_available_services", "list_api_versions"):
+            patch.setattr(Loader, name, shared(name))
+        yield
+
+
+@pytest.fixture(scope="session")
+def closed_endpoint() -> Iterator[str]:
+    """An endpoint on 127.0.0.1 that refuses every connection: a port held by a socket that is
+    bound but never listens (so nothing else can take it meanwhile)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
+def set_aws_env(patch: pytest.MonkeyPatch, home: Path, closed_endpoint: str) -> None:
+    """Credentials from the environment, as an operator's shell has them; nothing from this
+    machine's own AWS settings; and no way out to AWS itself."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
+        patch.delenv(name, raising=False)
+    patch.setenv("AWS_CONFIG_FILE", str(home / "config"))
+    patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
+    patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    patch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    patch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # A store that forgot its configured endpoint fails here instead of going to AWS.
+    patch.setenv("AWS_ENDPOINT_URL", closed_endpoint)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, closed_endpoint: str) -> None:
+    set_aws_env(monkeypatch, tmp_path_factory.mktemp("aws-home"), closed_endpoint)
+
+
+@pytest.fixture(scope="session")
+def s3(s3_endpoint: str) -> Any:
+    """A boto3 client of the test server: how the tests look at (and damage) objects directly.
+    (Its own credentials, given here: making a client takes a while, so there is one.)"""
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+
+
+def new_bucket(s3: Any) -> str:
+    """A new, versioned bucket (versions show whether an object was ever replaced)."""
+    name = f"evidence-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+@pytest.fixture
+def bucket(s3: Any, aws_env: None) -> str:
+    """A bucket of this test's own."""
+    return new_bucket(s3)
+
+
+def fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One attempt per request (botocore otherwise retries a refused connection for ~20 s)."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+
+
+def address(sha256: str) -> str:
+    """Where a blob lives relative to the store's root, in both stores."""
+    return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+# -- one interface over both stores, for the contract tests -----------------------------------
+
+
+class Backend(Protocol):
+    name: str
+
+    def store(self, algorithms: tuple[str, ...] = ...) -> BlobStore | ObjectBlobStore: ...
+    def read(self, relative: str) -> bytes | None: ...
+    def write(self, relative: str, data: bytes) -> None: ...
+    def delete(self, relative: str) -> None: ...
+    def names(self, folder: str) -> list[str]: ...
+    def versions(self, relative: str) -> list[Any]: ...
+    def version_bytes(self, relative: str) -> list[bytes]: ...
+    def unfinished_uploads(self) -> list[str]: ...
+
+
+class LocalBackend:
+    """A ``BlobStore`` in a folder; objects are files under it."""
+
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def store(self, algorithms: tuple[str, ...] = ("sha256",)) -> BlobStore:
+        return BlobStore(self.root, algorithms)
+
+    def read(self, relative: str) -> bytes | None:
+        path = self.root / relative
+        return path.read_bytes() if path.is_file() else None
+
+    def write(self, relative: str, data: bytes) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            path.chmod(0o644)  # stored blobs are read-only
+        path.write_bytes(data)
+
+    def delete(self, relative: str) -> None:
+        (self.root / relative).unlink()
+
+    def names(self, folder: str) -> list[str]:
+        top = self.root / folder
+        if not top.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in top.rglob("*") if not p.is_dir())
+
+    def versions(self, relative: str) -> list[Any]:
+        """What identifies the file now there (replacing it would change this)."""
+        path = self.root / relative
+        if not path.exists():
+            return []
+        info = path.stat()
+        return [info.st_ino]
+
+    def version_bytes(self, relative: str) -> list[bytes]:
+        """The bytes of every version ever under the name (a file system keeps one)."""
+        found = self.read(relative)
+        return [] if found is None else [found]
+
+    def unfinished_uploads(self) -> list[str]:
+        return []
+
+
+class S3Backend:
+    """An ``ObjectBlobStore`` under a prefix of a versioned bucket on the test server."""
+
+    name = "s3"
+
+    def __init__(self, client: Any, bucket: str, prefix: str, endpoint: str) -> None:
+        self.client, self.bucket, self.prefix, self.endpoint = client, bucket, prefix, endpoint
+        self.url = f"s3://{bucket}/{prefix}"
+        self.stores: dict[tuple[str, ...], ObjectBlobStore] = {}
+
+    def store(self, algorithms: tuple[str, ...] = ("sha256",)) -> ObjectBlobStore:
+        """A store of this prefix (one per set of algorithms: a new one connects anew, which
+        takes a while)."""
+        key = tuple(algorithms)
+        if key not in self.stores:
+            self.stores[key] = ObjectBlobStore(self.url, algorithms, endpoint_url=self.endpoint)
+        return self.stores[key]
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}"
+
+    def read(self, relative: str) -> bytes | None:
+        try:
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=self.key(relative))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return body
+
+    def write(self, relative: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(relative), Body=data)
+
+    def delete(self, relative: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(relative))
+
+    def names(self, folder: str) -> list[str]:
+        found = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.key(folder) + "/"
+        ):
+            found += [item["Key"].removeprefix(self.prefix + "/") for item in page.get("Contents", [])]
+        return sorted(found)
+
+    def versions(self, relative: str) -> list[Any]:
+        """Every version ever written under the key (a replaced object leaves its old version)."""
+        key = self.key(relative)
+        listing = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+        return [v["VersionId"] for v in listing.get("Versions", []) if v["Key"] == key]
+
+    def version_bytes(self, relative: str) -> list[bytes]:
+        """The bytes of every version ever written under the key."""
+        key = self.key(relative)
+        return [
+            self.client.get_object(Bucket=self.bucket, Key=key, VersionId=version)["Body"].read()
+            for version in self.versions(relative)
+        ]
+
+    def unfinished_uploads(self) -> list[str]:
+        """Multipart uploads begun and neither completed nor aborted (they cost money, unseen)."""
+        listing = self.client.list_multipart_uploads(Bucket=self.bucket)
+        return [u["Key"] for u in listing.get("Uploads", [])]
+
+
+@pytest.fixture
+def s3_backend(s3: Any, bucket: str, s3_endpoint: str) -> S3Backend:
+    return S3Backend(s3, bucket, "team/blobs", s3_endpoint)
+
+
+def pick_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The backend a ``backend`` fixture parametrized with ``["local", "s3"]`` asks for."""
+    if request.param == "local":
+        return LocalBackend(tmp_path / "blobs")
+    backend: Backend = request.getfixturevalue("s3_backend")
+    return backend
+
+
+class FailingStream:
+    """Gives some bytes, then fails like a dying disk or network."""
+
+    def __init__(self, size: int, error: BaseException | None = None) -> None:
+        self.left = size
+        self.error = error if error is not None else OSError(5, "Input/output error")
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self.left:
+            n = min(len(buffer), self.left)
+            buffer[:n] = b"p" * n
+            self.left -= n
+            return n
+        raise self.error
+
+
+# -- the store on its own ----------------------------------------------------------------------
+
+
+def test_objects_go_under_the_prefix_with_nothing_else_left(s3_backend: S3Backend) -> None:
+    store = s3_backend.store(("md5",))
+    blob = store.put_stream(io.BytesIO(b"evidence"))
+    sha = hashlib.sha256(b"evidence").hexdigest()
+    assert (blob.sha256, blob.size, blob.created, blob.quarantined) == (sha, 8, True, None)
+    assert blob.digests.md5 == hashlib.md5(b"evidence").hexdigest()
+    assert store.key_for(sha) == f"{s3_backend.bucket}/team/blobs/{address(sha)}"
+    listing = s3_backend.client.list_objects_v2(Bucket=s3_backend.bucket)
+    assert [o["Key"] for o in listing["Contents"]] == [f"team/blobs/{address(sha)}"]
+    assert s3_backend.unfinished_uploads() == []
+    assert store.exists(sha) and not store.exists(hashlib.sha256(b"other").hexdigest())
+    assert store.location == store.label == s3_backend.url
+
+
+def test_the_bytes_read_back_are_checked_before_they_get_a_name(
+    s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the store holds, not what was sent, is what gets an address: an upload the server
+    keeps differently (here: changed between upload and read-back) is refused."""
+    store = s3_backend.store()
+    check = store._check_object
+
+    def corrupt_then_check(key: str, *args: Any, **kwargs: Any) -> None:
+        s3_backend.client.put_object(Bucket=s3_backend.bucket, Key=key.split("/", 1)[1], Body=b"not what was sent")
+        check(key, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_check_object", corrupt_then_check)
+    with pytest.raises(StorageError, match="do not match what was sent") as raised:
+        store.put_stream(io.BytesIO(b"the original bytes"))
+    assert raised.value.where == s3_backend.url
+    assert "nothing was stored" in raised.value.message
+    assert s3_backend.names("sha256") == [] and s3_backend.names("tmp") == []
+
+
+def test_a_copy_that_vanishes_while_it_is_checked_is_put_back(
+    s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process deletes the stored copy (``fsck --remove`` of what was an old orphan, an
+    operator cleaning up) at the moment these same bytes are put again: they must end up
+    stored, never reported as stored while nothing is there."""
+    store = s3_backend.store()
+    blob = store.put_stream(io.BytesIO(b"bytes put again"))
+    state_of = store._state_of
+
+    def checked_then_deleted_by_another_process(key: str, sha256: str, size: int) -> str:
+        found = state_of(key, sha256, size)
+        if key == store.key_for(blob.sha256):
+            s3_backend.delete(address(blob.sha256))
+        return found
+
+    monkeypatch.setattr(store, "_state_of", checked_then_deleted_by_another_process)
+    store.put_stream(io.BytesIO(b"bytes put again"))
+    monkeypatch.undo()
+    assert s3_backend.read(address(blob.sha256)) == b"bytes put again"
+
+
+def test_the_local_copy_is_the_stored_bytes_and_is_removed_afterwards(
+    s3_backend: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    store = s3_backend.store()
+    blob = store.put_stream(io.BytesIO(b"bytes to look at"))
+    with store.local_copy(blob.sha256) as path:
+        assert path.read_bytes() == b"bytes to look at"
+        assert path.parent == scratch
+    assert not path.exists() and not any(scratch.iterdir())
+    with pytest.raises(FileNotFoundError), store.local_copy(hashlib.sha256(b"absent").hexdigest()):
+        pass
+    assert not any(scratch.iterdir())
+
+
+def test_adopting_a_file_uploads_it_and_leaves_the_file_to_the_caller(s3_backend: S3Backend, tmp_path: Path) -> None:
+    download = tmp_path / "download.bin"
+    download.write_bytes(b"a capture's download")
+    store = s3_backend.store()
+    blob = store.adopt_file(download)
+    assert blob.created and blob.sha256 == hashlib.sha256(b"a capture's download").hexdigest()
+    assert s3_backend.read(address(blob.sha256)) == b"a capture's download"
+    assert download.exists()
+    with pytest.raises(StorageError) as raised:
+        store.adopt_file(tmp_path / "gone.bin")
+    assert raised.value.where == str(tmp_path / "gone.bin")
+
+
+def test_listings_give_urls_sizes_and_ages_and_delete_removes(s3_backend: S3Backend) -> None:
+    store = s3_backend.store()
+    blob = store.put_stream(io.BytesIO(b"kept blob"))
+    s3_backend.write("tmp/left-by-a-killed-upload.part", b"half")
+    s3_backend.write("quarantine/abc.123", b"damaged")
+    now = time.time()
+    [stored] = store.stored(now)
+    assert stored.path == f"{s3_backend.url}/{address(blob.sha256)}"
+    assert (stored.size, stored.sha256) == (9, blob.sha256)
+    [part] = store.temporary(now)
+    assert (part.path, part.size, part.sha256) == (f"{s3_backend.url}/tmp/left-by-a-killed-upload.part", 4, None)
+    [moved] = store.quarantined(now)
+    assert (moved.path, moved.size) == (f"{s3_backend.url}/quarantine/abc.123", 7)
+    for entry in (stored, part, moved):
+        assert 0 <= entry.age_seconds < 120
+    later = now + 7200
+    assert [e.age_seconds for e in store.temporary(later)] == pytest.approx([part.age_seconds + 7200], abs=1)
+    store.delete(part)
+    assert s3_backend.names("tmp") == [] and list(store.temporary(time.time())) == []
+
+
+def test_another_prefix_in_the_same_bucket_is_another_store(s3_backend: S3Backend) -> None:
+    one = s3_backend.store()
+    two = ObjectBlobStore(f"s3://{s3_backend.bucket}/team/blobs-2", endpoint_url=s3_backend.endpoint)
+    blob = one.put_stream(io.BytesIO(b"only in one"))
+    two.put_stream(io.BytesIO(b"only in two"))
+    assert [e.sha256 for e in one.stored(time.time())] == [blob.sha256]
+    assert not two.exists(blob.sha256)
+
+
+def test_without_an_endpoint_setting_aws_endpoint_url_s3_is_used_before_aws_endpoint_url(
+    s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(``$AWS_ENDPOINT_URL`` points at a closed port in every test here; the setting, given
+    everywhere else, wins over both.)"""
+    fail_fast(monkeypatch)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_backend.endpoint)
+    store = ObjectBlobStore(s3_backend.url)
+    blob = store.put_stream(io.BytesIO(b"via AWS_ENDPOINT_URL_S3"))
+    assert s3_backend.names("sha256") == [address(blob.sha256)]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("s3://bucket", "s3://bucket"),
+        ("s3://bucket/team/blobs/", "s3://bucket/team/blobs"),
+        ("s3a://bucket/x", "s3://bucket/x"),
+    ],
+)
+def test_store_urls_are_normalised(aws_env: None, url: str, expected: str) -> None:
+    assert ObjectBlobStore(url).url == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["s3://", "s3:///", "bucket/prefix", "ftp://x", "file:///tmp/x", "s3://bucket/../x", "s3://bucket//x", "s3://./x"],
+)
+def test_bad_store_urls_are_refused(url: str) -> None:
+    with pytest.raises(InputError) as raised:
+        parse_blobs_url(url)
+    assert raised.value.where == "--blobs"
+
+
+def test_missing_credentials_and_a_missing_bucket_are_clear_storage_errors(
+    s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_fast(monkeypatch)
+    missing = ObjectBlobStore(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x", endpoint_url=s3_backend.endpoint)
+    with pytest.raises(StorageError, match=r"bucket does not exist.*nothing was stored") as raised:
+        missing.put_stream(io.BytesIO(b"x"))
+    assert raised.value.where == missing.url
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(StorageError, match=r"credentials.*nothing was stored"):
+        s3_backend.store().put_stream(io.BytesIO(b"x"))
+    assert s3_backend.names("sha256") == []
+
+
+# -- an unreachable server ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def unreachable(aws_env: None, closed_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> ObjectBlobStore:
+    fail_fast(monkeypatch)
+    return ObjectBlobStore("s3://evidence/team", endpoint_url=closed_endpoint)
+
+
+SOME_SHA = hashlib.sha256(b"anything").hexdigest()
+
+
+def test_an_unreachable_server_is_a_storage_error_naming_the_store(unreachable: ObjectBlobStore) -> None:
+    with pytest.raises(StorageError) as raised:
+        unreachable.put_stream(io.BytesIO(b"evidence"))
+    assert raised.value.where == "s3://evidence/team"
+    assert "Could not connect" in raised.value.message and raised.value.message.endswith("nothing was stored")
+    with pytest.raises(StorageError, match="cannot reach the blob store") as raised:
+        unreachable.exists(SOME_SHA)
+    assert raised.value.where == "s3://evidence/team"
+    [finding] = unreachable.verify(SOME_SHA, Digests(sha256=SOME_SHA), 8)
+    assert isinstance(finding, BlobUnreadable) and finding.sha256 == SOME_SHA
+    assert "Could not connect" in finding.reason
+    unreachable.remove(SOME_SHA)  # removing what cannot be reached is left to fsck, quietly
+
+
+UNREACHABLE_READS: dict[str, Callable[[ObjectBlobStore], object]] = {
+    "stored": lambda store: list(store.stored(time.time())),
+    "temporary": lambda store: list(store.temporary(time.time())),
+    "quarantined": lambda store: list(store.quarantined(time.time())),
+    "open": lambda store: store.open(SOME_SHA).read(),
+}
+
+
+@pytest.mark.parametrize("operation", list(UNREACHABLE_READS))
+def test_reading_from_an_unreachable_server_is_a_storage_error(unreachable: ObjectBlobStore, operation: str) -> None:
+    with pytest.raises(StorageError) as raised:
+        UNREACHABLE_READS[operation](unreachable)
+    assert raised.value.where == "s3://evidence/team"
+
+
+# -- a catalog whose blobs are in object storage -------------------------------------------------
+
+
+@pytest.fixture
+def s3_catalog(s3_backend: S3Backend, tmp_path: Path) -> Iterator[Catalog]:
+    with Catalog.init(
+        tmp_path / "s3-catalog", blobs=s3_backend.url, blobs_endpoint_url=s3_backend.endpoint, clock=FixedClock()
+    ) as catalog:
+        yield catalog
+
+
+def test_a_catalog_keeps_only_urls_and_its_blobs_in_the_bucket(
+    s3_catalog: Catalog, s3_backend: S3Backend, tmp_path: Path
+) -> None:
+    folder = s3_catalog.path
+    assert not (folder / "blobs").exists()
+    assert isinstance(s3_catalog.blobs, ObjectBlobStore) and s3_catalog.blobs.location == s3_backend.url
+    settings = (folder / "catalog.toml").read_text()
+    assert f'url = "{s3_backend.url}"' in settings and f'endpoint_url = "{s3_backend.endpoint}"' in settings
+    (tmp_path / "statement.bin").write_bytes(b"\x00\x01 a witness statement")
+    [added] = s3_catalog.add([tmp_path / "statement.bin"])
+    assert s3_backend.read(address(added.sha256)) == b"\x00\x01 a witness statement"
+    assert s3_backend.names("tmp") == []
+    with pytest.raises(InputError, match=r"object storage; read them with open_artifact\(\)") as raised:
+        s3_catalog.artifact_path(added.sha256)
+    assert raised.value.where == s3_backend.url
+    with s3_catalog.open_artifact(added.sha256) as stream:
+        assert stream.read() == b"\x00\x01 a witness statement"
+    s3_catalog.close()
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes() and KEY_ID.encode() not in path.read_bytes(), path
+    with Catalog.open(folder) as reopened:  # the endpoint is a catalog setting: found again
+        assert isinstance(reopened.blobs, ObjectBlobStore)
+        assert reopened.verify(record_event=False).ok
+        assert reopened.open_artifact(added.sha256).read() == b"\x00\x01 a witness statement"
+
+
+def test_files_added_to_s3_are_described_from_the_stored_copy_just_as_locally(
+    s3_catalog: Catalog,
+    catalog: Catalog,
+    s3_backend: S3Backend,
+    jpeg_file: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    files = [
+        EXAMPLES / "damaged-building.jpg",
+        EXAMPLES / "witness-statement.txt",
+        EXAMPLES / "field-report.pdf",
+        jpeg_file(make="FieldCam", model="X2", gps=(-33.8688, 151.2093, -4.0)),
+        jpeg_file(gps=None, taken=None, offset=None, colour=(1, 2, 3)),
+    ]
+    on_s3 = s3_catalog.add(files)
+    locally = catalog.add(files)
+    assert [a.sha256 for a in on_s3] == [a.sha256 for a in locally]
+    assert all(a.new_bytes for a in on_s3)
+    for remote, local in zip(on_s3, locally, strict=True):
+        remote_record = s3_catalog.record(remote.record_id)
+        local_record = catalog.record(local.record_id)
+        assert remote_record.artifacts[0].artifact == local_record.artifacts[0].artifact
+        assert s3_catalog.open_artifact(remote.sha256).read() == Path(remote.path).read_bytes()
+    field_cam = s3_catalog.record(on_s3[3].record_id).artifacts[0].artifact
+    assert field_cam.media_type == "image/jpeg"
+    assert field_cam.metadata is not None and field_cam.metadata.exif is not None
+    assert (field_cam.metadata.exif.make, field_cam.metadata.exif.model) == ("FieldCam", "X2")
+    assert field_cam.metadata.exif.gps is not None and field_cam.metadata.exif.gps.latitude == pytest.approx(-33.8688)
+    assert not any(scratch.iterdir())  # the local copies metadata was read from are gone
+    assert sorted(s3_backend.names("sha256")) == sorted(address(a.sha256) for a in on_s3)
+    assert s3_backend.names("tmp") == [] and s3_backend.unfinished_uploads() == []
+    report = s3_catalog.verify()
+    assert report.ok and report.artifacts_checked == len(files)
+    assert report.bytes_checked == sum(Path(f).stat().st_size for f in files)
+    again = s3_catalog.add([files[0]])[0]
+    assert not again.new_bytes and again.record_id == on_s3[0].record_id
+    assert set(s3_backend.version_bytes(address(again.sha256))) == {Path(files[0]).read_bytes()}  # never other bytes
+
+
+def test_a_bag_exported_from_s3_validates_and_imports_into_another_prefix(
+    s3_catalog: Catalog,
+    s3_backend: S3Backend,
+    jpeg_file: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    files = [EXAMPLES / "damaged-building.jpg", EXAMPLES / "radio-intercept.wav", jpeg_file(make="BagCam")]
+    added = s3_catalog.add(files)
+    result = s3_catalog.export(tmp_path / "bag", format="bagit", sha512=True)
+    assert result.artifacts == len(files)
+    bag = bagit.Bag(str(tmp_path / "bag"))
+    bag.validate()  # raises on any problem
+    assert set(bag.algorithms) == {"sha256", "sha512"}
+    payload = {path.read_bytes() for path in (tmp_path / "bag" / "data").rglob("*") if path.is_file()}
+    assert {f.read_bytes() for f in map(Path, files)} <= payload
+
+    other_url = f"s3://{s3_backend.bucket}/partner/blobs"
+    with Catalog.init(tmp_path / "partner", blobs=other_url, blobs_endpoint_url=s3_backend.endpoint) as partner:
+        imported = partner.import_records(tmp_path / "bag")
+        assert set(imported.records_added) == {a.record_id for a in added}
+        assert imported.artifacts_stored == len(files)
+        for item in added:
+            assert partner.record(item.record_id) == s3_catalog.record(item.record_id)
+            assert partner.open_artifact(item.sha256).read() == Path(item.path).read_bytes()
+        assert partner.verify().ok
+        assert not (partner.path / "blobs").exists()
+        listing = s3_backend.client.list_objects_v2(Bucket=s3_backend.bucket, Prefix="partner/blobs/")
+        assert sorted(o["Key"] for o in listing["Contents"]) == sorted(
+            f"partner/blobs/{address(a.sha256)}" for a in added
+        )
+        assert partner.fsck().clean
+        again = partner.import_records(tmp_path / "bag")  # the same bag twice adds nothing
+        assert again.records_added == () and again.artifacts_stored == 0
+
+
+def test_tampered_objects_are_found_by_verify_and_restored_by_adding_the_good_bytes(
+    s3_catalog: Catalog, s3_backend: S3Backend, tmp_path: Path
+) -> None:
+    originals = {"other bytes": EXAMPLES / "damaged-building.jpg", "truncated": EXAMPLES / "field-report.pdf"}
+    originals["deleted"] = tmp_path / "deleted.txt"
+    originals["deleted"].write_text("bytes someone deletes from the bucket")
+    added = dict(zip(originals, s3_catalog.add(originals.values()), strict=True))
+    good = {damage: path.read_bytes() for damage, path in originals.items()}
+    bad = {"other bytes": bytes(len(good["other bytes"])), "truncated": good["truncated"][:100]}
+    for damage, data in bad.items():
+        s3_backend.write(address(added[damage].sha256), data)
+    s3_backend.delete(address(added["deleted"].sha256))
+
+    report = s3_catalog.verify()
+    assert not report.ok
+    for damage, data in bad.items():
+        sha = added[damage].sha256
+        found = hashlib.sha256(data).hexdigest()
+        assert DigestMismatch(sha256=sha, algorithm="sha256", expected=sha, found=found) in report.findings
+    sha = added["truncated"].sha256
+    assert SizeMismatch(sha256=sha, expected=len(good["truncated"]), found=100) in report.findings
+    assert BlobMissing(sha256=added["deleted"].sha256) in report.findings
+    assert len(report.findings) == 4
+    assert all(any(a.sha256 in str(f) for a in added.values()) for f in report.findings)
+    with pytest.raises(EvidenceError, match="SHA-256 is now"):
+        s3_catalog.export(tmp_path / "bag", format="bagit")
+    assert not (tmp_path / "bag").exists()
+
+    restored = dict(zip(originals, s3_catalog.add(originals.values()), strict=True))
+    for damage, result in restored.items():
+        assert result.record_id == added[damage].record_id and result.new_bytes
+        assert s3_backend.read(address(result.sha256)) == good[damage]
+    assert restored["deleted"].quarantined is None
+    moved = s3_backend.names("quarantine")
+    assert sorted(moved) == sorted(str(restored[d].quarantined) for d in bad)
+    for damage, data in bad.items():
+        place = restored[damage].quarantined
+        assert place is not None and place.startswith(f"quarantine/{added[damage].sha256}.")
+        assert s3_backend.read(place) == data  # the damaged copy is kept: it is evidence too
+        event = s3_catalog.history(added[damage].record_id)[-1]
+        assert event.details["damaged_copy_quarantined"] == place
+    assert sorted(e.path for e in s3_catalog.fsck().quarantined) == sorted(f"{s3_backend.url}/{m}" for m in moved)
+    assert s3_catalog.verify().ok
+
+
+def test_exporting_with_a_missing_object_says_what_is_wrong(s3_catalog: Catalog, s3_backend: S3Backend) -> None:
+    [added] = s3_catalog.add([EXAMPLES / "witness-statement.txt"])
+    s3_backend.delete(address(added.sha256))
+    with pytest.raises(EvidenceError) as raised:
+        s3_catalog.export(s3_catalog.path.parent / "bag", format="bagit")
+    assert "nothing was written" in str(raised.value)
+    assert "(None)" not in str(raised.value)
+    assert not (s3_catalog.path.parent / "bag").exists()
+
+
+# -- fsck on object storage ----------------------------------------------------------------------
+
+
+def test_fsck_lists_and_removes_leftovers_in_the_bucket_and_nothing_claimed(
+    s3_catalog: Catalog, s3_backend: S3Backend, tmp_path: Path
+) -> None:
+    (tmp_path / "kept.txt").write_text("claimed by a record")
+    [kept] = s3_catalog.add([tmp_path / "kept.txt"])
+    orphan = b"stored by an import killed before its commit"
+    orphan_sha = hashlib.sha256(orphan).hexdigest()
+    claimed_later = b"stored first, committed later"
+    claimed_sha = hashlib.sha256(claimed_later).hexdigest()
+    for data in (orphan, claimed_later):
+        s3_backend.write(address(hashlib.sha256(data).hexdigest()), data)
+    s3_backend.write("tmp/0123abcd.part", b"half an upload")
+    s3_backend.write(f"quarantine/{kept.sha256}.feed", b"a damaged copy")
+    events_before = len(s3_catalog.history())
+    url = s3_backend.url
+
+    listed = s3_catalog.fsck()
+    assert not listed.clean
+    assert [(e.path, e.size, e.sha256) for e in listed.orphaned_blobs] == sorted(
+        [
+            (f"{url}/{address(orphan_sha)}", len(orphan), orphan_sha),
+            (f"{url}/{address(claimed_sha)}", len(claimed_later), claimed_sha),
+        ]
+    )
+    [part] = listed.temporary
+    assert (part.path, part.size, part.sha256) == (f"{url}/tmp/0123abcd.part", 14, None)
+    assert [q.path for q in listed.quarantined] == [f"{url}/quarantine/{kept.sha256}.feed"]
+    for entry in (*listed.orphaned_blobs, part, *listed.quarantined):
+        assert 0 <= entry.age_seconds < 120
+    assert len(s3_catalog.history()) == events_before  # listing changes nothing
+
+    young = s3_catalog.fsck(remove=True)  # the default grace period: all of it is too young
+    assert young.removed == () and len(s3_catalog.history()) == events_before
+
+    (tmp_path / "same.bin").write_bytes(claimed_later)
+    [claimed] = s3_catalog.add([tmp_path / "same.bin"])  # a record claims those bytes now
+    assert claimed.sha256 == claimed_sha and not claimed.new_bytes  # the intact copy was taken as it is
+
+    report = s3_catalog.fsck(remove=True, grace_seconds=0)
+    orphaned = f"{url}/{address(orphan_sha)}"
+    assert {e.path for e in report.removed} == {orphaned, part.path}
+    assert report.clean
+    assert s3_backend.names("tmp") == []
+    assert s3_backend.names("sha256") == sorted([address(kept.sha256), address(claimed_sha)])  # claimed: kept
+    assert s3_backend.names("quarantine") == [f"quarantine/{kept.sha256}.feed"]  # kept as evidence
+    last = s3_catalog.history()[-1]
+    assert last.action == Action.CATALOG_FSCK
+    logged: list[dict[str, Any]] = [
+        {"path": orphaned, "size": len(orphan), "sha256": orphan_sha},
+        {"path": part.path, "size": 14, "sha256": None},
+    ]
+    assert sorted(last.details["removed"], key=lambda r: str(r["path"])) == sorted(logged, key=lambda r: str(r["path"]))
+    assert s3_catalog.fsck().clean
+    assert s3_catalog.verify(record_event=False).ok
+
+
+# -- the catalog when the server cannot be reached ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cut_off_catalog(
+    s3: Any, s3_endpoint: str, closed_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    """A catalog holding one artifact whose settings now point at a closed port (the server
+    down, or the network gone): its folder and the artifact's SHA-256.  Made once: the tests
+    only fail to reach it."""
+    folder = tmp_path_factory.mktemp("cut-off")
+    with pytest.MonkeyPatch.context() as patch:
+        set_aws_env(patch, folder, closed_endpoint)
+        url = f"s3://{new_bucket(s3)}/team"
+        with Catalog.init(folder / "catalog", blobs=url, blobs_endpoint_url=s3_endpoint) as catalog:
+            (folder / "f.txt").write_text("held in the bucket")
+            [added] = catalog.add([folder / "f.txt"])
+    settings = folder / "catalog" / "catalog.toml"
+    settings.write_text(settings.read_text().replace(s3_endpoint, closed_endpoint))
+    return folder / "catalog", added.sha256
+
+
+def test_a_catalog_cut_off_from_its_bucket_reports_instead_of_failing(
+    cut_off_catalog: tuple[Path, str],
+    aws_env: None,
+    tmp_path: Path,
+    run_cli: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fail_fast(monkeypatch)
+    folder, sha = cut_off_catalog
+    (tmp_path / "new.txt").write_text("to be added")
+    with Catalog.open(folder) as catalog:
+        events = len(catalog.history())
+        with pytest.raises(StorageError, match="Could not connect") as raised:
+            catalog.add([tmp_path / "new.txt"])
+        assert raised.value.where == catalog.blobs.location
+        assert len(catalog.history()) == events  # nothing recorded
+        report = catalog.verify(record_event=False)
+        [finding] = report.findings
+        assert isinstance(finding, BlobUnreadable) and finding.sha256 == sha
+    added = run_cli("add", tmp_path / "new.txt", "--catalog", folder)
+    assert added.code == 2 and "Traceback" not in added.err
+    assert added.err.startswith("error: s3://") and len(added.err.strip().splitlines()) == 1
+    verified = run_cli("verify", "--catalog", folder)
+    assert verified.code == 1 and "stored bytes cannot be read" in verified.out + verified.err
+
+
+@pytest.mark.parametrize("operation", ["fsck", "export", "open_artifact", "cli fsck"])
+def test_reading_a_cut_off_bucket_is_a_storage_error(
+    cut_off_catalog: tuple[Path, str],
+    aws_env: None,
+    tmp_path: Path,
+    run_cli: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    operation: str,
+) -> None:
+    fail_fast(monkeypatch)
+    folder, sha = cut_off_catalog
+    if operation == "cli fsck":
+        result = run_cli("fsck", "--catalog", folder)
+        assert result.code == 2 and "Traceback" not in result.err
+        assert result.err.startswith("error: s3://") and len(result.err.strip().splitlines()) == 1
+        return
+    reads: dict[str, Callable[[Catalog], object]] = {
+        "fsck": lambda catalog: catalog.fsck(),
+        "export": lambda catalog: catalog.export(tmp_path / "bag", format="bagit"),
+        "open_artifact": lambda catalog: catalog.open_artifact(sha).read(),
+    }
+    with Catalog.open(folder) as catalog, pytest.raises(StorageError) as raised:
+        reads[operation](catalog)
+    assert "s3://" in str(raised.value)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--blobs", "s3://"], "--blobs: not an object-store URL"),
+        (["--blobs", "ftp://x"], "--blobs: unsupported blob store 'ftp'"),
+        (["--blobs", "s3://bucket/../x"], "--blobs: the bucket and prefix must not contain"),
+        (["--blobs", "bucket/prefix"], "--blobs: not an object-store URL"),
+        (["--blobs-endpoint", "http://127.0.0.1:9"], "--blobs-endpoint: --blobs-endpoint needs --blobs"),
+    ],
+)
+def test_init_refuses_bad_blob_settings_in_one_line(
+    run_cli: Callable[..., Any], tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_cli("init", tmp_path / "catalog", *args)
+    assert result.code == 2
+    assert "Traceback" not in result.err + result.out
+    assert result.err.strip().splitlines() == [result.err.strip()]
+    assert result.err.startswith(f"error: {message}")
+    assert not (tmp_path / "catalog").exists()  # nothing half-made
+
+
+def test_init_refuses_a_blob_store_that_does_not_outlive_the_process(
+    run_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    result = run_cli("init", tmp_path / "catalog", "--blobs", "memory://evidence/blobs")
+    assert result.code == 2 and result.err.startswith("error: --blobs:")
+
+
+@pytest.mark.parametrize("endpoint", ["not-a-url", "ftp://127.0.0.1:21", ""])
+def test_init_refuses_a_bad_blobs_endpoint(run_cli: Callable[..., Any], tmp_path: Path, endpoint: str) -> None:
+    result = run_cli("init", tmp_path / "catalog", "--blobs", "s3://evidence/team", "--blobs-endpoint", endpoint)
+    assert result.code == 2 and result.err.startswith("error: --blobs-endpoint:")
+    assert not (tmp_path / "catalog").exists()
+
+
+def test_the_command_line_keeps_a_catalogs_blobs_in_s3(
+    run_cli: Callable[..., Any], s3_backend: S3Backend, tmp_path: Path
+) -> None:
+    folder = tmp_path / "catalog"
+    made = run_cli("init", folder, "--blobs", s3_backend.url + "/", "--blobs-endpoint", s3_backend.endpoint)
+    assert made.code == 0, made.err
+    assert f"blobs:    {s3_backend.url}\n" in made.out
+    added = run_cli("add", EXAMPLES / "witness-statement.txt", "--catalog", folder)
+    assert added.code == 0, added.err
+    sha = hashlib.sha256((EXAMPLES / "witness-statement.txt").read_bytes()).hexdigest()
+    assert sha in added.out and s3_backend.names("sha256") == [address(sha)]
+    assert run_cli("verify", "--catalog", folder).code == 0
+    s3_backend.write("tmp/dead.part", b"x")
+    leftover = run_cli("fsck", "--catalog", folder)
+    assert leftover.code == 1 and f"{s3_backend.url}/tmp/dead.part" in leftover.out
+    s3_backend.write(address(sha), b"tampered")
+    tampered = run_cli("verify", "--catalog", folder)
+    assert tampered.code == 1 and sha in tampered.out + tampered.err
