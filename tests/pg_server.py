@@ -124,7 +124,11 @@ class PostgresServer:
 
         name = f"ec_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self._admin(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
+            version = int(str(connection.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]
+            # PostgreSQL 15 copies a template through the WAL by default: slow for the many
+            # small databases a test run makes; a file copy is quick.
+            strategy = " STRATEGY = FILE_COPY" if version >= 150000 else ""
+            connection.execute(f'CREATE DATABASE "{name}"{strategy}')
         assert self.url_base is not None
         return f"{self.url_base}/{name}"
 

@@ -170,7 +170,10 @@ def _make_pg_engine(url: sa.URL, *, read_only: bool = False) -> sa.Engine:
     engine = sa.create_engine(
         url.set(drivername="postgresql+psycopg"),
         isolation_level="REPEATABLE READ",
-        pool_pre_ping=True,
+        # No ping before each use: it is one more round trip for every read.  A connection the
+        # server dropped fails its next statement (a StorageError; nothing half-done), and the
+        # pool replaces it.
+        pool_pre_ping=False,
         connect_args={
             "connect_timeout": 30,
             "application_name": "evidence-catalog",
@@ -200,8 +203,10 @@ class CatalogDatabase:
         self.engine = engine
         self._read_only = False
         self._writer = engine.execution_options(write=True)
+        self._autocommit = engine
         if engine.dialect.name == "postgresql":
             self._writer = self._writer.execution_options(isolation_level="READ COMMITTED")
+            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         #: The schema revision this database had before :meth:`open` upgraded it, if it did.
         self.upgraded_from: str | None = None
 
@@ -312,6 +317,25 @@ class CatalogDatabase:
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+    @contextmanager
+    def lookup(self) -> Iterator[sa.Connection]:
+        """A connection for one indexed read: no session and, on PostgreSQL, no transaction
+        around the single statement (one round trip to the server instead of four)."""
+        engine = self._autocommit if self.engine.dialect.name == "postgresql" else self.engine
+        with engine.connect() as connection:
+            yield connection
+
+    def record_exists_now(self, connection: sa.Connection, record_id: str) -> bool:
+        """:meth:`record_exists` on a :meth:`lookup` connection."""
+        table = _t(RecordRow)
+        return connection.execute(sa.select(table.c.id).where(table.c.id == record_id)).first() is not None
+
+    def records_holding_now(self, connection: sa.Connection, sha256: str) -> list[str]:
+        """:meth:`records_holding` on a :meth:`lookup` connection."""
+        table = _t(RecordArtifactRow)
+        query = sa.select(table.c.record_id).where(table.c.sha256 == sha256).order_by(table.c.record_id)
+        return list(connection.execute(query).scalars())
 
     @contextmanager
     def read(self) -> Iterator[Session]:
