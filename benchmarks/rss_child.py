@@ -13,6 +13,8 @@ Usage::
     python benchmarks/rss_child.py export-bag CATALOG_DIR BAG_DIR
     python benchmarks/rss_child.py check-bag BAG_DIR
     python benchmarks/rss_child.py log CATALOG_DIR EVENTS
+    python benchmarks/rss_child.py scale CATALOG_DIR FILES_DIR RECORDS DATABASE DIGEST
+    python benchmarks/rss_child.py verify CATALOG_DIR
 
 ``bare`` imports nothing (the interpreter's own baseline); ``import`` imports the library; ``init``
 also creates an empty catalog; ``add`` creates a catalog and adds *FILE* with one ``Catalog.add``
@@ -33,6 +35,20 @@ each ending with its signed checkpoint as every change does (``seconds``); then 
 and consistency proofs at tree sizes 1,000 to *EVENTS* (median of 51 each, ``proofs``) and a
 full ``verify`` (``verify_seconds``: every event re-hashed, the chain walked, the Merkle tree
 recomputed and compared, every checkpoint checked).
+
+``scale`` creates a catalog -- in SQLite when *DATABASE* is ``-``, else in the empty database at
+that URL -- and adds *RECORDS* small files of distinct content (220-520 B), made in chunks of at
+most 10,000 in *FILES_DIR* (one chunk on disk at a time, removed after it is added), each chunk
+with one ``Catalog.add(paths, batch=1000)`` call (a transaction and signed checkpoint per 1,000
+files).  Only those calls are timed: ``chunk_seconds`` and ``chunk_records`` per call,
+``add_peak_kib`` the peak RSS after the last.  Then, at that size, latencies of lookups of
+random records (``lookups``: ``has_record``, ``records_with_artifact``, ``record``, a page of
+50 ids after a random one, and that page read as ``list`` reads it; 2,000 timed calls each after
+200 untimed): p50, p95, p99, max and mean in milliseconds.  Unless *DIGEST* is ``-``, it then
+ingests that digest and times ``Catalog.search(WORD, limit=50)`` (200 calls after 20) for the
+word ``SEARCH_WORD`` (``search``).  ``database_bytes`` is the database's size at the end.
+``verify`` opens a catalog and runs ``Catalog.verify(record_event=False)`` with its default
+workers (``seconds``, ``cpu_seconds`` of this process during the call, ``bytes_checked``).
 
 The peak comes from ``VmHWM`` in ``/proc/self/status``: the high-water mark of this process's
 own address space since ``exec``.  ``getrusage``/``wait4`` ``ru_maxrss`` is not used on Linux
@@ -60,7 +76,21 @@ ARGUMENTS = {
     "export-bag": 2,
     "check-bag": 1,
     "log": 2,
+    "scale": 5,
+    "verify": 1,
 }
+
+#: ``scale``: the files of a chunk are added with one call, a transaction per batch.
+SCALE_CHUNK = 10_000
+SCALE_BATCH = 1000
+SCALE_SEED = 20240613
+LOOKUP_SAMPLES = 2000
+LOOKUP_WARMUP = 200
+PAGE = 50
+SEARCH_SAMPLES = 200
+SEARCH_WARMUP = 20
+#: A word of the generated digests (the same as ``benchmarks/run.py`` searches for).
+SEARCH_WORD = "причалы"
 
 
 def peak_rss_kib() -> tuple[int, str]:
@@ -146,6 +176,167 @@ def _log_benchmark(catalog_dir: str, count: int) -> dict[str, object]:
     return result
 
 
+def _latency(samples_ns: list[int]) -> dict[str, float]:
+    """p50, p95, p99 (nearest rank), max and mean of call times, in milliseconds."""
+    ordered = sorted(samples_ns)
+
+    def rank(percent: int) -> float:
+        position = (len(ordered) * percent + 99) // 100 - 1  # the nearest rank, counted from 1
+        return ordered[max(0, min(len(ordered) - 1, position))] / 1e6
+
+    return {
+        "p50_ms": rank(50),
+        "p95_ms": rank(95),
+        "p99_ms": rank(99),
+        "max_ms": ordered[-1] / 1e6,
+        "mean_ms": sum(ordered) / len(ordered) / 1e6,
+        "calls": len(ordered),
+    }
+
+
+def _scale_benchmark(catalog_dir: str, files_dir: str, count: int, database: str, digest: str) -> dict[str, object]:
+    import os
+    import random
+    import shutil
+    import time
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from typing import Any
+
+    from evidence_catalog import Catalog
+
+    def time_calls(call: Callable[[Any], object], arguments: Sequence[Any], warmup: int) -> dict[str, float]:
+        """Call *call* on each argument (the first *warmup* untimed); latencies of the others."""
+        samples = []
+        for position, argument in enumerate(arguments):
+            started = time.perf_counter_ns()
+            call(argument)
+            elapsed = time.perf_counter_ns() - started
+            if position >= warmup:
+                samples.append(elapsed)
+        return _latency(samples)
+
+    rng = random.Random(SCALE_SEED)  # the files' content
+    picker = random.Random(SCALE_SEED + 1)  # which records the lookups ask for
+    chunk = min(SCALE_CHUNK, max(1, count // 10))
+    folder = Path(files_dir)
+    keep = min(1.0, 4 * (LOOKUP_SAMPLES + LOOKUP_WARMUP) / count)
+    kept: list[tuple[str, str]] = []  # (record id, sha256) of a random few: never all in memory
+    chunk_seconds: list[float] = []
+    chunk_records: list[int] = []
+    result: dict[str, object] = {"chunk": chunk, "batch": SCALE_BATCH}
+    with Catalog.init(catalog_dir, operator=OPERATOR, database=None if database == "-" else database) as catalog:
+        made = 0
+        while made < count:
+            n = min(chunk, count - made)
+            folder.mkdir()
+            paths = []
+            for i in range(made, made + n):
+                path = folder / f"item{i:07d}.bin"
+                path.write_bytes(f"scale item {i}\n".encode("ascii") + rng.randbytes(rng.randint(200, 500)))
+                paths.append(path)
+            os.sync()  # the files just made are not the add's to flush
+            started = time.perf_counter()
+            added = catalog.add(paths, batch=SCALE_BATCH)
+            chunk_seconds.append(time.perf_counter() - started)
+            chunk_records.append(n)
+            if len(added) != n or not all(r.new_record and r.new_bytes for r in added):
+                raise SystemExit(f"chunk at {made}: not every file became a new record with new bytes")
+            kept.extend((r.record_id, r.sha256) for r in added if picker.random() < keep)
+            del added, paths
+            shutil.rmtree(folder)
+            if (made + n) * 10 // count != made * 10 // count:  # a tenth done
+                rate = n / chunk_seconds[-1]
+                print(f"    {made + n} records, the last {n} at {rate:.0f} records/s", file=sys.stderr, flush=True)
+            made += n
+        result["chunk_seconds"] = chunk_seconds
+        result["chunk_records"] = chunk_records
+        result["add_peak_kib"] = peak_rss_kib()[0]
+
+        wanted = LOOKUP_WARMUP + LOOKUP_SAMPLES
+        picks = picker.sample(kept, wanted) if len(kept) >= wanted else picker.choices(kept, k=wanted)
+        ids = [record_id for record_id, _ in picks]
+
+        def has_record(record_id: str) -> None:
+            if not catalog.has_record(record_id):
+                raise SystemExit(f"has_record({record_id}) is False")
+
+        def with_artifact(pick: tuple[str, str]) -> None:
+            record_id, sha256 = pick
+            if catalog.records_with_artifact(sha256) != [record_id]:
+                raise SystemExit(f"records_with_artifact({sha256}) is not [{record_id}]")
+
+        def record(record_id: str) -> None:
+            if catalog.record(record_id).id != record_id:
+                raise SystemExit(f"record({record_id}) read another record")
+
+        def id_page(record_id: str) -> None:
+            page = catalog.record_ids(after=record_id, limit=PAGE)
+            if len(page) > PAGE or (page and page[0] <= record_id):
+                raise SystemExit(f"record_ids(after={record_id}) gave a wrong page")
+
+        def record_page(record_id: str) -> None:
+            if len(catalog.read_page(catalog.record_ids(after=record_id, limit=PAGE))) > PAGE:
+                raise SystemExit(f"a page after {record_id} has too many records")
+
+        print("    timing lookups ...", file=sys.stderr, flush=True)
+        result["lookups"] = {
+            "has_record": time_calls(has_record, ids, LOOKUP_WARMUP),
+            "records_with_artifact": time_calls(with_artifact, picks, LOOKUP_WARMUP),
+            "record": time_calls(record, ids, LOOKUP_WARMUP),
+            "record_ids": time_calls(id_page, ids, LOOKUP_WARMUP),
+            "read_page": time_calls(record_page, ids, LOOKUP_WARMUP),
+        }
+        if digest != "-":
+            print("    ingesting the digest and timing search ...", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            ingested = catalog.ingest(digest)
+            result["ingest_seconds"] = time.perf_counter() - started
+            result["reports"] = ingested.reports_added
+            result["search_hits"] = len(catalog.search(SEARCH_WORD, limit=None))
+
+            def search(_: object) -> None:
+                if not catalog.search(SEARCH_WORD, limit=PAGE):
+                    raise SystemExit(f"no report holds {SEARCH_WORD!r}")
+
+            result["search"] = time_calls(search, [None] * (SEARCH_WARMUP + SEARCH_SAMPLES), SEARCH_WARMUP)
+        import sqlalchemy as sa
+
+        with catalog.db.engine.connect() as connection:
+            result["records"] = int(connection.execute(sa.text("SELECT count(*) FROM record")).scalar_one())
+            if database != "-":
+                size = connection.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+                result["database_bytes"] = int(size)
+        if database == "-":
+            result["database_bytes"] = sum(
+                p.stat().st_size for p in Path(catalog_dir).iterdir() if p.name.startswith("catalog.db")
+            )
+    return result
+
+
+def _verify_catalog(catalog_dir: str) -> dict[str, object]:
+    import os
+    import time
+
+    from evidence_catalog import Catalog
+
+    with Catalog.open(catalog_dir, operator=OPERATOR) as catalog:
+        before = os.times()
+        started = time.perf_counter()
+        report = catalog.verify(record_event=False)
+        seconds = time.perf_counter() - started
+        after = os.times()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": (after.user - before.user) + (after.system - before.system),
+        "ok": report.ok,
+        "findings": [str(f) for f in report.findings[:3]],
+        "artifacts_checked": report.artifacts_checked,
+        "bytes_checked": report.bytes_checked,
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def main(argv: list[str]) -> int:
     """Run one mode, print its report; return the process exit status."""
     if not argv or argv[0] not in ARGUMENTS or len(argv) != 1 + ARGUMENTS[argv[0]]:
@@ -175,6 +366,10 @@ def main(argv: list[str]) -> int:
             )
     elif mode == "log":
         report.update(_log_benchmark(argv[1], int(argv[2])))
+    elif mode == "scale":
+        report.update(_scale_benchmark(argv[1], argv[2], int(argv[3]), argv[4], argv[5]))
+    elif mode == "verify":
+        report.update(_verify_catalog(argv[1]))
     elif mode == "check-bag":
         from pathlib import Path
 

@@ -53,8 +53,43 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     check-bag``: paths, Payload-Oxum, every digest; MB/s and peak RSS) vs ``bagit.py --validate``
     on the same bag (and ``sha256sum -c`` of its manifest for context).  Both validators are
     given the machine's cores (``--processes``).  No target in the issue; reported as ratios.
+``scale``
+    Add ``--scale-records`` small files (default 1,000,000; 220-520 B of distinct content each)
+    to a fresh catalog on each of ``--scale-backends`` (default ``sqlite,postgresql``), in a
+    child process (``rss_child.py scale``): chunks of 10,000 files made on disk (one at a time,
+    removed once added), each added with one ``Catalog.add(paths, batch=1000)`` (a transaction
+    and a signed checkpoint per 1,000 files); only those calls are timed.  Records/s overall and
+    per tenth of the records, and the spread of those rates as the linearity figure (PASS when
+    the fastest tenth is less than 1.5x the slowest, else INFO, as for ``ingest``); peak RSS of
+    the add loop.  Then, at that size, the latency (p50/p95/p99/max of 2,000 calls on random
+    records, after 200 untimed) of ``has_record`` and ``records_with_artifact`` (target: p99
+    under 1 ms), ``record`` (the whole record), a page of 50 ids after a random id and that page
+    of records as ``list`` reads it, and ``search`` (a page of 50 hits, after ingesting a digest
+    of up to 10,000 items).  PostgreSQL is a throw-away local server (``tests/pg_server.py``);
+    the test suite runs it with fsync off, so the benchmark restarts it with PostgreSQL's
+    durable defaults (``fsync``, ``synchronous_commit``, ``full_page_writes`` on) unless
+    ``--scale-pg-fsync off``; the settings it ran with are read back from the server: every
+    PostgreSQL row says "PostgreSQL with fsync on" (or off), the add row lists them all.  (With
+    ``$EVIDENCE_CATALOG_TEST_POSTGRESQL`` an existing server is used as it is.)  SQLite runs as
+    every catalog does: WAL, ``synchronous = FULL``.
+``pverify``
+    ``Catalog.verify`` (in a child process, ``rss_child.py verify``; every blob re-hashed on one
+    thread per CPU) of a catalog of ``--verify-gib`` GiB (default 20) of 256 MiB blobs vs
+    ``sha256sum`` of the same blob files in one process, and vs ``xargs -0 -P $(nproc) -n 1
+    sha256sum`` of them.  Target: faster than the single ``sha256sum`` (ratio at least 1.0);
+    ``xargs -P`` is the "close to" yardstick (INFO).  For context, ``openssl dgst -sha256`` the
+    same two ways: the SHA-256 code ``hashlib`` uses (GNU ``sha256sum`` has its own unless
+    coreutils was built with OpenSSL; Debian 12's is not, and does not use the CPU's SHA
+    extensions).  CPU time / wall time of each side shows how many cores it kept busy.  Each run
+    starts with a cold page cache (``sync``, then ``3`` written to ``/proc/sys/vm/drop_caches``:
+    root only) so that it reads from the disk, with a plain read of the same files (one thread,
+    no hashing) for the disk's speed; when the caches cannot be dropped, the runs simply
+    alternate and the output says how the data compares with the memory.  When the data fits in
+    half the available memory, ours and the four tools are also timed with the files in the page
+    cache (CPU-bound: shows the use of the cores).
 
-Data files are read once before timing so that both sides read from the page cache; ours and
+Data files are read once before timing so that both sides read from the page cache (except for
+``pverify``'s cold runs); ours and
 the reference alternate (each round in the opposite order to the one before), and the best of
 ``--repeat`` runs of each is compared (the median for ``capture``).  Peak RSS is the child's ``VmHWM`` (see
 ``rss_child.py`` for why not ``ru_maxrss``).  Before every
@@ -68,12 +103,14 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import platform
 import random
 import re
+import resource
 import shutil
 import sqlite3
 import ssl
@@ -82,11 +119,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import evidence_catalog
 from evidence_catalog import Catalog
@@ -103,7 +143,7 @@ DEFAULT_WORKDIR = HERE / "scratch"
 CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
-BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log")
+BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify")
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -124,6 +164,21 @@ DEFAULT_INGEST_ITEMS = 100_000
 INGEST_FRACTIONS = (0.1, 0.3, 1.0)
 #: Linearity: the ratio of the largest to the smallest per-item cost below which ingest PASSes.
 INGEST_LINEAR_LIMIT = 1.5
+#: ``scale``: records added (issue: 1M), the backends, the tenths timed, and the lookup target.
+DEFAULT_SCALE_RECORDS = 1_000_000
+SCALE_BACKENDS = ("sqlite", "postgresql")
+SCALE_SLICES = 10
+LOOKUP_TARGET_MS = 1.0
+#: Disk used per record added (blob file, its folders, database rows and indexes), with room to
+#: spare: measured 14 KiB on ext4 with SQLite (7 KiB of it the database), 12 KiB with PostgreSQL.
+SCALE_BYTES_PER_RECORD = 20 * KIB
+#: Items in the digest ``scale`` ingests to time ``search``: a hundredth of the records, at most this.
+SCALE_DIGEST_ITEMS = 10_000
+#: ``pverify``: total size of the blobs (issue: 20 GiB), in files of this size.
+DEFAULT_VERIFY_GIB = 20.0
+VERIFY_FILE_SIZE = 256 * MIB
+#: Target: verify's throughput over a single ``sha256sum``'s.
+VERIFY_TARGET = 1.0
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -397,6 +452,10 @@ class Context:
     ingest_items: int = DEFAULT_INGEST_ITEMS
     bag_size: int = 5 * GIB
     log_events: int = 1_000_000
+    scale_records: int = DEFAULT_SCALE_RECORDS
+    scale_backends: tuple[str, ...] = SCALE_BACKENDS
+    scale_pg_fsync: bool = True
+    verify_size: int = int(DEFAULT_VERIFY_GIB * GIB)
     _big: Path | None = None
 
     def big_file(self) -> Path:
@@ -527,10 +586,19 @@ def bench_add(ctx: Context) -> list[Row]:
     return [compare(f"add of a {size_text(ctx.size)} file", ctx.size, ours, reference, ADD_TARGET)]
 
 
-def run_child(mode: str, *args: str, env: dict[str, str] | None = None) -> tuple[dict[str, object], float]:
-    """Run ``rss_child.py MODE ARGS`` in a new process; return its JSON report and wall time."""
+def run_child(
+    mode: str, *args: str, env: dict[str, str] | None = None, live: bool = False
+) -> tuple[dict[str, object], float]:
+    """Run ``rss_child.py MODE ARGS`` in a new process; return its JSON report and wall time.
+
+    With *live*, the child's standard error (its progress) goes straight to this terminal."""
     started = time.perf_counter()
-    output = run_tool([sys.executable, CHILD, mode, *args], env=env)
+    if live:
+        output = subprocess.run(
+            [sys.executable, os.fspath(CHILD), mode, *args], check=True, stdout=subprocess.PIPE, text=True, env=env
+        ).stdout
+    else:
+        output = run_tool([sys.executable, CHILD, mode, *args], env=env)
     seconds = time.perf_counter() - started
     report: dict[str, object] = json.loads(output)
     return report, seconds
@@ -1165,6 +1233,421 @@ def bench_log(ctx: Context) -> list[Row]:
     ]
 
 
+# -- scale: a million records ----------------------------------------------------------------------
+
+
+def start_postgres(fsync: bool) -> tuple[Any, str, str]:
+    """A throw-away PostgreSQL server (``tests/pg_server.py``), a short name ("PostgreSQL with
+    fsync on") and a description of its settings, both as the server reports them.
+
+    The test suite's server runs with fsync off; with *fsync* it is restarted with PostgreSQL's
+    durable defaults (``fsync``, ``synchronous_commit`` and ``full_page_writes`` on), its other
+    options kept.  An existing server (``$EVIDENCE_CATALOG_TEST_POSTGRESQL``) is used as it is.
+    """
+    if os.fspath(REPO) not in sys.path:
+        sys.path.insert(0, os.fspath(REPO))
+    from tests.pg_server import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        if fsync and server.data_dir is not None:
+            _restart_durable(server)
+        return (server, *_postgres_settings(server))
+    except BaseException:
+        server.stop()
+        raise
+
+
+def _restart_durable(server: Any) -> None:
+    """Restart a server ``PostgresServer`` started, without its ``-F`` (fsync off),
+    ``synchronous_commit=off`` and ``full_page_writes=off``: same port, socket folder and log."""
+    data_dir = Path(server.data_dir)
+    root = data_dir.parent
+    port = urllib.parse.urlsplit(str(server.url_base)).port
+    run_as = ["runuser", "-u", str(server.process_user), "--"] if server.process_user else []
+    pg_ctl = Path(server.bindir) / "pg_ctl"
+    run_tool([*run_as, pg_ctl, "-D", data_dir, "-m", "fast", "-w", "stop"])
+    options = f"-p {port} -h 127.0.0.1 -k {root} -c max_connections=300 -c shared_buffers=128MB"
+    run_tool([*run_as, pg_ctl, "-D", data_dir, "-l", root / "server.log", "-o", options, "-w", "-t", "60", "start"])
+
+
+def _postgres_settings(server: Any) -> tuple[str, str]:
+    """A short name and the server's version and durability settings, as it reports them."""
+    import psycopg
+
+    admin = str(server.url_base).replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    values: dict[str, str] = {}
+    with psycopg.connect(admin, autocommit=True) as connection:
+        for name in ("server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers"):
+            row = connection.execute(f"SHOW {name}").fetchone()
+            values[name] = "?" if row is None else str(row[0])
+    return (
+        f"PostgreSQL with fsync {values['fsync']}",
+        f"PostgreSQL {values['server_version'].split()[0]}, local server: fsync {values['fsync']},"
+        f" synchronous_commit {values['synchronous_commit']}, full_page_writes {values['full_page_writes']},"
+        f" shared_buffers {values['shared_buffers']}",
+    )
+
+
+def mib_text(size: int) -> str:
+    """A byte count in MiB, or GiB from 10 GiB up, rounded."""
+    return f"{size / GIB:.1f} GiB" if size >= 10 * GIB else f"{size / MIB:.1f} MiB"
+
+
+def latency_text(figures: dict[str, float]) -> str:
+    """p50 / p95 / p99 / max of a latency report, in milliseconds."""
+    return (
+        f"p50 {figures['p50_ms']:.3f} ms, p95 {figures['p95_ms']:.3f} ms, p99 {figures['p99_ms']:.3f} ms,"
+        f" max {figures['max_ms']:.2f} ms"
+    )
+
+
+def bench_scale(ctx: Context) -> list[Row]:
+    """Adding a million small files on SQLite and PostgreSQL: records/s, linearity, lookup latency."""
+    items = min(SCALE_DIGEST_ITEMS, max(100, ctx.scale_records // 100))
+    digest = ctx.scratch / "scale-digest.txt"
+    write_digest(digest, items, SEED + 5)
+    rows: list[Row] = []
+    for backend in ctx.scale_backends:
+        if backend == "sqlite":
+            settings = f"SQLite {sqlite3.sqlite_version}, in the catalog folder: WAL, synchronous = FULL"
+            rows += _scale_backend(ctx, "SQLite", settings, "-", digest)
+            continue
+        print("(starting a throw-away PostgreSQL server ...)", flush=True)
+        try:
+            server, label, settings = start_postgres(ctx.scale_pg_fsync)
+        except (ImportError, RuntimeError, OSError, KeyError, subprocess.CalledProcessError) as exc:
+            print(f"  PostgreSQL skipped: the server could not be started ({exc})")
+            rows.append(Row("scale on PostgreSQL", "-", "-", "-", "-", "SKIP"))
+            continue
+        try:
+            url = server.new_database()
+            try:
+                rows += _scale_backend(ctx, label, settings, url, digest)
+            finally:
+                server.drop_database(url)
+        finally:
+            server.stop()
+    remove(digest)
+    return rows
+
+
+def _scale_backend(ctx: Context, label: str, settings: str, database: str, digest: Path) -> list[Row]:
+    """``bench_scale`` on one database (``-``: SQLite in the catalog folder)."""
+    count = ctx.scale_records
+    catalog_dir = ctx.scratch / "scale-catalog"
+    print(f"  {settings}\n  adding {count} small files ...", flush=True)
+    os.sync()
+    report, wall = run_child(
+        "scale",
+        os.fspath(catalog_dir),
+        os.fspath(ctx.scratch / "scale-files"),
+        str(count),
+        database,
+        os.fspath(digest),
+        live=True,
+    )
+    on_disk = int(run_tool(["du", "-sk", catalog_dir]).split()[0]) * KIB
+    started = time.perf_counter()
+    remove(catalog_dir)
+    removed = time.perf_counter() - started
+    assert isinstance(report["chunk_seconds"], list) and isinstance(report["chunk_records"], list)
+    chunk_seconds = [float(s) for s in report["chunk_seconds"]]
+    chunk_records = [int(n) for n in report["chunk_records"]]
+    if sum(chunk_records) != count:
+        raise AssertionError(f"the child added {sum(chunk_records)} files, not {count}")
+    slice_seconds = [0.0] * SCALE_SLICES
+    slice_records = [0] * SCALE_SLICES
+    for index, (seconds, records) in enumerate(zip(chunk_seconds, chunk_records, strict=True)):
+        tenth = index * SCALE_SLICES // len(chunk_seconds)
+        slice_seconds[tenth] += seconds
+        slice_records[tenth] += records
+    rates = [n / s for n, s in zip(slice_records, slice_seconds, strict=True) if n]
+    total_seconds = sum(chunk_seconds)
+    rate = count / total_seconds
+    done = 0
+    for n, seconds in zip(slice_records, slice_seconds, strict=True):
+        if n:
+            print(f"  records {done + 1:>8}-{done + n:<8} {n / seconds:8.0f} records/s  {seconds:8.1f} s")
+        done += n
+    spread = max(rates) / min(rates)
+    last_first = rates[-1] / rates[0]
+    linear = "PASS" if spread < INGEST_LINEAR_LIMIT else "INFO"
+    add_peak = int(str(report["add_peak_kib"])) / KIB
+    peak = int(str(report["peak_kib"])) / KIB
+    print(
+        f"  in all: {rate:.0f} records/s ({total_seconds:.1f} s in Catalog.add, transactions of {report['batch']}"
+        f" files; the child took {wall:.0f} s with making the files and the lookups)"
+    )
+    print(
+        f"  rate of the fastest tenth / the slowest: {spread:.2f}x; last tenth / first: {last_first:.2f}x"
+        f"   PASS below {INGEST_LINEAR_LIMIT}x   {linear}"
+    )
+    print(f"  peak RSS: {add_peak:.1f} MiB after adding, {peak:.1f} MiB at the end")
+    database_bytes = int(str(report["database_bytes"]))
+    records = int(str(report["records"]))
+    print(
+        f"  on disk: catalog folder {mib_text(on_disk)} (blobs, keys{', database' if database == '-' else ''}),"
+        f" database {mib_text(database_bytes)}, at {records} records; removing the folder took {removed:.0f} s"
+    )
+    rows = [
+        info_row(
+            f"add {count} small files, {label}",
+            f"{rate:.0f} records/s ({total_seconds:.0f} s)",
+            f"none (no external tool); {settings}; Catalog.add of 10,000 files at a time, transactions of"
+            f" {report['batch']}",
+        ),
+        Row(
+            benchmark=f"add {count} small files, {label}: linear in records",
+            ours="records/s per tenth: " + " ".join(f"{r:.0f}" for r in rates),
+            reference="-",
+            ratio=f"{spread:.2f}x fastest/slowest tenth (last/first {last_first:.2f}x)",
+            target=f"< {INGEST_LINEAR_LIMIT}x for PASS",
+            status=linear,
+        ),
+        info_row(
+            f"Peak RSS adding {count} small files, {label}",
+            f"{add_peak:.1f} MiB",
+            f"at the end, after the lookups: {peak:.1f} MiB",
+        ),
+    ]
+    lookups = report["lookups"]
+    assert isinstance(lookups, dict)
+    wording = {
+        "has_record": ("has_record(id)", True),
+        "records_with_artifact": ("records_with_artifact(sha256)", True),
+        "record": ("record(id), the whole record", False),
+        "record_ids": ("record_ids(after=id, limit=50), a page of ids", False),
+        "read_page": ("a page of 50 records as list reads it (record_ids + read_page)", False),
+    }
+    for name, (what, targeted) in wording.items():
+        figures = lookups[name]
+        print(f"  {what:64s} {latency_text(figures)}  ({figures['calls']} calls)")
+        if targeted:
+            status = "PASS" if figures["p99_ms"] < LOOKUP_TARGET_MS else "FAIL"
+            rows.append(
+                Row(
+                    benchmark=f"{what} at {count} records, {label}",
+                    ours=latency_text(figures),
+                    reference="-",
+                    ratio="-",
+                    target=f"p99 < {LOOKUP_TARGET_MS:g} ms",
+                    status=status,
+                )
+            )
+        else:
+            rows.append(info_row(f"{what} at {count} records, {label}", latency_text(figures)))
+    if "search" in report:
+        figures = report["search"]
+        assert isinstance(figures, dict)
+        reports, hits = int(str(report["reports"])), int(str(report["search_hits"]))
+        ingest_seconds = float(str(report["ingest_seconds"]))
+        print(
+            f"  {'search(word, limit=50)':64s} {latency_text(figures)}  ({figures['calls']} calls;"
+            f" {hits} of {reports} reports hold the word; their ingest took {ingest_seconds:.1f} s)"
+        )
+        rows.append(
+            info_row(
+                f"search(word, limit=50) at {count} records + {reports} reports, {label}",
+                latency_text(figures),
+                f"{hits} reports hold the word",
+            )
+        )
+    rows.append(
+        info_row(
+            f"catalog size at {records} records, {label}",
+            f"database {mib_text(database_bytes)}, catalog folder {mib_text(on_disk)}",
+        )
+    )
+    return rows
+
+
+# -- pverify: verify of large blobs on every core ------------------------------------------------------
+
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def write_keystream_file(path: Path, size: int, seed: int) -> None:
+    """Write *size* pseudo-random bytes to *path*: the AES-256-CTR keystream of a key made from
+    *seed* (incompressible and reproducible like :func:`write_random_file`, some 20x faster)."""
+    key = hashlib.sha256(f"benchmark data {seed}".encode("ascii")).digest()
+    encryptor = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    zeros = bytes(GENERATE_CHUNK)
+    with open(path, "wb") as out:
+        remaining = size
+        while remaining:
+            n = min(GENERATE_CHUNK, remaining)
+            out.write(encryptor.update(zeros[:n]))
+            remaining -= n
+
+
+def drop_caches() -> bool:
+    """Write dirty data back, then empty the page cache (root only); False when it cannot."""
+    os.sync()
+    try:
+        with open(DROP_CACHES, "w", encoding="ascii") as control:
+            control.write("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def meminfo_bytes(key: str) -> int:
+    """A ``/proc/meminfo`` figure in bytes (0 when unknown)."""
+    value = _proc_field("/proc/meminfo", key)
+    return int(value.split()[0]) * KIB if value else 0
+
+
+def bench_pverify(ctx: Context) -> list[Row]:
+    """``Catalog.verify`` of large blobs on every core vs ``sha256sum`` and ``xargs -P`` of it."""
+    count = max(1, -(-ctx.verify_size // VERIFY_FILE_SIZE))
+    file_size = ctx.verify_size // count
+    total = file_size * count
+    catalog_dir = ctx.scratch / "pverify-catalog"
+    source = ctx.scratch / "pverify-source.bin"
+    print(f"(adding {count} files of {size_text(file_size)} to a catalog ...)", flush=True)
+    expected: dict[str, str] = {}
+    with Catalog.init(catalog_dir, operator=OPERATOR) as catalog:
+        for index in range(count):
+            write_keystream_file(source, file_size, SEED + 300 + index)
+            [result] = catalog.add([source])
+            remove(source)
+            if not result.new_bytes:
+                raise AssertionError("two generated files had the same content")
+            expected[os.fspath(catalog.artifact_path(result.sha256))] = result.sha256
+    paths = list(expected)
+    digests = sorted(expected.values())
+    cores = int(run_tool(["nproc"]).strip())
+    file_list = "".join(p + "\0" for p in paths)
+    xargs = ["xargs", "-0", "-P", str(cores), "-n", "1"]
+    openssl = ["openssl", "dgst", "-sha256", "-r"]
+    #: The reference tools on the same files: label, command line, standard input.
+    tools: dict[str, tuple[str, list[str], str | None]] = {
+        "sha256sum": ("sha256sum, one process", ["sha256sum", *paths], None),
+        "xargs": (f"xargs -0 -P {cores} -n 1 sha256sum", [*xargs, "sha256sum"], file_list),
+        "openssl": ("openssl dgst -sha256, one process", [*openssl, *paths], None),
+        "xargs-openssl": (f"xargs -0 -P {cores} -n 1 openssl dgst -sha256", [*xargs, *openssl], file_list),
+    }
+    busy: dict[str, list[float]] = {key: [] for key in ("ours", *tools)}
+    peaks: list[float] = []
+    walls: list[float] = []
+    workers: set[str] = set()
+
+    def ours_run() -> float:
+        report, wall = run_child("verify", os.fspath(catalog_dir))
+        if (
+            report.get("ok") is not True
+            or report.get("bytes_checked") != total
+            or report.get("artifacts_checked") != count
+        ):
+            raise AssertionError(f"verify did not check every blob cleanly: {report}")
+        seconds = float(str(report["seconds"]))
+        busy["ours"].append(float(str(report["cpu_seconds"])) / seconds)
+        peaks.append(int(str(report["peak_kib"])) / KIB)
+        walls.append(wall)
+        workers.add(str(report["cpu_count"]))
+        return seconds
+
+    def tool_run(key: str) -> float:
+        _, argv, stdin = tools[key]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        output = subprocess.run(argv, input=stdin, check=True, capture_output=True, text=True).stdout
+        seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        busy[key].append(cpu / seconds)
+        if sorted(line.split()[0] for line in output.splitlines()) != digests:
+            raise AssertionError(f"{' '.join(argv[:4])} ... disagrees with the catalog's digests")
+        return seconds
+
+    def read_all() -> None:
+        for path in paths:
+            read_through(Path(path))
+
+    cached_before = meminfo_bytes("Cached")
+    cold = drop_caches()
+    memory = meminfo_bytes("MemTotal")
+    if cold:
+        condition = "cold cache"
+        print(
+            f"  the page cache is dropped before every run (sync; echo 3 > {DROP_CACHES}): the first drop took"
+            f" the cache from {mib_text(cached_before)} to {mib_text(meminfo_bytes('Cached'))}"
+        )
+    else:
+        condition = "page cache not dropped"
+        print(
+            f"  the page cache cannot be dropped here (root and a writable {DROP_CACHES} needed): the runs"
+            f" alternate; {size_text(total)} of blobs, {mib_text(memory)} of memory, so "
+            + ("some of the data may be in the cache" if total < memory else "the data cannot all be cached")
+        )
+
+    def side(timings: Timings, run: Callable[[], float], drop: bool) -> tuple[Timings, Callable[[], float]]:
+        def wrapped() -> float:
+            if drop:
+                drop_caches()
+            return run()
+
+        return timings, wrapped
+
+    def timed_sides(drop: bool) -> tuple[Timings, dict[str, Timings]]:
+        """Time ours and every tool, interleaved; with *drop*, each run from a cold cache."""
+        ours = Timings(f"Catalog.verify ({count} blobs, one thread per CPU)")
+        references = {key: Timings(label) for key, (label, _, _) in tools.items()}
+        sides = [side(ours, ours_run, drop)]
+        sides += [side(references[key], functools.partial(tool_run, key), drop) for key in tools]
+        if drop or not cold:
+            references["read"] = Timings("read only, one thread, no hashing")
+            sides.append(side(references["read"], lambda: timed(read_all), drop))
+        for figures in busy.values():
+            figures.clear()
+        alternate(ctx.repeat, *sides)
+        return ours, references
+
+    def comparisons(title: str, ours: Timings, references: dict[str, Timings], target: float | None) -> list[Row]:
+        rows = [compare(title, total, ours, references["sha256sum"], target)]
+        for key, wording in (("xargs", "xargs -P"), ("openssl", "openssl"), ("xargs-openssl", "xargs -P openssl")):
+            rows.append(compare(f"{title}, vs {wording}", total, ours, references[key], None))
+        print(
+            "  CPUs busy (CPU time / wall), the highest of the runs: "
+            + ", ".join(f"{key} {max(busy[key]):.2f}" for key in busy)
+            + f" (of {cores})"
+        )
+        return rows
+
+    ours, references = timed_sides(cold)
+    title = f"verify of {size_text(total)} ({count} blobs), {condition}"
+    rows = comparisons(title, ours, references, VERIFY_TARGET)
+    reading = references["read"]
+    print(f"  context:   {reading.describe(total)}")
+    print(
+        f"  verify's workers: os.cpu_count() = {', '.join(sorted(workers))}; the verify child process, whole"
+        f" (interpreter + import + open + verify): best {min(walls):.2f} s; peak RSS {max(peaks):.1f} MiB"
+    )
+    rows += [
+        info_row(
+            f"read the same {size_text(total)} ({condition}, one thread, no hashing)",
+            f"{reading.throughput(total):.0f} MiB/s ({reading.best:.2f} s)",
+            "-",
+            f"verify at {reading.best / ours.best:.2f}x of it",
+        ),
+        info_row(
+            f"verify of {size_text(total)}: CPUs busy (CPU time / wall), peak RSS",
+            f"{max(busy['ours']):.2f} of {cores} CPUs, peak RSS {max(peaks):.1f} MiB",
+            f"sha256sum {max(busy['sha256sum']):.2f}; xargs -P {cores} sha256sum {max(busy['xargs']):.2f}",
+        ),
+    ]
+    if cold and total <= meminfo_bytes("MemAvailable") // 2:
+        print("  the same with the files in the page cache (CPU-bound):")
+        read_all()
+        ours, references = timed_sides(False)
+        rows += comparisons(f"verify of {size_text(total)} ({count} blobs), page cache", ours, references, None)
+    elif cold:
+        print(f"  not timed with the files in the page cache: {size_text(total)} is over half the available memory")
+    remove(catalog_dir)
+    return rows
+
+
 BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]]] = {
     "hash": (bench_hash, ("openssl",)),
     "multi": (bench_multi, ("openssl",)),
@@ -1175,6 +1658,8 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "ingest": (bench_ingest, ("grep",)),
     "bagit": (bench_bagit, ("cp", "sha256sum", "sync")),
     "log": (bench_log, ()),
+    "scale": (bench_scale, ("du", "sync")),
+    "pverify": (bench_pverify, ("sha256sum", "openssl", "xargs", "nproc", "sync")),
 }
 
 
@@ -1213,6 +1698,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--bag-gib", type=float, default=5.0, help="catalog exported and re-validated by bagit (default 5)"
     )
+    parser.add_argument(
+        "--scale-records",
+        type=int,
+        default=DEFAULT_SCALE_RECORDS,
+        metavar="N",
+        help=f"small files added for scale, on each backend (default {DEFAULT_SCALE_RECORDS})",
+    )
+    parser.add_argument(
+        "--scale-backends",
+        default=",".join(SCALE_BACKENDS),
+        metavar="LIST",
+        help=f"databases for scale, comma-separated (default {','.join(SCALE_BACKENDS)})",
+    )
+    parser.add_argument(
+        "--scale-pg-fsync",
+        choices=("on", "off"),
+        default="on",
+        help="run scale's PostgreSQL server with fsync (and synchronous_commit, full_page_writes) on, as"
+        " a real server runs, or off, as the test suite runs it (default on)",
+    )
+    parser.add_argument(
+        "--verify-gib",
+        type=float,
+        default=DEFAULT_VERIFY_GIB,
+        help=f"blobs verified by pverify, in files of 256 MiB (default {DEFAULT_VERIFY_GIB:g})",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side; the best counts (default 3)")
     parser.add_argument(
         "--only",
@@ -1231,15 +1742,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     args.only = [name for name in BENCHMARKS if not selected or name in selected]
+    args.scale_backends = tuple(dict.fromkeys(b.strip() for b in args.scale_backends.split(",") if b.strip()))
+    if not args.scale_backends or set(args.scale_backends) - set(SCALE_BACKENDS):
+        parser.error(f"--scale-backends: choose from {','.join(SCALE_BACKENDS)}")
     if (
         args.size_gib <= 0
         or args.bag_gib <= 0
         or args.capture_size_mib <= 0
+        or args.verify_gib <= 0
         or (args.rss_size_gib is not None and args.rss_size_gib <= 0)
     ):
         parser.error("sizes must be positive")
-    if args.small_files < 1 or args.repeat < 1 or args.ingest_items < 1:
-        parser.error("--small-files, --ingest-items and --repeat must be at least 1")
+    if args.small_files < 1 or args.repeat < 1 or args.ingest_items < 1 or args.scale_records < 1:
+        parser.error("--small-files, --ingest-items, --scale-records and --repeat must be at least 1")
     return args
 
 
@@ -1284,11 +1799,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         capture_size if "capture" in args.only else 0,
         int(args.bag_gib * GIB) * 3 // 2 if "bagit" in args.only else 0,
     )
+    verify_size = int(args.verify_gib * GIB)
+    needed = max(
+        needed,
+        args.scale_records * SCALE_BYTES_PER_RECORD if "scale" in args.only else 0,
+        verify_size + VERIFY_FILE_SIZE if "pverify" in args.only else 0,
+    )
     needed += GIB // 2
     free = shutil.disk_usage(workdir).free
     if free < needed:
         print(f"not enough free space in the work directory: {size_text(free)} free, need {size_text(needed)}")
         return 2
+    if "scale" in args.only:
+        # one blob file per record, plus their folders (65,536 at most) and one chunk of sources
+        inodes = args.scale_records + 65_536 + 20_000
+        free_inodes = os.statvfs(workdir).f_favail
+        if free_inodes < inodes:
+            print(f"not enough free inodes in the work directory for scale: {free_inodes} free, need {inodes}")
+            return 2
 
     machine = describe_machine(workdir)
     print("Machine")
@@ -1297,7 +1825,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = (
         f"Settings: data file {size_text(size)}, RSS file {size_text(rss_size)}, {args.small_files} small files, "
         f"capture file {size_text(capture_size)}, ingest digest {args.ingest_items} items, "
-        f"bag {args.bag_gib:g} GiB, "
+        f"bag {args.bag_gib:g} GiB, log {args.log_events} events, "
+        f"scale {args.scale_records} records on {'+'.join(args.scale_backends)}"
+        f"{f' (PostgreSQL fsync {args.scale_pg_fsync})' if 'postgresql' in args.scale_backends else ''}, "
+        f"verify {size_text(verify_size)}, "
         f"{args.repeat} runs of each side (best; median for capture); "
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
@@ -1318,6 +1849,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             ingest_items=args.ingest_items,
             bag_size=int(args.bag_gib * GIB),
             log_events=args.log_events,
+            scale_records=args.scale_records,
+            scale_backends=args.scale_backends,
+            scale_pg_fsync=args.scale_pg_fsync == "on",
+            verify_size=verify_size,
         )
         for name in args.only:
             function, tools = BENCH_FUNCTIONS[name]
