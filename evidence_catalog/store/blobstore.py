@@ -335,16 +335,19 @@ class BlobStore:
             return [BlobMissing(sha256=sha256)]
         except OSError as exc:
             return [BlobUnreadable(sha256=sha256, reason=exc.strerror or str(exc))]
-        findings: list[Finding] = []
-        if found_size != size:
-            findings.append(SizeMismatch(sha256=sha256, expected=size, found=found_size))
-        actual = found.as_dict()
-        for algorithm, value in expected.as_dict().items():
-            if actual[algorithm] != value:
-                findings.append(
-                    DigestMismatch(sha256=sha256, algorithm=algorithm, expected=value, found=actual[algorithm])
-                )
-        return findings
+        return compare_blob(sha256, expected, size, found, found_size)
+
+
+def compare_blob(sha256: str, expected: Digests, size: int, found: Digests, found_size: int) -> list[Finding]:
+    """What a re-hashed blob's size and digests say against the recorded ones (both stores)."""
+    findings: list[Finding] = []
+    if found_size != size:
+        findings.append(SizeMismatch(sha256=sha256, expected=size, found=found_size))
+    actual = found.as_dict()
+    for algorithm, value in expected.as_dict().items():
+        if actual[algorithm] != value:
+            findings.append(DigestMismatch(sha256=sha256, algorithm=algorithm, expected=value, found=actual[algorithm]))
+    return findings
 
 
 class _BlobWriter:

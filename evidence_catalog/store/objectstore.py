@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from evidence_catalog.errors import InputError, StorageError
-from evidence_catalog.findings import BlobMissing, BlobUnreadable, DigestMismatch, Finding, SizeMismatch
+from evidence_catalog.findings import BlobMissing, BlobUnreadable, Finding
 from evidence_catalog.hashing import ProgressCallback, Readable, hash_stream
 from evidence_catalog.model import Digests
-from evidence_catalog.store.blobstore import StoredBlob, StoreEntry
+from evidence_catalog.store.blobstore import StoredBlob, StoreEntry, compare_blob
 
 #: Bytes per uploaded part and per read request.
 PART_SIZE = 16 * 1024 * 1024
@@ -232,16 +232,7 @@ class ObjectBlobStore:
             return [BlobMissing(sha256=sha256)]
         except Exception as exc:  # noqa: BLE001  (fsspec back-ends raise their own types)
             return [BlobUnreadable(sha256=sha256, reason=_reason(exc))]
-        findings: list[Finding] = []
-        if found_size != size:
-            findings.append(SizeMismatch(sha256=sha256, expected=size, found=found_size))
-        actual = found.as_dict()
-        for algorithm, value in expected.as_dict().items():
-            if actual[algorithm] != value:
-                findings.append(
-                    DigestMismatch(sha256=sha256, algorithm=algorithm, expected=value, found=actual[algorithm])
-                )
-        return findings
+        return compare_blob(sha256, expected, size, found, found_size)
 
     @contextmanager
     def local_copy(self, sha256: str) -> Iterator[Path]:
