@@ -607,7 +607,11 @@ class Catalog:
             if read_only is None:
                 read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
             database = CatalogDatabase.open(_sqlite_url(directory, read_only=read_only), where=display_path(db_path))
-        catalog = cls(directory, config, database, operator=operator, clock=clock, key_passphrase=key_passphrase)
+        try:
+            catalog = cls(directory, config, database, operator=operator, clock=clock, key_passphrase=key_passphrase)
+        except BaseException:
+            database.close()  # e.g. a bad [blobs] setting: the database is not left open
+            raise
         if not read_only and not catalog.log_key.exists:  # a catalog from before signed checkpoints
             if catalog._logged_key() is not None:
                 # A shared database (a team's catalog) opened from a folder without the key: a
@@ -845,7 +849,7 @@ class Catalog:
         else:
             self.db.add_tags(session, record_id, tags)
         if catalogued is None:
-            self.db.add_artifact(session, artifact, at=ended_at)
+            self._add_artifact(session, artifact, at=ended_at)
         attached = self.db.attach_artifact(session, record_id, model.RecordArtifact(artifact=artifact))
         self.db.add_acquisition(session, record_id, acquisition, event.seq)
         if note_part is not None:
@@ -1166,7 +1170,7 @@ class Catalog:
                 self.db.add_tags(session, record_id, tags)
             for entry in entries:
                 if self.db.artifact(session, entry.artifact.sha256) is None:
-                    self.db.add_artifact(session, entry.artifact, at=ended_at)
+                    self._add_artifact(session, entry.artifact, at=ended_at)
                 self.db.attach_artifact(session, record_id, entry)
             self.db.add_acquisition(session, record_id, acquisition, event.seq)
             if note_part is not None:
@@ -1414,7 +1418,7 @@ class Catalog:
             if catalogued is not None:
                 artifact = catalogued
             else:
-                self.db.add_artifact(session, artifact, at=ended_at)
+                self._add_artifact(session, artifact, at=ended_at)
             entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
             seen: dict[str, str] = {}  # identity -> record, for repeats within the input
             # Built a chunk at a time, then linked into the log and inserted with one statement
@@ -1431,7 +1435,7 @@ class Catalog:
                 new_artifacts = {e.artifact.sha256: e.artifact for *_, entries in parts for e in entries[1:]}
                 for sha256, media_artifact in new_artifacts.items():
                     if self.db.artifact(session, sha256) is None:
-                        self.db.add_artifact(session, media_artifact, at=ended_at)
+                        self._add_artifact(session, media_artifact, at=ended_at)
                 for (record, acquisition, report, note_part, entries), event in zip(parts, events, strict=True):
                     rows["record"].append(record_row(record))
                     rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
@@ -2307,38 +2311,69 @@ class Catalog:
         if remove:
             if self.db.read_only:
                 raise StorageError("the catalog is read-only; nothing can be removed from it")
-            for entry in (*orphans, *temporary):
-                if entry.age_seconds < grace_seconds:
-                    continue
-                if entry.sha256 is not None:
-                    with self.db.read() as session:  # claimed meanwhile by another process: keep it
-                        if self.db.artifact(session, entry.sha256) is not None:
-                            continue
-                try:
-                    if entry.path.startswith(f"{WORK_DIR}/"):
-                        target = self.path / entry.path
-                        if target.is_dir() and not target.is_symlink():
-                            _remove_if_abandoned(target)  # only when its owner is gone
-                            if target.exists():
-                                continue
-                        else:
-                            target.unlink()
-                    else:
-                        self.blobs.delete(entry)
-                except (OSError, StorageError):
-                    continue
-                removed.append(entry)
-            if removed:
-                self._log_catalog_event(
-                    Action.CATALOG_FSCK,
-                    {"removed": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]},
-                )
+            # Removal holds the write lock throughout, and writers check under that lock that the
+            # bytes they catalogue are still stored (``_add_artifact``): a blob is either claimed
+            # before this looks (kept) or found missing by its claimer (which fails cleanly).
+            # The removal is logged in the same transaction.
+            with self.db.write() as session:
+                removed = self._remove_unfinished(session, (*orphans, *temporary), grace_seconds)
+                if removed:
+                    self.db.append_event(
+                        session,
+                        at=self.clock(),
+                        actor=self.operator,
+                        action=Action.CATALOG_FSCK,
+                        subject="catalog",
+                        details={"removed": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]},
+                    )
         return FsckReport(
             orphaned_blobs=tuple(orphans),
             temporary=tuple(temporary),
             quarantined=quarantined,
             removed=tuple(removed),
         )
+
+    def _remove_unfinished(self, session: Any, entries: Sequence[FsckEntry], grace_seconds: float) -> list[FsckEntry]:
+        """Delete the listed orphans and temporary files older than *grace_seconds* that no
+        artifact claims (checked again in *session*, the write transaction); return those deleted."""
+        removed: list[FsckEntry] = []
+        for entry in entries:
+            if entry.age_seconds < grace_seconds:
+                continue
+            if entry.sha256 is not None and self.db.artifact(session, entry.sha256) is not None:
+                continue  # claimed meanwhile by another process: keep it
+            try:
+                if entry.path.startswith(f"{WORK_DIR}/"):
+                    target = self.path / entry.path
+                    if target.is_dir() and not target.is_symlink():
+                        _remove_if_abandoned(target)  # only when its owner is gone
+                        if target.exists():
+                            continue
+                    else:
+                        target.unlink()
+                else:
+                    self.blobs.delete(entry)
+            except (OSError, StorageError):
+                continue
+            removed.append(entry)
+        return removed
+
+    def _add_artifact(self, session: Any, artifact: model.Artifact, *, at: dt.datetime) -> None:
+        """Catalogue stored bytes (inside the write transaction *session*), after checking that
+        they are still in the blob store.
+
+        Bytes no artifact names are what ``fsck --remove`` deletes, and it deletes them only
+        while holding the write lock: checked here, under the same lock, they stay until this
+        transaction commits.  Bytes gone meanwhile (a concurrent ``fsck --remove`` took them as
+        an orphan) fail the whole transaction -- never a record claiming bytes the store lacks.
+        """
+        if not self.blobs.exists(artifact.sha256):
+            raise StorageError(
+                f"the stored bytes {artifact.sha256} were removed before they could be catalogued (a concurrent"
+                " `fsck --remove` took them for an orphan?); nothing was changed: run the command again",
+                where=self.blobs.label,
+            )
+        self.db.add_artifact(session, artifact, at=at)
 
     def _log_catalog_event(self, action: str, details: dict[str, Any]) -> model.CustodyEvent:
         """Append one event about the catalog as a whole, by this catalog's operator, now."""
@@ -2850,17 +2885,20 @@ class Catalog:
         (of another writer, meanwhile) holds them."""
         if not created:
             return
-        with self.db.read() as session:
-            unclaimed = [sha for sha in created if self.db.artifact(session, sha) is None]
-        for sha in unclaimed:
-            with contextlib.suppress(OSError):
-                self.blobs.remove(sha)
+        # Under the write lock, as fsck removes: a writer that catalogues the same bytes either
+        # committed before this looks (they are kept) or finds them gone and fails cleanly.
+        # When the database cannot be written now, they stay: orphans fsck lists.
+        with contextlib.suppress(EvidenceError, DatabaseError), self.db.write() as session:
+            for sha in created:
+                if self.db.artifact(session, sha) is None:
+                    with contextlib.suppress(OSError, StorageError):
+                        self.blobs.remove(sha)
 
     def _insert_imported(self, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime) -> None:
         record = item.record
         for entry in record.artifacts:
             if self.db.artifact(session, entry.artifact.sha256) is None:
-                self.db.add_artifact(session, entry.artifact, at=at)
+                self._add_artifact(session, entry.artifact, at=at)
         self.db.add_record(session, record)
         for entry in record.artifacts:
             self.db.attach_artifact(session, record.id, entry)
@@ -3386,7 +3424,13 @@ def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | Objec
     """The blob store a catalog's settings name: ``blobs/`` in its folder, or object storage."""
     if config.blobs_url is None:
         return BlobStore(directory / BLOBS_DIR, config.algorithms, label=BLOBS_DIR)
-    return ObjectBlobStore(config.blobs_url, config.algorithms, endpoint_url=config.blobs_endpoint_url)
+    return ObjectBlobStore(
+        config.blobs_url,
+        config.algorithms,
+        endpoint_url=config.blobs_endpoint_url,
+        where=f"{display_path(directory / CONFIG_FILE)}: blobs.url",
+        endpoint_where=f"{display_path(directory / CONFIG_FILE)}: blobs.endpoint_url",
+    )
 
 
 def _sqlite_url(directory: Path, *, read_only: bool = False) -> sa.URL:

@@ -1582,6 +1582,9 @@ def schema(name: str) -> None:
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, DatabaseError):
+        if getattr(exc.orig, "sqlstate", None):  # a database server's answer (PostgreSQL)
+            reason = _printable(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else repr(exc.orig))
+            return f"catalog database server: {reason}"
         return f"catalog database cannot be read ({exc.orig}): it may be corrupt, or its disk full or unreadable"
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{display_path(exc.filename)}: {exc.strerror or exc}"

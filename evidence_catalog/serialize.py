@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any, TypeVar
 
 import cattrs
@@ -125,8 +126,46 @@ def unstructure(value: Any) -> Any:
 
 
 def canonical_json(data: Any) -> bytes:
-    """RFC 8785 (JCS) canonical JSON bytes of JSON-ready *data*."""
+    """RFC 8785 (JCS) canonical JSON bytes of JSON-ready *data*.
+
+    ``rfc8785`` makes them; for a document of only strings, safe integers, booleans, nulls,
+    arrays and objects whose keys sort alike in UTF-16 and in code points -- every custody
+    event this library writes, unless it carries a number with a fraction -- the standard
+    library's JSON encoder (in C) writes the very same bytes some ten times faster: RFC 8785
+    escapes strings as ECMAScript does, which is what ``json`` does with ``ensure_ascii`` off.
+    Anything else (a float, a huge integer, a lone surrogate, an unusual key) goes to
+    ``rfc8785``, which also raises its errors.  ``tests/test_serialize.py`` holds the two equal.
+    """
+    if _plain(data):
+        try:
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 says so in its own words
+            pass
     return rfc8785.dumps(data)
+
+
+_SAFE_INTEGER = 2**53 - 1
+#: Characters that sort differently by UTF-16 code units (RFC 8785's key order) and by code
+#: points (``sort_keys``): those above the surrogates' range, and those beyond the BMP.
+_UTF16_ORDER_DIFFERS = re.compile("[\ue000-\U0010ffff]")
+
+
+def _plain(value: Any) -> bool:
+    """Whether *value* is JSON that ``json.dumps`` writes exactly as RFC 8785 does (exact
+    built-in types only: a subclass may serialise differently in the two)."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(-_SAFE_INTEGER <= value <= _SAFE_INTEGER)
+    if kind is dict:
+        return all(
+            type(key) is str and (key.isascii() or not _UTF16_ORDER_DIFFERS.search(key)) and _plain(item)
+            for key, item in value.items()
+        )
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:

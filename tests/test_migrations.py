@@ -1,10 +1,10 @@
 """The database schema is made by Alembic migrations, and they match the SQLModel tables.
 
-A catalog made at any earlier schema revision (0001 to 0005) opens with this library, on SQLite
+A catalog made at any earlier schema revision (0001 to 0006) opens with this library, on SQLite
 and on PostgreSQL: it is upgraded in place, once, and the upgrade is in its custody log; every
 record, artifact and custody event reads exactly as before; the log still verifies, gets its
 Merkle tree (0005) and signed checkpoints, and its reports are found by their words (0003 on
-SQLite's FTS5, 0006 on PostgreSQL).
+SQLite's FTS5, 0006 on PostgreSQL; 0007 makes the words in Python for both).
 
 Each old catalog holds what the library of its revision could make (files from 0001; ingested
 reports from 0002; links, claims, assessments, relations, flags, notes, tags and categories
@@ -57,7 +57,7 @@ from tests.conftest import FixedClock, make_jpeg
 from tests.pg_server import PostgresServer
 
 BACKENDS = ("sqlite", "postgresql")
-OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
 OPERATOR = Agent(name="Test Analyst", email="analyst@example.org", organization="Example NGO", host="test-host")
 UPGRADER = "Upgrader <upgrader@example.org>"
 
@@ -584,7 +584,7 @@ def _write_rows(dst: sa.Connection, rows: dict[str, list[dict[str, Any]]], revis
             )
     assert {n for n in names if not n.startswith(FTS_TABLE)} == {"alembic_version"}  # every table written
     if dst.dialect.name == "sqlite" and revision >= "0003":
-        # The full-text index, as the library of 0003 to 0005 filled it (it is contentless).
+        # The full-text index, as the library of 0003 to 0006 filled it (it is contentless).
         indexed = dst.exec_driver_sql(
             "SELECT i.num, p.body FROM report_index i JOIN record_part p ON p.id = i.part_id"
         ).all()

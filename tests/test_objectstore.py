@@ -356,26 +356,42 @@ def test_the_bytes_read_back_are_checked_before_they_get_a_name(
     assert s3_backend.names("sha256") == [] and s3_backend.names("tmp") == []
 
 
-def test_a_copy_that_vanishes_while_it_is_checked_is_put_back(
-    s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another process deletes the stored copy (``fsck --remove`` of what was an old orphan, an
-    operator cleaning up) at the moment these same bytes are put again: they must end up
-    stored, never reported as stored while nothing is there."""
+def test_an_intact_copy_is_never_written_over_not_even_with_the_same_bytes(s3_backend: S3Backend, s3: Any) -> None:
+    """Storing bytes that are there already leaves the object as it is: a write-once bucket
+    policy would refuse a second write, a versioned bucket would keep one version per put."""
+    s3.put_bucket_versioning(Bucket=s3_backend.bucket, VersioningConfiguration={"Status": "Enabled"})
     store = s3_backend.store()
-    blob = store.put_stream(io.BytesIO(b"bytes put again"))
-    state_of = store._state_of
+    blobs = [store.put_stream(io.BytesIO(b"bytes put three times")) for _ in range(3)]
+    assert [b.created for b in blobs] == [True, False, False]
+    key = f"{s3_backend.prefix}/{address(blobs[0].sha256)}"
+    versions = s3.list_object_versions(Bucket=s3_backend.bucket, Prefix=key).get("Versions", [])
+    assert len(versions) == 1
 
-    def checked_then_deleted_by_another_process(key: str, sha256: str, size: int) -> str:
-        found = state_of(key, sha256, size)
-        if key == store.key_for(blob.sha256):
-            s3_backend.delete(address(blob.sha256))
-        return found
 
-    monkeypatch.setattr(store, "_state_of", checked_then_deleted_by_another_process)
-    store.put_stream(io.BytesIO(b"bytes put again"))
+def test_a_copy_that_vanishes_before_its_record_is_committed_fails_the_add(
+    s3_catalog: Catalog, s3_backend: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process deletes the stored copy (``fsck --remove`` of what was an old orphan) after
+    this add found it intact: the add must fail, never commit a record claiming nothing."""
+    source = tmp_path / "again.bin"
+    source.write_bytes(b"bytes put again")
+    sha256 = hashlib.sha256(b"bytes put again").hexdigest()
+    s3_catalog.blobs.put_stream(io.BytesIO(b"bytes put again"))  # an orphan: no record claims it
+    describe = s3_catalog._describe
+
+    def described_then_deleted_by_another_process(blob: Any) -> Any:
+        artifact = describe(blob)
+        s3_backend.delete(address(blob.sha256))
+        return artifact
+
+    monkeypatch.setattr(s3_catalog, "_describe", described_then_deleted_by_another_process)
+    with pytest.raises(StorageError, match="removed before they could be catalogued"):
+        s3_catalog.add([source])
     monkeypatch.undo()
-    assert s3_backend.read(address(blob.sha256)) == b"bytes put again"
+    assert s3_catalog.records_with_artifact(sha256) == []
+    [result] = s3_catalog.add([source])  # run again: stored anew and catalogued
+    assert s3_backend.read(address(result.sha256)) == b"bytes put again"
+    assert s3_catalog.verify().ok
 
 
 def test_the_local_copy_is_the_stored_bytes_and_is_removed_afterwards(
@@ -390,7 +406,10 @@ def test_the_local_copy_is_the_stored_bytes_and_is_removed_afterwards(
         assert path.read_bytes() == b"bytes to look at"
         assert path.parent == scratch
     assert not path.exists() and not any(scratch.iterdir())
-    with pytest.raises(FileNotFoundError), store.local_copy(hashlib.sha256(b"absent").hexdigest()):
+    with (
+        pytest.raises(StorageError, match="is not in the blob store"),
+        store.local_copy(hashlib.sha256(b"absent").hexdigest()),
+    ):
         pass
     assert not any(scratch.iterdir())
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+import rfc8785
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evidence_catalog import model
 from evidence_catalog.custody import make_event
@@ -148,6 +150,66 @@ def same_json(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
     return bool(a == b)
+
+
+#: Any JSON-ish value, also what the fast path of ``canonical_json`` must hand to ``rfc8785``:
+#: floats (also NaN, infinities, -0.0), integers beyond 2**53, lone surrogates, control
+#: characters, keys from every plane (UTF-16 and code-point order differ above U+E000),
+#: tuples, and subclasses of str/int/dict.
+_anything = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats()
+    | st.text(st.characters(codec=None), max_size=8)
+    | st.sampled_from(list(model.AcquisitionMethod)),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(st.text(st.characters(codec=None), max_size=4), children, max_size=4)
+    ),
+    max_leaves=16,
+)
+
+
+def _jcs(value: Any) -> bytes | str:
+    """rfc8785's canonical bytes, or the name of the error it raises."""
+    try:
+        return rfc8785.dumps(value)
+    except (ValueError, TypeError) as exc:
+        return type(exc).__name__
+
+
+@given(_anything)
+@settings(max_examples=500)
+def test_canonical_json_is_byte_for_byte_rfc8785(value: Any) -> None:
+    # Custody hashes are recomputed by other tools from RFC 8785 bytes: the fast path must
+    # never differ from the reference implementation, not even in the error it raises.
+    try:
+        ours: bytes | str = canonical_json(value)
+    except (ValueError, TypeError) as exc:
+        ours = type(exc).__name__
+    assert ours == _jcs(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\ue000": 1, "\U0001f600": 2},  # UTF-16 puts the emoji (a surrogate pair) first
+        {"a": "\ud800"},  # a lone surrogate: not UTF-8
+        {"n": 2**53},  # beyond the doubles' safe integers
+        {"x": 0.1, "y": -0.0, "z": 1e21},
+        ['\x00\x1f\x7f\u2028"\\/', True, None],
+        {"tuple": (1, 2)},
+        {1: "not a string key"},
+    ],
+)
+def test_canonical_json_edge_cases_match_rfc8785(value: Any) -> None:
+    try:
+        ours: bytes | str = canonical_json(value)
+    except (ValueError, TypeError) as exc:
+        ours = type(exc).__name__
+    assert ours == _jcs(value)
 
 
 def test_canonical_json_matches_rfc8785_example() -> None:

@@ -74,7 +74,7 @@ _PART_FIELDS = {
 
 #: The newest migration.  A catalog at this revision opens without loading Alembic at all
 #: (a test checks that this matches the migrations folder).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 def _known_revisions() -> set[str]:
@@ -126,9 +126,21 @@ def check_database_url(url: str | sa.URL, *, where: str = "--database") -> sa.UR
     return parsed
 
 
+#: Query parameters of a libpq connection string that hold a secret (not a file's name).
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 def safe_url(url: str | sa.URL) -> str:
-    """A database URL fit to print or store: the password, if any, is left out."""
-    return sa.make_url(url).set(password=None).render_as_string(hide_password=False)
+    """A database URL fit to print or store: the password, if any, is left out (also one given
+    as a query parameter).  The server is asked for it, as libpq does, from ``PGPASSWORD``,
+    ``~/.pgpass`` or a service file."""
+    parsed = sa.make_url(url)
+    # ``URL.set(password=None)`` leaves the password as it is (None means "unchanged" there).
+    parsed = parsed._replace(password=None)
+    secret = [key for key in parsed.query if key.lower() in _SECRET_PARAMETERS]
+    if secret:
+        parsed = parsed.difference_update_query(secret)
+    return parsed.render_as_string(hide_password=False)
 
 
 def _make_engine(url: str | sa.URL, *, read_only: bool = False) -> sa.Engine:
@@ -216,22 +228,32 @@ class CatalogDatabase:
 
         A database that already holds a catalog (or cannot be reached) is refused, naming it.
         """
+        from alembic import command
+
         db = cls(_make_engine(url))
+        taken = False
         try:
-            with db.engine.connect() as connection:
+            # Looked at and made under the write lock: of two inits racing for one empty
+            # database, the second finds the first's schema and is refused (it must not go on
+            # to log a second creation into the first's log, nor drop its tables on failure).
+            with db._writer.begin() as connection:
                 taken = sa.inspect(connection).has_table("alembic_version")
+                if not taken:
+                    command.upgrade(_alembic_config(connection), "head")
         except (DatabaseError, OperationalError) as exc:
             db.close()
             raise StorageError(
                 f"cannot reach the catalog database ({_first_line(exc.orig)})", where=where or safe_url(url)
             ) from exc
+        except BaseException:
+            db.close()
+            raise
         if taken:
             db.close()
             raise CatalogError(
                 "the database already holds a catalog: give each catalog an empty database of its own",
                 where=where or safe_url(url),
             )
-        db._upgrade()
         return db
 
     def drop_schema(self) -> None:
@@ -357,6 +379,13 @@ class CatalogDatabase:
                     self.on_appended(session)  # a checkpoint, in the same transaction
         except OperationalError as exc:
             raise StorageError(f"catalog database could not be written ({exc.orig}); nothing was changed") from exc
+        except DatabaseError as exc:
+            # PostgreSQL: an account allowed only to read, or a read-only server or session.
+            if getattr(exc.orig, "sqlstate", None) not in _CANNOT_WRITE:
+                raise
+            raise StorageError(
+                f"catalog database could not be written ({_first_line(exc.orig)}); nothing was changed"
+            ) from exc
 
     # -- custody log -------------------------------------------------------------------------
 
@@ -371,10 +400,8 @@ class CatalogDatabase:
         details: dict[str, Any],
     ) -> model.CustodyEvent:
         """Append one event to the custody log, linked to the last one (the only appender)."""
-        table = _t(CustodyEventRow)
-        last = _run(session, sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
         event = make_event(
-            None if last is None else ChainHead(seq=last.seq, hash=last.hash),
+            _log_head(session),
             at=at,
             actor=actor,
             action=action,
@@ -400,8 +427,7 @@ class CatalogDatabase:
         """Append several events in order, linked as :meth:`append_event` links one, with one
         insert for all of them (a large ingest writes thousands)."""
         table = _t(CustodyEventRow)
-        last = _run(session, sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
-        head: model.CustodyEvent | ChainHead | None = None if last is None else ChainHead(seq=last.seq, hash=last.hash)
+        head: model.CustodyEvent | ChainHead | None = _log_head(session)
         events = []
         for draft in drafts:
             head = make_event(head, **draft)
@@ -431,6 +457,7 @@ class CatalogDatabase:
         """Put new events into the Merkle tree (the perfect subtrees each one completes), and
         mark the session so that its transaction ends with a checkpoint."""
         _insert_nodes(session, [(e.seq - 1, event_leaf(unstructure(e))) for e in events])
+        session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
         session.info["appended"] = True
 
     # -- Merkle tree and checkpoints ----------------------------------------------------------
@@ -1102,7 +1129,7 @@ def index_rows(
 
     *with_words* False leaves out ``report_index.words`` (migration 0003 runs before the
     column exists; 0006 fills it)."""
-    from evidence_catalog.store.search import FTS_TABLE, indexed_words, report_terms, report_words, search_time
+    from evidence_catalog.store.search import FTS_TABLE, fts_body, indexed_words, report_terms, search_time
 
     if not reports:
         return
@@ -1132,29 +1159,60 @@ def index_rows(
     if sqlite:
         bind.execute(
             sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
-            [{"num": num, "body": report_words(report)} for num, (_, report, _) in numbered],
+            [{"num": num, "body": fts_body(report)} for num, (_, report, _) in numbered],
         )
 
 
+def _indexed_reports(bind: sa.Connection, batch: int = 2000) -> Iterator[list[tuple[int, model.Report]]]:
+    """Every indexed report with its ``report_index.num``, a batch at a time (keyset pages:
+    memory stays bounded however many reports there are)."""
+    index, part = _t(ReportIndexRow), _t(RecordPartRow)
+    after = 0
+    while True:
+        rows = bind.execute(
+            sa.select(index.c.num, part.c.body)
+            .join(part, part.c.id == index.c.part_id)
+            .where(index.c.num > after)
+            .order_by(index.c.num)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield [(num, structure(_json_body(body), model.Report)) for num, body in rows]
+        after = rows[-1][0]
+
+
 def fill_report_words(bind: sa.Connection) -> None:
-    """Fill ``report_index.words`` for every indexed report (migration 0006), in batches."""
+    """Fill ``report_index.words`` for every indexed report (migrations 0006 and 0007)."""
     from evidence_catalog.store.search import indexed_words
 
-    index, part = _t(ReportIndexRow), _t(RecordPartRow)
-    query = sa.select(index.c.num, part.c.body).join(part, part.c.id == index.c.part_id).order_by(index.c.num)
-    rows = [
-        {"n": num, "w": indexed_words(structure(_json_body(body), model.Report))} for num, body in bind.execute(query)
-    ]
-    for start in range(0, len(rows), 5000):
+    index = _t(ReportIndexRow)
+    for reports in _indexed_reports(bind):
         bind.execute(
             sa.update(index).where(index.c.num == sa.bindparam("n")).values(words=sa.bindparam("w")),
-            rows[start : start + 5000],
+            [{"n": num, "w": indexed_words(report)} for num, report in reports],
+        )
+
+
+def fill_fts(bind: sa.Connection) -> None:
+    """Put every indexed report into SQLite's (empty) FTS5 table (migration 0007)."""
+    from evidence_catalog.store.search import FTS_TABLE, fts_body
+
+    for reports in _indexed_reports(bind):
+        bind.execute(
+            sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
+            [{"num": num, "body": fts_body(report)} for num, report in reports],
         )
 
 
 def _json_body(body: Any) -> Any:
     """A JSON column's value: parsed already, or text on a connection that did not parse it."""
     return json.loads(body) if isinstance(body, str) else body
+
+
+#: SQLSTATEs of a write refused for want of the right: insufficient_privilege,
+#: read_only_sql_transaction.
+_CANNOT_WRITE = frozenset({"42501", "25006"})
 
 
 def _first_line(error: object) -> str:
@@ -1187,10 +1245,14 @@ def _insert_nodes(bind: Session | sa.Connection, leaves: Sequence[tuple[int, byt
     if not leaves:
         return
     stored = _stored_subtrees(bind)
+    # Nodes this transaction wrote, kept for its later appends: the sibling a new leaf needs
+    # was, almost always, written moments before (a batch of files appends an event per file).
+    # Only a session's: a connection's ``info`` outlives the transaction (it stays with the pool).
+    written: dict[tuple[int, int], bytes] = bind.info.setdefault(_NODES, {}) if isinstance(bind, Session) else {}
     added: dict[tuple[int, int], bytes] = {}
 
     def subtree(level: int, index: int) -> bytes:
-        return added.get((level, index)) or stored(level, index)
+        return added.get((level, index)) or written.get((level, index)) or stored(level, index)
 
     for index, leaf in leaves:
         for level, position, value in merkle.completed_nodes(index, leaf, subtree):
@@ -1199,6 +1261,24 @@ def _insert_nodes(bind: Session | sa.Connection, leaves: Sequence[tuple[int, byt
         sa.insert(_t(MerkleNodeRow)),
         [{"level": level, "idx": index, "hash": value.hex()} for (level, index), value in added.items()],
     )
+    written.update(added)
+
+
+#: ``Session.info`` keys of what one write transaction appended: the log's last event, and the
+#: Merkle nodes it wrote.  Only :meth:`Database.append_event` and :meth:`~Database.append_events`
+#: add events, under the write lock, and a session is one transaction: nothing else moves them.
+_HEAD = "log_head"
+_NODES = "merkle_nodes_written"
+
+
+def _log_head(session: Session) -> ChainHead | None:
+    """The last event of the log as this transaction sees it (read once, then kept)."""
+    head: ChainHead | None = session.info.get(_HEAD)
+    if head is None:
+        table = _t(CustodyEventRow)
+        last = _run(session, sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+        head = None if last is None else ChainHead(seq=last.seq, hash=last.hash)
+    return head
 
 
 def build_merkle_nodes(bind: sa.Connection) -> None:

@@ -7,10 +7,10 @@ placed in three steps: the bytes are uploaded to a temporary key (``<prefix>/tmp
 while they are hashed; the uploaded object is read back and hashed again (what the store holds,
 not what we sent, is what gets a name); then it is copied server-side under its content address,
 unless an intact copy is there already -- an object under a content address is never written
-over with other bytes (identical bytes are copied over it again, which also makes the object
-new enough for ``fsck`` to leave alone while the record that claims it is being committed).
-A process killed at any point leaves at most a ``tmp/*.part`` object
-(``fsck`` lists and removes those), never an object under an address its bytes do not match.
+over (only a damaged one is replaced, after being copied to ``quarantine/``).  A process killed
+at any point leaves at most a ``tmp/*.part`` object or an unfinished multipart upload under
+``tmp/`` (``fsck`` lists and removes both), never an object under an address its bytes do not
+match.
 
 Two writers storing the same new bytes at the same moment may both copy them into place; both
 copies are the verified bytes of that address, so what is stored is the same either way.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import os
 import tempfile
 import uuid
@@ -51,6 +52,13 @@ def parse_blobs_url(url: str, *, where: str = "--blobs") -> tuple[str, str]:
         raise InputError("not an object-store URL: use s3://bucket or s3://bucket/prefix", where=where)
     if protocol not in ("s3", "s3a"):
         raise InputError(f"unsupported blob store {protocol!r}: use s3://bucket/prefix", where=where)
+    if "@" in rest.split("/", 1)[0]:
+        # A key in the URL would be written into catalog.toml and shown in messages.
+        raise InputError(
+            "the URL must not hold an access key or secret: give them the AWS way (environment"
+            " variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, a role)",
+            where=where,
+        )
     if any(part in ("", ".", "..") for part in rest.split("/")):
         raise InputError("the bucket and prefix must not contain empty, '.' or '..' parts", where=where)
     return ("s3" if protocol == "s3a" else protocol), rest
@@ -67,6 +75,12 @@ def check_endpoint_url(url: str, *, where: str = "--blobs-endpoint") -> str:
         raise InputError(f"not an endpoint URL ({exc})", where=where) from exc
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise InputError("not an endpoint URL: use http(s)://host[:port]", where=where)
+    if parsed.username is not None or parsed.password is not None:
+        raise InputError(
+            "the endpoint URL must not hold a user name or password: give the keys the AWS way"
+            " (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials)",
+            where=where,
+        )
     return url
 
 
@@ -80,8 +94,12 @@ class ObjectBlobStore:
         *,
         endpoint_url: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        where: str = "--blobs",
+        endpoint_where: str = "--blobs-endpoint",
     ) -> None:
-        protocol, self.root = parse_blobs_url(url)
+        """*where* and *endpoint_where* name the settings *url* and *endpoint_url* came from,
+        for error messages."""
+        protocol, self.root = parse_blobs_url(url, where=where)
         self.url = f"{protocol}://{self.root}"
         self.algorithms = tuple(algorithms)
         options: dict[str, Any] = dict(storage_options or {})
@@ -93,7 +111,7 @@ class ObjectBlobStore:
                     "an S3 blob store needs s3fs: pip install 'evidence-catalog[s3]'", where=self.url
                 ) from exc
             if endpoint_url is not None:
-                check_endpoint_url(endpoint_url, where=f"{self.url}: endpoint_url")
+                check_endpoint_url(endpoint_url, where=endpoint_where)
             endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
                 options.setdefault("client_kwargs", {}).setdefault("endpoint_url", endpoint)
@@ -122,13 +140,15 @@ class ObjectBlobStore:
             raise StorageError(f"cannot reach the blob store ({_reason(exc)})", where=self.url) from exc
 
     def open(self, sha256: str) -> BinaryIO:
-        """Open a stored blob for reading (``FileNotFoundError`` when it is not there)."""
+        """Open a stored blob for reading (``FileNotFoundError`` when it is not there); a read
+        that fails later (the connection lost midway) is a :class:`StorageError` too."""
         try:
-            return cast(BinaryIO, self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none"))
+            stored = self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none")
         except FileNotFoundError:
             raise
         except Exception as exc:  # fsspec back-ends raise their own types
             raise StorageError(f"cannot read from the blob store ({_reason(exc)})", where=self.url) from exc
+        return cast(BinaryIO, _ObjectReader(stored, self.url))
 
     def sync(self) -> None:
         """Nothing to do: an object is durable once its upload completes."""
@@ -186,23 +206,28 @@ class ObjectBlobStore:
         quarantined = None
         state = self._state_of(final, digests.sha256, size)
         if state == "intact":
-            # Copied again all the same (the same verified bytes, server-side): the object may be
-            # removed between this check and the commit that claims it (fsck --remove of what was
-            # an old orphan); the fresh copy is there, and new enough for fsck to leave alone.
-            self.fs.copy(tmp_key, final)
+            # Left as it is: never written over, not even with the same bytes (a write-once
+            # bucket policy would refuse it; a versioned bucket would keep another version).
+            # Should fsck --remove take it as an orphan before the record that claims it is
+            # committed, that commit finds it gone and fails (the catalog checks under its
+            # write lock, under which fsck deletes).
             return None, False
         if state == "damaged":
-            # A copy that no longer has its address's bytes is moved aside (kept: it is itself
-            # evidence of what happened) so that the good bytes in hand can take its place.
+            # A copy that no longer has its address's bytes is copied aside (kept: it is itself
+            # evidence of what happened); then the good bytes in hand take its place in one
+            # server-side copy (an object is replaced whole or not at all: should the copy
+            # fail, the damaged object is still there and still quarantined, never nothing).
             moved = f"{self.root}/quarantine/{digests.sha256}.{uuid.uuid4().hex}"
             self.fs.copy(final, moved)
-            self.fs.rm(final)
             quarantined = moved.removeprefix(f"{self.root}/")
         self.fs.copy(tmp_key, final)
         info = self.fs.info(final)
         if int(info.get("size", -1)) != size:
+            if quarantined is None:  # this call made it: no other bytes under the address
+                self._remove_quietly(final)
             raise StorageError(
-                f"the copy under {digests.sha256} has {info.get('size')} bytes, not {size}", where=self.url
+                f"the copy under {digests.sha256} has {info.get('size')} bytes, not {size}; nothing was stored",
+                where=self.url,
             )
         return quarantined, True
 
@@ -237,11 +262,19 @@ class ObjectBlobStore:
     @contextmanager
     def local_copy(self, sha256: str) -> Iterator[Path]:
         """A temporary local file holding the blob's bytes (removed afterwards)."""
-        fd, name = tempfile.mkstemp(prefix="evidence-catalog-", suffix=".blob")
         try:
-            with open(fd, "wb") as local, self.open(sha256) as stored:
-                while block := stored.read(PART_SIZE):
-                    local.write(block)
+            fd, name = tempfile.mkstemp(prefix="evidence-catalog-", suffix=".blob")
+        except OSError as exc:
+            raise StorageError(f"cannot make a local copy of {sha256} ({exc.strerror})", where=self.url) from exc
+        try:
+            try:
+                with open(fd, "wb") as local, self.open(sha256) as stored:
+                    while block := stored.read(PART_SIZE):
+                        local.write(block)
+            except FileNotFoundError as exc:
+                raise StorageError(f"{sha256} is not in the blob store", where=self.url) from exc
+            except OSError as exc:  # the local disk (full?)
+                raise StorageError(f"cannot make a local copy of {sha256} ({exc.strerror})", where=self.url) from exc
             yield Path(name)
         finally:
             os.unlink(name)
@@ -282,21 +315,113 @@ class ObjectBlobStore:
         yield from self._entries("sha256", now, blobs=True)
 
     def temporary(self, now: float) -> Iterator[StoreEntry]:
-        """Unfinished uploads (``tmp/*.part`` a killed process left)."""
+        """Unfinished uploads a killed process left: ``tmp/*.part`` objects, and multipart
+        uploads under ``tmp/`` never completed (their parts are stored, and billed, but no
+        listing of objects shows them; the entry's path ends ``#upload=<UploadId>``)."""
         yield from self._entries("tmp", now)
+        yield from self._multipart_uploads(now)
+
+    def _multipart_uploads(self, now: float) -> Iterator[StoreEntry]:
+        bucket, _, prefix = f"{self.root}/tmp/".partition("/")
+        marker: dict[str, str] = {}
+        protocol = self.url.split("://")[0]
+        while True:
+            try:
+                page = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix, **marker)
+            except Exception as exc:  # fsspec back-ends raise their own types
+                raise StorageError(f"cannot list the blob store ({_reason(exc)})", where=self.url) from exc
+            for upload in page.get("Uploads", []):
+                key, upload_id = upload["Key"], upload["UploadId"]
+                started = upload.get("Initiated")
+                when = started.timestamp() if isinstance(started, dt.datetime) else now
+                yield StoreEntry(
+                    path=f"{protocol}://{bucket}/{key}{_UPLOAD_MARK}{upload_id}",
+                    size=self._parts_size(bucket, key, upload_id),
+                    age_seconds=max(0.0, now - when),
+                )
+            if not page.get("IsTruncated"):
+                return
+            marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+
+    def _parts_size(self, bucket: str, key: str, upload_id: str) -> int:
+        """The bytes an unfinished multipart upload holds (0 when they cannot be listed)."""
+        try:
+            page = self.fs.call_s3("list_parts", Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception:  # noqa: BLE001  (the size is for the listing only)
+            return 0
+        return sum(int(part.get("Size", 0)) for part in page.get("Parts", []))
 
     def quarantined(self, now: float) -> Iterator[StoreEntry]:
         """Damaged copies moved aside (kept: they are evidence of the damage)."""
         yield from self._entries("quarantine", now)
 
     def delete(self, entry: StoreEntry) -> None:
-        """Delete a blob or temporary object :meth:`stored` or :meth:`temporary` listed."""
+        """Delete a blob or temporary object :meth:`stored` or :meth:`temporary` listed (an
+        unfinished multipart upload is aborted)."""
+        path, mark, upload_id = entry.path.split("://", 1)[1].partition(_UPLOAD_MARK)
         try:
-            self.fs.rm(entry.path.split("://", 1)[1])
+            if mark:
+                bucket, _, key = path.partition("/")
+                self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+            else:
+                self.fs.rm(path)
         except FileNotFoundError:
             return
         except Exception as exc:  # fsspec back-ends raise their own types
             raise StorageError(f"cannot delete from the blob store ({_reason(exc)})", where=self.url) from exc
+
+
+class _ObjectReader(io.RawIOBase):
+    """A stored object opened for reading, whose failures are raised as :class:`StorageError`
+    (fsspec back-ends raise their own types: botocore's, aiohttp's)."""
+
+    def __init__(self, stored: Any, url: str) -> None:
+        super().__init__()
+        self._stored = stored
+        self._url = url
+
+    def _failed(self, exc: Exception) -> StorageError:
+        return StorageError(f"cannot read from the blob store ({_reason(exc)})", where=self._url)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._stored.read(len(buffer))
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        view = memoryview(buffer).cast("B")
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return bytes(self._stored.read(size))
+        except Exception as exc:
+            raise self._failed(exc) from exc
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return int(self._stored.seek(offset, whence))
+        except Exception as exc:
+            raise self._failed(exc) from exc
+
+    def tell(self) -> int:
+        return int(self._stored.tell())
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._stored.close()
+        super().close()
+
+
+#: How :meth:`ObjectBlobStore.temporary` marks an unfinished multipart upload in an entry's path.
+_UPLOAD_MARK = "#upload="
 
 
 def _discard(writer: Any) -> None:

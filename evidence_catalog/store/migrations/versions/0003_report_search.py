@@ -40,10 +40,15 @@ def upgrade() -> None:
     op.create_index("ix_report_term_kind_value", "report_term", ["kind", "value"])
     bind = op.get_bind()
     if bind.dialect.name == "sqlite":
-        from evidence_catalog.store.search import FTS_CREATE
-
-        op.execute(FTS_CREATE)
+        op.execute(FTS_CREATE_0003)
     _index_existing_reports(bind)
+
+
+#: The FTS5 table as this revision made it (0007 makes it anew, with words made in Python).
+FTS_CREATE_0003 = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS report_fts USING fts5"
+    "(body, content='', tokenize='unicode61 remove_diacritics 2')"
+)
 
 
 def _index_existing_reports(bind: sa.Connection) -> None:
