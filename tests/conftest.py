@@ -183,9 +183,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.getoption("--backend") != "postgresql":
         return
     skip = pytest.mark.skip(reason="looks inside the SQLite file itself; the PostgreSQL run covers the rest")
+    fewer: set[int] = set()
     for item in items:
         if "sqlite_only" in item.keywords:
             item.add_marker(skip)
+        _fewer_examples(getattr(item, "obj", None), fewer)
+
+
+#: The PostgreSQL run's share of a property test's examples.  The SQLite run draws them all; this
+#: run is there for what the database changes (types, transactions, ordering, search), which a
+#: quarter of them reaches: it keeps the suite's time within bounds on a 2-core machine.
+PG_EXAMPLES_SHARE = 4
+
+
+def _fewer_examples(test: object, done: set[int]) -> None:
+    """Give a hypothesis test a quarter of its examples (at least 5), once per function (the
+    items of a parametrised test share it)."""
+    current = getattr(test, "_hypothesis_internal_use_settings", None)
+    if current is None or id(test) in done or not getattr(test, "is_hypothesis_test", False):
+        return
+    done.add(id(test))
+    share = max(5, current.max_examples // PG_EXAMPLES_SHARE)
+    test._hypothesis_internal_use_settings = settings(current, max_examples=min(share, current.max_examples))  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
