@@ -2963,6 +2963,8 @@ class Catalog:
         for number, stamp in enumerate(self.db.timestamps(session, "granted"), 1):
             if stamp.subject_kind != "checkpoint" or stamp.token is None:
                 continue
+            if not stamp.subject.isdecimal():
+                continue  # a damaged row: verify names it; nothing to export for it
             stamped = self.db.checkpoint(session, int(stamp.subject))
             if stamped is None:
                 continue

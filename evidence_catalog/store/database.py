@@ -582,7 +582,9 @@ class CatalogDatabase:
             query = query.where(table.c.subject == subject)
         if action is not None:
             query = query.where(table.c.action == action)
-        for row in _run(session, query):
+        # Streamed (a server-side cursor on PostgreSQL, whose driver otherwise fetches the whole
+        # result at once): verifying a log of millions of events holds one page at a time.
+        for row in _run(session, query.execution_options(stream_results=True, yield_per=2000)):
             yield _event_document(tuple(row))
 
     def events_by_action(self, session: Session, action: str) -> list[model.CustodyEvent]:
