@@ -49,7 +49,7 @@ demo: $(STAMP)
 # Left out of the PostgreSQL run: tests that make no catalog, and those that choose their
 # databases themselves and already run on both (migrations, concurrency, crashes, blob stores).
 # Property tests draw a quarter of their examples there (tests/conftest.py).
-PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore objectstore migrations \
+PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore objectstore migrations review_fixes \
 	concurrency crash,--ignore=tests/test_$(f).py)
 
 test: $(STAMP)

@@ -900,14 +900,21 @@ class Catalog:
                 catalogued = self.db.artifact(session, blob.sha256)
             if catalogued is not None:
                 return catalogued
-        with self.blobs.local_copy(blob.sha256) as stored:
-            media_type = sniff_media_type(stored)
-            return model.Artifact(
-                digests=blob.digests,
-                size=blob.size,
-                media_type=media_type,
-                metadata=extract_metadata(stored, media_type),
-            )
+        try:
+            with self.blobs.local_copy(blob.sha256) as stored:
+                media_type = sniff_media_type(stored)
+                return model.Artifact(
+                    digests=blob.digests,
+                    size=blob.size,
+                    media_type=media_type,
+                    metadata=extract_metadata(stored, media_type),
+                )
+        except FileNotFoundError as exc:  # removed since it was stored: by fsck --remove, as an orphan
+            raise StorageError(
+                f"the stored bytes {blob.sha256} were removed before they could be catalogued (a concurrent"
+                " `fsck --remove` took them for an orphan?); nothing was changed: run the command again",
+                where=self.blobs.label,
+            ) from exc
 
     # -- capturing online media --------------------------------------------------------------
 
