@@ -151,10 +151,11 @@ _UTF16_ORDER_DIFFERS = re.compile("[\ue000-\U0010ffff]")
 
 
 def _plain(value: Any) -> bool:
-    """Whether *value* is JSON that ``json.dumps`` writes exactly as RFC 8785 does (exact
-    built-in types only: a subclass may serialise differently in the two)."""
+    """Whether *value* is JSON that ``json.dumps`` writes exactly as RFC 8785 does: exact
+    built-in types, except that a string may be of a subclass (an enum of strings, as the
+    converter leaves them): both write its characters, whatever its methods say."""
     kind = type(value)
-    if kind is str or value is None or kind is bool:
+    if isinstance(value, str) or value is None or kind is bool:
         return True
     if kind is int:
         return bool(-_SAFE_INTEGER <= value <= _SAFE_INTEGER)
