@@ -498,6 +498,8 @@ class Catalog:
             parse_blobs_url(blobs)
             if blobs_endpoint_url is not None:
                 check_endpoint_url(blobs_endpoint_url)
+            # Reached, and writable, before anything is made (not only at the first add).
+            ObjectBlobStore(blobs, endpoint_url=blobs_endpoint_url).check_writable()
         config = CatalogConfig(
             algorithms=tuple(algorithms),
             operator=default_operator,
@@ -550,7 +552,10 @@ class Catalog:
             # Leave nothing half-made behind (only what this call made): init can be run again.
             if db is not None:
                 if created_schema and database_url is not None:
-                    db.drop_schema()  # a shared server: leave the database empty again
+                    # A shared server: leave the database empty again.  Should that fail too
+                    # (the server gone), the first error is the one to report.
+                    with contextlib.suppress(DatabaseError, OSError):
+                        db.drop_schema()
                 db.close()
             if existed:
                 shutil.rmtree(directory / BLOBS_DIR, ignore_errors=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import socket
 import tempfile
 import time
@@ -880,6 +881,30 @@ def test_init_refuses_a_blob_store_that_does_not_outlive_the_process(
 ) -> None:
     result = run_cli("init", tmp_path / "catalog", "--blobs", "memory://evidence/blobs")
     assert result.code == 2 and result.err.startswith("error: --blobs:")
+
+
+def test_init_refuses_a_store_it_cannot_write_and_makes_nothing(
+    run_cli: Callable[..., Any], s3_backend: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing bucket or missing credentials are found at init, not at the first add."""
+    fail_fast(monkeypatch)
+    missing = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/team"
+    result = run_cli("init", tmp_path / "catalog", "--blobs", missing, "--blobs-endpoint", s3_backend.endpoint)
+    assert result.code == 2, result.err
+    assert result.err.startswith(f"error: {missing}: the blob store cannot be written (")
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "catalog").exists()
+    keys = {name: os.environ[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    for name in keys:
+        monkeypatch.delenv(name)
+    result = run_cli("init", tmp_path / "catalog", "--blobs", s3_backend.url, "--blobs-endpoint", s3_backend.endpoint)
+    assert result.code == 2 and "the blob store cannot be written" in result.err and "credentials" in result.err
+    assert not (tmp_path / "catalog").exists()
+    for name, value in keys.items():  # the credentials back: init succeeds, its probe not left behind
+        monkeypatch.setenv(name, value)
+    made = run_cli("init", tmp_path / "catalog", "--blobs", s3_backend.url, "--blobs-endpoint", s3_backend.endpoint)
+    assert made.code == 0, made.err
+    assert s3_backend.names("tmp") == []
 
 
 @pytest.mark.parametrize("endpoint", ["not-a-url", "ftp://127.0.0.1:21", ""])

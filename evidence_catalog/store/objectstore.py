@@ -153,6 +153,18 @@ class ObjectBlobStore:
     def sync(self) -> None:
         """Nothing to do: an object is durable once its upload completes."""
 
+    def check_writable(self) -> None:
+        """Write and remove an empty object under ``tmp/``: a missing bucket, missing
+        credentials or a key without write permission is a :class:`StorageError` now (at
+        ``init``) rather than at the first add."""
+        probe = f"{self.root}/tmp/{uuid.uuid4().hex}.part"
+        try:
+            self.fs.pipe_file(probe, b"")
+        except Exception as exc:  # fsspec back-ends raise their own types
+            reason = _reason(exc)
+            raise StorageError(f"the blob store cannot be written ({reason})", where=self.url) from exc
+        self._remove_quietly(probe)
+
     def put_stream(
         self, stream: Readable, *, progress: ProgressCallback | None = None, defer_sync: bool = False
     ) -> StoredBlob:
