@@ -2661,7 +2661,7 @@ class Catalog:
             raise StorageError("the catalog is read-only, so an export could not be logged; nothing was written")
         # A short temporary name: the target's own name may already be as long as names can be.
         tmp = target.with_name(f".export-{uuid.uuid4().hex[:12]}.part")
-        placed = False
+        placed = logged_export = False
         try:
             redaction = None
             if format == "bagit":
@@ -2702,14 +2702,23 @@ class Catalog:
                 else:
                     place_new_file(tmp, target)
                 placed = True
-                fsync_dir(target.parent)
             except OSError as exc:
-                kept, tmp = tmp, target.with_name(f".export-{uuid.uuid4().hex[:12]}.kept")  # not removed below
+                logged_export = True  # kept below, whatever its name
+                kept = target.with_name(f".export-{uuid.uuid4().hex[:12]}.kept")
                 with contextlib.suppress(OSError):
-                    kept.rename(tmp)
+                    tmp.rename(kept)
+                    tmp = kept
                 raise StorageError(
                     f"the export was written and logged, but could not be given its name ({exc.strerror or exc}); "
                     f"it is complete in {display_path(tmp)}",
+                    where=where,
+                ) from exc
+            try:
+                fsync_dir(target.parent)
+            except OSError as exc:
+                raise StorageError(
+                    f"the export was written, logged and named, but its folder could not be synced to disk"
+                    f" ({exc.strerror or exc}): check it before relying on it",
                     where=where,
                 ) from exc
         except FileExistsError as exc:
@@ -2717,7 +2726,7 @@ class Catalog:
         except OSError as exc:
             raise StorageError(f"export failed ({exc.strerror or exc}); nothing was written", where=where) from exc
         finally:
-            if not placed and tmp.name.endswith(".part"):
+            if not placed and not logged_export and tmp.name.endswith(".part"):
                 if tmp.is_dir() and not tmp.is_symlink():
                     shutil.rmtree(tmp, ignore_errors=True)
                 else:

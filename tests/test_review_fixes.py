@@ -20,6 +20,7 @@ PostgreSQL server (tests/pg_server.py), a real S3-compatible server (moto on 127
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import hashlib
 import io
@@ -833,3 +834,68 @@ def test_any_search_finds_the_same_reports_on_sqlite_and_postgresql(
     two_backends: dict[str, Catalog], query: str
 ) -> None:
     _same_on_both(two_backends, query)
+
+
+# -- 8. an export that cannot be given its name -------------------------------------------------
+
+
+def _exported_events(catalog: Catalog) -> list[Any]:
+    return [e for e in catalog.history() if e.action == Action.RECORDS_EXPORTED]
+
+
+@pytest.mark.parametrize("aside", ["renamed aside", "left under its temporary name"])
+def test_a_logged_export_that_cannot_be_named_is_kept_where_the_error_says(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aside: str
+) -> None:
+    """The export is logged before it is named; when naming it fails, the complete file must be
+    where the message says (it is in the log), never removed."""
+    source = tmp_path / "photo.txt"
+    source.write_text("evidence")
+    catalog.add([source])
+    target = tmp_path / "out" / "export.json"
+    target.parent.mkdir()
+
+    def cannot_link(src: Path, dst: Path) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr("evidence_catalog.catalog.place_new_file", cannot_link)
+    if aside == "left under its temporary name":
+        rename = Path.rename
+
+        def cannot_rename(self: Path, dst: Any) -> Any:
+            if self.name.startswith(".export-"):
+                raise OSError(errno.EACCES, "Permission denied")
+            return rename(self, dst)
+
+        monkeypatch.setattr(Path, "rename", cannot_rename)
+    with pytest.raises(StorageError, match="written and logged, but could not be given its name") as raised:
+        catalog.export(target)
+    monkeypatch.undo()
+    named = raised.value.message.rsplit("it is complete in ", 1)[1]
+    kept = list(target.parent.iterdir())
+    assert len(kept) == 1 and not target.exists()
+    assert kept[0].name == Path(named).name
+    assert kept[0].name.endswith(".kept" if aside == "renamed aside" else ".part")
+    [event] = _exported_events(catalog)
+    assert hashlib.sha256(kept[0].read_bytes()).hexdigest() == event.details["sha256"]
+
+
+def test_an_export_whose_folder_cannot_be_synced_is_named_and_says_so(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "photo.txt"
+    source.write_text("evidence")
+    catalog.add([source])
+    target = tmp_path / "out" / "export.json"
+    target.parent.mkdir()
+
+    def cannot_sync(path: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("evidence_catalog.catalog.fsync_dir", cannot_sync)
+    with pytest.raises(StorageError, match="written, logged and named, but its folder could not be synced"):
+        catalog.export(target)
+    monkeypatch.undo()
+    assert [p.name for p in target.parent.iterdir()] == ["export.json"]
+    [event] = _exported_events(catalog)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == event.details["sha256"]
