@@ -53,9 +53,9 @@ PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore
 	concurrency crash,--ignore=tests/test_$(f).py)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 	@if $(BIN)/python -c "import sys; from tests.pg_server import find_bindir; sys.exit(find_bindir() is None)"; then \
-	    $(BIN)/python -m pytest -q -n 2 --backend postgresql $(PG_IGNORE); \
+	    $(BIN)/python -m pytest -q -n 2 --dist worksteal --backend postgresql $(PG_IGNORE); \
 	elif [ -n "$$CI" ]; then echo "PostgreSQL is not installed: the PostgreSQL run cannot run" >&2; exit 1; \
 	else echo "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL run is left out" >&2; fi
 

@@ -158,7 +158,7 @@ def _distinct(feeds: list[tuple[str, str, list[tuple[list[str], DigestCard | Non
     return True
 
 
-@settings(max_examples=300)
+@settings(max_examples=120)
 @given(_FEEDS.filter(_distinct))
 def test_rendered_digests_parse_back_to_the_same_structure(
     feeds: list[tuple[str, str, list[tuple[list[str], DigestCard | None]]]],
