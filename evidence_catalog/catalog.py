@@ -2327,17 +2327,30 @@ class Catalog:
             # bytes they catalogue are still stored (``_add_artifact``): a blob is either claimed
             # before this looks (kept) or found missing by its claimer (which fails cleanly).
             # The removal is logged in the same transaction.
-            with self.db.write() as session:
-                removed = self._remove_unfinished(session, (*orphans, *temporary), grace_seconds)
-                if removed:
-                    self.db.append_event(
-                        session,
-                        at=self.clock(),
-                        actor=self.operator,
-                        action=Action.CATALOG_FSCK,
-                        subject="catalog",
-                        details={"removed": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]},
-                    )
+            try:
+                with self.db.write() as session:
+                    self._remove_unfinished(session, (*orphans, *temporary), grace_seconds, removed)
+                    if removed:
+                        self.db.append_event(
+                            session,
+                            at=self.clock(),
+                            actor=self.operator,
+                            action=Action.CATALOG_FSCK,
+                            subject="catalog",
+                            details={
+                                "removed": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
+                            },
+                        )
+            except (StorageError, DatabaseError) as exc:
+                if not removed:
+                    raise
+                # Deleting cannot be rolled back: say what is gone, since the log cannot.
+                gone = ", ".join(e.path for e in removed[:5]) + (", ..." if len(removed) > 5 else "")
+                raise StorageError(
+                    f"{len(removed)} unclaimed file(s) were removed ({gone}), but the removal could not be"
+                    f" logged ({exc}); keep this message with the catalog's records",
+                    where=display_path(self.path),
+                ) from exc
         return FsckReport(
             orphaned_blobs=tuple(orphans),
             temporary=tuple(temporary),
@@ -2345,10 +2358,12 @@ class Catalog:
             removed=tuple(removed),
         )
 
-    def _remove_unfinished(self, session: Any, entries: Sequence[FsckEntry], grace_seconds: float) -> list[FsckEntry]:
+    def _remove_unfinished(
+        self, session: Any, entries: Sequence[FsckEntry], grace_seconds: float, removed: list[FsckEntry]
+    ) -> None:
         """Delete the listed orphans and temporary files older than *grace_seconds* that no
-        artifact claims (checked again in *session*, the write transaction); return those deleted."""
-        removed: list[FsckEntry] = []
+        artifact claims (checked again in *session*, the write transaction); each one deleted
+        is appended to *removed* at once (so that a failure midway still knows them)."""
         for entry in entries:
             if entry.age_seconds < grace_seconds:
                 continue
@@ -2368,7 +2383,6 @@ class Catalog:
             except (OSError, StorageError):
                 continue
             removed.append(entry)
-        return removed
 
     def _add_artifact(self, session: Any, artifact: model.Artifact, *, at: dt.datetime) -> None:
         """Catalogue stored bytes (inside the write transaction *session*), after checking that

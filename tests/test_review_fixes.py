@@ -899,3 +899,26 @@ def test_an_export_whose_folder_cannot_be_synced_is_named_and_says_so(
     assert [p.name for p in target.parent.iterdir()] == ["export.json"]
     [event] = _exported_events(catalog)
     assert hashlib.sha256(target.read_bytes()).hexdigest() == event.details["sha256"]
+
+
+# -- 9. fsck that removed files but cannot log it ------------------------------------------------
+
+
+def test_fsck_that_cannot_log_its_removal_says_what_it_removed(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting cannot be rolled back with the transaction: when the removal cannot be logged,
+    the error names what is gone instead of claiming that nothing changed."""
+    orphan = _orphan(catalog, b"bytes nobody claims")
+    path = _blob_file(catalog, orphan)
+
+    def log_refused(*args: Any, **kwargs: Any) -> Any:
+        raise StorageError("catalog database could not be written (disk full); nothing was changed")
+
+    monkeypatch.setattr(catalog.db, "append_event", log_refused)
+    with pytest.raises(StorageError, match=r"1 unclaimed file\(s\) were removed \(.*" + orphan) as raised:
+        catalog.fsck(remove=True, grace_seconds=0)
+    monkeypatch.undo()
+    assert "could not be logged" in raised.value.message and "nothing was changed;" not in raised.value.message
+    assert not path.exists()
+    assert [e for e in catalog.history() if e.action == Action.CATALOG_FSCK] == []
