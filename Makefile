@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The demo keeps its verifications' memory (remembered checkpoints) in build/, made anew each
+# run: a demo catalog made again at the same path is a new catalog, not a replaced one, and the
+# demo's catalogs do not fill the user's own memory.
+demo: export XDG_STATE_HOME := $(CURDIR)/build/demo-state
 demo: $(STAMP)
-	rm -rf $(DEMO) $(DEMO)-bag $(DEMO)-partner
+	rm -rf $(DEMO) $(DEMO)-bag $(DEMO)-partner build/demo-state
 	$(EC) init $(DEMO) --operator "Demo Analyst <analyst@example.org>" --digest md5
 	$(EC) add --catalog $(DEMO) --tag demo --source-url "https://example.org/synthetic" \
 	    examples/*.jpg examples/*.png examples/*.pdf examples/*.txt examples/*.wav
