@@ -1892,14 +1892,7 @@ class Catalog:
         with self.db.write() as session:
             if code in {c.code for c in self._categories(session)}:
                 raise InputError(f"category {code!r} is defined already; choose another code", where="category")
-            self.db.append_event(
-                session,
-                at=self.clock(),
-                actor=self.operator,
-                action=Action.CATEGORY_DEFINED,
-                subject="catalog",
-                details={"category": attrs.asdict(category)},
-            )
+            self._log_catalog_event(Action.CATEGORY_DEFINED, {"category": attrs.asdict(category)}, session)
         return category
 
     def categories(self) -> list[Category]:
@@ -2331,16 +2324,8 @@ class Catalog:
                 with self.db.write() as session:
                     self._remove_unfinished(session, (*orphans, *temporary), grace_seconds, removed)
                     if removed:
-                        self.db.append_event(
-                            session,
-                            at=self.clock(),
-                            actor=self.operator,
-                            action=Action.CATALOG_FSCK,
-                            subject="catalog",
-                            details={
-                                "removed": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
-                            },
-                        )
+                        listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
+                        self._log_catalog_event(Action.CATALOG_FSCK, {"removed": listed}, session)
             except (StorageError, DatabaseError) as exc:
                 if not removed:
                     raise
@@ -2401,12 +2386,15 @@ class Catalog:
             )
         self.db.add_artifact(session, artifact, at=at)
 
-    def _log_catalog_event(self, action: str, details: dict[str, Any]) -> model.CustodyEvent:
-        """Append one event about the catalog as a whole, by this catalog's operator, now."""
-        with self.db.write() as session:
-            return self.db.append_event(
-                session, at=self.clock(), actor=self.operator, action=action, subject="catalog", details=details
-            )
+    def _log_catalog_event(self, action: str, details: dict[str, Any], session: Any = None) -> model.CustodyEvent:
+        """Append one event about the catalog as a whole, by this catalog's operator, now: in the
+        write transaction *session*, or in a transaction of its own."""
+        if session is None:
+            with self.db.write() as own:
+                return self._log_catalog_event(action, details, own)
+        return self.db.append_event(
+            session, at=self.clock(), actor=self.operator, action=action, subject="catalog", details=details
+        )
 
     # -- the log's key, checkpoints and proofs ---------------------------------------------
 
