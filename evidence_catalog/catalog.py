@@ -915,11 +915,7 @@ class Catalog:
                     metadata=extract_metadata(stored, media_type),
                 )
         except FileNotFoundError as exc:  # removed since it was stored: by fsck --remove, as an orphan
-            raise StorageError(
-                f"the stored bytes {blob.sha256} were removed before they could be catalogued (a concurrent"
-                " `fsck --remove` took them for an orphan?); nothing was changed: run the command again",
-                where=self.blobs.label,
-            ) from exc
+            raise self._bytes_gone(blob.sha256) from exc
 
     # -- capturing online media --------------------------------------------------------------
 
@@ -2379,12 +2375,16 @@ class Catalog:
         an orphan) fail the whole transaction -- never a record claiming bytes the store lacks.
         """
         if not self.blobs.exists(artifact.sha256):
-            raise StorageError(
-                f"the stored bytes {artifact.sha256} were removed before they could be catalogued (a concurrent"
-                " `fsck --remove` took them for an orphan?); nothing was changed: run the command again",
-                where=self.blobs.label,
-            )
+            raise self._bytes_gone(artifact.sha256)
         self.db.add_artifact(session, artifact, at=at)
+
+    def _bytes_gone(self, sha256: str) -> StorageError:
+        """The error for stored bytes that vanished before the record claiming them committed."""
+        return StorageError(
+            f"the stored bytes {sha256} were removed before they could be catalogued (a concurrent"
+            " `fsck --remove` took them for an orphan?); nothing was changed: run the command again",
+            where=self.blobs.label,
+        )
 
     def _log_catalog_event(self, action: str, details: dict[str, Any], session: Any = None) -> model.CustodyEvent:
         """Append one event about the catalog as a whole, by this catalog's operator, now: in the
