@@ -9,10 +9,12 @@ EC := $(BIN)/evidence-catalog
 
 .PHONY: venv demo test lint bench schemas clean
 
-$(STAMP): pyproject.toml
+# --no-compile: Python compiles each module the first time it is imported; compiling all of
+# every dependency up front (moto and botocore are large) cost half a minute of a fresh install.
+$(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-compile -c .ci/constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
