@@ -16,9 +16,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 EXISTING_SERVER_ENV = "EVIDENCE_CATALOG_TEST_POSTGRESQL"
 
@@ -51,6 +53,11 @@ class PostgresServer:
         self.data_dir: Path | None = None
         self.process_user: str | None = None
         self.bindir: Path | None = None
+        self._strategy: str | None = None
+        #: The connection making the next database, and that database's name (see new_database).
+        self._maker: Any = None
+        self._next: str | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> PostgresServer:
         if self.url_base is not None:
@@ -119,18 +126,61 @@ class PostgresServer:
         return self.url_base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
 
     def new_database(self) -> str:
-        """Create an empty database; return its SQLAlchemy URL."""
+        """Create an empty database; return its SQLAlchemy URL.
+
+        Each call also starts making the one the next call will give: ``CREATE DATABASE``
+        copies the template's files (about a tenth of a second), which every test would
+        otherwise wait for.  The statement is sent on a connection of its own without waiting
+        for it (libpq's asynchronous ``PQsendQuery``: no thread) and collected by the next call.
+        """
+        with self._lock:  # tests racing two inits call this from two threads
+            name = self._collect_next() if self._next is not None else self._create_now()
+            self._send_next()
+        assert self.url_base is not None
+        return f"{self.url_base}/{name}"
+
+    def _create_statement(self, name: str) -> str:
+        if self._strategy is None:
+            import psycopg
+
+            with psycopg.connect(self._admin(), autocommit=True) as connection:
+                version = int(str(connection.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]
+            # PostgreSQL 15 copies a template through the WAL by default: slow for the many
+            # small databases a test run makes; a file copy is quick.
+            self._strategy = " STRATEGY = FILE_COPY" if version >= 150000 else ""
+        return f'CREATE DATABASE "{name}"{self._strategy}'
+
+    def _create_now(self) -> str:
         import psycopg
 
         name = f"ec_{uuid.uuid4().hex[:16]}"
+        statement = self._create_statement(name)
         with psycopg.connect(self._admin(), autocommit=True) as connection:
-            version = int(str(connection.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]
-            # PostgreSQL 15 copies a template through the WAL by default: slow for the many
-            # small databases a test run makes; a file copy is quick.
-            strategy = " STRATEGY = FILE_COPY" if version >= 150000 else ""
-            connection.execute(f'CREATE DATABASE "{name}"{strategy}')
-        assert self.url_base is not None
-        return f"{self.url_base}/{name}"
+            connection.execute(statement)  # type: ignore[arg-type]
+        return name
+
+    def _send_next(self) -> None:
+        import psycopg
+
+        if self._maker is None or self._maker.closed:
+            self._maker = psycopg.connect(self._admin(), autocommit=True)
+        name = f"ec_{uuid.uuid4().hex[:16]}"
+        self._maker.pgconn.send_query(self._create_statement(name).encode())
+        self._next = name
+
+    def _collect_next(self) -> str:
+        """Wait for the database :meth:`_send_next` asked for; its name."""
+        from psycopg import pq
+
+        assert self._maker is not None and self._next is not None
+        name, self._next = self._next, None
+        errors = []
+        while (result := self._maker.pgconn.get_result()) is not None:
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                errors.append((result.error_message or b"").decode(errors="replace").strip())
+        if errors:
+            raise RuntimeError(f"could not create the test database {name}: {'; '.join(errors)}")
+        return name
 
     def drop_database(self, url: str) -> None:
         """Drop a database made by :meth:`new_database` (closing what still holds it open)."""
@@ -141,6 +191,16 @@ class PostgresServer:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._next is not None and self.data_dir is None:  # an existing server: leave it as found
+            self.drop_database(f"{self.url_base}/{self._collect_next()}")
+        if self._maker is not None:
+            self._maker.close()
+            self._maker = None
+        self._next = None
         if self.data_dir is None or self.bindir is None:
             return
         subprocess.run(

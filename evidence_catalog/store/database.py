@@ -83,6 +83,23 @@ def _known_revisions() -> set[str]:
     return {rev.revision for rev in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
 
 
+def _create_head_schema(connection: sa.Connection) -> None:
+    """Make a new catalog's schema at the newest revision in one step: every table and index
+    the SQLModel tables describe, SQLite's FTS5 table, and the revision stamped.  That is what
+    running every migration from an empty database makes (``tests/test_migrations.py`` compares
+    the two, column by column and index by index), without making each earlier revision's
+    tables and then altering them: a new catalog is made in about half the time."""
+    from alembic import command
+    from sqlmodel import SQLModel
+
+    from evidence_catalog.store.search import FTS_CREATE
+
+    SQLModel.metadata.create_all(connection)
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(FTS_CREATE)
+    command.stamp(_alembic_config(connection), "head")
+
+
 def _alembic_config(connection: sa.Connection | None = None) -> Any:
     from alembic.config import Config
 
@@ -228,8 +245,6 @@ class CatalogDatabase:
 
         A database that already holds a catalog (or cannot be reached) is refused, naming it.
         """
-        from alembic import command
-
         db = cls(_make_engine(url))
         taken = False
         try:
@@ -239,7 +254,7 @@ class CatalogDatabase:
             with db._writer.begin() as connection:
                 taken = sa.inspect(connection).has_table("alembic_version")
                 if not taken:
-                    command.upgrade(_alembic_config(connection), "head")
+                    _create_head_schema(connection)
         except (DatabaseError, OperationalError) as exc:
             db.close()
             raise StorageError(

@@ -92,7 +92,9 @@ class AcquisitionRow(SQLModel, table=True):
     #: of the same item is found when it is captured again.
     requested_url: str | None = Field(default=None, index=True)
     platform_key: str | None = Field(default=None, index=True)
-    outcome: str = Field(default="succeeded")
+    # The server default is the one migration 0002 gave the column (every acquisition before it
+    # succeeded); the library always writes the outcome itself.
+    outcome: str = Field(default="succeeded", sa_column_kwargs={"server_default": "succeeded"})
     #: Order among the acquisitions one event logged (an import logs a record's all at once).
     position: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     body: dict[str, Any] = _json()
