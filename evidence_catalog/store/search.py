@@ -133,18 +133,24 @@ def word_tokens(text: str) -> list[str]:
     """The words of *text* as search sees them, on every database: runs of letters, digits,
     combining marks and private-use characters (everything else separates: ``#Trump-#Putin``
     holds ``trump`` and ``putin``), in NFKC, case folded, marks on Latin, Greek and Cyrillic
-    letters removed.  A script written without spaces (Thai, Chinese, Japanese) gives one word
-    per run, so a search finds such text only by a whole run."""
+    letters removed; marks with no letter or digit to go with (``¯`` is a space and a
+    combining macron in NFKC) are no word.  A script written without spaces (Thai, Chinese,
+    Japanese) gives one word per run, so a search finds such text only by a whole run."""
     tokens: list[str] = []
     current: list[str] = []
+    based = False  # whether the run holds more than combining marks
     for char in searchable(text):
         category = unicodedata.category(char)
-        if category[0] in "LNM" or category == "Co":
+        if category[0] in "LN" or category == "Co":
             current.append(char)
-        elif current:
-            tokens.append("".join(current))
-            current = []
-    if current:
+            based = True
+        elif category[0] == "M":
+            current.append(char)
+        else:
+            if based:
+                tokens.append("".join(current))
+            current, based = [], False
+    if based:
         tokens.append("".join(current))
     return [folded for folded in (_fold(t) for t in tokens) if folded]
 
