@@ -53,7 +53,7 @@ class PostgresServer:
         self.data_dir: Path | None = None
         self.process_user: str | None = None
         self.bindir: Path | None = None
-        self._strategy: str | None = None
+        self._strategy = ""
         #: The connection making the next database, and that database's name (see new_database).
         self._maker: Any = None
         self._next: str | None = None
@@ -134,38 +134,24 @@ class PostgresServer:
         for it (libpq's asynchronous ``PQsendQuery``: no thread) and collected by the next call.
         """
         with self._lock:  # tests racing two inits call this from two threads
-            name = self._collect_next() if self._next is not None else self._create_now()
+            if self._next is None:  # the first call: nothing made ahead yet
+                self._send_next()
+            name = self._collect_next()
             self._send_next()
         assert self.url_base is not None
         return f"{self.url_base}/{name}"
-
-    def _create_statement(self, name: str) -> str:
-        if self._strategy is None:
-            import psycopg
-
-            with psycopg.connect(self._admin(), autocommit=True) as connection:
-                version = int(str(connection.execute("SHOW server_version_num").fetchone()[0]))  # type: ignore[index]
-            # PostgreSQL 15 copies a template through the WAL by default: slow for the many
-            # small databases a test run makes; a file copy is quick.
-            self._strategy = " STRATEGY = FILE_COPY" if version >= 150000 else ""
-        return f'CREATE DATABASE "{name}"{self._strategy}'
-
-    def _create_now(self) -> str:
-        import psycopg
-
-        name = f"ec_{uuid.uuid4().hex[:16]}"
-        statement = self._create_statement(name)
-        with psycopg.connect(self._admin(), autocommit=True) as connection:
-            connection.execute(statement)  # type: ignore[arg-type]
-        return name
 
     def _send_next(self) -> None:
         import psycopg
 
         if self._maker is None or self._maker.closed:
             self._maker = psycopg.connect(self._admin(), autocommit=True)
+            version = int(str(self._maker.execute("SHOW server_version_num").fetchone()[0]))
+            # PostgreSQL 15 copies a template through the WAL by default: slow for the many
+            # small databases a test run makes; a file copy is quick.
+            self._strategy = " STRATEGY = FILE_COPY" if version >= 150000 else ""
         name = f"ec_{uuid.uuid4().hex[:16]}"
-        self._maker.pgconn.send_query(self._create_statement(name).encode())
+        self._maker.pgconn.send_query(f'CREATE DATABASE "{name}"{self._strategy}'.encode())
         self._next = name
 
     def _collect_next(self) -> str:
