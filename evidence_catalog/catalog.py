@@ -131,6 +131,7 @@ from evidence_catalog.store.database import (
     CatalogDatabase,
     EventDraft,
     acquisition_row,
+    artifact_row,
     check_database_url,
     index_rows,
     part_row,
@@ -758,14 +759,8 @@ class Catalog:
         prepared = [self._store_added_file(Path(os.path.abspath(p)), source_url, progress, defer) for p in paths]
         if defer:
             self.blobs.sync()
-        results = []
         with self.db.write() as session:
-            for path, blob, artifact, acquisition, ended_at in prepared:
-                results.append(
-                    self._catalogue_file(
-                        session, path, blob, artifact, acquisition, ended_at, record_id, tags, note, noted
-                    )
-                )
+            results = self._catalogue_files(session, prepared, record_id, tags, note, noted)
         if noted is not None and note is not None:
             noted.update(r.record_id for r in results)
         return results
@@ -807,71 +802,103 @@ class Catalog:
         )
         return path, blob, artifact, acquisition, ended_at
 
-    def _catalogue_file(
+    def _catalogue_files(
         self,
         session: Any,
-        path: Path,
-        blob: StoredBlob,
-        artifact: model.Artifact,
-        acquisition: model.Acquisition,
-        ended_at: dt.datetime,
+        prepared: Sequence[tuple[Path, StoredBlob, model.Artifact, model.Acquisition, dt.datetime]],
         record_id: str | None,
         tags: tuple[str, ...],
         note: str | None,
         noted: set[str] | None,
-    ) -> AddResult:
-        """Catalogue one stored file inside the write transaction *session*."""
+    ) -> list[AddResult]:
+        """Catalogue stored files, in order, inside the write transaction *session*: each as if
+        on its own, with a few queries and one insert per table for them all (per file, they
+        were most of the time a large add took)."""
+        shas = [blob.sha256 for _, blob, _, _, _ in prepared]
         # Another writer may have catalogued these bytes meanwhile: its description wins, so
         # that every event about one artifact carries the same document.
-        catalogued = self.db.artifact(session, blob.sha256)
-        if catalogued is not None:
-            artifact = catalogued
-        new_record = False
-        if record_id is None:
-            holders = self.db.records_holding(session, blob.sha256)
-            if holders:
-                record_id = holders[0]
-            else:
-                record_id, new_record = model.new_id(), True
-        elif not self.db.record_exists(session, record_id):
+        catalogued = self.db.artifacts(session, shas)
+        holders = self.db.holders(session, shas) if record_id is None else {}
+        if record_id is not None and not self.db.record_exists(session, record_id):
             raise NotFoundError(f"no record with id {record_id}", where="record")
-        title = path.name if acquisition.original_path_b64 is None else display_path(path.name)
-        record, note_part = self._new_parts(record_id, new_record, title, tags, note, noted, ended_at)
-        event = self.db.append_event(
-            session,
-            at=ended_at,
-            actor=self.operator,
-            action=Action.ARTIFACT_ADDED,
-            subject=record_id,
-            details={
-                **added_details(record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part),
-                # a stored copy that no longer matched its address was replaced by these bytes
-                "damaged_copy_quarantined": blob.quarantined,
-            },
-        )
-        if record is not None:
-            self.db.add_record(session, record)
-        else:
-            self.db.add_tags(session, record_id, tags)
-        if catalogued is None:
-            self._add_artifact(session, artifact, at=ended_at)
-        attached = self.db.attach_artifact(session, record_id, model.RecordArtifact(artifact=artifact))
-        self.db.add_acquisition(session, record_id, acquisition, event.seq)
-        if note_part is not None:
-            self.db.add_part(session, record_id, "note", note_part, event.seq)
-            if noted is not None:
-                noted.add(record_id)  # a later file of the same batch on this record: noted once
-        return AddResult(
-            path=display_path(path),
-            record_id=record_id,
-            sha256=blob.sha256,
-            size=blob.size,
-            acquisition_id=acquisition.id,
-            new_record=new_record,
-            new_on_record=attached,
-            new_bytes=blob.created,
-            quarantined=blob.quarantined,
-        )
+        existing = {record_id} if record_id is not None else {ids[0] for ids in holders.values()}
+        held = self.db.held_by(session, existing)  # what each record holds, in order
+        have_tags = self.db.tags_of(session, existing) if tags else {}
+        new_artifacts: dict[str, dict[str, Any]] = {}
+        rows: dict[str, list[dict[str, Any]]] = {
+            name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
+        }
+        drafts: list[EventDraft] = []
+        done: list[tuple[AddResult, model.Acquisition, model.Note | None]] = []
+        for path, blob, artifact, acquisition, ended_at in prepared:
+            sha256 = blob.sha256
+            if sha256 in catalogued:
+                artifact = catalogued[sha256]
+            else:
+                if not self.blobs.exists(sha256):  # see _add_artifact
+                    raise self._bytes_gone(sha256)
+                catalogued[sha256] = artifact
+                new_artifacts[sha256] = artifact_row(artifact, ended_at)
+            target, new_record = record_id, False
+            if target is None:
+                if sha256 in holders:
+                    target = holders[sha256][0]
+                else:
+                    target, new_record = model.new_id(), True
+                    holders[sha256] = [target]
+                    held[target] = []
+                    have_tags[target] = set(tags)
+            title = path.name if acquisition.original_path_b64 is None else display_path(path.name)
+            record, note_part = self._new_parts(target, new_record, title, tags, note, noted, ended_at)
+            drafts.append(
+                EventDraft(
+                    at=ended_at,
+                    actor=self.operator,
+                    action=Action.ARTIFACT_ADDED,
+                    subject=target,
+                    details={
+                        **added_details(
+                            record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part
+                        ),
+                        # a stored copy that no longer matched its address was replaced by these bytes
+                        "damaged_copy_quarantined": blob.quarantined,
+                    },
+                )
+            )
+            if record is not None:
+                rows["record"].append(record_row(record))
+                rows["record_tag"] += [{"record_id": target, "tag": tag} for tag in record.tags]
+            elif tags:
+                for tag in sorted(set(tags) - have_tags[target]):
+                    rows["record_tag"].append({"record_id": target, "tag": tag})
+                    have_tags[target].add(tag)
+            attached = sha256 not in held[target]
+            if attached:
+                entry = model.RecordArtifact(artifact=artifact)
+                rows["record_artifact"].append(record_artifact_row(target, entry, len(held[target])))
+                held[target].append(sha256)
+            if note_part is not None and noted is not None:
+                noted.add(target)  # a later file of the same batch on this record: noted once
+            result = AddResult(
+                path=display_path(path),
+                record_id=target,
+                sha256=sha256,
+                size=blob.size,
+                acquisition_id=acquisition.id,
+                new_record=new_record,
+                new_on_record=attached,
+                new_bytes=blob.created,
+                quarantined=blob.quarantined,
+            )
+            done.append((result, acquisition, note_part))
+        events = self.db.append_events(session, drafts)
+        for (result, acquisition, note_part), event in zip(done, events, strict=True):
+            rows["acquisition"].append(acquisition_row(result.record_id, acquisition, event.seq))
+            if note_part is not None:
+                rows["record_part"].append(part_row(result.record_id, "note", note_part, event.seq, 0))
+        rows["artifact"] = list(new_artifacts.values())
+        self.db.insert_rows(session, rows)
+        return [result for result, _, _ in done]
 
     def _new_parts(
         self,

@@ -102,6 +102,20 @@ def make_event(
     details: Mapping[str, Any] | None = None,
 ) -> CustodyEvent:
     """Build the event that follows *previous* (``None`` for the first), with its hash set."""
+    return linked_event(previous, at=at, actor=actor, action=action, subject=subject, details=details)[0]
+
+
+def linked_event(
+    previous: CustodyEvent | ChainHead | None,
+    *,
+    at: dt.datetime,
+    actor: Agent,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any] | None = None,
+) -> tuple[CustodyEvent, dict[str, Any]]:
+    """:func:`make_event`, with the event's document (``unstructure(event)``, made once for
+    its hash and kept for its Merkle leaf)."""
     draft = CustodyEvent(
         seq=1 if previous is None else previous.seq + 1,
         at=at,
@@ -112,7 +126,9 @@ def make_event(
         hash=GENESIS_HASH,
         details=dict(details or {}),
     )
-    return attrs.evolve(draft, hash=content_hash(draft))
+    document = unstructure(draft)
+    document["hash"] = document_hash(document)
+    return attrs.evolve(draft, hash=document["hash"]), document
 
 
 def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:

@@ -203,9 +203,9 @@ def test_a_failure_before_commit_leaves_no_record_claiming_the_file(
     (tmp_path / "f.bin").write_bytes(b"bytes that never get a record")
 
     def fail(*_: object, **__: object) -> None:
-        raise OSError("simulated crash while writing the acquisition")
+        raise OSError("simulated crash while writing the rows")
 
-    monkeypatch.setattr(catalog.db, "add_acquisition", fail)
+    monkeypatch.setattr(catalog.db, "insert_rows", fail)  # the last step, after the event
     with pytest.raises(OSError, match="simulated crash"):
         add_one(catalog, tmp_path / "f.bin")
     monkeypatch.undo()
@@ -749,3 +749,83 @@ def test_a_report_a_claim_rests_on_is_not_linked_away(catalog: Catalog, tmp_path
         catalog.link(report.id, second)
     assert len(catalog.history()) == events
     assert [r.id for r in catalog.record(first).reports] == [report.id]
+
+
+def _normalised(catalog: Catalog, results: list[AddResult]) -> tuple[Any, ...]:
+    """What adding did, with the random ids and the times taken out: records named by the order
+    they were first added to."""
+    names: dict[str, str] = {}
+    for result in results:
+        names.setdefault(result.record_id, f"record {len(names)}")
+    outcome = [(r.path, names[r.record_id], r.sha256, r.new_record, r.new_on_record, r.new_bytes) for r in results]
+    records = []
+    for record_id, name in names.items():
+        record = catalog.record(record_id)
+        records.append(
+            (
+                name,
+                record.title,
+                record.tags,
+                [e.artifact.sha256 for e in record.artifacts],
+                [e.artifact.media_type for e in record.artifacts],
+                [(a.artifact_sha256, a.original_path) for a in record.acquisitions],
+                [n.text for n in record.notes],
+            )
+        )
+
+    def details(event: model.CustodyEvent) -> dict[str, Any]:
+        found = json.loads(json.dumps(event.details))
+        found["acquisition"] = {
+            k: v for k, v in found["acquisition"].items() if k not in ("id", "started_at", "ended_at")
+        }
+        if found["note"] is not None:
+            found["note"] = found["note"]["text"]
+        if found["record"] is not None:
+            del found["record"]["created_at"]
+        return found
+
+    events = [
+        (e.action, names.get(e.subject, e.subject), details(e))
+        for e in catalog.history()
+        if e.action == "artifact.added"
+    ]
+    return outcome, records, events
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first=st.lists(st.integers(0, 4), min_size=1, max_size=8),
+    second=st.lists(st.integers(0, 6), min_size=1, max_size=8),
+    tags=st.lists(st.sampled_from(["a", "b", "Kharkiv"]), max_size=2),
+    note=st.none() | st.just("seen twice"),
+    onto_first=st.booleans(),
+    batch=st.integers(2, 9),
+)
+def test_adding_in_batches_does_what_adding_one_by_one_does(
+    tmp_path_factory: pytest.TempPathFactory,
+    first: list[int],
+    second: list[int],
+    tags: list[str],
+    note: str | None,
+    onto_first: bool,
+    batch: int,
+) -> None:
+    # Repeated bytes in one batch and across calls, tags and a note on records that exist, and
+    # everything onto one given record: each file as if added on its own.
+    base = tmp_path_factory.mktemp("batches")
+    contents = [b"", b"same bytes", b"\x89PNG\r\n\x1a\n not really", b"statement\n", b"%PDF-1.4\n", b"x", b"y"]
+    folder = base / "files"
+    folder.mkdir()
+    firsts = [folder / f"first{n}-{i}" for n, i in enumerate(first)]
+    seconds = [folder / f"second{n}-{i}" for n, i in enumerate(second)]
+    for path in firsts + seconds:
+        path.write_bytes(contents[int(path.name.rsplit("-", 1)[1])])
+    seen = []
+    for size in (1, batch):
+        with Catalog.init(base / f"catalog-{size}", operator=Agent(name="p"), clock=FixedClock()) as catalog:
+            results = catalog.add(firsts, tags=tags, note=note, batch=size)
+            target = results[0].record_id if onto_first else None
+            results += catalog.add(seconds, tags=["later", *tags], note=note, record_id=target, batch=size)
+            assert catalog.verify().ok
+            seen.append(_normalised(catalog, results))
+    assert seen[0] == seen[1]

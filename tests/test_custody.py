@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evidence_catalog import model
-from evidence_catalog.custody import content_hash, make_event, verify_chain
+from evidence_catalog.custody import content_hash, event_leaf, linked_event, make_event, verify_chain
 from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder, Finding
 from evidence_catalog.serialize import canonical_json, to_document, unstructure
 
@@ -50,6 +50,35 @@ def test_first_event_links_to_the_genesis_hash_and_each_next_to_its_predecessor(
     assert log[0].prev_hash == model.GENESIS_HASH
     assert [e.seq for e in log] == [1, 2, 3]
     assert log[1].prev_hash == log[0].hash and log[2].prev_hash == log[1].hash
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53 - 1), 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(), json_values, max_size=5), s.record_ids(), st.integers(0, 10**6))
+def test_a_linked_events_document_is_the_event_itself(details: dict[str, object], subject: str, seq: int) -> None:
+    # The document made once for the hash is the one the Merkle leaf is made from: it must be
+    # exactly what the event unstructures to, hash included.
+    head = None if seq == 0 else build_log(1)[0]
+    if head is not None:
+        head = attrs.evolve(head, seq=seq)
+    event, document = linked_event(
+        head, at=START, actor=model.Agent(name="analyst"), action="note.added", subject=subject, details=details
+    )
+    assert document == unstructure(event)
+    assert event.hash == content_hash(event)
+    assert event_leaf(document) == event_leaf(unstructure(event))
+    assert event == make_event(
+        head, at=START, actor=model.Agent(name="analyst"), action="note.added", subject=subject, details=details
+    )
 
 
 def test_event_hash_is_sha256_of_canonical_object_without_hash_and_schema() -> None:

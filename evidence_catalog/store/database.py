@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
@@ -26,7 +26,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session, col, select
 
 from evidence_catalog import merkle, model
-from evidence_catalog.custody import ChainHead, event_leaf, make_event
+from evidence_catalog.custody import ChainHead, event_leaf, linked_event
 from evidence_catalog.errors import (
     CatalogError,
     CatalogVersionError,
@@ -415,7 +415,7 @@ class CatalogDatabase:
         details: dict[str, Any],
     ) -> model.CustodyEvent:
         """Append one event to the custody log, linked to the last one (the only appender)."""
-        event = make_event(
+        event, document = linked_event(
             _log_head(session),
             at=at,
             actor=actor,
@@ -435,7 +435,7 @@ class CatalogDatabase:
             prev_hash=event.prev_hash,
             hash=event.hash,
         )
-        self._add_leaves(session, [event])
+        self._add_leaves(session, [event], [document])
         return event
 
     def append_events(self, session: Session, drafts: Sequence[EventDraft]) -> list[model.CustodyEvent]:
@@ -443,10 +443,11 @@ class CatalogDatabase:
         insert for all of them (a large ingest writes thousands)."""
         table = _t(CustodyEventRow)
         head: model.CustodyEvent | ChainHead | None = _log_head(session)
-        events = []
+        events, documents = [], []
         for draft in drafts:
-            head = make_event(head, **draft)
+            head, document = linked_event(head, **draft)
             events.append(head)
+            documents.append(document)
         if events:
             _run(
                 session,
@@ -465,13 +466,16 @@ class CatalogDatabase:
                     for e in events
                 ],
             )
-            self._add_leaves(session, events)
+            self._add_leaves(session, events, documents)
         return events
 
-    def _add_leaves(self, session: Session, events: Sequence[model.CustodyEvent]) -> None:
-        """Put new events into the Merkle tree (the perfect subtrees each one completes), and
-        mark the session so that its transaction ends with a checkpoint."""
-        _insert_nodes(session, [(e.seq - 1, event_leaf(unstructure(e))) for e in events])
+    def _add_leaves(
+        self, session: Session, events: Sequence[model.CustodyEvent], documents: Sequence[dict[str, Any]]
+    ) -> None:
+        """Put new events (with their documents) into the Merkle tree (the perfect subtrees
+        each one completes), and mark the session so that its transaction ends with a
+        checkpoint."""
+        _insert_nodes(session, [(e.seq - 1, event_leaf(d)) for e, d in zip(events, documents, strict=True)])
         session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
         session.info["appended"] = True
 
@@ -573,9 +577,9 @@ class CatalogDatabase:
         return session.exec(query).first()
 
     def insert_rows(self, session: Session, rows: dict[str, list[dict[str, Any]]]) -> None:
-        """Insert prepared rows, table by table (``record`` first: others refer to it), one
-        statement per table."""
-        for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part"):
+        """Insert prepared rows, table by table (``artifact`` and ``record`` first: others refer
+        to them), one statement per table."""
+        for name in ("artifact", "record", "record_tag", "record_artifact", "acquisition", "record_part"):
             if rows.get(name):
                 _run(session, sa.insert(_ROW_TYPES[name].__table__), rows[name])
 
@@ -639,22 +643,18 @@ class CatalogDatabase:
                 digests, size = f"size {size!r} is not a byte count", 0
             yield row.sha256, size, digests
 
+    def artifacts(self, session: Session, sha256s: Iterable[str]) -> dict[str, model.Artifact]:
+        """The catalogued artifacts among these SHA-256s, by SHA-256 (one query per 500)."""
+        table = _t(ArtifactRow)
+        found: dict[str, model.Artifact] = {}
+        for chunk in _chunks(sha256s):
+            for row in _run(session, sa.select(table).where(table.c.sha256.in_(chunk))):
+                found[row.sha256] = _artifact_from_row(row)
+        return found
+
     def add_artifact(self, session: Session, artifact: model.Artifact, *, at: dt.datetime) -> None:
         """Insert a new artifact (the caller has checked that it is not catalogued yet)."""
-        digests = artifact.digests
-        _insert(
-            session,
-            ArtifactRow,
-            sha256=digests.sha256,
-            size=artifact.size,
-            media_type=artifact.media_type,
-            md5=digests.md5,
-            sha1=digests.sha1,
-            sha512=digests.sha512,
-            blake2b=digests.blake2b,
-            extracted=None if artifact.metadata is None else unstructure(artifact.metadata),
-            stored_at=at,
-        )
+        _run(session, sa.insert(_t(ArtifactRow)), [artifact_row(artifact, at)])
 
     def artifact_bytes(self, session: Session, record_ids: Sequence[str] | None = None) -> int:
         """The bytes of every artifact on these records (all records when ``None``), counted
@@ -687,6 +687,45 @@ class CatalogDatabase:
         table = _t(RecordArtifactRow)
         query = sa.select(table.c.record_id).where(table.c.sha256 == sha256).order_by(table.c.record_id)
         return list(_run(session, query).scalars())
+
+    def holders(self, session: Session, sha256s: Iterable[str]) -> dict[str, list[str]]:
+        """:meth:`records_holding` of many artifacts at once: the ids of the records holding
+        each, oldest first (an artifact no record holds is left out)."""
+        table = _t(RecordArtifactRow)
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(sha256s):
+            query = sa.select(table.c.sha256, table.c.record_id).where(table.c.sha256.in_(chunk))
+            for row in _run(session, query):
+                found.setdefault(row.sha256, []).append(row.record_id)
+        for ids in found.values():
+            ids.sort()
+        return found
+
+    def held_by(self, session: Session, record_ids: Iterable[str]) -> dict[str, list[str]]:
+        """:meth:`artifacts_of` of many records at once (every record given is a key)."""
+        table = _t(RecordArtifactRow)
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(record_ids):
+            found.update((record_id, []) for record_id in chunk)
+            query = (
+                sa.select(table.c.record_id, table.c.sha256)
+                .where(table.c.record_id.in_(chunk))
+                .order_by(table.c.record_id, table.c.position)
+            )
+            for row in _run(session, query):
+                found[row.record_id].append(row.sha256)
+        return found
+
+    def tags_of(self, session: Session, record_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The tags of each of these records (every record given is a key)."""
+        table = _t(RecordTagRow)
+        found: dict[str, set[str]] = {}
+        for chunk in _chunks(record_ids):
+            found.update((record_id, set()) for record_id in chunk)
+            query = sa.select(table.c.record_id, table.c.tag).where(table.c.record_id.in_(chunk))
+            for row in _run(session, query):
+                found[row.record_id].add(row.tag)
+        return found
 
     # -- records -----------------------------------------------------------------------------
 
@@ -1013,6 +1052,22 @@ def _item_key(acquisition: model.Acquisition) -> str | None:
     return item_key(acquisition.extractor, acquisition.platform_id)
 
 
+def artifact_row(artifact: model.Artifact, at: dt.datetime) -> dict[str, Any]:
+    """The ``artifact`` row describing stored bytes, catalogued at *at*."""
+    digests = artifact.digests
+    return {
+        "sha256": digests.sha256,
+        "size": artifact.size,
+        "media_type": artifact.media_type,
+        "md5": digests.md5,
+        "sha1": digests.sha1,
+        "sha512": digests.sha512,
+        "blake2b": digests.blake2b,
+        "extracted": None if artifact.metadata is None else unstructure(artifact.metadata),
+        "stored_at": at,
+    }
+
+
 def record_row(record: model.EvidenceRecord) -> dict[str, Any]:
     """The ``record`` row of a record's own columns."""
     return {
@@ -1080,6 +1135,7 @@ class EventDraft(TypedDict):
 
 
 _ROW_TYPES: dict[str, Any] = {
+    "artifact": ArtifactRow,
     "record": RecordRow,
     "record_tag": RecordTagRow,
     "record_artifact": RecordArtifactRow,
@@ -1097,6 +1153,14 @@ def _t(row_type: type[Any]) -> sa.Table:
 
 def _run(session: Session, statement: sa.Executable, rows: list[dict[str, Any]] | None = None) -> sa.CursorResult[Any]:
     return session.connection().execute(statement, rows)
+
+
+def _chunks(values: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    """Distinct *values* in lists of at most *size* (for ``IN (...)``: SQLite allows at most
+    32,766 parameters a statement, older builds 999)."""
+    distinct = list(dict.fromkeys(values))
+    for start in range(0, len(distinct), size):
+        yield distinct[start : start + size]
 
 
 def _insert(session: Session, row_type: type[Any], **values: Any) -> None:
