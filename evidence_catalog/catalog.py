@@ -2037,8 +2037,7 @@ class Catalog:
         """Tell whether a record with this id exists (a malformed id is an :class:`InputError`)."""
         if not model.is_record_id(record_id):
             raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
-        with self.db.lookup() as connection:
-            return self.db.record_exists_now(connection, record_id)
+        return self.db.record_exists_now(record_id)
 
     def record_ids(self, *, after: str | None = None, limit: int | None = None) -> list[str]:
         """Record ids, oldest first: all, or a page of at most *limit* after the id *after*."""
@@ -2052,8 +2051,7 @@ class Catalog:
         """The ids of the records that hold the artifact with this SHA-256 (an indexed lookup)."""
         if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
             raise InputError(f"{sha256!r} is not a SHA-256 (64 lower-case hex digits)", where="sha256")
-        with self.db.lookup() as connection:
-            return self.db.records_holding_now(connection, sha256)
+        return self.db.records_holding_now(sha256)
 
     #: How many records :meth:`records` reads per query.
     PAGE_SIZE: ClassVar[int] = 500

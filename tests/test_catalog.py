@@ -40,7 +40,7 @@ from evidence_catalog.findings import (
 from evidence_catalog.schema_files import load_schema
 from evidence_catalog.serialize import CHECKPOINT_SCHEMA, SCHEMA_IDS, from_document
 
-from .conftest import FixedClock, database_dialect, json_set, run_sql
+from .conftest import FixedClock, database_dialect, json_set, raw_database, run_sql
 
 
 def add_one(catalog: Catalog, path: Path, **kwargs: Any) -> AddResult:
@@ -829,3 +829,50 @@ def test_adding_in_batches_does_what_adding_one_by_one_does(
             assert catalog.verify().ok
             seen.append(_normalised(catalog, results))
     assert seen[0] == seen[1]
+
+
+def test_lookups_by_record_id_and_by_sha256(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"first file")
+    (tmp_path / "b").write_bytes(b"second file")
+    first = add_one(catalog, tmp_path / "a")
+    second = add_one(catalog, tmp_path / "b")
+    # the first file's bytes put on the second record too: two records hold them
+    again = catalog.add([tmp_path / "a"], record_id=second.record_id)[0]
+    assert again.new_on_record and not again.new_bytes
+    assert catalog.has_record(first.record_id) and catalog.has_record(second.record_id)
+    assert not catalog.has_record(model.new_id())
+    assert catalog.records_with_artifact(first.sha256) == sorted([first.record_id, second.record_id])
+    assert catalog.records_with_artifact(second.sha256) == [second.record_id]
+    assert catalog.records_with_artifact(hashlib.sha256(b"never added").hexdigest()) == []
+    with pytest.raises(InputError, match="not a record id"):
+        catalog.has_record("x'; DROP TABLE record; --")
+    with pytest.raises(InputError, match="not a SHA-256"):
+        catalog.records_with_artifact(first.sha256.upper())
+    # many lookups in a row do not hold connections or leave a transaction open
+    for _ in range(50):
+        assert catalog.has_record(first.record_id)
+    (tmp_path / "c").write_bytes(b"third file")
+    assert add_one(catalog, tmp_path / "c").new_record
+
+
+def test_a_lookup_on_a_dropped_connection_is_a_storage_error_and_the_next_one_works(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    if database_dialect(catalog) != "postgresql":
+        pytest.skip("a connection the server drops is PostgreSQL's (the PostgreSQL run has it)")
+    (tmp_path / "a").write_bytes(b"a file")
+    added = add_one(catalog, tmp_path / "a")
+    assert catalog.has_record(added.record_id)  # a pooled connection now exists
+    # The server ends every other session of this database (a restart or an administrator
+    # would): the pooled connection is dead, and the client learns it only when it uses it.
+    with raw_database(catalog) as connection:
+        ended = connection.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar_one()
+    assert ended >= 1
+    with pytest.raises(StorageError, match="could not be read"):
+        catalog.has_record(added.record_id)
+    # that connection was dropped from the pool, not handed to the next lookup
+    assert catalog.has_record(added.record_id)
+    assert catalog.records_with_artifact(added.sha256) == [added.record_id]

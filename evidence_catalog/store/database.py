@@ -232,10 +232,8 @@ class CatalogDatabase:
         self.engine = engine
         self._read_only = False
         self._writer = engine.execution_options(write=True)
-        self._autocommit = engine
         if engine.dialect.name == "postgresql":
             self._writer = self._writer.execution_options(isolation_level="READ COMMITTED")
-            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         #: The schema revision this database had before :meth:`open` upgraded it, if it did.
         self.upgraded_from: str | None = None
 
@@ -355,24 +353,52 @@ class CatalogDatabase:
         """Release every pooled connection."""
         self.engine.dispose()
 
-    @contextmanager
-    def lookup(self) -> Iterator[sa.Connection]:
-        """A connection for one indexed read: no session and, on PostgreSQL, no transaction
-        around the single statement (one round trip to the server instead of four)."""
-        engine = self._autocommit if self.engine.dialect.name == "postgresql" else self.engine
-        with engine.connect() as connection:
-            yield connection
+    def record_exists_now(self, record_id: str) -> bool:
+        """:meth:`record_exists` as one statement outside any transaction (see :meth:`_lookup`)."""
+        return bool(self._lookup("SELECT 1 FROM record WHERE id = {} LIMIT 1", record_id))
 
-    def record_exists_now(self, connection: sa.Connection, record_id: str) -> bool:
-        """:meth:`record_exists` on a :meth:`lookup` connection."""
-        table = _t(RecordRow)
-        return connection.execute(sa.select(table.c.id).where(table.c.id == record_id)).first() is not None
+    def records_holding_now(self, sha256: str) -> list[str]:
+        """:meth:`records_holding` as one statement outside any transaction."""
+        found = self._lookup("SELECT record_id FROM record_artifact WHERE sha256 = {} ORDER BY record_id", sha256)
+        return [str(row[0]) for row in found]
 
-    def records_holding_now(self, connection: sa.Connection, sha256: str) -> list[str]:
-        """:meth:`records_holding` on a :meth:`lookup` connection."""
-        table = _t(RecordArtifactRow)
-        query = sa.select(table.c.record_id).where(table.c.sha256 == sha256).order_by(table.c.record_id)
-        return list(connection.execute(query).scalars())
+    def _lookup(self, sql: str, value: str) -> list[tuple[Any, ...]]:
+        """Run one indexed ``SELECT`` (*sql* with ``{}`` where its one parameter goes) on a
+        pooled driver connection, in the driver's autocommit mode: no ``BEGIN``, no rollback,
+        no SQLAlchemy statement to build, and on PostgreSQL one round trip.  A lookup by id or
+        SHA-256 took about 0.4 ms of SQLAlchemy's work per call, more than the query.
+
+        A database that cannot be read (a server gone, a dropped connection, a locked or
+        damaged file) is a :class:`StorageError`; other driver errors are raised as
+        SQLAlchemy's, as every other read raises them.  A dropped connection is not returned to
+        the pool: the next lookup gets a new one.
+        """
+        dialect = self.engine.dialect
+        statement = sql.format("?" if dialect.paramstyle == "qmark" else "%s")
+        pooled = self.engine.raw_connection()
+        driver = pooled.driver_connection
+        postgres = dialect.name == "postgresql"
+        try:
+            if postgres:
+                driver.autocommit = True  # type: ignore[union-attr]
+            cursor = pooled.cursor()
+            try:
+                cursor.execute(statement, (value,))
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, driver, None):
+                pooled.invalidate(exc)
+            if isinstance(exc, dialect.loaded_dbapi.OperationalError):
+                raise StorageError(f"catalog database could not be read ({_first_line(exc)})") from exc
+            raise sa.exc.DBAPIError.instance(
+                statement, (value,), exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        finally:
+            if postgres and pooled.is_valid:
+                driver.autocommit = False  # type: ignore[union-attr]
+            pooled.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
