@@ -855,7 +855,7 @@ def test_lookups_by_record_id_and_by_sha256(catalog: Catalog, tmp_path: Path) ->
     assert add_one(catalog, tmp_path / "c").new_record
 
 
-def test_a_lookup_on_a_dropped_connection_is_a_storage_error_and_the_next_one_works(
+def test_a_read_on_a_dropped_connection_is_a_storage_error_and_the_next_one_works(
     catalog: Catalog, tmp_path: Path
 ) -> None:
     if database_dialect(catalog) != "postgresql":
@@ -863,16 +863,25 @@ def test_a_lookup_on_a_dropped_connection_is_a_storage_error_and_the_next_one_wo
     (tmp_path / "a").write_bytes(b"a file")
     added = add_one(catalog, tmp_path / "a")
     assert catalog.has_record(added.record_id)  # a pooled connection now exists
-    # The server ends every other session of this database (a restart or an administrator
-    # would): the pooled connection is dead, and the client learns it only when it uses it.
+    _end_other_sessions(catalog)  # the pooled connection is dead; the client learns it on use
+    with pytest.raises(StorageError, match="could not be read"):
+        catalog.has_record(added.record_id)
+    # that connection was dropped from the pool, not handed to the next lookup
+    assert catalog.has_record(added.record_id)
+    assert catalog.records_with_artifact(added.sha256) == [added.record_id]
+    # and a session's read as well
+    _end_other_sessions(catalog)
+    with pytest.raises(StorageError, match="could not be read"):
+        catalog.record(added.record_id)
+    assert catalog.record(added.record_id).id == added.record_id
+
+
+def _end_other_sessions(catalog: Catalog) -> None:
+    """End every PostgreSQL session of the catalog's database but the one asking (as a server
+    restart or an administrator would): pooled connections die without knowing it."""
     with raw_database(catalog) as connection:
         ended = connection.exec_driver_sql(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).scalar_one()
     assert ended >= 1
-    with pytest.raises(StorageError, match="could not be read"):
-        catalog.has_record(added.record_id)
-    # that connection was dropped from the pool, not handed to the next lookup
-    assert catalog.has_record(added.record_id)
-    assert catalog.records_with_artifact(added.sha256) == [added.record_id]

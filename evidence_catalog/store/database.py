@@ -402,9 +402,16 @@ class CatalogDatabase:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session (a consistent snapshot on SQLite in WAL mode)."""
-        with Session(self.engine) as session:
-            yield session
+        """A read-only session (a consistent snapshot on SQLite in WAL mode).
+
+        A database that cannot be read for the moment (a server gone, a dropped connection, a
+        lock held past the timeout) is a :class:`StorageError`.
+        """
+        try:
+            with Session(self.engine) as session:
+                yield session
+        except OperationalError as exc:
+            raise StorageError(f"catalog database could not be read ({_first_line(exc.orig)})") from exc
 
     @contextmanager
     def write(self) -> Iterator[Session]:
