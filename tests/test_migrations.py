@@ -49,6 +49,7 @@ from sqlmodel import SQLModel
 from evidence_catalog import Agent, Catalog, model
 from evidence_catalog.config import CatalogConfig
 from evidence_catalog.custody import make_event
+from evidence_catalog.errors import CatalogError
 from evidence_catalog.serialize import canonical_json, structure, unstructure
 from evidence_catalog.store import tables  # noqa: F401  (registers the tables on the metadata)
 from evidence_catalog.store.database import HEAD_REVISION, CatalogDatabase, _alembic_config
@@ -916,3 +917,32 @@ def test_an_old_catalog_opened_twice_at_once_logs_one_upgrade(databases: Databas
         upgrades = [e for e in after.history() if e.action == "catalog.upgraded"]
         assert after.verify(record_event=False).ok
     assert [(e.details["from_revision"], e.details["to_revision"]) for e in upgrades] == [("0005", HEAD_REVISION)]
+
+
+def test_an_upgrade_that_fails_changes_nothing_and_says_why(databases: Databases, tmp_path: Path) -> None:
+    """Someone added by hand the column migration 0006 adds: the upgrade fails on it.  The
+    catalog must stay at its old revision with its data, the error must say what failed, and
+    once the obstacle is gone the upgrade goes through."""
+    url = databases.new()
+    with Catalog.init(tmp_path / "catalog", operator=OPERATOR, database=url) as catalog:
+        added = catalog.add([_write(tmp_path / "a.txt", "a")])[0]
+    engine = engine_of(tmp_path / "catalog", url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), "0005")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE report_index ADD COLUMN words TEXT")
+        before = table_rows(engine)
+        with pytest.raises(CatalogError, match=r"could not be upgraded from schema '0005'.*nothing was changed"):
+            Catalog.open(tmp_path / "catalog", operator=OPERATOR)
+        assert revision_of(engine) == [("0005",)]
+        assert table_rows(engine) == before
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE report_index DROP COLUMN words")
+    finally:
+        engine.dispose()
+    with Catalog.open(tmp_path / "catalog", operator=OPERATOR) as catalog:
+        assert catalog.db.upgraded_from == "0005"
+        assert catalog.has_record(added.record_id)
+        assert [e.action for e in catalog.history()].count("catalog.upgraded") == 1
+        assert catalog.verify(record_event=False).ok

@@ -324,7 +324,15 @@ class CatalogDatabase:
                 "read-only; upgrade a writable copy",
                 where=where,
             )
-        db.upgraded_from = db._upgrade()
+        try:
+            db.upgraded_from = db._upgrade()
+        except DatabaseError as exc:  # the upgrade is one transaction: rolled back as a whole
+            db.close()
+            raise CatalogError(
+                f"catalog database could not be upgraded from schema {current!r} to {HEAD_REVISION!r}"
+                f" ({_first_line(exc.orig)}); nothing was changed",
+                where=where,
+            ) from exc
         return db
 
     @property
