@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import puremagic
@@ -19,16 +22,33 @@ DATA = Path(__file__).parent / "data"
 SIGNATURES = Signatures(tables)
 
 
-def _puremagic(head: bytes, foot: bytes, ext: str = "") -> list[tuple[str, float]]:
+Ranking = list[tuple[tuple[float, int], list[tuple[str, str, str]]]]
+
+
+def _ranking(matches: object) -> Ranking:
+    """Matches as ranked groups: (confidence, signature length) and, sorted, the matches that
+    share them.  Within a group puremagic's own order comes from a set (it changes with the hash
+    seed); ours keeps its table's order.  Both must have the same groups in the same order."""
+    groups: Ranking = []
+    for m in matches:  # type: ignore[attr-defined]
+        key = (m.confidence, len(m.byte_match))
+        if groups and groups[-1][0] == key:
+            groups[-1][1].append((m.mime_type, m.name, m.extension))
+        else:
+            groups.append((key, [(m.mime_type, m.name, m.extension)]))
+    return [(key, sorted(members)) for key, members in groups]
+
+
+def _puremagic(head: bytes, foot: bytes, ext: str = "") -> Ranking:
     try:
-        return [(m.mime_type, m.confidence) for m in tables._identify_all(head, foot, ext)]
+        return _ranking(tables._identify_all(head, foot, ext))
     except puremagic.PureError:
         return []
 
 
-def _ours(head: bytes, foot: bytes, ext: str = "") -> list[tuple[str, float]]:
+def _ours(head: bytes, foot: bytes, ext: str = "") -> Ranking:
     try:
-        return [(m.mime_type, m.confidence) for m in SIGNATURES.identify(head, foot, ext)]
+        return _ranking(SIGNATURES.identify(head, foot, ext))
     except puremagic.PureError:
         return []
 
@@ -144,3 +164,38 @@ def test_sniffing_real_media(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     Image.new("RGB", (8, 8)).save(png, format="PNG")
     (tmp_path / "x").write_bytes(png.getvalue())
     assert sniff_media_type(tmp_path / "x") == "image/png"
+
+
+# The module alone (it imports nothing of the package), not the whole package six times.
+MOBI_TIE = """
+import importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("mediatype", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(module.sniff_media_type(Path(sys.argv[2])))
+"""
+
+
+def test_equally_ranked_matches_give_the_same_media_type_whatever_the_hash_seed(tmp_path: Path) -> None:
+    # A MOBI file: "BOOKMOBI" at offset 60 and the end-of-file mark puremagic pairs with it, for
+    # which its table has two equally ranked answers (Mobipocket, and Amazon's mobi8).  puremagic
+    # orders the pair through a set; the first in its table is taken here, in every process.
+    head = bytearray(b"\x00" * 200)
+    head[60:68] = b"BOOKMOBI"
+    path = tmp_path / "book"
+    path.write_bytes(bytes(head) + b"\xe9\x8e\r\n")
+    ranking = SIGNATURES.identify(bytes(head[: tables.max_head]), path.read_bytes()[-tables.max_foot :])
+    best = [m for m in ranking if (m.confidence, len(m.byte_match)) == (ranking[0].confidence, 12)]
+    assert {m.mime_type for m in best} == {"application/x-mobipocket-ebook", "application/vnd.amazon.mobi8-ebook"}
+    answers = set()
+    for seed in ("0", "1", "2", "3", "4", "5"):
+        done = subprocess.run(
+            [sys.executable, "-c", MOBI_TIE, str(mediatype.__file__), str(path)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        answers.add(done.stdout.strip())
+    assert answers == {"application/x-mobipocket-ebook"}

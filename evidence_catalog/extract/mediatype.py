@@ -69,9 +69,10 @@ class Signatures:
     dictionary lookup per group (~140) finds every signature that matches.  The matches, in
     puremagic's order, then go through puremagic's own footer and multi-part checks and its
     ranking, so the result is the one it would give (``tests/test_mediatype.py`` holds the two
-    equal on every signature puremagic has).  Built from puremagic's module-level tables; when a
-    puremagic release no longer has them, :data:`_SIGNATURES` is ``None`` and puremagic's own
-    ``magic_file`` is used.
+    equal on every signature puremagic has), except that equally ranked multi-part matches keep
+    the order of puremagic's table where puremagic's own order depends on the hash seed.  Built
+    from puremagic's module-level tables; when a puremagic release no longer has them,
+    :data:`_SIGNATURES` is ``None`` and puremagic's own ``magic_file`` is used.
     """
 
     def __init__(self, tables: Any) -> None:
@@ -123,15 +124,19 @@ class Signatures:
             start, end = row.offset, row.offset + len(row.byte_match)
             if (foot[start:end] if end != 0 else foot[start:]) == row.byte_match:
                 matches.append(row)
-        extra = set()
+        # puremagic collects these in a set, so two equally ranked ones (a MOBI file's footer
+        # says Mobipocket and Kindle alike) come out in an order that changes with the string
+        # hash seed of the process.  Kept in the order of puremagic's table instead: the same
+        # file always gets the same media type.
+        extra: dict[Any, None] = {}
         for matched in matches:
             for row in self._multi.get(matched.byte_match, ()):
                 start, end = row.offset, row.offset + len(row.byte_match)
                 if row.offset < 0:
                     if (foot[start:end] if end != 0 else foot[start:]) == row.byte_match:
-                        extra.add(row._replace(byte_match=matched.byte_match + row.byte_match))
+                        extra[row._replace(byte_match=matched.byte_match + row.byte_match)] = None
                 elif end <= size and head[start:end] == row.byte_match:
-                    extra.add(row._replace(byte_match=head[matched.offset : end]))
+                    extra[row._replace(byte_match=head[matched.offset : end])] = None
         matches.extend(extra)
         return self._confidence(matches, ext)
 
