@@ -89,6 +89,7 @@ LOOKUP_WARMUP = 200
 PAGE = 50
 SEARCH_SAMPLES = 200
 SEARCH_WARMUP = 20
+SETTLE_LIMIT = 1200  # seconds
 #: A word of the generated digests (the same as ``benchmarks/run.py`` searches for).
 SEARCH_WORD = "причалы"
 
@@ -254,8 +255,13 @@ def _scale_benchmark(catalog_dir: str, files_dir: str, count: int, database: str
         result["add_peak_kib"] = peak_rss_kib()[0]
 
         wanted = LOOKUP_WARMUP + LOOKUP_SAMPLES
-        picks = picker.sample(kept, wanted) if len(kept) >= wanted else picker.choices(kept, k=wanted)
-        ids = [record_id for record_id, _ in picks]
+        # Two disjoint sets of records to ask for: the first right after adding, the second once
+        # the database has settled, then the second again (its pages now in the caches).
+        if len(kept) >= 2 * wanted:
+            both = picker.sample(kept, 2 * wanted)
+            first, second = both[:wanted], both[wanted:]
+        else:
+            first, second = picker.choices(kept, k=wanted), picker.choices(kept, k=wanted)
 
         def has_record(record_id: str) -> None:
             if not catalog.has_record(record_id):
@@ -279,14 +285,53 @@ def _scale_benchmark(catalog_dir: str, files_dir: str, count: int, database: str
             if len(catalog.read_page(catalog.record_ids(after=record_id, limit=PAGE))) > PAGE:
                 raise SystemExit(f"a page after {record_id} has too many records")
 
-        print("    timing lookups ...", file=sys.stderr, flush=True)
-        result["lookups"] = {
-            "has_record": time_calls(has_record, ids, LOOKUP_WARMUP),
-            "records_with_artifact": time_calls(with_artifact, picks, LOOKUP_WARMUP),
-            "record": time_calls(record, ids, LOOKUP_WARMUP),
-            "record_ids": time_calls(id_page, ids, LOOKUP_WARMUP),
-            "read_page": time_calls(record_page, ids, LOOKUP_WARMUP),
-        }
+        def point_lookups(picks: list[tuple[str, str]]) -> dict[str, dict[str, float]]:
+            ids = [record_id for record_id, _ in picks]
+            return {
+                "has_record": time_calls(has_record, ids, LOOKUP_WARMUP),
+                "records_with_artifact": time_calls(with_artifact, picks, LOOKUP_WARMUP),
+            }
+
+        def settle() -> dict[str, object]:
+            """Let the database finish the work the inserts left it, before lookups are timed again.
+
+            PostgreSQL: wait (at most ``SETTLE_LIMIT`` seconds) until no autovacuum worker runs
+            (after a bulk load it vacuums and analyses the new rows, on the CPUs the lookups need),
+            then ``CHECKPOINT``.  SQLite has no background work: ``wal_checkpoint(TRUNCATE)`` folds
+            the write-ahead log into the database file, as the last connection's close would.
+            """
+            import sqlalchemy as sa
+
+            started = time.perf_counter()
+            seen = 0
+            with catalog.db.engine.connect() as connection:
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+                if database == "-":
+                    connection.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
+                else:
+                    while time.perf_counter() - started < SETTLE_LIMIT:
+                        workers = connection.execute(
+                            sa.text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+                        ).scalar_one()
+                        if not workers:
+                            break
+                        seen = max(seen, int(workers))
+                        time.sleep(2)
+                    connection.execute(sa.text("CHECKPOINT"))
+            return {"seconds": time.perf_counter() - started, "autovacuum_workers": seen}
+
+        print("    timing lookups right after adding ...", file=sys.stderr, flush=True)
+        result["lookups_after_adding"] = point_lookups(first)
+        print("    letting the database settle ...", file=sys.stderr, flush=True)
+        result["settle"] = settle()
+        print("    timing lookups, settled ...", file=sys.stderr, flush=True)
+        lookups = point_lookups(second)
+        ids = [record_id for record_id, _ in second]
+        lookups["record"] = time_calls(record, ids, LOOKUP_WARMUP)
+        lookups["record_ids"] = time_calls(id_page, ids, LOOKUP_WARMUP)
+        lookups["read_page"] = time_calls(record_page, ids, LOOKUP_WARMUP)
+        result["lookups"] = lookups
+        result["lookups_again"] = point_lookups(second)
         if digest != "-":
             print("    ingesting the digest and timing search ...", file=sys.stderr, flush=True)
             started = time.perf_counter()
