@@ -6,7 +6,9 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import puremagic
 import pytest
@@ -25,12 +27,12 @@ SIGNATURES = Signatures(tables)
 Ranking = list[tuple[tuple[float, int], list[tuple[str, str, str]]]]
 
 
-def _ranking(matches: object) -> Ranking:
+def _ranking(matches: Iterable[Any]) -> Ranking:
     """Matches as ranked groups: (confidence, signature length) and, sorted, the matches that
     share them.  Within a group puremagic's own order comes from a set (it changes with the hash
     seed); ours keeps its table's order.  Both must have the same groups in the same order."""
     groups: Ranking = []
-    for m in matches:  # type: ignore[attr-defined]
+    for m in matches:
         key = (m.confidence, len(m.byte_match))
         if groups and groups[-1][0] == key:
             groups[-1][1].append((m.mime_type, m.name, m.extension))
