@@ -869,11 +869,100 @@ def test_a_read_on_a_dropped_connection_is_a_storage_error_and_the_next_one_work
     # that connection was dropped from the pool, not handed to the next lookup
     assert catalog.has_record(added.record_id)
     assert catalog.records_with_artifact(added.sha256) == [added.record_id]
-    # and a session's read as well
+    # and a session's read as well (on the pooled connection this read leaves behind)
+    assert catalog.record(added.record_id).id == added.record_id
     _end_other_sessions(catalog)
     with pytest.raises(StorageError, match="could not be read"):
         catalog.record(added.record_id)
     assert catalog.record(added.record_id).id == added.record_id
+
+
+def test_lookups_from_many_threads_at_once_each_get_their_own_answer(catalog: Catalog, tmp_path: Path) -> None:
+    # On PostgreSQL one thread at a time uses the lookups' own connection; the others take
+    # pooled ones.  Every answer must be the one asked for, whichever connection gave it.
+    import threading
+
+    added = []
+    for n in range(4):
+        (tmp_path / f"f{n}").write_bytes(f"file {n}".encode())
+        added.append(add_one(catalog, tmp_path / f"f{n}"))
+    unknown = model.new_id()
+    wrong: list[str] = []
+    start = threading.Barrier(8)
+
+    def ask(which: int) -> None:
+        mine = added[which % 4]
+        start.wait()
+        for _ in range(200):
+            if not catalog.has_record(mine.record_id) or catalog.has_record(unknown):
+                wrong.append(f"has_record in thread {which}")
+            if catalog.records_with_artifact(mine.sha256) != [mine.record_id]:
+                wrong.append(f"records_with_artifact in thread {which}")
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def test_closing_a_catalog_ends_its_lookup_connection(tmp_path: Path, operator: Agent) -> None:
+    catalog = Catalog.init(tmp_path / "cat", operator=operator)
+    if database_dialect(catalog) != "postgresql":
+        catalog.close()
+        pytest.skip("a server session is PostgreSQL's (the PostgreSQL run has it)")
+    (tmp_path / "a").write_bytes(b"a file")
+    added = add_one(catalog, tmp_path / "a")
+    assert catalog.has_record(added.record_id)
+    assert _sessions(catalog) >= 1
+    catalog.close()
+    assert _sessions(catalog) == 0
+
+
+def test_a_forked_process_reads_on_connections_of_its_own_and_leaves_its_parents_working(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    # multiprocessing forks on Linux: a child that inherits an open catalog must not use its
+    # parent's connections (two processes on one socket), nor end them when it closes.
+    import multiprocessing
+
+    (tmp_path / "a").write_bytes(b"a file")
+    added = add_one(catalog, tmp_path / "a")
+    assert catalog.has_record(added.record_id)  # the parent's connections now exist
+    assert catalog.record(added.record_id).id == added.record_id
+    context = multiprocessing.get_context("fork")
+    answers = context.SimpleQueue()
+
+    def child() -> None:
+        answers.put(
+            (
+                catalog.has_record(added.record_id),
+                catalog.records_with_artifact(added.sha256),
+                catalog.record(added.record_id).id,
+            )
+        )
+        catalog.close()  # as a script's child ends: it closes what it holds
+
+    process = context.Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert answers.get() == (True, [added.record_id], added.record_id)
+    # the parent's connections were neither used nor closed by the child
+    assert catalog.has_record(added.record_id)
+    assert catalog.records_with_artifact(added.sha256) == [added.record_id]
+    assert catalog.record(added.record_id).id == added.record_id
+
+
+def _sessions(catalog: Catalog) -> int:
+    """How many sessions of the catalog's own (not the asking one) its PostgreSQL database has."""
+    with raw_database(catalog) as connection:
+        count = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'evidence-catalog' AND pid <> pg_backend_pid()"
+        ).scalar_one()
+    return int(count)
 
 
 def _end_other_sessions(catalog: Catalog) -> None:

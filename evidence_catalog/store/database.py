@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -221,6 +224,21 @@ def _make_pg_engine(url: sa.URL, *, read_only: bool = False) -> sa.Engine:
     return engine
 
 
+#: Every CatalogDatabase made in this process (weakly: a closed and dropped one goes).
+_OPEN_DATABASES: weakref.WeakSet[CatalogDatabase] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A process forked with catalogs open (``multiprocessing`` on Linux does this) must not use
+    its parent's database connections: two processes on one socket garble each other's
+    statements.  Each open catalog's connections are let go of in the child, not closed."""
+    for database in list(_OPEN_DATABASES):
+        database._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class CatalogDatabase:
     """The catalog's database: an index of records, artifacts and the custody log."""
 
@@ -236,6 +254,11 @@ class CatalogDatabase:
             self._writer = self._writer.execution_options(isolation_level="READ COMMITTED")
         #: The schema revision this database had before :meth:`open` upgraded it, if it did.
         self.upgraded_from: str | None = None
+        #: PostgreSQL: a connection of the lookups' own (see :meth:`_lookup`); the lock says
+        #: which thread uses it.
+        self._lookup_connection: Any = None
+        self._lookup_lock = threading.Lock()
+        _OPEN_DATABASES.add(self)
 
     @classmethod
     def create(cls, url: str | sa.URL, *, where: str | None = None) -> CatalogDatabase:
@@ -358,8 +381,20 @@ class CatalogDatabase:
         return before
 
     def close(self) -> None:
-        """Release every pooled connection."""
+        """Release every pooled connection (and the lookups' own)."""
+        with self._lookup_lock:
+            held, self._lookup_connection = self._lookup_connection, None
+            if held is not None:
+                held.close()
         self.engine.dispose()
+
+    def _forget_connections(self) -> None:
+        """In a child process just forked: let go of the parent's connections without closing
+        them (they are the parent's sessions, on sockets both now hold); this process opens its
+        own when it next needs one.  SQLAlchemy's advice for an engine that crosses a fork."""
+        self._lookup_connection = None
+        self._lookup_lock = threading.Lock()  # a thread of the parent's may have held it
+        self.engine.dispose(close=False)
 
     def record_exists_now(self, record_id: str) -> bool:
         """:meth:`record_exists` as one statement outside any transaction (see :meth:`_lookup`)."""
@@ -372,41 +407,70 @@ class CatalogDatabase:
 
     def _lookup(self, sql: str, value: str) -> list[tuple[Any, ...]]:
         """Run one indexed ``SELECT`` (*sql* with ``{}`` where its one parameter goes) on a
-        pooled driver connection, in the driver's autocommit mode: no ``BEGIN``, no rollback,
-        no SQLAlchemy statement to build, and on PostgreSQL one round trip.  A lookup by id or
+        driver connection in the driver's autocommit mode: no ``BEGIN``, no rollback, no
+        SQLAlchemy statement to build, and on PostgreSQL one round trip.  A lookup by id or
         SHA-256 took about 0.4 ms of SQLAlchemy's work per call, more than the query.
+
+        On PostgreSQL the lookups keep a connection of their own, always in autocommit mode,
+        where the server keeps each statement prepared: taking a pooled connection and switching
+        it to autocommit and back cost about as much client time as the round trip itself, and
+        doubled the slowest percent of lookups at a million records.  A thread that finds that
+        connection in use by another takes a pooled one instead.
 
         A database that cannot be read (a server gone, a dropped connection, a locked or
         damaged file) is a :class:`StorageError`; other driver errors are raised as
-        SQLAlchemy's, as every other read raises them.  A dropped connection is not returned to
-        the pool: the next lookup gets a new one.
+        SQLAlchemy's, as every other read raises them.  A dropped connection is not used again:
+        the next lookup gets a new one.
         """
         dialect = self.engine.dialect
         statement = sql.format("?" if dialect.paramstyle == "qmark" else "%s")
+        if dialect.name == "postgresql" and self._lookup_lock.acquire(blocking=False):
+            try:
+                held = self._lookup_connection
+                if held is None:
+                    held = self.engine.raw_connection()
+                    held.detach()  # the lookups' own: closed by close(), never back in the pool
+                    held.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+                    self._lookup_connection = held
+                try:
+                    return self._run_lookup(held, statement, value)
+                finally:
+                    if not held.is_valid:  # dropped by the server: the next lookup opens another
+                        self._lookup_connection = None
+            finally:
+                self._lookup_lock.release()
         pooled = self.engine.raw_connection()
         driver = pooled.driver_connection
         postgres = dialect.name == "postgresql"
         try:
             if postgres:
                 driver.autocommit = True  # type: ignore[union-attr]
-            cursor = pooled.cursor()
+            return self._run_lookup(pooled, statement, value)
+        finally:
+            if postgres and pooled.is_valid:
+                driver.autocommit = False  # type: ignore[union-attr]
+            pooled.close()
+
+    def _run_lookup(self, connection: Any, statement: str, value: str) -> list[tuple[Any, ...]]:
+        """Execute *statement* with *value* on a DB-API *connection* (a SQLAlchemy pool's
+        wrapper); its rows, or the error :meth:`_lookup` describes.  A connection the server
+        dropped is invalidated (closed, never reused)."""
+        dialect = self.engine.dialect
+        try:
+            cursor = connection.cursor()
             try:
                 cursor.execute(statement, (value,))
                 return [tuple(row) for row in cursor.fetchall()]
             finally:
                 cursor.close()
         except dialect.loaded_dbapi.Error as exc:
-            if dialect.is_disconnect(exc, driver, None):
-                pooled.invalidate(exc)
+            if dialect.is_disconnect(exc, connection.dbapi_connection, None):
+                connection.invalidate(exc)
             if isinstance(exc, dialect.loaded_dbapi.OperationalError):
                 raise StorageError(f"catalog database could not be read ({_first_line(exc)})") from exc
             raise sa.exc.DBAPIError.instance(
                 statement, (value,), exc, dialect.loaded_dbapi.Error, dialect=dialect
             ) from exc
-        finally:
-            if postgres and pooled.is_valid:
-                driver.autocommit = False  # type: ignore[union-attr]
-            pooled.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
