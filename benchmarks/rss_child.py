@@ -86,6 +86,8 @@ SCALE_BATCH = 1000
 SCALE_SEED = 20240613
 LOOKUP_SAMPLES = 2000
 LOOKUP_WARMUP = 200
+#: Settled means at most this much of the page cache waits to be written back.
+SETTLE_DIRTY_KIB = 16 * 1024
 PAGE = 50
 SEARCH_SAMPLES = 200
 SEARCH_WARMUP = 20
@@ -195,6 +197,39 @@ def _latency(samples_ns: list[int]) -> dict[str, float]:
     }
 
 
+def _cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (``/proc/stat``'s ``cpu`` line; None where there is none)."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(field) for field in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def _cpu_shares(before: list[int] | None, after: list[int] | None) -> dict[str, float]:
+    """Shares of all CPUs' time between two :func:`_cpu_times`: busy (user + system + irq),
+    idle, waiting for the disk, and stolen by the host (a virtual machine's neighbours)."""
+    if before is None or after is None:
+        return {}
+    user, nice, system, idle, iowait, irq, softirq, steal = (b - a for a, b in zip(before, after, strict=True))
+    total = max(1, user + nice + system + idle + iowait + irq + softirq + steal)
+    return {
+        "busy": (user + nice + system + irq + softirq) / total,
+        "idle": idle / total,
+        "iowait": iowait / total,
+        "steal": steal / total,
+    }
+
+
+def _dirty_kib() -> int:
+    """Dirty and under-writeback page cache, KiB (``/proc/meminfo``; 0 where there is none)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return sum(int(line.split()[1]) for line in meminfo if line.startswith(("Dirty:", "Writeback:")))
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _scale_benchmark(catalog_dir: str, files_dir: str, count: int, database: str, digest: str) -> dict[str, object]:
     import os
     import random
@@ -287,10 +322,13 @@ def _scale_benchmark(catalog_dir: str, files_dir: str, count: int, database: str
 
         def point_lookups(picks: list[tuple[str, str]]) -> dict[str, dict[str, float]]:
             ids = [record_id for record_id, _ in picks]
-            return {
+            before = _cpu_times()
+            timed = {
                 "has_record": time_calls(has_record, ids, LOOKUP_WARMUP),
                 "records_with_artifact": time_calls(with_artifact, picks, LOOKUP_WARMUP),
             }
+            timed["machine"] = _cpu_shares(before, _cpu_times())
+            return timed
 
         def settle() -> dict[str, object]:
             """Let the database finish the work the inserts left it, before lookups are timed again.
@@ -318,7 +356,12 @@ def _scale_benchmark(catalog_dir: str, files_dir: str, count: int, database: str
                         seen = max(seen, int(workers))
                         time.sleep(2)
                     connection.execute(sa.text("CHECKPOINT"))
-            return {"seconds": time.perf_counter() - started, "autovacuum_workers": seen}
+            # and the machine: the kernel writes back what the adds and the checkpoint left
+            # dirty (a million blob files among them) on the same CPUs and disk.
+            os.sync()
+            while _dirty_kib() > SETTLE_DIRTY_KIB and time.perf_counter() - started < SETTLE_LIMIT:
+                time.sleep(1)
+            return {"seconds": time.perf_counter() - started, "autovacuum_workers": seen, "dirty_kib": _dirty_kib()}
 
         print("    timing lookups right after adding ...", file=sys.stderr, flush=True)
         result["lookups_after_adding"] = point_lookups(first)

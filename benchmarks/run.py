@@ -66,7 +66,9 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     records, after 200 untimed) of ``has_record`` and ``records_with_artifact`` (target: p99
     under 1 ms) three times: right after adding; on other records once the database has settled
     (PostgreSQL: no autovacuum worker running, then a ``CHECKPOINT``; SQLite: the WAL folded into
-    the database); and on those records again (their pages now cached).  With the second pass,
+    the database; then both: ``sync`` and the page cache's dirty data down to 16 MiB); and on
+    those records again (their pages now cached).  Each pass prints how busy the machine's CPUs
+    were meanwhile, how much they waited for the disk, and how much the host took (steal).  With the second pass,
     ``record`` (the whole record), a page of 50 ids after a random id and that page of records as
     ``list`` reads it; last ``search`` (a page of 50 hits, after ingesting a digest of up to
     10,000 items).  PostgreSQL is a throw-away local server (``tests/pg_server.py``);
@@ -1447,8 +1449,22 @@ def _scale_backend(ctx: Context, label: str, settings: str, database: str, diges
             print(
                 f"  settling took {float(settle['seconds']):.0f} s"
                 + (f" (up to {workers} autovacuum workers ran)" if workers else "")
+                + (
+                    f"; then {float(settle['dirty_kib']) / KIB:.0f} MiB left to write back"
+                    if "dirty_kib" in settle
+                    else ""
+                )
             )
-        print(f"  lookups, {when}:")
+        machine = lookups.get("machine") or {}
+        print(
+            f"  lookups, {when}:"
+            + (
+                f" (all CPUs meanwhile: {machine['busy']:.0%} busy, {machine['iowait']:.0%} waiting for the disk,"
+                f" {machine['steal']:.0%} taken by the host)"
+                if machine
+                else ""
+            )
+        )
         for name in (name for name in wording if name in lookups):  # the ones the child timed
             what, targeted = wording[name]
             figures = lookups[name]
