@@ -1254,7 +1254,7 @@ def start_postgres(fsync: bool) -> tuple[Any, str, str]:
         sys.path.insert(0, os.fspath(REPO))
     from tests.pg_server import PostgresServer
 
-    server = PostgresServer().start()
+    server = PostgresServer(in_memory=False).start()  # on the disk: a durable server's figures
     try:
         if fsync and server.data_dir is not None:
             _restart_durable(server)

@@ -2,9 +2,11 @@
 throw-away data directory on a free port of 127.0.0.1 (or an existing server, when
 ``$EVIDENCE_CATALOG_TEST_POSTGRESQL`` gives its URL).
 
-The server runs with ``fsync`` off: the tests check behaviour, not the disk.  PostgreSQL refuses
-to run as root, so as root the server runs as the ``postgres`` account (which the Debian
-packages create).
+The server runs with ``fsync`` off: the tests check behaviour, not the disk.  For the same
+reason its data directory is in memory (``/dev/shm``) where that is a tmpfs with room: on a
+virtual disk each ``CREATE TABLE`` took about 3 ms (a catalog's schema 90 ms, against 27 ms in
+memory) and a test database's ``CREATE``/``DROP`` 20 ms.  PostgreSQL refuses to run as root, so
+as root the server runs as the ``postgres`` account (which the Debian packages create).
 """
 
 from __future__ import annotations
@@ -39,6 +41,25 @@ def find_bindir() -> Path | None:
     return Path(initdb).resolve().parent if initdb else None
 
 
+#: A data directory in memory needs at least this much free room there (Docker's default
+#: /dev/shm is 64 MiB: too small; the test server's databases come and go, a few hundred MiB).
+MEMORY_ROOM = 1 << 30
+
+
+def _memory_folder() -> str | None:
+    """``/dev/shm`` when it is a writable tmpfs with :data:`MEMORY_ROOM` free, else None."""
+    folder = "/dev/shm"
+    try:
+        with open("/proc/mounts") as mounts:
+            tmpfs = any(line.split()[1:3] == [folder, "tmpfs"] for line in mounts)
+        room = os.statvfs(folder)
+    except OSError:
+        return None
+    if not tmpfs or not os.access(folder, os.W_OK) or room.f_bavail * room.f_frsize < MEMORY_ROOM:
+        return None
+    return folder
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -48,7 +69,10 @@ def _free_port() -> int:
 class PostgresServer:
     """A PostgreSQL server to make databases in: ``new_database()`` gives a fresh one's URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_memory: bool = True) -> None:
+        """*in_memory*: put the data directory in ``/dev/shm`` when it can hold it (see the
+        module's note); False for one on disk, as a benchmark of the disk needs."""
+        self.in_memory = in_memory
         self.url_base: str | None = os.environ.get(EXISTING_SERVER_ENV) or None
         self.data_dir: Path | None = None
         self.process_user: str | None = None
@@ -65,7 +89,7 @@ class PostgresServer:
         self.bindir = find_bindir()
         if self.bindir is None:
             raise RuntimeError("PostgreSQL is not installed (no initdb): .ci/run installs it with apt-get")
-        root = Path(tempfile.mkdtemp(prefix="ec-pg-"))
+        root = Path(tempfile.mkdtemp(prefix="ec-pg-", dir=_memory_folder() if self.in_memory else None))
         os.chmod(root, 0o755)
         self.data_dir = root / "data"
         self.data_dir.mkdir(mode=0o700)
