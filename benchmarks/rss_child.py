@@ -88,6 +88,8 @@ LOOKUP_SAMPLES = 2000
 LOOKUP_WARMUP = 200
 #: Settled means at most this much of the page cache waits to be written back.
 SETTLE_DIRTY_KIB = 16 * 1024
+#: ... waited for at most this many seconds (other programs may keep writing).
+SETTLE_WRITEBACK_LIMIT = 60
 PAGE = 50
 SEARCH_SAMPLES = 200
 SEARCH_WARMUP = 20
@@ -207,11 +209,12 @@ def _cpu_times() -> list[int] | None:
 
 
 def _cpu_shares(before: list[int] | None, after: list[int] | None) -> dict[str, float]:
-    """Shares of all CPUs' time between two :func:`_cpu_times`: busy (user + system + irq),
-    idle, waiting for the disk, and stolen by the host (a virtual machine's neighbours)."""
+    """Shares of all CPUs' time between two :func:`_cpu_times`: busy (user, nice, system, irq
+    and softirq), idle, waiting for the disk, and stolen by the host (a virtual machine's
+    neighbours).  A counter that went back (iowait may, on a tickless kernel) counts as 0."""
     if before is None or after is None:
         return {}
-    user, nice, system, idle, iowait, irq, softirq, steal = (b - a for a, b in zip(before, after, strict=True))
+    user, nice, system, idle, iowait, irq, softirq, steal = (max(0, b - a) for a, b in zip(before, after, strict=True))
     total = max(1, user + nice + system + idle + iowait + irq + softirq + steal)
     return {
         "busy": (user + nice + system + irq + softirq) / total,
@@ -358,9 +361,11 @@ def _scale_benchmark(catalog_dir: str, files_dir: str, count: int, database: str
                     connection.execute(sa.text("CHECKPOINT"))
             # and the machine: the kernel writes back what the adds and the checkpoint left
             # dirty (a million blob files among them) on the same CPUs and disk.
+            flushing = time.perf_counter()
             os.sync()
-            while _dirty_kib() > SETTLE_DIRTY_KIB and time.perf_counter() - started < SETTLE_LIMIT:
+            while _dirty_kib() > SETTLE_DIRTY_KIB and time.perf_counter() - flushing < SETTLE_WRITEBACK_LIMIT:
                 time.sleep(1)
+                os.sync()  # others' dirty pages below the kernel's threshold would wait ~30 s
             return {"seconds": time.perf_counter() - started, "autovacuum_workers": seen, "dirty_kib": _dirty_kib()}
 
         print("    timing lookups right after adding ...", file=sys.stderr, flush=True)

@@ -41,23 +41,53 @@ def find_bindir() -> Path | None:
     return Path(initdb).resolve().parent if initdb else None
 
 
-#: A data directory in memory needs at least this much free room there (Docker's default
-#: /dev/shm is 64 MiB: too small; the test server's databases come and go, a few hundred MiB).
-MEMORY_ROOM = 1 << 30
+#: A data directory in memory needs at least this much free room there and free memory (the
+#: suite runs two servers; Docker's default /dev/shm is 64 MiB: too small).
+MEMORY_ROOM = 4 << 30
+#: A data folder in memory with no server's pid in it yet is being made, unless it is this old.
+ABANDONED_AFTER = 3600
 
 
 def _memory_folder() -> str | None:
-    """``/dev/shm`` when it is a writable tmpfs with :data:`MEMORY_ROOM` free, else None."""
+    """``/dev/shm`` when it is a writable tmpfs with :data:`MEMORY_ROOM` free and as much
+    memory available, else None.  Folders of test servers that are gone are removed first."""
     folder = "/dev/shm"
     try:
         with open("/proc/mounts") as mounts:
             tmpfs = any(line.split()[1:3] == [folder, "tmpfs"] for line in mounts)
+        with open("/proc/meminfo") as meminfo:
+            available = next((int(line.split()[1]) << 10 for line in meminfo if line.startswith("MemAvailable:")), 0)
+        if not tmpfs or not os.access(folder, os.W_OK):
+            return None
+        _remove_abandoned(Path(folder))
         room = os.statvfs(folder)
-    except OSError:
+    except (OSError, ValueError, IndexError):
         return None
-    if not tmpfs or not os.access(folder, os.W_OK) or room.f_bavail * room.f_frsize < MEMORY_ROOM:
+    if room.f_bavail * room.f_frsize < MEMORY_ROOM or available < MEMORY_ROOM:
         return None
     return folder
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Remove test servers' data folders whose server is gone (a test run killed before it
+    stopped its server): in memory they would hold their RAM until the machine restarts."""
+    for root in folder.glob("ec-pg-*"):
+        try:
+            pid = int((root / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # no server in it (yet, or any more)
+            try:
+                young = time.time() - root.stat().st_mtime < ABANDONED_AFTER
+            except OSError:
+                continue
+            if not young:
+                shutil.rmtree(root, ignore_errors=True)
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(root, ignore_errors=True)
+        except OSError:  # another user's process: alive
+            pass
 
 
 def _free_port() -> int:

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -226,6 +226,12 @@ def _make_pg_engine(url: sa.URL, *, read_only: bool = False) -> sa.Engine:
 
 #: Every CatalogDatabase made in this process (weakly: a closed and dropped one goes).
 _OPEN_DATABASES: weakref.WeakSet[CatalogDatabase] = weakref.WeakSet()
+#: In a forked child: the parent's lookup connections, kept so that they are never closed (that
+#: would end the parent's session) nor collected with a warning that they were left open.
+_INHERITED: list[Any] = []
+#: Seconds :meth:`CatalogDatabase.close` waits for a lookup still running on the lookups' own
+#: connection before it leaves that lookup to close it.
+CLOSE_WAIT = 10.0
 
 
 def _after_fork_in_child() -> None:
@@ -258,6 +264,7 @@ class CatalogDatabase:
         #: which thread uses it.
         self._lookup_connection: Any = None
         self._lookup_lock = threading.Lock()
+        self._closed = False
         _OPEN_DATABASES.add(self)
 
     @classmethod
@@ -382,16 +389,29 @@ class CatalogDatabase:
 
     def close(self) -> None:
         """Release every pooled connection (and the lookups' own)."""
-        with self._lookup_lock:
-            held, self._lookup_connection = self._lookup_connection, None
-            if held is not None:
-                held.close()
+        self._closed = True  # lookups from now on take pooled connections, as before any was made
+        # A lookup still running on the lookups' own connection (on a server that stopped
+        # answering, say) is not waited for without end: it closes the connection when it ends.
+        if self._lookup_lock.acquire(timeout=CLOSE_WAIT):
+            try:
+                self._drop_lookup_connection()
+            finally:
+                self._lookup_lock.release()
         self.engine.dispose()
+
+    def _drop_lookup_connection(self) -> None:
+        """Close the lookups' own connection, if there is one (called holding the lock)."""
+        held, self._lookup_connection = self._lookup_connection, None
+        if held is not None:
+            with suppress(Exception):  # a connection the server dropped may fail to close
+                held.close()
 
     def _forget_connections(self) -> None:
         """In a child process just forked: let go of the parent's connections without closing
         them (they are the parent's sessions, on sockets both now hold); this process opens its
         own when it next needs one.  SQLAlchemy's advice for an engine that crosses a fork."""
+        if self._lookup_connection is not None:
+            _INHERITED.append(self._lookup_connection)  # never closed here, nor collected
         self._lookup_connection = None
         self._lookup_lock = threading.Lock()  # a thread of the parent's may have held it
         self.engine.dispose(close=False)
@@ -424,19 +444,9 @@ class CatalogDatabase:
         """
         dialect = self.engine.dialect
         statement = sql.format("?" if dialect.paramstyle == "qmark" else "%s")
-        if dialect.name == "postgresql" and self._lookup_lock.acquire(blocking=False):
+        if dialect.name == "postgresql" and not self._closed and self._lookup_lock.acquire(blocking=False):
             try:
-                held = self._lookup_connection
-                if held is None:
-                    held = self.engine.raw_connection()
-                    held.detach()  # the lookups' own: closed by close(), never back in the pool
-                    held.dbapi_connection.autocommit = True  # type: ignore[union-attr]
-                    self._lookup_connection = held
-                try:
-                    return self._run_lookup(held, statement, value)
-                finally:
-                    if not held.is_valid:  # dropped by the server: the next lookup opens another
-                        self._lookup_connection = None
+                return self._lookup_on_own_connection(statement, value)
             finally:
                 self._lookup_lock.release()
         pooled = self.engine.raw_connection()
@@ -445,27 +455,51 @@ class CatalogDatabase:
         try:
             if postgres:
                 driver.autocommit = True  # type: ignore[union-attr]
-            return self._run_lookup(pooled, statement, value)
+            return self._run_lookup(driver, statement, value, pooled.invalidate)
         finally:
             if postgres and pooled.is_valid:
                 driver.autocommit = False  # type: ignore[union-attr]
             pooled.close()
 
-    def _run_lookup(self, connection: Any, statement: str, value: str) -> list[tuple[Any, ...]]:
-        """Execute *statement* with *value* on a DB-API *connection* (a SQLAlchemy pool's
-        wrapper); its rows, or the error :meth:`_lookup` describes.  A connection the server
-        dropped is invalidated (closed, never reused)."""
+    def _lookup_on_own_connection(self, statement: str, value: str) -> list[tuple[Any, ...]]:
+        """:meth:`_lookup` on the lookups' own connection, made on first use (called holding
+        the lock).  It is a driver connection taken out of the pool (``detach``), so the pool
+        never hands it to a transaction and :meth:`close` closes it."""
+        driver = self._lookup_connection
+        if driver is None:
+            wrapper = self.engine.raw_connection()
+            wrapper.detach()
+            driver = wrapper.dbapi_connection
+            try:
+                driver.autocommit = True  # type: ignore[union-attr]
+            except BaseException:
+                with suppress(Exception):
+                    driver.close()  # type: ignore[union-attr]
+                raise
+            self._lookup_connection = driver
+        try:
+            return self._run_lookup(driver, statement, value, lambda _: self._drop_lookup_connection())
+        finally:
+            if self._closed:  # close() did not wait for this lookup: the connection is this one's to close
+                self._drop_lookup_connection()
+
+    def _run_lookup(
+        self, driver: Any, statement: str, value: str, dropped: Callable[[BaseException], None]
+    ) -> list[tuple[Any, ...]]:
+        """Execute *statement* with *value* on a DB-API connection; its rows, or the error
+        :meth:`_lookup` describes.  When the server dropped the connection, *dropped* is called
+        first, to discard it (never reused)."""
         dialect = self.engine.dialect
         try:
-            cursor = connection.cursor()
+            cursor = driver.cursor()
             try:
                 cursor.execute(statement, (value,))
                 return [tuple(row) for row in cursor.fetchall()]
             finally:
                 cursor.close()
         except dialect.loaded_dbapi.Error as exc:
-            if dialect.is_disconnect(exc, connection.dbapi_connection, None):
-                connection.invalidate(exc)
+            if dialect.is_disconnect(exc, driver, None):
+                dropped(exc)
             if isinstance(exc, dialect.loaded_dbapi.OperationalError):
                 raise StorageError(f"catalog database could not be read ({_first_line(exc)})") from exc
             raise sa.exc.DBAPIError.instance(
