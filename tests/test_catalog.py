@@ -852,6 +852,10 @@ def test_lookups_by_record_id_and_by_sha256(catalog: Catalog, tmp_path: Path) ->
     # many lookups in a row do not hold connections or leave a transaction open
     for _ in range(50):
         assert catalog.has_record(first.record_id)
+    # and a read-only catalog (on PostgreSQL: sessions that refuse writes) looks up the same
+    with Catalog.open(catalog.path, read_only=True) as reader:
+        assert reader.has_record(second.record_id) and not reader.has_record(model.new_id())
+        assert reader.records_with_artifact(first.sha256) == sorted([first.record_id, second.record_id])
     (tmp_path / "c").write_bytes(b"third file")
     assert add_one(catalog, tmp_path / "c").new_record
 
