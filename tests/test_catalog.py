@@ -263,9 +263,9 @@ def test_verify_finds_an_event_edited_in_the_database(catalog: Catalog, tmp_path
     findings = catalog.verify(record_event=False).findings
     # The event's own hash, its Merkle leaf and the signed checkpoint over it all show it.
     assert [type(f) for f in findings] == [EventEdited, MerkleLeafMismatch, CheckpointMismatch]
-    assert findings[0].seq == 2
-    assert findings[1].seq == 2
-    assert findings[2].first_seq == 2
+    assert findings[0].seq == 2  # type: ignore[attr-defined]
+    assert findings[1].seq == 2  # type: ignore[attr-defined]
+    assert findings[2].first_seq == 2  # type: ignore[attr-defined]
 
 
 def test_verify_finds_a_deleted_event_and_the_acquisition_it_logged(catalog: Catalog, tmp_path: Path) -> None:
