@@ -36,7 +36,8 @@ from typing import Any, BinaryIO, ClassVar, Literal, Protocol, TypeVar
 import attrs
 import sqlalchemy as sa
 from attrs import frozen
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import merkle, model
@@ -50,15 +51,26 @@ from evidence_catalog.capture.ytdlp import (
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.checkpoint import (
+    KEY_CHANGED,
+    KEY_DECLARED,
+    KEY_FILE,
     ORIGIN_PREFIX,
     PASSPHRASE_ENV,
     PUBLIC_FILE,
+    VKEY_FILE,
     Checkpoint,
     CheckpointError,
+    KeyDamagedError,
+    KeyEpoch,
+    KeyLockedError,
     LogKey,
+    epoch_at,
+    key_chain,
     key_id,
     parse_checkpoint,
+    public_bytes,
     remembered_for,
+    split_note,
     vkey,
 )
 from evidence_catalog.checkpoint import remember as remember_checkpoint
@@ -94,9 +106,13 @@ from evidence_catalog.filters import RecordFilter
 from evidence_catalog.findings import (
     CheckpointInvalid,
     CheckpointMismatch,
+    CheckpointUnsigned,
     EntryUnreadable,
+    EventsUnsigned,
     EventUnreplayable,
     Finding,
+    KeyChangeInvalid,
+    KeyFileMismatch,
     LogRolledBack,
     MerkleLeafMismatch,
     MerkleNodeMismatch,
@@ -297,6 +313,11 @@ class VerificationReport:
     events_checked: int
     #: Whether the verification itself was written to the custody log (not on a read-only copy).
     logged: bool = False
+    #: Why the verification was not logged, when it was not (and was to be).
+    unlogged_reason: str | None = None
+    #: Events at the end of the log that no checkpoint signed by the log's key covers (a finding
+    #: unless the verification allowed them: an encrypted key between signings).
+    unsigned_events: int = 0
 
     @property
     def ok(self) -> bool:
@@ -312,6 +333,7 @@ class VerificationReport:
             "artifacts_checked": self.artifacts_checked,
             "bytes_checked": self.bytes_checked,
             "events_checked": self.events_checked,
+            "unsigned_events": self.unsigned_events,
             "logged": self.logged,
             "findings": [f.as_dict() for f in self.findings],
         }
@@ -451,7 +473,10 @@ class Catalog:
         self.key_passphrase = key_passphrase
         self._private_key: Ed25519PrivateKey | None = None
         self._log_name: str | None = None
-        self._key_unavailable = False
+        #: The log key is encrypted and no passphrase was given: changes keep unsigned checkpoints.
+        self._key_locked = False
+        #: Why the log key cannot sign (a wrong passphrase, damaged or replaced key files).
+        self._key_error: EvidenceError | None = None
         if self.log_key.exists:
             self.db.on_appended = self._write_checkpoint
 
@@ -618,6 +643,14 @@ class Catalog:
         except BaseException:
             database.close()  # e.g. a bad [blobs] setting: the database is not left open
             raise
+        if not read_only and catalog.log_key.exists:
+            try:
+                catalog._check_signing_key()
+            except KeyDamagedError:
+                pass  # every change is refused with it; `verify` reports it
+            except BaseException:
+                catalog.close()  # a passphrase that does not open the key: refused before any change
+                raise
         if not read_only and not catalog.log_key.exists:  # a catalog from before signed checkpoints
             if catalog._logged_key() is not None:
                 # A shared database (a team's catalog) opened from a folder without the key: a
@@ -742,6 +775,7 @@ class Catalog:
         noted: set[str] | None,
     ) -> list[AddResult]:
         """Store and describe each file, then catalogue them all in one transaction."""
+        self._check_signing_key()  # before anything is stored
         if record_id is not None and not model.is_record_id(record_id):
             raise InputError(f"{record_id!r} is not a record id", where="record")
         tags = _checked_tags(tags)
@@ -1041,6 +1075,7 @@ class Catalog:
         the record of the earlier capture: identical bytes gain only a new acquisition,
         different bytes become a new version (``version_of`` the earlier main file).
         """
+        self._check_signing_key()  # before anything is stored
         url = check_url(url)
         options = options or CaptureOptions()
         tags = _checked_tags(tags)
@@ -1341,6 +1376,7 @@ class Catalog:
         RSS content) is then captured onto the report's record, as :meth:`capture` would; a
         capture that fails is logged and in :attr:`IngestResult.captures`, and the reports stay.
         """
+        self._check_signing_key()  # before anything is stored
         if format is not None and format not in INGEST_FORMATS:
             raise InputError(f"unknown format {format!r}; use one of {', '.join(INGEST_FORMATS)}", where="format")
         tags = _checked_tags(tags)
@@ -2105,16 +2141,22 @@ class Catalog:
         record_event: bool = True,
         checkpoints: Sequence[tuple[str, str]] = (),
         remember: bool = False,
+        allow_unsigned: bool = False,
     ) -> VerificationReport:
         """Check everything the catalog claims, and return every finding.
 
         1. The custody log: each event's hash and link to the one before, sequence numbers; the
-           Merkle tree recomputed from the events and compared with the stored one; every
-           checkpoint kept (the latest one's signature with the catalog's log key) and every
-           checkpoint given in *checkpoints* -- ``(where it came from, signed note text)``,
-           e.g. one a partner was sent -- must be a prefix of the log as it is now: a log
-           rolled back, or changed under a checkpoint, is found.  With *remember*, the latest
-           checkpoint an earlier verification remembered (outside the catalog, see
+           Merkle tree recomputed from the events and compared with the stored one.  The log's
+           key is the one its first key event names (or a successor that key signed over in a
+           ``key.changed`` event), whatever ``keys/`` holds now (files there that are not that
+           key are findings); every event must be covered by a checkpoint signed by it: events
+           after the last signed checkpoint are a finding (:class:`EventsUnsigned`) unless
+           *allow_unsigned* (an encrypted key between signings; the report still counts them
+           in ``unsigned_events``).  Every checkpoint kept, and every checkpoint given in
+           *checkpoints* -- ``(where it came from, signed note text)``, e.g. one a partner was
+           sent -- must be a prefix of the log as it is now: a log rolled back, or changed
+           under a checkpoint, is found.  With *remember*, the latest checkpoint an earlier
+           verification remembered (outside the catalog, see
            :func:`evidence_catalog.checkpoint.remembered_path`) is checked too, with the key it
            was checked with then, and a clean verification remembers the latest checkpoint.
         2. The records: every record is rebuilt from the log alone and compared field by field
@@ -2130,29 +2172,33 @@ class Catalog:
         given = list(checkpoints)
         problems: list[Finding] = []
         pinned: list[tuple[str, str, str, bytes]] = []
-        if remember and self.log_key.exists:
-            name, public = self.log_key.public()
+        with self.db.read() as session:
+            epochs, _ = self._key_chain(session)
+        if remember and epochs:
             try:
-                held = remembered_for(self.path, name)
+                held = remembered_for(self.path, epochs[0].name)
             except CheckpointError as exc:
                 problems.append(CheckpointInvalid(source="the remembered checkpoint", reason=str(exc)))
                 held = None
             if held is not None:
                 held_name, held_public, held_note, where = held
-                if (held_name, held_public) != (name, public):
+                if all((held_name, held_public) != (e.name, e.public) for e in epochs):
                     problems.append(
                         CheckpointInvalid(
                             source="the catalog's log key",
                             reason=(
-                                f"it is not the key ({held_name}) an earlier verification checked this log with; "
-                                "the key was replaced"
+                                f"the custody log no longer names the key ({held_name}) an earlier verification "
+                                "checked this log with; the log's key was replaced"
                             ),
                         )
                     )
                 source = f"the checkpoint remembered from an earlier verification ({where})"
                 pinned.append((source, held_note, held_name, held_public))
+        problems.extend(self._key_file_findings(epochs[-1] if epochs else None))
         with self.db.read() as session:
-            findings, events_checked, record_ids = self._verify_log_and_records(session, given, pinned)
+            findings, events_checked, record_ids, unsigned = self._verify_log_and_records(session, given, pinned)
+            if unsigned and not allow_unsigned:
+                findings.append(EventsUnsigned(first_seq=events_checked - unsigned + 1, count=unsigned))
             findings[:0] = problems
             artifacts: list[tuple[str, int, model.Digests]] = []
             for sha256, size, digests in self.db.artifact_digests(session):
@@ -2171,14 +2217,16 @@ class Catalog:
             artifacts_checked=len(artifacts),
             bytes_checked=sum(a[1] for a in artifacts),
             events_checked=events_checked,
+            unsigned_events=unsigned,
         )
-        if remember and report.ok and self.log_key.exists:
+        if remember and report.ok and epochs:
             with self.db.read() as session:
-                latest = self.db.latest_checkpoint(session)
-            if latest is not None and latest.signed:
-                name, public = self.log_key.public()
-                with contextlib.suppress(OSError):  # remembering is a help, not part of the result
-                    remember_checkpoint(name, public, latest.note, folder=self.path)
+                latest = self.db.latest_checkpoint(session, signed=True)
+            if latest is not None:
+                current = epoch_at(epochs, latest.tree_size)
+                if current is not None:
+                    with contextlib.suppress(OSError):  # remembering is a help, not part of the result
+                        remember_checkpoint(current.name, current.public, latest.note, folder=self.path)
         if not record_event:
             return report
         try:
@@ -2192,15 +2240,50 @@ class Catalog:
                 },
             )
         except StorageError:
-            return report
+            return attrs.evolve(report, unlogged_reason="the catalog is not writable")
+        except (InputError, CatalogError) as exc:  # nothing is changed; a finding says why, if it is the catalog's
+            return attrs.evolve(report, unlogged_reason=f"the log key cannot sign it ({exc.message})")
         return attrs.evolve(report, logged=True)
+
+    def _key_file_findings(self, current: KeyEpoch | None) -> list[Finding]:
+        """The files of ``keys/`` against the key the custody log names: each that is there must
+        be that key (a copy for examiners may hold none, or only the public ones)."""
+        if current is None:
+            return []
+        findings: list[Finding] = []
+        folder = self.log_key.directory
+        names = f"the key the custody log names ({current.name}, key id {current.key_id})"
+        if (folder / VKEY_FILE).exists():
+            try:
+                found = self.log_key.public()
+            except CatalogError as exc:
+                findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{VKEY_FILE}", reason=exc.message))
+            else:
+                if found != (current.name, current.public):
+                    findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{VKEY_FILE}", reason=f"it is not {names}"))
+        if (folder / PUBLIC_FILE).exists():
+            try:
+                pem = serialization.load_pem_public_key((folder / PUBLIC_FILE).read_bytes())
+                same = isinstance(pem, Ed25519PublicKey) and public_bytes(pem) == current.public
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{PUBLIC_FILE}", reason=f"it is not {names}"))
+        if (folder / KEY_FILE).exists():
+            try:
+                self._signing_key()
+            except KeyDamagedError as exc:
+                findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{KEY_FILE}", reason=exc.message))
+            except InputError:
+                pass  # a passphrase that does not open it: the caller's mistake, not the catalog's
+        return findings
 
     def _verify_log_and_records(
         self,
         session: Any,
         checkpoints: Sequence[tuple[str, str]] = (),
         pinned: Sequence[tuple[str, str, str, bytes]] = (),
-    ) -> tuple[list[Finding], int, list[str]]:
+    ) -> tuple[list[Finding], int, list[str], int]:
         # Two passes over the log, neither holding it: memory is one 32-byte leaf per event
         # (and the records being rebuilt), not every event.
         leaves: list[bytes] = []
@@ -2214,7 +2297,8 @@ class Catalog:
                 yield document
 
         findings: list[Finding] = verify_chain(hashed(self.db.event_documents(session)))
-        findings.extend(self._verify_tree(session, leaves, checkpoints, pinned))
+        tree_findings, covered = self._verify_tree(session, leaves, checkpoints, pinned)
+        findings.extend(tree_findings)
         unreplayable: list[Finding] = []
 
         def structured() -> Iterator[model.CustodyEvent]:
@@ -2247,7 +2331,7 @@ class Catalog:
                 findings.append(RecordMismatch(record_id=record_id, fields=differing))
         present = set(record_ids)
         findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
-        return findings, len(leaves), record_ids
+        return findings, len(leaves), record_ids, len(leaves) - covered
 
     def _verify_tree(
         self,
@@ -2255,10 +2339,15 @@ class Catalog:
         leaves: Sequence[bytes],
         given: Sequence[tuple[str, str]],
         pinned: Sequence[tuple[str, str, str, bytes]] = (),
-    ) -> list[Finding]:
-        """The Merkle tree and the checkpoints against the events' *leaves* as they are now:
-        the checkpoints kept, those *given* (checked with the catalog's key) and those *pinned*
-        to the key they were first checked with (source, note, key name, public key)."""
+    ) -> tuple[list[Finding], int]:
+        """The Merkle tree and the checkpoints against the events' *leaves* as they are now, and
+        how many of the first events a valid checkpoint signed by the log's key covers.
+
+        Signatures are checked with the key the log itself names for the checkpoint's size
+        (pinned by its first key event, handed over only by signed key changes), never with
+        whatever ``keys/`` holds now: the checkpoints kept (the newest signed ones until one
+        verifies: it covers every event before it), those *given*, and those *pinned* to the key
+        they were first checked with (source, note, key name, public key)."""
         findings: list[Finding] = []
         recomputed = merkle.perfect_from_leaves(leaves)
         stored = self.db.stored_nodes(session)
@@ -2270,30 +2359,73 @@ class Catalog:
                 if level and (index + 1) << level <= len(leaves) and recomputed(level, index) != value:
                     findings.append(MerkleNodeMismatch(level=level, index=index))
                     break
-        public = self.log_key.public() if self.log_key.exists else None
-        rows = self.db.checkpoints(session)
-        latest_signed = max((r.id or 0 for r in rows if r.signed), default=None)
-        notes: list[tuple[str, str, bool, tuple[str, bytes] | None]] = [
-            (f"checkpoint {r.id} (kept in the catalog)", r.note, r.id == latest_signed, public) for r in rows
-        ]
-        notes += [(where, text, True, public) for where, text in given]
-        notes += [(where, text, True, (name, key)) for where, text, name, key in pinned]
-        for where, note, check_signature, key in notes:
+        epochs, key_problems = self._key_chain(session)
+        findings.extend(KeyChangeInvalid(seq=seq, reason=reason) for seq, reason in key_problems)
+
+        def check(where: str, note: str, key: tuple[str, bytes] | None, signed: bool = True) -> bool:
+            """Whether *note* is a checkpoint of the log as it is now (signed by *key*)."""
             try:
-                if check_signature:
-                    if key is None:
-                        raise CheckpointError("the catalog has no log key to check a signature with")
-                    found = verify_checkpoint(note, *key)
-                else:
+                if not signed:
                     found = parse_checkpoint(note.split("\n\n")[0] + "\n")
+                else:
+                    if key is None:  # the key in force at its size, as the log names it
+                        epoch = epoch_at(epochs, parse_checkpoint(split_note(note)[0]).size)
+                        if epoch is None:
+                            raise CheckpointError("the custody log names no key to check its signature with")
+                        key = (epoch.name, epoch.public)
+                    found = verify_checkpoint(note, *key)
             except CheckpointError as exc:
                 findings.append(CheckpointInvalid(source=where, reason=str(exc)))
-                continue
+                return False
             if found.size > len(leaves):
                 findings.append(LogRolledBack(source=where, checkpoint_size=found.size, log_size=len(leaves)))
-            elif merkle.root(recomputed, found.size) != found.root:
+                return False
+            if merkle.root(recomputed, found.size) != found.root:
                 first = first_changed if first_changed is not None and first_changed <= found.size else None
                 findings.append(CheckpointMismatch(source=where, checkpoint_size=found.size, first_seq=first))
+                return False
+            return True
+
+        rows = self.db.checkpoints(session)
+        covered = 0
+        unsigned: list[int] = []
+        forged = 0  # kept checkpoints marked signed that no key of the log signed
+        before = len(findings)
+        for row in sorted(rows, key=lambda r: r.id or 0, reverse=True):
+            where = f"checkpoint {row.id} (kept in the catalog)"
+            if row.signed and not covered:
+                mark = len(findings)
+                if check(where, row.note, None):
+                    covered = row.tree_size
+                elif len(findings) == mark + 1 and isinstance(findings[-1], CheckpointInvalid):
+                    forged += 1
+                    if forged > 1:
+                        findings.pop()  # the newest is named, the older ones counted
+                continue
+            check(where, row.note, None, signed=False)
+            epoch = epoch_at(epochs, row.tree_size)
+            if not row.signed and epoch is not None and not epoch.encrypted:
+                unsigned.append(row.tree_size)
+        findings[before:] = findings[before:][::-1]  # in the order they were kept
+        if forged > 1:
+            findings.append(
+                CheckpointInvalid(
+                    source=f"{forged - 1} older checkpoint(s) kept in the catalog",
+                    reason="not signed by the key the custody log names either",
+                )
+            )
+        if unsigned:
+            findings.append(CheckpointUnsigned(count=len(unsigned), first_size=min(unsigned)))
+        # A checkpoint given from outside is evidence against the log, never for it: where the
+        # log no longer names a key (its key event was damaged), the key files are the next best.
+        fallback: tuple[str, bytes] | None = None
+        if not epochs and self.log_key.exists:
+            with contextlib.suppress(CatalogError):
+                fallback = self.log_key.public()
+        for where, text in given:
+            check(where, text, fallback)
+        for where, text, name, key in pinned:
+            check(where, text, (name, key))
         notes_by_id = {str(r.id): r.note for r in rows}
         for stamp in self.db.timestamps(session, "granted"):
             subject = f"{stamp.subject_kind} {stamp.subject}"
@@ -2310,7 +2442,7 @@ class Catalog:
                 findings.append(
                     TimestampMismatch(subject=subject, reason="the token stamps other bytes than the ones kept")
                 )
-        return findings
+        return findings, covered
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -2454,14 +2586,47 @@ class Catalog:
                         return details
         return None
 
-    def _signing_key(self) -> Ed25519PrivateKey | None:
-        """The private log key, or ``None`` when it cannot be opened here (no passphrase)."""
-        if self._private_key is None and not self._key_unavailable:
+    def _key_chain(self, session: Any) -> tuple[list[KeyEpoch], list[tuple[int, str]]]:
+        """The log's keys as its own events pin and hand them over (see
+        :func:`~evidence_catalog.checkpoint.key_chain`), and the key events it rejects."""
+        documents = [
+            document
+            for action in (*KEY_DECLARED, KEY_CHANGED)
+            for document in self.db.event_documents(session, action=action)
+        ]
+        documents.sort(key=lambda d: d["seq"] if isinstance(d.get("seq"), int) else 0)
+        return key_chain(documents)
+
+    def _signing_key(self, session: Any = None) -> Ed25519PrivateKey | None:
+        """The private log key, checked against the key the custody log names; ``None`` when it
+        is encrypted and no passphrase was given (changes then keep unsigned checkpoints, which
+        :meth:`checkpoint` signs later).  A passphrase that does not open it
+        (:class:`InputError`) and key files that are damaged or not the log's key
+        (:class:`KeyDamagedError`) are raised, every time: nothing is signed with them, and the
+        change they would end is not made."""
+        if self._private_key is None and self._key_error is None and not self._key_locked:
             try:
-                self._private_key = self.log_key.private(self.key_passphrase)
-            except InputError:
-                self._key_unavailable = True
+                if session is None:
+                    with self.db.read() as own:
+                        epochs, _ = self._key_chain(own)
+                else:
+                    epochs, _ = self._key_chain(session)
+                pinned = epochs[-1].public if epochs else None  # none yet: the key being created
+                self._private_key = self.log_key.private(self.key_passphrase, expected=pinned)
+            except KeyLockedError:
+                self._key_locked = True
+            except (InputError, CatalogError) as exc:
+                self._key_error = exc
+        if self._key_error is not None:
+            raise self._key_error
         return self._private_key
+
+    def _check_signing_key(self) -> None:
+        """Refuse a change before anything is stored when the log key cannot sign it (a wrong
+        passphrase, damaged or replaced key files); an encrypted key without its passphrase is
+        no reason: its checkpoints wait to be signed."""
+        if self.log_key.exists:
+            self._signing_key()
 
     def _write_checkpoint(self, session: Any) -> None:
         """Sign and keep a checkpoint of the log as it is now (inside the write transaction
@@ -2471,7 +2636,7 @@ class Catalog:
         if self._log_name is None:  # read once: this runs at the end of every change
             self._log_name = self.log_key.public()[0]
         current = Checkpoint(origin=self._log_name, size=size, root=self.db.merkle_root(session, size))
-        key = self._signing_key()
+        key = self._signing_key(session)
         note = current.body() if key is None else sign_checkpoint(current, key)
         self.db.add_checkpoint(
             session, size=size, root=current.root, note=note, signed=key is not None, at=self.clock()
@@ -2788,6 +2953,7 @@ class Catalog:
         blob_dir = None if blobs is None else Path(os.path.abspath(os.fspath(blobs)))
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be imported into it")
+        self._check_signing_key()  # before anything is stored
         incoming = read_source(path, blobs=blob_dir, progress=progress)
         where = display_path(path)
         with self.db.read() as session:

@@ -27,7 +27,9 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from attrs import frozen
 from cryptography.exceptions import InvalidSignature
@@ -46,6 +48,14 @@ _ED25519 = b"\x01"
 
 class CheckpointError(ValueError):
     """A checkpoint or signed note that is malformed, unsigned, or signed by another key."""
+
+
+class KeyLockedError(InputError):
+    """The log key is encrypted and no passphrase was given: nothing can be signed (yet)."""
+
+
+class KeyDamagedError(CatalogError):
+    """The log key's files cannot be used: unreadable, not a key, or not the key the log names."""
 
 
 @frozen
@@ -165,6 +175,111 @@ def public_bytes(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+#: The first line of what a log key signs when it hands the log over to a new key.
+KEY_CHANGE_CONTEXT = "evidence-catalog log key change"
+#: The custody actions that declare the log's key, and the one that changes it.
+KEY_DECLARED = ("catalog.created", "key.created")
+KEY_CHANGED = "key.changed"
+
+
+def key_change_statement(old_vkey: str, new_vkey: str) -> bytes:
+    """The bytes the previous log key signs to hand the log over to *new_vkey*."""
+    return f"{KEY_CHANGE_CONTEXT}\n{old_vkey}\n{new_vkey}\n".encode()
+
+
+@frozen
+class KeyEpoch:
+    """A log key and the custody event from which on it signs the log's checkpoints."""
+
+    seq: int
+    name: str
+    public: bytes
+    #: Whether its private half is kept encrypted (so that checkpoints may wait for a passphrase).
+    encrypted: bool
+
+    @property
+    def vkey(self) -> str:
+        """Its C2SP verifier key."""
+        return vkey(self.name, self.public)
+
+    @property
+    def key_id(self) -> str:
+        """Its C2SP key id, in hex."""
+        return key_id(self.name, self.public).hex()
+
+
+def _declared_key(seq: int, details: Any) -> KeyEpoch:
+    if not isinstance(details, Mapping) or not isinstance(details.get("vkey"), str):
+        raise CheckpointError("it names no verifier key")
+    name, public = parse_vkey(details["vkey"])
+    encrypted = details.get("encrypted")
+    if not isinstance(encrypted, bool):
+        raise CheckpointError("it does not say whether the key is encrypted")
+    return KeyEpoch(seq=seq, name=name, public=public, encrypted=encrypted)
+
+
+def key_chain(documents: Iterable[Mapping[str, Any]]) -> tuple[list[KeyEpoch], list[tuple[int, str]]]:
+    """The log's keys, in order, from its key events (``catalog.created``, ``key.created``,
+    ``key.changed`` documents in sequence order), and the problems found ``(seq, reason)``.
+
+    The first event that declares a key pins it.  From then on only a ``key.changed`` event whose
+    ``endorsement`` is a signature by the key in force over :func:`key_change_statement` hands
+    the log to another key; any other declaration is a problem and is ignored (the key in force
+    stays the same, so checkpoints signed by the pretender do not verify either).
+    """
+    epochs: list[KeyEpoch] = []
+    problems: list[tuple[int, str]] = []
+    for document in documents:
+        seq, action, details = document.get("seq"), document.get("action"), document.get("details")
+        if not isinstance(seq, int):
+            continue  # a damaged event: the chain check names it
+        try:
+            if action in KEY_DECLARED:
+                if action == KEY_DECLARED[0] and isinstance(details, Mapping) and "log" not in details:
+                    continue  # a catalog made before logs had keys: its key.created comes later
+                declared = _declared_key(seq, details.get("log", details) if isinstance(details, Mapping) else None)
+                if epochs:
+                    raise CheckpointError(
+                        f"the log's key was already pinned by event {epochs[0].seq}; "
+                        "a new key must be handed over by the key in force"
+                    )
+                epochs.append(declared)
+            elif action == KEY_CHANGED:
+                declared = _declared_key(seq, details)
+                if not epochs:
+                    raise CheckpointError("it changes a key the log never named")
+                current = epochs[-1]
+                assert isinstance(details, Mapping)
+                endorsement = details.get("endorsement")
+                try:
+                    signature = base64.b64decode(endorsement if isinstance(endorsement, str) else "", validate=True)
+                    Ed25519PublicKey.from_public_bytes(current.public).verify(
+                        signature, key_change_statement(current.vkey, declared.vkey)
+                    )
+                except (binascii.Error, ValueError, InvalidSignature):
+                    raise CheckpointError(
+                        f"its new key is not signed over by the key in force ({current.name}, {current.key_id})"
+                    ) from None
+                if declared.name != current.name:
+                    raise CheckpointError(f"the new key is for another log ({declared.name})")
+                epochs.append(declared)
+        except CheckpointError as exc:
+            problems.append((seq, str(exc)))
+    return epochs, problems
+
+
+def epoch_at(epochs: list[KeyEpoch], size: int) -> KeyEpoch | None:
+    """The key in force for a checkpoint of the log's first *size* events: the last one declared
+    within them, or the first key when none is (only it can sign a checkpoint of events from
+    before it was made: those of a catalog made before logs had keys)."""
+    found = epochs[0] if epochs else None
+    for epoch in epochs:
+        if epoch.seq > size:
+            break
+        found = epoch
+    return found
+
+
 @frozen
 class LogKey:
     """The catalog's log key pair in a folder."""
@@ -214,25 +329,51 @@ class LogKey:
         except (OSError, UnicodeDecodeError, CheckpointError) as exc:
             raise CatalogError(f"the log's verifier key cannot be read: {exc}", where=str(path)) from exc
 
-    def private(self, passphrase: str | None = None) -> Ed25519PrivateKey:
-        """The private key (*passphrase*, else ``$EVIDENCE_CATALOG_KEY_PASSPHRASE``, for an
-        encrypted one); :class:`InputError` when it is encrypted and no right passphrase is given."""
+    @property
+    def encrypted(self) -> bool:
+        """Whether the private key file is an encrypted PKCS #8 key (read from its PEM label)."""
+        try:
+            with open(self.directory / KEY_FILE, "rb") as stream:
+                return stream.read(64).startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        except OSError:
+            return False
+
+    def private(self, passphrase: str | None = None, *, expected: bytes | None = None) -> Ed25519PrivateKey:
+        """The private key, checked against the public key *expected* (else ``log.vkey``).
+
+        An encrypted key is opened with *passphrase*, else ``$EVIDENCE_CATALOG_KEY_PASSPHRASE``;
+        a passphrase given for a key that is not encrypted is not needed and is ignored.
+        Raises :class:`KeyLockedError` for an encrypted key and no passphrase,
+        :class:`InputError` for a passphrase that does not open it, and
+        :class:`KeyDamagedError` for a key file that cannot be read, is not an Ed25519 key, or
+        is not the expected key (replaced).
+        """
         path = self.directory / KEY_FILE
         given = passphrase if passphrase is not None else os.environ.get(PASSPHRASE_ENV)
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise CatalogError(f"the log key cannot be read ({exc.strerror})", where=str(path)) from exc
+            raise KeyDamagedError(f"the log key cannot be read ({exc.strerror})", where=str(path)) from exc
+        encrypted = data.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        if encrypted and not given:
+            raise KeyLockedError(f"the log key is encrypted: give its passphrase (${PASSPHRASE_ENV})", where=str(path))
         try:
-            key = serialization.load_pem_private_key(data, None if not given else given.encode("utf-8"))
-        except TypeError as exc:  # encrypted but no passphrase, or a passphrase for a plain key
-            raise InputError(f"the log key needs its passphrase (${PASSPHRASE_ENV}): {exc}", where=str(path)) from exc
-        except ValueError as exc:
-            raise InputError(f"the log key cannot be opened (wrong passphrase?): {exc}", where=str(path)) from exc
+            key = serialization.load_pem_private_key(data, given.encode("utf-8") if encrypted and given else None)
+        except (TypeError, ValueError) as exc:
+            if encrypted:
+                raise InputError(
+                    "the passphrase does not open the log key (a wrong passphrase, or a damaged key file); "
+                    "nothing was changed",
+                    where=str(path),
+                ) from exc
+            raise KeyDamagedError(f"the log key file is damaged: {exc}", where=str(path)) from exc
         if not isinstance(key, Ed25519PrivateKey):
-            raise CatalogError("the log key is not an Ed25519 key", where=str(path))
-        if public_bytes(key.public_key()) != self.public()[1]:
-            raise CatalogError("the log key does not match log.vkey", where=str(path))
+            raise KeyDamagedError("the log key is not an Ed25519 key", where=str(path))
+        wanted = expected if expected is not None else self.public()[1]
+        if public_bytes(key.public_key()) != wanted:
+            raise KeyDamagedError(
+                "the log key is not the key the custody log names (the key files were replaced)", where=str(path)
+            )
         return key
 
 

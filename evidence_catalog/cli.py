@@ -1358,7 +1358,8 @@ def verify(
             click.echo(f"PROBLEM {_one_line(exc)}")
         raise SystemExit(EXIT_PROBLEMS) from exc
     if not report.logged and not no_log:
-        click.echo("note: the catalog is not writable; this verification was not logged", err=True)
+        reason = report.unlogged_reason or "the catalog is not writable"
+        click.echo(f"note: {_printable(reason)}; this verification was not logged", err=True)
     if as_json:
         _echo_json(report.as_dict())
     else:

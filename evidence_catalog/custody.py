@@ -241,15 +241,24 @@ def replay(events: Iterable[CustodyEvent]) -> Replay:
     """
     states: dict[str, _RecordState] = {}
     problems: list[tuple[int, str]] = []
+    created: dict[str, int] = {}  # the event that made each record, to name when it cannot be rebuilt
     for event in events:
         apply = _APPLY.get(event.action)
         if apply is None:
             continue
+        fresh = event.subject not in states
         try:
             apply(states, event)
         except (EvidenceError, KeyError, TypeError, ValueError) as exc:
             problems.append((event.seq, f"{type(exc).__name__}: {exc}"))
-    records = {record_id: state.freeze() for record_id, state in states.items()}
+        if fresh and event.subject in states:
+            created[event.subject] = event.seq
+    records: dict[str, EvidenceRecord] = {}
+    for record_id, state in states.items():
+        try:
+            records[record_id] = state.freeze()
+        except (EvidenceError, TypeError, ValueError) as exc:  # e.g. a record id that is no id
+            problems.append((created.get(record_id, 0), f"{type(exc).__name__}: {exc}"))
     return Replay(records=records, problems=tuple(problems))
 
 

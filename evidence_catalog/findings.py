@@ -262,3 +262,58 @@ class MerkleNodeMismatch(Finding):
 
     def __str__(self) -> str:
         return f"the stored Merkle tree's node at level {self.level}, index {self.index} does not match the events"
+
+
+@frozen
+class EventsUnsigned(Finding):
+    """Events at the end of the log that no checkpoint signed by the log's key covers: anyone who
+    can write the database could have written or rewritten them."""
+
+    first_seq: int
+    count: int
+
+    def __str__(self) -> str:
+        last = self.first_seq + self.count - 1
+        which = f"custody event {last} is" if self.count == 1 else f"custody events {self.first_seq} to {last} are"
+        return (
+            f"{which} not covered by any checkpoint signed by the log key ({self.count} unsigned; "
+            "sign them with `evidence-catalog checkpoint` and the key's passphrase)"
+        )
+
+
+@frozen
+class CheckpointUnsigned(Finding):
+    """Unsigned checkpoints kept while the log key was not encrypted: the catalog signs every
+    checkpoint it writes with such a key, so these were written without it."""
+
+    count: int
+    first_size: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.count} checkpoint(s) kept in the catalog are unsigned (the first over {self.first_size} "
+            "events), though the log key in force was not encrypted: they were not written by the catalog"
+        )
+
+
+@frozen
+class KeyChangeInvalid(Finding):
+    """An event that declares a new log key without the signature of the key in force."""
+
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"custody event {self.seq} declares a log key that is not accepted: {self.reason}"
+
+
+@frozen
+class KeyFileMismatch(Finding):
+    """A file in the catalog's ``keys/`` folder that is damaged or is not the key the custody
+    log names (pinned by its first event, or handed over by a signed key change)."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"

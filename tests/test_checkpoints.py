@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog, merkle
-from evidence_catalog.checkpoint import PASSPHRASE_ENV, Checkpoint, LogKey, parse_checkpoint, sign
+from evidence_catalog.checkpoint import PASSPHRASE_ENV, Checkpoint, KeyDamagedError, LogKey, parse_checkpoint, sign
 from evidence_catalog.custody import make_event
 from evidence_catalog.errors import InputError
 from evidence_catalog.findings import (
@@ -43,7 +43,9 @@ from evidence_catalog.findings import (
     CheckpointMismatch,
     EventEdited,
     EventMissing,
+    EventsUnsigned,
     Finding,
+    KeyFileMismatch,
     LogRolledBack,
     MerkleLeafMismatch,
 )
@@ -398,7 +400,13 @@ def test_an_encrypted_key_without_its_passphrase_keeps_unsigned_checkpoints(
         with pytest.raises(InputError) as raised:
             catalog.checkpoint()
         assert PASSPHRASE_ENV in str(raised.value)
-        assert catalog.verify(record_event=False).ok
+        # Events 2 and 3 are covered by no signed checkpoint: anyone who can write the database
+        # could have written them.  A finding, unless the caller allows an unsigned tail.
+        report = catalog.verify(record_event=False)
+        assert report.findings == (EventsUnsigned(first_seq=2, count=2),)
+        assert report.unsigned_events == 2
+        allowed = catalog.verify(record_event=False, allow_unsigned=True)
+        assert allowed.ok and allowed.unsigned_events == 2
 
     with Catalog.open(path, key_passphrase="correct horse") as catalog:
         info = catalog.checkpoint()
@@ -653,8 +661,10 @@ def test_a_kept_checkpoint_with_a_changed_signature_is_invalid(catalog: Catalog,
             },
         )
     findings = catalog.verify(record_event=False).findings
-    assert kinds(findings) == [CheckpointInvalid]
+    # The forged checkpoint is invalid, and the one before it covers all but the last event.
+    assert kinds(findings) == [CheckpointInvalid, EventsUnsigned]
     assert f"checkpoint {row_id}" in findings[0].source  # type: ignore[attr-defined]
+    assert findings[1] == EventsUnsigned(first_seq=5, count=1)
 
 
 def test_a_checkpoint_signed_with_another_catalogs_key_is_invalid(catalog: Catalog, tmp_path: Path) -> None:
@@ -678,7 +688,7 @@ def test_a_checkpoint_signed_with_another_catalogs_key_is_invalid(catalog: Catal
         assert kinds(findings) == [CheckpointInvalid]
 
 
-def test_a_replaced_log_key_is_found_by_the_remembered_checkpoint(
+def test_a_replaced_log_key_is_found_by_the_log_itself_and_signs_nothing(
     catalog: Catalog, tmp_path: Path, run_cli: Any
 ) -> None:
     grow(catalog, tmp_path / "files")
@@ -686,15 +696,31 @@ def test_a_replaced_log_key_is_found_by_the_remembered_checkpoint(
     catalog.close()
     replace_keys(catalog.path)  # same origin, new key pair, every checkpoint re-signed
     with Catalog.open(catalog.path) as reopened:
-        assert reopened.verify(record_event=False).ok  # the catalog alone is self-consistent
-        findings = reopened.verify(remember=True, record_event=False).findings
-    assert findings and all(isinstance(f, CheckpointInvalid) for f in findings)
-    assert any(f.source == "the catalog's log key" for f in findings)  # type: ignore[attr-defined]
-    # The remembered checkpoint itself is checked with the key it was first checked with, and
-    # the log still extends it: the one finding is the replaced key.
+        # The log's first event pins the key: the new files are not it, no kept checkpoint is
+        # signed by it, so no event is covered.
+        findings = reopened.verify(remember=False, record_event=False).findings
+        assert {f.path for f in findings if isinstance(f, KeyFileMismatch)} == {  # type: ignore[attr-defined]
+            "keys/log.vkey",
+            "keys/log.pub",
+            "keys/log.key",
+        }
+        invalid = [f for f in findings if isinstance(f, CheckpointInvalid)]
+        assert invalid[0].source.startswith("checkpoint ") and "not signed by the log key" in invalid[0].reason
+        assert invalid[-1].source == "4 older checkpoint(s) kept in the catalog"
+        assert EventsUnsigned(first_seq=1, count=5) in findings
+        # The replaced key signs nothing: every change is refused before anything is stored.
+        before = [e.hash for e in reopened.history()]
+        with pytest.raises(KeyDamagedError, match="not the key the custody log names"):
+            add_file(reopened, tmp_path / "files", "after the key was replaced")
+        assert [e.hash for e in reopened.history()] == before
+        assert reopened.fsck().clean
+        with_memory = reopened.verify(remember=True, record_event=False).findings
+    # The remembered checkpoint is checked with the key it was first checked with: the log still
+    # extends it, and the key the log names is still that key.
+    assert [f for f in with_memory if f not in findings] == []
     result = run_cli("verify", "--catalog", catalog.path, "--no-log")
     assert result.code == 1
-    assert any(line.startswith("PROBLEM ") and "key" in line for line in result.out.splitlines())
+    assert any(line.startswith("PROBLEM keys/log.key: ") for line in result.out.splitlines())
 
 
 def test_a_rollback_with_a_log_key_of_a_new_origin_is_found_by_the_remembered_checkpoint(
