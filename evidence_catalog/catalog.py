@@ -2140,7 +2140,7 @@ class Catalog:
         workers: int | None = None,
         record_event: bool = True,
         checkpoints: Sequence[tuple[str, str]] = (),
-        remember: bool = False,
+        remember: bool = True,
         allow_unsigned: bool = False,
     ) -> VerificationReport:
         """Check everything the catalog claims, and return every finding.
@@ -2155,8 +2155,8 @@ class Catalog:
            in ``unsigned_events``).  Every checkpoint kept, and every checkpoint given in
            *checkpoints* -- ``(where it came from, signed note text)``, e.g. one a partner was
            sent -- must be a prefix of the log as it is now: a log rolled back, or changed
-           under a checkpoint, is found.  With *remember*, the latest checkpoint an earlier
-           verification remembered (outside the catalog, see
+           under a checkpoint, is found.  With *remember* (the default, as in the CLI), the
+           latest checkpoint an earlier verification remembered (outside the catalog, see
            :func:`evidence_catalog.checkpoint.remembered_path`) is checked too, with the key it
            was checked with then, and a clean verification remembers the latest checkpoint.
         2. The records: every record is rebuilt from the log alone and compared field by field
@@ -2362,8 +2362,10 @@ class Catalog:
         epochs, key_problems = self._key_chain(session)
         findings.extend(KeyChangeInvalid(seq=seq, reason=reason) for seq, reason in key_problems)
 
-        def check(where: str, note: str, key: tuple[str, bytes] | None, signed: bool = True) -> bool:
-            """Whether *note* is a checkpoint of the log as it is now (signed by *key*)."""
+        def check(where: str, note: str, key: tuple[str, bytes] | None, signed: bool = True) -> int | None:
+            """The size of checkpoint *note* when its signature by *key* (or, unsigned, its
+            form) is valid, else ``None``; whether the log as it is now extends it is a finding
+            either way."""
             try:
                 if not signed:
                     found = parse_checkpoint(note.split("\n\n")[0] + "\n")
@@ -2376,15 +2378,13 @@ class Catalog:
                     found = verify_checkpoint(note, *key)
             except CheckpointError as exc:
                 findings.append(CheckpointInvalid(source=where, reason=str(exc)))
-                return False
+                return None
             if found.size > len(leaves):
                 findings.append(LogRolledBack(source=where, checkpoint_size=found.size, log_size=len(leaves)))
-                return False
-            if merkle.root(recomputed, found.size) != found.root:
+            elif merkle.root(recomputed, found.size) != found.root:
                 first = first_changed if first_changed is not None and first_changed <= found.size else None
                 findings.append(CheckpointMismatch(source=where, checkpoint_size=found.size, first_seq=first))
-                return False
-            return True
+            return found.size
 
         rows = self.db.checkpoints(session)
         covered = 0
@@ -2395,8 +2395,9 @@ class Catalog:
             where = f"checkpoint {row.id} (kept in the catalog)"
             if row.signed and not covered:
                 mark = len(findings)
-                if check(where, row.note, None):
-                    covered = row.tree_size
+                size = check(where, row.note, None)
+                if size is not None:  # signed by the log's key: whatever is wrong under it is a finding
+                    covered = min(size, len(leaves))
                 elif len(findings) == mark + 1 and isinstance(findings[-1], CheckpointInvalid):
                     forged += 1
                     if forged > 1:

@@ -52,6 +52,7 @@ from evidence_catalog.errors import (
     InputError,
     IntegrityError,
     NotFoundError,
+    StorageError,
     ValidationError,
 )
 from evidence_catalog.filters import RecordFilter
@@ -1308,6 +1309,11 @@ def _event_url(event: model.CustodyEvent) -> str:
     is_flag=True,
     help="Neither check against nor keep the checkpoint remembered from the last verification.",
 )
+@click.option(
+    "--allow-unsigned-tail",
+    is_flag=True,
+    help="Events after the last signed checkpoint (an encrypted key between signings) are counted, not a problem.",
+)
 @_json_option
 @_quiet_option
 def verify(
@@ -1316,6 +1322,7 @@ def verify(
     no_log: bool,
     checkpoint_files: Sequence[str],
     no_remember: bool,
+    allow_unsigned_tail: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -1339,7 +1346,11 @@ def verify(
                 total = sum(size for _, size, _ in catalog.db.artifact_digests(session))
             with _bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
                 report = catalog.verify(
-                    progress=progress, record_event=not no_log, checkpoints=given, remember=not no_remember
+                    progress=progress,
+                    record_event=not no_log,
+                    checkpoints=given,
+                    remember=not no_remember,
+                    allow_unsigned=allow_unsigned_tail,
                 )
     except (CatalogNotFoundError, CatalogVersionError):
         raise  # the wrong path or a newer catalog: bad input, not a finding
@@ -1360,6 +1371,12 @@ def verify(
     if not report.logged and not no_log:
         reason = report.unlogged_reason or "the catalog is not writable"
         click.echo(f"note: {_printable(reason)}; this verification was not logged", err=True)
+    if report.unsigned_events and report.ok:
+        click.echo(
+            f"note: the last {report.unsigned_events} custody event(s) are not yet covered by a signed checkpoint "
+            "(allowed by --allow-unsigned-tail); sign them with `evidence-catalog checkpoint`",
+            err=True,
+        )
     if as_json:
         _echo_json(report.as_dict())
     else:
@@ -1496,14 +1513,25 @@ def import_(source: str, catalog_path: str, blobs: str | None, operator: str | N
 @click.option("--timestamp", "stamp", is_flag=True, help="Have it time-stamped by an RFC 3161 TSA (queued if offline).")
 @click.option("--tsa", metavar="URL", help="The TSA (default: $EVIDENCE_CATALOG_TSA_URL, or catalog.toml).")
 @click.option("--artifact", "artifacts", multiple=True, metavar="SHA256", help="Time-stamp this artifact too.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Also write the signed note to this file (must not exist)."
+)
 @_operator_option
 @_json_option
 def checkpoint_cmd(
-    catalog_path: str, stamp: bool, tsa: str | None, artifacts: Sequence[str], operator: str | None, as_json: bool
+    catalog_path: str,
+    stamp: bool,
+    tsa: str | None,
+    artifacts: Sequence[str],
+    output: str | None,
+    operator: str | None,
+    as_json: bool,
 ) -> None:
     """Print the latest signed checkpoint of the custody log (a C2SP signed note), signing a
     new one when the latest does not cover the whole log.  Keep it elsewhere (send it to a
-    partner, print it): `verify --checkpoint FILE` later shows whether the log still extends it.
+    partner, print it, `--output` it to a drive you keep apart): `verify --checkpoint FILE`
+    later shows whether the log still extends it -- the only way to find a log cut short, or a
+    whole catalog folder put back to an older copy.
 
     With --timestamp, the checkpoint (and each --artifact) is sent to an RFC 3161 Time-Stamp
     Authority with every request still queued; when it cannot be reached the requests stay
@@ -1516,6 +1544,9 @@ def checkpoint_cmd(
             raise InputError("--tsa and --artifact go with --timestamp", where="checkpoint")
         made = catalog.checkpoint()
         name, public = catalog.log_key.public()
+    if output is not None:
+        _write_new_file(Path(output), made.note.encode("utf-8"))
+        click.echo(f"checkpoint of {made.size} event(s) written to {display_path(output)}", err=True)
     if result is not None:
         for line in result.granted:
             click.echo(f"time-stamped: {line}", err=True)
@@ -1617,6 +1648,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(traceback.format_exc(), err=True)
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Write *data* to a file that must not exist yet, durably; nothing is left when it fails."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise InputError("already exists; choose a new file name", where=display_path(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot be written ({exc.strerror})", where=display_path(path)) from exc
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise StorageError(f"cannot be written ({exc.strerror})", where=display_path(path)) from exc
 
 
 def run() -> None:

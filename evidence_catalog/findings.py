@@ -273,11 +273,9 @@ class EventsUnsigned(Finding):
     count: int
 
     def __str__(self) -> str:
-        last = self.first_seq + self.count - 1
-        which = f"custody event {last} is" if self.count == 1 else f"custody events {self.first_seq} to {last} are"
         return (
-            f"{which} not covered by any checkpoint signed by the log key ({self.count} unsigned; "
-            "sign them with `evidence-catalog checkpoint` and the key's passphrase)"
+            f"custody events from {self.first_seq} on ({self.count}) are not covered by any checkpoint signed by "
+            "the log key: anyone who can write the catalog could have written them"
         )
 
 

@@ -34,7 +34,7 @@ SCHEMA_IDS: dict[type[Any], str] = {
 }
 _TYPES_BY_SCHEMA = {v: k for k, v in SCHEMA_IDS.items()}
 #: Schema id of the result of ``verify`` (``VerificationReport.as_dict()``, ``verify --json``).
-VERIFICATION_REPORT_SCHEMA = SCHEMA_BASE + "verification-report:1.0.0"
+VERIFICATION_REPORT_SCHEMA = SCHEMA_BASE + "verification-report:1.1.0"
 #: Schema id of ``data/contents.json`` in an export bag.
 BAG_CONTENTS_SCHEMA = SCHEMA_BASE + "bag-contents:1.0.0"
 #: Schema id of the checkpoint line that ends a JSON Lines export.
