@@ -9,6 +9,7 @@ back.
 from __future__ import annotations
 
 import base64
+import json
 import mimetypes
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog
+from evidence_catalog.interchange.export import telegram_media_index
 from evidence_catalog.interchange.names import _EXTENSIONS, extension_for, portable_name
 from tests.conftest import make_jpeg
 from tests.media_server import MediaServer, Route
@@ -178,3 +180,27 @@ def test_a_name_that_is_not_utf8_is_kept_whole_in_a_bag_and_exactly_in_the_recor
         [record] = [catalog.record(r) for r in catalog.record_ids()]
     kept = [a for a in record.acquisitions if a.original_path_b64 is not None]
     assert [base64.b64decode(a.original_path_b64 or "") for a in kept] == [os.fsencode(path)]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not json",
+        b"[" * 100_000 + b"]" * 100_000,  # nested too deep for the parser
+        b'{"messages": {"id": 1}}',
+        b'{"messages": [1, "two", {"id": 3, "type": "service", "photo": "photos/x.jpg"}]}',
+    ],
+)
+def test_a_document_that_is_not_a_telegram_export_names_nothing(data: bytes) -> None:
+    assert not telegram_media_index(data)
+
+
+def test_telegram_media_are_named_by_their_last_path_step_only() -> None:
+    document = {
+        "messages": [
+            {"id": 5, "type": "message", "photo": "photos\\a.jpg", "file": "../../etc/passwd"},
+            {"id": 6, "type": "message", "photo": "(File not included. Change data exporting settings to download.)"},
+        ]
+    }
+    assert telegram_media_index(json.dumps(document).encode()) == {"5": ("a.jpg", "passwd")}

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -96,10 +95,13 @@ _TELEGRAM_DOCUMENT_LIMIT = 512 * 1024 * 1024
 _TELEGRAM_NOTE = re.compile(r"Telegram export message (\S+)")
 
 
-def telegram_media_names(record: model.EvidenceRecord, read_document: Callable[[str], Any]) -> dict[str, str]:
+def telegram_media_names(
+    record: model.EvidenceRecord, media_of: Callable[[str], Mapping[str, Sequence[str]] | None]
+) -> dict[str, str]:
     """The names the media of a record's Telegram messages had in the export (SHA-256 ->
-    ``photo_1@05-05-2025_21-30-00.jpg``), read from the export's ``result.json`` (the record's
-    source document; *read_document* gives it parsed, or ``None``).  Each ingested message's
+    ``photo_1@05-05-2025_21-30-00.jpg``), from the export's ``result.json`` (the record's
+    source document): *media_of* gives, for a document's SHA-256, each message's media names by
+    message id (see :func:`telegram_media_index`), or ``None``.  Each ingested message's
     acquisition lists its media in the order of the message's ``photo`` and ``file``."""
     names: dict[str, str] = {}
     documents = {e.artifact.sha256 for e in record.artifacts if e.role is model.ArtifactRole.SOURCE_DOCUMENT}
@@ -107,6 +109,7 @@ def telegram_media_names(record: model.EvidenceRecord, read_document: Callable[[
         document_sha = acquisition.artifact_sha256
         if (
             acquisition.method is not model.AcquisitionMethod.INGESTED_FROM_FEED
+            or document_sha is None
             or document_sha not in documents
             or not acquisition.other_artifacts
         ):
@@ -118,24 +121,8 @@ def telegram_media_names(record: model.EvidenceRecord, read_document: Callable[[
         ]
         noted = _TELEGRAM_NOTE.fullmatch(acquisition.note or "")
         number = noted.group(1) if noted and noted.group(1) in numbers else numbers[0] if len(numbers) == 1 else None
-        document = read_document(document_sha) if number is not None and document_sha is not None else None
-        if not isinstance(document, dict) or not isinstance(document.get("messages"), list):
-            continue
-        message = next(
-            (
-                m
-                for m in document["messages"]
-                if isinstance(m, dict) and str(m.get("id")) == number and m.get("type") == "message"
-            ),
-            None,
-        )
-        if message is None:
-            continue
-        files = [
-            PurePosixPath(value.replace("\\", "/")).name
-            for value in (message.get("photo"), message.get("file"))
-            if isinstance(value, str) and value and not value.startswith("(File not included")
-        ]
+        index = media_of(document_sha) if number is not None else None
+        files = list(index.get(number, ())) if index is not None and number is not None else []
         shas = acquisition.other_artifacts
         if len(files) == len(shas) or (len(shas) == 1 and files):  # one file twice: stored once
             for sha, name in zip(shas, files, strict=False):
@@ -144,21 +131,42 @@ def telegram_media_names(record: model.EvidenceRecord, read_document: Callable[[
     return names
 
 
-def _document_reader(open_blob: Callable[[str], BinaryIO]) -> Callable[[str], Any]:
-    """Reads a stored JSON document (``None`` when it is not JSON, larger than
-    :data:`_TELEGRAM_DOCUMENT_LIMIT`, or nested too deep), keeping the last one read: the
-    records of one export are read again and again, one after another."""
-    cache: dict[str, Any] = {}
+def telegram_media_index(data: bytes) -> dict[str, tuple[str, ...]] | None:
+    """Each message's media file names (its ``photo`` and ``file``, as exported) by message id,
+    from a Telegram Desktop ``result.json``; ``None`` when *data* is not one."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("messages"), list):
+        return None
+    index: dict[str, tuple[str, ...]] = {}
+    for message in document["messages"]:
+        if not isinstance(message, dict) or message.get("type") != "message":
+            continue
+        files = tuple(
+            PurePosixPath(value.replace("\\", "/")).name
+            for value in (message.get("photo"), message.get("file"))
+            if isinstance(value, str) and value and not value.startswith("(File not included")
+        )
+        if files:
+            index.setdefault(str(message.get("id")), files)
+    return index
 
-    def read(sha: str) -> Any:
+
+def _media_index_reader(open_blob: Callable[[str], BinaryIO]) -> Callable[[str], dict[str, tuple[str, ...]] | None]:
+    """:func:`telegram_media_index` of stored documents, each read once while it is among the
+    last few asked for (the records of one export come from few documents, mostly in turn).
+    A document larger than :data:`_TELEGRAM_DOCUMENT_LIMIT` names nothing."""
+    cache: dict[str, dict[str, tuple[str, ...]] | None] = {}
+
+    def read(sha: str) -> dict[str, tuple[str, ...]] | None:
         if sha not in cache:
-            cache.clear()
-            cache[sha] = None
+            if len(cache) >= 8:
+                del cache[next(iter(cache))]
             with open_blob(sha) as stream:
                 data = stream.read(_TELEGRAM_DOCUMENT_LIMIT + 1)
-            if len(data) <= _TELEGRAM_DOCUMENT_LIMIT:
-                with contextlib.suppress(ValueError, RecursionError):
-                    cache[sha] = json.loads(data)
+            cache[sha] = telegram_media_index(data) if len(data) <= _TELEGRAM_DOCUMENT_LIMIT else None
         return cache[sha]
 
     return read
@@ -190,7 +198,7 @@ def write_payload(
     withheld_artifacts: list[dict[str, Any]] = []
     withheld_fields: list[dict[str, Any]] = []
     altered: list[int] = []
-    read_document = _document_reader(open_blob)
+    media_index = _media_index_reader(open_blob)
     for record in records:
         redaction = Redaction(record=record)
         if plan is not None:
@@ -207,7 +215,7 @@ def write_payload(
         if not redaction.changed and any(r.identity and r.identity.startswith("telegram:") for r in record.reports):
             # Names read from a document only when nothing of the record is withheld: a name can
             # carry what a flag withholds (a message's date).
-            given = telegram_media_names(record, read_document)
+            given = telegram_media_names(record, media_index)
         names = artifact_names(redaction.record, given)  # a withheld title or path names no file
         withheld = redaction.withheld_sha256
         for entry in record.artifacts:
