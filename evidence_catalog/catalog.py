@@ -1082,34 +1082,39 @@ class Catalog:
         self._check_capture_request(record_id, tags, note)
         acquisition_id = model.new_id()
         started_at = self.clock()
+        failure: tuple[str, int | None, str | None] | None = None
+        interrupted = False
         with self._work_area(acquisition_id) as work:
             try:
                 fetched = capture_download(url, work, options, progress=progress)
                 stored = [(item, self._store_file(item.path, url)) for item in self._capture_files(fetched)]
             except CaptureFailed as exc:
-                return self._log_failed_capture(
-                    url,
-                    acquisition_id,
-                    started_at,
-                    exc.message,
-                    record_id,
-                    http_status=exc.http_status,
-                    final_url=exc.final_url,
-                    settings=options.describe(),
-                )
+                failure = (exc.message, exc.http_status, exc.final_url)
             except (StorageError, InputError) as exc:
-                return self._log_failed_capture(
-                    url, acquisition_id, started_at, str(exc), record_id, settings=options.describe()
-                )
+                failure = (str(exc), None, None)
             except OSError as exc:
-                reason = f"the capture could not be written ({exc.strerror or exc}); nothing was stored"
-                return self._log_failed_capture(
-                    url, acquisition_id, started_at, reason, record_id, settings=options.describe()
-                )
+                failure = (f"the capture could not be written ({exc.strerror or exc}); nothing was stored", None, None)
             except KeyboardInterrupt:
-                with contextlib.suppress(EvidenceError):
-                    self._log_failed_capture(url, acquisition_id, started_at, "interrupted by the operator", record_id)
-                raise
+                failure, interrupted = ("interrupted by the operator", None, None), True
+        # The work area is gone by now: a partial download that filled the disk no longer takes
+        # the room that logging the failure (or recording the capture) needs.
+        if interrupted:
+            with contextlib.suppress(EvidenceError):
+                self._log_failed_capture(url, acquisition_id, started_at, "interrupted by the operator", record_id)
+            raise KeyboardInterrupt
+        if failure is not None:
+            error, http_status, final_url = failure
+            return self._log_failed_capture(
+                url,
+                acquisition_id,
+                started_at,
+                error,
+                record_id,
+                http_status=http_status,
+                final_url=final_url,
+                settings=options.describe(),
+            )
+        try:
             return self._record_capture(
                 options,
                 url,
@@ -1122,6 +1127,8 @@ class Catalog:
                 note=note,
                 noted=noted,
             )
+        except StorageError as exc:
+            raise StorageError(f"capture of {url} could not be recorded ({exc.message})", where=exc.where) from exc
 
     def _store_file_copy(self, path: Path) -> StoredBlob:
         """Store a file the operator holds (it is copied, never moved)."""

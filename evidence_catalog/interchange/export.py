@@ -7,10 +7,12 @@ what goes where in the bag and what a redaction withholds.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
-import mimetypes
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -19,7 +21,7 @@ import attrs
 from evidence_catalog import model
 from evidence_catalog.errors import InputError, IntegrityError
 from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagWriter, ByteProgress, bagging_date
-from evidence_catalog.interchange.names import portable_name, unique_names
+from evidence_catalog.interchange.names import extension_for, portable_name, unique_names
 from evidence_catalog.interchange.redact import FieldPathError, Redaction, RedactionPlan, apply_plan, redact_document
 from evidence_catalog.serialize import BAG_CONTENTS_SCHEMA, SCHEMA_IDS, format_timestamp, to_document, unstructure
 
@@ -40,32 +42,134 @@ class BagSummary:
     altered_events: int = 0
 
 
-def artifact_names(record: model.EvidenceRecord) -> dict[str, str]:
+def artifact_names(record: model.EvidenceRecord, given: Mapping[str, str] | None = None) -> dict[str, str]:
     """A portable file name for each artifact of *record* (SHA-256 -> name), distinct within
-    the record: the name the file had when added, else the captured item's title, else its role;
-    the extension from the name, else from the media type."""
+    the record: the name the file had when added, else a name *given* for it (a Telegram
+    export's media file, see :func:`telegram_media_names`), else the captured item's title, else
+    its role; the extension from the name, else from the media type (:func:`extension_for`)."""
     original: dict[str, str] = {}
     titles: dict[str, str] = {}
     for acquisition in record.acquisitions:
         sha = acquisition.artifact_sha256
         if sha is None:
             continue
-        if acquisition.original_path:
-            original.setdefault(sha, PurePosixPath(acquisition.original_path.replace("\\", "/")).name)
+        name = _file_name(acquisition)
+        if name:
+            original.setdefault(sha, name)
         if acquisition.platform_info is not None and acquisition.platform_info.title:
             titles.setdefault(sha, acquisition.platform_info.title)
+    for sha, name in (given or {}).items():
+        original.setdefault(sha, name)
     names = []
     for entry in record.artifacts:
         sha = entry.artifact.sha256
-        extension = mimetypes.guess_extension(entry.artifact.media_type.split(";")[0].strip()) or ".bin"
-        given = original.get(sha)
-        if given is None:
-            given = (titles.get(sha) or entry.role.value) + extension
-        elif "." not in given.strip(".") and extension != ".bin":  # a name without an extension
-            given += extension
-        names.append(portable_name(given, fallback=entry.role.value + extension))
+        extension = extension_for(entry.artifact.media_type)
+        name = original.get(sha)
+        if name is None:
+            name = (titles.get(sha) or entry.role.value) + extension
+        elif "." not in name.strip(".") and extension != ".bin":  # a name without an extension
+            name += extension
+        names.append(portable_name(name, fallback=entry.role.value + extension))
     shas = [entry.artifact.sha256 for entry in record.artifacts]
     return dict(zip(shas, unique_names(names, shas), strict=True))
+
+
+def _file_name(acquisition: model.Acquisition) -> str | None:
+    """The last part of the path a file was added from.  A path that is not UTF-8 is cut at
+    its own ``/`` bytes, and its other bytes shown as ``\\xNN`` (made ``_xNN`` by
+    :func:`portable_name`): the escapes are not separators.  The exact bytes stay in the record."""
+    if acquisition.original_path_b64:
+        try:
+            raw = base64.b64decode(acquisition.original_path_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raw = None
+        if raw:
+            return raw.rsplit(b"/", 1)[-1].decode("utf-8", "backslashreplace")
+    if acquisition.original_path:
+        return PurePosixPath(acquisition.original_path.replace("\\", "/")).name
+    return None
+
+
+#: A Telegram Desktop export is read whole to name its media; larger ones name none.
+_TELEGRAM_DOCUMENT_LIMIT = 512 * 1024 * 1024
+_TELEGRAM_NOTE = re.compile(r"Telegram export message (\S+)")
+
+
+def telegram_media_names(
+    record: model.EvidenceRecord, media_of: Callable[[str], Mapping[str, Sequence[str]] | None]
+) -> dict[str, str]:
+    """The names the media of a record's Telegram messages had in the export (SHA-256 ->
+    ``photo_1@05-05-2025_21-30-00.jpg``), from the export's ``result.json`` (the record's
+    source document): *media_of* gives, for a document's SHA-256, each message's media names by
+    message id (see :func:`telegram_media_index`), or ``None``.  Each ingested message's
+    acquisition lists its media in the order of the message's ``photo`` and ``file``."""
+    names: dict[str, str] = {}
+    documents = {e.artifact.sha256 for e in record.artifacts if e.role is model.ArtifactRole.SOURCE_DOCUMENT}
+    for acquisition in record.acquisitions:
+        document_sha = acquisition.artifact_sha256
+        if (
+            acquisition.method is not model.AcquisitionMethod.INGESTED_FROM_FEED
+            or document_sha is None
+            or document_sha not in documents
+            or not acquisition.other_artifacts
+        ):
+            continue
+        numbers = [
+            report.post_id
+            for report in record.reports
+            if report.document_sha256 == document_sha and (report.identity or "").startswith("telegram:")
+        ]
+        noted = _TELEGRAM_NOTE.fullmatch(acquisition.note or "")
+        number = noted.group(1) if noted and noted.group(1) in numbers else numbers[0] if len(numbers) == 1 else None
+        index = media_of(document_sha) if number is not None else None
+        files = list(index.get(number, ())) if index is not None and number is not None else []
+        shas = acquisition.other_artifacts
+        if len(files) == len(shas) or (len(shas) == 1 and files):  # one file twice: stored once
+            for sha, name in zip(shas, files, strict=False):
+                if name:
+                    names.setdefault(sha, name)
+    return names
+
+
+def telegram_media_index(data: bytes) -> dict[str, tuple[str, ...]] | None:
+    """Each message's media file names (its ``photo`` and ``file``, as exported) by message id,
+    from a Telegram Desktop ``result.json``; ``None`` when *data* is not one."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("messages"), list):
+        return None
+    index: dict[str, tuple[str, ...]] = {}
+    for message in document["messages"]:
+        if not isinstance(message, dict) or message.get("type") != "message":
+            continue
+        files = tuple(
+            PurePosixPath(value.replace("\\", "/")).name
+            for value in (message.get("photo"), message.get("file"))
+            if isinstance(value, str) and value and not value.startswith("(File not included")
+        )
+        if files:
+            index.setdefault(str(message.get("id")), files)
+    return index
+
+
+def _media_index_reader(open_blob: Callable[[str], BinaryIO]) -> Callable[[str], dict[str, tuple[str, ...]] | None]:
+    """:func:`telegram_media_index` of stored documents, each read once while it is among the
+    last few asked for (the records of one export come from few documents, mostly in turn).
+    A document larger than :data:`_TELEGRAM_DOCUMENT_LIMIT` names nothing."""
+    cache: dict[str, dict[str, tuple[str, ...]] | None] = {}
+
+    def read(sha: str) -> dict[str, tuple[str, ...]] | None:
+        if sha not in cache:
+            if len(cache) >= 8:
+                del cache[next(iter(cache))]
+            with open_blob(sha) as stream:
+                data = stream.read(_TELEGRAM_DOCUMENT_LIMIT + 1)
+            cache[sha] = telegram_media_index(data) if len(data) <= _TELEGRAM_DOCUMENT_LIMIT else None
+        return cache[sha]
+
+    return read
 
 
 def write_payload(
@@ -94,6 +198,7 @@ def write_payload(
     withheld_artifacts: list[dict[str, Any]] = []
     withheld_fields: list[dict[str, Any]] = []
     altered: list[int] = []
+    media_index = _media_index_reader(open_blob)
     for record in records:
         redaction = Redaction(record=record)
         if plan is not None:
@@ -106,7 +211,12 @@ def write_payload(
             f"{folder}/record.json",
             (json.dumps(to_document(redaction.record), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
         )
-        names = artifact_names(redaction.record)  # a withheld title or path names no file
+        given: dict[str, str] = {}
+        if not redaction.changed and any(r.identity and r.identity.startswith("telegram:") for r in record.reports):
+            # Names read from a document only when nothing of the record is withheld: a name can
+            # carry what a flag withholds (a message's date).
+            given = telegram_media_names(record, media_index)
+        names = artifact_names(redaction.record, given)  # a withheld title or path names no file
         withheld = redaction.withheld_sha256
         for entry in record.artifacts:
             sha = entry.artifact.sha256

@@ -10,6 +10,7 @@ systems that ignore case or normalise Unicode.  Pure functions, no I/O.
 
 from __future__ import annotations
 
+import mimetypes
 import unicodedata
 from collections.abc import Sequence
 
@@ -71,6 +72,88 @@ def _fit(text: str, limit: int) -> str:
     while cut and unicodedata.combining(cut[-1]):
         cut = cut[:-1]
     return cut.rstrip(" .") or _REPLACEMENT
+
+
+#: The extension a file of each media type is named with: the one people and programs expect.
+#: :mod:`mimetypes` alone would answer ``.xsl`` for ``application/xml``, and its answers depend
+#: on the ``mime.types`` files of the computer that exports.
+_EXTENSIONS = {
+    "application/atom+xml": ".xml",
+    "application/dash+xml": ".mpd",
+    "application/gzip": ".gz",
+    "application/json": ".json",
+    "application/ld+json": ".json",
+    "application/msword": ".doc",
+    "application/octet-stream": ".bin",
+    "application/ogg": ".ogg",
+    "application/pdf": ".pdf",
+    "application/rss+xml": ".xml",
+    "application/vnd.apple.mpegurl": ".m3u8",
+    "application/vnd.ms-excel": ".xls",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/x-mpegurl": ".m3u8",
+    "application/x-subrip": ".srt",
+    "application/xhtml+xml": ".xhtml",
+    "application/xml": ".xml",
+    "application/zip": ".zip",
+    "audio/aac": ".aac",
+    "audio/flac": ".flac",
+    "audio/mp4": ".m4a",
+    "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "audio/opus": ".opus",
+    "audio/wav": ".wav",
+    "audio/webm": ".weba",
+    "audio/x-flac": ".flac",
+    "audio/x-wav": ".wav",
+    "image/avif": ".avif",
+    "image/bmp": ".bmp",
+    "image/gif": ".gif",
+    "image/heic": ".heic",
+    "image/heif": ".heif",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/svg+xml": ".svg",
+    "image/tiff": ".tif",
+    "image/webp": ".webp",
+    "text/csv": ".csv",
+    "text/html": ".html",
+    "text/markdown": ".md",
+    "text/plain": ".txt",
+    "text/vtt": ".vtt",
+    "text/xml": ".xml",
+    "video/3gpp": ".3gp",
+    "video/mp2t": ".ts",
+    "video/mp4": ".mp4",
+    "video/mpeg": ".mpg",
+    "video/ogg": ".ogv",
+    "video/quicktime": ".mov",
+    "video/webm": ".webm",
+    "video/x-matroska": ".mkv",
+    "video/x-msvideo": ".avi",
+}
+#: Python's own table only, never the computer's ``mime.types``: the same name everywhere.
+_BUILT_IN = mimetypes.MimeTypes(filenames=())
+
+
+def extension_for(media_type: str) -> str:
+    """The file name extension (with its dot) for *media_type* (parameters ignored): a fixed,
+    conventional one for common types, else Python's built-in table, else ``.xml`` or ``.json``
+    for a ``+xml`` or ``+json`` type, ``.txt`` for other text, and ``.bin`` for anything else.
+    Depends on nothing but the argument (and the Python version, for rare types)."""
+    base = media_type.split(";")[0].strip().lower()
+    known = _EXTENSIONS.get(base)
+    if known is not None:
+        return known
+    guessed = _BUILT_IN.guess_extension(base, strict=False)
+    if guessed and len(guessed) <= 9:
+        return guessed
+    for suffix, extension in (("+xml", ".xml"), ("+json", ".json")):
+        if base.endswith(suffix):
+            return extension
+    return ".txt" if base.startswith("text/") else ".bin"
 
 
 def name_key(name: str) -> str:
