@@ -197,7 +197,7 @@ def _bytes_progress(total: int | None, label: str, *, quiet: bool) -> Iterator[C
         yield lambda n: progress.advance(task, n)
 
 
-def _printable(text: str) -> str:
+def _printable(text: str | os.PathLike[str]) -> str:
     """Free text (notes, URLs, names, tags) as one line a terminal cannot be tricked by: control
     characters, line breaks and bidirectional overrides are shown escaped."""
     return display_path(text)
@@ -348,7 +348,7 @@ def add(
 
         def report(result: Any) -> None:
             status = "new" if result.new_record else "added" if result.new_on_record else "already catalogued"
-            click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{result.path}")
+            click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{display_path(result.path)}")
             if result.quarantined:
                 click.echo(
                     f"warning: the stored copy of {result.sha256} was damaged; it was replaced by these bytes "
@@ -1492,7 +1492,7 @@ def export(
         if result.format == "bagit":
             click.echo(
                 f"exported {result.records} record(s), {result.artifacts} artifact file(s) and "
-                f"{result.custody_events} custody event(s) to the bag {result.path} "
+                f"{result.custody_events} custody event(s) to the bag {display_path(result.path)} "
                 f"(Payload-Oxum {result.payload_oxum}, {result.external_identifier})"
             )
             if result.redacted:
@@ -1503,7 +1503,7 @@ def export(
         else:
             click.echo(
                 f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
-                f"to {result.path} (sha256 {result.sha256})"
+                f"to {display_path(result.path)} (sha256 {result.sha256})"
             )
 
 
