@@ -1,7 +1,9 @@
 """The ``evidence-catalog`` command: a thin layer of click commands over :class:`Catalog`.
 
-Exit codes: 0 success; 1 verification found problems; 2 bad input or usage.  User errors are
-one line on standard error naming the file or field and the reason, never a traceback.
+Exit codes (docs/cli.md): 0 success, also when nothing is found ("no matches" on standard error);
+1 the command found or left something wrong (verify's problems, a failed capture ...); 2 bad input
+or usage; 3 a bug.  User errors are one line on standard error naming the file or field and the
+reason, never a traceback.
 """
 
 from __future__ import annotations
