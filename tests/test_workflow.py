@@ -1311,7 +1311,7 @@ def test_cli_list_filters_print_exactly_the_matching_records(
     ]
     for args, expected in cases:
         result = run_cli("list", "--catalog", catalog.path, *args)
-        assert result.code == 0 and result.err == "", (args, result.err)
+        assert result.code == 0 and result.err == ("" if expected else "no matches\n"), (args, result.err)
         assert record_ids_in(result.out) == expected, args
         as_json = run_cli("list", "--catalog", catalog.path, "--json", *args)
         assert [d["id"] for d in json.loads(as_json.out)] == expected, args
