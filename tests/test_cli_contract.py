@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,7 +109,10 @@ def test_the_table_of_custody_events_is_what_every_command_appends(
     record = probe.run("add", "add", tmp_path / "a.txt").out.split("\t")[0]
     second = probe.run("add", "add", tmp_path / "b.txt").out.split("\t")[0]
     probe.run("ingest", "ingest", feed)
-    probe.run("capture", "capture", "http://127.0.0.1:9/gone", "--retries", "0", "--timeout", "5", codes=(1,))
+    with socket.socket() as closed:  # a port nothing listens on: the capture fails, and is logged
+        closed.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{closed.getsockname()[1]}/gone"
+    probe.run("capture", "capture", gone, "--retries", "0", "--timeout", "5", codes=(1,))
     probe.run("list", "list")
     probe.run("show", "show", record)
     probe.run("log", "log")
