@@ -9,7 +9,6 @@ import inspect
 import json
 import os
 import re
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -222,4 +221,3 @@ def test_a_damaged_artifact_makes_export_and_import_exit_1(tmp_path: Path, run_c
     assert damaged.code == 1 and "run verify" in damaged.err
     assert not (tmp_path / "second-bag").exists()
     assert run_cli("log", "--catalog", home, "--json").out == before
-    shutil.rmtree(bag)
