@@ -211,7 +211,9 @@ def _path_text(path: Path) -> tuple[str, str | None]:
 class AddResult:
     """What adding one file did."""
 
-    path: str
+    #: The file added: its absolute path, exactly (a name with a line break or bytes that are
+    #: not UTF-8 included; :func:`display_path` makes it one printable line).
+    path: Path
     record_id: str
     sha256: str
     size: int
@@ -259,7 +261,9 @@ class CaptureResult:
 class IngestResult:
     """What ingesting one input did."""
 
-    path: str
+    #: The input: the file read, as an absolute path (``result.json`` for a Telegram export
+    #: folder), or the URL (text) the feed was downloaded from.
+    path: Path | str
     format: str
     sha256: str
     #: Items read from the input, and how many of them became new reports (the rest were there).
@@ -344,7 +348,8 @@ class ExportResult:
     """What an export wrote.  For a bag, ``sha256`` is that of its ``tagmanifest-sha256.txt``
     (which pins every byte of the bag) and ``size`` its payload's bytes."""
 
-    path: str
+    #: The file (or, for a bag, the folder) written, as an absolute path.
+    path: Path
     format: str
     records: int
     custody_events: int
@@ -365,7 +370,8 @@ class ExportResult:
 class ImportResult:
     """What an import added."""
 
-    source: str
+    #: The export read (a bag's folder, a JSON or JSON Lines file), as an absolute path.
+    source: Path
     format: str
     records_added: tuple[str, ...]
     #: Records that were in the catalog already, exactly as they came.
@@ -914,7 +920,7 @@ class Catalog:
             if note_part is not None and noted is not None:
                 noted.add(target)  # a later file of the same batch on this record: noted once
             result = AddResult(
-                path=display_path(path),
+                path=path,
                 record_id=target,
                 sha256=sha256,
                 size=blob.size,
@@ -1407,6 +1413,7 @@ class Catalog:
                 path = path / "result.json"
             [file] = self.collect_files([path])
             result = self._ingest_file(file, display_path(file), format, tags, note, keep_going, started_at)
+            result = attrs.evolve(result, path=file)  # the file itself; messages name it printably
         if capture_media:
             result = self._capture_media(result, capture_options, capture_progress)
         return result
@@ -2870,7 +2877,7 @@ class Catalog:
                 result = self._write_export_file(tmp, target, format, selected, bom)
             if target.exists() or target.is_symlink():
                 raise FileExistsError(str(target))
-            result = attrs.evolve(result, path=where)
+            result = attrs.evolve(result, path=target)
             details: dict[str, Any] = {
                 "format": format,
                 "output": where,
@@ -2978,7 +2985,7 @@ class Catalog:
             raise
         added = {item.record.id for item in new}
         return ImportResult(
-            source=where,
+            source=path,
             format=incoming.format,
             records_added=tuple(item.record.id for item in new),
             records_present=tuple(i.record.id for i in incoming.records if i.record.id not in added),
@@ -3232,7 +3239,7 @@ class Catalog:
             os.fsync(raw.fileno())
         digests, size = sink.hasher.digests(), sink.hasher.size
         return ExportResult(
-            path=str(target),
+            path=target,
             format=format,
             records=counts[0],
             custody_events=counts[1],
@@ -3319,7 +3326,7 @@ class Catalog:
             }
         )
         result = ExportResult(
-            path=str(target),
+            path=target,
             format="bagit",
             records=summary.records,
             custody_events=summary.custody_events,

@@ -1,7 +1,9 @@
 """The ``evidence-catalog`` command: a thin layer of click commands over :class:`Catalog`.
 
-Exit codes: 0 success; 1 verification found problems; 2 bad input or usage.  User errors are
-one line on standard error naming the file or field and the reason, never a traceback.
+Exit codes (docs/cli.md): 0 success, also when nothing is found ("no matches" on standard error);
+1 the command found or left something wrong (verify's problems, a failed capture ...); 2 bad input
+or usage; 3 a bug.  User errors are one line on standard error naming the file or field and the
+reason, never a traceback.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from evidence_catalog.catalog import (
     parse_time,
 )
 from evidence_catalog.checkpoint import vkey
-from evidence_catalog.config import parse_operator, resolve_operator
+from evidence_catalog.config import CONFIG_FILE, OPERATOR_ENV, parse_operator, resolve_operator
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
@@ -64,6 +66,8 @@ from evidence_catalog.versions import versions
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
 CATALOG_ENV = "EVIDENCE_CATALOG"
+#: What ``list``, ``search``, ``link --suggest`` and ``log`` say (on standard error) when nothing matches.
+NOTHING_FOUND = "no matches"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,10 +93,26 @@ def cli() -> None:
     """Catalogue evidence with provenance, integrity checks and a chain of custody."""
 
 
+class _CatalogOption(click.Option):
+    """``--catalog``, whose absence says how to name a catalog once for every command."""
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        try:
+            return super().process_value(ctx, value)
+        except click.MissingParameter as exc:
+            raise click.MissingParameter(
+                f"Name the catalog directory with --catalog DIRECTORY, or once for every command with "
+                f'the environment variable {CATALOG_ENV} (export {CATALOG_ENV}="$HOME/case/catalog").',
+                ctx=ctx,
+                param=self,
+            ) from exc
+
+
 def _catalog_option(f: F) -> F:
     return click.option(
         "--catalog",
         "catalog_path",
+        cls=_CatalogOption,
         envvar=CATALOG_ENV,
         required=True,
         type=click.Path(file_okay=False),
@@ -180,7 +200,7 @@ def _bytes_progress(total: int | None, label: str, *, quiet: bool) -> Iterator[C
         yield lambda n: progress.advance(task, n)
 
 
-def _printable(text: str) -> str:
+def _printable(text: str | os.PathLike[str]) -> str:
     """Free text (notes, URLs, names, tags) as one line a terminal cannot be tricked by: control
     characters, line breaks and bidirectional overrides are shown escaped."""
     return display_path(text)
@@ -190,8 +210,25 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def _nothing_found(*, among_readable: bool = False) -> None:
+    """What a command that lists things says when nothing matches: a line on standard error
+    (standard output stays empty, and ``--json`` prints ``[]``); the exit code stays 0."""
+    click.echo(NOTHING_FOUND + (" among the records that could be read" if among_readable else ""), err=True)
+
+
 def _open(catalog_path: str, operator: str | None = None) -> Catalog:
-    return Catalog.open(catalog_path, operator=operator)
+    try:
+        return Catalog.open(catalog_path, operator=operator)
+    except CatalogNotFoundError as exc:
+        ctx = click.get_current_context(silent=True)
+        source = None if ctx is None else ctx.get_parameter_source("catalog_path")
+        if source is not click.core.ParameterSource.ENVIRONMENT:
+            raise
+        # The directory came from the environment, not the command line: say so, and how to change it.
+        raise CatalogNotFoundError(
+            f"{exc.message} (the directory named by ${CATALOG_ENV}; set it to a catalog, or give --catalog)",
+            where=exc.where,
+        ) from exc
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -236,7 +273,11 @@ def init(
     PATH holds the catalog's settings and log key; by default also its SQLite database and its
     blobs.  A team's catalog keeps them in PostgreSQL and object storage (--database, --blobs);
     credentials come from the environment, never from the catalog.
+
+    Without --operator (or $EVIDENCE_CATALOG_OPERATOR) the operator is the operating-system
+    account running init, recorded by its name; init says so on standard error.
     """
+    from_account = operator is None and not os.environ.get(OPERATOR_ENV, "").strip()
     agent = resolve_operator(operator, None)
     if organization is not None:
         agent = attrs.evolve(agent, organization=parse_operator(organization, where="--organization").name)
@@ -257,6 +298,15 @@ def init(
                 click.echo(f"database: {catalog.config.database_url}")
             if blobs is not None:
                 click.echo(f"blobs:    {catalog.blobs.location}")
+        if from_account:
+            account = _printable(catalog.operator.name)
+            click.echo(
+                f"note: no --operator given: this catalog's default operator is the operating-system account "
+                f"'{account}', recorded as the actor of every action that names no other; to record a person, "
+                f"set name and email under [operator] in {CONFIG_FILE}, or give --operator 'NAME <EMAIL>' "
+                f"(or ${OPERATOR_ENV})",
+                err=True,
+            )
 
 
 @cli.command()
@@ -301,7 +351,7 @@ def add(
 
         def report(result: Any) -> None:
             status = "new" if result.new_record else "added" if result.new_on_record else "already catalogued"
-            click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{result.path}")
+            click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{display_path(result.path)}")
             if result.quarantined:
                 click.echo(
                     f"warning: the stored copy of {result.sha256} was damaged; it was replaced by these bytes "
@@ -618,8 +668,8 @@ def search(
     """Find reports by their words (every word of TEXT, case and accents ignored) and filters.
 
     Prints one line per report: report id, record id, when it was published (or '-'),
-    feed/author, and its first line; best match first, then newest.  Exit code 1 when nothing
-    is found.
+    feed/author, and its first line; best match first, then newest.  When nothing matches,
+    standard error says "no matches" (--json prints []); the exit code is 0.
     """
     with _open(catalog_path) as catalog:
         hits = catalog.search(
@@ -647,8 +697,8 @@ def search(
             click.echo(
                 f"(hits {offset + 1} to {offset + limit} shown; --offset {offset + limit} for the next page)", err=True
             )
-    if not hits:
-        raise SystemExit(EXIT_PROBLEMS)
+        if not hits:
+            _nothing_found()
 
 
 @cli.command()
@@ -684,7 +734,10 @@ def link(
                 f"report {s.report_id} (on {s.report_record}) -> record {s.record_id}: "
                 f"{s.reason} {_printable(s.matched)}\n  evidence-catalog link {s.report_id} {s.record_id}"
             )
-        click.echo(f"{len(suggestions)} suggestion(s)", err=True)
+        if suggestions:
+            click.echo(f"{len(suggestions)} suggestion(s)", err=True)
+        else:
+            _nothing_found()
         return
     if len(ids) != 2:
         raise click.UsageError("give a REPORT_ID and a RECORD_ID (or --suggest)")
@@ -965,7 +1018,8 @@ def list_records(
 
     Records are read and printed a page at a time, so a catalog of millions starts printing at
     once; --limit and --after show one page (the next page starts --after the last id shown).
-    Exit code 1 if a record cannot be read (it is named).
+    When nothing matches, standard error says "no matches" (--json prints []); the exit code is
+    0.  Exit code 1 if a record cannot be read (it is named).
     """
     unreadable = shown = 0
     last: str | None = None
@@ -1001,6 +1055,8 @@ def list_records(
             click.echo("\n]" if shown else "]")
     if limit is not None and shown >= limit and last is not None:
         click.echo(f"more may follow: --after {last}", err=True)
+    if not shown and not as_json:
+        _nothing_found(among_readable=bool(unreadable))
     if unreadable:
         raise SystemExit(EXIT_PROBLEMS)
 
@@ -1284,6 +1340,8 @@ def log(record_id: str | None, catalog_path: str, proof_seq: int | None, as_json
             f"{event.seq:>6}  {format_timestamp(event.at)}  {event.action:<16} {_printable(event.subject)}  "
             f"{_event_url(event)}by {_agent(event.actor)}  {event.hash[:16]}"
         )
+    if not events:
+        _nothing_found()
 
 
 def _event_url(event: model.CustodyEvent) -> str:
@@ -1454,7 +1512,7 @@ def export(
         if result.format == "bagit":
             click.echo(
                 f"exported {result.records} record(s), {result.artifacts} artifact file(s) and "
-                f"{result.custody_events} custody event(s) to the bag {result.path} "
+                f"{result.custody_events} custody event(s) to the bag {display_path(result.path)} "
                 f"(Payload-Oxum {result.payload_oxum}, {result.external_identifier})"
             )
             if result.redacted:
@@ -1465,7 +1523,7 @@ def export(
         else:
             click.echo(
                 f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
-                f"to {result.path} (sha256 {result.sha256})"
+                f"to {display_path(result.path)} (sha256 {result.sha256})"
             )
 
 

@@ -24,6 +24,14 @@ class ValidationError(EvidenceError):
     """A value does not satisfy the data model or a published schema."""
 
 
+class ModelError(ValidationError, ValueError):
+    """An object of the data model (:mod:`evidence_catalog.model`, a record filter, a category)
+    cannot be built from the values given: the message names the field and the rule.
+
+    It is also a :class:`ValueError`, which is what these checks raised before, so that code
+    written then keeps working."""
+
+
 class CatalogError(EvidenceError):
     """The catalog cannot be used: not a catalog, newer than this library, corrupt."""
 

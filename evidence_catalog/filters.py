@@ -23,16 +23,17 @@ from collections.abc import Iterable
 from attrs import field, frozen
 
 from evidence_catalog import model
+from evidence_catalog.errors import ModelError
 
 
 def _bbox(_: object, attribute: object, value: tuple[float, float, float, float] | None) -> None:
     if value is None:
         return
     if len(value) != 4 or not all(isinstance(v, int | float) and math.isfinite(v) for v in value):
-        raise ValueError("a bounding box is four numbers: west, south, east, north")
+        raise ModelError("a bounding box is four numbers: west, south, east, north")
     west, south, east, north = value
     if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise ValueError(
+        raise ModelError(
             "a bounding box is west,south,east,north in degrees: longitudes from -180 to 180, "
             "latitudes from -90 to 90, south not above north"
         )
@@ -66,9 +67,9 @@ class RecordFilter:
         for name in ("since", "until"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, dt.datetime) or value.utcoffset() is None):
-                raise ValueError(f"{name} must be a time with its zone")
+                raise ModelError(f"{name} must be a time with its zone")
         if self.since is not None and self.until is not None and self.until < self.since:
-            raise ValueError("until is before since")
+            raise ModelError("until is before since")
 
     def matches(self, record: model.EvidenceRecord) -> bool:
         """Tell whether *record* meets every criterion."""

@@ -28,6 +28,8 @@ import attrs
 import uuid6
 from attrs import field, frozen
 
+from evidence_catalog.errors import ModelError
+
 # ---------------------------------------------------------------------------------------------
 # Validators and converters shared by the classes below.
 
@@ -64,11 +66,11 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"timestamp {value.isoformat()} has no time zone; use UTC")
+        raise ModelError(f"timestamp {value.isoformat()} has no time zone; use UTC")
     try:
         return value.astimezone(dt.UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before the first representable UTC time
-        raise ValueError(f"timestamp {value.isoformat()} is outside the range of times in UTC") from None
+        raise ModelError(f"timestamp {value.isoformat()} is outside the range of times in UTC") from None
 
 
 def _optional_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -77,7 +79,7 @@ def _optional_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 def _not_blank(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{attribute.name} must be non-empty text")
+        raise ModelError(f"{attribute.name} must be non-empty text")
 
 
 def _optional_not_blank(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -87,7 +89,7 @@ def _optional_not_blank(instance: Any, attribute: attrs.Attribute[Any], value: s
 
 def _record_id(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not _UUID7.match(value):
-        raise ValueError(f"{attribute.name} must be a lowercase UUID version 7, got {value!r}")
+        raise ModelError(f"{attribute.name} must be a lowercase UUID version 7, got {value!r}")
 
 
 def _optional_record_id(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -97,7 +99,7 @@ def _optional_record_id(instance: Any, attribute: attrs.Attribute[Any], value: s
 
 def _sha256(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not is_hex_digest(value, "sha256"):
-        raise ValueError(f"{attribute.name} must be 64 lowercase hex digits, got {value!r}")
+        raise ModelError(f"{attribute.name} must be 64 lowercase hex digits, got {value!r}")
 
 
 def _optional_sha256(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -107,12 +109,12 @@ def _optional_sha256(instance: Any, attribute: attrs.Attribute[Any], value: str 
 
 def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+        raise ModelError(f"{attribute.name} must be a non-negative integer, got {value!r}")
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+        raise ModelError(f"{attribute.name} must be a positive integer, got {value!r}")
 
 
 def _finite_in(lo: float, hi: float) -> Any:
@@ -120,11 +122,36 @@ def _finite_in(lo: float, hi: float) -> Any:
         if value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{attribute.name} must be a number, got {value!r}")
+            raise ModelError(f"{attribute.name} must be a number, got {value!r}")
         if not math.isfinite(value) or not lo <= value <= hi:
-            raise ValueError(f"{attribute.name} must be between {lo} and {hi}, got {value!r}")
+            raise ModelError(f"{attribute.name} must be between {lo} and {hi}, got {value!r}")
 
     return check
+
+
+def _matches(pattern: re.Pattern[str], what: str) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ModelError(f"{attribute.name} must be {what}, got {value!r}")
+
+    return check
+
+
+def _one_of(*allowed: str) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in allowed:
+            raise ModelError(f"{attribute.name} must be one of {', '.join(allowed)}, got {value!r}")
+
+    return check
+
+
+def _optional_not_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    try:
+        if value is None or value >= 0:
+            return
+    except TypeError:
+        pass
+    raise ModelError(f"{attribute.name} must be a number of at least 0, got {value!r}")
 
 
 def _to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
@@ -138,9 +165,9 @@ def _to_tag_set(value: Iterable[str]) -> tuple[str, ...]:
 def _tags(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     for tag in value:
         if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
-            raise ValueError(f"{attribute.name}: tag {tag!r} must be non-empty with no outer spaces")
+            raise ModelError(f"{attribute.name}: tag {tag!r} must be non-empty with no outer spaces")
         if has_control_characters(tag):
-            raise ValueError(f"{attribute.name}: tag {tag!r} contains a control character")
+            raise ModelError(f"{attribute.name}: tag {tag!r} contains a control character")
 
 
 def has_control_characters(text: str) -> bool:
@@ -164,11 +191,23 @@ def record_id_time(record_id: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
 
 
+class Choice(enum.StrEnum):
+    """The base of the model's enumerations: a value that is none of them raises
+    :class:`~evidence_catalog.errors.ModelError` naming the values allowed."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        what = re.sub(r"(?<!^)(?=[A-Z])", " ", cls.__name__).lower()
+        allowed = ", ".join(member.value for member in cls)
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ModelError(f"{value!r} is not {article} {what} (one of {allowed})")
+
+
 # ---------------------------------------------------------------------------------------------
 # Agents: who or what acted.
 
 
-class AgentKind(enum.StrEnum):
+class AgentKind(Choice):
     """What kind of agent acted."""
 
     PERSON = "person"
@@ -211,7 +250,7 @@ class Digests:
     def __attrs_post_init__(self) -> None:
         for algorithm, value in self.as_dict().items():
             if not is_hex_digest(value, algorithm):
-                raise ValueError(f"{algorithm} digest must be lowercase hex, got {value!r}")
+                raise ModelError(f"{algorithm} digest must be lowercase hex, got {value!r}")
 
     def as_dict(self) -> dict[str, str]:
         """Return the digests that are present, by algorithm name."""
@@ -260,7 +299,7 @@ class Artifact:
     digests: Digests
     size: int = field(validator=_non_negative)
     #: Media type sniffed from the bytes themselves, never from a name or a server's header.
-    media_type: str = field(validator=attrs.validators.matches_re(_MEDIA_TYPE))
+    media_type: str = field(validator=_matches(_MEDIA_TYPE, "a media type such as image/jpeg"))
     metadata: EmbeddedMetadata | None = None
 
     @property
@@ -269,7 +308,7 @@ class Artifact:
         return self.digests.sha256
 
 
-class ArtifactRole(enum.StrEnum):
+class ArtifactRole(Choice):
     """What an artifact is to the record that holds it."""
 
     ORIGINAL = "original"
@@ -285,7 +324,7 @@ class ArtifactRole(enum.StrEnum):
 def _sha256_list(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     for item in value:
         if not is_hex_digest(item, "sha256"):
-            raise ValueError(f"{attribute.name} must hold 64-digit lowercase hex SHA-256s, got {item!r}")
+            raise ModelError(f"{attribute.name} must hold 64-digit lowercase hex SHA-256s, got {item!r}")
 
 
 @frozen
@@ -304,16 +343,16 @@ class RecordArtifact:
 
     def __attrs_post_init__(self) -> None:
         if self.derived_from and self.derivation is None:
-            raise ValueError("a derived artifact must say what was done (derivation)")
+            raise ModelError("a derived artifact must say what was done (derivation)")
         if self.artifact.sha256 in self.derived_from or self.version_of == self.artifact.sha256:
-            raise ValueError("an artifact cannot be derived from, or a version of, itself")
+            raise ModelError("an artifact cannot be derived from, or a version of, itself")
 
 
 # ---------------------------------------------------------------------------------------------
 # Acquisition: provenance of what we hold.
 
 
-class AcquisitionMethod(enum.StrEnum):
+class AcquisitionMethod(Choice):
     """How something came into the catalog."""
 
     ADDED_FROM_DISK = "added_from_disk"
@@ -322,7 +361,7 @@ class AcquisitionMethod(enum.StrEnum):
     IMPORTED = "imported"
 
 
-class Outcome(enum.StrEnum):
+class Outcome(Choice):
     """Whether an acquisition attempt succeeded."""
 
     SUCCEEDED = "succeeded"
@@ -331,7 +370,7 @@ class Outcome(enum.StrEnum):
 
 def _http_status(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 999:
-        raise ValueError(f"{attribute.name} must be an HTTP status code (100-999), got {value!r}")
+        raise ModelError(f"{attribute.name} must be an HTTP status code (100-999), got {value!r}")
 
 
 def _header_pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
@@ -361,14 +400,14 @@ class HttpResponse:
     def __attrs_post_init__(self) -> None:
         for pair in self.headers:
             if len(pair) != 2 or not all(isinstance(part, str) for part in pair):
-                raise ValueError("each header must be a [name, value] pair of text")
+                raise ModelError("each header must be a [name, value] pair of text")
 
 
 def _optional_non_negative_number(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{attribute.name} must be a non-negative number, got {value!r}")
+        raise ModelError(f"{attribute.name} must be a non-negative number, got {value!r}")
 
 
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -378,7 +417,7 @@ def _optional_date(_: Any, attribute: attrs.Attribute[Any], value: str | None) -
     if value is None:
         return
     if not isinstance(value, str) or not _DATE.match(value):
-        raise ValueError(f"{attribute.name} must be a date as YYYY-MM-DD, got {value!r}")
+        raise ModelError(f"{attribute.name} must be a date as YYYY-MM-DD, got {value!r}")
     dt.date.fromisoformat(value)
 
 
@@ -453,13 +492,13 @@ class Acquisition:
 
     def __attrs_post_init__(self) -> None:
         if self.other_artifacts and self.artifact_sha256 is None:
-            raise ValueError("an acquisition with other artifacts must name its main artifact")
+            raise ModelError("an acquisition with other artifacts must name its main artifact")
         if self.ended_at < self.started_at:
-            raise ValueError("acquisition ended_at is before started_at")
+            raise ModelError("acquisition ended_at is before started_at")
         if self.outcome is Outcome.SUCCEEDED and self.error is not None:
-            raise ValueError("a successful acquisition carries no error")
+            raise ModelError("a successful acquisition carries no error")
         if self.outcome is Outcome.FAILED and not self.error:
-            raise ValueError("a failed acquisition must say why (error)")
+            raise ModelError("a failed acquisition must say why (error)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,10 +534,10 @@ class MediaLink:
 
     url: str = field(validator=_not_blank)
     #: ``enclosure`` or ``media_content``.
-    kind: str = field(default="enclosure", validator=attrs.validators.in_(("enclosure", "media_content")))
+    kind: str = field(default="enclosure", validator=_one_of("enclosure", "media_content"))
     #: The media type and the length in bytes the feed states (not checked).
     media_type: str | None = None
-    length: int | None = field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
+    length: int | None = field(default=None, validator=_optional_not_negative)
 
 
 @frozen
@@ -519,7 +558,7 @@ class LineSpan:
 
     def __attrs_post_init__(self) -> None:
         if self.last < self.first:
-            raise ValueError("line span ends before it starts")
+            raise ModelError("line span ends before it starts")
 
 
 @frozen
@@ -557,7 +596,7 @@ class Report:
 # The investigators' judgements, kept apart from the evidence itself.
 
 
-class TimePrecision(enum.StrEnum):
+class TimePrecision(Choice):
     """How precisely an alleged time is known."""
 
     SECOND = "second"
@@ -578,7 +617,7 @@ class EventTime:
 
     def __attrs_post_init__(self) -> None:
         if self.end is not None and self.end < self.start:
-            raise ValueError("event time ends before it starts")
+            raise ModelError("event time ends before it starts")
 
 
 @frozen
@@ -609,7 +648,7 @@ class Claim:
     source_description: str | None = None
 
 
-class VerificationStatus(enum.StrEnum):
+class VerificationStatus(Choice):
     """How far an item has been verified."""
 
     UNVERIFIED = "unverified"
@@ -619,7 +658,7 @@ class VerificationStatus(enum.StrEnum):
     FALSE = "false"
 
 
-class VerificationMethod(enum.StrEnum):
+class VerificationMethod(Choice):
     """Kinds of verification work (Berkeley Protocol)."""
 
     SOURCE_ANALYSIS = "source_analysis"
@@ -628,7 +667,7 @@ class VerificationMethod(enum.StrEnum):
     TECHNICAL_ANALYSIS = "technical_analysis"
 
 
-class Confidence(enum.StrEnum):
+class Confidence(Choice):
     """How sure an assessor is."""
 
     LOW = "low"
@@ -654,7 +693,7 @@ class Assessment:
     supersedes: str | None = field(default=None, validator=_optional_record_id)
 
 
-class RelationKind(enum.StrEnum):
+class RelationKind(Choice):
     """How two records relate."""
 
     DUPLICATE_OF = "duplicate_of"
@@ -675,7 +714,7 @@ class Relation:
     note: str | None = None
 
 
-class SensitivityKind(enum.StrEnum):
+class SensitivityKind(Choice):
     """What must not travel, or must travel with care."""
 
     GRAPHIC = "graphic"
@@ -687,9 +726,9 @@ class SensitivityKind(enum.StrEnum):
 def _field_paths(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     for item in value:
         if not isinstance(item, str) or not item or item.startswith("/") or item.endswith("/") or "//" in item:
-            raise ValueError(f"{attribute.name} must hold field paths such as reports/<id>/author, got {item!r}")
+            raise ModelError(f"{attribute.name} must hold field paths such as reports/<id>/author, got {item!r}")
         if has_control_characters(item):
-            raise ValueError(f"{attribute.name}: field path {item!r} contains control characters")
+            raise ModelError(f"{attribute.name}: field path {item!r} contains control characters")
 
 
 @frozen
@@ -744,14 +783,14 @@ class EvidenceRecord:
     def __attrs_post_init__(self) -> None:
         held = {ra.artifact.sha256 for ra in self.artifacts}
         if len(held) != len(self.artifacts):
-            raise ValueError(f"record {self.id} lists an artifact twice")
+            raise ModelError(f"record {self.id} lists an artifact twice")
         for acquisition in self.acquisitions:
             for sha in (acquisition.artifact_sha256, *acquisition.other_artifacts):
                 if sha is not None and sha not in held:
-                    raise ValueError(f"acquisition {acquisition.id} names artifact {sha} not on the record")
+                    raise ModelError(f"acquisition {acquisition.id} names artifact {sha} not on the record")
         for relation in self.relations:
             if relation.target_id == self.id:
-                raise ValueError(f"record {self.id} cannot relate to itself")
+                raise ModelError(f"record {self.id} cannot relate to itself")
 
     def artifact(self, sha256: str) -> RecordArtifact | None:
         """Return the record's entry for the artifact with this SHA-256, if it holds it."""
@@ -774,7 +813,7 @@ class CustodyEvent:
     seq: int = field(validator=_non_negative)
     at: dt.datetime = field(converter=to_utc)
     actor: Agent
-    action: str = field(validator=attrs.validators.matches_re(_ACTION))
+    action: str = field(validator=_matches(_ACTION, "lowercase words joined by dots, such as record.created"))
     #: What the event is about: a record id, an artifact SHA-256, or ``catalog``.
     subject: str = field(validator=_not_blank)
     prev_hash: str = field(validator=_sha256)
@@ -783,7 +822,7 @@ class CustodyEvent:
 
     def __attrs_post_init__(self) -> None:
         if self.seq < 1:
-            raise ValueError("custody event sequence numbers start at 1")
+            raise ModelError("custody event sequence numbers start at 1")
 
 
 @frozen

@@ -15,13 +15,15 @@ import re
 
 from attrs import field, frozen
 
+from evidence_catalog.errors import ModelError
+
 #: A category code: lower-case letters, digits, ``.`` and ``-``, starting with a letter or digit.
 CODE = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 
 
 def _code(_: object, attribute: object, value: str) -> None:
     if not isinstance(value, str) or CODE.fullmatch(value) is None:
-        raise ValueError(
+        raise ModelError(
             f"category code {value!r} must be 1-64 lower-case letters, digits, '.' or '-', "
             "starting with a letter or digit"
         )
@@ -29,7 +31,7 @@ def _code(_: object, attribute: object, value: str) -> None:
 
 def _label(_: object, attribute: object, value: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError("a category needs a label")
+        raise ModelError("a category needs a label")
 
 
 @frozen

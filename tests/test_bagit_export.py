@@ -476,7 +476,7 @@ def test_the_export_is_logged_with_what_identifies_the_bag(populated: Populated,
     assert last.actor.name == "Test Analyst"
     details = last.details
     assert details["format"] == "bagit"
-    assert details["output"] == result.path and Path(result.path) == bag
+    assert details["output"] == str(result.path) and result.path == bag
     assert details["bag"]["external_identifier"] == result.external_identifier
     assert details["bag"]["payload_oxum"] == result.payload_oxum == payload_oxum(bag)
     assert details["bag"]["sha512_manifest"] is sha512

@@ -156,7 +156,9 @@ def test_file_names_with_newlines_and_invalid_utf8_are_kept_exactly(catalog: Cat
     import base64
 
     assert base64.b64decode(acquisition.original_path_b64) == raw
-    assert "\n" not in first.path and "\\n" in first.path  # printable for a terminal
+    # The result names the file itself, which a script can open; the CLI prints it escaped.
+    assert first.path == odd and second.path == Path(os.fsdecode(raw))
+    assert first.path.read_text() == "x" and second.path.read_bytes() == b"y"
     assert catalog.verify().ok
 
 
@@ -992,3 +994,26 @@ def _end_other_sessions(catalog: Catalog) -> None:
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).scalar_one()
     assert ended >= 1
+
+
+def test_every_result_names_its_file_as_a_path_whatever_was_given(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A str or a Path, relative or absolute: each result holds the absolute Path of the file
+    itself (AddResult.path, IngestResult.path, ExportResult.path, ImportResult.source)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("b")
+    (tmp_path / "digest.txt").write_text("Feed (Twitter)\nFirst post\nFirst post\n", encoding="utf-8")
+    as_text, as_path = catalog.add(["a.txt", Path("b.txt")])
+    assert (as_text.path, as_path.path) == (tmp_path / "a.txt", tmp_path / "b.txt")
+    assert type(as_text.path) is type(as_path.path) and isinstance(as_text.path, Path)
+    assert catalog.add_file(str(tmp_path / "a.txt")).path == tmp_path / "a.txt"
+    ingested = catalog.ingest("digest.txt")
+    assert isinstance(ingested.path, Path) and ingested.path == tmp_path / "digest.txt"
+    for format in ("json", "bagit"):
+        exported = catalog.export(f"export-{format}", format=format)  # type: ignore[arg-type]
+        assert isinstance(exported.path, Path) and exported.path == tmp_path / f"export-{format}"
+        with Catalog.init(tmp_path / f"other-{format}", operator=catalog.operator) as other:
+            imported = other.import_records(f"export-{format}", blobs=catalog.path if format == "json" else None)
+            assert isinstance(imported.source, Path) and imported.source == tmp_path / f"export-{format}"

@@ -497,3 +497,131 @@ def test_ctrl_c_exits_130(cat: Path, run_cli: Any, tmp_path: Path, monkeypatch: 
     (tmp_path / "f").write_text("f")
     result = run_cli("add", tmp_path / "f", "--catalog", cat)
     assert result.code == 130 and "interrupted" in result.err
+
+
+# -- nothing found, a missing catalog, an operator nobody named ---------------------------------
+
+
+def _one_record(cat: Path, run_cli: Any, tmp_path: Path) -> str:
+    (tmp_path / "statement.txt").write_text("a witness statement")
+    added = run_cli("add", tmp_path / "statement.txt", "--catalog", cat, "--tag", "school")
+    assert added.code == 0, added.err
+    return added.out.split("\t")[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list", "--tag", "no-such-tag"],
+        ["list", "--status", "verified"],
+        ["list", "--after", "{record}"],
+        ["list", "--sha256", "0" * 64],
+        ["search", "nothing-like-this"],
+        ["search", "--hashtag", "NoSuchTag", "--offset", "5"],
+        ["link", "--suggest"],
+        ["link", "--suggest", "{record}"],
+    ],
+)
+def test_nothing_found_is_said_the_same_way_by_every_command_that_lists(
+    cat: Path, run_cli: Any, tmp_path: Path, args: list[str]
+) -> None:
+    """One rule (docs/cli.md): nothing found is an answer, not a failure: exit 0, standard output
+    empty, "no matches" on standard error; with --json, the empty list and nothing else."""
+    record = _one_record(cat, run_cli, tmp_path)
+    argv = [a.format(record=record) for a in args]
+    before = _state(cat, run_cli)
+    text = run_cli(*argv, "--catalog", cat)
+    assert (text.code, text.out, text.err) == (0, "", "no matches\n")
+    as_json = run_cli(*argv, "--catalog", cat, "--json")
+    assert (as_json.code, as_json.err) == (0, "")
+    assert json.loads(as_json.out) == []
+    assert _state(cat, run_cli) == before  # looking changes nothing
+
+
+def test_no_matches_is_said_of_an_empty_catalog_and_never_beside_a_result(
+    cat: Path, run_cli: Any, tmp_path: Path
+) -> None:
+    empty = run_cli("list", "--catalog", cat)
+    assert (empty.code, empty.out, empty.err) == (0, "", "no matches\n")
+    record = _one_record(cat, run_cli, tmp_path)
+    found = run_cli("list", "--tag", "school", "--catalog", cat)
+    assert found.code == 0 and found.out.startswith(record) and found.err == ""
+    history = run_cli("log", record, "--catalog", cat)
+    assert history.code == 0 and record in history.out and history.err == ""
+
+
+def test_nothing_readable_found_is_said_with_the_unreadable_record_named(
+    cat: Path, run_cli: Any, tmp_path: Path
+) -> None:
+    record = _one_record(cat, run_cli, tmp_path)
+    body = json_set(database_dialect(cat), "body", "$.method", "teleported")
+    run_sql(cat, f"update acquisition set body = {body} where record_id = :id", {"id": record})
+    result = run_cli("list", "--catalog", cat)
+    assert result.code == 1 and result.out == ""
+    [error, nothing] = result.err.splitlines()
+    assert error.startswith("error: ") and record in error
+    assert nothing == "no matches among the records that could be read"
+
+
+@pytest.mark.parametrize("args", [["list"], ["verify"], ["log"], ["search", "x"], ["add", "{tmp}/f.txt"]])
+def test_a_missing_catalog_says_how_to_name_one(
+    run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.delenv("EVIDENCE_CATALOG", raising=False)
+    (tmp_path / "f.txt").write_text("x")
+    result = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    assert result.code == 2 and result.out == ""
+    no_traceback(result)
+    assert "Missing option '--catalog'" in result.err
+    assert "--catalog DIRECTORY" in result.err and "environment variable EVIDENCE_CATALOG" in result.err
+
+
+def test_a_catalog_named_by_the_environment_that_is_not_there_says_where_it_came_from(
+    cat: Path, run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVIDENCE_CATALOG", str(tmp_path / "moved-away"))
+    result = run_cli("list")
+    assert result.code == 2 and result.out == ""
+    assert result.err.count("\n") == 1
+    assert result.err.startswith(f"error: {tmp_path / 'moved-away'}: no such catalog directory")
+    assert "$EVIDENCE_CATALOG" in result.err and "--catalog" in result.err
+    monkeypatch.setenv("EVIDENCE_CATALOG", str(tmp_path))  # there, but not a catalog
+    assert "not a catalog (no catalog.toml) (the directory named by $EVIDENCE_CATALOG" in run_cli("log").err
+    # Given on the command line, the path is the user's own: no word about the environment.
+    given = run_cli("list", "--catalog", tmp_path / "moved-away")
+    assert given.code == 2 and "EVIDENCE_CATALOG" not in given.err
+    monkeypatch.setenv("EVIDENCE_CATALOG", str(cat))  # and a real one works
+    assert run_cli("list").code == 0
+
+
+def test_init_without_an_operator_says_it_records_the_os_account(
+    run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pwd
+
+    account = pwd.getpwuid(os.geteuid()).pw_name
+    monkeypatch.delenv("EVIDENCE_CATALOG_OPERATOR", raising=False)
+    for quiet in ([], ["--quiet"]):  # a note on who is recorded is never dropped
+        folder = tmp_path / f"catalog{len(quiet)}"
+        result = run_cli("init", folder, *quiet)
+        assert result.code == 0, result.err
+        [note] = result.err.splitlines()
+        assert note.startswith(
+            f"note: no --operator given: this catalog's default operator is the operating-system account '{account}'"
+        )
+        assert "[operator] in catalog.toml" in note and "--operator 'NAME <EMAIL>'" in note
+        assert f'name = "{account}"' in (folder / "catalog.toml").read_text()
+    # What the note advises works: a name and e-mail under [operator] are who acts from then on.
+    config = tmp_path / "catalog0" / "catalog.toml"
+    config.write_text(config.read_text().replace(f'name = "{account}"', 'name = "A. Analyst"\nemail = "a@example.org"'))
+    (tmp_path / "f.txt").write_text("x")
+    assert run_cli("add", tmp_path / "f.txt", "--catalog", tmp_path / "catalog0").code == 0
+    events = json.loads(run_cli("log", "--catalog", tmp_path / "catalog0", "--json").out)
+    assert (events[0]["actor"]["name"], events[-1]["actor"]["name"]) == (account, "A. Analyst")
+    assert events[-1]["actor"]["email"] == "a@example.org"
+    # Named on the command line or in the environment: nothing to say.
+    named = run_cli("init", tmp_path / "named", "--operator", "A <a@example.org>")
+    assert named.code == 0 and named.err == ""
+    monkeypatch.setenv("EVIDENCE_CATALOG_OPERATOR", "B <b@example.org>")
+    from_env = run_cli("init", tmp_path / "from-env")
+    assert from_env.code == 0 and from_env.err == ""

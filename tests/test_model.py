@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import enum
+import inspect
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-from evidence_catalog import model
+from evidence_catalog import filters, model, vocabulary
+from evidence_catalog.errors import EvidenceError, ModelError, ValidationError
+from evidence_catalog.filters import RecordFilter
+from evidence_catalog.vocabulary import Category
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 AGENT = model.Agent(name="a")
@@ -66,8 +74,67 @@ def test_naive_timestamps_are_refused_and_others_become_utc() -> None:
     ],
 )
 def test_invalid_values_cannot_be_built(factory: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ModelError, match=message) as refused:
         factory()
+    # A script catches the library's errors as the docs say; older code catching ValueError too.
+    assert isinstance(refused.value, EvidenceError) and isinstance(refused.value, ValidationError)
+    assert isinstance(refused.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [c for c in vars(model).values() if isinstance(c, type) and issubclass(c, enum.Enum) and c is not model.Choice],
+)
+def test_every_enumeration_names_the_values_it_allows(kind: type[enum.Enum]) -> None:
+    assert issubclass(kind, model.Choice)
+    with pytest.raises(ModelError) as refused:
+        kind("no-such-value")
+    for member in kind:
+        assert member.value in str(refused.value)
+    assert kind(next(iter(kind)).value) is next(iter(kind))
+
+
+def test_an_unknown_enumeration_value_in_a_model_object_is_a_library_error() -> None:
+    with pytest.raises(EvidenceError, match="'cousin_of' is not a relation kind \\(one of duplicate_of"):
+        model.Relation(kind="cousin_of", target_id=model.new_id(), linked_by=AGENT, linked_at=NOW)
+    with pytest.raises(EvidenceError, match="'maybe' is not a confidence"):
+        model.Assessment(id=model.new_id(), status="verified", assessor=AGENT, assessed_at=NOW, confidence="maybe")
+    with pytest.raises(EvidenceError, match="'guessing' is not a verification method"):
+        model.Assessment(id=model.new_id(), status="verified", assessor=AGENT, assessed_at=NOW, methods=["guessing"])
+    with pytest.raises(EvidenceError, match="'ok' is not an outcome"):
+        _acquisition(outcome="ok")
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: RecordFilter(bbox=(0, 0, 0)), "four numbers"),  # type: ignore[arg-type]
+        (lambda: RecordFilter(bbox=(0, 10, 1, 5)), "south not above north"),
+        (lambda: RecordFilter(since=NOW, until=NOW - dt.timedelta(days=1)), "until is before since"),
+        (lambda: RecordFilter(flags=["rude"]), "'rude' is not a sensitivity kind"),
+        (lambda: RecordFilter(status="done"), "'done' is not a verification status"),
+        (lambda: Category(code="Bad Code", label="x"), "category code"),
+        (lambda: Category(code="ok", label=" "), "needs a label"),
+    ],
+)
+def test_filters_and_categories_refuse_with_library_errors(factory: Any, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        factory()
+
+
+@pytest.mark.parametrize("module", [model, filters, vocabulary])
+def test_the_model_raises_no_plain_value_error(module: ModuleType) -> None:
+    """Every refusal of the data model is a library error: no `raise ValueError(...)` is left."""
+    tree = ast.parse(Path(inspect.getfile(module)).read_text(encoding="utf-8"))
+    plain = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Raise)
+        and isinstance(node.exc, ast.Call)
+        and isinstance(node.exc.func, ast.Name)
+        and node.exc.func.id == "ValueError"
+    ]
+    assert plain == [], f"{module.__name__} raises a plain ValueError at line(s) {plain}"
 
 
 def _artifact(sha: str = SHA) -> model.Artifact:
