@@ -20,6 +20,7 @@ import datetime as dt
 import enum
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -66,6 +67,7 @@ from evidence_catalog.checkpoint import (
     LogKey,
     epoch_at,
     key_chain,
+    key_change_statement,
     key_id,
     parse_checkpoint,
     public_bytes,
@@ -165,6 +167,8 @@ DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
 #: The log's Ed25519 key pair (see :mod:`evidence_catalog.checkpoint`).
 KEYS_DIR = "keys"
+#: Inside ``keys/``: a new key while the log is handed to it, and the public files of old keys.
+NEXT_KEY_DIR, RETIRED_KEYS_DIR = "next", "retired"
 #: Where an export bag keeps the signed checkpoint, the log's key, proofs and time-stamps.
 LOG_DIR = "data/log"
 #: The environment variable naming the RFC 3161 Time-Stamp Authority.
@@ -393,6 +397,17 @@ class CheckpointInfo:
     note: str
     signed: bool
     at: dt.datetime
+
+
+@frozen
+class KeyChange:
+    """What :meth:`Catalog.change_log_key` did: the key handed over, the new one, and the event."""
+
+    previous_key_id: str
+    key_id: str
+    vkey: str
+    encrypted: bool
+    seq: int
 
 
 @frozen
@@ -649,6 +664,12 @@ class Catalog:
         except BaseException:
             database.close()  # e.g. a bad [blobs] setting: the database is not left open
             raise
+        if not read_only and (catalog.log_key.directory / NEXT_KEY_DIR).is_dir():
+            try:
+                catalog._finish_key_change()  # a change of key that was killed half-way
+            except BaseException:
+                catalog.close()
+                raise
         if not read_only and catalog.log_key.exists:
             try:
                 catalog._check_signing_key()
@@ -2630,11 +2651,29 @@ class Catalog:
                 self._private_key = self.log_key.private(self.key_passphrase, expected=pinned)
             except KeyLockedError:
                 self._key_locked = True
+            except KeyDamagedError as exc:
+                self._key_error = self._older_key(epochs) or exc
             except (InputError, CatalogError) as exc:
                 self._key_error = exc
         if self._key_error is not None:
             raise self._key_error
         return self._private_key
+
+    def _older_key(self, epochs: list[KeyEpoch]) -> KeyDamagedError | None:
+        """When ``keys/`` holds a key the log was since handed away from (a team member's copy of
+        the folder from before a change of key), the error that says so."""
+        try:
+            held = self.log_key.public()
+        except CatalogError:
+            return None
+        for older, newer in itertools.pairwise(epochs):
+            if held == (older.name, older.public):
+                return KeyDamagedError(
+                    f"this is an earlier key of the log, handed over to key {newer.key_id} at custody event "
+                    f"{newer.seq}: copy the catalog's {KEYS_DIR}/ folder from where the key was changed",
+                    where=display_path(self.log_key.directory),
+                )
+        return None
 
     def _check_signing_key(self) -> None:
         """Refuse a change before anything is stored when the log key cannot sign it (a wrong
@@ -2656,6 +2695,102 @@ class Catalog:
         self.db.add_checkpoint(
             session, size=size, root=current.root, note=note, signed=key is not None, at=self.clock()
         )
+
+    def change_log_key(self, *, passphrase: str | None = None) -> KeyChange:
+        """Hand the custody log over to a new Ed25519 key (encrypted with *passphrase*, if given),
+        for a key that may have leaked or to start protecting it with a passphrase.
+
+        The key in force signs the hand-over (its signature over
+        :func:`~evidence_catalog.checkpoint.key_change_statement` is the ``endorsement`` of the
+        ``key.changed`` event), and the checkpoint that ends the change is the new key's first.
+        The old private key is then deleted; its public files stay in ``keys/retired/<key id>/``.
+        Needs the current key (its passphrase, if it is encrypted).  Killed half-way, the next
+        :meth:`open` finishes the move of the key files, or throws away a key that was never
+        handed the log.
+        """
+        if self.db.read_only:
+            raise StorageError("the catalog is read-only; its key cannot be changed")
+        old = self._signing_key()
+        if old is None:
+            raise InputError(
+                f"the log key is encrypted: give its passphrase (${PASSPHRASE_ENV}) to hand the log to a new key",
+                where="change_log_key",
+            )
+        with self.db.read() as session:
+            epochs, _ = self._key_chain(session)
+        current = epochs[-1]
+        staging = LogKey(self.log_key.directory / NEXT_KEY_DIR)
+        shutil.rmtree(staging.directory, ignore_errors=True)  # a change that never got this far
+        try:
+            name, public = staging.create(current.name, passphrase or None)
+            new = staging.private(passphrase or "", expected=public)
+        except OSError as exc:
+            raise StorageError(f"cannot create the new key ({exc.strerror})", where=str(staging.directory)) from exc
+        new_vkey = vkey(name, public)
+        endorsement = old.sign(key_change_statement(current.vkey, new_vkey))
+        self._private_key = new  # the checkpoint that ends the change is signed by the new key
+        try:
+            event = self._log_catalog_event(
+                Action.LOG_KEY_CHANGED,
+                {
+                    "origin": name,
+                    "key_id": key_id(name, public).hex(),
+                    "vkey": new_vkey,
+                    "public_key": base64.b64encode(public).decode("ascii"),
+                    "encrypted": bool(passphrase),
+                    "previous_key_id": current.key_id,
+                    "endorsement": base64.b64encode(endorsement).decode("ascii"),
+                },
+            )
+        except BaseException:
+            self._private_key = old
+            shutil.rmtree(staging.directory, ignore_errors=True)
+            raise
+        self._install_next_key(current.key_id)
+        return KeyChange(
+            previous_key_id=current.key_id,
+            key_id=key_id(name, public).hex(),
+            vkey=new_vkey,
+            encrypted=bool(passphrase),
+            seq=event.seq,
+        )
+
+    def _install_next_key(self, retired_id: str) -> None:
+        """Put the key in ``keys/next/`` in place of the one in ``keys/``: the old public files are
+        copied to ``keys/retired/<retired_id>/``, then each new file replaces the old one
+        (``log.vkey`` last: while ``keys/next/log.vkey`` is there, the move is unfinished), so
+        the old private key is gone."""
+        folder = self.log_key.directory
+        retired = folder / RETIRED_KEYS_DIR / retired_id
+        retired.mkdir(parents=True, exist_ok=True)
+        for file_name in (VKEY_FILE, PUBLIC_FILE):
+            if not (retired / file_name).exists() and (folder / file_name).exists():
+                shutil.copy2(folder / file_name, retired / file_name)
+        fsync_dir(retired)
+        for file_name in (KEY_FILE, PUBLIC_FILE, VKEY_FILE):
+            if (folder / NEXT_KEY_DIR / file_name).exists():
+                os.replace(folder / NEXT_KEY_DIR / file_name, folder / file_name)
+                fsync_dir(folder)
+        shutil.rmtree(folder / NEXT_KEY_DIR, ignore_errors=True)
+        self._log_name = None
+
+    def _finish_key_change(self) -> None:
+        """After a :meth:`change_log_key` that was killed: finish moving the new key in when the
+        log was handed to it, else throw the unused key away."""
+        staging = LogKey(self.log_key.directory / NEXT_KEY_DIR)
+        if not (staging.directory / VKEY_FILE).exists():  # moved last: nothing is left to move
+            shutil.rmtree(staging.directory, ignore_errors=True)
+            return
+        with self.db.read() as session:
+            epochs, _ = self._key_chain(session)
+        try:
+            handed = len(epochs) > 1 and staging.public() == (epochs[-1].name, epochs[-1].public)
+        except CatalogError:
+            handed = False
+        if handed:
+            self._install_next_key(epochs[-2].key_id)
+        else:
+            shutil.rmtree(staging.directory, ignore_errors=True)
 
     def checkpoint(self) -> CheckpointInfo:
         """The latest signed checkpoint of the custody log; a new one is signed when the latest

@@ -1566,6 +1566,43 @@ def import_(source: str, catalog_path: str, blobs: str | None, operator: str | N
         )
 
 
+#: Where `change-key --encrypt` takes the new key's passphrase from when not asked on a terminal.
+NEW_PASSPHRASE_ENV = "EVIDENCE_CATALOG_NEW_KEY_PASSPHRASE"
+
+
+@cli.command(name="change-key")
+@_catalog_option
+@click.option(
+    "--encrypt",
+    is_flag=True,
+    help=f"Keep the new key encrypted: its passphrase from ${NEW_PASSPHRASE_ENV}, else asked on the terminal.",
+)
+@_operator_option
+@_json_option
+def change_key(catalog_path: str, encrypt: bool, operator: str | None, as_json: bool) -> None:
+    """Hand the custody log over to a new log key, signed by the key in force (logged as
+    key.changed).  For a key that may have leaked, or to start protecting it with a passphrase.
+    Needs the current key (its passphrase in $EVIDENCE_CATALOG_KEY_PASSPHRASE, if encrypted).
+    The old private key is deleted; its public files stay in keys/retired/.  A team copies the
+    new keys/ folder to every machine that writes."""
+    passphrase = None
+    if encrypt:
+        passphrase = os.environ.get(NEW_PASSPHRASE_ENV) or None
+        if passphrase is None:
+            if not sys.stdin.isatty():
+                raise InputError(f"give the new key's passphrase in ${NEW_PASSPHRASE_ENV}", where="--encrypt")
+            passphrase = click.prompt("Passphrase of the new key", hide_input=True, confirmation_prompt=True)
+            if not passphrase:
+                raise InputError("the passphrase must not be empty", where="--encrypt")
+    with _open(catalog_path, operator) as catalog:
+        change = catalog.change_log_key(passphrase=passphrase)
+    if as_json:
+        _echo_json(attrs.asdict(change))
+    else:
+        click.echo(f"key {change.previous_key_id} handed the log to key {change.key_id} (custody event {change.seq})")
+        click.echo(change.vkey)
+
+
 @cli.command(name="checkpoint")
 @_catalog_option
 @click.option("--timestamp", "stamp", is_flag=True, help="Have it time-stamped by an RFC 3161 TSA (queued if offline).")

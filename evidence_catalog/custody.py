@@ -61,6 +61,7 @@ class Action:
     CATEGORY_DEFINED = "category.defined"
     RECORD_IMPORTED = "record.imported"
     LOG_KEY_CREATED = "key.created"
+    LOG_KEY_CHANGED = "key.changed"
     TIMESTAMP_ADDED = "timestamp.added"
     CATALOG_FSCK = "catalog.fsck"
 

@@ -147,6 +147,7 @@ def test_the_table_of_custody_events_is_what_every_command_appends(
     then = time.time() - 7200
     os.utime(orphan, (then, then))
     probe.run("fsck --remove", "fsck", "--remove")
+    probe.run("change-key", "change-key")
     probe.run("schema", "schema", "artifact")
 
     documented = documented_logging()

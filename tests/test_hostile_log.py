@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import tempfile
 import uuid
@@ -406,3 +407,98 @@ def test_any_rewrite_without_the_key_is_caught(
         )
         with Catalog.open(path, read_only=True) as catalog:
             assert not catalog.verify(record_event=False).ok
+
+
+# -- changing the key ------------------------------------------------------------------------
+
+
+def test_the_key_in_force_hands_the_log_to_a_new_key(tmp_path: Path, run_cli: Any) -> None:
+    path = tmp_path / "catalog"
+    with new_catalog(path, encrypted=False) as catalog:
+        grow(catalog, tmp_path / "files")
+    old_key_pem = (path / "keys" / "log.key").read_bytes()
+    old_vkey = (path / "keys" / "log.vkey").read_text(encoding="ascii").strip()
+    result = run_cli("change-key", "--catalog", path, "--json")
+    assert result.code == 0, result.err
+    change = json.loads(result.out)
+    assert (path / "keys" / "log.vkey").read_text(encoding="ascii").strip() == change["vkey"] != old_vkey
+    assert (path / "keys" / "retired" / change["previous_key_id"] / "log.vkey").read_text().strip() == old_vkey
+    assert not (path / "keys" / "retired" / change["previous_key_id"] / "log.key").exists()
+    assert not (path / "keys" / "next").exists()
+    with Catalog.open(path) as catalog:
+        [event] = [e for e in catalog.history() if e.action == "key.changed"]
+        assert event.seq == change["seq"] and event.details["previous_key_id"] == change["previous_key_id"]
+        add_text(catalog, tmp_path / "files", "after the change")
+        assert catalog.verify(record_event=False).ok
+        latest = catalog.checkpoint()
+    assert latest.note.count("\u2014 ") == 1 and change["key_id"] in (path / "keys" / "log.vkey").read_text()
+
+    # Whoever kept the old key cannot sign for the log any more: put back, it signs nothing...
+    (path / "keys" / "log.key").write_bytes(old_key_pem)
+    shutil.copy(path / "keys" / "retired" / change["previous_key_id"] / "log.vkey", path / "keys" / "log.vkey")
+    shutil.copy(path / "keys" / "retired" / change["previous_key_id"] / "log.pub", path / "keys" / "log.pub")
+    with Catalog.open(path) as catalog:
+        with pytest.raises(KeyDamagedError, match="earlier key of the log, handed over to key"):
+            add_text(catalog, tmp_path / "files", "with the old key")
+        # ...and checkpoints it signs after the change are not the log's.
+        old_private = LogKey(path / "keys").private()
+    origin = old_vkey.split("+")[0]
+
+    def append(docs: list[dict[str, Any]]) -> None:
+        docs.append({**docs[-1], "action": "note.added", "details": docs[-1]["details"]})
+
+    rewrite_log(path, append, checkpoints="resign", other_key=old_private)
+    with Catalog.open(path, read_only=True) as catalog:
+        findings = catalog.verify(record_event=False, remember=False).findings
+    assert any(isinstance(f, CheckpointInvalid) for f in findings), findings
+    assert any(isinstance(f, EventsUnsigned) for f in findings), findings
+    assert origin.startswith("evidence-catalog/")
+
+
+def test_changing_to_an_encrypted_key_then_signing_needs_its_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "catalog"
+    with new_catalog(path, encrypted=False) as catalog:
+        grow(catalog, tmp_path / "files")
+        change = catalog.change_log_key(passphrase="new secret")
+        assert change.encrypted
+    assert (path / "keys" / "log.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    with Catalog.open(path) as catalog:
+        add_text(catalog, tmp_path / "files", "waits for a signature")
+        assert catalog.verify(record_event=False).findings == (EventsUnsigned(first_seq=change.seq + 1, count=1),)
+        with pytest.raises(InputError, match="encrypted"):
+            catalog.change_log_key()
+    with Catalog.open(path, key_passphrase="new secret") as catalog:
+        catalog.checkpoint()
+        assert catalog.verify(record_event=False).ok
+
+
+def test_a_change_of_key_killed_half_way_is_finished_or_undone_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "catalog"
+    with new_catalog(path, encrypted=False) as catalog:
+        grow(catalog, tmp_path / "files")
+    keys = path / "keys"
+    before = state(path)
+    # Killed before the event committed: the new key was never handed the log; it goes.
+    staged = LogKey(keys / "next")
+    staged.create(LogKey(keys).public()[0])
+    with Catalog.open(path) as catalog:
+        assert not (keys / "next").exists()
+        assert catalog.verify(record_event=False).ok
+    assert state(path)[0] == before[0]
+    # Killed after it committed, with only log.key moved: the move is finished.
+    with Catalog.open(path) as catalog:
+
+        def only_the_private_key(retired_id: str) -> None:
+            os.replace(keys / "next" / "log.key", keys / "log.key")
+            raise KeyboardInterrupt
+
+        catalog._install_next_key = only_the_private_key  # type: ignore[method-assign]  # killed mid-move
+        with pytest.raises(KeyboardInterrupt):
+            catalog.change_log_key()
+    assert (keys / "next" / "log.vkey").exists()
+    with Catalog.open(path) as catalog:
+        assert not (keys / "next").exists()
+        add_text(catalog, tmp_path / "files", "signed by the new key")
+        assert catalog.verify(record_event=False).ok
