@@ -329,15 +329,6 @@ class LogKey:
         except (OSError, UnicodeDecodeError, CheckpointError) as exc:
             raise CatalogError(f"the log's verifier key cannot be read: {exc}", where=str(path)) from exc
 
-    @property
-    def encrypted(self) -> bool:
-        """Whether the private key file is an encrypted PKCS #8 key (read from its PEM label)."""
-        try:
-            with open(self.directory / KEY_FILE, "rb") as stream:
-                return stream.read(64).startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-        except OSError:
-            return False
-
     def private(self, passphrase: str | None = None, *, expected: bytes | None = None) -> Ed25519PrivateKey:
         """The private key, checked against the public key *expected* (else ``log.vkey``).
 

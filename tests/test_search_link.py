@@ -994,7 +994,9 @@ def assert_log_rebuilds_the_records(catalog: Catalog) -> None:
     rebuilt = replay(catalog.history())
     assert rebuilt.problems == ()
     assert rebuilt.records == {record.id: record for record in catalog.records()}
-    assert catalog.verify().ok
+    # Not remembered: the property test below puts a copy of one catalog at the same path again
+    # and again, which a verification's memory rightly takes for a log rolled back.
+    assert catalog.verify(remember=False).ok
 
 
 def test_reports_moved_away_and_back_keep_the_order_the_log_gives(desk: Catalog) -> None:
