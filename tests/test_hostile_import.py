@@ -347,9 +347,7 @@ def test_exif_forged_in_record_and_history_is_refused_by_the_bytes(source: Sourc
     assert source.photo in message
 
 
-def test_a_history_rewritten_and_resigned_with_another_key_is_refused(
-    source: Source, dest: Catalog, bag: Path
-) -> None:
+def test_a_history_rewritten_and_resigned_with_another_key_is_refused(source: Source, dest: Catalog, bag: Path) -> None:
     """The title changed in the record and in its event, the log re-hashed and a checkpoint
     signed by a key of the attacker's: the log's own first event still names the real key."""
     edit_json(source.record_json(bag), lambda d: d.update(title="forged title"))
