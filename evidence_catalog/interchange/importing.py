@@ -653,11 +653,14 @@ def check_histories(records: list[IncomingRecord], events: list[dict[str, Any]],
         except EvidenceError as exc:
             raise ValidationError(exc.message, where=f"{where}: custody event {event.get('seq')}") from None
     replayed = replay(structured)
+    # A report moved with `link` between a record of a selection and one left out of it: the
+    # selection's events alone cannot account for it.
+    hint = "" if complete else " (if a report was moved with link to or from a record left out, export them together)"
     if replayed.problems:
         seq, reason = replayed.problems[0]
         raise IntegrityError(
             f"custody event {seq} cannot be replayed ({reason}), so the records it concerns cannot be checked"
-            " against their history; nothing was imported",
+            f" against their history{hint}; nothing was imported",
             where=where,
         )
     for item in records:
@@ -670,9 +673,10 @@ def check_histories(records: list[IncomingRecord], events: list[dict[str, Any]],
             )
         if expected != record:
             differing = differences(to_document(expected), to_document(record))
+            moved = hint if any(p.startswith("reports") for p in differing) else ""
             raise IntegrityError(
                 f"record {record.id} is not what its custody events say (differs in: "
-                f"{_listed(differing)}); nothing was imported",
+                f"{_listed(differing)}){moved}; nothing was imported",
                 where=item.where,
             )
     if complete:
