@@ -11,6 +11,7 @@ with its size.  Nothing here writes.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -71,10 +72,11 @@ class UnsignedProvenanceError(IntegrityError):
 class Provenance:
     """How an export's custody events are tied to the exporting catalog's signed log."""
 
-    #: The log's name (origin), and its key as the exported log names it (C2SP key id, vkey).
+    #: The log's name (origin), and its key as the exported log names it (C2SP key id, and the
+    #: Ed25519 public key in base64).
     origin: str | None = None
     key_id: str | None = None
-    vkey: str | None = None
+    public_key: str | None = None
     #: The signed checkpoint the events were checked against.
     tree_size: int | None = None
     root_hash: str | None = None
@@ -93,7 +95,7 @@ class Provenance:
         return {
             "origin": self.origin,
             "key_id": self.key_id,
-            "vkey": self.vkey,
+            "public_key": self.public_key,
             "tree_size": self.tree_size,
             "root_hash": self.root_hash,
         }
@@ -601,7 +603,13 @@ def log_provenance(
         return Provenance(
             unsigned=f"its checkpoint is not one signed by the log key its own log names ({name}, key id {kid}): {exc}"
         )
-    signed = Provenance(origin=name, key_id=kid, vkey=log["vkey"], tree_size=found.size, root_hash=found.root.hex())
+    signed = Provenance(
+        origin=name,
+        key_id=kid,
+        public_key=base64.b64encode(public).decode("ascii"),
+        tree_size=found.size,
+        root_hash=found.root.hex(),
+    )
     leaves = []
     for event in events if key_event is None else [key_event, *events]:
         try:
