@@ -445,6 +445,18 @@ def test_a_bag_without_log_evidence_is_refused_unless_unsigned_is_accepted(
         assert UNSIGNED_PROVENANCE_TAG in third.record(source.photo).tags
 
 
+def test_a_bag_of_a_catalog_whose_key_did_not_sign_its_latest_events_is_refused(
+    dest: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EVIDENCE_CATALOG_KEY_PASSPHRASE", raising=False)
+    Catalog.init(tmp_path / "locked", operator=SOURCE, clock=FixedClock(), key_passphrase="correct horse").close()
+    (tmp_path / "late.txt").write_text("added without the passphrase", encoding="utf-8")
+    with Catalog.open(tmp_path / "locked", clock=FixedClock()) as locked:
+        locked.add([tmp_path / "late.txt"])  # its checkpoint is kept unsigned
+        locked.export(tmp_path / "locked-bag", format="bagit")
+    refused(dest, tmp_path / "locked-bag", r"checkpoint is unsigned .*`checkpoint`", error=UnsignedProvenanceError)
+
+
 def test_a_bag_whose_log_files_are_gone_is_refused(source: Source, dest: Catalog, bag: Path) -> None:
     (bag / "data" / "log" / "checkpoint.note").unlink()
     reseal(bag)
@@ -480,6 +492,27 @@ def test_a_jsonl_export_of_a_tail_the_checkpoint_does_not_cover_is_refused(
     path = tmp_path / "no-checkpoint.jsonl"
     path.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
     refused(dest, path, r"no signed checkpoint", error=UnsignedProvenanceError, blobs=source.catalog.path)
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_a_json_or_jsonl_export_of_some_records_is_unsigned(
+    source: Source, dest: Catalog, tmp_path: Path, fmt: str
+) -> None:
+    """They carry no inclusion proofs: their events cannot be tied to the signed log."""
+    path = tmp_path / f"some.{fmt}"
+    source.catalog.export(path, format=fmt, record_ids=[source.photo])  # type: ignore[arg-type]
+    refused(dest, path, r"carries no inclusion proofs", error=UnsignedProvenanceError, blobs=source.catalog.path)
+    result = dest.import_records(path, blobs=source.catalog.path, accept_unsigned=True)
+    assert result.records_added == (source.photo,) and UNSIGNED_PROVENANCE_TAG in dest.record(source.photo).tags
+
+
+def test_accepting_unsigned_provenance_marks_nothing_when_it_is_signed(source: Source, dest: Catalog) -> None:
+    result = dest.import_records(source.bag, accept_unsigned=True)
+    assert result.log_key_id == source.key_id and result.unsigned is None
+    for record_id in result.records_added:
+        assert dest.record(record_id) == source.catalog.record(record_id)
+        [imported] = dest.history(record_id)
+        assert "unsigned_provenance" not in imported.details["source"]
 
 
 # -- 4. a bag of some records: the key event travels with them, proven ---------------------------

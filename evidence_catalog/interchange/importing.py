@@ -533,6 +533,11 @@ def _bag_provenance(files: Mapping[str, Path], contents: Mapping[str, Any], even
         return Provenance(unsigned="the bag carries no signed log evidence (contents.json says log null)")
     if not isinstance(log, dict):
         raise ValidationError("log must be an object or null", where=CONTENTS)
+    if log.get("signed") is False:
+        return Provenance(
+            unsigned="the bag's checkpoint is unsigned (the exporting catalog's log key is encrypted and its"
+            " passphrase was not given: sign a checkpoint there with `checkpoint`, then export again)"
+        )
     checkpoint_name = f"{LOG_PREFIX}checkpoint.note"
     if checkpoint_name not in files:
         return Provenance(unsigned=f"the bag has no {checkpoint_name}")
