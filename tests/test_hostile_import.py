@@ -463,7 +463,10 @@ def test_a_bag_whose_log_files_are_gone_is_refused(source: Source, dest: Catalog
     refused(dest, bag, r"has no data/log/checkpoint\.note", error=UnsignedProvenanceError)
 
 
-@pytest.mark.parametrize("garbage", ["garbage", "", "evidence-catalog/x\n1\nAAAA\n\n\u2014 x AAAAAAAA\n", None])
+@pytest.mark.parametrize(
+    "garbage",
+    ["garbage", "", "evidence-catalog/x\n1\nAAAA\n\n\u2014 x AAAAAAAA\n", "\ud800\n\n\u2014 \ud800 AAAA\n", None],
+)
 def test_a_json_export_with_a_garbage_checkpoint_is_refused(
     source: Source, dest: Catalog, tmp_path: Path, garbage: str | None
 ) -> None:

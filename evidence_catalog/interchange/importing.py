@@ -597,14 +597,14 @@ def log_provenance(
     assert log is not None
     try:
         name, public = parse_vkey(log["vkey"])
-    except CheckpointError as exc:
+    except (CheckpointError, ValueError) as exc:  # ValueError: text UTF-8 cannot encode
         return Provenance(unsigned=f"the log key its custody event {pinning.get('seq')} names cannot be read ({exc})")
     kid = key_id(name, public).hex()
     if not isinstance(note, str) or not note:
         return Provenance(unsigned="it carries no signed checkpoint")
     try:
         found = verify_checkpoint(note, name, public)
-    except CheckpointError as exc:
+    except (CheckpointError, ValueError) as exc:  # ValueError: text UTF-8 cannot encode
         return Provenance(
             unsigned=f"its checkpoint is not one signed by the log key its own log names ({name}, key id {kid}): {exc}"
         )
