@@ -324,6 +324,23 @@ def test_a_forged_record_in_a_json_or_jsonl_export_is_refused(
     refused(dest, path, rf"record {source.photo} is not what its custody events say", blobs=source.catalog.path)
 
 
+def test_a_record_no_event_creates_is_refused(source: Source, dest: Catalog, bag: Path) -> None:
+    """A fabricated record (a copy under a new id) has no history in the signed log."""
+    new_id = "01a24263-ce3e-777e-8837-eaeaaaaf8cba"
+    shutil.copytree(bag / "data" / "records" / source.photo, bag / "data" / "records" / new_id)
+    edit_json(source.record_json(bag, new_id), lambda d: d.update(id=new_id))
+    edit_json(bag / "data" / "contents.json", lambda d: d.update(records=d["records"] + 1))
+    reseal(bag)
+    refused(dest, bag, rf"record {new_id} is not created by any custody event", accept_unsigned=True)
+
+
+def test_a_record_left_out_of_a_whole_log_bag_is_refused(source: Source, dest: Catalog, bag: Path) -> None:
+    shutil.rmtree(bag / "data" / "records" / source.statement)
+    edit_json(bag / "data" / "contents.json", lambda d: d.update(records=d["records"] - 1))
+    reseal(bag)
+    refused(dest, bag, rf"creates record {source.statement}, which the export does not hold")
+
+
 # -- 2. forged history and bytes: what only the bytes or the key can catch ---------------------
 
 
