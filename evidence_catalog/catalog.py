@@ -131,7 +131,16 @@ from evidence_catalog.ingest.telegram import looks_like_telegram
 from evidence_catalog.ingest.twarc import looks_like_twarc
 from evidence_catalog.interchange.bag import BagWriter
 from evidence_catalog.interchange.export import bag_info, place_bag, write_payload
-from evidence_catalog.interchange.importing import Incoming, IncomingRecord, read_source
+from evidence_catalog.interchange.importing import (
+    KEY_CHANGES,
+    KEY_EVENT,
+    UNSIGNED_PROVENANCE_TAG,
+    Incoming,
+    IncomingRecord,
+    check_artifact_bytes,
+    named_key,
+    read_source,
+)
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
 from evidence_catalog.serialize import (
@@ -386,6 +395,13 @@ class ImportResult:
     #: The bag's External-Identifier and Payload-Oxum (BagIt only).
     external_identifier: str | None = None
     payload_oxum: str | None = None
+    #: The C2SP key id (hex) and name of the log key whose signed checkpoint covers the
+    #: export's custody events, as the exported log names it; ``None`` when unsigned.
+    log_key_id: str | None = None
+    log_origin: str | None = None
+    #: Why the export's provenance is unsigned, when that was accepted (``accept_unsigned``):
+    #: the records added are tagged ``provenance:unsigned``.
+    unsigned: str | None = None
 
 
 @frozen
@@ -3085,27 +3101,41 @@ class Catalog:
         *,
         blobs: str | os.PathLike[str] | None = None,
         progress: ProgressCallback | None = None,
+        accept_unsigned: bool = False,
     ) -> ImportResult:
         """Import an export of this library: a BagIt bag, a JSON export or a JSON Lines export.
 
         Everything is checked before anything is accepted (see
         :mod:`evidence_catalog.interchange.importing`): a bag's paths, completeness,
         Payload-Oxum and every digest; every document's schema and that each record reads back
-        unchanged; the custody events' hashes.  Records keep their ids; each added record is one
-        ``record.imported`` event naming the source (a bag's External-Identifier and
-        Payload-Oxum) and holding the custody events that came with it.  A record that is here
-        already, unchanged, is not added again (importing the same bag twice adds nothing); one
-        that is here with different content is refused.  A JSON or JSON Lines export carries no
-        files: each artifact must be in this catalog already or in *blobs* (another catalog's
-        folder or its ``blobs`` folder), where it is checked.  All or nothing.
+        unchanged; the custody events' hashes; that every record is what its custody events
+        rebuild (the replay ``verify`` uses) and that every artifact's description (digests,
+        size, media type, embedded metadata such as EXIF time and GPS) is what its bytes say;
+        and that the custody events are covered by a checkpoint signed by the key the exported
+        log itself names (its ``catalog.created`` or ``key.created`` event).  An export without
+        such signed provenance is refused (:class:`~evidence_catalog.interchange.importing.
+        UnsignedProvenanceError`) unless *accept_unsigned*: then its records are imported tagged
+        ``provenance:unsigned`` (shown and exported with them) and the import event says why.
+
+        Records keep their ids; each added record is one ``record.imported`` event naming the
+        source (a bag's External-Identifier and Payload-Oxum, the log key checked) and holding
+        the custody events that came with it.  A record that is here already, unchanged, is not
+        added again (importing the same bag twice adds nothing); one that is here with different
+        content is refused.  A JSON or JSON Lines export carries no files: each artifact must be
+        in this catalog already or in *blobs* (another catalog's folder or its ``blobs`` folder),
+        where it is checked.  All or nothing.
         """
         path = Path(os.path.abspath(os.fspath(source)))
         blob_dir = None if blobs is None else Path(os.path.abspath(os.fspath(blobs)))
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be imported into it")
         self._check_signing_key()  # before anything is stored
-        incoming = read_source(path, blobs=blob_dir, progress=progress)
+        incoming = read_source(path, blobs=blob_dir, progress=progress, accept_unsigned=accept_unsigned)
         where = display_path(path)
+        provenance = incoming.provenance
+        described = incoming.source | {"path": where}
+        if not provenance.signed:  # accepted: the event says so, and why
+            described["unsigned_provenance"] = {"accepted": True, "reason": provenance.unsigned}
         with self.db.read() as session:
             new = self._records_to_import(session, incoming, where)
         stored, present, size, created = self._store_incoming_files(incoming, new, where)
@@ -3114,7 +3144,7 @@ class Catalog:
             with self.db.write() as session:
                 new = self._records_to_import(session, incoming, where)  # again: another writer may have added
                 for item in new:
-                    self._insert_imported(session, item, incoming.source | {"path": where}, at)
+                    self._insert_imported(session, item, described, at, unsigned=not provenance.signed)
         except BaseException:
             self._remove_unclaimed(created)  # all or nothing: blobs only this import stored go too
             raise
@@ -3129,6 +3159,9 @@ class Catalog:
             bytes_stored=size,
             external_identifier=incoming.source.get("external_identifier"),
             payload_oxum=incoming.source.get("payload_oxum"),
+            log_key_id=provenance.key_id if provenance.signed else None,
+            log_origin=provenance.origin if provenance.signed else None,
+            unsigned=provenance.unsigned,
         )
 
     def _records_to_import(self, session: Any, incoming: Incoming, where: str) -> list[IncomingRecord]:
@@ -3149,7 +3182,7 @@ class Catalog:
         for item in incoming.records:
             record = item.record
             if self.db.record_exists(session, record.id):
-                if self.db.record(session, record.id) != record:
+                if _unmarked(self.db.record(session, record.id)) != _unmarked(record):
                     raise InputError(
                         f"record {record.id} is in this catalog already with different content; nothing was imported",
                         where=item.where,
@@ -3217,6 +3250,14 @@ class Catalog:
                         f"holds {size} bytes with SHA-256 {digests.sha256}, not artifact {sha}; nothing was imported",
                         where=display_path(incoming.files[sha]),
                     )
+        holders = {e.artifact.sha256: item.record.id for item in reversed(new) for e in item.record.artifacts}
+        for sha in missing:  # what each record says of the bytes, read again from them
+            check_artifact_bytes(
+                incoming.files[sha],
+                needed[sha],
+                hashed=True,
+                where=f"record {holders[sha]}: {display_path(incoming.files[sha])}",
+            )
         stored = size_total = 0
         created: list[str] = []
         try:
@@ -3258,7 +3299,9 @@ class Catalog:
                     with contextlib.suppress(OSError, StorageError):
                         self.blobs.remove(sha)
 
-    def _insert_imported(self, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime) -> None:
+    def _insert_imported(
+        self, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime, *, unsigned: bool = False
+    ) -> None:
         record = item.record
         for entry in record.artifacts:
             if self.db.artifact(session, entry.artifact.sha256) is None:
@@ -3291,6 +3334,15 @@ class Catalog:
             session,
             [(r.id, r, found.get(r.document_sha256 or "", record.created_at)) for r in record.reports],
         )
+        if unsigned and self.db.add_tags(session, record.id, [UNSIGNED_PROVENANCE_TAG]):
+            self.db.append_event(
+                session,
+                at=at,
+                actor=self.operator,
+                action=Action.TAGS_ADDED,
+                subject=record.id,
+                details={"tags": [UNSIGNED_PROVENANCE_TAG]},
+            )
 
     def _write_log_evidence(
         self, writer: BagWriter, session: Any, seqs: list[int], *, complete: bool
@@ -3309,6 +3361,31 @@ class Catalog:
         subtrees = self.db.subtrees(session)
         proofs = not complete and bool(seqs)
         if proofs:
+            # The event naming the log key, which the recipient checks the checkpoint with; in
+            # a bag of some records it is not among their events, so it goes here, proven too.
+            key_event = next(
+                (
+                    event
+                    for action in (Action.CATALOG_CREATED, Action.LOG_KEY_CREATED)
+                    for event in self.db.events_by_action(session, action)
+                    if named_key(to_document(event)) is not None
+                ),
+                None,
+            )
+            if key_event is not None and key_event.seq <= latest.tree_size and key_event.seq not in seqs:
+                document = to_document(key_event)
+                writer.add_bytes(KEY_EVENT, (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8"))
+                seqs = sorted({*seqs, key_event.seq})
+            # And each hand-over to a later key, so that a checkpoint that key signed is checked too.
+            changes = [
+                to_document(event)
+                for event in self.db.events_by_action(session, Action.LOG_KEY_CHANGED)
+                if event.seq <= latest.tree_size and event.seq not in seqs
+            ]
+            if changes:
+                lines = "".join(json.dumps(document, ensure_ascii=False) + "\n" for document in changes)
+                writer.add_bytes(KEY_CHANGES, lines.encode("utf-8"))
+                seqs = sorted({*seqs, *(document["seq"] for document in changes)})
             stream = writer.open_text(f"{LOG_DIR}/proofs.jsonl")
             try:
                 for seq in seqs:
@@ -3910,3 +3987,11 @@ def _walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int,
             yield from _walk(path, ancestors=[*ancestors, identity], skip=skip)
         else:
             yield from _expand(path, recursive=False, skip=skip)
+
+
+def _unmarked(record: model.EvidenceRecord) -> model.EvidenceRecord:
+    """*record* without the tag an import with unsigned provenance adds: the same record
+    imported again, signed or not, is the record already here."""
+    if UNSIGNED_PROVENANCE_TAG not in record.tags:
+        return record
+    return attrs.evolve(record, tags=[t for t in record.tags if t != UNSIGNED_PROVENANCE_TAG])

@@ -59,6 +59,7 @@ from evidence_catalog.errors import (
 )
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.findings import EntryUnreadable
+from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import format_timestamp, to_document, unstructure
 from evidence_catalog.versions import versions
@@ -1103,6 +1104,8 @@ def show(record_id: str, catalog_path: str, as_json: bool) -> None:
     click.echo(f"created  {format_timestamp(record.created_at)} by {_agent(record.created_by)}")
     if record.tags:
         click.echo(f"tags     {_printable(', '.join(record.tags))}")
+    if UNSIGNED_PROVENANCE_TAG in record.tags:
+        click.echo("provenance UNSIGNED: imported with --accept-unsigned; its history is not tied to a signed log")
     current = record.assessments[-1] if record.assessments else None
     click.echo(
         "status   "
@@ -1546,23 +1549,43 @@ def _export_progress(*, quiet: bool) -> Iterator[Callable[[int, int], None] | No
     type=click.Path(file_okay=False),
     help="JSON/JSON Lines: the exporting catalog (or its blobs folder), where the artifacts' bytes are.",
 )
+@click.option(
+    "--accept-unsigned",
+    is_flag=True,
+    help="Import an export whose custody events no signed checkpoint of its own log key covers; "
+    "its records are tagged provenance:unsigned.",
+)
 @_operator_option
 @_quiet_option
-def import_(source: str, catalog_path: str, blobs: str | None, operator: str | None, quiet: bool) -> None:
+def import_(
+    source: str, catalog_path: str, blobs: str | None, accept_unsigned: bool, operator: str | None, quiet: bool
+) -> None:
     """Import a bag, JSON or JSON Lines export made by evidence-catalog.
 
     Everything is checked first (paths, completeness, Payload-Oxum, every digest, schemas, custody
-    hashes); anything wrong is refused and nothing changes.  Records keep their ids; importing
-    the same export again adds nothing.
+    hashes; each record against what its custody events rebuild and each artifact against what
+    its bytes say; the events against a checkpoint signed by the key their own log names);
+    anything wrong is refused (exit code 2, whatever the reason) and nothing changes.  Records
+    keep their ids; importing the same export again adds nothing.  The summary names the log key
+    checked: compare its id with the one the sender gave you.
     """
     with _open(catalog_path, operator) as catalog:
         with _bytes_progress(None, "checking", quiet=quiet) as progress:
-            result = catalog.import_records(source, blobs=blobs, progress=progress)
+            try:
+                result = catalog.import_records(source, blobs=blobs, progress=progress, accept_unsigned=accept_unsigned)
+            except EvidenceError as exc:  # one rule: a refused import is exit code 2, whatever the reason
+                raise InputError(exc.message, where=exc.where) from exc
     if not quiet:
         click.echo(
             f"imported {len(result.records_added)} record(s) ({len(result.records_present)} already here); "
             f"{result.artifacts_stored} artifact(s) stored, {result.artifacts_present} already stored"
             + (f"; bag {result.external_identifier}, Payload-Oxum {result.payload_oxum}" if result.payload_oxum else "")
+            + (
+                f"; log key {result.log_key_id} ({_printable(result.log_origin or '')})"
+                if result.log_key_id
+                else f"; UNSIGNED provenance accepted ({_printable(result.unsigned or '')}),"
+                f" tagged {UNSIGNED_PROVENANCE_TAG}"
+            )
         )
 
 

@@ -45,9 +45,11 @@ from evidence_catalog.findings import (
     KeyChangeInvalid,
     KeyFileMismatch,
 )
+from evidence_catalog.interchange.importing import UnsignedProvenanceError
 from evidence_catalog.serialize import unstructure
 
 from .conftest import FixedClock, raw_database
+from .test_hostile_import import reseal
 
 OPERATOR = Agent(name="Test Analyst", email="analyst@example.org", host="test-host")
 PASSPHRASE = "correct horse battery staple"
@@ -502,3 +504,33 @@ def test_a_change_of_key_killed_half_way_is_finished_or_undone_on_open(tmp_path:
         assert not (keys / "next").exists()
         add_text(catalog, tmp_path / "files", "signed by the new key")
         assert catalog.verify(record_event=False).ok
+
+
+@pytest.mark.parametrize("selection", ["whole catalog", "one record"])
+def test_an_export_signed_after_a_change_of_key_imports_with_the_new_key(tmp_path: Path, selection: str) -> None:
+    path, partner = tmp_path / "catalog", tmp_path / "partner"
+    with new_catalog(path, encrypted=False) as catalog:
+        records = grow(catalog, tmp_path / "files")
+        change = catalog.change_log_key()
+        catalog.tag(records[1], ["after the change"])
+        chosen = None if selection == "whole catalog" else [records[1]]
+        catalog.export(tmp_path / "bag", format="bagit", record_ids=chosen)
+    with new_catalog(partner, encrypted=False) as other:
+        result = other.import_records(tmp_path / "bag")
+        assert not result.unsigned
+        assert result.log_key_id == change.key_id
+        assert other.verify(record_event=False).ok
+    # A hand-over the old key did not sign is no hand-over: the bag's checkpoint is then unsigned.
+    changes = tmp_path / "bag" / "data" / "log" / "key-changes.jsonl"
+    if selection == "one record":
+        assert changes.exists()
+        lines = [json.loads(line) for line in changes.read_text(encoding="utf-8").splitlines()]
+        assert [line["action"] for line in lines] == ["key.changed"]
+        lines[0]["details"]["endorsement"] = base64.b64encode(bytes(64)).decode()
+        lines[0]["hash"] = document_hash(lines[0])  # as a careful forger would
+        changes.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+        reseal(tmp_path / "bag")
+        again = tmp_path / "again"
+        with new_catalog(again, encrypted=False) as other:
+            with pytest.raises(UnsignedProvenanceError, match="declares a log key that is not accepted"):
+                other.import_records(tmp_path / "bag")

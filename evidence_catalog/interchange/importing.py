@@ -11,6 +11,7 @@ with its size.  Nothing here writes.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -21,10 +22,21 @@ from typing import Any
 import attrs
 
 from evidence_catalog import merkle, model
-from evidence_catalog.checkpoint import CheckpointError, parse_vkey
+from evidence_catalog.checkpoint import (
+    KEY_CHANGED,
+    KEY_DECLARED,
+    CheckpointError,
+    epoch_at,
+    key_chain,
+    key_id,
+    parse_checkpoint,
+    split_note,
+)
 from evidence_catalog.checkpoint import verify as verify_checkpoint
-from evidence_catalog.custody import document_hash, event_leaf, verify_chain
+from evidence_catalog.custody import Action, document_hash, event_leaf, replay, verify_chain
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
+from evidence_catalog.extract import extract_metadata, sniff_media_type
+from evidence_catalog.hashing import hash_file
 from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagError, ByteProgress, check_bag
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
@@ -34,10 +46,21 @@ from evidence_catalog.serialize import (
     canonical_json,
     from_document,
     to_document,
+    unstructure,
 )
 
-#: The largest JSON document (a record, contents.json, one line) read into memory.
+#: The largest JSON document (a record, contents.json, a JSON or JSON Lines export) read into memory.
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+#: The longest line of a bag's ``custody.jsonl`` or ``data/log/proofs.jsonl`` (newline included):
+#: a line is read at most this far, and a longer one refused, so it is never read whole.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+#: The tag every record imported with unsigned provenance (``accept_unsigned``) carries: shown by
+#: ``list`` and ``show`` and exported with the record (JSON, bags, PROV).
+UNSIGNED_PROVENANCE_TAG = "provenance:unsigned"
+#: A partial bag's copy of the custody event that names the exporting catalog's log key.
+KEY_EVENT = "data/log/key-event.json"
+#: In a bag of some records: the log's ``key.changed`` events, one per line, each proven.
+KEY_CHANGES = "data/log/key-changes.jsonl"
 _SCHEMA_ID = re.compile(r"^" + re.escape(SCHEMA_BASE) + r"(?P<name>[a-z-]+):(?P<version>\d+\.\d+\.\d+)$")
 
 
@@ -48,6 +71,45 @@ class IncomingRecord:
     record: model.EvidenceRecord
     history: tuple[dict[str, Any], ...]
     where: str
+
+
+class UnsignedProvenanceError(IntegrityError):
+    """An export whose custody events are not tied to a checkpoint signed by the key its own log
+    names (no signed log evidence, another key, a checkpoint that is no signed note, events the
+    checkpoint does not cover); imported only when unsigned provenance is accepted explicitly."""
+
+
+@attrs.frozen
+class Provenance:
+    """How an export's custody events are tied to the exporting catalog's signed log."""
+
+    #: The log's name (origin), and its key as the exported log names it (C2SP key id, and the
+    #: Ed25519 public key in base64).
+    origin: str | None = None
+    key_id: str | None = None
+    public_key: str | None = None
+    #: The signed checkpoint the events were checked against.
+    tree_size: int | None = None
+    root_hash: str | None = None
+    #: Why the events are not tied to a signed log; ``None`` when they are.
+    unsigned: str | None = None
+
+    @property
+    def signed(self) -> bool:
+        """Whether every custody event is covered by a checkpoint signed by the key the log names."""
+        return self.unsigned is None
+
+    def log(self) -> dict[str, Any] | None:
+        """What the import event says of the signed log checked (``None`` when unsigned)."""
+        if not self.signed:
+            return None
+        return {
+            "origin": self.origin,
+            "key_id": self.key_id,
+            "public_key": self.public_key,
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+        }
 
 
 @attrs.frozen
@@ -62,6 +124,8 @@ class Incoming:
     files: dict[str, Path]
     #: Whether every file in *files* was hashed already (a bag); otherwise the importer checks.
     files_checked: bool
+    #: How the custody events are tied to the exporting catalog's signed log.
+    provenance: Provenance = Provenance(unsigned="not checked")
 
 
 def parse_json(data: bytes | str, where: str) -> Any:
@@ -167,22 +231,61 @@ def _histories(events: list[dict[str, Any]], complete: bool, where: str) -> dict
     return grouped
 
 
-def read_source(path: Path, *, blobs: Path | None = None, progress: ByteProgress | None = None) -> Incoming:
-    """Read and check an export: a bag folder, a JSON export or a JSON Lines export."""
+def read_source(
+    path: Path,
+    *,
+    blobs: Path | None = None,
+    progress: ByteProgress | None = None,
+    accept_unsigned: bool = False,
+) -> Incoming:
+    """Read and check an export: a bag folder, a JSON export or a JSON Lines export.
+
+    Every record must be what the export's custody events rebuild, and the events must be
+    covered by a checkpoint signed by the key the exported log names; otherwise
+    :class:`UnsignedProvenanceError`, unless *accept_unsigned* (then
+    :attr:`Incoming.provenance` says why it is unsigned)."""
     if path.is_symlink():
         raise InputError("is a symbolic link; give the bag folder or export file itself", where=str(path))
     if path.is_dir():
         if blobs is not None:
             raise InputError("a bag carries its own files; --blobs is for JSON and JSON Lines", where="blobs")
-        return read_bag(path, progress=progress)
-    if not path.is_file():
+        incoming = read_bag(path, progress=progress)
+    elif not path.is_file():
         raise InputError("no such file or bag folder", where=str(path))
-    data = _read_limited(path, str(path))
-    if not data.strip():
-        raise InputError("is empty", where=str(path))
-    if _first_line_is_a_document(data):  # JSON Lines: every line a whole document
-        return _read_jsonl(path, data, blobs)
-    return _read_json(path, data, blobs)
+    else:
+        data = _read_limited(path, str(path))
+        if not data.strip():
+            raise InputError("is empty", where=str(path))
+        document = _one_json_export(data, str(path))
+        # JSON Lines (None) holds one document a line; a JSON export is one document.
+        incoming = _read_jsonl(path, data, blobs) if document is None else _read_json(path, data, document, blobs)
+    unsigned = incoming.provenance.unsigned
+    if unsigned is not None and not accept_unsigned:
+        raise UnsignedProvenanceError(
+            f"its custody events are not tied to a signed log: {unsigned}; nothing was imported"
+            " (to import it anyway, marked as of unsigned provenance, accept unsigned provenance"
+            " explicitly: --accept-unsigned)",
+            where=str(path),
+        )
+    return incoming
+
+
+def _one_json_export(data: bytes, where: str) -> Any:
+    """The document of a JSON export, or ``None`` for JSON Lines -- told apart by content: a
+    JSON export is one JSON object with an export ``schema``, on any number of lines (a
+    compacted one is a single line); JSON Lines is one document per line."""
+    try:
+        document = parse_json(data, where)
+    except ValidationError:
+        if _first_line_is_a_document(data):
+            return None  # more than one document: JSON Lines
+        raise
+    schema = document.get("schema") if isinstance(document, dict) else None
+    if isinstance(schema, str) and schema.startswith(SCHEMA_BASE + "export:"):
+        return document
+    if len([line for line in data.split(b"\n") if line.strip()]) == 1:
+        return None  # one line holding one document that is no export: JSON Lines of one line
+    return document  # check_schema names what it is not
 
 
 def _first_line_is_a_document(data: bytes) -> bool:
@@ -233,8 +336,9 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
     if CUSTODY not in checked.files:
         raise BagError(f"has no {CUSTODY}", where=str(root))
     events = [event_document(doc, f"{CUSTODY} line {n}") for n, doc in _lines(checked.files[CUSTODY], CUSTODY)]
-    histories = _histories(events, contents.get("complete_log") is True, CUSTODY)
-    signed_log = _check_log(checked.files, contents, events)
+    complete = contents.get("complete_log") is True
+    histories = _histories(events, complete, CUSTODY)
+    provenance = _bag_provenance(checked.files, contents, events)
     records = []
     files: dict[str, Path] = {}
     for record_id, name in sorted(record_files.items()):
@@ -260,6 +364,7 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
     for label, count in (("records", len(records)), ("custody_events", len(events))):
         if contents.get(label) != count:
             raise BagError(f"says {label} {contents.get(label)!r}, the bag holds {count}", where=CONTENTS)
+    check_histories(records, events, complete=complete, where=CUSTODY)
     source = {
         "format": "bagit",
         "path": str(root),
@@ -268,16 +373,30 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
         "bagging_date": checked.get("Bagging-Date"),
         "source_organization": checked.get("Source-Organization"),
         "tagmanifest_sha256": checked.tagmanifest_sha256,
-        "log": signed_log,
+        "log": provenance.log(),
     }
-    return Incoming(format="bagit", source=source, records=tuple(records), files=files, files_checked=True)
+    return Incoming(
+        format="bagit",
+        source=source,
+        records=tuple(records),
+        files=files,
+        files_checked=True,
+        provenance=provenance,
+    )
 
 
 def _lines(path: Path, where: str) -> Iterator[tuple[int, Any]]:
+    """The documents of a JSON Lines file, one line at a time: a line is read at most
+    :data:`MAX_LINE_BYTES` far, and a longer one refused before the rest of it is read."""
+    limit = MAX_LINE_BYTES
     with open(path, "rb") as stream:
-        for number, line in enumerate(stream, 1):
-            if len(line) > MAX_DOCUMENT_BYTES:
-                raise InputError(f"line {number} is longer than a document may be", where=where)
+        number = 0
+        while line := stream.readline(limit + 1):
+            number += 1
+            if len(line) > limit:
+                raise InputError(
+                    f"line {number} is longer than a line may be ({limit} bytes); nothing was imported", where=where
+                )
             if line.strip():
                 yield number, parse_json(line, f"{where} line {number}")
 
@@ -299,9 +418,8 @@ def _blob_files(records: list[IncomingRecord], blobs: Path | None) -> dict[str, 
     return found
 
 
-def _read_json(path: Path, data: bytes, blobs: Path | None) -> Incoming:
+def _read_json(path: Path, data: bytes, document: Any, blobs: Path | None) -> Incoming:
     where = str(path)
-    document = parse_json(data, where)
     check_schema(document, SCHEMA_IDS[model.ExportBundle], where)
     raw_records = document.get("records")
     raw_events = document.get("custody_events")
@@ -319,7 +437,8 @@ def _read_json(path: Path, data: bytes, blobs: Path | None) -> Incoming:
         )
         for i, e in enumerate(raw_events)
     ]
-    histories = _histories(events, document.get("complete_log") is True, where)
+    complete = document.get("complete_log") is True
+    histories = _histories(events, complete, where)
     records = [
         IncomingRecord(
             record=(
@@ -333,7 +452,15 @@ def _read_json(path: Path, data: bytes, blobs: Path | None) -> Incoming:
         )
         for i, r in enumerate(raw_records)
     ]
-    return _file_incoming("json", path, data, records, blobs)
+    check_histories(records, events, complete=complete, where=where)
+    note = document.get("checkpoint")
+    if complete:
+        provenance = log_provenance(events, note, complete=True)
+    else:
+        provenance = Provenance(
+            unsigned="a JSON export of some records carries no inclusion proofs of their events (export a bag)"
+        )
+    return _file_incoming("json", path, data, records, blobs, provenance)
 
 
 def _read_jsonl(path: Path, data: bytes, blobs: Path | None) -> Incoming:
@@ -346,84 +473,317 @@ def _read_jsonl(path: Path, data: bytes, blobs: Path | None) -> Incoming:
         raise InputError("is empty", where=where)
     events = []
     raw_records = []
+    notes: list[Any] = []
     for place, doc in docs:
         schema = doc.get("schema") if isinstance(doc, dict) else None
         if isinstance(schema, str) and schema.startswith(SCHEMA_BASE + "custody-event:"):
             events.append(event_document(doc, place))
         elif isinstance(schema, str) and schema.startswith(SCHEMA_BASE + "checkpoint:"):
-            check_schema(doc, CHECKPOINT_SCHEMA, place)  # the log's checkpoint: kept by the exporter
+            check_schema(doc, CHECKPOINT_SCHEMA, place)  # the log's checkpoint, written last
+            notes.append(doc.get("note"))
         else:
             raw_records.append((place, doc))  # record_from names a document that is neither
-    histories = _histories(events, False, where)
+    if len(notes) > 1:
+        raise ValidationError(f"holds {len(notes)} checkpoints; an export holds one", where=where)
+    # The whole log starts with event 1 (the catalog's creation); an export of some records
+    # holds only the events about them.
+    complete = bool(events) and events[0].get("seq") == 1
+    histories = _histories(events, complete, where)
     records = [
         IncomingRecord(
             record=(record := record_from(doc, place)), history=tuple(histories.get(record.id, ())), where=place
         )
         for place, doc in raw_records
     ]
-    return _file_incoming("jsonl", path, data, records, blobs)
+    check_histories(records, events, complete=complete, where=where)
+    if complete:
+        provenance = log_provenance(events, notes[0] if notes else None, complete=True)
+    else:
+        provenance = Provenance(
+            unsigned="a JSON Lines export of some records carries no inclusion proofs of their events (export a bag)"
+        )
+    return _file_incoming("jsonl", path, data, records, blobs, provenance)
 
 
-def _file_incoming(format: str, path: Path, data: bytes, records: list[IncomingRecord], blobs: Path | None) -> Incoming:
+def _file_incoming(
+    format: str,
+    path: Path,
+    data: bytes,
+    records: list[IncomingRecord],
+    blobs: Path | None,
+    provenance: Provenance,
+) -> Incoming:
     ids = [item.record.id for item in records]
     if len(set(ids)) != len(ids):
         raise ValidationError("holds the same record twice", where=str(path))
     digest = hashlib.sha256(data).hexdigest()
-    source = {"format": format, "path": str(path), "sha256": digest, "size": len(data)}
+    source = {"format": format, "path": str(path), "sha256": digest, "size": len(data), "log": provenance.log()}
     return Incoming(
-        format=format, source=source, records=tuple(records), files=_blob_files(records, blobs), files_checked=False
+        format=format,
+        source=source,
+        records=tuple(records),
+        files=_blob_files(records, blobs),
+        files_checked=False,
+        provenance=provenance,
     )
 
 
 LOG_PREFIX = "data/log/"
 
 
-def _check_log(
-    files: Mapping[str, Path], contents: Mapping[str, Any], events: list[dict[str, Any]]
-) -> dict[str, Any] | None:
-    """Check the bag's custody events against its signed checkpoint: the checkpoint's
-    signature with the bag's log key, and each event's leaf -- by the root of the whole log,
-    or by its inclusion proof.  Returns what the import event says of it (origin, size, root)."""
+def _bag_provenance(files: Mapping[str, Path], contents: Mapping[str, Any], events: list[dict[str, Any]]) -> Provenance:
+    """How a bag's custody events are tied to the exporting catalog's signed log: its checkpoint
+    (``data/log/checkpoint.note``) checked with the key the exported log names -- in the whole
+    log, its key-naming event; in a bag of some records, the copy of that event in
+    ``data/log/key-event.json``, proven by its inclusion proof -- and each event covered by the
+    root of the whole log or by its inclusion proof.  The bag's own ``log.vkey`` is not trusted."""
     log = contents.get("log")
     if log is None:
         if any(name.startswith(LOG_PREFIX) for name in files):
             raise BagError("has files in data/log/ that contents.json does not describe", where=CONTENTS)
-        return None
+        return Provenance(unsigned="the bag carries no signed log evidence (contents.json says log null)")
     if not isinstance(log, dict):
         raise ValidationError("log must be an object or null", where=CONTENTS)
-    where = f"{LOG_PREFIX}checkpoint.note"
+    if log.get("signed") is False:
+        return Provenance(
+            unsigned="the bag's checkpoint is unsigned (the exporting catalog's log key is encrypted and its"
+            " passphrase was not given: sign a checkpoint there with `checkpoint`, then export again)"
+        )
+    checkpoint_name = f"{LOG_PREFIX}checkpoint.note"
+    if checkpoint_name not in files:
+        return Provenance(unsigned=f"the bag has no {checkpoint_name}")
     try:
-        name, public = parse_vkey(_text(files, f"{LOG_PREFIX}log.vkey"))
-        found = verify_checkpoint(_text(files, where), name, public)
-    except CheckpointError as exc:
-        raise IntegrityError(f"the bag's checkpoint does not check: {exc}", where=where) from None
+        note = _text(files, checkpoint_name)
+    except ValidationError as exc:
+        return Provenance(unsigned=f"its checkpoint {exc.message}")
+    if contents.get("complete_log") is True:
+        return log_provenance(events, note, complete=True)
+    proofs_name = f"{LOG_PREFIX}proofs.jsonl"
+    proofs: dict[int, Any] | None = None
+    if proofs_name in files:
+        proofs = {}
+        for _, line in _lines(files[proofs_name], proofs_name):
+            if isinstance(line, dict) and isinstance(line.get("seq"), int):
+                proofs.setdefault(line["seq"], line.get("proof"))
+    key_events = []
+    if KEY_EVENT in files:
+        key_events.append(event_document(parse_json(_read_limited(files[KEY_EVENT], KEY_EVENT), KEY_EVENT), KEY_EVENT))
+    if KEY_CHANGES in files:
+        key_events += [event_document(line, KEY_CHANGES) for _, line in _lines(files[KEY_CHANGES], KEY_CHANGES)]
+    return log_provenance(events, note, complete=False, proofs=proofs, key_events=key_events)
+
+
+def named_key(document: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a custody event says of the log's key when it names one (``catalog.created`` or
+    ``key.created`` with a ``vkey``), else ``None``."""
+    if document.get("action") not in (Action.CATALOG_CREATED, Action.LOG_KEY_CREATED):
+        return None
+    details = document.get("details")
+    if not isinstance(details, dict):
+        return None
+    log = details.get("log", details)
+    return log if isinstance(log, dict) and isinstance(log.get("vkey"), str) else None
+
+
+def log_provenance(
+    events: list[dict[str, Any]],
+    note: Any,
+    *,
+    complete: bool,
+    proofs: Mapping[int, Any] | None = None,
+    key_events: list[dict[str, Any]] | None = None,
+) -> Provenance:
+    """Check that *events* (hash-checked already) are covered by the checkpoint *note*, signed
+    by the key the exported log names for its size: the key its first key-naming event pins, or
+    a successor handed the log by a ``key.changed`` event the key before signed (see
+    :func:`~evidence_catalog.checkpoint.key_chain`).  In a *complete* log those events are among
+    *events*; in a bag of some records they come as *key_events*, each proven like every event by
+    its inclusion proof in *proofs* (``seq`` -> list of hex hashes).
+
+    Returns the :class:`Provenance`: signed, or unsigned with the reason (no checkpoint, no
+    key-naming event, a checkpoint that is not a note signed by that key, events it does not
+    cover).  A checkpoint that *is* signed by that key but contradicts the events (another root,
+    a failing proof, a complete log shorter than it) is forgery: :class:`IntegrityError`."""
+    held = {e.get("seq") for e in events}
+    extra = [] if complete else [e for e in key_events or [] if e.get("seq") not in held]
+    key_documents = sorted(
+        (e for e in [*extra, *events] if e.get("action") in (*KEY_DECLARED, KEY_CHANGED)),
+        key=lambda e: e["seq"] if isinstance(e.get("seq"), int) else 0,
+    )
+    epochs, problems = key_chain(key_documents)
+    if problems:
+        seq, reason = problems[0]
+        return Provenance(unsigned=f"custody event {seq} declares a log key that is not accepted: {reason}")
+    if not epochs:
+        where = "its custody log" if complete else f"the bag ({KEY_EVENT})"
+        return Provenance(unsigned=f"{where} holds no event naming the log key (catalog.created or key.created)")
+    if not isinstance(note, str) or not note:
+        return Provenance(unsigned="it carries no signed checkpoint")
+    try:
+        epoch = epoch_at(epochs, parse_checkpoint(split_note(note)[0]).size)
+    except (CheckpointError, ValueError) as exc:  # ValueError: text UTF-8 cannot encode
+        return Provenance(unsigned=f"its checkpoint is not one signed by the log key its own log names: {exc}")
+    assert epoch is not None
+    name, public = epoch.name, epoch.public
+    kid = key_id(name, public).hex()
+    if not isinstance(note, str) or not note:
+        return Provenance(unsigned="it carries no signed checkpoint")
+    try:
+        found = verify_checkpoint(note, name, public)
+    except (CheckpointError, ValueError) as exc:  # ValueError: text UTF-8 cannot encode
+        return Provenance(
+            unsigned=f"its checkpoint is not one signed by the log key its own log names ({name}, key id {kid}): {exc}"
+        )
+    signed = Provenance(
+        origin=name,
+        key_id=kid,
+        public_key=base64.b64encode(public).decode("ascii"),
+        tree_size=found.size,
+        root_hash=found.root.hex(),
+    )
     leaves = []
-    for event in events:
+    for event in [*extra, *events]:
         try:
             leaves.append(event_leaf(event))
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"custody event {event.get('seq')} cannot be hashed: {exc}", where=CUSTODY) from None
-    if contents.get("complete_log") is True:
-        if found.size != len(leaves) or merkle.root(merkle.perfect_from_leaves(leaves), len(leaves)) != found.root:
+    if complete:
+        if found.size > len(leaves):
+            raise IntegrityError(
+                f"the signed checkpoint covers {found.size} custody events; the complete log exported holds only"
+                f" {len(leaves)}: events were cut off",
+                where=CUSTODY,
+            )
+        if found.size == 0 or merkle.root(merkle.perfect_from_leaves(leaves), found.size) != found.root:
             raise IntegrityError("the custody log is not the one the checkpoint signed", where=CUSTODY)
-    elif leaves:
-        proofs_name = f"{LOG_PREFIX}proofs.jsonl"
-        if proofs_name not in files:
-            raise BagError("has a checkpoint but no inclusion proofs for its custody events", where=proofs_name)
-        proofs = {
-            line.get("seq"): line for _, line in _lines(files[proofs_name], proofs_name) if isinstance(line, dict)
-        }
-        for event, leaf in zip(events, leaves, strict=True):
-            proof = proofs.get(event["seq"])
-            try:
-                path = [bytes.fromhex(h) for h in proof["proof"]] if proof else None
-            except (TypeError, ValueError, KeyError):
-                path = None
-            if path is None or not merkle.verify_inclusion(event["seq"] - 1, found.size, leaf, path, found.root):
-                raise IntegrityError(
-                    f"custody event {event['seq']} is not proven to be in the signed log", where=proofs_name
+        if found.size < len(leaves):
+            return attrs.evolve(
+                signed,
+                unsigned=f"custody events {found.size + 1} to {len(leaves)} come after its signed checkpoint",
+            )
+        return signed
+    where = f"{LOG_PREFIX}proofs.jsonl"
+    if proofs is None:
+        return attrs.evolve(signed, unsigned="the bag has a checkpoint but no inclusion proofs of its custody events")
+    for event, leaf in zip([*extra, *events], leaves, strict=True):
+        seq = event["seq"]
+        proof = proofs.get(seq)
+        if proof is None:
+            return attrs.evolve(signed, unsigned=f"custody event {seq} has no inclusion proof")
+        if seq > found.size:
+            return attrs.evolve(signed, unsigned=f"custody event {seq} comes after its signed checkpoint")
+        try:
+            path = [bytes.fromhex(h) for h in proof]
+        except (TypeError, ValueError):
+            path = None
+        if path is None or not merkle.verify_inclusion(seq - 1, found.size, leaf, path, found.root):
+            raise IntegrityError(f"custody event {seq} is not proven to be in the signed log", where=where)
+    return signed
+
+
+def check_histories(records: list[IncomingRecord], events: list[dict[str, Any]], *, complete: bool, where: str) -> None:
+    """Refuse any record that is not what the export's custody events rebuild (the replay
+    ``verify`` uses), naming the record and the fields that differ; and, for a *complete* log, a
+    record the log creates that the export does not hold."""
+    structured = []
+    for event in events:
+        try:
+            structured.append(from_document(event, model.CustodyEvent))
+        except EvidenceError as exc:
+            raise ValidationError(exc.message, where=f"{where}: custody event {event.get('seq')}") from None
+    replayed = replay(structured)
+    # A report moved with `link` between a record of a selection and one left out of it: the
+    # selection's events alone cannot account for it.
+    hint = "" if complete else " (if a report was moved with link to or from a record left out, export them together)"
+    if replayed.problems:
+        seq, reason = replayed.problems[0]
+        raise IntegrityError(
+            f"custody event {seq} cannot be replayed ({reason}), so the records it concerns cannot be checked"
+            f" against their history{hint}; nothing was imported",
+            where=where,
+        )
+    for item in records:
+        record = item.record
+        expected = replayed.records.get(record.id)
+        if expected is None:
+            raise IntegrityError(
+                f"record {record.id} is not created by any custody event of the export; nothing was imported",
+                where=item.where,
+            )
+        if expected != record:
+            differing = differences(to_document(expected), to_document(record))
+            moved = hint if any(p.startswith("reports") for p in differing) else ""
+            raise IntegrityError(
+                f"record {record.id} is not what its custody events say (differs in: "
+                f"{_listed(differing)}){moved}; nothing was imported",
+                where=item.where,
+            )
+    if complete:
+        held = {item.record.id for item in records}
+        missing = sorted(set(replayed.records) - held)
+        if missing:
+            raise IntegrityError(
+                f"the custody log creates record {missing[0]}, which the export does not hold; nothing was imported",
+                where=where,
+            )
+
+
+def differences(expected: Any, found: Any, path: str = "") -> list[str]:
+    """The paths (``acquisitions[0].source_url``) at which two JSON values differ."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        out: list[str] = []
+        for key in [*expected, *(k for k in found if k not in expected)]:
+            if expected.get(key, _ABSENT) != found.get(key, _ABSENT):
+                out += differences(
+                    expected.get(key, _ABSENT), found.get(key, _ABSENT), f"{path}.{key}" if path else key
                 )
-    return {"origin": found.origin, "tree_size": found.size, "root_hash": found.root.hex()}
+        return out
+    if (
+        isinstance(expected, list)
+        and isinstance(found, list)
+        and len(expected) == len(found)
+        and any(isinstance(v, (dict, list)) for v in expected)
+    ):
+        out = []
+        for number, (a, b) in enumerate(zip(expected, found, strict=True)):
+            if a != b:
+                out += differences(a, b, f"{path}[{number}]")
+        return out
+    return [path or "(the whole value)"]
+
+
+_ABSENT = object()
+
+
+def _listed(paths: list[str], most: int = 8) -> str:
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def check_artifact_bytes(path: Path, artifact: model.Artifact, *, hashed: bool, where: str) -> None:
+    """Re-read what *artifact* says of its bytes from the bytes in *path* -- digests (all but
+    SHA-256 unless not *hashed* already), size, media type, embedded metadata (EXIF: time, GPS,
+    camera, every raw tag) -- and refuse any difference, naming it.  The extractor's version is
+    not compared (the same bytes read by another version of it)."""
+    algorithms = [a for a in artifact.digests.as_dict() if a != "sha256" or not hashed]
+    if algorithms:
+        digests, size = hash_file(str(path), algorithms)
+        if hashed:
+            digests = attrs.evolve(digests, sha256=artifact.digests.sha256)
+    else:
+        digests, size = artifact.digests, path.stat().st_size
+    media_type = sniff_media_type(path)
+    metadata = extract_metadata(path, media_type)
+    if metadata is not None and artifact.metadata is not None:
+        metadata = attrs.evolve(metadata, extractor=artifact.metadata.extractor)
+    found = model.Artifact(digests=digests, size=size, media_type=media_type, metadata=metadata)
+    if found != artifact:
+        differing = differences(unstructure(artifact), unstructure(found))
+        raise IntegrityError(
+            f"artifact {artifact.sha256} is not what its bytes say (differs in: {_listed(differing)}); "
+            "nothing was imported",
+            where=where,
+        )
 
 
 def _text(files: Mapping[str, Path], name: str) -> str:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from prov.model import PROV, PROV_TYPE, Namespace, ProvDocument, QualifiedName
 
 from evidence_catalog import model
+from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
 from evidence_catalog.serialize import canonical_json, unstructure
 
 #: The namespace of this library's PROV terms and identifiers.
@@ -151,6 +152,8 @@ class _Builder:
         }
         if record.title is not None:
             attributes["ec:title"] = record.title
+        if UNSIGNED_PROVENANCE_TAG in record.tags:  # imported without a signed custody log
+            attributes["ec:provenance"] = "unsigned"
         self.doc.entity(record_id, attributes)
         self.doc.wasAttributedTo(record_id, self.agent(record.created_by))
         artifacts = {entry.artifact.sha256: self.artifact(entry) for entry in record.artifacts}
