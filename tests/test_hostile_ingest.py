@@ -8,6 +8,8 @@ files, real HTTP on 127.0.0.1 (``tests/media_server.py``)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -136,6 +138,27 @@ def test_a_feed_whose_content_is_the_url_of_another_feed_fetches_nothing(
     url = server.route(f"{base}/pointer.xml", Route(body=other.encode(), media_type="application/rss+xml"))
     refused(earlier, url, "is not an RSS or Atom feed", format="rss")
     assert server.seen(f"{base}/other.xml") == []  # never asked for
+
+
+def test_a_feed_whose_content_is_dev_zero_is_refused_without_reading_it(earlier: Catalog, tmp_path: Path) -> None:
+    """Read as a name, ``/dev/zero`` would be read until memory runs out: the command runs in
+    a process of its own whose memory is capped, so that a regression fails, not the machine."""
+    resource = pytest.importorskip("resource")
+    pointer = tmp_path / "zero.xml"
+    pointer.write_bytes(b"/dev/zero")
+    before = state(earlier)
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    command = [sys.executable, "-m", "evidence_catalog", "ingest", "--catalog", str(earlier.path), str(pointer)]
+    done = subprocess.run(
+        [*command, "--format", "rss"], capture_output=True, text=True, timeout=120, preexec_fn=cap, check=False
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    reason = "it holds no XML; a file name or URL in it is content, and is not opened"
+    assert done.stderr == f"error: {pointer}: is not an RSS or Atom feed ({reason})\n"
+    assert_unchanged(earlier, before)
 
 
 # -- RSS and Atom: hashtags and mentions, by the digests' rule ---------------------------------
@@ -331,6 +354,24 @@ def test_telegram_text_that_is_not_text_is_one_error_and_stores_no_media(
         problem = "is not a valid file name"
     error = refused(earlier, folder, f"message .*: .*{problem}")
     assert str(folder / "result.json") in str(error) and str(error).isprintable()
+
+
+def test_a_digest_holding_an_encoded_surrogate_is_not_utf_8_and_changes_nothing(
+    earlier: Catalog, tmp_path: Path, run_cli: Any
+) -> None:
+    """A digest is UTF-8 text: the bytes of an encoded surrogate (CESU-8, "WTF-8") are not, and
+    neither is a NUL; an escape written as text (``\\udcff``) is text and stays as written."""
+    digest = tmp_path / "digest.txt"
+    for bad, problem in ((b"\xed\xb3\xbf", "is not UTF-8 text"), (b"\x00", "holds binary data")):
+        digest.write_bytes(DIGEST.replace("#EastQuay", "#East").encode().replace(b"#East", b"#East" + bad))
+        refused(earlier, digest, problem)
+        before = state(earlier)
+        one_error_line(run_cli("ingest", "--catalog", earlier.path, digest), str(digest), problem)
+        assert_unchanged(earlier, before)
+    digest.write_text(DIGEST.replace("#EastQuay", "#EastQuay \\udcff"), encoding="utf-8")
+    earlier.ingest(digest)
+    assert any("\\udcff" in hit.report.text for hit in earlier.search(limit=None))
+    assert earlier.verify().ok and earlier.fsck().orphaned_blobs == ()
 
 
 def test_an_rss_character_reference_to_a_lone_surrogate_is_one_error(earlier: Catalog, tmp_path: Path) -> None:
