@@ -567,3 +567,53 @@ def test_any_text_in_a_feed_entry_never_crashes_nor_leaves_an_orphan(title: str,
         path.write_bytes(feed.encode("utf-8"))
         with Catalog.init(Path(directory) / "catalog", operator="Tester <t@example.org>", clock=FixedClock()) as cat:
             _ingest_survives(cat, path, format="rss")
+
+
+# -- the media a feed points at: metadata a site sends ----------------------------------------
+
+
+def _json_ld_page(video_url: str, name: str) -> bytes:
+    """A page whose JSON-LD names the video: yt-dlp keeps its strings as the JSON had them, a
+    lone surrogate escape too."""
+    data = json.dumps(
+        {
+            "@context": "https://schema.org",
+            "@type": "VideoObject",
+            "name": name,
+            "contentUrl": video_url,
+            "uploadDate": "2025-05-05",
+            "author": {"@type": "Person", "name": name},
+        }
+    )
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>page</title>'
+        f'<script type="application/ld+json">{data}</script></head><body></body></html>'
+    ).encode()
+
+
+def test_media_whose_site_sends_a_lone_surrogate_is_captured_with_it_escaped(
+    catalog: Catalog, server: MediaServer, base: str, tmp_path: Path
+) -> None:
+    """``--capture-media`` captures what a feed points at: a site whose metadata holds
+    ``"\\udcff"`` crashed the capture (the info.json could not be written as UTF-8).  The info
+    dict keeps it as the escape it came as; the record's text holds it escaped, as EXIF text."""
+    from tests.test_ingest_url import CLIP, enclosure
+
+    video = server.route(f"{base}/0505.mp4", Route(body=CLIP, media_type="video/mp4"))
+    page = server.route(
+        f"{base}/watch", Route(body=_json_ld_page(video, "Night \udcff berths\x00"), media_type="text/html")
+    )
+    feed = tmp_path / "monitor.rss"
+    feed.write_bytes(rss(rss_item("m-1", "Night berths", extra=enclosure(page))))
+    from evidence_catalog.capture import CaptureOptions
+
+    result = catalog.ingest(feed, capture_media=True, capture_options=CaptureOptions(retries=0, ffmpeg=False))
+    [capture] = result.captures
+    assert capture.ok, capture.error
+    record = catalog.record(capture.record_id)
+    [info] = [a.platform_info for a in record.acquisitions if a.platform_info is not None]
+    assert info.title == "Night \\udcff berths\\x00"
+    [metadata] = [e for e in record.artifacts if e.role.value == "platform_metadata"]
+    stored = catalog.artifact_path(metadata.artifact.sha256).read_bytes()
+    assert b"\\udcff" in stored and json.loads(stored.decode("utf-8"))["title"] == "Night \udcff berths\x00"
+    assert catalog.verify().ok and catalog.fsck().orphaned_blobs == ()
