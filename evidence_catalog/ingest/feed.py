@@ -161,6 +161,7 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
                 warnings.append(
                     (number, f"entry {number}: its {name} date could not be read; kept in the stored feed only")
                 )
+        tag_text = _tag_text(entry)
         identity = report_identity(
             platform=kind, post_id=post_id, feed=feed_title or feed_link, author=author, text=text
         )
@@ -177,8 +178,8 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
             url=_text(entry.get("link")),
             url_known=_text(entry.get("link")) is not None,
             links=tuple(dict.fromkeys(links)),
-            mentions=mentions(_tag_text(entry)),  # the rule digests have, one for every format
-            hashtags=hashtags(_tag_text(entry)),
+            mentions=mentions(tag_text),  # the rule digests have, one for every format
+            hashtags=hashtags(tag_text),
             media=_media(entry),
             document_sha256=document_sha256,
             identity=identity,
