@@ -243,6 +243,18 @@ def test_a_twarc_line_nested_100000_deep_is_one_error_naming_its_line(
     refused(earlier, first, "line 1 cannot be read: it is nested deeper")
 
 
+def test_a_number_too_long_to_read_is_one_error_naming_its_line(earlier: Catalog, tmp_path: Path) -> None:
+    """Python reads no whole number of more than 4,300 digits (a ValueError that is not a
+    JSONDecodeError): said as what it is, not a crash."""
+    tweets = tmp_path / "tweets.jsonl"
+    tweets.write_text(json.dumps(_twarc_page()) + '\n{"data": [], "n": ' + "9" * 5000 + "}\n", encoding="utf-8")
+    refused(earlier, tweets, r"line 2 cannot be read: it holds a number too long to read \(Exceeds the limit")
+    folder = _telegram_export(tmp_path / "ChatExport", photo=make_jpeg())
+    text = (folder / "result.json").read_text(encoding="utf-8").replace('"id": 17,', '"id": ' + "1" * 5000 + ",")
+    (folder / "result.json").write_text(text, encoding="utf-8")
+    refused(earlier, folder, "cannot be read: it holds a number too long to read")
+
+
 def test_keep_going_leaves_a_line_nested_too_deep_out_and_names_it(
     catalog: Catalog, tmp_path: Path, run_cli: Any
 ) -> None:
@@ -418,21 +430,25 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_BAD_TEXT, inner, max_size=3),
     max_leaves=8,
 )
-#: A value in a place: nesting of any depth (up to 100,000) as often as plain odd values.
+#: A value in a place: nesting of any depth (up to 100,000) and numbers of any length (up to
+#: 10,000 digits) as often as plain odd values.
 _VALUES = st.one_of(
     _JSON,
     st.one_of(st.integers(1, 3000), st.integers(1, DEEP), st.just(DEEP)).map(lambda depth: f"DEPTH-{depth}"),
+    st.integers(1, 10_000).map(lambda digits: f"DIGITS-{digits}"),
 )
 
 
 def _dumped(value: Any) -> str:
     """JSON text of *value*; ``"DEPTH-n"`` stands for arrays (odd *n*) or objects (even *n*)
-    nested *n* deep, written as text: no JSON library in this test has to follow them."""
-    return re.sub(
+    nested *n* deep, ``"DIGITS-n"`` for a number of *n* digits, written as text: no JSON library
+    in this test has to read them."""
+    text = re.sub(
         r'"DEPTH-(\d+)"',
         lambda found: _nested(int(found.group(1)), "[" if int(found.group(1)) % 2 else "{"),
         json.dumps(value),
     )
+    return re.sub(r'"DIGITS-(\d+)"', lambda found: "7" * int(found.group(1)), text)
 
 
 def _twarc_places() -> st.SearchStrategy[tuple[str, ...]]:
@@ -490,6 +506,7 @@ def _ingest_survives(catalog: Catalog, source: Path, **options: Any) -> None:
 @given(place=_twarc_places(), value=_VALUES, keep_going=st.booleans())
 @example(place=("data", "0", "text"), value="\udcff", keep_going=False)
 @example(place=("data", "0", "entities"), value=f"DEPTH-{DEEP}", keep_going=False)
+@example(place=("data", "0", "id"), value="DIGITS-5000", keep_going=True)
 @example(place=("data", "0", "referenced_tweets", "0", "id"), value=[1], keep_going=False)
 @example(place=("data", "0", "created_at"), value="9999-12-31T23:59:59-01:00", keep_going=False)
 @example(place=("includes", "users", "1", "username"), value="  ", keep_going=False)
@@ -534,6 +551,7 @@ _TELEGRAM_PLACES = st.sampled_from(
 @example(place=("messages", "3", "id"), value=2**64, keep_going=True)
 @example(place=("messages", "2", "forwarded_from"), value=" ", keep_going=False)
 @example(place=("id",), value=f"DEPTH-{DEEP}", keep_going=False)
+@example(place=("messages", "1", "id"), value="DIGITS-5000", keep_going=False)
 def test_any_value_anywhere_in_a_telegram_export_never_crashes_nor_leaves_an_orphan(
     tmp_path_factory: pytest.TempPathFactory, place: tuple[str, ...], value: Any, keep_going: bool
 ) -> None:

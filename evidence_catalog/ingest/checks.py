@@ -16,19 +16,26 @@ from typing import Any
 _SAFE = 2**53
 
 
-class TooDeepError(ValueError):
-    """JSON nested deeper than the reader follows (a ``RecursionError`` inside ``json``)."""
+class JSONLimitError(ValueError):
+    """JSON beyond what the reader reads: nested deeper than it follows (a ``RecursionError``
+    inside ``json``), or a number of more than 4,300 digits (Python's limit on reading one)."""
 
 
 def read_json(text: str | bytes) -> Any:
-    """``json.loads``, except that nesting too deep to read raises :class:`TooDeepError`, a
-    :class:`ValueError`, instead of a ``RecursionError``.  The C reader gives up at the
-    interpreter's recursion limit (about 1,000 levels); twarc2 pages and Telegram exports are
-    fewer than ten deep, and a value that did load is never walked recursively here."""
+    """``json.loads``, except that JSON beyond the reader's limits raises
+    :class:`JSONLimitError`, a :class:`ValueError` -- as malformed JSON raises
+    ``json.JSONDecodeError`` -- instead of a ``RecursionError`` or a bare ``ValueError``.  The C
+    reader gives up at the interpreter's recursion limit (about 1,000 levels); twarc2 pages and
+    Telegram exports are fewer than ten deep, and a value that did load is never walked
+    recursively here."""
     try:
         return json.loads(text)
     except RecursionError:
-        raise TooDeepError("it is nested deeper than a JSON reader follows (about 1,000 levels)") from None
+        raise JSONLimitError("it is nested deeper than a JSON reader follows (about 1,000 levels)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise JSONLimitError(f"it holds a number too long to read ({str(exc).split(';')[0]})") from None
 
 
 def text_problem(value: Any, *, name: str = "") -> str | None:

@@ -19,7 +19,7 @@ from attrs import frozen
 
 from evidence_catalog import model
 from evidence_catalog.errors import InputError
-from evidence_catalog.ingest.checks import TooDeepError, read_json, shown, text_problem
+from evidence_catalog.ingest.checks import JSONLimitError, read_json, shown, text_problem
 from evidence_catalog.ingest.digest import hashtags, mentions, report_identity
 from evidence_catalog.serialize import unstructure
 
@@ -72,7 +72,7 @@ def parse_telegram(
     whole (its text too, so that ingesting the mended export later adds it) and named there."""
     try:
         export = read_json(text)
-    except TooDeepError as exc:
+    except JSONLimitError as exc:
         raise InputError(f"cannot be read: {exc}; nothing was ingested", where=where) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON (line {exc.lineno}: {exc.msg})", where=where) from exc

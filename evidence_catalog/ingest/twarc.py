@@ -16,7 +16,7 @@ from typing import Any
 
 from evidence_catalog import model
 from evidence_catalog.errors import InputError
-from evidence_catalog.ingest.checks import TooDeepError, read_json, shown, text_problem
+from evidence_catalog.ingest.checks import JSONLimitError, read_json, shown, text_problem
 from evidence_catalog.ingest.digest import report_identity
 from evidence_catalog.serialize import unstructure
 
@@ -28,7 +28,7 @@ def looks_like_twarc(raw: bytes) -> bool:
         return False
     try:
         page = read_json(first)
-    except TooDeepError:  # read as twarc2, whose reader then says what is wrong with the line
+    except JSONLimitError:  # read as twarc2, whose reader then says what is wrong with the line
         return b'"data"' in first[:4096]
     except ValueError:
         return False
@@ -41,7 +41,7 @@ def _pages(text: str, where: str, skipped: list[tuple[int, str]] | None) -> Iter
             continue
         try:
             page = read_json(line)
-        except TooDeepError as exc:
+        except JSONLimitError as exc:
             if skipped is None:
                 raise InputError(f"line {number} cannot be read: {exc}; nothing was ingested", where=where) from None
             skipped.append((number, f"line {number} cannot be read: {exc}; its tweets were left out"))
