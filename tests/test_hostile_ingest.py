@@ -640,3 +640,50 @@ def test_media_whose_site_sends_a_lone_surrogate_is_captured_with_it_escaped(
     stored = catalog.artifact_path(metadata.artifact.sha256).read_bytes()
     assert b"\\udcff" in stored and json.loads(stored.decode("utf-8"))["title"] == "Night \udcff berths\x00"
     assert catalog.verify().ok and catalog.fsck().orphaned_blobs == ()
+
+
+# -- other places where text from outside reaches the custody log -------------------------------
+
+
+@pytest.mark.parametrize("field", ["name", "email", "organization", "host"])
+@pytest.mark.parametrize("bad", [chr(0xDCFF), "\x00"], ids=["udcff", "nul"])
+def test_an_operator_given_as_an_agent_that_is_not_text_is_refused_before_anything_is_stored(
+    catalog: Catalog, tmp_path: Path, field: str, bad: str
+) -> None:
+    """``--operator`` and ``$EVIDENCE_CATALOG_OPERATOR`` were checked; an :class:`Agent` given
+    to the library was not, and ``add`` crashed in canonical JSON after storing the bytes."""
+    from evidence_catalog import Agent
+
+    fields = {"name": "Analyst", "email": "a@example.org", "organization": "NGO", "host": "h"}
+    agent = Agent(**{**fields, field: fields[field] + bad})  # type: ignore[arg-type]
+    path = catalog.path
+    catalog.close()
+    with pytest.raises(InputError, match=f"operator: {field} (is not valid UTF-8 text|must not contain control)"):
+        Catalog.open(path, operator=agent)
+    with pytest.raises(InputError, match=f"operator: {field} "):
+        Catalog.init(tmp_path / "new", operator=agent)
+    assert not (tmp_path / "new").exists()
+    with Catalog.open(path) as reopened:
+        assert reopened.fsck().orphaned_blobs == () and reopened.verify().ok
+
+
+def test_an_account_or_host_name_that_is_not_utf_8_is_recorded_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operating system's names are bytes: one that is not UTF-8 reaches Python as lone
+    surrogates, and is recorded escaped (``\\xff``) instead of crashing the first ``add``."""
+    import socket
+    import types
+
+    pwd = pytest.importorskip("pwd")
+    account = types.SimpleNamespace(pw_name="analyst-\udcfe")
+    monkeypatch.delenv("EVIDENCE_CATALOG_OPERATOR", raising=False)
+    monkeypatch.setattr(socket, "gethostname", lambda: "field-laptop-\udcff")
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: account)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(make_jpeg())
+    with Catalog.init(tmp_path / "catalog", clock=FixedClock()) as catalog:
+        [added] = catalog.add([photo])
+        [event] = catalog.history(added.record_id)
+        assert (event.actor.name, event.actor.host) == ("analyst-\\xfe", "field-laptop-\\xff")
+        assert catalog.verify().ok and catalog.fsck().orphaned_blobs == ()
