@@ -293,7 +293,10 @@ class _Log:
 
 
 def _clean(message: str) -> str:
-    return " ".join(message.replace("\r", " ").split())
+    """A message of yt-dlp as one line of text that can be logged: a lone surrogate or a NUL
+    from what a site sent (a title, a URL) escaped."""
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return " ".join(text.replace("\r", " ").split())
 
 
 class _Tee:
