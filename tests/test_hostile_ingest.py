@@ -592,6 +592,19 @@ def test_any_text_in_a_feed_entry_never_crashes_nor_leaves_an_orphan(title: str,
             _ingest_survives(cat, path, format="rss")
 
 
+@settings(max_examples=300)
+@given(value=_JSON, ascii_only=st.booleans())
+def test_the_one_pass_check_never_misses_a_string_that_is_not_text(value: Any, ascii_only: bool) -> None:
+    """Readers check reports one by one only when the input's JSON text may hold what is not
+    text: that pre-check may raise a false alarm, never miss one."""
+    from evidence_catalog.ingest.checks import may_hold_non_text, text_problem
+
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    problem = text_problem(json.loads(text))
+    if problem is not None and "beyond 2**53" not in problem:  # numbers: no report of JSON has any
+        assert may_hold_non_text(text)
+
+
 # -- the media a feed points at: metadata a site sends ----------------------------------------
 
 

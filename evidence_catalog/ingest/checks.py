@@ -10,6 +10,7 @@ the line, message or entry -- never a crash half-way through storing it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 #: The whole numbers RFC 8785 writes exactly lie strictly between -_SAFE and _SAFE.
@@ -36,6 +37,19 @@ def read_json(text: str | bytes) -> Any:
         raise
     except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
         raise JSONLimitError(f"it holds a number too long to read ({str(exc).split(';')[0]})") from None
+
+
+#: What in JSON text can become a string that is not text: the escape of a surrogate or of
+#: NUL, or such a character itself (in text not decoded strictly from UTF-8).
+_NOT_TEXT = re.compile(r"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)|[\ud800-\udfff\x00]")
+
+
+def may_hold_non_text(json_text: str) -> bool:
+    """Whether any string read from *json_text* can hold what :func:`text_problem` finds (a
+    lone surrogate, a NUL): one pass over the text, so that an input without any such escape --
+    nearly every one -- is not checked report by report.  A ``True`` may be a false alarm (an
+    escaped backslash before ``ud800``, a surrogate pair); never a ``False``."""
+    return _NOT_TEXT.search(json_text) is not None
 
 
 def text_problem(value: Any, *, name: str = "") -> str | None:

@@ -19,7 +19,7 @@ from attrs import frozen
 
 from evidence_catalog import model
 from evidence_catalog.errors import InputError
-from evidence_catalog.ingest.checks import JSONLimitError, read_json, shown, text_problem
+from evidence_catalog.ingest.checks import JSONLimitError, may_hold_non_text, read_json, shown, text_problem
 from evidence_catalog.ingest.digest import hashtags, mentions, report_identity
 from evidence_catalog.serialize import unstructure
 
@@ -83,6 +83,7 @@ def parse_telegram(
     root = export_dir.resolve()
     found: list[TelegramMessage] = []
     warnings: list[tuple[int, str]] = []
+    check = may_hold_non_text(text)
     for message in export["messages"]:
         if not isinstance(message, dict) or message.get("type") != "message":
             continue  # service messages (joins, pins) state nothing
@@ -115,7 +116,7 @@ def parse_telegram(
             media.append((export_dir / name).resolve())
         else:
             item = _message(message, number, label, body, media, chat_id, chat_name)
-            problem = text_problem(unstructure(item.report))
+            problem = text_problem(unstructure(item.report)) if check else None
             if problem is not None:
                 if skipped is None:
                     raise InputError(f"{label}: its {problem}; nothing was ingested", where=where)

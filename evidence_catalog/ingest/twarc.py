@@ -16,7 +16,7 @@ from typing import Any
 
 from evidence_catalog import model
 from evidence_catalog.errors import InputError
-from evidence_catalog.ingest.checks import JSONLimitError, read_json, shown, text_problem
+from evidence_catalog.ingest.checks import JSONLimitError, may_hold_non_text, read_json, shown, text_problem
 from evidence_catalog.ingest.digest import report_identity
 from evidence_catalog.serialize import unstructure
 
@@ -78,6 +78,7 @@ def parse_twarc(
     given (``--keep-going``), is left out and named there."""
     prepared: list[tuple[model.Report, str, str]] = []
     warnings: list[tuple[int, str]] = []
+    check = may_hold_non_text(text)
     for number, page in _pages(text, where, skipped):
         includes = _dict(page.get("includes"))
         # Looked up by id: only ids that are text (a list or an object as an id names nothing).
@@ -89,7 +90,7 @@ def parse_twarc(
                 warnings.append((number, "a tweet without an id was left out"))
                 continue
             found = _report(tweet, users, referenced, number)
-            problem = text_problem(unstructure(found[0]))
+            problem = text_problem(unstructure(found[0])) if check else None
             if problem is not None:
                 reason = f"line {number}, tweet {shown(tweet['id'])}: its {problem}"
                 if skipped is None:
