@@ -89,7 +89,9 @@ def parse_telegram(
             continue  # service messages (joins, pins) state nothing
         number = message.get("id")
         if _id(number) is None:  # a list or an object is no message id
-            reason = f"a message's id is not a number ({type(number).__name__})"
+            reason = (
+                "a message has no id" if number is None else f"a message's id is not a number ({type(number).__name__})"
+            )
             if skipped is None:
                 raise InputError(f"{reason}; nothing was ingested", where=where)
             skipped.append((0, f"{reason}; left out"))
@@ -107,20 +109,20 @@ def parse_telegram(
             if name.startswith("(File not included"):
                 warnings.append((line, f"{label}: its {key} was not exported"))
                 continue
-            problem = _media_problem(name, export_dir, root)
-            if problem is not None:
+            path, problem = _media_file(name, export_dir, root)
+            if path is None:
                 if skipped is None:
                     raise InputError(f"{label}: {problem}; nothing was ingested", where=where)
                 skipped.append((line, f"{label}: {problem}; left out"))
                 break
-            media.append((export_dir / name).resolve())
+            media.append(path)
         else:
             item = _message(message, number, label, body, media, chat_id, chat_name)
-            problem = text_problem(unstructure(item.report)) if check else None
-            if problem is not None:
+            not_text = text_problem(unstructure(item.report)) if check else None
+            if not_text is not None:
                 if skipped is None:
-                    raise InputError(f"{label}: its {problem}; nothing was ingested", where=where)
-                skipped.append((line, f"{label}: its {problem}; left out"))
+                    raise InputError(f"{label}: its {not_text}; nothing was ingested", where=where)
+                skipped.append((line, f"{label}: its {not_text}; left out"))
                 continue
             found.append(item)
     if not found:
@@ -128,25 +130,23 @@ def parse_telegram(
     return found, tuple(warnings)
 
 
-def _media_problem(name: str, export_dir: Path, root: Path) -> str | None:
-    """Why a media path of the export cannot be stored, or ``None``."""
-    if _string_problem(name):
-        return f"media path {shown(name)!r} is not a valid file name"
+def _media_file(name: str, export_dir: Path, root: Path) -> tuple[Path | None, str]:
+    """The file a media path of the export names (resolved), or ``None`` and why it cannot be
+    stored: a name that is not text (a lone surrogate, a NUL), one that leaves the export
+    folder, a file that is missing."""
+    shown_name = shown(name)
+    if text_problem(name) is not None:
+        return None, f"media path {shown_name!r} is not a valid file name"
     try:
         path = (export_dir / name).resolve()
-    except (OSError, ValueError) as exc:  # a NUL, a name too long, a loop of links
-        return f"media path {shown(name)!r} cannot be opened ({exc})"
+    except (OSError, ValueError) as exc:  # a name too long, a loop of links
+        return None, f"media path {shown_name!r} cannot be opened ({exc})"
     if os.path.isabs(name) or not path.is_relative_to(root):
-        return f"media path {shown(name)!r} leaves the export folder"
+        return None, f"media path {shown_name!r} leaves the export folder"
     try:
-        return None if path.is_file() else f"media file {shown(name)!r} is missing"
+        return (path, "") if path.is_file() else (None, f"media file {shown_name!r} is missing")
     except OSError as exc:
-        return f"media file {shown(name)!r} cannot be opened ({exc.strerror or exc})"
-
-
-def _string_problem(name: str) -> bool:
-    """A name that is no file name: a lone surrogate or a NUL in it."""
-    return text_problem(name) is not None
+        return None, f"media file {shown_name!r} cannot be opened ({exc.strerror or exc})"
 
 
 def _id(value: Any) -> str | None:
