@@ -387,6 +387,24 @@ def test_a_digest_holding_an_encoded_surrogate_is_not_utf_8_and_changes_nothing(
     assert earlier.verify().ok and earlier.fsck().orphaned_blobs == ()
 
 
+@pytest.mark.parametrize(
+    "value", [None, [17], {"id": 17}, True, " ", 17.5], ids=["none", "list", "object", "bool", "blank", "fraction"]
+)
+def test_a_telegram_message_without_a_usable_id_is_refused_or_left_out(
+    earlier: Catalog, tmp_path: Path, value: Any
+) -> None:
+    """Messages without an id all had the identity ``telegram:<chat>/None``: every one after
+    the first was taken as already present, and silently not stored."""
+    folder = _telegram_export(tmp_path / "ChatExport", photo=make_jpeg())
+    export = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    export["messages"][2]["id"] = value
+    (folder / "result.json").write_text(json.dumps(export), encoding="utf-8")
+    refused(earlier, folder, "a message( has no id|'s id is not a number or text)")
+    result = earlier.ingest(folder, keep_going=True)
+    assert result.reports_added == 2 and len(result.skipped) == 1
+    assert earlier.verify().ok and earlier.fsck().orphaned_blobs == ()
+
+
 def test_an_rss_character_reference_to_a_lone_surrogate_is_one_error(earlier: Catalog, tmp_path: Path) -> None:
     for n, reference in enumerate([b"&#xdcff;", b"&#56575;", b"&#xd800;"]):
         feed = tmp_path / f"monitor-{n}.rss"

@@ -89,9 +89,10 @@ def parse_telegram(
             continue  # service messages (joins, pins) state nothing
         number = message.get("id")
         if _id(number) is None:  # a list or an object is no message id
-            reason = (
-                "a message has no id" if number is None else f"a message's id is not a number ({type(number).__name__})"
+            kind = {list: "a list", dict: "an object", bool: "true or false", str: "blank", float: "a fraction"}.get(
+                type(number)
             )
+            reason = "a message has no id" if number is None else f"a message's id is not a number or text ({kind})"
             if skipped is None:
                 raise InputError(f"{reason}; nothing was ingested", where=where)
             skipped.append((0, f"{reason}; left out"))
