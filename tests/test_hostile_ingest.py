@@ -220,10 +220,8 @@ def test_hashtags_in_a_feed_are_read_as_in_a_digest() -> None:
 
 
 def _nested(depth: int, kind: str = "[") -> str:
-    closing = {"[": "]", "{": "}"}[kind]
-    inner = '{"a":' * depth + "1" + "}" * depth if kind == "{" else "[" * depth + "]" * depth
-    assert inner.count(closing) >= depth
-    return inner
+    """JSON text of arrays (``[``) or objects (``{``) nested *depth* deep."""
+    return '{"a":' * depth + "1" + "}" * depth if kind == "{" else "[" * depth + "]" * depth
 
 
 @pytest.mark.parametrize("kind", ["[", "{"])
