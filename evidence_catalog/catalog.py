@@ -3585,6 +3585,8 @@ def _expand(path: Path, *, recursive: bool, skip: tuple[int, int] | None) -> Ite
         if exc.errno == 40:  # ELOOP: a symbolic link that points at itself
             raise InputError("symbolic link loop", where=where) from exc
         raise InputError(exc.strerror or str(exc), where=where) from exc
+    except ValueError as exc:  # given to the library: no file name holds a NUL
+        raise InputError("is not a file name (it holds a NUL character)", where=where) from exc
     if stat.S_ISDIR(info.st_mode):
         if not recursive:
             raise InputError("is a directory (use --recursive to add its files)", where=where)

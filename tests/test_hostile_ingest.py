@@ -730,3 +730,14 @@ def test_what_yt_dlp_says_about_a_site_is_kept_as_text_that_can_be_logged() -> N
     assert log.warnings == ["Unable to download video subtitles for 'uk\\udcff': HTTP Error 404\\x00"]
     assert log.errors == ["[generic] title \\ud800 second line"]
     canonical_json({"warnings": log.warnings, "errors": log.errors})
+
+
+def test_a_path_holding_a_nul_is_an_input_error_for_ingest_and_add(earlier: Catalog, tmp_path: Path) -> None:
+    """Only the library can be given one (a command line cannot hold a NUL): it was a bare
+    ValueError from the operating system's interface."""
+    bad = str(tmp_path / "digest\x00.txt")
+    refused(earlier, bad, "is not a file name \\(it holds a NUL character\\)")
+    before = state(earlier)
+    with pytest.raises(InputError, match="is not a file name"):
+        earlier.add([bad])
+    assert_unchanged(earlier, before)
