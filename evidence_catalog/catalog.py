@@ -1484,6 +1484,28 @@ class Catalog:
         *,
         fetched: FetchedDocument | None = None,
     ) -> IngestResult:
+        """Ingest one input (see :meth:`ingest`); bytes it stored are removed again when its
+        records are not written, whatever stopped it: a refused ingest leaves no orphan."""
+        created: list[str] = []
+        try:
+            return self._ingest_stored(file, where, format, tags, note, keep_going, started_at, fetched, created)
+        except BaseException:
+            self._remove_unclaimed(created)
+            raise
+
+    def _ingest_stored(
+        self,
+        file: Path,
+        where: str,
+        format: IngestFormat | None,
+        tags: tuple[str, ...],
+        note: str | None,
+        keep_going: bool,
+        started_at: dt.datetime,
+        fetched: FetchedDocument | None,
+        created: list[str],
+    ) -> IngestResult:
+        """:meth:`_ingest_file`, naming in *created* each blob it stored that was not there."""
         with open(file, "rb") as stream:
             raw = stream.read()
         if format is None:
@@ -1512,11 +1534,17 @@ class Catalog:
                 if report.identity and self.db.record_with_report(session, report.identity) is None
                 for path in media
             }
-        stored_blobs = {path: self._store_file_copy(path) for path in sorted(new_media)}
+        stored_blobs: dict[Path, StoredBlob] = {}
+        for path in sorted(new_media):
+            stored_blobs[path] = self._store_file_copy(path)
+            if stored_blobs[path].created:
+                created.append(stored_blobs[path].sha256)
         stored_media = {path: self._describe(stored) for path, stored in stored_blobs.items()}
         media_created = sum(stored.created for stored in {b.sha256: b for b in stored_blobs.values()}.values())
         with open(file, "rb", buffering=0) as document:
             blob = self.blobs.put_stream(_SourceFile(document, where))
+        if blob.created:
+            created.append(blob.sha256)
         if blob.size != len(raw):
             raise InputError("changed while it was being read; nothing was ingested", where=where)
         artifact = self._describe(blob)
@@ -3950,6 +3978,8 @@ def _expand(path: Path, *, recursive: bool, skip: tuple[int, int] | None) -> Ite
         if exc.errno == 40:  # ELOOP: a symbolic link that points at itself
             raise InputError("symbolic link loop", where=where) from exc
         raise InputError(exc.strerror or str(exc), where=where) from exc
+    except ValueError as exc:  # given to the library: no file name holds a NUL
+        raise InputError("is not a file name (it holds a NUL character)", where=where) from exc
     if stat.S_ISDIR(info.st_mode):
         if not recursive:
             raise InputError("is a directory (use --recursive to add its files)", where=where)

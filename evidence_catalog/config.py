@@ -142,8 +142,8 @@ def _operator_fields(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def host_name() -> str:
-    """This machine's host name."""
-    return socket.gethostname() or "unknown-host"
+    """This machine's host name (bytes that are not UTF-8 escaped: it is recorded as text)."""
+    return _as_text(socket.gethostname()) or "unknown-host"
 
 
 def parse_operator(text: str, *, organization: str | None = None, where: str = "--operator") -> Agent:
@@ -165,17 +165,44 @@ def parse_operator(text: str, *, organization: str | None = None, where: str = "
     return Agent(name=name, email=email, organization=organization, host=host_name())
 
 
+def _as_text(name: str) -> str:
+    """A name the system gave (an account, a host) as text that can be recorded: bytes that
+    were not UTF-8 (decoded as lone surrogates) escaped, ``\\xff``."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte: shown as its escape
+        raw = name.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _checked_agent(agent: Agent) -> Agent:
+    """An operator given as an :class:`Agent`, refused (:class:`InputError`) as
+    :func:`parse_operator` refuses its text: a field that is not valid UTF-8 text (a lone
+    surrogate, which no custody event can hold) or holds control characters."""
+    for name in ("name", "email", "organization", "version", "host"):
+        value = getattr(agent, name)
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"{name} is not valid UTF-8 text", where="operator") from exc
+        if has_control_characters(value):
+            raise InputError(f"{name} must not contain control characters", where="operator")
+    return agent
+
+
 def _account_name() -> str:
     """The account running this process: from the user database where there is one (the
     environment variables getpass reads first can be set to anything), else getpass."""
     try:
         import pwd
 
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return _as_text(pwd.getpwuid(os.geteuid()).pw_name)
     except (ImportError, KeyError, OSError):
         pass
     try:
-        return getpass.getuser()
+        return _as_text(getpass.getuser())
     except (KeyError, OSError):
         return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown user"
 
@@ -183,7 +210,7 @@ def _account_name() -> str:
 def resolve_operator(explicit: Agent | str | None, default: Agent | None) -> Agent:
     """The operator of an action, by the order described in the module docstring."""
     if isinstance(explicit, Agent):
-        return explicit
+        return _checked_agent(explicit)
     if explicit is not None:
         return parse_operator(explicit)
     from_env = os.environ.get(OPERATOR_ENV, "").strip()

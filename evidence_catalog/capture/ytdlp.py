@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -292,7 +293,10 @@ class _Log:
 
 
 def _clean(message: str) -> str:
-    return " ".join(message.replace("\r", " ").split())
+    """A message of yt-dlp as one line of text that can be logged: a lone surrogate or a NUL
+    from what a site sent (a title, a URL) escaped."""
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return " ".join(text.replace("\r", " ").split())
 
 
 class _Tee:
@@ -588,7 +592,7 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
                 entry_clean = ydl.sanitize_info(entry, remove_private_keys=True)
                 cookies_found = _withhold_cookies(entry_clean) or cookies_found
                 entry_json = work / f".info-{number:03d}.json"
-                entry_json.write_text(json.dumps(entry_clean, ensure_ascii=False), encoding="utf-8")
+                entry_json.write_text(info_text(entry_clean), encoding="utf-8")
                 files.append(CapturedFile(entry_json, model.ArtifactRole.PLATFORM_METADATA))
         if cookies_found:
             withheld.append(WITHHELD_COOKIES)
@@ -596,8 +600,7 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
         if any(_set_cookie_withheld(r) for r in responses):
             withheld.append(WITHHELD_SET_COOKIE)
     info_json = work / ".info.json"
-    # As yt-dlp's own --write-info-json writes it: UTF-8, not ASCII-escaped.
-    info_json.write_text(json.dumps(clean, ensure_ascii=False), encoding="utf-8")
+    info_json.write_text(info_text(clean), encoding="utf-8")
     tools = [yt_dlp_agent()]
     if merged and ffmpeg is not None:
         tools.append(ffmpeg)
@@ -713,10 +716,25 @@ def _withhold_cookies(value: Any) -> bool:
     return found
 
 
+def info_text(info: dict[str, Any]) -> str:
+    """An info dict as JSON text, as yt-dlp's own ``--write-info-json`` writes it (UTF-8, not
+    ASCII-escaped), except that a lone surrogate a site sent (``"\\udcff"`` in its JSON-LD: half
+    of a character, which UTF-8 cannot hold) is written as the escape it came as."""
+    text = json.dumps(info, ensure_ascii=False)
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+#: A surrogate code point: in JSON text from ``json.dumps`` only ever inside a string.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _text(value: Any) -> str | None:
-    if value is None:
+    """A field of the info dict as text for the record: text or a number (the printed form of
+    anything else is not what the site said), with a lone surrogate or a NUL the site sent
+    escaped, as EXIF text is: the record, its log and its exports hold only text."""
+    if value is None or isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    text = str(value).strip()
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00").strip()
     return text or None
 
 

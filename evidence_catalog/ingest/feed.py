@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import html
+import io
+import re
 from typing import Any
 
 from attrs import frozen
 
 from evidence_catalog import model
 from evidence_catalog.errors import InputError
-from evidence_catalog.ingest.digest import report_identity
+from evidence_catalog.ingest.checks import shown, text_problem
+from evidence_catalog.ingest.digest import hashtags, mentions, report_identity
+from evidence_catalog.serialize import unstructure
+
+#: A markup tag, as far as the next ``>``; ``<`` cannot occur inside, so that text full of
+#: ``<`` without ``>`` is still read in linear time.
+_TAG = re.compile(r"<[^<>]*>")
+#: A length in bytes as a feed states it: ASCII digits (``int`` refuses "²", and a number of
+#: thousands of digits), at most 15 of them (JSON carries whole numbers below 2**53 exactly).
+_DECIMAL = re.compile(r"[0-9]{1,15}")
 
 
 @frozen
@@ -56,6 +68,26 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def _plain(value: Any, detail: Any) -> str:
+    """A text construct as the reader sees it: HTML (``type="html"``, RSS descriptions) without
+    its tags and with its character references read; plain text as it is."""
+    if not isinstance(value, str):
+        return ""
+    kind = detail.get("type") if isinstance(detail, dict) else None
+    if isinstance(kind, str) and "html" in kind:
+        return html.unescape(_TAG.sub(" ", value))
+    return value
+
+
+def _tag_text(entry: Any) -> str:
+    """The text of an entry that ``#hashtags`` and ``@mentions`` are read from: its title,
+    summary and content, as a reader sees them (not the markup: ``href="#top"`` is no tag)."""
+    parts = [_plain(entry.get("title"), entry.get("title_detail"))]
+    parts.append(_plain(entry.get("summary"), entry.get("summary_detail")))
+    parts += [_plain(c.get("value"), c) for c in entry.get("content", ()) if isinstance(c, dict)]
+    return "\n".join(dict.fromkeys(p for p in parts if p))
+
+
 def _media(entry: Any) -> tuple[model.MediaLink, ...]:
     """An entry's enclosures (RSS ``<enclosure>``, Atom ``rel="enclosure"``) and Media RSS
     ``media:content`` items, each URL once, with the type and length the feed states."""
@@ -70,20 +102,39 @@ def _media(entry: Any) -> tuple[model.MediaLink, ...]:
             url=url.strip(),
             kind=kind,
             media_type=_text(item.get("type")),
-            length=int(length) if isinstance(length, str) and length.strip().isdigit() else None,
+            length=int(length) if isinstance(length, str) and _DECIMAL.fullmatch(length.strip()) else None,
         )
     return tuple(found.values())
 
 
 def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) -> ParsedFeed:
-    """Read an RSS or Atom document; :class:`InputError` if it holds no readable entries."""
+    """Read an RSS or Atom document; :class:`InputError` if it holds no readable entries.
+
+    *raw* is the document itself, never a name: feedparser opens a ``bytes`` value that is the
+    path of an existing file (and fetches a ``str`` that is a URL) instead of reading it, so a
+    feed whose whole body is ``/home/someone/private.xml`` would catalogue that file's entries,
+    and one whose body is ``/dev/zero`` would read without end.  It is given a stream of the
+    bytes, which it only reads."""
     import feedparser
 
-    parsed = feedparser.parse(raw, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(io.BytesIO(raw), sanitize_html=False, resolve_relative_uris=False)
+    except Exception as exc:  # noqa: BLE001 -- a hostile feed may make the parser fail any way
+        # (its lenient reader stops at a character reference such as &#xdcff; with an error).
+        raise InputError(
+            f"is not a feed that can be read ({type(exc).__name__}: {shown(str(exc))}); nothing was ingested",
+            where=where,
+        ) from None
     version = str(parsed.get("version") or "")
     if not version and not parsed.entries:
         problem = parsed.get("bozo_exception")
-        reason = f" ({problem})" if problem else ""
+        reason = (
+            " (it holds no XML; a file name or URL in it is content, and is not opened)"
+            if b"<" not in raw
+            else f" ({shown(str(problem))})"
+            if problem
+            else ""
+        )
         raise InputError(f"is not an RSS or Atom feed{reason}", where=where)
     kind = "atom" if version.startswith("atom") else "rss"
     feed = parsed.feed
@@ -110,6 +161,7 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
                 warnings.append(
                     (number, f"entry {number}: its {name} date could not be read; kept in the stored feed only")
                 )
+        tag_text = _tag_text(entry)
         identity = report_identity(
             platform=kind, post_id=post_id, feed=feed_title or feed_link, author=author, text=text
         )
@@ -126,10 +178,15 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
             url=_text(entry.get("link")),
             url_known=_text(entry.get("link")) is not None,
             links=tuple(dict.fromkeys(links)),
+            mentions=mentions(tag_text),  # the rule digests have, one for every format
+            hashtags=hashtags(tag_text),
             media=_media(entry),
             document_sha256=document_sha256,
             identity=identity,
         )
+        problem = text_problem(unstructure(report))
+        if problem is not None:
+            raise InputError(f"entry {number}: its {problem}; nothing was ingested", where=where)
         record_title = title or (text.split("\n", 1)[0] if text else f"entry {number} of {feed_title or 'a feed'}")
         entries.append(FeedEntry(report=report, title=record_title, where=f"feed entry {number}"))
     if not entries:
