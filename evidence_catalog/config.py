@@ -176,9 +176,11 @@ def _as_text(name: str) -> str:
 
 
 def _checked_agent(agent: Agent) -> Agent:
-    """An operator given as an :class:`Agent`, refused (:class:`InputError`) as
-    :func:`parse_operator` refuses its text: a field that is not valid UTF-8 text (a lone
-    surrogate, which no custody event can hold) or holds control characters."""
+    """An operator given as an :class:`Agent`, refused (:class:`InputError`) when a field is not
+    valid UTF-8 text (a lone surrogate, which no custody event can hold) or holds a NUL (which
+    PostgreSQL cannot store: one rule for both databases).  What else an
+    :class:`Agent` may hold is the model's rule (control characters are kept, and printed
+    escaped), as for agents read from another catalog's log."""
     for name in ("name", "email", "organization", "version", "host"):
         value = getattr(agent, name)
         if not isinstance(value, str):
@@ -187,8 +189,8 @@ def _checked_agent(agent: Agent) -> Agent:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InputError(f"{name} is not valid UTF-8 text", where="operator") from exc
-        if has_control_characters(value):
-            raise InputError(f"{name} must not contain control characters", where="operator")
+        if "\x00" in value:
+            raise InputError(f"{name} must not contain a NUL character", where="operator")
     return agent
 
 

@@ -687,7 +687,7 @@ def test_an_operator_given_as_an_agent_that_is_not_text_is_refused_before_anythi
     agent = Agent(**{**fields, field: fields[field] + bad})  # type: ignore[arg-type]
     path = catalog.path
     catalog.close()
-    with pytest.raises(InputError, match=f"operator: {field} (is not valid UTF-8 text|must not contain control)"):
+    with pytest.raises(InputError, match=f"operator: {field} (is not valid UTF-8 text|must not contain a NUL)"):
         Catalog.open(path, operator=agent)
     with pytest.raises(InputError, match=f"operator: {field} "):
         Catalog.init(tmp_path / "new", operator=agent)
