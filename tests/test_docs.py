@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib.util
 import inspect
 import json
@@ -36,7 +37,7 @@ DATA_MODEL = DOCS / "data-model.md"
 VERIFICATION = DOCS / "verification.md"
 CAPTURE = DOCS / "capture.md"
 SCHEMA_FILES = sorted((ROOT / "schemas").glob("*.schema.json"))
-EVENT_SCHEMA = "urn:evidence-catalog:schema:custody-event:1.0.0"
+EVENT_SCHEMA = "urn:evidence-catalog:schema:custody-event:1.1.0"
 FIELD_TABLE_HEADER = "| field | type | null? | meaning |"
 #: Where the quickstart's analyst works; the test's own directory stands in for it.
 DOC_CASE_DIR = "/home/analyst/case-0412"
@@ -84,8 +85,35 @@ def _run_python(code_or_path: str | Path, *args: str | Path, cwd: Path) -> subpr
 
 
 def _hashed(event: dict[str, Any]) -> dict[str, Any]:
-    """What an event's hash covers: every member but ``hash`` and ``schema``."""
-    return {name: value for name, value in event.items() if name not in ("hash", "schema")}
+    """What an event's hash covers: every member but ``hash`` and ``schema``, and for a salted
+    event (``details.salt``) each text of ``prev_hash``, ``actor`` and ``details`` and each
+    ``metadata`` member as its salted digest (written here from docs/verification.md)."""
+    form = {name: value for name, value in event.items() if name not in ("hash", "schema")}
+    secret = event["details"].get("salt")
+    if secret is None:
+        return form
+
+    def digest(pointer: str, value: Any) -> str:
+        salt = hmac.new(bytes.fromhex(secret), pointer.encode(), hashlib.sha256).hexdigest()[:32]
+        return "sd:" + hashlib.sha256(rfc8785.dumps([salt, value])).hexdigest()
+
+    def walk(node: Any, pointer: str) -> Any:
+        if isinstance(node, str):
+            return digest(pointer, node)
+        if isinstance(node, list):
+            return [walk(item, f"{pointer}/{i}") for i, item in enumerate(node)]
+        if isinstance(node, dict):
+            steps = {key: pointer + "/" + key.replace("~", "~0").replace("/", "~1") for key in node}
+            return {
+                key: digest(steps[key], value) if key == "metadata" else walk(value, steps[key])
+                for key, value in node.items()
+                if steps[key] != "/details/salt"
+            }
+        return node
+
+    for name in ("prev_hash", "actor", "details"):
+        form[name] = walk(form[name], "/" + name)
+    return form
 
 
 def _event_hash(event: dict[str, Any]) -> str:
