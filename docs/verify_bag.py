@@ -220,7 +220,9 @@ def event_form(event: dict) -> tuple[dict, list[str]]:
         salts, withheld = event["disclosure"]["salts"], event["disclosure"]["withheld"]
 
         def disclosed(pointer: str, value: object) -> str:
-            if pointer in withheld:
+            if pointer in withheld:  # what is shown there is not proven: it must say it is withheld
+                if value is not None and not (isinstance(value, str) and "[withheld]" in value):
+                    raise ValueError(f"{pointer} is withheld but shows a value that does not say so")
                 return withheld[pointer]
             if pointer not in salts:
                 raise ValueError(f"{pointer} is shown without its salt")

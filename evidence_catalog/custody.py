@@ -282,10 +282,11 @@ def _set(node: Any, steps: list[str], value: Any) -> None:
         node[last.replace("~1", "/").replace("~0", "~")] = value
 
 
-def disclosed_form(line: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def disclosed_form(line: Mapping[str, Any], mark: str) -> tuple[dict[str, Any], list[str]]:
     """The committed form of an event as a redacted export shows it (:func:`disclose`), and the
-    pointers of the values it withholds.  ``ValueError`` when a value shown has no salt, or the
-    disclosure is malformed."""
+    pointers of the values it withholds.  ``ValueError`` when a value shown has no salt, a value
+    shown at a withheld pointer does not hold *mark* (the text there is not proven, and must say
+    so), or the disclosure is malformed."""
     disclosure = line.get("disclosure")
     if not isinstance(disclosure, dict):
         raise ValueError("the event has no disclosure member")
@@ -294,10 +295,12 @@ def disclosed_form(line: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         raise ValueError("the disclosure member needs 'salts' and 'withheld' objects")
 
     def digest(pointer: str, value: Any) -> str:
-        if pointer in withheld:
+        if pointer in withheld:  # what is shown there is not proven: it must say it is withheld
             given = withheld[pointer]
             if not isinstance(given, str) or not given.startswith(DIGEST_PREFIX):
                 raise ValueError(f"the digest of {pointer} is not a salted digest")
+            if value is not None and not (isinstance(value, str) and mark in value):
+                raise ValueError(f"{pointer} is withheld but shows a value that does not say so")
             return given
         salt = salts.get(pointer)
         if not isinstance(salt, str):

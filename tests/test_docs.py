@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import importlib.util
 import inspect
 import json
@@ -28,6 +27,7 @@ from evidence_catalog import Catalog, findings
 from evidence_catalog.cli import cli
 from evidence_catalog.custody import Action
 from tests.media_server import MediaServer, Route
+from tests.salted import committed_by_hand
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -85,35 +85,8 @@ def _run_python(code_or_path: str | Path, *args: str | Path, cwd: Path) -> subpr
 
 
 def _hashed(event: dict[str, Any]) -> dict[str, Any]:
-    """What an event's hash covers: every member but ``hash`` and ``schema``, and for a salted
-    event (``details.salt``) each text of ``prev_hash``, ``actor`` and ``details`` and each
-    ``metadata`` member as its salted digest (written here from docs/verification.md)."""
-    form = {name: value for name, value in event.items() if name not in ("hash", "schema")}
-    secret = event["details"].get("salt")
-    if secret is None:
-        return form
-
-    def digest(pointer: str, value: Any) -> str:
-        salt = hmac.new(bytes.fromhex(secret), pointer.encode(), hashlib.sha256).hexdigest()[:32]
-        return "sd:" + hashlib.sha256(rfc8785.dumps([salt, value])).hexdigest()
-
-    def walk(node: Any, pointer: str) -> Any:
-        if isinstance(node, str):
-            return digest(pointer, node)
-        if isinstance(node, list):
-            return [walk(item, f"{pointer}/{i}") for i, item in enumerate(node)]
-        if isinstance(node, dict):
-            steps = {key: pointer + "/" + key.replace("~", "~0").replace("/", "~1") for key in node}
-            return {
-                key: digest(steps[key], value) if key == "metadata" else walk(value, steps[key])
-                for key, value in node.items()
-                if steps[key] != "/details/salt"
-            }
-        return node
-
-    for name in ("prev_hash", "actor", "details"):
-        form[name] = walk(form[name], "/" + name)
-    return form
+    """What an event's hash covers (written from docs/verification.md, see tests/salted.py)."""
+    return committed_by_hand(event)
 
 
 def _event_hash(event: dict[str, Any]) -> str:

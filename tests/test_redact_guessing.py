@@ -339,3 +339,52 @@ def test_canonical_digest_of_text_is_rfc_8785s() -> None:
             value_digest("00" * 16, value)
             == DIGEST_PREFIX + hashlib.sha256(canonical_json(["00" * 16, value])).hexdigest()
         )
+
+
+def test_a_disclosed_event_recomputes_and_withholds_the_hashes_of_nested_events_that_held_the_text() -> None:
+    nested_old = {"seq": 1, "prev_hash": "0" * 64, "actor": {"name": "a"}, "details": {"note": "Olena K"}}
+    nested_old["hash"] = document_hash(nested_old)
+    nested_next = {"seq": 2, "prev_hash": nested_old["hash"], "actor": {"name": "a"}, "details": {"n": 1}}
+    nested_next["hash"] = document_hash(nested_next)
+    event, _ = custody.linked_event(
+        None,
+        at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        actor=model.Agent(name="analyst"),
+        action="record.imported",
+        subject="r",
+        details={"record": {"title": "t"}, "history": [nested_old, nested_next]},
+    )
+    document = unstructure(event)
+    shown, changed = redact_document(document, {"Olena K"}, ())
+    assert changed
+    line = custody.disclose(document, shown, WITHHELD_MARK)
+    form, withheld = custody.disclosed_form(line, WITHHELD_MARK)
+    assert hashlib.sha256(canonical_json(form)).hexdigest() == event.hash
+    assert "salt" not in line["details"]
+    # The nested events' hashes commit to the text without salt: withheld with it.
+    for n in (0, 1):
+        assert line["details"]["history"][n]["hash"] == WITHHELD_MARK
+        assert f"/details/history/{n}/hash" in withheld and f"/details/history/{n}/prev_hash" in withheld
+    assert nested_old["hash"] not in json.dumps(line)
+    # A text shown where a value is withheld must say so: anything else is refused.
+    forged = json.loads(json.dumps(line))
+    forged["details"]["history"][0]["details"]["note"] = "Ivan P"
+    with pytest.raises(ValueError, match="does not say so"):
+        custody.disclosed_form(forged, WITHHELD_MARK)
+
+
+def test_verify_bag_refuses_a_text_put_where_a_value_is_withheld(tmp_path: Path) -> None:
+    with Catalog.init(tmp_path / "catalog", operator=OPERATOR) as catalog:
+        (tmp_path / "a.txt").write_text("a", encoding="utf-8")
+        added = catalog.add_file(tmp_path / "a.txt")
+        note = catalog.add_note(added.record_id, "Olena Kovalenko")
+        catalog.flag(added.record_id, "personal_data", "a name", fields=[f"notes/{note.id}/text"])
+        bag = tmp_path / "bag"
+        catalog.export(bag, format="bagit", redact=True)
+    path = bag / "data" / "custody.jsonl"
+    original = path.read_text(encoding="utf-8")
+    assert original.count(f'"text": "{WITHHELD_MARK}"') == 1
+    path.write_text(original.replace(f'"text": "{WITHHELD_MARK}"', '"text": "Ivan Petrenko"'), encoding="utf-8")
+    reseal(bag)
+    result = run_script(bag)
+    assert result.returncode == 1 and "shows a value that does not say so" in result.stdout
