@@ -3,11 +3,16 @@ library's hashes and leaves against an independent reading of the documented rul
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 from typing import Any
 
+import attrs
 import rfc8785
+
+from evidence_catalog import custody, model
+from evidence_catalog.serialize import unstructure
 
 
 def committed_by_hand(event: dict[str, Any]) -> dict[str, Any]:
@@ -45,3 +50,28 @@ def committed_by_hand(event: dict[str, Any]) -> dict[str, Any]:
 def leaf_by_hand(event: dict[str, Any]) -> bytes:
     """The event's RFC 6962 leaf: SHA-256(0x00 || canonical JSON of its committed form with ``hash``)."""
     return hashlib.sha256(b"\x00" + rfc8785.dumps({**committed_by_hand(event), "hash": event["hash"]})).digest()
+
+
+def unsalted_linked_event(
+    previous: model.CustodyEvent | custody.ChainHead | None,
+    *,
+    at: dt.datetime,
+    actor: model.Agent,
+    action: str,
+    subject: str,
+    details: dict[str, Any] | None = None,
+) -> tuple[model.CustodyEvent, dict[str, Any]]:
+    """An event as versions before salted commitments made it: hashed over its own text."""
+    draft = model.CustodyEvent(
+        seq=1 if previous is None else previous.seq + 1,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        prev_hash=model.GENESIS_HASH if previous is None else previous.hash,
+        hash=model.GENESIS_HASH,
+        details={k: v for k, v in (details or {}).items() if k != "salt"},
+    )
+    document = unstructure(draft)
+    document["hash"] = hashlib.sha256(rfc8785.dumps(committed_by_hand(document))).hexdigest()
+    return attrs.evolve(draft, hash=document["hash"]), document

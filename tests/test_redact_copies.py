@@ -124,3 +124,11 @@ def test_short_texts_are_looked_for_only_as_whole_json_strings() -> None:
     assert b"Olena" in needles("Olena") and b'"Olena"' not in needles("Olena")
     forms = needles("a/b é")
     assert "a/b é".encode() in forms and b"a/b \\u00e9" in forms and b"a\\/b \\u00e9" in forms
+
+
+def test_a_url_is_looked_for_as_html_and_links_write_it_too() -> None:
+    url = "https://t.me/s/witness?before=12&q=школа"
+    forms = needles(url)
+    assert b"https://t.me/s/witness?before=12&amp;q=" + "школа".encode() in forms  # in an HTML page
+    assert b"https%3A%2F%2Ft.me%2Fs%2Fwitness%3Fbefore%3D12%26q%3D%D1%88%D0%BA%D0%BE%D0%BB%D0%B0" in forms  # a query
+    assert needles("\udcff text") and all(isinstance(n, bytes) for n in needles("\udcff text"))

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
 import bagit  # type: ignore[import-untyped]
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -27,6 +26,7 @@ from evidence_catalog.custody import DIGEST_PREFIX, document_hash, value_digest,
 from evidence_catalog.interchange.redact import WITHHELD_MARK, redact_document
 from evidence_catalog.serialize import canonical_json, unstructure
 from evidence_catalog.store import database
+from tests.salted import unsalted_linked_event
 from tests.test_verify_independently import reseal
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "verify_bag.py"
@@ -37,31 +37,6 @@ def run_script(bag: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-I", "-S", str(SCRIPT), str(bag)], capture_output=True, text=True, timeout=120
     )
-
-
-def unsalted_linked_event(
-    previous: model.CustodyEvent | custody.ChainHead | None,
-    *,
-    at: dt.datetime,
-    actor: model.Agent,
-    action: str,
-    subject: str,
-    details: dict[str, Any] | None = None,
-) -> tuple[model.CustodyEvent, dict[str, Any]]:
-    """How events were hashed before salted commitments: SHA-256 of the event's own text."""
-    draft = model.CustodyEvent(
-        seq=1 if previous is None else previous.seq + 1,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        prev_hash=model.GENESIS_HASH if previous is None else previous.hash,
-        hash=model.GENESIS_HASH,
-        details=dict(details or {}),
-    )
-    document = unstructure(draft)
-    document["hash"] = document_hash(document)
-    return attrs.evolve(draft, hash=document["hash"]), document
 
 
 @pytest.fixture

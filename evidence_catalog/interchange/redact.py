@@ -18,7 +18,10 @@ Field paths
 
 from __future__ import annotations
 
+import contextlib
+import html
 import json
+import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -331,14 +334,16 @@ def plan_redaction(records: Iterable[model.EvidenceRecord], kinds: Collection[st
 
 
 def needles(value: str) -> list[bytes]:
-    """The byte strings that carry *value* in a file: its UTF-8, and its forms inside a JSON
-    string (escaped, with or without non-ASCII escapes, with ``/`` escaped as ``\\/``).  A text
-    shorter than :data:`MIN_INNER_LENGTH` is looked for only as a whole JSON string (quoted),
-    or every file with an "a" in it would be withheld."""
+    """The byte strings that carry *value* in a file: its UTF-8, its forms inside a JSON string
+    (escaped, with or without non-ASCII escapes, with ``/`` escaped as ``\\/``), HTML-escaped,
+    and percent-encoded.  A text shorter than :data:`MIN_INNER_LENGTH` is looked for only as a
+    whole JSON string (quoted), or every file with an "a" in it would be withheld."""
     forms = {json.dumps(value, ensure_ascii=False), json.dumps(value)}
     forms |= {form.replace("/", "\\/") for form in forms}
-    if len(value) >= MIN_INNER_LENGTH:
-        forms = {form[1:-1] for form in forms} | {value}
+    if len(value) >= MIN_INNER_LENGTH:  # also as HTML and URLs write it (a page, a link's query)
+        forms = {form[1:-1] for form in forms} | {value, html.escape(value), html.escape(value, quote=False)}
+        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no percent-encoding
+            forms |= {urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value)}
     found = []
     for form in sorted(forms):
         try:
