@@ -221,7 +221,8 @@ def event_form(event: dict) -> tuple[dict, list[str]]:
 
         def disclosed(pointer: str, value: object) -> str:
             if pointer in withheld:  # what is shown there is not proven: it must say it is withheld
-                if value is not None and not (isinstance(value, str) and "[withheld]" in value):
+                shown = value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False)
+                if shown is not None and "[withheld]" not in shown:
                     raise ValueError(f"{pointer} is withheld but shows a value that does not say so")
                 return withheld[pointer]
             if pointer not in salts:

@@ -299,7 +299,7 @@ def disclosed_form(line: Mapping[str, Any], mark: str) -> tuple[dict[str, Any], 
             given = withheld[pointer]
             if not isinstance(given, str) or not given.startswith(DIGEST_PREFIX):
                 raise ValueError(f"the digest of {pointer} is not a salted digest")
-            if value is not None and not (isinstance(value, str) and mark in value):
+            if not _says_withheld(value, mark):
                 raise ValueError(f"{pointer} is withheld but shows a value that does not say so")
             return given
         salt = salts.get(pointer)
@@ -309,6 +309,16 @@ def disclosed_form(line: Mapping[str, Any], mark: str) -> tuple[dict[str, Any], 
 
     body = {k: v for k, v in line.items() if k != "disclosure"}
     return committed_form(body, digest), sorted(withheld)
+
+
+def _says_withheld(value: Any, mark: str) -> bool:
+    """Whether a value shown where one is withheld says so: nothing (left out), a text holding
+    *mark*, or embedded metadata with a text holding it."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return mark in value
+    return isinstance(value, (dict, list)) and mark in json.dumps(value, ensure_ascii=False)
 
 
 def withheld_whole(document: Mapping[str, Any], schema: str) -> dict[str, Any]:

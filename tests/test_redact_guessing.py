@@ -27,7 +27,7 @@ from evidence_catalog.interchange.redact import WITHHELD_MARK, redact_document
 from evidence_catalog.serialize import canonical_json, unstructure
 from evidence_catalog.store import database
 from tests.salted import unsalted_linked_event
-from tests.test_verify_independently import reseal
+from tests.test_verify_independently import load_script, reseal
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "verify_bag.py"
 OPERATOR = "Field Analyst <field@example.org>"
@@ -363,3 +363,28 @@ def test_verify_bag_refuses_a_text_put_where_a_value_is_withheld(tmp_path: Path)
     reseal(bag)
     result = run_script(bag)
     assert result.returncode == 1 and "shows a value that does not say so" in result.stdout
+
+
+def test_metadata_that_held_a_withheld_text_is_shown_redacted_and_committed_whole() -> None:
+    event, _ = custody.linked_event(
+        None,
+        at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        actor=model.Agent(name="analyst"),
+        action="artifact.added",
+        subject="r",
+        details={"artifact": {"metadata": {"exif": {"Artist": "Olena K", "GPS": [50.45, 30.52]}}}},
+    )
+    document = unstructure(event)
+    shown, _ = redact_document(document, {"Olena K"}, ())
+    line = custody.disclose(document, shown, WITHHELD_MARK)
+    assert line["details"]["artifact"]["metadata"]["exif"]["Artist"] == WITHHELD_MARK
+    form, withheld = custody.disclosed_form(line, WITHHELD_MARK)
+    assert withheld == ["/details/artifact/metadata"]
+    assert hashlib.sha256(canonical_json(form)).hexdigest() == event.hash
+    script = load_script()
+    assert script.event_form(json.loads(json.dumps(line)))[1] == withheld
+    assert hashlib.sha256(script.canonical(script.event_form(line)[0]).encode()).hexdigest() == event.hash
+    forged = json.loads(json.dumps(line))
+    forged["details"]["artifact"]["metadata"]["exif"]["Artist"] = "Ivan P"
+    with pytest.raises(ValueError, match="does not say so"):
+        script.event_form(forged)
