@@ -12,8 +12,11 @@ from typing import Any
 import bagit  # type: ignore[import-untyped]
 import pytest
 
-from evidence_catalog import Catalog
+from evidence_catalog import Catalog, model
+from evidence_catalog.capture import CaptureOptions
 from evidence_catalog.interchange.redact import needles
+from tests.media_server import MediaServer, Route, video_page
+from tests.test_capture import CLIP
 from tests.test_prov_redact import SECRET, add_bytes, artifact_files, contents, ingest_feed, leaks, validate_bag
 
 URL = "https://video.example.org/watch/0412?от=свідок"
@@ -132,3 +135,35 @@ def test_a_url_is_looked_for_as_html_and_links_write_it_too() -> None:
     assert b"https://t.me/s/witness?before=12&amp;q=" + "школа".encode() in forms  # in an HTML page
     assert b"https%3A%2F%2Ft.me%2Fs%2Fwitness%3Fbefore%3D12%26q%3D%D1%88%D0%BA%D0%BE%D0%BB%D0%B0" in forms  # a query
     assert needles("\udcff text") and all(isinstance(n, bytes) for n in needles("\udcff text"))
+
+
+def test_a_capture_whose_url_fields_are_flagged_withholds_its_info_json(
+    catalog: Catalog, server: MediaServer, base: str, tmp_path: Path
+) -> None:
+    # The case as found: the URL flagged in every field of the capture that holds it, and the
+    # platform's metadata file (yt-dlp's info.json) and the page snapshot held it verbatim.
+    video = server.route(f"{base}/media/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    page = server.route(f"{base}/watch/1", Route(body=video_page(video, title="Test clip"), media_type="text/html"))
+    [result] = catalog.capture(page, options=CaptureOptions(retries=0, socket_timeout=2))
+    assert result.ok, result.error
+    record = catalog.record(result.record_id)
+    [acquisition] = record.acquisitions
+    fields = [
+        f"acquisitions/{acquisition.id}/{name}"
+        for name in ("requested_url", "final_url", "source_url")
+        if getattr(acquisition, name) == page
+    ]
+    assert fields
+    [info] = [e for e in record.artifacts if e.role is model.ArtifactRole.PLATFORM_METADATA]
+    assert page.encode() in catalog.artifact_path(info.artifact.sha256).read_bytes()
+    catalog.flag(result.record_id, "protected_source", "the link names the source", fields=fields)
+    bag = tmp_path / "bag"
+    catalog.export(bag, format="bagit", redact=True)
+    validate_bag(bag)
+    assert leaks(bag, page) == []
+    listed = withheld(bag)
+    assert (result.record_id, info.artifact.sha256) in listed
+    assert listed[(result.record_id, info.artifact.sha256)]["reasons"][0]["reason"].startswith(
+        "its bytes hold the withheld text of acquisitions/"
+    )
+    assert (result.record_id, result.sha256) not in listed  # the video itself does not hold the URL
