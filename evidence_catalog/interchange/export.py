@@ -83,9 +83,9 @@ def find_carriers(
     records: Iterable[model.EvidenceRecord], plan: RedactionPlan, open_blob: Callable[[str], BinaryIO]
 ) -> dict[str, set[str]]:
     """The artifacts of *records* whose bytes hold a text the plan withholds (SHA-256 -> those
-    texts), as UTF-8 or inside a JSON string (:func:`~evidence_catalog.interchange.redact.needles`):
-    a platform's metadata file that holds a withheld URL, a chat export that holds a withheld
-    author.  Every artifact not already withheld is read once."""
+    texts), in any form :func:`~evidence_catalog.interchange.redact.needles` names (UTF-8, JSON,
+    HTML, percent-encoded): a platform's metadata file that holds a withheld URL, a chat export
+    that holds a withheld author.  Every artifact not already withheld is read once."""
     if not plan.values:
         return {}
     searched = [(needle, value) for value in sorted(plan.values) for needle in needles(value)]
@@ -205,7 +205,7 @@ def write_payload(
     finally:
         custody.close()
     # A Merkle root over an event withheld whole would let a guess at its text be checked: such
-    # a bag carries no signed checkpoint (contents.json and bag-info.txt say why).
+    # a bag carries no signed checkpoint ("log": null; bag-info.txt says why).
     log = None if log_evidence is None or whole else log_evidence(writer, written)
     redaction_summary = None
     if plan is not None:
