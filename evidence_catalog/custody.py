@@ -179,10 +179,41 @@ def committed_form(document: Mapping[str, Any], digest: Callable[[str, Any], str
     if digest is None:
         if not is_salted(document):
             return form
-        secret = document["details"][SALT]
+        # The hash and the leaf of one event both need its committed form, one after the other
+        # (when it is appended, and when it is verified): the last one is kept, by the canonical
+        # bytes of what it was made from, so that the same content never costs twice.
+        key = canonical_json(form)
+        last = _LAST_FORM[0]  # one read: another thread may replace it
+        if last[0] == key:
+            return dict(json.loads(last[1]))
+        keyed = _salt_source(document["details"][SALT])
 
         def digest(pointer: str, value: Any) -> str:
-            return value_digest(value_salt(secret, pointer), value)
+            mac = keyed.copy()
+            mac.update(pointer.encode("utf-8"))
+            return value_digest(mac.hexdigest()[:VALUE_SALT_HEX], value)
+
+        made = _committed(form, digest)
+        _LAST_FORM[0] = (key, json.dumps(made, ensure_ascii=False))
+        return made
+    return _committed(form, digest)
+
+
+#: The last salted event's committed form: (canonical JSON of the event without hash and schema,
+#: JSON of its committed form), replaced whole.
+_LAST_FORM: list[tuple[bytes, str]] = [(b"", "")]
+
+
+def _salt_source(secret: Any) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with an event's secret, to copy for each value's salt."""
+    if not isinstance(secret, str) or len(secret) != 64:
+        raise ValueError("the event's salt is not 64 hex digits")
+    return hmac.new(bytes.fromhex(secret), digestmod=hashlib.sha256)
+
+
+def _committed(form: dict[str, Any], digest: Callable[[str, Any], str]) -> dict[str, Any]:
+    """*form* (an event without hash and schema) with each committed value as ``digest(pointer,
+    value)``."""
 
     def walk(node: Any, pointer: str) -> Any:
         if isinstance(node, str):
