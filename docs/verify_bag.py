@@ -367,6 +367,14 @@ def main() -> int:
         return 2
     check_manifests(bag)
     contents = json.loads((bag / "data/contents.json").read_text(encoding="utf-8"))
+    redaction = contents.get("redaction") or {}
+    for item in redaction.get("withheld_artifacts", []):  # what the bag lists as withheld, and why
+        why = "; ".join(f"{r['kind']}: {r['reason']}" for r in item.get("reasons", []))
+        size = f"{item['sha256']}, {item['size']} bytes"
+        print(f"WITHHELD file {item['path']} ({size}) of record {item['record_id']}: {why}")
+    for item in redaction.get("withheld_fields", []):
+        why = "; ".join(f"{r['kind']}: {r['reason']}" for r in item.get("reasons", []))
+        print(f"WITHHELD field {item['path']} of record {item['record_id']}: {why}")
     leaves = check_events(bag, contents)
     log = contents.get("log")
     if log is None:
