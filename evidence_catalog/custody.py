@@ -146,8 +146,8 @@ def _escape(key: str) -> str:
 
 def committed_values(document: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     """Every value a salted event commits to through a salted digest: (JSON Pointer, value), in
-    document order -- each text value of ``actor`` and ``details`` and each ``metadata``
-    member's whole value (``details.salt`` left out)."""
+    document order -- ``prev_hash``, each text value of ``actor`` and ``details`` and each
+    ``metadata`` member's whole value (``details.salt`` left out)."""
 
     def walk(node: Any, pointer: str) -> Iterator[tuple[str, Any]]:
         if isinstance(node, str):
