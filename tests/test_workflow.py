@@ -818,7 +818,7 @@ def perform(catalog: Catalog, ids: list[str], expected: dict[str, Expected], own
             assert events == []
             return
         [event] = events
-        assert (event.action, event.subject, event.actor, event.details) == (
+        assert (event.action, event.subject, event.actor, unsalted(event.details)) == (
             Action.TAGS_ADDED,
             record_id,
             agent,
