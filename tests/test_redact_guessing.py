@@ -100,6 +100,8 @@ def confirmed(bag: Path, guess: str) -> list[str]:
         guessed_unsalted = {**guessed, "details": dict(guessed.get("details", {}))}
         guessed_unsalted["details"].pop("salt", None)
         try:
+            if "salt" in guessed.get("details", {}):  # a secret in the bag: the salted hash too
+                candidates[document_hash(guessed)] = f"event {seq} rehashed with the guess and its secret"
             candidates[document_hash(guessed_unsalted)] = f"event {seq} rehashed with the guess"
             leaf = custody.event_leaf({**guessed_unsalted, "hash": event.get("hash")})
             candidates[leaf.hex()] = f"leaf of event {seq} with the guess"
