@@ -130,7 +130,7 @@ from evidence_catalog.ingest.links import LinkSuggestion
 from evidence_catalog.ingest.telegram import looks_like_telegram
 from evidence_catalog.ingest.twarc import looks_like_twarc
 from evidence_catalog.interchange.bag import BagWriter
-from evidence_catalog.interchange.export import bag_info, place_bag, write_payload
+from evidence_catalog.interchange.export import bag_info, find_carriers, place_bag, write_payload
 from evidence_catalog.interchange.importing import (
     KEY_CHANGES,
     KEY_EVENT,
@@ -3526,6 +3526,8 @@ class Catalog:
                         plan = plan_redaction(self.db.records(session, ids), kinds)
                     except FieldPathError as exc:
                         raise InputError(str(exc), where="redact") from exc
+                    # Every copy of a withheld text goes: also the files whose bytes hold it.
+                    plan = plan.with_carriers(find_carriers(self.db.records(session, ids), plan, self.blobs.open))
                 summary, redaction = write_payload(
                     writer,
                     records=self.db.records(session, ids),

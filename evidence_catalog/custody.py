@@ -1,10 +1,29 @@
 """The custody log's pure part: how events are hashed and linked, and how a log is checked.
 
-Each event's ``hash`` is SHA-256 over the RFC 8785 canonical JSON of the event object without
-its ``hash`` and ``schema`` members -- the same object wherever it appears (``log --json``, a JSON
-export, JSON Lines).  Each event's ``prev_hash`` is the ``hash`` of the event before it, and
+Each event's ``hash`` is SHA-256 over the RFC 8785 canonical JSON of the event's *committed
+form*; each event's ``prev_hash`` is the ``hash`` of the event before it, and
 :data:`~evidence_catalog.model.GENESIS_HASH` for the first.  Anyone holding an export can
-recompute both with a JSON canonicaliser and SHA-256.
+recompute both with a JSON canonicaliser, SHA-256 and HMAC-SHA256.
+
+Salted commitments (events written since custody-event schema 1.1.0)
+    Such an event holds a secret of 256 random bits in ``details.salt`` (64 hex digits).  Its
+    committed form is the event without ``hash`` and ``schema``, and in ``prev_hash``, ``actor``
+    and ``details`` (``details.salt`` left out) every text value, and the whole value of every
+    member named ``metadata``, replaced by its salted digest ``"sd:" + hex(SHA-256(canonical
+    JSON of [salt, value]))``, where the value's own salt is the first 32 hex digits (128 bits)
+    of HMAC-SHA256(secret, the value's JSON Pointer, RFC 6901, such as ``/details/record/title``).
+    So the hash, the Merkle leaf and every checkpoint commit to values only through salted
+    digests: a redacted export gives the salts of the values it shows and only the digests of
+    those it withholds (:func:`disclose`), and no guess at a withheld value can be checked
+    against anything it holds, since the withheld value's salt never leaves the catalog.
+
+Events written before (no ``details.salt``)
+    Their committed form is the event itself without ``hash`` and ``schema``: they keep
+    verifying as they always did.  Their hash is a digest of their text without salt, so a
+    redacted export withholds such an event whole when it held a withheld value, and every
+    unsalted event after it (each commits to the one before through ``prev_hash``), and carries
+    no signed checkpoint (a Merkle root over them would let a guess be checked):
+    :func:`withheld_whole`.
 
 Events also carry, in ``details``, the full documents of what they added (record, artifact,
 acquisition, note, tags), so that the catalog's current state can be *replayed* from the log
@@ -17,7 +36,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -37,6 +59,18 @@ from evidence_catalog.serialize import canonical_json, structure, unstructure
 
 #: Members of an event document that are not covered by its hash.
 UNHASHED = frozenset({"hash", "schema"})
+#: Member of a salted event's ``details`` that holds its secret (64 hex digits, 256 bits).
+SALT = "salt"
+#: How a salted digest starts, in a committed form.
+DIGEST_PREFIX = "sd:"
+#: Hex digits of a value's own salt (128 bits).
+VALUE_SALT_HEX = 32
+#: Members of an event whose values are committed through salted digests (``prev_hash`` too:
+#: it is withheld after an event that is withheld whole).
+SALTED_MEMBERS = ("prev_hash", "actor", "details")
+#: Members committed whole (one digest for the whole value): embedded metadata, which a
+#: redaction leaves out whole.
+WHOLE_MEMBERS = frozenset({"metadata"})
 
 
 class Action:
@@ -66,11 +100,147 @@ class Action:
     CATALOG_FSCK = "catalog.fsck"
 
 
+def new_secret() -> str:
+    """A new event secret: 256 random bits as 64 hex digits."""
+    return secrets.token_hex(32)
+
+
+def is_salted(document: Mapping[str, Any]) -> bool:
+    """Whether an event document commits to its values through salted digests (it holds a
+    secret in ``details.salt``)."""
+    details = document.get("details")
+    return isinstance(details, dict) and SALT in details
+
+
+def value_salt(secret: str, pointer: str) -> str:
+    """The salt of the value at JSON Pointer *pointer* of an event with this *secret*:
+    HMAC-SHA256(secret, pointer), first 32 hex digits.  ``ValueError`` for a secret that is not
+    64 hex digits."""
+    if not isinstance(secret, str) or len(secret) != 64:
+        raise ValueError("the event's salt is not 64 hex digits")
+    key = bytes.fromhex(secret)
+    return hmac.new(key, pointer.encode("utf-8"), hashlib.sha256).hexdigest()[:VALUE_SALT_HEX]
+
+
+def value_digest(salt: str, value: Any) -> str:
+    """The salted digest of a value: ``"sd:"`` and SHA-256 of the canonical JSON of
+    ``[salt, value]``, hex."""
+    if isinstance(value, str) and _plain_text(value):
+        data = ('["' + salt + '",' + json.dumps(value, ensure_ascii=False) + "]").encode("utf-8")
+    else:
+        data = canonical_json([salt, value])
+    return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+
+
+def _plain_text(value: str) -> bool:
+    """Whether ``json.dumps`` writes *value* as RFC 8785 does (no lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def committed_values(document: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Every value a salted event commits to through a salted digest: (JSON Pointer, value), in
+    document order -- ``prev_hash``, each text value of ``actor`` and ``details`` and each
+    ``metadata`` member's whole value (``details.salt`` left out)."""
+
+    def walk(node: Any, pointer: str) -> Iterator[tuple[str, Any]]:
+        if isinstance(node, str):
+            yield pointer, node
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                inner = f"{pointer}/{_escape(str(key))}"
+                if pointer == "/details" and key == SALT:
+                    continue
+                if key in WHOLE_MEMBERS:
+                    yield inner, value
+                else:
+                    yield from walk(value, inner)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from walk(value, f"{pointer}/{index}")
+
+    for member in SALTED_MEMBERS:
+        if member in document:
+            yield from walk(document[member], "/" + member)
+
+
+def committed_form(document: Mapping[str, Any], digest: Callable[[str, Any], str] | None = None) -> dict[str, Any]:
+    """The object an event's hash is taken over (see the module's docs): for an unsalted event,
+    the event without ``hash`` and ``schema``; for a salted one, that with each committed value
+    replaced by ``digest(pointer, value)`` (by default, its salted digest under the event's
+    secret).  ``ValueError``/``TypeError`` for content that cannot be committed."""
+    form = {k: v for k, v in document.items() if k not in UNHASHED}
+    if digest is None:
+        if not is_salted(document):
+            return form
+        # The hash and the leaf of one event both need its committed form, one after the other
+        # (when it is appended, and when it is verified): the last one is kept, by the canonical
+        # bytes of what it was made from, so that the same content never costs twice.
+        key = canonical_json(form)
+        last = _LAST_FORM[0]  # one read: another thread may replace it
+        if last[0] == key:
+            return dict(json.loads(last[1]))
+        keyed = _salt_source(document["details"][SALT])
+
+        def digest(pointer: str, value: Any) -> str:
+            mac = keyed.copy()
+            mac.update(pointer.encode("utf-8"))
+            return value_digest(mac.hexdigest()[:VALUE_SALT_HEX], value)
+
+        made = _committed(form, digest)
+        _LAST_FORM[0] = (key, json.dumps(made, ensure_ascii=False))
+        return made
+    return _committed(form, digest)
+
+
+#: The last salted event's committed form: (canonical JSON of the event without hash and schema,
+#: JSON of its committed form), replaced whole.
+_LAST_FORM: list[tuple[bytes, str]] = [(b"", "")]
+
+
+def _salt_source(secret: Any) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with an event's secret, to copy for each value's salt."""
+    if not isinstance(secret, str) or len(secret) != 64:
+        raise ValueError("the event's salt is not 64 hex digits")
+    return hmac.new(bytes.fromhex(secret), digestmod=hashlib.sha256)
+
+
+def _committed(form: dict[str, Any], digest: Callable[[str, Any], str]) -> dict[str, Any]:
+    """*form* (an event without hash and schema) with each committed value as ``digest(pointer,
+    value)``."""
+
+    def walk(node: Any, pointer: str) -> Any:
+        if isinstance(node, str):
+            return digest(pointer, node)
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                inner = f"{pointer}/{_escape(str(key))}"
+                if pointer == "/details" and key == SALT:
+                    continue
+                out[key] = digest(inner, value) if key in WHOLE_MEMBERS else walk(value, inner)
+            return out
+        if isinstance(node, list):
+            return [walk(value, f"{pointer}/{index}") for index, value in enumerate(node)]
+        return node
+
+    for member in SALTED_MEMBERS:
+        if member in form:
+            form[member] = walk(form[member], "/" + member)
+    return form
+
+
 def document_hash(document: Mapping[str, Any]) -> str:
-    """The hash an event document should carry: SHA-256 of its canonical JSON, unhashed members
-    left out.  Raises ``ValueError``/``TypeError`` for content JSON cannot represent."""
-    hashed = {k: v for k, v in document.items() if k not in UNHASHED}
-    return hashlib.sha256(canonical_json(hashed)).hexdigest()
+    """The hash an event document should carry: SHA-256 of the canonical JSON of its committed
+    form.  Raises ``ValueError``/``TypeError`` for content JSON cannot represent."""
+    return hashlib.sha256(canonical_json(committed_form(document))).hexdigest()
 
 
 def content_hash(event: CustodyEvent) -> str:
@@ -80,9 +250,115 @@ def content_hash(event: CustodyEvent) -> str:
 
 def event_leaf(document: Mapping[str, Any]) -> bytes:
     """The event's leaf in the Merkle tree of the log: SHA-256(0x00 || RFC 8785 canonical JSON
-    of the event document, ``schema`` member left out).  Raises ``ValueError``/``TypeError`` for
-    content JSON cannot represent."""
-    return leaf_hash(canonical_json({k: v for k, v in document.items() if k != "schema"}))
+    of the event's committed form with its ``hash`` member) -- for an unsalted event, the event
+    document without ``schema``.  Raises ``ValueError``/``TypeError`` for content JSON cannot
+    represent."""
+    form = committed_form(document)
+    if "hash" in document:
+        form["hash"] = document["hash"]
+    return leaf_hash(canonical_json(form))
+
+
+#: Members of a nested custody event (the history a ``record.imported`` event keeps) that commit
+#: to its text: withheld with it.
+_NESTED_COMMITMENTS = ("hash", "prev_hash", "details/salt")
+
+
+def disclose(
+    document: Mapping[str, Any], shown: Mapping[str, Any], mark: str, also: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A salted event as a redacted export shows it: *shown* (the event with withheld texts
+    replaced, same members) without the event's secret, and a ``disclosure`` member giving the
+    salt of every committed value shown as it is and only the salted digest of every value that
+    differs from the event's (``{"salts": {pointer: salt}, "withheld": {pointer: digest}}``).
+    The hash, leaf and links stay checkable (:func:`disclosed_form`); no withheld value's salt
+    is given, so a guess at it cannot be checked.
+
+    Nested events whose text is withheld (the history a ``record.imported`` event keeps) commit
+    to it through their own hashes: every nested event's ``hash``, ``prev_hash`` and salt are then
+    withheld too, replaced by *mark*; so are the values at the pointers *also* names (such as
+    ``/prev_hash`` after an event withheld whole)."""
+    secret = document["details"][SALT]
+    original = dict(committed_values(document))
+    display = json.loads(json.dumps(shown))
+    changed = {pointer for pointer, value in committed_values(display) if original.get(pointer) != value}
+    for pointer in also:
+        changed.add(pointer)
+        _set(display, pointer.split("/")[1:], mark)
+    if any(p.startswith("/details/history/") for p in changed):
+        for pointer in list(original):
+            parts = pointer.split("/")
+            if len(parts) >= 5 and parts[2] == "history" and "/".join(parts[4:]) in _NESTED_COMMITMENTS:
+                changed.add(pointer)
+                _set(display, parts[1:], mark)
+    salts: dict[str, str] = {}
+    withheld: dict[str, str] = {}
+    for pointer, value in original.items():
+        salt = value_salt(secret, pointer)
+        if pointer in changed:
+            withheld[pointer] = value_digest(salt, value)
+        else:
+            salts[pointer] = salt
+    del display["details"][SALT]
+    display["disclosure"] = {"salts": salts, "withheld": withheld}
+    return dict(display)
+
+
+def _set(node: Any, steps: list[str], value: Any) -> None:
+    for step in steps[:-1]:
+        node = node[int(step)] if isinstance(node, list) else node[step.replace("~1", "/").replace("~0", "~")]
+    last = steps[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last.replace("~1", "/").replace("~0", "~")] = value
+
+
+def disclosed_form(line: Mapping[str, Any], mark: str) -> tuple[dict[str, Any], list[str]]:
+    """The committed form of an event as a redacted export shows it (:func:`disclose`), and the
+    pointers of the values it withholds.  ``ValueError`` when a value shown has no salt, a value
+    shown at a withheld pointer does not hold *mark* (the text there is not proven, and must say
+    so), or the disclosure is malformed."""
+    disclosure = line.get("disclosure")
+    if not isinstance(disclosure, dict):
+        raise ValueError("the event has no disclosure member")
+    salts, withheld = disclosure.get("salts"), disclosure.get("withheld")
+    if not isinstance(salts, dict) or not isinstance(withheld, dict):
+        raise ValueError("the disclosure member needs 'salts' and 'withheld' objects")
+
+    def digest(pointer: str, value: Any) -> str:
+        if pointer in withheld:  # what is shown there is not proven: it must say it is withheld
+            given = withheld[pointer]
+            if not isinstance(given, str) or not given.startswith(DIGEST_PREFIX):
+                raise ValueError(f"the digest of {pointer} is not a salted digest")
+            if not _says_withheld(value, mark):
+                raise ValueError(f"{pointer} is withheld but shows a value that does not say so")
+            return given
+        salt = salts.get(pointer)
+        if not isinstance(salt, str):
+            raise ValueError(f"the value at {pointer} is shown without its salt")
+        return value_digest(salt, value)
+
+    body = {k: v for k, v in line.items() if k != "disclosure"}
+    return committed_form(body, digest), sorted(withheld)
+
+
+def _says_withheld(value: Any, mark: str) -> bool:
+    """Whether a value shown where one is withheld says so: nothing (left out), a text holding
+    *mark*, or embedded metadata with a text holding it."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return mark in value
+    return isinstance(value, (dict, list)) and mark in json.dumps(value, ensure_ascii=False)
+
+
+def withheld_whole(document: Mapping[str, Any], schema: str) -> dict[str, Any]:
+    """An unsalted event as a redacted export shows it when it held a withheld value, or follows
+    one: only its sequence number.  Its hash is a digest of its text without salt, and all else
+    in it (its time is its acquisition's end, its actor the operator...) can be rebuilt from the
+    records, so its hash, its leaf and any Merkle root over it would let a guess be checked."""
+    return {"schema": schema, "seq": document["seq"], "withheld": "whole"}
 
 
 @attrs.frozen
@@ -116,7 +392,10 @@ def linked_event(
     details: Mapping[str, Any] | None = None,
 ) -> tuple[CustodyEvent, dict[str, Any]]:
     """:func:`make_event`, with the event's document (``unstructure(event)``, made once for
-    its hash and kept for its Merkle leaf)."""
+    its hash and kept for its Merkle leaf).  The event is salted: its ``details`` get a new
+    secret (:data:`SALT`)."""
+    if details is not None and SALT in details:
+        raise ValueError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
     draft = CustodyEvent(
         seq=1 if previous is None else previous.seq + 1,
         at=at,
@@ -125,7 +404,7 @@ def linked_event(
         subject=subject,
         prev_hash=GENESIS_HASH if previous is None else previous.hash,
         hash=GENESIS_HASH,
-        details=dict(details or {}),
+        details={**dict(details or {}), SALT: new_secret()},
     )
     document = unstructure(draft)
     document["hash"] = document_hash(document)
@@ -152,7 +431,7 @@ def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:
         try:
             recomputed = document_hash(document)
         except (TypeError, ValueError) as exc:
-            recomputed = f"not canonical JSON ({exc})"
+            recomputed = f"cannot be hashed ({exc})"
         if recomputed != stored_hash:
             findings.append(EventEdited(seq=seq, expected=str(stored_hash), found=recomputed))
         if seq > expected_seq:

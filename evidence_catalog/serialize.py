@@ -29,10 +29,13 @@ SCHEMA_BASE = "urn:evidence-catalog:schema:"
 SCHEMA_IDS: dict[type[Any], str] = {
     model.EvidenceRecord: SCHEMA_BASE + "evidence-record:2.0.0",
     model.Artifact: SCHEMA_BASE + "artifact:1.0.0",
-    model.CustodyEvent: SCHEMA_BASE + "custody-event:1.0.0",
+    model.CustodyEvent: SCHEMA_BASE + "custody-event:1.1.0",
     model.ExportBundle: SCHEMA_BASE + "export:2.0.0",
 }
-_TYPES_BY_SCHEMA = {v: k for k, v in SCHEMA_IDS.items()}
+#: Older schema ids still read, and the type each is (custody-event 1.1.0 only adds salted
+#: commitments: an event of 1.0.0 is one without a salt, and hashes as it always did).
+OLDER_SCHEMA_IDS: dict[str, type[Any]] = {SCHEMA_BASE + "custody-event:1.0.0": model.CustodyEvent}
+_TYPES_BY_SCHEMA = {**{v: k for k, v in SCHEMA_IDS.items()}, **OLDER_SCHEMA_IDS}
 #: Schema id of the result of ``verify`` (``VerificationReport.as_dict()``, ``verify --json``).
 VERIFICATION_REPORT_SCHEMA = SCHEMA_BASE + "verification-report:1.1.0"
 #: Schema id of ``data/contents.json`` in an export bag.

@@ -380,12 +380,63 @@ DEFS: dict[str, Any] = {
             "hash": {
                 "$ref": "#/$defs/sha256",
                 "description": (
-                    "SHA-256 of the RFC 8785 canonical JSON of this object without its 'hash' and 'schema' members."
+                    "SHA-256 of the RFC 8785 canonical JSON of this object's committed form: without its 'hash' "
+                    "and 'schema' members, and, when details.salt is present, with each text value of prev_hash, "
+                    "actor and details and each 'metadata' member replaced by its salted digest "
+                    "(docs/verification.md)."
                 ),
             },
-            "details": {"type": "object"},
+            "details": {
+                "type": "object",
+                "description": (
+                    "What the action did. 'salt' (64 hex digits, events since custody-event 1.1.0): the event's "
+                    "secret, from which the salt of each committed value is derived."
+                ),
+            },
         }
     ),
+}
+
+_SALT = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+_DIGEST = {"type": "string", "pattern": "^sd:[0-9a-f]{64}$"}
+DEFS["custody_event_line"] = {
+    **obj(
+        {
+            **DEFS["custody_event"]["properties"],
+            "prev_hash": {"anyOf": [ref("sha256"), {"const": "[withheld]"}]},
+            "disclosure": obj(
+                {
+                    "salts": {
+                        "type": "object",
+                        "additionalProperties": _SALT,
+                        "description": "JSON Pointer -> salt of each committed value shown as it is.",
+                    },
+                    "withheld": {
+                        "type": "object",
+                        "additionalProperties": _DIGEST,
+                        "description": "JSON Pointer -> salted digest of each committed value withheld.",
+                    },
+                },
+                description=(
+                    "In a redacted bag, instead of details.salt: what lets the event's hash be recomputed without "
+                    "the values it withholds."
+                ),
+            ),
+            "withheld": {
+                "const": "whole",
+                "description": (
+                    "In a redacted bag: an event hashed before salted commitments that held withheld text, or "
+                    "follows one; only its sequence number is shown."
+                ),
+            },
+        },
+        required=["seq"],
+        description="A custody event as it is stored and exported, or as a redacted bag shows it.",
+    ),
+    "oneOf": [
+        {"required": ["at", "actor", "action", "subject", "prev_hash", "hash", "details"]},
+        {"required": ["withheld"], "maxProperties": 3},
+    ],
 }
 
 DEFS["export"] = obj(
@@ -547,7 +598,7 @@ DEFS["checkpoint"] = obj(
 DOCUMENTS = [
     ("evidence-record", "2.0.0", "evidence_record", "Evidence record"),
     ("artifact", "1.0.0", "artifact", "Artifact"),
-    ("custody-event", "1.0.0", "custody_event", "Custody event"),
+    ("custody-event", "1.1.0", "custody_event_line", "Custody event"),
     ("export", "2.0.0", "export", "JSON export of records and custody events"),
     ("verification-report", "1.1.0", "verification_report", "Result of verifying a catalog"),
     ("bag-contents", "1.0.0", "bag_contents", "Contents of an export bag (data/contents.json)"),

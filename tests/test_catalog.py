@@ -778,6 +778,7 @@ def _normalised(catalog: Catalog, results: list[AddResult]) -> tuple[Any, ...]:
 
     def details(event: model.CustodyEvent) -> dict[str, Any]:
         found = json.loads(json.dumps(event.details))
+        del found["salt"]  # each event's own random secret
         found["acquisition"] = {
             k: v for k, v in found["acquisition"].items() if k not in ("id", "started_at", "ended_at")
         }

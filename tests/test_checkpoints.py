@@ -53,6 +53,7 @@ from evidence_catalog.serialize import unstructure
 from evidence_catalog.store.database import HEAD_REVISION, _alembic_config
 
 from .conftest import CliResult, FixedClock, json_set, raw_database
+from .salted import committed_by_hand, leaf_by_hand
 
 EM_DASH = "\u2014"
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
@@ -61,8 +62,7 @@ ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 
 def leaf_of(event_document: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in event_document.items() if k != "schema"}
-    return hashlib.sha256(b"\x00" + rfc8785.dumps(body)).digest()
+    return leaf_by_hand(event_document)  # written from docs/verification.md
 
 
 def mth(leaves: list[bytes]) -> bytes:
@@ -253,8 +253,7 @@ def rewrite_consistently(catalog: Catalog, seq: int, new_actor_name: str) -> Non
     previous = documents[seq - 2]["hash"] if seq > 1 else documents[0]["prev_hash"]
     for document in documents[seq - 1 :]:
         document["prev_hash"] = previous
-        hashed = {k: v for k, v in document.items() if k not in ("hash", "schema")}
-        document["hash"] = previous = hashlib.sha256(rfc8785.dumps(hashed)).hexdigest()
+        document["hash"] = previous = hashlib.sha256(rfc8785.dumps(committed_by_hand(document))).hexdigest()
     with raw_db(catalog.path) as db:
         for document in documents[seq - 1 :]:
             db.execute(
@@ -902,13 +901,17 @@ def test_a_revision_0004_catalog_gets_its_merkle_tree_and_a_key(tmp_path: Path) 
         tables = set(sa.inspect(db.connection).get_table_names())
         as_json = "cast(:details as json)" if db.dialect == "postgresql" else ":details"
         for event in events:
-            details = {k: v for k, v in event.details.items() if not (event.action == "catalog.created" and k == "log")}
+            details = {
+                k: v
+                for k, v in event.details.items()
+                if not (event.action == "catalog.created" and k == "log") and k != "salt"
+            }
             head = make_event(
                 head, at=event.at, actor=event.actor, action=event.action, subject=event.subject, details=details
             )
             db.execute(
                 f"update custody_event set details = {as_json}, prev_hash = :prev, hash = :hash where seq = :seq",
-                {"details": json.dumps(details), "prev": head.prev_hash, "hash": head.hash, "seq": head.seq},
+                {"details": json.dumps(head.details), "prev": head.prev_hash, "hash": head.hash, "seq": head.seq},
             )
             before.append(unstructure(head))
     assert "merkle_node" not in tables and "checkpoint" not in tables

@@ -36,6 +36,7 @@ from evidence_catalog.capture import CaptureOptions
 from evidence_catalog.checkpoint import verify as verify_checkpoint
 from evidence_catalog.serialize import unstructure
 from tests.media_server import MediaServer, Route, video_page
+from tests.salted import committed_by_hand, leaf_by_hand
 
 WORKERS = 4
 #: No retries (a failed request fails the capture, and the test), but a generous socket timeout:
@@ -264,13 +265,11 @@ def run_workers(catalog_dir: Path, scenario: Scenario, tmp_path: Path) -> list[l
 
 
 def event_hash(event: model.CustodyEvent) -> str:
-    document = {k: v for k, v in unstructure(event).items() if k not in ("hash", "schema")}
-    return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+    return hashlib.sha256(rfc8785.dumps(committed_by_hand(unstructure(event)))).hexdigest()
 
 
 def event_leaf(event: model.CustodyEvent) -> bytes:
-    document = {k: v for k, v in unstructure(event).items() if k != "schema"}
-    return hashlib.sha256(b"\x00" + rfc8785.dumps(document)).digest()
+    return leaf_by_hand(unstructure(event))
 
 
 def mth(leaves: list[bytes]) -> bytes:

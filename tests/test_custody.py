@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import json
 
 import attrs
+import pytest
+import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -63,7 +67,11 @@ json_values = st.recursive(
 )
 
 
-@given(st.dictionaries(st.text(), json_values, max_size=5), s.record_ids(), st.integers(0, 10**6))
+@given(
+    st.dictionaries(st.text().filter(lambda k: k != "salt"), json_values, max_size=5),
+    s.record_ids(),
+    st.integers(0, 10**6),
+)
 def test_a_linked_events_document_is_the_event_itself(details: dict[str, object], subject: str, seq: int) -> None:
     # The document made once for the hash is the one the Merkle leaf is made from: it must be
     # exactly what the event unstructures to, hash included.
@@ -76,16 +84,77 @@ def test_a_linked_events_document_is_the_event_itself(details: dict[str, object]
     assert document == unstructure(event)
     assert event.hash == content_hash(event)
     assert event_leaf(document) == event_leaf(unstructure(event))
-    assert event == make_event(
+    again = make_event(
         head, at=START, actor=model.Agent(name="analyst"), action="note.added", subject=subject, details=details
+    )
+    # Each event gets its own secret (so its hash commits to salted digests): all else is the same.
+    assert again.details.pop("salt") != event.details.pop("salt")
+    assert attrs.evolve(event, hash=again.hash) == again
+
+
+def salted_form_by_hand(document: dict[str, object]) -> dict[str, object]:
+    """The committed form of a salted event, written from docs/verification.md alone."""
+    details = dict(document["details"])  # type: ignore[call-overload]
+    secret = bytes.fromhex(details.pop("salt"))
+
+    def digest(pointer: str, value: object) -> str:
+        salt = hmac.new(secret, pointer.encode(), hashlib.sha256).hexdigest()[:32]
+        return "sd:" + hashlib.sha256(rfc8785.dumps([salt, value])).hexdigest()
+
+    def walk(node: object, pointer: str) -> object:
+        if isinstance(node, str):
+            return digest(pointer, node)
+        if isinstance(node, dict):
+            return {
+                k: digest(f"{pointer}/{k.replace('~', '~0').replace('/', '~1')}", v)
+                if k == "metadata"
+                else walk(v, f"{pointer}/{k.replace('~', '~0').replace('/', '~1')}")
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v, f"{pointer}/{i}") for i, v in enumerate(node)]
+        return node
+
+    form = {k: v for k, v in document.items() if k not in ("hash", "schema")}
+    form["prev_hash"] = digest("/prev_hash", document["prev_hash"])
+    form["actor"] = walk(document["actor"], "/actor")
+    form["details"] = walk(details, "/details")
+    return form
+
+
+def test_an_events_hash_and_leaf_commit_to_salted_digests_as_documented() -> None:
+    details = {"record": {"title": "Harbour / ~pier", "metadata": {"gps": [1.5, 2]}}, "tags": ["a", "b"], "n": 3}
+    [event] = build_log(1, [details])
+    document = to_document(event)
+    assert len(document["details"]["salt"]) == 64
+    form = salted_form_by_hand(document)
+    assert event.hash == hashlib.sha256(rfc8785.dumps(form)).hexdigest()
+    assert event_leaf(document) == hashlib.sha256(b"\x00" + rfc8785.dumps({**form, "hash": event.hash})).digest()
+    text = json.dumps(form)
+    assert (
+        "Harbour" not in text
+        and "analyst" not in text
+        and "gps" not in text
+        and document["details"]["salt"] not in text
     )
 
 
-def test_event_hash_is_sha256_of_canonical_object_without_hash_and_schema() -> None:
+def test_an_event_without_a_salt_hashes_as_before() -> None:
+    # Events written before salted commitments keep verifying: the hash of the event itself.
     [event] = build_log(1)
     document = to_document(event)
+    del document["details"]["salt"]
     del document["hash"], document["schema"]
-    assert event.hash == hashlib.sha256(canonical_json(document)).hexdigest()
+    old = attrs.evolve(event, details=document["details"], hash=hashlib.sha256(canonical_json(document)).hexdigest())
+    assert content_hash(old) == old.hash
+    assert check([old]) == []
+    leaf = hashlib.sha256(b"\x00" + canonical_json({**document, "hash": old.hash})).digest()
+    assert event_leaf(unstructure(old)) == leaf
+
+
+def test_details_cannot_bring_their_own_salt() -> None:
+    with pytest.raises(ValueError, match="secret"):
+        build_log(1, [{"salt": "0" * 64}])
 
 
 @given(st.integers(min_value=1, max_value=20), st.data())

@@ -27,6 +27,7 @@ from evidence_catalog import Catalog, findings
 from evidence_catalog.cli import cli
 from evidence_catalog.custody import Action
 from tests.media_server import MediaServer, Route
+from tests.salted import committed_by_hand
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -36,7 +37,7 @@ DATA_MODEL = DOCS / "data-model.md"
 VERIFICATION = DOCS / "verification.md"
 CAPTURE = DOCS / "capture.md"
 SCHEMA_FILES = sorted((ROOT / "schemas").glob("*.schema.json"))
-EVENT_SCHEMA = "urn:evidence-catalog:schema:custody-event:1.0.0"
+EVENT_SCHEMA = "urn:evidence-catalog:schema:custody-event:1.1.0"
 FIELD_TABLE_HEADER = "| field | type | null? | meaning |"
 #: Where the quickstart's analyst works; the test's own directory stands in for it.
 DOC_CASE_DIR = "/home/analyst/case-0412"
@@ -84,8 +85,8 @@ def _run_python(code_or_path: str | Path, *args: str | Path, cwd: Path) -> subpr
 
 
 def _hashed(event: dict[str, Any]) -> dict[str, Any]:
-    """What an event's hash covers: every member but ``hash`` and ``schema``."""
-    return {name: value for name, value in event.items() if name not in ("hash", "schema")}
+    """What an event's hash covers (written from docs/verification.md, see tests/salted.py)."""
+    return committed_by_hand(event)
 
 
 def _event_hash(event: dict[str, Any]) -> str:

@@ -39,7 +39,6 @@ from unittest import mock
 
 import attrs
 import pytest
-import rfc8785
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -48,7 +47,6 @@ from sqlmodel import SQLModel
 
 from evidence_catalog import Agent, Catalog, model
 from evidence_catalog.config import CatalogConfig
-from evidence_catalog.custody import make_event
 from evidence_catalog.errors import CatalogError
 from evidence_catalog.serialize import canonical_json, structure, unstructure
 from evidence_catalog.store import tables  # noqa: F401  (registers the tables on the metadata)
@@ -56,6 +54,7 @@ from evidence_catalog.store.database import HEAD_REVISION, CatalogDatabase, _ale
 from evidence_catalog.store.search import FTS_TABLE, indexed_words, outside_metadata, report_words
 from tests.conftest import FixedClock, make_jpeg
 from tests.pg_server import PostgresServer
+from tests.salted import leaf_by_hand, unsalted_linked_event
 
 BACKENDS = ("sqlite", "postgresql")
 OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
@@ -130,8 +129,7 @@ def run_searches(catalog: Catalog) -> tuple[list[list[str]], list[set[str]]]:
 
 
 def leaf_of(event_document: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in event_document.items() if k != "schema"}
-    return hashlib.sha256(b"\x00" + rfc8785.dumps(body)).digest()
+    return leaf_by_hand(event_document)  # written from docs/verification.md
 
 
 def node(left: bytes, right: bytes) -> bytes:
@@ -515,9 +513,9 @@ def log_before_0005(events: list[bytes]) -> list[model.CustodyEvent]:
         if event.action == "catalog.created":
             del details["log"]
         assert "vkey" not in json.dumps(details)
-        head = make_event(
+        head = unsalted_linked_event(  # nor were events salted then
             head, at=event.at, actor=event.actor, action=event.action, subject=event.subject, details=details
-        )
+        )[0]
         log.append(head)
     return log
 

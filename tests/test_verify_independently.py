@@ -180,3 +180,35 @@ def test_the_scripts_merkle_root_is_rfc_6962s(leaves: list[bytes]) -> None:
     for index in range(len(leaves)):
         proof = merkle.inclusion_proof(merkle.perfect_from_leaves(leaves), index, len(leaves))
         assert verify_bag.root_from_proof(index, len(leaves), leaves[index], proof) == verify_bag.mth(leaves)
+
+
+def test_tsa_ca_on_a_bag_without_tokens_is_not_a_verified_time_stamp(tmp_path: Path, tsa: LocalTSA) -> None:
+    with Catalog.init(tmp_path / "plain", operator="Field Analyst <field@example.org>") as plain:
+        (tmp_path / "a.txt").write_text("first", encoding="utf-8")
+        plain.add([tmp_path / "a.txt"])
+        bag = tmp_path / "bag"
+        plain.export(bag, format="bagit")
+    result = run(bag, "--tsa-ca", str(tsa.ca_file))
+    assert result.returncode == 1, result.stdout
+    assert "no time-stamp was checked" in result.stdout
+    assert "verified" not in result.stdout.splitlines()[-1]
+    without = run(bag)  # not asked for: a pass that says what it did not check
+    assert without.returncode == 0, without.stdout
+    assert without.stdout.splitlines()[-1].startswith("verified") and "no time-stamp" in without.stdout.splitlines()[-1]
+
+
+def test_a_tsa_ca_file_that_does_not_exist_is_a_usage_error(catalog: Catalog, tmp_path: Path) -> None:
+    bag = tmp_path / "bag"
+    catalog.export(bag, format="bagit")
+    result = run(bag, "--tsa-ca", str(tmp_path / "missing.pem"))
+    assert result.returncode == 2
+    assert "verified" not in result.stdout
+    assert "missing.pem" in result.stderr
+
+
+def test_unchecked_tokens_are_named_in_the_last_line(catalog: Catalog, tmp_path: Path) -> None:
+    bag = tmp_path / "bag"
+    catalog.export(bag, format="bagit")
+    result = run(bag)
+    assert result.returncode == 0, result.stdout
+    assert "not checked: time-stamp token" in result.stdout.splitlines()[-1]

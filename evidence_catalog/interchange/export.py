@@ -19,10 +19,19 @@ from typing import Any, BinaryIO
 import attrs
 
 from evidence_catalog import model
+from evidence_catalog.custody import disclose, is_salted, withheld_whole
 from evidence_catalog.errors import InputError, IntegrityError
 from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagWriter, ByteProgress, bagging_date
 from evidence_catalog.interchange.names import extension_for, portable_name, unique_names
-from evidence_catalog.interchange.redact import FieldPathError, Redaction, RedactionPlan, apply_plan, redact_document
+from evidence_catalog.interchange.redact import (
+    WITHHELD_MARK,
+    FieldPathError,
+    Redaction,
+    RedactionPlan,
+    apply_plan,
+    needles,
+    redact_document,
+)
 from evidence_catalog.serialize import BAG_CONTENTS_SCHEMA, SCHEMA_IDS, format_timestamp, to_document, unstructure
 
 
@@ -40,6 +49,8 @@ class BagSummary:
     withheld_artifacts: int = 0
     withheld_fields: int = 0
     altered_events: int = 0
+    #: Events written before salted commitments withheld whole (the bag then has no checkpoint).
+    events_withheld_whole: int = 0
 
 
 def artifact_names(record: model.EvidenceRecord, given: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -172,6 +183,42 @@ def _media_index_reader(open_blob: Callable[[str], BinaryIO]) -> Callable[[str],
     return read
 
 
+def find_carriers(
+    records: Iterable[model.EvidenceRecord], plan: RedactionPlan, open_blob: Callable[[str], BinaryIO]
+) -> dict[str, set[str]]:
+    """The artifacts of *records* whose bytes hold a text the plan withholds (SHA-256 -> those
+    texts), in any form :func:`~evidence_catalog.interchange.redact.needles` names (UTF-8, JSON,
+    HTML, percent-encoded): a platform's metadata file that holds a withheld URL, a chat export
+    that holds a withheld author.  Every artifact not already withheld is read once."""
+    if not plan.values:
+        return {}
+    searched = [(needle, value) for value in sorted(plan.values) for needle in needles(value)]
+    if not searched:
+        return {}
+    overlap = max(len(needle) for needle, _ in searched) - 1
+    found: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    for record in records:
+        for entry in record.artifacts:
+            sha = entry.artifact.sha256
+            if sha in seen or sha in plan.artifacts:
+                continue
+            seen.add(sha)
+            texts: set[str] = set()
+            tail = b""
+            with open_blob(sha) as stream:
+                while block := stream.read(_SEARCH_BLOCK):
+                    window = tail + block
+                    texts.update(value for needle, value in searched if value not in texts and needle in window)
+                    tail = window[-overlap:] if overlap else b""
+            if texts:
+                found[sha] = texts
+    return found
+
+
+_SEARCH_BLOCK = 1 << 20
+
+
 def write_payload(
     writer: BagWriter,
     *,
@@ -244,19 +291,32 @@ def write_payload(
         counts["records"] += 1
     custody = writer.open_text(CUSTODY)
     written: list[int] = []
+    whole: set[str] = set()  # hashes of the events withheld whole
     try:
         for event in events:
             document = to_document(event)
             if plan is not None:  # a withheld text or artifact can be in any event exported
-                document, changed = redact_document(document, plan.values, plan.artifacts)
-                if changed:
+                shown, changed = redact_document(document, plan.values, plan.artifacts)
+                # Only salted digests of what is withheld leave the catalog.  An event hashed
+                # before salted commitments that held withheld text goes whole, and so does each
+                # unsalted event after it (its prev_hash commits to the one before); the first
+                # salted event after them shows its prev_hash as a salted digest only.
+                if not is_salted(document) and (changed or whole):
+                    whole.add(document["hash"])
                     altered.append(event.seq)
+                    document = withheld_whole(document, document["schema"])
+                elif is_salted(document) and (changed or document["prev_hash"] in whole):
+                    altered.append(event.seq)
+                    after_whole = ("/prev_hash",) if document["prev_hash"] in whole else ()
+                    document = disclose(document, shown, WITHHELD_MARK, also=after_whole)
             custody.write(json.dumps(document, ensure_ascii=False) + "\n")
             counts["events"] += 1
             written.append(event.seq)
     finally:
         custody.close()
-    log = None if log_evidence is None else log_evidence(writer, written)
+    # A Merkle root over an event withheld whole would let a guess at its text be checked: such
+    # a bag carries no signed checkpoint ("log": null; bag-info.txt says why).
+    log = None if log_evidence is None or whole else log_evidence(writer, written)
     redaction_summary = None
     if plan is not None:
         redaction_summary = {
@@ -288,6 +348,7 @@ def write_payload(
         withheld_artifacts=len(withheld_artifacts),
         withheld_fields=len(withheld_fields),
         altered_events=len(altered),
+        events_withheld_whole=len(whole),
     )
     return summary, redaction_summary
 
@@ -317,6 +378,11 @@ def bag_info(
             f" Redacted ({', '.join(redaction['kinds'])}): {summary.withheld_artifacts} artifact(s) and "
             f"{summary.withheld_fields} field(s) withheld, listed with their reasons in data/contents.json."
         )
+        if summary.events_withheld_whole:
+            description += (
+                f" {summary.events_withheld_whole} custody event(s) written before salted commitments withheld "
+                "whole, and no signed checkpoint: a hash or Merkle root over them would confirm a guess."
+            )
     info += [
         ("External-Description", description),
         ("External-Identifier", summary.external_identifier),

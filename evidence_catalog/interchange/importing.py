@@ -41,6 +41,7 @@ from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, Bag
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
     CHECKPOINT_SCHEMA,
+    OLDER_SCHEMA_IDS,
     SCHEMA_BASE,
     SCHEMA_IDS,
     canonical_json,
@@ -157,7 +158,7 @@ def check_schema(document: Any, expected: str, where: str) -> None:
     if not isinstance(document, dict):
         raise ValidationError(f"is a JSON {type(document).__name__}, not an object", where=where)
     given = document.get("schema")
-    if given == expected:
+    if given == expected or (given in OLDER_SCHEMA_IDS and OLDER_SCHEMA_IDS[given] is _TYPES.get(expected)):
         return
     want = _SCHEMA_ID.match(expected)
     got = _SCHEMA_ID.match(given) if isinstance(given, str) else None
@@ -169,6 +170,10 @@ def check_schema(document: Any, expected: str, where: str) -> None:
             )
         raise ValidationError(f"schema {given} is an older version this library does not import", where=where)
     raise ValidationError(f"unknown schema {given!r}; expected {expected}", where=where)
+
+
+#: Schema id -> type, to tell which older ids read as which current one.
+_TYPES = {schema: kind for kind, schema in SCHEMA_IDS.items()}
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -18,7 +18,10 @@ Field paths
 
 from __future__ import annotations
 
+import contextlib
+import html
 import json
+import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -39,6 +42,7 @@ _STRUCTURAL = frozenset(
     {"id", "schema", "sha256", "md5", "sha1", "sha512", "blake2b", "kind", "role", "method", "outcome", "status"}
     | {"precision", "confidence", "media_type", "action", "subject", "hash", "prev_hash", "category"}
     | {"target_id", "supersedes", "source_report_id", "artifact_sha256", "version_of", "identity"}
+    | {"salt"}  # a custody event's secret
 )
 
 
@@ -265,44 +269,105 @@ class RedactionPlan:
     """What a redacted export withholds across all its records: an artifact one record's flag
     withholds is withheld wherever it is in the export (another record may hold the same bytes),
     and a withheld text wherever it appears (a report's text is also in the custody events of the
-    record it first came to)."""
+    record it first came to; an artifact's bytes may hold it too: :meth:`with_carriers`)."""
 
     kinds: frozenset[str]
     #: SHA-256 -> (flag kind, reason) of each flag that withholds it.
     artifacts: Mapping[str, tuple[tuple[str, str], ...]]
     values: frozenset[str]
+    #: SHA-256 -> (flag kind, reason) to give where a record that does not flag the artifact
+    #: holds it: why it is withheld there too (shared bytes, or bytes that hold a withheld text).
+    elsewhere: Mapping[str, tuple[tuple[str, str], ...]] = attrs.field(factory=dict)
+    #: Each withheld text -> (record id, field path, flag kind) of the fields that hold it.
+    sources: Mapping[str, tuple[tuple[str, str, str], ...]] = attrs.field(factory=dict)
+
+    def with_carriers(self, found: Mapping[str, Collection[str]]) -> RedactionPlan:
+        """This plan, also withholding each artifact in *found* (SHA-256 -> the withheld texts its
+        bytes hold), with the reason: which record's field it holds the text of."""
+        artifacts = dict(self.artifacts)
+        elsewhere = dict(self.elsewhere)
+        for sha, texts in found.items():
+            if sha in artifacts or not texts:
+                continue
+            reasons = tuple(
+                dict.fromkeys(
+                    (kind, f"its bytes hold the withheld text of {path} of record {record_id}")
+                    for text in sorted(texts)
+                    for record_id, path, kind in self.sources.get(text, ())
+                )
+            )
+            artifacts[sha] = reasons
+            elsewhere[sha] = reasons
+        return attrs.evolve(self, artifacts=artifacts, elsewhere=elsewhere)
 
 
 def plan_redaction(records: Iterable[model.EvidenceRecord], kinds: Collection[str]) -> RedactionPlan:
     """The plan for redacting *records* for flags of *kinds* (:class:`FieldPathError` as
     :func:`redact`)."""
     artifacts: dict[str, list[tuple[str, str]]] = {}
+    elsewhere: dict[str, list[tuple[str, str]]] = {}
     values: set[str] = set()
+    sources: dict[str, list[tuple[str, str, str]]] = {}
     for record in records:
         redaction = redact(record, kinds)
         for item in redaction.artifacts:
             reasons = artifacts.setdefault(item.sha256, [])
             reasons.extend(r for r in item.reasons if r not in reasons)
+            shared = elsewhere.setdefault(item.sha256, [])
+            shared.extend(
+                (kind, f"the same bytes are withheld on record {record.id}: {reason}") for kind, reason in item.reasons
+            )
         values |= redaction.values
+        if redaction.fields:
+            document = json.loads(json.dumps(unstructure(record)))
+            for field in redaction.fields:
+                container, key = resolve(document, field.path)
+                for kind, _ in field.reasons:
+                    sources.setdefault(container[key], []).append((record.id, field.path, kind))
     return RedactionPlan(
         kinds=frozenset(kinds),
         artifacts={sha: tuple(reasons) for sha, reasons in artifacts.items()},
         values=frozenset(values),
+        elsewhere={sha: tuple(dict.fromkeys(reasons)) for sha, reasons in elsewhere.items()},
+        sources={text: tuple(dict.fromkeys(found)) for text, found in sources.items()},
     )
 
 
+def needles(value: str) -> list[bytes]:
+    """The byte strings that carry *value* in a file: its UTF-8, its forms inside a JSON string
+    (escaped, with or without non-ASCII escapes, with ``/`` escaped as ``\\/``), HTML-escaped,
+    and percent-encoded.  A text shorter than :data:`MIN_INNER_LENGTH` is looked for only as a
+    whole JSON string (quoted), or every file with an "a" in it would be withheld."""
+    forms = {json.dumps(value, ensure_ascii=False), json.dumps(value)}
+    forms |= {form.replace("/", "\\/") for form in forms}
+    if len(value) >= MIN_INNER_LENGTH:  # also as HTML and URLs write it (a page, a link's query)
+        forms = {form[1:-1] for form in forms} | {value, html.escape(value), html.escape(value, quote=False)}
+        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no percent-encoding
+            forms |= {urllib.parse.quote(value, safe=""), urllib.parse.quote(value), urllib.parse.quote_plus(value)}
+    found = []
+    for form in sorted(forms):
+        try:
+            found.append(form.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: no file can hold it as UTF-8
+            continue
+    return found
+
+
 def apply_plan(record: model.EvidenceRecord, plan: RedactionPlan) -> Redaction:
-    """*record* redacted by its own flags and by what the plan withholds everywhere."""
+    """*record* redacted by its own flags and by what the plan withholds everywhere.  An artifact
+    withheld on this record only because of another record (the same bytes flagged there, or
+    bytes that hold a withheld text) is listed with that reason."""
     own = redact(record, plan.kinds)
     held = {ra.artifact.sha256: ra.artifact for ra in record.artifacts}
     withheld = [sha for sha in held if sha in plan.artifacts]
     if not own.changed and not withheld and not plan.values:
         return own
     document, _ = redact_document(json.loads(json.dumps(unstructure(own.record))), plan.values, withheld)
+    flagged_here = {item.sha256: item.reasons for item in own.artifacts}
     return _redaction(
         record,
         document,
-        {sha: plan.artifacts[sha] for sha in withheld},
+        {sha: flagged_here.get(sha) or plan.elsewhere.get(sha) or plan.artifacts[sha] for sha in withheld},
         own.fields,
         plan.values,
         f"withholding texts from record {record.id}",
