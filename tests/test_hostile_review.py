@@ -1,0 +1,215 @@
+"""A second hostile review of the log's key protection: ways found to get a rewritten log past
+`verify` (or to get the catalog itself to sign it) without the log key, and key files that are
+not the log's key but still led to signing.
+
+Each test is an attack that worked against the first version of key pinning; the rewrites use
+the library's own functions, as in :mod:`tests.test_hostile_log`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from evidence_catalog import Agent, Catalog
+from evidence_catalog.checkpoint import PASSPHRASE_ENV, KeyDamagedError, LogKey, parse_checkpoint, split_note, vkey
+from evidence_catalog.checkpoint import verify as verify_note
+from evidence_catalog.errors import IntegrityError
+from evidence_catalog.findings import EventsUnsigned, KeyFileMismatch
+from evidence_catalog.serialize import unstructure
+
+from .test_hostile_log import OPERATOR, PASSPHRASE, add_text, database, grow, new_catalog, rewrite_log, state
+
+
+@pytest.fixture(autouse=True)
+def _own_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # no memory of other tests' logs
+
+
+def edit_actor(docs: list[dict[str, Any]]) -> None:
+    """An edit the database's records do not mirror: who did event 4."""
+    docs[3]["actor"] = unstructure(Agent(name="Someone Else"))
+
+
+def made(tmp_path: Path, *, encrypted: bool) -> Path:
+    path = tmp_path / "catalog"
+    with new_catalog(path, encrypted=encrypted) as catalog:
+        grow(catalog, tmp_path / "files")
+    return path
+
+
+# -- the operator's next change must not sign a log rewritten meanwhile ------------------------
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain key", "encrypted key"])
+@pytest.mark.parametrize("checkpoints", ["delete", "unsigned"])
+def test_the_next_change_does_not_sign_a_rewritten_log(tmp_path: Path, encrypted: bool, checkpoints: str) -> None:
+    # The attacker rewrites the log and drops the checkpoints; the operator, holding the key,
+    # then verifies (which logs itself) or adds a file: neither may sign the rewritten log, or
+    # the verification after it is green.
+    path = made(tmp_path, encrypted=encrypted)
+    rewrite_log(path, edit_actor, checkpoints=checkpoints)
+    before = state(path)
+    passphrase = PASSPHRASE if encrypted else None
+    with Catalog.open(path, operator=OPERATOR, key_passphrase=passphrase) as catalog:
+        first = catalog.verify(remember=False)
+        assert not first.ok
+        assert not first.logged and first.unlogged_reason is not None
+        with pytest.raises(IntegrityError, match="signed checkpoint"):
+            add_text(catalog, tmp_path / "files", "new evidence")
+        with pytest.raises(IntegrityError, match="signed checkpoint"):
+            catalog.checkpoint()
+    assert state(path) == before  # nothing was signed, stored or logged
+    with Catalog.open(path, read_only=True) as catalog:
+        assert not catalog.verify(record_event=False, remember=False).ok
+
+
+def test_the_next_change_does_not_sign_over_a_planted_older_checkpoint(tmp_path: Path) -> None:
+    # A valid signed checkpoint of 2 events copied as the newest row: the events after it, which
+    # the attacker rewrote, would otherwise be signed by the next change of a plain-key catalog.
+    path = made(tmp_path, encrypted=False)
+    with database(path) as db:
+        [(note,)] = db.execute(sa.text("select note from checkpoint where tree_size = 2")).fetchall()
+    rewrite_log(path, edit_actor, checkpoints="delete")
+    with database(path) as db:
+        db.execute(
+            sa.text(
+                "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
+                " values (2, :root, :note, true, '2026-03-01 12:00:00')"
+            ),
+            {"note": note, "root": parse_checkpoint(split_note(note)[0]).root.hex()},
+        )
+    before = state(path)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        with pytest.raises(IntegrityError, match="signed checkpoint"):
+            catalog.tag(catalog.record_ids()[0], ["laundered"])
+    assert state(path) == before
+
+
+def test_legitimate_changes_still_sign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The guard lets through what a catalog does on its own: creation, an encrypted key's
+    # unsigned tail signed later, a change of key (to and from an encrypted one).
+    path = made(tmp_path, encrypted=True)
+    with Catalog.open(path, operator=OPERATOR) as catalog:  # no passphrase: unsigned tail
+        add_text(catalog, tmp_path / "files", "waits for a signature")
+    with Catalog.open(path, operator=OPERATOR, key_passphrase=PASSPHRASE) as catalog:
+        catalog.checkpoint()
+        catalog.change_log_key()  # to a plain key
+        add_text(catalog, tmp_path / "files", "signed by the new key")
+        catalog.change_log_key(passphrase="another")
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        add_text(catalog, tmp_path / "files", "unsigned again")
+    with Catalog.open(path, operator=OPERATOR, key_passphrase="another") as catalog:
+        assert catalog.checkpoint().signed
+        report = catalog.verify(remember=False)
+        assert report.ok and report.logged, report.findings
+
+
+# -- an allowed unsigned tail is only a tail an encrypted key leaves ---------------------------
+
+
+def test_an_unsigned_tail_is_not_allowed_under_a_plain_key(tmp_path: Path) -> None:
+    path = made(tmp_path, encrypted=False)
+    rewrite_log(path, edit_actor, checkpoints="delete")
+    with Catalog.open(path, read_only=True) as catalog:
+        report = catalog.verify(record_event=False, remember=False, allow_unsigned=True)
+    assert EventsUnsigned(first_seq=1, count=6) in report.findings
+    assert not report.ok
+
+
+def test_an_unsigned_tail_must_start_after_a_signed_key_event(tmp_path: Path) -> None:
+    # An encrypted key leaves events unsigned only after a checkpoint it signed (one is signed
+    # when the key is made): a log none of whose events is signed is no tail between signings.
+    path = made(tmp_path, encrypted=True)
+    rewrite_log(path, edit_actor, checkpoints="unsigned")
+    with Catalog.open(path, read_only=True) as catalog:
+        report = catalog.verify(record_event=False, remember=False, allow_unsigned=True)
+    assert EventsUnsigned(first_seq=1, count=6) in report.findings
+
+
+def test_an_unsigned_tail_is_not_allowed_when_the_key_event_was_made_to_say_encrypted(tmp_path: Path) -> None:
+    path = made(tmp_path, encrypted=False)
+
+    def claim_encrypted(docs: list[dict[str, Any]]) -> None:
+        docs[0]["details"]["log"]["encrypted"] = True
+        edit_actor(docs)
+
+    rewrite_log(path, claim_encrypted, checkpoints="delete")
+    with Catalog.open(path, read_only=True) as catalog:
+        assert not catalog.verify(record_event=False, remember=False, allow_unsigned=True).ok
+
+
+def test_an_unsigned_tail_is_not_allowed_when_no_event_names_the_key(tmp_path: Path) -> None:
+    # catalog.created without its `log` member reads as a catalog from before logs had keys.
+    path = made(tmp_path, encrypted=True)
+
+    def forget_the_key(docs: list[dict[str, Any]]) -> None:
+        del docs[0]["details"]["log"]
+        edit_actor(docs)
+
+    rewrite_log(path, forget_the_key, checkpoints="delete")
+    with Catalog.open(path, read_only=True) as catalog:
+        assert not catalog.verify(record_event=False, remember=False, allow_unsigned=True).ok
+
+
+# -- key files that are not the log's key sign nothing -------------------------------------------
+
+
+def test_an_encrypted_key_file_in_place_of_a_plain_key_signs_nothing(tmp_path: Path) -> None:
+    # Without a passphrase an encrypted key cannot be checked; but the log says its key is not
+    # encrypted, so this one is not it: no silent unsigned checkpoints.
+    path = made(tmp_path, encrypted=False)
+    other = LogKey(tmp_path / "other")
+    other.create(LogKey(path / "keys").public()[0], "their passphrase")
+    shutil.copy(other.directory / "log.key", path / "keys" / "log.key")
+    before = state(path)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        with pytest.raises(KeyDamagedError, match="encrypted"):
+            add_text(catalog, tmp_path / "files", "new evidence")
+        findings = catalog.verify(record_event=False, remember=False).findings
+    assert [f.path for f in findings if isinstance(f, KeyFileMismatch)] == ["keys/log.key"], findings
+    assert state(path) == before
+
+
+def test_a_replaced_vkey_file_signs_nothing(tmp_path: Path) -> None:
+    path = made(tmp_path, encrypted=False)
+    _, public = LogKey(path / "keys").public()
+    (path / "keys" / "log.vkey").write_text(vkey("evidence-catalog/another-log", public) + "\n", encoding="ascii")
+    before = state(path)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        with pytest.raises(KeyDamagedError):
+            add_text(catalog, tmp_path / "files", "new evidence")
+    assert state(path) == before
+
+
+# -- `checkpoint` hands out only a checkpoint the log's key signed over the whole log ------------
+
+
+def test_checkpoint_does_not_hand_out_a_planted_note(tmp_path: Path) -> None:
+    # A row claiming to cover the whole log, holding an older (valid) note: `checkpoint
+    # --output` would give the user a note of 2 events as the outside copy of 6.
+    path = made(tmp_path, encrypted=False)
+    with database(path) as db:
+        size = db.execute(sa.text("select max(tree_size) from checkpoint")).scalar_one()
+        db.execute(
+            sa.text(
+                "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
+                " select :size, root_hash, note, signed, created_at from checkpoint where tree_size = 2"
+            ),
+            {"size": size},
+        )
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        info = catalog.checkpoint()
+        name, public = LogKey(path / "keys").public()
+        assert verify_note(info.note, name, public).size == size == info.size
+        assert catalog.verify(record_event=False, remember=False).ok
+
+
+def test_no_stray_environment() -> None:
+    assert PASSPHRASE_ENV not in os.environ
