@@ -155,6 +155,7 @@ from evidence_catalog.serialize import (
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob, StoreEntry, fsync_dir, place_new_file
 from evidence_catalog.store.database import (
     HEAD_REVISION,
+    LOG_SIZE_BEFORE,
     CatalogDatabase,
     EventDraft,
     acquisition_row,
@@ -688,7 +689,7 @@ class Catalog:
                 raise
         if not read_only and catalog.log_key.exists:
             try:
-                catalog._check_signing_key()
+                catalog._check_signing_key(history=False)
             except KeyDamagedError:
                 pass  # every change is refused with it; `verify` reports it
             except BaseException:
@@ -2248,7 +2249,10 @@ class Catalog:
         problems.extend(self._key_file_findings(epochs[-1] if epochs else None))
         with self.db.read() as session:
             findings, events_checked, record_ids, unsigned = self._verify_log_and_records(session, given, pinned)
-            if unsigned and not allow_unsigned:
+            # An unsigned tail is what an encrypted key leaves between signings: after a checkpoint
+            # it signed over its own key event.  A key that is not encrypted signs every change.
+            tail_allowed = bool(epochs) and epochs[-1].encrypted and events_checked - unsigned >= epochs[-1].seq
+            if unsigned and not (allow_unsigned and tail_allowed):
                 findings.append(EventsUnsigned(first_seq=events_checked - unsigned + 1, count=unsigned))
             findings[:0] = problems
             artifacts: list[tuple[str, int, model.Digests]] = []
@@ -2292,7 +2296,7 @@ class Catalog:
             )
         except StorageError:
             return attrs.evolve(report, unlogged_reason="the catalog is not writable")
-        except (InputError, CatalogError) as exc:  # nothing is changed; a finding says why, if it is the catalog's
+        except (InputError, CatalogError, IntegrityError) as exc:  # nothing is changed; a finding says why
             return attrs.evolve(report, unlogged_reason=f"the log key cannot sign it ({exc.message})")
         return attrs.evolve(report, logged=True)
 
@@ -2447,7 +2451,14 @@ class Catalog:
             if row.signed and not covered:
                 mark = len(findings)
                 size = check(where, row.note, None)
-                if size is not None:  # signed by the log's key: whatever is wrong under it is a finding
+                if size is not None and size != row.tree_size:  # an older note copied into a newer row
+                    findings.append(
+                        CheckpointInvalid(
+                            source=where,
+                            reason=f"its row says it covers {row.tree_size} events, but its signed note covers {size}",
+                        )
+                    )
+                elif size is not None:  # signed by the log's key: whatever is wrong under it is a finding
                     covered = min(size, len(leaves))
                 elif len(findings) == mark + 1 and isinstance(findings[-1], CheckpointInvalid):
                     forged += 1
@@ -2664,9 +2675,28 @@ class Catalog:
                 else:
                     epochs, _ = self._key_chain(session)
                 pinned = epochs[-1].public if epochs else None  # none yet: the key being created
+                if epochs:  # the name signed under, and the verifier key handed out, must be the log's too
+                    try:
+                        held = self.log_key.public()
+                    except CatalogError as exc:
+                        raise KeyDamagedError(exc.message, where=exc.where) from exc
+                    if held != (epochs[-1].name, epochs[-1].public):
+                        raise KeyDamagedError(
+                            f"{KEYS_DIR}/{VKEY_FILE} is not the key the custody log names "
+                            f"({epochs[-1].name}, key id {epochs[-1].key_id}): the key files were replaced",
+                            where=display_path(self.log_key.directory / VKEY_FILE),
+                        )
                 self._private_key = self.log_key.private(self.key_passphrase, expected=pinned)
-            except KeyLockedError:
-                self._key_locked = True
+            except KeyLockedError as exc:
+                if epochs and not epochs[-1].encrypted:
+                    # The log's key is not encrypted: an encrypted key file in its place is not it.
+                    self._key_error = KeyDamagedError(
+                        f"{KEYS_DIR}/{KEY_FILE} is encrypted, but the key the custody log names is not: the key "
+                        "file was replaced (if you encrypted it yourself, give its passphrase)",
+                        where=exc.where,
+                    )
+                else:
+                    self._key_locked = True
             except KeyDamagedError as exc:
                 self._key_error = self._older_key(epochs) or exc
             except (InputError, CatalogError) as exc:
@@ -2691,26 +2721,83 @@ class Catalog:
                 )
         return None
 
-    def _check_signing_key(self) -> None:
+    def _check_signing_key(self, *, history: bool = True) -> None:
         """Refuse a change before anything is stored when the log key cannot sign it (a wrong
-        passphrase, damaged or replaced key files); an encrypted key without its passphrase is
-        no reason: its checkpoints wait to be signed."""
-        if self.log_key.exists:
-            self._signing_key()
+        passphrase, damaged or replaced key files) or, with *history*, when the log is not
+        covered by its signed checkpoints as this catalog leaves it (the checkpoint that ends
+        the change would vouch for events written without the key); an encrypted key without
+        its passphrase is no reason: its checkpoints wait to be signed."""
+        if self.log_key.exists and self._signing_key() is not None and history:
+            with self.db.read() as session:
+                self._check_signed_history(session, self.db.tree_size(session))
 
     def _write_checkpoint(self, session: Any) -> None:
         """Sign and keep a checkpoint of the log as it is now (inside the write transaction
         that changed it).  Without the key's passphrase the checkpoint is kept unsigned, and
-        :meth:`checkpoint` signs one later."""
+        :meth:`checkpoint` signs one later.
+
+        Before signing, the log as it was before this transaction must be covered by a
+        checkpoint the log's key signed (see :meth:`_check_signed_history`): else whoever
+        rewrote the log without the key would have the operator's next change sign it."""
         size = self.db.tree_size(session)
         if self._log_name is None:  # read once: this runs at the end of every change
             self._log_name = self.log_key.public()[0]
         current = Checkpoint(origin=self._log_name, size=size, root=self.db.merkle_root(session, size))
         key = self._signing_key(session)
+        if key is not None:
+            self._check_signed_history(session, session.info.get(LOG_SIZE_BEFORE, size))
         note = current.body() if key is None else sign_checkpoint(current, key)
         self.db.add_checkpoint(
             session, size=size, root=current.root, note=note, signed=key is not None, at=self.clock()
         )
+
+    def _signed_prefix(self, session: Any, epochs: list[KeyEpoch]) -> tuple[int, Any]:
+        """The largest checkpoint kept that the key the log names for its size signed, over the
+        stored Merkle tree as it is now: ``(its size, its row)``; ``(0, None)`` when there is
+        none.  Raises :class:`IntegrityError` when it no longer matches the stored tree (the
+        events under it were rewritten)."""
+        size = self.db.tree_size(session)
+        for row in self.db.signed_checkpoints_by_size(session):
+            if row.tree_size > size:
+                continue  # a row that says so is no checkpoint of this log (verify names it)
+            try:
+                epoch = epoch_at(epochs, parse_checkpoint(split_note(row.note)[0]).size)
+                if epoch is None:
+                    continue
+                found = verify_checkpoint(row.note, epoch.name, epoch.public)
+            except (CheckpointError, ValueError):
+                continue  # forged or damaged: verify names it
+            if found.size != row.tree_size:
+                continue  # a row whose size is not its note's
+            if self.db.merkle_root(session, found.size) != found.root:
+                raise IntegrityError(
+                    f"the custody log is not the one its signed checkpoint of {found.size} events covers (rewritten?); "
+                    "nothing was signed or changed: run `evidence-catalog verify`",
+                    where=f"checkpoint {row.id}",
+                )
+            return found.size, row
+        return 0, None
+
+    def _check_signed_history(self, session: Any, size_before: int) -> None:
+        """Refuse to sign when the first *size_before* events (the log before the change being
+        signed) are not covered as the catalog leaves them: by a checkpoint signed by the log's
+        key, up to the last event under a key that is not encrypted (which signs every
+        change), at least up to its key event under an encrypted one (whose changes wait for
+        the passphrase).  A log that had no key before this change (it is being made) needs
+        none."""
+        epochs, _ = self._key_chain(session)
+        if size_before == 0 or (epochs and epochs[0].seq > size_before):
+            return  # the log, or its key, is made by this change
+        in_force = epoch_at(epochs, size_before)
+        covered, _ = self._signed_prefix(session, epochs)
+        needed = size_before if in_force is None or not in_force.encrypted else in_force.seq
+        if in_force is None or covered < needed:
+            raise IntegrityError(
+                f"custody events {covered + 1} to {size_before} are not covered by a checkpoint signed by the log key, "
+                "as this catalog leaves them: they may have been written or rewritten without the key, and signing now "
+                "would vouch for them; nothing was signed or changed: run `evidence-catalog verify`",
+                where=display_path(self.path),
+            )
 
     def change_log_key(self, *, passphrase: str | None = None) -> KeyChange:
         """Hand the custody log over to a new Ed25519 key (encrypted with *passphrase*, if given),
@@ -2810,11 +2897,15 @@ class Catalog:
 
     def checkpoint(self) -> CheckpointInfo:
         """The latest signed checkpoint of the custody log; a new one is signed when the latest
-        is unsigned (the key's passphrase was not at hand) or does not cover the whole log."""
+        is unsigned (the key's passphrase was not at hand) or does not cover the whole log.
+
+        What is handed out is checked first, never taken from the table on its word: a note the
+        key the log names signed, over the whole log as it is now."""
         with self.db.read() as session:
-            latest = self.db.latest_checkpoint(session)
             size = self.db.tree_size(session)
-        if latest is None or not latest.signed or latest.tree_size != size:
+            epochs, _ = self._key_chain(session)
+            covered, latest = self._signed_prefix(session, epochs)
+        if covered != size or latest is None:
             if self.db.read_only:
                 raise StorageError("the catalog is read-only; no new checkpoint can be kept")
             if self._signing_key() is None:
@@ -2826,7 +2917,7 @@ class Catalog:
                 self._write_checkpoint(session)
             with self.db.read() as session:
                 latest = self.db.latest_checkpoint(session)
-        assert latest is not None
+        assert latest is not None and latest.signed
         return CheckpointInfo(
             size=latest.tree_size,
             root=latest.root_hash,
