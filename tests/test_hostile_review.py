@@ -20,7 +20,7 @@ from evidence_catalog import Agent, Catalog
 from evidence_catalog.checkpoint import PASSPHRASE_ENV, KeyDamagedError, LogKey, parse_checkpoint, split_note, vkey
 from evidence_catalog.checkpoint import verify as verify_note
 from evidence_catalog.errors import IntegrityError
-from evidence_catalog.findings import EventsUnsigned, KeyFileMismatch
+from evidence_catalog.findings import CheckpointInvalid, EventsUnsigned, KeyFileMismatch
 from evidence_catalog.serialize import unstructure
 
 from .test_hostile_log import OPERATOR, PASSPHRASE, add_text, database, grow, new_catalog, rewrite_log, state
@@ -61,9 +61,9 @@ def test_the_next_change_does_not_sign_a_rewritten_log(tmp_path: Path, encrypted
         first = catalog.verify(remember=False)
         assert not first.ok
         assert not first.logged and first.unlogged_reason is not None
-        with pytest.raises(IntegrityError, match="signed checkpoint"):
+        with pytest.raises(IntegrityError, match="not covered by a checkpoint signed"):
             add_text(catalog, tmp_path / "files", "new evidence")
-        with pytest.raises(IntegrityError, match="signed checkpoint"):
+        with pytest.raises(IntegrityError, match="not covered by a checkpoint signed"):
             catalog.checkpoint()
     assert state(path) == before  # nothing was signed, stored or logged
     with Catalog.open(path, read_only=True) as catalog:
@@ -87,7 +87,7 @@ def test_the_next_change_does_not_sign_over_a_planted_older_checkpoint(tmp_path:
         )
     before = state(path)
     with Catalog.open(path, operator=OPERATOR) as catalog:
-        with pytest.raises(IntegrityError, match="signed checkpoint"):
+        with pytest.raises(IntegrityError, match="not covered by a checkpoint signed"):
             catalog.tag(catalog.record_ids()[0], ["laundered"])
     assert state(path) == before
 
@@ -208,7 +208,10 @@ def test_checkpoint_does_not_hand_out_a_planted_note(tmp_path: Path) -> None:
         info = catalog.checkpoint()
         name, public = LogKey(path / "keys").public()
         assert verify_note(info.note, name, public).size == size == info.size
-        assert catalog.verify(record_event=False, remember=False).ok
+        findings = catalog.verify(record_event=False, remember=False).findings
+    # The planted row is named for what it is; the log is covered by the true checkpoint.
+    [planted] = findings
+    assert isinstance(planted, CheckpointInvalid) and "covers 2" in planted.reason, findings
 
 
 def test_no_stray_environment() -> None:

@@ -713,13 +713,17 @@ class CatalogDatabase:
 
     def signed_checkpoints_by_size(self, session: Session) -> Iterator[CheckpointRow]:
         """The checkpoints kept as signed, largest (as their rows say) first, newest first among
-        equals; read lazily, as a caller stops at the first one that checks."""
+        equals; read a page at a time (no cursor is left open between them), as a caller stops
+        at the first one that checks -- in a catalog that was not tampered with, the first."""
         query = (
             select(CheckpointRow)
             .where(col(CheckpointRow.signed).is_(True))
             .order_by(col(CheckpointRow.tree_size).desc(), col(CheckpointRow.id).desc())
         )
-        yield from session.exec(query.execution_options(yield_per=100))
+        offset, page = 0, 8
+        while rows := list(session.exec(query.offset(offset).limit(page))):
+            yield from rows
+            offset, page = offset + len(rows), min(page * 4, 4096)
 
     def latest_checkpoint(self, session: Session, *, signed: bool = False) -> CheckpointRow | None:
         """The newest checkpoint (the newest signed one with *signed*), if any."""
