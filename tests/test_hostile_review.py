@@ -216,3 +216,66 @@ def test_checkpoint_does_not_hand_out_a_planted_note(tmp_path: Path) -> None:
 
 def test_no_stray_environment() -> None:
     assert PASSPHRASE_ENV not in os.environ
+
+
+# -- what only a copy held elsewhere shows (documented in docs/verification.md) -----------------
+
+
+def make_anew(path: Path, key: LogKey, edit: Any) -> None:
+    """The whole log made again from its first event, naming *key* (the forger's own), with the
+    database's records made to agree, and the key files replaced: a catalog that agrees with
+    itself in every respect."""
+
+    def rename_key(docs: list[dict[str, Any]]) -> None:
+        name, public = key.public()
+        docs[0]["details"]["log"].update(vkey=vkey(name, public), key_id=vkey(name, public).split("+")[1])
+        edit(docs)
+
+    rewrite_log(path, rename_key, checkpoints="resign", other_key=key.private())
+    shutil.rmtree(path / "keys")
+    shutil.copytree(key.directory, path / "keys")
+
+
+def test_a_log_made_anew_with_another_key_is_caught_by_a_checkpoint_held_elsewhere(tmp_path: Path) -> None:
+    path = made(tmp_path, encrypted=False)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        outside = catalog.checkpoint().note  # `checkpoint --output FILE`, kept elsewhere
+        assert catalog.verify(record_event=False).ok  # remembered under this account
+    forger = LogKey(tmp_path / "forger")
+    forger.create(LogKey(path / "keys").public()[0])
+    make_anew(path, forger, edit_actor)
+    with Catalog.open(path, read_only=True) as catalog:
+        # On its own (another computer, another account) the new log cannot be told from the
+        # old: it names its key in its first event, as every log does.
+        assert catalog.verify(record_event=False, remember=False).ok
+        # A checkpoint held elsewhere is checked with the key the log names now: not its key.
+        given = catalog.verify(record_event=False, remember=False, checkpoints=[("outside", outside)])
+        assert any(isinstance(f, CheckpointInvalid) and f.source == "outside" for f in given.findings)
+        remembered = catalog.verify(record_event=False)
+        assert any("log's key was replaced" in str(f) for f in remembered.findings), remembered.findings
+
+
+def test_a_key_kept_after_it_was_handed_over_can_rewrite_from_the_hand_over_unless_a_later_checkpoint_is_held(
+    tmp_path: Path,
+) -> None:
+    # The reason for changing a key is that it may have leaked; whoever holds it can drop the
+    # hand-over and every event after it, and sign the rest again.
+    path = made(tmp_path, encrypted=False)
+    leaked = LogKey(tmp_path / "leaked")
+    shutil.copytree(path / "keys", leaked.directory)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        change = catalog.change_log_key()
+        add_text(catalog, tmp_path / "files", "after the change")
+        outside = catalog.checkpoint().note  # signed by the new key: send it out
+
+    def drop_the_hand_over(docs: list[dict[str, Any]]) -> None:
+        del docs[change.seq - 1 :]
+
+    rewrite_log(path, drop_the_hand_over, checkpoints="resign", other_key=leaked.private())
+    shutil.rmtree(path / "keys")
+    shutil.copytree(leaked.directory, path / "keys")
+    with Catalog.open(path, read_only=True) as catalog:
+        # (The record added after the change is still in the database here; a forger would
+        # remove it too.)  The checkpoint the new key signed, held elsewhere, is not the log's now.
+        given = catalog.verify(record_event=False, remember=False, checkpoints=[("outside", outside)])
+        assert any(isinstance(f, CheckpointInvalid) and f.source == "outside" for f in given.findings)
