@@ -2798,6 +2798,33 @@ class Catalog:
                 "would vouch for them; nothing was signed or changed: run `evidence-catalog verify`",
                 where=display_path(self.path),
             )
+        self._check_remembered(session, epochs, size_before)
+
+    def _check_remembered(self, session: Any, epochs: list[KeyEpoch], size: int) -> None:
+        """Refuse to sign a log whose first events are not the ones a clean verification under
+        this account remembered (outside the catalog, see :func:`~evidence_catalog.checkpoint.
+        remembered_for`): under an encrypted key, events after the newest signed checkpoint left
+        in the catalog would otherwise be signed as whoever rewrote them left them."""
+        if not epochs:
+            return
+        try:
+            held = remembered_for(self.path, epochs[0].name)
+        except CheckpointError:
+            return  # a damaged memory: verify names it
+        if held is None:
+            return
+        name, public, note, where = held
+        try:
+            found = verify_checkpoint(note, name, public)
+        except (CheckpointError, ValueError):
+            return  # verify names it
+        if found.size <= size and self.db.merkle_root(session, found.size) != found.root:
+            raise IntegrityError(
+                f"the custody log's first {found.size} events are not the ones a verification under this account "
+                f"checked ({display_path(where)}): they were rewritten; nothing was signed or changed: run "
+                "`evidence-catalog verify`",
+                where=display_path(self.path),
+            )
 
     def change_log_key(self, *, passphrase: str | None = None) -> KeyChange:
         """Hand the custody log over to a new Ed25519 key (encrypted with *passphrase*, if given),

@@ -279,3 +279,30 @@ def test_a_key_kept_after_it_was_handed_over_can_rewrite_from_the_hand_over_unle
         # remove it too.)  The checkpoint the new key signed, held elsewhere, is not the log's now.
         given = catalog.verify(record_event=False, remember=False, checkpoints=[("outside", outside)])
         assert any(isinstance(f, CheckpointInvalid) and f.source == "outside" for f in given.findings)
+
+
+def test_an_encrypted_keys_tail_rewritten_under_a_remembered_checkpoint_is_not_signed(tmp_path: Path) -> None:
+    # The attacker leaves the first signed checkpoint (over the key event) and removes the rest,
+    # so that everything after it is an unsigned tail an encrypted key could have left; the
+    # checkpoint a clean verification remembered under the operator's account says otherwise.
+    path = made(tmp_path, encrypted=True)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        assert catalog.verify(record_event=False).ok  # remembered
+    with database(path) as db:
+        [(note,)] = db.execute(sa.text("select note from checkpoint where tree_size = 1")).fetchall()
+    rewrite_log(path, edit_actor, checkpoints="delete")
+    with database(path) as db:
+        db.execute(
+            sa.text(
+                "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
+                " values (1, :root, :note, true, '2026-03-01 12:00:00')"
+            ),
+            {"note": note, "root": parse_checkpoint(split_note(note)[0]).root.hex()},
+        )
+    before = state(path)
+    with Catalog.open(path, operator=OPERATOR, key_passphrase=PASSPHRASE) as catalog:
+        with pytest.raises(IntegrityError, match="a verification under this account"):
+            catalog.checkpoint()
+        with pytest.raises(IntegrityError, match="a verification under this account"):
+            add_text(catalog, tmp_path / "files", "new evidence")
+    assert state(path) == before
