@@ -705,6 +705,10 @@ class Catalog:
                     f"{KEYS_DIR}/ folder here (log.pub and log.vkey to read and verify; log.key too to write)",
                     where=where,
                 )
+            refusal = catalog._had_a_key()
+            if refusal is not None:
+                catalog.close()
+                raise CatalogError(refusal, where=where)
             catalog._log_catalog_event(Action.LOG_KEY_CREATED, catalog._create_log_key())
         if database.upgraded_from is not None:
             # A schema upgrade rewrites tables: who did it, when, with which version, is custody.
@@ -2637,6 +2641,28 @@ class Catalog:
             "public_key": base64.b64encode(public).decode("ascii"),
             "encrypted": bool(passphrase),
         }
+
+    def _had_a_key(self) -> str | None:
+        """Why a log that names no key must not be given one as a catalog from before logs had
+        keys (its first key event and ``keys/`` removed, the log rewritten: a new key would sign
+        it), when the catalog shows that it had one; else ``None``."""
+        with self.db.read() as session:
+            if self.db.latest_checkpoint(session, signed=True) is not None:
+                return (
+                    "the custody log names no key, but signed checkpoints of it are kept: its key event was "
+                    "removed; no new key is made (run `evidence-catalog verify`)"
+                )
+        try:
+            held = remembered_for(self.path, "")
+        except CheckpointError:
+            held = None
+        if held is not None:
+            return (
+                f"the custody log names no key, but a verification under this account checked the log of "
+                f"{held[0]} in this folder ({display_path(held[3])}): its key event was removed; no new key is made "
+                "(run `evidence-catalog verify`)"
+            )
+        return None
 
     def _logged_key(self) -> dict[str, Any] | None:
         """What the custody log says of the log's key (``catalog.created``/``key.created``),

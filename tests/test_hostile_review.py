@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from evidence_catalog import Agent, Catalog
 from evidence_catalog.checkpoint import PASSPHRASE_ENV, KeyDamagedError, LogKey, parse_checkpoint, split_note, vkey
 from evidence_catalog.checkpoint import verify as verify_note
-from evidence_catalog.errors import IntegrityError
+from evidence_catalog.errors import CatalogError, IntegrityError
 from evidence_catalog.findings import CheckpointInvalid, EventsUnsigned, KeyFileMismatch
 from evidence_catalog.serialize import unstructure
 
@@ -306,3 +306,38 @@ def test_an_encrypted_keys_tail_rewritten_under_a_remembered_checkpoint_is_not_s
         with pytest.raises(IntegrityError, match="a verification under this account"):
             add_text(catalog, tmp_path / "files", "new evidence")
     assert state(path) == before
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["signed checkpoints left", "verified here before"])
+def test_a_log_stripped_of_its_key_is_not_given_a_new_one(tmp_path: Path, remembered: bool) -> None:
+    # Made to look like a catalog from before logs had keys (no key event, no keys/ folder), the
+    # rewritten log would get a key of its own when next opened, and be signed by the operator's
+    # own catalog.  Signed checkpoints left in it, or a verification of this folder remembered
+    # under this account, show that it had one.
+    path = made(tmp_path, encrypted=False)
+    if remembered:
+        with Catalog.open(path, operator=OPERATOR) as catalog:
+            assert catalog.verify(record_event=False).ok
+
+    def forget_the_key(docs: list[dict[str, Any]]) -> None:
+        del docs[0]["details"]["log"]
+        edit_actor(docs)
+
+    with database(path) as db:
+        kept = db.execute(sa.text("select tree_size, root_hash, note, signed, created_at from checkpoint")).fetchall()
+    rewrite_log(path, forget_the_key, checkpoints="delete")
+    if not remembered:
+        with database(path) as db:  # the old checkpoints put back (they no longer match)
+            for row in kept:
+                db.execute(
+                    sa.text(
+                        "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
+                        " values (:tree_size, :root_hash, :note, :signed, :created_at)"
+                    ),
+                    dict(row._mapping),
+                )
+    shutil.rmtree(path / "keys")
+    before = state(path)
+    with pytest.raises(CatalogError, match="names no key"):
+        Catalog.open(path, operator=OPERATOR)
+    assert state(path) == before and not (path / "keys").exists()
