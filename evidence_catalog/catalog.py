@@ -2943,7 +2943,13 @@ class Catalog:
             handed = len(epochs) > 1 and staging.public() == (epochs[-1].name, epochs[-1].public)
         except CatalogError:
             handed = False
-        if handed:
+        try:
+            # log.vkey is moved last: when it is the new key already, the move was finished and
+            # what is in next/ is no unfinished move (put there by someone, it replaces nothing).
+            finished = self.log_key.public() == (epochs[-1].name, epochs[-1].public)
+        except (CatalogError, IndexError):
+            finished = False
+        if handed and not finished:
             self._install_next_key(epochs[-2].key_id)
         else:
             shutil.rmtree(staging.directory, ignore_errors=True)

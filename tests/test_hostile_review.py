@@ -341,3 +341,23 @@ def test_a_log_stripped_of_its_key_is_not_given_a_new_one(tmp_path: Path, rememb
     with pytest.raises(CatalogError, match="names no key"):
         Catalog.open(path, operator=OPERATOR)
     assert state(path) == before and not (path / "keys").exists()
+
+
+def test_files_put_in_keys_next_after_a_finished_change_replace_nothing(tmp_path: Path) -> None:
+    # keys/next/ is where a change of key that was killed half-way is finished from; after a
+    # finished one, files put there (the log's verifier key beside another private key) must not
+    # be moved over the log's key.
+    path = made(tmp_path, encrypted=False)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        catalog.change_log_key()
+    key_pem = (path / "keys" / "log.key").read_bytes()
+    other = LogKey(tmp_path / "other")
+    other.create(LogKey(path / "keys").public()[0])
+    (path / "keys" / "next").mkdir()
+    shutil.copy(path / "keys" / "log.vkey", path / "keys" / "next" / "log.vkey")
+    shutil.copy(other.directory / "log.key", path / "keys" / "next" / "log.key")
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        assert not (path / "keys" / "next").exists()
+        assert (path / "keys" / "log.key").read_bytes() == key_pem
+        add_text(catalog, tmp_path / "files", "signed by the log's key")
+        assert catalog.verify(record_event=False, remember=False).ok
