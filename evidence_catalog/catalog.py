@@ -2300,7 +2300,9 @@ class Catalog:
             )
         except StorageError:
             return attrs.evolve(report, unlogged_reason="the catalog is not writable")
-        except (InputError, CatalogError, IntegrityError) as exc:  # nothing is changed; a finding says why
+        except IntegrityError as exc:  # a log the key does not cover is not signed: the findings say why
+            return attrs.evolve(report, unlogged_reason=f"the catalog does not sign it ({exc.message})")
+        except (InputError, CatalogError) as exc:  # nothing is changed; a finding says why, if it is the catalog's
             return attrs.evolve(report, unlogged_reason=f"the log key cannot sign it ({exc.message})")
         return attrs.evolve(report, logged=True)
 
