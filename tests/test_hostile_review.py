@@ -361,3 +361,14 @@ def test_files_put_in_keys_next_after_a_finished_change_replace_nothing(tmp_path
         assert (path / "keys" / "log.key").read_bytes() == key_pem
         add_text(catalog, tmp_path / "files", "signed by the log's key")
         assert catalog.verify(record_event=False, remember=False).ok
+
+
+def test_a_new_catalog_made_where_a_verified_one_was_can_be_worked_in(tmp_path: Path) -> None:
+    # The memory of another log verified in the same folder is no reason to refuse a change.
+    path = made(tmp_path, encrypted=False)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        assert catalog.verify(record_event=False).ok
+    shutil.rmtree(path)
+    with new_catalog(path, encrypted=False) as catalog:
+        for i in range(8):
+            add_text(catalog, tmp_path / "new files", f"new catalog, file {i}")
