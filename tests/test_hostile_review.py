@@ -8,18 +8,22 @@ the library's own functions, as in :mod:`tests.test_hostile_log`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog
 from evidence_catalog.checkpoint import PASSPHRASE_ENV, KeyDamagedError, LogKey, parse_checkpoint, split_note, vkey
 from evidence_catalog.checkpoint import verify as verify_note
-from evidence_catalog.errors import CatalogError, IntegrityError
+from evidence_catalog.errors import CatalogError, EvidenceError, IntegrityError
 from evidence_catalog.findings import CheckpointInvalid, EventsUnsigned, KeyFileMismatch
 from evidence_catalog.serialize import unstructure
 
@@ -372,3 +376,50 @@ def test_a_new_catalog_made_where_a_verified_one_was_can_be_worked_in(tmp_path: 
     with new_catalog(path, encrypted=False) as catalog:
         for i in range(8):
             add_text(catalog, tmp_path / "new files", f"new catalog, file {i}")
+
+
+# -- property: whatever the rewrite, the operator's next work does not make it green -----------
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    encrypted=st.booleans(),
+    target=st.integers(min_value=0, max_value=100),
+    field=st.sampled_from(["actor", "at", "subject", "details"]),
+    checkpoints=st.sampled_from(["delete", "unsigned", "signed", "resign"]),
+    allow_unsigned=st.booleans(),
+)
+def test_no_rewrite_without_the_key_is_laundered_by_the_operators_next_change(
+    encrypted: bool, target: int, field: str, checkpoints: str, allow_unsigned: bool
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        path = root / "catalog"
+        with new_catalog(path, encrypted=encrypted) as catalog:
+            grow(catalog, root / "files", 2)
+            n = len(catalog.history())
+        other = LogKey(root / "other")
+        other.create("evidence-catalog/other")
+        pick = target % n
+
+        def edit(docs: list[dict[str, Any]]) -> None:
+            document = docs[pick]
+            if field == "actor":
+                document["actor"] = unstructure(Agent(name="Someone Else"))
+            elif field == "at":
+                document["at"] = "2020-01-01T00:00:00Z"
+            elif field == "subject":
+                document["subject"] = document["subject"] + "x"
+            else:
+                document["details"] = {**document["details"], "injected": True}
+
+        rewrite_log(path, edit, checkpoints=checkpoints, other_key=other.private())
+        passphrase = PASSPHRASE if encrypted else None
+        with Catalog.open(path, operator=OPERATOR, key_passphrase=passphrase) as catalog:
+            catalog.verify(remember=False)  # logged, if the catalog signs it
+            with contextlib.suppress(EvidenceError):
+                add_text(catalog, root / "files", "the operator's next file")
+            with contextlib.suppress(EvidenceError):
+                catalog.checkpoint()
+        with Catalog.open(path, read_only=True) as catalog:
+            assert not catalog.verify(record_event=False, remember=False, allow_unsigned=allow_unsigned).ok
