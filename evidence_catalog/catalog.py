@@ -2452,7 +2452,10 @@ class Catalog:
         unsigned: list[int] = []
         forged = 0  # kept checkpoints marked signed that no key of the log signed
         before = len(findings)
-        for row in sorted(rows, key=lambda r: r.id or 0, reverse=True):
+        # Largest first (newest first among equals): in a catalog left as it wrote it, that is
+        # newest first; rows moved around (an older note given a newer id) do not hide the
+        # checkpoint that covers most.
+        for row in sorted(rows, key=lambda r: (r.tree_size, r.id or 0), reverse=True):
             where = f"checkpoint {row.id} (kept in the catalog)"
             if row.signed and not covered:
                 mark = len(findings)

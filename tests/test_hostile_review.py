@@ -423,3 +423,19 @@ def test_no_rewrite_without_the_key_is_laundered_by_the_operators_next_change(
                 catalog.checkpoint()
         with Catalog.open(path, read_only=True) as catalog:
             assert not catalog.verify(record_event=False, remember=False, allow_unsigned=allow_unsigned).ok
+
+
+def test_an_older_checkpoint_given_a_newer_id_does_not_hide_the_one_that_covers_the_log(tmp_path: Path) -> None:
+    # Fail-closed before, but a false alarm `checkpoint` could not clear: verify took the newest
+    # row for the one that covers most, while `checkpoint` (rightly) found the log covered.
+    path = made(tmp_path, encrypted=False)
+    with database(path) as db:
+        db.execute(
+            sa.text(
+                "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
+                " select tree_size, root_hash, note, signed, created_at from checkpoint where tree_size = 2"
+            )
+        )
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        assert catalog.verify(record_event=False, remember=False).ok
+        assert catalog.checkpoint().size == len(catalog.history())
