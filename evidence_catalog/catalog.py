@@ -3015,7 +3015,8 @@ class Catalog:
         tsa = check_url(tsa)
         current = self.checkpoint()
         with self.db.read() as session:
-            latest = self.db.latest_checkpoint(session)
+            # The row of the checkpoint handed out (the newest row may be another, put there).
+            latest = next((r for r in self.db.signed_checkpoints_by_size(session) if r.note == current.note), None)
             for sha in artifacts:
                 if not model.is_hex_digest(sha, "sha256") or self.db.artifact(session, sha) is None:
                     raise NotFoundError(f"no artifact with SHA-256 {sha!r}", where="artifact")

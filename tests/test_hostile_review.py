@@ -28,6 +28,7 @@ from evidence_catalog.findings import CheckpointInvalid, EventsUnsigned, KeyFile
 from evidence_catalog.serialize import unstructure
 
 from .test_hostile_log import OPERATOR, PASSPHRASE, add_text, database, grow, new_catalog, rewrite_log, state
+from .tsa_server import LocalTSA
 
 
 @pytest.fixture(autouse=True)
@@ -439,3 +440,21 @@ def test_an_older_checkpoint_given_a_newer_id_does_not_hide_the_one_that_covers_
     with Catalog.open(path, operator=OPERATOR) as catalog:
         assert catalog.verify(record_event=False, remember=False).ok
         assert catalog.checkpoint().size == len(catalog.history())
+
+
+def test_a_time_stamp_is_kept_with_the_checkpoint_it_stamps(tmp_path: Path) -> None:
+    # With an older note copied into a newer row, the token was filed under that row (the
+    # newest) though it stamps the checkpoint handed out: a mismatch verify then reported.
+    path = made(tmp_path, encrypted=False)
+    with database(path) as db:
+        db.execute(
+            sa.text(
+                "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
+                " select tree_size, root_hash, note, signed, created_at from checkpoint where tree_size = 2"
+            )
+        )
+    with LocalTSA() as tsa, Catalog.open(path, operator=OPERATOR) as catalog:
+        result = catalog.timestamp(url=tsa.url)
+        assert result.granted, result
+        report = catalog.verify(record_event=False, remember=False)
+        assert report.ok, report.findings
