@@ -2854,8 +2854,9 @@ class Catalog:
         if found.size <= size and self.db.merkle_root(session, found.size) != found.root:
             raise IntegrityError(
                 f"the custody log's first {found.size} events are not the ones a verification under this account "
-                f"checked ({display_path(where)}): they were rewritten; nothing was signed or changed: run "
-                "`evidence-catalog verify`",
+                f"checked ({display_path(where)}): they were rewritten, or an older copy was put back and changed; "
+                "nothing was signed or changed: run `evidence-catalog verify` (if an older copy was put back on "
+                "purpose, keep that remembered checkpoint with the case file, then remove it)",
                 where=display_path(self.path),
             )
 
