@@ -2730,7 +2730,16 @@ class Catalog:
                     self._key_locked = True
             except KeyDamagedError as exc:
                 self._key_error = self._older_key(epochs) or exc
-            except (InputError, CatalogError) as exc:
+            except InputError as exc:
+                if epochs and not epochs[-1].encrypted:  # not a wrong passphrase: not the log's key
+                    self._key_error = KeyDamagedError(
+                        f"{KEYS_DIR}/{KEY_FILE} is encrypted, but the key the custody log names is not, and the "
+                        "passphrase given does not open it: the key file was replaced",
+                        where=exc.where,
+                    )
+                else:
+                    self._key_error = exc
+            except CatalogError as exc:
                 self._key_error = exc
         if self._key_error is not None:
             raise self._key_error

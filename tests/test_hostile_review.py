@@ -166,14 +166,20 @@ def test_an_unsigned_tail_is_not_allowed_when_no_event_names_the_key(tmp_path: P
 # -- key files that are not the log's key sign nothing -------------------------------------------
 
 
-def test_an_encrypted_key_file_in_place_of_a_plain_key_signs_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("passphrase", [None, "the operator's passphrase of other catalogs"])
+def test_an_encrypted_key_file_in_place_of_a_plain_key_signs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, passphrase: str | None
+) -> None:
     # Without a passphrase an encrypted key cannot be checked; but the log says its key is not
-    # encrypted, so this one is not it: no silent unsigned checkpoints.
+    # encrypted, so this one is not it: no silent unsigned checkpoints.  With a passphrase that
+    # does not open it (set for other catalogs), the catalog still opens, to be verified.
     path = made(tmp_path, encrypted=False)
     other = LogKey(tmp_path / "other")
     other.create(LogKey(path / "keys").public()[0], "their passphrase")
     shutil.copy(other.directory / "log.key", path / "keys" / "log.key")
     before = state(path)
+    if passphrase is not None:
+        monkeypatch.setenv(PASSPHRASE_ENV, passphrase)
     with Catalog.open(path, operator=OPERATOR) as catalog:
         with pytest.raises(KeyDamagedError, match="encrypted"):
             add_text(catalog, tmp_path / "files", "new evidence")
