@@ -2541,6 +2541,7 @@ class Catalog:
         if remove:
             if self.db.read_only:
                 raise StorageError("the catalog is read-only; nothing can be removed from it")
+            self._check_signing_key()  # the removal must be logged: refused before anything is deleted
             # Removal holds the write lock throughout, and writers check under that lock that the
             # bytes they catalogue are still stored (``_add_artifact``): a blob is either claimed
             # before this looks (kept) or found missing by its claimer (which fails cleanly).
@@ -2551,7 +2552,7 @@ class Catalog:
                     if removed:
                         listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
                         self._log_catalog_event(Action.CATALOG_FSCK, {"removed": listed}, session)
-            except (StorageError, DatabaseError) as exc:
+            except (StorageError, DatabaseError, IntegrityError, CatalogError) as exc:
                 if not removed:
                     raise
                 # Deleting cannot be rolled back: say what is gone, since the log cannot.

@@ -464,3 +464,18 @@ def test_a_time_stamp_is_kept_with_the_checkpoint_it_stamps(tmp_path: Path) -> N
         assert result.granted, result
         report = catalog.verify(record_event=False, remember=False)
         assert report.ok, report.findings
+
+
+def test_fsck_remove_on_a_log_it_cannot_sign_deletes_nothing(tmp_path: Path) -> None:
+    # The removal is logged; when the log cannot be signed, nothing must be deleted unlogged.
+    path = made(tmp_path, encrypted=False)
+    orphan = path / "blobs" / "sha256" / "00" / "00" / ("00" * 32)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"bytes no record claims")
+    rewrite_log(path, edit_actor, checkpoints="delete")
+    before = state(path)
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        assert catalog.fsck().orphaned_blobs
+        with pytest.raises(IntegrityError, match="not covered by a checkpoint signed"):
+            catalog.fsck(remove=True, grace_seconds=0)
+    assert orphan.exists() and state(path) == before
