@@ -155,6 +155,7 @@ from evidence_catalog.serialize import (
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob, StoreEntry, fsync_dir, place_new_file
 from evidence_catalog.store.database import (
     HEAD_REVISION,
+    LOG_SIZE_BEFORE,
     CatalogDatabase,
     EventDraft,
     acquisition_row,
@@ -688,7 +689,7 @@ class Catalog:
                 raise
         if not read_only and catalog.log_key.exists:
             try:
-                catalog._check_signing_key()
+                catalog._check_signing_key(history=False)
             except KeyDamagedError:
                 pass  # every change is refused with it; `verify` reports it
             except BaseException:
@@ -704,6 +705,10 @@ class Catalog:
                     f"{KEYS_DIR}/ folder here (log.pub and log.vkey to read and verify; log.key too to write)",
                     where=where,
                 )
+            refusal = catalog._had_a_key()
+            if refusal is not None:
+                catalog.close()
+                raise CatalogError(refusal, where=where)
             catalog._log_catalog_event(Action.LOG_KEY_CREATED, catalog._create_log_key())
         if database.upgraded_from is not None:
             # A schema upgrade rewrites tables: who did it, when, with which version, is custody.
@@ -2276,7 +2281,10 @@ class Catalog:
         problems.extend(self._key_file_findings(epochs[-1] if epochs else None))
         with self.db.read() as session:
             findings, events_checked, record_ids, unsigned = self._verify_log_and_records(session, given, pinned)
-            if unsigned and not allow_unsigned:
+            # An unsigned tail is what an encrypted key leaves between signings: after a checkpoint
+            # it signed over its own key event.  A key that is not encrypted signs every change.
+            tail_allowed = bool(epochs) and epochs[-1].encrypted and events_checked - unsigned >= epochs[-1].seq
+            if unsigned and not (allow_unsigned and tail_allowed):
                 findings.append(EventsUnsigned(first_seq=events_checked - unsigned + 1, count=unsigned))
             findings[:0] = problems
             artifacts: list[tuple[str, int, model.Digests]] = []
@@ -2320,6 +2328,8 @@ class Catalog:
             )
         except StorageError:
             return attrs.evolve(report, unlogged_reason="the catalog is not writable")
+        except IntegrityError as exc:  # a log the key does not cover is not signed: the findings say why
+            return attrs.evolve(report, unlogged_reason=f"the catalog does not sign it ({exc.message})")
         except (InputError, CatalogError) as exc:  # nothing is changed; a finding says why, if it is the catalog's
             return attrs.evolve(report, unlogged_reason=f"the log key cannot sign it ({exc.message})")
         return attrs.evolve(report, logged=True)
@@ -2470,12 +2480,22 @@ class Catalog:
         unsigned: list[int] = []
         forged = 0  # kept checkpoints marked signed that no key of the log signed
         before = len(findings)
-        for row in sorted(rows, key=lambda r: r.id or 0, reverse=True):
+        # Largest first (newest first among equals): in a catalog left as it wrote it, that is
+        # newest first; rows moved around (an older note given a newer id) do not hide the
+        # checkpoint that covers most.
+        for row in sorted(rows, key=lambda r: (r.tree_size, r.id or 0), reverse=True):
             where = f"checkpoint {row.id} (kept in the catalog)"
             if row.signed and not covered:
                 mark = len(findings)
                 size = check(where, row.note, None)
-                if size is not None:  # signed by the log's key: whatever is wrong under it is a finding
+                if size is not None and size != row.tree_size:  # an older note copied into a newer row
+                    findings.append(
+                        CheckpointInvalid(
+                            source=where,
+                            reason=f"its row says it covers {row.tree_size} events, but its signed note covers {size}",
+                        )
+                    )
+                elif size is not None:  # signed by the log's key: whatever is wrong under it is a finding
                     covered = min(size, len(leaves))
                 elif len(findings) == mark + 1 and isinstance(findings[-1], CheckpointInvalid):
                     forged += 1
@@ -2549,6 +2569,7 @@ class Catalog:
         if remove:
             if self.db.read_only:
                 raise StorageError("the catalog is read-only; nothing can be removed from it")
+            self._check_signing_key()  # the removal must be logged: refused before anything is deleted
             # Removal holds the write lock throughout, and writers check under that lock that the
             # bytes they catalogue are still stored (``_add_artifact``): a blob is either claimed
             # before this looks (kept) or found missing by its claimer (which fails cleanly).
@@ -2559,7 +2580,7 @@ class Catalog:
                     if removed:
                         listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
                         self._log_catalog_event(Action.CATALOG_FSCK, {"removed": listed}, session)
-            except (StorageError, DatabaseError) as exc:
+            except (StorageError, DatabaseError, IntegrityError, CatalogError) as exc:
                 if not removed:
                     raise
                 # Deleting cannot be rolled back: say what is gone, since the log cannot.
@@ -2655,6 +2676,28 @@ class Catalog:
             "encrypted": bool(passphrase),
         }
 
+    def _had_a_key(self) -> str | None:
+        """Why a log that names no key must not be given one as a catalog from before logs had
+        keys (its first key event and ``keys/`` removed, the log rewritten: a new key would sign
+        it), when the catalog shows that it had one; else ``None``."""
+        with self.db.read() as session:
+            if self.db.latest_checkpoint(session, signed=True) is not None:
+                return (
+                    "the custody log names no key, but signed checkpoints of it are kept: its key event was "
+                    "removed; no new key is made (run `evidence-catalog verify`)"
+                )
+        try:
+            held = remembered_for(self.path, "")
+        except CheckpointError:
+            held = None
+        if held is not None:
+            return (
+                f"the custody log names no key, but a verification under this account checked the log of "
+                f"{held[0]} in this folder ({display_path(held[3])}): its key event was removed; no new key is made "
+                "(run `evidence-catalog verify`)"
+            )
+        return None
+
     def _logged_key(self) -> dict[str, Any] | None:
         """What the custody log says of the log's key (``catalog.created``/``key.created``),
         if it names one."""
@@ -2692,12 +2735,40 @@ class Catalog:
                 else:
                     epochs, _ = self._key_chain(session)
                 pinned = epochs[-1].public if epochs else None  # none yet: the key being created
+                if epochs:  # the name signed under, and the verifier key handed out, must be the log's too
+                    try:
+                        held = self.log_key.public()
+                    except CatalogError as exc:
+                        raise KeyDamagedError(exc.message, where=exc.where) from exc
+                    if held != (epochs[-1].name, epochs[-1].public):
+                        raise KeyDamagedError(
+                            f"{KEYS_DIR}/{VKEY_FILE} is not the key the custody log names "
+                            f"({epochs[-1].name}, key id {epochs[-1].key_id}): the key files were replaced",
+                            where=display_path(self.log_key.directory / VKEY_FILE),
+                        )
                 self._private_key = self.log_key.private(self.key_passphrase, expected=pinned)
-            except KeyLockedError:
-                self._key_locked = True
+            except KeyLockedError as exc:
+                if epochs and not epochs[-1].encrypted:
+                    # The log's key is not encrypted: an encrypted key file in its place is not it.
+                    self._key_error = KeyDamagedError(
+                        f"{KEYS_DIR}/{KEY_FILE} is encrypted, but the key the custody log names is not: the key "
+                        "file was replaced (if you encrypted it yourself, give its passphrase)",
+                        where=exc.where,
+                    )
+                else:
+                    self._key_locked = True
             except KeyDamagedError as exc:
                 self._key_error = self._older_key(epochs) or exc
-            except (InputError, CatalogError) as exc:
+            except InputError as exc:
+                if epochs and not epochs[-1].encrypted:  # not a wrong passphrase: not the log's key
+                    self._key_error = KeyDamagedError(
+                        f"{KEYS_DIR}/{KEY_FILE} is encrypted, but the key the custody log names is not, and the "
+                        "passphrase given does not open it: the key file was replaced",
+                        where=exc.where,
+                    )
+                else:
+                    self._key_error = exc
+            except CatalogError as exc:
                 self._key_error = exc
         if self._key_error is not None:
             raise self._key_error
@@ -2719,26 +2790,113 @@ class Catalog:
                 )
         return None
 
-    def _check_signing_key(self) -> None:
+    def _check_signing_key(self, *, history: bool = True) -> None:
         """Refuse a change before anything is stored when the log key cannot sign it (a wrong
-        passphrase, damaged or replaced key files); an encrypted key without its passphrase is
-        no reason: its checkpoints wait to be signed."""
-        if self.log_key.exists:
-            self._signing_key()
+        passphrase, damaged or replaced key files) or, with *history*, when the log is not
+        covered by its signed checkpoints as this catalog leaves it (the checkpoint that ends
+        the change would vouch for events written without the key); an encrypted key without
+        its passphrase is no reason: its checkpoints wait to be signed."""
+        if self.log_key.exists and self._signing_key() is not None and history:
+            with self.db.read() as session:
+                self._check_signed_history(session, self.db.tree_size(session))
 
     def _write_checkpoint(self, session: Any) -> None:
         """Sign and keep a checkpoint of the log as it is now (inside the write transaction
         that changed it).  Without the key's passphrase the checkpoint is kept unsigned, and
-        :meth:`checkpoint` signs one later."""
+        :meth:`checkpoint` signs one later.
+
+        Before signing, the log as it was before this transaction must be covered by a
+        checkpoint the log's key signed (see :meth:`_check_signed_history`): else whoever
+        rewrote the log without the key would have the operator's next change sign it."""
         size = self.db.tree_size(session)
         if self._log_name is None:  # read once: this runs at the end of every change
             self._log_name = self.log_key.public()[0]
         current = Checkpoint(origin=self._log_name, size=size, root=self.db.merkle_root(session, size))
         key = self._signing_key(session)
+        if key is not None:
+            self._check_signed_history(session, session.info.get(LOG_SIZE_BEFORE, size))
         note = current.body() if key is None else sign_checkpoint(current, key)
         self.db.add_checkpoint(
             session, size=size, root=current.root, note=note, signed=key is not None, at=self.clock()
         )
+
+    def _signed_prefix(self, session: Any, epochs: list[KeyEpoch]) -> tuple[int, Any]:
+        """The largest checkpoint kept that the key the log names for its size signed, over the
+        stored Merkle tree as it is now: ``(its size, its row)``; ``(0, None)`` when there is
+        none.  Raises :class:`IntegrityError` when it no longer matches the stored tree (the
+        events under it were rewritten)."""
+        size = self.db.tree_size(session)
+        for row in self.db.signed_checkpoints_by_size(session):
+            if row.tree_size > size:
+                continue  # a row that says so is no checkpoint of this log (verify names it)
+            try:
+                epoch = epoch_at(epochs, parse_checkpoint(split_note(row.note)[0]).size)
+                if epoch is None:
+                    continue
+                found = verify_checkpoint(row.note, epoch.name, epoch.public)
+            except (CheckpointError, ValueError):
+                continue  # forged or damaged: verify names it
+            if found.size != row.tree_size:
+                continue  # a row whose size is not its note's
+            if self.db.merkle_root(session, found.size) != found.root:
+                raise IntegrityError(
+                    f"the custody log is not the one its signed checkpoint of {found.size} events covers (rewritten?); "
+                    "nothing was signed or changed: run `evidence-catalog verify`",
+                    where=f"checkpoint {row.id}",
+                )
+            return found.size, row
+        return 0, None
+
+    def _check_signed_history(self, session: Any, size_before: int) -> None:
+        """Refuse to sign when the first *size_before* events (the log before the change being
+        signed) are not covered as the catalog leaves them: by a checkpoint signed by the log's
+        key, up to the last event under a key that is not encrypted (which signs every
+        change), at least up to its key event under an encrypted one (whose changes wait for
+        the passphrase).  A log that had no key before this change (it is being made) needs
+        none."""
+        epochs, _ = self._key_chain(session)
+        if size_before == 0 or (epochs and epochs[0].seq > size_before):
+            return  # the log, or its key, is made by this change
+        in_force = epoch_at(epochs, size_before)
+        covered, _ = self._signed_prefix(session, epochs)
+        needed = size_before if in_force is None or not in_force.encrypted else in_force.seq
+        if in_force is None or covered < needed:
+            raise IntegrityError(
+                f"custody events {covered + 1} to {size_before} are not covered by a checkpoint signed by the log key, "
+                "as this catalog leaves them: they may have been written or rewritten without the key, and signing now "
+                "would vouch for them; nothing was signed or changed: run `evidence-catalog verify`",
+                where=display_path(self.path),
+            )
+        self._check_remembered(session, epochs, size_before)
+
+    def _check_remembered(self, session: Any, epochs: list[KeyEpoch], size: int) -> None:
+        """Refuse to sign a log whose first events are not the ones a clean verification under
+        this account remembered (outside the catalog, see :func:`~evidence_catalog.checkpoint.
+        remembered_for`): under an encrypted key, events after the newest signed checkpoint left
+        in the catalog would otherwise be signed as whoever rewrote them left them."""
+        if not epochs:
+            return
+        try:
+            held = remembered_for(self.path, epochs[0].name)
+        except CheckpointError:
+            return  # a damaged memory: verify names it
+        if held is None:
+            return
+        name, public, note, where = held
+        if all((name, public) != (e.name, e.public) for e in epochs):
+            return  # another log (a new catalog made where an old one was): verify names it
+        try:
+            found = verify_checkpoint(note, name, public)
+        except (CheckpointError, ValueError):
+            return  # verify names it
+        if found.size <= size and self.db.merkle_root(session, found.size) != found.root:
+            raise IntegrityError(
+                f"the custody log's first {found.size} events are not the ones a verification under this account "
+                f"checked ({display_path(where)}): they were rewritten, or an older copy was put back and changed; "
+                "nothing was signed or changed: run `evidence-catalog verify` (if an older copy was put back on "
+                "purpose, keep that remembered checkpoint with the case file, then remove it)",
+                where=display_path(self.path),
+            )
 
     def change_log_key(self, *, passphrase: str | None = None) -> KeyChange:
         """Hand the custody log over to a new Ed25519 key (encrypted with *passphrase*, if given),
@@ -2831,18 +2989,28 @@ class Catalog:
             handed = len(epochs) > 1 and staging.public() == (epochs[-1].name, epochs[-1].public)
         except CatalogError:
             handed = False
-        if handed:
+        try:
+            # log.vkey is moved last: when it is the new key already, the move was finished and
+            # what is in next/ is no unfinished move (put there by someone, it replaces nothing).
+            finished = self.log_key.public() == (epochs[-1].name, epochs[-1].public)
+        except (CatalogError, IndexError):
+            finished = False
+        if handed and not finished:
             self._install_next_key(epochs[-2].key_id)
         else:
             shutil.rmtree(staging.directory, ignore_errors=True)
 
     def checkpoint(self) -> CheckpointInfo:
         """The latest signed checkpoint of the custody log; a new one is signed when the latest
-        is unsigned (the key's passphrase was not at hand) or does not cover the whole log."""
+        is unsigned (the key's passphrase was not at hand) or does not cover the whole log.
+
+        What is handed out is checked first, never taken from the table on its word: a note the
+        key the log names signed, over the whole log as it is now."""
         with self.db.read() as session:
-            latest = self.db.latest_checkpoint(session)
             size = self.db.tree_size(session)
-        if latest is None or not latest.signed or latest.tree_size != size:
+            epochs, _ = self._key_chain(session)
+            covered, latest = self._signed_prefix(session, epochs)
+        if covered != size or latest is None:
             if self.db.read_only:
                 raise StorageError("the catalog is read-only; no new checkpoint can be kept")
             if self._signing_key() is None:
@@ -2854,7 +3022,7 @@ class Catalog:
                 self._write_checkpoint(session)
             with self.db.read() as session:
                 latest = self.db.latest_checkpoint(session)
-        assert latest is not None
+        assert latest is not None and latest.signed
         return CheckpointInfo(
             size=latest.tree_size,
             root=latest.root_hash,
@@ -2886,7 +3054,8 @@ class Catalog:
         tsa = check_url(tsa)
         current = self.checkpoint()
         with self.db.read() as session:
-            latest = self.db.latest_checkpoint(session)
+            # The row of the checkpoint handed out (the newest row may be another, put there).
+            latest = next((r for r in self.db.signed_checkpoints_by_size(session) if r.note == current.note), None)
             for sha in artifacts:
                 if not model.is_hex_digest(sha, "sha256") or self.db.artifact(session, sha) is None:
                     raise NotFoundError(f"no artifact with SHA-256 {sha!r}", where="artifact")

@@ -617,6 +617,9 @@ class CatalogDatabase:
         _insert_nodes(session, [(e.seq - 1, event_leaf(d)) for e, d in zip(events, documents, strict=True)])
         session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
         session.info["appended"] = True
+        # How long the log was before this transaction: what the checkpoint at its end must find
+        # covered already by a signed one (see Catalog._write_checkpoint).
+        session.info.setdefault(LOG_SIZE_BEFORE, events[0].seq - 1)
 
     # -- Merkle tree and checkpoints ----------------------------------------------------------
 
@@ -707,6 +710,20 @@ class CatalogDatabase:
     def checkpoint(self, session: Session, checkpoint_id: int) -> CheckpointRow | None:
         """The checkpoint with this number, if kept."""
         return session.get(CheckpointRow, checkpoint_id)
+
+    def signed_checkpoints_by_size(self, session: Session) -> Iterator[CheckpointRow]:
+        """The checkpoints kept as signed, largest (as their rows say) first, newest first among
+        equals; read a page at a time (no cursor is left open between them), as a caller stops
+        at the first one that checks -- in a catalog that was not tampered with, the first."""
+        query = (
+            select(CheckpointRow)
+            .where(col(CheckpointRow.signed).is_(True))
+            .order_by(col(CheckpointRow.tree_size).desc(), col(CheckpointRow.id).desc())
+        )
+        offset, page = 0, 8
+        while rows := list(session.exec(query.offset(offset).limit(page))):
+            yield from rows
+            offset, page = offset + len(rows), min(page * 4, 4096)
 
     def latest_checkpoint(self, session: Session, *, signed: bool = False) -> CheckpointRow | None:
         """The newest checkpoint (the newest signed one with *signed*), if any."""
@@ -1489,6 +1506,8 @@ def _insert_nodes(bind: Session | sa.Connection, leaves: Sequence[tuple[int, byt
 #: add events, under the write lock, and a session is one transaction: nothing else moves them.
 _HEAD = "log_head"
 _NODES = "merkle_nodes_written"
+#: ``Session.info`` key: how many events the log had before the transaction appended any.
+LOG_SIZE_BEFORE = "log_size_before"
 
 
 def _log_head(session: Session) -> ChainHead | None:
