@@ -31,11 +31,12 @@ from hypothesis import strategies as st
 from evidence_catalog import Catalog, model
 from evidence_catalog.capture import CaptureOptions
 from evidence_catalog.catalog import LinkResult
-from evidence_catalog.custody import make_event, replay
+from evidence_catalog.custody import replay
 from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.ingest.links import MIN_PREFIX, LinkSuggestion, suggest, title_key, url_key
 from tests.conftest import FixedClock, copy_catalog, raw_database
 from tests.media_server import MediaServer, Route
+from tests.salted import unsalted_linked_event
 
 UTC = dt.UTC
 CLIP = (Path(__file__).parent / "data" / "clip.mp4").read_bytes()
@@ -880,14 +881,15 @@ def test_reports_ingested_before_the_search_index_existed_are_found_after_the_up
     with raw_database(newsroom) as db:
         table = sa.Table("custody_event", sa.MetaData(), autoload_with=db)
         for event in history:
+            # As versions before salted commitments wrote it: unsalted, hashed over its own text.
             details = {k: v for k, v in event.details.items() if not (event.action == "catalog.created" and k == "log")}
-            head = make_event(
+            head, document = unsalted_linked_event(
                 head, at=event.at, actor=event.actor, action=event.action, subject=event.subject, details=details
             )
             db.execute(
                 table.update()
                 .where(table.c.seq == event.seq)
-                .values(details=details, prev_hash=head.prev_hash, hash=head.hash)
+                .values(details=document["details"], prev_hash=head.prev_hash, hash=head.hash)
             )
     shutil.rmtree(newsroom.path / "keys")
     with raw_database(newsroom) as db:
