@@ -367,6 +367,24 @@ def test_checkpoint_says_encrypted_only_when_it_is(
 # -- property: random rewrites ---------------------------------------------------------------
 
 
+def edit_field(pick: int, field: str) -> Any:
+    """An edit of event *pick* (0-based) for :func:`rewrite_log`: its ``actor``, ``at``,
+    ``subject`` or ``details`` changed, as a forger without the key might change it."""
+
+    def edit(docs: list[dict[str, Any]]) -> None:
+        document = docs[pick]
+        if field == "actor":
+            document["actor"] = unstructure(Agent(name="Someone Else"))
+        elif field == "at":
+            document["at"] = "2020-01-01T00:00:00Z"
+        elif field == "subject":
+            document["subject"] = document["subject"] + "x"
+        else:
+            document["details"] = {**document["details"], "injected": True}
+
+    return edit
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     encrypted=st.booleans(),
@@ -388,21 +406,9 @@ def test_any_rewrite_without_the_key_is_caught(
         other = LogKey(root / "other")
         other.create("evidence-catalog/other")
         pick = target % n
-
-        def edit(docs: list[dict[str, Any]]) -> None:
-            document = docs[pick]
-            if field == "actor":
-                document["actor"] = unstructure(Agent(name="Someone Else"))
-            elif field == "at":
-                document["at"] = "2020-01-01T00:00:00Z"
-            elif field == "subject":
-                document["subject"] = document["subject"] + "x"
-            else:
-                document["details"] = {**document["details"], "injected": True}
-
         rewrite_log(
             path,
-            edit,
+            edit_field(pick, field),
             checkpoints=checkpoints,
             other_key=other.private(),
             truncate_to=pick + 1 if truncate else None,

@@ -27,7 +27,17 @@ from evidence_catalog.errors import CatalogError, EvidenceError, IntegrityError
 from evidence_catalog.findings import CheckpointInvalid, EventsUnsigned, KeyFileMismatch
 from evidence_catalog.serialize import unstructure
 
-from .test_hostile_log import OPERATOR, PASSPHRASE, add_text, database, grow, new_catalog, rewrite_log, state
+from .test_hostile_log import (
+    OPERATOR,
+    PASSPHRASE,
+    add_text,
+    database,
+    edit_field,
+    grow,
+    new_catalog,
+    rewrite_log,
+    state,
+)
 from .tsa_server import LocalTSA
 
 
@@ -407,20 +417,7 @@ def test_no_rewrite_without_the_key_is_laundered_by_the_operators_next_change(
             n = len(catalog.history())
         other = LogKey(root / "other")
         other.create("evidence-catalog/other")
-        pick = target % n
-
-        def edit(docs: list[dict[str, Any]]) -> None:
-            document = docs[pick]
-            if field == "actor":
-                document["actor"] = unstructure(Agent(name="Someone Else"))
-            elif field == "at":
-                document["at"] = "2020-01-01T00:00:00Z"
-            elif field == "subject":
-                document["subject"] = document["subject"] + "x"
-            else:
-                document["details"] = {**document["details"], "injected": True}
-
-        rewrite_log(path, edit, checkpoints=checkpoints, other_key=other.private())
+        rewrite_log(path, edit_field(target % n, field), checkpoints=checkpoints, other_key=other.private())
         passphrase = PASSPHRASE if encrypted else None
         with Catalog.open(path, operator=OPERATOR, key_passphrase=passphrase) as catalog:
             catalog.verify(remember=False)  # logged, if the catalog signs it
