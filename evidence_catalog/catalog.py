@@ -2256,31 +2256,33 @@ class Catalog:
         given = list(checkpoints)
         problems: list[Finding] = []
         pinned: list[tuple[str, str, str, bytes]] = []
+        # One snapshot: the key chain the remembered checkpoint and the key files are held
+        # against is the one the log is checked with.
         with self.db.read() as session:
-            epochs, _ = self._key_chain(session)
-        if remember and epochs:
-            try:
-                held = remembered_for(self.path, epochs[0].name)
-            except CheckpointError as exc:
-                problems.append(CheckpointInvalid(source="the remembered checkpoint", reason=str(exc)))
-                held = None
-            if held is not None:
-                held_name, held_public, held_note, where = held
-                if all((held_name, held_public) != (e.name, e.public) for e in epochs):
-                    problems.append(
-                        CheckpointInvalid(
-                            source="the catalog's log key",
-                            reason=(
-                                f"the custody log no longer names the key ({held_name}) an earlier verification "
-                                "checked this log with; the log's key was replaced"
-                            ),
+            chain = self._key_chain(session)
+            epochs = chain[0]
+            if remember and epochs:
+                try:
+                    held = remembered_for(self.path, epochs[0].name)
+                except CheckpointError as exc:
+                    problems.append(CheckpointInvalid(source="the remembered checkpoint", reason=str(exc)))
+                    held = None
+                if held is not None:
+                    held_name, held_public, held_note, where = held
+                    if all((held_name, held_public) != (e.name, e.public) for e in epochs):
+                        problems.append(
+                            CheckpointInvalid(
+                                source="the catalog's log key",
+                                reason=(
+                                    f"the custody log no longer names the key ({held_name}) an earlier verification "
+                                    "checked this log with; the log's key was replaced"
+                                ),
+                            )
                         )
-                    )
-                source = f"the checkpoint remembered from an earlier verification ({where})"
-                pinned.append((source, held_note, held_name, held_public))
-        problems.extend(self._key_file_findings(epochs[-1] if epochs else None))
-        with self.db.read() as session:
-            findings, events_checked, record_ids, unsigned = self._verify_log_and_records(session, given, pinned)
+                    source = f"the checkpoint remembered from an earlier verification ({where})"
+                    pinned.append((source, held_note, held_name, held_public))
+            problems.extend(self._key_file_findings(epochs[-1] if epochs else None))
+            findings, events_checked, record_ids, unsigned = self._verify_log_and_records(session, given, pinned, chain)
             # An unsigned tail is what an encrypted key leaves between signings: after a checkpoint
             # it signed over its own key event.  A key that is not encrypted signs every change.
             tail_allowed = bool(epochs) and epochs[-1].encrypted and events_checked - unsigned >= epochs[-1].seq
@@ -2370,8 +2372,9 @@ class Catalog:
     def _verify_log_and_records(
         self,
         session: Any,
-        checkpoints: Sequence[tuple[str, str]] = (),
-        pinned: Sequence[tuple[str, str, str, bytes]] = (),
+        checkpoints: Sequence[tuple[str, str]],
+        pinned: Sequence[tuple[str, str, str, bytes]],
+        chain: tuple[list[KeyEpoch], list[tuple[int, str]]],
     ) -> tuple[list[Finding], int, list[str], int]:
         # Two passes over the log, neither holding it: memory is one 32-byte leaf per event
         # (and the records being rebuilt), not every event.
@@ -2386,7 +2389,7 @@ class Catalog:
                 yield document
 
         findings: list[Finding] = verify_chain(hashed(self.db.event_documents(session)))
-        tree_findings, covered = self._verify_tree(session, leaves, checkpoints, pinned)
+        tree_findings, covered = self._verify_tree(session, leaves, checkpoints, pinned, chain)
         findings.extend(tree_findings)
         unreplayable: list[Finding] = []
 
@@ -2427,7 +2430,8 @@ class Catalog:
         session: Any,
         leaves: Sequence[bytes],
         given: Sequence[tuple[str, str]],
-        pinned: Sequence[tuple[str, str, str, bytes]] = (),
+        pinned: Sequence[tuple[str, str, str, bytes]],
+        chain: tuple[list[KeyEpoch], list[tuple[int, str]]],
     ) -> tuple[list[Finding], int]:
         """The Merkle tree and the checkpoints against the events' *leaves* as they are now, and
         how many of the first events a valid checkpoint signed by the log's key covers.
@@ -2448,7 +2452,7 @@ class Catalog:
                 if level and (index + 1) << level <= len(leaves) and recomputed(level, index) != value:
                     findings.append(MerkleNodeMismatch(level=level, index=index))
                     break
-        epochs, key_problems = self._key_chain(session)
+        epochs, key_problems = chain
         findings.extend(KeyChangeInvalid(seq=seq, reason=reason) for seq, reason in key_problems)
 
         def check(where: str, note: str, key: tuple[str, bytes] | None, signed: bool = True) -> int | None:
