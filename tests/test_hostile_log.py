@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +48,7 @@ from evidence_catalog.interchange.importing import UnsignedProvenanceError
 from evidence_catalog.serialize import unstructure
 
 from .conftest import FixedClock, raw_database
+from .test_checkpoints import add_file as add_text
 from .test_hostile_import import reseal
 
 OPERATOR = Agent(name="Test Analyst", email="analyst@example.org", host="test-host")
@@ -62,14 +62,6 @@ def _no_passphrase_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def new_catalog(path: Path, *, encrypted: bool) -> Catalog:
     return Catalog.init(path, operator=OPERATOR, clock=FixedClock(), key_passphrase=PASSPHRASE if encrypted else None)
-
-
-def add_text(catalog: Catalog, folder: Path, text: str) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.txt"
-    path.write_text(text, encoding="utf-8")
-    [result] = catalog.add([path])
-    return result.record_id
 
 
 def grow(catalog: Catalog, folder: Path, steps: int = 3) -> list[str]:

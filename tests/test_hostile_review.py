@@ -85,6 +85,19 @@ def test_the_next_change_does_not_sign_a_rewritten_log(tmp_path: Path, encrypted
         assert not catalog.verify(record_event=False, remember=False).ok
 
 
+def plant_checkpoint(path: Path, note: str, size: int) -> None:
+    """Put a genuine signed *note* back into the checkpoint table as its newest row, marked signed
+    and said to cover *size* events, as an attacker who kept a copy of it could."""
+    with database(path) as db:
+        db.execute(
+            sa.text(
+                "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
+                " values (:size, :root, :note, true, '2026-03-01 12:00:00')"
+            ),
+            {"size": size, "note": note, "root": parse_checkpoint(split_note(note)[0]).root.hex()},
+        )
+
+
 def test_the_next_change_does_not_sign_over_a_planted_older_checkpoint(tmp_path: Path) -> None:
     # A valid signed checkpoint of 2 events copied as the newest row: the events after it, which
     # the attacker rewrote, would otherwise be signed by the next change of a plain-key catalog.
@@ -92,14 +105,7 @@ def test_the_next_change_does_not_sign_over_a_planted_older_checkpoint(tmp_path:
     with database(path) as db:
         [(note,)] = db.execute(sa.text("select note from checkpoint where tree_size = 2")).fetchall()
     rewrite_log(path, edit_actor, checkpoints="delete")
-    with database(path) as db:
-        db.execute(
-            sa.text(
-                "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
-                " values (2, :root, :note, true, '2026-03-01 12:00:00')"
-            ),
-            {"note": note, "root": parse_checkpoint(split_note(note)[0]).root.hex()},
-        )
+    plant_checkpoint(path, note, 2)
     before = state(path)
     with Catalog.open(path, operator=OPERATOR) as catalog:
         with pytest.raises(IntegrityError, match="not covered by a checkpoint signed"):
@@ -312,14 +318,7 @@ def test_an_encrypted_keys_tail_rewritten_under_a_remembered_checkpoint_is_not_s
     with database(path) as db:
         [(note,)] = db.execute(sa.text("select note from checkpoint where tree_size = 1")).fetchall()
     rewrite_log(path, edit_actor, checkpoints="delete")
-    with database(path) as db:
-        db.execute(
-            sa.text(
-                "insert into checkpoint (tree_size, root_hash, note, signed, created_at)"
-                " values (1, :root, :note, true, '2026-03-01 12:00:00')"
-            ),
-            {"note": note, "root": parse_checkpoint(split_note(note)[0]).root.hex()},
-        )
+    plant_checkpoint(path, note, 1)
     before = state(path)
     with Catalog.open(path, operator=OPERATOR, key_passphrase=PASSPHRASE) as catalog:
         with pytest.raises(IntegrityError, match="a verification under this account"):
