@@ -11,6 +11,7 @@ as root the server runs as the ``postgres`` account (which the Debian packages c
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -70,24 +71,32 @@ def _memory_folder() -> str | None:
 
 def _remove_abandoned(folder: Path) -> None:
     """Remove test servers' data folders whose server is gone (a test run killed before it
-    stopped its server): in memory they would hold their RAM until the machine restarts."""
+    stopped its server): in memory they would hold their RAM until the machine restarts.
+
+    A folder touched within :data:`ABANDONED_AFTER` is kept whatever its ``postmaster.pid``
+    says: while another worker's ``initdb`` runs, its short-lived single-user backends write
+    that file too, with the pid of a process that may already have ended, and removing the
+    folder then fails that worker's whole run."""
     for root in folder.glob("ec-pg-*"):
+        data = root / "data"
         try:
-            pid = int((root / "data" / "postmaster.pid").read_text().split()[0])
+            pid = int((data / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):  # no server in it (yet, or any more)
+            pid = None
+        if pid is not None:
             try:
-                young = time.time() - root.stat().st_mtime < ABANDONED_AFTER
-            except OSError:
+                os.kill(pid, 0)
+                continue  # its server runs
+            except ProcessLookupError:
+                pass
+            except OSError:  # another user's process: alive
                 continue
-            if not young:
-                shutil.rmtree(root, ignore_errors=True)
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        touched = []
+        for path in (root, data, data / "postmaster.pid"):
+            with contextlib.suppress(OSError):
+                touched.append(path.stat().st_mtime)
+        if touched and time.time() - max(touched) >= ABANDONED_AFTER:
             shutil.rmtree(root, ignore_errors=True)
-        except OSError:  # another user's process: alive
-            pass
 
 
 def _free_port() -> int:
