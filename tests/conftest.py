@@ -173,6 +173,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("EVIDENCE_CATALOG_TEST_BACKEND", "sqlite"),
         help="the database every catalog made by a test lives in",
     )
+    parser.addoption(
+        "--update-public-api",
+        action="store_true",
+        help="rewrite tests/data/public_api.txt from the library as it is (a change of API, on purpose)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,0 +1,71 @@
+"""The public surface is pinned: the names ``evidence_catalog`` exports and the signature of
+every public method and property of :class:`~evidence_catalog.Catalog` and of the result types.
+
+A restructuring moves code between modules; it must not change what a researcher's script
+calls.  ``tests/data/public_api.txt`` is the surface as released; a change to it is a change of
+the library's API, made on purpose (run this file with ``--update-public-api`` to rewrite it
+and review the diff).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+import evidence_catalog
+
+PINNED = Path(__file__).parent / "data" / "public_api.txt"
+
+
+def _signature(function: object) -> str:
+    """A signature as text, without the memory addresses of default values."""
+    return re.sub(r" at 0x[0-9a-f]+>", ">", str(inspect.signature(function)))  # type: ignore[arg-type]
+
+
+def _members(owner: type) -> list[str]:
+    lines = []
+    for name, value in sorted(vars(owner).items()):
+        if name.startswith("_") and name not in ("__init__", "__enter__", "__exit__"):
+            continue
+        if isinstance(value, property):
+            lines.append(f"{owner.__name__}.{name}: property")
+        elif isinstance(value, (classmethod, staticmethod)):
+            kind = type(value).__name__
+            lines.append(f"{owner.__name__}.{name}{_signature(value.__func__)} [{kind}]")
+        elif inspect.isfunction(value):
+            lines.append(f"{owner.__name__}.{name}{_signature(value)}")
+    return lines
+
+
+def surface() -> str:
+    """The public API as text, one name or signature per line."""
+    lines = [f"__all__: {name}" for name in sorted(evidence_catalog.__all__)]
+    for name in sorted(evidence_catalog.__all__):
+        value = getattr(evidence_catalog, name)
+        if inspect.isclass(value) and value.__module__.startswith("evidence_catalog"):
+            if name == "Catalog" or name.endswith(("Result", "Report", "Hit")):
+                lines.extend(_members(value))
+            if hasattr(value, "__attrs_attrs__"):
+                fields = ", ".join(f"{a.name}: {a.type}" for a in value.__attrs_attrs__)
+                lines.append(f"{name} fields: {fields}")
+        elif inspect.isfunction(value):
+            lines.append(f"{name}{_signature(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in evidence_catalog.__all__:
+        assert hasattr(evidence_catalog, name), name
+
+
+def test_the_public_surface_is_the_pinned_one(request: pytest.FixtureRequest) -> None:
+    now = surface()
+    if request.config.getoption("--update-public-api"):
+        PINNED.write_text(now, encoding="utf-8")
+    pinned = PINNED.read_text(encoding="utf-8")
+    missing = sorted(set(pinned.splitlines()) - set(now.splitlines()))
+    added = sorted(set(now.splitlines()) - set(pinned.splitlines()))
+    assert not missing and not added, f"changed or removed: {missing}\nnew: {added}"
