@@ -10,18 +10,7 @@ Everything the ``evidence-catalog`` command does is reachable from here::
 """
 
 from evidence_catalog.capture import CaptureOptions
-from evidence_catalog.catalog import (
-    AddResult,
-    CaptureResult,
-    Catalog,
-    ExportResult,
-    FsckReport,
-    ImportResult,
-    IngestResult,
-    LinkResult,
-    SearchHit,
-    VerificationReport,
-)
+from evidence_catalog.catalog import Catalog
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
@@ -53,6 +42,22 @@ from evidence_catalog.model import (
     Report,
     SensitivityFlag,
 )
+from evidence_catalog.results import (
+    AddResult,
+    CaptureResult,
+    CheckpointInfo,
+    ExportResult,
+    FsckEntry,
+    FsckReport,
+    ImportResult,
+    InclusionProof,
+    IngestResult,
+    KeyChange,
+    LinkResult,
+    SearchHit,
+    TimestampResult,
+    VerificationReport,
+)
 from evidence_catalog.versions import __version__, versions
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
@@ -70,6 +75,7 @@ __all__ = [
     "CatalogNotFoundError",
     "CatalogVersionError",
     "Category",
+    "CheckpointInfo",
     "Claim",
     "CustodyEvent",
     "Digests",
@@ -77,12 +83,15 @@ __all__ = [
     "EvidenceError",
     "EvidenceRecord",
     "ExportResult",
+    "FsckEntry",
     "FsckReport",
     "GeoPosition",
     "ImportResult",
+    "InclusionProof",
     "IngestResult",
     "InputError",
     "IntegrityError",
+    "KeyChange",
     "LinkResult",
     "LinkSuggestion",
     "ModelError",
@@ -95,6 +104,7 @@ __all__ = [
     "SearchHit",
     "SensitivityFlag",
     "StorageError",
+    "TimestampResult",
     "ValidationError",
     "VerificationReport",
     "__version__",

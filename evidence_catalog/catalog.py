@@ -18,9 +18,7 @@ import base64
 import contextlib
 import datetime as dt
 import enum
-import fcntl
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -36,9 +34,8 @@ from typing import Any, BinaryIO, ClassVar, Literal, Protocol, TypeVar
 
 import attrs
 import sqlalchemy as sa
-from attrs import frozen
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import merkle, model
@@ -52,23 +49,15 @@ from evidence_catalog.capture.ytdlp import (
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.checkpoint import (
-    KEY_CHANGED,
-    KEY_DECLARED,
     KEY_FILE,
-    ORIGIN_PREFIX,
     PASSPHRASE_ENV,
     PUBLIC_FILE,
     VKEY_FILE,
-    Checkpoint,
     CheckpointError,
     KeyDamagedError,
     KeyEpoch,
-    KeyLockedError,
     LogKey,
     epoch_at,
-    key_chain,
-    key_change_statement,
-    key_id,
     parse_checkpoint,
     public_bytes,
     remembered_for,
@@ -76,7 +65,6 @@ from evidence_catalog.checkpoint import (
     vkey,
 )
 from evidence_catalog.checkpoint import remember as remember_checkpoint
-from evidence_catalog.checkpoint import sign as sign_checkpoint
 from evidence_catalog.checkpoint import verify as verify_checkpoint
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
 from evidence_catalog.custody import (
@@ -103,7 +91,6 @@ from evidence_catalog.errors import (
     StorageError,
     ValidationError,
 )
-from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.findings import (
     CheckpointInvalid,
@@ -143,19 +130,50 @@ from evidence_catalog.interchange.importing import (
 )
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
+from evidence_catalog.operations import common, log_key
+from evidence_catalog.operations.common import (
+    WORK_DIR,
+    check_limit,
+    check_url,
+    checked_tags,
+    choice,
+    input_text,
+    parse_since,
+    parse_time,
+    remove_if_abandoned,
+    utf8,
+)
+from evidence_catalog.operations.context import Clock, Context, KeyState
+from evidence_catalog.operations.log_key import KEYS_DIR, NEXT_KEY_DIR
+from evidence_catalog.paths import display_path, recorded_path
+from evidence_catalog.results import (
+    FSCK_GRACE_SECONDS,
+    AddResult,
+    CaptureResult,
+    CheckpointInfo,
+    ExportResult,
+    FsckEntry,
+    FsckReport,
+    ImportResult,
+    InclusionProof,
+    IngestResult,
+    KeyChange,
+    LinkResult,
+    SearchHit,
+    TimestampResult,
+    VerificationReport,
+)
 from evidence_catalog.serialize import (
     CHECKPOINT_SCHEMA,
     SCHEMA_IDS,
-    VERIFICATION_REPORT_SCHEMA,
     format_timestamp,
     structure,
     to_document,
     unstructure,
 )
-from evidence_catalog.store.blobstore import BlobStore, StoredBlob, StoreEntry, fsync_dir, place_new_file
+from evidence_catalog.store.blobstore import BlobStore, StoredBlob, fsync_dir, place_new_file
 from evidence_catalog.store.database import (
     HEAD_REVISION,
-    LOG_SIZE_BEFORE,
     CatalogDatabase,
     EventDraft,
     acquisition_row,
@@ -175,18 +193,11 @@ from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
 DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
-#: The log's Ed25519 key pair (see :mod:`evidence_catalog.checkpoint`).
-KEYS_DIR = "keys"
-#: Inside ``keys/``: a new key while the log is handed to it, and the public files of old keys.
-NEXT_KEY_DIR, RETIRED_KEYS_DIR = "next", "retired"
 #: Where an export bag keeps the signed checkpoint, the log's key, proofs and time-stamps.
 LOG_DIR = "data/log"
 #: The environment variable naming the RFC 3161 Time-Stamp Authority.
 TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
-#: Temporary areas of captures in progress (nothing in it is ever recorded).
-WORK_DIR = "tmp"
 
-Clock = Callable[[], dt.datetime]
 ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _Part = TypeVar("_Part")
@@ -200,282 +211,6 @@ INGEST_CHUNK = 2000
 EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv")
 #: Called during a BagIt export with the bytes of artifacts copied so far and the total.
 ExportProgress = Callable[[int, int], object]
-
-
-def display_path(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
-    """A path as one printable line: invalid UTF-8 bytes and control characters escaped."""
-    try:
-        raw = os.fsencode(path)
-    except UnicodeEncodeError:  # text with lone surrogates that did not come from a file name
-        raw = os.fspath(path).encode("utf-8", "backslashreplace")  # type: ignore[union-attr]
-    text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _path_text(path: Path) -> tuple[str, str | None]:
-    """The path as text for a record, and its raw bytes (base64) when they are not UTF-8."""
-    raw = os.fsencode(path)
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace"), base64.b64encode(raw).decode("ascii")
-
-
-@frozen
-class AddResult:
-    """What adding one file did."""
-
-    #: The file added: its absolute path, exactly (a name with a line break or bytes that are
-    #: not UTF-8 included; :func:`display_path` makes it one printable line).
-    path: Path
-    record_id: str
-    sha256: str
-    size: int
-    acquisition_id: str
-    #: False when the bytes were already on a record, which gained a new acquisition instead.
-    new_record: bool
-    #: False when the record already held these bytes (only a new acquisition was recorded).
-    new_on_record: bool
-    #: False when identical bytes were already stored.
-    new_bytes: bool
-    #: Where a damaged stored copy of these bytes was moved when this add replaced it.
-    quarantined: str | None = None
-
-
-@frozen
-class CaptureResult:
-    """What capturing one URL did."""
-
-    url: str
-    #: False when the capture failed; ``error`` says why, and the attempt is in the custody log.
-    ok: bool
-    acquisition_id: str
-    record_id: str | None = None
-    #: SHA-256 and size of the main media file (the merged file when streams were merged).
-    sha256: str | None = None
-    size: int | None = None
-    #: How many artifacts the capture holds (media, info.json, thumbnails, subtitles, page ...).
-    artifacts: int = 0
-    new_record: bool = False
-    #: False when identical main media bytes were already stored.
-    new_bytes: bool = False
-    #: False when the record already held these main media bytes (only an acquisition was added).
-    new_on_record: bool = False
-    #: The earlier main file this capture is a new version of (the platform served new bytes).
-    version_of: str | None = None
-    error: str | None = None
-    warnings: tuple[str, ...] = ()
-    #: True when the URL was not fetched because it had been captured before (``skip_captured``).
-    skipped: bool = False
-    #: What a successful capture could not keep (a subtitle or thumbnail that failed), if anything.
-    not_kept: str | None = None
-
-
-@frozen
-class IngestResult:
-    """What ingesting one input did."""
-
-    #: The input: the file read, as an absolute path (``result.json`` for a Telegram export
-    #: folder), or the URL (text) the feed was downloaded from.
-    path: Path | str
-    format: str
-    sha256: str
-    #: Items read from the input, and how many of them became new reports (the rest were there).
-    items: int
-    reports_added: int
-    reports_present: int
-    records_added: int
-    #: False when the input's bytes were already stored (ingested before, or added).
-    new_bytes: bool
-    #: Files stored by this ingest (the input, media of new reports) that were new to the blob
-    #: store, and those whose bytes it held already.
-    artifacts_added: int = 0
-    artifacts_present: int = 0
-    #: (line, message) for each part that did not fit the format (kept, not dropped).
-    warnings: tuple[tuple[int, str], ...] = ()
-    #: (line or message number, why) for each item left out with ``keep_going``.
-    skipped: tuple[tuple[int, str], ...] = ()
-    #: (record id, URL) of the media the reports point at (feed enclosures), and, with
-    #: ``capture_media``, the result of capturing each (``skipped`` when an earlier run did).
-    media: tuple[tuple[str, str], ...] = ()
-    captures: tuple[CaptureResult, ...] = ()
-
-
-@frozen
-class SearchHit:
-    """A report found by :meth:`Catalog.search`, and the record it is on."""
-
-    record_id: str
-    report: model.Report
-
-
-@frozen
-class LinkResult:
-    """What :meth:`Catalog.link` did: the report, the record it was on, the record it is on now."""
-
-    report_id: str
-    from_record: str
-    record_id: str
-    #: False when the report was on that record already (nothing was changed or logged).
-    moved: bool
-
-
-@frozen
-class VerificationReport:
-    """The outcome of :meth:`Catalog.verify`: every finding, and how much was checked."""
-
-    findings: tuple[Finding, ...]
-    records_checked: int
-    artifacts_checked: int
-    bytes_checked: int
-    events_checked: int
-    #: Whether the verification itself was written to the custody log (not on a read-only copy).
-    logged: bool = False
-    #: Why the verification was not logged, when it was not (and was to be).
-    unlogged_reason: str | None = None
-    #: Events at the end of the log that no checkpoint signed by the log's key covers (a finding
-    #: unless the verification allowed them: an encrypted key between signings).
-    unsigned_events: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is wrong."""
-        return not self.findings
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with its schema id (``schema verification-report``)."""
-        return {
-            "schema": VERIFICATION_REPORT_SCHEMA,
-            "ok": self.ok,
-            "records_checked": self.records_checked,
-            "artifacts_checked": self.artifacts_checked,
-            "bytes_checked": self.bytes_checked,
-            "events_checked": self.events_checked,
-            "unsigned_events": self.unsigned_events,
-            "logged": self.logged,
-            "findings": [f.as_dict() for f in self.findings],
-        }
-
-
-@frozen
-class ExportResult:
-    """What an export wrote.  For a bag, ``sha256`` is that of its ``tagmanifest-sha256.txt``
-    (which pins every byte of the bag) and ``size`` its payload's bytes."""
-
-    #: The file (or, for a bag, the folder) written, as an absolute path.
-    path: Path
-    format: str
-    records: int
-    custody_events: int
-    sha256: str
-    size: int
-    #: Artifact files written (BagIt) or rows (CSV).
-    artifacts: int = 0
-    #: The bag's External-Identifier and Payload-Oxum (BagIt only).
-    external_identifier: str | None = None
-    payload_oxum: str | None = None
-    #: What a redacted export withheld (BagIt only).
-    redacted: bool = False
-    withheld_artifacts: int = 0
-    withheld_fields: int = 0
-
-
-@frozen
-class ImportResult:
-    """What an import added."""
-
-    #: The export read (a bag's folder, a JSON or JSON Lines file), as an absolute path.
-    source: Path
-    format: str
-    records_added: tuple[str, ...]
-    #: Records that were in the catalog already, exactly as they came.
-    records_present: tuple[str, ...]
-    artifacts_stored: int
-    artifacts_present: int
-    bytes_stored: int
-    #: The bag's External-Identifier and Payload-Oxum (BagIt only).
-    external_identifier: str | None = None
-    payload_oxum: str | None = None
-    #: The C2SP key id (hex) and name of the log key whose signed checkpoint covers the
-    #: export's custody events, as the exported log names it; ``None`` when unsigned.
-    log_key_id: str | None = None
-    log_origin: str | None = None
-    #: Why the export's provenance is unsigned, when that was accepted (``accept_unsigned``):
-    #: the records added are tagged ``provenance:unsigned``.
-    unsigned: str | None = None
-
-
-@frozen
-class CheckpointInfo:
-    """A checkpoint of the custody log: its size, root (hex), the signed note and when."""
-
-    size: int
-    root: str
-    note: str
-    signed: bool
-    at: dt.datetime
-
-
-@frozen
-class KeyChange:
-    """What :meth:`Catalog.change_log_key` did: the key handed over, the new one, and the event."""
-
-    previous_key_id: str
-    key_id: str
-    vkey: str
-    encrypted: bool
-    seq: int
-
-
-@frozen
-class TimestampResult:
-    """What a round of time-stamping did: the checkpoint asked for, the stamps granted and
-    refused now, how many requests are still queued, and why the TSA could not be reached."""
-
-    checkpoint: str
-    granted: tuple[str, ...]
-    failed: tuple[str, ...]
-    pending: int
-    offline: str | None
-
-
-@frozen
-class InclusionProof:
-    """That custody event *seq* is leaf ``seq - 1`` of the log's Merkle tree of *tree_size*
-    leaves with this root (RFC 6962 section 2.1.1; hashes in hex)."""
-
-    seq: int
-    leaf_index: int
-    tree_size: int
-    leaf_hash: str
-    proof: tuple[str, ...]
-    root: str
-    #: The signed checkpoint of that size, when there is one.
-    checkpoint: str | None
-
-
-#: What ``fsck`` leaves alone however it looks: anything younger (a writer may be about to
-#: commit the records that claim it).
-FSCK_GRACE_SECONDS = 3600.0
-
-
-@frozen
-class FsckReport:
-    """What ``fsck`` found, and what it removed."""
-
-    orphaned_blobs: tuple[FsckEntry, ...]
-    temporary: tuple[FsckEntry, ...]
-    quarantined: tuple[FsckEntry, ...]
-    removed: tuple[FsckEntry, ...]
-
-    @property
-    def clean(self) -> bool:
-        """Whether nothing is left over (quarantined copies do not count: they are kept)."""
-        left = {e.path for e in (*self.orphaned_blobs, *self.temporary)} - {e.path for e in self.removed}
-        return not left
-
-
-FsckEntry = StoreEntry
 
 
 def _fsck_entry(path: Path, root: Path, now: float, *, sha256: str | None = None) -> FsckEntry:
@@ -501,22 +236,66 @@ class Catalog:
         clock: Clock = model.utc_now,
         key_passphrase: str | None = None,
     ) -> None:
-        self.path = path
-        self.config = config
-        self.db = database
-        self.blobs = open_blob_store(path, config)
-        self.operator = resolve_operator(operator, config.operator)
-        self.clock = clock
-        self.log_key = LogKey(path / KEYS_DIR)
-        self.key_passphrase = key_passphrase
-        self._private_key: Ed25519PrivateKey | None = None
-        self._log_name: str | None = None
-        #: The log key is encrypted and no passphrase was given: changes keep unsigned checkpoints.
-        self._key_locked = False
-        #: Why the log key cannot sign (a wrong passphrase, damaged or replaced key files).
-        self._key_error: EvidenceError | None = None
-        if self.log_key.exists:
-            self.db.on_appended = self._write_checkpoint
+        keys = LogKey(path / KEYS_DIR)
+        self._ctx = Context(
+            path=path,
+            config=config,
+            db=database,
+            blobs=open_blob_store(path, config),
+            operator=resolve_operator(operator, config.operator),
+            clock=clock,
+            key=KeyState(log_key=keys, passphrase=key_passphrase, signs=keys.exists),
+        )
+
+    # What the open catalog is made of (its operations' context), for scripts that look inside.
+
+    @property
+    def path(self) -> Path:
+        """The catalog's folder."""
+        return self._ctx.path
+
+    @property
+    def config(self) -> CatalogConfig:
+        """Its settings (``catalog.toml``)."""
+        return self._ctx.config
+
+    @property
+    def db(self) -> CatalogDatabase:
+        """Its database."""
+        return self._ctx.db
+
+    @property
+    def blobs(self) -> BlobStore | ObjectBlobStore:
+        """Its blob store (a folder, or object storage)."""
+        return self._ctx.blobs
+
+    @property
+    def operator(self) -> model.Agent:
+        """Who acts: the agent every custody event of this session names."""
+        return self._ctx.operator
+
+    @operator.setter
+    def operator(self, agent: model.Agent) -> None:
+        self._ctx.operator = agent
+
+    @property
+    def clock(self) -> Clock:
+        """Where the time of every event comes from."""
+        return self._ctx.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._ctx.clock = clock
+
+    @property
+    def log_key(self) -> LogKey:
+        """The custody log's key files (``keys/``)."""
+        return self._ctx.key.log_key
+
+    @property
+    def key_passphrase(self) -> str | None:
+        """The passphrase of the log key given when the catalog was opened, if one was."""
+        return self._ctx.key.passphrase
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -594,8 +373,8 @@ class Catalog:
                 db = CatalogDatabase.create(database_url, where=safe_url(database_url))
             created_schema = True
             catalog = cls(directory, config, db, operator=default_operator, clock=clock, key_passphrase=key_passphrase)
-            log = catalog._create_log_key()  # first: the first event already ends with a signed checkpoint
-            catalog._log_catalog_event(
+            log = log_key.create_log_key(catalog._ctx)  # first: the first event already ends with a signed checkpoint
+            catalog._ctx.log_event(
                 Action.CATALOG_CREATED,
                 {
                     "format_version": config.format_version,
@@ -683,20 +462,20 @@ class Catalog:
             raise
         if not read_only and (catalog.log_key.directory / NEXT_KEY_DIR).is_dir():
             try:
-                catalog._finish_key_change()  # a change of key that was killed half-way
+                log_key.finish_key_change(catalog._ctx)  # a change of key that was killed half-way
             except BaseException:
                 catalog.close()
                 raise
         if not read_only and catalog.log_key.exists:
             try:
-                catalog._check_signing_key(history=False)
+                log_key.check_signing_key(catalog._ctx, history=False)
             except KeyDamagedError:
                 pass  # every change is refused with it; `verify` reports it
             except BaseException:
                 catalog.close()  # a passphrase that does not open the key: refused before any change
                 raise
         if not read_only and not catalog.log_key.exists:  # a catalog from before signed checkpoints
-            if catalog._logged_key() is not None:
+            if log_key.logged_key(catalog._ctx) is not None:
                 # A shared database (a team's catalog) opened from a folder without the key: a
                 # new key here would sign a second history of the same log.
                 catalog.close()
@@ -705,14 +484,14 @@ class Catalog:
                     f"{KEYS_DIR}/ folder here (log.pub and log.vkey to read and verify; log.key too to write)",
                     where=where,
                 )
-            refusal = catalog._had_a_key()
+            refusal = log_key.had_a_key(catalog._ctx)
             if refusal is not None:
                 catalog.close()
                 raise CatalogError(refusal, where=where)
-            catalog._log_catalog_event(Action.LOG_KEY_CREATED, catalog._create_log_key())
+            catalog._ctx.log_event(Action.LOG_KEY_CREATED, log_key.create_log_key(catalog._ctx))
         if database.upgraded_from is not None:
             # A schema upgrade rewrites tables: who did it, when, with which version, is custody.
-            catalog._log_catalog_event(
+            catalog._ctx.log_event(
                 Action.CATALOG_UPGRADED,
                 {
                     "from_revision": database.upgraded_from,
@@ -823,14 +602,14 @@ class Catalog:
         noted: set[str] | None,
     ) -> list[AddResult]:
         """Store and describe each file, then catalogue them all in one transaction."""
-        self._check_signing_key()  # before anything is stored
+        log_key.check_signing_key(self._ctx)  # before anything is stored
         if record_id is not None and not model.is_record_id(record_id):
             raise InputError(f"{record_id!r} is not a record id", where="record")
-        tags = _checked_tags(tags)
-        if note is not None and not _utf8(note, "note").strip():
+        tags = checked_tags(tags)
+        if note is not None and not utf8(note, "note").strip():
             raise InputError("note must not be blank", where="note")
         if source_url is not None:
-            _utf8(source_url, "source URL")
+            utf8(source_url, "source URL")
         if record_id is not None:
             with self.db.read() as session:
                 if not self.db.record_exists(session, record_id):
@@ -841,7 +620,7 @@ class Catalog:
         prepared = [self._store_added_file(Path(os.path.abspath(p)), source_url, progress, defer) for p in paths]
         if defer:
             self.blobs.sync()
-        with self.db.write() as session:
+        with self._ctx.write() as session:
             results = self._catalogue_files(session, prepared, record_id, tags, note, noted)
         if noted is not None and note is not None:
             noted.update(r.record_id for r in results)
@@ -866,9 +645,9 @@ class Catalog:
             raise InputError("permission denied", where=where) from exc
         except IsADirectoryError as exc:
             raise InputError("is a directory", where=where) from exc
-        artifact = self._describe(blob)
+        artifact = common.describe(self._ctx, blob)
         ended_at = self.clock()
-        path_text, path_b64 = _path_text(path)
+        path_text, path_b64 = recorded_path(path)
         acquisition = model.Acquisition(
             id=model.new_id(),
             method=model.AcquisitionMethod.ADDED_FROM_DISK,
@@ -918,7 +697,7 @@ class Catalog:
                 artifact = catalogued[sha256]
             else:
                 if not self.blobs.exists(sha256):  # see _add_artifact
-                    raise self._bytes_gone(sha256)
+                    raise common.bytes_gone(self._ctx, sha256)
                 catalogued[sha256] = artifact
                 new_artifacts[sha256] = artifact_row(artifact, ended_at)
             target, new_record = record_id, False
@@ -931,7 +710,7 @@ class Catalog:
                     held[target] = []
                     have_tags[target] = set(tags)
             title = path.name if acquisition.original_path_b64 is None else display_path(path.name)
-            record, note_part = self._new_parts(target, new_record, title, tags, note, noted, ended_at)
+            record, note_part = common.new_parts(self._ctx, target, new_record, title, tags, note, noted, ended_at)
             drafts.append(
                 EventDraft(
                     at=ended_at,
@@ -981,50 +760,6 @@ class Catalog:
         rows["artifact"] = list(new_artifacts.values())
         self.db.insert_rows(session, rows)
         return [result for result, _, _ in done]
-
-    def _new_parts(
-        self,
-        record_id: str,
-        new_record: bool,
-        title: str,
-        tags: tuple[str, ...],
-        note: str | None,
-        noted: set[str] | None,
-        at: dt.datetime,
-    ) -> tuple[model.EvidenceRecord | None, model.Note | None]:
-        """The record an add or capture creates (``None`` when the record exists), and its note
-        (``None`` when there is none, or the record received it earlier in the same batch)."""
-        record = (
-            model.EvidenceRecord(id=record_id, created_at=at, created_by=self.operator, title=title, tags=tags)
-            if new_record
-            else None
-        )
-        note_part = (
-            None
-            if note is None or (noted is not None and record_id in noted)
-            else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=at)
-        )
-        return record, note_part
-
-    def _describe(self, blob: StoredBlob) -> model.Artifact:
-        """The artifact description of stored bytes: the catalogued one when the bytes were
-        already there, else sniffed and extracted from the stored copy (never from the source)."""
-        if not blob.created:
-            with self.db.read() as session:
-                catalogued = self.db.artifact(session, blob.sha256)
-            if catalogued is not None:
-                return catalogued
-        try:
-            with self.blobs.local_copy(blob.sha256) as stored:
-                media_type = sniff_media_type(stored)
-                return model.Artifact(
-                    digests=blob.digests,
-                    size=blob.size,
-                    media_type=media_type,
-                    metadata=extract_metadata(stored, media_type),
-                )
-        except FileNotFoundError as exc:  # removed since it was stored: by fsck --remove, as an orphan
-            raise self._bytes_gone(blob.sha256) from exc
 
     # -- capturing online media --------------------------------------------------------------
 
@@ -1096,8 +831,8 @@ class Catalog:
             with self.db.read() as session:
                 if not self.db.record_exists(session, record_id):
                     raise NotFoundError(f"no record with id {record_id}", where="record")
-        _checked_tags(tags)
-        if note is not None and not _utf8(note, "note").strip():
+        checked_tags(tags)
+        if note is not None and not utf8(note, "note").strip():
             raise InputError("note must not be blank", where="note")
 
     def capture_url(
@@ -1123,16 +858,16 @@ class Catalog:
         the record of the earlier capture: identical bytes gain only a new acquisition,
         different bytes become a new version (``version_of`` the earlier main file).
         """
-        self._check_signing_key()  # before anything is stored
+        log_key.check_signing_key(self._ctx)  # before anything is stored
         url = check_url(url)
         options = options or CaptureOptions()
-        tags = _checked_tags(tags)
+        tags = checked_tags(tags)
         self._check_capture_request(record_id, tags, note)
         acquisition_id = model.new_id()
         started_at = self.clock()
         failure: tuple[str, int | None, str | None] | None = None
         interrupted = False
-        with self._work_area(acquisition_id) as work:
+        with common.work_area(self._ctx, acquisition_id) as work:
             try:
                 fetched = capture_download(url, work, options, progress=progress)
                 stored = [(item, self._store_file(item.path, url)) for item in self._capture_files(fetched)]
@@ -1210,7 +945,7 @@ class Catalog:
         noted: set[str] | None,
     ) -> CaptureResult:
         sha_of = {item.path: blob.sha256 for item, blob in stored}
-        described = {blob.sha256: self._describe(blob) for _, blob in stored}
+        described = {blob.sha256: common.describe(self._ctx, blob) for _, blob in stored}
         entries: list[model.RecordArtifact] = []
         for item, blob in stored:
             if any(e.artifact.sha256 == blob.sha256 for e in entries):
@@ -1250,7 +985,7 @@ class Catalog:
             note=_parts_not_kept(fetched.warnings),
             settings=options.describe(),
         )
-        with self.db.write() as session:
+        with self._ctx.write() as session:
             # Another writer may have catalogued some of these bytes meanwhile: its description
             # wins, so that every event about one artifact carries the same document.
             for index, entry in enumerate(entries):
@@ -1278,7 +1013,7 @@ class Catalog:
                 version_of = earlier[1]
                 entries[0] = attrs.evolve(entries[0], version_of=version_of)
             title = fetched.platform_info.title or url
-            record, note_part = self._new_parts(record_id, new_record, title, tags, note, noted, ended_at)
+            record, note_part = common.new_parts(self._ctx, record_id, new_record, title, tags, note, noted, ended_at)
             event = self.db.append_event(
                 session,
                 at=ended_at,
@@ -1295,7 +1030,7 @@ class Catalog:
                 self.db.add_tags(session, record_id, tags)
             for entry in entries:
                 if self.db.artifact(session, entry.artifact.sha256) is None:
-                    self._add_artifact(session, entry.artifact, at=ended_at)
+                    common.add_artifact(self._ctx, session, entry.artifact, at=ended_at)
                 self.db.attach_artifact(session, record_id, entry)
             self.db.add_acquisition(session, record_id, acquisition, event.seq)
             if note_part is not None:
@@ -1349,7 +1084,7 @@ class Catalog:
             settings=settings,
         )
         try:
-            with self.db.write() as session:
+            with self._ctx.write() as session:
                 if record_id is not None and not self.db.record_exists(session, record_id):
                     record_id = None
                 event = self.db.append_event(
@@ -1367,35 +1102,6 @@ class Catalog:
                 f"capture of {url} failed ({error}) and the failure could not be logged ({exc.message})"
             ) from exc
         return CaptureResult(url=url, ok=False, acquisition_id=acquisition_id, record_id=record_id, error=error)
-
-    @contextlib.contextmanager
-    def _work_area(self, name: str) -> Iterator[Path]:
-        """A private, locked temporary directory inside the catalog (same file system as the
-        blobs).  Areas left by a killed process are removed here, the next time anyone captures:
-        nothing in them was ever recorded."""
-        area = self.path / WORK_DIR
-        lock = None
-        work = area / f"capture-{name}"
-        try:
-            area.mkdir(exist_ok=True)
-            for stale in area.iterdir():
-                _remove_if_abandoned(stale)
-            # Made and locked under a name no cleaner looks at, then given its real name: a
-            # cleaner never sees an area whose owner has not locked it yet.
-            making = area / f".making-{name}"
-            making.mkdir()
-            lock = os.open(making / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            os.rename(making, work)
-        except OSError as exc:
-            if lock is not None:
-                os.close(lock)
-            raise StorageError(f"cannot make a temporary area ({exc.strerror})", where=display_path(area)) from exc
-        try:
-            yield work
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-            os.close(lock)
 
     # -- ingesting reports -------------------------------------------------------------------
 
@@ -1431,11 +1137,11 @@ class Catalog:
         RSS content) is then captured onto the report's record, as :meth:`capture` would; a
         capture that fails is logged and in :attr:`IngestResult.captures`, and the reports stay.
         """
-        self._check_signing_key()  # before anything is stored
+        log_key.check_signing_key(self._ctx)  # before anything is stored
         if format is not None and format not in INGEST_FORMATS:
             raise InputError(f"unknown format {format!r}; use one of {', '.join(INGEST_FORMATS)}", where="format")
-        tags = _checked_tags(tags)
-        if note is not None and not _utf8(note, "note").strip():
+        tags = checked_tags(tags)
+        if note is not None and not utf8(note, "note").strip():
             raise InputError("note must not be blank", where="note")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
             raise InputError(f"timeout must be a number of seconds from 0 to 3600, not {timeout!r}", where="timeout")
@@ -1444,7 +1150,7 @@ class Catalog:
         started_at = self.clock()
         if isinstance(source, str) and _URL_SCHEME.match(source.strip()):  # check_url refuses ftp:// …
             url = check_url(source)
-            with self._work_area(f"ingest-{uuid.uuid4().hex}") as work:
+            with common.work_area(self._ctx, f"ingest-{uuid.uuid4().hex}") as work:
                 fetched = fetch_document(url, work / "document", timeout=float(timeout))
                 result = self._ingest_file(
                     work / "document", url, format, tags, note, keep_going, started_at, fetched=fetched
@@ -1544,7 +1250,7 @@ class Catalog:
             stored_blobs[path] = self._store_file_copy(path)
             if stored_blobs[path].created:
                 created.append(stored_blobs[path].sha256)
-        stored_media = {path: self._describe(stored) for path, stored in stored_blobs.items()}
+        stored_media = {path: common.describe(self._ctx, stored) for path, stored in stored_blobs.items()}
         media_created = sum(stored.created for stored in {b.sha256: b for b in stored_blobs.values()}.values())
         with open(file, "rb", buffering=0) as document:
             blob = self.blobs.put_stream(_SourceFile(document, where))
@@ -1552,9 +1258,9 @@ class Catalog:
             created.append(blob.sha256)
         if blob.size != len(raw):
             raise InputError("changed while it was being read; nothing was ingested", where=where)
-        artifact = self._describe(blob)
+        artifact = common.describe(self._ctx, blob)
         ended_at = max(self.clock(), started_at)
-        path_text, path_b64 = (None, None) if fetched is not None else _path_text(file)
+        path_text, path_b64 = (None, None) if fetched is not None else recorded_path(file)
         fetched_fields: dict[str, Any] = (
             {}
             if fetched is None
@@ -1568,12 +1274,12 @@ class Catalog:
         )
         media_to_capture: list[tuple[str, str]] = []
         present = 0
-        with self.db.write() as session:
+        with self._ctx.write() as session:
             catalogued = self.db.artifact(session, blob.sha256)
             if catalogued is not None:
                 artifact = catalogued
             else:
-                self._add_artifact(session, artifact, at=ended_at)
+                common.add_artifact(self._ctx, session, artifact, at=ended_at)
             entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
             seen: dict[str, str] = {}  # identity -> record, for repeats within the input
             # Built a chunk at a time, then linked into the log and inserted with one statement
@@ -1590,7 +1296,7 @@ class Catalog:
                 new_artifacts = {e.artifact.sha256: e.artifact for *_, entries in parts for e in entries[1:]}
                 for sha256, media_artifact in new_artifacts.items():
                     if self.db.artifact(session, sha256) is None:
-                        self._add_artifact(session, media_artifact, at=ended_at)
+                        common.add_artifact(self._ctx, session, media_artifact, at=ended_at)
                 for (record, acquisition, report, note_part, entries), event in zip(parts, events, strict=True):
                     rows["record"].append(record_row(record))
                     rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
@@ -1622,7 +1328,9 @@ class Catalog:
                 record_id = model.new_id()
                 seen[identity] = record_id
                 report = attrs.evolve(prepared_report, document_sha256=blob.sha256)
-                record, note_part = self._new_parts(record_id, True, _title(title), tags, note, None, ended_at)
+                record, note_part = common.new_parts(
+                    self._ctx, record_id, True, _title(title), tags, note, None, ended_at
+                )
                 assert record is not None  # a new record was asked for
                 acquisition = model.Acquisition(
                     id=model.new_id(),
@@ -1722,23 +1430,23 @@ class Catalog:
         for all) after the first *offset* (the next page: ``offset`` + ``limit``)."""
         from evidence_catalog.store.search import term_key
 
-        _check_limit(limit)
+        check_limit(limit)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InputError(f"offset must be a whole number of at least 0, not {offset!r}", where="offset")
         terms = []
         for kind, value in (("mention", mention), ("hashtag", hashtag), ("feed", feed), ("author", author)):
             if value is None:
                 continue
-            key = term_key(kind, _utf8(value, kind))
+            key = term_key(kind, utf8(value, kind))
             if not key:
                 raise InputError(f"{kind} is blank", where=kind)
             terms.append((kind, key))
         with self.db.read() as session:
             found = self.db.search_reports(
                 session,
-                text=_utf8(text, "text"),
+                text=utf8(text, "text"),
                 terms=terms,
-                since=_since(since),
+                since=parse_since(since),
                 limit=limit if record_filter is None else None,
                 offset=offset if record_filter is None else 0,
             )
@@ -1756,12 +1464,12 @@ class Catalog:
         the captured film -- with its source document, so that one record holds both.  The
         report is not changed; the move is a ``report.linked`` custody event, with *note* (why)
         kept on the record.  A report already on that record is left as it is (no event)."""
-        if note is not None and not _utf8(note, "note").strip():
+        if note is not None and not utf8(note, "note").strip():
             raise InputError("note must not be blank", where="note")
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be linked in it")
         at = self.clock()
-        with self.db.write() as session:
+        with self._ctx.write() as session:
             found = self.db.report(session, report_id)
             if found is None:
                 raise NotFoundError(f"no report with id {report_id}")
@@ -1847,7 +1555,7 @@ class Catalog:
             "source description": source_description,
         }
         for name, text in texts.items():
-            if text is not None and not _utf8(text, name).strip():
+            if text is not None and not utf8(text, name).strip():
                 raise InputError(f"{name} must not be blank", where=name.replace(" ", "_"))
         if source_report_id is None and source_description is None:
             raise InputError("a claim must name its source: a report on the record or who says so", where="source")
@@ -1857,7 +1565,7 @@ class Catalog:
             raise InputError("place must be a Place", where="place")
         if place is not None:
             for name, text in (("place name", place.name), ("admin area", place.admin_area)):
-                if text is not None and not _utf8(text, name).strip():
+                if text is not None and not utf8(text, name).strip():
                     raise InputError(f"{name} must not be blank", where="place")
             if place.uncertainty_m is not None and place.position is None:
                 raise InputError("an uncertainty radius needs a position (--lat and --lon)", where="place")
@@ -1910,10 +1618,10 @@ class Catalog:
     ) -> model.Assessment:
         """Record a verification assessment.  It supersedes (never overwrites) the record's
         latest assessment; the history stays on the record and in the log."""
-        checked_status = _choice(model.VerificationStatus, status, "status")
-        checked_methods = tuple(_choice(model.VerificationMethod, m, "method") for m in dict.fromkeys(methods))
-        checked_confidence = None if confidence is None else _choice(model.Confidence, confidence, "confidence")
-        if note is not None and not _utf8(note, "note").strip():
+        checked_status = choice(model.VerificationStatus, status, "status")
+        checked_methods = tuple(choice(model.VerificationMethod, m, "method") for m in dict.fromkeys(methods))
+        checked_confidence = None if confidence is None else choice(model.Confidence, confidence, "confidence")
+        if note is not None and not utf8(note, "note").strip():
             raise InputError("note must not be blank", where="note")
 
         def make(session: Any, at: dt.datetime) -> model.Assessment:
@@ -1934,8 +1642,8 @@ class Catalog:
     def relate(self, record_id: str, kind: str, target_id: str, *, note: str | None = None) -> model.Relation:
         """Record how a record relates to another (duplicate of, derived from, same incident as,
         responds to, contradicts), by whom and why."""
-        checked = _choice(model.RelationKind, kind, "relation")
-        if note is not None and not _utf8(note, "note").strip():
+        checked = choice(model.RelationKind, kind, "relation")
+        if note is not None and not utf8(note, "note").strip():
             raise InputError("note must not be blank", where="note")
         if target_id == record_id:
             raise InputError(f"record {record_id} cannot relate to itself", where="relation")
@@ -1964,13 +1672,13 @@ class Catalog:
         :mod:`evidence_catalog.interchange.redact`); naming neither, it is about every artifact
         of the record.  A field that is not there, or that cannot be withheld, is refused.
         """
-        checked = _choice(model.SensitivityKind, kind, "flag")
-        if not _utf8(reason, "reason").strip():
+        checked = choice(model.SensitivityKind, kind, "flag")
+        if not utf8(reason, "reason").strip():
             raise InputError("a flag needs a reason", where="reason")
         if isinstance(artifacts, str) or isinstance(fields, str):
             raise InputError("give artifacts and fields as lists", where="flag")
         for path in fields:
-            _utf8(path, "field")
+            utf8(path, "field")
 
         def make(session: Any, at: dt.datetime) -> model.SensitivityFlag:
             made = model.SensitivityFlag(
@@ -1986,7 +1694,7 @@ class Catalog:
 
     def add_note(self, record_id: str, text: str) -> model.Note:
         """Keep a note on a record, attributed to the operator and timed."""
-        if not _utf8(text, "note").strip():
+        if not utf8(text, "note").strip():
             raise InputError("note must not be blank", where="note")
         return self._annotate(
             record_id,
@@ -1999,12 +1707,12 @@ class Catalog:
         them, none when every tag was there already)."""
         if isinstance(tags, str):
             tags = [tags]
-        checked = _checked_tags(tags)
+        checked = checked_tags(tags)
         if not checked:
             raise InputError("no tag given", where="tag")
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be changed in it")
-        with self.db.write() as session:
+        with self._ctx.write() as session:
             if not self.db.record_exists(session, record_id):
                 raise NotFoundError(f"no record with id {record_id}")
             new = tuple(self.db.add_tags(session, record_id, checked))  # those it did not have
@@ -2025,17 +1733,17 @@ class Catalog:
         try:
             category = Category(
                 code=code,
-                label=_utf8(label, "label"),
-                reference=None if reference is None else _utf8(reference, "reference"),
+                label=utf8(label, "label"),
+                reference=None if reference is None else utf8(reference, "reference"),
             )
         except ValueError as exc:
             raise InputError(str(exc), where="category") from exc
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be changed in it")
-        with self.db.write() as session:
+        with self._ctx.write() as session:
             if code in {c.code for c in self._categories(session)}:
                 raise InputError(f"category {code!r} is defined already; choose another code", where="category")
-            self._log_catalog_event(Action.CATEGORY_DEFINED, {"category": attrs.asdict(category)}, session)
+            self._ctx.log_event(Action.CATEGORY_DEFINED, {"category": attrs.asdict(category)}, session)
         return category
 
     def categories(self) -> list[Category]:
@@ -2056,7 +1764,7 @@ class Catalog:
         member, _, _ = ANNOTATIONS[action]
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be changed in it")
-        with self.db.write() as session:
+        with self._ctx.write() as session:
             if not self.db.record_exists(session, record_id):
                 raise NotFoundError(f"no record with id {record_id}")
             at = self.clock()
@@ -2092,19 +1800,19 @@ class Catalog:
         flags, a claim's place inside *bbox* (west, south, east, north), a claim's alleged time
         overlapping *since*..*until* (a date is that whole day, UTC).  See
         :mod:`evidence_catalog.filters`; bad values are an :class:`InputError`."""
-        checked_status = None if status is None else _choice(model.VerificationStatus, status, "status")
+        checked_status = None if status is None else choice(model.VerificationStatus, status, "status")
         tags = [tags] if isinstance(tags, str) else tags  # one tag as text, as tag() takes it
         flags = [flags] if isinstance(flags, str) else flags
-        checked_flags = [_choice(model.SensitivityKind, f, "flag") for f in flags]
+        checked_flags = [choice(model.SensitivityKind, f, "flag") for f in flags]
         if category is not None and category not in {c.code for c in self.categories()}:
             raise InputError(f"unknown category {category!r}; see `evidence-catalog categories`", where="category")
-        start = _since(since)
+        start = parse_since(since)
         end = None if until is None else parse_time(until, where="until", end_of_day=True)
         try:
             return RecordFilter(
                 status=checked_status,
                 category=category,
-                tags=_checked_tags(tags),
+                tags=checked_tags(tags),
                 flags=checked_flags,
                 bbox=bbox,
                 since=start,
@@ -2137,7 +1845,7 @@ class Catalog:
         wanted = criteria or self.record_filter(
             status=status, category=category, tags=tags, flags=flags, bbox=bbox, since=since, until=until
         )
-        _check_limit(limit)
+        check_limit(limit)
         found: list[model.EvidenceRecord] = []
         for record in self.records(after=after):
             if wanted.matches(record):
@@ -2161,7 +1869,7 @@ class Catalog:
 
     def record_ids(self, *, after: str | None = None, limit: int | None = None) -> list[str]:
         """Record ids, oldest first: all, or a page of at most *limit* after the id *after*."""
-        _check_limit(limit)
+        check_limit(limit)
         if after is not None and not model.is_record_id(after):
             raise InputError(f"{after!r} is not a record id (a UUIDv7)", where="after")
         with self.db.read() as session:
@@ -2259,7 +1967,7 @@ class Catalog:
         # One snapshot: the key chain the remembered checkpoint and the key files are held
         # against is the one the log is checked with.
         with self.db.read() as session:
-            chain = self._key_chain(session)
+            chain = log_key.log_key_chain(self._ctx, session)
             epochs = chain[0]
             if remember and epochs:
                 try:
@@ -2319,7 +2027,7 @@ class Catalog:
         if not record_event:
             return report
         try:
-            self._log_catalog_event(
+            self._ctx.log_event(
                 Action.CATALOG_VERIFIED,
                 {
                     "ok": report.ok,
@@ -2362,7 +2070,7 @@ class Catalog:
                 findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{PUBLIC_FILE}", reason=f"it is not {names}"))
         if (folder / KEY_FILE).exists():
             try:
-                self._signing_key()
+                log_key.signing_key(self._ctx)
             except KeyDamagedError as exc:
                 findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{KEY_FILE}", reason=exc.message))
             except InputError:
@@ -2573,17 +2281,17 @@ class Catalog:
         if remove:
             if self.db.read_only:
                 raise StorageError("the catalog is read-only; nothing can be removed from it")
-            self._check_signing_key()  # the removal must be logged: refused before anything is deleted
+            log_key.check_signing_key(self._ctx)  # the removal must be logged: refused before anything is deleted
             # Removal holds the write lock throughout, and writers check under that lock that the
             # bytes they catalogue are still stored (``_add_artifact``): a blob is either claimed
             # before this looks (kept) or found missing by its claimer (which fails cleanly).
             # The removal is logged in the same transaction.
             try:
-                with self.db.write() as session:
+                with self._ctx.write() as session:
                     self._remove_unfinished(session, (*orphans, *temporary), grace_seconds, removed)
                     if removed:
                         listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
-                        self._log_catalog_event(Action.CATALOG_FSCK, {"removed": listed}, session)
+                        self._ctx.log_event(Action.CATALOG_FSCK, {"removed": listed}, session)
             except (StorageError, DatabaseError, IntegrityError, CatalogError) as exc:
                 if not removed:
                     raise
@@ -2616,7 +2324,7 @@ class Catalog:
                 if entry.path.startswith(f"{WORK_DIR}/"):
                     target = self.path / entry.path
                     if target.is_dir() and not target.is_symlink():
-                        _remove_if_abandoned(target)  # only when its owner is gone
+                        remove_if_abandoned(target)  # only when its owner is gone
                         if target.exists():
                             continue
                     else:
@@ -2627,280 +2335,7 @@ class Catalog:
                 continue
             removed.append(entry)
 
-    def _add_artifact(self, session: Any, artifact: model.Artifact, *, at: dt.datetime) -> None:
-        """Catalogue stored bytes (inside the write transaction *session*), after checking that
-        they are still in the blob store.
-
-        Bytes no artifact names are what ``fsck --remove`` deletes, and it deletes them only
-        while holding the write lock: checked here, under the same lock, they stay until this
-        transaction commits.  Bytes gone meanwhile (a concurrent ``fsck --remove`` took them as
-        an orphan) fail the whole transaction -- never a record claiming bytes the store lacks.
-        """
-        if not self.blobs.exists(artifact.sha256):
-            raise self._bytes_gone(artifact.sha256)
-        self.db.add_artifact(session, artifact, at=at)
-
-    def _bytes_gone(self, sha256: str) -> StorageError:
-        """The error for stored bytes that vanished before the record claiming them committed."""
-        return StorageError(
-            f"the stored bytes {sha256} were removed before they could be catalogued (a concurrent"
-            " `fsck --remove` took them for an orphan?); nothing was changed: run the command again",
-            where=self.blobs.label,
-        )
-
-    def _log_catalog_event(self, action: str, details: dict[str, Any], session: Any = None) -> model.CustodyEvent:
-        """Append one event about the catalog as a whole, by this catalog's operator, now: in the
-        write transaction *session*, or in a transaction of its own."""
-        if session is None:
-            with self.db.write() as own:
-                return self._log_catalog_event(action, details, own)
-        return self.db.append_event(
-            session, at=self.clock(), actor=self.operator, action=action, subject="catalog", details=details
-        )
-
     # -- the log's key, checkpoints and proofs ---------------------------------------------
-
-    def _create_log_key(self) -> dict[str, Any]:
-        """Make the log's key pair; return what the custody log says of it (its public half);
-        from then on every change ends with a signed checkpoint."""
-        origin = f"{ORIGIN_PREFIX}{model.new_id()}"
-        passphrase = self.key_passphrase if self.key_passphrase is not None else os.environ.get(PASSPHRASE_ENV)
-        try:
-            name, public = self.log_key.create(origin, passphrase or None)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot create the log key ({exc.strerror})", where=display_path(self.log_key.directory)
-            ) from exc
-        self.db.on_appended = self._write_checkpoint
-        return {
-            "origin": name,
-            "key_id": key_id(name, public).hex(),
-            "vkey": vkey(name, public),
-            "public_key": base64.b64encode(public).decode("ascii"),
-            "encrypted": bool(passphrase),
-        }
-
-    def _had_a_key(self) -> str | None:
-        """Why a log that names no key must not be given one as a catalog from before logs had
-        keys (its first key event and ``keys/`` removed, the log rewritten: a new key would sign
-        it), when the catalog shows that it had one; else ``None``."""
-        with self.db.read() as session:
-            if self.db.latest_checkpoint(session, signed=True) is not None:
-                return (
-                    "the custody log names no key, but signed checkpoints of it are kept: its key event was "
-                    "removed; no new key is made (run `evidence-catalog verify`)"
-                )
-        try:
-            held = remembered_for(self.path, "")
-        except CheckpointError:
-            held = None
-        if held is not None:
-            return (
-                f"the custody log names no key, but a verification under this account checked the log of "
-                f"{held[0]} in this folder ({display_path(held[3])}): its key event was removed; no new key is made "
-                "(run `evidence-catalog verify`)"
-            )
-        return None
-
-    def _logged_key(self) -> dict[str, Any] | None:
-        """What the custody log says of the log's key (``catalog.created``/``key.created``),
-        if it names one."""
-        with self.db.read() as session:
-            for action in (Action.CATALOG_CREATED, Action.LOG_KEY_CREATED):
-                for logged in self.db.events_by_action(session, action):
-                    details = logged.details.get("log", logged.details)
-                    if isinstance(details, dict) and "vkey" in details:
-                        return details
-        return None
-
-    def _key_chain(self, session: Any) -> tuple[list[KeyEpoch], list[tuple[int, str]]]:
-        """The log's keys as its own events pin and hand them over (see
-        :func:`~evidence_catalog.checkpoint.key_chain`), and the key events it rejects."""
-        documents = [
-            document
-            for action in (*KEY_DECLARED, KEY_CHANGED)
-            for document in self.db.event_documents(session, action=action)
-        ]
-        documents.sort(key=lambda d: d["seq"] if isinstance(d.get("seq"), int) else 0)
-        return key_chain(documents)
-
-    def _signing_key(self, session: Any = None) -> Ed25519PrivateKey | None:
-        """The private log key, checked against the key the custody log names; ``None`` when it
-        is encrypted and no passphrase was given (changes then keep unsigned checkpoints, which
-        :meth:`checkpoint` signs later).  A passphrase that does not open it
-        (:class:`InputError`) and key files that are damaged or not the log's key
-        (:class:`KeyDamagedError`) are raised, every time: nothing is signed with them, and the
-        change they would end is not made."""
-        if self._private_key is None and self._key_error is None and not self._key_locked:
-            try:
-                if session is None:
-                    with self.db.read() as own:
-                        epochs, _ = self._key_chain(own)
-                else:
-                    epochs, _ = self._key_chain(session)
-                pinned = epochs[-1].public if epochs else None  # none yet: the key being created
-                if epochs:  # the name signed under, and the verifier key handed out, must be the log's too
-                    try:
-                        held = self.log_key.public()
-                    except CatalogError as exc:
-                        raise KeyDamagedError(exc.message, where=exc.where) from exc
-                    if held != (epochs[-1].name, epochs[-1].public):
-                        raise KeyDamagedError(
-                            f"{KEYS_DIR}/{VKEY_FILE} is not the key the custody log names "
-                            f"({epochs[-1].name}, key id {epochs[-1].key_id}): the key files were replaced",
-                            where=display_path(self.log_key.directory / VKEY_FILE),
-                        )
-                self._private_key = self.log_key.private(self.key_passphrase, expected=pinned)
-            except KeyLockedError as exc:
-                if epochs and not epochs[-1].encrypted:
-                    # The log's key is not encrypted: an encrypted key file in its place is not it.
-                    self._key_error = KeyDamagedError(
-                        f"{KEYS_DIR}/{KEY_FILE} is encrypted, but the key the custody log names is not: the key "
-                        "file was replaced (if you encrypted it yourself, give its passphrase)",
-                        where=exc.where,
-                    )
-                else:
-                    self._key_locked = True
-            except KeyDamagedError as exc:
-                self._key_error = self._older_key(epochs) or exc
-            except InputError as exc:
-                if epochs and not epochs[-1].encrypted:  # not a wrong passphrase: not the log's key
-                    self._key_error = KeyDamagedError(
-                        f"{KEYS_DIR}/{KEY_FILE} is encrypted, but the key the custody log names is not, and the "
-                        "passphrase given does not open it: the key file was replaced",
-                        where=exc.where,
-                    )
-                else:
-                    self._key_error = exc
-            except CatalogError as exc:
-                self._key_error = exc
-        if self._key_error is not None:
-            raise self._key_error
-        return self._private_key
-
-    def _older_key(self, epochs: list[KeyEpoch]) -> KeyDamagedError | None:
-        """When ``keys/`` holds a key the log was since handed away from (a team member's copy of
-        the folder from before a change of key), the error that says so."""
-        try:
-            held = self.log_key.public()
-        except CatalogError:
-            return None
-        for older, newer in itertools.pairwise(epochs):
-            if held == (older.name, older.public):
-                return KeyDamagedError(
-                    f"this is an earlier key of the log, handed over to key {newer.key_id} at custody event "
-                    f"{newer.seq}: copy the catalog's {KEYS_DIR}/ folder from where the key was changed",
-                    where=display_path(self.log_key.directory),
-                )
-        return None
-
-    def _check_signing_key(self, *, history: bool = True) -> None:
-        """Refuse a change before anything is stored when the log key cannot sign it (a wrong
-        passphrase, damaged or replaced key files) or, with *history*, when the log is not
-        covered by its signed checkpoints as this catalog leaves it (the checkpoint that ends
-        the change would vouch for events written without the key); an encrypted key without
-        its passphrase is no reason: its checkpoints wait to be signed."""
-        if self.log_key.exists and self._signing_key() is not None and history:
-            with self.db.read() as session:
-                self._check_signed_history(session, self.db.tree_size(session))
-
-    def _write_checkpoint(self, session: Any) -> None:
-        """Sign and keep a checkpoint of the log as it is now (inside the write transaction
-        that changed it).  Without the key's passphrase the checkpoint is kept unsigned, and
-        :meth:`checkpoint` signs one later.
-
-        Before signing, the log as it was before this transaction must be covered by a
-        checkpoint the log's key signed (see :meth:`_check_signed_history`): else whoever
-        rewrote the log without the key would have the operator's next change sign it."""
-        size = self.db.tree_size(session)
-        if self._log_name is None:  # read once: this runs at the end of every change
-            self._log_name = self.log_key.public()[0]
-        current = Checkpoint(origin=self._log_name, size=size, root=self.db.merkle_root(session, size))
-        key = self._signing_key(session)
-        if key is not None:
-            self._check_signed_history(session, session.info.get(LOG_SIZE_BEFORE, size))
-        note = current.body() if key is None else sign_checkpoint(current, key)
-        self.db.add_checkpoint(
-            session, size=size, root=current.root, note=note, signed=key is not None, at=self.clock()
-        )
-
-    def _signed_prefix(self, session: Any, epochs: list[KeyEpoch]) -> tuple[int, Any]:
-        """The largest checkpoint kept that the key the log names for its size signed, over the
-        stored Merkle tree as it is now: ``(its size, its row)``; ``(0, None)`` when there is
-        none.  Raises :class:`IntegrityError` when it no longer matches the stored tree (the
-        events under it were rewritten)."""
-        size = self.db.tree_size(session)
-        for row in self.db.signed_checkpoints_by_size(session):
-            if row.tree_size > size:
-                continue  # a row that says so is no checkpoint of this log (verify names it)
-            try:
-                epoch = epoch_at(epochs, parse_checkpoint(split_note(row.note)[0]).size)
-                if epoch is None:
-                    continue
-                found = verify_checkpoint(row.note, epoch.name, epoch.public)
-            except (CheckpointError, ValueError):
-                continue  # forged or damaged: verify names it
-            if found.size != row.tree_size:
-                continue  # a row whose size is not its note's
-            if self.db.merkle_root(session, found.size) != found.root:
-                raise IntegrityError(
-                    f"the custody log is not the one its signed checkpoint of {found.size} events covers (rewritten?); "
-                    "nothing was signed or changed: run `evidence-catalog verify`",
-                    where=f"checkpoint {row.id}",
-                )
-            return found.size, row
-        return 0, None
-
-    def _check_signed_history(self, session: Any, size_before: int) -> None:
-        """Refuse to sign when the first *size_before* events (the log before the change being
-        signed) are not covered as the catalog leaves them: by a checkpoint signed by the log's
-        key, up to the last event under a key that is not encrypted (which signs every
-        change), at least up to its key event under an encrypted one (whose changes wait for
-        the passphrase).  A log that had no key before this change (it is being made) needs
-        none."""
-        epochs, _ = self._key_chain(session)
-        if size_before == 0 or (epochs and epochs[0].seq > size_before):
-            return  # the log, or its key, is made by this change
-        in_force = epoch_at(epochs, size_before)
-        covered, _ = self._signed_prefix(session, epochs)
-        needed = size_before if in_force is None or not in_force.encrypted else in_force.seq
-        if in_force is None or covered < needed:
-            raise IntegrityError(
-                f"custody events {covered + 1} to {size_before} are not covered by a checkpoint signed by the log key, "
-                "as this catalog leaves them: they may have been written or rewritten without the key, and signing now "
-                "would vouch for them; nothing was signed or changed: run `evidence-catalog verify`",
-                where=display_path(self.path),
-            )
-        self._check_remembered(session, epochs, size_before)
-
-    def _check_remembered(self, session: Any, epochs: list[KeyEpoch], size: int) -> None:
-        """Refuse to sign a log whose first events are not the ones a clean verification under
-        this account remembered (outside the catalog, see :func:`~evidence_catalog.checkpoint.
-        remembered_for`): under an encrypted key, events after the newest signed checkpoint left
-        in the catalog would otherwise be signed as whoever rewrote them left them."""
-        if not epochs:
-            return
-        try:
-            held = remembered_for(self.path, epochs[0].name)
-        except CheckpointError:
-            return  # a damaged memory: verify names it
-        if held is None:
-            return
-        name, public, note, where = held
-        if all((name, public) != (e.name, e.public) for e in epochs):
-            return  # another log (a new catalog made where an old one was): verify names it
-        try:
-            found = verify_checkpoint(note, name, public)
-        except (CheckpointError, ValueError):
-            return  # verify names it
-        if found.size <= size and self.db.merkle_root(session, found.size) != found.root:
-            raise IntegrityError(
-                f"the custody log's first {found.size} events are not the ones a verification under this account "
-                f"checked ({display_path(where)}): they were rewritten, or an older copy was put back and changed; "
-                "nothing was signed or changed: run `evidence-catalog verify` (if an older copy was put back on "
-                "purpose, keep that remembered checkpoint with the case file, then remove it)",
-                where=display_path(self.path),
-            )
 
     def change_log_key(self, *, passphrase: str | None = None) -> KeyChange:
         """Hand the custody log over to a new Ed25519 key (encrypted with *passphrase*, if given),
@@ -2914,95 +2349,7 @@ class Catalog:
         :meth:`open` finishes the move of the key files, or throws away a key that was never
         handed the log.
         """
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only; its key cannot be changed")
-        old = self._signing_key()
-        if old is None:
-            raise InputError(
-                f"the log key is encrypted: give its passphrase (${PASSPHRASE_ENV}) to hand the log to a new key",
-                where="change_log_key",
-            )
-        with self.db.read() as session:
-            epochs, _ = self._key_chain(session)
-        current = epochs[-1]
-        staging = LogKey(self.log_key.directory / NEXT_KEY_DIR)
-        shutil.rmtree(staging.directory, ignore_errors=True)  # a change that never got this far
-        try:
-            name, public = staging.create(current.name, passphrase or None)
-            new = staging.private(passphrase or "", expected=public)
-        except OSError as exc:
-            raise StorageError(f"cannot create the new key ({exc.strerror})", where=str(staging.directory)) from exc
-        new_vkey = vkey(name, public)
-        endorsement = old.sign(key_change_statement(current.vkey, new_vkey))
-        self._private_key = new  # the checkpoint that ends the change is signed by the new key
-        try:
-            event = self._log_catalog_event(
-                Action.LOG_KEY_CHANGED,
-                {
-                    "origin": name,
-                    "key_id": key_id(name, public).hex(),
-                    "vkey": new_vkey,
-                    "public_key": base64.b64encode(public).decode("ascii"),
-                    "encrypted": bool(passphrase),
-                    "previous_key_id": current.key_id,
-                    "endorsement": base64.b64encode(endorsement).decode("ascii"),
-                },
-            )
-        except BaseException:
-            self._private_key = old
-            shutil.rmtree(staging.directory, ignore_errors=True)
-            raise
-        self._install_next_key(current.key_id)
-        return KeyChange(
-            previous_key_id=current.key_id,
-            key_id=key_id(name, public).hex(),
-            vkey=new_vkey,
-            encrypted=bool(passphrase),
-            seq=event.seq,
-        )
-
-    def _install_next_key(self, retired_id: str) -> None:
-        """Put the key in ``keys/next/`` in place of the one in ``keys/``: the old public files are
-        copied to ``keys/retired/<retired_id>/``, then each new file replaces the old one
-        (``log.vkey`` last: while ``keys/next/log.vkey`` is there, the move is unfinished), so
-        the old private key is gone."""
-        folder = self.log_key.directory
-        retired = folder / RETIRED_KEYS_DIR / retired_id
-        retired.mkdir(parents=True, exist_ok=True)
-        for file_name in (VKEY_FILE, PUBLIC_FILE):
-            if not (retired / file_name).exists() and (folder / file_name).exists():
-                shutil.copy2(folder / file_name, retired / file_name)
-        fsync_dir(retired)
-        for file_name in (KEY_FILE, PUBLIC_FILE, VKEY_FILE):
-            if (folder / NEXT_KEY_DIR / file_name).exists():
-                os.replace(folder / NEXT_KEY_DIR / file_name, folder / file_name)
-                fsync_dir(folder)
-        shutil.rmtree(folder / NEXT_KEY_DIR, ignore_errors=True)
-        self._log_name = None
-
-    def _finish_key_change(self) -> None:
-        """After a :meth:`change_log_key` that was killed: finish moving the new key in when the
-        log was handed to it, else throw the unused key away."""
-        staging = LogKey(self.log_key.directory / NEXT_KEY_DIR)
-        if not (staging.directory / VKEY_FILE).exists():  # moved last: nothing is left to move
-            shutil.rmtree(staging.directory, ignore_errors=True)
-            return
-        with self.db.read() as session:
-            epochs, _ = self._key_chain(session)
-        try:
-            handed = len(epochs) > 1 and staging.public() == (epochs[-1].name, epochs[-1].public)
-        except CatalogError:
-            handed = False
-        try:
-            # log.vkey is moved last: when it is the new key already, the move was finished and
-            # what is in next/ is no unfinished move (put there by someone, it replaces nothing).
-            finished = self.log_key.public() == (epochs[-1].name, epochs[-1].public)
-        except (CatalogError, IndexError):
-            finished = False
-        if handed and not finished:
-            self._install_next_key(epochs[-2].key_id)
-        else:
-            shutil.rmtree(staging.directory, ignore_errors=True)
+        return log_key.change_log_key(self._ctx, passphrase=passphrase)
 
     def checkpoint(self) -> CheckpointInfo:
         """The latest signed checkpoint of the custody log; a new one is signed when the latest
@@ -3012,18 +2359,18 @@ class Catalog:
         key the log names signed, over the whole log as it is now."""
         with self.db.read() as session:
             size = self.db.tree_size(session)
-            epochs, _ = self._key_chain(session)
-            covered, latest = self._signed_prefix(session, epochs)
+            epochs, _ = log_key.log_key_chain(self._ctx, session)
+            covered, latest = log_key.signed_prefix(self._ctx, session, epochs)
         if covered != size or latest is None:
             if self.db.read_only:
                 raise StorageError("the catalog is read-only; no new checkpoint can be kept")
-            if self._signing_key() is None:
+            if log_key.signing_key(self._ctx) is None:
                 raise InputError(
                     f"the log key is encrypted: give its passphrase (${PASSPHRASE_ENV}) to sign a checkpoint",
                     where="checkpoint",
                 )
-            with self.db.write() as session:
-                self._write_checkpoint(session)
+            with self._ctx.write() as session:
+                log_key.write_checkpoint(self._ctx, session)
             with self.db.read() as session:
                 latest = self.db.latest_checkpoint(session)
         assert latest is not None and latest.signed
@@ -3065,7 +2412,7 @@ class Catalog:
                     raise NotFoundError(f"no artifact with SHA-256 {sha!r}", where="artifact")
         assert latest is not None and latest.id is not None
         at = self.clock()
-        with self.db.write() as session:
+        with self._ctx.write() as session:
             self.db.queue_timestamp(
                 session,
                 kind="checkpoint",
@@ -3090,21 +2437,21 @@ class Catalog:
                 token = timestamp_digest(tsa, bytes.fromhex(row.data_sha256), timeout=timeout)
             except NetworkError as exc:
                 offline = exc.message
-                with self.db.write() as session:
+                with self._ctx.write() as session:
                     self.db.settle_timestamp(
                         session, row.id, status="pending", token=None, gen_time=None, error=offline
                     )
                 continue
             except TimestampError as exc:
                 failed.append(f"{row.subject_kind} {row.subject}: {exc}")
-                with self.db.write() as session:
+                with self._ctx.write() as session:
                     self.db.settle_timestamp(
                         session, row.id, status="failed", token=None, gen_time=None, error=str(exc)
                     )
                 continue
             info = token_info(token)
             encoded = base64.b64encode(token).decode("ascii")
-            with self.db.write() as session:
+            with self._ctx.write() as session:
                 self.db.settle_timestamp(session, row.id, "granted", token=encoded, gen_time=info.gen_time, url=tsa)
                 self.db.append_event(
                     session,
@@ -3250,7 +2597,7 @@ class Catalog:
             # Logged first, then given its name: a process killed in between leaves a logged
             # export complete under its temporary name -- never an export the log does not know.
             try:
-                self._log_catalog_event(Action.RECORDS_EXPORTED, details)
+                self._ctx.log_event(Action.RECORDS_EXPORTED, details)
             except StorageError as exc:
                 raise StorageError(
                     f"the export could not be logged, so it was not written ({exc.message})", where=where
@@ -3330,7 +2677,7 @@ class Catalog:
         blob_dir = None if blobs is None else Path(os.path.abspath(os.fspath(blobs)))
         if self.db.read_only:
             raise StorageError("the catalog is read-only; nothing can be imported into it")
-        self._check_signing_key()  # before anything is stored
+        log_key.check_signing_key(self._ctx)  # before anything is stored
         incoming = read_source(path, blobs=blob_dir, progress=progress, accept_unsigned=accept_unsigned)
         where = display_path(path)
         provenance = incoming.provenance
@@ -3342,7 +2689,7 @@ class Catalog:
         stored, present, size, created = self._store_incoming_files(incoming, new, where)
         at = self.clock()
         try:
-            with self.db.write() as session:
+            with self._ctx.write() as session:
                 new = self._records_to_import(session, incoming, where)  # again: another writer may have added
                 for item in new:
                     self._insert_imported(session, item, described, at, unsigned=not provenance.signed)
@@ -3494,7 +2841,7 @@ class Catalog:
         # Under the write lock, as fsck removes: a writer that catalogues the same bytes either
         # committed before this looks (they are kept) or finds them gone and fails cleanly.
         # When the database cannot be written now, they stay: orphans fsck lists.
-        with contextlib.suppress(EvidenceError, DatabaseError), self.db.write() as session:
+        with contextlib.suppress(EvidenceError, DatabaseError), self._ctx.write() as session:
             for sha in created:
                 if self.db.artifact(session, sha) is None:
                     with contextlib.suppress(OSError, StorageError):
@@ -3506,7 +2853,7 @@ class Catalog:
         record = item.record
         for entry in record.artifacts:
             if self.db.artifact(session, entry.artifact.sha256) is None:
-                self._add_artifact(session, entry.artifact, at=at)
+                common.add_artifact(self._ctx, session, entry.artifact, at=at)
         self.db.add_record(session, record)
         for entry in record.artifacts:
             self.db.attach_artifact(session, record.id, entry)
@@ -3635,7 +2982,7 @@ class Catalog:
             return None
         if isinstance(redact, str):
             redact = [redact]
-        kinds = frozenset(_choice(model.SensitivityKind, kind, "redact").value for kind in redact)
+        kinds = frozenset(choice(model.SensitivityKind, kind, "redact").value for kind in redact)
         if not kinds:
             raise InputError("give the flag kinds to redact, or True for all", where="redact")
         return kinds
@@ -3880,39 +3227,6 @@ class _SourceFile:
         return result
 
 
-def check_url(url: str) -> str:
-    """Accept an absolute http(s) URL as given (trimmed); refuse anything else, saying why."""
-    if not isinstance(url, str):
-        raise InputError(f"{url!r} is not a URL", where="url")
-    text = _utf8(url, "url").strip()
-    if not text:
-        raise InputError("URL is blank", where="url")
-    if any(c.isspace() for c in text) or model.has_control_characters(text):
-        raise InputError(f"{display_path(text)!r} contains spaces or control characters", where="url")
-    shown = display_path(text)
-    try:
-        parts = urllib.parse.urlsplit(text)
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number from 0 to 65535
-    except ValueError as exc:
-        raise InputError(f"{shown!r} is not a valid URL ({exc})", where="url") from exc
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise InputError(f"{shown!r} is not an http:// or https:// URL", where="url")
-    if "@" in parts.netloc:
-        # The URL is recorded (custody log, info.json) for good: a password there could never be
-        # taken out again, and would be in every export.
-        hidden = display_path(parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]).geturl())
-        raise InputError(
-            f"{hidden!r} contains a user name or password, which would be recorded for good; "
-            "use --cookies for a site that needs a login",
-            where="url",
-        )
-    try:
-        (parts.hostname or "").encode("idna")  # as yt-dlp will: at most 63 characters a label
-    except UnicodeError as exc:
-        raise InputError(f"{shown!r} does not have a valid host name", where="url") from exc
-    return text
-
-
 def _read_reports(
     raw: bytes, format: str, where: str, folder: Path, skipped: list[tuple[int, str]] | None
 ) -> tuple[list[tuple[model.Report, str, str, tuple[Path, ...]]], tuple[tuple[int, str], ...]]:
@@ -3930,12 +3244,12 @@ def _read_reports(
         feed = parse_feed(raw, where=where)
         return [(e.report, e.title, e.where, ()) for e in feed.entries], feed.warnings
     if format == "twarc":
-        tweets, warnings = parse_twarc(_input_text(raw, where), where=where, skipped=skipped)
+        tweets, warnings = parse_twarc(input_text(raw, where), where=where, skipped=skipped)
         return [(*tweet, ()) for tweet in tweets], warnings
     if format == "telegram":
-        messages, warnings = parse_telegram(_input_text(raw, where), export_dir=folder, where=where, skipped=skipped)
+        messages, warnings = parse_telegram(input_text(raw, where), export_dir=folder, where=where, skipped=skipped)
         return [(m.report, m.title, m.where, m.media) for m in messages], warnings
-    digest = parse_digest(_input_text(raw, where))
+    digest = parse_digest(input_text(raw, where))
     if not digest.items:
         raise InputError("no feed items found (a digest starts with a 'Feed Name (Platform)' line)", where=where)
     prepared: list[tuple[model.Report, str, str, tuple[Path, ...]]] = []
@@ -3957,36 +3271,6 @@ def _read_reports(
     return prepared, digest.warnings
 
 
-def parse_time(value: dt.datetime | dt.date | str, *, where: str, end_of_day: bool = False) -> dt.datetime:
-    """A time given by a user, in UTC: a date (``2024-03-01``, or a ``date``) is the start of
-    that day in UTC -- its last microsecond with *end_of_day* -- and a time must carry its zone
-    (``Z`` or ``+02:00``): a time without one would be read wrongly somewhere.  Anything else
-    is an :class:`InputError` naming *where*."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise InputError(
-                f"{display_path(text)!r} is not a date (2024-03-01) or a time with its zone (2024-03-01T10:00Z)",
-                where=where,
-            ) from None
-    if not isinstance(value, dt.datetime):
-        day = dt.time.max if end_of_day else dt.time()
-        return dt.datetime.combine(value, day, tzinfo=dt.UTC)
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError(f"{value.isoformat()} has no time zone; add Z or an offset such as +02:00", where=where)
-    try:
-        return model.to_utc(value)
-    except ValueError as exc:
-        raise InputError(str(exc), where=where) from exc
-
-
-def _since(value: dt.datetime | dt.date | str | None, where: str = "since") -> dt.datetime | None:
-    """An optional ``since`` bound (see :func:`parse_time`)."""
-    return None if value is None else parse_time(value, where=where)
-
-
 def _write_csv(stream: _TextSink, records: Iterable[model.EvidenceRecord]) -> int:
     """The CSV export: a header, then each record's artifact rows (RFC 4180, CRLF)."""
     import csv
@@ -4000,21 +3284,6 @@ def _write_csv(stream: _TextSink, records: Iterable[model.EvidenceRecord]) -> in
         writer.writerows(artifact_rows(record))
         count += 1
     return count
-
-
-def _input_text(raw: bytes, where: str) -> str:
-    """An input's bytes as text: UTF-8 only, said plainly when it is not (nothing is guessed)."""
-    if not raw:
-        raise InputError("is empty", where=where)
-    if b"\x00" in raw:
-        raise InputError("is not text (it holds binary data)", where=where)
-    try:
-        return raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"is not UTF-8 text (byte {exc.start}); convert it first, e.g. iconv -f latin1 -t utf-8",
-            where=where,
-        ) from exc
 
 
 def _title(text: str) -> str:
@@ -4033,37 +3302,6 @@ def _parts_not_kept(warnings: Sequence[str]) -> str | None:
         and "webpage" not in w
     ]
     return "; ".join(missing) or None
-
-
-def _remove_if_abandoned(work: Path) -> None:
-    """Remove a capture area whose owner is gone (its lock can be taken)."""
-    if work.name.startswith(".making-"):
-        # Its owner was killed between making and naming it (or is making it right now: only
-        # old ones are removed).
-        with contextlib.suppress(OSError):
-            if time.time() - work.stat().st_mtime > 3600:
-                shutil.rmtree(work, ignore_errors=True)
-        return
-    if not work.name.startswith("capture-") or not work.is_dir():
-        return
-    try:
-        lock = os.open(work / ".lock", os.O_WRONLY)
-    except OSError:
-        return
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(lock)
-        return  # someone is capturing into it right now
-    try:
-        shutil.rmtree(work, ignore_errors=True)
-    finally:
-        os.close(lock)
-
-
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InputError(f"limit must be a whole number of at least 1, not {limit!r}", where="limit")
 
 
 def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | ObjectBlobStore:
@@ -4099,36 +3337,6 @@ def _on_read_only_media(directory: Path) -> bool:
         return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
     except (OSError, AttributeError):
         return False
-
-
-def _utf8(text: str, where: str) -> str:
-    """Refuse text that cannot be stored as UTF-8 (e.g. undecodable bytes from a command line)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"is not valid UTF-8 text: {display_path(text)}", where=where) from exc
-    return text
-
-
-def _choice(kind: type[_E], value: Any, where: str) -> _E:
-    """*value* as a member of the enumeration *kind*, or an :class:`InputError` listing them."""
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)  # type: ignore[attr-defined]
-        raise InputError(f"unknown {where} {value!r}; use one of {allowed}", where=where) from None
-
-
-def _checked_tags(tags: Sequence[str]) -> tuple[str, ...]:
-    cleaned = []
-    for tag in tags:
-        text = _utf8(tag, "tag").strip()
-        if not text:
-            raise InputError("tag must not be blank", where="tag")
-        if model.has_control_characters(text):
-            raise InputError(f"tag {display_path(text)!r} contains a control character", where="tag")
-        cleaned.append(text)
-    return tuple(sorted(set(cleaned)))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

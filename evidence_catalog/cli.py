@@ -37,12 +37,7 @@ from evidence_catalog.capture import CaptureOptions, CaptureProgress, parse_size
 from evidence_catalog.catalog import (
     EXPORT_FORMATS,
     INGEST_FORMATS,
-    CaptureResult,
     Catalog,
-    VerificationReport,
-    check_url,
-    display_path,
-    parse_time,
 )
 from evidence_catalog.checkpoint import vkey
 from evidence_catalog.config import CONFIG_FILE, OPERATOR_ENV, parse_operator, resolve_operator
@@ -60,6 +55,9 @@ from evidence_catalog.errors import (
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.findings import EntryUnreadable
 from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
+from evidence_catalog.operations.common import check_url, parse_time
+from evidence_catalog.paths import display_path
+from evidence_catalog.results import CaptureResult, VerificationReport
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import format_timestamp, to_document, unstructure
 from evidence_catalog.versions import versions

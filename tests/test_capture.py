@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from evidence_catalog import Catalog, model
 from evidence_catalog.capture import CaptureOptions
 from evidence_catalog.capture.ytdlp import WITHHELD, WITHHELD_COOKIES, WITHHELD_SET_COOKIE
-from evidence_catalog.catalog import CaptureResult
 from evidence_catalog.errors import InputError, NotFoundError
+from evidence_catalog.results import CaptureResult
 from evidence_catalog.serialize import to_document, unstructure
 from tests.conftest import make_jpeg, run_sql
 from tests.media_server import MediaServer, Route, video_page

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog, model
-from evidence_catalog.catalog import AddResult
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
@@ -38,6 +37,8 @@ from evidence_catalog.findings import (
     RecordMissing,
     UnloggedChange,
 )
+from evidence_catalog.operations.context import Context
+from evidence_catalog.results import AddResult
 from evidence_catalog.schema_files import load_schema
 from evidence_catalog.serialize import CHECKPOINT_SCHEMA, SCHEMA_IDS, from_document
 
@@ -604,7 +605,7 @@ def test_an_export_that_cannot_be_logged_is_not_written_or_is_removed(
     def locked(*_: object, **__: object) -> None:
         raise StorageError("catalog database could not be written (database is locked)")
 
-    monkeypatch.setattr(catalog, "_log_catalog_event", locked)
+    monkeypatch.setattr(Context, "log_event", locked)
     with pytest.raises(StorageError, match="could not be logged, so it was not written"):
         catalog.export(tmp_path / "out.json")
     assert not (tmp_path / "out.json").exists()

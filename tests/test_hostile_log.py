@@ -45,6 +45,7 @@ from evidence_catalog.findings import (
     KeyFileMismatch,
 )
 from evidence_catalog.interchange.importing import UnsignedProvenanceError
+from evidence_catalog.operations import log_key as log_key_operations
 from evidence_catalog.serialize import unstructure
 
 from .conftest import FixedClock, raw_database
@@ -488,13 +489,13 @@ def test_a_change_of_key_killed_half_way_is_finished_or_undone_on_open(tmp_path:
         assert catalog.verify(record_event=False).ok
     assert state(path)[0] == before[0]
     # Killed after it committed, with only log.key moved: the move is finished.
-    with Catalog.open(path) as catalog:
+    with Catalog.open(path) as catalog, pytest.MonkeyPatch.context() as patch:
 
-        def only_the_private_key(retired_id: str) -> None:
+        def only_the_private_key(ctx: object, retired_id: str) -> None:
             os.replace(keys / "next" / "log.key", keys / "log.key")
             raise KeyboardInterrupt
 
-        catalog._install_next_key = only_the_private_key  # type: ignore[method-assign]  # killed mid-move
+        patch.setattr(log_key_operations, "install_next_key", only_the_private_key)  # killed mid-move
         with pytest.raises(KeyboardInterrupt):
             catalog.change_log_key()
     assert (keys / "next" / "log.vkey").exists()

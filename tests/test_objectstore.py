@@ -33,6 +33,7 @@ from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.findings import BlobMissing, BlobUnreadable, DigestMismatch, SizeMismatch
 from evidence_catalog.model import Digests
 from evidence_catalog.store.blobstore import BlobStore
+from evidence_catalog.operations import common
 from evidence_catalog.store.objectstore import ObjectBlobStore, parse_blobs_url
 
 from .conftest import FixedClock
@@ -378,14 +379,14 @@ def test_a_copy_that_vanishes_before_its_record_is_committed_fails_the_add(
     source.write_bytes(b"bytes put again")
     sha256 = hashlib.sha256(b"bytes put again").hexdigest()
     s3_catalog.blobs.put_stream(io.BytesIO(b"bytes put again"))  # an orphan: no record claims it
-    describe = s3_catalog._describe
+    describe = common.describe
 
-    def described_then_deleted_by_another_process(blob: Any) -> Any:
-        artifact = describe(blob)
+    def described_then_deleted_by_another_process(ctx: Any, blob: Any) -> Any:
+        artifact = describe(ctx, blob)
         s3_backend.delete(address(blob.sha256))
         return artifact
 
-    monkeypatch.setattr(s3_catalog, "_describe", described_then_deleted_by_another_process)
+    monkeypatch.setattr(common, "describe", described_then_deleted_by_another_process)
     with pytest.raises(StorageError, match="removed before they could be catalogued"):
         s3_catalog.add([source])
     monkeypatch.undo()

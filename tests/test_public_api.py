@@ -13,6 +13,7 @@ import inspect
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 
 import evidence_catalog
@@ -23,6 +24,12 @@ PINNED = Path(__file__).parent / "data" / "public_api.txt"
 def _signature(function: object) -> str:
     """A signature as text, without the memory addresses of default values."""
     return re.sub(r" at 0x[0-9a-f]+>", ">", str(inspect.signature(function)))  # type: ignore[arg-type]
+
+
+def _type_name(kind: object) -> str:
+    """A field's type as text, without module prefixes."""
+    text = kind.__name__ if isinstance(kind, type) else str(kind)
+    return re.sub(r"\b(?:[a-z_][a-z0-9_]*\.)+", "", text)
 
 
 def _members(owner: type) -> list[str]:
@@ -49,7 +56,8 @@ def surface() -> str:
             if name == "Catalog" or name.endswith(("Result", "Report", "Hit")):
                 lines.extend(_members(value))
             if hasattr(value, "__attrs_attrs__"):
-                fields = ", ".join(f"{a.name}: {a.type}" for a in value.__attrs_attrs__)
+                attrs.resolve_types(value)  # as cattrs leaves them, whatever ran before
+                fields = ", ".join(f"{a.name}: {_type_name(a.type)}" for a in attrs.fields(value))
                 lines.append(f"{name} fields: {fields}")
         elif inspect.isfunction(value):
             lines.append(f"{name}{_signature(value)}")

@@ -248,10 +248,6 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class CatalogDatabase:
     """The catalog's database: an index of records, artifacts and the custody log."""
 
-    #: Called at the end of every write transaction that appended events (the catalog writes
-    #: its signed checkpoint there).
-    on_appended: Callable[[Session], None] | None = None
-
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._read_only = False
@@ -529,8 +525,6 @@ class CatalogDatabase:
         try:
             with Session(self._writer) as session, session.begin():
                 yield session
-                if session.info.pop("appended", False) and self.on_appended is not None:
-                    self.on_appended(session)  # a checkpoint, in the same transaction
         except OperationalError as exc:
             raise StorageError(f"catalog database could not be written ({exc.orig}); nothing was changed") from exc
         except DatabaseError as exc:
@@ -540,6 +534,12 @@ class CatalogDatabase:
             raise StorageError(
                 f"catalog database could not be written ({_first_line(exc.orig)}); nothing was changed"
             ) from exc
+
+    @staticmethod
+    def appended(session: Session) -> bool:
+        """Whether the write transaction *session* appended custody events (asked once, at its
+        end: the operation that commits it then writes the checkpoint that ends it)."""
+        return bool(session.info.pop("appended", False))
 
     # -- custody log -------------------------------------------------------------------------
 

@@ -1,0 +1,275 @@
+"""What the catalog's operations return: one frozen type per operation, all in one place.
+
+Every type here is exported from :mod:`evidence_catalog` (and, for old scripts, still importable
+from :mod:`evidence_catalog.catalog`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+from evidence_catalog import model
+from evidence_catalog.findings import Finding
+from evidence_catalog.serialize import VERIFICATION_REPORT_SCHEMA
+from evidence_catalog.store.blobstore import StoreEntry
+
+
+@frozen
+class AddResult:
+    """What adding one file did."""
+
+    #: The file added: its absolute path, exactly (a name with a line break or bytes that are
+    #: not UTF-8 included; :func:`display_path` makes it one printable line).
+    path: Path
+    record_id: str
+    sha256: str
+    size: int
+    acquisition_id: str
+    #: False when the bytes were already on a record, which gained a new acquisition instead.
+    new_record: bool
+    #: False when the record already held these bytes (only a new acquisition was recorded).
+    new_on_record: bool
+    #: False when identical bytes were already stored.
+    new_bytes: bool
+    #: Where a damaged stored copy of these bytes was moved when this add replaced it.
+    quarantined: str | None = None
+
+
+@frozen
+class CaptureResult:
+    """What capturing one URL did."""
+
+    url: str
+    #: False when the capture failed; ``error`` says why, and the attempt is in the custody log.
+    ok: bool
+    acquisition_id: str
+    record_id: str | None = None
+    #: SHA-256 and size of the main media file (the merged file when streams were merged).
+    sha256: str | None = None
+    size: int | None = None
+    #: How many artifacts the capture holds (media, info.json, thumbnails, subtitles, page ...).
+    artifacts: int = 0
+    new_record: bool = False
+    #: False when identical main media bytes were already stored.
+    new_bytes: bool = False
+    #: False when the record already held these main media bytes (only an acquisition was added).
+    new_on_record: bool = False
+    #: The earlier main file this capture is a new version of (the platform served new bytes).
+    version_of: str | None = None
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+    #: True when the URL was not fetched because it had been captured before (``skip_captured``).
+    skipped: bool = False
+    #: What a successful capture could not keep (a subtitle or thumbnail that failed), if anything.
+    not_kept: str | None = None
+
+
+@frozen
+class IngestResult:
+    """What ingesting one input did."""
+
+    #: The input: the file read, as an absolute path (``result.json`` for a Telegram export
+    #: folder), or the URL (text) the feed was downloaded from.
+    path: Path | str
+    format: str
+    sha256: str
+    #: Items read from the input, and how many of them became new reports (the rest were there).
+    items: int
+    reports_added: int
+    reports_present: int
+    records_added: int
+    #: False when the input's bytes were already stored (ingested before, or added).
+    new_bytes: bool
+    #: Files stored by this ingest (the input, media of new reports) that were new to the blob
+    #: store, and those whose bytes it held already.
+    artifacts_added: int = 0
+    artifacts_present: int = 0
+    #: (line, message) for each part that did not fit the format (kept, not dropped).
+    warnings: tuple[tuple[int, str], ...] = ()
+    #: (line or message number, why) for each item left out with ``keep_going``.
+    skipped: tuple[tuple[int, str], ...] = ()
+    #: (record id, URL) of the media the reports point at (feed enclosures), and, with
+    #: ``capture_media``, the result of capturing each (``skipped`` when an earlier run did).
+    media: tuple[tuple[str, str], ...] = ()
+    captures: tuple[CaptureResult, ...] = ()
+
+
+@frozen
+class SearchHit:
+    """A report found by :meth:`Catalog.search`, and the record it is on."""
+
+    record_id: str
+    report: model.Report
+
+
+@frozen
+class LinkResult:
+    """What :meth:`Catalog.link` did: the report, the record it was on, the record it is on now."""
+
+    report_id: str
+    from_record: str
+    record_id: str
+    #: False when the report was on that record already (nothing was changed or logged).
+    moved: bool
+
+
+@frozen
+class VerificationReport:
+    """The outcome of :meth:`Catalog.verify`: every finding, and how much was checked."""
+
+    findings: tuple[Finding, ...]
+    records_checked: int
+    artifacts_checked: int
+    bytes_checked: int
+    events_checked: int
+    #: Whether the verification itself was written to the custody log (not on a read-only copy).
+    logged: bool = False
+    #: Why the verification was not logged, when it was not (and was to be).
+    unlogged_reason: str | None = None
+    #: Events at the end of the log that no checkpoint signed by the log's key covers (a finding
+    #: unless the verification allowed them: an encrypted key between signings).
+    unsigned_events: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.findings
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with its schema id (``schema verification-report``)."""
+        return {
+            "schema": VERIFICATION_REPORT_SCHEMA,
+            "ok": self.ok,
+            "records_checked": self.records_checked,
+            "artifacts_checked": self.artifacts_checked,
+            "bytes_checked": self.bytes_checked,
+            "events_checked": self.events_checked,
+            "unsigned_events": self.unsigned_events,
+            "logged": self.logged,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+@frozen
+class ExportResult:
+    """What an export wrote.  For a bag, ``sha256`` is that of its ``tagmanifest-sha256.txt``
+    (which pins every byte of the bag) and ``size`` its payload's bytes."""
+
+    #: The file (or, for a bag, the folder) written, as an absolute path.
+    path: Path
+    format: str
+    records: int
+    custody_events: int
+    sha256: str
+    size: int
+    #: Artifact files written (BagIt) or rows (CSV).
+    artifacts: int = 0
+    #: The bag's External-Identifier and Payload-Oxum (BagIt only).
+    external_identifier: str | None = None
+    payload_oxum: str | None = None
+    #: What a redacted export withheld (BagIt only).
+    redacted: bool = False
+    withheld_artifacts: int = 0
+    withheld_fields: int = 0
+
+
+@frozen
+class ImportResult:
+    """What an import added."""
+
+    #: The export read (a bag's folder, a JSON or JSON Lines file), as an absolute path.
+    source: Path
+    format: str
+    records_added: tuple[str, ...]
+    #: Records that were in the catalog already, exactly as they came.
+    records_present: tuple[str, ...]
+    artifacts_stored: int
+    artifacts_present: int
+    bytes_stored: int
+    #: The bag's External-Identifier and Payload-Oxum (BagIt only).
+    external_identifier: str | None = None
+    payload_oxum: str | None = None
+    #: The C2SP key id (hex) and name of the log key whose signed checkpoint covers the
+    #: export's custody events, as the exported log names it; ``None`` when unsigned.
+    log_key_id: str | None = None
+    log_origin: str | None = None
+    #: Why the export's provenance is unsigned, when that was accepted (``accept_unsigned``):
+    #: the records added are tagged ``provenance:unsigned``.
+    unsigned: str | None = None
+
+
+@frozen
+class CheckpointInfo:
+    """A checkpoint of the custody log: its size, root (hex), the signed note and when."""
+
+    size: int
+    root: str
+    note: str
+    signed: bool
+    at: dt.datetime
+
+
+@frozen
+class KeyChange:
+    """What :meth:`Catalog.change_log_key` did: the key handed over, the new one, and the event."""
+
+    previous_key_id: str
+    key_id: str
+    vkey: str
+    encrypted: bool
+    seq: int
+
+
+@frozen
+class TimestampResult:
+    """What a round of time-stamping did: the checkpoint asked for, the stamps granted and
+    refused now, how many requests are still queued, and why the TSA could not be reached."""
+
+    checkpoint: str
+    granted: tuple[str, ...]
+    failed: tuple[str, ...]
+    pending: int
+    offline: str | None
+
+
+@frozen
+class InclusionProof:
+    """That custody event *seq* is leaf ``seq - 1`` of the log's Merkle tree of *tree_size*
+    leaves with this root (RFC 6962 section 2.1.1; hashes in hex)."""
+
+    seq: int
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    proof: tuple[str, ...]
+    root: str
+    #: The signed checkpoint of that size, when there is one.
+    checkpoint: str | None
+
+
+#: What ``fsck`` leaves alone however it looks: anything younger (a writer may be about to
+#: commit the records that claim it).
+FSCK_GRACE_SECONDS = 3600.0
+
+
+@frozen
+class FsckReport:
+    """What ``fsck`` found, and what it removed."""
+
+    orphaned_blobs: tuple[FsckEntry, ...]
+    temporary: tuple[FsckEntry, ...]
+    quarantined: tuple[FsckEntry, ...]
+    removed: tuple[FsckEntry, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Whether nothing is left over (quarantined copies do not count: they are kept)."""
+        left = {e.path for e in (*self.orphaned_blobs, *self.temporary)} - {e.path for e in self.removed}
+        return not left
+
+
+FsckEntry = StoreEntry
