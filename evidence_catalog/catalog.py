@@ -638,7 +638,7 @@ class Catalog:
             if not stat.S_ISREG(info.st_mode):
                 raise InputError("not a regular file", where=where)
             with open(path, "rb", buffering=0) as stream:
-                blob = self.blobs.put_stream(_SourceFile(stream, where), progress=progress, defer_sync=defer_sync)
+                blob = self.blobs.put_stream(common.SourceFile(stream, where), progress=progress, defer_sync=defer_sync)
         except FileNotFoundError as exc:
             raise InputError("no such file", where=where) from exc
         except PermissionError as exc:
@@ -918,7 +918,7 @@ class Catalog:
         where = display_path(path)
         try:
             with open(path, "rb", buffering=0) as stream:
-                return self.blobs.put_stream(_SourceFile(stream, where))
+                return self.blobs.put_stream(common.SourceFile(stream, where))
         except OSError as exc:
             raise InputError(f"cannot be read ({exc.strerror}); nothing was ingested", where=where) from exc
 
@@ -1253,7 +1253,7 @@ class Catalog:
         stored_media = {path: common.describe(self._ctx, stored) for path, stored in stored_blobs.items()}
         media_created = sum(stored.created for stored in {b.sha256: b for b in stored_blobs.values()}.values())
         with open(file, "rb", buffering=0) as document:
-            blob = self.blobs.put_stream(_SourceFile(document, where))
+            blob = self.blobs.put_stream(common.SourceFile(document, where))
         if blob.created:
             created.append(blob.sha256)
         if blob.size != len(raw):
@@ -2822,7 +2822,7 @@ class Catalog:
         for sha in missing:
             try:
                 with open(incoming.files[sha], "rb") as stream:
-                    blob = self.blobs.put_stream(_SourceFile(stream, display_path(incoming.files[sha])))
+                    blob = self.blobs.put_stream(common.SourceFile(stream, display_path(incoming.files[sha])))
             except OSError as exc:
                 raise InputError(f"cannot be read ({exc.strerror})", where=display_path(incoming.files[sha])) from exc
             if blob.created:
@@ -2836,16 +2836,7 @@ class Catalog:
     def _remove_unclaimed(self, created: Sequence[str]) -> None:
         """Remove blobs an import stored when its records were not written, unless a record
         (of another writer, meanwhile) holds them."""
-        if not created:
-            return
-        # Under the write lock, as fsck removes: a writer that catalogues the same bytes either
-        # committed before this looks (they are kept) or finds them gone and fails cleanly.
-        # When the database cannot be written now, they stay: orphans fsck lists.
-        with contextlib.suppress(EvidenceError, DatabaseError), self._ctx.write() as session:
-            for sha in created:
-                if self.db.artifact(session, sha) is None:
-                    with contextlib.suppress(OSError, StorageError):
-                        self.blobs.remove(sha)
+        common.remove_unclaimed(self._ctx, created)
 
     def _insert_imported(
         self, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime, *, unsigned: bool = False
@@ -3209,22 +3200,6 @@ class _HashingTextSink:
         self.hasher.update(data)
         self.raw.write(data)
         return len(text)
-
-
-class _SourceFile:
-    """A file being added: a read error is the source's fault (an input error naming the file),
-    not the blob store's."""
-
-    def __init__(self, stream: Any, where: str) -> None:
-        self.stream = stream
-        self.where = where
-
-    def readinto(self, buffer: memoryview) -> int | None:
-        try:
-            result: int | None = self.stream.readinto(buffer)
-        except OSError as exc:
-            raise InputError(f"cannot be read ({exc.strerror or exc}); nothing was stored", where=self.where) from exc
-        return result
 
 
 def _read_reports(

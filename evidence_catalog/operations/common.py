@@ -15,11 +15,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DatabaseError
+
 from evidence_catalog import model
-from evidence_catalog.errors import (
-    InputError,
-    StorageError,
-)
+from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
@@ -51,6 +50,21 @@ def bytes_gone(ctx: Context, sha256: str) -> StorageError:
     )
 
 
+def remove_unclaimed(ctx: Context, created: Sequence[str]) -> None:
+    """Remove blobs an import or ingest stored when its records were not written, unless a record
+    (of another writer, meanwhile) holds them."""
+    if not created:
+        return
+    # Under the write lock, as fsck removes: a writer that catalogues the same bytes either
+    # committed before this looks (they are kept) or finds them gone and fails cleanly.
+    # When the database cannot be written now, they stay: orphans fsck lists.
+    with contextlib.suppress(EvidenceError, DatabaseError), ctx.write() as session:
+        for sha in created:
+            if ctx.db.artifact(session, sha) is None:
+                with contextlib.suppress(OSError, StorageError):
+                    ctx.blobs.remove(sha)
+
+
 def describe(ctx: Context, blob: StoredBlob) -> model.Artifact:
     """The artifact description of stored bytes: the catalogued one when the bytes were
     already there, else sniffed and extracted from the stored copy (never from the source)."""
@@ -70,6 +84,22 @@ def describe(ctx: Context, blob: StoredBlob) -> model.Artifact:
             )
     except FileNotFoundError as exc:  # removed since it was stored: by fsck --remove, as an orphan
         raise bytes_gone(ctx, blob.sha256) from exc
+
+
+class SourceFile:
+    """A file being added: a read error is the source's fault (an input error naming the file),
+    not the blob store's."""
+
+    def __init__(self, stream: Any, where: str) -> None:
+        self.stream = stream
+        self.where = where
+
+    def readinto(self, buffer: memoryview) -> int | None:
+        try:
+            result: int | None = self.stream.readinto(buffer)
+        except OSError as exc:
+            raise InputError(f"cannot be read ({exc.strerror or exc}); nothing was stored", where=self.where) from exc
+        return result
 
 
 def new_parts(
