@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import time
 import urllib.parse
 import uuid
@@ -70,7 +69,6 @@ from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
 from evidence_catalog.custody import (
     ANNOTATIONS,
     Action,
-    added_details,
     annotation_details,
     captured_details,
     event_leaf,
@@ -130,7 +128,7 @@ from evidence_catalog.interchange.importing import (
 )
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
-from evidence_catalog.operations import common, log_key
+from evidence_catalog.operations import adding, common, log_key
 from evidence_catalog.operations.common import (
     WORK_DIR,
     check_limit,
@@ -177,7 +175,6 @@ from evidence_catalog.store.database import (
     CatalogDatabase,
     EventDraft,
     acquisition_row,
-    artifact_row,
     check_database_url,
     index_rows,
     part_row,
@@ -520,16 +517,7 @@ class Catalog:
         without *recursive*, a special file, a broken symbolic link or a symbolic-link loop.
         The catalog's own directory is never collected.
         """
-        found: list[Path] = []
-        seen: set[Path] = set()
-        own = _identity(self.path)
-        for given in paths:
-            path = Path(os.path.abspath(given))
-            for file in _expand(path, recursive=recursive, skip=own):
-                if file not in seen:
-                    seen.add(file)
-                    found.append(file)
-        return found
+        return adding.collect_files(self._ctx, paths, recursive=recursive)
 
     def add(
         self,
@@ -553,22 +541,18 @@ class Catalog:
         committed batch catalogued and nothing of the batch in progress (its stored bytes are
         orphans ``fsck`` lists); adding the same files again completes the work.
         """
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise InputError(f"batch must be a whole number of at least 1, not {batch!r}", where="batch")
-        if isinstance(paths, str | bytes | os.PathLike):
-            paths = [paths]  # one path, not the characters of one
-        if isinstance(tags, str):
-            tags = [tags]
-        files = self.collect_files(paths, recursive=recursive)
-        results: list[AddResult] = []
-        noted: set[str] = set()  # files that end up on one record share the note: kept once
-        for start in range(0, len(files), batch):
-            added = self._add_batch(files[start : start + batch], record_id, note, source_url, tags, progress, noted)
-            for result in added:
-                results.append(result)
-                if on_added is not None:
-                    on_added(result)
-        return results
+        return adding.add(
+            self._ctx,
+            paths,
+            recursive=recursive,
+            record_id=record_id,
+            note=note,
+            source_url=source_url,
+            tags=tags,
+            progress=progress,
+            on_added=on_added,
+            batch=batch,
+        )
 
     def add_file(
         self,
@@ -588,178 +572,16 @@ class Catalog:
         the records that already received *note* in the same batch (it is not added twice) and
         gains this file's record.
         """
-        [result] = self._add_batch([path], record_id, note, source_url, tags, progress, noted)
-        return result
-
-    def _add_batch(
-        self,
-        paths: Sequence[str | os.PathLike[str]],
-        record_id: str | None,
-        note: str | None,
-        source_url: str | None,
-        tags: Sequence[str],
-        progress: ProgressCallback | None,
-        noted: set[str] | None,
-    ) -> list[AddResult]:
-        """Store and describe each file, then catalogue them all in one transaction."""
-        log_key.check_signing_key(self._ctx)  # before anything is stored
-        if record_id is not None and not model.is_record_id(record_id):
-            raise InputError(f"{record_id!r} is not a record id", where="record")
-        tags = checked_tags(tags)
-        if note is not None and not utf8(note, "note").strip():
-            raise InputError("note must not be blank", where="note")
-        if source_url is not None:
-            utf8(source_url, "source URL")
-        if record_id is not None:
-            with self.db.read() as session:
-                if not self.db.record_exists(session, record_id):
-                    raise NotFoundError(f"no record with id {record_id}", where="record")
-        # A batch of several files is flushed to disk with one sync before the transaction that
-        # claims them (instead of an fsync per file and folder); a single file on its own.
-        defer = len(paths) > 1
-        prepared = [self._store_added_file(Path(os.path.abspath(p)), source_url, progress, defer) for p in paths]
-        if defer:
-            self.blobs.sync()
-        with self._ctx.write() as session:
-            results = self._catalogue_files(session, prepared, record_id, tags, note, noted)
-        if noted is not None and note is not None:
-            noted.update(r.record_id for r in results)
-        return results
-
-    def _store_added_file(
-        self, path: Path, source_url: str | None, progress: ProgressCallback | None, defer_sync: bool = False
-    ) -> tuple[Path, StoredBlob, model.Artifact, model.Acquisition, dt.datetime]:
-        """Put one file's bytes in the blob store and describe them (before any transaction:
-        the slow part, done without holding the catalog's write lock)."""
-        where = display_path(path)
-        started_at = self.clock()
-        try:
-            info = os.stat(path)
-            if not stat.S_ISREG(info.st_mode):
-                raise InputError("not a regular file", where=where)
-            with open(path, "rb", buffering=0) as stream:
-                blob = self.blobs.put_stream(common.SourceFile(stream, where), progress=progress, defer_sync=defer_sync)
-        except FileNotFoundError as exc:
-            raise InputError("no such file", where=where) from exc
-        except PermissionError as exc:
-            raise InputError("permission denied", where=where) from exc
-        except IsADirectoryError as exc:
-            raise InputError("is a directory", where=where) from exc
-        artifact = common.describe(self._ctx, blob)
-        ended_at = self.clock()
-        path_text, path_b64 = recorded_path(path)
-        acquisition = model.Acquisition(
-            id=model.new_id(),
-            method=model.AcquisitionMethod.ADDED_FROM_DISK,
-            started_at=started_at,
-            ended_at=max(ended_at, started_at),
-            operator=self.operator,
-            tools=tool_agents(),
-            artifact_sha256=blob.sha256,
-            original_path=path_text,
-            original_path_b64=path_b64,
-            file_modified_at=dt.datetime.fromtimestamp(info.st_mtime, dt.UTC),
+        return adding.add_file(
+            self._ctx,
+            path,
+            record_id=record_id,
+            note=note,
             source_url=source_url,
+            tags=tags,
+            progress=progress,
+            noted=noted,
         )
-        return path, blob, artifact, acquisition, ended_at
-
-    def _catalogue_files(
-        self,
-        session: Any,
-        prepared: Sequence[tuple[Path, StoredBlob, model.Artifact, model.Acquisition, dt.datetime]],
-        record_id: str | None,
-        tags: tuple[str, ...],
-        note: str | None,
-        noted: set[str] | None,
-    ) -> list[AddResult]:
-        """Catalogue stored files, in order, inside the write transaction *session*: each as if
-        on its own, with a few queries and one insert per table for them all (per file, they
-        were most of the time a large add took)."""
-        shas = [blob.sha256 for _, blob, _, _, _ in prepared]
-        # Another writer may have catalogued these bytes meanwhile: its description wins, so
-        # that every event about one artifact carries the same document.
-        catalogued = self.db.artifacts(session, shas)
-        holders = self.db.holders(session, shas) if record_id is None else {}
-        if record_id is not None and not self.db.record_exists(session, record_id):
-            raise NotFoundError(f"no record with id {record_id}", where="record")
-        existing = {record_id} if record_id is not None else {ids[0] for ids in holders.values()}
-        held = self.db.held_by(session, existing)  # what each record holds, in order
-        have_tags = self.db.tags_of(session, existing) if tags else {}
-        new_artifacts: dict[str, dict[str, Any]] = {}
-        rows: dict[str, list[dict[str, Any]]] = {
-            name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
-        }
-        drafts: list[EventDraft] = []
-        done: list[tuple[AddResult, model.Acquisition, model.Note | None]] = []
-        for path, blob, artifact, acquisition, ended_at in prepared:
-            sha256 = blob.sha256
-            if sha256 in catalogued:
-                artifact = catalogued[sha256]
-            else:
-                if not self.blobs.exists(sha256):  # see _add_artifact
-                    raise common.bytes_gone(self._ctx, sha256)
-                catalogued[sha256] = artifact
-                new_artifacts[sha256] = artifact_row(artifact, ended_at)
-            target, new_record = record_id, False
-            if target is None:
-                if sha256 in holders:
-                    target = holders[sha256][0]
-                else:
-                    target, new_record = model.new_id(), True
-                    holders[sha256] = [target]
-                    held[target] = []
-                    have_tags[target] = set(tags)
-            title = path.name if acquisition.original_path_b64 is None else display_path(path.name)
-            record, note_part = common.new_parts(self._ctx, target, new_record, title, tags, note, noted, ended_at)
-            drafts.append(
-                EventDraft(
-                    at=ended_at,
-                    actor=self.operator,
-                    action=Action.ARTIFACT_ADDED,
-                    subject=target,
-                    details={
-                        **added_details(
-                            record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part
-                        ),
-                        # a stored copy that no longer matched its address was replaced by these bytes
-                        "damaged_copy_quarantined": blob.quarantined,
-                    },
-                )
-            )
-            if record is not None:
-                rows["record"].append(record_row(record))
-                rows["record_tag"] += [{"record_id": target, "tag": tag} for tag in record.tags]
-            elif tags:
-                for tag in sorted(set(tags) - have_tags[target]):
-                    rows["record_tag"].append({"record_id": target, "tag": tag})
-                    have_tags[target].add(tag)
-            attached = sha256 not in held[target]
-            if attached:
-                entry = model.RecordArtifact(artifact=artifact)
-                rows["record_artifact"].append(record_artifact_row(target, entry, len(held[target])))
-                held[target].append(sha256)
-            if note_part is not None and noted is not None:
-                noted.add(target)  # a later file of the same batch on this record: noted once
-            result = AddResult(
-                path=path,
-                record_id=target,
-                sha256=sha256,
-                size=blob.size,
-                acquisition_id=acquisition.id,
-                new_record=new_record,
-                new_on_record=attached,
-                new_bytes=blob.created,
-                quarantined=blob.quarantined,
-            )
-            done.append((result, acquisition, note_part))
-        events = self.db.append_events(session, drafts)
-        for (result, acquisition, note_part), event in zip(done, events, strict=True):
-            rows["acquisition"].append(acquisition_row(result.record_id, acquisition, event.seq))
-            if note_part is not None:
-                rows["record_part"].append(part_row(result.record_id, "note", note_part, event.seq, 0))
-        rows["artifact"] = list(new_artifacts.values())
-        self.db.insert_rows(session, rows)
-        return [result for result, _, _ in done]
 
     # -- capturing online media --------------------------------------------------------------
 
@@ -1159,7 +981,7 @@ class Catalog:
             path = Path(os.path.abspath(source))
             if path.is_dir() and format in (None, "telegram"):  # a Telegram Desktop export folder
                 path = path / "result.json"
-            [file] = self.collect_files([path])
+            [file] = adding.collect_files(self._ctx, [path])
             result = self._ingest_file(file, display_path(file), format, tags, note, keep_going, started_at)
             result = attrs.evolve(result, path=file)  # the file itself; messages name it printably
         if capture_media:
@@ -3312,69 +3134,6 @@ def _on_read_only_media(directory: Path) -> bool:
         return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
     except (OSError, AttributeError):
         return False
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
-def _expand(path: Path, *, recursive: bool, skip: tuple[int, int] | None) -> Iterator[Path]:
-    where = display_path(path)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError as exc:
-        if os.path.islink(path):
-            raise InputError("broken symbolic link", where=where) from exc
-        raise InputError("no such file or directory", where=where) from exc
-    except PermissionError as exc:
-        raise InputError("permission denied", where=where) from exc
-    except OSError as exc:
-        if exc.errno == 40:  # ELOOP: a symbolic link that points at itself
-            raise InputError("symbolic link loop", where=where) from exc
-        raise InputError(exc.strerror or str(exc), where=where) from exc
-    except ValueError as exc:  # given to the library: no file name holds a NUL
-        raise InputError("is not a file name (it holds a NUL character)", where=where) from exc
-    if stat.S_ISDIR(info.st_mode):
-        if not recursive:
-            raise InputError("is a directory (use --recursive to add its files)", where=where)
-        yield from _walk(path, ancestors=[(info.st_dev, info.st_ino)], skip=skip)
-        return
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError("not a regular file", where=where)
-    if not os.access(path, os.R_OK):
-        raise InputError("permission denied", where=where)
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror})", where=where) from exc
-    yield path
-
-
-def _walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int, int] | None) -> Iterator[Path]:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
-    except PermissionError as exc:
-        raise InputError("permission denied", where=display_path(directory)) from exc
-    for entry in entries:
-        path = Path(entry.path)
-        try:
-            info = os.stat(path)
-        except OSError:
-            info = None
-        if info is not None and stat.S_ISDIR(info.st_mode):
-            identity = (info.st_dev, info.st_ino)
-            if identity == skip:
-                continue
-            if identity in ancestors:
-                raise InputError("symbolic link loop (points back at a directory above it)", where=display_path(path))
-            yield from _walk(path, ancestors=[*ancestors, identity], skip=skip)
-        else:
-            yield from _expand(path, recursive=False, skip=skip)
 
 
 def _unmarked(record: model.EvidenceRecord) -> model.EvidenceRecord:
