@@ -39,14 +39,9 @@ from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import merkle, model
 from evidence_catalog.capture.ytdlp import (
-    CapturedFile,
-    CaptureFailed,
     CaptureOptions,
     CaptureProgress,
-    Download,
-    item_key,
 )
-from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.checkpoint import (
     KEY_FILE,
     PASSPHRASE_ENV,
@@ -72,7 +67,6 @@ from evidence_catalog.custody import (
     annotation_details,
     captured_details,
     event_leaf,
-    failed_details,
     imported_details,
     linked_details,
     replay,
@@ -128,7 +122,7 @@ from evidence_catalog.interchange.importing import (
 )
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
-from evidence_catalog.operations import adding, common, log_key
+from evidence_catalog.operations import adding, capturing, common, log_key
 from evidence_catalog.operations.common import (
     WORK_DIR,
     check_limit,
@@ -608,54 +602,17 @@ class Catalog:
         not fetched again: its result has ``skipped=True``.  Re-running an interrupted batch
         this way resumes where it stopped.
         """
-        if isinstance(urls, str):
-            urls = [urls]
-        checked = [check_url(url) for url in urls]
-        if not checked:
-            raise InputError("no URL to capture", where="url")
-        self._check_capture_request(record_id, tags, note)
-        results: list[CaptureResult] = []
-        noted: set[str] = set()
-        for url in checked:
-            earlier = self._captured_before(url) if skip_captured else None
-            if earlier is not None:
-                result = earlier
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-                continue
-            result = self.capture_url(
-                url, record_id=record_id, options=options, tags=tags, note=note, progress=progress, noted=noted
-            )
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-        return results
-
-    def _captured_before(self, url: str, record_id: str | None = None) -> CaptureResult | None:
-        """The result of not fetching *url* again: its newest successful capture (onto
-        *record_id* when given) as a ``skipped`` result, or ``None`` when there is none."""
-        with self.db.read() as session:
-            earlier = self.db.earlier_capture(session, platform_key=None, requested_url=url, record_id=record_id)
-        if earlier is None:
-            return None
-        found_on, sha256, acquisition_id = earlier
-        return CaptureResult(
-            url=url, ok=True, acquisition_id=acquisition_id, record_id=found_on, sha256=sha256, skipped=True
+        return capturing.capture(
+            self._ctx,
+            urls,
+            record_id=record_id,
+            options=options,
+            tags=tags,
+            note=note,
+            progress=progress,
+            on_result=on_result,
+            skip_captured=skip_captured,
         )
-
-    def _check_capture_request(self, record_id: str | None, tags: Sequence[str], note: str | None) -> None:
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only; nothing can be captured into it")
-        if record_id is not None:
-            if not model.is_record_id(record_id):
-                raise InputError(f"{record_id!r} is not a record id", where="record")
-            with self.db.read() as session:
-                if not self.db.record_exists(session, record_id):
-                    raise NotFoundError(f"no record with id {record_id}", where="record")
-        checked_tags(tags)
-        if note is not None and not utf8(note, "note").strip():
-            raise InputError("note must not be blank", where="note")
 
     def capture_url(
         self,
@@ -680,60 +637,9 @@ class Catalog:
         the record of the earlier capture: identical bytes gain only a new acquisition,
         different bytes become a new version (``version_of`` the earlier main file).
         """
-        log_key.check_signing_key(self._ctx)  # before anything is stored
-        url = check_url(url)
-        options = options or CaptureOptions()
-        tags = checked_tags(tags)
-        self._check_capture_request(record_id, tags, note)
-        acquisition_id = model.new_id()
-        started_at = self.clock()
-        failure: tuple[str, int | None, str | None] | None = None
-        interrupted = False
-        with common.work_area(self._ctx, acquisition_id) as work:
-            try:
-                fetched = capture_download(url, work, options, progress=progress)
-                stored = [(item, self._store_file(item.path, url)) for item in self._capture_files(fetched)]
-            except CaptureFailed as exc:
-                failure = (exc.message, exc.http_status, exc.final_url)
-            except (StorageError, InputError) as exc:
-                failure = (str(exc), None, None)
-            except OSError as exc:
-                failure = (f"the capture could not be written ({exc.strerror or exc}); nothing was stored", None, None)
-            except KeyboardInterrupt:
-                failure, interrupted = ("interrupted by the operator", None, None), True
-        # The work area is gone by now: a partial download that filled the disk no longer takes
-        # the room that logging the failure (or recording the capture) needs.
-        if interrupted:
-            with contextlib.suppress(EvidenceError):
-                self._log_failed_capture(url, acquisition_id, started_at, "interrupted by the operator", record_id)
-            raise KeyboardInterrupt
-        if failure is not None:
-            error, http_status, final_url = failure
-            return self._log_failed_capture(
-                url,
-                acquisition_id,
-                started_at,
-                error,
-                record_id,
-                http_status=http_status,
-                final_url=final_url,
-                settings=options.describe(),
-            )
-        try:
-            return self._record_capture(
-                options,
-                url,
-                fetched,
-                stored,
-                acquisition_id,
-                started_at,
-                record_id=record_id,
-                tags=tags,
-                note=note,
-                noted=noted,
-            )
-        except StorageError as exc:
-            raise StorageError(f"capture of {url} could not be recorded ({exc.message})", where=exc.where) from exc
+        return capturing.capture_url(
+            self._ctx, url, record_id=record_id, options=options, tags=tags, note=note, progress=progress, noted=noted
+        )
 
     def _store_file_copy(self, path: Path) -> StoredBlob:
         """Store a file the operator holds (it is copied, never moved)."""
@@ -743,187 +649,6 @@ class Catalog:
                 return self.blobs.put_stream(common.SourceFile(stream, where))
         except OSError as exc:
             raise InputError(f"cannot be read ({exc.strerror}); nothing was ingested", where=where) from exc
-
-    def _store_file(self, path: Path, url: str) -> StoredBlob:
-        # The download area is private and on the store's file system: hash, then move.
-        return self.blobs.adopt_file(path)
-
-    @staticmethod
-    def _capture_files(fetched: Download) -> list[CapturedFile]:
-        return [*fetched.files, CapturedFile(fetched.info_json, model.ArtifactRole.PLATFORM_METADATA)]
-
-    def _record_capture(
-        self,
-        options: CaptureOptions,
-        url: str,
-        fetched: Download,
-        stored: list[tuple[CapturedFile, StoredBlob]],
-        acquisition_id: str,
-        started_at: dt.datetime,
-        *,
-        record_id: str | None,
-        tags: tuple[str, ...],
-        note: str | None,
-        noted: set[str] | None,
-    ) -> CaptureResult:
-        sha_of = {item.path: blob.sha256 for item, blob in stored}
-        described = {blob.sha256: common.describe(self._ctx, blob) for _, blob in stored}
-        entries: list[model.RecordArtifact] = []
-        for item, blob in stored:
-            if any(e.artifact.sha256 == blob.sha256 for e in entries):
-                continue  # the same bytes twice in one capture (e.g. two identical thumbnails)
-            sources = tuple(dict.fromkeys(sha_of[p] for p in item.derived_from if sha_of[p] != blob.sha256))
-            entries.append(
-                model.RecordArtifact(
-                    artifact=described[blob.sha256],
-                    role=item.role
-                    if (sources or item.role is not model.ArtifactRole.DERIVED)
-                    else model.ArtifactRole.ORIGINAL,
-                    derived_from=sources,
-                    derivation=item.derivation if sources else None,
-                )
-            )
-        main = entries[0].artifact.sha256
-        ended_at = max(self.clock(), started_at)
-        key = item_key(fetched.extractor, fetched.platform_id)
-        acquisition = model.Acquisition(
-            id=acquisition_id,
-            method=model.AcquisitionMethod.CAPTURED_FROM_URL,
-            started_at=started_at,
-            ended_at=ended_at,
-            operator=self.operator,
-            tools=(*tool_agents(), *fetched.tools),
-            artifact_sha256=main,
-            other_artifacts=tuple(e.artifact.sha256 for e in entries[1:]),
-            requested_url=url,
-            final_url=fetched.final_url,
-            http_status=fetched.http_status,
-            platform=fetched.platform,
-            extractor=fetched.extractor,
-            platform_id=fetched.platform_id,
-            platform_info=fetched.platform_info,
-            responses=fetched.responses,
-            withheld=fetched.withheld,
-            note=_parts_not_kept(fetched.warnings),
-            settings=options.describe(),
-        )
-        with self._ctx.write() as session:
-            # Another writer may have catalogued some of these bytes meanwhile: its description
-            # wins, so that every event about one artifact carries the same document.
-            for index, entry in enumerate(entries):
-                catalogued = self.db.artifact(session, entry.artifact.sha256)
-                if catalogued is not None and catalogued != entry.artifact:
-                    entries[index] = attrs.evolve(entry, artifact=catalogued)
-            new_record = False
-            earlier = None
-            if record_id is None:
-                holders = self.db.records_holding(session, main)
-                earlier = self.db.earlier_capture(session, platform_key=key, requested_url=url)
-                if holders:
-                    record_id = holders[0]
-                elif earlier is not None:
-                    record_id = earlier[0]
-                else:
-                    record_id, new_record = model.new_id(), True
-            elif not self.db.record_exists(session, record_id):
-                raise NotFoundError(f"no record with id {record_id}", where="record")
-            else:
-                earlier = self.db.earlier_capture(session, platform_key=key, requested_url=url, record_id=record_id)
-            held = set() if new_record else set(self.db.artifacts_of(session, record_id))
-            version_of = None
-            if earlier is not None and earlier[0] == record_id and earlier[1] != main and main not in held:
-                version_of = earlier[1]
-                entries[0] = attrs.evolve(entries[0], version_of=version_of)
-            title = fetched.platform_info.title or url
-            record, note_part = common.new_parts(self._ctx, record_id, new_record, title, tags, note, noted, ended_at)
-            event = self.db.append_event(
-                session,
-                at=ended_at,
-                actor=self.operator,
-                action=Action.MEDIA_CAPTURED,
-                subject=record_id,
-                details=captured_details(
-                    record=record, entries=entries, acquisition=acquisition, tags=tags, note=note_part
-                ),
-            )
-            if record is not None:
-                self.db.add_record(session, record)
-            else:
-                self.db.add_tags(session, record_id, tags)
-            for entry in entries:
-                if self.db.artifact(session, entry.artifact.sha256) is None:
-                    common.add_artifact(self._ctx, session, entry.artifact, at=ended_at)
-                self.db.attach_artifact(session, record_id, entry)
-            self.db.add_acquisition(session, record_id, acquisition, event.seq)
-            if note_part is not None:
-                self.db.add_part(session, record_id, "note", note_part, event.seq)
-        if noted is not None and note is not None:
-            noted.add(record_id)
-        main_blob = stored[0][1]
-        return CaptureResult(
-            url=url,
-            ok=True,
-            acquisition_id=acquisition_id,
-            record_id=record_id,
-            sha256=main,
-            size=main_blob.size,
-            artifacts=len(entries),
-            new_record=new_record,
-            new_bytes=main_blob.created,
-            new_on_record=main not in held,
-            version_of=version_of,
-            warnings=fetched.warnings,
-            not_kept=acquisition.note,
-        )
-
-    def _log_failed_capture(
-        self,
-        url: str,
-        acquisition_id: str,
-        started_at: dt.datetime,
-        error: str,
-        record_id: str | None,
-        *,
-        http_status: int | None = None,
-        final_url: str | None = None,
-        settings: tuple[str, ...] = (),
-    ) -> CaptureResult:
-        """Log a failed attempt (due diligence: what was tried, when, and why it failed)."""
-        from evidence_catalog.capture.ytdlp import yt_dlp_agent
-
-        acquisition = model.Acquisition(
-            id=acquisition_id,
-            method=model.AcquisitionMethod.CAPTURED_FROM_URL,
-            started_at=started_at,
-            ended_at=max(self.clock(), started_at),
-            operator=self.operator,
-            tools=(*tool_agents(), yt_dlp_agent()),
-            outcome=model.Outcome.FAILED,
-            requested_url=url,
-            final_url=final_url,
-            http_status=http_status,
-            error=error,
-            settings=settings,
-        )
-        try:
-            with self._ctx.write() as session:
-                if record_id is not None and not self.db.record_exists(session, record_id):
-                    record_id = None
-                event = self.db.append_event(
-                    session,
-                    at=acquisition.ended_at,
-                    actor=self.operator,
-                    action=Action.CAPTURE_FAILED,
-                    subject=record_id or "catalog",
-                    details=failed_details(acquisition),
-                )
-                if record_id is not None:
-                    self.db.add_acquisition(session, record_id, acquisition, event.seq)
-        except StorageError as exc:
-            raise StorageError(
-                f"capture of {url} failed ({error}) and the failure could not be logged ({exc.message})"
-            ) from exc
-        return CaptureResult(url=url, ok=False, acquisition_id=acquisition_id, record_id=record_id, error=error)
 
     # -- ingesting reports -------------------------------------------------------------------
 
@@ -1001,8 +726,11 @@ class Catalog:
                 warnings.append((0, f"media of record {record_id} not captured: {exc.message}"))
                 continue
             # Captured onto that record by an earlier run: resumed, not fetched again.
-            done = self._captured_before(checked, record_id)
-            captures.append(done or self.capture_url(checked, record_id=record_id, options=options, progress=progress))
+            done = capturing.captured_before(self._ctx, checked, record_id)
+            captures.append(
+                done
+                or capturing.capture_url(self._ctx, checked, record_id=record_id, options=options, progress=progress)
+            )
         return attrs.evolve(result, captures=tuple(captures), warnings=tuple(warnings))
 
     def _ingest_file(
@@ -3087,18 +2815,6 @@ def _title(text: str) -> str:
     """A record title from a report's text: its first line, at most 100 characters."""
     first = text.split("\n", 1)[0].strip() or text.strip()
     return first if len(first) <= 100 else first[:99] + "…"
-
-
-def _parts_not_kept(warnings: Sequence[str]) -> str | None:
-    """What a successful capture could not keep (a subtitle or thumbnail that failed), as the
-    acquisition's note: the record must not look more complete than it is."""
-    missing = [
-        w
-        for w in warnings
-        if w.startswith(("not kept", "thumbnail not kept", "Unable to download video subtitles", "Unable to download"))
-        and "webpage" not in w
-    ]
-    return "; ".join(missing) or None
 
 
 def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | ObjectBlobStore:
