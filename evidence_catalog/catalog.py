@@ -65,7 +65,6 @@ from evidence_catalog.custody import (
     ANNOTATIONS,
     Action,
     annotation_details,
-    captured_details,
     event_leaf,
     imported_details,
     linked_details,
@@ -103,11 +102,11 @@ from evidence_catalog.findings import (
     UnloggedChange,
 )
 from evidence_catalog.hashing import MultiHasher, ProgressCallback, hash_file
-from evidence_catalog.ingest.feed import looks_like_feed
-from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
+
+# INGEST_FORMATS: the CLI's choices, named here as before.
+from evidence_catalog.ingest.formats import INGEST_FORMATS as INGEST_FORMATS
+from evidence_catalog.ingest.formats import IngestFormat
 from evidence_catalog.ingest.links import LinkSuggestion
-from evidence_catalog.ingest.telegram import looks_like_telegram
-from evidence_catalog.ingest.twarc import looks_like_twarc
 from evidence_catalog.interchange.bag import BagWriter
 from evidence_catalog.interchange.export import bag_info, find_carriers, place_bag, write_payload
 from evidence_catalog.interchange.importing import (
@@ -122,14 +121,13 @@ from evidence_catalog.interchange.importing import (
 )
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
-from evidence_catalog.operations import adding, capturing, common, log_key
+from evidence_catalog.operations import adding, capturing, common, ingesting, log_key
 from evidence_catalog.operations.common import (
     WORK_DIR,
     check_limit,
     check_url,
     checked_tags,
     choice,
-    input_text,
     parse_since,
     parse_time,
     remove_if_abandoned,
@@ -137,7 +135,7 @@ from evidence_catalog.operations.common import (
 )
 from evidence_catalog.operations.context import Clock, Context, KeyState
 from evidence_catalog.operations.log_key import KEYS_DIR, NEXT_KEY_DIR
-from evidence_catalog.paths import display_path, recorded_path
+from evidence_catalog.paths import display_path
 from evidence_catalog.results import (
     FSCK_GRACE_SECONDS,
     AddResult,
@@ -163,23 +161,18 @@ from evidence_catalog.serialize import (
     to_document,
     unstructure,
 )
-from evidence_catalog.store.blobstore import BlobStore, StoredBlob, fsync_dir, place_new_file
+from evidence_catalog.store.blobstore import BlobStore, fsync_dir, place_new_file
 from evidence_catalog.store.database import (
     HEAD_REVISION,
     CatalogDatabase,
-    EventDraft,
-    acquisition_row,
     check_database_url,
     index_rows,
-    part_row,
-    record_artifact_row,
-    record_row,
     safe_url,
 )
 from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
 from evidence_catalog.timestamp import TimestampError, token_info
 from evidence_catalog.timestamp import stamp_digest as timestamp_digest
-from evidence_catalog.versions import library_agent, tool_agents
+from evidence_catalog.versions import library_agent
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
 DATABASE_FILE = "catalog.db"
@@ -190,15 +183,8 @@ LOG_DIR = "data/log"
 TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
 
 ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
-_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _Part = TypeVar("_Part")
 _E = TypeVar("_E", bound=enum.Enum)
-IngestFormat = Literal["digest", "rss", "twarc", "telegram"]
-#: Inputs :meth:`Catalog.ingest` reads ("rss" covers RSS 0.9x-2.0, RSS 1.0/RDF and Atom; "twarc"
-#: is twarc2's JSON Lines of X API v2 responses).
-INGEST_FORMATS: tuple[str, ...] = ("digest", "rss", "twarc", "telegram")
-#: Reports written per batch of inserts during one ingest (all batches are one transaction).
-INGEST_CHUNK = 2000
 EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv")
 #: Called during a BagIt export with the bytes of artifacts copied so far and the total.
 ExportProgress = Callable[[int, int], object]
@@ -641,15 +627,6 @@ class Catalog:
             self._ctx, url, record_id=record_id, options=options, tags=tags, note=note, progress=progress, noted=noted
         )
 
-    def _store_file_copy(self, path: Path) -> StoredBlob:
-        """Store a file the operator holds (it is copied, never moved)."""
-        where = display_path(path)
-        try:
-            with open(path, "rb", buffering=0) as stream:
-                return self.blobs.put_stream(common.SourceFile(stream, where))
-        except OSError as exc:
-            raise InputError(f"cannot be read ({exc.strerror}); nothing was ingested", where=where) from exc
-
     # -- ingesting reports -------------------------------------------------------------------
 
     def ingest(
@@ -684,276 +661,17 @@ class Catalog:
         RSS content) is then captured onto the report's record, as :meth:`capture` would; a
         capture that fails is logged and in :attr:`IngestResult.captures`, and the reports stay.
         """
-        log_key.check_signing_key(self._ctx)  # before anything is stored
-        if format is not None and format not in INGEST_FORMATS:
-            raise InputError(f"unknown format {format!r}; use one of {', '.join(INGEST_FORMATS)}", where="format")
-        tags = checked_tags(tags)
-        if note is not None and not utf8(note, "note").strip():
-            raise InputError("note must not be blank", where="note")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
-            raise InputError(f"timeout must be a number of seconds from 0 to 3600, not {timeout!r}", where="timeout")
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only; nothing can be ingested into it")
-        started_at = self.clock()
-        if isinstance(source, str) and _URL_SCHEME.match(source.strip()):  # check_url refuses ftp:// …
-            url = check_url(source)
-            with common.work_area(self._ctx, f"ingest-{uuid.uuid4().hex}") as work:
-                fetched = fetch_document(url, work / "document", timeout=float(timeout))
-                result = self._ingest_file(
-                    work / "document", url, format, tags, note, keep_going, started_at, fetched=fetched
-                )
-        else:
-            path = Path(os.path.abspath(source))
-            if path.is_dir() and format in (None, "telegram"):  # a Telegram Desktop export folder
-                path = path / "result.json"
-            [file] = adding.collect_files(self._ctx, [path])
-            result = self._ingest_file(file, display_path(file), format, tags, note, keep_going, started_at)
-            result = attrs.evolve(result, path=file)  # the file itself; messages name it printably
-        if capture_media:
-            result = self._capture_media(result, capture_options, capture_progress)
-        return result
-
-    def _capture_media(
-        self, result: IngestResult, options: CaptureOptions | None, progress: CaptureProgress | None
-    ) -> IngestResult:
-        """Capture the media the new reports of an ingest point at, each onto its report's
-        record; a media URL that is not an http(s) URL is not fetched, and is warned about."""
-        captures, warnings = [], list(result.warnings)
-        for record_id, url in result.media:
-            try:
-                checked = check_url(url)
-            except InputError as exc:
-                warnings.append((0, f"media of record {record_id} not captured: {exc.message}"))
-                continue
-            # Captured onto that record by an earlier run: resumed, not fetched again.
-            done = capturing.captured_before(self._ctx, checked, record_id)
-            captures.append(
-                done
-                or capturing.capture_url(self._ctx, checked, record_id=record_id, options=options, progress=progress)
-            )
-        return attrs.evolve(result, captures=tuple(captures), warnings=tuple(warnings))
-
-    def _ingest_file(
-        self,
-        file: Path,
-        where: str,
-        format: IngestFormat | None,
-        tags: tuple[str, ...],
-        note: str | None,
-        keep_going: bool,
-        started_at: dt.datetime,
-        *,
-        fetched: FetchedDocument | None = None,
-    ) -> IngestResult:
-        """Ingest one input (see :meth:`ingest`); bytes it stored are removed again when its
-        records are not written, whatever stopped it: a refused ingest leaves no orphan."""
-        created: list[str] = []
-        try:
-            return self._ingest_stored(file, where, format, tags, note, keep_going, started_at, fetched, created)
-        except BaseException:
-            self._remove_unclaimed(created)
-            raise
-
-    def _ingest_stored(
-        self,
-        file: Path,
-        where: str,
-        format: IngestFormat | None,
-        tags: tuple[str, ...],
-        note: str | None,
-        keep_going: bool,
-        started_at: dt.datetime,
-        fetched: FetchedDocument | None,
-        created: list[str],
-    ) -> IngestResult:
-        """:meth:`_ingest_file`, naming in *created* each blob it stored that was not there."""
-        with open(file, "rb") as stream:
-            raw = stream.read()
-        if format is None:
-            format = (
-                "rss"
-                if looks_like_feed(raw)
-                else "twarc"
-                if looks_like_twarc(raw)
-                else "telegram"
-                if looks_like_telegram(raw)
-                else "digest"
-            )
-        if format == "telegram" and fetched is not None:
-            # Its media are files next to it: from a URL they would be looked for in the
-            # catalog's own work area.
-            raise InputError(
-                "a Telegram Desktop export is a folder with its media; download it and ingest the folder",
-                where=where,
-            )
-        skipped: list[tuple[int, str]] | None = [] if keep_going else None
-        prepared, warnings = _read_reports(raw, format, where, file.parent, skipped)
-        with self.db.read() as session:  # media of reports already here is not stored again
-            new_media = {
-                path
-                for report, _, _, media in prepared
-                if report.identity and self.db.record_with_report(session, report.identity) is None
-                for path in media
-            }
-        stored_blobs: dict[Path, StoredBlob] = {}
-        for path in sorted(new_media):
-            stored_blobs[path] = self._store_file_copy(path)
-            if stored_blobs[path].created:
-                created.append(stored_blobs[path].sha256)
-        stored_media = {path: common.describe(self._ctx, stored) for path, stored in stored_blobs.items()}
-        media_created = sum(stored.created for stored in {b.sha256: b for b in stored_blobs.values()}.values())
-        with open(file, "rb", buffering=0) as document:
-            blob = self.blobs.put_stream(common.SourceFile(document, where))
-        if blob.created:
-            created.append(blob.sha256)
-        if blob.size != len(raw):
-            raise InputError("changed while it was being read; nothing was ingested", where=where)
-        artifact = common.describe(self._ctx, blob)
-        ended_at = max(self.clock(), started_at)
-        path_text, path_b64 = (None, None) if fetched is not None else recorded_path(file)
-        fetched_fields: dict[str, Any] = (
-            {}
-            if fetched is None
-            else {
-                "requested_url": fetched.requested_url,
-                "final_url": fetched.final_url,
-                "http_status": fetched.status,
-                "responses": fetched.responses,
-                "withheld": (WITHHELD_SET_COOKIE,) if fetched.cookies_withheld else (),
-            }
-        )
-        media_to_capture: list[tuple[str, str]] = []
-        present = 0
-        with self._ctx.write() as session:
-            catalogued = self.db.artifact(session, blob.sha256)
-            if catalogued is not None:
-                artifact = catalogued
-            else:
-                common.add_artifact(self._ctx, session, artifact, at=ended_at)
-            entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
-            seen: dict[str, str] = {}  # identity -> record, for repeats within the input
-            # Built a chunk at a time, then linked into the log and inserted with one statement
-            # per table: memory stays bounded, and the input is still one transaction.
-            drafts: list[EventDraft] = []
-            added = 0
-
-            def flush() -> None:
-                nonlocal added
-                events = self.db.append_events(session, drafts)
-                rows: dict[str, list[dict[str, Any]]] = {
-                    name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
-                }
-                new_artifacts = {e.artifact.sha256: e.artifact for *_, entries in parts for e in entries[1:]}
-                for sha256, media_artifact in new_artifacts.items():
-                    if self.db.artifact(session, sha256) is None:
-                        common.add_artifact(self._ctx, session, media_artifact, at=ended_at)
-                for (record, acquisition, report, note_part, entries), event in zip(parts, events, strict=True):
-                    rows["record"].append(record_row(record))
-                    rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
-                    rows["record_artifact"] += [record_artifact_row(record.id, e, n) for n, e in enumerate(entries)]
-                    rows["acquisition"].append(acquisition_row(record.id, acquisition, event.seq))
-                    rows["record_part"].append(part_row(record.id, "report", report, event.seq, 0))
-                    if note_part is not None:
-                        rows["record_part"].append(part_row(record.id, "note", note_part, event.seq, 0))
-                self.db.insert_rows(session, rows)
-                index_rows(session, [(report.id, report, ended_at) for _, _, report, _, _ in parts])
-                added += len(parts)
-                drafts.clear()
-                parts.clear()
-
-            parts: list[
-                tuple[
-                    model.EvidenceRecord, model.Acquisition, model.Report, model.Note | None, list[model.RecordArtifact]
-                ]
-            ] = []
-            for prepared_report, title, item_where, media in prepared:
-                identity = prepared_report.identity
-                assert identity is not None  # every reader sets it
-                held = seen.get(identity) or self.db.record_with_report(session, identity)
-                if held is not None or not all(path in stored_media for path in media):
-                    present += 1
-                    if held is not None:  # its media may not have been captured yet
-                        media_to_capture += [(held, link.url) for link in prepared_report.media]
-                    continue
-                record_id = model.new_id()
-                seen[identity] = record_id
-                report = attrs.evolve(prepared_report, document_sha256=blob.sha256)
-                record, note_part = common.new_parts(
-                    self._ctx, record_id, True, _title(title), tags, note, None, ended_at
-                )
-                assert record is not None  # a new record was asked for
-                acquisition = model.Acquisition(
-                    id=model.new_id(),
-                    method=model.AcquisitionMethod.INGESTED_FROM_FEED,
-                    started_at=started_at,
-                    ended_at=ended_at,
-                    operator=self.operator,
-                    tools=tool_agents(),
-                    artifact_sha256=blob.sha256,
-                    other_artifacts=tuple(dict.fromkeys(stored_media[p].sha256 for p in media)),
-                    original_path=path_text,
-                    original_path_b64=path_b64,
-                    note=item_where,
-                    **fetched_fields,
-                )
-                entries = [entry]
-                for path in media:
-                    media_artifact = stored_media[path]
-                    if all(e.artifact.sha256 != media_artifact.sha256 for e in entries):
-                        entries.append(model.RecordArtifact(artifact=media_artifact))
-                drafts.append(
-                    EventDraft(
-                        at=ended_at,
-                        actor=self.operator,
-                        action=Action.REPORT_INGESTED,
-                        subject=record_id,
-                        details={
-                            **captured_details(
-                                record=record, entries=entries, acquisition=acquisition, tags=tags, note=note_part
-                            ),
-                            "report": unstructure(report),
-                        },
-                    )
-                )
-                parts.append((record, acquisition, report, note_part, entries))
-                media_to_capture += [(record_id, link.url) for link in report.media]
-                if len(parts) >= INGEST_CHUNK:
-                    flush()
-            flush()
-            drafts.append(
-                EventDraft(
-                    at=ended_at,
-                    actor=self.operator,
-                    action=Action.DIGEST_INGESTED,
-                    subject="catalog",
-                    details={
-                        "format": format,
-                        "path": path_text,
-                        "url": None if fetched is None else fetched.requested_url,
-                        "sha256": blob.sha256,
-                        "items": len(prepared),
-                        "reports_added": added,
-                        "reports_present": present,
-                        "warnings": len(warnings),
-                        "skipped": [{"line": line, "reason": reason} for line, reason in skipped or ()],
-                    },
-                )
-            )
-            self.db.append_events(session, drafts)
-        return IngestResult(
-            path=where,
+        return ingesting.ingest(
+            self._ctx,
+            source,
             format=format,
-            sha256=blob.sha256,
-            items=len(prepared),
-            reports_added=added,
-            reports_present=present,
-            records_added=added,
-            new_bytes=blob.created,
-            artifacts_added=blob.created + media_created,
-            artifacts_present=(not blob.created) + len({b.sha256 for b in stored_blobs.values()}) - media_created,
-            warnings=warnings,
-            skipped=tuple(skipped or ()),
-            media=tuple(dict.fromkeys(media_to_capture)),
+            tags=tags,
+            note=note,
+            keep_going=keep_going,
+            capture_media=capture_media,
+            capture_options=capture_options,
+            capture_progress=capture_progress,
+            timeout=timeout,
         )
 
     # -- finding and linking reports ---------------------------------------------------------
@@ -2752,50 +2470,6 @@ class _HashingTextSink:
         return len(text)
 
 
-def _read_reports(
-    raw: bytes, format: str, where: str, folder: Path, skipped: list[tuple[int, str]] | None
-) -> tuple[list[tuple[model.Report, str, str, tuple[Path, ...]]], tuple[tuple[int, str], ...]]:
-    """The reports an input states, each with a title for its record and where it was in the
-    input, and the input's warnings.  Reports carry their identity; the caller sets the
-    document's SHA-256."""
-    from evidence_catalog.ingest.digest import item_report, parse_digest, report_identity
-    from evidence_catalog.ingest.feed import parse_feed
-    from evidence_catalog.ingest.telegram import parse_telegram
-    from evidence_catalog.ingest.twarc import parse_twarc
-
-    if not raw:
-        raise InputError("is empty", where=where)
-    if format == "rss":
-        feed = parse_feed(raw, where=where)
-        return [(e.report, e.title, e.where, ()) for e in feed.entries], feed.warnings
-    if format == "twarc":
-        tweets, warnings = parse_twarc(input_text(raw, where), where=where, skipped=skipped)
-        return [(*tweet, ()) for tweet in tweets], warnings
-    if format == "telegram":
-        messages, warnings = parse_telegram(input_text(raw, where), export_dir=folder, where=where, skipped=skipped)
-        return [(m.report, m.title, m.where, m.media) for m in messages], warnings
-    digest = parse_digest(input_text(raw, where))
-    if not digest.items:
-        raise InputError("no feed items found (a digest starts with a 'Feed Name (Platform)' line)", where=where)
-    prepared: list[tuple[model.Report, str, str, tuple[Path, ...]]] = []
-    for item in digest.items:
-        identity = report_identity(
-            platform=item.platform,
-            post_id=None,
-            feed=item.feed_name,
-            author=item.repost_of or item.feed_name,
-            text=item.text,
-        )
-        report = attrs.evolve(item_report(item, report_id=model.new_id(), document_sha256=None), identity=identity)
-        where = f"digest lines {item.first_line}-{item.last_line}: " + (
-            "title and description repeat the same text, kept once"
-            if item.repeated
-            else "text not repeated as the format has it (see the ingest's warnings)"
-        )
-        prepared.append((report, item.text, where, ()))
-    return prepared, digest.warnings
-
-
 def _write_csv(stream: _TextSink, records: Iterable[model.EvidenceRecord]) -> int:
     """The CSV export: a header, then each record's artifact rows (RFC 4180, CRLF)."""
     import csv
@@ -2809,12 +2483,6 @@ def _write_csv(stream: _TextSink, records: Iterable[model.EvidenceRecord]) -> in
         writer.writerows(artifact_rows(record))
         count += 1
     return count
-
-
-def _title(text: str) -> str:
-    """A record title from a report's text: its first line, at most 100 characters."""
-    first = text.split("\n", 1)[0].strip() or text.strip()
-    return first if len(first) <= 100 else first[:99] + "…"
 
 
 def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | ObjectBlobStore:

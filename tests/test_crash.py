@@ -827,7 +827,7 @@ def test_ingest_killed_at_random_moments(
     export = _telegram_export(tmp_path / "ChatExport", rng, messages=60, photos=(3, 30, 47), files=(20, 40))
     ingest = Ingest(export, make_catalog)
     # written in chunks of 16 reports (of 2,000 normally), all in one transaction: kills between chunks
-    ingest.overrides = [("evidence_catalog.catalog", "INGEST_CHUNK", 16)]
+    ingest.overrides = [("evidence_catalog.operations.ingesting", "INGEST_CHUNK", 16)]
     summary = _kill_at_random(ingest, kills=KILLS[backend], rng=rng, launcher=launcher, run_cli=run_cli)
     print(f"ingest ({backend}): {dict(summary)}")
 

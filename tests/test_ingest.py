@@ -461,10 +461,10 @@ def test_a_telegram_export_with_missing_or_escaping_media_changes_nothing(
 def test_an_ingest_written_in_several_batches_is_still_one_whole(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import evidence_catalog.catalog as catalog_module
+    from evidence_catalog.operations import ingesting
     from tests.conftest import make_jpeg
 
-    monkeypatch.setattr(catalog_module, "INGEST_CHUNK", 2)  # 3 messages: a batch of 2, then 1
+    monkeypatch.setattr(ingesting, "INGEST_CHUNK", 2)  # 3 messages: a batch of 2, then 1
     folder = _telegram_export(tmp_path / "export", photo=make_jpeg())
     result = catalog.ingest(folder)
     assert result.reports_added == 3

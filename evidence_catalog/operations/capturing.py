@@ -21,27 +21,12 @@ from evidence_catalog.capture.ytdlp import (
     item_key,
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
-from evidence_catalog.custody import (
-    Action,
-    captured_details,
-    failed_details,
-)
-from evidence_catalog.errors import (
-    EvidenceError,
-    InputError,
-    NotFoundError,
-    StorageError,
-)
+from evidence_catalog.custody import Action, captured_details, failed_details
+from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, StorageError
 from evidence_catalog.operations import common, log_key
-from evidence_catalog.operations.common import (
-    check_url,
-    checked_tags,
-    utf8,
-)
+from evidence_catalog.operations.common import check_url, checked_tags, utf8
 from evidence_catalog.operations.context import Context
-from evidence_catalog.results import (
-    CaptureResult,
-)
+from evidence_catalog.results import CaptureResult
 from evidence_catalog.store.blobstore import StoredBlob
 from evidence_catalog.versions import tool_agents
 

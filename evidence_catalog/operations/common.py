@@ -281,20 +281,5 @@ def remove_if_abandoned(work: Path) -> None:
         os.close(lock)
 
 
-def input_text(raw: bytes, where: str) -> str:
-    """An input's bytes as text: UTF-8 only, said plainly when it is not (nothing is guessed)."""
-    if not raw:
-        raise InputError("is empty", where=where)
-    if b"\x00" in raw:
-        raise InputError("is not text (it holds binary data)", where=where)
-    try:
-        return raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"is not UTF-8 text (byte {exc.start}); convert it first, e.g. iconv -f latin1 -t utf-8",
-            where=where,
-        ) from exc
-
-
 #: Temporary areas of captures in progress (nothing in it is ever recorded).
 WORK_DIR = "tmp"

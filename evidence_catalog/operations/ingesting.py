@@ -1,0 +1,355 @@
+"""Ingesting reports: a feed-reader digest, an RSS/Atom feed, twarc2 tweets or a Telegram Desktop
+export, from a file, a folder or a URL, stored as the source document of one record per new
+report, all in one transaction; and then, if asked, the media those reports point at."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from evidence_catalog import model
+from evidence_catalog.capture.ytdlp import CaptureOptions, CaptureProgress
+from evidence_catalog.custody import Action, captured_details
+from evidence_catalog.errors import InputError, StorageError
+from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
+from evidence_catalog.ingest.formats import INGEST_FORMATS, IngestFormat, detect_format, read_reports
+from evidence_catalog.operations import adding, capturing, common, log_key
+from evidence_catalog.operations.common import check_url, checked_tags, utf8
+from evidence_catalog.operations.context import Context
+from evidence_catalog.paths import display_path, recorded_path
+from evidence_catalog.results import IngestResult
+from evidence_catalog.serialize import unstructure
+from evidence_catalog.store.blobstore import StoredBlob
+from evidence_catalog.store.database import (
+    EventDraft,
+    acquisition_row,
+    index_rows,
+    part_row,
+    record_artifact_row,
+    record_row,
+)
+from evidence_catalog.versions import tool_agents
+
+#: Reports written per batch of inserts during one ingest (all batches are one transaction).
+INGEST_CHUNK = 2000
+#: A source given as a URL, of any scheme (``check_url`` then refuses what is not http(s)).
+URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def ingest(
+    ctx: Context,
+    source: str | os.PathLike[str],
+    *,
+    format: IngestFormat | None = None,
+    tags: Sequence[str] = (),
+    note: str | None = None,
+    keep_going: bool = False,
+    capture_media: bool = False,
+    capture_options: CaptureOptions | None = None,
+    capture_progress: CaptureProgress | None = None,
+    timeout: float = 30.0,
+) -> IngestResult:
+    """Ingest a feed-reader digest, an RSS/Atom feed, twarc2 tweets or a Telegram Desktop
+    export: every item becomes a report on a record of its own, with the input stored as
+    the record's source document (and, for a digest, the item's line span in it).
+    *source* is a file, a Telegram export folder, or an ``http(s)://`` URL of a feed (the
+    document is downloaded as served; the responses are in each acquisition).  *format* is
+    found from the content when ``None``.
+
+    All or nothing: the input, its reports, records and custody events are written in one
+    transaction.  A report already in the catalog (same identity, see
+    :func:`~evidence_catalog.ingest.digest.report_identity`) is not added again; the repeat
+    is in the custody log (``digest.ingested`` counts what was new and what was present).
+    With *keep_going*, an item that cannot be read (a broken JSON line, a Telegram message
+    whose media file is missing) is left out and named in :attr:`IngestResult.skipped`
+    instead of stopping the ingest.
+
+    With *capture_media*, the media each new report points at (feed enclosures and Media
+    RSS content) is then captured onto the report's record, as
+    :func:`~evidence_catalog.operations.capturing.capture` would; a capture that fails is
+    logged and in :attr:`IngestResult.captures`, and the reports stay.
+    """
+    log_key.check_signing_key(ctx)  # before anything is stored
+    if format is not None and format not in INGEST_FORMATS:
+        raise InputError(f"unknown format {format!r}; use one of {', '.join(INGEST_FORMATS)}", where="format")
+    tags = checked_tags(tags)
+    if note is not None and not utf8(note, "note").strip():
+        raise InputError("note must not be blank", where="note")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        raise InputError(f"timeout must be a number of seconds from 0 to 3600, not {timeout!r}", where="timeout")
+    if ctx.db.read_only:
+        raise StorageError("the catalog is read-only; nothing can be ingested into it")
+    started_at = ctx.clock()
+    if isinstance(source, str) and URL_SCHEME.match(source.strip()):  # check_url refuses ftp:// …
+        url = check_url(source)
+        with common.work_area(ctx, f"ingest-{uuid.uuid4().hex}") as work:
+            fetched = fetch_document(url, work / "document", timeout=float(timeout))
+            result = ingest_file(
+                ctx, work / "document", url, format, tags, note, keep_going, started_at, fetched=fetched
+            )
+    else:
+        path = Path(os.path.abspath(source))
+        if path.is_dir() and format in (None, "telegram"):  # a Telegram Desktop export folder
+            path = path / "result.json"
+        [file] = adding.collect_files(ctx, [path])
+        result = ingest_file(ctx, file, display_path(file), format, tags, note, keep_going, started_at)
+        result = attrs.evolve(result, path=file)  # the file itself; messages name it printably
+    if capture_media:
+        result = capture_report_media(ctx, result, capture_options, capture_progress)
+    return result
+
+
+def capture_report_media(
+    ctx: Context, result: IngestResult, options: CaptureOptions | None, progress: CaptureProgress | None
+) -> IngestResult:
+    """Capture the media the new reports of an ingest point at, each onto its report's
+    record; a media URL that is not an http(s) URL is not fetched, and is warned about."""
+    captures, warnings = [], list(result.warnings)
+    for record_id, url in result.media:
+        try:
+            checked = check_url(url)
+        except InputError as exc:
+            warnings.append((0, f"media of record {record_id} not captured: {exc.message}"))
+            continue
+        # Captured onto that record by an earlier run: resumed, not fetched again.
+        done = capturing.captured_before(ctx, checked, record_id)
+        captures.append(
+            done or capturing.capture_url(ctx, checked, record_id=record_id, options=options, progress=progress)
+        )
+    return attrs.evolve(result, captures=tuple(captures), warnings=tuple(warnings))
+
+
+def ingest_file(
+    ctx: Context,
+    file: Path,
+    where: str,
+    format: IngestFormat | None,
+    tags: tuple[str, ...],
+    note: str | None,
+    keep_going: bool,
+    started_at: dt.datetime,
+    *,
+    fetched: FetchedDocument | None = None,
+) -> IngestResult:
+    """Ingest one input (see :func:`ingest`); bytes it stored are removed again when its
+    records are not written, whatever stopped it: a refused ingest leaves no orphan."""
+    created: list[str] = []
+    try:
+        return ingest_stored(ctx, file, where, format, tags, note, keep_going, started_at, fetched, created)
+    except BaseException:
+        common.remove_unclaimed(ctx, created)
+        raise
+
+
+def ingest_stored(
+    ctx: Context,
+    file: Path,
+    where: str,
+    format: IngestFormat | None,
+    tags: tuple[str, ...],
+    note: str | None,
+    keep_going: bool,
+    started_at: dt.datetime,
+    fetched: FetchedDocument | None,
+    created: list[str],
+) -> IngestResult:
+    """:func:`ingest_file`, naming in *created* each blob it stored that was not there."""
+    with open(file, "rb") as stream:
+        raw = stream.read()
+    if format is None:
+        format = detect_format(raw)
+    if format == "telegram" and fetched is not None:
+        # Its media are files next to it: from a URL they would be looked for in the
+        # catalog's own work area.
+        raise InputError(
+            "a Telegram Desktop export is a folder with its media; download it and ingest the folder",
+            where=where,
+        )
+    skipped: list[tuple[int, str]] | None = [] if keep_going else None
+    prepared, warnings = read_reports(raw, format, where, file.parent, skipped)
+    with ctx.db.read() as session:  # media of reports already here is not stored again
+        new_media = {
+            path
+            for report, _, _, media in prepared
+            if report.identity and ctx.db.record_with_report(session, report.identity) is None
+            for path in media
+        }
+    stored_blobs: dict[Path, StoredBlob] = {}
+    for path in sorted(new_media):
+        stored_blobs[path] = store_file_copy(ctx, path)
+        if stored_blobs[path].created:
+            created.append(stored_blobs[path].sha256)
+    stored_media = {path: common.describe(ctx, stored) for path, stored in stored_blobs.items()}
+    media_created = sum(stored.created for stored in {b.sha256: b for b in stored_blobs.values()}.values())
+    with open(file, "rb", buffering=0) as document:
+        blob = ctx.blobs.put_stream(common.SourceFile(document, where))
+    if blob.created:
+        created.append(blob.sha256)
+    if blob.size != len(raw):
+        raise InputError("changed while it was being read; nothing was ingested", where=where)
+    artifact = common.describe(ctx, blob)
+    ended_at = max(ctx.clock(), started_at)
+    path_text, path_b64 = (None, None) if fetched is not None else recorded_path(file)
+    fetched_fields: dict[str, Any] = (
+        {}
+        if fetched is None
+        else {
+            "requested_url": fetched.requested_url,
+            "final_url": fetched.final_url,
+            "http_status": fetched.status,
+            "responses": fetched.responses,
+            "withheld": (WITHHELD_SET_COOKIE,) if fetched.cookies_withheld else (),
+        }
+    )
+    media_to_capture: list[tuple[str, str]] = []
+    present = 0
+    with ctx.write() as session:
+        catalogued = ctx.db.artifact(session, blob.sha256)
+        if catalogued is not None:
+            artifact = catalogued
+        else:
+            common.add_artifact(ctx, session, artifact, at=ended_at)
+        entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
+        seen: dict[str, str] = {}  # identity -> record, for repeats within the input
+        # Built a chunk at a time, then linked into the log and inserted with one statement
+        # per table: memory stays bounded, and the input is still one transaction.
+        drafts: list[EventDraft] = []
+        added = 0
+
+        def flush() -> None:
+            nonlocal added
+            events = ctx.db.append_events(session, drafts)
+            rows: dict[str, list[dict[str, Any]]] = {
+                name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
+            }
+            new_artifacts = {e.artifact.sha256: e.artifact for *_, entries in parts for e in entries[1:]}
+            for sha256, media_artifact in new_artifacts.items():
+                if ctx.db.artifact(session, sha256) is None:
+                    common.add_artifact(ctx, session, media_artifact, at=ended_at)
+            for (record, acquisition, report, note_part, entries), event in zip(parts, events, strict=True):
+                rows["record"].append(record_row(record))
+                rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
+                rows["record_artifact"] += [record_artifact_row(record.id, e, n) for n, e in enumerate(entries)]
+                rows["acquisition"].append(acquisition_row(record.id, acquisition, event.seq))
+                rows["record_part"].append(part_row(record.id, "report", report, event.seq, 0))
+                if note_part is not None:
+                    rows["record_part"].append(part_row(record.id, "note", note_part, event.seq, 0))
+            ctx.db.insert_rows(session, rows)
+            index_rows(session, [(report.id, report, ended_at) for _, _, report, _, _ in parts])
+            added += len(parts)
+            drafts.clear()
+            parts.clear()
+
+        parts: list[
+            tuple[model.EvidenceRecord, model.Acquisition, model.Report, model.Note | None, list[model.RecordArtifact]]
+        ] = []
+        for prepared_report, title, item_where, media in prepared:
+            identity = prepared_report.identity
+            assert identity is not None  # every reader sets it
+            held = seen.get(identity) or ctx.db.record_with_report(session, identity)
+            if held is not None or not all(path in stored_media for path in media):
+                present += 1
+                if held is not None:  # its media may not have been captured yet
+                    media_to_capture += [(held, link.url) for link in prepared_report.media]
+                continue
+            record_id = model.new_id()
+            seen[identity] = record_id
+            report = attrs.evolve(prepared_report, document_sha256=blob.sha256)
+            record, note_part = common.new_parts(ctx, record_id, True, report_title(title), tags, note, None, ended_at)
+            assert record is not None  # a new record was asked for
+            acquisition = model.Acquisition(
+                id=model.new_id(),
+                method=model.AcquisitionMethod.INGESTED_FROM_FEED,
+                started_at=started_at,
+                ended_at=ended_at,
+                operator=ctx.operator,
+                tools=tool_agents(),
+                artifact_sha256=blob.sha256,
+                other_artifacts=tuple(dict.fromkeys(stored_media[p].sha256 for p in media)),
+                original_path=path_text,
+                original_path_b64=path_b64,
+                note=item_where,
+                **fetched_fields,
+            )
+            entries = [entry]
+            for path in media:
+                media_artifact = stored_media[path]
+                if all(e.artifact.sha256 != media_artifact.sha256 for e in entries):
+                    entries.append(model.RecordArtifact(artifact=media_artifact))
+            drafts.append(
+                EventDraft(
+                    at=ended_at,
+                    actor=ctx.operator,
+                    action=Action.REPORT_INGESTED,
+                    subject=record_id,
+                    details={
+                        **captured_details(
+                            record=record, entries=entries, acquisition=acquisition, tags=tags, note=note_part
+                        ),
+                        "report": unstructure(report),
+                    },
+                )
+            )
+            parts.append((record, acquisition, report, note_part, entries))
+            media_to_capture += [(record_id, link.url) for link in report.media]
+            if len(parts) >= INGEST_CHUNK:
+                flush()
+        flush()
+        drafts.append(
+            EventDraft(
+                at=ended_at,
+                actor=ctx.operator,
+                action=Action.DIGEST_INGESTED,
+                subject="catalog",
+                details={
+                    "format": format,
+                    "path": path_text,
+                    "url": None if fetched is None else fetched.requested_url,
+                    "sha256": blob.sha256,
+                    "items": len(prepared),
+                    "reports_added": added,
+                    "reports_present": present,
+                    "warnings": len(warnings),
+                    "skipped": [{"line": line, "reason": reason} for line, reason in skipped or ()],
+                },
+            )
+        )
+        ctx.db.append_events(session, drafts)
+    return IngestResult(
+        path=where,
+        format=format,
+        sha256=blob.sha256,
+        items=len(prepared),
+        reports_added=added,
+        reports_present=present,
+        records_added=added,
+        new_bytes=blob.created,
+        artifacts_added=blob.created + media_created,
+        artifacts_present=(not blob.created) + len({b.sha256 for b in stored_blobs.values()}) - media_created,
+        warnings=warnings,
+        skipped=tuple(skipped or ()),
+        media=tuple(dict.fromkeys(media_to_capture)),
+    )
+
+
+def store_file_copy(ctx: Context, path: Path) -> StoredBlob:
+    """Store a file the operator holds (it is copied, never moved)."""
+    where = display_path(path)
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            return ctx.blobs.put_stream(common.SourceFile(stream, where))
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror}); nothing was ingested", where=where) from exc
+
+
+def report_title(text: str) -> str:
+    """A record title from a report's text: its first line, at most 100 characters."""
+    first = text.split("\n", 1)[0].strip() or text.strip()
+    return first if len(first) <= 100 else first[:99] + "…"
