@@ -1617,6 +1617,23 @@ class Catalog:
         :class:`ValidationError` names the first that cannot be read."""
         return reading.read_page(self._ctx, record_ids)
 
+    def readable_records(
+        self,
+        *,
+        after: str | None = None,
+        only: Sequence[str] | None = None,
+        on_unreadable: Callable[[str, EvidenceError], object] | None = None,
+    ) -> Iterator[model.EvidenceRecord]:
+        """Every record that can be read, oldest first: all of them, or those *only* names (in
+        its order; a missing one is a :class:`NotFoundError`), after the id *after* if given,
+        read a page at a time as :meth:`records` reads them.  A record whose rows do not make a
+        valid record is left out and the rest are still read (one damaged row must not hide the
+        rest of a catalog, where :meth:`records` stops at the first): *on_unreadable*, if
+        given, is called with its id and the :class:`ValidationError`."""
+        return reading.readable_records(
+            self._ctx, after=after, only=only, on_unreadable=on_unreadable, page_size=self.PAGE_SIZE
+        )
+
     def history(self, subject: str | None = None) -> list[model.CustodyEvent]:
         """The custody log in order, or only the events about *subject* (a record id)."""
         return reading.history(self._ctx, subject)

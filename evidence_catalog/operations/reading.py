@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from evidence_catalog import model
 from evidence_catalog.custody import Action, linked_details
-from evidence_catalog.errors import InputError, NotFoundError, StorageError, ValidationError
+from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, StorageError, ValidationError
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.ingest.links import LinkSuggestion
 from evidence_catalog.interchange.redact import part_ids_named
@@ -278,6 +278,38 @@ def read_page(ctx: Context, record_ids: Sequence[str]) -> list[model.EvidenceRec
     :class:`ValidationError` names the first that cannot be read."""
     with ctx.db.read() as session:
         return list(ctx.db.records(session, record_ids))
+
+
+def readable_records(
+    ctx: Context,
+    *,
+    after: str | None = None,
+    only: Sequence[str] | None = None,
+    on_unreadable: Callable[[str, EvidenceError], object] | None = None,
+    page_size: int,
+) -> Iterator[model.EvidenceRecord]:
+    """Every record that can be read, oldest first (after the id *after*, if given), or those
+    of *only* (in its order), read *page_size* at a time; *on_unreadable* is called with the
+    id and the error of each record that cannot be read, and the rest are still read -- one
+    damaged row must not hide the rest of a catalog."""
+    remaining = None if only is None else [i for i in only if after is None or i > after]
+    while True:
+        if remaining is None:
+            page = record_ids(ctx, after=after, limit=page_size)
+        else:
+            page, remaining = remaining[:page_size], remaining[page_size:]
+        if not page:
+            return
+        try:
+            yield from read_page(ctx, page)  # read whole before the first is given: no record twice
+        except ValidationError:
+            for record_id in page:  # find the damaged one(s); read the others one by one
+                try:
+                    yield record(ctx, record_id)
+                except ValidationError as exc:
+                    if on_unreadable is not None:
+                        on_unreadable(record_id, exc)
+        after = page[-1]
 
 
 def history(ctx: Context, subject: str | None = None) -> list[model.CustodyEvent]:
