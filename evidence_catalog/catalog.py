@@ -17,11 +17,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import enum
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 import urllib.parse
@@ -29,7 +27,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, BinaryIO, ClassVar, Literal, Protocol
 
 import attrs
 import sqlalchemy as sa
@@ -62,12 +60,9 @@ from evidence_catalog.checkpoint import remember as remember_checkpoint
 from evidence_catalog.checkpoint import verify as verify_checkpoint
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
 from evidence_catalog.custody import (
-    ANNOTATIONS,
     Action,
-    annotation_details,
     event_leaf,
     imported_details,
-    linked_details,
     replay,
     verify_chain,
 )
@@ -80,7 +75,6 @@ from evidence_catalog.errors import (
     NetworkError,
     NotFoundError,
     StorageError,
-    ValidationError,
 )
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.findings import (
@@ -120,18 +114,13 @@ from evidence_catalog.interchange.importing import (
     read_source,
 )
 from evidence_catalog.interchange.prov import write_prov
-from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
-from evidence_catalog.operations import adding, capturing, common, ingesting, log_key
+from evidence_catalog.interchange.redact import FieldPathError, plan_redaction
+from evidence_catalog.operations import adding, capturing, common, ingesting, judging, log_key, reading
 from evidence_catalog.operations.common import (
     WORK_DIR,
-    check_limit,
     check_url,
-    checked_tags,
     choice,
-    parse_since,
-    parse_time,
     remove_if_abandoned,
-    utf8,
 )
 from evidence_catalog.operations.context import Clock, Context, KeyState
 from evidence_catalog.operations.log_key import KEYS_DIR, NEXT_KEY_DIR
@@ -173,7 +162,7 @@ from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_u
 from evidence_catalog.timestamp import TimestampError, token_info
 from evidence_catalog.timestamp import stamp_digest as timestamp_digest
 from evidence_catalog.versions import library_agent
-from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
+from evidence_catalog.vocabulary import Category
 
 DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
@@ -183,8 +172,6 @@ LOG_DIR = "data/log"
 TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
 
 ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
-_Part = TypeVar("_Part")
-_E = TypeVar("_E", bound=enum.Enum)
 EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv")
 #: Called during a BagIt export with the bytes of artifacts copied so far and the total.
 ExportProgress = Callable[[int, int], object]
@@ -696,108 +683,31 @@ class Catalog:
         *record_filter* (status, category, tags, flags, place, alleged time: see
         :meth:`record_filter`).  Best match first, then newest; at most *limit* hits (``None``
         for all) after the first *offset* (the next page: ``offset`` + ``limit``)."""
-        from evidence_catalog.store.search import term_key
-
-        check_limit(limit)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InputError(f"offset must be a whole number of at least 0, not {offset!r}", where="offset")
-        terms = []
-        for kind, value in (("mention", mention), ("hashtag", hashtag), ("feed", feed), ("author", author)):
-            if value is None:
-                continue
-            key = term_key(kind, utf8(value, kind))
-            if not key:
-                raise InputError(f"{kind} is blank", where=kind)
-            terms.append((kind, key))
-        with self.db.read() as session:
-            found = self.db.search_reports(
-                session,
-                text=utf8(text, "text"),
-                terms=terms,
-                since=parse_since(since),
-                limit=limit if record_filter is None else None,
-                offset=offset if record_filter is None else 0,
-            )
-            if record_filter is not None:  # judged on the record's current state, then cut
-                verdicts: dict[str, bool] = {}
-                for record_id, _ in found:
-                    if record_id not in verdicts:
-                        verdicts[record_id] = record_filter.matches(self.db.record(session, record_id))
-                found = [hit for hit in found if verdicts[hit[0]]][offset:]
-                found = found if limit is None else found[:limit]
-        return [SearchHit(record_id=record_id, report=report) for record_id, report in found]
+        return reading.search(
+            self._ctx,
+            text,
+            mention=mention,
+            hashtag=hashtag,
+            feed=feed,
+            author=author,
+            since=since,
+            limit=limit,
+            record_filter=record_filter,
+            offset=offset,
+        )
 
     def link(self, report_id: str, record_id: str, *, note: str | None = None) -> LinkResult:
         """Move a report onto another record -- e.g. a post announcing a film onto the record of
         the captured film -- with its source document, so that one record holds both.  The
         report is not changed; the move is a ``report.linked`` custody event, with *note* (why)
         kept on the record.  A report already on that record is left as it is (no event)."""
-        if note is not None and not utf8(note, "note").strip():
-            raise InputError("note must not be blank", where="note")
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only; nothing can be linked in it")
-        at = self.clock()
-        with self._ctx.write() as session:
-            found = self.db.report(session, report_id)
-            if found is None:
-                raise NotFoundError(f"no report with id {report_id}")
-            from_record, report = found
-            if not self.db.record_exists(session, record_id):
-                raise NotFoundError(f"no record with id {record_id}")
-            if from_record == record_id:
-                return LinkResult(report_id=report_id, from_record=from_record, record_id=record_id, moved=False)
-            holder = self.db.record(session, from_record)
-            if report_id in part_ids_named(holder.flags):  # moved, it would travel unredacted
-                raise InputError(
-                    f"a flag on record {from_record} names fields of report {report_id}; "
-                    "a report with withheld fields stays with its flag",
-                    where="report",
-                )
-            citing = [c.id for c in holder.claims if c.source_report_id == report_id]
-            if citing:  # the claim would name a source its record no longer holds
-                raise InputError(
-                    f"claim {citing[0]} on record {from_record} names report {report_id} as its source; "
-                    "a report a claim rests on stays with that claim",
-                    where="report",
-                )
-            document = None
-            sha256 = report.document_sha256
-            if sha256 is not None and sha256 not in self.db.artifacts_of(session, record_id):
-                artifact = self.db.artifact(session, sha256)
-                if artifact is None:
-                    raise ValidationError(f"report {report_id} names document {sha256}, which is not catalogued")
-                document = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
-            note_part = (
-                None if note is None else model.Note(id=model.new_id(), text=note, author=self.operator, written_at=at)
-            )
-            event = self.db.append_event(
-                session,
-                at=at,
-                actor=self.operator,
-                action=Action.REPORT_LINKED,
-                subject=record_id,
-                details=linked_details(report_id=report_id, from_record=from_record, document=document, note=note_part),
-            )
-            if document is not None:
-                self.db.attach_artifact(session, record_id, document)
-            self.db.move_report(session, report_id, record_id, event.seq)
-            if note_part is not None:
-                self.db.add_part(session, record_id, "note", note_part, event.seq)
-        return LinkResult(report_id=report_id, from_record=from_record, record_id=record_id, moved=True)
+        return reading.link(self._ctx, report_id, record_id, note=note)
 
     def link_suggestions(self, record_id: str | None = None) -> list[LinkSuggestion]:
         """Reports that look like they are about media captured on another record (same URL, or
         a link card with the captured item's title); with *record_id*, those that involve that
         record.  See :mod:`evidence_catalog.ingest.links`; nothing is changed."""
-        from evidence_catalog.ingest.links import suggest
-
-        with self.db.read() as session:
-            if record_id is not None and not self.db.record_exists(session, record_id):
-                raise NotFoundError(f"no record with id {record_id}")
-            found = suggest(self.db.reports(session), list(self.db.captures(session)))
-        if record_id is not None:
-            found = [s for s in found if record_id in (s.record_id, s.report_record)]
-        return found
+        return reading.link_suggestions(self._ctx, record_id)
 
     # -- the investigators' judgements: claims, assessments, relations, tags, notes, flags ---
 
@@ -817,63 +727,17 @@ class Catalog:
         category from the vocabulary (:meth:`categories`), the alleged time and place, the
         alleged perpetrator -- and who says so: a report on the record (*source_report_id*) or
         a person or organisation (*source_description*).  One ``claim.added`` custody event."""
-        texts = {
-            "summary": summary,
-            "alleged perpetrator": alleged_perpetrator,
-            "source description": source_description,
-        }
-        for name, text in texts.items():
-            if text is not None and not utf8(text, name).strip():
-                raise InputError(f"{name} must not be blank", where=name.replace(" ", "_"))
-        if source_report_id is None and source_description is None:
-            raise InputError("a claim must name its source: a report on the record or who says so", where="source")
-        if event_time is not None and not isinstance(event_time, model.EventTime):
-            raise InputError("event_time must be an EventTime", where="event_time")
-        if place is not None and not isinstance(place, model.Place):
-            raise InputError("place must be a Place", where="place")
-        if place is not None:
-            for name, text in (("place name", place.name), ("admin area", place.admin_area)):
-                if text is not None and not utf8(text, name).strip():
-                    raise InputError(f"{name} must not be blank", where="place")
-            if place.uncertainty_m is not None and place.position is None:
-                raise InputError("an uncertainty radius needs a position (--lat and --lon)", where="place")
-            if place.name is None and place.position is None and place.admin_area is None:
-                place = None  # a place with nothing in it says nothing
-        if (
-            summary is None
-            and category is None
-            and event_time is None
-            and place is None
-            and alleged_perpetrator is None
-        ):
-            raise InputError(
-                "a claim must say something: a summary, category, time, place or perpetrator", where="claim"
-            )
-        if category is not None and category not in {c.code for c in self.categories()}:
-            raise InputError(
-                f"unknown category {category!r}; see `evidence-catalog categories`, or define it first",
-                where="category",
-            )
-
-        def make(session: Any, at: dt.datetime) -> model.Claim:
-            if source_report_id is not None:
-                found = self.db.report(session, source_report_id)
-                if found is None or found[0] != record_id:
-                    raise InputError(f"report {source_report_id} is not on record {record_id}", where="source_report")
-            return model.Claim(
-                id=model.new_id(),
-                stated_by=self.operator,
-                stated_at=at,
-                summary=summary,
-                category=category,
-                event_time=event_time,
-                place=place,
-                alleged_perpetrator=alleged_perpetrator,
-                source_report_id=source_report_id,
-                source_description=source_description,
-            )
-
-        return self._annotate(record_id, Action.CLAIM_ADDED, make)
+        return judging.claim(
+            self._ctx,
+            record_id,
+            summary=summary,
+            category=category,
+            event_time=event_time,
+            place=place,
+            alleged_perpetrator=alleged_perpetrator,
+            source_report_id=source_report_id,
+            source_description=source_description,
+        )
 
     def assess(
         self,
@@ -886,42 +750,12 @@ class Catalog:
     ) -> model.Assessment:
         """Record a verification assessment.  It supersedes (never overwrites) the record's
         latest assessment; the history stays on the record and in the log."""
-        checked_status = choice(model.VerificationStatus, status, "status")
-        checked_methods = tuple(choice(model.VerificationMethod, m, "method") for m in dict.fromkeys(methods))
-        checked_confidence = None if confidence is None else choice(model.Confidence, confidence, "confidence")
-        if note is not None and not utf8(note, "note").strip():
-            raise InputError("note must not be blank", where="note")
-
-        def make(session: Any, at: dt.datetime) -> model.Assessment:
-            earlier = self.db.record(session, record_id).assessments
-            return model.Assessment(
-                id=model.new_id(),
-                status=checked_status,
-                assessor=self.operator,
-                assessed_at=at,
-                methods=checked_methods,
-                confidence=checked_confidence,
-                note=note,
-                supersedes=earlier[-1].id if earlier else None,
-            )
-
-        return self._annotate(record_id, Action.ASSESSMENT_ADDED, make)
+        return judging.assess(self._ctx, record_id, status, methods=methods, confidence=confidence, note=note)
 
     def relate(self, record_id: str, kind: str, target_id: str, *, note: str | None = None) -> model.Relation:
         """Record how a record relates to another (duplicate of, derived from, same incident as,
         responds to, contradicts), by whom and why."""
-        checked = choice(model.RelationKind, kind, "relation")
-        if note is not None and not utf8(note, "note").strip():
-            raise InputError("note must not be blank", where="note")
-        if target_id == record_id:
-            raise InputError(f"record {record_id} cannot relate to itself", where="relation")
-
-        def make(session: Any, at: dt.datetime) -> model.Relation:
-            if not self.db.record_exists(session, target_id):
-                raise NotFoundError(f"no record with id {target_id}", where="relation")
-            return model.Relation(kind=checked, target_id=target_id, linked_by=self.operator, linked_at=at, note=note)
-
-        return self._annotate(record_id, Action.RELATION_ADDED, make)
+        return judging.relate(self._ctx, record_id, kind, target_id, note=note)
 
     def flag(
         self,
@@ -940,116 +774,25 @@ class Catalog:
         :mod:`evidence_catalog.interchange.redact`); naming neither, it is about every artifact
         of the record.  A field that is not there, or that cannot be withheld, is refused.
         """
-        checked = choice(model.SensitivityKind, kind, "flag")
-        if not utf8(reason, "reason").strip():
-            raise InputError("a flag needs a reason", where="reason")
-        if isinstance(artifacts, str) or isinstance(fields, str):
-            raise InputError("give artifacts and fields as lists", where="flag")
-        for path in fields:
-            utf8(path, "field")
-
-        def make(session: Any, at: dt.datetime) -> model.SensitivityFlag:
-            made = model.SensitivityFlag(
-                kind=checked, reason=reason, set_by=self.operator, set_at=at, artifacts=artifacts, fields=fields
-            )
-            try:
-                check_flag(self.db.record(session, record_id), made)
-            except FieldPathError as exc:
-                raise InputError(str(exc), where="field") from exc
-            return made
-
-        return self._annotate(record_id, Action.FLAG_ADDED, make)
+        return judging.flag(self._ctx, record_id, kind, reason, artifacts=artifacts, fields=fields)
 
     def add_note(self, record_id: str, text: str) -> model.Note:
         """Keep a note on a record, attributed to the operator and timed."""
-        if not utf8(text, "note").strip():
-            raise InputError("note must not be blank", where="note")
-        return self._annotate(
-            record_id,
-            Action.NOTE_ADDED,
-            lambda _session, at: model.Note(id=model.new_id(), text=text, author=self.operator, written_at=at),
-        )
+        return judging.add_note(self._ctx, record_id, text)
 
     def tag(self, record_id: str, tags: Sequence[str]) -> tuple[str, ...]:
         """Add tags to a record; returns those it did not have (one ``tags.added`` event for
         them, none when every tag was there already)."""
-        if isinstance(tags, str):
-            tags = [tags]
-        checked = checked_tags(tags)
-        if not checked:
-            raise InputError("no tag given", where="tag")
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only; nothing can be changed in it")
-        with self._ctx.write() as session:
-            if not self.db.record_exists(session, record_id):
-                raise NotFoundError(f"no record with id {record_id}")
-            new = tuple(self.db.add_tags(session, record_id, checked))  # those it did not have
-            if new:
-                self.db.append_event(
-                    session,
-                    at=self.clock(),
-                    actor=self.operator,
-                    action=Action.TAGS_ADDED,
-                    subject=record_id,
-                    details={"tags": list(new)},
-                )
-        return new
+        return judging.tag(self._ctx, record_id, tags)
 
     def define_category(self, code: str, label: str, reference: str | None = None) -> Category:
         """Add a category of alleged violation to this catalog's vocabulary (logged as
         ``category.defined``); a code already defined, built in or not, cannot be changed."""
-        try:
-            category = Category(
-                code=code,
-                label=utf8(label, "label"),
-                reference=None if reference is None else utf8(reference, "reference"),
-            )
-        except ValueError as exc:
-            raise InputError(str(exc), where="category") from exc
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only; nothing can be changed in it")
-        with self._ctx.write() as session:
-            if code in {c.code for c in self._categories(session)}:
-                raise InputError(f"category {code!r} is defined already; choose another code", where="category")
-            self._ctx.log_event(Action.CATEGORY_DEFINED, {"category": attrs.asdict(category)}, session)
-        return category
+        return judging.define_category(self._ctx, code, label, reference)
 
     def categories(self) -> list[Category]:
         """The vocabulary of alleged violations: the built-in ones, then this catalog's own."""
-        with self.db.read() as session:
-            return self._categories(session)
-
-    def _categories(self, session: Any) -> list[Category]:
-        own = [
-            Category(**event.details["category"])
-            for event in self.db.events_by_action(session, Action.CATEGORY_DEFINED)
-        ]
-        return [*BUILTIN_CATEGORIES, *own]
-
-    def _annotate(self, record_id: str, action: str, make: Callable[[Any, dt.datetime], _Part]) -> _Part:
-        """Put one judgement on a record: the part *make* builds, its custody event, in one
-        transaction; nothing is written when the record is missing or *make* refuses."""
-        member, _, _ = ANNOTATIONS[action]
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only; nothing can be changed in it")
-        with self._ctx.write() as session:
-            if not self.db.record_exists(session, record_id):
-                raise NotFoundError(f"no record with id {record_id}")
-            at = self.clock()
-            try:
-                part = make(session, at)
-            except ValueError as exc:  # the model refuses it (an end before its start ...)
-                raise InputError(str(exc), where=member) from exc
-            event = self.db.append_event(
-                session,
-                at=at,
-                actor=self.operator,
-                action=action,
-                subject=record_id,
-                details=annotation_details(member, part),
-            )
-            self.db.add_part(session, record_id, member, part, event.seq)
-        return part
+        return judging.categories(self._ctx)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -1068,26 +811,9 @@ class Catalog:
         flags, a claim's place inside *bbox* (west, south, east, north), a claim's alleged time
         overlapping *since*..*until* (a date is that whole day, UTC).  See
         :mod:`evidence_catalog.filters`; bad values are an :class:`InputError`."""
-        checked_status = None if status is None else choice(model.VerificationStatus, status, "status")
-        tags = [tags] if isinstance(tags, str) else tags  # one tag as text, as tag() takes it
-        flags = [flags] if isinstance(flags, str) else flags
-        checked_flags = [choice(model.SensitivityKind, f, "flag") for f in flags]
-        if category is not None and category not in {c.code for c in self.categories()}:
-            raise InputError(f"unknown category {category!r}; see `evidence-catalog categories`", where="category")
-        start = parse_since(since)
-        end = None if until is None else parse_time(until, where="until", end_of_day=True)
-        try:
-            return RecordFilter(
-                status=checked_status,
-                category=category,
-                tags=checked_tags(tags),
-                flags=checked_flags,
-                bbox=bbox,
-                since=start,
-                until=end,
-            )
-        except ValueError as exc:
-            raise InputError(str(exc), where="filter") from exc
+        return reading.record_filter(
+            self._ctx, status=status, category=category, tags=tags, flags=flags, bbox=bbox, since=since, until=until
+        )
 
     def find_records(
         self,
@@ -1107,47 +833,36 @@ class Catalog:
         the criteria of :meth:`record_filter` given here.  A page of at most *limit* records
         after the record id *after* when those are given (the next page starts after the
         last id of this one); records are read a batch at a time, never all at once."""
-        given = any(v for v in (status, category, tags, flags, bbox, since, until))
-        if criteria is not None and given:
-            raise InputError("give a RecordFilter or criteria, not both", where="filter")
-        wanted = criteria or self.record_filter(
-            status=status, category=category, tags=tags, flags=flags, bbox=bbox, since=since, until=until
+        return reading.find_records(
+            self._ctx,
+            criteria,
+            status=status,
+            category=category,
+            tags=tags,
+            flags=flags,
+            bbox=bbox,
+            since=since,
+            until=until,
+            after=after,
+            limit=limit,
+            page_size=self.PAGE_SIZE,
         )
-        check_limit(limit)
-        found: list[model.EvidenceRecord] = []
-        for record in self.records(after=after):
-            if wanted.matches(record):
-                found.append(record)
-                if limit is not None and len(found) >= limit:
-                    break
-        return found
 
     def record(self, record_id: str) -> model.EvidenceRecord:
         """The whole record with this id; :class:`NotFoundError` if there is none."""
-        if not model.is_record_id(record_id):
-            raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
-        with self.db.read() as session:
-            return self.db.record(session, record_id)
+        return reading.record(self._ctx, record_id)
 
     def has_record(self, record_id: str) -> bool:
         """Tell whether a record with this id exists (a malformed id is an :class:`InputError`)."""
-        if not model.is_record_id(record_id):
-            raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
-        return self.db.record_exists_now(record_id)
+        return reading.has_record(self._ctx, record_id)
 
     def record_ids(self, *, after: str | None = None, limit: int | None = None) -> list[str]:
         """Record ids, oldest first: all, or a page of at most *limit* after the id *after*."""
-        check_limit(limit)
-        if after is not None and not model.is_record_id(after):
-            raise InputError(f"{after!r} is not a record id (a UUIDv7)", where="after")
-        with self.db.read() as session:
-            return self.db.record_ids(session, after=after, limit=limit)
+        return reading.record_ids(self._ctx, after=after, limit=limit)
 
     def records_with_artifact(self, sha256: str) -> list[str]:
         """The ids of the records that hold the artifact with this SHA-256 (an indexed lookup)."""
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
-            raise InputError(f"{sha256!r} is not a SHA-256 (64 lower-case hex digits)", where="sha256")
-        return self.db.records_holding_now(sha256)
+        return reading.records_with_artifact(self._ctx, sha256)
 
     #: How many records :meth:`records` reads per query.
     PAGE_SIZE: ClassVar[int] = 500
@@ -1158,38 +873,42 @@ class Catalog:
         """Records oldest first: those named (each must exist), or all of them (after the id
         *after*, if given), read a page at a time -- a million records are never in memory
         at once."""
-        if record_ids is not None:
-            for record_id in record_ids:
-                yield self.record(record_id)
-            return
-        while True:
-            page = self.record_ids(after=after, limit=self.PAGE_SIZE)
-            if not page:
-                return
-            yield from self.read_page(page)
-            after = page[-1]
+        return reading.records(self._ctx, record_ids, after=after, page_size=self.PAGE_SIZE)
 
     def read_page(self, record_ids: Sequence[str]) -> list[model.EvidenceRecord]:
         """The records named, read together (a few queries for the lot); a
         :class:`ValidationError` names the first that cannot be read."""
-        with self.db.read() as session:
-            return list(self.db.records(session, record_ids))
+        return reading.read_page(self._ctx, record_ids)
+
+    def readable_records(
+        self,
+        *,
+        after: str | None = None,
+        only: Sequence[str] | None = None,
+        on_unreadable: Callable[[str, EvidenceError], object] | None = None,
+    ) -> Iterator[model.EvidenceRecord]:
+        """Every record that can be read, oldest first: all of them, or those *only* names (in
+        its order; a missing one is a :class:`NotFoundError`), after the id *after* if given,
+        read a page at a time as :meth:`records` reads them.  A record whose rows do not make a
+        valid record is left out and the rest are still read (one damaged row must not hide the
+        rest of a catalog, where :meth:`records` stops at the first): *on_unreadable*, if
+        given, is called with its id and the :class:`ValidationError`."""
+        return reading.readable_records(
+            self._ctx, after=after, only=only, on_unreadable=on_unreadable, page_size=self.PAGE_SIZE
+        )
 
     def history(self, subject: str | None = None) -> list[model.CustodyEvent]:
         """The custody log in order, or only the events about *subject* (a record id)."""
-        with self.db.read() as session:
-            return list(self.db.events(session, subject))
+        return reading.history(self._ctx, subject)
 
     def artifact_path(self, sha256: str) -> Path:
         """Where the stored bytes of an artifact are (read-only); only for blobs on this
         machine's file system -- :meth:`open_artifact` reads them wherever they are."""
-        if not isinstance(self.blobs, BlobStore):
-            raise InputError("blobs are in object storage; read them with open_artifact()", where=self.blobs.location)
-        return self.blobs.path_for(sha256)
+        return reading.artifact_path(self._ctx, sha256)
 
     def open_artifact(self, sha256: str) -> BinaryIO:
         """Open the stored bytes of an artifact for reading, wherever the blob store is."""
-        return self.blobs.open(sha256)
+        return reading.open_artifact(self._ctx, sha256)
 
     # -- verification ------------------------------------------------------------------------
 

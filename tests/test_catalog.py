@@ -20,9 +20,11 @@ from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
     CatalogVersionError,
+    EvidenceError,
     InputError,
     NotFoundError,
     StorageError,
+    ValidationError,
 )
 from evidence_catalog.findings import (
     BlobMissing,
@@ -862,6 +864,43 @@ def test_lookups_by_record_id_and_by_sha256(catalog: Catalog, tmp_path: Path) ->
         assert reader.records_with_artifact(first.sha256) == sorted([first.record_id, second.record_id])
     (tmp_path / "c").write_bytes(b"third file")
     assert add_one(catalog, tmp_path / "c").new_record
+
+
+def test_readable_records_names_a_damaged_record_and_still_reads_the_rest(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in "abcd":
+        (tmp_path / name).write_text(name)
+        add_one(catalog, tmp_path / name)
+    first, damaged, third, fourth = catalog.record_ids()
+    body = json_set(database_dialect(catalog), "body", "$.method", "teleported")
+    run_sql(catalog, f"update acquisition set body = {body} where record_id = :id", {"id": damaged})
+    monkeypatch.setattr(Catalog, "PAGE_SIZE", 2)  # the damaged record on the first of two pages
+    with pytest.raises(ValidationError):
+        list(catalog.records())  # where records() stops at the damaged one
+
+    unreadable: list[tuple[str, EvidenceError]] = []
+
+    def readable(**kwargs: Any) -> list[str]:
+        return [r.id for r in catalog.readable_records(on_unreadable=lambda i, e: unreadable.append((i, e)), **kwargs)]
+
+    assert readable() == [first, third, fourth]
+    [(record_id, error)] = unreadable
+    assert record_id == damaged and isinstance(error, ValidationError)
+    assert error.where == f"record {damaged}" and "$.method" in str(error)
+    unreadable.clear()
+    assert readable(after=first) == [third, fourth] and [i for i, _ in unreadable] == [damaged]
+    unreadable.clear()
+    assert readable(after=damaged) == [third, fourth] and unreadable == []
+    # those named, in the order named, after *after* if given
+    assert readable(only=[fourth, damaged, first]) == [fourth, first] and [i for i, _ in unreadable] == [damaged]
+    unreadable.clear()
+    assert readable(only=[fourth, third, damaged, first], after=damaged) == [fourth, third] and unreadable == []
+    assert readable(only=[]) == []
+    with pytest.raises(NotFoundError):
+        readable(only=[first, model.new_id()])
+    # without a callback the damaged record is left out all the same
+    assert [r.id for r in catalog.readable_records()] == [first, third, fourth]
 
 
 def test_a_read_on_a_dropped_connection_is_a_storage_error_and_the_next_one_works(
