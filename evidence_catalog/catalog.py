@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import stat
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -95,9 +94,8 @@ from evidence_catalog.interchange.importing import (
 )
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
-from evidence_catalog.operations import common, log_key, verifying
+from evidence_catalog.operations import common, housekeeping, log_key, verifying
 from evidence_catalog.operations.common import (
-    WORK_DIR,
     check_limit,
     check_url,
     checked_tags,
@@ -105,7 +103,6 @@ from evidence_catalog.operations.common import (
     input_text,
     parse_since,
     parse_time,
-    remove_if_abandoned,
     utf8,
 )
 from evidence_catalog.operations.context import Clock, Context, KeyState
@@ -117,7 +114,6 @@ from evidence_catalog.results import (
     CaptureResult,
     CheckpointInfo,
     ExportResult,
-    FsckEntry,
     FsckReport,
     ImportResult,
     InclusionProof,
@@ -175,16 +171,6 @@ INGEST_CHUNK = 2000
 EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv")
 #: Called during a BagIt export with the bytes of artifacts copied so far and the total.
 ExportProgress = Callable[[int, int], object]
-
-
-def _fsck_entry(path: Path, root: Path, now: float, *, sha256: str | None = None) -> FsckEntry:
-    try:
-        info = path.lstat()
-        size = info.st_size if not path.is_dir() else sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
-        age = max(0.0, now - info.st_mtime)
-    except OSError:
-        size, age = 0, 0.0
-    return FsckEntry(path=path.relative_to(root).as_posix(), size=size, age_seconds=age, sha256=sha256)
 
 
 class Catalog:
@@ -1947,72 +1933,7 @@ class Catalog:
         (``catalog.fsck``: each file's path, size and, for a blob, SHA-256).  Quarantined blobs
         (damaged copies moved aside, kept as evidence of the damage) are listed, never removed.
         """
-        now = time.time()
-        with self.db.read() as session:
-            known = {sha for sha, _, _ in self.db.artifact_digests(session)}
-        orphans = [e for e in self.blobs.stored(now) if e.sha256 not in known]
-        temporary = list(self.blobs.temporary(now))
-        work = self.path / WORK_DIR
-        if work.is_dir():
-            temporary += [_fsck_entry(path, self.path, now) for path in sorted(work.iterdir())]
-        quarantined = tuple(self.blobs.quarantined(now))
-        removed: list[FsckEntry] = []
-        if remove:
-            if self.db.read_only:
-                raise StorageError("the catalog is read-only; nothing can be removed from it")
-            log_key.check_signing_key(self._ctx)  # the removal must be logged: refused before anything is deleted
-            # Removal holds the write lock throughout, and writers check under that lock that the
-            # bytes they catalogue are still stored (``_add_artifact``): a blob is either claimed
-            # before this looks (kept) or found missing by its claimer (which fails cleanly).
-            # The removal is logged in the same transaction.
-            try:
-                with self._ctx.write() as session:
-                    self._remove_unfinished(session, (*orphans, *temporary), grace_seconds, removed)
-                    if removed:
-                        listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
-                        self._ctx.log_event(Action.CATALOG_FSCK, {"removed": listed}, session)
-            except (StorageError, DatabaseError, IntegrityError, CatalogError) as exc:
-                if not removed:
-                    raise
-                # Deleting cannot be rolled back: say what is gone, since the log cannot.
-                gone = ", ".join(e.path for e in removed[:5]) + (", ..." if len(removed) > 5 else "")
-                raise StorageError(
-                    f"{len(removed)} unclaimed file(s) were removed ({gone}), but the removal could not be"
-                    f" logged ({exc}); keep this message with the catalog's records",
-                    where=display_path(self.path),
-                ) from exc
-        return FsckReport(
-            orphaned_blobs=tuple(orphans),
-            temporary=tuple(temporary),
-            quarantined=quarantined,
-            removed=tuple(removed),
-        )
-
-    def _remove_unfinished(
-        self, session: Any, entries: Sequence[FsckEntry], grace_seconds: float, removed: list[FsckEntry]
-    ) -> None:
-        """Delete the listed orphans and temporary files older than *grace_seconds* that no
-        artifact claims (checked again in *session*, the write transaction); each one deleted
-        is appended to *removed* at once (so that a failure midway still knows them)."""
-        for entry in entries:
-            if entry.age_seconds < grace_seconds:
-                continue
-            if entry.sha256 is not None and self.db.artifact(session, entry.sha256) is not None:
-                continue  # claimed meanwhile by another process: keep it
-            try:
-                if entry.path.startswith(f"{WORK_DIR}/"):
-                    target = self.path / entry.path
-                    if target.is_dir() and not target.is_symlink():
-                        remove_if_abandoned(target)  # only when its owner is gone
-                        if target.exists():
-                            continue
-                    else:
-                        target.unlink()
-                else:
-                    self.blobs.delete(entry)
-            except (OSError, StorageError):
-                continue
-            removed.append(entry)
+        return housekeeping.fsck(self._ctx, remove=remove, grace_seconds=grace_seconds)
 
     # -- the log's key, checkpoints and proofs ---------------------------------------------
 
