@@ -18,7 +18,6 @@ import base64
 import contextlib
 import datetime as dt
 import enum
-import hashlib
 import json
 import os
 import re
@@ -45,7 +44,6 @@ from evidence_catalog.capture.ytdlp import (
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.checkpoint import (
-    PASSPHRASE_ENV,
     PUBLIC_FILE,
     KeyDamagedError,
     LogKey,
@@ -68,7 +66,6 @@ from evidence_catalog.errors import (
     EvidenceError,
     InputError,
     IntegrityError,
-    NetworkError,
     NotFoundError,
     StorageError,
     ValidationError,
@@ -94,7 +91,7 @@ from evidence_catalog.interchange.importing import (
 )
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, check_flag, part_ids_named, plan_redaction
-from evidence_catalog.operations import common, housekeeping, log_key, verifying
+from evidence_catalog.operations import common, housekeeping, log_key, log_proofs, verifying
 from evidence_catalog.operations.common import (
     check_limit,
     check_url,
@@ -107,6 +104,7 @@ from evidence_catalog.operations.common import (
 )
 from evidence_catalog.operations.context import Clock, Context, KeyState
 from evidence_catalog.operations.log_key import KEYS_DIR, NEXT_KEY_DIR
+from evidence_catalog.operations.log_proofs import TSA_ENV as TSA_ENV  # where scripts and tests import it from
 from evidence_catalog.paths import display_path, recorded_path
 from evidence_catalog.results import (
     FSCK_GRACE_SECONDS,
@@ -146,8 +144,6 @@ from evidence_catalog.store.database import (
     safe_url,
 )
 from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
-from evidence_catalog.timestamp import TimestampError, token_info
-from evidence_catalog.timestamp import stamp_digest as timestamp_digest
 from evidence_catalog.versions import library_agent, tool_agents
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
@@ -155,8 +151,6 @@ DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
 #: Where an export bag keeps the signed checkpoint, the log's key, proofs and time-stamps.
 LOG_DIR = "data/log"
-#: The environment variable naming the RFC 3161 Time-Stamp Authority.
-TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
 
 ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -1957,32 +1951,7 @@ class Catalog:
 
         What is handed out is checked first, never taken from the table on its word: a note the
         key the log names signed, over the whole log as it is now."""
-        with self.db.read() as session:
-            size = self.db.tree_size(session)
-            epochs, _ = log_key.log_key_chain(self._ctx, session)
-            covered, latest = log_key.signed_prefix(self._ctx, session, epochs)
-        if covered != size or latest is None:
-            if self.db.read_only:
-                raise StorageError("the catalog is read-only; no new checkpoint can be kept")
-            if log_key.signing_key(self._ctx) is None:
-                raise InputError(
-                    f"the log key is encrypted: give its passphrase (${PASSPHRASE_ENV}) to sign a checkpoint",
-                    where="checkpoint",
-                )
-            with self._ctx.write() as session:
-                log_key.write_checkpoint(self._ctx, session)
-            with self.db.read() as session:
-                latest = self.db.latest_checkpoint(session)
-        assert latest is not None and latest.signed
-        return CheckpointInfo(
-            size=latest.tree_size,
-            root=latest.root_hash,
-            note=latest.note,
-            signed=latest.signed,
-            at=model.to_utc(latest.created_at)
-            if latest.created_at.tzinfo
-            else latest.created_at.replace(tzinfo=dt.UTC),
-        )
+        return log_proofs.checkpoint(self._ctx)
 
     def timestamp(
         self, *, url: str | None = None, artifacts: Sequence[str] = (), timeout: float = 30.0
@@ -1996,121 +1965,17 @@ class Catalog:
         them.  Each token granted is kept and logged (``timestamp.added``, with the token), so
         it is exported with the log and checked by ``verify``.
         """
-        tsa = url or os.environ.get(TSA_ENV) or self.config.tsa_url
-        if not tsa:
-            raise InputError(
-                f"no Time-Stamp Authority: give its URL (--tsa, ${TSA_ENV}, or [timestamp] url in catalog.toml)",
-                where="timestamp",
-            )
-        tsa = check_url(tsa)
-        current = self.checkpoint()
-        with self.db.read() as session:
-            # The row of the checkpoint handed out (the newest row may be another, put there).
-            latest = next((r for r in self.db.signed_checkpoints_by_size(session) if r.note == current.note), None)
-            for sha in artifacts:
-                if not model.is_hex_digest(sha, "sha256") or self.db.artifact(session, sha) is None:
-                    raise NotFoundError(f"no artifact with SHA-256 {sha!r}", where="artifact")
-        assert latest is not None and latest.id is not None
-        at = self.clock()
-        with self._ctx.write() as session:
-            self.db.queue_timestamp(
-                session,
-                kind="checkpoint",
-                subject=str(latest.id),
-                data_sha256=hashlib.sha256(current.note.encode("utf-8")).hexdigest(),
-                url=tsa,
-                at=at,
-            )
-            for sha in artifacts:
-                self.db.queue_timestamp(session, kind="artifact", subject=sha, data_sha256=sha, url=tsa, at=at)
-        with self.db.read() as session:
-            pending = self.db.timestamps(session, "pending")
-        granted: list[str] = []
-        failed: list[str] = []
-        offline: str | None = None
-        for row in pending:
-            assert row.id is not None
-            if offline is not None:
-                break
-            try:
-                # To the TSA asked now: one that could not be reached before must not hold up the rest.
-                token = timestamp_digest(tsa, bytes.fromhex(row.data_sha256), timeout=timeout)
-            except NetworkError as exc:
-                offline = exc.message
-                with self._ctx.write() as session:
-                    self.db.settle_timestamp(
-                        session, row.id, status="pending", token=None, gen_time=None, error=offline
-                    )
-                continue
-            except TimestampError as exc:
-                failed.append(f"{row.subject_kind} {row.subject}: {exc}")
-                with self._ctx.write() as session:
-                    self.db.settle_timestamp(
-                        session, row.id, status="failed", token=None, gen_time=None, error=str(exc)
-                    )
-                continue
-            info = token_info(token)
-            encoded = base64.b64encode(token).decode("ascii")
-            with self._ctx.write() as session:
-                self.db.settle_timestamp(session, row.id, "granted", token=encoded, gen_time=info.gen_time, url=tsa)
-                self.db.append_event(
-                    session,
-                    at=self.clock(),
-                    actor=self.operator,
-                    action=Action.TIMESTAMP_ADDED,
-                    subject="catalog" if row.subject_kind == "checkpoint" else row.subject,
-                    details={
-                        "stamps": row.subject_kind,
-                        "checkpoint_id": int(row.subject) if row.subject_kind == "checkpoint" else None,
-                        "sha256": row.data_sha256,
-                        "tsa_url": tsa,
-                        "gen_time": format_timestamp(info.gen_time),
-                        "serial": str(info.serial),
-                        "policy": info.policy,
-                        "token": encoded,
-                    },
-                )
-            granted.append(f"{row.subject_kind} {row.subject}")
-        with self.db.read() as session:
-            still = len(self.db.timestamps(session, "pending"))
-        return TimestampResult(
-            checkpoint=current.note, granted=tuple(granted), failed=tuple(failed), pending=still, offline=offline
-        )
+        return log_proofs.timestamp(self._ctx, url=url, artifacts=artifacts, timeout=timeout)
 
     def inclusion_proof(self, seq: int) -> InclusionProof:
         """The RFC 6962 inclusion proof of custody event *seq* in the log at the latest
         checkpoint's size (or the whole log when it has none covering *seq*)."""
-        with self.db.read() as session:
-            size = self.db.tree_size(session)
-            if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= size:
-                raise InputError(f"no custody event {seq!r}; the log has events 1 to {size}", where="seq")
-            latest = self.db.latest_checkpoint(session, signed=True)
-            if latest is not None and latest.tree_size < seq:
-                latest = None
-            at_size = size if latest is None else latest.tree_size
-            subtrees = self.db.subtrees(session)
-            proof = merkle.inclusion_proof(subtrees, seq - 1, at_size)
-            root = merkle.root(subtrees, at_size)
-            leaf = subtrees(0, seq - 1)
-        return InclusionProof(
-            seq=seq,
-            leaf_index=seq - 1,
-            tree_size=at_size,
-            leaf_hash=leaf.hex(),
-            proof=tuple(h.hex() for h in proof),
-            root=root.hex(),
-            checkpoint=None if latest is None else latest.note,
-        )
+        return log_proofs.inclusion_proof(self._ctx, seq)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> tuple[str, ...]:
         """The RFC 6962 consistency proof (hex hashes) from the log at *old_size* to *new_size*
         (the whole log when ``None``)."""
-        with self.db.read() as session:
-            size = self.db.tree_size(session) if new_size is None else new_size
-            try:
-                return tuple(h.hex() for h in merkle.consistency_proof(self.db.subtrees(session), old_size, size))
-            except ValueError as exc:
-                raise InputError(str(exc), where="size") from exc
+        return log_proofs.consistency_proof(self._ctx, old_size, new_size)
 
     # -- export ------------------------------------------------------------------------------
 
