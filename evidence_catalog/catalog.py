@@ -118,6 +118,7 @@ from evidence_catalog.results import (
     IngestResult,
     KeyChange,
     LinkResult,
+    LogKeyInfo,
     SearchHit,
     TimestampResult,
     VerificationReport,
@@ -1915,6 +1916,11 @@ class Catalog:
             allow_unsigned=allow_unsigned,
         )
 
+    def stored_bytes(self) -> int:
+        """The total size, in bytes, of every catalogued artifact: what :meth:`verify` reads
+        again (e.g. the total of its *progress*)."""
+        return verifying.stored_bytes(self._ctx)
+
     # -- housekeeping ---------------------------------------------------------------------
 
     def fsck(self, *, remove: bool = False, grace_seconds: float = FSCK_GRACE_SECONDS) -> FsckReport:
@@ -1952,6 +1958,13 @@ class Catalog:
         What is handed out is checked first, never taken from the table on its word: a note the
         key the log names signed, over the whole log as it is now."""
         return log_proofs.checkpoint(self._ctx)
+
+    def log_key_info(self) -> LogKeyInfo:
+        """The public details of the custody log's key -- its name (the checkpoints' origin),
+        public key, C2SP key id and verifier key -- for whoever checks a checkpoint handed out
+        (``keys/log.vkey``; :meth:`verify` finds one that is not the key the log names).
+        Raises :class:`CatalogError` when that file cannot be read."""
+        return log_proofs.log_key_info(self._ctx)
 
     def timestamp(
         self, *, url: str | None = None, artifacts: Sequence[str] = (), timeout: float = 30.0

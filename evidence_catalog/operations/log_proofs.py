@@ -13,13 +13,13 @@ import os
 from collections.abc import Sequence
 
 from evidence_catalog import merkle, model
-from evidence_catalog.checkpoint import PASSPHRASE_ENV
+from evidence_catalog.checkpoint import PASSPHRASE_ENV, key_id, vkey
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError, NetworkError, NotFoundError, StorageError
 from evidence_catalog.operations import log_key
 from evidence_catalog.operations.common import check_url
 from evidence_catalog.operations.context import Context
-from evidence_catalog.results import CheckpointInfo, InclusionProof, TimestampResult
+from evidence_catalog.results import CheckpointInfo, InclusionProof, LogKeyInfo, TimestampResult
 from evidence_catalog.serialize import format_timestamp
 from evidence_catalog.timestamp import TimestampError, token_info
 from evidence_catalog.timestamp import stamp_digest as timestamp_digest
@@ -58,6 +58,14 @@ def checkpoint(ctx: Context) -> CheckpointInfo:
         signed=latest.signed,
         at=model.to_utc(latest.created_at) if latest.created_at.tzinfo else latest.created_at.replace(tzinfo=dt.UTC),
     )
+
+
+def log_key_info(ctx: Context) -> LogKeyInfo:
+    """The public half of the log's key, as ``keys/log.vkey`` holds it (``verify`` finds key
+    files that are not the key the custody log names).  Raises
+    :class:`~evidence_catalog.errors.CatalogError` when it cannot be read."""
+    origin, public = ctx.key.log_key.public()
+    return LogKeyInfo(origin=origin, public_key=public, key_id=key_id(origin, public).hex(), vkey=vkey(origin, public))
 
 
 def timestamp(

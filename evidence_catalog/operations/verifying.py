@@ -185,6 +185,13 @@ def verify(
     return attrs.evolve(report, logged=True)
 
 
+def stored_bytes(ctx: Context) -> int:
+    """The total size of every catalogued artifact, as its row records it: the bytes
+    :func:`verify` re-reads (the total of its progress)."""
+    with ctx.db.read() as session:
+        return sum(size for _, size, _ in ctx.db.artifact_digests(session))
+
+
 def key_file_findings(ctx: Context, current: KeyEpoch | None) -> list[Finding]:
     """The files of ``keys/`` against the key the custody log names: each that is there must
     be that key (a copy for examiners may hold none, or only the public ones)."""
