@@ -17,22 +17,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol
 
 import attrs
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import merkle, model
@@ -41,30 +36,15 @@ from evidence_catalog.capture.ytdlp import (
     CaptureProgress,
 )
 from evidence_catalog.checkpoint import (
-    KEY_FILE,
-    PASSPHRASE_ENV,
     PUBLIC_FILE,
-    VKEY_FILE,
-    CheckpointError,
     KeyDamagedError,
-    KeyEpoch,
     LogKey,
-    epoch_at,
-    parse_checkpoint,
-    public_bytes,
-    remembered_for,
-    split_note,
     vkey,
 )
-from evidence_catalog.checkpoint import remember as remember_checkpoint
-from evidence_catalog.checkpoint import verify as verify_checkpoint
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
 from evidence_catalog.custody import (
     Action,
-    event_leaf,
     imported_details,
-    replay,
-    verify_chain,
 )
 from evidence_catalog.errors import (
     CatalogError,
@@ -72,29 +52,10 @@ from evidence_catalog.errors import (
     EvidenceError,
     InputError,
     IntegrityError,
-    NetworkError,
     NotFoundError,
     StorageError,
 )
 from evidence_catalog.filters import RecordFilter
-from evidence_catalog.findings import (
-    CheckpointInvalid,
-    CheckpointMismatch,
-    CheckpointUnsigned,
-    EntryUnreadable,
-    EventsUnsigned,
-    EventUnreplayable,
-    Finding,
-    KeyChangeInvalid,
-    KeyFileMismatch,
-    LogRolledBack,
-    MerkleLeafMismatch,
-    MerkleNodeMismatch,
-    RecordMismatch,
-    RecordMissing,
-    TimestampMismatch,
-    UnloggedChange,
-)
 from evidence_catalog.hashing import MultiHasher, ProgressCallback, hash_file
 
 # INGEST_FORMATS: the CLI's choices, named here as before.
@@ -115,15 +76,24 @@ from evidence_catalog.interchange.importing import (
 )
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, plan_redaction
-from evidence_catalog.operations import adding, capturing, common, ingesting, judging, log_key, reading
+from evidence_catalog.operations import (
+    adding,
+    capturing,
+    common,
+    housekeeping,
+    ingesting,
+    judging,
+    log_key,
+    log_proofs,
+    reading,
+    verifying,
+)
 from evidence_catalog.operations.common import (
-    WORK_DIR,
-    check_url,
     choice,
-    remove_if_abandoned,
 )
 from evidence_catalog.operations.context import Clock, Context, KeyState
 from evidence_catalog.operations.log_key import KEYS_DIR, NEXT_KEY_DIR
+from evidence_catalog.operations.log_proofs import TSA_ENV as TSA_ENV  # where scripts and tests import it from
 from evidence_catalog.paths import display_path
 from evidence_catalog.results import (
     FSCK_GRACE_SECONDS,
@@ -131,13 +101,13 @@ from evidence_catalog.results import (
     CaptureResult,
     CheckpointInfo,
     ExportResult,
-    FsckEntry,
     FsckReport,
     ImportResult,
     InclusionProof,
     IngestResult,
     KeyChange,
     LinkResult,
+    LogKeyInfo,
     SearchHit,
     TimestampResult,
     VerificationReport,
@@ -146,7 +116,6 @@ from evidence_catalog.serialize import (
     CHECKPOINT_SCHEMA,
     SCHEMA_IDS,
     format_timestamp,
-    structure,
     to_document,
     unstructure,
 )
@@ -159,8 +128,6 @@ from evidence_catalog.store.database import (
     safe_url,
 )
 from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
-from evidence_catalog.timestamp import TimestampError, token_info
-from evidence_catalog.timestamp import stamp_digest as timestamp_digest
 from evidence_catalog.versions import library_agent
 from evidence_catalog.vocabulary import Category
 
@@ -168,23 +135,11 @@ DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
 #: Where an export bag keeps the signed checkpoint, the log's key, proofs and time-stamps.
 LOG_DIR = "data/log"
-#: The environment variable naming the RFC 3161 Time-Stamp Authority.
-TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
 
 ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
 EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv")
 #: Called during a BagIt export with the bytes of artifacts copied so far and the total.
 ExportProgress = Callable[[int, int], object]
-
-
-def _fsck_entry(path: Path, root: Path, now: float, *, sha256: str | None = None) -> FsckEntry:
-    try:
-        info = path.lstat()
-        size = info.st_size if not path.is_dir() else sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
-        age = max(0.0, now - info.st_mtime)
-    except OSError:
-        size, age = 0, 0.0
-    return FsckEntry(path=path.relative_to(root).as_posix(), size=size, age_seconds=age, sha256=sha256)
 
 
 class Catalog:
@@ -948,300 +903,20 @@ class Catalog:
         verification itself is logged when the catalog can be written (a read-only copy is still
         verified; ``logged`` tells which).
         """
-        given = list(checkpoints)
-        problems: list[Finding] = []
-        pinned: list[tuple[str, str, str, bytes]] = []
-        # One snapshot: the key chain the remembered checkpoint and the key files are held
-        # against is the one the log is checked with.
-        with self.db.read() as session:
-            chain = log_key.log_key_chain(self._ctx, session)
-            epochs = chain[0]
-            if remember and epochs:
-                try:
-                    held = remembered_for(self.path, epochs[0].name)
-                except CheckpointError as exc:
-                    problems.append(CheckpointInvalid(source="the remembered checkpoint", reason=str(exc)))
-                    held = None
-                if held is not None:
-                    held_name, held_public, held_note, where = held
-                    if all((held_name, held_public) != (e.name, e.public) for e in epochs):
-                        problems.append(
-                            CheckpointInvalid(
-                                source="the catalog's log key",
-                                reason=(
-                                    f"the custody log no longer names the key ({held_name}) an earlier verification "
-                                    "checked this log with; the log's key was replaced"
-                                ),
-                            )
-                        )
-                    source = f"the checkpoint remembered from an earlier verification ({where})"
-                    pinned.append((source, held_note, held_name, held_public))
-            problems.extend(self._key_file_findings(epochs[-1] if epochs else None))
-            findings, events_checked, record_ids, unsigned = self._verify_log_and_records(session, given, pinned, chain)
-            # An unsigned tail is what an encrypted key leaves between signings: after a checkpoint
-            # it signed over its own key event.  A key that is not encrypted signs every change.
-            tail_allowed = bool(epochs) and epochs[-1].encrypted and events_checked - unsigned >= epochs[-1].seq
-            if unsigned and not (allow_unsigned and tail_allowed):
-                findings.append(EventsUnsigned(first_seq=events_checked - unsigned + 1, count=unsigned))
-            findings[:0] = problems
-            artifacts: list[tuple[str, int, model.Digests]] = []
-            for sha256, size, digests in self.db.artifact_digests(session):
-                if isinstance(digests, model.Digests):
-                    artifacts.append((sha256, size, digests))
-                else:
-                    findings.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
-        if workers is None:  # hashing is bound by the CPU locally; by the network on an object store
-            workers = (os.cpu_count() or 1) * (1 if isinstance(self.blobs, BlobStore) else 4)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for blob_findings in pool.map(lambda a: self.blobs.verify(a[0], a[2], a[1], progress=progress), artifacts):
-                findings.extend(blob_findings)
-        report = VerificationReport(
-            findings=tuple(findings),
-            records_checked=len(record_ids),
-            artifacts_checked=len(artifacts),
-            bytes_checked=sum(a[1] for a in artifacts),
-            events_checked=events_checked,
-            unsigned_events=unsigned,
+        return verifying.verify(
+            self._ctx,
+            progress=progress,
+            workers=workers,
+            record_event=record_event,
+            checkpoints=checkpoints,
+            remember=remember,
+            allow_unsigned=allow_unsigned,
         )
-        if remember and report.ok and epochs:
-            with self.db.read() as session:
-                latest = self.db.latest_checkpoint(session, signed=True)
-            if latest is not None:
-                current = epoch_at(epochs, latest.tree_size)
-                if current is not None:
-                    with contextlib.suppress(OSError):  # remembering is a help, not part of the result
-                        remember_checkpoint(current.name, current.public, latest.note, folder=self.path)
-        if not record_event:
-            return report
-        try:
-            self._ctx.log_event(
-                Action.CATALOG_VERIFIED,
-                {
-                    "ok": report.ok,
-                    "findings": len(report.findings),
-                    "artifacts_checked": report.artifacts_checked,
-                    "events_checked": report.events_checked,
-                },
-            )
-        except StorageError:
-            return attrs.evolve(report, unlogged_reason="the catalog is not writable")
-        except IntegrityError as exc:  # a log the key does not cover is not signed: the findings say why
-            return attrs.evolve(report, unlogged_reason=f"the catalog does not sign it ({exc.message})")
-        except (InputError, CatalogError) as exc:  # nothing is changed; a finding says why, if it is the catalog's
-            return attrs.evolve(report, unlogged_reason=f"the log key cannot sign it ({exc.message})")
-        return attrs.evolve(report, logged=True)
 
-    def _key_file_findings(self, current: KeyEpoch | None) -> list[Finding]:
-        """The files of ``keys/`` against the key the custody log names: each that is there must
-        be that key (a copy for examiners may hold none, or only the public ones)."""
-        if current is None:
-            return []
-        findings: list[Finding] = []
-        folder = self.log_key.directory
-        names = f"the key the custody log names ({current.name}, key id {current.key_id})"
-        if (folder / VKEY_FILE).exists():
-            try:
-                found = self.log_key.public()
-            except CatalogError as exc:
-                findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{VKEY_FILE}", reason=exc.message))
-            else:
-                if found != (current.name, current.public):
-                    findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{VKEY_FILE}", reason=f"it is not {names}"))
-        if (folder / PUBLIC_FILE).exists():
-            try:
-                pem = serialization.load_pem_public_key((folder / PUBLIC_FILE).read_bytes())
-                same = isinstance(pem, Ed25519PublicKey) and public_bytes(pem) == current.public
-            except (OSError, ValueError):
-                same = False
-            if not same:
-                findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{PUBLIC_FILE}", reason=f"it is not {names}"))
-        if (folder / KEY_FILE).exists():
-            try:
-                log_key.signing_key(self._ctx)
-            except KeyDamagedError as exc:
-                findings.append(KeyFileMismatch(path=f"{KEYS_DIR}/{KEY_FILE}", reason=exc.message))
-            except InputError:
-                pass  # a passphrase that does not open it: the caller's mistake, not the catalog's
-        return findings
-
-    def _verify_log_and_records(
-        self,
-        session: Any,
-        checkpoints: Sequence[tuple[str, str]],
-        pinned: Sequence[tuple[str, str, str, bytes]],
-        chain: tuple[list[KeyEpoch], list[tuple[int, str]]],
-    ) -> tuple[list[Finding], int, list[str], int]:
-        # Two passes over the log, neither holding it: memory is one 32-byte leaf per event
-        # (and the records being rebuilt), not every event.
-        leaves: list[bytes] = []
-
-        def hashed(documents: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-            for document in documents:
-                try:
-                    leaves.append(event_leaf(document))
-                except (TypeError, ValueError):  # a damaged event: the chain check names it
-                    leaves.append(bytes(32))
-                yield document
-
-        findings: list[Finding] = verify_chain(hashed(self.db.event_documents(session)))
-        tree_findings, covered = self._verify_tree(session, leaves, checkpoints, pinned, chain)
-        findings.extend(tree_findings)
-        unreplayable: list[Finding] = []
-
-        def structured() -> Iterator[model.CustodyEvent]:
-            for document in self.db.event_documents(session):
-                try:
-                    yield structure(document, model.CustodyEvent)
-                except EvidenceError as exc:
-                    unreplayable.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
-
-        replayed = replay(structured())
-        findings.extend(unreplayable)
-        findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
-        record_ids = self.db.record_ids(session)
-        for record_id in record_ids:
-            expected = replayed.records.get(record_id)
-            if expected is None:
-                findings.append(UnloggedChange(subject=f"record {record_id}", what="its creation"))
-                continue
-            try:
-                actual = self.db.record(session, record_id)
-            except EvidenceError as exc:
-                findings.append(EntryUnreadable(subject=f"record {record_id}", reason=exc.message))
-                continue
-            differing = tuple(
-                f.name
-                for f in attrs.fields(model.EvidenceRecord)
-                if getattr(actual, f.name) != getattr(expected, f.name)
-            )
-            if differing:
-                findings.append(RecordMismatch(record_id=record_id, fields=differing))
-        present = set(record_ids)
-        findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
-        return findings, len(leaves), record_ids, len(leaves) - covered
-
-    def _verify_tree(
-        self,
-        session: Any,
-        leaves: Sequence[bytes],
-        given: Sequence[tuple[str, str]],
-        pinned: Sequence[tuple[str, str, str, bytes]],
-        chain: tuple[list[KeyEpoch], list[tuple[int, str]]],
-    ) -> tuple[list[Finding], int]:
-        """The Merkle tree and the checkpoints against the events' *leaves* as they are now, and
-        how many of the first events a valid checkpoint signed by the log's key covers.
-
-        Signatures are checked with the key the log itself names for the checkpoint's size
-        (pinned by its first key event, handed over only by signed key changes), never with
-        whatever ``keys/`` holds now: the checkpoints kept (the newest signed ones until one
-        verifies: it covers every event before it), those *given*, and those *pinned* to the key
-        they were first checked with (source, note, key name, public key)."""
-        findings: list[Finding] = []
-        recomputed = merkle.perfect_from_leaves(leaves)
-        stored = self.db.stored_nodes(session)
-        first_changed = next((i + 1 for i, leaf in enumerate(leaves) if stored.get((0, i)) != leaf), None)
-        if first_changed is not None:
-            findings.append(MerkleLeafMismatch(seq=first_changed))
-        else:  # the leaves are right: are the stored interior nodes?
-            for (level, index), value in sorted(stored.items()):
-                if level and (index + 1) << level <= len(leaves) and recomputed(level, index) != value:
-                    findings.append(MerkleNodeMismatch(level=level, index=index))
-                    break
-        epochs, key_problems = chain
-        findings.extend(KeyChangeInvalid(seq=seq, reason=reason) for seq, reason in key_problems)
-
-        def check(where: str, note: str, key: tuple[str, bytes] | None, signed: bool = True) -> int | None:
-            """The size of checkpoint *note* when its signature by *key* (or, unsigned, its
-            form) is valid, else ``None``; whether the log as it is now extends it is a finding
-            either way."""
-            try:
-                if not signed:
-                    found = parse_checkpoint(note.split("\n\n")[0] + "\n")
-                else:
-                    if key is None:  # the key in force at its size, as the log names it
-                        epoch = epoch_at(epochs, parse_checkpoint(split_note(note)[0]).size)
-                        if epoch is None:
-                            raise CheckpointError("the custody log names no key to check its signature with")
-                        key = (epoch.name, epoch.public)
-                    found = verify_checkpoint(note, *key)
-            except CheckpointError as exc:
-                findings.append(CheckpointInvalid(source=where, reason=str(exc)))
-                return None
-            if found.size > len(leaves):
-                findings.append(LogRolledBack(source=where, checkpoint_size=found.size, log_size=len(leaves)))
-            elif merkle.root(recomputed, found.size) != found.root:
-                first = first_changed if first_changed is not None and first_changed <= found.size else None
-                findings.append(CheckpointMismatch(source=where, checkpoint_size=found.size, first_seq=first))
-            return found.size
-
-        rows = self.db.checkpoints(session)
-        covered = 0
-        unsigned: list[int] = []
-        forged = 0  # kept checkpoints marked signed that no key of the log signed
-        before = len(findings)
-        # Largest first (newest first among equals): in a catalog left as it wrote it, that is
-        # newest first; rows moved around (an older note given a newer id) do not hide the
-        # checkpoint that covers most.
-        for row in sorted(rows, key=lambda r: (r.tree_size, r.id or 0), reverse=True):
-            where = f"checkpoint {row.id} (kept in the catalog)"
-            if row.signed and not covered:
-                mark = len(findings)
-                size = check(where, row.note, None)
-                if size is not None and size != row.tree_size:  # an older note copied into a newer row
-                    findings.append(
-                        CheckpointInvalid(
-                            source=where,
-                            reason=f"its row says it covers {row.tree_size} events, but its signed note covers {size}",
-                        )
-                    )
-                elif size is not None:  # signed by the log's key: whatever is wrong under it is a finding
-                    covered = min(size, len(leaves))
-                elif len(findings) == mark + 1 and isinstance(findings[-1], CheckpointInvalid):
-                    forged += 1
-                    if forged > 1:
-                        findings.pop()  # the newest is named, the older ones counted
-                continue
-            check(where, row.note, None, signed=False)
-            epoch = epoch_at(epochs, row.tree_size)
-            if not row.signed and epoch is not None and not epoch.encrypted:
-                unsigned.append(row.tree_size)
-        findings[before:] = findings[before:][::-1]  # in the order they were kept
-        if forged > 1:
-            findings.append(
-                CheckpointInvalid(
-                    source=f"{forged - 1} older checkpoint(s) kept in the catalog",
-                    reason="not signed by the key the custody log names either",
-                )
-            )
-        if unsigned:
-            findings.append(CheckpointUnsigned(count=len(unsigned), first_size=min(unsigned)))
-        # A checkpoint given from outside is evidence against the log, never for it: where the
-        # log no longer names a key (its key event was damaged), the key files are the next best.
-        fallback: tuple[str, bytes] | None = None
-        if not epochs and self.log_key.exists:
-            with contextlib.suppress(CatalogError):
-                fallback = self.log_key.public()
-        for where, text in given:
-            check(where, text, fallback)
-        for where, text, name, key in pinned:
-            check(where, text, (name, key))
-        notes_by_id = {str(r.id): r.note for r in rows}
-        for stamp in self.db.timestamps(session, "granted"):
-            subject = f"{stamp.subject_kind} {stamp.subject}"
-            try:
-                info = token_info(base64.b64decode(stamp.token or "", validate=True))
-            except (TimestampError, ValueError) as exc:
-                findings.append(TimestampMismatch(subject=subject, reason=f"the token cannot be read ({exc})"))
-                continue
-            wanted = stamp.data_sha256
-            if stamp.subject_kind == "checkpoint":
-                kept = notes_by_id.get(stamp.subject)
-                wanted = "" if kept is None else hashlib.sha256(kept.encode("utf-8")).hexdigest()
-            if info.sha256 != wanted or info.sha256 != stamp.data_sha256:
-                findings.append(
-                    TimestampMismatch(subject=subject, reason="the token stamps other bytes than the ones kept")
-                )
-        return findings, covered
+    def stored_bytes(self) -> int:
+        """The total size, in bytes, of every catalogued artifact: what :meth:`verify` reads
+        again (e.g. the total of its *progress*)."""
+        return verifying.stored_bytes(self._ctx)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -1255,72 +930,7 @@ class Catalog:
         (``catalog.fsck``: each file's path, size and, for a blob, SHA-256).  Quarantined blobs
         (damaged copies moved aside, kept as evidence of the damage) are listed, never removed.
         """
-        now = time.time()
-        with self.db.read() as session:
-            known = {sha for sha, _, _ in self.db.artifact_digests(session)}
-        orphans = [e for e in self.blobs.stored(now) if e.sha256 not in known]
-        temporary = list(self.blobs.temporary(now))
-        work = self.path / WORK_DIR
-        if work.is_dir():
-            temporary += [_fsck_entry(path, self.path, now) for path in sorted(work.iterdir())]
-        quarantined = tuple(self.blobs.quarantined(now))
-        removed: list[FsckEntry] = []
-        if remove:
-            if self.db.read_only:
-                raise StorageError("the catalog is read-only; nothing can be removed from it")
-            log_key.check_signing_key(self._ctx)  # the removal must be logged: refused before anything is deleted
-            # Removal holds the write lock throughout, and writers check under that lock that the
-            # bytes they catalogue are still stored (``_add_artifact``): a blob is either claimed
-            # before this looks (kept) or found missing by its claimer (which fails cleanly).
-            # The removal is logged in the same transaction.
-            try:
-                with self._ctx.write() as session:
-                    self._remove_unfinished(session, (*orphans, *temporary), grace_seconds, removed)
-                    if removed:
-                        listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
-                        self._ctx.log_event(Action.CATALOG_FSCK, {"removed": listed}, session)
-            except (StorageError, DatabaseError, IntegrityError, CatalogError) as exc:
-                if not removed:
-                    raise
-                # Deleting cannot be rolled back: say what is gone, since the log cannot.
-                gone = ", ".join(e.path for e in removed[:5]) + (", ..." if len(removed) > 5 else "")
-                raise StorageError(
-                    f"{len(removed)} unclaimed file(s) were removed ({gone}), but the removal could not be"
-                    f" logged ({exc}); keep this message with the catalog's records",
-                    where=display_path(self.path),
-                ) from exc
-        return FsckReport(
-            orphaned_blobs=tuple(orphans),
-            temporary=tuple(temporary),
-            quarantined=quarantined,
-            removed=tuple(removed),
-        )
-
-    def _remove_unfinished(
-        self, session: Any, entries: Sequence[FsckEntry], grace_seconds: float, removed: list[FsckEntry]
-    ) -> None:
-        """Delete the listed orphans and temporary files older than *grace_seconds* that no
-        artifact claims (checked again in *session*, the write transaction); each one deleted
-        is appended to *removed* at once (so that a failure midway still knows them)."""
-        for entry in entries:
-            if entry.age_seconds < grace_seconds:
-                continue
-            if entry.sha256 is not None and self.db.artifact(session, entry.sha256) is not None:
-                continue  # claimed meanwhile by another process: keep it
-            try:
-                if entry.path.startswith(f"{WORK_DIR}/"):
-                    target = self.path / entry.path
-                    if target.is_dir() and not target.is_symlink():
-                        remove_if_abandoned(target)  # only when its owner is gone
-                        if target.exists():
-                            continue
-                    else:
-                        target.unlink()
-                else:
-                    self.blobs.delete(entry)
-            except (OSError, StorageError):
-                continue
-            removed.append(entry)
+        return housekeeping.fsck(self._ctx, remove=remove, grace_seconds=grace_seconds)
 
     # -- the log's key, checkpoints and proofs ---------------------------------------------
 
@@ -1344,32 +954,14 @@ class Catalog:
 
         What is handed out is checked first, never taken from the table on its word: a note the
         key the log names signed, over the whole log as it is now."""
-        with self.db.read() as session:
-            size = self.db.tree_size(session)
-            epochs, _ = log_key.log_key_chain(self._ctx, session)
-            covered, latest = log_key.signed_prefix(self._ctx, session, epochs)
-        if covered != size or latest is None:
-            if self.db.read_only:
-                raise StorageError("the catalog is read-only; no new checkpoint can be kept")
-            if log_key.signing_key(self._ctx) is None:
-                raise InputError(
-                    f"the log key is encrypted: give its passphrase (${PASSPHRASE_ENV}) to sign a checkpoint",
-                    where="checkpoint",
-                )
-            with self._ctx.write() as session:
-                log_key.write_checkpoint(self._ctx, session)
-            with self.db.read() as session:
-                latest = self.db.latest_checkpoint(session)
-        assert latest is not None and latest.signed
-        return CheckpointInfo(
-            size=latest.tree_size,
-            root=latest.root_hash,
-            note=latest.note,
-            signed=latest.signed,
-            at=model.to_utc(latest.created_at)
-            if latest.created_at.tzinfo
-            else latest.created_at.replace(tzinfo=dt.UTC),
-        )
+        return log_proofs.checkpoint(self._ctx)
+
+    def log_key_info(self) -> LogKeyInfo:
+        """The public details of the custody log's key -- its name (the checkpoints' origin),
+        public key, C2SP key id and verifier key -- for whoever checks a checkpoint handed out
+        (``keys/log.vkey``; :meth:`verify` finds one that is not the key the log names).
+        Raises :class:`CatalogError` when that file cannot be read."""
+        return log_proofs.log_key_info(self._ctx)
 
     def timestamp(
         self, *, url: str | None = None, artifacts: Sequence[str] = (), timeout: float = 30.0
@@ -1383,121 +975,17 @@ class Catalog:
         them.  Each token granted is kept and logged (``timestamp.added``, with the token), so
         it is exported with the log and checked by ``verify``.
         """
-        tsa = url or os.environ.get(TSA_ENV) or self.config.tsa_url
-        if not tsa:
-            raise InputError(
-                f"no Time-Stamp Authority: give its URL (--tsa, ${TSA_ENV}, or [timestamp] url in catalog.toml)",
-                where="timestamp",
-            )
-        tsa = check_url(tsa)
-        current = self.checkpoint()
-        with self.db.read() as session:
-            # The row of the checkpoint handed out (the newest row may be another, put there).
-            latest = next((r for r in self.db.signed_checkpoints_by_size(session) if r.note == current.note), None)
-            for sha in artifacts:
-                if not model.is_hex_digest(sha, "sha256") or self.db.artifact(session, sha) is None:
-                    raise NotFoundError(f"no artifact with SHA-256 {sha!r}", where="artifact")
-        assert latest is not None and latest.id is not None
-        at = self.clock()
-        with self._ctx.write() as session:
-            self.db.queue_timestamp(
-                session,
-                kind="checkpoint",
-                subject=str(latest.id),
-                data_sha256=hashlib.sha256(current.note.encode("utf-8")).hexdigest(),
-                url=tsa,
-                at=at,
-            )
-            for sha in artifacts:
-                self.db.queue_timestamp(session, kind="artifact", subject=sha, data_sha256=sha, url=tsa, at=at)
-        with self.db.read() as session:
-            pending = self.db.timestamps(session, "pending")
-        granted: list[str] = []
-        failed: list[str] = []
-        offline: str | None = None
-        for row in pending:
-            assert row.id is not None
-            if offline is not None:
-                break
-            try:
-                # To the TSA asked now: one that could not be reached before must not hold up the rest.
-                token = timestamp_digest(tsa, bytes.fromhex(row.data_sha256), timeout=timeout)
-            except NetworkError as exc:
-                offline = exc.message
-                with self._ctx.write() as session:
-                    self.db.settle_timestamp(
-                        session, row.id, status="pending", token=None, gen_time=None, error=offline
-                    )
-                continue
-            except TimestampError as exc:
-                failed.append(f"{row.subject_kind} {row.subject}: {exc}")
-                with self._ctx.write() as session:
-                    self.db.settle_timestamp(
-                        session, row.id, status="failed", token=None, gen_time=None, error=str(exc)
-                    )
-                continue
-            info = token_info(token)
-            encoded = base64.b64encode(token).decode("ascii")
-            with self._ctx.write() as session:
-                self.db.settle_timestamp(session, row.id, "granted", token=encoded, gen_time=info.gen_time, url=tsa)
-                self.db.append_event(
-                    session,
-                    at=self.clock(),
-                    actor=self.operator,
-                    action=Action.TIMESTAMP_ADDED,
-                    subject="catalog" if row.subject_kind == "checkpoint" else row.subject,
-                    details={
-                        "stamps": row.subject_kind,
-                        "checkpoint_id": int(row.subject) if row.subject_kind == "checkpoint" else None,
-                        "sha256": row.data_sha256,
-                        "tsa_url": tsa,
-                        "gen_time": format_timestamp(info.gen_time),
-                        "serial": str(info.serial),
-                        "policy": info.policy,
-                        "token": encoded,
-                    },
-                )
-            granted.append(f"{row.subject_kind} {row.subject}")
-        with self.db.read() as session:
-            still = len(self.db.timestamps(session, "pending"))
-        return TimestampResult(
-            checkpoint=current.note, granted=tuple(granted), failed=tuple(failed), pending=still, offline=offline
-        )
+        return log_proofs.timestamp(self._ctx, url=url, artifacts=artifacts, timeout=timeout)
 
     def inclusion_proof(self, seq: int) -> InclusionProof:
         """The RFC 6962 inclusion proof of custody event *seq* in the log at the latest
         checkpoint's size (or the whole log when it has none covering *seq*)."""
-        with self.db.read() as session:
-            size = self.db.tree_size(session)
-            if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= size:
-                raise InputError(f"no custody event {seq!r}; the log has events 1 to {size}", where="seq")
-            latest = self.db.latest_checkpoint(session, signed=True)
-            if latest is not None and latest.tree_size < seq:
-                latest = None
-            at_size = size if latest is None else latest.tree_size
-            subtrees = self.db.subtrees(session)
-            proof = merkle.inclusion_proof(subtrees, seq - 1, at_size)
-            root = merkle.root(subtrees, at_size)
-            leaf = subtrees(0, seq - 1)
-        return InclusionProof(
-            seq=seq,
-            leaf_index=seq - 1,
-            tree_size=at_size,
-            leaf_hash=leaf.hex(),
-            proof=tuple(h.hex() for h in proof),
-            root=root.hex(),
-            checkpoint=None if latest is None else latest.note,
-        )
+        return log_proofs.inclusion_proof(self._ctx, seq)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> tuple[str, ...]:
         """The RFC 6962 consistency proof (hex hashes) from the log at *old_size* to *new_size*
         (the whole log when ``None``)."""
-        with self.db.read() as session:
-            size = self.db.tree_size(session) if new_size is None else new_size
-            try:
-                return tuple(h.hex() for h in merkle.consistency_proof(self.db.subtrees(session), old_size, size))
-            except ValueError as exc:
-                raise InputError(str(exc), where="size") from exc
+        return log_proofs.consistency_proof(self._ctx, old_size, new_size)
 
     # -- export ------------------------------------------------------------------------------
 

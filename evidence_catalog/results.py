@@ -225,6 +225,21 @@ class KeyChange:
 
 
 @frozen
+class LogKeyInfo:
+    """The public half of the custody log's key (:meth:`Catalog.log_key_info`): what anyone
+    needs to check the log's signed checkpoints."""
+
+    #: The log's name: the origin line of every checkpoint it signs.
+    origin: str
+    #: The raw 32-byte Ed25519 public key.
+    public_key: bytes
+    #: Its C2SP key id, in hex.
+    key_id: str
+    #: Its C2SP verifier key, one line (``<origin>+<key id>+<base64>``, as in ``keys/log.vkey``).
+    vkey: str
+
+
+@frozen
 class TimestampResult:
     """What a round of time-stamping did: the checkpoint asked for, the stamps granted and
     refused now, how many requests are still queued, and why the TSA could not be reached."""

@@ -342,6 +342,19 @@ def test_verification_is_itself_logged(catalog: Catalog) -> None:
     assert last.action == "catalog.verified" and last.details["ok"] is report.ok
 
 
+def test_stored_bytes_is_what_verify_reads(catalog: Catalog, tmp_path: Path) -> None:
+    assert catalog.stored_bytes() == 0
+    contents = [b"abc", b"0123456789", b"", b"x" * 70_000]
+    for i, content in enumerate(contents):
+        (tmp_path / f"f{i}.bin").write_bytes(content)
+    (tmp_path / "again.bin").write_bytes(b"abc")  # the same bytes again: stored, and counted, once
+    catalog.add([*(tmp_path / f"f{i}.bin" for i in range(len(contents))), tmp_path / "again.bin"])
+    read: list[int] = []
+    report = catalog.verify(progress=read.append, record_event=False)
+    assert report.ok
+    assert catalog.stored_bytes() == sum(map(len, contents)) == report.bytes_checked == sum(read)
+
+
 def test_open_refuses_what_is_not_a_usable_catalog(tmp_path: Path, catalog: Catalog) -> None:
     with pytest.raises(CatalogNotFoundError, match="no such catalog"):
         Catalog.open(tmp_path / "nothing-here")

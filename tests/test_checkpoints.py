@@ -33,10 +33,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence_catalog import Agent, Catalog, merkle
+from evidence_catalog import Agent, Catalog, LogKeyInfo, merkle
 from evidence_catalog.checkpoint import PASSPHRASE_ENV, Checkpoint, KeyDamagedError, LogKey, parse_checkpoint, sign
 from evidence_catalog.custody import make_event
-from evidence_catalog.errors import InputError
+from evidence_catalog.errors import CatalogError, InputError
 from evidence_catalog.findings import (
     BrokenLink,
     CheckpointInvalid,
@@ -370,6 +370,39 @@ def test_log_key_files_modes_and_the_created_event(catalog: Catalog) -> None:
     assert log["vkey"] == vkey_text
     assert base64.b64decode(log["public_key"]) == public
     assert log["encrypted"] is False
+
+
+def test_log_key_info_is_the_public_key_that_checks_the_checkpoints(
+    catalog: Catalog, tmp_path: Path, run_cli: Any
+) -> None:
+    grow(catalog, tmp_path / "files")
+    info = catalog.log_key_info()
+    assert isinstance(info, LogKeyInfo)
+    keys = catalog.path / "keys"
+    assert info.public_key == raw_public_from_pem(keys / "log.pub")
+    assert info.vkey == (keys / "log.vkey").read_text(encoding="ascii").strip()
+    assert parse_vkey_text(info.vkey) == (info.origin, bytes.fromhex(info.key_id), info.public_key)
+    assert bytes.fromhex(info.key_id) == c2sp_key_id(info.origin, info.public_key)
+    created = catalog.history()[0]
+    assert created.action == "catalog.created"
+    logged = created.details["log"]
+    assert (info.origin, info.key_id, info.vkey) == (logged["origin"], logged["key_id"], logged["vkey"])
+    # It checks the checkpoint handed out, as the CLI's --json prints it.
+    note = catalog.checkpoint().note
+    text, name, blob = split_signed_note(note)
+    assert name == info.origin and blob[:4].hex() == info.key_id
+    Ed25519PublicKey.from_public_bytes(info.public_key).verify(blob[4:], text.encode())
+    as_json = run_cli("checkpoint", "--catalog", catalog.path, "--json")
+    assert as_json.code == 0 and json.loads(as_json.out)["vkey"] == info.vkey
+    # Handed to a new key, the log has the new key's details.
+    change = catalog.change_log_key()
+    after = catalog.log_key_info()
+    assert (after.key_id, after.vkey, after.origin) == (change.key_id, change.vkey, info.origin)
+    assert after.public_key != info.public_key
+    # Key files that cannot be read are the catalog's problem, said as such.
+    (keys / "log.vkey").write_text("not a verifier key\n", encoding="ascii")
+    with pytest.raises(CatalogError, match="verifier key cannot be read"):
+        catalog.log_key_info()
 
 
 def test_an_encrypted_key_without_its_passphrase_keeps_unsigned_checkpoints(
