@@ -1,0 +1,318 @@
+"""Commands that bring evidence in: ``add`` (files), ``capture`` (online media with yt-dlp)
+and ``ingest`` (reports from digests, feeds and exports)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from evidence_catalog.capture import CaptureOptions, parse_size
+from evidence_catalog.catalog import INGEST_FORMATS
+from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
+from evidence_catalog.cli.options import catalog_option, open_catalog, operator_option, quiet_option
+from evidence_catalog.cli.output import printable
+from evidence_catalog.cli.progress import bytes_progress, capture_progress
+from evidence_catalog.errors import InputError
+from evidence_catalog.operations.common import check_url
+from evidence_catalog.paths import display_path
+from evidence_catalog.results import CaptureResult
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
+@catalog_option
+@click.option("--recursive", "-r", is_flag=True, help="Add the files inside directories.")
+@click.option("--note", help="A note to keep with the record.")
+@click.option("--source-url", help="Where the file came from, as stated by the operator.")
+@click.option("--tag", "tags", multiple=True, help="Tag for the record (repeatable).")
+@click.option("--record", "record_id", help="Add to this existing record instead of a new one.")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Files committed per transaction: a larger batch loads many small files much faster.",
+)
+@operator_option
+@quiet_option
+def add(
+    paths: Sequence[str],
+    catalog_path: str,
+    recursive: bool,
+    note: str | None,
+    source_url: str | None,
+    tags: Sequence[str],
+    record_id: str | None,
+    batch: int,
+    operator: str | None,
+    quiet: bool,
+) -> None:
+    """Add files to the catalog and print the id of the record each one is on.
+
+    Each line is: record id, SHA-256, what happened, path.  Identical bytes already in the
+    catalog are not stored again; their record gains a new acquisition.
+    """
+    with open_catalog(catalog_path, operator) as catalog:
+        files = catalog.collect_files(paths, recursive=recursive)
+        if not files:
+            raise InputError("no files to add (the directories given are empty)", where=display_path(paths[0]))
+        total = sum(os.stat(f).st_size for f in files)
+
+        def report(result: Any) -> None:
+            status = "new" if result.new_record else "added" if result.new_on_record else "already catalogued"
+            click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{display_path(result.path)}")
+            if result.quarantined:
+                click.echo(
+                    f"warning: the stored copy of {result.sha256} was damaged; it was replaced by these bytes "
+                    f"and kept as blobs/{result.quarantined}",
+                    err=True,
+                )
+
+        with bytes_progress(total, "adding", quiet=quiet) as progress:
+            catalog.add(
+                files,
+                record_id=record_id,
+                note=note,
+                source_url=source_url,
+                tags=tags,
+                progress=progress,
+                on_added=report,
+                batch=batch,
+            )
+
+
+def _read_url_file(path: str) -> list[str]:
+    """URLs from a file, one per line (blank lines and ``#`` comments skipped); each is checked
+    here, so that a bad line stops the batch before anything is fetched."""
+    where = display_path(path)
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as stream:
+                text = stream.read()
+    except FileNotFoundError as exc:
+        raise InputError("no such file", where=where) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not UTF-8 text (byte {exc.start})", where=where) from exc
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", where=where) from exc
+    text = text.removeprefix("\ufeff")  # the byte order mark Windows editors put before UTF-8 text
+    urls = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            urls.append(check_url(line))
+        except InputError as exc:
+            raise InputError(exc.message, where=f"{where}, line {number}") from exc
+    return urls
+
+
+def _size_option(text: str | None, where: str) -> int | None:
+    return None if text is None else parse_size(text, where)
+
+
+def _echo_capture(result: CaptureResult) -> bool:
+    """Print one capture's line (record, SHA-256, status, URL) and its error or warning; return
+    whether it succeeded."""
+    url = printable(result.url)
+    if not result.ok:
+        click.echo(f"-\t-\tfailed\t{url}")
+        click.echo(f"error: {url}: {printable(result.error or 'failed')}", err=True)
+        return False
+    status = (
+        "skipped (captured before)"
+        if result.skipped
+        else "new"
+        if result.new_record
+        else "new version"
+        if result.version_of
+        else "added"
+        if result.new_on_record
+        else "already catalogued"
+    )
+    click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{url}")
+    if result.not_kept:
+        click.echo(f"warning: {url}: {printable(result.not_kept)}", err=True)
+    return True
+
+
+@cli.command()
+@click.argument("urls", metavar="[URL]...", nargs=-1)
+@catalog_option
+@click.option(
+    "--from-file",
+    "url_file",
+    metavar="FILE",
+    help="Read URLs from FILE, one per line ('#' starts a comment; '-' reads standard input).",
+)
+@click.option("--record", "record_id", help="Attach the captures to this existing record.")
+@click.option("--tag", "tags", multiple=True, help="Tag for the record (repeatable).")
+@click.option("--note", help="A note to keep with the record.")
+@click.option("--format", "format_spec", metavar="SPEC", help="yt-dlp format selector, e.g. 'best' or 'bv*+ba/b'.")
+@click.option("--cookies", "cookies_file", metavar="FILE", help="Netscape cookies.txt for sites that need a login.")
+@click.option("--proxy", metavar="URL", help="Proxy, e.g. socks5://127.0.0.1:9050 or http://proxy:3128.")
+@click.option("--rate-limit", metavar="RATE", help="Maximum download rate in bytes per second, e.g. 500K or 2M.")
+@click.option("--max-filesize", metavar="SIZE", help="Fail (store nothing) when media is larger, e.g. 800M or 2G.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the network.")
+@click.option("--retries", type=int, default=3, show_default=True, help="Retries of a failed or cut-short download.")
+@click.option("--no-ffmpeg", is_flag=True, help="Never use ffmpeg: choose formats served as one file.")
+@click.option(
+    "--skip-captured",
+    is_flag=True,
+    help="Do not fetch URLs captured successfully before (resume an interrupted batch).",
+)
+@operator_option
+@quiet_option
+def capture(
+    urls: Sequence[str],
+    catalog_path: str,
+    url_file: str | None,
+    record_id: str | None,
+    tags: Sequence[str],
+    note: str | None,
+    format_spec: str | None,
+    cookies_file: str | None,
+    proxy: str | None,
+    rate_limit: str | None,
+    max_filesize: str | None,
+    timeout: float,
+    retries: int,
+    no_ffmpeg: bool,
+    skip_captured: bool,
+    operator: str | None,
+    quiet: bool,
+) -> None:
+    """Capture online media (videos, images, posts) with yt-dlp, with full provenance.
+
+    Each line is: record id, SHA-256 of the main media file, what happened, URL.  The media as
+    served, yt-dlp's info.json, thumbnails, subtitles, the description and the page are kept.
+    A URL that fails does not stop the others: its line says "failed", the reason goes to
+    standard error, the attempt is in the custody log, and the exit code is 1.
+    """
+    wanted = [check_url(url) for url in urls]
+    if url_file is not None:
+        wanted += _read_url_file(url_file)
+    if not wanted:
+        raise InputError("give at least one URL, or --from-file FILE", where="url")
+    options = CaptureOptions(
+        format=format_spec,
+        cookies_file=None if cookies_file is None else Path(cookies_file),
+        proxy=proxy,
+        rate_limit=_size_option(rate_limit, "rate limit"),
+        max_filesize=_size_option(max_filesize, "max filesize"),
+        socket_timeout=timeout,
+        retries=retries,
+        ffmpeg=False if no_ffmpeg else None,
+    )
+    failed = skipped = 0
+    with open_catalog(catalog_path, operator) as catalog, capture_progress(quiet=quiet) as (progress, clear):
+
+        def report(result: CaptureResult) -> None:
+            nonlocal failed, skipped
+            clear()
+            skipped += result.skipped
+            failed += not _echo_capture(result)
+
+        catalog.capture(
+            wanted,
+            record_id=record_id,
+            options=options,
+            tags=tags,
+            note=note,
+            progress=progress,
+            on_result=report,
+            skip_captured=skip_captured,
+        )
+    if not quiet:
+        done = len(wanted) - failed - skipped
+        summary = f"captured {done} of {len(wanted)} URL(s)"
+        summary += f"; {skipped} skipped (captured before)" if skipped else ""
+        summary += f"; {failed} failed" if failed else ""
+        click.echo(summary, err=True)
+    if failed:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
+@cli.command()
+@click.argument("source", metavar="PATH_OR_URL")
+@catalog_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(INGEST_FORMATS),
+    help="What the input is (default: found from the content).",
+)
+@click.option("--tag", "tags", multiple=True, help="Tag for every new record (repeatable).")
+@click.option("--note", help="A note to keep with every new record.")
+@click.option(
+    "--keep-going", is_flag=True, help="Leave out items that cannot be read (each is named) instead of stopping."
+)
+@click.option(
+    "--capture-media",
+    is_flag=True,
+    help="Then capture the media of feed entries (enclosures) onto their records.",
+)
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the network.")
+@operator_option
+@quiet_option
+def ingest(
+    source: str,
+    catalog_path: str,
+    fmt: str | None,
+    tags: Sequence[str],
+    note: str | None,
+    keep_going: bool,
+    capture_media: bool,
+    timeout: float,
+    operator: str | None,
+    quiet: bool,
+) -> None:
+    """Ingest reports: items of a digest, RSS/Atom feed, twarc2 JSONL or Telegram export.
+
+    Each item becomes a report on a record of its own; the input is stored as each record's
+    source document (for a digest, with the item's lines), and a Telegram message's photo or
+    file on its record.  PATH_OR_URL is a file, a Telegram Desktop export folder, or the
+    http(s) URL of a feed (downloaded as served).  Items already in the catalog are not added
+    again.  All or nothing: an input that cannot be read changes nothing, unless --keep-going
+    leaves the unreadable items out (exit code 1, each named).  With --capture-media, the
+    media of the feed's entries is captured afterwards (exit code 1 if a capture failed).
+    """
+    options = CaptureOptions(socket_timeout=timeout)
+    with open_catalog(catalog_path, operator) as catalog, capture_progress(quiet=quiet) as (progress, clear):
+        result = catalog.ingest(
+            source,
+            format=fmt,  # type: ignore[arg-type]
+            tags=tags,
+            note=note,
+            keep_going=keep_going,
+            capture_media=capture_media,
+            capture_options=options,
+            capture_progress=progress,
+            timeout=timeout,
+        )
+        clear()
+    for line, message in result.warnings:
+        at = f", line {line}" if result.format == "digest" and line else ""
+        click.echo(f"warning: {printable(result.path)}{at}: {printable(message)}", err=True)
+    for _, message in result.skipped:
+        click.echo(f"skipped: {printable(result.path)}: {printable(message)}", err=True)
+    click.echo(
+        f"{result.items} item(s): {result.reports_added} report(s) added on {result.records_added} new record(s), "
+        f"{result.reports_present} already present"
+        + (f", {len(result.skipped)} left out" if result.skipped else "")
+        + f"; {result.artifacts_added} artifact(s) stored, {result.artifacts_present} already stored"
+        + f"; {result.format} {result.sha256}"
+    )
+    failed = [c for c in result.captures if not _echo_capture(c)]
+    if capture_media and not quiet:
+        click.echo(f"media: {len(result.captures) - len(failed)} of {len(result.media)} captured", err=True)
+    if result.skipped or failed:
+        raise SystemExit(EXIT_PROBLEMS)

@@ -1,0 +1,83 @@
+"""The ``evidence-catalog`` command group, its exit codes and its entry point.
+
+Exit codes (docs/cli.md): 0 success, also when nothing is found ("no matches" on standard error);
+1 the command found or left something wrong (verify's problems, a failed capture ...); 2 bad input
+or usage; 3 a bug.  User errors are one line on standard error naming the file or field and the
+reason, never a traceback: :func:`main` turns every exception into its exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+from sqlalchemy.exc import DatabaseError
+
+from evidence_catalog.cli.output import one_line
+from evidence_catalog.errors import EvidenceError, IntegrityError
+from evidence_catalog.versions import versions
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
+
+
+def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    for name, version in versions().items():
+        click.echo(f"{name} {version or 'not installed'}")
+    ctx.exit(EXIT_OK)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show versions of evidence-catalog, Python, SQLite, exifread and yt-dlp.",
+)
+def cli() -> None:
+    """Catalogue evidence with provenance, integrity checks and a chain of custody."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit code (used by the console script)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="evidence-catalog", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except IntegrityError as exc:
+        click.echo(f"error: {one_line(exc)}", err=True)
+        return EXIT_PROBLEMS
+    except (EvidenceError, DatabaseError, OSError) as exc:
+        click.echo(f"error: {one_line(exc)}", err=True)
+        return EXIT_USAGE
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except Exception:  # noqa: BLE001 -- a bug: say so, keep the details for the report
+        click.echo("internal error in evidence-catalog (please report it with the lines below):", err=True)
+        click.echo(traceback.format_exc(), err=True)
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def run() -> None:
+    """Console-script wrapper that exits with :func:`main`'s code.
+
+    Like other Unix tools, the command ends quietly when the reader of its output goes away
+    (``evidence-catalog log | head``): the shell then reports 141.
+    """
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())

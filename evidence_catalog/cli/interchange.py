@@ -1,0 +1,148 @@
+"""Records in and out of the catalog: ``export`` and ``import``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from evidence_catalog.catalog import EXPORT_FORMATS
+from evidence_catalog.cli.app import cli
+from evidence_catalog.cli.options import (
+    catalog_option,
+    open_catalog,
+    operator_option,
+    quiet_option,
+    record_criteria,
+    record_filter_options,
+)
+from evidence_catalog.cli.output import printable
+from evidence_catalog.cli.progress import bytes_progress, export_progress
+from evidence_catalog.errors import EvidenceError, InputError
+from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
+from evidence_catalog.paths import display_path
+
+
+@cli.command()
+@click.argument("record_ids", metavar="[ID]...", nargs=-1)
+@catalog_option
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="json", show_default=True)
+@click.option(
+    "--output", "-o", required=True, type=click.Path(), help="File (or, for bagit, folder) to write; must not exist."
+)
+@record_filter_options
+@click.option("--search", "search_text", metavar="TEXT", help="Records holding a report that matches TEXT.")
+@click.option("--redact", is_flag=True, help="BagIt: withhold what the records' flags name, and say so in the bag.")
+@click.option("--sha512", is_flag=True, help="BagIt: add manifest-sha512.txt beside manifest-sha256.txt.")
+@click.option("--bom", is_flag=True, help="CSV only: start with a UTF-8 byte order mark (for spreadsheet software).")
+@operator_option
+@quiet_option
+def export(
+    record_ids: Sequence[str],
+    catalog_path: str,
+    fmt: str,
+    output: str,
+    status: str | None,
+    category: str | None,
+    tags: Sequence[str],
+    flags: Sequence[str],
+    bbox: str | None,
+    search_text: str | None,
+    redact: bool,
+    sha512: bool,
+    bom: bool,
+    operator: str | None,
+    quiet: bool,
+) -> None:
+    """Export records: all, the IDs given, or those the filters choose (IDs and filters
+    together: the IDs that meet the filters).
+
+    bagit: a BagIt bag (a new folder) with the records, their artifacts and custody events,
+    which bagit-python and sha256sum -c can check; json/jsonl: records and custody events;
+    prov: W3C PROV-JSON provenance; csv: one row per artifact for spreadsheets.
+    """
+    with open_catalog(catalog_path, operator) as catalog:
+        chosen = list(record_ids) or None
+        criteria = record_criteria(catalog, status, category, tags, flags, bbox)
+        if criteria is not None:
+            chosen = [r.id for r in catalog.records(chosen) if criteria.matches(r)]
+        if search_text is not None:
+            found = {hit.record_id for hit in catalog.search(search_text, limit=None)}
+            chosen = [r for r in (chosen if chosen is not None else catalog.record_ids()) if r in found]
+        if chosen == []:
+            raise InputError("no record meets the selection; nothing was exported", where="export")
+        with export_progress(quiet=quiet or fmt != "bagit") as progress:
+            result = catalog.export(
+                output,
+                format=fmt,  # type: ignore[arg-type]
+                record_ids=chosen,
+                bom=bom,
+                redact=redact,
+                sha512=sha512,
+                progress=progress,
+            )
+    if not quiet:
+        if result.format == "bagit":
+            click.echo(
+                f"exported {result.records} record(s), {result.artifacts} artifact file(s) and "
+                f"{result.custody_events} custody event(s) to the bag {display_path(result.path)} "
+                f"(Payload-Oxum {result.payload_oxum}, {result.external_identifier})"
+            )
+            if result.redacted:
+                click.echo(
+                    f"redacted: {result.withheld_artifacts} artifact(s) and {result.withheld_fields} field(s) "
+                    "withheld (listed in data/contents.json)"
+                )
+        else:
+            click.echo(
+                f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
+                f"to {display_path(result.path)} (sha256 {result.sha256})"
+            )
+
+
+@cli.command(name="import")
+@click.argument("source", type=click.Path(exists=False))
+@catalog_option
+@click.option(
+    "--blobs",
+    type=click.Path(file_okay=False),
+    help="JSON/JSON Lines: the exporting catalog (or its blobs folder), where the artifacts' bytes are.",
+)
+@click.option(
+    "--accept-unsigned",
+    is_flag=True,
+    help="Import an export whose custody events no signed checkpoint of its own log key covers; "
+    "its records are tagged provenance:unsigned.",
+)
+@operator_option
+@quiet_option
+def import_(
+    source: str, catalog_path: str, blobs: str | None, accept_unsigned: bool, operator: str | None, quiet: bool
+) -> None:
+    """Import a bag, JSON or JSON Lines export made by evidence-catalog.
+
+    Everything is checked first (paths, completeness, Payload-Oxum, every digest, schemas, custody
+    hashes; each record against what its custody events rebuild and each artifact against what
+    its bytes say; the events against a checkpoint signed by the key their own log names);
+    anything wrong is refused (exit code 2, whatever the reason) and nothing changes.  Records
+    keep their ids; importing the same export again adds nothing.  The summary names the log key
+    checked: compare its id with the one the sender gave you.
+    """
+    with open_catalog(catalog_path, operator) as catalog:
+        with bytes_progress(None, "checking", quiet=quiet) as progress:
+            try:
+                result = catalog.import_records(source, blobs=blobs, progress=progress, accept_unsigned=accept_unsigned)
+            except EvidenceError as exc:  # one rule: a refused import is exit code 2, whatever the reason
+                raise InputError(exc.message, where=exc.where) from exc
+    if not quiet:
+        click.echo(
+            f"imported {len(result.records_added)} record(s) ({len(result.records_present)} already here); "
+            f"{result.artifacts_stored} artifact(s) stored, {result.artifacts_present} already stored"
+            + (f"; bag {result.external_identifier}, Payload-Oxum {result.payload_oxum}" if result.payload_oxum else "")
+            + (
+                f"; log key {result.log_key_id} ({printable(result.log_origin or '')})"
+                if result.log_key_id
+                else f"; UNSIGNED provenance accepted ({printable(result.unsigned or '')}),"
+                f" tagged {UNSIGNED_PROVENANCE_TAG}"
+            )
+        )

@@ -1,0 +1,72 @@
+"""Progress bars on standard error, shown only on a terminal and never with ``--quiet``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+from evidence_catalog.capture import CaptureProgress
+from evidence_catalog.cli.output import printable
+
+
+def progress_bars() -> Progress:
+    """Byte-counting progress bars on standard error, removed when done."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=Console(stderr=True), transient=True)
+
+
+@contextmanager
+def bytes_progress(total: int | None, label: str, *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on standard error when it is a terminal; nothing otherwise."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    with progress_bars() as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+@contextmanager
+def capture_progress(*, quiet: bool) -> Iterator[tuple[CaptureProgress | None, Callable[[], None]]]:
+    """Progress bars fed by yt-dlp's progress hooks, one per file being downloaded; nothing
+    when standard error is not a terminal or with --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None, lambda: None
+        return
+    with progress_bars() as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(name: str, done: int, total: int | None) -> None:
+            task = tasks.get(name)
+            if task is None:
+                task = tasks[name] = progress.add_task(printable(name), total=total)
+            progress.update(task, completed=done, total=total)
+
+        def clear() -> None:
+            for task in tasks.values():
+                progress.remove_task(task)
+            tasks.clear()
+
+        yield update, clear
+
+
+@contextmanager
+def export_progress(*, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for the bytes a bag export copies, on a terminal only."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    with progress_bars() as bars:
+        task = bars.add_task("exporting", total=None)
+        yield lambda done, total: bars.update(task, completed=done, total=total)
