@@ -9,7 +9,6 @@ import attrs
 import click
 
 from evidence_catalog import model
-from evidence_catalog.catalog import Catalog
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import (
     catalog_option,
@@ -21,7 +20,7 @@ from evidence_catalog.cli.options import (
 )
 from evidence_catalog.cli.output import agent_text, echo_json, echo_nothing_found, one_line, printable
 from evidence_catalog.cli.rendering import echo_record
-from evidence_catalog.errors import NotFoundError, ValidationError
+from evidence_catalog.errors import EvidenceError, NotFoundError
 from evidence_catalog.paths import display_path
 from evidence_catalog.serialize import format_timestamp, to_document, unstructure
 
@@ -64,13 +63,16 @@ def list_records(
             catalog.record_ids(after=after, limit=1)  # a malformed id is named before anything is printed
         holding = None if sha256 is None else catalog.records_with_artifact(sha256.strip().lower())
 
+        def named(record_id: str, error: EvidenceError) -> None:
+            """A record that cannot be read: named on standard error (it must not hide the rest)."""
+            nonlocal unreadable
+            click.echo(f"error: {one_line(error)}", err=True)
+            unreadable += 1
+
         def matching() -> Iterator[model.EvidenceRecord]:
             """The records to show, as they are read, up to --limit; counts them and those that cannot be read."""
-            nonlocal unreadable, shown, last
-            for record in _readable_records(catalog, after, holding):
-                if record is None:
-                    unreadable += 1
-                    continue
+            nonlocal shown, last
+            for record in catalog.readable_records(after=after, only=holding, on_unreadable=named):
                 if criteria is not None and not criteria.matches(record):
                     continue
                 yield record
@@ -96,32 +98,6 @@ def list_records(
         echo_nothing_found(among_readable=bool(unreadable))
     if unreadable:
         raise SystemExit(EXIT_PROBLEMS)
-
-
-def _readable_records(
-    catalog: Catalog, after: str | None = None, only: Sequence[str] | None = None
-) -> Iterator[model.EvidenceRecord | None]:
-    """Every record that can be read (or those of *only*), a page at a time, and ``None`` for
-    each one that cannot (named on standard error: one damaged row must not hide the rest of a
-    catalog)."""
-    remaining = None if only is None else [i for i in only if after is None or i > after]
-    while True:
-        if remaining is None:
-            page = catalog.record_ids(after=after, limit=Catalog.PAGE_SIZE)
-        else:
-            page, remaining = remaining[: Catalog.PAGE_SIZE], remaining[Catalog.PAGE_SIZE :]
-        if not page:
-            return
-        try:
-            yield from catalog.read_page(page)
-        except ValidationError:
-            for record_id in page:  # find the damaged one(s); read the others one by one
-                try:
-                    yield catalog.record(record_id)
-                except ValidationError as exc:
-                    click.echo(f"error: {one_line(exc)}", err=True)
-                    yield None
-        after = page[-1]
 
 
 @cli.command()

@@ -12,7 +12,6 @@ import attrs
 import click
 from sqlalchemy.exc import DatabaseError
 
-from evidence_catalog.checkpoint import vkey
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import catalog_option, json_option, open_catalog, operator_option, quiet_option
 from evidence_catalog.cli.output import echo_json, one_line, printable
@@ -76,8 +75,7 @@ def verify(
             raise InputError(f"cannot be read as a checkpoint ({exc})", where=display_path(name)) from exc
     try:
         with open_catalog(catalog_path, operator) as catalog:
-            with catalog.db.read() as session:
-                total = sum(size for _, size, _ in catalog.db.artifact_digests(session))
+            total = catalog.stored_bytes()
             with bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
                 report = catalog.verify(
                     progress=progress,
@@ -189,7 +187,7 @@ def checkpoint_cmd(
         elif tsa or artifacts:
             raise InputError("--tsa and --artifact go with --timestamp", where="checkpoint")
         made = catalog.checkpoint()
-        name, public = catalog.log_key.public()
+        key = catalog.log_key_info()
     if output is not None:
         _write_new_file(Path(output), made.note.encode("utf-8"))
         click.echo(f"checkpoint of {made.size} event(s) written to {display_path(output)}", err=True)
@@ -211,7 +209,7 @@ def checkpoint_cmd(
                 "root_hash": made.root,
                 "note": made.note,
                 "signed_at": format_timestamp(made.at),
-                "vkey": vkey(name, public),
+                "vkey": key.vkey,
             }
         )
     else:
