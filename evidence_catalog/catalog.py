@@ -25,7 +25,6 @@ import re
 import shutil
 import stat
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol, TypeVar
 
 import attrs
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.exc import DatabaseError
@@ -171,6 +169,7 @@ from evidence_catalog.serialize import (
     to_document,
     unstructure,
 )
+from evidence_catalog.store.blobs import BlobStorage
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob, fsync_dir, place_new_file
 from evidence_catalog.store.database import (
     HEAD_REVISION,
@@ -179,11 +178,13 @@ from evidence_catalog.store.database import (
     acquisition_row,
     artifact_row,
     check_database_url,
+    database_errors,
     index_rows,
     part_row,
     record_artifact_row,
     record_row,
     safe_url,
+    sqlite_url,
 )
 from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
 from evidence_catalog.timestamp import TimestampError, token_info
@@ -265,7 +266,7 @@ class Catalog:
         return self._ctx.db
 
     @property
-    def blobs(self) -> BlobStore | ObjectBlobStore:
+    def blobs(self) -> BlobStorage:
         """Its blob store (a folder, or object storage)."""
         return self._ctx.blobs
 
@@ -367,37 +368,44 @@ class Catalog:
         db = None
         created_schema = False
         try:
-            if database_url is None:
-                db = CatalogDatabase.create(_sqlite_url(directory))
-            else:
-                db = CatalogDatabase.create(database_url, where=safe_url(database_url))
-            created_schema = True
-            catalog = cls(directory, config, db, operator=default_operator, clock=clock, key_passphrase=key_passphrase)
-            log = log_key.create_log_key(catalog._ctx)  # first: the first event already ends with a signed checkpoint
-            catalog._ctx.log_event(
-                Action.CATALOG_CREATED,
-                {
-                    "format_version": config.format_version,
-                    "algorithms": list(config.algorithms),
-                    "software": unstructure(library_agent()),
-                    "log": log,
-                },
-            )
-            # catalog.toml comes last, durably: a directory without it is not (yet) a catalog.
-            tmp = directory / (CONFIG_FILE + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as stream:
-                stream.write(config.to_toml())
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(tmp, directory / CONFIG_FILE)
-            fsync_dir(directory)
-        except (OSError, EvidenceError, DatabaseError) as exc:
+            # An error the database reports is the library's: no caller needs to know SQLAlchemy's.
+            with database_errors(
+                lambda reason: StorageError(f"cannot create catalog ({reason})", where=display_path(directory))
+            ):
+                if database_url is None:
+                    db = CatalogDatabase.create(sqlite_url(directory / DATABASE_FILE))
+                else:
+                    db = CatalogDatabase.create(database_url, where=safe_url(database_url))
+                created_schema = True
+                catalog = cls(
+                    directory, config, db, operator=default_operator, clock=clock, key_passphrase=key_passphrase
+                )
+                # First: the first event already ends with a signed checkpoint.
+                log = log_key.create_log_key(catalog._ctx)
+                catalog._ctx.log_event(
+                    Action.CATALOG_CREATED,
+                    {
+                        "format_version": config.format_version,
+                        "algorithms": list(config.algorithms),
+                        "software": unstructure(library_agent()),
+                        "log": log,
+                    },
+                )
+                # catalog.toml comes last, durably: a directory without it is not (yet) a catalog.
+                tmp = directory / (CONFIG_FILE + ".tmp")
+                with open(tmp, "w", encoding="utf-8") as stream:
+                    stream.write(config.to_toml())
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                os.replace(tmp, directory / CONFIG_FILE)
+                fsync_dir(directory)
+        except (OSError, EvidenceError) as exc:
             # Leave nothing half-made behind (only what this call made): init can be run again.
             if db is not None:
                 if created_schema and database_url is not None:
                     # A shared server: leave the database empty again.  Should that fail too
                     # (the server gone), the first error is the one to report.
-                    with contextlib.suppress(DatabaseError, OSError):
+                    with contextlib.suppress(StorageError, OSError):
                         db.drop_schema()
                 db.close()
             if existed:
@@ -409,8 +417,7 @@ class Catalog:
                 shutil.rmtree(directory, ignore_errors=True)
             if isinstance(exc, EvidenceError):
                 raise
-            reason = exc.strerror if isinstance(exc, OSError) else exc.orig
-            raise StorageError(f"cannot create catalog ({reason})", where=display_path(directory)) from exc
+            raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
         return catalog
 
     #: Where :meth:`init` puts the database when none is given (``None``: ``catalog.db`` in
@@ -454,7 +461,7 @@ class Catalog:
                 raise CatalogError(f"catalog database {DATABASE_FILE} is missing", where=where)
             if read_only is None:
                 read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
-            database = CatalogDatabase.open(_sqlite_url(directory, read_only=read_only), where=display_path(db_path))
+            database = CatalogDatabase.open(sqlite_url(db_path, read_only=read_only), where=display_path(db_path))
         try:
             catalog = cls(directory, config, database, operator=operator, clock=clock, key_passphrase=key_passphrase)
         except BaseException:
@@ -3304,7 +3311,7 @@ def _parts_not_kept(warnings: Sequence[str]) -> str | None:
     return "; ".join(missing) or None
 
 
-def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | ObjectBlobStore:
+def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStorage:
     """The blob store a catalog's settings name: ``blobs/`` in its folder, or object storage."""
     if config.blobs_url is None:
         return BlobStore(directory / BLOBS_DIR, config.algorithms, label=BLOBS_DIR)
@@ -3315,28 +3322,6 @@ def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | Objec
         where=f"{display_path(directory / CONFIG_FILE)}: blobs.url",
         endpoint_where=f"{display_path(directory / CONFIG_FILE)}: blobs.endpoint_url",
     )
-
-
-def _sqlite_url(directory: Path, *, read_only: bool = False) -> sa.URL:
-    """The database URL, built from parts: a path is never parsed as a URL (a ``?``, ``#`` or
-    ``%41`` in a folder name must not send the database somewhere else)."""
-    path = os.path.abspath(directory / DATABASE_FILE)
-    if not read_only:
-        return sa.URL.create("sqlite", database=path)
-    # On read-only media nobody can be writing, and SQLite cannot create its WAL index there:
-    # the database is opened as immutable (a catalog closed cleanly has no WAL to miss).  Where
-    # only this account cannot write, another process may be adding: plain read-only mode reads
-    # its WAL and sees its commits.
-    mode = {"immutable": "1"} if _on_read_only_media(directory) else {"mode": "ro"}
-    uri = "file:" + urllib.parse.quote(os.fsencode(path))
-    return sa.URL.create("sqlite", database=uri, query={**mode, "uri": "true"})
-
-
-def _on_read_only_media(directory: Path) -> bool:
-    try:
-        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-    except (OSError, AttributeError):
-        return False
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -32,8 +32,8 @@ from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.findings import BlobMissing, BlobUnreadable, DigestMismatch, SizeMismatch
 from evidence_catalog.model import Digests
-from evidence_catalog.store.blobstore import BlobStore
 from evidence_catalog.operations import common
+from evidence_catalog.store.blobstore import BlobStore
 from evidence_catalog.store.objectstore import ObjectBlobStore, parse_blobs_url
 
 from .conftest import FixedClock
