@@ -47,22 +47,15 @@ from evidence_catalog.capture.ytdlp import (
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.checkpoint import (
-    KEY_FILE,
-    PASSPHRASE_ENV,
-    PUBLIC_FILE,
-    VKEY_FILE,
     CheckpointError,
     KeyDamagedError,
     KeyEpoch,
-    LogKey,
     epoch_at,
     parse_checkpoint,
     public_bytes,
-    remembered_for,
     split_note,
     vkey,
 )
-from evidence_catalog.checkpoint import remember as remember_checkpoint
 from evidence_catalog.checkpoint import verify as verify_checkpoint
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
 from evidence_catalog.custody import (
@@ -186,6 +179,8 @@ from evidence_catalog.store.database import (
     safe_url,
     sqlite_url,
 )
+from evidence_catalog.store.keyfiles import KEY_FILE, PASSPHRASE_ENV, PUBLIC_FILE, VKEY_FILE, LogKey, remembered_for
+from evidence_catalog.store.keyfiles import remember as remember_checkpoint
 from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
 from evidence_catalog.timestamp import TimestampError, token_info
 from evidence_catalog.timestamp import stamp_digest as timestamp_digest

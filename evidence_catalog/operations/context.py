@@ -12,11 +12,11 @@ import attrs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence_catalog import model
-from evidence_catalog.checkpoint import LogKey
 from evidence_catalog.config import CatalogConfig
 from evidence_catalog.errors import EvidenceError
 from evidence_catalog.store.blobs import BlobStorage
 from evidence_catalog.store.database import CatalogDatabase
+from evidence_catalog.store.keyfiles import LogKey
 
 Clock = Callable[[], dt.datetime]
 
