@@ -20,15 +20,12 @@ import datetime as dt
 import json
 import os
 import shutil
-import urllib.parse
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal, Protocol
 
 import attrs
-import sqlalchemy as sa
-from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import merkle, model
 from evidence_catalog.capture.ytdlp import (
@@ -36,9 +33,7 @@ from evidence_catalog.capture.ytdlp import (
     CaptureProgress,
 )
 from evidence_catalog.checkpoint import (
-    PUBLIC_FILE,
     KeyDamagedError,
-    LogKey,
     vkey,
 )
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
@@ -119,14 +114,18 @@ from evidence_catalog.serialize import (
     to_document,
     unstructure,
 )
+from evidence_catalog.store.blobs import BlobStorage
 from evidence_catalog.store.blobstore import BlobStore, fsync_dir, place_new_file
 from evidence_catalog.store.database import (
     HEAD_REVISION,
     CatalogDatabase,
     check_database_url,
+    database_errors,
     index_rows,
     safe_url,
+    sqlite_url,
 )
+from evidence_catalog.store.keyfiles import PUBLIC_FILE, LogKey
 from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
 from evidence_catalog.versions import library_agent
 from evidence_catalog.vocabulary import Category
@@ -184,7 +183,7 @@ class Catalog:
         return self._ctx.db
 
     @property
-    def blobs(self) -> BlobStore | ObjectBlobStore:
+    def blobs(self) -> BlobStorage:
         """Its blob store (a folder, or object storage)."""
         return self._ctx.blobs
 
@@ -286,37 +285,44 @@ class Catalog:
         db = None
         created_schema = False
         try:
-            if database_url is None:
-                db = CatalogDatabase.create(_sqlite_url(directory))
-            else:
-                db = CatalogDatabase.create(database_url, where=safe_url(database_url))
-            created_schema = True
-            catalog = cls(directory, config, db, operator=default_operator, clock=clock, key_passphrase=key_passphrase)
-            log = log_key.create_log_key(catalog._ctx)  # first: the first event already ends with a signed checkpoint
-            catalog._ctx.log_event(
-                Action.CATALOG_CREATED,
-                {
-                    "format_version": config.format_version,
-                    "algorithms": list(config.algorithms),
-                    "software": unstructure(library_agent()),
-                    "log": log,
-                },
-            )
-            # catalog.toml comes last, durably: a directory without it is not (yet) a catalog.
-            tmp = directory / (CONFIG_FILE + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as stream:
-                stream.write(config.to_toml())
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(tmp, directory / CONFIG_FILE)
-            fsync_dir(directory)
-        except (OSError, EvidenceError, DatabaseError) as exc:
+            # An error the database reports is the library's: no caller needs to know SQLAlchemy's.
+            with database_errors(
+                lambda reason: StorageError(f"cannot create catalog ({reason})", where=display_path(directory))
+            ):
+                if database_url is None:
+                    db = CatalogDatabase.create(sqlite_url(directory / DATABASE_FILE))
+                else:
+                    db = CatalogDatabase.create(database_url, where=safe_url(database_url))
+                created_schema = True
+                catalog = cls(
+                    directory, config, db, operator=default_operator, clock=clock, key_passphrase=key_passphrase
+                )
+                # First: the first event already ends with a signed checkpoint.
+                log = log_key.create_log_key(catalog._ctx)
+                catalog._ctx.log_event(
+                    Action.CATALOG_CREATED,
+                    {
+                        "format_version": config.format_version,
+                        "algorithms": list(config.algorithms),
+                        "software": unstructure(library_agent()),
+                        "log": log,
+                    },
+                )
+                # catalog.toml comes last, durably: a directory without it is not (yet) a catalog.
+                tmp = directory / (CONFIG_FILE + ".tmp")
+                with open(tmp, "w", encoding="utf-8") as stream:
+                    stream.write(config.to_toml())
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                os.replace(tmp, directory / CONFIG_FILE)
+                fsync_dir(directory)
+        except (OSError, EvidenceError) as exc:
             # Leave nothing half-made behind (only what this call made): init can be run again.
             if db is not None:
                 if created_schema and database_url is not None:
                     # A shared server: leave the database empty again.  Should that fail too
                     # (the server gone), the first error is the one to report.
-                    with contextlib.suppress(DatabaseError, OSError):
+                    with contextlib.suppress(StorageError, OSError):
                         db.drop_schema()
                 db.close()
             if existed:
@@ -328,8 +334,7 @@ class Catalog:
                 shutil.rmtree(directory, ignore_errors=True)
             if isinstance(exc, EvidenceError):
                 raise
-            reason = exc.strerror if isinstance(exc, OSError) else exc.orig
-            raise StorageError(f"cannot create catalog ({reason})", where=display_path(directory)) from exc
+            raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
         return catalog
 
     #: Where :meth:`init` puts the database when none is given (``None``: ``catalog.db`` in
@@ -373,7 +378,7 @@ class Catalog:
                 raise CatalogError(f"catalog database {DATABASE_FILE} is missing", where=where)
             if read_only is None:
                 read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
-            database = CatalogDatabase.open(_sqlite_url(directory, read_only=read_only), where=display_path(db_path))
+            database = CatalogDatabase.open(sqlite_url(db_path, read_only=read_only), where=display_path(db_path))
         try:
             catalog = cls(directory, config, database, operator=operator, clock=clock, key_passphrase=key_passphrase)
         except BaseException:
@@ -1692,7 +1697,7 @@ def _write_csv(stream: _TextSink, records: Iterable[model.EvidenceRecord]) -> in
     return count
 
 
-def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | ObjectBlobStore:
+def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStorage:
     """The blob store a catalog's settings name: ``blobs/`` in its folder, or object storage."""
     if config.blobs_url is None:
         return BlobStore(directory / BLOBS_DIR, config.algorithms, label=BLOBS_DIR)
@@ -1703,28 +1708,6 @@ def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStore | Objec
         where=f"{display_path(directory / CONFIG_FILE)}: blobs.url",
         endpoint_where=f"{display_path(directory / CONFIG_FILE)}: blobs.endpoint_url",
     )
-
-
-def _sqlite_url(directory: Path, *, read_only: bool = False) -> sa.URL:
-    """The database URL, built from parts: a path is never parsed as a URL (a ``?``, ``#`` or
-    ``%41`` in a folder name must not send the database somewhere else)."""
-    path = os.path.abspath(directory / DATABASE_FILE)
-    if not read_only:
-        return sa.URL.create("sqlite", database=path)
-    # On read-only media nobody can be writing, and SQLite cannot create its WAL index there:
-    # the database is opened as immutable (a catalog closed cleanly has no WAL to miss).  Where
-    # only this account cannot write, another process may be adding: plain read-only mode reads
-    # its WAL and sees its commits.
-    mode = {"immutable": "1"} if _on_read_only_media(directory) else {"mode": "ro"}
-    uri = "file:" + urllib.parse.quote(os.fsencode(path))
-    return sa.URL.create("sqlite", database=uri, query={**mode, "uri": "true"})
-
-
-def _on_read_only_media(directory: Path) -> bool:
-    try:
-        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-    except (OSError, AttributeError):
-        return False
 
 
 def _unmarked(record: model.EvidenceRecord) -> model.EvidenceRecord:

@@ -445,6 +445,20 @@ class PlatformInfo:
     webpage_url: str | None = None
 
 
+#: Extractors that name an item after the last part of its URL (``video.mp4``,
+#: ``manifest.mpd``): their ids say nothing about which item it is, so a re-capture of "the
+#: same item" is recognised by its URL instead.
+GENERIC_EXTRACTORS = frozenset({"Generic", "HTML5MediaEmbed"})
+
+
+def item_key(extractor: str | None, platform_id: str | None) -> str | None:
+    """``extractor:platform id`` -- one item on one platform -- or ``None`` when the pair does
+    not identify an item (unknown, or a generic extractor's name taken from the URL)."""
+    if extractor is None or platform_id is None or extractor in GENERIC_EXTRACTORS:
+        return None
+    return f"{extractor}:{platform_id}"
+
+
 @frozen
 class Acquisition:
     """How, when, by whom and with what an artifact was acquired.

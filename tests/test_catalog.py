@@ -534,10 +534,10 @@ def test_a_clean_copy_on_read_only_media_opens_and_verifies(
 ) -> None:
     import shutil
 
-    from evidence_catalog import catalog as catalog_module
+    from evidence_catalog.store import engine
 
     # A read-only mount cannot be made here; the file system's answer is what is replaced.
-    monkeypatch.setattr(catalog_module, "_on_read_only_media", lambda _: True)
+    monkeypatch.setattr(engine, "on_read_only_media", lambda _: True)
 
     (tmp_path / "a").write_text("a")
     catalog.add([tmp_path / "a"])

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog, LogKeyInfo, merkle
-from evidence_catalog.checkpoint import PASSPHRASE_ENV, Checkpoint, KeyDamagedError, LogKey, parse_checkpoint, sign
+from evidence_catalog.checkpoint import Checkpoint, KeyDamagedError, parse_checkpoint, sign
 from evidence_catalog.custody import make_event
 from evidence_catalog.errors import CatalogError, InputError
 from evidence_catalog.findings import (
@@ -51,6 +51,7 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.serialize import unstructure
 from evidence_catalog.store.database import HEAD_REVISION, _alembic_config
+from evidence_catalog.store.keyfiles import PASSPHRASE_ENV, LogKey
 
 from .conftest import CliResult, FixedClock, json_set, raw_database
 from .salted import committed_by_hand, leaf_by_hand

@@ -25,16 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog, merkle
-from evidence_catalog.checkpoint import (
-    PASSPHRASE_ENV,
-    Checkpoint,
-    KeyDamagedError,
-    LogKey,
-    key_chain,
-    key_change_statement,
-    sign,
-    vkey,
-)
+from evidence_catalog.checkpoint import Checkpoint, KeyDamagedError, key_chain, key_change_statement, sign, vkey
 from evidence_catalog.custody import document_hash, event_leaf
 from evidence_catalog.errors import InputError
 from evidence_catalog.findings import (
@@ -47,6 +38,7 @@ from evidence_catalog.findings import (
 from evidence_catalog.interchange.importing import UnsignedProvenanceError
 from evidence_catalog.operations import log_key as log_key_operations
 from evidence_catalog.serialize import unstructure
+from evidence_catalog.store.keyfiles import PASSPHRASE_ENV, LogKey
 
 from .conftest import FixedClock, raw_database
 from .test_checkpoints import add_file as add_text

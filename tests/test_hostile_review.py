@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog
-from evidence_catalog.checkpoint import PASSPHRASE_ENV, KeyDamagedError, LogKey, parse_checkpoint, split_note, vkey
+from evidence_catalog.checkpoint import KeyDamagedError, parse_checkpoint, split_note, vkey
 from evidence_catalog.checkpoint import verify as verify_note
 from evidence_catalog.errors import CatalogError, EvidenceError, IntegrityError
 from evidence_catalog.findings import CheckpointInvalid, EventsUnsigned, KeyFileMismatch
 from evidence_catalog.serialize import unstructure
+from evidence_catalog.store.keyfiles import PASSPHRASE_ENV, LogKey
 
 from .test_hostile_log import (
     OPERATOR,

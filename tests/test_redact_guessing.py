@@ -25,7 +25,7 @@ from evidence_catalog import Catalog, custody, merkle, model
 from evidence_catalog.custody import DIGEST_PREFIX, document_hash, value_digest, value_salt
 from evidence_catalog.interchange.redact import WITHHELD_MARK, redact_document
 from evidence_catalog.serialize import canonical_json, unstructure
-from evidence_catalog.store import database
+from evidence_catalog.store import log as custody_log
 from tests.salted import unsalted_linked_event
 from tests.test_verify_independently import load_script, reseal
 
@@ -42,7 +42,7 @@ def run_script(bag: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def old_events(monkeypatch: pytest.MonkeyPatch) -> None:
     """In the test, the catalog writes events as versions before salted commitments did."""
-    monkeypatch.setattr(database, "linked_event", unsalted_linked_event)
+    monkeypatch.setattr(custody_log, "linked_event", unsalted_linked_event)
 
 
 def lines(bag: Path) -> list[dict[str, Any]]:
@@ -270,7 +270,7 @@ def test_events_hashed_before_salted_commitments_are_withheld_whole_without_a_ro
         note = catalog.add_note(added.record_id, secret)
         catalog.add_file(tmp_path / "b.txt", note="after the note, still old")
         assert all("salt" not in e.details for e in catalog.history())
-        database.linked_event = custody.linked_event  # this version from here on (the fixture restores it)
+        custody_log.linked_event = custody.linked_event  # this version from here on (the fixture restores it)
         catalog.add_note(added.record_id, "written by this version")
         catalog.flag(added.record_id, "personal_data", "a name", fields=[f"notes/{note.id}/text"])
         assert catalog.verify().ok  # old and new events verify side by side

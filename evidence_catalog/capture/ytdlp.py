@@ -33,6 +33,11 @@ from attrs import frozen
 from evidence_catalog import model
 from evidence_catalog.errors import InputError
 
+# The key of "the same item captured again" is the model's (the store keys acquisitions by it); a
+# capture names its item by it too.
+from evidence_catalog.model import GENERIC_EXTRACTORS as GENERIC_EXTRACTORS
+from evidence_catalog.model import item_key as item_key
+
 #: How a withheld cookie value reads in stored documents.
 WITHHELD = model.WITHHELD
 WITHHELD_COOKIES = "cookie values in the platform metadata ('cookies' fields of info.json)"
@@ -55,20 +60,6 @@ _PAGE_TYPES = (
 
 CaptureProgress = Callable[[str, int, int | None], None]
 """Called with (file name, bytes so far, total bytes if known) while media downloads."""
-
-
-#: Extractors that name an item after the last part of its URL (``video.mp4``,
-#: ``manifest.mpd``): their ids say nothing about which item it is, so a re-capture of "the
-#: same item" is recognised by its URL instead.
-GENERIC_EXTRACTORS = frozenset({"Generic", "HTML5MediaEmbed"})
-
-
-def item_key(extractor: str | None, platform_id: str | None) -> str | None:
-    """``extractor:platform id`` -- one item on one platform -- or ``None`` when the pair does
-    not identify an item (unknown, or a generic extractor's name taken from the URL)."""
-    if extractor is None or platform_id is None or extractor in GENERIC_EXTRACTORS:
-        return None
-    return f"{extractor}:{platform_id}"
 
 
 class CaptureFailed(Exception):  # noqa: N818 -- an outcome, caught by the catalog

@@ -12,12 +12,11 @@ import attrs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence_catalog import model
-from evidence_catalog.checkpoint import LogKey
 from evidence_catalog.config import CatalogConfig
 from evidence_catalog.errors import EvidenceError
-from evidence_catalog.store.blobstore import BlobStore
+from evidence_catalog.store.blobs import BlobStorage
 from evidence_catalog.store.database import CatalogDatabase
-from evidence_catalog.store.objectstore import ObjectBlobStore
+from evidence_catalog.store.keyfiles import LogKey
 
 Clock = Callable[[], dt.datetime]
 
@@ -50,7 +49,7 @@ class Context:
     path: Path
     config: CatalogConfig
     db: CatalogDatabase
-    blobs: BlobStore | ObjectBlobStore
+    blobs: BlobStorage
     operator: model.Agent
     clock: Clock
     key: KeyState

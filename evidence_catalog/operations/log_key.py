@@ -20,23 +20,17 @@ from evidence_catalog import model
 from evidence_catalog.checkpoint import (
     KEY_CHANGED,
     KEY_DECLARED,
-    KEY_FILE,
     ORIGIN_PREFIX,
-    PASSPHRASE_ENV,
-    PUBLIC_FILE,
-    VKEY_FILE,
     Checkpoint,
     CheckpointError,
     KeyDamagedError,
     KeyEpoch,
     KeyLockedError,
-    LogKey,
     epoch_at,
     key_chain,
     key_change_statement,
     key_id,
     parse_checkpoint,
-    remembered_for,
     split_note,
     vkey,
 )
@@ -48,11 +42,12 @@ from evidence_catalog.paths import display_path
 from evidence_catalog.results import KeyChange
 from evidence_catalog.store.blobstore import fsync_dir
 from evidence_catalog.store.database import LOG_SIZE_BEFORE
+from evidence_catalog.store.keyfiles import KEY_FILE, PASSPHRASE_ENV, PUBLIC_FILE, VKEY_FILE, LogKey, remembered_for
 
 if TYPE_CHECKING:
     from evidence_catalog.operations.context import Context
 
-#: The log's Ed25519 key pair (see :mod:`evidence_catalog.checkpoint`).
+#: The log's Ed25519 key pair (see :mod:`evidence_catalog.store.keyfiles`).
 KEYS_DIR = "keys"
 #: Inside ``keys/``: a new key while the log is handed to it, and the public files of old keys.
 NEXT_KEY_DIR, RETIRED_KEYS_DIR = "next", "retired"
@@ -281,9 +276,10 @@ def check_signed_history(ctx: Context, session: Any, size_before: int) -> None:
 
 def check_remembered(ctx: Context, session: Any, epochs: list[KeyEpoch], size: int) -> None:
     """Refuse to sign a log whose first events are not the ones a clean verification under
-    this account remembered (outside the catalog, see :func:`~evidence_catalog.checkpoint.
-    remembered_for`): under an encrypted key, events after the newest signed checkpoint left
-    in the catalog would otherwise be signed as whoever rewrote them left them."""
+    this account remembered (outside the catalog, see
+    :func:`~evidence_catalog.store.keyfiles.remembered_for`): under an encrypted key, events
+    after the newest signed checkpoint left in the catalog would otherwise be signed as whoever
+    rewrote them left them."""
     if not epochs:
         return
     try:

@@ -13,7 +13,10 @@ import os
 from collections.abc import Sequence
 
 from evidence_catalog import merkle, model
-from evidence_catalog.checkpoint import PASSPHRASE_ENV, key_id, vkey
+from evidence_catalog.checkpoint import (
+    key_id,
+    vkey,
+)
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError, NetworkError, NotFoundError, StorageError
 from evidence_catalog.operations import log_key
@@ -21,6 +24,7 @@ from evidence_catalog.operations.common import check_url
 from evidence_catalog.operations.context import Context
 from evidence_catalog.results import CheckpointInfo, InclusionProof, LogKeyInfo, TimestampResult
 from evidence_catalog.serialize import format_timestamp
+from evidence_catalog.store.keyfiles import PASSPHRASE_ENV
 from evidence_catalog.timestamp import TimestampError, token_info
 from evidence_catalog.timestamp import stamp_digest as timestamp_digest
 

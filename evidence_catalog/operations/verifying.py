@@ -21,20 +21,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence_catalog import merkle, model
 from evidence_catalog.checkpoint import (
-    KEY_FILE,
-    PUBLIC_FILE,
-    VKEY_FILE,
     CheckpointError,
     KeyDamagedError,
     KeyEpoch,
     epoch_at,
     parse_checkpoint,
     public_bytes,
-    remembered_for,
     split_note,
 )
-from evidence_catalog.checkpoint import remember as remember_checkpoint
-from evidence_catalog.checkpoint import verify as verify_checkpoint
+from evidence_catalog.checkpoint import (
+    verify as verify_checkpoint,
+)
 from evidence_catalog.custody import Action, event_leaf, replay, verify_chain
 from evidence_catalog.errors import CatalogError, EvidenceError, InputError, IntegrityError, StorageError
 from evidence_catalog.findings import (
@@ -62,6 +59,8 @@ from evidence_catalog.operations.log_key import KEYS_DIR
 from evidence_catalog.results import VerificationReport
 from evidence_catalog.serialize import structure
 from evidence_catalog.store.blobstore import BlobStore
+from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, remembered_for
+from evidence_catalog.store.keyfiles import remember as remember_checkpoint
 from evidence_catalog.timestamp import TimestampError, token_info
 
 

@@ -3,8 +3,9 @@
 The index is derived from the reports (their JSON bodies stay the truth): one ``report_index``
 row per report with the time it is searched by, ``report_term`` rows for the exact filters
 (mention, hashtag, feed, author), and its words: on SQLite in an FTS5 full-text table, elsewhere
-in ``report_index.words``.  Words are made here, by one rule for every database.  The catalog
-and the migrations that index reports ingested before them use these functions.
+in ``report_index.words``.  Words are made here, by one rule for every database.  The index is
+written (:func:`index_rows`; the migrations that index reports ingested before them use the
+functions at the end) and searched (:meth:`SearchIndex.search_reports`) here too.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlmodel import Session
 
 from evidence_catalog import model
+from evidence_catalog.serialize import structure
+from evidence_catalog.store.engine import Connections, execute, json_body, table_of
+from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow
 
 #: The FTS5 table: contentless (the text is in the reports already), rowid = ``report_index.num``.
 #: It is given each report's words as :func:`word_tokens` makes them, one space between them,
@@ -189,3 +196,129 @@ def word_patterns(text: str) -> list[str] | None:
     ``_`` or ``\\``."""
     phrases = query_phrases(text)
     return [f"% {' '.join(tokens)} %" for tokens in phrases] or None
+
+
+# -- the index in the database ----------------------------------------------------------------
+
+
+class SearchIndex(Connections):
+    """The search of reports (part of :class:`~evidence_catalog.store.database.CatalogDatabase`)."""
+
+    def search_reports(
+        self,
+        session: Session,
+        *,
+        text: str,
+        terms: Sequence[tuple[str, str]],
+        since: dt.datetime | None,
+        limit: int | None,
+        offset: int = 0,
+    ) -> list[tuple[str, model.Report]]:
+        """``(record id, report)`` of the reports holding every word of *text* (any report when
+        it has none) and every ``(kind, key)`` term, searched by time at or after *since*; best
+        match first on SQLite (FTS5 rank), then newest first."""
+        part, index, term = table_of(RecordPartRow), table_of(ReportIndexRow), table_of(ReportTermRow)
+        query = sa.select(part.c.record_id, part.c.body).join(index, index.c.part_id == part.c.id)
+        for kind, value in terms:
+            query = query.where(
+                sa.exists().where(term.c.part_id == part.c.id, term.c.kind == kind, term.c.value == value)
+            )
+        if since is not None:
+            query = query.where(index.c.at >= since)
+        match = fts_query(text)
+        if match is not None and self.engine.dialect.name == "sqlite":
+            fts = sa.table(FTS_TABLE, sa.column("rowid", sa.Integer))
+            query = (
+                query.join(fts, fts.c.rowid == index.c.num)
+                .where(sa.text(f"{FTS_TABLE} MATCH :match").bindparams(match=match))
+                .order_by(sa.literal_column(f"{FTS_TABLE}.rank"))
+            )
+        elif match is not None:  # no FTS5: the same words, as runs in report_index.words
+            for pattern in word_patterns(text) or ():
+                query = query.where(index.c.words.like(pattern))
+        query = query.order_by(index.c.at.desc(), index.c.num.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        return [(str(row.record_id), structure(json_body(row.body), model.Report)) for row in execute(session, query)]
+
+
+def index_rows(
+    bind: Session | sa.Connection,
+    reports: Sequence[tuple[str, model.Report, dt.datetime]],
+    *,
+    with_words: bool = True,
+) -> None:
+    """Put reports -- ``(part id, report, when it was found)`` -- into the search index.
+
+    *with_words* False leaves out ``report_index.words`` (migration 0003 runs before the
+    column exists; 0006 fills it)."""
+    if not reports:
+        return
+    sqlite = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name == "sqlite"
+    index, terms = table_of(ReportIndexRow), table_of(ReportTermRow)
+    first = (bind.execute(sa.select(sa.func.max(index.c.num))).scalar() or 0) + 1
+    numbered = list(enumerate(reports, start=first))
+    bind.execute(
+        sa.insert(index),
+        [
+            {
+                "num": num,
+                "part_id": part_id,
+                "at": search_time(report, found),
+                **({"words": None if sqlite else indexed_words(report)} if with_words else {}),
+            }
+            for num, (part_id, report, found) in numbered
+        ],
+    )
+    term_rows = [
+        {"part_id": part_id, "kind": kind, "value": value}
+        for part_id, report, _ in reports
+        for kind, value in report_terms(report)
+    ]
+    if term_rows:
+        bind.execute(sa.insert(terms), term_rows)
+    if sqlite:
+        bind.execute(
+            sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
+            [{"num": num, "body": fts_body(report)} for num, (_, report, _) in numbered],
+        )
+
+
+def _indexed_reports(bind: sa.Connection, batch: int = 2000) -> Iterator[list[tuple[int, model.Report]]]:
+    """Every indexed report with its ``report_index.num``, a batch at a time (keyset pages:
+    memory stays bounded however many reports there are)."""
+    index, part = table_of(ReportIndexRow), table_of(RecordPartRow)
+    after = 0
+    while True:
+        rows = bind.execute(
+            sa.select(index.c.num, part.c.body)
+            .join(part, part.c.id == index.c.part_id)
+            .where(index.c.num > after)
+            .order_by(index.c.num)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield [(num, structure(json_body(body), model.Report)) for num, body in rows]
+        after = rows[-1][0]
+
+
+def fill_report_words(bind: sa.Connection) -> None:
+    """Fill ``report_index.words`` for every indexed report (migrations 0006 and 0007)."""
+    index = table_of(ReportIndexRow)
+    for reports in _indexed_reports(bind):
+        bind.execute(
+            sa.update(index).where(index.c.num == sa.bindparam("n")).values(words=sa.bindparam("w")),
+            [{"n": num, "w": indexed_words(report)} for num, report in reports],
+        )
+
+
+def fill_fts(bind: sa.Connection) -> None:
+    """Put every indexed report into SQLite's (empty) FTS5 table (migration 0007)."""
+    for reports in _indexed_reports(bind):
+        bind.execute(
+            sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
+            [{"num": num, "body": fts_body(report)} for num, report in reports],
+        )

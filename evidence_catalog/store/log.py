@@ -1,0 +1,322 @@
+"""The custody log in the database: its events, the Merkle tree over them, and the checkpoints of
+that tree.
+
+Events are appended only here (:meth:`CustodyLog.append_events`), in a write transaction, which
+holds the catalog's one write lock (see :mod:`evidence_catalog.store.engine`): each is linked to
+the last event as that transaction sees it, and the perfect subtrees of the Merkle tree each one
+completes are stored with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any, TypedDict
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from evidence_catalog import merkle, model
+from evidence_catalog.custody import ChainHead, event_leaf, linked_event
+from evidence_catalog.errors import ValidationError
+from evidence_catalog.serialize import format_timestamp, structure, unstructure
+from evidence_catalog.store.engine import Connections, aware, execute, insert_row, table_of
+from evidence_catalog.store.tables import CheckpointRow, CustodyEventRow, MerkleNodeRow
+
+
+class EventDraft(TypedDict):
+    """An event's content before it is linked into the log (see :meth:`append_events`)."""
+
+    at: dt.datetime
+    actor: model.Agent
+    action: str
+    subject: str
+    details: dict[str, Any]
+
+
+class CustodyLog(Connections):
+    """The custody log, its Merkle tree and its checkpoints (part of
+    :class:`~evidence_catalog.store.database.CatalogDatabase`)."""
+
+    @staticmethod
+    def appended(session: Session) -> bool:
+        """Whether the write transaction *session* appended custody events (asked once, at its
+        end: the operation that commits it then writes the checkpoint that ends it)."""
+        return bool(session.info.pop("appended", False))
+
+    def append_event(
+        self,
+        session: Session,
+        *,
+        at: dt.datetime,
+        actor: model.Agent,
+        action: str,
+        subject: str,
+        details: dict[str, Any],
+    ) -> model.CustodyEvent:
+        """Append one event to the custody log, linked to the last one (the only appender)."""
+        [event] = self.append_events(
+            session, [EventDraft(at=at, actor=actor, action=action, subject=subject, details=details)]
+        )
+        return event
+
+    def append_events(self, session: Session, drafts: Sequence[EventDraft]) -> list[model.CustodyEvent]:
+        """Append events in order, each linked to the one before it (the first to the log's last
+        event), with one insert for all of them (a large ingest writes thousands)."""
+        table = table_of(CustodyEventRow)
+        head: model.CustodyEvent | ChainHead | None = _log_head(session)
+        events, documents = [], []
+        for draft in drafts:
+            head, document = linked_event(head, **draft)
+            events.append(head)
+            documents.append(document)
+        if events:
+            execute(
+                session,
+                sa.insert(table),
+                [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "actor": unstructure(e.actor),
+                        "action": e.action,
+                        "subject": e.subject,
+                        "details": e.details,
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    }
+                    for e in events
+                ],
+            )
+            self._add_leaves(session, events, documents)
+        return events
+
+    def _add_leaves(
+        self, session: Session, events: Sequence[model.CustodyEvent], documents: Sequence[dict[str, Any]]
+    ) -> None:
+        """Put new events (with their documents) into the Merkle tree (the perfect subtrees
+        each one completes), and mark the session so that its transaction ends with a
+        checkpoint."""
+        _insert_nodes(session, [(e.seq - 1, event_leaf(d)) for e, d in zip(events, documents, strict=True)])
+        session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
+        session.info["appended"] = True
+        # How long the log was before this transaction: what the checkpoint at its end must find
+        # covered already by a signed one (see operations.log_key.write_checkpoint).
+        session.info.setdefault(LOG_SIZE_BEFORE, events[0].seq - 1)
+
+    # -- Merkle tree and checkpoints ----------------------------------------------------------
+
+    def tree_size(self, session: Session) -> int:
+        """How many events the log has (its Merkle tree's size)."""
+        table = table_of(CustodyEventRow)
+        return int(execute(session, sa.select(sa.func.coalesce(sa.func.max(table.c.seq), 0))).scalar_one())
+
+    def subtrees(self, session: Session) -> merkle.SubtreeSource:
+        """Stored perfect subtrees, read on demand (:class:`MerkleError` for one that is missing)."""
+        return _stored_subtrees(session)
+
+    def merkle_root(self, session: Session, size: int | None = None) -> bytes:
+        """The root of the first *size* events (all when ``None``)."""
+        return merkle.root(self.subtrees(session), self.tree_size(session) if size is None else size)
+
+    def stored_nodes(self, session: Session) -> dict[tuple[int, int], bytes]:
+        """Every node the stored Merkle tree holds, by (level, index); damaged hex reads as b""."""
+        table = table_of(MerkleNodeRow)
+        found = {}
+        for row in execute(session, sa.select(table.c.level, table.c.idx, table.c.hash)):
+            try:
+                found[(int(row.level), int(row.idx))] = bytes.fromhex(row.hash)
+            except (TypeError, ValueError):
+                found[(int(row.level), int(row.idx))] = b""
+        return found
+
+    def add_checkpoint(
+        self, session: Session, *, size: int, root: bytes, note: str, signed: bool, at: dt.datetime
+    ) -> None:
+        """Keep a checkpoint of the log."""
+        insert_row(
+            session, CheckpointRow, tree_size=size, root_hash=root.hex(), note=note, signed=signed, created_at=at
+        )
+
+    def checkpoints(self, session: Session) -> list[CheckpointRow]:
+        """Every checkpoint kept, oldest first."""
+        return list(session.exec(select(CheckpointRow).order_by(col(CheckpointRow.id))))
+
+    def checkpoint(self, session: Session, checkpoint_id: int) -> CheckpointRow | None:
+        """The checkpoint with this number, if kept."""
+        return session.get(CheckpointRow, checkpoint_id)
+
+    def signed_checkpoints_by_size(self, session: Session) -> Iterator[CheckpointRow]:
+        """The checkpoints kept as signed, largest (as their rows say) first, newest first among
+        equals; read a page at a time (no cursor is left open between them), as a caller stops
+        at the first one that checks -- in a catalog that was not tampered with, the first."""
+        query = (
+            select(CheckpointRow)
+            .where(col(CheckpointRow.signed).is_(True))
+            .order_by(col(CheckpointRow.tree_size).desc(), col(CheckpointRow.id).desc())
+        )
+        offset, page = 0, 8
+        while rows := list(session.exec(query.offset(offset).limit(page))):
+            yield from rows
+            offset, page = offset + len(rows), min(page * 4, 4096)
+
+    def latest_checkpoint(self, session: Session, *, signed: bool = False) -> CheckpointRow | None:
+        """The newest checkpoint (the newest signed one with *signed*), if any."""
+        query = select(CheckpointRow).order_by(col(CheckpointRow.id).desc()).limit(1)
+        if signed:
+            query = query.where(col(CheckpointRow.signed).is_(True))
+        return session.exec(query).first()
+
+    def event_documents(
+        self, session: Session, subject: str | None = None, *, action: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The custody log in sequence order as plain JSON objects, read from the stored text.
+
+        Nothing is validated or trusted: a damaged column (JSON that does not parse, a time
+        that is not a time) is handed on as the text it holds, so that verification can name
+        the event instead of failing on it.
+        """
+        table = table_of(CustodyEventRow)
+        as_text = [sa.cast(table.c[name], sa.Text) for name in ("at", "actor", "details")]
+        query = sa.select(
+            table.c.seq, *as_text, table.c.action, table.c.subject, table.c.prev_hash, table.c.hash
+        ).order_by(table.c.seq)
+        if subject is not None:
+            query = query.where(table.c.subject == subject)
+        if action is not None:
+            query = query.where(table.c.action == action)
+        # Streamed (a server-side cursor on PostgreSQL, whose driver otherwise fetches the whole
+        # result at once): verifying a log of millions of events holds one page at a time.
+        for row in execute(session, query.execution_options(stream_results=True, yield_per=2000)):
+            yield _event_document(tuple(row))
+
+    def events_by_action(self, session: Session, action: str) -> list[model.CustodyEvent]:
+        """The events with one action, in log order (the action column is indexed)."""
+        return [structure_event(document) for document in self.event_documents(session, action=action)]
+
+    def events(self, session: Session, subject: str | None = None) -> Iterator[model.CustodyEvent]:
+        """The custody log in sequence order, optionally only events about *subject*.
+
+        Raises :class:`ValidationError` naming the first event that is not a valid event.
+        """
+        for document in self.event_documents(session, subject):
+            yield structure_event(document)
+
+
+def _json_text(text: str | None) -> Any:
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return text
+
+
+def _timestamp_text(text: str | None) -> Any:
+    try:
+        return format_timestamp(aware(dt.datetime.fromisoformat(str(text))))
+    except ValueError:
+        return text
+
+
+def structure_event(document: dict[str, Any]) -> model.CustodyEvent:
+    """The custody event a stored document holds; :class:`ValidationError` naming the event."""
+    try:
+        return structure(document, model.CustodyEvent)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, where=f"custody event {document.get('seq')}") from exc
+
+
+class MerkleError(ValueError):
+    """A perfect subtree the Merkle tree needs is not stored."""
+
+
+def _stored_subtrees(bind: Session | sa.Connection) -> merkle.SubtreeSource:
+    table = table_of(MerkleNodeRow)
+    cache: dict[tuple[int, int], bytes] = {}
+
+    def subtree(level: int, index: int) -> bytes:
+        found = cache.get((level, index))
+        if found is None:
+            text = bind.execute(sa.select(table.c.hash).where(table.c.level == level, table.c.idx == index)).scalar()
+            if text is None:
+                raise MerkleError(f"the Merkle tree has no node at level {level}, index {index}")
+            found = cache[(level, index)] = bytes.fromhex(text)
+        return found
+
+    return subtree
+
+
+def _insert_nodes(bind: Session | sa.Connection, leaves: Sequence[tuple[int, bytes]]) -> None:
+    """Insert leaves (index, leaf hash), in order after those stored, with every perfect subtree
+    each completes."""
+    if not leaves:
+        return
+    stored = _stored_subtrees(bind)
+    # Nodes this transaction wrote, kept for its later appends: the sibling a new leaf needs
+    # was, almost always, written moments before (a batch of files appends an event per file).
+    # Only a session's: a connection's ``info`` outlives the transaction (it stays with the pool).
+    written: dict[tuple[int, int], bytes] = bind.info.setdefault(_NODES, {}) if isinstance(bind, Session) else {}
+    added: dict[tuple[int, int], bytes] = {}
+
+    def subtree(level: int, index: int) -> bytes:
+        return added.get((level, index)) or written.get((level, index)) or stored(level, index)
+
+    for index, leaf in leaves:
+        for level, position, value in merkle.completed_nodes(index, leaf, subtree):
+            added[(level, position)] = value
+    bind.execute(
+        sa.insert(table_of(MerkleNodeRow)),
+        [{"level": level, "idx": index, "hash": value.hex()} for (level, index), value in added.items()],
+    )
+    written.update(added)
+
+
+#: ``Session.info`` keys of what one write transaction appended: the log's last event, and the
+#: Merkle nodes it wrote.  Only :meth:`CustodyLog.append_events` adds events, under the write
+#: lock, and a session is one transaction: nothing else moves them.
+_HEAD = "log_head"
+_NODES = "merkle_nodes_written"
+#: ``Session.info`` key: how many events the log had before the transaction appended any.
+LOG_SIZE_BEFORE = "log_size_before"
+
+
+def _log_head(session: Session) -> ChainHead | None:
+    """The last event of the log as this transaction sees it (read once, then kept)."""
+    head: ChainHead | None = session.info.get(_HEAD)
+    if head is None:
+        table = table_of(CustodyEventRow)
+        last = execute(session, sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+        head = None if last is None else ChainHead(seq=last.seq, hash=last.hash)
+    return head
+
+
+def build_merkle_nodes(bind: sa.Connection) -> None:
+    """Fill ``merkle_node`` from the events already in the log (migration 0005), in batches."""
+    table = table_of(CustodyEventRow)
+    as_text = [sa.cast(table.c[name], sa.Text) for name in ("at", "actor", "details")]
+    query = sa.select(table.c.seq, *as_text, table.c.action, table.c.subject, table.c.prev_hash, table.c.hash).order_by(
+        table.c.seq
+    )
+    batch: list[tuple[int, bytes]] = []
+    for row in bind.execute(query):
+        batch.append((row[0] - 1, event_leaf(_event_document(tuple(row)))))
+        if len(batch) == 5000:
+            _insert_nodes(bind, batch)
+            batch = []
+    _insert_nodes(bind, batch)
+
+
+def _event_document(row: tuple[Any, ...]) -> dict[str, Any]:
+    """An event document from a row (seq, at, actor, details as text, action, subject,
+    prev_hash, hash): damaged text is handed on as it is."""
+    seq, at, actor, details, action, about, prev_hash, stored_hash = row
+    return {
+        "seq": seq,
+        "at": _timestamp_text(at),
+        "actor": _json_text(actor),
+        "action": action,
+        "subject": about,
+        "prev_hash": prev_hash,
+        "hash": stored_hash,
+        "details": _json_text(details),
+    }
