@@ -15,8 +15,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DatabaseError
+
 from evidence_catalog import model
 from evidence_catalog.errors import (
+    EvidenceError,
     InputError,
     StorageError,
 )
@@ -70,6 +73,37 @@ def describe(ctx: Context, blob: StoredBlob) -> model.Artifact:
             )
     except FileNotFoundError as exc:  # removed since it was stored: by fsck --remove, as an orphan
         raise bytes_gone(ctx, blob.sha256) from exc
+
+
+def remove_unclaimed(ctx: Context, created: Sequence[str]) -> None:
+    """Remove blobs an import or ingest stored (*created*) when its records were not written,
+    unless a record (of another writer, meanwhile) holds them."""
+    if not created:
+        return
+    # Under the write lock, as fsck removes: a writer that catalogues the same bytes either
+    # committed before this looks (they are kept) or finds them gone and fails cleanly.
+    # When the database cannot be written now, they stay: orphans fsck lists.
+    with contextlib.suppress(EvidenceError, DatabaseError), ctx.write() as session:
+        for sha in created:
+            if ctx.db.artifact(session, sha) is None:
+                with contextlib.suppress(OSError, StorageError):
+                    ctx.blobs.remove(sha)
+
+
+class SourceFile:
+    """A file being stored: a read error is the source's fault (an input error naming the file),
+    not the blob store's."""
+
+    def __init__(self, stream: Any, where: str) -> None:
+        self.stream = stream
+        self.where = where
+
+    def readinto(self, buffer: memoryview) -> int | None:
+        try:
+            result: int | None = self.stream.readinto(buffer)
+        except OSError as exc:
+            raise InputError(f"cannot be read ({exc.strerror or exc}); nothing was stored", where=self.where) from exc
+        return result
 
 
 def new_parts(
