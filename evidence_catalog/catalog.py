@@ -2498,12 +2498,18 @@ class Catalog:
         *,
         format: ExportFormat = "json",
         record_ids: Sequence[str] | None = None,
+        where: RecordFilter | None = None,
+        search: str | None = None,
         bom: bool = False,
         redact: bool | Collection[str] = False,
         sha512: bool = False,
         progress: ExportProgress | None = None,
     ) -> ExportResult:
-        """Export records (all when *record_ids* is ``None``) in an open format:
+        """Export records in an open format: all (*record_ids* ``None``) or those named, and of
+        those only the records that meet *where* (a :class:`~evidence_catalog.filters.RecordFilter`,
+        see :meth:`record_filter`) and hold a report matching *search* (its words, as
+        :meth:`search` matches them), when given; a selection that leaves no record is an
+        :class:`~evidence_catalog.errors.InputError`.  The formats:
 
         ``bagit``
             a BagIt 1.0 bag (a new folder): each record as JSON, its artifacts under portable
@@ -2520,17 +2526,19 @@ class Catalog:
             one row per artifact for spreadsheets (:mod:`evidence_catalog.interchange.csv`); *bom*
             starts it with a UTF-8 byte order mark, which some spreadsheet software needs.
 
-        The whole custody log goes with a whole-catalog export, otherwise the events about the
-        selected records.  The export is written under a temporary name and renamed into place;
-        an existing file or folder is never replaced.  The export is itself a custody event,
-        which names where it went, its SHA-256 and, for a bag, its identifier, Payload-Oxum and
-        what a redaction withheld.
+        The whole custody log goes with a whole-catalog export (no *record_ids*, *where* or
+        *search*), otherwise the events about the selected records.  The export is written under
+        a temporary name and renamed into place; an existing file or folder is never replaced.
+        The export is itself a custody event, which names where it went, its SHA-256 and, for a
+        bag, its identifier, Payload-Oxum and what a redaction withheld.
         """
         return exporting.export(
             self._ctx,
             output,
             format=format,
             record_ids=record_ids,
+            where=where,
+            search=search,
             bom=bom,
             redact=redact,
             sha512=sha512,

@@ -22,6 +22,7 @@ import attrs
 from evidence_catalog import model
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError, NotFoundError, StorageError
+from evidence_catalog.filters import RecordFilter
 from evidence_catalog.interchange.bag import BagWriter
 from evidence_catalog.interchange.csv import write_csv
 from evidence_catalog.interchange.documents import write_json, write_jsonl
@@ -30,7 +31,7 @@ from evidence_catalog.interchange.log_evidence import StampedCheckpoint, write_l
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, plan_redaction
 from evidence_catalog.interchange.text import HashingTextSink, TextSink
-from evidence_catalog.operations.common import choice
+from evidence_catalog.operations.common import choice, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
 from evidence_catalog.results import ExportResult
@@ -50,12 +51,19 @@ def export(
     *,
     format: ExportFormat = "json",
     record_ids: Sequence[str] | None = None,
+    where: RecordFilter | None = None,
+    search: str | None = None,
     bom: bool = False,
     redact: bool | Collection[str] = False,
     sha512: bool = False,
     progress: ExportProgress | None = None,
 ) -> ExportResult:
-    """Export records (all when *record_ids* is ``None``) in an open format:
+    """Export records in an open format: all (*record_ids* ``None``) or those named, and of
+    those only the records that meet *where* (a :class:`~evidence_catalog.filters.RecordFilter`,
+    see :meth:`~evidence_catalog.Catalog.record_filter`) and hold a report matching *search*
+    (its words, as :meth:`~evidence_catalog.Catalog.search` matches them), when given; a
+    selection that leaves no record is an :class:`~evidence_catalog.errors.InputError`.  The
+    formats:
 
     ``bagit``
         a BagIt 1.0 bag (a new folder): each record as JSON, its artifacts under portable
@@ -72,8 +80,8 @@ def export(
         one row per artifact for spreadsheets (:mod:`evidence_catalog.interchange.csv`); *bom*
         starts it with a UTF-8 byte order mark, which some spreadsheet software needs.
 
-    The whole custody log goes with a whole-catalog export, otherwise the events about the
-    selected records.  The export is written under
+    The whole custody log goes with a whole-catalog export (no *record_ids*, *where* or
+    *search*), otherwise the events about the selected records.  The export is written under
     a temporary name and renamed into place; an existing file or folder is never replaced.
     The export is itself a custody event, which names where it went, its SHA-256 and, for a
     bag, its identifier, Payload-Oxum and what a redaction withheld.
@@ -88,7 +96,7 @@ def export(
     if sha512 and format != "bagit":
         raise InputError("a SHA-512 manifest is for BagIt exports only", where="sha512")
     target = export_target(ctx, output, folder=format == "bagit")
-    selected = selection(ctx, record_ids)  # before anything is written
+    selected = selection(ctx, record_ids, where=where, search=search)  # before anything is written
     shown = display_path(target)
     if ctx.db.read_only:
         raise StorageError("the catalog is read-only, so an export could not be logged; nothing was written")
@@ -169,16 +177,32 @@ def export(
     return result
 
 
-def selection(ctx: Context, record_ids: Sequence[str] | None) -> list[str] | None:
-    """The ids of the records an export takes: ``None`` for the whole catalog, else those named
-    (each must exist), each once."""
+def selection(
+    ctx: Context, record_ids: Sequence[str] | None, *, where: RecordFilter | None, search: str | None
+) -> list[str] | None:
+    """The ids of the records an export takes, oldest first unless named: ``None`` for the whole
+    catalog (*record_ids* ``None``, no *where*, no *search*), else those named (each must
+    exist), narrowed to the records that hold a report matching *search* and meet *where*."""
     selected = None if record_ids is None else list(dict.fromkeys(record_ids))
     for record_id in selected or ():
         if not model.is_record_id(record_id):
             raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
         if not ctx.db.record_exists_now(record_id):
             raise NotFoundError(f"no record with id {record_id}", where="record")
-    return selected
+    if where is None and search is None:
+        return selected
+    text = None if search is None else utf8(search, "search")
+    with ctx.db.read() as session:  # one snapshot: the records as they were searched
+        ids = ctx.db.record_ids(session) if selected is None else selected
+        if text is not None:
+            found = ctx.db.search_reports(session, text=text, terms=(), since=None, limit=None)
+            holding = {record_id for record_id, _ in found}
+            ids = [record_id for record_id in ids if record_id in holding]
+        if where is not None:  # judged on the record's current state
+            ids = [record.id for record in ctx.db.records(session, ids) if where.matches(record)]
+    if not ids:
+        raise InputError("no record meets the selection; nothing was exported", where="export")
+    return ids
 
 
 def redaction_kinds(redact: bool | Collection[str]) -> frozenset[str] | None:
