@@ -14,68 +14,46 @@ unreferenced blob, never a record that claims bytes the store does not have.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal, Protocol
+from typing import BinaryIO, ClassVar
 
 import attrs
 
-from evidence_catalog import merkle, model
+from evidence_catalog import model
 from evidence_catalog.capture.ytdlp import (
     CaptureOptions,
     CaptureProgress,
 )
-from evidence_catalog.checkpoint import (
-    KeyDamagedError,
-    vkey,
-)
+from evidence_catalog.checkpoint import KeyDamagedError
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
 from evidence_catalog.custody import (
     Action,
-    imported_details,
 )
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
     EvidenceError,
     InputError,
-    IntegrityError,
-    NotFoundError,
     StorageError,
 )
 from evidence_catalog.filters import RecordFilter
-from evidence_catalog.hashing import MultiHasher, ProgressCallback, hash_file
+from evidence_catalog.hashing import ProgressCallback
 
 # INGEST_FORMATS: the CLI's choices, named here as before.
 from evidence_catalog.ingest.formats import INGEST_FORMATS as INGEST_FORMATS
 from evidence_catalog.ingest.formats import IngestFormat
 from evidence_catalog.ingest.links import LinkSuggestion
-from evidence_catalog.interchange.bag import BagWriter
-from evidence_catalog.interchange.export import bag_info, find_carriers, place_bag, write_payload
-from evidence_catalog.interchange.importing import (
-    KEY_CHANGES,
-    KEY_EVENT,
-    UNSIGNED_PROVENANCE_TAG,
-    Incoming,
-    IncomingRecord,
-    check_artifact_bytes,
-    named_key,
-    read_source,
-)
-from evidence_catalog.interchange.prov import write_prov
-from evidence_catalog.interchange.redact import FieldPathError, plan_redaction
 from evidence_catalog.operations import (
     adding,
     capturing,
-    common,
+    exporting,
     housekeeping,
+    importing,
     ingesting,
     judging,
     log_key,
@@ -83,10 +61,9 @@ from evidence_catalog.operations import (
     reading,
     verifying,
 )
-from evidence_catalog.operations.common import (
-    choice,
-)
 from evidence_catalog.operations.context import Clock, Context, KeyState
+from evidence_catalog.operations.exporting import EXPORT_FORMATS as EXPORT_FORMATS  # the CLI's choices
+from evidence_catalog.operations.exporting import ExportFormat, ExportProgress
 from evidence_catalog.operations.log_key import KEYS_DIR, NEXT_KEY_DIR
 from evidence_catalog.operations.log_proofs import TSA_ENV as TSA_ENV  # where scripts and tests import it from
 from evidence_catalog.paths import display_path
@@ -108,37 +85,25 @@ from evidence_catalog.results import (
     VerificationReport,
 )
 from evidence_catalog.serialize import (
-    CHECKPOINT_SCHEMA,
-    SCHEMA_IDS,
-    format_timestamp,
-    to_document,
     unstructure,
 )
 from evidence_catalog.store.blobs import BlobStorage
-from evidence_catalog.store.blobstore import BlobStore, fsync_dir, place_new_file
+from evidence_catalog.store.blobstore import BlobStore, fsync_dir
 from evidence_catalog.store.database import (
     HEAD_REVISION,
     CatalogDatabase,
     check_database_url,
     database_errors,
-    index_rows,
     safe_url,
     sqlite_url,
 )
-from evidence_catalog.store.keyfiles import PUBLIC_FILE, LogKey
+from evidence_catalog.store.keyfiles import LogKey
 from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
 from evidence_catalog.versions import library_agent
 from evidence_catalog.vocabulary import Category
 
 DATABASE_FILE = "catalog.db"
 BLOBS_DIR = "blobs"
-#: Where an export bag keeps the signed checkpoint, the log's key, proofs and time-stamps.
-LOG_DIR = "data/log"
-
-ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
-EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv")
-#: Called during a BagIt export with the bytes of artifacts copied so far and the total.
-ExportProgress = Callable[[int, int], object]
 
 
 class Catalog:
@@ -1000,12 +965,18 @@ class Catalog:
         *,
         format: ExportFormat = "json",
         record_ids: Sequence[str] | None = None,
+        where: RecordFilter | None = None,
+        search: str | None = None,
         bom: bool = False,
         redact: bool | Collection[str] = False,
         sha512: bool = False,
         progress: ExportProgress | None = None,
     ) -> ExportResult:
-        """Export records (all when *record_ids* is ``None``) in an open format:
+        """Export records in an open format: all (*record_ids* ``None``) or those named, and of
+        those only the records that meet *where* (a :class:`~evidence_catalog.filters.RecordFilter`,
+        see :meth:`record_filter`) and hold a report matching *search* (its words, as
+        :meth:`search` matches them), when given; a selection that leaves no record is an
+        :class:`~evidence_catalog.errors.InputError`.  The formats:
 
         ``bagit``
             a BagIt 1.0 bag (a new folder): each record as JSON, its artifacts under portable
@@ -1019,107 +990,27 @@ class Catalog:
         ``prov``
             W3C PROV-JSON of the records' provenance (:mod:`evidence_catalog.interchange.prov`).
         ``csv``
-            one row per artifact for spreadsheets (:mod:`evidence_catalog.csv_export`); *bom*
+            one row per artifact for spreadsheets (:mod:`evidence_catalog.interchange.csv`); *bom*
             starts it with a UTF-8 byte order mark, which some spreadsheet software needs.
 
-        The whole custody log goes with a whole-catalog export, otherwise the events about the
-        selected records.  The export is written under a temporary name and renamed into place;
-        an existing file or folder is never replaced.  The export is itself a custody event,
-        which names where it went, its SHA-256 and, for a bag, its identifier, Payload-Oxum and
-        what a redaction withheld.
+        The whole custody log goes with a whole-catalog export (no *record_ids*, *where* or
+        *search*), otherwise the events about the selected records.  The export is written under
+        a temporary name and renamed into place; an existing file or folder is never replaced.
+        The export is itself a custody event, which names where it went, its SHA-256 and, for a
+        bag, its identifier, Payload-Oxum and what a redaction withheld.
         """
-        if format not in EXPORT_FORMATS:
-            raise InputError(f"unknown format {format!r}; use one of {', '.join(EXPORT_FORMATS)}", where="format")
-        if bom and format != "csv":
-            raise InputError("a byte order mark is for CSV only", where="bom")
-        kinds = self._redaction_kinds(redact)
-        if kinds is not None and format != "bagit":
-            raise InputError("a redacted export is a BagIt export (the bag states what was withheld)", where="redact")
-        if sha512 and format != "bagit":
-            raise InputError("a SHA-512 manifest is for BagIt exports only", where="sha512")
-        target = self._export_target(output, folder=format == "bagit")
-        where = display_path(target)
-        selected = None if record_ids is None else list(dict.fromkeys(record_ids))
-        for record_id in selected or ():
-            if not self.has_record(record_id):  # before anything is written
-                raise NotFoundError(f"no record with id {record_id}", where="record")
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only, so an export could not be logged; nothing was written")
-        # A short temporary name: the target's own name may already be as long as names can be.
-        tmp = target.with_name(f".export-{uuid.uuid4().hex[:12]}.part")
-        placed = logged_export = False
-        try:
-            redaction = None
-            if format == "bagit":
-                result, redaction = self._write_bag(tmp, target, selected, kinds, sha512, progress)
-            else:
-                result = self._write_export_file(tmp, target, format, selected, bom)
-            if target.exists() or target.is_symlink():
-                raise FileExistsError(str(target))
-            result = attrs.evolve(result, path=target)
-            details: dict[str, Any] = {
-                "format": format,
-                "output": where,
-                "sha256": result.sha256,
-                "size": result.size,
-                "records": result.records,
-                "custody_events": result.custody_events,
-                "record_ids": selected,
-            }
-            if format == "bagit":
-                details["bag"] = {
-                    "external_identifier": result.external_identifier,
-                    "payload_oxum": result.payload_oxum,
-                    "artifacts": result.artifacts,
-                    "sha512_manifest": sha512,
-                }
-                details["redaction"] = redaction
-            # Logged first, then given its name: a process killed in between leaves a logged
-            # export complete under its temporary name -- never an export the log does not know.
-            try:
-                self._ctx.log_event(Action.RECORDS_EXPORTED, details)
-            except StorageError as exc:
-                raise StorageError(
-                    f"the export could not be logged, so it was not written ({exc.message})", where=where
-                ) from exc
-            try:
-                if format == "bagit":
-                    place_bag(tmp, target)
-                else:
-                    place_new_file(tmp, target)
-                placed = True
-            except OSError as exc:
-                logged_export = True  # kept below, whatever its name
-                kept = target.with_name(f".export-{uuid.uuid4().hex[:12]}.kept")
-                with contextlib.suppress(OSError):
-                    tmp.rename(kept)
-                    tmp = kept
-                raise StorageError(
-                    f"the export was written and logged, but could not be given its name ({exc.strerror or exc}); "
-                    f"it is complete in {display_path(tmp)}",
-                    where=where,
-                ) from exc
-            try:
-                fsync_dir(target.parent)
-            except OSError as exc:
-                raise StorageError(
-                    f"the export was written, logged and named, but its folder could not be synced to disk"
-                    f" ({exc.strerror or exc}): check it before relying on it",
-                    where=where,
-                ) from exc
-        except FileExistsError as exc:
-            raise InputError("already exists; choose a new name", where=where) from exc
-        except OSError as exc:
-            raise StorageError(f"export failed ({exc.strerror or exc}); nothing was written", where=where) from exc
-        finally:
-            if not placed and not logged_export and tmp.name.endswith(".part"):
-                if tmp.is_dir() and not tmp.is_symlink():
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:
-                    tmp.unlink(missing_ok=True)
-            elif placed and format != "bagit":
-                tmp.unlink(missing_ok=True)  # the file was linked into place: drop the temporary name
-        return result
+        return exporting.export(
+            self._ctx,
+            output,
+            format=format,
+            record_ids=record_ids,
+            where=where,
+            search=search,
+            bom=bom,
+            redact=redact,
+            sha512=sha512,
+            progress=progress,
+        )
 
     # -- import ------------------------------------------------------------------------------
 
@@ -1153,548 +1044,9 @@ class Catalog:
         in this catalog already or in *blobs* (another catalog's folder or its ``blobs`` folder),
         where it is checked.  All or nothing.
         """
-        path = Path(os.path.abspath(os.fspath(source)))
-        blob_dir = None if blobs is None else Path(os.path.abspath(os.fspath(blobs)))
-        if self.db.read_only:
-            raise StorageError("the catalog is read-only; nothing can be imported into it")
-        log_key.check_signing_key(self._ctx)  # before anything is stored
-        incoming = read_source(path, blobs=blob_dir, progress=progress, accept_unsigned=accept_unsigned)
-        where = display_path(path)
-        provenance = incoming.provenance
-        described = incoming.source | {"path": where}
-        if not provenance.signed:  # accepted: the event says so, and why
-            described["unsigned_provenance"] = {"accepted": True, "reason": provenance.unsigned}
-        with self.db.read() as session:
-            new = self._records_to_import(session, incoming, where)
-        stored, present, size, created = self._store_incoming_files(incoming, new, where)
-        at = self.clock()
-        try:
-            with self._ctx.write() as session:
-                new = self._records_to_import(session, incoming, where)  # again: another writer may have added
-                for item in new:
-                    self._insert_imported(session, item, described, at, unsigned=not provenance.signed)
-        except BaseException:
-            self._remove_unclaimed(created)  # all or nothing: blobs only this import stored go too
-            raise
-        added = {item.record.id for item in new}
-        return ImportResult(
-            source=path,
-            format=incoming.format,
-            records_added=tuple(item.record.id for item in new),
-            records_present=tuple(i.record.id for i in incoming.records if i.record.id not in added),
-            artifacts_stored=stored,
-            artifacts_present=present,
-            bytes_stored=size,
-            external_identifier=incoming.source.get("external_identifier"),
-            payload_oxum=incoming.source.get("payload_oxum"),
-            log_key_id=provenance.key_id if provenance.signed else None,
-            log_origin=provenance.origin if provenance.signed else None,
-            unsigned=provenance.unsigned,
+        return importing.import_records(
+            self._ctx, source, blobs=blobs, progress=progress, accept_unsigned=accept_unsigned
         )
-
-    def _records_to_import(self, session: Any, incoming: Incoming, where: str) -> list[IncomingRecord]:
-        """The incoming records this catalog does not have; refuse one it has with other content,
-        an artifact described differently (here, or by two incoming records), or a part or
-        acquisition id that is taken (ids are unique across a catalog)."""
-        described: dict[str, model.Artifact] = {}
-        for item in incoming.records:
-            for entry in item.record.artifacts:
-                earlier = described.setdefault(entry.artifact.sha256, entry.artifact)
-                if earlier != entry.artifact:
-                    raise InputError(
-                        f"describes artifact {entry.artifact.sha256} differently from another record of the "
-                        "same export; nothing was imported",
-                        where=item.where,
-                    )
-        new = []
-        for item in incoming.records:
-            record = item.record
-            if self.db.record_exists(session, record.id):
-                if _unmarked(self.db.record(session, record.id)) != _unmarked(record):
-                    raise InputError(
-                        f"record {record.id} is in this catalog already with different content; nothing was imported",
-                        where=item.where,
-                    )
-                continue
-            for entry in record.artifacts:
-                known = self.db.artifact(session, entry.artifact.sha256)
-                if known is not None and known != entry.artifact:
-                    raise InputError(
-                        f"artifact {entry.artifact.sha256} is in this catalog already with other metadata "
-                        "(media type or embedded metadata read differently); nothing was imported",
-                        where=item.where,
-                    )
-            new.append(item)
-        owners: dict[str, str] = {}
-        for item in new:
-            record = item.record
-            part_ids = [
-                *(a.id for a in record.acquisitions),
-                *(r.id for r in record.reports),
-                *(n.id for n in record.notes),
-                *(c.id for c in record.claims),
-                *(a.id for a in record.assessments),
-            ]
-            if len(set(part_ids)) != len(part_ids) or record.id in part_ids:
-                raise InputError("uses one id for two parts; nothing was imported", where=item.where)
-            for part_id in part_ids:
-                if owners.setdefault(part_id, record.id) != record.id:
-                    raise InputError(
-                        f"id {part_id} is used by two records of the export; nothing was imported", where=item.where
-                    )
-        taken = self.db.ids_in_use(session, list(owners))
-        if taken:
-            first = sorted(taken)[0]
-            raise InputError(
-                f"id {first} (of record {owners[first]}) is used in this catalog already; nothing was imported",
-                where=where,
-            )
-        return new
-
-    def _store_incoming_files(
-        self, incoming: Incoming, new: list[IncomingRecord], where: str
-    ) -> tuple[int, int, int, list[str]]:
-        """Store the bytes of every new record's artifacts, checking each against its SHA-256
-        before any is stored; return (stored, already held, bytes stored, SHA-256s of the blobs
-        this call created)."""
-        needed: dict[str, model.Artifact] = {}
-        for item in new:
-            for entry in item.record.artifacts:
-                needed.setdefault(entry.artifact.sha256, entry.artifact)
-        missing = [sha for sha in needed if not self.blobs.exists(sha)]
-        for sha in missing:
-            if sha not in incoming.files:
-                raise InputError(
-                    f"artifact {sha} is neither in this catalog nor in the files given"
-                    + ("" if incoming.format == "bagit" else " (give the exporting catalog with --blobs)")
-                    + "; nothing was imported",
-                    where=where,
-                )
-        if not incoming.files_checked:
-            for sha in missing:
-                digests, size = hash_file(str(incoming.files[sha]))
-                if digests.sha256 != sha or size != needed[sha].size:
-                    raise IntegrityError(
-                        f"holds {size} bytes with SHA-256 {digests.sha256}, not artifact {sha}; nothing was imported",
-                        where=display_path(incoming.files[sha]),
-                    )
-        holders = {e.artifact.sha256: item.record.id for item in reversed(new) for e in item.record.artifacts}
-        for sha in missing:  # what each record says of the bytes, read again from them
-            check_artifact_bytes(
-                incoming.files[sha],
-                needed[sha],
-                hashed=True,
-                where=f"record {holders[sha]}: {display_path(incoming.files[sha])}",
-            )
-        stored = size_total = 0
-        created: list[str] = []
-        try:
-            self._store_files(incoming, missing, created)
-        except BaseException:
-            self._remove_unclaimed(created)
-            raise
-        for sha in created:
-            stored += 1
-            size_total += needed[sha].size
-        return stored, len(needed) - len(missing), size_total, created
-
-    def _store_files(self, incoming: Incoming, missing: list[str], created: list[str]) -> None:
-        for sha in missing:
-            try:
-                with open(incoming.files[sha], "rb") as stream:
-                    blob = self.blobs.put_stream(common.SourceFile(stream, display_path(incoming.files[sha])))
-            except OSError as exc:
-                raise InputError(f"cannot be read ({exc.strerror})", where=display_path(incoming.files[sha])) from exc
-            if blob.created:
-                created.append(blob.sha256)
-            if blob.sha256 != sha:  # changed since it was checked
-                raise IntegrityError(
-                    f"changed while it was imported (now SHA-256 {blob.sha256}); nothing was imported",
-                    where=display_path(incoming.files[sha]),
-                )
-
-    def _remove_unclaimed(self, created: Sequence[str]) -> None:
-        """Remove blobs an import stored when its records were not written, unless a record
-        (of another writer, meanwhile) holds them."""
-        common.remove_unclaimed(self._ctx, created)
-
-    def _insert_imported(
-        self, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime, *, unsigned: bool = False
-    ) -> None:
-        record = item.record
-        for entry in record.artifacts:
-            if self.db.artifact(session, entry.artifact.sha256) is None:
-                common.add_artifact(self._ctx, session, entry.artifact, at=at)
-        self.db.add_record(session, record)
-        for entry in record.artifacts:
-            self.db.attach_artifact(session, record.id, entry)
-        event = self.db.append_event(
-            session,
-            at=at,
-            actor=self.operator,
-            action=Action.RECORD_IMPORTED,
-            subject=record.id,
-            details=imported_details(record, source, item.history),
-        )
-        for position, acquisition in enumerate(record.acquisitions):
-            self.db.add_acquisition(session, record.id, acquisition, event.seq, position)
-        for kind, parts in (
-            ("report", record.reports),
-            ("note", record.notes),
-            ("flag", record.flags),
-            ("relation", record.relations),
-            ("claim", record.claims),
-            ("assessment", record.assessments),
-        ):
-            for part in parts:
-                self.db.add_part(session, record.id, kind, part, event.seq)
-        found = {a.artifact_sha256: a.ended_at for a in record.acquisitions if a.artifact_sha256 is not None}
-        index_rows(
-            session,
-            [(r.id, r, found.get(r.document_sha256 or "", record.created_at)) for r in record.reports],
-        )
-        if unsigned and self.db.add_tags(session, record.id, [UNSIGNED_PROVENANCE_TAG]):
-            self.db.append_event(
-                session,
-                at=at,
-                actor=self.operator,
-                action=Action.TAGS_ADDED,
-                subject=record.id,
-                details={"tags": [UNSIGNED_PROVENANCE_TAG]},
-            )
-
-    def _write_log_evidence(
-        self, writer: BagWriter, session: Any, seqs: list[int], *, complete: bool
-    ) -> dict[str, Any] | None:
-        """Put into a bag what lets a recipient check its custody events against the signed log
-        without this library: the latest checkpoint (which covers every event exported), the
-        log's public key (PEM for ``openssl``, and the C2SP vkey), an RFC 6962 inclusion proof of
-        each event when the log is not exported whole, and the RFC 3161 tokens kept."""
-        latest = self.db.latest_checkpoint(session)
-        if latest is None or not self.log_key.exists:
-            return None
-        name, public = self.log_key.public()
-        writer.add_bytes(f"{LOG_DIR}/checkpoint.note", latest.note.encode("utf-8"))
-        writer.add_bytes(f"{LOG_DIR}/log.pub", (self.log_key.directory / PUBLIC_FILE).read_bytes())
-        writer.add_bytes(f"{LOG_DIR}/log.vkey", (vkey(name, public) + "\n").encode("ascii"))
-        subtrees = self.db.subtrees(session)
-        proofs = not complete and bool(seqs)
-        if proofs:
-            # The event naming the log key, which the recipient checks the checkpoint with; in
-            # a bag of some records it is not among their events, so it goes here, proven too.
-            key_event = next(
-                (
-                    event
-                    for action in (Action.CATALOG_CREATED, Action.LOG_KEY_CREATED)
-                    for event in self.db.events_by_action(session, action)
-                    if named_key(to_document(event)) is not None
-                ),
-                None,
-            )
-            if key_event is not None and key_event.seq <= latest.tree_size and key_event.seq not in seqs:
-                document = to_document(key_event)
-                writer.add_bytes(KEY_EVENT, (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8"))
-                seqs = sorted({*seqs, key_event.seq})
-            # And each hand-over to a later key, so that a checkpoint that key signed is checked too.
-            changes = [
-                to_document(event)
-                for event in self.db.events_by_action(session, Action.LOG_KEY_CHANGED)
-                if event.seq <= latest.tree_size and event.seq not in seqs
-            ]
-            if changes:
-                lines = "".join(json.dumps(document, ensure_ascii=False) + "\n" for document in changes)
-                writer.add_bytes(KEY_CHANGES, lines.encode("utf-8"))
-                seqs = sorted({*seqs, *(document["seq"] for document in changes)})
-            stream = writer.open_text(f"{LOG_DIR}/proofs.jsonl")
-            try:
-                for seq in seqs:
-                    path = merkle.inclusion_proof(subtrees, seq - 1, latest.tree_size)
-                    line = {
-                        "seq": seq,
-                        "leaf_index": seq - 1,
-                        "tree_size": latest.tree_size,
-                        "leaf_hash": subtrees(0, seq - 1).hex(),
-                        "proof": [h.hex() for h in path],
-                    }
-                    stream.write(json.dumps(line) + "\n")
-            finally:
-                stream.close()
-        stamps = []
-        for number, stamp in enumerate(self.db.timestamps(session, "granted"), 1):
-            if stamp.subject_kind != "checkpoint" or stamp.token is None:
-                continue
-            if not stamp.subject.isdecimal():
-                continue  # a damaged row: verify names it; nothing to export for it
-            stamped = self.db.checkpoint(session, int(stamp.subject))
-            if stamped is None:
-                continue
-            note = stamped.note
-            base = f"{LOG_DIR}/timestamps/{number:04d}"
-            writer.add_bytes(f"{base}.note", note.encode("utf-8"))
-            writer.add_bytes(f"{base}.tsr", base64.b64decode(stamp.token))
-            stamps.append({"note": f"{base}.note", "token": f"{base}.tsr", "tsa_url": stamp.tsa_url})
-        return {
-            "origin": name,
-            "checkpoint": f"{LOG_DIR}/checkpoint.note",
-            "tree_size": latest.tree_size,
-            "root_hash": latest.root_hash,
-            "signed": latest.signed,
-            "public_key": f"{LOG_DIR}/log.pub",
-            "vkey": f"{LOG_DIR}/log.vkey",
-            "proofs": f"{LOG_DIR}/proofs.jsonl" if proofs else None,
-            "timestamps": stamps,
-        }
-
-    @staticmethod
-    def _redaction_kinds(redact: bool | Collection[str]) -> frozenset[str] | None:
-        if redact is True:
-            return frozenset(kind.value for kind in model.SensitivityKind)
-        if redact is False or redact is None:
-            return None
-        if isinstance(redact, str):
-            redact = [redact]
-        kinds = frozenset(choice(model.SensitivityKind, kind, "redact").value for kind in redact)
-        if not kinds:
-            raise InputError("give the flag kinds to redact, or True for all", where="redact")
-        return kinds
-
-    def _write_export_file(
-        self, tmp: Path, target: Path, format: str, selected: list[str] | None, bom: bool
-    ) -> ExportResult:
-        with open(tmp, "wb") as raw:
-            sink = _HashingTextSink(raw)
-            if bom:
-                sink.write("\ufeff")
-            counts = self._write_export(sink, format, selected)
-            raw.flush()
-            os.fsync(raw.fileno())
-        digests, size = sink.hasher.digests(), sink.hasher.size
-        return ExportResult(
-            path=target,
-            format=format,
-            records=counts[0],
-            custody_events=counts[1],
-            sha256=digests.sha256,
-            size=size,
-            artifacts=counts[2],
-        )
-
-    def _write_bag(
-        self,
-        tmp: Path,
-        target: Path,
-        selected: list[str] | None,
-        kinds: frozenset[str] | None,
-        sha512: bool,
-        progress: ExportProgress | None,
-    ) -> tuple[ExportResult, dict[str, Any] | None]:
-        at = self.clock()
-        external_identifier = f"urn:uuid:{model.new_id()}"
-        tmp.mkdir()
-        writer = BagWriter(tmp, ("sha256", "sha512") if sha512 else ("sha256",))
-        wanted = None if selected is None else set(selected)
-        on_bytes = on_withheld = None
-        if progress is not None:
-            counts = [0, 0]  # done, total
-            with self.db.read() as session:
-                counts[1] = self.db.artifact_bytes(session, selected)
-            progress(0, counts[1])
-
-            def on_bytes(n: int) -> None:
-                counts[0] += n
-                progress(counts[0], counts[1])
-
-            def on_withheld(n: int) -> None:  # a redaction leaves it out: the total shrinks
-                counts[1] -= n
-                progress(counts[0], counts[1])
-
-        try:
-            with self.db.read() as session:
-                ids = self.db.record_ids(session) if selected is None else selected
-                plan = None
-                if kinds is not None:  # first what to withhold across all records, then the bag
-                    try:
-                        plan = plan_redaction(self.db.records(session, ids), kinds)
-                    except FieldPathError as exc:
-                        raise InputError(str(exc), where="redact") from exc
-                    # Every copy of a withheld text goes: also the files whose bytes hold it.
-                    plan = plan.with_carriers(find_carriers(self.db.records(session, ids), plan, self.blobs.open))
-                summary, redaction = write_payload(
-                    writer,
-                    records=self.db.records(session, ids),
-                    events=(e for e in self.db.events(session) if wanted is None or e.subject in wanted),
-                    open_blob=self.blobs.open,
-                    head={
-                        "external_identifier": external_identifier,
-                        "exported_at": format_timestamp(at),
-                        "exported_by": unstructure(self.operator),
-                        "generator": unstructure(library_agent()),
-                        "complete_log": selected is None,
-                    },
-                    plan=plan,
-                    progress=on_bytes,
-                    withheld_bytes=on_withheld,
-                    log_evidence=lambda w, seqs: self._write_log_evidence(w, session, seqs, complete=selected is None),
-                )
-            info = bag_info(
-                summary=summary, operator=self.operator, generator=library_agent(), at=at, redaction=redaction
-            )
-            pinned = writer.finish(info)
-        except BaseException:
-            writer.abort()
-            raise
-        fsync_dir(tmp)
-        logged = (
-            None
-            if redaction is None
-            else {
-                "kinds": redaction["kinds"],
-                "withheld_artifacts": [
-                    {"record_id": a["record_id"], "sha256": a["sha256"]} for a in redaction["withheld_artifacts"]
-                ],
-                "withheld_fields": [
-                    {"record_id": f["record_id"], "path": f["path"]} for f in redaction["withheld_fields"]
-                ],
-                "altered_events": redaction["altered_events"],
-            }
-        )
-        result = ExportResult(
-            path=target,
-            format="bagit",
-            records=summary.records,
-            custody_events=summary.custody_events,
-            sha256=pinned,
-            size=summary.payload_octets,
-            artifacts=summary.artifacts,
-            external_identifier=external_identifier,
-            payload_oxum=f"{summary.payload_octets}.{summary.payload_files}",
-            redacted=redaction is not None,
-            withheld_artifacts=summary.withheld_artifacts,
-            withheld_fields=summary.withheld_fields,
-        )
-        return result, logged
-
-    def _export_target(self, output: str | os.PathLike[str], *, folder: bool = False) -> Path:
-        given = os.fspath(output)
-        if given in ("", "-"):
-            raise InputError(f"give a {'folder' if folder else 'file'} name to write the export to", where="output")
-        target = Path(os.path.abspath(given))
-        where = display_path(target)
-        if not folder and (given.endswith(os.sep) or target.is_dir()):
-            raise InputError("is a directory; give a file name", where=where)
-        if target.exists() or target.is_symlink():
-            raise InputError("already exists; choose a new name", where=where)
-        if not target.parent.is_dir():
-            raise InputError("directory does not exist", where=display_path(target.parent))
-        catalog_dir = self.path.resolve()
-        if target.parent.resolve() == catalog_dir or catalog_dir in target.parent.resolve().parents:
-            raise InputError("is inside the catalog directory; export somewhere else", where=where)
-        return target
-
-    def _write_export(self, stream: _TextSink, format: str, selected: list[str] | None) -> tuple[int, int, int]:
-        """Write from one read transaction: records and log are one consistent snapshot, even
-        while another process adds to the catalog.  Returns (records, custody events, artifact
-        rows)."""
-        wanted = None if selected is None else set(selected)
-        with self.db.read() as session:
-            ids = self.db.record_ids(session) if selected is None else selected
-            records = self.db.records(session, ids)
-            events = (e for e in self.db.events(session) if wanted is None or e.subject in wanted)
-            if format == "csv":
-                return _write_csv(stream, records), 0, 0
-            latest = self.db.latest_checkpoint(session, signed=True)  # covers every event exported
-            if format == "prov":
-                held = None if latest is None else (latest.note, latest.tree_size, latest.root_hash)
-                # Exports are catalog events: all events go in, the earlier exports of these records come out.
-                return (*write_prov(stream, records, self.db.events(session), held), 0)
-            if format == "jsonl":
-                counts = self._write_jsonl(stream, records, events)
-                if latest is not None:  # last: it covers every event above
-                    line = {
-                        "schema": CHECKPOINT_SCHEMA,
-                        "note": latest.note,
-                        "tree_size": latest.tree_size,
-                        "root_hash": latest.root_hash,
-                    }
-                    stream.write(json.dumps(line, ensure_ascii=False) + "\n")
-                return (*counts, 0)
-            note = None if latest is None else latest.note
-            return (*self._write_json(stream, records, events, complete_log=selected is None, checkpoint=note), 0)
-
-    @staticmethod
-    def _write_jsonl(
-        stream: _TextSink, records: Iterable[model.EvidenceRecord], events: Iterable[model.CustodyEvent]
-    ) -> tuple[int, int]:
-        counts = [0, 0]
-        for index, documents in enumerate((records, events)):
-            for document in documents:
-                stream.write(json.dumps(to_document(document), ensure_ascii=False) + "\n")
-                counts[index] += 1
-        return counts[0], counts[1]
-
-    def _write_json(
-        self,
-        stream: _TextSink,
-        records: Iterable[model.EvidenceRecord],
-        events: Iterable[model.CustodyEvent],
-        *,
-        complete_log: bool,
-        checkpoint: str | None = None,
-    ) -> tuple[int, int]:
-        # One JSON document, written item by item so memory does not grow with the catalog.
-        head = {
-            "schema": SCHEMA_IDS[model.ExportBundle],
-            "exported_at": format_timestamp(self.clock()),
-            "exported_by": unstructure(self.operator),
-            "generator": unstructure(library_agent()),
-            "complete_log": complete_log,
-            "checkpoint": checkpoint,
-        }
-        stream.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2])
-        counts = [0, 0]
-        for index, (name, items) in enumerate((("records", records), ("custody_events", events))):
-            stream.write(f',\n "{name}": [')
-            for item in items:
-                stream.write(("," if counts[index] else "") + "\n")
-                stream.write(json.dumps(unstructure(item), ensure_ascii=False))
-                counts[index] += 1
-            stream.write("\n ]")
-        stream.write("\n}\n")
-        return counts[0], counts[1]
-
-
-class _TextSink(Protocol):
-    def write(self, text: str, /) -> object: ...
-
-
-class _HashingTextSink:
-    """Writes text as UTF-8 and hashes exactly the bytes written (the export's SHA-256 is known
-    without reading the file again)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.hasher = MultiHasher()
-
-    def write(self, text: str) -> int:
-        data = text.encode("utf-8")
-        self.hasher.update(data)
-        self.raw.write(data)
-        return len(text)
-
-
-def _write_csv(stream: _TextSink, records: Iterable[model.EvidenceRecord]) -> int:
-    """The CSV export: a header, then each record's artifact rows (RFC 4180, CRLF)."""
-    import csv
-
-    from evidence_catalog.csv_export import COLUMNS, artifact_rows
-
-    writer = csv.writer(stream, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    count = 0
-    for record in records:
-        writer.writerows(artifact_rows(record))
-        count += 1
-    return count
 
 
 def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStorage:
@@ -1708,11 +1060,3 @@ def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStorage:
         where=f"{display_path(directory / CONFIG_FILE)}: blobs.url",
         endpoint_where=f"{display_path(directory / CONFIG_FILE)}: blobs.endpoint_url",
     )
-
-
-def _unmarked(record: model.EvidenceRecord) -> model.EvidenceRecord:
-    """*record* without the tag an import with unsigned provenance adds: the same record
-    imported again, signed or not, is the record already here."""
-    if UNSIGNED_PROVENANCE_TAG not in record.tags:
-        return record
-    return attrs.evolve(record, tags=[t for t in record.tags if t != UNSIGNED_PROVENANCE_TAG])

@@ -280,6 +280,88 @@ def test_duplicate_ids_in_a_selection_are_exported_once(populated: Populated, tm
     assert result.records == 2 and record_folders(bag) == {populated.yard, populated.hospital}
 
 
+@pytest.mark.parametrize(
+    ("ids", "tags", "records"),
+    [
+        ([], ["school"], {"school", "yard"}),
+        ([], [], {"school", "yard", "hospital"}),
+        (["yard", "hospital"], None, {"yard", "hospital"}),
+        (["school", "hospital"], ["school"], {"school"}),
+        (["hospital", "yard", "hospital"], ["school"], {"yard"}),
+    ],
+)
+def test_a_record_filter_exports_the_records_it_chooses(
+    populated: Populated, tmp_path: Path, ids: list[str], tags: list[str] | None, records: set[str]
+) -> None:
+    """The selection the command line has: record ids, a filter, or the ids that meet it."""
+    catalog = populated.catalog
+    names = {"school": populated.school, "yard": populated.yard, "hospital": populated.hospital}
+    where = None if tags is None else catalog.record_filter(tags=tags)
+    bag = tmp_path / "bag"
+    result = catalog.export(bag, format="bagit", record_ids=[names[i] for i in ids] or None, where=where)
+    assert_valid_bag(bag)
+    assert result.records == len(records) and record_folders(bag) == {names[r] for r in records}
+    [event] = [e for e in catalog.history() if e.action == "records.exported"]
+    named = populated.all if not ids else list(dict.fromkeys(names[i] for i in ids))
+    chosen = [i for i in named if i in record_folders(bag)]
+    assert event.details["record_ids"] == chosen  # a filter always exports a selection, never the whole log
+    contents = json.loads((bag / "data" / "contents.json").read_text(encoding="utf-8"))
+    assert contents["complete_log"] is False
+
+
+def test_a_search_exports_the_records_holding_a_matching_report(catalog: Catalog, tmp_path: Path) -> None:
+    digest = write(tmp_path / "in" / "digest.txt", DIGEST)
+    assert catalog.ingest(digest).records_added == 2
+    first, second = catalog.record_ids()
+    result = catalog.export(tmp_path / "angle.json", search="angle")
+    exported = json.loads((tmp_path / "angle.json").read_text(encoding="utf-8"))
+    assert result.records == 1 and [r["id"] for r in exported["records"]] == [second]
+    assert exported["complete_log"] is False
+    result = catalog.export(tmp_path / "depot.jsonl", format="jsonl", search="depot", record_ids=[second, first])
+    lines = [json.loads(line) for line in (tmp_path / "depot.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert result.records == 2 and [line["id"] for line in lines[:2]] == [second, first]  # in the order named
+    bag = tmp_path / "bag"
+    where = catalog.record_filter(status="unverified")
+    result = catalog.export(bag, format="bagit", search="angle", where=where, record_ids=[first, second])
+    assert result.records == 1 and record_folders(bag) == {second}
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        pytest.param({"where": "no-such"}, id="filter"),
+        pytest.param({"search": "nowhere"}, id="search"),
+        pytest.param({"where": "hospital", "ids": ["school", "yard"]}, id="ids-and-filter"),
+        pytest.param({"search": "", "ids": ["school"]}, id="ids-and-search"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["bagit", "json"])
+def test_a_selection_that_leaves_no_record_is_refused_and_writes_nothing(
+    populated: Populated, tmp_path: Path, selection: dict[str, Any], fmt: str
+) -> None:
+    catalog = populated.catalog
+    names = {"school": populated.school, "yard": populated.yard, "hospital": populated.hospital}
+    before = catalog.history()
+    target = tmp_path / "out"
+    where = None if "where" not in selection else catalog.record_filter(tags=[selection["where"]])
+    ids = [names[i] for i in selection["ids"]] if "ids" in selection else None
+    with pytest.raises(InputError) as raised:
+        catalog.export(target, format=fmt, record_ids=ids, where=where, search=selection.get("search"))
+    assert raised.value.message == "no record meets the selection; nothing was exported"
+    assert not target.exists() and leftovers(tmp_path) == []
+    assert catalog.history() == before
+
+
+def test_an_unknown_record_is_refused_before_a_filter_is_applied(populated: Populated, tmp_path: Path) -> None:
+    catalog = populated.catalog
+    missing = "01a21489-0000-7000-8000-000000000000"
+    with pytest.raises(NotFoundError, match=f"no record with id {missing}"):
+        catalog.export(tmp_path / "out.json", record_ids=[missing], where=catalog.record_filter(tags=["school"]))
+    with pytest.raises(InputError, match="is not a record id"):
+        catalog.export(tmp_path / "out.json", record_ids=["nope"], search="ward")
+    assert not (tmp_path / "out.json").exists()
+
+
 def test_an_empty_catalog_exports_an_empty_but_valid_bag(catalog: Catalog, tmp_path: Path) -> None:
     bag = tmp_path / "empty"
     result = catalog.export(bag, format="bagit")

@@ -923,8 +923,8 @@ def test_an_import_killed_between_storing_and_committing_leaves_orphans_a_retry_
     operation = Import(bag, records, make_default_catalog)
     operation.new_round()
     before = _inspect(operation.catalog_dir)
-    # _records_to_import runs again inside the write transaction, after the blobs are stored
-    point = "evidence_catalog.catalog:Catalog._records_to_import"
+    # records_to_import runs again inside the write transaction, after the blobs are stored
+    point = "evidence_catalog.operations.importing:records_to_import"
     run = _exec_killed_at(point, "before", 2, *operation.command())
     assert run.killed, run.stderr
     after = _inspect(operation.catalog_dir)
@@ -961,9 +961,9 @@ def test_an_ingest_killed_inside_its_transaction_leaves_nothing_but_unclaimed_by
     ("point", "when"),
     [
         pytest.param("evidence_catalog.interchange.bag:BagWriter.finish", "before", id="payload-written"),
-        pytest.param("evidence_catalog.catalog:fsync_dir", "before", id="bag-finished-not-placed"),
-        pytest.param("evidence_catalog.catalog:place_bag", "before", id="bag-logged-not-placed"),
-        pytest.param("evidence_catalog.catalog:place_bag", "after", id="bag-placed-and-logged"),
+        pytest.param("evidence_catalog.operations.exporting:fsync_dir", "before", id="bag-finished-not-placed"),
+        pytest.param("evidence_catalog.operations.exporting:place_bag", "before", id="bag-logged-not-placed"),
+        pytest.param("evidence_catalog.operations.exporting:place_bag", "after", id="bag-placed-and-logged"),
     ],
 )
 def test_an_export_killed_at_a_point_leaves_nothing_or_a_logged_complete_bag(

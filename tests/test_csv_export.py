@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog
-from evidence_catalog.csv_export import COLUMNS, neutralise
 from evidence_catalog.errors import InputError
+from evidence_catalog.interchange.csv import COLUMNS, neutralise
 
 
 def _rows(path: Path, *, bom: bool = False) -> list[dict[str, str]]:

@@ -858,7 +858,7 @@ def test_a_logged_export_that_cannot_be_named_is_kept_where_the_error_says(
     def cannot_link(src: Path, dst: Path) -> None:
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr("evidence_catalog.catalog.place_new_file", cannot_link)
+    monkeypatch.setattr("evidence_catalog.operations.exporting.place_new_file", cannot_link)
     if aside == "left under its temporary name":
         rename = Path.rename
 
@@ -892,7 +892,7 @@ def test_an_export_whose_folder_cannot_be_synced_is_named_and_says_so(
     def cannot_sync(path: Path) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr("evidence_catalog.catalog.fsync_dir", cannot_sync)
+    monkeypatch.setattr("evidence_catalog.operations.exporting.fsync_dir", cannot_sync)
     with pytest.raises(StorageError, match="written, logged and named, but its folder could not be synced"):
         catalog.export(target)
     monkeypatch.undo()

@@ -33,6 +33,7 @@ import attrs
 
 from evidence_catalog.errors import InputError, IntegrityError
 from evidence_catalog.hashing import MultiHasher, Readable, hash_stream
+from evidence_catalog.interchange.text import HashingTextSink
 
 BAGIT_VERSION = "1.0"
 #: BagIt versions whose bags are read (0.97 is what many tools still write).
@@ -141,18 +142,11 @@ class BagWriter:
             manifest.close()
 
 
-class _HashingText:
+class _HashingText(HashingTextSink):
     def __init__(self, writer: BagWriter, relative: str, target: Path) -> None:
+        super().__init__(open(target, "xb"), writer.algorithms)  # noqa: SIM115 - closed in close()
         self.writer = writer
         self.relative = relative
-        self.raw = open(target, "xb")  # noqa: SIM115 - closed in close()
-        self.hasher = MultiHasher(writer.algorithms)
-
-    def write(self, text: str) -> int:
-        data = text.encode("utf-8")
-        self.hasher.update(data)
-        self.raw.write(data)
-        return len(text)
 
     def close(self) -> None:
         self.raw.close()

@@ -23,12 +23,13 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from prov.model import PROV, PROV_TYPE, Namespace, ProvDocument, QualifiedName
 
 from evidence_catalog import model
 from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
+from evidence_catalog.interchange.text import TextSink
 from evidence_catalog.serialize import canonical_json, unstructure
 
 #: The namespace of this library's PROV terms and identifiers.
@@ -49,10 +50,6 @@ NAMESPACES = {
 PROV_NAMESPACE_EC = Namespace("ec", EC)
 
 
-class _TextSink(Protocol):
-    def write(self, text: str, /) -> object: ...
-
-
 def build_document(records: Iterable[model.EvidenceRecord], events: Iterable[model.CustodyEvent]) -> ProvDocument:
     """The PROV document of *records*; *events* add the exports of those records."""
     builder = _Builder()
@@ -67,7 +64,7 @@ def build_document(records: Iterable[model.EvidenceRecord], events: Iterable[mod
 
 
 def write_prov(
-    stream: _TextSink,
+    stream: TextSink,
     records: Iterable[model.EvidenceRecord],
     events: Iterable[model.CustodyEvent],
     checkpoint: tuple[str, int, str] | None = None,

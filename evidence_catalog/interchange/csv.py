@@ -1,4 +1,4 @@
-"""One spreadsheet row per artifact (``export --format csv``): pure functions, no I/O.
+"""The CSV export: one spreadsheet row per artifact (``export --format csv``).
 
 Cells are text as the record has it, except that a cell beginning with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return gets a leading apostrophe, so that spreadsheet software shows
@@ -8,10 +8,12 @@ neutralised cell says so by that apostrophe; the JSON export keeps the text unch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+from collections.abc import Iterable, Iterator
 
 from evidence_catalog import model
 from evidence_catalog.filters import current_status
+from evidence_catalog.interchange.text import TextSink
 from evidence_catalog.serialize import format_timestamp
 
 COLUMNS = (
@@ -76,3 +78,15 @@ def artifact_rows(record: model.EvidenceRecord) -> Iterator[list[str]]:
             status,
         ]
         yield [neutralise(cell) for cell in cells]
+
+
+def write_csv(stream: TextSink, records: Iterable[model.EvidenceRecord]) -> int:
+    """The CSV export: a header, then each record's artifact rows (RFC 4180, CRLF); return the
+    number of records."""
+    writer = csv.writer(stream, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    for record in records:
+        writer.writerows(artifact_rows(record))
+        count += 1
+    return count
