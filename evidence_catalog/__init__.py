@@ -12,6 +12,7 @@ Everything the ``evidence-catalog`` command does is reachable from here::
 from evidence_catalog.capture import CaptureOptions
 from evidence_catalog.catalog import Catalog
 from evidence_catalog.errors import (
+    CatalogDatabaseError,
     CatalogError,
     CatalogNotFoundError,
     CatalogVersionError,
@@ -72,6 +73,7 @@ __all__ = [
     "CaptureOptions",
     "CaptureResult",
     "Catalog",
+    "CatalogDatabaseError",
     "CatalogError",
     "CatalogNotFoundError",
     "CatalogVersionError",

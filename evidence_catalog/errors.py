@@ -40,6 +40,11 @@ class CatalogNotFoundError(CatalogError):
     """The path given is not a catalog directory."""
 
 
+class CatalogDatabaseError(CatalogError):
+    """The catalog database answered a read or write with an error: a damaged database file,
+    or a database server's refusal (its own words are in the message).  Nothing was changed."""
+
+
 class CatalogVersionError(CatalogError):
     """The catalog was written by a newer (or unknown) version of this library."""
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog, model
 from evidence_catalog.errors import (
+    CatalogDatabaseError,
     CatalogError,
     CatalogNotFoundError,
     CatalogVersionError,
@@ -1071,3 +1072,46 @@ def test_every_result_names_its_file_as_a_path_whatever_was_given(
         with Catalog.init(tmp_path / f"other-{format}", operator=catalog.operator) as other:
             imported = other.import_records(f"export-{format}", blobs=catalog.path if format == "json" else None)
             assert isinstance(imported.source, Path) and imported.source == tmp_path / f"export-{format}"
+
+
+def _refuse_new_tags(catalog: Catalog) -> None:
+    """Make the database itself refuse any new tag (a trigger): the error it answers with is
+    neither a lock nor a lost connection."""
+    if catalog.db.engine.dialect.name == "sqlite":
+        run_sql(
+            catalog,
+            "CREATE TRIGGER no_tags BEFORE INSERT ON record_tag BEGIN SELECT RAISE(ABORT, 'tags are frozen'); END",
+        )
+        return
+    run_sql(
+        catalog,
+        "CREATE FUNCTION no_tags() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'tags are frozen'; END $$"
+        " LANGUAGE plpgsql",
+    )
+    run_sql(catalog, "CREATE TRIGGER no_tags BEFORE INSERT ON record_tag FOR EACH ROW EXECUTE FUNCTION no_tags()")
+
+
+def test_an_error_the_database_answers_with_is_the_librarys_own(catalog: Catalog, tmp_path: Path) -> None:
+    """No SQLAlchemy error reaches a caller: what the database refuses is a CatalogDatabaseError
+    (an EvidenceError) in its own words, and nothing was changed."""
+    (tmp_path / "a.txt").write_text("a")
+    [added] = catalog.add([tmp_path / "a.txt"])
+    before = len(catalog.history())
+    _refuse_new_tags(catalog)
+    with pytest.raises(CatalogDatabaseError, match="tags are frozen") as caught:
+        catalog.tag(added.record_id, ["school"])
+    assert isinstance(caught.value, EvidenceError)
+    assert catalog.record(added.record_id).tags == ()
+    assert len(catalog.history()) == before
+
+
+@pytest.mark.sqlite_only
+def test_a_database_file_damaged_while_open_is_the_librarys_error(catalog: Catalog, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    catalog.add([tmp_path / "a.txt"])
+    catalog.db.engine.dispose()  # the next read opens the file anew
+    for suffix in ("-wal", "-shm"):
+        (catalog.path / f"catalog.db{suffix}").unlink(missing_ok=True)
+    (catalog.path / "catalog.db").write_bytes(b"this is not a database file at all" * 200)
+    with pytest.raises(CatalogDatabaseError, match=r"cannot be read .* it may be corrupt"):
+        catalog.record_ids()

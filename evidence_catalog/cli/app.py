@@ -14,7 +14,6 @@ import traceback
 from collections.abc import Sequence
 
 import click
-from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog.cli.output import one_line
 from evidence_catalog.errors import EvidenceError, IntegrityError
@@ -60,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IntegrityError as exc:
         click.echo(f"error: {one_line(exc)}", err=True)
         return EXIT_PROBLEMS
-    except (EvidenceError, DatabaseError, OSError) as exc:
+    except (EvidenceError, OSError) as exc:
         click.echo(f"error: {one_line(exc)}", err=True)
         return EXIT_USAGE
     except SystemExit as exc:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
-from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog import model
 from evidence_catalog.paths import display_path
@@ -61,11 +60,6 @@ def echo_nothing_found(*, among_readable: bool = False) -> None:
 
 def one_line(exc: BaseException) -> str:
     """An error as the one line the user sees after ``error:``: what failed and why, never a traceback."""
-    if isinstance(exc, DatabaseError):
-        if getattr(exc.orig, "sqlstate", None):  # a database server's answer (PostgreSQL)
-            reason = printable(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else repr(exc.orig))
-            return f"catalog database server: {reason}"
-        return f"catalog database cannot be read ({exc.orig}): it may be corrupt, or its disk full or unreadable"
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{display_path(exc.filename)}: {exc.strerror or exc}"
     return printable(str(exc))

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import attrs
 import click
-from sqlalchemy.exc import DatabaseError
 
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import catalog_option, json_option, open_catalog, operator_option, quiet_option
@@ -86,7 +85,7 @@ def verify(
                 )
     except (CatalogNotFoundError, CatalogVersionError):
         raise  # the wrong path or a newer catalog: bad input, not a finding
-    except (CatalogError, DatabaseError) as exc:
+    except CatalogError as exc:
         # A catalog whose database cannot be read at all is the worst verification result.
         if as_json:
             unread = VerificationReport(

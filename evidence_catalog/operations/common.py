@@ -15,8 +15,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DatabaseError
-
 from evidence_catalog import model
 from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.extract import extract_metadata, sniff_media_type
@@ -58,7 +56,7 @@ def remove_unclaimed(ctx: Context, created: Sequence[str]) -> None:
     # Under the write lock, as fsck removes: a writer that catalogues the same bytes either
     # committed before this looks (they are kept) or finds them gone and fails cleanly.
     # When the database cannot be written now, they stay: orphans fsck lists.
-    with contextlib.suppress(EvidenceError, DatabaseError), ctx.write() as session:
+    with contextlib.suppress(EvidenceError), ctx.write() as session:
         for sha in created:
             if ctx.db.artifact(session, sha) is None:
                 with contextlib.suppress(OSError, StorageError):

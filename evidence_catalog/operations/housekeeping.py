@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DatabaseError
-
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import CatalogError, IntegrityError, StorageError
 from evidence_catalog.operations import log_key
@@ -68,7 +66,7 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
                 if removed:
                     listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
                     ctx.log_event(Action.CATALOG_FSCK, {"removed": listed}, session)
-        except (StorageError, DatabaseError, IntegrityError, CatalogError) as exc:
+        except (StorageError, IntegrityError, CatalogError) as exc:
             if not removed:
                 raise
             # Deleting cannot be rolled back: say what is gone, since the log cannot.

@@ -30,7 +30,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session
 
-from evidence_catalog.errors import CatalogError, CatalogVersionError, EvidenceError, StorageError
+from evidence_catalog.errors import CatalogDatabaseError, CatalogError, CatalogVersionError, EvidenceError, StorageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -144,6 +144,19 @@ def on_read_only_media(directory: Path) -> bool:
         return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
     except (OSError, AttributeError):
         return False
+
+
+def database_error(exc: BaseException) -> CatalogDatabaseError:
+    """The library's error for an error the database answered with (SQLAlchemy's
+    ``DatabaseError``, or the driver's own): a server's answer in its words, else a database
+    file that cannot be read."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlstate", None):  # a database server's answer (PostgreSQL)
+        text = str(orig).strip()
+        return CatalogDatabaseError(f"catalog database server: {text.splitlines()[0] if text else repr(orig)}")
+    return CatalogDatabaseError(
+        f"catalog database cannot be read ({orig}): it may be corrupt, or its disk full or unreadable"
+    )
 
 
 @contextmanager
@@ -423,8 +436,8 @@ class Connections:
         connection in use by another takes a pooled one instead.
 
         A database that cannot be read (a server gone, a dropped connection, a locked or
-        damaged file) is a :class:`StorageError`; other driver errors are raised as
-        SQLAlchemy's, as every other read raises them.  A dropped connection is not used again:
+        damaged file) is a :class:`StorageError`; other driver errors are a
+        :class:`CatalogDatabaseError`, as every other read raises them.  A dropped connection is not used again:
         the next lookup gets a new one.
         """
         dialect = self.engine.dialect
@@ -487,29 +500,31 @@ class Connections:
                 dropped(exc)
             if isinstance(exc, dialect.loaded_dbapi.OperationalError):
                 raise StorageError(f"catalog database could not be read ({first_line(exc)})") from exc
-            raise sa.exc.DBAPIError.instance(
-                statement, (value,), exc, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from exc
+            raise database_error(exc) from exc
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session (a consistent snapshot on SQLite in WAL mode).
 
         A database that cannot be read for the moment (a server gone, a dropped connection, a
-        lock held past the timeout) is a :class:`StorageError`.
+        lock held past the timeout) is a :class:`StorageError`; one that answers with another
+        error (a damaged file, a server's refusal), a :class:`CatalogDatabaseError`.
         """
         try:
             with Session(self.engine) as session:
                 yield session
         except OperationalError as exc:
             raise StorageError(f"catalog database could not be read ({first_line(exc.orig)})") from exc
+        except DatabaseError as exc:  # a damaged database, or a server's refusal
+            raise database_error(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose work commits as one transaction, or not at all.
 
         A database that cannot be written (read-only, locked past the timeout, disk full) is a
-        :class:`StorageError`; the transaction is rolled back.
+        :class:`StorageError`; one that answers with another error (a damaged file, a server's
+        refusal), a :class:`CatalogDatabaseError`.  The transaction is rolled back.
         """
         try:
             with Session(self._writer) as session, session.begin():
@@ -519,7 +534,7 @@ class Connections:
         except DatabaseError as exc:
             # PostgreSQL: an account allowed only to read, or a read-only server or session.
             if getattr(exc.orig, "sqlstate", None) not in _CANNOT_WRITE:
-                raise
+                raise database_error(exc) from exc
             raise StorageError(
                 f"catalog database could not be written ({first_line(exc.orig)}); nothing was changed"
             ) from exc
