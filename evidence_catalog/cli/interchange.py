@@ -62,20 +62,14 @@ def export(
     prov: W3C PROV-JSON provenance; csv: one row per artifact for spreadsheets.
     """
     with open_catalog(catalog_path, operator) as catalog:
-        chosen = list(record_ids) or None
         criteria = record_criteria(catalog, status, category, tags, flags, bbox)
-        if criteria is not None:
-            chosen = [r.id for r in catalog.records(chosen) if criteria.matches(r)]
-        if search_text is not None:
-            found = {hit.record_id for hit in catalog.search(search_text, limit=None)}
-            chosen = [r for r in (chosen if chosen is not None else catalog.record_ids()) if r in found]
-        if chosen == []:
-            raise InputError("no record meets the selection; nothing was exported", where="export")
         with export_progress(quiet=quiet or fmt != "bagit") as progress:
             result = catalog.export(
                 output,
                 format=fmt,  # type: ignore[arg-type]
-                record_ids=chosen,
+                record_ids=list(record_ids) or None,
+                where=criteria,
+                search=search_text,
                 bom=bom,
                 redact=redact,
                 sha512=sha512,
