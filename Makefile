@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO := build/demo-catalog
 EC := $(BIN)/evidence-catalog
 
-.PHONY: venv demo test lint bench schemas clean
+.PHONY: venv demo test test-fast lint bench schemas clean
 
 # pip byte-compiles what it installs: keep it so.  Where PYTHONDONTWRITEBYTECODE is set (as on
 # CI machines) nothing else writes .pyc files, and every process a test starts would compile
@@ -72,6 +72,11 @@ test: $(STAMP)
 	    $(EATMYDATA) $(BIN)/python -m pytest -q -n 2 --dist worksteal --backend postgresql $(PG_IGNORE); \
 	elif [ -n "$$CI" ]; then echo "PostgreSQL is not installed: the PostgreSQL run cannot run" >&2; exit 1; \
 	else echo "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL run is left out" >&2; fi
+
+# The quick loop while working: the SQLite pass without the tests marked `slow` (kill loops,
+# concurrency, big property runs, scale), which take most of its time.  `make test` runs them.
+test-fast: $(STAMP)
+	$(EATMYDATA) $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check evidence_catalog tests benchmarks schemas docs examples

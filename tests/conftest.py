@@ -182,6 +182,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: looks inside the SQLite database file itself")
+    config.addinivalue_line(
+        "markers", "slow: takes long (kills, concurrency, big property runs, scale); `make test-fast` leaves it out"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

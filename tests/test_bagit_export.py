@@ -891,6 +891,7 @@ _ON_DISK_NAMES = st.sampled_from(
 ).filter(lambda s: s not in (".", ".."))  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=10, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_ON_DISK_NAMES, min_size=1, max_size=8))
 @example(["Photo.JPG", "photo.jpg", "\u00e9.txt", "e\u0301.txt", "!!!", "???", "%%%", "CON"])

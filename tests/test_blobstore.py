@@ -83,6 +83,7 @@ def test_stored_blob_is_read_only(tmp_path: Path) -> None:
 ALGORITHMS = ("md5", "sha1", "sha512", "blake2b")
 
 
+@pytest.mark.slow
 def test_stored_bytes_read_back_and_identical_bytes_are_stored_once(backend: Backend) -> None:
     store = backend.store(ALGORITHMS)
 

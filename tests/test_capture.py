@@ -438,6 +438,7 @@ def _fds_open_on(path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_killed_capture_leaves_nothing_and_its_area_is_removed_later(
     catalog: Catalog, server: MediaServer, base: str
 ) -> None:
@@ -751,6 +752,7 @@ def test_a_malformed_cookies_file_is_refused_up_front(tmp_path: Path, content: s
 # -- 9: any bytes -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_any_served_bytes_are_stored_exactly(catalog: Catalog, server: MediaServer, base: str) -> None:
     # Served as video, so that yt-dlp takes them as a direct link whatever they look like (as
     # application/octet-stream, bytes that start like HTML would be parsed as a page).

@@ -458,6 +458,7 @@ def test_export_never_replaces_a_file_and_refuses_unknown_records(catalog: Catal
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     files=st.lists(st.binary(max_size=300), min_size=1, max_size=6),
@@ -813,6 +814,7 @@ def _normalised(catalog: Catalog, results: list[AddResult]) -> tuple[Any, ...]:
     return outcome, records, events
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     first=st.lists(st.integers(0, 4), min_size=1, max_size=8),

@@ -296,6 +296,7 @@ def test_an_unreadable_file_is_refused(run_cli: Any) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_console_entry_point_runs_as_a_process_without_progress_off_a_terminal(cat: Path, tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(os.urandom(3 * 1024 * 1024))
     result = _subprocess_cli("add", tmp_path / "f.bin", "--catalog", cat)
@@ -364,6 +365,7 @@ def test_verify_of_a_destroyed_database_is_a_problem_not_a_usage_error(cat: Path
     no_traceback(result)
 
 
+@pytest.mark.slow
 @pytest.mark.sqlite_only
 def test_damage_deep_inside_the_database_is_a_clear_error(cat: Path, run_cli: Any, tmp_path: Path) -> None:
     for i in range(150):

@@ -38,6 +38,9 @@ from evidence_catalog.serialize import unstructure
 from tests.media_server import MediaServer, Route, video_page
 from tests.salted import committed_by_hand, leaf_by_hand
 
+# Left out of `make test-fast` (the whole module is slow); `make test` runs it.
+pytestmark = pytest.mark.slow
+
 WORKERS = 4
 #: No retries (a failed request fails the capture, and the test), but a generous socket timeout:
 #: four processes and a test server share two cores.

@@ -45,6 +45,9 @@ from evidence_catalog.config import CatalogConfig
 from evidence_catalog.custody import Action
 from tests.conftest import CliResult, make_jpeg
 
+# Left out of `make test-fast` (the whole module is slow); `make test` runs it.
+pytestmark = pytest.mark.slow
+
 SEED = 20260301
 #: Kills per operation and back-end (the PostgreSQL run covers the same code with a server).
 KILLS = {"sqlite": 6, "postgresql": 3}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,6 +159,7 @@ def _distinct(feeds: list[tuple[str, str, list[tuple[list[str], DigestCard | Non
     return True
 
 
+@pytest.mark.slow
 @settings(max_examples=120)
 @given(_FEEDS.filter(_distinct))
 def test_rendered_digests_parse_back_to_the_same_structure(

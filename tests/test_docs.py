@@ -192,6 +192,7 @@ def _quickstart_steps(text: str) -> list[tuple[str, list[str] | None, str]]:
     return steps
 
 
+@pytest.mark.slow
 def test_the_quickstart_shows_what_its_commands_print(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = QUICKSTART.read_text(encoding="utf-8")
     steps = _quickstart_steps(text)
@@ -462,6 +463,7 @@ def _capture_masked(text: str, case_dir: Path, base: str) -> str:
     return re.sub(r"'(evidence-catalog|CPython|yt-dlp) [^']+'", r"'\1 <version>'", text)
 
 
+@pytest.mark.slow
 def test_the_capture_python_example_prints_what_capture_md_shows(tmp_path: Path) -> None:
     case = tmp_path / "case-0412"
     case.mkdir()

@@ -262,6 +262,7 @@ def _set(document: Any, path: tuple[Any, ...], value: Any) -> None:
     document[path[-1]] = value
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_edits_to_record_documents_in_a_resealed_bag_are_always_refused(

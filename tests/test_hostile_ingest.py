@@ -141,6 +141,7 @@ def test_a_feed_whose_content_is_the_url_of_another_feed_fetches_nothing(
     assert server.seen(f"{base}/other.xml") == []  # never asked for
 
 
+@pytest.mark.slow
 def test_a_feed_whose_content_is_dev_zero_is_refused_without_reading_it(earlier: Catalog, tmp_path: Path) -> None:
     """Read as a name, ``/dev/zero`` would be read until memory runs out: the command runs in
     a process of its own whose memory is capped, so that a regression fails, not the machine."""
@@ -518,6 +519,7 @@ def _ingest_survives(catalog: Catalog, source: Path, **options: Any) -> None:
             hit.report.text.encode("utf-8")
 
 
+@pytest.mark.slow
 @settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(place=_twarc_places(), value=_VALUES, keep_going=st.booleans())
 @example(place=("data", "0", "text"), value="\udcff", keep_going=False)
@@ -559,6 +561,7 @@ _TELEGRAM_PLACES = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(place=_TELEGRAM_PLACES, value=_VALUES, keep_going=st.booleans())
 @example(place=("messages", "1", "text", "1"), value=7, keep_going=False)
@@ -590,6 +593,7 @@ _XML_TEXT = st.lists(
 ).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=20)
 @given(title=_XML_TEXT, guid=_XML_TEXT, length=st.sampled_from(["5", "²", "9" * 5000, "-1", " 7 "]))
 @example(title="&#xdcff;", guid="g", length="5")

@@ -370,6 +370,7 @@ def edit_field(pick: int, field: str) -> Any:
     return edit
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     encrypted=st.booleans(),

@@ -398,6 +398,7 @@ def test_a_new_catalog_made_where_a_verified_one_was_can_be_worked_in(tmp_path: 
 # -- property: whatever the rewrite, the operator's next work does not make it green -----------
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     encrypted=st.booleans(),

@@ -368,6 +368,7 @@ def build_source(folder: Path, files: list[tuple[str, bytes]], ops: list[tuple[A
     return cat
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     files=st.lists(st.tuples(file_names, st.binary(max_size=200)), min_size=1, max_size=3),

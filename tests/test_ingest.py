@@ -130,6 +130,7 @@ def test_an_item_cut_mid_way_is_kept_as_written_and_warned_about(catalog: Catalo
     assert span is not None and "\n".join(stored[span.first - 1 : span.last]) == reports[1].text
 
 
+@pytest.mark.slow
 def test_an_8_mb_digest_of_lines_that_never_repeat_is_read_in_linear_time(catalog: Catalog, tmp_path: Path) -> None:
     """A hostile or mangled 8 MB digest (no line repeats) does not hang the reader: it is one
     item with a warning, stored whole, found by search.  (Quadratic reading took hours on a 20 MB

@@ -946,6 +946,7 @@ def feed_documents(draw: st.DrawFn) -> tuple[bytes, int]:
     return bom + text.encode("utf-8"), count
 
 
+@pytest.mark.slow
 @settings(max_examples=15)
 @given(document=feed_documents())
 def test_any_feed_document_served_is_stored_byte_for_byte(server: MediaServer, document: tuple[bytes, int]) -> None:
@@ -962,6 +963,7 @@ def test_any_feed_document_served_is_stored_byte_for_byte(server: MediaServer, d
         assert work_area(catalog) == []
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(data=st.binary(min_size=1, max_size=4096))
 @example(data=b"<!DOCTYPE html><html><video src='x.mp4'></video></html>")

@@ -807,6 +807,7 @@ def test_the_head_revision_constant_names_the_newest_migration() -> None:
 # -- upgrading old catalogs ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("revision", OLD_REVISIONS)
 def test_a_catalog_built_at_an_earlier_revision_upgrades_with_everything_kept(
     databases: Databases, filled: Any, revision: str, tmp_path: Path
@@ -817,6 +818,7 @@ def test_a_catalog_built_at_an_earlier_revision_upgrades_with_everything_kept(
     check_upgraded(tmp_path / "old", url, source, revision, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("revision", OLD_REVISIONS)
 def test_a_catalog_taken_down_to_an_earlier_revision_upgrades_with_everything_kept(
     databases: Databases, filled: Any, schemas: Any, revision: str, tmp_path: Path

@@ -380,6 +380,7 @@ def small_catalogs(draw: st.DrawFn) -> list[tuple[bytes, str, list[str], int | N
     return items
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=small_catalogs())
 def test_any_small_catalog_round_trips_with_one_entity_per_artifact(
@@ -971,6 +972,7 @@ def records_with_secrets(draw: st.DrawFn) -> tuple[model.EvidenceRecord, dict[st
     return made, secrets
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(drawn=records_with_secrets(), kind=st.sampled_from(model.SensitivityKind))
 def test_redact_withholds_the_flagged_values_everywhere_in_the_record(

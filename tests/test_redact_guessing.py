@@ -165,6 +165,7 @@ def redactions(draw: st.DrawFn) -> tuple[str, list[str], str, int]:
     return secret, [*guesses, secret], where, others
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,

@@ -11,7 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from evidence_catalog import Catalog
+
+# Left out of `make test-fast` (the whole module is slow); `make test` runs it.
+pytestmark = pytest.mark.slow
 
 
 def _cli(*args: str | Path) -> list[str]:

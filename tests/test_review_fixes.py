@@ -427,6 +427,7 @@ with Catalog.open(sys.argv[1], operator="Cleaner <c@example.org>") as catalog:
 """
 
 
+@pytest.mark.slow
 def test_fsck_remove_in_a_loop_beside_a_writer_never_leaves_a_record_without_its_bytes(
     catalog: Catalog, tmp_path: Path
 ) -> None:
@@ -570,6 +571,7 @@ ObjectBlobStore(sys.argv[1], endpoint_url=sys.argv[2]).put_stream(Stalls())
 """
 
 
+@pytest.mark.slow
 def test_an_upload_killed_midway_is_listed_and_aborted_by_fsck(s3_catalog: Catalog, s3_backend: S3Backend) -> None:
     """A process storing more than one part (16 MiB) is killed after its first part: the
     unfinished multipart upload holds those bytes (billed, and in no listing of objects)."""

@@ -792,6 +792,7 @@ def empty_template(tmp_path: Path) -> Path:
     return tmp_path / "template"
 
 
+@pytest.mark.slow
 def test_filters_equal_a_brute_force_filter_over_the_inputs(empty_template: Path, tmp_path: Path) -> None:
     @settings(max_examples=30)
     @given(made=posts(), combos=st.lists(filter_sets, max_size=6))
@@ -1052,6 +1053,7 @@ def desk_template(desk: Catalog) -> Path:
     return desk.path
 
 
+@pytest.mark.slow
 def test_any_sequence_of_links_keeps_every_report_on_exactly_one_record(desk_template: Path, tmp_path: Path) -> None:
     with Catalog.open(desk_template) as template:
         records = template.record_ids()

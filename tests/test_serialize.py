@@ -48,6 +48,7 @@ EVENT = validator("custody-event")
 EXPORT = validator("export")
 
 
+@pytest.mark.slow
 @settings(max_examples=100)
 @given(s.evidence_records())
 def test_any_record_round_trips_through_json_unchanged_and_validates(record: model.EvidenceRecord) -> None:
@@ -58,6 +59,7 @@ def test_any_record_round_trips_through_json_unchanged_and_validates(record: mod
     RECORD.validate(json.loads(text))
 
 
+@pytest.mark.slow
 @given(s.artifacts)
 def test_any_artifact_round_trips_and_validates(artifact: model.Artifact) -> None:
     document = json.loads(dumps(artifact))
@@ -65,6 +67,7 @@ def test_any_artifact_round_trips_and_validates(artifact: model.Artifact) -> Non
     assert from_document(document, model.Artifact) == artifact
 
 
+@pytest.mark.slow
 @given(s.agents, s.timestamps, s.nonblank, s.details)
 def test_any_custody_event_round_trips_and_validates(
     actor: model.Agent, at: dt.datetime, subject: str, details: dict[str, Any]
@@ -181,6 +184,7 @@ def _outcome(encode: Any, value: Any) -> bytes | str:
     return result
 
 
+@pytest.mark.slow
 @given(_anything)
 @settings(max_examples=500)
 def test_canonical_json_is_byte_for_byte_rfc8785(value: Any) -> None:

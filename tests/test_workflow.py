@@ -866,6 +866,7 @@ def check_state(catalog: Catalog, ids: list[str], expected: dict[str, Expected],
     assert report.ok, report.findings
 
 
+@pytest.mark.slow
 @settings(max_examples=25)
 @given(
     st.integers(min_value=1, max_value=3).flatmap(lambda n: st.tuples(st.just(n), st.lists(operations(n), max_size=12)))
@@ -898,6 +899,7 @@ claim_parts = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=20)
 @given(
     claim_parts,
@@ -1108,6 +1110,7 @@ def brute_force(
     return found
 
 
+@pytest.mark.slow
 @settings(max_examples=25)
 @given(st.lists(record_parts, min_size=1, max_size=5), st.data())
 def test_find_records_agrees_with_a_brute_force_filter(parts: list[dict[str, Any]], data: st.DataObject) -> None:
@@ -1250,6 +1253,7 @@ def test_cli_categories_lists_the_vocabulary_and_defines_new_ones(
 # -- 5. list filters on the command line --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_list_filters_print_exactly_the_matching_records(
     catalog: Catalog, tmp_path: Path, run_cli: Callable[..., CliResult]
 ) -> None:
