@@ -23,7 +23,6 @@ from evidence_catalog.operations import judging
 from evidence_catalog.operations.common import check_limit, checked_tags, choice, parse_since, parse_time, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.results import LinkResult, SearchHit
-from evidence_catalog.store.blobstore import BlobStore
 
 
 def search(
@@ -321,9 +320,10 @@ def history(ctx: Context, subject: str | None = None) -> list[model.CustodyEvent
 def artifact_path(ctx: Context, sha256: str) -> Path:
     """Where the stored bytes of an artifact are (read-only); only for blobs on this
     machine's file system -- :func:`open_artifact` reads them wherever they are."""
-    if not isinstance(ctx.blobs, BlobStore):
+    path = ctx.blobs.local_path(sha256)
+    if path is None:
         raise InputError("blobs are in object storage; read them with open_artifact()", where=ctx.blobs.location)
-    return ctx.blobs.path_for(sha256)
+    return path
 
 
 def open_artifact(ctx: Context, sha256: str) -> BinaryIO:

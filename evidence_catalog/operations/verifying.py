@@ -58,7 +58,6 @@ from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.log_key import KEYS_DIR
 from evidence_catalog.results import VerificationReport
 from evidence_catalog.serialize import structure
-from evidence_catalog.store.blobstore import BlobStore
 from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, remembered_for
 from evidence_catalog.store.keyfiles import remember as remember_checkpoint
 from evidence_catalog.timestamp import TimestampError, token_info
@@ -143,7 +142,7 @@ def verify(
             else:
                 findings.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
     if workers is None:  # hashing is bound by the CPU locally; by the network on an object store
-        workers = (os.cpu_count() or 1) * (1 if isinstance(ctx.blobs, BlobStore) else 4)
+        workers = (os.cpu_count() or 1) * ctx.blobs.readers_per_cpu
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for blob_findings in pool.map(lambda a: ctx.blobs.verify(a[0], a[2], a[1], progress=progress), artifacts):
             findings.extend(blob_findings)

@@ -22,6 +22,14 @@ class BlobStorage(Protocol):
 
     #: How paths in the store are shown (``blobs`` in a catalog folder, else the store's URL).
     label: str
+    #: Readers per CPU that keep a verification busy: hashing is bound by the CPU on a local
+    #: disk, by the network's round trips on object storage.
+    readers_per_cpu: int
+
+    def local_path(self, sha256: str) -> Path | None:
+        """The file holding the bytes on this machine's file system, or ``None`` when the store
+        keeps them elsewhere (object storage)."""
+        ...
 
     @property
     def location(self) -> str:

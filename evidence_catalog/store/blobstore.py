@@ -196,6 +196,13 @@ class BlobStore:
         else:
             target.unlink()
 
+    #: Hashing is bound by the CPU on a local disk: one reader per CPU.
+    readers_per_cpu = 1
+
+    def local_path(self, sha256: str) -> Path | None:
+        """The stored file (see :meth:`path_for`)."""
+        return self.path_for(sha256)
+
     def path_for(self, sha256: str) -> Path:
         """Where the blob with this SHA-256 lives (whether or not it exists)."""
         return self.root / "sha256" / sha256[:2] / sha256[2:4] / sha256

@@ -123,10 +123,17 @@ class ObjectBlobStore:
         self.fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
         self.label = self.url
 
+    #: Reading is bound by the network's round trips: several readers per CPU.
+    readers_per_cpu = 4
+
     @property
     def location(self) -> str:
         """Where the store is, for messages."""
         return self.url
+
+    def local_path(self, sha256: str) -> Path | None:
+        """``None``: the bytes are in object storage, not in a file here."""
+        return None
 
     def key_for(self, sha256: str) -> str:
         """The object key of the blob with this SHA-256 (whether or not it exists)."""
