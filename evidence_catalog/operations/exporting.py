@@ -31,6 +31,7 @@ from evidence_catalog.interchange.log_evidence import StampedCheckpoint, write_l
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, plan_redaction
 from evidence_catalog.interchange.text import HashingTextSink, TextSink
+from evidence_catalog.operations import reading
 from evidence_catalog.operations.common import choice, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
@@ -185,9 +186,7 @@ def selection(
     exist), narrowed to the records that hold a report matching *search* and meet *where*."""
     selected = None if record_ids is None else list(dict.fromkeys(record_ids))
     for record_id in selected or ():
-        if not model.is_record_id(record_id):
-            raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
-        if not ctx.db.record_exists_now(record_id):
+        if not reading.has_record(ctx, record_id):
             raise NotFoundError(f"no record with id {record_id}", where="record")
     if where is None and search is None:
         return selected
