@@ -18,11 +18,11 @@ from evidence_catalog.capture.ytdlp import (
     CaptureOptions,
     CaptureProgress,
     Download,
-    item_key,
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.custody import Action, captured_details, failed_details
 from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, StorageError
+from evidence_catalog.model import item_key
 from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import check_url, checked_tags, utf8
 from evidence_catalog.operations.context import Context
