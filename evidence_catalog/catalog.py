@@ -14,33 +14,16 @@ unreferenced blob, never a record that claims bytes the store does not have.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
-import shutil
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-import attrs
-
 from evidence_catalog import model
-from evidence_catalog.capture.ytdlp import (
-    CaptureOptions,
-    CaptureProgress,
-)
-from evidence_catalog.checkpoint import KeyDamagedError
-from evidence_catalog.config import CONFIG_FILE, CatalogConfig, resolve_operator
-from evidence_catalog.custody import (
-    Action,
-)
-from evidence_catalog.errors import (
-    CatalogError,
-    CatalogNotFoundError,
-    EvidenceError,
-    InputError,
-    StorageError,
-)
+from evidence_catalog.capture.ytdlp import CaptureOptions, CaptureProgress
+from evidence_catalog.config import CatalogConfig
+from evidence_catalog.errors import EvidenceError
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.hashing import ProgressCallback
 
@@ -58,15 +41,14 @@ from evidence_catalog.operations import (
     judging,
     log_key,
     log_proofs,
+    opening,
     reading,
     verifying,
 )
-from evidence_catalog.operations.context import Clock, Context, KeyState
+from evidence_catalog.operations.context import Clock, Context
 from evidence_catalog.operations.exporting import EXPORT_FORMATS as EXPORT_FORMATS  # the CLI's choices
 from evidence_catalog.operations.exporting import ExportFormat, ExportProgress
-from evidence_catalog.operations.log_key import KEYS_DIR, NEXT_KEY_DIR
 from evidence_catalog.operations.log_proofs import TSA_ENV as TSA_ENV  # where scripts and tests import it from
-from evidence_catalog.paths import display_path
 from evidence_catalog.results import (
     FSCK_GRACE_SECONDS,
     AddResult,
@@ -84,26 +66,10 @@ from evidence_catalog.results import (
     TimestampResult,
     VerificationReport,
 )
-from evidence_catalog.serialize import (
-    unstructure,
-)
 from evidence_catalog.store.blobs import BlobStorage
-from evidence_catalog.store.blobstore import BlobStore, fsync_dir
-from evidence_catalog.store.database import (
-    HEAD_REVISION,
-    CatalogDatabase,
-    check_database_url,
-    database_errors,
-    safe_url,
-    sqlite_url,
-)
+from evidence_catalog.store.database import CatalogDatabase
 from evidence_catalog.store.keyfiles import LogKey
-from evidence_catalog.store.objectstore import ObjectBlobStore, check_endpoint_url, parse_blobs_url
-from evidence_catalog.versions import library_agent
 from evidence_catalog.vocabulary import Category
-
-DATABASE_FILE = "catalog.db"
-BLOBS_DIR = "blobs"
 
 
 class Catalog:
@@ -119,16 +85,16 @@ class Catalog:
         clock: Clock = model.utc_now,
         key_passphrase: str | None = None,
     ) -> None:
-        keys = LogKey(path / KEYS_DIR)
-        self._ctx = Context(
-            path=path,
-            config=config,
-            db=database,
-            blobs=open_blob_store(path, config),
-            operator=resolve_operator(operator, config.operator),
-            clock=clock,
-            key=KeyState(log_key=keys, passphrase=key_passphrase, signs=keys.exists),
+        self._ctx = opening.make_context(
+            path, config, database, operator=operator, clock=clock, key_passphrase=key_passphrase
         )
+
+    @classmethod
+    def _wrap(cls, ctx: Context) -> Catalog:
+        """The catalog whose context *ctx* is (opened by :mod:`~evidence_catalog.operations.opening`)."""
+        catalog = cls.__new__(cls)
+        catalog._ctx = ctx
+        return catalog
 
     # What the open catalog is made of (its operations' context), for scripts that look inside.
 
@@ -211,96 +177,19 @@ class Catalog:
         The operator given here (or found as :func:`~evidence_catalog.config.resolve_operator`
         describes) becomes the catalog's default operator.
         """
-        directory = Path(path)
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-            raise InputError("already exists and is not an empty directory", where=display_path(directory))
-        default_operator = resolve_operator(operator, None)
-        database_url = None if database is None else check_database_url(database)
-        if database_url is not None and database_url.get_backend_name() == "sqlite":
-            raise InputError(
-                "a SQLite catalog keeps its database in its folder: leave --database out", where="--database"
+        return cls._wrap(
+            opening.create(
+                path,
+                operator=operator,
+                algorithms=algorithms,
+                clock=clock,
+                key_passphrase=key_passphrase,
+                database=database,
+                blobs=blobs,
+                blobs_endpoint_url=blobs_endpoint_url,
+                default_database=cls._default_database,
             )
-        if blobs is not None:
-            parse_blobs_url(blobs)
-            if blobs_endpoint_url is not None:
-                check_endpoint_url(blobs_endpoint_url)
-            # Reached, and writable, before anything is made (not only at the first add).
-            ObjectBlobStore(blobs, endpoint_url=blobs_endpoint_url).check_writable()
-        config = CatalogConfig(
-            algorithms=tuple(algorithms),
-            operator=default_operator,
-            database_url=None if database_url is None else safe_url(database_url),
-            blobs_url=blobs,
-            blobs_endpoint_url=blobs_endpoint_url if blobs is not None else None,
         )
-        if database_url is None and cls._default_database is not None:
-            database_url = check_database_url(cls._default_database(directory), where="default database")
-            config = attrs.evolve(config, database_url=safe_url(database_url))
-        existed = directory.exists()
-        try:
-            # Claim the place first: a concurrent init of the same path loses here, before it
-            # has made anything it would later need to remove.
-            if not existed:
-                directory.mkdir(parents=True)
-            (directory / (BLOBS_DIR if blobs is None else KEYS_DIR)).mkdir()
-        except FileExistsError as exc:
-            raise InputError("already exists (another init is making it?)", where=display_path(directory)) from exc
-        except OSError as exc:
-            raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
-        db = None
-        created_schema = False
-        try:
-            # An error the database reports is the library's: no caller needs to know SQLAlchemy's.
-            with database_errors(
-                lambda reason: StorageError(f"cannot create catalog ({reason})", where=display_path(directory))
-            ):
-                if database_url is None:
-                    db = CatalogDatabase.create(sqlite_url(directory / DATABASE_FILE))
-                else:
-                    db = CatalogDatabase.create(database_url, where=safe_url(database_url))
-                created_schema = True
-                catalog = cls(
-                    directory, config, db, operator=default_operator, clock=clock, key_passphrase=key_passphrase
-                )
-                # First: the first event already ends with a signed checkpoint.
-                log = log_key.create_log_key(catalog._ctx)
-                catalog._ctx.log_event(
-                    Action.CATALOG_CREATED,
-                    {
-                        "format_version": config.format_version,
-                        "algorithms": list(config.algorithms),
-                        "software": unstructure(library_agent()),
-                        "log": log,
-                    },
-                )
-                # catalog.toml comes last, durably: a directory without it is not (yet) a catalog.
-                tmp = directory / (CONFIG_FILE + ".tmp")
-                with open(tmp, "w", encoding="utf-8") as stream:
-                    stream.write(config.to_toml())
-                    stream.flush()
-                    os.fsync(stream.fileno())
-                os.replace(tmp, directory / CONFIG_FILE)
-                fsync_dir(directory)
-        except (OSError, EvidenceError) as exc:
-            # Leave nothing half-made behind (only what this call made): init can be run again.
-            if db is not None:
-                if created_schema and database_url is not None:
-                    # A shared server: leave the database empty again.  Should that fail too
-                    # (the server gone), the first error is the one to report.
-                    with contextlib.suppress(StorageError, OSError):
-                        db.drop_schema()
-                db.close()
-            if existed:
-                shutil.rmtree(directory / BLOBS_DIR, ignore_errors=True)
-                shutil.rmtree(directory / KEYS_DIR, ignore_errors=True)
-                for name in (DATABASE_FILE, f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm", CONFIG_FILE + ".tmp"):
-                    (directory / name).unlink(missing_ok=True)
-            else:
-                shutil.rmtree(directory, ignore_errors=True)
-            if isinstance(exc, EvidenceError):
-                raise
-            raise StorageError(f"cannot create catalog ({exc.strerror})", where=display_path(directory)) from exc
-        return catalog
 
     #: Where :meth:`init` puts the database when none is given (``None``: ``catalog.db`` in
     #: the folder).  A function returning a new, empty database's URL for the catalog folder
@@ -323,72 +212,11 @@ class Catalog:
         nothing that writes -- not even the logging of a verification -- can succeed).  By
         default it is read-only exactly when the directory or its database cannot be written.
         """
-        directory = Path(path)
-        where = display_path(directory)
-        if not directory.exists():
-            raise CatalogNotFoundError("no such catalog directory", where=where)
-        if not directory.is_dir():
-            raise CatalogNotFoundError("not a directory (a catalog is a directory)", where=where)
-        if not (directory / CONFIG_FILE).is_file():
-            raise CatalogNotFoundError(f"not a catalog (no {CONFIG_FILE})", where=where)
-        config = CatalogConfig.load(directory)
-        if config.database_url is not None:
-            setting = f"{display_path(directory / CONFIG_FILE)}: database.url"
-            url = check_database_url(config.database_url, where=setting)
-            read_only = bool(read_only)
-            database = CatalogDatabase.open(url, where=safe_url(url), read_only=read_only)
-        else:
-            db_path = directory / DATABASE_FILE
-            if not db_path.is_file():
-                raise CatalogError(f"catalog database {DATABASE_FILE} is missing", where=where)
-            if read_only is None:
-                read_only = not (os.access(directory, os.W_OK) and os.access(db_path, os.W_OK))
-            database = CatalogDatabase.open(sqlite_url(db_path, read_only=read_only), where=display_path(db_path))
-        try:
-            catalog = cls(directory, config, database, operator=operator, clock=clock, key_passphrase=key_passphrase)
-        except BaseException:
-            database.close()  # e.g. a bad [blobs] setting: the database is not left open
-            raise
-        if not read_only and (catalog.log_key.directory / NEXT_KEY_DIR).is_dir():
-            try:
-                log_key.finish_key_change(catalog._ctx)  # a change of key that was killed half-way
-            except BaseException:
-                catalog.close()
-                raise
-        if not read_only and catalog.log_key.exists:
-            try:
-                log_key.check_signing_key(catalog._ctx, history=False)
-            except KeyDamagedError:
-                pass  # every change is refused with it; `verify` reports it
-            except BaseException:
-                catalog.close()  # a passphrase that does not open the key: refused before any change
-                raise
-        if not read_only and not catalog.log_key.exists:  # a catalog from before signed checkpoints
-            if log_key.logged_key(catalog._ctx) is not None:
-                # A shared database (a team's catalog) opened from a folder without the key: a
-                # new key here would sign a second history of the same log.
-                catalog.close()
-                raise CatalogError(
-                    f"the custody log already has a key, but it is not in {KEYS_DIR}/: copy the catalog's "
-                    f"{KEYS_DIR}/ folder here (log.pub and log.vkey to read and verify; log.key too to write)",
-                    where=where,
-                )
-            refusal = log_key.had_a_key(catalog._ctx)
-            if refusal is not None:
-                catalog.close()
-                raise CatalogError(refusal, where=where)
-            catalog._ctx.log_event(Action.LOG_KEY_CREATED, log_key.create_log_key(catalog._ctx))
-        if database.upgraded_from is not None:
-            # A schema upgrade rewrites tables: who did it, when, with which version, is custody.
-            catalog._ctx.log_event(
-                Action.CATALOG_UPGRADED,
-                {
-                    "from_revision": database.upgraded_from,
-                    "to_revision": HEAD_REVISION,
-                    "software": unstructure(library_agent()),
-                },
+        return cls._wrap(
+            opening.open_existing(
+                path, operator=operator, clock=clock, read_only=read_only, key_passphrase=key_passphrase
             )
-        return catalog
+        )
 
     def close(self) -> None:
         """Close the database connections."""
@@ -1047,16 +875,3 @@ class Catalog:
         return importing.import_records(
             self._ctx, source, blobs=blobs, progress=progress, accept_unsigned=accept_unsigned
         )
-
-
-def open_blob_store(directory: Path, config: CatalogConfig) -> BlobStorage:
-    """The blob store a catalog's settings name: ``blobs/`` in its folder, or object storage."""
-    if config.blobs_url is None:
-        return BlobStore(directory / BLOBS_DIR, config.algorithms, label=BLOBS_DIR)
-    return ObjectBlobStore(
-        config.blobs_url,
-        config.algorithms,
-        endpoint_url=config.blobs_endpoint_url,
-        where=f"{display_path(directory / CONFIG_FILE)}: blobs.url",
-        endpoint_where=f"{display_path(directory / CONFIG_FILE)}: blobs.endpoint_url",
-    )

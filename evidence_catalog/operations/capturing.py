@@ -18,11 +18,11 @@ from evidence_catalog.capture.ytdlp import (
     CaptureOptions,
     CaptureProgress,
     Download,
-    item_key,
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.custody import Action, captured_details, failed_details
 from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, StorageError
+from evidence_catalog.model import item_key
 from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import check_url, checked_tags, utf8
 from evidence_catalog.operations.context import Context
@@ -43,17 +43,8 @@ def capture(
     on_result: Callable[[CaptureResult], None] | None = None,
     skip_captured: bool = False,
 ) -> list[CaptureResult]:
-    """Capture online media at each URL with yt-dlp, one URL after another.
-
-    Every URL and option is checked first; a bad one raises :class:`InputError` before
-    anything is fetched.  A URL that cannot be captured (a 404, a dead server, a body cut
-    short, an extractor error, a full disk) does not stop the others: its result says why,
-    and the failed attempt is in the custody log.  See :func:`capture_url`.
-
-    With *skip_captured*, a URL captured successfully before (the same requested URL) is
-    not fetched again: its result has ``skipped=True``.  Re-running an interrupted batch
-    this way resumes where it stopped.
-    """
+    """Capture each URL as :func:`capture_url` does, one after another, every URL and option
+    checked first; see :meth:`evidence_catalog.Catalog.capture`."""
     if isinstance(urls, str):
         urls = [urls]
     checked = [check_url(url) for url in urls]
@@ -117,18 +108,8 @@ def capture_url(
     progress: CaptureProgress | None = None,
     noted: set[str] | None = None,
 ) -> CaptureResult:
-    """Capture one URL: download into a private temporary area, hash and store every file,
-    then write record, artifacts, acquisition and custody event in one transaction.
-
-    Only whole, hashed files enter the store, and the record is written last: a failure or a
-    killed process at any point leaves no record that claims media the store lacks.  A
-    failed attempt is logged (``capture.failed``: URL, times, error) and returned with
-    ``ok=False``; a storage failure of the catalog itself raises :class:`StorageError`.
-
-    The same item captured again (same extractor and platform id, else same URL) goes to
-    the record of the earlier capture: identical bytes gain only a new acquisition,
-    different bytes become a new version (``version_of`` the earlier main file).
-    """
+    """Capture one URL into a private work area and catalogue its files in one transaction (a
+    failure is logged and returned); see :meth:`evidence_catalog.Catalog.capture_url`."""
     log_key.check_signing_key(ctx)  # before anything is stored
     url = check_url(url)
     options = options or CaptureOptions()

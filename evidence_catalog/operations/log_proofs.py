@@ -33,11 +33,8 @@ TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
 
 
 def checkpoint(ctx: Context) -> CheckpointInfo:
-    """The latest signed checkpoint of the custody log; a new one is signed when the latest
-    is unsigned (the key's passphrase was not at hand) or does not cover the whole log.
-
-    What is handed out is checked first, never taken from the table on its word: a note the
-    key the log names signed, over the whole log as it is now."""
+    """The latest signed checkpoint, checked before it is handed out (a new one signed when
+    needed); see :meth:`evidence_catalog.Catalog.checkpoint`."""
     with ctx.db.read() as session:
         size = ctx.db.tree_size(session)
         epochs, _ = log_key.log_key_chain(ctx, session)
@@ -75,15 +72,8 @@ def log_key_info(ctx: Context) -> LogKeyInfo:
 def timestamp(
     ctx: Context, *, url: str | None = None, artifacts: Sequence[str] = (), timeout: float = 30.0
 ) -> TimestampResult:
-    """Have the latest checkpoint (and the *artifacts* named, by SHA-256) time-stamped by an
-    RFC 3161 Time-Stamp Authority: *url*, else ``$EVIDENCE_CATALOG_TSA_URL``, else
-    ``[timestamp] url`` in ``catalog.toml``.
-
-    Requests are queued first and then sent, with every request still queued from before;
-    when the TSA cannot be reached they stay queued (``pending``) and the next call sends
-    them.  Each token granted is kept and logged (``timestamp.added``, with the token), so
-    it is exported with the log and checked by ``verify``.
-    """
+    """Queue and send RFC 3161 time-stamp requests for the latest checkpoint and *artifacts*,
+    keeping and logging each token; see :meth:`evidence_catalog.Catalog.timestamp`."""
     tsa = url or os.environ.get(TSA_ENV) or ctx.config.tsa_url
     if not tsa:
         raise InputError(

@@ -38,13 +38,8 @@ def search(
     record_filter: RecordFilter | None = None,
     offset: int = 0,
 ) -> list[SearchHit]:
-    """Reports holding every word of *text* (case and diacritics ignored; any report when
-    *text* has no words), with the given mention, hashtag, feed name and author (exact, case
-    ignored, ``@``/``#`` optional), published -- or, when the source gave no time, found --
-    at or after *since* (a date is that day's start in UTC), on a record that meets
-    *record_filter* (status, category, tags, flags, place, alleged time: see
-    :func:`record_filter`).  Best match first, then newest; at most *limit* hits (``None``
-    for all) after the first *offset* (the next page: ``offset`` + ``limit``)."""
+    """The reports that match *text* and every other criterion given, best match first; see
+    :meth:`evidence_catalog.Catalog.search`."""
     from evidence_catalog.store.search import term_key
 
     check_limit(limit)
@@ -78,10 +73,8 @@ def search(
 
 
 def link(ctx: Context, report_id: str, record_id: str, *, note: str | None = None) -> LinkResult:
-    """Move a report onto another record -- e.g. a post announcing a film onto the record of
-    the captured film -- with its source document, so that one record holds both.  The
-    report is not changed; the move is a ``report.linked`` custody event, with *note* (why)
-    kept on the record.  A report already on that record is left as it is (no event)."""
+    """Move a report, with its source document, onto another record (a ``report.linked``
+    event); see :meth:`evidence_catalog.Catalog.link`."""
     if note is not None and not utf8(note, "note").strip():
         raise InputError("note must not be blank", where="note")
     if ctx.db.read_only:
@@ -137,9 +130,8 @@ def link(ctx: Context, report_id: str, record_id: str, *, note: str | None = Non
 
 
 def link_suggestions(ctx: Context, record_id: str | None = None) -> list[LinkSuggestion]:
-    """Reports that look like they are about media captured on another record (same URL, or
-    a link card with the captured item's title); with *record_id*, those that involve that
-    record.  See :mod:`evidence_catalog.ingest.links`; nothing is changed."""
+    """Reports that look like they are about media captured on another record; see
+    :meth:`evidence_catalog.Catalog.link_suggestions`."""
     from evidence_catalog.ingest.links import suggest
 
     with ctx.db.read() as session:
@@ -162,10 +154,8 @@ def record_filter(
     since: dt.datetime | dt.date | str | None = None,
     until: dt.datetime | dt.date | str | None = None,
 ) -> RecordFilter:
-    """Criteria on a record's current state, checked: its status, a claim's category, tags,
-    flags, a claim's place inside *bbox* (west, south, east, north), a claim's alleged time
-    overlapping *since*..*until* (a date is that whole day, UTC).  See
-    :mod:`evidence_catalog.filters`; bad values are an :class:`InputError`."""
+    """The criteria given as a checked :class:`RecordFilter`; see
+    :meth:`evidence_catalog.Catalog.record_filter`."""
     checked_status = None if status is None else choice(model.VerificationStatus, status, "status")
     tags = [tags] if isinstance(tags, str) else tags  # one tag as text, as tag() takes it
     flags = [flags] if isinstance(flags, str) else flags
@@ -203,10 +193,8 @@ def find_records(
     limit: int | None = None,
     page_size: int,
 ) -> list[model.EvidenceRecord]:
-    """The records that meet every criterion, oldest first: a :class:`RecordFilter`, or
-    the criteria of :func:`record_filter` given here.  A page of at most *limit* records
-    after the record id *after* when those are given (the next page starts after the
-    last id of this one); records are read a batch at a time, never all at once."""
+    """The records that meet every criterion, oldest first, read *page_size* at a time; see
+    :meth:`evidence_catalog.Catalog.find_records`."""
     given = any(v for v in (status, category, tags, flags, bbox, since, until))
     if criteria is not None and given:
         raise InputError("give a RecordFilter or criteria, not both", where="filter")
