@@ -9,8 +9,10 @@ Everything the ``evidence-catalog`` command does is reachable from here::
         print(catalog.verify().ok)
 """
 
-from evidence_catalog.capture import CaptureOptions
+from evidence_catalog.capture import CaptureFailed, CaptureOptions
 from evidence_catalog.catalog import Catalog
+from evidence_catalog.checkpoint import CheckpointError, KeyDamagedError, KeyLockedError
+from evidence_catalog.custody import CommitmentError
 from evidence_catalog.errors import (
     CatalogError,
     CatalogNotFoundError,
@@ -19,12 +21,18 @@ from evidence_catalog.errors import (
     InputError,
     IntegrityError,
     ModelError,
+    ModelTypeError,
+    NetworkError,
     NotFoundError,
     StorageError,
     ValidationError,
 )
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.ingest.links import LinkSuggestion
+from evidence_catalog.interchange.bag import BagError
+from evidence_catalog.interchange.importing import UnsignedProvenanceError
+from evidence_catalog.interchange.redact import FieldPathError
+from evidence_catalog.merkle import MerkleError
 from evidence_catalog.model import (
     Acquisition,
     Agent,
@@ -59,6 +67,7 @@ from evidence_catalog.results import (
     TimestampResult,
     VerificationReport,
 )
+from evidence_catalog.timestamp import TimestampError
 from evidence_catalog.versions import __version__, versions
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
@@ -69,6 +78,8 @@ __all__ = [
     "Agent",
     "Artifact",
     "Assessment",
+    "BagError",
+    "CaptureFailed",
     "CaptureOptions",
     "CaptureResult",
     "Catalog",
@@ -76,14 +87,17 @@ __all__ = [
     "CatalogNotFoundError",
     "CatalogVersionError",
     "Category",
+    "CheckpointError",
     "CheckpointInfo",
     "Claim",
+    "CommitmentError",
     "CustodyEvent",
     "Digests",
     "EventTime",
     "EvidenceError",
     "EvidenceRecord",
     "ExportResult",
+    "FieldPathError",
     "FsckEntry",
     "FsckReport",
     "GeoPosition",
@@ -93,10 +107,15 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "KeyChange",
+    "KeyDamagedError",
+    "KeyLockedError",
     "LinkResult",
     "LinkSuggestion",
     "LogKeyInfo",
+    "MerkleError",
     "ModelError",
+    "ModelTypeError",
+    "NetworkError",
     "NotFoundError",
     "Note",
     "Place",
@@ -106,7 +125,9 @@ __all__ = [
     "SearchHit",
     "SensitivityFlag",
     "StorageError",
+    "TimestampError",
     "TimestampResult",
+    "UnsignedProvenanceError",
     "ValidationError",
     "VerificationReport",
     "__version__",
