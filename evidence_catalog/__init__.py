@@ -9,8 +9,10 @@ Everything the ``evidence-catalog`` command does is reachable from here::
         print(catalog.verify().ok)
 """
 
-from evidence_catalog.capture import CaptureOptions
+from evidence_catalog.capture import CaptureFailed, CaptureOptions
 from evidence_catalog.catalog import Catalog
+from evidence_catalog.checkpoint import CheckpointError, KeyDamagedError, KeyLockedError
+from evidence_catalog.custody import CommitmentError
 from evidence_catalog.errors import (
     CatalogDatabaseError,
     CatalogError,
@@ -20,12 +22,18 @@ from evidence_catalog.errors import (
     InputError,
     IntegrityError,
     ModelError,
+    ModelTypeError,
+    NetworkError,
     NotFoundError,
     StorageError,
     ValidationError,
 )
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.ingest.links import LinkSuggestion
+from evidence_catalog.interchange.bag import BagError
+from evidence_catalog.interchange.importing import UnsignedProvenanceError
+from evidence_catalog.interchange.redact import FieldPathError
+from evidence_catalog.merkle import MerkleError
 from evidence_catalog.model import (
     Acquisition,
     Agent,
@@ -60,6 +68,7 @@ from evidence_catalog.results import (
     TimestampResult,
     VerificationReport,
 )
+from evidence_catalog.timestamp import TimestampError
 from evidence_catalog.versions import __version__, versions
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
@@ -70,6 +79,8 @@ __all__ = [
     "Agent",
     "Artifact",
     "Assessment",
+    "BagError",
+    "CaptureFailed",
     "CaptureOptions",
     "CaptureResult",
     "Catalog",
@@ -78,14 +89,17 @@ __all__ = [
     "CatalogNotFoundError",
     "CatalogVersionError",
     "Category",
+    "CheckpointError",
     "CheckpointInfo",
     "Claim",
+    "CommitmentError",
     "CustodyEvent",
     "Digests",
     "EventTime",
     "EvidenceError",
     "EvidenceRecord",
     "ExportResult",
+    "FieldPathError",
     "FsckEntry",
     "FsckReport",
     "GeoPosition",
@@ -95,10 +109,15 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "KeyChange",
+    "KeyDamagedError",
+    "KeyLockedError",
     "LinkResult",
     "LinkSuggestion",
     "LogKeyInfo",
+    "MerkleError",
     "ModelError",
+    "ModelTypeError",
+    "NetworkError",
     "NotFoundError",
     "Note",
     "Place",
@@ -108,7 +127,9 @@ __all__ = [
     "SearchHit",
     "SensitivityFlag",
     "StorageError",
+    "TimestampError",
     "TimestampResult",
+    "UnsignedProvenanceError",
     "ValidationError",
     "VerificationReport",
     "__version__",

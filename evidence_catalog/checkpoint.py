@@ -33,15 +33,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from evidence_catalog.errors import CatalogError, InputError
+from evidence_catalog.errors import CatalogError, InputError, ValidationError
 
 ORIGIN_PREFIX = "evidence-catalog/"
 _SIGNATURE_PREFIX = "\u2014 "
 _ED25519 = b"\x01"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint or signed note that is malformed, unsigned, or signed by another key."""
+class CheckpointError(ValidationError, ValueError):
+    """A checkpoint or signed note that is malformed, unsigned, or signed by another key; a
+    verifier key that cannot be read (``verify`` names it in a finding; an import counts the
+    export as unsigned).
+
+    It is also a :class:`ValueError`, which is what it was before."""
 
 
 class KeyLockedError(InputError):

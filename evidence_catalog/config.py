@@ -22,7 +22,7 @@ from typing import Any
 import tomli_w
 from attrs import field, frozen
 
-from evidence_catalog.errors import CatalogError, CatalogVersionError, InputError
+from evidence_catalog.errors import CatalogError, CatalogVersionError, InputError, ModelError
 from evidence_catalog.hashing import normalise_algorithms
 from evidence_catalog.model import Agent, has_control_characters
 
@@ -132,12 +132,12 @@ def _operator_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     allowed = {"name", "email", "organization"}
     unknown = set(data) - allowed
     if unknown:
-        raise ValueError(f"unknown operator field(s): {', '.join(sorted(unknown))}")
+        raise ModelError(f"unknown operator field(s): {', '.join(sorted(unknown))}")
     for key, value in data.items():
         if not isinstance(value, str):
-            raise ValueError(f"operator {key} must be text")
+            raise ModelError(f"operator {key} must be text")
         if has_control_characters(value):
-            raise ValueError(f"operator {key} contains a control character")
+            raise ModelError(f"operator {key} contains a control character")
     return dict(data)
 
 

@@ -45,7 +45,7 @@ from typing import Any
 import attrs
 
 from evidence_catalog import model
-from evidence_catalog.errors import EvidenceError
+from evidence_catalog.errors import EvidenceError, ValidationError
 from evidence_catalog.findings import (
     BrokenLink,
     EventEdited,
@@ -71,6 +71,14 @@ SALTED_MEMBERS = ("prev_hash", "actor", "details")
 #: Members committed whole (one digest for the whole value): embedded metadata, which a
 #: redaction leaves out whole.
 WHOLE_MEMBERS = frozenset({"metadata"})
+
+
+class CommitmentError(ValidationError, ValueError):
+    """An event's salted commitments cannot be made or checked: a secret that is not 64 hex
+    digits, details that would hold the secret's member, or a disclosure that is malformed, or
+    shows a value without its salt or a withheld value as if it were not withheld.
+
+    It is also a :class:`ValueError`, which is what these checks raised before."""
 
 
 class Action:
@@ -114,10 +122,10 @@ def is_salted(document: Mapping[str, Any]) -> bool:
 
 def value_salt(secret: str, pointer: str) -> str:
     """The salt of the value at JSON Pointer *pointer* of an event with this *secret*:
-    HMAC-SHA256(secret, pointer), first 32 hex digits.  ``ValueError`` for a secret that is not
-    64 hex digits."""
+    HMAC-SHA256(secret, pointer), first 32 hex digits.  :class:`CommitmentError` for a secret
+    that is not 64 hex digits."""
     if not isinstance(secret, str) or len(secret) != 64:
-        raise ValueError("the event's salt is not 64 hex digits")
+        raise CommitmentError("the event's salt is not 64 hex digits")
     key = bytes.fromhex(secret)
     return hmac.new(key, pointer.encode("utf-8"), hashlib.sha256).hexdigest()[:VALUE_SALT_HEX]
 
@@ -208,7 +216,7 @@ _LAST_FORM: list[tuple[bytes, str]] = [(b"", "")]
 def _salt_source(secret: Any) -> hmac.HMAC:
     """HMAC-SHA256 keyed with an event's secret, to copy for each value's salt."""
     if not isinstance(secret, str) or len(secret) != 64:
-        raise ValueError("the event's salt is not 64 hex digits")
+        raise CommitmentError("the event's salt is not 64 hex digits")
     return hmac.new(bytes.fromhex(secret), digestmod=hashlib.sha256)
 
 
@@ -316,27 +324,27 @@ def _set(node: Any, steps: list[str], value: Any) -> None:
 
 def disclosed_form(line: Mapping[str, Any], mark: str) -> tuple[dict[str, Any], list[str]]:
     """The committed form of an event as a redacted export shows it (:func:`disclose`), and the
-    pointers of the values it withholds.  ``ValueError`` when a value shown has no salt, a value
-    shown at a withheld pointer does not hold *mark* (the text there is not proven, and must say
-    so), or the disclosure is malformed."""
+    pointers of the values it withholds.  :class:`CommitmentError` when a value shown has no
+    salt, a value shown at a withheld pointer does not hold *mark* (the text there is not proven,
+    and must say so), or the disclosure is malformed."""
     disclosure = line.get("disclosure")
     if not isinstance(disclosure, dict):
-        raise ValueError("the event has no disclosure member")
+        raise CommitmentError("the event has no disclosure member")
     salts, withheld = disclosure.get("salts"), disclosure.get("withheld")
     if not isinstance(salts, dict) or not isinstance(withheld, dict):
-        raise ValueError("the disclosure member needs 'salts' and 'withheld' objects")
+        raise CommitmentError("the disclosure member needs 'salts' and 'withheld' objects")
 
     def digest(pointer: str, value: Any) -> str:
         if pointer in withheld:  # what is shown there is not proven: it must say it is withheld
             given = withheld[pointer]
             if not isinstance(given, str) or not given.startswith(DIGEST_PREFIX):
-                raise ValueError(f"the digest of {pointer} is not a salted digest")
+                raise CommitmentError(f"the digest of {pointer} is not a salted digest")
             if not _says_withheld(value, mark):
-                raise ValueError(f"{pointer} is withheld but shows a value that does not say so")
+                raise CommitmentError(f"{pointer} is withheld but shows a value that does not say so")
             return given
         salt = salts.get(pointer)
         if not isinstance(salt, str):
-            raise ValueError(f"the value at {pointer} is shown without its salt")
+            raise CommitmentError(f"the value at {pointer} is shown without its salt")
         return value_digest(salt, value)
 
     body = {k: v for k, v in line.items() if k != "disclosure"}
@@ -395,7 +403,7 @@ def linked_event(
     its hash and kept for its Merkle leaf).  The event is salted: its ``details`` get a new
     secret (:data:`SALT`)."""
     if details is not None and SALT in details:
-        raise ValueError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
+        raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
     draft = CustodyEvent(
         seq=1 if previous is None else previous.seq + 1,
         at=at,
@@ -446,6 +454,10 @@ def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:
 
 
 # -- replay ------------------------------------------------------------------------------------
+#
+# An event that cannot be applied raises a plain ValueError, TypeError or KeyError here, never
+# seen outside :func:`replay`: it names the exception's class in the problem it reports ("custody
+# event 8 cannot be replayed (KeyError: 'artifact')"), as ``verify`` prints it.
 
 
 @attrs.define

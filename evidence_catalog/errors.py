@@ -2,6 +2,12 @@
 
 Every error names *what* went wrong, *where* (a file, a field, a record id) and *why*, so the CLI can
 print it as one line and a script can act on it.  The library never calls ``sys.exit``.
+
+The classes here are the kinds of error.  An error of one part of the library is defined in its
+module, under one of them (:class:`~evidence_catalog.checkpoint.CheckpointError`,
+:class:`~evidence_catalog.merkle.MerkleError`, :class:`~evidence_catalog.interchange.bag.BagError`
+...); one that was a :class:`ValueError` or a :class:`TypeError` before it joined the family is one
+still.  Every one a script can meet is exported from :mod:`evidence_catalog`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ class ModelError(ValidationError, ValueError):
 
     It is also a :class:`ValueError`, which is what these checks raised before, so that code
     written then keeps working."""
+
+
+class ModelTypeError(ValidationError, TypeError):
+    """A value of another type altogether than the data model or a document wants, where the
+    library checks the type itself: text for a timestamp, a list for a JSON object, a value
+    that is no top-level document.
+
+    It is also a :class:`TypeError`, which is what these checks raised before."""
 
 
 class CatalogError(EvidenceError):

@@ -22,11 +22,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+from evidence_catalog.errors import IntegrityError
+
 #: ``(level, index) -> hash`` of the perfect subtree of ``2**level`` leaves starting at leaf
 #: ``index * 2**level``.
 SubtreeSource = Callable[[int, int], bytes]
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class MerkleError(IntegrityError, ValueError):
+    """The Merkle tree cannot give or prove what is asked of it: a leaf or size outside the
+    tree, a proof of the wrong shape, or a perfect subtree the catalog should hold but does not.
+
+    It is also a :class:`ValueError`, which is what it was before."""
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -65,7 +74,7 @@ def root(subtree: SubtreeSource, size: int) -> bytes:
 def inclusion_proof(subtree: SubtreeSource, index: int, size: int) -> list[bytes]:
     """``PATH(index, D[size])``: the audit path of leaf *index* in the tree of *size* leaves."""
     if not 0 <= index < size:
-        raise ValueError(f"leaf {index} is not in a tree of {size} leaves")
+        raise MerkleError(f"leaf {index} is not in a tree of {size} leaves")
     return _path(subtree, index, 0, size)
 
 
@@ -83,7 +92,7 @@ def consistency_proof(subtree: SubtreeSource, old_size: int, new_size: int) -> l
     """``PROOF(old_size, D[new_size])``: that the tree of *new_size* leaves extends the tree of
     *old_size* leaves (empty when the sizes are equal)."""
     if not 0 < old_size <= new_size:
-        raise ValueError(f"no consistency proof from size {old_size} to {new_size}")
+        raise MerkleError(f"no consistency proof from size {old_size} to {new_size}")
     if old_size == new_size:
         return []
     return _subproof(subtree, old_size, 0, new_size, True)
@@ -103,18 +112,18 @@ def _subproof(subtree: SubtreeSource, m: int, start: int, end: int, whole: bool)
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
-    """The root an inclusion proof leads to; ``ValueError`` for a proof of the wrong shape."""
+    """The root an inclusion proof leads to; :class:`MerkleError` for a proof of the wrong shape."""
     if not 0 <= index < size:
-        raise ValueError(f"leaf {index} is not in a tree of {size} leaves")
+        raise MerkleError(f"leaf {index} is not in a tree of {size} leaves")
     if len(leaf) != 32:
-        raise ValueError("a leaf hash is 32 bytes")
+        raise MerkleError("a leaf hash is 32 bytes")
     fn, sn = index, size - 1
     r = leaf
     for p in proof:
         if len(p) != 32:
-            raise ValueError("a proof hash is not 32 bytes")
+            raise MerkleError("a proof hash is not 32 bytes")
         if sn == 0:
-            raise ValueError("the proof is longer than the tree is deep")
+            raise MerkleError("the proof is longer than the tree is deep")
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
             if not fn & 1:
@@ -126,7 +135,7 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
         fn >>= 1
         sn >>= 1
     if sn != 0:
-        raise ValueError("the proof is shorter than the tree is deep")
+        raise MerkleError("the proof is shorter than the tree is deep")
     return r
 
 
@@ -134,7 +143,7 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
     """Whether *proof* shows leaf hash *leaf* at *index* in the tree of *size* with this root."""
     try:
         return root_from_inclusion(index, size, leaf, proof) == expected_root
-    except ValueError:
+    except MerkleError:
         return False
 
 

@@ -28,7 +28,7 @@ import attrs
 import uuid6
 from attrs import field, frozen
 
-from evidence_catalog.errors import ModelError
+from evidence_catalog.errors import ModelError, ModelTypeError
 
 # ---------------------------------------------------------------------------------------------
 # Validators and converters shared by the classes below.
@@ -62,9 +62,10 @@ def utc_now() -> dt.datetime:
 
 
 def to_utc(value: dt.datetime) -> dt.datetime:
-    """Convert an aware datetime to UTC; refuse a naive one (its zone would be a guess)."""
+    """Convert an aware datetime to UTC; refuse a naive one (its zone would be a guess) with a
+    :class:`ModelError`, and anything that is no datetime with a :class:`ModelTypeError`."""
     if not isinstance(value, dt.datetime):
-        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        raise ModelTypeError(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ModelError(f"timestamp {value.isoformat()} has no time zone; use UTC")
     try:

@@ -18,7 +18,7 @@ import rfc8785
 from cattrs.preconf.json import make_converter
 
 from evidence_catalog import model
-from evidence_catalog.errors import ValidationError
+from evidence_catalog.errors import ModelTypeError, ValidationError
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ def format_timestamp(value: dt.datetime) -> str:
 def parse_timestamp(value: str) -> dt.datetime:
     """Parse an ISO 8601 timestamp that carries a zone; return it in UTC."""
     if not isinstance(value, str):
-        raise TypeError(f"timestamp must be text, got {type(value).__name__}")
+        raise ModelTypeError(f"timestamp must be text, got {type(value).__name__}")
     parsed = dt.datetime.fromisoformat(value)
     return model.to_utc(parsed)
 
@@ -73,7 +73,7 @@ def _make_converter() -> cattrs.Converter:
 
 def _json_object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+        raise ModelTypeError(f"expected a JSON object, got {type(value).__name__}")
     return value
 
 
@@ -85,7 +85,7 @@ def to_document(value: Any) -> dict[str, Any]:
     """Return the JSON-ready document for a top-level model value, with its ``schema`` id first."""
     schema = SCHEMA_IDS.get(type(value))
     if schema is None:
-        raise TypeError(f"{type(value).__name__} is not a top-level document type")
+        raise ModelTypeError(f"{type(value).__name__} is not a top-level document type")
     body = converter.unstructure(value)
     return {"schema": schema, **body}
 

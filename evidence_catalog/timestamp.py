@@ -22,15 +22,18 @@ import urllib.request
 from asn1crypto import cms, core, tsp
 from attrs import frozen
 
-from evidence_catalog.errors import NetworkError
+from evidence_catalog.errors import NetworkError, ValidationError
 
 #: The most a TSA response may be (tokens are a few KiB).
 MAX_RESPONSE_BYTES = 1024 * 1024
 _GRANTED = ("granted", "granted_with_mods")
 
 
-class TimestampError(ValueError):
-    """A response or token that is not a valid time-stamp of what it should stamp."""
+class TimestampError(ValidationError, ValueError):
+    """A response or token that is not a valid time-stamp of what it should stamp (a TSA that
+    cannot be reached is a :class:`~evidence_catalog.errors.NetworkError` instead).
+
+    It is also a :class:`ValueError`, which is what it was before."""
 
 
 @frozen

@@ -31,7 +31,7 @@ from typing import Any
 from attrs import frozen
 
 from evidence_catalog import model
-from evidence_catalog.errors import InputError
+from evidence_catalog.errors import InputError, NetworkError
 
 # The key of "the same item captured again" is the model's (the store keys acquisitions by it); a
 # capture names its item by it too.
@@ -62,12 +62,13 @@ CaptureProgress = Callable[[str, int, int | None], None]
 """Called with (file name, bytes so far, total bytes if known) while media downloads."""
 
 
-class CaptureFailed(Exception):  # noqa: N818 -- an outcome, caught by the catalog
-    """A capture attempt did not produce what was asked; ``message`` says why in one line."""
+class CaptureFailed(NetworkError):  # noqa: N818 -- an outcome, caught by the catalog
+    """A capture attempt did not produce what was asked; ``message`` says why in one line, and
+    ``http_status`` and ``final_url`` what the server answered, when yt-dlp says so.  The
+    catalog records it as a failed capture."""
 
     def __init__(self, message: str, *, http_status: int | None = None, final_url: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.http_status = http_status
         self.final_url = final_url
 

@@ -13,13 +13,17 @@ import json
 import re
 from typing import Any
 
+from evidence_catalog.errors import InputError
+
 #: The whole numbers RFC 8785 writes exactly lie strictly between -_SAFE and _SAFE.
 _SAFE = 2**53
 
 
-class JSONLimitError(ValueError):
+class JSONLimitError(InputError, ValueError):
     """JSON beyond what the reader reads: nested deeper than it follows (a ``RecursionError``
-    inside ``json``), or a number of more than 4,300 digits (Python's limit on reading one)."""
+    inside ``json``), or a number of more than 4,300 digits (Python's limit on reading one).
+
+    It is also a :class:`ValueError`, as malformed JSON is, and as it was before."""
 
 
 def read_json(text: str | bytes) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from evidence_catalog import model
-from evidence_catalog.errors import EvidenceError
+from evidence_catalog.errors import EvidenceError, InputError
 from evidence_catalog.serialize import structure, unstructure
 
 #: What a withheld text is replaced by.
@@ -46,8 +46,11 @@ _STRUCTURAL = frozenset(
 )
 
 
-class FieldPathError(ValueError):
-    """A field path that does not name a text value of the record."""
+class FieldPathError(InputError, ValueError):
+    """A field path that does not name a text value of the record, or that cannot be withheld
+    from it.
+
+    It is also a :class:`ValueError`, which is what it was before."""
 
 
 @attrs.frozen

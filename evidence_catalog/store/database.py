@@ -13,6 +13,7 @@ tests); each is defined in the module of its job.
 
 from __future__ import annotations
 
+from evidence_catalog.merkle import MerkleError
 from evidence_catalog.store.engine import (
     CLOSE_WAIT,
     HEAD_REVISION,
@@ -30,7 +31,6 @@ from evidence_catalog.store.log import (
     LOG_SIZE_BEFORE,
     CustodyLog,
     EventDraft,
-    MerkleError,
     build_merkle_nodes,
     structure_event,
 )

@@ -113,7 +113,8 @@ class CustodyLog(Connections):
         return int(execute(session, sa.select(sa.func.coalesce(sa.func.max(table.c.seq), 0))).scalar_one())
 
     def subtrees(self, session: Session) -> merkle.SubtreeSource:
-        """Stored perfect subtrees, read on demand (:class:`MerkleError` for one that is missing)."""
+        """Stored perfect subtrees, read on demand (:class:`~evidence_catalog.merkle.MerkleError`
+        for one that is missing)."""
         return _stored_subtrees(session)
 
     def merkle_root(self, session: Session, size: int | None = None) -> bytes:
@@ -226,10 +227,6 @@ def structure_event(document: dict[str, Any]) -> model.CustodyEvent:
         raise ValidationError(exc.message, where=f"custody event {document.get('seq')}") from exc
 
 
-class MerkleError(ValueError):
-    """A perfect subtree the Merkle tree needs is not stored."""
-
-
 def _stored_subtrees(bind: Session | sa.Connection) -> merkle.SubtreeSource:
     table = table_of(MerkleNodeRow)
     cache: dict[tuple[int, int], bytes] = {}
@@ -239,7 +236,7 @@ def _stored_subtrees(bind: Session | sa.Connection) -> merkle.SubtreeSource:
         if found is None:
             text = bind.execute(sa.select(table.c.hash).where(table.c.level == level, table.c.idx == index)).scalar()
             if text is None:
-                raise MerkleError(f"the Merkle tree has no node at level {level}, index {index}")
+                raise merkle.MerkleError(f"the Merkle tree has no node at level {level}, index {index}")
             found = cache[(level, index)] = bytes.fromhex(text)
         return found
 
