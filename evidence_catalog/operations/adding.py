@@ -311,7 +311,7 @@ def expand(path: Path, *, recursive: bool, skip: tuple[int, int] | None) -> Iter
         raise InputError("is not a file name (it holds a NUL character)", where=where) from exc
     if stat.S_ISDIR(info.st_mode):
         if not recursive:
-            raise InputError("is a directory (use --recursive to add its files)", where=where)
+            raise InputError("is a directory (use recursive=True to add its files)", where=where)
         yield from walk(path, ancestors=[(info.st_dev, info.st_ino)], skip=skip)
         return
     if not stat.S_ISREG(info.st_mode):

@@ -45,7 +45,7 @@ def bytes_gone(ctx: Context, sha256: str) -> StorageError:
     """The error for stored bytes that vanished before the record claiming them committed."""
     return StorageError(
         f"the stored bytes {sha256} were removed before they could be catalogued (a concurrent"
-        " `fsck --remove` took them for an orphan?); nothing was changed: run the command again",
+        " `fsck(remove=True)` took them for an orphan?); nothing was changed: run the command again",
         where=ctx.blobs.label,
     )
 
@@ -180,7 +180,7 @@ def check_url(url: str) -> str:
         hidden = display_path(parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]).geturl())
         raise InputError(
             f"{hidden!r} contains a user name or password, which would be recorded for good; "
-            "use --cookies for a site that needs a login",
+            "use cookies_file for a site that needs a login",
             where="url",
         )
     try:

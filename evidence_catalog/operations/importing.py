@@ -178,7 +178,7 @@ def store_incoming_files(
         if sha not in incoming.files:
             raise InputError(
                 f"artifact {sha} is neither in this catalog nor in the files given"
-                + ("" if incoming.format == "bagit" else " (give the exporting catalog with --blobs)")
+                + ("" if incoming.format == "bagit" else " (give the exporting catalog as blobs)")
                 + "; nothing was imported",
                 where=where,
             )

@@ -59,7 +59,7 @@ def claim(
             if text is not None and not utf8(text, name).strip():
                 raise InputError(f"{name} must not be blank", where="place")
         if place.uncertainty_m is not None and place.position is None:
-            raise InputError("an uncertainty radius needs a position (--lat and --lon)", where="place")
+            raise InputError("an uncertainty radius needs a position (latitude and longitude)", where="place")
         if place.name is None and place.position is None and place.admin_area is None:
             place = None  # a place with nothing in it says nothing
     if summary is None and category is None and event_time is None and place is None and alleged_perpetrator is None:

@@ -87,7 +87,7 @@ def timestamp(
     tsa = url or os.environ.get(TSA_ENV) or ctx.config.tsa_url
     if not tsa:
         raise InputError(
-            f"no Time-Stamp Authority: give its URL (--tsa, ${TSA_ENV}, or [timestamp] url in catalog.toml)",
+            f"no Time-Stamp Authority: give its URL (url, ${TSA_ENV}, or [timestamp] url in catalog.toml)",
             where="timestamp",
         )
     tsa = check_url(tsa)

@@ -44,7 +44,7 @@ from evidence_catalog.store.blobstore import StoredBlob, StoreEntry, compare_blo
 PART_SIZE = 16 * 1024 * 1024
 
 
-def parse_blobs_url(url: str, *, where: str = "--blobs") -> tuple[str, str]:
+def parse_blobs_url(url: str, *, where: str = "blobs") -> tuple[str, str]:
     """``(protocol, bucket/prefix)`` of an object-store URL such as ``s3://bucket/prefix``."""
     protocol, sep, rest = url.partition("://")
     rest = rest.strip("/")
@@ -64,7 +64,7 @@ def parse_blobs_url(url: str, *, where: str = "--blobs") -> tuple[str, str]:
     return ("s3" if protocol == "s3a" else protocol), rest
 
 
-def check_endpoint_url(url: str, *, where: str = "--blobs-endpoint") -> str:
+def check_endpoint_url(url: str, *, where: str = "blobs_endpoint_url") -> str:
     """An S3 endpoint must be an ``http(s)://host[:port]`` URL; :class:`InputError` if not."""
     import urllib.parse
 
@@ -94,8 +94,8 @@ class ObjectBlobStore:
         *,
         endpoint_url: str | None = None,
         storage_options: dict[str, Any] | None = None,
-        where: str = "--blobs",
-        endpoint_where: str = "--blobs-endpoint",
+        where: str = "blobs",
+        endpoint_where: str = "blobs_endpoint_url",
     ) -> None:
         """*where* and *endpoint_where* name the settings *url* and *endpoint_url* came from,
         for error messages."""
