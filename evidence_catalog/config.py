@@ -146,7 +146,7 @@ def host_name() -> str:
     return _as_text(socket.gethostname()) or "unknown-host"
 
 
-def parse_operator(text: str, *, organization: str | None = None, where: str = "--operator") -> Agent:
+def parse_operator(text: str, *, organization: str | None = None, where: str = "operator") -> Agent:
     """Parse ``"Name <email>"`` or ``"Name"`` into a person agent at this host.
 
     >>> parse_operator("A. Analyst <a@example.org>").email

@@ -388,7 +388,7 @@ def test_a_bag_resigned_with_another_key_is_refused_even_unchanged(source: Sourc
     reseal(bag)
     message = refused(dest, bag, r"not signed by the log key", error=UnsignedProvenanceError)
     assert source.key_id in message
-    assert "--accept-unsigned" in message
+    assert "accept_unsigned=True" in message
 
 
 def test_a_log_rewritten_wholesale_under_another_key_says_whose_key_it_is(
@@ -423,7 +423,7 @@ def test_a_bag_without_log_evidence_is_refused_unless_unsigned_is_accepted(
 ) -> None:
     strip_log(bag)
     reseal(bag)
-    refused(dest, bag, r"no signed log evidence.*--accept-unsigned", error=UnsignedProvenanceError)
+    refused(dest, bag, r"no signed log evidence.*accept_unsigned=True", error=UnsignedProvenanceError)
     result = dest.import_records(bag, accept_unsigned=True)
     assert set(result.records_added) == {source.photo, source.statement}
     assert result.log_key_id is None and "no signed log evidence" in (result.unsigned or "")

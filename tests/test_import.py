@@ -812,7 +812,7 @@ def test_a_redacted_bag_that_withheld_nothing_imports(tmp_path: Path, dest: Cata
 
 
 def test_a_bag_given_blobs_is_refused(source: Source, dest: Catalog) -> None:
-    assert_refused(dest, source.bag, InputError, r"--blobs is for JSON", blobs=source.catalog.path)
+    assert_refused(dest, source.bag, InputError, r"; blobs is for JSON", blobs=source.catalog.path)
 
 
 def test_a_missing_source_is_refused(dest: Catalog, tmp_path: Path) -> None:

@@ -490,7 +490,7 @@ def test_store_urls_are_normalised(aws_env: None, url: str, expected: str) -> No
 def test_bad_store_urls_are_refused(url: str) -> None:
     with pytest.raises(InputError) as raised:
         parse_blobs_url(url)
-    assert raised.value.where == "--blobs"
+    assert raised.value.where == "blobs"  # the parameter; the command line names its option --blobs
 
 
 def test_missing_credentials_and_a_missing_bucket_are_clear_storage_errors(

@@ -15,7 +15,7 @@ from evidence_catalog.capture import CaptureOptions, parse_size
 from evidence_catalog.catalog import INGEST_FORMATS
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import catalog_option, open_catalog, operator_option, quiet_option
-from evidence_catalog.cli.output import printable
+from evidence_catalog.cli.output import in_option_words, printable
 from evidence_catalog.cli.progress import bytes_progress, capture_progress
 from evidence_catalog.errors import InputError
 from evidence_catalog.operations.common import check_url
@@ -301,7 +301,7 @@ def ingest(
         clear()
     for line, message in result.warnings:
         at = f", line {line}" if result.format == "digest" and line else ""
-        click.echo(f"warning: {printable(result.path)}{at}: {printable(message)}", err=True)
+        click.echo(f"warning: {printable(result.path)}{at}: {printable(in_option_words(message)[0])}", err=True)
     for _, message in result.skipped:
         click.echo(f"skipped: {printable(result.path)}: {printable(message)}", err=True)
     click.echo(

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from evidence_catalog import model
+from evidence_catalog.errors import EvidenceError
 from evidence_catalog.paths import display_path
 
 #: What ``list``, ``search``, ``link --suggest`` and ``log`` say (on standard error) when nothing matches.
@@ -58,8 +59,47 @@ def echo_nothing_found(*, among_readable: bool = False) -> None:
     click.echo(NOTHING_FOUND + (" among the records that could be read" if among_readable else ""), err=True)
 
 
+#: The library's messages name its parameters; the command line names its options.  Each entry:
+#: a phrase of a library message (and the ``where`` it comes with, when that names a parameter
+#: too), and what the command line says instead.  Matched exactly, so a file or a catalog that
+#: happens to be called ``database`` is never taken for the option.
+OPTION_WORDS: tuple[tuple[str | None, str, str | None, str], ...] = (
+    ("database", "leave database out", "--database", "leave --database out"),
+    ("operator", "operator is not valid UTF-8 text", "--operator", "operator is not valid UTF-8 text"),
+    ("operator", "operator name must not be blank", "--operator", "operator name must not be blank"),
+    (
+        "operator",
+        "operator must not contain control characters",
+        "--operator",
+        "operator must not contain control characters",
+    ),
+    (None, "(use recursive=True to add its files)", None, "(use --recursive to add its files)"),
+    (None, "needs a position (latitude and longitude)", None, "needs a position (--lat and --lon)"),
+    (None, "give its URL (url, ", None, "give its URL (--tsa, "),
+    (None, "use cookies_file for a site that needs a login", None, "use --cookies for a site that needs a login"),
+    (None, "(give the exporting catalog as blobs)", None, "(give the exporting catalog with --blobs)"),
+    (None, "; blobs is for JSON and JSON Lines", None, "; --blobs is for JSON and JSON Lines"),
+    (None, "explicitly: accept_unsigned=True)", None, "explicitly: --accept-unsigned)"),
+    (None, "`fsck(remove=True)` took them", None, "`fsck --remove` took them"),
+)
+
+
+def in_option_words(message: str, where: str | None = None) -> tuple[str, str | None]:
+    """A library message (and its ``where``) as the command line says it: the parameters it
+    names (``recursive=True``) as the options that set them (``--recursive``)."""
+    for parameter_where, phrase, option_where, option_phrase in OPTION_WORDS:
+        if phrase in message and parameter_where in (None, where):
+            message = message.replace(phrase, option_phrase)
+            where = option_where or where
+    return message, where
+
+
 def one_line(exc: BaseException) -> str:
     """An error as the one line the user sees after ``error:``: what failed and why, never a traceback."""
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{display_path(exc.filename)}: {exc.strerror or exc}"
+    if isinstance(exc, EvidenceError):
+        message, where = in_option_words(exc.message, exc.where)
+        if (message, where) != (exc.message, exc.where):
+            return printable(f"{where}: {message}" if where else message)
     return printable(str(exc))

@@ -20,9 +20,10 @@ from evidence_catalog.cli.options import (
 )
 from evidence_catalog.cli.output import agent_text, echo_json, echo_nothing_found, one_line, printable
 from evidence_catalog.cli.rendering import echo_record
-from evidence_catalog.errors import EvidenceError, NotFoundError
+from evidence_catalog.errors import EvidenceError
 from evidence_catalog.paths import display_path
 from evidence_catalog.serialize import format_timestamp, to_document, unstructure
+from evidence_catalog.store.records import no_record
 
 
 @cli.command(name="list")
@@ -219,7 +220,7 @@ def log(record_id: str | None, catalog_path: str, proof_seq: int | None, as_json
         return
     with open_catalog(catalog_path) as catalog:
         if record_id is not None and not catalog.has_record(record_id):
-            raise NotFoundError(f"no record with id {record_id}", where="record")
+            raise no_record(record_id, where="record")
         events = catalog.history(record_id)
     if as_json:
         echo_json([to_document(e) for e in events])

@@ -17,6 +17,8 @@ from evidence_catalog.config import CONFIG_FILE, OPERATOR_ENV, parse_operator, r
 from evidence_catalog.errors import InputError
 from evidence_catalog.paths import display_path
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
+from evidence_catalog.store.database import check_database_url
+from evidence_catalog.store.objectstore import check_endpoint_url, parse_blobs_url
 
 
 @cli.command()
@@ -68,6 +70,14 @@ def init(
         agent = attrs.evolve(agent, organization=parse_operator(organization, where="--organization").name)
     if blobs_endpoint is not None and blobs is None:
         raise InputError("--blobs-endpoint needs --blobs", where="--blobs-endpoint")
+    # The library's errors name its parameters (database, blobs, blobs_endpoint_url): checked here
+    # first, the same way, they name the options.
+    if database is not None:
+        check_database_url(database, where="--database")
+    if blobs is not None:
+        parse_blobs_url(blobs, where="--blobs")
+    if blobs_endpoint is not None:
+        check_endpoint_url(blobs_endpoint, where="--blobs-endpoint")
     with Catalog.init(
         path,
         operator=agent,

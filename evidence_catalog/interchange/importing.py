@@ -253,7 +253,7 @@ def read_source(
         raise InputError("is a symbolic link; give the bag folder or export file itself", where=str(path))
     if path.is_dir():
         if blobs is not None:
-            raise InputError("a bag carries its own files; --blobs is for JSON and JSON Lines", where="blobs")
+            raise InputError("a bag carries its own files; blobs is for JSON and JSON Lines", where="blobs")
         incoming = read_bag(path, progress=progress)
     elif not path.is_file():
         raise InputError("no such file or bag folder", where=str(path))
@@ -269,7 +269,7 @@ def read_source(
         raise UnsignedProvenanceError(
             f"its custody events are not tied to a signed log: {unsigned}; nothing was imported"
             " (to import it anyway, marked as of unsigned provenance, accept unsigned provenance"
-            " explicitly: --accept-unsigned)",
+            " explicitly: accept_unsigned=True)",
             where=str(path),
         )
     return incoming

@@ -12,10 +12,10 @@ from typing import Any
 
 from evidence_catalog import model
 from evidence_catalog.custody import Action, added_details
-from evidence_catalog.errors import InputError, NotFoundError
+from evidence_catalog.errors import InputError
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import common, log_key
-from evidence_catalog.operations.common import checked_tags, utf8
+from evidence_catalog.operations.common import check_note, check_record_id, checked_tags, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
 from evidence_catalog.results import AddResult
@@ -28,7 +28,6 @@ from evidence_catalog.store.database import (
     record_artifact_row,
     record_row,
 )
-from evidence_catalog.versions import tool_agents
 
 
 def collect_files(ctx: Context, paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> list[Path]:
@@ -108,17 +107,15 @@ def add_batch(
 ) -> list[AddResult]:
     """Store and describe each file, then catalogue them all in one transaction."""
     log_key.check_signing_key(ctx)  # before anything is stored
-    if record_id is not None and not model.is_record_id(record_id):
-        raise InputError(f"{record_id!r} is not a record id", where="record")
+    if record_id is not None:
+        check_record_id(record_id)
     tags = checked_tags(tags)
-    if note is not None and not utf8(note, "note").strip():
-        raise InputError("note must not be blank", where="note")
+    check_note(note)
     if source_url is not None:
         utf8(source_url, "source URL")
     if record_id is not None:
         with ctx.db.read() as session:
-            if not ctx.db.record_exists(session, record_id):
-                raise NotFoundError(f"no record with id {record_id}", where="record")
+            common.check_record_exists(ctx, session, record_id, where="record")
     # A batch of several files is flushed to disk with one sync before the transaction that
     # claims them (instead of an fsync per file and folder); a single file on its own.
     defer = len(paths) > 1
@@ -154,13 +151,11 @@ def store_added_file(
     artifact = common.describe(ctx, blob)
     ended_at = ctx.clock()
     path_text, path_b64 = recorded_path(path)
-    acquisition = model.Acquisition(
-        id=model.new_id(),
-        method=model.AcquisitionMethod.ADDED_FROM_DISK,
-        started_at=started_at,
-        ended_at=max(ended_at, started_at),
-        operator=ctx.operator,
-        tools=tool_agents(),
+    acquisition = common.new_acquisition(
+        ctx,
+        model.AcquisitionMethod.ADDED_FROM_DISK,
+        started_at,
+        max(ended_at, started_at),
         artifact_sha256=blob.sha256,
         original_path=path_text,
         original_path_b64=path_b64,
@@ -187,8 +182,8 @@ def catalogue_files(
     # that every event about one artifact carries the same document.
     catalogued = ctx.db.artifacts(session, shas)
     holders = ctx.db.holders(session, shas) if record_id is None else {}
-    if record_id is not None and not ctx.db.record_exists(session, record_id):
-        raise NotFoundError(f"no record with id {record_id}", where="record")
+    if record_id is not None:
+        common.check_record_exists(ctx, session, record_id, where="record")
     existing = {record_id} if record_id is not None else {ids[0] for ids in holders.values()}
     held = ctx.db.held_by(session, existing)  # what each record holds, in order
     have_tags = ctx.db.tags_of(session, existing) if tags else {}
@@ -295,7 +290,7 @@ def expand(path: Path, *, recursive: bool, skip: tuple[int, int] | None) -> Iter
         raise InputError("is not a file name (it holds a NUL character)", where=where) from exc
     if stat.S_ISDIR(info.st_mode):
         if not recursive:
-            raise InputError("is a directory (use --recursive to add its files)", where=where)
+            raise InputError("is a directory (use recursive=True to add its files)", where=where)
         yield from walk(path, ancestors=[(info.st_dev, info.st_ino)], skip=skip)
         return
     if not stat.S_ISREG(info.st_mode):

@@ -21,14 +21,13 @@ from evidence_catalog.capture.ytdlp import (
 )
 from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.custody import Action, captured_details, failed_details
-from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, StorageError
+from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.model import item_key
 from evidence_catalog.operations import common, log_key
-from evidence_catalog.operations.common import check_url, checked_tags, utf8
+from evidence_catalog.operations.common import check_note, check_record_id, check_url, checked_tags
 from evidence_catalog.operations.context import Context
 from evidence_catalog.results import CaptureResult
 from evidence_catalog.store.blobstore import StoredBlob
-from evidence_catalog.versions import tool_agents
 
 
 def capture(
@@ -84,17 +83,13 @@ def captured_before(ctx: Context, url: str, record_id: str | None = None) -> Cap
 
 
 def check_capture_request(ctx: Context, record_id: str | None, tags: Sequence[str], note: str | None) -> None:
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only; nothing can be captured into it")
+    common.check_writable(ctx, "; nothing can be captured into it")
     if record_id is not None:
-        if not model.is_record_id(record_id):
-            raise InputError(f"{record_id!r} is not a record id", where="record")
+        check_record_id(record_id)
         with ctx.db.read() as session:
-            if not ctx.db.record_exists(session, record_id):
-                raise NotFoundError(f"no record with id {record_id}", where="record")
+            common.check_record_exists(ctx, session, record_id, where="record")
     checked_tags(tags)
-    if note is not None and not utf8(note, "note").strip():
-        raise InputError("note must not be blank", where="note")
+    check_note(note)
 
 
 def capture_url(
@@ -211,13 +206,13 @@ def record_capture(
     main = entries[0].artifact.sha256
     ended_at = max(ctx.clock(), started_at)
     key = item_key(fetched.extractor, fetched.platform_id)
-    acquisition = model.Acquisition(
-        id=acquisition_id,
-        method=model.AcquisitionMethod.CAPTURED_FROM_URL,
-        started_at=started_at,
-        ended_at=ended_at,
-        operator=ctx.operator,
-        tools=(*tool_agents(), *fetched.tools),
+    acquisition = common.new_acquisition(
+        ctx,
+        model.AcquisitionMethod.CAPTURED_FROM_URL,
+        started_at,
+        ended_at,
+        acquisition_id=acquisition_id,
+        tools=fetched.tools,
         artifact_sha256=main,
         other_artifacts=tuple(e.artifact.sha256 for e in entries[1:]),
         requested_url=url,
@@ -250,9 +245,8 @@ def record_capture(
                 record_id = earlier[0]
             else:
                 record_id, new_record = model.new_id(), True
-        elif not ctx.db.record_exists(session, record_id):
-            raise NotFoundError(f"no record with id {record_id}", where="record")
         else:
+            common.check_record_exists(ctx, session, record_id, where="record")
             earlier = ctx.db.earlier_capture(session, platform_key=key, requested_url=url, record_id=record_id)
         held = set() if new_record else set(ctx.db.artifacts_of(session, record_id))
         version_of = None
@@ -317,13 +311,13 @@ def log_failed_capture(
     """Log a failed attempt (due diligence: what was tried, when, and why it failed)."""
     from evidence_catalog.capture.ytdlp import yt_dlp_agent
 
-    acquisition = model.Acquisition(
-        id=acquisition_id,
-        method=model.AcquisitionMethod.CAPTURED_FROM_URL,
-        started_at=started_at,
-        ended_at=max(ctx.clock(), started_at),
-        operator=ctx.operator,
-        tools=(*tool_agents(), yt_dlp_agent()),
+    acquisition = common.new_acquisition(
+        ctx,
+        model.AcquisitionMethod.CAPTURED_FROM_URL,
+        started_at,
+        max(ctx.clock(), started_at),
+        acquisition_id=acquisition_id,
+        tools=(yt_dlp_agent(),),
         outcome=model.Outcome.FAILED,
         requested_url=url,
         final_url=final_url,

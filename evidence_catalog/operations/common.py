@@ -21,6 +21,8 @@ from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
 from evidence_catalog.store.blobstore import StoredBlob
+from evidence_catalog.store.records import no_record
+from evidence_catalog.versions import tool_agents
 
 _E = TypeVar("_E", bound=enum.Enum)
 
@@ -43,9 +45,17 @@ def bytes_gone(ctx: Context, sha256: str) -> StorageError:
     """The error for stored bytes that vanished before the record claiming them committed."""
     return StorageError(
         f"the stored bytes {sha256} were removed before they could be catalogued (a concurrent"
-        " `fsck --remove` took them for an orphan?); nothing was changed: run the command again",
+        " `fsck(remove=True)` took them for an orphan?); nothing was changed: run the command again",
         where=ctx.blobs.label,
     )
+
+
+def check_writable(ctx: Context, refused: str) -> None:
+    """Refuse (:class:`StorageError`) what would write to a catalog opened read-only, before
+    anything is done: "the catalog is read-only" and *refused*, which says what cannot be
+    done (``"; nothing can be linked in it"``)."""
+    if ctx.db.read_only:
+        raise StorageError(f"the catalog is read-only{refused}")
 
 
 def remove_unclaimed(ctx: Context, created: Sequence[str]) -> None:
@@ -125,6 +135,29 @@ def new_parts(
     return record, note_part
 
 
+def new_acquisition(
+    ctx: Context,
+    method: model.AcquisitionMethod,
+    started_at: dt.datetime,
+    ended_at: dt.datetime,
+    *,
+    acquisition_id: str | None = None,
+    tools: Sequence[model.Agent] = (),
+    **fields: Any,
+) -> model.Acquisition:
+    """An acquisition by this session's operator, made with this library (and *tools*, such
+    as yt-dlp, that did the work with it); *fields* are the rest of what it records."""
+    return model.Acquisition(
+        id=acquisition_id or model.new_id(),
+        method=method,
+        started_at=started_at,
+        ended_at=ended_at,
+        operator=ctx.operator,
+        tools=(*tool_agents(), *tools),
+        **fields,
+    )
+
+
 @contextlib.contextmanager
 def work_area(ctx: Context, name: str) -> Iterator[Path]:
     """A private, locked temporary directory inside the catalog (same file system as the
@@ -178,7 +211,7 @@ def check_url(url: str) -> str:
         hidden = display_path(parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]).geturl())
         raise InputError(
             f"{hidden!r} contains a user name or password, which would be recorded for good; "
-            "use --cookies for a site that needs a login",
+            "use cookies_file for a site that needs a login",
             where="url",
         )
     try:
@@ -246,6 +279,25 @@ def checked_tags(tags: Sequence[str]) -> tuple[str, ...]:
             raise InputError(f"tag {display_path(text)!r} contains a control character", where="tag")
         cleaned.append(text)
     return tuple(sorted(set(cleaned)))
+
+
+def check_note(note: str | None) -> None:
+    """Refuse a note that says nothing (blank) or cannot be stored (not UTF-8)."""
+    if note is not None and not utf8(note, "note").strip():
+        raise InputError("note must not be blank", where="note")
+
+
+def check_record_id(record_id: str, where: str = "record") -> None:
+    """Refuse (:class:`InputError` naming *where*) text that is not a record id."""
+    if not model.is_record_id(record_id):
+        raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where=where)
+
+
+def check_record_exists(ctx: Context, session: Any, record_id: str, *, where: str | None = None) -> None:
+    """Refuse (:class:`NotFoundError`) a record id no record has, as the transaction *session*
+    sees the catalog."""
+    if not ctx.db.record_exists(session, record_id):
+        raise no_record(record_id, where=where)
 
 
 def check_limit(limit: int | None) -> None:

@@ -21,7 +21,7 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.custody import Action
-from evidence_catalog.errors import InputError, NotFoundError, StorageError
+from evidence_catalog.errors import InputError, StorageError
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.interchange.bag import BagWriter
 from evidence_catalog.interchange.csv import write_csv
@@ -31,13 +31,14 @@ from evidence_catalog.interchange.log_evidence import StampedCheckpoint, write_l
 from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, plan_redaction
 from evidence_catalog.interchange.text import HashingTextSink, TextSink
-from evidence_catalog.operations import reading
-from evidence_catalog.operations.common import choice, utf8
+from evidence_catalog.operations import common
+from evidence_catalog.operations.common import check_record_id, choice, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
 from evidence_catalog.results import ExportResult
 from evidence_catalog.serialize import format_timestamp, unstructure
 from evidence_catalog.store.blobstore import fsync_dir, place_new_file
+from evidence_catalog.store.records import no_record
 from evidence_catalog.versions import library_agent
 
 ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
@@ -73,8 +74,7 @@ def export(
     target = export_target(ctx, output, folder=format == "bagit")
     selected = selection(ctx, record_ids, where=where, search=search)  # before anything is written
     shown = display_path(target)
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only, so an export could not be logged; nothing was written")
+    common.check_writable(ctx, ", so an export could not be logged; nothing was written")
     # A short temporary name: the target's own name may already be as long as names can be.
     tmp = target.with_name(f".export-{uuid.uuid4().hex[:12]}.part")
     placed = logged_export = False
@@ -160,8 +160,9 @@ def selection(
     exist), narrowed to the records that hold a report matching *search* and meet *where*."""
     selected = None if record_ids is None else list(dict.fromkeys(record_ids))
     for record_id in selected or ():
-        if not reading.has_record(ctx, record_id):
-            raise NotFoundError(f"no record with id {record_id}", where="record")
+        check_record_id(record_id)
+        if not ctx.db.record_exists_now(record_id):
+            raise no_record(record_id, where="record")
     if where is None and search is None:
         return selected
     text = None if search is None else utf8(search, "search")

@@ -13,7 +13,7 @@ from typing import Any
 
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import CatalogError, IntegrityError, StorageError
-from evidence_catalog.operations import log_key
+from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import WORK_DIR, remove_if_abandoned
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
@@ -46,8 +46,7 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
     quarantined = tuple(ctx.blobs.quarantined(now))
     removed: list[FsckEntry] = []
     if remove:
-        if ctx.db.read_only:
-            raise StorageError("the catalog is read-only; nothing can be removed from it")
+        common.check_writable(ctx, "; nothing can be removed from it")
         log_key.check_signing_key(ctx)  # the removal must be logged: refused before anything is deleted
         # Removal holds the write lock throughout, and writers check under that lock that the
         # bytes they catalogue are still stored (``common.add_artifact``): a blob is either claimed

@@ -17,7 +17,7 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.custody import Action, imported_details
-from evidence_catalog.errors import InputError, IntegrityError, StorageError
+from evidence_catalog.errors import InputError, IntegrityError
 from evidence_catalog.hashing import ProgressCallback, hash_file
 from evidence_catalog.interchange.importing import (
     UNSIGNED_PROVENANCE_TAG,
@@ -45,8 +45,7 @@ def import_records(
     transaction; see :meth:`evidence_catalog.Catalog.import_records`."""
     path = Path(os.path.abspath(os.fspath(source)))
     blob_dir = None if blobs is None else Path(os.path.abspath(os.fspath(blobs)))
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only; nothing can be imported into it")
+    common.check_writable(ctx, "; nothing can be imported into it")
     log_key.check_signing_key(ctx)  # before anything is stored
     incoming = read_source(path, blobs=blob_dir, progress=progress, accept_unsigned=accept_unsigned)
     where = display_path(path)
@@ -158,7 +157,7 @@ def store_incoming_files(
         if sha not in incoming.files:
             raise InputError(
                 f"artifact {sha} is neither in this catalog nor in the files given"
-                + ("" if incoming.format == "bagit" else " (give the exporting catalog with --blobs)")
+                + ("" if incoming.format == "bagit" else " (give the exporting catalog as blobs)")
                 + "; nothing was imported",
                 where=where,
             )

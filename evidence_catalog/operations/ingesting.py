@@ -17,11 +17,11 @@ import attrs
 from evidence_catalog import model
 from evidence_catalog.capture.ytdlp import CaptureOptions, CaptureProgress
 from evidence_catalog.custody import Action, captured_details
-from evidence_catalog.errors import InputError, StorageError
+from evidence_catalog.errors import InputError
 from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
 from evidence_catalog.ingest.formats import INGEST_FORMATS, IngestFormat, detect_format, read_reports
 from evidence_catalog.operations import adding, capturing, common, log_key
-from evidence_catalog.operations.common import check_url, checked_tags, utf8
+from evidence_catalog.operations.common import check_note, check_url, checked_tags
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
 from evidence_catalog.results import IngestResult
@@ -35,7 +35,6 @@ from evidence_catalog.store.database import (
     record_artifact_row,
     record_row,
 )
-from evidence_catalog.versions import tool_agents
 
 #: Reports written per batch of inserts during one ingest (all batches are one transaction).
 INGEST_CHUNK = 2000
@@ -62,12 +61,10 @@ def ingest(
     if format is not None and format not in INGEST_FORMATS:
         raise InputError(f"unknown format {format!r}; use one of {', '.join(INGEST_FORMATS)}", where="format")
     tags = checked_tags(tags)
-    if note is not None and not utf8(note, "note").strip():
-        raise InputError("note must not be blank", where="note")
+    check_note(note)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
         raise InputError(f"timeout must be a number of seconds from 0 to 3600, not {timeout!r}", where="timeout")
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only; nothing can be ingested into it")
+    common.check_writable(ctx, "; nothing can be ingested into it")
     started_at = ctx.clock()
     if isinstance(source, str) and URL_SCHEME.match(source.strip()):  # check_url refuses ftp:// …
         url = check_url(source)
@@ -246,13 +243,11 @@ def ingest_stored(
             report = attrs.evolve(prepared_report, document_sha256=blob.sha256)
             record, note_part = common.new_parts(ctx, record_id, True, report_title(title), tags, note, None, ended_at)
             assert record is not None  # a new record was asked for
-            acquisition = model.Acquisition(
-                id=model.new_id(),
-                method=model.AcquisitionMethod.INGESTED_FROM_FEED,
-                started_at=started_at,
-                ended_at=ended_at,
-                operator=ctx.operator,
-                tools=tool_agents(),
+            acquisition = common.new_acquisition(
+                ctx,
+                model.AcquisitionMethod.INGESTED_FROM_FEED,
+                started_at,
+                ended_at,
                 artifact_sha256=blob.sha256,
                 other_artifacts=tuple(dict.fromkeys(stored_media[p].sha256 for p in media)),
                 original_path=path_text,

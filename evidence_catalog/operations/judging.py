@@ -15,9 +15,10 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.custody import ANNOTATIONS, Action, annotation_details
-from evidence_catalog.errors import InputError, NotFoundError, StorageError
+from evidence_catalog.errors import InputError
 from evidence_catalog.interchange.redact import FieldPathError, check_flag
-from evidence_catalog.operations.common import checked_tags, choice, utf8
+from evidence_catalog.operations import common
+from evidence_catalog.operations.common import check_note, checked_tags, choice, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
@@ -57,7 +58,7 @@ def claim(
             if text is not None and not utf8(text, name).strip():
                 raise InputError(f"{name} must not be blank", where="place")
         if place.uncertainty_m is not None and place.position is None:
-            raise InputError("an uncertainty radius needs a position (--lat and --lon)", where="place")
+            raise InputError("an uncertainty radius needs a position (latitude and longitude)", where="place")
         if place.name is None and place.position is None and place.admin_area is None:
             place = None  # a place with nothing in it says nothing
     if summary is None and category is None and event_time is None and place is None and alleged_perpetrator is None:
@@ -103,8 +104,7 @@ def assess(
     checked_status = choice(model.VerificationStatus, status, "status")
     checked_methods = tuple(choice(model.VerificationMethod, m, "method") for m in dict.fromkeys(methods))
     checked_confidence = None if confidence is None else choice(model.Confidence, confidence, "confidence")
-    if note is not None and not utf8(note, "note").strip():
-        raise InputError("note must not be blank", where="note")
+    check_note(note)
 
     def make(session: Any, at: dt.datetime) -> model.Assessment:
         earlier = ctx.db.record(session, record_id).assessments
@@ -126,14 +126,12 @@ def relate(ctx: Context, record_id: str, kind: str, target_id: str, *, note: str
     """Record how a record relates to another (duplicate of, derived from, same incident as,
     responds to, contradicts), by whom and why."""
     checked = choice(model.RelationKind, kind, "relation")
-    if note is not None and not utf8(note, "note").strip():
-        raise InputError("note must not be blank", where="note")
+    check_note(note)
     if target_id == record_id:
         raise InputError(f"record {record_id} cannot relate to itself", where="relation")
 
     def make(session: Any, at: dt.datetime) -> model.Relation:
-        if not ctx.db.record_exists(session, target_id):
-            raise NotFoundError(f"no record with id {target_id}", where="relation")
+        common.check_record_exists(ctx, session, target_id, where="relation")
         return model.Relation(kind=checked, target_id=target_id, linked_by=ctx.operator, linked_at=at, note=note)
 
     return annotate(ctx, record_id, Action.RELATION_ADDED, make)
@@ -173,8 +171,7 @@ def flag(
 
 def add_note(ctx: Context, record_id: str, text: str) -> model.Note:
     """Keep a note on a record, attributed to the operator and timed."""
-    if not utf8(text, "note").strip():
-        raise InputError("note must not be blank", where="note")
+    check_note(text)
     return annotate(
         ctx,
         record_id,
@@ -191,11 +188,9 @@ def tag(ctx: Context, record_id: str, tags: Sequence[str]) -> tuple[str, ...]:
     checked = checked_tags(tags)
     if not checked:
         raise InputError("no tag given", where="tag")
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only; nothing can be changed in it")
+    common.check_writable(ctx, "; nothing can be changed in it")
     with ctx.write() as session:
-        if not ctx.db.record_exists(session, record_id):
-            raise NotFoundError(f"no record with id {record_id}")
+        common.check_record_exists(ctx, session, record_id)
         new = tuple(ctx.db.add_tags(session, record_id, checked))  # those it did not have
         if new:
             ctx.db.append_event(
@@ -220,8 +215,7 @@ def define_category(ctx: Context, code: str, label: str, reference: str | None =
         )
     except ValueError as exc:
         raise InputError(str(exc), where="category") from exc
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only; nothing can be changed in it")
+    common.check_writable(ctx, "; nothing can be changed in it")
     with ctx.write() as session:
         if code in {c.code for c in categories_in(ctx, session)}:
             raise InputError(f"category {code!r} is defined already; choose another code", where="category")
@@ -245,11 +239,9 @@ def annotate(ctx: Context, record_id: str, action: str, make: Callable[[Any, dt.
     """Put one judgement on a record: the part *make* builds, its custody event, in one
     transaction; nothing is written when the record is missing or *make* refuses."""
     member, _, _ = ANNOTATIONS[action]
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only; nothing can be changed in it")
+    common.check_writable(ctx, "; nothing can be changed in it")
     with ctx.write() as session:
-        if not ctx.db.record_exists(session, record_id):
-            raise NotFoundError(f"no record with id {record_id}")
+        common.check_record_exists(ctx, session, record_id)
         at = ctx.clock()
         try:
             part = make(session, at)

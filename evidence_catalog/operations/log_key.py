@@ -38,6 +38,7 @@ from evidence_catalog.checkpoint import sign as sign_checkpoint
 from evidence_catalog.checkpoint import verify as verify_checkpoint
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import CatalogError, InputError, IntegrityError, StorageError
+from evidence_catalog.operations import common
 from evidence_catalog.paths import display_path
 from evidence_catalog.results import KeyChange
 from evidence_catalog.store.blobstore import fsync_dir
@@ -308,8 +309,7 @@ def check_remembered(ctx: Context, session: Any, epochs: list[KeyEpoch], size: i
 def change_log_key(ctx: Context, *, passphrase: str | None = None) -> KeyChange:
     """Hand the custody log over to a new key, the key in force endorsing it; see
     :meth:`evidence_catalog.Catalog.change_log_key`."""
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only; its key cannot be changed")
+    common.check_writable(ctx, "; its key cannot be changed")
     old = signing_key(ctx)
     if old is None:
         raise InputError(

@@ -18,8 +18,8 @@ from evidence_catalog.checkpoint import (
     vkey,
 )
 from evidence_catalog.custody import Action
-from evidence_catalog.errors import InputError, NetworkError, NotFoundError, StorageError
-from evidence_catalog.operations import log_key
+from evidence_catalog.errors import InputError, NetworkError, NotFoundError
+from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import check_url
 from evidence_catalog.operations.context import Context
 from evidence_catalog.results import CheckpointInfo, InclusionProof, LogKeyInfo, TimestampResult
@@ -40,8 +40,7 @@ def checkpoint(ctx: Context) -> CheckpointInfo:
         epochs, _ = log_key.log_key_chain(ctx, session)
         covered, latest = log_key.signed_prefix(ctx, session, epochs)
     if covered != size or latest is None:
-        if ctx.db.read_only:
-            raise StorageError("the catalog is read-only; no new checkpoint can be kept")
+        common.check_writable(ctx, "; no new checkpoint can be kept")
         if log_key.signing_key(ctx) is None:
             raise InputError(
                 f"the log key is encrypted: give its passphrase (${PASSPHRASE_ENV}) to sign a checkpoint",
@@ -77,7 +76,7 @@ def timestamp(
     tsa = url or os.environ.get(TSA_ENV) or ctx.config.tsa_url
     if not tsa:
         raise InputError(
-            f"no Time-Stamp Authority: give its URL (--tsa, ${TSA_ENV}, or [timestamp] url in catalog.toml)",
+            f"no Time-Stamp Authority: give its URL (url, ${TSA_ENV}, or [timestamp] url in catalog.toml)",
             where="timestamp",
         )
     tsa = check_url(tsa)

@@ -105,7 +105,7 @@ def create(
     default_operator = resolve_operator(operator, None)
     database_url = None if database is None else check_database_url(database)
     if database_url is not None and database_url.get_backend_name() == "sqlite":
-        raise InputError("a SQLite catalog keeps its database in its folder: leave --database out", where="--database")
+        raise InputError("a SQLite catalog keeps its database in its folder: leave database out", where="database")
     if blobs is not None:
         parse_blobs_url(blobs)
         if blobs_endpoint_url is not None:

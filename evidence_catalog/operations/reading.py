@@ -15,12 +15,21 @@ from typing import BinaryIO
 
 from evidence_catalog import model
 from evidence_catalog.custody import Action, linked_details
-from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, StorageError, ValidationError
+from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, ValidationError
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.ingest.links import LinkSuggestion
 from evidence_catalog.interchange.redact import part_ids_named
-from evidence_catalog.operations import judging
-from evidence_catalog.operations.common import check_limit, checked_tags, choice, parse_since, parse_time, utf8
+from evidence_catalog.operations import common, judging
+from evidence_catalog.operations.common import (
+    check_limit,
+    check_note,
+    check_record_id,
+    checked_tags,
+    choice,
+    parse_since,
+    parse_time,
+    utf8,
+)
 from evidence_catalog.operations.context import Context
 from evidence_catalog.results import LinkResult, SearchHit
 
@@ -75,18 +84,15 @@ def search(
 def link(ctx: Context, report_id: str, record_id: str, *, note: str | None = None) -> LinkResult:
     """Move a report, with its source document, onto another record (a ``report.linked``
     event); see :meth:`evidence_catalog.Catalog.link`."""
-    if note is not None and not utf8(note, "note").strip():
-        raise InputError("note must not be blank", where="note")
-    if ctx.db.read_only:
-        raise StorageError("the catalog is read-only; nothing can be linked in it")
+    check_note(note)
+    common.check_writable(ctx, "; nothing can be linked in it")
     at = ctx.clock()
     with ctx.write() as session:
         found = ctx.db.report(session, report_id)
         if found is None:
             raise NotFoundError(f"no report with id {report_id}")
         from_record, report = found
-        if not ctx.db.record_exists(session, record_id):
-            raise NotFoundError(f"no record with id {record_id}")
+        common.check_record_exists(ctx, session, record_id)
         if from_record == record_id:
             return LinkResult(report_id=report_id, from_record=from_record, record_id=record_id, moved=False)
         holder = ctx.db.record(session, from_record)
@@ -135,8 +141,8 @@ def link_suggestions(ctx: Context, record_id: str | None = None) -> list[LinkSug
     from evidence_catalog.ingest.links import suggest
 
     with ctx.db.read() as session:
-        if record_id is not None and not ctx.db.record_exists(session, record_id):
-            raise NotFoundError(f"no record with id {record_id}")
+        if record_id is not None:
+            common.check_record_exists(ctx, session, record_id)
         found = suggest(ctx.db.reports(session), list(ctx.db.captures(session)))
     if record_id is not None:
         found = [s for s in found if record_id in (s.record_id, s.report_record)]
@@ -213,24 +219,22 @@ def find_records(
 
 def record(ctx: Context, record_id: str) -> model.EvidenceRecord:
     """The whole record with this id; :class:`NotFoundError` if there is none."""
-    if not model.is_record_id(record_id):
-        raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
+    check_record_id(record_id)
     with ctx.db.read() as session:
         return ctx.db.record(session, record_id)
 
 
 def has_record(ctx: Context, record_id: str) -> bool:
     """Tell whether a record with this id exists (a malformed id is an :class:`InputError`)."""
-    if not model.is_record_id(record_id):
-        raise InputError(f"{record_id!r} is not a record id (a UUIDv7)", where="record")
+    check_record_id(record_id)
     return ctx.db.record_exists_now(record_id)
 
 
 def record_ids(ctx: Context, *, after: str | None = None, limit: int | None = None) -> list[str]:
     """Record ids, oldest first: all, or a page of at most *limit* after the id *after*."""
     check_limit(limit)
-    if after is not None and not model.is_record_id(after):
-        raise InputError(f"{after!r} is not a record id (a UUIDv7)", where="after")
+    if after is not None:
+        check_record_id(after, where="after")
     with ctx.db.read() as session:
         return ctx.db.record_ids(session, after=after, limit=limit)
 

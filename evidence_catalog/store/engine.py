@@ -86,7 +86,7 @@ PG_WRITE_LOCK = 0x65766964656E6365
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 
-def check_database_url(url: str | sa.URL, *, where: str = "--database") -> sa.URL:
+def check_database_url(url: str | sa.URL, *, where: str = "database") -> sa.URL:
     """Parse a database URL; :class:`~evidence_catalog.errors.InputError` naming what is wrong."""
     from evidence_catalog.errors import InputError
 

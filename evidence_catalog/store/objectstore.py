@@ -44,7 +44,7 @@ from evidence_catalog.store.blobstore import StoredBlob, StoreEntry, compare_blo
 PART_SIZE = 16 * 1024 * 1024
 
 
-def parse_blobs_url(url: str, *, where: str = "--blobs") -> tuple[str, str]:
+def parse_blobs_url(url: str, *, where: str = "blobs") -> tuple[str, str]:
     """``(protocol, bucket/prefix)`` of an object-store URL such as ``s3://bucket/prefix``."""
     protocol, sep, rest = url.partition("://")
     rest = rest.strip("/")
@@ -64,7 +64,7 @@ def parse_blobs_url(url: str, *, where: str = "--blobs") -> tuple[str, str]:
     return ("s3" if protocol == "s3a" else protocol), rest
 
 
-def check_endpoint_url(url: str, *, where: str = "--blobs-endpoint") -> str:
+def check_endpoint_url(url: str, *, where: str = "blobs_endpoint_url") -> str:
     """An S3 endpoint must be an ``http(s)://host[:port]`` URL; :class:`InputError` if not."""
     import urllib.parse
 
@@ -94,8 +94,8 @@ class ObjectBlobStore:
         *,
         endpoint_url: str | None = None,
         storage_options: dict[str, Any] | None = None,
-        where: str = "--blobs",
-        endpoint_where: str = "--blobs-endpoint",
+        where: str = "blobs",
+        endpoint_where: str = "blobs_endpoint_url",
     ) -> None:
         """*where* and *endpoint_where* name the settings *url* and *endpoint_url* came from,
         for error messages."""
@@ -150,12 +150,17 @@ class ObjectBlobStore:
         """Open a stored blob for reading (``FileNotFoundError`` when it is not there); a read
         that fails later (the connection lost midway) is a :class:`StorageError` too."""
         try:
-            stored = self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none")
+            stored = self._read_object(self.key_for(sha256))
         except FileNotFoundError:
             raise
         except Exception as exc:  # fsspec back-ends raise their own types
             raise StorageError(f"cannot read from the blob store ({_reason(exc)})", where=self.url) from exc
         return cast(BinaryIO, _ObjectReader(stored, self.url))
+
+    def _read_object(self, key: str) -> Any:
+        """The object *key* opened for reading from the start to the end, a part at a time (no
+        read-ahead cache: every byte read is what the store holds now)."""
+        return self.fs.open(key, "rb", block_size=PART_SIZE, cache_type="none")
 
     def sync(self) -> None:
         """Nothing to do: an object is durable once its upload completes."""
@@ -211,7 +216,7 @@ class ObjectBlobStore:
 
     def _check_object(self, key: str, digests: Digests, size: int, *, what: str) -> None:
         """Read *key* back and compare it with what was sent."""
-        with self.fs.open(key, "rb", block_size=PART_SIZE, cache_type="none") as stored:
+        with self._read_object(key) as stored:
             found, found_size = hash_stream(stored, ("sha256",))
         if found_size != size or found.sha256 != digests.sha256:
             raise StorageError(
@@ -254,7 +259,7 @@ class ObjectBlobStore:
         """``missing``, ``intact`` (the bytes its address says) or ``damaged``: read and hashed,
         never judged by a listing (an object removed a moment ago is missing, not intact)."""
         try:
-            with self.fs.open(key, "rb", block_size=PART_SIZE, cache_type="none") as stored:
+            with self._read_object(key) as stored:
                 found, found_size = hash_stream(stored, ("sha256",))
         except FileNotFoundError:
             return "missing"
@@ -270,7 +275,7 @@ class ObjectBlobStore:
         """Re-hash a stored blob; return what does not match the recorded digests and size."""
         algorithms = tuple(expected.as_dict())
         try:
-            with self.fs.open(self.key_for(sha256), "rb", block_size=PART_SIZE, cache_type="none") as stored:
+            with self._read_object(self.key_for(sha256)) as stored:
                 found, found_size = hash_stream(stored, algorithms, progress=progress)
         except FileNotFoundError:
             return [BlobMissing(sha256=sha256)]

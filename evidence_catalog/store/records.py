@@ -30,6 +30,12 @@ from evidence_catalog.store.tables import (
     RecordTagRow,
 )
 
+
+def no_record(record_id: str, *, where: str | None = None) -> NotFoundError:
+    """The error for a record id no record has: one message wherever a record is looked for."""
+    return NotFoundError(f"no record with id {record_id}", where=where)
+
+
 #: Record parts kept as JSON bodies in ``record_part``, by kind, with their model type.
 PART_KINDS: dict[str, type[Any]] = {
     "report": model.Report,
@@ -414,7 +420,7 @@ def _build_record(record_id: str, rows: _RecordRows) -> model.EvidenceRecord:
     """The record *record_id* from its rows; :class:`NotFoundError` when it has none."""
     row = rows.own.get(record_id)
     if row is None:
-        raise NotFoundError(f"no record with id {record_id}")
+        raise no_record(record_id)
     parts: dict[str, list[Any]] = {name: [] for name in _PART_FIELDS.values()}
     for part in rows.parts[record_id]:
         parts[_PART_FIELDS[part.kind]].append(structure(part.body, PART_KINDS[part.kind]))
