@@ -54,9 +54,10 @@ demo: $(STAMP)
 # the tests start themselves (needs PostgreSQL's server binaries: apt-get install postgresql;
 # without them the second run is left out, and says so -- under CI it fails instead).
 # Left out of the PostgreSQL run: tests that make no catalog, and those that choose their
-# databases themselves and already run on both (migrations, concurrency, crashes, blob stores).
+# databases themselves and already run on both (migrations, concurrency, crashes, blob stores,
+# PostgreSQL's own cases), and single tests marked `no_postgresql_pass` (tests/conftest.py).
 # Property tests draw a quarter of their examples there (tests/conftest.py).
-PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore objectstore migrations review_fixes \
+PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore objectstore migrations postgresql \
 	concurrency crash,--ignore=tests/test_$(f).py)
 
 # With eatmydata installed (Debian's package of that name) the tests run under it: fsync and

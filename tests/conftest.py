@@ -163,7 +163,10 @@ def _verifier_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 # `pytest` runs every test on SQLite (each catalog's own catalog.db); `pytest --backend
 # postgresql` runs the same tests with every catalog that `Catalog.init` makes in a new, empty
 # database of a real PostgreSQL server the tests start themselves (tests/pg_server.py).  Tests
-# that look inside the SQLite file itself are marked `sqlite_only`.
+# that look inside the SQLite file itself are marked `sqlite_only` (skipped there).  Tests marked
+# `no_postgresql_pass` are left out of that run (deselected, not skipped), like the modules the
+# Makefile's PG_IGNORE names: they choose their databases themselves (starting PostgreSQL where
+# they need it), or reproduce races and faults on the SQLite run's catalogs only.
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -183,6 +186,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: looks inside the SQLite database file itself")
     config.addinivalue_line(
+        "markers", "no_postgresql_pass: left out of the `--backend postgresql` run (deselected); the SQLite run runs it"
+    )
+    config.addinivalue_line(
         "markers", "slow: takes long (kills, concurrency, big property runs, scale); `make test-fast` leaves it out"
     )
 
@@ -190,6 +196,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--backend") != "postgresql":
         return
+    left_out = [item for item in items if "no_postgresql_pass" in item.keywords]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if "no_postgresql_pass" not in item.keywords]
     skip = pytest.mark.skip(reason="looks inside the SQLite file itself; the PostgreSQL run covers the rest")
     fewer: set[int] = set()
     for item in items:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog, model
+from evidence_catalog.custody import Action
 from evidence_catalog.errors import (
     CatalogDatabaseError,
     CatalogError,
@@ -456,6 +458,70 @@ def test_export_never_replaces_a_file_and_refuses_unknown_records(catalog: Catal
         catalog.export(tmp_path / "new.json", record_ids=["nonsense"])
     assert not (tmp_path / "new.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def _exported_events(catalog: Catalog) -> list[Any]:
+    return [e for e in catalog.history() if e.action == Action.RECORDS_EXPORTED]
+
+
+@pytest.mark.no_postgresql_pass
+@pytest.mark.parametrize("aside", ["renamed aside", "left under its temporary name"])
+def test_a_logged_export_that_cannot_be_named_is_kept_where_the_error_says(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aside: str
+) -> None:
+    """The export is logged before it is named; when naming it fails, the complete file must be
+    where the message says (it is in the log), never removed."""
+    source = tmp_path / "photo.txt"
+    source.write_text("evidence")
+    catalog.add([source])
+    target = tmp_path / "out" / "export.json"
+    target.parent.mkdir()
+
+    def cannot_link(src: Path, dst: Path) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr("evidence_catalog.operations.exporting.place_new_file", cannot_link)
+    if aside == "left under its temporary name":
+        rename = Path.rename
+
+        def cannot_rename(self: Path, dst: Any) -> Any:
+            if self.name.startswith(".export-"):
+                raise OSError(errno.EACCES, "Permission denied")
+            return rename(self, dst)
+
+        monkeypatch.setattr(Path, "rename", cannot_rename)
+    with pytest.raises(StorageError, match="written and logged, but could not be given its name") as raised:
+        catalog.export(target)
+    monkeypatch.undo()
+    named = raised.value.message.rsplit("it is complete in ", 1)[1]
+    kept = list(target.parent.iterdir())
+    assert len(kept) == 1 and not target.exists()
+    assert kept[0].name == Path(named).name
+    assert kept[0].name.endswith(".kept" if aside == "renamed aside" else ".part")
+    [event] = _exported_events(catalog)
+    assert hashlib.sha256(kept[0].read_bytes()).hexdigest() == event.details["sha256"]
+
+
+@pytest.mark.no_postgresql_pass
+def test_an_export_whose_folder_cannot_be_synced_is_named_and_says_so(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "photo.txt"
+    source.write_text("evidence")
+    catalog.add([source])
+    target = tmp_path / "out" / "export.json"
+    target.parent.mkdir()
+
+    def cannot_sync(path: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("evidence_catalog.operations.exporting.fsync_dir", cannot_sync)
+    with pytest.raises(StorageError, match="written, logged and named, but its folder could not be synced"):
+        catalog.export(target)
+    monkeypatch.undo()
+    assert [p.name for p in target.parent.iterdir()] == ["export.json"]
+    [event] = _exported_events(catalog)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == event.details["sha256"]
 
 
 @pytest.mark.slow

@@ -10,11 +10,15 @@ at a closed port on 127.0.0.1.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -22,26 +26,30 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import attrs
 import bagit
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 from evidence_catalog import Catalog
+from evidence_catalog.config import CONFIG_FILE, CatalogConfig
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.findings import BlobMissing, BlobUnreadable, DigestMismatch, SizeMismatch
 from evidence_catalog.model import Digests
 from evidence_catalog.operations import common
 from evidence_catalog.store.blobstore import BlobStore
-from evidence_catalog.store.objectstore import ObjectBlobStore, parse_blobs_url
+from evidence_catalog.store.objectstore import PART_SIZE, ObjectBlobStore, parse_blobs_url
 
-from .conftest import FixedClock
+from .conftest import CliResult, FixedClock
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Never written anywhere by the library: the catalog keeps URLs, never credentials.
 SECRET = "moto-secret-" + "5b0e1d7c9a"
 KEY_ID = "AKIAEVIDENCETEST0001"
+
+RunCli = Callable[..., CliResult]
 
 
 # -- the server, credentials and buckets ---------------------------------------------------------
@@ -720,6 +728,62 @@ def test_exporting_with_a_missing_object_says_what_is_wrong(s3_catalog: Catalog,
     assert not (s3_catalog.path.parent / "bag").exists()
 
 
+def test_the_same_bytes_stored_again_leave_one_version_of_the_object(
+    s3_catalog: Catalog, s3_backend: S3Backend, tmp_path: Path
+) -> None:
+    """An intact copy is left as it is (a write-once bucket would refuse a second write)."""
+    store = s3_backend.store()
+    data = b"the same evidence, stored three times"
+    sha = hashlib.sha256(data).hexdigest()
+    created = [store.put_stream(io.BytesIO(data)).created for _ in range(3)]
+    assert created == [True, False, False]
+    (tmp_path / "copy.bin").write_bytes(data)
+    [added] = s3_catalog.add([tmp_path / "copy.bin"])
+    assert added.sha256 == sha and not added.new_bytes
+    assert len(s3_backend.versions(address(sha))) == 1  # the bucket is versioned: never written again
+    assert s3_backend.names("tmp") == [] and s3_backend.unfinished_uploads() == []
+
+
+def test_a_damaged_copy_is_never_replaced_by_nothing(
+    s3_catalog: Catalog, s3_backend: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding the good bytes again replaces a damaged copy: when the server-side copy of the
+    good bytes into place fails (the connection lost), the damaged copy is still there (and
+    quarantined), never nothing."""
+    good = b"the good evidence bytes"
+    damaged = b"bit-rotted copy of them"
+    (tmp_path / "good.bin").write_bytes(good)
+    [added] = s3_catalog.add([tmp_path / "good.bin"])
+    s3_backend.write(address(added.sha256), damaged)
+    assert isinstance(s3_catalog.blobs, ObjectBlobStore)
+    fs = s3_catalog.blobs.fs
+    copy = fs.copy
+    copies: list[tuple[str, str]] = []
+
+    def second_copy_fails(source: str, target: str, *args: Any, **kwargs: Any) -> Any:
+        copies.append((source, target))
+        if len(copies) == 2:
+            raise ConnectionError("Connection reset by peer")
+        return copy(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "copy", second_copy_fails)
+    with pytest.raises(StorageError):
+        s3_catalog.add([tmp_path / "good.bin"])
+    monkeypatch.undo()
+    assert [c[1].split("/")[-2] for c in copies] == ["quarantine", added.sha256[2:4]]
+    assert s3_backend.read(address(added.sha256)) == damaged  # still an object, never nothing
+    [quarantined] = s3_backend.names("quarantine")
+    assert s3_backend.read(quarantined) == damaged  # and kept aside
+    assert s3_backend.names("tmp") == []
+    report = s3_catalog.verify(record_event=False)
+    assert [type(f) for f in report.findings] == [DigestMismatch]  # damaged, not missing
+
+    [again] = s3_catalog.add([tmp_path / "good.bin"])  # the network back: repaired
+    assert again.new_bytes and again.quarantined is not None
+    assert s3_backend.read(address(added.sha256)) == good
+    assert s3_catalog.verify(record_event=False).ok
+
+
 # -- fsck on object storage ----------------------------------------------------------------------
 
 
@@ -777,6 +841,64 @@ def test_fsck_lists_and_removes_leftovers_in_the_bucket_and_nothing_claimed(
     assert sorted(last.details["removed"], key=lambda r: str(r["path"])) == sorted(logged, key=lambda r: str(r["path"]))
     assert s3_catalog.fsck().clean
     assert s3_catalog.verify(record_event=False).ok
+
+
+_STALLED_UPLOAD = """
+import sys, time
+from evidence_catalog.store.objectstore import ObjectBlobStore
+
+class Stalls:
+    '''Gives some bytes, then never any more (the process is killed while it waits).'''
+    left = int(sys.argv[3])
+    def readinto(self, buffer):
+        if self.left <= 0:
+            time.sleep(600)
+        n = min(len(buffer), self.left)
+        buffer[:n] = b"k" * n
+        self.left -= n
+        return n
+
+ObjectBlobStore(sys.argv[1], endpoint_url=sys.argv[2]).put_stream(Stalls())
+"""
+
+
+@pytest.mark.slow
+def test_an_upload_killed_midway_is_listed_and_aborted_by_fsck(s3_catalog: Catalog, s3_backend: S3Backend) -> None:
+    """A process storing more than one part (16 MiB) is killed after its first part: the
+    unfinished multipart upload holds those bytes (billed, and in no listing of objects)."""
+    client, name = s3_backend.client, s3_backend.bucket
+    uploader = subprocess.Popen(
+        [sys.executable, "-c", _STALLED_UPLOAD, s3_backend.url, s3_backend.endpoint, str(PART_SIZE + 1024 * 1024)]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # until the first part is stored
+            uploads = client.list_multipart_uploads(Bucket=name).get("Uploads", [])
+            if uploads and client.list_parts(Bucket=name, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]).get(
+                "Parts"
+            ):
+                break
+            assert uploader.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        uploader.send_signal(signal.SIGKILL)
+        uploader.wait()
+    [upload] = uploads
+    assert upload["Key"].startswith(f"{s3_backend.prefix}/tmp/")
+    assert s3_backend.names("tmp") == []  # nothing a listing of objects shows
+
+    listed = s3_catalog.fsck()
+    assert not listed.clean
+    [entry] = listed.temporary
+    assert entry.path == f"s3://{name}/{upload['Key']}#upload={upload['UploadId']}"
+    assert entry.size == PART_SIZE and entry.sha256 is None
+
+    report = s3_catalog.fsck(remove=True, grace_seconds=0)
+    assert [e.path for e in report.removed] == [entry.path]
+    assert s3_backend.unfinished_uploads() == []
+    last = s3_catalog.history()[-1]
+    assert last.action == Action.CATALOG_FSCK and [r["path"] for r in last.details["removed"]] == [entry.path]
+    assert s3_catalog.fsck().clean
 
 
 # -- the catalog when the server cannot be reached ---------------------------------------------
@@ -851,6 +973,43 @@ def test_reading_a_cut_off_bucket_is_a_storage_error(
     with Catalog.open(folder) as catalog, pytest.raises(StorageError) as raised:
         reads[operation](catalog)
     assert "s3://" in str(raised.value)
+
+
+def test_a_read_cut_off_midway_is_a_storage_error(
+    aws_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server goes away while an artifact is being read (a server of this test's own)."""
+    fail_fast(monkeypatch)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    stopped = False
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+        name = f"evidence-{uuid.uuid4().hex[:20]}"
+        client.create_bucket(Bucket=name)
+        data = os.urandom(256 * 1024)
+        (tmp_path / "video.bin").write_bytes(data)
+        with Catalog.init(tmp_path / "catalog", blobs=f"s3://{name}/team", blobs_endpoint_url=endpoint) as catalog:
+            [added] = catalog.add([tmp_path / "video.bin"])
+            with catalog.open_artifact(added.sha256) as stored:
+                assert stored.read(1000) == data[:1000]
+                server.stop()
+                stopped = True
+                with pytest.raises(StorageError) as raised:
+                    stored.read()
+            assert f"s3://{name}/team" in str(raised.value)
+    finally:
+        if not stopped:
+            server.stop()
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -933,3 +1092,75 @@ def test_the_command_line_keeps_a_catalogs_blobs_in_s3(
     s3_backend.write(address(sha), b"tampered")
     tampered = run_cli("verify", "--catalog", folder)
     assert tampered.code == 1 and sha in tampered.out + tampered.err
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--blobs", "s3://AKIAEXAMPLE:{secret}@evidence/team"], "--blobs"),
+        (["--blobs", "s3a://{secret}@evidence/team"], "--blobs"),
+        (
+            ["--blobs", "s3://evidence/team", "--blobs-endpoint", "http://minio:{secret}@127.0.0.1:9000"],
+            "--blobs-endpoint",
+        ),
+        (
+            ["--blobs", "s3://evidence/team", "--blobs-endpoint", "https://{secret}@minio.example.org"],
+            "--blobs-endpoint",
+        ),
+    ],
+)
+def test_init_refuses_credentials_in_blob_urls(run_cli: RunCli, tmp_path: Path, args: list[str], option: str) -> None:
+    secret = "Secret-" + uuid.uuid4().hex
+    result = run_cli("init", tmp_path / "catalog", *(a.format(secret=secret) for a in args))
+    assert result.code == 2, result.out
+    assert result.err.strip().splitlines() == [result.err.strip()]  # one line
+    assert result.err.startswith(f"error: {option}:")
+    assert secret not in result.out + result.err
+    assert not (tmp_path / "catalog").exists()  # nothing made
+
+
+# -- a bad [blobs] setting in catalog.toml ------------------------------------------------------
+
+
+def _set_blobs(folder: Path, url: str, endpoint_url: str | None = None) -> None:
+    """Write ``[blobs] url`` (and ``endpoint_url``) into the catalog.toml of a closed catalog."""
+    config = attrs.evolve(CatalogConfig.load(folder), blobs_url=url, blobs_endpoint_url=endpoint_url)
+    (folder / CONFIG_FILE).write_text(config.to_toml(), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("blobs", "setting"),
+    [
+        ({"url": "s3:/bucket"}, "blobs.url"),
+        ({"url": "s3://bucket/../x"}, "blobs.url"),
+        ({"url": "s3://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/p"}, "blobs.url"),
+        ({"url": "s3://bucket/p", "endpoint_url": "ftp://127.0.0.1:21"}, "blobs.endpoint_url"),
+        ({"url": "s3://bucket/p", "endpoint_url": "http://minio:wJalrXUtnFEMI@127.0.0.1:9000"}, "blobs.endpoint_url"),
+    ],
+)
+def test_a_bad_blobs_setting_in_catalog_toml_is_named_as_such(
+    catalog: Catalog, run_cli: RunCli, blobs: dict[str, str], setting: str
+) -> None:
+    catalog.close()
+    _set_blobs(catalog.path, blobs["url"], blobs.get("endpoint_url"))
+    result = run_cli("list", "--catalog", catalog.path)
+    assert result.code == 2, result.out
+    assert result.err.strip().splitlines() == [result.err.strip()]  # one line
+    assert f"catalog.toml: {setting}:" in result.err
+    assert "--blobs" not in result.err and "wJalrXUtnFEMI" not in result.err
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts this process's open files in /proc")
+def test_opening_a_catalog_with_a_bad_blobs_setting_leaves_nothing_open(catalog: Catalog) -> None:
+    catalog.close()
+    _set_blobs(catalog.path, "s3:/bucket")
+    for _ in range(2):  # whatever is opened once per process (imports, pools) is opened now
+        with pytest.raises(EvidenceError):
+            Catalog.open(catalog.path)
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(EvidenceError, match=r"blobs\.url"):
+            Catalog.open(catalog.path)
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before

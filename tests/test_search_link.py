@@ -4,6 +4,10 @@ Reports come from real inputs rendered here (feed-reader digests, RSS, twarc2 JS
 ingested into real catalogs; captures come from the local media server on 127.0.0.1 (no
 internet); the custody log is replayed and compared with the database.  Search results are
 compared as sets of report ids (or first lines, for readability) with what each input says.
+
+Search means the same on SQLite and PostgreSQL, in every script: one digest is ingested into a
+catalog on each (on a PostgreSQL server the tests start), and every query finds the same reports
+in both.  Those tests choose their databases themselves, so the PostgreSQL run leaves them out.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 
 import attrs
@@ -36,6 +40,7 @@ from evidence_catalog.ingest.links import MIN_PREFIX, LinkSuggestion, suggest, t
 from evidence_catalog.results import LinkResult
 from tests.conftest import FixedClock, copy_catalog, raw_database
 from tests.media_server import MediaServer, Route
+from tests.pg_server import PostgresServer
 from tests.salted import unsalted_linked_event
 
 UTC = dt.UTC
@@ -829,6 +834,144 @@ def label_of(report: model.Report) -> str:
     found_label = re.search(r"\bn\d+x\b", report.text)
     assert found_label is not None, report.text
     return found_label.group()
+
+
+# -- 1. the same results on SQLite and PostgreSQL -------------------------------------------------
+
+#: Reports in many scripts: the texts of one digest's items.
+REPORTS = [
+    "Ещё один обстрел Харькова ночью",
+    "Київ під обстрілом, бій йде біля школи",
+    "Die Straße nach Butscha ist gesperrt",
+    "Νοσοκομείο της Μαριούπολης χτυπήθηκε",
+    "ΟΔΟΣ ΚΛΕΙΣΤΗ στην πόλη",
+    "ที่นี่ มีระเบิด ใกล้โรงเรียน",
+    "बमबारी हुई अस्पताल के पास",
+    "قَصفٌ على مَدرسة في حلب #حلب",
+    "Le café près de la gare a été détruit à Évreux",
+    "🔥 Пожежа на складі 🚒 #Херсон",
+    "Talks stalled again #Trump-#Putin",
+    "Cafe\u0301 Noir reopened near al-Bab",
+    "Ｆｕｌｌ-width ＢＵＣＨＡ and the ﬁre brigade",
+]
+
+
+def _digest(texts: list[str]) -> str:
+    """A feed-reader digest: one feed, each item's text printed twice (title, description)."""
+    lines = ["Field Desk (Telegram)"]
+    for text in texts:
+        lines += [text, text]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def two_backends(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Catalog]]:
+    """The same digest ingested into a catalog on SQLite and one on PostgreSQL."""
+    folder = tmp_path_factory.mktemp("parity")
+    (folder / "digest.txt").write_text(_digest(REPORTS), encoding="utf-8")
+    database = pg_server.new_database()
+    catalogs: dict[str, Catalog] = {}
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Catalog, "_default_database", None)  # SQLite, whatever --backend says
+            catalogs["sqlite"] = Catalog.init(folder / "sqlite", operator="Analyst <a@example.org>")
+        catalogs["postgresql"] = Catalog.init(folder / "pg", operator="Analyst <a@example.org>", database=database)
+        for catalog in catalogs.values():
+            assert catalog.ingest(folder / "digest.txt").reports_added == len(REPORTS)
+        yield catalogs
+    finally:
+        for catalog in catalogs.values():
+            catalog.close()
+        pg_server.drop_database(database)
+
+
+def _found(catalog: Catalog, query: str) -> set[str]:
+    return {hit.report.text for hit in catalog.search(query, limit=None)}
+
+
+def _same_on_both(catalogs: dict[str, Catalog], query: str) -> set[str]:
+    on_sqlite, on_postgresql = _found(catalogs["sqlite"], query), _found(catalogs["postgresql"], query)
+    assert on_sqlite == on_postgresql, f"{query!r}: SQLite {on_sqlite}, PostgreSQL {on_postgresql}"
+    return on_sqlite
+
+
+@pytest.mark.no_postgresql_pass
+def test_the_premise_every_item_is_one_report(two_backends: dict[str, Catalog]) -> None:
+    assert _same_on_both(two_backends, "") == set(REPORTS)
+
+
+@pytest.mark.no_postgresql_pass
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("еще", {REPORTS[0]}),
+        ("ЕЩЁ ОДИН", {REPORTS[0]}),
+        ("киів", {REPORTS[1]}),
+        ("иде", {REPORTS[1]}),
+        ("strasse", {REPORTS[2]}),
+        ("STRAßE butscha", {REPORTS[2]}),
+        ("νοσοκομειο", {REPORTS[3]}),
+        ("οδος", {REPORTS[4]}),
+        ("ΠΌΛΗ", {REPORTS[4]}),
+        ("มีระเบิด", {REPORTS[5]}),
+        ("ท", set()),
+        ("अस्पताल", {REPORTS[6]}),
+        ("मबार", set()),
+        ("مدرسة", {REPORTS[7]}),
+        ("#حلب", {REPORTS[7]}),
+        ("cafe", {REPORTS[8], REPORTS[11]}),
+        ("CAFÉ", {REPORTS[8], REPORTS[11]}),
+        ("evreux detruit", {REPORTS[8]}),
+        ("херсон", {REPORTS[9]}),
+        ("trump putin", {REPORTS[10]}),
+        ("#Trump-#Putin", {REPORTS[10]}),
+        ("putin-trump", set()),
+        ("al-bab", {REPORTS[11]}),
+        ("bucha fire full", {REPORTS[12]}),
+        ("caf", set()),
+        ("🔥", set(REPORTS)),
+        ("\"'*-:", set(REPORTS)),
+        ("OR", set()),
+        ("the", {REPORTS[12]}),
+    ],
+)
+def test_search_means_the_same_on_sqlite_and_postgresql(
+    two_backends: dict[str, Catalog], query: str, expected: set[str]
+) -> None:
+    assert _same_on_both(two_backends, query) == expected
+
+
+_WORDS = sorted({word for text in REPORTS for word in text.split()})
+_CHARACTERS = sorted({char for text in REPORTS for char in unicodedata.normalize("NFD", text)} | set("#-'\"*:_%\\"))
+
+
+_CASES: list[Callable[[str], str]] = [str.upper, str.lower, str.casefold, str.title, str.strip]
+
+
+@st.composite
+def _queries(draw: st.DrawFn) -> str:
+    """Words of the reports, whole or cut anywhere (inside a grapheme too), in any case and
+    normal form, or a few characters of theirs."""
+    if draw(st.booleans()):
+        return draw(st.text(alphabet=_CHARACTERS, max_size=6))
+    parts = []
+    for word in draw(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=3)):
+        if draw(st.booleans()):
+            start = draw(st.integers(0, len(word)))
+            word = word[start : draw(st.integers(start, len(word)))]
+        form: Literal["NFC", "NFD", "NFKC"] = draw(st.sampled_from(["NFC", "NFD", "NFKC"]))
+        change = draw(st.sampled_from(_CASES))
+        parts.append(change(unicodedata.normalize(form, word)))
+    return " ".join(parts)
+
+
+@pytest.mark.no_postgresql_pass
+@settings(max_examples=150)
+@given(query=_queries())
+def test_any_search_finds_the_same_reports_on_sqlite_and_postgresql(
+    two_backends: dict[str, Catalog], query: str
+) -> None:
+    _same_on_both(two_backends, query)
 
 
 # -- 2. the index survives closing, reopening and upgrading ---------------------------------------
