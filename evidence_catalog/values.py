@@ -1,0 +1,175 @@
+"""The rules every value of the data model obeys -- ids, digests, times, text, tags -- as the
+validators and converters :mod:`evidence_catalog.model`'s classes use, and the small functions
+other modules ask the same questions with.  Pure: no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import uuid6
+
+from evidence_catalog.errors import ModelError, ModelTypeError
+
+HEX = re.compile(r"[0-9a-f]+")
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+
+#: Hex digest length of each supported algorithm.
+DIGEST_LENGTHS: Mapping[str, int] = {
+    "sha256": 64,
+    "md5": 32,
+    "sha1": 40,
+    "sha512": 128,
+    "blake2b": 128,
+}
+
+#: The hash that precedes the first event of a custody log.
+GENESIS_HASH = "0" * 64
+
+
+def new_id() -> str:
+    """Return a new time-ordered identifier (UUID version 7, RFC 9562), as lowercase text."""
+    return str(uuid6.uuid7())
+
+
+def utc_now() -> dt.datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """Convert an aware datetime to UTC; refuse a naive one (its zone would be a guess) with a
+    :class:`ModelError`, and anything that is no datetime with a :class:`ModelTypeError`."""
+    if not isinstance(value, dt.datetime):
+        raise ModelTypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ModelError(f"timestamp {value.isoformat()} has no time zone; use UTC")
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before the first representable UTC time
+        raise ModelError(f"timestamp {value.isoformat()} is outside the range of times in UTC") from None
+
+
+def optional_utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else to_utc(value)
+
+
+def not_blank(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ModelError(f"{attribute.name} must be non-empty text")
+
+
+def optional_not_blank(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        not_blank(instance, attribute, value)
+
+
+def record_id(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not UUID7.match(value):
+        raise ModelError(f"{attribute.name} must be a lowercase UUID version 7, got {value!r}")
+
+
+def optional_record_id(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        record_id(instance, attribute, value)
+
+
+def sha256(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not is_hex_digest(value, "sha256"):
+        raise ModelError(f"{attribute.name} must be 64 lowercase hex digits, got {value!r}")
+
+
+def optional_sha256(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        sha256(instance, attribute, value)
+
+
+def non_negative(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ModelError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+
+
+def positive(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelError(f"{attribute.name} must be a positive integer, got {value!r}")
+
+
+def finite_in(lo: float, hi: float) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ModelError(f"{attribute.name} must be a number, got {value!r}")
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise ModelError(f"{attribute.name} must be between {lo} and {hi}, got {value!r}")
+
+    return check
+
+
+def matches(pattern: re.Pattern[str], what: str) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ModelError(f"{attribute.name} must be {what}, got {value!r}")
+
+    return check
+
+
+def one_of(*allowed: str) -> Any:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in allowed:
+            raise ModelError(f"{attribute.name} must be one of {', '.join(allowed)}, got {value!r}")
+
+    return check
+
+
+def optional_not_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    try:
+        if value is None or value >= 0:
+            return
+    except TypeError:
+        pass
+    raise ModelError(f"{attribute.name} must be a number of at least 0, got {value!r}")
+
+
+def to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def to_tag_set(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(value)))
+
+
+def tags(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for tag in value:
+        if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
+            raise ModelError(f"{attribute.name}: tag {tag!r} must be non-empty with no outer spaces")
+        if has_control_characters(tag):
+            raise ModelError(f"{attribute.name}: tag {tag!r} contains a control character")
+
+
+def has_control_characters(text: str) -> bool:
+    """C0 and C1 control characters and DEL: nothing a tag, a name or an address needs."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def is_hex_digest(value: object, algorithm: str) -> bool:
+    """Tell whether *value* is a lowercase hex digest of the right length for *algorithm*."""
+    return isinstance(value, str) and len(value) == DIGEST_LENGTHS[algorithm] and HEX.fullmatch(value) is not None
+
+
+def is_record_id(value: object) -> bool:
+    """Tell whether *value* is a record identifier (a lowercase UUIDv7)."""
+    return isinstance(value, str) and UUID7.match(value) is not None
+
+
+def record_id_time(record_id: str) -> dt.datetime:
+    """Return the creation time encoded in a UUIDv7 record id (millisecond precision)."""
+    millis = uuid.UUID(record_id).int >> 80
+    return dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
