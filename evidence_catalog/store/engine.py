@@ -146,16 +146,18 @@ def on_read_only_media(directory: Path) -> bool:
         return False
 
 
-def database_error(exc: BaseException) -> CatalogDatabaseError:
+def database_error(exc: BaseException, *, where: str | None = None) -> CatalogDatabaseError:
     """The library's error for an error the database answered with (SQLAlchemy's
     ``DatabaseError``, or the driver's own): a server's answer in its words, else a database
     file that cannot be read."""
     orig = getattr(exc, "orig", exc)
     if getattr(orig, "sqlstate", None):  # a database server's answer (PostgreSQL)
         text = str(orig).strip()
-        return CatalogDatabaseError(f"catalog database server: {text.splitlines()[0] if text else repr(orig)}")
+        return CatalogDatabaseError(
+            f"catalog database server: {text.splitlines()[0] if text else repr(orig)}", where=where
+        )
     return CatalogDatabaseError(
-        f"catalog database cannot be read ({orig}): it may be corrupt, or its disk full or unreadable"
+        f"catalog database cannot be read ({orig}): it may be corrupt, or its disk full or unreadable", where=where
     )
 
 
@@ -338,10 +340,7 @@ class Connections:
                 raise StorageError(
                     f"cannot reach the catalog database ({first_line(exc.orig)}); nothing was changed", where=where
                 ) from exc
-            raise CatalogError(
-                f"catalog database cannot be read ({exc.orig}): it may be corrupt, or its disk full or unreadable",
-                where=where,
-            ) from exc
+            raise database_error(exc, where=where) from exc
         if current is None:
             db.close()
             raise CatalogError("catalog database has no schema (not created by evidence-catalog)", where=where)
