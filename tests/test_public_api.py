@@ -77,3 +77,35 @@ def test_the_public_surface_is_the_pinned_one(request: pytest.FixtureRequest) ->
     missing = sorted(set(pinned.splitlines()) - set(now.splitlines()))
     added = sorted(set(now.splitlines()) - set(pinned.splitlines()))
     assert not missing and not added, f"changed or removed: {missing}\nnew: {added}"
+
+
+def test_every_public_catalog_method_is_documented_where_a_user_looks() -> None:
+    """A method that delegates carries its operation's documentation: ``help(Catalog.add)``
+    shows what ``add`` does, under the method's own name, with ``self`` first."""
+    from evidence_catalog import Catalog
+
+    for name, value in vars(Catalog).items():
+        if name.startswith("_") or not inspect.isfunction(value):
+            continue
+        doc = inspect.getdoc(value) or ""
+        assert len(doc) > 20, f"Catalog.{name} has no documentation of substance"
+        assert value.__qualname__ == f"Catalog.{name}"
+        assert next(iter(inspect.signature(value).parameters)) == "self", name
+    assert "directories" in (inspect.getdoc(Catalog.add) or "")
+    assert "BagIt 1.0 bag" in (inspect.getdoc(Catalog.export) or "")
+
+
+def test_a_delegated_method_checks_its_arguments_as_the_operation_does(tmp_path: Path) -> None:
+    """Arguments pass through unchanged, by position or by name; a wrong one is a TypeError."""
+    from evidence_catalog import Catalog
+
+    photo = tmp_path / "photo.bin"
+    photo.write_bytes(b"\x00\x01")
+    with Catalog.init(tmp_path / "c", operator="tester") as catalog:
+        [by_position] = catalog.add([photo])
+        by_name = catalog.add_file(path=photo, note="again")
+        assert by_name.record_id == by_position.record_id
+        with pytest.raises(TypeError):
+            catalog.add_file(photo, no_such_option=True)  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            catalog.tag()  # type: ignore[call-arg]

@@ -31,8 +31,12 @@ from evidence_catalog.store.database import (
 
 
 def collect_files(ctx: Context, paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> list[Path]:
-    """Expand and check *paths* before anything is added (a bad one is an :class:`InputError`);
-    see :meth:`evidence_catalog.Catalog.collect_files`."""
+    """Expand and check *paths* before anything is added.
+
+    Raises :class:`InputError` naming the path for a missing or unreadable file, a directory
+    without *recursive*, a special file, a broken symbolic link or a symbolic-link loop.
+    The catalog's own directory is never collected.
+    """
     found: list[Path] = []
     seen: set[Path] = set()
     own = identity(ctx.path)
@@ -58,8 +62,15 @@ def add(
     on_added: Callable[[AddResult], None] | None = None,
     batch: int = 1,
 ) -> list[AddResult]:
-    """Add files (and folders), every path checked first, in transactions of *batch* files; see
-    :meth:`evidence_catalog.Catalog.add`."""
+    """Add files (and, with *recursive*, directories) to the catalog.
+
+    Every path is checked first; a bad one raises before anything is added.  Each file is
+    then added as :meth:`add_file` adds it, in transactions of *batch* files: 1 (the
+    default) commits each file on its own; a larger batch loads many small files much
+    faster (one commit and one signed checkpoint per batch).  An interruption leaves every
+    committed batch catalogued and nothing of the batch in progress (its stored bytes are
+    orphans ``fsck`` lists); adding the same files again completes the work.
+    """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InputError(f"batch must be a whole number of at least 1, not {batch!r}", where="batch")
     if isinstance(paths, str | bytes | os.PathLike):
@@ -89,8 +100,13 @@ def add_file(
     progress: ProgressCallback | None = None,
     noted: set[str] | None = None,
 ) -> AddResult:
-    """Add one file: store its bytes, describe them, and log who added them when; see
-    :meth:`evidence_catalog.Catalog.add_file`."""
+    """Add one file: store its bytes, describe them, and log who added them when.
+
+    Identical bytes already in the catalog are not stored again; the record that holds them
+    (or *record_id*) gains a new acquisition and custody event.  *noted*, when given, holds
+    the records that already received *note* in the same batch (it is not added twice) and
+    gains this file's record.
+    """
     [result] = add_batch(ctx, [path], record_id, note, source_url, tags, progress, noted)
     return result
 

@@ -42,8 +42,17 @@ def capture(
     on_result: Callable[[CaptureResult], None] | None = None,
     skip_captured: bool = False,
 ) -> list[CaptureResult]:
-    """Capture each URL as :func:`capture_url` does, one after another, every URL and option
-    checked first; see :meth:`evidence_catalog.Catalog.capture`."""
+    """Capture online media at each URL with yt-dlp, one URL after another.
+
+    Every URL and option is checked first; a bad one raises :class:`InputError` before
+    anything is fetched.  A URL that cannot be captured (a 404, a dead server, a body cut
+    short, an extractor error, a full disk) does not stop the others: its result says why,
+    and the failed attempt is in the custody log.  See :meth:`capture_url`.
+
+    With *skip_captured*, a URL captured successfully before (the same requested URL) is
+    not fetched again: its result has ``skipped=True``.  Re-running an interrupted batch
+    this way resumes where it stopped.
+    """
     if isinstance(urls, str):
         urls = [urls]
     checked = [check_url(url) for url in urls]
@@ -103,8 +112,18 @@ def capture_url(
     progress: CaptureProgress | None = None,
     noted: set[str] | None = None,
 ) -> CaptureResult:
-    """Capture one URL into a private work area and catalogue its files in one transaction (a
-    failure is logged and returned); see :meth:`evidence_catalog.Catalog.capture_url`."""
+    """Capture one URL: download into a private temporary area, hash and store every file,
+    then write record, artifacts, acquisition and custody event in one transaction.
+
+    Only whole, hashed files enter the store, and the record is written last: a failure or a
+    killed process at any point leaves no record that claims media the store lacks.  A
+    failed attempt is logged (``capture.failed``: URL, times, error) and returned with
+    ``ok=False``; a storage failure of the catalog itself raises :class:`StorageError`.
+
+    The same item captured again (same extractor and platform id, else same URL) goes to
+    the record of the earlier capture: identical bytes gain only a new acquisition,
+    different bytes become a new version (``version_of`` the earlier main file).
+    """
     log_key.check_signing_key(ctx)  # before anything is stored
     url = check_url(url)
     options = options or CaptureOptions()

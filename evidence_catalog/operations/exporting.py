@@ -60,8 +60,33 @@ def export(
     sha512: bool = False,
     progress: ExportProgress | None = None,
 ) -> ExportResult:
-    """Write the selected records in *format* under a temporary name, log the export, then give
-    it its name; see :meth:`evidence_catalog.Catalog.export`."""
+    """Export records in an open format: all (*record_ids* ``None``) or those named, and of
+    those only the records that meet *where* (a :class:`~evidence_catalog.filters.RecordFilter`,
+    see :meth:`record_filter`) and hold a report matching *search* (its words, as
+    :meth:`search` matches them), when given; a selection that leaves no record is an
+    :class:`~evidence_catalog.errors.InputError`.  The formats:
+
+    ``bagit``
+        a BagIt 1.0 bag (a new folder): each record as JSON, its artifacts under portable
+        names, the custody events, ``manifest-sha256.txt`` (and ``-sha512`` with *sha512*),
+        tag manifest and ``bag-info.txt``; see ``docs/interchange.md``.  *redact* withholds
+        what the records' flags name (``True``: flags of every kind; or the kinds to honour)
+        and the bag lists what was withheld and why.  *progress* is called with the artifact
+        bytes copied so far and the total.
+    ``json`` / ``jsonl``
+        records and custody events as one JSON document or JSON Lines.
+    ``prov``
+        W3C PROV-JSON of the records' provenance (:mod:`evidence_catalog.interchange.prov`).
+    ``csv``
+        one row per artifact for spreadsheets (:mod:`evidence_catalog.interchange.csv`); *bom*
+        starts it with a UTF-8 byte order mark, which some spreadsheet software needs.
+
+    The whole custody log goes with a whole-catalog export (no *record_ids*, *where* or
+    *search*), otherwise the events about the selected records.  The export is written under
+    a temporary name and renamed into place; an existing file or folder is never replaced.
+    The export is itself a custody event, which names where it went, its SHA-256 and, for a
+    bag, its identifier, Payload-Oxum and what a redaction withheld.
+    """
     if format not in EXPORT_FORMATS:
         raise InputError(f"unknown format {format!r}; use one of {', '.join(EXPORT_FORMATS)}", where="format")
     if bom and format != "csv":

@@ -33,8 +33,15 @@ def fsck_entry(path: Path, root: Path, now: float, *, sha256: str | None = None)
 
 
 def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRACE_SECONDS) -> FsckReport:
-    """Find what interrupted operations left that no record claims and, with *remove*, delete
-    what is old enough and log it; see :meth:`evidence_catalog.Catalog.fsck`."""
+    """Find what an interrupted operation can leave in the catalog folder without any record
+    claiming it: *orphaned blobs* (stored bytes no artifact row names -- an import or add
+    killed between storing the bytes and committing its records) and *unfinished temporary
+    files* (``blobs/tmp/*.part``, capture work areas).  Nothing a record claims is ever
+    touched, and nothing younger than *grace_seconds* (another process may be about to commit
+    it) is removed.  With *remove*, what is older is deleted, and the removal is logged
+    (``catalog.fsck``: each file's path, size and, for a blob, SHA-256).  Quarantined blobs
+    (damaged copies moved aside, kept as evidence of the damage) are listed, never removed.
+    """
     now = time.time()
     with ctx.db.read() as session:
         known = {sha for sha, _, _ in ctx.db.artifact_digests(session)}

@@ -41,8 +41,28 @@ def import_records(
     progress: ProgressCallback | None = None,
     accept_unsigned: bool = False,
 ) -> ImportResult:
-    """Import an export of this library, everything checked before anything is accepted, in one
-    transaction; see :meth:`evidence_catalog.Catalog.import_records`."""
+    """Import an export of this library: a BagIt bag, a JSON export or a JSON Lines export.
+
+    Everything is checked before anything is accepted (see
+    :mod:`evidence_catalog.interchange.importing`): a bag's paths, completeness,
+    Payload-Oxum and every digest; every document's schema and that each record reads back
+    unchanged; the custody events' hashes; that every record is what its custody events
+    rebuild (the replay ``verify`` uses) and that every artifact's description (digests,
+    size, media type, embedded metadata such as EXIF time and GPS) is what its bytes say;
+    and that the custody events are covered by a checkpoint signed by the key the exported
+    log itself names (its ``catalog.created`` or ``key.created`` event).  An export without
+    such signed provenance is refused (:class:`~evidence_catalog.interchange.importing.
+    UnsignedProvenanceError`) unless *accept_unsigned*: then its records are imported tagged
+    ``provenance:unsigned`` (shown and exported with them) and the import event says why.
+
+    Records keep their ids; each added record is one ``record.imported`` event naming the
+    source (a bag's External-Identifier and Payload-Oxum, the log key checked) and holding
+    the custody events that came with it.  A record that is here already, unchanged, is not
+    added again (importing the same bag twice adds nothing); one that is here with different
+    content is refused.  A JSON or JSON Lines export carries no files: each artifact must be
+    in this catalog already or in *blobs* (another catalog's folder or its ``blobs`` folder),
+    where it is checked.  All or nothing.
+    """
     path = Path(os.path.abspath(os.fspath(source)))
     blob_dir = None if blobs is None else Path(os.path.abspath(os.fspath(blobs)))
     common.check_writable(ctx, "; nothing can be imported into it")

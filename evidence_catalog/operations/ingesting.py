@@ -55,8 +55,25 @@ def ingest(
     capture_progress: CaptureProgress | None = None,
     timeout: float = 30.0,
 ) -> IngestResult:
-    """Ingest a digest, a feed, twarc2 tweets or a Telegram export as reports, in one
-    transaction, then capture their media if asked; see :meth:`evidence_catalog.Catalog.ingest`."""
+    """Ingest a feed-reader digest, an RSS/Atom feed, twarc2 tweets or a Telegram Desktop
+    export: every item becomes a report on a record of its own, with the input stored as
+    the record's source document (and, for a digest, the item's line span in it).
+    *source* is a file, a Telegram export folder, or an ``http(s)://`` URL of a feed (the
+    document is downloaded as served; the responses are in each acquisition).  *format* is
+    found from the content when ``None``.
+
+    All or nothing: the input, its reports, records and custody events are written in one
+    transaction.  A report already in the catalog (same identity, see
+    :func:`~evidence_catalog.ingest.digest.report_identity`) is not added again; the repeat
+    is in the custody log (``digest.ingested`` counts what was new and what was present).
+    With *keep_going*, an item that cannot be read (a broken JSON line, a Telegram message
+    whose media file is missing) is left out and named in :attr:`IngestResult.skipped`
+    instead of stopping the ingest.
+
+    With *capture_media*, the media each new report points at (feed enclosures and Media
+    RSS content) is then captured onto the report's record, as :meth:`capture` would; a
+    capture that fails is logged and in :attr:`IngestResult.captures`, and the reports stay.
+    """
     log_key.check_signing_key(ctx)  # before anything is stored
     if format is not None and format not in INGEST_FORMATS:
         raise InputError(f"unknown format {format!r}; use one of {', '.join(INGEST_FORMATS)}", where="format")

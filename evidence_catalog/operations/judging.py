@@ -37,8 +37,10 @@ def claim(
     source_report_id: str | None = None,
     source_description: str | None = None,
 ) -> model.Claim:
-    """Record what the item allegedly shows, and who says so (one ``claim.added`` event); see
-    :meth:`evidence_catalog.Catalog.claim`."""
+    """Record what the item allegedly shows -- never a finding of fact: a summary, a
+    category from the vocabulary (:meth:`categories`), the alleged time and place, the
+    alleged perpetrator -- and who says so: a report on the record (*source_report_id*) or
+    a person or organisation (*source_description*).  One ``claim.added`` custody event."""
     texts = {
         "summary": summary,
         "alleged perpetrator": alleged_perpetrator,
@@ -146,8 +148,14 @@ def flag(
     artifacts: Sequence[str] = (),
     fields: Sequence[str] = (),
 ) -> model.SensitivityFlag:
-    """Flag a record -- some of its artifacts and fields, or all its artifacts -- as sensitive;
-    see :meth:`evidence_catalog.Catalog.flag`."""
+    """Flag a record as sensitive (graphic content, personal data, a protected source,
+    minors), with the reason; a redacted export withholds what is flagged.
+
+    The flag is about the *artifacts* named (SHA-256s on the record) and the *fields* named
+    (field paths such as ``reports/<report id>/author``, see
+    :mod:`evidence_catalog.interchange.redact`); naming neither, it is about every artifact
+    of the record.  A field that is not there, or that cannot be withheld, is refused.
+    """
     checked = choice(model.SensitivityKind, kind, "flag")
     if not utf8(reason, "reason").strip():
         raise InputError("a flag needs a reason", where="reason")

@@ -307,8 +307,17 @@ def check_remembered(ctx: Context, session: Any, epochs: list[KeyEpoch], size: i
 
 
 def change_log_key(ctx: Context, *, passphrase: str | None = None) -> KeyChange:
-    """Hand the custody log over to a new key, the key in force endorsing it; see
-    :meth:`evidence_catalog.Catalog.change_log_key`."""
+    """Hand the custody log over to a new Ed25519 key (encrypted with *passphrase*, if given),
+    for a key that may have leaked or to start protecting it with a passphrase.
+
+    The key in force signs the hand-over (its signature over
+    :func:`~evidence_catalog.checkpoint.key_change_statement` is the ``endorsement`` of the
+    ``key.changed`` event), and the checkpoint that ends the change is the new key's first.
+    The old private key is then deleted; its public files stay in ``keys/retired/<key id>/``.
+    Needs the current key (its passphrase, if it is encrypted).  Killed half-way, the next
+    :meth:`open` finishes the move of the key files, or throws away a key that was never
+    handed the log.
+    """
     common.check_writable(ctx, "; its key cannot be changed")
     old = signing_key(ctx)
     if old is None:

@@ -33,8 +33,11 @@ TSA_ENV = "EVIDENCE_CATALOG_TSA_URL"
 
 
 def checkpoint(ctx: Context) -> CheckpointInfo:
-    """The latest signed checkpoint, checked before it is handed out (a new one signed when
-    needed); see :meth:`evidence_catalog.Catalog.checkpoint`."""
+    """The latest signed checkpoint of the custody log; a new one is signed when the latest
+    is unsigned (the key's passphrase was not at hand) or does not cover the whole log.
+
+    What is handed out is checked first, never taken from the table on its word: a note the
+    key the log names signed, over the whole log as it is now."""
     with ctx.db.read() as session:
         size = ctx.db.tree_size(session)
         epochs, _ = log_key.log_key_chain(ctx, session)
@@ -61,9 +64,10 @@ def checkpoint(ctx: Context) -> CheckpointInfo:
 
 
 def log_key_info(ctx: Context) -> LogKeyInfo:
-    """The public half of the log's key, as ``keys/log.vkey`` holds it (``verify`` finds key
-    files that are not the key the custody log names).  Raises
-    :class:`~evidence_catalog.errors.CatalogError` when it cannot be read."""
+    """The public details of the custody log's key -- its name (the checkpoints' origin),
+    public key, C2SP key id and verifier key -- for whoever checks a checkpoint handed out
+    (``keys/log.vkey``; :meth:`verify` finds one that is not the key the log names).
+    Raises :class:`CatalogError` when that file cannot be read."""
     origin, public = ctx.key.log_key.public()
     return LogKeyInfo(origin=origin, public_key=public, key_id=key_id(origin, public).hex(), vkey=vkey(origin, public))
 
@@ -71,8 +75,15 @@ def log_key_info(ctx: Context) -> LogKeyInfo:
 def timestamp(
     ctx: Context, *, url: str | None = None, artifacts: Sequence[str] = (), timeout: float = 30.0
 ) -> TimestampResult:
-    """Queue and send RFC 3161 time-stamp requests for the latest checkpoint and *artifacts*,
-    keeping and logging each token; see :meth:`evidence_catalog.Catalog.timestamp`."""
+    """Have the latest checkpoint (and the *artifacts* named, by SHA-256) time-stamped by an
+    RFC 3161 Time-Stamp Authority: *url*, else ``$EVIDENCE_CATALOG_TSA_URL``, else
+    ``[timestamp] url`` in ``catalog.toml``.
+
+    Requests are queued first and then sent, with every request still queued from before;
+    when the TSA cannot be reached they stay queued (``pending``) and the next call sends
+    them.  Each token granted is kept and logged (``timestamp.added``, with the token), so
+    it is exported with the log and checked by ``verify``.
+    """
     tsa = url or os.environ.get(TSA_ENV) or ctx.config.tsa_url
     if not tsa:
         raise InputError(

@@ -47,8 +47,13 @@ def search(
     record_filter: RecordFilter | None = None,
     offset: int = 0,
 ) -> list[SearchHit]:
-    """The reports that match *text* and every other criterion given, best match first; see
-    :meth:`evidence_catalog.Catalog.search`."""
+    """Reports holding every word of *text* (case and diacritics ignored; any report when
+    *text* has no words), with the given mention, hashtag, feed name and author (exact, case
+    ignored, ``@``/``#`` optional), published -- or, when the source gave no time, found --
+    at or after *since* (a date is that day's start in UTC), on a record that meets
+    *record_filter* (status, category, tags, flags, place, alleged time: see
+    :meth:`record_filter`).  Best match first, then newest; at most *limit* hits (``None``
+    for all) after the first *offset* (the next page: ``offset`` + ``limit``)."""
     from evidence_catalog.store.search import term_key
 
     check_limit(limit)
@@ -82,8 +87,10 @@ def search(
 
 
 def link(ctx: Context, report_id: str, record_id: str, *, note: str | None = None) -> LinkResult:
-    """Move a report, with its source document, onto another record (a ``report.linked``
-    event); see :meth:`evidence_catalog.Catalog.link`."""
+    """Move a report onto another record -- e.g. a post announcing a film onto the record of
+    the captured film -- with its source document, so that one record holds both.  The
+    report is not changed; the move is a ``report.linked`` custody event, with *note* (why)
+    kept on the record.  A report already on that record is left as it is (no event)."""
     check_note(note)
     common.check_writable(ctx, "; nothing can be linked in it")
     at = ctx.clock()
@@ -136,8 +143,9 @@ def link(ctx: Context, report_id: str, record_id: str, *, note: str | None = Non
 
 
 def link_suggestions(ctx: Context, record_id: str | None = None) -> list[LinkSuggestion]:
-    """Reports that look like they are about media captured on another record; see
-    :meth:`evidence_catalog.Catalog.link_suggestions`."""
+    """Reports that look like they are about media captured on another record (same URL, or
+    a link card with the captured item's title); with *record_id*, those that involve that
+    record.  See :mod:`evidence_catalog.ingest.links`; nothing is changed."""
     from evidence_catalog.ingest.links import suggest
 
     with ctx.db.read() as session:
@@ -160,8 +168,10 @@ def record_filter(
     since: dt.datetime | dt.date | str | None = None,
     until: dt.datetime | dt.date | str | None = None,
 ) -> RecordFilter:
-    """The criteria given as a checked :class:`RecordFilter`; see
-    :meth:`evidence_catalog.Catalog.record_filter`."""
+    """Criteria on a record's current state, checked: its status, a claim's category, tags,
+    flags, a claim's place inside *bbox* (west, south, east, north), a claim's alleged time
+    overlapping *since*..*until* (a date is that whole day, UTC).  See
+    :mod:`evidence_catalog.filters`; bad values are an :class:`InputError`."""
     checked_status = None if status is None else choice(model.VerificationStatus, status, "status")
     tags = [tags] if isinstance(tags, str) else tags  # one tag as text, as tag() takes it
     flags = [flags] if isinstance(flags, str) else flags
@@ -311,7 +321,7 @@ def history(ctx: Context, subject: str | None = None) -> list[model.CustodyEvent
 
 def artifact_path(ctx: Context, sha256: str) -> Path:
     """Where the stored bytes of an artifact are (read-only); only for blobs on this
-    machine's file system -- :func:`open_artifact` reads them wherever they are."""
+    machine's file system -- :meth:`open_artifact` reads them wherever they are."""
     path = ctx.blobs.local_path(sha256)
     if path is None:
         raise InputError("blobs are in object storage; read them with open_artifact()", where=ctx.blobs.location)

@@ -73,8 +73,32 @@ def verify(
     remember: bool = True,
     allow_unsigned: bool = False,
 ) -> VerificationReport:
-    """Check the log and its checkpoints, the records rebuilt from it and every stored byte;
-    return every finding.  See :meth:`evidence_catalog.Catalog.verify`."""
+    """Check everything the catalog claims, and return every finding.
+
+    1. The custody log: each event's hash and link to the one before, sequence numbers; the
+       Merkle tree recomputed from the events and compared with the stored one.  The log's
+       key is the one its first key event names (or a successor that key signed over in a
+       ``key.changed`` event), whatever ``keys/`` holds now (files there that are not that
+       key are findings); every event must be covered by a checkpoint signed by it: events
+       after the last signed checkpoint are a finding (:class:`EventsUnsigned`) unless
+       *allow_unsigned* (an encrypted key between signings; the report still counts them
+       in ``unsigned_events``).  Every checkpoint kept, and every checkpoint given in
+       *checkpoints* -- ``(where it came from, signed note text)``, e.g. one a partner was
+       sent -- must be a prefix of the log as it is now: a log rolled back, or changed
+       under a checkpoint, is found.  With *remember* (the default, as in the CLI), the
+       latest checkpoint an earlier verification remembered (outside the catalog, see
+       :func:`evidence_catalog.checkpoint.remembered_path`) is checked too, with the key it
+       was checked with then, and a clean verification remembers the latest checkpoint.
+    2. The records: every record is rebuilt from the log alone and compared field by field
+       with the database; records the log never created, or that are gone, are named.
+    3. The bytes: every stored artifact is re-hashed with every recorded algorithm, in
+       parallel (*workers*, default one per CPU; four per CPU for an object store, whose
+       reads wait on the network), and its size checked.
+
+    Damaged rows are reported as findings, never raised.  With *record_event*, the
+    verification itself is logged when the catalog can be written (a read-only copy is still
+    verified; ``logged`` tells which).
+    """
     given = list(checkpoints)
     problems: list[Finding] = []
     pinned: list[tuple[str, str, str, bytes]] = []
@@ -160,8 +184,8 @@ def verify(
 
 
 def stored_bytes(ctx: Context) -> int:
-    """The total size of every catalogued artifact, as its row records it: the bytes
-    :func:`verify` re-reads (the total of its progress)."""
+    """The total size, in bytes, of every catalogued artifact: what :meth:`verify` reads
+    again (e.g. the total of its *progress*)."""
     with ctx.db.read() as session:
         return sum(size for _, size, _ in ctx.db.artifact_digests(session))
 
