@@ -1006,3 +1006,28 @@ def test_cli_verify_with_held_checkpoint_files(catalog: Catalog, tmp_path: Path,
     missing = run_cli("verify", "--catalog", catalog.path, "--checkpoint", tmp_path / "missing-file")
     assert missing.code == 2
     assert "missing-file" in missing.err
+
+
+def test_events_written_through_the_database_directly_are_refused_not_left_unsigned(tmp_path: Path) -> None:
+    """A script that appends custody events through ``catalog.db`` (not an operation) would leave
+    a tail no checkpoint signs, which ``verify`` reports and every later change refuses to sign
+    over; the database refuses the transaction instead, and nothing of it is written."""
+    with Catalog.init(tmp_path / "c", operator="tester") as catalog:
+        before = catalog.history()
+        with pytest.raises(CatalogError, match="appended only by the catalog's operations"):
+            with catalog.db.write() as session:
+                catalog.db.append_event(
+                    session,
+                    at=catalog.clock(),
+                    actor=catalog.operator,
+                    action="catalog.verified",
+                    subject="catalog",
+                    details={"ok": True},
+                )
+        assert catalog.history() == before
+        report = catalog.verify()
+        assert report.ok, report.findings
+        # The catalog's own operations go on as before, each change signed.
+        (tmp_path / "f.txt").write_text("x", encoding="utf-8")
+        catalog.add([tmp_path / "f.txt"])
+        assert catalog.verify(record_event=False).ok
