@@ -1031,3 +1031,21 @@ def test_events_written_through_the_database_directly_are_refused_not_left_unsig
         (tmp_path / "f.txt").write_text("x", encoding="utf-8")
         catalog.add([tmp_path / "f.txt"])
         assert catalog.verify(record_event=False).ok
+
+
+def test_a_verification_the_database_refuses_to_log_says_so_not_that_the_key_failed(tmp_path: Path) -> None:
+    """The last custody event deleted behind the catalog's back: logging the verification then
+    collides with the Merkle nodes still stored, and the database refuses it.  The report keeps
+    its findings and says the database refused the entry, not that the key could not sign."""
+    path = tmp_path / "c"
+    with Catalog.init(path, operator="tester") as catalog:
+        (tmp_path / "f.txt").write_text("x", encoding="utf-8")
+        catalog.add([tmp_path / "f.txt"])
+    with raw_database(path, foreign_keys=False) as connection:
+        connection.execute(sa.text("delete from custody_event where seq = (select max(seq) from custody_event)"))
+    with Catalog.open(path) as catalog:
+        report = catalog.verify()
+    assert not report.ok
+    assert not report.logged
+    assert report.unlogged_reason is not None
+    assert report.unlogged_reason.startswith("the catalog database refused it"), report.unlogged_reason

@@ -33,7 +33,14 @@ from evidence_catalog.checkpoint import (
     verify as verify_checkpoint,
 )
 from evidence_catalog.custody import Action, event_leaf, replay, verify_chain
-from evidence_catalog.errors import CatalogError, EvidenceError, InputError, IntegrityError, StorageError
+from evidence_catalog.errors import (
+    CatalogDatabaseError,
+    CatalogError,
+    EvidenceError,
+    InputError,
+    IntegrityError,
+    StorageError,
+)
 from evidence_catalog.findings import (
     CheckpointInvalid,
     CheckpointMismatch,
@@ -178,6 +185,8 @@ def verify(
         return attrs.evolve(report, unlogged_reason="the catalog is not writable")
     except IntegrityError as exc:  # a log the key does not cover is not signed: the findings say why
         return attrs.evolve(report, unlogged_reason=f"the catalog does not sign it ({exc.message})")
+    except CatalogDatabaseError as exc:  # the database refused the write: not the key's doing
+        return attrs.evolve(report, unlogged_reason=f"the catalog database refused it ({exc.message})")
     except (InputError, CatalogError) as exc:  # nothing is changed; a finding says why, if it is the catalog's
         return attrs.evolve(report, unlogged_reason=f"the log key cannot sign it ({exc.message})")
     return attrs.evolve(report, logged=True)
