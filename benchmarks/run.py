@@ -93,6 +93,9 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     alternate and the output says how the data compares with the memory.  When the data fits in
     half the available memory, ours and the four tools are also timed with the files in the page
     cache (CPU-bound: shows the use of the cores).
+``startup``
+    Start-up of the installed command (``--version``, ``--help``; ``list``, ``show``, ``verify`` of a
+    small catalog) and of ``import evidence_catalog``, vs ``python -c pass``: see ``benchmarks/startup.py``.
 
 Data files are read once before timing so that both sides read from the page cache (except for
 ``pverify``'s cold runs); ours and
@@ -1699,6 +1702,17 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "scale": (bench_scale, ("du", "sync")),
     "pverify": (bench_pverify, ("sha256sum", "openssl", "xargs", "nproc", "sync")),
 }
+
+
+def bench_startup(ctx: Context) -> list[Row]:
+    """Start-up of the command (--version, --help, list, show, verify) vs python -c pass: benchmarks/startup.py."""
+    import startup  # benchmarks/startup.py, beside this file
+
+    return startup.bench(ctx.scratch, ctx.repeat, Row)
+
+
+BENCHMARKS += ("startup",)
+BENCH_FUNCTIONS["startup"] = (bench_startup, ())
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ from evidence_catalog.checkpoint import (
 from evidence_catalog.checkpoint import verify as verify_checkpoint
 from evidence_catalog.custody import Action, document_hash, event_leaf, replay, verify_chain
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
-from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.hashing import hash_file
 from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagError, ByteProgress, check_bag
 from evidence_catalog.serialize import (
@@ -770,6 +769,8 @@ def check_artifact_bytes(path: Path, artifact: model.Artifact, *, hashed: bool, 
     SHA-256 unless not *hashed* already), size, media type, embedded metadata (EXIF: time, GPS,
     camera, every raw tag) -- and refuse any difference, naming it.  The extractor's version is
     not compared (the same bytes read by another version of it)."""
+    from evidence_catalog.extract import extract_metadata, sniff_media_type  # puremagic, exifread: loaded here
+
     algorithms = [a for a in artifact.digests.as_dict() if a != "sha256" or not hashed]
     if algorithms:
         digests, size = hash_file(str(path), algorithms)
