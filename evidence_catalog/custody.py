@@ -210,15 +210,22 @@ def _salted_form(form: dict[str, Any], secret: Any) -> dict[str, Any]:
     # key, shorter than SHA-256's 64-byte block, padded with zeros and XORed with 0x36 (inner)
     # and 0x5c (outer); each value's salt continues copies of those two states.
     padded = key.ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
+    sha256, text = hashlib.sha256, _json_text
 
     def digest(pointer: str, value: Any) -> str:
-        mac = inner.copy()
+        mac = inner()
         mac.update(pointer.encode("utf-8"))
-        result = outer.copy()
+        result = outer()
         result.update(mac.digest())
-        return value_digest(result.hexdigest()[:VALUE_SALT_HEX], value)
+        salt = result.hexdigest()[:VALUE_SALT_HEX]
+        if isinstance(value, str):  # value_digest, inlined: this runs for every text of every event
+            try:
+                return DIGEST_PREFIX + sha256(('["' + salt + '",' + text(value) + "]").encode("utf-8")).hexdigest()
+            except UnicodeEncodeError:
+                pass
+        return value_digest(salt, value)
 
     return _committed(form, digest)
 
@@ -258,10 +265,15 @@ def _committed(form: dict[str, Any], digest: Callable[[str, Any], str]) -> dict[
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
-                inner = f"{pointer}/{_escape(str(key))}"
                 if pointer == "/details" and key == SALT:
                     continue
-                out[key] = digest(inner, value) if key in WHOLE_MEMBERS else walk(value, inner)
+                inner = f"{pointer}/{_escape(str(key))}"
+                if key in WHOLE_MEMBERS or isinstance(value, str):
+                    out[key] = digest(inner, value)
+                elif isinstance(value, dict | list):
+                    out[key] = walk(value, inner)
+                else:  # what walk gives back as it is (a number, true, false, null)
+                    out[key] = value
             return out
         if isinstance(node, list):
             return [walk(value, f"{pointer}/{index}") for index, value in enumerate(node)]
