@@ -21,7 +21,9 @@ against the same blob files checked by
 "One CPU" runs both sides under ``taskset -c <first CPU>``: the targets are ``verify`` >= 1.0x
 ``sha256sum -c`` there (ratio = the tool's time / ours, above 1 is faster), and >= 0.8x ``xargs
 -P openssl`` with every CPU.  The sides alternate, each round in the opposite order, and the
-best of ``--repeat`` runs counts.  The page cache is not dropped (it would disturb the other
+best of ``--repeat`` runs counts (wall time for the targets; the CPU time of each side's
+processes is given too, as it changes least on a busy machine: for the in-process side it is
+the whole child process, start-up included).  The page cache is not dropped (it would disturb the other
 work on a shared machine): every blob is read once before the timed runs, so that both sides
 read from the page cache; the output gives the data's size and the memory's.
 
@@ -38,6 +40,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -153,20 +156,31 @@ class Runs:
     def __init__(self, label: str) -> None:
         self.label = label
         self.seconds: list[float] = []
+        #: CPU seconds (user + system) of the process(es) of each run: what a busy machine
+        #: changes least.
+        self.cpu: list[float] = []
 
     @property
     def best(self) -> float:
         return min(self.seconds)
 
+    @property
+    def best_cpu(self) -> float:
+        return min(self.cpu)
+
     def text(self) -> str:
-        return f"{self.best:.2f} s (runs: {' '.join(f'{s:.2f}' for s in self.seconds)})"
+        runs = " ".join(f"{s:.2f}" for s in self.seconds)
+        return f"{self.best:.2f} s wall, {self.best_cpu:.2f} s CPU (runs: {runs})"
 
 
 def alternate(repeat: int, sides: Sequence[tuple[Runs, Callable[[], float]]]) -> None:
     """Run every side *repeat* times, interleaved, in the opposite order every other round."""
     for round_number in range(repeat):
         for runs, run in sides if round_number % 2 == 0 else tuple(reversed(sides)):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             runs.seconds.append(run())
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            runs.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
 
 def _timed(argv: Sequence[str], env: dict[str, str], stdin: str | None = None) -> tuple[float, str]:
@@ -261,14 +275,15 @@ def compare_catalog(
 
     def line(what: str, ours: str, reference: str, target: float | None) -> Line:
         ratio = runs[reference].best / runs[ours].best
+        cpu_ratio = runs[reference].best_cpu / runs[ours].best_cpu
         status = "INFO" if target is None else ("PASS" if ratio >= target else "FAIL")
         target_text = "none (info)" if target is None else f">= {target:.1f}x"
-        print(f"    {what}: {ratio:.2f}x ({status})")
+        print(f"    {what}: {ratio:.2f}x ({status}); CPU time {cpu_ratio:.2f}x")
         return (
             f"verify, {title}: {what}",
-            f"{runs[ours].label} {runs[ours].best:.2f} s",
-            f"{runs[reference].label} {runs[reference].best:.2f} s",
-            f"{ratio:.2f}x",
+            f"{runs[ours].label} {runs[ours].best:.2f} s ({runs[ours].best_cpu:.2f} s CPU)",
+            f"{runs[reference].label} {runs[reference].best:.2f} s ({runs[reference].best_cpu:.2f} s CPU)",
+            f"{ratio:.2f}x (CPU time {cpu_ratio:.2f}x)",
             target_text,
             status,
         )

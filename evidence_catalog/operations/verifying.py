@@ -92,8 +92,12 @@ def verify(
     2. The records: every record is rebuilt from the log alone and compared field by field
        with the database; records the log never created, or that are gone, are named.
     3. The bytes: every stored artifact is re-hashed with every recorded algorithm, in
-       parallel (*workers*, default one per CPU; four per CPU for an object store, whose
-       reads wait on the network), and its size checked.
+       parallel (*workers*, default one per CPU this process may run on; four per CPU for an
+       object store, whose reads wait on the network), and its size checked, while the log
+       and the records are checked.
+
+    The log is read once and not held (see :func:`verify_log_and_records`); the records are
+    read a page at a time.
 
     Damaged rows are reported as findings, never raised.  With *record_event*, the
     verification itself is logged when the catalog can be written (a read-only copy is still
