@@ -127,7 +127,7 @@ def _log_benchmark(catalog_dir: str, count: int) -> dict[str, object]:
         done = 1  # catalog.created
         while done < count:
             batch = min(2000, count - done)
-            with catalog.db.write() as session:
+            with catalog._ctx.write() as session:  # the operations' transaction: it ends signed
                 catalog.db.append_events(
                     session,
                     [
