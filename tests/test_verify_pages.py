@@ -69,9 +69,9 @@ def copy_of(base: Path) -> Iterator[Path]:
         yield path
 
 
-def verified(path: Path) -> Any:
+def verified(path: Path, workers: int | None = None) -> Any:
     with Catalog.open(path, operator=OPERATOR) as catalog:
-        return catalog.verify(record_event=False, remember=False)
+        return catalog.verify(record_event=False, remember=False, workers=workers)
 
 
 def record_ids(path: Path) -> list[str]:
@@ -131,11 +131,12 @@ def test_a_row_the_driver_cannot_read_hides_no_other_record_of_its_page(
 
 
 @EXAMPLES
-@given(group=PAGES, which=st.integers(0, RECORDS - 1), cut=st.booleans())
+@given(group=PAGES, group_bytes=st.integers(1, 400), which=st.integers(0, RECORDS - 1), cut=st.booleans())
 def test_a_blob_changed_in_any_group_is_found(
-    base: Path, monkeypatch: pytest.MonkeyPatch, group: int, which: int, cut: bool
+    base: Path, monkeypatch: pytest.MonkeyPatch, group: int, group_bytes: int, which: int, cut: bool
 ) -> None:
     monkeypatch.setattr(verifying, "GROUP_FILES", group)
+    monkeypatch.setattr(verifying, "GROUP_BYTES", group_bytes)  # the files are 7 to 104 bytes
     with copy_of(base) as path:
         query = "select sha256 from artifact order by sha256 limit 1 offset :n"
         [sha256] = [str(row[0]) for row in run_sql(path, query, {"n": which})]
@@ -147,7 +148,7 @@ def test_a_blob_changed_in_any_group_is_found(
         else:
             data[len(data) // 2] ^= 0x01
         blob.write_bytes(bytes(data))
-        report = verified(path)
+        report = verified(path, workers=1)
     kinds = {type(f) for f in report.findings}
     assert DigestMismatch in kinds
     assert (SizeMismatch in kinds) == cut
@@ -192,6 +193,28 @@ def test_a_stored_merkle_node_changed_or_gone_is_found_in_any_window(
     expected = MerkleLeafMismatch(seq=index + 1) if level == 0 else MerkleNodeMismatch(level=level, index=index)
     assert expected in report.findings, report.findings
     assert not report.ok
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(0, 3000), max_size=60),
+    workers=st.integers(1, 8),
+    files=st.integers(1, 300),
+    group_bytes=st.integers(1, 5000),
+)
+def test_hashing_groups_hold_every_artifact_once_in_order(
+    sizes: list[int], workers: int, files: int, group_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verifying, "GROUP_FILES", files)
+    monkeypatch.setattr(verifying, "GROUP_BYTES", group_bytes)
+    artifacts = [(f"{index:064x}", size, None) for index, size in enumerate(sizes)]
+    groups = list(verifying.hash_groups(artifacts, workers))  # type: ignore[arg-type]
+    assert [a for group in groups for a in group] == artifacts
+    assert all(groups)
+    for group in groups:  # a group over the limits is one file alone
+        assert len(group) == 1 or (len(group) <= files and sum(a[1] for a in group) <= group_bytes)
+    if len(sizes) >= 4 * workers and group_bytes >= 3000:
+        assert len(groups) >= 4 * workers
 
 
 @settings(max_examples=200, deadline=None)

@@ -149,7 +149,7 @@ def verify(
         # The bytes are re-hashed on the pool's threads while this one reads the log and the
         # records (hashlib lets go of the interpreter while it hashes a block).
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            hashed = pool.map(check_blobs, hash_groups(artifacts))
+            hashed = pool.map(check_blobs, hash_groups(artifacts, workers))
             try:
                 findings, events_checked, records_checked, unsigned = verify_log_and_records(
                     ctx, session, given, pinned, chain
@@ -209,12 +209,17 @@ GROUP_BYTES = 8 * 1024 * 1024
 GROUP_FILES = 256
 
 
-def hash_groups(artifacts: Sequence[tuple[str, int, model.Digests]]) -> Iterator[list[tuple[str, int, model.Digests]]]:
-    """*artifacts* in order, in tasks for the hashing pool (see :data:`GROUP_BYTES`)."""
+def hash_groups(
+    artifacts: Sequence[tuple[str, int, model.Digests]], workers: int = 1
+) -> Iterator[list[tuple[str, int, model.Digests]]]:
+    """*artifacts* in order, in tasks for the hashing pool (see :data:`GROUP_BYTES`): at least
+    four tasks per worker while there are files enough, so that every worker has work (an
+    object store's reads wait on the network: a few small files are still read side by side)."""
+    files = max(1, min(GROUP_FILES, len(artifacts) // (4 * max(workers, 1))))
     group: list[tuple[str, int, model.Digests]] = []
     total = 0
     for artifact in artifacts:
-        if group and (total + artifact[1] > GROUP_BYTES or len(group) >= GROUP_FILES):
+        if group and (total + artifact[1] > GROUP_BYTES or len(group) >= files):
             yield group
             group, total = [], 0
         group.append(artifact)
