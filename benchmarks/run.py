@@ -78,6 +78,11 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     PostgreSQL row says "PostgreSQL with fsync on" (or off), the add row lists them all.  (With
     ``$EVIDENCE_CATALOG_TEST_POSTGRESQL`` an existing server is used as it is.)  SQLite runs as
     every catalog does: WAL, ``synchronous = FULL``.
+``verify``
+    ``verify`` through the CLI and in-process vs ``sha256sum -c``, ``openssl`` and ``xargs -P
+    openssl`` on 10,000 small records (``--small-files``) and with four 256 MiB files added, on
+    one CPU and on all; and the peak RSS of verifying a ``--log-events`` log: see
+    ``benchmarks/verify_speed.py``.
 ``pverify``
     ``Catalog.verify`` (in a child process, ``rss_child.py verify``; every blob re-hashed on one
     thread per CPU) of a catalog of ``--verify-gib`` GiB (default 20) of 256 MiB blobs vs
@@ -142,6 +147,9 @@ from evidence_catalog import Catalog
 from evidence_catalog.hashing import BLOCK_SIZE, hash_file
 from evidence_catalog.store.blobstore import fsync_dir
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import verify_speed
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -152,7 +160,7 @@ DEFAULT_WORKDIR = HERE / "scratch"
 CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
-BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify")
+BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify", "verify")
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -1701,6 +1709,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "log": (bench_log, ()),
     "scale": (bench_scale, ("du", "sync")),
     "pverify": (bench_pverify, ("sha256sum", "openssl", "xargs", "nproc", "sync")),
+    "verify": (lambda ctx: [Row(*line) for line in verify_speed.bench_from_run(ctx)], verify_speed.TOOLS),
 }
 
 

@@ -133,20 +133,21 @@ def value_salt(secret: str, pointer: str) -> str:
 def value_digest(salt: str, value: Any) -> str:
     """The salted digest of a value: ``"sd:"`` and SHA-256 of the canonical JSON of
     ``[salt, value]``, hex."""
-    if isinstance(value, str) and _plain_text(value):
-        data = ('["' + salt + '",' + json.dumps(value, ensure_ascii=False) + "]").encode("utf-8")
+    if isinstance(value, str):
+        # What ``json.dumps(value, ensure_ascii=False)`` writes (its own function, without
+        # making an encoder per call), which is RFC 8785's text unless it holds a lone
+        # surrogate: UTF-8 cannot encode that, and rfc8785 says so in its own words.
+        try:
+            data = ('["' + salt + '",' + _json_text(value) + "]").encode("utf-8")
+        except UnicodeEncodeError:
+            data = canonical_json([salt, value])
     else:
         data = canonical_json([salt, value])
     return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
 
 
-def _plain_text(value: str) -> bool:
-    """Whether ``json.dumps`` writes *value* as RFC 8785 does (no lone surrogate)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+#: The standard library's JSON string writer (in C): ``json.dumps(text, ensure_ascii=False)``.
+_json_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def _escape(key: str) -> str:
@@ -195,17 +196,51 @@ def committed_form(document: Mapping[str, Any], digest: Callable[[str, Any], str
         last = _LAST_FORM[0]  # one read: another thread may replace it
         if last[0] == key:
             return dict(json.loads(last[1]))
-        keyed = _salt_source(document["details"][SALT])
-
-        def digest(pointer: str, value: Any) -> str:
-            mac = keyed.copy()
-            mac.update(pointer.encode("utf-8"))
-            return value_digest(mac.hexdigest()[:VALUE_SALT_HEX], value)
-
-        made = _committed(form, digest)
+        made = _salted_form(form, document["details"][SALT])
         _LAST_FORM[0] = (key, json.dumps(made, ensure_ascii=False))
         return made
     return _committed(form, digest)
+
+
+def _salted_form(form: dict[str, Any], secret: Any) -> dict[str, Any]:
+    """The committed form of a salted event (*form*: the event without hash and schema) under
+    its *secret*."""
+    key = _salt_key(secret)
+    # HMAC-SHA256 as RFC 2104 defines it (what :func:`value_salt` computes with ``hmac``): the
+    # key, shorter than SHA-256's 64-byte block, padded with zeros and XORed with 0x36 (inner)
+    # and 0x5c (outer); each value's salt continues copies of those two states.
+    padded = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
+    sha256, text = hashlib.sha256, _json_text
+
+    def digest(pointer: str, value: Any) -> str:
+        mac = inner()
+        mac.update(pointer.encode("utf-8"))
+        result = outer()
+        result.update(mac.digest())
+        salt = result.hexdigest()[:VALUE_SALT_HEX]
+        if isinstance(value, str):  # value_digest, inlined: this runs for every text of every event
+            try:
+                return DIGEST_PREFIX + sha256(('["' + salt + '",' + text(value) + "]").encode("utf-8")).hexdigest()
+            except UnicodeEncodeError:
+                pass
+        return value_digest(salt, value)
+
+    return _committed(form, digest)
+
+
+def hash_and_leaf(document: Mapping[str, Any]) -> tuple[str, bytes]:
+    """:func:`document_hash` and :func:`event_leaf` of one event, its committed form made once
+    (what a verification of the whole log needs of each event).  Raises ``ValueError`` /
+    ``TypeError`` as they do."""
+    form = {k: v for k, v in document.items() if k not in UNHASHED}
+    if is_salted(document):
+        form = _salted_form(form, document["details"][SALT])
+    recomputed = hashlib.sha256(canonical_json(form)).hexdigest()
+    if "hash" in document:
+        form["hash"] = document["hash"]
+    return recomputed, leaf_hash(canonical_json(form))
 
 
 #: The last salted event's committed form: (canonical JSON of the event without hash and schema,
@@ -213,11 +248,11 @@ def committed_form(document: Mapping[str, Any], digest: Callable[[str, Any], str
 _LAST_FORM: list[tuple[bytes, str]] = [(b"", "")]
 
 
-def _salt_source(secret: Any) -> hmac.HMAC:
-    """HMAC-SHA256 keyed with an event's secret, to copy for each value's salt."""
+def _salt_key(secret: Any) -> bytes:
+    """The HMAC-SHA256 key of each value's salt: an event's secret as bytes."""
     if not isinstance(secret, str) or len(secret) != 64:
         raise CommitmentError("the event's salt is not 64 hex digits")
-    return hmac.new(bytes.fromhex(secret), digestmod=hashlib.sha256)
+    return bytes.fromhex(secret)
 
 
 def _committed(form: dict[str, Any], digest: Callable[[str, Any], str]) -> dict[str, Any]:
@@ -230,10 +265,15 @@ def _committed(form: dict[str, Any], digest: Callable[[str, Any], str]) -> dict[
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
-                inner = f"{pointer}/{_escape(str(key))}"
                 if pointer == "/details" and key == SALT:
                     continue
-                out[key] = digest(inner, value) if key in WHOLE_MEMBERS else walk(value, inner)
+                inner = f"{pointer}/{_escape(str(key))}"
+                if key in WHOLE_MEMBERS or isinstance(value, str):
+                    out[key] = digest(inner, value)
+                elif isinstance(value, dict | list):
+                    out[key] = walk(value, inner)
+                else:  # what walk gives back as it is (a number, true, false, null)
+                    out[key] = value
             return out
         if isinstance(node, list):
             return [walk(value, f"{pointer}/{index}") for index, value in enumerate(node)]
@@ -428,29 +468,45 @@ def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:
     order, and a broken link (``prev_hash`` is not the previous event's hash).  A log cut short
     at the end is only detectable against a copy of its latest hash held elsewhere.
     """
-    findings: list[Finding] = []
-    expected_seq = 1
-    previous_hash = GENESIS_HASH
+    chain = ChainCheck()
     for document in documents:
+        chain.add(document)
+    return chain.findings
+
+
+class ChainCheck:
+    """:func:`verify_chain`, one event at a time: :meth:`add` each event document in stored
+    order, then read :attr:`findings` (a verification reading a log of millions of events
+    holds none of them)."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self._expected_seq = 1
+        self._previous_hash = GENESIS_HASH
+
+    def add(self, document: Mapping[str, Any], recomputed: str | None = None) -> None:
+        """Check the next event; *recomputed* is its :func:`document_hash` when the caller has
+        made it already (else it is made here), or why it cannot be made."""
         seq, stored_hash, prev_hash = document.get("seq"), document.get("hash"), document.get("prev_hash")
+        findings, expected_seq = self.findings, self._expected_seq
         if not isinstance(seq, int) or isinstance(seq, bool):
             findings.append(EventEdited(seq=expected_seq, expected=str(stored_hash), found=f"bad sequence {seq!r}"))
             seq = expected_seq
-        try:
-            recomputed = document_hash(document)
-        except (TypeError, ValueError) as exc:
-            recomputed = f"cannot be hashed ({exc})"
+        if recomputed is None:
+            try:
+                recomputed = document_hash(document)
+            except (TypeError, ValueError) as exc:
+                recomputed = f"cannot be hashed ({exc})"
         if recomputed != stored_hash:
             findings.append(EventEdited(seq=seq, expected=str(stored_hash), found=recomputed))
         if seq > expected_seq:
             findings.append(EventMissing(seq=expected_seq, found=seq))
         elif seq < expected_seq:
             findings.append(EventOutOfOrder(seq=seq, expected=expected_seq))
-        elif prev_hash != previous_hash:
-            findings.append(BrokenLink(seq=seq, expected=previous_hash, found=str(prev_hash)))
-        expected_seq = seq + 1
-        previous_hash = str(stored_hash)
-    return findings
+        elif prev_hash != self._previous_hash:
+            findings.append(BrokenLink(seq=seq, expected=self._previous_hash, found=str(prev_hash)))
+        self._expected_seq = seq + 1
+        self._previous_hash = str(stored_hash)
 
 
 # -- replay ------------------------------------------------------------------------------------
@@ -531,27 +587,45 @@ def replay(events: Iterable[CustodyEvent]) -> Replay:
     An event that cannot be applied (malformed details, a record never created) is skipped and
     reported in :attr:`Replay.problems`; the rest of the log is still replayed.
     """
-    states: dict[str, _RecordState] = {}
-    problems: list[tuple[int, str]] = []
-    created: dict[str, int] = {}  # the event that made each record, to name when it cannot be rebuilt
+    replayer = Replayer()
     for event in events:
+        replayer.apply(event)
+    return replayer.result()
+
+
+class Replayer:
+    """:func:`replay`, one event at a time: :meth:`apply` each event in log order, then take
+    :meth:`result` (for a caller that reads the log once for several checks)."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, _RecordState] = {}
+        self._problems: list[tuple[int, str]] = []
+        self._created: dict[str, int] = {}  # the event that made each record, to name when it cannot be rebuilt
+
+    def apply(self, event: CustodyEvent) -> None:
+        """Apply the next event (an event that cannot be applied is a problem, skipped)."""
         apply = _APPLY.get(event.action)
         if apply is None:
-            continue
+            return
+        states = self._states
         fresh = event.subject not in states
         try:
             apply(states, event)
         except (EvidenceError, KeyError, TypeError, ValueError) as exc:
-            problems.append((event.seq, f"{type(exc).__name__}: {exc}"))
+            self._problems.append((event.seq, f"{type(exc).__name__}: {exc}"))
         if fresh and event.subject in states:
-            created[event.subject] = event.seq
-    records: dict[str, EvidenceRecord] = {}
-    for record_id, state in states.items():
-        try:
-            records[record_id] = state.freeze()
-        except (EvidenceError, TypeError, ValueError) as exc:  # e.g. a record id that is no id
-            problems.append((created.get(record_id, 0), f"{type(exc).__name__}: {exc}"))
-    return Replay(records=records, problems=tuple(problems))
+            self._created[event.subject] = event.seq
+
+    def result(self) -> Replay:
+        """The records rebuilt from the events applied so far, and the problems."""
+        problems = list(self._problems)
+        records: dict[str, EvidenceRecord] = {}
+        for record_id, state in self._states.items():
+            try:
+                records[record_id] = state.freeze()
+            except (EvidenceError, TypeError, ValueError) as exc:  # e.g. a record id that is no id
+                problems.append((self._created.get(record_id, 0), f"{type(exc).__name__}: {exc}"))
+        return Replay(records=records, problems=tuple(problems))
 
 
 def added_details(

@@ -132,6 +132,11 @@ class CustodyLog(Connections):
                 found[(int(row.level), int(row.idx))] = b""
         return found
 
+    def stored_tree(self, session: Session, *, page: int = 4096) -> StoredTree:
+        """The stored Merkle tree, for a check that walks it in log order (see
+        :class:`StoredTree`): a window of *page* nodes of each level held at a time."""
+        return StoredTree(session, page)
+
     def add_checkpoint(
         self, session: Session, *, size: int, root: bytes, note: str, signed: bool, at: dt.datetime
     ) -> None:
@@ -203,6 +208,36 @@ class CustodyLog(Connections):
         """
         for document in self.event_documents(session, subject):
             yield structure_event(document)
+
+
+class StoredTree:
+    """The stored Merkle tree's nodes, read a window of one level at a time: :meth:`node` of
+    each level asked in increasing index order (as a log read from its start completes them)
+    costs one query per *page* nodes of that level, and memory is a window per level, not the
+    tree (a log of a million events stores two million nodes)."""
+
+    def __init__(self, session: Session, page: int) -> None:
+        self._session = session
+        self._page = page
+        self._windows: dict[int, tuple[int, dict[int, str | None]]] = {}
+
+    def node(self, level: int, index: int) -> bytes | None:
+        """The stored hash of the perfect subtree (*level*, *index*): ``None`` when no row holds
+        it, ``b""`` when its row's hash is not hex (damaged)."""
+        window = self._windows.get(level)
+        if window is None or not window[0] <= index < window[0] + self._page:
+            start = index - index % self._page
+            table = table_of(MerkleNodeRow)
+            query = sa.select(table.c.idx, table.c.hash).where(
+                table.c.level == level, table.c.idx >= start, table.c.idx < start + self._page
+            )
+            window = self._windows[level] = (start, {row.idx: row.hash for row in execute(self._session, query)})
+        if index not in window[1]:
+            return None
+        try:
+            return bytes.fromhex(window[1][index])  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return b""
 
 
 def _json_text(text: str | None) -> Any:
