@@ -34,6 +34,7 @@ import attrs
 from attrs import frozen
 
 from evidence_catalog import model
+from evidence_catalog.capture.matching import first_suitable
 from evidence_catalog.capture.written import Writes, WrittenFile, write_known
 from evidence_catalog.errors import InputError, NetworkError
 from evidence_catalog.hashing import normalise_algorithms
@@ -408,6 +409,22 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
             self._num_downloads = 0  # yt-dlp's %(autonumber)s counts the downloads of a YoutubeDL
             self._printed_messages.clear()  # messages yt-dlp gives "only once" are given again
 
+        def extract_info(
+            self,
+            url: Any,
+            download: bool = True,
+            ie_key: str | None = None,
+            extra_info: Any = None,
+            process: bool = True,
+            force_generic_extractor: bool = False,
+        ) -> Any:
+            # yt-dlp would compile the URL pattern of every extractor before the one that
+            # takes the URL; the same extractor is found trying only those that can
+            # (evidence_catalog.capture.matching), and yt-dlp is told which.
+            if not ie_key and not force_generic_extractor and isinstance(url, str):
+                ie_key = first_suitable(self._ies, url, _PLAIN_SUITABLE)
+            return super().extract_info(url, download, ie_key, extra_info, process, force_generic_extractor)
+
         def _forceprint(self, key: str, info_dict: Any) -> Any:
             # yt-dlp renders its formats, thumbnails and subtitles tables several times per video
             # for --print templates; none is set here (forceprint, print_to_file, force*), so
@@ -509,7 +526,30 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
                 new_info["http_headers"] = self._calc_headers(new_info)
             return fd.download(name, new_info, subtitle)
 
+    global _PLAIN_SUITABLE
+    if not _PLAIN_SUITABLE:
+        _PLAIN_SUITABLE = _plain_suitable()
     return RecordingYoutubeDL(params)
+
+
+#: yt-dlp's own ``suitable`` and ``_match_valid_url``, which only match ``_VALID_URL``.
+_PLAIN_SUITABLE: frozenset[object] = frozenset()
+
+
+def _plain_suitable() -> frozenset[object]:
+    from yt_dlp.extractor.common import InfoExtractor
+
+    bases: list[Any] = [InfoExtractor]
+    with contextlib.suppress(ImportError):
+        from yt_dlp.extractor.lazy_extractors import LazyLoadExtractor
+
+        bases.append(LazyLoadExtractor)
+    return frozenset(
+        function
+        for base in bases
+        for name in ("suitable", "_match_valid_url")
+        if (function := getattr(base.__dict__.get(name), "__func__", None)) is not None
+    )
 
 
 #: yt-dlp's ``force<name>`` options (``--get-title`` ...), which print from ``_forceprint``'s copy.
