@@ -281,34 +281,91 @@ def _read(pattern: str, i: int, verbose: bool, *, nested: bool) -> tuple[AllOf |
     return OneOf(tuple(AllOf(tuple(parts)) for parts in options)), i
 
 
+def anchor(node: AllOf | OneOf) -> frozenset[str]:
+    """Texts of which every string meeting *node* contains at least one, chosen to be rare
+    (long): a text *node* requires, or for a group of alternatives one text of each."""
+    if isinstance(node, OneOf):
+        return frozenset().union(*(anchor(option) for option in node.options))
+    best: frozenset[str] = frozenset()
+    for part in node.parts:
+        found = frozenset((part,)) if isinstance(part, str) else anchor(part)
+        if found and (not best or _rarity(found) > _rarity(best)):
+            best = found
+    return best
+
+
+def _rarity(texts: frozenset[str]) -> tuple[int, int]:
+    return min(len(text) for text in texts), -len(texts)
+
+
+@frozen
+class _Check:
+    """What an extractor needs of a URL, and texts of which the URL must hold one (one test of
+    a set for all extractors at once)."""
+
+    needs: tuple[Needs, ...]
+    anchor: frozenset[str]
+    ignore_case: bool
+
+
 #: What each extractor class needs of a URL (read once per process); None: always try it.
-_NEEDS: dict[Any, tuple[Needs, ...] | None] = {}
+_CHECKS: dict[Any, _Check | None] = {}
+#: The texts of every anchor, in each case.
+_ANCHOR_TEXTS: set[str] = set()
+_ANCHOR_TEXTS_IGNORING_CASE: set[str] = set()
 
 
 def extractor_needs(extractor: Any, plain: Container[object]) -> tuple[Needs, ...] | None:
     """What a URL needs for *extractor* to take it: for one of its patterns, what that needs.
     ``None`` when it has a ``suitable`` or a ``_match_valid_url`` of its own (not among
     *plain*, yt-dlp's functions that only match ``_VALID_URL``), or a pattern not read here."""
-    if extractor in _NEEDS:
-        return _NEEDS[extractor]
+    check = _check(extractor, plain)
+    return None if check is None else check.needs
+
+
+def _check(extractor: Any, plain: Container[object]) -> _Check | None:
+    if extractor in _CHECKS:
+        return _CHECKS[extractor]
     patterns = getattr(extractor, "_VALID_URL", None)
-    needs: tuple[Needs, ...] | None = None
+    check = None
     own = (getattr(getattr(extractor, name, None), "__func__", None) for name in ("suitable", "_match_valid_url"))
     if all(function in plain for function in own) and patterns is not False:
         found = [required_texts(p) for p in ((patterns,) if isinstance(patterns, str) else patterns or (None,))]
-        needs = tuple(n for n in found if n is not None) if all(found) else None
-    _NEEDS[extractor] = needs
-    return needs
+        needs = tuple(n for n in found if n is not None)
+        ignore_case = {n.ignore_case for n in needs}
+        if needs and len(needs) == len(found) and len(ignore_case) == 1:
+            anchors = [anchor(n.required) for n in needs]
+            if all(anchors):
+                check = _Check(needs, frozenset().union(*anchors), ignore_case.pop())
+                (_ANCHOR_TEXTS_IGNORING_CASE if check.ignore_case else _ANCHOR_TEXTS).update(check.anchor)
+            else:
+                check = _Check(needs, frozenset(), False)  # no anchor: its needs are read each time
+    _CHECKS[extractor] = check
+    return check
 
 
 def first_suitable(extractors: dict[str, Any], url: str, plain: Container[object]) -> str | None:
     """The key of the first extractor in *extractors* (yt-dlp's ordered ``{key: class}``) whose
     own ``suitable`` takes *url*; those whose patterns need what *url* lacks are passed over.
     ``None`` when none takes it."""
-    for key, extractor in extractors.items():
-        needs = extractor_needs(extractor, plain)
-        if needs is not None and not any(n.met_by(url) for n in needs):
-            continue
+    checks = [(key, extractor, _check(extractor, plain)) for key, extractor in extractors.items()]
+    present = {text for text in _ANCHOR_TEXTS if text in url}
+    lowered = url.lower() if url.isascii() else None
+    present_ignoring_case = (
+        None if lowered is None else {text for text in _ANCHOR_TEXTS_IGNORING_CASE if text in lowered}
+    )
+    for key, extractor, check in checks:
+        if check is not None:
+            if check.anchor:
+                if not check.ignore_case:
+                    if check.anchor.isdisjoint(present):
+                        continue
+                elif present_ignoring_case is not None and check.anchor.isdisjoint(present_ignoring_case):
+                    continue
+            # Its needs are read only while its pattern is not compiled: once it is (it was
+            # tried for an earlier URL), matching it is quicker.
+            if "_VALID_URL_RE" not in extractor.__dict__ and not any(n.met_by(url) for n in check.needs):
+                continue
         if extractor.suitable(url):
             return key
     return None

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -568,6 +569,27 @@ def ffmpeg_agent(ydl: Any, options: CaptureOptions) -> model.Agent | None:
     return model.Agent(name="ffmpeg", kind=model.AgentKind.SOFTWARE, version=str(probe._version or "unknown"))
 
 
+#: The thread that asks ffmpeg (the one on the PATH) for its version, once per process.
+_FFMPEG_PROBE: threading.Thread | None = None
+
+
+def _probe_ffmpeg() -> None:
+    """Ask the ffmpeg on the PATH for its version on a thread of its own, while yt-dlp reads
+    the first URL: yt-dlp keeps the answer (per process) for its choice of formats and for
+    :func:`ffmpeg_agent`, which would otherwise wait for the program to start and answer.
+    Touches no ``YoutubeDL``: nothing it says can reach a capture's messages."""
+    global _FFMPEG_PROBE
+
+    def probe() -> None:
+        from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+
+        with contextlib.suppress(Exception):
+            FFmpegPostProcessor(None).available  # noqa: B018 -- runs and caches the probe
+
+    _FFMPEG_PROBE = threading.Thread(target=probe, name="ffmpeg-version", daemon=True)
+    _FFMPEG_PROBE.start()
+
+
 def yt_dlp_agent() -> model.Agent:
     """yt-dlp as a software agent, with its version."""
     from yt_dlp.version import __version__ as version
@@ -705,6 +727,8 @@ class Capturer:
                 raise CaptureFailed(f"yt-dlp could not start: {_clean(str(exc).removeprefix('ERROR: '))}") from exc
             self._startup_warnings = tuple(log.warnings)
             self._ydl = ydl
+            if self.options.ffmpeg is None and self.options.ffmpeg_location is None and _FFMPEG_PROBE is None:
+                _probe_ffmpeg()
         else:
             log.warnings.extend(self._startup_warnings)
             area = _area_params(work, self.options)
@@ -751,9 +775,14 @@ class Capturer:
         from yt_dlp.utils import DownloadError, YoutubeDLError
 
         options = self.options
-        ffmpeg = ffmpeg_agent(ydl, options)
+        probed = options.ffmpeg is None and options.ffmpeg_location is None
+        ffmpeg = None if probed else ffmpeg_agent(ydl, options)
         try:
             raw = ydl.extract_info(url, download=False, process=False)
+            if probed:  # ffmpeg on the PATH, probed while the URL was read (see _probe_ffmpeg)
+                if _FFMPEG_PROBE is not None:
+                    _FFMPEG_PROBE.join()
+                ffmpeg = ffmpeg_agent(ydl, options)
             ydl.phase, ydl.http_error = "process", None
             info = ydl.process_ie_result(raw, download=True)
         except (DownloadError, YoutubeDLError) as exc:
