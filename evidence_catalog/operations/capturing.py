@@ -71,7 +71,7 @@ def capture(
                 if on_result is not None:
                     on_result(result)
                 continue
-            result = _capture_url(
+            result = capture_one(
                 ctx,
                 url,
                 capturer,
@@ -146,7 +146,7 @@ def capture_url(
     """
     options = options or CaptureOptions()
     with capturer_for(ctx, options) as capturer:
-        return _capture_url(
+        return capture_one(
             ctx,
             url,
             capturer,
@@ -159,7 +159,7 @@ def capture_url(
         )
 
 
-def _capture_url(
+def capture_one(
     ctx: Context,
     url: str,
     capturer: Capturer,
@@ -171,6 +171,9 @@ def _capture_url(
     progress: CaptureProgress | None,
     noted: set[str] | None,
 ) -> CaptureResult:
+    """:func:`capture_url` with a :class:`Capturer` that lives longer than one capture (from
+    :func:`capturer_for`, with the same *options*): a caller capturing many URLs sets yt-dlp
+    up once."""
     log_key.check_signing_key(ctx)  # before anything is stored
     url = check_url(url)
     tags = checked_tags(tags)
