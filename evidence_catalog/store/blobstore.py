@@ -35,7 +35,14 @@ from evidence_catalog.findings import (
     Finding,
     SizeMismatch,
 )
-from evidence_catalog.hashing import BLOCK_SIZE, ProgressCallback, Readable, hash_file, hash_stream
+from evidence_catalog.hashing import (
+    BLOCK_SIZE,
+    ProgressCallback,
+    Readable,
+    hash_file,
+    hash_stream,
+    normalise_algorithms,
+)
 from evidence_catalog.model import Digests
 
 
@@ -300,6 +307,43 @@ class BlobStore:
             if os.stat(path).st_dev != os.stat(self.root).st_dev:
                 with open(path, "rb", buffering=0) as stream:
                     return self.put_stream(stream)
+            with self._placing():
+                quarantined = self._quarantine_if_damaged(digests.sha256, size)
+                created = self._link_into_place(path, digests.sha256)
+        except OSError as exc:
+            raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
+        return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
+
+    def adopt_hashed_file(self, path: Path, digests: Digests, size: int) -> StoredBlob:
+        """Store a finished file by moving it into place, with the digests its writer computed
+        from the bytes as it wrote them: neither copied nor read again.
+
+        For files this process wrote in a private directory on the store's file system and
+        hashed on the way, that nothing writes any more and that the caller has checked are
+        still as they were when finished (a capture's downloads:
+        :class:`evidence_catalog.capture.written.WrittenFile`).  The store checks the size,
+        makes the file durable and links it.  Digests of other algorithms than the store's are
+        not used (the file is hashed by :meth:`adopt_file`); across file systems the file is
+        copied like :meth:`put_stream`, hashed again, and refused if it no longer matches.
+        """
+        if set(digests.as_dict()) != set(normalise_algorithms(self.algorithms)):
+            return self.adopt_file(path)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                found = os.fstat(fd).st_size
+                if found != size:  # never link a file that is not what was hashed
+                    raise OSError(errno.EIO, f"the file holds {found} bytes, {size} were hashed")
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if os.stat(path).st_dev != os.stat(self.root).st_dev:
+                with open(path, "rb", buffering=0) as stream:
+                    stored = self.put_stream(stream)
+                if stored.digests != digests or stored.size != size:
+                    raise OSError(errno.EIO, "the file changed after it was hashed")
+                return stored
             with self._placing():
                 quarantined = self._quarantine_if_damaged(digests.sha256, size)
                 created = self._link_into_place(path, digests.sha256)
