@@ -194,7 +194,12 @@ def bench(scratch: Path, repeat: int, row: Callable[..., R], before: Path | None
         rounds = max(repeat, MIN_ROUNDS)
         print(f"  package: {package_root}" + (f"; before: {before.resolve()}" if before is not None else ""))
         print(f"  {rounds} rounds (median counts), after one untimed run of each", flush=True)
+        busy = os.getloadavg()[0]
         interleaved([*floor, *ours, *old], rounds)
+        busy = max(busy, os.getloadavg()[0])
+        if busy > (os.cpu_count() or 1):
+            print(f"  note: the machine was busy (load average {busy:.1f} on {os.cpu_count()} CPUs): wall times are")
+            print("  inflated and the targets cannot be judged by them; the CPU times show what start-up costs")
         reference = floor[0]
         for side in [*floor, *ours, *old]:
             print(f"  {side.describe()}")
