@@ -76,7 +76,7 @@ class StoredBlob:
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
-def place_new_file(source: Path, target: Path) -> None:
+def place_new_file(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
     """Give the complete file *source* the name *target*, which must not exist yet.
 
     A hard link does it atomically and fails if *target* exists.  File systems without hard
@@ -96,7 +96,8 @@ def place_new_file(source: Path, target: Path) -> None:
     try:
         os.replace(source, target)
     except OSError:
-        target.unlink(missing_ok=True)  # never leave the empty claim behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)  # never leave the empty claim behind
         raise
 
 
@@ -142,11 +143,15 @@ class BlobStore:
         self.algorithms = tuple(algorithms)
         self.fsync = fsync
         self.tmp_dir = self.root / "tmp"
-        self._blobs = f"{os.fspath(self.root)}/sha256"  # path_for, made for each file added
         #: How paths in this store are shown (``blobs`` in a catalog folder).
         self.label = label if label is not None else str(self.root)
+        # Paths as text on the way of every file stored (pathlib costs more than the system calls)
+        self._blobs = f"{os.fspath(self.root)}/sha256"
+        self._tmp = os.fspath(self.tmp_dir)
+        self._lock_file = f"{os.fspath(self.root)}/.lock"
         #: Folders this object made or found (``tmp`` and the fan-out): not looked for again.
         self._folders: set[Path] = set()
+        self._fan_out: set[str] = set()
         #: What was stored with ``defer_sync`` since the last :meth:`sync` (under ``_lock``).
         self._lock = threading.Lock()
         self._deferred = _Deferred()
@@ -254,7 +259,7 @@ class BlobStore:
             if done.fd is not None and _syncfs is not None:
                 if _syncfs(done.fd) != 0:
                     error = ctypes.get_errno()
-                    self._folders.clear()  # those made since the last sync may not be on disk
+                    self._forget_folders()  # those made since the last sync may not be on disk
                     raise StorageError(
                         f"the stored files could not be written to disk ({os.strerror(error)}); nothing refers to them",
                         where=str(self.root),
@@ -265,7 +270,7 @@ class BlobStore:
                 for folder in sorted(done.folders, key=lambda p: len(p.parts), reverse=True):
                     fsync_dir(folder)
         except OSError as exc:
-            self._folders.clear()
+            self._forget_folders()
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         finally:
             done.close()
@@ -277,7 +282,7 @@ class BlobStore:
 
         With *defer_sync* the file is not flushed to disk here: the caller calls :meth:`sync`
         before anything refers to it (a batch of many small files)."""
-        tmp_path = self.tmp_dir / f"{uuid.uuid4().hex}.part"
+        tmp_path = f"{self._tmp}/{os.urandom(16).hex()}.part"
         durable = self.fsync and not defer_sync
         try:
             self._make_dirs(self.tmp_dir, durable=durable)
@@ -289,7 +294,7 @@ class BlobStore:
             try:
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileNotFoundError:  # removed since this object saw it: made again
-                self._folders.clear()
+                self._forget_folders()
                 self._make_dirs(self.tmp_dir, durable=durable)
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             # Deferred or not, a large file is written back while it is hashed: the sync that
@@ -312,7 +317,8 @@ class BlobStore:
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         finally:
-            tmp_path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_path)
         if self.fsync and defer_sync and _syncfs is None:
             with self._lock:
                 self._deferred.files.append(self.path_for(digests.sha256))
@@ -360,7 +366,7 @@ class BlobStore:
         so that the good bytes in hand can take its place."""
         final = self.path_for(sha256)
         try:
-            found, found_size = hash_file(os.fspath(final))
+            found, found_size = hash_file(f"{self._blobs}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
             if found.sha256 == sha256 and found_size == size:
                 return None
         except FileNotFoundError:
@@ -379,7 +385,7 @@ class BlobStore:
     @contextmanager
     def _placing(self) -> Iterator[None]:
         """An exclusive lock across processes (``flock`` on ``<root>/.lock``)."""
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -387,13 +393,15 @@ class BlobStore:
             os.close(fd)  # releases the lock
 
     def _link_into_place(
-        self, tmp_path: Path, sha256: str, *, durable: bool | None = None, read_only: bool = False
+        self, tmp_path: str | Path, sha256: str, *, durable: bool | None = None, read_only: bool = False
     ) -> bool:
         """Give *tmp_path* (already *read_only*, or made so here) its content address; False
         when the address was taken."""
         durable = self.fsync if durable is None else durable
-        final = self.path_for(sha256)
-        if final.exists():
+        fan_out = f"{sha256[:2]}/{sha256[2:4]}"
+        folder = f"{self._blobs}/{fan_out}"
+        final = f"{folder}/{sha256}"
+        if os.path.exists(final):
             # Touched, so that fsck (which removes only old orphans) leaves it alone while the
             # record that claims it is being committed.
             with contextlib.suppress(OSError):
@@ -401,10 +409,12 @@ class BlobStore:
             if durable:
                 # Placed, perhaps, by a batch that has not yet synced it: the record about to
                 # claim it must not outlive it in a power cut (a clean file syncs at once).
-                _fsync_file(final)
-                self._fsync_folders(final.parent)
+                _fsync_file(Path(final))
+                self._fsync_folders(Path(folder))
             return False
-        self._make_dirs(final.parent, durable=durable)
+        if fan_out not in self._fan_out:
+            self._make_dirs(Path(folder), durable=durable)
+            self._fan_out.add(fan_out)
         if not read_only:
             os.chmod(tmp_path, _READ_ONLY)
         try:
@@ -413,18 +423,23 @@ class BlobStore:
             return False  # a concurrent writer stored the same bytes first
         except FileNotFoundError:
             # A folder this object saw was removed since (by hand): made again.
-            self._folders.clear()
-            self._make_dirs(final.parent, durable=durable)
+            self._forget_folders()
+            self._make_dirs(Path(folder), durable=durable)
             try:
                 place_new_file(tmp_path, final)
             except FileExistsError:
                 return False
         if durable:
-            self._fsync_folders(final.parent)
+            self._fsync_folders(Path(folder))
         elif self.fsync and _syncfs is None:
             with self._lock:
-                self._deferred.folders.add(final.parent)
+                self._deferred.folders.add(Path(folder))
         return True
+
+    def _forget_folders(self) -> None:
+        """Look for the folders again (some may have been removed, or not be on disk)."""
+        self._folders.clear()
+        self._fan_out.clear()
 
     def _fsync_folders(self, folder: Path) -> None:
         """Make the blob's folder durable -- and, when a batch stored without syncing may have
