@@ -127,7 +127,7 @@ def add(
             done(add_batch(ctx, [path], record_id, note, source_url, tags, progress, noted))
         return results
     tags = check_additions(ctx, record_id, tags, note, source_url)
-    with Stager(ctx, files, source_url, ahead=batch) as stager:
+    with Stager(ctx, files, source_url, ahead=batch, progress=progress is not None) as stager:
         pending: list[Prepared] = []
         size = 0
         deadline = 0.0
@@ -238,17 +238,20 @@ class Stager:
     that catalogue them (hashing and the file system's work go on while the calling thread
     catalogues the files before them).
 
-    :meth:`next` hands on what the thread did, in order: ``("progress", bytes)``, ``("file",
-    prepared)``, then ``("end", None)``, or ``("error", exception)`` for the file that could not
-    be stored (nothing after it is).  At most *ahead* stored files wait to be handed on.
+    :meth:`next` hands on what the thread did, in order: ``("progress", bytes)`` (with
+    *progress*), ``("file", prepared)``, then ``("end", None)``, or ``("error", exception)`` for
+    the file that could not be stored (nothing after it is).  At most *ahead* stored files wait to be handed on.
     Leaving the context stops the thread (mid-file, at its next block) and waits for it: no
     byte is stored once :meth:`add` has returned or raised.
     """
 
-    def __init__(self, ctx: Context, files: Sequence[Path], source_url: str | None, *, ahead: int) -> None:
+    def __init__(
+        self, ctx: Context, files: Sequence[Path], source_url: str | None, *, ahead: int, progress: bool = True
+    ) -> None:
         self.ctx = ctx
         self.files = files
         self.source_url = source_url
+        self.progress = progress  # whether to hand on ("progress", bytes) messages
         self.messages: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.room = threading.Semaphore(ahead)
         self.stopping = threading.Event()
@@ -278,7 +281,8 @@ class Stager:
     def _progress(self, size: int) -> None:
         if self.stopping.is_set():  # the file is abandoned (its temporary file removed)
             raise InterruptedError("the add is over")
-        self.messages.put(("progress", size))
+        if self.progress:
+            self.messages.put(("progress", size))
 
     def _run(self) -> None:
         try:
@@ -440,36 +444,40 @@ def identity(path: Path) -> tuple[int, int] | None:
 
 
 def expand(path: Path, *, recursive: bool, skip: tuple[int, int] | None) -> Iterator[Path]:
-    where = display_path(path)
     try:
         info = os.stat(path)
     except FileNotFoundError as exc:
         if os.path.islink(path):
-            raise InputError("broken symbolic link", where=where) from exc
-        raise InputError("no such file or directory", where=where) from exc
+            raise InputError("broken symbolic link", where=display_path(path)) from exc
+        raise InputError("no such file or directory", where=display_path(path)) from exc
     except PermissionError as exc:
-        raise InputError("permission denied", where=where) from exc
+        raise InputError("permission denied", where=display_path(path)) from exc
     except OSError as exc:
         if exc.errno == 40:  # ELOOP: a symbolic link that points at itself
-            raise InputError("symbolic link loop", where=where) from exc
-        raise InputError(exc.strerror or str(exc), where=where) from exc
+            raise InputError("symbolic link loop", where=display_path(path)) from exc
+        raise InputError(exc.strerror or str(exc), where=display_path(path)) from exc
     except ValueError as exc:  # given to the library: no file name holds a NUL
-        raise InputError("is not a file name (it holds a NUL character)", where=where) from exc
+        raise InputError("is not a file name (it holds a NUL character)", where=display_path(path)) from exc
     if stat.S_ISDIR(info.st_mode):
         if not recursive:
-            raise InputError("is a directory (use recursive=True to add its files)", where=where)
+            raise InputError("is a directory (use recursive=True to add its files)", where=display_path(path))
         yield from walk(path, ancestors=[(info.st_dev, info.st_ino)], skip=skip)
         return
+    yield check_file(path, info)
+
+
+def check_file(path: Path, info: os.stat_result) -> Path:
+    """*path* (whose ``stat`` is *info*) when it is a regular file this process can read."""
     if not stat.S_ISREG(info.st_mode):
-        raise InputError("not a regular file", where=where)
+        raise InputError("not a regular file", where=display_path(path))
     if not os.access(path, os.R_OK):
-        raise InputError("permission denied", where=where)
+        raise InputError("permission denied", where=display_path(path))
     try:
-        with open(path, "rb"):
-            pass
+        # Opened and closed only (without blocking, should it have become a FIFO meanwhile).
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror})", where=where) from exc
-    yield path
+        raise InputError(f"cannot be read ({exc.strerror})", where=display_path(path)) from exc
+    return path
 
 
 def walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int, int] | None) -> Iterator[Path]:
@@ -482,8 +490,9 @@ def walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int, 
         try:
             info = os.stat(path)
         except OSError:
-            info = None
-        if info is not None and stat.S_ISDIR(info.st_mode):
+            yield from expand(path, recursive=False, skip=skip)  # says why
+            continue
+        if stat.S_ISDIR(info.st_mode):
             identity = (info.st_dev, info.st_ino)
             if identity == skip:
                 continue
@@ -491,4 +500,4 @@ def walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int, 
                 raise InputError("symbolic link loop (points back at a directory above it)", where=display_path(path))
             yield from walk(path, ancestors=[*ancestors, identity], skip=skip)
         else:
-            yield from expand(path, recursive=False, skip=skip)
+            yield check_file(path, info)
