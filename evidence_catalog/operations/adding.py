@@ -127,7 +127,10 @@ def add(
             done(add_batch(ctx, [path], record_id, note, source_url, tags, progress, noted))
         return results
     tags = check_additions(ctx, record_id, tags, note, source_url)
-    with Stager(ctx, files, source_url, ahead=batch, progress=progress is not None) as stager:
+    # Stored ahead of the batch being catalogued: at most a default batch (memory, and what a
+    # crash leaves unclaimed, stay bounded whatever *batch* is).
+    ahead = min(batch, BATCH_FILES)
+    with Stager(ctx, files, source_url, ahead=ahead, progress=progress is not None) as stager:
         pending: list[Prepared] = []
         size = 0
         deadline = 0.0
