@@ -19,10 +19,12 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     Peak RSS of a child process that adds a 2 GiB file, with the bare interpreter, the imported
     library and an empty catalog as baselines.  Target: under 100 MiB in total.
 ``small``
-    ``Catalog.add`` of 10,000 small files (200 B - 8 KiB, distinct content) in one call, in
-    files/s.  No target in the issue.  For context: a "durable floor" (copy, fsync the copy and
-    its directory, commit one SQLite row, per file: the fsyncs an add cannot avoid) and
-    ``cp -r`` + ``sha256sum`` + one ``sync`` of the same tree.
+    ``evidence-catalog add --recursive`` of ``--small-files`` files (default 10,000) of 4-64 KiB
+    of distinct content, through the CLI (a new process, default options) and in-process
+    (``Catalog.add``), vs ``cp -r`` + ``sha256sum`` + ``sync`` (target: at least 0.5x) and vs
+    ``git add`` + ``git commit`` (target: faster) of the same folder; medians of alternating
+    runs.  See ``small_files.py`` (which, run on its own with ``--baseline``, also times
+    another checkout of the library: before/after).
 ``capture``
     ``evidence-catalog capture`` and ``Catalog.capture`` of one 500 MiB file
     (``--capture-size-mib``) and of a batch of 50 small ones, served by the loopback test server
@@ -132,18 +134,18 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from small_files import bench_small_files  # benchmarks/small_files.py (this folder is on the path)
 
 import evidence_catalog
 from evidence_catalog import Catalog
 from evidence_catalog.hashing import BLOCK_SIZE, hash_file
-from evidence_catalog.store.blobstore import fsync_dir
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import verify_speed
@@ -697,122 +699,6 @@ def make_small_files(root: Path, count: int, seed: int) -> list[Path]:
         path.write_bytes(header + body)
         paths.append(path)
     return paths
-
-
-def _chunks(items: Sequence[Path], size: int) -> Iterable[Sequence[Path]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def durable_floor(paths: Sequence[Path], target: Path) -> float:
-    """Seconds for the least work an add with the catalog's durability needs; not library code.
-
-    Per file: read it, SHA-256 it, write a copy under ``ab/cd/<sha256>``, fsync the copy and its
-    directory, and commit one row to SQLite (WAL, ``synchronous = FULL``), i.e. the same three
-    fsyncs a ``Catalog.add`` does, without ORM, media-type sniffing or custody-log hashing.
-    """
-    target.mkdir()
-    connection = sqlite3.connect(target / "floor.db", isolation_level=None)
-    try:
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        connection.execute("CREATE TABLE blob (sha256 TEXT PRIMARY KEY, size INTEGER, path TEXT)")
-        started = time.perf_counter()
-        for path in paths:
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            directory = target / digest[:2] / digest[2:4]
-            directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(directory / digest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            fsync_dir(directory)
-            connection.execute("BEGIN IMMEDIATE")
-            connection.execute("INSERT INTO blob VALUES (?, ?, ?)", (digest, len(data), os.fspath(path)))
-            connection.execute("COMMIT")
-        return time.perf_counter() - started
-    finally:
-        connection.close()
-
-
-def bench_small(ctx: Context) -> list[Row]:
-    """``Catalog.add`` of many small files in one call, in files/s, with two yardsticks for context."""
-    count = ctx.small_files
-    tree = ctx.scratch / "small"
-    print(f"(creating {count} small files ...)", flush=True)
-    paths = make_small_files(tree, count, SEED + 2)
-    total_bytes = sum(p.stat().st_size for p in paths)
-    for path in paths:  # page cache, as for the other benchmarks
-        path.read_bytes()
-    catalog_dir = ctx.scratch / "small-catalog"
-    step = max(1, count // 5)
-    added = 0
-
-    def on_added(_result: object) -> None:
-        nonlocal added
-        added += 1
-        if added % step == 0:
-            print(f"    {added} files added", flush=True)
-
-    with Catalog.init(catalog_dir, operator=OPERATOR) as catalog:
-        os.sync()
-        print(f"  adding {count} files with one Catalog.add call ...", flush=True)
-        started = time.perf_counter()
-        results = catalog.add(paths, on_added=on_added)
-        ours = time.perf_counter() - started
-    if len(results) != count or not all(r.new_record and r.new_bytes for r in results):
-        raise AssertionError("not every small file became a new record with new bytes")
-    remove(catalog_dir)
-
-    floor_dir = ctx.scratch / "small-floor"
-    os.sync()
-    floor = durable_floor(paths, floor_dir)
-    remove(floor_dir)
-
-    copy = ctx.scratch / "small-copy"
-    os.sync()
-    started = time.perf_counter()
-    run_tool(["cp", "-r", tree, copy])
-    copied = sorted(str(p) for p in copy.rglob("*") if p.is_file())
-    for chunk in _chunks([Path(p) for p in copied], 1000):
-        run_tool(["sha256sum", *chunk])
-    run_tool(["sync"])
-    reference = time.perf_counter() - started
-    remove(copy)
-    remove(tree)
-    if len(copied) != count:
-        raise AssertionError(f"cp -r copied {len(copied)} files, expected {count}")
-
-    ours_rate, floor_rate, reference_rate = count / ours, count / floor, count / reference
-    print(
-        f"  ours:      {ours_rate:8.1f} files/s  {ours:7.2f} s  ({total_bytes / MIB:.1f} MiB in {count} files)"
-        "  Catalog.add, one call"
-    )
-    print(
-        f"  context:   {floor_rate:8.1f} files/s  {floor:7.2f} s  durable floor: copy + 2 fsyncs + 1 SQLite commit"
-        " per file"
-    )
-    print(f"  context:   {reference_rate:8.1f} files/s  {reference:7.2f} s  cp -r + sha256sum + one sync at the end")
-    print(
-        f"  ours/floor {ours_rate / floor_rate:.2f}x, ours/cp {ours_rate / reference_rate:.2f}x"
-        "   target none (info)   INFO"
-    )
-    return [
-        Row(
-            benchmark=f"add of {count} small files",
-            ours=f"{ours_rate:.1f} files/s ({ours:.1f} s)",
-            reference=(
-                f"durable floor (copy + fsync file + fsync dir + SQLite commit, per file): {floor_rate:.0f} files/s"
-                f" ({floor:.1f} s); cp -r + sha256sum + sync: {reference_rate:.0f} files/s ({reference:.1f} s)"
-            ),
-            ratio=f"{ours_rate / floor_rate:.2f}x of floor, {ours_rate / reference_rate:.2f}x of cp",
-            target="none (info)",
-            status="INFO",
-        )
-    ]
 
 
 _INGEST_PLATFORMS = ("Twitter", "Telegram", "Mastodon", "Bluesky", "VK")
@@ -1559,7 +1445,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "add": (bench_add, ("openssl", "cp", "sync")),
     "capture": (bench_capture, ("curl", "sha256sum", "sync")),
     "rss": (bench_rss, ()),
-    "small": (bench_small, ("cp", "sha256sum", "sync")),
+    "small": (functools.partial(bench_small_files, row=Row), ("cp", "sha256sum", "sync", "git")),
     "ingest": (bench_ingest, ("grep",)),
     "bagit": (bench_bagit, ("cp", "sha256sum", "sync")),
     "log": (bench_log, ()),

@@ -33,9 +33,10 @@ if TYPE_CHECKING:
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
-    default=1,
+    default=1000,  # the library's default (operations.adding.BATCH_FILES), not imported here
     show_default=True,
-    help="Files committed per transaction: a larger batch loads many small files much faster.",
+    help="Most files committed per transaction (fewer once they hold 256 MiB or took 2 s);"
+    " 1 commits and syncs each file on its own, much slower for many small files.",
 )
 @operator_option
 @quiet_option
@@ -53,8 +54,10 @@ def add(
 ) -> None:
     """Add files to the catalog and print the id of the record each one is on.
 
-    Each line is: record id, SHA-256, what happened, path.  Identical bytes already in the
-    catalog are not stored again; their record gains a new acquisition.
+    Each line is: record id, SHA-256, what happened, path, printed once the file's batch is
+    committed.  Identical bytes already in the catalog are not stored again; their record
+    gains a new acquisition.  An interrupted add keeps every committed batch; adding the same
+    files again completes it.
     """
     with open_catalog(catalog_path, operator) as catalog:
         files = catalog.collect_files(paths, recursive=recursive)

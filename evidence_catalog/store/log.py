@@ -66,11 +66,13 @@ class CustodyLog(Connections):
         event), with one insert for all of them (a large ingest writes thousands)."""
         table = table_of(CustodyEventRow)
         head: model.CustodyEvent | ChainHead | None = _log_head(session)
-        events, documents = [], []
+        events, leaves = [], []
         for draft in drafts:
             head, document = linked_event(head, **draft)
             events.append(head)
-            documents.append(document)
+            # The leaf right after the hash: both need the event's committed form, which
+            # custody keeps for the last event only (after the loop it was made twice).
+            leaves.append((head.seq - 1, event_leaf(document)))
         if events:
             execute(
                 session,
@@ -89,16 +91,16 @@ class CustodyLog(Connections):
                     for e in events
                 ],
             )
-            self._add_leaves(session, events, documents)
+            self._add_leaves(session, events, leaves)
         return events
 
     def _add_leaves(
-        self, session: Session, events: Sequence[model.CustodyEvent], documents: Sequence[dict[str, Any]]
+        self, session: Session, events: Sequence[model.CustodyEvent], leaves: Sequence[tuple[int, bytes]]
     ) -> None:
-        """Put new events (with their documents) into the Merkle tree (the perfect subtrees
-        each one completes), and mark the session so that its transaction ends with a
+        """Put new events (with their leaves: index, hash) into the Merkle tree (the perfect
+        subtrees each one completes), and mark the session so that its transaction ends with a
         checkpoint."""
-        _insert_nodes(session, [(e.seq - 1, event_leaf(d)) for e, d in zip(events, documents, strict=True)])
+        _insert_nodes(session, leaves)
         session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
         session.info["appended"] = True
         # How long the log was before this transaction: what the checkpoint at its end must find
