@@ -55,7 +55,14 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.merkle import leaf_hash
 from evidence_catalog.model import GENESIS_HASH, Agent, CustodyEvent, EvidenceRecord
-from evidence_catalog.serialize import canonical_json, structure, unstructure
+from evidence_catalog.serialize import (
+    _SAFE_INTEGER,
+    _UTF16_ORDER_DIFFERS,
+    _plain,
+    canonical_json,
+    structure,
+    unstructure,
+)
 
 #: Members of an event document that are not covered by its hash.
 UNHASHED = frozenset({"hash", "schema"})
@@ -417,6 +424,165 @@ def linked_event(
     document = unstructure(draft)
     document["hash"] = document_hash(document)
     return attrs.evolve(draft, hash=document["hash"]), document
+
+
+def sealed_event(
+    previous: CustodyEvent | ChainHead | None,
+    *,
+    at: dt.datetime,
+    actor: Agent,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any] | None = None,
+) -> tuple[CustodyEvent, dict[str, Any], bytes]:
+    """:func:`linked_event`, with the event's Merkle leaf (:func:`event_leaf`): what appending
+    an event needs.  The committed form is made once for both, and faster than
+    :func:`committed_form` makes it (see :func:`_seal`); the hash and the leaf are the very
+    bytes :func:`document_hash` and :func:`event_leaf` give (``tests/test_custody.py`` holds
+    them equal)."""
+    if details is not None and SALT in details:
+        raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
+    draft = CustodyEvent(
+        seq=1 if previous is None else previous.seq + 1,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        prev_hash=GENESIS_HASH if previous is None else previous.hash,
+        hash=GENESIS_HASH,
+        details={**dict(details or {}), SALT: new_secret()},
+    )
+    document = unstructure(attrs.evolve(draft, details={}))
+    document["details"] = _json_ready(draft.details)
+    document["hash"], leaf = _seal(document)
+    return attrs.evolve(draft, hash=document["hash"]), document, leaf
+
+
+def _json_ready(value: Any) -> Any:
+    """``unstructure(value)`` of the details of an event: what the converter makes of them
+    (tuples become lists, model values documents...), without its dispatch for every text and
+    number of details that are JSON already."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        if all(type(key) is str for key in value):
+            return {key: _json_ready(item) for key, item in value.items()}
+    elif kind is list or kind is tuple:
+        return [_json_ready(item) for item in value]
+    return unstructure(value)
+
+
+def _seal(document: dict[str, Any]) -> tuple[str, bytes]:
+    """The hash and the Merkle leaf of a salted event document: :func:`document_hash` and then
+    :func:`event_leaf` of it with that hash, computed together.
+
+    The committed form is made in one walk that also finds whether it is JSON that ``json``
+    writes as RFC 8785 does (so :func:`~evidence_catalog.serialize.canonical_json` need not walk
+    it again); each value's salt is one call of OpenSSL's HMAC, each digest's JSON is made as
+    ``json.dumps`` makes a string's.  Anything unusual (a lone surrogate, a key that is not
+    text...) goes to the reference functions, which also raise their errors."""
+    try:
+        form, plain = _committed_fast(document)
+        data = _canonical(form, plain)
+        event_hash = hashlib.sha256(data).hexdigest()
+        # The leaf's JSON is the same with "hash" added: in key order it comes right before
+        # "prev_hash", whose committed value is a salted digest.  Only "seq" (a number) and
+        # "subject" (a JSON string, where every quote is escaped) follow that, so the last
+        # ',"prev_hash":"sd:' is the top-level member's.
+        cut = data.rfind(b',"prev_hash":"' + DIGEST_PREFIX.encode("ascii")) + 1
+        if plain and cut > 0:
+            leaf = leaf_hash(data[:cut] + b'"hash":"' + event_hash.encode("ascii") + b'",' + data[cut:])
+        else:
+            form["hash"] = event_hash
+            leaf = leaf_hash(_canonical(form, plain))
+    except Exception:  # noqa: BLE001 -- the reference functions say what is wrong, in their own words
+        event_hash = document_hash(document)
+        return event_hash, event_leaf({**document, "hash": event_hash})
+    return event_hash, leaf
+
+
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _canonical(form: dict[str, Any], plain: bool) -> bytes:
+    """:func:`~evidence_catalog.serialize.canonical_json` of *form*, told whether it is plain."""
+    if plain:
+        try:
+            return json.dumps(form, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+    return canonical_json(form)
+
+
+def _committed_fast(document: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """:func:`committed_form` of a salted event, and whether it is plain JSON (see
+    :func:`_seal`)."""
+    secret = document["details"][SALT]
+    if not isinstance(secret, str) or len(secret) != 64:
+        raise CommitmentError("the event's salt is not 64 hex digits")
+    # HMAC-SHA256 (RFC 2104) as two SHA-256 states, keyed once and copied for each value: the
+    # key (32 bytes) is shorter than SHA-256's block, so it is padded with zeros.
+    key = bytes.fromhex(secret).ljust(64, b"\0")
+    inner_state = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer_state = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    sha256 = hashlib.sha256
+    plain = True
+
+    def digest(pointer: str, text: str) -> str:
+        inner = inner_state.copy()
+        inner.update(pointer.encode("utf-8"))
+        outer = outer_state.copy()
+        outer.update(inner.digest())
+        data = '["' + outer.hexdigest()[:VALUE_SALT_HEX] + '",' + _encode_text(text) + "]"
+        return DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
+
+    def walk(node: Any, pointer: str) -> Any:
+        nonlocal plain
+        if isinstance(node, str):
+            return digest(pointer, node)
+        if isinstance(node, dict):
+            out = {}
+            for name, value in node.items():
+                if type(name) is str:
+                    inner = pointer + "/" + (_escape(name) if "~" in name or "/" in name else name)
+                    if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
+                        plain = False
+                else:
+                    inner = pointer + "/" + _escape(str(name))
+                    plain = False
+                if pointer == "/details" and name == SALT:
+                    continue
+                kind = type(value)
+                if name in WHOLE_MEMBERS:
+                    outer = outer_state.copy()
+                    salt = inner_state.copy()
+                    salt.update(inner.encode("utf-8"))
+                    outer.update(salt.digest())
+                    out[name] = value_digest(outer.hexdigest()[:VALUE_SALT_HEX], value)
+                elif kind is str:
+                    out[name] = digest(inner, value)
+                elif value is None or kind is bool:
+                    out[name] = value
+                else:
+                    out[name] = walk(value, inner)
+            return out
+        if isinstance(node, list):
+            return [walk(value, f"{pointer}/{index}") for index, value in enumerate(node)]
+        if not (node is None or type(node) is bool or (type(node) is int and -_SAFE_INTEGER <= node <= _SAFE_INTEGER)):
+            plain = False
+        return node
+
+    form = {}
+    for member, value in document.items():
+        if member in UNHASHED:
+            continue
+        if member in SALTED_MEMBERS:
+            form[member] = walk(value, "/" + member)
+        else:
+            form[member] = value
+            plain = plain and type(member) is str and member.isascii() and _plain(value)
+    return form, plain
 
 
 def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:

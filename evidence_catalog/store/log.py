@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from evidence_catalog import merkle, model
-from evidence_catalog.custody import ChainHead, event_leaf, linked_event
+from evidence_catalog.custody import ChainHead, event_leaf, sealed_event
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
 from evidence_catalog.store.engine import Connections, aware, execute, insert_row, table_of
@@ -66,11 +66,11 @@ class CustodyLog(Connections):
         event), with one insert for all of them (a large ingest writes thousands)."""
         table = table_of(CustodyEventRow)
         head: model.CustodyEvent | ChainHead | None = _log_head(session)
-        events, documents = [], []
+        events, leaves = [], []
         for draft in drafts:
-            head, document = linked_event(head, **draft)
+            head, _, leaf = sealed_event(head, **draft)
             events.append(head)
-            documents.append(document)
+            leaves.append(leaf)
         if events:
             execute(
                 session,
@@ -89,16 +89,13 @@ class CustodyLog(Connections):
                     for e in events
                 ],
             )
-            self._add_leaves(session, events, documents)
+            self._add_leaves(session, events, leaves)
         return events
 
-    def _add_leaves(
-        self, session: Session, events: Sequence[model.CustodyEvent], documents: Sequence[dict[str, Any]]
-    ) -> None:
-        """Put new events (with their documents) into the Merkle tree (the perfect subtrees
-        each one completes), and mark the session so that its transaction ends with a
-        checkpoint."""
-        _insert_nodes(session, [(e.seq - 1, event_leaf(d)) for e, d in zip(events, documents, strict=True)])
+    def _add_leaves(self, session: Session, events: Sequence[model.CustodyEvent], leaves: Sequence[bytes]) -> None:
+        """Put new events (with their leaves) into the Merkle tree (the perfect subtrees each
+        one completes), and mark the session so that its transaction ends with a checkpoint."""
+        _insert_nodes(session, [(e.seq - 1, leaf) for e, leaf in zip(events, leaves, strict=True)])
         session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
         session.info["appended"] = True
         # How long the log was before this transaction: what the checkpoint at its end must find
