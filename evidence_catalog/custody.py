@@ -434,12 +434,12 @@ def sealed_event(
     action: str,
     subject: str,
     details: Mapping[str, Any] | None = None,
-) -> tuple[CustodyEvent, dict[str, Any], bytes]:
-    """:func:`linked_event`, with the event's Merkle leaf (:func:`event_leaf`): what appending
-    an event needs.  The committed form is made once for both, and faster than
+) -> tuple[CustodyEvent, bytes]:
+    """:func:`make_event`, and the event's Merkle leaf (:func:`event_leaf`): what appending an
+    event needs.  The committed form is made once for both, and faster than
     :func:`committed_form` makes it (see :func:`_seal`); the hash and the leaf are the very
-    bytes :func:`document_hash` and :func:`event_leaf` give (``tests/test_custody.py`` holds
-    them equal)."""
+    bytes :func:`document_hash` and :func:`event_leaf` give of ``unstructure(event)``
+    (``tests/test_custody.py`` holds them equal)."""
     if details is not None and SALT in details:
         raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
     draft = CustodyEvent(
@@ -452,38 +452,27 @@ def sealed_event(
         hash=GENESIS_HASH,
         details={**dict(details or {}), SALT: new_secret()},
     )
-    document = unstructure(attrs.evolve(draft, details={}))
-    document["details"] = _json_ready(draft.details)
-    document["hash"], leaf = _seal(document)
-    return attrs.evolve(draft, hash=document["hash"]), document, leaf
+    event_hash, leaf = _seal(draft)
+    return attrs.evolve(draft, hash=event_hash), leaf
 
 
-def _json_ready(value: Any) -> Any:
-    """``unstructure(value)`` of the details of an event: what the converter makes of them
-    (tuples become lists, model values documents...), without its dispatch for every text and
-    number of details that are JSON already."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
-        return value
-    if kind is dict:
-        if all(type(key) is str for key in value):
-            return {key: _json_ready(item) for key, item in value.items()}
-    elif kind is list or kind is tuple:
-        return [_json_ready(item) for item in value]
-    return unstructure(value)
+class _UnusualDetailsError(Exception):
+    """Details :func:`_committed_fast` leaves to the reference functions."""
 
 
-def _seal(document: dict[str, Any]) -> tuple[str, bytes]:
-    """The hash and the Merkle leaf of a salted event document: :func:`document_hash` and then
-    :func:`event_leaf` of it with that hash, computed together.
+def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
+    """The hash and the Merkle leaf of a salted event: :func:`document_hash` of
+    ``unstructure(draft)``, then :func:`event_leaf` of it with that hash, computed together.
 
-    The committed form is made in one walk that also finds whether it is JSON that ``json``
-    writes as RFC 8785 does (so :func:`~evidence_catalog.serialize.canonical_json` need not walk
-    it again); each value's salt is one call of OpenSSL's HMAC, each digest's JSON is made as
-    ``json.dumps`` makes a string's.  Anything unusual (a lone surrogate, a key that is not
-    text...) goes to the reference functions, which also raise their errors."""
+    The committed form is made in one walk over the event's details as they were handed over
+    (what the converter would make of them made on the way), that also finds whether it is JSON
+    that ``json`` writes as RFC 8785 does (so :func:`~evidence_catalog.serialize.canonical_json`
+    need not walk it again); each value's salt is HMAC-SHA256 from two SHA-256 states keyed once
+    per event, each digest's JSON is made as ``json.dumps`` makes a string's.  Anything unusual
+    (a lone surrogate, a key that is not text, a value the converter passes through) goes to the
+    reference functions, which also raise their errors."""
     try:
-        form, plain = _committed_fast(document)
+        form, plain = _committed_fast(draft)
         data = _canonical(form, plain)
         event_hash = hashlib.sha256(data).hexdigest()
         # The leaf's JSON is the same with "hash" added: in key order it comes right before
@@ -497,6 +486,7 @@ def _seal(document: dict[str, Any]) -> tuple[str, bytes]:
             form["hash"] = event_hash
             leaf = leaf_hash(_canonical(form, plain))
     except Exception:  # noqa: BLE001 -- the reference functions say what is wrong, in their own words
+        document = unstructure(draft)
         event_hash = document_hash(document)
         return event_hash, event_leaf({**document, "hash": event_hash})
     return event_hash, leaf
@@ -515,74 +505,87 @@ def _canonical(form: dict[str, Any], plain: bool) -> bytes:
     return canonical_json(form)
 
 
-def _committed_fast(document: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """:func:`committed_form` of a salted event, and whether it is plain JSON (see
-    :func:`_seal`)."""
-    secret = document["details"][SALT]
+def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
+    """:func:`committed_form` of ``unstructure(draft)`` (a salted event), and whether it is
+    plain JSON (see :func:`_seal`); :class:`_UnusualDetailsError` for details it leaves to the reference."""
+    secret = draft.details[SALT]
     if not isinstance(secret, str) or len(secret) != 64:
         raise CommitmentError("the event's salt is not 64 hex digits")
     # HMAC-SHA256 (RFC 2104) as two SHA-256 states, keyed once and copied for each value: the
     # key (32 bytes) is shorter than SHA-256's block, so it is padded with zeros.
     key = bytes.fromhex(secret).ljust(64, b"\0")
-    inner_state = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    outer_state = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    inner_state = hashlib.sha256(key.translate(_INNER_PAD))
+    outer_state = hashlib.sha256(key.translate(_OUTER_PAD))
     sha256 = hashlib.sha256
     plain = True
 
-    def digest(pointer: str, text: str) -> str:
+    def salt_of(pointer: str) -> str:
         inner = inner_state.copy()
         inner.update(pointer.encode("utf-8"))
         outer = outer_state.copy()
         outer.update(inner.digest())
-        data = '["' + outer.hexdigest()[:VALUE_SALT_HEX] + '",' + _encode_text(text) + "]"
-        return DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
+        return outer.hexdigest()[:VALUE_SALT_HEX]
 
-    def walk(node: Any, pointer: str) -> Any:
+    def walk(node: Any, pointer: str, top: bool = False) -> Any:
+        """The committed form of ``unstructure(node)`` at *pointer*."""
         nonlocal plain
-        if isinstance(node, str):
-            return digest(pointer, node)
-        if isinstance(node, dict):
+        kind = type(node)
+        if kind is dict:
             out = {}
             for name, value in node.items():
-                if type(name) is str:
-                    inner = pointer + "/" + (_escape(name) if "~" in name or "/" in name else name)
-                    if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
-                        plain = False
-                else:
-                    inner = pointer + "/" + _escape(str(name))
+                if type(name) is not str:
+                    raise _UnusualDetailsError
+                inner = pointer + "/" + (_escape(name) if "~" in name or "/" in name else name)
+                if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
                     plain = False
-                if pointer == "/details" and name == SALT:
+                if top and name == SALT:
+                    continue
+                if name in WHOLE_MEMBERS:
+                    out[name] = value_digest(salt_of(inner), unstructure(value))
                     continue
                 kind = type(value)
-                if name in WHOLE_MEMBERS:
-                    outer = outer_state.copy()
+                if kind is str:  # the salt and digest of most values, without a call
                     salt = inner_state.copy()
                     salt.update(inner.encode("utf-8"))
-                    outer.update(salt.digest())
-                    out[name] = value_digest(outer.hexdigest()[:VALUE_SALT_HEX], value)
-                elif kind is str:
-                    out[name] = digest(inner, value)
+                    mac = outer_state.copy()
+                    mac.update(salt.digest())
+                    data = '["' + mac.hexdigest()[:VALUE_SALT_HEX] + '",' + _encode_text(value) + "]"
+                    out[name] = DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
                 elif value is None or kind is bool:
                     out[name] = value
                 else:
                     out[name] = walk(value, inner)
             return out
-        if isinstance(node, list):
+        if kind is list or kind is tuple:
             return [walk(value, f"{pointer}/{index}") for index, value in enumerate(node)]
-        if not (node is None or type(node) is bool or (type(node) is int and -_SAFE_INTEGER <= node <= _SAFE_INTEGER)):
+        if isinstance(node, str):  # and text of a subclass (an enum's), as the converter leaves it
+            data = '["' + salt_of(pointer) + '",' + _encode_text(node) + "]"
+            return DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
+        if node is None or kind is bool or (kind is int and -_SAFE_INTEGER <= node <= _SAFE_INTEGER):
+            return node
+        if kind is int or kind is float:
             plain = False
-        return node
+            return node
+        converted = unstructure(node)  # a time, a model value, a set...: as the converter makes it
+        if type(converted) is kind:
+            raise _UnusualDetailsError
+        return walk(converted, pointer)
 
-    form = {}
-    for member, value in document.items():
-        if member in UNHASHED:
-            continue
-        if member in SALTED_MEMBERS:
-            form[member] = walk(value, "/" + member)
-        else:
-            form[member] = value
+    form = unstructure(attrs.evolve(draft, details={}))
+    for member in UNHASHED:
+        form.pop(member, None)
+    for member, value in form.items():
+        if member not in SALTED_MEMBERS:
             plain = plain and type(member) is str and member.isascii() and _plain(value)
+    for member in SALTED_MEMBERS:
+        if member != "details":
+            form[member] = walk(form[member], "/" + member)
+    form["details"] = walk(draft.details, "/details", top=True)
     return form, plain
+
+
+_INNER_PAD = bytes(b ^ 0x36 for b in range(256))
+_OUTER_PAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:

@@ -68,7 +68,7 @@ class CustodyLog(Connections):
         head: model.CustodyEvent | ChainHead | None = _log_head(session)
         events, leaves = [], []
         for draft in drafts:
-            head, _, leaf = sealed_event(head, **draft)
+            head, leaf = sealed_event(head, **draft)
             events.append(head)
             leaves.append(leaf)
         if events:
