@@ -161,6 +161,7 @@ CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
 BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify", "verify")
+BENCHMARKS += ("ingest-speed",)  # benchmarks/ingest_speed.py (issue 22)
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -858,6 +859,13 @@ def bench_ingest(ctx: Context) -> list[Row]:
     ]
 
 
+def bench_ingest_speed(ctx: Context) -> list[Row]:
+    """Ingest of every format: linear in the items, vs the bare parser, command and in-process (issue 22)."""
+    import ingest_speed  # benchmarks/ingest_speed.py
+
+    return [Row(**row) for row in ingest_speed.bench(ctx.scratch, items=ctx.ingest_items, repeat=ctx.repeat)]
+
+
 BAG_LARGE_FILES = 40
 BAG_SMALL_FILES = 2000
 
@@ -1447,6 +1455,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "rss": (bench_rss, ()),
     "small": (functools.partial(bench_small_files, row=Row), ("cp", "sha256sum", "sync", "git")),
     "ingest": (bench_ingest, ("grep",)),
+    "ingest-speed": (bench_ingest_speed, ()),
     "bagit": (bench_bagit, ("cp", "sha256sum", "sync")),
     "log": (bench_log, ()),
     "scale": (bench_scale, ("du", "sync")),

@@ -55,7 +55,14 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.merkle import leaf_hash
 from evidence_catalog.model import GENESIS_HASH, Agent, CustodyEvent, EvidenceRecord
-from evidence_catalog.serialize import canonical_json, structure, unstructure
+from evidence_catalog.serialize import (
+    _SAFE_INTEGER,
+    _UTF16_ORDER_DIFFERS,
+    _plain,
+    canonical_json,
+    structure,
+    unstructure,
+)
 
 #: Members of an event document that are not covered by its hash.
 UNHASHED = frozenset({"hash", "schema"})
@@ -457,6 +464,182 @@ def linked_event(
     document = unstructure(draft)
     document["hash"] = document_hash(document)
     return attrs.evolve(draft, hash=document["hash"]), document
+
+
+def sealed_event(
+    previous: CustodyEvent | ChainHead | None,
+    *,
+    at: dt.datetime,
+    actor: Agent,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any] | None = None,
+) -> tuple[CustodyEvent, bytes]:
+    """:func:`make_event`, and the event's Merkle leaf (:func:`event_leaf`): what appending an
+    event needs.  The committed form is made once for both, and faster than
+    :func:`committed_form` makes it (see :func:`_seal`); the hash and the leaf are the very
+    bytes :func:`document_hash` and :func:`event_leaf` give of ``unstructure(event)``
+    (``tests/test_custody.py`` holds them equal)."""
+    if details is not None and SALT in details:
+        raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
+    draft = CustodyEvent(
+        seq=1 if previous is None else previous.seq + 1,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        prev_hash=GENESIS_HASH if previous is None else previous.hash,
+        hash=GENESIS_HASH,
+        details={**dict(details or {}), SALT: new_secret()},
+    )
+    event_hash, leaf = _seal(draft)
+    return attrs.evolve(draft, hash=event_hash), leaf
+
+
+class _UnusualDetailsError(Exception):
+    """Details :func:`_committed_fast` leaves to the reference functions."""
+
+
+def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
+    """The hash and the Merkle leaf of a salted event: :func:`document_hash` of
+    ``unstructure(draft)``, then :func:`event_leaf` of it with that hash, computed together.
+
+    The committed form is made in one walk over the event's details as they were handed over
+    (what the converter would make of them made on the way), that also finds whether it is JSON
+    that ``json`` writes as RFC 8785 does (so :func:`~evidence_catalog.serialize.canonical_json`
+    need not walk it again); each value's salt is HMAC-SHA256 from two SHA-256 states keyed once
+    per event, each digest's JSON is made as ``json.dumps`` makes a string's.  Anything unusual
+    (a lone surrogate, a key that is not text, a value the converter passes through) goes to the
+    reference functions, which also raise their errors."""
+    try:
+        form, plain = _committed_fast(draft)
+        data = _canonical(form, plain)
+        event_hash = hashlib.sha256(data).hexdigest()
+        # The leaf's JSON is the same with "hash" added: in key order it comes right before
+        # "prev_hash", whose committed value is a salted digest.  Only "seq" (a number) and
+        # "subject" (a JSON string, where every quote is escaped) follow that, so the last
+        # ',"prev_hash":"sd:' is the top-level member's.
+        cut = data.rfind(b',"prev_hash":"' + DIGEST_PREFIX.encode("ascii")) + 1
+        if plain and cut > 0:
+            leaf = leaf_hash(data[:cut] + b'"hash":"' + event_hash.encode("ascii") + b'",' + data[cut:])
+        else:
+            form["hash"] = event_hash
+            leaf = leaf_hash(_canonical(form, plain))
+    except Exception:  # noqa: BLE001 -- the reference functions say what is wrong, in their own words
+        document = unstructure(draft)
+        event_hash = document_hash(document)
+        return event_hash, event_leaf({**document, "hash": event_hash})
+    return event_hash, leaf
+
+
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _canonical(form: dict[str, Any], plain: bool) -> bytes:
+    """:func:`~evidence_catalog.serialize.canonical_json` of *form*, told whether it is plain."""
+    if plain:
+        try:
+            return json.dumps(form, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+    return canonical_json(form)
+
+
+def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
+    """:func:`committed_form` of ``unstructure(draft)`` (a salted event), and whether it is
+    plain JSON (see :func:`_seal`); :class:`_UnusualDetailsError` for details it leaves to the reference."""
+    secret = draft.details[SALT]
+    if not isinstance(secret, str) or len(secret) != 64:
+        raise CommitmentError("the event's salt is not 64 hex digits")
+    # HMAC-SHA256 (RFC 2104) as two SHA-256 states, keyed once and copied for each value: the
+    # key (32 bytes) is shorter than SHA-256's block, so it is padded with zeros.
+    key = bytes.fromhex(secret).ljust(64, b"\0")
+    inner_state = hashlib.sha256(key.translate(_INNER_PAD))
+    outer_state = hashlib.sha256(key.translate(_OUTER_PAD))
+    sha256 = hashlib.sha256
+    plain = True
+
+    def salt_of(pointer: str) -> str:
+        inner = inner_state.copy()
+        inner.update(pointer.encode("utf-8"))
+        outer = outer_state.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()[:VALUE_SALT_HEX]
+
+    def walk(node: Any, pointer: str, top: bool = False) -> Any:
+        """The committed form of ``unstructure(node)`` at *pointer*."""
+        nonlocal plain
+        kind = type(node)
+        if kind is dict:
+            out = {}
+            for name, value in node.items():
+                if type(name) is not str:
+                    raise _UnusualDetailsError
+                inner = pointer + "/" + (_escape(name) if "~" in name or "/" in name else name)
+                if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
+                    plain = False
+                if top and name == SALT:
+                    continue
+                if name in WHOLE_MEMBERS:
+                    out[name] = value_digest(salt_of(inner), unstructure(value))
+                    continue
+                kind = type(value)
+                if kind is str:  # the salt and digest of most values, without a call
+                    salt = inner_state.copy()
+                    salt.update(inner.encode("utf-8"))
+                    mac = outer_state.copy()
+                    mac.update(salt.digest())
+                    data = '["' + mac.hexdigest()[:VALUE_SALT_HEX] + '",' + _encode_text(value) + "]"
+                    out[name] = DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
+                elif value is None or kind is bool:
+                    out[name] = value
+                else:
+                    out[name] = walk(value, inner)
+            return out
+        if kind is list or kind is tuple:
+            items = []
+            for index, value in enumerate(node):
+                inner = f"{pointer}/{index}"
+                if type(value) is str:  # tags, mentions, links...: inline, as in objects
+                    salt = inner_state.copy()
+                    salt.update(inner.encode("utf-8"))
+                    mac = outer_state.copy()
+                    mac.update(salt.digest())
+                    data = '["' + mac.hexdigest()[:VALUE_SALT_HEX] + '",' + _encode_text(value) + "]"
+                    items.append(DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest())
+                else:
+                    items.append(walk(value, inner))
+            return items
+        if isinstance(node, str):  # and text of a subclass (an enum's), as the converter leaves it
+            data = '["' + salt_of(pointer) + '",' + _encode_text(node) + "]"
+            return DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
+        if node is None or kind is bool or (kind is int and -_SAFE_INTEGER <= node <= _SAFE_INTEGER):
+            return node
+        if kind is int or kind is float:
+            plain = False
+            return node
+        converted = unstructure(node)  # a time, a model value, a set...: as the converter makes it
+        if type(converted) is kind:
+            raise _UnusualDetailsError
+        return walk(converted, pointer)
+
+    # ``unstructure(draft)`` without hash and schema: its own members as the converter writes
+    # them (the property test compares the whole with the reference), details walked as given.
+    form: dict[str, Any] = {
+        "seq": draft.seq,
+        "at": unstructure(draft.at),
+        "actor": walk(unstructure(draft.actor), "/actor"),
+        "action": draft.action,
+        "subject": draft.subject,
+        "prev_hash": walk(draft.prev_hash, "/prev_hash"),
+        "details": walk(draft.details, "/details", top=True),
+    }
+    plain = plain and all(_plain(form[member]) for member in ("seq", "at", "action", "subject"))
+    return form, plain
+
+
+_INNER_PAD = bytes(b ^ 0x36 for b in range(256))
+_OUTER_PAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from evidence_catalog import merkle, model
-from evidence_catalog.custody import ChainHead, event_leaf, linked_event
+from evidence_catalog.custody import ChainHead, event_leaf, sealed_event
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
 from evidence_catalog.store.engine import Connections, aware, execute, insert_row, table_of
@@ -68,11 +68,9 @@ class CustodyLog(Connections):
         head: model.CustodyEvent | ChainHead | None = _log_head(session)
         events, leaves = [], []
         for draft in drafts:
-            head, document = linked_event(head, **draft)
+            head, leaf = sealed_event(head, **draft)
             events.append(head)
-            # The leaf right after the hash: both need the event's committed form, which
-            # custody keeps for the last event only (after the loop it was made twice).
-            leaves.append((head.seq - 1, event_leaf(document)))
+            leaves.append(leaf)
         if events:
             execute(
                 session,
@@ -94,13 +92,10 @@ class CustodyLog(Connections):
             self._add_leaves(session, events, leaves)
         return events
 
-    def _add_leaves(
-        self, session: Session, events: Sequence[model.CustodyEvent], leaves: Sequence[tuple[int, bytes]]
-    ) -> None:
-        """Put new events (with their leaves: index, hash) into the Merkle tree (the perfect
-        subtrees each one completes), and mark the session so that its transaction ends with a
-        checkpoint."""
-        _insert_nodes(session, leaves)
+    def _add_leaves(self, session: Session, events: Sequence[model.CustodyEvent], leaves: Sequence[bytes]) -> None:
+        """Put new events (with their leaves) into the Merkle tree (the perfect subtrees each
+        one completes), and mark the session so that its transaction ends with a checkpoint."""
+        _insert_nodes(session, [(e.seq - 1, leaf) for e, leaf in zip(events, leaves, strict=True)])
         session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
         session.info["appended"] = True
         # How long the log was before this transaction: what the checkpoint at its end must find

@@ -268,6 +268,22 @@ class Records(Connections):
         found = execute(session, query).scalar()
         return None if found is None else str(found)
 
+    def records_with_reports(self, session: Session, identities: Iterable[str]) -> dict[str, str]:
+        """:meth:`record_with_report` of many identities at once (one query per 500): the
+        record holding a report of each identity, by identity (an identity no report has is
+        left out; of several records holding one, the oldest)."""
+        table = table_of(RecordPartRow)
+        found: dict[str, str] = {}
+        for chunk in chunks(identities):
+            query = sa.select(table.c.identity, table.c.record_id).where(
+                table.c.kind == "report", table.c.identity.in_(chunk)
+            )
+            for row in execute(session, query):
+                identity, record_id = str(row.identity), str(row.record_id)
+                held = found.get(identity)
+                found[identity] = record_id if held is None else min(held, record_id)
+        return found
+
     def add_part(self, session: Session, record_id: str, kind: str, part: Any, custody_seq: int) -> None:
         """Add a report, note, flag, relation, claim or assessment to a record."""
         if not isinstance(part, PART_KINDS[kind]):
@@ -531,10 +547,11 @@ def record_artifact_row(record_id: str, entry: model.RecordArtifact, position: i
 
 
 def acquisition_row(
-    record_id: str, acquisition: model.Acquisition, custody_seq: int, position: int = 0
+    record_id: str, acquisition: model.Acquisition, custody_seq: int, position: int = 0, *, body: Any = None
 ) -> dict[str, Any]:
     """The ``acquisition`` row of an acquisition on a record, logged by event *custody_seq*
-    (the *position*-th that event logged)."""
+    (the *position*-th that event logged); *body* is ``unstructure(acquisition)`` when the
+    caller has it already."""
     return {
         "id": acquisition.id,
         "record_id": record_id,
@@ -546,12 +563,15 @@ def acquisition_row(
         "platform_key": _item_key(acquisition),
         "outcome": acquisition.outcome.value,
         "position": position,
-        "body": unstructure(acquisition),
+        "body": unstructure(acquisition) if body is None else body,
     }
 
 
-def part_row(record_id: str, kind: str, part: Any, custody_seq: int, position: int) -> dict[str, Any]:
-    """The ``record_part`` row of a report, note, flag, relation, claim or assessment."""
+def part_row(
+    record_id: str, kind: str, part: Any, custody_seq: int, position: int, *, body: Any = None
+) -> dict[str, Any]:
+    """The ``record_part`` row of a report, note, flag, relation, claim or assessment; *body*
+    is ``unstructure(part)`` when the caller has it already."""
     return {
         "id": getattr(part, "id", None) or model.new_id(),
         "record_id": record_id,
@@ -559,7 +579,7 @@ def part_row(record_id: str, kind: str, part: Any, custody_seq: int, position: i
         "identity": getattr(part, "identity", None),
         "position": position,
         "custody_seq": custody_seq,
-        "body": unstructure(part),
+        "body": unstructure(part) if body is None else body,
     }
 
 
