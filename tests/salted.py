@@ -75,3 +75,12 @@ def unsalted_linked_event(
     document = unstructure(draft)
     document["hash"] = hashlib.sha256(rfc8785.dumps(committed_by_hand(document))).hexdigest()
     return attrs.evolve(draft, hash=document["hash"]), document
+
+
+def unsalted_sealed_event(
+    previous: model.CustodyEvent | custody.ChainHead | None, **draft: Any
+) -> tuple[model.CustodyEvent, bytes]:
+    """:func:`unsalted_linked_event` as appending takes it (``custody.sealed_event``): the event
+    and its Merkle leaf."""
+    event, document = unsalted_linked_event(previous, **draft)
+    return event, custody.event_leaf(document)
