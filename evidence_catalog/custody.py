@@ -496,10 +496,6 @@ def sealed_event(
     return attrs.evolve(draft, hash=event_hash), leaf
 
 
-class _UnusualDetailsError(Exception):
-    """Details :func:`_committed_fast` leaves to the reference functions."""
-
-
 def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
     """The hash and the Merkle leaf of a salted event: :func:`document_hash` of
     ``unstructure(draft)``, then :func:`event_leaf` of it with that hash, computed together.
@@ -547,7 +543,7 @@ def _canonical(form: dict[str, Any], plain: bool) -> bytes:
 
 def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
     """:func:`committed_form` of ``unstructure(draft)`` (a salted event), and whether it is
-    plain JSON (see :func:`_seal`); :class:`_UnusualDetailsError` for details it leaves to the reference."""
+    plain JSON (see :func:`_seal`); :class:`CommitmentError` for details it leaves to the reference."""
     secret = draft.details[SALT]
     if not isinstance(secret, str) or len(secret) != 64:
         raise CommitmentError("the event's salt is not 64 hex digits")
@@ -574,7 +570,7 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
             out = {}
             for name, value in node.items():
                 if type(name) is not str:
-                    raise _UnusualDetailsError
+                    raise CommitmentError("left to the reference functions")  # caught by _seal
                 inner = pointer + "/" + (_escape(name) if "~" in name or "/" in name else name)
                 if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
                     plain = False
@@ -620,7 +616,7 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
             return node
         converted = unstructure(node)  # a time, a model value, a set...: as the converter makes it
         if type(converted) is kind:
-            raise _UnusualDetailsError
+            raise CommitmentError("left to the reference functions")  # caught by _seal
         return walk(converted, pointer)
 
     # ``unstructure(draft)`` without hash and schema: its own members as the converter writes

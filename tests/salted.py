@@ -78,17 +78,9 @@ def unsalted_linked_event(
 
 
 def unsalted_sealed_event(
-    previous: model.CustodyEvent | custody.ChainHead | None,
-    *,
-    at: dt.datetime,
-    actor: model.Agent,
-    action: str,
-    subject: str,
-    details: dict[str, Any] | None = None,
+    previous: model.CustodyEvent | custody.ChainHead | None, **draft: Any
 ) -> tuple[model.CustodyEvent, bytes]:
-    """:func:`unsalted_linked_event` as the log appends it (``custody.sealed_event``): the event
+    """:func:`unsalted_linked_event` as appending takes it (``custody.sealed_event``): the event
     and its Merkle leaf."""
-    event, document = unsalted_linked_event(
-        previous, at=at, actor=actor, action=action, subject=subject, details=details
-    )
+    event, document = unsalted_linked_event(previous, **draft)
     return event, custody.event_leaf(document)

@@ -61,7 +61,6 @@ SCRIPTS = {
 NOT_EVIDENCE_ERRORS: dict[str, str] = {
     # Signals caught in the module that raises them, never raised to a caller: each only says
     # "take the slower, general way" (reference hashing; yt-dlp's own URL matching).
-    "evidence_catalog.custody._UnusualDetailsError": "caught in custody: the reference functions seal the event",
     "evidence_catalog.capture.matching._UnreadableError": "caught in matching: yt-dlp's own pattern decides",
 }
 

@@ -171,7 +171,7 @@ def _indexed_tokens(text: str) -> list[str]:
     """:func:`word_tokens` of a report's text, found by one regular expression instead of a
     look at each character (what an ingest of many reports spends most of its words' time
     on); text with characters beyond the Basic Multilingual Plane goes to :func:`word_tokens`.
-    ``tests/test_search_link.py`` holds the two equal."""
+    ``tests/test_ingest_scale.py`` holds the two equal."""
     searched = searchable(text)
     if not searched.isascii():
         if _ASTRAL.search(searched):
