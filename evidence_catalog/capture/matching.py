@@ -31,6 +31,7 @@ The reading is conservative; each rule only ever leaves a requirement out:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Container, Iterable
 from typing import Any, Union
 
@@ -310,9 +311,11 @@ class _Check:
 
 #: What each extractor class needs of a URL (read once per process); None: always try it.
 _CHECKS: dict[Any, _Check | None] = {}
-#: The texts of every anchor, in each case.
-_ANCHOR_TEXTS: set[str] = set()
-_ANCHOR_TEXTS_IGNORING_CASE: set[str] = set()
+#: The texts of every anchor, in each case (replaced, never changed, when checks are added).
+_ANCHOR_TEXTS: frozenset[str] = frozenset()
+_ANCHOR_TEXTS_IGNORING_CASE: frozenset[str] = frozenset()
+#: Held while checks are added (captures may run on several threads).
+_LOCK = threading.Lock()
 
 
 def extractor_needs(extractor: Any, plain: Container[object]) -> tuple[Needs, ...] | None:
@@ -326,6 +329,12 @@ def extractor_needs(extractor: Any, plain: Container[object]) -> tuple[Needs, ..
 def _check(extractor: Any, plain: Container[object]) -> _Check | None:
     if extractor in _CHECKS:
         return _CHECKS[extractor]
+    with _LOCK:
+        return _CHECKS[extractor] if extractor in _CHECKS else _add_check(extractor, plain)
+
+
+def _add_check(extractor: Any, plain: Container[object]) -> _Check | None:
+    global _ANCHOR_TEXTS, _ANCHOR_TEXTS_IGNORING_CASE
     patterns = getattr(extractor, "_VALID_URL", None)
     check = None
     own = (getattr(getattr(extractor, name, None), "__func__", None) for name in ("suitable", "_match_valid_url"))
@@ -337,7 +346,10 @@ def _check(extractor: Any, plain: Container[object]) -> _Check | None:
             anchors = [anchor(n.required) for n in needs]
             if all(anchors):
                 check = _Check(needs, frozenset().union(*anchors), ignore_case.pop())
-                (_ANCHOR_TEXTS_IGNORING_CASE if check.ignore_case else _ANCHOR_TEXTS).update(check.anchor)
+                if check.ignore_case:
+                    _ANCHOR_TEXTS_IGNORING_CASE = _ANCHOR_TEXTS_IGNORING_CASE | check.anchor
+                else:
+                    _ANCHOR_TEXTS = _ANCHOR_TEXTS | check.anchor
             else:
                 check = _Check(needs, frozenset(), False)  # no anchor: its needs are read each time
     _CHECKS[extractor] = check

@@ -411,20 +411,15 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
             self._printed_messages.clear()  # messages yt-dlp gives "only once" are given again
 
         def extract_info(
-            self,
-            url: Any,
-            download: bool = True,
-            ie_key: str | None = None,
-            extra_info: Any = None,
-            process: bool = True,
-            force_generic_extractor: bool = False,
+            self, url: Any, download: bool = True, ie_key: str | None = None, *args: Any, **kwargs: Any
         ) -> Any:
             # yt-dlp would compile the URL pattern of every extractor before the one that
             # takes the URL; the same extractor is found trying only those that can
             # (evidence_catalog.capture.matching), and yt-dlp is told which.
-            if not ie_key and not force_generic_extractor and isinstance(url, str):
+            generic = kwargs.get("force_generic_extractor", args[2] if len(args) > 2 else False)
+            if not ie_key and not generic and isinstance(url, str):
                 ie_key = first_suitable(self._ies, url, _PLAIN_SUITABLE)
-            return super().extract_info(url, download, ie_key, extra_info, process, force_generic_extractor)
+            return super().extract_info(url, download, ie_key, *args, **kwargs)
 
         def _forceprint(self, key: str, info_dict: Any) -> Any:
             # yt-dlp renders its formats, thumbnails and subtitles tables several times per video
