@@ -47,6 +47,8 @@ _PLAIN = re.compile(r"[^\\\[\]()|.^$?*+{}]+")
 _PLAIN_VERBOSE = re.compile(r"[^\\\[\]()|.^$?*+{}\s#]+")
 #: A character class (a "]" first in it is itself).
 _CLASS = re.compile(r"\[\^?\]?(?:\\.|[^\]\\])*\]", re.DOTALL)
+#: How many hexadecimal digits follow each code escape.
+_CODE_DIGITS = {"x": 2, "u": 4, "U": 8}
 #: A repeat count after an item (``{2}``, ``{1,3}``, ``{,4}``).
 _REPEAT = re.compile(r"\{\d*(?:,\d*)?\}")
 #: How a group whose contents are read starts (a plain, non-capturing or named group).
@@ -160,6 +162,26 @@ def _skip_class(pattern: str, i: int) -> int:
     return found.end()
 
 
+def _skip_escape(pattern: str, i: int) -> int:
+    """Past the escape that starts at ``pattern[i] == "\\\\"`` with a letter or digit, and
+    what belongs to it: the digits of a code (``\\x41``, ``\\u00e9``, ``\\U0001f600``), the
+    name of ``\\N{...}``, the further digits of an octal code or a back-reference (``\\101``,
+    ``\\12``)."""
+    escaped = pattern[i + 1]
+    if escaped in _CODE_DIGITS:
+        return i + 2 + _CODE_DIGITS[escaped]
+    if escaped == "N":
+        end = pattern.find("}", i)
+        if not pattern.startswith("{", i + 2) or end < 0:
+            raise _UnreadableError
+        return end + 1
+    j = i + 2
+    if escaped.isdigit():
+        while j < len(pattern) and j < i + 4 and pattern[j].isdigit():
+            j += 1
+    return j
+
+
 def _skip_group(pattern: str, i: int, verbose: bool) -> int:
     """Past the group that starts at ``pattern[i] == "("``, its contents not read."""
     depth, j = 0, i
@@ -224,10 +246,11 @@ def _read(pattern: str, i: int, verbose: bool, *, nested: bool) -> tuple[AllOf |
             break
         if c == "\\":
             escaped = pattern[i + 1]
-            i += 2
             if escaped.isalnum() or not escaped.isascii() or escaped.isspace():
                 cut()  # a class (\d), an anchor (\b), a reference (\1), a code (\x41): not plain
+                i = _skip_escape(pattern, i)
                 continue
+            i += 2
             literal = escaped
         elif c == "[":
             cut()
