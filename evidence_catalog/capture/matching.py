@@ -47,6 +47,8 @@ _PLAIN = re.compile(r"[^\\\[\]()|.^$?*+{}]+")
 _PLAIN_VERBOSE = re.compile(r"[^\\\[\]()|.^$?*+{}\s#]+")
 #: A character class (a "]" first in it is itself).
 _CLASS = re.compile(r"\[\^?\]?(?:\\.|[^\]\\])*\]", re.DOTALL)
+#: Why a pattern is not read (it then requires nothing).
+UNREADABLE = "a pattern this reader does not follow"
 #: How many hexadecimal digits follow each code escape.
 _CODE_DIGITS = {"x": 2, "u": 4, "U": 8}
 #: A repeat count after an item (``{2}``, ``{1,3}``, ``{,4}``).
@@ -92,10 +94,6 @@ class Needs:
         return self.required.met_by(url)
 
 
-class _UnreadableError(Exception):
-    """A pattern this reader does not follow: it says nothing about it."""
-
-
 def required_texts(pattern: object) -> Needs | None:
     """What every string ``re.match(pattern, ...)`` matches contains, or ``None`` when nothing
     is known (every string may match)."""
@@ -107,7 +105,7 @@ def required_texts(pattern: object) -> Needs | None:
         verbose, ignore_case, start = "x" in flags.group(1), "i" in flags.group(1), flags.end()
     try:
         required, end = _read(pattern, start, verbose, nested=False)
-    except (_UnreadableError, IndexError):
+    except (ValueError, IndexError):  # a pattern this reader does not follow
         return None
     if required is None or end != len(pattern):
         return None
@@ -158,7 +156,7 @@ def _skip_class(pattern: str, i: int) -> int:
     """Past the character class that starts at ``pattern[i] == "["``."""
     found = _CLASS.match(pattern, i)
     if found is None:
-        raise _UnreadableError
+        raise ValueError(UNREADABLE)
     return found.end()
 
 
@@ -173,7 +171,7 @@ def _skip_escape(pattern: str, i: int) -> int:
     if escaped == "N":
         end = pattern.find("}", i)
         if not pattern.startswith("{", i + 2) or end < 0:
-            raise _UnreadableError
+            raise ValueError(UNREADABLE)
         return end + 1
     j = i + 2
     if escaped.isdigit():
@@ -189,7 +187,7 @@ def _skip_group(pattern: str, i: int, verbose: bool) -> int:
         if pattern.startswith("(?#", j):  # a comment: anything up to the first ")"
             end = pattern.find(")", j)
             if end < 0:
-                raise _UnreadableError
+                raise ValueError(UNREADABLE)
             j = end + 1
             if depth == 0:
                 return j
@@ -209,7 +207,7 @@ def _skip_group(pattern: str, i: int, verbose: bool) -> int:
                 return j
         else:
             j = max(j + 1, _skip_ignored(pattern, j, verbose))
-    raise _UnreadableError
+    raise ValueError(UNREADABLE)
 
 
 def _read(pattern: str, i: int, verbose: bool, *, nested: bool) -> tuple[AllOf | OneOf | None, int]:
@@ -236,12 +234,12 @@ def _read(pattern: str, i: int, verbose: bool, *, nested: bool) -> tuple[AllOf |
             i = _skip_ignored(pattern, i, verbose)
         if i >= end:
             if nested:
-                raise _UnreadableError
+                raise ValueError(UNREADABLE)
             break
         c = pattern[i]
         if c == ")":
             if not nested:
-                raise _UnreadableError
+                raise ValueError(UNREADABLE)
             i += 1
             break
         if c == "\\":
