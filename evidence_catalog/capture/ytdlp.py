@@ -665,20 +665,16 @@ class Capturer:
 
     *algorithms* are the digests the files of a capture are hashed with as they are written
     (:mod:`evidence_catalog.capture.written`): the blob store's, so that it need not read them
-    again.  *write_back* starts writing the downloads to disk while they arrive (for a store
-    that makes its files durable).
+    again.
 
         with Capturer(options) as capturer:
             for url, work in ...:
                 fetched = capturer.download(url, work)
     """
 
-    def __init__(
-        self, options: CaptureOptions, *, algorithms: Sequence[str] = ("sha256",), write_back: bool = True
-    ) -> None:
+    def __init__(self, options: CaptureOptions, *, algorithms: Sequence[str] = ("sha256",)) -> None:
         self.options = options
         self.algorithms = normalise_algorithms(algorithms)
-        self.write_back = write_back
         self._ydl: Any = None
         self._startup_warnings: tuple[str, ...] = ()
         self._progress: CaptureProgress | None = None
@@ -748,20 +744,18 @@ class Capturer:
         """
         work = Path(os.path.abspath(work))
         log = _Log()
-        writes = Writes(self.algorithms, write_back=self.write_back)
+        writes = Writes(self.algorithms)
         self._url, self._progress = url, progress
         finished = False
         try:
             ydl = self._youtube_dl(work, log, writes)
             fetched = self._download(ydl, url, work, log, writes)
-            writes.close()  # a failed write-back fails the capture: the bytes may not be on disk
             finished = True
             return fetched
         finally:
             self._progress = None
+            writes.close()
             if not finished:
-                with contextlib.suppress(OSError):
-                    writes.close()
                 self.close()
             elif self._ydl is not None:
                 self._ydl.writes = None
