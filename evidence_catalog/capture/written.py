@@ -1,11 +1,11 @@
-r"""Files hashed while they are written, so that a capture's downloads need not be read again.
+"""Files hashed while they are written, so that a capture's downloads need not be read again.
 
 yt-dlp's downloaders open their output through ``FileDownloader.sanitize_open``; :class:`Writes`
 wraps that method of each downloader a capture uses.  A file opened for writing from its start
 (``"wb"``) is hashed block by block, in the order the blocks are written, on a second thread
 (``hashlib`` releases the GIL, so the digests are computed on another CPU while the download
-goes on).  Making the file durable is left to the blob store, which ``fsync``\ s it before it
-links it: starting write-back during the download (``fdatasync`` every 64 MiB, on a third
+goes on).  Making the file durable is left to the blob store, which does it (``fsync``) before
+it links the file: starting write-back during the download (``fdatasync`` every 64 MiB, on a third
 thread) was tried and measured no faster on the benchmark machine, as in an earlier attempt.
 
 What this vouches for, and when it gives up (the file is then hashed by reading it, as before):
