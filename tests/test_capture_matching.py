@@ -53,6 +53,8 @@ def yt_dlp_choice(url: str) -> str | None:
         (r"(?#a ( comment)text", AllOf(("text",))),
         ("(?x) https?:// # a comment (with a paren\n  example\\.org / v", AllOf(("http", "://example.org/v"))),
         (r"(?i)HTTPS?://Example\.COM", AllOf(("http", "://example.com"))),
+        (r"\x41bc\u00e9d\N{DIGIT ONE}e\101f", AllOf(("bc", "d", "e", "f"))),  # escapes stand for other text
+        (r"(a)(b)\12z", AllOf(("a", "b", "z"))),  # a back-reference, and its digits
     ],
 )
 def test_what_a_pattern_is_read_to_require(pattern: str, required: AllOf) -> None:
@@ -104,26 +106,10 @@ def test_every_string_a_yt_dlp_pattern_matches_meets_what_it_is_read_to_require(
 #: quantifiers (including repeat counts and braces that are text).
 _ATOMS = st.sampled_from(
     [
-        "a",
-        "b",
-        "ab",
-        "x.y",
-        r"\.",
-        r"\d",
-        r"\w+",
-        "[ab]",
-        "[]a]",
-        "[^/]",
-        ".",
-        "-",
-        "/",
-        ":",
-        "%",
-        "é",
-        " ",
-        "#",
-        "{",
-        "}",
+        *("a", "b", "ab", "x.y", r"\.", r"\d", r"\w+", "[ab]", "[]a]", "[^/]", ".", "-", "/", ":", "%", "é", " ", "#"),
+        *("{", "}", "ſ", "K"),
+        # escapes that stand for other text than their own
+        *(r"\x41", r"\u00e9", r"\U0001F600", r"\N{DIGIT ONE}", r"\101", r"\0", r"\t", r"\\", r"\-", r"(a)\1"),
     ]
 )
 _QUANT = st.sampled_from(["", "", "", "?", "*", "+", "{2}", "{1,3}", "??", "{,2}"])

@@ -9,7 +9,6 @@ yt-dlp, into real catalogs; ``Writes`` is also driven directly with yt-dlp's own
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import time
@@ -24,7 +23,6 @@ from hypothesis import strategies as st
 from yt_dlp.utils import sanitize_open
 
 from evidence_catalog import Catalog, model
-from evidence_catalog.capture import written as written_module
 from evidence_catalog.capture.written import Writes, write_known
 from evidence_catalog.capture.ytdlp import CaptureOptions, Capturer
 from evidence_catalog.store.blobstore import BlobStore
@@ -163,20 +161,6 @@ def test_a_file_changed_after_it_was_finished_is_no_longer_vouched_for(tmp_path:
     writes.close()
 
 
-def test_a_failed_write_back_fails_instead_of_being_forgotten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(written_module, "WRITE_BACK_EVERY", 1)
-
-    def failing(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", failing)
-    writes, downloader = attached(tmp_path)
-    path = download(downloader, tmp_path, [b"x" * 10_000, b"y" * 10_000])
-    assert writes.written(path) is None
-    with pytest.raises(OSError, match="writing the download to disk failed"):
-        writes.close()
-
-
 def test_a_known_file_is_written_with_the_digests_of_its_bytes(tmp_path: Path) -> None:
     data = '{"title": "Ünïcode"}'.encode()
     found = write_known(tmp_path / ".info.json", data, ("sha256", "md5"))
@@ -267,30 +251,6 @@ def test_a_download_changed_before_it_is_stored_is_stored_as_it_is(
     assert catalog.artifact_path(result.sha256).read_bytes() == other
     assert ("read", "001.mp4") in stores and ("written", "001.mp4") not in stores
     assert catalog.verify().ok
-
-
-def test_a_failed_write_back_fails_the_capture_and_stores_nothing(
-    catalog: Catalog, server: MediaServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url = server.route("/write-back/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
-    monkeypatch.setattr(written_module, "WRITE_BACK_EVERY", 1024)
-    fdatasync = os.fdatasync
-
-    def failing(fd: int) -> None:
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(".part"):
-            raise OSError(errno.EIO, "Input/output error")
-        fdatasync(fd)
-
-    if not Path("/proc/self/fd").is_dir():
-        pytest.skip("needs /proc to tell the download's descriptor from others")
-    monkeypatch.setattr(os, "fdatasync", failing)
-    result = catalog.capture_url(url, options=FAST)
-    assert not result.ok and result.error is not None
-    assert "writing the download to disk failed" in result.error and "nothing was stored" in result.error
-    assert catalog.record_ids() == []
-    assert not [p for p in (catalog.path / "blobs").rglob("*") if p.is_file()]
-    event = catalog.history()[-1]
-    assert (event.action, event.details["acquisition"]["error"]) == ("capture.failed", result.error)
 
 
 # -- one YoutubeDL for a batch --------------------------------------------------------------------

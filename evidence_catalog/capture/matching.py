@@ -31,6 +31,7 @@ The reading is conservative; each rule only ever leaves a requirement out:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Container, Iterable
 from typing import Any, Union
 
@@ -46,6 +47,10 @@ _PLAIN = re.compile(r"[^\\\[\]()|.^$?*+{}]+")
 _PLAIN_VERBOSE = re.compile(r"[^\\\[\]()|.^$?*+{}\s#]+")
 #: A character class (a "]" first in it is itself).
 _CLASS = re.compile(r"\[\^?\]?(?:\\.|[^\]\\])*\]", re.DOTALL)
+#: Why a pattern is not read (it then requires nothing).
+UNREADABLE = "a pattern this reader does not follow"
+#: How many hexadecimal digits follow each code escape.
+_CODE_DIGITS = {"x": 2, "u": 4, "U": 8}
 #: A repeat count after an item (``{2}``, ``{1,3}``, ``{,4}``).
 _REPEAT = re.compile(r"\{\d*(?:,\d*)?\}")
 #: How a group whose contents are read starts (a plain, non-capturing or named group).
@@ -89,10 +94,6 @@ class Needs:
         return self.required.met_by(url)
 
 
-class _UnreadableError(Exception):
-    """A pattern this reader does not follow: it says nothing about it."""
-
-
 def required_texts(pattern: object) -> Needs | None:
     """What every string ``re.match(pattern, ...)`` matches contains, or ``None`` when nothing
     is known (every string may match)."""
@@ -104,7 +105,7 @@ def required_texts(pattern: object) -> Needs | None:
         verbose, ignore_case, start = "x" in flags.group(1), "i" in flags.group(1), flags.end()
     try:
         required, end = _read(pattern, start, verbose, nested=False)
-    except (_UnreadableError, IndexError):
+    except (ValueError, IndexError):  # a pattern this reader does not follow
         return None
     if required is None or end != len(pattern):
         return None
@@ -155,8 +156,28 @@ def _skip_class(pattern: str, i: int) -> int:
     """Past the character class that starts at ``pattern[i] == "["``."""
     found = _CLASS.match(pattern, i)
     if found is None:
-        raise _UnreadableError
+        raise ValueError(UNREADABLE)
     return found.end()
+
+
+def _skip_escape(pattern: str, i: int) -> int:
+    """Past the escape that starts at ``pattern[i] == "\\\\"`` with a letter or digit, and
+    what belongs to it: the digits of a code (``\\x41``, ``\\u00e9``, ``\\U0001f600``), the
+    name of ``\\N{...}``, the further digits of an octal code or a back-reference (``\\101``,
+    ``\\12``)."""
+    escaped = pattern[i + 1]
+    if escaped in _CODE_DIGITS:
+        return i + 2 + _CODE_DIGITS[escaped]
+    if escaped == "N":
+        end = pattern.find("}", i)
+        if not pattern.startswith("{", i + 2) or end < 0:
+            raise ValueError(UNREADABLE)
+        return end + 1
+    j = i + 2
+    if escaped.isdigit():
+        while j < len(pattern) and j < i + 4 and pattern[j].isdigit():
+            j += 1
+    return j
 
 
 def _skip_group(pattern: str, i: int, verbose: bool) -> int:
@@ -166,7 +187,7 @@ def _skip_group(pattern: str, i: int, verbose: bool) -> int:
         if pattern.startswith("(?#", j):  # a comment: anything up to the first ")"
             end = pattern.find(")", j)
             if end < 0:
-                raise _UnreadableError
+                raise ValueError(UNREADABLE)
             j = end + 1
             if depth == 0:
                 return j
@@ -186,7 +207,7 @@ def _skip_group(pattern: str, i: int, verbose: bool) -> int:
                 return j
         else:
             j = max(j + 1, _skip_ignored(pattern, j, verbose))
-    raise _UnreadableError
+    raise ValueError(UNREADABLE)
 
 
 def _read(pattern: str, i: int, verbose: bool, *, nested: bool) -> tuple[AllOf | OneOf | None, int]:
@@ -213,20 +234,21 @@ def _read(pattern: str, i: int, verbose: bool, *, nested: bool) -> tuple[AllOf |
             i = _skip_ignored(pattern, i, verbose)
         if i >= end:
             if nested:
-                raise _UnreadableError
+                raise ValueError(UNREADABLE)
             break
         c = pattern[i]
         if c == ")":
             if not nested:
-                raise _UnreadableError
+                raise ValueError(UNREADABLE)
             i += 1
             break
         if c == "\\":
             escaped = pattern[i + 1]
-            i += 2
             if escaped.isalnum() or not escaped.isascii() or escaped.isspace():
                 cut()  # a class (\d), an anchor (\b), a reference (\1), a code (\x41): not plain
+                i = _skip_escape(pattern, i)
                 continue
+            i += 2
             literal = escaped
         elif c == "[":
             cut()
@@ -310,9 +332,11 @@ class _Check:
 
 #: What each extractor class needs of a URL (read once per process); None: always try it.
 _CHECKS: dict[Any, _Check | None] = {}
-#: The texts of every anchor, in each case.
-_ANCHOR_TEXTS: set[str] = set()
-_ANCHOR_TEXTS_IGNORING_CASE: set[str] = set()
+#: The texts of every anchor, in each case (replaced, never changed, when checks are added).
+_ANCHOR_TEXTS: frozenset[str] = frozenset()
+_ANCHOR_TEXTS_IGNORING_CASE: frozenset[str] = frozenset()
+#: Held while checks are added (captures may run on several threads).
+_LOCK = threading.Lock()
 
 
 def extractor_needs(extractor: Any, plain: Container[object]) -> tuple[Needs, ...] | None:
@@ -326,6 +350,12 @@ def extractor_needs(extractor: Any, plain: Container[object]) -> tuple[Needs, ..
 def _check(extractor: Any, plain: Container[object]) -> _Check | None:
     if extractor in _CHECKS:
         return _CHECKS[extractor]
+    with _LOCK:
+        return _CHECKS[extractor] if extractor in _CHECKS else _add_check(extractor, plain)
+
+
+def _add_check(extractor: Any, plain: Container[object]) -> _Check | None:
+    global _ANCHOR_TEXTS, _ANCHOR_TEXTS_IGNORING_CASE
     patterns = getattr(extractor, "_VALID_URL", None)
     check = None
     own = (getattr(getattr(extractor, name, None), "__func__", None) for name in ("suitable", "_match_valid_url"))
@@ -337,7 +367,10 @@ def _check(extractor: Any, plain: Container[object]) -> _Check | None:
             anchors = [anchor(n.required) for n in needs]
             if all(anchors):
                 check = _Check(needs, frozenset().union(*anchors), ignore_case.pop())
-                (_ANCHOR_TEXTS_IGNORING_CASE if check.ignore_case else _ANCHOR_TEXTS).update(check.anchor)
+                if check.ignore_case:
+                    _ANCHOR_TEXTS_IGNORING_CASE = _ANCHOR_TEXTS_IGNORING_CASE | check.anchor
+                else:
+                    _ANCHOR_TEXTS = _ANCHOR_TEXTS | check.anchor
             else:
                 check = _Check(needs, frozenset(), False)  # no anchor: its needs are read each time
     _CHECKS[extractor] = check

@@ -4,9 +4,9 @@ yt-dlp's downloaders open their output through ``FileDownloader.sanitize_open``;
 wraps that method of each downloader a capture uses.  A file opened for writing from its start
 (``"wb"``) is hashed block by block, in the order the blocks are written, on a second thread
 (``hashlib`` releases the GIL, so the digests are computed on another CPU while the download
-goes on), and the written data is pushed towards the disk as it goes (``fdatasync`` on a third
-thread every :data:`WRITE_BACK_EVERY` bytes), so that making the stored file durable later
-waits for little.
+goes on).  Making the file durable is left to the blob store, which does it (``fsync``) before
+it links the file: starting write-back during the download (``fdatasync`` every 64 MiB, on a third
+thread) was tried and measured no faster on the benchmark machine, as in an earlier attempt.
 
 What this vouches for, and when it gives up (the file is then hashed by reading it, as before):
 
@@ -20,8 +20,6 @@ What this vouches for, and when it gives up (the file is then hashed by reading 
   (:meth:`WrittenFile.unchanged`), which a later write, truncation, ``utime``, ``chmod``,
   rename or replacement would change.  As for a file hashed by reading it, nothing may write
   to the file once it is finished (the capture's work area is private and locked).
-* A write-back that failed (``fdatasync`` reporting an I/O error) fails the capture: the
-  error would not be reported again by a later ``fsync``.
 """
 
 from __future__ import annotations
@@ -39,9 +37,6 @@ from attrs import frozen
 
 from evidence_catalog.hashing import MultiHasher
 from evidence_catalog.model import Digests
-
-#: Start writing a file being downloaded back to disk after this many new bytes.
-WRITE_BACK_EVERY = 64 * 1024 * 1024
 
 #: Blocks written but not hashed yet, at most (each at most yt-dlp's 4 MiB read size; the
 #: download waits when the hashing thread falls this far behind).
@@ -80,15 +75,9 @@ class WrittenFile:
 class _Hashing:
     """The digests of one file being written, computed on a thread of their own."""
 
-    def __init__(self, fd: int, algorithms: tuple[str, ...], *, write_back: bool) -> None:
-        # A descriptor of our own: yt-dlp closes its handle while write-back may still run.
-        self.fd = os.dup(fd)
+    def __init__(self, algorithms: tuple[str, ...]) -> None:
         self.hasher = MultiHasher(algorithms)
-        self.write_back = write_back
         self.blocks: queue.Queue[object] = queue.Queue(maxsize=QUEUED_BLOCKS)
-        self.error: OSError | None = None
-        self.flusher: threading.Thread | None = None
-        self.unflushed = 0
         self.thread = threading.Thread(target=self._run, name="capture-hash", daemon=True)
         self.thread.start()
 
@@ -99,31 +88,11 @@ class _Hashing:
         while (block := self.blocks.get()) is not _END:
             assert isinstance(block, bytes)
             self.hasher.update(block)
-            self.unflushed += len(block)
-            if self.write_back and self.unflushed >= WRITE_BACK_EVERY:
-                self.unflushed = 0
-                self._start_flush()
-
-    def _start_flush(self) -> None:
-        if self.flusher is not None and self.flusher.is_alive():
-            return
-        self.flusher = threading.Thread(target=self._flush, name="capture-write-back", daemon=True)
-        self.flusher.start()
-
-    def _flush(self) -> None:
-        try:
-            os.fdatasync(self.fd)
-        except OSError as exc:
-            self.error = exc
 
     def finish(self) -> Digests:
-        """Wait for the hashing and any write-back; release the descriptor; the digests."""
+        """Wait for the hashing of everything put; the digests."""
         self.blocks.put(_END)
         self.thread.join()
-        if self.flusher is not None:
-            self.flusher.join()
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
         return self.hasher.digests()
 
 
@@ -135,7 +104,7 @@ class _HashingStream:
         self._writes = writes
         self._identity = identity
         self.path = path
-        self._hashing: _Hashing | None = _Hashing(stream.fileno(), writes.algorithms, write_back=writes.write_back)
+        self._hashing: _Hashing | None = _Hashing(writes.algorithms)
         self._size = 0
         writes.streams.append(self)
 
@@ -190,9 +159,7 @@ class _HashingStream:
             self._stream.close()  # a failure here leaves the file without digests (never finished)
         finally:
             digests = hashing.finish()
-        if hashing.error is not None:
-            self._writes.errors.append(hashing.error)
-        elif found.st_size == self._size and (found.st_dev, found.st_ino) == self._identity:
+        if found.st_size == self._size and (found.st_dev, found.st_ino) == self._identity:
             self._writes.finished(self.path, WrittenFile(digests, self._size, *self._identity, *_times(found)))
 
     def abandon(self) -> None:
@@ -202,8 +169,6 @@ class _HashingStream:
         if hashing is None:
             return
         hashing.finish()
-        if hashing.error is not None:
-            self._writes.errors.append(hashing.error)
         self._writes.taint(self._identity)
 
     def __enter__(self) -> _HashingStream:
@@ -226,11 +191,9 @@ def _times(found: os.stat_result) -> tuple[int, int]:
 class Writes:
     """The files one capture's downloaders wrote, with their digests where they can be vouched for."""
 
-    def __init__(self, algorithms: tuple[str, ...], *, write_back: bool = True) -> None:
+    def __init__(self, algorithms: tuple[str, ...]) -> None:
         self.algorithms = algorithms
-        self.write_back = write_back
         self.streams: list[_HashingStream] = []
-        self.errors: list[OSError] = []
         self._done: dict[tuple[int, int], tuple[str, WrittenFile]] = {}
         #: Files written here that nothing is vouched for, and where they were last seen.
         self._tainted: dict[tuple[int, int], str] = {}
@@ -313,14 +276,10 @@ class Writes:
         self._tainted[identity] = path or (known[0] if known else "")
 
     def close(self) -> None:
-        """Stop the hashing of files never closed (a download that failed); raise the first
-        write-back error (the bytes may not be on the disk, and ``fsync`` may not say so again)."""
+        """Stop the hashing of files never closed (a download that failed)."""
         for stream in self.streams:
             stream.abandon()
         self.streams.clear()
-        if self.errors:
-            error = self.errors[0]
-            raise OSError(error.errno or errno.EIO, f"writing the download to disk failed ({error.strerror or error})")
 
     def written(self, path: str | os.PathLike[str]) -> WrittenFile | None:
         """The digests and state of the file at *path*, when it was written through here, whole."""

@@ -411,20 +411,15 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
             self._printed_messages.clear()  # messages yt-dlp gives "only once" are given again
 
         def extract_info(
-            self,
-            url: Any,
-            download: bool = True,
-            ie_key: str | None = None,
-            extra_info: Any = None,
-            process: bool = True,
-            force_generic_extractor: bool = False,
+            self, url: Any, download: bool = True, ie_key: str | None = None, *args: Any, **kwargs: Any
         ) -> Any:
             # yt-dlp would compile the URL pattern of every extractor before the one that
             # takes the URL; the same extractor is found trying only those that can
             # (evidence_catalog.capture.matching), and yt-dlp is told which.
-            if not ie_key and not force_generic_extractor and isinstance(url, str):
+            generic = kwargs.get("force_generic_extractor", args[2] if len(args) > 2 else False)
+            if not ie_key and not generic and isinstance(url, str):
                 ie_key = first_suitable(self._ies, url, _PLAIN_SUITABLE)
-            return super().extract_info(url, download, ie_key, extra_info, process, force_generic_extractor)
+            return super().extract_info(url, download, ie_key, *args, **kwargs)
 
         def _forceprint(self, key: str, info_dict: Any) -> Any:
             # yt-dlp renders its formats, thumbnails and subtitles tables several times per video
@@ -670,20 +665,16 @@ class Capturer:
 
     *algorithms* are the digests the files of a capture are hashed with as they are written
     (:mod:`evidence_catalog.capture.written`): the blob store's, so that it need not read them
-    again.  *write_back* starts writing the downloads to disk while they arrive (for a store
-    that makes its files durable).
+    again.
 
         with Capturer(options) as capturer:
             for url, work in ...:
                 fetched = capturer.download(url, work)
     """
 
-    def __init__(
-        self, options: CaptureOptions, *, algorithms: Sequence[str] = ("sha256",), write_back: bool = True
-    ) -> None:
+    def __init__(self, options: CaptureOptions, *, algorithms: Sequence[str] = ("sha256",)) -> None:
         self.options = options
         self.algorithms = normalise_algorithms(algorithms)
-        self.write_back = write_back
         self._ydl: Any = None
         self._startup_warnings: tuple[str, ...] = ()
         self._progress: CaptureProgress | None = None
@@ -753,20 +744,18 @@ class Capturer:
         """
         work = Path(os.path.abspath(work))
         log = _Log()
-        writes = Writes(self.algorithms, write_back=self.write_back)
+        writes = Writes(self.algorithms)
         self._url, self._progress = url, progress
         finished = False
         try:
             ydl = self._youtube_dl(work, log, writes)
             fetched = self._download(ydl, url, work, log, writes)
-            writes.close()  # a failed write-back fails the capture: the bytes may not be on disk
             finished = True
             return fetched
         finally:
             self._progress = None
+            writes.close()
             if not finished:
-                with contextlib.suppress(OSError):
-                    writes.close()
                 self.close()
             elif self._ydl is not None:
                 self._ydl.writes = None

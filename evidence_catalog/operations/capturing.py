@@ -90,11 +90,10 @@ def capture(
 
 def capturer_for(ctx: Context, options: CaptureOptions) -> Capturer:
     """A :class:`Capturer` for captures into this catalog: downloads hashed as they are written
-    with the blob store's algorithms (so that it need not read them again), and written back to
-    disk as they arrive when the store makes its files durable."""
+    with the blob store's algorithms, so that it need not read them again."""
     blobs = ctx.blobs
     if isinstance(blobs, BlobStore):
-        return Capturer(options, algorithms=blobs.algorithms, write_back=blobs.fsync)
+        return Capturer(options, algorithms=blobs.algorithms)
     return Capturer(options)
 
 
