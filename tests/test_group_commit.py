@@ -414,3 +414,54 @@ def test_ctrl_c_keeps_the_batches_recorded_before_it_and_their_lines(
     again = run_cli("add", *paths, "--catalog", tmp_path / "catalog")
     statuses = [line.split("\t")[2] for line in again.out.splitlines()]
     assert again.code == 0 and statuses == ["already catalogued"] * 3 + ["new"] * 4
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), st.binary(max_size=40), st.booleans()),
+            st.tuples(st.just("sync"), st.just(b""), st.just(False)),
+        ),
+        max_size=12,
+    )
+)
+def test_without_syncfs_every_file_stored_unsynced_is_synced_with_its_folders_by_the_next_sync(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, bytes, bool]]
+) -> None:
+    # Any mix of puts without syncing (True), durable puts and syncs: each file stored without
+    # syncing, and the folders its name and its fan-out were made in, are synced by the next
+    # sync (a durable put after them syncs them too); every stored file reads back as given.
+    root = tmp_path_factory.mktemp("mix") / "blobs"
+    synced: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(blobstore, "_syncfs", None)
+        real_file, real_dir = blobstore._fsync_file, blobstore.fsync_dir
+        patch.setattr(blobstore, "_fsync_file", lambda p: (synced.append(os.fspath(p)), real_file(p))[1])
+        patch.setattr(blobstore, "fsync_dir", lambda p: (synced.append(os.fspath(p)), real_dir(p))[1])
+        store = blobstore.BlobStore(root)
+        waiting: set[str] = set()  # paths a sync must still cover
+        stored: dict[str, bytes] = {}
+        for kind, data, deferred in [*steps, ("sync", b"", False)]:
+            if kind == "put":
+                existed = {os.fspath(p) for p in root.rglob("*")} if root.exists() else set()
+                synced.clear()
+                blob = store.put_stream(_Bytes(data), defer_sync=deferred)
+                stored[blob.sha256] = data
+                final = store.path_for(blob.sha256)
+                made = {os.fspath(p) for p in root.rglob("*")} - existed
+                if deferred:
+                    waiting |= {os.fspath(final), os.fspath(final.parent)}
+                    waiting |= {os.fspath(Path(p).parent) for p in made if Path(p).is_dir()}
+                else:  # durable: its own file, folder and the batch before it are synced now
+                    assert os.fspath(final.parent) in synced
+                    assert waiting <= set(synced), waiting - set(synced)
+                    waiting.clear()
+            else:
+                synced.clear()
+                store.sync()
+                assert waiting <= set(synced), waiting - set(synced)
+                waiting.clear()
+        for sha, data in stored.items():
+            assert store.path_for(sha).read_bytes() == data
+            assert hashlib.sha256(data).hexdigest() == sha
