@@ -552,8 +552,8 @@ class Add(Operation):
     """``add`` records its files in the order given, a batch per transaction (group commit; with
     ``--batch 1``, each file on its own): a killed add has recorded a prefix of its files, each
     with its record, artifact and acquisition, and nothing of the rest -- at most the bytes of
-    the files in hand stored, unclaimed: those of the batch being committed and of the files
-    stored ahead of it (up to a batch more, and the one being stored), one temporary file."""
+    the files in hand stored, unclaimed: those of the batch being synced or committed and of the
+    batch being filled meanwhile (and the file being stored), one temporary file."""
 
     def __init__(self, files: list[Path], make_catalog: Callable[[], Path], batch: int | None = None) -> None:
         self.files = files

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,32 +92,48 @@ def test_a_batch_ends_once_its_files_hold_the_byte_limit(
         start += size
 
 
-def test_a_slow_file_does_not_hold_back_the_batch_before_it(
+def test_a_large_file_is_stored_once_the_batch_before_it_is_committed(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The fourth file takes longer to store than a batch may wait: the three before it are
-    # committed (and reported) while it is still being stored.
-    paths = _files(tmp_path / "in", 5)
-    monkeypatch.setattr(adding, "BATCH_SECONDS", 0.2)
-    slow_done = threading.Event()
+    # The files before a large one are not held back while it is read and hashed: their batch
+    # is committed (and reported) first.
+    paths = _files(tmp_path / "in", 6)
+    large = paths[3]
+    large.write_bytes(os.urandom(50_000))
+    monkeypatch.setattr(adding, "LARGE_FILE", 40_000)
+    reported: list[Path] = []
+    seen_when_large: list[list[Path]] = []
     real = adding.store_added_file
 
     def store(ctx: Any, path: Path, *args: Any, **kwargs: Any) -> Any:
-        if path == paths[3]:
-            slow_done.wait(timeout=30)
+        if path == large:
+            seen_when_large.append(list(reported))
         return real(ctx, path, *args, **kwargs)
 
     monkeypatch.setattr(adding, "store_added_file", store)
-    reported: list[Path] = []
-
-    def on_added(result: Any) -> None:
-        reported.append(result.path)
-        if len(reported) == 3:
-            slow_done.set()  # only now may the slow file go on
-
-    results = catalog.add(paths, on_added=on_added)
-    assert reported == paths == [r.path for r in results]
+    sizes = _spy_batches(monkeypatch)
+    results = catalog.add(paths, on_added=lambda r: reported.append(r.path))
+    assert seen_when_large == [paths[:3]]
+    assert sizes == [3, 3] and reported == paths == [r.path for r in results]
     assert catalog.verify().ok
+
+
+def test_a_batch_ends_when_its_first_file_was_stored_long_enough_ago(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _files(tmp_path / "in", 5)
+    monkeypatch.setattr(adding, "BATCH_SECONDS", 0.3)
+    real = adding.store_added_file
+
+    def store(ctx: Any, path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path == paths[1]:
+            time.sleep(0.5)  # a slow read: the batch is due once this file is stored
+        return real(ctx, path, *args, **kwargs)
+
+    monkeypatch.setattr(adding, "store_added_file", store)
+    sizes = _spy_batches(monkeypatch)
+    catalog.add(paths)
+    assert sizes == [2, 3]
 
 
 def test_a_batch_is_made_durable_by_one_sync_not_an_fsync_per_file(
@@ -296,7 +313,7 @@ def test_a_file_that_cannot_be_read_stops_the_add_after_the_files_before_it(
     assert reported == paths[:3]
     assert len(catalog.record_ids()) == 3
     assert catalog.fsck().clean  # nothing of the bad file or after it was stored
-    assert not [t for t in threading.enumerate() if t.name == "evidence-catalog-add"]
+    assert not [t for t in threading.enumerate() if t.name == "evidence-catalog-sync"]
 
 
 def test_callbacks_run_on_the_calling_thread_and_progress_counts_every_byte(catalog: Catalog, tmp_path: Path) -> None:
@@ -325,10 +342,10 @@ def test_an_add_that_fails_while_committing_leaves_no_thread_storing(
     monkeypatch.setattr(adding, "catalogue_files", failing)
     with pytest.raises(StorageError, match="disk is full"):
         catalog.add(paths, batch=2)
-    assert not [t for t in threading.enumerate() if t.name == "evidence-catalog-add"]
+    assert not [t for t in threading.enumerate() if t.name == "evidence-catalog-sync"]
     assert catalog.record_ids() == []
     stored = _orphans(catalog)
-    assert 2 <= len(stored) <= 5  # the failed batch, those stored ahead of it, none past them
+    assert 2 <= len(stored) <= 4  # the failed batch and the one after it, none past them
     assert not catalog.fsck().temporary
     monkeypatch.setattr(adding, "catalogue_files", real)
     assert all(r.new_record for r in catalog.add(paths))
@@ -405,7 +422,7 @@ def test_ctrl_c_keeps_the_batches_recorded_before_it_and_their_lines(
     result = run_cli("add", *paths, "--catalog", tmp_path / "catalog", "--batch", "3")
     assert result.code == 130 and "interrupted" in result.err
     assert [line.split("\t")[3] for line in result.out.splitlines()] == [str(p) for p in paths[:3]]
-    assert not [t for t in threading.enumerate() if t.name == "evidence-catalog-add"]
+    assert not [t for t in threading.enumerate() if t.name == "evidence-catalog-sync"]
     with Catalog.open(tmp_path / "catalog") as catalog:
         assert len(catalog.record_ids()) == 3 and catalog.verify().ok
         listing = catalog.fsck()
@@ -414,3 +431,54 @@ def test_ctrl_c_keeps_the_batches_recorded_before_it_and_their_lines(
     again = run_cli("add", *paths, "--catalog", tmp_path / "catalog")
     statuses = [line.split("\t")[2] for line in again.out.splitlines()]
     assert again.code == 0 and statuses == ["already catalogued"] * 3 + ["new"] * 4
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), st.binary(max_size=40), st.booleans()),
+            st.tuples(st.just("sync"), st.just(b""), st.just(False)),
+        ),
+        max_size=12,
+    )
+)
+def test_without_syncfs_every_file_stored_unsynced_is_synced_with_its_folders_by_the_next_sync(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, bytes, bool]]
+) -> None:
+    # Any mix of puts without syncing (True), durable puts and syncs: each file stored without
+    # syncing, and the folders its name and its fan-out were made in, are synced by the next
+    # sync (a durable put after them syncs them too); every stored file reads back as given.
+    root = tmp_path_factory.mktemp("mix") / "blobs"
+    synced: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(blobstore, "_syncfs", None)
+        real_file, real_dir = blobstore._fsync_file, blobstore.fsync_dir
+        patch.setattr(blobstore, "_fsync_file", lambda p: (synced.append(os.fspath(p)), real_file(p))[1])
+        patch.setattr(blobstore, "fsync_dir", lambda p: (synced.append(os.fspath(p)), real_dir(p))[1])
+        store = blobstore.BlobStore(root)
+        waiting: set[str] = set()  # paths a sync must still cover
+        stored: dict[str, bytes] = {}
+        for kind, data, deferred in [*steps, ("sync", b"", False)]:
+            if kind == "put":
+                existed = {os.fspath(p) for p in root.rglob("*")} if root.exists() else set()
+                synced.clear()
+                blob = store.put_stream(_Bytes(data), defer_sync=deferred)
+                stored[blob.sha256] = data
+                final = store.path_for(blob.sha256)
+                made = {os.fspath(p) for p in root.rglob("*")} - existed
+                if deferred:
+                    waiting |= {os.fspath(final), os.fspath(final.parent)}
+                    waiting |= {os.fspath(Path(p).parent) for p in made if Path(p).is_dir()}
+                else:  # durable: its own file, folder and the batch before it are synced now
+                    assert os.fspath(final.parent) in synced
+                    assert waiting <= set(synced), waiting - set(synced)
+                    waiting.clear()
+            else:
+                synced.clear()
+                store.sync()
+                assert waiting <= set(synced), waiting - set(synced)
+                waiting.clear()
+        for sha, data in stored.items():
+            assert store.path_for(sha).read_bytes() == data
+            assert hashlib.sha256(data).hexdigest() == sha

@@ -1,28 +1,31 @@
 """Adding files from disk: checking and expanding the paths given, storing each file's bytes, and
 cataloguing them (record, artifact, acquisition and custody event) in one transaction per batch.
 
-Group commit (the default): the files' bytes are stored and described on a thread of their own,
-in order, while the files before them are catalogued; a batch's files are made durable with one
-sync of the blob store (not an ``fsync`` of each file and folder), then catalogued in one
-transaction that ends with one signed checkpoint.  A batch ends after :data:`BATCH_FILES` files,
-or sooner once its files hold :data:`BATCH_BYTES` bytes or its first file was stored
-:data:`BATCH_SECONDS` ago (a slow or large file is committed promptly).  Nothing refers to
-stored bytes before they are durable; a killed add leaves every committed batch catalogued and,
-of the files after them, at most stored bytes no record claims (``fsck`` lists them; adding the
-files again uses them).
+Group commit (the default): a batch's files are stored without syncing each, then made durable
+with one sync of the blob store -- on a thread of its own, while the next files are stored --
+and catalogued in one transaction that ends with one signed checkpoint.  A batch ends after
+:data:`BATCH_FILES` files, or sooner once its files hold :data:`BATCH_BYTES` bytes or its first
+file was stored :data:`BATCH_SECONDS` ago; a file of :data:`LARGE_FILE` bytes or more is stored
+only once the batch before it is committed (a slow or large file is committed promptly, and
+holds back no other).  Nothing refers to stored bytes before they are durable; a killed add
+leaves every committed batch catalogued and, of the files after them, at most stored bytes no
+record claims (``fsck`` lists them; adding the files again uses them).
+
+Storing and cataloguing stay on the calling thread: both are mostly Python, which one thread
+at a time runs, and a storing thread waited for the interpreter after each of its many small
+system calls while the other catalogued (slower than one thread doing both).  The sync is one
+long system call that needs no interpreter: that one runs beside.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import queue
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from evidence_catalog import model
@@ -50,6 +53,8 @@ BATCH_FILES = 1000
 BATCH_BYTES = 256 * 1024 * 1024
 #: ... or its first file was stored this many seconds ago.
 BATCH_SECONDS = 2.0
+#: A file at least this large is stored once the batch before it is committed.
+LARGE_FILE = 16 * 1024 * 1024
 
 #: What ``add`` catalogues about one stored file: where it was, its bytes, their description,
 #: the acquisition, and when storing it ended.
@@ -92,19 +97,19 @@ def add(
 
     Every path is checked first; a bad one raises before anything is added.  Each file is
     then added as :meth:`add_file` adds it, in order, in transactions of up to *batch* files
-    (group commit): the bytes of the next files are stored and described while a batch is
-    catalogued, a batch's files are made durable with one sync before the transaction that
-    records them, and each transaction ends with one signed checkpoint.  A batch also ends
-    once its files hold 256 MiB or its first file was stored 2 seconds ago, so that a large
-    or slow file is committed promptly.  ``batch=1`` commits each file on its own (an
-    ``fsync`` of each file and folder; much slower for many small files).
+    (group commit): a batch's files are made durable with one sync (while the next files are
+    stored) before the transaction that records them, and each transaction ends with one
+    signed checkpoint.  A batch also ends once its files hold 256 MiB or its first file was
+    stored 2 seconds ago, and a file of 16 MiB or more is stored only once the batch before it
+    is committed, so that a large or slow file is committed promptly and holds back no other.
+    ``batch=1`` commits each file on its own (an ``fsync`` of each file and folder; much slower
+    for many small files).
 
-    *on_added* and *progress* are called on the calling thread: *on_added* once a file's
-    batch has committed, *progress* with the bytes stored as they are.  A file that cannot be
-    read stops the add after the files before it are catalogued.  An interruption leaves
-    every committed batch catalogued and nothing of the files after them but stored bytes no
-    record claims (orphans ``fsck`` lists); adding the same files again completes the work and
-    reuses those bytes.
+    *on_added* is called once a file's batch has committed.  A file that cannot be read stops
+    the add once the files before it are catalogued.  An interruption leaves every committed
+    batch catalogued and nothing of the files after them but stored bytes no record claims
+    (orphans ``fsck`` lists); adding the same files again completes the work and reuses those
+    bytes.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InputError(f"batch must be a whole number of at least 1, not {batch!r}", where="batch")
@@ -126,34 +131,95 @@ def add(
         for path in files:
             done(add_batch(ctx, [path], record_id, note, source_url, tags, progress, noted))
         return results
-    tags = check_additions(ctx, record_id, tags, note, source_url)
-    # Stored ahead of the batch being catalogued: at most a default batch (memory, and what a
-    # crash leaves unclaimed, stay bounded whatever *batch* is).
-    ahead = min(batch, BATCH_FILES)
-    with Stager(ctx, files, source_url, ahead=ahead, progress=progress is not None) as stager:
-        pending: list[Prepared] = []
-        size = 0
-        deadline = 0.0
-        while True:
-            kind, value = stager.next(deadline - time.monotonic() if pending else None)
-            if kind == "progress":
-                if progress is not None:
-                    progress(value)
-                continue
-            if kind == "file":
-                if not pending:
-                    deadline = time.monotonic() + BATCH_SECONDS
-                pending.append(value)
-                size += value[1].size
-                if len(pending) < batch and size < BATCH_BYTES and time.monotonic() < deadline:
-                    continue
-            if pending:  # full, due, or the files end here
-                done(commit_batch(ctx, pending, record_id, tags, note, noted, sync=True))
-                pending, size = [], 0
-            if kind == "error":
-                raise value
-            if kind == "end":
-                return results
+    checked = check_additions(ctx, record_id, tags, note, source_url)
+    batches = GroupCommit(
+        lambda prepared: done(commit_batch(ctx, prepared, record_id, checked, note, noted, sync=False))
+    )
+    with batches:
+        for path in files:
+            batches.commit_synced()  # a batch synced meanwhile is committed at once
+            try:
+                info = os.stat(path)
+            except OSError:
+                info = None  # store_added_file says why
+            if info is not None and info.st_size >= LARGE_FILE:
+                batches.seal(ctx, wait=True)  # the files before it are not held back
+            elif batches.due():
+                batches.seal(ctx)
+            try:
+                prepared = store_added_file(ctx, path, source_url, progress, defer_sync=True, info=info)
+            except Exception:
+                batches.seal(ctx, wait=True)  # the files before it are catalogued, then it is said
+                raise
+            batches.add(prepared)
+            if len(batches.pending) >= batch or batches.size >= BATCH_BYTES or batches.due():
+                batches.seal(ctx)
+        batches.seal(ctx, wait=True)
+    return results
+
+
+class GroupCommit:
+    """The batches of an add: the one being filled (:attr:`pending`), and the one before it
+    while its bytes are made durable by one sync of the blob store on a thread of its own
+    (nothing but that call runs there); *commit* catalogues a batch once it is synced.  At most
+    one batch is syncing: sealing the next waits for it and commits it first."""
+
+    def __init__(self, commit: Callable[[list[Prepared]], None]) -> None:
+        self.commit = commit
+        self.pending: list[Prepared] = []
+        self.size = 0
+        self.deadline = 0.0
+        self.syncing: list[Prepared] | None = None
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> GroupCommit:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.thread is not None:  # an add that failed: the sync ends, nothing is committed
+            self.thread.join()
+
+    def add(self, prepared: Prepared) -> None:
+        """Put a stored file into the batch being filled."""
+        if not self.pending:
+            self.deadline = time.monotonic() + BATCH_SECONDS
+        self.pending.append(prepared)
+        self.size += prepared[1].size
+
+    def due(self) -> bool:
+        """Whether the batch being filled has waited long enough."""
+        return bool(self.pending) and time.monotonic() >= self.deadline
+
+    def seal(self, ctx: Context, *, wait: bool = False) -> None:
+        """End the batch being filled: start syncing it (after committing the one before);
+        with *wait*, commit it before returning."""
+        if self.pending:
+            self.commit_synced(wait=True)
+            self.syncing, self.pending, self.size = self.pending, [], 0
+            self.error = None
+            self.thread = threading.Thread(target=self._sync, args=(ctx,), name="evidence-catalog-sync", daemon=True)
+            self.thread.start()
+        if wait:
+            self.commit_synced(wait=True)
+
+    def commit_synced(self, *, wait: bool = False) -> None:
+        """Commit the batch that was syncing, once its sync is over (with *wait*, wait for
+        it); raise what the sync raised (nothing of the batch is committed then)."""
+        if self.thread is None or (not wait and self.thread.is_alive()):
+            return
+        self.thread.join()
+        synced, self.syncing, self.thread = self.syncing, None, None
+        if self.error is not None:
+            raise self.error
+        assert synced is not None
+        self.commit(synced)
+
+    def _sync(self, ctx: Context) -> None:
+        try:
+            ctx.blobs.sync()
+        except BaseException as exc:  # noqa: BLE001 -- raised on the calling thread
+            self.error = exc
 
 
 def add_file(
@@ -236,82 +302,23 @@ def commit_batch(
     return results
 
 
-class Stager:
-    """Stores and describes files on a thread of its own, in order, ahead of the transactions
-    that catalogue them (hashing and the file system's work go on while the calling thread
-    catalogues the files before them).
-
-    :meth:`next` hands on what the thread did, in order: ``("progress", bytes)`` (with
-    *progress*), ``("file", prepared)``, then ``("end", None)``, or ``("error", exception)`` for
-    the file that could not be stored (nothing after it is).  At most *ahead* stored files wait to be handed on.
-    Leaving the context stops the thread (mid-file, at its next block) and waits for it: no
-    byte is stored once :meth:`add` has returned or raised.
-    """
-
-    def __init__(
-        self, ctx: Context, files: Sequence[Path], source_url: str | None, *, ahead: int, progress: bool = True
-    ) -> None:
-        self.ctx = ctx
-        self.files = files
-        self.source_url = source_url
-        self.progress = progress  # whether to hand on ("progress", bytes) messages
-        self.messages: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self.room = threading.Semaphore(ahead)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="evidence-catalog-add", daemon=True)
-
-    def __enter__(self) -> Stager:
-        self.thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stopping.set()
-        self.room.release()  # a thread waiting for room wakes and sees it is to stop
-        self.thread.join()
-
-    def next(self, timeout: float | None) -> tuple[str, Any]:
-        """The thread's next message; ``("due", None)`` when *timeout* seconds pass first."""
-        try:
-            kind, value = self.messages.get(timeout=None if timeout is None else max(0.0, timeout))
-        except queue.Empty:
-            return "due", None
-        if kind == "file":
-            self.room.release()
-        return kind, value
-
-    def _progress(self, size: int) -> None:
-        if self.stopping.is_set():  # the file is abandoned (its temporary file removed)
-            raise InterruptedError("the add is over")
-        if self.progress:
-            self.messages.put(("progress", size))
-
-    def _run(self) -> None:
-        try:
-            for path in self.files:
-                self.room.acquire()
-                if self.stopping.is_set():
-                    return
-                prepared = store_added_file(self.ctx, path, self.source_url, self._progress, defer_sync=True)
-                self.messages.put(("file", prepared))
-        except BaseException as exc:  # noqa: BLE001 -- handed to the calling thread, which raises it
-            if not self.stopping.is_set():
-                self.messages.put(("error", exc))
-            return
-        self.messages.put(("end", None))
-
-
 def store_added_file(
-    ctx: Context, path: Path, source_url: str | None, progress: ProgressCallback | None, defer_sync: bool = False
+    ctx: Context,
+    path: Path,
+    source_url: str | None,
+    progress: ProgressCallback | None,
+    defer_sync: bool = False,
+    info: os.stat_result | None = None,
 ) -> Prepared:
     """Put one file's bytes in the blob store and describe them (before any transaction:
-    the slow part, done without holding the catalog's write lock)."""
+    the slow part, done without holding the catalog's write lock); *info*: the file's
+    ``stat``, when just made."""
     text = str(path)
     where = text if text.isprintable() else display_path(path)  # as display_path shows it
     started_at = ctx.clock()
     try:
-        info = os.stat(path)
+        if info is None:
+            info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
             raise InputError("not a regular file", where=where)
         with open(path, "rb", buffering=0) as stream:

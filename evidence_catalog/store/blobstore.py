@@ -328,8 +328,10 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_path)
         if self.fsync and defer_sync and _syncfs is None:
-            with self._lock:
-                self._deferred.files.append(self.path_for(digests.sha256))
+            final = self.path_for(digests.sha256)
+            with self._lock:  # (stored before, perhaps by a batch whose sync failed: synced again)
+                self._deferred.files.append(final)
+                self._deferred.folders.add(final.parent)
         return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
 
     def adopt_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
@@ -476,9 +478,6 @@ class BlobStore:
                 return False
         if durable:
             self._fsync_folders(Path(folder))
-        elif self.fsync and _syncfs is None:
-            with self._lock:
-                self._deferred.folders.add(Path(folder))
         return True
 
     def _forget_folders(self) -> None:
@@ -493,8 +492,7 @@ class BlobStore:
             pending = self._deferred.stored
         if pending:
             self.sync()
-        else:
-            fsync_dir(folder)
+        fsync_dir(folder)  # (after a syncfs, nothing left to write)
 
     def _make_dirs(self, directory: Path, *, durable: bool | None = None) -> None:
         """Create *directory* and missing parents, each made durable in its parent."""
