@@ -227,6 +227,12 @@ LEXEME_MAX_BYTES = 255
 #: every search looks at it, and checks each of its words in ``report_index.words``.
 LEXEMES_MAX_BYTES = 512 * 1024
 ALL_LEXEME = "#all"
+#: PostgreSQL keeps a word's positions up to 16,383, and at most 256 of them: a report with more
+#: words, or a word more often, has its lexemes without positions and :data:`NO_POSITIONS`; a
+#: run of words is then checked in ``report_index.words``.
+MAX_POSITION = 16383
+MAX_POSITIONS = 256
+NO_POSITIONS = "#nopos"
 
 #: FTS5's bm25 constants (``fts5_aux.c``): k1, b, and the two sums it makes of them.
 BM25_K1 = 1.2
@@ -245,11 +251,16 @@ def lexeme(word: str) -> str:
 
 def lexemes_literal(tokens: Sequence[str]) -> str:
     """The ``tsvector`` of a report's words, as PostgreSQL reads it from text: each distinct
-    lexeme once, quoted (words hold no quote nor backslash), no positions."""
-    distinct = sorted({lexeme(word) for word in tokens})
-    if sum(len(item.encode()) for item in distinct) > LEXEMES_MAX_BYTES:
-        distinct = [ALL_LEXEME]
-    return " ".join(f"'{item}'" for item in distinct)
+    lexeme once, quoted (words hold no quote nor backslash), with the positions (from 1) of its
+    words -- a run of words is then a phrase query (``<->``) -- where they fit."""
+    positions: dict[str, list[int]] = {}
+    for position, word in enumerate(tokens, start=1):
+        positions.setdefault(lexeme(word), []).append(position)
+    if sum(len(item.encode()) for item in positions) > LEXEMES_MAX_BYTES:
+        return f"'{ALL_LEXEME}'"
+    if len(tokens) > MAX_POSITION or any(len(found) > MAX_POSITIONS for found in positions.values()):
+        return " ".join(f"'{item}'" for item in sorted(positions)) + f" '{NO_POSITIONS}'"
+    return " ".join(f"'{item}':{','.join(map(str, found))}" for item, found in sorted(positions.items()))
 
 
 def word_repeats(tokens: Sequence[str]) -> dict[str, int] | None:
@@ -264,9 +275,31 @@ def _bordered(tokens: Sequence[str]) -> bool:
     return any(tokens[cut:] == tokens[: len(tokens) - cut] for cut in range(1, len(tokens)))
 
 
-def _tsquery(lexemes: Sequence[str]) -> str:
-    """A ``tsquery`` (as text) matching every one of *lexemes*."""
-    return " & ".join(f"'{item}'" for item in dict.fromkeys(lexemes))
+def _tsquery(phrases: Sequence[Sequence[str]]) -> str:
+    """A ``tsquery`` (as text) matching the reports whose ``lexemes`` hold every phrase: as a
+    run of words (``<->``) where they have positions, as words alike elsewhere
+    (:data:`NO_POSITIONS`, the runs then checked in the text), and every report indexed as
+    :data:`ALL_LEXEME` (checked word by word)."""
+    runs = " & ".join("(" + " <-> ".join(f"'{lexeme(w)}'" for w in tokens) + ")" for tokens in phrases)
+    words = " & ".join(f"'{item}'" for item in dict.fromkeys(lexeme(w) for tokens in phrases for w in tokens))
+    return f"({runs}) | ('{NO_POSITIONS}' & {words}) | '{ALL_LEXEME}'"
+
+
+def _checked_in_text(phrases: Sequence[Sequence[str]], params: dict[str, Any], name: str) -> str:
+    """The SQL condition, after a report matched :func:`_tsquery`, that checks in its text what
+    its lexemes could not: every phrase for a report indexed as :data:`ALL_LEXEME`, every run
+    of words for one without positions."""
+    likes = []
+    for n, tokens in enumerate(phrases):
+        params[f"{name}{n}"] = f"% {' '.join(tokens)} %"
+        likes.append((len(tokens) > 1, f"i.words LIKE :{name}{n}"))
+    every = " AND ".join(like for _, like in likes)
+    runs = " AND ".join(like for run, like in likes if run) or "true"
+    params["all"], params["nopos"] = f"'{ALL_LEXEME}'", f"'{NO_POSITIONS}'"
+    return (
+        f"CASE WHEN i.lexemes @@ CAST(:all AS tsquery) THEN {every}"
+        f" WHEN i.lexemes @@ CAST(:nopos AS tsquery) THEN {runs} ELSE true END"
+    )
 
 
 def _regex_literal(text: str) -> str:
@@ -293,37 +326,89 @@ class SearchIndex(Connections):
         """``(record id, report)`` of the reports holding every word of *text* (any report when
         it has none) and every ``(kind, key)`` term, searched by time at or after *since*; best
         match first (SQLite's FTS5 bm25 rank, computed the same way on PostgreSQL), then newest
-        first.
+        first: see :meth:`search_part_ids`."""
+        found = self.search_part_ids(session, text=text, terms=terms, since=since, limit=limit, offset=offset)
+        return self.reports_of_parts(session, found)
 
-        The page -- *limit* hits after *offset* -- is chosen from the index alone; only its
-        reports are read."""
+    def search_part_ids(
+        self,
+        session: Session,
+        *,
+        text: str,
+        terms: Sequence[tuple[str, str]],
+        since: dt.datetime | None,
+        limit: int | None,
+        offset: int = 0,
+    ) -> list[str]:
+        """The ids of the reports :meth:`search_reports` finds, in its order: found in the index
+        alone (no report is read)."""
         phrases = query_phrases(text)
         params: dict[str, Any] = {}
         where = _filters(terms, since, params)
         if not phrases:
-            page = self._newest(session, where, params, limit, offset)
-        elif self.engine.dialect.name == "sqlite":
-            page = self._ranked_sqlite(session, phrases, where, params, limit, offset)
-        else:
-            page = self._ranked_postgresql(session, phrases, where, params, limit, offset)
-        if not page:
-            return []
+            return self._newest(session, terms, where, params, limit, offset)
+        if self.engine.dialect.name == "sqlite":
+            return self._ranked_sqlite(session, phrases, where, params, limit, offset)
+        return self._ranked_postgresql(session, phrases, where, params, limit, offset)
+
+    def reports_of_parts(self, session: Session, part_ids: Sequence[str]) -> list[tuple[str, model.Report]]:
+        """``(record id, report)`` of the reports with these ids, in their order."""
         part = table_of(RecordPartRow)
-        bodies: dict[str, Any] = {}
-        for ids in chunks(page):
-            rows = execute(session, sa.select(part.c.id, part.c.record_id, part.c.body).where(part.c.id.in_(ids)))
-            bodies.update((row.id, row) for row in rows)
+        rows: dict[str, Any] = {}
+        for ids in chunks(part_ids):
+            found = execute(session, sa.select(part.c.id, part.c.record_id, part.c.body).where(part.c.id.in_(ids)))
+            rows.update((row.id, row) for row in found)
         return [
-            (str(bodies[part_id].record_id), structure(json_body(bodies[part_id].body), model.Report))
-            for part_id in page
+            (str(rows[part_id].record_id), structure(json_body(rows[part_id].body), model.Report))
+            for part_id in part_ids
         ]
 
+    def records_of_parts(self, session: Session, part_ids: Sequence[str]) -> dict[str, str]:
+        """The record each of these parts is on, by part id."""
+        part = table_of(RecordPartRow)
+        owners: dict[str, str] = {}
+        for ids in chunks(part_ids):
+            found = execute(session, sa.select(part.c.id, part.c.record_id).where(part.c.id.in_(ids)))
+            owners.update((str(row.id), str(row.record_id)) for row in found)
+        return owners
+
     def _newest(
-        self, session: Session, where: list[str], params: dict[str, Any], limit: int | None, offset: int
+        self,
+        session: Session,
+        terms: Sequence[tuple[str, str]],
+        where: list[str],
+        params: dict[str, Any],
+        limit: int | None,
+        offset: int,
     ) -> list[str]:
-        """The part ids of a page of the reports meeting *where*, newest first."""
-        sql = f"SELECT i.part_id FROM report_index i{_where(where)} ORDER BY i.at DESC, i.num DESC"
-        return _page(session, sql, params, limit, offset, sqlite=self.engine.dialect.name == "sqlite")
+        """The part ids of a page of the reports meeting *where*, newest first.
+
+        SQLite walks the reports newest first and checks each against the filters unless a
+        filter's own reports are fewer than that walk would take (it has no statistics to
+        choose by: see :func:`_walk_costs_more`); then it starts from those.  PostgreSQL's
+        planner makes that choice itself."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        source = "report_index i"
+        if sqlite and terms:
+            sizes = [
+                execute(
+                    session,
+                    sa.text("SELECT count(*) FROM report_term WHERE kind = :kind AND value = :value").bindparams(
+                        kind=kind, value=value
+                    ),
+                ).scalar_one()
+                for kind, value in terms
+            ]
+            smallest = min(range(len(terms)), key=sizes.__getitem__)
+            reports = execute(session, sa.text("SELECT max(num) FROM report_index")).scalar() or 0
+            if _walk_costs_more(sizes[smallest], reports, limit, offset):
+                source = (
+                    f"report_term d CROSS JOIN report_index i ON i.part_id = d.part_id"
+                    f" AND d.kind = :kind{smallest} AND d.value = :value{smallest}"
+                )
+                where = [w for n, w in enumerate(where) if n != smallest]
+        sql = f"SELECT i.part_id FROM {source}{_where(where)} ORDER BY i.at DESC, i.num DESC"
+        return _page(session, sql, params, limit, offset, sqlite=sqlite)
 
     def _ranked_sqlite(
         self,
@@ -366,28 +451,17 @@ class SearchIndex(Connections):
         precision ``fts5_aux.c`` does it (IEEE doubles; the logarithm in Python, as SQLite's is
         taken in this process), so equal scores are equal on both databases and the order is
         the same."""
-        match, checks = [], []
-        for n, tokens in enumerate(phrases):
-            params[f"phrase{n}"] = f"% {' '.join(tokens)} %"
-            checks.append(f"i.words LIKE :phrase{n}")
-            if len(tokens) > 1:
-                match.append(f"i.words LIKE :phrase{n}")
-        params["lexemes"] = _tsquery([lexeme(word) for tokens in phrases for word in tokens])
-        params["all"] = f"'{ALL_LEXEME}'"
-        found = (
-            f"((i.lexemes @@ CAST(:lexemes AS tsquery){''.join(f' AND {m}' for m in match)})"
-            f" OR (i.lexemes @@ CAST(:all AS tsquery) AND {' AND '.join(checks)}))"
-        )
+        params["match"] = _tsquery(phrases)
+        found = ["i.lexemes @@ CAST(:match AS tsquery)", _checked_in_text(phrases, params, "phrase")]
         # The figures of the whole index (the last report indexed holds the running totals) and
         # how many reports hold each phrase, in one statement.
-        figures: dict[str, Any] = {"all": params["all"]}
+        figures: dict[str, Any] = {}
         counts = []
         for n, tokens in enumerate(phrases):
-            figures[f"q{n}"], figures[f"phrase{n}"] = _tsquery([lexeme(w) for w in tokens]), params[f"phrase{n}"]
+            figures[f"q{n}"] = _tsquery([tokens])
+            check = _checked_in_text([tokens], figures, f"p{n}_")
             counts.append(
-                f", (SELECT count(*) FROM report_index i WHERE (i.lexemes @@ CAST(:q{n} AS tsquery)"
-                f"{f' AND i.words LIKE :phrase{n}' if len(tokens) > 1 else ''})"
-                f" OR (i.lexemes @@ CAST(:all AS tsquery) AND i.words LIKE :phrase{n}))"
+                f", (SELECT count(*) FROM report_index i WHERE i.lexemes @@ CAST(:q{n} AS tsquery) AND {check})"
             )
         last: Sequence[int] | None = execute(
             session,
@@ -404,20 +478,24 @@ class SearchIndex(Connections):
         for n, (tokens, hits) in enumerate(zip(phrases, holding, strict=True)):
             idf = math.log((rows - hits + 0.5) / (hits + 0.5))
             params[f"idf{n}"] = idf if idf > 0.0 else 1e-6
+            repeats = []
+            for w, word in enumerate(dict.fromkeys(tokens)):
+                params[f"word{n}_{w}"] = word
+                repeats.append(f"COALESCE(CAST(i.word_repeats ->> :word{n}_{w} AS integer), 1)")
             if len(tokens) == 1:
-                params[f"word{n}"] = tokens[0]
-                frequency = f"COALESCE(CAST(i.word_repeats ->> :word{n} AS float8), 1.0)"
-            elif _bordered(tokens):  # occurrences may overlap: each is a space its run follows
-                params[f"run{n}"] = " (?=" + _regex_literal(" ".join(tokens)) + " )"
-                frequency = f"CAST((SELECT count(*) FROM regexp_matches(i.words, :run{n}, 'g')) AS float8)"
-            else:  # with the spaces doubled, occurrences cannot share one: replace() finds each
-                run = " " + "  ".join(tokens) + " "
-                params[f"run{n}"], params[f"length{n}"] = run, len(run.encode())
-                doubled = "replace(i.words, ' ', '  ')"
-                frequency = (
-                    f"CAST((octet_length({doubled}) - octet_length(replace({doubled}, :run{n}, '')))"
-                    f" / :length{n} AS float8)"
-                )
+                frequency = f"CAST({repeats[0]} AS float8)"
+            else:
+                if _bordered(tokens):  # occurrences may overlap: each is a space its run follows
+                    params[f"run{n}"] = " (?=" + _regex_literal(" ".join(tokens)) + " )"
+                    count = f"(SELECT count(*) FROM regexp_matches(i.words, :run{n}, 'g'))"
+                else:  # with the spaces doubled, occurrences cannot share one: replace() finds each
+                    run = " " + "  ".join(tokens) + " "
+                    params[f"run{n}"], params[f"length{n}"] = run, len(run.encode())
+                    doubled = "replace(i.words, ' ', '  ')"
+                    count = f"(octet_length({doubled}) - octet_length(replace({doubled}, :run{n}, ''))) / :length{n}"
+                # A run occurs no more often than each of its words: once (it was found), unless
+                # every one of them is repeated -- only then is it counted in the text.
+                frequency = f"CAST(CASE WHEN least({', '.join(repeats)}) = 1 THEN 1 ELSE {count} END AS float8)"
             frequencies.append(f", {frequency} AS f{n}")
             terms.append(
                 f"CAST(:idf{n} AS float8) * ((m.f{n} * CAST(:k1p1 AS float8)) / (m.f{n} + CAST(:k1 AS float8)"
@@ -428,7 +506,7 @@ class SearchIndex(Connections):
         # would work out each frequency twice.
         sql = (
             f"SELECT m.part_id FROM (SELECT i.part_id, i.at, i.num, CAST(i.word_count AS float8) AS d"
-            f"{''.join(frequencies)} FROM report_index i{_where([found, *where])} OFFSET 0) m"
+            f"{''.join(frequencies)} FROM report_index i{_where([*found, *where])} OFFSET 0) m"
             f" ORDER BY {' + '.join(terms)} DESC, m.at DESC, m.num DESC"
         )
         return _page(session, sql, params, limit, offset, sqlite=False)
@@ -448,6 +526,15 @@ def _filters(terms: Sequence[tuple[str, str]], since: dt.datetime | None, params
         params["since"] = since
         where.append("i.at >= :since")
     return where
+
+
+def _walk_costs_more(term_reports: int, reports: int, limit: int | None, offset: int) -> bool:
+    """Whether walking *reports* newest first until a page is full costs more than sorting the
+    *term_reports* reports of a filter: the walk checks about ``(offset + limit) * reports /
+    term_reports`` of them (the filter's share spread evenly), each check a few lookups."""
+    if limit is None or term_reports == 0:
+        return True
+    return term_reports * term_reports <= 4 * (offset + limit) * reports
 
 
 def _where(conditions: Sequence[str]) -> str:
