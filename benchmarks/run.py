@@ -149,7 +149,7 @@ DEFAULT_WORKDIR = HERE / "scratch"
 CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
-BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify")
+BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify", "search")
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -462,6 +462,7 @@ class Context:
     scale_backends: tuple[str, ...] = SCALE_BACKENDS
     scale_pg_fsync: bool = True
     verify_size: int = int(DEFAULT_VERIFY_GIB * GIB)
+    search_reports: int = 100_000
     _big: Path | None = None
 
     def big_file(self) -> Path:
@@ -1686,6 +1687,14 @@ def bench_pverify(ctx: Context) -> list[Row]:
     return rows
 
 
+def bench_search(ctx: Context) -> list[Row]:
+    """The first page of search hits over 100,000 reports on SQLite and PostgreSQL (see search_speed.py)."""
+    import search_speed
+
+    rows = search_speed.bench(ctx.scratch, ctx.search_reports, 100, lambda: start_postgres(False)[0])
+    return [Row(**row) for row in rows]
+
+
 BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]]] = {
     "hash": (bench_hash, ("openssl",)),
     "multi": (bench_multi, ("openssl",)),
@@ -1698,6 +1707,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "log": (bench_log, ()),
     "scale": (bench_scale, ("du", "sync")),
     "pverify": (bench_pverify, ("sha256sum", "openssl", "xargs", "nproc", "sync")),
+    "search": (bench_search, ()),
 }
 
 
@@ -1762,6 +1772,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_VERIFY_GIB,
         help=f"blobs verified by pverify, in files of 256 MiB (default {DEFAULT_VERIFY_GIB:g})",
     )
+    parser.add_argument("--search-reports", type=int, default=100_000, help="reports for search (default 100000)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side; the best counts (default 3)")
     parser.add_argument(
         "--only",
@@ -1891,6 +1902,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scale_backends=args.scale_backends,
             scale_pg_fsync=args.scale_pg_fsync == "on",
             verify_size=verify_size,
+            search_reports=args.search_reports,
         )
         for name in args.only:
             function, tools = BENCH_FUNCTIONS[name]
