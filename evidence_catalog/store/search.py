@@ -209,12 +209,14 @@ def word_patterns(text: str) -> list[str] | None:
 # -- PostgreSQL's full-text index -------------------------------------------------------------
 #
 # On PostgreSQL ``report_index.lexemes`` is a ``tsvector`` of the report's words as word_tokens
-# made them -- given as they are (no parser, no dictionary: what PostgreSQL's 'simple'
-# configuration would do, without its own idea of a word), without positions -- and a GIN
-# index finds the reports holding every searched word.  A searched phrase of several words is
-# then checked as a run in ``report_index.words``.  Hits are ranked as SQLite's FTS5 ranks them
-# (bm25, see SearchIndex._ranked_postgresql), from what the index keeps of each report: its
-# number of words, the running total of words, and how often a repeated word occurs.
+# made them -- given as they are, with their positions (no parser, no dictionary: what
+# PostgreSQL's 'simple' configuration would do, without its own idea of a word) -- and a GIN
+# index finds the reports holding every searched word, and every searched run of words as a
+# phrase (``<->``).  What a tsvector cannot hold is checked in ``report_index.words``.  Hits are
+# ranked as SQLite's FTS5 ranks them (bm25, see SearchIndex._ranked_postgresql), from what the
+# index keeps of each report: its number of words, the running total of words over the reports
+# indexed up to it (numbered from 1, none ever removed: the last one's total and number are the
+# whole index's), and how often a repeated word occurs.
 
 #: The GIN index over ``report_index.lexemes``, made by hand on PostgreSQL only (no SQLModel
 #: table describes it, as none describes SQLite's FTS5 table).
