@@ -187,23 +187,12 @@ def query_phrases(text: str) -> list[list[str]]:
     return [tokens for tokens in (word_tokens(w) for w in _WORD.findall(text)) if tokens]
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 query matching reports that hold every word of *text* (``None`` for no words).
+def fts_query(phrases: Sequence[Sequence[str]]) -> str:
+    """The FTS5 query matching reports that hold every phrase (of :func:`query_phrases`).
 
     Each phrase is quoted, so nothing a user types is read as query syntax (``-``, ``:``,
     ``*``, ``OR``, a stray quote: none is part of a word)."""
-    phrases = query_phrases(text)
-    if not phrases:
-        return None
     return " AND ".join('"' + " ".join(tokens) + '"' for tokens in phrases)
-
-
-def word_patterns(text: str) -> list[str] | None:
-    """One ``LIKE`` pattern per phrase of *text* (``None`` when it has no words), meaning what
-    :func:`fts_query` means on SQLite: every phrase, as that run of words.  Words hold no ``%``,
-    ``_`` or ``\\``."""
-    phrases = query_phrases(text)
-    return [f"% {' '.join(tokens)} %" for tokens in phrases] or None
 
 
 # -- PostgreSQL's full-text index -------------------------------------------------------------
@@ -428,7 +417,7 @@ class SearchIndex(Connections):
         The FTS5 table leads (``CROSS JOIN`` keeps SQLite from putting it second): bm25 is
         worked out for the rows of one full-text query, and each new query (one per row of
         another table, were it second) would count every phrase's reports again."""
-        params["match"] = " AND ".join('"' + " ".join(tokens) + '"' for tokens in phrases)
+        params["match"] = fts_query(phrases)
         sql = (
             f"SELECT i.part_id FROM {FTS_TABLE} f CROSS JOIN report_index i ON i.num = f.rowid"
             f"{_where([f'{FTS_TABLE} MATCH :match', *where])}"
