@@ -161,7 +161,7 @@ CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
 BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify", "verify")
-BENCHMARKS += ("ingest-speed",)  # benchmarks/ingest_speed.py (issue 22)
+BENCHMARKS += ("ingest-speed", "search")  # benchmarks/ingest_speed.py, search_speed.py (issue 22)
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -473,6 +473,7 @@ class Context:
     scale_backends: tuple[str, ...] = SCALE_BACKENDS
     scale_pg_fsync: bool = True
     verify_size: int = int(DEFAULT_VERIFY_GIB * GIB)
+    search_reports: int = 100_000
     _big: Path | None = None
 
     def big_file(self) -> Path:
@@ -1447,6 +1448,14 @@ def bench_pverify(ctx: Context) -> list[Row]:
     return rows
 
 
+def bench_search(ctx: Context) -> list[Row]:
+    """The first page of search hits over 100,000 reports on SQLite and PostgreSQL (see search_speed.py)."""
+    import search_speed
+
+    rows = search_speed.bench(ctx.scratch, ctx.search_reports, 100, lambda: start_postgres(False)[0])
+    return [Row(**row) for row in rows]
+
+
 BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]]] = {
     "hash": (bench_hash, ("openssl",)),
     "multi": (bench_multi, ("openssl",)),
@@ -1461,6 +1470,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "scale": (bench_scale, ("du", "sync")),
     "pverify": (bench_pverify, ("sha256sum", "openssl", "xargs", "nproc", "sync")),
     "verify": (lambda ctx: [Row(*line) for line in verify_speed.bench_from_run(ctx)], verify_speed.TOOLS),
+    "search": (bench_search, ()),
 }
 
 
@@ -1536,6 +1546,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_VERIFY_GIB,
         help=f"blobs verified by pverify, in files of 256 MiB (default {DEFAULT_VERIFY_GIB:g})",
     )
+    parser.add_argument("--search-reports", type=int, default=100_000, help="reports for search (default 100000)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side; the best counts (default 3)")
     parser.add_argument(
         "--only",
@@ -1665,6 +1676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scale_backends=args.scale_backends,
             scale_pg_fsync=args.scale_pg_fsync == "on",
             verify_size=verify_size,
+            search_reports=args.search_reports,
         )
         for name in args.only:
             function, tools = BENCH_FUNCTIONS[name]

@@ -1,10 +1,11 @@
 """The database schema is made by Alembic migrations, and they match the SQLModel tables.
 
-A catalog made at any earlier schema revision (0001 to 0007) opens with this library, on SQLite
+A catalog made at any earlier schema revision (0001 to 0008) opens with this library, on SQLite
 and on PostgreSQL: it is upgraded in place, once, and the upgrade is in its custody log; every
 record, artifact and custody event reads exactly as before; the log still verifies, gets its
 Merkle tree (0005) and signed checkpoints, and its reports are found by their words (0003 on
-SQLite's FTS5, 0006 on PostgreSQL; 0007 makes the words in Python for both).
+SQLite's FTS5, 0006 on PostgreSQL; 0007 makes the words in Python for both; 0009 gives PostgreSQL
+its own full-text index of them).
 
 Each old catalog holds what the library of its revision could make (files from 0001; ingested
 reports from 0002; links, claims, assessments, relations, flags, notes, tags and categories
@@ -51,13 +52,22 @@ from evidence_catalog.errors import CatalogError
 from evidence_catalog.serialize import canonical_json, structure, unstructure
 from evidence_catalog.store import tables  # noqa: F401  (registers the tables on the metadata)
 from evidence_catalog.store.database import HEAD_REVISION, CatalogDatabase, _alembic_config
-from evidence_catalog.store.search import FTS_TABLE, fts_body, indexed_words, outside_metadata, report_words
+from evidence_catalog.store.search import (
+    FTS_TABLE,
+    fts_body,
+    indexed_words,
+    lexemes_literal,
+    outside_metadata,
+    report_words,
+    word_repeats,
+    word_tokens,
+)
 from tests.conftest import FixedClock, make_jpeg
 from tests.pg_server import PostgresServer
 from tests.salted import leaf_by_hand, unsalted_linked_event
 
 BACKENDS = ("sqlite", "postgresql")
-OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 OPERATOR = Agent(name="Test Analyst", email="analyst@example.org", organization="Example NGO", host="test-host")
 UPGRADER = "Upgrader <upgrader@example.org>"
 
@@ -329,11 +339,16 @@ def snapshot(catalog: Catalog) -> tuple[dict[str, bytes], dict[str, bytes], list
 
 
 def table_rows(engine: sa.Engine) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table, as read through the SQLModel tables (the columns the database
+    has of them: an older schema lacks some)."""
     with engine.connect() as connection:
-        return {
-            table.name: [dict(row._mapping) for row in connection.execute(sa.select(table))]
-            for table in SQLModel.metadata.sorted_tables
-        }
+        inspector = sa.inspect(connection)
+        rows = {}
+        for table in SQLModel.metadata.sorted_tables:
+            there = {c["name"] for c in inspector.get_columns(table.name)}
+            columns = [column for column in table.columns if column.name in there]
+            rows[table.name] = [dict(row._mapping) for row in connection.execute(sa.select(*columns))]
+        return rows
 
 
 def _row_key(row: dict[str, Any]) -> str:
@@ -584,14 +599,14 @@ def _write_rows(dst: sa.Connection, rows: dict[str, list[dict[str, Any]]], revis
     assert {n for n in names if not n.startswith(FTS_TABLE)} == {"alembic_version"}  # every table written
     if dst.dialect.name == "sqlite" and revision >= "0003":
         # The full-text index, as the library of 0003 to 0006 filled it (it is contentless), or
-        # from 0007 on the words made in Python.
-        words = fts_body if revision >= "0007" else report_words
+        # of 0007 (the words made in Python).
+        text = report_words if revision < "0007" else fts_body
         indexed = dst.exec_driver_sql(
             "SELECT i.num, p.body FROM report_index i JOIN record_part p ON p.id = i.part_id"
         ).all()
         dst.execute(
             sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
-            [{"num": num, "body": words(structure(json.loads(body), model.Report))} for num, body in indexed],
+            [{"num": num, "body": text(structure(json.loads(body), model.Report))} for num, body in indexed],
         )
     if dst.dialect.name == "postgresql":
         # Rows written with their ids leave a serial column's sequence behind: move it on, as
@@ -708,14 +723,31 @@ def check_upgraded(folder: Path, url: str | None, source: Filled, revision: str,
         with engine.connect() as connection:
             assert {row[0] for row in connection.exec_driver_sql("SELECT outcome FROM acquisition")} == {"succeeded"}
             indexed = connection.exec_driver_sql(
-                "SELECT i.words, p.body FROM report_index i JOIN record_part p ON p.id = i.part_id"
+                "SELECT i.num, i.words, i.lexemes, i.word_count, i.word_total, i.word_repeats, p.body"
+                " FROM report_index i JOIN record_part p ON p.id = i.part_id ORDER BY i.num"
             ).all()
+            literal = (
+                (lambda text: connection.execute(sa.text("SELECT CAST(:t AS tsvector)::text"), {"t": text}).scalar())
+                if url is not None
+                else None
+            )
+            expected_rows = []
+            total = 0
+            for _, _, _, _, _, _, body in indexed:
+                report = structure(json.loads(body) if isinstance(body, str) else body, model.Report)
+                tokens = word_tokens(report_words(report))
+                total += len(tokens)
+                # On PostgreSQL 0006 filled in the words of the reports indexed before it, 0009
+                # their full-text index (the lexemes, the words of each and in all up to it, the
+                # repeated ones); SQLite searches its FTS5 table instead and leaves them out.
+                expected_rows.append(
+                    (indexed_words(report), literal(lexemes_literal(tokens)), len(tokens), total, word_repeats(tokens))
+                    if literal is not None
+                    else (None, None, None, None, None)
+                )
         assert len(indexed) == (4 if source.with_reports else 1)
-        for words, body in indexed:
-            report = structure(json.loads(body) if isinstance(body, str) else body, model.Report)
-            # On PostgreSQL 0006 filled in the words of the reports indexed before it; SQLite
-            # searches its FTS5 table instead and leaves them out.
-            assert words == (indexed_words(report) if url is not None else None)
+        assert [row[0] for row in indexed] == list(range(1, len(indexed) + 1))  # numbered 1 to N
+        assert [tuple(row[1:6]) for row in indexed] == expected_rows
     finally:
         engine.dispose()
 

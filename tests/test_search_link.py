@@ -974,6 +974,190 @@ def test_any_search_finds_the_same_reports_on_sqlite_and_postgresql(
     _same_on_both(two_backends, query)
 
 
+# Random reports and searches: the same hits in the same order on both databases.  Few words, so
+# that reports share them, repeat them and tie on score; few times, so that they tie on time
+# too; runs that overlap themselves ("alpha alpha", "alpha bravo alpha").  With PostgreSQL's
+# limits made tiny, its other ways of indexing a report -- long words hashed, words without
+# positions, a report checked word by word -- are taken by small reports as well.
+
+_VOCABULARY = ["alpha", "bravo", "café", "ёж", "حلب", "delta", "echo", "fox", "golf", "hotel"]
+_HANDLES = ["desk_one", "desk_two", "desk_three"]
+_TAGS = ["east", "west"]
+_TIMES = [None, dt.datetime(2025, 5, 1, tzinfo=UTC), dt.datetime(2025, 5, 2, tzinfo=UTC)]
+
+
+@st.composite
+def _tweets(draw: st.DrawFn) -> list[Tweet]:
+    made = []
+    for n in range(draw(st.integers(min_value=1, max_value=14))):
+        # Mostly from a few of the words: some words are in most reports, others in few (their
+        # weight in a search of several differs).
+        pool = _VOCABULARY[: draw(st.sampled_from([3, 10]))]
+        words = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=7))
+        if draw(st.integers(0, 9)) == 0:  # a word over and over
+            words += [words[0]] * draw(st.sampled_from([3, 300]))
+        made.append(
+            Tweet(
+                id=str(7000 + n),
+                handle=draw(st.sampled_from(_HANDLES)),
+                text=draw(st.sampled_from([" ", "-", " - "])).join(words),
+                mentions=tuple(draw(st.lists(st.sampled_from(_HANDLES), max_size=2, unique=True))),
+                hashtags=tuple(draw(st.lists(st.sampled_from(_VOCABULARY[:3]), max_size=2, unique=True))),
+                created_at=draw(st.sampled_from(_TIMES)),
+            )
+        )
+    return made
+
+
+@st.composite
+def _searches(draw: st.DrawFn) -> dict[str, Any]:
+    phrases = draw(st.lists(st.lists(st.sampled_from([*_VOCABULARY, "zulu"]), min_size=1, max_size=3), max_size=3))
+    query: dict[str, Any] = {
+        "text": " ".join("-".join(draw(st.sampled_from(_CASES))(w) for w in phrase) for phrase in phrases),
+        "limit": draw(st.sampled_from([None, 1, 2, 3, 100])),
+        "offset": draw(st.sampled_from([0, 0, 1, 3])),
+    }
+    for kind, pool in (("mention", _HANDLES), ("hashtag", _VOCABULARY[:3]), ("author", _HANDLES)):
+        if draw(st.integers(0, 4)) == 0:
+            query[kind] = draw(st.sampled_from(pool))
+    if draw(st.integers(0, 4)) == 0:
+        query["since"] = draw(st.sampled_from(_TIMES[1:]))
+    if draw(st.integers(0, 4)) == 0:
+        query["tags"] = [draw(st.sampled_from(_TAGS))]
+    return query
+
+
+def _ranked(catalog: Catalog, query: dict[str, Any]) -> list[str]:
+    """The identities of the reports a search finds, in its order."""
+    query = dict(query)
+    tags = query.pop("tags", None)
+    criteria = None if tags is None else catalog.record_filter(tags=tags)
+    return [str(hit.report.identity) for hit in catalog.search(record_filter=criteria, **query)]
+
+
+@pytest.mark.no_postgresql_pass
+@pytest.mark.parametrize("limits", ["postgresql's", "tiny"])
+def test_random_reports_are_found_and_ranked_alike_on_sqlite_and_postgresql(
+    pg_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limits: str
+) -> None:
+    from evidence_catalog.store import search
+
+    if limits == "tiny":
+        for name, value in (("LEXEME_MAX_BYTES", 4), ("LEXEMES_MAX_BYTES", 40), ("MAX_POSITION", 9)):
+            monkeypatch.setattr(search, name, value)
+        monkeypatch.setattr(search, "MAX_POSITIONS", 2)
+    monkeypatch.setattr(Catalog, "_default_database", None)  # each catalog says where it lives
+
+    @settings(max_examples=20)
+    @given(tweets=_tweets(), split=st.integers(min_value=0, max_value=14), queries=st.lists(_searches(), max_size=12))
+    @example(  # a run found twice where its words overlap (FTS5 counts both) ties otherwise
+        tweets=[Tweet("7001", "desk_one", "alpha alpha alpha"), Tweet("7002", "desk_one", "alpha alpha bravo")],
+        split=0,
+        queries=[{"text": "alpha-alpha"}, {"text": "ALPHA-bravo-alpha alpha"}],
+    )
+    def check(tweets: list[Tweet], split: int, queries: list[dict[str, Any]]) -> None:
+        with tempfile.TemporaryDirectory(dir=tmp_path) as scratch:
+            folder = Path(scratch)
+            # Two inputs, each tagged: records that a record filter tells apart.
+            inputs = [
+                (write(folder, f"{tag}.jsonl", twarc_jsonl(part)), tag)
+                for part, tag in ((tweets[:split], "east"), (tweets[split:], "west"))
+                if part
+            ]
+            database = pg_server.new_database()
+            try:
+                with (
+                    Catalog.init(folder / "sqlite", operator="Analyst <a@example.org>") as on_sqlite,
+                    Catalog.init(folder / "pg", operator="Analyst <a@example.org>", database=database) as on_pg,
+                ):
+                    for path, tag in inputs:
+                        assert (
+                            on_sqlite.ingest(path, tags=[tag]).reports_added
+                            == on_pg.ingest(path, tags=[tag]).reports_added
+                        )
+                    everything = _ranked(on_sqlite, {"limit": None})
+                    assert len(everything) == len(tweets)
+                    for query in [{"text": "alpha"}, {"text": "alpha-alpha bravo"}, *queries]:
+                        ranked = _ranked(on_sqlite, query)
+                        assert _ranked(on_pg, query) == ranked, query
+                        if "tags" in query:  # the filter's page: the unfiltered hits it keeps, cut
+                            tagged = {
+                                str(report.identity)
+                                for record in on_sqlite.records()
+                                if set(query["tags"]) <= set(record.tags)
+                                for report in record.reports
+                            }
+                            every = _ranked(on_sqlite, {**query, "tags": None, "limit": None, "offset": 0})
+                            kept = [identity for identity in every if identity in tagged][query["offset"] :]
+                            assert ranked == (kept if query["limit"] is None else kept[: query["limit"]]), query
+            finally:
+                pg_server.drop_database(database)
+
+    check()
+
+
+def _statements(catalog: Catalog, run: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The SQL statements (with their parameters) *run* sends to the catalog's database."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(*args: Any) -> None:
+        sent.append((args[2], args[3]))
+
+    sa.event.listen(catalog.db.engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa.event.remove(catalog.db.engine, "before_cursor_execute", record)
+    return sent
+
+
+_PLAN_DIGEST = _digest([f"alpha bravo {n}" if n % 3 else f"charlie delta {n}" for n in range(30)])
+
+
+@pytest.mark.no_postgresql_pass
+def test_postgresql_finds_words_through_its_gin_index(pg_database: str, tmp_path: Path) -> None:
+    """Every statement of a search that looks for words can use the GIN index (asked not to
+    scan the table, PostgreSQL finds its plan through it): the words are a tsquery on the
+    indexed column, never an expression of it that no index holds."""
+    with Catalog.init(tmp_path / "catalog", operator="Analyst <a@example.org>", database=pg_database) as catalog:
+        assert catalog.ingest(write(tmp_path, "digest.txt", _PLAN_DIGEST)).reports_added == 30
+        for text in ("alpha", "bravo-alpha", "alpha delta", "alpha-alpha"):
+            statements = [
+                (sql, params)
+                for sql, params in _statements(catalog, lambda t=text: catalog.search(t))
+                if "lexemes @@" in sql
+            ]
+            assert len(statements) == 2, text  # the figures of the ranking, then the page
+            with catalog.db.engine.connect() as connection:
+                connection.exec_driver_sql("SET enable_seqscan = off")
+                for sql, params in statements:
+                    plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}", params))
+                    assert "Seq Scan on report_index" not in plan, plan
+                    assert "ix_report_index_lexemes" in plan, plan
+
+
+@pytest.mark.no_postgresql_pass
+def test_sqlite_search_starts_from_the_full_text_table_or_the_rarest_filter(tmp_path: Path) -> None:
+    """bm25 counts each phrase's reports once per full-text query: the FTS5 table leads the join
+    (second, it would be queried again for every row of the first).  Without words, a filter
+    with few reports leads instead of a walk through every report, newest first."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Catalog, "_default_database", None)
+        catalog = Catalog.init(tmp_path / "catalog", operator="Analyst <a@example.org>")
+    with catalog:
+        assert catalog.ingest(write(tmp_path, "digest.txt", _PLAN_DIGEST)).reports_added == 30
+        for query in ({"text": "alpha"}, {"text": "bravo-alpha", "since": "2020-01-01"}, {"author": "field desk"}):
+            [(sql, params)] = [
+                (sql, params)
+                for sql, params in _statements(catalog, lambda q=query: catalog.search(**q))  # type: ignore[misc]
+                if "ORDER BY" in sql
+            ]
+            with raw_database(catalog) as connection:
+                plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+            first = "SCAN f VIRTUAL TABLE" if "text" in query else "SEARCH d USING"
+            assert plan[0].startswith(first), plan
+
+
 # -- 2. the index survives closing, reopening and upgrading ---------------------------------------
 
 QUERIES: list[dict[str, Any]] = [

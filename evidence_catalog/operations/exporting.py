@@ -193,8 +193,8 @@ def selection(
     with ctx.db.read() as session:  # one snapshot: the records as they were searched
         ids = ctx.db.record_ids(session) if selected is None else selected
         if text is not None:
-            found = ctx.db.search_reports(session, text=text, terms=(), since=None, limit=None)
-            holding = {record_id for record_id, _ in found}
+            found = ctx.db.search_part_ids(session, text=text, terms=(), since=None, limit=None)
+            holding = set(ctx.db.records_of_parts(session, found).values())  # no report read
             ids = [record_id for record_id in ids if record_id in holding]
         if where is not None:  # judged on the record's current state
             ids = [record.id for record in ctx.db.records(session, ids) if where.matches(record)]

@@ -67,22 +67,31 @@ def search(
         if not key:
             raise InputError(f"{kind} is blank", where=kind)
         terms.append((kind, key))
+    words, after = utf8(text, "text"), parse_since(since)
     with ctx.db.read() as session:
-        found = ctx.db.search_reports(
-            session,
-            text=utf8(text, "text"),
-            terms=terms,
-            since=parse_since(since),
-            limit=limit if record_filter is None else None,
-            offset=offset if record_filter is None else 0,
-        )
-        if record_filter is not None:  # judged on the record's current state, then cut
+        if record_filter is None:
+            found = ctx.db.search_reports(session, text=words, terms=terms, since=after, limit=limit, offset=offset)
+        else:  # judged on the record's current state, hits in order until the page is full
+            wanted = None if limit is None else offset + limit
+            # The hits a full page would need if every record met the filter; only when too
+            # few do, the rest of them (a second search, not one per batch).
+            hits = ctx.db.search_part_ids(session, text=words, terms=terms, since=after, limit=wanted)
+            kept: list[str] = []
             verdicts: dict[str, bool] = {}
-            for record_id, _ in found:
-                if record_id not in verdicts:
-                    verdicts[record_id] = record_filter.matches(ctx.db.record(session, record_id))
-            found = [hit for hit in found if verdicts[hit[0]]][offset:]
-            found = found if limit is None else found[:limit]
+            start, batch = 0, wanted or 100
+            while start < len(hits) and (wanted is None or len(kept) < wanted):
+                chunk = hits[start : start + batch]
+                owners = ctx.db.records_of_parts(session, chunk)
+                unjudged = [r for r in dict.fromkeys(owners[p] for p in chunk) if r not in verdicts]
+                for record in ctx.db.records(session, unjudged):
+                    verdicts[record.id] = record_filter.matches(record)
+                kept += [part_id for part_id in chunk if verdicts[owners[part_id]]]
+                start, batch = start + batch, 2 * batch
+                if start == len(hits) == wanted and len(kept) < wanted:
+                    hits += ctx.db.search_part_ids(
+                        session, text=words, terms=terms, since=after, limit=None, offset=len(hits)
+                    )
+            found = ctx.db.reports_of_parts(session, kept[offset:wanted])
     return [SearchHit(record_id=record_id, report=report) for record_id, report in found]
 
 

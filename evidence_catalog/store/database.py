@@ -43,7 +43,13 @@ from evidence_catalog.store.records import (
     record_artifact_row,
     record_row,
 )
-from evidence_catalog.store.search import SearchIndex, fill_fts, fill_report_words, index_rows
+from evidence_catalog.store.search import (
+    SearchIndex,
+    fill_fts,
+    fill_report_lexemes,
+    fill_report_words,
+    index_rows,
+)
 from evidence_catalog.store.timestamps import TimestampQueue
 
 __all__ = [
@@ -65,6 +71,7 @@ __all__ = [
     "check_database_url",
     "database_errors",
     "fill_fts",
+    "fill_report_lexemes",
     "fill_report_words",
     "index_rows",
     "part_row",

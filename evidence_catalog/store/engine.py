@@ -37,7 +37,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: The newest migration.  A catalog at this revision opens without loading Alembic at all
 #: (a test checks that this matches the migrations folder).
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 def _known_revisions() -> set[str]:
@@ -48,18 +48,21 @@ def _known_revisions() -> set[str]:
 
 def _create_head_schema(connection: sa.Connection) -> None:
     """Make a new catalog's schema at the newest revision in one step: every table and index
-    the SQLModel tables describe, SQLite's FTS5 table, and the revision stamped.  That is what
+    the SQLModel tables describe, SQLite's FTS5 table or PostgreSQL's GIN index of report words,
+    and the revision stamped.  That is what
     running every migration from an empty database makes (``tests/test_migrations.py`` compares
     the two, column by column and index by index), without making each earlier revision's
     tables and then altering them: a new catalog is made in about half the time."""
     from alembic import command
     from sqlmodel import SQLModel
 
-    from evidence_catalog.store.search import FTS_CREATE
+    from evidence_catalog.store.search import FTS_CREATE, PG_INDEX_CREATE
 
     SQLModel.metadata.create_all(connection)
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql(FTS_CREATE)
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(PG_INDEX_CREATE)
     command.stamp(_alembic_config(connection), "head")
 
 

@@ -2,8 +2,10 @@
 
 The index is derived from the reports (their JSON bodies stay the truth): one ``report_index``
 row per report with the time it is searched by, ``report_term`` rows for the exact filters
-(mention, hashtag, feed, author), and its words: on SQLite in an FTS5 full-text table, elsewhere
-in ``report_index.words``.  Words are made here, by one rule for every database.  The index is
+(mention, hashtag, feed, author), and its words: on SQLite in an FTS5 full-text table; on
+PostgreSQL in ``report_index`` (a ``tsvector`` under a GIN index, the text of the words, and
+what ranking needs).  Words are made here, by one rule for every database, and hits are ranked
+by one rule too (FTS5's bm25, worked out on PostgreSQL as FTS5 works it out).  The index is
 written (:func:`index_rows`; the migrations that index reports ingested before them use the
 functions at the end) and searched (:meth:`SearchIndex.search_reports`) here too.
 """
@@ -11,17 +13,21 @@ functions at the end) and searched (:meth:`SearchIndex.search_reports`) here too
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from evidence_catalog import model
 from evidence_catalog.serialize import structure
-from evidence_catalog.store.engine import Connections, execute, json_body, table_of
-from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow
+from evidence_catalog.store.engine import Connections, chunks, execute, json_body, table_of
+from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow, TextSearchVector
 
 #: The FTS5 table: contentless (the text is in the reports already), rowid = ``report_index.num``.
 #: It is given each report's words as :func:`word_tokens` makes them, one space between them,
@@ -34,8 +40,10 @@ FTS_CREATE = f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(body, c
 
 def outside_metadata(name: str | None, type_: str, parents: object) -> bool:
     """Alembic's ``include_name`` filter: False for the FTS5 table and the shadow tables SQLite
-    keeps for it, which no SQLModel table describes."""
+    keeps for it, and for PostgreSQL's GIN index of words, which no SQLModel table describes."""
     del parents
+    if type_ == "index":
+        return name != PG_LEXEMES_INDEX
     return not (type_ == "table" and name is not None and name.startswith(FTS_TABLE))
 
 
@@ -244,23 +252,117 @@ def query_phrases(text: str) -> list[list[str]]:
     return [tokens for tokens in (word_tokens(w) for w in _WORD.findall(text)) if tokens]
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 query matching reports that hold every word of *text* (``None`` for no words).
+def fts_query(phrases: Sequence[Sequence[str]]) -> str:
+    """The FTS5 query matching reports that hold every phrase (of :func:`query_phrases`).
 
     Each phrase is quoted, so nothing a user types is read as query syntax (``-``, ``:``,
     ``*``, ``OR``, a stray quote: none is part of a word)."""
-    phrases = query_phrases(text)
-    if not phrases:
-        return None
     return " AND ".join('"' + " ".join(tokens) + '"' for tokens in phrases)
 
 
-def word_patterns(text: str) -> list[str] | None:
-    """One ``LIKE`` pattern per phrase of *text* (``None`` when it has no words), meaning what
-    :func:`fts_query` means on SQLite: every phrase, as that run of words.  Words hold no ``%``,
-    ``_`` or ``\\``."""
-    phrases = query_phrases(text)
-    return [f"% {' '.join(tokens)} %" for tokens in phrases] or None
+# -- PostgreSQL's full-text index -------------------------------------------------------------
+#
+# On PostgreSQL ``report_index.lexemes`` is a ``tsvector`` of the report's words as word_tokens
+# made them -- given as they are, with their positions (no parser, no dictionary: what
+# PostgreSQL's 'simple' configuration would do, without its own idea of a word) -- and a GIN
+# index finds the reports holding every searched word, and every searched run of words as a
+# phrase (``<->``).  What a tsvector cannot hold is checked in ``report_index.words``.  Hits are
+# ranked as SQLite's FTS5 ranks them (bm25, see SearchIndex._ranked_postgresql), from what the
+# index keeps of each report: its number of words, the running total of words over the reports
+# indexed up to it (numbered from 1, none ever removed: the last one's total and number are the
+# whole index's), and how often a repeated word occurs.
+
+#: The GIN index over ``report_index.lexemes``, made by hand on PostgreSQL only (no SQLModel
+#: table describes it, as none describes SQLite's FTS5 table).
+PG_LEXEMES_INDEX = "ix_report_index_lexemes"
+PG_INDEX_CREATE = f"CREATE INDEX IF NOT EXISTS {PG_LEXEMES_INDEX} ON report_index USING gin (lexemes)"
+
+#: The longest word, in UTF-8 bytes, kept in the index as it is (PostgreSQL keeps lexemes of
+#: less than 2 KiB); a longer one is kept as ``#`` and its SHA-256, which no word can be.
+LEXEME_MAX_BYTES = 255
+#: The most bytes of lexemes one report's ``tsvector`` holds (PostgreSQL's limit is 1 MiB).  A
+#: report with more distinct words than that is indexed as the one lexeme :data:`ALL_LEXEME`:
+#: every search looks at it, and checks each of its words in ``report_index.words``.
+LEXEMES_MAX_BYTES = 512 * 1024
+ALL_LEXEME = "#all"
+#: PostgreSQL keeps a word's positions up to 16,383, and at most 256 of them: a report with more
+#: words, or a word more often, has its lexemes without positions and :data:`NO_POSITIONS`; a
+#: run of words is then checked in ``report_index.words``.
+MAX_POSITION = 16383
+MAX_POSITIONS = 256
+NO_POSITIONS = "#nopos"
+
+#: FTS5's bm25 constants (``fts5_aux.c``): k1, b, and the two sums it makes of them.
+BM25_K1 = 1.2
+BM25_B = 0.75
+_K1_PLUS_1 = BM25_K1 + 1.0
+_ONE_MINUS_B = 1 - BM25_B
+
+
+def lexeme(word: str) -> str:
+    """The lexeme PostgreSQL's index keeps for a word (see :data:`LEXEME_MAX_BYTES`).  A long
+    one is hashed from its first 32 KiB only, as FTS5 keeps only those (``FTS5_MAX_TOKEN_SIZE``:
+    two words alike that far are one word to it)."""
+    data = word.encode()
+    return word if len(data) <= LEXEME_MAX_BYTES else "#" + hashlib.sha256(data[:32768]).hexdigest()
+
+
+def lexemes_literal(tokens: Sequence[str]) -> str:
+    """The ``tsvector`` of a report's words, as PostgreSQL reads it from text: each distinct
+    lexeme once, quoted (words hold no quote nor backslash), with the positions (from 1) of its
+    words -- a run of words is then a phrase query (``<->``) -- where they fit."""
+    positions: dict[str, list[int]] = {}
+    for position, word in enumerate(tokens, start=1):
+        positions.setdefault(lexeme(word), []).append(position)
+    if sum(len(item.encode()) for item in positions) > LEXEMES_MAX_BYTES:
+        return f"'{ALL_LEXEME}'"
+    if len(tokens) > MAX_POSITION or any(len(found) > MAX_POSITIONS for found in positions.values()):
+        return " ".join(f"'{item}'" for item in sorted(positions)) + f" '{NO_POSITIONS}'"
+    return " ".join(f"'{item}':{','.join(map(str, found))}" for item, found in sorted(positions.items()))
+
+
+def word_repeats(tokens: Sequence[str]) -> dict[str, int] | None:
+    """How often each word that occurs more than once occurs (``None`` when none does)."""
+    repeated = {word: count for word, count in Counter(tokens).items() if count > 1}
+    return repeated or None
+
+
+def _bordered(tokens: Sequence[str]) -> bool:
+    """Whether a run of words can overlap itself (``a a``, ``a b a``): a proper head of it is
+    also its tail."""
+    return any(tokens[cut:] == tokens[: len(tokens) - cut] for cut in range(1, len(tokens)))
+
+
+def _tsquery(phrases: Sequence[Sequence[str]]) -> str:
+    """A ``tsquery`` (as text) matching the reports whose ``lexemes`` hold every phrase: as a
+    run of words (``<->``) where they have positions, as words alike elsewhere
+    (:data:`NO_POSITIONS`, the runs then checked in the text), and every report indexed as
+    :data:`ALL_LEXEME` (checked word by word)."""
+    runs = " & ".join("(" + " <-> ".join(f"'{lexeme(w)}'" for w in tokens) + ")" for tokens in phrases)
+    words = " & ".join(f"'{item}'" for item in dict.fromkeys(lexeme(w) for tokens in phrases for w in tokens))
+    return f"({runs}) | ('{NO_POSITIONS}' & {words}) | '{ALL_LEXEME}'"
+
+
+def _checked_in_text(phrases: Sequence[Sequence[str]], params: dict[str, Any], name: str) -> str:
+    """The SQL condition, after a report matched :func:`_tsquery`, that checks in its text what
+    its lexemes could not: every phrase for a report indexed as :data:`ALL_LEXEME`, every run
+    of words for one without positions."""
+    likes = []
+    for n, tokens in enumerate(phrases):
+        params[f"{name}{n}"] = f"% {' '.join(tokens)} %"
+        likes.append((len(tokens) > 1, f"i.words LIKE :{name}{n}"))
+    every = " AND ".join(like for _, like in likes)
+    runs = " AND ".join(like for run, like in likes if run) or "true"
+    params["all"], params["nopos"] = f"'{ALL_LEXEME}'", f"'{NO_POSITIONS}'"
+    return (
+        f"CASE WHEN i.lexemes @@ CAST(:all AS tsquery) THEN {every}"
+        f" WHEN i.lexemes @@ CAST(:nopos AS tsquery) THEN {runs} ELSE true END"
+    )
+
+
+def _regex_literal(text: str) -> str:
+    """*text* as a PostgreSQL regular expression matching it literally."""
+    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)
 
 
 # -- the index in the database ----------------------------------------------------------------
@@ -281,32 +383,245 @@ class SearchIndex(Connections):
     ) -> list[tuple[str, model.Report]]:
         """``(record id, report)`` of the reports holding every word of *text* (any report when
         it has none) and every ``(kind, key)`` term, searched by time at or after *since*; best
-        match first on SQLite (FTS5 rank), then newest first."""
-        part, index, term = table_of(RecordPartRow), table_of(ReportIndexRow), table_of(ReportTermRow)
-        query = sa.select(part.c.record_id, part.c.body).join(index, index.c.part_id == part.c.id)
-        for kind, value in terms:
-            query = query.where(
-                sa.exists().where(term.c.part_id == part.c.id, term.c.kind == kind, term.c.value == value)
+        match first (SQLite's FTS5 bm25 rank, computed the same way on PostgreSQL), then newest
+        first: see :meth:`search_part_ids`."""
+        found = self.search_part_ids(session, text=text, terms=terms, since=since, limit=limit, offset=offset)
+        return self.reports_of_parts(session, found)
+
+    def search_part_ids(
+        self,
+        session: Session,
+        *,
+        text: str,
+        terms: Sequence[tuple[str, str]],
+        since: dt.datetime | None,
+        limit: int | None,
+        offset: int = 0,
+    ) -> list[str]:
+        """The ids of the reports :meth:`search_reports` finds, in its order: found in the index
+        alone (no report is read)."""
+        phrases = query_phrases(text)
+        params: dict[str, Any] = {}
+        where = _filters(terms, since, params)
+        if not phrases:
+            return self._newest(session, terms, where, params, limit, offset)
+        if self.engine.dialect.name == "sqlite":
+            return self._ranked_sqlite(session, phrases, where, params, limit, offset)
+        return self._ranked_postgresql(session, phrases, where, params, limit, offset)
+
+    def reports_of_parts(self, session: Session, part_ids: Sequence[str]) -> list[tuple[str, model.Report]]:
+        """``(record id, report)`` of the reports with these ids, in their order."""
+        part = table_of(RecordPartRow)
+        rows: dict[str, Any] = {}
+        for ids in chunks(part_ids):
+            found = execute(session, sa.select(part.c.id, part.c.record_id, part.c.body).where(part.c.id.in_(ids)))
+            rows.update((row.id, row) for row in found)
+        return [
+            (str(rows[part_id].record_id), structure(json_body(rows[part_id].body), model.Report))
+            for part_id in part_ids
+        ]
+
+    def records_of_parts(self, session: Session, part_ids: Sequence[str]) -> dict[str, str]:
+        """The record each of these parts is on, by part id."""
+        part = table_of(RecordPartRow)
+        owners: dict[str, str] = {}
+        for ids in chunks(part_ids):
+            found = execute(session, sa.select(part.c.id, part.c.record_id).where(part.c.id.in_(ids)))
+            owners.update((str(row.id), str(row.record_id)) for row in found)
+        return owners
+
+    def _newest(
+        self,
+        session: Session,
+        terms: Sequence[tuple[str, str]],
+        where: list[str],
+        params: dict[str, Any],
+        limit: int | None,
+        offset: int,
+    ) -> list[str]:
+        """The part ids of a page of the reports meeting *where*, newest first.
+
+        SQLite walks the reports newest first and checks each against the filters unless a
+        filter's own reports are fewer than that walk would take (it has no statistics to
+        choose by: see :func:`_walk_costs_more`); then it starts from those.  PostgreSQL's
+        planner makes that choice itself."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        source = "report_index i"
+        if sqlite and terms:
+            sizes = [
+                execute(
+                    session,
+                    sa.text("SELECT count(*) FROM report_term WHERE kind = :kind AND value = :value").bindparams(
+                        kind=kind, value=value
+                    ),
+                ).scalar_one()
+                for kind, value in terms
+            ]
+            smallest = min(range(len(terms)), key=sizes.__getitem__)
+            reports = execute(session, sa.text("SELECT max(num) FROM report_index")).scalar() or 0
+            if _walk_costs_more(sizes[smallest], reports, limit, offset):
+                source = (
+                    f"report_term d CROSS JOIN report_index i ON i.part_id = d.part_id"
+                    f" AND d.kind = :kind{smallest} AND d.value = :value{smallest}"
+                )
+                where = [w for n, w in enumerate(where) if n != smallest]
+        sql = f"SELECT i.part_id FROM {source}{_where(where)} ORDER BY i.at DESC, i.num DESC"
+        return _page(session, sql, params, limit, offset, sqlite=sqlite)
+
+    def _ranked_sqlite(
+        self,
+        session: Session,
+        phrases: list[list[str]],
+        where: list[str],
+        params: dict[str, Any],
+        limit: int | None,
+        offset: int,
+    ) -> list[str]:
+        """A page of the reports holding every phrase, best match first, on SQLite.
+
+        The FTS5 table leads (``CROSS JOIN`` keeps SQLite from putting it second): bm25 is
+        worked out for the rows of one full-text query, and each new query (one per row of
+        another table, were it second) would count every phrase's reports again."""
+        params["match"] = fts_query(phrases)
+        sql = (
+            f"SELECT i.part_id FROM {FTS_TABLE} f CROSS JOIN report_index i ON i.num = f.rowid"
+            f"{_where([f'{FTS_TABLE} MATCH :match', *where])}"
+            f" ORDER BY bm25({FTS_TABLE}), i.at DESC, i.num DESC"
+        )
+        return _page(session, sql, params, limit, offset, sqlite=True)
+
+    def _ranked_postgresql(
+        self,
+        session: Session,
+        phrases: list[list[str]],
+        where: list[str],
+        params: dict[str, Any],
+        limit: int | None,
+        offset: int,
+    ) -> list[str]:
+        """A page of the reports holding every phrase, best match first, on PostgreSQL: found
+        through the GIN index, ranked by FTS5's bm25 computed from the same figures FTS5 uses.
+
+        For phrase *i*: ``idf_i = ln((N - n_i + 0.5) / (n_i + 0.5))`` (at least 1e-6), N the
+        reports indexed, n_i those holding the phrase; a report of D words holding it f_i times
+        scores ``sum(idf_i * f_i * (k1 + 1) / (f_i + k1 * (1 - b + b * D / avgdl)))``, avgdl the
+        words per report; k1 = 1.2, b = 0.75.  Every operation is done in the order and
+        precision ``fts5_aux.c`` does it (IEEE doubles; the logarithm in Python, as SQLite's is
+        taken in this process), so equal scores are equal on both databases and the order is
+        the same."""
+        params["match"] = _tsquery(phrases)
+        found = ["i.lexemes @@ CAST(:match AS tsquery)", _checked_in_text(phrases, params, "phrase")]
+        # The figures of the whole index (the last report indexed holds the running totals) and
+        # how many reports hold each phrase, in one statement.
+        figures: dict[str, Any] = {}
+        counts = []
+        for n, tokens in enumerate(phrases):
+            if len(tokens) == 1:  # its lexeme says it all, but in reports indexed as ALL_LEXEME:
+                # counted apart, the index alone counts (no row read where the table is vacuumed)
+                figures[f"q{n}"], figures[f"p{n}_0"] = f"'{lexeme(tokens[0])}'", f"% {tokens[0]} %"
+                figures["all"] = f"'{ALL_LEXEME}'"
+                counts.append(
+                    f", (SELECT count(*) FROM report_index i WHERE i.lexemes @@ CAST(:q{n} AS tsquery))"
+                    " + (SELECT count(*) FROM report_index i"
+                    f" WHERE i.lexemes @@ CAST(:all AS tsquery) AND i.words LIKE :p{n}_0)"
+                )
+            else:
+                figures[f"q{n}"] = _tsquery([tokens])
+                check = _checked_in_text([tokens], figures, f"p{n}_")
+                counts.append(
+                    f", (SELECT count(*) FROM report_index i WHERE i.lexemes @@ CAST(:q{n} AS tsquery) AND {check})"
+                )
+        last: Sequence[int] | None = execute(
+            session,
+            sa.text(
+                f"SELECT last.num, last.word_total{''.join(counts)}"
+                " FROM (SELECT num, word_total FROM report_index ORDER BY num DESC LIMIT 1) last"
+            ).bindparams(**figures),
+        ).first()
+        if last is None:
+            return []
+        rows, words, holding = int(last[0]), int(last[1]), [int(count) for count in last[2:]]
+        avgdl = float(words) / float(rows)
+        frequencies, terms = [], []
+        for n, (tokens, hits) in enumerate(zip(phrases, holding, strict=True)):
+            idf = math.log((rows - hits + 0.5) / (hits + 0.5))
+            params[f"idf{n}"] = idf if idf > 0.0 else 1e-6
+            repeats = []
+            for w, word in enumerate(dict.fromkeys(tokens)):
+                params[f"word{n}_{w}"] = word
+                repeats.append(f"COALESCE(CAST(i.word_repeats ->> :word{n}_{w} AS integer), 1)")
+            if len(tokens) == 1:
+                frequency = f"CAST({repeats[0]} AS float8)"
+            else:
+                if _bordered(tokens):  # occurrences may overlap: each is a space its run follows
+                    params[f"run{n}"] = " (?=" + _regex_literal(" ".join(tokens)) + " )"
+                    count = f"(SELECT count(*) FROM regexp_matches(i.words, :run{n}, 'g'))"
+                else:  # with the spaces doubled, occurrences cannot share one: replace() finds each
+                    run = " " + "  ".join(tokens) + " "
+                    params[f"run{n}"], params[f"length{n}"] = run, len(run.encode())
+                    doubled = "replace(i.words, ' ', '  ')"
+                    count = f"(octet_length({doubled}) - octet_length(replace({doubled}, :run{n}, ''))) / :length{n}"
+                # A run occurs no more often than each of its words: once (it was found), unless
+                # every one of them is repeated -- only then is it counted in the text.
+                frequency = f"CAST(CASE WHEN least({', '.join(repeats)}) = 1 THEN 1 ELSE {count} END AS float8)"
+            frequencies.append(f", {frequency} AS f{n}")
+            terms.append(
+                f"CAST(:idf{n} AS float8) * ((m.f{n} * CAST(:k1p1 AS float8)) / (m.f{n} + CAST(:k1 AS float8)"
+                " * (CAST(:omb AS float8) + (CAST(:b AS float8) * m.d) / CAST(:avgdl AS float8))))"
             )
-        if since is not None:
-            query = query.where(index.c.at >= since)
-        match = fts_query(text)
-        if match is not None and self.engine.dialect.name == "sqlite":
-            fts = sa.table(FTS_TABLE, sa.column("rowid", sa.Integer))
-            query = (
-                query.join(fts, fts.c.rowid == index.c.num)
-                .where(sa.text(f"{FTS_TABLE} MATCH :match").bindparams(match=match))
-                .order_by(sa.literal_column(f"{FTS_TABLE}.rank"))
-            )
-        elif match is not None:  # no FTS5: the same words, as runs in report_index.words
-            for pattern in word_patterns(text) or ():
-                query = query.where(index.c.words.like(pattern))
-        query = query.order_by(index.c.at.desc(), index.c.num.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        if offset:
-            query = query.offset(offset)
-        return [(str(row.record_id), structure(json_body(row.body), model.Report)) for row in execute(session, query)]
+        params.update(k1p1=_K1_PLUS_1, k1=BM25_K1, omb=_ONE_MINUS_B, b=BM25_B, avgdl=avgdl)
+        # OFFSET 0 keeps PostgreSQL from folding the inner query into the outer one, which
+        # would work out each frequency twice.
+        sql = (
+            f"SELECT m.part_id FROM (SELECT i.part_id, i.at, i.num, CAST(i.word_count AS float8) AS d"
+            f"{''.join(frequencies)} FROM report_index i{_where([*found, *where])} OFFSET 0) m"
+            f" ORDER BY {' + '.join(terms)} DESC, m.at DESC, m.num DESC"
+        )
+        return _page(session, sql, params, limit, offset, sqlite=False)
+
+
+def _filters(terms: Sequence[tuple[str, str]], since: dt.datetime | None, params: dict[str, Any]) -> list[str]:
+    """The SQL conditions on a report ``report_index i`` of the exact filters (their values put
+    into *params*)."""
+    where = []
+    for n, (kind, value) in enumerate(terms):
+        params[f"kind{n}"], params[f"value{n}"] = kind, value
+        where.append(
+            "EXISTS (SELECT 1 FROM report_term t"
+            f" WHERE t.part_id = i.part_id AND t.kind = :kind{n} AND t.value = :value{n})"
+        )
+    if since is not None:
+        params["since"] = since
+        where.append("i.at >= :since")
+    return where
+
+
+def _walk_costs_more(term_reports: int, reports: int, limit: int | None, offset: int) -> bool:
+    """Whether walking *reports* newest first until a page is full costs more than sorting the
+    *term_reports* reports of a filter: the walk checks about ``(offset + limit) * reports /
+    term_reports`` of them (the filter's share spread evenly), each check a few lookups."""
+    if limit is None or term_reports == 0:
+        return True
+    return term_reports * term_reports <= 4 * (offset + limit) * reports
+
+
+def _where(conditions: Sequence[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def _page(
+    session: Session, sql: str, params: dict[str, Any], limit: int | None, offset: int, *, sqlite: bool
+) -> list[str]:
+    """The part ids *sql* selects, *limit* of them (all: ``None``) after the first *offset*."""
+    if limit is not None or offset:
+        sql += f" LIMIT {int(limit)}" if limit is not None else " LIMIT -1" if sqlite else " LIMIT ALL"
+    if offset:
+        sql += f" OFFSET {int(offset)}"
+    at = table_of(ReportIndexRow).c.at.type  # a time as each database keeps it
+    statement = sa.text(sql).bindparams(
+        *(sa.bindparam(name, value, type_=at if name == "since" else None) for name, value in params.items())
+    )
+    return [str(row[0]) for row in execute(session, statement)]
 
 
 def index_rows(
@@ -317,26 +632,33 @@ def index_rows(
 ) -> None:
     """Put reports -- ``(part id, report, when it was found)`` -- into the search index.
 
-    *with_words* False leaves out ``report_index.words`` (migration 0003 runs before the
-    column exists; 0006 fills it)."""
+    *with_words* False leaves out ``report_index.words`` and the columns of PostgreSQL's
+    full-text index (migration 0003 runs before they exist; 0006 and 0009 fill them)."""
     if not reports:
         return
     sqlite = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name == "sqlite"
     index, terms = table_of(ReportIndexRow), table_of(ReportTermRow)
-    first = (bind.execute(sa.select(sa.func.max(index.c.num))).scalar() or 0) + 1
+    words_too = with_words and not sqlite
+    if words_too:
+        last = bind.execute(sa.select(index.c.num, index.c.word_total).order_by(index.c.num.desc()).limit(1)).first()
+        first, total = (1, 0) if last is None else (last[0] + 1, last[1] or 0)
+    else:
+        first, total = (bind.execute(sa.select(sa.func.max(index.c.num))).scalar() or 0) + 1, 0
     numbered = list(enumerate(reports, start=first))
-    bind.execute(
-        sa.insert(index),
-        [
-            {
-                "num": num,
-                "part_id": part_id,
-                "at": search_time(report, found),
-                **({"words": None if sqlite else indexed_words(report)} if with_words else {}),
-            }
-            for num, (part_id, report, found) in numbered
-        ],
-    )
+    rows = []
+    for num, (part_id, report, found) in numbered:
+        row: dict[str, Any] = {"num": num, "part_id": part_id, "at": search_time(report, found)}
+        if words_too:
+            tokens = word_tokens(report_words(report))
+            total += len(tokens)
+            row.update(_word_columns(tokens, total))
+        elif with_words:
+            row["words"] = None
+        rows.append(row)
+    statement = sa.insert(index)
+    if words_too:  # text to tsvector: PostgreSQL reads the lexemes from their text
+        statement = statement.values(lexemes=sa.cast(sa.bindparam("lexemes_text"), TextSearchVector))
+    bind.execute(statement, rows)
     term_rows = [
         {"part_id": part_id, "kind": kind, "value": value}
         for part_id, report, _ in reports
@@ -349,6 +671,18 @@ def index_rows(
             sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
             [{"num": num, "body": fts_body(report)} for num, (_, report, _) in numbered],
         )
+
+
+def _word_columns(tokens: Sequence[str], total: int) -> dict[str, Any]:
+    """``report_index``'s word columns of a report with these words, *total* words indexed up
+    to and with it (PostgreSQL; ``lexemes_text`` is the ``tsvector`` as text)."""
+    return {
+        "words": f" {' '.join(tokens)} ",
+        "lexemes_text": lexemes_literal(tokens),
+        "word_count": len(tokens),
+        "word_total": total,
+        "word_repeats": word_repeats(tokens),
+    }
 
 
 def _indexed_reports(bind: sa.Connection, batch: int = 2000) -> Iterator[list[tuple[int, model.Report]]]:
@@ -387,3 +721,39 @@ def fill_fts(bind: sa.Connection) -> None:
             sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
             [{"num": num, "body": fts_body(report)} for num, report in reports],
         )
+
+
+def fill_report_lexemes(bind: sa.Connection) -> None:
+    """Fill PostgreSQL's full-text columns of ``report_index`` (``lexemes``, ``word_count``,
+    ``word_total``, ``word_repeats``) for every indexed report, in the order they were indexed
+    (migration 0009); ``words`` is written again with them, from the same words."""
+    index = table_of(ReportIndexRow)
+    statement = (
+        sa.update(index)
+        .where(index.c.num == sa.bindparam("n"))
+        .values(
+            words=sa.bindparam("w"),
+            lexemes=sa.cast(sa.bindparam("lexemes_text"), TextSearchVector),
+            word_count=sa.bindparam("c"),
+            word_total=sa.bindparam("t"),
+            word_repeats=sa.bindparam("r"),
+        )
+    )
+    total = 0
+    for reports in _indexed_reports(bind):
+        rows = []
+        for num, report in reports:
+            tokens = word_tokens(report_words(report))
+            total += len(tokens)
+            columns = _word_columns(tokens, total)
+            rows.append(
+                {
+                    "n": num,
+                    "w": columns["words"],
+                    "lexemes_text": columns["lexemes_text"],
+                    "c": columns["word_count"],
+                    "t": total,
+                    "r": columns["word_repeats"],
+                }
+            )
+        bind.execute(statement, rows)

@@ -14,6 +14,37 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+# PostgreSQL's own column types, named without importing its dialect where it is not used (the
+# import costs every command's start-up a tenth of a second).
+
+
+class TextSearchVector(sa.types.TypeDecorator[str]):
+    """PostgreSQL's ``tsvector``; text elsewhere."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import TSVECTOR
+
+            return dialect.type_descriptor(TSVECTOR())
+        return dialect.type_descriptor(sa.Text())
+
+
+class BinaryJSON(sa.types.TypeDecorator[Any]):
+    """PostgreSQL's ``jsonb`` (its values read without parsing text again); JSON elsewhere."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
 
 def _json() -> Any:
     return Field(sa_column=sa.Column(sa.JSON, nullable=False))
@@ -148,8 +179,16 @@ class ReportIndexRow(SQLModel, table=True):
     part_id: str = Field(foreign_key="record_part.id", unique=True, max_length=36)
     at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)  # type: ignore[call-overload]
     #: The report's words as :func:`~evidence_catalog.store.search.indexed_words` gives them, on
-    #: databases without SQLite's full-text table (``NULL`` on SQLite).
+    #: databases without SQLite's full-text table (``NULL`` on SQLite, as are the columns below).
     words: str | None = Field(default=None, sa_type=sa.Text)  # type: ignore[call-overload]
+    #: PostgreSQL's full-text index of them (a GIN index; see
+    #: :func:`~evidence_catalog.store.search.lexemes_literal`), and what ranks a hit as SQLite's
+    #: FTS5 ranks it: the number of words, that number summed over this report and every one
+    #: indexed before it, and how often each word that occurs more than once occurs.
+    lexemes: str | None = Field(default=None, sa_type=TextSearchVector)  # type: ignore[call-overload]
+    word_count: int | None = Field(default=None)
+    word_total: int | None = Field(default=None, sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    word_repeats: dict[str, int] | None = Field(default=None, sa_column=sa.Column(BinaryJSON, nullable=True))
 
 
 class ReportTermRow(SQLModel, table=True):
