@@ -92,6 +92,44 @@ class CustodyLog(Connections):
             self._add_leaves(session, events, documents)
         return events
 
+    def append_events_leaf_by_leaf(self, session: Session, drafts: Sequence[EventDraft]) -> list[model.CustodyEvent]:
+        """:meth:`append_events`, each event's Merkle leaf made right after its hash, while the
+        event's committed form is the one :func:`~evidence_catalog.custody.committed_form` keeps:
+        the salted digests of each event's values are made once, not once for its hash and
+        again for its leaf.  For many large events (an import's, each holding a record and its
+        history); the rows written are the same."""
+        table = table_of(CustodyEventRow)
+        head: model.CustodyEvent | ChainHead | None = _log_head(session)
+        events: list[model.CustodyEvent] = []
+        leaves: list[tuple[int, bytes]] = []
+        for draft in drafts:
+            head, document = linked_event(head, **draft)
+            events.append(head)
+            leaves.append((head.seq - 1, event_leaf(document)))
+        if events:
+            execute(
+                session,
+                sa.insert(table),
+                [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "actor": unstructure(e.actor),
+                        "action": e.action,
+                        "subject": e.subject,
+                        "details": e.details,
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    }
+                    for e in events
+                ],
+            )
+            _insert_nodes(session, leaves)
+            session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
+            session.info["appended"] = True
+            session.info.setdefault(LOG_SIZE_BEFORE, events[0].seq - 1)
+        return events
+
     def _add_leaves(
         self, session: Session, events: Sequence[model.CustodyEvent], documents: Sequence[dict[str, Any]]
     ) -> None:
