@@ -132,6 +132,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bag_speed
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import evidence_catalog
@@ -150,6 +151,7 @@ CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
 BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify")
+BENCHMARKS += ("bagspeed",)  # benchmarks/bag_speed.py
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -1698,6 +1700,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "log": (bench_log, ()),
     "scale": (bench_scale, ("du", "sync")),
     "pverify": (bench_pverify, ("sha256sum", "openssl", "xargs", "nproc", "sync")),
+    "bagspeed": (bag_speed.bench, ("cp", "sha256sum", "sync")),  # benchmarks/bag_speed.py
 }
 
 
@@ -1774,7 +1777,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--workdir", type=Path, default=None, help="where to put scratch files (default benchmarks/scratch/)"
     )
     parser.add_argument("--report", type=Path, default=None, help="also write the summary as Markdown to this file")
+    bag_speed.add_options(parser)
     args = parser.parse_args(argv)
+    bag_speed.configure(args)
     selected = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
     unknown = sorted(set(selected) - set(BENCHMARKS))
     if unknown:
@@ -1842,6 +1847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         needed,
         args.scale_records * SCALE_BYTES_PER_RECORD if "scale" in args.only else 0,
         verify_size + VERIFY_FILE_SIZE if "pverify" in args.only else 0,
+        bag_speed.disk_needed() if "bagspeed" in args.only else 0,
     )
     needed += GIB // 2
     free = shutil.disk_usage(workdir).free
