@@ -127,7 +127,8 @@ def _log_benchmark(catalog_dir: str, count: int) -> dict[str, object]:
         done = 1  # catalog.created
         while done < count:
             batch = min(2000, count - done)
-            with catalog.db.write() as session:
+            # The operations' write transaction: it ends with the signed checkpoint every change gets.
+            with catalog._ctx.write() as session:
                 catalog.db.append_events(
                     session,
                     [

@@ -19,18 +19,18 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     Peak RSS of a child process that adds a 2 GiB file, with the bare interpreter, the imported
     library and an empty catalog as baselines.  Target: under 100 MiB in total.
 ``small``
-    ``Catalog.add`` of 10,000 small files (200 B - 8 KiB, distinct content) in one call, in
-    files/s.  No target in the issue.  For context: a "durable floor" (copy, fsync the copy and
-    its directory, commit one SQLite row, per file: the fsyncs an add cannot avoid) and
-    ``cp -r`` + ``sha256sum`` + one ``sync`` of the same tree.
+    ``evidence-catalog add --recursive`` of ``--small-files`` files (default 10,000) of 4-64 KiB
+    of distinct content, through the CLI (a new process, default options) and in-process
+    (``Catalog.add``), vs ``cp -r`` + ``sha256sum`` + ``sync`` (target: at least 0.5x) and vs
+    ``git add`` + ``git commit`` (target: faster) of the same folder; medians of alternating
+    runs.  See ``small_files.py`` (which, run on its own with ``--baseline``, also times
+    another checkout of the library: before/after).
 ``capture``
-    ``Catalog.capture`` of a 500 MiB file (``--capture-size-mib``) served by the loopback test
-    server (``tests/media_server.py``) vs ``curl -o`` of the same URL from the same server.
-    Target: at least 0.8x curl's throughput, hashing and storing included; compared on the
-    *median* of the runs (the issue asks for it).  The capture runs in a child process
-    (``rss_child.py capture``) whose peak RSS is reported.  For context: ``curl -o`` +
-    ``sha256sum``, the same + ``sync``, ``sha256sum`` alone and Python ``hashlib`` alone on the
-    served file.  Needs ``curl``: the run stops with a message when it is missing.
+    ``evidence-catalog capture`` and ``Catalog.capture`` of one 500 MiB file
+    (``--capture-size-mib``) and of a batch of 50 small ones, served by the loopback test server
+    (``tests/media_server.py``), vs ``curl`` of the same URLs; target at least 0.6x ``curl -o``
+    for the one URL.  See ``capture_speed.py`` (it also runs alone, and compares with an older
+    checkout).  Needs ``curl``: the run stops with a message when it is missing.
 ``ingest``
     ``Catalog.ingest`` of a generated feed-reader digest of 100,000 items (``--ingest-items``;
     issue 4), in a child process (``rss_child.py ingest``): items/s and peak RSS, and the time at
@@ -78,6 +78,11 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     PostgreSQL row says "PostgreSQL with fsync on" (or off), the add row lists them all.  (With
     ``$EVIDENCE_CATALOG_TEST_POSTGRESQL`` an existing server is used as it is.)  SQLite runs as
     every catalog does: WAL, ``synchronous = FULL``.
+``verify``
+    ``verify`` through the CLI and in-process vs ``sha256sum -c``, ``openssl`` and ``xargs -P
+    openssl`` on 10,000 small records (``--small-files``) and with four 256 MiB files added, on
+    one CPU and on all; and the peak RSS of verifying a ``--log-events`` log: see
+    ``benchmarks/verify_speed.py``.
 ``pverify``
     ``Catalog.verify`` (in a child process, ``rss_child.py verify``; every blob re-hashed on one
     thread per CPU) of a catalog of ``--verify-gib`` GiB (default 20) of 256 MiB blobs vs
@@ -93,6 +98,9 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     alternate and the output says how the data compares with the memory.  When the data fits in
     half the available memory, ours and the four tools are also timed with the files in the page
     cache (CPU-bound: shows the use of the cores).
+``startup``
+    Start-up of the installed command (``--version``, ``--help``; ``list``, ``show``, ``verify`` of a
+    small catalog) and of ``import evidence_catalog``, vs ``python -c pass``: see ``benchmarks/startup.py``.
 
 Data files are read once before timing so that both sides read from the page cache (except for
 ``pverify``'s cold runs); ours and
@@ -126,7 +134,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,11 +142,14 @@ from typing import Any
 
 import bag_speed
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from small_files import bench_small_files  # benchmarks/small_files.py (this folder is on the path)
 
 import evidence_catalog
 from evidence_catalog import Catalog
 from evidence_catalog.hashing import BLOCK_SIZE, hash_file
-from evidence_catalog.store.blobstore import fsync_dir
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import verify_speed
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -150,14 +161,14 @@ DEFAULT_WORKDIR = HERE / "scratch"
 CHILD = HERE / "rss_child.py"
 
 OPERATOR = "Benchmark <bench@example.org>"
-BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify")
-BENCHMARKS += ("bagspeed",)  # benchmarks/bag_speed.py
+BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify", "verify")
+BENCHMARKS += ("ingest-speed",)  # benchmarks/ingest_speed.py (issue 22)
+BENCHMARKS += ("bagspeed",)  # benchmarks/bag_speed.py (issue 22)
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
 HASH_TARGET = 0.9
 ADD_TARGET = 0.8
-CAPTURE_TARGET = 0.8
 RSS_TARGET_MIB = 100.0
 
 SEED = 20240612
@@ -664,153 +675,12 @@ def bench_rss(ctx: Context) -> list[Row]:
     ]
 
 
-def _loopback_server() -> tuple[Any, Any]:
-    """``MediaServer`` and ``Route`` from the test suite's HTTP server (``tests/media_server.py``)."""
-    if os.fspath(REPO) not in sys.path:
-        sys.path.insert(0, os.fspath(REPO))
-    from tests.media_server import MediaServer, Route
-
-    return MediaServer, Route
-
-
-def without_proxies() -> dict[str, str]:
-    """This process's environment without proxy settings: both sides must talk to the loopback
-    server directly (curl and yt-dlp both honour ``http_proxy``)."""
-    return {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-
-
-def hashlib_sha256(path: Path) -> str:
-    """SHA-256 of *path* with plain ``hashlib`` (1 MiB ``readinto``, as the library reads)."""
-    hasher = hashlib.sha256()
-    buffer = bytearray(BLOCK_SIZE)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as stream:
-        while n := stream.readinto(view):
-            hasher.update(view[:n])
-    return hasher.hexdigest()
-
-
 def bench_capture(ctx: Context) -> list[Row]:
-    """``Catalog.capture`` of a file from the loopback test server vs ``curl -o``, with peak RSS."""
-    size = ctx.capture_size
-    data = ctx.scratch / "capture-data.bin"
-    print(f"(creating a {size_text(size)} data file ...)", flush=True)
-    write_random_file(data, size, SEED + 3)
-    read_through(data)
-    expected = hashlib_sha256(data)
-    download = ctx.scratch / "capture-curl.bin"
-    catalog_dir = ctx.scratch / "capture-catalog"
-    env = without_proxies()
-    media_server, route = _loopback_server()
+    """``capture`` of one large file and of a batch of small ones vs ``curl`` (``capture_speed.py``)."""
+    import capture_speed
 
-    ours = Timings("Catalog.capture (yt-dlp download + hash + store + fsync + database)")
-    warm = Timings("Catalog.capture, second URL of a batch (yt-dlp already started in the process)")
-    curl = Timings("curl -o")
-    context = [
-        Timings("curl -o + sha256sum"),
-        Timings("curl -o + sha256sum + sync"),
-        Timings("sha256sum alone (served file, page cache)"),
-        Timings("Python hashlib alone (served file, page cache)"),
-    ]
-    peaks: list[float] = []
-    walls: list[float] = []
-
-    with media_server() as server:
-        # Served as video/mp4 under a .mp4 name: yt-dlp's generic extractor takes it as a direct
-        # media link (the bytes are random; nothing in the capture parses them).
-        url = server.route("/capture-bench.mp4", route(file=data, media_type="video/mp4"))
-        curl_argv = ["curl", "--silent", "--show-error", "--fail", "--noproxy", "*", "--output", download, url]
-
-        def curl_then(*after: Sequence[str | os.PathLike[str]]) -> Callable[[], float]:
-            def run() -> float:
-                os.sync()
-                started = time.perf_counter()
-                run_tool(curl_argv, env=env)
-                outputs = [run_tool(argv) for argv in after]
-                seconds = time.perf_counter() - started
-                if download.stat().st_size != size:
-                    raise AssertionError(f"curl wrote {download.stat().st_size} bytes, expected {size}")
-                if after and outputs[0].split()[0] != expected:
-                    raise AssertionError("sha256sum of curl's download disagrees with hashlib")
-                remove(download)
-                os.sync()
-                return seconds
-
-            return run
-
-        warm_url = server.route("/capture-warm-up.mp4", route(body=b"\0" * 1024, media_type="video/mp4"))
-
-        def capture_run(*, warmed: bool = False) -> float:
-            os.sync()
-            if warmed:
-                report, wall = run_child("capture-warm", os.fspath(catalog_dir), url, warm_url, env=env)
-            else:
-                report, wall = run_child("capture", os.fspath(catalog_dir), url, env=env)
-            if not report.get("ok") or report.get("sha256") != expected or report.get("size") != size:
-                raise AssertionError(f"unexpected capture result {report}")
-            if not warmed:
-                peaks.append(int(str(report["peak_kib"])) / KIB)
-                walls.append(wall)
-            remove(catalog_dir)
-            os.sync()
-            return float(str(report["seconds"]))
-
-        def check(digest: str, what: str) -> None:
-            if digest != expected:
-                raise AssertionError(f"{what} disagrees with hashlib")
-
-        # The first large write of a run is slower whichever side makes it (see bench_add): one
-        # untimed round, reference first.
-        warm_curl, warm_ours = curl_then()(), capture_run()
-        print(f"  warm-up round, not counted: curl {warm_curl:.2f} s, capture {warm_ours:.2f} s")
-        peaks.clear()
-        walls.clear()
-        alternate(
-            ctx.repeat,
-            (ours, capture_run),
-            (curl, curl_then()),
-            (warm, lambda: capture_run(warmed=True)),
-            (context[0], curl_then(["sha256sum", download])),
-            (context[1], curl_then(["sha256sum", download], ["sync"])),
-            (context[2], lambda: timed(lambda: check(run_tool(["sha256sum", data]).split()[0], "sha256sum"))),
-            (context[3], lambda: timed(lambda: check(hashlib_sha256(data), "hashlib"))),
-        )
-        requests = len(server.seen("/capture-bench.mp4"))
-
-    row = compare(
-        f"capture of a {size_text(size)} file from the loopback server",
-        size,
-        ours,
-        curl,
-        CAPTURE_TARGET,
-        statistic="median",
-    )
-    print(f"  warm:      {warm.describe(size, 'median')}")
-    print(f"  ratio warm/curl -o (median runs): {curl.median / warm.median:.2f}x")
-    for timings in context:
-        print(f"  context:   {timings.describe(size, 'median')}")
-    for timings in context[:2]:
-        print(f"  ratio ours/({timings.label}), median runs: {timings.median / ours.median:.2f}x")
-    print(
-        f"  capture child process, whole (interpreter + import + Catalog.init + capture): "
-        f"median {statistics.median(walls):.2f} s; {requests} requests to the server in all"
-    )
-    peak = max(peaks)
-    runs = " ".join(f"{p:.1f}" for p in peaks)
-    print(f"  peak RSS of the capturing process: {peak:.1f} MiB, the highest of the runs ({runs})   INFO")
-    remove(data)
-    return [
-        row,
-        Row(
-            benchmark=f"capture of a {size_text(size)} file, second URL of a batch",
-            ours=f"{size / MIB / warm.median:.0f} MiB/s ({warm.median:.2f} s, median)",
-            reference=f"curl -o: {size / MIB / curl.median:.0f} MiB/s ({curl.median:.2f} s, median)",
-            ratio=f"{curl.median / warm.median:.2f}x",
-            target="none (info)",
-            status="INFO",
-        ),
-        info_row(f"Peak RSS capturing a {size_text(size)} file", f"{peak:.1f} MiB"),
-    ]
+    rows = capture_speed.measure(ctx.scratch, ctx.capture_size, capture_speed.DEFAULT_BATCH, ctx.repeat, tree=REPO)
+    return [Row(**row) for row in rows]
 
 
 def make_small_files(root: Path, count: int, seed: int) -> list[Path]:
@@ -832,122 +702,6 @@ def make_small_files(root: Path, count: int, seed: int) -> list[Path]:
         path.write_bytes(header + body)
         paths.append(path)
     return paths
-
-
-def _chunks(items: Sequence[Path], size: int) -> Iterable[Sequence[Path]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def durable_floor(paths: Sequence[Path], target: Path) -> float:
-    """Seconds for the least work an add with the catalog's durability needs; not library code.
-
-    Per file: read it, SHA-256 it, write a copy under ``ab/cd/<sha256>``, fsync the copy and its
-    directory, and commit one row to SQLite (WAL, ``synchronous = FULL``), i.e. the same three
-    fsyncs a ``Catalog.add`` does, without ORM, media-type sniffing or custody-log hashing.
-    """
-    target.mkdir()
-    connection = sqlite3.connect(target / "floor.db", isolation_level=None)
-    try:
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        connection.execute("CREATE TABLE blob (sha256 TEXT PRIMARY KEY, size INTEGER, path TEXT)")
-        started = time.perf_counter()
-        for path in paths:
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            directory = target / digest[:2] / digest[2:4]
-            directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(directory / digest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            fsync_dir(directory)
-            connection.execute("BEGIN IMMEDIATE")
-            connection.execute("INSERT INTO blob VALUES (?, ?, ?)", (digest, len(data), os.fspath(path)))
-            connection.execute("COMMIT")
-        return time.perf_counter() - started
-    finally:
-        connection.close()
-
-
-def bench_small(ctx: Context) -> list[Row]:
-    """``Catalog.add`` of many small files in one call, in files/s, with two yardsticks for context."""
-    count = ctx.small_files
-    tree = ctx.scratch / "small"
-    print(f"(creating {count} small files ...)", flush=True)
-    paths = make_small_files(tree, count, SEED + 2)
-    total_bytes = sum(p.stat().st_size for p in paths)
-    for path in paths:  # page cache, as for the other benchmarks
-        path.read_bytes()
-    catalog_dir = ctx.scratch / "small-catalog"
-    step = max(1, count // 5)
-    added = 0
-
-    def on_added(_result: object) -> None:
-        nonlocal added
-        added += 1
-        if added % step == 0:
-            print(f"    {added} files added", flush=True)
-
-    with Catalog.init(catalog_dir, operator=OPERATOR) as catalog:
-        os.sync()
-        print(f"  adding {count} files with one Catalog.add call ...", flush=True)
-        started = time.perf_counter()
-        results = catalog.add(paths, on_added=on_added)
-        ours = time.perf_counter() - started
-    if len(results) != count or not all(r.new_record and r.new_bytes for r in results):
-        raise AssertionError("not every small file became a new record with new bytes")
-    remove(catalog_dir)
-
-    floor_dir = ctx.scratch / "small-floor"
-    os.sync()
-    floor = durable_floor(paths, floor_dir)
-    remove(floor_dir)
-
-    copy = ctx.scratch / "small-copy"
-    os.sync()
-    started = time.perf_counter()
-    run_tool(["cp", "-r", tree, copy])
-    copied = sorted(str(p) for p in copy.rglob("*") if p.is_file())
-    for chunk in _chunks([Path(p) for p in copied], 1000):
-        run_tool(["sha256sum", *chunk])
-    run_tool(["sync"])
-    reference = time.perf_counter() - started
-    remove(copy)
-    remove(tree)
-    if len(copied) != count:
-        raise AssertionError(f"cp -r copied {len(copied)} files, expected {count}")
-
-    ours_rate, floor_rate, reference_rate = count / ours, count / floor, count / reference
-    print(
-        f"  ours:      {ours_rate:8.1f} files/s  {ours:7.2f} s  ({total_bytes / MIB:.1f} MiB in {count} files)"
-        "  Catalog.add, one call"
-    )
-    print(
-        f"  context:   {floor_rate:8.1f} files/s  {floor:7.2f} s  durable floor: copy + 2 fsyncs + 1 SQLite commit"
-        " per file"
-    )
-    print(f"  context:   {reference_rate:8.1f} files/s  {reference:7.2f} s  cp -r + sha256sum + one sync at the end")
-    print(
-        f"  ours/floor {ours_rate / floor_rate:.2f}x, ours/cp {ours_rate / reference_rate:.2f}x"
-        "   target none (info)   INFO"
-    )
-    return [
-        Row(
-            benchmark=f"add of {count} small files",
-            ours=f"{ours_rate:.1f} files/s ({ours:.1f} s)",
-            reference=(
-                f"durable floor (copy + fsync file + fsync dir + SQLite commit, per file): {floor_rate:.0f} files/s"
-                f" ({floor:.1f} s); cp -r + sha256sum + sync: {reference_rate:.0f} files/s ({reference:.1f} s)"
-            ),
-            ratio=f"{ours_rate / floor_rate:.2f}x of floor, {ours_rate / reference_rate:.2f}x of cp",
-            target="none (info)",
-            status="INFO",
-        )
-    ]
 
 
 _INGEST_PLATFORMS = ("Twitter", "Telegram", "Mastodon", "Bluesky", "VK")
@@ -1105,6 +859,13 @@ def bench_ingest(ctx: Context) -> list[Row]:
             status="INFO",
         ),
     ]
+
+
+def bench_ingest_speed(ctx: Context) -> list[Row]:
+    """Ingest of every format: linear in the items, vs the bare parser, command and in-process (issue 22)."""
+    import ingest_speed  # benchmarks/ingest_speed.py
+
+    return [Row(**row) for row in ingest_speed.bench(ctx.scratch, items=ctx.ingest_items, repeat=ctx.repeat)]
 
 
 BAG_LARGE_FILES = 40
@@ -1694,14 +1455,27 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "add": (bench_add, ("openssl", "cp", "sync")),
     "capture": (bench_capture, ("curl", "sha256sum", "sync")),
     "rss": (bench_rss, ()),
-    "small": (bench_small, ("cp", "sha256sum", "sync")),
+    "small": (functools.partial(bench_small_files, row=Row), ("cp", "sha256sum", "sync", "git")),
     "ingest": (bench_ingest, ("grep",)),
+    "ingest-speed": (bench_ingest_speed, ()),
     "bagit": (bench_bagit, ("cp", "sha256sum", "sync")),
     "log": (bench_log, ()),
     "scale": (bench_scale, ("du", "sync")),
     "pverify": (bench_pverify, ("sha256sum", "openssl", "xargs", "nproc", "sync")),
+    "verify": (lambda ctx: [Row(*line) for line in verify_speed.bench_from_run(ctx)], verify_speed.TOOLS),
     "bagspeed": (bag_speed.bench, ("cp", "sha256sum", "sync")),  # benchmarks/bag_speed.py
 }
+
+
+def bench_startup(ctx: Context) -> list[Row]:
+    """Start-up of the command (--version, --help, list, show, verify) vs python -c pass: benchmarks/startup.py."""
+    import startup  # benchmarks/startup.py, beside this file
+
+    return startup.bench(ctx.scratch, ctx.repeat, Row)
+
+
+BENCHMARKS += ("startup",)
+BENCH_FUNCTIONS["startup"] = (bench_startup, ())
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ Everything the ``evidence-catalog`` command does is reachable from here::
         print(catalog.verify().ok)
 """
 
-from evidence_catalog.capture import CaptureFailed, CaptureOptions
-from evidence_catalog.catalog import Catalog
-from evidence_catalog.checkpoint import CheckpointError, KeyDamagedError, KeyLockedError
-from evidence_catalog.custody import CommitmentError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from evidence_catalog.errors import (
     CatalogDatabaseError,
     CatalogError,
@@ -28,49 +29,56 @@ from evidence_catalog.errors import (
     StorageError,
     ValidationError,
 )
-from evidence_catalog.filters import RecordFilter
-from evidence_catalog.ingest.links import LinkSuggestion
-from evidence_catalog.interchange.bag import BagError
-from evidence_catalog.interchange.importing import UnsignedProvenanceError
-from evidence_catalog.interchange.redact import FieldPathError
-from evidence_catalog.merkle import MerkleError
-from evidence_catalog.model import (
-    Acquisition,
-    Agent,
-    Artifact,
-    Assessment,
-    Claim,
-    CustodyEvent,
-    Digests,
-    EventTime,
-    EvidenceRecord,
-    GeoPosition,
-    Note,
-    Place,
-    Relation,
-    Report,
-    SensitivityFlag,
-)
-from evidence_catalog.results import (
-    AddResult,
-    CaptureResult,
-    CheckpointInfo,
-    ExportResult,
-    FsckEntry,
-    FsckReport,
-    ImportResult,
-    InclusionProof,
-    IngestResult,
-    KeyChange,
-    LinkResult,
-    LogKeyInfo,
-    SearchHit,
-    TimestampResult,
-    VerificationReport,
-)
-from evidence_catalog.timestamp import TimestampError
-from evidence_catalog.versions import __version__, versions
-from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
+from evidence_catalog.versions import versions  # imported now: the name is also its module's
+
+if TYPE_CHECKING:
+    from evidence_catalog.capture import CaptureFailed, CaptureOptions
+    from evidence_catalog.catalog import Catalog
+    from evidence_catalog.checkpoint import CheckpointError, KeyDamagedError, KeyLockedError
+    from evidence_catalog.custody import CommitmentError
+    from evidence_catalog.filters import RecordFilter
+    from evidence_catalog.ingest.links import LinkSuggestion
+    from evidence_catalog.interchange.bag import BagError
+    from evidence_catalog.interchange.importing import UnsignedProvenanceError
+    from evidence_catalog.interchange.redact import FieldPathError
+    from evidence_catalog.merkle import MerkleError
+    from evidence_catalog.model import (
+        Acquisition,
+        Agent,
+        Artifact,
+        Assessment,
+        Claim,
+        CustodyEvent,
+        Digests,
+        EventTime,
+        EvidenceRecord,
+        GeoPosition,
+        Note,
+        Place,
+        Relation,
+        Report,
+        SensitivityFlag,
+    )
+    from evidence_catalog.results import (
+        AddResult,
+        CaptureResult,
+        CheckpointInfo,
+        ExportResult,
+        FsckEntry,
+        FsckReport,
+        ImportResult,
+        InclusionProof,
+        IngestResult,
+        KeyChange,
+        LinkResult,
+        LogKeyInfo,
+        SearchHit,
+        TimestampResult,
+        VerificationReport,
+    )
+    from evidence_catalog.timestamp import TimestampError
+    from evidence_catalog.versions import __version__
+    from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
 __all__ = [
     "BUILTIN_CATEGORIES",
@@ -135,3 +143,70 @@ __all__ = [
     "__version__",
     "versions",
 ]
+
+#: Where each name that is not imported above is defined.  A script that imports the package
+#: pays for what it uses only: :class:`Catalog` brings the database layer, the rest comes with
+#: the first use of its name (PEP 562); ``from evidence_catalog import X`` works for every name.
+_LAZY: dict[str, str] = {
+    "CaptureFailed": "capture",
+    "CaptureOptions": "capture",
+    "Catalog": "catalog",
+    "CheckpointError": "checkpoint",
+    "KeyDamagedError": "checkpoint",
+    "KeyLockedError": "checkpoint",
+    "CommitmentError": "custody",
+    "RecordFilter": "filters",
+    "LinkSuggestion": "ingest.links",
+    "BagError": "interchange.bag",
+    "UnsignedProvenanceError": "interchange.importing",
+    "FieldPathError": "interchange.redact",
+    "MerkleError": "merkle",
+    "Acquisition": "model",
+    "Agent": "model",
+    "Artifact": "model",
+    "Assessment": "model",
+    "Claim": "model",
+    "CustodyEvent": "model",
+    "Digests": "model",
+    "EventTime": "model",
+    "EvidenceRecord": "model",
+    "GeoPosition": "model",
+    "Note": "model",
+    "Place": "model",
+    "Relation": "model",
+    "Report": "model",
+    "SensitivityFlag": "model",
+    "AddResult": "results",
+    "CaptureResult": "results",
+    "CheckpointInfo": "results",
+    "ExportResult": "results",
+    "FsckEntry": "results",
+    "FsckReport": "results",
+    "ImportResult": "results",
+    "InclusionProof": "results",
+    "IngestResult": "results",
+    "KeyChange": "results",
+    "LinkResult": "results",
+    "LogKeyInfo": "results",
+    "SearchHit": "results",
+    "TimestampResult": "results",
+    "VerificationReport": "results",
+    "TimestampError": "timestamp",
+    "BUILTIN_CATEGORIES": "vocabulary",
+    "Category": "vocabulary",
+    "__version__": "versions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The name from :data:`_LAZY`, imported from its module the first time it is asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

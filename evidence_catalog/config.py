@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 from attrs import field, frozen
 
 from evidence_catalog.errors import CatalogError, CatalogVersionError, InputError, ModelError
@@ -74,6 +73,8 @@ class CatalogConfig:
             data["blobs"] = {"url": self.blobs_url}
             if self.blobs_endpoint_url is not None:
                 data["blobs"]["endpoint_url"] = self.blobs_endpoint_url
+        import tomli_w  # only a catalog's settings being written need it, not opening one
+
         return "# evidence-catalog settings\n" + tomli_w.dumps(data)
 
     @classmethod

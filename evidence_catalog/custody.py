@@ -55,7 +55,14 @@ from evidence_catalog.findings import (
 )
 from evidence_catalog.merkle import leaf_hash
 from evidence_catalog.model import GENESIS_HASH, Agent, CustodyEvent, EvidenceRecord
-from evidence_catalog.serialize import canonical_json, structure, unstructure
+from evidence_catalog.serialize import (
+    _SAFE_INTEGER,
+    _UTF16_ORDER_DIFFERS,
+    _plain,
+    canonical_json,
+    structure,
+    unstructure,
+)
 
 #: Members of an event document that are not covered by its hash.
 UNHASHED = frozenset({"hash", "schema"})
@@ -133,20 +140,21 @@ def value_salt(secret: str, pointer: str) -> str:
 def value_digest(salt: str, value: Any) -> str:
     """The salted digest of a value: ``"sd:"`` and SHA-256 of the canonical JSON of
     ``[salt, value]``, hex."""
-    if isinstance(value, str) and _plain_text(value):
-        data = ('["' + salt + '",' + json.dumps(value, ensure_ascii=False) + "]").encode("utf-8")
+    if isinstance(value, str):
+        # What ``json.dumps(value, ensure_ascii=False)`` writes (its own function, without
+        # making an encoder per call), which is RFC 8785's text unless it holds a lone
+        # surrogate: UTF-8 cannot encode that, and rfc8785 says so in its own words.
+        try:
+            data = ('["' + salt + '",' + _json_text(value) + "]").encode("utf-8")
+        except UnicodeEncodeError:
+            data = canonical_json([salt, value])
     else:
         data = canonical_json([salt, value])
     return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
 
 
-def _plain_text(value: str) -> bool:
-    """Whether ``json.dumps`` writes *value* as RFC 8785 does (no lone surrogate)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+#: The standard library's JSON string writer (in C): ``json.dumps(text, ensure_ascii=False)``.
+_json_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def _escape(key: str) -> str:
@@ -195,17 +203,51 @@ def committed_form(document: Mapping[str, Any], digest: Callable[[str, Any], str
         last = _LAST_FORM[0]  # one read: another thread may replace it
         if last[0] == key:
             return dict(json.loads(last[1]))
-        keyed = _salt_source(document["details"][SALT])
-
-        def digest(pointer: str, value: Any) -> str:
-            mac = keyed.copy()
-            mac.update(pointer.encode("utf-8"))
-            return value_digest(mac.hexdigest()[:VALUE_SALT_HEX], value)
-
-        made = _committed(form, digest)
+        made = _salted_form(form, document["details"][SALT])
         _LAST_FORM[0] = (key, json.dumps(made, ensure_ascii=False))
         return made
     return _committed(form, digest)
+
+
+def _salted_form(form: dict[str, Any], secret: Any) -> dict[str, Any]:
+    """The committed form of a salted event (*form*: the event without hash and schema) under
+    its *secret*."""
+    key = _salt_key(secret)
+    # HMAC-SHA256 as RFC 2104 defines it (what :func:`value_salt` computes with ``hmac``): the
+    # key, shorter than SHA-256's 64-byte block, padded with zeros and XORed with 0x36 (inner)
+    # and 0x5c (outer); each value's salt continues copies of those two states.
+    padded = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
+    sha256, text = hashlib.sha256, _json_text
+
+    def digest(pointer: str, value: Any) -> str:
+        mac = inner()
+        mac.update(pointer.encode("utf-8"))
+        result = outer()
+        result.update(mac.digest())
+        salt = result.hexdigest()[:VALUE_SALT_HEX]
+        if isinstance(value, str):  # value_digest, inlined: this runs for every text of every event
+            try:
+                return DIGEST_PREFIX + sha256(('["' + salt + '",' + text(value) + "]").encode("utf-8")).hexdigest()
+            except UnicodeEncodeError:
+                pass
+        return value_digest(salt, value)
+
+    return _committed(form, digest)
+
+
+def hash_and_leaf(document: Mapping[str, Any]) -> tuple[str, bytes]:
+    """:func:`document_hash` and :func:`event_leaf` of one event, its committed form made once
+    (what a verification of the whole log needs of each event).  Raises ``ValueError`` /
+    ``TypeError`` as they do."""
+    form = {k: v for k, v in document.items() if k not in UNHASHED}
+    if is_salted(document):
+        form = _salted_form(form, document["details"][SALT])
+    recomputed = hashlib.sha256(canonical_json(form)).hexdigest()
+    if "hash" in document:
+        form["hash"] = document["hash"]
+    return recomputed, leaf_hash(canonical_json(form))
 
 
 #: The last salted event's committed form: (canonical JSON of the event without hash and schema,
@@ -213,11 +255,11 @@ def committed_form(document: Mapping[str, Any], digest: Callable[[str, Any], str
 _LAST_FORM: list[tuple[bytes, str]] = [(b"", "")]
 
 
-def _salt_source(secret: Any) -> hmac.HMAC:
-    """HMAC-SHA256 keyed with an event's secret, to copy for each value's salt."""
+def _salt_key(secret: Any) -> bytes:
+    """The HMAC-SHA256 key of each value's salt: an event's secret as bytes."""
     if not isinstance(secret, str) or len(secret) != 64:
         raise CommitmentError("the event's salt is not 64 hex digits")
-    return hmac.new(bytes.fromhex(secret), digestmod=hashlib.sha256)
+    return bytes.fromhex(secret)
 
 
 def _committed(form: dict[str, Any], digest: Callable[[str, Any], str]) -> dict[str, Any]:
@@ -230,10 +272,15 @@ def _committed(form: dict[str, Any], digest: Callable[[str, Any], str]) -> dict[
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
-                inner = f"{pointer}/{_escape(str(key))}"
                 if pointer == "/details" and key == SALT:
                     continue
-                out[key] = digest(inner, value) if key in WHOLE_MEMBERS else walk(value, inner)
+                inner = f"{pointer}/{_escape(str(key))}"
+                if key in WHOLE_MEMBERS or isinstance(value, str):
+                    out[key] = digest(inner, value)
+                elif isinstance(value, dict | list):
+                    out[key] = walk(value, inner)
+                else:  # what walk gives back as it is (a number, true, false, null)
+                    out[key] = value
             return out
         if isinstance(node, list):
             return [walk(value, f"{pointer}/{index}") for index, value in enumerate(node)]
@@ -419,6 +466,182 @@ def linked_event(
     return attrs.evolve(draft, hash=document["hash"]), document
 
 
+def sealed_event(
+    previous: CustodyEvent | ChainHead | None,
+    *,
+    at: dt.datetime,
+    actor: Agent,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any] | None = None,
+) -> tuple[CustodyEvent, bytes]:
+    """:func:`make_event`, and the event's Merkle leaf (:func:`event_leaf`): what appending an
+    event needs.  The committed form is made once for both, and faster than
+    :func:`committed_form` makes it (see :func:`_seal`); the hash and the leaf are the very
+    bytes :func:`document_hash` and :func:`event_leaf` give of ``unstructure(event)``
+    (``tests/test_custody.py`` holds them equal)."""
+    if details is not None and SALT in details:
+        raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
+    draft = CustodyEvent(
+        seq=1 if previous is None else previous.seq + 1,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        prev_hash=GENESIS_HASH if previous is None else previous.hash,
+        hash=GENESIS_HASH,
+        details={**dict(details or {}), SALT: new_secret()},
+    )
+    event_hash, leaf = _seal(draft)
+    return attrs.evolve(draft, hash=event_hash), leaf
+
+
+class _UnusualDetailsError(Exception):
+    """Details :func:`_committed_fast` leaves to the reference functions."""
+
+
+def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
+    """The hash and the Merkle leaf of a salted event: :func:`document_hash` of
+    ``unstructure(draft)``, then :func:`event_leaf` of it with that hash, computed together.
+
+    The committed form is made in one walk over the event's details as they were handed over
+    (what the converter would make of them made on the way), that also finds whether it is JSON
+    that ``json`` writes as RFC 8785 does (so :func:`~evidence_catalog.serialize.canonical_json`
+    need not walk it again); each value's salt is HMAC-SHA256 from two SHA-256 states keyed once
+    per event, each digest's JSON is made as ``json.dumps`` makes a string's.  Anything unusual
+    (a lone surrogate, a key that is not text, a value the converter passes through) goes to the
+    reference functions, which also raise their errors."""
+    try:
+        form, plain = _committed_fast(draft)
+        data = _canonical(form, plain)
+        event_hash = hashlib.sha256(data).hexdigest()
+        # The leaf's JSON is the same with "hash" added: in key order it comes right before
+        # "prev_hash", whose committed value is a salted digest.  Only "seq" (a number) and
+        # "subject" (a JSON string, where every quote is escaped) follow that, so the last
+        # ',"prev_hash":"sd:' is the top-level member's.
+        cut = data.rfind(b',"prev_hash":"' + DIGEST_PREFIX.encode("ascii")) + 1
+        if plain and cut > 0:
+            leaf = leaf_hash(data[:cut] + b'"hash":"' + event_hash.encode("ascii") + b'",' + data[cut:])
+        else:
+            form["hash"] = event_hash
+            leaf = leaf_hash(_canonical(form, plain))
+    except Exception:  # noqa: BLE001 -- the reference functions say what is wrong, in their own words
+        document = unstructure(draft)
+        event_hash = document_hash(document)
+        return event_hash, event_leaf({**document, "hash": event_hash})
+    return event_hash, leaf
+
+
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _canonical(form: dict[str, Any], plain: bool) -> bytes:
+    """:func:`~evidence_catalog.serialize.canonical_json` of *form*, told whether it is plain."""
+    if plain:
+        try:
+            return json.dumps(form, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+    return canonical_json(form)
+
+
+def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
+    """:func:`committed_form` of ``unstructure(draft)`` (a salted event), and whether it is
+    plain JSON (see :func:`_seal`); :class:`_UnusualDetailsError` for details it leaves to the reference."""
+    secret = draft.details[SALT]
+    if not isinstance(secret, str) or len(secret) != 64:
+        raise CommitmentError("the event's salt is not 64 hex digits")
+    # HMAC-SHA256 (RFC 2104) as two SHA-256 states, keyed once and copied for each value: the
+    # key (32 bytes) is shorter than SHA-256's block, so it is padded with zeros.
+    key = bytes.fromhex(secret).ljust(64, b"\0")
+    inner_state = hashlib.sha256(key.translate(_INNER_PAD))
+    outer_state = hashlib.sha256(key.translate(_OUTER_PAD))
+    sha256 = hashlib.sha256
+    plain = True
+
+    def salt_of(pointer: str) -> str:
+        inner = inner_state.copy()
+        inner.update(pointer.encode("utf-8"))
+        outer = outer_state.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()[:VALUE_SALT_HEX]
+
+    def walk(node: Any, pointer: str, top: bool = False) -> Any:
+        """The committed form of ``unstructure(node)`` at *pointer*."""
+        nonlocal plain
+        kind = type(node)
+        if kind is dict:
+            out = {}
+            for name, value in node.items():
+                if type(name) is not str:
+                    raise _UnusualDetailsError
+                inner = pointer + "/" + (_escape(name) if "~" in name or "/" in name else name)
+                if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
+                    plain = False
+                if top and name == SALT:
+                    continue
+                if name in WHOLE_MEMBERS:
+                    out[name] = value_digest(salt_of(inner), unstructure(value))
+                    continue
+                kind = type(value)
+                if kind is str:  # the salt and digest of most values, without a call
+                    salt = inner_state.copy()
+                    salt.update(inner.encode("utf-8"))
+                    mac = outer_state.copy()
+                    mac.update(salt.digest())
+                    data = '["' + mac.hexdigest()[:VALUE_SALT_HEX] + '",' + _encode_text(value) + "]"
+                    out[name] = DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
+                elif value is None or kind is bool:
+                    out[name] = value
+                else:
+                    out[name] = walk(value, inner)
+            return out
+        if kind is list or kind is tuple:
+            items = []
+            for index, value in enumerate(node):
+                inner = f"{pointer}/{index}"
+                if type(value) is str:  # tags, mentions, links...: inline, as in objects
+                    salt = inner_state.copy()
+                    salt.update(inner.encode("utf-8"))
+                    mac = outer_state.copy()
+                    mac.update(salt.digest())
+                    data = '["' + mac.hexdigest()[:VALUE_SALT_HEX] + '",' + _encode_text(value) + "]"
+                    items.append(DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest())
+                else:
+                    items.append(walk(value, inner))
+            return items
+        if isinstance(node, str):  # and text of a subclass (an enum's), as the converter leaves it
+            data = '["' + salt_of(pointer) + '",' + _encode_text(node) + "]"
+            return DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
+        if node is None or kind is bool or (kind is int and -_SAFE_INTEGER <= node <= _SAFE_INTEGER):
+            return node
+        if kind is int or kind is float:
+            plain = False
+            return node
+        converted = unstructure(node)  # a time, a model value, a set...: as the converter makes it
+        if type(converted) is kind:
+            raise _UnusualDetailsError
+        return walk(converted, pointer)
+
+    # ``unstructure(draft)`` without hash and schema: its own members as the converter writes
+    # them (the property test compares the whole with the reference), details walked as given.
+    form: dict[str, Any] = {
+        "seq": draft.seq,
+        "at": unstructure(draft.at),
+        "actor": walk(unstructure(draft.actor), "/actor"),
+        "action": draft.action,
+        "subject": draft.subject,
+        "prev_hash": walk(draft.prev_hash, "/prev_hash"),
+        "details": walk(draft.details, "/details", top=True),
+    }
+    plain = plain and all(_plain(form[member]) for member in ("seq", "at", "action", "subject"))
+    return form, plain
+
+
+_INNER_PAD = bytes(b ^ 0x36 for b in range(256))
+_OUTER_PAD = bytes(b ^ 0x5C for b in range(256))
+
+
 def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:
     """Check a log given as event documents in stored order; return every finding.
 
@@ -428,29 +651,45 @@ def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:
     order, and a broken link (``prev_hash`` is not the previous event's hash).  A log cut short
     at the end is only detectable against a copy of its latest hash held elsewhere.
     """
-    findings: list[Finding] = []
-    expected_seq = 1
-    previous_hash = GENESIS_HASH
+    chain = ChainCheck()
     for document in documents:
+        chain.add(document)
+    return chain.findings
+
+
+class ChainCheck:
+    """:func:`verify_chain`, one event at a time: :meth:`add` each event document in stored
+    order, then read :attr:`findings` (a verification reading a log of millions of events
+    holds none of them)."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self._expected_seq = 1
+        self._previous_hash = GENESIS_HASH
+
+    def add(self, document: Mapping[str, Any], recomputed: str | None = None) -> None:
+        """Check the next event; *recomputed* is its :func:`document_hash` when the caller has
+        made it already (else it is made here), or why it cannot be made."""
         seq, stored_hash, prev_hash = document.get("seq"), document.get("hash"), document.get("prev_hash")
+        findings, expected_seq = self.findings, self._expected_seq
         if not isinstance(seq, int) or isinstance(seq, bool):
             findings.append(EventEdited(seq=expected_seq, expected=str(stored_hash), found=f"bad sequence {seq!r}"))
             seq = expected_seq
-        try:
-            recomputed = document_hash(document)
-        except (TypeError, ValueError) as exc:
-            recomputed = f"cannot be hashed ({exc})"
+        if recomputed is None:
+            try:
+                recomputed = document_hash(document)
+            except (TypeError, ValueError) as exc:
+                recomputed = f"cannot be hashed ({exc})"
         if recomputed != stored_hash:
             findings.append(EventEdited(seq=seq, expected=str(stored_hash), found=recomputed))
         if seq > expected_seq:
             findings.append(EventMissing(seq=expected_seq, found=seq))
         elif seq < expected_seq:
             findings.append(EventOutOfOrder(seq=seq, expected=expected_seq))
-        elif prev_hash != previous_hash:
-            findings.append(BrokenLink(seq=seq, expected=previous_hash, found=str(prev_hash)))
-        expected_seq = seq + 1
-        previous_hash = str(stored_hash)
-    return findings
+        elif prev_hash != self._previous_hash:
+            findings.append(BrokenLink(seq=seq, expected=self._previous_hash, found=str(prev_hash)))
+        self._expected_seq = seq + 1
+        self._previous_hash = str(stored_hash)
 
 
 # -- replay ------------------------------------------------------------------------------------
@@ -531,27 +770,45 @@ def replay(events: Iterable[CustodyEvent]) -> Replay:
     An event that cannot be applied (malformed details, a record never created) is skipped and
     reported in :attr:`Replay.problems`; the rest of the log is still replayed.
     """
-    states: dict[str, _RecordState] = {}
-    problems: list[tuple[int, str]] = []
-    created: dict[str, int] = {}  # the event that made each record, to name when it cannot be rebuilt
+    replayer = Replayer()
     for event in events:
+        replayer.apply(event)
+    return replayer.result()
+
+
+class Replayer:
+    """:func:`replay`, one event at a time: :meth:`apply` each event in log order, then take
+    :meth:`result` (for a caller that reads the log once for several checks)."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, _RecordState] = {}
+        self._problems: list[tuple[int, str]] = []
+        self._created: dict[str, int] = {}  # the event that made each record, to name when it cannot be rebuilt
+
+    def apply(self, event: CustodyEvent) -> None:
+        """Apply the next event (an event that cannot be applied is a problem, skipped)."""
         apply = _APPLY.get(event.action)
         if apply is None:
-            continue
+            return
+        states = self._states
         fresh = event.subject not in states
         try:
             apply(states, event)
         except (EvidenceError, KeyError, TypeError, ValueError) as exc:
-            problems.append((event.seq, f"{type(exc).__name__}: {exc}"))
+            self._problems.append((event.seq, f"{type(exc).__name__}: {exc}"))
         if fresh and event.subject in states:
-            created[event.subject] = event.seq
-    records: dict[str, EvidenceRecord] = {}
-    for record_id, state in states.items():
-        try:
-            records[record_id] = state.freeze()
-        except (EvidenceError, TypeError, ValueError) as exc:  # e.g. a record id that is no id
-            problems.append((created.get(record_id, 0), f"{type(exc).__name__}: {exc}"))
-    return Replay(records=records, problems=tuple(problems))
+            self._created[event.subject] = event.seq
+
+    def result(self) -> Replay:
+        """The records rebuilt from the events applied so far, and the problems."""
+        problems = list(self._problems)
+        records: dict[str, EvidenceRecord] = {}
+        for record_id, state in self._states.items():
+            try:
+                records[record_id] = state.freeze()
+            except (EvidenceError, TypeError, ValueError) as exc:  # e.g. a record id that is no id
+                problems.append((self._created.get(record_id, 0), f"{type(exc).__name__}: {exc}"))
+        return Replay(records=records, problems=tuple(problems))
 
 
 def added_details(

@@ -211,3 +211,39 @@ def completed_nodes(index: int, leaf: bytes, subtree: SubtreeSource) -> list[tup
         level, position = level + 1, position >> 1
         nodes.append((level, position, current))
     return nodes
+
+
+class Frontier:
+    """The tree over leaves given one at a time, in O(log n) memory: the roots of the perfect
+    subtrees the leaves so far split into (one per bit of their count, largest first).
+
+    :meth:`add` names every perfect subtree each leaf completes (what
+    :func:`completed_nodes` gives, so a stored tree can be checked node by node as a log is
+    read) and :meth:`root` is ``MTH`` of the leaves so far, without holding them."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._peaks: list[bytes] = []
+
+    def add(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add the next leaf hash; return the perfect subtrees it completes ``(level, index,
+        hash)``, the leaf itself first."""
+        nodes = [(0, self.size, leaf)]
+        level, position, current = 0, self.size, leaf
+        while position & 1:
+            current = node_hash(self._peaks.pop(), current)
+            level, position = level + 1, position >> 1
+            nodes.append((level, position, current))
+        self._peaks.append(current)
+        self.size += 1
+        return nodes
+
+    def root(self) -> bytes:
+        """``MTH`` of the leaves added so far: the perfect subtrees folded from the right, as
+        the RFC's split of a range at its largest power of two makes it."""
+        if not self._peaks:
+            return EMPTY_ROOT
+        current = self._peaks[-1]
+        for peak in reversed(self._peaks[:-1]):
+            current = node_hash(peak, current)
+        return current

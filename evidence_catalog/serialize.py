@@ -156,20 +156,30 @@ _UTF16_ORDER_DIFFERS = re.compile("[\ue000-\U0010ffff]")
 def _plain(value: Any) -> bool:
     """Whether *value* is JSON that ``json.dumps`` writes exactly as RFC 8785 does: exact
     built-in types, except that a string may be of a subclass (an enum of strings, as the
-    converter leaves them): both write its characters, whatever its methods say."""
-    kind = type(value)
-    if isinstance(value, str) or value is None or kind is bool:
-        return True
-    if kind is int:
-        return bool(-_SAFE_INTEGER <= value <= _SAFE_INTEGER)
-    if kind is dict:
-        return all(
-            type(key) is str and (key.isascii() or not _UTF16_ORDER_DIFFERS.search(key)) and _plain(item)
-            for key, item in value.items()
-        )
-    if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
-    return False
+    converter leaves them): both write its characters, whatever its methods say.
+
+    Every value of the document is looked at once, without recursion (a custody event has some
+    eighty, and each is hashed twice when the log is verified)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is dict:
+            for key, inner in item.items():
+                if type(key) is not str or not (key.isascii() or not _UTF16_ORDER_DIFFERS.search(key)):
+                    return False
+                if type(inner) is not str:
+                    pending.append(inner)
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif kind is int:
+            if not -_SAFE_INTEGER <= item <= _SAFE_INTEGER:
+                return False
+        elif not isinstance(item, str):
+            return False
+    return True
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:

@@ -7,19 +7,18 @@ nonce.  The token (a CMS SignedData, DER) is kept as it came: ``openssl ts -veri
 token.tsr -data checkpoint.note -CAfile tsa-ca.pem`` checks it without this library.
 
 ASN.1 is read and written with asn1crypto; the HTTP exchange (``application/timestamp-query``
-POST) with urllib.  Nothing here writes to disk.
+POST) with urllib.  Both are imported when a token is made or read, not with this module: a
+command that meets no time-stamp does not load them.  Nothing here writes to disk.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
-import http.client
 import secrets
-import urllib.error
-import urllib.request
+from typing import Any
 
-from asn1crypto import cms, core, tsp
 from attrs import frozen
 
 from evidence_catalog.errors import NetworkError, ValidationError
@@ -49,6 +48,8 @@ class TokenInfo:
 
 def request(sha256: bytes, nonce: int | None = None) -> tuple[bytes, int]:
     """A DER TimeStampReq for a SHA-256 digest, asking for the TSA's certificate; and its nonce."""
+    from asn1crypto import tsp
+
     if len(sha256) != 32:
         raise ValueError("a SHA-256 digest is 32 bytes")
     nonce = secrets.randbits(63) if nonce is None else nonce
@@ -63,21 +64,28 @@ def request(sha256: bytes, nonce: int | None = None) -> tuple[bytes, int]:
     return message.dump(), nonce
 
 
-class _Response(core.Sequence):  # type: ignore[misc]
-    """TimeStampResp as RFC 3161 section 2.4.2 defines it: a refusal carries no token (asn1crypto's
-    own class requires one, and so could not read a refusal)."""
+@functools.cache
+def _response_type() -> Any:
+    """The ASN.1 class of a TimeStampResp, made on first use (asn1crypto is loaded then)."""
+    from asn1crypto import cms, core, tsp
 
-    _fields = [  # noqa: RUF012 - asn1crypto's declaration style
-        ("status", tsp.PKIStatusInfo),
-        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
-    ]
+    class _Response(core.Sequence):  # type: ignore[misc]
+        """TimeStampResp as RFC 3161 section 2.4.2 defines it: a refusal carries no token (asn1crypto's
+        own class requires one, and so could not read a refusal)."""
+
+        _fields = [  # noqa: RUF012 - asn1crypto's declaration style
+            ("status", tsp.PKIStatusInfo),
+            ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+        ]
+
+    return _Response
 
 
 def token_from_response(response: bytes, sha256: bytes, nonce: int | None) -> bytes:
     """The DER time-stamp token of a TimeStampResp, checked: granted, for *sha256*, with *nonce*
     (when one was sent); :class:`TimestampError` saying what is wrong."""
     try:
-        parsed = _Response.load(response)
+        parsed = _response_type().load(response)
         status = parsed["status"]["status"].native
     except (ValueError, TypeError, KeyError) as exc:
         raise TimestampError(f"not a time-stamp response: {exc}") from None
@@ -100,6 +108,8 @@ def token_from_response(response: bytes, sha256: bytes, nonce: int | None) -> by
 
 def token_info(token: bytes) -> TokenInfo:
     """What a DER time-stamp token (CMS ContentInfo with a TSTInfo) says; :class:`TimestampError`."""
+    from asn1crypto import cms
+
     try:
         content = cms.ContentInfo.load(token)
         signed = content["content"]
@@ -135,6 +145,10 @@ def stamp_digest(url: str, digest: bytes, *, timeout: float = 30.0) -> bytes:
     """Ask the TSA at *url* to time-stamp a SHA-256 *digest*; return the checked token.
     :class:`NetworkError` when the TSA cannot be reached (the caller queues the request),
     :class:`TimestampError` when its answer is not a valid stamp."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
     if not url.startswith(("http://", "https://")):
         raise NetworkError("a TSA is reached over http(s)", where=url)
     body, nonce = request(digest)

@@ -1,20 +1,37 @@
-"""Versions of this library and the software it relies on, as recorded in provenance."""
+"""Versions of this library and the software it relies on, as recorded in provenance.
+
+Nothing is looked up when the module is imported: ``importlib.metadata`` (some 40 ms) is loaded
+the first time a version is asked for, so that ``import evidence_catalog`` and
+``evidence-catalog --help`` do not pay for it.
+"""
 
 from __future__ import annotations
 
-import platform
-import sqlite3
-from importlib.metadata import PackageNotFoundError, version
+import functools
+from typing import TYPE_CHECKING
 
-from evidence_catalog.model import Agent, AgentKind
+if TYPE_CHECKING:
+    from evidence_catalog.model import Agent
 
-try:
-    __version__ = version("evidence-catalog")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+#: ``__version__`` (this library's version) is looked up on first use; see :func:`__getattr__`.
+__version__: str
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``: this library's version, looked up the first time it is asked for."""
+    if name == "__version__":
+        return _own_version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _own_version() -> str:
+    return _package_version("evidence-catalog") or "0.0.0+unknown"  # a source tree that was not installed
 
 
 def _package_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(name)
     except PackageNotFoundError:
@@ -23,8 +40,11 @@ def _package_version(name: str) -> str | None:
 
 def versions() -> dict[str, str | None]:
     """Versions of this library, Python, SQLite, exifread and yt-dlp (``None`` if absent)."""
+    import platform
+    import sqlite3
+
     return {
-        "evidence-catalog": __version__,
+        "evidence-catalog": _own_version(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "exifread": _package_version("exifread"),
@@ -34,11 +54,17 @@ def versions() -> dict[str, str | None]:
 
 def library_agent() -> Agent:
     """This library as a software agent."""
-    return Agent(name="evidence-catalog", kind=AgentKind.SOFTWARE, version=__version__)
+    from evidence_catalog.model import Agent, AgentKind
+
+    return Agent(name="evidence-catalog", kind=AgentKind.SOFTWARE, version=_own_version())
 
 
 def tool_agents() -> tuple[Agent, ...]:
     """The software that performs an acquisition from disk: this library and Python."""
+    import platform
+
+    from evidence_catalog.model import Agent, AgentKind
+
     return (
         library_agent(),
         Agent(name=f"{platform.python_implementation()}", kind=AgentKind.SOFTWARE, version=platform.python_version()),

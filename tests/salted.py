@@ -75,3 +75,20 @@ def unsalted_linked_event(
     document = unstructure(draft)
     document["hash"] = hashlib.sha256(rfc8785.dumps(committed_by_hand(document))).hexdigest()
     return attrs.evolve(draft, hash=document["hash"]), document
+
+
+def unsalted_sealed_event(
+    previous: model.CustodyEvent | custody.ChainHead | None,
+    *,
+    at: dt.datetime,
+    actor: model.Agent,
+    action: str,
+    subject: str,
+    details: dict[str, Any] | None = None,
+) -> tuple[model.CustodyEvent, bytes]:
+    """:func:`unsalted_linked_event` as the log appends it (``custody.sealed_event``): the event
+    and its Merkle leaf."""
+    event, document = unsalted_linked_event(
+        previous, at=at, actor=actor, action=action, subject=subject, details=details
+    )
+    return event, custody.event_leaf(document)

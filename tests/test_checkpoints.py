@@ -1006,3 +1006,46 @@ def test_cli_verify_with_held_checkpoint_files(catalog: Catalog, tmp_path: Path,
     missing = run_cli("verify", "--catalog", catalog.path, "--checkpoint", tmp_path / "missing-file")
     assert missing.code == 2
     assert "missing-file" in missing.err
+
+
+def test_events_written_through_the_database_directly_are_refused_not_left_unsigned(tmp_path: Path) -> None:
+    """A script that appends custody events through ``catalog.db`` (not an operation) would leave
+    a tail no checkpoint signs, which ``verify`` reports and every later change refuses to sign
+    over; the database refuses the transaction instead, and nothing of it is written."""
+    with Catalog.init(tmp_path / "c", operator="tester") as catalog:
+        before = catalog.history()
+        with pytest.raises(CatalogError, match="appended only by the catalog's operations"):
+            with catalog.db.write() as session:
+                catalog.db.append_event(
+                    session,
+                    at=catalog.clock(),
+                    actor=catalog.operator,
+                    action="catalog.verified",
+                    subject="catalog",
+                    details={"ok": True},
+                )
+        assert catalog.history() == before
+        report = catalog.verify()
+        assert report.ok, report.findings
+        # The catalog's own operations go on as before, each change signed.
+        (tmp_path / "f.txt").write_text("x", encoding="utf-8")
+        catalog.add([tmp_path / "f.txt"])
+        assert catalog.verify(record_event=False).ok
+
+
+def test_a_verification_the_database_refuses_to_log_says_so_not_that_the_key_failed(tmp_path: Path) -> None:
+    """The last custody event deleted behind the catalog's back: logging the verification then
+    collides with the Merkle nodes still stored, and the database refuses it.  The report keeps
+    its findings and says the database refused the entry, not that the key could not sign."""
+    path = tmp_path / "c"
+    with Catalog.init(path, operator="tester") as catalog:
+        (tmp_path / "f.txt").write_text("x", encoding="utf-8")
+        catalog.add([tmp_path / "f.txt"])
+    with raw_database(path, foreign_keys=False) as connection:
+        connection.execute(sa.text("delete from custody_event where seq = (select max(seq) from custody_event)"))
+    with Catalog.open(path) as catalog:
+        report = catalog.verify()
+    assert not report.ok
+    assert not report.logged
+    assert report.unlogged_reason is not None
+    assert report.unlogged_reason.startswith("the catalog database refused it"), report.unlogged_reason

@@ -549,20 +549,26 @@ class Operation:
 
 
 class Add(Operation):
-    """``add`` stores and records each file on its own, in the order given: a killed add has
-    recorded a prefix of its files, each with its record, artifact and acquisition, and nothing
-    of the rest (the bytes of the one in hand at most stored, unclaimed)."""
+    """``add`` records its files in the order given, a batch per transaction (group commit; with
+    ``--batch 1``, each file on its own): a killed add has recorded a prefix of its files, each
+    with its record, artifact and acquisition, and nothing of the rest -- at most the bytes of
+    the files in hand stored, unclaimed: those of the batch being committed and of the files
+    stored ahead of it (up to a batch more, and the one being stored), one temporary file."""
 
-    def __init__(self, files: list[Path], make_catalog: Callable[[], Path]) -> None:
+    def __init__(self, files: list[Path], make_catalog: Callable[[], Path], batch: int | None = None) -> None:
         self.files = files
         self.shas = [_sha256(path.read_bytes()) for path in files]
         self.make_catalog = make_catalog
+        self.batch = batch
+        #: Files whose bytes a killed add may leave stored but unclaimed, after those recorded.
+        self.in_hand = 1 if batch == 1 else 2 * (batch or len(files)) + 1
 
     def new_round(self) -> None:
         self.catalog_dir = self.make_catalog()
 
     def command(self) -> list[str]:
-        return ["add", *map(str, self.files), "--catalog", str(self.catalog_dir), "--quiet"]
+        batch = [] if self.batch is None else ["--batch", str(self.batch)]
+        return ["add", *map(str, self.files), "--catalog", str(self.catalog_dir), "--quiet", *batch]
 
     def _acquisitions(self, state: State) -> list[int]:
         found = Counter(
@@ -588,14 +594,14 @@ class Add(Operation):
                 [record] = holders
                 assert record.title == path.name
                 assert [a.original_path for a in record.acquisitions] == [str(path)] * count
-        in_hand = {self.shas[done]} if done < len(self.files) else set()
-        assert after.orphans - before.orphans <= in_hand
+        in_hand = set(self.shas[done : done + self.in_hand])
+        assert after.orphans - before.orphans <= in_hand, "bytes stored beyond the files in hand"
         assert len(after.temporary - before.temporary) <= 1
         return "none" if done == 0 else "all" if done == len(self.files) else "some"
 
     def complete(self) -> None:
         with Catalog.open(self.catalog_dir) as catalog:
-            catalog.add(self.files)
+            catalog.add(self.files, **({} if self.batch is None else {"batch": self.batch}))
 
 
 class Ingest(Operation):
@@ -806,17 +812,21 @@ def _kill_at_random(
 # -- the random-moment harness, per operation -----------------------------------------------------
 
 
+@pytest.mark.parametrize("batch", [None, 3], ids=["default", "batch-3"])
 def test_add_killed_at_random_moments(
     backend: str,
+    batch: int | None,
     make_catalog: Callable[[], Path],
     tmp_path: Path,
     launcher: Launcher,
     run_cli: Callable[..., CliResult],
 ) -> None:
-    rng = random.Random(f"{SEED}-add-{backend}")
-    add = Add(_files(tmp_path / "files", rng), make_catalog)
+    # By default the ten files are one batch; with --batch 3, four: kills fall at the batch
+    # boundaries and inside batches (storing, syncing, committing) alike.
+    rng = random.Random(f"{SEED}-add-{backend}-{batch}")
+    add = Add(_files(tmp_path / "files", rng), make_catalog, batch)
     summary = _kill_at_random(add, kills=KILLS[backend], rng=rng, launcher=launcher, run_cli=run_cli)
-    print(f"add ({backend}): {dict(summary)}")
+    print(f"add ({backend}, batch {batch or 'default'}): {dict(summary)}")
 
 
 def test_ingest_killed_at_random_moments(
@@ -878,13 +888,20 @@ def test_export_killed_at_random_moments(
 # -- chosen points ---------------------------------------------------------------------------------
 
 #: Where in ``add`` a process can die: mid-way through writing a blob's temporary file; with the
-#: blob linked under its address but not recorded; inside the transaction, before or after its
-#: event is appended (not committed).
+#: blob linked under its address but not recorded; a batch stored but not synced, synced but not
+#: catalogued; inside the transaction, before or after its events are appended, its rows
+#: written, its checkpoint signed (not committed); a batch committed, the next not yet.
+ADDING = "evidence_catalog.operations.adding"
 ADD_POINTS = [
     ("evidence_catalog.store.blobstore:_BlobWriter.write", "after"),
     ("evidence_catalog.store.blobstore:BlobStore._link_into_place", "after"),
-    ("evidence_catalog.store.database:CatalogDatabase.append_event", "before"),
-    ("evidence_catalog.store.database:CatalogDatabase.append_event", "after"),
+    ("evidence_catalog.store.blobstore:BlobStore.sync", "before"),
+    ("evidence_catalog.store.blobstore:BlobStore.sync", "after"),
+    ("evidence_catalog.store.database:CatalogDatabase.append_events", "before"),
+    ("evidence_catalog.store.database:CatalogDatabase.append_events", "after"),
+    ("evidence_catalog.store.database:CatalogDatabase.insert_rows", "after"),
+    ("evidence_catalog.operations.log_key:write_checkpoint", "after"),
+    (f"{ADDING}:commit_batch", "after"),
 ]
 
 
@@ -895,23 +912,45 @@ ADD_POINTS = [
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(point=st.sampled_from(ADD_POINTS), nth=st.integers(min_value=1, max_value=6))
-@example(point=ADD_POINTS[1], nth=3)  # the third file's bytes stored, the first two recorded
+@given(
+    point=st.sampled_from(ADD_POINTS),
+    nth=st.integers(min_value=1, max_value=6),
+    batch=st.sampled_from([None, 1, 2, 3]),
+)
+@example(point=ADD_POINTS[1], nth=3, batch=1)  # the third file's bytes stored, the first two recorded
+@example(point=ADD_POINTS[1], nth=5, batch=2)  # the fifth file's bytes stored; some batches committed
+@example(point=ADD_POINTS[3], nth=2, batch=3)  # the second batch synced, not catalogued
+@example(point=ADD_POINTS[7], nth=1, batch=None)  # the one batch signed, not committed
 def test_add_killed_at_a_point_hypothesis_chooses_keeps_its_contract(
-    point: tuple[str, str], nth: int, tmp_path_factory: pytest.TempPathFactory, operator: Agent, launcher: Launcher
+    point: tuple[str, str],
+    nth: int,
+    batch: int | None,
+    tmp_path_factory: pytest.TempPathFactory,
+    operator: Agent,
+    launcher: Launcher,
 ) -> None:
     folder = tmp_path_factory.mktemp("add-point")
     Catalog.init(folder / "catalog", operator=operator).close()
-    add = Add(_files(folder / "files", random.Random(nth)), lambda: folder / "catalog")
+    add = Add(_files(folder / "files", random.Random(nth)), lambda: folder / "catalog", batch)
     add.new_round()
     before = _inspect(add.catalog_dir)
-    run = launcher.run(add.command(), point=(*point, nth))
+    # batches end by their count here, never by the clock on a slow machine
+    run = launcher.run(add.command(), point=(*point, nth), overrides=[(ADDING, "BATCH_SECONDS", 3600.0)])
     assert run.killed or run.code == 0, run.stderr
     after = _inspect(add.catalog_dir)
     effect = add.check(run, before, after)
-    if point == ADD_POINTS[1]:  # linked, not recorded: the bytes of file nth are an orphan
-        assert run.killed and effect == ("none" if nth == 1 else "some")
-        assert after.orphans == {add.shas[nth - 1]}
+    recorded = sum(1 for sha in add.shas if sha in after.claimed)
+    if point == ADD_POINTS[1]:  # linked, not recorded: the bytes of files recorded+1 to nth are orphans
+        assert run.killed and effect == ("none" if recorded == 0 else "some")
+        assert after.orphans == set(add.shas[recorded:nth])
+        if batch == 1:
+            assert recorded == nth - 1
+        else:  # whole batches only
+            assert recorded % (batch or len(add.files)) == 0
+    if point[0].endswith(("BlobStore.sync", "append_events", "insert_rows", "write_checkpoint")) and run.killed:
+        # between storing a batch and committing it: nothing of it recorded, all of it stored
+        assert recorded % (batch or len(add.files)) == 0 and recorded < len(add.files)
+        assert set(add.shas[recorded : recorded + (batch or len(add.files))]) <= after.orphans
     add.complete()  # the retry claims what the killed add left
     done = _inspect(add.catalog_dir)
     add.check(COMPLETED, after, done)

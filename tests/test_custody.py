@@ -6,11 +6,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
+from typing import TypeVar
 
 import attrs
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import model
@@ -21,6 +23,7 @@ from evidence_catalog.serialize import canonical_json, to_document, unstructure
 from . import strategies as s
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+T = TypeVar("T")
 
 
 def build_log(n: int, details: list[dict[str, object]] | None = None) -> list[model.CustodyEvent]:
@@ -209,3 +212,91 @@ def test_an_event_that_no_longer_parses_is_still_checked_and_named() -> None:
     findings = verify_chain(documents)
     assert [type(f) for f in findings] == [EventEdited, EventEdited]
     assert {f.seq for f in findings} == {2}  # type: ignore[attr-defined]
+
+
+# -- the fast path of appending: the same bytes as the reference functions ----------------------
+
+#: Text of every kind: characters beyond the BMP (their UTF-16 order differs from their code
+#: points'), the JSON Pointer escapes ``~`` and ``/``, the name ``metadata``.
+any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8) | st.sampled_from(
+    ["metadata", "a/b", "~0", "\ue000", "\U0001d400", "salt", ""]
+)
+#: Leaves of details as operations hand them over: JSON, and what the converter turns into JSON
+#: (enums, times, model values); numbers JSON carries but ``json`` writes otherwise (floats).
+detail_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53 - 1), 2**53 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    any_text,
+    st.sampled_from(list(model.AgentKind)),
+    st.datetimes(timezones=st.just(dt.UTC)),
+    st.builds(model.Agent, name=st.sampled_from(["analyst", "Наблюдатель", "a/b ~c"])),
+)
+#: What no event may hold: an integer JSON cannot carry exactly, a lone surrogate, a key that is
+#: not text.
+odd_leaves = st.sampled_from([2**53, -(2**64), "\ud800", "a\udfff", {1: "one"}])
+
+
+def _details_of(leaves: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.tuples(inner, inner) | st.dictionaries(any_text, inner, max_size=3)
+        ),
+        max_leaves=14,
+    )
+
+
+detail_values = _details_of(detail_leaves)
+
+
+@settings(max_examples=200)
+@given(
+    st.dictionaries(any_text.filter(lambda k: k != "salt"), detail_values, max_size=5)
+    | st.dictionaries(st.text(max_size=3), _details_of(detail_leaves | odd_leaves), min_size=1, max_size=3),
+    st.sampled_from(["catalog", "subject-1", "rec/ord ~1", "\ud800", "\U0001d400", 'x,"prev_hash":"sd:']),
+    st.sampled_from(["analyst", "Наблюдатель", "a/b ~c"]),
+    st.integers(0, 10**6),
+    st.binary(min_size=32, max_size=32),
+)
+# Keys RFC 8785 sorts by UTF-16 code units, in another order than their code points'.
+@example({"\ue000": 1, "\U0001d400": [2.5]}, "catalog", "analyst", 1, bytes(32))
+@example({"record": {"\ue000": "x", "\U0001d400": None}}, "catalog", "analyst", 1, bytes(32))
+def test_an_event_sealed_for_appending_is_the_linked_event_with_its_leaf(
+    details: dict[str, object], subject: str, name: str, seq: int, secret: bytes
+) -> None:
+    """``sealed_event`` (what appending uses) makes its hash and leaf its own way: they must be
+    the bytes ``linked_event``, ``document_hash`` and ``event_leaf`` make, and where those
+    refuse an event (text JSON cannot hold), it refuses it with the same error."""
+    from unittest import mock
+
+    from evidence_catalog import custody
+
+    head = None if seq == 0 else custody.ChainHead(seq=seq, hash="ab" * 32)
+    draft = {
+        "at": START,
+        "actor": model.Agent(name=name),
+        "action": "note.added",
+        "subject": subject,
+        "details": details,
+    }
+    with mock.patch.object(custody, "new_secret", return_value=secret.hex()):
+        linked, refused = outcome(lambda: linked_event(head, **draft))  # type: ignore[arg-type]
+        sealed, also_refused = outcome(lambda: custody.sealed_event(head, **draft))  # type: ignore[arg-type]
+    if refused is not None:  # the reference refuses it: so must the fast path, in the same words
+        assert (type(also_refused), str(also_refused)) == (type(refused), str(refused))
+        return
+    assert linked is not None and sealed is not None
+    event, document = linked
+    assert sealed[0] == event
+    assert document == unstructure(event)
+    assert sealed[1] == event_leaf(document)
+
+
+def outcome(make: Callable[[], T]) -> tuple[T | None, Exception | None]:
+    """What *make* returns, or the error it raises."""
+    try:
+        return make(), None
+    except Exception as exc:  # noqa: BLE001 -- any error: compared with the other path's
+        return None, exc

@@ -58,7 +58,12 @@ SCRIPTS = {
 }
 
 #: Exception classes of the library that are not EvidenceErrors, each with the reason why.
-NOT_EVIDENCE_ERRORS: dict[str, str] = {}
+NOT_EVIDENCE_ERRORS: dict[str, str] = {
+    # Signals caught in the module that raises them, never raised to a caller: each only says
+    # "take the slower, general way" (reference hashing; yt-dlp's own URL matching).
+    "evidence_catalog.custody._UnusualDetailsError": "caught in custody: the reference functions seal the event",
+    "evidence_catalog.capture.matching._UnreadableError": "caught in matching: yt-dlp's own pattern decides",
+}
 
 #: EvidenceErrors that ``evidence_catalog`` does not export, each with the reason why.
 NOT_EXPORTED = {

@@ -156,9 +156,9 @@ def test_bytes_removed_before_they_are_catalogued_fail_the_add_and_change_nothin
         return stored
 
     @contextlib.contextmanager
-    def removed_then_written() -> Iterator[Any]:
+    def removed_then_written(**options: Any) -> Iterator[Any]:
         _blob_file(catalog, sha).unlink(missing_ok=True)
-        with write() as session:
+        with write(**options) as session:
             yield session
 
     if removed == "just before the commit":
@@ -191,10 +191,10 @@ def test_a_writer_claiming_an_orphan_that_fsck_removes_meanwhile_fails_cleanly(
         write = writer.db.write
 
         @contextlib.contextmanager
-        def wait_then_write() -> Iterator[Any]:
+        def wait_then_write(**options: Any) -> Iterator[Any]:
             stored.set()  # the bytes are stored and described: the record is about to be written
             assert go_on.wait(30)
-            with write() as session:
+            with write(**options) as session:
                 yield session
 
         monkeypatch.setattr(writer.db, "write", wait_then_write)

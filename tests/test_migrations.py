@@ -1,6 +1,6 @@
 """The database schema is made by Alembic migrations, and they match the SQLModel tables.
 
-A catalog made at any earlier schema revision (0001 to 0006) opens with this library, on SQLite
+A catalog made at any earlier schema revision (0001 to 0007) opens with this library, on SQLite
 and on PostgreSQL: it is upgraded in place, once, and the upgrade is in its custody log; every
 record, artifact and custody event reads exactly as before; the log still verifies, gets its
 Merkle tree (0005) and signed checkpoints, and its reports are found by their words (0003 on
@@ -51,13 +51,13 @@ from evidence_catalog.errors import CatalogError
 from evidence_catalog.serialize import canonical_json, structure, unstructure
 from evidence_catalog.store import tables  # noqa: F401  (registers the tables on the metadata)
 from evidence_catalog.store.database import HEAD_REVISION, CatalogDatabase, _alembic_config
-from evidence_catalog.store.search import FTS_TABLE, indexed_words, outside_metadata, report_words
+from evidence_catalog.store.search import FTS_TABLE, fts_body, indexed_words, outside_metadata, report_words
 from tests.conftest import FixedClock, make_jpeg
 from tests.pg_server import PostgresServer
 from tests.salted import leaf_by_hand, unsalted_linked_event
 
 BACKENDS = ("sqlite", "postgresql")
-OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
+OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 OPERATOR = Agent(name="Test Analyst", email="analyst@example.org", organization="Example NGO", host="test-host")
 UPGRADER = "Upgrader <upgrader@example.org>"
 
@@ -583,13 +583,15 @@ def _write_rows(dst: sa.Connection, rows: dict[str, list[dict[str, Any]]], revis
             )
     assert {n for n in names if not n.startswith(FTS_TABLE)} == {"alembic_version"}  # every table written
     if dst.dialect.name == "sqlite" and revision >= "0003":
-        # The full-text index, as the library of 0003 to 0006 filled it (it is contentless).
+        # The full-text index, as the library of 0003 to 0006 filled it (it is contentless), or
+        # from 0007 on the words made in Python.
+        words = fts_body if revision >= "0007" else report_words
         indexed = dst.exec_driver_sql(
             "SELECT i.num, p.body FROM report_index i JOIN record_part p ON p.id = i.part_id"
         ).all()
         dst.execute(
             sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
-            [{"num": num, "body": report_words(structure(json.loads(body), model.Report))} for num, body in indexed],
+            [{"num": num, "body": words(structure(json.loads(body), model.Report))} for num, body in indexed],
         )
     if dst.dialect.name == "postgresql":
         # Rows written with their ids leave a serial column's sequence behind: move it on, as

@@ -26,7 +26,7 @@ from evidence_catalog.custody import DIGEST_PREFIX, document_hash, value_digest,
 from evidence_catalog.interchange.redact import WITHHELD_MARK, redact_document
 from evidence_catalog.serialize import canonical_json, unstructure
 from evidence_catalog.store import log as custody_log
-from tests.salted import unsalted_linked_event
+from tests.salted import unsalted_sealed_event
 from tests.test_verify_independently import load_script, reseal
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "verify_bag.py"
@@ -42,7 +42,7 @@ def run_script(bag: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def old_events(monkeypatch: pytest.MonkeyPatch) -> None:
     """In the test, the catalog writes events as versions before salted commitments did."""
-    monkeypatch.setattr(custody_log, "linked_event", unsalted_linked_event)
+    monkeypatch.setattr(custody_log, "sealed_event", unsalted_sealed_event)
 
 
 def lines(bag: Path) -> list[dict[str, Any]]:
@@ -271,7 +271,7 @@ def test_events_hashed_before_salted_commitments_are_withheld_whole_without_a_ro
         note = catalog.add_note(added.record_id, secret)
         catalog.add_file(tmp_path / "b.txt", note="after the note, still old")
         assert all("salt" not in e.details for e in catalog.history())
-        custody_log.linked_event = custody.linked_event  # this version from here on (the fixture restores it)
+        custody_log.sealed_event = custody.sealed_event  # this version from here on (the fixture restores it)
         catalog.add_note(added.record_id, "written by this version")
         catalog.flag(added.record_id, "personal_data", "a name", fields=[f"notes/{note.id}/text"])
         assert catalog.verify().ok  # old and new events verify side by side

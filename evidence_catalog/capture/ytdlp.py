@@ -20,18 +20,25 @@ Choices made for evidence, and where they differ from yt-dlp's defaults:
 
 from __future__ import annotations
 
+import contextlib
+import http.cookiejar
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 from attrs import frozen
 
 from evidence_catalog import model
+from evidence_catalog.capture.matching import first_suitable
+from evidence_catalog.capture.written import Writes, WrittenFile, write_known
 from evidence_catalog.errors import InputError, NetworkError
+from evidence_catalog.hashing import normalise_algorithms
 
 # The key of "the same item captured again" is the model's (the store keys acquisitions by it); a
 # capture names its item by it too.
@@ -236,6 +243,9 @@ class CapturedFile:
     #: For a merged file: the files it was made from, and how.
     derived_from: tuple[Path, ...] = ()
     derivation: str | None = None
+    #: Its digests, computed from the bytes as they were written, and what the file looked like
+    #: then (``None``: it is hashed by reading it).  See :mod:`evidence_catalog.capture.written`.
+    written: WrittenFile | None = None
 
 
 @frozen
@@ -258,6 +268,8 @@ class Download:
     tools: tuple[model.Agent, ...]
     withheld: tuple[str, ...]
     warnings: tuple[str, ...]
+    #: The digests of ``info_json`` as it was written.
+    info_json_written: WrittenFile | None = None
 
 
 class _Log:
@@ -381,6 +393,50 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
             #: missing thumbnail) are forgotten when the next step starts.
             self.http_error: model.HttpResponse | None = None
             self.media_responses: list[model.HttpResponse] = []
+            #: The files the downloaders write, hashed as they are written (see ``written.py``).
+            self.writes: Writes | None = None
+
+        def start_capture(self, log: _Log, work: Path, writes: Writes | None) -> None:
+            """Forget what an earlier capture by this YoutubeDL left: each capture is told only
+            its own messages and responses, and numbers its files from 001 in its own area."""
+            self.params["logger"] = log
+            self.params["paths"] = {"home": str(work), "temp": str(work)}
+            self.phase = "extract"
+            self.page = None
+            self.page_response = None
+            self.http_error = None
+            self.media_responses = []
+            self.writes = writes
+            self._num_downloads = 0  # yt-dlp's %(autonumber)s counts the downloads of a YoutubeDL
+            self._printed_messages.clear()  # messages yt-dlp gives "only once" are given again
+
+        def extract_info(
+            self,
+            url: Any,
+            download: bool = True,
+            ie_key: str | None = None,
+            extra_info: Any = None,
+            process: bool = True,
+            force_generic_extractor: bool = False,
+        ) -> Any:
+            # yt-dlp would compile the URL pattern of every extractor before the one that
+            # takes the URL; the same extractor is found trying only those that can
+            # (evidence_catalog.capture.matching), and yt-dlp is told which.
+            if not ie_key and not force_generic_extractor and isinstance(url, str):
+                ie_key = first_suitable(self._ies, url, _PLAIN_SUITABLE)
+            return super().extract_info(url, download, ie_key, extra_info, process, force_generic_extractor)
+
+        def _forceprint(self, key: str, info_dict: Any) -> Any:
+            # yt-dlp renders its formats, thumbnails and subtitles tables several times per video
+            # for --print templates; none is set here (forceprint, print_to_file, force*), so
+            # nothing would be printed: the copy it returns is only read for those.
+            if (
+                self.params["forceprint"].get(key)
+                or self.params["print_to_file"].get(key)
+                or any(self.params.get(f"force{name}") for name in _FORCE_PRINTED)
+            ):
+                return super()._forceprint(key, info_dict)
+            return None if info_dict is None else {}
 
         def urlopen(self, req: Any) -> Any:
             try:
@@ -438,7 +494,9 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
             before, self.phase = self.phase, ("subtitle" if subtitle else "media")
             self.http_error = None
             try:
-                return super().dl(name, info, subtitle=subtitle, test=test)
+                if test or name == "-" or self.writes is None:
+                    return super().dl(name, info, subtitle=subtitle, test=test)
+                return self._dl_hashing(name, info, subtitle, self.writes)
             except RequestError as exc:
                 if not subtitle or isinstance(exc, network_exceptions):
                     raise
@@ -448,7 +506,55 @@ def _make_youtube_dl(params: dict[str, Any]) -> Any:
             finally:
                 self.phase = before
 
+        def _dl_hashing(self, name: str, info: dict[str, Any], subtitle: bool, writes: Writes) -> Any:
+            # yt-dlp's own YoutubeDL.dl (not a test download, not to standard output), with the
+            # downloader's files opened through *writes*, which hashes them as they are written.
+            from yt_dlp.downloader import get_suitable_downloader
+
+            if not info.get("url"):
+                self.raise_no_formats(info, True)
+            fd = get_suitable_downloader(info, self.params, to_stdout=False)(self, self.params)
+            for hook in self._progress_hooks:
+                fd.add_progress_hook(hook)
+            urls = '", "'.join(
+                (f["url"].split(",")[0] + ",<data>" if f["url"].startswith("data:") else f["url"])
+                for f in info.get("requested_formats", []) or [info]
+            )
+            self.write_debug(f'Invoking {fd.FD_NAME} downloader on "{urls}"')
+            writes.attach(fd)
+            new_info = self._copy_infodict(info)
+            if new_info.get("http_headers") is None:
+                new_info["http_headers"] = self._calc_headers(new_info)
+            return fd.download(name, new_info, subtitle)
+
+    global _PLAIN_SUITABLE
+    if not _PLAIN_SUITABLE:
+        _PLAIN_SUITABLE = _plain_suitable()
     return RecordingYoutubeDL(params)
+
+
+#: yt-dlp's own ``suitable`` and ``_match_valid_url``, which only match ``_VALID_URL``.
+_PLAIN_SUITABLE: frozenset[object] = frozenset()
+
+
+def _plain_suitable() -> frozenset[object]:
+    from yt_dlp.extractor.common import InfoExtractor
+
+    bases: list[Any] = [InfoExtractor]
+    with contextlib.suppress(ImportError):
+        from yt_dlp.extractor.lazy_extractors import LazyLoadExtractor
+
+        bases.append(LazyLoadExtractor)
+    return frozenset(
+        function
+        for base in bases
+        for name in ("suitable", "_match_valid_url")
+        if (function := getattr(base.__dict__.get(name), "__func__", None)) is not None
+    )
+
+
+#: yt-dlp's ``force<name>`` options (``--get-title`` ...), which print from ``_forceprint``'s copy.
+_FORCE_PRINTED = ("title", "id", "url", "thumbnail", "description", "filename", "duration", "format", "json")
 
 
 def ffmpeg_agent(ydl: Any, options: CaptureOptions) -> model.Agent | None:
@@ -463,6 +569,27 @@ def ffmpeg_agent(ydl: Any, options: CaptureOptions) -> model.Agent | None:
     return model.Agent(name="ffmpeg", kind=model.AgentKind.SOFTWARE, version=str(probe._version or "unknown"))
 
 
+#: The thread that asks ffmpeg (the one on the PATH) for its version, once per process.
+_FFMPEG_PROBE: threading.Thread | None = None
+
+
+def _probe_ffmpeg() -> None:
+    """Ask the ffmpeg on the PATH for its version on a thread of its own, while yt-dlp reads
+    the first URL: yt-dlp keeps the answer (per process) for its choice of formats and for
+    :func:`ffmpeg_agent`, which would otherwise wait for the program to start and answer.
+    Touches no ``YoutubeDL``: nothing it says can reach a capture's messages."""
+    global _FFMPEG_PROBE
+
+    def probe() -> None:
+        from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+
+        with contextlib.suppress(Exception):
+            FFmpegPostProcessor(None).available  # noqa: B018 -- runs and caches the probe
+
+    _FFMPEG_PROBE = threading.Thread(target=probe, name="ffmpeg-version", daemon=True)
+    _FFMPEG_PROBE.start()
+
+
 def yt_dlp_agent() -> model.Agent:
     """yt-dlp as a software agent, with its version."""
     from yt_dlp.version import __version__ as version
@@ -470,18 +597,7 @@ def yt_dlp_agent() -> model.Agent:
     return model.Agent(name="yt-dlp", kind=model.AgentKind.SOFTWARE, version=version)
 
 
-def _params(
-    url: str, work: Path, options: CaptureOptions, log: _Log, progress: CaptureProgress | None
-) -> dict[str, Any]:
-    def hook(status: dict[str, Any]) -> None:
-        if progress is not None and status.get("status") in ("downloading", "finished"):
-            total = status.get("total_bytes") or status.get("total_bytes_estimate")
-            progress(
-                Path(str(status.get("filename") or url)).name,
-                int(status.get("downloaded_bytes") or 0),
-                None if total is None else int(total),
-            )
-
+def _params(work: Path, options: CaptureOptions, log: _Log, hook: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     params: dict[str, Any] = {
         "logger": log,  # everything yt-dlp says goes here, nothing to the screen
         "quiet": False,
@@ -518,6 +634,15 @@ def _params(
         params["ratelimit"] = options.rate_limit
     if options.max_filesize is not None:
         params["max_filesize"] = options.max_filesize
+    params.update(_area_params(work, options))
+    return params
+
+
+def _area_params(work: Path, options: CaptureOptions) -> dict[str, Any]:
+    """The settings of yt-dlp that name a capture's own work area: an empty folder in place of
+    ffmpeg when it must not be used, and the copy of the cookies file (yt-dlp writes its
+    cookie jar back on exit, and the operator's file must not change)."""
+    params: dict[str, Any] = {}
     if options.ffmpeg is False:
         empty = work / ".no-ffmpeg"
         empty.mkdir(exist_ok=True)
@@ -531,25 +656,133 @@ def _params(
     return params
 
 
-def download(url: str, work: Path, options: CaptureOptions, *, progress: CaptureProgress | None = None) -> Download:
-    """Capture *url* into the empty directory *work*; raise :class:`CaptureFailed` if it fails.
+class Capturer:
+    """yt-dlp set up once for any number of captures with the same options, one after another.
 
-    Succeeds only when every requested media file arrived whole (yt-dlp checks the length it
-    was told and retries per ``options.retries``).  Files are left in *work* for the caller.
+    Making a ``YoutubeDL`` costs more than a small download from a fast server: its
+    extractors are listed, the URL patterns of all of them compiled when a URL is first
+    matched, the network handlers and their TLS context made.  A capturer makes one when it is
+    first used and keeps it for the next URL, as yt-dlp's own command does for several URLs;
+    what one capture leaves in it is forgotten before the next (its messages, the responses
+    seen, the numbering of files, the cookies: each capture starts with only the operator's
+    cookies file, as if it were the only one).  After a capture that failed, the next one
+    gets a new ``YoutubeDL``: nothing a failure left half done can reach it.
+
+    *algorithms* are the digests the files of a capture are hashed with as they are written
+    (:mod:`evidence_catalog.capture.written`): the blob store's, so that it need not read them
+    again.  *write_back* starts writing the downloads to disk while they arrive (for a store
+    that makes its files durable).
+
+        with Capturer(options) as capturer:
+            for url, work in ...:
+                fetched = capturer.download(url, work)
     """
-    work = Path(os.path.abspath(work))
-    log = _Log()
-    params = _params(url, work, options, log, progress)
-    from yt_dlp.utils import DownloadError, YoutubeDLError
 
-    try:
-        made = _make_youtube_dl(params)
-    except YoutubeDLError as exc:  # e.g. a cookies file changed since it was checked
-        raise CaptureFailed(f"yt-dlp could not start: {_clean(str(exc).removeprefix('ERROR: '))}") from exc
-    with made as ydl:
-        ffmpeg = ffmpeg_agent(ydl, options)
+    def __init__(
+        self, options: CaptureOptions, *, algorithms: Sequence[str] = ("sha256",), write_back: bool = True
+    ) -> None:
+        self.options = options
+        self.algorithms = normalise_algorithms(algorithms)
+        self.write_back = write_back
+        self._ydl: Any = None
+        self._startup_warnings: tuple[str, ...] = ()
+        self._progress: CaptureProgress | None = None
+        self._url = ""
+
+    def __enter__(self) -> Capturer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release yt-dlp (its connections); the capturer makes a new one if it is used again."""
+        ydl, self._ydl = self._ydl, None
+        if ydl is not None:
+            # Its cookie jar was last loaded from a copy in an area that is gone by now.
+            ydl.params["cookiefile"] = None
+            with contextlib.suppress(Exception):
+                ydl.close()
+
+    def _hook(self, status: dict[str, Any]) -> None:
+        progress = self._progress
+        if progress is not None and status.get("status") in ("downloading", "finished"):
+            total = status.get("total_bytes") or status.get("total_bytes_estimate")
+            progress(
+                Path(str(status.get("filename") or self._url)).name,
+                int(status.get("downloaded_bytes") or 0),
+                None if total is None else int(total),
+            )
+
+    def _youtube_dl(self, work: Path, log: _Log, writes: Writes) -> Any:
+        """The YoutubeDL, made or reset for a capture into *work*."""
+        from yt_dlp.utils import YoutubeDLError
+
+        ydl = self._ydl
+        if ydl is None:
+            params = _params(work, self.options, log, self._hook)
+            try:
+                ydl = _make_youtube_dl(params)
+            except YoutubeDLError as exc:  # e.g. a cookies file changed since it was checked
+                raise CaptureFailed(f"yt-dlp could not start: {_clean(str(exc).removeprefix('ERROR: '))}") from exc
+            self._startup_warnings = tuple(log.warnings)
+            self._ydl = ydl
+            if self.options.ffmpeg is None and self.options.ffmpeg_location is None and _FFMPEG_PROBE is None:
+                _probe_ffmpeg()
+        else:
+            log.warnings.extend(self._startup_warnings)
+            area = _area_params(work, self.options)
+            ydl.params.update(area)
+            jar = ydl.cookiejar
+            jar.clear()  # what the last capture's sites set
+            if "cookiefile" in area:
+                try:
+                    jar.load(area["cookiefile"])
+                except (OSError, ValueError, http.cookiejar.LoadError) as exc:
+                    raise CaptureFailed(f"yt-dlp could not start: cannot load the cookies file ({exc})") from exc
+                jar.filename = area["cookiefile"]
+        ydl.start_capture(log, work, writes)
+        return ydl
+
+    def download(self, url: str, work: Path, *, progress: CaptureProgress | None = None) -> Download:
+        """Capture *url* into the empty directory *work*; raise :class:`CaptureFailed` if it fails.
+
+        Succeeds only when every requested media file arrived whole (yt-dlp checks the length
+        it was told and retries per ``options.retries``).  Files are left in *work* for the
+        caller, each with its digests when they were computed as it was written.
+        """
+        work = Path(os.path.abspath(work))
+        log = _Log()
+        writes = Writes(self.algorithms, write_back=self.write_back)
+        self._url, self._progress = url, progress
+        finished = False
+        try:
+            ydl = self._youtube_dl(work, log, writes)
+            fetched = self._download(ydl, url, work, log, writes)
+            writes.close()  # a failed write-back fails the capture: the bytes may not be on disk
+            finished = True
+            return fetched
+        finally:
+            self._progress = None
+            if not finished:
+                with contextlib.suppress(OSError):
+                    writes.close()
+                self.close()
+            elif self._ydl is not None:
+                self._ydl.writes = None
+
+    def _download(self, ydl: Any, url: str, work: Path, log: _Log, writes: Writes) -> Download:
+        from yt_dlp.utils import DownloadError, YoutubeDLError
+
+        options = self.options
+        probed = options.ffmpeg is None and options.ffmpeg_location is None
+        ffmpeg = None if probed else ffmpeg_agent(ydl, options)
         try:
             raw = ydl.extract_info(url, download=False, process=False)
+            if probed:  # ffmpeg on the PATH, probed while the URL was read (see _probe_ffmpeg)
+                if _FFMPEG_PROBE is not None:
+                    _FFMPEG_PROBE.join()
+                ffmpeg = ffmpeg_agent(ydl, options)
             ydl.phase, ydl.http_error = "process", None
             info = ydl.process_ie_result(raw, download=True)
         except (DownloadError, YoutubeDLError) as exc:
@@ -566,13 +799,13 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
             raise CaptureFailed(f"yt-dlp failed unexpectedly ({type(exc).__name__}: {_clean(str(exc))})") from exc
         if info is None:
             raise CaptureFailed(log.errors[-1] if log.errors else "yt-dlp returned nothing for this URL")
-        files, merged = _files(info, work, log, ffmpeg)
+        files, merged = _files(info, work, log, ffmpeg, writes)
         page_response = ydl.page_response
         withheld: list[str] = []
         if ydl.page is not None and ydl.page.complete and not ydl.page.overflow and ydl.page.data:
             page = work / ".page"
-            page.write_bytes(bytes(ydl.page.data))
-            files.append(CapturedFile(page, model.ArtifactRole.PAGE_SNAPSHOT))
+            known = write_known(page, bytes(ydl.page.data), self.algorithms)
+            files.append(CapturedFile(page, model.ArtifactRole.PAGE_SNAPSHOT, written=known))
         elif ydl.page is not None and ydl.page.overflow:
             log.warnings.append(f"not kept: the page (larger than {PAGE_LIMIT} bytes)")
         clean = ydl.sanitize_info(info, remove_private_keys=True)
@@ -584,33 +817,45 @@ def download(url: str, work: Path, options: CaptureOptions, *, progress: Capture
                 entry_clean = ydl.sanitize_info(entry, remove_private_keys=True)
                 cookies_found = _withhold_cookies(entry_clean) or cookies_found
                 entry_json = work / f".info-{number:03d}.json"
-                entry_json.write_text(info_text(entry_clean), encoding="utf-8")
-                files.append(CapturedFile(entry_json, model.ArtifactRole.PLATFORM_METADATA))
+                known = write_known(entry_json, info_text(entry_clean).encode("utf-8"), self.algorithms)
+                files.append(CapturedFile(entry_json, model.ArtifactRole.PLATFORM_METADATA, written=known))
         if cookies_found:
             withheld.append(WITHHELD_COOKIES)
         responses = tuple(ydl.media_responses)
         if any(_set_cookie_withheld(r) for r in responses):
             withheld.append(WITHHELD_SET_COOKIE)
-    info_json = work / ".info.json"
-    info_json.write_text(info_text(clean), encoding="utf-8")
-    tools = [yt_dlp_agent()]
-    if merged and ffmpeg is not None:
-        tools.append(ffmpeg)
-    return Download(
-        files=tuple(files),
-        info=clean,
-        info_json=info_json,
-        platform_info=platform_info(clean),
-        extractor=_text(clean.get("extractor_key")),
-        platform=_text(clean.get("extractor")),
-        platform_id=_text(clean.get("id")),
-        final_url=None if page_response is None else page_response.url,
-        http_status=None if page_response is None else page_response.status,
-        responses=responses,
-        tools=tuple(tools),
-        withheld=tuple(withheld),
-        warnings=tuple(log.warnings),
-    )
+        info_json = work / ".info.json"
+        info_written = write_known(info_json, info_text(clean).encode("utf-8"), self.algorithms)
+        tools = [yt_dlp_agent()]
+        if merged and ffmpeg is not None:
+            tools.append(ffmpeg)
+        return Download(
+            files=tuple(files),
+            info=clean,
+            info_json=info_json,
+            platform_info=platform_info(clean),
+            extractor=_text(clean.get("extractor_key")),
+            platform=_text(clean.get("extractor")),
+            platform_id=_text(clean.get("id")),
+            final_url=None if page_response is None else page_response.url,
+            http_status=None if page_response is None else page_response.status,
+            responses=responses,
+            tools=tuple(tools),
+            withheld=tuple(withheld),
+            warnings=tuple(log.warnings),
+            info_json_written=info_written,
+        )
+
+
+def download(url: str, work: Path, options: CaptureOptions, *, progress: CaptureProgress | None = None) -> Download:
+    """Capture *url* into the empty directory *work*; raise :class:`CaptureFailed` if it fails.
+
+    Succeeds only when every requested media file arrived whole (yt-dlp checks the length it
+    was told and retries per ``options.retries``).  Files are left in *work* for the caller.
+    A :class:`Capturer` does the same for many URLs, setting yt-dlp up once.
+    """
+    with Capturer(options) as capturer:
+        return capturer.download(url, work, progress=progress)
 
 
 def _entries(info: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -623,7 +868,9 @@ def _entries(info: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield info
 
 
-def _files(info: dict[str, Any], work: Path, log: _Log, ffmpeg: model.Agent | None) -> tuple[list[CapturedFile], bool]:
+def _files(
+    info: dict[str, Any], work: Path, log: _Log, ffmpeg: model.Agent | None, writes: Writes | None = None
+) -> tuple[list[CapturedFile], bool]:
     """Every file the capture wrote, main media first; raise if a requested medium is missing."""
     media: list[CapturedFile] = []
     extra: list[CapturedFile] = []
@@ -689,7 +936,10 @@ def _files(info: dict[str, Any], work: Path, log: _Log, ffmpeg: model.Agent | No
             extra.append(CapturedFile(path, model.ArtifactRole.DESCRIPTION))
         else:
             log.warnings.append(f"not kept: {path.name} (yt-dlp did not report it as complete)")
-    return media + extra, merged
+    found = media + extra
+    if writes is not None:
+        found = [attrs.evolve(item, written=writes.written(item.path)) for item in found]
+    return found, merged
 
 
 def _withhold_cookies(value: Any) -> bool:

@@ -7,20 +7,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from evidence_catalog.capture import CaptureOptions, parse_size
-from evidence_catalog.catalog import INGEST_FORMATS
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
-from evidence_catalog.cli.options import catalog_option, open_catalog, operator_option, quiet_option
+from evidence_catalog.cli.options import catalog_option, library_values, open_catalog, operator_option, quiet_option
 from evidence_catalog.cli.output import in_option_words, printable
 from evidence_catalog.cli.progress import bytes_progress, capture_progress
 from evidence_catalog.errors import InputError
-from evidence_catalog.operations.common import check_url
 from evidence_catalog.paths import display_path
-from evidence_catalog.results import CaptureResult
+
+if TYPE_CHECKING:
+    from evidence_catalog.results import CaptureResult
 
 
 @cli.command()
@@ -34,9 +33,10 @@ from evidence_catalog.results import CaptureResult
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
-    default=1,
+    default=1000,  # the library's default (operations.adding.BATCH_FILES), not imported here
     show_default=True,
-    help="Files committed per transaction: a larger batch loads many small files much faster.",
+    help="Most files committed per transaction (fewer once they hold 256 MiB or took 2 s);"
+    " 1 commits and syncs each file on its own, much slower for many small files.",
 )
 @operator_option
 @quiet_option
@@ -54,8 +54,10 @@ def add(
 ) -> None:
     """Add files to the catalog and print the id of the record each one is on.
 
-    Each line is: record id, SHA-256, what happened, path.  Identical bytes already in the
-    catalog are not stored again; their record gains a new acquisition.
+    Each line is: record id, SHA-256, what happened, path, printed once the file's batch is
+    committed.  Identical bytes already in the catalog are not stored again; their record
+    gains a new acquisition.  An interrupted add keeps every committed batch; adding the same
+    files again completes it.
     """
     with open_catalog(catalog_path, operator) as catalog:
         files = catalog.collect_files(paths, recursive=recursive)
@@ -89,6 +91,8 @@ def add(
 def _read_url_file(path: str) -> list[str]:
     """URLs from a file, one per line (blank lines and ``#`` comments skipped); each is checked
     here, so that a bad line stops the batch before anything is fetched."""
+    from evidence_catalog.operations.common import check_url
+
     where = display_path(path)
     try:
         if path == "-":
@@ -116,6 +120,8 @@ def _read_url_file(path: str) -> list[str]:
 
 
 def _size_option(text: str | None, where: str) -> int | None:
+    from evidence_catalog.capture import parse_size
+
     return None if text is None else parse_size(text, where)
 
 
@@ -197,6 +203,9 @@ def capture(
     A URL that fails does not stop the others: its line says "failed", the reason goes to
     standard error, the attempt is in the custody log, and the exit code is 1.
     """
+    from evidence_catalog.capture import CaptureOptions
+    from evidence_catalog.operations.common import check_url
+
     wanted = [check_url(url) for url in urls]
     if url_file is not None:
         wanted += _read_url_file(url_file)
@@ -247,7 +256,7 @@ def capture(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(INGEST_FORMATS),
+    type=library_values("ingest.formats", "INGEST_FORMATS"),
     help="What the input is (default: found from the content).",
 )
 @click.option("--tag", "tags", multiple=True, help="Tag for every new record (repeatable).")
@@ -285,6 +294,8 @@ def ingest(
     leaves the unreadable items out (exit code 1, each named).  With --capture-media, the
     media of the feed's entries is captured afterwards (exit code 1 if a capture failed).
     """
+    from evidence_catalog.capture import CaptureOptions
+
     options = CaptureOptions(socket_timeout=timeout)
     with open_catalog(catalog_path, operator) as catalog, capture_progress(quiet=quiet) as (progress, clear):
         result = catalog.ingest(

@@ -17,7 +17,6 @@ import click
 
 from evidence_catalog.cli.output import one_line
 from evidence_catalog.errors import EvidenceError, IntegrityError
-from evidence_catalog.versions import versions
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
@@ -26,6 +25,8 @@ EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
 def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
+    from evidence_catalog.versions import versions
+
     for name, version in versions().items():
         click.echo(f"{name} {version or 'not installed'}")
     ctx.exit(EXIT_OK)

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import click
 
-from evidence_catalog.catalog import EXPORT_FORMATS
 from evidence_catalog.cli.app import cli
 from evidence_catalog.cli.options import (
     catalog_option,
+    library_values,
     open_catalog,
     operator_option,
     quiet_option,
@@ -19,14 +19,15 @@ from evidence_catalog.cli.options import (
 from evidence_catalog.cli.output import printable
 from evidence_catalog.cli.progress import bytes_progress, export_progress
 from evidence_catalog.errors import EvidenceError, InputError
-from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
 from evidence_catalog.paths import display_path
 
 
 @cli.command()
 @click.argument("record_ids", metavar="[ID]...", nargs=-1)
 @catalog_option
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="json", show_default=True)
+@click.option(
+    "--format", "fmt", type=library_values("operations.exporting", "EXPORT_FORMATS"), default="json", show_default=True
+)
 @click.option(
     "--output", "-o", required=True, type=click.Path(), help="File (or, for bagit, folder) to write; must not exist."
 )
@@ -122,6 +123,8 @@ def import_(
     keep their ids; importing the same export again adds nothing.  The summary names the log key
     checked: compare its id with the one the sender gave you.
     """
+    from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
+
     with open_catalog(catalog_path, operator) as catalog:
         with bytes_progress(None, "checking", quiet=quiet) as progress:
             try:

@@ -4,21 +4,24 @@ and ``categories``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import attrs
 import click
 
-from evidence_catalog import model
 from evidence_catalog.cli.app import cli
 from evidence_catalog.cli.options import catalog_option, choices, json_option, open_catalog, operator_option
 from evidence_catalog.cli.output import echo_json, printable
 from evidence_catalog.errors import InputError
-from evidence_catalog.operations.common import parse_time
-from evidence_catalog.serialize import unstructure
+
+if TYPE_CHECKING:
+    from evidence_catalog import model
 
 
 def _event_time(text: str | None, precision: str | None) -> model.EventTime | None:
     """``--time START[/END]``: dates or times with their zone; a date alone means that day."""
+    from evidence_catalog import model
+    from evidence_catalog.operations.common import parse_time
+
     if text is None:
         if precision is not None:
             raise InputError("--precision needs --time", where="time")
@@ -39,6 +42,8 @@ def _event_time(text: str | None, precision: str | None) -> model.EventTime | No
 def _place(
     name: str | None, lat: float | None, lon: float | None, radius: float | None, admin_area: str | None
 ) -> model.Place | None:
+    from evidence_catalog import model
+
     if (lat is None) != (lon is None):
         raise InputError("give both --lat and --lon, or neither", where="place")
     if all(v is None for v in (name, lat, radius, admin_area)):
@@ -58,7 +63,7 @@ def _place(
 @click.option(
     "--time", "time_text", metavar="START[/END]", help="Alleged time: 2022-03-05, 2022-03-05T10:00Z, or START/END."
 )
-@click.option("--precision", type=choices(model.TimePrecision), help="How precisely the time is known.")
+@click.option("--precision", type=choices("TimePrecision"), help="How precisely the time is known.")
 @click.option("--place", "place_name", metavar="NAME", help="Alleged place, by name.")
 @click.option("--lat", type=float, help="Latitude, WGS 84 decimal degrees.")
 @click.option("--lon", type=float, help="Longitude, WGS 84 decimal degrees.")
@@ -92,6 +97,8 @@ def claim(
     A claim is never a finding of fact: it says what is alleged (summary, category of
     violation, time, place, perpetrator) and its source (--source-report or --source).
     """
+    from evidence_catalog.serialize import unstructure
+
     event_time = _event_time(time_text, precision)
     place = _place(place_name, lat, lon, radius, admin_area)
     with open_catalog(catalog_path, operator) as catalog:
@@ -111,11 +118,11 @@ def claim(
 @cli.command()
 @click.argument("record_id", metavar="ID")
 @catalog_option
-@click.option("--status", required=True, type=choices(model.VerificationStatus), help="Verification status.")
+@click.option("--status", required=True, type=choices("VerificationStatus"), help="Verification status.")
 @click.option(
-    "--method", "methods", multiple=True, type=choices(model.VerificationMethod), help="Method used (repeatable)."
+    "--method", "methods", multiple=True, type=choices("VerificationMethod"), help="Method used (repeatable)."
 )
-@click.option("--confidence", type=choices(model.Confidence), help="How sure the assessor is.")
+@click.option("--confidence", type=choices("Confidence"), help="How sure the assessor is.")
 @click.option("--note", help="What was done and found.")
 @operator_option
 @json_option
@@ -130,6 +137,8 @@ def assess(
     as_json: bool,
 ) -> None:
     """Record a verification assessment; it supersedes the latest one, which stays in the history."""
+    from evidence_catalog.serialize import unstructure
+
     with open_catalog(catalog_path, operator) as catalog:
         made = catalog.assess(record_id, status, methods=methods, confidence=confidence, note=note)
     if as_json:
@@ -141,7 +150,7 @@ def assess(
 
 @cli.command()
 @click.argument("record_id", metavar="ID1")
-@click.argument("kind", metavar="KIND", type=choices(model.RelationKind))
+@click.argument("kind", metavar="KIND", type=choices("RelationKind"))
 @click.argument("target_id", metavar="ID2")
 @catalog_option
 @click.option("--note", help="Why they are related.")
@@ -174,7 +183,7 @@ def tag(record_id: str, tags: Sequence[str], catalog_path: str, operator: str | 
 
 @cli.command()
 @click.argument("record_id", metavar="ID")
-@click.argument("kind", metavar="FLAG", type=choices(model.SensitivityKind))
+@click.argument("kind", metavar="FLAG", type=choices("SensitivityKind"))
 @catalog_option
 @click.option("--reason", required=True, help="Why (kept with the flag; exports can state it).")
 @click.option("--artifact", "artifacts", multiple=True, metavar="SHA256", help="An artifact the flag is about.")
@@ -224,6 +233,8 @@ def categories(
     catalog_path: str, code: str | None, label: str | None, reference: str | None, operator: str | None, as_json: bool
 ) -> None:
     """List the categories of alleged violation claims can name, or add one with --define."""
+    import attrs
+
     with open_catalog(catalog_path, operator) as catalog:
         if code is not None:
             if label is None:

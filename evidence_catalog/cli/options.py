@@ -1,17 +1,24 @@
-"""The options many commands share, and opening the catalog they name."""
+"""The options many commands share, and opening the catalog they name.
+
+What a command module imports when it is loaded is what ``evidence-catalog --help`` costs: click
+and this package's light modules only.  The library (:class:`Catalog`, the model) is imported
+when a command runs; the values of a choice (:class:`LazyChoice`) when they are first needed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+import importlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from evidence_catalog import model
-from evidence_catalog.catalog import Catalog
 from evidence_catalog.cli.output import printable
 from evidence_catalog.errors import CatalogNotFoundError, InputError
-from evidence_catalog.filters import RecordFilter
+
+if TYPE_CHECKING:
+    from evidence_catalog.catalog import Catalog
+    from evidence_catalog.filters import RecordFilter
 
 CATALOG_ENV = "EVIDENCE_CATALOG"
 
@@ -66,20 +73,48 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
 
 
-def choices(kind: type[Any]) -> click.Choice[str]:
-    """The values of an enumeration, as a choice of an option."""
-    return click.Choice([member.value for member in kind])
+class LazyChoice(click.Choice[str]):
+    """A choice whose values come from the library, found the first time they are needed (to
+    check a value given, complete one or show a command's help), not when the command is made."""
+
+    def __init__(self, values: Callable[[], Iterable[str]]) -> None:
+        super().__init__(())
+        self._values = values
+        self._choices: tuple[str, ...] | None = None  # not known yet
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The values, found on first use."""
+        if self._choices is None:
+            self._choices = tuple(self._values())
+        return self._choices
+
+    @choices.setter
+    def choices(self, values: tuple[str, ...]) -> None:
+        self._choices = tuple(values)
+
+
+def library_values(module: str, name: str) -> LazyChoice:
+    """A choice of the values *name* (a sequence of text) of ``evidence_catalog.<module>``, e.g.
+    ``library_values("ingest.formats", "INGEST_FORMATS")``, imported when first needed."""
+    return LazyChoice(lambda: getattr(importlib.import_module(f"evidence_catalog.{module}"), name))
+
+
+def choices(kind: str) -> click.Choice[str]:
+    """The values of the enumeration *kind* of :mod:`evidence_catalog.model` (``"RelationKind"``),
+    as a choice of an option."""
+    return LazyChoice(
+        lambda: [member.value for member in getattr(importlib.import_module("evidence_catalog.model"), kind)]
+    )
 
 
 def record_filter_options(f: F) -> F:
     """The options ``list`` and ``search`` share to choose records by their current state."""
     options = [
-        click.option("--status", type=choices(model.VerificationStatus), help="Records with this current status."),
+        click.option("--status", type=choices("VerificationStatus"), help="Records with this current status."),
         click.option("--category", metavar="CODE", help="Records with a claim of this category."),
         click.option("--tag", "tags", multiple=True, help="Records with this tag (repeatable: all of them)."),
-        click.option(
-            "--flag", "flags", multiple=True, type=choices(model.SensitivityKind), help="Records with this flag."
-        ),
+        click.option("--flag", "flags", multiple=True, type=choices("SensitivityKind"), help="Records with this flag."),
         click.option("--bbox", metavar="W,S,E,N", help="Records with a claim placed in this box (WGS 84 degrees)."),
     ]
     for option in reversed(options):
@@ -124,6 +159,8 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
 def open_catalog(catalog_path: str, operator: str | None = None) -> Catalog:
     """The catalog a command names, acting as *operator*; a missing one named by
     ``$EVIDENCE_CATALOG`` is said to come from there."""
+    from evidence_catalog.catalog import Catalog  # the library, when a command runs
+
     try:
         return Catalog.open(catalog_path, operator=operator)
     except CatalogNotFoundError as exc:

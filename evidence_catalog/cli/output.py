@@ -7,13 +7,15 @@ import json
 import os
 import textwrap
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from evidence_catalog import model
 from evidence_catalog.errors import EvidenceError
 from evidence_catalog.paths import display_path
+
+if TYPE_CHECKING:
+    from evidence_catalog import model
 
 #: What ``list``, ``search``, ``link --suggest`` and ``log`` say (on standard error) when nothing matches.
 NOTHING_FOUND = "no matches"

@@ -5,17 +5,22 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-from evidence_catalog.capture import CaptureProgress
 from evidence_catalog.cli.output import printable
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from evidence_catalog.capture import CaptureProgress
 
 
 def progress_bars() -> Progress:
     """Byte-counting progress bars on standard error, removed when done."""
+    # rich is imported here, when a bar is drawn on a terminal: never for output to a pipe or file.
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

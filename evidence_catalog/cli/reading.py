@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-import attrs
 import click
 
-from evidence_catalog import model
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import (
     catalog_option,
@@ -19,11 +18,11 @@ from evidence_catalog.cli.options import (
     record_filter_options,
 )
 from evidence_catalog.cli.output import agent_text, echo_json, echo_nothing_found, one_line, printable
-from evidence_catalog.cli.rendering import echo_record
 from evidence_catalog.errors import EvidenceError
 from evidence_catalog.paths import display_path
-from evidence_catalog.serialize import format_timestamp, to_document, unstructure
-from evidence_catalog.store.records import no_record
+
+if TYPE_CHECKING:
+    from evidence_catalog import model
 
 
 @cli.command(name="list")
@@ -56,6 +55,8 @@ def list_records(
     When nothing matches, standard error says "no matches" (--json prints []); the exit code is
     0.  Exit code 1 if a record cannot be read (it is named).
     """
+    from evidence_catalog.serialize import format_timestamp, to_document
+
     unreadable = shown = 0
     last: str | None = None
     with open_catalog(catalog_path) as catalog:
@@ -107,6 +108,9 @@ def list_records(
 @json_option
 def show(record_id: str, catalog_path: str, as_json: bool) -> None:
     """Show one record: its artifacts, their provenance and metadata, tags and notes."""
+    from evidence_catalog.cli.rendering import echo_record
+    from evidence_catalog.serialize import to_document
+
     with open_catalog(catalog_path) as catalog:
         record = catalog.record(record_id)
     if as_json:
@@ -158,6 +162,8 @@ def search(
     feed/author, and its first line; best match first, then newest.  When nothing matches,
     standard error says "no matches" (--json prints []); the exit code is 0.
     """
+    from evidence_catalog.serialize import format_timestamp, unstructure
+
     with open_catalog(catalog_path) as catalog:
         hits = catalog.search(
             text,
@@ -202,6 +208,11 @@ def search(
 def log(record_id: str | None, catalog_path: str, proof_seq: int | None, as_json: bool) -> None:
     """Show the custody history: of the whole catalog, or of one record; or, with --proof, that
     one event is in the signed log."""
+    import attrs
+
+    from evidence_catalog.serialize import format_timestamp, to_document
+    from evidence_catalog.store.records import no_record
+
     if proof_seq is not None:
         with open_catalog(catalog_path) as catalog:
             proof = catalog.inclusion_proof(proof_seq)
@@ -261,6 +272,8 @@ def link(
     --suggest, list reports whose URL or link-card title matches media captured on another
     record, each with the command that would link it.
     """
+    import attrs
+
     if suggest:
         if len(ids) > 1 or note is not None:
             raise click.UsageError("--suggest takes at most one record ID and no --note")

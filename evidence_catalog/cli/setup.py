@@ -6,19 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-import attrs
 import click
 
-from evidence_catalog.catalog import Catalog
 from evidence_catalog.cli.app import cli
-from evidence_catalog.cli.options import operator_option, quiet_option
+from evidence_catalog.cli.options import LazyChoice, operator_option, quiet_option
 from evidence_catalog.cli.output import agent_text, echo_json, printable
-from evidence_catalog.config import CONFIG_FILE, OPERATOR_ENV, parse_operator, resolve_operator
 from evidence_catalog.errors import InputError
 from evidence_catalog.paths import display_path
-from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
-from evidence_catalog.store.database import check_database_url
-from evidence_catalog.store.objectstore import check_endpoint_url, parse_blobs_url
 
 
 @cli.command()
@@ -64,6 +58,13 @@ def init(
     Without --operator (or $EVIDENCE_CATALOG_OPERATOR) the operator is the operating-system
     account running init, recorded by its name; init says so on standard error.
     """
+    import attrs
+
+    from evidence_catalog.catalog import Catalog
+    from evidence_catalog.config import CONFIG_FILE, OPERATOR_ENV, parse_operator, resolve_operator
+    from evidence_catalog.store.database import check_database_url
+    from evidence_catalog.store.objectstore import check_endpoint_url, parse_blobs_url
+
     from_account = operator is None and not os.environ.get(OPERATOR_ENV, "").strip()
     agent = resolve_operator(operator, None)
     if organization is not None:
@@ -104,8 +105,16 @@ def init(
             )
 
 
+def _schema_names() -> list[str]:
+    from evidence_catalog.schema_files import SCHEMA_FILES
+
+    return sorted(SCHEMA_FILES)
+
+
 @cli.command()
-@click.argument("name", type=click.Choice(sorted(SCHEMA_FILES)))
+@click.argument("name", type=LazyChoice(_schema_names))
 def schema(name: str) -> None:
     """Print a published JSON Schema."""
+    from evidence_catalog.schema_files import load_schema
+
     echo_json(load_schema(name))

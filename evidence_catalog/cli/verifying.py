@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import attrs
 import click
 
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
@@ -16,10 +15,7 @@ from evidence_catalog.cli.options import catalog_option, json_option, open_catal
 from evidence_catalog.cli.output import echo_json, one_line, printable
 from evidence_catalog.cli.progress import bytes_progress
 from evidence_catalog.errors import CatalogError, CatalogNotFoundError, CatalogVersionError, InputError, StorageError
-from evidence_catalog.findings import EntryUnreadable
 from evidence_catalog.paths import display_path
-from evidence_catalog.results import VerificationReport
-from evidence_catalog.serialize import format_timestamp
 
 #: Where `change-key --encrypt` takes the new key's passphrase from when not asked on a terminal.
 NEW_PASSPHRASE_ENV = "EVIDENCE_CATALOG_NEW_KEY_PASSPHRASE"
@@ -88,6 +84,9 @@ def verify(
     except CatalogError as exc:
         # A catalog whose database cannot be read at all is the worst verification result.
         if as_json:
+            from evidence_catalog.findings import EntryUnreadable
+            from evidence_catalog.results import VerificationReport
+
             unread = VerificationReport(
                 findings=(EntryUnreadable(subject="catalog database", reason=one_line(exc)),),
                 records_checked=0,
@@ -134,6 +133,8 @@ def fsck(catalog_path: str, remove: bool, operator: str | None, as_json: bool) -
 
     Exit code 1 when something is left over (after --remove: something too young to remove).
     """
+    import attrs
+
     with open_catalog(catalog_path, operator) as catalog:
         report = catalog.fsck(remove=remove)
     removed = {e.path for e in report.removed}
@@ -179,6 +180,8 @@ def checkpoint_cmd(
     With --timestamp, the checkpoint (and each --artifact) is sent to an RFC 3161 Time-Stamp
     Authority with every request still queued; when it cannot be reached the requests stay
     queued (exit code 1) for the next --timestamp."""
+    from evidence_catalog.serialize import format_timestamp
+
     result = None
     with open_catalog(catalog_path, operator) as catalog:
         if stamp:
@@ -250,6 +253,8 @@ def change_key(catalog_path: str, encrypt: bool, operator: str | None, as_json: 
     Needs the current key (its passphrase in $EVIDENCE_CATALOG_KEY_PASSPHRASE, if encrypted).
     The old private key is deleted; its public files stay in keys/retired/.  A team copies the
     new keys/ folder to every machine that writes."""
+    import attrs
+
     passphrase = None
     if encrypt:
         passphrase = os.environ.get(NEW_PASSPHRASE_ENV) or None

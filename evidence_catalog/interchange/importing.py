@@ -35,9 +35,8 @@ from evidence_catalog.checkpoint import (
     split_note,
 )
 from evidence_catalog.checkpoint import verify as verify_checkpoint
-from evidence_catalog.custody import Action, committed_form, event_leaf, replay
+from evidence_catalog.custody import Action, event_leaf, hash_and_leaf, replay
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
-from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder, Finding
 from evidence_catalog.hashing import MultiHasher, hash_file
 from evidence_catalog.interchange.bag import (
@@ -51,7 +50,6 @@ from evidence_catalog.interchange.bag import (
     check_payload_file,
     compare_digests,
 )
-from evidence_catalog.merkle import leaf_hash
 from evidence_catalog.model import GENESIS_HASH
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
@@ -248,9 +246,7 @@ def checked_event(document: Any, where: str) -> tuple[dict[str, Any], bytes]:
     check_schema(document, SCHEMA_IDS[model.CustodyEvent], where)
     try:
         from_document(document, model.CustodyEvent)
-        form = committed_form(document)
-        expected = hashlib.sha256(canonical_json(form)).hexdigest()
-        leaf = leaf_hash(canonical_json({**form, "hash": document["hash"]}))
+        expected, leaf = hash_and_leaf(document)
     except (EvidenceError, TypeError, ValueError) as exc:
         raise ValidationError(str(exc), where=where) from None
     if expected != document["hash"]:
@@ -885,6 +881,8 @@ def check_artifact_bytes(
     not compared (the same bytes read by another version of it).  *measured*, when given, is
     the digests (every algorithm *artifact* names) and size of the bytes in *path*, made as
     they were read once: they are not read again for them."""
+    from evidence_catalog.extract import extract_metadata, sniff_media_type  # puremagic, exifread: loaded here
+
     algorithms = [a for a in artifact.digests.as_dict() if a != "sha256" or not hashed]
     if measured is not None:
         digests, size = measured

@@ -1,13 +1,28 @@
 """Adding files from disk: checking and expanding the paths given, storing each file's bytes, and
-cataloguing them (record, artifact, acquisition and custody event) in one transaction per batch."""
+cataloguing them (record, artifact, acquisition and custody event) in one transaction per batch.
+
+Group commit (the default): the files' bytes are stored and described on a thread of their own,
+in order, while the files before them are catalogued; a batch's files are made durable with one
+sync of the blob store (not an ``fsync`` of each file and folder), then catalogued in one
+transaction that ends with one signed checkpoint.  A batch ends after :data:`BATCH_FILES` files,
+or sooner once its files hold :data:`BATCH_BYTES` bytes or its first file was stored
+:data:`BATCH_SECONDS` ago (a slow or large file is committed promptly).  Nothing refers to
+stored bytes before they are durable; a killed add leaves every committed batch catalogued and,
+of the files after them, at most stored bytes no record claims (``fsck`` lists them; adding the
+files again uses them).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from evidence_catalog import model
@@ -28,6 +43,17 @@ from evidence_catalog.store.database import (
     record_artifact_row,
     record_row,
 )
+
+#: Most files a transaction catalogues when adding (the default of ``batch``).
+BATCH_FILES = 1000
+#: A batch ends once its files hold this many bytes...
+BATCH_BYTES = 256 * 1024 * 1024
+#: ... or its first file was stored this many seconds ago.
+BATCH_SECONDS = 2.0
+
+#: What ``add`` catalogues about one stored file: where it was, its bytes, their description,
+#: the acquisition, and when storing it ended.
+Prepared = tuple[Path, StoredBlob, model.Artifact, model.Acquisition, dt.datetime]
 
 
 def collect_files(ctx: Context, paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> list[Path]:
@@ -60,16 +86,25 @@ def add(
     tags: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     on_added: Callable[[AddResult], None] | None = None,
-    batch: int = 1,
+    batch: int = BATCH_FILES,
 ) -> list[AddResult]:
     """Add files (and, with *recursive*, directories) to the catalog.
 
     Every path is checked first; a bad one raises before anything is added.  Each file is
-    then added as :meth:`add_file` adds it, in transactions of *batch* files: 1 (the
-    default) commits each file on its own; a larger batch loads many small files much
-    faster (one commit and one signed checkpoint per batch).  An interruption leaves every
-    committed batch catalogued and nothing of the batch in progress (its stored bytes are
-    orphans ``fsck`` lists); adding the same files again completes the work.
+    then added as :meth:`add_file` adds it, in order, in transactions of up to *batch* files
+    (group commit): the bytes of the next files are stored and described while a batch is
+    catalogued, a batch's files are made durable with one sync before the transaction that
+    records them, and each transaction ends with one signed checkpoint.  A batch also ends
+    once its files hold 256 MiB or its first file was stored 2 seconds ago, so that a large
+    or slow file is committed promptly.  ``batch=1`` commits each file on its own (an
+    ``fsync`` of each file and folder; much slower for many small files).
+
+    *on_added* and *progress* are called on the calling thread: *on_added* once a file's
+    batch has committed, *progress* with the bytes stored as they are.  A file that cannot be
+    read stops the add after the files before it are catalogued.  An interruption leaves
+    every committed batch catalogued and nothing of the files after them but stored bytes no
+    record claims (orphans ``fsck`` lists); adding the same files again completes the work and
+    reuses those bytes.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InputError(f"batch must be a whole number of at least 1, not {batch!r}", where="batch")
@@ -80,13 +115,45 @@ def add(
     files = collect_files(ctx, paths, recursive=recursive)
     results: list[AddResult] = []
     noted: set[str] = set()  # files that end up on one record share the note: kept once
-    for start in range(0, len(files), batch):
-        added = add_batch(ctx, files[start : start + batch], record_id, note, source_url, tags, progress, noted)
+
+    def done(added: Sequence[AddResult]) -> None:
         for result in added:
             results.append(result)
             if on_added is not None:
                 on_added(result)
-    return results
+
+    if batch == 1 or len(files) <= 1:
+        for path in files:
+            done(add_batch(ctx, [path], record_id, note, source_url, tags, progress, noted))
+        return results
+    tags = check_additions(ctx, record_id, tags, note, source_url)
+    # Stored ahead of the batch being catalogued: at most a default batch (memory, and what a
+    # crash leaves unclaimed, stay bounded whatever *batch* is).
+    ahead = min(batch, BATCH_FILES)
+    with Stager(ctx, files, source_url, ahead=ahead, progress=progress is not None) as stager:
+        pending: list[Prepared] = []
+        size = 0
+        deadline = 0.0
+        while True:
+            kind, value = stager.next(deadline - time.monotonic() if pending else None)
+            if kind == "progress":
+                if progress is not None:
+                    progress(value)
+                continue
+            if kind == "file":
+                if not pending:
+                    deadline = time.monotonic() + BATCH_SECONDS
+                pending.append(value)
+                size += value[1].size
+                if len(pending) < batch and size < BATCH_BYTES and time.monotonic() < deadline:
+                    continue
+            if pending:  # full, due, or the files end here
+                done(commit_batch(ctx, pending, record_id, tags, note, noted, sync=True))
+                pending, size = [], 0
+            if kind == "error":
+                raise value
+            if kind == "end":
+                return results
 
 
 def add_file(
@@ -122,21 +189,45 @@ def add_batch(
     noted: set[str] | None,
 ) -> list[AddResult]:
     """Store and describe each file, then catalogue them all in one transaction."""
+    checked = check_additions(ctx, record_id, tags, note, source_url)
+    # A batch of several files is flushed to disk with one sync before the transaction that
+    # claims them (instead of an fsync per file and folder); a single file on its own.
+    defer = len(paths) > 1
+    prepared = [store_added_file(ctx, Path(os.path.abspath(p)), source_url, progress, defer) for p in paths]
+    return commit_batch(ctx, prepared, record_id, checked, note, noted, sync=defer)
+
+
+def check_additions(
+    ctx: Context, record_id: str | None, tags: Sequence[str], note: str | None, source_url: str | None
+) -> tuple[str, ...]:
+    """Refuse, before anything is stored, an addition the log key cannot sign or whose record,
+    note, source URL or tags are not valid; return the tags as they are kept."""
     log_key.check_signing_key(ctx)  # before anything is stored
     if record_id is not None:
         check_record_id(record_id)
-    tags = checked_tags(tags)
+    checked = checked_tags(tags)
     check_note(note)
     if source_url is not None:
         utf8(source_url, "source URL")
     if record_id is not None:
         with ctx.db.read() as session:
             common.check_record_exists(ctx, session, record_id, where="record")
-    # A batch of several files is flushed to disk with one sync before the transaction that
-    # claims them (instead of an fsync per file and folder); a single file on its own.
-    defer = len(paths) > 1
-    prepared = [store_added_file(ctx, Path(os.path.abspath(p)), source_url, progress, defer) for p in paths]
-    if defer:
+    return checked
+
+
+def commit_batch(
+    ctx: Context,
+    prepared: Sequence[Prepared],
+    record_id: str | None,
+    tags: tuple[str, ...],
+    note: str | None,
+    noted: set[str] | None,
+    *,
+    sync: bool,
+) -> list[AddResult]:
+    """Catalogue stored files in one transaction -- after one sync of the blob store (*sync*:
+    some were stored without syncing each), so that no record names bytes not yet on disk."""
+    if sync:
         ctx.blobs.sync()
     with ctx.write() as session:
         results = catalogue_files(ctx, session, prepared, record_id, tags, note, noted)
@@ -145,12 +236,79 @@ def add_batch(
     return results
 
 
+class Stager:
+    """Stores and describes files on a thread of its own, in order, ahead of the transactions
+    that catalogue them (hashing and the file system's work go on while the calling thread
+    catalogues the files before them).
+
+    :meth:`next` hands on what the thread did, in order: ``("progress", bytes)`` (with
+    *progress*), ``("file", prepared)``, then ``("end", None)``, or ``("error", exception)`` for
+    the file that could not be stored (nothing after it is).  At most *ahead* stored files wait to be handed on.
+    Leaving the context stops the thread (mid-file, at its next block) and waits for it: no
+    byte is stored once :meth:`add` has returned or raised.
+    """
+
+    def __init__(
+        self, ctx: Context, files: Sequence[Path], source_url: str | None, *, ahead: int, progress: bool = True
+    ) -> None:
+        self.ctx = ctx
+        self.files = files
+        self.source_url = source_url
+        self.progress = progress  # whether to hand on ("progress", bytes) messages
+        self.messages: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.room = threading.Semaphore(ahead)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="evidence-catalog-add", daemon=True)
+
+    def __enter__(self) -> Stager:
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stopping.set()
+        self.room.release()  # a thread waiting for room wakes and sees it is to stop
+        self.thread.join()
+
+    def next(self, timeout: float | None) -> tuple[str, Any]:
+        """The thread's next message; ``("due", None)`` when *timeout* seconds pass first."""
+        try:
+            kind, value = self.messages.get(timeout=None if timeout is None else max(0.0, timeout))
+        except queue.Empty:
+            return "due", None
+        if kind == "file":
+            self.room.release()
+        return kind, value
+
+    def _progress(self, size: int) -> None:
+        if self.stopping.is_set():  # the file is abandoned (its temporary file removed)
+            raise InterruptedError("the add is over")
+        if self.progress:
+            self.messages.put(("progress", size))
+
+    def _run(self) -> None:
+        try:
+            for path in self.files:
+                self.room.acquire()
+                if self.stopping.is_set():
+                    return
+                prepared = store_added_file(self.ctx, path, self.source_url, self._progress, defer_sync=True)
+                self.messages.put(("file", prepared))
+        except BaseException as exc:  # noqa: BLE001 -- handed to the calling thread, which raises it
+            if not self.stopping.is_set():
+                self.messages.put(("error", exc))
+            return
+        self.messages.put(("end", None))
+
+
 def store_added_file(
     ctx: Context, path: Path, source_url: str | None, progress: ProgressCallback | None, defer_sync: bool = False
-) -> tuple[Path, StoredBlob, model.Artifact, model.Acquisition, dt.datetime]:
+) -> Prepared:
     """Put one file's bytes in the blob store and describe them (before any transaction:
     the slow part, done without holding the catalog's write lock)."""
-    where = display_path(path)
+    text = str(path)
+    where = text if text.isprintable() else display_path(path)  # as display_path shows it
     started_at = ctx.clock()
     try:
         info = os.stat(path)
@@ -184,7 +342,7 @@ def store_added_file(
 def catalogue_files(
     ctx: Context,
     session: Any,
-    prepared: Sequence[tuple[Path, StoredBlob, model.Artifact, model.Acquisition, dt.datetime]],
+    prepared: Sequence[Prepared],
     record_id: str | None,
     tags: tuple[str, ...],
     note: str | None,
@@ -289,36 +447,40 @@ def identity(path: Path) -> tuple[int, int] | None:
 
 
 def expand(path: Path, *, recursive: bool, skip: tuple[int, int] | None) -> Iterator[Path]:
-    where = display_path(path)
     try:
         info = os.stat(path)
     except FileNotFoundError as exc:
         if os.path.islink(path):
-            raise InputError("broken symbolic link", where=where) from exc
-        raise InputError("no such file or directory", where=where) from exc
+            raise InputError("broken symbolic link", where=display_path(path)) from exc
+        raise InputError("no such file or directory", where=display_path(path)) from exc
     except PermissionError as exc:
-        raise InputError("permission denied", where=where) from exc
+        raise InputError("permission denied", where=display_path(path)) from exc
     except OSError as exc:
         if exc.errno == 40:  # ELOOP: a symbolic link that points at itself
-            raise InputError("symbolic link loop", where=where) from exc
-        raise InputError(exc.strerror or str(exc), where=where) from exc
+            raise InputError("symbolic link loop", where=display_path(path)) from exc
+        raise InputError(exc.strerror or str(exc), where=display_path(path)) from exc
     except ValueError as exc:  # given to the library: no file name holds a NUL
-        raise InputError("is not a file name (it holds a NUL character)", where=where) from exc
+        raise InputError("is not a file name (it holds a NUL character)", where=display_path(path)) from exc
     if stat.S_ISDIR(info.st_mode):
         if not recursive:
-            raise InputError("is a directory (use recursive=True to add its files)", where=where)
+            raise InputError("is a directory (use recursive=True to add its files)", where=display_path(path))
         yield from walk(path, ancestors=[(info.st_dev, info.st_ino)], skip=skip)
         return
+    yield check_file(path, info)
+
+
+def check_file(path: Path, info: os.stat_result) -> Path:
+    """*path* (whose ``stat`` is *info*) when it is a regular file this process can read."""
     if not stat.S_ISREG(info.st_mode):
-        raise InputError("not a regular file", where=where)
+        raise InputError("not a regular file", where=display_path(path))
     if not os.access(path, os.R_OK):
-        raise InputError("permission denied", where=where)
+        raise InputError("permission denied", where=display_path(path))
     try:
-        with open(path, "rb"):
-            pass
+        # Opened and closed only (without blocking, should it have become a FIFO meanwhile).
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror})", where=where) from exc
-    yield path
+        raise InputError(f"cannot be read ({exc.strerror})", where=display_path(path)) from exc
+    return path
 
 
 def walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int, int] | None) -> Iterator[Path]:
@@ -331,8 +493,9 @@ def walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int, 
         try:
             info = os.stat(path)
         except OSError:
-            info = None
-        if info is not None and stat.S_ISDIR(info.st_mode):
+            yield from expand(path, recursive=False, skip=skip)  # says why
+            continue
+        if stat.S_ISDIR(info.st_mode):
             identity = (info.st_dev, info.st_ino)
             if identity == skip:
                 continue
@@ -340,4 +503,4 @@ def walk(directory: Path, *, ancestors: list[tuple[int, int]], skip: tuple[int, 
                 raise InputError("symbolic link loop (points back at a directory above it)", where=display_path(path))
             yield from walk(path, ancestors=[*ancestors, identity], skip=skip)
         else:
-            yield from expand(path, recursive=False, skip=skip)
+            yield check_file(path, info)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import attrs
 
@@ -17,9 +16,9 @@ from evidence_catalog.capture.ytdlp import (
     CaptureFailed,
     CaptureOptions,
     CaptureProgress,
+    Capturer,
     Download,
 )
-from evidence_catalog.capture.ytdlp import download as capture_download
 from evidence_catalog.custody import Action, captured_details, failed_details
 from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.model import item_key
@@ -27,7 +26,7 @@ from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import check_note, check_record_id, check_url, checked_tags
 from evidence_catalog.operations.context import Context
 from evidence_catalog.results import CaptureResult
-from evidence_catalog.store.blobstore import StoredBlob
+from evidence_catalog.store.blobstore import BlobStore, StoredBlob
 
 
 def capture(
@@ -59,23 +58,44 @@ def capture(
     if not checked:
         raise InputError("no URL to capture", where="url")
     check_capture_request(ctx, record_id, tags, note)
+    options = options or CaptureOptions()
     results: list[CaptureResult] = []
     noted: set[str] = set()
-    for url in checked:
-        earlier = captured_before(ctx, url) if skip_captured else None
-        if earlier is not None:
-            result = earlier
+    # One yt-dlp for the whole batch: its set-up costs more than a small download.
+    with capturer_for(ctx, options) as capturer:
+        for url in checked:
+            earlier = captured_before(ctx, url) if skip_captured else None
+            if earlier is not None:
+                result = earlier
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+                continue
+            result = capture_one(
+                ctx,
+                url,
+                capturer,
+                record_id=record_id,
+                options=options,
+                tags=tags,
+                note=note,
+                progress=progress,
+                noted=noted,
+            )
             results.append(result)
             if on_result is not None:
                 on_result(result)
-            continue
-        result = capture_url(
-            ctx, url, record_id=record_id, options=options, tags=tags, note=note, progress=progress, noted=noted
-        )
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
     return results
+
+
+def capturer_for(ctx: Context, options: CaptureOptions) -> Capturer:
+    """A :class:`Capturer` for captures into this catalog: downloads hashed as they are written
+    with the blob store's algorithms (so that it need not read them again), and written back to
+    disk as they arrive when the store makes its files durable."""
+    blobs = ctx.blobs
+    if isinstance(blobs, BlobStore):
+        return Capturer(options, algorithms=blobs.algorithms, write_back=blobs.fsync)
+    return Capturer(options)
 
 
 def captured_before(ctx: Context, url: str, record_id: str | None = None) -> CaptureResult | None:
@@ -124,9 +144,38 @@ def capture_url(
     the record of the earlier capture: identical bytes gain only a new acquisition,
     different bytes become a new version (``version_of`` the earlier main file).
     """
+    options = options or CaptureOptions()
+    with capturer_for(ctx, options) as capturer:
+        return capture_one(
+            ctx,
+            url,
+            capturer,
+            record_id=record_id,
+            options=options,
+            tags=tags,
+            note=note,
+            progress=progress,
+            noted=noted,
+        )
+
+
+def capture_one(
+    ctx: Context,
+    url: str,
+    capturer: Capturer,
+    *,
+    record_id: str | None,
+    options: CaptureOptions,
+    tags: Sequence[str],
+    note: str | None,
+    progress: CaptureProgress | None,
+    noted: set[str] | None,
+) -> CaptureResult:
+    """:func:`capture_url` with a :class:`Capturer` that lives longer than one capture (from
+    :func:`capturer_for`, with the same *options*): a caller capturing many URLs sets yt-dlp
+    up once."""
     log_key.check_signing_key(ctx)  # before anything is stored
     url = check_url(url)
-    options = options or CaptureOptions()
     tags = checked_tags(tags)
     check_capture_request(ctx, record_id, tags, note)
     acquisition_id = model.new_id()
@@ -135,8 +184,8 @@ def capture_url(
     interrupted = False
     with common.work_area(ctx, acquisition_id) as work:
         try:
-            fetched = capture_download(url, work, options, progress=progress)
-            stored = [(item, store_file(ctx, item.path, url)) for item in capture_files(fetched)]
+            fetched = capturer.download(url, work, progress=progress)
+            stored = [(item, store_captured(ctx, item)) for item in capture_files(fetched)]
         except CaptureFailed as exc:
             failure = (exc.message, exc.http_status, exc.final_url)
         except (StorageError, InputError) as exc:
@@ -182,13 +231,21 @@ def capture_url(
         raise StorageError(f"capture of {url} could not be recorded ({exc.message})", where=exc.where) from exc
 
 
-def store_file(ctx: Context, path: Path, url: str) -> StoredBlob:
-    # The download area is private and on the store's file system: hash, then move.
-    return ctx.blobs.adopt_file(path)
+def store_captured(ctx: Context, item: CapturedFile) -> StoredBlob:
+    """Store one file of a capture: moved into the blob store with the digests computed as it
+    was written, while it is still exactly the file that was finished then; otherwise (or on
+    object storage) hashed by reading it, as any file is."""
+    written = item.written
+    if written is not None and isinstance(ctx.blobs, BlobStore) and written.unchanged(item.path):
+        return ctx.blobs.adopt_hashed_file(item.path, written.digests, written.size)
+    return ctx.blobs.adopt_file(item.path)
 
 
 def capture_files(fetched: Download) -> list[CapturedFile]:
-    return [*fetched.files, CapturedFile(fetched.info_json, model.ArtifactRole.PLATFORM_METADATA)]
+    return [
+        *fetched.files,
+        CapturedFile(fetched.info_json, model.ArtifactRole.PLATFORM_METADATA, written=fetched.info_json_written),
+    ]
 
 
 def record_capture(

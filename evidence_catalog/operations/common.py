@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 from evidence_catalog import model
 from evidence_catalog.errors import EvidenceError, InputError, StorageError
-from evidence_catalog.extract import extract_metadata, sniff_media_type
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
 from evidence_catalog.store.blobstore import StoredBlob
@@ -76,6 +75,8 @@ def remove_unclaimed(ctx: Context, created: Sequence[str]) -> None:
 def describe(ctx: Context, blob: StoredBlob) -> model.Artifact:
     """The artifact description of stored bytes: the catalogued one when the bytes were
     already there, else sniffed and extracted from the stored copy (never from the source)."""
+    from evidence_catalog.extract import extract_metadata, sniff_media_type  # puremagic, exifread: not for reading
+
     if not blob.created:
         with ctx.db.read() as session:
             catalogued = ctx.db.artifact(session, blob.sha256)

@@ -60,7 +60,7 @@ class Context:
         events, ends with a checkpoint of the log, signed by its key, in the same transaction."""
         from evidence_catalog.operations.log_key import write_checkpoint
 
-        with self.db.write() as session:
+        with self.db.write(sealed=True) as session:
             yield session
             if self.db.appended(session) and self.key.signs:
                 write_checkpoint(self, session)

@@ -29,7 +29,6 @@ from evidence_catalog.interchange.csv import write_csv
 from evidence_catalog.interchange.documents import write_json, write_jsonl
 from evidence_catalog.interchange.export import bag_info, find_carriers, place_bag, write_payload
 from evidence_catalog.interchange.log_evidence import StampedCheckpoint, write_log_evidence
-from evidence_catalog.interchange.prov import write_prov
 from evidence_catalog.interchange.redact import FieldPathError, plan_redaction
 from evidence_catalog.interchange.text import HashingTextSink, TextSink
 from evidence_catalog.operations import common
@@ -275,6 +274,8 @@ def write_export(ctx: Context, stream: TextSink, format: str, selected: list[str
         latest = ctx.db.latest_checkpoint(session, signed=True)  # covers every event exported
         held = None if latest is None else (latest.note, latest.tree_size, latest.root_hash)
         if format == "prov":
+            from evidence_catalog.interchange.prov import write_prov  # the prov package: only for this format
+
             # Exports are catalog events: all events go in, the earlier exports of these records come out.
             return (*write_prov(stream, records, ctx.db.events(session), held), 0)
         if format == "jsonl":

@@ -437,7 +437,7 @@ def insert_imported(
                     details={"tags": [UNSIGNED_PROVENANCE_TAG]},
                 )
             )
-    events = ctx.db.append_events_leaf_by_leaf(session, drafts)
+    events = ctx.db.append_events(session, drafts)
     seqs = {e.subject: e.seq for e in events if e.action == Action.RECORD_IMPORTED}
     reports = []
     for item in items:

@@ -32,8 +32,22 @@ from evidence_catalog.checkpoint import (
 from evidence_catalog.checkpoint import (
     verify as verify_checkpoint,
 )
-from evidence_catalog.custody import Action, event_leaf, replay, verify_chain
-from evidence_catalog.errors import CatalogError, EvidenceError, InputError, IntegrityError, StorageError
+from evidence_catalog.custody import (
+    Action,
+    ChainCheck,
+    Replayer,
+    document_hash,
+    event_leaf,
+    hash_and_leaf,
+)
+from evidence_catalog.errors import (
+    CatalogDatabaseError,
+    CatalogError,
+    EvidenceError,
+    InputError,
+    IntegrityError,
+    StorageError,
+)
 from evidence_catalog.findings import (
     CheckpointInvalid,
     CheckpointMismatch,
@@ -92,8 +106,12 @@ def verify(
     2. The records: every record is rebuilt from the log alone and compared field by field
        with the database; records the log never created, or that are gone, are named.
     3. The bytes: every stored artifact is re-hashed with every recorded algorithm, in
-       parallel (*workers*, default one per CPU; four per CPU for an object store, whose
-       reads wait on the network), and its size checked.
+       parallel (*workers*, default one per CPU this process may run on; four per CPU for an
+       object store, whose reads wait on the network), and its size checked, while the log
+       and the records are checked.
+
+    The log is read once and not held (see :func:`verify_log_and_records`); the records are
+    read a page at a time.
 
     Damaged rows are reported as findings, never raised.  With *record_event*, the
     verification itself is logged when the catalog can be written (a read-only copy is still
@@ -128,27 +146,43 @@ def verify(
                 source = f"the checkpoint remembered from an earlier verification ({where})"
                 pinned.append((source, held_note, held_name, held_public))
         problems.extend(key_file_findings(ctx, epochs[-1] if epochs else None))
-        findings, events_checked, record_ids, unsigned = verify_log_and_records(ctx, session, given, pinned, chain)
-        # An unsigned tail is what an encrypted key leaves between signings: after a checkpoint
-        # it signed over its own key event.  A key that is not encrypted signs every change.
-        tail_allowed = bool(epochs) and epochs[-1].encrypted and events_checked - unsigned >= epochs[-1].seq
-        if unsigned and not (allow_unsigned and tail_allowed):
-            findings.append(EventsUnsigned(first_seq=events_checked - unsigned + 1, count=unsigned))
-        findings[:0] = problems
         artifacts: list[tuple[str, int, model.Digests]] = []
+        unreadable: list[Finding] = []
         for sha256, size, digests in ctx.db.artifact_digests(session):
             if isinstance(digests, model.Digests):
                 artifacts.append((sha256, size, digests))
             else:
-                findings.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
-    if workers is None:  # hashing is bound by the CPU locally; by the network on an object store
-        workers = (os.cpu_count() or 1) * ctx.blobs.readers_per_cpu
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for blob_findings in pool.map(lambda a: ctx.blobs.verify(a[0], a[2], a[1], progress=progress), artifacts):
-            findings.extend(blob_findings)
+                unreadable.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
+        if workers is None:  # hashing is bound by the CPU locally; by the network on an object store
+            workers = usable_cpus() * ctx.blobs.readers_per_cpu
+
+        def check_blobs(group: Sequence[tuple[str, int, model.Digests]]) -> list[Finding]:
+            verify_blob = ctx.blobs.verify
+            return [f for sha256, size, digests in group for f in verify_blob(sha256, digests, size, progress=progress)]
+
+        # The bytes are re-hashed on the pool's threads while this one reads the log and the
+        # records (hashlib lets go of the interpreter while it hashes a block).
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            hashed = pool.map(check_blobs, hash_groups(artifacts, workers))
+            try:
+                findings, events_checked, records_checked, unsigned = verify_log_and_records(
+                    ctx, session, given, pinned, chain
+                )
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # the files not started yet are not read for nothing
+                raise
+            # An unsigned tail is what an encrypted key leaves between signings: after a checkpoint
+            # it signed over its own key event.  A key that is not encrypted signs every change.
+            tail_allowed = bool(epochs) and epochs[-1].encrypted and events_checked - unsigned >= epochs[-1].seq
+            if unsigned and not (allow_unsigned and tail_allowed):
+                findings.append(EventsUnsigned(first_seq=events_checked - unsigned + 1, count=unsigned))
+            findings[:0] = problems
+            findings.extend(unreadable)
+            for blob_findings in hashed:
+                findings.extend(blob_findings)
     report = VerificationReport(
         findings=tuple(findings),
-        records_checked=len(record_ids),
+        records_checked=records_checked,
         artifacts_checked=len(artifacts),
         bytes_checked=sum(a[1] for a in artifacts),
         events_checked=events_checked,
@@ -178,9 +212,45 @@ def verify(
         return attrs.evolve(report, unlogged_reason="the catalog is not writable")
     except IntegrityError as exc:  # a log the key does not cover is not signed: the findings say why
         return attrs.evolve(report, unlogged_reason=f"the catalog does not sign it ({exc.message})")
+    except CatalogDatabaseError as exc:  # the database refused the write: not the key's doing
+        return attrs.evolve(report, unlogged_reason=f"the catalog database refused it ({exc.message})")
     except (InputError, CatalogError) as exc:  # nothing is changed; a finding says why, if it is the catalog's
         return attrs.evolve(report, unlogged_reason=f"the log key cannot sign it ({exc.message})")
     return attrs.evolve(report, logged=True)
+
+
+#: A task of the hashing pool: artifacts taken together up to this many bytes (or files), so
+#: that small files do not each cost a task; a larger file is a task of its own.
+GROUP_BYTES = 8 * 1024 * 1024
+GROUP_FILES = 256
+
+
+def hash_groups(
+    artifacts: Sequence[tuple[str, int, model.Digests]], workers: int = 1
+) -> Iterator[list[tuple[str, int, model.Digests]]]:
+    """*artifacts* in order, in tasks for the hashing pool (see :data:`GROUP_BYTES`): at least
+    four tasks per worker while there are files enough, so that every worker has work (an
+    object store's reads wait on the network: a few small files are still read side by side)."""
+    files = max(1, min(GROUP_FILES, len(artifacts) // (4 * max(workers, 1))))
+    group: list[tuple[str, int, model.Digests]] = []
+    total = 0
+    for artifact in artifacts:
+        if group and (total + artifact[1] > GROUP_BYTES or len(group) >= files):
+            yield group
+            group, total = [], 0
+        group.append(artifact)
+        total += artifact[1]
+    if group:
+        yield group
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as ``taskset`` sets it), else the
+    machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def stored_bytes(ctx: Context) -> int:
@@ -224,74 +294,150 @@ def key_file_findings(ctx: Context, current: KeyEpoch | None) -> list[Finding]:
     return findings
 
 
+#: Records read and compared a page at a time; the stored Merkle tree read a window of this
+#: many nodes of a level at a time.
+RECORD_PAGE = 500
+TREE_PAGE = 4096
+
+
+@attrs.define
+class LogScan:
+    """What one pass over the custody log found of its Merkle tree: how many events (leaves)
+    it has, the first event whose leaf the stored tree does not hold, the first stored
+    interior node (in level, then index order) that is not the hash of the events under it,
+    and the roots of the tree at the sizes the checkpoints name."""
+
+    size: int = 0
+    first_changed: int | None = None
+    node_mismatch: tuple[int, int] | None = None
+    roots: dict[int, bytes] = attrs.field(factory=lambda: {0: merkle.EMPTY_ROOT})
+
+
 def verify_log_and_records(
     ctx: Context,
     session: Any,
     checkpoints: Sequence[tuple[str, str]],
     pinned: Sequence[tuple[str, str, str, bytes]],
     chain: tuple[list[KeyEpoch], list[tuple[int, str]]],
-) -> tuple[list[Finding], int, list[str], int]:
+) -> tuple[list[Finding], int, int, int]:
     """The custody log's chain, its tree and checkpoints (:func:`verify_tree`), and every record
-    rebuilt from the log against the database: the findings, how many events were checked, the
-    records' ids, and how many of the last events no valid signed checkpoint covers."""
-    # Two passes over the log, neither holding it: memory is one 32-byte leaf per event
-    # (and the records being rebuilt), not every event.
-    leaves: list[bytes] = []
+    rebuilt from the log against the database: the findings, how many events were checked, how
+    many records, and how many of the last events no valid signed checkpoint covers.
 
-    def hashed(documents: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for document in documents:
-            try:
-                leaves.append(event_leaf(document))
-            except (TypeError, ValueError):  # a damaged event: the chain check names it
-                leaves.append(bytes(32))
-            yield document
-
-    findings: list[Finding] = verify_chain(hashed(ctx.db.event_documents(session)))
-    tree_findings, covered = verify_tree(ctx, session, leaves, checkpoints, pinned, chain)
-    findings.extend(tree_findings)
+    One pass over the log, holding none of it: each event is hashed (its link checked), its leaf
+    added to the tree (:class:`~evidence_catalog.merkle.Frontier`, O(log n) hashes) whose
+    completed nodes are checked against the stored ones as they complete (a window of each
+    level read at a time), and replayed.  The records are then read a page at a time and
+    compared with the replay."""
+    rows = ctx.db.checkpoints(session)
+    scan = LogScan()
+    wanted = checkpoint_sizes([row.note for row in rows] + [note for _, note in checkpoints] + [p[1] for p in pinned])
+    chain_check = ChainCheck()
+    replayer = Replayer()
+    frontier = merkle.Frontier()
+    stored = ctx.db.stored_tree(session, page=TREE_PAGE)
     unreplayable: list[Finding] = []
-
-    def structured() -> Iterator[model.CustodyEvent]:
-        for document in ctx.db.event_documents(session):
-            try:
-                yield structure(document, model.CustodyEvent)
-            except EvidenceError as exc:
-                unreplayable.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
-
-    replayed = replay(structured())
-    findings.extend(unreplayable)
-    findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
-    record_ids = ctx.db.record_ids(session)
-    for record_id in record_ids:
-        expected = replayed.records.get(record_id)
-        if expected is None:
-            findings.append(UnloggedChange(subject=f"record {record_id}", what="its creation"))
-            continue
+    for document in ctx.db.event_documents(session):
+        recomputed, leaf = _hash_and_leaf(document)
+        chain_check.add(document, recomputed)
+        for level, index, value in frontier.add(leaf):
+            if stored.node(level, index) != value:
+                if not level:
+                    if scan.first_changed is None:
+                        scan.first_changed = index + 1
+                elif scan.node_mismatch is None or (level, index) < scan.node_mismatch:
+                    scan.node_mismatch = (level, index)
+        if frontier.size in wanted:
+            scan.roots[frontier.size] = frontier.root()
         try:
-            actual = ctx.db.record(session, record_id)
+            event = structure(document, model.CustodyEvent)
         except EvidenceError as exc:
-            findings.append(EntryUnreadable(subject=f"record {record_id}", reason=exc.message))
+            unreplayable.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
             continue
-        differing = tuple(
-            f.name for f in attrs.fields(model.EvidenceRecord) if getattr(actual, f.name) != getattr(expected, f.name)
-        )
-        if differing:
-            findings.append(RecordMismatch(record_id=record_id, fields=differing))
-    present = set(record_ids)
-    findings.extend(RecordMissing(record_id=r) for r in replayed.records if r not in present)
-    return findings, len(leaves), record_ids, len(leaves) - covered
+        replayer.apply(event)
+    scan.size = frontier.size
+    findings: list[Finding] = chain_check.findings
+    tree_findings, covered = verify_tree(ctx, session, scan, rows, checkpoints, pinned, chain)
+    findings.extend(tree_findings)
+    findings.extend(unreplayable)
+    replayed = replayer.result()
+    findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
+    expected_records = replayed.records  # each taken out as its record is read: the rest are gone
+    checked = 0
+    for page in ctx.db.record_pages(session, batch=RECORD_PAGE):
+        for record_id, actual in page:
+            checked += 1
+            expected = expected_records.pop(record_id, None)
+            if expected is None:
+                findings.append(UnloggedChange(subject=f"record {record_id}", what="its creation"))
+            elif isinstance(actual, EvidenceError):
+                findings.append(EntryUnreadable(subject=f"record {record_id}", reason=actual.message))
+            else:
+                differing = tuple(name for name in _RECORD_FIELDS if getattr(actual, name) != getattr(expected, name))
+                if differing:
+                    findings.append(RecordMismatch(record_id=record_id, fields=differing))
+    findings.extend(RecordMissing(record_id=r) for r in expected_records)
+    return findings, scan.size, checked, scan.size - covered
+
+
+_RECORD_FIELDS = tuple(f.name for f in attrs.fields(model.EvidenceRecord))
+
+
+def _hash_and_leaf(document: dict[str, Any]) -> tuple[str, bytes]:
+    """An event's hash as it should be (or why it cannot be made) and its leaf (32 zero bytes
+    when it cannot be made: the stored leaf then differs, and the chain check names the event)."""
+    try:
+        return hash_and_leaf(document)
+    except (TypeError, ValueError):
+        pass
+    try:
+        recomputed = document_hash(document)
+    except (TypeError, ValueError) as exc:
+        recomputed = f"cannot be hashed ({exc})"
+    try:
+        leaf = event_leaf(document)
+    except (TypeError, ValueError):
+        leaf = bytes(32)
+    return recomputed, leaf
+
+
+def checkpoint_sizes(notes: Iterable[str]) -> set[int]:
+    """The tree sizes these checkpoint notes (signed or not) say they cover, where they can be
+    read: the roots a verification needs as it reads the log (one it did not foresee is
+    recomputed after, see :func:`root_at`)."""
+    sizes = {0}
+    for note in notes:
+        with contextlib.suppress(CheckpointError, ValueError, TypeError, AttributeError):
+            sizes.add(parse_checkpoint(split_note(note)[0]).size)  # as a signed note is read
+        with contextlib.suppress(CheckpointError, ValueError, TypeError, AttributeError):
+            sizes.add(parse_checkpoint(note.split("\n\n")[0] + "\n").size)  # as an unsigned one is
+    return sizes
+
+
+def root_at(ctx: Context, session: Any, size: int) -> bytes:
+    """The root of the tree over the first *size* events as they are now, read again from the
+    log (for a checkpoint size :func:`checkpoint_sizes` did not find before the log was read)."""
+    frontier = merkle.Frontier()
+    if size:
+        for document in ctx.db.event_documents(session):
+            frontier.add(_hash_and_leaf(document)[1])
+            if frontier.size == size:
+                break
+    return frontier.root()
 
 
 def verify_tree(
     ctx: Context,
     session: Any,
-    leaves: Sequence[bytes],
+    scan: LogScan,
+    rows: Sequence[Any],
     given: Sequence[tuple[str, str]],
     pinned: Sequence[tuple[str, str, str, bytes]],
     chain: tuple[list[KeyEpoch], list[tuple[int, str]]],
 ) -> tuple[list[Finding], int]:
-    """The Merkle tree and the checkpoints against the events' *leaves* as they are now, and
-    how many of the first events a valid checkpoint signed by the log's key covers.
+    """The Merkle tree and the checkpoints against the events as they are now (*scan*: what
+    reading them found), and how many of the first events a valid checkpoint signed by the
+    log's key covers.  *rows* are the checkpoints kept.
 
     Signatures are checked with the key the log itself names for the checkpoint's size
     (pinned by its first key event, handed over only by signed key changes), never with
@@ -299,16 +445,18 @@ def verify_tree(
     verifies: it covers every event before it), those *given*, and those *pinned* to the key
     they were first checked with (source, note, key name, public key)."""
     findings: list[Finding] = []
-    recomputed = merkle.perfect_from_leaves(leaves)
-    stored = ctx.db.stored_nodes(session)
-    first_changed = next((i + 1 for i, leaf in enumerate(leaves) if stored.get((0, i)) != leaf), None)
+    first_changed = scan.first_changed
     if first_changed is not None:
         findings.append(MerkleLeafMismatch(seq=first_changed))
-    else:  # the leaves are right: are the stored interior nodes?
-        for (level, index), value in sorted(stored.items()):
-            if level and (index + 1) << level <= len(leaves) and recomputed(level, index) != value:
-                findings.append(MerkleNodeMismatch(level=level, index=index))
-                break
+    elif scan.node_mismatch is not None:  # the leaves are right, but not a stored interior node
+        findings.append(MerkleNodeMismatch(level=scan.node_mismatch[0], index=scan.node_mismatch[1]))
+
+    def recomputed_root(size: int) -> bytes:
+        found = scan.roots.get(size)
+        if found is None:
+            found = scan.roots[size] = root_at(ctx, session, size)
+        return found
+
     epochs, key_problems = chain
     findings.extend(KeyChangeInvalid(seq=seq, reason=reason) for seq, reason in key_problems)
 
@@ -329,14 +477,13 @@ def verify_tree(
         except CheckpointError as exc:
             findings.append(CheckpointInvalid(source=where, reason=str(exc)))
             return None
-        if found.size > len(leaves):
-            findings.append(LogRolledBack(source=where, checkpoint_size=found.size, log_size=len(leaves)))
-        elif merkle.root(recomputed, found.size) != found.root:
+        if found.size > scan.size:
+            findings.append(LogRolledBack(source=where, checkpoint_size=found.size, log_size=scan.size))
+        elif recomputed_root(found.size) != found.root:
             first = first_changed if first_changed is not None and first_changed <= found.size else None
             findings.append(CheckpointMismatch(source=where, checkpoint_size=found.size, first_seq=first))
         return found.size
 
-    rows = ctx.db.checkpoints(session)
     covered = 0
     unsigned: list[int] = []
     forged = 0  # kept checkpoints marked signed that no key of the log signed
@@ -357,7 +504,7 @@ def verify_tree(
                     )
                 )
             elif size is not None:  # signed by the log's key: whatever is wrong under it is a finding
-                covered = min(size, len(leaves))
+                covered = min(size, scan.size)
             elif len(findings) == mark + 1 and isinstance(findings[-1], CheckpointInvalid):
                 forged += 1
                 if forged > 1:

@@ -6,6 +6,11 @@ Bytes are written to ``<root>/tmp/`` while they are hashed, flushed with ``fsync
 never overwritten, even by a concurrent writer.  A second copy of the same bytes stores nothing.
 A process killed mid-write leaves only a ``*.part`` file in ``tmp/``, never a blob under a name
 it does not match.
+
+A batch of many small files is not flushed file by file: each is written and linked with
+``defer_sync``, and :meth:`BlobStore.sync` then makes all of them durable at once (one
+``syncfs(2)`` of the store's file system, which reports a failed write-back) before anything
+refers to them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import shutil
 import stat
@@ -34,7 +40,14 @@ from evidence_catalog.findings import (
     Finding,
     SizeMismatch,
 )
-from evidence_catalog.hashing import ProgressCallback, Readable, hash_file, hash_stream
+from evidence_catalog.hashing import (
+    BLOCK_SIZE,
+    ProgressCallback,
+    Readable,
+    hash_file,
+    hash_stream,
+    normalise_algorithms,
+)
 from evidence_catalog.model import Digests
 
 
@@ -67,7 +80,11 @@ class StoredBlob:
         return self.digests.sha256
 
 
-def place_new_file(source: Path, target: Path) -> None:
+#: A stored blob's mode: readable, never writable.
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def place_new_file(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
     """Give the complete file *source* the name *target*, which must not exist yet.
 
     A hard link does it atomically and fails if *target* exists.  File systems without hard
@@ -87,7 +104,8 @@ def place_new_file(source: Path, target: Path) -> None:
     try:
         os.replace(source, target)
     except OSError:
-        target.unlink(missing_ok=True)  # never leave the empty claim behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)  # never leave the empty claim behind
         raise
 
 
@@ -135,6 +153,16 @@ class BlobStore:
         self.tmp_dir = self.root / "tmp"
         #: How paths in this store are shown (``blobs`` in a catalog folder).
         self.label = label if label is not None else str(self.root)
+        # Paths as text on the way of every file stored (pathlib costs more than the system calls)
+        self._blobs = f"{os.fspath(self.root)}/sha256"
+        self._tmp = os.fspath(self.tmp_dir)
+        self._lock_file = f"{os.fspath(self.root)}/.lock"
+        #: Folders this object made or found (``tmp`` and the fan-out): not looked for again.
+        self._folders: set[Path] = set()
+        self._fan_out: set[str] = set()
+        #: What was stored with ``defer_sync`` since the last :meth:`sync` (under ``_lock``).
+        self._lock = threading.Lock()
+        self._deferred = _Deferred()
 
     @property
     def location(self) -> str:
@@ -205,38 +233,55 @@ class BlobStore:
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob with this SHA-256 lives (whether or not it exists)."""
-        return self.root / "sha256" / sha256[:2] / sha256[2:4] / sha256
+        return Path(f"{self._blobs}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
 
     def exists(self, sha256: str) -> bool:
         """Tell whether the blob is stored."""
-        return self.path_for(sha256).is_file()
+        return os.path.isfile(f"{self._blobs}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
 
     def open(self, sha256: str) -> BinaryIO:
         """Open a stored blob for reading."""
         return open(self.path_for(sha256), "rb")
 
     def sync(self) -> None:
-        """Make everything written with ``defer_sync`` durable (one ``syncfs`` of the store's
-        file system for a batch, instead of an ``fsync`` of each file and folder).
+        """Make everything written with ``defer_sync`` durable: one ``syncfs`` of the store's
+        file system for a whole batch, instead of an ``fsync`` of each file and folder.
 
-        Unlike ``sync``, ``syncfs`` reports a write-back that failed (Linux 5.8 and later):
-        that is a :class:`StorageError`, and nothing may then refer to the batch's files.
-        Where ``syncfs`` is missing, ``sync`` is used (it cannot report such a failure)."""
+        ``syncfs`` is called on a descriptor opened before the first of those files was
+        written, so that it reports a write-back that failed since then (Linux 5.8 and later):
+        that is a :class:`StorageError`, and nothing may then refer to them.  Where there is no
+        ``syncfs``, each file and each folder it was linked or made in is synced on its own."""
+        with self._lock:
+            done, self._deferred = self._deferred, _Deferred()
+            try:
+                if done.stored and _syncfs is not None:
+                    # Files of the next batch may be being written now: its watch starts before
+                    # this one's sync, so that a failure is reported by this sync or the next.
+                    self._deferred.watch(self.root)
+                if done.fd is None and _syncfs is not None:
+                    done.watch(self.root)  # nothing deferred: still a barrier for the caller
+            except OSError as exc:
+                done.close()
+                raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         try:
-            fd = os.open(self.root, os.O_RDONLY)
+            if done.fd is not None and _syncfs is not None:
+                if _syncfs(done.fd) != 0:
+                    error = ctypes.get_errno()
+                    self._forget_folders()  # those made since the last sync may not be on disk
+                    raise StorageError(
+                        f"the stored files could not be written to disk ({os.strerror(error)}); nothing refers to them",
+                        where=str(self.root),
+                    )
+            else:
+                for path in done.files:
+                    _fsync_file(path)
+                for folder in sorted(done.folders, key=lambda p: len(p.parts), reverse=True):
+                    fsync_dir(folder)
         except OSError as exc:
+            self._forget_folders()
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
-        try:
-            if _syncfs is None:
-                os.sync()
-            elif _syncfs(fd) != 0:
-                error = ctypes.get_errno()
-                raise StorageError(
-                    f"the stored files could not be written to disk ({os.strerror(error)}); nothing refers to them",
-                    where=str(self.root),
-                )
         finally:
-            os.close(fd)
+            done.close()
 
     def put_stream(
         self, stream: Readable, *, progress: ProgressCallback | None = None, defer_sync: bool = False
@@ -245,17 +290,30 @@ class BlobStore:
 
         With *defer_sync* the file is not flushed to disk here: the caller calls :meth:`sync`
         before anything refers to it (a batch of many small files)."""
-        tmp_path = self.tmp_dir / f"{uuid.uuid4().hex}.part"
+        tmp_path = f"{self._tmp}/{os.urandom(16).hex()}.part"
         durable = self.fsync and not defer_sync
         try:
             self._make_dirs(self.tmp_dir, durable=durable)
-            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            writer = _BlobWriter(fd, durable=durable)
+            if self.fsync and defer_sync:
+                with self._lock:
+                    self._deferred.stored = True
+                    if _syncfs is not None:
+                        self._deferred.watch(self.root)  # before the first byte the next sync covers
+            try:
+                fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:  # removed since this object saw it: made again
+                self._forget_folders()
+                self._make_dirs(self.tmp_dir, durable=durable)
+                fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Deferred or not, a large file is written back while it is hashed: the sync that
+            # makes it durable then finds little left to do.
+            writer = _BlobWriter(fd, durable=durable, write_back=self.fsync)
             try:
                 digests, size = hash_stream(stream, self.algorithms, on_block=writer.write, progress=progress)
                 writer.finish()
                 if os.fstat(fd).st_size != size:  # defence in depth: never link a short file
                     raise OSError(errno.EIO, f"wrote {os.fstat(fd).st_size} bytes of {size}")
+                os.fchmod(fd, _READ_ONLY)
             finally:
                 writer.join()
                 os.close(fd)
@@ -263,11 +321,15 @@ class BlobStore:
             # is one step for every process that writes to this store.
             with self._placing():
                 quarantined = self._quarantine_if_damaged(digests.sha256, size)
-                created = self._link_into_place(tmp_path, digests.sha256, durable=durable)
+                created = self._link_into_place(tmp_path, digests.sha256, durable=durable, read_only=True)
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         finally:
-            tmp_path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_path)
+        if self.fsync and defer_sync and _syncfs is None:
+            with self._lock:
+                self._deferred.files.append(self.path_for(digests.sha256))
         return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
 
     def adopt_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
@@ -306,13 +368,50 @@ class BlobStore:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
 
+    def adopt_hashed_file(self, path: Path, digests: Digests, size: int) -> StoredBlob:
+        """Store a finished file by moving it into place, with the digests its writer computed
+        from the bytes as it wrote them: neither copied nor read again.
+
+        For files this process wrote in a private directory on the store's file system and
+        hashed on the way, that nothing writes any more and that the caller has checked are
+        still as they were when finished (a capture's downloads:
+        :class:`evidence_catalog.capture.written.WrittenFile`).  The store checks the size,
+        makes the file durable and links it.  Digests of other algorithms than the store's are
+        not used (the file is hashed by :meth:`adopt_file`); across file systems the file is
+        copied like :meth:`put_stream`, hashed again, and refused if it no longer matches.
+        """
+        if set(digests.as_dict()) != set(normalise_algorithms(self.algorithms)):
+            return self.adopt_file(path)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                found = os.fstat(fd).st_size
+                if found != size:  # never link a file that is not what was hashed
+                    raise OSError(errno.EIO, f"the file holds {found} bytes, {size} were hashed")
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if os.stat(path).st_dev != os.stat(self.root).st_dev:
+                with open(path, "rb", buffering=0) as stream:
+                    stored = self.put_stream(stream)
+                if stored.digests != digests or stored.size != size:
+                    raise OSError(errno.EIO, "the file changed after it was hashed")
+                return stored
+            with self._placing():
+                quarantined = self._quarantine_if_damaged(digests.sha256, size)
+                created = self._link_into_place(path, digests.sha256)
+        except OSError as exc:
+            raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
+        return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
+
     def _quarantine_if_damaged(self, sha256: str, size: int) -> str | None:
         """Check a stored copy before trusting it as a duplicate.  A copy that no longer has its
         address's bytes is moved aside (never deleted: it is itself evidence of what happened)
         so that the good bytes in hand can take its place."""
         final = self.path_for(sha256)
         try:
-            found, found_size = hash_file(os.fspath(final))
+            found, found_size = hash_file(f"{self._blobs}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
             if found.sha256 == sha256 and found_size == size:
                 return None
         except FileNotFoundError:
@@ -331,17 +430,23 @@ class BlobStore:
     @contextmanager
     def _placing(self) -> Iterator[None]:
         """An exclusive lock across processes (``flock`` on ``<root>/.lock``)."""
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # releases the lock
 
-    def _link_into_place(self, tmp_path: Path, sha256: str, *, durable: bool | None = None) -> bool:
+    def _link_into_place(
+        self, tmp_path: str | Path, sha256: str, *, durable: bool | None = None, read_only: bool = False
+    ) -> bool:
+        """Give *tmp_path* (already *read_only*, or made so here) its content address; False
+        when the address was taken."""
         durable = self.fsync if durable is None else durable
-        final = self.path_for(sha256)
-        if final.exists():
+        fan_out = f"{sha256[:2]}/{sha256[2:4]}"
+        folder = f"{self._blobs}/{fan_out}"
+        final = f"{folder}/{sha256}"
+        if os.path.exists(final):
             # Touched, so that fsck (which removes only old orphans) leaves it alone while the
             # record that claims it is being committed.
             with contextlib.suppress(OSError):
@@ -349,22 +454,54 @@ class BlobStore:
             if durable:
                 # Placed, perhaps, by a batch that has not yet synced it: the record about to
                 # claim it must not outlive it in a power cut (a clean file syncs at once).
-                _fsync_file(final)
-                fsync_dir(final.parent)
+                _fsync_file(Path(final))
+                self._fsync_folders(Path(folder))
             return False
-        self._make_dirs(final.parent, durable=durable)
-        os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        if fan_out not in self._fan_out:
+            self._make_dirs(Path(folder), durable=durable)
+            self._fan_out.add(fan_out)
+        if not read_only:
+            os.chmod(tmp_path, _READ_ONLY)
         try:
             place_new_file(tmp_path, final)
         except FileExistsError:
             return False  # a concurrent writer stored the same bytes first
+        except FileNotFoundError:
+            # A folder this object saw was removed since (by hand): made again.
+            self._forget_folders()
+            self._make_dirs(Path(folder), durable=durable)
+            try:
+                place_new_file(tmp_path, final)
+            except FileExistsError:
+                return False
         if durable:
-            fsync_dir(final.parent)
+            self._fsync_folders(Path(folder))
+        elif self.fsync and _syncfs is None:
+            with self._lock:
+                self._deferred.folders.add(Path(folder))
         return True
+
+    def _forget_folders(self) -> None:
+        """Look for the folders again (some may have been removed, or not be on disk)."""
+        self._folders.clear()
+        self._fan_out.clear()
+
+    def _fsync_folders(self, folder: Path) -> None:
+        """Make the blob's folder durable -- and, when a batch stored without syncing may have
+        made its folders and has not synced yet, everything that batch wrote as well."""
+        with self._lock:
+            pending = self._deferred.stored
+        if pending:
+            self.sync()
+        else:
+            fsync_dir(folder)
 
     def _make_dirs(self, directory: Path, *, durable: bool | None = None) -> None:
         """Create *directory* and missing parents, each made durable in its parent."""
         durable = self.fsync if durable is None else durable
+        if directory in self._folders:
+            return
+        wanted = directory
         missing = []
         while not directory.is_dir():
             missing.append(directory)
@@ -376,24 +513,55 @@ class BlobStore:
                 continue
             if durable:
                 fsync_dir(path.parent)
+            elif self.fsync and _syncfs is None:
+                with self._lock:
+                    self._deferred.folders.add(path.parent)
+        self._folders.add(wanted)
 
     def verify(
         self, sha256: str, expected: Digests, size: int, *, progress: ProgressCallback | None = None
     ) -> list[Finding]:
         """Re-hash a stored blob; return what does not match the recorded digests and size."""
         path = self.path_for(sha256)
-        algorithms = tuple(expected.as_dict())
+        wanted = expected.as_dict()
         try:
             with open(path, "rb", buffering=0) as stream:
-                # A whole-file pass: the kernel reads further ahead (cold data, several threads).
-                with contextlib.suppress(AttributeError, OSError):
-                    os.posix_fadvise(stream.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-                found, found_size = hash_stream(stream, algorithms, progress=progress)
+                if size < BLOCK_SIZE:  # most files of a catalog: read in one go, no digests object
+                    data = _read_small(stream, size)
+                    if data is not None:
+                        if progress is not None and data:
+                            progress(len(data))
+                        if len(data) == size and all(
+                            hashlib.new(name, data).hexdigest() == value for name, value in wanted.items()
+                        ):
+                            return []
+                        found = Digests(**{name: hashlib.new(name, data).hexdigest() for name in wanted})
+                        return compare_blob(sha256, expected, size, found, len(data))
+                    stream.seek(0)  # larger than recorded: hashed whole below, to say how
+                else:  # a whole-file pass: the kernel reads further ahead
+                    with contextlib.suppress(AttributeError, OSError):
+                        os.posix_fadvise(stream.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+                found, found_size = hash_stream(stream, tuple(wanted), progress=progress)
         except FileNotFoundError:
             return [BlobMissing(sha256=sha256)]
         except OSError as exc:
             return [BlobUnreadable(sha256=sha256, reason=exc.strerror or str(exc))]
         return compare_blob(sha256, expected, size, found, found_size)
+
+
+def _read_small(stream: BinaryIO, size: int) -> bytes | None:
+    """The bytes of a file recorded as *size* bytes (less than a block), or ``None`` when it
+    holds more than that (then it is hashed block by block, whatever its size)."""
+    parts: list[bytes] = []
+    remaining = size + 1  # one more than recorded: a file that grew is seen
+    while remaining > 0:
+        part = stream.read(remaining)
+        if not part:
+            break
+        parts.append(part)
+        remaining -= len(part)
+    data = b"".join(parts)
+    return None if len(data) > size else data
 
 
 def compare_blob(sha256: str, expected: Digests, size: int, found: Digests, found_size: int) -> list[Finding]:
@@ -415,9 +583,11 @@ class _BlobWriter:
 
     FLUSH_EVERY = 64 * 1024 * 1024
 
-    def __init__(self, fd: int, *, durable: bool) -> None:
+    def __init__(self, fd: int, *, durable: bool, write_back: bool | None = None) -> None:
         self.fd = fd
         self.durable = durable
+        #: Start writing back to disk every FLUSH_EVERY bytes (by default when *durable*).
+        self.write_back = durable if write_back is None else write_back
         self.unflushed = 0
         self.flusher: threading.Thread | None = None
         self.flush_error: OSError | None = None
@@ -429,7 +599,7 @@ class _BlobWriter:
             if written <= 0:
                 raise OSError(errno.ENOSPC, "no bytes written")
             view = view[written:]
-        if self.durable:
+        if self.write_back:
             self.unflushed += len(block)
             if self.unflushed >= self.FLUSH_EVERY and (self.flusher is None or not self.flusher.is_alive()):
                 self.unflushed = 0
@@ -460,6 +630,33 @@ class _BlobWriter:
             raise self.flush_error
         if self.durable:
             os.fsync(self.fd)
+
+
+class _Deferred:
+    """What was stored without syncing since the last :meth:`BlobStore.sync`: whether
+    anything was, a descriptor of the store opened before the first of it was written
+    (``syncfs`` on it reports a write-back that failed since), or, where there is no
+    ``syncfs``, the files and folders to sync one by one."""
+
+    def __init__(self) -> None:
+        self.stored = False
+        self.fd: int | None = None
+        self.files: list[Path] = []
+        self.folders: set[Path] = set()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def watch(self, root: Path) -> None:
+        """Open the store's descriptor, unless it is open."""
+        if self.fd is None:
+            self.fd = os.open(root, os.O_RDONLY)
+
+    def close(self) -> None:
+        """Close the descriptor (idempotent)."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 def _describe_os_error(exc: OSError) -> str:

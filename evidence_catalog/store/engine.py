@@ -37,7 +37,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: The newest migration.  A catalog at this revision opens without loading Alembic at all
 #: (a test checks that this matches the migrations folder).
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 def _known_revisions() -> set[str]:
@@ -518,8 +518,15 @@ class Connections:
             raise database_error(exc) from exc
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, sealed: bool = False) -> Iterator[Session]:
         """A session whose work commits as one transaction, or not at all.
+
+        A transaction that appends custody events must end with a signed checkpoint of the log,
+        which the caller writes: *sealed* says it does (the catalog's operations open their
+        transactions with ``Context.write()``, which does).  Events appended in a transaction
+        that is not sealed are refused with a :class:`CatalogError` and nothing is written: a
+        script writing through the database directly would otherwise leave an unsigned tail
+        that ``verify`` reports and every later change refuses to sign over.
 
         A database that cannot be written (read-only, locked past the timeout, disk full) is a
         :class:`StorageError`; one that answers with another error (a damaged file, a server's
@@ -528,6 +535,11 @@ class Connections:
         try:
             with Session(self._writer) as session, session.begin():
                 yield session
+                if not sealed and session.info.get("appended"):
+                    raise CatalogError(
+                        "custody events are appended only by the catalog's operations (the methods of"
+                        " Catalog), which end the transaction with a signed checkpoint; nothing was written"
+                    )
         except OperationalError as exc:
             raise StorageError(f"catalog database could not be written ({exc.orig}); nothing was changed") from exc
         except DatabaseError as exc:

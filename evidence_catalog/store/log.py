@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from evidence_catalog import merkle, model
-from evidence_catalog.custody import ChainHead, event_leaf, linked_event
+from evidence_catalog.custody import ChainHead, event_leaf, sealed_event
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
 from evidence_catalog.store.engine import Connections, aware, execute, insert_row, table_of
@@ -66,11 +66,11 @@ class CustodyLog(Connections):
         event), with one insert for all of them (a large ingest writes thousands)."""
         table = table_of(CustodyEventRow)
         head: model.CustodyEvent | ChainHead | None = _log_head(session)
-        events, documents = [], []
+        events, leaves = [], []
         for draft in drafts:
-            head, document = linked_event(head, **draft)
+            head, leaf = sealed_event(head, **draft)
             events.append(head)
-            documents.append(document)
+            leaves.append(leaf)
         if events:
             execute(
                 session,
@@ -89,54 +89,13 @@ class CustodyLog(Connections):
                     for e in events
                 ],
             )
-            self._add_leaves(session, events, documents)
+            self._add_leaves(session, events, leaves)
         return events
 
-    def append_events_leaf_by_leaf(self, session: Session, drafts: Sequence[EventDraft]) -> list[model.CustodyEvent]:
-        """:meth:`append_events`, each event's Merkle leaf made right after its hash, while the
-        event's committed form is the one :func:`~evidence_catalog.custody.committed_form` keeps:
-        the salted digests of each event's values are made once, not once for its hash and
-        again for its leaf.  For many large events (an import's, each holding a record and its
-        history); the rows written are the same."""
-        table = table_of(CustodyEventRow)
-        head: model.CustodyEvent | ChainHead | None = _log_head(session)
-        events: list[model.CustodyEvent] = []
-        leaves: list[tuple[int, bytes]] = []
-        for draft in drafts:
-            head, document = linked_event(head, **draft)
-            events.append(head)
-            leaves.append((head.seq - 1, event_leaf(document)))
-        if events:
-            execute(
-                session,
-                sa.insert(table),
-                [
-                    {
-                        "seq": e.seq,
-                        "at": e.at,
-                        "actor": unstructure(e.actor),
-                        "action": e.action,
-                        "subject": e.subject,
-                        "details": e.details,
-                        "prev_hash": e.prev_hash,
-                        "hash": e.hash,
-                    }
-                    for e in events
-                ],
-            )
-            _insert_nodes(session, leaves)
-            session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
-            session.info["appended"] = True
-            session.info.setdefault(LOG_SIZE_BEFORE, events[0].seq - 1)
-        return events
-
-    def _add_leaves(
-        self, session: Session, events: Sequence[model.CustodyEvent], documents: Sequence[dict[str, Any]]
-    ) -> None:
-        """Put new events (with their documents) into the Merkle tree (the perfect subtrees
-        each one completes), and mark the session so that its transaction ends with a
-        checkpoint."""
-        _insert_nodes(session, [(e.seq - 1, event_leaf(d)) for e, d in zip(events, documents, strict=True)])
+    def _add_leaves(self, session: Session, events: Sequence[model.CustodyEvent], leaves: Sequence[bytes]) -> None:
+        """Put new events (with their leaves) into the Merkle tree (the perfect subtrees each
+        one completes), and mark the session so that its transaction ends with a checkpoint."""
+        _insert_nodes(session, [(e.seq - 1, leaf) for e, leaf in zip(events, leaves, strict=True)])
         session.info[_HEAD] = ChainHead(seq=events[-1].seq, hash=events[-1].hash)
         session.info["appended"] = True
         # How long the log was before this transaction: what the checkpoint at its end must find
@@ -169,6 +128,11 @@ class CustodyLog(Connections):
             except (TypeError, ValueError):
                 found[(int(row.level), int(row.idx))] = b""
         return found
+
+    def stored_tree(self, session: Session, *, page: int = 4096) -> StoredTree:
+        """The stored Merkle tree, for a check that walks it in log order (see
+        :class:`StoredTree`): a window of *page* nodes of each level held at a time."""
+        return StoredTree(session, page)
 
     def add_checkpoint(
         self, session: Session, *, size: int, root: bytes, note: str, signed: bool, at: dt.datetime
@@ -241,6 +205,36 @@ class CustodyLog(Connections):
         """
         for document in self.event_documents(session, subject):
             yield structure_event(document)
+
+
+class StoredTree:
+    """The stored Merkle tree's nodes, read a window of one level at a time: :meth:`node` of
+    each level asked in increasing index order (as a log read from its start completes them)
+    costs one query per *page* nodes of that level, and memory is a window per level, not the
+    tree (a log of a million events stores two million nodes)."""
+
+    def __init__(self, session: Session, page: int) -> None:
+        self._session = session
+        self._page = page
+        self._windows: dict[int, tuple[int, dict[int, str | None]]] = {}
+
+    def node(self, level: int, index: int) -> bytes | None:
+        """The stored hash of the perfect subtree (*level*, *index*): ``None`` when no row holds
+        it, ``b""`` when its row's hash is not hex (damaged)."""
+        window = self._windows.get(level)
+        if window is None or not window[0] <= index < window[0] + self._page:
+            start = index - index % self._page
+            table = table_of(MerkleNodeRow)
+            query = sa.select(table.c.idx, table.c.hash).where(
+                table.c.level == level, table.c.idx >= start, table.c.idx < start + self._page
+            )
+            window = self._windows[level] = (start, {row.idx: row.hash for row in execute(self._session, query)})
+        if index not in window[1]:
+            return None
+        try:
+            return bytes.fromhex(window[1][index])  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return b""
 
 
 def _json_text(text: str | None) -> Any:

@@ -276,6 +276,22 @@ class Records(Connections):
         found = execute(session, query).scalar()
         return None if found is None else str(found)
 
+    def records_with_reports(self, session: Session, identities: Iterable[str]) -> dict[str, str]:
+        """:meth:`record_with_report` of many identities at once (one query per 500): the
+        record holding a report of each identity, by identity (an identity no report has is
+        left out; of several records holding one, the oldest)."""
+        table = table_of(RecordPartRow)
+        found: dict[str, str] = {}
+        for chunk in chunks(identities):
+            query = sa.select(table.c.identity, table.c.record_id).where(
+                table.c.kind == "report", table.c.identity.in_(chunk)
+            )
+            for row in execute(session, query):
+                identity, record_id = str(row.identity), str(row.record_id)
+                held = found.get(identity)
+                found[identity] = record_id if held is None else min(held, record_id)
+        return found
+
     def add_part(self, session: Session, record_id: str, kind: str, part: Any, custody_seq: int) -> None:
         """Add a report, note, flag, relation, claim or assessment to a record."""
         if not isinstance(part, PART_KINDS[kind]):
@@ -365,6 +381,33 @@ class Records(Connections):
             for record_id in ids:
                 yield _checked(record_id, partial(_build_record, record_id, rows))
 
+    def record_pages(
+        self, session: Session, *, batch: int = 500
+    ) -> Iterator[list[tuple[str, model.EvidenceRecord | EvidenceError]]]:
+        """Every record, oldest first, a page of at most *batch* at a time (a keyset page of
+        ids, then a few queries for all their rows): ``(id, record)``, or ``(id, error)`` for a
+        record whose rows do not make a valid record (the error :meth:`record` raises), so
+        that one damaged record does not hide the others.  A page holding a value the
+        database driver cannot convert (JSON that does not parse, a time that is no time) is
+        read again a record at a time, as :meth:`record` reads it."""
+        after: str | None = None
+        while ids := self.record_ids(session, after=after, limit=batch):
+            try:
+                rows: _RecordRows | None = _record_rows(session, ids)
+            except (TypeError, ValueError):  # a value the driver cannot read (JSON, a time): one by one
+                rows = None
+            page: list[tuple[str, model.EvidenceRecord | EvidenceError]] = []
+            for record_id in ids:
+                try:
+                    if rows is None:
+                        page.append((record_id, self.record(session, record_id)))
+                    else:
+                        page.append((record_id, _checked(record_id, partial(_build_record, record_id, rows))))
+                except EvidenceError as exc:
+                    page.append((record_id, exc))
+            yield page
+            after = ids[-1]
+
 
 class _RecordRows:
     """The rows of some records, by record id: their own, (record_artifact, artifact) pairs and
@@ -379,36 +422,49 @@ class _RecordRows:
 
 
 def _record_rows(session: Session, ids: list[str]) -> _RecordRows:
-    """Every row of the records *ids* (a few queries for all of them)."""
+    """Every row of the records *ids* (a few queries for all of them: plain rows, no ORM
+    objects made).  A ``record_artifact`` row comes with its artifact's columns in one row,
+    which serves as both."""
     found = _RecordRows(ids)
-    found.own = {r.id: r for r in session.exec(select(RecordRow).where(col(RecordRow.id).in_(ids)))}
-    for entry, artifact in session.exec(
-        select(RecordArtifactRow, ArtifactRow)
-        .join(ArtifactRow, col(ArtifactRow.sha256) == col(RecordArtifactRow.sha256))
-        .where(col(RecordArtifactRow.record_id).in_(ids))
-        .order_by(col(RecordArtifactRow.record_id), col(RecordArtifactRow.position))
-    ):
-        found.entries[entry.record_id].append((entry, artifact))
-    for acquisition in session.exec(
-        select(AcquisitionRow)
-        .where(col(AcquisitionRow.record_id).in_(ids))
-        .order_by(
-            col(AcquisitionRow.record_id),
-            col(AcquisitionRow.custody_seq),
-            col(AcquisitionRow.position),
-            col(AcquisitionRow.id),
+    record, entry, artifact = table_of(RecordRow), table_of(RecordArtifactRow), table_of(ArtifactRow)
+    acquisition, tag, part = table_of(AcquisitionRow), table_of(RecordTagRow), table_of(RecordPartRow)
+    found.own = {r.id: r for r in execute(session, sa.select(record).where(record.c.id.in_(ids)))}
+    entries = (
+        sa.select(
+            entry.c.record_id,
+            entry.c.role,
+            entry.c.derived_from,
+            entry.c.derivation,
+            entry.c.version_of,
+            *(artifact.c[name] for name in _ARTIFACT_COLUMNS),
         )
-    ):
-        found.acquisitions[acquisition.record_id].append(acquisition)
-    for tag_row in session.exec(select(RecordTagRow).where(col(RecordTagRow.record_id).in_(ids))):
-        found.tags[tag_row.record_id].append(tag_row.tag)
-    for part in session.exec(
-        select(RecordPartRow)
-        .where(col(RecordPartRow.record_id).in_(ids))
-        .order_by(col(RecordPartRow.record_id), col(RecordPartRow.kind), col(RecordPartRow.position))
-    ):
-        found.parts[part.record_id].append(part)
+        .join_from(entry, artifact, artifact.c.sha256 == entry.c.sha256)
+        .where(entry.c.record_id.in_(ids))
+        .order_by(entry.c.record_id, entry.c.position)
+    )
+    for row in execute(session, entries):
+        found.entries[row.record_id].append((row, row))
+    acquisitions = (
+        sa.select(acquisition.c.record_id, acquisition.c.body)
+        .where(acquisition.c.record_id.in_(ids))
+        .order_by(acquisition.c.record_id, acquisition.c.custody_seq, acquisition.c.position, acquisition.c.id)
+    )
+    for row in execute(session, acquisitions):
+        found.acquisitions[row.record_id].append(row)
+    for row in execute(session, sa.select(tag.c.record_id, tag.c.tag).where(tag.c.record_id.in_(ids))):
+        found.tags[row.record_id].append(row.tag)
+    parts = (
+        sa.select(part.c.record_id, part.c.kind, part.c.body)
+        .where(part.c.record_id.in_(ids))
+        .order_by(part.c.record_id, part.c.kind, part.c.position)
+    )
+    for row in execute(session, parts):
+        found.parts[row.record_id].append(row)
     return found
+
+
+#: The columns of an artifact's row that describe it (what :func:`_artifact_from_row` reads).
+_ARTIFACT_COLUMNS = ("sha256", "size", "media_type", "md5", "sha1", "sha512", "blake2b", "extracted")
 
 
 def _checked(record_id: str, build: Callable[[], model.EvidenceRecord]) -> model.EvidenceRecord:
@@ -499,10 +555,11 @@ def record_artifact_row(record_id: str, entry: model.RecordArtifact, position: i
 
 
 def acquisition_row(
-    record_id: str, acquisition: model.Acquisition, custody_seq: int, position: int = 0
+    record_id: str, acquisition: model.Acquisition, custody_seq: int, position: int = 0, *, body: Any = None
 ) -> dict[str, Any]:
     """The ``acquisition`` row of an acquisition on a record, logged by event *custody_seq*
-    (the *position*-th that event logged)."""
+    (the *position*-th that event logged); *body* is ``unstructure(acquisition)`` when the
+    caller has it already."""
     return {
         "id": acquisition.id,
         "record_id": record_id,
@@ -514,12 +571,15 @@ def acquisition_row(
         "platform_key": _item_key(acquisition),
         "outcome": acquisition.outcome.value,
         "position": position,
-        "body": unstructure(acquisition),
+        "body": unstructure(acquisition) if body is None else body,
     }
 
 
-def part_row(record_id: str, kind: str, part: Any, custody_seq: int, position: int) -> dict[str, Any]:
-    """The ``record_part`` row of a report, note, flag, relation, claim or assessment."""
+def part_row(
+    record_id: str, kind: str, part: Any, custody_seq: int, position: int, *, body: Any = None
+) -> dict[str, Any]:
+    """The ``record_part`` row of a report, note, flag, relation, claim or assessment; *body*
+    is ``unstructure(part)`` when the caller has it already."""
     return {
         "id": getattr(part, "id", None) or model.new_id(),
         "record_id": record_id,
@@ -527,7 +587,7 @@ def part_row(record_id: str, kind: str, part: Any, custody_seq: int, position: i
         "identity": getattr(part, "identity", None),
         "position": position,
         "custody_seq": custody_seq,
-        "body": unstructure(part),
+        "body": unstructure(part) if body is None else body,
     }
 
 

@@ -119,13 +119,23 @@ class RecordPartRow(SQLModel, table=True):
     __tablename__ = "record_part"
 
     id: str = Field(primary_key=True, max_length=36)
-    record_id: str = Field(foreign_key="record.id", index=True, max_length=36)
-    kind: str = Field(index=True)
+    record_id: str = Field(foreign_key="record.id", max_length=36)
+    kind: str
     #: A report's identity (platform id or content hash): how a repeated ingest finds it.
-    identity: str | None = Field(default=None, index=True)
+    identity: str | None = Field(default=None)
     position: int
     custody_seq: int = Field(foreign_key="custody_event.seq")
     body: dict[str, Any] = _json()
+
+    # Two-column indexes, not one per column (revision 0008): a lookup by kind *and* identity
+    # (the duplicate check of every ingested report) or by record *and* kind must be answered
+    # by an index holding both, whatever the order the indexes were made in and whatever
+    # statistics the database has.  With one index per column SQLite picked either, without
+    # statistics, and the ``kind`` index made each check a scan of every report.
+    __table_args__ = (
+        sa.Index("ix_record_part_kind_identity", "kind", "identity"),
+        sa.Index("ix_record_part_record_id_kind", "record_id", "kind", "position"),
+    )
 
 
 class ReportIndexRow(SQLModel, table=True):
