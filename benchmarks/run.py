@@ -140,6 +140,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bag_speed
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from small_files import bench_small_files  # benchmarks/small_files.py (this folder is on the path)
 
@@ -162,6 +163,7 @@ CHILD = HERE / "rss_child.py"
 OPERATOR = "Benchmark <bench@example.org>"
 BENCHMARKS = ("hash", "multi", "add", "capture", "rss", "small", "ingest", "bagit", "log", "scale", "pverify", "verify")
 BENCHMARKS += ("ingest-speed", "search")  # benchmarks/ingest_speed.py, search_speed.py (issue 22)
+BENCHMARKS += ("bagspeed",)  # benchmarks/bag_speed.py (issue 22)
 MULTI_ALGORITHMS = ("sha256", "md5", "sha1")
 
 #: Targets from the issue: minimum ratio ours/reference, and the peak-RSS ceiling.
@@ -1471,6 +1473,7 @@ BENCH_FUNCTIONS: dict[str, tuple[Callable[[Context], list[Row]], tuple[str, ...]
     "pverify": (bench_pverify, ("sha256sum", "openssl", "xargs", "nproc", "sync")),
     "verify": (lambda ctx: [Row(*line) for line in verify_speed.bench_from_run(ctx)], verify_speed.TOOLS),
     "search": (bench_search, ()),
+    "bagspeed": (bag_speed.bench, ("cp", "sha256sum", "sync")),  # benchmarks/bag_speed.py
 }
 
 
@@ -1559,7 +1562,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--workdir", type=Path, default=None, help="where to put scratch files (default benchmarks/scratch/)"
     )
     parser.add_argument("--report", type=Path, default=None, help="also write the summary as Markdown to this file")
+    bag_speed.add_options(parser)
     args = parser.parse_args(argv)
+    bag_speed.configure(args)
     selected = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
     unknown = sorted(set(selected) - set(BENCHMARKS))
     if unknown:
@@ -1627,6 +1632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         needed,
         args.scale_records * SCALE_BYTES_PER_RECORD if "scale" in args.only else 0,
         verify_size + VERIFY_FILE_SIZE if "pverify" in args.only else 0,
+        bag_speed.disk_needed() if "bagspeed" in args.only else 0,
     )
     needed += GIB // 2
     free = shutil.disk_usage(workdir).free

@@ -28,6 +28,9 @@ It checks, and prints one line per check (``OK`` or ``PROBLEM``):
    ``--tsa-ca``, a bag that holds no token is a problem (the time-stamp asked for was not
    checked), and a CA file that does not exist is a usage error.
 
+Files are read a block at a time and ``custody.jsonl`` a line at a time: memory does not grow
+with the size of a file (a bag of one 100 GiB video is checked in a few MiB).
+
 The last line says ``verified`` only when every check passed, and names what the bag did not
 let it check (a token without ``--tsa-ca``, a bag without a checkpoint).  Exit code 0 when every
 check passed, 1 when one failed, 2 for a usage error.  Nothing here
@@ -119,6 +122,30 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+BLOCK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read a block at a time: memory does not grow with the file."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as stream:
+        block = bytearray(BLOCK)
+        view = memoryview(block)
+        while True:
+            n = stream.readinto(view)
+            if not n:
+                break
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def text_lines(path: Path):
+    """The lines of a UTF-8 text file, without their line ends, read one at a time."""
+    with open(path, encoding="utf-8", newline="") as stream:
+        for line in stream:
+            yield line.rstrip("\r\n")
+
+
 # -- RFC 6962 -------------------------------------------------------------------------------------
 
 
@@ -158,17 +185,21 @@ def root_from_proof(index: int, size: int, leaf: bytes, proof: list[bytes]) -> b
 
 def check_manifests(bag: Path) -> None:
     listed: dict[str, str] = {}
-    for line in (bag / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines():
+    for line in text_lines(bag / "manifest-sha256.txt"):
+        if not line:
+            continue
         digest, _, path = line.partition(" ")
         listed[path.strip()] = digest
     present = {p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file() or p.is_symlink()}
     report(set(listed) == present, f"data/ holds exactly the {len(listed)} files manifest-sha256.txt lists")
-    bad = [p for p, d in listed.items() if p in present and hashlib.sha256((bag / p).read_bytes()).hexdigest() != d]
+    bad = [p for p, d in listed.items() if p in present and file_sha256(bag / p) != d]
     report(not bad, "every payload file has its SHA-256" + (f" (not: {', '.join(bad[:3])})" if bad else ""))
-    for line in (bag / "tagmanifest-sha256.txt").read_text(encoding="utf-8").splitlines():
+    for line in text_lines(bag / "tagmanifest-sha256.txt"):
+        if not line:
+            continue
         digest, _, path = line.partition(" ")
         path = path.strip()
-        report(hashlib.sha256((bag / path).read_bytes()).hexdigest() == digest, f"tag file {path} has its SHA-256")
+        report(file_sha256(bag / path) == digest, f"tag file {path} has its SHA-256")
     info = {}
     for line in (bag / "bag-info.txt").read_text(encoding="utf-8").splitlines():
         label, _, value = line.partition(":")
@@ -241,16 +272,30 @@ def event_form(event: dict) -> tuple[dict, list[str]]:
     return {k: v for k, v in event.items() if k not in ("hash", "schema")}, []  # written before 1.1.0
 
 
-def check_events(bag: Path, contents: dict) -> list[tuple[dict, bytes | None]]:
-    events = [
-        json.loads(line) for line in (bag / "data/custody.jsonl").read_text(encoding="utf-8").splitlines() if line
-    ]
-    leaves = []
-    for event in events:
+def check_events(bag: Path, contents: dict) -> list[tuple[int, bytes | None]]:
+    """Check each custody event's hash, and the complete log's sequence and links, reading
+    ``custody.jsonl`` a line at a time; return each event's sequence number and leaf hash."""
+    complete = bool(contents.get("complete_log"))
+    leaves: list[tuple[int, bytes | None]] = []
+    link_problems: list[str] = []
+    in_order, previous_hash, previous_withheld = True, "0" * 64, False
+    for line in text_lines(bag / "data/custody.jsonl"):
+        if not line:
+            continue
+        event = json.loads(line)
+        number = len(leaves) + 1
+        if complete and in_order:
+            if event.get("seq") != number:
+                link_problems.append(f"custody event {event.get('seq')} found where event {number} should be")
+                in_order = False
+            # the link to an event withheld whole is withheld with it
+            elif not previous_withheld and "withheld" not in event and event.get("prev_hash") != previous_hash:
+                link_problems.append(f"custody event {number}: link to the previous event is broken")
+            previous_hash, previous_withheld = event.get("hash"), "withheld" in event
         if event.get("withheld") == "whole":  # hashed without salt: its hash would confirm a guess
             print(f"WITHHELD custody event {event['seq']}: withheld whole (hashed before salted commitments)")
             withheld_events.append(event["seq"])
-            leaves.append((event, None))
+            leaves.append((event["seq"], None))
             continue
         try:
             form, withheld = event_form(event)
@@ -263,23 +308,17 @@ def check_events(bag: Path, contents: dict) -> list[tuple[dict, bytes | None]]:
         if withheld:
             print(f"WITHHELD custody event {event['seq']}: hash checked; withheld: {', '.join(withheld)}")
             withheld_values.extend((event["seq"], pointer) for pointer in withheld)
-        leaves.append((event, sha256(b"\x00" + canonical({**form, "hash": event.get("hash")}).encode("utf-8"))))
-    report(True, f"{len(events)} custody events read")
-    if contents.get("complete_log"):
-        for number, event in enumerate(events, 1):
-            if event["seq"] != number:
-                report(False, f"custody event {event['seq']} found where event {number} should be")
-                break
-            if number > 1 and "withheld" in events[number - 2]:
-                continue  # the link to an event withheld whole is withheld with it
-            previous = events[number - 2]["hash"] if number > 1 else "0" * 64
-            if "withheld" not in event and event["prev_hash"] != previous:
-                report(False, f"custody event {number}: link to the previous event is broken")
+        leaf = sha256(b"\x00" + canonical({**form, "hash": event.get("hash")}).encode("utf-8"))
+        leaves.append((event["seq"], leaf))
+    report(True, f"{len(leaves)} custody events read")
+    if complete:
+        for problem in link_problems:
+            report(False, problem)
         report(True, "the complete log's sequence and links were checked")
     return leaves
 
 
-def check_checkpoint(bag: Path, log: dict, leaves: list[tuple[dict, bytes | None]], complete: bool) -> None:
+def check_checkpoint(bag: Path, log: dict, leaves: list[tuple[int, bytes | None]], complete: bool) -> None:
     if any(leaf is None for _, leaf in leaves):
         report(False, "the bag has a signed checkpoint but withholds events whole: their leaves cannot be checked")
         return
@@ -318,17 +357,17 @@ def check_checkpoint(bag: Path, log: dict, leaves: list[tuple[dict, bytes | None
         return
     proofs = {}
     if log.get("proofs"):
-        for text_line in (bag / log["proofs"]).read_text(encoding="utf-8").splitlines():
+        for text_line in text_lines(bag / log["proofs"]):
+            if not text_line:
+                continue
             item = json.loads(text_line)
             proofs[item["seq"]] = item
-    for event, leaf in leaves:
-        item = proofs.get(event["seq"])
-        ok = (
-            item is not None
-            and root_from_proof(event["seq"] - 1, size, leaf, [bytes.fromhex(h) for h in item["proof"]]) == root
-        )
+    for seq, leaf in leaves:
+        item = proofs.get(seq)
+        proof = [bytes.fromhex(h) for h in item["proof"]] if item is not None else None
+        ok = proof is not None and root_from_proof(seq - 1, size, leaf, proof) == root
         if not ok:
-            report(False, f"custody event {event['seq']} is not proven to be in the signed log")
+            report(False, f"custody event {seq} is not proven to be in the signed log")
     report(True, f"inclusion proofs of {len(leaves)} events checked against the root of {size} events")
 
 

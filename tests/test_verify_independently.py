@@ -212,3 +212,39 @@ def test_unchecked_tokens_are_named_in_the_last_line(catalog: Catalog, tmp_path:
     result = run(bag)
     assert result.returncode == 0, result.stdout
     assert "not checked: time-stamp token" in result.stdout.splitlines()[-1]
+
+
+def peak_rss_of_script(bag: Path) -> int:
+    """Peak resident memory (KiB, the child's own VmHWM) of the script checking *bag*."""
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = [sys.argv[1], sys.argv[2]]\n"
+        "try:\n"
+        "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    status = exc.code\n"
+        "peak = [line for line in open('/proc/self/status') if line.startswith('VmHWM:')][0].split()[1]\n"
+        "print('PEAK', peak, status)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe, str(SCRIPT), str(bag)], capture_output=True, text=True, timeout=120
+    )
+    last = result.stdout.splitlines()[-1].split()
+    assert last[0] == "PEAK" and last[2] == "0", result.stdout + result.stderr
+    return int(last[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak from /proc")
+def test_the_script_reads_files_in_blocks_so_memory_does_not_grow_with_a_file(tmp_path: Path) -> None:
+    sizes = {"small": 1024, "large": 96 * 1024 * 1024}
+    peaks = {}
+    for label, size in sizes.items():
+        with Catalog.init(tmp_path / f"{label}-catalog", operator="Field Analyst <field@example.org>") as made:
+            source = tmp_path / f"{label}.bin"
+            with open(source, "wb") as out:
+                out.truncate(size)  # zeros: the content does not matter, its size does
+            made.add([source])
+            made.export(tmp_path / f"{label}-bag", format="bagit")
+        peaks[label] = peak_rss_of_script(tmp_path / f"{label}-bag")
+    # Read whole, the 96 MiB file alone would add 96 MiB to the peak; in blocks, nothing of note.
+    assert peaks["large"] - peaks["small"] < 16 * 1024, peaks

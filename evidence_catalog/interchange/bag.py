@@ -19,20 +19,28 @@ Payload-Oxum, and every digest of every payload and tag file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import marshal
 import os
 import re
+import select
 import stat
+import subprocess
+import sys
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 import attrs
 
 from evidence_catalog.errors import InputError, IntegrityError
 from evidence_catalog.hashing import MultiHasher, Readable, hash_stream
+from evidence_catalog.interchange import bagfiles
 from evidence_catalog.interchange.text import HashingTextSink
 
 BAGIT_VERSION = "1.0"
@@ -46,6 +54,8 @@ RECORDS_DIR = "data/records"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _DIGEST_LENGTH = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+#: Unicode's control characters (category Cc): C0, DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 #: Called with the number of bytes just written or checked.
 ByteProgress = Callable[[int], None]
@@ -59,22 +69,55 @@ class BagError(InputError):
 
 
 class BagWriter:
-    """Writes a bag into an empty directory, payload file by payload file."""
+    """Writes a bag into an empty directory, payload file by payload file.
 
-    def __init__(self, root: Path, algorithms: Sequence[str] = ("sha256",)) -> None:
+    The files are written by :mod:`evidence_catalog.interchange.bagfiles` -- in a helper process
+    when one can be started (*helper* ``None``; ``False``: in this process), so that writing
+    them and making the documents run side by side -- in the order given, each hashed as it is
+    in the bag: documents as they are written, artifact files (:meth:`add_file`) as their copy
+    is read back (large ones copied on *workers* threads, default one per CPU).  Errors of a
+    file are raised by the call that gives it or by a later call of this writer."""
+
+    def __init__(
+        self,
+        root: Path,
+        algorithms: Sequence[str] = ("sha256",),
+        *,
+        workers: int | None = None,
+        helper: bool | None = None,
+    ) -> None:
         if "sha256" not in algorithms:
             raise ValueError("sha256 is always among a bag's manifests")
         self.root = root
         self.algorithms = tuple(algorithms)
+        #: Bytes and files in the payload so far (as given; :meth:`finish` checks them against
+        #: what was written).
         self.octets = 0
         self.files = 0
-        self._manifests = {
-            alg: open(root / f"manifest-{alg}.txt", "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-            for alg in self.algorithms
-        }
+        self._progress: list[ByteProgress | None] = [None]
         (root / "data").mkdir()
+        workers = max(1, workers or os.cpu_count() or 1)
+        self._files: _Files | None = None
+        if helper is not False:
+            with contextlib.suppress(OSError, _NoHelperError):
+                self._files = _Helper(os.fspath(root), self.algorithms, workers, self._progress)
+        if self._files is None:
+            self._files = _InProcess(os.fspath(root), self.algorithms, workers, self._progress)
 
-    def _target(self, relative: str) -> Path:
+    @property
+    def helper(self) -> bool:
+        """Whether the files are written by a helper process."""
+        return isinstance(self._files, _Helper)
+
+    def _given(self, relative: str, size: int) -> _Files:
+        check_payload_path(relative, where="bag writer")
+        self.octets += size
+        self.files += 1
+        assert self._files is not None
+        return self._files
+
+    def _own_target(self, relative: str) -> Path:
+        """Where this process writes a payload file itself (its folder made)."""
         check_payload_path(relative, where="bag writer")
         target = self.root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -83,38 +126,50 @@ class BagWriter:
     def add_stream(self, relative: str, stream: BinaryIO, *, progress: ByteProgress | None = None) -> dict[str, str]:
         """Copy *stream* to the payload path *relative* (``data/...``), hashing it on the way;
         return its digests by algorithm."""
-        target = self._target(relative)
+        target = self._own_target(relative)
         with open(target, "xb") as out:
             digests, size = hash_stream(cast(Readable, stream), self.algorithms, on_block=out.write, progress=progress)
-        return self._listed(relative, {alg: getattr(digests, alg) for alg in self.algorithms}, size)
+        found = {alg: getattr(digests, alg) for alg in self.algorithms}
+        self._given(relative, size).listed(relative, found, size)
+        return found
 
-    def add_bytes(self, relative: str, data: bytes) -> dict[str, str]:
+    def add_file(
+        self, relative: str, source: Path, *, sha256: str, where: str, progress: ByteProgress | None = None
+    ) -> None:
+        """Copy the stored file *source* to the payload path *relative* and hash the copy: a
+        copy whose SHA-256 is not *sha256* -- the stored bytes changed since they were
+        catalogued -- is an :class:`IntegrityError` naming *where*.  *progress* is called with
+        the bytes copied (in this thread, or in the writer's threads)."""
+        try:
+            size = os.stat(source).st_size
+        except OSError:
+            size = 0  # the copy says what is wrong
+        self._progress[0] = progress
+        self._given(relative, size).copy(relative, os.fspath(source), sha256, where, size)
+
+    def add_bytes(self, relative: str, data: bytes) -> None:
         """Write *data* to the payload path *relative*."""
-        target = self._target(relative)
-        hasher = MultiHasher(self.algorithms)
-        hasher.update(data)
-        with open(target, "xb") as out:
-            out.write(data)
-        digests = hasher.digests()
-        return self._listed(relative, {alg: getattr(digests, alg) for alg in self.algorithms}, len(data))
+        self._given(relative, len(data)).write(relative, data)
 
     def open_text(self, relative: str) -> _HashingText:
         """A text file in the payload, written piece by piece; :meth:`_HashingText.close` lists it."""
-        return _HashingText(self, relative, self._target(relative))
+        return _HashingText(self, relative, self._own_target(relative))
 
-    def _listed(self, relative: str, digests: dict[str, str], size: int) -> dict[str, str]:
-        for alg, manifest in self._manifests.items():
-            manifest.write(f"{digests[alg]}  {relative}\n")
-        self.octets += size
-        self.files += 1
-        return digests
+    def _listed(self, relative: str, digests: dict[str, str], size: int) -> None:
+        self._given(relative, size).listed(relative, digests, size)
 
     def finish(self, info: Sequence[tuple[str, str]]) -> str:
-        """Write the manifests out, ``bagit.txt``, ``bag-info.txt`` (*info* plus Payload-Oxum)
-        and the tag manifests; return the SHA-256 of ``tagmanifest-sha256.txt`` (it pins every
-        byte of the bag)."""
-        for manifest in self._manifests.values():
-            manifest.close()
+        """Wait for every file, write the manifests out, ``bagit.txt``, ``bag-info.txt`` (*info*
+        plus Payload-Oxum) and the tag manifests, and flush everything to the disk; return the
+        SHA-256 of ``tagmanifest-sha256.txt`` (it pins every byte of the bag)."""
+        assert self._files is not None
+        written = self._files.finish()
+        if written != (self.octets, self.files):
+            raise IntegrityError(
+                f"{written[1]} files of {written[0]} bytes were written, not {self.files} of {self.octets}: stored"
+                " files changed while they were copied. Nothing was exported",
+                where=str(self.root),
+            )
         tag_files = ["bagit.txt", "bag-info.txt", *(f"manifest-{alg}.txt" for alg in self.algorithms)]
         _write_text(self.root / "bagit.txt", f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n")
         lines = [*info, ("Payload-Oxum", f"{self.octets}.{self.files}")]
@@ -124,7 +179,8 @@ class BagWriter:
             text = ""
             for name in tag_files:
                 hasher = MultiHasher([alg])
-                hasher.update((self.root / name).read_bytes())
+                with open(self.root / name, "rb", buffering=0) as stream:
+                    hash_stream(stream, [alg], on_block=hasher.update)
                 text += f"{getattr(hasher.digests(), alg)}  {name}\n"
             _write_text(self.root / f"tagmanifest-{alg}.txt", text)
             if alg == "sha256":
@@ -137,9 +193,207 @@ class BagWriter:
         return pinned
 
     def abort(self) -> None:
-        """Close what is open (the caller removes the directory)."""
-        for manifest in self._manifests.values():
-            manifest.close()
+        """Stop writing (copies under way end first: nothing writes into the bag after this);
+        the caller removes the directory."""
+        if self._files is not None:
+            self._files.abort()
+
+
+class _Files(Protocol):
+    """Where a :class:`BagWriter` has its payload files written."""
+
+    def write(self, relative: str, data: bytes) -> None: ...
+    def copy(self, relative: str, source: str, sha256: str, where: str, size: int) -> None: ...
+    def listed(self, relative: str, digests: dict[str, str], size: int) -> None: ...
+    def finish(self) -> tuple[int, int]: ...
+    def abort(self) -> None: ...
+
+
+def _mismatch(where: str, found: str) -> IntegrityError:
+    return IntegrityError(f"the stored copy's SHA-256 is now {found}; run verify. Nothing was exported", where=where)
+
+
+class _InProcess:
+    """The payload written in this process (large copies on threads)."""
+
+    def __init__(self, root: str, algorithms: Sequence[str], workers: int, progress: list[ByteProgress | None]):
+        lock = threading.Lock()
+
+        def report(n: int) -> None:  # from the copying threads too
+            callback = progress[0]
+            if callback is not None:
+                with lock:
+                    callback(n)
+
+        self._writer = bagfiles.PayloadWriter(root, algorithms, workers, report)
+
+    def _run(self, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except bagfiles.CopyMismatch as exc:
+            raise _mismatch(exc.where, exc.found) from None
+
+    def write(self, relative: str, data: bytes) -> None:
+        self._run(lambda: self._writer.write(relative, data))
+
+    def copy(self, relative: str, source: str, sha256: str, where: str, size: int) -> None:
+        self._run(lambda: self._writer.copy(relative, source, sha256, where))
+
+    def listed(self, relative: str, digests: dict[str, str], size: int) -> None:
+        self._run(lambda: self._writer.listed(relative, digests, size))
+
+    def finish(self) -> tuple[int, int]:
+        found: list[tuple[int, int]] = []
+        self._run(lambda: found.append(self._writer.finish()))
+        return found[0]
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+class _NoHelperError(Exception):
+    """The helper process could not be started (the payload is then written in this process)."""
+
+
+class _Helper:
+    """The payload written by a helper process (:mod:`evidence_catalog.interchange.bagfiles` run
+    as a script), fed operations in batches; what it says back (bytes done, an error) is read
+    whenever a batch is sent, so that an error stops the export early."""
+
+    #: Operations and bytes of data a batch holds at most.
+    BATCH = 256
+    BATCH_BYTES = 4 * 1024 * 1024
+    #: Seconds a new helper has to say it is ready.
+    START_TIMEOUT = 30.0
+
+    def __init__(self, root: str, algorithms: Sequence[str], workers: int, progress: list[ByteProgress | None]):
+        self._progress = progress
+        self._operations: list[tuple[Any, ...]] = []
+        self._bytes = 0
+        self._received = b""
+        self._done: tuple[int, int] | None = None
+        executable = sys.executable
+        if not executable or not bagfiles.__file__:
+            raise _NoHelperError
+        self._process = subprocess.Popen(
+            [executable, "-I", "-S", bagfiles.__file__, root, str(workers), ",".join(algorithms)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._in, self._out = self._process.stdin.fileno(), self._process.stdout.fileno()
+        try:
+            ready, _, _ = select.select([self._out], [], [], self.START_TIMEOUT)
+            message = bagfiles.read_frame(self._out) if ready else None
+            if message is None or marshal.loads(message) != ("r",):
+                raise _NoHelperError
+        except (OSError, EOFError, ValueError, _NoHelperError):
+            self._kill()
+            raise _NoHelperError from None
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
+
+    def _add(self, operation: tuple[Any, ...], size: int) -> None:
+        self._operations.append(operation)
+        self._bytes += size
+        if len(self._operations) >= self.BATCH or self._bytes >= self.BATCH_BYTES:
+            self._send()
+
+    def write(self, relative: str, data: bytes) -> None:
+        self._add(("w", relative, data), len(data))
+
+    def copy(self, relative: str, source: str, sha256: str, where: str, size: int) -> None:
+        self._add(("c", relative, source, sha256, where), 0)
+
+    def listed(self, relative: str, digests: dict[str, str], size: int) -> None:
+        self._add(("l", relative, digests, size), 0)
+
+    def _send(self) -> None:
+        """Send the batch, reading what the helper says meanwhile (neither side can then block
+        the other)."""
+        view = memoryview(bagfiles.frame(self._operations))
+        self._operations, self._bytes = [], 0
+        while view:
+            readable, writable, _ = select.select([self._out], [self._in], [])
+            if readable:
+                self._read()
+            if writable:
+                try:
+                    view = view[os.write(self._in, view) :]
+                except BlockingIOError:
+                    continue
+                except BrokenPipeError:
+                    self._read(until_end=True)  # says why it stopped
+                    raise OSError(errno.EIO, "the bag's file writer stopped") from None
+        self._read()
+
+    def _read(self, *, until_end: bool = False) -> None:
+        """Take in what the helper said (waiting for the end of its output with *until_end*)."""
+        while True:
+            if until_end:
+                select.select([self._out], [], [])
+            try:
+                chunk = os.read(self._out, 1 << 16)
+            except BlockingIOError:
+                chunk = None
+            if chunk is not None:
+                if not chunk:
+                    if self._done is None:
+                        raise OSError(errno.EIO, "the bag's file writer stopped")
+                    return
+                self._received += chunk
+            while len(self._received) >= 4:
+                length = int.from_bytes(self._received[:4], "big")
+                if len(self._received) < 4 + length:
+                    break
+                message = marshal.loads(self._received[4 : 4 + length])
+                self._received = self._received[4 + length :]
+                self._said(message)
+            if chunk is None and not until_end:
+                return
+            if until_end and self._done is not None:
+                return
+
+    def _said(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "p":
+            callback = self._progress[0]
+            if callback is not None:
+                callback(message[1])
+        elif kind == "d":
+            self._done = (message[1], message[2])
+        elif kind == "m":
+            raise _mismatch(message[1], message[3])
+        elif kind == "o":
+            raise OSError(message[1], message[2], message[3])
+        else:
+            raise OSError(errno.EIO, f"the bag's file writer failed: {message[-1]}")
+
+    def finish(self) -> tuple[int, int]:
+        self._operations.append(("e",))
+        self._send()
+        self._read(until_end=True)
+        assert self._done is not None
+        self._process.wait()
+        self._close()
+        return self._done
+
+    def _kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self._process.kill()
+        self._process.wait()
+        self._close()
+
+    def _close(self) -> None:
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def abort(self) -> None:
+        self._kill()
 
 
 class _HashingText(HashingTextSink):
@@ -190,7 +444,7 @@ def _path_problem(path: str) -> str | None:
         return "is absolute"
     if "\\" in path:
         return "contains a backslash (a Windows path separator)"
-    if any(unicodedata.category(c) == "Cc" for c in path):
+    if _CONTROL.search(path):
         return "contains control characters"
     if any(step in ("", ".", "..") for step in path.split("/")):
         return "contains an empty, '.' or '..' step"
@@ -298,9 +552,37 @@ def _walk(root: Path) -> Iterator[tuple[str, Path, int]]:
                     raise BagError("is not a regular file or folder", where=relative)
 
 
-def check_bag(root: Path, *, progress: ByteProgress | None = None, workers: int | None = None) -> CheckedBag:
-    """Check a bag completely; :class:`BagError` (or :class:`IntegrityError` for a digest that
-    does not match) naming the file and what is wrong."""
+@attrs.frozen
+class BagLayout:
+    """A bag whose declaration, tag files, manifests, paths, completeness and Payload-Oxum were
+    checked -- everything :func:`check_bag` checks but the digests of its payload files, which
+    are given here to be checked as the files are read (:func:`check_payload_file`)."""
+
+    root: Path
+    version: str
+    info: tuple[tuple[str, str], ...]
+    #: Payload path (NFC, ``data/...``) -> path on disk.
+    files: Mapping[str, Path]
+    #: Algorithm -> payload path -> digest, as the payload manifests list them.
+    manifests: Mapping[str, Mapping[str, str]]
+    octets: int
+    #: SHA-256 of ``tagmanifest-sha256.txt``.
+    tagmanifest_sha256: str
+
+    def expected(self, name: str) -> dict[str, str]:
+        """The digests every manifest gives for the payload file *name*, by algorithm."""
+        return {algorithm: entries[name] for algorithm, entries in self.manifests.items()}
+
+    def get(self, label: str) -> str | None:
+        """The first value of a ``bag-info.txt`` label (labels compare without case)."""
+        return next((v for k, v in self.info if k.casefold() == label.casefold()), None)
+
+
+def check_bag_layout(root: Path) -> BagLayout:
+    """Check everything of a bag but its payload files' digests: the declaration, every path in
+    every manifest (no traversal, no absolute or drive-letter paths, no symlinks), that the
+    payload is exactly what the manifests list, the Payload-Oxum, and every digest of every tag
+    file; :class:`BagError` (or :class:`IntegrityError`) naming the file and what is wrong."""
     if root.is_symlink() or not root.is_dir():
         raise BagError("is not a bag folder", where=str(root))
     declaration = _read_tag_text(root / "bagit.txt", "bagit.txt")
@@ -356,27 +638,39 @@ def check_bag(root: Path, *, progress: ByteProgress | None = None, workers: int 
                 raise BagError(f"does not list {required}", where=where)
     octets = sum(on_disk[p][1] for p in payload)
     _check_oxum(dict(info).get("Payload-Oxum"), octets, len(payload))
-    checks: list[tuple[str, Path, dict[str, str]]] = []
-    for name in sorted(payload):
-        checks.append((name, on_disk[name][0], {alg: entries[name] for alg, entries in manifests.items()}))
-    tag_names = sorted({n for entries in tagmanifests.values() for n in entries})
-    for name in tag_names:
-        checks.append(
-            (name, on_disk[name][0], {alg: entries[name] for alg, entries in tagmanifests.items() if name in entries})
-        )
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        for _ in pool.map(lambda c: _check_file(*c, progress=progress), checks):
-            pass
+    for name in sorted({n for entries in tagmanifests.values() for n in entries}):
+        expected = {alg: entries[name] for alg, entries in tagmanifests.items() if name in entries}
+        check_payload_file(name, on_disk[name][0], expected)
     pinned = MultiHasher(["sha256"])
     pinned.update(on_disk["tagmanifest-sha256.txt"][0].read_bytes())
-    return CheckedBag(
+    return BagLayout(
         root=root,
         version=version,
         info=tuple(info),
         files={name: on_disk[name][0] for name in sorted(payload)},
-        sha256=dict(manifests["sha256"]),
+        manifests=manifests,
         octets=octets,
         tagmanifest_sha256=pinned.digests().sha256,
+    )
+
+
+def check_bag(root: Path, *, progress: ByteProgress | None = None, workers: int | None = None) -> CheckedBag:
+    """Check a bag completely (:func:`check_bag_layout`, then every digest of every payload
+    file, on *workers* threads); :class:`BagError` (or :class:`IntegrityError` for a digest that
+    does not match) naming the file and what is wrong."""
+    layout = check_bag_layout(root)
+    checks = [(name, path, layout.expected(name)) for name, path in layout.files.items()]
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        for _ in pool.map(lambda c: check_payload_file(*c, progress=progress), checks):
+            pass
+    return CheckedBag(
+        root=root,
+        version=layout.version,
+        info=layout.info,
+        files=layout.files,
+        sha256=dict(layout.manifests["sha256"]),
+        octets=layout.octets,
+        tagmanifest_sha256=layout.tagmanifest_sha256,
     )
 
 
@@ -397,13 +691,23 @@ def _check_oxum(declared: str | None, octets: int, count: int) -> None:
         raise BagError(f"Payload-Oxum {declared} does not match the payload ({octets}.{count})", where="bag-info.txt")
 
 
-def _check_file(name: str, path: Path, expected: dict[str, str], *, progress: ByteProgress | None) -> None:
+def check_payload_file(
+    name: str, path: Path, expected: Mapping[str, str], *, progress: ByteProgress | None = None
+) -> None:
+    """Hash the bag's file *name* (at *path*) and compare it with the digests its manifests give
+    (*expected*, by algorithm): :class:`IntegrityError` for one that differs."""
     try:
-        with open(path, "rb") as stream:
+        with open(path, "rb", buffering=0) as stream:
             digests, _ = hash_stream(stream, tuple(expected), progress=progress)
     except OSError as exc:
         raise BagError(f"cannot be read ({exc.strerror})", where=name) from exc
+    compare_digests(name, digests.as_dict(), expected)
+
+
+def compare_digests(name: str, found: Mapping[str, str | None], expected: Mapping[str, str]) -> None:
+    """:class:`IntegrityError` naming the bag's file *name* when a digest *found* is not the one
+    its manifest gives (*expected*, by algorithm)."""
     for algorithm, want in expected.items():
-        got = getattr(digests, algorithm)
+        got = found.get(algorithm)
         if got != want:
             raise IntegrityError(f"{algorithm} is {got}, the manifest says {want}", where=name)

@@ -32,6 +32,7 @@ from evidence_catalog.interchange.redact import (
     needles,
     redact_document,
 )
+from evidence_catalog.interchange.text import indented_json
 from evidence_catalog.serialize import BAG_CONTENTS_SCHEMA, SCHEMA_IDS, format_timestamp, to_document, unstructure
 
 
@@ -230,6 +231,7 @@ def write_payload(
     progress: ByteProgress | None = None,
     withheld_bytes: ByteProgress | None = None,
     log_evidence: Callable[[BagWriter, list[int]], dict[str, Any] | None] | None = None,
+    blob_path: Callable[[str], Path | None] | None = None,
 ) -> tuple[BagSummary, dict[str, Any] | None]:
     """Write every record, its artifacts (unless withheld), the custody events and
     ``contents.json``; return what was written and the redaction (``None`` when none was asked).
@@ -237,9 +239,13 @@ def write_payload(
     *log_evidence* writes what proves the custody events are in the signed log (given the writer
     and the sequence numbers written) and returns what ``contents.json`` says of it.
 
-    Each artifact is copied from the blob store and checked on the way: a stored blob that no
-    longer has its SHA-256 stops the export (:class:`IntegrityError`).  *progress* is called with
-    the bytes of each block copied, *withheld_bytes* with the size of each artifact withheld.
+    Each artifact is copied from the blob store and the copy hashed: a stored blob that no
+    longer has its SHA-256 stops the export (:class:`IntegrityError`).  A blob that is a file on
+    this machine (*blob_path* gives its path, or ``None``) is copied by
+    :meth:`BagWriter.add_file` (by the kernel where it can; large ones while the next records
+    are written), any other is read through *open_blob*.  *progress* is called with the bytes of
+    each block copied (from the writer's threads too), *withheld_bytes* with the size of each
+    artifact withheld.
     """
     counts = {"records": 0, "artifacts": 0, "events": 0}
     withheld_artifacts: list[dict[str, Any]] = []
@@ -254,10 +260,7 @@ def write_payload(
             except FieldPathError as exc:
                 raise InputError(str(exc), where=f"record {record.id}") from exc
         folder = f"{RECORDS_DIR}/{record.id}"
-        writer.add_bytes(
-            f"{folder}/record.json",
-            (json.dumps(to_document(redaction.record), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
-        )
+        writer.add_bytes(f"{folder}/record.json", (indented_json(to_document(redaction.record)) + "\n").encode("utf-8"))
         given: dict[str, str] = {}
         if not redaction.changed and any(r.identity and r.identity.startswith("telegram:") for r in record.reports):
             # Names read from a document only when nothing of the record is withheld: a name can
@@ -271,13 +274,18 @@ def write_payload(
                 if withheld_bytes is not None:
                     withheld_bytes(entry.artifact.size)
                 continue
-            with open_blob(sha) as stream:
-                digests = writer.add_stream(f"{folder}/artifacts/{names[sha]}", stream, progress=progress)
-            if digests["sha256"] != sha:
-                raise IntegrityError(
-                    f"the stored copy's SHA-256 is now {digests['sha256']}; run verify. Nothing was exported",
-                    where=f"artifact {sha}",
-                )
+            relative = f"{folder}/artifacts/{names[sha]}"
+            stored = None if blob_path is None else blob_path(sha)
+            if stored is not None:
+                writer.add_file(relative, stored, sha256=sha, where=f"artifact {sha}", progress=progress)
+            else:
+                with open_blob(sha) as stream:
+                    digests = writer.add_stream(relative, stream, progress=progress)
+                if digests["sha256"] != sha:
+                    raise IntegrityError(
+                        f"the stored copy's SHA-256 is now {digests['sha256']}; run verify. Nothing was exported",
+                        where=f"artifact {sha}",
+                    )
             counts["artifacts"] += 1
         for item in redaction.artifacts:
             withheld_artifacts.append(
@@ -336,7 +344,7 @@ def write_payload(
         "redaction": redaction_summary,
         "log": log,
     }
-    writer.add_bytes(CONTENTS, (json.dumps(contents, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+    writer.add_bytes(CONTENTS, (indented_json(contents) + "\n").encode("utf-8"))
     summary = BagSummary(
         external_identifier=head["external_identifier"],
         records=counts["records"],

@@ -1,8 +1,10 @@
 """Reading an export back -- a bag, a JSON document or JSON Lines -- checking everything first.
 
 :func:`read_source` returns the records, the custody history that came with each, and where the
-bytes of each artifact are, only after: the bag passed :func:`~evidence_catalog.interchange.bag.check_bag`
-(paths, completeness, Payload-Oxum, every digest); every JSON document parsed strictly (no
+bytes of each artifact are, only after: the bag passed :func:`~evidence_catalog.interchange.bag.check_bag_layout`
+(paths, completeness, Payload-Oxum, the tag files' digests) and each document its digests, before
+it was read (the artifact files' digests are left to the importer, which checks each as it
+stores it: :attr:`Incoming.unchecked`); every JSON document parsed strictly (no
 duplicate members, no NaN), carries a schema id this version reads, and turns into a record that
 writes back to exactly the same JSON (nothing unknown dropped, nothing changed); every custody
 event still has its hash (and a complete log its links); every artifact a record lists is there
@@ -15,7 +17,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,22 @@ from evidence_catalog.checkpoint import (
     split_note,
 )
 from evidence_catalog.checkpoint import verify as verify_checkpoint
-from evidence_catalog.custody import Action, document_hash, event_leaf, replay, verify_chain
+from evidence_catalog.custody import Action, event_leaf, hash_and_leaf, replay
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
-from evidence_catalog.hashing import hash_file
-from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagError, ByteProgress, check_bag
+from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder, Finding
+from evidence_catalog.hashing import MultiHasher, hash_file
+from evidence_catalog.interchange.bag import (
+    CONTENTS,
+    CUSTODY,
+    RECORDS_DIR,
+    BagError,
+    BagLayout,
+    ByteProgress,
+    check_bag_layout,
+    check_payload_file,
+    compare_digests,
+)
+from evidence_catalog.model import GENESIS_HASH
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
     CHECKPOINT_SCHEMA,
@@ -113,6 +127,16 @@ class Provenance:
 
 
 @attrs.frozen
+class PayloadFile:
+    """A payload file of a bag, and the digests its manifests give it (by algorithm)."""
+
+    #: Its path in the bag (``data/...``).
+    name: str
+    path: Path
+    expected: Mapping[str, str]
+
+
+@attrs.frozen
 class Incoming:
     """An export, checked: what it holds and where the bytes of each artifact are."""
 
@@ -122,10 +146,15 @@ class Incoming:
     records: tuple[IncomingRecord, ...]
     #: SHA-256 -> file holding those bytes (in the bag, or in the blob folder given).
     files: dict[str, Path]
-    #: Whether every file in *files* was hashed already (a bag); otherwise the importer checks.
+    #: Whether every file in *files* was hashed already; otherwise the importer checks each it
+    #: stores against the artifact's SHA-256 and size.
     files_checked: bool
     #: How the custody events are tied to the exporting catalog's signed log.
     provenance: Provenance = Provenance(unsigned="not checked")
+    #: The bag's files whose digests are still to be checked against its manifests: every
+    #: artifact file, checked by the importer as it is read (stored, or only hashed when the
+    #: catalog holds its bytes already) -- an import checks every one, whatever it stores.
+    unchecked: tuple[PayloadFile, ...] = ()
 
 
 def parse_json(data: bytes | str, where: str) -> Any:
@@ -208,10 +237,16 @@ def record_from(document: Any, where: str) -> model.EvidenceRecord:
 
 def event_document(document: Any, where: str) -> dict[str, Any]:
     """A custody event document, refused unless its hash is right."""
+    return checked_event(document, where)[0]
+
+
+def checked_event(document: Any, where: str) -> tuple[dict[str, Any], bytes]:
+    """:func:`event_document`, with the event's leaf in the log's Merkle tree (both from one
+    committed form: for a salted event, every value's salted digest is made once)."""
     check_schema(document, SCHEMA_IDS[model.CustodyEvent], where)
     try:
         from_document(document, model.CustodyEvent)
-        expected = document_hash(document)
+        expected, leaf = hash_and_leaf(document)
     except (EvidenceError, TypeError, ValueError) as exc:
         raise ValidationError(str(exc), where=where) from None
     if expected != document["hash"]:
@@ -221,12 +256,49 @@ def event_document(document: Any, where: str) -> dict[str, Any]:
             where=where,
         )
     assert isinstance(document, dict)
-    return document
+    return document, leaf
+
+
+def link_findings(events: list[dict[str, Any]]) -> list[Finding]:
+    """What :func:`~evidence_catalog.custody.verify_chain` finds in a log of events whose own
+    hashes were checked already (:func:`checked_event`): sequence numbers that are not whole
+    numbers, missing or out of order, and links that are broken -- without hashing each event
+    again."""
+    findings: list[Finding] = []
+    expected_seq = 1
+    previous_hash = GENESIS_HASH
+    for document in events:
+        seq, stored_hash, prev_hash = document.get("seq"), document.get("hash"), document.get("prev_hash")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            findings.append(EventEdited(seq=expected_seq, expected=str(stored_hash), found=f"bad sequence {seq!r}"))
+            seq = expected_seq
+        if seq > expected_seq:
+            findings.append(EventMissing(seq=expected_seq, found=seq))
+        elif seq < expected_seq:
+            findings.append(EventOutOfOrder(seq=seq, expected=expected_seq))
+        elif prev_hash != previous_hash:
+            findings.append(BrokenLink(seq=seq, expected=previous_hash, found=str(prev_hash)))
+        expected_seq = seq + 1
+        previous_hash = str(stored_hash)
+    return findings
+
+
+def _checked_events(documents: Iterable[tuple[Any, str]]) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """Custody event documents (each with where it is), each checked (:func:`checked_event`),
+    and their leaves."""
+    events, leaves = [], []
+    for document, where in documents:
+        event, leaf = checked_event(document, where)
+        events.append(event)
+        leaves.append(leaf)
+    return events, leaves
 
 
 def _histories(events: list[dict[str, Any]], complete: bool, where: str) -> dict[str, list[dict[str, Any]]]:
+    """Each record's events; for a *complete* log, refused unless its sequence and links hold
+    (every event's own hash was checked by :func:`checked_event`)."""
     if complete:
-        findings = verify_chain(events)
+        findings = link_findings(events)
         if findings:
             raise IntegrityError(f"the custody log is broken: {findings[0]}", where=where)
     grouped: dict[str, list[dict[str, Any]]] = {}
@@ -305,10 +377,31 @@ def _first_line_is_a_document(data: bytes) -> bool:
 
 
 def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
-    """Check a bag and read the records in it."""
-    checked = check_bag(root, progress=progress)
+    """Check a bag and read the records in it: everything :func:`check_bag` checks, each
+    document checked against the manifests before it is read, but the artifact files, whose
+    digests are left to be checked as they are stored (:attr:`Incoming.unchecked`): each is
+    read once."""
+    checked = check_bag_layout(root)
     if CONTENTS not in checked.files:
         raise BagError(f"has no {CONTENTS}: it is not an evidence export", where=str(root))
+    record_files: dict[str, str] = {}
+    artifact_files: dict[str, list[str]] = {}
+    for name in checked.files:
+        if name in (CONTENTS, CUSTODY) or name.startswith(LOG_PREFIX):
+            continue
+        match = re.fullmatch(re.escape(RECORDS_DIR) + r"/([^/]+)/(record\.json|artifacts/[^/]+)", name)
+        if match is None or not model.is_record_id(match.group(1)):
+            raise BagError("is not a file an evidence export holds", where=name)
+        if match.group(2) == "record.json":
+            record_files[match.group(1)] = name
+        else:
+            artifact_files.setdefault(match.group(1), []).append(name)
+    if CUSTODY not in checked.files:
+        raise BagError(f"has no {CUSTODY}", where=str(root))
+    # Every document is checked against the manifests before it is read (a record's document is
+    # read once: the bytes hashed are the bytes parsed); the artifact files are left for later.
+    for name in (CONTENTS, CUSTODY, *(n for n in checked.files if n.startswith(LOG_PREFIX))):
+        check_payload_file(name, checked.files[name], checked.expected(name), progress=progress)
     contents = parse_json(_read_limited(checked.files[CONTENTS], CONTENTS), CONTENTS)
     check_schema(contents, BAG_CONTENTS_SCHEMA, CONTENTS)
     redaction = contents.get("redaction")
@@ -325,31 +418,18 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
                 "so its records cannot be imported as they were; import the complete bag",
                 where=str(root),
             )
-    record_files: dict[str, str] = {}
-    artifact_files: dict[str, list[str]] = {}
-    for name in checked.files:
-        if name in (CONTENTS, CUSTODY) or name.startswith(LOG_PREFIX):
-            continue
-        match = re.fullmatch(re.escape(RECORDS_DIR) + r"/([^/]+)/(record\.json|artifacts/[^/]+)", name)
-        if match is None or not model.is_record_id(match.group(1)):
-            raise BagError("is not a file an evidence export holds", where=name)
-        if match.group(2) == "record.json":
-            record_files[match.group(1)] = name
-        else:
-            artifact_files.setdefault(match.group(1), []).append(name)
-    if CUSTODY not in checked.files:
-        raise BagError(f"has no {CUSTODY}", where=str(root))
-    events = [event_document(doc, f"{CUSTODY} line {n}") for n, doc in _lines(checked.files[CUSTODY], CUSTODY)]
+    events, leaves = _checked_events((doc, f"{CUSTODY} line {n}") for n, doc in _lines(checked.files[CUSTODY], CUSTODY))
     complete = contents.get("complete_log") is True
     histories = _histories(events, complete, CUSTODY)
-    provenance = _bag_provenance(checked.files, contents, events)
+    provenance = _bag_provenance(checked.files, contents, events, leaves)
     records = []
     files: dict[str, Path] = {}
+    unchecked: list[PayloadFile] = []
     for record_id, name in sorted(record_files.items()):
-        record = record_from(parse_json(_read_limited(checked.files[name], name), name), name)
+        record = record_from(parse_json(_read_checked(checked, name, progress), name), name)
         if record.id != record_id:
             raise ValidationError(f"holds record {record.id}, not {record_id}", where=name)
-        have = {checked.sha256[f]: f for f in artifact_files.pop(record_id, [])}
+        have = {checked.manifests["sha256"][f]: f for f in artifact_files.pop(record_id, [])}
         for entry in record.artifacts:
             sha = entry.artifact.sha256
             file = have.pop(sha, None)
@@ -359,6 +439,7 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
             if size != entry.artifact.size:
                 raise BagError(f"is {size} bytes; the record says {entry.artifact.size}", where=file)
             files[sha] = checked.files[file]
+            unchecked.append(PayloadFile(name=file, path=checked.files[file], expected=checked.expected(file)))
         if have:
             raise BagError("is not an artifact of its record", where=sorted(have.values())[0])
         records.append(IncomingRecord(record=record, history=tuple(histories.get(record.id, ())), where=name))
@@ -384,9 +465,23 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
         source=source,
         records=tuple(records),
         files=files,
-        files_checked=True,
+        files_checked=False,
         provenance=provenance,
+        unchecked=tuple(unchecked),
     )
+
+
+def _read_checked(bag: BagLayout, name: str, progress: ByteProgress | None) -> bytes:
+    """The bytes of the bag's document *name*, once they have the digests the manifests give
+    (read once: what is parsed is what was checked)."""
+    data = _read_limited(bag.files[name], name)
+    expected = bag.expected(name)
+    hasher = MultiHasher(expected)
+    hasher.update(data)
+    compare_digests(name, hasher.digests().as_dict(), expected)
+    if progress is not None:
+        progress(len(data))
+    return data
 
 
 def _lines(path: Path, where: str) -> Iterator[tuple[int, Any]]:
@@ -434,13 +529,13 @@ def _read_json(path: Path, data: bytes, document: Any, blobs: Path | None) -> In
         from_document({**head, "records": [], "custody_events": []}, model.ExportBundle)
     except EvidenceError as exc:
         raise ValidationError(exc.message, where=where) from None
-    events = [
-        event_document(
+    events, leaves = _checked_events(
+        (
             {"schema": SCHEMA_IDS[model.CustodyEvent], **e} if isinstance(e, dict) else e,
             f"{where} custody_events[{i}]",
         )
         for i, e in enumerate(raw_events)
-    ]
+    )
     complete = document.get("complete_log") is True
     histories = _histories(events, complete, where)
     records = [
@@ -459,7 +554,7 @@ def _read_json(path: Path, data: bytes, document: Any, blobs: Path | None) -> In
     check_histories(records, events, complete=complete, where=where)
     note = document.get("checkpoint")
     if complete:
-        provenance = log_provenance(events, note, complete=True)
+        provenance = log_provenance(events, note, complete=True, leaves=leaves)
     else:
         provenance = Provenance(
             unsigned="a JSON export of some records carries no inclusion proofs of their events (export a bag)"
@@ -475,13 +570,16 @@ def _read_jsonl(path: Path, data: bytes, blobs: Path | None) -> Incoming:
             docs.append((f"{where} line {number}", parse_json(line, f"{where} line {number}")))
     if not docs:
         raise InputError("is empty", where=where)
-    events = []
+    events: list[dict[str, Any]] = []
+    leaves: list[bytes] = []
     raw_records = []
     notes: list[Any] = []
     for place, doc in docs:
         schema = doc.get("schema") if isinstance(doc, dict) else None
         if isinstance(schema, str) and schema.startswith(SCHEMA_BASE + "custody-event:"):
-            events.append(event_document(doc, place))
+            event, leaf = checked_event(doc, place)
+            events.append(event)
+            leaves.append(leaf)
         elif isinstance(schema, str) and schema.startswith(SCHEMA_BASE + "checkpoint:"):
             check_schema(doc, CHECKPOINT_SCHEMA, place)  # the log's checkpoint, written last
             notes.append(doc.get("note"))
@@ -501,7 +599,7 @@ def _read_jsonl(path: Path, data: bytes, blobs: Path | None) -> Incoming:
     ]
     check_histories(records, events, complete=complete, where=where)
     if complete:
-        provenance = log_provenance(events, notes[0] if notes else None, complete=True)
+        provenance = log_provenance(events, notes[0] if notes else None, complete=True, leaves=leaves)
     else:
         provenance = Provenance(
             unsigned="a JSON Lines export of some records carries no inclusion proofs of their events (export a bag)"
@@ -535,7 +633,9 @@ def _file_incoming(
 LOG_PREFIX = "data/log/"
 
 
-def _bag_provenance(files: Mapping[str, Path], contents: Mapping[str, Any], events: list[dict[str, Any]]) -> Provenance:
+def _bag_provenance(
+    files: Mapping[str, Path], contents: Mapping[str, Any], events: list[dict[str, Any]], leaves: Sequence[bytes]
+) -> Provenance:
     """How a bag's custody events are tied to the exporting catalog's signed log: its checkpoint
     (``data/log/checkpoint.note``) checked with the key the exported log names -- in the whole
     log, its key-naming event; in a bag of some records, the copy of that event in
@@ -561,7 +661,7 @@ def _bag_provenance(files: Mapping[str, Path], contents: Mapping[str, Any], even
     except ValidationError as exc:
         return Provenance(unsigned=f"its checkpoint {exc.message}")
     if contents.get("complete_log") is True:
-        return log_provenance(events, note, complete=True)
+        return log_provenance(events, note, complete=True, leaves=leaves)
     proofs_name = f"{LOG_PREFIX}proofs.jsonl"
     proofs: dict[int, Any] | None = None
     if proofs_name in files:
@@ -574,7 +674,7 @@ def _bag_provenance(files: Mapping[str, Path], contents: Mapping[str, Any], even
         key_events.append(event_document(parse_json(_read_limited(files[KEY_EVENT], KEY_EVENT), KEY_EVENT), KEY_EVENT))
     if KEY_CHANGES in files:
         key_events += [event_document(line, KEY_CHANGES) for _, line in _lines(files[KEY_CHANGES], KEY_CHANGES)]
-    return log_provenance(events, note, complete=False, proofs=proofs, key_events=key_events)
+    return log_provenance(events, note, complete=False, proofs=proofs, key_events=key_events, leaves=leaves)
 
 
 def named_key(document: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -596,13 +696,15 @@ def log_provenance(
     complete: bool,
     proofs: Mapping[int, Any] | None = None,
     key_events: list[dict[str, Any]] | None = None,
+    leaves: Sequence[bytes] | None = None,
 ) -> Provenance:
     """Check that *events* (hash-checked already) are covered by the checkpoint *note*, signed
     by the key the exported log names for its size: the key its first key-naming event pins, or
     a successor handed the log by a ``key.changed`` event the key before signed (see
     :func:`~evidence_catalog.checkpoint.key_chain`).  In a *complete* log those events are among
     *events*; in a bag of some records they come as *key_events*, each proven like every event by
-    its inclusion proof in *proofs* (``seq`` -> list of hex hashes).
+    its inclusion proof in *proofs* (``seq`` -> list of hex hashes).  *leaves*, when given, are the
+    leaves of *events* (from :func:`checked_event`), else they are made here.
 
     Returns the :class:`Provenance`: signed, or unsigned with the reason (no checkpoint, no
     key-naming event, a checkpoint that is not a note signed by that key, events it does not
@@ -645,12 +747,13 @@ def log_provenance(
         tree_size=found.size,
         root_hash=found.root.hex(),
     )
-    leaves = []
-    for event in [*extra, *events]:
+    made = []
+    for event in [*extra, *(events if leaves is None else ())]:
         try:
-            leaves.append(event_leaf(event))
+            made.append(event_leaf(event))
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"custody event {event.get('seq')} cannot be hashed: {exc}", where=CUSTODY) from None
+    leaves = made if leaves is None else [*made, *leaves]
     if complete:
         if found.size > len(leaves):
             raise IntegrityError(
@@ -764,15 +867,26 @@ def _listed(paths: list[str], most: int = 8) -> str:
     return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
-def check_artifact_bytes(path: Path, artifact: model.Artifact, *, hashed: bool, where: str) -> None:
+def check_artifact_bytes(
+    path: Path,
+    artifact: model.Artifact,
+    *,
+    hashed: bool,
+    where: str,
+    measured: tuple[model.Digests, int] | None = None,
+) -> None:
     """Re-read what *artifact* says of its bytes from the bytes in *path* -- digests (all but
     SHA-256 unless not *hashed* already), size, media type, embedded metadata (EXIF: time, GPS,
     camera, every raw tag) -- and refuse any difference, naming it.  The extractor's version is
-    not compared (the same bytes read by another version of it)."""
+    not compared (the same bytes read by another version of it).  *measured*, when given, is
+    the digests (every algorithm *artifact* names) and size of the bytes in *path*, made as
+    they were read once: they are not read again for them."""
     from evidence_catalog.extract import extract_metadata, sniff_media_type  # puremagic, exifread: loaded here
 
     algorithms = [a for a in artifact.digests.as_dict() if a != "sha256" or not hashed]
-    if algorithms:
+    if measured is not None:
+        digests, size = measured
+    elif algorithms:
         digests, size = hash_file(str(path), algorithms)
         if hashed:
             digests = attrs.evolve(digests, sha256=artifact.digests.sha256)

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
@@ -314,14 +315,17 @@ def write_bag(
         with ctx.db.read() as session:
             counts[1] = ctx.db.artifact_bytes(session, selected)
         progress(0, counts[1])
+        lock = threading.Lock()  # large files are copied on the writer's threads
 
         def on_bytes(n: int) -> None:
-            counts[0] += n
-            progress(counts[0], counts[1])
+            with lock:
+                counts[0] += n
+                progress(counts[0], counts[1])
 
         def on_withheld(n: int) -> None:  # a redaction leaves it out: the total shrinks
-            counts[1] -= n
-            progress(counts[0], counts[1])
+            with lock:
+                counts[1] -= n
+                progress(counts[0], counts[1])
 
     try:
         with ctx.db.read() as session:
@@ -350,6 +354,7 @@ def write_bag(
                 progress=on_bytes,
                 withheld_bytes=on_withheld,
                 log_evidence=lambda w, seqs: bag_log_evidence(ctx, w, session, seqs, complete=selected is None),
+                blob_path=ctx.blobs.local_path,
             )
         info = bag_info(summary=summary, operator=ctx.operator, generator=library_agent(), at=at, redaction=redaction)
         pinned = writer.finish(info)

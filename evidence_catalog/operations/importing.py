@@ -8,8 +8,14 @@ records with their ``record.imported`` events in one transaction (all or nothing
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as dt
+import hashlib
 import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +23,10 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.custody import Action, imported_details
-from evidence_catalog.errors import InputError, IntegrityError
-from evidence_catalog.hashing import ProgressCallback, hash_file
+from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, StorageError
+from evidence_catalog.hashing import ProgressCallback
+from evidence_catalog.interchange import bagfiles
+from evidence_catalog.interchange.bag import check_payload_file, compare_digests
 from evidence_catalog.interchange.importing import (
     UNSIGNED_PROVENANCE_TAG,
     Incoming,
@@ -30,7 +38,15 @@ from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
 from evidence_catalog.results import ImportResult
-from evidence_catalog.store.database import index_rows
+from evidence_catalog.store.database import (
+    EventDraft,
+    acquisition_row,
+    artifact_row,
+    index_rows,
+    part_row,
+    record_artifact_row,
+    record_row,
+)
 
 
 def import_records(
@@ -73,15 +89,20 @@ def import_records(
     described = incoming.source | {"path": where}
     if not provenance.signed:  # accepted: the event says so, and why
         described["unsigned_provenance"] = {"accepted": True, "reason": provenance.unsigned}
+    refusal: EvidenceError | None = None
     with ctx.db.read() as session:
-        new = records_to_import(ctx, session, incoming, where)
-    stored, present, size, created = store_incoming_files(ctx, incoming, new, where)
+        try:
+            new = records_to_import(ctx, session, incoming, where)
+        except EvidenceError as exc:  # refused after the bag's files are checked: a damaged bag is named as such
+            refusal, new = exc, []
+    stored, present, size, created = store_incoming_files(ctx, incoming, new, where, progress)
+    if refusal is not None:
+        raise refusal
     at = ctx.clock()
     try:
         with ctx.write() as session:
             new = records_to_import(ctx, session, incoming, where)  # again: another writer may have added
-            for item in new:
-                insert_imported(ctx, session, item, described, at, unsigned=not provenance.signed)
+            insert_imported(ctx, session, new, described, at, unsigned=not provenance.signed)
     except BaseException:
         common.remove_unclaimed(ctx, created)  # all or nothing: blobs only this import stored go too
         raise
@@ -105,7 +126,8 @@ def import_records(
 def records_to_import(ctx: Context, session: Any, incoming: Incoming, where: str) -> list[IncomingRecord]:
     """The incoming records this catalog does not have; refuse one it has with other content,
     an artifact described differently (here, or by two incoming records), or a part or
-    acquisition id that is taken (ids are unique across a catalog)."""
+    acquisition id that is taken (ids are unique across a catalog).  A few queries for all the
+    records, not a few per record."""
     described: dict[str, model.Artifact] = {}
     for item in incoming.records:
         for entry in item.record.artifacts:
@@ -116,19 +138,31 @@ def records_to_import(ctx: Context, session: Any, incoming: Incoming, where: str
                     "same export; nothing was imported",
                     where=item.where,
                 )
+    existing = ctx.db.records_existing(session, [item.record.id for item in incoming.records])
+    held = [item.record.id for item in incoming.records if item.record.id in existing]
+    here = dict(zip(held, ctx.db.records(session, held), strict=True))
+    known = ctx.db.artifacts(
+        session,
+        [
+            e.artifact.sha256
+            for item in incoming.records
+            if item.record.id not in existing
+            for e in item.record.artifacts
+        ],
+    )
     new = []
     for item in incoming.records:
         record = item.record
-        if ctx.db.record_exists(session, record.id):
-            if _unmarked(ctx.db.record(session, record.id)) != _unmarked(record):
+        if record.id in existing:
+            if _unmarked(here[record.id]) != _unmarked(record):
                 raise InputError(
                     f"record {record.id} is in this catalog already with different content; nothing was imported",
                     where=item.where,
                 )
             continue
         for entry in record.artifacts:
-            known = ctx.db.artifact(session, entry.artifact.sha256)
-            if known is not None and known != entry.artifact:
+            catalogued = known.get(entry.artifact.sha256)
+            if catalogued is not None and catalogued != entry.artifact:
                 raise InputError(
                     f"artifact {entry.artifact.sha256} is in this catalog already with other metadata "
                     "(media type or embedded metadata read differently); nothing was imported",
@@ -162,12 +196,27 @@ def records_to_import(ctx: Context, session: Any, incoming: Incoming, where: str
     return new
 
 
+@attrs.frozen
+class _FileCheck:
+    """A file an import reads: hashed against its bag's manifests (*expected*, empty for a
+    JSON export's blob folder), and stored as the artifact *store* (a SHA-256) when the catalog
+    lacks those bytes."""
+
+    path: Path
+    name: str
+    expected: Mapping[str, str]
+    store: str | None
+
+
 def store_incoming_files(
-    ctx: Context, incoming: Incoming, new: list[IncomingRecord], where: str
+    ctx: Context, incoming: Incoming, new: list[IncomingRecord], where: str, progress: ProgressCallback | None = None
 ) -> tuple[int, int, int, list[str]]:
-    """Store the bytes of every new record's artifacts, checking each against its SHA-256
-    before any is stored; return (stored, already held, bytes stored, SHA-256s of the blobs
-    this call created)."""
+    """Store the bytes of every new record's artifacts and check every file the import reads:
+    each file of a bag against its manifests (stored or not), each file stored against its
+    artifact's SHA-256, size, other digests, media type and embedded metadata (read from the
+    stored copy).  Each file is read once, on a thread per CPU; the stored files are synced
+    to disk together at the end.  Return (stored, already held, bytes stored, SHA-256s of the
+    blobs this call created); when a check fails, the blobs it created are removed."""
     needed: dict[str, model.Artifact] = {}
     for item in new:
         for entry in item.record.artifacts:
@@ -181,100 +230,245 @@ def store_incoming_files(
                 + "; nothing was imported",
                 where=where,
             )
-    if not incoming.files_checked:
-        for sha in missing:
-            digests, size = hash_file(str(incoming.files[sha]))
-            if digests.sha256 != sha or size != needed[sha].size:
-                raise IntegrityError(
-                    f"holds {size} bytes with SHA-256 {digests.sha256}, not artifact {sha}; nothing was imported",
-                    where=display_path(incoming.files[sha]),
-                )
     holders = {e.artifact.sha256: item.record.id for item in reversed(new) for e in item.record.artifacts}
-    for sha in missing:  # what each record says of the bytes, read again from them
-        check_artifact_bytes(
-            incoming.files[sha],
-            needed[sha],
-            hashed=True,
-            where=f"record {holders[sha]}: {display_path(incoming.files[sha])}",
-        )
-    stored = size_total = 0
+    storing = {incoming.files[sha]: sha for sha in missing}
+    checks = []
+    for payload in incoming.unchecked:
+        checks.append(_FileCheck(payload.path, payload.name, payload.expected, storing.pop(payload.path, None)))
+    for path, sha in storing.items():  # a blob folder's file: checked against the artifact alone
+        checks.append(_FileCheck(path, display_path(path), {}, sha))
     created: list[str] = []
     try:
-        store_files(ctx, incoming, missing, created)
+        run_checks(ctx, checks, needed, holders, created, progress)
+        if missing:
+            ctx.blobs.sync()  # one flush of every file stored, before any record refers to them
     except BaseException:
         common.remove_unclaimed(ctx, created)
         raise
-    for sha in created:
-        stored += 1
-        size_total += needed[sha].size
-    return stored, len(needed) - len(missing), size_total, created
+    size_total = sum(needed[sha].size for sha in created)
+    return len(created), len(needed) - len(missing), size_total, created
 
 
-def store_files(ctx: Context, incoming: Incoming, missing: list[str], created: list[str]) -> None:
-    """Store the files of the artifacts *missing* here, adding the SHA-256 of each blob this
-    call created to *created* as it goes (the caller removes them if the import fails)."""
-    for sha in missing:
-        try:
-            with open(incoming.files[sha], "rb") as stream:
-                blob = ctx.blobs.put_stream(common.SourceFile(stream, display_path(incoming.files[sha])))
-        except OSError as exc:
-            raise InputError(f"cannot be read ({exc.strerror})", where=display_path(incoming.files[sha])) from exc
-        if blob.created:
-            created.append(blob.sha256)
-        if blob.sha256 != sha:  # changed since it was checked
-            raise IntegrityError(
-                f"changed while it was imported (now SHA-256 {blob.sha256}); nothing was imported",
-                where=display_path(incoming.files[sha]),
-            )
+def run_checks(
+    ctx: Context,
+    checks: Sequence[_FileCheck],
+    needed: Mapping[str, model.Artifact],
+    holders: Mapping[str, str],
+    created: list[str],
+    progress: ProgressCallback | None,
+) -> None:
+    """Run *checks* on a thread per CPU (a few at a time, in order), adding the SHA-256 of each
+    blob stored to *created* as it is made; the first check that fails (in order) is raised
+    once those under way are done."""
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        assert progress is not None
+        with lock:
+            progress(n)
+
+    counted = None if progress is None else report
+
+    flusher = bagfiles.Flusher()  # large stored files go to the disk while the next are stored
+
+    def run(check: _FileCheck) -> None:
+        if check.store is None:
+            check_payload_file(check.name, check.path, check.expected, progress=counted)
+            return
+        store_checked(ctx, check, needed[check.store], holders[check.store], created, counted)
+        stored = ctx.blobs.local_path(check.store)
+        if stored is not None and needed[check.store].size >= bagfiles.LARGE_FILE:
+            flusher.flush(os.fspath(stored))
+
+    try:
+        _run_all(checks, run, max(1, min(8, (os.cpu_count() or 1) * ctx.blobs.readers_per_cpu)))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            flusher.close()
+        raise
+    try:
+        flusher.close()
+    except OSError as exc:  # the store's sync would find the same
+        raise StorageError(
+            f"the stored files could not be written to disk ({exc.strerror or exc}); nothing was imported",
+            where=ctx.blobs.label,
+        ) from exc
+
+
+def _run_all(checks: Sequence[_FileCheck], run: Callable[[_FileCheck], None], workers: int) -> None:
+    """``run`` each check on *workers* threads, a few at a time, in order; the first that fails
+    (in order) is raised once those under way are done."""
+    if workers == 1 or len(checks) <= 1:
+        for check in checks:
+            run(check)
+        return
+    window = 4 * workers
+    failed: BaseException | None = None
+
+    def settle(future: Future[None]) -> None:
+        nonlocal failed
+        error = future.exception()  # waits for it
+        if failed is None:
+            failed = error
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: collections.deque[Future[None]] = collections.deque()
+        for check in checks:
+            if failed is not None:
+                break
+            pending.append(pool.submit(run, check))
+            while len(pending) >= window or (pending and pending[0].done()):
+                settle(pending.popleft())
+        while pending:
+            settle(pending.popleft())
+    if failed is not None:
+        raise failed
+
+
+class _Hashing:
+    """A stream that hashes what is read from it with *algorithms* (those a stored file is
+    checked with besides the SHA-256 the blob store makes)."""
+
+    def __init__(self, stream: Any, algorithms: Sequence[str]) -> None:
+        self.stream = stream
+        self.hashers = [hashlib.new(a) for a in algorithms]
+        self.algorithms = tuple(algorithms)
+
+    def readinto(self, buffer: memoryview) -> int | None:
+        n: int | None = self.stream.readinto(buffer)
+        if n:
+            block = buffer[:n]
+            for hasher in self.hashers:
+                hasher.update(block)
+        return n
+
+    def digests(self) -> dict[str, str]:
+        return {a: h.hexdigest() for a, h in zip(self.algorithms, self.hashers, strict=True)}
+
+
+def store_checked(
+    ctx: Context,
+    check: _FileCheck,
+    artifact: model.Artifact,
+    holder: str,
+    created: list[str],
+    progress: ProgressCallback | None,
+) -> None:
+    """Store the file of *check* (its sync left to the caller), hashing it on the way with
+    every algorithm its manifests and its artifact name; refuse it when a digest is not the
+    manifest's or the artifact's, or when the stored bytes are not what *artifact* says
+    (:func:`check_artifact_bytes` on the stored copy)."""
+    shown = display_path(check.path)
+    extra = sorted((set(check.expected) | set(artifact.digests.as_dict())) - {"sha256"})
+    try:
+        with open(check.path, "rb", buffering=0) as stream:
+            reader = _Hashing(stream, extra)
+            blob = ctx.blobs.put_stream(common.SourceFile(reader, shown), progress=progress, defer_sync=True)
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", where=shown) from exc
+    if blob.created:
+        created.append(blob.sha256)
+    found = {**reader.digests(), "sha256": blob.sha256}
+    compare_digests(check.name, found, check.expected)  # a bag's file, as its manifests say
+    if blob.sha256 != check.store or blob.size != artifact.size:
+        raise IntegrityError(
+            f"holds {blob.size} bytes with SHA-256 {blob.sha256}, not artifact {check.store}; nothing was imported",
+            where=shown,
+        )
+    digests = model.Digests(**{a: found[a] for a in artifact.digests.as_dict()})
+    stored = ctx.blobs.local_path(blob.sha256)
+    check_artifact_bytes(
+        check.path if stored is None else stored,
+        artifact,
+        hashed=True,
+        where=f"record {holder}: {shown}",
+        measured=(digests, blob.size),
+    )
 
 
 def insert_imported(
-    ctx: Context, session: Any, item: IncomingRecord, source: dict[str, Any], at: dt.datetime, *, unsigned: bool = False
+    ctx: Context,
+    session: Any,
+    items: Sequence[IncomingRecord],
+    source: dict[str, Any],
+    at: dt.datetime,
+    *,
+    unsigned: bool = False,
 ) -> None:
-    """Write one imported record, its artifacts and parts in the write transaction *session*,
-    with the ``record.imported`` event that holds its custody history (and, when its provenance
-    is *unsigned*, the tag that says so)."""
-    record = item.record
-    for entry in record.artifacts:
-        if ctx.db.artifact(session, entry.artifact.sha256) is None:
-            common.add_artifact(ctx, session, entry.artifact, at=at)
-    ctx.db.add_record(session, record)
-    for entry in record.artifacts:
-        ctx.db.attach_artifact(session, record.id, entry)
-    event = ctx.db.append_event(
-        session,
-        at=at,
-        actor=ctx.operator,
-        action=Action.RECORD_IMPORTED,
-        subject=record.id,
-        details=imported_details(record, source, item.history),
-    )
-    for position, acquisition in enumerate(record.acquisitions):
-        ctx.db.add_acquisition(session, record.id, acquisition, event.seq, position)
-    for kind, parts in (
-        ("report", record.reports),
-        ("note", record.notes),
-        ("flag", record.flags),
-        ("relation", record.relations),
-        ("claim", record.claims),
-        ("assessment", record.assessments),
-    ):
-        for part in parts:
-            ctx.db.add_part(session, record.id, kind, part, event.seq)
-    found = {a.artifact_sha256: a.ended_at for a in record.acquisitions if a.artifact_sha256 is not None}
-    index_rows(
-        session,
-        [(r.id, r, found.get(r.document_sha256 or "", record.created_at)) for r in record.reports],
-    )
-    if unsigned and ctx.db.add_tags(session, record.id, [UNSIGNED_PROVENANCE_TAG]):
-        ctx.db.append_event(
-            session,
-            at=at,
-            actor=ctx.operator,
-            action=Action.TAGS_ADDED,
-            subject=record.id,
-            details={"tags": [UNSIGNED_PROVENANCE_TAG]},
+    """Write imported records, their artifacts and parts in the write transaction *session*,
+    each with the ``record.imported`` event that holds its custody history (and, when its
+    provenance is *unsigned*, the tag that says so and its ``tags.added`` event): the events
+    appended together, the rows inserted table by table."""
+    if not items:
+        return
+    rows: dict[str, list[dict[str, Any]]] = {
+        name: [] for name in ("artifact", "record", "record_tag", "record_artifact", "acquisition", "record_part")
+    }
+    described = {e.artifact.sha256: e.artifact for item in items for e in item.record.artifacts}
+    known = ctx.db.artifacts(session, list(described))
+    for sha, artifact in described.items():
+        if sha in known:
+            continue
+        # Under the write lock: bytes a concurrent fsck removed fail the whole transaction.
+        if not ctx.blobs.exists(sha):
+            raise common.bytes_gone(ctx, sha)
+        rows["artifact"].append(artifact_row(artifact, at))
+    drafts: list[EventDraft] = []
+    tagged: set[str] = set()
+    for item in items:
+        record = item.record
+        drafts.append(
+            EventDraft(
+                at=at,
+                actor=ctx.operator,
+                action=Action.RECORD_IMPORTED,
+                subject=record.id,
+                details=imported_details(record, source, item.history),
+            )
         )
+        if unsigned and UNSIGNED_PROVENANCE_TAG not in record.tags:
+            tagged.add(record.id)
+            drafts.append(
+                EventDraft(
+                    at=at,
+                    actor=ctx.operator,
+                    action=Action.TAGS_ADDED,
+                    subject=record.id,
+                    details={"tags": [UNSIGNED_PROVENANCE_TAG]},
+                )
+            )
+    events = ctx.db.append_events(session, drafts)
+    seqs = {e.subject: e.seq for e in events if e.action == Action.RECORD_IMPORTED}
+    reports = []
+    for item in items:
+        record = item.record
+        seq = seqs[record.id]
+        rows["record"].append(record_row(record))
+        tags = list(dict.fromkeys(record.tags))
+        if record.id in tagged:
+            tags.append(UNSIGNED_PROVENANCE_TAG)
+        rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in tags]
+        attached: list[str] = []
+        for entry in record.artifacts:
+            if entry.artifact.sha256 not in attached:
+                rows["record_artifact"].append(record_artifact_row(record.id, entry, len(attached)))
+                attached.append(entry.artifact.sha256)
+        for position, acquisition in enumerate(record.acquisitions):
+            rows["acquisition"].append(acquisition_row(record.id, acquisition, seq, position))
+        for kind, parts in (
+            ("report", record.reports),
+            ("note", record.notes),
+            ("flag", record.flags),
+            ("relation", record.relations),
+            ("claim", record.claims),
+            ("assessment", record.assessments),
+        ):
+            for position, part in enumerate(parts):
+                rows["record_part"].append(part_row(record.id, kind, part, seq, position))
+        found = {a.artifact_sha256: a.ended_at for a in record.acquisitions if a.artifact_sha256 is not None}
+        reports += [(r.id, r, found.get(r.document_sha256 or "", record.created_at)) for r in record.reports]
+    ctx.db.insert_rows(session, rows)
+    index_rows(session, reports)
 
 
 def _unmarked(record: model.EvidenceRecord) -> model.EvidenceRecord:

@@ -1,0 +1,342 @@
+"""What makes bag exports and imports fast keeps them exact: the indented JSON of a bag's
+documents, the copying of artifact files (a kernel copy or a reflink where the file system has
+one, then the copy read back and hashed; plain reads and writes otherwise), and an import's
+batched checks and inserts.  Real files and real catalogs; no timings (those are in
+``benchmarks/bag_speed.py``)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import bagit  # type: ignore[import-untyped]
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event as sa_event
+
+from evidence_catalog import Catalog
+from evidence_catalog.errors import IntegrityError
+from evidence_catalog.interchange import bagfiles
+from evidence_catalog.interchange.bag import BagWriter, _Helper, check_bag
+from evidence_catalog.interchange.text import indented_json
+from evidence_catalog.serialize import to_document
+
+from .strategies import evidence_records
+
+#: Anything ``json.dumps`` accepts as JSON-ready: every scalar (NaN and the infinities, integers
+#: of any size, every string, lone surrogates included), keys of every kind it converts.
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=2)
+)
+keys = st.text() | st.integers() | st.floats() | st.booleans() | st.none()
+json_values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(keys, children, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values)
+def test_indented_json_is_json_dumps_with_indent_2(value: Any) -> None:
+    assert indented_json(value) == json.dumps(value, ensure_ascii=False, indent=2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(evidence_records())
+def test_a_records_document_is_written_as_json_dumps_writes_it(record: Any) -> None:
+    document = to_document(record)
+    assert indented_json(document) == json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def test_values_json_cannot_write_are_refused_as_json_dumps_refuses_them() -> None:
+    for value in ({"a": object()}, [1, {2, 3}], {(1, 2): "tuple key"}):
+        with pytest.raises(TypeError) as expected:
+            json.dumps(value, ensure_ascii=False, indent=2)
+        with pytest.raises(TypeError, match=re.escape(str(expected.value))):
+            indented_json(value)
+
+
+# -- export: the bag's files ------------------------------------------------------------------------
+
+
+def _large(path: Path) -> Path:
+    """A file over bagfiles.LARGE_FILE (copied on a worker thread), of distinct bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(bagfiles.LARGE_FILE + 123_457))
+    return path
+
+
+@pytest.fixture
+def mixed(catalog: Catalog, tmp_path: Path) -> Catalog:
+    """A catalog of one large file and a few small ones (one empty)."""
+    sources = [_large(tmp_path / "in" / "video.mp4")]
+    for index, size in enumerate((0, 1, 4096, 70_000)):
+        sources.append(tmp_path / "in" / f"small-{index}.bin")
+        sources[-1].write_bytes(os.urandom(size))
+    catalog.add(sources)
+    return catalog
+
+
+def _blob(catalog: Catalog, sha256: str) -> Path:
+    return catalog.path / "blobs" / "sha256" / sha256[:2] / sha256[2:4] / sha256
+
+
+def _bag_files(bag: Path) -> dict[str, bytes]:
+    return {p.relative_to(bag).as_posix(): p.read_bytes() for p in sorted(bag.rglob("*")) if p.is_file()}
+
+
+def _valid(bag: Path) -> None:
+    loaded = bagit.Bag(str(bag))
+    loaded.validate()
+    check_bag(bag)
+
+
+def _no_kernel_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process writes the bag (no helper), and its kernel cannot copy between these files."""
+    monkeypatch.setattr(sys, "executable", "")
+
+    def refuse(*args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+
+
+@pytest.mark.parametrize("way", ["helper", "this process", "this process, no kernel copy"])
+def test_every_way_of_writing_makes_the_same_valid_bag(
+    mixed: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    first = tmp_path / "first"
+    mixed.export(first, format="bagit", sha512=True)  # helper process (the default)
+    if way == "this process":
+        monkeypatch.setattr(sys, "executable", "")  # no interpreter to start: written here
+    elif way == "this process, no kernel copy":
+        _no_kernel_copy(monkeypatch)
+    second = tmp_path / "second"
+    mixed.export(second, format="bagit", sha512=True)
+    _valid(first)
+    _valid(second)
+    ours, theirs = _bag_files(first), _bag_files(second)
+    assert sorted(ours) == sorted(theirs)
+    payload = [name for name in ours if name.startswith("data/records/")]
+    assert payload and all(ours[name] == theirs[name] for name in payload)
+    # The manifests list the same files, in the same order (the order they were given).
+    for manifest in ("manifest-sha256.txt", "manifest-sha512.txt"):
+        names = [line.split("  ", 1)[1] for line in ours[manifest].decode().splitlines()]
+        assert names == [line.split("  ", 1)[1] for line in theirs[manifest].decode().splitlines()]
+
+
+def test_the_helper_writes_the_bag_when_it_can_and_this_process_when_it_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a").mkdir()
+    writer = BagWriter(tmp_path / "a")
+    assert writer.helper
+    writer.abort()
+    monkeypatch.setattr(sys, "executable", os.fspath(tmp_path / "no-such-python"))
+    (tmp_path / "b").mkdir()
+    writer = BagWriter(tmp_path / "b")
+    assert not writer.helper
+    writer.abort()
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+@pytest.mark.parametrize("helper", [True, False])
+def test_a_stored_blob_that_changed_stops_the_export_and_leaves_nothing(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str, helper: bool
+) -> None:
+    if size == "large":
+        source = _large(tmp_path / "in" / "video.mp4")
+    else:
+        source = tmp_path / "in" / "photo.jpg"
+        source.parent.mkdir(parents=True)
+        source.write_bytes(os.urandom(5000))
+    [added] = catalog.add([source, *_smalls(tmp_path / "in", 3)])[:1]
+    blob = _blob(catalog, added.sha256)
+    blob.chmod(0o644)
+    with open(blob, "r+b") as damaged:  # one bit, same size
+        first = damaged.read(1)
+        damaged.seek(0)
+        damaged.write(bytes([first[0] ^ 1]))
+    if not helper:
+        monkeypatch.setattr(sys, "executable", "")
+    events = len(catalog.history())
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IntegrityError, match=r"stored copy's SHA-256 is now [0-9a-f]{64}; run verify") as raised:
+        catalog.export(tmp_path / "out" / "bag", format="bagit")
+    assert raised.value.where == f"artifact {added.sha256}"
+    assert list((tmp_path / "out").iterdir()) == []  # neither the bag nor its temporary folder
+    assert len(catalog.history()) == events  # no export was logged
+
+
+def _smalls(folder: Path, count: int) -> list[Path]:
+    paths = []
+    for index in range(count):
+        paths.append(folder / f"note-{index}.txt")
+        paths[-1].write_bytes(os.urandom(100 + index))
+    return paths
+
+
+def test_each_copy_is_hashed_as_it_is_in_the_bag_not_as_it_was_read(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel copy is read back and hashed: a copy that came out wrong (here: a kernel that
+    writes one bit wrong) is found, although the stored file is intact."""
+    source = tmp_path / "in" / "photo.jpg"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(os.urandom(20_000))
+    [added] = catalog.add([source])
+    monkeypatch.setattr(sys, "executable", "")  # this process: its kernel copy can be replaced
+    real = os.copy_file_range
+
+    def faulty(src: int, dst: int, count: int, *args: Any) -> int:
+        done = real(src, dst, count, *args)
+        position = os.lseek(dst, 0, os.SEEK_CUR)
+        first = os.pread(dst, 1, 0)
+        os.pwrite(dst, bytes([first[0] ^ 1]), 0)
+        os.lseek(dst, position, os.SEEK_SET)
+        return done
+
+    monkeypatch.setattr(os, "copy_file_range", faulty)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IntegrityError, match="stored copy's SHA-256 is now"):
+        catalog.export(tmp_path / "out" / "bag", format="bagit")
+    assert catalog.verify(record_event=False).ok  # the stored copy is intact
+    assert hashlib.sha256(_blob(catalog, added.sha256).read_bytes()).hexdigest() == added.sha256
+
+
+def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
+    root = tmp_path / "bag"
+    root.mkdir()
+    writer = BagWriter(root)
+    assert writer.helper
+    files = writer._files
+    assert isinstance(files, _Helper)
+    files._process.kill()
+    files._process.wait()
+
+    def write_on() -> None:
+        for index in range(2 * _Helper.BATCH):  # enough to send a batch to it
+            writer.add_bytes(f"data/file-{index}.txt", b"x")
+        writer.finish([])
+
+    with pytest.raises(OSError, match="file writer stopped"):
+        write_on()
+    writer.abort()
+
+
+# -- import: each file read once, the records written in a few statements --------------------------
+
+
+@pytest.fixture
+def source_bags(tmp_path: Path, operator: Any) -> dict[int, Path]:
+    """Bags of 4 and of 24 records (one small file each, one of them large), of one catalog."""
+    with Catalog.init(tmp_path / "source", operator=operator) as source:
+        files = [_large(tmp_path / "in" / "video.mp4"), *_smalls(tmp_path / "in", 23)]
+        results = source.add(files, batch=100)
+        bags = {}
+        for count in (4, 24):
+            bags[count] = tmp_path / f"bag-{count}"
+            source.export(bags[count], format="bagit", record_ids=[r.record_id for r in results[:count]])
+    return bags
+
+
+class _Counting:
+    """A file opened for reading whose bytes read are counted."""
+
+    def __init__(self, stream: Any, counts: dict[str, int], name: str) -> None:
+        self._stream, self._counts, self._name = stream, counts, name
+
+    def readinto(self, buffer: Any) -> Any:
+        n = self._stream.readinto(buffer)
+        self._counts[self._name] = self._counts.get(self._name, 0) + (n or 0)
+        return n
+
+    def read(self, *args: Any) -> Any:
+        data = self._stream.read(*args)
+        self._counts[self._name] = self._counts.get(self._name, 0) + len(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __enter__(self) -> _Counting:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self._stream.close()
+
+
+def test_an_import_reads_each_artifact_file_of_the_bag_once(
+    source_bags: dict[int, Path], tmp_path: Path, operator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bag = source_bags[24]
+    artifacts = {p.relative_to(bag).as_posix(): p.stat().st_size for p in bag.glob("data/records/*/artifacts/*")}
+    counts: dict[str, int] = {}
+    real_open = open
+
+    def counting_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        stream = real_open(file, mode, *args, **kwargs)
+        try:
+            name = Path(os.fsdecode(file)).resolve().relative_to(bag.resolve()).as_posix()
+        except (TypeError, ValueError):
+            return stream
+        return _Counting(stream, counts, name) if name in artifacts and "b" in mode else stream
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    with Catalog.init(tmp_path / "dest", operator=operator) as dest:
+        result = dest.import_records(bag)
+        monkeypatch.undo()
+        assert len(result.records_added) == 24 and result.artifacts_stored == 24
+        assert dest.verify(record_event=False).ok
+    assert {name: counts.get(name, 0) for name in artifacts} == artifacts  # every byte read, once
+
+
+def _statements_and_fsyncs(bag: Path, folder: Path, operator: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    statements, fsyncs = [0], [0]
+    real_fsync = os.fsync
+
+    def count_statement(*args: Any) -> None:
+        statements[0] += 1
+
+    def count_fsync(fd: int) -> None:
+        fsyncs[0] += 1
+        real_fsync(fd)
+
+    with Catalog.init(folder, operator=operator) as dest:
+        sa_event.listen(sa.engine.Engine, "before_cursor_execute", count_statement)
+        monkeypatch.setattr(os, "fsync", count_fsync)
+        try:
+            dest.import_records(bag)
+        finally:
+            sa_event.remove(sa.engine.Engine, "before_cursor_execute", count_statement)
+            monkeypatch.undo()
+    return statements[0], fsyncs[0]
+
+
+def test_an_import_writes_its_records_in_a_few_statements_and_flushes_its_files_once(
+    source_bags: dict[int, Path], tmp_path: Path, operator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    few = _statements_and_fsyncs(source_bags[4], tmp_path / "few", operator, monkeypatch)
+    many = _statements_and_fsyncs(source_bags[24], tmp_path / "many", operator, monkeypatch)
+    # 20 records more: no statement and no fsync per record or per file (it was some ten
+    # statements and three fsyncs each)
+    assert many[0] - few[0] <= 4, (few, many)
+    assert many[1] == few[1], (few, many)
