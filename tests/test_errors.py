@@ -60,8 +60,12 @@ SCRIPTS = {
 #: Exception classes of the library that are not EvidenceErrors, each with the reason why.
 NOT_EVIDENCE_ERRORS: dict[str, str] = {
     # Signals caught in the module that raises them, never raised to a caller: each only says
-    # "take the slower, general way" (reference hashing; yt-dlp's own URL matching).
-    "evidence_catalog.capture.matching._UnreadableError": "caught in matching: yt-dlp's own pattern decides",
+    # "take the slower, general way" (writing in this process; the standard library's JSON).
+    "evidence_catalog.interchange.bag._NoHelperError": "caught in bag: the payload is written in this process",
+    "evidence_catalog.interchange.text._NotPlainError": "caught in text: json.dumps writes the value",
+    # The bag writer's helper process runs bagfiles.py with the standard library alone (it
+    # imports nothing of the library); the writer turns its mismatch into an IntegrityError.
+    "evidence_catalog.interchange.bagfiles.CopyMismatch": "turned into an IntegrityError by interchange.bag",
 }
 
 #: EvidenceErrors that ``evidence_catalog`` does not export, each with the reason why.

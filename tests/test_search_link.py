@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 
 from evidence_catalog import Catalog, model
 from evidence_catalog.capture import CaptureOptions
-from evidence_catalog.custody import replay
 from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.ingest.links import MIN_PREFIX, LinkSuggestion, suggest, title_key, url_key
+from evidence_catalog.replay import replay
 from evidence_catalog.results import LinkResult
 from tests.conftest import FixedClock, copy_catalog, raw_database
 from tests.media_server import MediaServer, Route

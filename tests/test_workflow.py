@@ -25,8 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog, model
-from evidence_catalog.custody import ANNOTATIONS, Action, replay
+from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError, NotFoundError
+from evidence_catalog.replay import ANNOTATIONS, replay
 from evidence_catalog.schema_files import load_schema
 from evidence_catalog.serialize import from_document, structure, to_document, unstructure
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, BUILTIN_CODES, CODE, Category

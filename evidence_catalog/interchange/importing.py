@@ -35,7 +35,7 @@ from evidence_catalog.checkpoint import (
     split_note,
 )
 from evidence_catalog.checkpoint import verify as verify_checkpoint
-from evidence_catalog.custody import Action, event_leaf, hash_and_leaf, replay
+from evidence_catalog.custody import Action, event_leaf, hash_and_leaf
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
 from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder, Finding
 from evidence_catalog.hashing import MultiHasher, hash_file
@@ -51,6 +51,7 @@ from evidence_catalog.interchange.bag import (
     compare_digests,
 )
 from evidence_catalog.model import GENESIS_HASH
+from evidence_catalog.replay import replay
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
     CHECKPOINT_SCHEMA,

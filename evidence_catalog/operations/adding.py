@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from evidence_catalog import model
-from evidence_catalog.custody import Action, added_details
+from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import check_note, check_record_id, checked_tags, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
+from evidence_catalog.replay import added_details
 from evidence_catalog.results import AddResult
 from evidence_catalog.store.blobstore import StoredBlob
 from evidence_catalog.store.database import (

@@ -19,12 +19,13 @@ from evidence_catalog.capture.ytdlp import (
     Capturer,
     Download,
 )
-from evidence_catalog.custody import Action, captured_details, failed_details
+from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.model import item_key
 from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import check_note, check_record_id, check_url, checked_tags
 from evidence_catalog.operations.context import Context
+from evidence_catalog.replay import captured_details, failed_details
 from evidence_catalog.results import CaptureResult
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob
 

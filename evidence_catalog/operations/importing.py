@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from evidence_catalog import model
-from evidence_catalog.custody import Action, imported_details
+from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, StorageError
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.interchange import bagfiles
@@ -37,6 +37,7 @@ from evidence_catalog.interchange.importing import (
 from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
+from evidence_catalog.replay import imported_details
 from evidence_catalog.results import ImportResult
 from evidence_catalog.store.database import (
     EventDraft,

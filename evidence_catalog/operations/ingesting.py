@@ -18,7 +18,7 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.capture.ytdlp import CaptureOptions, CaptureProgress
-from evidence_catalog.custody import Action, captured_details
+from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
 from evidence_catalog.ingest.formats import INGEST_FORMATS, IngestFormat, detect_format, read_reports
@@ -26,6 +26,7 @@ from evidence_catalog.operations import adding, capturing, common, log_key
 from evidence_catalog.operations.common import check_note, check_url, checked_tags
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
+from evidence_catalog.replay import captured_details
 from evidence_catalog.results import IngestResult
 from evidence_catalog.serialize import unstructure
 from evidence_catalog.store.blobstore import StoredBlob

@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 import attrs
 
 from evidence_catalog import model
-from evidence_catalog.custody import ANNOTATIONS, Action, annotation_details
+from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.interchange.redact import FieldPathError, check_flag
 from evidence_catalog.operations import common
 from evidence_catalog.operations.common import check_note, checked_tags, choice, utf8
 from evidence_catalog.operations.context import Context
+from evidence_catalog.replay import ANNOTATIONS, annotation_details
 from evidence_catalog.vocabulary import BUILTIN_CATEGORIES, Category
 
 _Part = TypeVar("_Part")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from evidence_catalog import model
-from evidence_catalog.custody import Action, linked_details
+from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, ValidationError
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.ingest.links import LinkSuggestion
@@ -31,6 +31,7 @@ from evidence_catalog.operations.common import (
     utf8,
 )
 from evidence_catalog.operations.context import Context
+from evidence_catalog.replay import linked_details
 from evidence_catalog.results import LinkResult, SearchHit
 
 

@@ -32,14 +32,7 @@ from evidence_catalog.checkpoint import (
 from evidence_catalog.checkpoint import (
     verify as verify_checkpoint,
 )
-from evidence_catalog.custody import (
-    Action,
-    ChainCheck,
-    Replayer,
-    document_hash,
-    event_leaf,
-    hash_and_leaf,
-)
+from evidence_catalog.custody import Action, ChainCheck, document_hash, event_leaf, hash_and_leaf
 from evidence_catalog.errors import (
     CatalogDatabaseError,
     CatalogError,
@@ -70,6 +63,7 @@ from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.log_key import KEYS_DIR
+from evidence_catalog.replay import Replayer
 from evidence_catalog.results import VerificationReport
 from evidence_catalog.serialize import structure
 from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, remembered_for
