@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from evidence_catalog import Catalog, model
 from evidence_catalog.capture import CaptureOptions
-from evidence_catalog.capture.ytdlp import WITHHELD, WITHHELD_COOKIES, WITHHELD_SET_COOKIE
+from evidence_catalog.capture.downloaded import WITHHELD, WITHHELD_COOKIES, WITHHELD_SET_COOKIE
 from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.results import CaptureResult
 from evidence_catalog.serialize import to_document, unstructure

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from yt_dlp.extractor import gen_extractor_classes
 
 from evidence_catalog.capture.matching import AllOf, Needs, OneOf, first_suitable, required_texts
-from evidence_catalog.capture.ytdlp import _plain_suitable
+from evidence_catalog.capture.youtubedl import _plain_suitable
 
 EXTRACTORS = {ie.ie_key(): ie for ie in gen_extractor_classes()}
 PLAIN = _plain_suitable()

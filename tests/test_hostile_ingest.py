@@ -725,10 +725,10 @@ def test_an_account_or_host_name_that_is_not_utf_8_is_recorded_escaped(
 def test_what_yt_dlp_says_about_a_site_is_kept_as_text_that_can_be_logged() -> None:
     """yt-dlp's warnings and errors quote what a site sent (a subtitle language, a title): they
     become an acquisition's note or a ``capture.failed`` event, so what is not text is escaped."""
-    from evidence_catalog.capture.ytdlp import _Log
+    from evidence_catalog.capture.youtubedl import Log
     from evidence_catalog.serialize import canonical_json
 
-    log = _Log()
+    log = Log()
     log.warning("WARNING: Unable to download video subtitles for 'uk\udcff': HTTP Error 404\x00")
     log.error("ERROR: [generic] title \ud800\r\nsecond line")
     assert log.warnings == ["Unable to download video subtitles for 'uk\\udcff': HTTP Error 404\\x00"]

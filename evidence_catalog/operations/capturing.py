@@ -11,14 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 from evidence_catalog import model
-from evidence_catalog.capture.ytdlp import (
-    CapturedFile,
-    CaptureFailed,
-    CaptureOptions,
-    CaptureProgress,
-    Capturer,
-    Download,
-)
+from evidence_catalog.capture.downloaded import CapturedFile, Download
+from evidence_catalog.capture.options import CaptureFailed, CaptureOptions, CaptureProgress
+from evidence_catalog.capture.ytdlp import Capturer
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.model import item_key
@@ -385,7 +380,7 @@ def log_failed_capture(
     settings: tuple[str, ...] = (),
 ) -> CaptureResult:
     """Log a failed attempt (due diligence: what was tried, when, and why it failed)."""
-    from evidence_catalog.capture.ytdlp import yt_dlp_agent
+    from evidence_catalog.capture.youtubedl import yt_dlp_agent
 
     acquisition = common.new_acquisition(
         ctx,

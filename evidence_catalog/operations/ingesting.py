@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from evidence_catalog import model
-from evidence_catalog.capture.ytdlp import CaptureOptions, CaptureProgress
+from evidence_catalog.capture.options import CaptureOptions, CaptureProgress
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
