@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from evidence_catalog.filters import RecordFilter
     from evidence_catalog.ingest.links import LinkSuggestion
     from evidence_catalog.interchange.bag import BagError
-    from evidence_catalog.interchange.importing import UnsignedProvenanceError
+    from evidence_catalog.interchange.import_provenance import UnsignedProvenanceError
     from evidence_catalog.interchange.redact import FieldPathError
     from evidence_catalog.merkle import MerkleError
     from evidence_catalog.model import (
@@ -158,7 +158,7 @@ _LAZY: dict[str, str] = {
     "RecordFilter": "filters",
     "LinkSuggestion": "ingest.links",
     "BagError": "interchange.bag",
-    "UnsignedProvenanceError": "interchange.importing",
+    "UnsignedProvenanceError": "interchange.import_provenance",
     "FieldPathError": "interchange.redact",
     "MerkleError": "merkle",
     "Acquisition": "model",

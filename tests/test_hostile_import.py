@@ -34,8 +34,9 @@ from evidence_catalog.checkpoint import Checkpoint, parse_checkpoint, public_byt
 from evidence_catalog.checkpoint import sign as sign_checkpoint
 from evidence_catalog.custody import document_hash, event_leaf
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError
-from evidence_catalog.interchange import importing
-from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG, UnsignedProvenanceError
+from evidence_catalog.interchange import import_documents, import_provenance
+from evidence_catalog.interchange.import_provenance import UnsignedProvenanceError
+from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
 from evidence_catalog.merkle import perfect_from_leaves, root
 
 from .conftest import CliResult, FixedClock, make_jpeg
@@ -541,7 +542,7 @@ def test_accepting_unsigned_provenance_marks_nothing_when_it_is_signed(source: S
 
 
 def test_a_bag_of_some_records_imports_signed_by_the_key_its_log_names(source: Source, dest: Catalog) -> None:
-    assert (source.part / importing.KEY_EVENT).is_file()
+    assert (source.part / import_provenance.KEY_EVENT).is_file()
     result = dest.import_records(source.part)
     assert result.records_added == (source.photo,)
     assert result.log_key_id == source.key_id and result.unsigned is None
@@ -552,7 +553,7 @@ def test_a_bag_of_some_records_imports_signed_by_the_key_its_log_names(source: S
 
 
 def test_a_bag_of_some_records_without_its_key_event_is_refused(source: Source, dest: Catalog, part: Path) -> None:
-    (part / importing.KEY_EVENT).unlink()
+    (part / import_provenance.KEY_EVENT).unlink()
     reseal(part)
     refused(dest, part, r"holds no event naming the log key", error=UnsignedProvenanceError)
 
@@ -560,11 +561,11 @@ def test_a_bag_of_some_records_without_its_key_event_is_refused(source: Source, 
 def test_a_bag_of_some_records_with_a_forged_key_event_is_refused(source: Source, dest: Catalog, part: Path) -> None:
     """The key event swapped for one naming the attacker's key (its own hash recomputed): its
     inclusion proof no longer leads to the signed root."""
-    key_event = json.loads((part / importing.KEY_EVENT).read_text("utf-8"))
+    key_event = json.loads((part / import_provenance.KEY_EVENT).read_text("utf-8"))
     public = public_bytes(Ed25519PrivateKey.generate().public_key())
     key_event["details"]["log"]["vkey"] = vkey(key_event["details"]["log"]["origin"], public)
     key_event["hash"] = document_hash(key_event)
-    write(part / importing.KEY_EVENT, json.dumps(key_event))
+    write(part / import_provenance.KEY_EVENT, json.dumps(key_event))
     reseal(part)
     refused(dest, part, r"")
 
@@ -595,7 +596,7 @@ def test_a_line_longer_than_the_limit_is_refused_before_it_is_read_whole(
     source: Source, dest: Catalog, part: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     limit = 1024 * 1024
-    monkeypatch.setattr(importing, "MAX_LINE_BYTES", limit)
+    monkeypatch.setattr(import_documents, "MAX_LINE_BYTES", limit)
     target = part / "data" / name
     _long_line(target, 3 * limit)
     reseal(part)
@@ -615,13 +616,13 @@ def test_a_line_longer_than_the_limit_is_refused_before_it_is_read_whole(
             stream.readline = readline
         return stream
 
-    monkeypatch.setattr(importing, "open", counting_open, raising=False)
+    monkeypatch.setattr(import_documents, "open", counting_open, raising=False)
     refused(dest, part, rf"{re.escape(name)}: line 1 is longer than a line may be \({limit} bytes\)", error=InputError)
     assert reads and max(reads) <= limit + 1
 
 
 def test_the_documented_line_limit_holds_for_a_real_sparse_file(source: Source, dest: Catalog, part: Path) -> None:
-    _long_line(part / "data" / "custody.jsonl", importing.MAX_LINE_BYTES + 1)
+    _long_line(part / "data" / "custody.jsonl", import_documents.MAX_LINE_BYTES + 1)
     reseal(part)
     refused(dest, part, r"custody\.jsonl: line 1 is longer than a line may be", error=InputError)
 

@@ -35,7 +35,7 @@ from evidence_catalog.findings import (
     KeyChangeInvalid,
     KeyFileMismatch,
 )
-from evidence_catalog.interchange.importing import UnsignedProvenanceError
+from evidence_catalog.interchange.import_provenance import UnsignedProvenanceError
 from evidence_catalog.operations import log_key as log_key_operations
 from evidence_catalog.serialize import unstructure
 from evidence_catalog.store.keyfiles import PASSPHRASE_ENV, LogKey

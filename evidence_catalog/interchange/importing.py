@@ -9,36 +9,28 @@ duplicate members, no NaN), carries a schema id this version reads, and turns in
 writes back to exactly the same JSON (nothing unknown dropped, nothing changed); every custody
 event still has its hash (and a complete log its links); every artifact a record lists is there
 with its size.  Nothing here writes.
+
+The checks it puts together live beside it: the documents, read strictly
+(:mod:`~evidence_catalog.interchange.import_documents`); the custody events against the
+exporting catalog's signed log (:mod:`~evidence_catalog.interchange.import_provenance`); the
+records against what their events rebuild and the artifacts against their bytes
+(:mod:`~evidence_catalog.interchange.import_checks`).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from evidence_catalog import merkle, model
-from evidence_catalog.checkpoint import (
-    KEY_CHANGED,
-    KEY_DECLARED,
-    CheckpointError,
-    epoch_at,
-    key_chain,
-    key_id,
-    parse_checkpoint,
-    split_note,
-)
-from evidence_catalog.checkpoint import verify as verify_checkpoint
-from evidence_catalog.custody import Action, event_leaf, hash_and_leaf
+from evidence_catalog import model
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
-from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder, Finding
-from evidence_catalog.hashing import MultiHasher, hash_file
+from evidence_catalog.hashing import MultiHasher
 from evidence_catalog.interchange.bag import (
     CONTENTS,
     CUSTODY,
@@ -50,33 +42,34 @@ from evidence_catalog.interchange.bag import (
     check_payload_file,
     compare_digests,
 )
-from evidence_catalog.model import GENESIS_HASH
-from evidence_catalog.replay import replay
+from evidence_catalog.interchange.import_checks import check_histories
+from evidence_catalog.interchange.import_documents import (
+    check_schema,
+    checked_event,
+    lines,
+    link_findings,
+    parse_json,
+    read_limited,
+    record_from,
+)
+from evidence_catalog.interchange.import_provenance import (
+    LOG_PREFIX,
+    Provenance,
+    UnsignedProvenanceError,
+    bag_provenance,
+    log_provenance,
+)
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
     CHECKPOINT_SCHEMA,
-    OLDER_SCHEMA_IDS,
     SCHEMA_BASE,
     SCHEMA_IDS,
-    canonical_json,
     from_document,
-    to_document,
-    unstructure,
 )
 
-#: The largest JSON document (a record, contents.json, a JSON or JSON Lines export) read into memory.
-MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
-#: The longest line of a bag's ``custody.jsonl`` or ``data/log/proofs.jsonl`` (newline included):
-#: a line is read at most this far, and a longer one refused, so it is never read whole.
-MAX_LINE_BYTES = 64 * 1024 * 1024
 #: The tag every record imported with unsigned provenance (``accept_unsigned``) carries: shown by
 #: ``list`` and ``show`` and exported with the record (JSON, bags, PROV).
 UNSIGNED_PROVENANCE_TAG = "provenance:unsigned"
-#: A partial bag's copy of the custody event that names the exporting catalog's log key.
-KEY_EVENT = "data/log/key-event.json"
-#: In a bag of some records: the log's ``key.changed`` events, one per line, each proven.
-KEY_CHANGES = "data/log/key-changes.jsonl"
-_SCHEMA_ID = re.compile(r"^" + re.escape(SCHEMA_BASE) + r"(?P<name>[a-z-]+):(?P<version>\d+\.\d+\.\d+)$")
 
 
 @attrs.frozen
@@ -86,45 +79,6 @@ class IncomingRecord:
     record: model.EvidenceRecord
     history: tuple[dict[str, Any], ...]
     where: str
-
-
-class UnsignedProvenanceError(IntegrityError):
-    """An export whose custody events are not tied to a checkpoint signed by the key its own log
-    names (no signed log evidence, another key, a checkpoint that is no signed note, events the
-    checkpoint does not cover); imported only when unsigned provenance is accepted explicitly."""
-
-
-@attrs.frozen
-class Provenance:
-    """How an export's custody events are tied to the exporting catalog's signed log."""
-
-    #: The log's name (origin), and its key as the exported log names it (C2SP key id, and the
-    #: Ed25519 public key in base64).
-    origin: str | None = None
-    key_id: str | None = None
-    public_key: str | None = None
-    #: The signed checkpoint the events were checked against.
-    tree_size: int | None = None
-    root_hash: str | None = None
-    #: Why the events are not tied to a signed log; ``None`` when they are.
-    unsigned: str | None = None
-
-    @property
-    def signed(self) -> bool:
-        """Whether every custody event is covered by a checkpoint signed by the key the log names."""
-        return self.unsigned is None
-
-    def log(self) -> dict[str, Any] | None:
-        """What the import event says of the signed log checked (``None`` when unsigned)."""
-        if not self.signed:
-            return None
-        return {
-            "origin": self.origin,
-            "key_id": self.key_id,
-            "public_key": self.public_key,
-            "tree_size": self.tree_size,
-            "root_hash": self.root_hash,
-        }
 
 
 @attrs.frozen
@@ -151,137 +105,11 @@ class Incoming:
     #: stores against the artifact's SHA-256 and size.
     files_checked: bool
     #: How the custody events are tied to the exporting catalog's signed log.
-    provenance: Provenance = Provenance(unsigned="not checked")
+    provenance: Provenance = Provenance(unsigned="not checked")  # noqa: RUF009 -- frozen: one shared default is safe
     #: The bag's files whose digests are still to be checked against its manifests: every
     #: artifact file, checked by the importer as it is read (stored, or only hashed when the
     #: catalog holds its bytes already) -- an import checks every one, whatever it stores.
     unchecked: tuple[PayloadFile, ...] = ()
-
-
-def parse_json(data: bytes | str, where: str) -> Any:
-    """Parse JSON strictly: UTF-8, no duplicate members, no NaN or Infinity."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in items:
-            if key in result:
-                raise ValueError(f"member {key!r} appears twice")
-            result[key] = value
-        return result
-
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
-    except UnicodeDecodeError as exc:
-        raise ValidationError(f"is not UTF-8 (byte {exc.start})", where=where) from None
-    except (ValueError, RecursionError) as exc:
-        raise ValidationError(f"malformed JSON: {exc}", where=where) from None
-
-
-def check_schema(document: Any, expected: str, where: str) -> None:
-    """Refuse a document whose ``schema`` is not *expected* (a schema id), naming a newer
-    version of the same schema as such."""
-    if not isinstance(document, dict):
-        raise ValidationError(f"is a JSON {type(document).__name__}, not an object", where=where)
-    given = document.get("schema")
-    if given == expected or (given in OLDER_SCHEMA_IDS and OLDER_SCHEMA_IDS[given] is _TYPES.get(expected)):
-        return
-    want = _SCHEMA_ID.match(expected)
-    got = _SCHEMA_ID.match(given) if isinstance(given, str) else None
-    if want and got and got.group("name") == want.group("name"):
-        if _version(got.group("version")) > _version(want.group("version")):
-            raise ValidationError(
-                f"schema {given} is newer than this library reads ({want.group('version')}); upgrade evidence-catalog",
-                where=where,
-            )
-        raise ValidationError(f"schema {given} is an older version this library does not import", where=where)
-    raise ValidationError(f"unknown schema {given!r}; expected {expected}", where=where)
-
-
-#: Schema id -> type, to tell which older ids read as which current one.
-_TYPES = {schema: kind for kind, schema in SCHEMA_IDS.items()}
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
-
-
-def _read_limited(path: Path, where: str) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_DOCUMENT_BYTES:
-        raise InputError(f"is {size} bytes, more than a document may be ({MAX_DOCUMENT_BYTES})", where=where)
-    return path.read_bytes()
-
-
-def record_from(document: Any, where: str) -> model.EvidenceRecord:
-    """The record a document holds, refused unless it writes back to the same JSON."""
-    check_schema(document, SCHEMA_IDS[model.EvidenceRecord], where)
-    try:
-        record: model.EvidenceRecord = from_document(document, model.EvidenceRecord)
-    except EvidenceError as exc:
-        raise ValidationError(exc.message, where=where) from None
-    try:
-        same = canonical_json(to_document(record)) == canonical_json(document)
-    except ValueError as exc:  # e.g. an integer outside what JSON numbers can carry exactly
-        raise ValidationError(f"holds a value canonical JSON cannot represent: {exc}", where=where) from None
-    if not same:
-        differing = sorted(k for k, v in to_document(record).items() if document.get(k) != v)
-        raise ValidationError(
-            f"would not be kept exactly as given (differs in: {', '.join(differing) or 'member order or form'})",
-            where=where,
-        )
-    return record
-
-
-def event_document(document: Any, where: str) -> dict[str, Any]:
-    """A custody event document, refused unless its hash is right."""
-    return checked_event(document, where)[0]
-
-
-def checked_event(document: Any, where: str) -> tuple[dict[str, Any], bytes]:
-    """:func:`event_document`, with the event's leaf in the log's Merkle tree (both from one
-    committed form: for a salted event, every value's salted digest is made once)."""
-    check_schema(document, SCHEMA_IDS[model.CustodyEvent], where)
-    try:
-        from_document(document, model.CustodyEvent)
-        expected, leaf = hash_and_leaf(document)
-    except (EvidenceError, TypeError, ValueError) as exc:
-        raise ValidationError(str(exc), where=where) from None
-    if expected != document["hash"]:
-        raise IntegrityError(
-            f"custody event {document.get('seq')} was altered: its content hashes to {expected}, "
-            f"it says {document['hash']}",
-            where=where,
-        )
-    assert isinstance(document, dict)
-    return document, leaf
-
-
-def link_findings(events: list[dict[str, Any]]) -> list[Finding]:
-    """What :func:`~evidence_catalog.custody.verify_chain` finds in a log of events whose own
-    hashes were checked already (:func:`checked_event`): sequence numbers that are not whole
-    numbers, missing or out of order, and links that are broken -- without hashing each event
-    again."""
-    findings: list[Finding] = []
-    expected_seq = 1
-    previous_hash = GENESIS_HASH
-    for document in events:
-        seq, stored_hash, prev_hash = document.get("seq"), document.get("hash"), document.get("prev_hash")
-        if not isinstance(seq, int) or isinstance(seq, bool):
-            findings.append(EventEdited(seq=expected_seq, expected=str(stored_hash), found=f"bad sequence {seq!r}"))
-            seq = expected_seq
-        if seq > expected_seq:
-            findings.append(EventMissing(seq=expected_seq, found=seq))
-        elif seq < expected_seq:
-            findings.append(EventOutOfOrder(seq=seq, expected=expected_seq))
-        elif prev_hash != previous_hash:
-            findings.append(BrokenLink(seq=seq, expected=previous_hash, found=str(prev_hash)))
-        expected_seq = seq + 1
-        previous_hash = str(stored_hash)
-    return findings
 
 
 def _checked_events(documents: Iterable[tuple[Any, str]]) -> tuple[list[dict[str, Any]], list[bytes]]:
@@ -330,7 +158,7 @@ def read_source(
     elif not path.is_file():
         raise InputError("no such file or bag folder", where=str(path))
     else:
-        data = _read_limited(path, str(path))
+        data = read_limited(path, str(path))
         if not data.strip():
             raise InputError("is empty", where=str(path))
         document = _one_json_export(data, str(path))
@@ -403,7 +231,7 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
     # read once: the bytes hashed are the bytes parsed); the artifact files are left for later.
     for name in (CONTENTS, CUSTODY, *(n for n in checked.files if n.startswith(LOG_PREFIX))):
         check_payload_file(name, checked.files[name], checked.expected(name), progress=progress)
-    contents = parse_json(_read_limited(checked.files[CONTENTS], CONTENTS), CONTENTS)
+    contents = parse_json(read_limited(checked.files[CONTENTS], CONTENTS), CONTENTS)
     check_schema(contents, BAG_CONTENTS_SCHEMA, CONTENTS)
     redaction = contents.get("redaction")
     if redaction is not None:
@@ -419,10 +247,10 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
                 "so its records cannot be imported as they were; import the complete bag",
                 where=str(root),
             )
-    events, leaves = _checked_events((doc, f"{CUSTODY} line {n}") for n, doc in _lines(checked.files[CUSTODY], CUSTODY))
+    events, leaves = _checked_events((doc, f"{CUSTODY} line {n}") for n, doc in lines(checked.files[CUSTODY], CUSTODY))
     complete = contents.get("complete_log") is True
     histories = _histories(events, complete, CUSTODY)
-    provenance = _bag_provenance(checked.files, contents, events, leaves)
+    provenance = bag_provenance(checked.files, contents, events, leaves)
     records = []
     files: dict[str, Path] = {}
     unchecked: list[PayloadFile] = []
@@ -475,7 +303,7 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
 def _read_checked(bag: BagLayout, name: str, progress: ByteProgress | None) -> bytes:
     """The bytes of the bag's document *name*, once they have the digests the manifests give
     (read once: what is parsed is what was checked)."""
-    data = _read_limited(bag.files[name], name)
+    data = read_limited(bag.files[name], name)
     expected = bag.expected(name)
     hasher = MultiHasher(expected)
     hasher.update(data)
@@ -483,22 +311,6 @@ def _read_checked(bag: BagLayout, name: str, progress: ByteProgress | None) -> b
     if progress is not None:
         progress(len(data))
     return data
-
-
-def _lines(path: Path, where: str) -> Iterator[tuple[int, Any]]:
-    """The documents of a JSON Lines file, one line at a time: a line is read at most
-    :data:`MAX_LINE_BYTES` far, and a longer one refused before the rest of it is read."""
-    limit = MAX_LINE_BYTES
-    with open(path, "rb") as stream:
-        number = 0
-        while line := stream.readline(limit + 1):
-            number += 1
-            if len(line) > limit:
-                raise InputError(
-                    f"line {number} is longer than a line may be ({limit} bytes); nothing was imported", where=where
-                )
-            if line.strip():
-                yield number, parse_json(line, f"{where} line {number}")
 
 
 def _blob_files(records: list[IncomingRecord], blobs: Path | None) -> dict[str, Path]:
@@ -629,288 +441,3 @@ def _file_incoming(
         files_checked=False,
         provenance=provenance,
     )
-
-
-LOG_PREFIX = "data/log/"
-
-
-def _bag_provenance(
-    files: Mapping[str, Path], contents: Mapping[str, Any], events: list[dict[str, Any]], leaves: Sequence[bytes]
-) -> Provenance:
-    """How a bag's custody events are tied to the exporting catalog's signed log: its checkpoint
-    (``data/log/checkpoint.note``) checked with the key the exported log names -- in the whole
-    log, its key-naming event; in a bag of some records, the copy of that event in
-    ``data/log/key-event.json``, proven by its inclusion proof -- and each event covered by the
-    root of the whole log or by its inclusion proof.  The bag's own ``log.vkey`` is not trusted."""
-    log = contents.get("log")
-    if log is None:
-        if any(name.startswith(LOG_PREFIX) for name in files):
-            raise BagError("has files in data/log/ that contents.json does not describe", where=CONTENTS)
-        return Provenance(unsigned="the bag carries no signed log evidence (contents.json says log null)")
-    if not isinstance(log, dict):
-        raise ValidationError("log must be an object or null", where=CONTENTS)
-    if log.get("signed") is False:
-        return Provenance(
-            unsigned="the bag's checkpoint is unsigned (the exporting catalog's log key is encrypted and its"
-            " passphrase was not given: sign a checkpoint there with `checkpoint`, then export again)"
-        )
-    checkpoint_name = f"{LOG_PREFIX}checkpoint.note"
-    if checkpoint_name not in files:
-        return Provenance(unsigned=f"the bag has no {checkpoint_name}")
-    try:
-        note = _text(files, checkpoint_name)
-    except ValidationError as exc:
-        return Provenance(unsigned=f"its checkpoint {exc.message}")
-    if contents.get("complete_log") is True:
-        return log_provenance(events, note, complete=True, leaves=leaves)
-    proofs_name = f"{LOG_PREFIX}proofs.jsonl"
-    proofs: dict[int, Any] | None = None
-    if proofs_name in files:
-        proofs = {}
-        for _, line in _lines(files[proofs_name], proofs_name):
-            if isinstance(line, dict) and isinstance(line.get("seq"), int):
-                proofs.setdefault(line["seq"], line.get("proof"))
-    key_events = []
-    if KEY_EVENT in files:
-        key_events.append(event_document(parse_json(_read_limited(files[KEY_EVENT], KEY_EVENT), KEY_EVENT), KEY_EVENT))
-    if KEY_CHANGES in files:
-        key_events += [event_document(line, KEY_CHANGES) for _, line in _lines(files[KEY_CHANGES], KEY_CHANGES)]
-    return log_provenance(events, note, complete=False, proofs=proofs, key_events=key_events, leaves=leaves)
-
-
-def named_key(document: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What a custody event says of the log's key when it names one (``catalog.created`` or
-    ``key.created`` with a ``vkey``), else ``None``."""
-    if document.get("action") not in (Action.CATALOG_CREATED, Action.LOG_KEY_CREATED):
-        return None
-    details = document.get("details")
-    if not isinstance(details, dict):
-        return None
-    log = details.get("log", details)
-    return log if isinstance(log, dict) and isinstance(log.get("vkey"), str) else None
-
-
-def log_provenance(
-    events: list[dict[str, Any]],
-    note: Any,
-    *,
-    complete: bool,
-    proofs: Mapping[int, Any] | None = None,
-    key_events: list[dict[str, Any]] | None = None,
-    leaves: Sequence[bytes] | None = None,
-) -> Provenance:
-    """Check that *events* (hash-checked already) are covered by the checkpoint *note*, signed
-    by the key the exported log names for its size: the key its first key-naming event pins, or
-    a successor handed the log by a ``key.changed`` event the key before signed (see
-    :func:`~evidence_catalog.checkpoint.key_chain`).  In a *complete* log those events are among
-    *events*; in a bag of some records they come as *key_events*, each proven like every event by
-    its inclusion proof in *proofs* (``seq`` -> list of hex hashes).  *leaves*, when given, are the
-    leaves of *events* (from :func:`checked_event`), else they are made here.
-
-    Returns the :class:`Provenance`: signed, or unsigned with the reason (no checkpoint, no
-    key-naming event, a checkpoint that is not a note signed by that key, events it does not
-    cover).  A checkpoint that *is* signed by that key but contradicts the events (another root,
-    a failing proof, a complete log shorter than it) is forgery: :class:`IntegrityError`."""
-    held = {e.get("seq") for e in events}
-    extra = [] if complete else [e for e in key_events or [] if e.get("seq") not in held]
-    key_documents = sorted(
-        (e for e in [*extra, *events] if e.get("action") in (*KEY_DECLARED, KEY_CHANGED)),
-        key=lambda e: e["seq"] if isinstance(e.get("seq"), int) else 0,
-    )
-    epochs, problems = key_chain(key_documents)
-    if problems:
-        seq, reason = problems[0]
-        return Provenance(unsigned=f"custody event {seq} declares a log key that is not accepted: {reason}")
-    if not epochs:
-        where = "its custody log" if complete else f"the bag ({KEY_EVENT})"
-        return Provenance(unsigned=f"{where} holds no event naming the log key (catalog.created or key.created)")
-    if not isinstance(note, str) or not note:
-        return Provenance(unsigned="it carries no signed checkpoint")
-    try:
-        epoch = epoch_at(epochs, parse_checkpoint(split_note(note)[0]).size)
-    except (CheckpointError, ValueError) as exc:  # ValueError: text UTF-8 cannot encode
-        return Provenance(unsigned=f"its checkpoint is not one signed by the log key its own log names: {exc}")
-    assert epoch is not None
-    name, public = epoch.name, epoch.public
-    kid = key_id(name, public).hex()
-    if not isinstance(note, str) or not note:
-        return Provenance(unsigned="it carries no signed checkpoint")
-    try:
-        found = verify_checkpoint(note, name, public)
-    except (CheckpointError, ValueError) as exc:  # ValueError: text UTF-8 cannot encode
-        return Provenance(
-            unsigned=f"its checkpoint is not one signed by the log key its own log names ({name}, key id {kid}): {exc}"
-        )
-    signed = Provenance(
-        origin=name,
-        key_id=kid,
-        public_key=base64.b64encode(public).decode("ascii"),
-        tree_size=found.size,
-        root_hash=found.root.hex(),
-    )
-    made = []
-    for event in [*extra, *(events if leaves is None else ())]:
-        try:
-            made.append(event_leaf(event))
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"custody event {event.get('seq')} cannot be hashed: {exc}", where=CUSTODY) from None
-    leaves = made if leaves is None else [*made, *leaves]
-    if complete:
-        if found.size > len(leaves):
-            raise IntegrityError(
-                f"the signed checkpoint covers {found.size} custody events; the complete log exported holds only"
-                f" {len(leaves)}: events were cut off",
-                where=CUSTODY,
-            )
-        if found.size == 0 or merkle.root(merkle.perfect_from_leaves(leaves), found.size) != found.root:
-            raise IntegrityError("the custody log is not the one the checkpoint signed", where=CUSTODY)
-        if found.size < len(leaves):
-            return attrs.evolve(
-                signed,
-                unsigned=f"custody events {found.size + 1} to {len(leaves)} come after its signed checkpoint",
-            )
-        return signed
-    where = f"{LOG_PREFIX}proofs.jsonl"
-    if proofs is None:
-        return attrs.evolve(signed, unsigned="the bag has a checkpoint but no inclusion proofs of its custody events")
-    for event, leaf in zip([*extra, *events], leaves, strict=True):
-        seq = event["seq"]
-        proof = proofs.get(seq)
-        if proof is None:
-            return attrs.evolve(signed, unsigned=f"custody event {seq} has no inclusion proof")
-        if seq > found.size:
-            return attrs.evolve(signed, unsigned=f"custody event {seq} comes after its signed checkpoint")
-        try:
-            path = [bytes.fromhex(h) for h in proof]
-        except (TypeError, ValueError):
-            path = None
-        if path is None or not merkle.verify_inclusion(seq - 1, found.size, leaf, path, found.root):
-            raise IntegrityError(f"custody event {seq} is not proven to be in the signed log", where=where)
-    return signed
-
-
-def check_histories(records: list[IncomingRecord], events: list[dict[str, Any]], *, complete: bool, where: str) -> None:
-    """Refuse any record that is not what the export's custody events rebuild (the replay
-    ``verify`` uses), naming the record and the fields that differ; and, for a *complete* log, a
-    record the log creates that the export does not hold."""
-    structured = []
-    for event in events:
-        try:
-            structured.append(from_document(event, model.CustodyEvent))
-        except EvidenceError as exc:
-            raise ValidationError(exc.message, where=f"{where}: custody event {event.get('seq')}") from None
-    replayed = replay(structured)
-    # A report moved with `link` between a record of a selection and one left out of it: the
-    # selection's events alone cannot account for it.
-    hint = "" if complete else " (if a report was moved with link to or from a record left out, export them together)"
-    if replayed.problems:
-        seq, reason = replayed.problems[0]
-        raise IntegrityError(
-            f"custody event {seq} cannot be replayed ({reason}), so the records it concerns cannot be checked"
-            f" against their history{hint}; nothing was imported",
-            where=where,
-        )
-    for item in records:
-        record = item.record
-        expected = replayed.records.get(record.id)
-        if expected is None:
-            raise IntegrityError(
-                f"record {record.id} is not created by any custody event of the export; nothing was imported",
-                where=item.where,
-            )
-        if expected != record:
-            differing = differences(to_document(expected), to_document(record))
-            moved = hint if any(p.startswith("reports") for p in differing) else ""
-            raise IntegrityError(
-                f"record {record.id} is not what its custody events say (differs in: "
-                f"{_listed(differing)}){moved}; nothing was imported",
-                where=item.where,
-            )
-    if complete:
-        held = {item.record.id for item in records}
-        missing = sorted(set(replayed.records) - held)
-        if missing:
-            raise IntegrityError(
-                f"the custody log creates record {missing[0]}, which the export does not hold; nothing was imported",
-                where=where,
-            )
-
-
-def differences(expected: Any, found: Any, path: str = "") -> list[str]:
-    """The paths (``acquisitions[0].source_url``) at which two JSON values differ."""
-    if isinstance(expected, dict) and isinstance(found, dict):
-        out: list[str] = []
-        for key in [*expected, *(k for k in found if k not in expected)]:
-            if expected.get(key, _ABSENT) != found.get(key, _ABSENT):
-                out += differences(
-                    expected.get(key, _ABSENT), found.get(key, _ABSENT), f"{path}.{key}" if path else key
-                )
-        return out
-    if (
-        isinstance(expected, list)
-        and isinstance(found, list)
-        and len(expected) == len(found)
-        and any(isinstance(v, (dict, list)) for v in expected)
-    ):
-        out = []
-        for number, (a, b) in enumerate(zip(expected, found, strict=True)):
-            if a != b:
-                out += differences(a, b, f"{path}[{number}]")
-        return out
-    return [path or "(the whole value)"]
-
-
-_ABSENT = object()
-
-
-def _listed(paths: list[str], most: int = 8) -> str:
-    shown = ", ".join(paths[:most])
-    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
-
-
-def check_artifact_bytes(
-    path: Path,
-    artifact: model.Artifact,
-    *,
-    hashed: bool,
-    where: str,
-    measured: tuple[model.Digests, int] | None = None,
-) -> None:
-    """Re-read what *artifact* says of its bytes from the bytes in *path* -- digests (all but
-    SHA-256 unless not *hashed* already), size, media type, embedded metadata (EXIF: time, GPS,
-    camera, every raw tag) -- and refuse any difference, naming it.  The extractor's version is
-    not compared (the same bytes read by another version of it).  *measured*, when given, is
-    the digests (every algorithm *artifact* names) and size of the bytes in *path*, made as
-    they were read once: they are not read again for them."""
-    from evidence_catalog.extract import extract_metadata, sniff_media_type  # puremagic, exifread: loaded here
-
-    algorithms = [a for a in artifact.digests.as_dict() if a != "sha256" or not hashed]
-    if measured is not None:
-        digests, size = measured
-    elif algorithms:
-        digests, size = hash_file(str(path), algorithms)
-        if hashed:
-            digests = attrs.evolve(digests, sha256=artifact.digests.sha256)
-    else:
-        digests, size = artifact.digests, path.stat().st_size
-    media_type = sniff_media_type(path)
-    metadata = extract_metadata(path, media_type)
-    if metadata is not None and artifact.metadata is not None:
-        metadata = attrs.evolve(metadata, extractor=artifact.metadata.extractor)
-    found = model.Artifact(digests=digests, size=size, media_type=media_type, metadata=metadata)
-    if found != artifact:
-        differing = differences(unstructure(artifact), unstructure(found))
-        raise IntegrityError(
-            f"artifact {artifact.sha256} is not what its bytes say (differs in: {_listed(differing)}); "
-            "nothing was imported",
-            where=where,
-        )
-
-
-def _text(files: Mapping[str, Path], name: str) -> str:
-    if name not in files:
-        raise BagError("is missing (contents.json says the bag has a signed checkpoint)", where=name)
-    try:
-        return _read_limited(files[name], name).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError("is not UTF-8", where=name) from None

@@ -17,7 +17,7 @@ from evidence_catalog import merkle, model
 from evidence_catalog.checkpoint import vkey
 from evidence_catalog.custody import Action
 from evidence_catalog.interchange.bag import BagWriter
-from evidence_catalog.interchange.importing import KEY_CHANGES, KEY_EVENT, named_key
+from evidence_catalog.interchange.import_provenance import KEY_CHANGES, KEY_EVENT, named_key
 from evidence_catalog.serialize import to_document
 from evidence_catalog.store.keyfiles import PUBLIC_FILE, LogKey
 

@@ -27,13 +27,8 @@ from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, S
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.interchange import bagfiles
 from evidence_catalog.interchange.bag import check_payload_file, compare_digests
-from evidence_catalog.interchange.importing import (
-    UNSIGNED_PROVENANCE_TAG,
-    Incoming,
-    IncomingRecord,
-    check_artifact_bytes,
-    read_source,
-)
+from evidence_catalog.interchange.import_checks import check_artifact_bytes
+from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG, Incoming, IncomingRecord, read_source
 from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
@@ -68,7 +63,7 @@ def import_records(
     size, media type, embedded metadata such as EXIF time and GPS) is what its bytes say;
     and that the custody events are covered by a checkpoint signed by the key the exported
     log itself names (its ``catalog.created`` or ``key.created`` event).  An export without
-    such signed provenance is refused (:class:`~evidence_catalog.interchange.importing.
+    such signed provenance is refused (:class:`~evidence_catalog.interchange.import_provenance.
     UnsignedProvenanceError`) unless *accept_unsigned*: then its records are imported tagged
     ``provenance:unsigned`` (shown and exported with them) and the import event says why.
 

@@ -1,0 +1,182 @@
+"""The documents of an export, read strictly: the first check of everything an import reads.
+
+Every JSON document of a bag, a JSON export or a JSON Lines export is parsed here
+(:func:`parse_json`: no duplicate members, no NaN), within a size (:data:`MAX_DOCUMENT_BYTES`,
+and :data:`MAX_LINE_BYTES` a line), and checked to carry a schema id this version reads; a record
+must write back to exactly the same JSON (:func:`record_from`), a custody event must still have
+its hash (:func:`checked_event`) and a log its links (:func:`link_findings`).  Separate from
+:mod:`evidence_catalog.interchange.importing`, which puts these together into what an export
+holds, because the provenance checks (:mod:`evidence_catalog.interchange.import_provenance`)
+read a bag's log evidence with them too.  Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from evidence_catalog import model
+from evidence_catalog.custody import hash_and_leaf
+from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
+from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder, Finding
+from evidence_catalog.model import GENESIS_HASH
+from evidence_catalog.serialize import (
+    OLDER_SCHEMA_IDS,
+    SCHEMA_BASE,
+    SCHEMA_IDS,
+    canonical_json,
+    from_document,
+    to_document,
+)
+
+#: The largest JSON document (a record, contents.json, a JSON or JSON Lines export) read into memory.
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+#: The longest line of a bag's ``custody.jsonl`` or ``data/log/proofs.jsonl`` (newline included):
+#: a line is read at most this far, and a longer one refused, so it is never read whole.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+_SCHEMA_ID = re.compile(r"^" + re.escape(SCHEMA_BASE) + r"(?P<name>[a-z-]+):(?P<version>\d+\.\d+\.\d+)$")
+
+
+def parse_json(data: bytes | str, where: str) -> Any:
+    """Parse JSON strictly: UTF-8, no duplicate members, no NaN or Infinity."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in items:
+            if key in result:
+                raise ValueError(f"member {key!r} appears twice")
+            result[key] = value
+        return result
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"is not UTF-8 (byte {exc.start})", where=where) from None
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"malformed JSON: {exc}", where=where) from None
+
+
+def check_schema(document: Any, expected: str, where: str) -> None:
+    """Refuse a document whose ``schema`` is not *expected* (a schema id), naming a newer
+    version of the same schema as such."""
+    if not isinstance(document, dict):
+        raise ValidationError(f"is a JSON {type(document).__name__}, not an object", where=where)
+    given = document.get("schema")
+    if given == expected or (given in OLDER_SCHEMA_IDS and OLDER_SCHEMA_IDS[given] is _TYPES.get(expected)):
+        return
+    want = _SCHEMA_ID.match(expected)
+    got = _SCHEMA_ID.match(given) if isinstance(given, str) else None
+    if want and got and got.group("name") == want.group("name"):
+        if _version(got.group("version")) > _version(want.group("version")):
+            raise ValidationError(
+                f"schema {given} is newer than this library reads ({want.group('version')}); upgrade evidence-catalog",
+                where=where,
+            )
+        raise ValidationError(f"schema {given} is an older version this library does not import", where=where)
+    raise ValidationError(f"unknown schema {given!r}; expected {expected}", where=where)
+
+
+#: Schema id -> type, to tell which older ids read as which current one.
+_TYPES = {schema: kind for kind, schema in SCHEMA_IDS.items()}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def read_limited(path: Path, where: str) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        raise InputError(f"is {size} bytes, more than a document may be ({MAX_DOCUMENT_BYTES})", where=where)
+    return path.read_bytes()
+
+
+def record_from(document: Any, where: str) -> model.EvidenceRecord:
+    """The record a document holds, refused unless it writes back to the same JSON."""
+    check_schema(document, SCHEMA_IDS[model.EvidenceRecord], where)
+    try:
+        record: model.EvidenceRecord = from_document(document, model.EvidenceRecord)
+    except EvidenceError as exc:
+        raise ValidationError(exc.message, where=where) from None
+    try:
+        same = canonical_json(to_document(record)) == canonical_json(document)
+    except ValueError as exc:  # e.g. an integer outside what JSON numbers can carry exactly
+        raise ValidationError(f"holds a value canonical JSON cannot represent: {exc}", where=where) from None
+    if not same:
+        differing = sorted(k for k, v in to_document(record).items() if document.get(k) != v)
+        raise ValidationError(
+            f"would not be kept exactly as given (differs in: {', '.join(differing) or 'member order or form'})",
+            where=where,
+        )
+    return record
+
+
+def event_document(document: Any, where: str) -> dict[str, Any]:
+    """A custody event document, refused unless its hash is right."""
+    return checked_event(document, where)[0]
+
+
+def checked_event(document: Any, where: str) -> tuple[dict[str, Any], bytes]:
+    """:func:`event_document`, with the event's leaf in the log's Merkle tree (both from one
+    committed form: for a salted event, every value's salted digest is made once)."""
+    check_schema(document, SCHEMA_IDS[model.CustodyEvent], where)
+    try:
+        from_document(document, model.CustodyEvent)
+        expected, leaf = hash_and_leaf(document)
+    except (EvidenceError, TypeError, ValueError) as exc:
+        raise ValidationError(str(exc), where=where) from None
+    if expected != document["hash"]:
+        raise IntegrityError(
+            f"custody event {document.get('seq')} was altered: its content hashes to {expected}, "
+            f"it says {document['hash']}",
+            where=where,
+        )
+    assert isinstance(document, dict)
+    return document, leaf
+
+
+def link_findings(events: list[dict[str, Any]]) -> list[Finding]:
+    """What :func:`~evidence_catalog.custody.verify_chain` finds in a log of events whose own
+    hashes were checked already (:func:`checked_event`): sequence numbers that are not whole
+    numbers, missing or out of order, and links that are broken -- without hashing each event
+    again."""
+    findings: list[Finding] = []
+    expected_seq = 1
+    previous_hash = GENESIS_HASH
+    for document in events:
+        seq, stored_hash, prev_hash = document.get("seq"), document.get("hash"), document.get("prev_hash")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            findings.append(EventEdited(seq=expected_seq, expected=str(stored_hash), found=f"bad sequence {seq!r}"))
+            seq = expected_seq
+        if seq > expected_seq:
+            findings.append(EventMissing(seq=expected_seq, found=seq))
+        elif seq < expected_seq:
+            findings.append(EventOutOfOrder(seq=seq, expected=expected_seq))
+        elif prev_hash != previous_hash:
+            findings.append(BrokenLink(seq=seq, expected=previous_hash, found=str(prev_hash)))
+        expected_seq = seq + 1
+        previous_hash = str(stored_hash)
+    return findings
+
+
+def lines(path: Path, where: str) -> Iterator[tuple[int, Any]]:
+    """The documents of a JSON Lines file, one line at a time: a line is read at most
+    :data:`MAX_LINE_BYTES` far, and a longer one refused before the rest of it is read."""
+    limit = MAX_LINE_BYTES
+    with open(path, "rb") as stream:
+        number = 0
+        while line := stream.readline(limit + 1):
+            number += 1
+            if len(line) > limit:
+                raise InputError(
+                    f"line {number} is longer than a line may be ({limit} bytes); nothing was imported", where=where
+                )
+            if line.strip():
+                yield number, parse_json(line, f"{where} line {number}")
