@@ -355,6 +355,30 @@ def test_verify_reports_rows_damaged_in_any_way_as_findings(
     assert kind in {f["kind"] for f in json.loads(result.out)["findings"]}
 
 
+@pytest.mark.sqlite_only  # PostgreSQL's JSON columns hold JSON only
+@pytest.mark.parametrize("column", ["created_by", "created_at"])
+def test_a_record_row_the_driver_cannot_read_is_named_by_every_reader(
+    cat: Path, run_cli: Any, tmp_path: Path, column: str
+) -> None:
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.txt").write_text(name)
+    assert run_cli("add", tmp_path / "a.txt", tmp_path / "b.txt", "--catalog", cat).code == 0
+    damaged = run_cli("list", "--catalog", cat).out.split()[0]
+    run_sql(cat, f"update record set {column} = 'not json {{' where id = :id", {"id": damaged})
+    listed = run_cli("list", "--catalog", cat)
+    no_traceback(listed)
+    assert listed.code == 1 and f"record {damaged}" in listed.err
+    assert len(listed.out.splitlines()) == 1 and damaged not in listed.out  # the other is still listed
+    for command in (
+        ["show", damaged],
+        *(["export", "--format", f, "--output", str(tmp_path / f"x.{f}")] for f in ("json", "csv")),
+    ):
+        result = run_cli(*command, "--catalog", cat)
+        no_traceback(result)
+        assert result.code == 2 and f"error: record {damaged}" in result.err, (command, result.err)
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.csv").exists()
+
+
 @pytest.mark.sqlite_only
 def test_verify_of_a_destroyed_database_is_a_problem_not_a_usage_error(cat: Path, run_cli: Any) -> None:
     (cat / "catalog.db").write_bytes(b"\x00" * 4096)

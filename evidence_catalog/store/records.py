@@ -374,12 +374,20 @@ class Records(Connections):
         """Whole records in the order of *record_ids*, read a batch at a time (a few queries per
         batch instead of a few per record: an export of many records is bound by the disk, not
         by the queries).  Each record is what :meth:`record` returns; a record whose rows do not
-        make a valid record is a :class:`ValidationError` naming it."""
+        make a valid record is a :class:`ValidationError` naming it (also when the database
+        driver cannot convert one of its values, such as JSON that does not parse: the batch is
+        then read again a record at a time, as :meth:`record_pages` does)."""
         for start in range(0, len(record_ids), batch):
             ids = list(record_ids[start : start + batch])
-            rows = _record_rows(session, ids)
+            try:
+                rows: _RecordRows | None = _record_rows(session, ids)
+            except (TypeError, ValueError):  # a value the driver cannot read (JSON, a time): one by one
+                rows = None
             for record_id in ids:
-                yield _checked(record_id, partial(_build_record, record_id, rows))
+                if rows is None:
+                    yield self.record(session, record_id)
+                else:
+                    yield _checked(record_id, partial(_build_record, record_id, rows))
 
     def record_pages(
         self, session: Session, *, batch: int = 500
