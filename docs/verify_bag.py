@@ -23,7 +23,12 @@ It checks, and prints one line per check (``OK`` or ``PROBLEM``):
 4. the checkpoint's Ed25519 signature (C2SP signed note), with ``openssl pkeyutl -verify`` and
    the log's public key ``data/log/log.pub``; the key id in the signature line must be the one of
    ``data/log/log.vkey``;
-5. each RFC 3161 token in ``data/log/timestamps/`` over the checkpoint note it stamps, with
+5. each artifact file of a record (``data/records/ID/artifacts/``): its SHA-256 must be one that
+   a custody event about that record (its ``subject``) holds, as a ``sha256`` or ``..._sha256``
+   member of its details -- so that the events, and the checkpoint over them, vouch for the
+   bytes, not only the manifests, which anyone who edits a file can write again (where a
+   redaction withheld those events or digests, this is said and named in the last line);
+6. each RFC 3161 token in ``data/log/timestamps/`` over the checkpoint note it stamps, with
    ``openssl ts -verify`` against the TSA's CA certificate given with ``--tsa-ca``.  With
    ``--tsa-ca``, a bag that holds no token is a problem (the time-stamp asked for was not
    checked), and a CA file that does not exist is a usage error.
@@ -58,6 +63,8 @@ not_checked: list[str] = []
 #: (event, JSON Pointer) of each value a redaction withheld, and events withheld whole.
 withheld_values: list[tuple[int, str]] = []
 withheld_events: list[int] = []
+#: The SHA-256 values the custody events about each record (by subject) hold.
+committed: dict[str, set[str]] = {}
 
 
 def report(ok: bool, text: str) -> None:
@@ -183,7 +190,7 @@ def root_from_proof(index: int, size: int, leaf: bytes, proof: list[bytes]) -> b
 # -- the checks -----------------------------------------------------------------------------------
 
 
-def check_manifests(bag: Path) -> None:
+def check_manifests(bag: Path) -> dict[str, str]:
     listed: dict[str, str] = {}
     for line in text_lines(bag / "manifest-sha256.txt"):
         if not line:
@@ -206,6 +213,40 @@ def check_manifests(bag: Path) -> None:
         info[label.strip()] = value.strip()
     octets = sum((bag / p).stat().st_size for p in present)
     report(info.get("Payload-Oxum") == f"{octets}.{len(present)}", f"Payload-Oxum is {octets}.{len(present)}")
+    return listed
+
+
+def digests_held(value: object, found: set[str], key: str = "") -> None:
+    """Add to *found* every SHA-256 (64 hex digits) held in *value* as a ``sha256`` or
+    ``..._sha256`` member, at any depth."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            digests_held(item, found, name)
+    elif isinstance(value, list):
+        for item in value:
+            digests_held(item, found, key)
+    elif isinstance(value, str) and (key == "sha256" or key.endswith("_sha256")) and len(value) == 64:
+        found.add(value)
+
+
+def check_artifacts(listed: dict[str, str]) -> None:
+    """Each artifact file of a record has a SHA-256 the custody events about that record hold."""
+    files = 0
+    unvouched = []
+    for path, digest in sorted(listed.items()):
+        parts = path.split("/")
+        if len(parts) != 5 or parts[:2] != ["data", "records"] or parts[3] != "artifacts":
+            continue
+        files += 1
+        if digest not in committed.get(parts[2], ()):
+            unvouched.append(path)
+    text = f"each of the {files} artifact files has a SHA-256 the custody events about its record hold"
+    if unvouched and (withheld_events or any(pointer.endswith("sha256") for _, pointer in withheld_values)):
+        # A redaction withheld what would vouch for them: said, not passed.
+        print(f"SKIPPED  {text} (not shown: {', '.join(unvouched[:3])}; the events that hold them are withheld)")
+        not_checked.append(f"{len(unvouched)} artifact file(s) against the custody events (withheld)")
+        return
+    report(not unvouched, text + (f" (not: {', '.join(unvouched[:3])})" if unvouched else ""))
 
 
 # -- salted commitments (custody-event schema 1.1.0) ----------------------------------------------
@@ -308,6 +349,8 @@ def check_events(bag: Path, contents: dict) -> list[tuple[int, bytes | None]]:
         if withheld:
             print(f"WITHHELD custody event {event['seq']}: hash checked; withheld: {', '.join(withheld)}")
             withheld_values.extend((event["seq"], pointer) for pointer in withheld)
+        if isinstance(event.get("subject"), str):
+            digests_held(event.get("details"), committed.setdefault(event["subject"], set()))
         leaf = sha256(b"\x00" + canonical({**form, "hash": event.get("hash")}).encode("utf-8"))
         leaves.append((event["seq"], leaf))
     report(True, f"{len(leaves)} custody events read")
@@ -404,7 +447,7 @@ def main() -> int:
     if args.tsa_ca is not None and not Path(args.tsa_ca).is_file():
         print(f"{args.tsa_ca}: no such CA certificate file (--tsa-ca)", file=sys.stderr)
         return 2
-    check_manifests(bag)
+    listed = check_manifests(bag)
     contents = json.loads((bag / "data/contents.json").read_text(encoding="utf-8"))
     redaction = contents.get("redaction") or {}
     for item in redaction.get("withheld_artifacts", []):  # what the bag lists as withheld, and why
@@ -415,6 +458,7 @@ def main() -> int:
         why = "; ".join(f"{r['kind']}: {r['reason']}" for r in item.get("reasons", []))
         print(f"WITHHELD field {item['path']} of record {item['record_id']}: {why}")
     leaves = check_events(bag, contents)
+    check_artifacts(listed)
     log = contents.get("log")
     if log is None:
         why = " (it withholds events whole: a Merkle root over them would confirm a guess)" if withheld_events else ""

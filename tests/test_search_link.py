@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import html
+import itertools
 import json
 import re
 import shutil
@@ -939,6 +940,21 @@ def test_search_means_the_same_on_sqlite_and_postgresql(
     two_backends: dict[str, Catalog], query: str, expected: set[str]
 ) -> None:
     assert _same_on_both(two_backends, query) == expected
+
+
+@pytest.mark.no_postgresql_pass
+@pytest.mark.parametrize("words", [1700, 3000])
+def test_a_search_of_thousands_of_words_means_the_same_on_sqlite_and_postgresql(
+    two_backends: dict[str, Catalog], words: int
+) -> None:
+    """A search of more words than a PostgreSQL statement may have columns (1,664): each word's
+    count and frequency were a column of their own, and the search failed as a database that
+    could not be read.  Every word of a report, repeated, still finds it; one word more that
+    no report holds finds nothing."""
+    text = REPORTS[12]
+    query = " ".join(itertools.islice(itertools.cycle(text.split()), words))
+    assert _same_on_both(two_backends, query) == {text}
+    assert _same_on_both(two_backends, query + " zzzunheard") == set()
 
 
 _WORDS = sorted({word for text in REPORTS for word in text.split()})

@@ -248,3 +248,24 @@ def test_the_script_reads_files_in_blocks_so_memory_does_not_grow_with_a_file(tm
         peaks[label] = peak_rss_of_script(tmp_path / f"{label}-bag")
     # Read whole, the 96 MiB file alone would add 96 MiB to the peak; in blocks, nothing of note.
     assert peaks["large"] - peaks["small"] < 16 * 1024, peaks
+
+
+@pytest.mark.parametrize("forgery", ["other bytes", "another record's file"])
+def test_an_artifact_file_replaced_is_found_even_with_the_manifests_resealed(
+    catalog: Catalog, tmp_path: Path, forgery: str
+) -> None:
+    """The manifests are only as good as whoever wrote them last: an artifact file's SHA-256 must
+    be one the custody events about its record hold (they, not the manifests, are signed)."""
+    bag = tmp_path / "bag"
+    catalog.export(bag, format="bagit")
+    victim = next((bag / "data" / "records").rglob("a.txt"))
+    other = next((bag / "data" / "records").rglob("c.txt"))
+    victim.write_bytes(b"forged" if forgery == "other bytes" else other.read_bytes())
+    reseal(bag)
+    result = run(bag)
+    assert result.returncode == 1, result.stdout
+    problems = [line for line in result.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert problems == [
+        "PROBLEM  each of the 3 artifact files has a SHA-256 the custody events about its record hold"
+        f" (not: {victim.relative_to(bag).as_posix()})"
+    ]

@@ -521,7 +521,7 @@ class SearchIndex(Connections):
                 figures[f"q{n}"], figures[f"p{n}_0"] = f"'{lexeme(tokens[0])}'", f"% {tokens[0]} %"
                 figures["all"] = f"'{ALL_LEXEME}'"
                 counts.append(
-                    f", (SELECT count(*) FROM report_index i WHERE i.lexemes @@ CAST(:q{n} AS tsquery))"
+                    f"(SELECT count(*) FROM report_index i WHERE i.lexemes @@ CAST(:q{n} AS tsquery))"
                     " + (SELECT count(*) FROM report_index i"
                     f" WHERE i.lexemes @@ CAST(:all AS tsquery) AND i.words LIKE :p{n}_0)"
                 )
@@ -529,18 +529,20 @@ class SearchIndex(Connections):
                 figures[f"q{n}"] = _tsquery([tokens])
                 check = _checked_in_text([tokens], figures, f"p{n}_")
                 counts.append(
-                    f", (SELECT count(*) FROM report_index i WHERE i.lexemes @@ CAST(:q{n} AS tsquery) AND {check})"
+                    f"(SELECT count(*) FROM report_index i WHERE i.lexemes @@ CAST(:q{n} AS tsquery) AND {check})"
                 )
-        last: Sequence[int] | None = execute(
+        # The counts (and below, the frequencies) as one array each: a search of many words
+        # would otherwise be more columns than a statement may have (1,664).
+        last: Sequence[Any] | None = execute(
             session,
             sa.text(
-                f"SELECT last.num, last.word_total{''.join(counts)}"
+                f"SELECT last.num, last.word_total, ARRAY[{', '.join(counts)}]"
                 " FROM (SELECT num, word_total FROM report_index ORDER BY num DESC LIMIT 1) last"
             ).bindparams(**figures),
         ).first()
         if last is None:
             return []
-        rows, words, holding = int(last[0]), int(last[1]), [int(count) for count in last[2:]]
+        rows, words, holding = int(last[0]), int(last[1]), [int(count) for count in last[2]]
         avgdl = float(words) / float(rows)
         frequencies, terms = [], []
         for n, (tokens, hits) in enumerate(zip(phrases, holding, strict=True)):
@@ -564,9 +566,10 @@ class SearchIndex(Connections):
                 # A run occurs no more often than each of its words: once (it was found), unless
                 # every one of them is repeated -- only then is it counted in the text.
                 frequency = f"CAST(CASE WHEN least({', '.join(repeats)}) = 1 THEN 1 ELSE {count} END AS float8)"
-            frequencies.append(f", {frequency} AS f{n}")
+            frequencies.append(frequency)
             terms.append(
-                f"CAST(:idf{n} AS float8) * ((m.f{n} * CAST(:k1p1 AS float8)) / (m.f{n} + CAST(:k1 AS float8)"
+                f"CAST(:idf{n} AS float8) * ((m.f[{n + 1}] * CAST(:k1p1 AS float8)) / (m.f[{n + 1}]"
+                " + CAST(:k1 AS float8)"
                 " * (CAST(:omb AS float8) + (CAST(:b AS float8) * m.d) / CAST(:avgdl AS float8))))"
             )
         params.update(k1p1=_K1_PLUS_1, k1=BM25_K1, omb=_ONE_MINUS_B, b=BM25_B, avgdl=avgdl)
@@ -574,7 +577,7 @@ class SearchIndex(Connections):
         # would work out each frequency twice.
         sql = (
             f"SELECT m.part_id FROM (SELECT i.part_id, i.at, i.num, CAST(i.word_count AS float8) AS d"
-            f"{''.join(frequencies)} FROM report_index i{_where([*found, *where])} OFFSET 0) m"
+            f", ARRAY[{', '.join(frequencies)}] AS f FROM report_index i{_where([*found, *where])} OFFSET 0) m"
             f" ORDER BY {' + '.join(terms)} DESC, m.at DESC, m.num DESC"
         )
         return _page(session, sql, params, limit, offset, sqlite=False)
