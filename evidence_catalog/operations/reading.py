@@ -54,8 +54,9 @@ def search(
     at or after *since* (a date is that day's start in UTC), on a record that meets
     *record_filter* (status, category, tags, flags, place, alleged time: see
     :meth:`record_filter`).  Best match first, then newest; at most *limit* hits (``None``
-    for all) after the first *offset* (the next page: ``offset`` + ``limit``)."""
-    from evidence_catalog.store.search import term_key
+    for all) after the first *offset* (the next page: ``offset`` + ``limit``).  *text* may
+    hold at most 2,000 words (an :class:`InputError` beyond)."""
+    from evidence_catalog.store.search import MAX_QUERY_WORDS, query_phrases, term_key
 
     check_limit(limit)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -69,6 +70,13 @@ def search(
             raise InputError(f"{kind} is blank", where=kind)
         terms.append((kind, key))
     words, after = utf8(text, "text"), parse_since(since)
+    count = sum(len(phrase) for phrase in query_phrases(words))
+    if count > MAX_QUERY_WORDS:
+        raise InputError(
+            f"the search text holds {count:,} words; at most {MAX_QUERY_WORDS:,} are searched at once "
+            "(search for a shorter part of it)",
+            where="text",
+        )
     with ctx.db.read() as session:
         if record_filter is None:
             found = ctx.db.search_reports(session, text=words, terms=terms, since=after, limit=limit, offset=offset)

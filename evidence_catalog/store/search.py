@@ -119,6 +119,11 @@ def search_time(report: model.Report, found_at: dt.datetime) -> dt.datetime:
 
 _WORD = re.compile(r"\S+")
 
+#: The most words a search may hold (counted as :func:`query_phrases` splits them).  PostgreSQL
+#: answers a search of some thousands ("stack depth limit exceeded": each word is a term of the
+#: query and of its rank), where SQLite still does; both refuse more than this alike.
+MAX_QUERY_WORDS = 2_000
+
 
 #: Letters whose combining marks a search ignores: Latin, Greek and Cyrillic (``cafe`` finds
 #: ``café``, ``еще`` finds ``ещё``).  In other scripts a mark is part of the spelling (Devanagari
