@@ -1686,7 +1686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for name in args.only:
             function, tools = BENCH_FUNCTIONS[name]
-            title = (function.__doc__ or "").splitlines()[0].replace("``", "")
+            doc = getattr(function, "func", function).__doc__ or name  # a partial's own doc; a lambda has none
+            title = doc.splitlines()[0].replace("``", "")
             print(f"\n== {name}: {title}", flush=True)
             absent = missing_tools(*tools)
             if absent:
