@@ -101,6 +101,17 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
 ``startup``
     Start-up of the installed command (``--version``, ``--help``; ``list``, ``show``, ``verify`` of a
     small catalog) and of ``import evidence_catalog``, vs ``python -c pass``: see ``benchmarks/startup.py``.
+``ingest-speed``
+    ``ingest`` of every format at 1,000, 20,000 and ``--ingest-items`` items, through the command
+    and in-process, per-item CPU cost (linearity) and against the bare parser (feedparser,
+    ``json``): see ``benchmarks/ingest_speed.py``.
+``bagspeed``
+    BagIt export and import of a mixed catalog (10,000 small records and large files) through the
+    command and in-process vs ``cp -r`` + ``bagit.py`` + ``sync`` and ``bagit.py --validate``, and
+    ``docs/verify_bag.py``'s peak RSS with a large file: see ``benchmarks/bag_speed.py``.
+``search``
+    The first page of hits over ``--search-reports`` generated reports (default 100,000), 18 kinds
+    of query, SQLite and PostgreSQL interleaved, p50/p99: see ``benchmarks/search_speed.py``.
 
 Data files are read once before timing so that both sides read from the page cache (except for
 ``pverify``'s cold runs); ours and
