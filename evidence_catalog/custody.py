@@ -435,6 +435,31 @@ def make_event(
     return linked_event(previous, at=at, actor=actor, action=action, subject=subject, details=details)[0]
 
 
+def _salted_draft(
+    previous: CustodyEvent | ChainHead | None,
+    *,
+    at: dt.datetime,
+    actor: Agent,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any] | None,
+) -> CustodyEvent:
+    """The event that follows *previous*, its ``details`` given a new secret (:data:`SALT`),
+    before its hash is set (``hash`` is :data:`GENESIS_HASH` until then)."""
+    if details is not None and SALT in details:
+        raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
+    return CustodyEvent(
+        seq=1 if previous is None else previous.seq + 1,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        prev_hash=GENESIS_HASH if previous is None else previous.hash,
+        hash=GENESIS_HASH,
+        details={**dict(details or {}), SALT: new_secret()},
+    )
+
+
 def linked_event(
     previous: CustodyEvent | ChainHead | None,
     *,
@@ -447,18 +472,7 @@ def linked_event(
     """:func:`make_event`, with the event's document (``unstructure(event)``, made once for
     its hash and kept for its Merkle leaf).  The event is salted: its ``details`` get a new
     secret (:data:`SALT`)."""
-    if details is not None and SALT in details:
-        raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
-    draft = CustodyEvent(
-        seq=1 if previous is None else previous.seq + 1,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        prev_hash=GENESIS_HASH if previous is None else previous.hash,
-        hash=GENESIS_HASH,
-        details={**dict(details or {}), SALT: new_secret()},
-    )
+    draft = _salted_draft(previous, at=at, actor=actor, action=action, subject=subject, details=details)
     document = unstructure(draft)
     document["hash"] = document_hash(document)
     return attrs.evolve(draft, hash=document["hash"]), document
@@ -478,18 +492,7 @@ def sealed_event(
     :func:`committed_form` makes it (see :func:`_seal`); the hash and the leaf are the very
     bytes :func:`document_hash` and :func:`event_leaf` give of ``unstructure(event)``
     (``tests/test_custody.py`` holds them equal)."""
-    if details is not None and SALT in details:
-        raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
-    draft = CustodyEvent(
-        seq=1 if previous is None else previous.seq + 1,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        prev_hash=GENESIS_HASH if previous is None else previous.hash,
-        hash=GENESIS_HASH,
-        details={**dict(details or {}), SALT: new_secret()},
-    )
+    draft = _salted_draft(previous, at=at, actor=actor, action=action, subject=subject, details=details)
     event_hash, leaf = _seal(draft)
     return attrs.evolve(draft, hash=event_hash), leaf
 
