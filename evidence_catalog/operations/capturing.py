@@ -60,24 +60,19 @@ def capture(
     # One yt-dlp for the whole batch: its set-up costs more than a small download.
     with capturer_for(ctx, options) as capturer:
         for url in checked:
-            earlier = captured_before(ctx, url) if skip_captured else None
-            if earlier is not None:
-                result = earlier
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-                continue
-            result = capture_one(
-                ctx,
-                url,
-                capturer,
-                record_id=record_id,
-                options=options,
-                tags=tags,
-                note=note,
-                progress=progress,
-                noted=noted,
-            )
+            result = captured_before(ctx, url) if skip_captured else None
+            if result is None:
+                result = capture_one(
+                    ctx,
+                    url,
+                    capturer,
+                    record_id=record_id,
+                    options=options,
+                    tags=tags,
+                    note=note,
+                    progress=progress,
+                    noted=noted,
+                )
             results.append(result)
             if on_result is not None:
                 on_result(result)

@@ -317,11 +317,7 @@ class BlobStore:
             finally:
                 writer.join()
                 os.close(fd)
-            # Checking a stored copy, moving a damaged one aside and putting the new one in place
-            # is one step for every process that writes to this store.
-            with self._placing():
-                quarantined = self._quarantine_if_damaged(digests.sha256, size)
-                created = self._link_into_place(tmp_path, digests.sha256, durable=durable, read_only=True)
+            stored = self._place(tmp_path, digests, size, durable=durable, read_only=True)
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         finally:
@@ -332,7 +328,7 @@ class BlobStore:
             with self._lock:  # (stored before, perhaps by a batch whose sync failed: synced again)
                 self._deferred.files.append(final)
                 self._deferred.folders.add(final.parent)
-        return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
+        return stored
 
     def adopt_file(self, path: Path, *, progress: ProgressCallback | None = None) -> StoredBlob:
         """Store a finished file by hashing it and moving it into place, without copying it.
@@ -363,12 +359,9 @@ class BlobStore:
             if os.stat(path).st_dev != os.stat(self.root).st_dev:
                 with open(path, "rb", buffering=0) as stream:
                     return self.put_stream(stream)
-            with self._placing():
-                quarantined = self._quarantine_if_damaged(digests.sha256, size)
-                created = self._link_into_place(path, digests.sha256)
+            return self._place(path, digests, size)
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
-        return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
 
     def adopt_hashed_file(self, path: Path, digests: Digests, size: int) -> StoredBlob:
         """Store a finished file by moving it into place, with the digests its writer computed
@@ -400,11 +393,19 @@ class BlobStore:
                 if stored.digests != digests or stored.size != size:
                     raise OSError(errno.EIO, "the file changed after it was hashed")
                 return stored
-            with self._placing():
-                quarantined = self._quarantine_if_damaged(digests.sha256, size)
-                created = self._link_into_place(path, digests.sha256)
+            return self._place(path, digests, size)
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
+
+    def _place(
+        self, path: str | Path, digests: Digests, size: int, *, durable: bool | None = None, read_only: bool = False
+    ) -> StoredBlob:
+        """Put the finished file *path* in place under its SHA-256.  Checking a stored copy,
+        moving a damaged one aside and linking the new one is one step for every process that
+        writes to this store."""
+        with self._placing():
+            quarantined = self._quarantine_if_damaged(digests.sha256, size)
+            created = self._link_into_place(path, digests.sha256, durable=durable, read_only=read_only)
         return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
 
     def _quarantine_if_damaged(self, sha256: str, size: int) -> str | None:
