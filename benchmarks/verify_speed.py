@@ -110,30 +110,12 @@ def add_large(catalog_dir: Path, source: Path, count: int) -> None:
 
 def build_log(catalog_dir: Path, count: int) -> int:
     """A catalog whose log holds *count* events (transactions of 2,000, each signed)."""
+    from rss_child import fill_log
+
     from evidence_catalog import Catalog
-    from evidence_catalog.custody import Action
 
     with Catalog.init(catalog_dir, operator=OPERATOR) as catalog:
-        done = 1  # catalog.created
-        while done < count:
-            batch = min(LOG_BATCH, count - done)
-            # The operations' write transaction: it ends with the log's signed checkpoint.
-            with catalog._ctx.write() as session:
-                catalog.db.append_events(
-                    session,
-                    [
-                        {
-                            "at": catalog.clock(),
-                            "actor": catalog.operator,
-                            "action": Action.CATALOG_VERIFIED,
-                            "subject": "catalog",
-                            "details": {"ok": True, "findings": 0, "artifacts_checked": done + i, "events_checked": 0},
-                        }
-                        for i in range(batch)
-                    ],
-                )
-            done += batch
-    return done
+        return fill_log(catalog, count, LOG_BATCH)
 
 
 def blob_files(catalog_dir: Path) -> list[tuple[str, str]]:
