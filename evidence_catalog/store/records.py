@@ -379,10 +379,7 @@ class Records(Connections):
         then read again a record at a time, as :meth:`record_pages` does)."""
         for start in range(0, len(record_ids), batch):
             ids = list(record_ids[start : start + batch])
-            try:
-                rows: _RecordRows | None = _record_rows(session, ids)
-            except (TypeError, ValueError):  # a value the driver cannot read (JSON, a time): one by one
-                rows = None
+            rows = _batch_rows(session, ids)
             for record_id in ids:
                 if rows is None:
                     yield self.record(session, record_id)
@@ -400,10 +397,7 @@ class Records(Connections):
         read again a record at a time, as :meth:`record` reads it."""
         after: str | None = None
         while ids := self.record_ids(session, after=after, limit=batch):
-            try:
-                rows: _RecordRows | None = _record_rows(session, ids)
-            except (TypeError, ValueError):  # a value the driver cannot read (JSON, a time): one by one
-                rows = None
+            rows = _batch_rows(session, ids)
             page: list[tuple[str, model.EvidenceRecord | EvidenceError]] = []
             for record_id in ids:
                 try:
@@ -427,6 +421,16 @@ class _RecordRows:
         self.acquisitions: dict[str, list[Any]] = {i: [] for i in ids}
         self.tags: dict[str, list[str]] = {i: [] for i in ids}
         self.parts: dict[str, list[Any]] = {i: [] for i in ids}
+
+
+def _batch_rows(session: Session, ids: list[str]) -> _RecordRows | None:
+    """:func:`_record_rows`, or ``None`` when the database driver cannot convert one of their
+    values (JSON that does not parse, a time that is no time): the caller then reads the
+    records one at a time, so that only the damaged one fails."""
+    try:
+        return _record_rows(session, ids)
+    except (TypeError, ValueError):
+        return None
 
 
 def _record_rows(session: Session, ids: list[str]) -> _RecordRows:
