@@ -281,15 +281,21 @@ def bench(ctx: Any) -> list[Any]:
 
         return run
 
-    def export_call(library: Path | None = None) -> Callable[[], float]:
+    def child_call(mode: str, made: Path, *paths: Path, library: Path | None = None) -> Callable[[], float]:
+        """A run of ``bag_speed.py child MODE PATHS`` that makes *made* afresh (its peak RSS
+        kept for this library)."""
+
         def run() -> float:
-            fresh(bag)
-            report = run_child(library, "export", os.fspath(catalog), os.fspath(bag))
+            fresh(made)
+            report = run_child(library, mode, *map(os.fspath, paths))
             if library is None:
-                peaks["export"].append(report["peak_kib"] / KIB)
+                peaks[mode].append(report["peak_kib"] / KIB)
             return float(report["seconds"])
 
         return run
+
+    def export_call(library: Path | None = None) -> Callable[[], float]:
+        return child_call("export", bag, catalog, bag, library=library)
 
     def reference_export() -> float:
         fresh(theirs)
@@ -343,14 +349,7 @@ def bench(ctx: Any) -> list[Any]:
         return run
 
     def import_call(library: Path | None = None) -> Callable[[], float]:
-        def run() -> float:
-            fresh(target)
-            report = run_child(library, "import", os.fspath(target), os.fspath(bag))
-            if library is None:
-                peaks["import"].append(report["peak_kib"] / KIB)
-            return float(report["seconds"])
-
-        return run
+        return child_call("import", target, target, bag, library=library)
 
     def check_call() -> float:
         report = run_child(None, "check", os.fspath(bag))
