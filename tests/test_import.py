@@ -1205,3 +1205,82 @@ def test_a_symlinked_blob_in_the_blob_folder_is_not_used(source: Source, dest: C
     blob.unlink()
     blob.symlink_to(target)
     assert_refused(dest, source.jsonl, InputError, rf"artifact {sha} is neither", blobs=blobs)
+
+
+# -- 4. batches of one transaction ---------------------------------------------------------------
+
+
+def _imported_log(catalog: Catalog) -> list[tuple[str, str, Any]]:
+    """What an import wrote to the log: each event's action, subject and details (the salts
+    and hashes aside, which differ from one run to the next)."""
+    return [
+        (e.action, e.subject, {k: v for k, v in e.details.items() if k != "salt"})
+        for e in catalog.history()
+        if e.action in ("record.imported", "tags.added")
+    ]
+
+
+@pytest.mark.parametrize(("fmt", "batch"), [("bagit", 1), ("bagit", 3), ("jsonl", 1), ("jsonl", 3)])
+def test_records_are_written_in_batches_with_the_events_and_rows_of_one_import(
+    source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, batch: int
+) -> None:
+    """Written a few records at a time (what the import holds in memory at once), the catalog
+    is what one batch makes: the same records, the same events in the same order (a JSON Lines
+    export of a selection is unsigned: each record's ``tags.added`` event follows its import)."""
+    from evidence_catalog.operations import importing
+
+    exported = source.bag if fmt == "bagit" else tmp_path / "part.jsonl"
+    if fmt == "jsonl":
+        source.catalog.export(exported, format="jsonl", record_ids=source.ids)  # a selection: unsigned
+    kwargs: dict[str, Any] = {} if fmt == "bagit" else {"blobs": source.catalog.path, "accept_unsigned": True}
+    with Catalog.init(tmp_path / "whole", operator=DEST_OPERATOR, clock=FixedClock()) as whole:
+        whole.import_records(exported, **kwargs)
+        expected = _imported_log(whole), [whole.record(i) for i in source.ids]
+        assert whole.verify().ok
+    sizes: list[int] = []
+    batch_of = importing._insert_batch
+
+    def counted(ctx: Any, session: Any, items: Any, *args: Any, **kw: Any) -> None:
+        sizes.append(len(items))
+        batch_of(ctx, session, items, *args, **kw)
+
+    monkeypatch.setattr(importing, "INSERT_BATCH", batch)
+    monkeypatch.setattr(importing, "_insert_batch", counted)
+    with Catalog.init(tmp_path / "batched", operator=DEST_OPERATOR, clock=FixedClock()) as batched:
+        result = batched.import_records(exported, **kwargs)
+        assert sorted(result.records_added) == sorted(source.ids)
+        n = len(source.ids)
+        assert sizes == [batch] * (n // batch) + ([n % batch] if n % batch else [])
+        assert (_imported_log(batched), [batched.record(i) for i in source.ids]) == expected
+        if fmt == "jsonl":
+            assert all("provenance:unsigned" in batched.record(i).tags for i in source.ids)
+        assert batched.verify().ok
+
+
+def test_a_failure_in_a_later_batch_leaves_nothing_of_the_earlier_ones(
+    source: Source, dest: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All or nothing across batches: they are one transaction, and the blobs stored for it go
+    when it fails."""
+    from evidence_catalog.operations import importing
+
+    batch_of = importing._insert_batch
+    calls: list[int] = []
+
+    def failing(ctx: Any, session: Any, items: Any, *args: Any, **kw: Any) -> None:
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise OSError("the disk went away")
+        batch_of(ctx, session, items, *args, **kw)
+
+    monkeypatch.setattr(importing, "INSERT_BATCH", 2)
+    monkeypatch.setattr(importing, "_insert_batch", failing)
+    before = snapshot(dest)
+    with pytest.raises(OSError, match="the disk went away"):
+        dest.import_records(source.bag)
+    assert calls == [2, 2]
+    assert snapshot(dest) == before
+    assert dest.verify(record_event=False).ok
+    monkeypatch.setattr(importing, "_insert_batch", batch_of)
+    assert sorted(dest.import_records(source.bag).records_added) == sorted(source.ids)  # and it completes
+    assert dest.verify(record_event=False).ok

@@ -382,6 +382,11 @@ def store_checked(
     )
 
 
+#: How many records :func:`insert_imported` turns into events and rows at a time, all in the one
+#: write transaction of the import: what it holds in memory at once, whatever the export's size.
+INSERT_BATCH = 500
+
+
 def insert_imported(
     ctx: Context,
     session: Any,
@@ -394,21 +399,38 @@ def insert_imported(
     """Write imported records, their artifacts and parts in the write transaction *session*,
     each with the ``record.imported`` event that holds its custody history (and, when its
     provenance is *unsigned*, the tag that says so and its ``tags.added`` event): the events
-    appended together, the rows inserted table by table."""
+    appended in order and the rows inserted table by table, :data:`INSERT_BATCH` records at a
+    time (one transaction still: all or nothing)."""
     if not items:
         return
-    rows: dict[str, list[dict[str, Any]]] = {
-        name: [] for name in ("artifact", "record", "record_tag", "record_artifact", "acquisition", "record_part")
-    }
     described = {e.artifact.sha256: e.artifact for item in items for e in item.record.artifacts}
     known = ctx.db.artifacts(session, list(described))
+    artifact_rows = []
     for sha, artifact in described.items():
         if sha in known:
             continue
         # Under the write lock: bytes a concurrent fsck removed fail the whole transaction.
         if not ctx.blobs.exists(sha):
             raise common.bytes_gone(ctx, sha)
-        rows["artifact"].append(artifact_row(artifact, at))
+        artifact_rows.append(artifact_row(artifact, at))
+    ctx.db.insert_rows(session, {"artifact": artifact_rows})  # before the records that refer to them
+    for start in range(0, len(items), INSERT_BATCH):
+        _insert_batch(ctx, session, items[start : start + INSERT_BATCH], source, at, unsigned=unsigned)
+
+
+def _insert_batch(
+    ctx: Context,
+    session: Any,
+    items: Sequence[IncomingRecord],
+    source: dict[str, Any],
+    at: dt.datetime,
+    *,
+    unsigned: bool,
+) -> None:
+    """:func:`insert_imported` of some of the records (their artifacts' rows written already)."""
+    rows: dict[str, list[dict[str, Any]]] = {
+        name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
+    }
     drafts: list[EventDraft] = []
     tagged: set[str] = set()
     for item in items:
