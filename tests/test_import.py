@@ -1284,3 +1284,72 @@ def test_a_failure_in_a_later_batch_leaves_nothing_of_the_earlier_ones(
     monkeypatch.setattr(importing, "_insert_batch", batch_of)
     assert sorted(dest.import_records(source.bag).records_added) == sorted(source.ids)  # and it completes
     assert dest.verify(record_event=False).ok
+
+
+# -- 5. a bag's files read while its records are -----------------------------------------------
+
+
+def test_a_bags_files_are_read_once_and_from_before_its_records_are_read(
+    source: Source, dest: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The importer starts reading the artifact files once the bag's layout and tag files are
+    checked (its records not yet read), and reads each file once: stored and checked against
+    its manifests then, against what its record says once the records are read."""
+    from evidence_catalog.interchange import importing as reading
+    from evidence_catalog.operations import importing
+
+    order: list[str] = []
+    reads: list[str] = []
+    record_from = reading.record_from
+    start = importing.EarlyFiles.start
+    store_file, check_file, store_checked = importing._store_file, importing.check_payload_file, importing.store_checked
+
+    def recording(document: Any, where: str) -> model.EvidenceRecord:
+        order.append("record")
+        return record_from(document, where)
+
+    def starting(self: importing.EarlyFiles, files: Any) -> None:
+        order.append("files")
+        start(self, files)
+
+    def stored(ctx: Any, path: Path, name: str, *args: Any) -> Any:
+        reads.append(name)
+        return store_file(ctx, path, name, *args)
+
+    def checked(name: str, *args: Any, **kw: Any) -> None:
+        reads.append(name)
+        check_file(name, *args, **kw)
+
+    def stored_late(ctx: Any, check: Any, *args: Any) -> None:
+        reads.append(check.name)
+        store_checked(ctx, check, *args)
+
+    monkeypatch.setattr(reading, "record_from", recording)
+    monkeypatch.setattr(importing.EarlyFiles, "start", starting)
+    monkeypatch.setattr(importing, "_store_file", stored)
+    monkeypatch.setattr(importing, "check_payload_file", checked)
+    monkeypatch.setattr(importing, "store_checked", stored_late)
+    result = dest.import_records(source.bag)
+    artifact_files = sorted(name for _, name in read_manifest(source.bag) if "/artifacts/" in name)
+    assert sorted(reads) == artifact_files  # each once
+    assert order[0] == "files" and order.count("files") == 1 and order.count("record") == len(source.ids)
+    assert result.artifacts_stored == 3 and sorted(result.records_added) == sorted(source.ids)
+    assert dest.verify(record_event=False).ok
+
+
+def test_a_described_artifact_whose_bytes_are_gone_is_stored_from_the_bag(source: Source, tmp_path: Path) -> None:
+    """Bytes this catalog describes but no longer holds are not read early (they are not taken
+    for a new artifact's): stored once a new record is found to need them, as before."""
+    shared = source.catalog.record(source.a).artifacts[0].artifact
+    with Catalog.init(tmp_path / "dst", operator=DEST_OPERATOR, clock=FixedClock()) as dst:
+        same = tmp_path / "same.bin"
+        with source.catalog.open_artifact(shared.sha256) as stream:
+            same.write_bytes(stream.read())
+        dst.add([same])
+        blob = dst.path / "blobs" / "sha256" / shared.sha256[:2] / shared.sha256[2:4] / shared.sha256
+        blob.chmod(0o644)
+        blob.unlink()
+        result = dst.import_records(source.bag)
+        assert source.a in result.records_added and result.artifacts_stored == 3
+        assert blob.is_file()
+        assert dst.verify(record_event=False).ok

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,19 +142,22 @@ def read_source(
     blobs: Path | None = None,
     progress: ByteProgress | None = None,
     accept_unsigned: bool = False,
+    early: Callable[[Sequence[PayloadFile]], None] | None = None,
 ) -> Incoming:
     """Read and check an export: a bag folder, a JSON export or a JSON Lines export.
 
     Every record must be what the export's custody events rebuild, and the events must be
     covered by a checkpoint signed by the key the exported log names; otherwise
     :class:`UnsignedProvenanceError`, unless *accept_unsigned* (then
-    :attr:`Incoming.provenance` says why it is unsigned)."""
+    :attr:`Incoming.provenance` says why it is unsigned).  For a bag, *early* is given its
+    artifact files as soon as its layout, tag files and ``contents.json`` are checked, before
+    its records and events are read (see :func:`read_bag`)."""
     if path.is_symlink():
         raise InputError("is a symbolic link; give the bag folder or export file itself", where=str(path))
     if path.is_dir():
         if blobs is not None:
             raise InputError("a bag carries its own files; blobs is for JSON and JSON Lines", where="blobs")
-        incoming = read_bag(path, progress=progress)
+        incoming = read_bag(path, progress=progress, early=early)
     elif not path.is_file():
         raise InputError("no such file or bag folder", where=str(path))
     else:
@@ -205,11 +208,22 @@ def _first_line_is_a_document(data: bytes) -> bool:
     return False
 
 
-def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
+def read_bag(
+    root: Path,
+    *,
+    progress: ByteProgress | None = None,
+    early: Callable[[Sequence[PayloadFile]], None] | None = None,
+) -> Incoming:
     """Check a bag and read the records in it: everything :func:`check_bag` checks, each
     document checked against the manifests before it is read, but the artifact files, whose
     digests are left to be checked as they are stored (:attr:`Incoming.unchecked`): each is
-    read once."""
+    read once.
+
+    *early*, when given, is called with every artifact file (in the bag's order) once the
+    bag's layout, its tag files, ``contents.json`` and ``custody.jsonl``'s digests are checked
+    and before its records and events are read: the importer starts reading the files while
+    they are.  Nothing is accepted because of that call: everything here is checked all the
+    same, and the importer discards what it did when this raises."""
     checked = check_bag_layout(root)
     if CONTENTS not in checked.files:
         raise BagError(f"has no {CONTENTS}: it is not an evidence export", where=str(root))
@@ -247,6 +261,10 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
                 "so its records cannot be imported as they were; import the complete bag",
                 where=str(root),
             )
+    if early is not None:
+        early(
+            [PayloadFile(name=n, path=checked.files[n], expected=checked.expected(n)) for n in _names(artifact_files)]
+        )
     events, leaves = _checked_events((doc, f"{CUSTODY} line {n}") for n, doc in lines(checked.files[CUSTODY], CUSTODY))
     complete = contents.get("complete_log") is True
     histories = _histories(events, complete, CUSTODY)
@@ -298,6 +316,12 @@ def read_bag(root: Path, *, progress: ByteProgress | None = None) -> Incoming:
         provenance=provenance,
         unchecked=tuple(unchecked),
     )
+
+
+def _names(artifact_files: Mapping[str, list[str]]) -> list[str]:
+    """The artifact files' names in the order the importer checks them: record by record (by
+    id), each record's in the bag's order."""
+    return [name for record_id in sorted(artifact_files) for name in artifact_files[record_id]]
 
 
 def _read_checked(bag: BagLayout, name: str, progress: ByteProgress | None) -> bytes:

@@ -28,12 +28,19 @@ from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.interchange import bagfiles
 from evidence_catalog.interchange.bag import check_payload_file, compare_digests
 from evidence_catalog.interchange.import_checks import check_artifact_bytes
-from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG, Incoming, IncomingRecord, read_source
+from evidence_catalog.interchange.importing import (
+    UNSIGNED_PROVENANCE_TAG,
+    Incoming,
+    IncomingRecord,
+    PayloadFile,
+    read_source,
+)
 from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
 from evidence_catalog.replay import imported_details
 from evidence_catalog.results import ImportResult
+from evidence_catalog.store.blobstore import StoredBlob
 from evidence_catalog.store.database import (
     EventDraft,
     acquisition_row,
@@ -79,19 +86,27 @@ def import_records(
     blob_dir = None if blobs is None else Path(os.path.abspath(os.fspath(blobs)))
     common.check_writable(ctx, "; nothing can be imported into it")
     log_key.check_signing_key(ctx)  # before anything is stored
-    incoming = read_source(path, blobs=blob_dir, progress=progress, accept_unsigned=accept_unsigned)
-    where = display_path(path)
-    provenance = incoming.provenance
-    described = incoming.source | {"path": where}
-    if not provenance.signed:  # accepted: the event says so, and why
-        described["unsigned_provenance"] = {"accepted": True, "reason": provenance.unsigned}
-    refusal: EvidenceError | None = None
-    with ctx.db.read() as session:
-        try:
-            new = records_to_import(ctx, session, incoming, where)
-        except EvidenceError as exc:  # refused after the bag's files are checked: a damaged bag is named as such
-            refusal, new = exc, []
-    stored, present, size, created = store_incoming_files(ctx, incoming, new, where, progress)
+    progress = _locked(progress)  # files are read on threads while the documents are
+    early = EarlyFiles(ctx, progress)
+    try:
+        incoming = read_source(
+            path, blobs=blob_dir, progress=progress, accept_unsigned=accept_unsigned, early=early.start
+        )
+        where = display_path(path)
+        provenance = incoming.provenance
+        described = incoming.source | {"path": where}
+        if not provenance.signed:  # accepted: the event says so, and why
+            described["unsigned_provenance"] = {"accepted": True, "reason": provenance.unsigned}
+        refusal: EvidenceError | None = None
+        with ctx.db.read() as session:
+            try:
+                new = records_to_import(ctx, session, incoming, where)
+            except EvidenceError as exc:  # refused after the bag's files are checked: a damaged bag is named as such
+                refusal, new = exc, []
+        stored, present, size, created = store_incoming_files(ctx, incoming, new, where, progress, early=early)
+    except BaseException:
+        early.abandon()  # what it stored for an import that stops here goes
+        raise
     if refusal is not None:
         raise refusal
     at = ctx.clock()
@@ -196,46 +211,67 @@ def records_to_import(ctx: Context, session: Any, incoming: Incoming, where: str
 class _FileCheck:
     """A file an import reads: hashed against its bag's manifests (*expected*, empty for a
     JSON export's blob folder), and stored as the artifact *store* (a SHA-256) when the catalog
-    lacks those bytes."""
+    lacks those bytes (or was stored early: *stored*)."""
 
     path: Path
     name: str
     expected: Mapping[str, str]
     store: str | None
+    #: The file as :class:`EarlyFiles` stored it (checked against its manifests already).
+    stored: _Read | None = None
 
 
 def store_incoming_files(
-    ctx: Context, incoming: Incoming, new: list[IncomingRecord], where: str, progress: ProgressCallback | None = None
+    ctx: Context,
+    incoming: Incoming,
+    new: list[IncomingRecord],
+    where: str,
+    progress: ProgressCallback | None = None,
+    *,
+    early: EarlyFiles | None = None,
 ) -> tuple[int, int, int, list[str]]:
     """Store the bytes of every new record's artifacts and check every file the import reads:
     each file of a bag against its manifests (stored or not), each file stored against its
     artifact's SHA-256, size, other digests, media type and embedded metadata (read from the
-    stored copy).  Each file is read once, on a thread per CPU; the stored files are synced
-    to disk together at the end.  Return (stored, already held, bytes stored, SHA-256s of the
-    blobs this call created); when a check fails, the blobs it created are removed."""
-    needed: dict[str, model.Artifact] = {}
-    for item in new:
-        for entry in item.record.artifacts:
-            needed.setdefault(entry.artifact.sha256, entry.artifact)
-    missing = [sha for sha in needed if not ctx.blobs.exists(sha)]
-    for sha in missing:
-        if sha not in incoming.files:
-            raise InputError(
-                f"artifact {sha} is neither in this catalog nor in the files given"
-                + ("" if incoming.format == "bagit" else " (give the exporting catalog as blobs)")
-                + "; nothing was imported",
-                where=where,
-            )
-    holders = {e.artifact.sha256: item.record.id for item in reversed(new) for e in item.record.artifacts}
-    storing = {incoming.files[sha]: sha for sha in missing}
-    checks = []
-    for payload in incoming.unchecked:
-        checks.append(_FileCheck(payload.path, payload.name, payload.expected, storing.pop(payload.path, None)))
-    for path, sha in storing.items():  # a blob folder's file: checked against the artifact alone
-        checks.append(_FileCheck(path, display_path(path), {}, sha))
-    created: list[str] = []
+    stored copy).  Each file is read once, on a thread per CPU -- a bag's, when *early* read
+    them while the records were read, there (:class:`EarlyFiles`), what the records say of
+    them checked here; the stored files are synced to disk together at the end.  Return
+    (stored, already held, bytes stored, SHA-256s of the blobs this call created); when a
+    check fails, the blobs it created are removed."""
+    found = {} if early is None else early.finish()  # raises the first file that failed
+    created: list[str] = [] if early is None else list(early.created)
     try:
+        needed: dict[str, model.Artifact] = {}
+        for item in new:
+            for entry in item.record.artifacts:
+                needed.setdefault(entry.artifact.sha256, entry.artifact)
+        made = set(created)
+        missing = [sha for sha in needed if sha in made or not ctx.blobs.exists(sha)]
+        for sha in missing:
+            if sha not in incoming.files:
+                raise InputError(
+                    f"artifact {sha} is neither in this catalog nor in the files given"
+                    + ("" if incoming.format == "bagit" else " (give the exporting catalog as blobs)")
+                    + "; nothing was imported",
+                    where=where,
+                )
+        holders = {e.artifact.sha256: item.record.id for item in reversed(new) for e in item.record.artifacts}
+        storing: dict[Path, str | None] = {incoming.files[sha]: sha for sha in missing}
+        checks = []
+        for payload in incoming.unchecked:
+            store = storing.pop(payload.path, None)
+            read = found.get(payload.path)
+            if read is None or (store is not None and read.blob is None):  # not read early, or read but not stored
+                checks.append(_FileCheck(payload.path, payload.name, payload.expected, store))
+            elif store is not None:  # stored early: what its record says of it is left
+                checks.append(_FileCheck(payload.path, payload.name, payload.expected, store, read))
+        for path, store in storing.items():  # a blob folder's file: checked against the artifact alone
+            checks.append(_FileCheck(path, display_path(path), {}, store))
         run_checks(ctx, checks, needed, holders, created, progress)
+        unneeded = [sha for sha in created if sha not in needed]  # read early for a record not imported
+        if unneeded:
+            common.remove_unclaimed(ctx, unneeded)
+            created = [sha for sha in created if sha in needed]
         if missing:
             ctx.blobs.sync()  # one flush of every file stored, before any record refers to them
     except BaseException:
@@ -270,6 +306,9 @@ def run_checks(
     def run(check: _FileCheck) -> None:
         if check.store is None:
             check_payload_file(check.name, check.path, check.expected, progress=counted)
+            return
+        if check.stored is not None:  # stored and flushed early
+            check_described(ctx, check, check.stored, needed[check.store], holders[check.store])
             return
         store_checked(ctx, check, needed[check.store], holders[check.store], created, counted)
         stored = ctx.blobs.local_path(check.store)
@@ -342,6 +381,15 @@ class _Hashing:
         return {a: h.hexdigest() for a, h in zip(self.algorithms, self.hashers, strict=True)}
 
 
+@attrs.frozen
+class _Read:
+    """A bag's file read once: the blob it was stored as (``None`` when only hashed: the
+    catalog has those bytes or describes them already) and every digest made of it."""
+
+    blob: StoredBlob | None
+    found: Mapping[str, str]
+
+
 def store_checked(
     ctx: Context,
     check: _FileCheck,
@@ -354,32 +402,166 @@ def store_checked(
     every algorithm its manifests and its artifact name; refuse it when a digest is not the
     manifest's or the artifact's, or when the stored bytes are not what *artifact* says
     (:func:`check_artifact_bytes` on the stored copy)."""
-    shown = display_path(check.path)
     extra = sorted((set(check.expected) | set(artifact.digests.as_dict())) - {"sha256"})
+    read = _store_file(ctx, check.path, check.name, check.expected, extra, created, progress)
+    check_described(ctx, check, read, artifact, holder)
+
+
+def _store_file(
+    ctx: Context,
+    path: Path,
+    name: str,
+    expected: Mapping[str, str],
+    algorithms: Sequence[str],
+    created: list[str],
+    progress: ProgressCallback | None,
+) -> _Read:
+    """Store the file *path* (the bag's *name*; its sync left to the caller), hashing it on the
+    way with *algorithms* besides SHA-256, adding the SHA-256 of a blob it creates to *created*;
+    refuse it when a digest is not the one its manifests give (*expected*)."""
+    shown = display_path(path)
     try:
-        with open(check.path, "rb", buffering=0) as stream:
-            reader = _Hashing(stream, extra)
+        with open(path, "rb", buffering=0) as stream:
+            reader = _Hashing(stream, algorithms)
             blob = ctx.blobs.put_stream(common.SourceFile(reader, shown), progress=progress, defer_sync=True)
     except OSError as exc:
         raise InputError(f"cannot be read ({exc.strerror})", where=shown) from exc
     if blob.created:
         created.append(blob.sha256)
     found = {**reader.digests(), "sha256": blob.sha256}
-    compare_digests(check.name, found, check.expected)  # a bag's file, as its manifests say
+    compare_digests(name, found, expected)  # a bag's file, as its manifests say
+    return _Read(blob, found)
+
+
+def check_described(ctx: Context, check: _FileCheck, read: _Read, artifact: model.Artifact, holder: str) -> None:
+    """Refuse the stored file of *check* (*read*) unless it is the artifact's bytes (SHA-256,
+    size, every other digest the artifact names) and what *artifact* says of them
+    (:func:`check_artifact_bytes` on the stored copy: a digest the file was not hashed with
+    is made from it there)."""
+    shown = display_path(check.path)
+    blob = read.blob
+    assert blob is not None
     if blob.sha256 != check.store or blob.size != artifact.size:
         raise IntegrityError(
             f"holds {blob.size} bytes with SHA-256 {blob.sha256}, not artifact {check.store}; nothing was imported",
             where=shown,
         )
-    digests = model.Digests(**{a: found[a] for a in artifact.digests.as_dict()})
+    algorithms = artifact.digests.as_dict()
+    measured = None
+    if all(a in read.found for a in algorithms):
+        measured = (model.Digests(**{a: read.found[a] for a in algorithms}), blob.size)
     stored = ctx.blobs.local_path(blob.sha256)
     check_artifact_bytes(
         check.path if stored is None else stored,
         artifact,
         hashed=True,
         where=f"record {holder}: {shown}",
-        measured=(digests, blob.size),
+        measured=measured,
     )
+
+
+class EarlyFiles:
+    """A bag's artifact files read while its records are being read and checked (on a thread
+    per CPU, in order): each hashed against its manifests and, when this catalog neither holds
+    those bytes nor describes them, stored (not yet synced) -- what the records say of each
+    is checked once they are read (:func:`store_incoming_files`).  Reading the bytes while the
+    documents are parsed overlaps the disk with the interpreter; nothing is accepted earlier
+    for it, and what it stored for an import that stops goes again (:meth:`abandon`)."""
+
+    def __init__(self, ctx: Context, progress: ProgressCallback | None) -> None:
+        self.ctx = ctx
+        self.progress = progress
+        #: SHA-256s of the blobs stored, as they are made.
+        self.created: list[str] = []
+        self._jobs: list[tuple[PayloadFile, Future[_Read | None]]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._flusher: bagfiles.Flusher | None = None  # large stored files go to the disk while the rest are read
+
+    def start(self, files: Sequence[PayloadFile]) -> None:
+        """Start reading *files* (a bag's artifact files, in order)."""
+        manifest_sha = [f.expected.get("sha256") for f in files]
+        with self.ctx.db.read() as session:
+            described = self.ctx.db.artifacts(session, [sha for sha in manifest_sha if sha is not None])
+        workers = max(1, min(8, (os.cpu_count() or 1) * self.ctx.blobs.readers_per_cpu))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-read")
+        self._flusher = bagfiles.Flusher()
+        for file, sha in zip(files, manifest_sha, strict=True):
+            store = sha is not None and sha not in described and not self.ctx.blobs.exists(sha)
+            self._jobs.append((file, self._pool.submit(self._read, file, store)))
+
+    def _read(self, file: PayloadFile, store: bool) -> _Read | None:
+        if self._stop.is_set():
+            return None
+        if not store:
+            check_payload_file(file.name, file.path, file.expected, progress=self.progress)
+            return _Read(None, {})
+        read = _store_file(
+            self.ctx,
+            file.path,
+            file.name,
+            file.expected,
+            sorted(set(file.expected) - {"sha256"}),
+            self.created,
+            self.progress,
+        )
+        assert read.blob is not None
+        stored = self.ctx.blobs.local_path(read.blob.sha256)
+        if stored is not None and self._flusher is not None and read.blob.size >= bagfiles.LARGE_FILE:
+            self._flusher.flush(os.fspath(stored))
+        return read
+
+    def finish(self) -> dict[Path, _Read]:
+        """Every file read, by path, once all are; the first that failed (in order) is raised."""
+        failed: BaseException | None = None
+        done: dict[Path, _Read] = {}
+        for file, job in self._jobs:
+            error = job.exception()  # waits for it
+            if error is not None:
+                failed = failed or error
+                continue
+            read = job.result()
+            if read is not None:
+                done[file.path] = read
+        self._close()
+        try:
+            if self._flusher is not None:
+                self._flusher.close()
+        except OSError as exc:  # the store's sync would find the same
+            failed = failed or StorageError(
+                f"the stored files could not be written to disk ({exc.strerror or exc}); nothing was imported",
+                where=self.ctx.blobs.label,
+            )
+        if failed is not None:
+            raise failed
+        return done
+
+    def _close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def abandon(self) -> None:
+        """Stop reading (those under way finish) and remove the blobs stored, unless a record
+        holds them."""
+        self._stop.set()
+        self._close()
+        if self._flusher is not None:
+            with contextlib.suppress(OSError):
+                self._flusher.close()
+        common.remove_unclaimed(self.ctx, self.created)
+
+
+def _locked(progress: ProgressCallback | None) -> ProgressCallback | None:
+    """*progress*, called by one thread at a time."""
+    if progress is None:
+        return None
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        with lock:
+            progress(n)
+
+    return report
 
 
 #: How many records :func:`insert_imported` turns into events and rows at a time, all in the one
