@@ -1289,20 +1289,23 @@ def test_a_failure_in_a_later_batch_leaves_nothing_of_the_earlier_ones(
 # -- 5. a bag's files read while its records are -----------------------------------------------
 
 
-def test_a_bags_files_are_read_once_and_from_before_its_records_are_read(
-    source: Source, dest: Catalog, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("early_bytes", [0, 10**9])
+def test_a_bags_files_are_read_once_and_the_large_ones_before_its_records_are_read(
+    source: Source, dest: Catalog, monkeypatch: pytest.MonkeyPatch, early_bytes: int
 ) -> None:
-    """The importer starts reading the artifact files once the bag's layout and tag files are
-    checked (its records not yet read), and reads each file once: stored and checked against
-    its manifests then, against what its record says once the records are read."""
+    """The importer starts reading the large artifact files once the bag's layout and tag files
+    are checked (its records not yet read), the others after the records; it reads each file
+    once: stored and checked against its manifests then, against what its record says once
+    the records are read."""
     from evidence_catalog.interchange import importing as reading
     from evidence_catalog.operations import importing
 
+    monkeypatch.setattr(importing, "EARLY_READ_BYTES", early_bytes)
     order: list[str] = []
     reads: list[str] = []
     record_from = reading.record_from
     start = importing.EarlyFiles.start
-    store_file, check_file, store_checked = importing._store_file, importing.check_payload_file, importing.store_checked
+    store_file, check_file = importing._store_file, importing.check_payload_file  # every read of a file is one of these
 
     def recording(document: Any, where: str) -> model.EvidenceRecord:
         order.append("record")
@@ -1314,25 +1317,27 @@ def test_a_bags_files_are_read_once_and_from_before_its_records_are_read(
 
     def stored(ctx: Any, path: Path, name: str, *args: Any) -> Any:
         reads.append(name)
+        order.append("file")
         return store_file(ctx, path, name, *args)
 
     def checked(name: str, *args: Any, **kw: Any) -> None:
         reads.append(name)
+        order.append("file")
         check_file(name, *args, **kw)
-
-    def stored_late(ctx: Any, check: Any, *args: Any) -> None:
-        reads.append(check.name)
-        store_checked(ctx, check, *args)
 
     monkeypatch.setattr(reading, "record_from", recording)
     monkeypatch.setattr(importing.EarlyFiles, "start", starting)
     monkeypatch.setattr(importing, "_store_file", stored)
     monkeypatch.setattr(importing, "check_payload_file", checked)
-    monkeypatch.setattr(importing, "store_checked", stored_late)
     result = dest.import_records(source.bag)
     artifact_files = sorted(name for _, name in read_manifest(source.bag) if "/artifacts/" in name)
     assert sorted(reads) == artifact_files  # each once
     assert order[0] == "files" and order.count("files") == 1 and order.count("record") == len(source.ids)
+    first_record = order.index("record")
+    if early_bytes == 0:  # every file is large: all are read while the records are (started first)
+        assert order.count("file") == len(artifact_files) and "file" in order[: first_record + 1]
+    else:  # none is: each is read after every record is
+        assert "file" not in order[: order.index("record") + len(source.ids)]
     assert result.artifacts_stored == 3 and sorted(result.records_added) == sorted(source.ids)
     assert dest.verify(record_event=False).ok
 

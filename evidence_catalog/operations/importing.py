@@ -460,13 +460,30 @@ def check_described(ctx: Context, check: _FileCheck, read: _Read, artifact: mode
     )
 
 
+#: A bag's artifact files of at least this many bytes are read while its records are
+#: (:class:`EarlyFiles`); smaller ones after them.  Reading a large file is long stretches of
+#: hashing and copying without the interpreter's lock, beside the records' parsing; a small
+#: file is mostly the interpreter's work (opening, naming, linking it), which would only
+#: contend with the records' for the lock.
+EARLY_READ_BYTES = bagfiles.LARGE_FILE
+
+
+def _size(path: Path) -> int:
+    """The size of *path*, 0 when it cannot be read (the check that reads it says why)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 class EarlyFiles:
-    """A bag's artifact files read while its records are being read and checked (on a thread
-    per CPU, in order): each hashed against its manifests and, when this catalog neither holds
-    those bytes nor describes them, stored (not yet synced) -- what the records say of each
-    is checked once they are read (:func:`store_incoming_files`).  Reading the bytes while the
-    documents are parsed overlaps the disk with the interpreter; nothing is accepted earlier
-    for it, and what it stored for an import that stops goes again (:meth:`abandon`)."""
+    """A bag's large artifact files read while its records are being read and checked (on a
+    thread per CPU but one, in order): each hashed against its manifests and, when this
+    catalog neither holds those bytes nor describes them, stored (not yet synced) -- what the
+    records say of each is checked once they are read (:func:`store_incoming_files`).  Reading
+    the bytes while the documents are parsed overlaps the disk and the hashing with the
+    interpreter; nothing is accepted earlier for it, and what it stored for an import that
+    stops goes again (:meth:`abandon`)."""
 
     def __init__(self, ctx: Context, progress: ProgressCallback | None) -> None:
         self.ctx = ctx
@@ -479,14 +496,19 @@ class EarlyFiles:
         self._flusher: bagfiles.Flusher | None = None  # large stored files go to the disk while the rest are read
 
     def start(self, files: Sequence[PayloadFile]) -> None:
-        """Start reading *files* (a bag's artifact files, in order)."""
-        manifest_sha = [f.expected.get("sha256") for f in files]
+        """Start reading those of *files* (a bag's artifact files, in order) of at least
+        :data:`EARLY_READ_BYTES`."""
+        large = [f for f in files if _size(f.path) >= EARLY_READ_BYTES]
+        if not large:
+            return
+        manifest_sha = [f.expected.get("sha256") for f in large]
         with self.ctx.db.read() as session:
             described = self.ctx.db.artifacts(session, [sha for sha in manifest_sha if sha is not None])
-        workers = max(1, min(8, (os.cpu_count() or 1) * self.ctx.blobs.readers_per_cpu))
+        # One CPU is the records' (the interpreter's lock): a reader per other CPU, at least one.
+        workers = max(1, min(8, (os.cpu_count() or 1) * self.ctx.blobs.readers_per_cpu) - 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-read")
         self._flusher = bagfiles.Flusher()
-        for file, sha in zip(files, manifest_sha, strict=True):
+        for file, sha in zip(large, manifest_sha, strict=True):
             store = sha is not None and sha not in described and not self.ctx.blobs.exists(sha)
             self._jobs.append((file, self._pool.submit(self._read, file, store)))
 
