@@ -479,7 +479,7 @@ def test_an_ingest_written_in_several_batches_is_still_one_whole(
 
 
 def _reference_item(
-    self: Any, record_id: str, prepared: model.Report, title: str, where: str, media: Any
+    self: Any, record_id: str, prepared: model.Report, title: str, where: str, media: Any, document: Any = None
 ) -> tuple[Any, ...]:
     """``ItemParts.__call__`` as each part is made on its own (what the ingest did before)."""
     import attrs

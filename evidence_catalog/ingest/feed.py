@@ -37,6 +37,9 @@ class FeedEntry:
     report: model.Report
     title: str
     where: str
+    #: ``unstructure(report)``, made for the check of its text: the ingest stores it (with the
+    #: source document set) instead of making it again.
+    document: dict[str, Any] | None = None
 
 
 @frozen
@@ -193,11 +196,12 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
             document_sha256=document_sha256,
             identity=identity,
         )
-        problem = text_problem(unstructure(report))
+        document = unstructure(report)
+        problem = text_problem(document)
         if problem is not None:
             raise InputError(f"entry {number}: its {problem}; nothing was ingested", where=where)
         record_title = title or (text.split("\n", 1)[0] if text else f"entry {number} of {feed_title or 'a feed'}")
-        entries.append(FeedEntry(report=report, title=record_title, where=f"feed entry {number}"))
+        entries.append(FeedEntry(report=report, title=record_title, where=f"feed entry {number}", document=document))
     if not entries:
         raise InputError("the feed holds no entries", where=where)
     return ParsedFeed(kind=kind, title=feed_title, entries=tuple(entries), warnings=tuple(warnings))

@@ -191,11 +191,11 @@ def ingest_stored(
     prepared, warnings = read_reports(raw, format, where, file.parent, skipped)
     with ctx.db.read() as session:  # media of reports already here is not stored again
         held_before = ctx.db.records_with_reports(
-            session, [report.identity for report, _, _, media in prepared if media and report.identity]
+            session, [report.identity for report, _, _, media, _ in prepared if media and report.identity]
         )
     new_media = {
         path
-        for report, _, _, media in prepared
+        for report, _, _, media, _ in prepared
         if report.identity and report.identity not in held_before
         for path in media
     }
@@ -291,7 +291,7 @@ def ingest_stored(
             ]
         ] = []
         held_here: dict[str, str] = {}  # identity -> record, of reports catalogued before this ingest
-        for number, (prepared_report, title, item_where, media) in enumerate(prepared):
+        for number, (prepared_report, title, item_where, media, read_document) in enumerate(prepared):
             identity = prepared_report.identity
             assert identity is not None  # every reader sets it
             if number % INGEST_CHUNK == 0:  # the next chunk's reports looked up at once
@@ -306,7 +306,7 @@ def ingest_stored(
             record_id = model.new_id()
             seen[identity] = record_id
             record, acquisition, report, note_part, entries, details = new_item(
-                record_id, prepared_report, title, item_where, [stored_media[path] for path in media]
+                record_id, prepared_report, title, item_where, [stored_media[path] for path in media], read_document
             )
             drafts.append(
                 EventDraft(
@@ -418,9 +418,11 @@ class ItemParts:
         title: str,
         where: str,
         media: Sequence[model.Artifact],
+        document: dict[str, Any] | None = None,
     ) -> Item:
         """The parts of new record *record_id* for the report read from *where* in the input
-        (*prepared*: its source document is not set yet) and the media stored for it."""
+        (*prepared*: its source document is not set yet; *document*: ``unstructure(prepared)``
+        if the reader made it, which is then the one stored) and the media stored for it."""
         record, note_part = common.new_parts(
             self.ctx, record_id, True, report_title(title), self.tags, self.note, None, self.ended_at
         )
@@ -440,7 +442,7 @@ class ItemParts:
             details["artifacts"] = [*details["artifacts"], *(unstructure(e) for e in entries[1:])]
         # The report as stored, its source document set; the model value is not made again
         # with it (nothing that reads the value here looks at that field).
-        report_document = details["report"] = unstructure(prepared)
+        report_document = details["report"] = unstructure(prepared) if document is None else document
         report_document["document_sha256"] = self.entry.artifact.sha256
         return record, acquisition, prepared, note_part, entries, details
 
