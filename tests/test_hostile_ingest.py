@@ -625,6 +625,66 @@ def test_the_one_pass_check_never_misses_a_string_that_is_not_text(value: Any, a
         assert may_hold_non_text(text)
 
 
+#: Values as a report's check may meet them: JSON (with lone surrogates and NULs), whole numbers
+#: on both sides of 2**53 and beyond what ``json`` writes (4,300 digits), text that looks like a
+#: NUL's escape or a long number, keys that are not text, tuples, and nesting deeper than
+#: ``json`` follows.
+_CHECKED_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**53 - 1, 2**53, -(2**53) + 1, -(2**53), 10**15, 10**16]),
+    st.sampled_from(["<HUGE>", "<-HUGE>"]),  # 5,000 digits, made in the test (hypothesis cannot show them)
+    st.floats(),
+    _BAD_TEXT,
+    st.sampled_from(["\\u0000", "1234567890123456", "\ud800", "\U0001f600", "😀", "a\x00b"]),
+)
+_CHECKED = st.recursive(
+    _CHECKED_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.one_of(_BAD_TEXT, st.integers(), st.none(), st.booleans()), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def _realised(value: Any) -> Any:
+    """*value* with each ``"<HUGE>"`` a number of 5,001 digits (``"<-HUGE>"`` negative)."""
+    if value in ("<HUGE>", "<-HUGE>"):
+        return (-1 if value == "<-HUGE>" else 1) * 10**5000
+    if isinstance(value, list | tuple):
+        return type(value)(_realised(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _realised(v) for k, v in value.items()}
+    return value
+
+
+def _wrapped_deep(value: Any, depth: int) -> Any:
+    value = _realised(value)
+    for n in range(depth):
+        value = [value] if n % 2 else {"k": value}
+    return value
+
+
+@settings(max_examples=300)
+@given(value=_CHECKED, depth=st.sampled_from([0, 0, 0, 5, 2000]))
+@example(value="\udcff", depth=0)
+@example(value={"a\x00": 1}, depth=0)
+@example(value=2**53, depth=20_000)
+@example(value={"n": "<HUGE>"}, depth=0)
+@example(value=[1, ("\ud800",)], depth=0)
+def test_the_fast_report_check_answers_as_the_walk_does(value: Any, depth: int) -> None:
+    """``text_problem`` tells most values clean from their JSON text and walks the rest: its
+    answer is the walk's, whatever the value (the same problem, at the same place)."""
+    from evidence_catalog.ingest.checks import _walked_problem, text_problem
+
+    nested = _wrapped_deep(value, depth)
+    assert text_problem(nested) == _walked_problem(nested, "")
+    assert text_problem(nested, name="entry") == _walked_problem(nested, "entry")
+
+
 # -- the media a feed points at: metadata a site sends ----------------------------------------
 
 

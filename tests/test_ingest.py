@@ -473,3 +473,127 @@ def test_an_ingest_written_in_several_batches_is_still_one_whole(
     assert actions == ["catalog.created", *["report.ingested"] * 3, "digest.ingested"]
     assert [len(catalog.record(r).artifacts) for r in catalog.record_ids()] == [2, 2, 1]
     assert catalog.verify().ok
+
+
+# -- the fast paths of an ingest store what the plain ones store, byte for byte -----------------
+
+
+def _reference_item(
+    self: Any, record_id: str, prepared: model.Report, title: str, where: str, media: Any, document: Any = None
+) -> tuple[Any, ...]:
+    """``ItemParts.__call__`` as each part is made on its own (what the ingest did before)."""
+    import attrs
+
+    from evidence_catalog.operations import common
+    from evidence_catalog.operations.ingesting import report_title
+    from evidence_catalog.replay import captured_details
+    from evidence_catalog.serialize import unstructure
+
+    ctx, template = self.ctx, self.acquisition
+    report = attrs.evolve(prepared, document_sha256=self.entry.artifact.sha256)
+    title = report_title(title)
+    record, note_part = common.new_parts(ctx, record_id, True, title, self.tags, self.note, None, self.ended_at)
+    acquisition = common.new_acquisition(
+        ctx,
+        model.AcquisitionMethod.INGESTED_FROM_FEED,
+        template.started_at,
+        template.ended_at,
+        artifact_sha256=self.entry.artifact.sha256,
+        other_artifacts=tuple(dict.fromkeys(artifact.sha256 for artifact in media)),
+        original_path=template.original_path,
+        original_path_b64=template.original_path_b64,
+        note=where,
+        requested_url=template.requested_url,
+        final_url=template.final_url,
+        http_status=template.http_status,
+        responses=template.responses,
+        withheld=template.withheld,
+    )
+    entries = [self.entry]
+    for media_artifact in media:
+        if all(e.artifact.sha256 != media_artifact.sha256 for e in entries):
+            entries.append(model.RecordArtifact(artifact=media_artifact))
+    details = {
+        **captured_details(record=record, entries=entries, acquisition=acquisition, tags=self.tags, note=note_part),
+        "report": unstructure(report),
+    }
+    return record, acquisition, report, note_part, entries, details
+
+
+def _reference_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fast path of an ingest replaced by the plain code it stands for."""
+    from evidence_catalog.ingest import checks, feed, telegram, twarc
+    from evidence_catalog.operations import ingesting
+
+    monkeypatch.setattr(ingesting.ItemParts, "__call__", _reference_item)
+    for module in (feed, telegram, twarc):
+        monkeypatch.setattr(module, "text_problem", lambda value, *, name="": checks._walked_problem(value, name))
+    # feedparser's own get (aliases, made-up members) for every member of its dicts
+    monkeypatch.setattr(feed, "_member", lambda members, name, default=None: members.get(name, default))
+
+
+def _deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids and event salts from counters: two ingests of the same input store the same bytes."""
+    import itertools
+
+    from evidence_catalog import custody
+
+    ids, salts = itertools.count(1), itertools.count(1)
+    monkeypatch.setattr(model, "new_id", lambda: f"01900000-0000-7000-8000-{next(ids):012x}")
+    monkeypatch.setattr(custody, "new_secret", lambda: f"{next(salts):064x}")
+
+
+def _tables(path: Path) -> list[str]:
+    import sqlite3
+
+    connection = sqlite3.connect(path / "catalog.db")
+    try:
+        return list(connection.iterdump())
+    finally:
+        connection.close()
+
+
+@pytest.mark.no_postgresql_pass  # it compares two SQLite files; what is stored is the same on both databases
+@pytest.mark.parametrize("kind", ["digest", "rss", "atom", "twarc", "telegram"])
+def test_an_ingest_stores_the_same_bytes_as_the_plain_code_it_replaced(
+    kind: str, operator: model.Agent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same input, ingested with the fast paths and with the plain code they replaced, into
+    two copies of one catalog: every row (records, parts, acquisitions, events, the search
+    index) and every stored file are the same."""
+    import shutil
+
+    from tests.conftest import FixedClock, make_jpeg
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    if kind == "telegram":
+        source = _telegram_export(inputs / "export", photo=make_jpeg())
+    else:
+        name, text = {
+            "digest": ("digest.txt", DIGEST),
+            "rss": ("feed.rss", RSS),
+            "atom": ("feed.atom", ATOM),
+            "twarc": ("tweets.jsonl", json.dumps(_twarc_page()) + "\n"),
+        }[kind]
+        source = inputs / name
+        source.write_text(text, encoding="utf-8")
+    with Catalog.init(tmp_path / "fast", operator=operator, clock=FixedClock()):
+        pass
+    shutil.copytree(tmp_path / "fast", tmp_path / "plain")
+    for side in ("fast", "plain"):
+        with monkeypatch.context() as patched:
+            _deterministic(patched)
+            if side == "plain":
+                _reference_paths(patched)
+            with Catalog.open(tmp_path / side, operator=operator, clock=FixedClock()) as catalog:
+                catalog.ingest(source, tags=["harbour", "east-quay"], note="from the desk's morning sweep")
+                catalog.ingest(source, tags=["harbour"])  # every report present: only the repeat is logged
+    fast, plain = _tables(tmp_path / "fast"), _tables(tmp_path / "plain")
+    assert any("report.ingested" in line for line in fast) and any("report_term" in line for line in fast)
+    assert fast == plain
+    blobs = [
+        sorted((p.name, p.read_bytes()) for p in (tmp_path / side / "blobs").rglob("*") if p.is_file())
+        for side in ("fast", "plain")
+    ]
+    assert blobs[0] == blobs[1]

@@ -61,8 +61,60 @@ def text_problem(value: Any, *, name: str = "") -> str | None:
     first string in it -- a member name or a value -- that holds a lone surrogate (an escape
     such as ``"\\udcff"`` that is half of a character, or an undecodable byte passed through) or
     a NUL character, or a whole number canonical JSON (RFC 8785) cannot write, named by its
-    place (``text``, ``mentions[0]``, ``source.feed_name``).  Walked with a stack of its own:
-    no recursion, whatever the depth."""
+    place (``text``, ``mentions[0]``, ``source.feed_name``).
+
+    A value with nothing of the kind -- nearly every one -- is told so by a quick look at each
+    of its values (:func:`_surely_text`); any other is walked again (:func:`_walked_problem`),
+    naming the place.  ``tests/test_hostile_ingest.py`` holds the answer the same as that
+    walk's alone."""
+    if _surely_text(value):
+        return None
+    return _walked_problem(value, name)
+
+
+def _surely_text(value: Any) -> bool:
+    """Whether *value* certainly holds nothing :func:`_walked_problem` finds: every string (a
+    member name or a value) without NUL and, unless it is ASCII, encodable as UTF-8 (a lone
+    surrogate is not), every whole number within 2**53.  A look at each value without naming
+    its place (the walk's cost); anything of a type other than JSON's own (a subclass too) is
+    left to the walk: ``False``."""
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item or not (item.isascii() or _encodes(item)):
+                return False
+        elif kind is dict:
+            for key, member in item.items():
+                if type(key) is str:
+                    if "\x00" in key or not (key.isascii() or _encodes(key)):
+                        return False
+                elif isinstance(key, str):
+                    return False
+                push(member)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is int:
+            if not -_SAFE < item < _SAFE:
+                return False
+        elif not (item is None or kind is bool or kind is float):
+            return False
+    return True
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _walked_problem(value: Any, name: str) -> str | None:
+    """:func:`text_problem`, from each member and item of *value* in turn, walked with a stack
+    of its own: no recursion, whatever the depth."""
     stack: list[tuple[str, Any]] = [(name, value)]
     while stack:
         place, item = stack.pop()

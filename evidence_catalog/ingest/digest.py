@@ -291,10 +291,10 @@ def report_identity(
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def item_report(item: DigestItem, *, report_id: str, document_sha256: str | None) -> Any:
-    """The :class:`~evidence_catalog.model.Report` an item states.  A digest carries no URLs: the
-    report says its URL is unknown (``url_known=False``); its author is the original author of a
-    repost, else the feed itself."""
+def item_report(item: DigestItem, *, report_id: str, document_sha256: str | None, identity: str | None = None) -> Any:
+    """The :class:`~evidence_catalog.model.Report` an item states (with *identity*, see
+    :func:`report_identity`).  A digest carries no URLs: the report says its URL is unknown
+    (``url_known=False``); its author is the original author of a repost, else the feed itself."""
     from evidence_catalog import model
 
     card = item.card
@@ -319,4 +319,5 @@ def item_report(item: DigestItem, *, report_id: str, document_sha256: str | None
         else model.Repost(reposted_by=item.feed_name, original_author=item.repost_of),
         document_sha256=document_sha256,
         line_span=model.LineSpan(first=item.first_line, last=item.last_line),
+        identity=identity,
     )

@@ -37,6 +37,9 @@ class FeedEntry:
     report: model.Report
     title: str
     where: str
+    #: ``unstructure(report)``, made for the check of its text: the ingest stores it (with the
+    #: source document set) instead of making it again.
+    document: dict[str, Any] | None = None
 
 
 @frozen
@@ -68,12 +71,20 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+#: A member of one of feedparser's dicts, read as a plain ``dict`` member: for every name this
+#: module reads so -- none is one of ``FeedParserDict``'s aliases (``guid``, ``url``,
+#: ``description``...) or names it makes up (``enclosures``, ``category``, ``license``,
+#: ``updated``) -- what its own ``get`` returns, without its look-ups in Python (an eighth of
+#: the reading of each entry).  Aliases and made-up names are read with its ``get``.
+_member = dict.get
+
+
 def _plain(value: Any, detail: Any) -> str:
     """A text construct as the reader sees it: HTML (``type="html"``, RSS descriptions) without
     its tags and with its character references read; plain text as it is."""
     if not isinstance(value, str):
         return ""
-    kind = detail.get("type") if isinstance(detail, dict) else None
+    kind = _member(detail, "type") if isinstance(detail, dict) else None
     if isinstance(kind, str) and "html" in kind:
         return html.unescape(_TAG.sub(" ", value))
     return value
@@ -82,9 +93,9 @@ def _plain(value: Any, detail: Any) -> str:
 def _tag_text(entry: Any) -> str:
     """The text of an entry that ``#hashtags`` and ``@mentions`` are read from: its title,
     summary and content, as a reader sees them (not the markup: ``href="#top"`` is no tag)."""
-    parts = [_plain(entry.get("title"), entry.get("title_detail"))]
-    parts.append(_plain(entry.get("summary"), entry.get("summary_detail")))
-    parts += [_plain(c.get("value"), c) for c in entry.get("content", ()) if isinstance(c, dict)]
+    parts = [_plain(_member(entry, "title"), _member(entry, "title_detail"))]
+    parts.append(_plain(_member(entry, "summary"), _member(entry, "summary_detail")))
+    parts += [_plain(_member(c, "value"), c) for c in _member(entry, "content", ()) if isinstance(c, dict)]
     return "\n".join(dict.fromkeys(p for p in parts if p))
 
 
@@ -92,16 +103,16 @@ def _media(entry: Any) -> tuple[model.MediaLink, ...]:
     """An entry's enclosures (RSS ``<enclosure>``, Atom ``rel="enclosure"``) and Media RSS
     ``media:content`` items, each URL once, with the type and length the feed states."""
     found: dict[str, model.MediaLink] = {}
-    items = [("enclosure", e.get("href") or e.get("url"), e) for e in entry.get("enclosures", ())]
-    items += [("media_content", m.get("url"), m) for m in entry.get("media_content", ())]
+    items = [("enclosure", _member(e, "href") or e.get("url"), e) for e in entry.get("enclosures", ())]
+    items += [("media_content", m.get("url"), m) for m in _member(entry, "media_content", ())]
     for kind, url, item in items:
         if not _text(url) or url.strip() in found:
             continue
-        length = item.get("length") or item.get("filesize")
+        length = _member(item, "length") or _member(item, "filesize")
         found[url.strip()] = model.MediaLink(
             url=url.strip(),
             kind=kind,
-            media_type=_text(item.get("type")),
+            media_type=_text(_member(item, "type")),
             length=int(length) if isinstance(length, str) and _DECIMAL.fullmatch(length.strip()) else None,
         )
     return tuple(found.values())
@@ -145,13 +156,14 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
         warnings.append((0, f"the feed is not well-formed; read leniently: {parsed.get('bozo_exception')}"))
     entries = []
     for number, entry in enumerate(parsed.entries, start=1):
-        post_id = _text(entry.get("id")) or _text(entry.get("link"))
-        title = _text(entry.get("title"))
-        summary = _text(entry.get("summary"))
+        link = _text(_member(entry, "link"))
+        post_id = _text(_member(entry, "id")) or link
+        title = _text(_member(entry, "title"))
+        summary = _text(_member(entry, "summary"))
         text = "\n\n".join(t for t in (title, summary) if t) or ""
-        author = _text(entry.get("author"))
-        links = [link.get("href") for link in entry.get("links", ()) if _text(link.get("href"))]
-        links += [media.get("url") for media in entry.get("media_content", ()) if _text(media.get("url"))]
+        author = _text(_member(entry, "author"))
+        links = [_member(item, "href") for item in _member(entry, "links", ()) if _text(_member(item, "href"))]
+        links += [media.get("url") for media in _member(entry, "media_content", ()) if _text(media.get("url"))]
         # Read as plain dict members: feedparser's aliases (updated -> published) would blur
         # which date the feed gave.
         published = _time(dict.get(entry, "published_parsed"))
@@ -175,8 +187,8 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
             published_at=published,
             updated_at=updated,
             post_id=post_id,
-            url=_text(entry.get("link")),
-            url_known=_text(entry.get("link")) is not None,
+            url=link,
+            url_known=link is not None,
             links=tuple(dict.fromkeys(links)),
             mentions=mentions(tag_text),  # the rule digests have, one for every format
             hashtags=hashtags(tag_text),
@@ -184,11 +196,12 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
             document_sha256=document_sha256,
             identity=identity,
         )
-        problem = text_problem(unstructure(report))
+        document = unstructure(report)
+        problem = text_problem(document)
         if problem is not None:
             raise InputError(f"entry {number}: its {problem}; nothing was ingested", where=where)
         record_title = title or (text.split("\n", 1)[0] if text else f"entry {number} of {feed_title or 'a feed'}")
-        entries.append(FeedEntry(report=report, title=record_title, where=f"feed entry {number}"))
+        entries.append(FeedEntry(report=report, title=record_title, where=f"feed entry {number}", document=document))
     if not entries:
         raise InputError("the feed holds no entries", where=where)
     return ParsedFeed(kind=kind, title=feed_title, entries=tuple(entries), warnings=tuple(warnings))

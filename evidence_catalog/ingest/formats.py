@@ -8,9 +8,7 @@ where each was in the input) and the input's warnings come out.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
-import attrs
+from typing import Any, Literal
 
 from evidence_catalog import model
 from evidence_catalog.errors import InputError
@@ -38,27 +36,32 @@ def detect_format(raw: bytes) -> IngestFormat:
     return "digest"
 
 
+#: A report as read from an input: the report, a title for its record, where it was in the
+#: input, the media files it names, and ``unstructure(report)`` where the reader made it already
+#: (else ``None``).
+PreparedReport = tuple[model.Report, str, str, tuple[Path, ...], dict[str, Any] | None]
+
+
 def read_reports(
     raw: bytes, format: str, where: str, folder: Path, skipped: list[tuple[int, str]] | None
-) -> tuple[list[tuple[model.Report, str, str, tuple[Path, ...]]], tuple[tuple[int, str], ...]]:
-    """The reports an input states, each with a title for its record and where it was in the
-    input, and the input's warnings.  Reports carry their identity; the caller sets the
-    document's SHA-256."""
+) -> tuple[list[PreparedReport], tuple[tuple[int, str], ...]]:
+    """The reports an input states (see :data:`PreparedReport`), and the input's warnings.
+    Reports carry their identity; the caller sets the document's SHA-256."""
     if not raw:
         raise InputError("is empty", where=where)
     if format == "rss":
         feed = parse_feed(raw, where=where)
-        return [(e.report, e.title, e.where, ()) for e in feed.entries], feed.warnings
+        return [(e.report, e.title, e.where, (), e.document) for e in feed.entries], feed.warnings
     if format == "twarc":
         tweets, warnings = parse_twarc(input_text(raw, where), where=where, skipped=skipped)
-        return [(*tweet, ()) for tweet in tweets], warnings
+        return [(*tweet, (), None) for tweet in tweets], warnings
     if format == "telegram":
         messages, warnings = parse_telegram(input_text(raw, where), export_dir=folder, where=where, skipped=skipped)
-        return [(m.report, m.title, m.where, m.media) for m in messages], warnings
+        return [(m.report, m.title, m.where, m.media, None) for m in messages], warnings
     digest = parse_digest(input_text(raw, where))
     if not digest.items:
         raise InputError("no feed items found (a digest starts with a 'Feed Name (Platform)' line)", where=where)
-    prepared: list[tuple[model.Report, str, str, tuple[Path, ...]]] = []
+    prepared: list[PreparedReport] = []
     for item in digest.items:
         identity = report_identity(
             platform=item.platform,
@@ -67,13 +70,13 @@ def read_reports(
             author=item.repost_of or item.feed_name,
             text=item.text,
         )
-        report = attrs.evolve(item_report(item, report_id=model.new_id(), document_sha256=None), identity=identity)
+        report = item_report(item, report_id=model.new_id(), document_sha256=None, identity=identity)
         where = f"digest lines {item.first_line}-{item.last_line}: " + (
             "title and description repeat the same text, kept once"
             if item.repeated
             else "text not repeated as the format has it (see the ingest's warnings)"
         )
-        prepared.append((report, item.text, where, ()))
+        prepared.append((report, item.text, where, (), None))
     return prepared, digest.warnings
 
 

@@ -191,11 +191,11 @@ def ingest_stored(
     prepared, warnings = read_reports(raw, format, where, file.parent, skipped)
     with ctx.db.read() as session:  # media of reports already here is not stored again
         held_before = ctx.db.records_with_reports(
-            session, [report.identity for report, _, _, media in prepared if media and report.identity]
+            session, [report.identity for report, _, _, media, _ in prepared if media and report.identity]
         )
     new_media = {
         path
-        for report, _, _, media in prepared
+        for report, _, _, media, _ in prepared
         if report.identity and report.identity not in held_before
         for path in media
     }
@@ -235,6 +235,15 @@ def ingest_stored(
         else:
             common.add_artifact(ctx, session, artifact, at=ended_at)
         entry = model.RecordArtifact(artifact=artifact, role=model.ArtifactRole.SOURCE_DOCUMENT)
+        new_item = ItemParts(
+            ctx,
+            entry,
+            tags,
+            note,
+            started_at,
+            ended_at,
+            {"original_path": path_text, "original_path_b64": path_b64, **fetched_fields},
+        )
         seen: dict[str, str] = {}  # identity -> record, for repeats within the input
         # Built a chunk at a time, then linked into the log and inserted with one statement
         # per table: memory stays bounded, and the input is still one transaction.
@@ -282,7 +291,7 @@ def ingest_stored(
             ]
         ] = []
         held_here: dict[str, str] = {}  # identity -> record, of reports catalogued before this ingest
-        for number, (prepared_report, title, item_where, media) in enumerate(prepared):
+        for number, (prepared_report, title, item_where, media, read_document) in enumerate(prepared):
             identity = prepared_report.identity
             assert identity is not None  # every reader sets it
             if number % INGEST_CHUNK == 0:  # the next chunk's reports looked up at once
@@ -296,30 +305,9 @@ def ingest_stored(
                 continue
             record_id = model.new_id()
             seen[identity] = record_id
-            report = attrs.evolve(prepared_report, document_sha256=blob.sha256)
-            record, note_part = common.new_parts(ctx, record_id, True, report_title(title), tags, note, None, ended_at)
-            assert record is not None  # a new record was asked for
-            acquisition = common.new_acquisition(
-                ctx,
-                model.AcquisitionMethod.INGESTED_FROM_FEED,
-                started_at,
-                ended_at,
-                artifact_sha256=blob.sha256,
-                other_artifacts=tuple(dict.fromkeys(stored_media[p].sha256 for p in media)),
-                original_path=path_text,
-                original_path_b64=path_b64,
-                note=item_where,
-                **fetched_fields,
+            record, acquisition, report, note_part, entries, details = new_item(
+                record_id, prepared_report, title, item_where, [stored_media[path] for path in media], read_document
             )
-            entries = [entry]
-            for path in media:
-                media_artifact = stored_media[path]
-                if all(e.artifact.sha256 != media_artifact.sha256 for e in entries):
-                    entries.append(model.RecordArtifact(artifact=media_artifact))
-            details = {
-                **captured_details(record=record, entries=entries, acquisition=acquisition, tags=tags, note=note_part),
-                "report": unstructure(report),
-            }
             drafts.append(
                 EventDraft(
                     at=ended_at, actor=ctx.operator, action=Action.REPORT_INGESTED, subject=record_id, details=details
@@ -365,6 +353,98 @@ def ingest_stored(
         skipped=tuple(skipped or ()),
         media=tuple(dict.fromkeys(media_to_capture)),
     )
+
+
+#: What :class:`ItemParts` makes of one report: its record, acquisition, report (with its source
+#: document), note, artifacts on the record and the ``details`` of its custody event.
+Item = tuple[
+    model.EvidenceRecord,
+    model.Acquisition,
+    model.Report,
+    model.Note | None,
+    list[model.RecordArtifact],
+    dict[str, Any],
+]
+
+
+class ItemParts:
+    """The parts of the record each new report of one ingest gets (:meth:`__call__`), with
+    what every item of the ingest shares made once: the acquisition's tools and fields, the
+    documents of the source document's entry, the record's creation and the tags.
+
+    A call gives what making each part on its own gives (``common.new_parts``,
+    ``common.new_acquisition``, ``captured_details`` and ``unstructure`` of the report with its
+    source document set): the same values and the same JSON documents, members in the same
+    order (``tests/test_ingest.py`` ingests with both and compares every row and event).  The
+    documents of what is the same for every item are made once and shared, read-only, by the
+    items' documents."""
+
+    #: The id of the templates below: never stored (each item's acquisition gets its own).
+    _TEMPLATE_ID = "00000000-0000-7000-8000-000000000000"
+
+    def __init__(
+        self,
+        ctx: Context,
+        entry: model.RecordArtifact,
+        tags: tuple[str, ...],
+        note: str | None,
+        started_at: dt.datetime,
+        ended_at: dt.datetime,
+        acquisition_fields: dict[str, Any],
+    ) -> None:
+        self.ctx, self.entry, self.tags, self.note, self.ended_at = ctx, entry, tags, note, ended_at
+        # Every acquisition of the ingest is this one with its own id, note and media; the
+        # tools (this library, Python) are looked up once.
+        self.acquisition = common.new_acquisition(
+            ctx,
+            model.AcquisitionMethod.INGESTED_FROM_FEED,
+            started_at,
+            ended_at,
+            acquisition_id=self._TEMPLATE_ID,
+            artifact_sha256=entry.artifact.sha256,
+            **acquisition_fields,
+        )
+        record = model.EvidenceRecord(
+            id=self._TEMPLATE_ID, created_at=ended_at, created_by=ctx.operator, title="-", tags=tags
+        )
+        self.details = captured_details(
+            record=record, entries=[entry], acquisition=self.acquisition, tags=tags, note=None
+        )
+
+    def __call__(
+        self,
+        record_id: str,
+        prepared: model.Report,
+        title: str,
+        where: str,
+        media: Sequence[model.Artifact],
+        document: dict[str, Any] | None = None,
+    ) -> Item:
+        """The parts of new record *record_id* for the report read from *where* in the input
+        (*prepared*: its source document is not set yet; *document*: ``unstructure(prepared)``
+        if the reader made it, which is then the one stored) and the media stored for it."""
+        record, note_part = common.new_parts(
+            self.ctx, record_id, True, report_title(title), self.tags, self.note, None, self.ended_at
+        )
+        assert record is not None  # a new record was asked for
+        other_artifacts = tuple(dict.fromkeys(artifact.sha256 for artifact in media))
+        acquisition = attrs.evolve(self.acquisition, id=model.new_id(), note=where, other_artifacts=other_artifacts)
+        entries = [self.entry]
+        for media_artifact in media:
+            if all(e.artifact.sha256 != media_artifact.sha256 for e in entries):
+                entries.append(model.RecordArtifact(artifact=media_artifact))
+        details = dict(self.details)  # members in captured_details' order, "report" last
+        details["record"] = {**details["record"], "title": record.title}
+        acquisition_document = details["acquisition"] = dict(details["acquisition"])
+        acquisition_document.update(id=acquisition.id, note=where, other_artifacts=list(other_artifacts))
+        details["note"] = None if note_part is None else unstructure(note_part)
+        if len(entries) > 1:
+            details["artifacts"] = [*details["artifacts"], *(unstructure(e) for e in entries[1:])]
+        # The report as stored, its source document set; the model value is not made again
+        # with it (nothing that reads the value here looks at that field).
+        report_document = details["report"] = unstructure(prepared) if document is None else document
+        report_document["document_sha256"] = self.entry.artifact.sha256
+        return record, acquisition, prepared, note_part, entries, details
 
 
 def store_file_copy(ctx: Context, path: Path) -> StoredBlob:
