@@ -234,9 +234,10 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
             self._printed_messages.clear()  # messages yt-dlp gives "only once" are given again
 
         def release_held(self) -> None:
-            """Close the media response held for a download that did not ask for it."""
+            """Stop holding the media response kept for a download: closed when nobody read
+            from it (the download did not ask for it), left to its reader otherwise."""
             held, self.held = self.held, None
-            if held is not None:
+            if held is not None and not held[1].touched:
                 _close_quietly(held[0])
 
         def close(self) -> None:
@@ -314,7 +315,7 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
                 self.phase in ("extract", "process")
                 and key is not None
                 and seen.status == 200
-                and not isinstance(response.fp, _Tee)
+                and not (response.headers.get("Content-Type") or "").lower().startswith(_PAGE_TYPES)
             ):
                 # Media (not a page) the extractors asked for: held for the download, which
                 # usually asks for it again (a direct link), until it is read or replaced.
