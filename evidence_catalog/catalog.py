@@ -20,32 +20,15 @@ import inspect
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from evidence_catalog import model
 from evidence_catalog.config import CatalogConfig
 from evidence_catalog.errors import EvidenceError
 from evidence_catalog.filters import RecordFilter
-
-# INGEST_FORMATS: the CLI's choices, named here as before.
-from evidence_catalog.ingest.formats import INGEST_FORMATS as INGEST_FORMATS
-from evidence_catalog.operations import (
-    adding,
-    capturing,
-    exporting,
-    housekeeping,
-    importing,
-    ingesting,
-    judging,
-    log_proofs,
-    opening,
-    reading,
-    verifying,
-)
 from evidence_catalog.operations import log_key as key_operations  # the name `log_key` is a property here
+from evidence_catalog.operations import opening, reading, verifying
 from evidence_catalog.operations.context import Clock, Context
-from evidence_catalog.operations.exporting import EXPORT_FORMATS as EXPORT_FORMATS  # the CLI's choices
-from evidence_catalog.operations.log_proofs import TSA_ENV as TSA_ENV  # where scripts and tests import it from
 from evidence_catalog.store.blobs import BlobStorage
 from evidence_catalog.store.database import CatalogDatabase
 from evidence_catalog.store.keyfiles import LogKey
@@ -54,12 +37,98 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+class _Later:
+    """A module of operations imported when one of its operations is first looked up on a
+    :class:`Catalog`, not with the facade: opening and reading a catalog need none of them, and
+    their adapters (yt-dlp's driver, the ingest readers, the BagIt writer and reader ...) cost
+    a command that only lists or verifies a tenth of a second.  ``adding.add`` names the
+    operation; :func:`_delegate` makes the method that imports it on first use."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str) -> _Named:
+        return _Named(self.module, name)
+
+
+class _Named:
+    """An operation by the name of its module and function."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def load(self) -> Callable[..., Any]:
+        import importlib
+
+        module = importlib.import_module(f"evidence_catalog.operations.{self.module}")
+        found: Callable[..., Any] = getattr(module, self.name)
+        return found
+
+
+class _LaterMethod:
+    """A method of :class:`Catalog` made when first looked up (on the class or an instance):
+    its operation is imported, the method made by :func:`_delegate` and put in its place, so
+    that from then on it is an ordinary function of the class, as every method made at once."""
+
+    def __init__(self, operation: _Named) -> None:
+        self.operation = operation
+        self.owner: type | None = None
+        self.name = operation.name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        method = _delegate(self.operation.load())
+        setattr(self.owner or owner, self.name, method)
+        return method if instance is None else method.__get__(instance, owner)
+
+
+if TYPE_CHECKING:
+    # INGEST_FORMATS: the CLI's choices, named here as before.
+    from evidence_catalog.ingest.formats import INGEST_FORMATS as INGEST_FORMATS
+    from evidence_catalog.operations import (
+        adding,
+        capturing,
+        exporting,
+        housekeeping,
+        importing,
+        ingesting,
+        judging,
+        log_proofs,
+    )
+    from evidence_catalog.operations.exporting import EXPORT_FORMATS as EXPORT_FORMATS  # the CLI's choices
+    from evidence_catalog.operations.log_proofs import TSA_ENV as TSA_ENV  # where scripts and tests import it from
+else:
+    adding, capturing, exporting, housekeeping = map(_Later, ("adding", "capturing", "exporting", "housekeeping"))
+    importing, ingesting, judging, log_proofs = map(_Later, ("importing", "ingesting", "judging", "log_proofs"))
+
+    #: Names this module has always offered, found in their modules when first asked for.
+    _LATER_NAMES = {
+        "INGEST_FORMATS": "evidence_catalog.ingest.formats",
+        "EXPORT_FORMATS": "evidence_catalog.operations.exporting",
+        "TSA_ENV": "evidence_catalog.operations.log_proofs",
+    }
+
+    def __getattr__(name: str) -> Any:
+        if name in _LATER_NAMES:
+            import importlib
+
+            value = getattr(importlib.import_module(_LATER_NAMES[name]), name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _delegate(operation: Callable[Concatenate[Context, _P], _R]) -> Callable[Concatenate[Catalog, _P], _R]:
     """A :class:`Catalog` method that is *operation* run in the catalog's context.
 
     The method keeps the operation's name, parameters (``self`` in place of the context) and
     documentation, which is where each operation's behaviour is described, next to its work.
     """
+
+    if isinstance(operation, _Named):  # an operation of a module imported on first use
+        return _LaterMethod(operation)  # type: ignore[return-value]
 
     @functools.wraps(operation)
     def method(self: Catalog, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:

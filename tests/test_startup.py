@@ -65,6 +65,23 @@ NEVER_FOR_READING = frozenset(
         "s3fs",
         "botocore",
         "tomli_w",  # writing catalog.toml (init)
+        # The operations that neither opening nor reading a catalog uses, and their adapters:
+        # the facade imports each when one of its methods is first looked up.
+        "evidence_catalog.operations.adding",
+        "evidence_catalog.operations.capturing",
+        "evidence_catalog.operations.exporting",
+        "evidence_catalog.operations.housekeeping",
+        "evidence_catalog.operations.importing",
+        "evidence_catalog.operations.ingesting",
+        "evidence_catalog.operations.log_proofs",
+        "evidence_catalog.capture",  # yt-dlp's driver
+        "evidence_catalog.ingest.formats",  # the ingest readers
+        "evidence_catalog.ingest.fetch",
+        "evidence_catalog.interchange.bag",  # export and import
+        "evidence_catalog.interchange.export",
+        "evidence_catalog.interchange.importing",
+        "http.client",  # fetching (ingest of a URL, time-stamps); yt-dlp brings its own
+        "urllib.request",
     }
 )
 
@@ -175,6 +192,32 @@ def test_a_script_that_opens_a_catalog_loads_no_more_than_opening_needs() -> Non
     modules = run_python("from evidence_catalog import Catalog, EvidenceRecord, VerificationReport")
     assert heavy(modules, NEVER_FOR_READING) == []
     assert "sqlalchemy" in modules
+
+
+def test_a_catalog_method_imports_its_operation_when_first_looked_up(tmp_path: Path) -> None:
+    """``Catalog.capture`` (on the class or on an open catalog) imports its operation then, and
+    is from then on the same function of the class as a method made at once; the names the
+    facade's module offers from those operations are there when asked for."""
+    run_python(
+        "import inspect, sys\n"
+        "from evidence_catalog import Catalog\n"
+        "later = 'evidence_catalog.operations.capturing', 'evidence_catalog.operations.adding'\n"
+        "assert not any(name in sys.modules for name in later)\n"
+        "method = Catalog.capture\n"
+        "assert later[0] in sys.modules and later[1] not in sys.modules\n"
+        "assert inspect.isfunction(vars(Catalog)['capture']) and Catalog.capture is method\n"
+        "assert method.__qualname__ == 'Catalog.capture' and method.__module__ == 'evidence_catalog.catalog'\n"
+        "assert list(inspect.signature(method).parameters)[:2] == ['self', 'urls']\n"
+        f"catalog = Catalog.init({str(tmp_path / 'c')!r}, operator='Tester <t@example.org>')\n"
+        f"[added] = catalog.add([{str(Path(__file__))!r}])\n"
+        "assert added.ok if hasattr(added, 'ok') else added.sha256\n"
+        "assert inspect.isfunction(vars(Catalog)['add'])\n"
+        "catalog.close()\n"
+        "from evidence_catalog.catalog import EXPORT_FORMATS, INGEST_FORMATS, TSA_ENV\n"
+        "assert 'bagit' in EXPORT_FORMATS and 'rss' in INGEST_FORMATS and TSA_ENV\n"
+    )
+    with pytest.raises(ImportError):
+        exec("from evidence_catalog.catalog import NO_SUCH_NAME")
 
 
 def test_every_exported_name_imports_in_a_new_interpreter() -> None:

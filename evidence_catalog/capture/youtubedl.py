@@ -122,6 +122,62 @@ class _Whole:
         return getattr(self._fp, name)
 
 
+class _Held:
+    """Wraps the body of a media response the extractors received but did not read: a direct
+    media link, which yt-dlp's generic extractor requests only to see its type and which the
+    download then asks for again with the same request.  The response is held back, unread,
+    for that download (one request to the server per file, as ``curl`` makes, instead of two).
+
+    Reading it in any way, or even looking at anything of the body but through ``read``
+    (``close``, ``readinto``, ``closed`` ...), marks it *touched*: a body some bytes of which
+    went elsewhere is never handed to a download, which then makes its own request."""
+
+    def __init__(self, fp: Any, raw: Any, key: tuple[object, ...]) -> None:
+        self._fp = fp  # what the extractors read through (the length checked, see _Whole)
+        self.raw = raw  # the body as the network handler gave it
+        self.key = key
+        self.touched = False
+
+    def read(self, amt: int | None = None, **kwargs: Any) -> bytes:
+        self.touched = True
+        chunk: bytes = self._fp.read(amt, **kwargs)
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:
+        self.touched = True
+        return getattr(self._fp, name)
+
+
+def _request_key(ydl: Any, req: Any) -> tuple[object, ...] | None:
+    """What makes two requests the same request, as yt-dlp would send them: a plain ``GET``
+    (no body) of the same URL with the same headers (yt-dlp's own defaults merged in, as its
+    network handlers merge them), proxies and request options, and the same cookies from the
+    cookie jar at the time it is made.  ``None`` for any other request (a ``HEAD``, a
+    ``POST``, a URL given as text) and for one that cannot be told apart this way (a URL the
+    cookie jar cannot read: yt-dlp says what is wrong with it when it is sent)."""
+    from yt_dlp.networking import Request
+    from yt_dlp.utils.networking import HTTPHeaderDict
+
+    if not isinstance(req, Request) or req.method != "GET" or req.data is not None:
+        return None
+    try:
+        headers = HTTPHeaderDict(ydl.params.get("http_headers") or {}, req.headers)
+        return (
+            req.url,
+            sorted((name.lower(), value) for name, value in headers.items()),
+            dict(req.proxies),
+            dict(req.extensions),
+            ydl.cookiejar.get_cookie_header(req.url),
+        )
+    except (ValueError, TypeError):  # e.g. "unknown url type" from the cookie jar
+        return None
+
+
+def _close_quietly(response: Any) -> None:
+    with contextlib.suppress(Exception):
+        response.close()
+
+
 def _expected_length(response: Any) -> int | None:
     """The body length a response announces, when the bytes read are the bytes sent."""
     encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
@@ -158,6 +214,9 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
             self.media_responses: list[model.HttpResponse] = []
             #: The files the downloaders write, hashed as they are written (see ``written.py``).
             self.writes: Writes | None = None
+            #: A media response the extractors requested and left unread, kept for the download
+            #: that asks for the same (see ``_Held``).
+            self.held: tuple[Any, _Held] | None = None
 
         def start_capture(self, log: Log, work: Path, writes: Writes | None) -> None:
             """Forget what an earlier capture by this YoutubeDL left: each capture is told only
@@ -170,8 +229,20 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
             self.http_error = None
             self.media_responses = []
             self.writes = writes
+            self.release_held()
             self._num_downloads = 0  # yt-dlp's %(autonumber)s counts the downloads of a YoutubeDL
             self._printed_messages.clear()  # messages yt-dlp gives "only once" are given again
+
+        def release_held(self) -> None:
+            """Stop holding the media response kept for a download: closed when nobody read
+            from it (the download did not ask for it), left to its reader otherwise."""
+            held, self.held = self.held, None
+            if held is not None and not held[1].touched:
+                _close_quietly(held[0])
+
+        def close(self) -> None:
+            self.release_held()
+            super().close()
 
         def extract_info(
             self, url: Any, download: bool = True, ie_key: str | None = None, *args: Any, **kwargs: Any
@@ -197,6 +268,18 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
             return None if info_dict is None else {}
 
         def urlopen(self, req: Any) -> Any:
+            key = _request_key(self, req)
+            if self.held is not None and self.phase == "media" and key is not None:
+                response, held = self.held
+                if key == held.key and not held.touched:
+                    # The very request the extractor made, whose answer is still unread: the
+                    # download reads that answer instead of asking the server a second time.
+                    self.held = None
+                    response.fp = held.raw
+                    seen = _response_record(response)
+                    if seen is not None:
+                        self.media_responses.append(seen)
+                    return response
             try:
                 response = super().urlopen(req)
             except HTTPError as exc:
@@ -208,6 +291,7 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
                 raise
             seen = _response_record(response)
             expected = _expected_length(response)
+            raw = response.fp
             if (
                 self.phase not in ("media", "subtitle")
                 and expected is not None
@@ -227,6 +311,18 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
                 if kind.startswith(_PAGE_TYPES):
                     self.page = _Tee(response.fp, PAGE_LIMIT)
                     response.fp = self.page
+            if (
+                self.phase in ("extract", "process")
+                and key is not None
+                and seen.status == 200
+                and not (response.headers.get("Content-Type") or "").lower().startswith(_PAGE_TYPES)
+            ):
+                # Media (not a page) the extractors asked for: held for the download, which
+                # usually asks for it again (a direct link), until it is read or replaced.
+                held = _Held(response.fp, raw, key)
+                response.fp = held
+                self.release_held()
+                self.held = (response, held)
             return response
 
         def _write_thumbnails(self, *args: Any, **kwargs: Any) -> Any:

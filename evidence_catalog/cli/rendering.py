@@ -7,7 +7,6 @@ import click
 
 from evidence_catalog import model
 from evidence_catalog.cli.output import agent_text, printable
-from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
 from evidence_catalog.paths import display_path
 from evidence_catalog.serialize import format_timestamp
 
@@ -19,9 +18,12 @@ def echo_record(record: model.EvidenceRecord) -> None:
     click.echo(f"title    {display_path(record.title or '')}")
     click.echo(f"created  {format_timestamp(record.created_at)} by {agent_text(record.created_by)}")
     if record.tags:
+        # The import machinery is loaded only for a record that has tags to look through.
+        from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
+
         click.echo(f"tags     {printable(', '.join(record.tags))}")
-    if UNSIGNED_PROVENANCE_TAG in record.tags:
-        click.echo("provenance UNSIGNED: imported with --accept-unsigned; its history is not tied to a signed log")
+        if UNSIGNED_PROVENANCE_TAG in record.tags:
+            click.echo("provenance UNSIGNED: imported with --accept-unsigned; its history is not tied to a signed log")
     current = record.assessments[-1] if record.assessments else None
     click.echo(
         "status   "
