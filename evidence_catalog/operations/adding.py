@@ -374,7 +374,7 @@ def catalogue_files(
         name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
     }
     drafts: list[EventDraft] = []
-    done: list[tuple[AddResult, model.Acquisition, model.Note | None]] = []
+    done: list[tuple[AddResult, model.Acquisition, model.Note | None, Any]] = []
     for path, blob, artifact, acquisition, ended_at in prepared:
         sha256 = blob.sha256
         if sha256 in catalogued:
@@ -395,20 +395,13 @@ def catalogue_files(
                 have_tags[target] = set(tags)
         title = path.name if acquisition.original_path_b64 is None else display_path(path.name)
         record, note_part = common.new_parts(ctx, target, new_record, title, tags, note, noted, ended_at)
+        details = {
+            **added_details(record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part),
+            # a stored copy that no longer matched its address was replaced by these bytes
+            "damaged_copy_quarantined": blob.quarantined,
+        }
         drafts.append(
-            EventDraft(
-                at=ended_at,
-                actor=ctx.operator,
-                action=Action.ARTIFACT_ADDED,
-                subject=target,
-                details={
-                    **added_details(
-                        record=record, artifact=artifact, acquisition=acquisition, tags=tags, note=note_part
-                    ),
-                    # a stored copy that no longer matched its address was replaced by these bytes
-                    "damaged_copy_quarantined": blob.quarantined,
-                },
-            )
+            EventDraft(at=ended_at, actor=ctx.operator, action=Action.ARTIFACT_ADDED, subject=target, details=details)
         )
         if record is not None:
             rows["record"].append(record_row(record))
@@ -435,15 +428,16 @@ def catalogue_files(
             new_bytes=blob.created,
             quarantined=blob.quarantined,
         )
-        done.append((result, acquisition, note_part))
+        done.append((result, acquisition, note_part, details["acquisition"]))
     events = ctx.db.append_events(session, drafts)
-    for (result, acquisition, note_part), event in zip(done, events, strict=True):
-        rows["acquisition"].append(acquisition_row(result.record_id, acquisition, event.seq))
+    for (result, acquisition, note_part, body), event in zip(done, events, strict=True):
+        # the acquisition's document, made once for its event and its row
+        rows["acquisition"].append(acquisition_row(result.record_id, acquisition, event.seq, body=body))
         if note_part is not None:
             rows["record_part"].append(part_row(result.record_id, "note", note_part, event.seq, 0))
     rows["artifact"] = list(new_artifacts.values())
     ctx.db.insert_rows(session, rows)
-    return [result for result, _, _ in done]
+    return [result for result, _, _, _ in done]
 
 
 def identity(path: Path) -> tuple[int, int] | None:
