@@ -89,7 +89,7 @@ def hash_stream(
     hasher = MultiHasher(algorithms)
     # The thread's block buffer from its last call, when it has one (a new megabyte for each of
     # thousands of small files costs more than hashing them); a call within a call makes its own.
-    spare: dict[int, bytearray] = _spare.__dict__
+    spare = _spare.buffers
     buffer = spare.pop(block_size, None) or bytearray(block_size)
     view = memoryview(buffer)
     while True:
@@ -108,8 +108,14 @@ def hash_stream(
     return hasher.digests(), hasher.size
 
 
-#: Each thread's spare block buffer for :func:`hash_stream`, by block size.
-_spare = threading.local()
+class _Spare(threading.local):
+    """Each thread's spare block buffer for :func:`hash_stream`, by block size."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[int, bytearray] = {}
+
+
+_spare = _Spare()
 
 
 def hash_bytes(data: bytes, algorithms: Sequence[str] = ()) -> Digests:
