@@ -76,6 +76,21 @@ def test_by_default_a_thousand_files_a_batch(catalog: Catalog, tmp_path: Path, m
     assert sizes == [5]
 
 
+def test_the_last_files_are_committed_in_halving_batches(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Near the end, a batch ends once it holds as many files as are left after it (and at
+    # least TAPER_FILES): the add ends soon after its last file is stored.
+    assert adding.TAPER_FILES == 100
+    paths = _files(tmp_path / "in", 14)
+    monkeypatch.setattr(adding, "TAPER_FILES", 2)
+    sizes = _spy_batches(monkeypatch)
+    results = catalog.add(paths, batch=4)
+    assert sizes == [4, 4, 3, 2, 1]  # 14 = 4 + 4, then 3 of the 6 left, 2 of 3, the last one
+    assert [r.path for r in results] == paths and all(r.new_record for r in results)
+    assert catalog.verify().ok and catalog.fsck().clean
+
+
 def test_a_batch_ends_once_its_files_hold_the_byte_limit(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,7 +5,8 @@ Group commit (the default): a batch's files are stored without syncing each, the
 with one sync of the blob store -- on a thread of its own, while the next files are stored --
 and catalogued in one transaction that ends with one signed checkpoint.  A batch ends after
 :data:`BATCH_FILES` files, or sooner once its files hold :data:`BATCH_BYTES` bytes or its first
-file was stored :data:`BATCH_SECONDS` ago; a file of :data:`LARGE_FILE` bytes or more is stored
+file was stored :data:`BATCH_SECONDS` ago, or, near the end of the add, once it holds as many
+files as are left (:data:`TAPER_FILES`); a file of :data:`LARGE_FILE` bytes or more is stored
 only once the batch before it is committed (a slow or large file is committed promptly, and
 holds back no other).  Nothing refers to stored bytes before they are durable; a killed add
 leaves every committed batch catalogued and, of the files after them, at most stored bytes no
@@ -56,6 +57,11 @@ BATCH_BYTES = 256 * 1024 * 1024
 BATCH_SECONDS = 2.0
 #: A file at least this large is stored once the batch before it is committed.
 LARGE_FILE = 16 * 1024 * 1024
+#: Near the end of an add, a batch of at least this many files ends once it holds as many as
+#: are left after it: the last files are committed in halving batches (500, 250, ... of the last
+#: 1,000), so that the add ends soon after its last file is stored instead of syncing and
+#: cataloguing a whole batch after it.
+TAPER_FILES = 100
 
 #: What ``add`` catalogues about one stored file: where it was, its bytes, their description,
 #: the acquisition, and when storing it ended.
@@ -103,6 +109,9 @@ def add(
     signed checkpoint.  A batch also ends once its files hold 256 MiB or its first file was
     stored 2 seconds ago, and a file of 16 MiB or more is stored only once the batch before it
     is committed, so that a large or slow file is committed promptly and holds back no other.
+    The last files of a large add are committed in halving batches (of at least 100 files, each
+    ending once it holds as many files as are left after it), so that the add ends soon after
+    its last file is stored.
     ``batch=1`` commits each file on its own (an ``fsync`` of each file and folder; much slower
     for many small files).
 
@@ -137,7 +146,7 @@ def add(
         lambda prepared: done(commit_batch(ctx, prepared, record_id, checked, note, noted, sync=False))
     )
     with batches:
-        for path in files:
+        for index, path in enumerate(files):
             batches.commit_synced()  # a batch synced meanwhile is committed at once
             try:
                 info = os.stat(path)
@@ -153,7 +162,8 @@ def add(
                 batches.seal(ctx, wait=True)  # the files before it are catalogued, then it is said
                 raise
             batches.add(prepared)
-            if len(batches.pending) >= batch or batches.size >= BATCH_BYTES or batches.due():
+            held, left = len(batches.pending), len(files) - index - 1
+            if held >= batch or batches.size >= BATCH_BYTES or batches.due() or TAPER_FILES <= held >= left:
                 batches.seal(ctx)
         batches.seal(ctx, wait=True)
     return results
