@@ -20,7 +20,9 @@ long system call that needs no interpreter: that one runs beside.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import os
 import stat
 import threading
@@ -113,7 +115,9 @@ def add(
     ending once it holds as many files as are left after it), so that the add ends soon after
     its last file is stored.
     ``batch=1`` commits each file on its own (an ``fsync`` of each file and folder; much slower
-    for many small files).
+    for many small files).  While batches are added, the interpreter's automatic garbage
+    collection is paused (it is one for the whole process) and the young generations are
+    collected after each batch; it is on again when the add ends, if it was on before.
 
     *on_added* is called once a file's batch has committed.  A file that cannot be read stops
     the add once the files before it are catalogued.  An interruption leaves every committed
@@ -145,7 +149,8 @@ def add(
     batches = GroupCommit(
         lambda prepared: done(commit_batch(ctx, prepared, record_id, checked, note, noted, sync=False))
     )
-    with batches:
+    with collections_paused() as paused, batches:
+        batches.collect = paused
         for index, path in enumerate(files):
             batches.commit_synced()  # a batch synced meanwhile is committed at once
             try:
@@ -183,6 +188,8 @@ class GroupCommit:
         self.syncing: list[Prepared] | None = None
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        #: Collect the young generations of garbage after each batch (see collections_paused).
+        self.collect = False
 
     def __enter__(self) -> GroupCommit:
         return self
@@ -225,12 +232,50 @@ class GroupCommit:
             raise self.error
         assert synced is not None
         self.commit(synced)
+        if self.collect:
+            gc.collect(1)  # what the batch left in reference cycles (its objects are gone)
 
     def _sync(self, ctx: Context) -> None:
         try:
             ctx.blobs.sync()
         except BaseException as exc:  # noqa: BLE001 -- raised on the calling thread
             self.error = exc
+
+
+_pause_lock = threading.Lock()
+#: How many adds are running with automatic garbage collection paused, and whether it was on
+#: when the first of them began (it is turned on again when the last ends).
+_pausing = 0
+_resume = False
+
+
+@contextlib.contextmanager
+def collections_paused() -> Iterator[bool]:
+    """Hold off the interpreter's automatic garbage collection while a group-commit add runs;
+    yield whether it was on (then the add collects the young generations after each batch).
+
+    A batch's objects live for the second or two it takes to store and catalogue it, long
+    enough for the collector to move them to its oldest generation, so that a large add set
+    off a full collection (of every object of the process, the libraries' own included) every
+    batch or two: some 4 % of adding 10,000 small files.  Reference counting frees nearly all
+    of an add's objects; the few in cycles are collected after each batch.  The collector is
+    one for the whole process: concurrent adds keep it paused until the last ends, and one
+    that a caller had turned off stays off.
+    """
+    global _pausing, _resume
+    with _pause_lock:
+        if _pausing == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pausing += 1
+        paused = _resume
+    try:
+        yield paused
+    finally:
+        with _pause_lock:
+            _pausing -= 1
+            if _pausing == 0 and _resume:
+                gc.enable()
 
 
 def add_file(
