@@ -9,6 +9,7 @@ what they copy without reading it twice.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
@@ -86,7 +87,10 @@ def hash_stream(
     ('ba7816bf8f01cfea', 3)
     """
     hasher = MultiHasher(algorithms)
-    buffer = bytearray(block_size)
+    # The thread's block buffer from its last call, when it has one (a new megabyte for each of
+    # thousands of small files costs more than hashing them); a call within a call makes its own.
+    spare = _spare.buffers
+    buffer = spare.pop(block_size, None) or bytearray(block_size)
     view = memoryview(buffer)
     while True:
         n = stream.readinto(view)
@@ -100,7 +104,18 @@ def hash_stream(
             on_block(block)
         if progress is not None:
             progress(n)
+    spare[block_size] = buffer
     return hasher.digests(), hasher.size
+
+
+class _Spare(threading.local):
+    """Each thread's spare block buffer for :func:`hash_stream`, by block size."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[int, bytearray] = {}
+
+
+_spare = _Spare()
 
 
 def hash_bytes(data: bytes, algorithms: Sequence[str] = ()) -> Digests:

@@ -59,8 +59,10 @@ def library_agent() -> Agent:
     return Agent(name="evidence-catalog", kind=AgentKind.SOFTWARE, version=_own_version())
 
 
+@functools.cache
 def tool_agents() -> tuple[Agent, ...]:
-    """The software that performs an acquisition from disk: this library and Python."""
+    """The software that performs an acquisition from disk: this library and Python (the same
+    frozen values for the life of the process, made once: every file added names them)."""
     import platform
 
     from evidence_catalog.model import Agent, AgentKind

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import gc
 import hashlib
 import os
 import threading
@@ -74,6 +75,64 @@ def test_by_default_a_thousand_files_a_batch(catalog: Catalog, tmp_path: Path, m
     sizes = _spy_batches(monkeypatch)
     catalog.add(paths)
     assert sizes == [5]
+
+
+def test_the_last_files_are_committed_in_halving_batches(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Near the end, a batch ends once it holds as many files as are left after it (and at
+    # least TAPER_FILES): the add ends soon after its last file is stored.
+    assert adding.TAPER_FILES == 100
+    paths = _files(tmp_path / "in", 14)
+    monkeypatch.setattr(adding, "TAPER_FILES", 2)
+    sizes = _spy_batches(monkeypatch)
+    results = catalog.add(paths, batch=4)
+    assert sizes == [4, 4, 3, 2, 1]  # 14 = 4 + 4, then 3 of the 6 left, 2 of 3, the last one
+    assert [r.path for r in results] == paths and all(r.new_record for r in results)
+    assert catalog.verify().ok and catalog.fsck().clean
+
+
+def test_automatic_garbage_collection_is_paused_while_adding_and_turned_on_again(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The young generations are collected after each batch instead; a collector the caller
+    # had turned off stays off, and one that was on is on again however the add ends.
+    paths = _files(tmp_path / "in", 4)
+    enabled: list[bool] = []
+    collected: list[int] = []
+    real_store, real_collect = adding.store_added_file, gc.collect
+
+    def store(ctx: Any, path: Path, *args: Any, **kwargs: Any) -> Any:
+        enabled.append(gc.isenabled())
+        return real_store(ctx, path, *args, **kwargs)
+
+    def collect(generation: int = 2) -> int:
+        collected.append(generation)
+        return real_collect(generation)
+
+    monkeypatch.setattr(adding, "store_added_file", store)
+    monkeypatch.setattr(gc, "collect", collect)
+    assert gc.isenabled()
+    catalog.add(paths, batch=2)
+    assert enabled == [False] * 4 and collected == [1, 1] and gc.isenabled()
+    gc.disable()
+    try:
+        catalog.add(_files(tmp_path / "more", 3), batch=2)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    third = _files(tmp_path / "third", 4)
+
+    def failing(ctx: Any, path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path == third[2]:
+            raise InputError("cannot be read", where=str(path))
+        return real_store(ctx, path, *args, **kwargs)
+
+    monkeypatch.setattr(adding, "store_added_file", failing)
+    with pytest.raises(InputError):
+        catalog.add(third, batch=2)
+    assert gc.isenabled()
+    assert catalog.verify().ok
 
 
 def test_a_batch_ends_once_its_files_hold_the_byte_limit(

@@ -20,35 +20,55 @@ def sniff_media_type(path: Path) -> str:
 
     Falls back to ``text/plain`` for UTF-8 text without NUL bytes, and to
     ``application/octet-stream`` when nothing is recognised (including empty files).
+
+    The file is opened once: its first :data:`_PROBE` bytes (a small file whole) serve every
+    test, and only a larger file's last bytes are read on their own.
     """
+    with open(path, "rb") as stream:
+        head = stream.read(_PROBE)
+        if len(head) < _PROBE:  # the whole file
+            foot = head[-_FOOT_SIZE:] if _FOOT_SIZE else b""
+        else:
+            try:
+                stream.seek(-_FOOT_SIZE, os.SEEK_END)
+            except OSError:
+                stream.seek(0)
+            foot = stream.read()
+    return media_type_of(head, foot, path)
+
+
+def media_type_of(head: bytes, foot: bytes, path: str | os.PathLike[str]) -> str:
+    """:func:`sniff_media_type` of a file (at *path*, for its name) whose first bytes (at least
+    :data:`_PROBE`, or the whole file) are *head* and whose last bytes are *foot*."""
     try:
-        found = _SIGNATURES.media_type(path) if _SIGNATURES is not None else _best_with_type(path)
+        if _SIGNATURES is not None:
+            found = _SIGNATURES.media_type_of(head[: _SIGNATURES.head_size], foot, path)
+        else:
+            found = _best_with_type(Path(path))
     except (puremagic.PureError, ValueError, OSError, IndexError):
         found = ""
     found = found.strip().lower()
     if found in ("video/mp4", "audio/mp4", "video/quicktime"):
-        found = _iso_media_type(path) or found
+        found = _iso_media_type(head) or found
     if found and _MEDIA_TYPE.match(found):
         return found
-    return "text/plain" if _looks_like_text(path) else OCTET_STREAM
+    return "text/plain" if _looks_like_text(head[:_TEXT_PROBE]) else OCTET_STREAM
 
 
 #: Major brands of ISO base media files that hold sound only (ISO/IEC 14496-12 ``ftyp``).
 _AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
 
 
-def _iso_media_type(path: Path) -> str | None:
-    """``audio/mp4`` for an MP4 file whose brand says audio only (an .m4a stream), else None."""
-    with open(path, "rb") as stream:
-        head = stream.read(12)
-    if len(head) == 12 and head[4:8] == b"ftyp" and head[8:12] in _AUDIO_BRANDS:
+def _iso_media_type(head: bytes) -> str | None:
+    """``audio/mp4`` for an MP4 file (whose first bytes are *head*) whose brand says audio only
+    (an .m4a stream), else None."""
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _AUDIO_BRANDS:
         return "audio/mp4"
     return None
 
 
-def _looks_like_text(path: Path) -> bool:
-    with open(path, "rb") as stream:
-        head = stream.read(_TEXT_PROBE)
+def _looks_like_text(head: bytes) -> bool:
+    """Whether a file's first :data:`_TEXT_PROBE` bytes (or all of it), *head*, are UTF-8 text."""
     if not head or b"\x00" in head:
         return False
     try:
@@ -90,6 +110,23 @@ class Signatures:
             groups.setdefault(where, {}).setdefault(row.byte_match, []).append((order, row))
         # (start, end, signatures there by their bytes), nearest the start first
         self._groups = sorted((start, start + size, found) for (start, size), found in groups.items())
+        # The same groups by where they start and by the byte there: a head is sliced only for
+        # the groups whose first byte it has (most groups are passed over with one lookup).
+        by_first: dict[int, dict[int, list[tuple[int, dict[bytes, list[tuple[int, Any]]]]]]] = {}
+        for start, end, found in self._groups:
+            for first in sorted({signature[0] for signature in found}):
+                by_first.setdefault(start, {}).setdefault(first, []).append((end, found))
+        self._by_first = sorted(by_first.items())
+
+    @property
+    def head_size(self) -> int:
+        """How many of a file's first bytes the signatures look at."""
+        return self._head_size
+
+    @property
+    def foot_size(self) -> int:
+        """How many of a file's last bytes the signatures look at."""
+        return self._foot_size
 
     def media_type(self, path: str | os.PathLike[str]) -> str:
         """The media type of puremagic's best match for the file at *path* that has one
@@ -101,10 +138,17 @@ class Signatures:
             except OSError:
                 stream.seek(0)
             foot = stream.read()
+        return self.media_type_of(head, foot, path)
+
+    def media_type_of(self, head: bytes, foot: bytes, path: str | os.PathLike[str]) -> str:
+        """:meth:`media_type` of a file at *path* whose first :attr:`head_size` bytes are
+        *head* and last :attr:`foot_size` bytes *foot* (the whole file, when smaller)."""
         if not head:
             raise ValueError("Input was empty")
+        # puremagic takes the extension from the whole path; only the file's name can give one
+        # that a signature has (one found in a folder's name holds a "/", which none has).
         try:
-            matches = self.identify(head, foot, self._tables.ext_from_filename(path))
+            matches = self.identify(head, foot, self._tables.ext_from_filename(os.path.basename(path)))
         except puremagic.PureError:  # nothing matched
             return ""
         return next((str(m.mime_type) for m in matches if m.mime_type), "")
@@ -113,11 +157,14 @@ class Signatures:
         """Every signature that matches, ranked as puremagic ranks them (best first)."""
         found: list[tuple[int, Any]] = []
         size = len(head)
-        for start, end, signatures in self._groups:
-            if end <= size:
-                rows = signatures.get(head[start:end])
-                if rows is not None:
-                    found += rows
+        for start, groups in self._by_first:
+            if start >= size:
+                break
+            for end, signatures in groups.get(head[start], ()):
+                if end <= size:
+                    rows = signatures.get(head[start:end])
+                    if rows is not None:
+                        found += rows
         found.sort(key=lambda pair: pair[0])
         matches = [row for _, row in found]
         for row in self._footer:
@@ -157,3 +204,7 @@ def _signatures() -> Signatures | None:
 
 
 _SIGNATURES = _signatures()
+#: What :func:`sniff_media_type` reads of a file's head (the signatures' and the text test's
+#: share) and of its foot.
+_PROBE = max(_TEXT_PROBE, _SIGNATURES.head_size if _SIGNATURES is not None else 0)
+_FOOT_SIZE = _SIGNATURES.foot_size if _SIGNATURES is not None else 0

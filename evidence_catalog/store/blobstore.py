@@ -404,23 +404,25 @@ class BlobStore:
         moving a damaged one aside and linking the new one is one step for every process that
         writes to this store."""
         with self._placing():
-            quarantined = self._quarantine_if_damaged(digests.sha256, size)
-            created = self._link_into_place(path, digests.sha256, durable=durable, read_only=read_only)
+            quarantined, kept = self._quarantine_if_damaged(digests.sha256, size)
+            created = self._link_into_place(path, digests.sha256, durable=durable, read_only=read_only, absent=not kept)
         return StoredBlob(digests=digests, size=size, created=created, quarantined=quarantined)
 
-    def _quarantine_if_damaged(self, sha256: str, size: int) -> str | None:
+    def _quarantine_if_damaged(self, sha256: str, size: int) -> tuple[str | None, bool]:
         """Check a stored copy before trusting it as a duplicate.  A copy that no longer has its
         address's bytes is moved aside (never deleted: it is itself evidence of what happened)
-        so that the good bytes in hand can take its place."""
-        final = self.path_for(sha256)
+        so that the good bytes in hand can take its place.  Returns where it was moved (relative
+        to the store), and whether a good copy is stored (while the caller holds
+        :meth:`_placing`, no other writer places one)."""
         try:
             found, found_size = hash_file(f"{self._blobs}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
             if found.sha256 == sha256 and found_size == size:
-                return None
+                return None, True
         except FileNotFoundError:
-            return None
+            return None, False
         except OSError:
             pass  # unreadable (bad sectors, a directory in its place): damaged as well
+        final = self.path_for(sha256)
         quarantine = self.root / "quarantine"
         self._make_dirs(quarantine)
         moved = quarantine / f"{sha256}.{uuid.uuid4().hex}"
@@ -428,7 +430,7 @@ class BlobStore:
         if self.fsync:
             fsync_dir(quarantine)
             fsync_dir(final.parent)
-        return os.fspath(moved.relative_to(self.root))
+        return os.fspath(moved.relative_to(self.root)), False
 
     @contextmanager
     def _placing(self) -> Iterator[None]:
@@ -441,15 +443,21 @@ class BlobStore:
             os.close(fd)  # releases the lock
 
     def _link_into_place(
-        self, tmp_path: str | Path, sha256: str, *, durable: bool | None = None, read_only: bool = False
+        self,
+        tmp_path: str | Path,
+        sha256: str,
+        *,
+        durable: bool | None = None,
+        read_only: bool = False,
+        absent: bool = False,
     ) -> bool:
         """Give *tmp_path* (already *read_only*, or made so here) its content address; False
-        when the address was taken."""
+        when the address was taken.  *absent*: the caller, placing, just found no file there."""
         durable = self.fsync if durable is None else durable
         fan_out = f"{sha256[:2]}/{sha256[2:4]}"
         folder = f"{self._blobs}/{fan_out}"
         final = f"{folder}/{sha256}"
-        if os.path.exists(final):
+        if not absent and os.path.exists(final):
             # Touched, so that fsck (which removes only old orphans) leaves it alone while the
             # record that claims it is being committed.
             with contextlib.suppress(OSError):
@@ -461,7 +469,7 @@ class BlobStore:
                 self._fsync_folders(Path(folder))
             return False
         if fan_out not in self._fan_out:
-            self._make_dirs(Path(folder), durable=durable)
+            self._make_fan_out(folder, durable=durable)
             self._fan_out.add(fan_out)
         if not read_only:
             os.chmod(tmp_path, _READ_ONLY)
@@ -480,6 +488,24 @@ class BlobStore:
         if durable:
             self._fsync_folders(Path(folder))
         return True
+
+    def _make_fan_out(self, folder: str, *, durable: bool) -> None:
+        """Make a blob's folder (``sha256/ab/cd``) as :meth:`_make_dirs` does, trying to make it
+        first rather than looking for it and its parents (most of a large add's blobs each need
+        a new one, whose parents are there)."""
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            return
+        except FileNotFoundError:  # its parent is missing as well
+            self._make_dirs(Path(folder), durable=durable)
+            return
+        parent = os.path.dirname(folder)
+        if durable:
+            fsync_dir(Path(parent))
+        elif self.fsync and _syncfs is None:
+            with self._lock:
+                self._deferred.folders.add(Path(parent))
 
     def _forget_folders(self) -> None:
         """Look for the folders again (some may have been removed, or not be on disk)."""
