@@ -32,7 +32,7 @@ from evidence_catalog.checkpoint import (
 from evidence_catalog.checkpoint import (
     verify as verify_checkpoint,
 )
-from evidence_catalog.custody import Action, ChainCheck, document_hash, event_leaf, hash_and_leaf
+from evidence_catalog.custody import Action, ChainCheck, document_hash, event_leaf, stored_hash_and_leaf
 from evidence_catalog.errors import (
     CatalogDatabaseError,
     CatalogError,
@@ -381,7 +381,7 @@ def _hash_and_leaf(document: dict[str, Any]) -> tuple[str, bytes]:
     """An event's hash as it should be (or why it cannot be made) and its leaf (32 zero bytes
     when it cannot be made: the stored leaf then differs, and the chain check names the event)."""
     try:
-        return hash_and_leaf(document)
+        return stored_hash_and_leaf(document)
     except (TypeError, ValueError):
         pass
     try:
