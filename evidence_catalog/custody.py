@@ -268,6 +268,31 @@ def stored_hash_and_leaf(document: Mapping[str, Any]) -> tuple[str, bytes]:
         return hash_and_leaf(document)
 
 
+def checked_hash_and_leaf(document: Mapping[str, Any]) -> tuple[str, bytes]:
+    """What verifying a log needs of one stored event: its hash as it should be (or why it
+    cannot be made) and its leaf (32 zero bytes when it cannot be made: the stored leaf then
+    differs, and the chain check names the event).  Never raises ``ValueError``/``TypeError``."""
+    try:
+        return stored_hash_and_leaf(document)
+    except (TypeError, ValueError):
+        pass
+    try:
+        recomputed = document_hash(document)
+    except (TypeError, ValueError) as exc:
+        recomputed = f"cannot be hashed ({exc})"
+    try:
+        leaf = event_leaf(document)
+    except (TypeError, ValueError):
+        leaf = bytes(32)
+    return recomputed, leaf
+
+
+def checked_hashes(documents: Iterable[Mapping[str, Any]]) -> list[tuple[str, bytes]]:
+    """:func:`checked_hash_and_leaf` of each document, in order (a task a worker process of a
+    verification runs: documents in, hashes and leaves out)."""
+    return [checked_hash_and_leaf(document) for document in documents]
+
+
 #: The canonical JSON writer of one plain value (see :func:`_stored_fast`).
 _plain_encode: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
