@@ -222,6 +222,7 @@ def _edit(folder: Path, seq: int, column: str, document: Any) -> None:
         )
 
 
+@pytest.mark.sqlite_only  # the rows are edited in the SQLite file
 def test_editing_any_value_or_member_of_a_stored_event_is_reported(pristine: Path) -> None:
     """Each value of the record's ``artifact.added`` event (its actor and details, at every
     depth), changed, taken out or given a sibling, in the database: verify names the event."""

@@ -111,9 +111,9 @@ def verify(
        and the records are checked.
 
     By default (*workers* not given), with more than one CPU, a blob store in a folder and
-    thousands of events or small files, worker processes (one fewer than the CPUs) share the
-    work: each event hashed again from the document read here, and the small files re-hashed;
-    anything they fail to do is done again here.
+    thousands of events or small files, worker processes (one per CPU) share the work: each
+    event hashed again from the document read here, and the files re-hashed; anything they fail
+    to do is done again here.
 
     The log is read once and not held (see :func:`verify_log_and_records`); the records are
     read a page at a time.
@@ -163,8 +163,7 @@ def verify(
             offload = _Offload.start(ctx, session, artifacts, progress)
             workers = usable_cpus() * ctx.blobs.readers_per_cpu
         groups = list(hash_groups(artifacts, workers))
-        # With worker processes, the groups of small files are theirs: hashing them on threads
-        # of this process would have them wait for its interpreter lock at every file.
+        # With worker processes, the files are theirs.
         mine = [i for i, group in enumerate(groups) if offload is None or not offload.takes(i, group)]
 
         def check_blobs(group: Sequence[tuple[str, int, model.Digests]]) -> list[Finding]:
@@ -389,6 +388,8 @@ def verify_log_and_records(
     expected_records = replayed.records  # each taken out as its record is read: the rest are gone
     checked = 0
     for page in ctx.db.record_pages(session, batch=RECORD_PAGE):
+        if offload is not None:
+            offload.poll()
         for record_id, actual in page:
             checked += 1
             expected = expected_records.pop(record_id, None)
@@ -427,15 +428,21 @@ _Result = TypeVar("_Result")
 class _Offload:
     """The worker processes of one verification (see :func:`verify`): each event's hash and
     leaf (:func:`~evidence_catalog.custody.checked_hashes` of chunks of the documents this
-    process read, a few chunks ahead of it), and the groups of small files.  They compute, this
+    process read, a few chunks ahead of it), and every group of files.  They compute, this
     process compares: whatever a task does not bring back (the pool broken, an error, no answer
-    in time) is computed again here, with the same functions, so a worker changes no outcome."""
+    in time) is computed again here, with the same functions, so a worker changes no outcome.
+    The bytes they read are counted in shared memory and handed to *progress* from this
+    process's thread as it goes (:meth:`poll`)."""
 
-    def __init__(self, pool: ProcessPoolExecutor, workers: int, root: Path, progress: ProgressCallback | None):
+    def __init__(
+        self, pool: ProcessPoolExecutor, workers: int, root: Path, progress: ProgressCallback | None, key: int
+    ):
         self.pool = pool
         self.ahead = AHEAD * workers
         self.root = os.fspath(root)
         self.progress = progress
+        self.key = key
+        self.reported = 0
         self.broken = False
         self.waiting: deque[tuple[int, list[tuple[str, int, model.Digests]]]] = deque()
         self.sent: list[tuple[int, list[tuple[str, int, model.Digests]], Future[Any] | None]] = []
@@ -448,29 +455,42 @@ class _Offload:
         artifacts: Sequence[tuple[str, int, model.Digests]],
         progress: ProgressCallback | None,
     ) -> _Offload | None:
-        """Worker processes for this verification, started now (before its threads: they are
-        forked), or ``None`` where they do not pay or cannot be had: one CPU, a platform without
-        ``fork`` (Linux only), an object store, or little work."""
+        """Worker processes for this verification (one per CPU), started now (before its
+        threads: they are forked), or ``None`` where they do not pay or cannot be had: one CPU,
+        a platform without ``fork`` (Linux only), an object store, or little work (a few large
+        files are hashed as fast on threads, which report progress as they read)."""
         cpus = usable_cpus()
         if cpus < 2 or not sys.platform.startswith("linux") or not isinstance(ctx.blobs, BlobStore):
             return None
         small = sum(1 for artifact in artifacts if artifact[1] < BLOCK_SIZE)
         if small < OFFLOAD_WORK and ctx.db.tree_size(session) < OFFLOAD_WORK:
             return None
-        workers = cpus - 1
+        context = multiprocessing.get_context("fork")
+        key = id(object())
+        _READ[key] = context.Value("q", 0)  # inherited by the workers as they are forked
         try:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+            pool = ProcessPoolExecutor(max_workers=cpus, mp_context=context)
             pool.submit(int).result(timeout=TASK_TIMEOUT)  # every worker forked now
         except Exception:  # noqa: BLE001 -- no workers: everything is done in this process
+            _READ.pop(key, None)
             return None
-        return cls(pool, workers, ctx.blobs.root, progress)
+        return cls(pool, cpus, ctx.blobs.root, progress, key)
 
     def takes(self, index: int, group: list[tuple[str, int, model.Digests]]) -> bool:
-        """Whether the group of files *index* is left to the workers (groups of small files)."""
-        if all(artifact[1] < BLOCK_SIZE for artifact in group):
-            self.waiting.append((index, group))
-            return True
-        return False
+        """Leave the group of files *index* to the workers (every group: hashing on threads of
+        this process would have them wait for its interpreter lock at every block)."""
+        self.waiting.append((index, group))
+        return True
+
+    def poll(self) -> None:
+        """Hand the bytes the workers read since the last call to *progress*."""
+        read = _READ.get(self.key)
+        if self.progress is None or read is None:
+            return
+        now = int(read.value)
+        if now > self.reported:
+            self.progress(now - self.reported)
+            self.reported = now
 
     def _submit(self, function: Callable[..., _Result], *args: Any) -> Future[_Result] | None:
         if self.broken:
@@ -484,23 +504,29 @@ class _Offload:
     def _result(self, future: Future[_Result] | None) -> _Result | None:
         if future is None or self.broken:
             return None
-        try:
-            return future.result(timeout=TASK_TIMEOUT)
-        except Exception:  # noqa: BLE001 -- done again here, where an error is raised as it would be
-            if not future.done():
-                self.broken = True
-            return None
+        waited = 0.0
+        while True:
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                self.poll()
+                waited += POLL_SECONDS
+                if waited >= TASK_TIMEOUT:
+                    self.broken = True
+                    return None
+            except Exception:  # noqa: BLE001 -- done again here, where an error is raised as it would be
+                return None
 
     def _send_files(self, count: int) -> None:
         while count > 0 and self.waiting:
             index, group = self.waiting.popleft()
-            self.sent.append((index, group, self._submit(check_small_files, self.root, group)))
+            self.sent.append((index, group, self._submit(check_files, self.root, group, self.key)))
             count -= 1
 
     def events(self, documents: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str, bytes]]:
         """Each document with its hash as it should be and its leaf (as
-        :func:`~evidence_catalog.custody.checked_hash_and_leaf` gives them), in order; a task of
-        small files is sent with each chunk of events."""
+        :func:`~evidence_catalog.custody.checked_hash_and_leaf` gives them), in order; a group
+        of files is sent with each chunk of events."""
         pending: deque[tuple[list[dict[str, Any]], Future[list[tuple[str, bytes]]] | None]] = deque()
 
         def send() -> bool:
@@ -519,44 +545,48 @@ class _Offload:
             if results is None or len(results) != len(chunk):
                 results = checked_hashes(chunk)
             send()
+            self.poll()
             for document, (recomputed, leaf) in zip(chunk, results, strict=True):
                 yield document, recomputed, leaf
 
     def blob_findings(self) -> dict[int, list[Finding]]:
-        """The findings of each group of files the workers took, by group (the groups not sent
-        yet are sent now)."""
+        """The findings of each group of files, by group (the groups not sent yet are sent
+        now)."""
         self._send_files(len(self.waiting))
         found: dict[int, list[Finding]] = {}
         for index, group, future in self.sent:
             result = self._result(future)
-            if result is None:
-                result = check_small_files(self.root, group, self.progress)
-            elif self.progress is not None and result[1]:
-                self.progress(result[1])
-            found[index] = result[0]
+            found[index] = check_files(self.root, group, progress=self.progress) if result is None else result
+        self.poll()
         return found
 
     def close(self) -> None:
         """Stop the workers (tasks not started are dropped)."""
         self.pool.shutdown(wait=not self.broken, cancel_futures=True)
+        _READ.pop(self.key, None)
 
 
-def check_small_files(
-    root: str, group: Sequence[tuple[str, int, model.Digests]], progress: ProgressCallback | None = None
-) -> tuple[list[Finding], int]:
+#: Bytes read by the workers of each verification under way, in shared memory (by key).
+_READ: dict[int, Any] = {}
+#: How often a verification waiting for its workers hands their progress on.
+POLL_SECONDS = 0.25
+
+
+def check_files(
+    root: str, group: Sequence[tuple[str, int, model.Digests]], key: int = 0, progress: ProgressCallback | None = None
+) -> list[Finding]:
     """The findings of re-hashing a group of files of the blob store in folder *root* (a task of
-    a worker process), and how many bytes were read."""
-    read = 0
+    a worker process, which counts the bytes it reads in the shared counter *key*)."""
+    read = _READ.get(key)
+    if progress is None and read is not None:
 
-    def count(n: int) -> None:
-        nonlocal read
-        read += n
-        if progress is not None:
-            progress(n)
+        def count(n: int) -> None:
+            with read.get_lock():
+                read.value += n
 
+        progress = count
     store = BlobStore(Path(root))
-    findings = [f for sha256, size, digests in group for f in store.verify(sha256, digests, size, progress=count)]
-    return findings, read
+    return [f for sha256, size, digests in group for f in store.verify(sha256, digests, size, progress=progress)]
 
 
 def checkpoint_sizes(notes: Iterable[str]) -> set[int]:
