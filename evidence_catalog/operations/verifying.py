@@ -13,6 +13,7 @@ import hashlib
 import multiprocessing
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -457,10 +458,13 @@ class _Offload:
     ) -> _Offload | None:
         """Worker processes for this verification (one per CPU), started now (before its
         threads: they are forked), or ``None`` where they do not pay or cannot be had: one CPU,
-        a platform without ``fork`` (Linux only), an object store, or little work (a few large
-        files are hashed as fast on threads, which report progress as they read)."""
+        a platform without ``fork`` (Linux only), a process running other threads (which may
+        hold a lock a forked worker would find held forever), an object store, or little work (a
+        few large files are hashed as fast on threads, which report progress as they read)."""
         cpus = usable_cpus()
         if cpus < 2 or not sys.platform.startswith("linux") or not isinstance(ctx.blobs, BlobStore):
+            return None
+        if threading.active_count() > 1:  # a lock another thread holds would stay held in a forked worker
             return None
         small = sum(1 for artifact in artifacts if artifact[1] < BLOCK_SIZE)
         if small < OFFLOAD_WORK and ctx.db.tree_size(session) < OFFLOAD_WORK:
