@@ -68,7 +68,39 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(dt.datetime, lambda v, _: parse_timestamp(v))
     # Free-form JSON objects (raw platform metadata, event details) pass through unchanged.
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], lambda v, _: _json_object(v))
+    conv.register_structure_hook(model.Agent, _remembered_agents(conv.get_structure_hook(model.Agent)))
     return conv
+
+
+#: How many agents :func:`_remembered_agents` keeps (the operator, the tools: a few at a time).
+_AGENTS_KEPT = 256
+
+
+def _remembered_agents(make: Any) -> Any:
+    """The converter's own structuring of an :class:`~evidence_catalog.model.Agent` (*make*),
+    with the last agents made kept by their document: the same few agents (the operator, this
+    library and Python as tools) appear in every record and event, which a verification or an
+    import rebuilds by the thousand.  Only a plain object of text and null members is looked up
+    (its members exactly, in order: equal members make an equal agent, and agents are frozen);
+    anything else, and any error, is the converter's as before."""
+    kept: dict[tuple[tuple[str, str | None], ...], model.Agent] = {}
+
+    def structure_agent(value: Any, cls: Any) -> model.Agent:
+        if type(value) is not dict or cls is not model.Agent:
+            return make(value, cls)  # type: ignore[no-any-return]
+        key = tuple(value.items())
+        for name, member in key:
+            if type(name) is not str or (member is not None and type(member) is not str):
+                return make(value, cls)  # type: ignore[no-any-return]
+        found = kept.get(key)
+        if found is None:
+            found = make(value, cls)
+            if len(kept) >= _AGENTS_KEPT:
+                kept.clear()
+            kept[key] = found
+        return found
+
+    return structure_agent
 
 
 def _json_object(value: Any) -> dict[str, Any]:

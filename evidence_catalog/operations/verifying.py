@@ -10,10 +10,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +38,7 @@ from evidence_catalog.checkpoint import (
 from evidence_catalog.checkpoint import (
     verify as verify_checkpoint,
 )
-from evidence_catalog.custody import Action, ChainCheck, document_hash, event_leaf, hash_and_leaf
+from evidence_catalog.custody import Action, ChainCheck, checked_hash_and_leaf, checked_hashes
 from evidence_catalog.errors import (
     CatalogDatabaseError,
     CatalogError,
@@ -59,13 +65,14 @@ from evidence_catalog.findings import (
     TimestampMismatch,
     UnloggedChange,
 )
-from evidence_catalog.hashing import ProgressCallback
+from evidence_catalog.hashing import BLOCK_SIZE, ProgressCallback
 from evidence_catalog.operations import log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.log_key import KEYS_DIR
 from evidence_catalog.replay import Replayer
 from evidence_catalog.results import VerificationReport
 from evidence_catalog.serialize import structure
+from evidence_catalog.store.blobstore import BlobStore
 from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, remembered_for
 from evidence_catalog.store.keyfiles import remember as remember_checkpoint
 from evidence_catalog.timestamp import TimestampError, token_info
@@ -103,6 +110,11 @@ def verify(
        parallel (*workers*, default one per CPU this process may run on; four per CPU for an
        object store, whose reads wait on the network), and its size checked, while the log
        and the records are checked.
+
+    By default (*workers* not given), with more than one CPU, a blob store in a folder and
+    thousands of events or small files, worker processes (one per CPU) share the work: each
+    event hashed again from the document read here, and the files re-hashed; anything they fail
+    to do is done again here.
 
     The log is read once and not held (see :func:`verify_log_and_records`); the records are
     read a page at a time.
@@ -147,8 +159,13 @@ def verify(
                 artifacts.append((sha256, size, digests))
             else:
                 unreadable.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
+        offload = None
         if workers is None:  # hashing is bound by the CPU locally; by the network on an object store
+            offload = _Offload.start(ctx, session, artifacts, progress)
             workers = usable_cpus() * ctx.blobs.readers_per_cpu
+        groups = list(hash_groups(artifacts, workers))
+        # With worker processes, the files are theirs.
+        mine = [i for i, group in enumerate(groups) if offload is None or not offload.takes(i, group)]
 
         def check_blobs(group: Sequence[tuple[str, int, model.Digests]]) -> list[Finding]:
             verify_blob = ctx.blobs.verify
@@ -157,14 +174,18 @@ def verify(
         # The bytes are re-hashed on the pool's threads while this one reads the log and the
         # records (hashlib lets go of the interpreter while it hashes a block).
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            hashed = pool.map(check_blobs, hash_groups(artifacts, workers))
+            hashed = pool.map(check_blobs, [groups[i] for i in mine])
             try:
                 findings, events_checked, records_checked, unsigned = verify_log_and_records(
-                    ctx, session, given, pinned, chain
+                    ctx, session, given, pinned, chain, offload=offload
                 )
+                by_group = offload.blob_findings() if offload is not None else {}
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # the files not started yet are not read for nothing
                 raise
+            finally:
+                if offload is not None:
+                    offload.close()
             # An unsigned tail is what an encrypted key leaves between signings: after a checkpoint
             # it signed over its own key event.  A key that is not encrypted signs every change.
             tail_allowed = bool(epochs) and epochs[-1].encrypted and events_checked - unsigned >= epochs[-1].seq
@@ -172,8 +193,9 @@ def verify(
                 findings.append(EventsUnsigned(first_seq=events_checked - unsigned + 1, count=unsigned))
             findings[:0] = problems
             findings.extend(unreadable)
-            for blob_findings in hashed:
-                findings.extend(blob_findings)
+            by_group.update(zip(mine, hashed, strict=True))
+            for index in range(len(groups)):
+                findings.extend(by_group[index])
     report = VerificationReport(
         findings=tuple(findings),
         records_checked=records_checked,
@@ -313,6 +335,8 @@ def verify_log_and_records(
     checkpoints: Sequence[tuple[str, str]],
     pinned: Sequence[tuple[str, str, str, bytes]],
     chain: tuple[list[KeyEpoch], list[tuple[int, str]]],
+    *,
+    offload: _Offload | None = None,
 ) -> tuple[list[Finding], int, int, int]:
     """The custody log's chain, its tree and checkpoints (:func:`verify_tree`), and every record
     rebuilt from the log against the database: the findings, how many events were checked, how
@@ -322,7 +346,8 @@ def verify_log_and_records(
     added to the tree (:class:`~evidence_catalog.merkle.Frontier`, O(log n) hashes) whose
     completed nodes are checked against the stored ones as they complete (a window of each
     level read at a time), and replayed.  The records are then read a page at a time and
-    compared with the replay."""
+    compared with the replay.  With *offload*, the events are hashed by its worker processes, a
+    few chunks ahead of this loop."""
     rows = ctx.db.checkpoints(session)
     scan = LogScan()
     wanted = checkpoint_sizes([row.note for row in rows] + [note for _, note in checkpoints] + [p[1] for p in pinned])
@@ -331,8 +356,13 @@ def verify_log_and_records(
     frontier = merkle.Frontier()
     stored = ctx.db.stored_tree(session, page=TREE_PAGE)
     unreplayable: list[Finding] = []
-    for document in ctx.db.event_documents(session):
-        recomputed, leaf = _hash_and_leaf(document)
+    documents = ctx.db.event_documents(session)
+    hashed = (
+        ((document, *_hash_and_leaf(document)) for document in documents)
+        if offload is None
+        else offload.events(documents)
+    )
+    for document, recomputed, leaf in hashed:
         chain_check.add(document, recomputed)
         for level, index, value in frontier.add(leaf):
             if stored.node(level, index) != value:
@@ -359,6 +389,8 @@ def verify_log_and_records(
     expected_records = replayed.records  # each taken out as its record is read: the rest are gone
     checked = 0
     for page in ctx.db.record_pages(session, batch=RECORD_PAGE):
+        if offload is not None:
+            offload.poll()
         for record_id, actual in page:
             checked += 1
             expected = expected_records.pop(record_id, None)
@@ -377,22 +409,188 @@ def verify_log_and_records(
 _RECORD_FIELDS = tuple(f.name for f in attrs.fields(model.EvidenceRecord))
 
 
-def _hash_and_leaf(document: dict[str, Any]) -> tuple[str, bytes]:
-    """An event's hash as it should be (or why it cannot be made) and its leaf (32 zero bytes
-    when it cannot be made: the stored leaf then differs, and the chain check names the event)."""
-    try:
-        return hash_and_leaf(document)
-    except (TypeError, ValueError):
-        pass
-    try:
-        recomputed = document_hash(document)
-    except (TypeError, ValueError) as exc:
-        recomputed = f"cannot be hashed ({exc})"
-    try:
-        leaf = event_leaf(document)
-    except (TypeError, ValueError):
-        leaf = bytes(32)
-    return recomputed, leaf
+#: An event's hash as it should be (or why it cannot be made) and its leaf.
+_hash_and_leaf = checked_hash_and_leaf
+
+
+#: Worker processes pay for their start (and for the documents sent to them) from about this
+#: many events or small files on.
+OFFLOAD_WORK = 2000
+#: Events sent to a worker process in one task; tasks sent ahead per worker process.
+EVENT_CHUNK = 256
+AHEAD = 2
+#: How long a task may take before it is done again in this process (a worker that never
+#: answers must not hold a verification up forever).
+TASK_TIMEOUT = 300.0
+
+_Result = TypeVar("_Result")
+
+
+class _Offload:
+    """The worker processes of one verification (see :func:`verify`): each event's hash and
+    leaf (:func:`~evidence_catalog.custody.checked_hashes` of chunks of the documents this
+    process read, a few chunks ahead of it), and every group of files.  They compute, this
+    process compares: whatever a task does not bring back (the pool broken, an error, no answer
+    in time) is computed again here, with the same functions, so a worker changes no outcome.
+    The bytes they read are counted in shared memory and handed to *progress* from this
+    process's thread as it goes (:meth:`poll`)."""
+
+    def __init__(
+        self, pool: ProcessPoolExecutor, workers: int, root: Path, progress: ProgressCallback | None, key: int
+    ):
+        self.pool = pool
+        self.ahead = AHEAD * workers
+        self.root = os.fspath(root)
+        self.progress = progress
+        self.key = key
+        self.reported = 0
+        self.broken = False
+        self.waiting: deque[tuple[int, list[tuple[str, int, model.Digests]]]] = deque()
+        self.sent: list[tuple[int, list[tuple[str, int, model.Digests]], Future[Any] | None]] = []
+
+    @classmethod
+    def start(
+        cls,
+        ctx: Context,
+        session: Any,
+        artifacts: Sequence[tuple[str, int, model.Digests]],
+        progress: ProgressCallback | None,
+    ) -> _Offload | None:
+        """Worker processes for this verification (one per CPU), started now (before its
+        threads: they are forked), or ``None`` where they do not pay or cannot be had: one CPU,
+        a platform without ``fork`` (Linux only), a process running other threads (which may
+        hold a lock a forked worker would find held forever), an object store, or little work (a
+        few large files are hashed as fast on threads, which report progress as they read)."""
+        cpus = usable_cpus()
+        if cpus < 2 or not sys.platform.startswith("linux") or not isinstance(ctx.blobs, BlobStore):
+            return None
+        if threading.active_count() > 1:  # a lock another thread holds would stay held in a forked worker
+            return None
+        small = sum(1 for artifact in artifacts if artifact[1] < BLOCK_SIZE)
+        if small < OFFLOAD_WORK and ctx.db.tree_size(session) < OFFLOAD_WORK:
+            return None
+        context = multiprocessing.get_context("fork")
+        key = id(object())
+        _READ[key] = context.Value("q", 0)  # inherited by the workers as they are forked
+        try:
+            pool = ProcessPoolExecutor(max_workers=cpus, mp_context=context)
+            pool.submit(int).result(timeout=TASK_TIMEOUT)  # every worker forked now
+        except Exception:  # noqa: BLE001 -- no workers: everything is done in this process
+            _READ.pop(key, None)
+            return None
+        return cls(pool, cpus, ctx.blobs.root, progress, key)
+
+    def takes(self, index: int, group: list[tuple[str, int, model.Digests]]) -> bool:
+        """Leave the group of files *index* to the workers (every group: hashing on threads of
+        this process would have them wait for its interpreter lock at every block)."""
+        self.waiting.append((index, group))
+        return True
+
+    def poll(self) -> None:
+        """Hand the bytes the workers read since the last call to *progress*."""
+        read = _READ.get(self.key)
+        if self.progress is None or read is None:
+            return
+        now = int(read.value)
+        if now > self.reported:
+            self.progress(now - self.reported)
+            self.reported = now
+
+    def _submit(self, function: Callable[..., _Result], *args: Any) -> Future[_Result] | None:
+        if self.broken:
+            return None
+        try:
+            return self.pool.submit(function, *args)
+        except Exception:  # noqa: BLE001 -- a broken pool: the rest is done here
+            self.broken = True
+            return None
+
+    def _result(self, future: Future[_Result] | None) -> _Result | None:
+        if future is None or self.broken:
+            return None
+        waited = 0.0
+        while True:
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                self.poll()
+                waited += POLL_SECONDS
+                if waited >= TASK_TIMEOUT:
+                    self.broken = True
+                    return None
+            except Exception:  # noqa: BLE001 -- done again here, where an error is raised as it would be
+                return None
+
+    def _send_files(self, count: int) -> None:
+        while count > 0 and self.waiting:
+            index, group = self.waiting.popleft()
+            self.sent.append((index, group, self._submit(check_files, self.root, group, self.key)))
+            count -= 1
+
+    def events(self, documents: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str, bytes]]:
+        """Each document with its hash as it should be and its leaf (as
+        :func:`~evidence_catalog.custody.checked_hash_and_leaf` gives them), in order; a group
+        of files is sent with each chunk of events."""
+        pending: deque[tuple[list[dict[str, Any]], Future[list[tuple[str, bytes]]] | None]] = deque()
+
+        def send() -> bool:
+            chunk = list(islice(documents, EVENT_CHUNK))
+            if not chunk:
+                return False
+            pending.append((chunk, self._submit(checked_hashes, chunk)))
+            self._send_files(1)
+            return True
+
+        while len(pending) < self.ahead and send():
+            pass
+        while pending:
+            chunk, future = pending.popleft()
+            results = self._result(future)
+            if results is None or len(results) != len(chunk):
+                results = checked_hashes(chunk)
+            send()
+            self.poll()
+            for document, (recomputed, leaf) in zip(chunk, results, strict=True):
+                yield document, recomputed, leaf
+
+    def blob_findings(self) -> dict[int, list[Finding]]:
+        """The findings of each group of files, by group (the groups not sent yet are sent
+        now)."""
+        self._send_files(len(self.waiting))
+        found: dict[int, list[Finding]] = {}
+        for index, group, future in self.sent:
+            result = self._result(future)
+            found[index] = check_files(self.root, group, progress=self.progress) if result is None else result
+        self.poll()
+        return found
+
+    def close(self) -> None:
+        """Stop the workers (tasks not started are dropped)."""
+        self.pool.shutdown(wait=not self.broken, cancel_futures=True)
+        _READ.pop(self.key, None)
+
+
+#: Bytes read by the workers of each verification under way, in shared memory (by key).
+_READ: dict[int, Any] = {}
+#: How often a verification waiting for its workers hands their progress on.
+POLL_SECONDS = 0.25
+
+
+def check_files(
+    root: str, group: Sequence[tuple[str, int, model.Digests]], key: int = 0, progress: ProgressCallback | None = None
+) -> list[Finding]:
+    """The findings of re-hashing a group of files of the blob store in folder *root* (a task of
+    a worker process, which counts the bytes it reads in the shared counter *key*)."""
+    read = _READ.get(key)
+    if progress is None and read is not None:
+
+        def count(n: int) -> None:
+            with read.get_lock():
+                read.value += n
+
+        progress = count
+    store = BlobStore(Path(root))
+    return [f for sha256, size, digests in group for f in store.verify(sha256, digests, size, progress=progress)]
 
 
 def checkpoint_sizes(notes: Iterable[str]) -> set[int]:
