@@ -20,7 +20,7 @@ from sys import intern
 from typing import Any
 
 from evidence_catalog import model
-from evidence_catalog.custody import hash_and_leaf
+from evidence_catalog.custody import stored_hash_and_leaf
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
 from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder, Finding
 from evidence_catalog.model import GENESIS_HASH
@@ -133,7 +133,7 @@ def checked_event(document: Any, where: str) -> tuple[dict[str, Any], bytes]:
     check_schema(document, SCHEMA_IDS[model.CustodyEvent], where)
     try:
         from_document(document, model.CustodyEvent)
-        expected, leaf = hash_and_leaf(document)
+        expected, leaf = stored_hash_and_leaf(document)
     except (EvidenceError, TypeError, ValueError) as exc:
         raise ValidationError(str(exc), where=where) from None
     if expected != document["hash"]:
