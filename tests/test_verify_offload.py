@@ -6,10 +6,12 @@ verifying process).  The threshold is lowered here so that a small catalog uses 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +49,55 @@ def base(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def offloaded(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Worker processes for every verification (two CPUs, no threshold, small tasks); the
-    offloads started, to check they were."""
-    monkeypatch.setattr(verifying, "usable_cpus", lambda: 3)
-    monkeypatch.setattr(verifying, "OFFLOAD_WORK", 0)
-    monkeypatch.setattr(verifying, "EVENT_CHUNK", 3)
-    monkeypatch.setattr(verifying, "GROUP_FILES", 2)
-    started: list[Any] = []
+def _offloading(started: list[Any], kill: bool = False) -> None:
+    """Worker processes for every verification (three CPUs, no threshold, small tasks); the
+    offloads started are kept in *started* to check they were; with *kill*, the workers are
+    killed as soon as they are started."""
+    verifying.usable_cpus = lambda: 3  # type: ignore[assignment]
+    verifying.OFFLOAD_WORK = 0
+    verifying.EVENT_CHUNK = 3
+    verifying.GROUP_FILES = 2
     start = verifying._Offload.start
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         offload = start(*args, **kwargs)
         started.append(offload)
+        if kill and offload is not None:
+            _kill_workers(offload)
         return offload
 
-    monkeypatch.setattr(verifying._Offload, "start", spy)
-    return started
+    verifying._Offload.start = spy  # type: ignore[method-assign]
+
+
+def _case(path: str, case: str) -> dict[str, Any]:
+    """One case, run in a process of its own (see :func:`in_child`): the verification alone
+    (``workers=1``) and with worker processes, and what the workers did."""
+    started: list[Any] = []
+    _offloading(started, kill=case == "killed")
+    alone = verified(Path(path), workers=1)  # workers given: no worker processes
+    before = list(started)
+    if case == "unpicklable":  # a task the pool cannot even send is done here
+        from evidence_catalog import custody
+
+        verifying.checked_hashes = lambda chunk: custody.checked_hashes(chunk)
+    progress: list[int] = []
+    with Catalog.open(Path(path), operator=OPERATOR) as catalog:
+        shared = catalog.verify(record_event=False, remember=False, progress=progress.append)
+    return {
+        "alone": alone,
+        "shared": shared,
+        "before": before,
+        "started": [None if offload is None else offload.broken for offload in started],
+        "progress": sum(progress),
+    }
+
+
+def in_child(path: Path, case: str) -> dict[str, Any]:
+    """:func:`_case` in a new interpreter: a verification forks its workers only from a
+    process running no other thread, and a test process may run some (another module's test
+    server)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_case, str(path), case).result(timeout=600)
 
 
 def verified(path: Path, workers: int | None = None) -> Any:
@@ -89,16 +122,13 @@ def damage(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damaged", [False, True])
-def test_worker_processes_find_exactly_what_one_process_finds(base: Path, offloaded: list[Any], damaged: bool) -> None:
-    path = base
+def test_worker_processes_find_exactly_what_one_process_finds(base: Path, damaged: bool) -> None:
     if damaged:
-        damage(path)
-    alone = verified(path, workers=1)  # workers given: no worker processes
-    assert offloaded == []
-    progress: list[int] = []
-    with Catalog.open(path, operator=OPERATOR) as catalog:
-        shared = catalog.verify(record_event=False, remember=False, progress=progress.append)
-    assert len(offloaded) == 1 and offloaded[0] is not None and not offloaded[0].broken  # the workers did it
+        damage(base)
+    case = in_child(base, "plain")
+    assert case["before"] == []  # workers=1: none started
+    assert case["started"] == [False]  # the workers did it, and the pool never broke
+    alone, shared = case["alone"], case["shared"]
     assert shared == alone
     assert alone.ok is not damaged
     if damaged:
@@ -106,19 +136,7 @@ def test_worker_processes_find_exactly_what_one_process_finds(base: Path, offloa
         assert {EventEdited, RecordMismatch, DigestMismatch, BlobMissing} <= kinds
         assert [f.seq for f in shared.findings if isinstance(f, EventEdited)] == [3, 17, 41]
     else:
-        assert sum(progress) == shared.bytes_checked > 3 * 1024 * 1024
-
-
-def _killing(monkeypatch: pytest.MonkeyPatch, when: Callable[[Any], None]) -> None:
-    start = verifying._Offload.start
-
-    def start_then(*args: Any, **kwargs: Any) -> Any:
-        offload = start(*args, **kwargs)
-        if offload is not None:
-            when(offload)
-        return offload
-
-    monkeypatch.setattr(verifying._Offload, "start", start_then)
+        assert case["progress"] == shared.bytes_checked > 3 * 1024 * 1024
 
 
 def _kill_workers(offload: Any) -> None:
@@ -129,27 +147,45 @@ def _kill_workers(offload: Any) -> None:
 
 
 @pytest.mark.parametrize("damaged", [False, True])
-def test_workers_killed_change_no_finding(
-    base: Path, offloaded: list[Any], monkeypatch: pytest.MonkeyPatch, damaged: bool
-) -> None:
-    path = base
+def test_workers_killed_change_no_finding(base: Path, damaged: bool) -> None:
     if damaged:
-        damage(path)
-    alone = verified(path, workers=1)
-    _killing(monkeypatch, _kill_workers)
-    assert verified(path) == alone
-    assert offloaded[-1].broken  # the pool was found broken, and its work done here
-    assert alone.ok is not damaged
+        damage(base)
+    case = in_child(base, "killed")
+    assert case["shared"] == case["alone"]
+    assert case["started"] == [True]  # the pool was found broken, and its work done here
+    assert case["alone"].ok is not damaged
 
 
-def test_a_task_that_fails_in_a_worker_is_done_again_here(
-    base: Path, offloaded: list[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_task_that_fails_in_a_worker_is_done_again_here(base: Path) -> None:
     """A task the pool cannot even send (here: a function it cannot pickle) is done here."""
-    path = base
-    damage(path)
-    alone = verified(path, workers=1)
-    from evidence_catalog import custody
+    damage(base)
+    case = in_child(base, "unpicklable")
+    assert case["started"] == [False]  # the workers were started
+    assert case["shared"] == case["alone"]
+    assert not case["alone"].ok
 
-    monkeypatch.setattr(verifying, "checked_hashes", lambda chunk: custody.checked_hashes(chunk))
-    assert verified(path) == alone
+
+def test_other_threads_keep_the_verification_in_this_process(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process running another thread does not fork (a lock that thread holds would stay
+    held in the worker): the verification runs here, and finds the same."""
+    started: list[Any] = []
+    for name, value in (("usable_cpus", lambda: 3), ("OFFLOAD_WORK", 0)):
+        monkeypatch.setattr(verifying, name, value)
+    start = verifying._Offload.start
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        offload = start(*args, **kwargs)
+        started.append(offload)
+        return offload
+
+    monkeypatch.setattr(verifying._Offload, "start", spy)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        shared = verified(base)
+    finally:
+        stop.set()
+        other.join()
+    assert started == [None]
+    assert shared == verified(base, workers=1)
