@@ -51,6 +51,7 @@ import hmac
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -304,6 +305,8 @@ def event_form(event: dict) -> tuple[dict, list[str]]:
         return committed_form(event, disclosed), sorted(withheld)
     details = event.get("details")
     if isinstance(details, dict) and "salt" in details:  # salted: the secret is in the event
+        if not isinstance(details["salt"], str) or not re.fullmatch("[0-9a-f]{64}", details["salt"]):
+            raise ValueError("details.salt is not 64 lower-case hex digits")
         secret = bytes.fromhex(details["salt"])
 
         def salted(pointer: str, value: object) -> str:

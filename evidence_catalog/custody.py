@@ -38,6 +38,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -66,6 +67,10 @@ from evidence_catalog.serialize import (
 UNHASHED = frozenset({"hash", "schema"})
 #: Member of a salted event's ``details`` that holds its secret (64 hex digits, 256 bits).
 SALT = "salt"
+#: An event's secret as it is written (:func:`new_secret`), and the only form accepted: 64
+#: lower-case hex digits.  ``bytes.fromhex`` alone would also take upper case and spaces, text
+#: that is not what was hashed but gives the same key.
+_SECRET = re.compile("[0-9a-f]{64}")
 #: How a salted digest starts, in a committed form.
 DIGEST_PREFIX = "sd:"
 #: Hex digits of a value's own salt (128 bits).
@@ -129,8 +134,8 @@ def value_salt(secret: str, pointer: str) -> str:
     """The salt of the value at JSON Pointer *pointer* of an event with this *secret*:
     HMAC-SHA256(secret, pointer), first 32 hex digits.  :class:`CommitmentError` for a secret
     that is not 64 hex digits."""
-    if not isinstance(secret, str) or len(secret) != 64:
-        raise CommitmentError("the event's salt is not 64 hex digits")
+    if not isinstance(secret, str) or _SECRET.fullmatch(secret) is None:
+        raise CommitmentError("the event's salt is not 64 lower-case hex digits")
     key = bytes.fromhex(secret)
     return hmac.new(key, pointer.encode("utf-8"), hashlib.sha256).hexdigest()[:VALUE_SALT_HEX]
 
@@ -307,7 +312,7 @@ def _stored_fast(document: Mapping[str, Any]) -> tuple[str, bytes]:
     if type(details) is not dict or SALT not in details:
         raise CommitmentError("left to the reference")  # an unsalted event: hashed as it is
     secret = details[SALT]
-    if type(secret) is not str or len(secret) != 64:
+    if type(secret) is not str or _SECRET.fullmatch(secret) is None:
         raise CommitmentError("left to the reference")
     key = bytes.fromhex(secret).ljust(64, b"\0")
     inner_state = hashlib.sha256(key.translate(_INNER_PAD))
@@ -408,8 +413,8 @@ _LAST_FORM: list[tuple[bytes, str]] = [(b"", "")]
 
 def _salt_key(secret: Any) -> bytes:
     """The HMAC-SHA256 key of each value's salt: an event's secret as bytes."""
-    if not isinstance(secret, str) or len(secret) != 64:
-        raise CommitmentError("the event's salt is not 64 hex digits")
+    if not isinstance(secret, str) or _SECRET.fullmatch(secret) is None:
+        raise CommitmentError("the event's salt is not 64 lower-case hex digits")
     return bytes.fromhex(secret)
 
 
@@ -699,8 +704,8 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
     """:func:`committed_form` of ``unstructure(draft)`` (a salted event), and whether it is
     plain JSON (see :func:`_seal`); :class:`CommitmentError` for details it leaves to the reference."""
     secret = draft.details[SALT]
-    if not isinstance(secret, str) or len(secret) != 64:
-        raise CommitmentError("the event's salt is not 64 hex digits")
+    if not isinstance(secret, str) or _SECRET.fullmatch(secret) is None:
+        raise CommitmentError("the event's salt is not 64 lower-case hex digits")
     # HMAC-SHA256 (RFC 2104) as two SHA-256 states, keyed once and copied for each value: the
     # key (32 bytes) is shorter than SHA-256's block, so it is padded with zeros.
     key = bytes.fromhex(secret).ljust(64, b"\0")

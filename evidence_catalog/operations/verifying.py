@@ -491,7 +491,9 @@ class _Offload:
         read = _READ.get(self.key)
         if self.progress is None or read is None:
             return
-        now = int(read.value)
+        # Read without the counter's lock: a worker killed while holding it would otherwise stop
+        # this verification for good (an aligned 64-bit read is whole; progress is only shown).
+        now = int(read.get_obj().value)
         if now > self.reported:
             self.progress(now - self.reported)
             self.reported = now
@@ -565,7 +567,13 @@ class _Offload:
         return found
 
     def close(self) -> None:
-        """Stop the workers (tasks not started are dropped)."""
+        """Stop the workers (tasks not started are dropped).  A pool given up on (a worker that
+        died or never answered) has its workers killed first: one that hangs would otherwise keep
+        this process from exiting, and outlive it."""
+        if self.broken:
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    process.kill()
         self.pool.shutdown(wait=not self.broken, cancel_futures=True)
         _READ.pop(self.key, None)
 
@@ -585,8 +593,12 @@ def check_files(
     if progress is None and read is not None:
 
         def count(n: int) -> None:
-            with read.get_lock():
-                read.value += n
+            lock = read.get_lock()
+            if lock.acquire(timeout=1.0):  # held by a killed worker: progress only, never a wait
+                try:
+                    read.value += n
+                finally:
+                    lock.release()
 
         progress = count
     store = BlobStore(Path(root))
