@@ -250,7 +250,7 @@ def test_a_value_of_another_type_than_the_model_checks_for_is_a_model_type_error
 
 
 def test_a_broken_salted_commitment_is_a_commitment_error() -> None:
-    with pytest.raises(CommitmentError, match="salt is not 64 hex digits"):
+    with pytest.raises(CommitmentError, match="salt is not 64 lower-case hex digits"):
         custody.value_salt("too short", "/details/title")
     with pytest.raises(CommitmentError, match="no disclosure member"):
         custody.disclosed_form({"seq": 1}, "[withheld]")
