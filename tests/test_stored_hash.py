@@ -1,5 +1,5 @@
 """Verifying re-hashes each event from the document stored in the database, through a fast path
-(:func:`~evidence_catalog.custody.stored_hash_and_leaf`): it must give the reference's very bytes
+(:func:`~evidence_catalog.stored_events.stored_hash_and_leaf`): it must give the reference's very bytes
 for every document, however damaged or hostile, or fall back to it (and fail as it fails).  A
 verification that hashed an edited row into the hash it had before would report "verified"."""
 
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from evidence_catalog import Catalog, custody
+from evidence_catalog import Catalog, custody, stored_events
 from evidence_catalog.findings import EventEdited
 from evidence_catalog.serialize import to_document
 
@@ -56,7 +56,7 @@ def reference(document: Any) -> tuple[str, bytes] | tuple[type[BaseException], s
 
 
 def fast(document: Any) -> tuple[str, bytes] | tuple[type[BaseException], str]:
-    return outcome(lambda: custody.stored_hash_and_leaf(document))
+    return outcome(lambda: stored_events.stored_hash_and_leaf(document))
 
 
 def outcome(make: Callable[[], tuple[str, bytes]]) -> tuple[str, bytes] | tuple[type[BaseException], str]:
@@ -279,5 +279,5 @@ def test_the_event_documents_of_a_real_catalog_hash_alike_both_ways(pristine: Pa
         documents = [to_document(e) for e in catalog.history()]
     assert documents and all(custody.is_salted(d) for d in documents)
     for document in documents:
-        assert custody.stored_hash_and_leaf(document) == custody.hash_and_leaf(document)
-        assert custody.stored_hash_and_leaf(document)[0] == document["hash"]
+        assert stored_events.stored_hash_and_leaf(document) == custody.hash_and_leaf(document)
+        assert stored_events.stored_hash_and_leaf(document)[0] == document["hash"]

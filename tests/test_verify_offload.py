@@ -77,9 +77,9 @@ def _case(path: str, case: str) -> dict[str, Any]:
     alone = verified(Path(path), workers=1)  # workers given: no worker processes
     before = list(started)
     if case == "unpicklable":  # a task the pool cannot even send is done here
-        from evidence_catalog import custody
+        from evidence_catalog import stored_events
 
-        verifying.checked_hashes = lambda chunk: custody.checked_hashes(chunk)
+        verifying.checked_hashes = lambda chunk: stored_events.checked_hashes(chunk)
     progress: list[int] = []
     with Catalog.open(Path(path), operator=OPERATOR) as catalog:
         shared = catalog.verify(record_event=False, remember=False, progress=progress.append)

@@ -20,7 +20,6 @@ from sys import intern
 from typing import Any
 
 from evidence_catalog import model
-from evidence_catalog.custody import stored_hash_and_leaf
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, ValidationError
 from evidence_catalog.findings import BrokenLink, EventEdited, EventMissing, EventOutOfOrder, Finding
 from evidence_catalog.model import GENESIS_HASH
@@ -32,6 +31,7 @@ from evidence_catalog.serialize import (
     from_document,
     to_document,
 )
+from evidence_catalog.stored_events import stored_hash_and_leaf
 
 #: The largest JSON document (a record, contents.json, a JSON or JSON Lines export) read into memory.
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024

@@ -38,7 +38,7 @@ from evidence_catalog.checkpoint import (
 from evidence_catalog.checkpoint import (
     verify as verify_checkpoint,
 )
-from evidence_catalog.custody import Action, ChainCheck, checked_hash_and_leaf, checked_hashes
+from evidence_catalog.custody import Action, ChainCheck
 from evidence_catalog.errors import (
     CatalogDatabaseError,
     CatalogError,
@@ -75,6 +75,7 @@ from evidence_catalog.serialize import structure
 from evidence_catalog.store.blobstore import BlobStore
 from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, remembered_for
 from evidence_catalog.store.keyfiles import remember as remember_checkpoint
+from evidence_catalog.stored_events import checked_hash_and_leaf, checked_hashes
 from evidence_catalog.timestamp import TimestampError, token_info
 
 
@@ -428,7 +429,7 @@ _Result = TypeVar("_Result")
 
 class _Offload:
     """The worker processes of one verification (see :func:`verify`): each event's hash and
-    leaf (:func:`~evidence_catalog.custody.checked_hashes` of chunks of the documents this
+    leaf (:func:`~evidence_catalog.stored_events.checked_hashes` of chunks of the documents this
     process read, a few chunks ahead of it), and every group of files.  They compute, this
     process compares: whatever a task does not bring back (the pool broken, an error, no answer
     in time) is computed again here, with the same functions, so a worker changes no outcome.
@@ -531,7 +532,7 @@ class _Offload:
 
     def events(self, documents: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str, bytes]]:
         """Each document with its hash as it should be and its leaf (as
-        :func:`~evidence_catalog.custody.checked_hash_and_leaf` gives them), in order; a group
+        :func:`~evidence_catalog.stored_events.checked_hash_and_leaf` gives them), in order; a group
         of files is sent with each chunk of events."""
         pending: deque[tuple[list[dict[str, Any]], Future[list[tuple[str, bytes]]] | None]] = deque()
 
