@@ -280,16 +280,7 @@ def ingest_stored(
             drafts.clear()
             parts.clear()
 
-        parts: list[
-            tuple[
-                model.EvidenceRecord,
-                model.Acquisition,
-                model.Report,
-                model.Note | None,
-                list[model.RecordArtifact],
-                dict[str, Any],
-            ]
-        ] = []
+        parts: list[Item] = []
         held_here: dict[str, str] = {}  # identity -> record, of reports catalogued before this ingest
         for number, (prepared_report, title, item_where, media, read_document) in enumerate(prepared):
             identity = prepared_report.identity
