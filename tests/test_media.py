@@ -426,6 +426,20 @@ def test_a_reader_that_runs_out_of_memory_is_an_error_on_the_artifact(
     )
 
 
+def test_without_pyav_the_artifact_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Path(media_reader.__file__).with_name("media_probe.py").read_text(encoding="utf-8")
+    variant = tmp_path / "media_probe.py"
+    future = "from __future__ import annotations\n"
+    blocked = future + "import sys\nsys.modules['av'] = None  # as if not installed\n"
+    variant.write_text(source.replace(future, blocked, 1), encoding="utf-8")
+    monkeypatch.setattr(media_reader, "_PROBE", variant)
+    metadata = extract_metadata(make_video(tmp_path / "clip.mp4"), "video/mp4")
+    assert metadata is not None and metadata.media is None
+    assert metadata.errors == (
+        "PyAV could not be loaded, so nothing was read: ModuleNotFoundError: import of av halted; None in sys.modules",
+    )
+
+
 def test_the_reader_runs_under_the_limits_it_states(tmp_path: Path) -> None:
     names = "resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_CORE, resource.RLIMIT_FSIZE"
     limits = f"[resource.getrlimit(r) for r in ({names})]"

@@ -32,8 +32,6 @@ from evidence_catalog.model import Agent, AgentKind, GeoPosition, MediaInfo, Med
 TIME_LIMIT_S = 30
 #: Address space the reading process may use (FFmpeg's libraries alone map some 120 MiB).
 MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024
-#: The most output read back from the child (its tags are capped well below this).
-_MAX_OUTPUT = 64 * 1024 * 1024
 _PROBE = Path(__file__).with_name("media_probe.py")
 
 #: Tags that hold an ISO 6709 position, most specific first (``©xyz`` is QuickTime's, which
@@ -73,6 +71,8 @@ def read_media(path: Path) -> tuple[MediaInfo | None, tuple[str, ...], Agent]:
     except (EvidenceError, TypeError, ValueError, KeyError, AttributeError) as exc:
         errors.append(f"the media reader's report could not be used: {exc}")
         return None, tuple(errors), agent
+    if not info.streams:
+        errors.append("FFmpeg found no stream in this container (cut short, or empty)")
     return info, tuple(errors), agent
 
 
@@ -114,7 +114,7 @@ def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
         else:
             why = f"crashed ({name})"
         return None, [f"the media reader {why} on this file; nothing was read"]
-    output = done.stdout[:_MAX_OUTPUT]
+    output = done.stdout  # bounded by the child: its tags are capped (media_probe.MAX_TAGS_TOTAL_CHARS)
     try:
         raw = json.loads(output) if output else None
     except ValueError:
@@ -128,6 +128,8 @@ def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     if error == "memory":
         limit = MEMORY_LIMIT_BYTES // (1024 * 1024)
         return raw, [f"the media reader ran out of its memory limit ({limit} MiB) on this file; nothing was read"]
+    if error == "unavailable":
+        return raw, [f"PyAV could not be loaded, so nothing was read: {_clean(raw.get('message'))}"]
     if error is not None:
         return raw, [f"FFmpeg could not read this file as audio or video: {_clean(raw.get('message'))}"]
     return raw, []

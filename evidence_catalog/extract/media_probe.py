@@ -23,10 +23,14 @@ FORMATS = (
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,ogg,mp3,wav,w64,flac,aac,"
     "asf,aiff,amr,caf,wv,ape,tta,au,ivf,h264,hevc,m4v,dv,rm,nut,mxf,gxf,3gp,mp4"
 )
-#: The most tags kept per container or stream, the longest value kept, the most streams.
+#: The most tags kept per container or stream, the longest value kept, the most characters of
+#: tags kept in all (what the report, and the custody event that holds it, may weigh), the most
+#: streams described.
 MAX_TAGS = 1000
 MAX_TAG_CHARS = 65536
+MAX_TAGS_TOTAL_CHARS = 8 * 1024 * 1024
 MAX_STREAMS = 256
+_budget = [MAX_TAGS_TOTAL_CHARS]
 #: How much of the file FFmpeg reads to find the streams' parameters (its defaults, stated).
 PROBE_BYTES = 5_000_000
 ANALYZE_MICROSECONDS = 5_000_000
@@ -50,6 +54,14 @@ def _tags(metadata: Any, where: str, notes: list[str]) -> dict[str, str]:
         if len(text) > MAX_TAG_CHARS:
             notes.append(f"{where} tag {name!r} is {len(text)} characters long; the first {MAX_TAG_CHARS} are kept")
             text = text[:MAX_TAG_CHARS]
+        size = len(str(name)) + len(text)
+        if size > _budget[0]:
+            notes.append(
+                f"{where} tag {name!r} and those after it are left out:"
+                f" the file's tags exceed {MAX_TAGS_TOTAL_CHARS} characters"
+            )
+            break
+        _budget[0] -= size
         kept[str(name)] = text
     return kept
 
@@ -177,7 +189,11 @@ def main() -> None:
     result: dict[str, Any] = {}
     try:
         import av
-
+    except Exception as exc:  # noqa: BLE001 -- not installed, or its libraries cannot be loaded
+        result.update(error="unavailable", message=f"{type(exc).__name__}: {exc}")
+        sys.stdout.write(json.dumps(result, ensure_ascii=True))
+        return
+    try:
         result.update(pyav=av.__version__, ffmpeg=str(av.ffmpeg_version_info))
         result.update(probe(path))
     except MemoryError:
