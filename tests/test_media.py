@@ -234,6 +234,11 @@ def test_an_image_header_that_lies_or_is_cut_is_said_so_and_nothing_is_decoded(t
         model.ImageInfo(width=10, height=20),
         ("EXIF Orientation 9 is not one of 1-8; the orientation is left unknown",),
     )
+    # A TIFF whose directory comes after 2 MiB of image data: found where the header says.
+    late = tmp_path / "late.tif"
+    entries = b"".join(struct.pack("<HHII", tag, 4, 1, value) for tag, value in ((0x100, 3000), (0x101, 2000)))
+    late.write_bytes(b"II*\x00" + struct.pack("<I", 8 + (2 << 20)) + bytes(2 << 20) + struct.pack("<H", 2) + entries)
+    assert read_image_header(late) == (model.ImageInfo(width=3000, height=2000), ())
     heif = tmp_path / "photo.heic"
     heif.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 16)
     assert read_image_header(heif) == (None, ())  # a format the reader does not know: no claim

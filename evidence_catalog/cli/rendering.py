@@ -219,15 +219,15 @@ def _show_metadata(metadata: model.EmbeddedMetadata | None) -> None:
         click.echo(f"  extraction problem: {display_path(error)}")
 
 
-#: What a player does with an image of each EXIF orientation to show it.
+#: What a viewer does to the stored picture of each EXIF orientation to show it (docs/media.md).
 ORIENTATIONS = {
     1: "upright",
     2: "mirrored left to right",
     3: "turned 180°",
     4: "mirrored top to bottom",
-    5: "mirrored and turned 90° clockwise",
+    5: "mirrored left to right and turned 90° anticlockwise",
     6: "turned 90° clockwise",
-    7: "mirrored and turned 90° anticlockwise",
+    7: "mirrored left to right and turned 90° clockwise",
     8: "turned 90° anticlockwise",
 }
 

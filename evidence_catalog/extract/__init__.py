@@ -4,7 +4,7 @@ never raise on a malformed or hostile file: problems are recorded on the artifac
 Images: EXIF (exifread) and the size and orientation from the header
 (:mod:`evidence_catalog.extract.image`).  Audio and video: container and stream metadata with
 PyAV, in a child process under time and memory limits (:mod:`evidence_catalog.extract.media`),
-which loads neither PyAV nor a process for anything else.
+started for audio and video only: nothing else loads PyAV or starts a process.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def _read(stream: BinaryIO, head: bytes, errors: list[str]) -> Found | None:
         return _bmp(head)
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         stream.seek(0)
-        return _tiff_size(stream.read(1 << 20))
+        return _tiff_size(stream)
     return None
 
 
@@ -214,8 +214,21 @@ def _tiff_orientation(data: bytes) -> int | None:
         return None
 
 
-def _tiff_size(data: bytes) -> Found:
-    values = _ifd0(data)
+def _tiff_size(stream: BinaryIO) -> Found:
+    """A TIFF's size from its first directory, wherever in the file it is (writers often put it
+    after the image data): the header, then the directory alone are read."""
+    stream.seek(0)
+    header = stream.read(8)
+    _need(header, 8)
+    order = "<" if header[:2] == b"II" else ">"
+    offset = struct.unpack(order + "I", header[4:8])[0]
+    stream.seek(offset)
+    count_bytes = stream.read(2)
+    _need(count_bytes, 2)
+    count = min(struct.unpack(order + "H", count_bytes)[0], MAX_SEGMENTS)
+    # The directory as if it followed the header at offset 8: the form _ifd0 reads.
+    directory = count_bytes + stream.read(12 * count)
+    values = _ifd0(header[:4] + struct.pack(order + "I", 8) + directory)
     if _WIDTH_TAG not in values or _HEIGHT_TAG not in values:
         raise _MalformedError("the TIFF's first directory states no width and height")
     return values[_WIDTH_TAG], values[_HEIGHT_TAG], values.get(_ORIENTATION_TAG)
