@@ -241,7 +241,10 @@ def test_an_image_header_that_lies_or_is_cut_is_said_so_and_nothing_is_decoded(t
     assert read_image_header(late) == (model.ImageInfo(width=3000, height=2000), ())
     heif = tmp_path / "photo.heic"
     heif.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 16)
-    assert read_image_header(heif) == (None, ())  # a format the reader does not know: no claim
+    assert read_image_header(heif) == (None, ("image size could not be read: the HEIF file has no meta box",))
+    icon = tmp_path / "favicon.ico"
+    icon.write_bytes(b"\x00\x00\x01\x00\x01\x00\x10\x10" + bytes(40))
+    assert read_image_header(icon) == (None, ())  # a format the reader does not know: no claim
 
 
 # -- ISO 6709 ---------------------------------------------------------------------------------------
@@ -616,6 +619,14 @@ def test_a_captured_video_is_described_too(catalog: Catalog, server: MediaServer
     )
     assert (audio_stream.codec, audio_stream.sample_rate, audio_stream.channels) == ("aac", 44100, 1)
     assert catalog.verify().ok
+
+
+def test_a_heif_image_gives_the_size_of_its_primary_item(tmp_path: Path) -> None:
+    path = tmp_path / "photo.avif"
+    Image.new("RGB", (333, 222), (1, 2, 3)).save(path, format="AVIF")
+    assert read_image_header(path) == (model.ImageInfo(width=333, height=222), ())
+    metadata = extract_metadata(path, "image/avif")
+    assert metadata is not None and metadata.image == model.ImageInfo(width=333, height=222)
 
 
 def test_images_written_by_pillow_agree_with_pillow(tmp_path: Path) -> None:

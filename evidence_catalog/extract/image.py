@@ -2,11 +2,12 @@
 
 No pixel is decoded and no image library is loaded: the few structures that state the size (a
 JPEG frame header, a PNG ``IHDR`` chunk, a GIF screen descriptor, a WebP ``VP8``/``VP8L``/``VP8X``
-chunk, a BMP info header, a TIFF's first directory) are read where the format puts them, and the
-orientation from the first directory of the file's EXIF block.  Reading stops after
-:data:`MAX_SEGMENTS` structures or at the end of the file, so a hostile file costs a bounded
-number of small reads.  A format this reader does not know (HEIF, AVIF, ...) gives no size and
-no error; a header that is cut short or inconsistent gives no size and an error saying so.
+chunk, a BMP info header, a TIFF's first directory, a HEIF primary item's ``ispe`` property) are
+read where the format puts them, and the orientation from the first directory of the file's EXIF
+block.  Reading stops after :data:`MAX_SEGMENTS` structures or at the end of the file, so a
+hostile file costs a bounded number of small reads.  A format this reader does not know (ICO,
+PSD, SVG, ...) gives no size and no error; a header that is cut short or inconsistent gives no
+size and an error saying so.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ _ORIENTATION_TAG = 0x0112
 _WIDTH_TAG, _HEIGHT_TAG = 0x0100, 0x0101
 #: JPEG start-of-frame markers (all but DHT 0xC4, JPG 0xC8 and DAC 0xCC).
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+#: Major brands of HEIF files (HEIC photos, AVIF).
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"})
+#: The most bytes of a HEIF ``meta`` box read (it holds item and property tables, not pixels).
+_HEIF_META = 1 << 20
 
 
 class _MalformedError(Exception):
@@ -72,6 +79,8 @@ def _read(stream: BinaryIO, head: bytes, errors: list[str]) -> Found | None:
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         stream.seek(0)
         return _tiff_size(stream)
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return _heif(stream)
     return None
 
 
@@ -232,3 +241,107 @@ def _tiff_size(stream: BinaryIO) -> Found:
     if _WIDTH_TAG not in values or _HEIGHT_TAG not in values:
         raise _MalformedError("the TIFF's first directory states no width and height")
     return values[_WIDTH_TAG], values[_HEIGHT_TAG], values.get(_ORIENTATION_TAG)
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, tuple[int, int]]:
+    """The first box of each type in *data[start:end]*: type -> (start of its body, its end)."""
+    end = len(data) if end is None else end
+    found: dict[bytes, tuple[int, int]] = {}
+    position = start
+    for _ in range(MAX_SEGMENTS):
+        if position + 8 > end:
+            break
+        size, kind = struct.unpack(">I4s", data[position : position + 8])
+        body = position + 8
+        if size == 1:
+            _need(data[position : position + 16], 16)
+            size, body = struct.unpack(">Q", data[position + 8 : position + 16])[0], position + 16
+        elif size == 0:
+            size = end - position
+        if size < body - position:
+            raise _MalformedError(f"a box states a size of {size}")
+        found.setdefault(kind, (body, min(position + size, end)))
+        position += size
+    return found
+
+
+def _heif(stream: BinaryIO) -> Found:
+    """A HEIF image's size (HEIC, AVIF): the ``ispe`` property of its primary item.  The
+    picture's transforms (``irot``, ``imir``) are not EXIF orientation: it is left unknown."""
+    position, found = 0, None
+    for _ in range(MAX_SEGMENTS):  # the top-level boxes, by their sizes alone
+        stream.seek(position)
+        header = stream.read(16)
+        if len(header) < 8:
+            break
+        size, kind = struct.unpack(">I4s", header[:8])
+        if size == 1 and len(header) == 16:
+            size = struct.unpack(">Q", header[8:])[0]
+        if kind == b"meta":
+            found = (position, size)
+            break
+        if size < 8:
+            break
+        position += size
+    if found is None:
+        raise _MalformedError("the HEIF file has no meta box")
+    stream.seek(found[0])
+    top = stream.read(min(found[1], _HEIF_META) if found[1] >= 8 else _HEIF_META)
+    boxes = _boxes(top)
+    if b"meta" not in boxes:
+        raise _MalformedError("the HEIF meta box is cut short")
+    meta_start, meta_end = boxes[b"meta"]
+    meta = _boxes(top, meta_start + 4, meta_end)  # meta is a full box: version and flags first
+    if b"pitm" not in meta or b"iprp" not in meta:
+        raise _MalformedError("the HEIF meta box names no primary item or no properties")
+    pitm = top[meta[b"pitm"][0] : meta[b"pitm"][1]]
+    _need(pitm, 6)
+    primary = struct.unpack(">H", pitm[4:6])[0] if pitm[0] == 0 else struct.unpack(">I", pitm[4:8])[0]
+    iprp = _boxes(top, *meta[b"iprp"])
+    if b"ipco" not in iprp or b"ipma" not in iprp:
+        raise _MalformedError("the HEIF properties have no ipco or ipma box")
+    properties = _property_list(top, *iprp[b"ipco"])
+    for index in _associations(top[iprp[b"ipma"][0] : iprp[b"ipma"][1]], primary):
+        if 1 <= index <= len(properties) and properties[index - 1][0] == b"ispe":
+            body = properties[index - 1][1]
+            _need(body, 12)
+            width, height = struct.unpack(">II", body[4:12])
+            return width, height, None
+    raise _MalformedError("the HEIF primary item has no ispe (size) property")
+
+
+def _property_list(data: bytes, start: int, end: int) -> list[tuple[bytes, bytes]]:
+    """The boxes of an ``ipco`` in order (properties are numbered from 1)."""
+    found: list[tuple[bytes, bytes]] = []
+    position = start
+    while position + 8 <= end and len(found) < MAX_SEGMENTS:
+        size, kind = struct.unpack(">I4s", data[position : position + 8])
+        if size < 8:
+            raise _MalformedError(f"a HEIF property states a size of {size}")
+        found.append((kind, data[position + 8 : min(position + size, end)]))
+        position += size
+    return found
+
+
+def _associations(ipma: bytes, item: int) -> list[int]:
+    """The property indexes the ``ipma`` box associates with *item*."""
+    _need(ipma, 8)
+    version, flags = ipma[0], int.from_bytes(ipma[1:4], "big")
+    count = struct.unpack(">I", ipma[4:8])[0]
+    position = 8
+    for _ in range(min(count, MAX_SEGMENTS)):
+        id_size = 2 if version < 1 else 4
+        _need(ipma[position:], id_size + 1)
+        entry_item = int.from_bytes(ipma[position : position + id_size], "big")
+        associations = ipma[position + id_size]
+        position += id_size + 1
+        width = 2 if flags & 1 else 1
+        indexes = []
+        for _ in range(associations):
+            _need(ipma[position:], width)
+            value = int.from_bytes(ipma[position : position + width], "big")
+            indexes.append(value & (0x7FFF if width == 2 else 0x7F))
+            position += width
+        if entry_item == item:
+            return indexes
+    return []
