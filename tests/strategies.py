@@ -102,8 +102,7 @@ media_infos = st.builds(
     streams=st.lists(media_streams, max_size=3),
     tags=tag_maps,
     created_at=st.none() | timestamps,
-    location=st.none()
-    | st.builds(model.MediaLocation, tag=nonblank, text=text, position=st.none() | positions),
+    location=st.none() | st.builds(model.MediaLocation, tag=nonblank, text=text, position=st.none() | positions),
 )
 metadata = st.builds(
     model.EmbeddedMetadata,

@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -394,6 +395,20 @@ def test_a_reader_that_hangs_is_stopped_at_the_time_limit(tmp_path: Path, monkey
     metadata = extract_metadata(pipe, "video/mp4")
     assert metadata is not None and metadata.media is None
     assert metadata.errors == ("the media reader did not finish within 2 s and was stopped; nothing was read",)
+
+
+def test_a_reader_left_alone_ends_by_its_own_alarm(tmp_path: Path) -> None:
+    """Should the catalog's process die while the reader waits, the reader still ends."""
+    pipe = tmp_path / "endless.mp4"
+    os.mkfifo(pipe)
+    probe = Path(media_reader.__file__).with_name("media_probe.py")
+    done = subprocess.run(
+        [sys.executable, "-I", str(probe), str(pipe), str(media_reader.MEMORY_LIMIT_BYTES), "1"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGALRM and done.stdout == b""
 
 
 def _probe_variant(tmp_path: Path, body: str) -> Path:

@@ -107,6 +107,8 @@ def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
         return None, [f"the media reader could not be started: {exc.strerror or exc}"]
     if done.returncode < 0:
         name = _signal_name(-done.returncode)
+        if -done.returncode == signal.SIGALRM:
+            return None, [f"the media reader did not finish within {TIME_LIMIT_S} s and was stopped; nothing was read"]
         if -done.returncode == signal.SIGXCPU:
             why = "used up its CPU time limit"
         elif -done.returncode == signal.SIGKILL:

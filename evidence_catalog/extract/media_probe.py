@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import struct
 import sys
 from typing import Any
@@ -38,6 +39,10 @@ _MOV_CONTAINERS = frozenset({b"moov", b"trak"})
 
 
 def _limit(memory: int, seconds: int) -> None:
+    """Limit this process: its address space, its CPU time, no core dump, no file written, and
+    an alarm that ends it a second after the parent would have (should the parent itself be
+    gone, a reader waiting on a file still ends)."""
+    signal.alarm(seconds + 1)
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
