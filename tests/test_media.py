@@ -637,6 +637,10 @@ def test_a_captured_video_is_described_too(catalog: Catalog, server: MediaServer
 
 
 def test_a_heif_image_gives_the_size_of_its_primary_item(tmp_path: Path) -> None:
+    from PIL import features
+
+    if not features.check("avif"):  # Pillow writes AVIF since 11.3, when built with libavif
+        pytest.skip("this Pillow cannot write AVIF")
     path = tmp_path / "photo.avif"
     Image.new("RGB", (333, 222), (1, 2, 3)).save(path, format="AVIF")
     assert read_image_header(path) == (model.ImageInfo(width=333, height=222), ())
