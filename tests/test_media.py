@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 import av
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -34,6 +35,7 @@ from evidence_catalog.extract import media as media_reader
 from evidence_catalog.extract.media import location, parse_iso6709
 from evidence_catalog.hashing import hash_file
 from evidence_catalog.interchange.import_checks import check_artifact_bytes
+from evidence_catalog.schema_files import load_schema
 from evidence_catalog.serialize import canonical_json, from_document, structure, to_document, unstructure
 from tests import strategies as s
 from tests.media_server import MediaServer, Route, video_page
@@ -501,6 +503,7 @@ def test_a_video_added_is_shown_and_survives_export_and_import(catalog: Catalog,
     as_json = runner.invoke(cli, ["show", "--json", added.record_id], env=env, catch_exceptions=False)
     document = json.loads(as_json.output)
     assert document["artifacts"][0]["artifact"]["metadata"]["media"]["location"]["text"] == PARIS
+    jsonschema.Draft202012Validator(load_schema("evidence-record")).validate(document)  # the published schema
     shown_photo = runner.invoke(cli, ["show", pictured.record_id], env=env, catch_exceptions=False)
     assert "  image      40 × 30 pixels, EXIF orientation 6 (shown turned 90° clockwise)" in shown_photo.output
 
