@@ -40,8 +40,10 @@ from evidence_catalog.values import new_id as new_id  # part of the model's API
 from evidence_catalog.values import non_negative as _non_negative
 from evidence_catalog.values import not_blank as _not_blank
 from evidence_catalog.values import one_of as _one_of
+from evidence_catalog.values import optional_int_in as _optional_int_in
 from evidence_catalog.values import optional_not_blank as _optional_not_blank
 from evidence_catalog.values import optional_not_negative as _optional_not_negative
+from evidence_catalog.values import optional_positive as _optional_positive
 from evidence_catalog.values import optional_record_id as _optional_record_id
 from evidence_catalog.values import optional_sha256 as _optional_sha256
 from evidence_catalog.values import optional_utc as _optional_utc
@@ -50,6 +52,7 @@ from evidence_catalog.values import record_id as _record_id
 from evidence_catalog.values import record_id_time as record_id_time  # part of the model's API
 from evidence_catalog.values import sha256 as _sha256
 from evidence_catalog.values import tags as _tags
+from evidence_catalog.values import text_map as _text_map
 from evidence_catalog.values import to_tag_set as _to_tag_set
 from evidence_catalog.values import to_tuple as _to_tuple
 from evidence_catalog.values import to_utc as to_utc  # part of the model's API
@@ -152,22 +155,6 @@ class ExifData:
     gps: GeoPosition | None = None
 
 
-def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
-    if value is not None:
-        _positive(instance, attribute, value)
-
-
-def _int_in(attribute: attrs.Attribute[Any], value: int | None, allowed: range) -> None:
-    if value is not None and (type(value) is not int or value not in allowed):
-        shown = ", ".join(map(str, allowed))
-        raise ModelError(f"{attribute.name} must be one of {shown}, got {value!r}")
-
-
-def _text_map(_: Any, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ModelError(f"{attribute.name} must map text to text")
-
-
 @frozen
 class ImageInfo:
     """An image's size and orientation, read from its header (no pixel is decoded).
@@ -180,7 +167,7 @@ class ImageInfo:
 
     width: int = field(validator=_positive)
     height: int = field(validator=_positive)
-    orientation: int | None = field(default=None, validator=lambda _, a, v: _int_in(a, v, range(1, 9)))
+    orientation: int | None = field(default=None, validator=_optional_int_in(range(1, 9)))
 
 
 @frozen
@@ -217,7 +204,7 @@ class MediaStream:
     #: Average frames per second.
     frame_rate: float | None = field(default=None, validator=_finite_in(0.0, 1e9))
     #: Degrees clockwise a player turns the decoded picture to show it: 0, 90, 180 or 270.
-    rotation: int | None = field(default=None, validator=lambda _, a, v: _int_in(a, v, range(0, 360, 90)))
+    rotation: int | None = field(default=None, validator=_optional_int_in(range(0, 360, 90)))
     #: Bits per second.
     bit_rate: int | None = field(default=None, validator=_optional_positive)
     sample_rate: int | None = field(default=None, validator=_optional_positive)
