@@ -1497,6 +1497,8 @@ def bench_startup(ctx: Context) -> list[Row]:
 
 BENCHMARKS += ("startup",)
 BENCH_FUNCTIONS["startup"] = (bench_startup, ())
+BENCHMARKS += ("media",)  # benchmarks/media_speed.py (issue 23)
+BENCH_FUNCTIONS["media"] = (lambda ctx: __import__("media_speed").bench(ctx.scratch, 20, ctx.repeat, Row), ("ffprobe",))
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -40,8 +40,10 @@ from evidence_catalog.values import new_id as new_id  # part of the model's API
 from evidence_catalog.values import non_negative as _non_negative
 from evidence_catalog.values import not_blank as _not_blank
 from evidence_catalog.values import one_of as _one_of
+from evidence_catalog.values import optional_int_in as _optional_int_in
 from evidence_catalog.values import optional_not_blank as _optional_not_blank
 from evidence_catalog.values import optional_not_negative as _optional_not_negative
+from evidence_catalog.values import optional_positive as _optional_positive
 from evidence_catalog.values import optional_record_id as _optional_record_id
 from evidence_catalog.values import optional_sha256 as _optional_sha256
 from evidence_catalog.values import optional_utc as _optional_utc
@@ -50,6 +52,7 @@ from evidence_catalog.values import record_id as _record_id
 from evidence_catalog.values import record_id_time as record_id_time  # part of the model's API
 from evidence_catalog.values import sha256 as _sha256
 from evidence_catalog.values import tags as _tags
+from evidence_catalog.values import text_map as _text_map
 from evidence_catalog.values import to_tag_set as _to_tag_set
 from evidence_catalog.values import to_tuple as _to_tuple
 from evidence_catalog.values import to_utc as to_utc  # part of the model's API
@@ -153,13 +156,97 @@ class ExifData:
 
 
 @frozen
+class ImageInfo:
+    """An image's size and orientation, read from its header (no pixel is decoded).
+
+    ``width`` and ``height`` are the stored picture's; ``orientation`` is EXIF's Orientation as
+    stored (1-8: 1 upright, 3 turned 180°, 6 and 8 turned a quarter, 2, 4, 5 and 7 mirrored),
+    ``None`` when the file has none.  Displayed, an image of orientation 5 to 8 is ``height``
+    wide and ``width`` high.
+    """
+
+    width: int = field(validator=_positive)
+    height: int = field(validator=_positive)
+    orientation: int | None = field(default=None, validator=_optional_int_in(range(1, 9)))
+
+
+@frozen
+class MediaLocation:
+    """A position a media file's tags claim (ISO 6709 text, as phones and cameras write it):
+    the tag it came from, its text exactly, and the position when the text is well formed."""
+
+    tag: str = field(validator=_not_blank)
+    text: str
+    position: GeoPosition | None = None
+
+
+class StreamKind(Choice):
+    """What a stream of a media container carries."""
+
+    VIDEO = "video"
+    AUDIO = "audio"
+    SUBTITLE = "subtitle"
+    DATA = "data"
+    ATTACHMENT = "attachment"
+    UNKNOWN = "unknown"
+
+
+@frozen
+class MediaStream:
+    """One stream of an audio or video container, as its headers describe it."""
+
+    index: int = field(validator=_non_negative)
+    kind: StreamKind = field(converter=StreamKind)
+    codec: str | None = field(default=None, validator=_optional_not_blank)
+    profile: str | None = field(default=None, validator=_optional_not_blank)
+    width: int | None = field(default=None, validator=_optional_positive)
+    height: int | None = field(default=None, validator=_optional_positive)
+    #: Average frames per second.
+    frame_rate: float | None = field(default=None, validator=_finite_in(0.0, 1e9))
+    #: Degrees clockwise a player turns the decoded picture to show it: 0, 90, 180 or 270.
+    rotation: int | None = field(default=None, validator=_optional_int_in(range(0, 360, 90)))
+    #: Bits per second.
+    bit_rate: int | None = field(default=None, validator=_optional_positive)
+    sample_rate: int | None = field(default=None, validator=_optional_positive)
+    channels: int | None = field(default=None, validator=_optional_positive)
+    duration_s: float | None = field(default=None, validator=_finite_in(0.0, 1e12))
+    #: Number of frames, where the header states it.
+    frames: int | None = field(default=None, validator=_optional_positive)
+    tags: dict[str, str] = field(factory=dict, validator=_text_map)
+
+
+@frozen
+class MediaInfo:
+    """What an audio or video container's headers say: the format, the streams, every tag as
+    read, and the tags people ask about pulled out -- each the device's or editor's claim."""
+
+    #: The demuxer's name(s) for the format, e.g. ``mov,mp4,m4a,3gp,3g2,mj2``.
+    format: str = field(validator=_not_blank)
+    format_name: str | None = None
+    duration_s: float | None = field(default=None, validator=_finite_in(0.0, 1e12))
+    bit_rate: int | None = field(default=None, validator=_optional_positive)
+    streams: tuple[MediaStream, ...] = field(default=(), converter=_to_tuple)
+    tags: dict[str, str] = field(factory=dict, validator=_text_map)
+    #: The container's ``creation_time`` tag, in UTC.
+    created_at: dt.datetime | None = field(default=None, converter=_optional_utc)
+    location: MediaLocation | None = None
+
+
+@frozen
 class EmbeddedMetadata:
-    """What extractors read from the stored copy of an artifact, and what went wrong doing so."""
+    """What extractors read from the stored copy of an artifact, and what went wrong doing so.
+
+    ``image`` and ``media`` are left out of documents when ``None`` (descriptions written
+    before they existed read, hash and compare as they always did)."""
 
     extractor: Agent
     exif: ExifData | None = None
     #: Problems met while extracting (a corrupt or hostile block); the artifact is kept anyway.
     errors: tuple[str, ...] = field(default=(), converter=_to_tuple)
+    #: An image's size and orientation.
+    image: ImageInfo | None = None
+    #: An audio or video file's container and streams.
+    media: MediaInfo | None = None
 
 
 @frozen

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import cattrs
 import rfc8785
+from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter
 
 from evidence_catalog import model
@@ -69,6 +70,17 @@ def _make_converter() -> cattrs.Converter:
     # Free-form JSON objects (raw platform metadata, event details) pass through unchanged.
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], lambda v, _: _json_object(v))
     conv.register_structure_hook(model.Agent, _remembered_agents(conv.get_structure_hook(model.Agent)))
+    # Image and media descriptions are newer than the documents that lack them: absent, they
+    # are left out, so that those documents (and the hashes over them) stay byte for byte.
+    conv.register_unstructure_hook(
+        model.EmbeddedMetadata,
+        make_dict_unstructure_fn(
+            model.EmbeddedMetadata,
+            conv,
+            image=override(omit_if_default=True),
+            media=override(omit_if_default=True),
+        ),
+    )
     return conv
 
 

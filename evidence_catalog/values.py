@@ -101,6 +101,26 @@ def positive(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
         raise ModelError(f"{attribute.name} must be a positive integer, got {value!r}")
 
 
+def optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None:
+        positive(instance, attribute, value)
+
+
+def optional_int_in(allowed: range) -> Any:
+    """A validator: ``None`` or an integer (not a bool) of *allowed*."""
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+        if value is not None and (type(value) is not int or value not in allowed):
+            raise ModelError(f"{attribute.name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+
+    return check
+
+
+def text_map(_: Any, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ModelError(f"{attribute.name} must map text to text")
+
+
 def finite_in(lo: float, hi: float) -> Any:
     def check(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
         if value is None:

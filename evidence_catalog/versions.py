@@ -39,7 +39,8 @@ def _package_version(name: str) -> str | None:
 
 
 def versions() -> dict[str, str | None]:
-    """Versions of this library, Python, SQLite, exifread and yt-dlp (``None`` if absent)."""
+    """Versions of this library, Python, SQLite, exifread, PyAV and yt-dlp (``None`` if absent;
+    PyAV's FFmpeg is named with what it reads, in each audio or video artifact's ``extractor``)."""
     import platform
     import sqlite3
 
@@ -48,6 +49,7 @@ def versions() -> dict[str, str | None]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "exifread": _package_version("exifread"),
+        "pyav": _package_version("av"),
         "yt-dlp": _package_version("yt-dlp"),
     }
 

@@ -109,12 +109,68 @@ DEFS: dict[str, Any] = {
             "gps": nullable(ref("geo_position")),
         }
     ),
+    "image_info": obj(
+        {
+            "width": {"type": "integer", "minimum": 1, "description": "Pixels, of the picture as stored."},
+            "height": {"type": "integer", "minimum": 1},
+            "orientation": nullable(
+                {"type": "integer", "minimum": 1, "maximum": 8, "description": "EXIF Orientation as stored."}
+            ),
+        },
+        description="An image's size and orientation, read from its header (no pixel decoded).",
+    ),
+    "media_location": obj(
+        {
+            "tag": NONBLANK,
+            "text": {**TEXT, "description": "The tag's ISO 6709 text exactly."},
+            "position": nullable(ref("geo_position")),
+        },
+        description="A position a media file's tag claims; position null when the text is not read as one.",
+    ),
+    "media_stream": obj(
+        {
+            "index": COUNT,
+            "kind": enum("video", "audio", "subtitle", "data", "attachment", "unknown"),
+            "codec": nullable(NONBLANK),
+            "profile": nullable(NONBLANK),
+            "width": nullable({"type": "integer", "minimum": 1}),
+            "height": nullable({"type": "integer", "minimum": 1}),
+            "frame_rate": nullable({"type": "number", "minimum": 0, "description": "Average frames per second."}),
+            "rotation": nullable(
+                {"enum": [0, 90, 180, 270], "description": "Degrees clockwise a player turns the picture to show it."}
+            ),
+            "bit_rate": nullable({"type": "integer", "minimum": 1, "description": "Bits per second."}),
+            "sample_rate": nullable({"type": "integer", "minimum": 1}),
+            "channels": nullable({"type": "integer", "minimum": 1}),
+            "duration_s": nullable({"type": "number", "minimum": 0}),
+            "frames": nullable({"type": "integer", "minimum": 1}),
+            "tags": {"type": "object", "additionalProperties": TEXT, "description": "The stream's tags as read."},
+        }
+    ),
+    "media_info": obj(
+        {
+            "format": {**NONBLANK, "description": "FFmpeg's demuxer name(s), e.g. mov,mp4,m4a,3gp,3g2,mj2."},
+            "format_name": OPT_TEXT,
+            "duration_s": nullable({"type": "number", "minimum": 0}),
+            "bit_rate": nullable({"type": "integer", "minimum": 1}),
+            "streams": {"type": "array", "items": ref("media_stream")},
+            "tags": {"type": "object", "additionalProperties": TEXT, "description": "The container's tags as read."},
+            "created_at": nullable(
+                {**ref("timestamp"), "description": "The container's creation_time tag, in UTC: the device's claim."}
+            ),
+            "location": nullable(ref("media_location")),
+        },
+        description="What an audio or video container's headers say.",
+    ),
     "embedded_metadata": obj(
         {
             "extractor": ref("agent"),
             "exif": nullable(ref("exif")),
             "errors": {"type": "array", "items": TEXT, "description": "Problems met while extracting."},
-        }
+            "image": {**ref("image_info"), "description": "Images: size and orientation (absent when not read)."},
+            "media": {**ref("media_info"), "description": "Audio and video: the container (absent when not read)."},
+        },
+        required=["extractor", "exif", "errors"],
     ),
     "artifact": obj(
         {

@@ -67,7 +67,51 @@ exif = st.builds(
     software=optional_text,
     gps=st.none() | positions,
 )
-metadata = st.builds(model.EmbeddedMetadata, extractor=agents, exif=st.none() | exif, errors=st.lists(text, max_size=3))
+image_infos = st.builds(
+    model.ImageInfo,
+    width=st.integers(min_value=1, max_value=2**31),
+    height=st.integers(min_value=1, max_value=2**31),
+    orientation=st.none() | st.integers(min_value=1, max_value=8),
+)
+_counts = st.none() | st.integers(min_value=1, max_value=2**53)
+_seconds = st.none() | st.floats(min_value=0, max_value=1e12)
+tag_maps = st.dictionaries(text, text, max_size=4)
+media_streams = st.builds(
+    model.MediaStream,
+    index=st.integers(min_value=0, max_value=1000),
+    kind=st.sampled_from(model.StreamKind),
+    codec=optional_nonblank,
+    profile=optional_nonblank,
+    width=_counts,
+    height=_counts,
+    frame_rate=st.none() | st.floats(min_value=0, max_value=1e9),
+    rotation=st.none() | st.sampled_from([0, 90, 180, 270]),
+    bit_rate=_counts,
+    sample_rate=_counts,
+    channels=_counts,
+    duration_s=_seconds,
+    frames=_counts,
+    tags=tag_maps,
+)
+media_infos = st.builds(
+    model.MediaInfo,
+    format=nonblank,
+    format_name=optional_text,
+    duration_s=_seconds,
+    bit_rate=_counts,
+    streams=st.lists(media_streams, max_size=3),
+    tags=tag_maps,
+    created_at=st.none() | timestamps,
+    location=st.none() | st.builds(model.MediaLocation, tag=nonblank, text=text, position=st.none() | positions),
+)
+metadata = st.builds(
+    model.EmbeddedMetadata,
+    extractor=agents,
+    exif=st.none() | exif,
+    errors=st.lists(text, max_size=3),
+    image=st.none() | image_infos,
+    media=st.none() | media_infos,
+)
 media_types = st.from_regex(r"\A[a-z0-9][a-z0-9.+-]{0,10}/[a-z0-9][a-z0-9.+-]{0,10}\Z")
 artifacts = st.builds(
     model.Artifact,

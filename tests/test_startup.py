@@ -58,6 +58,8 @@ NEVER_FOR_READING = frozenset(
         "asn1crypto",  # RFC 3161 time-stamps: none in these catalogs
         "exifread",  # add and import: metadata of new bytes
         "puremagic",  # add and import: media types of new bytes
+        "av",  # add and import of audio and video: only in the media reader's own process
+        "evidence_catalog.extract.media",
         "PIL",
         "rich",  # progress bars, on a terminal only
         "alembic",  # schema upgrades: a catalog at the newest revision needs none

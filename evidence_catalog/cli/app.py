@@ -39,7 +39,7 @@ def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) ->
     expose_value=False,
     is_eager=True,
     callback=_print_versions,
-    help="Show versions of evidence-catalog, Python, SQLite, exifread and yt-dlp.",
+    help="Show versions of evidence-catalog, Python, SQLite, exifread, PyAV and yt-dlp.",
 )
 def cli() -> None:
     """Catalogue evidence with provenance, integrity checks and a chain of custody."""

@@ -211,5 +211,73 @@ def _show_metadata(metadata: model.EmbeddedMetadata | None) -> None:
             altitude = f", {gps.altitude_m:g} m" if gps.altitude_m is not None else ""
             click.echo(f"  gps        {gps.latitude:.6f}, {gps.longitude:.6f}{altitude}")
         click.echo(f"  exif tags  {len(exif.raw)}")
+    if metadata.image is not None:
+        _show_image(metadata.image)
+    if metadata.media is not None:
+        _show_media(metadata.media, metadata.extractor)
     for error in metadata.errors:
         click.echo(f"  extraction problem: {display_path(error)}")
+
+
+#: What a viewer does to the stored picture of each EXIF orientation to show it (docs/media.md).
+ORIENTATIONS = {
+    1: "upright",
+    2: "mirrored left to right",
+    3: "turned 180°",
+    4: "mirrored top to bottom",
+    5: "mirrored left to right and turned 90° anticlockwise",
+    6: "turned 90° clockwise",
+    7: "mirrored left to right and turned 90° clockwise",
+    8: "turned 90° anticlockwise",
+}
+
+
+def _show_image(image: model.ImageInfo) -> None:
+    text = f"{image.width} × {image.height} pixels"
+    if image.orientation is not None:
+        text += f", EXIF orientation {image.orientation} (shown {ORIENTATIONS[image.orientation]})"
+    click.echo(f"  image      {text}")
+
+
+def _show_media(media: model.MediaInfo, reader: model.Agent) -> None:
+    parts = [media.format_name or media.format]
+    if media.duration_s is not None:
+        parts.append(f"{media.duration_s:g} s")
+    if media.bit_rate is not None:
+        parts.append(f"{media.bit_rate / 1000:g} kb/s")
+    tool = f"{reader.name} {reader.version}" if reader.version else reader.name
+    click.echo(f"  container  {printable(', '.join(parts))} (read with {printable(tool)})")
+    if media.created_at is not None:
+        click.echo(f"  created    {format_timestamp(media.created_at)} (the container's creation_time: a claim)")
+    if media.location is not None:
+        where = media.location
+        if where.position is not None:
+            altitude = f", {where.position.altitude_m:g} m" if where.position.altitude_m is not None else ""
+            place = f"{where.position.latitude:.6f}, {where.position.longitude:.6f}{altitude}"
+        else:
+            place = "not a position"
+        click.echo(f"  location   {place} ({printable(where.tag)} {printable(where.text)!r}: a claim)")
+    for stream in media.streams:
+        click.echo(f"  stream {stream.index:<3} {printable(_stream_text(stream))}")
+    click.echo(f"  media tags {len(media.tags) + sum(len(s.tags) for s in media.streams)}")
+
+
+def _stream_text(stream: model.MediaStream) -> str:
+    parts = [stream.kind.value, stream.codec or "unknown codec"]
+    if stream.profile:
+        parts[-1] += f" ({stream.profile})"
+    if stream.width is not None and stream.height is not None:
+        parts.append(f"{stream.width}×{stream.height}")
+    if stream.frame_rate is not None:
+        parts.append(f"{stream.frame_rate:.6g} fps")
+    if stream.rotation:
+        parts.append(f"turned {stream.rotation}° clockwise to show")
+    if stream.sample_rate is not None:
+        parts.append(f"{stream.sample_rate} Hz")
+    if stream.channels is not None:
+        parts.append(f"{stream.channels} ch")
+    if stream.bit_rate is not None:
+        parts.append(f"{stream.bit_rate / 1000:g} kb/s")
+    if stream.duration_s is not None:
+        parts.append(f"{stream.duration_s:g} s")
+    return ", ".join(parts)

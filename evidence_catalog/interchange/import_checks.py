@@ -74,6 +74,16 @@ def check_histories(records: list[IncomingRecord], events: list[dict[str, Any]],
             )
 
 
+def _described_before_media(artifact: model.Artifact) -> bool:
+    """Whether *artifact*'s description could be one written before image and media metadata
+    were read: it has neither (a description written since has one, or an error saying why
+    not, for every image and every audio or video file)."""
+    metadata = artifact.metadata
+    if metadata is None:
+        return not artifact.media_type.startswith("image/")
+    return metadata.image is None and metadata.media is None and metadata.extractor.name == "exifread"
+
+
 def differences(expected: Any, found: Any, path: str = "") -> list[str]:
     """The paths (``acquisitions[0].source_url``) at which two JSON values differ."""
     if isinstance(expected, dict) and isinstance(found, dict):
@@ -120,7 +130,7 @@ def check_artifact_bytes(
     not compared (the same bytes read by another version of it).  *measured*, when given, is
     the digests (every algorithm *artifact* names) and size of the bytes in *path*, made as
     they were read once: they are not read again for them."""
-    from evidence_catalog.extract import extract_metadata, sniff_media_type  # puremagic, exifread: loaded here
+    from evidence_catalog.extract import extract_metadata, legacy_metadata, sniff_media_type  # loaded here
 
     algorithms = [a for a in artifact.digests.as_dict() if a != "sha256" or not hashed]
     if measured is not None:
@@ -136,6 +146,13 @@ def check_artifact_bytes(
     if metadata is not None and artifact.metadata is not None:
         metadata = attrs.evolve(metadata, extractor=artifact.metadata.extractor)
     found = model.Artifact(digests=digests, size=size, media_type=media_type, metadata=metadata)
+    if found != artifact and _described_before_media(artifact):
+        # Described before image sizes and media containers were read: compared with what
+        # was read then (EXIF alone, for images), as strictly as it was.
+        earlier = legacy_metadata(path, media_type)
+        if earlier is not None and artifact.metadata is not None:
+            earlier = attrs.evolve(earlier, extractor=artifact.metadata.extractor)
+        found = attrs.evolve(found, metadata=earlier)
     if found != artifact:
         differing = differences(unstructure(artifact), unstructure(found))
         raise IntegrityError(
