@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -33,6 +32,8 @@ from evidence_catalog.values import GENESIS_HASH as GENESIS_HASH  # part of the 
 from evidence_catalog.values import MEDIA_TYPE as _MEDIA_TYPE
 from evidence_catalog.values import finite_in as _finite_in
 from evidence_catalog.values import has_control_characters as has_control_characters  # part of the model's API
+from evidence_catalog.values import header_pairs as _header_pairs
+from evidence_catalog.values import http_status as _http_status
 from evidence_catalog.values import is_hex_digest as is_hex_digest  # part of the model's API
 from evidence_catalog.values import is_record_id as is_record_id  # part of the model's API
 from evidence_catalog.values import matches as _matches
@@ -40,7 +41,9 @@ from evidence_catalog.values import new_id as new_id  # part of the model's API
 from evidence_catalog.values import non_negative as _non_negative
 from evidence_catalog.values import not_blank as _not_blank
 from evidence_catalog.values import one_of as _one_of
+from evidence_catalog.values import optional_date as _optional_date
 from evidence_catalog.values import optional_int_in as _optional_int_in
+from evidence_catalog.values import optional_non_negative_number as _optional_non_negative_number
 from evidence_catalog.values import optional_not_blank as _optional_not_blank
 from evidence_catalog.values import optional_not_negative as _optional_not_negative
 from evidence_catalog.values import optional_positive as _optional_positive
@@ -51,6 +54,7 @@ from evidence_catalog.values import positive as _positive
 from evidence_catalog.values import record_id as _record_id
 from evidence_catalog.values import record_id_time as record_id_time  # part of the model's API
 from evidence_catalog.values import sha256 as _sha256
+from evidence_catalog.values import sha256_list as _sha256_list
 from evidence_catalog.values import tags as _tags
 from evidence_catalog.values import text_map as _text_map
 from evidence_catalog.values import to_tag_set as _to_tag_set
@@ -278,12 +282,6 @@ class ArtifactRole(Choice):
     SOURCE_DOCUMENT = "source_document"
 
 
-def _sha256_list(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
-    for item in value:
-        if not is_hex_digest(item, "sha256"):
-            raise ModelError(f"{attribute.name} must hold 64-digit lowercase hex SHA-256s, got {item!r}")
-
-
 @frozen
 class RecordArtifact:
     """An artifact as part of a record: the bytes' description plus their role there."""
@@ -325,15 +323,6 @@ class Outcome(Choice):
     FAILED = "failed"
 
 
-def _http_status(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 999:
-        raise ModelError(f"{attribute.name} must be an HTTP status code (100-999), got {value!r}")
-
-
-def _header_pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
-    return tuple(tuple(pair) for pair in value)  # type: ignore[misc]
-
-
 #: How a withheld value (a cookie) reads in stored documents.
 WITHHELD = "[withheld by evidence-catalog]"
 
@@ -358,24 +347,6 @@ class HttpResponse:
         for pair in self.headers:
             if len(pair) != 2 or not all(isinstance(part, str) for part in pair):
                 raise ModelError("each header must be a [name, value] pair of text")
-
-
-def _optional_non_negative_number(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ModelError(f"{attribute.name} must be a non-negative number, got {value!r}")
-
-
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-
-def _optional_date(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str) or not _DATE.match(value):
-        raise ModelError(f"{attribute.name} must be a date as YYYY-MM-DD, got {value!r}")
-    dt.date.fromisoformat(value)
 
 
 @frozen

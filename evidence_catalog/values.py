@@ -193,3 +193,41 @@ def record_id_time(record_id: str) -> dt.datetime:
     """Return the creation time encoded in a UUIDv7 record id (millisecond precision)."""
     millis = uuid.UUID(record_id).int >> 80
     return dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
+
+
+def sha256_list(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    """Validator: every item a lower-case hex SHA-256."""
+    for item in value:
+        if not is_hex_digest(item, "sha256"):
+            raise ModelError(f"{attribute.name} must hold 64-digit lowercase hex SHA-256s, got {item!r}")
+
+
+def http_status(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    """Validator: an HTTP status code, 100-999."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 999:
+        raise ModelError(f"{attribute.name} must be an HTTP status code (100-999), got {value!r}")
+
+
+def header_pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    """Converter: header pairs as a tuple of tuples."""
+    return tuple(tuple(pair) for pair in value)  # type: ignore[misc]
+
+
+def optional_non_negative_number(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """Validator: ``None`` or a finite number >= 0 (not a bool)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ModelError(f"{attribute.name} must be a non-negative number, got {value!r}")
+
+
+DATE_TEXT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def optional_date(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    """Validator: ``None`` or a calendar date written YYYY-MM-DD."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not DATE_TEXT.match(value):
+        raise ModelError(f"{attribute.name} must be a date as YYYY-MM-DD, got {value!r}")
+    dt.date.fromisoformat(value)
