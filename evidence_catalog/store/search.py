@@ -372,18 +372,20 @@ def _tsquery(phrases: Sequence[Sequence[str]]) -> str:
 def _checked_in_text(phrases: Sequence[Sequence[str]], params: dict[str, Any], name: str) -> str:
     """The SQL condition, after a report matched :func:`_tsquery`, that checks in its text what
     its lexemes could not: every phrase for a report indexed as :data:`ALL_LEXEME`, every run
-    of words for one without positions."""
+    of words for one without positions (with no run searched, nothing: the one look at each
+    report's lexemes it would cost is saved)."""
     likes = []
     for n, tokens in enumerate(phrases):
         params[f"{name}{n}"] = f"% {' '.join(tokens)} %"
         likes.append((len(tokens) > 1, f"i.words LIKE :{name}{n}"))
     every = " AND ".join(like for _, like in likes)
-    runs = " AND ".join(like for run, like in likes if run) or "true"
-    params["all"], params["nopos"] = f"'{ALL_LEXEME}'", f"'{NO_POSITIONS}'"
-    return (
-        f"CASE WHEN i.lexemes @@ CAST(:all AS tsquery) THEN {every}"
-        f" WHEN i.lexemes @@ CAST(:nopos AS tsquery) THEN {runs} ELSE true END"
-    )
+    runs = " AND ".join(like for run, like in likes if run)
+    params["all"] = f"'{ALL_LEXEME}'"
+    unpositioned = ""
+    if runs:
+        params["nopos"] = f"'{NO_POSITIONS}'"
+        unpositioned = f" WHEN i.lexemes @@ CAST(:nopos AS tsquery) THEN {runs}"
+    return f"CASE WHEN i.lexemes @@ CAST(:all AS tsquery) THEN {every}{unpositioned} ELSE true END"
 
 
 def _regex_literal(text: str) -> str:
