@@ -28,12 +28,7 @@ from sqlmodel import Session
 from evidence_catalog import model
 from evidence_catalog.serialize import structure
 from evidence_catalog.store.engine import Connections, chunks, execute, json_body, table_of
-from evidence_catalog.store.tables import (
-    RecordPartRow,
-    ReportIndexRow,
-    ReportTermRow,
-    TextSearchVector,
-)
+from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow, TextSearchVector
 
 #: The FTS5 table: contentless (the text is in the reports already), rowid = ``report_index.num``.
 #: It is given each report's words as :func:`word_tokens` makes them, one space between them,
@@ -326,25 +321,19 @@ def lexemes_literal(tokens: Sequence[str]) -> str:
     return _lexemes(tokens)[0]
 
 
-def report_lexemes(tokens: Sequence[str]) -> list[str]:
-    """The distinct lexemes of the ``tsvector`` :func:`lexemes_literal` makes of a report's
-    words (:data:`ALL_LEXEME` or :data:`NO_POSITIONS` among them where it holds them): what
-    ``report_lexeme`` counts."""
-    return _lexemes(tokens)[1]
-
-
 def _lexemes(tokens: Sequence[str]) -> tuple[str, list[str]]:
-    """:func:`lexemes_literal` and :func:`report_lexemes` of a report's words."""
+    """:func:`lexemes_literal` of a report's words, and the distinct lexemes it holds
+    (:data:`ALL_LEXEME` or :data:`NO_POSITIONS` among them where it holds them): what
+    ``report_lexeme`` counts."""
     positions: dict[str, list[int]] = {}
     for position, word in enumerate(tokens, start=1):
         positions.setdefault(lexeme(word), []).append(position)
     if sum(len(item.encode()) for item in positions) > LEXEMES_MAX_BYTES:
         return f"'{ALL_LEXEME}'", [ALL_LEXEME]
+    held = list(positions)
     if len(tokens) > MAX_POSITION or any(len(found) > MAX_POSITIONS for found in positions.values()):
-        return " ".join(f"'{item}'" for item in sorted(positions)) + f" '{NO_POSITIONS}'", [*positions, NO_POSITIONS]
-    return " ".join(f"'{item}':{','.join(map(str, found))}" for item, found in sorted(positions.items())), list(
-        positions
-    )
+        return " ".join(f"'{item}'" for item in sorted(positions)) + f" '{NO_POSITIONS}'", [*held, NO_POSITIONS]
+    return " ".join(f"'{item}':{','.join(map(str, found))}" for item, found in sorted(positions.items())), held
 
 
 def word_repeats(tokens: Sequence[str]) -> dict[str, int] | None:

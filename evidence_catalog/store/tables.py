@@ -205,7 +205,7 @@ class ReportTermRow(SQLModel, table=True):
 
 class ReportLexemeRow(SQLModel, table=True):
     """How many indexed reports hold a lexeme of PostgreSQL's full-text index (see
-    :func:`~evidence_catalog.store.search.report_lexemes`): what ranking needs of a searched
+    :func:`~evidence_catalog.store.search.lexemes_literal`): what ranking needs of a searched
     word, kept as reports are indexed instead of counted at each search (SQLite's FTS5 table
     keeps its own; empty on SQLite)."""
 
