@@ -110,7 +110,7 @@ What is measured (issue point 12; ``capture`` issue 3), each side on the same fi
     command and in-process vs ``cp -r`` + ``bagit.py`` + ``sync`` and ``bagit.py --validate``, and
     ``docs/verify_bag.py``'s peak RSS with a large file: see ``benchmarks/bag_speed.py``.
 ``search``
-    The first page of hits over ``--search-reports`` generated reports (default 100,000), 18 kinds
+    The first page of hits over ``--search-reports`` generated reports (default 100,000), 19 kinds
     of query, SQLite and PostgreSQL interleaved, p50/p99: see ``benchmarks/search_speed.py``.
 
 Data files are read once before timing so that both sides read from the page cache (except for

@@ -180,6 +180,7 @@ def queries() -> list[tuple[str, dict[str, Any]]]:
         ("very common word + feed", {"text": words[0], "feed": names.feeds[3]}),
         ("common word + since (last 30 days)", {"text": words[9], "since": START + SPAN - dt.timedelta(days=30)}),
         ("rare word + since", {"text": words[9999], "since": START}),
+        ("rare word + feed (more reports than hits)", {"text": words[9999], "feed": names.feeds[3]}),
         ("common word, page 11 (offset 1,000)", {"text": words[9], "offset": 1000}),
         ("no words, page 11 (offset 1,000)", {"offset": 1000}),
         ("common word + record filter", {"text": words[9], "record": True}),

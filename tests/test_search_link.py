@@ -1178,6 +1178,43 @@ def test_postgresql_finds_words_through_its_gin_index(pg_database: str, tmp_path
 
 
 @pytest.mark.no_postgresql_pass
+@pytest.mark.parametrize("limits", ["postgresql's", "tiny"])
+def test_postgresql_keeps_how_many_reports_hold_each_word(
+    pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limits: str
+) -> None:
+    """``report_lexeme`` holds, for each lexeme of the full-text index, the number of reports
+    holding it -- what ranking needs of a searched word, read instead of counted -- after
+    ingests and imports (added to as reports come; tiny limits index some reports without
+    positions and some as every word); a search of one word reads the count there and does
+    not count the reports holding it."""
+    from evidence_catalog.store import search
+
+    if limits == "tiny":
+        monkeypatch.setattr(search, "LEXEMES_MAX_BYTES", 40)
+        monkeypatch.setattr(search, "MAX_POSITIONS", 1)
+    texts = [f"alpha bravo {n}" if n % 3 else f"charlie alpha alpha delta {n} echo foxtrot golf" for n in range(30)]
+    with Catalog.init(tmp_path / "catalog", operator="Analyst <a@example.org>", database=pg_database) as catalog:
+        assert catalog.ingest(write(tmp_path, "one.txt", _digest(texts[:20]))).reports_added == 20
+        assert catalog.ingest(write(tmp_path, "two.txt", _digest(texts[20:]))).reports_added == 10
+        with catalog.db.engine.connect() as connection:
+            kept = dict(connection.exec_driver_sql("SELECT lexeme, reports FROM report_lexeme").all())
+            counted = dict(
+                connection.exec_driver_sql(
+                    "SELECT u.lexeme, count(*) FROM report_index i CROSS JOIN unnest(i.lexemes) u GROUP BY u.lexeme"
+                ).all()
+            )
+        assert kept == counted
+        assert kept.get("alpha", 0) + kept.get(search.ALL_LEXEME, 0) == 30  # every report holds it
+        if limits == "tiny":
+            assert kept[search.NO_POSITIONS] > 0
+        figures = [sql for sql, _ in _statements(catalog, lambda: catalog.search("alpha")) if "report_lexeme" in sql]
+        assert len(figures) == 1 and "i.lexemes @@ CAST(%(q0)s" not in figures[0], figures
+        assert {hit.report.text for hit in catalog.search("charlie", limit=None)} == {
+            text for text in texts if "charlie" in text
+        }
+
+
+@pytest.mark.no_postgresql_pass
 def test_sqlite_search_starts_from_the_full_text_table_or_the_rarest_filter(tmp_path: Path) -> None:
     """bm25 counts each phrase's reports once per full-text query: the FTS5 table leads the join
     (second, it would be queried again for every row of the first).  Without words, a filter
@@ -1197,6 +1234,42 @@ def test_sqlite_search_starts_from_the_full_text_table_or_the_rarest_filter(tmp_
                 plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
             first = "SCAN f VIRTUAL TABLE" if "text" in query else "SEARCH d USING"
             assert plan[0].startswith(first), plan
+
+
+@pytest.mark.no_postgresql_pass
+def test_sqlite_checks_a_filter_with_fewer_reports_than_the_words_as_one_list(tmp_path: Path) -> None:
+    """A filter with fewer reports than the searched words have is made a list once, and each
+    report holding the words is looked up in it (the FTS5 table still leads, queried once);
+    otherwise each hit is checked on its own.  The hits and their order are those of the
+    search without the filter, cut to the reports that have it."""
+    texts = [f"alpha bravo {n}" + (" @portlog" if n % 5 == 0 else "") for n in range(30)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Catalog, "_default_database", None)
+        catalog = Catalog.init(tmp_path / "catalog", operator="Analyst <a@example.org>")
+    with catalog:
+        assert catalog.ingest(write(tmp_path, "digest.txt", _digest(texts))).reports_added == 30
+        mentioning = {hit.report.id for hit in catalog.search(mention="portlog", limit=None)}
+        assert len(mentioning) == 6
+        for text, filters, listed in (
+            ("alpha", {"mention": "portlog"}, True),  # 6 reports against 30
+            ("alpha 25", {"mention": "portlog"}, False),  # 1 report holds both words
+            ("alpha", {"mention": "portlog", "feed": "field desk"}, True),  # the smaller one listed
+            ("alpha", {"feed": "field desk"}, False),  # every report is the feed's
+        ):
+            [(sql, params)] = [
+                (sql, params)
+                for sql, params in _statements(catalog, lambda t=text, f=filters: catalog.search(t, **f))  # type: ignore[misc]
+                if "ORDER BY" in sql
+            ]
+            with raw_database(catalog) as connection:
+                plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+            assert plan[0].startswith("SCAN f VIRTUAL TABLE"), plan
+            assert any(step.startswith("LIST SUBQUERY") for step in plan) is listed, (text, filters, plan)
+            every = [hit.report.id for hit in catalog.search(text, limit=None)]
+            kept = [report for report in every if filters.get("mention") is None or report in mentioning]
+            for limit, offset in ((None, 0), (2, 0), (2, 3)):
+                hits = [hit.report.id for hit in catalog.search(text, limit=limit, offset=offset, **filters)]
+                assert hits == kept[offset : None if limit is None else offset + limit], (text, filters)
 
 
 # -- 2. the index survives closing, reopening and upgrading ---------------------------------------

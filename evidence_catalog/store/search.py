@@ -4,10 +4,11 @@ The index is derived from the reports (their JSON bodies stay the truth): one ``
 row per report with the time it is searched by, ``report_term`` rows for the exact filters
 (mention, hashtag, feed, author), and its words: on SQLite in an FTS5 full-text table; on
 PostgreSQL in ``report_index`` (a ``tsvector`` under a GIN index, the text of the words, and
-what ranking needs).  Words are made here, by one rule for every database, and hits are ranked
-by one rule too (FTS5's bm25, worked out on PostgreSQL as FTS5 works it out).  The index is
-written (:func:`index_rows`; the migrations that index reports ingested before them use the
-functions at the end) and searched (:meth:`SearchIndex.search_reports`) here too.
+what ranking needs) and ``report_lexeme`` (how many reports hold each word).  Words are made
+here, by one rule for every database, and hits are ranked by one rule too (FTS5's bm25, worked
+out on PostgreSQL as FTS5 works it out).  The index is written (:func:`index_rows`; the
+migrations that index reports ingested before them use the functions at the end) and searched
+(:meth:`SearchIndex.search_reports`) here too.
 """
 
 from __future__ import annotations
@@ -275,7 +276,8 @@ def fts_query(phrases: Sequence[Sequence[str]]) -> str:
 # ranked as SQLite's FTS5 ranks them (bm25, see SearchIndex._ranked_postgresql), from what the
 # index keeps of each report: its number of words, the running total of words over the reports
 # indexed up to it (numbered from 1, none ever removed: the last one's total and number are the
-# whole index's), and how often a repeated word occurs.
+# whole index's), and how often a repeated word occurs; and how many reports hold each lexeme
+# (``report_lexeme``, added to as reports are indexed: a lookup where a count would visit each).
 
 #: The GIN index over ``report_index.lexemes``, made by hand on PostgreSQL only (no SQLModel
 #: table describes it, as none describes SQLite's FTS5 table).
@@ -316,14 +318,22 @@ def lexemes_literal(tokens: Sequence[str]) -> str:
     """The ``tsvector`` of a report's words, as PostgreSQL reads it from text: each distinct
     lexeme once, quoted (words hold no quote nor backslash), with the positions (from 1) of its
     words -- a run of words is then a phrase query (``<->``) -- where they fit."""
+    return _lexemes(tokens)[0]
+
+
+def _lexemes(tokens: Sequence[str]) -> tuple[str, list[str]]:
+    """:func:`lexemes_literal` of a report's words, and the distinct lexemes it holds
+    (:data:`ALL_LEXEME` or :data:`NO_POSITIONS` among them where it holds them): what
+    ``report_lexeme`` counts."""
     positions: dict[str, list[int]] = {}
     for position, word in enumerate(tokens, start=1):
         positions.setdefault(lexeme(word), []).append(position)
     if sum(len(item.encode()) for item in positions) > LEXEMES_MAX_BYTES:
-        return f"'{ALL_LEXEME}'"
+        return f"'{ALL_LEXEME}'", [ALL_LEXEME]
+    held = list(positions)
     if len(tokens) > MAX_POSITION or any(len(found) > MAX_POSITIONS for found in positions.values()):
-        return " ".join(f"'{item}'" for item in sorted(positions)) + f" '{NO_POSITIONS}'"
-    return " ".join(f"'{item}':{','.join(map(str, found))}" for item, found in sorted(positions.items()))
+        return " ".join(f"'{item}'" for item in sorted(positions)) + f" '{NO_POSITIONS}'", [*held, NO_POSITIONS]
+    return " ".join(f"'{item}':{','.join(map(str, found))}" for item, found in sorted(positions.items())), held
 
 
 def word_repeats(tokens: Sequence[str]) -> dict[str, int] | None:
@@ -351,18 +361,20 @@ def _tsquery(phrases: Sequence[Sequence[str]]) -> str:
 def _checked_in_text(phrases: Sequence[Sequence[str]], params: dict[str, Any], name: str) -> str:
     """The SQL condition, after a report matched :func:`_tsquery`, that checks in its text what
     its lexemes could not: every phrase for a report indexed as :data:`ALL_LEXEME`, every run
-    of words for one without positions."""
+    of words for one without positions (with no run searched, nothing: the one look at each
+    report's lexemes it would cost is saved)."""
     likes = []
     for n, tokens in enumerate(phrases):
         params[f"{name}{n}"] = f"% {' '.join(tokens)} %"
         likes.append((len(tokens) > 1, f"i.words LIKE :{name}{n}"))
     every = " AND ".join(like for _, like in likes)
-    runs = " AND ".join(like for run, like in likes if run) or "true"
-    params["all"], params["nopos"] = f"'{ALL_LEXEME}'", f"'{NO_POSITIONS}'"
-    return (
-        f"CASE WHEN i.lexemes @@ CAST(:all AS tsquery) THEN {every}"
-        f" WHEN i.lexemes @@ CAST(:nopos AS tsquery) THEN {runs} ELSE true END"
-    )
+    runs = " AND ".join(like for run, like in likes if run)
+    params["all"] = f"'{ALL_LEXEME}'"
+    unpositioned = ""
+    if runs:
+        params["nopos"] = f"'{NO_POSITIONS}'"
+        unpositioned = f" WHEN i.lexemes @@ CAST(:nopos AS tsquery) THEN {runs}"
+    return f"CASE WHEN i.lexemes @@ CAST(:all AS tsquery) THEN {every}{unpositioned} ELSE true END"
 
 
 def _regex_literal(text: str) -> str:
@@ -411,7 +423,7 @@ class SearchIndex(Connections):
         if not phrases:
             return self._newest(session, terms, where, params, limit, offset)
         if self.engine.dialect.name == "sqlite":
-            return self._ranked_sqlite(session, phrases, where, params, limit, offset)
+            return self._ranked_sqlite(session, phrases, terms, where, params, limit, offset)
         return self._ranked_postgresql(session, phrases, where, params, limit, offset)
 
     def reports_of_parts(self, session: Session, part_ids: Sequence[str]) -> list[tuple[str, model.Report]]:
@@ -453,15 +465,7 @@ class SearchIndex(Connections):
         sqlite = self.engine.dialect.name == "sqlite"
         source = "report_index i"
         if sqlite and terms:
-            sizes = [
-                execute(
-                    session,
-                    sa.text("SELECT count(*) FROM report_term WHERE kind = :kind AND value = :value").bindparams(
-                        kind=kind, value=value
-                    ),
-                ).scalar_one()
-                for kind, value in terms
-            ]
+            sizes = [_term_size(session, kind, value) for kind, value in terms]
             smallest = min(range(len(terms)), key=sizes.__getitem__)
             reports = execute(session, sa.text("SELECT max(num) FROM report_index")).scalar() or 0
             if _walk_costs_more(sizes[smallest], reports, limit, offset):
@@ -477,6 +481,7 @@ class SearchIndex(Connections):
         self,
         session: Session,
         phrases: list[list[str]],
+        terms: Sequence[tuple[str, str]],
         where: list[str],
         params: dict[str, Any],
         limit: int | None,
@@ -486,8 +491,30 @@ class SearchIndex(Connections):
 
         The FTS5 table leads (``CROSS JOIN`` keeps SQLite from putting it second): bm25 is
         worked out for the rows of one full-text query, and each new query (one per row of
-        another table, were it second) would count every phrase's reports again."""
+        another table, were it second) would count every phrase's reports again.
+
+        A filter (*terms*, the first conditions of *where*) with fewer reports than the words
+        have is made a list of index rows once, which each hit is looked up in (``+f.rowid
+        IN``, the ``+`` keeping the list from the FTS5 table, which would run one full-text
+        query per entry): a probe of that list instead of a lookup of the hit's part id, then
+        of its term, for every report that holds the words.  Which reports pass, and their
+        bm25, are the same either way: bm25's figures come from the whole full-text query."""
         params["match"] = fts_query(phrases)
+        if terms:
+            sizes = [_term_size(session, kind, value) for kind, value in terms]
+            smallest = min(range(len(terms)), key=sizes.__getitem__)
+            matches = execute(
+                session,
+                sa.text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match").bindparams(
+                    match=params["match"]
+                ),
+            ).scalar_one()
+            if sizes[smallest] < matches:
+                where = [
+                    f"+f.rowid IN (SELECT d.num FROM report_term t CROSS JOIN report_index d ON d.part_id = t.part_id"
+                    f" WHERE t.kind = :kind{smallest} AND t.value = :value{smallest})",
+                    *(w for n, w in enumerate(where) if n != smallest),
+                ]
         sql = (
             f"SELECT i.part_id FROM {FTS_TABLE} f CROSS JOIN report_index i ON i.num = f.rowid"
             f"{_where([f'{FTS_TABLE} MATCH :match', *where])}"
@@ -521,12 +548,13 @@ class SearchIndex(Connections):
         figures: dict[str, Any] = {}
         counts = []
         for n, tokens in enumerate(phrases):
-            if len(tokens) == 1:  # its lexeme says it all, but in reports indexed as ALL_LEXEME:
-                # counted apart, the index alone counts (no row read where the table is vacuumed)
-                figures[f"q{n}"], figures[f"p{n}_0"] = f"'{lexeme(tokens[0])}'", f"% {tokens[0]} %"
+            if len(tokens) == 1:  # its lexeme says it all (report_lexeme counts the reports
+                # holding it, a lookup instead of a visit of each), but in reports indexed as
+                # ALL_LEXEME: those are looked up in the GIN index and checked in their text
+                figures[f"q{n}"], figures[f"p{n}_0"] = lexeme(tokens[0]), f"% {tokens[0]} %"
                 figures["all"] = f"'{ALL_LEXEME}'"
                 counts.append(
-                    f"(SELECT count(*) FROM report_index i WHERE i.lexemes @@ CAST(:q{n} AS tsquery))"
+                    f"COALESCE((SELECT c.reports FROM report_lexeme c WHERE c.lexeme = :q{n}), 0)"
                     " + (SELECT count(*) FROM report_index i"
                     f" WHERE i.lexemes @@ CAST(:all AS tsquery) AND i.words LIKE :p{n}_0)"
                 )
@@ -604,6 +632,18 @@ def _filters(terms: Sequence[tuple[str, str]], since: dt.datetime | None, params
     return where
 
 
+def _term_size(session: Session, kind: str, value: str) -> int:
+    """How many reports have this filter term (counted in its index)."""
+    return int(
+        execute(
+            session,
+            sa.text("SELECT count(*) FROM report_term WHERE kind = :kind AND value = :value").bindparams(
+                kind=kind, value=value
+            ),
+        ).scalar_one()
+    )
+
+
 def _walk_costs_more(term_reports: int, reports: int, limit: int | None, offset: int) -> bool:
     """Whether walking *reports* newest first until a page is full costs more than sorting the
     *term_reports* reports of a filter: the walk checks about ``(offset + limit) * reports /
@@ -654,12 +694,14 @@ def index_rows(
         first, total = (bind.execute(sa.select(sa.func.max(index.c.num))).scalar() or 0) + 1, 0
     numbered = list(enumerate(reports, start=first))
     rows = []
+    held: Counter[str] = Counter()
     for num, (part_id, report, found) in numbered:
         row: dict[str, Any] = {"num": num, "part_id": part_id, "at": search_time(report, found)}
         if words_too:
             tokens = word_tokens(report_words(report))
             total += len(tokens)
             row.update(_word_columns(tokens, total))
+            held.update(row.pop("lexemes_held"))
         elif with_words:
             row["words"] = None
         rows.append(row)
@@ -667,6 +709,8 @@ def index_rows(
     if words_too:  # text to tsvector: PostgreSQL reads the lexemes from their text
         statement = statement.values(lexemes=sa.cast(sa.bindparam("lexemes_text"), TextSearchVector))
     bind.execute(statement, rows)
+    if words_too:
+        count_lexemes(bind, held)
     term_rows = [
         {"part_id": part_id, "kind": kind, "value": value}
         for part_id, report, _ in reports
@@ -684,13 +728,40 @@ def index_rows(
 def _word_columns(tokens: Sequence[str], total: int) -> dict[str, Any]:
     """``report_index``'s word columns of a report with these words, *total* words indexed up
     to and with it (PostgreSQL; ``lexemes_text`` is the ``tsvector`` as text)."""
+    literal, held = _lexemes(tokens)
     return {
         "words": f" {' '.join(tokens)} ",
-        "lexemes_text": lexemes_literal(tokens),
+        "lexemes_text": literal,
+        "lexemes_held": held,
         "word_count": len(tokens),
         "word_total": total,
         "word_repeats": word_repeats(tokens),
     }
+
+
+def count_lexemes(bind: Session | sa.Connection, held: Counter[str]) -> None:
+    """Add to ``report_lexeme`` how many more reports hold each lexeme (PostgreSQL), in one
+    statement, in the lexemes' order (writers queue for the catalog's write lock anyway)."""
+    if not held:
+        return
+    lexemes = sorted(held)
+    bind.execute(
+        sa.text(
+            "INSERT INTO report_lexeme (lexeme, reports)"
+            " SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:reports AS bigint[]))"
+            " ON CONFLICT (lexeme) DO UPDATE SET reports = report_lexeme.reports + excluded.reports"
+        ),
+        {"lexemes": lexemes, "reports": [held[item] for item in lexemes]},
+    )
+
+
+def fill_lexeme_counts(bind: sa.Connection) -> None:
+    """Count in ``report_lexeme`` the reports holding each lexeme of PostgreSQL's full-text
+    index, from the index itself (migration 0010)."""
+    bind.exec_driver_sql(
+        "INSERT INTO report_lexeme (lexeme, reports)"
+        " SELECT u.lexeme, count(*) FROM report_index i CROSS JOIN unnest(i.lexemes) u GROUP BY u.lexeme"
+    )
 
 
 def _indexed_reports(bind: sa.Connection, batch: int = 2000) -> Iterator[list[tuple[int, model.Report]]]:

@@ -203,6 +203,18 @@ class ReportTermRow(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_report_term_kind_value", "kind", "value"),)
 
 
+class ReportLexemeRow(SQLModel, table=True):
+    """How many indexed reports hold a lexeme of PostgreSQL's full-text index (see
+    :func:`~evidence_catalog.store.search.lexemes_literal`): what ranking needs of a searched
+    word, kept as reports are indexed instead of counted at each search (SQLite's FTS5 table
+    keeps its own; empty on SQLite)."""
+
+    __tablename__ = "report_lexeme"
+
+    lexeme: str = Field(primary_key=True)
+    reports: int = Field(sa_type=sa.BigInteger)  # type: ignore[call-overload]
+
+
 class MerkleNodeRow(SQLModel, table=True):
     """A perfect subtree of the RFC 6962 Merkle tree over the custody log: ``2**level`` leaves
     starting at leaf ``idx * 2**level`` (leaf *i* is custody event ``seq = i + 1``).  Kept as
