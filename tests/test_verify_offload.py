@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog
 from evidence_catalog.findings import BlobMissing, DigestMismatch, EventEdited, RecordMismatch
@@ -189,3 +191,23 @@ def test_other_threads_keep_the_verification_in_this_process(base: Path, monkeyp
         other.join()
     assert started == [None]
     assert shared == verified(base, workers=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.integers(0, 5000), max_size=30), skip=st.integers(-3, 60000))
+def test_a_group_done_again_hands_on_only_the_bytes_not_counted_yet(chunks: list[int], skip: int) -> None:
+    """A group of files its worker left (died, or never answered) is hashed again here: what the
+    worker had counted of it is not handed to the progress callback again."""
+    got: list[int] = []
+    progress = verifying._after(skip, got.append)
+    assert progress is not None
+    for chunk in chunks:
+        progress(chunk)
+    assert sum(got) == max(0, sum(chunks) - max(skip, 0))
+    assert verifying._after(skip, None) is None
+
+
+def test_workers_killed_leave_each_byte_counted_once(base: Path) -> None:
+    case = in_child(base, "killed")
+    assert case["started"] == [True]
+    assert case["progress"] == case["shared"].bytes_checked

@@ -162,9 +162,11 @@ def verify(
                 unreadable.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
         offload = None
         if workers is None:  # hashing is bound by the CPU locally; by the network on an object store
-            offload = _Offload.start(ctx, session, artifacts, progress)
             workers = usable_cpus() * ctx.blobs.readers_per_cpu
-        groups = list(hash_groups(artifacts, workers))
+            groups = list(hash_groups(artifacts, workers))
+            offload = _Offload.start(ctx, session, artifacts, progress, len(groups))
+        else:
+            groups = list(hash_groups(artifacts, workers))
         # With worker processes, the files are theirs.
         mine = [i for i, group in enumerate(groups) if offload is None or not offload.takes(i, group)]
 
@@ -433,11 +435,19 @@ class _Offload:
     process read, a few chunks ahead of it), and every group of files.  They compute, this
     process compares: whatever a task does not bring back (the pool broken, an error, no answer
     in time) is computed again here, with the same functions, so a worker changes no outcome.
-    The bytes they read are counted in shared memory and handed to *progress* from this
-    process's thread as it goes (:meth:`poll`)."""
+    The bytes they read are counted in shared memory, each group of files in its own slot, and
+    handed to *progress* from this process's thread as it goes (:meth:`poll`); a group done
+    again here hands on only the bytes its worker had not counted, so that each byte is counted
+    once."""
 
     def __init__(
-        self, pool: ProcessPoolExecutor, workers: int, root: Path, progress: ProgressCallback | None, key: int
+        self,
+        pool: ProcessPoolExecutor,
+        workers: int,
+        root: Path,
+        progress: ProgressCallback | None,
+        key: int,
+        slots: int = 1,
     ):
         self.pool = pool
         self.ahead = AHEAD * workers
@@ -445,6 +455,9 @@ class _Offload:
         self.progress = progress
         self.key = key
         self.reported = 0
+        #: The bytes of each group (slot) handed to *progress* so far; the groups done here.
+        self.seen = [0] * max(1, slots)
+        self.taken: set[int] = set()
         self.broken = False
         self.waiting: deque[tuple[int, list[tuple[str, int, model.Digests]]]] = deque()
         self.sent: list[tuple[int, list[tuple[str, int, model.Digests]], Future[Any] | None]] = []
@@ -456,12 +469,14 @@ class _Offload:
         session: Any,
         artifacts: Sequence[tuple[str, int, model.Digests]],
         progress: ProgressCallback | None,
+        groups: int = 1,
     ) -> _Offload | None:
         """Worker processes for this verification (one per CPU), started now (before its
         threads: they are forked), or ``None`` where they do not pay or cannot be had: one CPU,
         a platform without ``fork`` (Linux only), a process running other threads (which may
         hold a lock a forked worker would find held forever), an object store, or little work (a
-        few large files are hashed as fast on threads, which report progress as they read)."""
+        few large files are hashed as fast on threads, which report progress as they read).
+        *groups*: how many groups of files there are (a slot of the shared byte count each)."""
         cpus = usable_cpus()
         if cpus < 2 or not sys.platform.startswith("linux") or not isinstance(ctx.blobs, BlobStore):
             return None
@@ -472,14 +487,14 @@ class _Offload:
             return None
         context = multiprocessing.get_context("fork")
         key = id(object())
-        _READ[key] = context.Value("q", 0)  # inherited by the workers as they are forked
+        _READ[key] = context.Array("q", max(1, groups))  # inherited by the workers as they are forked
         try:
             pool = ProcessPoolExecutor(max_workers=cpus, mp_context=context)
             pool.submit(int).result(timeout=TASK_TIMEOUT)  # every worker forked now
         except Exception:  # noqa: BLE001 -- no workers: everything is done in this process
             _READ.pop(key, None)
             return None
-        return cls(pool, cpus, ctx.blobs.root, progress, key)
+        return cls(pool, cpus, ctx.blobs.root, progress, key, groups)
 
     def takes(self, index: int, group: list[tuple[str, int, model.Digests]]) -> bool:
         """Leave the group of files *index* to the workers (every group: hashing on threads of
@@ -492,9 +507,14 @@ class _Offload:
         read = _READ.get(self.key)
         if self.progress is None or read is None:
             return
-        # Read without the counter's lock: a worker killed while holding it would otherwise stop
+        # Read without the counters' lock: a worker killed while holding it would otherwise stop
         # this verification for good (an aligned 64-bit read is whole; progress is only shown).
-        now = int(read.get_obj().value)
+        # A group taken back by this process (its worker gone) keeps what was seen of it.
+        seen, taken = self.seen, self.taken
+        for slot, value in enumerate(read.get_obj()[: len(seen)]):
+            if value > seen[slot] and slot not in taken:
+                seen[slot] = value
+        now = sum(seen)
         if now > self.reported:
             self.progress(now - self.reported)
             self.reported = now
@@ -527,7 +547,7 @@ class _Offload:
     def _send_files(self, count: int) -> None:
         while count > 0 and self.waiting:
             index, group = self.waiting.popleft()
-            self.sent.append((index, group, self._submit(check_files, self.root, group, self.key)))
+            self.sent.append((index, group, self._submit(check_files, self.root, group, self.key, None, index)))
             count -= 1
 
     def events(self, documents: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str, bytes]]:
@@ -563,7 +583,12 @@ class _Offload:
         found: dict[int, list[Finding]] = {}
         for index, group, future in self.sent:
             result = self._result(future)
-            found[index] = check_files(self.root, group, progress=self.progress) if result is None else result
+            if result is None:  # done again here: the bytes its worker counted are not counted again
+                self.poll()
+                self.taken.add(index)
+                progress = _after(self.seen[index % len(self.seen)], self.progress)
+                result = check_files(self.root, group, progress=progress)
+            found[index] = result
         self.poll()
         return found
 
@@ -579,31 +604,51 @@ class _Offload:
         _READ.pop(self.key, None)
 
 
-#: Bytes read by the workers of each verification under way, in shared memory (by key).
+#: Bytes read by the workers of each verification under way, in shared memory (by key): a counter
+#: per group of files.
 _READ: dict[int, Any] = {}
 #: How often a verification waiting for its workers hands their progress on.
 POLL_SECONDS = 0.25
 
 
 def check_files(
-    root: str, group: Sequence[tuple[str, int, model.Digests]], key: int = 0, progress: ProgressCallback | None = None
+    root: str,
+    group: Sequence[tuple[str, int, model.Digests]],
+    key: int = 0,
+    progress: ProgressCallback | None = None,
+    slot: int = 0,
 ) -> list[Finding]:
     """The findings of re-hashing a group of files of the blob store in folder *root* (a task of
-    a worker process, which counts the bytes it reads in the shared counter *key*)."""
+    a worker process, which counts the bytes it reads in slot *slot* of the shared counters
+    *key*: the slot of its group, which no other process writes)."""
     read = _READ.get(key)
     if progress is None and read is not None:
+        counts = read.get_obj()  # without the lock: one writer per slot, and a lock a killed worker held stays held
 
         def count(n: int) -> None:
-            lock = read.get_lock()
-            if lock.acquire(timeout=1.0):  # held by a killed worker: progress only, never a wait
-                try:
-                    read.value += n
-                finally:
-                    lock.release()
+            counts[slot] += n
 
         progress = count
     store = BlobStore(Path(root))
     return [f for sha256, size, digests in group for f in store.verify(sha256, digests, size, progress=progress)]
+
+
+def _after(skip: int, progress: ProgressCallback | None) -> ProgressCallback | None:
+    """*progress*, but the first *skip* bytes not handed on (counted already)."""
+    if progress is None or skip <= 0:
+        return progress
+    left = skip
+
+    def hand_on(n: int) -> None:
+        nonlocal left
+        if left:
+            taken = min(left, n)
+            left -= taken
+            n -= taken
+        if n:
+            progress(n)
+
+    return hand_on
 
 
 def checkpoint_sizes(notes: Iterable[str]) -> set[int]:
