@@ -211,3 +211,56 @@ def test_workers_killed_leave_each_byte_counted_once(base: Path) -> None:
     case = in_child(base, "killed")
     assert case["started"] == [True]
     assert case["progress"] == case["shared"].bytes_checked
+
+
+_ON_A_TERMINAL = r"""
+import os, sys, threading
+from evidence_catalog.operations import verifying
+cpus = int(sys.argv[2])
+verifying.usable_cpus = lambda: cpus
+verifying.OFFLOAD_WORK = 0
+start = verifying._Offload.start
+
+def spy(*args, **kwargs):
+    threads = threading.active_count()  # as it forks
+    offload = start(*args, **kwargs)
+    said = "workers" if offload is not None else "no workers"
+    os.write(1, f"{said} {threads}\n".encode())  # not print: a bar drawn already takes sys.stdout over
+    return offload
+
+verifying._Offload.start = spy
+sys.argv = ["evidence-catalog", "verify", "--catalog", sys.argv[1], "--no-log", "--no-remember"]
+from evidence_catalog.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("cpus", [2, 1])
+def test_the_command_on_a_terminal_gets_its_workers_and_draws_its_bar(base: Path, cpus: int) -> None:
+    """On a terminal, ``verify`` draws a progress bar, whose thread would keep it from forking:
+    the bar is drawn from the first bytes counted, after the workers are forked (on one CPU,
+    without workers, the first bytes are counted on the hashing threads)."""
+    import pty
+    import subprocess
+
+    main, terminal = pty.openpty()
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen(
+        [sys.executable, "-c", _ON_A_TERMINAL, str(base), str(cpus)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "COLUMNS": "100", "TERM": "xterm"},
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+    )
+    os.close(terminal)
+    drawn = b""
+    with contextlib.suppress(OSError):  # EIO: the child closed the terminal
+        while chunk := os.read(main, 65536):
+            drawn += chunk
+    os.close(main)
+    out, _ = child.communicate(timeout=300)
+    assert child.returncode == 0, (out, drawn)
+    # Forked while this was the only thread (one CPU: no workers, and no fork).
+    assert out.splitlines()[0] == ("workers 1" if cpus > 1 else "no workers 1"), out
+    assert b"verifying" in drawn  # and the bar was drawn

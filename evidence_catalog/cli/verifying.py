@@ -71,7 +71,9 @@ def verify(
     try:
         with open_catalog(catalog_path, operator) as catalog:
             total = catalog.stored_bytes()
-            with bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
+            # Drawn from the first bytes hashed: verify forks its worker processes before (a
+            # process must not fork while the bar's thread runs).
+            with bytes_progress(total, "verifying", quiet=quiet or as_json, deferred=True) as progress:
                 report = catalog.verify(
                     progress=progress,
                     record_event=not no_log,
