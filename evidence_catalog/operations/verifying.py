@@ -75,7 +75,8 @@ from evidence_catalog.serialize import structure
 from evidence_catalog.store.blobstore import BlobStore
 from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, remembered_for
 from evidence_catalog.store.keyfiles import remember as remember_checkpoint
-from evidence_catalog.stored_events import checked_hash_and_leaf, checked_hashes
+from evidence_catalog.store.log import event_document
+from evidence_catalog.stored_events import checked_hash_and_leaf
 from evidence_catalog.timestamp import TimestampError, token_info
 
 
@@ -349,8 +350,9 @@ def verify_log_and_records(
     added to the tree (:class:`~evidence_catalog.merkle.Frontier`, O(log n) hashes) whose
     completed nodes are checked against the stored ones as they complete (a window of each
     level read at a time), and replayed.  The records are then read a page at a time and
-    compared with the replay.  With *offload*, the events are hashed by its worker processes, a
-    few chunks ahead of this loop."""
+    compared with the replay.  With *offload*, its worker processes make each event's document
+    from the stored columns, hash it and structure it for the replay (:func:`hashed_events`), a
+    few chunks ahead of this loop, which compares their hashes and leaves with the stored ones."""
     rows = ctx.db.checkpoints(session)
     scan = LogScan()
     wanted = checkpoint_sizes([row.note for row in rows] + [note for _, note in checkpoints] + [p[1] for p in pinned])
@@ -359,14 +361,10 @@ def verify_log_and_records(
     frontier = merkle.Frontier()
     stored = ctx.db.stored_tree(session, page=TREE_PAGE)
     unreplayable: list[Finding] = []
-    documents = ctx.db.event_documents(session)
-    hashed = (
-        ((document, *_hash_and_leaf(document)) for document in documents)
-        if offload is None
-        else offload.events(documents)
-    )
-    for document, recomputed, leaf in hashed:
-        chain_check.add(document, recomputed)
+    columns = ctx.db.event_rows(session)
+    hashed = _hashed_here(columns) if offload is None else offload.events(columns)
+    for document, recomputed, leaf, event in hashed:
+        chain_check.add(document, recomputed)  # the stored hash, link and seq: read here
         for level, index, value in frontier.add(leaf):
             if stored.node(level, index) != value:
                 if not level:
@@ -376,10 +374,8 @@ def verify_log_and_records(
                     scan.node_mismatch = (level, index)
         if frontier.size in wanted:
             scan.roots[frontier.size] = frontier.root()
-        try:
-            event = structure(document, model.CustodyEvent)
-        except EvidenceError as exc:
-            unreplayable.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
+        if isinstance(event, str):
+            unreplayable.append(EventUnreplayable(seq=document["seq"], reason=event))
             continue
         replayer.apply(event)
     scan.size = frontier.size
@@ -415,6 +411,49 @@ _RECORD_FIELDS = tuple(f.name for f in attrs.fields(model.EvidenceRecord))
 #: An event's hash as it should be (or why it cannot be made) and its leaf.
 _hash_and_leaf = checked_hash_and_leaf
 
+#: An event's hash as it should be (or why it cannot be made), its leaf, and the event to replay
+#: (or why its document is not an event).
+HashedEvent = tuple[str, bytes, "model.CustodyEvent | str"]
+#: What the log's pass reads of each event: its document (at least its seq, stored hash and
+#: link), then a :data:`HashedEvent`.
+CheckedEvent = tuple[dict[str, Any], str, bytes, "model.CustodyEvent | str"]
+
+
+def _replayable(document: dict[str, Any]) -> model.CustodyEvent | str:
+    """The event a stored document holds, to replay, or why it is none."""
+    try:
+        return structure(document, model.CustodyEvent)
+    except EvidenceError as exc:
+        return str(exc)
+
+
+def hashed_events(rows: Iterable[Sequence[Any]]) -> list[HashedEvent]:
+    """Of each stored event (its columns, as :meth:`~evidence_catalog.store.log.CustodyLog.event_rows`
+    reads them), in order: its hash as it should be, its leaf and the event to replay (a task a
+    worker process of a verification runs: the stored text in, what the verifying process
+    compares and replays out)."""
+    found: list[HashedEvent] = []
+    for row in rows:
+        document = event_document(row)
+        found.append((*_hash_and_leaf(document), _replayable(document)))
+    return found
+
+
+def _hashed_here(
+    rows: Iterable[Sequence[Any]],
+) -> Iterator[tuple[dict[str, Any], str, bytes, model.CustodyEvent | str]]:
+    """Each event's document, hash as it should be, leaf, and event to replay, made in this
+    process."""
+    for row in rows:
+        document = event_document(row)
+        yield (document, *_hash_and_leaf(document), _replayable(document))
+
+
+def _stored_link(row: Sequence[Any]) -> dict[str, Any]:
+    """What the chain check reads of an event's document (its seq, stored hash and link), from
+    its stored columns, as :func:`~evidence_catalog.store.log.event_document` has them."""
+    return {"seq": row[0], "prev_hash": row[6], "hash": row[7]}
+
 
 #: Worker processes pay for their start (and for the documents sent to them) from about this
 #: many events or small files on.
@@ -430,9 +469,9 @@ _Result = TypeVar("_Result")
 
 
 class _Offload:
-    """The worker processes of one verification (see :func:`verify`): each event's hash and
-    leaf (:func:`~evidence_catalog.stored_events.checked_hashes` of chunks of the documents this
-    process read, a few chunks ahead of it), and every group of files.  They compute, this
+    """The worker processes of one verification (see :func:`verify`): each event's hash, leaf and
+    structure (:func:`hashed_events` of chunks of the stored columns this process read, a few
+    chunks ahead of it), and every group of files.  They compute, this
     process compares: whatever a task does not bring back (the pool broken, an error, no answer
     in time) is computed again here, with the same functions, so a worker changes no outcome.
     The bytes they read are counted in shared memory, each group of files in its own slot, and
@@ -550,17 +589,18 @@ class _Offload:
             self.sent.append((index, group, self._submit(check_files, self.root, group, self.key, None, index)))
             count -= 1
 
-    def events(self, documents: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str, bytes]]:
-        """Each document with its hash as it should be and its leaf (as
-        :func:`~evidence_catalog.stored_events.checked_hash_and_leaf` gives them), in order; a group
-        of files is sent with each chunk of events."""
-        pending: deque[tuple[list[dict[str, Any]], Future[list[tuple[str, bytes]]] | None]] = deque()
+    def events(self, rows: Iterator[Sequence[Any]]) -> Iterator[CheckedEvent]:
+        """Of each stored event (its columns), in order: its seq, stored hash and link as read
+        here (:func:`_stored_link`), and its hash as it should be, its leaf and the event to
+        replay, as :func:`hashed_events` makes them in a worker; a group of files is sent with
+        each chunk of events."""
+        pending: deque[tuple[list[Sequence[Any]], Future[list[HashedEvent]] | None]] = deque()
 
         def send() -> bool:
-            chunk = list(islice(documents, EVENT_CHUNK))
+            chunk = list(islice(rows, EVENT_CHUNK))
             if not chunk:
                 return False
-            pending.append((chunk, self._submit(checked_hashes, chunk)))
+            pending.append((chunk, self._submit(hashed_events, chunk)))
             self._send_files(1)
             return True
 
@@ -570,11 +610,11 @@ class _Offload:
             chunk, future = pending.popleft()
             results = self._result(future)
             if results is None or len(results) != len(chunk):
-                results = checked_hashes(chunk)
+                results = hashed_events(chunk)
             send()
             self.poll()
-            for document, (recomputed, leaf) in zip(chunk, results, strict=True):
-                yield document, recomputed, leaf
+            for row, (recomputed, leaf, event) in zip(chunk, results, strict=True):
+                yield _stored_link(row), recomputed, leaf, event
 
     def blob_findings(self) -> dict[int, list[Finding]]:
         """The findings of each group of files, by group (the groups not sent yet are sent
