@@ -32,6 +32,11 @@ def progress_bars() -> Progress:
     return Progress(*columns, console=Console(stderr=True), transient=True)
 
 
+def shows_progress(*, quiet: bool) -> bool:
+    """Whether a progress bar would be drawn: standard error is a terminal, and not --quiet."""
+    return not quiet and sys.stderr.isatty()
+
+
 @contextmanager
 def bytes_progress(
     total: int | None, label: str, *, quiet: bool, deferred: bool = False
@@ -41,7 +46,7 @@ def bytes_progress(
     *deferred*: the bar is drawn from the first bytes counted, not before.  Drawing it runs a
     thread (rich's refresh), and a process running another thread does not fork: ``verify``
     forks its worker processes before it counts a byte, and gets them on a terminal too."""
-    if quiet or not sys.stderr.isatty():
+    if not shows_progress(quiet=quiet):
         yield None
         return
     if not deferred:
