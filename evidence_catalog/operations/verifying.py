@@ -439,9 +439,7 @@ def hashed_events(rows: Iterable[Sequence[Any]]) -> list[HashedEvent]:
     return found
 
 
-def _hashed_here(
-    rows: Iterable[Sequence[Any]],
-) -> Iterator[tuple[dict[str, Any], str, bytes, model.CustodyEvent | str]]:
+def _hashed_here(rows: Iterable[Sequence[Any]]) -> Iterator[CheckedEvent]:
     """Each event's document, hash as it should be, leaf, and event to replay, made in this
     process."""
     for row in rows:
