@@ -115,8 +115,9 @@ def verify(
 
     By default (*workers* not given), with more than one CPU, a blob store in a folder and
     thousands of events or small files, worker processes (one per CPU) share the work: each
-    event hashed again from the document read here, and the files re-hashed; anything they fail
-    to do is done again here.
+    event's document made from the columns read here, hashed again and read as the event to
+    replay, and the files re-hashed; this process compares every hash, link and leaf with the
+    stored ones itself, and anything they fail to do is done again here.
 
     The log is read once and not held (see :func:`verify_log_and_records`); the records are
     read a page at a time.
