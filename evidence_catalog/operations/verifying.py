@@ -115,9 +115,9 @@ def verify(
 
     By default (*workers* not given), with more than one CPU, a blob store in a folder and
     thousands of events or small files, worker processes (one per CPU) share the work: each
-    event's document made from the columns read here, hashed again and read as the event to
-    replay, and the files re-hashed; this process compares every hash, link and leaf with the
-    stored ones itself, and anything they fail to do is done again here.
+    event's document made from the columns read here and hashed again, and the files re-hashed;
+    this process compares every hash, link and leaf with the stored ones itself, and anything
+    they fail to do is done again here.
 
     The log is read once and not held (see :func:`verify_log_and_records`); the records are
     read a page at a time.
@@ -352,8 +352,8 @@ def verify_log_and_records(
     completed nodes are checked against the stored ones as they complete (a window of each
     level read at a time), and replayed.  The records are then read a page at a time and
     compared with the replay.  With *offload*, its worker processes make each event's document
-    from the stored columns, hash it and structure it for the replay (:func:`hashed_events`), a
-    few chunks ahead of this loop, which compares their hashes and leaves with the stored ones."""
+    from the stored columns and hash it (:func:`hashed_events`), a few chunks ahead of this
+    loop, which compares their hashes and leaves with the stored ones."""
     rows = ctx.db.checkpoints(session)
     scan = LogScan()
     wanted = checkpoint_sizes([row.note for row in rows] + [note for _, note in checkpoints] + [p[1] for p in pinned])
@@ -364,8 +364,8 @@ def verify_log_and_records(
     unreplayable: list[Finding] = []
     columns = ctx.db.event_rows(session)
     hashed = _hashed_here(columns) if offload is None else offload.events(columns)
-    for document, recomputed, leaf, event in hashed:
-        chain_check.add(document, recomputed)  # the stored hash, link and seq: read here
+    for link, recomputed, leaf, document in hashed:
+        chain_check.add(link, recomputed)  # the stored hash, link and seq: read here
         for level, index, value in frontier.add(leaf):
             if stored.node(level, index) != value:
                 if not level:
@@ -375,8 +375,10 @@ def verify_log_and_records(
                     scan.node_mismatch = (level, index)
         if frontier.size in wanted:
             scan.roots[frontier.size] = frontier.root()
-        if isinstance(event, str):
-            unreplayable.append(EventUnreplayable(seq=document["seq"], reason=event))
+        try:
+            event = structure(document, model.CustodyEvent)
+        except EvidenceError as exc:
+            unreplayable.append(EventUnreplayable(seq=link["seq"], reason=str(exc)))
             continue
         replayer.apply(event)
     scan.size = frontier.size
@@ -412,40 +414,31 @@ _RECORD_FIELDS = tuple(f.name for f in attrs.fields(model.EvidenceRecord))
 #: An event's hash as it should be (or why it cannot be made) and its leaf.
 _hash_and_leaf = checked_hash_and_leaf
 
-#: An event's hash as it should be (or why it cannot be made), its leaf, and the event to replay
-#: (or why its document is not an event).
-HashedEvent = tuple[str, bytes, "model.CustodyEvent | str"]
-#: What the log's pass reads of each event: its document (at least its seq, stored hash and
-#: link), then a :data:`HashedEvent`.
-CheckedEvent = tuple[dict[str, Any], str, bytes, "model.CustodyEvent | str"]
-
-
-def _replayable(document: dict[str, Any]) -> model.CustodyEvent | str:
-    """The event a stored document holds, to replay, or why it is none."""
-    try:
-        return structure(document, model.CustodyEvent)
-    except EvidenceError as exc:
-        return str(exc)
+#: An event's hash as it should be (or why it cannot be made), its leaf, and its document.
+HashedEvent = tuple[str, bytes, dict[str, Any]]
+#: What the log's pass reads of each event: what the chain check reads of it (its seq, stored
+#: hash and link, as read by this process), then a :data:`HashedEvent`.
+CheckedEvent = tuple[dict[str, Any], str, bytes, dict[str, Any]]
 
 
 def hashed_events(rows: Iterable[Sequence[Any]]) -> list[HashedEvent]:
     """Of each stored event (its columns, as :meth:`~evidence_catalog.store.log.CustodyLog.event_rows`
-    reads them), in order: its hash as it should be, its leaf and the event to replay (a task a
-    worker process of a verification runs: the stored text in, what the verifying process
-    compares and replays out)."""
+    reads them), in order: its hash as it should be, its leaf and its document (a task a worker
+    process of a verification runs: the stored text in, what the verifying process compares and
+    replays out; plain JSON, which is sent back faster than the events it holds)."""
     found: list[HashedEvent] = []
     for row in rows:
         document = event_document(row)
-        found.append((*_hash_and_leaf(document), _replayable(document)))
+        found.append((*_hash_and_leaf(document), document))
     return found
 
 
 def _hashed_here(rows: Iterable[Sequence[Any]]) -> Iterator[CheckedEvent]:
-    """Each event's document, hash as it should be, leaf, and event to replay, made in this
-    process."""
+    """Each event's document (twice: as the chain check and the replay read it), hash as it
+    should be and leaf, made in this process."""
     for row in rows:
         document = event_document(row)
-        yield (document, *_hash_and_leaf(document), _replayable(document))
+        yield (document, *_hash_and_leaf(document), document)
 
 
 def _stored_link(row: Sequence[Any]) -> dict[str, Any]:
@@ -468,8 +461,8 @@ _Result = TypeVar("_Result")
 
 
 class _Offload:
-    """The worker processes of one verification (see :func:`verify`): each event's hash, leaf and
-    structure (:func:`hashed_events` of chunks of the stored columns this process read, a few
+    """The worker processes of one verification (see :func:`verify`): each event's document, hash
+    and leaf (:func:`hashed_events` of chunks of the stored columns this process read, a few
     chunks ahead of it), and every group of files.  They compute, this
     process compares: whatever a task does not bring back (the pool broken, an error, no answer
     in time) is computed again here, with the same functions, so a worker changes no outcome.
@@ -590,9 +583,9 @@ class _Offload:
 
     def events(self, rows: Iterator[Sequence[Any]]) -> Iterator[CheckedEvent]:
         """Of each stored event (its columns), in order: its seq, stored hash and link as read
-        here (:func:`_stored_link`), and its hash as it should be, its leaf and the event to
-        replay, as :func:`hashed_events` makes them in a worker; a group of files is sent with
-        each chunk of events."""
+        here (:func:`_stored_link`), and its hash as it should be, its leaf and its document, as
+        :func:`hashed_events` makes them in a worker; a group of files is sent with each chunk
+        of events."""
         pending: deque[tuple[list[Sequence[Any]], Future[list[HashedEvent]] | None]] = deque()
 
         def send() -> bool:
@@ -612,8 +605,8 @@ class _Offload:
                 results = hashed_events(chunk)
             send()
             self.poll()
-            for row, (recomputed, leaf, event) in zip(chunk, results, strict=True):
-                yield _stored_link(row), recomputed, leaf, event
+            for row, (recomputed, leaf, document) in zip(chunk, results, strict=True):
+                yield _stored_link(row), recomputed, leaf, document
 
     def blob_findings(self) -> dict[int, list[Finding]]:
         """The findings of each group of files, by group (the groups not sent yet are sent
