@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evidence_catalog import Agent, Catalog
 from evidence_catalog.findings import BlobMissing, DigestMismatch, EventEdited, RecordMismatch
@@ -77,9 +79,8 @@ def _case(path: str, case: str) -> dict[str, Any]:
     alone = verified(Path(path), workers=1)  # workers given: no worker processes
     before = list(started)
     if case == "unpicklable":  # a task the pool cannot even send is done here
-        from evidence_catalog import stored_events
-
-        verifying.checked_hashes = lambda chunk: stored_events.checked_hashes(chunk)
+        task = verifying.hashed_events
+        verifying.hashed_events = lambda chunk: task(chunk)  # type: ignore[assignment]
     progress: list[int] = []
     with Catalog.open(Path(path), operator=OPERATOR) as catalog:
         shared = catalog.verify(record_event=False, remember=False, progress=progress.append)
@@ -189,3 +190,111 @@ def test_other_threads_keep_the_verification_in_this_process(base: Path, monkeyp
         other.join()
     assert started == [None]
     assert shared == verified(base, workers=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.integers(0, 5000), max_size=30), skip=st.integers(-3, 60000))
+def test_a_group_done_again_hands_on_only_the_bytes_not_counted_yet(chunks: list[int], skip: int) -> None:
+    """A group of files its worker left (died, or never answered) is hashed again here: what the
+    worker had counted of it is not handed to the progress callback again."""
+    got: list[int] = []
+    progress = verifying._after(skip, got.append)
+    assert progress is not None
+    for chunk in chunks:
+        progress(chunk)
+    assert sum(got) == max(0, sum(chunks) - max(skip, 0))
+    assert verifying._after(skip, None) is None
+
+
+def test_workers_killed_leave_each_byte_counted_once(base: Path) -> None:
+    case = in_child(base, "killed")
+    assert case["started"] == [True]
+    assert case["progress"] == case["shared"].bytes_checked
+
+
+_ON_A_TERMINAL = r"""
+import os, sys, threading
+from evidence_catalog.operations import verifying
+cpus = int(sys.argv[2])
+verifying.usable_cpus = lambda: cpus
+verifying.OFFLOAD_WORK = 0
+start = verifying._Offload.start
+
+def spy(*args, **kwargs):
+    threads = threading.active_count()  # as it forks
+    offload = start(*args, **kwargs)
+    said = "workers" if offload is not None else "no workers"
+    os.write(1, f"{said} {threads}\n".encode())  # not print: a bar drawn already takes sys.stdout over
+    return offload
+
+verifying._Offload.start = spy
+sys.argv = ["evidence-catalog", "verify", "--catalog", sys.argv[1], "--no-log", "--no-remember"]
+from evidence_catalog.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("cpus", [2, 1])
+def test_the_command_on_a_terminal_gets_its_workers_and_draws_its_bar(base: Path, cpus: int) -> None:
+    """On a terminal, ``verify`` draws a progress bar, whose thread would keep it from forking:
+    the bar is drawn from the first bytes counted, after the workers are forked (on one CPU,
+    without workers, the first bytes are counted on the hashing threads)."""
+    import pty
+    import subprocess
+
+    main, terminal = pty.openpty()
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen(
+        [sys.executable, "-c", _ON_A_TERMINAL, str(base), str(cpus)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "COLUMNS": "100", "TERM": "xterm"},
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+    )
+    os.close(terminal)
+    drawn = b""
+    with contextlib.suppress(OSError):  # EIO: the child closed the terminal
+        while chunk := os.read(main, 65536):
+            drawn += chunk
+    os.close(main)
+    out, _ = child.communicate(timeout=300)
+    assert child.returncode == 0, (out, drawn)
+    # Forked while this was the only thread (one CPU: no workers, and no fork).
+    assert out.splitlines()[0] == ("workers 1" if cpus > 1 else "no workers 1"), out
+    assert b"verifying" in drawn  # and the bar was drawn
+
+
+#: Hostile edits of stored values, each a statement on the SQLite file: the events' every column
+#: (the workers make their documents from the stored text), the records' rows, the tree, a
+#: checkpoint, an artifact's size.
+HOSTILE_EDITS = {
+    "event time": "update custody_event set at = '2001-02-03 04:05:06' where seq = 5",
+    "event actor": "update custody_event set actor = json_set(actor, '$.name', 'Mallory') where seq = 6",
+    "event action": "update custody_event set action = 'tags.added' where seq = 7",
+    "event subject": "update custody_event set subject = subject || 'x' where seq = 9",
+    "event link": "update custody_event set prev_hash = hash where seq = 12",
+    "event hash": "update custody_event set hash = '" + "cd" * 32 + "' where seq = 20",
+    "event detail": "update custody_event set details = json_set(details, '$.tags', json('[\"x\"]')) where seq = 30",
+    "event secret": "update custody_event set details = json_set(details, '$.salt', upper(details ->> '$.salt'))"
+    " where seq = 31",
+    "event details not JSON": "update custody_event set details = 'not json' where seq = 32",
+    "event gone": "delete from custody_event where seq = 33",
+    "record title": "update record set title = 'forged' where id = (select min(id) from record)",
+    "record acquisition": "update acquisition set body = json_set(body, '$.original_path', '/elsewhere')"
+    " where id = (select max(id) from acquisition)",
+    "record tag": "delete from record_tag where record_id = (select max(record_id) from record_tag)",
+    "artifact size": "update artifact set size = size + 1 where sha256 = (select min(sha256) from artifact)",
+    "merkle node": "update merkle_node set hash = '" + "ab" * 32 + "' where level = 1 and idx = 3",
+    "checkpoint": "update checkpoint set note = replace(note, '\n', ' \n') where id = (select max(id) from checkpoint)",
+}
+
+
+@pytest.mark.no_postgresql_pass  # edits the SQLite file itself
+@pytest.mark.parametrize("edit", sorted(HOSTILE_EDITS))
+def test_a_hostile_edit_of_any_stored_value_is_found_alike_with_workers(base: Path, edit: str) -> None:
+    run_sql(base, HOSTILE_EDITS[edit], foreign_keys=False)
+    case = in_child(base, "plain")
+    assert case["started"] == [False]  # the workers did their part
+    assert not case["alone"].ok, edit
+    assert case["shared"] == case["alone"]

@@ -131,6 +131,34 @@ def test_a_row_the_driver_cannot_read_hides_no_other_record_of_its_page(
 
 
 @EXAMPLES
+@given(page=PAGES, which=st.integers(0, RECORDS - 1), moved=st.integers(0, RECORDS - 1))
+def test_a_page_read_by_its_range_of_ids_takes_only_its_own_records_rows(
+    base: Path, monkeypatch: pytest.MonkeyPatch, page: int, which: int, moved: int
+) -> None:
+    """A page's rows are asked for by the range of its ids: a row of no record whose id falls in
+    that range (just after a record's id, before the next one's) is passed over, as a list of
+    ids passed it over; a row given to another record is still that record's mismatch."""
+    monkeypatch.setattr(verifying, "RECORD_PAGE", page)
+    with copy_of(base) as path:
+        ids = record_ids(path)
+        orphan = ids[which] + "0"
+        assert orphan not in ids and (which == RECORDS - 1 or orphan < ids[which + 1])
+        run_sql(
+            path, "insert into record_tag (record_id, tag) values (:id, 'stray')", {"id": orphan}, foreign_keys=False
+        )
+        assert verified(path).ok
+        if moved != which:
+            run_sql(
+                path,
+                "update acquisition set record_id = :to where record_id = :id",
+                {"id": ids[moved], "to": ids[which]},
+            )
+            report = verified(path)
+            named = {i for i in ids for f in report.findings if i in str(f)}
+            assert named == {ids[moved], ids[which]}, report.findings
+
+
+@EXAMPLES
 @given(group=PAGES, group_bytes=st.integers(1, 400), which=st.integers(0, RECORDS - 1), cut=st.booleans())
 def test_a_blob_changed_in_any_group_is_found(
     base: Path, monkeypatch: pytest.MonkeyPatch, group: int, group_bytes: int, which: int, cut: bool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -31,15 +32,47 @@ def progress_bars() -> Progress:
     return Progress(*columns, console=Console(stderr=True), transient=True)
 
 
+def shows_progress(*, quiet: bool) -> bool:
+    """Whether a progress bar would be drawn: standard error is a terminal, and not --quiet."""
+    return not quiet and sys.stderr.isatty()
+
+
 @contextmanager
-def bytes_progress(total: int | None, label: str, *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on standard error when it is a terminal; nothing otherwise."""
-    if quiet or not sys.stderr.isatty():
+def bytes_progress(
+    total: int | None, label: str, *, quiet: bool, deferred: bool = False
+) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on standard error when it is a terminal; nothing otherwise.
+
+    *deferred*: the bar is drawn from the first bytes counted, not before.  Drawing it runs a
+    thread (rich's refresh), and a process running another thread does not fork: ``verify``
+    forks its worker processes before it counts a byte, and gets them on a terminal too."""
+    if not shows_progress(quiet=quiet):
         yield None
         return
-    with progress_bars() as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+    if not deferred:
+        with progress_bars() as progress:
+            task = progress.add_task(label, total=total)
+            yield lambda n: progress.advance(task, n)
+        return
+    lock = threading.Lock()
+    shown: list[tuple[Progress, Any]] = []
+
+    def advance(n: int) -> None:
+        if not shown:
+            with lock:  # the first bytes may be counted on several threads at once
+                if not shown:
+                    bars = progress_bars()
+                    bars.start()
+                    shown.append((bars, bars.add_task(label, total=total)))
+        bars, task = shown[0]
+        bars.advance(task, n)
+
+    try:
+        yield advance
+    finally:
+        with lock:
+            if shown:
+                shown[0][0].stop()
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import click
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import catalog_option, json_option, open_catalog, operator_option, quiet_option
 from evidence_catalog.cli.output import echo_json, one_line, printable
-from evidence_catalog.cli.progress import bytes_progress
+from evidence_catalog.cli.progress import bytes_progress, shows_progress
 from evidence_catalog.errors import CatalogError, CatalogNotFoundError, CatalogVersionError, InputError, StorageError
 from evidence_catalog.paths import display_path
 
@@ -70,8 +70,11 @@ def verify(
             raise InputError(f"cannot be read as a checkpoint ({exc})", where=display_path(name)) from exc
     try:
         with open_catalog(catalog_path, operator) as catalog:
-            total = catalog.stored_bytes()
-            with bytes_progress(total, "verifying", quiet=quiet or as_json) as progress:
+            silent = quiet or as_json
+            total = catalog.stored_bytes() if shows_progress(quiet=silent) else None  # a bar's total only
+            # Drawn from the first bytes hashed: verify forks its worker processes before (a
+            # process must not fork while the bar's thread runs).
+            with bytes_progress(total, "verifying", quiet=silent, deferred=True) as progress:
                 report = catalog.verify(
                     progress=progress,
                     record_event=not no_log,

@@ -75,7 +75,8 @@ from evidence_catalog.serialize import structure
 from evidence_catalog.store.blobstore import BlobStore
 from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, remembered_for
 from evidence_catalog.store.keyfiles import remember as remember_checkpoint
-from evidence_catalog.stored_events import checked_hash_and_leaf, checked_hashes
+from evidence_catalog.store.log import event_document
+from evidence_catalog.stored_events import checked_hash_and_leaf
 from evidence_catalog.timestamp import TimestampError, token_info
 
 
@@ -114,8 +115,9 @@ def verify(
 
     By default (*workers* not given), with more than one CPU, a blob store in a folder and
     thousands of events or small files, worker processes (one per CPU) share the work: each
-    event hashed again from the document read here, and the files re-hashed; anything they fail
-    to do is done again here.
+    event's document made from the columns read here and hashed again, and the files re-hashed;
+    this process compares every hash, link and leaf with the stored ones itself, and anything
+    they fail to do is done again here.
 
     The log is read once and not held (see :func:`verify_log_and_records`); the records are
     read a page at a time.
@@ -162,9 +164,11 @@ def verify(
                 unreadable.append(EntryUnreadable(subject=f"artifact {sha256}", reason=digests))
         offload = None
         if workers is None:  # hashing is bound by the CPU locally; by the network on an object store
-            offload = _Offload.start(ctx, session, artifacts, progress)
             workers = usable_cpus() * ctx.blobs.readers_per_cpu
-        groups = list(hash_groups(artifacts, workers))
+            groups = list(hash_groups(artifacts, workers))
+            offload = _Offload.start(ctx, session, artifacts, progress, len(groups))
+        else:
+            groups = list(hash_groups(artifacts, workers))
         # With worker processes, the files are theirs.
         mine = [i for i, group in enumerate(groups) if offload is None or not offload.takes(i, group)]
 
@@ -347,8 +351,9 @@ def verify_log_and_records(
     added to the tree (:class:`~evidence_catalog.merkle.Frontier`, O(log n) hashes) whose
     completed nodes are checked against the stored ones as they complete (a window of each
     level read at a time), and replayed.  The records are then read a page at a time and
-    compared with the replay.  With *offload*, the events are hashed by its worker processes, a
-    few chunks ahead of this loop."""
+    compared with the replay.  With *offload*, its worker processes make each event's document
+    from the stored columns and hash it (:func:`hashed_events`), a few chunks ahead of this
+    loop, which compares their hashes and leaves with the stored ones."""
     rows = ctx.db.checkpoints(session)
     scan = LogScan()
     wanted = checkpoint_sizes([row.note for row in rows] + [note for _, note in checkpoints] + [p[1] for p in pinned])
@@ -357,14 +362,10 @@ def verify_log_and_records(
     frontier = merkle.Frontier()
     stored = ctx.db.stored_tree(session, page=TREE_PAGE)
     unreplayable: list[Finding] = []
-    documents = ctx.db.event_documents(session)
-    hashed = (
-        ((document, *_hash_and_leaf(document)) for document in documents)
-        if offload is None
-        else offload.events(documents)
-    )
-    for document, recomputed, leaf in hashed:
-        chain_check.add(document, recomputed)
+    columns = ctx.db.event_rows(session)
+    hashed = _hashed_here(columns) if offload is None else offload.events(columns)
+    for link, recomputed, leaf, document in hashed:
+        chain_check.add(link, recomputed)  # the stored hash, link and seq: read here
         for level, index, value in frontier.add(leaf):
             if stored.node(level, index) != value:
                 if not level:
@@ -377,7 +378,7 @@ def verify_log_and_records(
         try:
             event = structure(document, model.CustodyEvent)
         except EvidenceError as exc:
-            unreplayable.append(EventUnreplayable(seq=document["seq"], reason=str(exc)))
+            unreplayable.append(EventUnreplayable(seq=link["seq"], reason=str(exc)))
             continue
         replayer.apply(event)
     scan.size = frontier.size
@@ -413,6 +414,38 @@ _RECORD_FIELDS = tuple(f.name for f in attrs.fields(model.EvidenceRecord))
 #: An event's hash as it should be (or why it cannot be made) and its leaf.
 _hash_and_leaf = checked_hash_and_leaf
 
+#: An event's hash as it should be (or why it cannot be made), its leaf, and its document.
+HashedEvent = tuple[str, bytes, dict[str, Any]]
+#: What the log's pass reads of each event: what the chain check reads of it (its seq, stored
+#: hash and link, as read by this process), then a :data:`HashedEvent`.
+CheckedEvent = tuple[dict[str, Any], str, bytes, dict[str, Any]]
+
+
+def hashed_events(rows: Iterable[Sequence[Any]]) -> list[HashedEvent]:
+    """Of each stored event (its columns, as :meth:`~evidence_catalog.store.log.CustodyLog.event_rows`
+    reads them), in order: its hash as it should be, its leaf and its document (a task a worker
+    process of a verification runs: the stored text in, what the verifying process compares and
+    replays out; plain JSON, which is sent back faster than the events it holds)."""
+    found: list[HashedEvent] = []
+    for row in rows:
+        document = event_document(row)
+        found.append((*_hash_and_leaf(document), document))
+    return found
+
+
+def _hashed_here(rows: Iterable[Sequence[Any]]) -> Iterator[CheckedEvent]:
+    """Each event's document (twice: as the chain check and the replay read it), hash as it
+    should be and leaf, made in this process."""
+    for row in rows:
+        document = event_document(row)
+        yield (document, *_hash_and_leaf(document), document)
+
+
+def _stored_link(row: Sequence[Any]) -> dict[str, Any]:
+    """What the chain check reads of an event's document (its seq, stored hash and link), from
+    its stored columns, as :func:`~evidence_catalog.store.log.event_document` has them."""
+    return {"seq": row[0], "prev_hash": row[6], "hash": row[7]}
+
 
 #: Worker processes pay for their start (and for the documents sent to them) from about this
 #: many events or small files on.
@@ -428,16 +461,24 @@ _Result = TypeVar("_Result")
 
 
 class _Offload:
-    """The worker processes of one verification (see :func:`verify`): each event's hash and
-    leaf (:func:`~evidence_catalog.stored_events.checked_hashes` of chunks of the documents this
-    process read, a few chunks ahead of it), and every group of files.  They compute, this
+    """The worker processes of one verification (see :func:`verify`): each event's document, hash
+    and leaf (:func:`hashed_events` of chunks of the stored columns this process read, a few
+    chunks ahead of it), and every group of files.  They compute, this
     process compares: whatever a task does not bring back (the pool broken, an error, no answer
     in time) is computed again here, with the same functions, so a worker changes no outcome.
-    The bytes they read are counted in shared memory and handed to *progress* from this
-    process's thread as it goes (:meth:`poll`)."""
+    The bytes they read are counted in shared memory, each group of files in its own slot, and
+    handed to *progress* from this process's thread as it goes (:meth:`poll`); a group done
+    again here hands on only the bytes its worker had not counted, so that each byte is counted
+    once."""
 
     def __init__(
-        self, pool: ProcessPoolExecutor, workers: int, root: Path, progress: ProgressCallback | None, key: int
+        self,
+        pool: ProcessPoolExecutor,
+        workers: int,
+        root: Path,
+        progress: ProgressCallback | None,
+        key: int,
+        slots: int = 1,
     ):
         self.pool = pool
         self.ahead = AHEAD * workers
@@ -445,6 +486,9 @@ class _Offload:
         self.progress = progress
         self.key = key
         self.reported = 0
+        #: The bytes of each group (slot) handed to *progress* so far; the groups done here.
+        self.seen = [0] * max(1, slots)
+        self.taken: set[int] = set()
         self.broken = False
         self.waiting: deque[tuple[int, list[tuple[str, int, model.Digests]]]] = deque()
         self.sent: list[tuple[int, list[tuple[str, int, model.Digests]], Future[Any] | None]] = []
@@ -456,12 +500,14 @@ class _Offload:
         session: Any,
         artifacts: Sequence[tuple[str, int, model.Digests]],
         progress: ProgressCallback | None,
+        groups: int = 1,
     ) -> _Offload | None:
         """Worker processes for this verification (one per CPU), started now (before its
         threads: they are forked), or ``None`` where they do not pay or cannot be had: one CPU,
         a platform without ``fork`` (Linux only), a process running other threads (which may
         hold a lock a forked worker would find held forever), an object store, or little work (a
-        few large files are hashed as fast on threads, which report progress as they read)."""
+        few large files are hashed as fast on threads, which report progress as they read).
+        *groups*: how many groups of files there are (a slot of the shared byte count each)."""
         cpus = usable_cpus()
         if cpus < 2 or not sys.platform.startswith("linux") or not isinstance(ctx.blobs, BlobStore):
             return None
@@ -472,14 +518,14 @@ class _Offload:
             return None
         context = multiprocessing.get_context("fork")
         key = id(object())
-        _READ[key] = context.Value("q", 0)  # inherited by the workers as they are forked
+        _READ[key] = context.Array("q", max(1, groups))  # inherited by the workers as they are forked
         try:
             pool = ProcessPoolExecutor(max_workers=cpus, mp_context=context)
             pool.submit(int).result(timeout=TASK_TIMEOUT)  # every worker forked now
         except Exception:  # noqa: BLE001 -- no workers: everything is done in this process
             _READ.pop(key, None)
             return None
-        return cls(pool, cpus, ctx.blobs.root, progress, key)
+        return cls(pool, cpus, ctx.blobs.root, progress, key, groups)
 
     def takes(self, index: int, group: list[tuple[str, int, model.Digests]]) -> bool:
         """Leave the group of files *index* to the workers (every group: hashing on threads of
@@ -492,9 +538,14 @@ class _Offload:
         read = _READ.get(self.key)
         if self.progress is None or read is None:
             return
-        # Read without the counter's lock: a worker killed while holding it would otherwise stop
+        # Read without the counters' lock: a worker killed while holding it would otherwise stop
         # this verification for good (an aligned 64-bit read is whole; progress is only shown).
-        now = int(read.get_obj().value)
+        # A group taken back by this process (its worker gone) keeps what was seen of it.
+        seen, taken = self.seen, self.taken
+        for slot, value in enumerate(read.get_obj()[: len(seen)]):
+            if value > seen[slot] and slot not in taken:
+                seen[slot] = value
+        now = sum(seen)
         if now > self.reported:
             self.progress(now - self.reported)
             self.reported = now
@@ -527,20 +578,21 @@ class _Offload:
     def _send_files(self, count: int) -> None:
         while count > 0 and self.waiting:
             index, group = self.waiting.popleft()
-            self.sent.append((index, group, self._submit(check_files, self.root, group, self.key)))
+            self.sent.append((index, group, self._submit(check_files, self.root, group, self.key, None, index)))
             count -= 1
 
-    def events(self, documents: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str, bytes]]:
-        """Each document with its hash as it should be and its leaf (as
-        :func:`~evidence_catalog.stored_events.checked_hash_and_leaf` gives them), in order; a group
-        of files is sent with each chunk of events."""
-        pending: deque[tuple[list[dict[str, Any]], Future[list[tuple[str, bytes]]] | None]] = deque()
+    def events(self, rows: Iterator[Sequence[Any]]) -> Iterator[CheckedEvent]:
+        """Of each stored event (its columns), in order: its seq, stored hash and link as read
+        here (:func:`_stored_link`), and its hash as it should be, its leaf and its document, as
+        :func:`hashed_events` makes them in a worker; a group of files is sent with each chunk
+        of events."""
+        pending: deque[tuple[list[Sequence[Any]], Future[list[HashedEvent]] | None]] = deque()
 
         def send() -> bool:
-            chunk = list(islice(documents, EVENT_CHUNK))
+            chunk = list(islice(rows, EVENT_CHUNK))
             if not chunk:
                 return False
-            pending.append((chunk, self._submit(checked_hashes, chunk)))
+            pending.append((chunk, self._submit(hashed_events, chunk)))
             self._send_files(1)
             return True
 
@@ -550,11 +602,11 @@ class _Offload:
             chunk, future = pending.popleft()
             results = self._result(future)
             if results is None or len(results) != len(chunk):
-                results = checked_hashes(chunk)
+                results = hashed_events(chunk)
             send()
             self.poll()
-            for document, (recomputed, leaf) in zip(chunk, results, strict=True):
-                yield document, recomputed, leaf
+            for row, (recomputed, leaf, document) in zip(chunk, results, strict=True):
+                yield _stored_link(row), recomputed, leaf, document
 
     def blob_findings(self) -> dict[int, list[Finding]]:
         """The findings of each group of files, by group (the groups not sent yet are sent
@@ -563,7 +615,12 @@ class _Offload:
         found: dict[int, list[Finding]] = {}
         for index, group, future in self.sent:
             result = self._result(future)
-            found[index] = check_files(self.root, group, progress=self.progress) if result is None else result
+            if result is None:  # done again here: the bytes its worker counted are not counted again
+                self.poll()
+                self.taken.add(index)
+                progress = _after(self.seen[index % len(self.seen)], self.progress)
+                result = check_files(self.root, group, progress=progress)
+            found[index] = result
         self.poll()
         return found
 
@@ -579,31 +636,51 @@ class _Offload:
         _READ.pop(self.key, None)
 
 
-#: Bytes read by the workers of each verification under way, in shared memory (by key).
+#: Bytes read by the workers of each verification under way, in shared memory (by key): a counter
+#: per group of files.
 _READ: dict[int, Any] = {}
 #: How often a verification waiting for its workers hands their progress on.
 POLL_SECONDS = 0.25
 
 
 def check_files(
-    root: str, group: Sequence[tuple[str, int, model.Digests]], key: int = 0, progress: ProgressCallback | None = None
+    root: str,
+    group: Sequence[tuple[str, int, model.Digests]],
+    key: int = 0,
+    progress: ProgressCallback | None = None,
+    slot: int = 0,
 ) -> list[Finding]:
     """The findings of re-hashing a group of files of the blob store in folder *root* (a task of
-    a worker process, which counts the bytes it reads in the shared counter *key*)."""
+    a worker process, which counts the bytes it reads in slot *slot* of the shared counters
+    *key*: the slot of its group, which no other process writes)."""
     read = _READ.get(key)
     if progress is None and read is not None:
+        counts = read.get_obj()  # without the lock: one writer per slot, and a lock a killed worker held stays held
 
         def count(n: int) -> None:
-            lock = read.get_lock()
-            if lock.acquire(timeout=1.0):  # held by a killed worker: progress only, never a wait
-                try:
-                    read.value += n
-                finally:
-                    lock.release()
+            counts[slot] += n
 
         progress = count
     store = BlobStore(Path(root))
     return [f for sha256, size, digests in group for f in store.verify(sha256, digests, size, progress=progress)]
+
+
+def _after(skip: int, progress: ProgressCallback | None) -> ProgressCallback | None:
+    """*progress*, but the first *skip* bytes not handed on (counted already)."""
+    if progress is None or skip <= 0:
+        return progress
+    left = skip
+
+    def hand_on(n: int) -> None:
+        nonlocal left
+        if left:
+            taken = min(left, n)
+            left -= taken
+            n -= taken
+        if n:
+            progress(n)
+
+    return hand_on
 
 
 def checkpoint_sizes(notes: Iterable[str]) -> set[int]:

@@ -180,6 +180,16 @@ class CustodyLog(Connections):
         that is not a time) is handed on as the text it holds, so that verification can name
         the event instead of failing on it.
         """
+        for row in self.event_rows(session, subject, action=action):
+            yield event_document(row)
+
+    def event_rows(
+        self, session: Session, subject: str | None = None, *, action: str | None = None
+    ) -> Iterator[EventRow]:
+        """:meth:`event_documents` before they are made: each event's stored columns as they
+        are, ``(seq, at, actor, details, action, subject, prev_hash, hash)`` (the time and the
+        JSON as text), for :func:`event_document` to make the document of (a verification's
+        worker processes make them: the text is less to send than the document)."""
         table = table_of(CustodyEventRow)
         as_text = [sa.cast(table.c[name], sa.Text) for name in ("at", "actor", "details")]
         query = sa.select(
@@ -192,7 +202,7 @@ class CustodyLog(Connections):
         # Streamed (a server-side cursor on PostgreSQL, whose driver otherwise fetches the whole
         # result at once): verifying a log of millions of events holds one page at a time.
         for row in execute(session, query.execution_options(stream_results=True, yield_per=2000)):
-            yield _event_document(tuple(row))
+            yield tuple(row)
 
     def events_by_action(self, session: Session, action: str) -> list[model.CustodyEvent]:
         """The events with one action, in log order (the action column is indexed)."""
@@ -328,14 +338,18 @@ def build_merkle_nodes(bind: sa.Connection) -> None:
     )
     batch: list[tuple[int, bytes]] = []
     for row in bind.execute(query):
-        batch.append((row[0] - 1, event_leaf(_event_document(tuple(row)))))
+        batch.append((row[0] - 1, event_leaf(event_document(tuple(row)))))
         if len(batch) == 5000:
             _insert_nodes(bind, batch)
             batch = []
     _insert_nodes(bind, batch)
 
 
-def _event_document(row: tuple[Any, ...]) -> dict[str, Any]:
+#: An event's stored columns (see :meth:`CustodyLog.event_rows`).
+EventRow = tuple[Any, ...]
+
+
+def event_document(row: Sequence[Any]) -> dict[str, Any]:
     """An event document from a row (seq, at, actor, details as text, action, subject,
     prev_hash, hash): damaged text is handed on as it is."""
     seq, at, actor, details, action, about, prev_hash, stored_hash = row

@@ -397,7 +397,7 @@ class Records(Connections):
         read again a record at a time, as :meth:`record` reads it."""
         after: str | None = None
         while ids := self.record_ids(session, after=after, limit=batch):
-            rows = _batch_rows(session, ids)
+            rows = _batch_rows(session, ids, span=True)
             page: list[tuple[str, model.EvidenceRecord | EvidenceError]] = []
             for record_id in ids:
                 try:
@@ -423,24 +423,34 @@ class _RecordRows:
         self.parts: dict[str, list[Any]] = {i: [] for i in ids}
 
 
-def _batch_rows(session: Session, ids: list[str]) -> _RecordRows | None:
+def _batch_rows(session: Session, ids: list[str], *, span: bool = False) -> _RecordRows | None:
     """:func:`_record_rows`, or ``None`` when the database driver cannot convert one of their
     values (JSON that does not parse, a time that is no time): the caller then reads the
     records one at a time, so that only the damaged one fails."""
     try:
-        return _record_rows(session, ids)
+        return _record_rows(session, ids, span=span)
     except (TypeError, ValueError):
         return None
 
 
-def _record_rows(session: Session, ids: list[str]) -> _RecordRows:
+def _record_rows(session: Session, ids: list[str], *, span: bool = False) -> _RecordRows:
     """Every row of the records *ids* (a few queries for all of them: plain rows, no ORM
     objects made).  A ``record_artifact`` row comes with its artifact's columns in one row,
-    which serves as both."""
+    which serves as both.
+
+    With *span*, *ids* are a keyset page (every id from the first to the last, in order, as
+    :meth:`Records.record_ids` gives them): the rows are asked for by that range of ids (one
+    parameter pair, where a list of ids costs the driver a parameter each), and a row whose
+    record is not one of *ids* (a row left by no record) is passed over, as the list would."""
     found = _RecordRows(ids)
     record, entry, artifact = table_of(RecordRow), table_of(RecordArtifactRow), table_of(ArtifactRow)
     acquisition, tag, part = table_of(AcquisitionRow), table_of(RecordTagRow), table_of(RecordPartRow)
-    found.own = {r.id: r for r in execute(session, sa.select(record).where(record.c.id.in_(ids)))}
+
+    def among(column: Any) -> Any:
+        return sa.and_(column >= ids[0], column <= ids[-1]) if span else column.in_(ids)
+
+    wanted = found.entries  # every id of the page, as a key
+    found.own = {r.id: r for r in execute(session, sa.select(record).where(among(record.c.id))) if r.id in wanted}
     entries = (
         sa.select(
             entry.c.record_id,
@@ -451,27 +461,31 @@ def _record_rows(session: Session, ids: list[str]) -> _RecordRows:
             *(artifact.c[name] for name in _ARTIFACT_COLUMNS),
         )
         .join_from(entry, artifact, artifact.c.sha256 == entry.c.sha256)
-        .where(entry.c.record_id.in_(ids))
+        .where(among(entry.c.record_id))
         .order_by(entry.c.record_id, entry.c.position)
     )
     for row in execute(session, entries):
-        found.entries[row.record_id].append((row, row))
+        if row.record_id in wanted:
+            found.entries[row.record_id].append((row, row))
     acquisitions = (
         sa.select(acquisition.c.record_id, acquisition.c.body)
-        .where(acquisition.c.record_id.in_(ids))
+        .where(among(acquisition.c.record_id))
         .order_by(acquisition.c.record_id, acquisition.c.custody_seq, acquisition.c.position, acquisition.c.id)
     )
     for row in execute(session, acquisitions):
-        found.acquisitions[row.record_id].append(row)
-    for row in execute(session, sa.select(tag.c.record_id, tag.c.tag).where(tag.c.record_id.in_(ids))):
-        found.tags[row.record_id].append(row.tag)
+        if row.record_id in wanted:
+            found.acquisitions[row.record_id].append(row)
+    for row in execute(session, sa.select(tag.c.record_id, tag.c.tag).where(among(tag.c.record_id))):
+        if row.record_id in wanted:
+            found.tags[row.record_id].append(row.tag)
     parts = (
         sa.select(part.c.record_id, part.c.kind, part.c.body)
-        .where(part.c.record_id.in_(ids))
+        .where(among(part.c.record_id))
         .order_by(part.c.record_id, part.c.kind, part.c.position)
     )
     for row in execute(session, parts):
-        found.parts[row.record_id].append(row)
+        if row.record_id in wanted:
+            found.parts[row.record_id].append(row)
     return found
 
 
