@@ -1,0 +1,100 @@
+"""Hostile and large images and media, found in review: real files, the catalog's own reader.
+
+Each image here is a real file: made with Pillow (a WebP photo larger than a mebibyte) or
+crafted byte by byte where no encoder writes such a file (a HEIF box of an absurd size, a JPEG
+of fill bytes only)."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from evidence_catalog import Catalog, model
+from evidence_catalog.extract import image as image_reader
+from evidence_catalog.extract import read_image_header
+
+
+def _heif_with_a_box_of(size: int) -> bytes:
+    """A HEIF file (``ftyp`` heic) whose second top-level box states *size* bytes (64-bit size)."""
+    head = struct.pack(">I4s4sI4s", 20, b"ftyp", b"heic", 0, b"mif1")
+    return head + struct.pack(">I4sQ", 1, b"free", size) + bytes(32)
+
+
+@pytest.mark.parametrize("size", [2**64 - 1, 2**63 + 5, 2**63 - 1, 2**40])
+def test_a_heif_box_of_an_absurd_size_is_an_error_not_a_crash(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "absurd.heic"
+    path.write_bytes(_heif_with_a_box_of(size))
+    found, errors = read_image_header(path)
+    assert found is None
+    assert errors and errors[0].startswith("image size could not be read")
+
+
+def test_a_heif_box_of_an_absurd_size_is_catalogued(catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "absurd.heic"
+    path.write_bytes(_heif_with_a_box_of(2**64 - 1))
+    [added] = catalog.add([path])
+    metadata = catalog.record(added.record_id).artifacts[0].artifact.metadata
+    assert metadata is not None and metadata.image is None
+    assert any(error.startswith("image size could not be read") for error in metadata.errors)
+    assert catalog.verify().ok
+
+
+class _Counted:
+    """A file opened by the reader, counting the bytes read from it."""
+
+    read_bytes = 0
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __enter__(self) -> _Counted:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.stream.read(size)
+        _Counted.read_bytes += len(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def test_a_jpeg_of_fill_bytes_costs_a_bounded_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fill bytes (0xFF) before a marker are read one at a time: a file of them alone must not be
+    read to its end a byte at a time (a gigabyte of them held the catalog for minutes)."""
+    path = tmp_path / "fill.jpg"
+    path.write_bytes(b"\xff\xd8" + b"\xff" * (4 << 20))
+    monkeypatch.setattr(image_reader, "open", lambda *a, **k: _Counted(open(*a, **k)), raising=False)  # noqa: SIM115
+    _Counted.read_bytes = 0
+    found, errors = read_image_header(path)
+    assert found is None and errors and errors[0].startswith("image size could not be read")
+    assert _Counted.read_bytes < 1 << 20
+
+
+def test_a_jpeg_with_fill_bytes_before_its_markers_is_read(tmp_path: Path) -> None:
+    from tests.test_media import make_image
+
+    data = make_image(tmp_path / "photo.jpg", size=(33, 21), orientation=8).read_bytes()
+    padded = tmp_path / "padded.jpg"
+    padded.write_bytes(data[:2] + b"\xff" * 100 + data[2:])
+    assert read_image_header(padded) == (model.ImageInfo(width=33, height=21, orientation=8), ())
+
+
+def test_a_webp_larger_than_a_mebibyte_keeps_its_orientation(tmp_path: Path) -> None:
+    """A WebP's EXIF chunk follows its image data: a VP8 chunk of more than the mebibyte read of
+    it must be skipped whole, else the orientation is silently lost (read as no orientation)."""
+    picture = Image.frombytes("RGB", (1100, 1100), os.urandom(1100 * 1100 * 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "large.webp"
+    picture.save(path, format="WEBP", quality=100, exif=exif)
+    assert path.stat().st_size > 1 << 20
+    assert read_image_header(path) == (model.ImageInfo(width=1100, height=1100, orientation=6), ())
