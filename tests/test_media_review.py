@@ -98,3 +98,32 @@ def test_a_webp_larger_than_a_mebibyte_keeps_its_orientation(tmp_path: Path) -> 
     picture.save(path, format="WEBP", quality=100, exif=exif)
     assert path.stat().st_size > 1 << 20
     assert read_image_header(path) == (model.ImageInfo(width=1100, height=1100, orientation=6), ())
+
+
+@pytest.mark.parametrize("name", ["case:12.mp4", "file:clip.mp4"])
+def test_a_video_at_a_relative_path_with_a_colon_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """FFmpeg takes what precedes a colon in a relative name for a protocol: a catalog or a bag at
+    such a path (``evidence-catalog import case:12``) had no video read, and an import from it
+    refused every video whose export had been read."""
+    from evidence_catalog.extract.media import read_media
+    from tests.test_media import make_video
+
+    monkeypatch.chdir(tmp_path)
+    make_video(Path("clip.mp4")).rename(name)
+    media, errors, _ = read_media(Path(name))
+    assert errors == () and media is not None and len(media.streams) == 2
+
+
+def test_a_catalog_at_a_relative_path_with_a_colon_reads_its_videos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_media import make_video
+
+    monkeypatch.chdir(tmp_path)
+    video = make_video(tmp_path / "clip.mp4")
+    with Catalog.init(Path("case:12"), operator=model.Agent(name="A. Analyst")) as catalog:
+        [added] = catalog.add([video])
+        metadata = catalog.record(added.record_id).artifacts[0].artifact.metadata
+        assert metadata is not None and metadata.errors == () and metadata.media is not None

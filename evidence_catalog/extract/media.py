@@ -91,7 +91,8 @@ def _agent(raw: dict[str, Any] | None) -> Agent:
 
 
 def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    command = [sys.executable, "-I", str(_PROBE), str(path), str(MEMORY_LIMIT_BYTES), str(TIME_LIMIT_S)]
+    # Absolute: FFmpeg reads a relative name with a colon (``case:12/clip.mp4``) as a protocol.
+    command = [sys.executable, "-I", str(_PROBE), str(path.absolute()), str(MEMORY_LIMIT_BYTES), str(TIME_LIMIT_S)]
     try:
         done = subprocess.run(
             command,
