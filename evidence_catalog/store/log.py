@@ -248,10 +248,20 @@ class StoredTree:
 
 
 def _json_text(text: str | None) -> Any:
+    """The JSON *text* holds, or *text* itself when it does not parse or names a member twice
+    (Python keeps the last, SQLite's ``json_extract`` the first: text that reads two ways is
+    not what was hashed, and is handed on as damaged)."""
     try:
-        return None if text is None else json.loads(text)
+        return None if text is None else json.loads(text, object_pairs_hook=_members_once)
     except ValueError:
         return text
+
+
+def _members_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError("a member is written twice")
+    return found
 
 
 def _timestamp_text(text: str | None) -> Any:
