@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evidence_catalog import Agent, Catalog
-from evidence_catalog.findings import EventEdited
+from evidence_catalog.findings import EntryUnreadable, EventEdited
 
 from .conftest import FixedClock, database_dialect, run_sql
 
@@ -41,3 +41,17 @@ def test_an_event_given_a_duplicate_key_fails_verify(noted: Path, column: str, f
         result = catalog.verify()
     assert not result.ok
     assert any(isinstance(finding, EventEdited) and finding.seq == 2 for finding in result.findings), result
+
+
+def test_a_record_row_given_a_duplicate_key_fails_verify(noted: Path) -> None:
+    """The same in a record's own rows (an acquisition's body, read by the database driver):
+    the record must not verify, and is named as unreadable."""
+    [(text,)] = run_sql(noted, "select CAST(body AS text) from acquisition")
+    cast = "CAST(:text AS json)" if database_dialect(noted) == "postgresql" else ":text"
+    forged = '{"original_path": "/forged/elsewhere.txt", ' + text[1:]
+    run_sql(noted, f"update acquisition set body = {cast}", {"text": forged})
+    with Catalog.open(noted) as catalog:
+        result = catalog.verify()
+    assert not result.ok, result
+    [finding] = result.findings
+    assert isinstance(finding, EntryUnreadable) and "a member is written twice" in str(finding), finding

@@ -10,7 +10,6 @@ completes are stored with it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TypedDict
 
@@ -21,7 +20,7 @@ from evidence_catalog import merkle, model
 from evidence_catalog.custody import ChainHead, event_leaf, sealed_event
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
-from evidence_catalog.store.engine import Connections, aware, execute, insert_row, table_of
+from evidence_catalog.store.engine import Connections, aware, execute, insert_row, strict_json, table_of
 from evidence_catalog.store.tables import CheckpointRow, CustodyEventRow, MerkleNodeRow
 
 
@@ -252,16 +251,9 @@ def _json_text(text: str | None) -> Any:
     (Python keeps the last, SQLite's ``json_extract`` the first: text that reads two ways is
     not what was hashed, and is handed on as damaged)."""
     try:
-        return None if text is None else json.loads(text, object_pairs_hook=_members_once)
+        return None if text is None else strict_json(text)
     except ValueError:
         return text
-
-
-def _members_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        raise ValueError("a member is written twice")
-    return found
 
 
 def _timestamp_text(text: str | None) -> Any:
