@@ -154,3 +154,28 @@ def test_a_video_whose_reader_timed_out_at_add_still_imports(
     with Catalog.init(tmp_path / "other", operator=model.Agent(name="B. Analyst")) as other:
         other.import_records(bag)
         assert other.verify().ok
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+\u0664\u0668.\u0668\u0665\u0667\u0667+\u0660\u0660\u0662.\u0662\u0669\u0665\u0660/",  # Arabic-Indic digits
+        "+\uff14\uff18.8577+002.2950/",  # full-width digits
+    ],
+)
+def test_a_location_in_digits_other_than_0_9_is_not_read_as_a_position(text: str) -> None:
+    """ISO 6709 writes 0-9: text in other digits is kept as written and named, never turned into
+    a position (Python's ``\\d`` and ``int`` would read it)."""
+    from evidence_catalog.extract.media import parse_iso6709
+
+    position, problem = parse_iso6709(text)
+    assert position is None and problem is not None
+
+
+def test_a_rotate_tag_in_digits_other_than_0_9_is_left_unknown(tmp_path: Path) -> None:
+    from evidence_catalog.extract.media import _rotation
+
+    errors: list[str] = []
+    assert _rotation(0, None, {"rotate": "\u0669\u0660"}, errors) is None
+    assert errors and "not a multiple of 90 degrees" in errors[0]
+    assert _rotation(0, None, {"rotate": "90"}, []) == 90
