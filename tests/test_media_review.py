@@ -79,6 +79,21 @@ def test_a_jpeg_of_fill_bytes_costs_a_bounded_read(tmp_path: Path, monkeypatch: 
     assert _Counted.read_bytes < 1 << 20
 
 
+def test_a_jpeg_of_many_segments_each_after_fill_bytes_costs_a_bounded_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound holds for the whole file, not per marker: 4,096 segments each after 65,536 fill
+    bytes would be a quarter of a gigabyte read a byte at a time."""
+    path = tmp_path / "fills.jpg"
+    segment = b"\xff" * 60_000 + b"\xfe\x00\x02"  # fill bytes, then an empty comment segment
+    path.write_bytes(b"\xff\xd8" + segment * 100)
+    monkeypatch.setattr(image_reader, "open", lambda *a, **k: _Counted(open(*a, **k)), raising=False)  # noqa: SIM115
+    _Counted.read_bytes = 0
+    found, errors = read_image_header(path)
+    assert found is None and errors and errors[0].startswith("image size could not be read")
+    assert _Counted.read_bytes < 1 << 20
+
+
 def test_a_jpeg_with_fill_bytes_before_its_markers_is_read(tmp_path: Path) -> None:
     from tests.test_media import make_image
 

@@ -20,7 +20,7 @@ from evidence_catalog.model import ImageInfo
 
 #: The most markers, chunks or directory entries looked at in one file.
 MAX_SEGMENTS = 4096
-#: The most fill bytes (0xFF) read before one JPEG marker (they are read a byte at a time).
+#: The most fill bytes (0xFF) read in one JPEG, before all its markers (they are read a byte at a time).
 MAX_FILL_BYTES = 65536
 _ORIENTATION_TAG = 0x0112
 _WIDTH_TAG, _HEIGHT_TAG = 0x0100, 0x0101
@@ -97,13 +97,13 @@ def _need(data: bytes, size: int) -> bool:
 def _jpeg(stream: BinaryIO) -> Found:
     stream.seek(2)
     orientation: int | None = None
+    fill = 0
     for _ in range(MAX_SEGMENTS):
         marker = stream.read(2)
-        fill = 0
         while marker[:1] == b"\xff" and marker[1:2] == b"\xff":  # fill bytes
             fill += 1
             if fill > MAX_FILL_BYTES:
-                raise _MalformedError(f"more than {MAX_FILL_BYTES} fill bytes before a JPEG marker")
+                raise _MalformedError(f"more than {MAX_FILL_BYTES} fill bytes between its markers")
             marker = marker[1:] + stream.read(1)
         _need(marker, 2)
         if marker[0] != 0xFF:
