@@ -279,6 +279,8 @@ HOSTILE_EDITS = {
     "event secret": "update custody_event set details = json_set(details, '$.salt', upper(details ->> '$.salt'))"
     " where seq = 31",
     "event details not JSON": "update custody_event set details = 'not json' where seq = 32",
+    "event details with a member twice": 'update custody_event set details = \'{"salt": "forged", \''
+    " || substr(details, 2) where seq = 34",
     "event gone": "delete from custody_event where seq = 33",
     "record title": "update record set title = 'forged' where id = (select min(id) from record)",
     "record acquisition": "update acquisition set body = json_set(body, '$.original_path', '/elsewhere')"

@@ -20,6 +20,8 @@ from evidence_catalog.model import ImageInfo
 
 #: The most markers, chunks or directory entries looked at in one file.
 MAX_SEGMENTS = 4096
+#: The most fill bytes (0xFF) read in one JPEG, before all its markers (they are read a byte at a time).
+MAX_FILL_BYTES = 65536
 _ORIENTATION_TAG = 0x0112
 _WIDTH_TAG, _HEIGHT_TAG = 0x0100, 0x0101
 #: JPEG start-of-frame markers (all but DHT 0xC4, JPG 0xC8 and DAC 0xCC).
@@ -48,6 +50,8 @@ def read_image_header(path: Path) -> tuple[ImageInfo | None, tuple[str, ...]]:
         return None, (f"image size could not be read: {exc}",)
     except struct.error:
         return None, ("image size could not be read: the header is cut short",)
+    except (ValueError, OverflowError):  # an offset past what a file can have (a seek refused)
+        return None, ("image size could not be read: the header states an offset no file can have",)
     except OSError as exc:
         return None, (f"image size could not be read: {exc.strerror or exc}",)
     if found is None:
@@ -93,9 +97,13 @@ def _need(data: bytes, size: int) -> bool:
 def _jpeg(stream: BinaryIO) -> Found:
     stream.seek(2)
     orientation: int | None = None
+    fill = 0
     for _ in range(MAX_SEGMENTS):
         marker = stream.read(2)
         while marker[:1] == b"\xff" and marker[1:2] == b"\xff":  # fill bytes
+            fill += 1
+            if fill > MAX_FILL_BYTES:
+                raise _MalformedError(f"more than {MAX_FILL_BYTES} fill bytes between its markers")
             marker = marker[1:] + stream.read(1)
         _need(marker, 2)
         if marker[0] != 0xFF:
@@ -159,6 +167,7 @@ def _webp(stream: BinaryIO) -> Found:
         if len(chunk) < 8:
             break
         kind, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+        end = stream.tell() + length + (length & 1)  # the next chunk, however much of this one is read
         body = stream.read(min(length, 1 << 20)) if kind in (b"VP8X", b"VP8 ", b"VP8L", b"EXIF") else b""
         if kind == b"VP8X" and _need(body, 10):
             size = (int.from_bytes(body[4:7], "little") + 1, int.from_bytes(body[7:10], "little") + 1)
@@ -174,9 +183,7 @@ def _webp(stream: BinaryIO) -> Found:
             size = ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
         elif kind == b"EXIF":
             orientation = _tiff_orientation(body[6:] if body[:6] == b"Exif\x00\x00" else body)
-        if not body:
-            stream.seek(length, 1)
-        stream.seek(length & 1, 1)
+        stream.seek(end)
     if size is None:
         raise _MalformedError("the WebP has no frame header")
     return (*size, orientation)
@@ -269,7 +276,11 @@ def _heif(stream: BinaryIO) -> Found:
     """A HEIF image's size (HEIC, AVIF): the ``ispe`` property of its primary item.  The
     picture's transforms (``irot``, ``imir``) are not EXIF orientation: it is left unknown."""
     position, found = 0, None
+    stream.seek(0, 2)
+    file_end = stream.tell()
     for _ in range(MAX_SEGMENTS):  # the top-level boxes, by their sizes alone
+        if position >= file_end:
+            break
         stream.seek(position)
         header = stream.read(16)
         if len(header) < 8:

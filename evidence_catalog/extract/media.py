@@ -48,7 +48,8 @@ _ISO6709 = re.compile(
     r"^(?P<lat>[+-]\d{2}(?:\d{2}(?:\d{2})?)?(?:\.\d+)?)"
     r"(?P<lon>[+-]\d{3}(?:\d{2}(?:\d{2})?)?(?:\.\d+)?)"
     r"(?P<alt>[+-]\d+(?:\.\d+)?)?"
-    r"(?:CRS(?P<crs>[A-Za-z0-9_:.-]+))?/?$"
+    r"(?:CRS(?P<crs>[A-Za-z0-9_:.-]+))?/?$",
+    re.ASCII,  # the digits 0-9 only: Python's int() would read Arabic-Indic or full-width ones too
 )
 _WGS84 = frozenset({"WGS_84", "WGS84", "EPSG:4326", "EPSG:4979"})
 #: QuickTime counts from 1904: a zero there is a clock never set, not a time.
@@ -91,7 +92,8 @@ def _agent(raw: dict[str, Any] | None) -> Agent:
 
 
 def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    command = [sys.executable, "-I", str(_PROBE), str(path), str(MEMORY_LIMIT_BYTES), str(TIME_LIMIT_S)]
+    # Absolute: FFmpeg reads a relative name with a colon (``case:12/clip.mp4``) as a protocol.
+    command = [sys.executable, "-I", str(_PROBE), str(path.absolute()), str(MEMORY_LIMIT_BYTES), str(TIME_LIMIT_S)]
     try:
         done = subprocess.run(
             command,
@@ -227,7 +229,7 @@ def _rotation(index: int, matrix: Any, tags: dict[str, str], errors: list[str]) 
     text = tags.get("rotate")
     if text is None:
         return None
-    if re.fullmatch(r"-?\d{1,4}", text.strip()) and int(text) % 90 == 0:
+    if re.fullmatch(r"-?[0-9]{1,4}", text.strip()) and int(text) % 90 == 0:
         return int(text) % 360
     errors.append(f"stream {index}: its rotate tag {text!r} is not a multiple of 90 degrees; left unknown")
     return None

@@ -175,11 +175,25 @@ def database_errors(error: Callable[[str], EvidenceError]) -> Iterator[None]:
         raise error(str(exc.orig)) from exc
 
 
+def strict_json(text: str | bytes) -> Any:
+    """The JSON *text* holds, refusing (``ValueError``) an object that names a member twice:
+    Python keeps the last of them, SQLite's ``json_extract`` the first, so stored JSON that
+    reads two ways is damaged, not what was written (how every JSON column is read)."""
+    return json.loads(text, object_pairs_hook=_members_once)
+
+
+def _members_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError("a member is written twice")
+    return found
+
+
 def _make_engine(url: str | sa.URL, *, read_only: bool = False) -> sa.Engine:
     url = sa.make_url(url)
     if url.get_backend_name() == "postgresql":
         return _make_pg_engine(url, read_only=read_only)
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, json_deserializer=strict_json)
     read_only = {"mode": "ro"}.items() <= engine.url.query.items() or "immutable" in engine.url.query
     if engine.dialect.name == "sqlite":
 
@@ -214,6 +228,7 @@ def _make_pg_engine(url: sa.URL, *, read_only: bool = False) -> sa.Engine:
     engine = sa.create_engine(
         url.set(drivername="postgresql+psycopg"),
         isolation_level="REPEATABLE READ",
+        json_deserializer=strict_json,
         # No ping before each use: it is one more round trip for every read.  A connection the
         # server dropped fails its next statement (a StorageError; nothing half-done), and the
         # pool replaces it.

@@ -10,7 +10,6 @@ completes are stored with it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TypedDict
 
@@ -21,7 +20,7 @@ from evidence_catalog import merkle, model
 from evidence_catalog.custody import ChainHead, event_leaf, sealed_event
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
-from evidence_catalog.store.engine import Connections, aware, execute, insert_row, table_of
+from evidence_catalog.store.engine import Connections, aware, execute, insert_row, strict_json, table_of
 from evidence_catalog.store.tables import CheckpointRow, CustodyEventRow, MerkleNodeRow
 
 
@@ -248,8 +247,11 @@ class StoredTree:
 
 
 def _json_text(text: str | None) -> Any:
+    """The JSON *text* holds, or *text* itself when it does not parse or names a member twice
+    (Python keeps the last, SQLite's ``json_extract`` the first: text that reads two ways is
+    not what was hashed, and is handed on as damaged)."""
     try:
-        return None if text is None else json.loads(text)
+        return None if text is None else strict_json(text)
     except ValueError:
         return text
 
