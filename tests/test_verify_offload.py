@@ -300,3 +300,57 @@ def test_a_hostile_edit_of_any_stored_value_is_found_alike_with_workers(base: Pa
     assert case["started"] == [False]  # the workers did their part
     assert not case["alone"].ok, edit
     assert case["shared"] == case["alone"]
+
+
+_HELD = """
+import sys, time
+from pathlib import Path
+from evidence_catalog import Catalog
+from evidence_catalog.operations import verifying
+verifying.usable_cpus = lambda: 2
+verifying.OFFLOAD_WORK = 0
+start = verifying._Offload.start
+
+def held(*args, **kwargs):
+    offload = start(*args, **kwargs)
+    print(" ".join(str(pid) for pid in offload.pool._processes), flush=True)
+    time.sleep(120)  # killed here, its workers started and idle
+    return offload
+
+verifying._Offload.start = held
+with Catalog.open(Path(sys.argv[1])) as catalog:
+    catalog.verify(record_event=False, remember=False)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether *pid* still runs (a zombie waiting for whoever inherited it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_of_a_killed_verification_die_with_it(base: Path) -> None:
+    """A verification killed (SIGKILL) while its workers are idle leaves none of them behind:
+    each would keep a copy of its database connection open, and nothing else ends it."""
+    import subprocess
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", _HELD, str(base)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        workers = [int(pid) for pid in child.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived the verification"

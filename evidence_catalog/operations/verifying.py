@@ -8,8 +8,10 @@ Damage is reported as findings (:mod:`evidence_catalog.findings`), never raised.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from collections import deque
@@ -496,7 +498,9 @@ class _Offload:
         key = id(object())
         _READ[key] = context.Array("q", max(1, groups))  # inherited by the workers as they are forked
         try:
-            pool = ProcessPoolExecutor(max_workers=cpus, mp_context=context)
+            pool = ProcessPoolExecutor(
+                max_workers=cpus, mp_context=context, initializer=die_with, initargs=(os.getpid(),)
+            )
             pool.submit(int).result(timeout=TASK_TIMEOUT)  # every worker forked now
         except Exception:  # noqa: BLE001 -- no workers: everything is done in this process
             _READ.pop(key, None)
@@ -616,6 +620,26 @@ class _Offload:
 #: per group of files.
 _READ: dict[int, Any] = {}
 #: How often a verification waiting for its workers hands their progress on.
+#: ``prctl``'s option that asks for a signal when the parent dies (``linux/prctl.h``).
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> None:
+    """A worker's first act: to be killed when the verifying process *parent* dies.  A forked
+    worker holds copies of its parent's descriptors, its database connection's among them: one
+    outliving a verification that was killed would keep that connection open on the server.  A
+    worker that cannot arrange it stops at once (the pool is then broken, and its work is done
+    by the verifying process)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            os._exit(1)
+    except (OSError, AttributeError):
+        os._exit(1)
+    if os.getppid() != parent:  # the parent died before that was set
+        os._exit(1)
+
+
 POLL_SECONDS = 0.25
 
 
