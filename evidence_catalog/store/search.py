@@ -6,9 +6,9 @@ row per report with the time it is searched by, ``report_term`` rows for the exa
 PostgreSQL in ``report_index`` (a ``tsvector`` under a GIN index, the text of the words, and
 what ranking needs) and ``report_lexeme`` (how many reports hold each word).  Words are made
 by one rule for every database (:mod:`evidence_catalog.store.words`), and hits are ranked by
-one rule too (FTS5's bm25, worked out on PostgreSQL as FTS5 works it out).  The index is written (:func:`index_rows`; the
-migrations that index reports ingested before them use the functions at the end) and searched
-(:meth:`SearchIndex.search_reports`) here too.
+one rule too (FTS5's bm25, worked out on PostgreSQL as FTS5 works it out).  The index is
+written (:func:`index_rows`; the migrations that index reports ingested before them use the
+functions at the end) and searched (:meth:`SearchIndex.search_reports`) here too.
 """
 
 from __future__ import annotations
