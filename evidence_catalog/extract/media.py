@@ -91,6 +91,29 @@ def _agent(raw: dict[str, Any] | None) -> Agent:
     return Agent(name="PyAV", kind=AgentKind.SOFTWARE, version=text or None)
 
 
+#: How the errors of :func:`_run_probe` begin that say the reader stopped for a reason of the
+#: machine that ran it -- a time, CPU or memory limit, a crash, a reader that could not be
+#: started or loaded -- rather than what the file holds: the same bytes may read in full on
+#: another machine, or with another PyAV.  Such a description claims nothing of the file.
+_STOPPED_BY_THE_MACHINE = (
+    "the media reader did not finish within ",
+    "the media reader could not be started",
+    "the media reader used up its CPU time limit",
+    "the media reader was killed",
+    "the media reader crashed",
+    "the media reader gave ",
+    "the media reader failed ",
+    "the media reader ran out of its memory limit",
+    "PyAV could not be loaded",
+)
+
+
+def stopped_by_the_machine(errors: tuple[str, ...]) -> str | None:
+    """The first of *errors* that says the media reader stopped for a reason of the machine
+    that ran it (see ``_STOPPED_BY_THE_MACHINE``), or ``None``."""
+    return next((error for error in errors if error.startswith(_STOPPED_BY_THE_MACHINE)), None)
+
+
 def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     # Absolute: FFmpeg reads a relative name with a colon (``case:12/clip.mp4``) as a protocol.
     command = [sys.executable, "-I", str(_PROBE), str(path.absolute()), str(MEMORY_LIMIT_BYTES), str(TIME_LIMIT_S)]

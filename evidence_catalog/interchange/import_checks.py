@@ -153,6 +153,8 @@ def check_artifact_bytes(
         if earlier is not None and artifact.metadata is not None:
             earlier = attrs.evolve(earlier, extractor=artifact.metadata.extractor)
         found = attrs.evolve(found, metadata=earlier)
+    if found != artifact and artifact.media_type.startswith(("audio/", "video/")):
+        found = _as_the_machines_allow(artifact, found, where)
     if found != artifact:
         differing = differences(unstructure(artifact), unstructure(found))
         raise IntegrityError(
@@ -160,3 +162,30 @@ def check_artifact_bytes(
             "nothing was imported",
             where=where,
         )
+
+
+def _as_the_machines_allow(artifact: model.Artifact, found: model.Artifact, where: str) -> model.Artifact:
+    """*found* (what this machine read of an audio or video file) as it is compared with
+    *artifact* (the description imported) when either reader stopped for a reason of its
+    machine, not of the file (a time or memory limit, a crash, PyAV missing):
+
+    - the description says its reader read nothing, and why: it claims nothing of the file, so
+      any reading here agrees with it (it is kept as written; ``verify`` and a new reading
+      here can say more);
+    - this machine's reader read nothing, and the description says what the file holds: that
+      cannot be checked here, and the import is refused saying so (not as a difference)."""
+    from evidence_catalog.extract.media import stopped_by_the_machine  # loaded here
+
+    claimed, read = artifact.metadata, found.metadata
+    if claimed is not None and claimed.media is None and stopped_by_the_machine(claimed.errors):
+        if read is None:
+            return found
+        return attrs.evolve(found, metadata=attrs.evolve(read, media=None, errors=claimed.errors))
+    why = None if read is None else stopped_by_the_machine(read.errors)
+    if why is not None and claimed is not None and claimed.media is not None:
+        raise IntegrityError(
+            f"artifact {artifact.sha256}'s media description cannot be checked on this machine ({why}); "
+            "nothing was imported",
+            where=where,
+        )
+    return found
