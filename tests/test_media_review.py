@@ -212,3 +212,39 @@ def test_a_rotate_tag_in_digits_other_than_0_9_is_left_unknown(tmp_path: Path) -
     assert _rotation(0, None, {"rotate": "\u0669\u0660"}, errors) is None
     assert errors and "not a multiple of 90 degrees" in errors[0]
     assert _rotation(0, None, {"rotate": "90"}, []) == 90
+
+
+@pytest.mark.parametrize(
+    ("errors", "refused"),
+    [
+        (("the media reader crashed (SIGSEGV) on this file; nothing was read",), False),
+        (("the media reader crashed (SIGSEGV) on this file; nothing was read", "filmed in Kyiv"), True),
+        (("filmed in Kyiv",), True),
+        ((), True),
+    ],
+)
+def test_only_a_lone_machine_stop_is_taken_as_saying_nothing(
+    tmp_path: Path, errors: tuple[str, ...], refused: bool
+) -> None:
+    """A description that its reader stopped for a reason of its machine imports whatever is read
+    here, but only when that is all it says: any other text beside it (or instead of it) is
+    compared with the bytes as before, and refused."""
+    from evidence_catalog.errors import IntegrityError
+    from evidence_catalog.extract import sniff_media_type
+    from evidence_catalog.hashing import hash_file
+    from evidence_catalog.interchange.import_checks import check_artifact_bytes
+    from tests.test_media import make_video
+
+    video = make_video(tmp_path / "clip.mp4")
+    digests, size = hash_file(str(video), ["sha256"])
+    claimed = model.Artifact(
+        digests=digests,
+        size=size,
+        media_type=sniff_media_type(video),
+        metadata=model.EmbeddedMetadata(extractor=model.Agent(name="PyAV", kind="software"), errors=errors),
+    )
+    if refused:
+        with pytest.raises(IntegrityError, match="is not what its bytes say"):
+            check_artifact_bytes(video, claimed, hashed=True, where="test")
+    else:
+        check_artifact_bytes(video, claimed, hashed=True, where="test")

@@ -177,7 +177,9 @@ def _as_the_machines_allow(artifact: model.Artifact, found: model.Artifact, wher
     from evidence_catalog.extract.media import stopped_by_the_machine  # loaded here
 
     claimed, read = artifact.metadata, found.metadata
-    if claimed is not None and claimed.media is None and stopped_by_the_machine(claimed.errors):
+    # Exactly the one error such a reader writes, and nothing else: no other text rides along.
+    said_nothing = claimed is not None and claimed.media is None and len(claimed.errors) == 1
+    if claimed is not None and said_nothing and stopped_by_the_machine(claimed.errors):
         if read is None:
             return found
         return attrs.evolve(found, metadata=attrs.evolve(read, media=None, errors=claimed.errors))
