@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     )
     from evidence_catalog.results import (
         AddResult,
+        AnalysisResult,
         CaptureResult,
         CheckpointInfo,
         ExportResult,
@@ -85,6 +86,7 @@ __all__ = [
     "Acquisition",
     "AddResult",
     "Agent",
+    "AnalysisResult",
     "Artifact",
     "Assessment",
     "BagError",
@@ -177,6 +179,7 @@ _LAZY: dict[str, str] = {
     "Report": "model",
     "SensitivityFlag": "model",
     "AddResult": "results",
+    "AnalysisResult": "results",
     "CaptureResult": "results",
     "CheckpointInfo": "results",
     "ExportResult": "results",

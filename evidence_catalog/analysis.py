@@ -32,8 +32,6 @@ from evidence_catalog.values import sha256 as _sha256
 from evidence_catalog.values import text_map as _text_map
 from evidence_catalog.values import to_tuple as _to_tuple
 
-#: The media type of an analysis document.
-ANALYSIS_MEDIA_TYPE = "application/vnd.evidence-catalog.media-analysis+json"
 #: The one perceptual hash algorithm so far: Meta's PDQ (256 bits, written as 64 hex digits).
 PDQ = "pdq"
 PDQ_BITS = 256

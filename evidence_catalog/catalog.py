@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     from evidence_catalog.ingest.formats import INGEST_FORMATS as INGEST_FORMATS
     from evidence_catalog.operations import (
         adding,
+        analyzing,
         capturing,
         exporting,
         housekeeping,
@@ -102,6 +103,7 @@ if TYPE_CHECKING:
 else:
     adding, capturing, exporting, housekeeping = map(_Later, ("adding", "capturing", "exporting", "housekeeping"))
     importing, ingesting, judging, log_proofs = map(_Later, ("importing", "ingesting", "judging", "log_proofs"))
+    analyzing = _Later("analyzing")
 
     #: Names this module has always offered, found in their modules when first asked for.
     _LATER_NAMES = {
@@ -313,6 +315,10 @@ class Catalog:
     # -- ingesting reports -------------------------------------------------------------------
 
     ingest = _delegate(ingesting.ingest)
+
+    # -- analysing images and videos ---------------------------------------------------------
+
+    analyze = _delegate(analyzing.analyze)
 
     # -- finding and linking reports ---------------------------------------------------------
 

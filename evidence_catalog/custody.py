@@ -116,6 +116,8 @@ class Action:
     LOG_KEY_CHANGED = "key.changed"
     TIMESTAMP_ADDED = "timestamp.added"
     CATALOG_FSCK = "catalog.fsck"
+    #: A derivation: an analysis of an artifact and what it made (a document, keyframes ...).
+    MEDIA_ANALYZED = "media.analyzed"
 
 
 def new_secret() -> str:

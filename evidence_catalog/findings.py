@@ -315,3 +315,80 @@ class KeyFileMismatch(Finding):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+
+@frozen
+class AnalysisUnreadable(Finding):
+    """An analysis document a record holds that cannot be read as one, or that does not agree
+    with the record (another source, derived artifacts the record lacks)."""
+
+    record_id: str
+    document: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"record {self.record_id}: analysis {self.document} {self.reason}"
+
+
+@frozen
+class AnalysisMismatch(Finding):
+    """An analysis made again, by the same tools with the same parameters, from the same bytes,
+    derives something else than the stored document says."""
+
+    record_id: str
+    document: str
+    source: str
+    what: str
+
+    def __str__(self) -> str:
+        return (
+            f"record {self.record_id}: the analysis of {self.source} made again differs from the stored one"
+            f" ({self.document}) in its {self.what}"
+        )
+
+
+@frozen
+class HashIndexMismatch(Finding):
+    """The similarity index does not hold exactly the hashes the analysis documents hold (rows
+    added, removed or changed outside the library: matches hidden or made up)."""
+
+    record_id: str
+    document: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"record {self.record_id}: the similarity index disagrees with analysis {self.document}: {self.reason}"
+
+
+# Notices: what verification reports about the evidence, not damage to the catalog.  They do not
+# make a verification fail.
+
+
+@frozen
+class CredentialsFailed(Finding):
+    """Content Credentials of an artifact that failed validation or could not be read: a fact
+    about the evidence (a platform's re-save breaks them too), for a person to judge."""
+
+    record_id: str
+    sha256: str
+    state: str
+    failure_codes: tuple[str, ...]
+
+    def __str__(self) -> str:
+        codes = f" ({', '.join(self.failure_codes)})" if self.failure_codes else ""
+        return (
+            f"record {self.record_id}: artifact {self.sha256} carries Content Credentials that are {self.state}{codes}"
+        )
+
+
+@frozen
+class AnalysisNotRechecked(Finding):
+    """An analysis that could not be made again here as it was made (other tool versions), or
+    whose Content Credentials read differently now (a certificate checked against today's date)."""
+
+    record_id: str
+    document: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"record {self.record_id}: analysis {self.document} not checked again: {self.reason}"

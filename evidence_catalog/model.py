@@ -314,6 +314,9 @@ class AcquisitionMethod(Choice):
     CAPTURED_FROM_URL = "captured_from_url"
     INGESTED_FROM_FEED = "ingested_from_feed"
     IMPORTED = "imported"
+    #: Made by this catalog from bytes it holds: an analysis (perceptual hashes, keyframes,
+    #: Content Credentials) of an image or video, with the tools' versions and parameters.
+    DERIVED = "derived"
 
 
 class Outcome(Choice):

@@ -217,6 +217,18 @@ def _apply_captured(states: dict[str, _RecordState], event: CustodyEvent) -> Non
     _apply_acquired(states, event, entries)
 
 
+def _apply_analyzed(states: dict[str, _RecordState], event: CustodyEvent) -> None:
+    """Apply one ``media.analyzed`` event: the analysis document and what it derived join a
+    record that exists (a derivation never creates a record), with the acquisition (method
+    ``derived``) that names the tools and parameters."""
+    if event.details["record_created"] is not False:
+        raise ValueError("an analysis never creates a record")
+    acquisition = structure(event.details["acquisition"], model.Acquisition)
+    if acquisition.method is not model.AcquisitionMethod.DERIVED:
+        raise ValueError("an analysis is an acquisition of method derived")
+    _apply_captured(states, event)
+
+
 def _apply_ingested(states: dict[str, _RecordState], event: CustodyEvent) -> None:
     """Apply one ``report.ingested`` event: the source document and its acquisition, like a
     capture, and the report read from it."""
@@ -355,6 +367,7 @@ def _apply_imported(states: dict[str, _RecordState], event: CustodyEvent) -> Non
 _APPLY = {
     Action.ARTIFACT_ADDED: _apply_added,
     Action.MEDIA_CAPTURED: _apply_captured,
+    Action.MEDIA_ANALYZED: _apply_analyzed,
     Action.CAPTURE_FAILED: _apply_failed,
     Action.REPORT_INGESTED: _apply_ingested,
     Action.REPORT_LINKED: _apply_linked,

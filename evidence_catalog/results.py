@@ -37,6 +37,31 @@ class AddResult:
     new_bytes: bool
     #: Where a damaged stored copy of these bytes was moved when this add replaced it.
     quarantined: str | None = None
+    #: The media type the stored bytes were found to be.
+    media_type: str | None = None
+
+
+@frozen
+class AnalysisResult:
+    """What analysing one image or video of a record found (see ``Catalog.analyze``)."""
+
+    record_id: str
+    #: The analysed artifact.
+    sha256: str
+    #: The analysis document written now, ``None`` when an earlier analysis by the same tools
+    #: was found and nothing was run.
+    document_sha256: str | None
+    #: False when nothing was written: the record already held this analysis.
+    new: bool
+    hashes: int = 0
+    #: Hashes good enough to match on (PDQ quality 50 or more).
+    usable_hashes: int = 0
+    keyframes: int = 0
+    #: The C2PA outcome (``none``, ``valid``, ``trusted``, ``invalid``, ``unreadable``), or
+    #: ``None`` when the media type carries no Content Credentials.
+    credentials: str | None = None
+    #: What could not be derived, and why.
+    errors: tuple[str, ...] = ()
 
 
 @frozen
@@ -133,6 +158,12 @@ class VerificationReport:
     #: Events at the end of the log that no checkpoint signed by the log's key covers (a finding
     #: unless the verification allowed them: an encrypted key between signings).
     unsigned_events: int = 0
+    #: What was found about the evidence rather than the catalog (Content Credentials that
+    #: fail validation, an analysis that other tools here cannot make again): reported, and
+    #: no reason for ``ok`` to be false.
+    notices: tuple[Finding, ...] = ()
+    #: Analyses made again from their sources and compared (all of them with ``deep``).
+    analyses_rechecked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -151,6 +182,7 @@ class VerificationReport:
             "unsigned_events": self.unsigned_events,
             "logged": self.logged,
             "findings": [f.as_dict() for f in self.findings],
+            "notices": [f.as_dict() for f in self.notices],
         }
 
 

@@ -19,6 +19,7 @@ from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter
 
 from evidence_catalog import model
+from evidence_catalog.analysis import MediaAnalysis
 from evidence_catalog.errors import ModelTypeError, ValidationError
 
 T = TypeVar("T")
@@ -32,6 +33,7 @@ SCHEMA_IDS: dict[type[Any], str] = {
     model.Artifact: SCHEMA_BASE + "artifact:1.0.0",
     model.CustodyEvent: SCHEMA_BASE + "custody-event:1.1.0",
     model.ExportBundle: SCHEMA_BASE + "export:2.0.0",
+    MediaAnalysis: SCHEMA_BASE + "media-analysis:1.0.0",
 }
 #: Older schema ids still read, and the type each is (custody-event 1.1.0 only adds salted
 #: commitments: an event of 1.0.0 is one without a salt, and hashes as it always did).

@@ -239,7 +239,7 @@ DEFS: dict[str, Any] = {
     "acquisition": obj(
         {
             "id": ref("id"),
-            "method": enum("added_from_disk", "captured_from_url", "ingested_from_feed", "imported"),
+            "method": enum("added_from_disk", "captured_from_url", "ingested_from_feed", "imported", "derived"),
             "started_at": ref("timestamp"),
             "ended_at": ref("timestamp"),
             "operator": ref("agent"),
@@ -513,12 +513,16 @@ DEFS["export"] = obj(
 )
 
 FINDING_KINDS = [
+    "analysis_mismatch",
+    "analysis_not_rechecked",
+    "analysis_unreadable",
     "blob_missing",
     "blob_unreadable",
     "broken_link",
     "checkpoint_invalid",
     "checkpoint_mismatch",
     "checkpoint_unsigned",
+    "credentials_failed",
     "digest_mismatch",
     "entry_unreadable",
     "event_edited",
@@ -526,6 +530,7 @@ FINDING_KINDS = [
     "event_out_of_order",
     "event_unreplayable",
     "events_unsigned",
+    "hash_index_mismatch",
     "key_change_invalid",
     "key_file_mismatch",
     "log_rolled_back",
@@ -559,7 +564,23 @@ DEFS["verification_report"] = obj(
         },
         "logged": {**BOOL, "description": "Whether this verification was written to the custody log."},
         "findings": {"type": "array", "items": ref("finding")},
-    }
+        "notices": {
+            "type": "array",
+            "items": ref("finding"),
+            "description": "What was found about the evidence, not damage (Content Credentials that fail"
+            " validation, analyses that could not be made again here); they do not make ok false.",
+        },
+    },
+    required=[
+        "ok",
+        "records_checked",
+        "artifacts_checked",
+        "bytes_checked",
+        "events_checked",
+        "unsigned_events",
+        "logged",
+        "findings",
+    ],
 )
 
 _REASONS = {
@@ -650,6 +671,69 @@ DEFS["checkpoint"] = obj(
     description="The last line of a JSON Lines export: the log's latest signed checkpoint, covering every event.",
 )
 
+DEFS["perceptual_hash"] = obj(
+    {
+        "value": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "The 256-bit PDQ hash, hex."},
+        "quality": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "PDQ's quality; under 50 the hash is kept but never matched.",
+        },
+        "offset_s": nullable(
+            {"type": "number", "minimum": 0, "description": "Seconds from a video's start to the frame hashed."}
+        ),
+        "algorithm": enum("pdq"),
+    },
+    description="A perceptual hash of an image, or of one frame of a video (offset_s).",
+)
+DEFS["keyframe"] = obj(
+    {"offset_s": {"type": "number", "minimum": 0}, "sha256": ref("sha256")},
+    description="A frame of a video kept as an image artifact.",
+)
+DEFS["content_credentials"] = obj(
+    {
+        "state": enum(
+            "none",
+            "valid",
+            "trusted",
+            "invalid",
+            "unreadable",
+            description="none: no manifest (proves nothing); valid: intact, signer not on the trust list;"
+            " trusted: intact, signer chains to the configured trust list; invalid: a check failed;"
+            " unreadable: the manifest store could not be read.",
+        ),
+        "manifest_store_sha256": nullable(ref("sha256")),
+        "active_manifest": OPT_TEXT,
+        "failure_codes": {"type": "array", "items": TEXT, "description": "The validator's codes, verbatim."},
+        "signer": OPT_TEXT,
+        "claim_generator": OPT_TEXT,
+        "signed_at": nullable(ref("timestamp")),
+        "actions": {"type": "array", "items": TEXT},
+        "ingredients": {"type": "array", "items": TEXT},
+        "errors": {"type": "array", "items": TEXT},
+    },
+    description="C2PA Content Credentials as read and validated offline.",
+)
+DEFS["media_analysis"] = obj(
+    {
+        "source_sha256": ref("sha256"),
+        "source_media_type": TEXT,
+        "tools": {"type": "array", "items": ref("agent"), "description": "The software that made the values."},
+        "parameters": {
+            "type": "object",
+            "additionalProperties": TEXT,
+            "description": "Every parameter that shapes the values, as text.",
+        },
+        "hashes": {"type": "array", "items": ref("perceptual_hash")},
+        "keyframes": {"type": "array", "items": ref("keyframe")},
+        "contact_sheet_sha256": nullable(ref("sha256")),
+        "credentials": nullable(ref("content_credentials")),
+        "errors": {"type": "array", "items": TEXT, "description": "What could not be derived, and why."},
+    },
+    description="What an analysis derived from an image or video (a derived artifact of its own).",
+)
+
 #: (schema name, version, root definition, title)
 DOCUMENTS = [
     ("evidence-record", "2.0.0", "evidence_record", "Evidence record"),
@@ -659,6 +743,7 @@ DOCUMENTS = [
     ("verification-report", "1.1.0", "verification_report", "Result of verifying a catalog"),
     ("bag-contents", "1.0.0", "bag_contents", "Contents of an export bag (data/contents.json)"),
     ("checkpoint", "1.0.0", "checkpoint", "A signed checkpoint of the custody log"),
+    ("media-analysis", "1.0.0", "media_analysis", "What an analysis derived from an image or video"),
 ]
 
 

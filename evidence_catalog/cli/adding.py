@@ -19,7 +19,7 @@ from evidence_catalog.errors import InputError
 from evidence_catalog.paths import display_path
 
 if TYPE_CHECKING:
-    from evidence_catalog.results import CaptureResult
+    from evidence_catalog.results import AnalysisResult, CaptureResult
 
 
 @cli.command()
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     help="Most files committed per transaction (fewer once they hold 256 MiB or took 2 s);"
     " 1 commits and syncs each file on its own, much slower for many small files.",
 )
+@click.option(
+    "--no-analyze", is_flag=True, help="Do not analyse the images and videos now (`analyze` can do it later)."
+)
 @operator_option
 @quiet_option
 def add(
@@ -49,6 +52,7 @@ def add(
     tags: Sequence[str],
     record_id: str | None,
     batch: int,
+    no_analyze: bool,
     operator: str | None,
     quiet: bool,
 ) -> None:
@@ -85,7 +89,18 @@ def add(
                 progress=progress,
                 on_added=report,
                 batch=batch,
+                analyze=not no_analyze,
+                on_analyzed=echo_analysis,
             )
+
+
+def echo_analysis(result: AnalysisResult) -> None:
+    """Say on standard error what the analysis of a file just added found worth a look: the
+    problems it met and Content Credentials that failed (the add's own lines stay as they were)."""
+    if result.credentials in ("invalid", "unreadable"):
+        click.echo(f"note: {result.sha256} carries Content Credentials that are {result.credentials}", err=True)
+    for error in result.errors:
+        click.echo(f"note: the analysis of {result.sha256} met a problem: {printable(error)}", err=True)
 
 
 def _read_url_file(path: str) -> list[str]:
@@ -175,6 +190,9 @@ def _echo_capture(result: CaptureResult) -> bool:
     is_flag=True,
     help="Do not fetch URLs captured successfully before (resume an interrupted batch).",
 )
+@click.option(
+    "--no-analyze", is_flag=True, help="Do not analyse the images and videos now (`analyze` can do it later)."
+)
 @operator_option
 @quiet_option
 def capture(
@@ -193,6 +211,7 @@ def capture(
     retries: int,
     no_ffmpeg: bool,
     skip_captured: bool,
+    no_analyze: bool,
     operator: str | None,
     quiet: bool,
 ) -> None:
@@ -239,6 +258,8 @@ def capture(
             progress=progress,
             on_result=report,
             skip_captured=skip_captured,
+            analyze=not no_analyze,
+            on_analyzed=echo_analysis,
         )
     if not quiet:
         done = len(wanted) - failed - skipped

@@ -42,6 +42,11 @@ NEW_PASSPHRASE_ENV = "EVIDENCE_CATALOG_NEW_KEY_PASSPHRASE"
     is_flag=True,
     help="Events after the last signed checkpoint (an encrypted key between signings) are counted, not a problem.",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Make every media analysis again from its source and compare (default: a few, drawn at random).",
+)
 @json_option
 @quiet_option
 def verify(
@@ -51,6 +56,7 @@ def verify(
     checkpoint_files: Sequence[str],
     no_remember: bool,
     allow_unsigned_tail: bool,
+    deep: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -59,8 +65,12 @@ def verify(
 
     A checkpoint given with --checkpoint, and the one remembered from the last clean
     verification (in $XDG_STATE_HOME/evidence-catalog/), must still be a prefix of the log:
-    a log rolled back or rewritten is found.  Exit code 1 if anything is wrong, including a
-    catalog database that cannot be read; each problem is printed on its own line.
+    a log rolled back or rewritten is found.  What media analyses derived is checked against
+    the similarity index, and a few analyses (all with --deep) are made again and compared.
+    Exit code 1 if anything is wrong, including a catalog database that cannot be read; each
+    problem is printed on its own line.  A NOTICE line (Content Credentials that fail
+    validation, an analysis made by other tool versions) is about the evidence, not damage,
+    and does not change the exit code.
     """
     given = []
     for name in checkpoint_files:
@@ -81,6 +91,7 @@ def verify(
                     checkpoints=given,
                     remember=not no_remember,
                     allow_unsigned=allow_unsigned_tail,
+                    deep=deep,
                 )
     except (CatalogNotFoundError, CatalogVersionError):
         raise  # the wrong path or a newer catalog: bad input, not a finding
@@ -115,6 +126,8 @@ def verify(
     else:
         for finding in report.findings:
             click.echo(f"PROBLEM {printable(str(finding))}")
+        for notice in report.notices:
+            click.echo(f"NOTICE {printable(str(notice))}")
         if not quiet or not report.ok:
             verdict = "verified" if report.ok else f"{len(report.findings)} problem(s) found"
             click.echo(

@@ -40,7 +40,7 @@ from evidence_catalog.operations.common import check_note, check_record_id, chec
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
 from evidence_catalog.replay import added_details
-from evidence_catalog.results import AddResult
+from evidence_catalog.results import AddResult, AnalysisResult
 from evidence_catalog.store.blobstore import StoredBlob
 from evidence_catalog.store.database import (
     EventDraft,
@@ -101,6 +101,8 @@ def add(
     progress: ProgressCallback | None = None,
     on_added: Callable[[AddResult], None] | None = None,
     batch: int = BATCH_FILES,
+    analyze: bool = True,
+    on_analyzed: Callable[[AnalysisResult], None] | None = None,
 ) -> list[AddResult]:
     """Add files (and, with *recursive*, directories) to the catalog.
 
@@ -124,7 +126,32 @@ def add(
     batch catalogued and nothing of the files after them but stored bytes no record claims
     (orphans ``fsck`` lists); adding the same files again completes the work and reuses those
     bytes.
+
+    With *analyze* (the default), the images and videos added are then analysed as
+    :meth:`analyze` does (perceptual hashes, keyframes, Content Credentials), each analysis in
+    a transaction of its own after the add's, and *on_analyzed* is called with each result;
+    an add interrupted before its analyses is finished by ``analyze``.
     """
+    results = _add(ctx, paths, recursive, record_id, note, source_url, tags, progress, on_added, batch)
+    if analyze:
+        from evidence_catalog.operations.analyzing import analyze_added
+
+        analyze_added(ctx, [(r.record_id, r.sha256, r.media_type) for r in results if r.new_on_record], on_analyzed)
+    return results
+
+
+def _add(
+    ctx: Context,
+    paths: Iterable[str | os.PathLike[str]],
+    recursive: bool,
+    record_id: str | None,
+    note: str | None,
+    source_url: str | None,
+    tags: Sequence[str],
+    progress: ProgressCallback | None,
+    on_added: Callable[[AddResult], None] | None,
+    batch: int,
+) -> list[AddResult]:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InputError(f"batch must be a whole number of at least 1, not {batch!r}", where="batch")
     if isinstance(paths, str | bytes | os.PathLike):
@@ -482,6 +509,7 @@ def catalogue_files(
             new_on_record=attached,
             new_bytes=blob.created,
             quarantined=blob.quarantined,
+            media_type=artifact.media_type,
         )
         done.append((result, acquisition, note_part, details["acquisition"]))
     events = ctx.db.append_events(session, drafts)

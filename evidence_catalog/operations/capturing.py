@@ -21,7 +21,7 @@ from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import check_note, check_record_id, check_url, checked_tags
 from evidence_catalog.operations.context import Context
 from evidence_catalog.replay import captured_details, failed_details
-from evidence_catalog.results import CaptureResult
+from evidence_catalog.results import AnalysisResult, CaptureResult
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob
 
 
@@ -36,6 +36,8 @@ def capture(
     progress: CaptureProgress | None = None,
     on_result: Callable[[CaptureResult], None] | None = None,
     skip_captured: bool = False,
+    analyze: bool = True,
+    on_analyzed: Callable[[AnalysisResult], None] | None = None,
 ) -> list[CaptureResult]:
     """Capture online media at each URL with yt-dlp, one URL after another.
 
@@ -47,6 +49,10 @@ def capture(
     With *skip_captured*, a URL captured successfully before (the same requested URL) is
     not fetched again: its result has ``skipped=True``.  Re-running an interrupted batch
     this way resumes where it stopped.
+
+    With *analyze* (the default), the images and videos of each record a capture stored bytes
+    on are then analysed as :meth:`analyze` does, each analysis in a transaction of its own,
+    and *on_analyzed* is called with each result.
     """
     if isinstance(urls, str):
         urls = [urls]
@@ -76,6 +82,10 @@ def capture(
             results.append(result)
             if on_result is not None:
                 on_result(result)
+    if analyze:
+        from evidence_catalog.operations.analyzing import analyze_records_added
+
+        analyze_records_added(ctx, [r.record_id for r in results if r.ok and r.new_on_record], on_analyzed)
     return results
 
 

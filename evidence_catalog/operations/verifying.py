@@ -80,6 +80,7 @@ def verify(
     checkpoints: Sequence[tuple[str, str]] = (),
     remember: bool = True,
     allow_unsigned: bool = False,
+    deep: bool = False,
 ) -> VerificationReport:
     """Check everything the catalog claims, and return every finding.
 
@@ -112,6 +113,12 @@ def verify(
 
     The log is read once and not held (see :func:`verify_log_and_records`); the records are
     read a page at a time.
+
+    4. What analyses derived (:mod:`evidence_catalog.operations.verify_media`): each analysis
+       document read and held against its record and the similarity index; a few analyses,
+       drawn at random, made again from their sources and compared (every one with *deep*).
+       Content Credentials that failed validation are reported in ``notices``, which say
+       something about the evidence, not the catalog, and leave ``ok`` true.
 
     Damaged rows are reported as findings, never raised.  With *record_event*, the
     verification itself is logged when the catalog can be written (a read-only copy is still
@@ -192,8 +199,14 @@ def verify(
             by_group.update(zip(mine, hashed, strict=True))
             for index in range(len(groups)):
                 findings.extend(by_group[index])
+    from evidence_catalog.operations.verify_media import check_analyses  # Pillow, PyAV, c2pa: when needed
+
+    media_findings, notices, rechecked = check_analyses(ctx, deep=deep)
+    findings.extend(media_findings)
     report = VerificationReport(
         findings=tuple(findings),
+        notices=tuple(notices),
+        analyses_rechecked=rechecked,
         records_checked=records_checked,
         artifacts_checked=len(artifacts),
         bytes_checked=sum(a[1] for a in artifacts),

@@ -230,6 +230,28 @@ class Records(Connections):
         insert_row(session, RecordArtifactRow, **record_artifact_row(record_id, entry, len(held)))
         return True
 
+    def derived_documents(self, session: Session) -> list[tuple[str, str]]:
+        """``(record id, analysis document SHA-256)`` of every successful acquisition of method
+        ``derived``, in the order they were logged."""
+        table = table_of(AcquisitionRow)
+        query = (
+            sa.select(table.c.record_id, table.c.artifact_sha256)
+            .where(
+                table.c.method == model.AcquisitionMethod.DERIVED.value,
+                table.c.outcome == "succeeded",
+                table.c.artifact_sha256.is_not(None),
+            )
+            .order_by(table.c.custody_seq, table.c.position)
+        )
+        return [(str(row[0]), str(row[1])) for row in execute(session, query)]
+
+    def derived_from(self, session: Session, record_id: str, sha256: str) -> tuple[str, ...]:
+        """What the record says an artifact of it was derived from (empty when not derived)."""
+        table = table_of(RecordArtifactRow)
+        query = sa.select(table.c.derived_from).where(table.c.record_id == record_id, table.c.sha256 == sha256)
+        sources = execute(session, query).scalar()
+        return tuple(str(s) for s in sources) if isinstance(sources, list) else ()
+
     def add_acquisition(
         self, session: Session, record_id: str, acquisition: model.Acquisition, custody_seq: int, position: int = 0
     ) -> None:

@@ -1,0 +1,431 @@
+"""``analyze``: what a record's images and videos show, derived from their stored bytes.
+
+For each image or video on a record, the analysis derives perceptual hashes (PDQ, of the image
+as displayed or of a video's frames sampled at a regular interval), keyframes and a contact
+sheet of a video, and the C2PA Content Credentials a file carries.  The adapters in
+:mod:`evidence_catalog.extract` do the work, each in a child process under time and memory
+limits, on a copy of the *stored* bytes; a failure is said in the analysis's ``errors``, never
+raised, and the evidence itself is never touched.
+
+What they derive is written as one document, :class:`~evidence_catalog.analysis.MediaAnalysis`
+(canonical JSON, no time in it), stored as an artifact derived from the analysed one, beside
+the keyframes, the contact sheet and the manifest store; an acquisition of method ``derived``
+names the tools, their versions and the parameters; a ``media.analyzed`` custody event logs it
+all, and the hashes go into the similarity index, in one transaction.  A process killed before
+that transaction leaves stored bytes no record names (``fsck`` lists them) and a record as it
+was: ``analyze`` again finishes the work.
+
+The same bytes analysed again by the same tools give the same document: nothing new is written
+(``new`` is false in the result), which is what makes ``analyze --all`` safe to run again, and
+after a tool upgrade the new tools' analysis is added beside the old one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from evidence_catalog import model
+from evidence_catalog.analysis import ContentCredentials, Keyframe, MediaAnalysis
+from evidence_catalog.custody import Action
+from evidence_catalog.errors import InputError
+from evidence_catalog.operations import common
+from evidence_catalog.operations.context import Context
+from evidence_catalog.replay import captured_details
+from evidence_catalog.results import AnalysisResult
+from evidence_catalog.serialize import canonical_json, from_document, to_document
+
+if TYPE_CHECKING:
+    from evidence_catalog.store.blobstore import StoredBlob
+
+#: How the ``derivation`` of an artifact an analysis made starts.
+DERIVATION = "media analysis"
+#: Roles of the artifacts an analysis looks at: the evidence and what came with it from the
+#: source (a platform's thumbnail is a picture a person may search for too).
+ANALYSED_ROLES = frozenset(
+    {
+        model.ArtifactRole.ORIGINAL,
+        model.ArtifactRole.THUMBNAIL,
+        model.ArtifactRole.PAGE_SNAPSHOT,
+        model.ArtifactRole.DERIVED,
+    }
+)
+
+#: A progress callback: (what was analysed, how many so far, how many in all).
+AnalyzeProgress = Callable[[str, int, int], None]
+
+
+def analyze(
+    ctx: Context,
+    record_ids: Sequence[str] = (),
+    *,
+    all_records: bool = False,
+    force: bool = False,
+    progress: AnalyzeProgress | None = None,
+) -> list[AnalysisResult]:
+    """Analyse the images and videos of the records named (or of every record with
+    ``all_records=True``): perceptual hashes, keyframes, Content Credentials.
+
+    Each analysed artifact gets one result.  An artifact already analysed by the same tools
+    with the same parameters is skipped (``new`` false) unless *force* is true, in which case
+    it is analysed again: an identical document is still not written twice.  Raises
+    :class:`~evidence_catalog.errors.InputError` for an unknown record id, or when neither ids
+    nor ``all_records`` are given."""
+    common.check_writable(ctx, "; nothing can be analysed in it")
+    if bool(record_ids) == all_records:
+        raise InputError("name the records to analyse, or ask for all of them (not both)", where="record_ids")
+    with ctx.db.read() as session:
+        if all_records:
+            ids = list(ctx.db.record_ids(session))
+        else:
+            ids = list(dict.fromkeys(record_ids))
+            for record_id in ids:
+                common.check_record_exists(ctx, session, record_id, where="record_ids")
+    todo = [(record_id, sha) for record_id in ids for sha in _analysable(ctx, record_id)]
+    results = []
+    for done, (record_id, sha) in enumerate(todo, start=1):
+        results.append(analyze_artifact(ctx, record_id, sha, force=force))
+        if progress is not None:
+            progress(sha, done, len(todo))
+    return results
+
+
+def _analysable(ctx: Context, record_id: str) -> list[str]:
+    """The SHA-256s of a record's images and videos that an analysis looks at."""
+    return [sha for sha, _ in _analysable_entries(ctx, record_id)]
+
+
+def _analysable_entries(ctx: Context, record_id: str) -> list[tuple[str, str]]:
+    """``(SHA-256, media type)`` of a record's images and videos that an analysis looks at."""
+    with ctx.db.read() as session:
+        record = ctx.db.record(session, record_id)
+    made = derived_by_analyses(record)
+    return [
+        (e.artifact.sha256, e.artifact.media_type)
+        for e in record.artifacts
+        if e.artifact.sha256 not in made and wanted(e)
+    ]
+
+
+def analyze_records_added(
+    ctx: Context, record_ids: Iterable[str | None], on_analyzed: Callable[[AnalysisResult], None] | None = None
+) -> list[AnalysisResult]:
+    """:func:`analyze_added` for every image and video of the records a capture or an ingest
+    stored bytes on (what the same tools analysed already is skipped)."""
+    items = [
+        (record_id, sha, media_type)
+        for record_id in dict.fromkeys(r for r in record_ids if r is not None)
+        for sha, media_type in _analysable_entries(ctx, record_id)
+    ]
+    return analyze_added(ctx, items, on_analyzed)
+
+
+def wanted(entry: model.RecordArtifact) -> bool:
+    """Whether an artifact on a record is of a kind and role an analysis looks at."""
+    return entry.role in ANALYSED_ROLES and analysable(entry.artifact.media_type)
+
+
+def analysis_documents(record: model.EvidenceRecord) -> list[tuple[str, str]]:
+    """``(analysed artifact, analysis document)`` SHA-256 pairs of a record, oldest first: the
+    main artifact of each acquisition of method ``derived``."""
+    found = []
+    for acquisition in record.acquisitions:
+        if acquisition.method is model.AcquisitionMethod.DERIVED and acquisition.artifact_sha256 is not None:
+            entry = record.artifact(acquisition.artifact_sha256)
+            if entry is not None and len(entry.derived_from) == 1:
+                found.append((entry.derived_from[0], acquisition.artifact_sha256))
+    return found
+
+
+def derived_by_analyses(record: model.EvidenceRecord) -> set[str]:
+    """Every artifact of a record that an analysis made (documents, keyframes, sheets, stores):
+    never analysed in turn."""
+    made: set[str] = set()
+    for acquisition in record.acquisitions:
+        if acquisition.method is model.AcquisitionMethod.DERIVED and acquisition.artifact_sha256 is not None:
+            made.update((acquisition.artifact_sha256, *acquisition.other_artifacts))
+    return made
+
+
+def analysable(media_type: str) -> bool:
+    """Whether an analysis can look at bytes of this media type."""
+    from evidence_catalog.extract import credentials, perceptual  # Pillow, PyAV, c2pa: only here
+
+    return bool(perceptual.analysable(media_type) or credentials.supported(media_type))
+
+
+def current_tools() -> tuple[model.Agent, ...]:
+    """The tools an analysis made now names (their versions): an earlier analysis by exactly
+    these is not made again."""
+    from evidence_catalog.extract import credentials, perceptual
+
+    return (*perceptual.tools(), *credentials.tools())
+
+
+def earlier_analyses(ctx: Context, record_id: str, sha256: str) -> list[MediaAnalysis]:
+    """The analyses of artifact *sha256* on the record, oldest first, read from their stored
+    documents (a document that cannot be read is left out: ``verify`` reports it)."""
+    with ctx.db.read() as session:
+        record = ctx.db.record(session, record_id)
+    found = []
+    for source, document in analysis_documents(record):
+        analysis = read_analysis(ctx, document) if source == sha256 else None
+        if analysis is not None and analysis.source_sha256 == sha256:
+            found.append(analysis)
+    return found
+
+
+def read_analysis(ctx: Context, sha256: str) -> MediaAnalysis | None:
+    """The analysis document stored under *sha256*, or ``None`` when it cannot be read."""
+    from evidence_catalog.store.engine import strict_json
+
+    try:
+        with ctx.blobs.open(sha256) as stream:
+            data = stream.read(64 * 1024 * 1024 + 1)
+        return from_document(strict_json(data), MediaAnalysis)
+    except (OSError, ValueError, TypeError) as exc:  # damaged or gone: verify says which
+        del exc
+        return None
+
+
+def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool = False) -> AnalysisResult:
+    """Analyse one artifact of a record and write what was derived (see the module's text)."""
+    if not force:
+        tools = current_tools()
+        for earlier in earlier_analyses(ctx, record_id, sha256):
+            if earlier.tools == tools:
+                return _result(record_id, earlier, document=None, new=False)
+    with ctx.db.read() as session:
+        source = ctx.db.artifact(session, sha256)
+    if source is None:
+        raise InputError(f"artifact {sha256} is not in the catalog", where="sha256")
+    started_at = ctx.clock()
+    with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
+        analysis, files = derive(path, source.media_type, sha256, work)
+        stored = {role_path: ctx.blobs.adopt_file(role_path) for _, role_path in files}
+        analysis = with_digests(analysis, files, {path: blob.sha256 for path, blob in stored.items()})
+        document = work / "analysis.json"
+        document.write_bytes(canonical_json(to_document(analysis)))
+        doc_blob = ctx.blobs.adopt_file(document)
+    ended_at = max(ctx.clock(), started_at)
+    new = _record_analysis(ctx, record_id, source, analysis, doc_blob, files, stored, started_at, ended_at)
+    return _result(record_id, analysis, document=doc_blob.sha256, new=new)
+
+
+def derive(path: Path, media_type: str, sha256: str, work: Path) -> tuple[MediaAnalysis, list[tuple[str, Path]]]:
+    """Run the analysers on the bytes at *path*: the analysis (derived artifacts' SHA-256s not
+    yet filled in) and the files it made, each with what it is (``keyframe@12.0``,
+    ``contact-sheet``, ``c2pa-manifest-store``)."""
+    from evidence_catalog.extract import credentials, perceptual
+
+    tools: list[model.Agent] = []
+    parameters: dict[str, str] = {}
+    errors: list[str] = []
+    files: list[tuple[str, Path]] = []
+    hashes: tuple[Any, ...] = ()
+    found_credentials: ContentCredentials | None = None
+    if perceptual.analysable(media_type):
+        seen = perceptual.perceptual_hashes(path, media_type, work=work / "perceptual")
+        hashes = seen.hashes
+        tools.extend(seen.tools)
+        parameters.update(seen.parameters)
+        errors.extend(seen.errors)
+        files.extend((f"keyframe@{offset!r}", frame) for offset, frame in seen.keyframes)
+        if seen.contact_sheet is not None:
+            files.append(("contact-sheet", seen.contact_sheet))
+    if credentials.supported(media_type):
+        read = credentials.read_credentials(path, media_type, work=work / "c2pa")
+        found_credentials = read.credentials
+        tools.extend(read.tools)
+        parameters.update(read.parameters)
+        if read.manifest_store is not None:
+            files.append(("c2pa-manifest-store", read.manifest_store))
+    analysis = MediaAnalysis(
+        source_sha256=sha256,
+        source_media_type=media_type,
+        tools=tuple(dict.fromkeys(tools)),
+        parameters=parameters,
+        hashes=hashes,
+        credentials=found_credentials,
+        errors=tuple(errors),
+    )
+    return analysis, files
+
+
+def with_digests(analysis: MediaAnalysis, files: list[tuple[str, Path]], digests: dict[Path, str]) -> MediaAnalysis:
+    """The analysis naming the derived files by their SHA-256s (*digests*, by file)."""
+    keyframes = []
+    contact_sheet = None
+    credentials = analysis.credentials
+    for what, path in files:
+        sha = digests[path]
+        if what.startswith("keyframe@"):
+            keyframes.append(Keyframe(offset_s=float(what.removeprefix("keyframe@")), sha256=sha))
+        elif what == "contact-sheet":
+            contact_sheet = sha
+        elif what == "c2pa-manifest-store" and credentials is not None:
+            credentials = attrs.evolve(credentials, manifest_store_sha256=sha)
+    return attrs.evolve(
+        analysis, keyframes=tuple(keyframes), contact_sheet_sha256=contact_sheet, credentials=credentials
+    )
+
+
+def _what(kind: str) -> str:
+    """A derived file's kind said in words: ``keyframe@12.0`` is "keyframe at 12.0 s"."""
+    if kind.startswith("keyframe@"):
+        return f"keyframe at {kind.removeprefix('keyframe@')} s"
+    return kind.replace("-", " ")
+
+
+def _derivation(what: str, analysis: MediaAnalysis) -> str:
+    """The ``derivation`` text of a derived artifact: what it is and with which tools."""
+    tools = ", ".join(f"{t.name} {t.version}" if t.version else t.name for t in analysis.tools)
+    return f"{DERIVATION}: {what} ({tools})" if tools else f"{DERIVATION}: {what}"
+
+
+def _record_analysis(
+    ctx: Context,
+    record_id: str,
+    source: model.Artifact,
+    analysis: MediaAnalysis,
+    doc_blob: StoredBlob,
+    files: list[tuple[str, Path]],
+    stored: dict[Path, StoredBlob],
+    started_at: dt.datetime,
+    ended_at: dt.datetime,
+) -> bool:
+    """Write the analysis, its derived artifacts, its acquisition, its custody event and its
+    hashes in one transaction; False when the record already held this very document."""
+    described: dict[str, model.Artifact] = {}
+    for blob in (doc_blob, *stored.values()):
+        if blob.sha256 not in described:
+            described[blob.sha256] = common.describe(ctx, blob)
+    entries = [
+        model.RecordArtifact(
+            artifact=described[doc_blob.sha256],
+            role=model.ArtifactRole.DERIVED,
+            derived_from=(source.sha256,),
+            derivation=_derivation("perceptual hashes and Content Credentials", analysis),
+        )
+    ]
+    for what, path in files:
+        sha = stored[path].sha256
+        if any(entry.artifact.sha256 == sha for entry in entries):
+            continue
+        entries.append(
+            model.RecordArtifact(
+                artifact=described[sha],
+                role=model.ArtifactRole.DERIVED,
+                derived_from=(source.sha256,),
+                derivation=_derivation(_what(what), analysis),
+            )
+        )
+    acquisition = common.new_acquisition(
+        ctx,
+        model.AcquisitionMethod.DERIVED,
+        started_at,
+        ended_at,
+        tools=analysis.tools,
+        artifact_sha256=doc_blob.sha256,
+        other_artifacts=tuple(entry.artifact.sha256 for entry in entries[1:]),
+        settings=tuple(f"{name}={value}" for name, value in sorted(analysis.parameters.items())),
+    )
+    with ctx.write() as session:
+        common.check_record_exists(ctx, session, record_id, where="record_id")
+        held = set(ctx.db.artifacts_of(session, record_id))
+        if doc_blob.sha256 in held:
+            return False
+        for index, entry in enumerate(entries):
+            catalogued = ctx.db.artifact(session, entry.artifact.sha256)
+            if catalogued is not None and catalogued != entry.artifact:
+                entries[index] = attrs.evolve(entry, artifact=catalogued)
+        event = ctx.db.append_event(
+            session,
+            at=ended_at,
+            actor=ctx.operator,
+            action=Action.MEDIA_ANALYZED,
+            subject=record_id,
+            details=captured_details(record=None, entries=entries, acquisition=acquisition, tags=(), note=None),
+        )
+        for entry in entries:
+            if ctx.db.artifact(session, entry.artifact.sha256) is None:
+                common.add_artifact(ctx, session, entry.artifact, at=ended_at)
+            ctx.db.attach_artifact(session, record_id, entry)
+        ctx.db.add_acquisition(session, record_id, acquisition, event.seq)
+        _index_hashes(ctx, session, record_id, analysis, doc_blob.sha256)
+    return True
+
+
+def _index_hashes(ctx: Context, session: Any, record_id: str, analysis: MediaAnalysis, document: str) -> None:
+    """Put the analysis's hashes in the similarity index (in the same transaction)."""
+    hashes = getattr(ctx.db, "hashes", None)
+    if hashes is not None and analysis.hashes:
+        hashes.add_hashes(session, record_id, analysis.source_sha256, document, analysis.hashes)
+
+
+def _result(record_id: str, analysis: MediaAnalysis, *, document: str | None, new: bool) -> AnalysisResult:
+    credentials = analysis.credentials
+    return AnalysisResult(
+        record_id=record_id,
+        sha256=analysis.source_sha256,
+        document_sha256=document,
+        new=new,
+        hashes=len(analysis.hashes),
+        usable_hashes=len(analysis.usable_hashes()),
+        keyframes=len(analysis.keyframes),
+        credentials=None if credentials is None else credentials.state.value,
+        errors=analysis.errors if credentials is None else (*analysis.errors, *credentials.errors),
+    )
+
+
+def document_digest(analysis: MediaAnalysis) -> str:
+    """The SHA-256 of an analysis's document: what the same analysis made again must match."""
+    return hashlib.sha256(canonical_json(to_document(analysis))).hexdigest()
+
+
+def analyses_of(ctx: Context, records: Iterable[model.EvidenceRecord]) -> dict[str, list[MediaAnalysis]]:
+    """Every analysis of each record, by record id, read from the stored documents."""
+    found: dict[str, list[MediaAnalysis]] = {}
+    for record in records:
+        for _, document in analysis_documents(record):
+            analysis = read_analysis(ctx, document)
+            if analysis is not None:
+                found.setdefault(record.id, []).append(analysis)
+    return found
+
+
+def analyze_added(
+    ctx: Context,
+    added: Iterable[tuple[str | None, str | None, str | None]],
+    on_analyzed: Callable[[AnalysisResult], None] | None = None,
+) -> list[AnalysisResult]:
+    """Analyse what an add, a capture or an ingest just catalogued: ``(record id, SHA-256,
+    media type)`` of each new artifact on a record (others are skipped at once, by their media
+    type).  The evidence is catalogued already: an analysis that cannot be written (a full
+    disk) is a result whose ``errors`` say so and that ``analyze`` can finish later, never an
+    error of the add."""
+    from evidence_catalog.errors import EvidenceError
+
+    results = []
+    for record_id, sha256, media_type in dict.fromkeys(added):
+        if record_id is None or sha256 is None or media_type is None or not analysable(media_type):
+            continue
+        try:
+            result = analyze_artifact(ctx, record_id, sha256)
+        except EvidenceError as exc:
+            result = AnalysisResult(
+                record_id=record_id,
+                sha256=sha256,
+                document_sha256=None,
+                new=False,
+                errors=(f"the analysis could not be written ({exc}); run `analyze {record_id}` again",),
+            )
+        results.append(result)
+        if on_analyzed is not None:
+            on_analyzed(result)
+    return results

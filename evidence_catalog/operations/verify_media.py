@@ -1,0 +1,168 @@
+"""``verify``'s check of what analyses derived: documents read, the similarity index held
+against them, and a sample of analyses (all of them with ``deep``) made again and compared.
+
+An analysis document's bytes are checked like every artifact's (their digests); what is
+checked here is what they *say*:
+
+- every document reads as an analysis of the artifact its record says it was derived from,
+  and names only derived artifacts that record holds (:class:`AnalysisUnreadable`);
+- the similarity index holds exactly each document's hashes, no more, no fewer, no other
+  (:class:`HashIndexMismatch`): a row added or changed in the database would make up a match,
+  a row removed would hide one;
+- analyses made again from the stored source, by the same tools with the same parameters,
+  derive the same hashes, keyframes and contact sheet (:class:`AnalysisMismatch`).  Which
+  analyses are made again is drawn at random each time (a forger cannot know which will be);
+  ``deep`` makes them all again.  An analysis made by other tool versions than this machine's
+  cannot be compared exactly; that is a notice (:class:`AnalysisNotRechecked`), as is a C2PA
+  result that reads differently today (a certificate's validity is judged against a date).
+
+Content Credentials that failed validation are notices too (:class:`CredentialsFailed`): a
+fact about the evidence for a person to judge, not damage to the catalog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from evidence_catalog.analysis import CredentialState, MediaAnalysis
+from evidence_catalog.findings import (
+    AnalysisMismatch,
+    AnalysisNotRechecked,
+    AnalysisUnreadable,
+    CredentialsFailed,
+    Finding,
+    HashIndexMismatch,
+)
+from evidence_catalog.operations import common
+from evidence_catalog.operations.analyzing import current_tools, derive, read_analysis
+from evidence_catalog.operations.context import Context
+
+#: Analyses made again by a verification that is not ``deep``.
+SAMPLE = 4
+
+
+def check_analyses(ctx: Context, *, deep: bool = False) -> tuple[list[Finding], list[Finding], int]:
+    """Check every analysis document, the similarity index, and a sample of analyses made
+    again (all with *deep*): ``(findings, notices, analyses made again)``."""
+    findings: list[Finding] = []
+    notices: list[Finding] = []
+    with ctx.db.read() as session:
+        documents = ctx.db.derived_documents(session)
+        readable: list[tuple[str, str, MediaAnalysis]] = []
+        for record_id, document in documents:
+            analysis = read_analysis(ctx, document)
+            if analysis is None:
+                if ctx.blobs.exists(document):  # bytes gone or damaged: the bytes' check says so
+                    findings.append(AnalysisUnreadable(record_id, document, "cannot be read as an analysis"))
+                continue
+            problem = _disagreement(ctx, session, record_id, document, analysis)
+            if problem is not None:
+                findings.append(AnalysisUnreadable(record_id, document, problem))
+                continue
+            readable.append((record_id, document, analysis))
+            credentials = analysis.credentials
+            if credentials is not None and credentials.state in (CredentialState.INVALID, CredentialState.UNREADABLE):
+                notices.append(
+                    CredentialsFailed(
+                        record_id, analysis.source_sha256, credentials.state.value, credentials.failure_codes
+                    )
+                )
+        findings.extend(_index_findings(ctx, session, readable))
+    chosen = readable if deep else _sample(readable, SAMPLE)
+    tools = current_tools() if chosen else ()
+    for record_id, document, analysis in chosen:
+        if analysis.tools != tools:
+            notices.append(
+                AnalysisNotRechecked(record_id, document, "it was made by other tool versions than this machine has")
+            )
+            continue
+        redo = remake(ctx, analysis)
+        mismatch = _compare(analysis, redo)
+        if mismatch == "credentials":
+            notices.append(AnalysisNotRechecked(record_id, document, "its Content Credentials read differently now"))
+        elif mismatch is not None:
+            findings.append(AnalysisMismatch(record_id, document, analysis.source_sha256, mismatch))
+    return findings, notices, len(chosen)
+
+
+def _sample(items: Sequence[Any], size: int) -> list[Any]:
+    """*size* items drawn at random without replacement (a new draw each verification)."""
+    pool = list(items)
+    chosen: list[Any] = []
+    while pool and len(chosen) < size:
+        chosen.append(pool.pop(secrets.randbelow(len(pool))))
+    return chosen
+
+
+def _disagreement(ctx: Context, session: Any, record_id: str, document: str, analysis: MediaAnalysis) -> str | None:
+    """Why an analysis document disagrees with its record, or ``None``."""
+    entry_sources = ctx.db.derived_from(session, record_id, document)
+    if entry_sources != (analysis.source_sha256,):
+        return f"is of {analysis.source_sha256}, but the record says it was derived from {', '.join(entry_sources)}"
+    held = set(ctx.db.artifacts_of(session, record_id))
+    missing = [sha for sha in analysis.derived_sha256s() if sha not in held]
+    if missing:
+        return f"names derived artifacts the record does not hold: {', '.join(missing)}"
+    return None
+
+
+def _index_findings(ctx: Context, session: Any, readable: list[tuple[str, str, MediaAnalysis]]) -> list[Finding]:
+    """The similarity index held against the documents, row for row."""
+    hashes = getattr(ctx.db, "hashes", None)
+    if hashes is None:
+        return []
+    expected = {
+        (record_id, document): sorted(_hash_key(h) for h in analysis.hashes)
+        for record_id, document, analysis in readable
+    }
+    found: dict[tuple[str, str], list[tuple[str, int, int | None]]] = {}
+    for row in hashes.all_rows(session):
+        found.setdefault((row.record_id, row.analysis_sha256), []).append((row.value, row.quality, row.offset_ms))
+    findings: list[Finding] = []
+    for key in sorted(set(expected) | set(found)):
+        want, have = expected.get(key, []), sorted(found.get(key, []))
+        if want != have:
+            extra = len([h for h in have if h not in want])
+            lost = len([h for h in want if h not in have])
+            findings.append(
+                HashIndexMismatch(
+                    key[0], key[1], f"{extra} row(s) the document does not hold, {lost} of its hashes missing"
+                )
+            )
+    return findings
+
+
+def _hash_key(item: Any) -> tuple[str, int, int | None]:
+    offset = None if item.offset_s is None else round(item.offset_s * 1000)
+    return (item.value, item.quality, offset)
+
+
+def remake(ctx: Context, analysis: MediaAnalysis) -> MediaAnalysis:
+    """The analysis made again from the stored source (derived files hashed, not stored)."""
+    with common.work_area(ctx, f"verify-{secrets.token_hex(8)}") as work:
+        with ctx.blobs.local_copy(analysis.source_sha256) as path:
+            redo, files = derive(path, analysis.source_media_type, analysis.source_sha256, work)
+        digests = {path: hashlib.sha256(path.read_bytes()).hexdigest() for _, path in files}
+    from evidence_catalog.operations.analyzing import with_digests
+
+    return with_digests(redo, files, digests)
+
+
+def _compare(stored: MediaAnalysis, redo: MediaAnalysis) -> str | None:
+    """What differs between an analysis and the same analysis made again, or ``None``."""
+    for name in ("parameters", "hashes", "keyframes", "contact_sheet_sha256", "errors"):
+        if getattr(stored, name) != getattr(redo, name):
+            return name.replace("_sha256", "").replace("_", " ")
+    if stored.credentials != redo.credentials:
+        if stored.credentials is None or redo.credentials is None:
+            return "credentials presence"
+        same_store = stored.credentials.manifest_store_sha256 == redo.credentials.manifest_store_sha256
+        return "credentials" if same_store else "manifest store"
+    if attrs.evolve(stored) != redo:
+        return "document"
+    return None
