@@ -319,6 +319,7 @@ class Catalog:
     # -- analysing images and videos ---------------------------------------------------------
 
     analyze = _delegate(analyzing.analyze)
+    analyses = _delegate(analyzing.analyses)
 
     # -- finding and linking reports ---------------------------------------------------------
 

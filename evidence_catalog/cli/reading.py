@@ -107,16 +107,22 @@ def list_records(
 @catalog_option
 @json_option
 def show(record_id: str, catalog_path: str, as_json: bool) -> None:
-    """Show one record: its artifacts, their provenance and metadata, tags and notes."""
-    from evidence_catalog.cli.rendering import echo_record
+    """Show one record: its artifacts, their provenance and metadata, tags and notes, then what
+    analyses of its images and videos derived (perceptual hashes, keyframes, C2PA results).
+
+    With --json, the record document alone: the analyses are among its derived artifacts, JSON
+    documents of their own (schema media-analysis) that an export carries."""
+    from evidence_catalog.cli.rendering import echo_analyses, echo_record
     from evidence_catalog.serialize import to_document
 
     with open_catalog(catalog_path) as catalog:
         record = catalog.record(record_id)
+        found = [] if as_json else catalog.analyses(record_id)
     if as_json:
         echo_json(to_document(record))
     else:
         echo_record(record)
+        echo_analyses(found)
 
 
 @cli.command()

@@ -3,12 +3,18 @@ text escaped so that a terminal cannot be tricked by it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import click
 
 from evidence_catalog import model
 from evidence_catalog.cli.output import agent_text, printable
 from evidence_catalog.paths import display_path
 from evidence_catalog.serialize import format_timestamp
+
+if TYPE_CHECKING:
+    from evidence_catalog.analysis import MediaAnalysis
 
 
 def echo_record(record: model.EvidenceRecord) -> None:
@@ -281,3 +287,56 @@ def _stream_text(stream: model.MediaStream) -> str:
     if stream.duration_s is not None:
         parts.append(f"{stream.duration_s:g} s")
     return ", ".join(parts)
+
+
+def echo_analyses(found: Sequence[tuple[str, MediaAnalysis | None]]) -> None:
+    """Print what each analysis of a record derived, as ``show`` does after the record."""
+    for document, analysis in found:
+        if analysis is None:
+            click.echo(f"analysis {document}: cannot be read (run `verify`)")
+            continue
+        usable = len(analysis.usable_hashes())
+        video = any(h.offset_s is not None for h in analysis.hashes)
+        what = "frame hash(es)" if video else "hash(es)"
+        click.echo(f"analysis of {analysis.source_sha256} ({document})")
+        tools = ", ".join(f"{t.name} {t.version}" if t.version else t.name for t in analysis.tools)
+        click.echo(f"  tools      {printable(tools)}")
+        click.echo(f"  pdq        {len(analysis.hashes)} {what}, {usable} usable (quality 50 or more)")
+        if analysis.hashes and not video:
+            only = analysis.hashes[0]
+            click.echo(f"             {only.value} quality {only.quality}")
+        for keyframe in analysis.keyframes:
+            click.echo(f"  keyframe   {keyframe.offset_s:.3f} s {keyframe.sha256}")
+        if analysis.contact_sheet_sha256:
+            click.echo(f"  sheet      {analysis.contact_sheet_sha256}")
+        _show_credentials(analysis)
+        for error in analysis.errors:
+            click.echo(f"  problem    {printable(error)}")
+
+
+def _show_credentials(analysis: MediaAnalysis) -> None:
+    found = analysis.credentials
+    if found is None:
+        return
+    meaning = {
+        "none": "none (no manifest: this says nothing about whether the file was changed)",
+        "valid": "valid (intact as signed; the signer is not on the trust list)",
+        "trusted": "trusted (intact as signed, by a signer on the trust list)",
+        "invalid": "INVALID (a check failed: see the codes)",
+        "unreadable": "UNREADABLE (the manifest store could not be read)",
+    }[found.state.value]
+    click.echo(f"  c2pa       {meaning}")
+    lines = [
+        ("codes", ", ".join(found.failure_codes)),
+        ("signer", found.signer),
+        ("generator", found.claim_generator),
+        ("signed", None if found.signed_at is None else format_timestamp(found.signed_at)),
+        ("actions", ", ".join(found.actions)),
+        ("ingredients", ", ".join(found.ingredients)),
+        ("store", found.manifest_store_sha256),
+    ]
+    for label, value in lines:
+        if value:
+            click.echo(f"    {label:<11} {printable(value)}")
+    for error in found.errors:
+        click.echo(f"    problem     {printable(error)}")

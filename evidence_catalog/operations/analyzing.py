@@ -388,15 +388,14 @@ def document_digest(analysis: MediaAnalysis) -> str:
     return hashlib.sha256(canonical_json(to_document(analysis))).hexdigest()
 
 
-def analyses_of(ctx: Context, records: Iterable[model.EvidenceRecord]) -> dict[str, list[MediaAnalysis]]:
-    """Every analysis of each record, by record id, read from the stored documents."""
-    found: dict[str, list[MediaAnalysis]] = {}
-    for record in records:
-        for _, document in analysis_documents(record):
-            analysis = read_analysis(ctx, document)
-            if analysis is not None:
-                found.setdefault(record.id, []).append(analysis)
-    return found
+def analyses(ctx: Context, record_id: str) -> list[tuple[str, MediaAnalysis | None]]:
+    """Every analysis of a record's images and videos, oldest first: ``(document SHA-256, the
+    analysis)``, the analysis ``None`` where its document cannot be read (``verify`` says why).
+    Raises :class:`~evidence_catalog.errors.NotFoundError` for an unknown record."""
+    with ctx.db.read() as session:
+        common.check_record_exists(ctx, session, record_id, where="record_id")
+        record = ctx.db.record(session, record_id)
+    return [(document, read_analysis(ctx, document)) for _, document in analysis_documents(record)]
 
 
 def analyze_added(
