@@ -163,6 +163,7 @@ def redact(record: model.EvidenceRecord, kinds: Collection[str] | None = None) -
                 report = next((r for r in record.reports if r.id == steps[1]), None)
                 if report is not None and report.document_sha256 is not None:
                     artifact_reasons.setdefault(report.document_sha256, []).append(reason)
+    _withhold_derived(record, artifact_reasons)
     document = json.loads(json.dumps(unstructure(record)))  # tuples (header pairs) become lists
     values: set[str] = set()
     for path in field_reasons:
@@ -182,6 +183,25 @@ def redact(record: model.EvidenceRecord, kinds: Collection[str] | None = None) -
         frozenset(values),
         f"withholding {', '.join(sorted(field_reasons))}",
     )
+
+
+def _withhold_derived(record: model.EvidenceRecord, reasons: dict[str, Any]) -> None:
+    """Add to *reasons* (SHA-256 -> reasons) every artifact of *record* made from one withheld,
+    at any remove: a keyframe or contact sheet shows what the withheld video shows, and an
+    analysis's perceptual hashes would find the withheld picture elsewhere."""
+    changed = True
+    while changed:
+        changed = False
+        for entry in record.artifacts:
+            sha = entry.artifact.sha256
+            if sha in reasons:
+                continue
+            source = next((s for s in entry.derived_from if s in reasons), None)
+            if source is not None:
+                reasons[sha] = [
+                    (kind, f"it is made from withheld artifact {source}: {why}") for kind, why in reasons[source]
+                ]
+                changed = True
 
 
 def _redaction(
@@ -362,7 +382,9 @@ def apply_plan(record: model.EvidenceRecord, plan: RedactionPlan) -> Redaction:
     bytes that hold a withheld text) is listed with that reason."""
     own = redact(record, plan.kinds)
     held = {ra.artifact.sha256: ra.artifact for ra in record.artifacts}
-    withheld = [sha for sha in held if sha in plan.artifacts]
+    reasons: dict[str, Any] = {sha: list(plan.artifacts[sha]) for sha in held if sha in plan.artifacts}
+    _withhold_derived(record, reasons)
+    withheld = [sha for sha in held if sha in reasons]
     if not own.changed and not withheld and not plan.values:
         return own
     document, _ = redact_document(json.loads(json.dumps(unstructure(own.record))), plan.values, withheld)
@@ -370,7 +392,10 @@ def apply_plan(record: model.EvidenceRecord, plan: RedactionPlan) -> Redaction:
     return _redaction(
         record,
         document,
-        {sha: flagged_here.get(sha) or plan.elsewhere.get(sha) or plan.artifacts[sha] for sha in withheld},
+        {
+            sha: flagged_here.get(sha) or plan.elsewhere.get(sha) or plan.artifacts.get(sha) or tuple(reasons[sha])
+            for sha in withheld
+        },
         own.fields,
         plan.values,
         f"withholding texts from record {record.id}",
