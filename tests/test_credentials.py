@@ -527,11 +527,12 @@ def test_a_reader_that_hangs_is_stopped(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.manifest_store is None and result.tools[0].version is not None
 
 
-def _probe_variant(tmp_path: Path, body: str) -> Path:
-    """The probe's own script with its ``read`` function replaced by *body*."""
+def _probe_variant(tmp_path: Path, body: str, name: str = "read", following: str = "main") -> Path:
+    """The probe's own script with its function *name* (up to the function *following*)
+    replaced by *body*."""
     source = Path(reader.__file__).with_name("credentials_probe.py").read_text(encoding="utf-8")
-    start = source.index("def read(")
-    end = source.index("\ndef main(")
+    start = source.index(f"def {name}(")
+    end = source.index(f"\ndef {following}(")
     variant = tmp_path / "credentials_probe.py"
     variant.write_text(source[:start] + body + source[end:], encoding="utf-8")
     return variant
@@ -588,3 +589,46 @@ def test_the_reader_is_told_to_stay_offline() -> None:
     assert config["verify"]["remote_manifest_fetch"] is False and config["verify"]["ocsp_fetch"] is False
     assert config["core"]["allowed_network_hosts"] == []
     assert config["trust"] == {"trust_anchors": "PEM", "user_anchors": None, "allowed_list": None, "trust_config": None}
+
+
+def test_a_store_that_cannot_be_taken_leaves_the_outcome_and_says_so(
+    tmp_path: Path, signed: dict[str, tuple[bytes, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, _ = signed["image/jpeg"]
+    lost = "def locate_store(path, media_type, notes):\n    return None, -1\n\n"
+    monkeypatch.setattr(reader, "_PROBE", _probe_variant(tmp_path, lost, "locate_store", "_error_kind"))
+    result = read(tmp_path, data, "image/jpeg")
+    assert result.credentials.state is CredentialState.VALID and result.manifest_store is None
+    assert result.credentials.errors == ("the manifest store's bytes could not be taken from the file; it is not kept",)
+
+
+def test_a_store_other_than_the_one_validated_is_named(
+    tmp_path: Path, signed: dict[str, tuple[bytes, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, _ = signed["image/jpeg"]
+    _, other = signed["image/png"]
+    (tmp_path / "other.c2pa").write_bytes(other)
+    found = f"open({str(tmp_path / 'other.c2pa')!r}, 'rb').read()"
+    body = f"def locate_store(path, media_type, notes):\n    return {found}, 0\n\n"
+    monkeypatch.setattr(reader, "_PROBE", _probe_variant(tmp_path, body, "locate_store", "_error_kind"))
+    result = read(tmp_path, data, "image/jpeg")
+    assert result.credentials.state is CredentialState.VALID
+    assert result.credentials.errors == (
+        "the store taken from the file does not hold the manifest c2pa validated; it is kept as found",
+    )
+    assert result.manifest_store is not None and result.manifest_store.read_bytes() == other
+
+
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    before=st.binary(max_size=300),
+    after=st.binary(max_size=300),
+    media_type=st.sampled_from(["image/jpeg", "image/png", "video/mp4", "image/webp", "audio/mpeg"]),
+)
+def test_a_store_anywhere_in_the_bytes_never_reads_none(
+    tmp_path: Path, signed: dict[str, tuple[bytes, bytes]], before: bytes, after: bytes, media_type: str
+) -> None:
+    _, store = signed["image/jpeg"]
+    result = read(tmp_path, before + store + after, media_type)
+    assert result.credentials.state is not CredentialState.NONE
+    assert result.manifest_store is not None

@@ -201,21 +201,27 @@ def read_credentials(
     params = parameters(trust_anchors)
     raw, errors = _run_probe(path, media_type, settings(trust_anchors))
     tools = _tools(raw)
-    store_path: Path | None = None
+    store: bytes | None = None
     if raw is not None and isinstance(raw.get("store"), str):
         try:
             store = base64.b64decode(raw["store"], validate=True)
         except (binascii.Error, ValueError):
             errors.append("the reader gave the manifest store in a form that could not be decoded; it is not kept")
-        else:
-            store_path = work / STORE_NAME
-            store_path.write_bytes(store)
     if raw is not None:
         errors.extend(_clean(note) for note in raw.get("notes", ()) if isinstance(note, str))
-    credentials = _credentials(raw, errors, has_store=store_path is not None, media_type=media_type)
-    if credentials.state is CredentialState.NONE and store_path is not None:
-        store_path.unlink()
-        store_path = None
+    credentials = _credentials(raw, errors, has_store=store is not None, media_type=media_type)
+    read = credentials.state in (CredentialState.VALID, CredentialState.TRUSTED, CredentialState.INVALID)
+    label = credentials.active_manifest
+    if read and store is None:
+        errors.append("the manifest store's bytes could not be taken from the file; it is not kept")
+    elif read and store is not None and label is not None and label.encode("utf-8") not in store:
+        errors.append("the store taken from the file does not hold the manifest c2pa validated; it is kept as found")
+    if len(errors) > len(credentials.errors):
+        credentials = attrs.evolve(credentials, errors=tuple(errors))
+    store_path: Path | None = None
+    if store is not None:
+        store_path = work / STORE_NAME
+        store_path.write_bytes(store)
     return CredentialsResult(credentials=credentials, manifest_store=store_path, tools=tools, parameters=params)
 
 
