@@ -32,7 +32,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -81,7 +81,7 @@ def _usage(*, signing: bool) -> x509.KeyUsage:
     )
 
 
-def make_pki(name: str = "Test Root CA", *, not_after: dt.datetime | None = None) -> Pki:
+def make_pki(name: str = "Test Root CA", *, not_after: dt.datetime | None = None, ocsp: str | None = None) -> Pki:
     """A root CA and an end-entity signing certificate as C2PA's profile wants them: v3, the
     signer not self-signed, its key usage digitalSignature (critical), an allowed extended key
     usage (emailProtection), an organization in its subject, key identifiers both ways."""
@@ -100,9 +100,12 @@ def make_pki(name: str = "Test Root CA", *, not_after: dt.datetime | None = None
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateBuilder()
+    if ocsp is not None:  # where to ask whether the certificate was revoked
+        responder = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp))
+        builder = builder.add_extension(x509.AuthorityInformationAccess([responder]), critical=False)
     signer = (
-        x509.CertificateBuilder()
-        .subject_name(_name("Test Signer"))
+        builder.subject_name(_name("Test Signer"))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -478,16 +481,37 @@ def test_a_remote_manifest_is_not_fetched(tmp_path: Path, pki: Pki, listener: tu
     assert asked == []
 
 
+def _ask_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    offline = reader.settings
+    online = offline(None)
+    online["verify"]["remote_manifest_fetch"] = True
+    online["verify"]["ocsp_fetch"] = True
+    online["core"]["allowed_network_hosts"] = None
+    monkeypatch.setattr(reader, "settings", lambda anchors: {**online, "trust": offline(anchors)["trust"]})
+
+
+def test_no_revocation_responder_is_asked(
+    tmp_path: Path, listener: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signing certificate that names an OCSP responder: it is not asked (and, as the
+    control, it is when the reader is let online)."""
+    base, asked = listener
+    pki = make_pki(ocsp=f"{base}/ocsp")
+    data, _ = sign(pki, make_jpeg(), "image/jpeg")
+    result = read(tmp_path, data, "image/jpeg", trust_anchors=pki.ca_pem)
+    assert result.credentials.state is CredentialState.TRUSTED and asked == []
+    _ask_the_network(monkeypatch)
+    read(tmp_path, data, "image/jpeg", trust_anchors=pki.ca_pem)
+    assert len(asked) == 1  # an OCSP request by GET: the request itself, in base64, as the path
+
+
 def test_the_listener_would_have_heard_a_fetch(
     tmp_path: Path, pki: Pki, listener: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The control of the test above: with fetching allowed, the same file is fetched."""
     base, asked = listener
     data, _ = sign(pki, make_jpeg(), "image/jpeg", remote_url=f"{base}/manifest.c2pa")
-    online = reader.settings(None)
-    online["verify"]["remote_manifest_fetch"] = True
-    online["core"]["allowed_network_hosts"] = None
-    monkeypatch.setattr(reader, "settings", lambda anchors: online)
+    _ask_the_network(monkeypatch)
     result = read(tmp_path, data, "image/jpeg")
     assert asked == ["/manifest.c2pa"]
     assert result.credentials.state is CredentialState.UNREADABLE
