@@ -41,6 +41,7 @@ from evidence_catalog.analysis import CredentialState
 from evidence_catalog.errors import InputError
 from evidence_catalog.extract import credentials as reader
 from evidence_catalog.extract.credentials import CredentialsResult, read_credentials, supported
+from tests.tsa_server import LocalTSA
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
@@ -179,13 +180,15 @@ def sign(
     *,
     remote_url: str | None = None,
     ingredient: bytes | None = None,
+    tsa_url: str | None = None,
 ) -> tuple[bytes, bytes]:
     """*source* signed with c2pa's Builder: the signed file, and the manifest store the Builder
     says it made."""
     context = c2pa.Context.from_dict(
         {"verify": {"verify_after_sign": False}, "builder": {"thumbnail": {"enabled": False}}}
     )
-    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, pki.chain_pem, pki.key_pem, None)
+    tsa = tsa_url.encode("ascii") if tsa_url else None
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, pki.chain_pem, pki.key_pem, tsa)
     with context, c2pa.Signer.from_info(info) as signer, c2pa.Builder(definition or manifest(), context) as builder:
         if remote_url is not None:
             builder.set_no_embed()
@@ -365,19 +368,34 @@ def test_a_store_over_several_jpeg_segments_is_joined(tmp_path: Path, pki: Pki) 
     assert result.manifest_store is not None and result.manifest_store.read_bytes() == store
 
 
-def test_a_certificate_expired_at_reading_is_invalid(tmp_path: Path) -> None:
-    """Without a time-stamp, c2pa judges the certificate at the time of reading: a credential
-    read after its certificate expired is invalid, though it was valid when signed and when
-    first read.  (The parameters say so.)"""
+def test_a_certificate_is_judged_at_a_trusted_time_stamp_else_at_reading(tmp_path: Path) -> None:
+    """A certificate valid when it signed, expired when read: without a time-stamp, c2pa judges
+    it at the time of reading, and the credential once trusted is invalid.  With an RFC 3161
+    time-stamp (from a local time-stamp authority) the signature's time is read; the
+    certificate is judged at it when the time-stamp authority chains to the trust anchors,
+    else at the time of reading again.  (The parameters say so.)"""
     expiring = make_pki(not_after=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3))
-    data, _ = sign(expiring, make_jpeg(), "image/jpeg")
-    before = read(tmp_path, data, "image/jpeg", trust_anchors=expiring.ca_pem)
+    with LocalTSA() as tsa:
+        stamped, _ = sign(expiring, make_jpeg(), "image/jpeg", tsa_url=tsa.url)
+        tsa_root = (tsa.dir / "ca.pem").read_bytes()
+    unstamped, _ = sign(expiring, make_jpeg(), "image/jpeg")
+    both = expiring.ca_pem + tsa_root
+    before = [read(tmp_path, data, "image/jpeg", trust_anchors=both) for data in (unstamped, stamped)]
     time.sleep(4)
-    result = read(tmp_path, data, "image/jpeg", trust_anchors=expiring.ca_pem)
-    assert before.credentials.state is CredentialState.TRUSTED
-    assert result.credentials.state is CredentialState.INVALID
-    assert "signingCredential.expired" in result.credentials.failure_codes
-    assert result.parameters["c2pa.certificate_time"] == "time-stamp, else time of reading"
+    after = read(tmp_path, unstamped, "image/jpeg", trust_anchors=both)
+    after_stamped = read(tmp_path, stamped, "image/jpeg", trust_anchors=both)
+    after_untrusted_stamp = read(tmp_path, stamped, "image/jpeg", trust_anchors=expiring.ca_pem)
+    assert [b.credentials.state for b in before] == [CredentialState.TRUSTED, CredentialState.TRUSTED]
+    assert after.credentials.state is CredentialState.INVALID
+    assert "signingCredential.expired" in after.credentials.failure_codes
+    assert after_stamped.credentials.state is CredentialState.TRUSTED
+    assert after_untrusted_stamp.credentials.state is CredentialState.INVALID
+    assert "signingCredential.expired" in after_untrusted_stamp.credentials.failure_codes
+    signed_at = after_stamped.credentials.signed_at
+    assert before[0].credentials.signed_at is None
+    assert signed_at is not None and signed_at.tzinfo is dt.UTC
+    assert abs(signed_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+    assert after.parameters["c2pa.certificate_time"] == reader.CERTIFICATE_TIME
 
 
 @pytest.mark.parametrize(

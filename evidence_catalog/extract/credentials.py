@@ -27,10 +27,11 @@ What the outcomes say:
   checked: corrupt, kept remotely (and not fetched), or the reader stopped; ``errors`` says why.
 
 The certificate's validity is judged by c2pa-rs at the time of the signature's RFC 3161
-time-stamp when there is one, else at the time of reading: a credential signed without a
-time-stamp by a certificate that has since expired reads ``valid`` before and ``invalid``
-(``signingCredential.expired``) after, the one way in which the same bytes read by the same
-versions can give another outcome.  :data:`CERTIFICATE_TIME` is recorded among the parameters.
+time-stamp when there is one whose authority chains to the trust anchors, else at the time of
+reading: a credential signed by a certificate that has since expired reads ``valid`` before and
+``invalid`` (``signingCredential.expired``) after, the one way in which the same bytes read by
+the same versions with the same trust anchors can give another outcome.
+:data:`CERTIFICATE_TIME` is recorded among the parameters.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ MEMORY_LIMIT_BYTES = 1536 * 1024 * 1024
 STORE_NAME = "c2pa-manifest-store.c2pa"
 #: The media type of a C2PA manifest store kept on its own.
 STORE_MEDIA_TYPE = "application/c2pa"
-#: When c2pa-rs judges whether the signing certificate was valid.
-CERTIFICATE_TIME = "time-stamp, else time of reading"
+#: When c2pa-rs judges whether the signing certificate was valid: at the time of the
+#: signature's RFC 3161 time-stamp when its authority chains to the trust anchors, else now.
+CERTIFICATE_TIME = "trusted time-stamp, else time of reading"
 _PROBE = Path(__file__).with_name("credentials_probe.py")
 
 #: The media types c2pa-rs reads Content Credentials from (c2pa-python 0.38's list, the image,
