@@ -236,10 +236,23 @@ def _jpeg_scan(data: bytes) -> int:
     return start + 2 + struct.unpack(">H", data[start + 2 : start + 4])[0]
 
 
-def _store_segment(data: bytes) -> tuple[int, int]:
-    """Where the JPEG's manifest store's APP11 segment lies (the range c2pa's data hash skips)."""
-    start = data.index(b"\xff\xeb")
-    return start, start + 2 + struct.unpack(">H", data[start + 2 : start + 4])[0]
+def _unhashed(media_type: str, data: bytes) -> list[range]:
+    """The bytes of a signed file C2PA's hash binding leaves out (found by changing every byte
+    of these files): the JPEG's manifest APP11 segment, the PNG's ``caBX`` chunk, the MP4's
+    C2PA ``uuid`` box and its ``ftyp`` box (an exclusion of C2PA's BMFF hash)."""
+    if media_type == "image/jpeg":
+        start = data.index(b"\xff\xeb")
+        return [range(start, start + 2 + struct.unpack(">H", data[start + 2 : start + 4])[0])]
+    if media_type == "image/png":
+        start = data.index(b"caBX") - 4
+        return [range(start, start + 12 + struct.unpack(">I", data[start : start + 4])[0])]
+    found, position = [], 0
+    while position + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[position : position + 8])
+        if kind in (b"ftyp", b"uuid"):
+            found.append(range(position, position + size))
+        position += size
+    return found
 
 
 # -- outcomes -----------------------------------------------------------------------------------
@@ -538,20 +551,23 @@ def test_the_listener_would_have_heard_a_fetch(
 # -- hostile files and a reader that fails ----------------------------------------------------------
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(position=st.integers(min_value=0), mask=st.integers(min_value=1, max_value=255))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    media_type=st.sampled_from(["image/jpeg", "image/png", "video/mp4"]),
+    position=st.integers(min_value=0),
+    mask=st.integers(min_value=1, max_value=255),
+)
 def test_a_changed_byte_never_leaves_a_credential_intact(
-    tmp_path: Path, pki: Pki, signed: dict[str, tuple[bytes, bytes]], position: int, mask: int
+    tmp_path: Path, pki: Pki, signed: dict[str, tuple[bytes, bytes]], media_type: str, position: int, mask: int
 ) -> None:
-    """Any byte of the signed JPEG changed: the reader never raises, and the credential is
-    never valid or trusted -- unless the byte lies in the manifest store's own segment, which
-    the data hash excludes (the store's padding and headers are covered by no hash)."""
-    data, _ = signed["image/jpeg"]
+    """Any byte of a signed file changed: the reader never raises, and the credential is never
+    valid or trusted -- unless the byte lies where the hash binding does not reach (the store's
+    own box, whose padding and headers no hash covers, and what C2PA excludes)."""
+    data, _ = signed[media_type]
     at = position % len(data)
     changed = data[:at] + bytes([data[at] ^ mask]) + data[at + 1 :]
-    result = read(tmp_path, changed, "image/jpeg", trust_anchors=pki.ca_pem)
-    start, end = _store_segment(data)
-    if not start <= at < end:
+    result = read(tmp_path, changed, media_type, trust_anchors=pki.ca_pem)
+    if not any(at in unhashed for unhashed in _unhashed(media_type, data)):
         assert result.credentials.state not in (CredentialState.VALID, CredentialState.TRUSTED), at
 
 
