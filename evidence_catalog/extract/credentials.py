@@ -114,6 +114,8 @@ _TOLERATED_PREFIX = "cawg."
 #: c2pa's errors that say there is no manifest store where the format keeps one, or that the
 #: file is not one it reads.
 _NOT_FOUND = frozenset({"ManifestNotFound", "JumbfNotFound", "NotSupported", "UnsupportedType"})
+#: c2pa's errors that say the manifest store is kept remotely (and was not fetched).
+_REMOTE = frozenset({"Remote", "RemoteManifest"})
 
 
 @attrs.frozen
@@ -256,13 +258,13 @@ def _credentials(
     kind, message = _clean(raw.get("kind")), _clean(raw.get("message"))
     marker = raw.get("marker")
     has_marker = type(marker) is int and marker >= 0
-    if outcome == "error" and kind != "Remote" and not has_marker and not has_store:
+    if outcome == "error" and kind not in _REMOTE and not has_marker and not has_store:
         # Nothing in the bytes is a C2PA manifest store: what c2pa could not do with the file
         # (read it as this type, parse its container) is said, and there are no credentials.
         if kind != "ManifestNotFound":
             errors.append(f"c2pa could not read this file as {media_type} ({message}); no C2PA marker is in its bytes")
         return ContentCredentials(state=CredentialState.NONE, errors=tuple(errors))
-    if outcome == "error" and kind == "Remote":
+    if outcome == "error" and kind in _REMOTE:
         errors.insert(0, f"the manifest store is kept remotely and was not fetched (reading is offline): {message}")
     elif outcome == "error" and kind in _NOT_FOUND:
         where = f" at offset {marker}" if has_marker else ""
