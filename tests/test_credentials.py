@@ -690,3 +690,46 @@ def test_a_store_anywhere_in_the_bytes_never_reads_none(
     result = read(tmp_path, before + store + after, media_type)
     assert result.credentials.state is not CredentialState.NONE
     assert result.manifest_store is not None
+
+
+def _status(*codes: str) -> list[dict[str, str]]:
+    return [{"code": code, "url": "self#jumbf=/c2pa", "explanation": "..."} for code in codes]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "failures", "state", "error"),
+    [
+        ("Valid", ["assertion.dataHash.mismatch"], "invalid", "c2pa judged the credential Valid despite the failures"),
+        (
+            "Trusted",
+            ["signingCredential.untrusted"],
+            "valid",
+            "c2pa judged the credential trusted despite the failures",
+        ),
+        ("Valid", ["signingCredential.untrusted", "cawg.ica.untrusted"], "valid", None),
+        ("Invalid", [], "invalid", "c2pa judged the credential invalid without naming a failure code"),
+        ("Unsure", [], "unreadable", "c2pa gave no validation state it is known to give (Unsure)"),
+    ],
+)
+def test_c2pa_s_verdict_is_checked_against_its_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verdict: str, failures: list[str], state: str, error: str | None
+) -> None:
+    """A verdict that its own failure codes contradict is not taken: a failure beyond an
+    untrusted signer (and CAWG identity assertions) is invalid, any failure is not trusted."""
+    report = {
+        "active_manifest": "urn:c2pa:1",
+        "manifests": {"urn:c2pa:1": {"claim_generator": "Camera 1.0", "signature_info": {"common_name": "Signer"}}},
+        "validation_results": {"activeManifest": {"success": [], "failure": _status(*failures)}},
+        "validation_state": verdict,
+    }
+    body = (
+        f"def read(path, media_type, settings):\n    return {{'outcome': 'read', 'report': {json.dumps(report)!r}}}\n\n"
+    )
+    monkeypatch.setattr(reader, "_PROBE", _probe_variant(tmp_path, body))
+    result = read(tmp_path, make_jpeg(), "image/jpeg")
+    assert result.credentials.state == state
+    assert result.credentials.failure_codes == tuple(failures)
+    assert result.credentials.claim_generator == "Camera 1.0" and result.credentials.signer == "Signer"
+    assert result.manifest_store is None
+    messages = [e for e in result.credentials.errors if not e.startswith("the manifest store's bytes")]
+    assert messages[0].startswith(error) if error else messages == [], result.credentials.errors

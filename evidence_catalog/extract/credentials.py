@@ -302,9 +302,9 @@ def _validated(report: Any, errors: list[str]) -> ContentCredentials:
     state = states.get(verdict) if isinstance(verdict, str) else None
     if state is None:
         errors.append(f"c2pa gave no validation state it is known to give ({_clean(verdict)})")
-        return ContentCredentials(state=CredentialState.UNREADABLE, failure_codes=codes, errors=tuple(errors))
+        state = CredentialState.UNREADABLE
     intolerable = [code for code in codes if code not in _TOLERATED and not code.startswith(_TOLERATED_PREFIX)]
-    if state is not CredentialState.INVALID and intolerable:
+    if state in (CredentialState.VALID, CredentialState.TRUSTED) and intolerable:
         errors.append(f"c2pa judged the credential {verdict} despite the failures {', '.join(intolerable)}")
         state = CredentialState.INVALID
     if state is CredentialState.TRUSTED and codes:
