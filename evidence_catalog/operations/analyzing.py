@@ -56,6 +56,10 @@ ANALYSED_ROLES = frozenset(
     }
 )
 
+#: The catalog's C2PA trust list: PEM certificates of the signers' roots a person has chosen to
+#: trust, in this file of the catalog folder.  Without it, an intact credential is ``valid``,
+#: never ``trusted``.
+TRUST_ANCHORS_FILE = "c2pa-trust-anchors.pem"
 #: A progress callback: (what was analysed, how many so far, how many in all).
 AnalyzeProgress = Callable[[str, int, int], None]
 
@@ -159,12 +163,34 @@ def analysable(media_type: str) -> bool:
     return bool(perceptual.analysable(media_type) or credentials.supported(media_type))
 
 
-def current_tools() -> tuple[model.Agent, ...]:
-    """The tools an analysis made now names (their versions): an earlier analysis by exactly
-    these is not made again."""
-    from evidence_catalog.extract import credentials, perceptual
+#: The Python distribution behind each tool an analysis names, whose installed version is the
+#: tool's version here.  A tool not listed (FFmpeg, c2pa-rs) comes with one that is (PyAV's
+#: wheels carry their FFmpeg, c2pa-python's its c2pa-rs).
+DISTRIBUTIONS = {
+    "pdqhash": "pdqhash",
+    "Pillow": "pillow",
+    "PyAV": "av",
+    "numpy": "numpy",
+    "c2pa-python": "c2pa-python",
+}
 
-    return (*perceptual.tools(), *credentials.tools())
+
+def same_tools(tools: Sequence[model.Agent]) -> bool:
+    """Whether the tools an analysis names are, version for version, the ones installed here
+    (each tool's version text starts with its distribution's version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for tool in tools:
+        distribution = DISTRIBUTIONS.get(tool.name)
+        if distribution is None:
+            continue
+        try:
+            installed = version(distribution)
+        except PackageNotFoundError:
+            return False
+        if tool.version is None or tool.version.split()[0] != installed:
+            return False
+    return bool(tools)
 
 
 def earlier_analyses(ctx: Context, record_id: str, sha256: str) -> list[MediaAnalysis]:
@@ -195,10 +221,10 @@ def read_analysis(ctx: Context, sha256: str) -> MediaAnalysis | None:
 
 def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool = False) -> AnalysisResult:
     """Analyse one artifact of a record and write what was derived (see the module's text)."""
+    anchors = trust_anchors(ctx)
     if not force:
-        tools = current_tools()
         for earlier in earlier_analyses(ctx, record_id, sha256):
-            if earlier.tools == tools:
+            if same_tools(earlier.tools) and _same_trust(earlier, anchors):
                 return _result(record_id, earlier, document=None, new=False)
     with ctx.db.read() as session:
         source = ctx.db.artifact(session, sha256)
@@ -206,7 +232,7 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
         raise InputError(f"artifact {sha256} is not in the catalog", where="sha256")
     started_at = ctx.clock()
     with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
-        analysis, files = derive(path, source.media_type, sha256, work)
+        analysis, files = derive(path, source.media_type, sha256, work, trust_anchors=anchors)
         stored = {role_path: ctx.blobs.adopt_file(role_path) for _, role_path in files}
         analysis = with_digests(analysis, files, {path: blob.sha256 for path, blob in stored.items()})
         document = work / "analysis.json"
@@ -217,7 +243,29 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
     return _result(record_id, analysis, document=doc_blob.sha256, new=new)
 
 
-def derive(path: Path, media_type: str, sha256: str, work: Path) -> tuple[MediaAnalysis, list[tuple[str, Path]]]:
+def trust_anchors(ctx: Context) -> bytes | None:
+    """The C2PA trust list configured for the catalog: the PEM certificates in
+    :data:`TRUST_ANCHORS_FILE` in its folder, ``None`` when there is no such file."""
+    path = ctx.path / TRUST_ANCHORS_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", where=str(TRUST_ANCHORS_FILE)) from exc
+
+
+def _same_trust(earlier: MediaAnalysis, anchors: bytes | None) -> bool:
+    """Whether an earlier analysis checked Content Credentials against the same trust list."""
+    from evidence_catalog.extract import credentials
+
+    wanted = credentials.parameters(anchors)
+    return all(earlier.parameters.get(name) == value for name, value in wanted.items() if name in earlier.parameters)
+
+
+def derive(
+    path: Path, media_type: str, sha256: str, work: Path, *, trust_anchors: bytes | None = None
+) -> tuple[MediaAnalysis, list[tuple[str, Path]]]:
     """Run the analysers on the bytes at *path*: the analysis (derived artifacts' SHA-256s not
     yet filled in) and the files it made, each with what it is (``keyframe@12.0``,
     ``contact-sheet``, ``c2pa-manifest-store``)."""
@@ -230,6 +278,7 @@ def derive(path: Path, media_type: str, sha256: str, work: Path) -> tuple[MediaA
     hashes: tuple[Any, ...] = ()
     found_credentials: ContentCredentials | None = None
     if perceptual.analysable(media_type):
+        (work / "perceptual").mkdir(exist_ok=True)
         seen = perceptual.perceptual_hashes(path, media_type, work=work / "perceptual")
         hashes = seen.hashes
         tools.extend(seen.tools)
@@ -239,7 +288,8 @@ def derive(path: Path, media_type: str, sha256: str, work: Path) -> tuple[MediaA
         if seen.contact_sheet is not None:
             files.append(("contact-sheet", seen.contact_sheet))
     if credentials.supported(media_type):
-        read = credentials.read_credentials(path, media_type, work=work / "c2pa")
+        (work / "c2pa").mkdir(exist_ok=True)
+        read = credentials.read_credentials(path, media_type, work=work / "c2pa", trust_anchors=trust_anchors)
         found_credentials = read.credentials
         tools.extend(read.tools)
         parameters.update(read.parameters)

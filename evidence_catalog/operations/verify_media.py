@@ -39,7 +39,7 @@ from evidence_catalog.findings import (
     HashIndexMismatch,
 )
 from evidence_catalog.operations import common
-from evidence_catalog.operations.analyzing import current_tools, derive, read_analysis
+from evidence_catalog.operations.analyzing import derive, read_analysis, same_tools, trust_anchors
 from evidence_catalog.operations.context import Context
 
 #: Analyses made again by a verification that is not ``deep``.
@@ -74,9 +74,8 @@ def check_analyses(ctx: Context, *, deep: bool = False) -> tuple[list[Finding], 
                 )
         findings.extend(_index_findings(ctx, session, readable))
     chosen = readable if deep else _sample(readable, SAMPLE)
-    tools = current_tools() if chosen else ()
     for record_id, document, analysis in chosen:
-        if analysis.tools != tools:
+        if not same_tools(analysis.tools):
             notices.append(
                 AnalysisNotRechecked(record_id, document, "it was made by other tool versions than this machine has")
             )
@@ -146,7 +145,9 @@ def remake(ctx: Context, analysis: MediaAnalysis) -> MediaAnalysis:
     """The analysis made again from the stored source (derived files hashed, not stored)."""
     with common.work_area(ctx, f"verify-{secrets.token_hex(8)}") as work:
         with ctx.blobs.local_copy(analysis.source_sha256) as path:
-            redo, files = derive(path, analysis.source_media_type, analysis.source_sha256, work)
+            redo, files = derive(
+                path, analysis.source_media_type, analysis.source_sha256, work, trust_anchors=trust_anchors(ctx)
+            )
         digests = {path: hashlib.sha256(path.read_bytes()).hexdigest() for _, path in files}
     from evidence_catalog.operations.analyzing import with_digests
 

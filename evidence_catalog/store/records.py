@@ -243,7 +243,8 @@ class Records(Connections):
             )
             .order_by(table.c.custody_seq, table.c.position)
         )
-        return [(str(row[0]), str(row[1])) for row in execute(session, query)]
+        rows: list[Any] = list(execute(session, query).all())
+        return [(str(row[0]), str(row[1])) for row in rows]
 
     def derived_from(self, session: Session, record_id: str, sha256: str) -> tuple[str, ...]:
         """What the record says an artifact of it was derived from (empty when not derived)."""
