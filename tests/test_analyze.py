@@ -84,7 +84,7 @@ def test_no_analyze_leaves_it_for_analyze(catalog: Catalog, tmp_path: Path) -> N
 def test_a_video_gets_frame_hashes_keyframes_and_a_sheet(catalog: Catalog, tmp_path: Path) -> None:
     video = make_video(tmp_path / "clip.mp4", size=(160, 120), frames=75)
     (added,) = catalog.add([video])
-    ((document, analysis),) = analysis_entries(catalog, added.record_id)
+    ((_, analysis),) = analysis_entries(catalog, added.record_id)
     assert analysis is not None
     offsets = [h.offset_s for h in analysis.hashes]
     assert offsets and all(o is not None for o in offsets) and offsets == sorted(offsets)  # type: ignore[type-var]
@@ -128,7 +128,7 @@ def test_an_analysis_forged_with_the_librarys_own_functions_is_found_by_a_deep_v
 
 
 def test_an_edited_similarity_index_is_found(catalog: Catalog, tmp_path: Path) -> None:
-    (added,) = catalog.add([picture(tmp_path / "a.jpg")])
+    catalog.add([picture(tmp_path / "a.jpg")])
     run_sql(catalog, "UPDATE perceptual_hash SET quality = 12")
     report = catalog.verify()
     assert [type(f) for f in report.findings] == [HashIndexMismatch]
