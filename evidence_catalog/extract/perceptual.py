@@ -121,11 +121,29 @@ def analysable(media_type: str) -> bool:
     return base.startswith("image/") and base in _pillow_types()
 
 
+#: Other names of image types Pillow decodes (as sniffers name them) than those it registers.
+_ALIASES = frozenset(
+    {
+        "image/x-portable-pixmap",
+        "image/x-portable-graymap",
+        "image/x-portable-bitmap",
+        "image/x-ms-bmp",
+        "image/x-bmp",
+        "image/vnd.microsoft.icon",
+        "image/apng",
+        "image/x-png",
+        "image/pjpeg",
+        "image/jpg",
+        "image/x-tiff",
+    }
+)
+
+
 def _pillow_types() -> frozenset[str]:
     from PIL import Image
 
     Image.init()
-    return frozenset(value.lower() for value in Image.MIME.values())
+    return frozenset(value.lower() for value in Image.MIME.values()) | _ALIASES
 
 
 def parameters(kind: str) -> dict[str, str]:
@@ -239,6 +257,8 @@ def _written(work: Path, name: Any) -> Path:
 def _image_too_large(path: Path) -> str | None:
     from evidence_catalog.extract.image import read_image_header
 
+    if not path.is_file():  # a pipe or a device: left to the child, under its time limit
+        return None
     info, _ = read_image_header(path)
     if info is not None and info.width * info.height > MAX_PIXELS:
         return (
