@@ -361,6 +361,38 @@ def test_a_truncated_video_is_an_error(tmp_path: Path) -> None:
     assert _no_hash(hashed(cut, "video/mp4", tmp_path)).startswith("this file could not be decoded as video")
 
 
+def test_a_video_cut_short_after_its_index_keeps_the_frames_before_the_cut(tmp_path: Path) -> None:
+    """With the index first (``faststart``), the frames before the cut are decoded: their hashes
+    stay (the same on every machine), and an error says where decoding stopped."""
+    path = tmp_path / "v.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height = 160, 120
+        stream.pix_fmt = "yuv420p"
+        for number in range(60):
+            frame = av.VideoFrame.from_ndarray(np.asarray(picture(number // 10, (160, 120))), format="rgb24")
+            frame.pts = number
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = path.read_bytes()
+    assert data[4:8] == b"ftyp" and data[36:40] == b"moov"
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    result = hashed(cut, "video/mp4", tmp_path)
+    whole = hashed(path, "video/mp4", tmp_path, "whole")
+    assert 0 < len(result.hashes) < len(whole.hashes) == 6
+    assert result.hashes == whole.hashes[: len(result.hashes)]
+    [error] = result.errors
+    assert error.startswith("decoding stopped after ") and error.endswith("; the rest is not hashed")
+
+
+def test_a_video_type_with_no_video_stream_is_an_error(tmp_path: Path) -> None:
+    sound = Path(__file__).parent / "data" / "clip-audio.m4a"
+    assert _no_hash(hashed(sound, "video/mp4", tmp_path)) == "not hashed: the file has no video stream"
+
+
 def test_an_mp4_that_is_not_is_an_error(tmp_path: Path) -> None:
     fake = tmp_path / "fake.mp4"
     fake.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"this is no video at all " * 100)

@@ -200,38 +200,47 @@ def hash_video(path: str, work: str, params: dict[str, Any], notes: list[str]) -
         decoded = 0
         no_time = 0
         stop_note = None
-        for frame in container.decode(stream):
-            decoded += 1
-            if decoded > max_decoded:
-                stop_note = f"decoding stopped after {max_decoded:,} frames; frames after that are not hashed"
-                break
-            if frame.width * frame.height > max_pixels:
-                raise RefusedError(
-                    f"a frame of {frame.width} x {frame.height} pixels is over the {max_pixels:,} decoded"
+        last = 0.0
+        try:
+            for frame in container.decode(stream):
+                decoded += 1
+                if decoded > max_decoded:
+                    stop_note = f"decoding stopped after {max_decoded:,} frames; frames after that are not hashed"
+                    break
+                if frame.width * frame.height > max_pixels:
+                    size = f"{frame.width} x {frame.height}"
+                    raise RefusedError(f"a frame of {size} pixels is over the {max_pixels:,} this hasher decodes")
+                if frame.pts is None:
+                    no_time += 1
+                    continue
+                offset = float((frame.pts - start) * stream.time_base)
+                last = max(last, offset) if offset == offset else last
+                if not offset >= 0.0:  # before the stream's start (or not a number): not on the time line
+                    continue
+                if offset > max_offset:
+                    stop_note = f"frames past {max_offset:,.0f} s of video are not hashed"
+                    break
+                slot = sampler.wants(offset)
+                if slot is None:
+                    continue
+                turns = _turns(frame.rotation, notes, said)
+                w, h = _fit(frame.width, frame.height, box)
+                value, quality = _pdq(
+                    np.rot90(frame.reformat(w, h, format="rgb24", interpolation="AREA").to_ndarray(), turns)
                 )
-            if frame.pts is None:
-                no_time += 1
-                continue
-            offset = float((frame.pts - start) * stream.time_base)
-            if not offset >= 0.0:  # before the stream's start (or not a number): not on the time line
-                continue
-            if offset > max_offset:
-                stop_note = f"frames past {max_offset:,.0f} s of video are not hashed"
-                break
-            slot = sampler.wants(offset)
-            if slot is None:
-                continue
-            turns = _turns(frame.rotation, notes, said)
-            w, h = _fit(frame.width, frame.height, box)
-            value, quality = _pdq(
-                np.rot90(frame.reformat(w, h, format="rgb24", interpolation="AREA").to_ndarray(), turns)
+                picture = None
+                if sampler.is_candidate_slot(slot):
+                    w, h = _fit(frame.width, frame.height, keyframe_side)
+                    shown = frame.reformat(w, h, format="rgb24", interpolation="AREA").to_ndarray()
+                    picture = np.ascontiguousarray(np.rot90(shown, turns))
+                sampler.keep(slot, offset, value, quality, picture)
+        except av.FFmpegError as exc:  # damaged data past the start: the frames before it stay hashed
+            if not sampler.hashes:
+                raise
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            stop_note = (
+                f"decoding stopped after {last:.3f} s on data FFmpeg could not read ({reason}); the rest is not hashed"
             )
-            picture = None
-            if sampler.is_candidate_slot(slot):
-                w, h = _fit(frame.width, frame.height, keyframe_side)
-                shown = frame.reformat(w, h, format="rgb24", interpolation="AREA").to_ndarray()
-                picture = np.ascontiguousarray(np.rot90(shown, turns))
-            sampler.keep(slot, offset, value, quality, picture)
         if no_time:
             notes.append(f"{no_time} decoded frames had no time stamp and were not hashed")
         if stop_note is not None:
