@@ -434,6 +434,16 @@ def test_a_format_the_header_reader_does_not_know_is_refused_by_pillow(side: int
     assert error.startswith(f"not hashed: {why}: Image size ({side * side} pixels) exceeds limit of ")
 
 
+def test_an_eps_handed_over_as_an_image_is_not_rendered(tmp_path: Path) -> None:
+    """Pillow renders EPS by running Ghostscript on the file: the hasher never lets it."""
+    eps = tmp_path / "x.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n")
+    assert _no_hash(hashed(eps, "image/png", tmp_path)) == (
+        "this file could not be decoded as an image, so nothing was hashed:"
+        " UnidentifiedImageError: cannot identify image file '<file>'"
+    )
+
+
 def _mjpeg_claiming(tmp: Path, side: int) -> Path:
     """An MJPEG AVI of 16 x 16 frames whose headers and frames claim *side* x *side*."""
     data = bytearray(make_video(tmp / "small.avi", [picture(90)], size=(16, 16), codec="mjpeg").read_bytes())

@@ -68,7 +68,10 @@ def hash_image(path: str, params: dict[str, Any], notes: list[str]) -> dict[str,
     max_pixels = int(params["max_pixels"])
     Image.MAX_IMAGE_PIXELS = max_pixels
     warnings.simplefilter("error", Image.DecompressionBombWarning)
-    with Image.open(path) as image:  # reads the header only
+    Image.init()
+    # Every format Pillow reads but EPS, which it renders by running Ghostscript on the file.
+    formats = [name for name in Image.OPEN if name != "EPS"]
+    with Image.open(path, formats=formats) as image:  # reads the header only
         width, height = image.size
         if width < 1 or height < 1:
             raise RefusedError(f"the image states a size of {width} x {height} pixels")
