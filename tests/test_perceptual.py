@@ -512,20 +512,29 @@ def test_a_decoder_that_runs_out_of_memory_is_an_error(tmp_path: Path, monkeypat
     assert error == "the perceptual hasher ran out of its memory limit (2048 MiB) on this file; nothing was hashed"
 
 
-def test_a_report_naming_a_file_outside_the_work_folder_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("found['contact_sheet'] = '../../etc/passwd'", "a written file named '../../etc/passwd'"),
+        ("found['keyframes'][0][0] = 0.5", "the keyframes are not hashed frames in time order"),
+        ("found['hashes'].reverse()", "the frames' offsets are not in time order"),
+        ("found['hashes'][0]['value'] = 'f' * 63", "a PDQ hash is 64 lowercase hex digits, got 'fff"),
+    ],
+)
+def test_a_report_the_parent_cannot_trust_is_refused(
+    change: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lying = (
         "\n_real = hash_video\n"
         "def hash_video(path, work, params, notes):\n"
         "    found = _real(path, work, params, notes)\n"
-        "    found['contact_sheet'] = '../../etc/passwd'\n"
+        f"    {change}\n"
         "    return found\n\n"
     )
     monkeypatch.setattr(perceptual, "_CHILD", _child_variant(tmp_path, lying))
-    video = make_video(tmp_path / "v.mp4", [picture(1)])
+    video = make_video(tmp_path / "v.mp4", [picture(1), picture(2)])
     error = _no_hash(hashed(video, "video/mp4", tmp_path))
-    assert error == "the perceptual hasher's report could not be used: a written file named '../../etc/passwd'"
+    assert error.startswith(f"the perceptual hasher's report could not be used: {why}")
 
 
 def test_the_child_runs_under_the_limits_it_states(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

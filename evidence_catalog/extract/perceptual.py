@@ -213,6 +213,9 @@ def perceptual_hashes(path: Path, media_type: str, *, work: Path) -> PerceptualR
         if kind == "image" and len(hashes) != 1:
             raise ValueError("an image has one hash")
         keyframes = tuple((float(offset), _written(work, name)) for offset, name in raw.get("keyframes", ()))
+        kept = [offset for offset, _ in keyframes]
+        if kept != sorted(set(kept)) or not set(kept) <= set(offsets):
+            raise ValueError("the keyframes are not hashed frames in time order")
         sheet = raw.get("contact_sheet")
         contact_sheet = _written(work, sheet) if sheet is not None else None
         if kind == "video":
