@@ -17,13 +17,14 @@ made an error); an image cut short is an error, never a hash of half a picture.
 and **one frame per second** of video time is hashed: the first frame at or after each whole
 second from the stream's start.  A clip reposted elsewhere is cut at an arbitrary point, so a
 hash every second finds it at any second it shares with the original; a scene of a few seconds
-gets a few hashes; and the cost (a hash, 60 us, per second of video beside decoding every frame)
-and the size of the document stay bounded.  Past :data:`MAX_HASHES` hashes the interval doubles,
-as often as needed, keeping the first frame of each new interval (what sampling at that interval
-from the start would have kept); the interval used is a parameter of the result.  Each frame is
-scaled by FFmpeg (swscale's area averaging, as vPDQ does) to fit 512 x 512 and turned by the
-stream's display matrix (a phone video hashes as it is shown).  Its offset is its presentation
-time from the stream's start, in seconds, rounded to the millisecond.
+gets a few hashes; and the cost (a hash of about 2 ms per second of video, beside decoding
+every frame) and the size of the document stay bounded.  Past :data:`MAX_HASHES` hashes the
+interval doubles, as often as needed, keeping the first frame of each new interval (what
+sampling at that interval from the start would have kept); the interval used is a parameter of
+the result.  Each frame is scaled by FFmpeg (swscale's area averaging, the method vPDQ uses when
+it reduces frames) to fit 512 x 512 and turned by the stream's display matrix (a phone video
+hashes as it is shown).  Its offset is its presentation time from the stream's start, in
+seconds, rounded to the millisecond.
 
 **Keyframes and contact sheet.**  While decoding, up to :data:`MAX_CANDIDATES` of the hashed
 frames are kept as pictures (at most :data:`KEYFRAME_MAX_SIDE` pixels on a side), spread evenly
