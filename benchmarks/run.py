@@ -1499,6 +1499,11 @@ BENCHMARKS += ("startup",)
 BENCH_FUNCTIONS["startup"] = (bench_startup, ())
 BENCHMARKS += ("media",)  # benchmarks/media_speed.py (issue 23)
 BENCH_FUNCTIONS["media"] = (lambda ctx: __import__("media_speed").bench(ctx.scratch, 20, ctx.repeat, Row), ("ffprobe",))
+BENCHMARKS += ("perceptual",)  # benchmarks/perceptual.py (issue 23): PDQ of photos and of a 720p minute
+BENCH_FUNCTIONS["perceptual"] = (
+    lambda ctx: __import__("perceptual").bench(ctx.scratch, 10, 60.0, (1280, 720), ctx.repeat, Row),
+    ("ffmpeg",),
+)
 
 
 # -- entry point -----------------------------------------------------------------------------------
