@@ -229,6 +229,25 @@ def read_credentials(
     return CredentialsResult(credentials=credentials, manifest_store=store_path, tools=tools, parameters=params)
 
 
+#: How the errors start that say the reader stopped for a reason of the machine that ran it (or
+#: could not run at all), having read nothing.
+_STOPPED_BY_THE_MACHINE = (
+    "the credentials reader did not finish",
+    "the credentials reader used up",
+    "the credentials reader was killed",
+    "the credentials reader crashed",
+    "the credentials reader could not be started",
+    "the credentials reader gave",
+)
+
+
+def stopped_by_the_machine(errors: tuple[str, ...]) -> str | None:
+    """The first of *errors* that says the reader stopped before reading anything, for a reason
+    of the machine (a time or memory limit, a crash, c2pa missing), or ``None``: the same bytes
+    may read in full elsewhere, so such a result claims nothing of the file."""
+    return next((error for error in errors if error.startswith(_STOPPED_BY_THE_MACHINE)), None)
+
+
 def _tools(raw: dict[str, Any] | None) -> tuple[Agent, ...]:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -224,7 +224,7 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
     anchors = trust_anchors(ctx)
     if not force:
         for earlier in earlier_analyses(ctx, record_id, sha256):
-            if same_tools(earlier.tools) and _same_trust(earlier, anchors):
+            if same_tools(earlier.tools) and same_trust(earlier, anchors) and machine_stop(earlier) is None:
                 return _result(record_id, earlier, document=None, new=False)
     with ctx.db.read() as session:
         source = ctx.db.artifact(session, sha256)
@@ -243,6 +243,18 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
     return _result(record_id, analysis, document=doc_blob.sha256, new=new)
 
 
+def machine_stop(analysis: MediaAnalysis) -> str | None:
+    """Why an analysis says nothing of part of the file because an analyser stopped for a reason
+    of the machine that ran it (a limit, a crash, a library missing), or ``None``.  Such an
+    analysis is kept (it happened) but made again by the next ``analyze``."""
+    from evidence_catalog.extract import credentials, perceptual
+
+    found = perceptual.stopped_by_the_machine(analysis.errors)
+    if found is None and analysis.credentials is not None:
+        found = credentials.stopped_by_the_machine(analysis.credentials.errors)
+    return found
+
+
 def trust_anchors(ctx: Context) -> bytes | None:
     """The C2PA trust list configured for the catalog: the PEM certificates in
     :data:`TRUST_ANCHORS_FILE` in its folder, ``None`` when there is no such file."""
@@ -255,7 +267,7 @@ def trust_anchors(ctx: Context) -> bytes | None:
         raise InputError(f"cannot be read ({exc.strerror})", where=str(TRUST_ANCHORS_FILE)) from exc
 
 
-def _same_trust(earlier: MediaAnalysis, anchors: bytes | None) -> bool:
+def same_trust(earlier: MediaAnalysis, anchors: bytes | None) -> bool:
     """Whether an earlier analysis checked Content Credentials against the same trust list."""
     from evidence_catalog.extract import credentials
 

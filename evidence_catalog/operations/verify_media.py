@@ -39,7 +39,7 @@ from evidence_catalog.findings import (
     HashIndexMismatch,
 )
 from evidence_catalog.operations import common
-from evidence_catalog.operations.analyzing import derive, read_analysis, same_tools, trust_anchors
+from evidence_catalog.operations.analyzing import derive, read_analysis, same_tools, same_trust, trust_anchors
 from evidence_catalog.operations.context import Context
 
 #: Analyses made again by a verification that is not ``deep``.
@@ -80,8 +80,20 @@ def check_analyses(ctx: Context, *, deep: bool = False) -> tuple[list[Finding], 
                 AnalysisNotRechecked(record_id, document, "it was made by other tool versions than this machine has")
             )
             continue
-        redo = remake(ctx, analysis)
-        mismatch = _compare(analysis, redo)
+        anchors = trust_anchors(ctx)
+        trusted_alike = same_trust(analysis, anchors)
+        redo = remake(ctx, analysis, anchors)
+        stopped = machine_stop(analysis) or machine_stop(redo)
+        if stopped is not None:
+            notices.append(AnalysisNotRechecked(record_id, document, f"an analyser stopped: {stopped}"))
+            continue
+        mismatch = _compare(analysis, redo, with_credentials=trusted_alike)
+        if not trusted_alike:
+            notices.append(
+                AnalysisNotRechecked(
+                    record_id, document, "its Content Credentials were checked against another trust list than today's"
+                )
+            )
         if mismatch == "credentials":
             notices.append(AnalysisNotRechecked(record_id, document, "its Content Credentials read differently now"))
         elif mismatch is not None:
@@ -141,24 +153,32 @@ def _hash_key(item: Any) -> tuple[str, int, int | None]:
     return (item.value, item.quality, offset)
 
 
-def remake(ctx: Context, analysis: MediaAnalysis) -> MediaAnalysis:
+def remake(ctx: Context, analysis: MediaAnalysis, anchors: bytes | None) -> MediaAnalysis:
     """The analysis made again from the stored source (derived files hashed, not stored)."""
     with common.work_area(ctx, f"verify-{secrets.token_hex(8)}") as work:
         with ctx.blobs.local_copy(analysis.source_sha256) as path:
-            redo, files = derive(
-                path, analysis.source_media_type, analysis.source_sha256, work, trust_anchors=trust_anchors(ctx)
-            )
+            redo, files = derive(path, analysis.source_media_type, analysis.source_sha256, work, trust_anchors=anchors)
         digests = {path: hashlib.sha256(path.read_bytes()).hexdigest() for _, path in files}
     from evidence_catalog.operations.analyzing import with_digests
 
     return with_digests(redo, files, digests)
 
 
-def _compare(stored: MediaAnalysis, redo: MediaAnalysis) -> str | None:
-    """What differs between an analysis and the same analysis made again, or ``None``."""
-    for name in ("parameters", "hashes", "keyframes", "contact_sheet_sha256", "errors"):
+def _compare(stored: MediaAnalysis, redo: MediaAnalysis, *, with_credentials: bool = True) -> str | None:
+    """What differs between an analysis and the same analysis made again, or ``None``; without
+    *with_credentials*, the Content Credentials and their parameters are left out (checked
+    against another trust list)."""
+    if with_credentials and stored.parameters != redo.parameters:
+        return "parameters"
+    if not with_credentials:
+        kept = {k: v for k, v in stored.parameters.items() if not k.startswith("c2pa.")}
+        if kept != {k: v for k, v in redo.parameters.items() if not k.startswith("c2pa.")}:
+            return "parameters"
+    for name in ("hashes", "keyframes", "contact_sheet_sha256", "errors"):
         if getattr(stored, name) != getattr(redo, name):
             return name.replace("_sha256", "").replace("_", " ")
+    if not with_credentials:
+        return None
     if stored.credentials != redo.credentials:
         if stored.credentials is None or redo.credentials is None:
             return "credentials presence"
