@@ -39,7 +39,15 @@ from evidence_catalog.findings import (
     HashIndexMismatch,
 )
 from evidence_catalog.operations import common
-from evidence_catalog.operations.analyzing import derive, read_analysis, same_tools, same_trust, trust_anchors
+from evidence_catalog.operations.analyzing import (
+    derive,
+    machine_stop,
+    read_analysis,
+    same_tools,
+    same_trust,
+    trust_anchors,
+    with_digests,
+)
 from evidence_catalog.operations.context import Context
 
 #: Analyses made again by a verification that is not ``deep``.
@@ -159,8 +167,6 @@ def remake(ctx: Context, analysis: MediaAnalysis, anchors: bytes | None) -> Medi
         with ctx.blobs.local_copy(analysis.source_sha256) as path:
             redo, files = derive(path, analysis.source_media_type, analysis.source_sha256, work, trust_anchors=anchors)
         digests = {path: hashlib.sha256(path.read_bytes()).hexdigest() for _, path in files}
-    from evidence_catalog.operations.analyzing import with_digests
-
     return with_digests(redo, files, digests)
 
 
