@@ -121,18 +121,23 @@ def similar(
     check_limit(limit)
     if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
         raise InputError(f"frames must be a whole number of at least 1, not {frames!r}", where="frames")
-    kept = _kept(ctx)
-    with kept.lock, ctx.db.read() as session:
-        catch_up(ctx, session, kept.index)
-        exclude_record = exclude_artifact = None
-        if is_record_id(target):
+    exclude_record = exclude_artifact = None
+    if is_record_id(target):
+        with ctx.db.read() as session:
             probes = _record_probes(ctx, session, target)
-            exclude_record = target
-        elif _SHA256.fullmatch(target):
+        exclude_record = target
+    elif _SHA256.fullmatch(target):
+        with ctx.db.read() as session:
             probes = _artifact_probes(ctx, session, target)
-            exclude_artifact = target
-        else:
-            probes = _file_probes(ctx, session, target)
+        exclude_artifact = target
+    else:
+        probes = _file_probes(ctx, target)
+    # One thread at a time brings the index up to date and searches it; a file is hashed, and
+    # the hashes looked for are read, before (a video's decoding holds up no other search).
+    kept = _kept(ctx)
+    with kept.lock:
+        with ctx.db.read() as session:
+            catch_up(ctx, session, kept.index)
         return kept.index.matches(
             probes,
             max_distance,
@@ -189,7 +194,7 @@ def _artifact_probes(ctx: Context, session: Any, sha256: str) -> list[Probe]:
     return probes
 
 
-def _file_probes(ctx: Context, session: Any, target: str) -> list[Probe]:
+def _file_probes(ctx: Context, target: str) -> list[Probe]:
     from evidence_catalog.hashing import hash_file
     from evidence_catalog.similarity import Probe
 
@@ -202,7 +207,8 @@ def _file_probes(ctx: Context, session: Any, target: str) -> list[Probe]:
     except OSError as exc:
         raise InputError(f"cannot read the file ({exc.strerror or exc})", where=where) from exc
     sha256 = digests.sha256
-    stored = ctx.db.hashes_of_artifact(session, sha256)
+    with ctx.db.read() as session:
+        stored = ctx.db.hashes_of_artifact(session, sha256)
     if stored:  # the catalog has these very bytes analysed: their hashes, not new ones
         probes = _usable(stored)
         if not probes:

@@ -25,7 +25,7 @@ from evidence_catalog.store.engine import Connections, execute, table_of
 from evidence_catalog.store.tables import PerceptualHashRow
 
 #: Rows :meth:`PerceptualHashes.hash_rows_after` hands back at most, when not told.
-ROWS_PER_BATCH = 50_000
+ROWS_PER_BATCH = 10_000
 
 
 class StoredHash(NamedTuple):
