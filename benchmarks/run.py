@@ -1499,6 +1499,19 @@ BENCHMARKS += ("startup",)
 BENCH_FUNCTIONS["startup"] = (bench_startup, ())
 BENCHMARKS += ("media",)  # benchmarks/media_speed.py (issue 23)
 BENCH_FUNCTIONS["media"] = (lambda ctx: __import__("media_speed").bench(ctx.scratch, 20, ctx.repeat, Row), ("ffprobe",))
+BENCHMARKS += ("similar",)  # benchmarks/similar.py (issue 23): 10k, 100k and 1M stored hashes
+
+
+def bench_similar(ctx: Context) -> list[Row]:
+    """``similar`` over 10,000 to 1,000,000 stored perceptual hashes on SQLite and PostgreSQL,
+    numpy beside faiss (see similar.py)."""
+    import similar  # benchmarks/similar.py, beside this file
+
+    rows = similar.bench(ctx.scratch, similar.DEFAULT_SIZES, similar.DEFAULT_CALLS, lambda: start_postgres(False)[0])
+    return [Row(**row) for row in rows]
+
+
+BENCH_FUNCTIONS["similar"] = (bench_similar, ())
 
 
 # -- entry point -----------------------------------------------------------------------------------

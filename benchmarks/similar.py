@@ -408,7 +408,7 @@ def _rows(
                 )
                 or "-",
                 "target": f"p99 < {TARGET_P99_MS:.0f} ms" if "image" in kind else "(none: 60 scans)",
-                "status": ("PASS" if worst < TARGET_P99_MS else "FAIL") if "image" in kind else "info",
+                "status": ("PASS" if worst < TARGET_P99_MS else "FAIL") if "image" in kind else "INFO",
             }
         )
     for label, figure in loads.items():
@@ -419,7 +419,7 @@ def _rows(
                 "reference": "-",
                 "ratio": "-",
                 "target": "-",
-                "status": "info",
+                "status": "INFO",
             }
         )
     for group, figure in scans.items():
@@ -458,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="similar-speed-", dir=args.workdir) as scratch:
         start = None if args.no_postgresql else _start_test_server
         rows = bench(Path(scratch), sizes, args.calls, start)
-    return 0 if all(row["status"] in ("PASS", "info") for row in rows) else 1
+    return 0 if all(row["status"] in ("PASS", "INFO") for row in rows) else 1
 
 
 if __name__ == "__main__":
