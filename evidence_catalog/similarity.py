@@ -24,6 +24,7 @@ from :mod:`evidence_catalog.store.hashes`, through the operation
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -109,6 +110,44 @@ class _Grown:
         return self.data[: self.size]
 
 
+_HEX = frozenset("0123456789abcdef")
+#: Offsets kept are under 2**53 ms (285,000 years): whole numbers a float holds exactly.
+_MAX_OFFSET_MS = 2**53
+
+
+def matchable(row: HashRowLike) -> bool:
+    """Whether a stored hash is one to match on (PDQ, 32 bytes, of quality at least
+    :data:`~evidence_catalog.analysis.MIN_QUALITY`); a ``ValueError`` when its quality is not a
+    whole number."""
+    if type(row.quality) is not int:
+        raise ValueError(f"hash row {row.id} is damaged: its quality is {row.quality!r}")
+    return row.quality >= MIN_QUALITY and row.algorithm == PDQ and len(row.hash) == HASH_BYTES
+
+
+def _sha_bytes(rows: Sequence[HashRowLike], shas: list[str]) -> bytes:
+    """The SHA-256s *shas* (each 64 characters long, of *rows*) as bytes, 32 each; a
+    ``ValueError`` naming the row whose SHA-256 is not 64 hex digits."""
+    joined = "".join(shas)
+    if not joined:  # the rows go on with the last artifact already known
+        return b""
+    if joined.isascii() and joined.isalnum() and joined == joined.lower():  # bytes.fromhex skips spaces
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex(joined)
+    damaged = next(row for row in rows if not set(row.artifact_sha256) <= _HEX)
+    raise ValueError(f"hash row {damaged.id} is damaged: its artifact SHA-256 is {damaged.artifact_sha256!r}")
+
+
+def _check(row: HashRowLike) -> None:
+    """Refuse (``ValueError``) a row that no writer of this library makes."""
+    record, sha, offset = row.record_id, row.artifact_sha256, row.offset_ms
+    if not isinstance(record, str) or len(record) != 36 or not record.isascii():
+        raise ValueError(f"hash row {row.id} is damaged: its record id is {record!r}")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise ValueError(f"hash row {row.id} is damaged: its artifact SHA-256 is {sha!r}")
+    if offset is not None and (type(offset) is not int or not 0 <= offset < _MAX_OFFSET_MS):
+        raise ValueError(f"hash row {row.id} is damaged: its offset is {offset!r}")
+
+
 class HashIndex:
     """The usable PDQ hashes of a catalog in memory, searched exactly (see the module's text).
 
@@ -137,37 +176,45 @@ class HashIndex:
 
     def add(self, rows: Sequence[HashRowLike]) -> int:
         """Take the usable PDQ hashes of *rows*, which follow :attr:`last_id` in id order; how
-        many were taken.  A row out of order is a ``ValueError`` (and nothing is taken)."""
+        many were taken.  Rows out of order, or a row no writer of this library makes (a record
+        id that is not 36 ASCII characters, a SHA-256 that is not 64 hex digits, an offset out
+        of range, a quality that is not a number), are a ``ValueError`` naming the row, and
+        nothing of *rows* is taken."""
         if not rows:
             return 0
         ids = [row.id for row in rows]
+        if not all(type(i) is int for i in ids):
+            raise ValueError("a hash row's id is not a whole number")
         if ids[0] <= self.last_id or any(b <= a for a, b in itertools.pairwise(ids)):
             raise ValueError("hash rows are added in the order they were stored, each once")
-        usable = [
-            row for row in rows if row.quality >= MIN_QUALITY and row.algorithm == PDQ and len(row.hash) == HASH_BYTES
-        ]
-        self.last_id = ids[-1]
-        if not usable:
-            return 0
-        words = hash_words([row.hash for row in usable])
-        for column, values in zip(self._words, words.T, strict=True):
-            column.extend(values)
-        self._offsets.extend(np.array([NO_OFFSET if r.offset_ms is None else r.offset_ms for r in usable], np.int64))
-        sources: list[int] = []
-        known = self._source_records.size
-        previous = self._last_source()
-        records: list[str] = []
-        artifacts: list[str] = []
+        usable = [row for row in rows if matchable(row)]
         for row in usable:
-            key = (row.record_id, row.artifact_sha256)
-            if key != previous:
-                records.append(row.record_id)
-                artifacts.append(row.artifact_sha256)
-                previous = key
-            sources.append(known + len(records) - 1)
-        self._sources.extend(np.array(sources, np.int64))
-        self._source_records.extend(np.array([r.encode("ascii") for r in records], _RECORD_ID))
-        self._source_artifacts.extend(np.frombuffer(bytes.fromhex("".join(artifacts)), _SHA256))
+            _check(row)
+        if usable:
+            # Everything made first, then appended: a row that fails leaves the index as it was.
+            words = hash_words([row.hash for row in usable])
+            offsets = np.array([NO_OFFSET if r.offset_ms is None else r.offset_ms for r in usable], np.int64)
+            sources: list[int] = []
+            known = self._source_records.size
+            previous = self._last_source()
+            records: list[str] = []
+            artifacts: list[str] = []
+            for row in usable:
+                key = (row.record_id, row.artifact_sha256)
+                if key != previous:
+                    records.append(row.record_id)
+                    artifacts.append(row.artifact_sha256)
+                    previous = key
+                sources.append(known + len(records) - 1)
+            record_ids = np.array([r.encode("ascii") for r in records], _RECORD_ID)
+            shas = np.frombuffer(_sha_bytes(usable, artifacts), _SHA256)
+            for column, values in zip(self._words, words.T, strict=True):
+                column.extend(values)
+            self._offsets.extend(offsets)
+            self._sources.extend(np.array(sources, np.int64))
+            self._source_records.extend(record_ids)
+            self._source_artifacts.extend(shas)
+        self.last_id = ids[-1]
         return len(usable)
 
     def _last_source(self) -> tuple[str, str] | None:

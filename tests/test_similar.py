@@ -530,3 +530,27 @@ def test_the_command_refuses_what_cannot_be_looked_for(
     done = run_cli("similar", *(target or [record_id]), "--catalog", catalog.path, *args)
     assert done.code == 2
     assert says in done.err and done.out == ""
+
+
+def test_a_damaged_hash_row_is_said_to_be_damaged_not_matched_or_crashed_on(
+    catalog: Catalog, analysed: Analysed, scene: dict[str, str]
+) -> None:
+    from evidence_catalog.errors import CatalogDatabaseError
+    from tests.conftest import run_sql
+
+    target, _, _ = analysed([image(scene["flag"])])
+    analysed([image(flipped(scene["flag"], 3))])
+    assert len(catalog.similar(target)) == 1
+    _, sha, _ = analysed([image(flipped(scene["flag"], 4))])
+    # Someone with the database edits a row: an artifact that is not a SHA-256.
+    run_sql(
+        catalog,
+        "UPDATE perceptual_hash SET artifact_sha256 = :bad WHERE artifact_sha256 = :sha",
+        {"bad": "not a sha-256" + "0" * 51, "sha": sha},
+        foreign_keys=False,
+    )
+    for _ in range(2):  # every search says so, until the row is mended
+        with pytest.raises(CatalogDatabaseError, match=r"hash row \d+ is damaged: its artifact SHA-256"):
+            catalog.similar(target)
+    with Catalog.open(catalog.path) as again, pytest.raises(CatalogDatabaseError, match="damaged"):
+        again.similar(target)

@@ -240,3 +240,33 @@ def test_a_distance_outside_0_to_256_is_refused(bad: Any) -> None:
         check_distance(bad)
     with pytest.raises(ValueError, match="from 0 to 256"):
         HashIndex().matches([Probe(hash=bytes(32), sha256=sha(1), offset_ms=None)], bad)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("record_id", "0190a000-0000-7000-8000-0000000000001", "record id"),
+        ("record_id", "0190a000-0000-7000-8000-00000000000é", "record id"),
+        ("artifact_sha256", "ab" * 31 + " c", "artifact SHA-256"),  # bytes.fromhex would skip the space
+        ("artifact_sha256", "AB" * 32, "artifact SHA-256"),
+        ("artifact_sha256", "zz" * 32, "artifact SHA-256"),
+        ("artifact_sha256", "ab" * 31, "artifact SHA-256"),
+        ("offset_ms", -5, "offset"),
+        ("offset_ms", 2**63, "offset"),
+        ("offset_ms", "12", "offset"),
+        ("quality", "90", "quality"),
+        ("quality", None, "quality"),
+    ],
+)
+def test_a_row_no_writer_makes_is_refused_naming_it_and_nothing_of_its_batch_is_taken(
+    field: str, value: object, says: str
+) -> None:
+    index = HashIndex()
+    index.add(rows_of([(0, 5, None, 90, 0)]))
+    batch = rows_of([(1, 6, 1000, 90, 0), (2, 7, None, 90, 0), (3, 8, None, 90, 0)], first_id=2)
+    batch[1] = batch[1]._replace(**{field: value})
+    with pytest.raises(ValueError, match=f"hash row 3 is damaged: its {says}"):
+        index.add(batch)
+    assert (len(index), index.last_id) == (1, 1)
+    found = index.matches([Probe(hash=as_bytes(5), sha256=sha(9), offset_ms=None)], 256)
+    assert [m.artifact_sha256 for m in found] == [sha(0)]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evidence_catalog.analysis import DEFAULT_MAX_DISTANCE, MIN_QUALITY, PDQ, PDQ_BITS, PerceptualHash
-from evidence_catalog.errors import InputError
+from evidence_catalog.errors import CatalogDatabaseError, InputError
 from evidence_catalog.model import is_record_id
 from evidence_catalog.operations.common import check_limit, check_record_exists
 from evidence_catalog.operations.context import Context
@@ -65,13 +65,17 @@ def _kept(ctx: Context) -> _Kept:
 
 def catch_up(ctx: Context, session: Any, index: HashIndex) -> int:
     """Give *index* the hash rows written after the last it has, in the read transaction
-    *session*; how many rows were read."""
+    *session*; how many rows were read.  A damaged row is a :class:`CatalogDatabaseError`
+    naming it (the index keeps what it had before that batch)."""
     read = 0
     while True:
         rows = ctx.db.hash_rows_after(session, index.last_id)
         if not rows:
             return read
-        index.add(rows)
+        try:
+            index.add(rows)
+        except ValueError as exc:
+            raise _damaged(exc) from exc
         read += len(rows)
 
 
@@ -149,13 +153,19 @@ def similar(
 
 
 def _usable(rows: Sequence[StoredHash]) -> list[Probe]:
-    from evidence_catalog.similarity import HASH_BYTES, Probe
+    from evidence_catalog.similarity import Probe, matchable
 
-    return [
-        Probe(hash=row.hash, sha256=row.artifact_sha256, offset_ms=row.offset_ms)
-        for row in rows
-        if row.quality >= MIN_QUALITY and row.algorithm == PDQ and len(row.hash) == HASH_BYTES
-    ]
+    try:
+        return [
+            Probe(hash=row.hash, sha256=row.artifact_sha256, offset_ms=row.offset_ms) for row in rows if matchable(row)
+        ]
+    except ValueError as exc:
+        raise _damaged(exc) from exc
+
+
+def _damaged(exc: ValueError) -> CatalogDatabaseError:
+    """The error for a perceptual hash row no writer of this library makes."""
+    return CatalogDatabaseError(f"catalog database: {exc}; the near-duplicate search cannot trust the table")
 
 
 def _record_probes(ctx: Context, session: Any, record_id: str) -> list[Probe]:
