@@ -277,25 +277,28 @@ class HashIndex:
         """The stored images and videos within *max_distance* of any of *probes*, ranked by
         :func:`rank` (at most *limit*, each with at most *frames* pairs); the record
         *exclude_record* and the artifact *exclude_artifact* left out."""
-        probes = list(
-            dict.fromkeys(probes)
-        )  # a hash stored twice (the same analysis on two records) is looked for once
+        probes = list(dict.fromkeys(probes))  # the same analysis on two records: looked for once
         if not probes or not len(self):
             check_distance(max_distance)
             return ()
-        query, row, distance = self.search(hash_words([p.hash for p in probes]), max_distance)
+        # Each distinct hash is scanned for once (the frames of a still shot are often the same).
+        values = list(dict.fromkeys(p.hash for p in probes))
+        having: dict[bytes, list[Probe]] = {value: [] for value in values}
+        for probe in probes:
+            having[probe.hash].append(probe)
+        query, row, distance = self.search(hash_words(values), max_distance)
         sources = self._sources.view()[row]
         offsets = self._offsets.view()[row]
         pairs: list[tuple[str, str, int, str, int | None, int | None]] = []
         keys = {int(code): self._source(int(code)) for code in np.unique(sources)}
-        for q, code, d, offset in zip(
-            query.tolist(), sources.tolist(), distance.tolist(), offsets.tolist(), strict=True
-        ):
+        hits = zip(query.tolist(), sources.tolist(), distance.tolist(), offsets.tolist(), strict=True)
+        for q, code, d, offset in hits:
             record, artifact = keys[code]
             if record == exclude_record or artifact == exclude_artifact:
                 continue
-            probe = probes[q]
-            pairs.append((record, artifact, d, probe.sha256, probe.offset_ms, None if offset == NO_OFFSET else offset))
+            stored_offset = None if offset == NO_OFFSET else offset
+            for probe in having[values[q]]:
+                pairs.append((record, artifact, d, probe.sha256, probe.offset_ms, stored_offset))
         return rank(pairs, limit=limit, frames=frames)
 
 

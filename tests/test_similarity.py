@@ -126,6 +126,69 @@ def test_a_radius_query_finds_exactly_what_comparing_every_pair_finds(
     } == (brute_force(rows, probes, radius))
 
 
+def brute_force_matches(
+    rows: Sequence[Row], probes: Sequence[Probe], radius: int, exclude_record: str | None, exclude_artifact: str | None
+) -> list[tuple[object, ...]]:
+    """What ``matches`` must answer, worked out by plain Python from every pair: one entry per
+    (record, artifact), ordered by least distance, record, artifact; its pairs kept once each
+    (least distance), ordered by distance, target SHA-256, target offset, stored offset."""
+    best: dict[tuple[str, str], dict[tuple[str, int, int], int]] = {}
+    for probe in dict.fromkeys(probes):
+        for row in rows:
+            if row.quality < MIN_QUALITY or row.record_id == exclude_record or row.artifact_sha256 == exclude_artifact:
+                continue
+            distance = (int.from_bytes(row.hash, "big") ^ int.from_bytes(probe.hash, "big")).bit_count()
+            if distance > radius:
+                continue
+            key = (
+                probe.sha256,
+                -1 if probe.offset_ms is None else probe.offset_ms,
+                -1 if row.offset_ms is None else row.offset_ms,
+            )
+            met = best.setdefault((row.record_id, row.artifact_sha256), {})
+            met[key] = min(distance, met.get(key, 999))
+    answer = []
+    for (record, artifact), met in best.items():
+        pairs = sorted((d, *key) for key, d in met.items())
+        answer.append((pairs[0][0], record, artifact, pairs))
+    return sorted(answer)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stored_and_probes(), st.data())
+def test_matches_are_every_pair_within_the_distance_grouped_and_ranked(
+    case: tuple[list[Row], list[Probe], int], data: st.DataObject
+) -> None:
+    rows, probes, radius = case
+    # Probes that share a hash (a still shot's frames), and the same probe twice.
+    probes = probes + [Probe(hash=p.hash, sha256=p.sha256, offset_ms=(p.offset_ms or 0) + 40) for p in probes[:2]]
+    probes += probes[:1]
+    exclude_record = data.draw(st.none() | st.sampled_from([record(n) for n in range(4)]))
+    exclude_artifact = data.draw(st.none() | st.sampled_from([sha(n) for n in range(7)]))
+    index = HashIndex()
+    index.add(rows)
+    found = index.matches(probes, radius, exclude_record=exclude_record, exclude_artifact=exclude_artifact)
+    expected = brute_force_matches(rows, probes, radius, exclude_record, exclude_artifact)
+    assert [
+        (
+            m.distance,
+            m.record_id,
+            m.artifact_sha256,
+            [
+                (
+                    f.distance,
+                    f.target_sha256,
+                    -1 if f.target_offset_s is None else round(f.target_offset_s * 1000),
+                    -1 if f.offset_s is None else round(f.offset_s * 1000),
+                )
+                for f in m.frames
+            ],
+        )
+        for m in found
+    ] == expected
+    assert all(m.frames_matched == len(m.frames) for m in found)
+
+
 def test_a_scan_over_several_blocks_finds_pairs_in_each() -> None:
     """More rows than one block: matches at the edges of blocks are found, none twice."""
     target = 0x0123456789ABCDEF << 100
