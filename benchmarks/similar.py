@@ -12,8 +12,8 @@ each; consecutive frames a few bits apart, as a still shot gives), one in ten is
 hash in twenty is of quality under 50 (stored, never matched).  One image in fifty is a near copy
 of another image (8 to 24 bits flipped) and one video in fifty holds, in one frame, a near copy
 of an image: the images looked for have matches.  Each medium is a record with the medium and
-its analysis document as artifacts (artifact and record rows written directly; the records have
-no custody events, which ``similar`` does not read).  PostgreSQL's tables are then vacuumed and
+its analysis document as artifacts (artifact, record and record-artifact rows written directly;
+the records have no custody events, which ``similar`` does not read).  PostgreSQL's tables are then vacuumed and
 analysed.
 
 **The figures.**  For each catalog, opened afresh:
@@ -150,6 +150,17 @@ def fill(catalog: Catalog, media: Sequence[list[PerceptualHash]], seed: int = SE
                         {"sha256": sha, "size": 1000, "media_type": kind, "stored_at": at}
                         for pair in shas
                         for sha, kind in zip(pair, ("image/jpeg", "application/json"), strict=True)
+                    ],
+                    "record_artifact": [
+                        {
+                            "record_id": record.id,
+                            "sha256": sha,
+                            "position": position,
+                            "role": role,
+                            "derived_from": [pair[0]] if role == "derived" else None,
+                        }
+                        for record, pair in zip(records, shas, strict=True)
+                        for position, (sha, role) in enumerate(zip(pair, ("original", "derived"), strict=True))
                     ],
                 },
             )

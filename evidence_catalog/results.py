@@ -124,8 +124,8 @@ class MatchedFrame:
 
 @frozen
 class SimilarMatch:
-    """An image or video near what :meth:`Catalog.similar` looked for: the record holding it,
-    the artifact, the least distance between their hashes, and which hashes matched."""
+    """An image or video near what :meth:`Catalog.similar` looked for: a record holding it (one
+    match for each), the artifact, the least distance between their hashes, and which matched."""
 
     record_id: str
     artifact_sha256: str

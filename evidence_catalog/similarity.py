@@ -14,19 +14,21 @@ the processor's cache: over a million stored hashes one hash is looked for in ab
 core (``benchmarks/similar.py``), as fast as faiss's exact binary index and without it.  A video
 looked for with *Q* frame hashes costs *Q* scans.
 
-:func:`rank` turns the pairs within the distance into :class:`~evidence_catalog.results.SimilarMatch`
-values: one per stored (record, artifact), with the best distance of any of its pairs and the
-pairs themselves, best first, at most ``frames`` of them (``frames_matched`` says how many there
-were); matches ordered by distance, then record id, then artifact.  No I/O here: the rows come
-from :mod:`evidence_catalog.store.hashes`, through the operation
-:mod:`evidence_catalog.operations.similar`.
+:meth:`HashIndex.matches` gathers the pairs within the distance by stored artifact and
+:func:`rank` makes them :class:`~evidence_catalog.results.SimilarMatch` values: one per record
+holding a matched artifact (an artifact's hashes belong to its bytes, whichever record its
+analysis was stored on: every record holding it is named), with the least distance of any of
+its pairs and the pairs themselves, best first, at most ``frames`` of them (``frames_matched``
+says how many there were); matches ordered by distance, then record id, then artifact.  No I/O
+here: the rows come from :mod:`evidence_catalog.store.hashes`, and the records holding an
+artifact from a function the operation (:mod:`evidence_catalog.operations.similar`) gives.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,7 +44,6 @@ WORDS = HASH_BYTES // 8
 BLOCK = 16_384
 #: An offset kept for an image (which has none); offsets of video frames are never negative.
 NO_OFFSET = -1
-_RECORD_ID = np.dtype("S36")  # a record id: a UUID, 36 ASCII characters
 _SHA256 = np.dtype("V32")  # an artifact's SHA-256, its 32 bytes
 
 
@@ -51,8 +52,6 @@ class HashRowLike(Protocol):
 
     @property
     def id(self) -> int: ...
-    @property
-    def record_id(self) -> str: ...
     @property
     def artifact_sha256(self) -> str: ...
     @property
@@ -139,9 +138,7 @@ def _sha_bytes(rows: Sequence[HashRowLike], shas: list[str]) -> bytes:
 
 def _check(row: HashRowLike) -> None:
     """Refuse (``ValueError``) a row that no writer of this library makes."""
-    record, sha, offset = row.record_id, row.artifact_sha256, row.offset_ms
-    if not isinstance(record, str) or len(record) != 36 or not record.isascii():
-        raise ValueError(f"hash row {row.id} is damaged: its record id is {record!r}")
+    sha, offset = row.artifact_sha256, row.offset_ms
     if not isinstance(sha, str) or len(sha) != 64:
         raise ValueError(f"hash row {row.id} is damaged: its artifact SHA-256 is {sha!r}")
     if offset is not None and (type(offset) is not int or not 0 <= offset < _MAX_OFFSET_MS):
@@ -159,10 +156,9 @@ class HashIndex:
         #: The four 64-bit words of each hash, one column each.
         self._words = [_Grown(np.uint64) for _ in range(WORDS)]
         self._offsets = _Grown(np.int64)  # milliseconds, NO_OFFSET for an image
-        self._sources = _Grown(np.int64)  # the row's (record, artifact): an index into the two below
+        self._sources = _Grown(np.int64)  # the row's artifact: an index into the one below
         # Rows of one artifact are written together (one analysis): a source per run of rows
-        # with the same record and artifact, not per row.
-        self._source_records = _Grown(_RECORD_ID)
+        # of the same artifact, not per row.
         self._source_artifacts = _Grown(_SHA256)
 
     def __len__(self) -> int:
@@ -171,15 +167,14 @@ class HashIndex:
     @property
     def nbytes(self) -> int:
         """The memory the index's arrays take (their room, used or not)."""
-        columns = [*self._words, self._offsets, self._sources, self._source_records, self._source_artifacts]
+        columns = [*self._words, self._offsets, self._sources, self._source_artifacts]
         return sum(column.data.nbytes for column in columns)
 
     def add(self, rows: Sequence[HashRowLike]) -> int:
         """Take the usable PDQ hashes of *rows*, which follow :attr:`last_id` in id order; how
-        many were taken.  Rows out of order, or a row no writer of this library makes (a record
-        id that is not 36 ASCII characters, a SHA-256 that is not 64 hex digits, an offset out
-        of range, a quality that is not a number), are a ``ValueError`` naming the row, and
-        nothing of *rows* is taken."""
+        many were taken.  Rows out of order, or a row no writer of this library makes (a SHA-256
+        that is not 64 hex digits, an offset out of range, a quality that is not a number), are
+        a ``ValueError`` naming the row, and nothing of *rows* is taken."""
         if not rows:
             return 0
         ids = [row.id for row in rows]
@@ -195,37 +190,25 @@ class HashIndex:
             words = hash_words([row.hash for row in usable])
             offsets = np.array([NO_OFFSET if r.offset_ms is None else r.offset_ms for r in usable], np.int64)
             sources: list[int] = []
-            known = self._source_records.size
-            previous = self._last_source()
-            records: list[str] = []
+            known = self._source_artifacts.size
+            previous = self._source(known - 1) if known else None
             artifacts: list[str] = []
             for row in usable:
-                key = (row.record_id, row.artifact_sha256)
-                if key != previous:
-                    records.append(row.record_id)
+                if row.artifact_sha256 != previous:
                     artifacts.append(row.artifact_sha256)
-                    previous = key
-                sources.append(known + len(records) - 1)
-            record_ids = np.array([r.encode("ascii") for r in records], _RECORD_ID)
+                    previous = row.artifact_sha256
+                sources.append(known + len(artifacts) - 1)
             shas = np.frombuffer(_sha_bytes(usable, artifacts), _SHA256)
             for column, values in zip(self._words, words.T, strict=True):
                 column.extend(values)
             self._offsets.extend(offsets)
             self._sources.extend(np.array(sources, np.int64))
-            self._source_records.extend(record_ids)
             self._source_artifacts.extend(shas)
         self.last_id = ids[-1]
         return len(usable)
 
-    def _last_source(self) -> tuple[str, str] | None:
-        size = self._source_records.size
-        if size == 0:
-            return None
-        return self._source(size - 1)
-
-    def _source(self, code: int) -> tuple[str, str]:
-        record = bytes(self._source_records.data[code]).decode("ascii")
-        return record, bytes(self._source_artifacts.data[code]).hex()
+    def _source(self, code: int) -> str:
+        return bytes(self._source_artifacts.data[code]).hex()
 
     def search(
         self, queries: np.ndarray[Any, np.dtype[np.uint64]], max_distance: int
@@ -264,23 +247,14 @@ class HashIndex:
             return empty, empty, np.empty(0, np.int16)
         return np.concatenate(found_query), np.concatenate(found_row), np.concatenate(found_distance)
 
-    def matches(
-        self,
-        probes: Sequence[Probe],
-        max_distance: int,
-        *,
-        exclude_record: str | None = None,
-        exclude_artifact: str | None = None,
-        limit: int | None = None,
-        frames: int | None = None,
-    ) -> tuple[SimilarMatch, ...]:
-        """The stored images and videos within *max_distance* of any of *probes*, ranked by
-        :func:`rank` (at most *limit*, each with at most *frames* pairs); the record
-        *exclude_record* and the artifact *exclude_artifact* left out."""
+    def matches(self, probes: Sequence[Probe], max_distance: int, *, exclude_artifact: str | None = None) -> list[Pair]:
+        """Every pair of a hash of *probes* and a stored hash within *max_distance* bits (the
+        artifact *exclude_artifact* left out), as ``(artifact SHA-256, distance, target SHA-256,
+        target offset ms, stored offset ms)``, for :func:`rank`."""
+        check_distance(max_distance)
         probes = list(dict.fromkeys(probes))  # the same analysis on two records: looked for once
         if not probes or not len(self):
-            check_distance(max_distance)
-            return ()
+            return []
         # Each distinct hash is scanned for once (the frames of a still shot are often the same).
         values = list(dict.fromkeys(p.hash for p in probes))
         having: dict[bytes, list[Probe]] = {value: [] for value in values}
@@ -289,17 +263,22 @@ class HashIndex:
         query, row, distance = self.search(hash_words(values), max_distance)
         sources = self._sources.view()[row]
         offsets = self._offsets.view()[row]
-        pairs: list[tuple[str, str, int, str, int | None, int | None]] = []
-        keys = {int(code): self._source(int(code)) for code in np.unique(sources)}
+        names = {int(code): self._source(int(code)) for code in np.unique(sources)}
+        pairs: list[Pair] = []
         hits = zip(query.tolist(), sources.tolist(), distance.tolist(), offsets.tolist(), strict=True)
         for q, code, d, offset in hits:
-            record, artifact = keys[code]
-            if record == exclude_record or artifact == exclude_artifact:
+            artifact = names[code]
+            if artifact == exclude_artifact:
                 continue
             stored_offset = None if offset == NO_OFFSET else offset
             for probe in having[values[q]]:
-                pairs.append((record, artifact, d, probe.sha256, probe.offset_ms, stored_offset))
-        return rank(pairs, limit=limit, frames=frames)
+                pairs.append((artifact, d, probe.sha256, probe.offset_ms, stored_offset))
+        return pairs
+
+
+#: A pair of hashes within the distance: (stored artifact's SHA-256, distance, the target's
+#: SHA-256, its offset in ms, the stored offset in ms; offsets ``None`` for an image).
+Pair = tuple[str, int, str, int | None, int | None]
 
 
 def _offset_key(offset: int | None) -> int:
@@ -311,49 +290,63 @@ def _seconds(offset_ms: int | None) -> float | None:
 
 
 def rank(
-    pairs: Iterable[tuple[str, str, int, str, int | None, int | None]],
+    pairs: Iterable[Pair],
+    holders: Callable[[Sequence[str]], Mapping[str, Sequence[str]]],
     *,
+    exclude_record: str | None = None,
     limit: int | None = None,
     frames: int | None = None,
 ) -> tuple[SimilarMatch, ...]:
-    """Matches from pairs of hashes within the distance, each ``(record id, artifact SHA-256,
-    distance, target SHA-256, target offset ms, stored offset ms)``.
+    """Matches from *pairs* (:meth:`HashIndex.matches`); *holders* gives the ids of the records
+    holding each of some artifacts (an artifact it leaves out is on no record, and not shown).
 
-    One match per (record, artifact), its distance the least of its pairs; matches ordered by
-    distance, then record id, then artifact SHA-256, at most *limit* of them.  A match's pairs:
-    one per (target SHA-256, target offset, stored offset) -- the least distance when the same
-    frames met twice, through a hash stored twice -- ordered by distance, then target SHA-256,
-    then target offset, then stored offset (an image's ``None`` first), at most *frames* of them
-    (``frames_matched`` counts them all)."""
-    best: dict[tuple[str, str], dict[tuple[str, int, int], int]] = {}
-    for record, artifact, distance, target, target_offset, offset in pairs:
-        met = best.setdefault((record, artifact), {})
+    One match per record holding a matched artifact (but the record *exclude_record*), its
+    distance the least of the artifact's pairs; matches ordered by distance, then record id,
+    then artifact SHA-256, at most *limit* of them (the records of only as many artifacts are
+    asked for as that takes).  A match's pairs: one per (target SHA-256, target offset, stored
+    offset) -- the least distance when the same frames met twice, through a hash stored twice
+    -- ordered by distance, then target SHA-256, then target offset, then stored offset (an
+    image's ``None`` first), at most *frames* of them (``frames_matched`` counts them all)."""
+    met: dict[str, dict[tuple[str, int, int], int]] = {}
+    for artifact, distance, target, target_offset, offset in pairs:
+        kept = met.setdefault(artifact, {})
         key = (target, _offset_key(target_offset), _offset_key(offset))
-        if distance < met.get(key, PDQ_BITS + 1):
-            met[key] = distance
-    order = sorted(best, key=lambda source: (min(best[source].values()), source))
+        if distance < kept.get(key, PDQ_BITS + 1):
+            kept[key] = distance
+    best = {artifact: min(kept.values()) for artifact, kept in met.items()}
+    entries: list[tuple[int, str, str]] = []
+    for distance, group in itertools.groupby(sorted(best, key=lambda a: (best[a], a)), key=best.__getitem__):
+        if limit is not None and len(entries) >= limit:
+            break  # every artifact still to come is farther than the last match kept
+        artifacts = list(group)
+        found = holders(artifacts)
+        entries += [
+            (distance, record, artifact)
+            for artifact in artifacts
+            for record in found.get(artifact, ())
+            if record != exclude_record
+        ]
+    entries.sort()
     if limit is not None:
-        order = order[:limit]
-    found = []
-    for record, artifact in order:
-        met = best[(record, artifact)]
-        ranked = sorted((distance, *key) for key, distance in met.items())
-        kept = ranked if frames is None else ranked[:frames]
-        found.append(
+        entries = entries[:limit]
+    matches = []
+    for distance, record, artifact in entries:
+        ranked = sorted((d, *key) for key, d in met[artifact].items())
+        matches.append(
             SimilarMatch(
                 record_id=record,
                 artifact_sha256=artifact,
-                distance=ranked[0][0],
+                distance=distance,
                 frames=tuple(
                     MatchedFrame(
-                        distance=distance,
+                        distance=d,
                         target_sha256=target,
                         target_offset_s=_seconds(None if target_offset == NO_OFFSET else target_offset),
                         offset_s=_seconds(None if offset == NO_OFFSET else offset),
                     )
-                    for distance, target, target_offset, offset in kept
+                    for d, target, target_offset, offset in (ranked if frames is None else ranked[:frames])
                 ),
                 frames_matched=len(ranked),
             )
         )
-    return tuple(found)
+    return tuple(matches)

@@ -271,6 +271,35 @@ def test_an_artifact_finds_its_near_copies_anywhere_but_itself(
     ]
 
 
+def test_every_record_holding_a_matched_artifact_is_named_whichever_the_analysis_was_stored_on(
+    catalog: Catalog, analysed: Analysed, scene: dict[str, str]
+) -> None:
+    bridge = scene["bridge"]
+    first, sha, _ = analysed([image(bridge)])  # analysed on the first record only
+    note = analysed.folder / "note.txt"
+    note.write_text("a second record\n", encoding="utf-8")
+    [other] = catalog.add([note])
+    second = other.record_id
+    assert second is not None and second != first
+    catalog.add([catalog.artifact_path(sha)], record_id=second)  # the same bytes on the second record too
+    target, _, _ = analysed([image(flipped(bridge, 9))])
+    assert [(m.distance, m.record_id, m.artifact_sha256) for m in catalog.similar(target)] == sorted(
+        [(1, first, sha), (1, second, sha)]
+    )
+    # The second record is looked for by the hashes of what it holds, stored with the first.
+    assert [(m.record_id, m.artifact_sha256) for m in catalog.similar(second)] == [
+        (first, sha),
+        (target, target_sha(catalog, target)),
+    ]
+
+
+def target_sha(catalog: Catalog, record_id: str) -> str:
+    """The SHA-256 of the one analysed medium on *record_id*."""
+    with catalog.db.read() as session:
+        [row] = catalog.db.hashes_of_record(session, record_id)
+    return row.artifact_sha256
+
+
 def test_a_video_found_by_a_video_lists_the_frames_that_met(
     catalog: Catalog, analysed: Analysed, scene: dict[str, str]
 ) -> None:

@@ -51,6 +51,31 @@ def rows_of(items: Sequence[tuple[int, int, int | None, int, int]], first_id: in
     ]
 
 
+#: Which records hold each artifact: artifact n is on record n // 2, and every third one also on
+#: record 9 (the same bytes on two records).
+HELD = {sha(n): sorted({record(n // 2)} | ({record(9)} if n % 3 == 0 else set())) for n in range(600)}
+
+
+def holders(artifacts: Sequence[str]) -> dict[str, list[str]]:
+    """The records holding each of *artifacts*, as the catalog's database answers."""
+    return {artifact: HELD[artifact] for artifact in artifacts if artifact in HELD}
+
+
+def find(
+    index: HashIndex,
+    probes: Sequence[Probe],
+    radius: int,
+    *,
+    exclude_record: str | None = None,
+    exclude_artifact: str | None = None,
+    limit: int | None = None,
+    frames: int | None = None,
+) -> tuple[SimilarMatch, ...]:
+    """What ``similar`` answers: the index's pairs, ranked with the records of :data:`HELD`."""
+    pairs = index.matches(probes, radius, exclude_artifact=exclude_artifact)
+    return rank(pairs, holders, exclude_record=exclude_record, limit=limit, frames=frames)
+
+
 def brute_force(rows: Sequence[Row], probes: Sequence[Probe], radius: int) -> set[tuple[int, int, int]]:
     """(probe index, row id, distance) of every usable pair within *radius*, by plain Python."""
     found = set()
@@ -129,13 +154,14 @@ def test_a_radius_query_finds_exactly_what_comparing_every_pair_finds(
 def brute_force_matches(
     rows: Sequence[Row], probes: Sequence[Probe], radius: int, exclude_record: str | None, exclude_artifact: str | None
 ) -> list[tuple[object, ...]]:
-    """What ``matches`` must answer, worked out by plain Python from every pair: one entry per
-    (record, artifact), ordered by least distance, record, artifact; its pairs kept once each
-    (least distance), ordered by distance, target SHA-256, target offset, stored offset."""
+    """What ``similar`` must answer, worked out by plain Python from every pair: one entry per
+    record holding a matched artifact, ordered by least distance, record, artifact; its pairs
+    kept once each (least distance), ordered by distance, target SHA-256, target offset, stored
+    offset."""
     best: dict[tuple[str, str], dict[tuple[str, int, int], int]] = {}
     for probe in dict.fromkeys(probes):
         for row in rows:
-            if row.quality < MIN_QUALITY or row.record_id == exclude_record or row.artifact_sha256 == exclude_artifact:
+            if row.quality < MIN_QUALITY or row.artifact_sha256 == exclude_artifact:
                 continue
             distance = (int.from_bytes(row.hash, "big") ^ int.from_bytes(probe.hash, "big")).bit_count()
             if distance > radius:
@@ -145,8 +171,10 @@ def brute_force_matches(
                 -1 if probe.offset_ms is None else probe.offset_ms,
                 -1 if row.offset_ms is None else row.offset_ms,
             )
-            met = best.setdefault((row.record_id, row.artifact_sha256), {})
-            met[key] = min(distance, met.get(key, 999))
+            for holder in HELD[row.artifact_sha256]:
+                if holder != exclude_record:
+                    met = best.setdefault((holder, row.artifact_sha256), {})
+                    met[key] = min(distance, met.get(key, 999))
     answer = []
     for (record, artifact), met in best.items():
         pairs = sorted((d, *key) for key, d in met.items())
@@ -163,12 +191,13 @@ def test_matches_are_every_pair_within_the_distance_grouped_and_ranked(
     # Probes that share a hash (a still shot's frames), and the same probe twice.
     probes = probes + [Probe(hash=p.hash, sha256=p.sha256, offset_ms=(p.offset_ms or 0) + 40) for p in probes[:2]]
     probes += probes[:1]
-    exclude_record = data.draw(st.none() | st.sampled_from([record(n) for n in range(4)]))
+    exclude_record = data.draw(st.none() | st.sampled_from([record(n) for n in (0, 1, 2, 3, 9)]))
     exclude_artifact = data.draw(st.none() | st.sampled_from([sha(n) for n in range(7)]))
+    limit = data.draw(st.none() | st.integers(1, 6))
     index = HashIndex()
     index.add(rows)
-    found = index.matches(probes, radius, exclude_record=exclude_record, exclude_artifact=exclude_artifact)
-    expected = brute_force_matches(rows, probes, radius, exclude_record, exclude_artifact)
+    found = find(index, probes, radius, exclude_record=exclude_record, exclude_artifact=exclude_artifact, limit=limit)
+    expected = brute_force_matches(rows, probes, radius, exclude_record, exclude_artifact)[:limit]
     assert [
         (
             m.distance,
@@ -211,24 +240,26 @@ def test_a_scan_over_several_blocks_finds_pairs_in_each() -> None:
 
 def test_matches_rank_by_distance_then_record_then_artifact_and_frames_by_distance_then_offsets() -> None:
     pairs = [
-        # (record, artifact, distance, target sha, target offset, stored offset)
-        (record(2), sha(5), 7, sha(90), 3000, 1000),
-        (record(2), sha(5), 3, sha(90), 4000, 2000),
-        (record(2), sha(5), 3, sha(90), 1000, 9000),
-        (record(2), sha(5), 3, sha(90), 1000, 8000),
-        (record(2), sha(5), 5, sha(90), 1000, 8000),  # the same two frames again, farther: the nearer kept
-        (record(1), sha(6), 3, sha(90), None, None),
-        (record(1), sha(4), 3, sha(90), None, None),
-        (record(0), sha(9), 12, sha(90), None, 500),
-        (record(3), sha(1), 1, sha(91), None, None),
+        # (artifact, distance, target sha, target offset, stored offset)
+        (sha(6), 7, sha(90), 3000, 1000),
+        (sha(6), 3, sha(90), 4000, 2000),
+        (sha(6), 3, sha(90), 1000, 9000),
+        (sha(6), 3, sha(90), 1000, 8000),
+        (sha(6), 5, sha(90), 1000, 8000),  # the same two frames again, farther: the nearer kept
+        (sha(2), 3, sha(90), None, None),
+        (sha(4), 3, sha(90), None, None),
+        (sha(8), 12, sha(90), None, 500),
+        (sha(7), 1, sha(91), None, None),
     ]
-    ranked = rank(pairs)
+    ranked = rank(pairs, holders)
+    # sha(6) is on record 3 and record 9 (HELD); the others on one record each.
     assert [(m.distance, m.record_id, m.artifact_sha256) for m in ranked] == [
-        (1, record(3), sha(1)),
-        (3, record(1), sha(4)),
-        (3, record(1), sha(6)),
-        (3, record(2), sha(5)),
-        (12, record(0), sha(9)),
+        (1, record(3), sha(7)),
+        (3, record(1), sha(2)),
+        (3, record(2), sha(4)),
+        (3, record(3), sha(6)),
+        (3, record(9), sha(6)),
+        (12, record(4), sha(8)),
     ]
     video = ranked[3]
     assert video.frames == (
@@ -237,14 +268,36 @@ def test_matches_rank_by_distance_then_record_then_artifact_and_frames_by_distan
         MatchedFrame(3, sha(90), 4.0, 2.0),
         MatchedFrame(7, sha(90), 3.0, 1.0),
     )
-    assert video.frames_matched == 4
+    assert video.frames_matched == 4 and ranked[4].frames == video.frames
     # Bounded: the first matches and, of each, its best pairs; the count says how many there were.
-    short = rank(pairs, limit=4, frames=2)
-    assert [m.artifact_sha256 for m in short] == [m.artifact_sha256 for m in ranked[:4]]
-    assert short[3] == SimilarMatch(record(2), sha(5), 3, video.frames[:2], 4)
+    short = rank(pairs, holders, limit=4, frames=2)
+    assert [(m.record_id, m.artifact_sha256) for m in short] == [(m.record_id, m.artifact_sha256) for m in ranked[:4]]
+    assert short[3] == SimilarMatch(record(3), sha(6), 3, video.frames[:2], 4)
+    # The record looked for is left out.
+    assert [(m.record_id, m.artifact_sha256) for m in rank(pairs, holders, exclude_record=record(3))] == [
+        (record(1), sha(2)),
+        (record(2), sha(4)),
+        (record(9), sha(6)),
+        (record(4), sha(8)),
+    ]
     # The order does not depend on the order the pairs came in.
     for shuffled in itertools.islice(itertools.permutations(pairs), 0, 2000, 97):
-        assert rank(list(shuffled)) == ranked
+        assert rank(list(shuffled), holders) == ranked
+
+
+def test_the_records_of_only_as_many_artifacts_as_the_limit_needs_are_asked_for() -> None:
+    pairs = [(sha(n), n // 10, sha(999), None, None) for n in range(100)]  # ten at each distance 0-9
+    asked: list[str] = []
+
+    def counting(artifacts: Sequence[str]) -> dict[str, list[str]]:
+        asked.extend(artifacts)
+        return holders(artifacts)
+
+    found = rank(pairs, counting, limit=15)
+    assert [m.distance for m in found] == [0] * 14 + [1]  # sha(0), sha(3), sha(6), sha(9) are on two records
+    assert sorted(asked) == sorted(sha(n) for n in range(20))  # distances 0 and 1 only
+    # An artifact no record holds (a derived file whose record is gone) is not shown.
+    assert rank([(sha(5000), 0, sha(1), None, None)], holders) == ()
 
 
 def test_a_hash_too_featureless_to_trust_is_never_matched() -> None:
@@ -253,26 +306,31 @@ def test_a_hash_too_featureless_to_trust_is_never_matched() -> None:
     index = HashIndex()
     assert index.add(rows) == 1
     assert index.last_id == 3  # the rows left out are read past, not read again
-    found = index.matches([Probe(hash=as_bytes(value), sha256=sha(77), offset_ms=None)], PDQ_BITS)
+    found = find(index, [Probe(hash=as_bytes(value), sha256=sha(77), offset_ms=None)], PDQ_BITS)
     assert [(m.record_id, m.artifact_sha256, m.distance) for m in found] == [(record(0), sha(1), 0)]
     assert index.add(rows_of([(3, value, None, 10, 0)], first_id=4)) == 0
-    assert len(index.matches([Probe(hash=as_bytes(value), sha256=sha(77), offset_ms=None)], PDQ_BITS)) == 1
+    assert len(find(index, [Probe(hash=as_bytes(value), sha256=sha(77), offset_ms=None)], PDQ_BITS)) == 1
 
 
 def test_the_record_or_artifact_looked_for_is_left_out() -> None:
     value = 0x5555 << 200
-    rows = rows_of([(0, value, None, 90, 0), (1, value, None, 90, 0), (2, value, None, 90, 0), (3, value, None, 90, 0)])
+    rows = rows_of([(1, value, None, 90, 0), (2, value, None, 90, 0), (3, value, None, 90, 0), (4, value, None, 90, 0)])
     index = HashIndex()
     index.add(rows)
     probe = [Probe(hash=as_bytes(value), sha256=sha(0), offset_ms=None)]
-    everything = {(m.record_id, m.artifact_sha256) for m in index.matches(probe, 0)}
-    assert everything == {(record(0), sha(0)), (record(0), sha(1)), (record(1), sha(2)), (record(1), sha(3))}
-    assert {(m.record_id, m.artifact_sha256) for m in index.matches(probe, 0, exclude_record=record(0))} == {
+    everything = {(m.record_id, m.artifact_sha256) for m in find(index, probe, 0)}
+    assert everything == {
+        (record(0), sha(1)),
         (record(1), sha(2)),
         (record(1), sha(3)),
+        (record(9), sha(3)),  # the same bytes on another record
+        (record(2), sha(4)),
     }
-    assert {(m.record_id, m.artifact_sha256) for m in index.matches(probe, 0, exclude_artifact=sha(2))} == (
-        everything - {(record(1), sha(2))}
+    assert {(m.record_id, m.artifact_sha256) for m in find(index, probe, 0, exclude_record=record(1))} == (
+        everything - {(record(1), sha(2)), (record(1), sha(3))}
+    )
+    assert {(m.record_id, m.artifact_sha256) for m in find(index, probe, 0, exclude_artifact=sha(3))} == (
+        everything - {(record(1), sha(3)), (record(9), sha(3))}
     )
 
 
@@ -283,8 +341,12 @@ def test_rows_of_one_artifact_written_again_later_are_one_match() -> None:
     index = HashIndex()
     index.add(rows_of([(0, value, 1000, 90, 0), (1, value ^ 1, None, 90, 0)]))
     index.add(rows_of([(0, value ^ 3, 1000, 90, 0), (0, value, 2000, 90, 0)], first_id=3))
-    found = index.matches([Probe(hash=as_bytes(value), sha256=sha(50), offset_ms=0)], 4)
-    assert [(m.artifact_sha256, m.distance, m.frames_matched) for m in found] == [(sha(0), 0, 2), (sha(1), 1, 1)]
+    found = find(index, [Probe(hash=as_bytes(value), sha256=sha(50), offset_ms=0)], 4)
+    assert [(m.artifact_sha256, m.distance, m.frames_matched) for m in found] == [
+        (sha(0), 0, 2),
+        (sha(0), 0, 2),  # on record 0 and record 9
+        (sha(1), 1, 1),
+    ]
     assert found[0].frames == (MatchedFrame(0, sha(50), 0.0, 1.0), MatchedFrame(0, sha(50), 0.0, 2.0))
 
 
@@ -308,8 +370,6 @@ def test_a_distance_outside_0_to_256_is_refused(bad: Any) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "says"),
     [
-        ("record_id", "0190a000-0000-7000-8000-0000000000001", "record id"),
-        ("record_id", "0190a000-0000-7000-8000-00000000000é", "record id"),
         ("artifact_sha256", "ab" * 31 + " c", "artifact SHA-256"),  # bytes.fromhex would skip the space
         ("artifact_sha256", "AB" * 32, "artifact SHA-256"),
         ("artifact_sha256", "zz" * 32, "artifact SHA-256"),
@@ -331,5 +391,5 @@ def test_a_row_no_writer_makes_is_refused_naming_it_and_nothing_of_its_batch_is_
     with pytest.raises(ValueError, match=f"hash row 3 is damaged: its {says}"):
         index.add(batch)
     assert (len(index), index.last_id) == (1, 1)
-    found = index.matches([Probe(hash=as_bytes(5), sha256=sha(9), offset_ms=None)], 256)
-    assert [m.artifact_sha256 for m in found] == [sha(0)]
+    found = find(index, [Probe(hash=as_bytes(5), sha256=sha(9), offset_ms=None)], 256)
+    assert {m.artifact_sha256 for m in found} == {sha(0)}

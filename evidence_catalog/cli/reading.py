@@ -221,13 +221,14 @@ def similar(target: str, catalog_path: str, max_distance: int, limit: int, frame
     artifact's SHA-256 (that artifact left out) or the path of an image or video file (./NAME
     for a file named like an id).  Only analysed media are found (see analyze).
 
-    Prints one line per image or video found, best first: the distance (bits that differ, of
-    256), the record id, the artifact's SHA-256 and, where a video is involved, the matching
-    frames as TARGET-OFFSET>OFFSET:DISTANCE (seconds; "-" for an image), best first, with how
-    many matched in all when more than --frames did.  --json prints a list of objects:
-    record_id, artifact_sha256, distance, frames_matched and frames (each distance,
-    target_sha256, target_offset_s, offset_s; an offset is null for an image).  When nothing
-    is near, standard error says "no matches" (--json prints []); the exit code is 0.
+    Prints one line per image or video found and record holding it, best first: the distance
+    (bits that differ, of 256), the record id, the artifact's SHA-256 and, where a video is
+    involved, the matching frames as TARGET-OFFSET>OFFSET:DISTANCE (seconds; "-" for an
+    image), best first, with how many matched in all when more than --frames did.  --json
+    prints a list of objects: record_id, artifact_sha256, distance, frames_matched and frames
+    (each distance, target_sha256, target_offset_s, offset_s; an offset is null for an image).
+    When nothing is near, standard error says "no matches" (--json prints []); the exit code
+    is 0.
     """
     from evidence_catalog.serialize import unstructure
 

@@ -90,30 +90,33 @@ def similar(
     """The images and videos whose perceptual hashes (PDQ) are within *max_distance* bits (of
     256) of *target*'s: the catalog's near duplicates of it, best first.
 
-    *target* is a record id (the hashes of every image and video analysed on it; that record is
-    left out of the results), an artifact's SHA-256 (its hashes; that artifact is left out), or
-    the path of a file (an image or video; hashed now unless the catalog has its bytes analysed
-    already; nothing is left out, so the file's own record is found at distance 0).  A name that
-    is a record id or a SHA-256 is taken as one: write a file of that name ``./NAME``.
+    *target* is a record id (the hashes of every analysed image and video the record holds;
+    that record is left out of the results), an artifact's SHA-256 (its hashes; that artifact
+    is left out), or the path of a file (an image or video; hashed now unless the catalog has
+    its bytes analysed already; nothing is left out, so the file's own record is found at
+    distance 0).  A name that is a record id or a SHA-256 is taken as one: write a file of that
+    name ``./NAME``.
 
     Only hashes of quality 50 or more are matched, on both sides (a near-uniform picture, a
     black frame, matches everything).  The default distance, 31, is PDQ's customary threshold:
     lower it for fewer, closer matches.
 
-    One :class:`SimilarMatch` per record and artifact, ordered by distance (the least of its
-    pairs of hashes), then record id, then artifact SHA-256; at most *limit* of them (``None``:
-    all).  Each lists the pairs that matched -- which of the target's hashes (its artifact and,
-    for a video, the frame's offset) met which stored hash (for a video, the offset of the
-    frame) and at what distance -- best first, at most *frames* of them (``None``: all), with
-    the number in all.  The same answer on SQLite and PostgreSQL: the database only stores the
-    hashes; the search is exact and done in memory (kept for the catalog while it is open, and
-    brought up to date at each call).
+    One :class:`SimilarMatch` per record holding an artifact that matched (its hashes are of
+    its bytes: every record holding them is named, whichever the analysis was stored on),
+    ordered by distance (the least of its pairs of hashes), then record id, then artifact
+    SHA-256; at most *limit* of them (``None``: all).  Each lists the pairs that matched --
+    which of the target's hashes (its artifact and, for a video, the frame's offset) met which
+    stored hash (for a video, the offset of the frame) and at what distance -- best first, at
+    most *frames* of them (``None``: all), with the number in all.  The same answer on SQLite
+    and PostgreSQL: the database only stores the hashes; the search is exact and done in memory
+    (kept for the catalog while it is open, and brought up to date at each call).
 
     An :class:`InputError` when *target* is none of these, or has no hash to look for (a record
     with no analysed image or video, an artifact not analysed, a file that is not an image or
-    video); a :class:`NotFoundError` for a record id no record has.
+    video); a :class:`NotFoundError` for a record id no record has; a
+    :class:`CatalogDatabaseError` when a stored hash row is damaged.
     """
-    from evidence_catalog.similarity import check_distance
+    from evidence_catalog.similarity import check_distance, rank
 
     try:
         check_distance(max_distance)
@@ -142,11 +145,12 @@ def similar(
     with kept.lock:
         with ctx.db.read() as session:
             catch_up(ctx, session, kept.index)
-        return kept.index.matches(
-            probes,
-            max_distance,
+        pairs = kept.index.matches(probes, max_distance, exclude_artifact=exclude_artifact)
+    with ctx.db.read() as session:
+        return rank(
+            pairs,
+            lambda artifacts: ctx.db.holders(session, artifacts),
             exclude_record=exclude_record,
-            exclude_artifact=exclude_artifact,
             limit=limit,
             frames=frames,
         )
@@ -170,7 +174,7 @@ def _damaged(exc: ValueError) -> CatalogDatabaseError:
 
 def _record_probes(ctx: Context, session: Any, record_id: str) -> list[Probe]:
     check_record_exists(ctx, session, record_id, where="target")
-    rows = ctx.db.hashes_of_record(session, record_id)
+    rows = ctx.db.hashes_held_by(session, record_id)
     if not rows:
         raise InputError(
             f"record {record_id} holds no analysed image or video (analyse its media first)", where="target"

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from evidence_catalog.analysis import PerceptualHash
 from evidence_catalog.store.engine import Connections, execute, table_of
-from evidence_catalog.store.tables import PerceptualHashRow
+from evidence_catalog.store.tables import PerceptualHashRow, RecordArtifactRow
 
 #: Rows :meth:`PerceptualHashes.hash_rows_after` hands back at most, when not told.
 ROWS_PER_BATCH = 10_000
@@ -134,6 +134,18 @@ class PerceptualHashes(Connections):
         """Every hash row of the record *record_id*, in id order."""
         table = table_of(PerceptualHashRow)
         query = sa.select(*_columns(table)).where(table.c.record_id == record_id).order_by(table.c.id)
+        return _stored(execute(session, query).all())
+
+    def hashes_held_by(self, session: Session, record_id: str) -> list[StoredHash]:
+        """Every hash row of the artifacts the record *record_id* holds, whichever record their
+        analysis was stored on, in id order."""
+        table, held = table_of(PerceptualHashRow), table_of(RecordArtifactRow)
+        query = (
+            sa.select(*_columns(table))
+            .join(held, held.c.sha256 == table.c.artifact_sha256)
+            .where(held.c.record_id == record_id)
+            .order_by(table.c.id)
+        )
         return _stored(execute(session, query).all())
 
     def hashes_of_artifact(self, session: Session, sha256: str) -> list[StoredHash]:
