@@ -11,8 +11,9 @@ A query is a brute-force scan, exact: for each stored hash the Hamming distance 
 differ) to each hash looked for.  The 256-bit hashes are kept as four columns of 64-bit words
 and scanned a block of rows at a time, so the XOR, the popcount and the sum of one block stay in
 the processor's cache: over a million stored hashes one hash is looked for in about 4 ms on one
-core (``benchmarks/similar.py``), as fast as faiss's exact binary index and without it.  A video
-looked for with *Q* frame hashes costs *Q* scans.
+core, about as fast as faiss's exact binary index at that size, without it (``benchmarks/similar.py``
+compares them; ``benchmarks/RESULTS.md``).  A video looked for with *Q* distinct frame hashes costs
+*Q* scans.
 
 :meth:`HashIndex.matches` gathers the pairs within the distance by stored artifact and
 :func:`rank` makes them :class:`~evidence_catalog.results.SimilarMatch` values: one per record
