@@ -1504,6 +1504,19 @@ BENCH_FUNCTIONS["perceptual"] = (
     lambda ctx: __import__("perceptual").bench(ctx.scratch, 10, 60.0, (1280, 720), ctx.repeat, Row),
     ("ffmpeg",),
 )
+BENCHMARKS += ("similar",)  # benchmarks/similar.py (issue 23): 10k, 100k and 1M stored hashes
+
+
+def bench_similar(ctx: Context) -> list[Row]:
+    """``similar`` over 10,000 to 1,000,000 stored perceptual hashes on SQLite and PostgreSQL,
+    numpy beside faiss (see similar.py)."""
+    import similar  # benchmarks/similar.py, beside this file
+
+    rows = similar.bench(ctx.scratch, similar.DEFAULT_SIZES, similar.DEFAULT_CALLS, lambda: start_postgres(False)[0])
+    return [Row(**row) for row in rows]
+
+
+BENCH_FUNCTIONS["similar"] = (bench_similar, ())
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ if TYPE_CHECKING:
         ingesting,
         judging,
         log_proofs,
+        similar,
     )
     from evidence_catalog.operations.exporting import EXPORT_FORMATS as EXPORT_FORMATS  # the CLI's choices
     from evidence_catalog.operations.log_proofs import TSA_ENV as TSA_ENV  # where scripts and tests import it from
@@ -104,6 +105,7 @@ else:
     adding, capturing, exporting, housekeeping = map(_Later, ("adding", "capturing", "exporting", "housekeeping"))
     importing, ingesting, judging, log_proofs = map(_Later, ("importing", "ingesting", "judging", "log_proofs"))
     analyzing = _Later("analyzing")
+    similar = _Later("similar")
 
     #: Names this module has always offered, found in their modules when first asked for.
     _LATER_NAMES = {
@@ -410,6 +412,7 @@ class Catalog:
             self._ctx, after=after, only=only, on_unreadable=on_unreadable, page_size=self.PAGE_SIZE
         )
 
+    similar = _delegate(similar.similar)
     history = _delegate(reading.history)
     artifact_path = _delegate(reading.artifact_path)
     open_artifact = _delegate(reading.open_artifact)

@@ -132,6 +132,38 @@ class SearchHit:
 
 
 @frozen
+class MatchedFrame:
+    """One hash of what was looked for that is within the distance of one stored hash: of an
+    image (offsets ``None``) or of a frame of a video (its offset, in seconds)."""
+
+    #: Bits that differ (of 256 for PDQ).
+    distance: int
+    #: The SHA-256 of what the matching hash was taken from: an artifact of the record looked
+    #: for, the artifact looked for, or the file looked for.
+    target_sha256: str
+    #: Where in that video the frame is (``None`` for an image).
+    target_offset_s: float | None
+    #: Where in the matched video the stored frame is (``None`` for an image).
+    offset_s: float | None
+
+
+@frozen
+class SimilarMatch:
+    """An image or video near what :meth:`Catalog.similar` looked for: a record holding it (one
+    match for each), the artifact, the least distance between their hashes, and which matched."""
+
+    record_id: str
+    artifact_sha256: str
+    #: The least distance of any matching pair of hashes (bits that differ, of 256).
+    distance: int
+    #: The matching pairs, best first (by distance, then the target's artifact, then its
+    #: offset, then the stored offset); at most ``similar``'s ``frames`` of them.
+    frames: tuple[MatchedFrame, ...]
+    #: How many pairs matched in all (more than ``len(frames)`` when some were left out).
+    frames_matched: int
+
+
+@frozen
 class LinkResult:
     """What :meth:`Catalog.link` did: the report, the record it was on, the record it is on now."""
 

@@ -119,6 +119,7 @@ def test_the_table_of_custody_events_is_what_every_command_appends(
     probe.run("log", "log", "--proof", "1")
     hits = json.loads(probe.run("search", "search", "shelling", "--json").out)
     probe.run("search", "search", "nothing-like-this")
+    probe.run("similar", "similar", record, codes=(2,))  # no analysed media on it: refused, nothing logged
     probe.run("claim", "claim", record, "--summary", "a school hit", "--source", "a witness")
     probe.run("assess", "assess", record, "--status", "in_progress")
     probe.run("relate", "relate", record, "same_incident_as", second)

@@ -67,7 +67,7 @@ from tests.pg_server import PostgresServer
 from tests.salted import leaf_by_hand, unsalted_linked_event
 
 BACKENDS = ("sqlite", "postgresql")
-OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
+OLD_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
 OPERATOR = Agent(name="Test Analyst", email="analyst@example.org", organization="Example NGO", host="test-host")
 UPGRADER = "Upgrader <upgrader@example.org>"
 

@@ -67,6 +67,8 @@ NEVER_FOR_READING = frozenset(
         "s3fs",
         "botocore",
         "tomli_w",  # writing catalog.toml (init)
+        "numpy",  # near-duplicate search (similar) and media analysis
+        "evidence_catalog.similarity",
         # The operations that neither opening nor reading a catalog uses, and their adapters:
         # the facade imports each when one of its methods is first looked up.
         "evidence_catalog.operations.adding",
@@ -76,6 +78,7 @@ NEVER_FOR_READING = frozenset(
         "evidence_catalog.operations.importing",
         "evidence_catalog.operations.ingesting",
         "evidence_catalog.operations.log_proofs",
+        "evidence_catalog.operations.similar",
         "evidence_catalog.capture",  # yt-dlp's driver
         "evidence_catalog.ingest.formats",  # the ingest readers
         "evidence_catalog.ingest.fetch",
@@ -171,6 +174,36 @@ def test_reading_a_catalog_loads_only_what_reading_needs(
         forbidden.add("psycopg")
     assert heavy(modules, forbidden) == []
     assert {"sqlalchemy", "evidence_catalog.catalog"} <= modules  # it did read the catalog
+
+
+def test_similar_loads_the_search_and_numpy_and_nothing_else_reading_does_not_need(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    from evidence_catalog.analysis import PerceptualHash
+
+    made = []
+    for n in range(2):
+        media, document = tmp_path / f"media-{n}.bin", tmp_path / f"analysis-{n}.json"
+        media.write_bytes(bytes([n]) * 100)
+        document.write_text(f'{{"n": {n}}}', encoding="utf-8")
+        [added] = catalog.add([media])
+        assert added.record_id is not None
+        [analysis] = catalog.add([document], record_id=added.record_id)
+        with catalog._ctx.write() as session:
+            catalog.db.add_hashes(
+                session, added.record_id, added.sha256, analysis.sha256, [PerceptualHash(f"{n:064x}", quality=80)]
+            )
+        made.append(added)
+    catalog.close()
+    done, modules = loaded_by(["similar", made[0].record_id or "", "--catalog", str(catalog.path)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", made[1].record_id, made[1].sha256]
+    needed = {"numpy", "evidence_catalog.similarity", "evidence_catalog.operations.similar"}
+    assert needed <= modules
+    forbidden = set(NEVER_FOR_READING) - needed
+    if database_dialect(catalog) == "sqlite":
+        forbidden.add("psycopg")
+    assert heavy(modules, forbidden) == []
 
 
 def run_python(code: str) -> set[str]:

@@ -1,5 +1,6 @@
 """Commands that read the catalog and change nothing but links: ``list``, ``show``, ``search``,
-``log`` (the custody history) and ``link`` (a report onto another record)."""
+``similar`` (near-duplicate images and videos), ``log`` (the custody history) and ``link`` (a
+report onto another record)."""
 
 from __future__ import annotations
 
@@ -198,6 +199,66 @@ def search(
             )
         if not hits:
             echo_nothing_found()
+
+
+@cli.command()
+@click.argument("target")
+@catalog_option
+@click.option(
+    "--max-distance",
+    type=click.IntRange(0, 256),
+    default=31,
+    show_default=True,
+    help="Match hashes at most this many bits apart (of 256; 31 is PDQ's customary threshold).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Show at most this many.")
+@click.option(
+    "--frames",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="List at most this many matching pairs of hashes (frames) for each.",
+)
+@json_option
+def similar(target: str, catalog_path: str, max_distance: int, limit: int, frames: int, as_json: bool) -> None:
+    """Find the images and videos near TARGET by their perceptual hashes (PDQ).
+
+    TARGET is a record id (its analysed images and videos; the record itself is left out), an
+    artifact's SHA-256 (that artifact left out) or the path of an image or video file (./NAME
+    for a file named like an id).  Only analysed media are found (see analyze).
+
+    Prints one line per image or video found and record holding it, best first: the distance
+    (bits that differ, of 256), the record id, the artifact's SHA-256 and, where a video is
+    involved, the matching frames as TARGET-OFFSET>OFFSET:DISTANCE (seconds; "-" for an
+    image), best first, with how many matched in all when more than --frames did.  --json
+    prints a list of objects: record_id, artifact_sha256, distance, frames_matched and frames
+    (each distance, target_sha256, target_offset_s, offset_s; an offset is null for an image).
+    When nothing is near, standard error says "no matches" (--json prints []); the exit code
+    is 0.
+    """
+    from evidence_catalog.serialize import unstructure
+
+    with open_catalog(catalog_path) as catalog:
+        matches = catalog.similar(target, max_distance=max_distance, limit=limit, frames=frames)
+    if as_json:
+        echo_json([unstructure(match) for match in matches])
+        return
+    for match in matches:
+        pairs = ""
+        if any(f.offset_s is not None or f.target_offset_s is not None for f in match.frames):
+            shown = " ".join(f"{_seconds(f.target_offset_s)}>{_seconds(f.offset_s)}:{f.distance}" for f in match.frames)
+            more = f" ({match.frames_matched} matched)" if match.frames_matched > len(match.frames) else ""
+            pairs = f"  {shown}{more}"
+        click.echo(f"{match.distance:>3}  {match.record_id}  {match.artifact_sha256}{pairs}")
+    if len(matches) == limit:
+        click.echo(f"(the {limit} nearest shown; --limit for more)", err=True)
+    if not matches:
+        echo_nothing_found()
+
+
+def _seconds(offset: float | None) -> str:
+    """A frame's offset as printed: seconds, to the millisecond, no trailing zeros ("-" for an image)."""
+    return "-" if offset is None else f"{offset:.3f}".rstrip("0").rstrip(".")
 
 
 @cli.command()

@@ -5,6 +5,7 @@
 - :mod:`~evidence_catalog.store.log`: the custody log, its Merkle tree and its checkpoints;
 - :mod:`~evidence_catalog.store.records`: artifacts and records, and the rows they are kept in;
 - :mod:`~evidence_catalog.store.search`: the search index of reports;
+- :mod:`~evidence_catalog.store.hashes`: the perceptual hashes of analysed images and videos;
 - :mod:`~evidence_catalog.store.timestamps`: the queue of time-stamp requests.
 
 The names below are imported from here by the rest of the library (and by the migrations and
@@ -27,6 +28,7 @@ from evidence_catalog.store.engine import (
     safe_url,
     sqlite_url,
 )
+from evidence_catalog.store.hashes import PerceptualHashes, StoredHash
 from evidence_catalog.store.log import (
     LOG_SIZE_BEFORE,
     CustodyLog,
@@ -63,6 +65,8 @@ __all__ = [
     "CatalogDatabase",
     "EventDraft",
     "MerkleError",
+    "PerceptualHashes",
+    "StoredHash",
     "_alembic_config",
     "acquisition_row",
     "artifact_row",
@@ -88,5 +92,5 @@ __all__ = [
 # connection), and each method takes the session it works in, so the parts hold no state of their
 # own to keep apart.  Composed, CatalogDatabase would need a delegate for each of its sixty-odd
 # methods to keep their names, for nothing gained.  No part calls another's methods.
-class CatalogDatabase(CustodyLog, Records, SearchIndex, TimestampQueue):
+class CatalogDatabase(CustodyLog, Records, SearchIndex, PerceptualHashes, TimestampQueue):
     """The catalog's database: an index of records, artifacts and the custody log."""

@@ -259,3 +259,35 @@ class TimestampTokenRow(SQLModel, table=True):
     gen_time: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
     requested_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
     error: str | None = None
+
+
+class PerceptualHashRow(SQLModel, table=True):
+    """One perceptual hash of an analysed image, or of one frame of an analysed video.
+
+    Derived from the analysis document (``analysis_sha256``, an artifact) that holds it, and kept
+    here only so that near duplicates can be found without reading every analysis: rows are
+    appended, never changed, and ``id`` is the order they were written in (every write holds the
+    catalog's one write lock, so a row with a higher id was committed later: an index in memory
+    catches up by reading the rows after the last id it saw).  See
+    :mod:`evidence_catalog.store.hashes`."""
+
+    __tablename__ = "perceptual_hash"
+
+    # A 64-bit id on PostgreSQL (a video hashed once a second makes thousands of rows); SQLite's
+    # INTEGER PRIMARY KEY is its 64-bit rowid already, which BIGINT would not be.
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    )
+    record_id: str = Field(foreign_key="record.id", index=True, max_length=36)
+    #: The analysed image or video.
+    artifact_sha256: str = Field(foreign_key="artifact.sha256", index=True, max_length=64)
+    #: The analysis document the hash is in.
+    analysis_sha256: str = Field(foreign_key="artifact.sha256", max_length=64)
+    #: Milliseconds from the start of a video to the frame hashed; ``NULL`` for an image.
+    offset_ms: int | None = Field(default=None, sa_type=sa.BigInteger)  # type: ignore[call-overload]
+    #: The hash's quality (PDQ: 0-100); under ``analysis.MIN_QUALITY`` it is never matched.
+    quality: int
+    algorithm: str = Field(max_length=16)
+    #: The hash itself: 32 bytes for PDQ (its 64 hex digits as bytes).
+    hash: bytes = Field(sa_type=sa.LargeBinary)  # type: ignore[call-overload]
