@@ -62,6 +62,10 @@ class AnalysisResult:
     credentials: str | None = None
     #: What could not be derived, and why.
     errors: tuple[str, ...] = ()
+    #: Other records that hold something that looks the same (perceptual hashes within PDQ's
+    #: customary distance), best first: said by ``add`` and ``capture`` when they analyse what
+    #: they stored; a finding for a person to judge (``relate`` records the judgement).
+    looks_like: tuple[str, ...] = ()
 
 
 @frozen

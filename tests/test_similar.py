@@ -9,7 +9,6 @@ tested with the media analysis's adapter, when it is there.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -415,17 +414,14 @@ def test_a_file_in_the_catalog_is_looked_for_by_its_stored_hashes(
     assert [(m.distance, m.record_id, m.artifact_sha256) for m in found] == [(0, record_id, sha), (1, near, near_sha)]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("evidence_catalog.extract.perceptual") is None,
-    reason="hashing a file on the fly needs the media analysis's adapter (extract/perceptual.py), merged separately",
-)
 def test_a_file_outside_the_catalog_is_hashed_and_its_near_copies_found(
     catalog: Catalog, analysed: Analysed, tmp_path: Path
 ) -> None:
     import io
 
-    from evidence_catalog.extract.perceptual import perceptual_hashes  # type: ignore[import-not-found,unused-ignore]
     from PIL import Image, ImageDraw
+
+    from evidence_catalog.extract.perceptual import perceptual_hashes
 
     picture = Image.new("RGB", (320, 240), (200, 200, 190))
     draw = ImageDraw.Draw(picture)

@@ -97,6 +97,12 @@ def add(
 def echo_analysis(result: AnalysisResult) -> None:
     """Say on standard error what the analysis of a file just added found worth a look: the
     problems it met and Content Credentials that failed (the add's own lines stay as they were)."""
+    for other in result.looks_like:
+        click.echo(
+            f"note: {result.sha256} looks like what record {other} holds (`similar {result.sha256}`; "
+            "`relate` records what a person judges)",
+            err=True,
+        )
     if result.credentials in ("invalid", "unreadable"):
         click.echo(f"note: {result.sha256} carries Content Credentials that are {result.credentials}", err=True)
     for error in result.errors:

@@ -425,9 +425,7 @@ def _record_analysis(
 
 def _index_hashes(ctx: Context, session: Any, record_id: str, analysis: MediaAnalysis, document: str) -> None:
     """Put the analysis's hashes in the similarity index (in the same transaction)."""
-    hashes = getattr(ctx.db, "hashes", None)
-    if hashes is not None and analysis.hashes:
-        hashes.add_hashes(session, record_id, analysis.source_sha256, document, analysis.hashes)
+    ctx.db.add_hashes(session, record_id, analysis.source_sha256, document, analysis.hashes)
 
 
 def _result(record_id: str, analysis: MediaAnalysis, *, document: str | None, new: bool) -> AnalysisResult:
@@ -460,6 +458,15 @@ def analyses(ctx: Context, record_id: str) -> list[tuple[str, MediaAnalysis | No
     return [(document, read_analysis(ctx, document)) for _, document in analysis_documents(record)]
 
 
+def looks_like(ctx: Context, record_id: str, sha256: str) -> tuple[str, ...]:
+    """The other records holding an image or video within PDQ's customary distance of the
+    artifact *sha256* (best first): a finding for a person to judge, never a merge."""
+    from evidence_catalog.operations.similar import similar
+
+    matches = similar(ctx, sha256)
+    return tuple(dict.fromkeys(m.record_id for m in matches if m.record_id != record_id))
+
+
 def analyze_added(
     ctx: Context,
     added: Iterable[tuple[str | None, str | None, str | None]],
@@ -478,6 +485,8 @@ def analyze_added(
             continue
         try:
             result = analyze_artifact(ctx, record_id, sha256)
+            if result.new and result.usable_hashes:
+                result = attrs.evolve(result, looks_like=looks_like(ctx, record_id, sha256))
         except EvidenceError as exc:
             result = AnalysisResult(
                 record_id=record_id,

@@ -10,7 +10,6 @@ notebook or a viewer that asks many times reads the table once.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import tempfile
@@ -246,7 +245,7 @@ def _hash_file(path: Path, where: str) -> tuple[PerceptualHash, ...]:
         raise InputError(f"not an image or a video (its bytes say {media_type})", where=where)
     # The media analysis's adapter (PDQ through pdqhash; video frames in a child process),
     # imported here, where a file is hashed.  By name until it is merged: then a plain import.
-    perceptual: Any = importlib.import_module("evidence_catalog.extract.perceptual")
+    from evidence_catalog.extract import perceptual
 
     with tempfile.TemporaryDirectory(prefix="evidence-catalog-similar-") as work:
         made = perceptual.perceptual_hashes(path, media_type, work=Path(work))

@@ -132,16 +132,17 @@ def _disagreement(ctx: Context, session: Any, record_id: str, document: str, ana
 
 def _index_findings(ctx: Context, session: Any, readable: list[tuple[str, str, MediaAnalysis]]) -> list[Finding]:
     """The similarity index held against the documents, row for row."""
-    hashes = getattr(ctx.db, "hashes", None)
-    if hashes is None:
-        return []
     expected = {
         (record_id, document): sorted(_hash_key(h) for h in analysis.hashes)
         for record_id, document, analysis in readable
     }
     found: dict[tuple[str, str], list[tuple[str, int, int | None]]] = {}
-    for row in hashes.all_rows(session):
-        found.setdefault((row.record_id, row.analysis_sha256), []).append((row.value, row.quality, row.offset_ms))
+    after = 0
+    while rows := ctx.db.hash_rows_after(session, after):
+        for row in rows:
+            key = (row.record_id, row.analysis_sha256)
+            found.setdefault(key, []).append((row.hash.hex(), row.quality, row.offset_ms))
+        after = rows[-1].id
     findings: list[Finding] = []
     for key in sorted(set(expected) | set(found)):
         want, have = expected.get(key, []), sorted(found.get(key, []))
@@ -157,8 +158,9 @@ def _index_findings(ctx: Context, session: Any, readable: list[tuple[str, str, M
 
 
 def _hash_key(item: Any) -> tuple[str, int, int | None]:
-    offset = None if item.offset_s is None else round(item.offset_s * 1000)
-    return (item.value, item.quality, offset)
+    from evidence_catalog.store.hashes import offset_ms
+
+    return (item.value, item.quality, offset_ms(item.offset_s))
 
 
 def remake(ctx: Context, analysis: MediaAnalysis, anchors: bytes | None) -> MediaAnalysis:
