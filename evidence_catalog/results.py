@@ -125,6 +125,9 @@ class IngestResult:
     #: ``capture_media``, the result of capturing each (``skipped`` when an earlier run did).
     media: tuple[tuple[str, str], ...] = ()
     captures: tuple[CaptureResult, ...] = ()
+    #: (record id, SHA-256, media type) of each media file the ingest stored on a new record (a
+    #: Telegram export's photos and files).
+    media_stored: tuple[tuple[str, str, str], ...] = ()
 
 
 @frozen

@@ -693,7 +693,7 @@ def test_capture_media_puts_each_enclosure_on_its_reports_record(
 ) -> None:
     url, clip, missing = media_feed(server, base)
 
-    result = catalog.ingest(url, capture_media=True, capture_options=FAST)
+    result = catalog.ingest(url, capture_media=True, capture_options=FAST, analyze=False)
 
     assert result.reports_added == 2 and len(catalog.record_ids()) == 2  # no record of its own for media
     first_id, second_id = catalog.record_ids()
@@ -876,7 +876,7 @@ def test_keep_going_leaves_a_telegram_message_with_missing_media_out_whole(catal
         catalog.ingest(folder)
     assert state(catalog) == before
 
-    result = catalog.ingest(folder, keep_going=True)
+    result = catalog.ingest(folder, keep_going=True, analyze=False)
     assert (result.items, result.reports_added) == (2, 2)
     assert result.skipped == ((18, "message 18: media file 'video_files/missing.mp4' is missing; left out"),)
     by_post = {r.reports[0].post_id or "": r for r in records(catalog)}
@@ -889,7 +889,7 @@ def test_keep_going_leaves_a_telegram_message_with_missing_media_out_whole(catal
 
     # The missing file put in place: ingesting again adds exactly that message, with its media.
     (folder / "video_files" / "missing.mp4").write_bytes(CLIP_VIDEO)
-    again = catalog.ingest(folder, keep_going=True)
+    again = catalog.ingest(folder, keep_going=True, analyze=False)
     assert (again.items, again.reports_added, again.reports_present, again.skipped) == (3, 1, 2, ())
     assert again.new_bytes is False  # the same result.json
     added = {r.reports[0].post_id or "": r for r in records(catalog)}

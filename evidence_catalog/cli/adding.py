@@ -297,6 +297,9 @@ def capture(
     help="Then capture the media of feed entries (enclosures) onto their records.",
 )
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the network.")
+@click.option(
+    "--no-analyze", is_flag=True, help="Do not analyse the images and videos now (`analyze` can do it later)."
+)
 @operator_option
 @quiet_option
 def ingest(
@@ -308,6 +311,7 @@ def ingest(
     keep_going: bool,
     capture_media: bool,
     timeout: float,
+    no_analyze: bool,
     operator: str | None,
     quiet: bool,
 ) -> None:
@@ -335,6 +339,8 @@ def ingest(
             capture_options=options,
             capture_progress=progress,
             timeout=timeout,
+            analyze=not no_analyze,
+            on_analyzed=echo_analysis,
         )
         clear()
     for line, message in result.warnings:

@@ -10,7 +10,7 @@ import gc
 import os
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from evidence_catalog.operations.common import check_note, check_url, checked_ta
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
 from evidence_catalog.replay import captured_details
-from evidence_catalog.results import IngestResult
+from evidence_catalog.results import AnalysisResult, IngestResult
 from evidence_catalog.serialize import unstructure
 from evidence_catalog.store.blobstore import StoredBlob
 from evidence_catalog.store.database import (
@@ -57,6 +57,8 @@ def ingest(
     capture_options: CaptureOptions | None = None,
     capture_progress: CaptureProgress | None = None,
     timeout: float = 30.0,
+    analyze: bool = True,
+    on_analyzed: Callable[[AnalysisResult], None] | None = None,
 ) -> IngestResult:
     """Ingest a feed-reader digest, an RSS/Atom feed, twarc2 tweets or a Telegram Desktop
     export: every item becomes a report on a record of its own, with the input stored as
@@ -76,6 +78,10 @@ def ingest(
     With *capture_media*, the media each new report points at (feed enclosures and Media
     RSS content) is then captured onto the report's record, as :meth:`capture` would; a
     capture that fails is logged and in :attr:`IngestResult.captures`, and the reports stay.
+
+    With *analyze* (the default), the images and videos the ingest stored (a Telegram export's
+    photos and files, captured media) are then analysed as :meth:`analyze` does, each in a
+    transaction of its own, and *on_analyzed* is called with each result.
     """
     log_key.check_signing_key(ctx)  # before anything is stored
     if format is not None and format not in INGEST_FORMATS:
@@ -102,6 +108,12 @@ def ingest(
         result = attrs.evolve(result, path=file)  # the file itself; messages name it printably
     if capture_media:
         result = capture_report_media(ctx, result, capture_options, capture_progress)
+    if analyze:
+        from evidence_catalog.operations.analyzing import analyze_added, analyze_records_added
+
+        analyze_added(ctx, result.media_stored, on_analyzed)
+        captured = [c.record_id for c in result.captures if c.ok and c.new_on_record]
+        analyze_records_added(ctx, captured, on_analyzed)
     return result
 
 
@@ -227,6 +239,7 @@ def ingest_stored(
         }
     )
     media_to_capture: list[tuple[str, str]] = []
+    media_stored: list[tuple[str, str, str]] = []  # (record, SHA-256, media type) of media put on new records
     present = 0
     with ctx.write() as session:
         catalogued = ctx.db.artifact(session, blob.sha256)
@@ -262,6 +275,7 @@ def ingest_stored(
                 if sha256 not in catalogued_media:
                     common.add_artifact(ctx, session, media_artifact, at=ended_at)
             for (record, acquisition, report, note_part, entries, details), event in zip(parts, events, strict=True):
+                media_stored.extend((record.id, e.artifact.sha256, e.artifact.media_type) for e in entries[1:])
                 # The rows' JSON bodies are the documents the event holds (made once).
                 rows["record"].append(record_row(record))
                 rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
@@ -343,6 +357,7 @@ def ingest_stored(
         warnings=warnings,
         skipped=tuple(skipped or ()),
         media=tuple(dict.fromkeys(media_to_capture)),
+        media_stored=tuple(media_stored),
     )
 
 
