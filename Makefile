@@ -40,6 +40,8 @@ demo: $(STAMP)
 	    "import json,sys; print(next(r['id'] for r in json.load(sys.stdin) if r['title'].endswith('.jpg')))")
 	$(EC) show --catalog $(DEMO) $$($(EC) list --catalog $(DEMO) --json | $(BIN)/python -c \
 	    "import json,sys; print(next(r['id'] for r in json.load(sys.stdin) if 'demo page' in r['title']))")
+	$(EC) similar --catalog $(DEMO) $$($(EC) list --catalog $(DEMO) --json | $(BIN)/python -c \
+	    "import json,sys; print(next(r['id'] for r in json.load(sys.stdin) if r['title'].endswith('.jpg')))")
 	$(EC) verify --catalog $(DEMO)
 	$(EC) log --catalog $(DEMO)
 	$(EC) export --catalog $(DEMO) --format bagit --output $(DEMO)-bag
