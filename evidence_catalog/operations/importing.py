@@ -668,8 +668,9 @@ def insert_imported(
     ctx.db.insert_rows(session, {"artifact": artifact_rows})  # before the records that refer to them
     for start in range(0, len(items), INSERT_BATCH):
         _insert_batch(ctx, session, items[start : start + INSERT_BATCH], source, at, unsigned=unsigned)
-    known = analyses or {}
-    read = {**known, **imported_analyses(ctx, [i for i in items if set(analysis_documents(i.record)) - set(known)])}
+    given = analyses or {}
+    unread = [item for item in items if set(analysis_documents(item.record)) - set(given)]
+    read = {**given, **imported_analyses(ctx, unread)}
     for item in items:
         for document in analysis_documents(item.record):
             analysis = read[document]
