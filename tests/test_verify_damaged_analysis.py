@@ -55,3 +55,28 @@ def test_a_damaged_analysis_document_is_one_finding(catalog: Catalog, tmp_path: 
     report = catalog.verify(deep=True)
     [finding] = report.findings
     assert isinstance(finding, DigestMismatch) and finding.sha256 == document
+
+
+def test_damaged_bytes_are_not_analysed_and_the_good_bytes_are_once_restored(catalog: Catalog, tmp_path: Path) -> None:
+    """An analysis of damaged bytes would be recorded, for good, as the artifact's (and a deep
+    verification would call it wrong once the bytes are restored): ``analyze`` refuses those
+    bytes, says why in the result, records nothing, and analyses the others."""
+    picture(23).save(tmp_path / "street.jpg", "JPEG")
+    picture(24).save(tmp_path / "yard.jpg", "JPEG")
+    [street, yard] = catalog.add([tmp_path / "street.jpg", tmp_path / "yard.jpg"], analyze=False)
+    stored = blob(catalog, street.sha256)
+    stored.write_bytes(bytes(stored.stat().st_size))
+    before = len(catalog.history())
+    results = {r.sha256: r for r in catalog.analyze(all_records=True)}
+    refused = results[street.sha256]
+    assert not refused.new and refused.document_sha256 is None
+    assert "stored bytes are not the ones recorded" in refused.errors[0]
+    assert results[yard.sha256].new
+    assert catalog.analyses(street.record_id) == []
+    assert len(catalog.history()) == before + 1  # the other picture's analysis alone
+    [restored] = catalog.add([tmp_path / "street.jpg"])
+    assert restored.new_bytes
+    [done] = catalog.analyze([street.record_id])
+    assert done.new and done.usable_hashes == 1
+    report = catalog.verify(deep=True)
+    assert report.ok and report.analyses_rechecked == 2, report.findings
