@@ -1448,3 +1448,29 @@ def test_an_export_whose_analysis_names_artifacts_its_record_lacks_is_refused(
         dest, bag, InputError, rf"analysis \w+ names derived artifacts the record does not hold: {'ab' * 32}"
     )
     assert added.record_id not in dest.record_ids()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b"[" * 100_000 + b"]" * 100_000, b"[1, 2]", b'{"schema": "urn:evidence-catalog:schema:media-analysis:1.0.0"}'],
+    ids=["nested too deep", "not an object", "not an analysis"],
+)
+def test_an_export_whose_analysis_document_is_not_one_is_refused_and_verify_says_so(
+    tmp_path: Path, dest: Catalog, monkeypatch: pytest.MonkeyPatch, document: bytes
+) -> None:
+    """A document logged as an analysis that is not one (written with the library's own
+    functions by someone with write access): ``verify`` reports it, it does not fail on it; an
+    import refuses it with an error that names it."""
+    from evidence_catalog.operations import analyzing
+
+    from .test_analyze import picture
+
+    with Catalog.init(tmp_path / "forged", operator=SOURCE_OPERATOR, clock=FixedClock()) as cat:
+        monkeypatch.setattr(analyzing, "canonical_json", lambda _: document)
+        [added] = cat.add([picture(tmp_path / "a.jpg")])
+        monkeypatch.undo()
+        assert added.sha256
+        report = cat.verify(deep=True)
+        assert "analysis_unreadable" in [f.kind for f in report.findings]
+        bag = cat.export(tmp_path / "bag", format="bagit").path
+    assert_refused(dest, bag, InputError, r"is not readable as the analysis of \w+ the record says it is")

@@ -34,7 +34,7 @@ import attrs
 from evidence_catalog import model
 from evidence_catalog.analysis import ContentCredentials, Keyframe, MediaAnalysis
 from evidence_catalog.custody import Action
-from evidence_catalog.errors import InputError, IntegrityError
+from evidence_catalog.errors import EvidenceError, InputError, IntegrityError
 from evidence_catalog.operations import common
 from evidence_catalog.operations.context import Context
 from evidence_catalog.replay import captured_details
@@ -220,7 +220,7 @@ def read_analysis(ctx: Context, sha256: str) -> MediaAnalysis | None:
         with ctx.blobs.open(sha256) as stream:
             data = stream.read(64 * 1024 * 1024 + 1)
         return from_document(strict_json(data), MediaAnalysis)
-    except (OSError, ValueError, TypeError) as exc:  # damaged or gone: verify says which
+    except (OSError, ValueError, TypeError, RecursionError, EvidenceError) as exc:  # not an analysis: verify says so
         del exc
         return None
 
@@ -505,8 +505,6 @@ def analyze_added(
     type).  The evidence is catalogued already: an analysis that cannot be written (a full
     disk) is a result whose ``errors`` say so and that ``analyze`` can finish later, never an
     error of the add."""
-    from evidence_catalog.errors import EvidenceError
-
     results = []
     for record_id, sha256, media_type in dict.fromkeys(added):
         if record_id is None or sha256 is None or media_type is None or not analysable(media_type):
