@@ -404,9 +404,7 @@ def fill_stages(root: Path, databases: Databases) -> dict[str, Filled]:
     def stage_0001(catalog: Catalog) -> None:
         [first] = catalog.add([statement], tags=["kyiv", "witness"], note="handed over on a USB stick")
         assert first.record_id is not None
-        [photo_added] = catalog.add(
-            [photo], record_id=first.record_id, analyze=False
-        )  # a second artifact on it (no analysis: the old formats had none)
+        [photo_added] = catalog.add([photo], record_id=first.record_id, analyze=False)  # a second artifact on it (no analysis: the old formats had none)
         catalog.add([statement], tags=["again"])  # the same bytes again: another acquisition
         [other] = catalog.add([odd], source_url="https://example.org/scan")
         assert other.record_id is not None and photo_added.record_id == first.record_id
