@@ -104,9 +104,10 @@ def populate(catalog: Catalog, folder: Path) -> Populated:
     statement = write(folder / "in" / "statement.txt", "Свидетель: «школа» — 5 March\n")
     yard = write(folder / "in" / "yard.png", png_bytes())
     report = write(folder / "in" / "hospital report.txt", "Ward 3 hit at 04:10.\n")
-    [school] = catalog.add([photo], tags=["school"], note="from a witness")
+    # The pictures are not analysed: these records are about the bag's layout (analysed records: below).
+    [school] = catalog.add([photo], tags=["school"], note="from a witness", analyze=False)
     catalog.add([statement], record_id=school.record_id)
-    [yard_added] = catalog.add([yard], tags=["school"])
+    [yard_added] = catalog.add([yard], tags=["school"], analyze=False)
     [hospital] = catalog.add([report], tags=["hospital"])
     return Populated(catalog, school.record_id, yard_added.record_id, hospital.record_id)
 
@@ -374,9 +375,9 @@ def test_an_empty_catalog_exports_an_empty_but_valid_bag(catalog: Catalog, tmp_p
 def test_the_same_artifact_on_two_records_is_in_both_record_folders(catalog: Catalog, tmp_path: Path) -> None:
     shared = write(tmp_path / "in" / "shared.png", png_bytes((1, 2, 3)))
     other = write(tmp_path / "in" / "other.txt", "other")
-    [first] = catalog.add([shared])
+    [first] = catalog.add([shared], analyze=False)
     [second] = catalog.add([other])
-    catalog.add([shared], record_id=second.record_id)
+    catalog.add([shared], record_id=second.record_id, analyze=False)
     assert first.sha256 in {e.artifact.sha256 for e in catalog.record(second.record_id).artifacts}
     bag = tmp_path / "bag"
     result = catalog.export(bag, format="bagit")
@@ -920,7 +921,7 @@ def test_colliding_file_names_on_disk_become_one_file_per_artifact(names: list[s
 
 
 def test_a_name_without_an_extension_gets_one_from_the_media_type(catalog: Catalog, tmp_path: Path) -> None:
-    [added] = catalog.add([write(tmp_path / "in" / "IMG_0001", make_jpeg())])
+    [added] = catalog.add([write(tmp_path / "in" / "IMG_0001", make_jpeg())], analyze=False)
     assert catalog.record(added.record_id).artifacts[0].artifact.media_type == "image/jpeg"
     catalog.export(tmp_path / "bag", format="bagit")
     assert_valid_bag(tmp_path / "bag")
@@ -931,8 +932,8 @@ def test_a_name_without_an_extension_gets_one_from_the_media_type(catalog: Catal
 def test_colliding_names_keep_the_first_and_add_a_hash_prefix_to_the_others(catalog: Catalog, tmp_path: Path) -> None:
     first = write(tmp_path / "a" / "Photo.JPG", make_jpeg(colour=(1, 1, 1)))
     second = write(tmp_path / "b" / "photo.jpg", make_jpeg(colour=(200, 1, 1)))
-    [added] = catalog.add([first])
-    [other] = catalog.add([second], record_id=added.record_id)
+    [added] = catalog.add([first], analyze=False)
+    [other] = catalog.add([second], record_id=added.record_id, analyze=False)
     catalog.export(tmp_path / "bag", format="bagit")
     names = sorted(p.name for p in (tmp_path / "bag" / "data" / "records" / added.record_id / "artifacts").iterdir())
     assert names == ["Photo.JPG", f"photo-{other.sha256[:12]}.jpg"]
@@ -946,7 +947,7 @@ def test_progress_counts_up_to_the_bytes_of_every_artifact(catalog: Catalog, tmp
     small = write(tmp_path / "in" / "small.png", png_bytes())
     empty = write(tmp_path / "in" / "empty.txt", b"")
     [first] = catalog.add([big])
-    catalog.add([small], record_id=first.record_id)
+    catalog.add([small], record_id=first.record_id, analyze=False)  # the artifacts of the files alone
     catalog.add([empty])
     calls: list[tuple[int, int]] = []
     catalog.export(tmp_path / "bag", format="bagit", progress=lambda done, total: calls.append((done, total)))
@@ -993,7 +994,7 @@ def test_progress_of_a_redacted_export_reaches_its_total(catalog: Catalog, tmp_p
 def test_a_redacted_bag_validates_and_leaves_the_flagged_artifact_out(catalog: Catalog, tmp_path: Path) -> None:
     graphic = write(tmp_path / "in" / "graphic.png", png_bytes((255, 0, 0)))
     kept = write(tmp_path / "in" / "kept.txt", "kept")
-    [first] = catalog.add([graphic])
+    [first] = catalog.add([graphic], analyze=False)  # what is made from it: the next test
     catalog.add([kept], record_id=first.record_id)
     catalog.flag(first.record_id, "graphic", "shows the dead", artifacts=[first.sha256])
     bag = tmp_path / "bag"
@@ -1009,6 +1010,62 @@ def test_a_redacted_bag_validates_and_leaves_the_flagged_artifact_out(catalog: C
     assert catalog.history()[-1].details["redaction"]["withheld_artifacts"] == [
         {"record_id": first.record_id, "sha256": first.sha256}
     ]
+
+
+def test_a_bag_holds_what_an_analysis_derived_and_a_redacted_one_withholds_what_was_made_from_a_withheld_video(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """An analysed video's analysis document, keyframes and contact sheet travel with it; when
+    the video is withheld, so is each of them (they show what it shows, and its perceptual hashes
+    would find it elsewhere): left out of the bag, listed in contents.json with the reason, and
+    their embedded metadata left out of the record and of the custody events the bag holds.
+    The analysis of a picture on another record, not flagged, still travels."""
+    from .test_media import make_video
+    from .test_perceptual import picture
+
+    (tmp_path / "in").mkdir()
+    clip = make_video(tmp_path / "in" / "clip.mp4", size=(160, 120), frames=50)
+    picture(3).save(tmp_path / "in" / "street.jpg", "JPEG")
+    [video] = catalog.add([clip])
+    [photo] = catalog.add([tmp_path / "in" / "street.jpg"])
+    derived = {e.artifact.sha256 for e in catalog.record(video.record_id).artifacts} - {video.sha256}
+    assert len(derived) >= 3  # the analysis document, keyframe(s), the contact sheet
+    photo_derived = {e.artifact.sha256 for e in catalog.record(photo.record_id).artifacts} - {photo.sha256}
+    assert len(photo_derived) == 1  # its analysis document
+
+    bag = catalog.export(tmp_path / "bag", format="bagit").path
+    assert_valid_bag(bag)
+    for record_id, expected in (
+        (video.record_id, {video.sha256, *derived}),
+        (photo.record_id, {photo.sha256, *photo_derived}),
+    ):
+        files = (bag / "data" / "records" / record_id / "artifacts").iterdir()
+        assert {hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == expected
+
+    catalog.flag(video.record_id, "graphic", "shows the dead", artifacts=[video.sha256])
+    result = catalog.export(tmp_path / "redacted", format="bagit", redact=True)
+    redacted = result.path
+    assert_valid_bag(redacted)
+    assert result.withheld_artifacts == 1 + len(derived)
+    assert not list((redacted / "data" / "records" / video.record_id).glob("artifacts/*"))
+    kept = (redacted / "data" / "records" / photo.record_id / "artifacts").iterdir()
+    assert {hashlib.sha256(f.read_bytes()).hexdigest() for f in kept} == {photo.sha256, *photo_derived}
+    contents = json.loads((redacted / "data" / "contents.json").read_text(encoding="utf-8"))
+    CONTENTS_SCHEMA.validate(contents)
+    withheld = {a["sha256"]: a for a in contents["redaction"]["withheld_artifacts"]}
+    assert set(withheld) == {video.sha256, *derived}
+    for sha in derived:
+        [reason] = withheld[sha]["reasons"]
+        assert reason["kind"] == "graphic"
+        assert reason["reason"] == f"it is made from withheld artifact {video.sha256}: shows the dead"
+    record = json.loads((redacted / "data" / "records" / video.record_id / "record.json").read_text(encoding="utf-8"))
+    assert all(e["artifact"]["metadata"] is None for e in record["artifacts"])
+    events = [e for e in custody_lines(redacted) if e["subject"] == video.record_id]
+    analysed = [e for e in events if e["action"] == "media.analyzed"]
+    assert analysed and all(
+        entry["artifact"]["metadata"] is None for e in analysed for entry in e["details"]["artifacts"]
+    )
+    assert catalog.verify().ok
 
 
 @pytest.fixture

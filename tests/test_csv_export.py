@@ -29,7 +29,7 @@ def test_one_row_per_artifact_with_its_provenance_tags_and_status(catalog: Catal
     photo, statement = tmp_path / "school.jpg", tmp_path / "statement.txt"
     photo.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     statement.write_text("Свидетель: «школа» — 5 March", encoding="utf-8")
-    [first] = catalog.add([photo], tags=["school"], source_url="https://t.me/example/123")
+    [first] = catalog.add([photo], tags=["school"], source_url="https://t.me/example/123", analyze=False)
     catalog.add([statement], record_id=first.record_id)
     catalog.assess(first.record_id, "in_progress", methods=["geolocation"])
     out = tmp_path / "out.csv"
@@ -44,6 +44,23 @@ def test_one_row_per_artifact_with_its_provenance_tags_and_status(catalog: Catal
     assert row["verification_status"] == "in_progress" and row["operator"]
     assert catalog.history()[-1].action == "records.exported"
     assert catalog.history()[-1].details["format"] == "csv"
+
+
+def test_what_an_analysis_derived_is_a_row_of_its_own_saying_so(catalog: Catalog, tmp_path: Path) -> None:
+    from .test_perceptual import picture
+
+    photo = tmp_path / "street.jpg"
+    picture(5).save(photo, "JPEG")
+    [added] = catalog.add([photo], source_url="https://t.me/example/7")
+    [(document, _)] = catalog.analyses(added.record_id)
+    out = tmp_path / "out.csv"
+    catalog.export(out, format="csv")
+    rows = {r["sha256"]: r for r in _rows(out)}
+    assert set(rows) == {added.sha256, document}
+    original, derived = rows[added.sha256], rows[document]
+    assert (original["role"], original["acquisition_method"]) == ("original", "added_from_disk")
+    assert (derived["role"], derived["acquisition_method"]) == ("derived", "derived")
+    assert derived["media_type"] == "application/json" and derived["source_url"] == ""
 
 
 def test_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(catalog: Catalog, tmp_path: Path) -> None:

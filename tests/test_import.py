@@ -173,7 +173,10 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
     with Catalog.init(root / "catalog", operator=SOURCE_OPERATOR, clock=FixedClock()) as cat:
         (inputs / "школа.jpg").write_bytes(b"\xff\xd8\xff\xe0 a photo of the school")
         (inputs / "statement.txt").write_text("Witness statement: «the gate was closed»", encoding="utf-8")
-        first, second = cat.add([inputs / "школа.jpg", inputs / "statement.txt"], tags=["school", "east quay"])
+        # Not analysed: the records as they were (an analysed export is imported further down).
+        first, second = cat.add(
+            [inputs / "школа.jpg", inputs / "statement.txt"], tags=["school", "east quay"], analyze=False
+        )
         a, b = first.record_id, second.record_id
         cat.add_note(a, "Seen on two channels within an hour.")
         cat.claim(a, summary="Shelling of a school", category="rome-8-2-b-ix", source_description="Local channel")
@@ -783,7 +786,7 @@ def test_a_redacted_bag_that_withheld_something_is_refused(tmp_path: Path, dest:
     with Catalog.init(tmp_path / "flagged", operator=SOURCE_OPERATOR, clock=FixedClock()) as cat:
         photo = tmp_path / "body.jpg"
         photo.write_bytes(b"\xff\xd8 graphic")
-        [added] = cat.add([photo])
+        [added] = cat.add([photo], analyze=False)  # one artifact withheld, no analysis made from it
         cat.flag(added.record_id, "graphic", "shows the dead")
         result = cat.export(tmp_path / "redacted", format="bagit", redact=True)
         assert result.withheld_artifacts == 1
@@ -794,10 +797,10 @@ def test_a_redacted_bag_that_withheld_nothing_imports(tmp_path: Path, dest: Cata
     with Catalog.init(tmp_path / "plain", operator=SOURCE_OPERATOR, clock=FixedClock()) as cat:
         photo = tmp_path / "street.jpg"
         photo.write_bytes(b"\xff\xd8 a street")
-        [added] = cat.add([photo])
+        [added] = cat.add([photo], analyze=False)
         other = tmp_path / "other.jpg"
         other.write_bytes(b"\xff\xd8 another street")
-        [flagged] = cat.add([other])
+        [flagged] = cat.add([other], analyze=False)
         cat.flag(flagged.record_id, "graphic", "shows the dead")
         cat.export(tmp_path / "redacted-none", format="bagit", redact=True, record_ids=[added.record_id])
         cat.export(tmp_path / "redacted-kind", format="bagit", redact=["minors"])  # no flag of that kind
@@ -1350,7 +1353,7 @@ def test_a_described_artifact_whose_bytes_are_gone_is_stored_from_the_bag(source
         same = tmp_path / "same.bin"
         with source.catalog.open_artifact(shared.sha256) as stream:
             same.write_bytes(stream.read())
-        dst.add([same])
+        dst.add([same], analyze=False)
         blob = dst.path / "blobs" / "sha256" / shared.sha256[:2] / shared.sha256[2:4] / shared.sha256
         blob.chmod(0o644)
         blob.unlink()
@@ -1358,3 +1361,116 @@ def test_a_described_artifact_whose_bytes_are_gone_is_stored_from_the_bag(source
         assert source.a in result.records_added and result.artifacts_stored == 3
         assert blob.is_file()
         assert dst.verify(record_event=False).ok
+
+
+# -- analysed records ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Analysed:
+    """A catalog whose photo and video were analysed as they were added, its exports, and a
+    near duplicate of the photo (smaller, compressed again) made outside it."""
+
+    catalog: Catalog
+    photo: str  # record id
+    video: str
+    exports: dict[str, Path]
+    near_duplicate: Path
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Analysed]:
+    from .test_media import make_video
+    from .test_perceptual import picture
+
+    root = tmp_path_factory.mktemp("analysed")
+    image = picture(7)
+    photo = root / "quay.jpg"
+    image.save(photo, "JPEG", quality=95)
+    image.resize((160, 120)).save(root / "repost.jpg", "JPEG", quality=60)
+    with Catalog.init(root / "catalog", operator=SOURCE_OPERATOR, clock=FixedClock()) as cat:
+        [still] = cat.add([photo])
+        [clip] = cat.add([make_video(root / "clip.mp4", size=(160, 120), frames=50)])
+        for record_id in (still.record_id, clip.record_id):
+            assert len(cat.analyses(record_id)) == 1
+        exports = {"bagit": root / "bag", "jsonl": root / "export.jsonl", "json": root / "export.json"}
+        for fmt, path in exports.items():
+            cat.export(path, format=fmt)  # type: ignore[arg-type]
+        yield Analysed(cat, still.record_id, clip.record_id, exports, root / "repost.jpg")
+
+
+@pytest.mark.parametrize("fmt", ["bagit", "jsonl", "json"])
+def test_an_analysed_export_imports_with_its_hashes_in_the_similarity_index(
+    analysed: Analysed, tmp_path: Path, fmt: str
+) -> None:
+    """Import writes the imported analyses' hashes into the similarity index with the records:
+    a near duplicate here finds the imported photo, and a deep verification is clean (the index
+    is row for row what the imported documents hold, every analysis made again matches)."""
+    with Catalog.init(tmp_path / "dst", operator=DEST_OPERATOR, clock=FixedClock()) as dst:
+        [repost] = dst.add([analysed.near_duplicate])
+        result = dst.import_records(analysed.exports[fmt], blobs=None if fmt == "bagit" else analysed.catalog.path)
+        assert set(result.records_added) == {analysed.photo, analysed.video}
+        for record_id in (analysed.photo, analysed.video):
+            assert dst.record(record_id) == analysed.catalog.record(record_id)
+            [(_, imported)] = dst.analyses(record_id)
+            [(_, original)] = analysed.catalog.analyses(record_id)
+            assert imported == original and imported is not None and imported.hashes
+        assert analysed.photo in [m.record_id for m in dst.similar(repost.sha256)]
+        assert repost.record_id in [m.record_id for m in dst.similar(analysed.photo)]
+        report = dst.verify(deep=True)
+        assert report.ok, report.findings
+        assert not [f for f in report.findings if f.kind == "hash_index_mismatch"]
+        assert report.analyses_rechecked == 3  # the two imported and the near duplicate's own
+
+
+def test_an_export_whose_analysis_names_artifacts_its_record_lacks_is_refused(
+    tmp_path: Path, dest: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An analysis document that does not agree with its record (here, written with the
+    library's own functions by someone with write access, naming a contact sheet the record does
+    not hold) is refused at import: ``verify`` would report it at once."""
+    from evidence_catalog.operations import analyzing
+
+    from .test_analyze import picture
+
+    real = analyzing.with_digests
+
+    def forged(*args: Any, **kwargs: Any) -> Any:
+        return attrs.evolve(real(*args, **kwargs), contact_sheet_sha256="ab" * 32)
+
+    with Catalog.init(tmp_path / "forged", operator=SOURCE_OPERATOR, clock=FixedClock()) as cat:
+        monkeypatch.setattr(analyzing, "with_digests", forged)
+        [added] = cat.add([picture(tmp_path / "a.jpg")])
+        monkeypatch.undo()
+        assert "analysis_unreadable" in [f.kind for f in cat.verify().findings]
+        bag = cat.export(tmp_path / "bag", format="bagit").path
+    assert_refused(
+        dest, bag, InputError, rf"analysis \w+ names derived artifacts the record does not hold: {'ab' * 32}"
+    )
+    assert added.record_id not in dest.record_ids()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b"[" * 100_000 + b"]" * 100_000, b"[1, 2]", b'{"schema": "urn:evidence-catalog:schema:media-analysis:1.0.0"}'],
+    ids=["nested too deep", "not an object", "not an analysis"],
+)
+def test_an_export_whose_analysis_document_is_not_one_is_refused_and_verify_says_so(
+    tmp_path: Path, dest: Catalog, monkeypatch: pytest.MonkeyPatch, document: bytes
+) -> None:
+    """A document logged as an analysis that is not one (written with the library's own
+    functions by someone with write access): ``verify`` reports it, it does not fail on it; an
+    import refuses it with an error that names it."""
+    from evidence_catalog.operations import analyzing
+
+    from .test_analyze import picture
+
+    with Catalog.init(tmp_path / "forged", operator=SOURCE_OPERATOR, clock=FixedClock()) as cat:
+        monkeypatch.setattr(analyzing, "canonical_json", lambda _: document)
+        [added] = cat.add([picture(tmp_path / "a.jpg")])
+        monkeypatch.undo()
+        assert added.sha256
+        report = cat.verify(deep=True)
+        assert "analysis_unreadable" in [f.kind for f in report.findings]
+        bag = cat.export(tmp_path / "bag", format="bagit").path
+    assert_refused(dest, bag, InputError, r"is not readable as the analysis of \w+ the record says it is")

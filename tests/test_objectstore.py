@@ -613,8 +613,8 @@ def test_files_added_to_s3_are_described_from_the_stored_copy_just_as_locally(
         jpeg_file(make="FieldCam", model="X2", gps=(-33.8688, 151.2093, -4.0)),
         jpeg_file(gps=None, taken=None, offset=None, colour=(1, 2, 3)),
     ]
-    on_s3 = s3_catalog.add(files)
-    locally = catalog.add(files)
+    on_s3 = s3_catalog.add(files, analyze=False)  # the files' own descriptions (analysed: further down)
+    locally = catalog.add(files, analyze=False)
     assert [a.sha256 for a in on_s3] == [a.sha256 for a in locally]
     assert all(a.new_bytes for a in on_s3)
     for remote, local in zip(on_s3, locally, strict=True):
@@ -633,9 +633,31 @@ def test_files_added_to_s3_are_described_from_the_stored_copy_just_as_locally(
     report = s3_catalog.verify()
     assert report.ok and report.artifacts_checked == len(files)
     assert report.bytes_checked == sum(Path(f).stat().st_size for f in files)
-    again = s3_catalog.add([files[0]])[0]
+    again = s3_catalog.add([files[0]], analyze=False)[0]
     assert not again.new_bytes and again.record_id == on_s3[0].record_id
     assert set(s3_backend.version_bytes(address(again.sha256))) == {Path(files[0]).read_bytes()}  # never other bytes
+
+
+def test_an_analysis_on_s3_stores_what_it_derived_in_the_bucket_and_leaves_no_local_copy(
+    s3_catalog: Catalog, s3_backend: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_media import make_video
+    from .test_perceptual import picture
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    photo, clip = tmp_path / "street.jpg", make_video(tmp_path / "clip.mp4", size=(160, 120), frames=50)
+    picture(11).save(photo, "JPEG")
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    added = s3_catalog.add([photo, clip])
+    held = {e.artifact.sha256 for a in added for e in s3_catalog.record(a.record_id).artifacts}
+    assert len(held) >= 2 + 2 + 2  # each file, its analysis; the video's keyframe(s) and contact sheet
+    assert sorted(s3_backend.names("sha256")) == sorted(address(sha) for sha in held)
+    assert not any(scratch.iterdir())  # the local copies the analysers read are gone
+    report = s3_catalog.verify(deep=True)
+    assert report.ok and report.analyses_rechecked == 2, report.findings
+    assert not any(scratch.iterdir())
+    assert s3_catalog.similar(added[0].sha256) == ()  # indexed (an artifact not analysed is refused), alone
 
 
 def test_a_bag_exported_from_s3_validates_and_imports_into_another_prefix(
@@ -646,8 +668,10 @@ def test_a_bag_exported_from_s3_validates_and_imports_into_another_prefix(
 ) -> None:
     files = [EXAMPLES / "damaged-building.jpg", EXAMPLES / "radio-intercept.wav", jpeg_file(make="BagCam")]
     added = s3_catalog.add(files)
+    held = {e.artifact.sha256 for a in added for e in s3_catalog.record(a.record_id).artifacts}
+    assert len(held) == 2 * len(files)  # an analysis document each (C2PA is looked for in sound too)
     result = s3_catalog.export(tmp_path / "bag", format="bagit", sha512=True)
-    assert result.artifacts == len(files)
+    assert result.artifacts == len(held)
     bag = bagit.Bag(str(tmp_path / "bag"))
     bag.validate()  # raises on any problem
     assert set(bag.algorithms) == {"sha256", "sha512"}
@@ -658,16 +682,15 @@ def test_a_bag_exported_from_s3_validates_and_imports_into_another_prefix(
     with Catalog.init(tmp_path / "partner", blobs=other_url, blobs_endpoint_url=s3_backend.endpoint) as partner:
         imported = partner.import_records(tmp_path / "bag")
         assert set(imported.records_added) == {a.record_id for a in added}
-        assert imported.artifacts_stored == len(files)
+        assert imported.artifacts_stored == len(held)
         for item in added:
             assert partner.record(item.record_id) == s3_catalog.record(item.record_id)
             assert partner.open_artifact(item.sha256).read() == Path(item.path).read_bytes()
-        assert partner.verify().ok
+        report = partner.verify(deep=True)  # the analyses made again from the partner's bucket
+        assert report.ok and report.analyses_rechecked == len(files), report.findings
         assert not (partner.path / "blobs").exists()
         listing = s3_backend.client.list_objects_v2(Bucket=s3_backend.bucket, Prefix="partner/blobs/")
-        assert sorted(o["Key"] for o in listing["Contents"]) == sorted(
-            f"partner/blobs/{address(a.sha256)}" for a in added
-        )
+        assert sorted(o["Key"] for o in listing["Contents"]) == sorted(f"partner/blobs/{address(s)}" for s in held)
         assert partner.fsck().clean
         again = partner.import_records(tmp_path / "bag")  # the same bag twice adds nothing
         assert again.records_added == () and again.artifacts_stored == 0
@@ -695,8 +718,11 @@ def test_tampered_objects_are_found_by_verify_and_restored_by_adding_the_good_by
     sha = added["truncated"].sha256
     assert SizeMismatch(sha256=sha, expected=len(good["truncated"]), found=100) in report.findings
     assert BlobMissing(sha256=added["deleted"].sha256) in report.findings
-    assert len(report.findings) == 4
+    assert len(report.findings) == 4  # the damage, once: an analysis of damaged bytes is not made again
     assert all(any(a.sha256 in str(f) for a in added.values()) for f in report.findings)
+    assert any(n.kind == "analysis_not_rechecked" and added["other bytes"].sha256 in str(n) for n in report.notices), (
+        report.notices
+    )
     with pytest.raises(EvidenceError, match="SHA-256 is now"):
         s3_catalog.export(tmp_path / "bag", format="bagit")
     assert not (tmp_path / "bag").exists()

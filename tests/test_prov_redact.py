@@ -322,6 +322,29 @@ def test_prov_maps_artifacts_records_reports_acquisitions_agents_and_relations(
     assert (output, export_id) in generated
 
 
+def test_what_an_analysis_derived_is_in_prov_derived_from_the_video_by_its_analysis(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    from .test_media import make_video
+
+    [video] = catalog.add([make_video(tmp_path / "clip.mp4", size=(160, 120), frames=50)])
+    record = catalog.record(video.record_id)
+    made = [e.artifact.sha256 for e in record.artifacts if e.artifact.sha256 != video.sha256]
+    assert len(made) >= 3  # the analysis document, keyframe(s), the contact sheet
+    [analysis] = [a for a in record.acquisitions if a.method is model.AcquisitionMethod.DERIVED]
+    catalog.export(tmp_path / "prov.json", format="prov")
+    doc = prov_document(tmp_path / "prov.json")
+    activities = {ident(a): a for a in records_of(doc, ProvActivity)}
+    assert attribute(activities[UUID_NS + analysis.id], "ec:method") == "derived"
+    derived = relation_pairs(doc, ProvDerivation)
+    generated = relation_pairs(doc, ProvGeneration)
+    for sha in made:
+        assert (ARTIFACT_NS + sha, ARTIFACT_NS + video.sha256) in derived
+        assert (ARTIFACT_NS + sha, UUID_NS + analysis.id) in generated
+    tools = {attribute(a, "ec:name") for a in records_of(doc, ProvAgent) if "prov:SoftwareAgent" in type_names(a)}
+    assert {"pdqhash", "PyAV"} <= tools
+
+
 def test_an_export_of_chosen_records_used_only_those(provenance_catalog: Catalog, tmp_path: Path) -> None:
     catalog = provenance_catalog
     chosen = catalog.record_ids()[0]

@@ -269,3 +269,53 @@ def test_an_artifact_file_replaced_is_found_even_with_the_manifests_resealed(
         "PROBLEM  each of the 3 artifact files has a SHA-256 the custody events about its record hold"
         f" (not: {victim.relative_to(bag).as_posix()})"
     ]
+
+
+@pytest.fixture(scope="module")
+def analysed_bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Bags of a catalog whose photo and video were analysed (analysis documents, keyframes, a
+    contact sheet): whole, the video's record alone, and redacted with the video withheld."""
+    from tests.test_media import make_video
+    from tests.test_perceptual import picture
+
+    root = tmp_path_factory.mktemp("analysed")
+    picture(4).save(root / "street.jpg", "JPEG")
+    clip = make_video(root / "clip.mp4", size=(160, 120), frames=50)
+    with Catalog.init(root / "catalog", operator="Field Analyst <field@example.org>") as made:
+        [photo, video] = made.add([root / "street.jpg", clip])
+        assert len(made.record(video.record_id).artifacts) >= 4  # the video, its analysis, keyframe(s), a sheet
+        made.export(root / "whole", format="bagit")
+        made.export(root / "video", format="bagit", record_ids=[video.record_id])
+        made.flag(video.record_id, "graphic", "shows the dead", artifacts=[video.sha256])
+        made.export(root / "redacted", format="bagit", redact=True)
+        assert photo.record_id
+    return {name: root / name for name in ("whole", "video", "redacted")}
+
+
+@pytest.mark.parametrize("which", ["whole", "video", "redacted"])
+def test_a_bag_of_analysed_records_verifies(analysed_bags: dict[str, Path], which: str) -> None:
+    """What an analysis derived is vouched for by the ``media.analyzed`` events that hold its
+    SHA-256s; a redacted bag leaves the video and all that was made from it out, and says so."""
+    result = run(analysed_bags[which])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PROBLEM" not in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("verified")
+
+
+def test_a_keyframe_replaced_is_found_even_with_the_manifests_resealed(
+    analysed_bags: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    bag = tmp_path / "bag"
+    shutil.copytree(analysed_bags["video"], bag)
+    derived = sorted((bag / "data" / "records").rglob("artifacts/*.jpg"))
+    assert derived  # the keyframes and the contact sheet
+    victim = derived[0]
+    victim.chmod(0o644)
+    victim.write_bytes(victim.read_bytes() + b"\x00")
+    reseal(bag)
+    result = run(bag)
+    assert result.returncode == 1, result.stdout
+    problems = [line for line in result.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert len(problems) == 1 and victim.relative_to(bag).as_posix() in problems[0], problems

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ import attrs
 from evidence_catalog import model
 from evidence_catalog.analysis import ContentCredentials, Keyframe, MediaAnalysis
 from evidence_catalog.custody import Action
-from evidence_catalog.errors import InputError
+from evidence_catalog.errors import EvidenceError, InputError, IntegrityError
 from evidence_catalog.operations import common
 from evidence_catalog.operations.context import Context
 from evidence_catalog.replay import captured_details
@@ -93,7 +94,12 @@ def analyze(
     todo = [(record_id, sha) for record_id in ids for sha in _analysable(ctx, record_id)]
     results = []
     for done, (record_id, sha) in enumerate(todo, start=1):
-        results.append(analyze_artifact(ctx, record_id, sha, force=force))
+        try:
+            results.append(analyze_artifact(ctx, record_id, sha, force=force))
+        except IntegrityError as exc:  # its stored bytes are damaged: said, and the others analysed
+            results.append(
+                AnalysisResult(record_id=record_id, sha256=sha, document_sha256=None, new=False, errors=(str(exc),))
+            )
         if progress is not None:
             progress(sha, done, len(todo))
     return results
@@ -214,7 +220,7 @@ def read_analysis(ctx: Context, sha256: str) -> MediaAnalysis | None:
         with ctx.blobs.open(sha256) as stream:
             data = stream.read(64 * 1024 * 1024 + 1)
         return from_document(strict_json(data), MediaAnalysis)
-    except (OSError, ValueError, TypeError) as exc:  # damaged or gone: verify says which
+    except (OSError, ValueError, TypeError, RecursionError, EvidenceError) as exc:  # not an analysis: verify says so
         del exc
         return None
 
@@ -232,6 +238,7 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
         raise InputError(f"artifact {sha256} is not in the catalog", where="sha256")
     started_at = ctx.clock()
     with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
+        check_copy(path, source)
         analysis, files = derive(path, source.media_type, sha256, work, trust_anchors=anchors)
         stored = {role_path: ctx.blobs.adopt_file(role_path) for _, role_path in files}
         analysis = with_digests(analysis, files, {path: blob.sha256 for path, blob in stored.items()})
@@ -241,6 +248,27 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
     ended_at = max(ctx.clock(), started_at)
     new = _record_analysis(ctx, record_id, source, analysis, doc_blob, files, stored, started_at, ended_at)
     return _result(record_id, analysis, document=doc_blob.sha256, new=new)
+
+
+def check_copy(path: Path, artifact: model.Artifact) -> None:
+    """Refuse to analyse stored bytes that are not the artifact's (damaged, or gone): their
+    analysis would be recorded, for good, as the artifact's.  An
+    :class:`~evidence_catalog.errors.IntegrityError` says so."""
+    from evidence_catalog.hashing import hash_file
+
+    where = f"artifact {artifact.sha256}"
+    try:
+        digests, size = hash_file(os.fsencode(path))
+    except OSError as exc:
+        raise IntegrityError(
+            f"its stored bytes cannot be read ({exc.strerror}); it was not analysed", where=where
+        ) from exc
+    if digests.sha256 != artifact.sha256 or size != artifact.size:
+        raise IntegrityError(
+            "its stored bytes are not the ones recorded (`verify` says more; adding the original file again "
+            "restores them); it was not analysed",
+            where=where,
+        )
 
 
 def machine_stop(analysis: MediaAnalysis) -> str | None:
@@ -477,8 +505,6 @@ def analyze_added(
     type).  The evidence is catalogued already: an analysis that cannot be written (a full
     disk) is a result whose ``errors`` say so and that ``analyze`` can finish later, never an
     error of the add."""
-    from evidence_catalog.errors import EvidenceError
-
     results = []
     for record_id, sha256, media_type in dict.fromkeys(added):
         if record_id is None or sha256 is None or media_type is None or not analysable(media_type):

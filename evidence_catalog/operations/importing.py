@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from evidence_catalog import model
+from evidence_catalog.analysis import MediaAnalysis
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, StorageError
 from evidence_catalog.hashing import ProgressCallback
@@ -35,7 +36,7 @@ from evidence_catalog.interchange.importing import (
     PayloadFile,
     read_source,
 )
-from evidence_catalog.operations import common, log_key
+from evidence_catalog.operations import analyzing, common, log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
 from evidence_catalog.replay import imported_details
@@ -111,9 +112,10 @@ def import_records(
         raise refusal
     at = ctx.clock()
     try:
+        analyses = imported_analyses(ctx, new)  # the stored documents, read outside the write lock
         with ctx.write() as session:
             new = records_to_import(ctx, session, incoming, where)  # again: another writer may have added
-            insert_imported(ctx, session, new, described, at, unsigned=not provenance.signed)
+            insert_imported(ctx, session, new, described, at, unsigned=not provenance.signed, analyses=analyses)
     except BaseException:
         common.remove_unclaimed(ctx, created)  # all or nothing: blobs only this import stored go too
         raise
@@ -205,6 +207,49 @@ def records_to_import(ctx: Context, session: Any, incoming: Incoming, where: str
             where=where,
         )
     return new
+
+
+def analysis_documents(record: model.EvidenceRecord) -> list[str]:
+    """The SHA-256s of a record's analysis documents: the main artifacts of its successful
+    acquisitions of method ``derived`` (those ``verify`` reads and holds the index against)."""
+    return [
+        a.artifact_sha256
+        for a in record.acquisitions
+        if a.method is model.AcquisitionMethod.DERIVED
+        and a.outcome is model.Outcome.SUCCEEDED
+        and a.artifact_sha256 is not None
+    ]
+
+
+def imported_analyses(ctx: Context, items: Sequence[IncomingRecord]) -> dict[str, MediaAnalysis]:
+    """The analyses of the incoming records, by document SHA-256, read from their stored
+    documents: their hashes go into the similarity index with the records.  Refuse a record
+    whose analysis document does not read as the analysis of the artifact the record says it
+    was derived from, or names derived artifacts the record does not hold (``verify`` would
+    report it at once: nothing is accepted that it would)."""
+    found: dict[str, MediaAnalysis] = {}
+    for item in items:
+        record = item.record
+        held = {entry.artifact.sha256 for entry in record.artifacts}
+        for document in analysis_documents(record):
+            entry = record.artifact(document)
+            sources = () if entry is None else tuple(entry.derived_from)
+            analysis = found.get(document) or analyzing.read_analysis(ctx, document)
+            if analysis is None or sources != (analysis.source_sha256,):
+                raise InputError(
+                    f"artifact {document} is not readable as the analysis of {', '.join(sources) or 'nothing'} "
+                    "the record says it is; nothing was imported",
+                    where=item.where,
+                )
+            missing = [sha for sha in analysis.derived_sha256s() if sha not in held]
+            if missing:
+                raise InputError(
+                    f"analysis {document} names derived artifacts the record does not hold: "
+                    f"{', '.join(missing)}; nothing was imported",
+                    where=item.where,
+                )
+            found[document] = analysis
+    return found
 
 
 @attrs.frozen
@@ -599,12 +644,15 @@ def insert_imported(
     at: dt.datetime,
     *,
     unsigned: bool = False,
+    analyses: Mapping[str, MediaAnalysis] | None = None,
 ) -> None:
     """Write imported records, their artifacts and parts in the write transaction *session*,
     each with the ``record.imported`` event that holds its custody history (and, when its
-    provenance is *unsigned*, the tag that says so and its ``tags.added`` event): the events
-    appended in order and the rows inserted table by table, :data:`INSERT_BATCH` records at a
-    time (one transaction still: all or nothing)."""
+    provenance is *unsigned*, the tag that says so and its ``tags.added`` event), and the
+    hashes of their analyses in the similarity index (*analyses*, by document, from
+    :func:`imported_analyses`; a document not there is read here): the events appended in
+    order and the rows inserted table by table, :data:`INSERT_BATCH` records at a time (one
+    transaction still: all or nothing)."""
     if not items:
         return
     described = {e.artifact.sha256: e.artifact for item in items for e in item.record.artifacts}
@@ -620,6 +668,13 @@ def insert_imported(
     ctx.db.insert_rows(session, {"artifact": artifact_rows})  # before the records that refer to them
     for start in range(0, len(items), INSERT_BATCH):
         _insert_batch(ctx, session, items[start : start + INSERT_BATCH], source, at, unsigned=unsigned)
+    given = analyses or {}
+    unread = [item for item in items if set(analysis_documents(item.record)) - set(given)]
+    read = {**given, **imported_analyses(ctx, unread)}
+    for item in items:
+        for document in analysis_documents(item.record):
+            analysis = read[document]
+            ctx.db.add_hashes(session, item.record.id, analysis.source_sha256, document, analysis.hashes)
 
 
 def _insert_batch(

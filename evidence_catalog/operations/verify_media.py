@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import attrs
@@ -54,15 +54,27 @@ from evidence_catalog.operations.context import Context
 SAMPLE = 4
 
 
-def check_analyses(ctx: Context, *, deep: bool = False) -> tuple[list[Finding], list[Finding], int]:
+def check_analyses(
+    ctx: Context, *, deep: bool = False, damaged: Collection[str] = ()
+) -> tuple[list[Finding], list[Finding], int]:
     """Check every analysis document, the similarity index, and a sample of analyses made
-    again (all with *deep*): ``(findings, notices, analyses made again)``."""
+    again (all with *deep*): ``(findings, notices, analyses made again)``.
+
+    *damaged* are the artifacts whose stored bytes the verification found missing or not
+    what was recorded (it reports them): a document among them is not read (what it says
+    cannot be trusted, and neither can the index be held against it), and an analysis of one
+    is not made again (its bytes would differ, not the analysis) -- a notice says so."""
     findings: list[Finding] = []
     notices: list[Finding] = []
+    damaged = frozenset(damaged)
     with ctx.db.read() as session:
         documents = ctx.db.derived_documents(session)
         readable: list[tuple[str, str, MediaAnalysis]] = []
+        skipped: set[tuple[str, str]] = set()
         for record_id, document in documents:
+            if document in damaged:
+                skipped.add((record_id, document))
+                continue
             analysis = read_analysis(ctx, document)
             if analysis is None:
                 if ctx.blobs.exists(document):  # bytes gone or damaged: the bytes' check says so
@@ -80,8 +92,13 @@ def check_analyses(ctx: Context, *, deep: bool = False) -> tuple[list[Finding], 
                         record_id, analysis.source_sha256, credentials.state.value, credentials.failure_codes
                     )
                 )
-        findings.extend(_index_findings(ctx, session, readable))
-    chosen = readable if deep else _sample(readable, SAMPLE)
+        findings.extend(_index_findings(ctx, session, readable, skipped))
+    for record_id, document, analysis in readable:
+        if analysis.source_sha256 in damaged:
+            reason = f"the stored bytes of {analysis.source_sha256} are missing or damaged"
+            notices.append(AnalysisNotRechecked(record_id, document, reason))
+    sound = [item for item in readable if item[2].source_sha256 not in damaged]
+    chosen = sound if deep else _sample(sound, SAMPLE)
     for record_id, document, analysis in chosen:
         if not same_tools(analysis.tools):
             notices.append(
@@ -130,8 +147,11 @@ def _disagreement(ctx: Context, session: Any, record_id: str, document: str, ana
     return None
 
 
-def _index_findings(ctx: Context, session: Any, readable: list[tuple[str, str, MediaAnalysis]]) -> list[Finding]:
-    """The similarity index held against the documents, row for row."""
+def _index_findings(
+    ctx: Context, session: Any, readable: list[tuple[str, str, MediaAnalysis]], skipped: Collection[tuple[str, str]]
+) -> list[Finding]:
+    """The similarity index held against the documents, row for row (but for the *skipped*
+    ``(record, document)``: documents whose bytes are damaged)."""
     expected = {
         (record_id, document): sorted(_hash_key(h) for h in analysis.hashes)
         for record_id, document, analysis in readable
@@ -144,7 +164,7 @@ def _index_findings(ctx: Context, session: Any, readable: list[tuple[str, str, M
             found.setdefault(key, []).append((row.hash.hex(), row.quality, row.offset_ms))
         after = rows[-1].id
     findings: list[Finding] = []
-    for key in sorted(set(expected) | set(found)):
+    for key in sorted((set(expected) | set(found)) - set(skipped)):
         want, have = expected.get(key, []), sorted(found.get(key, []))
         if want != have:
             extra = len([h for h in have if h not in want])
