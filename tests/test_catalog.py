@@ -91,9 +91,13 @@ def test_add_stores_bytes_record_acquisition_and_custody_event(catalog: Catalog,
     record = catalog.record(result.record_id)
     assert model.is_record_id(record.id) and record.title == "school.jpg"
     assert record.tags == ("school", "shelling")
-    [entry] = record.artifacts
+    # The photo, and the document of its analysis (add analyses every image it stores).
+    entry, analysis = record.artifacts
     assert entry.artifact.media_type == "image/jpeg" and entry.role is model.ArtifactRole.ORIGINAL
-    [acquisition] = record.acquisitions
+    assert analysis.role is model.ArtifactRole.DERIVED and analysis.derived_from == (result.sha256,)
+    assert analysis.artifact.media_type == "application/json"
+    acquisition, derived = record.acquisitions
+    assert derived.method is model.AcquisitionMethod.DERIVED and derived.artifact_sha256 == analysis.artifact.sha256
     assert acquisition.method is model.AcquisitionMethod.ADDED_FROM_DISK
     assert acquisition.original_path == str(photo)
     assert acquisition.source_url == "https://t.me/x/1"
@@ -103,8 +107,9 @@ def test_add_stores_bytes_record_acquisition_and_custody_event(catalog: Catalog,
     [note] = record.notes
     assert note.text == "sent by a witness" and note.author == catalog.operator
 
-    [event] = catalog.history(record.id)
-    assert event.action == "artifact.added"
+    event, analyzed = catalog.history(record.id)
+    assert event.action == "artifact.added" and analyzed.action == "media.analyzed"
+    assert analyzed.details["acquisition"]["id"] == derived.id
     assert event.details["acquisition"]["id"] == acquisition.id and event.details["sha256"] == result.sha256
     assert event.details["record"]["title"] == "school.jpg" and event.details["note"]["text"] == "sent by a witness"
     assert catalog.verify().ok

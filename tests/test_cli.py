@@ -76,6 +76,7 @@ def test_add_list_show_log_verify_round(cat: Path, run_cli: Any, jpeg_file: Any,
         "md5",
         "from a witness",
         "https://example.org/p/1",
+        f"analysis of {sha}",  # add analysed the photo
     ):
         assert expected in shown.out, expected
 
@@ -88,12 +89,13 @@ def test_add_list_show_log_verify_round(cat: Path, run_cli: Any, jpeg_file: Any,
 
     log = run_cli("log", record_id, "--catalog", cat, "--json")
     events = json.loads(log.out)
-    assert [e["action"] for e in events] == ["artifact.added"]
+    assert [e["action"] for e in events] == ["artifact.added", "media.analyzed"]
     for event in events:
         jsonschema.validate(event, load_schema("custody-event"))
 
     verified = run_cli("verify", "--catalog", cat)
-    assert verified.code == 0 and verified.out.startswith("verified: 1 record(s), 1 artifact(s)")
+    # The photo and the document of its analysis.
+    assert verified.code == 0 and verified.out.startswith("verified: 1 record(s), 2 artifact(s)")
 
 
 def test_catalog_comes_from_the_environment(cat: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
