@@ -98,6 +98,24 @@ def test_add_list_show_log_verify_round(cat: Path, run_cli: Any, jpeg_file: Any,
     assert verified.code == 0 and verified.out.startswith("verified: 1 record(s), 2 artifact(s)")
 
 
+def test_an_analysed_photo_exported_and_imported_verifies_and_is_found_again(
+    cat: Path, run_cli: Any, tmp_path: Path
+) -> None:
+    """The analysis travels with the record: the catalog that imports it verifies (its
+    similarity index holds the document's hashes) and finds the photo by its look."""
+    photo = Path(__file__).resolve().parent.parent / "examples" / "damaged-building.jpg"
+    record_id, sha = run_cli("add", photo, "--catalog", cat).out.split("\t")[:2]
+    assert run_cli("export", "--catalog", cat, "-o", tmp_path / "all.json").code == 0
+    other = tmp_path / "other"
+    assert run_cli("init", other, "-q", "--operator", "Ana Analyst <ana@example.org>").code == 0
+    imported = run_cli("import", tmp_path / "all.json", "--blobs", cat, "--catalog", other)
+    assert imported.code == 0, imported.err
+    verified = run_cli("verify", "--catalog", other, "--deep")
+    assert verified.code == 0, verified.out
+    found = run_cli("similar", photo, "--catalog", other)
+    assert found.code == 0 and found.out.split()[:3] == ["0", record_id, sha]
+
+
 def test_catalog_comes_from_the_environment(cat: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVIDENCE_CATALOG", str(cat))
     assert run_cli("list").code == 0
