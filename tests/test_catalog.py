@@ -630,6 +630,34 @@ def test_a_clean_copy_on_read_only_media_opens_and_verifies(
 
 
 @pytest.mark.sqlite_only
+def test_verifying_an_analysed_copy_on_read_only_media_writes_nothing_in_it(
+    catalog: Catalog, jpeg_file: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analyses made again to compare are made outside the catalog: on read-only media
+    (where a work folder in the catalog cannot be made) the copy verifies, and nothing in its
+    folder changes, not even a folder's time of change."""
+    import shutil
+
+    from evidence_catalog.store import engine
+
+    monkeypatch.setattr(engine, "on_read_only_media", lambda _: True)  # as in the test above
+    [added] = catalog.add([jpeg_file()])
+    assert len(catalog.analyses(added.record_id)) == 1
+    catalog.close()
+    copy = tmp_path / "copy"
+    shutil.copytree(catalog.path, copy)
+
+    def tree() -> dict[Path, int]:
+        return {path: path.lstat().st_mtime_ns for path in (copy, *copy.rglob("*"))}
+
+    before = tree()
+    with Catalog.open(copy, read_only=True) as readonly:
+        report = readonly.verify(deep=True)
+    assert report.ok and report.analyses_rechecked == 1 and report.notices == ()
+    assert tree() == before
+
+
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("name", ["c%41", "what?", "hash#tag", "user@host", "sp ace%20#?x", "bad-\udcff"])
 def test_catalog_paths_with_url_characters_keep_their_database_inside(
     tmp_path: Path, operator: Agent, name: str
