@@ -116,6 +116,34 @@ def test_an_analysed_photo_exported_and_imported_verifies_and_is_found_again(
     assert found.code == 0 and found.out.split()[:3] == ["0", record_id, sha]
 
 
+def test_a_full_disk_during_an_analysis_fails_no_add(
+    cat: Path, run_cli: Any, jpeg_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The photo is recorded before it is analysed: a disk that fills while the analysis is
+    written (modelled at that write, which fails as the kernel's does) is a note of the add,
+    which exits 0, and `analyze` finishes the work once there is room."""
+    import errno
+
+    photo = jpeg_file()
+    write_bytes = Path.write_bytes
+
+    def full(self: Path, data: bytes) -> int:
+        if self.name == "analysis.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    added = run_cli("add", photo, "--catalog", cat)
+    assert added.code == 0, added.err
+    record_id = added.out.split("\t")[0]
+    assert "No space left on device" in added.err and f"run `analyze {record_id}` again" in added.err
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)  # room again
+    assert run_cli("verify", "--catalog", cat).code == 0
+    finished = run_cli("analyze", record_id, "--catalog", cat)
+    assert finished.code == 0 and "\tanalysed\t" in finished.out
+    assert run_cli("verify", "--catalog", cat, "--deep").code == 0
+
+
 def test_catalog_comes_from_the_environment(cat: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVIDENCE_CATALOG", str(cat))
     assert run_cli("list").code == 0
