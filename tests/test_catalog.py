@@ -30,6 +30,7 @@ from evidence_catalog.errors import (
     ValidationError,
 )
 from evidence_catalog.findings import (
+    AnalysisNotRechecked,
     BlobMissing,
     BrokenLink,
     CheckpointMismatch,
@@ -249,6 +250,30 @@ def test_verify_finds_a_changed_blob(catalog: Catalog, tmp_path: Path) -> None:
         )
         in report.findings
     )
+
+
+@pytest.mark.parametrize("damage", ["changed", "missing"])
+def test_a_photo_whose_bytes_are_damaged_is_one_problem_not_a_forged_analysis(
+    catalog: Catalog, tmp_path: Path, damage: str
+) -> None:
+    """An analysis made again from damaged bytes would differ from its honest document: the
+    bytes are the problem (said once), and the analysis is a notice, not an analysis_mismatch."""
+    photo = Path(__file__).resolve().parent.parent / "examples" / "damaged-building.jpg"
+    result = add_one(catalog, photo)
+    [(document, analysis)] = catalog.analyses(result.record_id)
+    assert analysis is not None and analysis.usable_hashes()
+    path = catalog.artifact_path(result.sha256)
+    if damage == "missing":
+        path.unlink()
+    else:
+        os.chmod(path, 0o644)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # in the picture's data: its hash would change
+        path.write_bytes(bytes(data))
+    report = catalog.verify(deep=True, record_event=False)
+    assert {f.kind for f in report.findings} == {"digest_mismatch" if damage == "changed" else "blob_missing"}
+    [notice] = report.notices
+    assert isinstance(notice, AnalysisNotRechecked) and notice.document == document
 
 
 def test_verify_finds_a_missing_blob(catalog: Catalog, tmp_path: Path) -> None:

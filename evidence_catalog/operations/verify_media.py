@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,13 @@ from evidence_catalog.operations.context import Context
 SAMPLE = 4
 
 
-def check_analyses(ctx: Context, *, deep: bool = False) -> tuple[list[Finding], list[Finding], int]:
+def check_analyses(
+    ctx: Context, *, deep: bool = False, damaged: Collection[str] = ()
+) -> tuple[list[Finding], list[Finding], int]:
     """Check every analysis document, the similarity index, and a sample of analyses made
-    again (all with *deep*): ``(findings, notices, analyses made again)``."""
+    again (all with *deep*): ``(findings, notices, analyses made again)``.  An analysis whose
+    source is among *damaged* (stored bytes missing or changed: a finding of their own) is not
+    made again: it would differ because of them, not because of the document."""
     findings: list[Finding] = []
     notices: list[Finding] = []
     with ctx.db.read() as session:
@@ -85,6 +89,13 @@ def check_analyses(ctx: Context, *, deep: bool = False) -> tuple[list[Finding], 
         findings.extend(_index_findings(ctx, session, readable))
     chosen = readable if deep else _sample(readable, SAMPLE)
     for record_id, document, analysis in chosen:
+        if analysis.source_sha256 in damaged:
+            notices.append(
+                AnalysisNotRechecked(
+                    record_id, document, f"the stored bytes of {analysis.source_sha256} are not those it analysed"
+                )
+            )
+            continue
         if not same_tools(analysis.tools):
             notices.append(
                 AnalysisNotRechecked(record_id, document, "it was made by other tool versions than this machine has")

@@ -43,7 +43,10 @@ from evidence_catalog.errors import (
     StorageError,
 )
 from evidence_catalog.findings import (
+    BlobMissing,
+    BlobUnreadable,
     CheckpointInvalid,
+    DigestMismatch,
     EntryUnreadable,
     EventsUnsigned,
     EventUnreplayable,
@@ -51,6 +54,7 @@ from evidence_catalog.findings import (
     KeyFileMismatch,
     RecordMismatch,
     RecordMissing,
+    SizeMismatch,
     UnloggedChange,
 )
 from evidence_catalog.hashing import BLOCK_SIZE, ProgressCallback
@@ -201,7 +205,8 @@ def verify(
                 findings.extend(by_group[index])
     from evidence_catalog.operations.verify_media import check_analyses  # Pillow, PyAV, c2pa: when needed
 
-    media_findings, notices, rechecked = check_analyses(ctx, deep=deep)
+    damaged = {f.sha256 for f in findings if isinstance(f, (BlobMissing, BlobUnreadable, SizeMismatch, DigestMismatch))}
+    media_findings, notices, rechecked = check_analyses(ctx, deep=deep, damaged=damaged)
     findings.extend(media_findings)
     report = VerificationReport(
         findings=tuple(findings),
