@@ -30,6 +30,7 @@ from evidence_catalog.errors import (
     ValidationError,
 )
 from evidence_catalog.findings import (
+    AnalysisNotRechecked,
     BlobMissing,
     BrokenLink,
     CheckpointMismatch,
@@ -91,9 +92,13 @@ def test_add_stores_bytes_record_acquisition_and_custody_event(catalog: Catalog,
     record = catalog.record(result.record_id)
     assert model.is_record_id(record.id) and record.title == "school.jpg"
     assert record.tags == ("school", "shelling")
-    [entry] = record.artifacts
+    # The photo, and the document of its analysis (add analyses every image it stores).
+    entry, analysis = record.artifacts
     assert entry.artifact.media_type == "image/jpeg" and entry.role is model.ArtifactRole.ORIGINAL
-    [acquisition] = record.acquisitions
+    assert analysis.role is model.ArtifactRole.DERIVED and analysis.derived_from == (result.sha256,)
+    assert analysis.artifact.media_type == "application/json"
+    acquisition, derived = record.acquisitions
+    assert derived.method is model.AcquisitionMethod.DERIVED and derived.artifact_sha256 == analysis.artifact.sha256
     assert acquisition.method is model.AcquisitionMethod.ADDED_FROM_DISK
     assert acquisition.original_path == str(photo)
     assert acquisition.source_url == "https://t.me/x/1"
@@ -103,8 +108,9 @@ def test_add_stores_bytes_record_acquisition_and_custody_event(catalog: Catalog,
     [note] = record.notes
     assert note.text == "sent by a witness" and note.author == catalog.operator
 
-    [event] = catalog.history(record.id)
-    assert event.action == "artifact.added"
+    event, analyzed = catalog.history(record.id)
+    assert event.action == "artifact.added" and analyzed.action == "media.analyzed"
+    assert analyzed.details["acquisition"]["id"] == derived.id
     assert event.details["acquisition"]["id"] == acquisition.id and event.details["sha256"] == result.sha256
     assert event.details["record"]["title"] == "school.jpg" and event.details["note"]["text"] == "sent by a witness"
     assert catalog.verify().ok
@@ -246,6 +252,30 @@ def test_verify_finds_a_changed_blob(catalog: Catalog, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("damage", ["changed", "missing"])
+def test_a_photo_whose_bytes_are_damaged_is_one_problem_not_a_forged_analysis(
+    catalog: Catalog, tmp_path: Path, damage: str
+) -> None:
+    """An analysis made again from damaged bytes would differ from its honest document: the
+    bytes are the problem (said once), and the analysis is a notice, not an analysis_mismatch."""
+    photo = Path(__file__).resolve().parent.parent / "examples" / "damaged-building.jpg"
+    result = add_one(catalog, photo)
+    [(document, analysis)] = catalog.analyses(result.record_id)
+    assert analysis is not None and analysis.usable_hashes()
+    path = catalog.artifact_path(result.sha256)
+    if damage == "missing":
+        path.unlink()
+    else:
+        os.chmod(path, 0o644)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # in the picture's data: its hash would change
+        path.write_bytes(bytes(data))
+    report = catalog.verify(deep=True, record_event=False)
+    assert {f.kind for f in report.findings} == {"digest_mismatch" if damage == "changed" else "blob_missing"}
+    [notice] = report.notices
+    assert isinstance(notice, AnalysisNotRechecked) and notice.document == document
+
+
 def test_verify_finds_a_missing_blob(catalog: Catalog, tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(b"original")
     result = add_one(catalog, tmp_path / "f.bin")
@@ -323,7 +353,9 @@ def test_verify_finds_a_rewritten_chain_link(catalog: Catalog, tmp_path: Path) -
 def test_verify_finds_records_changed_behind_the_custody_log(
     catalog: Catalog, jpeg_file: Any, sql: str | Callable[[str], str], field: str
 ) -> None:
-    [result] = catalog.add([jpeg_file()], tags=["t"], note="a note", source_url="https://t.me/x/1")
+    # The photo alone: each edit changes every row of its table, and an analysis document's
+    # artifact row has no metadata to edit (PostgreSQL refuses jsonb_set on its JSON null).
+    [result] = catalog.add([jpeg_file()], tags=["t"], note="a note", source_url="https://t.me/x/1", analyze=False)
     assert catalog.verify(record_event=False).ok
     _edit_db(catalog, sql)
     findings = catalog.verify(record_event=False).findings
@@ -620,6 +652,34 @@ def test_a_clean_copy_on_read_only_media_opens_and_verifies(
         with pytest.raises(StorageError, match="could not be written"):
             readonly.add([tmp_path / "a"])
     assert not (copy / "catalog.db-wal").exists() and not (copy / "catalog.db-shm").exists()
+
+
+@pytest.mark.sqlite_only
+def test_verifying_an_analysed_copy_on_read_only_media_writes_nothing_in_it(
+    catalog: Catalog, jpeg_file: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analyses made again to compare are made outside the catalog: on read-only media
+    (where a work folder in the catalog cannot be made) the copy verifies, and nothing in its
+    folder changes, not even a folder's time of change."""
+    import shutil
+
+    from evidence_catalog.store import engine
+
+    monkeypatch.setattr(engine, "on_read_only_media", lambda _: True)  # as in the test above
+    [added] = catalog.add([jpeg_file()])
+    assert len(catalog.analyses(added.record_id)) == 1
+    catalog.close()
+    copy = tmp_path / "copy"
+    shutil.copytree(catalog.path, copy)
+
+    def tree() -> dict[Path, int]:
+        return {path: path.lstat().st_mtime_ns for path in (copy, *copy.rglob("*"))}
+
+    before = tree()
+    with Catalog.open(copy, read_only=True) as readonly:
+        report = readonly.verify(deep=True)
+    assert report.ok and report.analyses_rechecked == 1 and report.notices == ()
+    assert tree() == before
 
 
 @pytest.mark.sqlite_only

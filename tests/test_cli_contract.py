@@ -21,6 +21,7 @@ import pytest
 from evidence_catalog import Catalog
 from evidence_catalog.cli import cli
 from evidence_catalog.custody import Action
+from tests.conftest import make_jpeg
 from tests.tsa_server import LocalTSA
 
 CLI_DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
@@ -107,6 +108,12 @@ def test_the_table_of_custody_events_is_what_every_command_appends(
 
     record = probe.run("add", "add", tmp_path / "a.txt").out.split("\t")[0]
     second = probe.run("add", "add", tmp_path / "b.txt").out.split("\t")[0]
+    (tmp_path / "photo.jpg").write_bytes(make_jpeg())
+    (tmp_path / "later.jpg").write_bytes(make_jpeg(colour=(10, 200, 30)))
+    probe.run("add", "add", tmp_path / "photo.jpg")  # analysed as it is added
+    later = probe.run("add", "add", tmp_path / "later.jpg", "--no-analyze").out.split("\t")[0]
+    probe.run("analyze", "analyze", later)
+    probe.run("analyze", "analyze", "--all")  # all analysed already
     probe.run("ingest", "ingest", feed)
     with socket.socket() as closed:  # a port nothing listens on: the capture fails, and is logged
         closed.bind(("127.0.0.1", 0))

@@ -487,8 +487,8 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small real catalog's custody log in every form it leaves the catalog.
 
     ``json``: the whole catalog as a JSON export; ``jsonl``: one record as JSON Lines (events 2, 3,
-    4 and 6, so not consecutive); ``log`` and ``record-log``: what ``log --json`` prints for the
-    whole catalog and for that record.
+    4, 5 and 7, so not consecutive; 4 is the analysis of the photo); ``log`` and ``record-log``:
+    what ``log --json`` prints for the whole catalog and for that record.
     """
     base = tmp_path_factory.mktemp("docs-catalog")
     incoming = base / "incoming"
@@ -547,8 +547,10 @@ def test_the_fixture_has_every_shape_of_log(exports: dict[str, Path]) -> None:
     export = json.loads(exports["json"].read_text(encoding="utf-8"))
     assert export["complete_log"] is True
     assert all("schema" not in event for event in export["custody_events"])
-    assert [e["seq"] for e in _events(exports["jsonl"])] == [2, 3, 4, 6]
-    assert [e["seq"] for e in _events(exports["record-log"])] == [2, 3, 4, 6]
+    assert [e["seq"] for e in _events(exports["jsonl"])] == [2, 3, 4, 5, 7]
+    assert [e["seq"] for e in _events(exports["record-log"])] == [2, 3, 4, 5, 7]
+    # The photo's analysis is logged too: the documented event hash is checked on it as well.
+    assert [e["action"] for e in export["custody_events"]].count("media.analyzed") == 1
     assert all(e["schema"] == EVENT_SCHEMA for e in _events(exports["log"]))
     assert any("gps" in json.dumps(e) for e in export["custody_events"])
 

@@ -67,6 +67,10 @@ NOT_EVIDENCE_ERRORS: dict[str, str] = {
     # The bag writer's helper process runs bagfiles.py with the standard library alone (it
     # imports nothing of the library); the writer turns its mismatch into an IntegrityError.
     "evidence_catalog.interchange.bagfiles.CopyMismatch": "turned into an IntegrityError by interchange.bag",
+    # The media analysers' child scripts import the standard library and their decoder alone;
+    # each catches its own signal and writes what it says as the JSON its parent reads.
+    "evidence_catalog.extract.perceptual_child.RefusedError": "caught in perceptual_child: an error in its JSON",
+    "evidence_catalog.extract.credentials_probe._TooLargeError": "caught in credentials_probe: a note in its JSON",
 }
 
 #: EvidenceErrors that ``evidence_catalog`` does not export, each with the reason why.

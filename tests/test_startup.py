@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -69,6 +70,12 @@ NEVER_FOR_READING = frozenset(
         "tomli_w",  # writing catalog.toml (init)
         "numpy",  # near-duplicate search (similar) and media analysis
         "evidence_catalog.similarity",
+        # Media analysis: its adapters and their decoders, for add, capture, analyze and the
+        # analyses verify makes again (a catalog here has none); show reads the documents only.
+        "pdqhash",
+        "c2pa",
+        "evidence_catalog.extract.perceptual",
+        "evidence_catalog.extract.credentials",
         # The operations that neither opening nor reading a catalog uses, and their adapters:
         # the facade imports each when one of its methods is first looked up.
         "evidence_catalog.operations.adding",
@@ -174,6 +181,27 @@ def test_reading_a_catalog_loads_only_what_reading_needs(
         forbidden.add("psycopg")
     assert heavy(modules, forbidden) == []
     assert {"sqlalchemy", "evidence_catalog.catalog"} <= modules  # it did read the catalog
+
+
+@pytest.mark.parametrize("command", ["list", "show"])
+def test_reading_a_catalog_of_analysed_photos_loads_no_decoder(
+    catalog: Catalog, jpeg_file: Any, command: str, tmp_path: Path
+) -> None:
+    """``show`` prints what the analyses found from their stored documents: no decoder, no
+    analyser is loaded to read them."""
+    [added] = catalog.add([jpeg_file()])
+    assert len(catalog.analyses(added.record_id)) == 1
+    catalog.close()
+    args = [command, "--catalog", str(catalog.path)] + ([added.record_id] if command == "show" else [])
+    done, modules = loaded_by(args, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert added.record_id in done.stdout
+    if command == "show":
+        assert f"analysis of {added.sha256}" in done.stdout
+    forbidden = set(NEVER_FOR_READING)
+    if database_dialect(catalog) == "sqlite":
+        forbidden.add("psycopg")
+    assert heavy(modules, forbidden) == []
 
 
 def test_similar_loads_the_search_and_numpy_and_nothing_else_reading_does_not_need(

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import tempfile
 from collections.abc import Collection, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from evidence_catalog.analysis import CredentialState, MediaAnalysis
+from evidence_catalog.errors import StorageError
 from evidence_catalog.findings import (
     AnalysisMismatch,
     AnalysisNotRechecked,
@@ -38,7 +41,6 @@ from evidence_catalog.findings import (
     Finding,
     HashIndexMismatch,
 )
-from evidence_catalog.operations import common
 from evidence_catalog.operations.analyzing import (
     derive,
     machine_stop,
@@ -107,7 +109,11 @@ def check_analyses(
             continue
         anchors = trust_anchors(ctx)
         trusted_alike = same_trust(analysis, anchors)
-        redo = remake(ctx, analysis, anchors)
+        try:
+            redo = remake(ctx, analysis, anchors)
+        except StorageError as exc:  # this machine's disk, not the catalog: nothing to compare with
+            notices.append(AnalysisNotRechecked(record_id, document, f"it could not be made again here ({exc})"))
+            continue
         stopped = machine_stop(analysis) or machine_stop(redo)
         if stopped is not None:
             notices.append(AnalysisNotRechecked(record_id, document, f"an analyser stopped: {stopped}"))
@@ -184,8 +190,17 @@ def _hash_key(item: Any) -> tuple[str, int, int | None]:
 
 
 def remake(ctx: Context, analysis: MediaAnalysis, anchors: bytes | None) -> MediaAnalysis:
-    """The analysis made again from the stored source (derived files hashed, not stored)."""
-    with common.work_area(ctx, f"verify-{secrets.token_hex(8)}") as work:
+    """The analysis made again from the stored source (derived files hashed, not stored).
+
+    Its files are written in a temporary folder of this machine, never in the catalog: a
+    verification writes nothing there (``--no-log``, a copy on read-only media).  Raises
+    :class:`~evidence_catalog.errors.StorageError` when no such folder can be made."""
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="evidence-catalog-verify-")
+    except OSError as exc:
+        raise StorageError(f"cannot make a temporary folder ({exc.strerror})", where=tempfile.gettempdir()) from exc
+    with scratch as name:
+        work = Path(name)
         with ctx.blobs.local_copy(analysis.source_sha256) as path:
             redo, files = derive(path, analysis.source_media_type, analysis.source_sha256, work, trust_anchors=anchors)
         digests = {path: hashlib.sha256(path.read_bytes()).hexdigest() for _, path in files}
