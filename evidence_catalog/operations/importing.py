@@ -746,23 +746,6 @@ def _insert_batch(
         reports += [(r.id, r, found.get(r.document_sha256 or "", record.created_at)) for r in record.reports]
     ctx.db.insert_rows(session, rows)
     index_rows(session, reports)
-    for item in items:
-        _index_analyses(ctx, session, item.record)
-
-
-def _index_analyses(ctx: Context, session: Any, record: model.EvidenceRecord) -> None:
-    """Put the hashes of an imported record's analyses in the similarity index, as the analyses
-    did where they were made (``verify`` holds the index against the documents, row for row).
-    A document that cannot be read, or that disagrees with its record, gets no rows: ``verify``
-    reports it (``analysis_unreadable``)."""
-    from evidence_catalog.operations.analyzing import analysis_documents, read_analysis
-
-    held = {entry.artifact.sha256 for entry in record.artifacts}
-    for source, document in analysis_documents(record):
-        analysis = read_analysis(ctx, document)
-        if analysis is None or analysis.source_sha256 != source or not set(analysis.derived_sha256s()) <= held:
-            continue
-        ctx.db.add_hashes(session, record.id, source, document, analysis.hashes)
 
 
 def _unmarked(record: model.EvidenceRecord) -> model.EvidenceRecord:
