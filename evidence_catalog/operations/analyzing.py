@@ -33,9 +33,10 @@ import attrs
 from evidence_catalog import model
 from evidence_catalog.analysis import ContentCredentials, Keyframe, MediaAnalysis
 from evidence_catalog.custody import Action
-from evidence_catalog.errors import InputError
+from evidence_catalog.errors import InputError, StorageError
 from evidence_catalog.operations import common
 from evidence_catalog.operations.context import Context
+from evidence_catalog.paths import display_path
 from evidence_catalog.replay import captured_details
 from evidence_catalog.results import AnalysisResult
 from evidence_catalog.serialize import canonical_json, from_document, to_document
@@ -146,6 +147,27 @@ def analysis_documents(record: model.EvidenceRecord) -> list[tuple[str, str]]:
     return found
 
 
+def index_records(ctx: Context, session: Any, records: Iterable[model.EvidenceRecord]) -> None:
+    """Put in the similarity index, in the write transaction *session*, the hashes of the
+    analyses that *records* bring with them (an import): of each document that reads as an
+    analysis of the artifact its record says it was derived from, naming only artifacts the
+    record holds -- the documents ``verify`` holds the index against.  A document that does not
+    is left out (``verify`` reports it)."""
+    for record in records:
+        held = {entry.artifact.sha256 for entry in record.artifacts}
+        succeeded = {
+            acquisition.artifact_sha256
+            for acquisition in record.acquisitions
+            if acquisition.outcome is model.Outcome.SUCCEEDED
+        }
+        for source, document in analysis_documents(record):
+            analysis = read_analysis(ctx, document) if document in succeeded else None
+            if analysis is None or analysis.source_sha256 != source:
+                continue
+            if all(sha in held for sha in analysis.derived_sha256s()):
+                _index_hashes(ctx, session, record.id, analysis, document)
+
+
 def derived_by_analyses(record: model.EvidenceRecord) -> set[str]:
     """Every artifact of a record that an analysis made (documents, keyframes, sheets, stores):
     never analysed in turn."""
@@ -231,13 +253,18 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
     if source is None:
         raise InputError(f"artifact {sha256} is not in the catalog", where="sha256")
     started_at = ctx.clock()
-    with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
-        analysis, files = derive(path, source.media_type, sha256, work, trust_anchors=anchors)
-        stored = {role_path: ctx.blobs.adopt_file(role_path) for _, role_path in files}
-        analysis = with_digests(analysis, files, {path: blob.sha256 for path, blob in stored.items()})
-        document = work / "analysis.json"
-        document.write_bytes(canonical_json(to_document(analysis)))
-        doc_blob = ctx.blobs.adopt_file(document)
+    try:
+        with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
+            analysis, files = derive(path, source.media_type, sha256, work, trust_anchors=anchors)
+            stored = {role_path: ctx.blobs.adopt_file(role_path) for _, role_path in files}
+            analysis = with_digests(analysis, files, {path: blob.sha256 for path, blob in stored.items()})
+            document = work / "analysis.json"
+            document.write_bytes(canonical_json(to_document(analysis)))
+            doc_blob = ctx.blobs.adopt_file(document)
+    except OSError as exc:  # the work area's files (a full disk): a storage error, as the blob store's are
+        raise StorageError(
+            f"the analysis of {sha256} could not be stored ({exc.strerror or exc})", where=display_path(ctx.path)
+        ) from exc
     ended_at = max(ctx.clock(), started_at)
     new = _record_analysis(ctx, record_id, source, analysis, doc_blob, files, stored, started_at, ended_at)
     return _result(record_id, analysis, document=doc_blob.sha256, new=new)

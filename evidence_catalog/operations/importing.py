@@ -36,6 +36,7 @@ from evidence_catalog.interchange.importing import (
     read_source,
 )
 from evidence_catalog.operations import common, log_key
+from evidence_catalog.operations.analyzing import index_records
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
 from evidence_catalog.replay import imported_details
@@ -691,6 +692,7 @@ def _insert_batch(
         reports += [(r.id, r, found.get(r.document_sha256 or "", record.created_at)) for r in record.reports]
     ctx.db.insert_rows(session, rows)
     index_rows(session, reports)
+    index_records(ctx, session, [item.record for item in items])  # the similarity index: their analyses' hashes
 
 
 def _unmarked(record: model.EvidenceRecord) -> model.EvidenceRecord:
