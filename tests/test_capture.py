@@ -147,17 +147,29 @@ def test_a_video_page_is_captured_with_everything_that_came_with_it(
     html = video_page(video, title="Test clip", thumbnail_url=thumbnail)
     page = server.route(f"{base}/watch/1", Route(body=html, media_type="text/html; charset=utf-8"))
 
-    [result] = catalog.capture(page, options=FAST)
+    analysed: list[Any] = []
+    [result] = catalog.capture(page, options=FAST, on_analyzed=analysed.append)
 
     assert result.ok, result.error
     assert (result.url, result.sha256, result.size) == (page, sha256(CLIP), len(CLIP))
     assert result.new_record and result.new_bytes and result.new_on_record
     assert result.version_of is None
     record = catalog.record(result.record_id)
-    assert sorted(entry.role for entry in record.artifacts) == sorted(
+    captured = [entry for entry in record.artifacts if entry.role is not Role.DERIVED]
+    assert sorted(entry.role for entry in captured) == sorted(
         [Role.ORIGINAL, Role.THUMBNAIL, Role.PAGE_SNAPSHOT, Role.PLATFORM_METADATA]
     )
-    assert result.artifacts == len(record.artifacts) == 4
+    assert result.artifacts == len(captured) == 4
+    # Then the video and its poster are analysed, each in a transaction of its own: what that
+    # derived is on the record too, each artifact derived from the one analysed.
+    assert [(a.record_id, a.sha256, a.new) for a in analysed] == [
+        (record.id, sha256(CLIP), True),
+        (record.id, sha256(poster), True),
+    ]
+    derived = [entry for entry in record.artifacts if entry.role is Role.DERIVED]
+    assert {entry.derived_from for entry in derived} == {(sha256(CLIP),), (sha256(poster),)}
+    assert len(derived) == 2 + analysed[0].keyframes + 1  # two documents, the keyframes, the contact sheet
+    assert list(record.artifacts[: len(captured)]) == captured  # the capture's own first
 
     # The media, the poster and the page, each exactly as served.
     main = record.artifacts[0]
@@ -174,7 +186,8 @@ def test_a_video_page_is_captured_with_everything_that_came_with_it(
     assert thumb.artifact.media_type == "image/jpeg"
 
     # What the platform said, and how it was fetched.
-    [acquisition] = record.acquisitions
+    [acquisition, *analyses] = record.acquisitions
+    assert [a.method for a in analyses] == [model.AcquisitionMethod.DERIVED] * 2
     [metadata] = by_role(record, Role.PLATFORM_METADATA)
     assert metadata.artifact.media_type == "application/json"
     info = json.loads(stored(catalog, metadata.artifact.sha256))
@@ -191,7 +204,7 @@ def test_a_video_page_is_captured_with_everything_that_came_with_it(
     assert acquisition.http_status == 200
     assert acquisition.extractor and acquisition.platform
     assert acquisition.artifact_sha256 == sha256(CLIP)
-    assert sorted(acquisition.other_artifacts) == sorted(e.artifact.sha256 for e in record.artifacts[1:])
+    assert sorted(acquisition.other_artifacts) == sorted(e.artifact.sha256 for e in captured[1:])
     assert acquisition.error is None and acquisition.withheld == ()
     assert acquisition.started_at <= acquisition.ended_at
     tools = tool_versions(acquisition)
@@ -202,8 +215,9 @@ def test_a_video_page_is_captured_with_everything_that_came_with_it(
     assert media_responses[0].status == 200
     assert ("Content-Length", str(len(CLIP))) in media_responses[0].headers
 
-    [*_, event] = catalog.history()
+    [*_, event, video_analysed, poster_analysed] = catalog.history()
     assert (event.action, event.subject) == ("media.captured", record.id)
+    assert [(e.action, e.subject) for e in (video_analysed, poster_analysed)] == [("media.analyzed", record.id)] * 2
     assert catalog.verify().ok
     assert work_area(catalog) == []
 
@@ -494,7 +508,7 @@ def test_a_killed_capture_leaves_nothing_and_its_area_is_removed_later(
 def test_captures_onto_a_given_record(
     catalog: Catalog, server: MediaServer, base: str, jpeg_file: Callable[..., Path]
 ) -> None:
-    [added] = catalog.add([jpeg_file()])
+    [added] = catalog.add([jpeg_file()], analyze=False)
     record_id = added.record_id
 
     missing = server.url(f"{base}/gone.mp4")
@@ -588,7 +602,9 @@ def test_a_batch_goes_on_past_a_failure(catalog: Catalog, server: MediaServer, b
     assert results[1].error is not None and "404" in results[1].error
     assert [results[0].sha256, results[2].sha256] == [sha256(CLIP), sha256(CLIP_VIDEO)]
     assert len(catalog.record_ids()) == 2
-    assert [e.action for e in catalog.history()][1:] == ["media.captured", "capture.failed", "media.captured"]
+    # the two videos captured are analysed once the batch is done
+    actions = ["media.captured", "capture.failed", "media.captured", "media.analyzed", "media.analyzed"]
+    assert [e.action for e in catalog.history()][1:] == actions
     assert catalog.verify().ok
     assert work_area(catalog) == []
 

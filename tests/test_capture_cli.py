@@ -60,7 +60,9 @@ def test_a_batch_from_a_file_reports_each_url_and_exits_1_if_any_failed(
     logged = run_cli("log", "--catalog", cat).out.splitlines()
     assert f"capture.failed   catalog  {server.url('/gone')}  by Tester" in logged[2]
     with Catalog.open(cat) as catalog:
-        assert [e.action for e in catalog.history()][1:] == ["media.captured", "capture.failed", "media.captured"]
+        # the two videos captured are analysed once the batch is done
+        actions = ["media.captured", "capture.failed", "media.captured", "media.analyzed", "media.analyzed"]
+        assert [e.action for e in catalog.history()][1:] == actions
         assert catalog.record(first[0]).tags == ("case-7",)
         assert catalog.verify().ok
 
@@ -132,7 +134,8 @@ def test_skip_captured_resumes_a_batch_without_fetching_again(
     again = run_cli("capture", server.url("/watch"), "--catalog", cat, *FAST)
     assert _lines(again.out)[0][:3] == [*first[:2], "already catalogued"]
     with Catalog.open(cat) as catalog:
-        assert len(catalog.record(first[0]).acquisitions) == 2
+        methods = [a.method.value for a in catalog.record(first[0]).acquisitions]
+        assert methods == ["captured_from_url", "derived", "captured_from_url"]  # its analysis is not made again
 
 
 def test_record_attaches_the_capture_to_an_existing_record(

@@ -112,11 +112,45 @@ def test_a_capture_that_fills_a_real_disk_is_logged_and_the_next_url_is_tried(
         assert f"error: {big}: " in result.err and "No space left on device" in result.err
         assert "captured 1 of 2 URL(s); 1 failed" in result.err
         events = _events(cat)
-        assert [e.action for e in events] == ["catalog.created", "capture.failed", "media.captured"]
+        # the video captured is analysed too: there is room for that once the big download is gone
+        assert [e.action for e in events] == ["catalog.created", "capture.failed", "media.captured", "media.analyzed"]
         logged = events[1].details["acquisition"]
         assert logged["requested_url"] == big and "No space left on device" in logged["error"]
         assert _leftovers(cat) == []
         assert run_cli("verify", "--catalog", cat).code == 0
+
+
+def test_a_disk_that_fills_before_the_analysis_keeps_the_capture_and_analyze_finishes_later(
+    tmp_path: Path, server: MediaServer, base: str
+) -> None:
+    """The disk fills (another program) between a capture and the analysis of what it stored:
+    the capture stays captured and is not failed, the analysis says it could not be written,
+    the catalog verifies, and ``analyze`` finishes the work once there is room again."""
+    small = server.route(f"{base}/small.mp4", Route(body=CLIP, media_type="video/mp4"))
+    with _small_disk(tmp_path / "disk", "4m") as disk:
+        cat = disk / "catalog"
+        Catalog.init(cat, operator=OPERATOR).close()
+        _sqlite_only(cat)
+        analysed: list[Any] = []
+        with Catalog.open(cat, operator=OPERATOR) as catalog:
+            [captured] = catalog.capture(
+                [small],
+                options=CaptureOptions(retries=0, socket_timeout=2),
+                on_result=lambda _: _fill(disk),
+                on_analyzed=analysed.append,
+            )
+        assert captured.ok and captured.new_on_record and captured.record_id is not None
+        [analysis] = analysed
+        assert (analysis.record_id, analysis.document_sha256, analysis.new) == (captured.record_id, None, False)
+        assert any("could not be written" in error for error in analysis.errors), analysis.errors
+        (disk / "filler").unlink()
+        assert [e.action for e in _events(cat)] == ["catalog.created", "media.captured"]
+        assert _leftovers(cat) == []
+        with Catalog.open(cat, operator=OPERATOR) as catalog:
+            assert catalog.verify().ok
+            [done] = catalog.analyze([captured.record_id])
+            assert done.new and done.hashes and not done.errors
+            assert catalog.verify(deep=True).ok
 
 
 def test_a_real_disk_too_full_to_log_a_failure_stops_with_a_clear_error(
@@ -245,7 +279,7 @@ def test_a_capture_that_fills_the_disk_is_logged_after_its_download_is_removed(
     assert captured[2:] == ["new", small]
     assert f"error: {big}: unable to write data: [Errno 28] No space left on device" in result.err
     events = _events(cat)
-    assert [e.action for e in events] == ["catalog.created", "capture.failed", "media.captured"]
+    assert [e.action for e in events] == ["catalog.created", "capture.failed", "media.captured", "media.analyzed"]
     logged = events[1].details["acquisition"]
     assert (logged["requested_url"], logged["outcome"]) == (big, "failed")
     assert "No space left on device" in logged["error"]

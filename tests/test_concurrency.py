@@ -6,7 +6,10 @@ Every worker is a real OS process (``spawn``) that opens the catalog itself and 
 barrier, so that all four start writing together.  Some inputs are shared by all workers (the same
 bytes added from four paths, the same URL captured four times, the same digest ingested four
 times, the same feed item in four feeds), some are each worker's own, and one content is both
-added as a file and captured from a URL.  Afterwards everything is checked against what the
+added as a file and captured from a URL.  Each worker ends by analysing every record
+(``analyze --all``) while the others still write or analyse too: the same bytes analysed on the
+same record by several processes at once, keyframes of the same frames derived on different
+records.  Afterwards everything is checked against what the
 operations promise: one record per distinct content or report, one acquisition per worker on a
 shared record, one blob per distinct SHA-256, exactly the custody events the operations log, a
 checkpoint after every write transaction that is a prefix of the one log, and a clean ``fsck``.
@@ -104,7 +107,9 @@ def _worker(catalog_dir: str, worker: int, plan: list[tuple[str, str]], start: A
             began = time.monotonic()
             outcome: dict[str, Any] = {"kind": kind, "target": target}
             if kind == "add":
-                [added] = catalog.add([target])
+                # analysed by the workers' `analyze` (and the checker's), not here: the analyses
+                # to expect do not depend on which worker's add came first
+                [added] = catalog.add([target], analyze=False)
                 outcome.update(
                     record_id=added.record_id,
                     sha256=added.sha256,
@@ -112,6 +117,9 @@ def _worker(catalog_dir: str, worker: int, plan: list[tuple[str, str]], start: A
                     new_bytes=added.new_bytes,
                     acquisition_id=added.acquisition_id,
                 )
+            elif kind == "analyze":
+                analysed = catalog.analyze(all_records=True)
+                outcome.update(analyses=[[r.record_id, r.sha256, r.document_sha256, r.new] for r in analysed])
             elif kind == "capture":
                 captured = catalog.capture_url(target, options=OPTIONS)
                 outcome.update(
@@ -161,10 +169,12 @@ class Scenario:
     feed_url_bytes: bytes = b""
 
     #: What the operations log: one event per add and per capture, one per new report and one
-    #: ``digest.ingested`` per ingest, after the catalog's own ``catalog.created``.
+    #: ``digest.ingested`` per ingest, after the catalog's own ``catalog.created``; and one
+    #: ``media.analyzed`` per video (each worker's own capture, the shared page's, the cross one).
     adds_per_worker = 7
     captures_per_worker = 3
     ingests_per_worker = 3
+    videos = WORKERS + 2
     #: Reports: the digest's two items, the common feed item, each worker's own item, and the two
     #: items of the feed served over HTTP.
     reports = 2 + 1 + WORKERS + 2
@@ -180,13 +190,15 @@ class Scenario:
                 "media.captured": WORKERS * self.captures_per_worker,
                 "report.ingested": self.reports,
                 "digest.ingested": WORKERS * self.ingests_per_worker,
+                "media.analyzed": self.videos,
             }
         )
 
     @property
     def transactions(self) -> int:
-        """Write transactions, each ending with a checkpoint: init, then one per operation."""
-        return 1 + WORKERS * (self.adds_per_worker + self.captures_per_worker + self.ingests_per_worker)
+        """Write transactions, each ending with a checkpoint: init, then one per operation and
+        one per analysis written."""
+        return 1 + WORKERS * (self.adds_per_worker + self.captures_per_worker + self.ingests_per_worker) + self.videos
 
 
 def prepare(tmp_path: Path, server: MediaServer, base: str) -> Scenario:
@@ -236,7 +248,7 @@ def prepare(tmp_path: Path, server: MediaServer, base: str) -> Scenario:
             ("ingest", sc.feed_url),
         ]
         random.Random(worker).shuffle(plan)  # each worker in another order: every kind overlaps every other
-        sc.plans.append(plan)
+        sc.plans.append([*plan, ("analyze", "all")])
     return sc
 
 
@@ -333,6 +345,10 @@ def check_outcomes(sc: Scenario, outcomes: list[list[dict[str, Any]]], *, local_
     assert added_and_present(by_target[sc.feed_url]) == (2, 2 * (WORKERS - 1))
     assert added_and_present([by_target[str(sc.feeds[w])][0] for w in range(WORKERS)]) == (WORKERS + 1, WORKERS - 1)
 
+    # Analyses made at once of the same bytes on the same record: one of them is written.
+    written = Counter((r, sha) for o in by_target["all"] for r, sha, _, new in o["analyses"] if new)
+    assert all(count == 1 for count in written.values()), written
+
 
 def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
     """Nothing lost, nothing twice: every distinct content and report on exactly one record,
@@ -353,18 +369,22 @@ def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
         return records[record_id]
 
     def roles(record: model.EvidenceRecord) -> Counter[Role]:
-        return Counter(entry.role for entry in record.artifacts)
+        """The roles of what the operations brought (not what analyses derived, checked below)."""
+        return Counter(entry.role for entry in record.artifacts if entry.role is not Role.DERIVED)
+
+    def brought(record: model.EvidenceRecord) -> list[model.Acquisition]:
+        return [a for a in record.acquisitions if a.method is not Method.DERIVED]
 
     workers = sorted(operator_of(w) for w in range(WORKERS))
     for worker in range(WORKERS):
         for path in sc.own_files[worker]:
             record = only_holder(path.read_bytes())
-            [acquisition] = record.acquisitions
+            [acquisition] = record.acquisitions  # not an image nor a video: nothing analysed
             assert (acquisition.method, acquisition.operator.name) == (Method.ADDED_FROM_DISK, operator_of(worker))
             assert acquisition.original_path == str(path)
             assert [e.artifact.sha256 for e in record.artifacts] == [sha256(path.read_bytes())]
         record = only_holder(sc.own_media[worker])
-        [acquisition] = record.acquisitions
+        [acquisition] = brought(record)
         assert (acquisition.method, acquisition.operator.name) == (Method.CAPTURED_FROM_URL, operator_of(worker))
         assert acquisition.requested_url == sc.own_urls[worker]
         assert roles(record) == Counter({Role.ORIGINAL: 1, Role.PLATFORM_METADATA: 1})
@@ -379,7 +399,7 @@ def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
         )
 
     record = only_holder(sc.cross)  # added by every worker, and captured by every worker
-    assert Counter((a.method, a.operator.name) for a in record.acquisitions) == Counter(
+    assert Counter((a.method, a.operator.name) for a in brought(record)) == Counter(
         {(method, name): 1 for method in (Method.ADDED_FROM_DISK, Method.CAPTURED_FROM_URL) for name in workers}
     )
     assert all(a.requested_url == sc.cross_url for a in record.acquisitions if a.method is Method.CAPTURED_FROM_URL)
@@ -387,13 +407,26 @@ def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
     assert set(roles(record)) == {Role.ORIGINAL, Role.PLATFORM_METADATA}
 
     record = only_holder(CLIP)  # the same page captured by every worker
-    assert all(a.method is Method.CAPTURED_FROM_URL for a in record.acquisitions)
-    assert all((a.requested_url, a.artifact_sha256) == (sc.page_url, sha256(CLIP)) for a in record.acquisitions)
-    assert sorted(a.operator.name for a in record.acquisitions) == workers
+    assert all(a.method is Method.CAPTURED_FROM_URL for a in brought(record))
+    assert all((a.requested_url, a.artifact_sha256) == (sc.page_url, sha256(CLIP)) for a in brought(record))
+    assert sorted(a.operator.name for a in brought(record)) == workers
     assert holders[sha256(sc.page_html)] == [record.id]
     assert (roles(record)[Role.ORIGINAL], roles(record)[Role.PAGE_SNAPSHOT]) == (1, 1)
     assert set(roles(record)) == {Role.ORIGINAL, Role.PAGE_SNAPSHOT, Role.PLATFORM_METADATA}
     assert all(entry.version_of is None for entry in record.artifacts)
+
+    # Each video analysed once, on its record: what was derived is derived from it.
+    videos = {sha256(v) for v in (*sc.own_media.values(), CLIP, sc.cross)}
+    assert len(videos) == sc.videos
+    for record in records.values():
+        analyses = catalog.analyses(record.id)
+        sources = {e.artifact.sha256 for e in record.artifacts if e.role is not Role.DERIVED} & videos
+        assert [a.source_sha256 for _, a in analyses if a is not None] == sorted(sources), record.id
+        assert all(a is not None and a.hashes and a.keyframes for _, a in analyses)
+        made = {sha for _, a in analyses if a is not None for sha in a.derived_sha256s()}
+        derived = [entry for entry in record.artifacts if entry.role is Role.DERIVED]
+        assert {e.artifact.sha256 for e in derived} == made | {document for document, _ in analyses}
+        assert all(entry.derived_from == tuple(sources) for entry in derived)
 
     # Reports: each identity once, on a record of its own, brought by the ingest that added it.
     documents = {operator_of(w): sha256(sc.feeds[w].read_bytes()) for w in range(WORKERS)}
@@ -447,7 +480,8 @@ def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
     }
     assert len(known) == 28 and known <= on_records
     metadata = {e.artifact.sha256 for r in records.values() for e in r.artifacts if e.role is Role.PLATFORM_METADATA}
-    assert on_records - known == metadata  # the rest is what yt-dlp said, one info.json per capture at most
+    derived = {e.artifact.sha256 for r in records.values() for e in r.artifacts if e.role is Role.DERIVED}
+    assert on_records - known - derived == metadata  # the rest is what yt-dlp said, one info.json per capture at most
     assert WORKERS + 2 <= len(metadata) <= WORKERS * sc.captures_per_worker
     with catalog.db.read() as session:
         catalogued = {sha for sha, _, _ in catalog.db.artifact_digests(session)}
@@ -550,6 +584,18 @@ def check_all(
 ) -> None:
     check_outcomes(sc, outcomes, local_blobs=local_blobs)
     with Catalog.open(catalog_dir, operator="Checker") as catalog:
+        # What was captured after every worker had analysed is analysed now: each video's
+        # analysis written once, by a worker or here.
+        finished = [(r.record_id, r.sha256) for r in catalog.analyze(all_records=True) if r.new]
+        by_workers = [
+            (r, sha)
+            for o in outcomes
+            for step in o
+            if step["kind"] == "analyze"
+            for r, sha, _, new in step["analyses"]
+            if new
+        ]
+        assert len(by_workers) + len(finished) == len(set(by_workers) | set(finished)) == sc.videos
         artifacts = check_records(catalog, sc)
         names = stored()
         assert len(names) == len(set(names)) == len(artifacts), "a blob is stored twice, or one is missing"

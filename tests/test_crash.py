@@ -27,6 +27,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -59,6 +60,8 @@ CHAT_ID = 1500000001
 BIG = 3 * 1024 * 1024
 
 TEMPORARY_NAME = re.compile(r"blobs/tmp/[0-9a-f]{32}\.part")
+#: The work area of an analysis killed in it (or killed while making it: ``.making-``).
+ANALYSIS_AREA = re.compile(r"tmp/(capture|\.making)-analyze-[0-9a-f-]{36}")
 EXPORT_LEFTOVER = re.compile(r"\.export-[0-9a-f]{12}\.part")
 
 
@@ -467,7 +470,7 @@ def _inspect(catalog_dir: Path, run_cli: Callable[..., CliResult] | None = None)
         # never bytes under a name they do not match, even when nothing claims them
         assert _sha256((catalog_dir / entry.path).read_bytes()) == entry.sha256
     temporary = {entry.path for entry in listing.temporary}
-    assert all(TEMPORARY_NAME.fullmatch(path) for path in temporary), temporary
+    assert all(TEMPORARY_NAME.fullmatch(path) or ANALYSIS_AREA.fullmatch(path) for path in temporary), temporary
     assert not listing.quarantined and not listing.removed
     assert listing.clean == (not orphans and not temporary)
     if run_cli is not None and not listing.clean:
@@ -547,13 +550,49 @@ class Operation:
     def complete(self) -> None:
         raise NotImplementedError
 
+    def finishing_command(self) -> list[str] | None:
+        """What is run after the operation is run again to its end, to finish work it leaves to
+        another command (``analyze --all`` after ``add``), or ``None``."""
+        return None
+
+    def check_finished(self, state: State) -> None:
+        """Assert what must hold once the operation and :meth:`finishing_command` are done."""
+
+
+#: What the analyses of a set of images derive, by the images' SHA-256s (see _derived_by_analyses).
+_DERIVED: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _derived_by_analyses(images: Sequence[Path]) -> frozenset[str]:
+    """The SHA-256s of every artifact the analyses of *images* derive (documents, keyframes ...):
+    the same bytes whichever catalog analyses them, found by adding them to one of their own."""
+    key = tuple(_sha256(path.read_bytes()) for path in images)
+    if key not in _DERIVED:
+        with tempfile.TemporaryDirectory() as scratch:
+            with Catalog.init(Path(scratch) / "catalog", operator="Scratch <s@example.org>") as catalog:
+                catalog.add(images)
+                derived = {
+                    entry.artifact.sha256
+                    for record in catalog.records()
+                    for entry in record.artifacts
+                    if entry.role is model.ArtifactRole.DERIVED
+                }
+        assert len(derived) >= len(images)  # a document each at least
+        _DERIVED[key] = frozenset(derived)
+    return _DERIVED[key]
+
 
 class Add(Operation):
     """``add`` records its files in the order given, a batch per transaction (group commit; with
     ``--batch 1``, each file on its own): a killed add has recorded a prefix of its files, each
     with its record, artifact and acquisition, and nothing of the rest -- at most the bytes of
     the files in hand stored, unclaimed: those of the batch being synced or committed and of the
-    batch being filled meanwhile (and the file being stored), one temporary file."""
+    batch being filled meanwhile (and the file being stored), one temporary file.
+
+    Then each image recorded by this add is analysed, an analysis a transaction (and a work
+    area) of its own: a kill inside one leaves what it stored unclaimed (its document ...) and
+    its work area, both listed by fsck, and the record as it was; an image is never analysed
+    twice, and ``analyze --all`` finishes what a killed add did not analyse."""
 
     def __init__(self, files: list[Path], make_catalog: Callable[[], Path], batch: int | None = None) -> None:
         self.files = files
@@ -562,6 +601,10 @@ class Add(Operation):
         self.batch = batch
         #: Files whose bytes a killed add may leave stored but unclaimed, after those recorded.
         self.in_hand = 1 if batch == 1 else 2 * (batch or len(files)) + 1
+        images = [path for path in files if path.suffix == ".jpg"]
+        self.images = {_sha256(path.read_bytes()) for path in images}
+        #: What the analyses of the images derive: bytes a killed analysis may leave unclaimed.
+        self.derived = _derived_by_analyses(images)
 
     def new_round(self) -> None:
         self.catalog_dir = self.make_catalog()
@@ -593,15 +636,49 @@ class Add(Operation):
             if count:
                 [record] = holders
                 assert record.title == path.name
-                assert [a.original_path for a in record.acquisitions] == [str(path)] * count
+                added = [a for a in record.acquisitions if a.method is model.AcquisitionMethod.ADDED_FROM_DISK]
+                assert [a.original_path for a in added] == [str(path)] * count
+        analyses = self._analyses(after)
+        if not run.killed:  # every image this run recorded first is analysed (one recorded before is
+            # analysed by `analyze`, not by an add of the same file again)
+            first = {sha for sha, then in zip(self.shas, self._acquisitions(before), strict=True) if not then}
+            assert all(analyses[sha] == 1 for sha in self.images & first), analyses
         in_hand = set(self.shas[done : done + self.in_hand])
-        assert after.orphans - before.orphans <= in_hand, "bytes stored beyond the files in hand"
-        assert len(after.temporary - before.temporary) <= 1
+        assert after.orphans - before.orphans <= in_hand | self.derived, "bytes stored beyond the files in hand"
+        new_temporary = after.temporary - before.temporary
+        assert len({path for path in new_temporary if TEMPORARY_NAME.fullmatch(path)}) <= 1
+        assert len({path for path in new_temporary if ANALYSIS_AREA.fullmatch(path)}) <= 1
         return "none" if done == 0 else "all" if done == len(self.files) else "some"
+
+    def _analyses(self, state: State) -> dict[str, int]:
+        """How many analyses each image recorded has (0: not analysed yet), after checking that
+        every analysis is of its record's image, and derived only what analyses derive."""
+        found = {}
+        for record in state.records.values():
+            documents = [a for a in record.acquisitions if a.method is model.AcquisitionMethod.DERIVED]
+            derived = [entry for entry in record.artifacts if entry.role is model.ArtifactRole.DERIVED]
+            [source] = [
+                entry.artifact.sha256 for entry in record.artifacts if entry.role is not model.ArtifactRole.DERIVED
+            ]
+            assert {entry.artifact.sha256 for entry in derived} <= self.derived
+            assert all(entry.derived_from == (source,) for entry in derived)
+            if source in self.images:
+                found[source] = len(documents)
+            else:
+                assert not documents, "a file that is not an image analysed"
+        assert all(count <= 1 for count in found.values()), f"an image analysed twice: {found}"
+        return found
+
+    def finishing_command(self) -> list[str] | None:
+        return ["analyze", "--all", "--catalog", str(self.catalog_dir), "--quiet"]
+
+    def check_finished(self, state: State) -> None:
+        assert self._analyses(state) == dict.fromkeys(self.images, 1)
 
     def complete(self) -> None:
         with Catalog.open(self.catalog_dir) as catalog:
             catalog.add(self.files, **({} if self.batch is None else {"batch": self.batch}))
+            catalog.analyze(all_records=True)  # what a killed add recorded and did not analyse
 
 
 class Ingest(Operation):
@@ -801,8 +878,13 @@ def _kill_at_random(
         else:
             rerun = _exec(_cli(*operation.command()))
             assert rerun.code == 0, rerun.stderr
+            finishing = operation.finishing_command()
+            if finishing is not None:
+                finished = _exec(_cli(*finishing))
+                assert finished.code == 0, finished.stderr
         after = _inspect(operation.catalog_dir, run_cli)
         assert operation.check(COMPLETED, state, after) in ("all", "none")
+        operation.check_finished(after)
         assert not after.orphans
         _remove_leftovers(operation.catalog_dir, after, run_cli)
         result = run_cli("verify", "--catalog", operation.catalog_dir)
@@ -925,6 +1007,7 @@ ADD_POINTS = [
 @example(point=ADD_POINTS[1], nth=5, batch=2)  # the fifth file's bytes stored; some batches committed
 @example(point=ADD_POINTS[3], nth=2, batch=3)  # the second batch synced, not catalogued
 @example(point=ADD_POINTS[7], nth=1, batch=None)  # the one batch signed, not committed
+@example(point=ADD_POINTS[4], nth=3, batch=None)  # in the second image's analysis: its document stored, not claimed
 def test_add_killed_at_a_point_hypothesis_chooses_keeps_its_contract(
     point: tuple[str, str],
     nth: int,
@@ -951,13 +1034,22 @@ def test_add_killed_at_a_point_hypothesis_chooses_keeps_its_contract(
             assert recorded == nth - 1
         else:  # whole batches only
             assert recorded % (batch or len(add.files)) == 0
+    in_analysis = recorded == len(add.files)  # every batch committed: the kill was in an analysis
     if point[0].endswith(("BlobStore.sync", "append_events", "insert_rows", "write_checkpoint")) and run.killed:
-        # between storing a batch and committing it: nothing of it recorded, all of it stored
-        assert recorded % (batch or len(add.files)) == 0 and recorded < len(add.files)
-        assert set(add.shas[recorded : recorded + (batch or len(add.files))]) <= after.orphans
-    add.complete()  # the retry claims what the killed add left
+        if in_analysis:
+            # in an analysis's transaction (an event appended or a checkpoint signed, nothing
+            # committed): its derived bytes stored, unclaimed; the images analysed before it whole
+            assert point[0].endswith(("append_events", "write_checkpoint"))
+            assert after.orphans and after.orphans <= add.derived
+            assert sum(add._analyses(after).values()) < len(add.images)
+        else:
+            # between storing a batch and committing it: nothing of it recorded, all of it stored
+            assert recorded % (batch or len(add.files)) == 0 and recorded < len(add.files)
+            assert set(add.shas[recorded : recorded + (batch or len(add.files))]) <= after.orphans
+    add.complete()  # the retry claims what the killed add left; `analyze` finishes the analyses
     done = _inspect(add.catalog_dir)
     add.check(COMPLETED, after, done)
+    add.check_finished(done)
     assert not done.orphans
     _remove_leftovers(add.catalog_dir, done)
 

@@ -79,6 +79,35 @@ def test_orphans_and_temporary_files_are_listed_and_old_ones_removed_and_logged(
     assert catalog.verify(record_event=False).ok
 
 
+def test_work_areas_a_killed_analysis_left_are_listed_and_removed_when_past_the_grace(catalog: Catalog) -> None:
+    """An add or capture killed inside an analysis leaves its work area (named, with its lock
+    file, no process holding the lock); killed between making the area and naming it, a
+    ``.making-`` folder.  Both are listed, and removed once older than the grace asked for."""
+    area = catalog.path / "tmp"
+    named = area / "capture-analyze-01a245f4-0039-7600-9a76-595d418659b9"
+    (named / "perceptual").mkdir(parents=True)
+    (named / ".lock").touch()
+    (named / "perceptual" / "keyframe-0.jpg").write_bytes(b"half a keyframe")
+    making = area / ".making-analyze-01a245f4-0039-7600-9a76-595d418659ba"
+    making.mkdir()
+    (making / ".lock").touch()
+    in_use = area / "capture-analyze-01a245f4-0039-7600-9a76-595d418659bb"
+    in_use.mkdir()
+    with open(in_use / ".lock", "w") as lock:
+        import fcntl
+
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a process at work in it right now
+        listed = catalog.fsck()
+        assert {e.path for e in listed.temporary} == {f"tmp/{p.name}" for p in (named, making, in_use)}
+        assert catalog.fsck(remove=True).removed == ()  # younger than an hour: kept
+        report = catalog.fsck(remove=True, grace_seconds=0)
+        assert {e.path for e in report.removed} == {f"tmp/{named.name}", f"tmp/{making.name}"}
+        assert not named.exists() and not making.exists() and in_use.exists()
+    assert catalog.history()[-1].action == Action.CATALOG_FSCK
+    assert {e.path for e in catalog.fsck(remove=True, grace_seconds=0).removed} == {f"tmp/{in_use.name}"}
+    assert catalog.fsck().clean and catalog.verify(record_event=False).ok
+
+
 def test_a_blob_claimed_meanwhile_is_not_removed(catalog: Catalog, tmp_path: Path) -> None:
     data = b"stored first, committed later"
     sha = _orphan(catalog, data)

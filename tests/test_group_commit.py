@@ -213,7 +213,7 @@ def test_a_batch_is_made_durable_by_one_sync_not_an_fsync_per_file(
 
     monkeypatch.setattr(blobstore.BlobStore, "sync", sync)
     monkeypatch.setattr(os, "fsync", fsync)
-    catalog.add(paths, batch=5)
+    catalog.add(paths, batch=5, analyze=False)  # the batches' syncs only (an analysis stores files of its own)
     assert syncs == ["sync"] * 3 and fsyncs == []  # (SQLite syncs its own files, not through os.fsync)
     # one file a transaction: every file and its folder synced on its own
     more = _files(tmp_path / "more", 3, size=5000)
@@ -244,7 +244,7 @@ def test_without_syncfs_each_file_and_folder_is_synced_before_the_transaction(
     monkeypatch.setattr(blobstore, "_fsync_file", fsync_file)
     monkeypatch.setattr(blobstore, "fsync_dir", fsync_dir)
     monkeypatch.setattr(adding, "catalogue_files", catalogue)
-    results = catalog.add(paths, batch=3)
+    results = catalog.add(paths, batch=3, analyze=False)  # the add's own syncs, last its transaction
     first, second = order.index(("transaction", "3")), len(order) - 1
     assert order[second] == ("transaction", "3")
     # Every file of a batch, and its folder, is synced before the transaction that names it.

@@ -151,9 +151,9 @@ def test_video_offsets_are_kept_to_the_millisecond(catalog: Catalog, analysed: A
     assert [r.offset_ms for r in rows] == [0, 1, 1234, 60000, 3600250, 2592000000]
 
 
-def test_a_catalog_made_before_the_table_gets_it_when_opened(tmp_path: Path, scene: dict[str, str]) -> None:
+def test_a_catalog_made_before_the_table_gets_it_when_opened(tmp_path: Path) -> None:
     """A catalog at revision 0010 (before perceptual hashes) is upgraded when opened: the table
-    is made, empty, and hashes can be stored and found."""
+    is made, empty, and the hashes of what is analysed then are stored, found and verified."""
     import sqlalchemy as sa
     from alembic import command
 
@@ -173,13 +173,27 @@ def test_a_catalog_made_before_the_table_gets_it_when_opened(tmp_path: Path, sce
         assert (upgraded.db.upgraded_from, HEAD_REVISION) == ("0010", "0011")
         with upgraded.db.read() as session:
             assert upgraded.db.hash_count(session) == 0
+        # Real analyses (verify holds the index against their documents, row for row): a photo,
+        # and the same photo encoded again.
+        from PIL import Image
+
+        from tests.test_analyze import picture
+
         folder = tmp_path / "media"
         folder.mkdir()
-        add = Analysed(upgraded, folder)
-        first, _, _ = add([image(scene["bridge"])])
-        second, sha, _ = add([image(flipped(scene["bridge"], 2))])
-        assert [(m.record_id, m.artifact_sha256, m.distance) for m in upgraded.similar(first)] == [(second, sha, 1)]
-        assert upgraded.verify(record_event=False).ok
+        original = picture(folder / "original.jpg")
+        with Image.open(original) as decoded:
+            decoded.save(folder / "again.jpg", "JPEG", quality=60)
+        [first] = upgraded.add([original])
+        [second] = upgraded.add([folder / "again.jpg"])
+        assert first.record_id is not None and second.record_id is not None
+        with upgraded.db.read() as session:
+            assert upgraded.db.hash_count(session) == 2
+        matches = upgraded.similar(first.record_id)
+        assert [(m.record_id, m.artifact_sha256) for m in matches] == [(second.record_id, second.sha256)]
+        assert matches[0].distance <= DEFAULT_MAX_DISTANCE
+        report = upgraded.verify(record_event=False)
+        assert report.ok, report.findings
 
 
 # -- the operation ------------------------------------------------------------------------------

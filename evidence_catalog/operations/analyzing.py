@@ -37,6 +37,7 @@ from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, StorageError
 from evidence_catalog.operations import common
 from evidence_catalog.operations.context import Context
+from evidence_catalog.paths import display_path
 from evidence_catalog.replay import captured_details
 from evidence_catalog.results import AnalysisResult
 from evidence_catalog.serialize import canonical_json, from_document, to_document
@@ -237,18 +238,19 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
     if source is None:
         raise InputError(f"artifact {sha256} is not in the catalog", where="sha256")
     started_at = ctx.clock()
-    with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
-        check_copy(path, source)
-        try:
+    try:
+        with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
+            check_copy(path, source)
             analysis, files = derive(path, source.media_type, sha256, work, trust_anchors=anchors)
             stored = {role_path: ctx.blobs.adopt_file(role_path) for _, role_path in files}
             analysis = with_digests(analysis, files, {path: blob.sha256 for path, blob in stored.items()})
             document = work / "analysis.json"
             document.write_bytes(canonical_json(to_document(analysis)))
-        except OSError as exc:  # the work area's disk (full?): said as the library says it
-            reason = exc.strerror or str(exc)
-            raise StorageError(f"what it derived cannot be written ({reason})", where=f"analysis of {sha256}") from exc
-        doc_blob = ctx.blobs.adopt_file(document)
+            doc_blob = ctx.blobs.adopt_file(document)
+    except OSError as exc:  # the work area's files (a full disk): a storage error, as the blob store's are
+        raise StorageError(
+            f"the analysis of {sha256} could not be stored ({exc.strerror or exc})", where=display_path(ctx.path)
+        ) from exc
     ended_at = max(ctx.clock(), started_at)
     new = _record_analysis(ctx, record_id, source, analysis, doc_blob, files, stored, started_at, ended_at)
     return _result(record_id, analysis, document=doc_blob.sha256, new=new)

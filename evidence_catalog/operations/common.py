@@ -162,8 +162,8 @@ def new_acquisition(
 @contextlib.contextmanager
 def work_area(ctx: Context, name: str) -> Iterator[Path]:
     """A private, locked temporary directory inside the catalog (same file system as the
-    blobs).  Areas left by a killed process are removed here, the next time anyone captures:
-    nothing in them was ever recorded."""
+    blobs).  Areas left by a killed process are removed here, the next time anyone captures
+    or analyses (or by ``fsck --remove``): nothing in them was ever recorded."""
     area = ctx.path / WORK_DIR
     lock = None
     work = area / f"capture-{name}"
@@ -306,13 +306,15 @@ def check_limit(limit: int | None) -> None:
         raise InputError(f"limit must be a whole number of at least 1, not {limit!r}", where="limit")
 
 
-def remove_if_abandoned(work: Path) -> None:
-    """Remove a capture area whose owner is gone (its lock can be taken)."""
+def remove_if_abandoned(work: Path, *, making_older_than: float = 3600.0) -> None:
+    """Remove a work area (of a capture, an analysis ...) whose owner is gone (its lock can be
+    taken).  An area still being made (``.making-``, not locked yet) is removed only when older
+    than *making_older_than* seconds: ``fsck`` passes its grace period."""
     if work.name.startswith(".making-"):
         # Its owner was killed between making and naming it (or is making it right now: only
         # old ones are removed).
         with contextlib.suppress(OSError):
-            if time.time() - work.stat().st_mtime > 3600:
+            if time.time() - work.stat().st_mtime >= making_older_than:
                 shutil.rmtree(work, ignore_errors=True)
         return
     if not work.name.startswith("capture-") or not work.is_dir():
@@ -332,5 +334,5 @@ def remove_if_abandoned(work: Path) -> None:
         os.close(lock)
 
 
-#: Temporary areas of captures in progress (nothing in it is ever recorded).
+#: Temporary areas of captures and analyses in progress (nothing in it is ever recorded).
 WORK_DIR = "tmp"

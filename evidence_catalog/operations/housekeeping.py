@@ -36,11 +36,12 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
     """Find what an interrupted operation can leave in the catalog folder without any record
     claiming it: *orphaned blobs* (stored bytes no artifact row names -- an import or add
     killed between storing the bytes and committing its records) and *unfinished temporary
-    files* (``blobs/tmp/*.part``, capture work areas).  Nothing a record claims is ever
-    touched, and nothing younger than *grace_seconds* (another process may be about to commit
-    it) is removed.  With *remove*, what is older is deleted, and the removal is logged
-    (``catalog.fsck``: each file's path, size and, for a blob, SHA-256).  Quarantined blobs
-    (damaged copies moved aside, kept as evidence of the damage) are listed, never removed.
+    files* (``blobs/tmp/*.part``, the work areas of captures and analyses in ``tmp``).
+    Nothing a record claims is ever touched, and nothing younger than *grace_seconds*
+    (another process may be about to commit it) is removed.  With *remove*, what is older is
+    deleted, and the removal is logged (``catalog.fsck``: each file's path, size and, for a
+    blob, SHA-256).  Quarantined blobs (damaged copies moved aside, kept as evidence of the
+    damage) are listed, never removed.
     """
     now = time.time()
     with ctx.db.read() as session:
@@ -98,7 +99,7 @@ def remove_unfinished(
             if entry.path.startswith(f"{WORK_DIR}/"):
                 target = ctx.path / entry.path
                 if target.is_dir() and not target.is_symlink():
-                    remove_if_abandoned(target)  # only when its owner is gone
+                    remove_if_abandoned(target, making_older_than=grace_seconds)  # only when its owner is gone
                     if target.exists():
                         continue
                 else:
