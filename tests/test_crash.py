@@ -694,7 +694,8 @@ class Ingest(Operation):
         self.catalog_dir = self.make_catalog()
 
     def command(self) -> list[str]:
-        return ["ingest", str(self.export.folder), "--catalog", str(self.catalog_dir), "--quiet"]
+        # The ingest's own transaction; the analyses that follow it are killed in Add's runs.
+        return ["ingest", str(self.export.folder), "--catalog", str(self.catalog_dir), "--quiet", "--no-analyze"]
 
     def check(self, run: Run, before: State, after: State) -> str:
         reports = after.actions[Action.REPORT_INGESTED]
@@ -717,7 +718,7 @@ class Ingest(Operation):
 
     def complete(self) -> None:
         with Catalog.open(self.catalog_dir) as catalog:
-            catalog.ingest(self.export.folder)
+            catalog.ingest(self.export.folder, analyze=False)
 
 
 class Import(Operation):

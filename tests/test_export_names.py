@@ -110,7 +110,7 @@ def test_telegram_media_keep_the_names_they_had_in_the_export(tmp_path: Path, ru
     folder = _telegram_export(tmp_path / "ChatExport_2025-05-06", photo=make_jpeg())
     cat = tmp_path / "catalog"
     Catalog.init(cat, operator=OPERATOR).close()
-    assert run_cli("ingest", folder, "--catalog", cat).code == 0
+    assert run_cli("ingest", folder, "--catalog", cat, "--no-analyze").code == 0  # names of what it brought
     bag = tmp_path / "bag"
     assert run_cli("export", "--format", "bagit", "--catalog", cat, "--output", bag).code == 0
     _valid(bag)
