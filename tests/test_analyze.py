@@ -249,3 +249,86 @@ def test_the_cli_analyses_and_verifies_deep(
     nothing = run_cli("analyze", "--catalog", folder)
     assert nothing.code == 2  # neither ids nor --all
     assert "name the records to analyse" in nothing.err
+
+
+def _forge(catalog: Catalog, record_id: str, sha256: str, change: Callable[[MediaAnalysis], MediaAnalysis]) -> None:
+    """Record an analysis of *sha256* changed by *change*, through the library's own functions
+    (what someone with write access and the log key can do)."""
+    from evidence_catalog.operations import analyzing
+
+    real_derive = analyzing.derive
+
+    def forged(*args: object, **kwargs: object) -> tuple[MediaAnalysis, list[tuple[str, Path]]]:
+        analysis, files = real_derive(*args, **kwargs)  # type: ignore[arg-type]
+        return change(analysis), files
+
+    analyzing.derive = forged  # type: ignore[assignment]
+    try:
+        analyzing.analyze_artifact(catalog._ctx, record_id, sha256, force=True)
+    finally:
+        analyzing.derive = real_derive
+
+
+def _other_versions(analysis: MediaAnalysis) -> MediaAnalysis:
+    import attrs
+
+    tools = tuple(attrs.evolve(t, version="0.0.1") if t.name == "pdqhash" else t for t in analysis.tools)
+    return attrs.evolve(analysis, tools=tools)
+
+
+def test_a_forged_credentials_verdict_is_found_by_a_deep_verify(catalog: Catalog, tmp_path: Path) -> None:
+    import attrs
+
+    signed, _ = sign(make_pki(), plain_jpeg(), "image/jpeg")
+    path = tmp_path / "signed.jpg"
+    path.write_bytes(signed)
+    (added,) = catalog.add([path], analyze=False)
+
+    def trusted(analysis: MediaAnalysis) -> MediaAnalysis:
+        assert analysis.credentials is not None and analysis.credentials.state.value == "valid"
+        return attrs.evolve(analysis, credentials=attrs.evolve(analysis.credentials, state="trusted"))
+
+    _forge(catalog, added.record_id, added.sha256, trusted)
+    report = catalog.verify(deep=True)
+    assert [type(f) for f in report.findings] == [AnalysisMismatch]
+    assert "credentials verdict" in str(report.findings[0])
+
+
+def test_other_tool_versions_are_compared_within_their_tolerance(catalog: Catalog, tmp_path: Path) -> None:
+    """Claiming other tool versions does not escape a deep verify: the hashes must still be
+    near what this machine's tools make; an honest analysis by other versions is a notice."""
+    import attrs
+
+    from evidence_catalog.findings import AnalysisNotRechecked
+
+    (honest,) = catalog.add([picture(tmp_path / "a.jpg", seed=1)], analyze=False)
+    _forge(catalog, honest.record_id, honest.sha256, _other_versions)
+    report = catalog.verify(deep=True)
+    assert report.ok, report.findings
+    assert any(isinstance(n, AnalysisNotRechecked) and "tolerance" in str(n) for n in report.notices)
+
+    (forged,) = catalog.add([picture(tmp_path / "b.jpg", seed=3)], analyze=False)
+
+    def planted(analysis: MediaAnalysis) -> MediaAnalysis:
+        return attrs.evolve(_other_versions(analysis), hashes=(PerceptualHash("ab" * 32, 90),))
+
+    _forge(catalog, forged.record_id, forged.sha256, planted)
+    report = catalog.verify(deep=True)
+    assert [type(f) for f in report.findings] == [AnalysisMismatch]
+    assert forged.record_id in str(report.findings[0]) and "bits from this machine's" in str(report.findings[0])
+
+
+def test_credentials_claimed_of_a_file_without_any_are_found_across_versions(catalog: Catalog, tmp_path: Path) -> None:
+    import attrs
+
+    from evidence_catalog.analysis import ContentCredentials
+
+    (added,) = catalog.add([picture(tmp_path / "a.jpg")], analyze=False)
+
+    def claimed(analysis: MediaAnalysis) -> MediaAnalysis:
+        return attrs.evolve(_other_versions(analysis), credentials=ContentCredentials("trusted", signer="Ministry"))
+
+    _forge(catalog, added.record_id, added.sha256, claimed)
+    report = catalog.verify(deep=True)
+    assert [type(f) for f in report.findings] == [AnalysisMismatch]
+    assert "carries no C2PA data" in str(report.findings[0])

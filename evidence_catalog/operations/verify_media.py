@@ -31,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from evidence_catalog.analysis import CredentialState, MediaAnalysis
+from evidence_catalog.analysis import ContentCredentials, CredentialState, MediaAnalysis
 from evidence_catalog.errors import StorageError
 from evidence_catalog.findings import (
     AnalysisMismatch,
@@ -102,11 +102,6 @@ def check_analyses(
     sound = [item for item in readable if item[2].source_sha256 not in damaged]
     chosen = sound if deep else _sample(sound, SAMPLE)
     for record_id, document, analysis in chosen:
-        if not same_tools(analysis.tools):
-            notices.append(
-                AnalysisNotRechecked(record_id, document, "it was made by other tool versions than this machine has")
-            )
-            continue
         anchors = trust_anchors(ctx)
         trusted_alike = same_trust(analysis, anchors)
         try:
@@ -118,6 +113,17 @@ def check_analyses(
         if stopped is not None:
             notices.append(AnalysisNotRechecked(record_id, document, f"an analyser stopped: {stopped}"))
             continue
+        if not same_tools(analysis.tools):
+            contradiction = compare_across_versions(analysis, redo)
+            if contradiction is not None:
+                findings.append(AnalysisMismatch(record_id, document, analysis.source_sha256, contradiction))
+            else:
+                reason = (
+                    "it was made by other tool versions than this machine has: compared within their tolerance"
+                    f" ({OTHER_TOOLS_TOLERANCE} bits a hash), not exactly"
+                )
+                notices.append(AnalysisNotRechecked(record_id, document, reason))
+            continue
         mismatch = _compare(analysis, redo, with_credentials=trusted_alike)
         if not trusted_alike:
             notices.append(
@@ -126,7 +132,8 @@ def check_analyses(
                 )
             )
         if mismatch == "credentials":
-            notices.append(AnalysisNotRechecked(record_id, document, "its Content Credentials read differently now"))
+            reason = "its signing certificate has expired since (no trusted time-stamp): it reads invalid today"
+            notices.append(AnalysisNotRechecked(record_id, document, reason))
         elif mismatch is not None:
             findings.append(AnalysisMismatch(record_id, document, analysis.source_sha256, mismatch))
     return findings, notices, len(chosen)
@@ -223,10 +230,61 @@ def _compare(stored: MediaAnalysis, redo: MediaAnalysis, *, with_credentials: bo
     if not with_credentials:
         return None
     if stored.credentials != redo.credentials:
-        if stored.credentials is None or redo.credentials is None:
-            return "credentials presence"
-        same_store = stored.credentials.manifest_store_sha256 == redo.credentials.manifest_store_sha256
-        return "credentials" if same_store else "manifest store"
+        return _credentials_differ(stored.credentials, redo.credentials)
     if attrs.evolve(stored) != redo:
         return "document"
+    return None
+
+
+#: The one validation failure that time alone brings to the same bytes read by the same tools
+#: against the same trust list: the signing certificate expired since (no trusted time-stamp).
+EXPIRED = "signingCredential.expired"
+
+
+def _credentials_differ(stored: ContentCredentials | None, redo: ContentCredentials | None) -> str:
+    """What differs between two readings of the same file's Content Credentials: ``expired``
+    when the only difference is the signing certificate's expiry since (a notice), else what
+    a forged or damaged verdict differs in (a finding)."""
+    if stored is None or redo is None:
+        return "credentials presence"
+    if stored.manifest_store_sha256 != redo.manifest_store_sha256:
+        return "manifest store"
+    added = set(redo.failure_codes) - set(stored.failure_codes)
+    if (
+        stored.state in (CredentialState.VALID, CredentialState.TRUSTED)
+        and redo.state is CredentialState.INVALID
+        and added == {EXPIRED}
+        and set(stored.failure_codes) <= set(redo.failure_codes)
+        and attrs.evolve(redo, state=stored.state, failure_codes=stored.failure_codes, errors=stored.errors) == stored
+    ):
+        return "credentials"
+    return "credentials verdict"
+
+
+#: Bits two PDQ hashes of the same frame may differ by when other versions of the decoders made
+#: them (a re-encode moves a hash by a few bits; unrelated pictures differ by about 128).
+OTHER_TOOLS_TOLERANCE = 16
+
+
+def compare_across_versions(stored: MediaAnalysis, redo: MediaAnalysis) -> str | None:
+    """What an analysis made by other tool versions says that this machine's tools contradict,
+    or ``None``: a hash of the same frame more than :data:`OTHER_TOOLS_TOLERANCE` bits away
+    (more than half of the frames compared), or Content Credentials claimed of a file that
+    carries no C2PA data at all, or a manifest store that is not the file's.  Exact values are
+    not compared: other decoders differ in the last bits."""
+    from evidence_catalog.store.hashes import offset_ms
+
+    mine = {offset_ms(h.offset_s): h for h in redo.hashes}
+    pairs = [(h, mine[offset_ms(h.offset_s)]) for h in stored.hashes if offset_ms(h.offset_s) in mine]
+    if stored.hashes and redo.hashes and len(pairs) * 2 >= len(stored.hashes):
+        far = [a for a, b in pairs if a.distance(b) > OTHER_TOOLS_TOLERANCE]
+        if len(far) * 2 > len(pairs):
+            return f"hashes ({len(far)} of {len(pairs)} more than {OTHER_TOOLS_TOLERANCE} bits from this machine's)"
+    if stored.credentials is not None and redo.credentials is not None:
+        claimed = stored.credentials.state in (CredentialState.VALID, CredentialState.TRUSTED, CredentialState.INVALID)
+        if claimed and redo.credentials.state is CredentialState.NONE:
+            return "credentials (the file carries no C2PA data)"
+        stores = (stored.credentials.manifest_store_sha256, redo.credentials.manifest_store_sha256)
+        if None not in stores and stores[0] != stores[1]:
+            return "manifest store"
     return None
