@@ -226,7 +226,7 @@ def test_a_direct_file_url_is_captured_as_served(catalog: Catalog, server: Media
     url = server.route(f"{base}/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
     seen: list[tuple[str, int, int | None]] = []
 
-    result = catalog.capture_url(url, options=FAST, progress=lambda *args: seen.append(args))
+    result = catalog.capture_url(url, options=FAST, progress=lambda *args: seen.append(args), analyze=False)
 
     assert result.ok, result.error
     assert (result.sha256, result.size, result.new_record) == (sha256(CLIP), len(CLIP), True)
@@ -247,7 +247,7 @@ def test_a_redirected_page_records_where_it_ended(catalog: Catalog, server: Medi
     target = server.route(f"{base}/watch/2", Route(body=video_page(video, title="Moved"), media_type="text/html"))
     start = server.route(f"{base}/short/2", Route(redirect=f"{base}/watch/2"))
 
-    result = catalog.capture_url(start, options=FAST)
+    result = catalog.capture_url(start, options=FAST, analyze=False)
 
     assert result.ok, result.error
     [acquisition] = catalog.record(result.record_id).acquisitions
@@ -512,7 +512,7 @@ def test_captures_onto_a_given_record(
     record_id = added.record_id
 
     missing = server.url(f"{base}/gone.mp4")
-    failed = catalog.capture_url(missing, record_id=record_id, options=FAST)
+    failed = catalog.capture_url(missing, record_id=record_id, options=FAST, analyze=False)
 
     assert not failed.ok and failed.record_id == record_id
     record = catalog.record(record_id)
@@ -527,7 +527,7 @@ def test_captures_onto_a_given_record(
     assert work_area(catalog) == []
 
     video = server.route(f"{base}/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
-    result = catalog.capture_url(video, record_id=record_id, options=FAST)
+    result = catalog.capture_url(video, record_id=record_id, options=FAST, analyze=False)
 
     assert result.ok, result.error
     assert (result.record_id, result.new_record, result.new_on_record) == (record_id, False, True)
@@ -547,8 +547,8 @@ def test_capturing_again_adds_an_acquisition_or_a_new_version(catalog: Catalog, 
     video = server.route(video_path, Route(body=CLIP, media_type="video/mp4"))
     page = server.route(f"{base}/watch/7", Route(body=video_page(video, title="Again"), media_type="text/html"))
 
-    first = catalog.capture_url(page, options=FAST)
-    second = catalog.capture_url(page, options=FAST)
+    first = catalog.capture_url(page, options=FAST, analyze=False)
+    second = catalog.capture_url(page, options=FAST, analyze=False)
 
     assert first.ok and second.ok, (first.error, second.error)
     assert second.record_id == first.record_id
@@ -567,7 +567,7 @@ def test_capturing_again_adds_an_acquisition_or_a_new_version(catalog: Catalog, 
 
     reencoded = CLIP + b"\x00re-encoded by the platform"
     server.route(video_path, Route(body=reencoded, media_type="video/mp4"))
-    third = catalog.capture_url(page, options=FAST)
+    third = catalog.capture_url(page, options=FAST, analyze=False)
 
     assert third.ok, third.error
     assert third.record_id == first.record_id and not third.new_record
@@ -651,7 +651,7 @@ def streams_of(path: Path) -> list[str]:
 def test_separate_streams_are_kept_and_merged_by_ffmpeg(catalog: Catalog, server: MediaServer, base: str) -> None:
     manifest = serve_dash(server, base)
 
-    result = catalog.capture_url(manifest, options=FAST)
+    result = catalog.capture_url(manifest, options=FAST, analyze=False)
 
     assert result.ok, result.error
     record = catalog.record(result.record_id)
@@ -685,7 +685,7 @@ def test_without_ffmpeg_a_single_file_format_is_taken_as_served(
     video = server.route(f"{base}/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
     page = server.route(f"{base}/watch", Route(body=video_page(video, title="One file"), media_type="text/html"))
 
-    result = catalog.capture_url(page, options=CaptureOptions(retries=0, socket_timeout=2, ffmpeg=False))
+    result = catalog.capture_url(page, options=CaptureOptions(retries=0, socket_timeout=2, ffmpeg=False), analyze=False)
 
     assert result.ok, result.error
     record = catalog.record(result.record_id)
@@ -722,7 +722,9 @@ def test_cookies_are_sent_but_never_stored(catalog: Catalog, server: MediaServer
         Route(body=video_page(video, title="Members only"), media_type="text/html", headers=set_cookie),
     )
 
-    result = catalog.capture_url(page, options=CaptureOptions(retries=0, socket_timeout=2, cookies_file=cookies))
+    result = catalog.capture_url(
+        page, options=CaptureOptions(retries=0, socket_timeout=2, cookies_file=cookies), analyze=False
+    )
 
     assert result.ok, result.error
     for path in (f"{base}/members/1", f"{base}/clip.mp4"):

@@ -49,7 +49,7 @@ def test_a_direct_media_link_is_requested_once_and_recorded_in_full(
     path = f"{base}/clip.mp4"
     url = server.route(path, Route(body=CLIP, media_type="video/mp4", headers={"ETag": '"v1"'}))
 
-    result = catalog.capture_url(url, options=FAST)
+    result = catalog.capture_url(url, options=FAST, analyze=False)
 
     assert result.ok, result.error
     assert gets(server, path) == 1  # curl asks once; so does the capture
@@ -120,7 +120,7 @@ def test_a_redirected_link_is_recorded_with_where_it_led(catalog: Catalog, serve
     target = server.route(f"{base}/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
     short = server.route(f"{base}/go", Route(redirect=f"{base}/clip.mp4"))
 
-    result = catalog.capture_url(short, options=FAST)
+    result = catalog.capture_url(short, options=FAST, analyze=False)
 
     assert result.ok, result.error
     assert (gets(server, f"{base}/go"), gets(server, f"{base}/clip.mp4")) == (1, 2)

@@ -131,9 +131,12 @@ def capture_url(
     note: str | None = None,
     progress: CaptureProgress | None = None,
     noted: set[str] | None = None,
+    analyze: bool = True,
+    on_analyzed: Callable[[AnalysisResult], None] | None = None,
 ) -> CaptureResult:
     """Capture one URL: download into a private temporary area, hash and store every file,
-    then write record, artifacts, acquisition and custody event in one transaction.
+    then write record, artifacts, acquisition and custody event in one transaction.  With
+    *analyze*, the record's images and videos are then analysed, as :meth:`capture` does.
 
     Only whole, hashed files enter the store, and the record is written last: a failure or a
     killed process at any point leaves no record that claims media the store lacks.  A
@@ -146,7 +149,7 @@ def capture_url(
     """
     options = options or CaptureOptions()
     with capturer_for(ctx, options) as capturer:
-        return capture_one(
+        result = capture_one(
             ctx,
             url,
             capturer,
@@ -157,6 +160,11 @@ def capture_url(
             progress=progress,
             noted=noted,
         )
+    if analyze and result.ok and result.new_on_record:
+        from evidence_catalog.operations.analyzing import analyze_records_added
+
+        analyze_records_added(ctx, [result.record_id], on_analyzed)
+    return result
 
 
 def capture_one(

@@ -132,7 +132,11 @@ def capture_report_media(
         # Captured onto that record by an earlier run: resumed, not fetched again.
         done = capturing.captured_before(ctx, checked, record_id)
         captures.append(
-            done or capturing.capture_url(ctx, checked, record_id=record_id, options=options, progress=progress)
+            done
+            # analysed with the ingest's media, after the captures
+            or capturing.capture_url(
+                ctx, checked, record_id=record_id, options=options, progress=progress, analyze=False
+            )
         )
     return attrs.evolve(result, captures=tuple(captures), warnings=tuple(warnings))
 
