@@ -32,6 +32,7 @@ from evidence_catalog.errors import (
 from evidence_catalog.versions import versions  # imported now: the name is also its module's
 
 if TYPE_CHECKING:
+    from evidence_catalog.analysis import ContentCredentials, MediaAnalysis, PerceptualHash
     from evidence_catalog.capture import CaptureFailed, CaptureOptions
     from evidence_catalog.catalog import Catalog
     from evidence_catalog.checkpoint import CheckpointError, KeyDamagedError, KeyLockedError
@@ -105,6 +106,7 @@ __all__ = [
     "CheckpointInfo",
     "Claim",
     "CommitmentError",
+    "ContentCredentials",
     "CustodyEvent",
     "Digests",
     "EventTime",
@@ -127,12 +129,14 @@ __all__ = [
     "LinkSuggestion",
     "LogKeyInfo",
     "MatchedFrame",
+    "MediaAnalysis",
     "MerkleError",
     "ModelError",
     "ModelTypeError",
     "NetworkError",
     "NotFoundError",
     "Note",
+    "PerceptualHash",
     "Place",
     "RecordFilter",
     "Relation",
@@ -154,6 +158,9 @@ __all__ = [
 #: pays for what it uses only: :class:`Catalog` brings the database layer, the rest comes with
 #: the first use of its name (PEP 562); ``from evidence_catalog import X`` works for every name.
 _LAZY: dict[str, str] = {
+    "ContentCredentials": "analysis",
+    "MediaAnalysis": "analysis",
+    "PerceptualHash": "analysis",
     "CaptureFailed": "capture",
     "CaptureOptions": "capture",
     "Catalog": "catalog",
