@@ -222,6 +222,7 @@ class VerificationReport:
             "logged": self.logged,
             "findings": [f.as_dict() for f in self.findings],
             "notices": [f.as_dict() for f in self.notices],
+            "analyses_rechecked": self.analyses_rechecked,
         }
 
 
