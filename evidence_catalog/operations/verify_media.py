@@ -14,7 +14,9 @@ checked here is what they *say*:
   analyses are made again is drawn at random each time (a forger cannot know which will be);
   ``deep`` makes them all again.  An analysis made by other tool versions than this machine's
   cannot be compared exactly; that is a notice (:class:`AnalysisNotRechecked`), as is a C2PA
-  result that reads differently today (a certificate's validity is judged against a date).
+  result that reads differently today only as time explains it (a certificate's validity is
+  judged against a date) -- but anyone who can write to the catalog can name other versions or
+  another trust list, so what neither changes is compared all the same.
 
 Content Credentials that failed validation are notices too (:class:`CredentialsFailed`): a
 fact about the evidence for a person to judge, not damage to the catalog.
@@ -31,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from evidence_catalog.analysis import CredentialState, MediaAnalysis
+from evidence_catalog.analysis import ContentCredentials, CredentialState, MediaAnalysis
 from evidence_catalog.errors import StorageError
 from evidence_catalog.findings import (
     AnalysisMismatch,
@@ -102,12 +104,13 @@ def check_analyses(
     sound = [item for item in readable if item[2].source_sha256 not in damaged]
     chosen = sound if deep else _sample(sound, SAMPLE)
     for record_id, document, analysis in chosen:
-        if not same_tools(analysis.tools):
-            notices.append(
-                AnalysisNotRechecked(record_id, document, "it was made by other tool versions than this machine has")
-            )
-            continue
         anchors = trust_anchors(ctx)
+        if not same_tools(analysis.tools):
+            # Any writer can name other versions: what those versions cannot change is still
+            # held against the file (a hash far from today's, credentials found or lost).
+            found = _across_versions(ctx, record_id, document, analysis, anchors)
+            (findings if isinstance(found, AnalysisMismatch) else notices).append(found)
+            continue
         trusted_alike = same_trust(analysis, anchors)
         try:
             redo = remake(ctx, analysis, anchors)
@@ -125,11 +128,55 @@ def check_analyses(
                     record_id, document, "its Content Credentials were checked against another trust list than today's"
                 )
             )
-        if mismatch == "credentials":
+        if mismatch == "credentials read differently now":
             notices.append(AnalysisNotRechecked(record_id, document, "its Content Credentials read differently now"))
         elif mismatch is not None:
             findings.append(AnalysisMismatch(record_id, document, analysis.source_sha256, mismatch))
     return findings, notices, len(chosen)
+
+
+def _across_versions(
+    ctx: Context, record_id: str, document: str, analysis: MediaAnalysis, anchors: bytes | None
+) -> Finding:
+    """An analysis made by other tool versions, made again here and held against what no
+    version changes: a mismatch, or the notice that it was not checked exactly."""
+    reason = "it was made by other tool versions than this machine has"
+    try:
+        redo = remake(ctx, analysis, anchors)
+    except StorageError:
+        return AnalysisNotRechecked(record_id, document, reason)
+    if machine_stop(analysis) is None and machine_stop(redo) is None:
+        what = _loose_compare(analysis, redo)
+        if what is not None:
+            return AnalysisMismatch(
+                record_id, document, analysis.source_sha256, f"{what} (made by other tool versions)"
+            )
+    return AnalysisNotRechecked(record_id, document, f"{reason}; only what no version changes was compared")
+
+
+def _loose_compare(stored: MediaAnalysis, redo: MediaAnalysis) -> str | None:
+    """What differs beyond what other versions of the tools explain: a hash more than a match's
+    distance from the one made here of the same frame, a hash of a frame made here missing,
+    credentials found where there are none (or none where there are), another manifest store."""
+    from evidence_catalog.analysis import DEFAULT_MAX_DISTANCE
+    from evidence_catalog.store.hashes import offset_ms
+
+    made = {offset_ms(h.offset_s): h for h in redo.hashes}
+    for kept in stored.hashes:
+        again = made.get(offset_ms(kept.offset_s))
+        if again is not None and (kept.algorithm != again.algorithm or kept.distance(again) > DEFAULT_MAX_DISTANCE):
+            return "hashes"
+    if stored.hashes == () and redo.usable_hashes():
+        return "hashes"
+    if (stored.credentials is None) != (redo.credentials is None):
+        return "credentials presence"
+    if stored.credentials is not None and redo.credentials is not None:
+        absent = CredentialState.NONE
+        if (stored.credentials.state is absent) != (redo.credentials.state is absent):
+            return "credentials presence"
+        if stored.credentials.manifest_store_sha256 != redo.credentials.manifest_store_sha256:
+            return "manifest store"
+    return None
 
 
 def _sample(items: Sequence[Any], size: int) -> list[Any]:
@@ -159,15 +206,20 @@ def _index_findings(
     """The similarity index held against the documents, row for row (but for the *skipped*
     ``(record, document)``: documents whose bytes are damaged)."""
     expected = {
-        (record_id, document): sorted(_hash_key(h) for h in analysis.hashes)
+        (record_id, document): sorted(_hash_key(analysis.source_sha256, h) for h in analysis.hashes)
         for record_id, document, analysis in readable
     }
-    found: dict[tuple[str, str], list[tuple[str, int, int | None]]] = {}
+    found: dict[tuple[str, str], list[tuple[str, str, str, int, int | None]]] = {}
     after = 0
     while rows := ctx.db.hash_rows_after(session, after):
         for row in rows:
             key = (row.record_id, row.analysis_sha256)
-            found.setdefault(key, []).append((row.hash.hex(), row.quality, row.offset_ms))
+            # Every column a search reads: the analysed artifact a match is reported on and the
+            # algorithm a search keeps too, not only the hash (a row moved to another artifact
+            # would move a match to another record; another algorithm would hide it).
+            found.setdefault(key, []).append(
+                (row.artifact_sha256, row.algorithm, row.hash.hex(), row.quality, row.offset_ms)
+            )
         after = rows[-1].id
     findings: list[Finding] = []
     for key in sorted((set(expected) | set(found)) - set(skipped)):
@@ -183,10 +235,10 @@ def _index_findings(
     return findings
 
 
-def _hash_key(item: Any) -> tuple[str, int, int | None]:
+def _hash_key(source: str, item: Any) -> tuple[str, str, str, int, int | None]:
     from evidence_catalog.store.hashes import offset_ms
 
-    return (item.value, item.quality, offset_ms(item.offset_s))
+    return (source, item.algorithm, item.value, item.quality, offset_ms(item.offset_s))
 
 
 def remake(ctx: Context, analysis: MediaAnalysis, anchors: bytes | None) -> MediaAnalysis:
@@ -207,26 +259,71 @@ def remake(ctx: Context, analysis: MediaAnalysis, anchors: bytes | None) -> Medi
     return with_digests(redo, files, digests)
 
 
+#: What differs between two readings of the same manifest store that time alone explains: the
+#: signing certificate (or the time-stamp's) judged at the time of reading has since expired.
+_TIME_CODES = ("signingCredential.", "timeStamp.")
+#: The failure code that says only that the signer is not on the trust list.
+_UNTRUSTED = "signingCredential.untrusted"
+
+
 def _compare(stored: MediaAnalysis, redo: MediaAnalysis, *, with_credentials: bool = True) -> str | None:
     """What differs between an analysis and the same analysis made again, or ``None``; without
-    *with_credentials*, the Content Credentials and their parameters are left out (checked
-    against another trust list)."""
+    *with_credentials* (checked against another trust list), the trust verdict and the trust
+    list's parameter are left out -- but not the rest of the Content Credentials: a ``trusted``
+    or ``valid`` claimed for a file whose credentials read otherwise is a mismatch all the same.
+
+    ``"credentials"`` (a notice, not a finding) means only what time can change: credentials
+    that read ``valid`` or ``trusted`` then and ``invalid`` now for their certificate, the rest
+    of them the same."""
     if with_credentials and stored.parameters != redo.parameters:
         return "parameters"
     if not with_credentials:
-        kept = {k: v for k, v in stored.parameters.items() if not k.startswith("c2pa.")}
-        if kept != {k: v for k, v in redo.parameters.items() if not k.startswith("c2pa.")}:
+        kept = {k: v for k, v in stored.parameters.items() if k != "c2pa.trust_anchors_sha256"}
+        if kept != {k: v for k, v in redo.parameters.items() if k != "c2pa.trust_anchors_sha256"}:
             return "parameters"
     for name in ("hashes", "keyframes", "contact_sheet_sha256", "errors"):
         if getattr(stored, name) != getattr(redo, name):
             return name.replace("_sha256", "").replace("_", " ")
-    if not with_credentials:
-        return None
-    if stored.credentials != redo.credentials:
-        if stored.credentials is None or redo.credentials is None:
-            return "credentials presence"
-        same_store = stored.credentials.manifest_store_sha256 == redo.credentials.manifest_store_sha256
-        return "credentials" if same_store else "manifest store"
-    if attrs.evolve(stored) != redo:
+    difference = _credentials_difference(stored.credentials, redo.credentials, trust_free=not with_credentials)
+    if difference is not None:
+        return difference
+    if with_credentials and attrs.evolve(stored) != redo:
         return "document"
     return None
+
+
+def _credentials_difference(
+    stored: ContentCredentials | None, redo: ContentCredentials | None, *, trust_free: bool
+) -> str | None:
+    """What differs between credentials as recorded and as read again (see :func:`_compare`)."""
+    if stored is None or redo is None:
+        return None if stored is redo else "credentials presence"
+    if stored.manifest_store_sha256 != redo.manifest_store_sha256:
+        return "manifest store"
+    if trust_free:
+        stored, redo = _without_trust(stored), _without_trust(redo)
+    if stored == redo:
+        return None
+    timeless = ("state", "failure_codes", "errors")
+    if any(
+        getattr(stored, f.name) != getattr(redo, f.name)
+        for f in attrs.fields(ContentCredentials)
+        if f.name not in timeless
+    ):
+        return "credentials"  # the signer, the actions, ... : not what time changes
+    new_codes = set(redo.failure_codes) - set(stored.failure_codes)
+    expired = (
+        stored.state in (CredentialState.VALID, CredentialState.TRUSTED)
+        and redo.state is CredentialState.INVALID
+        and new_codes
+        and all(code.startswith(_TIME_CODES) and code != _UNTRUSTED for code in new_codes)
+    )
+    return "credentials read differently now" if expired else "credentials"
+
+
+def _without_trust(credentials: ContentCredentials) -> ContentCredentials:
+    """Credentials as any trust list reads them: ``trusted`` is ``valid``, and the code that
+    says the signer is not on the list is left out."""
+    state = CredentialState.VALID if credentials.state is CredentialState.TRUSTED else credentials.state
+    codes = tuple(code for code in credentials.failure_codes if code != _UNTRUSTED)
+    return attrs.evolve(credentials, state=state, failure_codes=codes)

@@ -1,0 +1,102 @@
+"""A hostile review of media analysis: a writer with access to the catalog who plants or hides a
+"looks like" match, or forges a Content Credentials verdict, must not get a "verified"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from evidence_catalog import Catalog
+from evidence_catalog.analysis import ContentCredentials, MediaAnalysis
+from evidence_catalog.findings import AnalysisMismatch, AnalysisNotRechecked, HashIndexMismatch
+from evidence_catalog.operations import analyzing
+from tests.conftest import run_sql
+from tests.test_analyze import picture
+
+
+def _forge(catalog: Catalog, record_id: str, sha256: str, change: Callable[[MediaAnalysis], MediaAnalysis]) -> None:
+    """Record an analysis through the library's own functions, its values changed by *change*."""
+    real = analyzing.derive
+
+    def forged(*args: Any, **kwargs: Any) -> tuple[MediaAnalysis, list[tuple[str, Path]]]:
+        analysis, files = real(*args, **kwargs)
+        return change(analysis), files
+
+    analyzing.derive = forged  # type: ignore[assignment]
+    try:
+        assert analyzing.analyze_artifact(catalog._ctx, record_id, sha256).new
+    finally:
+        analyzing.derive = real
+
+
+def _other_versions(analysis: MediaAnalysis) -> MediaAnalysis:
+    return attrs.evolve(analysis, tools=tuple(attrs.evolve(t, version="0.0.1") for t in analysis.tools))
+
+
+@pytest.mark.parametrize("column", ["artifact_sha256", "algorithm"])
+def test_a_hash_row_moved_to_another_artifact_or_algorithm_is_found(
+    catalog: Catalog, tmp_path: Path, column: str
+) -> None:
+    """Moving a row to another artifact moves a match to another record; another algorithm
+    hides it from every search: both are edits of the index, not what the document holds."""
+    (a,) = catalog.add([picture(tmp_path / "a.jpg", 1)])
+    (b,) = catalog.add([picture(tmp_path / "b.jpg", 3)])
+    (c,) = catalog.add([picture(tmp_path / "c.jpg", 1, (321, 240))])
+    assert [m.record_id for m in catalog.similar(a.record_id)] == [c.record_id]
+    value = b.sha256 if column == "artifact_sha256" else "xx"
+    run_sql(catalog, f"UPDATE perceptual_hash SET {column} = :v WHERE record_id = :c", {"v": value, "c": c.record_id})
+    report = catalog.verify()
+    assert [type(f) for f in report.findings] == [HashIndexMismatch]
+    assert report.findings[0].record_id == c.record_id  # type: ignore[attr-defined]
+
+
+def test_a_trusted_verdict_forged_with_the_same_tools_is_found(catalog: Catalog, tmp_path: Path) -> None:
+    """A file with no Content Credentials said to carry credentials trusted, signed by a news
+    agency: made again, there are none (this read as a notice, "read differently now")."""
+    (added,) = catalog.add([picture(tmp_path / "a.jpg")], analyze=False)
+    fake = ContentCredentials(state="trusted", signer="CN=Reuters")
+    _forge(catalog, added.record_id, added.sha256, lambda a: attrs.evolve(a, credentials=fake))
+    report = catalog.verify(deep=True)
+    assert [type(f) for f in report.findings] == [AnalysisMismatch]
+    assert report.findings[0].what == "credentials"  # type: ignore[attr-defined]
+
+
+def test_a_trusted_verdict_forged_under_another_trust_list_is_found(catalog: Catalog, tmp_path: Path) -> None:
+    """Naming a trust list the catalog does not have left the credentials out of the comparison
+    (a notice): the trust verdict cannot be checked, but the rest of them can."""
+    (added,) = catalog.add([picture(tmp_path / "a.jpg")], analyze=False)
+    fake = ContentCredentials(state="trusted", signer="CN=Reuters")
+
+    def change(analysis: MediaAnalysis) -> MediaAnalysis:
+        parameters = {**analysis.parameters, "c2pa.trust_anchors_sha256": "ab" * 32}
+        return attrs.evolve(analysis, parameters=parameters, credentials=fake)
+
+    _forge(catalog, added.record_id, added.sha256, change)
+    report = catalog.verify(deep=True)
+    assert [type(f) for f in report.findings] == [AnalysisMismatch]
+
+
+def test_a_match_planted_under_other_tool_versions_is_found(catalog: Catalog, tmp_path: Path) -> None:
+    """Any writer can name other tool versions: the analysis was then only a notice, whatever
+    it said.  A hash far from the one made here of the same picture is no version's doing."""
+    (a,) = catalog.add([picture(tmp_path / "a.jpg", 1)])
+    (b,) = catalog.add([picture(tmp_path / "b.jpg", 3)], analyze=False)
+    ((_, first),) = catalog.analyses(a.record_id)
+    assert first is not None
+    _forge(catalog, b.record_id, b.sha256, lambda x: attrs.evolve(_other_versions(x), hashes=first.hashes))
+    assert [m.record_id for m in catalog.similar(a.record_id)] == [b.record_id]  # the planted match
+    report = catalog.verify(deep=True)
+    assert [type(f) for f in report.findings] == [AnalysisMismatch]
+    assert "other tool versions" in str(report.findings[0])
+
+
+def test_an_honest_analysis_of_other_tool_versions_is_a_notice(catalog: Catalog, tmp_path: Path) -> None:
+    (added,) = catalog.add([picture(tmp_path / "a.jpg")], analyze=False)
+    _forge(catalog, added.record_id, added.sha256, _other_versions)
+    report = catalog.verify(deep=True)
+    assert report.ok, report.findings
+    assert [type(n) for n in report.notices] == [AnalysisNotRechecked]
