@@ -12,6 +12,7 @@ import pytest
 
 from evidence_catalog import Catalog
 from evidence_catalog.analysis import ContentCredentials, MediaAnalysis
+from evidence_catalog.errors import InputError
 from evidence_catalog.findings import AnalysisMismatch, AnalysisNotRechecked, HashIndexMismatch
 from evidence_catalog.operations import analyzing
 from tests.conftest import run_sql
@@ -100,3 +101,41 @@ def test_an_honest_analysis_of_other_tool_versions_is_a_notice(catalog: Catalog,
     report = catalog.verify(deep=True)
     assert report.ok, report.findings
     assert [type(n) for n in report.notices] == [AnalysisNotRechecked]
+
+
+@pytest.mark.parametrize("kind", ["not PEM", "a pipe", "a huge file"])
+def test_a_hostile_trust_list_neither_hangs_nor_stops_verify(catalog: Catalog, tmp_path: Path, kind: str) -> None:
+    """The trust list is a file of the catalog's folder anyone with the folder can replace: a
+    pipe blocked every analysis and verification (and a link to /dev/zero read until memory
+    ran out: refused the same way, as no regular file), and a file that is not PEM made verify
+    raise instead of checking the catalog."""
+    import os
+    import threading
+
+    catalog.add([picture(tmp_path / "a.jpg")])
+    pem = catalog.path / analyzing.TRUST_ANCHORS_FILE
+    if kind == "not PEM":
+        pem.write_bytes(b"-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n")
+    elif kind == "a pipe":
+        os.mkfifo(pem)
+    else:
+        with pem.open("wb") as stream:
+            stream.truncate(analyzing.MAX_TRUST_ANCHORS_BYTES + 1)
+    reports: list[Any] = []
+    worker = threading.Thread(target=lambda: reports.append(catalog.verify(deep=True)), daemon=True)
+    worker.start()
+    worker.join(120)
+    assert reports, "verify did not finish (or raised)"
+    assert reports[0].ok and reports[0].analyses_rechecked == 1
+    with pytest.raises(InputError, match=r"c2pa-trust-anchors\.pem"):
+        analyzing.trust_anchors(catalog._ctx)
+
+
+def test_a_credentials_report_nested_too_deep_is_unreadable_not_a_crash() -> None:
+    """c2pa's report, passed on verbatim by the reader's child process, is parsed in the
+    catalog's own process: JSON nested deeper than Python parses raised RecursionError there."""
+    from evidence_catalog.extract import credentials
+
+    deep = "[" * 100_000 + "]" * 100_000
+    found = credentials._credentials({"outcome": "read", "report": deep}, [], has_store=True, media_type="image/jpeg")
+    assert found.state.value == "unreadable"

@@ -34,7 +34,7 @@ from typing import Any
 import attrs
 
 from evidence_catalog.analysis import ContentCredentials, CredentialState, MediaAnalysis
-from evidence_catalog.errors import StorageError
+from evidence_catalog.errors import InputError, StorageError
 from evidence_catalog.findings import (
     AnalysisMismatch,
     AnalysisNotRechecked,
@@ -103,8 +103,18 @@ def check_analyses(
             notices.append(AnalysisNotRechecked(record_id, document, reason))
     sound = [item for item in readable if item[2].source_sha256 not in damaged]
     chosen = sound if deep else _sample(sound, SAMPLE)
+    unreadable_trust: str | None = None
+    try:
+        anchors = trust_anchors(ctx) if chosen else None
+    except InputError as exc:  # the folder's configuration, not the evidence: checked without it
+        anchors, unreadable_trust = None, str(exc)
     for record_id, document, analysis in chosen:
-        anchors = trust_anchors(ctx)
+        if unreadable_trust is not None and not same_trust(analysis, None):
+            notices.append(
+                AnalysisNotRechecked(
+                    record_id, document, f"the catalog's C2PA trust list cannot be used ({unreadable_trust})"
+                )
+            )
         if not same_tools(analysis.tools):
             # Any writer can name other versions: what those versions cannot change is still
             # held against the file (a hash far from today's, credentials found or lost).
