@@ -139,3 +139,25 @@ def test_a_credentials_report_nested_too_deep_is_unreadable_not_a_crash() -> Non
     deep = "[" * 100_000 + "]" * 100_000
     found = credentials._credentials({"outcome": "read", "report": deep}, [], has_store=True, media_type="image/jpeg")
     assert found.state.value == "unreadable"
+
+
+def test_tampered_credentials_said_intact_under_other_tool_versions_are_found(catalog: Catalog, tmp_path: Path) -> None:
+    """A signed picture changed after signing reads ``invalid`` (``assertion.dataHash.mismatch``):
+    said ``trusted`` by an analysis naming other tool versions, it was only a notice."""
+    from tests.test_credentials import make_jpeg, make_pki, sign
+
+    signed, _ = sign(make_pki(), make_jpeg(), "image/jpeg")
+    tampered = bytearray(signed)
+    tampered[-200] ^= 0xFF
+    path = tmp_path / "tampered.jpg"
+    path.write_bytes(bytes(tampered))
+    (added,) = catalog.add([path], analyze=False)
+
+    def change(analysis: MediaAnalysis) -> MediaAnalysis:
+        assert analysis.credentials is not None and analysis.credentials.state.value == "invalid"
+        intact = attrs.evolve(analysis.credentials, state="trusted", failure_codes=(), errors=())
+        return attrs.evolve(_other_versions(analysis), credentials=intact)
+
+    _forge(catalog, added.record_id, added.sha256, change)
+    report = catalog.verify(deep=True)
+    assert [type(f) for f in report.findings] == [AnalysisMismatch]

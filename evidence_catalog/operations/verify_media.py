@@ -186,6 +186,11 @@ def _loose_compare(stored: MediaAnalysis, redo: MediaAnalysis) -> str | None:
             return "credentials presence"
         if stored.credentials.manifest_store_sha256 != redo.credentials.manifest_store_sha256:
             return "manifest store"
+        # A hash of the bytes that does not match what was signed is a fact of the bytes, not
+        # of a version: credentials said intact when it is so are no version's doing.
+        broken = [code for code in redo.credentials.failure_codes if code.endswith(".mismatch")]
+        if broken and stored.credentials.state in (CredentialState.VALID, CredentialState.TRUSTED):
+            return "credentials"
     return None
 
 
