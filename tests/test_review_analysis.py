@@ -161,3 +161,19 @@ def test_tampered_credentials_said_intact_under_other_tool_versions_are_found(ca
     _forge(catalog, added.record_id, added.sha256, change)
     report = catalog.verify(deep=True)
     assert [type(f) for f in report.findings] == [AnalysisMismatch]
+
+
+def test_a_forged_analysis_imported_from_a_bag_is_found_by_a_deep_verify(
+    catalog: Catalog, tmp_path: Path, operator: Any
+) -> None:
+    """A bag made by the forger's own catalog (sealed and signed by its own key) brings an
+    analysis that says a plain picture carries trusted credentials and names other tool
+    versions: the import takes it (it is consistent), a deep verify must not call it verified."""
+    (added,) = catalog.add([picture(tmp_path / "a.jpg")], analyze=False)
+    fake = ContentCredentials(state="trusted", signer="CN=Reuters")
+    _forge(catalog, added.record_id, added.sha256, lambda a: attrs.evolve(_other_versions(a), credentials=fake))
+    bag = catalog.export(tmp_path / "bag", format="bagit").path
+    with Catalog.init(tmp_path / "other", operator=operator) as other:
+        other.import_records(bag)
+        report = other.verify(deep=True)
+        assert [type(f) for f in report.findings] == [AnalysisMismatch]
