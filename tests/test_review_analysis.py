@@ -177,3 +177,33 @@ def test_a_forged_analysis_imported_from_a_bag_is_found_by_a_deep_verify(
         other.import_records(bag)
         report = other.verify(deep=True)
         assert [type(f) for f in report.findings] == [AnalysisMismatch]
+
+
+@pytest.mark.parametrize("what", ["tools", "settings", "other_artifacts"])
+def test_an_acquisition_that_says_other_than_its_analysis_is_found(catalog: Catalog, tmp_path: Path, what: str) -> None:
+    """``show``, the exports and PROV tell an analysis's tools and parameters from the
+    acquisition that logged it, and ``analyze`` never analyses what an analysis's acquisition
+    says it made: an acquisition naming a forensic suite, another trust list, or the original
+    itself among what it made (which left the picture out of every later analysis) passed
+    verify while its document said otherwise."""
+    from evidence_catalog.model import Agent
+    from evidence_catalog.operations import common
+
+    (added,) = catalog.add([picture(tmp_path / "a.jpg")], analyze=False)
+    changed = {
+        "tools": (Agent(name="Forensic Suite", version="9"),),
+        "settings": ("c2pa.trust_anchors_sha256=" + "cd" * 32,),
+        "other_artifacts": (added.sha256,),
+    }
+    real = common.new_acquisition
+
+    def forged(*args: Any, **kwargs: Any) -> Any:
+        return real(*args, **{**kwargs, what: changed[what]})
+
+    common.new_acquisition = forged  # type: ignore[assignment]
+    try:
+        assert analyzing.analyze_artifact(catalog._ctx, added.record_id, added.sha256).new
+    finally:
+        common.new_acquisition = real
+    report = catalog.verify()
+    assert "acquisition that logged it" in str(report.findings[0]), report.findings

@@ -5,7 +5,9 @@ An analysis document's bytes are checked like every artifact's (their digests); 
 checked here is what they *say*:
 
 - every document reads as an analysis of the artifact its record says it was derived from,
-  and names only derived artifacts that record holds (:class:`AnalysisUnreadable`);
+  names only derived artifacts that record holds, and says what the acquisition that logged
+  it says (tools, parameters, derived artifacts: what ``show``, the exports and PROV tell)
+  (:class:`AnalysisUnreadable`);
 - the similarity index holds exactly each document's hashes, no more, no fewer, no other
   (:class:`HashIndexMismatch`): a row added or changed in the database would make up a match,
   a row removed would hide one;
@@ -27,12 +29,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import tempfile
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from evidence_catalog import model
 from evidence_catalog.analysis import ContentCredentials, CredentialState, MediaAnalysis
 from evidence_catalog.errors import InputError, StorageError
 from evidence_catalog.findings import (
@@ -44,6 +47,7 @@ from evidence_catalog.findings import (
     HashIndexMismatch,
 )
 from evidence_catalog.operations.analyzing import (
+    DISTRIBUTIONS,
     derive,
     machine_stop,
     read_analysis,
@@ -73,6 +77,14 @@ def check_analyses(
     damaged = frozenset(damaged)
     with ctx.db.read() as session:
         documents = ctx.db.derived_documents(session)
+        loaded: dict[str, model.EvidenceRecord] = {}
+
+        def records(record_id: str) -> model.EvidenceRecord:
+            if record_id not in loaded:
+                loaded.clear()  # documents come in log order: one record's are mostly together
+                loaded[record_id] = ctx.db.record(session, record_id)
+            return loaded[record_id]
+
         readable: list[tuple[str, str, MediaAnalysis]] = []
         skipped: set[tuple[str, str]] = set()
         for record_id, document in documents:
@@ -84,7 +96,7 @@ def check_analyses(
                 if ctx.blobs.exists(document):  # bytes gone or damaged: the bytes' check says so
                     findings.append(AnalysisUnreadable(record_id, document, "cannot be read as an analysis"))
                 continue
-            problem = _disagreement(ctx, session, record_id, document, analysis)
+            problem = _disagreement(ctx, session, record_id, document, analysis, records)
             if problem is not None:
                 findings.append(AnalysisUnreadable(record_id, document, problem))
                 continue
@@ -203,7 +215,14 @@ def _sample(items: Sequence[Any], size: int) -> list[Any]:
     return chosen
 
 
-def _disagreement(ctx: Context, session: Any, record_id: str, document: str, analysis: MediaAnalysis) -> str | None:
+def _disagreement(
+    ctx: Context,
+    session: Any,
+    record_id: str,
+    document: str,
+    analysis: MediaAnalysis,
+    records: Callable[[str], model.EvidenceRecord],
+) -> str | None:
     """Why an analysis document disagrees with its record, or ``None``."""
     entry_sources = ctx.db.derived_from(session, record_id, document)
     if entry_sources != (analysis.source_sha256,):
@@ -212,6 +231,40 @@ def _disagreement(ctx: Context, session: Any, record_id: str, document: str, ana
     missing = [sha for sha in analysis.derived_sha256s() if sha not in held]
     if missing:
         return f"names derived artifacts the record does not hold: {', '.join(missing)}"
+    return _acquisition_disagreement(records(record_id), document, analysis)
+
+
+#: The analysers' names an acquisition may list only as the document does.
+_ANALYSERS = frozenset({*DISTRIBUTIONS, "FFmpeg"})
+
+
+def _acquisition_disagreement(record: model.EvidenceRecord, document: str, analysis: MediaAnalysis) -> str | None:
+    """Why the acquisition that logged an analysis says other than its document, or ``None``:
+    ``show``, the exports and PROV tell its tools and parameters from the acquisition, and
+    ``analyze`` never analyses what an analysis's acquisition says it made (an original
+    listed there would be left out of every analysis, and of every search)."""
+    acquisition = next(
+        (
+            a
+            for a in record.acquisitions
+            if a.method is model.AcquisitionMethod.DERIVED
+            and a.outcome is model.Outcome.SUCCEEDED
+            and a.artifact_sha256 == document
+        ),
+        None,
+    )
+    if acquisition is None:  # derived_documents found it: not reached but by a concurrent change
+        return "has no acquisition on the record"
+    # The acquisition names the library first (as every acquisition does), then the analysers.
+    tools = tuple(acquisition.tools)
+    library, analysers = tools[: len(tools) - len(analysis.tools)], tools[len(tools) - len(analysis.tools) :]
+    if analysers != tuple(analysis.tools) or any(t.name in _ANALYSERS for t in library):
+        return "names other tools than the acquisition that logged it"
+    settings = tuple(f"{name}={value}" for name, value in sorted(analysis.parameters.items()))
+    if tuple(acquisition.settings) != settings:
+        return "holds other parameters than the acquisition that logged it"
+    if set(acquisition.other_artifacts) != set(analysis.derived_sha256s()) - {document}:
+        return "names other derived artifacts than the acquisition that logged it"
     return None
 
 
