@@ -207,3 +207,28 @@ def test_an_acquisition_that_says_other_than_its_analysis_is_found(catalog: Cata
         common.new_acquisition = real
     report = catalog.verify()
     assert "acquisition that logged it" in str(report.findings[0]), report.findings
+
+
+def test_an_import_refuses_an_analysis_its_acquisition_contradicts(
+    catalog: Catalog, tmp_path: Path, operator: Any
+) -> None:
+    """What verify would report at once is not imported (as for a document of another source)."""
+    from evidence_catalog.model import Agent
+    from evidence_catalog.operations import common
+
+    (added,) = catalog.add([picture(tmp_path / "a.jpg")], analyze=False)
+    real = common.new_acquisition
+
+    def forged(*args: Any, **kwargs: Any) -> Any:
+        return real(*args, **{**kwargs, "tools": (Agent(name="Forensic Suite", version="9"),)})
+
+    common.new_acquisition = forged  # type: ignore[assignment]
+    try:
+        analyzing.analyze_artifact(catalog._ctx, added.record_id, added.sha256)
+    finally:
+        common.new_acquisition = real
+    bag = catalog.export(tmp_path / "bag", format="bagit").path
+    with Catalog.init(tmp_path / "other", operator=operator) as other:
+        with pytest.raises(InputError, match="acquisition that logged it"):
+            other.import_records(bag)
+        assert other.verify().ok

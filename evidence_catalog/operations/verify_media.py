@@ -231,14 +231,14 @@ def _disagreement(
     missing = [sha for sha in analysis.derived_sha256s() if sha not in held]
     if missing:
         return f"names derived artifacts the record does not hold: {', '.join(missing)}"
-    return _acquisition_disagreement(records(record_id), document, analysis)
+    return acquisition_disagreement(records(record_id), document, analysis)
 
 
 #: The analysers' names an acquisition may list only as the document does.
 _ANALYSERS = frozenset({*DISTRIBUTIONS, "FFmpeg"})
 
 
-def _acquisition_disagreement(record: model.EvidenceRecord, document: str, analysis: MediaAnalysis) -> str | None:
+def acquisition_disagreement(record: model.EvidenceRecord, document: str, analysis: MediaAnalysis) -> str | None:
     """Why the acquisition that logged an analysis says other than its document, or ``None``:
     ``show``, the exports and PROV tell its tools and parameters from the acquisition, and
     ``analyze`` never analyses what an analysis's acquisition says it made (an original
