@@ -232,3 +232,22 @@ def test_an_import_refuses_an_analysis_its_acquisition_contradicts(
         with pytest.raises(InputError, match="acquisition that logged it"):
             other.import_records(bag)
         assert other.verify().ok
+
+
+def test_a_frame_dropped_under_other_tool_versions_is_found(catalog: Catalog, tmp_path: Path) -> None:
+    """A video's analysis naming other tool versions, one frame's hash left out (the one that
+    would match): the same sampling here hashes that frame."""
+    from tests.test_perceptual import make_video
+    from tests.test_perceptual import picture as scene
+
+    video = make_video(tmp_path / "clip.mp4", [scene(20), scene(21)], seconds_each=1.0)
+    (added,) = catalog.add([video], analyze=False)
+
+    def change(analysis: MediaAnalysis) -> MediaAnalysis:
+        usable = [h for h in analysis.hashes if h.usable]
+        assert len(usable) >= 2, analysis.hashes
+        return attrs.evolve(_other_versions(analysis), hashes=tuple(h for h in analysis.hashes if h != usable[-1]))
+
+    _forge(catalog, added.record_id, added.sha256, change)
+    report = catalog.verify(deep=True)
+    assert [type(f) for f in report.findings] == [AnalysisMismatch]

@@ -190,6 +190,13 @@ def _loose_compare(stored: MediaAnalysis, redo: MediaAnalysis) -> str | None:
             return "hashes"
     if stored.hashes == () and redo.usable_hashes():
         return "hashes"
+    pdq = {k: v for k, v in stored.parameters.items() if k.startswith("pdq.")}
+    if pdq == {k: v for k, v in redo.parameters.items() if k.startswith("pdq.")}:
+        # Sampled the same way: a frame hashed here that the document leaves out was dropped
+        # (a forger hiding the one frame that matches), not missed by another decoder.
+        kept_offsets = {offset_ms(h.offset_s) for h in stored.hashes}
+        if any(offset_ms(h.offset_s) not in kept_offsets for h in redo.usable_hashes()):
+            return "hashes"
     if (stored.credentials is None) != (redo.credentials is None):
         return "credentials presence"
     if stored.credentials is not None and redo.credentials is not None:
