@@ -251,3 +251,27 @@ def test_a_frame_dropped_under_other_tool_versions_is_found(catalog: Catalog, tm
     _forge(catalog, added.record_id, added.sha256, change)
     report = catalog.verify(deep=True)
     assert [type(f) for f in report.findings] == [AnalysisMismatch]
+
+
+def test_credentials_expired_since_the_analysis_are_a_notice_not_a_mismatch(catalog: Catalog, tmp_path: Path) -> None:
+    """What time changes (a certificate judged at the time of reading) stays a notice: the
+    stricter comparison of credentials must not call an honest analysis forged."""
+    import datetime as dt
+    import time
+
+    from evidence_catalog.findings import AnalysisNotRechecked as NotRechecked
+    from tests.test_credentials import make_jpeg, make_pki, sign
+
+    expiring = make_pki(not_after=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3))
+    signed, _ = sign(expiring, make_jpeg(), "image/jpeg")
+    path = tmp_path / "signed.jpg"
+    path.write_bytes(signed)
+    (added,) = catalog.add([path])
+    ((_, analysis),) = catalog.analyses(added.record_id)
+    assert analysis is not None and analysis.credentials is not None
+    assert analysis.credentials.state.value == "valid"
+    time.sleep(4)
+    report = catalog.verify(deep=True)
+    assert report.ok, report.findings
+    assert [type(n) for n in report.notices] == [NotRechecked]
+    assert "read differently now" in str(report.notices[0])
