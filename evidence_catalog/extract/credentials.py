@@ -271,7 +271,9 @@ def _credentials(
     if outcome == "read":
         try:
             return _validated(raw.get("report"), errors)
-        except (EvidenceError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        except (EvidenceError, TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            # RecursionError: a report nested deeper than this interpreter parses (a manifest's
+            # own JSON, passed on by c2pa), read here, in the catalog's process.
             errors.append(f"c2pa's report could not be used: {_clean(exc)}")
             return ContentCredentials(state=CredentialState.UNREADABLE, errors=tuple(errors))
     kind, message = _clean(raw.get("kind")), _clean(raw.get("message"))

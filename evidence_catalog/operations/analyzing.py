@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,8 @@ ANALYSED_ROLES = frozenset(
 #: trust, in this file of the catalog folder.  Without it, an intact credential is ``valid``,
 #: never ``trusted``.
 TRUST_ANCHORS_FILE = "c2pa-trust-anchors.pem"
+#: The largest trust list read (a list of every C2PA signer's root is far smaller).
+MAX_TRUST_ANCHORS_BYTES = 16 * 1024 * 1024
 #: A progress callback: (what was analysed, how many so far, how many in all).
 AnalyzeProgress = Callable[[str, int, int], None]
 
@@ -291,14 +294,30 @@ def machine_stop(analysis: MediaAnalysis) -> str | None:
 
 def trust_anchors(ctx: Context) -> bytes | None:
     """The C2PA trust list configured for the catalog: the PEM certificates in
-    :data:`TRUST_ANCHORS_FILE` in its folder, ``None`` when there is no such file."""
+    :data:`TRUST_ANCHORS_FILE` in its folder, ``None`` when there is no such file.  An
+    :class:`~evidence_catalog.errors.InputError` when it is not a regular file of PEM
+    certificates of at most :data:`MAX_TRUST_ANCHORS_BYTES`."""
     path = ctx.path / TRUST_ANCHORS_FILE
     try:
-        return path.read_bytes()
+        # Only a regular file, and only so much of it: a pipe there would block every analysis
+        # and verification, and a link to /dev/zero would read until memory runs out.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError("is not a regular file", where=str(TRUST_ANCHORS_FILE))
+        with path.open("rb") as stream:
+            data = stream.read(MAX_TRUST_ANCHORS_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise InputError(f"cannot be read ({exc.strerror})", where=str(TRUST_ANCHORS_FILE)) from exc
+    if len(data) > MAX_TRUST_ANCHORS_BYTES:
+        raise InputError(f"is over {MAX_TRUST_ANCHORS_BYTES:,} bytes", where=str(TRUST_ANCHORS_FILE))
+    from evidence_catalog.extract import credentials
+
+    try:
+        credentials.check_trust_anchors(data)
+    except InputError as exc:
+        raise InputError(str(exc), where=str(TRUST_ANCHORS_FILE)) from None
+    return data
 
 
 def same_trust(earlier: MediaAnalysis, anchors: bytes | None) -> bool:

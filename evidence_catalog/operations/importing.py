@@ -248,6 +248,11 @@ def imported_analyses(ctx: Context, items: Sequence[IncomingRecord]) -> dict[str
                     f"{', '.join(missing)}; nothing was imported",
                     where=item.where,
                 )
+            from evidence_catalog.operations.verify_media import acquisition_disagreement
+
+            problem = acquisition_disagreement(record, document, analysis)
+            if problem is not None:
+                raise InputError(f"analysis {document} {problem}; nothing was imported", where=item.where)
             found[document] = analysis
     return found
 
