@@ -782,6 +782,7 @@ def test_any_served_bytes_are_stored_exactly(catalog: Catalog, server: MediaServ
     @given(data=st.binary(max_size=4096))
     @example(data=b"")
     @example(data=b"<!DOCTYPE html><html><video src='x.mp4'></video></html>")
+    @example(data=b"\xff\xd8\xff\xe0 not really a JPEG")  # sniffed as an image: analysed too
     def check(data: bytes) -> None:
         server.route(path, Route(body=data, media_type="video/mp4"))
         result = catalog.capture_url(url, options=options)
