@@ -203,7 +203,7 @@ def history_len(catalog: Catalog) -> int:
 @pytest.fixture
 def provenance_catalog(catalog: Catalog, tmp_path: Path, jpeg_file: Callable[..., Path]) -> Catalog:
     """A catalog with a photo added from disk and a record with a report ingested from a feed."""
-    catalog.add_file(jpeg_file("photo.jpg"), tags=["depot"])
+    catalog.add_file(jpeg_file("photo.jpg"), tags=["depot"], analyze=False)
     ingest_feed(catalog, tmp_path, author="Night Desk")
     return catalog
 
@@ -437,9 +437,9 @@ def test_any_small_catalog_round_trips_with_one_entity_per_artifact(
 def test_a_graphic_flag_withholds_every_artifact_of_its_record_and_lists_them(
     catalog: Catalog, tmp_path: Path, jpeg_file: Callable[..., Path]
 ) -> None:
-    graphic = catalog.add_file(jpeg_file("graphic.jpg", gps=(12.345678, 45.678901, None)))
+    graphic = catalog.add_file(jpeg_file("graphic.jpg", gps=(12.345678, 45.678901, None)), analyze=False)
     statement = add_bytes(catalog, tmp_path, b"what the witness saw", "statement.txt", record_id=graphic.record_id)
-    other = catalog.add_file(jpeg_file("street.jpg", gps=None, colour=(1, 2, 3)))
+    other = catalog.add_file(jpeg_file("street.jpg", gps=None, colour=(1, 2, 3)), analyze=False)
     catalog.flag(graphic.record_id, "graphic", "shows the wounded")
     record = catalog.record(graphic.record_id)
     [photo_entry] = [e for e in record.artifacts if e.artifact.sha256 == graphic.sha256]

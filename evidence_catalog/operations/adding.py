@@ -315,15 +315,22 @@ def add_file(
     tags: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     noted: set[str] | None = None,
+    analyze: bool = True,
+    on_analyzed: Callable[[AnalysisResult], None] | None = None,
 ) -> AddResult:
     """Add one file: store its bytes, describe them, and log who added them when.
 
     Identical bytes already in the catalog are not stored again; the record that holds them
     (or *record_id*) gains a new acquisition and custody event.  *noted*, when given, holds
     the records that already received *note* in the same batch (it is not added twice) and
-    gains this file's record.
+    gains this file's record.  With *analyze*, an image or video new on its record is then
+    analysed, as :meth:`add` does.
     """
     [result] = add_batch(ctx, [path], record_id, note, source_url, tags, progress, noted)
+    if analyze and result.new_on_record:
+        from evidence_catalog.operations.analyzing import analyze_added
+
+        analyze_added(ctx, [(result.record_id, result.sha256, result.media_type)], on_analyzed)
     return result
 
 
