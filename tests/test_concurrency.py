@@ -121,7 +121,7 @@ def _worker(catalog_dir: str, worker: int, plan: list[tuple[str, str]], start: A
                 analysed = catalog.analyze(all_records=True)
                 outcome.update(analyses=[[r.record_id, r.sha256, r.document_sha256, r.new] for r in analysed])
             elif kind == "capture":
-                captured = catalog.capture_url(target, options=OPTIONS)
+                captured = catalog.capture_url(target, options=OPTIONS, analyze=False)  # as the adds
                 outcome.update(
                     ok=captured.ok,
                     error=captured.error,
