@@ -41,8 +41,6 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,8 @@ import attrs
 
 from evidence_catalog.analysis import ContentCredentials, CredentialState
 from evidence_catalog.errors import EvidenceError, InputError
+from evidence_catalog.extract.sandbox import clean as _clean
+from evidence_catalog.extract.sandbox import report, run_child
 from evidence_catalog.model import Agent, AgentKind
 
 #: Wall time one file may take at least; larger files get more (:func:`time_limit`).
@@ -436,10 +436,6 @@ def _text(value: Any) -> str | None:
     return _clean(value)
 
 
-def _clean(text: object) -> str:
-    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _run_probe(path: Path, media_type: str, config: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
     try:
         size = path.stat().st_size
@@ -455,43 +451,13 @@ def _run_probe(path: Path, media_type: str, config: dict[str, Any]) -> tuple[dic
         str(MEMORY_LIMIT_BYTES),
         str(seconds),
     ]
-    stopped = f"the credentials reader did not finish within {seconds} s and was stopped; nothing was read"
-    try:
-        done = subprocess.run(
-            command,
-            input=json.dumps(config).encode("ascii"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=seconds,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return None, [stopped]
-    except OSError as exc:
-        return None, [f"the credentials reader could not be started: {exc.strerror or exc}"]
-    if done.returncode < 0:
-        number = -done.returncode
-        if number == signal.SIGALRM:
-            return None, [stopped]
-        if number == signal.SIGXCPU:
-            why = "used up its CPU time limit"
-        elif number == signal.SIGKILL:
-            why = "was killed (out of memory?)"
-        else:
-            why = f"crashed ({_signal_name(number)})"
-        return None, [f"the credentials reader {why} on this file; nothing was read"]
-    try:
-        raw = json.loads(done.stdout) if done.stdout else None
-    except ValueError:
-        raw = None
-    if not isinstance(raw, dict):
+    config_json = json.dumps(config).encode("ascii")
+    nothing = "nothing was read"
+    done, stopped = run_child(command, seconds=seconds, reader="credentials reader", nothing=nothing, input=config_json)
+    if done is None:
+        return None, stopped
+    raw = report(done.stdout)
+    if raw is None:
         status = "no report" if not done.stdout else "a report that is not JSON"
         return None, [f"the credentials reader gave {status} (exit status {done.returncode}); nothing was read"]
     return raw, []
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"

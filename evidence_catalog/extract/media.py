@@ -16,16 +16,15 @@ phone or camera writes as a position -- with anything malformed kept as text and
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from evidence_catalog.errors import EvidenceError
+from evidence_catalog.extract.sandbox import clean as _clean
+from evidence_catalog.extract.sandbox import report, run_child
 from evidence_catalog.model import Agent, AgentKind, GeoPosition, MediaInfo, MediaLocation, MediaStream, StreamKind
 
 #: Wall time one file may take to be read (a normal file takes a tenth of a second).
@@ -117,36 +116,12 @@ def stopped_by_the_machine(errors: tuple[str, ...]) -> str | None:
 def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     # Absolute: FFmpeg reads a relative name with a colon (``case:12/clip.mp4``) as a protocol.
     command = [sys.executable, "-I", str(_PROBE), str(path.absolute()), str(MEMORY_LIMIT_BYTES), str(TIME_LIMIT_S)]
-    try:
-        done = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=TIME_LIMIT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return None, [f"the media reader did not finish within {TIME_LIMIT_S} s and was stopped; nothing was read"]
-    except OSError as exc:
-        return None, [f"the media reader could not be started: {exc.strerror or exc}"]
-    if done.returncode < 0:
-        name = _signal_name(-done.returncode)
-        if -done.returncode == signal.SIGALRM:
-            return None, [f"the media reader did not finish within {TIME_LIMIT_S} s and was stopped; nothing was read"]
-        if -done.returncode == signal.SIGXCPU:
-            why = "used up its CPU time limit"
-        elif -done.returncode == signal.SIGKILL:
-            why = "was killed (out of memory?)"
-        else:
-            why = f"crashed ({name})"
-        return None, [f"the media reader {why} on this file; nothing was read"]
+    done, stopped = run_child(command, seconds=TIME_LIMIT_S, reader="media reader", nothing="nothing was read")
+    if done is None:
+        return None, stopped
     output = done.stdout  # bounded by the child: its tags are capped (media_probe.MAX_TAGS_TOTAL_CHARS)
-    try:
-        raw = json.loads(output) if output else None
-    except ValueError:
-        raw = None
-    if not isinstance(raw, dict):
+    raw = report(output)
+    if raw is None:
         if done.returncode == 0 or not output:
             status = "no report" if not output else "a report that is not JSON"
             return None, [f"the media reader gave {status} (exit status {done.returncode}); nothing was read"]
@@ -160,17 +135,6 @@ def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     if error is not None:
         return raw, [f"FFmpeg could not read this file as audio or video: {_clean(raw.get('message'))}"]
     return raw, []
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _clean(text: object) -> str:
-    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _int(value: Any) -> int | None:

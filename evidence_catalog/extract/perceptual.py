@@ -52,8 +52,6 @@ import itertools
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,6 +60,8 @@ import attrs
 
 from evidence_catalog.analysis import DEFAULT_MAX_DISTANCE, PerceptualHash
 from evidence_catalog.errors import EvidenceError
+from evidence_catalog.extract.sandbox import clean as _clean
+from evidence_catalog.extract.sandbox import report, run_child
 from evidence_catalog.model import Agent, AgentKind
 
 #: The most pixels an image or a video frame may state to be decoded (100 megapixels: a
@@ -343,37 +343,12 @@ def _run(kind: str, path: Path, work: Path) -> tuple[dict[str, Any] | None, list
     ]
     # Few malloc arenas: each decoder thread would otherwise reserve 64 MiB of address space.
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
-    stopped = f"the perceptual hasher did not finish within {seconds} s and was stopped; nothing was hashed"
-    try:
-        done = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=seconds,
-            check=False,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        return None, [stopped]
-    except OSError as exc:
-        return None, [f"the perceptual hasher could not be started: {exc.strerror or exc}"]
-    if done.returncode < 0:
-        number = -done.returncode
-        if number == signal.SIGALRM:
-            return None, [stopped]
-        if number == signal.SIGXCPU:
-            why = "used up its CPU time limit"
-        elif number == signal.SIGKILL:
-            why = "was killed (out of memory?)"
-        else:
-            why = f"crashed ({_signal_name(number)})"
-        return None, [f"the perceptual hasher {why} on this file; nothing was hashed"]
-    try:
-        raw = json.loads(done.stdout) if done.stdout else None
-    except ValueError:
-        raw = None
-    if not isinstance(raw, dict):
+    nothing = "nothing was hashed"
+    done, stopped = run_child(command, seconds=seconds, reader="perceptual hasher", nothing=nothing, env=env)
+    if done is None:
+        return None, stopped
+    raw = report(done.stdout)
+    if raw is None:
         if done.returncode == 0 or not done.stdout:
             status = "no report" if not done.stdout else "a report that is not JSON"
             return None, [f"the perceptual hasher gave {status} (exit status {done.returncode}); nothing was hashed"]
@@ -393,14 +368,3 @@ def _run(kind: str, path: Path, work: Path) -> tuple[dict[str, Any] | None, list
         what = "video" if kind == "video" else "an image"
         return raw, [f"this file could not be decoded as {what}, so nothing was hashed: {message}"]
     return raw, []
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _clean(text: object) -> str:
-    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
