@@ -144,15 +144,27 @@ def wanted(entry: model.RecordArtifact) -> bool:
     return entry.role in ANALYSED_ROLES and analysable(entry.artifact.media_type)
 
 
+def document_shas(record: model.EvidenceRecord) -> list[str]:
+    """The SHA-256s of a record's analysis documents, oldest first: the main artifacts of its
+    successful acquisitions of method ``derived`` (those ``verify`` reads and holds the index
+    against, :meth:`~evidence_catalog.store.records.Records.derived_documents`)."""
+    return [
+        a.artifact_sha256
+        for a in record.acquisitions
+        if a.method is model.AcquisitionMethod.DERIVED
+        and a.outcome is model.Outcome.SUCCEEDED
+        and a.artifact_sha256 is not None
+    ]
+
+
 def analysis_documents(record: model.EvidenceRecord) -> list[tuple[str, str]]:
-    """``(analysed artifact, analysis document)`` SHA-256 pairs of a record, oldest first: the
-    main artifact of each acquisition of method ``derived``."""
+    """``(analysed artifact, analysis document)`` SHA-256 pairs of a record, oldest first: each
+    of :func:`document_shas` that the record says was derived from one artifact."""
     found = []
-    for acquisition in record.acquisitions:
-        if acquisition.method is model.AcquisitionMethod.DERIVED and acquisition.artifact_sha256 is not None:
-            entry = record.artifact(acquisition.artifact_sha256)
-            if entry is not None and len(entry.derived_from) == 1:
-                found.append((entry.derived_from[0], acquisition.artifact_sha256))
+    for document in document_shas(record):
+        entry = record.artifact(document)
+        if entry is not None and len(entry.derived_from) == 1:
+            found.append((entry.derived_from[0], document))
     return found
 
 

@@ -209,18 +209,6 @@ def records_to_import(ctx: Context, session: Any, incoming: Incoming, where: str
     return new
 
 
-def analysis_documents(record: model.EvidenceRecord) -> list[str]:
-    """The SHA-256s of a record's analysis documents: the main artifacts of its successful
-    acquisitions of method ``derived`` (those ``verify`` reads and holds the index against)."""
-    return [
-        a.artifact_sha256
-        for a in record.acquisitions
-        if a.method is model.AcquisitionMethod.DERIVED
-        and a.outcome is model.Outcome.SUCCEEDED
-        and a.artifact_sha256 is not None
-    ]
-
-
 def imported_analyses(ctx: Context, items: Sequence[IncomingRecord]) -> dict[str, MediaAnalysis]:
     """The analyses of the incoming records, by document SHA-256, read from their stored
     documents: their hashes go into the similarity index with the records.  Refuse a record
@@ -231,7 +219,7 @@ def imported_analyses(ctx: Context, items: Sequence[IncomingRecord]) -> dict[str
     for item in items:
         record = item.record
         held = {entry.artifact.sha256 for entry in record.artifacts}
-        for document in analysis_documents(record):
+        for document in analyzing.document_shas(record):
             entry = record.artifact(document)
             sources = () if entry is None else tuple(entry.derived_from)
             analysis = found.get(document) or analyzing.read_analysis(ctx, document)
@@ -674,10 +662,10 @@ def insert_imported(
     for start in range(0, len(items), INSERT_BATCH):
         _insert_batch(ctx, session, items[start : start + INSERT_BATCH], source, at, unsigned=unsigned)
     given = analyses or {}
-    unread = [item for item in items if set(analysis_documents(item.record)) - set(given)]
+    unread = [item for item in items if set(analyzing.document_shas(item.record)) - set(given)]
     read = {**given, **imported_analyses(ctx, unread)}
     for item in items:
-        for document in analysis_documents(item.record):
+        for document in analyzing.document_shas(item.record):
             analysis = read[document]
             ctx.db.add_hashes(session, item.record.id, analysis.source_sha256, document, analysis.hashes)
 
