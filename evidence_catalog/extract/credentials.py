@@ -41,7 +41,6 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ import attrs
 from evidence_catalog.analysis import ContentCredentials, CredentialState
 from evidence_catalog.errors import EvidenceError, InputError
 from evidence_catalog.extract.sandbox import clean as _clean
-from evidence_catalog.extract.sandbox import report, run_child
+from evidence_catalog.extract.sandbox import report, run_script
 from evidence_catalog.model import Agent, AgentKind
 
 #: Wall time one file may take at least; larger files get more (:func:`time_limit`).
@@ -67,6 +66,8 @@ STORE_MEDIA_TYPE = "application/c2pa"
 #: signature's RFC 3161 time-stamp when its authority chains to the trust anchors, else now.
 CERTIFICATE_TIME = "trusted time-stamp, else time of reading"
 _PROBE = Path(__file__).with_name("credentials_probe.py")
+#: What the reader's fork server imports once (:func:`~evidence_catalog.extract.sandbox.run_script`).
+PRELOAD = ("c2pa",)
 
 #: The media types c2pa-rs reads Content Credentials from (c2pa-python 0.38's list, the image,
 #: video and audio ones; ``tests/test_credentials.py`` checks each is on the installed c2pa's).
@@ -442,18 +443,18 @@ def _run_probe(path: Path, media_type: str, config: dict[str, Any]) -> tuple[dic
     except OSError as exc:
         return None, [f"the file could not be read: {exc.strerror or exc}"]
     seconds = time_limit(size)
-    command = [
-        sys.executable,
-        "-I",
-        str(_PROBE),
-        str(path.absolute()),
-        media_type,
-        str(MEMORY_LIMIT_BYTES),
-        str(seconds),
-    ]
+    args = [str(path.absolute()), media_type, str(MEMORY_LIMIT_BYTES), str(seconds)]
     config_json = json.dumps(config).encode("ascii")
     nothing = "nothing was read"
-    done, stopped = run_child(command, seconds=seconds, reader="credentials reader", nothing=nothing, input=config_json)
+    done, stopped = run_script(
+        _PROBE,
+        args,
+        preload=PRELOAD,
+        seconds=seconds,
+        reader="credentials reader",
+        nothing=nothing,
+        input=config_json,
+    )
     if done is None:
         return None, stopped
     raw = report(done.stdout)

@@ -18,13 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from evidence_catalog.errors import EvidenceError
 from evidence_catalog.extract.sandbox import clean as _clean
-from evidence_catalog.extract.sandbox import report, run_child
+from evidence_catalog.extract.sandbox import report, run_script
 from evidence_catalog.model import Agent, AgentKind, GeoPosition, MediaInfo, MediaLocation, MediaStream, StreamKind
 
 #: Wall time one file may take to be read (a normal file takes a tenth of a second).
@@ -32,6 +31,8 @@ TIME_LIMIT_S = 30
 #: Address space the reading process may use (FFmpeg's libraries alone map some 120 MiB).
 MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024
 _PROBE = Path(__file__).with_name("media_probe.py")
+#: What the reader's fork server imports once (:func:`~evidence_catalog.extract.sandbox.run_script`).
+PRELOAD = ("av",)
 
 #: Tags that hold an ISO 6709 position, most specific first (``©xyz`` is QuickTime's, which
 #: FFmpeg calls ``location``; Apple's own key names the standard).
@@ -115,8 +116,10 @@ def stopped_by_the_machine(errors: tuple[str, ...]) -> str | None:
 
 def _run_probe(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     # Absolute: FFmpeg reads a relative name with a colon (``case:12/clip.mp4``) as a protocol.
-    command = [sys.executable, "-I", str(_PROBE), str(path.absolute()), str(MEMORY_LIMIT_BYTES), str(TIME_LIMIT_S)]
-    done, stopped = run_child(command, seconds=TIME_LIMIT_S, reader="media reader", nothing="nothing was read")
+    args = [str(path.absolute()), str(MEMORY_LIMIT_BYTES), str(TIME_LIMIT_S)]
+    done, stopped = run_script(
+        _PROBE, args, preload=PRELOAD, seconds=TIME_LIMIT_S, reader="media reader", nothing="nothing was read"
+    )
     if done is None:
         return None, stopped
     output = done.stdout  # bounded by the child: its tags are capped (media_probe.MAX_TAGS_TOTAL_CHARS)

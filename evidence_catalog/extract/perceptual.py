@@ -52,7 +52,6 @@ import itertools
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,7 @@ import attrs
 from evidence_catalog.analysis import DEFAULT_MAX_DISTANCE, PerceptualHash
 from evidence_catalog.errors import EvidenceError
 from evidence_catalog.extract.sandbox import clean as _clean
-from evidence_catalog.extract.sandbox import report, run_child
+from evidence_catalog.extract.sandbox import report, run_script
 from evidence_catalog.model import Agent, AgentKind
 
 #: The most pixels an image or a video frame may state to be decoded (100 megapixels: a
@@ -92,6 +91,9 @@ MEMORY_LIMIT_BYTES = 2 * 1024 * 1024 * 1024
 #: Decoder threads (the result does not depend on them).
 THREADS = max(1, min(4, os.cpu_count() or 1))
 _CHILD = Path(__file__).with_name("perceptual_child.py")
+#: What the hasher's fork servers import once (:func:`~evidence_catalog.extract.sandbox.run_script`).
+IMAGE_PRELOAD = ("numpy", "PIL.Image:init", "pdqhash")
+VIDEO_PRELOAD = (*IMAGE_PRELOAD, "av")
 _NAME = re.compile(r"[a-z0-9-]{1,64}\.jpg", re.ASCII)
 
 
@@ -330,10 +332,7 @@ def _run(kind: str, path: Path, work: Path) -> tuple[dict[str, Any] | None, list
         "threads": THREADS,
     }
     # Absolute: FFmpeg reads a relative name with a colon (``case:12/clip.mp4``) as a protocol.
-    command = [
-        sys.executable,
-        "-I",
-        str(_CHILD),
+    args = [
         kind,
         str(path.absolute()),
         str(work.absolute()),
@@ -344,7 +343,10 @@ def _run(kind: str, path: Path, work: Path) -> tuple[dict[str, Any] | None, list
     # Few malloc arenas: each decoder thread would otherwise reserve 64 MiB of address space.
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     nothing = "nothing was hashed"
-    done, stopped = run_child(command, seconds=seconds, reader="perceptual hasher", nothing=nothing, env=env)
+    preload = IMAGE_PRELOAD if kind == "image" else VIDEO_PRELOAD
+    done, stopped = run_script(
+        _CHILD, args, preload=preload, seconds=seconds, reader="perceptual hasher", nothing=nothing, env=env
+    )
     if done is None:
         return None, stopped
     raw = report(done.stdout)

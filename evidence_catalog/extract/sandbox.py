@@ -8,15 +8,36 @@ limit that ends in ``SIGKILL`` or a ``MemoryError``), and writes one JSON report
 output.  What ended the child -- the wall-time limit, a crash, a limit -- is said here, once, in
 the words each reader's ``stopped_by_the_machine`` recognises; what the report says is the
 reader's own business.
+
+:func:`run_script` runs such a script through a fork server
+(:mod:`evidence_catalog.extract.forkserver`, one per set of libraries, started on first use and
+kept while this process lives): each file still gets a new process with the same limits, forked
+from one that has imported the libraries already, which saves a fifth of a second per file.
+Where no fork server can be used (not Linux, or it failed), the script runs as a process of its
+own, with the same outcome.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import signal
+import socket
+import struct
 import subprocess
+import sys
+import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+#: Whether :func:`run_script` may use fork servers (Linux only: they rely on ``fork`` and on the
+#: kernel killing them with their parent).
+FORK_SERVER = sys.platform.startswith("linux")
+#: Seconds a fork server may take beyond a request's own limit before it is given up on.
+SERVER_GRACE_S = 30
+_SERVER_SCRIPT = Path(__file__).with_name("forkserver.py")
 
 
 def run_child(
@@ -47,6 +68,39 @@ def run_child(
         return None, [stopped]
     except OSError as exc:
         return None, [f"the {reader} could not be started: {exc.strerror or exc}"]
+    return _ended(done, seconds=seconds, reader=reader, nothing=nothing)
+
+
+def run_script(
+    script: Path,
+    args: Sequence[str],
+    *,
+    preload: Sequence[str],
+    seconds: int,
+    reader: str,
+    nothing: str,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[subprocess.CompletedProcess[bytes] | None, list[str]]:
+    """:func:`run_child` of ``python -I SCRIPT ARGS...``, forked from a server that has imported
+    the modules *preload* names (``module`` or ``module:function``, the function then called)
+    where one can be used: the same outcome, without an interpreter's start per file."""
+    command = [sys.executable, "-I", str(script), *args]
+    if FORK_SERVER:
+        served = _serve(tuple(preload), str(script), list(args), seconds, input, env)
+        if served is not None:
+            done, timed_out = served
+            if timed_out:
+                return None, [f"the {reader} did not finish within {seconds} s and was stopped; {nothing}"]
+            return _ended(done, seconds=seconds, reader=reader, nothing=nothing)
+    return run_child(command, seconds=seconds, reader=reader, nothing=nothing, input=input, env=env)
+
+
+def _ended(
+    done: subprocess.CompletedProcess[bytes], *, seconds: int, reader: str, nothing: str
+) -> tuple[subprocess.CompletedProcess[bytes] | None, list[str]]:
+    """A finished child, or ``None`` and why a signal ended it."""
+    stopped = f"the {reader} did not finish within {seconds} s and was stopped; {nothing}"
     if done.returncode < 0:
         number = -done.returncode
         if number == signal.SIGALRM:
@@ -81,3 +135,150 @@ def signal_name(number: int) -> str:
 def clean(text: object) -> str:
     """Text that is valid UTF-8 whatever a child or a hostile file put in it."""
     return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class _Server:
+    """One fork server (:mod:`evidence_catalog.extract.forkserver`) and the socket to it.
+
+    A socket, not pipes: what is sent to a server that has died is an error
+    (``MSG_NOSIGNAL``), never the ``SIGPIPE`` that ends the command-line tool, which has
+    Unix tools' handling of that signal."""
+
+    def __init__(self, preload: tuple[str, ...]) -> None:
+        # One thread for numpy's BLAS (never used by a reader): a process with more threads
+        # than one cannot be forked safely.  Few malloc arenas: each decoder thread would
+        # otherwise reserve 64 MiB of address space (the perceptual hasher asked for it alone).
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+        # The server is killed when the thread that starts it ends (Linux ties the parent-death
+        # signal to the thread): a server a pool's thread started is then found dead and replaced.
+        self.owner = os.getpid()
+        self.preload = preload
+        self.socket, theirs = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", str(_SERVER_SCRIPT), str(os.getpid())],
+                stdin=theirs.fileno(),
+                stdout=theirs.fileno(),
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except BaseException:
+            self.socket.close()
+            raise
+        finally:
+            theirs.close()
+
+    def request(
+        self, script: str, args: list[str], seconds: int, data: bytes | None, env: Mapping[str, str] | None
+    ) -> tuple[dict[str, Any], bytes]:
+        header = {
+            "script": script,
+            "args": args,
+            "env": dict(os.environ if env is None else env),
+            "seconds": seconds,
+            "input": data is not None,
+            "preload": list(self.preload),
+        }
+        body = json.dumps(header).encode("utf-8")
+        payload = data or b""
+        self.socket.settimeout(seconds + SERVER_GRACE_S)
+        self.socket.sendall(struct.pack(">I", len(body)) + body + struct.pack(">Q", len(payload)), socket.MSG_NOSIGNAL)
+        self.socket.sendall(payload, socket.MSG_NOSIGNAL)
+        (size,) = struct.unpack(">I", self._receive(4))
+        reply = json.loads(self._receive(size))
+        (length,) = struct.unpack(">Q", self._receive(8))
+        return reply, self._receive(length)
+
+    def _receive(self, size: int) -> bytes:
+        """*size* bytes from the server; an :class:`OSError` when it stopped, or took longer
+        than the socket's time-out to say them (``socket.timeout`` is one)."""
+        chunks = []
+        while size:
+            chunk = self.socket.recv(min(size, 1024 * 1024))
+            if not chunk:
+                raise OSError("the fork server stopped")
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self.socket.close()
+        try:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+
+#: Servers not in use, by what they preload: a request takes one (or starts one), so threads
+#: reading files at once each have their own, and gives it back when done.
+_idle: dict[tuple[str, ...], list[_Server]] = {}
+_lock = threading.Lock()
+#: The most idle servers kept for one set of libraries.
+MAX_IDLE = 8
+
+
+def _serve(
+    preload: tuple[str, ...],
+    script: str,
+    args: list[str],
+    seconds: int,
+    data: bytes | None,
+    env: Mapping[str, str] | None,
+) -> tuple[subprocess.CompletedProcess[bytes], bool] | None:
+    """Run one request on a fork server for *preload*: the finished child and whether it was
+    stopped at the time limit, or ``None`` when no server could run it (the caller then runs the
+    script alone)."""
+    server = None
+    with _lock:
+        waiting = _idle.get(preload, [])
+        while waiting and server is None:
+            server = waiting.pop()
+            if server.owner != os.getpid() or server.process.poll() is not None:
+                server.close()
+                server = None
+    try:
+        if server is None:
+            server = _Server(preload)
+        reply, output = server.request(script, args, seconds, data, env)
+        if "refused" in reply:
+            raise OSError(reply["refused"])
+        returncode, timed_out = int(reply["returncode"]), bool(reply["timed_out"])
+    except (OSError, ValueError, KeyError, TypeError, struct.error):
+        if server is not None:
+            server.close()
+        return None
+    except BaseException:  # an interrupt mid-request: the server's state is unknown
+        if server is not None:
+            server.close()
+        raise
+    with _lock:
+        kept = _idle.setdefault(preload, [])
+        if len(kept) < MAX_IDLE:
+            kept.append(server)
+            server = None
+    if server is not None:
+        server.close()
+    command = [sys.executable, "-I", script, *args]
+    return subprocess.CompletedProcess(command, returncode, stdout=output, stderr=None), timed_out
+
+
+def close_servers() -> None:
+    """Stop the fork servers this process started (done when it exits)."""
+    with _lock:
+        servers = [server for kept in _idle.values() for server in kept]
+        _idle.clear()
+    for server in servers:
+        if server.owner == os.getpid():
+            server.close()
+
+
+def _forget_servers() -> None:
+    """In a forked child: the parent's servers are not this process's to use."""
+    global _lock
+    _idle.clear()
+    _lock = threading.Lock()
+
+
+atexit.register(close_servers)
+os.register_at_fork(after_in_child=_forget_servers)

@@ -1,0 +1,205 @@
+"""The server side of the readers' fork server: run as a script in its own interpreter
+(``python -I forkserver.py PARENT_PID``), it imports the libraries a reader needs once, then
+for each request forks a fresh child that runs the reader's script exactly as ``python -I
+SCRIPT ARGS...`` would: its standard input the request's bytes (else ``/dev/null``), its
+standard output captured, its standard error dropped, its environment the request's.  The child
+sets its own limits, as the script does in a process of its own; a crash, a hang or an
+allocation past a limit ends that child, never this server, which reports the child's exit
+status (negative: the signal that ended it) or that it was stopped at the request's time limit.
+
+Every file is read in a new process, as before: the server never reads one, and what a hostile
+file does to a decoder's memory dies with the child that decoded it.  The server saves what
+starting an interpreter and importing numpy, Pillow, PyAV or c2pa costs (a fifth of a second)
+on every file.
+
+It imports only the standard library (and the libraries it is asked to preload); the parent is
+:mod:`evidence_catalog.extract.sandbox`.  It stops when its standard input closes, or when the
+parent dies.
+
+Requests and replies on standard input and output: a 4-byte big-endian length and a JSON header,
+then an 8-byte big-endian length and that many bytes (the child's input; the child's output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import json
+import os
+import runpy
+import select
+import signal
+import struct
+import sys
+import tempfile
+import time
+from typing import Any
+
+#: Linux's ``prctl`` option that has the kernel send a signal when the parent dies.
+_PR_SET_PDEATHSIG = 1
+#: The largest request header read (a script's arguments and an environment).
+_MAX_HEADER = 16 * 1024 * 1024
+#: The most input a request may carry (a C2PA trust list is at most 16 MiB).
+_MAX_INPUT = 64 * 1024 * 1024
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1024 * 1024))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _die_with(parent: int) -> None:
+    """Be killed when the process that started this server dies (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before that was set
+        os._exit(0)
+
+
+def _preload(names: list[str]) -> None:
+    """Import each module named (``module`` or ``module:function``, the function then called);
+    one that cannot be imported is left to the child, which says so as it would alone."""
+    for name in names:
+        module_name, _, function = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            if function:
+                getattr(module, function)()
+        except Exception:  # noqa: BLE001 -- the child imports it again and reports why not
+            continue
+
+
+def _threads() -> int:
+    """How many threads this process runs (1 where it cannot be told)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def _child(script: str, args: list[str], env: dict[str, str], stdin: int, stdout: int, devnull: int) -> None:
+    """In the forked child: become ``python -I SCRIPT ARGS...`` and run it; never returns."""
+    code = 1
+    try:
+        os.dup2(stdin, 0)
+        os.dup2(stdout, 1)
+        os.dup2(devnull, 2)
+        os.closerange(3, 65536)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = [script, *args]
+        try:
+            runpy.run_path(script, run_name="__main__")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:  # noqa: BLE001 -- as an interpreter would: exit status 1
+            code = 1
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):  # a closed pipe: nothing more to say
+                stream.flush()
+    finally:
+        os._exit(code)
+
+
+def _run(header: dict[str, Any], data: bytes, devnull: int) -> tuple[dict[str, Any], bytes]:
+    """Fork a child for one request and wait for it, at most the request's seconds."""
+    seconds = float(header["seconds"])
+    stdin = devnull
+    spool = None
+    if header.get("input"):
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 -- closed below, after the fork
+        spool.write(data)
+        spool.flush()
+        spool.seek(0)
+        stdin = spool.fileno()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        _child(header["script"], header["args"], header["env"], stdin, write_end, devnull)
+    os.close(write_end)
+    if spool is not None:
+        spool.close()
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    timed_out = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([read_end], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(read_end, 1024 * 1024)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        while not timed_out:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return {"returncode": os.waitstatus_to_exitcode(status), "timed_out": False}, b"".join(chunks)
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+            time.sleep(0.005)
+    finally:
+        os.close(read_end)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return {"returncode": -signal.SIGKILL, "timed_out": True}, b""
+
+
+def main() -> None:
+    """Serve requests until standard input closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the parent's to handle
+    _die_with(int(sys.argv[1]))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    while True:
+        try:
+            (size,) = struct.unpack(">I", _read_exact(0, 4))
+            if size > _MAX_HEADER:
+                return
+            header = json.loads(_read_exact(0, size))
+            (length,) = struct.unpack(">Q", _read_exact(0, 8))
+            if length > _MAX_INPUT:
+                return
+            data = _read_exact(0, length)
+        except (EOFError, OSError, ValueError):
+            return
+        _preload(list(header.get("preload", ())))
+        if _threads() > 1:  # a fork would copy a lock some other thread holds: refused
+            reply: dict[str, Any] = {"refused": "the fork server runs more than one thread"}
+            output = b""
+        else:
+            try:
+                reply, output = _run(header, data, devnull)
+            except OSError as exc:  # no process or no spool file could be made: the parent runs it alone
+                reply, output = {"refused": f"the fork server could not run it: {exc}"}, b""
+        body = json.dumps(reply).encode("ascii")
+        try:
+            _write_all(1, struct.pack(">I", len(body)) + body + struct.pack(">Q", len(output)) + output)
+        except OSError:
+            return
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""The readers' sandbox: a script run through a fork server ends as it would in a process of its
+own -- the same output, exit status and words for a crash or a time-out -- in a new process for
+every run, and a server that dies is replaced without losing the run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evidence_catalog.extract import sandbox
+
+pytestmark = pytest.mark.skipif(not sandbox.FORK_SERVER, reason="fork servers are used on Linux only")
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    what = sys.argv[1]
+    if what == "echo":
+        data = sys.stdin.buffer.read()
+        sys.stdout.buffer.write(json.dumps({"argv": sys.argv[1:], "env": os.environ.get("SANDBOX_TEST")}).encode())
+        sys.stdout.buffer.write(b"\\n" + data)
+    elif what == "pid":
+        print(os.getpid(), os.getppid(), len(os.listdir("/proc/self/task")))
+    elif what == "mark":
+        import json as preloaded
+        print(getattr(preloaded, "_touched_by_an_earlier_file", False))
+        preloaded._touched_by_an_earlier_file = True
+    elif what == "crash":
+        os.kill(os.getpid(), int(sys.argv[2]))
+    elif what == "exit":
+        sys.exit(int(sys.argv[2]))
+    elif what == "raise":
+        raise ValueError("a reader's bug")
+    elif what == "sleep":
+        time.sleep(30)
+    elif what == "meet":  # make one file, wait for the other: two runs that meet
+        open(sys.argv[2], "w").close()
+        while not os.path.exists(sys.argv[3]):
+            time.sleep(0.01)
+        print(os.getppid())
+    elif what == "big":
+        sys.stdout.write("x" * int(sys.argv[2]))
+    """
+)
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "reader.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+def _both(script: Path, *args: str, seconds: int = 20, data: bytes | None = None, env: dict[str, str] | None = None):
+    """The outcome of the script through the fork server and in a process of its own."""
+    served = sandbox.run_script(
+        script,
+        list(args),
+        preload=("json",),
+        seconds=seconds,
+        reader="test reader",
+        nothing="nothing",
+        input=data,
+        env=env,
+    )
+    alone = sandbox.run_child(
+        [sys.executable, "-I", str(script), *args],
+        seconds=seconds,
+        reader="test reader",
+        nothing="nothing",
+        input=data,
+        env=env,
+    )
+    return served, alone
+
+
+def _same(served, alone) -> tuple[int | None, bytes | None, list[str]]:
+    (done_s, why_s), (done_a, why_a) = served, alone
+    assert why_s == why_a
+    assert (done_s is None) == (done_a is None)
+    if done_s is None:
+        return None, None, why_s
+    assert (done_s.returncode, done_s.stdout) == (done_a.returncode, done_a.stdout)
+    return done_s.returncode, done_s.stdout, why_s
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.one_of(st.none(), st.binary(max_size=2048), st.binary(min_size=200_000, max_size=300_000)),
+    words=st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20), max_size=4),
+)
+def test_a_served_run_gives_the_input_arguments_and_output_of_a_run_alone(
+    script: Path, data: bytes | None, words: list[str]
+) -> None:
+    env = {**os.environ, "SANDBOX_TEST": "on"}
+    returncode, output, why = _same(*_both(script, "echo", *words, data=data, env=env))
+    assert returncode == 0 and why == []
+    assert output is not None
+    head, _, echoed = output.partition(b"\n")
+    assert echoed == (data or b"")
+    assert head.decode() == f'{{"argv": {__import__("json").dumps(["echo", *words])}, "env": "on"}}'
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("crash", str(int(signal.SIGSEGV))), "the test reader crashed (SIGSEGV) on this file; nothing"),
+        (("crash", str(int(signal.SIGKILL))), "the test reader was killed (out of memory?) on this file; nothing"),
+        (("crash", str(int(signal.SIGXCPU))), "the test reader used up its CPU time limit on this file; nothing"),
+    ],
+)
+def test_a_reader_ended_by_a_signal_is_said_to_be_so_in_the_same_words(
+    script: Path, args: tuple[str, ...], said: str
+) -> None:
+    assert _same(*_both(script, *args)) == (None, None, [said])
+
+
+def test_a_reader_past_its_time_is_stopped_and_said_to_be(script: Path) -> None:
+    served = sandbox.run_script(
+        script, ["sleep"], preload=(), seconds=1, reader="test reader", nothing="nothing", input=None
+    )
+    assert served == (None, ["the test reader did not finish within 1 s and was stopped; nothing"])
+    # ... and the server goes on serving
+    returncode, _, _ = _same(*_both(script, "exit", "0"))
+    assert returncode == 0
+
+
+@pytest.mark.parametrize(("args", "code"), [(("exit", "3"), 3), (("raise",), 1), (("big", "5000000"), 0)])
+def test_exit_statuses_and_large_outputs_are_those_of_a_run_alone(
+    script: Path, args: tuple[str, ...], code: int
+) -> None:
+    returncode, output, why = _same(*_both(script, *args))
+    assert (returncode, why) == (code, [])
+    if args[0] == "big":
+        assert output == b"x" * 5_000_000
+
+
+def test_every_file_is_read_in_a_new_process_that_nothing_earlier_touched(script: Path) -> None:
+    seen = []
+    for _ in range(3):
+        done, why = sandbox.run_script(
+            script, ["pid"], preload=("numpy",), seconds=20, reader="test reader", nothing="nothing"
+        )
+        assert done is not None and why == []
+        pid, parent, threads = map(int, done.stdout.split())
+        seen.append((pid, parent, threads))
+    assert len({pid for pid, _, _ in seen}) == 3  # a new process each time
+    assert len({parent for _, parent, _ in seen}) == 1 and seen[0][1] != os.getpid()  # forked by the server
+    assert all(threads == 1 for _, _, threads in seen)
+    marks = []
+    for _ in range(2):
+        done, _ = sandbox.run_script(
+            script, ["mark"], preload=("json",), seconds=20, reader="test reader", nothing="nothing"
+        )
+        assert done is not None
+        marks.append(done.stdout.strip())
+    assert marks == [b"False", b"False"]  # a preloaded module as the server left it, every time
+
+
+def test_a_server_that_died_is_replaced_and_the_run_is_not_lost(script: Path) -> None:
+    first, _ = sandbox.run_script(script, ["pid"], preload=("json",), seconds=20, reader="r", nothing="n")
+    assert first is not None
+    server = sandbox._idle[("json",)][0]
+    server.process.kill()
+    server.process.wait()
+    again, why = sandbox.run_script(script, ["pid"], preload=("json",), seconds=20, reader="r", nothing="n")
+    assert again is not None and why == []
+    assert int(again.stdout.split()[1]) != int(first.stdout.split()[1])  # a new server
+
+
+def test_a_server_dying_under_the_command_line_tools_sigpipe_does_not_end_the_command(
+    script: Path, tmp_path: Path
+) -> None:
+    """The command-line tool dies of SIGPIPE, as Unix tools do; a request written to a server
+    that has just died must be an error it recovers from, never that signal."""
+    program = textwrap.dedent(
+        f"""
+        import signal, sys
+        from pathlib import Path
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        from evidence_catalog.extract import sandbox
+        script = Path({str(script)!r})
+        done, _ = sandbox.run_script(script, ["exit", "0"], preload=("json",), seconds=20, reader="r", nothing="n")
+        assert done is not None
+        server = sandbox._idle[("json",)][0]
+        server.process.kill()
+        server.process.wait()
+        server.process.poll = lambda: None  # not noticed before the request is written
+        done, why = sandbox.run_script(
+            script, ["echo"], preload=("json",), seconds=20, reader="r", nothing="n", input=b"y" * 1_000_000
+        )
+        assert done is not None and why == [] and done.stdout.endswith(b"y" * 1_000_000), why
+        print("survived")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout.strip()) == (0, "survived"), result.stderr
+
+
+def test_a_forked_process_starts_its_own_server_and_leaves_its_parents_alone(script: Path) -> None:
+    before, _ = sandbox.run_script(script, ["pid"], preload=("json",), seconds=20, reader="r", nothing="n")
+    assert before is not None
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover -- the child reports through the pipe
+        code = 1
+        try:
+            done, _ = sandbox.run_script(script, ["pid"], preload=("json",), seconds=20, reader="r", nothing="n")
+            os.write(write_end, done.stdout if done is not None else b"none")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as stream:
+        child_said = stream.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child_said != b"none"
+    assert int(child_said.split()[1]) != int(before.stdout.split()[1])  # its own server
+    after, _ = sandbox.run_script(script, ["pid"], preload=("json",), seconds=20, reader="r", nothing="n")
+    assert after is not None and int(after.stdout.split()[1]) == int(before.stdout.split()[1])  # ours still serves
+
+
+def test_threads_reading_at_once_each_get_a_server(script: Path, tmp_path: Path) -> None:
+    """Two runs that each wait for the other finish only if they run at the same time."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, mine: str, theirs: str) -> None:
+        outcomes[name] = sandbox.run_script(
+            script, ["meet", mine, theirs], preload=("json",), seconds=20, reader="r", nothing="n"
+        )
+
+    threads = [threading.Thread(target=run, args=("a", a, b)), threading.Thread(target=run, args=("b", b, a))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done_a, why_a = outcomes["a"]  # type: ignore[misc]
+    done_b, why_b = outcomes["b"]  # type: ignore[misc]
+    assert why_a == why_b == []
+    assert done_a.stdout != done_b.stdout  # two servers
