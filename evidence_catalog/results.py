@@ -203,6 +203,8 @@ class VerificationReport:
     notices: tuple[Finding, ...] = ()
     #: Analyses made again from their sources and compared (all of them with ``deep``).
     analyses_rechecked: int = 0
+    #: Analysis documents read and held against their records and the similarity index.
+    analyses_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -222,6 +224,7 @@ class VerificationReport:
             "logged": self.logged,
             "findings": [f.as_dict() for f in self.findings],
             "notices": [f.as_dict() for f in self.notices],
+            "analyses_checked": self.analyses_checked,
             "analyses_rechecked": self.analyses_rechecked,
         }
 

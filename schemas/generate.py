@@ -564,6 +564,10 @@ DEFS["verification_report"] = obj(
         },
         "logged": {**BOOL, "description": "Whether this verification was written to the custody log."},
         "findings": {"type": "array", "items": ref("finding")},
+        "analyses_checked": {
+            **COUNT,
+            "description": "Media analysis documents read and held against their records and the similarity index.",
+        },
         "analyses_rechecked": {
             **COUNT,
             "description": "Media analyses made again from their sources and compared (all of them with --deep).",

@@ -246,6 +246,7 @@ def test_the_cli_analyses_and_verifies_deep(
     assert "c2pa       none (no manifest" in shown.out
     deep = run_cli("verify", "--deep", "--catalog", folder)
     assert deep.code == 0, deep.out + deep.err
+    assert deep.out.rstrip().endswith("; 1 media analysis(es), 1 made again")
     nothing = run_cli("analyze", "--catalog", folder)
     assert nothing.code == 2  # neither ids nor --all
     assert "name the records to analyse" in nothing.err

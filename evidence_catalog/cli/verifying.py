@@ -130,9 +130,14 @@ def verify(
             click.echo(f"NOTICE {printable(str(notice))}")
         if not quiet or not report.ok:
             verdict = "verified" if report.ok else f"{len(report.findings)} problem(s) found"
+            analyses = (
+                f"; {report.analyses_checked} media analysis(es), {report.analyses_rechecked} made again"
+                if report.analyses_checked
+                else ""
+            )
             click.echo(
                 f"{verdict}: {report.records_checked} record(s), {report.artifacts_checked} artifact(s), "
-                f"{report.bytes_checked} bytes, {report.events_checked} custody event(s)"
+                f"{report.bytes_checked} bytes, {report.events_checked} custody event(s){analyses}"
             )
     if not report.ok:
         raise SystemExit(EXIT_PROBLEMS)

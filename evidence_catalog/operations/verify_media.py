@@ -64,9 +64,9 @@ SAMPLE = 4
 
 def check_analyses(
     ctx: Context, *, deep: bool = False, damaged: Collection[str] = ()
-) -> tuple[list[Finding], list[Finding], int]:
+) -> tuple[list[Finding], list[Finding], int, int]:
     """Check every analysis document, the similarity index, and a sample of analyses made
-    again (all with *deep*): ``(findings, notices, analyses made again)``.
+    again (all with *deep*): ``(findings, notices, documents checked, analyses made again)``.
 
     *damaged* are the artifacts whose stored bytes the verification found missing or not
     what was recorded (it reports them): a document among them is not read (what it says
@@ -154,7 +154,7 @@ def check_analyses(
             notices.append(AnalysisNotRechecked(record_id, document, "its Content Credentials read differently now"))
         elif mismatch is not None:
             findings.append(AnalysisMismatch(record_id, document, analysis.source_sha256, mismatch))
-    return findings, notices, len(chosen)
+    return findings, notices, len(documents), len(chosen)
 
 
 def _across_versions(

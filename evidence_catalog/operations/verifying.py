@@ -208,12 +208,13 @@ def verify(
     damaged = {
         f.sha256 for f in findings if isinstance(f, BlobMissing | DigestMismatch | SizeMismatch | BlobUnreadable)
     }
-    media_findings, notices, rechecked = check_analyses(ctx, deep=deep, damaged=damaged)
+    media_findings, notices, analysed, rechecked = check_analyses(ctx, deep=deep, damaged=damaged)
     findings.extend(media_findings)
     report = VerificationReport(
         findings=tuple(findings),
         notices=tuple(notices),
         analyses_rechecked=rechecked,
+        analyses_checked=analysed,
         records_checked=records_checked,
         artifacts_checked=len(artifacts),
         bytes_checked=sum(a[1] for a in artifacts),
