@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not sandbox.FORK_SERVER, reason="fork servers ar
 
 SCRIPT = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, signal, sys, time
     what = sys.argv[1]
     if what == "echo":
         data = sys.stdin.buffer.read()
@@ -49,6 +49,8 @@ SCRIPT = textwrap.dedent(
         print(os.getppid())
     elif what == "big":
         sys.stdout.write("x" * int(sys.argv[2]))
+    elif what == "size":  # the address space this process starts with, in KiB
+        print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize")))
     """
 )
 
@@ -249,3 +251,20 @@ def test_threads_reading_at_once_each_get_a_server(script: Path, tmp_path: Path)
     done_b, why_b = outcomes["b"]  # type: ignore[misc]
     assert why_a == why_b == []
     assert done_a.stdout != done_b.stdout  # two servers
+
+
+def test_a_large_output_leaves_later_readers_the_same_address_space(script: Path) -> None:
+    """The memory limit is on address space: what one file's reader said, however long, must
+    not stay in the server, for every later file's reader to start with less."""
+
+    def size() -> int:
+        done, _ = sandbox.run_script(script, ["size"], preload=("json",), seconds=20, reader="r", nothing="n")
+        assert done is not None
+        return int(done.stdout)
+
+    before = size()
+    done, _ = sandbox.run_script(
+        script, ["big", "100000000"], preload=("json",), seconds=60, reader="r", nothing="n", input=b"y" * 20_000_000
+    )
+    assert done is not None and len(done.stdout) == 100_000_000
+    assert size() - before < 16 * 1024
