@@ -51,6 +51,10 @@ SCRIPT = textwrap.dedent(
         sys.stdout.write("x" * int(sys.argv[2]))
     elif what == "size":  # the address space this process starts with, in KiB
         print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize")))
+    elif what == "linger":  # say who it is, then take its time
+        with open(sys.argv[2], "w") as out:
+            out.write(f"{os.getpid()} {os.getppid()}")
+        time.sleep(30)
     """
 )
 
@@ -268,3 +272,34 @@ def test_a_large_output_leaves_later_readers_the_same_address_space(script: Path
     )
     assert done is not None and len(done.stdout) == 100_000_000
     assert size() - before < 16 * 1024
+
+
+def test_a_reader_dies_with_its_server(script: Path, tmp_path: Path) -> None:
+    """A server killed mid-request (an interrupt, its thread gone, a time-out) takes the file's
+    reader with it: no process goes on reading the file, or writing where the run that
+    replaces it writes."""
+    said = tmp_path / "said"
+    first: list[int] = []
+
+    def kill_the_server() -> None:
+        while not said.exists() or not said.read_text():
+            threading.Event().wait(0.01)
+        pid, server = map(int, said.read_text().split())
+        first.append(pid)
+        os.kill(server, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_server)
+    killer.start()
+    done, why = sandbox.run_script(script, ["linger", str(said)], preload=("json",), seconds=2, reader="r", nothing="n")
+    killer.join()
+    assert done is None and why == ["the r did not finish within 2 s and was stopped; n"]  # the run alone
+    for _ in range(500):
+        try:
+            state = Path(f"/proc/{first[0]}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":
+            return
+        threading.Event().wait(0.01)
+    os.kill(first[0], signal.SIGKILL)
+    pytest.fail("the reader outlived its server")

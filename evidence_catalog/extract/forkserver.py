@@ -96,7 +96,7 @@ def _send_spool(fd: int, spool: int, size: int, buffer: bytearray) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Be killed when the process that started this server dies (Linux)."""
+    """Be killed when *parent*, the process that started this one, dies (Linux)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -127,10 +127,16 @@ def _threads() -> int:
         return 1
 
 
-def _child(script: str, args: list[str], env: dict[str, str], stdin: int, stdout: int, devnull: int) -> None:
-    """In the forked child: become ``python -I SCRIPT ARGS...`` and run it; never returns."""
+def _child(
+    server: int, script: str, args: list[str], env: dict[str, str], stdin: int, stdout: int, devnull: int
+) -> None:
+    """In the forked child: become ``python -I SCRIPT ARGS...`` and run it; never returns.  It
+    dies with the *server*, which is killed when the parent gives the request up (an interrupt,
+    a time-out, its thread gone): no process goes on reading the file, or writing into the work
+    folder the run that replaces it writes into."""
     code = 1
     try:
+        _die_with(server)
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
         os.dup2(devnull, 2)
@@ -158,9 +164,10 @@ def _run(header: dict[str, Any], stdin: int, output: int, devnull: int, buffer: 
     wrote is in the memory file *output*, its size in the reply."""
     seconds = float(header["seconds"])
     read_end, write_end = os.pipe()
+    server = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _child(header["script"], header["args"], header["env"], stdin, write_end, devnull)
+        _child(server, header["script"], header["args"], header["env"], stdin, write_end, devnull)
     os.close(write_end)
     deadline = time.monotonic() + seconds
     view = memoryview(buffer)
