@@ -49,6 +49,9 @@ SCRIPT = textwrap.dedent(
         print(os.getppid())
     elif what == "big":
         sys.stdout.write("x" * int(sys.argv[2]))
+    elif what == "interrupt":
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
     elif what == "size":  # the address space this process starts with, in KiB
         print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize")))
     elif what == "linger":  # say who it is, then take its time
@@ -255,6 +258,24 @@ def test_threads_reading_at_once_each_get_a_server(script: Path, tmp_path: Path)
     done_b, why_b = outcomes["b"]  # type: ignore[misc]
     assert why_a == why_b == []
     assert done_a.stdout != done_b.stdout  # two servers
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("interrupt",), ["the test reader crashed (SIGINT) on this file; nothing"]),
+        (("exit", str(2**40)), []),
+        (("exit", str(2**70)), []),
+        (("exit", str(-(2**63))), []),
+    ],
+)
+def test_an_interrupted_reader_and_odd_exit_statuses_end_as_in_a_run_alone(
+    script: Path, args: tuple[str, ...], said: list[str]
+) -> None:
+    """An uncaught KeyboardInterrupt ends an interpreter by SIGINT; an exit status past a C
+    long is 255, else its low byte."""
+    _, _, why = _same(*_both(script, *args))
+    assert why == said
 
 
 def test_a_large_output_leaves_later_readers_the_same_address_space(script: Path) -> None:

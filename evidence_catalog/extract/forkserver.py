@@ -135,6 +135,7 @@ def _child(
     a time-out, its thread gone): no process goes on reading the file, or writing into the work
     folder the run that replaces it writes into."""
     code = 1
+    interrupted = False
     try:
         _die_with(server)
         os.dup2(stdin, 0)
@@ -149,14 +150,30 @@ def _child(
             runpy.run_path(script, run_name="__main__")
             code = 0
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            code = _status(exc.code)
+        except KeyboardInterrupt:  # an interpreter then ends by the signal, as a Unix tool does
+            interrupted = True
         except BaseException:  # noqa: BLE001 -- as an interpreter would: exit status 1
             code = 1
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(BaseException):  # a closed pipe: nothing more to say
                 stream.flush()
     finally:
+        if interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            code = 128 + signal.SIGINT  # an interpreter's status where the signal does not end it
         os._exit(code)
+
+
+def _status(code: object) -> int:
+    """The exit status an interpreter gives ``SystemExit(code)``: 0 for ``None``, an integer's
+    C ``(int)`` of a ``long`` (-1 past one), 1 for anything else (which it prints)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF if -(2**63) <= code < 2**63 else 255
+    return 1
 
 
 def _run(header: dict[str, Any], stdin: int, output: int, devnull: int, buffer: bytearray) -> dict[str, Any]:
