@@ -52,6 +52,8 @@ SCRIPT = textwrap.dedent(
     elif what == "interrupt":
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)
+    elif what == "where":
+        print(os.getcwd(), oct(os.umask(0o22)))
     elif what == "size":  # the address space this process starts with, in KiB
         print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize")))
     elif what == "linger":  # say who it is, then take its time
@@ -324,3 +326,18 @@ def test_a_reader_dies_with_its_server(script: Path, tmp_path: Path) -> None:
         threading.Event().wait(0.01)
     os.kill(first[0], signal.SIGKILL)
     pytest.fail("the reader outlived its server")
+
+
+def test_a_reader_runs_in_the_callers_directory_and_umask(
+    script: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the caller is now, and the mode its files get, not those of when the server
+    started (the perceptual hasher writes keyframes)."""
+    assert _same(*_both(script, "exit", "0"))[0] == 0  # a server started here
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o077)
+    try:
+        _, output, _ = _same(*_both(script, "where"))
+    finally:
+        os.umask(old)
+    assert output == f"{tmp_path} 0o77\n".encode()

@@ -127,13 +127,12 @@ def _threads() -> int:
         return 1
 
 
-def _child(
-    server: int, script: str, args: list[str], env: dict[str, str], stdin: int, stdout: int, devnull: int
-) -> None:
-    """In the forked child: become ``python -I SCRIPT ARGS...`` and run it; never returns.  It
-    dies with the *server*, which is killed when the parent gives the request up (an interrupt,
-    a time-out, its thread gone): no process goes on reading the file, or writing into the work
-    folder the run that replaces it writes into."""
+def _child(server: int, header: dict[str, Any], stdin: int, stdout: int, devnull: int) -> None:
+    """In the forked child: become ``python -I SCRIPT ARGS...``, in the parent's working
+    directory and with its umask of now, and run it; never returns.  It dies with the *server*,
+    which is killed when the parent gives the request up (an interrupt, a time-out, its thread
+    gone): no process goes on reading the file, or writing into the work folder the run that
+    replaces it writes into."""
     code = 1
     interrupted = False
     try:
@@ -143,9 +142,15 @@ def _child(
         os.dup2(devnull, 2)
         os.closerange(3, 65536)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if header.get("cwd") is not None:
+            with contextlib.suppress(OSError):  # gone since: where the server is, as good a place
+                os.chdir(header["cwd"])
+        if header.get("umask") is not None:
+            os.umask(int(header["umask"]))
         os.environ.clear()
-        os.environ.update(env)
-        sys.argv = [script, *args]
+        os.environ.update(header["env"])
+        script = header["script"]
+        sys.argv = [script, *header["args"]]
         try:
             runpy.run_path(script, run_name="__main__")
             code = 0
@@ -184,7 +189,7 @@ def _run(header: dict[str, Any], stdin: int, output: int, devnull: int, buffer: 
     server = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _child(server, header["script"], header["args"], header["env"], stdin, write_end, devnull)
+        _child(server, header, stdin, write_end, devnull)
     os.close(write_end)
     deadline = time.monotonic() + seconds
     view = memoryview(buffer)
