@@ -52,6 +52,10 @@ SCRIPT = textwrap.dedent(
     elif what == "interrupt":
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)
+    elif what == "c-out":  # a C library's output, in its stdio buffer at exit
+        import ctypes
+        ctypes.CDLL(None).printf(b"[from C]")
+        sys.stdout.write("{}")
     elif what == "where":
         print(os.getcwd(), oct(os.umask(0o22)))
     elif what == "size":  # the address space this process starts with, in KiB
@@ -278,6 +282,12 @@ def test_an_interrupted_reader_and_odd_exit_statuses_end_as_in_a_run_alone(
     long is 255, else its low byte."""
     _, _, why = _same(*_both(script, *args))
     assert why == said
+
+
+def test_what_a_c_library_left_in_its_stdio_buffer_is_output_as_in_a_run_alone(script: Path) -> None:
+    """An interpreter's exit() flushes C's stdio buffers after its own: a decoder that printed
+    to standard output makes the same report, valid or not, either way."""
+    assert _same(*_both(script, "c-out"))[:2] == (0, b"{}[from C]")
 
 
 def test_a_large_output_leaves_later_readers_the_same_address_space(script: Path) -> None:

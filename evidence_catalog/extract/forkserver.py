@@ -163,6 +163,8 @@ def _child(server: int, header: dict[str, Any], stdin: int, stdout: int, devnull
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(BaseException):  # a closed pipe: nothing more to say
                 stream.flush()
+        with contextlib.suppress(BaseException):  # and what C libraries wrote, as exit() does
+            ctypes.CDLL(None).fflush(None)
     finally:
         if interrupted:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
