@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-#: Whether :func:`run_script` may use fork servers (Linux only: they rely on ``fork`` and on the
-#: kernel killing them with their parent).
-FORK_SERVER = sys.platform.startswith("linux")
+#: Whether :func:`run_script` may use fork servers (Linux only: they rely on ``fork``, on the
+#: kernel killing them with their parent, and on anonymous memory files).
+FORK_SERVER = sys.platform.startswith("linux") and hasattr(os, "memfd_create")
 #: Seconds a fork server may take beyond a request's own limit before it is given up on.
 SERVER_GRACE_S = 30
 _SERVER_SCRIPT = Path(__file__).with_name("forkserver.py")
