@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not sandbox.FORK_SERVER, reason="fork servers ar
 
 SCRIPT = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, signal, sys, time
     what = sys.argv[1]
     if what == "echo":
         data = sys.stdin.buffer.read()
@@ -49,6 +49,21 @@ SCRIPT = textwrap.dedent(
         print(os.getppid())
     elif what == "big":
         sys.stdout.write("x" * int(sys.argv[2]))
+    elif what == "interrupt":
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    elif what == "c-out":  # a C library's output, in its stdio buffer at exit
+        import ctypes
+        ctypes.CDLL(None).printf(b"[from C]")
+        sys.stdout.write("{}")
+    elif what == "where":
+        print(os.getcwd(), oct(os.umask(0o22)))
+    elif what == "size":  # the address space this process starts with, in KiB
+        print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize")))
+    elif what == "linger":  # say who it is, then take its time
+        with open(sys.argv[2], "w") as out:
+            out.write(f"{os.getpid()} {os.getppid()}")
+        time.sleep(30)
     """
 )
 
@@ -249,3 +264,90 @@ def test_threads_reading_at_once_each_get_a_server(script: Path, tmp_path: Path)
     done_b, why_b = outcomes["b"]  # type: ignore[misc]
     assert why_a == why_b == []
     assert done_a.stdout != done_b.stdout  # two servers
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("interrupt",), ["the test reader crashed (SIGINT) on this file; nothing"]),
+        (("exit", str(2**40)), []),
+        (("exit", str(2**70)), []),
+        (("exit", str(-(2**63))), []),
+    ],
+)
+def test_an_interrupted_reader_and_odd_exit_statuses_end_as_in_a_run_alone(
+    script: Path, args: tuple[str, ...], said: list[str]
+) -> None:
+    """An uncaught KeyboardInterrupt ends an interpreter by SIGINT; an exit status past a C
+    long is 255, else its low byte."""
+    _, _, why = _same(*_both(script, *args))
+    assert why == said
+
+
+def test_what_a_c_library_left_in_its_stdio_buffer_is_output_as_in_a_run_alone(script: Path) -> None:
+    """An interpreter's exit() flushes C's stdio buffers after its own: a decoder that printed
+    to standard output makes the same report, valid or not, either way."""
+    assert _same(*_both(script, "c-out"))[:2] == (0, b"{}[from C]")
+
+
+def test_a_large_output_leaves_later_readers_the_same_address_space(script: Path) -> None:
+    """The memory limit is on address space: what one file's reader said, however long, must
+    not stay in the server, for every later file's reader to start with less."""
+
+    def size() -> int:
+        done, _ = sandbox.run_script(script, ["size"], preload=("json",), seconds=20, reader="r", nothing="n")
+        assert done is not None
+        return int(done.stdout)
+
+    before = size()
+    done, _ = sandbox.run_script(
+        script, ["big", "100000000"], preload=("json",), seconds=60, reader="r", nothing="n", input=b"y" * 20_000_000
+    )
+    assert done is not None and len(done.stdout) == 100_000_000
+    assert size() - before < 16 * 1024
+
+
+def test_a_reader_dies_with_its_server(script: Path, tmp_path: Path) -> None:
+    """A server killed mid-request (an interrupt, its thread gone, a time-out) takes the file's
+    reader with it: no process goes on reading the file, or writing where the run that
+    replaces it writes."""
+    said = tmp_path / "said"
+    first: list[int] = []
+
+    def kill_the_server() -> None:
+        while not said.exists() or not said.read_text():
+            threading.Event().wait(0.01)
+        pid, server = map(int, said.read_text().split())
+        first.append(pid)
+        os.kill(server, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_server)
+    killer.start()
+    done, why = sandbox.run_script(script, ["linger", str(said)], preload=("json",), seconds=2, reader="r", nothing="n")
+    killer.join()
+    assert done is None and why == ["the r did not finish within 2 s and was stopped; n"]  # the run alone
+    for _ in range(500):
+        try:
+            state = Path(f"/proc/{first[0]}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":
+            return
+        threading.Event().wait(0.01)
+    os.kill(first[0], signal.SIGKILL)
+    pytest.fail("the reader outlived its server")
+
+
+def test_a_reader_runs_in_the_callers_directory_and_umask(
+    script: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the caller is now, and the mode its files get, not those of when the server
+    started (the perceptual hasher writes keyframes)."""
+    assert _same(*_both(script, "exit", "0"))[0] == 0  # a server started here
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o077)
+    try:
+        _, output, _ = _same(*_both(script, "where"))
+    finally:
+        os.umask(old)
+    assert output == f"{tmp_path} 0o77\n".encode()

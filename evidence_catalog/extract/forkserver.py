@@ -18,6 +18,9 @@ parent dies.
 
 Requests and replies on standard input and output: a 4-byte big-endian length and a JSON header,
 then an 8-byte big-endian length and that many bytes (the child's input; the child's output).
+Those bytes pass through anonymous memory files, a buffer's worth at a time, never through this
+server's heap: a child forked from it starts with the address space it had before any request,
+so that what one file's reader said, however long, leaves every later reader its whole limit.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import select
 import signal
 import struct
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -42,6 +44,8 @@ _PR_SET_PDEATHSIG = 1
 _MAX_HEADER = 16 * 1024 * 1024
 #: The most input a request may carry (a C2PA trust list is at most 16 MiB).
 _MAX_INPUT = 64 * 1024 * 1024
+#: The bytes of a request's input or a child's output moved at a time.
+_CHUNK = 256 * 1024
 
 
 def _read_exact(fd: int, size: int) -> bytes:
@@ -55,14 +59,44 @@ def _read_exact(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
 
+def _spool_in(fd: int, size: int, buffer: bytearray) -> int:
+    """*size* bytes read from *fd* into a new anonymous memory file, at its start."""
+    spool = os.memfd_create("input")
+    try:
+        view = memoryview(buffer)
+        while size:
+            got = os.readv(fd, [view[: min(size, len(view))]])
+            if not got:
+                raise EOFError
+            _write_all(spool, view[:got])
+            size -= got
+        os.lseek(spool, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(spool)
+        raise
+    return spool
+
+
+def _send_spool(fd: int, spool: int, size: int, buffer: bytearray) -> None:
+    """The first *size* bytes of the memory file *spool* written to *fd*."""
+    view = memoryview(buffer)
+    offset = 0
+    while offset < size:
+        got = os.preadv(spool, [view[: min(size - offset, len(view))]], offset)
+        if not got:
+            raise EOFError
+        _write_all(fd, view[:got])
+        offset += got
+
+
 def _die_with(parent: int) -> None:
-    """Be killed when the process that started this server dies (Linux)."""
+    """Be killed when *parent*, the process that started this one, dies (Linux)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -93,52 +127,75 @@ def _threads() -> int:
         return 1
 
 
-def _child(script: str, args: list[str], env: dict[str, str], stdin: int, stdout: int, devnull: int) -> None:
-    """In the forked child: become ``python -I SCRIPT ARGS...`` and run it; never returns."""
+def _child(server: int, header: dict[str, Any], stdin: int, stdout: int, devnull: int) -> None:
+    """In the forked child: become ``python -I SCRIPT ARGS...``, in the parent's working
+    directory and with its umask of now, and run it; never returns.  It dies with the *server*,
+    which is killed when the parent gives the request up (an interrupt, a time-out, its thread
+    gone): no process goes on reading the file, or writing into the work folder the run that
+    replaces it writes into."""
     code = 1
+    interrupted = False
     try:
+        _die_with(server)
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
         os.dup2(devnull, 2)
         os.closerange(3, 65536)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if header.get("cwd") is not None:
+            with contextlib.suppress(OSError):  # gone since: where the server is, as good a place
+                os.chdir(header["cwd"])
+        if header.get("umask") is not None:
+            os.umask(int(header["umask"]))
         os.environ.clear()
-        os.environ.update(env)
-        sys.argv = [script, *args]
+        os.environ.update(header["env"])
+        script = header["script"]
+        sys.argv = [script, *header["args"]]
         try:
             runpy.run_path(script, run_name="__main__")
             code = 0
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            code = _status(exc.code)
+        except KeyboardInterrupt:  # an interpreter then ends by the signal, as a Unix tool does
+            interrupted = True
         except BaseException:  # noqa: BLE001 -- as an interpreter would: exit status 1
             code = 1
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(BaseException):  # a closed pipe: nothing more to say
                 stream.flush()
+        with contextlib.suppress(BaseException):  # and what C libraries wrote, as exit() does
+            ctypes.CDLL(None).fflush(None)
     finally:
+        if interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            code = 128 + signal.SIGINT  # an interpreter's status where the signal does not end it
         os._exit(code)
 
 
-def _run(header: dict[str, Any], data: bytes, devnull: int) -> tuple[dict[str, Any], bytes]:
-    """Fork a child for one request and wait for it, at most the request's seconds."""
+def _status(code: object) -> int:
+    """The exit status an interpreter gives ``SystemExit(code)``: 0 for ``None``, an integer's
+    C ``(int)`` of a ``long`` (-1 past one), 1 for anything else (which it prints)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF if -(2**63) <= code < 2**63 else 255
+    return 1
+
+
+def _run(header: dict[str, Any], stdin: int, output: int, devnull: int, buffer: bytearray) -> dict[str, Any]:
+    """Fork a child for one request and wait for it, at most the request's seconds; what it
+    wrote is in the memory file *output*, its size in the reply."""
     seconds = float(header["seconds"])
-    stdin = devnull
-    spool = None
-    if header.get("input"):
-        spool = tempfile.TemporaryFile()  # noqa: SIM115 -- closed below, after the fork
-        spool.write(data)
-        spool.flush()
-        spool.seek(0)
-        stdin = spool.fileno()
     read_end, write_end = os.pipe()
+    server = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _child(header["script"], header["args"], header["env"], stdin, write_end, devnull)
+        _child(server, header, stdin, write_end, devnull)
     os.close(write_end)
-    if spool is not None:
-        spool.close()
     deadline = time.monotonic() + seconds
-    chunks: list[bytes] = []
+    view = memoryview(buffer)
+    written = 0
     timed_out = False
     try:
         while True:
@@ -149,23 +206,28 @@ def _run(header: dict[str, Any], data: bytes, devnull: int) -> tuple[dict[str, A
             ready, _, _ = select.select([read_end], [], [], left)
             if not ready:
                 continue
-            chunk = os.read(read_end, 1024 * 1024)
-            if not chunk:
+            got = os.readv(read_end, [view])
+            if not got:
                 break
-            chunks.append(chunk)
+            _write_all(output, view[:got])
+            written += got
         while not timed_out:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                return {"returncode": os.waitstatus_to_exitcode(status), "timed_out": False}, b"".join(chunks)
+                return {"returncode": os.waitstatus_to_exitcode(status), "timed_out": False, "size": written}
             if time.monotonic() >= deadline:
                 timed_out = True
                 break
             time.sleep(0.005)
+    except BaseException:  # its output could not be kept: the child is not left running
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
     finally:
         os.close(read_end)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    return {"returncode": -signal.SIGKILL, "timed_out": True}, b""
+    return {"returncode": -signal.SIGKILL, "timed_out": True, "size": 0}
 
 
 def main() -> None:
@@ -173,6 +235,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the parent's to handle
     _die_with(int(sys.argv[1]))
     devnull = os.open(os.devnull, os.O_RDWR)
+    buffer = bytearray(_CHUNK)  # the only buffer requests' bytes pass through
     while True:
         try:
             (size,) = struct.unpack(">I", _read_exact(0, 4))
@@ -182,23 +245,35 @@ def main() -> None:
             (length,) = struct.unpack(">Q", _read_exact(0, 8))
             if length > _MAX_INPUT:
                 return
-            data = _read_exact(0, length)
+            spool = _spool_in(0, length, buffer)
         except (EOFError, OSError, ValueError):
             return
-        _preload(list(header.get("preload", ())))
+        try:
+            _serve_one(header, spool if header.get("input") else None, devnull, buffer)
+        except (EOFError, OSError):
+            return
+        finally:
+            os.close(spool)
+
+
+def _serve_one(header: dict[str, Any], stdin: int | None, devnull: int, buffer: bytearray) -> None:
+    """Run one request and write its reply (an :class:`OSError` when the parent is gone)."""
+    _preload(list(header.get("preload", ())))
+    output = os.memfd_create("output")
+    try:
         if _threads() > 1:  # a fork would copy a lock some other thread holds: refused
-            reply: dict[str, Any] = {"refused": "the fork server runs more than one thread"}
-            output = b""
+            reply: dict[str, Any] = {"refused": "the fork server runs more than one thread", "size": 0}
         else:
             try:
-                reply, output = _run(header, data, devnull)
-            except OSError as exc:  # no process or no spool file could be made: the parent runs it alone
-                reply, output = {"refused": f"the fork server could not run it: {exc}"}, b""
+                reply = _run(header, devnull if stdin is None else stdin, output, devnull, buffer)
+            except OSError as exc:  # no process could be made: the parent runs it alone
+                reply = {"refused": f"the fork server could not run it: {exc}", "size": 0}
+        size = int(reply.pop("size"))
         body = json.dumps(reply).encode("ascii")
-        try:
-            _write_all(1, struct.pack(">I", len(body)) + body + struct.pack(">Q", len(output)) + output)
-        except OSError:
-            return
+        _write_all(1, struct.pack(">I", len(body)) + body + struct.pack(">Q", size))
+        _send_spool(1, output, size, buffer)
+    finally:
+        os.close(output)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-#: Whether :func:`run_script` may use fork servers (Linux only: they rely on ``fork`` and on the
-#: kernel killing them with their parent).
-FORK_SERVER = sys.platform.startswith("linux")
+#: Whether :func:`run_script` may use fork servers (Linux only: they rely on ``fork``, on the
+#: kernel killing them with their parent, and on anonymous memory files).
+FORK_SERVER = sys.platform.startswith("linux") and hasattr(os, "memfd_create")
 #: Seconds a fork server may take beyond a request's own limit before it is given up on.
 SERVER_GRACE_S = 30
 _SERVER_SCRIPT = Path(__file__).with_name("forkserver.py")
@@ -175,6 +175,8 @@ class _Server:
             "script": script,
             "args": args,
             "env": dict(os.environ if env is None else env),
+            "cwd": _cwd(),
+            "umask": _umask(),
             "seconds": seconds,
             "input": data is not None,
             "preload": list(self.preload),
@@ -208,6 +210,27 @@ class _Server:
             self.process.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             pass
+
+
+def _cwd() -> str | None:
+    """This process's working directory now (``None``: it was removed)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def _umask() -> int | None:
+    """This process's umask now, read without setting it (``os.umask`` would set it, for every
+    thread, while it is read); ``None`` where Linux does not say it."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 #: Servers not in use, by what they preload: a request takes one (or starts one), so threads
