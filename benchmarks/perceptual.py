@@ -5,12 +5,12 @@ standard tool doing the part of the work that cannot be avoided, in the same run
 alternating, the median counting:
 
 - **photos**: :func:`evidence_catalog.extract.perceptual.perceptual_hashes` of ``--photos``
-  12-megapixel JPEG photos (4000 x 3000; each a child process under its limits, as the
-  operation runs it) against decoding the same JPEGs in full with Pillow in this process
-  (``Image.open(...).load()``), what any tool that looks at every pixel pays.  Reported as
-  photos hashed per second and the ratio of the times.  PDQ needs only a 512-pixel picture,
-  which Pillow decodes from a JPEG at a reduced DCT scale, so hashing can beat a full decode
-  even with the child's start-up.
+  12-megapixel JPEG photos (4000 x 3000; each in a process of its own under its limits, forked
+  from the hasher's fork server, as the operation runs it) against decoding the same JPEGs in
+  full with Pillow in this process (``Image.open(...).load()``), what any tool that looks at
+  every pixel pays.  Reported as photos hashed per second and the ratio of the times.  PDQ
+  needs only a 512-pixel picture, which Pillow decodes from a JPEG at a reduced DCT scale, so
+  hashing can beat a full decode even with a process per photo.
 - **video**: ``perceptual_hashes`` of one 720p H.264 video of ``--video-seconds`` seconds at
   30 frames a second (one hash per second, keyframes, contact sheet) against
   ``ffmpeg -i VIDEO -f null -`` (FFmpeg decoding every frame, nothing else: the floor for any
@@ -19,7 +19,9 @@ alternating, the median counting:
 
 Run alone: ``python benchmarks/perceptual.py [--photos N] [--video-seconds S] [--video-size WxH]
 [--repeat N]``.  The defaults (10 photos, 60 s of 720p) take about a minute; the figure for a
-long video is ``--video-seconds 3600``, on a quiet machine.
+long video is ``--video-seconds 3600``, on a quiet machine (making the hour of video takes
+longer than hashing it: ``--make-video FILE`` writes it alone, beforehand, and ``--video FILE``
+uses it).
 """
 
 from __future__ import annotations
@@ -123,13 +125,16 @@ def bench(
     video_size: tuple[int, int],
     repeat: int,
     make_row: Callable[..., Any],
+    video: Path | None = None,
 ) -> list[Any]:
-    """The rows of the two figures (see the module's docstring)."""
+    """The rows of the two figures (see the module's docstring); *video*, made with
+    ``--make-video`` beforehand, instead of one made here (of *video_seconds* at *video_size*)."""
     folder = Path(tempfile.mkdtemp(prefix="perceptual-", dir=scratch))
     try:
         print(f"(making {photos} photos of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} and {video_seconds:g} s of video ...)")
         paths = _photos(folder, photos)
-        video = _video(folder / "video.mp4", video_seconds, video_size)
+        if video is None:
+            video = _video(folder / "video.mp4", video_seconds, video_size)
         work = folder / "work"
         work.mkdir()
         ours, theirs = _alternate(repeat, lambda: _hash_all(paths, "image/jpeg", work), lambda: _decode_all(paths))
@@ -167,14 +172,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--video-seconds", type=float, default=60.0, help="video length in seconds (default 60)")
     parser.add_argument("--video-size", default="1280x720", help="video frame size WxH (default 1280x720)")
     parser.add_argument("--repeat", type=int, default=MIN_ROUNDS, help="rounds (default 3)")
+    parser.add_argument(
+        "--make-video", type=Path, help="only write the video of --video-seconds and --video-size to this file"
+    )
+    parser.add_argument(
+        "--video", type=Path, help="a video made by --make-video, instead of making one (its length is --video-seconds)"
+    )
     args = parser.parse_args(argv)
     width, _, height = args.video_size.partition("x")
+    if args.make_video is not None:
+        _video(args.make_video, args.video_seconds, (int(width), int(height)))
+        return
 
     def row(**fields: str) -> dict[str, str]:
         return fields
 
     with tempfile.TemporaryDirectory() as scratch:
-        rows = bench(Path(scratch), args.photos, args.video_seconds, (int(width), int(height)), args.repeat, row)
+        size = (int(width), int(height))
+        rows = bench(Path(scratch), args.photos, args.video_seconds, size, args.repeat, row, video=args.video)
         for line in rows:
             print(" | ".join(line.values()))
 
