@@ -373,3 +373,23 @@ def test_the_same_warc_packages_into_the_same_bytes_and_sniffs_as_wacz(tmp_path:
     with zipfile.ZipFile(plain, "w") as zf:
         zf.writestr("datapackage.json", '{"profile": "data-package"}')
     assert sniff_media_type(plain) != "application/wacz"
+
+
+def test_a_redacted_export_withholds_the_archive_with_the_media_it_holds(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    url = server.route("/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+    assert result.ok, result.error
+    record = catalog.record(result.record_id)
+    [archive] = [e.artifact.sha256 for e in record.artifacts if e.role is Role.WEB_ARCHIVE]
+    catalog.flag(result.record_id, "graphic", "shows the wounded", artifacts=[result.sha256])
+
+    exported = catalog.export(tmp_path / "bag", format="bagit", redact=True)
+
+    assert exported.withheld_artifacts == 2  # the media, and the archive that holds it too
+    payload = [p.read_bytes() for p in (tmp_path / "bag" / "data").rglob("*") if p.is_file()]
+    assert catalog.artifact_path(archive).read_bytes() not in payload and CLIP not in payload
+    redaction = json.loads((tmp_path / "bag" / "data" / "contents.json").read_text())["redaction"]
+    [why] = [a for a in redaction["withheld_artifacts"] if a["sha256"] == archive]
+    assert "web archive" in json.dumps(why)

@@ -103,6 +103,7 @@ def finish(recorder: WarcRecorder, work: Path, url: str, final_url: str | None, 
         ),
         software=software(),
         withheld=WITHHELD_NOTE,
+        warc_digest=recorder.digest,
     )
     os.remove(recorder.path)  # in the WACZ now: the work area need not hold it twice
     return CapturedFile(out, model.ArtifactRole.WEB_ARCHIVE)

@@ -117,7 +117,7 @@ class _Digester:
 class _Member:
     """One gzip member of the WARC file: one record (as ``.warc.gz`` readers expect)."""
 
-    def __init__(self, out: IO[bytes], level: int) -> None:
+    def __init__(self, out: _HashingFile, level: int) -> None:
         self._out = out
         self._compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
 
@@ -126,6 +126,26 @@ class _Member:
 
     def flush(self) -> None:
         self._out.write(self._compressor.flush())
+
+
+class _HashingFile:
+    """The WARC file, hashed as it is written (it is only ever appended to)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "xb")  # noqa: SIM115 -- closed by close()
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class RecordedResponse:
@@ -288,7 +308,7 @@ class WarcRecorder:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         #: When the recording started.
         self.started = self.clock()
-        self._file: IO[bytes] = open(path, "xb")  # noqa: SIM115 -- closed by close()
+        self._file = _HashingFile(path)
         self._writer = Writer(self._file, gzip=False, warc_version="WARC/1.1")
         self._lock = threading.Lock()
         self._open: list[Exchange] = []
@@ -415,6 +435,11 @@ class WarcRecorder:
     def _forget(self, exchange: Exchange) -> None:
         if exchange in self._open:
             self._open.remove(exchange)
+
+    @property
+    def digest(self) -> tuple[str, int]:
+        """The WARC file's SHA-256 (``sha256:<hex>``) and size, as written so far."""
+        return _sha256_label(self._file.hash), self._file.size
 
     def _write(self, record: Any, *, level: int) -> None:
         if self.broken is not None:

@@ -115,9 +115,11 @@ def package(
     description: str,
     software: str,
     withheld: str,
+    warc_digest: tuple[str, int] | None = None,
 ) -> None:
     """Write the WACZ *out* (a new file) holding the WARC file *warc*, indexed, with *pages* as
-    its list of pages (the first is its main page) and *created* as its date."""
+    its list of pages (the first is its main page) and *created* as its date.  *warc_digest*,
+    the WARC's ``sha256:<hex>`` and size when its writer computed them, saves reading it again."""
     from wacz.util import get_py_wacz_version
 
     created = created.astimezone(dt.UTC)
@@ -127,7 +129,8 @@ def package(
         idx = _index(warc, cdx)
         small = {"indexes/index.idx": idx, "pages/pages.jsonl": _pages_jsonl(pages)}
         large = {f"{ARCHIVE_DIR}{warc.name}": warc, "indexes/index.cdx.gz": cdx}
-        resources = [_resource(path, *_hash_file(source)) for path, source in large.items()]
+        known = {f"{ARCHIVE_DIR}{warc.name}": warc_digest} if warc_digest is not None else {}
+        resources = [_resource(path, *(known.get(path) or _hash_file(source))) for path, source in large.items()]
         resources += [
             _resource(path, f"sha256:{hashlib.sha256(data).hexdigest()}", len(data)) for path, data in small.items()
         ]
