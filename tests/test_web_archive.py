@@ -393,3 +393,16 @@ def test_a_redacted_export_withholds_the_archive_with_the_media_it_holds(
     redaction = json.loads((tmp_path / "bag" / "data" / "contents.json").read_text())["redaction"]
     [why] = [a for a in redaction["withheld_artifacts"] if a["sha256"] == archive]
     assert "web archive" in json.dumps(why)
+
+
+def test_each_capture_of_a_batch_archives_only_its_own_exchanges(catalog: Catalog, server: MediaServer) -> None:
+    first = server.route("/batch/one.mp4", Route(body=CLIP, media_type="video/mp4"))
+    second = server.route("/batch/two.mp4", Route(body=CLIP[::-1], media_type="video/mp4"))
+
+    results = catalog.capture([first, second], options=FAST, analyze=False)  # one yt-dlp for both
+
+    assert all(r.ok for r in results), [r.error for r in results]
+    for result, url in zip(results, (first, second), strict=True):
+        wacz = wacz_of(catalog, catalog.record(result.record_id))
+        uris = {r["uri"] for r in warc_records(wacz) if r["type"] in ("request", "response")}
+        assert uris == {url}

@@ -43,6 +43,8 @@ WACZ_VERSION = "1.1.1"
 #: Where the WARC goes in the zip.
 ARCHIVE_DIR = "archive/"
 _BLOCK = 1024 * 1024
+#: Index lines per gzip block of ``index.cdx.gz`` (``wacz create``'s, ArchiveWeb.page's).
+INDEX_BLOCK_LINES = 1024
 
 
 @frozen
@@ -72,8 +74,7 @@ def _resource(path: str, digest: str, size: int) -> dict[str, object]:
 
 def _index(warc: Path, cdx: Path) -> bytes:
     """py-wacz's CDXJ index of *warc*: its gzip blocks written to *cdx*, the ``.idx`` returned."""
-    from wacz.main import DEFAULT_NUM_LINES
-    from wacz.waczindexer import WACZIndexer
+    from wacz.waczindexer import WACZIndexer  # not wacz.main: it loads frictionless, for validation
 
     idx = io.BytesIO()
     text = io.TextIOWrapper(idx, "utf-8", write_through=True)
@@ -84,7 +85,7 @@ def _index(warc: Path, cdx: Path) -> bytes:
             sort=True,
             post_append=True,
             compress=data,
-            lines=DEFAULT_NUM_LINES,
+            lines=INDEX_BLOCK_LINES,
             digest_records=True,
             fields="referrer,req.http:cookie",
             data_out_name="index.cdx.gz",
