@@ -280,6 +280,8 @@ class ArtifactRole(Choice):
     DESCRIPTION = "description"
     PAGE_SNAPSHOT = "page_snapshot"
     SOURCE_DOCUMENT = "source_document"
+    #: A WACZ web archive of the HTTP exchanges a capture made (WARC records in a zip).
+    WEB_ARCHIVE = "web_archive"
 
 
 @frozen

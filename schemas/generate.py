@@ -197,6 +197,7 @@ DEFS: dict[str, Any] = {
                 "description",
                 "page_snapshot",
                 "source_document",
+                "web_archive",
             ),
             "derived_from": {
                 "type": "array",

@@ -157,9 +157,9 @@ def test_a_video_page_is_captured_with_everything_that_came_with_it(
     record = catalog.record(result.record_id)
     captured = [entry for entry in record.artifacts if entry.role is not Role.DERIVED]
     assert sorted(entry.role for entry in captured) == sorted(
-        [Role.ORIGINAL, Role.THUMBNAIL, Role.PAGE_SNAPSHOT, Role.PLATFORM_METADATA]
+        [Role.ORIGINAL, Role.THUMBNAIL, Role.PAGE_SNAPSHOT, Role.PLATFORM_METADATA, Role.WEB_ARCHIVE]
     )
-    assert result.artifacts == len(captured) == 4
+    assert result.artifacts == len(captured) == 5
     # Then the video and its poster are analysed, each in a transaction of its own: what that
     # derived is on the record too, each artifact derived from the one analysed.
     assert [(a.record_id, a.sha256, a.new) for a in analysed] == [
@@ -231,7 +231,7 @@ def test_a_direct_file_url_is_captured_as_served(catalog: Catalog, server: Media
     assert result.ok, result.error
     assert (result.sha256, result.size, result.new_record) == (sha256(CLIP), len(CLIP), True)
     record = catalog.record(result.record_id)
-    assert sorted(e.role for e in record.artifacts) == sorted([Role.ORIGINAL, Role.PLATFORM_METADATA])
+    assert sorted(e.role for e in record.artifacts) == sorted([Role.ORIGINAL, Role.PLATFORM_METADATA, Role.WEB_ARCHIVE])
     assert stored(catalog, record.artifacts[0].artifact.sha256) == CLIP
     [acquisition] = record.acquisitions
     assert (acquisition.requested_url, acquisition.final_url, acquisition.http_status) == (url, url, 200)
@@ -734,7 +734,8 @@ def test_cookies_are_sent_but_never_stored(catalog: Catalog, server: MediaServer
 
     record = catalog.record(result.record_id)
     [acquisition] = record.acquisitions
-    assert set(acquisition.withheld) == {WITHHELD_COOKIES, WITHHELD_SET_COOKIE}
+    in_archive = "Cookie, Set-Cookie header values in the web archive (WACZ)"
+    assert set(acquisition.withheld) == {WITHHELD_COOKIES, WITHHELD_SET_COOKIE, in_archive}
     [response] = [r for r in acquisition.responses if r.url == video]
     assert ("Set-Cookie", WITHHELD) in response.headers
     info = json.loads(stored(catalog, by_role(record, Role.PLATFORM_METADATA)[0].artifact.sha256))

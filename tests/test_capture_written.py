@@ -215,9 +215,16 @@ def test_downloads_are_stored_without_being_read_again(
         assert result.ok, result.error
         record = catalog.record(result.record_id)
         # The media, the page and the metadata were hashed as they were written; the thumbnail
-        # (which yt-dlp copies itself, not through a downloader) by reading it.
+        # (which yt-dlp copies itself, not through a downloader) and the web archive (a zip,
+        # whose writer goes back to each entry's header) by reading them.
         assert sorted(stores) == sorted(
-            [("written", "001.mp4"), ("written", ".page"), ("written", ".info.json"), ("read", "001.jpg")]
+            [
+                ("written", "001.mp4"),
+                ("written", ".page"),
+                ("written", ".info.json"),
+                ("read", "001.jpg"),
+                ("read", ".archive.wacz"),
+            ]
         )
         stored = {e.artifact.sha256: catalog.artifact_path(e.artifact.sha256).read_bytes() for e in record.artifacts}
         for entry in record.artifacts:

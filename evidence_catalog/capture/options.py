@@ -63,6 +63,9 @@ class CaptureOptions:
     thumbnails: bool = True
     subtitles: bool = True
     description: bool = True
+    #: Record every HTTP exchange of the capture (the page, API calls, media, redirects, failed
+    #: attempts) into a WARC, stored as a WACZ web archive with the record (role ``web_archive``).
+    archive: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.cookies_file is not None:
@@ -102,6 +105,8 @@ class CaptureOptions:
             settings.append(f"max_filesize={self.max_filesize}")
         if self.ffmpeg is False:
             settings.append("ffmpeg=off")
+        if not self.archive:
+            settings.append("archive=off")
         settings.append(f"retries={self.retries}")
         return tuple(settings)
 

@@ -22,6 +22,7 @@ from evidence_catalog.capture.written import Writes
 
 if TYPE_CHECKING:
     from evidence_catalog.capture.options import CaptureOptions
+    from evidence_catalog.capture.warc import WarcRecorder
 
 #: The page an extractor reads is kept up to this size (larger ones are noted, not stored).
 PAGE_LIMIT = 64 * 1024 * 1024
@@ -203,6 +204,8 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
 
     class RecordingYoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
         def __init__(self, params: dict[str, Any]) -> None:
+            #: Where this capture's HTTP exchanges are recorded (a WARC), if anywhere.
+            self.recorder: WarcRecorder | None = None
             super().__init__(params)
             self.phase = "extract"
             self.page: _Tee | None = None
@@ -218,9 +221,13 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
             #: that asks for the same (see ``_Held``).
             self.held: tuple[Any, _Held] | None = None
 
-        def start_capture(self, log: Log, work: Path, writes: Writes | None) -> None:
+        def start_capture(
+            self, log: Log, work: Path, writes: Writes | None, recorder: WarcRecorder | None = None
+        ) -> None:
             """Forget what an earlier capture by this YoutubeDL left: each capture is told only
-            its own messages and responses, and numbers its files from 001 in its own area."""
+            its own messages and responses, and numbers its files from 001 in its own area, and
+            records its exchanges into *recorder* (none: not recorded)."""
+            self.recorder = recorder
             self.params["logger"] = log
             self.params["paths"] = {"home": str(work), "temp": str(work)}
             self.phase = "extract"
@@ -243,6 +250,15 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
         def close(self) -> None:
             self.release_held()
             super().close()
+
+        def build_request_director(self, *args: Any, **kwargs: Any) -> Any:
+            # Every request yt-dlp makes goes through this director: recorded there, with the
+            # bytes of each body as its reader takes them (evidence_catalog.capture.recording).
+            from evidence_catalog.capture.recording import attach
+
+            director = super().build_request_director(*args, **kwargs)
+            attach(director, lambda: getattr(self, "recorder", None))
+            return director
 
         def extract_info(
             self, url: Any, download: bool = True, ie_key: str | None = None, *args: Any, **kwargs: Any

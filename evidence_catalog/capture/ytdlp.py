@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from evidence_catalog import model
-from evidence_catalog.capture import downloaded, youtubedl
+from evidence_catalog.capture import archiving, downloaded, youtubedl
 from evidence_catalog.capture.downloaded import CapturedFile, Download
 from evidence_catalog.capture.options import CaptureFailed, CaptureOptions, CaptureProgress, parse_size
+from evidence_catalog.capture.warc import WarcRecorder
 from evidence_catalog.capture.written import Writes, write_known
 from evidence_catalog.capture.youtubedl import Log
 from evidence_catalog.hashing import normalise_algorithms
@@ -111,7 +112,7 @@ class Capturer:
                 None if total is None else int(total),
             )
 
-    def _youtube_dl(self, work: Path, log: Log, writes: Writes) -> Any:
+    def _youtube_dl(self, work: Path, log: Log, writes: Writes, recorder: WarcRecorder | None) -> Any:
         """The YoutubeDL, made or reset for a capture into *work*."""
         from yt_dlp.utils import YoutubeDLError
 
@@ -139,7 +140,7 @@ class Capturer:
                 except (OSError, ValueError, http.cookiejar.LoadError) as exc:
                     raise CaptureFailed(f"yt-dlp could not start: cannot load the cookies file ({exc})") from exc
                 jar.filename = area["cookiefile"]
-        ydl.start_capture(log, work, writes)
+        ydl.start_capture(log, work, writes, recorder)
         return ydl
 
     def download(self, url: str, work: Path, *, progress: CaptureProgress | None = None) -> Download:
@@ -154,20 +155,26 @@ class Capturer:
         writes = Writes(self.algorithms)
         self._url, self._progress = url, progress
         finished = False
+        recorder = archiving.start(work) if self.options.archive else None
         try:
-            ydl = self._youtube_dl(work, log, writes)
-            fetched = self._download(ydl, url, work, log, writes)
+            ydl = self._youtube_dl(work, log, writes, recorder)
+            fetched = self._download(ydl, url, work, log, writes, recorder)
             finished = True
             return fetched
         finally:
             self._progress = None
             writes.close()
+            if recorder is not None:
+                recorder.discard()  # nothing left to write once the archive is made
             if not finished:
                 self.close()
             elif self._ydl is not None:
                 self._ydl.writes = None
+                self._ydl.recorder = None
 
-    def _download(self, ydl: Any, url: str, work: Path, log: Log, writes: Writes) -> Download:
+    def _download(
+        self, ydl: Any, url: str, work: Path, log: Log, writes: Writes, recorder: WarcRecorder | None
+    ) -> Download:
         from yt_dlp.utils import DownloadError, YoutubeDLError
 
         options = self.options
@@ -226,6 +233,14 @@ class Capturer:
         tools = [youtubedl.yt_dlp_agent()]
         if merged and ffmpeg is not None:
             tools.append(ffmpeg)
+        if recorder is not None:
+            ydl.release_held()  # a response the download did not ask for: recorded as far as it was read
+            final_url = None if page_response is None else page_response.url
+            title = downloaded.text(clean.get("title")) or url
+            files.append(archiving.finish(recorder, work, url, final_url, title))
+            if recorder.withheld:
+                withheld.append(archiving.withheld_note(recorder))
+            tools.extend(archiving.agents())
         return Download(
             files=tuple(files),
             info=clean,

@@ -192,6 +192,11 @@ def _echo_capture(result: CaptureResult) -> bool:
 @click.option("--retries", type=int, default=3, show_default=True, help="Retries of a failed or cut-short download.")
 @click.option("--no-ffmpeg", is_flag=True, help="Never use ffmpeg: choose formats served as one file.")
 @click.option(
+    "--no-archive",
+    is_flag=True,
+    help="Do not record the HTTP exchanges into a WARC/WACZ web archive stored with the record.",
+)
+@click.option(
     "--skip-captured",
     is_flag=True,
     help="Do not fetch URLs captured successfully before (resume an interrupted batch).",
@@ -216,6 +221,7 @@ def capture(
     timeout: float,
     retries: int,
     no_ffmpeg: bool,
+    no_archive: bool,
     skip_captured: bool,
     no_analyze: bool,
     operator: str | None,
@@ -224,7 +230,8 @@ def capture(
     """Capture online media (videos, images, posts) with yt-dlp, with full provenance.
 
     Each line is: record id, SHA-256 of the main media file, what happened, URL.  The media as
-    served, yt-dlp's info.json, thumbnails, subtitles, the description and the page are kept.
+    served, yt-dlp's info.json, thumbnails, subtitles, the description and the page are kept,
+    and a WACZ web archive of every HTTP exchange the capture made (unless --no-archive).
     A URL that fails does not stop the others: its line says "failed", the reason goes to
     standard error, the attempt is in the custody log, and the exit code is 1.
     """
@@ -245,6 +252,7 @@ def capture(
         socket_timeout=timeout,
         retries=retries,
         ffmpeg=False if no_ffmpeg else None,
+        archive=not no_archive,
     )
     failed = skipped = 0
     with open_catalog(catalog_path, operator) as catalog, capture_progress(quiet=quiet) as (progress, clear):

@@ -40,6 +40,8 @@ def sniff_media_type(path: Path) -> str:
 def media_type_of(head: bytes, foot: bytes, path: str | os.PathLike[str]) -> str:
     """:func:`sniff_media_type` of a file (at *path*, for its name) whose first bytes (at least
     :data:`_PROBE`, or the whole file) are *head* and whose last bytes are *foot*."""
+    if _is_wacz(head):
+        return WACZ
     try:
         if _SIGNATURES is not None:
             found = _SIGNATURES.media_type_of(head[: _SIGNATURES.head_size], foot, path)
@@ -53,6 +55,25 @@ def media_type_of(head: bytes, foot: bytes, path: str | os.PathLike[str]) -> str
     if found and _MEDIA_TYPE.match(found):
         return found
     return "text/plain" if _looks_like_text(head[:_TEXT_PROBE]) else OCTET_STREAM
+
+
+#: A web archive (WACZ): a zip whose first entry is its ``datapackage.json``, stored.
+WACZ = "application/wacz"
+
+
+def _is_wacz(head: bytes) -> bool:
+    """Whether *head* starts a zip whose first entry is an uncompressed ``datapackage.json``
+    that names a ``wacz_version`` (as this library writes a WACZ; a WACZ whose package comes
+    later in the zip is sniffed as the zip it also is)."""
+    if len(head) < 30 or head[:4] != b"PK\x03\x04" or head[8:10] != b"\x00\x00":
+        return False
+    size = int.from_bytes(head[18:22], "little")
+    name_length = int.from_bytes(head[26:28], "little")
+    extra_length = int.from_bytes(head[28:30], "little")
+    if head[30 : 30 + name_length] != b"datapackage.json":
+        return False
+    start = 30 + name_length + extra_length
+    return b'"wacz_version"' in head[start : start + size]
 
 
 #: Major brands of ISO base media files that hold sound only (ISO/IEC 14496-12 ``ftyp``).

@@ -93,6 +93,7 @@ _EXTENSIONS = {
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/wacz": ".wacz",
     "application/x-mpegurl": ".m3u8",
     "application/x-subrip": ".srt",
     "application/xhtml+xml": ".xhtml",

@@ -188,10 +188,22 @@ def redact(record: model.EvidenceRecord, kinds: Collection[str] | None = None) -
 def _withhold_derived(record: model.EvidenceRecord, reasons: dict[str, Any]) -> None:
     """Add to *reasons* (SHA-256 -> reasons) every artifact of *record* made from one withheld,
     at any remove: a keyframe or contact sheet shows what the withheld video shows, and an
-    analysis's perceptual hashes would find the withheld picture elsewhere."""
+    analysis's perceptual hashes would find the withheld picture elsewhere.  A web archive holds
+    every byte its capture received: it is withheld with any artifact of the same acquisition."""
+    archives = {e.artifact.sha256 for e in record.artifacts if e.role is model.ArtifactRole.WEB_ARCHIVE}
     changed = True
     while changed:
         changed = False
+        for acquisition in record.acquisitions if archives else ():
+            together = [s for s in (acquisition.artifact_sha256, *acquisition.other_artifacts) if s is not None]
+            source = next((s for s in together if s in reasons and s not in archives), None)
+            for sha in together:
+                if source is not None and sha in archives and sha not in reasons:
+                    reasons[sha] = [
+                        (kind, f"it is a web archive that holds withheld artifact {source}: {why}")
+                        for kind, why in reasons[source]
+                    ]
+                    changed = True
         for entry in record.artifacts:
             sha = entry.artifact.sha256
             if sha in reasons:

@@ -1,0 +1,173 @@
+"""A WARC packaged as a WACZ (Web Archive Collection Zipped, version 1.1.1), the file
+ReplayWeb.page opens and pywb and other web archives import.
+
+The index (``indexes/index.cdx.gz``, CDXJ in gzip blocks, and its ``indexes/index.idx``) is made
+by py-wacz's own indexer (``wacz.waczindexer.WACZIndexer``, as ``wacz create`` makes it); the
+rest is written here rather than by ``wacz create`` because that command stamps every zip
+entry and the ``created`` field with the current time and names pages by random ids.  Here:
+
+* the pages list (``pages/pages.jsonl``) is given, not guessed: the captured page is the entry
+  point, its ``ts`` the time it was fetched;
+* zip entries are in a fixed order (``datapackage.json`` first, stored uncompressed, so that the
+  file is known for a WACZ by its first bytes; then the others by name), each dated *created*
+  (the capture's start), with fixed permissions; ``created`` in ``datapackage.json`` is that
+  time too.  The same WARC, pages and times make the same bytes.  What differs between two
+  captures of the same thing is in the WARC: record ids (random UUIDs) and dates;
+* ``datapackage.json`` says what was withheld from the WARC (``withheld``, also in its
+  ``description``), and names the software.
+
+``wacz validate`` accepts the result (tested).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from attrs import frozen
+
+__all__ = ["MEDIA_TYPE", "WACZ_VERSION", "Page", "package"]
+
+#: The media type of a WACZ file.
+MEDIA_TYPE = "application/wacz"
+#: The version of the WACZ specification written.
+WACZ_VERSION = "1.1.1"
+#: Where the WARC goes in the zip.
+ARCHIVE_DIR = "archive/"
+_BLOCK = 1024 * 1024
+#: Index lines per gzip block of ``index.cdx.gz`` (``wacz create``'s, ArchiveWeb.page's).
+INDEX_BLOCK_LINES = 1024
+
+
+@frozen
+class Page:
+    """An entry of the WACZ's pages list: a page a person opens the archive at."""
+
+    id: str
+    url: str
+    #: When it was fetched: its response record's ``WARC-Date``.
+    ts: str
+    title: str
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    hasher = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as stream:
+        while block := stream.read(_BLOCK):
+            hasher.update(block)
+            size += len(block)
+    return f"sha256:{hasher.hexdigest()}", size
+
+
+def _resource(path: str, digest: str, size: int) -> dict[str, object]:
+    return {"name": os.path.basename(path).lower(), "path": path, "hash": digest, "bytes": size}
+
+
+def _index(warc: Path, cdx: Path) -> bytes:
+    """py-wacz's CDXJ index of *warc*: its gzip blocks written to *cdx*, the ``.idx`` returned."""
+    from wacz.waczindexer import WACZIndexer  # not wacz.main: it loads frictionless, for validation
+
+    idx = io.BytesIO()
+    text = io.TextIOWrapper(idx, "utf-8", write_through=True)
+    with open(cdx, "wb") as data:
+        indexer = WACZIndexer(
+            text,
+            [str(warc)],
+            sort=True,
+            post_append=True,
+            compress=data,
+            lines=INDEX_BLOCK_LINES,
+            digest_records=True,
+            fields="referrer,req.http:cookie",
+            data_out_name="index.cdx.gz",
+            hash_type="sha256",
+            main_url=None,
+            detect_pages=False,
+            passed_pages_dict={},
+            extract_text=False,
+        )
+        indexer.process_all()
+    text.flush()
+    return idx.getvalue()
+
+
+def _pages_jsonl(pages: Sequence[Page]) -> bytes:
+    lines = [{"format": "json-pages-1.0", "id": "pages", "title": "Pages"}]
+    lines += [{"id": p.id, "url": p.url, "ts": p.ts, "title": p.title} for p in pages]
+    return "".join(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n" for line in lines).encode("utf-8")
+
+
+def package(
+    warc: Path,
+    out: Path,
+    *,
+    pages: Sequence[Page],
+    created: dt.datetime,
+    title: str,
+    description: str,
+    software: str,
+    withheld: str,
+    warc_digest: tuple[str, int] | None = None,
+) -> None:
+    """Write the WACZ *out* (a new file) holding the WARC file *warc*, indexed, with *pages* as
+    its list of pages (the first is its main page) and *created* as its date.  *warc_digest*,
+    the WARC's ``sha256:<hex>`` and size when its writer computed them, saves reading it again."""
+    from wacz.util import get_py_wacz_version
+
+    created = created.astimezone(dt.UTC)
+    stamp = max(created, dt.datetime(1980, 1, 1, tzinfo=dt.UTC)).timetuple()[:6]
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        cdx = Path(scratch) / "index.cdx.gz"
+        idx = _index(warc, cdx)
+        small = {"indexes/index.idx": idx, "pages/pages.jsonl": _pages_jsonl(pages)}
+        large = {f"{ARCHIVE_DIR}{warc.name}": warc, "indexes/index.cdx.gz": cdx}
+        known = {f"{ARCHIVE_DIR}{warc.name}": warc_digest} if warc_digest is not None else {}
+        resources = [_resource(path, *(known.get(path) or _hash_file(source))) for path, source in large.items()]
+        resources += [
+            _resource(path, f"sha256:{hashlib.sha256(data).hexdigest()}", len(data)) for path, data in small.items()
+        ]
+        resources.sort(key=lambda r: str(r["path"]))
+        datapackage: dict[str, object] = {
+            "profile": "data-package",
+            "title": title,
+            "description": f"{description} Withheld: {withheld}.",
+            "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "wacz_version": WACZ_VERSION,
+            "software": f"{software}, py-wacz {get_py_wacz_version()}",
+            "withheld": withheld,
+            "resources": resources,
+        }
+        if pages:
+            datapackage["mainPageURL"] = pages[0].url
+            datapackage["mainPageDate"] = pages[0].ts
+        package_bytes = json.dumps(datapackage, indent=2, ensure_ascii=False).encode("utf-8")
+        digest = {"path": "datapackage.json", "hash": f"sha256:{hashlib.sha256(package_bytes).hexdigest()}"}
+        digest_bytes = json.dumps(digest, indent=2).encode("utf-8")
+
+        def entry(name: str, size: int, compress: bool) -> zipfile.ZipInfo:
+            info = zipfile.ZipInfo(name, stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            info.file_size = size
+            return info
+
+        with zipfile.ZipFile(out, "x", allowZip64=True) as zf:
+            zf.writestr(entry("datapackage.json", len(package_bytes), False), package_bytes)
+            zf.writestr(entry("datapackage-digest.json", len(digest_bytes), False), digest_bytes)
+            for name in sorted([*large, *small]):
+                if name in small:
+                    zf.writestr(entry(name, len(small[name]), True), small[name])
+                    continue
+                source = large[name]
+                with open(source, "rb") as src, zf.open(entry(name, source.stat().st_size, False), "w") as dst:
+                    shutil.copyfileobj(src, dst, _BLOCK)

@@ -1,0 +1,408 @@
+"""The WACZ web archive of a capture: every HTTP exchange yt-dlp made, recorded as it was made
+(tests/media_server.py: a real server on 127.0.0.1), checked with warcio and py-wacz's own
+commands, and the WARC writer's round trip as a property."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import io
+import itertools
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from warcio.archiveiterator import ArchiveIterator
+
+from evidence_catalog import Catalog, model
+from evidence_catalog.capture import CaptureOptions
+from evidence_catalog.capture.warc import WITHHELD_HEADERS, WarcRecorder
+from evidence_catalog.capture.webarchive import Page, package
+from evidence_catalog.extract import sniff_media_type
+from evidence_catalog.serialize import unstructure
+from tests.media_server import MediaServer, Route, video_page
+from tests.test_capture import CLIP, FAST, blob_files, sha256, stored, unused_port, work_area
+
+Role = model.ArtifactRole
+BIN = Path(sys.executable).parent
+SECRET = "s3ss10n-c00k1e-value"
+SERVER_SECRET = "server-set-c00k1e-value"
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    with Catalog.init(tmp_path / "catalog", operator="tester") as opened:
+        yield opened
+
+
+@pytest.fixture
+def server() -> Iterator[MediaServer]:
+    with MediaServer() as running:
+        yield running
+
+
+def wacz_of(catalog: Catalog, record: model.EvidenceRecord) -> Path:
+    [entry] = [e for e in record.artifacts if e.role is Role.WEB_ARCHIVE]
+    assert entry.artifact.media_type == "application/wacz"
+    return catalog.artifact_path(entry.artifact.sha256)
+
+
+def warc_records(wacz: Path) -> list[dict[str, Any]]:
+    """Every record of the WARC in *wacz*: its WARC headers, HTTP head and body as stored."""
+    with zipfile.ZipFile(wacz) as zf:
+        [name] = [n for n in zf.namelist() if n.startswith("archive/")]
+        data = zf.read(name)
+    found = []
+    for record in ArchiveIterator(io.BytesIO(data), check_digests=True):
+        body = record.raw_stream.read()
+        assert record.digest_checker.passed is not False, record.digest_checker.problems
+        found.append(
+            {
+                "type": record.rec_type,
+                "uri": record.rec_headers.get_header("WARC-Target-URI"),
+                "warc": dict(record.rec_headers.headers),
+                "status": record.http_headers.get_statuscode() if record.http_headers else None,
+                "http": list(record.http_headers.headers) if record.http_headers else [],
+                "body": body,
+            }
+        )
+    return found
+
+
+def check_with_tools(wacz: Path, tmp_path: Path) -> None:
+    """``wacz validate`` on the WACZ and ``warcio check`` on the WARC inside pass."""
+    done = subprocess.run([BIN / "wacz", "validate", "-f", wacz], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "is valid" in done.stdout, done.stdout + done.stderr
+    with zipfile.ZipFile(wacz) as zf:
+        [name] = [n for n in zf.namelist() if n.startswith("archive/")]
+        warc = tmp_path / Path(name).name
+        warc.write_bytes(zf.read(name))
+    done = subprocess.run([BIN / "warcio", "check", "-v", warc], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "digest pass" in done.stdout, done.stdout + done.stderr
+    assert "fail" not in done.stdout, done.stdout
+
+
+def everything_in(wacz: Path) -> bytes:
+    """The WACZ's entries, and the WARC's records, decompressed: what a reader of it can see."""
+    seen = [wacz.read_bytes()]
+    with zipfile.ZipFile(wacz) as zf:
+        for name in zf.namelist():
+            data = zf.read(name)
+            seen.append(data)
+            if name.endswith(".gz"):
+                seen.append(gzip.decompress(data))
+    return b"\n".join(seen)
+
+
+# -- a capture and its archive --------------------------------------------------------------------
+
+
+def test_a_capture_stores_a_wacz_of_every_exchange_it_made(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\t{SECRET}\n")
+    set_cookie = {"Set-Cookie": f"tracker={SERVER_SECRET}; Path=/"}
+    video = server.route("/media/clip.mp4", Route(body=CLIP, media_type="video/mp4", headers=set_cookie))
+    dead = f"http://127.0.0.1:{unused_port()}/poster.jpg"  # refused: a failed attempt
+    html = video_page(video, title="Shelling of the market", thumbnail_url=dead)
+    page = server.route("/watch/1", Route(body=html, media_type="text/html", headers=set_cookie))
+    short = server.route("/s/abc", Route(redirect="/watch/1"))
+
+    options = CaptureOptions(retries=0, socket_timeout=2, cookies_file=cookies)
+    result = catalog.capture_url(short, options=options, analyze=False)
+
+    assert result.ok, result.error
+    record = catalog.record(result.record_id)
+    wacz = wacz_of(catalog, record)
+    check_with_tools(wacz, tmp_path)
+    records = warc_records(wacz)
+    responses = [r for r in records if r["type"] == "response"]
+    requests = [r for r in records if r["type"] == "request"]
+
+    # The redirect is two exchanges: the short link's 302, then the page.
+    [hop] = [r for r in responses if r["uri"] == short]
+    assert hop["status"] == "302" and ("Location", "/watch/1") in hop["http"]
+    assert any(r["uri"] == page and r["status"] == "200" and r["body"] == html for r in responses)
+    # The media in the WARC is the stored media, byte for byte, and its payload digest is the
+    # catalog's SHA-256 of it.
+    [media] = [r for r in responses if r["uri"] == video]
+    assert media["body"] == stored(catalog, result.sha256) == CLIP
+    assert media["warc"]["WARC-Payload-Digest"] == f"sha256:{sha256(CLIP)}"
+    assert "WARC-Truncated" not in media["warc"]
+    # The refused thumbnail: its request, and a metadata record saying why there is no response.
+    [failed] = [r for r in records if r["type"] == "metadata"]
+    assert failed["uri"] == dead and failed["body"].startswith(b"error: ") and b"refused" in failed["body"].lower()
+    assert any(r["uri"] == dead for r in requests)
+    # Every response has its request, linked.
+    ids = {r["warc"]["WARC-Record-ID"] for r in records}
+    assert all(r["warc"]["WARC-Concurrent-To"] in ids for r in requests)
+    assert len(requests) == len(responses) + 1
+
+    # Credentials withheld, names kept, and said so; the values nowhere in the archive.
+    assert all(("Cookie", model.WITHHELD) in r["http"] for r in requests if r["uri"] != dead)
+    assert ("Set-Cookie", model.WITHHELD) in media["http"]
+    [info] = [r for r in records if r["type"] == "warcinfo"]
+    assert b"withheld" in info["body"] and all(name.encode() in info["body"] for name in WITHHELD_HEADERS)
+    seen = everything_in(wacz)
+    assert SECRET.encode() not in seen and SERVER_SECRET.encode() not in seen
+    with zipfile.ZipFile(wacz) as zf:
+        datapackage = json.loads(zf.read("datapackage.json"))
+        pages = [json.loads(line) for line in zf.read("pages/pages.jsonl").splitlines()]
+        assert zf.namelist()[0] == "datapackage.json"
+    assert "Cookie" in datapackage["withheld"] and "Withheld" in datapackage["description"]
+    # The captured page (the URL asked for) is the entry point.
+    assert [p["url"] for p in pages[1:]] == [short] == [datapackage["mainPageURL"]]
+    assert pages[1]["title"].startswith("Shelling of the market")
+
+    # The archive's SHA-256 is in the capture's custody event, like the media's.
+    sha = hashlib.sha256(wacz.read_bytes()).hexdigest()
+    [event] = [e for e in catalog.history() if e.action == "media.captured"]
+    assert sha in json.dumps(unstructure(event)) and result.sha256 in json.dumps(unstructure(event))
+    [acquisition] = record.acquisitions
+    assert sha in acquisition.other_artifacts
+    assert {"warcio", "py-wacz"} <= {t.name for t in acquisition.tools}
+    assert "Cookie, Set-Cookie header values in the web archive (WACZ)" in acquisition.withheld
+    assert catalog.verify().ok
+    assert work_area(catalog) == []
+
+
+def test_a_compressed_page_is_archived_as_sent_and_an_error_response_too(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    video = server.route("/v/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    missing = server.url("/v/poster.jpg")  # 404
+    html = video_page(video, title="Compressed", thumbnail_url=missing)
+    sent = gzip.compress(html, mtime=0)
+    page = server.route("/v/page", Route(body=sent, media_type="text/html", headers={"Content-Encoding": "gzip"}))
+
+    result = catalog.capture_url(page, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    record = catalog.record(result.record_id)
+    wacz = wacz_of(catalog, record)
+    check_with_tools(wacz, tmp_path)
+    responses = [r for r in warc_records(wacz) if r["type"] == "response"]
+    # The body as it came off the connection (gzip), the snapshot as the extractor read it.
+    assert any(r["uri"] == page and r["body"] == sent for r in responses)
+    [snapshot] = [e for e in record.artifacts if e.role is Role.PAGE_SNAPSHOT]
+    assert stored(catalog, snapshot.artifact.sha256) == html
+    [not_found] = [r for r in responses if r["uri"] == missing]
+    # yt-dlp did not read the error's body: recorded as far as it was read, and marked so.
+    assert not_found["status"] == "404" and not_found["body"] == b""
+    assert not_found["warc"]["WARC-Truncated"] == "unspecified"
+
+
+def test_a_large_body_is_spooled_and_recorded_whole(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
+    big = bytes(range(256)) * (3 * 4096 + 7)  # over the in-memory spool's size
+    url = server.route("/files/big.mp4", Route(body=big, media_type="video/mp4"))
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    [media] = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert media["body"] == big == stored(catalog, result.sha256)
+
+
+def test_no_archive_when_asked_not_to(catalog: Catalog, server: MediaServer) -> None:
+    url = server.route("/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+
+    result = catalog.capture_url(url, options=CaptureOptions(retries=0, socket_timeout=2, archive=False), analyze=False)
+
+    assert result.ok, result.error
+    record = catalog.record(result.record_id)
+    assert Role.WEB_ARCHIVE not in {e.role for e in record.artifacts}
+    [acquisition] = record.acquisitions
+    assert "archive=off" in acquisition.settings
+    assert not {"warcio", "py-wacz"} & {t.name for t in acquisition.tools}
+
+
+def test_a_failed_capture_stores_no_archive(catalog: Catalog, server: MediaServer) -> None:
+    url = server.route("/files/cut.mp4", Route(body=CLIP, media_type="video/mp4", truncate_at=100))
+
+    result = catalog.capture_url(url, options=FAST)
+
+    assert not result.ok and result.record_id is None
+    assert blob_files(catalog) == [] and work_area(catalog) == []
+    assert catalog.verify().ok
+
+
+def test_the_web_archive_travels_through_a_bag_and_back(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
+    url = server.route("/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+    assert result.ok, result.error
+    original = catalog.record(result.record_id)
+    catalog.export(tmp_path / "bag", format="bagit")
+    exported = [p.name for p in (tmp_path / "bag" / "data").rglob("*.wacz")]
+    assert exported, "the WACZ is exported under a .wacz name"
+
+    with Catalog.init(tmp_path / "other", operator="tester") as other:
+        other.import_records(tmp_path / "bag")
+        imported = other.record(result.record_id)
+        [entry] = [e for e in imported.artifacts if e.role is Role.WEB_ARCHIVE]
+        assert entry == next(e for e in original.artifacts if e.role is Role.WEB_ARCHIVE)
+        assert other.verify().ok
+
+
+def test_the_cli_capture_no_archive_option(tmp_path: Path, server: MediaServer) -> None:
+    url = server.route("/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    path = tmp_path / "c"
+    Catalog.init(path, operator="tester").close()
+    command = [BIN / "evidence-catalog", "capture", "--catalog", path, "--no-archive", "--no-analyze", "--retries", "0"]
+    done = subprocess.run([*command, url], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with Catalog.open(path) as opened:
+        [record_id] = [line.split("\t")[0] for line in done.stdout.splitlines()]
+        assert Role.WEB_ARCHIVE not in {e.role for e in opened.record(record_id).artifacts}
+
+
+# -- the recording's dependencies -----------------------------------------------------------------
+
+
+def test_urllib3_still_has_the_methods_the_recording_reads_bodies_through() -> None:
+    from urllib3.response import HTTPResponse
+
+    for name in ("_fp_read", "_handle_chunk", "read_chunked", "release_conn", "close"):
+        assert callable(getattr(HTTPResponse, name, None)), name
+
+
+# -- the writer and the package, without yt-dlp ---------------------------------------------------
+
+_TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=20)
+_VALUE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip)
+_HEADERS = st.lists(st.tuples(st.one_of(_TOKEN, st.sampled_from(WITHHELD_HEADERS)), _VALUE), max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    request_headers=_HEADERS,
+    response_headers=_HEADERS,
+    body=st.binary(max_size=5000),
+    cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=6),
+    status=st.integers(min_value=200, max_value=599).filter(lambda s: s not in (204, 304)),  # those have no body
+    announced=st.booleans(),
+    read_all=st.booleans(),
+)
+def test_what_is_recorded_reads_back_the_same(
+    tmp_path_factory: pytest.TempPathFactory,
+    request_headers: list[tuple[str, str]],
+    response_headers: list[tuple[str, str]],
+    body: bytes,
+    cuts: list[int],
+    status: int,
+    announced: bool,
+    read_all: bool,
+) -> None:
+    folder = tmp_path_factory.mktemp("warc")
+    path = folder / "data.warc.gz"
+    headers = [(n, v) for n, v in response_headers if n.lower() not in ("content-length", "transfer-encoding")]
+    if announced:
+        headers.append(("Content-Length", str(len(body))))
+    read = body if read_all else body[: len(body) // 2]
+    recorder = WarcRecorder(path, software="test")
+    exchange = recorder.exchange("GET", "http://example.test/a?b=1", request_headers)
+    exchange.respond(status, "Reason", headers)
+    edges = sorted({0, len(read), *(c for c in cuts if c <= len(read))})
+    for start, end in itertools.pairwise(edges):
+        exchange.body(read[start:end])
+    if read_all:
+        exchange.end()
+    recorder.close()
+
+    def expected(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(n, model.WITHHELD if n.lower() in {w.lower() for w in WITHHELD_HEADERS} else v) for n, v in pairs]
+
+    found = {}
+    with open(path, "rb") as stream:
+        for record in ArchiveIterator(stream, check_digests=True):
+            found[record.rec_type] = (record, record.raw_stream.read())
+            assert record.digest_checker.passed is not False, record.digest_checker.problems
+    response, payload = found["response"]
+    request, _ = found["request"]
+    assert payload == read
+    assert response.http_headers.get_statuscode() == str(status)
+    assert response.http_headers.headers == expected(headers)
+    assert request.http_headers.headers == expected(request_headers)
+    assert response.rec_headers.get_header("WARC-Payload-Digest") == f"sha256:{hashlib.sha256(read).hexdigest()}"
+    truncated = response.rec_headers.get_header("WARC-Truncated")
+    assert truncated == (None if (read_all or (announced and not body)) else "unspecified")
+
+
+def small_warc(folder: Path) -> tuple[Path, Page]:
+    recorder = WarcRecorder(folder / "data.warc.gz", software="test")
+    exchange = recorder.exchange("GET", "http://example.test/", [("Host", "example.test")])
+    exchange.respond(200, "OK", [("Content-Type", "text/html"), ("Content-Length", "5")])
+    exchange.body(b"hello")
+    recorder.close()
+    [seen] = recorder.responses
+    return recorder.path, Page("p", seen.url, seen.date, "Example")
+
+
+def test_the_same_warc_packages_into_the_same_bytes_and_sniffs_as_wacz(tmp_path: Path) -> None:
+    warc, page = small_warc(tmp_path)
+    created = dt.datetime(2024, 2, 24, 5, 0, tzinfo=dt.UTC)
+    outputs = []
+    for name in ("a.wacz", "b.wacz"):
+        package(
+            warc,
+            tmp_path / name,
+            pages=[page],
+            created=created,
+            title="t",
+            description="d.",
+            software="s",
+            withheld="w",
+        )
+        outputs.append((tmp_path / name).read_bytes())
+    assert outputs[0] == outputs[1]
+    assert sniff_media_type(tmp_path / "a.wacz") == "application/wacz"
+    with zipfile.ZipFile(tmp_path / "a.wacz") as zf:
+        assert all(info.date_time == (2024, 2, 24, 5, 0, 0) for info in zf.infolist())
+        assert json.loads(zf.read("datapackage.json"))["created"] == "2024-02-24T05:00:00Z"
+    # A zip that is not a WACZ written so is not taken for one.
+    plain = tmp_path / "plain.zip"
+    with zipfile.ZipFile(plain, "w") as zf:
+        zf.writestr("datapackage.json", '{"profile": "data-package"}')
+    assert sniff_media_type(plain) != "application/wacz"
+
+
+def test_a_redacted_export_withholds_the_archive_with_the_media_it_holds(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    url = server.route("/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+    assert result.ok, result.error
+    record = catalog.record(result.record_id)
+    [archive] = [e.artifact.sha256 for e in record.artifacts if e.role is Role.WEB_ARCHIVE]
+    catalog.flag(result.record_id, "graphic", "shows the wounded", artifacts=[result.sha256])
+
+    exported = catalog.export(tmp_path / "bag", format="bagit", redact=True)
+
+    assert exported.withheld_artifacts == 2  # the media, and the archive that holds it too
+    payload = [p.read_bytes() for p in (tmp_path / "bag" / "data").rglob("*") if p.is_file()]
+    assert catalog.artifact_path(archive).read_bytes() not in payload and CLIP not in payload
+    redaction = json.loads((tmp_path / "bag" / "data" / "contents.json").read_text())["redaction"]
+    [why] = [a for a in redaction["withheld_artifacts"] if a["sha256"] == archive]
+    assert "web archive" in json.dumps(why)
+
+
+def test_each_capture_of_a_batch_archives_only_its_own_exchanges(catalog: Catalog, server: MediaServer) -> None:
+    first = server.route("/batch/one.mp4", Route(body=CLIP, media_type="video/mp4"))
+    second = server.route("/batch/two.mp4", Route(body=CLIP[::-1], media_type="video/mp4"))
+
+    results = catalog.capture([first, second], options=FAST, analyze=False)  # one yt-dlp for both
+
+    assert all(r.ok for r in results), [r.error for r in results]
+    for result, url in zip(results, (first, second), strict=True):
+        wacz = wacz_of(catalog, catalog.record(result.record_id))
+        uris = {r["uri"] for r in warc_records(wacz) if r["type"] in ("request", "response")}
+        assert uris == {url}
