@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from evidence_catalog import Catalog
+from evidence_catalog.model import AcquisitionMethod, EvidenceRecord
 
 # Left out of `make test-fast` (the whole module is slow); `make test` runs it.
 pytestmark = pytest.mark.slow
@@ -130,8 +131,14 @@ def test_concurrent_writers_keep_one_linear_log_and_store_each_blob_once(tmp_pat
         assert len(added) == 4 * 10
         records = list(catalog.records())
         assert len(records) == 4 * 5 + 5  # each distinct content on exactly one record
-        shared_records = [r for r in records if len(r.acquisitions) > 1]
-        assert len(shared_records) == 5 and all(len(r.acquisitions) == 4 for r in shared_records)
+
+        # Random bytes now and then begin like an image (two bytes make a PGM or BMP to the
+        # sniffer): their failed analysis is an acquisition of its own, not a second add.
+        def adds(record: EvidenceRecord) -> int:
+            return sum(a.method is not AcquisitionMethod.DERIVED for a in record.acquisitions)
+
+        shared_records = [r for r in records if adds(r) > 1]
+        assert len(shared_records) == 5 and all(adds(r) == 4 for r in shared_records)
         blobs = [p for p in (catalog_dir / "blobs" / "sha256").rglob("*") if p.is_file()]
         assert len(blobs) == 25
         assert catalog.verify().ok
