@@ -379,15 +379,18 @@ def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
     for worker in range(WORKERS):
         for path in sc.own_files[worker]:
             record = only_holder(path.read_bytes())
-            [acquisition] = record.acquisitions  # not an image nor a video: nothing analysed
+            # Random bytes: an analysis only where two of them make a PGM or BMP to the sniffer.
+            [acquisition] = brought(record)
             assert (acquisition.method, acquisition.operator.name) == (Method.ADDED_FROM_DISK, operator_of(worker))
             assert acquisition.original_path == str(path)
-            assert [e.artifact.sha256 for e in record.artifacts] == [sha256(path.read_bytes())]
+            assert [e.artifact.sha256 for e in record.artifacts if e.role is not Role.DERIVED] == [
+                sha256(path.read_bytes())
+            ]
         record = only_holder(sc.own_media[worker])
         [acquisition] = brought(record)
         assert (acquisition.method, acquisition.operator.name) == (Method.CAPTURED_FROM_URL, operator_of(worker))
         assert acquisition.requested_url == sc.own_urls[worker]
-        assert roles(record) == Counter({Role.ORIGINAL: 1, Role.PLATFORM_METADATA: 1})
+        assert roles(record) == Counter({Role.ORIGINAL: 1, Role.PLATFORM_METADATA: 1, Role.WEB_ARCHIVE: 1})
 
     for i, content in enumerate(sc.shared):
         record = only_holder(content)
@@ -404,7 +407,7 @@ def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
     )
     assert all(a.requested_url == sc.cross_url for a in record.acquisitions if a.method is Method.CAPTURED_FROM_URL)
     assert [e.role for e in record.artifacts if e.artifact.sha256 == sha256(sc.cross)] == [Role.ORIGINAL]
-    assert set(roles(record)) == {Role.ORIGINAL, Role.PLATFORM_METADATA}
+    assert set(roles(record)) == {Role.ORIGINAL, Role.PLATFORM_METADATA, Role.WEB_ARCHIVE}
 
     record = only_holder(CLIP)  # the same page captured by every worker
     assert all(a.method is Method.CAPTURED_FROM_URL for a in brought(record))
@@ -412,7 +415,8 @@ def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
     assert sorted(a.operator.name for a in brought(record)) == workers
     assert holders[sha256(sc.page_html)] == [record.id]
     assert (roles(record)[Role.ORIGINAL], roles(record)[Role.PAGE_SNAPSHOT]) == (1, 1)
-    assert set(roles(record)) == {Role.ORIGINAL, Role.PAGE_SNAPSHOT, Role.PLATFORM_METADATA}
+    assert set(roles(record)) == {Role.ORIGINAL, Role.PAGE_SNAPSHOT, Role.PLATFORM_METADATA, Role.WEB_ARCHIVE}
+    assert roles(record)[Role.WEB_ARCHIVE] == len(workers)  # each capture's own exchanges, archived
     assert all(entry.version_of is None for entry in record.artifacts)
 
     # Each video analysed once, on its record: what was derived is derived from it.
@@ -481,8 +485,11 @@ def check_records(catalog: Catalog, sc: Scenario) -> set[str]:
     assert len(known) == 28 and known <= on_records
     metadata = {e.artifact.sha256 for r in records.values() for e in r.artifacts if e.role is Role.PLATFORM_METADATA}
     derived = {e.artifact.sha256 for r in records.values() for e in r.artifacts if e.role is Role.DERIVED}
-    assert on_records - known - derived == metadata  # the rest is what yt-dlp said, one info.json per capture at most
+    archives = {e.artifact.sha256 for r in records.values() for e in r.artifacts if e.role is Role.WEB_ARCHIVE}
+    # The rest is what yt-dlp said, one info.json per capture at most, and each capture's web archive.
+    assert on_records - known - derived == metadata | archives
     assert WORKERS + 2 <= len(metadata) <= WORKERS * sc.captures_per_worker
+    assert len(archives) == WORKERS * sc.captures_per_worker  # one per capture, each its own bytes
     with catalog.db.read() as session:
         catalogued = {sha for sha, _, _ in catalog.db.artifact_digests(session)}
     assert catalogued == on_records
