@@ -426,3 +426,57 @@ def test_without_weasyprint_the_html_is_written_and_a_pdf_refused_in_one_line(
     catalog.close()
     refused = run_cli("exhibit", record_id, "--catalog", path, "--output", tmp_path / "f.pdf")
     assert refused.code != 0 and refused.err.count("\n") == 1 and "WeasyPrint" in refused.err
+
+
+def test_the_rfc3161_tokens_of_the_files_and_of_a_covering_checkpoint_are_shown(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (the test's Time-Stamp Authority)")
+    from tests.tsa_server import LocalTSA
+
+    record_id = make_record(catalog, tmp_path / "in")
+    [image] = [e.artifact for e in catalog.record(record_id).artifacts if e.artifact.media_type == "image/jpeg"]
+    with LocalTSA() as tsa:
+        stamped = catalog.timestamp(url=tsa.url, artifacts=[image.sha256])
+    assert len(stamped.granted) == 2
+    page = catalog.exhibit(record_id, tmp_path / "e.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    tokens = [e.details for e in catalog.history() if e.action == "timestamp.added"]
+    assert {t["stamps"] for t in tokens} == {"artifact", "checkpoint"}
+    for token in tokens:
+        assert token["token"] in page and token["gen_time"] in page  # the DER token itself, to check with openssl
+    assert "No RFC 3161 time-stamp token" not in page
+
+
+def test_a_picture_is_left_out_with_the_reason_when_it_is_too_large_or_unreadable() -> None:
+    from evidence_catalog import model
+    from evidence_catalog.interchange.exhibit import MAX_PICTURE_BYTES, picture_refusal
+
+    def artifact(media_type: str, size: int, image: tuple[int, int] | None) -> model.Artifact:
+        metadata = model.EmbeddedMetadata(
+            extractor=model.Agent(name="exifread", kind="software", version="3"),
+            image=None if image is None else model.ImageInfo(width=image[0], height=image[1]),
+        )
+        return model.Artifact(
+            digests=model.Digests(sha256="a" * 64), size=size, media_type=media_type, metadata=metadata
+        )
+
+    assert picture_refusal(artifact("image/jpeg", 1000, (4000, 3000))) is None
+    assert "pixels" in (picture_refusal(artifact("image/png", 1000, (20_000, 20_000))) or "")
+    assert "too large" in (picture_refusal(artifact("image/jpeg", MAX_PICTURE_BYTES + 1, (10, 10))) or "")
+    assert "header" in (picture_refusal(artifact("image/jpeg", 1000, None)) or "")
+    assert "not a picture" in (picture_refusal(artifact("image/tiff", 1000, (10, 10))) or "")
+
+
+def test_an_unreadable_analysis_document_is_named_under_its_video(catalog: Catalog, tmp_path: Path) -> None:
+    from tests.test_media import make_video
+
+    catalog.add([make_video(tmp_path / "v.mp4", frames=30)])
+    [record_id] = catalog.record_ids()
+    [(document, _)] = catalog.analyses(record_id)
+    stored = catalog.artifact_path(document)
+    os.chmod(stored, 0o644)
+    stored.write_bytes(b"{ not an analysis")
+    page = catalog.exhibit(record_id, tmp_path / "v.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    assert "No analysis of this video could be read" in page
+    assert f'Analysis document <span class="hash">{document}</span>' in page

@@ -258,9 +258,9 @@ def _media(source: ExhibitSource) -> list[dict[str, Any]]:
             item["kind"] = "video"
             found = analysed.get(sha)
             failed = [
-                (doc, "the analysis document cannot be read")
+                (doc, "the analysis document cannot be read (verify says why)")
                 for doc, a in source.analyses
-                if a is None and entry.artifact.sha256 == sha
+                if a is None and sha in _sources_of(record, doc)
             ]
             item["analysis_errors"] = [] if found is None else list(found[1].errors)
             item["analysed"] = found is not None
@@ -290,6 +290,12 @@ def _media(source: ExhibitSource) -> list[dict[str, Any]]:
             item["keyframes"] = frames
         shown.append(item)
     return shown
+
+
+def _sources_of(record: model.EvidenceRecord, sha256: str) -> tuple[str, ...]:
+    """What the record says the artifact *sha256* was derived from."""
+    entry = record.artifact(sha256)
+    return () if entry is None else entry.derived_from
 
 
 def render_html(source: ExhibitSource) -> str:

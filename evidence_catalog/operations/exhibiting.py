@@ -227,6 +227,7 @@ def _stamps(
     time-stamped that covers every event of the record."""
     found: list[Stamp] = []
     last = max((e.seq for e in events if e.subject == record.id), default=0)
+    held = {entry.artifact.sha256 for entry in record.artifacts}
     for event in ctx.db.events_by_action(session, Action.TIMESTAMP_ADDED):
         details = event.details
         if details.get("stamps") == "checkpoint":
@@ -234,7 +235,7 @@ def _stamps(
             row = ctx.db.checkpoint(session, number) if isinstance(number, int) else None
             if row is None or row.tree_size < last or any(s.stamps == "checkpoint" for s in found):
                 continue
-        elif event.subject not in {entry.artifact.sha256 for entry in record.artifacts}:
+        elif event.subject not in held:
             continue
         found.append(
             Stamp(
