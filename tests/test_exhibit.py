@@ -480,3 +480,39 @@ def test_an_unreadable_analysis_document_is_named_under_its_video(catalog: Catal
     page = catalog.exhibit(record_id, tmp_path / "v.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
     assert "No analysis of this video could be read" in page
     assert f'Analysis document <span class="hash">{document}</span>' in page
+
+
+def test_a_redacted_exhibit_of_events_hashed_before_salted_commitments_shows_them_whole_without_a_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence_catalog import custody
+    from evidence_catalog.store import log as custody_log
+    from tests.salted import unsalted_sealed_event
+
+    secret = "Olena Kovalenko"
+    monkeypatch.setattr(custody_log, "sealed_event", unsalted_sealed_event)  # as versions before salts wrote
+    with Catalog.init(tmp_path / "catalog", operator="Field Analyst <field@example.org>") as catalog:
+        (tmp_path / "a.txt").write_text("a", encoding="utf-8")
+        added = catalog.add_file(tmp_path / "a.txt")
+        note = catalog.add_note(added.record_id, secret)
+        catalog.tag(added.record_id, ["old-after-the-note"])
+        monkeypatch.setattr(custody_log, "sealed_event", custody.sealed_event)  # this version from here on
+        catalog.add_note(added.record_id, "written by this version")
+        catalog.flag(added.record_id, "personal_data", "a name", fields=[f"notes/{note.id}/text"])
+        events = catalog.history(added.record_id)
+        result = catalog.exhibit(added.record_id, tmp_path / "e.html", redact=True)
+        page = result.html.read_text(encoding="utf-8")  # type: ignore[union-attr]
+        full = catalog.exhibit(added.record_id, tmp_path / "full.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    assert secret not in page and secret in full
+    old = [e for e in events if "salt" not in e.details]
+    note_event = next(e for e in events if e.action == "note.added" and e.details["note"]["text"] == secret)
+    whole = [e for e in old if e.seq >= note_event.seq]
+    assert [e.action for e in whole] == ["note.added", "tags.added"]
+    assert page.count("withheld whole (written before salted commitments") == len(whole)
+    for event in whole:
+        assert event.hash not in page  # its hash would confirm a guess at the text
+    assert '<pre class="note">' not in page and "No signed checkpoint is given here" in page
+    assert '<pre class="note">' in full  # the unredacted exhibit has the checkpoint and proofs
+    for event in events:
+        if event not in whole:
+            assert event.hash in page

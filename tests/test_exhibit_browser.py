@@ -156,6 +156,12 @@ def test_the_pdf_has_the_record_id_on_every_page_its_digests_and_non_latin_text(
     assert all(word in whole for word in ARABIC.split())
     assert "<script>window.__pwned = 1</script>" in whole
     fonts = subprocess.run(["pdffonts", str(result.pdf)], check=True, capture_output=True, text=True).stdout
+    # No empty boxes: every letter of the Ukrainian and Arabic text has a font that draws it
+    # (Pango falls back through fontconfig to one that has the glyph; pdftotext alone cannot tell,
+    # it gives the letter back even where an empty box was drawn).
+    for letter in sorted({c for c in UKRAINIAN + ARABIC if not c.isascii() and not c.isspace()}):
+        covering = subprocess.run(["fc-list", f":charset={ord(letter):x}"], capture_output=True, text=True).stdout
+        assert covering.strip(), f"no font draws {letter!r} (U+{ord(letter):04X}): install fonts-noto-core"
     header, _, *lines = fonts.splitlines()
     column = header.index("emb")
     assert lines and all(line[column : column + 3] == "yes" for line in lines), fonts  # every font embedded

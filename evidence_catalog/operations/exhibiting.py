@@ -22,7 +22,7 @@ from typing import Any
 
 from evidence_catalog import merkle, model
 from evidence_catalog.custody import Action, is_salted
-from evidence_catalog.errors import InputError, IntegrityError, StorageError
+from evidence_catalog.errors import CatalogError, InputError, IntegrityError, StorageError
 from evidence_catalog.interchange.exhibit import (
     ExhibitSource,
     Proof,
@@ -153,7 +153,7 @@ def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> E
             plan = plan.with_carriers(find_carriers([record], plan, ctx.blobs.open))
     origin = vkey = None
     if ctx.key.log_key.exists:
-        with contextlib.suppress(Exception):  # the key files are verify's to judge; the exhibit names the log
+        with contextlib.suppress(CatalogError, OSError):  # damaged key files are verify's to report
             info_origin, public = ctx.key.log_key.public()
             from evidence_catalog.checkpoint import vkey as make_vkey
 
@@ -258,18 +258,18 @@ def _shown_events(events: list[model.CustodyEvent], plan: RedactionPlan | None) 
     bag shows them: :func:`evidence_catalog.interchange.export.write_payload`)."""
     shown: list[ShownEvent] = []
     whole = False
-    after_whole = False
     for event in events:
         document = to_document(event)
         if plan is None:
             shown.append(ShownEvent(document=document))
             continue
         redacted, changed = redact_document(document, plan.values, plan.artifacts)
-        if not is_salted(document) and (changed or after_whole):
-            whole = after_whole = True
+        # Unsalted, its hash is a digest of its text: it goes whole, and so does every unsalted
+        # event after it (each commits to the one before).
+        if not is_salted(document) and (changed or whole):
+            whole = True
             shown.append(ShownEvent(document={"seq": event.seq}, altered=True, whole=True))
             continue
-        after_whole = False
         shown.append(ShownEvent(document=redacted, altered=changed))
     return tuple(shown), whole
 
