@@ -516,3 +516,18 @@ def test_a_redacted_exhibit_of_events_hashed_before_salted_commitments_shows_the
     for event in events:
         if event not in whole:
             assert event.hash in page
+
+
+def test_pictures_stop_being_put_in_when_they_fill_the_exhibit(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence_catalog.interchange import exhibit as exhibit_module
+
+    record_id = make_record(catalog, tmp_path / "in")
+    second = tmp_path / "second.jpg"
+    second.write_bytes(make_jpeg(colour=(200, 10, 10)))
+    catalog.add([second], record_id=record_id)
+    sizes = [e.artifact.size for e in catalog.record(record_id).artifacts if e.artifact.media_type == "image/jpeg"]
+    monkeypatch.setattr(exhibit_module, "MAX_TOTAL_PICTURE_BYTES", sizes[0] + sizes[1] - 1)
+    page = catalog.exhibit(record_id, tmp_path / "e.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    assert page.count("<img") == 1 and "the pictures shown before it fill the exhibit" in page

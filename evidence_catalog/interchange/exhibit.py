@@ -36,6 +36,9 @@ SHOWN_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 MAX_PICTURE_BYTES = 20 * 1000 * 1000
 #: Nor one of more pixels than this (a hostile file can claim a vast size in a few bytes).
 MAX_PICTURE_PIXELS = 50 * 1000 * 1000
+#: Nor more pictures once they hold this many bytes together (a record of a thousand photos
+#: would make an exhibit no reader opens): the others are listed by SHA-256, saying why.
+MAX_TOTAL_PICTURE_BYTES = 100 * 1000 * 1000
 #: Keyframes shown per analysed video (the contact sheet shows the whole video).
 MAX_KEYFRAMES = 12
 

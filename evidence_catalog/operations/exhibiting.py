@@ -23,6 +23,7 @@ from typing import Any
 from evidence_catalog import merkle, model
 from evidence_catalog.custody import Action, is_salted
 from evidence_catalog.errors import CatalogError, InputError, IntegrityError, StorageError
+from evidence_catalog.interchange import exhibit as exhibit_module
 from evidence_catalog.interchange.exhibit import (
     ExhibitSource,
     Proof,
@@ -286,6 +287,7 @@ def _pictures(
     wanted += keyframe_shas(analyses)
     pictures: dict[str, tuple[str, bytes]] = {}
     not_shown: dict[str, str] = {}
+    total = 0
     for sha in dict.fromkeys(wanted):
         entry = record.artifact(sha)
         if sha in withheld:
@@ -298,6 +300,10 @@ def _pictures(
         if refused is not None:
             not_shown[sha] = refused
             continue
+        if total + entry.artifact.size > exhibit_module.MAX_TOTAL_PICTURE_BYTES:
+            not_shown[sha] = "the pictures shown before it fill the exhibit"
+            continue
+        total += entry.artifact.size
         try:
             with ctx.blobs.open(sha) as stream:
                 data = stream.read(entry.artifact.size + 1)
