@@ -531,3 +531,19 @@ def test_pictures_stop_being_put_in_when_they_fill_the_exhibit(
     monkeypatch.setattr(exhibit_module, "MAX_TOTAL_PICTURE_BYTES", sizes[0] + sizes[1] - 1)
     page = catalog.exhibit(record_id, tmp_path / "e.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
     assert page.count("<img") == 1 and "the pictures shown before it fill the exhibit" in page
+
+
+def test_a_catalog_that_cannot_log_the_exhibit_writes_none(catalog: Catalog, tmp_path: Path) -> None:
+    from evidence_catalog.errors import StorageError
+
+    record_id = make_record(catalog, tmp_path / "in")
+    path = catalog.path
+    catalog.close()
+    out = tmp_path / "out"
+    out.mkdir()
+    with Catalog.open(path, read_only=True) as opened:
+        events = len(opened.history())
+        with pytest.raises(StorageError, match="read-only, so an exhibit could not be logged"):
+            opened.exhibit(record_id, out)
+        assert len(opened.history()) == events
+    assert list(out.iterdir()) == []

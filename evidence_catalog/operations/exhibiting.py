@@ -337,7 +337,6 @@ def _write_and_log(
             unstructure(model.Agent(name="WeasyPrint", kind=model.AgentKind.SOFTWARE, version=weasyprint_version()))
         )
     temporary: dict[str, Path] = {}
-    placed: list[Path] = []
     logged = False
     try:
         for kind, data in files.items():
@@ -398,10 +397,16 @@ def _write_and_log(
                     f"({exc.strerror or exc}); it is complete in {display_path(tmp)}",
                     where=display_path(targets[kind]),
                 ) from exc
-            placed.append(targets[kind])
             tmp.unlink(missing_ok=True)
         for folder in {t.parent for t in targets.values()}:
-            fsync_dir(folder)
+            try:
+                fsync_dir(folder)
+            except OSError as exc:
+                raise StorageError(
+                    f"the exhibit was written, logged and named, but its folder could not be synced to disk"
+                    f" ({exc.strerror or exc}): check it before relying on it",
+                    where=display_path(folder),
+                ) from exc
     except OSError as exc:
         raise StorageError(f"the exhibit could not be written ({exc.strerror or exc}); nothing was kept") from exc
     finally:
