@@ -138,6 +138,7 @@ def test_the_pdf_has_the_record_id_on_every_page_its_digests_and_non_latin_text(
     info = subprocess.run(["pdfinfo", str(result.pdf)], check=True, capture_output=True, text=True).stdout
     pages = int(re.search(r"^Pages:\s+(\d+)$", info, flags=re.M).group(1))  # type: ignore[union-attr]
     assert pages >= 3
+    assert "CreationDate" not in info and "ModDate" not in info
     out = tmp_path / "png"
     out.mkdir()
     subprocess.run(["pdftoppm", "-r", "50", "-png", str(result.pdf), str(out / "page")], check=True)
@@ -162,6 +163,9 @@ def test_the_pdf_has_the_record_id_on_every_page_its_digests_and_non_latin_text(
     for letter in sorted({c for c in UKRAINIAN + ARABIC if not c.isascii() and not c.isspace()}):
         covering = subprocess.run(["fc-list", f":charset={ord(letter):x}"], capture_output=True, text=True).stdout
         assert covering.strip(), f"no font draws {letter!r} (U+{ord(letter):04X}): install fonts-noto-core"
+    meta = subprocess.run(["pdfinfo", "-meta", str(result.pdf)], check=True, capture_output=True, text=True).stdout
+    assert 'pdfaid:part="3"' in meta and 'pdfaid:conformance="B"' in meta  # declared PDF/A-3b
+    assert "xmp:CreateDate" not in meta  # no clock in it
     header, _, *lines = fonts.splitlines()
     column = header.index("emb")
     assert lines and all(line[column : column + 3] == "yes" for line in lines), fonts  # every font embedded
