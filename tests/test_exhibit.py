@@ -190,6 +190,7 @@ def test_the_html_loads_nothing_runs_nothing_and_shows_hostile_text_as_text(cata
     assert sum(1 for t, a in parsed.tags if t == "img") == 1  # the record's JPEG, not the report's
 
 
+@pytest.mark.no_postgresql_pass  # no catalog: the same on both
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 @given(record=evidence_records(), text=st.text())
 def test_every_text_comes_back_exactly_from_the_html(record: Any, text: str) -> None:
@@ -361,6 +362,7 @@ def test_a_stored_picture_that_changed_stops_the_exhibit(catalog: Catalog, tmp_p
     assert not (tmp_path / "e.html").exists() and len(catalog.history()) == events
 
 
+@pytest.mark.slow
 def test_a_record_with_thousands_of_custody_events_is_shown_whole_in_bounded_time(
     catalog: Catalog, tmp_path: Path
 ) -> None:
@@ -448,6 +450,7 @@ def test_the_rfc3161_tokens_of_the_files_and_of_a_covering_checkpoint_are_shown(
     assert "No RFC 3161 time-stamp token" not in page
 
 
+@pytest.mark.no_postgresql_pass  # no catalog: the same on both
 def test_a_picture_is_left_out_with_the_reason_when_it_is_too_large_or_unreadable() -> None:
     from evidence_catalog import model
     from evidence_catalog.interchange.exhibit import MAX_PICTURE_BYTES, picture_refusal

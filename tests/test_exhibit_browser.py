@@ -107,6 +107,7 @@ def test_the_exhibit_in_chromium_loads_nothing_runs_nothing_and_every_image_deco
         page.close()
 
 
+@pytest.mark.no_postgresql_pass  # what is checked is the browser's, not the database's
 def test_a_changed_style_sheet_is_refused_by_the_policy(catalog: Catalog, tmp_path: Path, browser: Any) -> None:
     """The checks above can fail: a style the policy does not pin is a console error, and an
     image from elsewhere put into the file is an attempted request, seen, and blocked."""
