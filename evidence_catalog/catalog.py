@@ -91,6 +91,7 @@ if TYPE_CHECKING:
         adding,
         analyzing,
         capturing,
+        exhibiting,
         exporting,
         housekeeping,
         importing,
@@ -106,6 +107,7 @@ else:
     importing, ingesting, judging, log_proofs = map(_Later, ("importing", "ingesting", "judging", "log_proofs"))
     analyzing = _Later("analyzing")
     similar = _Later("similar")
+    exhibiting = _Later("exhibiting")
 
     #: Names this module has always offered, found in their modules when first asked for.
     _LATER_NAMES = {
@@ -438,6 +440,7 @@ class Catalog:
     # -- export ------------------------------------------------------------------------------
 
     export = _delegate(exporting.export)
+    exhibit = _delegate(exhibiting.exhibit)
 
     # -- import ------------------------------------------------------------------------------
 

@@ -230,6 +230,23 @@ class VerificationReport:
 
 
 @frozen
+class ExhibitResult:
+    """What :meth:`~evidence_catalog.Catalog.exhibit` wrote: the files (absolute paths, ``None``
+    when not asked for) and their SHA-256s, as the export event logged them."""
+
+    record_id: str
+    html: Path | None
+    pdf: Path | None
+    html_sha256: str | None
+    pdf_sha256: str | None
+    #: The custody events the exhibit lists.
+    custody_events: int
+    redacted: bool
+    #: The sequence number of the ``records.exported`` event that logged the exhibit.
+    export_seq: int
+
+
+@frozen
 class ExportResult:
     """What an export wrote.  For a bag, ``sha256`` is that of its ``tagmanifest-sha256.txt``
     (which pins every byte of the bag) and ``size`` its payload's bytes."""

@@ -144,6 +144,7 @@ def test_the_table_of_custody_events_is_what_every_command_appends(
     probe.run("verify --no-log", "verify", "--no-log")
     probe.run("verify", "verify")
     probe.run("export", "export", "-o", tmp_path / "export.json")
+    probe.run("exhibit", "exhibit", record, "-o", tmp_path / "exhibit.html")
     probe.run("import", "import", tmp_path / "export.json", "--blobs", home, catalog=other)
     probe.run("import", "import", tmp_path / "export.json", "--blobs", home)  # all here already
     probe.run("fsck", "fsck")

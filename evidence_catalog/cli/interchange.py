@@ -1,4 +1,4 @@
-"""Records in and out of the catalog: ``export`` and ``import``."""
+"""Records in and out of the catalog: ``export``, ``exhibit`` and ``import``."""
 
 from __future__ import annotations
 
@@ -93,6 +93,40 @@ def export(
                 f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
                 f"to {display_path(result.path)} (sha256 {result.sha256})"
             )
+
+
+@cli.command()
+@click.argument("record_id", metavar="ID")
+@catalog_option
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(),
+    help="An existing folder (HTML and PDF written in it), or a new FILE.pdf or FILE.html.",
+)
+@click.option("--redact", is_flag=True, help="Withhold what the record's flags name, and say so in the exhibit.")
+@operator_option
+@quiet_option
+def exhibit(record_id: str, catalog_path: str, output: str, redact: bool, operator: str | None, quiet: bool) -> None:
+    """Write a court exhibit of one record: a self-contained HTML file and a PDF (PDF/A) that
+    show its media, every digest, its acquisitions, embedded metadata, reports (text exactly),
+    claims (as alleged), assessments, its whole custody history, the latest signed checkpoint
+    with the record's inclusion proofs, its RFC 3161 tokens, and how to check it.
+
+    The files written are logged as an export (records.exported, format exhibit) with their
+    SHA-256s; an existing file is never replaced.
+    """
+    with open_catalog(catalog_path, operator) as catalog:
+        result = catalog.exhibit(record_id, output, redact=redact)
+    if not quiet:
+        for path, sha in ((result.html, result.html_sha256), (result.pdf, result.pdf_sha256)):
+            if path is not None:
+                click.echo(f"wrote {display_path(path)} (sha256 {sha})")
+        click.echo(
+            f"exhibit of record {result.record_id}: {result.custody_events} custody event(s) shown"
+            f"{', redacted' if result.redacted else ''}; logged as custody event {result.export_seq}"
+        )
 
 
 @cli.command(name="import")
