@@ -1312,6 +1312,61 @@ def test_a_failure_in_a_later_batch_leaves_nothing_of_the_earlier_ones(
 # -- 5. a bag's files read while its records are -----------------------------------------------
 
 
+def test_a_file_whose_bytes_another_file_stored_early_is_not_read_again(
+    source: Source, dest: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two files of a bag with the same bytes, read early: when the first is stored before the
+    second's read begins, the second is only checked against its manifests, and its record's
+    check takes the first's stored read; nothing is read twice (it was, seen on a loaded
+    machine)."""
+    from concurrent.futures import Future
+
+    from evidence_catalog.operations import importing
+
+    class AtOnce:  # a pool that runs each job as it is submitted: the first file is stored first
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def submit(self, function: Any, *args: Any) -> Future[Any]:
+            done: Future[Any] = Future()
+            try:
+                done.set_result(function(*args))
+            except BaseException as exc:  # noqa: BLE001 -- given to the caller, as a pool does
+                done.set_exception(exc)
+            return done
+
+        def shutdown(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def __enter__(self) -> AtOnce:
+            return self
+
+        def __exit__(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setattr(importing, "EARLY_READ_BYTES", 0)
+    monkeypatch.setattr(importing, "ThreadPoolExecutor", AtOnce)
+    reads: list[str] = []
+    store_file, check_file = importing._store_file, importing.check_payload_file
+
+    def stored(ctx: Any, path: Path, name: str, *args: Any) -> Any:
+        reads.append(name)
+        return store_file(ctx, path, name, *args)
+
+    def checked(name: str, *args: Any, **kw: Any) -> None:
+        reads.append(name)
+        check_file(name, *args, **kw)
+
+    monkeypatch.setattr(importing, "_store_file", stored)
+    monkeypatch.setattr(importing, "check_payload_file", checked)
+    dest.import_records(source.bag)
+    artifact_files = sorted(name for _, name in read_manifest(source.bag) if "/artifacts/" in name)
+    names = [name.rsplit("/", 1)[-1] for name in artifact_files]
+    assert len(names) > len(set(names))  # the bag holds the same file twice (the feed, on two records)
+    assert sorted(reads) == artifact_files  # each once
+    assert dest.verify().ok
+
+
 @pytest.mark.parametrize("early_bytes", [0, 10**9])
 def test_a_bags_files_are_read_once_and_the_large_ones_before_its_records_are_read(
     source: Source, dest: Catalog, monkeypatch: pytest.MonkeyPatch, early_bytes: int

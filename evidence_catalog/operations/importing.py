@@ -296,9 +296,15 @@ def store_incoming_files(
         holders = {e.artifact.sha256: item.record.id for item in reversed(new) for e in item.record.artifacts}
         storing: dict[Path, str | None] = {incoming.files[sha]: sha for sha in missing}
         checks = []
+        stored_early = {read.blob.sha256: read for read in found.values() if read.blob is not None}
         for payload in incoming.unchecked:
             store = storing.pop(payload.path, None)
             read = found.get(payload.path)
+            if store is not None and read is not None and read.blob is None and store in stored_early:
+                # Checked early against its manifests, and its bytes stored early from another
+                # file of the bag (the same bytes twice, the other's read done before this one's
+                # began): not read again.
+                read = stored_early[store]
             if read is None or (store is not None and read.blob is None):  # not read early, or read but not stored
                 checks.append(_FileCheck(payload.path, payload.name, payload.expected, store))
             elif store is not None:  # stored early: what its record says of it is left
