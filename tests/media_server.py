@@ -40,6 +40,8 @@ class Route:
     #: Wait this long before answering (a dead server, from the client's side).
     delay: float = 0.0
     headers: dict[str, str] = attrs.field(factory=dict)
+    #: Send the body in HTTP/1.1 chunks of this many bytes (no Content-Length).
+    chunked: int | None = None
 
 
 @attrs.frozen
@@ -97,6 +99,9 @@ class MediaServer:
                     start = int(first or 0)
                     end = min(size, int(last) + 1) if last else size
                     status = 206
+                if route.chunked is not None:
+                    self._chunked(route, status, send_body)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", route.media_type)
                 self.send_header("Content-Length", str(end - start))
@@ -125,6 +130,22 @@ class MediaServer:
                     pass
                 if route.truncate_at is not None:
                     self.close_connection = True
+
+            def _chunked(self, route: Route, status: int, send_body: bool) -> None:
+                self.protocol_version = "HTTP/1.1"
+                self.close_connection = True
+                self.send_response(status)
+                self.send_header("Content-Type", route.media_type)
+                self.send_header("Transfer-Encoding", "chunked")
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if send_body:
+                    size = route.chunked or 1
+                    for start in range(0, len(route.body), size):
+                        piece = route.body[start : start + size]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
 
             def _plain(self, status: int, body: bytes, send_body: bool) -> None:
                 self.send_response(status)

@@ -213,6 +213,46 @@ def test_a_large_body_is_spooled_and_recorded_whole(catalog: Catalog, server: Me
     assert media["body"] == big == stored(catalog, result.sha256)
 
 
+def test_a_chunked_body_read_to_its_end_is_not_marked_truncated(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # http.client reads the last chunk and the terminating one in the same read and closes the
+    # response: the body ended there, though no empty read follows it.
+    url = server.route("/files/chunked.mp4", Route(body=CLIP, media_type="video/mp4", chunked=1000))
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    check_with_tools(wacz, tmp_path)
+    [media] = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert ("Transfer-Encoding", "chunked") in media["http"]
+    assert media["body"] == CLIP == stored(catalog, result.sha256)
+    assert "WARC-Truncated" not in media["warc"], media["warc"]
+
+
+def test_a_download_cut_short_and_resumed_is_every_piece_marked_as_it_ended(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # Each answer stops 2000 bytes after where it starts; yt-dlp resumes with a Range request.
+    url = server.route("/files/cut.mp4", Route(body=CLIP, media_type="video/mp4", truncate_at=2000))
+
+    result = catalog.capture_url(url, options=CaptureOptions(retries=10, socket_timeout=2), analyze=False)
+
+    assert result.ok, result.error
+    assert stored(catalog, result.sha256) == CLIP
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    check_with_tools(wacz, tmp_path)
+    pieces = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert len(pieces) >= 3 and [p["status"] for p in pieces[1:]] == ["206"] * (len(pieces) - 1)
+    # The server closed the connection before the length it announced: a disconnect, not a
+    # reader that stopped.
+    assert all(p["warc"].get("WARC-Truncated") == "disconnect" for p in pieces[:-1]), [p["warc"] for p in pieces]
+    assert "WARC-Truncated" not in pieces[-1]["warc"]
+    # No one response is the media: its payload digest is not the artifact's SHA-256.
+    assert f"sha256:{result.sha256}" not in {p["warc"]["WARC-Payload-Digest"] for p in pieces}
+
+
 def test_no_archive_when_asked_not_to(catalog: Catalog, server: MediaServer) -> None:
     url = server.route("/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
 

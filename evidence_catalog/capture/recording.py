@@ -149,6 +149,15 @@ def _truncation(exc: BaseException) -> str:
     return "time" if isinstance(exc, socket.timeout | TimeoutError) or "timed out" in text else "disconnect"
 
 
+def _ended(raw: Any) -> bool:
+    """Whether ``http.client`` saw the end of the body of urllib3's response *raw*: it closes
+    its response there (the announced length read, a chunked body's last chunk read -- in the
+    same read as the data before it, so that no empty read follows -- or the connection's end
+    for a body read to its close), and raises when the body is cut short."""
+    original = getattr(raw, "_original_response", None)
+    return original is not None and bool(original.isclosed())
+
+
 def _tap(raw: Any, exchange: Exchange) -> None:
     """Record the status, headers and raw body bytes of urllib3's response *raw*."""
     exchange.respond(
@@ -172,7 +181,11 @@ def _tap(raw: Any, exchange: Exchange) -> None:
             failed(exc)
             raise
         exchange.body(data)
-        if (amt is None and not kwargs.get("read1")) or (amt != 0 and not data):
+        if amt != 0 and not data and not exchange.whole:
+            # The connection closed before the length the server announced (urllib3 raises
+            # IncompleteRead after this returns): cut by the server, not left by the reader.
+            exchange.interrupted("disconnect")
+        if (amt is None and not kwargs.get("read1")) or (amt != 0 and not data) or _ended(raw):
             exchange.end()
             exchange.finish()
         elif exchange.whole:

@@ -20,7 +20,7 @@ reader stopped).
 Digests (``WARC-Block-Digest``, ``WARC-Payload-Digest``) are SHA-256 in hexadecimal,
 ``sha256:<64 hex digits>``: accepted by ``warcio check`` and the form ReplayWeb.page's own
 recorder writes, and the payload digest of a media response is then the catalog's SHA-256 of the
-media file it became.
+media file it became, when it came whole in one response (not resumed, not fetched in ranges).
 
 Credentials never reach the file: the values of the headers in :data:`WITHHELD_HEADERS` are
 replaced by :data:`~evidence_catalog.model.WITHHELD` (the header names are kept), and the
