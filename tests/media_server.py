@@ -74,6 +74,10 @@ class MediaServer:
             def do_GET(self) -> None:
                 self._answer(send_body=True)
 
+            def do_POST(self) -> None:  # an API call: its body is read, and answered like a GET
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer(send_body=True)
+
             def _answer(self, *, send_body: bool) -> None:
                 path = self.path.split("?", 1)[0]
                 with server._lock:

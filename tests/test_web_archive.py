@@ -4,6 +4,7 @@ commands, and the WARC writer's round trip as a property."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import hashlib
@@ -12,6 +13,7 @@ import itertools
 import json
 import subprocess
 import sys
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,6 +175,79 @@ def test_a_capture_stores_a_wacz_of_every_exchange_it_made(
     assert "Cookie, Set-Cookie header values in the web archive (WACZ)" in acquisition.withheld
     assert catalog.verify().ok
     assert work_area(catalog) == []
+
+
+CSRF = "csrf-t0ken-from-the-c00kie-jar"
+
+
+def with_cookie_api_extractor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """yt-dlp made with, first of its extractors, one that does what several of yt-dlp's own do
+    with the operator's cookies (twitter.py: the ct0 cookie as an x-csrf-token header; globo.py:
+    a session cookie in a POST body; others in a query string)."""
+    from yt_dlp.extractor.common import InfoExtractor
+
+    from evidence_catalog.capture import youtubedl
+
+    class CookieApiIE(InfoExtractor):  # type: ignore[misc]
+        _VALID_URL = r"http://127\.0\.0\.1:\d+/api-site/(?P<id>\w+)"
+
+        def _real_extract(self, url: str) -> dict[str, Any]:
+            video_id = self._match_id(url)
+            token = self._get_cookies(url)["ct0"].value
+            api = url.replace("/api-site/", "/api/") + f"?csrf={token}"
+            body = json.dumps({"Authorization": f"Bearer {token}"}).encode()
+            info = self._download_json(api, video_id, data=body, headers={"X-CSRF-Token": token})
+            return {"id": video_id, "title": "Cookie API", "url": info["media"], "ext": "mp4"}
+
+    original = youtubedl.make_youtube_dl
+
+    def make(params: dict[str, Any]) -> Any:
+        ydl = original(params)
+        ydl.add_info_extractor(CookieApiIE())
+        ydl._ies = {"CookieApi": ydl._ies.pop("CookieApi"), **ydl._ies}
+        return ydl
+
+    monkeypatch.setattr(youtubedl, "make_youtube_dl", make)
+
+
+def test_cookie_values_an_extractor_copies_elsewhere_are_withheld_too(
+    catalog: Catalog, server: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_cookie_api_extractor(monkeypatch)
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tct0\t{CSRF}\n")
+    video = server.route("/media/api.mp4", Route(body=CLIP, media_type="video/mp4"))
+    # The API echoes the token in a header of its own, as some do.
+    server.route(
+        "/api/v1",
+        Route(
+            body=json.dumps({"media": video}).encode(), media_type="application/json", headers={"X-Echo-Token": CSRF}
+        ),
+    )
+    url = server.url("/api-site/v1")
+
+    result = catalog.capture_url(
+        url, options=CaptureOptions(retries=0, socket_timeout=2, cookies_file=cookies), analyze=False
+    )
+
+    assert result.ok, result.error
+    [sent] = server.seen("/api/v1")
+    assert {k.lower(): v for k, v in sent.headers.items()}["x-csrf-token"] == CSRF  # the extractor sent it
+    record = catalog.record(result.record_id)
+    wacz = wacz_of(catalog, record)
+    check_with_tools(wacz, tmp_path)
+    seen = everything_in(wacz)
+    assert CSRF.encode() not in seen
+    assert urllib.parse.quote(CSRF).encode() not in seen and base64.b64encode(CSRF.encode())[:24] not in seen
+    records = warc_records(wacz)
+    [request] = [r for r in records if r["type"] == "request" and "/api/v1" in r["uri"]]
+    assert ("x-csrf-token", model.WITHHELD) in [(k.lower(), v) for k, v in request["http"]]
+    assert model.WITHHELD.encode() in request["body"]
+    [response] = [r for r in records if r["type"] == "response" and "/api/v1" in r["uri"]]
+    assert ("X-Echo-Token", model.WITHHELD) in response["http"]
+    [acquisition] = record.acquisitions
+    assert any("X-Csrf-Token" in w and "URL" in w for w in acquisition.withheld), acquisition.withheld
+    # (The acquisition's final_url is the API's URL, token and all: outside the archive.)
 
 
 def test_a_compressed_page_is_archived_as_sent_and_an_error_response_too(
@@ -375,6 +450,44 @@ def test_what_is_recorded_reads_back_the_same(
     assert response.rec_headers.get_header("WARC-Payload-Digest") == f"sha256:{hashlib.sha256(read).hexdigest()}"
     truncated = response.rec_headers.get_header("WARC-Truncated")
     assert truncated == (None if (read_all or (announced and not body)) else "unspecified")
+
+
+_SECRET = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~+/=%", min_size=6, max_size=40
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    secret=_SECRET.map(lambda tail: f"sEcReT{tail}"),
+    around=st.tuples(_VALUE, _VALUE),
+    places=st.sets(st.sampled_from(["header", "url", "body", "response"]), min_size=1),
+    quoted=st.booleans(),
+)
+def test_a_secret_is_withheld_wherever_it_is_in_an_exchange(
+    tmp_path_factory: pytest.TempPathFactory, secret: str, around: tuple[str, str], places: set[str], quoted: bool
+) -> None:
+    path = tmp_path_factory.mktemp("warc") / "data.warc.gz"
+    form = urllib.parse.quote(secret, safe="") if quoted else secret
+    held = f"{around[0]}{form}{around[1]}"
+    url = f"http://example.test/api?q={form if 'url' in places else 'x'}"
+    headers = [("Host", "example.test"), ("X-Token", held if "header" in places else "x"), ("X-Word", "short")]
+    body = held.encode() if "body" in places else b"plain"
+    recorder = WarcRecorder(path, software="test")
+    exchange = recorder.exchange("POST", url, headers, body, secrets=["short", secret])
+    exchange.respond(200, "OK", [("Content-Length", "2"), ("X-Echo", held if "response" in places else "x")])
+    exchange.body(b"ok")
+    recorder.close()
+
+    with open(path, "rb") as stream:
+        warc = b"".join(gzip.decompress(stream.read()).split(b"\n"))
+    assert secret.encode() not in warc and urllib.parse.quote(secret, safe="").encode() not in warc
+    assert ("URLs" in recorder.withheld_elsewhere) == ("url" in places)
+    assert ("bodies" in recorder.withheld_elsewhere) == ("body" in places)
+    assert {"X-Token", "X-Echo"} & recorder.withheld == {
+        name for name, place in (("X-Token", "header"), ("X-Echo", "response")) if place in places
+    }
+    assert b"X-Word: short" in warc  # a short cookie value is not looked for (too common a word)
 
 
 def small_warc(folder: Path) -> tuple[Path, Page]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import socket
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from evidence_catalog.capture.warc import Exchange, WarcRecorder
@@ -35,14 +35,16 @@ from evidence_catalog.capture.warc import Exchange, WarcRecorder
 __all__ = ["attach"]
 
 Current = Callable[[], WarcRecorder | None]
+Secrets = Callable[[], Iterable[str]]
 
 _SENT = threading.local()
 _VERSIONS = {9: "HTTP/0.9", 10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
 
 
-def attach(director: Any, current: Current) -> None:
+def attach(director: Any, current: Current, secrets: Secrets = tuple) -> None:
     """Make yt-dlp's request *director* record every exchange into ``current()`` (when it is
-    not ``None``: a capture without an archive records nothing)."""
+    not ``None``: a capture without an archive records nothing), withholding ``secrets()``
+    (the values of the cookies yt-dlp holds when the request is made) wherever they are."""
     handler = director.handlers.get("Requests")
     if handler is not None:
         make = handler._create_instance
@@ -50,7 +52,7 @@ def attach(director: Any, current: Current) -> None:
         def create_instance(**kwargs: Any) -> Any:
             session = make(**kwargs)
             for adapter in set(session.adapters.values()):
-                _wrap_adapter(adapter, current)
+                _wrap_adapter(adapter, current, secrets)
             return session
 
         handler._create_instance = create_instance
@@ -68,11 +70,11 @@ def attach(director: Any, current: Current) -> None:
         except BaseException as exc:
             if unrecorded():
                 assert recorder is not None
-                _not_recorded(recorder, request, f"not sent: {type(exc).__name__}: {exc}")
+                _not_recorded(recorder, request, f"not sent: {type(exc).__name__}: {exc}", secrets())
             raise
         if unrecorded():
             assert recorder is not None
-            _not_recorded(recorder, request, "sent through a network handler of yt-dlp that is not recorded")
+            _not_recorded(recorder, request, "sent through a network handler of yt-dlp that is not recorded", secrets())
         return response
 
     director.send = recording_send
@@ -82,12 +84,13 @@ def _http(url: object) -> bool:
     return isinstance(url, str) and url.lower().startswith(("http:", "https:"))
 
 
-def _not_recorded(recorder: WarcRecorder, request: Any, reason: str) -> None:
+def _not_recorded(recorder: WarcRecorder, request: Any, reason: str, secrets: Iterable[str]) -> None:
     headers = [(str(k), str(v)) for k, v in (getattr(request, "headers", None) or {}).items()]
-    recorder.exchange(str(getattr(request, "method", "GET") or "GET"), request.url, headers).fail(reason)
+    method = str(getattr(request, "method", "GET") or "GET")
+    recorder.exchange(method, request.url, headers, secrets=secrets).fail(reason)
 
 
-def _wrap_adapter(adapter: Any, current: Current) -> None:
+def _wrap_adapter(adapter: Any, current: Current, secrets: Secrets) -> None:
     send = adapter.send
 
     def recording_send(request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -95,7 +98,9 @@ def _wrap_adapter(adapter: Any, current: Current) -> None:
         if recorder is None:
             return send(request, *args, **kwargs)
         _SENT.count = getattr(_SENT, "count", 0) + 1
-        exchange = recorder.exchange(request.method or "GET", request.url, sent_headers(request), _body(request))
+        exchange = recorder.exchange(
+            request.method or "GET", request.url, sent_headers(request), _body(request), secrets=secrets()
+        )
         try:
             response = send(request, *args, **kwargs)
         except BaseException as exc:
