@@ -33,7 +33,7 @@ class Route:
     status: int = 200
     #: Serve this file instead of ``body`` (streamed with sendfile: for large benchmarks).
     file: Path | None = None
-    #: Redirect to this path (with ``status`` 302 unless given otherwise).
+    #: Redirect to this path (with ``status`` 302 unless given otherwise, and ``body``).
     redirect: str | None = None
     #: Send only this many bytes of the body, then close (Content-Length still says all of it).
     truncate_at: int | None = None
@@ -91,8 +91,14 @@ class MediaServer:
                 if route.redirect is not None:
                     self.send_response(route.status if route.status != 200 else 302)
                     self.send_header("Location", route.redirect)
-                    self.send_header("Content-Length", "0")
+                    self.send_header("Content-Length", str(len(route.body)))  # a "moved" page, if any
+                    if route.body:
+                        self.send_header("Content-Type", route.media_type)
+                    for name, value in route.headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
+                    if send_body:
+                        self.wfile.write(route.body)
                     return
                 size = route.file.stat().st_size if route.file is not None else len(route.body)
                 start, end = 0, size

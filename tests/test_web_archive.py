@@ -548,6 +548,51 @@ def test_a_redacted_export_withholds_the_archive_with_the_media_it_holds(
     assert "web archive" in json.dumps(why)
 
 
+def test_a_redacted_export_withholds_an_archive_whose_exchanges_hold_a_withheld_text(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # The name is only in the archive: in the gzip-encoded body of a redirect's "moved" page,
+    # inside a WARC record that is a gzip member of its own.
+    name = "Witness Xyz Secretname"
+    first = catalog.capture_url(server.route("/a.mp4", Route(body=CLIP[::-1], media_type="video/mp4")), options=FAST)
+    note = catalog.add_note(first.record_id, f"{name} saw it")
+    catalog.flag(first.record_id, "personal_data", "names a witness", fields=[f"notes/{note.id}/text"])
+    moved = gzip.compress(f"<html><body>Moved. Reported by {note.text}</body></html>".encode(), mtime=0)
+    server.route("/m/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    short = server.route(
+        "/s/1", Route(redirect="/m/clip.mp4", body=moved, media_type="text/html", headers={"Content-Encoding": "gzip"})
+    )
+    second = catalog.capture_url(short, options=FAST, analyze=False)
+    assert second.ok, second.error
+    archive = wacz_of(catalog, catalog.record(second.record_id))
+    assert any(r["body"] == moved for r in warc_records(archive) if r["uri"] == short)
+
+    exported = catalog.export(tmp_path / "bag", format="bagit", redact=True)
+
+    payload = [p.read_bytes() for p in (tmp_path / "bag" / "data").rglob("*") if p.is_file()]
+    assert archive.read_bytes() not in payload
+    assert exported.withheld_artifacts == 1
+    assert CLIP in payload  # the media itself does not hold the name
+    redaction = json.loads((tmp_path / "bag" / "data" / "contents.json").read_text())["redaction"]
+    [why] = redaction["withheld_artifacts"]
+    assert why["media_type"] == "application/wacz" and "withheld text" in json.dumps(why)
+
+
+def test_a_web_archive_that_cannot_be_read_is_taken_to_hold_every_withheld_text(tmp_path: Path) -> None:
+    from evidence_catalog.interchange.export import _searchable
+
+    warc, page = small_warc(tmp_path)
+    good = tmp_path / "good.wacz"
+    created = dt.datetime(2024, 2, 24, tzinfo=dt.UTC)
+    package(warc, good, pages=[page], created=created, title="t", description="d.", software="s", withheld="w")
+    with open(good, "rb") as stream:
+        seen = b"".join(_searchable(stream, "application/wacz", {"Secret Name"}))
+    assert b"hello" in seen and b"Secret Name" not in seen  # read: the body, not the texts searched
+    cut = io.BytesIO(good.read_bytes()[:-40])  # its central directory gone
+    assert b"Secret Name" in b"".join(_searchable(cut, "application/wacz", {"Secret Name"}))
+    assert b"Secret Name" not in b"".join(_searchable(io.BytesIO(b"PK"), "application/zip", {"Secret Name"}))
+
+
 def test_each_capture_of_a_batch_archives_only_its_own_exchanges(catalog: Catalog, server: MediaServer) -> None:
     first = server.route("/batch/one.mp4", Route(body=CLIP, media_type="video/mp4"))
     second = server.route("/batch/two.mp4", Route(body=CLIP[::-1], media_type="video/mp4"))
