@@ -390,6 +390,26 @@ def test_urllib3_still_has_the_methods_the_recording_reads_bodies_through() -> N
         assert callable(getattr(HTTPResponse, name, None)), name
 
 
+def test_a_request_no_recorded_handler_sends_is_named_in_the_archive(tmp_path: Path) -> None:
+    # A live stream's WebSocket (yt-dlp's Websockets handler, or none when the package is
+    # missing): not recorded byte for byte, but not invisible either.
+    from evidence_catalog.capture import youtubedl
+
+    log = youtubedl.Log()
+    ydl = youtubedl.make_youtube_dl(youtubedl.params(tmp_path, FAST, log, lambda _: None))
+    recorder = WarcRecorder(tmp_path / "data.warc.gz", software="test")
+    ydl.start_capture(log, tmp_path, None, recorder)
+    live = f"ws://127.0.0.1:{unused_port()}/live"
+    with pytest.raises(Exception):  # noqa: B017 -- refused, or no WebSocket support installed
+        ydl.urlopen(live)
+    ydl.close()
+    recorder.close()
+
+    with open(recorder.path, "rb") as stream:
+        found = [(r.rec_type, r.rec_headers.get_header("WARC-Target-URI")) for r in ArchiveIterator(stream)]
+    assert ("request", live) in found and ("metadata", live) in found
+
+
 # -- the writer and the package, without yt-dlp ---------------------------------------------------
 
 _TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=20)

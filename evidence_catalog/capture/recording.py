@@ -17,9 +17,10 @@ prefers), which sends each hop of a request through a ``requests`` transport ada
   downloader, ``requests`` draining a redirect).
 
 A request that yt-dlp sends through another handler (one it chooses for a request ``requests``
-cannot make) is not recorded byte for byte: the WARC gets a ``metadata`` record naming it, so
-that its absence is visible.  Those two urllib3 methods are private: ``tests/test_web_archive.py``
-fails if a urllib3 release renames them, rather than the archive silently missing bodies.
+cannot make: a WebSocket, an impersonated browser) is not recorded byte for byte: the WARC gets
+a ``metadata`` record naming it, so that its absence is visible.  Those two urllib3 methods are
+private: ``tests/test_web_archive.py`` fails if a urllib3 release renames them, rather than the
+archive silently missing bodies.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def attach(director: Any, current: Current, secrets: Secrets = tuple) -> None:
 
 
 def _http(url: object) -> bool:
-    return isinstance(url, str) and url.lower().startswith(("http:", "https:"))
+    """Whether *url* is one of the network's (HTTP, and WebSocket, which starts as HTTP)."""
+    return isinstance(url, str) and url.lower().startswith(("http:", "https:", "ws:", "wss:"))
 
 
 def _not_recorded(recorder: WarcRecorder, request: Any, reason: str, secrets: Iterable[str]) -> None:
