@@ -40,6 +40,8 @@ class Route:
     #: Wait this long before answering (a dead server, from the client's side).
     delay: float = 0.0
     headers: dict[str, str] = attrs.field(factory=dict)
+    #: The reason phrase of the status line (the standard one when ``None``).
+    reason: str | None = None
     #: Send the body in HTTP/1.1 chunks of this many bytes (no Content-Length).
     chunked: int | None = None
 
@@ -112,7 +114,7 @@ class MediaServer:
                 if route.chunked is not None:
                     self._chunked(route, status, send_body)
                     return
-                self.send_response(status)
+                self.send_response(status, route.reason)
                 self.send_header("Content-Type", route.media_type)
                 self.send_header("Content-Length", str(end - start))
                 self.send_header("Accept-Ranges", "bytes")

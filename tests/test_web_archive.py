@@ -276,6 +276,50 @@ def test_a_compressed_page_is_archived_as_sent_and_an_error_response_too(
     assert not_found["warc"]["WARC-Truncated"] == "unspecified"
 
 
+def test_a_head_that_is_not_ascii_is_recorded_as_sent_and_fetched_once(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # http.client reads a head as ISO-8859-1; warcio cannot write such a status line, and
+    # percent-encodes such a value.  (A name that is not ASCII, http.client drops.)
+    headers = {"X-Test": "caf\u00e9 \u00ff"}
+    url = server.route(
+        "/files/odd.mp4", Route(body=CLIP, media_type="video/mp4", reason="OK caf\u00e9", headers=headers)
+    )
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    assert len(server.seen("/files/odd.mp4")) == 1  # not fetched again by another handler
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    check_with_tools(wacz, tmp_path)
+    [media] = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert media["body"] == CLIP and media["warc"]["WARC-Payload-Digest"] == f"sha256:{result.sha256}"
+    with zipfile.ZipFile(wacz) as zf:
+        [name] = [n for n in zf.namelist() if n.startswith("archive/")]
+        warc = gzip.decompress(zf.read(name))
+    assert b" 200 OK caf\xe9\r\n" in warc and b"\r\nX-Test: caf\xe9 \xff\r\n" in warc  # the bytes sent
+
+
+def test_a_response_the_recording_fails_on_is_not_fetched_again(
+    catalog: Catalog, server: MediaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence_catalog.capture.warc import Exchange
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the recorder broke")
+
+    monkeypatch.setattr(Exchange, "respond", broken)
+    url = server.route("/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    assert len(server.seen("/files/clip.mp4")) == 1
+    records = warc_records(wacz_of(catalog, catalog.record(result.record_id)))
+    [note] = [r for r in records if r["type"] == "metadata"]
+    assert note["uri"] == url and b"could not be recorded: RuntimeError: the recorder broke" in note["body"]
+
+
 def test_a_large_body_is_spooled_and_recorded_whole(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
     big = bytes(range(256)) * (3 * 4096 + 7)  # over the in-memory spool's size
     url = server.route("/files/big.mp4", Route(body=big, media_type="video/mp4"))

@@ -25,6 +25,7 @@ archive silently missing bodies.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import urllib.parse
@@ -110,6 +111,12 @@ def _wrap_adapter(adapter: Any, current: Current, secrets: Secrets) -> None:
             raise
         try:
             _tap(response.raw, exchange)
+        except Exception as exc:  # noqa: BLE001 -- whatever the recorder raised, the exchange goes on
+            # The recording's own failure, not the exchange's: raised here, yt-dlp would take
+            # the response for a failed one and fetch it again through another handler.  The
+            # exchange goes on unrecorded, and the archive says so.
+            with contextlib.suppress(Exception):
+                exchange.fail(f"the response could not be recorded: {type(exc).__name__}: {exc}")
         except BaseException:
             exchange.finish()
             raise

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import os
@@ -221,11 +222,9 @@ class Exchange:
 
     def respond(self, status: int, reason: str, headers: Sequence[tuple[str, str]], protocol: str = "HTTP/1.1") -> None:
         """The response's status line and headers arrived."""
-        from warcio.statusandheaders import StatusAndHeaders
-
         kept, withheld = withhold(headers, self._secrets)
         self._recorder.note_withheld(withheld)
-        head = StatusAndHeaders(f"{int(status)} {reason or ''}".strip(), kept, protocol=protocol or "HTTP/1.1")
+        head = _head_class()(f"{int(status)} {reason or ''}".strip(), kept, protocol=protocol or "HTTP/1.1")
         head.compute_headers_buffer()
         with self._lock:
             self.status = int(status)
@@ -299,6 +298,27 @@ class Exchange:
         assert self._spool is not None
         self._spool.seek(0)
         return self._response_head, self._spool, self.received, _sha256_label(self._payload), _sha256_label(self._block)
+
+
+@functools.cache
+def _head_class() -> Any:
+    """warcio's HTTP head, written as the bytes that went over the connection."""
+    from warcio.statusandheaders import StatusAndHeaders
+
+    class Head(StatusAndHeaders):  # type: ignore[misc]
+        """``http.client`` reads a head as ISO-8859-1 and ``requests`` writes one so: encoded so
+        again, it is the bytes that were sent.  (warcio's own would percent-encode a value that
+        is not ASCII, and fail on such a status line or header name -- a server chooses them.)"""
+
+        def compute_headers_buffer(self, header_filter: Any = None) -> None:
+            text = self.to_str(header_filter)
+            try:
+                data = text.encode("iso-8859-1")
+            except UnicodeEncodeError:  # not read off a connection: as UTF-8
+                data = text.encode("utf-8", "backslashreplace")
+            self.headers_buff = data + b"\r\n"
+
+    return Head
 
 
 def _expected_length(method: str, status: int, head: Any) -> int | None:
@@ -422,11 +442,9 @@ class WarcRecorder:
     # -- records ---------------------------------------------------------------------------
 
     def _request_record(self, exchange: Exchange, concurrent_to: str) -> Any:
-        from warcio.statusandheaders import StatusAndHeaders
-
         parts = urllib.parse.urlsplit(exchange.url)
         target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        head = StatusAndHeaders(
+        head = _head_class()(
             f"{exchange.method} {target} {exchange.protocol}", exchange.request_headers, is_http_request=True
         )
         body = exchange.request_body or b""
