@@ -229,17 +229,16 @@ _SEARCH_BLOCK = 1 << 20
 
 
 def _searchable(stream: BinaryIO, media_type: str, values: set[str]) -> Iterator[bytes]:
-    """The bytes of a stored file to search for withheld texts: the file's own, and for a web
-    archive (WACZ) what a reader of it sees too (its WARC's records are compressed, and so are
-    many of their bodies: :func:`~evidence_catalog.capture.webarchive.contents`).  A web archive
-    that cannot be read is taken to hold every text searched for (*values*): withheld."""
-    while block := stream.read(_SEARCH_BLOCK):
-        yield block
+    """The bytes of a stored file to search for withheld texts: the file's own, or for a web
+    archive (WACZ) what a reader of it sees (each entry decompressed, its WARC's records and their
+    bodies too: :func:`~evidence_catalog.capture.webarchive.contents`).  A web archive that cannot
+    be read is taken to hold every text searched for (*values*): withheld."""
     if media_type != "application/wacz":
+        while block := stream.read(_SEARCH_BLOCK):
+            yield block
         return
     from evidence_catalog.capture.webarchive import contents
 
-    stream.seek(0)
     try:
         yield from contents(stream)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError):
