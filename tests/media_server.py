@@ -40,6 +40,8 @@ class Route:
     #: Wait this long before answering (a dead server, from the client's side).
     delay: float = 0.0
     headers: dict[str, str] = attrs.field(factory=dict)
+    #: Send no Content-Length: the body ends when the connection closes.
+    unannounced: bool = False
     #: The reason phrase of the status line (the standard one when ``None``).
     reason: str | None = None
     #: Send the body in HTTP/1.1 chunks of this many bytes (no Content-Length).
@@ -116,7 +118,8 @@ class MediaServer:
                     return
                 self.send_response(status, route.reason)
                 self.send_header("Content-Type", route.media_type)
-                self.send_header("Content-Length", str(end - start))
+                if not route.unannounced:
+                    self.send_header("Content-Length", str(end - start))
                 self.send_header("Accept-Ranges", "bytes")
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")

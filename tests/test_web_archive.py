@@ -350,6 +350,20 @@ def test_a_chunked_body_read_to_its_end_is_not_marked_truncated(
     assert "WARC-Truncated" not in media["warc"], media["warc"]
 
 
+def test_a_body_read_to_the_close_of_its_connection_is_whole(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    url = server.route("/files/unannounced.mp4", Route(body=CLIP, media_type="video/mp4", unannounced=True))
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    [media] = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert not any(name.lower() == "content-length" for name, _ in media["http"])
+    assert media["body"] == CLIP and "WARC-Truncated" not in media["warc"], media["warc"]
+
+
 def test_a_download_cut_short_and_resumed_is_every_piece_marked_as_it_ended(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:

@@ -195,7 +195,7 @@ def _tap(raw: Any, exchange: Exchange) -> None:
             failed(exc)
             raise
         exchange.body(data)
-        if amt != 0 and not data and not exchange.whole:
+        if amt != 0 and not data and exchange.short:
             # The connection closed before the length the server announced (urllib3 raises
             # IncompleteRead after this returns): cut by the server, not left by the reader.
             exchange.interrupted("disconnect")

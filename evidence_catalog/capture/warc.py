@@ -261,6 +261,12 @@ class Exchange:
             self._truncated = reason
 
     @property
+    def short(self) -> bool:
+        """Whether fewer bytes were recorded than the response announced (a body read to the
+        close of its connection announces none)."""
+        return self._expected is not None and self.received < self._expected
+
+    @property
     def whole(self) -> bool:
         """Whether every byte of the body was recorded."""
         if self._expected is not None:
