@@ -33,13 +33,19 @@ class Route:
     status: int = 200
     #: Serve this file instead of ``body`` (streamed with sendfile: for large benchmarks).
     file: Path | None = None
-    #: Redirect to this path (with ``status`` 302 unless given otherwise).
+    #: Redirect to this path (with ``status`` 302 unless given otherwise, and ``body``).
     redirect: str | None = None
     #: Send only this many bytes of the body, then close (Content-Length still says all of it).
     truncate_at: int | None = None
     #: Wait this long before answering (a dead server, from the client's side).
     delay: float = 0.0
     headers: dict[str, str] = attrs.field(factory=dict)
+    #: Send no Content-Length: the body ends when the connection closes.
+    unannounced: bool = False
+    #: The reason phrase of the status line (the standard one when ``None``).
+    reason: str | None = None
+    #: Send the body in HTTP/1.1 chunks of this many bytes (no Content-Length).
+    chunked: int | None = None
 
 
 @attrs.frozen
@@ -72,6 +78,10 @@ class MediaServer:
             def do_GET(self) -> None:
                 self._answer(send_body=True)
 
+            def do_POST(self) -> None:  # an API call: its body is read, and answered like a GET
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer(send_body=True)
+
             def _answer(self, *, send_body: bool) -> None:
                 path = self.path.split("?", 1)[0]
                 with server._lock:
@@ -85,8 +95,14 @@ class MediaServer:
                 if route.redirect is not None:
                     self.send_response(route.status if route.status != 200 else 302)
                     self.send_header("Location", route.redirect)
-                    self.send_header("Content-Length", "0")
+                    self.send_header("Content-Length", str(len(route.body)))  # a "moved" page, if any
+                    if route.body:
+                        self.send_header("Content-Type", route.media_type)
+                    for name, value in route.headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
+                    if send_body:
+                        self.wfile.write(route.body)
                     return
                 size = route.file.stat().st_size if route.file is not None else len(route.body)
                 start, end = 0, size
@@ -97,9 +113,13 @@ class MediaServer:
                     start = int(first or 0)
                     end = min(size, int(last) + 1) if last else size
                     status = 206
-                self.send_response(status)
+                if route.chunked is not None:
+                    self._chunked(route, status, send_body)
+                    return
+                self.send_response(status, route.reason)
                 self.send_header("Content-Type", route.media_type)
-                self.send_header("Content-Length", str(end - start))
+                if not route.unannounced:
+                    self.send_header("Content-Length", str(end - start))
                 self.send_header("Accept-Ranges", "bytes")
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
@@ -125,6 +145,22 @@ class MediaServer:
                     pass
                 if route.truncate_at is not None:
                     self.close_connection = True
+
+            def _chunked(self, route: Route, status: int, send_body: bool) -> None:
+                self.protocol_version = "HTTP/1.1"
+                self.close_connection = True
+                self.send_response(status)
+                self.send_header("Content-Type", route.media_type)
+                self.send_header("Transfer-Encoding", "chunked")
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if send_body:
+                    size = route.chunked or 1
+                    for start in range(0, len(route.body), size):
+                        piece = route.body[start : start + size]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
 
             def _plain(self, status: int, body: bytes, send_body: bool) -> None:
                 self.send_response(status)

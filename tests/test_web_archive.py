@@ -4,6 +4,7 @@ commands, and the WARC writer's round trip as a property."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import hashlib
@@ -12,6 +13,7 @@ import itertools
 import json
 import subprocess
 import sys
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +177,79 @@ def test_a_capture_stores_a_wacz_of_every_exchange_it_made(
     assert work_area(catalog) == []
 
 
+CSRF = "csrf-t0ken-from-the-c00kie-jar"
+
+
+def with_cookie_api_extractor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """yt-dlp made with, first of its extractors, one that does what several of yt-dlp's own do
+    with the operator's cookies (twitter.py: the ct0 cookie as an x-csrf-token header; globo.py:
+    a session cookie in a POST body; others in a query string)."""
+    from yt_dlp.extractor.common import InfoExtractor
+
+    from evidence_catalog.capture import youtubedl
+
+    class CookieApiIE(InfoExtractor):  # type: ignore[misc]
+        _VALID_URL = r"http://127\.0\.0\.1:\d+/api-site/(?P<id>\w+)"
+
+        def _real_extract(self, url: str) -> dict[str, Any]:
+            video_id = self._match_id(url)
+            token = self._get_cookies(url)["ct0"].value
+            api = url.replace("/api-site/", "/api/") + f"?csrf={token}"
+            body = json.dumps({"Authorization": f"Bearer {token}"}).encode()
+            info = self._download_json(api, video_id, data=body, headers={"X-CSRF-Token": token})
+            return {"id": video_id, "title": "Cookie API", "url": info["media"], "ext": "mp4"}
+
+    original = youtubedl.make_youtube_dl
+
+    def make(params: dict[str, Any]) -> Any:
+        ydl = original(params)
+        ydl.add_info_extractor(CookieApiIE())
+        ydl._ies = {"CookieApi": ydl._ies.pop("CookieApi"), **ydl._ies}
+        return ydl
+
+    monkeypatch.setattr(youtubedl, "make_youtube_dl", make)
+
+
+def test_cookie_values_an_extractor_copies_elsewhere_are_withheld_too(
+    catalog: Catalog, server: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_cookie_api_extractor(monkeypatch)
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tct0\t{CSRF}\n")
+    video = server.route("/media/api.mp4", Route(body=CLIP, media_type="video/mp4"))
+    # The API echoes the token in a header of its own, as some do.
+    server.route(
+        "/api/v1",
+        Route(
+            body=json.dumps({"media": video}).encode(), media_type="application/json", headers={"X-Echo-Token": CSRF}
+        ),
+    )
+    url = server.url("/api-site/v1")
+
+    result = catalog.capture_url(
+        url, options=CaptureOptions(retries=0, socket_timeout=2, cookies_file=cookies), analyze=False
+    )
+
+    assert result.ok, result.error
+    [sent] = server.seen("/api/v1")
+    assert {k.lower(): v for k, v in sent.headers.items()}["x-csrf-token"] == CSRF  # the extractor sent it
+    record = catalog.record(result.record_id)
+    wacz = wacz_of(catalog, record)
+    check_with_tools(wacz, tmp_path)
+    seen = everything_in(wacz)
+    assert CSRF.encode() not in seen
+    assert urllib.parse.quote(CSRF).encode() not in seen and base64.b64encode(CSRF.encode())[:24] not in seen
+    records = warc_records(wacz)
+    [request] = [r for r in records if r["type"] == "request" and "/api/v1" in r["uri"]]
+    assert ("x-csrf-token", model.WITHHELD) in [(k.lower(), v) for k, v in request["http"]]
+    assert model.WITHHELD.encode() in request["body"]
+    [response] = [r for r in records if r["type"] == "response" and "/api/v1" in r["uri"]]
+    assert ("X-Echo-Token", model.WITHHELD) in response["http"]
+    [acquisition] = record.acquisitions
+    assert any("X-Csrf-Token" in w and "URL" in w for w in acquisition.withheld), acquisition.withheld
+    # (The acquisition's final_url is the API's URL, token and all: outside the archive.)
+
+
 def test_a_compressed_page_is_archived_as_sent_and_an_error_response_too(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:
@@ -201,6 +276,50 @@ def test_a_compressed_page_is_archived_as_sent_and_an_error_response_too(
     assert not_found["warc"]["WARC-Truncated"] == "unspecified"
 
 
+def test_a_head_that_is_not_ascii_is_recorded_as_sent_and_fetched_once(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # http.client reads a head as ISO-8859-1; warcio cannot write such a status line, and
+    # percent-encodes such a value.  (A name that is not ASCII, http.client drops.)
+    headers = {"X-Test": "caf\u00e9 \u00ff"}
+    url = server.route(
+        "/files/odd.mp4", Route(body=CLIP, media_type="video/mp4", reason="OK caf\u00e9", headers=headers)
+    )
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    assert len(server.seen("/files/odd.mp4")) == 1  # not fetched again by another handler
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    check_with_tools(wacz, tmp_path)
+    [media] = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert media["body"] == CLIP and media["warc"]["WARC-Payload-Digest"] == f"sha256:{result.sha256}"
+    with zipfile.ZipFile(wacz) as zf:
+        [name] = [n for n in zf.namelist() if n.startswith("archive/")]
+        warc = gzip.decompress(zf.read(name))
+    assert b" 200 OK caf\xe9\r\n" in warc and b"\r\nX-Test: caf\xe9 \xff\r\n" in warc  # the bytes sent
+
+
+def test_a_response_the_recording_fails_on_is_not_fetched_again(
+    catalog: Catalog, server: MediaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence_catalog.capture.warc import Exchange
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the recorder broke")
+
+    monkeypatch.setattr(Exchange, "respond", broken)
+    url = server.route("/files/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    assert len(server.seen("/files/clip.mp4")) == 1
+    records = warc_records(wacz_of(catalog, catalog.record(result.record_id)))
+    [note] = [r for r in records if r["type"] == "metadata"]
+    assert note["uri"] == url and b"could not be recorded: RuntimeError: the recorder broke" in note["body"]
+
+
 def test_a_large_body_is_spooled_and_recorded_whole(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
     big = bytes(range(256)) * (3 * 4096 + 7)  # over the in-memory spool's size
     url = server.route("/files/big.mp4", Route(body=big, media_type="video/mp4"))
@@ -211,6 +330,60 @@ def test_a_large_body_is_spooled_and_recorded_whole(catalog: Catalog, server: Me
     wacz = wacz_of(catalog, catalog.record(result.record_id))
     [media] = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
     assert media["body"] == big == stored(catalog, result.sha256)
+
+
+def test_a_chunked_body_read_to_its_end_is_not_marked_truncated(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # http.client reads the last chunk and the terminating one in the same read and closes the
+    # response: the body ended there, though no empty read follows it.
+    url = server.route("/files/chunked.mp4", Route(body=CLIP, media_type="video/mp4", chunked=1000))
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    check_with_tools(wacz, tmp_path)
+    [media] = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert ("Transfer-Encoding", "chunked") in media["http"]
+    assert media["body"] == CLIP == stored(catalog, result.sha256)
+    assert "WARC-Truncated" not in media["warc"], media["warc"]
+
+
+def test_a_body_read_to_the_close_of_its_connection_is_whole(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    url = server.route("/files/unannounced.mp4", Route(body=CLIP, media_type="video/mp4", unannounced=True))
+
+    result = catalog.capture_url(url, options=FAST, analyze=False)
+
+    assert result.ok, result.error
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    [media] = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert not any(name.lower() == "content-length" for name, _ in media["http"])
+    assert media["body"] == CLIP and "WARC-Truncated" not in media["warc"], media["warc"]
+
+
+def test_a_download_cut_short_and_resumed_is_every_piece_marked_as_it_ended(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # Each answer stops 2000 bytes after where it starts; yt-dlp resumes with a Range request.
+    url = server.route("/files/cut.mp4", Route(body=CLIP, media_type="video/mp4", truncate_at=2000))
+
+    result = catalog.capture_url(url, options=CaptureOptions(retries=10, socket_timeout=2), analyze=False)
+
+    assert result.ok, result.error
+    assert stored(catalog, result.sha256) == CLIP
+    wacz = wacz_of(catalog, catalog.record(result.record_id))
+    check_with_tools(wacz, tmp_path)
+    pieces = [r for r in warc_records(wacz) if r["type"] == "response" and r["uri"] == url]
+    assert len(pieces) >= 3 and [p["status"] for p in pieces[1:]] == ["206"] * (len(pieces) - 1)
+    # The server closed the connection before the length it announced: a disconnect, not a
+    # reader that stopped.
+    assert all(p["warc"].get("WARC-Truncated") == "disconnect" for p in pieces[:-1]), [p["warc"] for p in pieces]
+    assert "WARC-Truncated" not in pieces[-1]["warc"]
+    # No one response is the media: its payload digest is not the artifact's SHA-256.
+    assert f"sha256:{result.sha256}" not in {p["warc"]["WARC-Payload-Digest"] for p in pieces}
 
 
 def test_no_archive_when_asked_not_to(catalog: Catalog, server: MediaServer) -> None:
@@ -275,6 +448,26 @@ def test_urllib3_still_has_the_methods_the_recording_reads_bodies_through() -> N
         assert callable(getattr(HTTPResponse, name, None)), name
 
 
+def test_a_request_no_recorded_handler_sends_is_named_in_the_archive(tmp_path: Path) -> None:
+    # A live stream's WebSocket (yt-dlp's Websockets handler, or none when the package is
+    # missing): not recorded byte for byte, but not invisible either.
+    from evidence_catalog.capture import youtubedl
+
+    log = youtubedl.Log()
+    ydl = youtubedl.make_youtube_dl(youtubedl.params(tmp_path, FAST, log, lambda _: None))
+    recorder = WarcRecorder(tmp_path / "data.warc.gz", software="test")
+    ydl.start_capture(log, tmp_path, None, recorder)
+    live = f"ws://127.0.0.1:{unused_port()}/live"
+    with pytest.raises(Exception):  # noqa: B017 -- refused, or no WebSocket support installed
+        ydl.urlopen(live)
+    ydl.close()
+    recorder.close()
+
+    with open(recorder.path, "rb") as stream:
+        found = [(r.rec_type, r.rec_headers.get_header("WARC-Target-URI")) for r in ArchiveIterator(stream)]
+    assert ("request", live) in found and ("metadata", live) in found
+
+
 # -- the writer and the package, without yt-dlp ---------------------------------------------------
 
 _TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=20)
@@ -337,6 +530,44 @@ def test_what_is_recorded_reads_back_the_same(
     assert truncated == (None if (read_all or (announced and not body)) else "unspecified")
 
 
+_SECRET = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~+/=%", min_size=6, max_size=40
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    secret=_SECRET.map(lambda tail: f"sEcReT{tail}"),
+    around=st.tuples(_VALUE, _VALUE),
+    places=st.sets(st.sampled_from(["header", "url", "body", "response"]), min_size=1),
+    quoted=st.booleans(),
+)
+def test_a_secret_is_withheld_wherever_it_is_in_an_exchange(
+    tmp_path_factory: pytest.TempPathFactory, secret: str, around: tuple[str, str], places: set[str], quoted: bool
+) -> None:
+    path = tmp_path_factory.mktemp("warc") / "data.warc.gz"
+    form = urllib.parse.quote(secret, safe="") if quoted else secret
+    held = f"{around[0]}{form}{around[1]}"
+    url = f"http://example.test/api?q={form if 'url' in places else 'x'}"
+    headers = [("Host", "example.test"), ("X-Token", held if "header" in places else "x"), ("X-Word", "short")]
+    body = held.encode() if "body" in places else b"plain"
+    recorder = WarcRecorder(path, software="test")
+    exchange = recorder.exchange("POST", url, headers, body, secrets=["short", secret])
+    exchange.respond(200, "OK", [("Content-Length", "2"), ("X-Echo", held if "response" in places else "x")])
+    exchange.body(b"ok")
+    recorder.close()
+
+    with open(path, "rb") as stream:
+        warc = b"".join(gzip.decompress(stream.read()).split(b"\n"))
+    assert secret.encode() not in warc and urllib.parse.quote(secret, safe="").encode() not in warc
+    assert ("URLs" in recorder.withheld_elsewhere) == ("url" in places)
+    assert ("bodies" in recorder.withheld_elsewhere) == ("body" in places)
+    assert {"X-Token", "X-Echo"} & recorder.withheld == {
+        name for name, place in (("X-Token", "header"), ("X-Echo", "response")) if place in places
+    }
+    assert b"X-Word: short" in warc  # a short cookie value is not looked for (too common a word)
+
+
 def small_warc(folder: Path) -> tuple[Path, Page]:
     recorder = WarcRecorder(folder / "data.warc.gz", software="test")
     exchange = recorder.exchange("GET", "http://example.test/", [("Host", "example.test")])
@@ -393,6 +624,51 @@ def test_a_redacted_export_withholds_the_archive_with_the_media_it_holds(
     redaction = json.loads((tmp_path / "bag" / "data" / "contents.json").read_text())["redaction"]
     [why] = [a for a in redaction["withheld_artifacts"] if a["sha256"] == archive]
     assert "web archive" in json.dumps(why)
+
+
+def test_a_redacted_export_withholds_an_archive_whose_exchanges_hold_a_withheld_text(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # The name is only in the archive: in the gzip-encoded body of a redirect's "moved" page,
+    # inside a WARC record that is a gzip member of its own.
+    name = "Witness Xyz Secretname"
+    first = catalog.capture_url(server.route("/a.mp4", Route(body=CLIP[::-1], media_type="video/mp4")), options=FAST)
+    note = catalog.add_note(first.record_id, f"{name} saw it")
+    catalog.flag(first.record_id, "personal_data", "names a witness", fields=[f"notes/{note.id}/text"])
+    moved = gzip.compress(f"<html><body>Moved. Reported by {note.text}</body></html>".encode(), mtime=0)
+    server.route("/m/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+    short = server.route(
+        "/s/1", Route(redirect="/m/clip.mp4", body=moved, media_type="text/html", headers={"Content-Encoding": "gzip"})
+    )
+    second = catalog.capture_url(short, options=FAST, analyze=False)
+    assert second.ok, second.error
+    archive = wacz_of(catalog, catalog.record(second.record_id))
+    assert any(r["body"] == moved for r in warc_records(archive) if r["uri"] == short)
+
+    exported = catalog.export(tmp_path / "bag", format="bagit", redact=True)
+
+    payload = [p.read_bytes() for p in (tmp_path / "bag" / "data").rglob("*") if p.is_file()]
+    assert archive.read_bytes() not in payload
+    assert exported.withheld_artifacts == 1
+    assert CLIP in payload  # the media itself does not hold the name
+    redaction = json.loads((tmp_path / "bag" / "data" / "contents.json").read_text())["redaction"]
+    [why] = redaction["withheld_artifacts"]
+    assert why["media_type"] == "application/wacz" and "withheld text" in json.dumps(why)
+
+
+def test_a_web_archive_that_cannot_be_read_is_taken_to_hold_every_withheld_text(tmp_path: Path) -> None:
+    from evidence_catalog.interchange.export import _searchable
+
+    warc, page = small_warc(tmp_path)
+    good = tmp_path / "good.wacz"
+    created = dt.datetime(2024, 2, 24, tzinfo=dt.UTC)
+    package(warc, good, pages=[page], created=created, title="t", description="d.", software="s", withheld="w")
+    with open(good, "rb") as stream:
+        seen = b"".join(_searchable(stream, "application/wacz", {"Secret Name"}))
+    assert b"hello" in seen and b"Secret Name" not in seen  # read: the body, not the texts searched
+    cut = io.BytesIO(good.read_bytes()[:-40])  # its central directory gone
+    assert b"Secret Name" in b"".join(_searchable(cut, "application/wacz", {"Secret Name"}))
+    assert b"Secret Name" not in b"".join(_searchable(io.BytesIO(b"PK"), "application/zip", {"Secret Name"}))
 
 
 def test_each_capture_of_a_batch_archives_only_its_own_exchanges(catalog: Catalog, server: MediaServer) -> None:

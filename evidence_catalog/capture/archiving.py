@@ -71,7 +71,12 @@ def start(work: Path) -> WarcRecorder:
 
 def withheld_note(recorder: WarcRecorder) -> str:
     """What the acquisition says was withheld from the web archive."""
-    return f"{', '.join(sorted(recorder.withheld))} header values in the web archive (WACZ)"
+    parts = []
+    if recorder.withheld:
+        parts.append(f"{', '.join(sorted(recorder.withheld))} header values")
+    if recorder.withheld_elsewhere:
+        parts.append(f"cookie values in request {' and '.join(sorted(recorder.withheld_elsewhere))}")
+    return f"{' and '.join(parts)} in the web archive (WACZ)"
 
 
 def finish(recorder: WarcRecorder, work: Path, url: str, final_url: str | None, title: str) -> CapturedFile:

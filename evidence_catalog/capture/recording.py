@@ -17,17 +17,19 @@ prefers), which sends each hop of a request through a ``requests`` transport ada
   downloader, ``requests`` draining a redirect).
 
 A request that yt-dlp sends through another handler (one it chooses for a request ``requests``
-cannot make) is not recorded byte for byte: the WARC gets a ``metadata`` record naming it, so
-that its absence is visible.  Those two urllib3 methods are private: ``tests/test_web_archive.py``
-fails if a urllib3 release renames them, rather than the archive silently missing bodies.
+cannot make: a WebSocket, an impersonated browser) is not recorded byte for byte: the WARC gets
+a ``metadata`` record naming it, so that its absence is visible.  Those two urllib3 methods are
+private: ``tests/test_web_archive.py`` fails if a urllib3 release renames them, rather than the
+archive silently missing bodies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from evidence_catalog.capture.warc import Exchange, WarcRecorder
@@ -35,14 +37,16 @@ from evidence_catalog.capture.warc import Exchange, WarcRecorder
 __all__ = ["attach"]
 
 Current = Callable[[], WarcRecorder | None]
+Secrets = Callable[[], Iterable[str]]
 
 _SENT = threading.local()
 _VERSIONS = {9: "HTTP/0.9", 10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
 
 
-def attach(director: Any, current: Current) -> None:
+def attach(director: Any, current: Current, secrets: Secrets = tuple) -> None:
     """Make yt-dlp's request *director* record every exchange into ``current()`` (when it is
-    not ``None``: a capture without an archive records nothing)."""
+    not ``None``: a capture without an archive records nothing), withholding ``secrets()``
+    (the values of the cookies yt-dlp holds when the request is made) wherever they are."""
     handler = director.handlers.get("Requests")
     if handler is not None:
         make = handler._create_instance
@@ -50,7 +54,7 @@ def attach(director: Any, current: Current) -> None:
         def create_instance(**kwargs: Any) -> Any:
             session = make(**kwargs)
             for adapter in set(session.adapters.values()):
-                _wrap_adapter(adapter, current)
+                _wrap_adapter(adapter, current, secrets)
             return session
 
         handler._create_instance = create_instance
@@ -68,26 +72,28 @@ def attach(director: Any, current: Current) -> None:
         except BaseException as exc:
             if unrecorded():
                 assert recorder is not None
-                _not_recorded(recorder, request, f"not sent: {type(exc).__name__}: {exc}")
+                _not_recorded(recorder, request, f"not sent: {type(exc).__name__}: {exc}", secrets())
             raise
         if unrecorded():
             assert recorder is not None
-            _not_recorded(recorder, request, "sent through a network handler of yt-dlp that is not recorded")
+            _not_recorded(recorder, request, "sent through a network handler of yt-dlp that is not recorded", secrets())
         return response
 
     director.send = recording_send
 
 
 def _http(url: object) -> bool:
-    return isinstance(url, str) and url.lower().startswith(("http:", "https:"))
+    """Whether *url* is one of the network's (HTTP, and WebSocket, which starts as HTTP)."""
+    return isinstance(url, str) and url.lower().startswith(("http:", "https:", "ws:", "wss:"))
 
 
-def _not_recorded(recorder: WarcRecorder, request: Any, reason: str) -> None:
+def _not_recorded(recorder: WarcRecorder, request: Any, reason: str, secrets: Iterable[str]) -> None:
     headers = [(str(k), str(v)) for k, v in (getattr(request, "headers", None) or {}).items()]
-    recorder.exchange(str(getattr(request, "method", "GET") or "GET"), request.url, headers).fail(reason)
+    method = str(getattr(request, "method", "GET") or "GET")
+    recorder.exchange(method, request.url, headers, secrets=secrets).fail(reason)
 
 
-def _wrap_adapter(adapter: Any, current: Current) -> None:
+def _wrap_adapter(adapter: Any, current: Current, secrets: Secrets) -> None:
     send = adapter.send
 
     def recording_send(request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -95,7 +101,9 @@ def _wrap_adapter(adapter: Any, current: Current) -> None:
         if recorder is None:
             return send(request, *args, **kwargs)
         _SENT.count = getattr(_SENT, "count", 0) + 1
-        exchange = recorder.exchange(request.method or "GET", request.url, sent_headers(request), _body(request))
+        exchange = recorder.exchange(
+            request.method or "GET", request.url, sent_headers(request), _body(request), secrets=secrets()
+        )
         try:
             response = send(request, *args, **kwargs)
         except BaseException as exc:
@@ -103,6 +111,12 @@ def _wrap_adapter(adapter: Any, current: Current) -> None:
             raise
         try:
             _tap(response.raw, exchange)
+        except Exception as exc:  # noqa: BLE001 -- whatever the recorder raised, the exchange goes on
+            # The recording's own failure, not the exchange's: raised here, yt-dlp would take
+            # the response for a failed one and fetch it again through another handler.  The
+            # exchange goes on unrecorded, and the archive says so.
+            with contextlib.suppress(Exception):
+                exchange.fail(f"the response could not be recorded: {type(exc).__name__}: {exc}")
         except BaseException:
             exchange.finish()
             raise
@@ -149,6 +163,15 @@ def _truncation(exc: BaseException) -> str:
     return "time" if isinstance(exc, socket.timeout | TimeoutError) or "timed out" in text else "disconnect"
 
 
+def _ended(raw: Any) -> bool:
+    """Whether ``http.client`` saw the end of the body of urllib3's response *raw*: it closes
+    its response there (the announced length read, a chunked body's last chunk read -- in the
+    same read as the data before it, so that no empty read follows -- or the connection's end
+    for a body read to its close), and raises when the body is cut short."""
+    original = getattr(raw, "_original_response", None)
+    return original is not None and bool(original.isclosed())
+
+
 def _tap(raw: Any, exchange: Exchange) -> None:
     """Record the status, headers and raw body bytes of urllib3's response *raw*."""
     exchange.respond(
@@ -172,7 +195,11 @@ def _tap(raw: Any, exchange: Exchange) -> None:
             failed(exc)
             raise
         exchange.body(data)
-        if (amt is None and not kwargs.get("read1")) or (amt != 0 and not data):
+        if amt != 0 and not data and exchange.short:
+            # The connection closed before the length the server announced (urllib3 raises
+            # IncompleteRead after this returns): cut by the server, not left by the reader.
+            exchange.interrupted("disconnect")
+        if (amt is None and not kwargs.get("read1")) or (amt != 0 and not data) or _ended(raw):
             exchange.end()
             exchange.finish()
         elif exchange.whole:

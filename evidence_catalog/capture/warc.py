@@ -20,18 +20,21 @@ reader stopped).
 Digests (``WARC-Block-Digest``, ``WARC-Payload-Digest``) are SHA-256 in hexadecimal,
 ``sha256:<64 hex digits>``: accepted by ``warcio check`` and the form ReplayWeb.page's own
 recorder writes, and the payload digest of a media response is then the catalog's SHA-256 of the
-media file it became.
+media file it became, when it came whole in one response (not resumed, not fetched in ranges).
 
 Credentials never reach the file: the values of the headers in :data:`WITHHELD_HEADERS` are
-replaced by :data:`~evidence_catalog.model.WITHHELD` (the header names are kept), and the
-``warcinfo`` record says so.  Each record is its own gzip member (``.warc.gz``); bodies that do
-not compress (media) are stored in it uncompressed, which costs no time.
+replaced by :data:`~evidence_catalog.model.WITHHELD` (the header names are kept), and so are the
+values of cookies wherever else they appear (*secrets*: an extractor copies a cookie into a
+header of its own, a query string or a request body), and the ``warcinfo`` record says so.
+Response bodies are kept as received.  Each record is its own gzip member (``.warc.gz``);
+bodies that do not compress (media) are stored in it uncompressed, which costs no time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import os
@@ -45,16 +48,22 @@ from typing import IO, Any
 
 from evidence_catalog.model import WITHHELD
 
-__all__ = ["WITHHELD_HEADERS", "Exchange", "RecordedResponse", "WarcRecorder", "withhold"]
+__all__ = ["WITHHELD_HEADERS", "Exchange", "RecordedResponse", "WarcRecorder", "secret_forms", "withhold"]
 
 #: Headers whose values never reach a WARC (credentials: a session cookie logs anyone in).
 WITHHELD_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization", "Set-Cookie", "Set-Cookie2")
 _WITHHELD_LOWER = frozenset(name.lower() for name in WITHHELD_HEADERS)
 
+#: Secrets shorter than this are not looked for elsewhere (a cookie ``1`` or ``en`` is in many
+#: URLs and is no credential); their headers are withheld all the same.
+SECRET_MIN_LENGTH = 8
+
 #: What the ``warcinfo`` record and the WACZ say about withheld values.
 WITHHELD_NOTE = (
     f"the values of the HTTP headers {', '.join(WITHHELD_HEADERS)} are replaced by {WITHHELD!r}"
-    " (the header names are kept)"
+    " (the header names are kept), and so is every cookie value of at least"
+    f" {SECRET_MIN_LENGTH} characters found elsewhere: the whole value of a header that holds it,"
+    " the value itself in a URL or a request body (response bodies are kept as received)"
 )
 
 #: Bodies up to this size are spooled in memory, larger ones in a temporary file.
@@ -79,17 +88,36 @@ _COMPRESSIBLE = (
 )
 
 
-def withhold(headers: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
-    """*headers* with the values of :data:`WITHHELD_HEADERS` replaced, and the names replaced."""
+def secret_forms(secrets: Iterable[str]) -> tuple[str, ...]:
+    """The forms in which *secrets* (cookie values) are looked for: as they are, and
+    percent-encoded, those of at least :data:`SECRET_MIN_LENGTH` characters, longest first."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= SECRET_MIN_LENGTH:
+            forms.update((secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)))
+    return tuple(sorted(forms, key=lambda form: (-len(form), form)))
+
+
+def withhold(
+    headers: Iterable[tuple[str, str]], secrets: Sequence[str] = ()
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """*headers* with the values of :data:`WITHHELD_HEADERS`, and those that hold one of
+    *secrets* (see :func:`secret_forms`), replaced; and the names replaced."""
     kept: list[tuple[str, str]] = []
     withheld: list[str] = []
     for name, value in headers:
-        if str(name).lower() in _WITHHELD_LOWER:
+        if str(name).lower() in _WITHHELD_LOWER or any(form in str(value) for form in secrets):
             kept.append((str(name), WITHHELD))
             withheld.append(str(name))
         else:
             kept.append((str(name), str(value)))
     return kept, withheld
+
+
+def _replace_secrets(text: str, secrets: Sequence[str], marker: str) -> str:
+    for form in secrets:
+        text = text.replace(form, marker)
+    return text
 
 
 def _sha256_label(hasher: Any) -> str:
@@ -170,8 +198,10 @@ class Exchange:
         headers: list[tuple[str, str]],
         body: bytes | None,
         protocol: str,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._recorder = recorder
+        self._secrets = secrets
         self.method = method.upper()
         self.url = url
         self.request_headers = headers
@@ -192,11 +222,9 @@ class Exchange:
 
     def respond(self, status: int, reason: str, headers: Sequence[tuple[str, str]], protocol: str = "HTTP/1.1") -> None:
         """The response's status line and headers arrived."""
-        from warcio.statusandheaders import StatusAndHeaders
-
-        kept, withheld = withhold(headers)
+        kept, withheld = withhold(headers, self._secrets)
         self._recorder.note_withheld(withheld)
-        head = StatusAndHeaders(f"{int(status)} {reason or ''}".strip(), kept, protocol=protocol or "HTTP/1.1")
+        head = _head_class()(f"{int(status)} {reason or ''}".strip(), kept, protocol=protocol or "HTTP/1.1")
         head.compute_headers_buffer()
         with self._lock:
             self.status = int(status)
@@ -231,6 +259,12 @@ class Exchange:
         """Reading the body failed (``"time"`` for a time-out, else ``"disconnect"``)."""
         if self._truncated is None:
             self._truncated = reason
+
+    @property
+    def short(self) -> bool:
+        """Whether fewer bytes were recorded than the response announced (a body read to the
+        close of its connection announces none)."""
+        return self._expected is not None and self.received < self._expected
 
     @property
     def whole(self) -> bool:
@@ -270,6 +304,27 @@ class Exchange:
         assert self._spool is not None
         self._spool.seek(0)
         return self._response_head, self._spool, self.received, _sha256_label(self._payload), _sha256_label(self._block)
+
+
+@functools.cache
+def _head_class() -> Any:
+    """warcio's HTTP head, written as the bytes that went over the connection."""
+    from warcio.statusandheaders import StatusAndHeaders
+
+    class Head(StatusAndHeaders):  # type: ignore[misc]
+        """``http.client`` reads a head as ISO-8859-1 and ``requests`` writes one so: encoded so
+        again, it is the bytes that were sent.  (warcio's own would percent-encode a value that
+        is not ASCII, and fail on such a status line or header name -- a server chooses them.)"""
+
+        def compute_headers_buffer(self, header_filter: Any = None) -> None:
+            text = self.to_str(header_filter)
+            try:
+                data = text.encode("iso-8859-1")
+            except UnicodeEncodeError:  # not read off a connection: as UTF-8
+                data = text.encode("utf-8", "backslashreplace")
+            self.headers_buff = data + b"\r\n"
+
+    return Head
 
 
 def _expected_length(method: str, status: int, head: Any) -> int | None:
@@ -315,6 +370,8 @@ class WarcRecorder:
         self.responses: list[RecordedResponse] = []
         self.failures: list[tuple[str, str]] = []
         self.withheld: set[str] = set()
+        #: Where else in requests secrets were withheld (``"URLs"``, ``"bodies"``).
+        self.withheld_elsewhere: set[str] = set()
         self.exchanges = 0
         #: What went wrong writing the WARC (our own disk): the recording stopped there, and
         #: :meth:`close` raises it.
@@ -336,12 +393,28 @@ class WarcRecorder:
         headers: Iterable[tuple[str, str]],
         body: bytes | None = None,
         protocol: str = "HTTP/1.1",
+        secrets: Iterable[str] = (),
     ) -> Exchange:
-        """A request about to be sent: its method, URL, headers (the values of credentials are
-        withheld here) and body."""
-        kept, withheld = withhold(headers)
+        """A request about to be sent: its method, URL, headers and body.  The values of
+        credentials are withheld here: those of :data:`WITHHELD_HEADERS`, and *secrets* (the
+        values of the cookies the client holds) wherever they are in the request or in the
+        headers of its response."""
+        forms = secret_forms(secrets)
+        kept, withheld = withhold(headers, forms)
         self.note_withheld(withheld)
-        exchange = Exchange(self, method, url, kept, body, protocol)
+        if forms:
+            withheld_url = _replace_secrets(url, forms, urllib.parse.quote(WITHHELD, safe=""))
+            if withheld_url != url:
+                url = withheld_url
+                self.withheld_elsewhere.add("URLs")
+            if body:
+                withheld_body = body
+                for form in forms:
+                    withheld_body = withheld_body.replace(form.encode("utf-8"), WITHHELD.encode("utf-8"))
+                if withheld_body != body:
+                    body = withheld_body
+                    self.withheld_elsewhere.add("bodies")
+        exchange = Exchange(self, method, url, kept, body, protocol, forms)
         with self._lock:
             self._open.append(exchange)
             self.exchanges += 1
@@ -375,11 +448,9 @@ class WarcRecorder:
     # -- records ---------------------------------------------------------------------------
 
     def _request_record(self, exchange: Exchange, concurrent_to: str) -> Any:
-        from warcio.statusandheaders import StatusAndHeaders
-
         parts = urllib.parse.urlsplit(exchange.url)
         target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        head = StatusAndHeaders(
+        head = _head_class()(
             f"{exchange.method} {target} {exchange.protocol}", exchange.request_headers, is_http_request=True
         )
         body = exchange.request_body or b""

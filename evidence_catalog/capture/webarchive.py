@@ -22,6 +22,7 @@ entry and the ``created`` field with the current time and names pages by random 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import io
 import json
@@ -29,12 +30,13 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from attrs import frozen
 
-__all__ = ["MEDIA_TYPE", "WACZ_VERSION", "Page", "package"]
+__all__ = ["MEDIA_TYPE", "WACZ_VERSION", "Page", "contents", "package"]
 
 #: The media type of a WACZ file.
 MEDIA_TYPE = "application/wacz"
@@ -171,3 +173,36 @@ def package(
                 source = large[name]
                 with open(source, "rb") as src, zf.open(entry(name, source.stat().st_size, False), "w") as dst:
                     shutil.copyfileobj(src, dst, _BLOCK)
+
+
+def contents(stream: IO[bytes]) -> Iterator[bytes]:
+    """What a reader of the WACZ *stream* (seekable) sees, block by block, for a search of its
+    text: every entry decompressed, and of each WARC record its headers and its body as a
+    browser shows it (chunks joined, ``Content-Encoding`` undone).  A WARC's records are gzip
+    members, and a page or an API's answer is often gzip- or brotli-encoded as well: none of
+    their text is in the file's own bytes.  Entries and records are separated by a NUL byte.
+    Raises ``zipfile.BadZipFile``, ``OSError``, ``EOFError`` or ``ValueError`` (a ``zlib.error``
+    is one) when it cannot be read."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.bufferedreaders import BufferedReader
+
+    decodable = {"", "identity", *BufferedReader.get_supported_decompressors()}
+    with zipfile.ZipFile(stream) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as member:
+                if info.filename.startswith(ARCHIVE_DIR) and ".warc" in info.filename:
+                    for record in ArchiveIterator(member, no_record_parse=False):
+                        yield b"\0" + record.rec_headers.to_bytes()
+                        if record.http_headers is not None:
+                            yield record.http_headers.to_bytes()
+                            encoding = (record.http_headers.get_header("Content-Encoding") or "").strip().lower()
+                            if encoding not in decodable:  # read as it is, its text would be missed
+                                raise ValueError(f"a body in {encoding!r}, which cannot be decoded here")
+                        body = record.content_stream()
+                        while block := body.read(_BLOCK):
+                            yield block
+                    continue
+                source = gzip.GzipFile(fileobj=member) if info.filename.endswith(".gz") else member
+                yield b"\0"
+                while block := source.read(_BLOCK):
+                    yield block

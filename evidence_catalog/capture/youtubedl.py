@@ -196,6 +196,12 @@ def _response_record(response: Any) -> model.HttpResponse | None:
         return None
 
 
+def cookie_values(jar: Any) -> list[str]:
+    """The values of the cookies in *jar* (the operator's, and those sites set since)."""
+    with getattr(jar, "_cookies_lock", None) or contextlib.nullcontext():
+        return [str(cookie.value) for cookie in jar if cookie.value]
+
+
 def make_youtube_dl(params: dict[str, Any]) -> Any:
     """A YoutubeDL that notes every response it receives (yt-dlp is imported only when needed)."""
     import yt_dlp
@@ -257,7 +263,7 @@ def make_youtube_dl(params: dict[str, Any]) -> Any:
             from evidence_catalog.capture.recording import attach
 
             director = super().build_request_director(*args, **kwargs)
-            attach(director, lambda: getattr(self, "recorder", None))
+            attach(director, lambda: getattr(self, "recorder", None), lambda: cookie_values(self.cookiejar))
             return director
 
         def extract_info(

@@ -238,7 +238,7 @@ class Capturer:
             final_url = None if page_response is None else page_response.url
             title = downloaded.text(clean.get("title")) or url
             files.append(archiving.finish(recorder, work, url, final_url, title))
-            if recorder.withheld:
+            if recorder.withheld or recorder.withheld_elsewhere:
                 withheld.append(archiving.withheld_note(recorder))
             tools.extend(archiving.agents())
         return Download(

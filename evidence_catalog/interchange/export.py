@@ -12,7 +12,8 @@ import binascii
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -215,7 +216,7 @@ def find_carriers(
             texts: set[str] = set()
             tail = b""
             with open_blob(sha) as stream:
-                while block := stream.read(_SEARCH_BLOCK):
+                for block in _searchable(stream, entry.artifact.media_type, {value for _, value in searched}):
                     window = tail + block
                     texts.update(value for needle, value in searched if value not in texts and needle in window)
                     tail = window[-overlap:] if overlap else b""
@@ -225,6 +226,23 @@ def find_carriers(
 
 
 _SEARCH_BLOCK = 1 << 20
+
+
+def _searchable(stream: BinaryIO, media_type: str, values: set[str]) -> Iterator[bytes]:
+    """The bytes of a stored file to search for withheld texts: the file's own, or for a web
+    archive (WACZ) what a reader of it sees (each entry decompressed, its WARC's records and their
+    bodies too: :func:`~evidence_catalog.capture.webarchive.contents`).  A web archive that cannot
+    be read is taken to hold every text searched for (*values*): withheld."""
+    if media_type != "application/wacz":
+        while block := stream.read(_SEARCH_BLOCK):
+            yield block
+        return
+    from evidence_catalog.capture.webarchive import contents
+
+    try:
+        yield from contents(stream)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError):
+        yield b"\0".join(needle for value in sorted(values) for needle in needles(value))
 
 
 def write_payload(
