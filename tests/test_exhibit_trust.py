@@ -92,3 +92,24 @@ def test_a_record_changed_behind_the_librarys_back_stops_the_exhibit(
     with pytest.raises(IntegrityError, match="run verify"):
         catalog.exhibit(record_id, tmp_path / "e.html")
     assert not (tmp_path / "e.html").exists() and len(catalog.history()) == events
+
+
+def test_an_analysis_document_changed_on_disk_stops_the_exhibit(catalog: Catalog, tmp_path: Path) -> None:
+    import os
+
+    from tests.test_media import make_video
+
+    catalog.add([make_video(tmp_path / "v.mp4", frames=60, size=(160, 120))])
+    [record_id] = catalog.record_ids()
+    [(document, analysis)] = catalog.analyses(record_id)
+    assert analysis is not None and analysis.keyframes
+    stored = catalog.artifact_path(document)
+    os.chmod(stored, 0o644)
+    text = stored.read_text(encoding="utf-8")
+    lie = text.replace('"errors":[]', '"errors":["none: the footage is authentic"]')
+    assert lie != text
+    stored.write_text(lie, encoding="utf-8")
+    events = len(catalog.history())
+    with pytest.raises(IntegrityError, match="run verify"):
+        catalog.exhibit(record_id, tmp_path / "e.html")
+    assert not (tmp_path / "e.html").exists() and len(catalog.history()) == events

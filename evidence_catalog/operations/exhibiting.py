@@ -175,7 +175,7 @@ def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> E
     origin = vkey = None
     if epoch is not None:
         origin, vkey = epoch.name, make_vkey(epoch.name, epoch.public)
-    analyses = [(document, read_analysis(ctx, document)) for document in _analysis_documents(record)]
+    analyses = [(document, _checked_analysis(ctx, document, read_analysis)) for document in _analysis_documents(record)]
     redaction = Redaction(record=record)
     if plan is not None:
         try:
@@ -263,6 +263,24 @@ def _check_record(ctx: Context, session: Any, record: model.EvidenceRecord) -> N
         fields = [f.name for f in attrs.fields(model.EvidenceRecord)]
         differing = [name for name in fields if getattr(replayed, name, None) != getattr(record, name)]
         raise IntegrityError(f"{_NOT_THE_LOG} (its {', '.join(differing)} differ)", where=f"record {record.id}")
+
+
+def _checked_analysis(ctx: Context, sha256: str, read: Any) -> Any:
+    """The analysis document stored under *sha256* (``None`` when it cannot be read), after its
+    stored bytes are checked against that SHA-256: one changed on disk would have the exhibit
+    print what no analysis said (its errors, its keyframes' times)."""
+    try:
+        digest = hashlib.sha256()
+        with ctx.blobs.open(sha256) as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None  # unreadable: the exhibit says so under its video
+    if digest.hexdigest() != sha256:
+        raise IntegrityError(
+            "the stored copy no longer has this SHA-256; run verify. Nothing was written", where=f"artifact {sha256}"
+        )
+    return read(ctx, sha256)
 
 
 def _analysis_documents(record: model.EvidenceRecord) -> list[str]:
