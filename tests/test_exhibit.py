@@ -107,6 +107,7 @@ class Parsed(html.parser.HTMLParser):
             self.title += data
 
 
+@pytest.mark.usefixtures("needs_pdf")
 def test_an_exhibit_in_a_folder_is_html_and_pdf_logged_with_their_sha256(catalog: Catalog, tmp_path: Path) -> None:
     record_id = make_record(catalog, tmp_path / "in")
     out = tmp_path / "out"
@@ -235,6 +236,7 @@ def test_a_lone_surrogate_is_written_escaped_not_lost(catalog: Catalog, tmp_path
     assert "half \\ud83d of a pair" in page.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+@pytest.mark.usefixtures("needs_pdf")
 def test_one_file_is_written_when_one_is_named_and_no_file_is_replaced(catalog: Catalog, tmp_path: Path) -> None:
     record_id = make_record(catalog, tmp_path / "in")
     pdf = catalog.exhibit(record_id, tmp_path / "exhibit.pdf")
@@ -262,6 +264,7 @@ def test_one_file_is_written_when_one_is_named_and_no_file_is_replaced(catalog: 
     assert not list(tmp_path.rglob("*.part"))
 
 
+@pytest.mark.usefixtures("needs_pdf")
 def test_the_same_catalog_gives_the_same_html_and_pdf(catalog: Catalog, tmp_path: Path) -> None:
     from evidence_catalog.interchange.exhibit_pdf import html_to_pdf
     from evidence_catalog.operations.exhibiting import read_source
@@ -275,6 +278,7 @@ def test_the_same_catalog_gives_the_same_html_and_pdf(catalog: Catalog, tmp_path
     assert html_to_pdf(first, title="t") != html_to_pdf(first.replace("Line one.", "Line 1."), title="t")
 
 
+@pytest.mark.usefixtures("needs_pdf")
 def test_a_redacted_exhibit_withholds_what_the_flags_name(catalog: Catalog, tmp_path: Path) -> None:
     record_id = make_record(catalog, tmp_path / "in", text=f"Posted by witness Olena K. {UKRAINIAN}")
     record = catalog.record(record_id)
@@ -316,6 +320,7 @@ def test_a_record_without_media_is_an_exhibit_that_says_so(catalog: Catalog, tmp
     assert "No claim is recorded." in page and "No assessment has been made of this record." in page
 
 
+@pytest.mark.usefixtures("needs_pdf")
 def test_a_video_whose_analysis_failed_says_what_failed(catalog: Catalog, tmp_path: Path) -> None:
     from tests.test_media import make_video
 
