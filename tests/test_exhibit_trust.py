@@ -9,6 +9,7 @@ with access to it would.
 from __future__ import annotations
 
 import html
+import html.parser
 import re
 from pathlib import Path
 
@@ -113,3 +114,76 @@ def test_an_analysis_document_changed_on_disk_stops_the_exhibit(catalog: Catalog
     with pytest.raises(IntegrityError, match="run verify"):
         catalog.exhibit(record_id, tmp_path / "e.html")
     assert not (tmp_path / "e.html").exists() and len(catalog.history()) == events
+
+
+class _Isolation(html.parser.HTMLParser):
+    """Each text holding *mark*, with the element it sits in directly."""
+
+    def __init__(self, page: str, mark: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, dict[str, str | None]]] = []
+        self.found: list[tuple[str, dict[str, str | None], str]] = []
+        self.mark = mark
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("br", "img", "meta", "hr"):
+            self.stack.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack and self.stack.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        if self.mark in data:
+            tag, attrs = self.stack[-1]
+            self.found.append((tag, attrs, data))
+
+
+def test_a_right_to_left_override_in_any_text_cannot_reorder_the_exhibits_own_words(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """U+202E in a name or a text from a source runs to the end of its paragraph unless the
+    text is isolated: "by Analyst\u202e on 2024-05-01, confidence high" would read backwards
+    after the name.  Every text from the record sits alone in an isolating element (``bdi``,
+    or one with ``dir``), which ends the override where the text ends."""
+    from evidence_catalog.model import Agent, AgentKind
+
+    rlo = "\u202e"
+    operator = Agent(name=f"Analyst {rlo}x", kind=AgentKind.PERSON, organization=f"NGO {rlo}y")
+    hostile = Catalog.open(catalog.path, operator=operator)
+    record_id = _record(hostile, tmp_path / "in")
+    hostile.assess(record_id, "in_progress", methods=["geolocation"], confidence="medium", note=f"n {rlo}")
+    hostile.add_note(record_id, f"note {rlo}")
+    hostile.flag(record_id, "personal_data", f"reason {rlo}", fields=["title"])
+    for redact in (False, True):
+        out = tmp_path / f"e{redact}.html"
+        page = hostile.exhibit(record_id, out, redact=redact).html.read_text(encoding="utf-8")  # type: ignore[union-attr]
+        found = _Isolation(page, rlo).found
+        assert found
+        for tag, attrs, data in found:
+            assert tag == "bdi" or "dir" in attrs, (tag, attrs, data)
+    # The meta generator line is an attribute: no markup in it.
+    assert "<bdi" not in page.split("</head>")[0]
+
+
+def test_characters_that_are_not_seen_are_kept_and_named(catalog: Catalog, tmp_path: Path) -> None:
+    """A report shown exactly can still hide words from its reader: a zero-width space, or a
+    right-to-left override that shows "fake" as "ekaf".  The exhibit keeps them and says so."""
+    digest = tmp_path / "digest.txt"
+    text = "Shelled at 10:00\u200b, says \u202eekaf\u202c the monitor"
+    digest.write_text(f"Monitor (Telegram)\n{text}\n", encoding="utf-8")
+    catalog.ingest(digest)
+    [record_id] = catalog.record_ids()
+    page = catalog.exhibit(record_id, tmp_path / "e.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    assert text in page  # exactly, the characters with it
+    assert (
+        "This text holds characters that are not seen, kept as they are: U+200B ZERO WIDTH SPACE (1), "
+        "U+202C POP DIRECTIONAL FORMATTING (1), U+202E RIGHT-TO-LEFT OVERRIDE (1)."
+    ) in page
+    plain = tmp_path / "plain.txt"
+    plain.write_text("Monitor (Telegram)\nNothing hidden here\tat all\n", encoding="utf-8")
+    catalog.ingest(plain)
+    [other] = set(catalog.record_ids()) - {record_id}
+    page = catalog.exhibit(other, tmp_path / "p.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    assert "not seen" not in page
