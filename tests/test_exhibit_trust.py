@@ -12,14 +12,18 @@ import html
 import html.parser
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from evidence_catalog import Catalog, checkpoint
 from evidence_catalog.checkpoint import public_bytes
 from evidence_catalog.errors import IntegrityError
 from tests.conftest import database_dialect, make_jpeg, run_sql
+from tests.strategies import evidence_records
 
 
 def _record(catalog: Catalog, folder: Path) -> str:
@@ -187,3 +191,33 @@ def test_characters_that_are_not_seen_are_kept_and_named(catalog: Catalog, tmp_p
     [other] = set(catalog.record_ids()) - {record_id}
     page = catalog.exhibit(other, tmp_path / "p.html").html.read_text(encoding="utf-8")  # type: ignore[union-attr]
     assert "not seen" not in page
+
+
+@pytest.mark.no_postgresql_pass  # no catalog: the same on both
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(record=evidence_records(), override=st.sampled_from(["\u202e", "\u202b", "\u2067", "\u200f"]))
+def test_every_text_from_a_record_is_isolated_from_the_exhibits_own_words(record: Any, override: str) -> None:
+    """Whatever the record holds, each text of it that holds a bidirectional control sits in an
+    isolating element: every text of the record is given one (here the agents' names and the
+    claims', reports' and notes' texts all hold one)."""
+    import attrs
+
+    from evidence_catalog.interchange.exhibit import ExhibitSource, render_html
+
+    def hostile(agent: Any) -> Any:
+        return attrs.evolve(agent, name=f"{agent.name}{override}")
+
+    record = attrs.evolve(
+        record,
+        title=None if record.title is None else f"{record.title}{override}",
+        created_by=hostile(record.created_by),
+        claims=tuple(attrs.evolve(c, stated_by=hostile(c.stated_by)) for c in record.claims),
+        assessments=tuple(attrs.evolve(a, assessor=hostile(a.assessor)) for a in record.assessments),
+        notes=tuple(attrs.evolve(n, author=hostile(n.author), text=f"{n.text}{override}") for n in record.notes),
+        reports=tuple(attrs.evolve(r, text=f"{r.text}{override}") for r in record.reports),
+    )
+    page = render_html(ExhibitSource(record=record, events=(), made_by=hostile(record.created_by)))
+    found = _Isolation(page, override).found
+    assert found
+    for tag, attrs_, data in found:
+        assert tag == "bdi" or "dir" in attrs_, (tag, attrs_, data)

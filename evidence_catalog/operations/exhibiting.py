@@ -262,7 +262,7 @@ def _check_record(ctx: Context, session: Any, record: model.EvidenceRecord) -> N
     if replayed != record:
         fields = [f.name for f in attrs.fields(model.EvidenceRecord)]
         differing = [name for name in fields if getattr(replayed, name, None) != getattr(record, name)]
-        raise IntegrityError(f"{_NOT_THE_LOG} (its {', '.join(differing)} differ)", where=f"record {record.id}")
+        raise IntegrityError(f"{_NOT_THE_LOG} (it differs in: {', '.join(differing)})", where=f"record {record.id}")
 
 
 def _checked_analysis(ctx: Context, sha256: str, read: Any) -> Any:
