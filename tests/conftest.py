@@ -226,6 +226,21 @@ def _fewer_examples(test: object, done: set[int]) -> None:
 
 
 @pytest.fixture(scope="session")
+def needs_pdf() -> None:
+    """Skip, saying why, a test that makes an exhibit's PDF where WeasyPrint cannot be loaded
+    (it needs Pango from the system); in CI, which installs it, fail instead."""
+    from evidence_catalog.errors import InputError
+    from evidence_catalog.interchange.exhibit_pdf import weasyprint_version
+
+    try:
+        weasyprint_version()
+    except InputError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc.message}: .ci/run installs it")
+        pytest.skip(exc.message)
+
+
+@pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for this test session (started from the machine's PostgreSQL
     binaries; CI installs them, elsewhere the tests that need one are skipped without them)."""

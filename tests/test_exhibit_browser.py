@@ -130,6 +130,7 @@ def test_a_changed_style_sheet_is_refused_by_the_policy(catalog: Catalog, tmp_pa
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed (pdftoppm, pdftotext)")
+@pytest.mark.usefixtures("needs_pdf")
 def test_the_pdf_has_the_record_id_on_every_page_its_digests_and_non_latin_text(
     catalog: Catalog, tmp_path: Path
 ) -> None:

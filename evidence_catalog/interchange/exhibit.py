@@ -20,6 +20,7 @@ import functools
 import hashlib
 import importlib.resources
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -167,10 +168,43 @@ def _environment() -> Any:
         keep_trailing_newline=True,
     )
     env.filters["ts"] = lambda value: "" if value is None else format_timestamp(value)
-    env.filters["agent"] = agent_text
+    env.filters["bdi"] = isolated
+    env.filters["agent"] = lambda agent: isolated(agent_text(agent))
+    env.filters["agent_plain"] = agent_text  # in an attribute: no markup
+    env.filters["unseen"] = unseen_characters
     env.filters["pretty"] = lambda value: json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
     env.filters["human_size"] = human_size
     return env
+
+
+def isolated(value: Any) -> Any:
+    """*value* escaped, in a ``<bdi>`` element: a text from a source or a name sits among the
+    exhibit's own words, and a right-to-left override (U+202E) or embedding in it would
+    otherwise run on to the end of the paragraph, reordering them; ``bdi`` ends it where the
+    text ends (and sets its direction from its own first letter)."""
+    from markupsafe import Markup
+
+    if value is None or value == "":
+        return ""
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
+def unseen_characters(text: str | None) -> str:
+    """The characters of *text* a reader cannot see, named with their code points and counts
+    ("U+202E RIGHT-TO-LEFT OVERRIDE (1)"): format characters (bidirectional overrides and
+    isolates, zero-width spaces and joiners, soft hyphens, byte order marks) and control
+    characters other than line breaks and tabs.  The exhibit shows a text exactly, these with
+    it; this says they are there, and that what is seen may be reordered or joined by them."""
+    if not text:
+        return ""
+    counts: dict[str, int] = {}
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cf" or (category == "Cc" and char not in "\n\r\t"):
+            counts[char] = counts.get(char, 0) + 1
+    return ", ".join(
+        f"U+{ord(c):04X} {unicodedata.name(c, 'control character')} ({n})" for c, n in sorted(counts.items())
+    )
 
 
 def agent_text(agent: model.Agent | Mapping[str, Any] | None) -> str:

@@ -12,7 +12,6 @@ their names.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import uuid
@@ -20,9 +19,13 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from evidence_catalog import merkle, model
-from evidence_catalog.custody import Action, is_salted
-from evidence_catalog.errors import CatalogError, InputError, IntegrityError, StorageError
+from evidence_catalog.checkpoint import epoch_at
+from evidence_catalog.checkpoint import vkey as make_vkey
+from evidence_catalog.custody import Action, hash_and_leaf, is_salted
+from evidence_catalog.errors import InputError, IntegrityError, StorageError
 from evidence_catalog.interchange import exhibit as exhibit_module
 from evidence_catalog.interchange.exhibit import (
     ExhibitSource,
@@ -42,7 +45,7 @@ from evidence_catalog.interchange.redact import (
     plan_redaction,
     redact_document,
 )
-from evidence_catalog.operations import common
+from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.common import check_record_id
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.exporting import export_target, redaction_kinds
@@ -85,6 +88,12 @@ def exhibit(
     withheld texts read ``[withheld]`` wherever they occur, custody events show only what they
     may.  The files written are logged as one ``records.exported`` event (format
     ``exhibit``), with their SHA-256s, before they are given their names.
+
+    Nothing is shown on the database's word: an event that is not what its stored hash and
+    Merkle leaf commit to, a record that is not what its events make of it, or a log rewritten
+    under its signed checkpoint is an :class:`IntegrityError` and nothing is written; the
+    checkpoint shown is one the key the log's own events declare signed, and that key is the
+    one printed.
     """
     check_record_id(record_id)
     kinds = redaction_kinds(redact)
@@ -135,7 +144,16 @@ def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> E
         record = ctx.db.record(session, record_id)
         log_size = ctx.db.tree_size(session)
         events = _events_of(ctx, session, record)
-        latest = ctx.db.latest_checkpoint(session, signed=True)
+        # Nothing is shown on the database's word: each event as its hash and leaf commit to
+        # it, the record as its events make it, a checkpoint the key the log names signed.
+        _check_events(ctx, session, events)
+        _check_record(ctx, session, record)
+        epochs, _ = log_key.log_key_chain(ctx, session)
+        try:
+            _, latest = log_key.signed_prefix(ctx, session, epochs)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{_NOT_THE_LOG} ({exc.message})", where=exc.where) from exc
+        epoch = None if latest is None else epoch_at(epochs, latest.tree_size)
         proofs: list[Proof] = []
         if latest is not None:
             subtrees = ctx.db.subtrees(session)
@@ -152,14 +170,12 @@ def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> E
             except FieldPathError as exc:
                 raise InputError(str(exc), where="redact") from exc
             plan = plan.with_carriers(find_carriers([record], plan, ctx.blobs.open))
+    # The key that signed the checkpoint shown, as the log's own events declare it (the key
+    # files can be replaced; the log's events cannot without breaking its signed tree).
     origin = vkey = None
-    if ctx.key.log_key.exists:
-        with contextlib.suppress(CatalogError, OSError):  # damaged key files are verify's to report
-            info_origin, public = ctx.key.log_key.public()
-            from evidence_catalog.checkpoint import vkey as make_vkey
-
-            origin, vkey = info_origin, make_vkey(info_origin, public)
-    analyses = [(document, read_analysis(ctx, document)) for document in _analysis_documents(record)]
+    if epoch is not None:
+        origin, vkey = epoch.name, make_vkey(epoch.name, epoch.public)
+    analyses = [(document, _checked_analysis(ctx, document, read_analysis)) for document in _analysis_documents(record)]
     redaction = Redaction(record=record)
     if plan is not None:
         try:
@@ -172,7 +188,10 @@ def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> E
     pictures, not_shown = _pictures(ctx, redaction.record, analyses, withheld)
     no_checkpoint = None
     if latest is None:
-        no_checkpoint = "the log has no signed checkpoint yet (its key's passphrase was never given)"
+        no_checkpoint = (
+            "the log has no checkpoint signed by the key it names (its key's passphrase was never given,"
+            " or `evidence-catalog verify` says what is wrong)"
+        )
     elif whole:
         no_checkpoint = (
             "custody events written before salted commitments are withheld whole, and a Merkle root "
@@ -199,6 +218,69 @@ def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> E
         generator=library_agent(),
         log_size=log_size,
     )
+
+
+#: What an exhibit of a catalog whose records or log were changed behind its back says.
+_NOT_THE_LOG = "the catalog is not what its custody log commits to; run verify. Nothing was written"
+
+
+def _check_events(ctx: Context, session: Any, events: list[model.CustodyEvent]) -> None:
+    """Refuse (:class:`IntegrityError`) when an event to be shown is not the one its stored
+    hash and Merkle leaf commit to (edited in the database)."""
+    subtrees = ctx.db.subtrees(session)
+    for event in events:
+        try:
+            recomputed, leaf = hash_and_leaf(to_document(event))
+            stored = subtrees(0, event.seq - 1)
+        except (TypeError, ValueError) as exc:  # MerkleError is a ValueError
+            raise IntegrityError(f"{_NOT_THE_LOG} ({exc})", where=f"custody event {event.seq}") from exc
+        if recomputed != event.hash or leaf != stored:
+            raise IntegrityError(_NOT_THE_LOG, where=f"custody event {event.seq}")
+
+
+def _check_record(ctx: Context, session: Any, record: model.EvidenceRecord) -> None:
+    """Refuse (:class:`IntegrityError`) when *record* is not what replaying its custody events
+    makes of it (its rows changed in the database), as ``verify`` compares every record.  The
+    records a report moved between to or from it are replayed with it (a report leaves one
+    record for another in one event)."""
+    from evidence_catalog.replay import replay
+
+    linked: dict[str, set[str]] = {}
+    for event in ctx.db.events_by_action(session, Action.REPORT_LINKED):
+        source = event.details.get("from_record")
+        if isinstance(source, str):
+            linked.setdefault(source, set()).add(event.subject)
+            linked.setdefault(event.subject, set()).add(source)
+    subjects, pending = {record.id}, [record.id]
+    while pending:
+        for other in linked.get(pending.pop(), ()):
+            if other not in subjects:
+                subjects.add(other)
+                pending.append(other)
+    found = {event.seq: event for subject in subjects for event in ctx.db.events(session, subject)}
+    replayed = replay(found[seq] for seq in sorted(found)).records.get(record.id)
+    if replayed != record:
+        fields = [f.name for f in attrs.fields(model.EvidenceRecord)]
+        differing = [name for name in fields if getattr(replayed, name, None) != getattr(record, name)]
+        raise IntegrityError(f"{_NOT_THE_LOG} (it differs in: {', '.join(differing)})", where=f"record {record.id}")
+
+
+def _checked_analysis(ctx: Context, sha256: str, read: Any) -> Any:
+    """The analysis document stored under *sha256* (``None`` when it cannot be read), after its
+    stored bytes are checked against that SHA-256: one changed on disk would have the exhibit
+    print what no analysis said (its errors, its keyframes' times)."""
+    try:
+        digest = hashlib.sha256()
+        with ctx.blobs.open(sha256) as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None  # unreadable: the exhibit says so under its video
+    if digest.hexdigest() != sha256:
+        raise IntegrityError(
+            "the stored copy no longer has this SHA-256; run verify. Nothing was written", where=f"artifact {sha256}"
+        )
+    return read(ctx, sha256)
 
 
 def _analysis_documents(record: model.EvidenceRecord) -> list[str]:
