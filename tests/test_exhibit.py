@@ -13,6 +13,7 @@ import hashlib
 import html.parser
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -189,6 +190,8 @@ def test_the_html_loads_nothing_runs_nothing_and_shows_hostile_text_as_text(cata
     assert f"style-src 'sha256-{digest}'" in policy  # the one style sheet, by its hash
     assert [t for t in parsed.pre_texts if HOSTILE in t] == [REPORT_TEXT]
     assert sum(1 for t, a in parsed.tags if t == "img") == 1  # the record's JPEG, not the report's
+    # A captured title ("VERIFIED AUTHENTIC") is the source's words, said so above it.
+    assert re.search(r"<p>Title, as recorded \(the source's words, not a finding of this exhibit\):</p>\n<h1", page)
 
 
 @pytest.mark.no_postgresql_pass  # no catalog: the same on both
