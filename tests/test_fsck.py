@@ -91,6 +91,9 @@ def test_work_areas_a_killed_analysis_left_are_listed_and_removed_when_past_the_
     making = area / ".making-analyze-01a245f4-0039-7600-9a76-595d418659ba"
     making.mkdir()
     (making / ".lock").touch()
+    # Killed while removing its area at its end: the lock file gone, the rest not (seen once).
+    half_removed = area / "capture-analyze-01a245f4-0039-7600-9a76-595d418659bc"
+    (half_removed / "c2pa").mkdir(parents=True)
     in_use = area / "capture-analyze-01a245f4-0039-7600-9a76-595d418659bb"
     in_use.mkdir()
     with open(in_use / ".lock", "w") as lock:
@@ -98,11 +101,12 @@ def test_work_areas_a_killed_analysis_left_are_listed_and_removed_when_past_the_
 
         fcntl.flock(lock, fcntl.LOCK_EX)  # a process at work in it right now
         listed = catalog.fsck()
-        assert {e.path for e in listed.temporary} == {f"tmp/{p.name}" for p in (named, making, in_use)}
+        left = (named, making, half_removed, in_use)
+        assert {e.path for e in listed.temporary} == {f"tmp/{p.name}" for p in left}
         assert catalog.fsck(remove=True).removed == ()  # younger than an hour: kept
         report = catalog.fsck(remove=True, grace_seconds=0)
-        assert {e.path for e in report.removed} == {f"tmp/{named.name}", f"tmp/{making.name}"}
-        assert not named.exists() and not making.exists() and in_use.exists()
+        assert {e.path for e in report.removed} == {f"tmp/{p.name}" for p in (named, making, half_removed)}
+        assert not named.exists() and not making.exists() and not half_removed.exists() and in_use.exists()
     assert catalog.history()[-1].action == Action.CATALOG_FSCK
     assert {e.path for e in catalog.fsck(remove=True, grace_seconds=0).removed} == {f"tmp/{in_use.name}"}
     assert catalog.fsck().clean and catalog.verify(record_event=False).ok

@@ -321,6 +321,13 @@ def remove_if_abandoned(work: Path, *, making_older_than: float = 3600.0) -> Non
         return
     try:
         lock = os.open(work / ".lock", os.O_WRONLY)
+    except FileNotFoundError:
+        # A named area always has its lock file (made before the name): without one, its
+        # owner was killed while removing it at its end (the lock file gone, the rest not).
+        with contextlib.suppress(OSError):
+            if time.time() - work.stat().st_mtime >= making_older_than:
+                shutil.rmtree(work, ignore_errors=True)
+        return
     except OSError:
         return
     try:
