@@ -7,6 +7,7 @@ another host, a huge one, pop-ups and downloads, a browser killed mid-capture.""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import os
 import shutil
@@ -321,3 +322,38 @@ def test_recorded_headers_of_a_decoded_body_keep_every_value_and_announce_its_le
     assert not any(n.lower() == "content-encoding" for n, _ in kept)
     originals = [(n.removeprefix("X-Archive-Orig-"), v) for n, v in kept[:-1]]
     assert originals == headers
+
+
+@needs_chromium
+def test_a_compressed_response_is_recorded_decoded_with_its_encoding_named_and_cookies_withheld(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    """Chromium hands bodies over decoded: the WARC holds the decoded bytes, announces their
+    length, keeps the server's Content-Encoding and Content-Length under X-Archive-Orig-; a
+    cookie the server set never reaches the WARC (Chromium does not show Set-Cookie to the
+    interception, and a Cookie header's value would be withheld)."""
+    style = b"body { color: #123456; }\n" * 400
+    server.route(
+        "/style.css",
+        Route(body=gzip.compress(style), media_type="text/css", headers={"Content-Encoding": "gzip"}),
+    )
+    page = b"<html><head><link rel=stylesheet href='/style.css'></head><body><p>styled</p></body></html>"
+    secret = "s3ss10n-c00k1e-value"
+    url = server.route("/styled", Route(body=page, media_type="text/html", headers={"Set-Cookie": f"id={secret}"}))
+
+    result = catalog.capture_page(url, options=FAST)
+
+    assert result.ok, result
+    record = catalog.record(result.record_id)
+    warc = warc_of(catalog, record, tmp_path)
+    seen = responses(warc)
+    _, body, css = seen[server.url("/style.css")]
+    assert body == style
+    assert css.http_headers.get_header("Content-Length") == str(len(style))
+    assert css.http_headers.get_header("X-Archive-Orig-Content-Encoding") == "gzip"
+    assert css.http_headers.get_header("Content-Encoding") is None
+    assert secret.encode() not in gzip.decompress(warc.read_bytes())
+    assert seen[url][2].http_headers.get_header("Set-Cookie") in (None, model.WITHHELD)
+    assert [s.headers.get("Cookie") for s in server.seen("/style.css")] == [f"id={secret}"]  # it was sent
+    done = subprocess.run([BIN / "warcio", "check", "-v", warc], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
