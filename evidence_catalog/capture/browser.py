@@ -144,6 +144,7 @@ def capture(settings: dict[str, Any]) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     from evidence_catalog.capture.archiving import WACZ_NAME, WARC_DIR, WARC_NAME, withheld_note
+    from evidence_catalog.capture.page import PROFILE
 
     work = Path(settings["work"])
     url = str(settings["url"])
@@ -164,7 +165,7 @@ def capture(settings: dict[str, Any]) -> dict[str, Any]:
     )
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(work / ".profile"),
+            str(work / PROFILE),
             executable_path=settings["chromium"],
             headless=True,
             args=list(CHROMIUM_ARGS),

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from attrs import frozen
@@ -31,6 +32,8 @@ from evidence_catalog.errors import InputError
 
 __all__ = ["PageCapture", "PageOptions", "chromium_path", "load_page"]
 
+#: The browser's fresh profile, in the capture's work area.
+PROFILE = ".profile"
 #: How to get a browser where there is none.
 INSTALL_HINT = "install Debian's chromium package (apt-get install chromium) and Playwright (pip install playwright)"
 
@@ -169,15 +172,15 @@ def load_page(url: str, work: Path, options: PageOptions) -> PageCapture:
         try:
             process.wait(timeout=options.limit)
         except subprocess.TimeoutExpired:
-            _kill(process)
+            _kill(process, work / PROFILE)
             raise CaptureFailed(
                 f"the capture did not finish within {options.limit:g} s: the browser was stopped and nothing was kept"
             ) from None
         except BaseException:
-            _kill(process)
+            _kill(process, work / PROFILE)
             raise
         finally:
-            _kill(process)  # whatever the browser left running (a renderer of a crashed browser)
+            _kill(process, work / PROFILE)  # whatever the browser left (a renderer of a crashed browser)
     finally:
         log.close()
     result_file = work / RESULT_NAME
@@ -211,8 +214,33 @@ def load_page(url: str, work: Path, options: PageOptions) -> PageCapture:
     )
 
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
+def _kill(process: subprocess.Popen[bytes], profile: Path) -> None:
+    """Kill the browser process's group, then any process still running with the capture's
+    profile (Chromium's helpers may leave the group), and wait until they are gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while (left := _browsers_of(profile)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _browsers_of(profile: Path) -> list[int]:
+    """The processes (on Linux: read from /proc) whose command line names *profile*."""
+    marker = os.fsencode(f"--user-data-dir={profile}")
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/cmdline", "rb") as stream:
+                        command = stream.read()
+                except OSError:
+                    continue
+                if marker in command:
+                    found.append(int(entry.name))
+    return found
