@@ -357,3 +357,28 @@ def test_a_compressed_response_is_recorded_decoded_with_its_encoding_named_and_c
     assert [s.headers.get("Cookie") for s in server.seen("/style.css")] == [f"id={secret}"]  # it was sent
     done = subprocess.run([BIN / "warcio", "check", "-v", warc], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_chromium
+def test_an_error_page_is_captured_and_said_to_be_one(catalog: Catalog, server: MediaServer) -> None:
+    url = server.route("/gone", Route(body=b"<html><body>Removed</body></html>", media_type="text/html", status=404))
+    result = catalog.capture_page(url, options=FAST)
+    assert result.ok and result.not_kept == "the server answered HTTP 404: what was captured is its error page"
+    assert catalog.record(result.record_id).acquisitions[0].http_status == 404
+
+
+@needs_chromium
+def test_capture_page_on_the_command_line(tmp_path: Path, server: MediaServer, run_cli: Any) -> None:
+    url = server.route("/article", Route(body=SCRIPT_PAGE.encode(), media_type="text/html; charset=utf-8"))
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"# pages\n{url}\n", encoding="utf-8")
+    Catalog.init(tmp_path / "catalog", operator="tester").close()
+
+    done = run_cli("capture", "--page", "--from-file", urls, "--catalog", tmp_path / "catalog", "--tag", "news")
+
+    assert done.code == 0, done.err
+    record_id, sha, status, shown = done.out.strip().split("\t")
+    assert (status, shown) == ("new", url) and "captured 1 of 1 page(s)" in done.err
+    with Catalog.open(tmp_path / "catalog") as catalog:
+        record = catalog.record(record_id)
+        assert entry(record, Role.SCREENSHOT).artifact.sha256 == sha and "news" in record.tags

@@ -214,6 +214,8 @@ def capture(settings: dict[str, Any]) -> dict[str, Any]:
         final_url = page.url
         status = status if status is not None else network.first_status.get(final_url)
         title = page.title() or ""
+        if status is not None and status >= 400:
+            notes.append(f"the server answered HTTP {status}: what was captured is its error page")
         full_height = int(page.evaluate(_HEIGHT) or height)
         if full_height > max_height:
             notes.append(f"screenshot cut at {max_height} pixels of the page's {full_height}")

@@ -435,7 +435,14 @@ def log_failed_capture(
 
 #: How the notes of a page capture start (:mod:`evidence_catalog.capture.browser`): each says
 #: what the record does not hold as the page had it.
-PAGE_NOTES = ("partial capture", "screenshot cut", "pop-ups closed", "downloads refused", "responses over")
+PAGE_NOTES = (
+    "partial capture",
+    "the server answered",
+    "screenshot cut",
+    "pop-ups closed",
+    "downloads refused",
+    "responses over",
+)
 
 
 def parts_not_kept(warnings: Sequence[str]) -> str | None:
