@@ -143,6 +143,9 @@ def test_a_page_with_an_image_a_script_and_a_redirect_to_another_host_is_capture
     assert seen[f"http://localhost:{server.port}/img.png"][1] == IMAGE
     assert seen[f"http://localhost:{server.port}/api"][1] == b'{"answer": 42}'
     assert len(server.seen("/img.png")) == 1 and len(server.seen("/api")) == 1  # never fetched twice
+    with open(warc, "rb") as stream:  # one request record per response, no exchange left unanswered
+        types = [r.rec_type for r in ArchiveIterator(stream)]
+    assert types.count("request") == types.count("response") == len(seen) and "metadata" not in types
     done = subprocess.run([BIN / "warcio", "check", "-v", warc], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     wacz = catalog.artifact_path(entry(record, Role.WEB_ARCHIVE).artifact.sha256)
@@ -168,7 +171,15 @@ def test_a_page_that_never_finishes_loading_is_kept_as_a_partial_capture(
     assert record.acquisitions[0].note is not None and "partial capture" in record.acquisitions[0].note
     text = catalog.artifact_path(entry(record, Role.PAGE_TEXT).artifact.sha256).read_text("utf-8")
     assert "visible before the load" in text
-    assert responses(warc_of(catalog, record, tmp_path))[url][1] == page
+    warc = warc_of(catalog, record, tmp_path)
+    assert responses(warc)[url][1] == page
+    with open(warc, "rb") as stream:  # the request still waiting for its answer is there, said so
+        unanswered = [
+            r.content_stream().read()
+            for r in ArchiveIterator(stream)
+            if r.rec_type == "metadata" and r.rec_headers.get_header("WARC-Target-URI") == server.url("/never.png")
+        ]
+    assert unanswered == [b"error: no response was received\r\n"]
 
 
 @needs_chromium

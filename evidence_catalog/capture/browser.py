@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evidence_catalog.capture.warc import WarcRecorder
+from evidence_catalog.capture.warc import Exchange, WarcRecorder
 
 #: Chromium's switches: no sandbox (it cannot start as root with its own), no GPU, nothing
 #: fetched for Chromium itself (updates, sync, field trials) -- only the page's requests.
@@ -69,7 +69,9 @@ def recorded_headers(headers: list[tuple[str, str]], size: int) -> list[tuple[st
 
 
 class _Network:
-    """Every response of the page, paused by the DevTools protocol, recorded, then let go on."""
+    """Every request of the page, paused by the DevTools protocol as it leaves (its exchange
+    begins: a request never answered is recorded as such when the recording ends) and again
+    when its response arrives (recorded), each time let go on unchanged."""
 
     def __init__(self, cdp: Any, recorder: WarcRecorder, max_resource_bytes: int) -> None:
         self.cdp = cdp
@@ -77,6 +79,9 @@ class _Network:
         self.max_resource_bytes = max_resource_bytes
         self.too_large: list[str] = []
         self.first_status: dict[str, int] = {}
+        #: Requests sent and not yet answered, by Chromium's network id (shared by the hops of
+        #: a redirect), each with its URL.
+        self.pending: dict[str, list[tuple[str, Exchange]]] = {}
 
     def paused(self, event: dict[str, Any]) -> None:
         request_id = event["requestId"]
@@ -91,14 +96,23 @@ class _Network:
         url = str(request["url"])
         if request.get("urlFragment"):
             url += str(request["urlFragment"])
-        body = None
-        if request.get("postDataEntries"):
-            body = b"".join(base64.b64decode(e.get("bytes", "")) for e in request["postDataEntries"])
-        elif request.get("postData"):
-            body = str(request["postData"]).encode("utf-8")
-        exchange = self.recorder.exchange(
-            str(request.get("method") or "GET"), url, [(str(k), str(v)) for k, v in request["headers"].items()], body
-        )
+        network_id = str(event.get("networkId") or event["requestId"])
+        answered = "responseStatusCode" in event or "responseErrorReason" in event
+        waiting = self.pending.get(network_id, [])
+        exchange = next((e for u, e in waiting if u == url), None) if answered else None
+        if exchange is not None:
+            waiting.remove((url, exchange))
+        else:
+            body = None
+            if request.get("postDataEntries"):
+                body = b"".join(base64.b64decode(e.get("bytes", "")) for e in request["postDataEntries"])
+            elif request.get("postData"):
+                body = str(request["postData"]).encode("utf-8")
+            headers = [(str(k), str(v)) for k, v in request["headers"].items()]
+            exchange = self.recorder.exchange(str(request.get("method") or "GET"), url, headers, body)
+            if not answered:
+                self.pending.setdefault(network_id, []).append((url, exchange))
+                return
         if event.get("responseErrorReason"):
             exchange.fail(f"no response ({event['responseErrorReason']})")
             return
@@ -180,7 +194,8 @@ def capture(settings: dict[str, Any]) -> dict[str, Any]:
         version = cdp.send("Browser.getVersion")
         network = _Network(cdp, recorder, int(settings["max_resource_bytes"]))
         cdp.on("Fetch.requestPaused", network.paused)
-        cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*", "requestStage": "Response"}]})
+        stages = [{"urlPattern": "*", "requestStage": stage} for stage in ("Request", "Response")]
+        cdp.send("Fetch.enable", {"patterns": stages})
 
         def popup(other: Any) -> None:
             if other is not page:
