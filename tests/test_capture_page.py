@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from warcio.archiveiterator import ArchiveIterator
@@ -393,3 +393,27 @@ def test_capture_page_on_the_command_line(tmp_path: Path, server: MediaServer, r
     with Catalog.open(tmp_path / "catalog") as catalog:
         record = catalog.record(record_id)
         assert entry(record, Role.SCREENSHOT).artifact.sha256 == sha and "news" in record.tags
+
+
+@needs_chromium
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bodies=st.lists(st.binary(max_size=3000), min_size=1, max_size=4))
+def test_every_body_a_page_fetches_is_in_the_warc_as_it_was_served(
+    server: MediaServer, tmp_path_factory: pytest.TempPathFactory, bodies: list[bytes]
+) -> None:
+    """Whatever bytes the server sends to a script's fetch() calls are the bytes of their
+    response records, each fetched once."""
+    folder = tmp_path_factory.mktemp("property")
+    tag = folder.name
+    for n, body in enumerate(bodies):
+        server.route(f"/{tag}/b{n}", Route(body=body, media_type="application/octet-stream"))
+    calls = "".join(f'fetch("/{tag}/b{n}").then(r => r.arrayBuffer());' for n in range(len(bodies)))
+    page = f"<html><body><script>{calls}</script></body></html>".encode()
+    url = server.route(f"/{tag}/page", Route(body=page, media_type="text/html"))
+    with Catalog.init(folder / "catalog", operator="tester") as catalog:
+        result = catalog.capture_page(url, options=FAST)
+        assert result.ok, result
+        seen = responses(warc_of(catalog, catalog.record(result.record_id), folder))
+    for n, body in enumerate(bodies):
+        assert seen[server.url(f"/{tag}/b{n}")][1] == body
+        assert len(server.seen(f"/{tag}/b{n}")) == 1
