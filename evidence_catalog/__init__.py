@@ -34,6 +34,7 @@ from evidence_catalog.versions import versions  # imported now: the name is also
 if TYPE_CHECKING:
     from evidence_catalog.analysis import ContentCredentials, MediaAnalysis, PerceptualHash
     from evidence_catalog.capture import CaptureFailed, CaptureOptions
+    from evidence_catalog.capture.page import PageOptions
     from evidence_catalog.catalog import Catalog
     from evidence_catalog.checkpoint import CheckpointError, KeyDamagedError, KeyLockedError
     from evidence_catalog.custody import CommitmentError
@@ -138,6 +139,7 @@ __all__ = [
     "NetworkError",
     "NotFoundError",
     "Note",
+    "PageOptions",
     "PerceptualHash",
     "Place",
     "RecordFilter",
@@ -165,6 +167,7 @@ _LAZY: dict[str, str] = {
     "PerceptualHash": "analysis",
     "CaptureFailed": "capture",
     "CaptureOptions": "capture",
+    "PageOptions": "capture.page",
     "Catalog": "catalog",
     "CheckpointError": "checkpoint",
     "KeyDamagedError": "checkpoint",

@@ -91,6 +91,7 @@ if TYPE_CHECKING:
         adding,
         analyzing,
         capturing,
+        capturing_page,
         exhibiting,
         exporting,
         housekeeping,
@@ -108,6 +109,7 @@ else:
     analyzing = _Later("analyzing")
     similar = _Later("similar")
     exhibiting = _Later("exhibiting")
+    capturing_page = _Later("capturing_page")
 
     #: Names this module has always offered, found in their modules when first asked for.
     _LATER_NAMES = {
@@ -315,6 +317,7 @@ class Catalog:
 
     capture = _delegate(capturing.capture)
     capture_url = _delegate(capturing.capture_url)
+    capture_page = _delegate(capturing_page.capture_page)
 
     # -- ingesting reports -------------------------------------------------------------------
 

@@ -282,6 +282,14 @@ class ArtifactRole(Choice):
     SOURCE_DOCUMENT = "source_document"
     #: A WACZ web archive of the HTTP exchanges a capture made (WARC records in a zip).
     WEB_ARCHIVE = "web_archive"
+    #: A page capture's full-page screenshot (PNG), as the browser rendered the page.
+    SCREENSHOT = "screenshot"
+    #: A page capture's rendered DOM (HTML), as it stood once the page had loaded and run.
+    RENDERED_PAGE = "rendered_page"
+    #: A page capture's PDF print, as the browser printed it.
+    PAGE_PRINT = "page_print"
+    #: A page capture's text, as the browser showed it (``innerText`` of the body).
+    PAGE_TEXT = "page_text"
 
 
 @frozen

@@ -198,6 +198,10 @@ DEFS: dict[str, Any] = {
                 "page_snapshot",
                 "source_document",
                 "web_archive",
+                "screenshot",
+                "rendered_page",
+                "page_print",
+                "page_text",
             ),
             "derived_from": {
                 "type": "array",

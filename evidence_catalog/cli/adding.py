@@ -204,6 +204,19 @@ def _echo_capture(result: CaptureResult) -> bool:
 @click.option(
     "--no-analyze", is_flag=True, help="Do not analyse the images and videos now (`analyze` can do it later)."
 )
+@click.option(
+    "--page",
+    "as_page",
+    is_flag=True,
+    help="Capture the URLs as web pages in Chromium (screenshot, rendered HTML, PDF, text, WACZ), not media.",
+)
+@click.option(
+    "--page-time-limit",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="With --page: seconds a page has to load; later, it is captured as it is (a partial capture).",
+)
 @operator_option
 @quiet_option
 def capture(
@@ -224,16 +237,24 @@ def capture(
     no_archive: bool,
     skip_captured: bool,
     no_analyze: bool,
+    as_page: bool,
+    page_time_limit: float,
     operator: str | None,
     quiet: bool,
 ) -> None:
-    """Capture online media (videos, images, posts) with yt-dlp, with full provenance.
+    """Capture online media (videos, images, posts) with yt-dlp, with full provenance; with
+    --page, capture web pages in Chromium.
 
     Each line is: record id, SHA-256 of the main media file, what happened, URL.  The media as
     served, yt-dlp's info.json, thumbnails, subtitles, the description and the page are kept,
     and a WACZ web archive of every HTTP exchange the capture made (unless --no-archive).
     A URL that fails does not stop the others: its line says "failed", the reason goes to
     standard error, the attempt is in the custody log, and the exit code is 1.
+
+    With --page, each URL is loaded in the system's Chromium (headless, a fresh profile,
+    downloads refused, pop-ups closed) and its full-page screenshot (the main file), rendered
+    HTML, PDF print, text and a WACZ of every request the page made are kept.  A page still
+    loading after --page-time-limit seconds is captured as it is, and said to be partial.
     """
     from evidence_catalog.capture import CaptureOptions
     from evidence_catalog.operations.common import check_url
@@ -243,6 +264,22 @@ def capture(
         wanted += _read_url_file(url_file)
     if not wanted:
         raise InputError("give at least one URL, or --from-file FILE", where="url")
+    if as_page:
+        media_only = {
+            "--format": format_spec,
+            "--cookies": cookies_file,
+            "--proxy": proxy,
+            "--rate-limit": rate_limit,
+            "--max-filesize": max_filesize,
+            "--no-ffmpeg": no_ffmpeg or None,
+            "--no-archive": no_archive or None,
+            "--skip-captured": skip_captured or None,
+        }
+        given = [name for name, value in media_only.items() if value is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} cannot be used with --page (media capture only)", where="--page")
+        _capture_pages(catalog_path, operator, wanted, record_id, tags, note, page_time_limit, quiet=quiet)
+        return
     options = CaptureOptions(
         format=format_spec,
         cookies_file=None if cookies_file is None else Path(cookies_file),
@@ -279,6 +316,34 @@ def capture(
         done = len(wanted) - failed - skipped
         summary = f"captured {done} of {len(wanted)} URL(s)"
         summary += f"; {skipped} skipped (captured before)" if skipped else ""
+        summary += f"; {failed} failed" if failed else ""
+        click.echo(summary, err=True)
+    if failed:
+        raise SystemExit(EXIT_PROBLEMS)
+
+
+def _capture_pages(
+    catalog_path: str,
+    operator: str | None,
+    urls: Sequence[str],
+    record_id: str | None,
+    tags: Sequence[str],
+    note: str | None,
+    time_limit: float,
+    *,
+    quiet: bool,
+) -> None:
+    from evidence_catalog.capture.page import PageOptions, chromium_path
+
+    options = PageOptions(time_limit=time_limit)
+    chromium_path()  # one line and how to install it, before the catalog is opened
+    failed = 0
+    with open_catalog(catalog_path, operator) as catalog:
+        for url in urls:
+            result = catalog.capture_page(url, record_id=record_id, options=options, tags=tags, note=note)
+            failed += not _echo_capture(result)
+    if not quiet:
+        summary = f"captured {len(urls) - failed} of {len(urls)} page(s)"
         summary += f"; {failed} failed" if failed else ""
         click.echo(summary, err=True)
     if failed:

@@ -269,6 +269,7 @@ def record_capture(
     tags: tuple[str, ...],
     note: str | None,
     noted: set[str] | None,
+    settings: tuple[str, ...] | None = None,
 ) -> CaptureResult:
     sha_of = {item.path: blob.sha256 for item, blob in stored}
     described = {blob.sha256: common.describe(ctx, blob) for _, blob in stored}
@@ -309,7 +310,7 @@ def record_capture(
         responses=fetched.responses,
         withheld=fetched.withheld,
         note=parts_not_kept(fetched.warnings),
-        settings=options.describe(),
+        settings=options.describe() if settings is None else settings,
     )
     with ctx.write() as session:
         # Another writer may have catalogued some of these bytes meanwhile: its description
@@ -391,8 +392,10 @@ def log_failed_capture(
     http_status: int | None = None,
     final_url: str | None = None,
     settings: tuple[str, ...] = (),
+    tools: Sequence[model.Agent] | None = None,
 ) -> CaptureResult:
-    """Log a failed attempt (due diligence: what was tried, when, and why it failed)."""
+    """Log a failed attempt (due diligence: what was tried, when, and why it failed); *tools*
+    are yt-dlp's unless given."""
     from evidence_catalog.capture.youtubedl import yt_dlp_agent
 
     acquisition = common.new_acquisition(
@@ -401,7 +404,7 @@ def log_failed_capture(
         started_at,
         max(ctx.clock(), started_at),
         acquisition_id=acquisition_id,
-        tools=(yt_dlp_agent(),),
+        tools=(yt_dlp_agent(),) if tools is None else tuple(tools),
         outcome=model.Outcome.FAILED,
         requested_url=url,
         final_url=final_url,
@@ -430,13 +433,33 @@ def log_failed_capture(
     return CaptureResult(url=url, ok=False, acquisition_id=acquisition_id, record_id=record_id, error=error)
 
 
+#: How the notes of a page capture start (:mod:`evidence_catalog.capture.browser`): each says
+#: what the record does not hold as the page had it.
+PAGE_NOTES = (
+    "partial capture",
+    "the server answered",
+    "screenshot cut",
+    "pop-ups closed",
+    "downloads refused",
+    "responses over",
+)
+
+
 def parts_not_kept(warnings: Sequence[str]) -> str | None:
     """What a successful capture could not keep (a subtitle or thumbnail that failed), as the
     acquisition's note: the record must not look more complete than it is."""
     missing = [
         w
         for w in warnings
-        if w.startswith(("not kept", "thumbnail not kept", "Unable to download video subtitles", "Unable to download"))
+        if w.startswith(
+            (
+                "not kept",
+                "thumbnail not kept",
+                "Unable to download video subtitles",
+                "Unable to download",
+                *PAGE_NOTES,
+            )
+        )
         and "webpage" not in w
     ]
     return "; ".join(missing) or None
