@@ -79,9 +79,23 @@ class _Network:
         self.max_resource_bytes = max_resource_bytes
         self.too_large: list[str] = []
         self.first_status: dict[str, int] = {}
+        #: The values of the cookies seen so far (see :meth:`_cookies`).
+        self.cookies: set[str] = set()
         #: Requests sent and not yet answered, by Chromium's network id (shared by the hops of
         #: a redirect), each with its URL.
         self.pending: dict[str, list[tuple[str, Exchange]]] = {}
+
+    def _cookies(self, headers: list[tuple[str, str]]) -> list[str]:
+        """The values of every cookie the page has had so far (set by the server or by a
+        script), and of those this request carries: the recorder withholds them wherever they
+        are in the request, as the WARC's ``withheld`` note says of every cookie value."""
+        for name, value in headers:
+            if name.lower() == "cookie":
+                self.cookies.update(part.partition("=")[2].strip() for part in value.split(";"))
+        with contextlib.suppress(Exception):  # the page is gone: the values seen so far
+            for cookie in self.cdp.send("Network.getAllCookies").get("cookies") or ():
+                self.cookies.add(str(cookie.get("value") or ""))
+        return sorted(self.cookies)
 
     def paused(self, event: dict[str, Any]) -> None:
         request_id = event["requestId"]
@@ -109,7 +123,9 @@ class _Network:
             elif request.get("postData"):
                 body = str(request["postData"]).encode("utf-8")
             headers = [(str(k), str(v)) for k, v in request["headers"].items()]
-            exchange = self.recorder.exchange(str(request.get("method") or "GET"), url, headers, body)
+            exchange = self.recorder.exchange(
+                str(request.get("method") or "GET"), url, headers, body, secrets=self._cookies(headers)
+            )
             if not answered:
                 self.pending.setdefault(network_id, []).append((url, exchange))
                 return
