@@ -448,3 +448,20 @@ def test_a_cookie_a_script_sets_and_copies_into_urls_and_bodies_never_reaches_th
     assert computed.encode() not in gzip.decompress(warc) and served.encode() not in gzip.decompress(warc)
     requests = [r for r in ArchiveIterator(io.BytesIO(warc)) if r.rec_type == "request"]
     assert sum("/track?" in (r.rec_headers.get_header("WARC-Target-URI") or "") for r in requests) == 1
+
+
+@needs_chromium
+def test_what_the_print_fetches_is_in_the_warc(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
+    """A print style sheet's image is fetched only when the PDF is printed; it is in the PDF,
+    so its bytes must be in the archive, fetched once."""
+    server.route("/print-bg.png", Route(body=IMAGE, media_type="image/png"))
+    page = b"""<html><head><style>@media print { body { background: url(/print-bg.png) } }</style></head>
+<body><p>printed</p></body></html>"""
+    url = server.route("/printed", Route(body=page, media_type="text/html"))
+
+    result = catalog.capture_page(url, options=FAST)
+
+    assert result.ok, result
+    assert len(server.seen("/print-bg.png")) == 1
+    seen = responses(warc_of(catalog, catalog.record(result.record_id), tmp_path))
+    assert seen[server.url("/print-bg.png")][1] == IMAGE

@@ -259,13 +259,13 @@ def capture(settings: dict[str, Any]) -> dict[str, Any]:
         (work / "page.html").write_text(page.content(), encoding="utf-8")
         text = page.evaluate("document.body ? document.body.innerText : ''") or ""
         (work / "page.txt").write_text(str(text), encoding="utf-8")
-        cdp.send("Fetch.disable")
-        page.emulate_media(media="print")
+        page.emulate_media(media="print")  # what the print fetches (a print style sheet's image) is recorded too
         try:
             pages_wanted = f"1-{int(settings['max_pdf_pages'])}"
             page.pdf(path=str(work / "page.pdf"), print_background=True, page_ranges=pages_wanted)
         except PlaywrightError:  # fewer pages than that: the whole of it
             page.pdf(path=str(work / "page.pdf"), print_background=True)
+        cdp.send("Fetch.disable")
         context.close()
     if popups:
         notes.append(f"pop-ups closed: {', '.join(popups)}")
