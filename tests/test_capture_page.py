@@ -465,3 +465,29 @@ def test_what_the_print_fetches_is_in_the_warc(catalog: Catalog, server: MediaSe
     assert len(server.seen("/print-bg.png")) == 1
     seen = responses(warc_of(catalog, catalog.record(result.record_id), tmp_path))
     assert seen[server.url("/print-bg.png")][1] == IMAGE
+
+
+@needs_chromium
+def test_the_browser_does_not_outlive_a_killed_catalog(server: MediaServer, tmp_path: Path) -> None:
+    """A catalog process killed mid-capture (SIGKILL, the OOM killer) leaves no browser behind:
+    nobody would enforce the hard limit, and it would go on loading into an abandoned area."""
+    server.route("/stuck.png", Route(body=IMAGE, media_type="image/png", delay=60))
+    url = server.route("/stuck", Route(body=STUCK, media_type="text/html"))
+    Catalog.init(tmp_path / "catalog", operator="tester").close()
+    script = (
+        "import sys; from evidence_catalog import Catalog; from evidence_catalog.capture.page import PageOptions\n"
+        "with Catalog.open(sys.argv[1]) as c: c.capture_page(sys.argv[2], options=PageOptions(time_limit=60))\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, tmp_path / "catalog", url], env=os.environ)
+    try:
+        deadline = time.monotonic() + 60
+        while not server.seen("/stuck.png") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _chromium_of(tmp_path / "catalog")
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while _chromium_of(tmp_path / "catalog") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _chromium_of(tmp_path / "catalog") == []

@@ -19,7 +19,9 @@ import base64
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -325,9 +327,24 @@ def _write_result(work: Path, result: dict[str, Any]) -> None:
     os.replace(temporary, work / RESULT_NAME)
 
 
+def _watch(parent: int, limit: float) -> None:
+    """Kill this process's group (this process, Playwright's driver, Chromium) when the
+    catalog that started it is gone (killed: nobody would enforce the hard limit, and the
+    browser would go on loading the page into an abandoned work area) or the hard limit has
+    passed."""
+    deadline = time.monotonic() + limit
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(0, signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
     settings = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     work = Path(settings["work"])
+    if settings.get("parent"):
+        watch = threading.Thread(target=_watch, args=(int(settings["parent"]), float(settings["hard_limit"])))
+        watch.daemon = True
+        watch.start()
     try:
         result = capture(settings)
     except SystemExit as exc:
