@@ -417,3 +417,77 @@ def test_every_body_a_page_fetches_is_in_the_warc_as_it_was_served(
     for n, body in enumerate(bodies):
         assert seen[server.url(f"/{tag}/b{n}")][1] == body
         assert len(server.seen(f"/{tag}/b{n}")) == 1
+
+
+@needs_chromium
+def test_a_cookie_a_script_sets_and_copies_into_urls_and_bodies_never_reaches_the_warc(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    """The WARC says every cookie value found in a URL or a request body is withheld: so it must
+    be for the cookies the page itself sets -- by JavaScript (``document.cookie``, its value
+    computed, so not in any served byte) as by the server's Set-Cookie -- and then copies into
+    the URL or the body of a request, the first request that carries it too."""
+    server.route("/track", Route(body=b"ok", media_type="text/plain"))
+    server.route("/later", Route(body=b"ok", media_type="text/plain"))
+    served = "srv-c00k1e-value"
+    computed = "js-" + "c0mputed-v4lue"  # the script builds it: it is in no served byte
+    page = b"""<html><body><p>tracked</p><script>
+    const v = "js-" + "c0mputed-v4lue";
+    document.cookie = "jsid=" + v;
+    const s = document.cookie.match(/srv=([^;]+)/)[1];
+    fetch("/track?c=" + v + "&s=" + s, {method: "POST", body: "c=" + v + "&s=" + s})
+      .then(() => fetch("/later?c=" + v));
+    </script></body></html>"""
+    url = server.route("/tracked", Route(body=page, media_type="text/html", headers={"Set-Cookie": f"srv={served}"}))
+
+    result = catalog.capture_page(url, options=FAST)
+
+    assert result.ok, result
+    assert len(server.seen("/track")) == 1 and len(server.seen("/later")) == 1  # they were sent
+    warc = warc_of(catalog, catalog.record(result.record_id), tmp_path).read_bytes()
+    assert computed.encode() not in gzip.decompress(warc) and served.encode() not in gzip.decompress(warc)
+    requests = [r for r in ArchiveIterator(io.BytesIO(warc)) if r.rec_type == "request"]
+    assert sum("/track?" in (r.rec_headers.get_header("WARC-Target-URI") or "") for r in requests) == 1
+
+
+@needs_chromium
+def test_what_the_print_fetches_is_in_the_warc(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
+    """A print style sheet's image is fetched only when the PDF is printed; it is in the PDF,
+    so its bytes must be in the archive, fetched once."""
+    server.route("/print-bg.png", Route(body=IMAGE, media_type="image/png"))
+    page = b"""<html><head><style>@media print { body { background: url(/print-bg.png) } }</style></head>
+<body><p>printed</p></body></html>"""
+    url = server.route("/printed", Route(body=page, media_type="text/html"))
+
+    result = catalog.capture_page(url, options=FAST)
+
+    assert result.ok, result
+    assert len(server.seen("/print-bg.png")) == 1
+    seen = responses(warc_of(catalog, catalog.record(result.record_id), tmp_path))
+    assert seen[server.url("/print-bg.png")][1] == IMAGE
+
+
+@needs_chromium
+def test_the_browser_does_not_outlive_a_killed_catalog(server: MediaServer, tmp_path: Path) -> None:
+    """A catalog process killed mid-capture (SIGKILL, the OOM killer) leaves no browser behind:
+    nobody would enforce the hard limit, and it would go on loading into an abandoned area."""
+    server.route("/stuck.png", Route(body=IMAGE, media_type="image/png", delay=60))
+    url = server.route("/stuck", Route(body=STUCK, media_type="text/html"))
+    Catalog.init(tmp_path / "catalog", operator="tester").close()
+    script = (
+        "import sys; from evidence_catalog import Catalog; from evidence_catalog.capture.page import PageOptions\n"
+        "with Catalog.open(sys.argv[1]) as c: c.capture_page(sys.argv[2], options=PageOptions(time_limit=60))\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, tmp_path / "catalog", url], env=os.environ)
+    try:
+        deadline = time.monotonic() + 60
+        while not server.seen("/stuck.png") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _chromium_of(tmp_path / "catalog")
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while _chromium_of(tmp_path / "catalog") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _chromium_of(tmp_path / "catalog") == []

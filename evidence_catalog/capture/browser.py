@@ -19,7 +19,9 @@ import base64
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -79,9 +81,23 @@ class _Network:
         self.max_resource_bytes = max_resource_bytes
         self.too_large: list[str] = []
         self.first_status: dict[str, int] = {}
+        #: The values of the cookies seen so far (see :meth:`_cookies`).
+        self.cookies: set[str] = set()
         #: Requests sent and not yet answered, by Chromium's network id (shared by the hops of
         #: a redirect), each with its URL.
         self.pending: dict[str, list[tuple[str, Exchange]]] = {}
+
+    def _cookies(self, headers: list[tuple[str, str]]) -> list[str]:
+        """The values of every cookie the page has had so far (set by the server or by a
+        script), and of those this request carries: the recorder withholds them wherever they
+        are in the request, as the WARC's ``withheld`` note says of every cookie value."""
+        for name, value in headers:
+            if name.lower() == "cookie":
+                self.cookies.update(part.partition("=")[2].strip() for part in value.split(";"))
+        with contextlib.suppress(Exception):  # the page is gone: the values seen so far
+            for cookie in self.cdp.send("Network.getAllCookies").get("cookies") or ():
+                self.cookies.add(str(cookie.get("value") or ""))
+        return sorted(self.cookies)
 
     def paused(self, event: dict[str, Any]) -> None:
         request_id = event["requestId"]
@@ -109,7 +125,9 @@ class _Network:
             elif request.get("postData"):
                 body = str(request["postData"]).encode("utf-8")
             headers = [(str(k), str(v)) for k, v in request["headers"].items()]
-            exchange = self.recorder.exchange(str(request.get("method") or "GET"), url, headers, body)
+            exchange = self.recorder.exchange(
+                str(request.get("method") or "GET"), url, headers, body, secrets=self._cookies(headers)
+            )
             if not answered:
                 self.pending.setdefault(network_id, []).append((url, exchange))
                 return
@@ -243,13 +261,13 @@ def capture(settings: dict[str, Any]) -> dict[str, Any]:
         (work / "page.html").write_text(page.content(), encoding="utf-8")
         text = page.evaluate("document.body ? document.body.innerText : ''") or ""
         (work / "page.txt").write_text(str(text), encoding="utf-8")
-        cdp.send("Fetch.disable")
-        page.emulate_media(media="print")
+        page.emulate_media(media="print")  # what the print fetches (a print style sheet's image) is recorded too
         try:
             pages_wanted = f"1-{int(settings['max_pdf_pages'])}"
             page.pdf(path=str(work / "page.pdf"), print_background=True, page_ranges=pages_wanted)
         except PlaywrightError:  # fewer pages than that: the whole of it
             page.pdf(path=str(work / "page.pdf"), print_background=True)
+        cdp.send("Fetch.disable")
         context.close()
     if popups:
         notes.append(f"pop-ups closed: {', '.join(popups)}")
@@ -309,9 +327,24 @@ def _write_result(work: Path, result: dict[str, Any]) -> None:
     os.replace(temporary, work / RESULT_NAME)
 
 
+def _watch(parent: int, limit: float) -> None:
+    """Kill this process's group (this process, Playwright's driver, Chromium) when the
+    catalog that started it is gone (killed: nobody would enforce the hard limit, and the
+    browser would go on loading the page into an abandoned work area) or the hard limit has
+    passed."""
+    deadline = time.monotonic() + limit
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(0, signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
     settings = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     work = Path(settings["work"])
+    if settings.get("parent"):
+        watch = threading.Thread(target=_watch, args=(int(settings["parent"]), float(settings["hard_limit"])))
+        watch.daemon = True
+        watch.start()
     try:
         result = capture(settings)
     except SystemExit as exc:

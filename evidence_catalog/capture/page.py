@@ -157,6 +157,8 @@ def load_page(url: str, work: Path, options: PageOptions) -> PageCapture:
         "max_resource_bytes": options.max_resource_bytes,
         "max_pdf_pages": options.max_pdf_pages,
         "user_agent": options.user_agent,
+        "parent": os.getpid(),
+        "hard_limit": options.limit,
     }
     (work / ".settings.json").write_text(json.dumps(settings), encoding="utf-8")
     log = open(work / ".browser.log", "wb")  # noqa: SIM115 -- closed below
