@@ -221,22 +221,19 @@ def capture_one(
             final_url=final_url,
             settings=options.describe(),
         )
-    try:
-        return record_capture(
-            ctx,
-            options,
-            url,
-            fetched,
-            stored,
-            acquisition_id,
-            started_at,
-            record_id=record_id,
-            tags=tags,
-            note=note,
-            noted=noted,
-        )
-    except StorageError as exc:
-        raise StorageError(f"capture of {url} could not be recorded ({exc.message})", where=exc.where) from exc
+    return record_capture(
+        ctx,
+        options,
+        url,
+        fetched,
+        stored,
+        acquisition_id,
+        started_at,
+        record_id=record_id,
+        tags=tags,
+        note=note,
+        noted=noted,
+    )
 
 
 def store_captured(ctx: Context, item: CapturedFile) -> StoredBlob:
@@ -270,6 +267,42 @@ def record_capture(
     note: str | None,
     noted: set[str] | None,
     settings: tuple[str, ...] | None = None,
+) -> CaptureResult:
+    """Record what a capture of *url* stored: its record, acquisition and custody event in one
+    transaction.  A storage error names the capture."""
+    try:
+        return _record_capture(
+            ctx,
+            options,
+            url,
+            fetched,
+            stored,
+            acquisition_id,
+            started_at,
+            record_id=record_id,
+            tags=tags,
+            note=note,
+            noted=noted,
+            settings=settings,
+        )
+    except StorageError as exc:
+        raise StorageError(f"capture of {url} could not be recorded ({exc.message})", where=exc.where) from exc
+
+
+def _record_capture(
+    ctx: Context,
+    options: CaptureOptions,
+    url: str,
+    fetched: Download,
+    stored: list[tuple[CapturedFile, StoredBlob]],
+    acquisition_id: str,
+    started_at: dt.datetime,
+    *,
+    record_id: str | None,
+    tags: tuple[str, ...],
+    note: str | None,
+    noted: set[str] | None,
+    settings: tuple[str, ...] | None,
 ) -> CaptureResult:
     sha_of = {item.path: blob.sha256 for item, blob in stored}
     described = {blob.sha256: common.describe(ctx, blob) for _, blob in stored}

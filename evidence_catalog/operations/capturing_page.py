@@ -104,23 +104,20 @@ def capture_page(
         warnings=page.notes,
     )
     settings = (*options.describe(), f"user_agent_sent={page.user_agent}")
-    try:
-        return record_capture(
-            ctx,
-            CaptureOptions(),
-            url,
-            fetched,
-            stored,
-            acquisition_id,
-            started_at,
-            record_id=record_id,
-            tags=tags,
-            note=note,
-            noted=None,
-            settings=settings,
-        )
-    except StorageError as exc:
-        raise StorageError(f"capture of {url} could not be recorded ({exc.message})", where=exc.where) from exc
+    return record_capture(
+        ctx,
+        CaptureOptions(),
+        url,
+        fetched,
+        stored,
+        acquisition_id,
+        started_at,
+        record_id=record_id,
+        tags=tags,
+        note=note,
+        noted=None,
+        settings=settings,
+    )
 
 
 def _tools_without_browser() -> tuple[Agent, ...]:
