@@ -52,7 +52,6 @@ def run_child(
     """Run *command* for at most *seconds*: the finished process and no problem, or ``None``
     and why it did not finish by itself ("the {reader} was killed (out of memory?) on this file;
     {nothing}").  *input* is its standard input (else none); its standard error is dropped."""
-    stopped = f"the {reader} did not finish within {seconds} s and was stopped; {nothing}"
     try:
         done = subprocess.run(
             command,
@@ -65,7 +64,7 @@ def run_child(
             env=None if env is None else dict(env),
         )
     except subprocess.TimeoutExpired:
-        return None, [stopped]
+        return None, [_stopped(reader, seconds, nothing)]
     except OSError as exc:
         return None, [f"the {reader} could not be started: {exc.strerror or exc}"]
     return _ended(done, seconds=seconds, reader=reader, nothing=nothing)
@@ -91,7 +90,7 @@ def run_script(
         if served is not None:
             done, timed_out = served
             if timed_out:
-                return None, [f"the {reader} did not finish within {seconds} s and was stopped; {nothing}"]
+                return None, [_stopped(reader, seconds, nothing)]
             return _ended(done, seconds=seconds, reader=reader, nothing=nothing)
     return run_child(command, seconds=seconds, reader=reader, nothing=nothing, input=input, env=env)
 
@@ -100,11 +99,10 @@ def _ended(
     done: subprocess.CompletedProcess[bytes], *, seconds: int, reader: str, nothing: str
 ) -> tuple[subprocess.CompletedProcess[bytes] | None, list[str]]:
     """A finished child, or ``None`` and why a signal ended it."""
-    stopped = f"the {reader} did not finish within {seconds} s and was stopped; {nothing}"
     if done.returncode < 0:
         number = -done.returncode
         if number == signal.SIGALRM:
-            return None, [stopped]
+            return None, [_stopped(reader, seconds, nothing)]
         if number == signal.SIGXCPU:
             why = "used up its CPU time limit"
         elif number == signal.SIGKILL:
@@ -113,6 +111,11 @@ def _ended(
             why = f"crashed ({signal_name(number)})"
         return None, [f"the {reader} {why} on this file; {nothing}"]
     return done, []
+
+
+def _stopped(reader: str, seconds: int, nothing: str) -> str:
+    """Why a child stopped at its wall-time limit, in the words ``stopped_by_the_machine`` knows."""
+    return f"the {reader} did not finish within {seconds} s and was stopped; {nothing}"
 
 
 def report(output: bytes) -> dict[str, Any] | None:
