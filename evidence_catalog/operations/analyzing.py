@@ -228,15 +228,27 @@ def earlier_analyses(ctx: Context, record_id: str, sha256: str) -> list[MediaAna
     return found
 
 
+#: The most bytes of an analysis document read (one is far smaller; a larger file is no analysis).
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
+
 def read_analysis(ctx: Context, sha256: str) -> MediaAnalysis | None:
     """The analysis document stored under *sha256*, or ``None`` when it cannot be read."""
+    try:
+        with ctx.blobs.open(sha256) as stream:
+            data = stream.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError:
+        return None
+    return parse_analysis(data)
+
+
+def parse_analysis(data: bytes) -> MediaAnalysis | None:
+    """The analysis the document *data* holds, or ``None`` when it holds none (verify says why)."""
     from evidence_catalog.store.engine import strict_json
 
     try:
-        with ctx.blobs.open(sha256) as stream:
-            data = stream.read(64 * 1024 * 1024 + 1)
         return from_document(strict_json(data), MediaAnalysis)
-    except (OSError, ValueError, TypeError, RecursionError, EvidenceError) as exc:  # not an analysis: verify says so
+    except (ValueError, TypeError, RecursionError, EvidenceError) as exc:  # not an analysis: verify says so
         del exc
         return None
 

@@ -138,8 +138,6 @@ def exhibit_targets(ctx: Context, output: str | os.PathLike[str], record_id: str
 def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> ExhibitSource:
     """Everything the exhibit of *record_id* shows, from one snapshot of the catalog, redacted
     for the flag *kinds* (``None``: not redacted)."""
-    from evidence_catalog.operations.analyzing import read_analysis  # the analysis documents
-
     with ctx.db.read() as session:
         record = ctx.db.record(session, record_id)
         log_size = ctx.db.tree_size(session)
@@ -175,7 +173,7 @@ def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> E
     origin = vkey = None
     if epoch is not None:
         origin, vkey = epoch.name, make_vkey(epoch.name, epoch.public)
-    analyses = [(document, _checked_analysis(ctx, document, read_analysis)) for document in _analysis_documents(record)]
+    analyses = [(document, _checked_analysis(ctx, document)) for document in _analysis_documents(record)]
     redaction = Redaction(record=record)
     if plan is not None:
         try:
@@ -265,14 +263,18 @@ def _check_record(ctx: Context, session: Any, record: model.EvidenceRecord) -> N
         raise IntegrityError(f"{_NOT_THE_LOG} (it differs in: {', '.join(differing)})", where=f"record {record.id}")
 
 
-def _checked_analysis(ctx: Context, sha256: str, read: Any) -> Any:
-    """The analysis document stored under *sha256* (``None`` when it cannot be read), after its
-    stored bytes are checked against that SHA-256: one changed on disk would have the exhibit
-    print what no analysis said (its errors, its keyframes' times)."""
+def _checked_analysis(ctx: Context, sha256: str) -> Any:
+    """The analysis document stored under *sha256* (``None`` when it cannot be read), its stored
+    bytes checked against that SHA-256 as they are read: one changed on disk would have the
+    exhibit print what no analysis said (its errors, its keyframes' times)."""
+    from evidence_catalog.operations.analyzing import MAX_DOCUMENT_BYTES, parse_analysis
+
+    digest = hashlib.sha256()
     try:
-        digest = hashlib.sha256()
         with ctx.blobs.open(sha256) as stream:
-            while chunk := stream.read(1 << 20):
+            data = stream.read(MAX_DOCUMENT_BYTES + 1)
+            digest.update(data)
+            while chunk := stream.read(1 << 20):  # past what a document holds: hashed, not kept
                 digest.update(chunk)
     except OSError:
         return None  # unreadable: the exhibit says so under its video
@@ -280,7 +282,7 @@ def _checked_analysis(ctx: Context, sha256: str, read: Any) -> Any:
         raise IntegrityError(
             "the stored copy no longer has this SHA-256; run verify. Nothing was written", where=f"artifact {sha256}"
         )
-    return read(ctx, sha256)
+    return parse_analysis(data)
 
 
 def _analysis_documents(record: model.EvidenceRecord) -> list[str]:
