@@ -71,7 +71,9 @@ COUNTED = ("seconds", "cpu_seconds", "main_thread_cpu_seconds", "rchar", "wchar"
 # -- the child -----------------------------------------------------------------------------------
 
 
-def _proc_io() -> dict[str, int]:
+def proc_io() -> dict[str, int]:
+    """This process's I/O counters (``/proc/self/io``: ``rchar``, ``wchar`` ...), empty where
+    Linux does not give them."""
     try:
         with open("/proc/self/io", encoding="ascii") as stream:
             return {k: int(v) for k, v in (line.split(": ") for line in stream if ": " in line)}
@@ -95,12 +97,12 @@ def child(argv: Sequence[str]) -> int:
             [first] = catalog.capture(args.warm, options=CaptureOptions())
             if not first.ok:
                 raise SystemExit(f"warm-up capture failed: {first.error}")
-        io_before, started = _proc_io(), time.perf_counter()
+        io_before, started = proc_io(), time.perf_counter()
         cpu_before, main_before = time.process_time(), time.thread_time()
         results = catalog.capture(args.urls, options=CaptureOptions())
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_before
         main_cpu = time.thread_time() - main_before
-        io_after = _proc_io()
+        io_after = proc_io()
     report.update(
         seconds=seconds,
         cpu_seconds=cpu,

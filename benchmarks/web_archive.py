@@ -32,19 +32,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from capture_speed import proc_io  # beside this script (run.py imports its neighbours so too)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MIB = 1024 * 1024
 OPERATOR = "Benchmark <bench@example.org>"
 KEYS = ("seconds", "cpu_seconds", "rchar", "wchar", "stored_bytes")
-
-
-def _proc_io() -> dict[str, int]:
-    try:
-        with open("/proc/self/io", encoding="ascii") as stream:
-            return {k: int(v) for k, v in (line.split(": ") for line in stream if ": " in line)}
-    except OSError:
-        return {}
 
 
 def child(argv: Sequence[str]) -> int:
@@ -59,10 +53,10 @@ def child(argv: Sequence[str]) -> int:
 
     options = CaptureOptions(archive=not args.no_archive, retries=0)
     with Catalog.init(args.catalog, operator=OPERATOR) as catalog:
-        io_before, started, cpu_before = _proc_io(), time.perf_counter(), time.process_time()
+        io_before, started, cpu_before = proc_io(), time.perf_counter(), time.process_time()
         result = catalog.capture_url(args.url, options=options, analyze=False)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_before
-        io_after = _proc_io()
+        io_after = proc_io()
         if not result.ok:
             raise SystemExit(f"capture failed: {result.error}")
         record = catalog.record(result.record_id)

@@ -20,20 +20,10 @@ from typing import Any
 import pytest
 
 from evidence_catalog import Catalog
+from evidence_catalog.capture.browser import CHROMIUM_ARGS
 from tests.test_exhibit import ARABIC, HOSTILE, UKRAINIAN, make_record
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-#: Chromium's switches: nothing it does on its own (updates, sync, first-run pages) may make a
-#: request, so that every request seen is one the exhibit made.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _keep(path: Path, name: str) -> None:
@@ -57,7 +47,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             str(profile),
             executable_path=CHROMIUM,
             headless=True,
-            args=CHROMIUM_ARGS,  # the fresh profile folder is Chromium's --user-data-dir
+            # The capture's switches: nothing Chromium does on its own (updates, sync, first-run
+            # pages) makes a request, so every request seen is one the exhibit made.
+            args=list(CHROMIUM_ARGS),  # the fresh profile folder is Chromium's --user-data-dir
             viewport={"width": 1000, "height": 1400},
             offline=False,
         )
