@@ -27,7 +27,7 @@ from evidence_catalog.config import CatalogConfig
 from evidence_catalog.errors import EvidenceError
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.operations import log_key as key_operations  # the name `log_key` is a property here
-from evidence_catalog.operations import opening, reading, verifying
+from evidence_catalog.operations import opening, reading, record_checks, verifying, viewing
 from evidence_catalog.operations.context import Clock, Context
 from evidence_catalog.store.blobs import BlobStorage
 from evidence_catalog.store.database import CatalogDatabase
@@ -419,6 +419,10 @@ class Catalog:
 
     similar = _delegate(similar.similar)
     history = _delegate(reading.history)
+    custody_events = _delegate(viewing.custody_events)
+    log_size = _delegate(viewing.log_size)
+    last_verification = _delegate(viewing.last_verification)
+    flagged_record_ids = _delegate(viewing.flagged_record_ids)
     artifact_path = _delegate(reading.artifact_path)
     open_artifact = _delegate(reading.open_artifact)
 
@@ -426,6 +430,7 @@ class Catalog:
 
     verify = _delegate(verifying.verify)
     stored_bytes = _delegate(verifying.stored_bytes)
+    check_record = _delegate(record_checks.check_record)
 
     # -- housekeeping ---------------------------------------------------------------------
 

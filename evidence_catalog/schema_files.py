@@ -17,6 +17,7 @@ from evidence_catalog.serialize import (
     SCHEMA_BASE,
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
+    VIEWER_SCHEMAS,
 )
 
 #: Schema name -> file name, for every document type the library emits.
@@ -24,7 +25,13 @@ SCHEMA_FILES: dict[str, str] = {
     schema_id.removeprefix(SCHEMA_BASE).split(":")[0]: (
         schema_id.removeprefix(SCHEMA_BASE).replace(":", "-") + ".schema.json"
     )
-    for schema_id in (*SCHEMA_IDS.values(), VERIFICATION_REPORT_SCHEMA, BAG_CONTENTS_SCHEMA, CHECKPOINT_SCHEMA)
+    for schema_id in (
+        *SCHEMA_IDS.values(),
+        VERIFICATION_REPORT_SCHEMA,
+        BAG_CONTENTS_SCHEMA,
+        CHECKPOINT_SCHEMA,
+        *VIEWER_SCHEMAS.values(),
+    )
 }
 
 

@@ -45,6 +45,10 @@ VERIFICATION_REPORT_SCHEMA = SCHEMA_BASE + "verification-report:1.1.0"
 BAG_CONTENTS_SCHEMA = SCHEMA_BASE + "bag-contents:1.0.0"
 #: Schema id of the checkpoint line that ends a JSON Lines export.
 CHECKPOINT_SCHEMA = SCHEMA_BASE + "checkpoint:1.0.0"
+#: The JSON behind each page of the read-only viewer (``evidence-catalog serve``), by page.
+VIEWER_SCHEMAS = {
+    page: SCHEMA_BASE + f"viewer-{page}:1.0.0" for page in ("records", "record", "events", "map", "timeline", "artifact")
+}
 
 
 def format_timestamp(value: dt.datetime) -> str:

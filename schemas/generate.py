@@ -11,6 +11,7 @@ here and this script disagree.  A change to a published format is a new schema v
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -737,6 +738,12 @@ DOCUMENTS = [
     ("checkpoint", "1.0.0", "checkpoint", "A signed checkpoint of the custody log"),
     ("media-analysis", "1.0.0", "media_analysis", "What an analysis derived from an image or video"),
 ]
+
+
+_spec = importlib.util.spec_from_file_location("viewer_schemas", HERE / "viewer_schemas.py")  # loaded by path, as this
+_viewer = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(_viewer)  # type: ignore[union-attr]
+DOCUMENTS += _viewer.add(DEFS, obj, ref, nullable, enum, TEXT, COUNT)
 
 
 def _refs(node: Any) -> set[str]:

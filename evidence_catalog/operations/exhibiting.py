@@ -19,12 +19,10 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from evidence_catalog import merkle, model
 from evidence_catalog.checkpoint import epoch_at
 from evidence_catalog.checkpoint import vkey as make_vkey
-from evidence_catalog.custody import Action, hash_and_leaf, is_salted
+from evidence_catalog.custody import Action, is_salted
 from evidence_catalog.errors import InputError, IntegrityError, StorageError
 from evidence_catalog.interchange import exhibit as exhibit_module
 from evidence_catalog.interchange.exhibit import (
@@ -45,7 +43,7 @@ from evidence_catalog.interchange.redact import (
     plan_redaction,
     redact_document,
 )
-from evidence_catalog.operations import common, log_key
+from evidence_catalog.operations import common, log_key, record_checks
 from evidence_catalog.operations.common import check_record_id
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.exporting import export_target, redaction_kinds
@@ -141,7 +139,7 @@ def read_source(ctx: Context, record_id: str, kinds: frozenset[str] | None) -> E
     with ctx.db.read() as session:
         record = ctx.db.record(session, record_id)
         log_size = ctx.db.tree_size(session)
-        events = _events_of(ctx, session, record)
+        events = record_checks.events_of(ctx, session, record)
         # Nothing is shown on the database's word: each event as its hash and leaf commit to
         # it, the record as its events make it, a checkpoint the key the log names signed.
         _check_events(ctx, session, events)
@@ -225,42 +223,18 @@ _NOT_THE_LOG = "the catalog is not what its custody log commits to; run verify. 
 def _check_events(ctx: Context, session: Any, events: list[model.CustodyEvent]) -> None:
     """Refuse (:class:`IntegrityError`) when an event to be shown is not the one its stored
     hash and Merkle leaf commit to (edited in the database)."""
-    subtrees = ctx.db.subtrees(session)
-    for event in events:
-        try:
-            recomputed, leaf = hash_and_leaf(to_document(event))
-            stored = subtrees(0, event.seq - 1)
-        except (TypeError, ValueError) as exc:  # MerkleError is a ValueError
-            raise IntegrityError(f"{_NOT_THE_LOG} ({exc})", where=f"custody event {event.seq}") from exc
-        if recomputed != event.hash or leaf != stored:
-            raise IntegrityError(_NOT_THE_LOG, where=f"custody event {event.seq}")
+    for finding in record_checks.event_findings(ctx, session, events):
+        seq = getattr(finding, "seq", 0)
+        reason = getattr(finding, "reason", None)
+        raise IntegrityError(_NOT_THE_LOG + (f" ({reason})" if reason else ""), where=f"custody event {seq}")
 
 
 def _check_record(ctx: Context, session: Any, record: model.EvidenceRecord) -> None:
     """Refuse (:class:`IntegrityError`) when *record* is not what replaying its custody events
-    makes of it (its rows changed in the database), as ``verify`` compares every record.  The
-    records a report moved between to or from it are replayed with it (a report leaves one
-    record for another in one event)."""
-    from evidence_catalog.replay import replay
-
-    linked: dict[str, set[str]] = {}
-    for event in ctx.db.events_by_action(session, Action.REPORT_LINKED):
-        source = event.details.get("from_record")
-        if isinstance(source, str):
-            linked.setdefault(source, set()).add(event.subject)
-            linked.setdefault(event.subject, set()).add(source)
-    subjects, pending = {record.id}, [record.id]
-    while pending:
-        for other in linked.get(pending.pop(), ()):
-            if other not in subjects:
-                subjects.add(other)
-                pending.append(other)
-    found = {event.seq: event for subject in subjects for event in ctx.db.events(session, subject)}
-    replayed = replay(found[seq] for seq in sorted(found)).records.get(record.id)
-    if replayed != record:
-        fields = [f.name for f in attrs.fields(model.EvidenceRecord)]
-        differing = [name for name in fields if getattr(replayed, name, None) != getattr(record, name)]
-        raise IntegrityError(f"{_NOT_THE_LOG} (it differs in: {', '.join(differing)})", where=f"record {record.id}")
+    makes of it (its rows changed in the database), as ``verify`` compares every record."""
+    for finding in record_checks.record_findings(ctx, session, record):
+        differing = ", ".join(getattr(finding, "fields", ()))
+        raise IntegrityError(f"{_NOT_THE_LOG} (it differs in: {differing})", where=f"record {record.id}")
 
 
 def _checked_analysis(ctx: Context, sha256: str) -> Any:
@@ -289,20 +263,6 @@ def _analysis_documents(record: model.EvidenceRecord) -> list[str]:
     from evidence_catalog.operations.analyzing import analysis_documents
 
     return [document for _, document in analysis_documents(record)]
-
-
-def _events_of(ctx: Context, session: Any, record: model.EvidenceRecord) -> list[model.CustodyEvent]:
-    """The custody events an exhibit lists: those about the record, the time-stamps of its
-    files, and the exports that named it, in log order."""
-    found = {event.seq: event for event in ctx.db.events(session, record.id)}
-    for entry in record.artifacts:
-        for event in ctx.db.events(session, entry.artifact.sha256):
-            found.setdefault(event.seq, event)
-    for event in ctx.db.events_by_action(session, Action.RECORDS_EXPORTED):
-        named = event.details.get("record_ids")
-        if isinstance(named, list) and record.id in named:
-            found.setdefault(event.seq, event)
-    return [found[seq] for seq in sorted(found)]
 
 
 def _stamps(

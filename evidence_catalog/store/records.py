@@ -387,6 +387,17 @@ class Records(Connections):
             query = query.limit(limit)
         return list(session.exec(query))
 
+    def flagged_record_ids(self, session: Session) -> list[str]:
+        """The ids of the records that carry a sensitivity flag, oldest first (an index of the
+        parts by kind: no scan of the records)."""
+        query = (
+            select(RecordPartRow.record_id)
+            .where(col(RecordPartRow.kind) == "flag")
+            .distinct()
+            .order_by(col(RecordPartRow.record_id))
+        )
+        return list(session.exec(query))
+
     def record(self, session: Session, record_id: str) -> model.EvidenceRecord:
         """Assemble a whole record from its rows; :class:`ValidationError` if a row is invalid."""
         return _checked(record_id, lambda: _build_record(record_id, _record_rows(session, [record_id])))

@@ -1,0 +1,46 @@
+"""Reading the custody log a page at a time, and the latest verification: what a viewer (or a
+script) shows without reading the whole log.  Nothing here writes."""
+
+from __future__ import annotations
+
+from evidence_catalog import model
+from evidence_catalog.custody import Action
+from evidence_catalog.errors import InputError
+from evidence_catalog.operations.common import check_limit
+from evidence_catalog.operations.context import Context
+
+#: The most events :func:`custody_events` gives at once.
+MAX_EVENT_PAGE = 10_000
+
+
+def custody_events(ctx: Context, *, after: int = 0, limit: int = 100) -> list[model.CustodyEvent]:
+    """The custody events numbered after *after* (0: from the first), at most *limit* (up to
+    :data:`MAX_EVENT_PAGE`), in log order: the log a page at a time.  The next page starts
+    after the last ``seq`` of this one."""
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise InputError(f"after must be an event number (0 or more), got {after!r}", where="after")
+    check_limit(limit)
+    if limit > MAX_EVENT_PAGE:
+        raise InputError(f"at most {MAX_EVENT_PAGE} events at once, not {limit}", where="limit")
+    with ctx.db.read() as session:
+        return ctx.db.event_page(session, after=after, limit=limit)
+
+
+def log_size(ctx: Context) -> int:
+    """How many events the custody log holds."""
+    with ctx.db.read() as session:
+        return ctx.db.tree_size(session)
+
+
+def last_verification(ctx: Context) -> model.CustodyEvent | None:
+    """The latest ``catalog.verified`` event (its details say whether it found anything), or
+    ``None`` when the catalog was never verified with a writable copy."""
+    with ctx.db.read() as session:
+        return ctx.db.latest_event(session, Action.CATALOG_VERIFIED)
+
+
+def flagged_record_ids(ctx: Context) -> list[str]:
+    """The ids of the records that carry a sensitivity flag, oldest first: what a view that
+    withholds flagged material plans its withholding from."""
+    with ctx.db.read() as session:
+        return ctx.db.flagged_record_ids(session)
