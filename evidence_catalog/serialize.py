@@ -47,7 +47,8 @@ BAG_CONTENTS_SCHEMA = SCHEMA_BASE + "bag-contents:1.0.0"
 CHECKPOINT_SCHEMA = SCHEMA_BASE + "checkpoint:1.0.0"
 #: The JSON behind each page of the read-only viewer (``evidence-catalog serve``), by page.
 VIEWER_SCHEMAS = {
-    page: SCHEMA_BASE + f"viewer-{page}:1.0.0" for page in ("records", "record", "events", "map", "timeline", "artifact")
+    page: SCHEMA_BASE + f"viewer-{page}:1.0.0"
+    for page in ("records", "record", "events", "map", "timeline", "artifact")
 }
 
 
