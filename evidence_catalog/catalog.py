@@ -423,6 +423,7 @@ class Catalog:
     log_size = _delegate(viewing.log_size)
     last_verification = _delegate(viewing.last_verification)
     flagged_record_ids = _delegate(viewing.flagged_record_ids)
+    record_events = _delegate(viewing.record_events)
     artifact_path = _delegate(reading.artifact_path)
     open_artifact = _delegate(reading.open_artifact)
 

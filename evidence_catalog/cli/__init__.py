@@ -6,7 +6,7 @@ setup), on options, output and progress bars they share.  Importing this package
 every command on :data:`cli`.
 """
 
-from evidence_catalog.cli import adding, analyzing, interchange, judging, reading, setup, verifying  # noqa: F401
+from evidence_catalog.cli import adding, analyzing, interchange, judging, reading, serving, setup, verifying  # noqa: F401
 from evidence_catalog.cli.app import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, cli, main, run
 from evidence_catalog.cli.options import CATALOG_ENV
 from evidence_catalog.cli.output import NOTHING_FOUND
