@@ -290,6 +290,11 @@ class ViewerApp:
         css = importlib.resources.files("evidence_catalog.web").joinpath("static/viewer.css").read_bytes()
         return Response(css, media_type="text/css; charset=utf-8", headers={"Cache-Control": "private, max-age=600"})
 
+    def favicon(self, request: Request) -> Response:
+        """No icon (204): the browser's own viewer of a served file asks for one (the pages
+        name an empty one)."""
+        return Response(status_code=204, headers={"Cache-Control": "private, max-age=86400"})
+
     # -- login (only with a token) -------------------------------------------------------------
 
     async def login(self, request: Request) -> Response:
@@ -377,6 +382,7 @@ def make_app(
         Route("/map{json:ec_json}", g(app.map), methods=["GET", "HEAD"]),
         Route("/timeline{json:ec_json}", g(app.timeline), methods=["GET", "HEAD"]),
         Route("/static/viewer.css", g(app.stylesheet), methods=["GET", "HEAD"]),
+        Route("/favicon.ico", app.favicon, methods=["GET", "HEAD"]),
         Route("/login", app.login, methods=["GET", "POST"]),
     ]
 

@@ -25,8 +25,8 @@ PAGE_POLICY = (
 )
 #: The cookie the login form sets.
 COOKIE = "evidence_catalog_token"
-#: Paths answered without a token (the login form and its stylesheet).
-OPEN_PATHS = ("/login", "/static/")
+#: Paths answered without a token (the login form, its stylesheet, the empty icon).
+OPEN_PATHS = ("/login", "/static/", "/favicon.ico")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 Scope = MutableMapping[str, Any]

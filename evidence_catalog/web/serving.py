@@ -44,8 +44,14 @@ INLINE_TYPES = frozenset(
         "text/plain",
     }
 )
-#: What a served file's own document may do if a browser opens it: nothing.
-FILE_POLICY = "default-src 'none'; img-src 'self'; media-src 'self'; sandbox"
+#: What a served file's own document may do if a browser opens it: nothing but show the file.
+#: The browser's own viewer of a picture, a video or a text styles its document inline, and its
+#: player loads the video again from the file's address: so inline style is allowed, and the
+#: sandbox keeps the document's origin (without it, Chromium's player is refused the video as
+#: a request from no origin).  The sandbox still runs no script, no form, no plugin, no popup.
+FILE_POLICY = (
+    "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox allow-same-origin"
+)
 _CHUNK = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
