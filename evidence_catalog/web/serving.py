@@ -38,12 +38,21 @@ INLINE_TYPES = frozenset(
         "audio/mp4",
         "audio/ogg",
         "audio/wav",
-        "audio/x-wav",
+        "audio/aac",
         "audio/webm",
         "audio/flac",
         "text/plain",
     }
 )
+#: Other names of those types, among them those the catalog sniffs (puremagic calls a WAV file
+#: ``audio/wave``, a BMP ``image/x-ms-bmp``): served under the name browsers know (Chromium
+#: saves an ``audio/wave`` file it is sent to instead of playing it).
+ALIASES = {
+    "audio/wave": "audio/wav",
+    "audio/vnd.wave": "audio/wav",
+    "audio/x-wav": "audio/wav",
+    "image/x-ms-bmp": "image/bmp",
+}
 #: What a served file's own document may do if a browser opens it: nothing but show the file.
 #: The browser's own viewer of a picture, a video or a text styles its document inline, and its
 #: player loads the video again from the file's address: so inline style is allowed, and the
@@ -59,6 +68,7 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 def display_type(media_type: str) -> str | None:
     """The type a file is served as for display, or ``None`` when it is offered as a download."""
     base = media_type.split(";")[0].strip().lower()
+    base = ALIASES.get(base, base)
     return base if base in INLINE_TYPES else None
 
 
