@@ -241,6 +241,22 @@ def needs_pdf() -> None:
 
 
 @pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system's Chromium, for a test that drives it with Playwright (no browser is ever
+    downloaded): skipped, saying why, where it or Playwright is not installed; in CI, which
+    installs both, failed instead."""
+    from evidence_catalog.capture.page import chromium_path
+    from evidence_catalog.errors import InputError
+
+    try:
+        return chromium_path()
+    except InputError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc.message}: .ci/run installs it")
+        pytest.skip(exc.message)
+
+
+@pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for this test session (started from the machine's PostgreSQL
     binaries; CI installs them, elsewhere the tests that need one are skipped without them)."""
