@@ -172,12 +172,12 @@ class ViewerApp:
         return self.page(request, "log.html.jinja", self.viewer.events_page(after, limit))
 
     def map(self, request: Request) -> Response:
-        from evidence_catalog.web import geo
-
         query = records_query(request)
         document = self.viewer.map_page(query)
         if _wants_json(request):
             return JSONResponse(document)
+        from evidence_catalog.web import geo
+
         bbox = tuple(document["bbox"]) if document["bbox"] else None
         points = [
             geo.MapPoint(
@@ -197,12 +197,12 @@ class ViewerApp:
         return self.page(request, "map.html.jinja", document, svg=svg, zoom=zoom, query=query)
 
     def timeline(self, request: Request) -> Response:
-        from evidence_catalog.web import timeline
-
         query = records_query(request)
         document = self.viewer.timeline_page(query)
         if _wants_json(request):
             return JSONResponse(document)
+        from evidence_catalog.web import timeline
+
         from evidence_catalog.serialize import parse_timestamp
 
         items = [

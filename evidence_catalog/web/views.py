@@ -14,7 +14,7 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.custody import is_salted
-from evidence_catalog.errors import InputError
+from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.filters import RecordFilter, current_status
 from evidence_catalog.serialize import VIEWER_SCHEMAS, format_timestamp, to_document
 from evidence_catalog.web.serving import Thumbnails, display_type
@@ -309,7 +309,7 @@ class Viewer:
         shown: list[dict[str, Any]] = []
         previous_whole: dict[int, bool] = {}
         for event in events:
-            document = to_document(event)
+            document = _plain(to_document(event))
             after_whole = False
             if withholding.active and event.seq > 1:
                 before = event.seq - 1
@@ -365,7 +365,7 @@ class Viewer:
         ]
         return {
             "schema": VIEWER_SCHEMAS["record"],
-            "record": to_document(redaction.record),
+            "record": _plain(to_document(redaction.record)),
             "status": current_status(redaction.record).value,
             "media": self.media(record, redaction.withheld_sha256, withholding),
             "withheld_artifacts": withheld_artifacts,
@@ -380,6 +380,8 @@ class Viewer:
         """The records that hold one artifact (``viewer-artifact``)."""
         withholding = self.withholding()
         ids = self.catalog.records_with_artifact(sha256)
+        if not ids:
+            raise NotFoundError(f"no record holds an artifact {sha256}", where="artifact")
         return {
             "schema": VIEWER_SCHEMAS["artifact"],
             "sha256": sha256,
@@ -491,6 +493,12 @@ class Viewer:
             "complete": next_after is None,
             "next": query.link("/timeline", after=next_after) if next_after else None,
         }
+
+
+def _plain(document: dict[str, Any]) -> dict[str, Any]:
+    """A document inside a viewer document: without its own ``schema`` member (the viewer's
+    schema says what it is, as an export's does for the records and events it holds)."""
+    return {key: value for key, value in document.items() if key != "schema"}
 
 
 def _point(position: model.GeoPosition, kind: str, record_id: str, label: str) -> dict[str, Any]:

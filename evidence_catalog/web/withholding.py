@@ -73,7 +73,7 @@ class Withholding:
         redacted, changed = redact_document(document, self.plan.values, self.plan.artifacts)
         if not is_salted(document):
             if changed or after_whole:
-                return {"schema": document.get("schema"), "seq": document["seq"], "withheld": "whole"}, True
+                return {"seq": document["seq"], "withheld": "whole"}, True
             return document, False
         if not changed and not after_whole:
             return document, False
