@@ -201,9 +201,8 @@ class ViewerApp:
         document = self.viewer.timeline_page(query)
         if _wants_json(request):
             return JSONResponse(document)
-        from evidence_catalog.web import timeline
-
         from evidence_catalog.serialize import parse_timestamp
+        from evidence_catalog.web import timeline
 
         items = [
             timeline.TimelineItem(
