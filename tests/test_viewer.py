@@ -29,6 +29,7 @@ from .conftest import FixedClock, catalog_database_url, make_jpeg
 
 LOCAL = "http://127.0.0.1:8000"
 SECRET_AUTHOR = "Olena Secret-Witness"
+REPORT_TEXT = f"Shelling near the school, says {SECRET_AUTHOR}. #school"
 
 
 @pytest.fixture
@@ -41,14 +42,15 @@ def built(tmp_path: Path, operator: model.Agent) -> Iterator[dict[str, Any]]:
     (files / "school.jpg").write_bytes(make_jpeg(gps=(48.5, 37.9, None)))
     (files / "flagged.jpg").write_bytes(make_jpeg(colour=(200, 10, 10), gps=(47.1, 37.5, None)))
     (files / "note.txt").write_text("a plain text note\n", encoding="utf-8")
+    # Another record's file that holds the flagged report's text (a copy a colleague saved).
+    (files / "transcript.txt").write_text(f"Saved:\n{REPORT_TEXT}\n", encoding="utf-8")
     (files / "drawing.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', encoding="utf-8"
     )
     (files / "page.html").write_text("<html><body><script>alert(1)</script></body></html>", encoding="utf-8")
     digest = tmp_path / "digest.txt"
     digest.write_text(
-        f"Field Monitor (Twitter)\nShelling near the school, says {SECRET_AUTHOR}. #school\n"
-        f"Shelling near the school, says {SECRET_AUTHOR}. #school\n",
+        f"Field Monitor (Twitter)\n{REPORT_TEXT}\n{REPORT_TEXT}\n",
         encoding="utf-8",
     )
     ids: dict[str, Any] = {}
@@ -246,6 +248,9 @@ def test_withheld_material_appears_on_no_page_and_no_file_is_served(built: dict[
         for url in _routes(client, catalog):
             response = client.get(url)
             assert "Secret-Witness" not in response.text, url
+        # A file of another record that holds the withheld name is not served either.
+        transcript = client.get(f"/records/{built['transcript.txt']}/artifacts/{built['sha']['transcript.txt']}")
+        assert transcript.status_code == 404 and "withheld" in transcript.text
         events = client.get("/log.json?limit=1000").json()["events"]
         assert any(e["altered"] for e in events)
         assert all("salt" not in e["event"].get("details", {}) for e in events if e["altered"])

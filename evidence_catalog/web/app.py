@@ -247,7 +247,7 @@ class ViewerApp:
                 where=f"artifact {sha256}",
             )
         media_type = entry.artifact.media_type
-        if withholding.carries(media_type, lambda: self.viewer.catalog.open_artifact(sha256)):
+        if withholding.carries(sha256, media_type, lambda: self.viewer.catalog.open_artifact(sha256)):
             raise NotFoundError(
                 "withheld: the file holds text a sensitivity flag withholds", where=f"artifact {sha256}"
             )
