@@ -116,7 +116,13 @@ def check_bbox(bbox: Bbox) -> Bbox:
 
 def format_bbox(bbox: Bbox) -> str:
     """*bbox* as ``WEST,SOUTH,EAST,NORTH``, the text :func:`parse_bbox` reads (for a link)."""
-    return ",".join(f"{round(v, 6):g}" for v in bbox)
+    return ",".join(_decimal(v) for v in bbox)
+
+
+def _decimal(value: float) -> str:
+    """*value* to a millionth of a degree (about 0.1 m), no longer than it needs."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _east(bbox: Bbox) -> float:
@@ -585,6 +591,10 @@ def _box(mid_lon: float, mid_lat: float, span_lon: float, span_lat: float) -> Bb
     return round(west, 6), round(south, 6), round(east, 6), round(north, 6)
 
 
+def _halved(span: float) -> float:
+    return min(span, max(span / 2, MIN_SPAN))
+
+
 def zoom_links(bbox: Bbox) -> dict[str, Bbox]:
     """The views around *bbox*, for links that zoom and pan without a script: ``in`` (half as
     wide and tall, down to :data:`MIN_SPAN` degrees), ``out`` (twice), ``north``, ``south``,
@@ -597,7 +607,7 @@ def zoom_links(bbox: Bbox) -> dict[str, Bbox]:
     span_lon, span_lat = east - west, north - south
     mid_lon, mid_lat = (west + east) / 2, (south + north) / 2
     candidates = {
-        "in": _box(mid_lon, mid_lat, max(span_lon / 2, MIN_SPAN), max(span_lat / 2, MIN_SPAN)),
+        "in": _box(mid_lon, mid_lat, _halved(span_lon), _halved(span_lat)),
         "out": _box(mid_lon, mid_lat, span_lon * 2, span_lat * 2),
         "north": _box(mid_lon, mid_lat + span_lat / 2, span_lon, span_lat),
         "south": _box(mid_lon, mid_lat - span_lat / 2, span_lon, span_lat),
