@@ -85,8 +85,11 @@ def _seconds(value: dt.datetime) -> float:
 
 
 def _time(seconds: float) -> dt.datetime:
-    seconds = min(max(seconds, _seconds(_EARLIEST)), _seconds(_LATEST))
-    return _EPOCH + dt.timedelta(seconds=seconds)
+    """The time *seconds* after the epoch, kept within the years 1 to 9999."""
+    try:
+        return min(max(_EPOCH + dt.timedelta(seconds=seconds), _EARLIEST), _LATEST)
+    except OverflowError:  # a float a little past the first or last representable time
+        return _LATEST if seconds > 0 else _EARLIEST
 
 
 def _fit(start: float, end: float) -> tuple[float, float]:
@@ -124,7 +127,7 @@ def _ticks(low: float, high: float, pixels: float) -> tuple[list[dt.datetime], s
             first = math.ceil((low - origin) / step) * step + origin
             count = int((high - first) // step) + 1
             unit = "second" if step < 60 else "minute" if step < 86400 else "day"
-            return [_EPOCH + dt.timedelta(seconds=first + k * step) for k in range(max(count, 0))], unit
+            return list(_fixed_ticks(first, step, count)), unit
     start, end = _time(low), _time(high)
     for months in _MONTH_STEPS:
         if months * 30.44 * 86400 >= least:
@@ -133,6 +136,14 @@ def _ticks(low: float, high: float, pixels: float) -> tuple[list[dt.datetime], s
     first = math.ceil((start.year + (start > _new_year(start.year))) / years) * years
     ticks = [_new_year(y) for y in range(max(first, years), end.year + 1, years)]
     return [t for t in ticks if start <= t <= end], "year"
+
+
+def _fixed_ticks(first: float, step: int, count: int) -> Iterator[dt.datetime]:
+    for k in range(count):
+        try:
+            yield _EPOCH + dt.timedelta(seconds=first + k * step)
+        except OverflowError:  # past the last representable time
+            return
 
 
 def _new_year(year: int) -> dt.datetime:
