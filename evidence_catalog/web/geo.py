@@ -61,6 +61,7 @@ MIN_FIT_SPAN = 1.0
 
 _MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP = 48, 12, 8
 _AXIS, _LEGEND = 20, 30  # below the plot: longitude labels, then the legend
+_WIDE = 720  # a map narrower than this has its legend on two lines
 #: Graticule steps in degrees, finest first.
 _STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90)
 _FONT = 'font-family="sans-serif"'
@@ -196,7 +197,7 @@ def projection(bbox: Bbox, width: int = 960) -> Projection:
         left += (plot_width - narrower) / 2
         plot_width, plot_height = narrower, plot_width * _TALLEST
     plot_height = max(plot_height, plot_width / 5)
-    height = math.ceil(_MARGIN_TOP + plot_height + _AXIS + _LEGEND)
+    height = math.ceil(_MARGIN_TOP + plot_height + _AXIS + _legend_height(width))
     return Projection(bbox, width, height, left, float(_MARGIN_TOP), plot_width, plot_height)
 
 
@@ -327,7 +328,6 @@ def _style(kind: str) -> KindStyle:
 _ORDER = {kind: rank for rank, kind in enumerate(MAP_KINDS)}
 #: The look of a mark of points of several kinds.
 _MIXED = KindStyle("circle", "#3d4650", "several kinds")
-_SINGLE_RADIUS = 5.0
 
 
 @attrs.frozen
@@ -364,17 +364,8 @@ def _group(points: Sequence[MapPoint], view: Projection) -> _Groups:
     lat_in = lat[inside]
     x = view.left + (lon_u - west) * view.plot_width / (_east(view.bbox) - west)
     y = view.top + (north - lat_in) * view.plot_height / (north - south)
-    cell = float(CELL)
-    for _ in range(8):  # the cells grow until the marks fit in them, and are not too many
-        columns = int(view.plot_width / cell) + 2
-        cx = ((x - view.left) / cell).astype(np.int64)
-        cy = ((y - view.top) / cell).astype(np.int64)
-        unique, inverse, count = np.unique(cy * columns + cx, return_inverse=True, return_counts=True)
-        fits = 2 * _cluster_radius(int(count.max(initial=1))) + 2
-        if len(unique) <= MAX_MARKS and fits <= cell:
-            break
-        cell = max(cell * 1.5 if len(unique) > MAX_MARKS else cell, fits)
-    groups = len(unique)
+    inverse, count = svg.cluster(x, y, float(CELL), MAX_MARKS)
+    groups = len(count)
     order = np.argsort(inverse, kind="stable")  # positions in inside[], group by group
     starts = (np.cumsum(count) - count).astype(np.int64)
     kinds: list[list[tuple[str, int]]] = [[] for _ in range(groups)]
@@ -409,20 +400,6 @@ def _group(points: Sequence[MapPoint], view: Projection) -> _Groups:
     )
 
 
-def _short(count: int) -> str:
-    """A count in at most four characters: ``950``, ``1.2k``, ``34k``, ``1.2M``."""
-    for limit, unit in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if count >= limit:
-            value = count / limit
-            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
-    return str(count)
-
-
-def _cluster_radius(count: int) -> float:
-    """The radius (pixels) of a cluster's mark: room for its count."""
-    return 6.5 + 2.3 * len(_short(count))
-
-
 def _zoom_box(bounds: np.ndarray) -> Bbox:
     """A view around a cluster's points (their extent, with a margin)."""
     west, south, east, north = (float(v) for v in bounds)
@@ -446,7 +423,8 @@ def _marks(points: Sequence[MapPoint], groups: _Groups, zoom_href: Callable[[Bbo
             style = _style(point.kind)
             title = f"{svg.text(point.label)}&#10;{svg.text(style.legend)}: {point.latitude:.5f}, {point.longitude:.5f}"
             css = f' class="map-mark {svg.kind_class(point.kind, MAP_KINDS)}" stroke="#fff" stroke-width="1"'
-            out.append(svg.linked(svg.shape(style, x, y, _SINGLE_RADIUS, css, f"<title>{title}</title>"), point.href))
+            mark = svg.shape(style, x, y, svg.SINGLE_RADIUS, css, f"<title>{title}</title>")
+            out.append(svg.linked(mark, point.href))
             continue
         style = _style(kinds[0][0]) if len(kinds) == 1 else _MIXED
         css = svg.kind_class(kinds[0][0], MAP_KINDS) if len(kinds) == 1 else "kind-mixed"
@@ -458,12 +436,12 @@ def _marks(points: Sequence[MapPoint], groups: _Groups, zoom_href: Callable[[Bbo
         link = groups.href[g]
         if link is None and zoom_href is not None:
             link = svg.checked_href(zoom_href(_zoom_box(groups.bounds[g])), "zoom_href's link")
-        radius = _cluster_radius(count)
+        radius = svg.mark_radius(count)
         out.append(
             svg.linked(
                 f'<g class="map-cluster {css}"><title>{title}</title>'
                 + svg.shape(style, x, y, radius, ' stroke="#fff" stroke-width="1.5"')
-                + svg.count_text(x, y, _short(count), "map-count")
+                + svg.count_text(x, y, svg.short_count(count), "map-count")
                 + "</g>",
                 link,
             )
@@ -484,29 +462,35 @@ def _legend(points: Sequence[MapPoint], groups: _Groups, view: Projection) -> st
         notes.append(f"{groups.outside} outside this view")
     if not points:
         notes.append("no places to show")
-    y = view.height - _LEGEND / 2
+    two_lines = view.width < _WIDE
+    y = view.height - _legend_height(view.width) + _LEGEND / 2
     x, items, shown = float(_MARGIN_LEFT), [], 0
-    room_left = view.width - _MARGIN_RIGHT - 6 * len("; ".join(notes)) - 90  # and "N more kinds"
+    room_left = view.width - _MARGIN_RIGHT - (90 if two_lines else 6 * len("; ".join(notes)) + 90)
     for style, words in entries:
-        room = 30 + 6.2 * min(len(words), 40)
+        room = 30 + 5.9 * min(len(words), 40)
         if x + room > room_left:
             break
-        items.append(svg.shape(style, x + 6, y, _SINGLE_RADIUS, ' stroke="#fff" stroke-width="1"'))
-        words_x = svg.number(x + 16)
-        items.append(
-            f'<text x="{words_x}" y="{svg.number(y)}" dominant-baseline="central">{svg.text(words, 40)}</text>'
-        )
+        items.append(svg.shape(style, x + 6, y, svg.SINGLE_RADIUS, ' stroke="#fff" stroke-width="1"'))
+        at = f'x="{svg.number(x + 16)}" y="{svg.number(y)}"'
+        items.append(f'<text {at} dominant-baseline="central">{svg.text(words, 40)}</text>')
         x += room
         shown += 1
-    if shown < len(entries):
-        left_out = len(entries) - shown
+    left_out = sum(1 for style, _ in entries[shown:] if style is not _MIXED)
+    if left_out:
         notes.insert(0, f"{left_out} more kind{'s' if left_out > 1 else ''}")
     if notes:
-        items.append(
-            f'<text x="{svg.number(view.width - _MARGIN_RIGHT)}" y="{svg.number(y)}" text-anchor="end" '
-            f'dominant-baseline="central" fill="#555">{svg.text("; ".join(notes))}</text>'
+        at = (
+            f'x="{_MARGIN_LEFT}" y="{svg.number(y + 16)}"'
+            if two_lines
+            else (f'x="{svg.number(view.width - _MARGIN_RIGHT)}" y="{svg.number(y)}" text-anchor="end"')
         )
+        items.append(f'<text {at} dominant-baseline="central" fill="#555">{svg.text("; ".join(notes))}</text>')
     return f'<g class="map-legend" {_FONT} font-size="11" fill="#222">{"".join(items)}</g>'
+
+
+def _legend_height(width: int) -> int:
+    """The legend's height: one line on a wide map, two (its kinds, then notes) on a narrow one."""
+    return _LEGEND if width >= _WIDE else _LEGEND + 16
 
 
 def render_map(

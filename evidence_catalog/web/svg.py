@@ -21,6 +21,7 @@ import urllib.parse
 from typing import Any
 
 import attrs
+import numpy as np
 
 from evidence_catalog.errors import ModelError
 from evidence_catalog.paths import display_path
@@ -139,6 +140,62 @@ def shape(style: KindStyle, x: float, y: float, r: float, attributes: str, inner
         corners = ((x, y - s), (x + s, y + s * 0.75), (x - s, y + s * 0.75))
     d = "M" + "L".join(f"{number(cx)} {number(cy)}" for cx, cy in corners) + "Z"
     return f'<path d="{d}"{fill}{attributes}>{inner}</path>'
+
+
+def short_count(count: int) -> str:
+    """A count in at most four characters: ``950``, ``1.2k``, ``34k``, ``1.2M``."""
+    for limit, unit in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if count >= limit:
+            value = count / limit
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return str(count)
+
+
+#: The radius (pixels) of one item's mark.
+SINGLE_RADIUS = 5.0
+
+
+def mark_radius(count: int) -> float:
+    """The radius (pixels) of the mark of *count* items: room for the count in it."""
+    return SINGLE_RADIUS if count == 1 else 6.5 + 2.3 * len(short_count(count))
+
+
+def cluster(x: np.ndarray, y: np.ndarray, cell: float, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """Marks for items at pixels (*x*, *y*): each item's mark (numbered from 0) and how many
+    items each mark stands for.
+
+    Items are grouped by the square cell they fall in, the cells growing from *cell* pixels
+    until there are at most *most* marks and the largest mark fits in a cell; then a mark
+    that would overlap a larger one (each drawn at the mean position of its items) joins it,
+    so that every count stays readable."""
+    if not len(x):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    left, top = float(x.min()), float(y.min())
+    for _ in range(12):
+        columns = int((float(x.max()) - left) / cell) + 2
+        keys = ((y - top) // cell).astype(np.int64) * columns + ((x - left) // cell).astype(np.int64)
+        unique, inverse, count = np.unique(keys, return_inverse=True, return_counts=True)
+        fits = 2 * mark_radius(int(count.max())) + 2
+        if len(unique) <= most and fits <= cell:
+            break
+        cell = max(cell * 1.5 if len(unique) > most else cell, fits)
+    gx = np.bincount(inverse, weights=x) / count
+    gy = np.bincount(inverse, weights=y) / count
+    radius = np.array([mark_radius(int(c)) for c in count.tolist()])
+    target = np.arange(len(count))
+    placed = np.zeros(len(count), np.int64)
+    n = 0
+    for g in np.argsort(-count, kind="stable").tolist():
+        if n:
+            near = placed[:n]
+            hits = np.flatnonzero(np.hypot(gx[near] - gx[g], gy[near] - gy[g]) < radius[near] + radius[g])
+            if len(hits):
+                target[g] = near[hits[0]]
+                continue
+        placed[n] = g
+        n += 1
+    merged, inverse = np.unique(target[inverse], return_inverse=True)
+    return inverse, np.bincount(inverse, minlength=len(merged))
 
 
 def count_text(x: float, y: float, count: str, css_class: str) -> str:

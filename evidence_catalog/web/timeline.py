@@ -214,19 +214,6 @@ def _lanes(kinds: list[str]) -> tuple[list[str], dict[str, int]]:
     return ranked, {k: i for i, k in enumerate(ranked)}
 
 
-def _short(count: int) -> str:
-    """A count in at most four characters: ``950``, ``1.2k``, ``34k``, ``1.2M``."""
-    for limit, unit in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if count >= limit:
-            value = count / limit
-            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
-    return str(count)
-
-
-def _radius(count: int) -> float:
-    return 5.0 if count == 1 else 6.5 + 2.3 * len(_short(count))
-
-
 def _when(start: dt.datetime, end: dt.datetime | None) -> str:
     return format_timestamp(start) + ("" if end is None or end == start else f" – {format_timestamp(end)}")
 
@@ -258,16 +245,10 @@ def _instants(
     or one per cell with the count of the items in it."""
     if not len(indices):
         return []
-    cell = float(CELL)
-    for _ in range(8):  # the cells grow until the marks fit in them
-        unique, inverse, count = np.unique((x // cell).astype(np.int64), return_inverse=True, return_counts=True)
-        fits = 2 * _radius(int(count.max())) + 2
-        if fits <= cell:
-            break
-        cell = fits
+    inverse, count = svg.cluster(x, np.zeros(len(x)), float(CELL), len(x))
     order = np.argsort(inverse, kind="stable")
     starts = np.cumsum(count) - count
-    mean_x = np.bincount(inverse, weights=x, minlength=len(unique)) / count
+    mean_x = np.bincount(inverse, weights=x, minlength=len(count)) / count
     first = np.minimum.reduceat(when[order], starts)
     last = np.maximum.reduceat(when[order], starts)
     out = []
@@ -281,7 +262,7 @@ def _instants(
                 _style(item.kind),
                 gx,
                 y,
-                _radius(1),
+                svg.SINGLE_RADIUS,
                 f' class="timeline-mark {css}" stroke="#fff" stroke-width="1"',
                 f"<title>{title}</title>",
             )
@@ -298,8 +279,8 @@ def _instants(
         out.append(
             svg.linked(
                 f'<g class="timeline-cluster {css}"><title>{title}</title>'
-                + svg.shape(style, gx, y, _radius(n), ' stroke="#fff" stroke-width="1.5"')
-                + svg.count_text(gx, y, _short(n), "timeline-count")
+                + svg.shape(style, gx, y, svg.mark_radius(n), ' stroke="#fff" stroke-width="1.5"')
+                + svg.count_text(gx, y, svg.short_count(n), "timeline-count")
                 + "</g>",
                 link,
             )
