@@ -203,6 +203,19 @@ def test_the_outline_maker_cuts_rings_at_the_antimeridian() -> None:
     assert maker.encoded([(0.04, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 0.0)]) == [0, 0, 10, 0, 0, 10, -10, -10]
 
 
+@pytest.mark.parametrize("box", [(37.80012, 48.00031, 37.80541, 48.00377), (170.5, -20, -170.25, -5), geo.WORLD])
+def test_the_land_is_drawn_exactly_under_the_box_however_small(box: geo.Bbox) -> None:
+    root = parse(render_map([], box))
+    (plot,) = (e for e in root.iter(f"{NS}svg") if e.get("viewBox") and e is not root)
+    x, y, w, h = (float(v) for v in (plot.get("viewBox") or "").split())
+    west, south, east, north = box
+    east += 360 if west > east else 0
+    assert (x, y, w, h) == pytest.approx((west * 10, -north * 10, (east - west) * 10, (north - south) * 10), abs=1e-5)
+    view = geo.projection(box)
+    assert float(plot.get("x", "nan")) == pytest.approx(view.left, abs=0.05)
+    assert float(plot.get("width", "nan")) == pytest.approx(view.plot_width, abs=0.05)
+
+
 def test_a_map_draws_only_the_land_near_its_view() -> None:
     world = render_map([], None)
     ukraine = render_map([], (22, 44, 41, 53))

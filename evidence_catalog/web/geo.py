@@ -256,12 +256,12 @@ def _outline(view: Projection) -> str:
             bw, bs, be, bn = ring.box
             if bw + shift <= x1 and be + shift >= x0 and bs <= y1 and bn >= y0:
                 paths.append(f"M{ring.x0 + shift} {-ring.y0}{ring.tail}")
-    box = f'x="{x0:g}" y="{-y1:g}" width="{x1 - x0:g}" height="{y1 - y0:g}"'
+    x, y, w, h = (_decimal(v) for v in (x0, -y1, x1 - x0, y1 - y0))
     return (
         f'<svg x="{svg.number(view.left)}" y="{svg.number(view.top)}" width="{svg.number(view.plot_width)}" '
-        f'height="{svg.number(view.plot_height)}" viewBox="{x0:g} {-y1:g} {x1 - x0:g} {y1 - y0:g}" '
+        f'height="{svg.number(view.plot_height)}" viewBox="{x} {y} {w} {h}" '
         f'preserveAspectRatio="none">'
-        f'<rect class="map-sea" {box} fill="#e8f1f8"/>'
+        f'<rect class="map-sea" x="{x}" y="{y}" width="{w}" height="{h}" fill="#e8f1f8"/>'
         + (f'<path class="map-land" fill="#d9d6c7" fill-rule="evenodd" d="{"".join(paths)}"/>' if paths else "")
         + "</svg>"
     )
