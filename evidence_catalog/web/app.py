@@ -189,9 +189,14 @@ class ViewerApp:
             )
             for p in document["points"]
         ]
+
+        def zoomed(box: tuple[float, float, float, float]) -> str:
+            return query.link("/map", bbox=geo.format_bbox(box), after=None)
+
         try:
-            svg = geo.render_map(points, bbox)  # type: ignore[arg-type]
-            zoom = geo.zoom_links(bbox) if bbox else {}
+            svg = geo.render_map(points, bbox, zoom_href=zoomed)  # type: ignore[arg-type]
+            shown = bbox or geo.fit_bbox(points)
+            zoom = {name: zoomed(box) for name, box in geo.zoom_links(shown).items()}  # type: ignore[arg-type]
         except ValueError as exc:
             raise InputError(str(exc), where="bbox") from exc
         return self.page(request, "map.html.jinja", document, svg=svg, zoom=zoom, query=query)

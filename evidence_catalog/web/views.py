@@ -107,15 +107,14 @@ class RecordsQuery:
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """``west,south,east,north`` (as ``list --bbox``); :class:`InputError` naming the problem."""
-    parts = text.split(",")
+    """``west,south,east,north`` (as ``list --bbox``; ``west > east`` across the
+    antimeridian); :class:`InputError` naming the problem."""
+    from evidence_catalog.web.geo import parse_bbox as parse
+
     try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise InputError("a bounding box is four numbers: west,south,east,north", where="bbox")
-    return values  # type: ignore[return-value]
+        return parse(text)
+    except ValueError as exc:
+        raise InputError(str(exc), where="bbox") from exc
 
 
 class Viewer:
@@ -416,7 +415,8 @@ class Viewer:
         withholding = self.withholding()
         points: list[dict[str, Any]] = []
         bbox = parse_bbox(query.bbox) if query.bbox else None
-        page, next_after, scanned = self._places(query)
+        # The box is the map's view, not a filter of the records: every position in it is drawn.
+        page, next_after, scanned = self._places(attrs.evolve(query, bbox=None))
         for record in page:
             shown = withholding.record(record).record
             label = shown.title or record.id
