@@ -1190,3 +1190,27 @@ def test_opening_a_catalog_with_a_bad_blobs_setting_leaves_nothing_open(catalog:
             Catalog.open(catalog.path)
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_the_viewer_serves_byte_ranges_and_thumbnails_from_object_storage(
+    s3_catalog: Catalog, tmp_path: Path, jpeg_file: Any
+) -> None:
+    from starlette.testclient import TestClient
+
+    from evidence_catalog.web import make_app
+
+    blob = bytes(range(256)) * 2048  # 512 KiB: several reads
+    (tmp_path / "clip.bin").write_bytes(blob)
+    [clip] = s3_catalog.add([tmp_path / "clip.bin"])
+    [photo] = s3_catalog.add([jpeg_file()])
+    folder = s3_catalog.path
+    s3_catalog.close()
+    with Catalog.open(folder, read_only=True) as viewed:
+        client = TestClient(make_app(viewed), base_url="http://127.0.0.1:8000")
+        url = f"/records/{clip.record_id}/artifacts/{clip.sha256}"
+        assert client.get(url).content == blob
+        part = client.get(url, headers={"Range": "bytes=300000-300099"})
+        assert part.status_code == 206 and part.content == blob[300000:300100]
+        thumbnail = client.get(f"/records/{photo.record_id}/thumbnails/{photo.sha256}")
+        assert thumbnail.status_code == 200 and thumbnail.content.startswith(b"\xff\xd8")
+        assert client.get(f"/records/{photo.record_id}/check.json").json()["ok"] is True

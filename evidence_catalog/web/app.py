@@ -172,12 +172,12 @@ class ViewerApp:
         return self.page(request, "log.html.jinja", self.viewer.events_page(after, limit))
 
     def map(self, request: Request) -> Response:
-        from evidence_catalog.web import geo
-
         query = records_query(request)
         document = self.viewer.map_page(query)
         if _wants_json(request):
             return JSONResponse(document)
+        from evidence_catalog.web import geo
+
         bbox = tuple(document["bbox"]) if document["bbox"] else None
         points = [
             geo.MapPoint(
@@ -189,21 +189,25 @@ class ViewerApp:
             )
             for p in document["points"]
         ]
+
+        def zoomed(box: tuple[float, float, float, float]) -> str:
+            return query.link("/map", bbox=geo.format_bbox(box), after=None)
+
         try:
-            svg = geo.render_map(points, bbox)  # type: ignore[arg-type]
-            zoom = geo.zoom_links(bbox) if bbox else {}
+            svg = geo.render_map(points, bbox, zoom_href=zoomed)  # type: ignore[arg-type]
+            shown = bbox or geo.fit_bbox(points)
+            zoom = {name: zoomed(box) for name, box in geo.zoom_links(shown).items()}  # type: ignore[arg-type]
         except ValueError as exc:
             raise InputError(str(exc), where="bbox") from exc
         return self.page(request, "map.html.jinja", document, svg=svg, zoom=zoom, query=query)
 
     def timeline(self, request: Request) -> Response:
-        from evidence_catalog.web import timeline
-
         query = records_query(request)
         document = self.viewer.timeline_page(query)
         if _wants_json(request):
             return JSONResponse(document)
         from evidence_catalog.serialize import parse_timestamp
+        from evidence_catalog.web import timeline
 
         items = [
             timeline.TimelineItem(
@@ -248,7 +252,7 @@ class ViewerApp:
                 where=f"artifact {sha256}",
             )
         media_type = entry.artifact.media_type
-        if withholding.carries(media_type, lambda: self.viewer.catalog.open_artifact(sha256)):
+        if withholding.carries(sha256, media_type, lambda: self.viewer.catalog.open_artifact(sha256)):
             raise NotFoundError(
                 "withheld: the file holds text a sensitivity flag withholds", where=f"artifact {sha256}"
             )

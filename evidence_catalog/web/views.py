@@ -14,7 +14,7 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.custody import is_salted
-from evidence_catalog.errors import InputError
+from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.filters import RecordFilter, current_status
 from evidence_catalog.serialize import VIEWER_SCHEMAS, format_timestamp, to_document
 from evidence_catalog.web.serving import Thumbnails, display_type
@@ -107,15 +107,14 @@ class RecordsQuery:
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """``west,south,east,north`` (as ``list --bbox``); :class:`InputError` naming the problem."""
-    parts = text.split(",")
+    """``west,south,east,north`` (as ``list --bbox``; ``west > east`` across the
+    antimeridian); :class:`InputError` naming the problem."""
+    from evidence_catalog.web.geo import parse_bbox as parse
+
     try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise InputError("a bounding box is four numbers: west,south,east,north", where="bbox")
-    return values  # type: ignore[return-value]
+        return parse(text)
+    except ValueError as exc:
+        raise InputError(str(exc), where="bbox") from exc
 
 
 class Viewer:
@@ -309,7 +308,7 @@ class Viewer:
         shown: list[dict[str, Any]] = []
         previous_whole: dict[int, bool] = {}
         for event in events:
-            document = to_document(event)
+            document = _plain(to_document(event))
             after_whole = False
             if withholding.active and event.seq > 1:
                 before = event.seq - 1
@@ -365,7 +364,7 @@ class Viewer:
         ]
         return {
             "schema": VIEWER_SCHEMAS["record"],
-            "record": to_document(redaction.record),
+            "record": _plain(to_document(redaction.record)),
             "status": current_status(redaction.record).value,
             "media": self.media(record, redaction.withheld_sha256, withholding),
             "withheld_artifacts": withheld_artifacts,
@@ -380,6 +379,8 @@ class Viewer:
         """The records that hold one artifact (``viewer-artifact``)."""
         withholding = self.withholding()
         ids = self.catalog.records_with_artifact(sha256)
+        if not ids:
+            raise NotFoundError(f"no record holds an artifact {sha256}", where="artifact")
         return {
             "schema": VIEWER_SCHEMAS["artifact"],
             "sha256": sha256,
@@ -414,7 +415,8 @@ class Viewer:
         withholding = self.withholding()
         points: list[dict[str, Any]] = []
         bbox = parse_bbox(query.bbox) if query.bbox else None
-        page, next_after, scanned = self._places(query)
+        # The box is the map's view, not a filter of the records: every position in it is drawn.
+        page, next_after, scanned = self._places(attrs.evolve(query, bbox=None))
         for record in page:
             shown = withholding.record(record).record
             label = shown.title or record.id
@@ -491,6 +493,12 @@ class Viewer:
             "complete": next_after is None,
             "next": query.link("/timeline", after=next_after) if next_after else None,
         }
+
+
+def _plain(document: dict[str, Any]) -> dict[str, Any]:
+    """A document inside a viewer document: without its own ``schema`` member (the viewer's
+    schema says what it is, as an export's does for the records and events it holds)."""
+    return {key: value for key, value in document.items() if key != "schema"}
 
 
 def _point(position: model.GeoPosition, kind: str, record_id: str, label: str) -> dict[str, Any]:

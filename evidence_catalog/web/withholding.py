@@ -48,6 +48,9 @@ class Withholding:
     """What to withhold (``plan`` ``None``: nothing, the viewer shows everything)."""
 
     plan: RedactionPlan | None
+    #: SHA-256 -> whether the file holds a withheld text: a file is searched once per plan
+    #: (a video player's range requests, or a page's reloads, do not each read it again).
+    _searched: dict[str, bool] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
     def active(self) -> bool:
@@ -73,7 +76,7 @@ class Withholding:
         redacted, changed = redact_document(document, self.plan.values, self.plan.artifacts)
         if not is_salted(document):
             if changed or after_whole:
-                return {"schema": document.get("schema"), "seq": document["seq"], "withheld": "whole"}, True
+                return {"seq": document["seq"], "withheld": "whole"}, True
             return document, False
         if not changed and not after_whole:
             return document, False
@@ -92,11 +95,18 @@ class Withholding:
             return ()
         return tuple(self.plan.artifacts.get(sha256, ()))
 
-    def carries(self, media_type: str, open_blob: Callable[[], BinaryIO]) -> bool:
+    def carries(self, sha256: str, media_type: str, open_blob: Callable[[], BinaryIO]) -> bool:
         """Whether the bytes (not a picture, video or sound) hold a withheld text in any form
         an export looks for (:func:`~evidence_catalog.interchange.redact.needles`)."""
         if self.plan is None or not self.plan.values or media_type.startswith(_MEDIA_PREFIXES):
             return False
+        found = self._searched.get(sha256)
+        if found is None:
+            found = self._searched[sha256] = self._search(open_blob)
+        return found
+
+    def _search(self, open_blob: Callable[[], BinaryIO]) -> bool:
+        assert self.plan is not None
         searched = [needle for value in self.plan.values for needle in needles(value)]
         if not searched:
             return False
