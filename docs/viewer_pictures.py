@@ -174,7 +174,8 @@ def build_demo(folder: Path) -> Demo:
     inputs.mkdir(parents=True)
     operator = Agent(name="Ana Analyst", email="ana@example.org", organization="Example NGO", host="laptop-7")
     examples = ROOT / "examples"
-    with Catalog.init(folder / "catalog", operator=operator, clock=FixedClock()) as catalog:
+    clock = FixedClock(dt.datetime(2025, 5, 10, 9, 0, tzinfo=dt.UTC))  # acquired after the events
+    with Catalog.init(folder / "catalog", operator=operator, clock=clock) as catalog:
         files = {
             "kharkiv-street-0505.jpg": _jpeg(street(), gps=KHARKIV, taken="2025:05:05 21:31:07"),
             "izium-school-east-wall.png": None,
@@ -260,8 +261,8 @@ def build_demo(folder: Path) -> Demo:
 
 
 def _tags(name: str) -> list[str]:
-    place = name.split("-")[0]
-    return [place] if place in ("kharkiv", "izium", "mykolaiv") else ["intercepts"]
+    place = {"kharkiv": "kharkiv", "izium": "izium", "bridge": "izium", "mykolaiv": "mykolaiv"}
+    return [place.get(name.split("-")[0], "documents")]
 
 
 # -- the viewer, as a user starts it --------------------------------------------------------------
@@ -317,11 +318,20 @@ def pages(demo: Demo) -> dict[str, str]:
         "records": "records",
         "record-video": f"records/{demo.video}",
         "record-photo": f"records/{demo.street}",
+        "record-claims": f"records/{demo.street}",
         "search": f"records?q={SEARCH}",
         "log": "log",
-        "map": "map",
+        "map": "map?bbox=22,44,41,53",
         "timeline": "timeline",
     }
+
+
+#: Pictures of the whole page (the map is taller than the window), at most this high.
+WHOLE_PAGE = {"map"}
+MAX_HEIGHT = 1400
+#: Pictures of the window scrolled to a heading (a record's claims, assessments and custody
+#: events; not its acquisitions, whose original path is the demo's temporary folder).
+SCROLLED = {"record-claims": "Claims (alleged)"}
 
 
 def take_pictures(page: Any, address: str, demo: Demo, out: Path) -> list[Path]:
@@ -331,10 +341,18 @@ def take_pictures(page: Any, address: str, demo: Demo, out: Path) -> list[Path]:
     for name, path in pages(demo).items():
         page.goto(address + path, wait_until="load")
         _wait(page, "() => Array.from(document.images).every(i => i.complete || i.loading == 'lazy')")
-        if name == "record-video":  # the poster frame drawn, not the browser's empty box
-            _wait(page, "() => document.querySelector('video').readyState >= 1")
+        if name == "record-video":  # sought to where the lorry crosses, its frame shown
+            page.evaluate(
+                """() => { const video = document.querySelector('video');
+                   video.currentTime = 3.5;
+                   return new Promise(done => video.addEventListener('seeked', done, {once: true})); }"""
+            )
+            _wait(page, "() => document.querySelector('video').readyState >= 3")
+            page.wait_for_timeout(1000)  # the player's spinner gone
+        if name in SCROLLED:
+            page.get_by_role("heading", name=SCROLLED[name]).evaluate("(heading) => heading.scrollIntoView()")
         shot = out / f"{name}.raw.png"
-        page.screenshot(path=str(shot))
+        page.screenshot(path=str(shot), full_page=name in WHOLE_PAGE)
         target = out / f"{name}.png"
         small(shot, target)
         shot.unlink()
@@ -358,6 +376,7 @@ def _wait(page: Any, function: str, timeout: float = 30) -> None:
 def small(source: Path, target: Path) -> None:
     """*source* as a small PNG of 128 colours at *target*."""
     image = Image.open(source).convert("RGB")
+    image = image.crop((0, 0, image.width, min(image.height, MAX_HEIGHT)))
     image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(target, optimize=True)
 
 

@@ -115,7 +115,7 @@ class Tab:
 
     def elsewhere(self) -> list[str]:
         """Requests to anywhere but the viewer."""
-        return [url for url in self.requests if not url.startswith((self.origin + "/", "data:"))]
+        return [url for url in self.requests if not url.startswith(self.origin + "/")]
 
     def texts(self, selector: str) -> list[str]:
         return [t.strip() for t in self.page.locator(selector).all_inner_texts()]
@@ -229,7 +229,7 @@ def test_each_page_loads_styled_with_its_pictures_its_json_and_nothing_from_else
     assert tab.page.evaluate("getComputedStyle(document.querySelector('header.top')).backgroundColor") == TOP_BAR
     images = tab.images_decoded()
     assert all(width > 0 for _, width in images), images
-    assert all(src.startswith(("/records/", "data:")) for src, _ in images), images
+    assert all(src.startswith("/records/") for src, _ in images), images
     if name in ("records", "record-photo", "record-video", "record-report"):
         assert images, "no picture shown"
     # The same page as JSON, over the same HTTP, valid against its published schema.
@@ -503,6 +503,40 @@ def test_with_a_token_a_browser_logs_in_once_and_the_token_is_in_no_address(
             assert len(json.load(answer)["records"]) == demo.records
 
 
+@browser_test
+def test_the_map_zooms_by_links_into_a_cluster_and_its_marks_open_records(tab: Tab, demo: Any) -> None:
+    tab.open("map?bbox=22,44,41,53")  # Ukraine, with the Black Sea's coast
+    assert tab.page.locator("figure.map svg path.map-land").count() == 1
+    marks = tab.page.locator("figure.map svg g.map-marks > a")
+    assert marks.count() == 2  # Kharkiv (a claim and a photo's GPS) and Izium (two claims and a video's tag)
+    izium = tab.page.locator("figure.map svg a[href^='/map?bbox=']").filter(has_text="3")
+    with tab.page.expect_navigation():
+        izium.click()
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(tab.page.url).query)["bbox"][0].startswith("37.")
+    assert tab.page.locator("figure.map svg a[href^='/records/']").count() >= 1
+    with tab.page.expect_navigation():
+        tab.page.locator("figure.map svg a[href^='/records/']").first.click()
+    assert tab.page.url.removeprefix(tab.origin + "/records/") in (demo.video, demo.school)
+    tab.page.go_back()
+    with tab.page.expect_navigation():
+        tab.page.locator("nav.zoom").get_by_role("link", name="whole world").click()
+    assert tab.page.locator("figure.map svg path.map-land").count() == 1
+    assert tab.texts("p.note") == ["5 positions from 9 records."]  # the flagged photo's GPS withheld
+
+
+@browser_test
+def test_the_timeline_marks_open_their_records(tab: Tab, demo: Any) -> None:
+    tab.open("timeline")
+    claim = tab.page.locator("figure.timeline svg a").filter(has_text="Damage to a school")
+    with tab.page.expect_navigation():
+        claim.click()
+    assert tab.page.url == f"{tab.origin}/records/{demo.school}"
+    tab.open("timeline?tag=kharkiv")
+    lanes = tab.page.locator("figure.timeline svg title").all_text_contents()
+    assert any("Shelling of a residential street" in t for t in lanes)
+    assert not any("Damage to a school" in t for t in lanes)
+
+
 # -- the pictures of docs/viewer.md ------------------------------------------------------------
 
 
@@ -512,7 +546,11 @@ def test_the_pictures_of_the_docs_are_taken_and_small(tab: Tab, demo: Any, tmp_p
     assert [p.stem for p in made] == list(pictures.pages(demo))
     for path in made:
         with Image.open(path) as image:
-            assert image.format == "PNG" and image.size == (1280, 800), path.name
+            assert image.format == "PNG" and image.width == pictures.VIEWPORT["width"], path.name
+            if path.stem in pictures.WHOLE_PAGE:
+                assert pictures.VIEWPORT["height"] < image.height <= pictures.MAX_HEIGHT, path.name
+            else:
+                assert image.height == pictures.VIEWPORT["height"], path.name
             colours = image.convert("RGB").getcolors(1 << 16)
         assert colours is not None and len(colours) > 8, f"{path.name} is blank"
         assert path.stat().st_size < 200_000, f"{path.name}: {path.stat().st_size} bytes"
