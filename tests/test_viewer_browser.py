@@ -15,11 +15,13 @@ The demo catalog is the one ``docs/viewer_pictures.py`` builds for the pictures 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import re
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -65,16 +67,33 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return pictures.build_demo(tmp_path_factory.mktemp("viewer-demo"))
 
 
-@pytest.fixture(scope="module")
-def viewer(demo: Any) -> Iterator[str]:
-    """The origin (``http://127.0.0.1:PORT``) of the viewer of the demo catalog; when the module
-    is done, the viewer stops on Ctrl-C having printed no traceback."""
-    with pictures.running_viewer(demo.path) as (address, process):
-        yield address.rstrip("/")
+#: The viewers running, by origin (to say why one stopped answering).
+_RUNNING: dict[str, subprocess.Popen[str]] = {}
+
+
+@contextlib.contextmanager
+def _viewer(catalog: Path, *args: str) -> Iterator[str]:
+    """``evidence-catalog serve`` of *catalog* (with *args*), as a user starts it; yields its
+    origin.  When the block ends, it stops on Ctrl-C having printed no traceback."""
+    with pictures.running_viewer(catalog, *args) as (address, process):
+        origin = address.rstrip("/")
+        _RUNNING[origin] = process
+        try:
+            yield origin
+        finally:
+            del _RUNNING[origin]
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
+    assert process.stderr is not None
     errors = process.stderr.read()
     assert "Traceback" not in errors and "Exception" not in errors, errors
+
+
+@pytest.fixture(scope="module")
+def viewer(demo: Any) -> Iterator[str]:
+    """The origin (``http://127.0.0.1:PORT``) of the viewer of the demo catalog."""
+    with _viewer(demo.path) as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +129,14 @@ class Tab:
 
     def open(self, path: str, status: int = 200) -> Any:
         """Go to *path* on the viewer; check the status it was answered with."""
-        response = self.page.goto(f"{self.origin}/{path.lstrip('/')}", wait_until="load")
+        try:
+            response = self.page.goto(f"{self.origin}/{path.lstrip('/')}", wait_until="load")
+        except Exception:
+            process = _RUNNING.get(self.origin)
+            if process is not None and process.poll() is not None:
+                assert process.stderr is not None
+                raise AssertionError(f"the viewer exited ({process.returncode}): {process.stderr.read()}") from None
+            raise
         assert response is not None and response.status == status, (path, response and response.status)
         return response
 
@@ -280,13 +306,34 @@ def test_a_click_on_a_card_of_the_grid_opens_the_record_and_its_log_links_back(t
     assert video.get_attribute("src") == f"/records/{demo.video}/artifacts/{demo.video_sha256}"
     assert (video.get_attribute("poster") or "").startswith(f"/records/{demo.video}/thumbnails/")
     assert "Military lorry crossing the bridge approach" in tab.page.inner_text("main")
+    assert "found nothing wrong" in tab.page.inner_text("dl.facts")  # the demo's verify
     assert "A video of the bridge approach circulates" in tab.page.inner_text("blockquote.exact")
+    # Its JSON and its check, as links a person follows: the browser shows the documents.
+    for link, key in (("This record as JSON", "record"), ("Check this record now", "ok")):
+        with tab.page.expect_navigation():
+            tab.page.get_by_role("link", name=link).click()
+        assert key in json.loads(tab.page.inner_text("body"))
+        tab.page.go_back()
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("link", name="Check this record now").click()
+    checked = json.loads(tab.page.inner_text("body"))
+    assert checked["ok"] is True and checked["logged"] is False, checked
+    tab.page.go_back()
     # From the custody log back to a record: the first event about the street photo.
     tab.page.get_by_role("link", name="Custody log").click()
     tab.page.wait_for_url(f"{tab.origin}/log")
     tab.page.locator(f"a[href='/records/{demo.street}']").first.click()
     tab.page.wait_for_url(f"{tab.origin}/records/{demo.street}")
     assert tab.texts("main h1") == ["kharkiv-street-0505.jpg"]
+    # The log a page at a time, and a page of a record that is not there.
+    tab.open("log?limit=10")
+    assert tab.page.locator("table.events tbody tr").count() == 10
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("link", name="Later events →").click()
+    assert tab.page.locator("table.events tbody tr").first.get_attribute("id") == "event-11"
+    tab.open(f"records/{demo.street[:-4]}ffff", status=404)
+    assert tab.texts("main h1")[0].startswith("404:")
+    tab.problems[:] = [p for p in tab.problems if "status of 404" not in p]
 
 
 _FRAME_CORNER = """(video) => {
@@ -446,8 +493,8 @@ def test_a_flagged_picture_is_never_shown_and_its_addresses_answer_404(tab: Tab,
 
 @browser_test
 def test_with_show_sensitive_the_flagged_picture_is_shown(open_tab: Callable[[str], Tab], demo: Any) -> None:
-    with pictures.running_viewer(demo.path, "--show-sensitive") as (address, _):
-        tab = open_tab(address.rstrip("/"))
+    with _viewer(demo.path, "--show-sensitive") as origin:
+        tab = open_tab(origin)
         tab.open(f"records/{demo.flagged}")
         assert "showing sensitive material" in tab.page.inner_text("p.readonly")
         [(src, width)] = [i for i in tab.images_decoded() if demo.flagged_sha256 in i[0]]
@@ -486,8 +533,8 @@ def test_with_a_token_a_browser_logs_in_once_and_the_token_is_in_no_address(
     open_tab: Callable[[str], Tab], demo: Any
 ) -> None:
     token = "a-token-for-this-test-only-7f3a"
-    with pictures.running_viewer(demo.path, "--token", token) as (address, _):
-        tab = open_tab(address.rstrip("/"))
+    with _viewer(demo.path, "--token", token) as origin:
+        tab = open_tab(origin)
         tab.open("records")  # sent to the form
         assert tab.page.url == f"{tab.origin}/login"
         tab.page.get_by_label("Token").fill("not the token")
@@ -503,7 +550,7 @@ def test_with_a_token_a_browser_logs_in_once_and_the_token_is_in_no_address(
         assert all(token not in url for url in tab.requests)
         tab.problems[:] = [p for p in tab.problems if "status of 401" not in p]
         # A script sends it in a header; without it, nothing but the form is answered.
-        request = urllib.request.Request(address + "records.json")
+        request = urllib.request.Request(origin + "/records.json")
         with pytest.raises(urllib.error.HTTPError) as refused:
             NO_PROXY.open(request, timeout=30)
         assert refused.value.code == 401
