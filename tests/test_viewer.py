@@ -487,3 +487,21 @@ def test_pages_json_and_log_pages_agree_with_the_library(built: dict[str, Any]) 
         first = client.get("/log.json?after=0&limit=1").json()["events"][0]["event"]
         assert first["hash"] == events[1].hash
         assert json.loads(json.dumps(first)) == json.loads(json.dumps(first))
+
+
+def test_a_damaged_record_is_named_on_the_grid_and_the_rest_are_shown(built: dict[str, Any]) -> None:
+    from .conftest import database_dialect, json_set, run_sql
+
+    folder = built["folder"]
+    damaged = built["note.txt"]
+    column = json_set(database_dialect(folder), "body", "$.stated_at", "not a time")
+    run_sql(folder, "UPDATE record_part SET body = " + column + " WHERE record_id = :r", {"r": built["school.jpg"]})
+    client, catalog = _client(folder)
+    with catalog:
+        page = client.get("/records.json").json()
+        assert page["unreadable"] == [built["school.jpg"]]
+        assert damaged in [r["id"] for r in page["records"]]
+        assert built["school.jpg"] not in [r["id"] for r in page["records"]]
+        assert "could not be read" in client.get("/records").text
+        broken = client.get(f"/records/{built['school.jpg']}.json")
+        assert broken.status_code == 500 and broken.json()["error"]

@@ -149,11 +149,22 @@ class Viewer:
             until=query.until,
         )
 
-    def _read(self, ids: Sequence[str]) -> list[model.EvidenceRecord]:
-        return list(self.catalog.readable_records(only=list(ids), on_unreadable=lambda *_: None))
+    def _read(self, ids: Sequence[str], unreadable: list[str] | None = None) -> list[model.EvidenceRecord]:
+        """The records named that can be read; the ids of the others added to *unreadable*."""
+
+        def note(record_id: str, _: object) -> None:
+            if unreadable is not None:
+                unreadable.append(record_id)
+
+        return list(self.catalog.readable_records(only=list(ids), on_unreadable=note))
 
     def _scan(
-        self, criteria: RecordFilter | None, after: str | None, wanted: int, bound: int
+        self,
+        criteria: RecordFilter | None,
+        after: str | None,
+        wanted: int,
+        bound: int,
+        unreadable: list[str] | None = None,
     ) -> tuple[list[model.EvidenceRecord], str | None, str | None, int]:
         """Records that meet *criteria* after *after*: up to *wanted*, looking at no more than
         *bound*; with the id to go on after (``None``: no more), the last id looked at when the
@@ -164,7 +175,7 @@ class Viewer:
             ids = self.catalog.record_ids(after=after, limit=min(500, max(wanted + 1, 50)))
             if not ids:
                 return found, None, None, scanned
-            for record in self._read(ids):
+            for record in self._read(ids, unreadable):
                 scanned += 1
                 if criteria is None or criteria.matches(record):
                     if len(found) == wanted:
@@ -229,10 +240,12 @@ class Viewer:
         withholding = self.withholding()
         hits: list[dict[str, Any]] | None = None
         scanned_to = None
+        unreadable: list[str] = []
         if query.q:
             found = self.catalog.search(query.q, limit=query.limit + 1, offset=query.offset, record_filter=criteria)
             more = len(found) > query.limit
-            records = {r.id: r for r in self._read(list(dict.fromkeys(h.record_id for h in found[: query.limit])))}
+            named = list(dict.fromkeys(h.record_id for h in found[: query.limit]))
+            records = {r.id: r for r in self._read(named, unreadable)}
             hits = []
             for hit in found[: query.limit]:
                 record = records.get(hit.record_id)
@@ -246,7 +259,7 @@ class Viewer:
             summaries = [h["record"] for h in hits]
             next_link = query.link("/records", offset=query.offset + query.limit) if more else None
         else:
-            page, next_after, scanned_to, _ = self._scan(criteria, query.after, query.limit, SCAN_BOUND)
+            page, next_after, scanned_to, _ = self._scan(criteria, query.after, query.limit, SCAN_BOUND, unreadable)
             summaries = [self.summary(r, withholding) for r in page]
             next_link = query.link("/records", after=next_after) if next_after else None
         return {
@@ -256,6 +269,7 @@ class Viewer:
             "hits": hits,
             "next": next_link,
             "scanned_to": scanned_to,
+            "unreadable": unreadable,
             "log_size": self.catalog.log_size(),
         }
 
