@@ -126,6 +126,10 @@ def add(
                             "type": "boolean",
                             "description": "The record existed when that verification ran.",
                         },
+                        "changed_since": {
+                            "type": "boolean",
+                            "description": "Events about the record came after it: not the record as it is now.",
+                        },
                     }
                 )
             ),

@@ -193,6 +193,7 @@ def test_a_record_page_shows_its_media_digests_claims_and_events(built: dict[str
         document = client.get(f"/records/{record_id}.json").json()
         assert document["last_verification"]["ok"] is True
         assert document["last_verification"]["covers_record"] is True
+        assert document["last_verification"]["changed_since"] is False
         assert [e["event"]["seq"] for e in document["events"]] == sorted(e["event"]["seq"] for e in document["events"])
         thumbnail = client.get(f"/records/{record_id}/thumbnails/{built['sha']['school.jpg']}")
         assert thumbnail.status_code == 200
@@ -505,3 +506,15 @@ def test_a_damaged_record_is_named_on_the_grid_and_the_rest_are_shown(built: dic
         assert "could not be read" in client.get("/records").text
         broken = client.get(f"/records/{built['school.jpg']}.json")
         assert broken.status_code == 500 and broken.json()["error"]
+
+
+def test_a_record_changed_after_the_last_verification_says_so(built: dict[str, Any]) -> None:
+    with Catalog.open(built["folder"]) as catalog:
+        catalog.tag(built["note.txt"], ["later"])
+    client, catalog = _client(built["folder"])
+    with catalog:
+        changed = client.get(f"/records/{built['note.txt']}.json").json()["last_verification"]
+        assert changed["covers_record"] is True and changed["changed_since"] is True
+        assert "has changed since" in client.get(f"/records/{built['note.txt']}").text
+        unchanged = client.get(f"/records/{built['school.jpg']}.json").json()["last_verification"]
+        assert unchanged["changed_since"] is False
