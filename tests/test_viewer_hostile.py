@@ -1,0 +1,115 @@
+"""The read-only viewer attacked: what a person given the viewer (started without
+``--show-sensitive``) or a hostile file in the catalog could make it give away, change or claim.
+Each test here failed before the fix that follows it in the history."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from evidence_catalog import Catalog, model
+from evidence_catalog.ingest.digest import report_identity
+from evidence_catalog.web import make_app
+
+from .conftest import FixedClock
+
+LOCAL = "http://127.0.0.1:8000"
+WITNESS = "Olena Secret-Witness"
+
+
+def _client(folder: Path, **options: Any) -> tuple[TestClient, Catalog]:
+    catalog = Catalog.open(folder, read_only=True)
+    return TestClient(make_app(catalog, **options), base_url=LOCAL, raise_server_exceptions=False), catalog
+
+
+def _jpeg_describing(text: str) -> bytes:
+    """A real JPEG whose EXIF ImageDescription is *text* (a caption a camera app wrote)."""
+    exif = Image.Exif()
+    exif[0x010E] = text  # ImageDescription
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (90, 90, 90)).save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+@pytest.fixture
+def witnessed(tmp_path: Path, operator: model.Agent) -> dict[str, Any]:
+    """Two reports naming a protected witness (their texts flagged), a report whose author is
+    flagged, and other records' files that carry the witness's name: a photo's caption, an SVG."""
+    folder = tmp_path / "catalog"
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "caption.jpg").write_bytes(_jpeg_describing(f"Photographed by {WITNESS}"))
+    (files / "sketch.svg").write_text(
+        f'<svg xmlns="http://www.w3.org/2000/svg"><text>{WITNESS}</text></svg>', encoding="utf-8"
+    )
+    digest = tmp_path / "digest.txt"
+    first = f"Shelling near the school, says {WITNESS}."
+    second = f"The bridge is down, {WITNESS} reports."
+    digest.write_text(f"Field Monitor (Twitter)\n{first}\n{first}\n{second}\n{second}\n", encoding="utf-8")
+    anonymous = tmp_path / "anonymous.txt"
+    anonymous.write_text("Kind Neighbour (Telegram)\nWater is back on.\nWater is back on.\n", encoding="utf-8")
+    ids: dict[str, Any] = {"folder": folder}
+    with Catalog.init(folder, operator=operator, clock=FixedClock()) as catalog:
+        for path in sorted(files.iterdir()):
+            [added] = catalog.add([path])
+            ids[path.name] = added.record_id
+            ids[f"sha:{path.name}"] = added.sha256
+        known = set(catalog.record_ids())
+        catalog.ingest(digest, format="digest")
+        reports = [(r, p) for r in catalog.record_ids() if r not in known for p in catalog.record(r).reports]
+        assert len(reports) == 2
+        for record_id, report in reports:
+            catalog.flag(record_id, "protected_source", "the witness asked", fields=[f"reports/{report.id}/text"])
+        ids["reports"] = [r for r, _ in reports]
+        known = set(catalog.record_ids())
+        catalog.ingest(anonymous, format="digest")
+        [(record_id, report)] = [
+            (r, p) for r in catalog.record_ids() if r not in known for p in catalog.record(r).reports
+        ]
+        catalog.flag(record_id, "protected_source", "the author's name", fields=[f"reports/{report.id}/author"])
+        ids["anonymous"] = record_id
+        ids["anonymous_text"] = report.text
+    return ids
+
+
+def test_a_withheld_author_cannot_be_confirmed_from_the_reports_identity(witnessed: dict[str, Any]) -> None:
+    """A digest's report is identified by SHA-256 of its feed, author and text: with the text
+    shown, the hash confirms a guess at the withheld author (or feed) -- the dictionary attack
+    on a name that withholding a field must prevent."""
+    client, catalog = _client(witnessed["folder"])
+    with catalog:
+        guess = report_identity(
+            platform="telegram",
+            post_id=None,
+            feed="Kind Neighbour",
+            author="Kind Neighbour",
+            text=witnessed["anonymous_text"],
+        )
+        record = client.get(f"/records/{witnessed['anonymous']}.json")
+        assert record.status_code == 200
+        assert "Kind Neighbour" not in record.text  # the name itself is withheld ...
+        assert guess not in record.text  # ... and so is the hash that would confirm it
+        for url in ("/log.json?limit=1000", "/records.json", "/timeline.json", "/map.json"):
+            response = client.get(url)
+            assert response.status_code == 200, url
+            assert "Kind Neighbour" not in response.text and guess not in response.text, url
+
+
+def test_a_redacted_export_withholds_the_identity_too(witnessed: dict[str, Any], tmp_path: Path) -> None:
+    with Catalog.open(witnessed["folder"]) as catalog:
+        guess = report_identity(
+            platform="telegram",
+            post_id=None,
+            feed="Kind Neighbour",
+            author="Kind Neighbour",
+            text=witnessed["anonymous_text"],
+        )
+        assert catalog.record(witnessed["anonymous"]).reports[0].identity == guess
+        catalog.export(tmp_path / "bag", format="bagit", redact=True, record_ids=[witnessed["anonymous"]])
+    held = "".join(p.read_text("utf-8", "replace") for p in (tmp_path / "bag").rglob("*") if p.is_file())
+    assert "Kind Neighbour" not in held and guess not in held
