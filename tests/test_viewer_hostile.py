@@ -113,3 +113,44 @@ def test_a_redacted_export_withholds_the_identity_too(witnessed: dict[str, Any],
         catalog.export(tmp_path / "bag", format="bagit", redact=True, record_ids=[witnessed["anonymous"]])
     held = "".join(p.read_text("utf-8", "replace") for p in (tmp_path / "bag").rglob("*") if p.is_file())
     assert "Kind Neighbour" not in held and guess not in held
+
+
+def test_a_picture_or_drawing_of_another_record_that_holds_a_withheld_text_is_not_served(
+    witnessed: dict[str, Any],
+) -> None:
+    """A redacted export withholds every file whose bytes hold a withheld text, pictures too (a
+    caption in EXIF, the text of an SVG); the viewer served them."""
+    client, catalog = _client(witnessed["folder"])
+    with catalog:
+        for name in ("caption.jpg", "sketch.svg"):
+            record_id, sha = witnessed[name], witnessed[f"sha:{name}"]
+            assert WITNESS.encode() in catalog.open_artifact(sha).read()
+            for url in (f"/records/{record_id}/artifacts/{sha}", f"/records/{record_id}/thumbnails/{sha}"):
+                for method in ("GET", "HEAD"):
+                    response = client.request(method, url, headers={"Range": "bytes=0-"})
+                    assert response.status_code == 404, (name, url, method)
+                    assert WITNESS.encode() not in response.content
+            page = client.get(f"/records/{record_id}.json").json()
+            assert [m["display"] for m in page["media"]] == ["withheld"], name
+        shown, catalog2 = _client(witnessed["folder"], show_sensitive=True)
+        with catalog2:
+            record_id, sha = witnessed["caption.jpg"], witnessed["sha:caption.jpg"]
+            assert shown.get(f"/records/{record_id}/artifacts/{sha}").status_code == 200
+
+
+def test_search_gives_no_sign_that_withheld_texts_match(witnessed: dict[str, Any]) -> None:
+    """Two reports whose texts are withheld both name the witness: a search for the name must
+    not answer differently from a search for a name nobody wrote (no hit, and no next page)."""
+    client, catalog = _client(witnessed["folder"])
+    with catalog:
+        for limit in (1, 2, 48):
+            guessed = client.get("/records.json", params={"q": "Secret-Witness", "limit": limit}).json()
+            nobody = client.get("/records.json", params={"q": "Nobody-Wrote-This", "limit": limit}).json()
+            assert guessed["hits"] == nobody["hits"] == []
+            assert guessed["next"] is None and nobody["next"] is None, limit
+        shown, catalog2 = _client(witnessed["folder"], show_sensitive=True)
+        with catalog2:
+            first = shown.get("/records.json", params={"q": "Secret-Witness", "limit": 1}).json()
+            assert len(first["hits"]) == 1 and first["next"]
+            second = shown.get(first["next"].replace("/records", "/records.json")).json()
+            assert len(second["hits"]) == 1 and second["hits"][0]["report_id"] != first["hits"][0]["report_id"]
