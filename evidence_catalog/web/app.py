@@ -246,15 +246,11 @@ class ViewerApp:
             raise NotFoundError(f"record {record_id} holds no artifact {sha256}", where="artifact")
         withholding = self.viewer.withholding()
         redaction = withholding.record(record)
-        if sha256 in redaction.withheld_sha256 or withholding.artifact_reasons(sha256):
+        if sha256 in self.viewer.withheld_files(record, withholding, redaction, among=sha256):
             raise NotFoundError(
-                "withheld: a sensitivity flag withholds this file (start the viewer with --show-sensitive)",
+                "withheld: a sensitivity flag withholds this file, or the file holds or is made from what one "
+                "withholds (start the viewer with --show-sensitive)",
                 where=f"artifact {sha256}",
-            )
-        media_type = entry.artifact.media_type
-        if withholding.carries(sha256, media_type, lambda: self.viewer.catalog.open_artifact(sha256)):
-            raise NotFoundError(
-                "withheld: the file holds text a sensitivity flag withholds", where=f"artifact {sha256}"
             )
         return record, entry
 

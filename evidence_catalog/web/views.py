@@ -16,6 +16,8 @@ from evidence_catalog import model
 from evidence_catalog.custody import is_salted
 from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.filters import RecordFilter, current_status
+from evidence_catalog.interchange.redact import Redaction
+from evidence_catalog.interchange.redact import _withhold_derived as withhold_derived
 from evidence_catalog.serialize import VIEWER_SCHEMAS, format_timestamp, to_document
 from evidence_catalog.web.serving import Thumbnails, display_type
 from evidence_catalog.web.withholding import Withholding, WithholdingCache
@@ -213,8 +215,8 @@ class Viewer:
         redaction = withholding.record(record)
         shown = redaction.record
         picture = self.picture(record)
-        withheld = picture is not None and (
-            picture[0] in redaction.withheld_sha256 or bool(withholding.artifact_reasons(picture[0]))
+        withheld = picture is not None and picture[0] in self.withheld_files(
+            record, withholding, redaction, among=picture[0]
         )
         acquired = min((a.started_at for a in shown.acquisitions), default=None)
         return {
@@ -283,7 +285,7 @@ class Viewer:
         for entry in record.artifacts:
             artifact = entry.artifact
             sha = artifact.sha256
-            held = sha in withheld or bool(withholding.artifact_reasons(sha))
+            held = sha in withheld
             kind = display_type(artifact.media_type) or ""
             if held:
                 display = "withheld"
@@ -302,7 +304,7 @@ class Viewer:
                 thumbnail = f"/records/{record.id}/thumbnails/{sha}"
             elif display == "video":
                 frame = self._keyframe(record, sha)
-                if frame is not None and frame not in withheld and not withholding.artifact_reasons(frame):
+                if frame is not None and frame not in withheld:
                     thumbnail = f"/records/{record.id}/thumbnails/{frame}"
             shown.append(
                 {
@@ -316,6 +318,27 @@ class Viewer:
                 }
             )
         return shown
+
+    def withheld_files(
+        self, record: model.EvidenceRecord, withholding: Withholding, redaction: Redaction, among: str | None = None
+    ) -> frozenset[str]:
+        """SHA-256 of the files of *record* the viewer withholds, as a redacted export does:
+        those flags withhold (here, or the same bytes elsewhere), those whose bytes hold a
+        withheld text (a caption, an SVG's text: read once per plan), and those made from any
+        of them.  *among*: only that file and those it was made from are searched."""
+        searched = None if among is None else _made_from(record, among)
+        reasons: dict[str, Any] = {sha: [("", "")] for sha in redaction.withheld_sha256}
+        for entry in record.artifacts:
+            artifact = entry.artifact
+            sha = artifact.sha256
+            if sha in reasons or (searched is not None and sha not in searched):
+                continue
+            if withholding.artifact_reasons(sha) or withholding.carries(
+                sha, artifact.media_type, lambda sha=sha: self.catalog.open_artifact(sha)
+            ):
+                reasons[sha] = [("", "")]
+        withhold_derived(record, reasons)
+        return frozenset(reasons)
 
     def events(self, events: Sequence[model.CustodyEvent], withholding: Withholding) -> list[dict[str, Any]]:
         """Custody events as the pages show them (``viewer_event``), withheld text replaced."""
@@ -380,7 +403,7 @@ class Viewer:
             "schema": VIEWER_SCHEMAS["record"],
             "record": _plain(to_document(redaction.record)),
             "status": current_status(redaction.record).value,
-            "media": self.media(record, redaction.withheld_sha256, withholding),
+            "media": self.media(record, self.withheld_files(record, withholding, redaction), withholding),
             "withheld_artifacts": withheld_artifacts,
             "withheld_fields": [f.path for f in redaction.fields],
             "events": self.events(events[-RECORD_EVENTS_SHOWN:], withholding),
@@ -507,6 +530,18 @@ class Viewer:
             "complete": next_after is None,
             "next": query.link("/timeline", after=next_after) if next_after else None,
         }
+
+
+def _made_from(record: model.EvidenceRecord, sha256: str) -> set[str]:
+    """*sha256* and every file of *record* it was made from, at any remove."""
+    sources = {entry.artifact.sha256: entry.derived_from for entry in record.artifacts}
+    found, pending = {sha256}, [sha256]
+    while pending:
+        for source in sources.get(pending.pop(), ()):
+            if source not in found:
+                found.add(source)
+                pending.append(source)
+    return found
 
 
 def _plain(document: dict[str, Any]) -> dict[str, Any]:
