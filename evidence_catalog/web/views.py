@@ -244,22 +244,9 @@ class Viewer:
         scanned_to = None
         unreadable: list[str] = []
         if query.q:
-            found = self.catalog.search(query.q, limit=query.limit + 1, offset=query.offset, record_filter=criteria)
-            more = len(found) > query.limit
-            named = list(dict.fromkeys(h.record_id for h in found[: query.limit]))
-            records = {r.id: r for r in self._read(named, unreadable)}
-            hits = []
-            for hit in found[: query.limit]:
-                record = records.get(hit.record_id)
-                if record is None:
-                    continue
-                redaction = withholding.record(record)
-                report = next((r for r in redaction.record.reports if r.id == hit.report.id), None)
-                if report is None or report != hit.report:
-                    continue  # its text is partly withheld: the hit would say what it holds
-                hits.append({"record": self.summary(record, withholding), "report_id": report.id, "text": report.text})
+            hits, next_offset = self._search_page(query, criteria, withholding, unreadable)
             summaries = [h["record"] for h in hits]
-            next_link = query.link("/records", offset=query.offset + query.limit) if more else None
+            next_link = query.link("/records", offset=next_offset) if next_offset is not None else None
         else:
             page, next_after, scanned_to, _ = self._scan(criteria, query.after, query.limit, SCAN_BOUND, unreadable)
             summaries = [self.summary(r, withholding) for r in page]
@@ -274,6 +261,38 @@ class Viewer:
             "unreadable": unreadable,
             "log_size": self.catalog.log_size(),
         }
+
+    def _search_page(
+        self, query: RecordsQuery, criteria: RecordFilter | None, withholding: Withholding, unreadable: list[str]
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """The hits shown of a search from its ``offset``, and the offset of the next page's
+        first hit shown (``None``: no more).  A hit on withheld text is skipped and the search
+        goes on past it, so that neither a page nor its link to the next one says that such
+        hits exist (up to :data:`SCAN_BOUND` hits looked at, where the next page goes on)."""
+        assert query.q is not None
+        hits: list[dict[str, Any]] = []
+        offset, batch = query.offset, query.limit + 1
+        while True:
+            found = self.catalog.search(query.q, limit=batch, offset=offset, record_filter=criteria)
+            named = list(dict.fromkeys(h.record_id for h in found))
+            records = {r.id: r for r in self._read(named, unreadable)}
+            for index, hit in enumerate(found):
+                record = records.get(hit.record_id)
+                if record is None:
+                    continue
+                redaction = withholding.record(record)
+                report = next((r for r in redaction.record.reports if r.id == hit.report.id), None)
+                if report is None or report != hit.report:
+                    continue  # its text is partly withheld: the hit would say what it holds
+                if len(hits) == query.limit:
+                    return hits, offset + index
+                hits.append({"record": self.summary(record, withholding), "report_id": report.id, "text": report.text})
+            offset += len(found)
+            if len(found) < batch:
+                return hits, None
+            if offset - query.offset >= SCAN_BOUND:
+                return hits, offset
+            batch = min(2 * batch, 500)
 
     # -- one record ----------------------------------------------------------------------------
 
