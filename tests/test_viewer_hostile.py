@@ -162,3 +162,68 @@ def test_search_gives_no_sign_that_withheld_texts_match(witnessed: dict[str, Any
             assert len(first["hits"]) == 1 and first["next"]
             second = shown.get(first["next"].replace("/records", "/records.json")).json()
             assert len(second["hits"]) == 1 and second["hits"][0]["report_id"] != first["hits"][0]["report_id"]
+
+
+def _rewrite_claim(folder: Path, record_id: str, summary: str) -> int:
+    """What someone who can write the database (not the log key) does to change a claim without
+    the record's own check noticing: the claim's row, its event, the event's hash and its leaf
+    in the stored Merkle tree, all made to agree.  Returns the event's number."""
+    from evidence_catalog.custody import Action, hash_and_leaf
+    from evidence_catalog.serialize import to_document
+
+    from .conftest import database_dialect, json_set, run_sql
+
+    with Catalog.open(folder, read_only=True) as catalog:
+        [event] = [e for e in catalog.record_events(record_id) if e.action == Action.CLAIM_ADDED]
+        [claim] = catalog.record(record_id).claims
+    document = to_document(event)
+    document["details"]["claim"]["summary"] = summary
+    recomputed, _ = hash_and_leaf(document)
+    document["hash"] = recomputed
+    _, leaf = hash_and_leaf(document)
+    dialect = database_dialect(folder)
+    run_sql(
+        folder,
+        "update custody_event set details = "
+        + json_set(dialect, "details", "$.claim.summary", summary)
+        + ", hash = :hash where seq = :seq",
+        {"hash": recomputed, "seq": event.seq},
+    )
+    run_sql(
+        folder,
+        "update merkle_node set hash = :hash where level = 0 and idx = :idx",
+        {"hash": leaf.hex(), "idx": event.seq - 1},
+    )
+    run_sql(
+        folder,
+        "update record_part set body = " + json_set(dialect, "body", "$.summary", summary) + " where id = :id",
+        {"id": claim.id},
+    )
+    return event.seq
+
+
+def test_a_records_check_finds_a_claim_rewritten_with_its_event_hash_and_leaf(
+    tmp_path: Path, operator: model.Agent
+) -> None:
+    """The record's own check compared each event with its stored hash and leaf only: rewriting
+    those too (anyone who can write the database can) left ``ok: true``.  The signed checkpoint,
+    which needs the log key, does not agree."""
+    (tmp_path / "school.jpg").write_bytes(_jpeg_describing("a school"))
+    folder = tmp_path / "catalog"
+    with Catalog.init(folder, operator=operator, clock=FixedClock()) as catalog:
+        [added] = catalog.add([tmp_path / "school.jpg"])
+        catalog.claim(added.record_id, summary="A school hit by shelling", source_description="a resident")
+        catalog.add_note(added.record_id, "an event after the claim")
+        catalog.verify()
+    client, catalog = _client(folder)
+    with catalog:
+        assert client.get(f"/records/{added.record_id}/check.json").json()["ok"] is True
+    seq = _rewrite_claim(folder, added.record_id, "A hospital hit by shelling")
+    with Catalog.open(folder, read_only=True) as again:
+        assert again.record(added.record_id).claims[0].summary == "A hospital hit by shelling"
+        assert not again.verify(record_event=False).ok  # the whole catalog's check finds it
+    client, catalog = _client(folder)
+    with catalog:
+        report = client.get(f"/records/{added.record_id}/check.json").json()
+        assert report["ok"] is False
+        assert any(f.get("first_seq") == seq or f.get("seq") == seq for f in report["findings"]), report["findings"]
