@@ -227,3 +227,28 @@ def test_a_records_check_finds_a_claim_rewritten_with_its_event_hash_and_leaf(
         report = client.get(f"/records/{added.record_id}/check.json").json()
         assert report["ok"] is False
         assert any(f.get("first_seq") == seq or f.get("seq") == seq for f in report["findings"]), report["findings"]
+
+
+def test_a_record_changed_after_the_last_verify_is_not_shown_as_covered_by_it(
+    tmp_path: Path, operator: model.Agent
+) -> None:
+    """The page said the latest verify "found nothing wrong" of a record assessed ``verified``
+    after it ran: nothing said that verification never saw the record as it is now."""
+    (tmp_path / "school.jpg").write_bytes(_jpeg_describing("a school"))
+    (tmp_path / "other.txt").write_text("another record", encoding="utf-8")
+    folder = tmp_path / "catalog"
+    with Catalog.init(folder, operator=operator, clock=FixedClock()) as catalog:
+        [added] = catalog.add([tmp_path / "school.jpg"])
+        [other] = catalog.add([tmp_path / "other.txt"])
+        catalog.verify()
+        catalog.assess(added.record_id, "verified", methods=["geolocation"], note="assessed after the verify")
+    client, catalog = _client(folder)
+    with catalog:
+        document = client.get(f"/records/{added.record_id}.json").json()["last_verification"]
+        assert document["ok"] is True and document["covers_record"] is True
+        assert document["changed_after"] is True
+        page = client.get(f"/records/{added.record_id}").text
+        assert "changed after it" in page
+        untouched = client.get(f"/records/{other.record_id}.json").json()["last_verification"]
+        assert untouched["changed_after"] is False
+        assert "changed after it" not in client.get(f"/records/{other.record_id}").text
