@@ -126,6 +126,11 @@ def add(
                             "type": "boolean",
                             "description": "The record existed when that verification ran.",
                         },
+                        "changed_after": {
+                            "type": "boolean",
+                            "description": "The record was changed after that verification ran: it did not check "
+                            "the record as it is now.",
+                        },
                     }
                 )
             ),

@@ -413,6 +413,7 @@ class Viewer:
                 "ok": bool(last.details.get("ok")),
                 "findings": int(last.details.get("findings") or 0),
                 "covers_record": any(e.seq < last.seq for e in events if e.subject == record_id),
+                "changed_after": any(e.seq > last.seq for e in events if e.subject == record_id),
             }
         withheld_artifacts = [
             {"sha256": a.sha256, "reasons": [{"kind": k, "reason": withholding.text(r)} for k, r in a.reasons]}
