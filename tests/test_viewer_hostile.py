@@ -252,3 +252,60 @@ def test_a_record_changed_after_the_last_verify_is_not_shown_as_covered_by_it(
         untouched = client.get(f"/records/{other.record_id}.json").json()["last_verification"]
         assert untouched["changed_after"] is False
         assert "changed after it" not in client.get(f"/records/{other.record_id}").text
+
+
+def _big_png(width: int, height: int) -> bytes:
+    """A PNG of one colour that is small on disk and large decoded (a mild decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" + b"\x00" * (width * 3)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def test_many_thumbnails_asked_at_once_decode_a_few_pictures_at_a_time(
+    tmp_path: Path, operator: model.Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thumbnail is made in a child allowed 1 GiB: a page of large pictures (or a script)
+    asking for many at once started a child for each, all at once, and one for each time the
+    same picture was asked for."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evidence_catalog.web.serving import Thumbnails
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for n in range(6):
+        (pictures / f"large-{n}.png").write_bytes(_big_png(3000 + n, 3000))
+    folder = tmp_path / "catalog"
+    with Catalog.init(folder, operator=operator, clock=FixedClock()) as catalog:
+        added = catalog.add(sorted(pictures.iterdir()))
+    making, peak, made, lock = [0], [0], [0], threading.Lock()
+    make = Thumbnails._make
+
+    def counted(self: Thumbnails, local_copy: Any) -> bytes | None:
+        with lock:
+            making[0] += 1
+            made[0] += 1
+            peak[0] = max(peak[0], making[0])
+        try:
+            return make(self, local_copy)
+        finally:
+            with lock:
+                making[0] -= 1
+
+    monkeypatch.setattr(Thumbnails, "_make", counted)
+    client, catalog = _client(folder)
+    with catalog, ThreadPoolExecutor(len(added)) as pool:
+        urls = [f"/records/{a.record_id}/thumbnails/{a.sha256}" for a in added] * 2
+        answers = list(pool.map(client.get, urls))
+    assert all(a.status_code == 200 and a.content.startswith(b"\xff\xd8") for a in answers)
+    assert peak[0] <= 2, peak[0]
+    assert made[0] == len(added)  # a picture asked for twice at once is decoded once
