@@ -147,6 +147,9 @@ THUMBNAIL_SIDE = 320
 THUMBNAIL_MAX_PIXELS = 200_000_000
 THUMBNAIL_MEMORY = 1024 * 1024 * 1024
 THUMBNAIL_SECONDS = 20
+#: Thumbnails made at once: each child may take THUMBNAIL_MEMORY, and a page of pictures (or a
+#: script) asks for many at once.
+THUMBNAIL_WORKERS = 2
 _CHILD = Path(__file__).with_name("thumbnail_child.py")
 
 
@@ -154,20 +157,48 @@ class Thumbnails:
     """Thumbnails made on demand, in a sandboxed child per picture, and kept in memory (least
     recently used dropped past *budget* bytes).  Nothing is written to the catalog."""
 
-    def __init__(self, budget: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, budget: int = 64 * 1024 * 1024, workers: int = THUMBNAIL_WORKERS) -> None:
         self.budget = budget
         self._kept: collections.OrderedDict[str, bytes | None] = collections.OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        self._workers = threading.BoundedSemaphore(workers)
+        #: SHA-256 -> (the lock of the one request making it, how many requests want it).
+        self._making: dict[str, tuple[threading.Lock, list[int]]] = {}
 
-    def get(self, sha256: str, local_copy: Callable[[], object]) -> bytes | None:
-        """The JPEG thumbnail of the picture stored under *sha256* (``None`` when it cannot be
-        decoded); *local_copy* gives a context manager yielding the stored file's path."""
+    def _cached(self, sha256: str) -> tuple[bool, bytes | None]:
         with self._lock:
             if sha256 in self._kept:
                 self._kept.move_to_end(sha256)
-                return self._kept[sha256]
-        made = self._make(local_copy)
+                return True, self._kept[sha256]
+        return False, None
+
+    def get(self, sha256: str, local_copy: Callable[[], object]) -> bytes | None:
+        """The JPEG thumbnail of the picture stored under *sha256* (``None`` when it cannot be
+        decoded); *local_copy* gives a context manager yielding the stored file's path.  At
+        most ``workers`` are made at once; a picture asked for again meanwhile waits for it."""
+        found, made = self._cached(sha256)
+        if found:
+            return made
+        with self._lock:
+            own, waiting = self._making.setdefault(sha256, (threading.Lock(), [0]))
+            waiting[0] += 1
+        try:
+            with own:
+                found, made = self._cached(sha256)  # made while this request waited
+                if found:
+                    return made
+                with self._workers:
+                    made = self._make(local_copy)
+                self._keep(sha256, made)
+                return made
+        finally:
+            with self._lock:
+                waiting[0] -= 1
+                if not waiting[0]:
+                    del self._making[sha256]
+
+    def _keep(self, sha256: str, made: bytes | None) -> None:
         with self._lock:
             if sha256 not in self._kept:
                 self._kept[sha256] = made
@@ -175,7 +206,6 @@ class Thumbnails:
             while self._size > self.budget and self._kept:
                 _, dropped = self._kept.popitem(last=False)
                 self._size -= len(dropped or b"")
-        return made
 
     def _make(self, local_copy: Callable[[], object]) -> bytes | None:
         from evidence_catalog.extract.sandbox import run_script
