@@ -5,6 +5,7 @@ writes: every read goes through :class:`~evidence_catalog.Catalog`'s reading met
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -353,7 +354,7 @@ class Viewer:
             if sha in reasons or (searched is not None and sha not in searched):
                 continue
             if withholding.artifact_reasons(sha) or withholding.carries(
-                sha, artifact.media_type, lambda sha=sha: self.catalog.open_artifact(sha)
+                sha, artifact.media_type, functools.partial(self.catalog.open_artifact, sha)
             ):
                 reasons[sha] = [("", "")]
         withhold_derived(record, reasons)
