@@ -309,3 +309,27 @@ def test_many_thumbnails_asked_at_once_decode_a_few_pictures_at_a_time(
     assert all(a.status_code == 200 and a.content.startswith(b"\xff\xd8") for a in answers)
     assert peak[0] <= 2, peak[0]
     assert made[0] == len(added)  # a picture asked for twice at once is decoded once
+
+
+def test_a_file_missing_from_the_store_or_cut_short_is_not_answered_200(tmp_path: Path, operator: model.Agent) -> None:
+    """The file route sent ``200 OK`` and the recorded length before it opened the stored file:
+    a file missing from the blob store (or shorter than recorded) was a success that ended in a
+    dropped connection, and HEAD said it was there."""
+    (tmp_path / "note.txt").write_text("a plain text note of some length\n", encoding="utf-8")
+    (tmp_path / "other.txt").write_text("another note\n", encoding="utf-8")
+    folder = tmp_path / "catalog"
+    with Catalog.init(folder, operator=operator, clock=FixedClock()) as catalog:
+        [gone, short] = catalog.add([tmp_path / "note.txt", tmp_path / "other.txt"])
+        catalog.artifact_path(gone.sha256).unlink()
+        stored = catalog.artifact_path(short.sha256)
+        stored.chmod(0o644)
+        stored.write_bytes(b"anot")
+    client, catalog = _client(folder)
+    with catalog:
+        for added, words in ((gone, "missing"), (short, "size")):
+            url = f"/records/{added.record_id}/artifacts/{added.sha256}"
+            for method, headers in (("GET", {}), ("HEAD", {}), ("GET", {"Range": "bytes=1-"})):
+                response = client.request(method, url, headers=headers)
+                assert response.status_code >= 400, (words, method, headers, response.status_code)
+            answer = client.get(url, headers={"Accept": "application/json"}).json()
+            assert words in answer["error"] and "verify" in answer["error"]
