@@ -11,6 +11,7 @@ everything and sandboxes the document, should a browser open one anyway.
 from __future__ import annotations
 
 import collections
+import os
 import re
 import threading
 import urllib.parse
@@ -118,16 +119,40 @@ def file_response(
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     length = max(0, last - first + 1)
     headers["Content-Length"] = str(length)
+    stream = _opened(open_blob, size)  # before any status is sent: a missing file is no 200
     if head or length == 0:
+        stream.close()
         return Response(status_code=status, headers=headers, media_type=content_type)
-    return StreamingResponse(
-        _read(open_blob, first, length), status_code=status, headers=headers, media_type=content_type
-    )
+    return StreamingResponse(_read(stream, first, length), status_code=status, headers=headers, media_type=content_type)
 
 
-def _read(open_blob: Callable[[], BinaryIO], first: int, length: int) -> Iterator[bytes]:
+def _opened(open_blob: Callable[[], BinaryIO], size: int) -> BinaryIO:
+    """The stored file, open; :class:`NotFoundError` when the blob store does not hold it, and
+    :class:`IntegrityError` when it is a local file of another size than recorded."""
+    from evidence_catalog.errors import IntegrityError, NotFoundError
+
+    try:
+        stream = open_blob()
+    except FileNotFoundError as exc:
+        raise NotFoundError(
+            "the stored file is missing from the blob store; run `evidence-catalog verify`", where="blob store"
+        ) from exc
+    try:
+        found = os.fstat(stream.fileno()).st_size
+    except (OSError, AttributeError, ValueError):  # not a local file (an object store's reader)
+        return stream
+    if found != size:
+        stream.close()
+        raise IntegrityError(
+            f"the stored file's size is {found} bytes, not the {size} recorded; run `evidence-catalog verify`",
+            where="blob store",
+        )
+    return stream
+
+
+def _read(stream: BinaryIO, first: int, length: int) -> Iterator[bytes]:
     """*length* bytes from *first* (read in a worker thread by Starlette, a chunk at a time)."""
-    with open_blob() as stream:
+    with stream:
         if first:
             stream.seek(first)
         left = length
