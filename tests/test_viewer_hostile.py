@@ -333,3 +333,16 @@ def test_a_file_missing_from_the_store_or_cut_short_is_not_answered_200(tmp_path
                 assert response.status_code >= 400, (words, method, headers, response.status_code)
             answer = client.get(url, headers={"Accept": "application/json"}).json()
             assert words in answer["error"] and "verify" in answer["error"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1.example.org", "127.attacker.example", "::ffff:192.0.2.1", "0.0.0.0"])
+def test_a_name_that_only_looks_like_a_loopback_address_needs_a_token(witnessed: dict[str, Any], host: str) -> None:
+    """``127.`` at the start of a host *name* says nothing of where it resolves: the viewer bound
+    there without a token."""
+    from evidence_catalog.errors import InputError
+    from evidence_catalog.web import is_loopback
+
+    assert not is_loopback(host)
+    with Catalog.open(witnessed["folder"], read_only=True) as catalog, pytest.raises(InputError, match="needs a token"):
+        make_app(catalog, host=host)
+    assert is_loopback("127.0.0.1") and is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("localhost")
