@@ -346,3 +346,24 @@ def test_a_name_that_only_looks_like_a_loopback_address_needs_a_token(witnessed:
     with Catalog.open(witnessed["folder"], read_only=True) as catalog, pytest.raises(InputError, match="needs a token"):
         make_app(catalog, host=host)
     assert is_loopback("127.0.0.1") and is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("localhost")
+
+
+def test_a_filter_does_not_confirm_a_withheld_text_kept_in_a_tag(witnessed: dict[str, Any], tmp_path: Path) -> None:
+    """A tag that holds a withheld name is shown as withheld, but the tag filter matched the
+    record as stored: ``?tag=<guess>`` listed the record exactly when the guess was right (alone,
+    and with a search)."""
+    digest = tmp_path / "power.txt"
+    digest.write_text("City Desk (Telegram)\nPower is back on.\nPower is back on.\n", encoding="utf-8")
+    with Catalog.open(witnessed["folder"]) as catalog:
+        known = set(catalog.record_ids())
+        catalog.ingest(digest, format="digest")
+        [public] = [r for r in catalog.record_ids() if r not in known]
+        catalog.tag(public, [NEIGHBOUR])
+    client, catalog = _client(witnessed["folder"])
+    with catalog:
+        assert NEIGHBOUR not in client.get(f"/records/{public}.json").json()["record"]["tags"]
+        assert client.get("/records.json", params={"q": "power"}).json()["hits"]  # the report is shown
+        for guess in (NEIGHBOUR, "Kind Stranger"):
+            assert client.get("/records.json", params={"tag": guess}).json()["records"] == [], guess
+            assert client.get("/records.json", params={"tag": guess, "q": "power"}).json()["hits"] == [], guess
+            assert client.get("/timeline.json", params={"tag": guess}).json()["items"] == [], guess
