@@ -167,11 +167,13 @@ class Viewer:
         after: str | None,
         wanted: int,
         bound: int,
+        withholding: Withholding,
         unreadable: list[str] | None = None,
     ) -> tuple[list[model.EvidenceRecord], str | None, str | None, int]:
         """Records that meet *criteria* after *after*: up to *wanted*, looking at no more than
         *bound*; with the id to go on after (``None``: no more), the last id looked at when the
-        bound stopped the scan, and how many were looked at."""
+        bound stopped the scan, and how many were looked at.  A record is judged as it is shown
+        (what *withholding* withholds cannot make it match: a filter would confirm a guess)."""
         found: list[model.EvidenceRecord] = []
         scanned = 0
         while True:
@@ -180,7 +182,9 @@ class Viewer:
                 return found, None, None, scanned
             for record in self._read(ids, unreadable):
                 scanned += 1
-                if criteria is None or criteria.matches(record):
+                if criteria is None or (
+                    criteria.matches(record) and criteria.matches(withholding.record(record).record)
+                ):
                     if len(found) == wanted:
                         return found, found[-1].id, None, scanned
                     found.append(record)
@@ -249,7 +253,9 @@ class Viewer:
             summaries = [h["record"] for h in hits]
             next_link = query.link("/records", offset=next_offset) if next_offset is not None else None
         else:
-            page, next_after, scanned_to, _ = self._scan(criteria, query.after, query.limit, SCAN_BOUND, unreadable)
+            page, next_after, scanned_to, _ = self._scan(
+                criteria, query.after, query.limit, SCAN_BOUND, withholding, unreadable
+            )
             summaries = [self.summary(r, withholding) for r in page]
             next_link = query.link("/records", after=next_after) if next_after else None
         return {
@@ -285,6 +291,8 @@ class Viewer:
                 report = next((r for r in redaction.record.reports if r.id == hit.report.id), None)
                 if report is None or report != hit.report:
                     continue  # its text is partly withheld: the hit would say what it holds
+                if criteria is not None and not criteria.matches(redaction.record):
+                    continue  # it matched through withheld text (a tag holding a withheld name)
                 if len(hits) == query.limit:
                     return hits, offset + index
                 hits.append({"record": self.summary(record, withholding), "report_id": report.id, "text": report.text})
@@ -465,7 +473,9 @@ class Viewer:
     def _places(self, query: RecordsQuery) -> tuple[list[model.EvidenceRecord], str | None, int]:
         """The records the map or the timeline draws: those that meet the query's filters,
         looking at no more than :data:`PLACE_SCAN_BOUND` after its ``after``."""
-        page, next_after, _, scanned = self._scan(self.criteria(query), query.after, PLACE_SCAN_BOUND, PLACE_SCAN_BOUND)
+        page, next_after, _, scanned = self._scan(
+            self.criteria(query), query.after, PLACE_SCAN_BOUND, PLACE_SCAN_BOUND, self.withholding()
+        )
         return page, next_after, scanned
 
     def map_page(self, query: RecordsQuery) -> dict[str, Any]:
