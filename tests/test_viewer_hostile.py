@@ -367,3 +367,19 @@ def test_a_filter_does_not_confirm_a_withheld_text_kept_in_a_tag(witnessed: dict
             assert client.get("/records.json", params={"tag": guess}).json()["records"] == [], guess
             assert client.get("/records.json", params={"tag": guess, "q": "power"}).json()["hits"] == [], guess
             assert client.get("/timeline.json", params={"tag": guess}).json()["items"] == [], guess
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "\uff11", "1_0"])
+def test_a_number_parameter_is_ascii_digits_or_a_clear_400(witnessed: dict[str, Any], value: str) -> None:
+    """``str.isdigit`` holds for a superscript two, which ``int`` refuses: the page failed (500)."""
+    client, catalog = _client(witnessed["folder"])
+    with catalog:
+        for url, name in (
+            ("/records.json", "limit"),
+            ("/records.json", "offset"),
+            ("/log.json", "limit"),
+            ("/log.json", "after"),
+        ):
+            response = client.get(url, params={name: value})
+            assert response.status_code == 400, (url, name, response.status_code)
+            assert name in response.json()["error"]
