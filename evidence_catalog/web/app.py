@@ -67,7 +67,7 @@ def _int(request: Request, name: str, default: int, *, low: int, high: int) -> i
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise InputError(f"{name} must be a whole number from {low} to {high}, not {text!r}", where=name)
     return int(text)
 
