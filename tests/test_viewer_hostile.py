@@ -383,3 +383,24 @@ def test_a_number_parameter_is_ascii_digits_or_a_clear_400(witnessed: dict[str, 
             response = client.get(url, params={name: value})
             assert response.status_code == 400, (url, name, response.status_code)
             assert name in response.json()["error"]
+
+
+def test_an_exhibit_refuses_a_claim_rewritten_with_its_event_hash_and_leaf(
+    tmp_path: Path, operator: model.Agent
+) -> None:
+    """The exhibit shares the record's check: it printed the rewritten claim as the log's."""
+    from evidence_catalog.errors import IntegrityError
+
+    (tmp_path / "school.jpg").write_bytes(_jpeg_describing("a school"))
+    folder = tmp_path / "catalog"
+    with Catalog.init(folder, operator=operator, clock=FixedClock()) as catalog:
+        [added] = catalog.add([tmp_path / "school.jpg"])
+        catalog.claim(added.record_id, summary="A school hit by shelling", source_description="a resident")
+        catalog.add_note(added.record_id, "an event after the claim")
+        catalog.checkpoint()
+    seq = _rewrite_claim(folder, added.record_id, "A hospital hit by shelling")
+    with Catalog.open(folder) as catalog, pytest.raises(IntegrityError) as raised:
+        catalog.exhibit(added.record_id, tmp_path / "exhibit.html")
+    # The event, or its neighbour in the tree (whose proof goes through the rewritten leaf).
+    assert raised.value.where in (f"custody event {seq}", f"custody event {seq - 1}")
+    assert not (tmp_path / "exhibit.html").exists()
