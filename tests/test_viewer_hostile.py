@@ -404,3 +404,17 @@ def test_an_exhibit_refuses_a_claim_rewritten_with_its_event_hash_and_leaf(
     # The event, or its neighbour in the tree (whose proof goes through the rewritten leaf).
     assert raised.value.where in (f"custody event {seq}", f"custody event {seq - 1}")
     assert not (tmp_path / "exhibit.html").exists()
+
+
+def test_files_and_thumbnails_are_not_kept_in_the_browsers_cache(witnessed: dict[str, Any]) -> None:
+    """Pages were ``no-store``, but files were ``private, no-cache`` and thumbnails cached for an
+    hour: a browser kept pictures on its disk (flagged ones too, with ``--show-sensitive``, or a
+    picture flagged since), where the viewer writes nothing."""
+    client, catalog = _client(witnessed["folder"], show_sensitive=True)
+    with catalog:
+        record_id, sha = witnessed["caption.jpg"], witnessed["sha:caption.jpg"]
+        for url in (f"/records/{record_id}/artifacts/{sha}", f"/records/{record_id}/thumbnails/{sha}"):
+            response = client.get(url)
+            assert response.status_code == 200, url
+            assert "no-store" in response.headers["cache-control"], (url, response.headers["cache-control"])
+            assert "max-age" not in response.headers["cache-control"]
