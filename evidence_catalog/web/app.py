@@ -283,7 +283,7 @@ class ViewerApp:
         return Response(
             made,
             media_type="image/jpeg",
-            headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
 
     def stylesheet(self, request: Request) -> Response:

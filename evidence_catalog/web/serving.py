@@ -104,7 +104,7 @@ def file_response(
         "Content-Disposition": f"{'inline' if shown else 'attachment'}; filename*=UTF-8''{quoted}",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": FILE_POLICY,
-        "Cache-Control": "private, no-cache",
+        "Cache-Control": "no-store",
         "Cross-Origin-Resource-Policy": "same-origin",
     }
     content_type = (
