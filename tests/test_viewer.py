@@ -515,6 +515,6 @@ def test_a_record_changed_after_the_last_verification_says_so(built: dict[str, A
     with catalog:
         changed = client.get(f"/records/{built['note.txt']}.json").json()["last_verification"]
         assert changed["covers_record"] is True and changed["changed_since"] is True
-        assert "has changed since" in client.get(f"/records/{built['note.txt']}").text
+        assert "changed after it" in client.get(f"/records/{built['note.txt']}").text
         unchanged = client.get(f"/records/{built['school.jpg']}.json").json()["last_verification"]
         assert unchanged["changed_since"] is False
