@@ -418,3 +418,23 @@ def test_files_and_thumbnails_are_not_kept_in_the_browsers_cache(witnessed: dict
             assert response.status_code == 200, url
             assert "no-store" in response.headers["cache-control"], (url, response.headers["cache-control"])
             assert "max-age" not in response.headers["cache-control"]
+
+
+def test_a_verification_event_edited_to_say_ok_is_not_shown_as_a_verification(tmp_path: Path, operator: Any) -> None:
+    from evidence_catalog import Catalog
+
+    from .conftest import database_dialect, json_set, run_sql
+
+    (tmp_path / "a.txt").write_text("a")
+    with Catalog.init(tmp_path / "c", operator=operator) as catalog:
+        [added] = catalog.add([tmp_path / "a.txt"])
+        catalog.artifact_path(added.sha256).chmod(0o644)
+        catalog.artifact_path(added.sha256).write_text("b")
+        report = catalog.verify()
+        assert not report.ok and report.logged
+        assert catalog.last_verification() is not None
+    dialect = database_dialect(tmp_path / "c")
+    edited = json_set(dialect, "details", "$.ok", True)
+    run_sql(tmp_path / "c", f"UPDATE custody_event SET details = {edited} WHERE action = 'catalog.verified'")
+    with Catalog.open(tmp_path / "c", read_only=True) as viewed:
+        assert viewed.last_verification() is None
