@@ -57,6 +57,11 @@ def add(
                     "description": "With filters: the last record id looked at (a page stops after a bounded scan).",
                 }
             ),
+            "unreadable": {
+                "type": "array",
+                "items": ref("id"),
+                "description": "Records on this page whose rows do not make a valid record (verify names why).",
+            },
             "log_size": count,
         },
         description="A page of records (or of search hits) of the viewer.",
@@ -120,6 +125,10 @@ def add(
                         "covers_record": {
                             "type": "boolean",
                             "description": "The record existed when that verification ran.",
+                        },
+                        "changed_since": {
+                            "type": "boolean",
+                            "description": "Events about the record came after it: not the record as it is now.",
                         },
                     }
                 )

@@ -193,6 +193,7 @@ def test_a_record_page_shows_its_media_digests_claims_and_events(built: dict[str
         document = client.get(f"/records/{record_id}.json").json()
         assert document["last_verification"]["ok"] is True
         assert document["last_verification"]["covers_record"] is True
+        assert document["last_verification"]["changed_since"] is False
         assert [e["event"]["seq"] for e in document["events"]] == sorted(e["event"]["seq"] for e in document["events"])
         thumbnail = client.get(f"/records/{record_id}/thumbnails/{built['sha']['school.jpg']}")
         assert thumbnail.status_code == 200
@@ -487,3 +488,33 @@ def test_pages_json_and_log_pages_agree_with_the_library(built: dict[str, Any]) 
         first = client.get("/log.json?after=0&limit=1").json()["events"][0]["event"]
         assert first["hash"] == events[1].hash
         assert json.loads(json.dumps(first)) == json.loads(json.dumps(first))
+
+
+def test_a_damaged_record_is_named_on_the_grid_and_the_rest_are_shown(built: dict[str, Any]) -> None:
+    from .conftest import database_dialect, json_set, run_sql
+
+    folder = built["folder"]
+    damaged = built["note.txt"]
+    column = json_set(database_dialect(folder), "body", "$.stated_at", "not a time")
+    run_sql(folder, "UPDATE record_part SET body = " + column + " WHERE record_id = :r", {"r": built["school.jpg"]})
+    client, catalog = _client(folder)
+    with catalog:
+        page = client.get("/records.json").json()
+        assert page["unreadable"] == [built["school.jpg"]]
+        assert damaged in [r["id"] for r in page["records"]]
+        assert built["school.jpg"] not in [r["id"] for r in page["records"]]
+        assert "could not be read" in client.get("/records").text
+        broken = client.get(f"/records/{built['school.jpg']}.json")
+        assert broken.status_code == 500 and broken.json()["error"]
+
+
+def test_a_record_changed_after_the_last_verification_says_so(built: dict[str, Any]) -> None:
+    with Catalog.open(built["folder"]) as catalog:
+        catalog.tag(built["note.txt"], ["later"])
+    client, catalog = _client(built["folder"])
+    with catalog:
+        changed = client.get(f"/records/{built['note.txt']}.json").json()["last_verification"]
+        assert changed["covers_record"] is True and changed["changed_since"] is True
+        assert "changed after it" in client.get(f"/records/{built['note.txt']}").text
+        unchanged = client.get(f"/records/{built['school.jpg']}.json").json()["last_verification"]
+        assert unchanged["changed_since"] is False

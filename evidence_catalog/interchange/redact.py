@@ -278,10 +278,27 @@ def redact_document(document: Any, values: Collection[str], withheld: Collection
             if isinstance(digests, dict) and digests.get("sha256") in withheld and copy.get("metadata") is not None:
                 copy["metadata"] = None
                 changed = True
+            identity = copy.get("identity")
+            if isinstance(identity, str) and identity.startswith("sha256:") and _holds_mark(copy):
+                # A report's identity hashes its feed, author and text: with one of them
+                # withheld, it would confirm a guess at it.
+                copy["identity"] = WITHHELD_MARK
+                changed = True
             return copy
         return node
 
     return walk(document, None), changed
+
+
+def _holds_mark(node: Any) -> bool:
+    """Whether a text in *node* holds :data:`WITHHELD_MARK`."""
+    if isinstance(node, str):
+        return WITHHELD_MARK in node
+    if isinstance(node, (list, tuple)):
+        return any(_holds_mark(item) for item in node)
+    if isinstance(node, dict):
+        return any(_holds_mark(value) for key, value in node.items() if key != "identity")
+    return False
 
 
 def check_flag(record: model.EvidenceRecord, flag: model.SensitivityFlag) -> None:

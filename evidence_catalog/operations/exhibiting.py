@@ -224,7 +224,7 @@ def _check_events(ctx: Context, session: Any, events: list[model.CustodyEvent]) 
     """Refuse (:class:`IntegrityError`) when an event to be shown is not the one its stored
     hash and Merkle leaf commit to (edited in the database)."""
     for finding in record_checks.event_findings(ctx, session, events):
-        seq = getattr(finding, "seq", 0)
+        seq = getattr(finding, "seq", None) or getattr(finding, "first_seq", None) or 0
         reason = getattr(finding, "reason", None)
         raise IntegrityError(_NOT_THE_LOG + (f" ({reason})" if reason else ""), where=f"custody event {seq}")
 

@@ -14,7 +14,14 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.custody import Action, hash_and_leaf
-from evidence_catalog.findings import EventEdited, EventUnreplayable, Finding, MerkleLeafMismatch, RecordMismatch
+from evidence_catalog.findings import (
+    CheckpointMismatch,
+    EventEdited,
+    EventUnreplayable,
+    Finding,
+    MerkleLeafMismatch,
+    RecordMismatch,
+)
 from evidence_catalog.operations.common import check_record_id
 from evidence_catalog.operations.context import Context
 from evidence_catalog.results import VerificationReport
@@ -37,13 +44,29 @@ def events_of(ctx: Context, session: Any, record: model.EvidenceRecord) -> list[
 
 def event_findings(ctx: Context, session: Any, events: list[model.CustodyEvent]) -> list[Finding]:
     """What is wrong with *events*: an event that is not the one its stored hash commits to
-    (edited in the database), or whose stored Merkle leaf does not match it."""
+    (edited in the database), whose stored Merkle leaf does not match it, or that the latest
+    checkpoint signed by the log key does not include as it is (an event rewritten with its
+    hash and leaf: anyone who can write the database can do that, not sign)."""
+    from evidence_catalog import merkle
+    from evidence_catalog.errors import IntegrityError
+    from evidence_catalog.operations.log_key import log_key_chain, signed_prefix
+
     subtrees = ctx.db.subtrees(session)
+    source = "the latest signed checkpoint"
     found: list[Finding] = []
+    try:
+        covered, latest = signed_prefix(ctx, session, log_key_chain(ctx, session)[0])
+        signed_root = merkle.root(subtrees, covered) if latest is not None else b""
+    except IntegrityError:
+        covered, signed_root = 0, b""
+        found.append(CheckpointMismatch(source=source, checkpoint_size=ctx.db.tree_size(session), first_seq=None))
     for event in events:
         try:
             recomputed, leaf = hash_and_leaf(to_document(event))
             stored = subtrees(0, event.seq - 1)
+            included = event.seq > covered or merkle.verify_inclusion(
+                event.seq - 1, covered, leaf, merkle.inclusion_proof(subtrees, event.seq - 1, covered), signed_root
+            )
         except (TypeError, ValueError) as exc:  # MerkleError is a ValueError
             found.append(EventUnreplayable(seq=event.seq, reason=str(exc)))
             continue
@@ -51,6 +74,8 @@ def event_findings(ctx: Context, session: Any, events: list[model.CustodyEvent])
             found.append(EventEdited(seq=event.seq, expected=event.hash, found=recomputed))
         elif leaf != stored:
             found.append(MerkleLeafMismatch(seq=event.seq))
+        elif not included:
+            found.append(CheckpointMismatch(source=source, checkpoint_size=covered, first_seq=event.seq))
     return found
 
 

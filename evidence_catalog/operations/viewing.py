@@ -34,9 +34,16 @@ def log_size(ctx: Context) -> int:
 
 def last_verification(ctx: Context) -> model.CustodyEvent | None:
     """The latest ``catalog.verified`` event (its details say whether it found anything), or
-    ``None`` when the catalog was never verified with a writable copy."""
+    ``None`` when the catalog was never verified with a writable copy -- or when that event is
+    not the one its hash, its Merkle leaf and the latest signed checkpoint commit to (someone
+    who can write the database could otherwise have it say that all was well)."""
+    from evidence_catalog.operations.record_checks import event_findings
+
     with ctx.db.read() as session:
-        return ctx.db.latest_event(session, Action.CATALOG_VERIFIED)
+        found = ctx.db.latest_event(session, Action.CATALOG_VERIFIED)
+        if found is None or event_findings(ctx, session, [found]):
+            return None
+        return found
 
 
 def flagged_record_ids(ctx: Context) -> list[str]:

@@ -67,7 +67,7 @@ def _int(request: Request, name: str, default: int, *, low: int, high: int) -> i
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise InputError(f"{name} must be a whole number from {low} to {high}, not {text!r}", where=name)
     return int(text)
 
@@ -246,15 +246,11 @@ class ViewerApp:
             raise NotFoundError(f"record {record_id} holds no artifact {sha256}", where="artifact")
         withholding = self.viewer.withholding()
         redaction = withholding.record(record)
-        if sha256 in redaction.withheld_sha256 or withholding.artifact_reasons(sha256):
+        if sha256 in self.viewer.withheld_files(record, withholding, redaction, among=sha256):
             raise NotFoundError(
-                "withheld: a sensitivity flag withholds this file (start the viewer with --show-sensitive)",
+                "withheld: a sensitivity flag withholds this file, or the file holds or is made from what one "
+                "withholds (start the viewer with --show-sensitive)",
                 where=f"artifact {sha256}",
-            )
-        media_type = entry.artifact.media_type
-        if withholding.carries(sha256, media_type, lambda: self.viewer.catalog.open_artifact(sha256)):
-            raise NotFoundError(
-                "withheld: the file holds text a sensitivity flag withholds", where=f"artifact {sha256}"
             )
         return record, entry
 
@@ -287,7 +283,7 @@ class ViewerApp:
         return Response(
             made,
             media_type="image/jpeg",
-            headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
 
     def stylesheet(self, request: Request) -> Response:

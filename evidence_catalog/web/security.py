@@ -47,8 +47,16 @@ def token_matches(given: str | None, token: str) -> bool:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether *host* (an address the viewer binds to) is this machine only."""
-    return host in LOOPBACK or host.startswith("127.")
+    """Whether *host* (an address the viewer binds to) is this machine only: ``localhost`` or a
+    loopback address (a name is not judged by its look: ``127.x.example`` resolves anywhere)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -11,6 +11,7 @@ everything and sandboxes the document, should a browser open one anyway.
 from __future__ import annotations
 
 import collections
+import os
 import re
 import threading
 import urllib.parse
@@ -119,7 +120,7 @@ def file_response(
         "Content-Disposition": f"{'inline' if shown else 'attachment'}; filename*=UTF-8''{quoted}",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": FILE_POLICY,
-        "Cache-Control": "private, no-cache",
+        "Cache-Control": "no-store",
         "Cross-Origin-Resource-Policy": "same-origin",
     }
     content_type = (
@@ -134,16 +135,40 @@ def file_response(
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     length = max(0, last - first + 1)
     headers["Content-Length"] = str(length)
+    stream = _opened(open_blob, size)  # before any status is sent: a missing file is no 200
     if head or length == 0:
+        stream.close()
         return Response(status_code=status, headers=headers, media_type=content_type)
-    return StreamingResponse(
-        _read(open_blob, first, length), status_code=status, headers=headers, media_type=content_type
-    )
+    return StreamingResponse(_read(stream, first, length), status_code=status, headers=headers, media_type=content_type)
 
 
-def _read(open_blob: Callable[[], BinaryIO], first: int, length: int) -> Iterator[bytes]:
+def _opened(open_blob: Callable[[], BinaryIO], size: int) -> BinaryIO:
+    """The stored file, open; :class:`NotFoundError` when the blob store does not hold it, and
+    :class:`IntegrityError` when it is a local file of another size than recorded."""
+    from evidence_catalog.errors import IntegrityError, NotFoundError
+
+    try:
+        stream = open_blob()
+    except FileNotFoundError as exc:
+        raise NotFoundError(
+            "the stored file is missing from the blob store; run `evidence-catalog verify`", where="blob store"
+        ) from exc
+    try:
+        found = os.fstat(stream.fileno()).st_size
+    except (OSError, AttributeError, ValueError):  # not a local file (an object store's reader)
+        return stream
+    if found != size:
+        stream.close()
+        raise IntegrityError(
+            f"the stored file's size is {found} bytes, not the {size} recorded; run `evidence-catalog verify`",
+            where="blob store",
+        )
+    return stream
+
+
+def _read(stream: BinaryIO, first: int, length: int) -> Iterator[bytes]:
     """*length* bytes from *first* (read in a worker thread by Starlette, a chunk at a time)."""
-    with open_blob() as stream:
+    with stream:
         if first:
             stream.seek(first)
         left = length
@@ -163,6 +188,9 @@ THUMBNAIL_SIDE = 320
 THUMBNAIL_MAX_PIXELS = 200_000_000
 THUMBNAIL_MEMORY = 1024 * 1024 * 1024
 THUMBNAIL_SECONDS = 20
+#: Thumbnails made at once: each child may take THUMBNAIL_MEMORY, and a page of pictures (or a
+#: script) asks for many at once.
+THUMBNAIL_WORKERS = 2
 _CHILD = Path(__file__).with_name("thumbnail_child.py")
 
 
@@ -170,20 +198,48 @@ class Thumbnails:
     """Thumbnails made on demand, in a sandboxed child per picture, and kept in memory (least
     recently used dropped past *budget* bytes).  Nothing is written to the catalog."""
 
-    def __init__(self, budget: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, budget: int = 64 * 1024 * 1024, workers: int = THUMBNAIL_WORKERS) -> None:
         self.budget = budget
         self._kept: collections.OrderedDict[str, bytes | None] = collections.OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        self._workers = threading.BoundedSemaphore(workers)
+        #: SHA-256 -> (the lock of the one request making it, how many requests want it).
+        self._making: dict[str, tuple[threading.Lock, list[int]]] = {}
 
-    def get(self, sha256: str, local_copy: Callable[[], object]) -> bytes | None:
-        """The JPEG thumbnail of the picture stored under *sha256* (``None`` when it cannot be
-        decoded); *local_copy* gives a context manager yielding the stored file's path."""
+    def _cached(self, sha256: str) -> tuple[bool, bytes | None]:
         with self._lock:
             if sha256 in self._kept:
                 self._kept.move_to_end(sha256)
-                return self._kept[sha256]
-        made = self._make(local_copy)
+                return True, self._kept[sha256]
+        return False, None
+
+    def get(self, sha256: str, local_copy: Callable[[], object]) -> bytes | None:
+        """The JPEG thumbnail of the picture stored under *sha256* (``None`` when it cannot be
+        decoded); *local_copy* gives a context manager yielding the stored file's path.  At
+        most ``workers`` are made at once; a picture asked for again meanwhile waits for it."""
+        found, made = self._cached(sha256)
+        if found:
+            return made
+        with self._lock:
+            own, waiting = self._making.setdefault(sha256, (threading.Lock(), [0]))
+            waiting[0] += 1
+        try:
+            with own:
+                found, made = self._cached(sha256)  # made while this request waited
+                if found:
+                    return made
+                with self._workers:
+                    made = self._make(local_copy)
+                self._keep(sha256, made)
+                return made
+        finally:
+            with self._lock:
+                waiting[0] -= 1
+                if not waiting[0]:
+                    del self._making[sha256]
+
+    def _keep(self, sha256: str, made: bytes | None) -> None:
         with self._lock:
             if sha256 not in self._kept:
                 self._kept[sha256] = made
@@ -191,7 +247,6 @@ class Thumbnails:
             while self._size > self.budget and self._kept:
                 _, dropped = self._kept.popitem(last=False)
                 self._size -= len(dropped or b"")
-        return made
 
     def _make(self, local_copy: Callable[[], object]) -> bytes | None:
         from evidence_catalog.extract.sandbox import run_script

@@ -5,6 +5,7 @@ writes: every read goes through :class:`~evidence_catalog.Catalog`'s reading met
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from evidence_catalog import model
 from evidence_catalog.custody import is_salted
 from evidence_catalog.errors import InputError, NotFoundError
 from evidence_catalog.filters import RecordFilter, current_status
+from evidence_catalog.interchange.redact import Redaction
+from evidence_catalog.interchange.redact import _withhold_derived as withhold_derived
 from evidence_catalog.serialize import VIEWER_SCHEMAS, format_timestamp, to_document
 from evidence_catalog.web.serving import Thumbnails, display_type
 from evidence_catalog.web.withholding import Withholding, WithholdingCache
@@ -149,24 +152,39 @@ class Viewer:
             until=query.until,
         )
 
-    def _read(self, ids: Sequence[str]) -> list[model.EvidenceRecord]:
-        return list(self.catalog.readable_records(only=list(ids), on_unreadable=lambda *_: None))
+    def _read(self, ids: Sequence[str], unreadable: list[str] | None = None) -> list[model.EvidenceRecord]:
+        """The records named that can be read; the ids of the others added to *unreadable*."""
+
+        def note(record_id: str, _: object) -> None:
+            if unreadable is not None:
+                unreadable.append(record_id)
+
+        return list(self.catalog.readable_records(only=list(ids), on_unreadable=note))
 
     def _scan(
-        self, criteria: RecordFilter | None, after: str | None, wanted: int, bound: int
+        self,
+        criteria: RecordFilter | None,
+        after: str | None,
+        wanted: int,
+        bound: int,
+        withholding: Withholding,
+        unreadable: list[str] | None = None,
     ) -> tuple[list[model.EvidenceRecord], str | None, str | None, int]:
         """Records that meet *criteria* after *after*: up to *wanted*, looking at no more than
         *bound*; with the id to go on after (``None``: no more), the last id looked at when the
-        bound stopped the scan, and how many were looked at."""
+        bound stopped the scan, and how many were looked at.  A record is judged as it is shown
+        (what *withholding* withholds cannot make it match: a filter would confirm a guess)."""
         found: list[model.EvidenceRecord] = []
         scanned = 0
         while True:
             ids = self.catalog.record_ids(after=after, limit=min(500, max(wanted + 1, 50)))
             if not ids:
                 return found, None, None, scanned
-            for record in self._read(ids):
+            for record in self._read(ids, unreadable):
                 scanned += 1
-                if criteria is None or criteria.matches(record):
+                if criteria is None or (
+                    criteria.matches(record) and criteria.matches(withholding.record(record).record)
+                ):
                     if len(found) == wanted:
                         return found, found[-1].id, None, scanned
                     found.append(record)
@@ -202,8 +220,8 @@ class Viewer:
         redaction = withholding.record(record)
         shown = redaction.record
         picture = self.picture(record)
-        withheld = picture is not None and (
-            picture[0] in redaction.withheld_sha256 or bool(withholding.artifact_reasons(picture[0]))
+        withheld = picture is not None and picture[0] in self.withheld_files(
+            record, withholding, redaction, among=picture[0]
         )
         acquired = min((a.started_at for a in shown.acquisitions), default=None)
         return {
@@ -229,24 +247,15 @@ class Viewer:
         withholding = self.withholding()
         hits: list[dict[str, Any]] | None = None
         scanned_to = None
+        unreadable: list[str] = []
         if query.q:
-            found = self.catalog.search(query.q, limit=query.limit + 1, offset=query.offset, record_filter=criteria)
-            more = len(found) > query.limit
-            records = {r.id: r for r in self._read(list(dict.fromkeys(h.record_id for h in found[: query.limit])))}
-            hits = []
-            for hit in found[: query.limit]:
-                record = records.get(hit.record_id)
-                if record is None:
-                    continue
-                redaction = withholding.record(record)
-                report = next((r for r in redaction.record.reports if r.id == hit.report.id), None)
-                if report is None or report != hit.report:
-                    continue  # its text is partly withheld: the hit would say what it holds
-                hits.append({"record": self.summary(record, withholding), "report_id": report.id, "text": report.text})
+            hits, next_offset = self._search_page(query, criteria, withholding, unreadable)
             summaries = [h["record"] for h in hits]
-            next_link = query.link("/records", offset=query.offset + query.limit) if more else None
+            next_link = query.link("/records", offset=next_offset) if next_offset is not None else None
         else:
-            page, next_after, scanned_to, _ = self._scan(criteria, query.after, query.limit, SCAN_BOUND)
+            page, next_after, scanned_to, _ = self._scan(
+                criteria, query.after, query.limit, SCAN_BOUND, withholding, unreadable
+            )
             summaries = [self.summary(r, withholding) for r in page]
             next_link = query.link("/records", after=next_after) if next_after else None
         return {
@@ -256,8 +265,43 @@ class Viewer:
             "hits": hits,
             "next": next_link,
             "scanned_to": scanned_to,
+            "unreadable": unreadable,
             "log_size": self.catalog.log_size(),
         }
+
+    def _search_page(
+        self, query: RecordsQuery, criteria: RecordFilter | None, withholding: Withholding, unreadable: list[str]
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """The hits shown of a search from its ``offset``, and the offset of the next page's
+        first hit shown (``None``: no more).  A hit on withheld text is skipped and the search
+        goes on past it, so that neither a page nor its link to the next one says that such
+        hits exist (up to :data:`SCAN_BOUND` hits looked at, where the next page goes on)."""
+        assert query.q is not None
+        hits: list[dict[str, Any]] = []
+        offset, batch = query.offset, query.limit + 1
+        while True:
+            found = self.catalog.search(query.q, limit=batch, offset=offset, record_filter=criteria)
+            named = list(dict.fromkeys(h.record_id for h in found))
+            records = {r.id: r for r in self._read(named, unreadable)}
+            for index, hit in enumerate(found):
+                record = records.get(hit.record_id)
+                if record is None:
+                    continue
+                redaction = withholding.record(record)
+                report = next((r for r in redaction.record.reports if r.id == hit.report.id), None)
+                if report is None or report != hit.report:
+                    continue  # its text is partly withheld: the hit would say what it holds
+                if criteria is not None and not criteria.matches(redaction.record):
+                    continue  # it matched through withheld text (a tag holding a withheld name)
+                if len(hits) == query.limit:
+                    return hits, offset + index
+                hits.append({"record": self.summary(record, withholding), "report_id": report.id, "text": report.text})
+            offset += len(found)
+            if len(found) < batch:
+                return hits, None
+            if offset - query.offset >= SCAN_BOUND:
+                return hits, offset
+            batch = min(2 * batch, 500)
 
     # -- one record ----------------------------------------------------------------------------
 
@@ -269,7 +313,7 @@ class Viewer:
         for entry in record.artifacts:
             artifact = entry.artifact
             sha = artifact.sha256
-            held = sha in withheld or bool(withholding.artifact_reasons(sha))
+            held = sha in withheld
             kind = display_type(artifact.media_type) or ""
             if held:
                 display = "withheld"
@@ -288,7 +332,7 @@ class Viewer:
                 thumbnail = f"/records/{record.id}/thumbnails/{sha}"
             elif display == "video":
                 frame = self._keyframe(record, sha)
-                if frame is not None and frame not in withheld and not withholding.artifact_reasons(frame):
+                if frame is not None and frame not in withheld:
                     thumbnail = f"/records/{record.id}/thumbnails/{frame}"
             shown.append(
                 {
@@ -302,6 +346,27 @@ class Viewer:
                 }
             )
         return shown
+
+    def withheld_files(
+        self, record: model.EvidenceRecord, withholding: Withholding, redaction: Redaction, among: str | None = None
+    ) -> frozenset[str]:
+        """SHA-256 of the files of *record* the viewer withholds, as a redacted export does:
+        those flags withhold (here, or the same bytes elsewhere), those whose bytes hold a
+        withheld text (a caption, an SVG's text: read once per plan), and those made from any
+        of them.  *among*: only that file and those it was made from are searched."""
+        searched = None if among is None else _made_from(record, among)
+        reasons: dict[str, Any] = {sha: [("", "")] for sha in redaction.withheld_sha256}
+        for entry in record.artifacts:
+            artifact = entry.artifact
+            sha = artifact.sha256
+            if sha in reasons or (searched is not None and sha not in searched):
+                continue
+            if withholding.artifact_reasons(sha) or withholding.carries(
+                sha, artifact.media_type, functools.partial(self.catalog.open_artifact, sha)
+            ):
+                reasons[sha] = [("", "")]
+        withhold_derived(record, reasons)
+        return frozenset(reasons)
 
     def events(self, events: Sequence[model.CustodyEvent], withholding: Withholding) -> list[dict[str, Any]]:
         """Custody events as the pages show them (``viewer_event``), withheld text replaced."""
@@ -357,6 +422,7 @@ class Viewer:
                 "ok": bool(last.details.get("ok")),
                 "findings": int(last.details.get("findings") or 0),
                 "covers_record": any(e.seq < last.seq for e in events if e.subject == record_id),
+                "changed_since": any(e.seq > last.seq for e in events if e.subject == record_id),
             }
         withheld_artifacts = [
             {"sha256": a.sha256, "reasons": [{"kind": k, "reason": withholding.text(r)} for k, r in a.reasons]}
@@ -366,7 +432,7 @@ class Viewer:
             "schema": VIEWER_SCHEMAS["record"],
             "record": _plain(to_document(redaction.record)),
             "status": current_status(redaction.record).value,
-            "media": self.media(record, redaction.withheld_sha256, withholding),
+            "media": self.media(record, self.withheld_files(record, withholding, redaction), withholding),
             "withheld_artifacts": withheld_artifacts,
             "withheld_fields": [f.path for f in redaction.fields],
             "events": self.events(events[-RECORD_EVENTS_SHOWN:], withholding),
@@ -407,7 +473,9 @@ class Viewer:
     def _places(self, query: RecordsQuery) -> tuple[list[model.EvidenceRecord], str | None, int]:
         """The records the map or the timeline draws: those that meet the query's filters,
         looking at no more than :data:`PLACE_SCAN_BOUND` after its ``after``."""
-        page, next_after, _, scanned = self._scan(self.criteria(query), query.after, PLACE_SCAN_BOUND, PLACE_SCAN_BOUND)
+        page, next_after, _, scanned = self._scan(
+            self.criteria(query), query.after, PLACE_SCAN_BOUND, PLACE_SCAN_BOUND, self.withholding()
+        )
         return page, next_after, scanned
 
     def map_page(self, query: RecordsQuery) -> dict[str, Any]:
@@ -493,6 +561,18 @@ class Viewer:
             "complete": next_after is None,
             "next": query.link("/timeline", after=next_after) if next_after else None,
         }
+
+
+def _made_from(record: model.EvidenceRecord, sha256: str) -> set[str]:
+    """*sha256* and every file of *record* it was made from, at any remove."""
+    sources = {entry.artifact.sha256: entry.derived_from for entry in record.artifacts}
+    found, pending = {sha256}, [sha256]
+    while pending:
+        for source in sources.get(pending.pop(), ()):
+            if source not in found:
+                found.add(source)
+                pending.append(source)
+    return found
 
 
 def _plain(document: dict[str, Any]) -> dict[str, Any]:

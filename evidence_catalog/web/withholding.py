@@ -9,9 +9,9 @@ counts at once).  With it:
   flagged field's text replaced by ``[withheld]`` wherever it occurs, the metadata of withheld
   files left out), so are the custody events (:meth:`Withholding.event`) and search hits;
 * a withheld file's bytes are never served, nor its thumbnail, nor anything derived from it;
-* a file that is not a picture, video or sound (a page, a JSON file, a text) is served only
-  after its bytes were searched for every withheld text (:meth:`Withholding.carries`), as a
-  redacted export searches every file it writes.
+* a file is served only after its bytes were searched for every withheld text
+  (:meth:`Withholding.carries`), as a redacted export searches every file it writes: a
+  picture's caption, an SVG's text or a web archive's pages can hold a name.
 """
 
 from __future__ import annotations
@@ -36,11 +36,6 @@ from evidence_catalog.interchange.redact import (
 
 #: Every kind of flag: the viewer withholds them all.
 ALL_KINDS = frozenset(kind.value for kind in model.SensitivityKind)
-
-#: Media types whose bytes are pictures, video or sound, never searched for withheld text (a
-#: name does not hide in a video's frames as text a reader finds).
-_MEDIA_PREFIXES = ("image/", "video/", "audio/")
-_READ = 1 << 20
 
 
 @attrs.frozen
@@ -96,16 +91,19 @@ class Withholding:
         return tuple(self.plan.artifacts.get(sha256, ()))
 
     def carries(self, sha256: str, media_type: str, open_blob: Callable[[], BinaryIO]) -> bool:
-        """Whether the bytes (not a picture, video or sound) hold a withheld text in any form
-        an export looks for (:func:`~evidence_catalog.interchange.redact.needles`)."""
-        if self.plan is None or not self.plan.values or media_type.startswith(_MEDIA_PREFIXES):
+        """Whether the bytes hold a withheld text in any form an export looks for
+        (:func:`~evidence_catalog.interchange.redact.needles`; a web archive's pages as its
+        reader sees them), whatever their type: as a redacted export searches them."""
+        if self.plan is None or not self.plan.values:
             return False
         found = self._searched.get(sha256)
         if found is None:
-            found = self._searched[sha256] = self._search(open_blob)
+            found = self._searched[sha256] = self._search(media_type, open_blob)
         return found
 
-    def _search(self, open_blob: Callable[[], BinaryIO]) -> bool:
+    def _search(self, media_type: str, open_blob: Callable[[], BinaryIO]) -> bool:
+        from evidence_catalog.interchange.export import _searchable
+
         assert self.plan is not None
         searched = [needle for value in self.plan.values for needle in needles(value)]
         if not searched:
@@ -113,7 +111,7 @@ class Withholding:
         overlap = max(len(needle) for needle in searched) - 1
         tail = b""
         with open_blob() as stream:
-            while block := stream.read(_READ):
+            for block in _searchable(stream, media_type, set(self.plan.values)):
                 window = tail + block
                 if any(needle in window for needle in searched):
                     return True
