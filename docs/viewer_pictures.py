@@ -341,7 +341,12 @@ def take_pictures(page: Any, address: str, demo: Demo, out: Path) -> list[Path]:
     written = []
     for name, path in pages(demo).items():
         page.goto(address + path, wait_until="load")
-        _wait(page, "() => Array.from(document.images).every(i => i.complete || i.loading == 'lazy')")
+        # Every picture in the window decoded (lazy ones below it never load).
+        _wait(
+            page,
+            "() => Array.from(document.images).every(i => (i.complete && i.naturalWidth > 0)"
+            " || i.getBoundingClientRect().top > window.innerHeight)",
+        )
         if name == "record-video":  # sought to where the lorry crosses, its frame shown
             page.evaluate(
                 """() => { const video = document.querySelector('video');
