@@ -44,7 +44,10 @@ def serve(
     )
     server = uvicorn.Server(config)
     bound = sock.getsockname()
-    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
+    # Bound to every address of the machine: named by the machine's name, which a colleague can
+    # open (0.0.0.0 is not an address a browser elsewhere reaches).
+    name = socket.gethostname() if str(bound[0]) in ("0.0.0.0", "::") else str(bound[0])
+    shown = f"[{name}]" if ":" in name else name
     address = f"http://{shown}:{bound[1]}/"
     if on_ready is not None:
         original = server.startup
