@@ -1517,6 +1517,17 @@ def bench_similar(ctx: Context) -> list[Row]:
 
 
 BENCH_FUNCTIONS["similar"] = (bench_similar, ())
+BENCHMARKS += ("viewer",)  # benchmarks/viewer.py (issue 25): the web viewer at 10k and 100k records, a 1 GiB video
+
+
+def bench_viewer(ctx: Context) -> list[Row]:
+    """The viewer's pages and a 1 GiB video's bytes (see viewer.py; catalogs kept in build/)."""
+    import viewer  # benchmarks/viewer.py, beside this file
+
+    return [Row(**row) for row in viewer.rows(viewer.bench(viewer.DEFAULT_SIZES, viewer.DEFAULT_ROUNDS, ctx.repeat))]
+
+
+BENCH_FUNCTIONS["viewer"] = (bench_viewer, ("du",))
 
 
 # -- entry point -----------------------------------------------------------------------------------
