@@ -8,6 +8,7 @@ An exhibit refuses to print a record that fails them; the viewer shows what they
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -31,13 +32,19 @@ from evidence_catalog.serialize import to_document
 def events_of(ctx: Context, session: Any, record: model.EvidenceRecord) -> list[model.CustodyEvent]:
     """The custody events that concern *record*: those about it, the time-stamps of its files,
     and the exports that named it, in log order."""
-    found = {event.seq: event for event in ctx.db.events(session, record.id)}
-    for entry in record.artifacts:
-        for event in ctx.db.events(session, entry.artifact.sha256):
+    return events_about(ctx, session, record.id, [entry.artifact.sha256 for entry in record.artifacts])
+
+
+def events_about(ctx: Context, session: Any, record_id: str, sha256s: Sequence[str]) -> list[model.CustodyEvent]:
+    """:func:`events_of` the record *record_id* whose files' SHA-256s are *sha256s* (without
+    reading the whole record: a record with a thousand notes takes a while to assemble)."""
+    found = {event.seq: event for event in ctx.db.events(session, record_id)}
+    for sha256 in sha256s:
+        for event in ctx.db.events(session, sha256):
             found.setdefault(event.seq, event)
     for event in ctx.db.events_by_action(session, Action.RECORDS_EXPORTED):
         named = event.details.get("record_ids")
-        if isinstance(named, list) and record.id in named:
+        if isinstance(named, list) and record_id in named:
             found.setdefault(event.seq, event)
     return [found[seq] for seq in sorted(found)]
 

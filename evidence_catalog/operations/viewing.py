@@ -56,9 +56,10 @@ def flagged_record_ids(ctx: Context) -> list[str]:
 def record_events(ctx: Context, record_id: str) -> list[model.CustodyEvent]:
     """The custody events that concern one record, in log order: those about it, the
     time-stamps of its files, and the exports that named it (what its exhibit lists)."""
-    from evidence_catalog.operations.common import check_record_id
-    from evidence_catalog.operations.record_checks import events_of
+    from evidence_catalog.operations.common import check_record_exists, check_record_id
+    from evidence_catalog.operations.record_checks import events_about
 
     check_record_id(record_id)
     with ctx.db.read() as session:
-        return events_of(ctx, session, ctx.db.record(session, record_id))
+        check_record_exists(ctx, session, record_id)
+        return events_about(ctx, session, record_id, ctx.db.artifacts_of(session, record_id))
