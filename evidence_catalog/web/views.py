@@ -215,9 +215,12 @@ class Viewer:
                 return entry.artifact.sha256
         return None
 
-    def summary(self, record: model.EvidenceRecord, withholding: Withholding) -> dict[str, Any]:
-        """One record as the grid shows it (``viewer_record_summary``)."""
-        redaction = withholding.record(record)
+    def summary(
+        self, record: model.EvidenceRecord, withholding: Withholding, redaction: Redaction | None = None
+    ) -> dict[str, Any]:
+        """One record as the grid shows it (``viewer_record_summary``); *redaction*: the record
+        as *withholding* shows it, when already made."""
+        redaction = withholding.record(record) if redaction is None else redaction
         shown = redaction.record
         picture = self.picture(record)
         withheld = picture is not None and picture[0] in self.withheld_files(
@@ -295,7 +298,8 @@ class Viewer:
                     continue  # it matched through withheld text (a tag holding a withheld name)
                 if len(hits) == query.limit:
                     return hits, offset + index
-                hits.append({"record": self.summary(record, withholding), "report_id": report.id, "text": report.text})
+                summary = self.summary(record, withholding, redaction)
+                hits.append({"record": summary, "report_id": report.id, "text": report.text})
             offset += len(found)
             if len(found) < batch:
                 return hits, None
