@@ -450,9 +450,9 @@ def pages_of(info: dict[str, Any]) -> list[tuple[str, str]]:
         ("an ingested record", f"/records/{info['ingested']}"),
         (f"record with {NOTES} notes, {NOTES + 1} events (HTML)", f"/records/{info['notes_record']}"),
         (f"record with {NOTES} notes, {NOTES + 1} events (JSON)", f"/records/{info['notes_record']}.json"),
-        (f"the digest file's page ({min(held, DIGEST_ITEMS)} records hold it)", f"/artifacts/{info['digest_sha256']}"),
         ("custody log, first page", "/log"),
         ("custody log, last page", f"/log?after={info['log_size'] - 100}"),
+        (f"the digest file's page ({min(held, DIGEST_ITEMS)} records hold it)", f"/artifacts/{info['digest_sha256']}"),
     ]
 
 
@@ -460,23 +460,21 @@ def time_pages(
     server: Server, pages: Sequence[tuple[str, str]], rounds: int, static_dir: Path | None
 ) -> dict[str, dict[str, Any]]:
     """Every page on a new connection and on a kept one, *rounds* times (fewer for a slow
-    page); with *static_dir*, also its bytes from ``http.server`` in the same rounds."""
-    bodies: dict[str, Fetched] = {}
-    for name, path in pages:  # once each: warm, checked, kept for http.server
-        got = fetch(server.port, path, keep=True)
-        if got.status != 200:
-            raise AssertionError(f"{path}: {got.status} {got.body[:300]!r}")
-        bodies[name] = got
+    page), after one untimed fetch; with *static_dir*, also its bytes from ``http.server`` in
+    the same rounds.  The server's peak RSS is read after each page (the pages in order)."""
     static = None
     if static_dir is not None:
         static_dir.mkdir(parents=True, exist_ok=True)
-        for number, (name, _) in enumerate(pages):
-            (static_dir / f"page-{number}").write_bytes(bodies[name].body)
-        static = http_server(static_dir)
+        static = http_server(static_dir)  # it serves each page's file once written
     results: dict[str, dict[str, Any]] = {}
     try:
         for number, (name, path) in enumerate(pages):
-            count = max(MIN_ROUNDS, min(rounds, int(PAGE_BUDGET / max(bodies[name].last * 2, 1e-3))))
+            warm = fetch(server.port, path, keep=True)
+            if warm.status != 200:
+                raise AssertionError(f"{path}: {warm.status} {warm.body[:300]!r}")
+            if static_dir is not None:
+                (static_dir / f"page-{number}").write_bytes(warm.body)
+            count = max(MIN_ROUNDS, min(rounds, int(PAGE_BUDGET / max(warm.last * 2, 1e-3))))
             sides: dict[str, list[Fetched]] = {"new": [], "kept": [], "static new": [], "static kept": []}
             kept = http.client.HTTPConnection("127.0.0.1", server.port)
             static_kept = None if static is None else http.client.HTTPConnection("127.0.0.1", static.port)
@@ -498,7 +496,7 @@ def time_pages(
                 static_kept.close()
             results[name] = {
                 "path": path,
-                "bytes": bodies[name].size,
+                "bytes": warm.size,
                 "server_peak_mib_so_far": _status_mib(server.process.pid, "VmHWM"),
                 "server_cpu_ms": (_cpu_seconds(server.process.pid) - cpu) * 1000 / (2 * count),
                 **{side: figures(samples) for side, samples in sides.items() if samples},
