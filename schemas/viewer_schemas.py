@@ -177,9 +177,11 @@ def add(
     defs["viewer_artifact"] = obj(
         {
             "sha256": ref("sha256"),
+            "total": {**count, "description": "How many records hold it."},
             "records": {"type": "array", "items": ref("viewer_record_summary")},
+            "next": nullable({**url, "description": "The next page of them."}),
         },
-        description="The records that hold one artifact.",
+        description="The records that hold one artifact, a page at a time.",
     )
     return [
         ("viewer-records", "1.0.0", "viewer_records", "Viewer: a page of records"),

@@ -518,3 +518,24 @@ def test_a_record_changed_after_the_last_verification_says_so(built: dict[str, A
         assert "changed after it" in client.get(f"/records/{built['note.txt']}").text
         unchanged = client.get(f"/records/{built['school.jpg']}.json").json()["last_verification"]
         assert unchanged["changed_since"] is False
+
+
+def test_the_records_holding_a_file_come_a_page_at_a_time(tmp_path: Path, operator: model.Agent) -> None:
+    digest = tmp_path / "digest.txt"
+    digest.write_text("Feed (Twitter)\n" + "".join(f"item {i}\nitem {i}\n" for i in range(7)), encoding="utf-8")
+    with Catalog.init(tmp_path / "catalog", operator=operator) as catalog:
+        result = catalog.ingest(digest, format="digest")
+        holders = sorted(catalog.records_with_artifact(result.sha256))
+    assert len(holders) == 7
+    client, catalog = _client(tmp_path / "catalog")
+    with catalog:
+        seen, url = [], f"/artifacts/{result.sha256}.json?limit=3"
+        while url:
+            page = client.get(url).json()
+            jsonschema.validate(page, load_schema("viewer-artifact"))
+            assert page["total"] == 7 and len(page["records"]) <= 3
+            seen += [r["id"] for r in page["records"]]
+            url = page["next"] and page["next"].replace(
+                f"/artifacts/{result.sha256}", f"/artifacts/{result.sha256}.json"
+            )
+        assert seen == holders

@@ -164,7 +164,9 @@ class ViewerApp:
 
     def artifact(self, request: Request) -> Response:
         sha256 = self._sha256(request)
-        return self.page(request, "artifact.html.jinja", self.viewer.artifact_page(sha256))
+        query = records_query(request)
+        document = self.viewer.artifact_page(sha256, after=query.after, limit=query.limit)
+        return self.page(request, "artifact.html.jinja", document)
 
     def log(self, request: Request) -> Response:
         after = _int(request, "after", 0, low=0, high=2**62)

@@ -445,16 +445,23 @@ class Viewer:
             "check_url": f"/records/{record_id}/check.json",
         }
 
-    def artifact_page(self, sha256: str) -> dict[str, Any]:
-        """The records that hold one artifact (``viewer-artifact``)."""
+    def artifact_page(self, sha256: str, *, after: str | None = None, limit: int = PAGE) -> dict[str, Any]:
+        """The records that hold one artifact, a page at a time after the record id *after*
+        (``viewer-artifact``): a feed's document is held by every record of its items."""
         withholding = self.withholding()
         ids = self.catalog.records_with_artifact(sha256)
         if not ids:
             raise NotFoundError(f"no record holds an artifact {sha256}", where="artifact")
+        ids.sort()
+        following = [i for i in ids if after is None or i > after]
+        page = following[:limit]
+        more = len(following) > limit
         return {
             "schema": VIEWER_SCHEMAS["artifact"],
             "sha256": sha256,
-            "records": [self.summary(r, withholding) for r in self._read(ids)],
+            "total": len(ids),
+            "records": [self.summary(r, withholding) for r in self._read(page)],
+            "next": f"/artifacts/{sha256}?after={page[-1]}&limit={limit}" if more else None,
         }
 
     # -- the log -------------------------------------------------------------------------------
