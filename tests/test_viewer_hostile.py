@@ -135,6 +135,10 @@ def test_a_picture_or_drawing_of_another_record_that_holds_a_withheld_text_is_no
             # So is what was made from it (an analysis's perceptual hashes would find it).
             page = client.get(f"/records/{record_id}.json").json()
             assert {m["display"] for m in page["media"]} == {"withheld"}, name
+            # Its embedded metadata (the caption itself, a position) is left out, as an export does.
+            assert all(a["artifact"]["metadata"] is None for a in page["record"]["artifacts"]), name
+            assert sha in {w["sha256"] for w in page["withheld_artifacts"]}
+            assert NEIGHBOUR not in client.get(f"/records/{record_id}").text
             for entry in catalog.record(record_id).artifacts:
                 made = entry.artifact.sha256
                 assert client.get(f"/records/{record_id}/artifacts/{made}").status_code == 404, (name, made)

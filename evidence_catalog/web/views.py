@@ -432,11 +432,22 @@ class Viewer:
             {"sha256": a.sha256, "reasons": [{"kind": k, "reason": withholding.text(r)} for k, r in a.reasons]}
             for a in redaction.artifacts
         ]
+        held = self.withheld_files(record, withholding, redaction)
+        document = _plain(to_document(redaction.record))
+        # A file withheld for what its bytes hold (or made from one) loses its embedded
+        # metadata here too, as a redacted export leaves it out (a caption, a position).
+        carriers = held - redaction.withheld_sha256
+        for entry in document["artifacts"]:
+            if entry["artifact"]["digests"]["sha256"] in carriers:
+                entry["artifact"]["metadata"] = None
+        withheld_artifacts += [
+            {"sha256": sha, "reasons": [{"kind": "carrier", "reason": _CARRIER}]} for sha in sorted(carriers)
+        ]
         return {
             "schema": VIEWER_SCHEMAS["record"],
-            "record": _plain(to_document(redaction.record)),
+            "record": document,
             "status": current_status(redaction.record).value,
-            "media": self.media(record, self.withheld_files(record, withholding, redaction), withholding),
+            "media": self.media(record, held, withholding),
             "withheld_artifacts": withheld_artifacts,
             "withheld_fields": [f.path for f in redaction.fields],
             "events": self.events(events[-RECORD_EVENTS_SHOWN:], withholding),
@@ -584,6 +595,9 @@ def _made_from(record: model.EvidenceRecord, sha256: str) -> set[str]:
                 found.add(source)
                 pending.append(source)
     return found
+
+
+_CARRIER = "its bytes hold text a sensitivity flag withholds (or it was made from a file that does)"
 
 
 def _plain(document: dict[str, Any]) -> dict[str, Any]:
