@@ -30,9 +30,15 @@ def _client(folder: Path, **options: Any) -> tuple[TestClient, Catalog]:
 
 
 def _jpeg_describing(text: str) -> bytes:
-    """A real JPEG whose EXIF ImageDescription is *text* (a caption a camera app wrote)."""
+    """A real JPEG whose EXIF ImageDescription is *text* (a caption a camera app wrote), taken
+    at 10.25 N, 20.75 E (its GPS)."""
+    from PIL.ExifTags import GPS, IFD
+
     exif = Image.Exif()
     exif[0x010E] = text  # ImageDescription
+    gps = exif.get_ifd(IFD.GPSInfo)
+    gps[GPS.GPSLatitudeRef], gps[GPS.GPSLatitude] = "N", (10.0, 15.0, 0.0)
+    gps[GPS.GPSLongitudeRef], gps[GPS.GPSLongitude] = "E", (20.0, 45.0, 0.0)
     out = io.BytesIO()
     Image.new("RGB", (32, 24), (90, 90, 90)).save(out, format="JPEG", exif=exif)
     return out.getvalue()
@@ -442,3 +448,15 @@ def test_a_verification_event_edited_to_say_ok_is_not_shown_as_a_verification(tm
     run_sql(tmp_path / "c", f"UPDATE custody_event SET details = {edited} WHERE action = 'catalog.verified'")
     with Catalog.open(tmp_path / "c", read_only=True) as viewed:
         assert viewed.last_verification() is None
+
+
+def test_a_file_withheld_for_its_caption_puts_no_point_on_the_map(witnessed: dict[str, Any]) -> None:
+    """A redacted export leaves out a withheld file's metadata, its GPS position with it."""
+    client, catalog = _client(witnessed["folder"])
+    with catalog:
+        points = client.get("/map.json").json()["points"]
+        assert not any(abs(p["latitude"] - 10.25) < 0.01 for p in points)
+    shown, catalog = _client(witnessed["folder"], show_sensitive=True)
+    with catalog:
+        points = shown.get("/map.json").json()["points"]
+        assert any(p["kind"] == "exif" and abs(p["latitude"] - 10.25) < 0.01 for p in points)

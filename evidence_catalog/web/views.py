@@ -508,7 +508,8 @@ class Viewer:
         # The box is the map's view, not a filter of the records: every position in it is drawn.
         page, next_after, scanned = self._places(attrs.evolve(query, bbox=None))
         for record in page:
-            shown = withholding.record(record).record
+            redaction = withholding.record(record)
+            shown = redaction.record
             label = shown.title or record.id
             for claim in shown.claims:
                 if claim.place is not None and claim.place.position is not None:
@@ -518,6 +519,11 @@ class Viewer:
             for entry in shown.artifacts:
                 metadata = entry.artifact.metadata
                 if metadata is None:
+                    continue
+                # A file withheld for the text its bytes hold states no position either (only
+                # files with a position are searched, once per plan).
+                sha = entry.artifact.sha256
+                if withholding.active and sha in self.withheld_files(record, withholding, redaction, among=sha):
                     continue
                 if metadata.exif is not None and metadata.exif.gps is not None:
                     points.append(_point(metadata.exif.gps, "exif", record.id, f"{label}: EXIF GPS"))
