@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -539,3 +540,63 @@ def test_the_records_holding_a_file_come_a_page_at_a_time(tmp_path: Path, operat
                 f"/artifacts/{result.sha256}", f"/artifacts/{result.sha256}.json"
             )
         assert seen == holders
+
+
+def test_the_served_viewer_outlives_clients_that_hang_up_mid_answer(tmp_path: Path, operator: model.Agent) -> None:
+    """A video player cancels a range when it seeks: the connection closes while the viewer is
+    still writing.  The command ends quietly when its reader goes (SIGPIPE), which must not
+    apply to the server."""
+    import contextlib
+    import os
+    import random
+    import select
+    import signal
+    import socket
+    import struct
+    import subprocess
+    import sys
+    import threading
+    import urllib.request
+
+    (tmp_path / "big.bin").write_bytes(os.urandom(8 * 1024 * 1024))
+    with Catalog.init(tmp_path / "catalog", operator=operator) as catalog:
+        [added] = catalog.add([tmp_path / "big.bin"])
+    command = [sys.executable, "-m", "evidence_catalog", "serve", "--catalog", str(tmp_path / "catalog"), "--port", "0"]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        assert select.select([process.stderr], [], [], 60)[0], "the viewer printed nothing"
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", process.stderr.readline())
+        assert found, "no address"
+        port = int(found.group(1))
+        path = f"/records/{added.record_id}/artifacts/{added.sha256}"
+
+        def hang_up(seed: int) -> None:
+            chosen = random.Random(seed)
+            for _ in range(50):
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)) as sock:
+                    start = chosen.randrange(7_000_000)
+                    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nRange: bytes={start}-\r\n\r\n"
+                    sock.sendall(request.encode())
+                    sock.recv(chosen.choice((10, 1000, 100_000)))  # the answer has begun; no more is read
+                    if chosen.random() < 0.5:  # hang up hard (a reset), or half-close first
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    else:
+                        sock.shutdown(socket.SHUT_RDWR)
+
+        threads = [threading.Thread(target=hang_up, args=(seed,)) for seed in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        time.sleep(0.5)
+        assert process.poll() is None, f"the viewer died: {process.returncode}"
+        status = Path(f"/proc/{process.pid}/status")
+        if status.exists():  # Linux: the server ignores SIGPIPE (the hang-ups above only sometimes race into it)
+            ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status.read_text(), re.M).group(1), 16)  # type: ignore[union-attr]
+            assert ignored >> (signal.SIGPIPE - 1) & 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/records.json", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)

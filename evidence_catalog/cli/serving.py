@@ -38,9 +38,16 @@ def serve(catalog_path: str, host: str, port: int, token: str | None, open_brows
     browser logs in at /login.  No access log is written.  To show the viewer to a colleague,
     prefer an SSH tunnel (docs/viewer.md).
     """
+    import signal
+
     from evidence_catalog.catalog import Catalog
     from evidence_catalog.web import is_loopback, new_token
     from evidence_catalog.web import serve as run
+
+    # A server outlives clients that hang up mid-answer (a player drops a range when it seeks):
+    # the command's default, to end quietly when its reader goes (SIGPIPE), would kill it.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     catalog = Catalog.open(catalog_path, read_only=True)
     made = False
