@@ -158,6 +158,7 @@ def test_the_table_of_custody_events_is_what_every_command_appends(
     probe.run("fsck --remove", "fsck", "--remove")
     probe.run("change-key", "change-key")
     probe.run("schema", "schema", "artifact")
+    probe.appended["serve"] = _served(probe, home)
 
     documented = documented_logging()
     assert set(probe.appended) == set(documented), "commands run here and those in the table differ"
@@ -232,3 +233,39 @@ def test_a_damaged_artifact_makes_export_exit_1_and_import_exit_2(tmp_path: Path
     assert damaged.code == 1 and "run verify" in damaged.err
     assert not (tmp_path / "second-bag").exists()
     assert run_cli("log", "--catalog", home, "--json").out == before
+
+
+def _served(probe: Probe, catalog: Path) -> set[str]:
+    """The actions appended while ``serve`` ran as a user starts it and every kind of page was
+    asked for (it cannot run in-process: it serves until Ctrl-C)."""
+    import re
+    import select
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    before = probe.actions(catalog)
+    with Catalog.open(catalog, read_only=True) as opened:
+        record_id = opened.record_ids()[0]
+    command = [sys.executable, "-m", "evidence_catalog", "serve", "--catalog", str(catalog), "--port", "0"]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        assert select.select([process.stderr], [], [], 60)[0], "serve printed nothing"
+        found = re.search(r" at (http://\S+)/ ", process.stderr.readline())
+        assert found, "serve printed no address"
+        for path in (
+            "/records",
+            "/log",
+            "/map",
+            "/timeline",
+            f"/records/{record_id}",
+            f"/records/{record_id}/check.json",
+        ):
+            with urllib.request.urlopen(found.group(1) + path, timeout=60) as response:
+                assert response.status == 200, path
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    return set(probe.actions(catalog)[len(before) :])
