@@ -600,3 +600,11 @@ def test_the_served_viewer_outlives_clients_that_hang_up_mid_answer(tmp_path: Pa
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
+
+
+@pytest.mark.parametrize("token", ["short", " " + "x" * 20, "x" * 20 + "\n", "x" * 15])
+def test_a_guessable_token_is_refused(built: dict[str, Any], token: str, run_cli: Any) -> None:
+    with Catalog.open(built["folder"], read_only=True) as catalog, pytest.raises(InputError, match="at least 16"):
+        make_app(catalog, host="0.0.0.0", token=token)
+    result = run_cli("serve", "--catalog", str(built["folder"]), "--host", "0.0.0.0", "--token", token)
+    assert result.code == 2 and "at least 16" in result.err and "Traceback" not in result.err

@@ -49,10 +49,10 @@ def serve(catalog_path: str, host: str, port: int, token: str | None, open_brows
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    catalog = Catalog.open(catalog_path, read_only=True)
     made = False
     if token is None and not is_loopback(host):
         token, made = new_token(), True
+    catalog = Catalog.open(catalog_path, read_only=True)
 
     def ready(address: str) -> None:
         click.echo(f"Viewer of {catalog_path} at {address} (read-only; Ctrl-C stops it)", err=True)

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("evidence_catalog.web")
 _WITHHELD = "a sensitivity flag withholds this file (the viewer shows it when started with --show-sensitive)"
+#: The shortest token accepted: a guessable token would open the evidence to the network.
+MIN_TOKEN_LENGTH = 16
 #: The largest login form read (bytes).
 _MAX_FORM = 4096
 
@@ -369,6 +371,12 @@ def make_app(
     """
     if token is None and not is_loopback(host):
         raise InputError(f"serving on {host} (not this machine only) needs a token", where="token")
+    if token is not None and (len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or token != token.strip()):
+        raise InputError(
+            f"a token is at least {MIN_TOKEN_LENGTH} printable characters, without surrounding spaces "
+            "(leave it out and one of 256 random bits is made)",
+            where="token",
+        )
     app = ViewerApp(Viewer(catalog, show_sensitive=show_sensitive), token=token)
     g = app.guarded
     id_ = "{record_id:str}"
