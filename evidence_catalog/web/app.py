@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from evidence_catalog.errors import EvidenceError, InputError, NotFoundError
+from evidence_catalog.interchange.exhibit import human_size
 from evidence_catalog.web import views
 from evidence_catalog.web.security import COOKIE, Guard, is_loopback, token_matches
 from evidence_catalog.web.serving import file_response
@@ -43,18 +44,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters["bytes"] = _human_bytes
+    environment.filters["human_size"] = human_size  # as the exhibit writes sizes
     environment.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     return environment
-
-
-def _human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
 
 
 def _wants_json(request: Request) -> bool:
