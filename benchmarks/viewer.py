@@ -91,19 +91,6 @@ BROWSER_CONNECTIONS = 6
 RANGE = MIB
 SEEKS = 200
 
-_FEEDS = ("Harbour Monitor", "Records Desk", "Frontline Notes", "Наблюдатель", "Revue de presse", "Ledger Watch")
-_PLATFORMS = ("Twitter", "Telegram", "Mastodon", "Bluesky", "VK")
-_HANDLES = ("coast_watch", "PortLog", "CityPaper", "osint_desk", "geo_mueller", "радар_юг", "field_reporter")
-_TAGS = ("EastQuay", "OSINT", "Satellite", "Hafen", "школа", "Port", "Ledger")
-_WORDS = (
-    "satellite images show two new berths at the yard",
-    "the gate was shut on 4 May — “maintenance”, said the operator",
-    "спутниковые снимки показывают новые причалы",
-    "les registres du port ne concordent pas avec les photos",
-    "trucks queue at the checkpoint from early morning",
-    "the ledger lists 14 ships, the pictures show 17",
-    "Straße gesperrt, Lkw warten seit dem Morgen",
-)
 #: The handle a flag withholds (a protected source's): it occurs in many reports.
 WITHHELD_HANDLE = "osint_desk"
 
@@ -114,14 +101,19 @@ WITHHELD_HANDLE = "osint_desk"
 def write_digest(path: Path, first: int, count: int) -> None:
     """A feed-reader digest of items *first* to *first* + *count* - 1 (distinct texts; feeds of
     100 items; a fifth are reposts naming a handle; every 7th item has a link card)."""
+    sys.path.insert(0, str(HERE))
+    # The feeds, handles, tags and sentences of the ``ingest`` benchmark's digests.
+    from run import _INGEST_FEEDS, _INGEST_HANDLES, _INGEST_PLATFORMS, _INGEST_TAGS, _INGEST_WORDS
+
     rng = random.Random(SEED + first)
     lines: list[str] = []
     for i in range(first, first + count):
         if i == first or i % 100 == 0:
-            lines.append(f"{_FEEDS[(i // 100) % len(_FEEDS)]} {i // 100:05d} ({_PLATFORMS[(i // 100) % 5]})")
-        text = f"Post {i}: {rng.choice(_WORDS)} #{rng.choice(_TAGS)}."
+            feed, platform = _INGEST_FEEDS[(i // 100) % len(_INGEST_FEEDS)], _INGEST_PLATFORMS[(i // 100) % 5]
+            lines.append(f"{feed} {i // 100:05d} ({platform})")
+        text = f"Post {i}: {rng.choice(_INGEST_WORDS)} #{rng.choice(_INGEST_TAGS)}."
         if rng.random() < 0.2:
-            text = f"RT @{rng.choice(_HANDLES)}: {text}"
+            text = f"RT @{rng.choice(_INGEST_HANDLES)}: {text}"
         lines += [text, text]
         if i % 7 == 6:
             lines += ["BBC News", "What the satellite pictures of the port show", f"Ledgers and pictures, part {i}."]
