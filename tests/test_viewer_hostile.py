@@ -212,19 +212,26 @@ def _rewrite_claim(folder: Path, record_id: str, summary: str) -> int:
     return event.seq
 
 
-def test_a_records_check_finds_a_claim_rewritten_with_its_event_hash_and_leaf(
-    tmp_path: Path, operator: model.Agent
-) -> None:
-    """The record's own check compared each event with its stored hash and leaf only: rewriting
-    those too (anyone who can write the database can) left ``ok: true``.  The signed checkpoint,
-    which needs the log key, does not agree."""
+def _claimed(tmp_path: Path, operator: model.Agent, then: Any) -> tuple[Path, Any]:
+    """A catalog folder with a picture, a claim on it and a later note, *then* called on it
+    (``Catalog.verify`` or ``Catalog.checkpoint``); and the picture's AddResult."""
     (tmp_path / "school.jpg").write_bytes(_jpeg_describing("a school"))
     folder = tmp_path / "catalog"
     with Catalog.init(folder, operator=operator, clock=FixedClock()) as catalog:
         [added] = catalog.add([tmp_path / "school.jpg"])
         catalog.claim(added.record_id, summary="A school hit by shelling", source_description="a resident")
         catalog.add_note(added.record_id, "an event after the claim")
-        catalog.verify()
+        then(catalog)
+    return folder, added
+
+
+def test_a_records_check_finds_a_claim_rewritten_with_its_event_hash_and_leaf(
+    tmp_path: Path, operator: model.Agent
+) -> None:
+    """The record's own check compared each event with its stored hash and leaf only: rewriting
+    those too (anyone who can write the database can) left ``ok: true``.  The signed checkpoint,
+    which needs the log key, does not agree."""
+    folder, added = _claimed(tmp_path, operator, Catalog.verify)
     client, catalog = _client(folder)
     with catalog:
         assert client.get(f"/records/{added.record_id}/check.json").json()["ok"] is True
@@ -401,13 +408,7 @@ def test_an_exhibit_refuses_a_claim_rewritten_with_its_event_hash_and_leaf(
     """The exhibit shares the record's check: it printed the rewritten claim as the log's."""
     from evidence_catalog.errors import IntegrityError
 
-    (tmp_path / "school.jpg").write_bytes(_jpeg_describing("a school"))
-    folder = tmp_path / "catalog"
-    with Catalog.init(folder, operator=operator, clock=FixedClock()) as catalog:
-        [added] = catalog.add([tmp_path / "school.jpg"])
-        catalog.claim(added.record_id, summary="A school hit by shelling", source_description="a resident")
-        catalog.add_note(added.record_id, "an event after the claim")
-        catalog.checkpoint()
+    folder, added = _claimed(tmp_path, operator, Catalog.checkpoint)
     seq = _rewrite_claim(folder, added.record_id, "A hospital hit by shelling")
     with Catalog.open(folder) as catalog, pytest.raises(IntegrityError) as raised:
         catalog.exhibit(added.record_id, tmp_path / "exhibit.html")
