@@ -271,147 +271,117 @@ def record_capture(
     """Record what a capture of *url* stored: its record, acquisition and custody event in one
     transaction.  A storage error names the capture."""
     try:
-        return _record_capture(
+        sha_of = {item.path: blob.sha256 for item, blob in stored}
+        described = {blob.sha256: common.describe(ctx, blob) for _, blob in stored}
+        entries: list[model.RecordArtifact] = []
+        for item, blob in stored:
+            if any(e.artifact.sha256 == blob.sha256 for e in entries):
+                continue  # the same bytes twice in one capture (e.g. two identical thumbnails)
+            sources = tuple(dict.fromkeys(sha_of[p] for p in item.derived_from if sha_of[p] != blob.sha256))
+            entries.append(
+                model.RecordArtifact(
+                    artifact=described[blob.sha256],
+                    role=item.role
+                    if (sources or item.role is not model.ArtifactRole.DERIVED)
+                    else model.ArtifactRole.ORIGINAL,
+                    derived_from=sources,
+                    derivation=item.derivation if sources else None,
+                )
+            )
+        main = entries[0].artifact.sha256
+        ended_at = max(ctx.clock(), started_at)
+        key = item_key(fetched.extractor, fetched.platform_id)
+        acquisition = common.new_acquisition(
             ctx,
-            options,
-            url,
-            fetched,
-            stored,
-            acquisition_id,
+            model.AcquisitionMethod.CAPTURED_FROM_URL,
             started_at,
-            record_id=record_id,
-            tags=tags,
-            note=note,
-            noted=noted,
-            settings=settings,
+            ended_at,
+            acquisition_id=acquisition_id,
+            tools=fetched.tools,
+            artifact_sha256=main,
+            other_artifacts=tuple(e.artifact.sha256 for e in entries[1:]),
+            requested_url=url,
+            final_url=fetched.final_url,
+            http_status=fetched.http_status,
+            platform=fetched.platform,
+            extractor=fetched.extractor,
+            platform_id=fetched.platform_id,
+            platform_info=fetched.platform_info,
+            responses=fetched.responses,
+            withheld=fetched.withheld,
+            note=parts_not_kept(fetched.warnings),
+            settings=options.describe() if settings is None else settings,
         )
+        with ctx.write() as session:
+            # Another writer may have catalogued some of these bytes meanwhile: its description
+            # wins, so that every event about one artifact carries the same document.
+            for index, entry in enumerate(entries):
+                catalogued = ctx.db.artifact(session, entry.artifact.sha256)
+                if catalogued is not None and catalogued != entry.artifact:
+                    entries[index] = attrs.evolve(entry, artifact=catalogued)
+            new_record = False
+            earlier = None
+            if record_id is None:
+                holders = ctx.db.records_holding(session, main)
+                earlier = ctx.db.earlier_capture(session, platform_key=key, requested_url=url)
+                if holders:
+                    record_id = holders[0]
+                elif earlier is not None:
+                    record_id = earlier[0]
+                else:
+                    record_id, new_record = model.new_id(), True
+            else:
+                common.check_record_exists(ctx, session, record_id, where="record")
+                earlier = ctx.db.earlier_capture(session, platform_key=key, requested_url=url, record_id=record_id)
+            held = set() if new_record else set(ctx.db.artifacts_of(session, record_id))
+            version_of = None
+            if earlier is not None and earlier[0] == record_id and earlier[1] != main and main not in held:
+                version_of = earlier[1]
+                entries[0] = attrs.evolve(entries[0], version_of=version_of)
+            title = fetched.platform_info.title or url
+            record, note_part = common.new_parts(ctx, record_id, new_record, title, tags, note, noted, ended_at)
+            event = ctx.db.append_event(
+                session,
+                at=ended_at,
+                actor=ctx.operator,
+                action=Action.MEDIA_CAPTURED,
+                subject=record_id,
+                details=captured_details(
+                    record=record, entries=entries, acquisition=acquisition, tags=tags, note=note_part
+                ),
+            )
+            if record is not None:
+                ctx.db.add_record(session, record)
+            else:
+                ctx.db.add_tags(session, record_id, tags)
+            for entry in entries:
+                if ctx.db.artifact(session, entry.artifact.sha256) is None:
+                    common.add_artifact(ctx, session, entry.artifact, at=ended_at)
+                ctx.db.attach_artifact(session, record_id, entry)
+            ctx.db.add_acquisition(session, record_id, acquisition, event.seq)
+            if note_part is not None:
+                ctx.db.add_part(session, record_id, "note", note_part, event.seq)
+        if noted is not None and note is not None:
+            noted.add(record_id)
+        main_blob = stored[0][1]
+        return CaptureResult(
+            url=url,
+            ok=True,
+            acquisition_id=acquisition_id,
+            record_id=record_id,
+            sha256=main,
+            size=main_blob.size,
+            artifacts=len(entries),
+            new_record=new_record,
+            new_bytes=main_blob.created,
+            new_on_record=main not in held,
+            version_of=version_of,
+            warnings=fetched.warnings,
+            not_kept=acquisition.note,
+        )
+
     except StorageError as exc:
         raise StorageError(f"capture of {url} could not be recorded ({exc.message})", where=exc.where) from exc
-
-
-def _record_capture(
-    ctx: Context,
-    options: CaptureOptions,
-    url: str,
-    fetched: Download,
-    stored: list[tuple[CapturedFile, StoredBlob]],
-    acquisition_id: str,
-    started_at: dt.datetime,
-    *,
-    record_id: str | None,
-    tags: tuple[str, ...],
-    note: str | None,
-    noted: set[str] | None,
-    settings: tuple[str, ...] | None,
-) -> CaptureResult:
-    sha_of = {item.path: blob.sha256 for item, blob in stored}
-    described = {blob.sha256: common.describe(ctx, blob) for _, blob in stored}
-    entries: list[model.RecordArtifact] = []
-    for item, blob in stored:
-        if any(e.artifact.sha256 == blob.sha256 for e in entries):
-            continue  # the same bytes twice in one capture (e.g. two identical thumbnails)
-        sources = tuple(dict.fromkeys(sha_of[p] for p in item.derived_from if sha_of[p] != blob.sha256))
-        entries.append(
-            model.RecordArtifact(
-                artifact=described[blob.sha256],
-                role=item.role
-                if (sources or item.role is not model.ArtifactRole.DERIVED)
-                else model.ArtifactRole.ORIGINAL,
-                derived_from=sources,
-                derivation=item.derivation if sources else None,
-            )
-        )
-    main = entries[0].artifact.sha256
-    ended_at = max(ctx.clock(), started_at)
-    key = item_key(fetched.extractor, fetched.platform_id)
-    acquisition = common.new_acquisition(
-        ctx,
-        model.AcquisitionMethod.CAPTURED_FROM_URL,
-        started_at,
-        ended_at,
-        acquisition_id=acquisition_id,
-        tools=fetched.tools,
-        artifact_sha256=main,
-        other_artifacts=tuple(e.artifact.sha256 for e in entries[1:]),
-        requested_url=url,
-        final_url=fetched.final_url,
-        http_status=fetched.http_status,
-        platform=fetched.platform,
-        extractor=fetched.extractor,
-        platform_id=fetched.platform_id,
-        platform_info=fetched.platform_info,
-        responses=fetched.responses,
-        withheld=fetched.withheld,
-        note=parts_not_kept(fetched.warnings),
-        settings=options.describe() if settings is None else settings,
-    )
-    with ctx.write() as session:
-        # Another writer may have catalogued some of these bytes meanwhile: its description
-        # wins, so that every event about one artifact carries the same document.
-        for index, entry in enumerate(entries):
-            catalogued = ctx.db.artifact(session, entry.artifact.sha256)
-            if catalogued is not None and catalogued != entry.artifact:
-                entries[index] = attrs.evolve(entry, artifact=catalogued)
-        new_record = False
-        earlier = None
-        if record_id is None:
-            holders = ctx.db.records_holding(session, main)
-            earlier = ctx.db.earlier_capture(session, platform_key=key, requested_url=url)
-            if holders:
-                record_id = holders[0]
-            elif earlier is not None:
-                record_id = earlier[0]
-            else:
-                record_id, new_record = model.new_id(), True
-        else:
-            common.check_record_exists(ctx, session, record_id, where="record")
-            earlier = ctx.db.earlier_capture(session, platform_key=key, requested_url=url, record_id=record_id)
-        held = set() if new_record else set(ctx.db.artifacts_of(session, record_id))
-        version_of = None
-        if earlier is not None and earlier[0] == record_id and earlier[1] != main and main not in held:
-            version_of = earlier[1]
-            entries[0] = attrs.evolve(entries[0], version_of=version_of)
-        title = fetched.platform_info.title or url
-        record, note_part = common.new_parts(ctx, record_id, new_record, title, tags, note, noted, ended_at)
-        event = ctx.db.append_event(
-            session,
-            at=ended_at,
-            actor=ctx.operator,
-            action=Action.MEDIA_CAPTURED,
-            subject=record_id,
-            details=captured_details(
-                record=record, entries=entries, acquisition=acquisition, tags=tags, note=note_part
-            ),
-        )
-        if record is not None:
-            ctx.db.add_record(session, record)
-        else:
-            ctx.db.add_tags(session, record_id, tags)
-        for entry in entries:
-            if ctx.db.artifact(session, entry.artifact.sha256) is None:
-                common.add_artifact(ctx, session, entry.artifact, at=ended_at)
-            ctx.db.attach_artifact(session, record_id, entry)
-        ctx.db.add_acquisition(session, record_id, acquisition, event.seq)
-        if note_part is not None:
-            ctx.db.add_part(session, record_id, "note", note_part, event.seq)
-    if noted is not None and note is not None:
-        noted.add(record_id)
-    main_blob = stored[0][1]
-    return CaptureResult(
-        url=url,
-        ok=True,
-        acquisition_id=acquisition_id,
-        record_id=record_id,
-        sha256=main,
-        size=main_blob.size,
-        artifacts=len(entries),
-        new_record=new_record,
-        new_bytes=main_blob.created,
-        new_on_record=main not in held,
-        version_of=version_of,
-        warnings=fetched.warnings,
-        not_kept=acquisition.note,
-    )
 
 
 def log_failed_capture(
