@@ -91,13 +91,7 @@ def test_a_withheld_author_cannot_be_confirmed_from_the_reports_identity(witness
     on a name that withholding a field must prevent."""
     client, catalog = _client(witnessed["folder"])
     with catalog:
-        guess = report_identity(
-            platform="telegram",
-            post_id=None,
-            feed="Kind Neighbour",
-            author="Kind Neighbour",
-            text=witnessed["anonymous_text"],
-        )
+        guess = _guessed_identity(witnessed)
         record = client.get(f"/records/{witnessed['anonymous']}.json")
         assert record.status_code == 200
         assert "Kind Neighbour" not in record.text  # the name itself is withheld ...
@@ -108,15 +102,20 @@ def test_a_withheld_author_cannot_be_confirmed_from_the_reports_identity(witness
             assert "Kind Neighbour" not in response.text and guess not in response.text, url
 
 
+def _guessed_identity(witnessed: dict[str, Any]) -> str:
+    """The identity the anonymous report would have if its withheld author were the guess."""
+    return report_identity(
+        platform="telegram",
+        post_id=None,
+        feed="Kind Neighbour",
+        author="Kind Neighbour",
+        text=witnessed["anonymous_text"],
+    )
+
+
 def test_a_redacted_export_withholds_the_identity_too(witnessed: dict[str, Any], tmp_path: Path) -> None:
     with Catalog.open(witnessed["folder"]) as catalog:
-        guess = report_identity(
-            platform="telegram",
-            post_id=None,
-            feed="Kind Neighbour",
-            author="Kind Neighbour",
-            text=witnessed["anonymous_text"],
-        )
+        guess = _guessed_identity(witnessed)
         assert catalog.record(witnessed["anonymous"]).reports[0].identity == guess
         catalog.export(tmp_path / "bag", format="bagit", redact=True, record_ids=[witnessed["anonymous"]])
     held = "".join(p.read_text("utf-8", "replace") for p in (tmp_path / "bag").rglob("*") if p.is_file())
