@@ -240,7 +240,8 @@ def _import_auto_archiver(
     if not quiet:
         click.echo(
             f"imported {len(result.records_added)} record(s) ({len(result.records_present)} already here)"
-            f" from auto-archiver {printable(result.tool_version)}; {result.artifacts_stored} artifact(s) stored,"
+            + (f" from auto-archiver {printable(result.tool_version)}" if result.records_added else "")
+            + f"; {result.artifacts_stored} artifact(s) stored,"
             f" {result.artifacts_present} already stored"
             + (f"; {len(result.rows_refused)} row(s) left out" if result.rows_refused else "")
         )
