@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         Report,
         SensitivityFlag,
     )
+    from evidence_catalog.operations.migrating import MigrationError, MigrationResult
     from evidence_catalog.results import (
         AddResult,
         AnalysisResult,
@@ -134,6 +135,8 @@ __all__ = [
     "MatchedFrame",
     "MediaAnalysis",
     "MerkleError",
+    "MigrationError",
+    "MigrationResult",
     "ModelError",
     "ModelTypeError",
     "NetworkError",
@@ -179,6 +182,8 @@ _LAZY: dict[str, str] = {
     "UnsignedProvenanceError": "interchange.import_provenance",
     "FieldPathError": "interchange.redact",
     "MerkleError": "merkle",
+    "MigrationError": "operations.migrating",
+    "MigrationResult": "operations.migrating",
     "Acquisition": "model",
     "Agent": "model",
     "Artifact": "model",

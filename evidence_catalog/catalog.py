@@ -99,6 +99,7 @@ if TYPE_CHECKING:
         ingesting,
         judging,
         log_proofs,
+        migrating,
         similar,
     )
     from evidence_catalog.operations.exporting import EXPORT_FORMATS as EXPORT_FORMATS  # the CLI's choices
@@ -106,6 +107,7 @@ if TYPE_CHECKING:
 else:
     adding, capturing, exporting, housekeeping = map(_Later, ("adding", "capturing", "exporting", "housekeeping"))
     importing, ingesting, judging, log_proofs = map(_Later, ("importing", "ingesting", "judging", "log_proofs"))
+    migrating = _Later("migrating")
     analyzing = _Later("analyzing")
     similar = _Later("similar")
     exhibiting = _Later("exhibiting")
@@ -454,3 +456,4 @@ class Catalog:
     # -- import ------------------------------------------------------------------------------
 
     import_records = _delegate(importing.import_records)
+    import_auto_archiver = _delegate(migrating.import_auto_archiver)

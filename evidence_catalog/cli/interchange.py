@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import click
 
-from evidence_catalog.cli.app import cli
+from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import (
     catalog_option,
     library_values,
@@ -133,6 +133,15 @@ def exhibit(record_id: str, catalog_path: str, output: str, redact: bool, operat
 @click.argument("source", type=click.Path(exists=False))
 @catalog_option
 @click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(["evidence-catalog", "auto-archiver"]),
+    default="evidence-catalog",
+    show_default=True,
+    help="What made SOURCE: an export of evidence-catalog (a bag, JSON or JSON Lines), or "
+    "bellingcat's auto-archiver (its CSV database, or the folder holding db.csv and its local storage).",
+)
+@click.option(
     "--blobs",
     type=click.Path(file_okay=False),
     help="JSON/JSON Lines: the exporting catalog (or its blobs folder), where the artifacts' bytes are.",
@@ -143,12 +152,30 @@ def exhibit(record_id: str, catalog_path: str, output: str, redact: bool, operat
     help="Import an export whose custody events no signed checkpoint of its own log key covers; "
     "its records are tagged provenance:unsigned.",
 )
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="auto-archiver: import the rows that are sound, list the others (exit code 1) instead of importing nothing.",
+)
+@click.option(
+    "--source-version",
+    metavar="VERSION",
+    help="auto-archiver: its version, recorded when its output names none (its HTML reports do).",
+)
 @operator_option
 @quiet_option
 def import_(
-    source: str, catalog_path: str, blobs: str | None, accept_unsigned: bool, operator: str | None, quiet: bool
+    source: str,
+    catalog_path: str,
+    source_format: str,
+    blobs: str | None,
+    accept_unsigned: bool,
+    keep_going: bool,
+    source_version: str | None,
+    operator: str | None,
+    quiet: bool,
 ) -> None:
-    """Import a bag, JSON or JSON Lines export made by evidence-catalog.
+    """Import a bag, JSON or JSON Lines export made by evidence-catalog, or what auto-archiver archived.
 
     Everything is checked first (paths, completeness, Payload-Oxum, every digest, schemas, custody
     hashes; each record against what its custody events rebuild and each artifact against what
@@ -156,7 +183,18 @@ def import_(
     anything wrong is refused (exit code 2, whatever the reason) and nothing changes.  Records
     keep their ids; importing the same export again adds nothing.  The summary names the log key
     checked: compare its id with the one the sender gave you.
+
+    With --from auto-archiver, each archived URL of its CSV becomes a record; every file is
+    checked against the hash auto-archiver wrote of it.  Every finding is listed (row, field,
+    why); one refuses the whole input unless --keep-going.
     """
+    if source_format == "auto-archiver":
+        if blobs is not None or accept_unsigned:
+            raise InputError("--blobs and --accept-unsigned are for evidence-catalog exports", where="--from")
+        _import_auto_archiver(source, catalog_path, keep_going, source_version, operator, quiet)
+        return
+    if keep_going or source_version is not None:
+        raise InputError("--keep-going and --source-version are for --from auto-archiver", where="--from")
     from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
 
     with open_catalog(catalog_path, operator) as catalog:
@@ -177,3 +215,35 @@ def import_(
                 f" tagged {UNSIGNED_PROVENANCE_TAG}"
             )
         )
+
+
+def _import_auto_archiver(
+    source: str, catalog_path: str, keep_going: bool, source_version: str | None, operator: str | None, quiet: bool
+) -> None:
+    """``import --from auto-archiver``: each finding on standard error, then the summary."""
+    from evidence_catalog.operations.migrating import MigrationError
+
+    with open_catalog(catalog_path, operator) as catalog:
+        with bytes_progress(None, "checking", quiet=quiet) as progress:
+            try:
+                result = catalog.import_auto_archiver(
+                    source, keep_going=keep_going, source_version=source_version, progress=progress
+                )
+            except MigrationError as exc:
+                for finding in exc.findings:
+                    click.echo(f"finding: {printable(str(finding))}", err=True)
+                raise InputError(exc.message, where=exc.where) from exc
+            except EvidenceError as exc:  # a refused import is exit code 2, whatever the reason
+                raise InputError(exc.message, where=exc.where) from exc
+    for finding in result.findings:
+        click.echo(f"finding: {printable(str(finding))}", err=True)
+    if not quiet:
+        click.echo(
+            f"imported {len(result.records_added)} record(s) ({len(result.records_present)} already here)"
+            + (f" from auto-archiver {printable(result.tool_version)}" if result.records_added else "")
+            + f"; {result.artifacts_stored} artifact(s) stored,"
+            f" {result.artifacts_present} already stored"
+            + (f"; {len(result.rows_refused)} row(s) left out" if result.rows_refused else "")
+        )
+    if result.findings:
+        raise SystemExit(EXIT_PROBLEMS)

@@ -644,6 +644,7 @@ def insert_imported(
     *,
     unsigned: bool = False,
     analyses: Mapping[str, MediaAnalysis] | None = None,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """Write imported records, their artifacts and parts in the write transaction *session*,
     each with the ``record.imported`` event that holds its custody history (and, when its
@@ -651,7 +652,8 @@ def insert_imported(
     hashes of their analyses in the similarity index (*analyses*, by document, from
     :func:`imported_analyses`; a document not there is read here): the events appended in
     order and the rows inserted table by table, :data:`INSERT_BATCH` records at a time (one
-    transaction still: all or nothing)."""
+    transaction still: all or nothing).  *sources*, by record id, adds to what a record's event
+    says of its source (the row of a migration's database)."""
     if not items:
         return
     described = {e.artifact.sha256: e.artifact for item in items for e in item.record.artifacts}
@@ -666,7 +668,8 @@ def insert_imported(
         artifact_rows.append(artifact_row(artifact, at))
     ctx.db.insert_rows(session, {"artifact": artifact_rows})  # before the records that refer to them
     for start in range(0, len(items), INSERT_BATCH):
-        _insert_batch(ctx, session, items[start : start + INSERT_BATCH], source, at, unsigned=unsigned)
+        batch = items[start : start + INSERT_BATCH]
+        _insert_batch(ctx, session, batch, source, at, unsigned=unsigned, sources=sources)
     given = analyses or {}
     unread = [item for item in items if set(analyzing.document_shas(item.record)) - set(given)]
     read = {**given, **imported_analyses(ctx, unread)}
@@ -684,6 +687,7 @@ def _insert_batch(
     at: dt.datetime,
     *,
     unsigned: bool,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """:func:`insert_imported` of some of the records (their artifacts' rows written already)."""
     rows: dict[str, list[dict[str, Any]]] = {
@@ -699,7 +703,7 @@ def _insert_batch(
                 actor=ctx.operator,
                 action=Action.RECORD_IMPORTED,
                 subject=record.id,
-                details=imported_details(record, source, item.history),
+                details=imported_details(record, {**source, **(sources or {}).get(record.id, {})}, item.history),
             )
         )
         if unsigned and UNSIGNED_PROVENANCE_TAG not in record.tags:
