@@ -124,19 +124,30 @@ def _tzlocal() -> None:
     return None
 
 
+def _tzoffset(name: object, offset: object) -> dt.timezone:
+    """``tzoffset(name, seconds)``: what dateutil's parser (auto-archiver's ``set_timestamp``)
+    gives a time written with its UTC offset (``+01:00``)."""
+    if isinstance(offset, dt.timedelta):
+        offset = offset.total_seconds()
+    if isinstance(offset, bool) or not isinstance(offset, int | float):
+        raise TypeError("its offset is no number of seconds")
+    return dt.timezone(dt.timedelta(seconds=offset))
+
+
 _CALLS: Mapping[str, Any] = {
     "datetime.datetime": dt.datetime,
     "datetime.timedelta": dt.timedelta,
     "datetime.timezone": dt.timezone,
     "tzlocal": _tzlocal,
     "tzutc": lambda: dt.UTC,
+    "tzoffset": _tzoffset,
 }
 
 
 def literal(text: str) -> Any:
     """The value of a cell auto-archiver wrote with ``repr()``: text, numbers, ``True``/``False``/
     ``None``, lists, tuples, dicts, ``datetime.datetime(...)`` (with ``datetime.timezone.utc``, a
-    fixed offset, or ``tzlocal()``, read as no zone) -- built from the syntax tree, never
+    fixed offset (``tzoffset(...)`` too), or ``tzlocal()``, read as no zone) -- built from the syntax tree, never
     evaluated.  :class:`ValueError` for anything else."""
     if len(text) > MAX_CELL:
         raise _UnreadableError(f"is longer than {MAX_CELL} characters")
@@ -158,6 +169,8 @@ def _why(exc: BaseException) -> str:
 
 def _value(node: ast.AST) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float | bool | type(None)):
+        if isinstance(node.value, str) and not _unicode(node.value):
+            raise _UnreadableError(f"holds text with a lone surrogate ({node.value[:60]!r}), which is no Unicode text")
         return node.value
     if isinstance(node, ast.List | ast.Tuple):
         return [_value(e) for e in node.elts]
@@ -190,6 +203,14 @@ def _value(node: ast.AST) -> Any:
     raise _UnreadableError(
         f"holds {type(node).__name__.lower()} {ast.unparse(node)[:60]!r}, which auto-archiver never writes"
     )
+
+
+def _unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -378,15 +399,22 @@ def parse_row(number: int, cells: Sequence[str]) -> tuple[Row | None, list[Findi
     processed = metadata.get("_processed_at")
     if not isinstance(processed, dt.datetime) or processed.tzinfo is None:
         return bad("metadata._processed_at", "is not a time with its zone (auto-archiver writes one in UTC)")
+    processed = _utc(processed)
+    if processed is None:
+        return bad("metadata._processed_at", "is a time out of range (in UTC, before year 1 or after 9999)")
     title = metadata.get("title")
     if title is not None and not isinstance(title, str):
         return bad("metadata.title", f"is {type(title).__name__}, not text")
     duration = metadata.get("archive_duration_seconds")
-    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0 or duration > 10**7:
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or not 0 <= duration <= 10**7:
         duration = None
+    elif _utc(processed, dt.timedelta(seconds=duration)) is None:
+        return bad("metadata.archive_duration_seconds", "ends after the year 9999")
     platform = metadata.get("timestamp")
     if not isinstance(platform, dt.datetime) or platform.tzinfo is None:
         platform = None  # kept verbatim in the row's cells; a time without a zone is no time
+    elif (platform := _utc(platform)) is None:
+        return bad("metadata.timestamp", "is a time out of range (in UTC, before year 1 or after 9999)")
     media: list[Media] = []
     for index, entry in enumerate(media_list):
         _walk(number, f"media[{index}]", entry, None, media, findings)
@@ -399,13 +427,21 @@ def parse_row(number: int, cells: Sequence[str]) -> tuple[Row | None, list[Findi
         status=status,
         url=url,
         title=title if title else None,
-        processed_at=processed.astimezone(dt.UTC),
+        processed_at=processed,
         duration_s=None if duration is None else float(duration),
-        platform_at=None if platform is None else platform.astimezone(dt.UTC),
+        platform_at=platform,
         media=tuple(media),
         cells=(status, metadata_text, media_text),
     )
     return row, findings
+
+
+def _utc(when: dt.datetime, later: dt.timedelta = dt.timedelta(0)) -> dt.datetime | None:
+    """*when* (plus *later*) in UTC; ``None`` when that is out of :mod:`datetime`'s range."""
+    try:
+        return when.astimezone(dt.UTC) + later
+    except OverflowError:
+        return None
 
 
 def _walk(

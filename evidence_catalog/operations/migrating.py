@@ -15,10 +15,12 @@ so the same rows imported again (from this folder or a copy) are found and add n
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
 import os
+import stat
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,6 +104,20 @@ class _Hashing:
         return n
 
 
+def _open_regular(path: Path) -> io.FileIO:
+    """*path* opened to read, if it is still the regular file :func:`aa.resolve` found: a file
+    swapped for a symbolic link or a FIFO since (which would hang a read) is refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "no longer a regular file (replaced since it was checked)")
+        os.set_blocking(fd, True)
+        return io.FileIO(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 @attrs.define
 class _Import:
     ctx: Context
@@ -139,7 +155,7 @@ class _Import:
         algorithm, expected = aa.parse_hash(media.asserted) if media.asserted else (None, None)
         shown = display_path(path)
         try:
-            with open(path, "rb", buffering=0) as stream:
+            with _open_regular(path) as stream:
                 reader = _Hashing(stream, algorithm)
                 blob = self.put(reader, shown)
         except (OSError, InputError) as exc:
@@ -199,6 +215,9 @@ def import_auto_archiver(
             rows.append(row)
     documents = {row.number: assertion_document(row) for row in rows}
     ids = {row.number: _stable_id(row.processed_at, documents[row.number]) for row in rows}
+    first: dict[str, int] = {}
+    copies = {row.number: n for row in rows if (n := first.setdefault(ids[row.number], row.number)) != row.number}
+    rows = [row for row in rows if row.number not in copies]  # the same row twice: one record
     with ctx.db.read() as session:
         existing = ctx.db.records_existing(session, list(ids.values()))
     work = _Import(ctx, folder, where, progress, source_version)
@@ -218,6 +237,7 @@ def import_auto_archiver(
             incoming.append(made)
             version = version or made[2].get("version")
         version = version or UNKNOWN_VERSION
+        refused |= {copy for copy, original in copies.items() if original in refused}
         if findings and not keep_going:
             raise MigrationError(
                 f"{len(findings)} finding(s) in {len(refused) or 'the'} row(s); nothing was imported",

@@ -1,0 +1,172 @@
+"""A hostile party's auto-archiver folder: rows copied, times out of range, text that is no
+Unicode, files swapped after they were checked, timestamp tokens that do not stamp what they
+sit beside.  Each is refused with a finding (or read right), never a traceback, and nothing is
+half-imported.  The SQLite run is enough (no_postgresql_pass): nothing here is particular to
+the database."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evidence_catalog import Catalog
+from evidence_catalog.interchange import auto_archiver as aa
+from evidence_catalog.operations.migrating import MigrationError
+
+pytestmark = pytest.mark.no_postgresql_pass
+
+FIXTURE = Path(__file__).parent / "fixtures" / "auto_archiver" / "out"
+P = "http://127.0.0.1:8765/"
+PROCESSED = re.compile(r"'_processed_at': datetime\.datetime\([^)]*\)")
+
+
+def rows_of(folder: Path) -> list[list[str]]:
+    with open(folder / "db.csv", encoding="utf-8", newline="") as stream:
+        return list(csv.reader(stream))
+
+
+def write_rows(folder: Path, rows: list[list[str]]) -> None:
+    with open(folder / "db.csv", "w", encoding="utf-8", newline="") as stream:
+        csv.writer(stream).writerows(rows)
+
+
+def index_of(rows: list[list[str]], url: str) -> int:
+    return next(i for i, row in enumerate(rows) if f"'url': '{url}'" in row[1])
+
+
+def change_metadata(folder: Path, url: str, old: str | re.Pattern[str], new: str) -> int:
+    """Replace *old* in the metadata cell of *url*'s row; its spreadsheet row number."""
+    rows = rows_of(folder)
+    i = index_of(rows, url)
+    before = rows[i][1]
+    rows[i][1] = old.sub(new, before, count=1) if isinstance(old, re.Pattern) else before.replace(old, new)
+    assert rows[i][1] != before
+    write_rows(folder, rows)
+    return i + 1
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    copy = tmp_path / "aa"
+    shutil.copytree(FIXTURE, copy)
+    return copy
+
+
+def stored(catalog: Catalog) -> list[str]:
+    return sorted(p.name for p in (catalog.path / "blobs").rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_the_same_row_twice_in_one_csv_is_one_record_not_a_database_error(catalog: Catalog, folder: Path) -> None:
+    rows = rows_of(folder)
+    write_rows(folder, [*rows, rows[1], rows[1]])
+    result = catalog.import_auto_archiver(folder)
+    assert len(result.records_added) == 6 and not result.findings and not result.rows_refused
+    assert len(list(catalog.records())) == 6 and catalog.verify().ok
+
+
+def test_a_copy_of_a_refused_row_is_refused_with_it(catalog: Catalog, folder: Path) -> None:
+    rows = rows_of(folder)
+    write_rows(folder, [*rows, rows[1]])
+    number = len(rows) + 1
+    next((folder / "local_archive" / "http-127-0-0-1-8765-page-html").glob("*.jpg")).unlink()
+    result = catalog.import_auto_archiver(folder, keep_going=True)
+    assert result.rows_refused == (2, number) and len(result.records_added) == 5
+    assert result.records_present == ()
+
+
+OUT_OF_RANGE = {
+    "processed after 9999": (
+        PROCESSED,
+        "'_processed_at': datetime.datetime(9999, 12, 31, 23, 0, "
+        "tzinfo=datetime.timezone(datetime.timedelta(days=-1, seconds=68400)))",
+        "metadata._processed_at",
+    ),
+    "processed before 1": (
+        PROCESSED,
+        "'_processed_at': datetime.datetime(1, 1, 1, 0, 0, "
+        "tzinfo=datetime.timezone(datetime.timedelta(seconds=18000)))",
+        "metadata._processed_at",
+    ),
+    "platform after 9999": (
+        "'title'",
+        "'timestamp': datetime.datetime(9999, 12, 31, 23, 0, tzinfo=tzoffset(None, -18000)), 'title'",
+        "metadata.timestamp",
+    ),
+    "ends after 9999": (
+        PROCESSED,
+        "'_processed_at': datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)",
+        "metadata.archive_duration_seconds",
+    ),
+    "lone surrogate": ("'Test page with image'", "'a\\ud800b'", "metadata"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_OF_RANGE))
+def test_times_out_of_range_and_text_that_is_no_unicode_are_findings_not_crashes(
+    catalog: Catalog, folder: Path, case: str
+) -> None:
+    old, new, field = OUT_OF_RANGE[case]
+    number = change_metadata(folder, P + "page.html", old, new)
+    with pytest.raises(MigrationError) as refused:
+        catalog.import_auto_archiver(folder)
+    assert [(f.row, f.field) for f in refused.value.findings] == [(number, field)]
+    assert list(catalog.records()) == [] and stored(catalog) == []
+
+
+def test_a_time_dateutil_parsed_with_its_offset_is_read_not_refused(catalog: Catalog, folder: Path) -> None:
+    # auto-archiver's set_timestamp parses text with dateutil, which writes tzoffset(None, seconds)
+    change_metadata(
+        folder,
+        P + "clip.mp4",
+        "'timestamp': datetime.datetime(2026, 12, 5, 19, 34, 24, tzinfo=tzlocal())",
+        "'timestamp': datetime.datetime(2026, 12, 5, 21, 34, 24, tzinfo=tzoffset(None, 7200))",
+    )
+    result = catalog.import_auto_archiver(folder)
+    assert not result.findings
+    [clip] = [r for r in catalog.records() if r.acquisitions[0].requested_url == P + "clip.mp4"]
+    info = clip.acquisitions[0].platform_info
+    assert info is not None and info.uploaded_at == dt.datetime(2026, 12, 5, 19, 34, 24, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="cannot be made"):
+        aa.literal("datetime.datetime(2026, 1, 1, tzinfo=tzoffset(None, 90000))")
+
+
+@pytest.fixture
+def alarm() -> Iterator[None]:
+    """Fail, not hang, if a read blocks."""
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("the import blocked")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_file_swapped_for_a_fifo_after_it_was_checked_is_refused_not_read(
+    catalog: Catalog, folder: Path, monkeypatch: pytest.MonkeyPatch, alarm: None
+) -> None:
+    real = aa.resolve
+    target = next((folder / "local_archive" / "http-127-0-0-1-8765-page-html").glob("*.jpg"))
+
+    def racing(where: Path, key: str) -> Path:
+        found = real(where, key)
+        if found == target:  # checked a regular file; the attacker swaps it before it is opened
+            target.unlink()
+            os.mkfifo(target)
+        return found
+
+    monkeypatch.setattr(aa, "resolve", racing)
+    with pytest.raises(MigrationError) as refused:
+        catalog.import_auto_archiver(folder)
+    assert any("no longer a regular file" in f.message for f in refused.value.findings)
+    assert list(catalog.records()) == [] and stored(catalog) == []
