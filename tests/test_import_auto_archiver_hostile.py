@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms, tsp
 
 from evidence_catalog import Catalog
 from evidence_catalog.interchange import auto_archiver as aa
@@ -170,3 +172,95 @@ def test_a_file_swapped_for_a_fifo_after_it_was_checked_is_refused_not_read(
         catalog.import_auto_archiver(folder)
     assert any("no longer a regular file" in f.message for f in refused.value.findings)
     assert list(catalog.records()) == [] and stored(catalog) == []
+
+
+PAGE = "http-127-0-0-1-8765-page-html"
+PHOTO = "6830dd03a869827bd53b8943b643f98497f3908d885b6d15943c8ff737fbe234"
+
+
+def reseal_photo(folder: Path) -> tuple[int, str]:
+    """Change the page row's photo and its hash in the row (the forger's first step); the row's
+    number and the new hash."""
+    photo = folder / "local_archive" / PAGE / "6830dd03a869827bd53b8943.jpg"
+    photo.write_bytes(photo.read_bytes() + b"forged")
+    forged = hashlib.sha256(photo.read_bytes()).hexdigest()
+    rows = rows_of(folder)
+    i = index_of(rows, P + "page.html")
+    rows[i][2] = rows[i][2].replace(f"SHA-256:{PHOTO}", f"SHA-256:{forged}")
+    write_rows(folder, rows)
+    return i + 1, forged
+
+
+def hashes_file(folder: Path) -> Path:
+    return folder / "local_archive" / PAGE / "06fc0d504ea9e8ca1302f42c.txt"
+
+
+def token(when: dt.datetime, stamped: bytes) -> bytes:
+    """A time-stamp token over *stamped* made at *when* (unsigned: a forger's own TSA)."""
+    info = tsp.TSTInfo(
+        {
+            "version": "v1",
+            "policy": "1.2.3.4",
+            "message_imprint": {
+                "hash_algorithm": {"algorithm": "sha512"},
+                "hashed_message": hashlib.sha512(stamped).digest(),
+            },
+            "serial_number": 1,
+            "gen_time": when,
+        }
+    )
+    signed = cms.SignedData(
+        {
+            "version": "v3",
+            "digest_algorithms": [],
+            "encap_content_info": {"content_type": "tst_info", "content": info},
+            "signer_infos": [],
+        }
+    )
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+
+
+def refused_with(catalog: Catalog, folder: Path) -> list[tuple[int | None, str, str]]:
+    with pytest.raises(MigrationError) as refused:
+        catalog.import_auto_archiver(folder)
+    assert list(catalog.records()) == [] and stored(catalog) == []
+    return [(f.row, f.field, f.message) for f in refused.value.findings]
+
+
+def test_a_file_forged_with_its_hash_resealed_in_the_csv_is_caught_by_the_timestamped_hashes(
+    catalog: Catalog, folder: Path
+) -> None:
+    number, _ = reseal_photo(folder)
+    assert [(r, f) for r, f, _ in refused_with(catalog, folder)] == [(number, "media[4]._key")]
+
+
+def test_resealing_the_hashes_file_too_is_caught_by_its_timestamp_token(catalog: Catalog, folder: Path) -> None:
+    number, forged = reseal_photo(folder)
+    hashes_file(folder).write_text(hashes_file(folder).read_text().replace(PHOTO, forged))
+    [(row, field, message)] = refused_with(catalog, folder)
+    assert (row, field) == (number, "media[4].timestamp_authority_files[0]._key")
+    assert "does not stamp the hashes file" in message
+
+
+def test_a_new_token_made_later_over_the_forged_hashes_is_caught_by_its_time(catalog: Catalog, folder: Path) -> None:
+    number, forged = reseal_photo(folder)
+    hashes_file(folder).write_text(hashes_file(folder).read_text().replace(PHOTO, forged))
+    later = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
+    (folder / "local_archive" / PAGE / "89cf59b711abb49d02d641d5").write_bytes(
+        token(later, hashes_file(folder).read_bytes())
+    )
+    [(row, field, message)] = refused_with(catalog, folder)
+    assert (row, field) == (number, "media[4].timestamp_authority_files[0]._key")
+    assert "not while the row was archived" in message
+    # made in time (a forger's own TSA, back-dated), it passes: signatures are not checked here
+    archived = dt.datetime(2026, 12, 5, 19, 34, 30, tzinfo=dt.UTC)
+    (folder / "local_archive" / PAGE / "89cf59b711abb49d02d641d5").write_bytes(
+        token(archived, hashes_file(folder).read_bytes())
+    )
+    assert not catalog.import_auto_archiver(folder).findings
+
+
+def test_a_token_that_is_no_token_is_a_finding(catalog: Catalog, folder: Path) -> None:
+    (folder / "local_archive" / PAGE / "89cf59b711abb49d02d641d5").write_bytes(b"\x30\x80garbage")
+    [(_, field, message)] = refused_with(catalog, folder)
+    assert field == "media[4].timestamp_authority_files[0]._key" and "not an RFC 3161 time-stamp token" in message

@@ -286,6 +286,27 @@ def import_auto_archiver(
     )
 
 
+def _check_stamps(work: _Import, row: aa.Row, held: dict[str, StoredBlob], findings: list[aa.Finding]) -> None:
+    """Each time-stamp token of *row* against the hashes file it stamps, and that file against
+    the hashes the row asserts (read from the store: the bytes checked are the bytes kept)."""
+
+    def stored(sha256: str) -> bytes:
+        with work.ctx.blobs.open(sha256) as stream:
+            return bytes(stream.read(aa.MAX_STAMPED + 1))
+
+    media = {m.pointer: m for m in row.media}
+    for token in row.media:
+        parent = aa.stamped_parent(token)
+        if parent is None or parent not in media or token.pointer not in held or parent not in held:
+            continue
+        text = stored(held[parent].sha256)
+        problem = aa.token_problem(row, stored(held[token.pointer].sha256), text)
+        if problem is not None:
+            findings.append(aa.Finding(row.number, f"{token.pointer}._key", f"{token.key!s:.80}: {problem}"))
+        if media[parent].aa_id == "timestamped_hashes" and (problem := aa.hashes_problem(row, media[parent], text)):
+            findings.append(aa.Finding(row.number, f"{parent}._key", f"{media[parent].key!s:.80}: {problem}"))
+
+
 def _record(
     work: _Import, row: aa.Row, document: bytes, record_id: str, findings: list[aa.Finding]
 ) -> tuple[aa.Row, IncomingRecord, dict[str, Any]] | None:
@@ -296,10 +317,12 @@ def _record(
     entries: dict[str, model.RecordArtifact] = {}
     files: list[dict[str, Any]] = []
     version = None
+    held: dict[str, StoredBlob] = {}
     for media in row.media:
         blob = work.file(row, media, findings)
         if blob is None:
             continue
+        held[media.pointer] = blob
         artifact = work.describe(blob)
         entries.setdefault(blob.sha256, model.RecordArtifact(artifact=artifact, role=media.role))
         files.append({"key": media.key, "id": media.aa_id, "sha256": blob.sha256, "asserted_hash": media.asserted})
@@ -307,6 +330,9 @@ def _record(
             path = ctx.blobs.local_path(blob.sha256)
             if path is not None:
                 version = aa.read_version(path)
+    if len(findings) > before:
+        return None
+    _check_stamps(work, row, held, findings)
     if len(findings) > before:
         return None
     blob = work.put(io.BytesIO(document), f"{work.where}: row {row.number}")
