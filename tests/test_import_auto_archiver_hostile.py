@@ -264,3 +264,14 @@ def test_a_token_that_is_no_token_is_a_finding(catalog: Catalog, folder: Path) -
     (folder / "local_archive" / PAGE / "89cf59b711abb49d02d641d5").write_bytes(b"\x30\x80garbage")
     [(_, field, message)] = refused_with(catalog, folder)
     assert field == "media[4].timestamp_authority_files[0]._key" and "not an RFC 3161 time-stamp token" in message
+
+
+def test_the_version_a_report_states_wins_over_the_one_given_in_the_summary_as_on_the_records(
+    catalog: Catalog, folder: Path
+) -> None:
+    result = catalog.import_auto_archiver(folder, source_version="9.9")
+    assert result.tool_version == "1.2.9"
+    for record in catalog.records():
+        [tool] = [t for t in record.acquisitions[0].tools if t.name == "auto-archiver"]
+        [event] = [e for e in catalog.record_events(record.id) if e.details.get("source")]
+        assert event.details["source"]["version"] == tool.version == "1.2.9"

@@ -225,7 +225,7 @@ def import_auto_archiver(
         incoming: list[tuple[aa.Row, IncomingRecord, dict[str, Any]]] = []
         present: list[str] = []
         refused: set[int] = {f.row for f in findings if f.row is not None}
-        version = source_version
+        version: str | None = None  # the first a report names, else the one given
         for row in rows:
             if ids[row.number] in existing:
                 present.append(ids[row.number])
@@ -236,7 +236,7 @@ def import_auto_archiver(
                 continue
             incoming.append(made)
             version = version or made[2].get("version")
-        version = version or UNKNOWN_VERSION
+        version = version or source_version or UNKNOWN_VERSION
         refused |= {copy for copy, original in copies.items() if original in refused}
         if findings and not keep_going:
             raise MigrationError(
@@ -256,7 +256,7 @@ def import_auto_archiver(
                 sources[item.record.id] = {
                     "format": aa.TOOL,
                     "tool": aa.TOOL,
-                    "version": extra.get("version") or version,
+                    "version": extra.get("version") or source_version or UNKNOWN_VERSION,  # as its acquisition
                     "version_from": "report" if extra.get("version") else ("given" if source_version else None),
                     "path": display_path(given),
                     "database": where,
