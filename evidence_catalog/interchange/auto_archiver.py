@@ -1,6 +1,6 @@
 """Reading what bellingcat's auto-archiver leaves behind: its ``csv_db`` database and the files
 its ``local_storage`` wrote beside it.  Pure, but for reading the CSV and the one HTML report a
-version is read from: nothing here stores, hashes or writes.
+version is read from: nothing here stores or writes.
 
 auto-archiver (1.2.9 read here) appends one row per URL to its CSV with ``csv.DictWriter``: the
 columns ``status``, ``metadata`` and ``media``, the last two the Python ``repr()`` of its
@@ -13,6 +13,13 @@ in, where ``db.csv`` is), its role by ``properties.id`` (``screenshot``, ``pdf``
 ``properties.hash`` (``SHA-256:<64 hex>``, or ``SHA3-512:<128 hex>``), and nests further media
 under other properties (``thumbnails``, ``timestamp_authority_files`` -> ``cert_chain``).
 
+A row's RFC 3161 time-stamp tokens are checked against the hashes file they stamp, and that
+file against the hashes the row asserts (:func:`token_problem`, :func:`hashes_problem`): a file
+changed and its hash in the CSV changed with it is caught there, unless the forger also had a
+new token made -- at a later time, which is caught too, or by a TSA of their own, which is not:
+the tokens' signatures and certificates are not checked (``openssl ts -verify`` with the TSA's
+CA does that).
+
 Everything wrong with a row is a :class:`Finding` that names the row, the field and why; the
 caller decides whether the row is refused alone (``keep_going``) or the whole input.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 import ast
 import csv
 import datetime as dt
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -124,19 +132,30 @@ def _tzlocal() -> None:
     return None
 
 
+def _tzoffset(name: object, offset: object) -> dt.timezone:
+    """``tzoffset(name, seconds)``: what dateutil's parser (auto-archiver's ``set_timestamp``)
+    gives a time written with its UTC offset (``+01:00``)."""
+    if isinstance(offset, dt.timedelta):
+        offset = offset.total_seconds()
+    if isinstance(offset, bool) or not isinstance(offset, int | float):
+        raise TypeError("its offset is no number of seconds")
+    return dt.timezone(dt.timedelta(seconds=offset))
+
+
 _CALLS: Mapping[str, Any] = {
     "datetime.datetime": dt.datetime,
     "datetime.timedelta": dt.timedelta,
     "datetime.timezone": dt.timezone,
     "tzlocal": _tzlocal,
     "tzutc": lambda: dt.UTC,
+    "tzoffset": _tzoffset,
 }
 
 
 def literal(text: str) -> Any:
     """The value of a cell auto-archiver wrote with ``repr()``: text, numbers, ``True``/``False``/
     ``None``, lists, tuples, dicts, ``datetime.datetime(...)`` (with ``datetime.timezone.utc``, a
-    fixed offset, or ``tzlocal()``, read as no zone) -- built from the syntax tree, never
+    fixed offset (``tzoffset(...)`` too), or ``tzlocal()``, read as no zone) -- built from the syntax tree, never
     evaluated.  :class:`ValueError` for anything else."""
     if len(text) > MAX_CELL:
         raise _UnreadableError(f"is longer than {MAX_CELL} characters")
@@ -158,6 +177,8 @@ def _why(exc: BaseException) -> str:
 
 def _value(node: ast.AST) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float | bool | type(None)):
+        if isinstance(node.value, str) and not _unicode(node.value):
+            raise _UnreadableError(f"holds text with a lone surrogate ({node.value[:60]!r}), which is no Unicode text")
         return node.value
     if isinstance(node, ast.List | ast.Tuple):
         return [_value(e) for e in node.elts]
@@ -190,6 +211,14 @@ def _value(node: ast.AST) -> Any:
     raise _UnreadableError(
         f"holds {type(node).__name__.lower()} {ast.unparse(node)[:60]!r}, which auto-archiver never writes"
     )
+
+
+def _unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -378,15 +407,22 @@ def parse_row(number: int, cells: Sequence[str]) -> tuple[Row | None, list[Findi
     processed = metadata.get("_processed_at")
     if not isinstance(processed, dt.datetime) or processed.tzinfo is None:
         return bad("metadata._processed_at", "is not a time with its zone (auto-archiver writes one in UTC)")
+    processed = _utc(processed)
+    if processed is None:
+        return bad("metadata._processed_at", "is a time out of range (in UTC, before year 1 or after 9999)")
     title = metadata.get("title")
     if title is not None and not isinstance(title, str):
         return bad("metadata.title", f"is {type(title).__name__}, not text")
     duration = metadata.get("archive_duration_seconds")
-    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0 or duration > 10**7:
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or not 0 <= duration <= 10**7:
         duration = None
+    elif _utc(processed, dt.timedelta(seconds=duration)) is None:
+        return bad("metadata.archive_duration_seconds", "ends after the year 9999")
     platform = metadata.get("timestamp")
     if not isinstance(platform, dt.datetime) or platform.tzinfo is None:
         platform = None  # kept verbatim in the row's cells; a time without a zone is no time
+    elif (platform := _utc(platform)) is None:
+        return bad("metadata.timestamp", "is a time out of range (in UTC, before year 1 or after 9999)")
     media: list[Media] = []
     for index, entry in enumerate(media_list):
         _walk(number, f"media[{index}]", entry, None, media, findings)
@@ -399,13 +435,21 @@ def parse_row(number: int, cells: Sequence[str]) -> tuple[Row | None, list[Findi
         status=status,
         url=url,
         title=title if title else None,
-        processed_at=processed.astimezone(dt.UTC),
+        processed_at=processed,
         duration_s=None if duration is None else float(duration),
-        platform_at=None if platform is None else platform.astimezone(dt.UTC),
+        platform_at=platform,
         media=tuple(media),
         cells=(status, metadata_text, media_text),
     )
     return row, findings
+
+
+def _utc(when: dt.datetime, later: dt.timedelta = dt.timedelta(0)) -> dt.datetime | None:
+    """*when* (plus *later*) in UTC; ``None`` when that is out of :mod:`datetime`'s range."""
+    try:
+        return when.astimezone(dt.UTC) + later
+    except OverflowError:
+        return None
 
 
 def _walk(
@@ -471,3 +515,74 @@ def read_version(path: Path) -> str | None:
         return None
     found = VERSION_MARK.findall(head)
     return found[-1].decode("ascii") if found else None
+
+
+#: The largest hashes file or timestamp token read (auto-archiver's are a few KiB).
+MAX_STAMPED = 1024 * 1024
+#: How far a token's time may lie outside the item's archiving (clocks of the TSA and of the
+#: machine auto-archiver ran on disagree): a token made a day later stamps other bytes' making.
+STAMP_SLACK = dt.timedelta(days=1)
+_TOKEN = re.compile(r"(media\[\d+\])\.timestamp_authority_files\[\d+\]")
+_DIGESTS = {"sha256": "sha256", "sha512": "sha512", "sha384": "sha384", "sha3_512": "sha3_512"}
+
+
+def stamped_parent(media: Media) -> str | None:
+    """The pointer of the hashes file a timestamp token of auto-archiver's stamps (it nests the
+    token under that file's ``timestamp_authority_files``); ``None`` for other media."""
+    found = _TOKEN.fullmatch(media.pointer)
+    return found.group(1) if found else None
+
+
+def hashes_problem(row: Row, hashes: Media, text: bytes) -> str | None:
+    """Why *text*, the ``timestamped_hashes`` file of *row*, is not what auto-archiver's
+    timestamping_enricher writes: the hashes it asserted of the row's media listed before it,
+    one a line (``None`` when it is).  Compared as sets: auto-archiver drops media it holds
+    twice after it has listed them."""
+    index = int(hashes.pointer.removeprefix("media[").rstrip("]"))
+    expected = {
+        parse_hash(m.asserted)[1]
+        for m in row.media
+        if m.asserted and re.fullmatch(r"media\[(\d+)\]", m.pointer) and int(m.pointer[6:-1]) < index
+    }
+    if len(text) > MAX_STAMPED:
+        return f"is {len(text)} bytes, far more than the hashes auto-archiver lists"
+    if set(text.decode("ascii", "replace").split("\n")) != expected:
+        return (
+            "does not list the hashes the row asserts of its media, one a line: "
+            "the row or this file was changed after auto-archiver wrote them"
+        )
+    return None
+
+
+def token_problem(row: Row, token: bytes, stamped: bytes) -> str | None:
+    """Why *token*, an RFC 3161 time-stamp token of auto-archiver's, does not stamp *stamped*
+    (the hashes file it is nested under) while *row* was archived (``None`` when it does).
+    Its signature and the TSA's certificate are not checked here (``openssl ts -verify`` does,
+    given the TSA's CA); what is checked is that it names these bytes and this time."""
+    from asn1crypto import cms, tsp
+
+    if len(token) > MAX_STAMPED:
+        return f"is {len(token)} bytes, not a time-stamp token"
+    try:
+        content = cms.ContentInfo.load(token)
+        encap = content["content"]["encap_content_info"]
+        if content["content_type"].native != "signed_data" or encap["content_type"].native != "tst_info":
+            return "is not an RFC 3161 time-stamp token (no TSTInfo)"
+        info = tsp.TSTInfo.load(bytes(encap["content"].contents))
+        algorithm = info["message_imprint"]["hash_algorithm"]["algorithm"].native
+        imprint = bytes(info["message_imprint"]["hashed_message"].native)
+        when = info["gen_time"].native
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        return f"is not an RFC 3161 time-stamp token ({str(exc)[:80]})"
+    if algorithm not in _DIGESTS:
+        return f"stamps a {str(algorithm)[:40]} digest, which is not read here"
+    if hashlib.new(_DIGESTS[algorithm], stamped).digest() != imprint:
+        return "does not stamp the hashes file it comes with: one of them was changed after the time-stamp"
+    ended = row.processed_at + dt.timedelta(seconds=row.duration_s or 0)
+    if (
+        not isinstance(when, dt.datetime)
+        or when.tzinfo is None
+        or not (row.processed_at - STAMP_SLACK <= when <= ended + STAMP_SLACK)
+    ):
+        return f"was made at {when}, not while the row was archived ({row.processed_at:%Y-%m-%d %H:%M:%S} UTC)"
+    return None

@@ -15,10 +15,12 @@ so the same rows imported again (from this folder or a copy) are found and add n
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
 import os
+import stat
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,6 +104,20 @@ class _Hashing:
         return n
 
 
+def _open_regular(path: Path) -> io.FileIO:
+    """*path* opened to read, if it is still the regular file :func:`aa.resolve` found: a file
+    swapped for a symbolic link or a FIFO since (which would hang a read) is refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "no longer a regular file (replaced since it was checked)")
+        os.set_blocking(fd, True)
+        return io.FileIO(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 @attrs.define
 class _Import:
     ctx: Context
@@ -139,7 +155,7 @@ class _Import:
         algorithm, expected = aa.parse_hash(media.asserted) if media.asserted else (None, None)
         shown = display_path(path)
         try:
-            with open(path, "rb", buffering=0) as stream:
+            with _open_regular(path) as stream:
                 reader = _Hashing(stream, algorithm)
                 blob = self.put(reader, shown)
         except (OSError, InputError) as exc:
@@ -199,6 +215,9 @@ def import_auto_archiver(
             rows.append(row)
     documents = {row.number: assertion_document(row) for row in rows}
     ids = {row.number: _stable_id(row.processed_at, documents[row.number]) for row in rows}
+    first: dict[str, int] = {}
+    copies = {row.number: n for row in rows if (n := first.setdefault(ids[row.number], row.number)) != row.number}
+    rows = [row for row in rows if row.number not in copies]  # the same row twice: one record
     with ctx.db.read() as session:
         existing = ctx.db.records_existing(session, list(ids.values()))
     work = _Import(ctx, folder, where, progress, source_version)
@@ -206,7 +225,7 @@ def import_auto_archiver(
         incoming: list[tuple[aa.Row, IncomingRecord, dict[str, Any]]] = []
         present: list[str] = []
         refused: set[int] = {f.row for f in findings if f.row is not None}
-        version = source_version
+        version: str | None = None  # the first a report names, else the one given
         for row in rows:
             if ids[row.number] in existing:
                 present.append(ids[row.number])
@@ -217,7 +236,8 @@ def import_auto_archiver(
                 continue
             incoming.append(made)
             version = version or made[2].get("version")
-        version = version or UNKNOWN_VERSION
+        version = version or source_version or UNKNOWN_VERSION
+        refused |= {copy for copy, original in copies.items() if original in refused}
         if findings and not keep_going:
             raise MigrationError(
                 f"{len(findings)} finding(s) in {len(refused) or 'the'} row(s); nothing was imported",
@@ -236,7 +256,7 @@ def import_auto_archiver(
                 sources[item.record.id] = {
                     "format": aa.TOOL,
                     "tool": aa.TOOL,
-                    "version": extra.get("version") or version,
+                    "version": extra.get("version") or source_version or UNKNOWN_VERSION,  # as its acquisition
                     "version_from": "report" if extra.get("version") else ("given" if source_version else None),
                     "path": display_path(given),
                     "database": where,
@@ -266,6 +286,27 @@ def import_auto_archiver(
     )
 
 
+def _check_stamps(work: _Import, row: aa.Row, held: dict[str, StoredBlob], findings: list[aa.Finding]) -> None:
+    """Each time-stamp token of *row* against the hashes file it stamps, and that file against
+    the hashes the row asserts (read from the store: the bytes checked are the bytes kept)."""
+
+    def stored(sha256: str) -> bytes:
+        with work.ctx.blobs.open(sha256) as stream:
+            return bytes(stream.read(aa.MAX_STAMPED + 1))
+
+    media = {m.pointer: m for m in row.media}
+    for token in row.media:
+        parent = aa.stamped_parent(token)
+        if parent is None or parent not in media or token.pointer not in held or parent not in held:
+            continue
+        text = stored(held[parent].sha256)
+        problem = aa.token_problem(row, stored(held[token.pointer].sha256), text)
+        if problem is not None:
+            findings.append(aa.Finding(row.number, f"{token.pointer}._key", f"{token.key!s:.80}: {problem}"))
+        if media[parent].aa_id == "timestamped_hashes" and (problem := aa.hashes_problem(row, media[parent], text)):
+            findings.append(aa.Finding(row.number, f"{parent}._key", f"{media[parent].key!s:.80}: {problem}"))
+
+
 def _record(
     work: _Import, row: aa.Row, document: bytes, record_id: str, findings: list[aa.Finding]
 ) -> tuple[aa.Row, IncomingRecord, dict[str, Any]] | None:
@@ -276,10 +317,12 @@ def _record(
     entries: dict[str, model.RecordArtifact] = {}
     files: list[dict[str, Any]] = []
     version = None
+    held: dict[str, StoredBlob] = {}
     for media in row.media:
         blob = work.file(row, media, findings)
         if blob is None:
             continue
+        held[media.pointer] = blob
         artifact = work.describe(blob)
         entries.setdefault(blob.sha256, model.RecordArtifact(artifact=artifact, role=media.role))
         files.append({"key": media.key, "id": media.aa_id, "sha256": blob.sha256, "asserted_hash": media.asserted})
@@ -287,6 +330,9 @@ def _record(
             path = ctx.blobs.local_path(blob.sha256)
             if path is not None:
                 version = aa.read_version(path)
+    if len(findings) > before:
+        return None
+    _check_stamps(work, row, held, findings)
     if len(findings) > before:
         return None
     blob = work.put(io.BytesIO(document), f"{work.where}: row {row.number}")
