@@ -275,3 +275,12 @@ def test_the_version_a_report_states_wins_over_the_one_given_in_the_summary_as_o
         [tool] = [t for t in record.acquisitions[0].tools if t.name == "auto-archiver"]
         [event] = [e for e in catalog.record_events(record.id) if e.details.get("source")]
         assert event.details["source"]["version"] == tool.version == "1.2.9"
+
+
+def test_a_csv_saved_with_a_byte_order_mark_is_read_as_the_same_rows(catalog: Catalog, folder: Path) -> None:
+    """A spreadsheet program saving "CSV UTF-8" starts the file with a byte order mark; the
+    header is then still auto-archiver's, and the rows the same records."""
+    database = folder / "db.csv"
+    database.write_bytes(b"\xef\xbb\xbf" + database.read_bytes())
+    result = catalog.import_auto_archiver(folder)
+    assert len(result.records_added) == 6 and not result.findings

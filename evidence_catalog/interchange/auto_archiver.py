@@ -332,7 +332,8 @@ def read_rows(database: Path) -> Iterator[tuple[int, list[str] | None, str | Non
     """``(row number, cells, None)`` for each row of the CSV after its header (checked to be
     auto-archiver's), or ``(row number, None, why)`` where the CSV itself cannot be read on."""
     try:
-        text = database.read_text(encoding="utf-8")
+        # A byte order mark is what a spreadsheet program saving "CSV UTF-8" puts first: read past it.
+        text = database.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(
             f"is not UTF-8 text (byte {exc.start}); auto-archiver writes UTF-8", where=str(database)
