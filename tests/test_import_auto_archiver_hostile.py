@@ -284,3 +284,13 @@ def test_a_csv_saved_with_a_byte_order_mark_is_read_as_the_same_rows(catalog: Ca
     database.write_bytes(b"\xef\xbb\xbf" + database.read_bytes())
     result = catalog.import_auto_archiver(folder)
     assert len(result.records_added) == 6 and not result.findings
+
+
+def test_a_nul_in_a_cell_is_a_finding_on_its_row(catalog: Catalog, folder: Path) -> None:
+    """A NUL written as an escape in a cell's text is a finding naming the row: no catalog field
+    can hold it (PostgreSQL refuses it), and it must not surface as a 'corrupt database'."""
+    number = change_metadata(folder, P + "gallery.html", "'title': 'Gallery'", "'title': 'Gal\\x00lery'")
+    with pytest.raises(MigrationError) as refused:
+        catalog.import_auto_archiver(folder)
+    assert [(f.row, f.field) for f in refused.value.findings] == [(number, "metadata")]
+    assert "NUL" in refused.value.findings[0].message

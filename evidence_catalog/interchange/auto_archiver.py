@@ -179,6 +179,8 @@ def _value(node: ast.AST) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float | bool | type(None)):
         if isinstance(node.value, str) and not _unicode(node.value):
             raise _UnreadableError(f"holds text with a lone surrogate ({node.value[:60]!r}), which is no Unicode text")
+        if isinstance(node.value, str) and "\x00" in node.value:  # PostgreSQL text cannot hold it
+            raise _UnreadableError(f"holds a NUL character ({node.value[:60]!r}), which no catalog field can hold")
         return node.value
     if isinstance(node, ast.List | ast.Tuple):
         return [_value(e) for e in node.elts]
