@@ -317,7 +317,7 @@ def test_bad_case_exports_are_refused_and_nothing_is_written(
     ):
         with pytest.raises(EvidenceError, match=message):
             catalog.export(out, format="case", **kwargs)
-    with pytest.raises(InputError, match="BagIt or CASE"):
+    with pytest.raises(InputError, match="a BagIt export or a CASE export"):
         catalog.export(out, format="json", redact=True)
     assert not out.exists() and len(catalog.history()) == events
     out.write_text("mine")

@@ -105,7 +105,9 @@ def export(
         raise InputError("a byte order mark is for CSV only", where="bom")
     kinds = redaction_kinds(redact)
     if kinds is not None and format not in ("bagit", "case"):
-        raise InputError("a redacted export is a BagIt or CASE export (which state what was withheld)", where="redact")
+        raise InputError(
+            "a redacted export is a BagIt export or a CASE export (each states what it withheld)", where="redact"
+        )
     if sha512 and format != "bagit":
         raise InputError("a SHA-512 manifest is for BagIt exports only", where="sha512")
     target = export_target(ctx, output, folder=format == "bagit")
