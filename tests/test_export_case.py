@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -23,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog, model
 from evidence_catalog.capture import CaptureOptions
-from evidence_catalog.errors import EvidenceError, InputError
+from evidence_catalog.errors import EvidenceError, InputError, ModelError
 from evidence_catalog.interchange.case import decimal_literal, facet_id, hash_id, node_id
 from evidence_catalog.interchange.redact import WITHHELD_MARK
 from tests.conftest import FixedClock, make_jpeg
@@ -360,3 +361,54 @@ def test_hash_and_facet_ids_follow_case_utils_inherent_uuid(data: bytes) -> None
     file_id = node_id("File", "sha256:" + sha)
     iri = "https://ontology.unifiedcyberontology.org/uco/observable/FileFacet"
     assert facet_id(file_id, iri) == f"kb:FileFacet-{uuid.uuid5(uuid.UUID(file_id[-36:]), iri)}"
+
+
+@given(
+    st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=80),
+    st.floats(min_value=-90, max_value=90, allow_nan=False),
+    st.floats(min_value=-180, max_value=180, allow_nan=False),
+)
+def test_any_text_and_position_survive_the_graph_as_written(text: str, latitude: float, longitude: float) -> None:
+    """A record's title, a note's text and a claim's position, written by the graph writer and
+    read back from its JSON-LD, are what the record holds."""
+    from evidence_catalog.interchange.case_records import write_case
+    from evidence_catalog.interchange.redact import Redaction
+
+    agent = model.Agent(name="Analyst")
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    try:
+        record = model.EvidenceRecord(
+            id=model.new_id(),
+            created_at=at,
+            created_by=agent,
+            title=text,
+            notes=(model.Note(id=model.new_id(), text=text, author=agent, written_at=at),),
+            claims=(
+                model.Claim(
+                    id=model.new_id(),
+                    stated_by=agent,
+                    stated_at=at,
+                    place=model.Place(position=model.GeoPosition(latitude=latitude, longitude=longitude)),
+                ),
+            ),
+        )
+    except ModelError:
+        assume(False)
+        raise
+    stream = io.StringIO()
+    write_case(
+        stream,
+        [(Redaction(record=record), {})],
+        [],
+        exported_ids=None,
+        exported_at=at,
+        exported_by=agent,
+        generator=agent,
+    )
+    nodes = {n["@id"]: n for n in json.loads(stream.getvalue())["@graph"]}
+    assert nodes[node_id("ProvenanceRecord", "record:" + record.id)]["uco-core:name"] == text
+    [note] = [n for n in nodes.values() if n["@type"] == "uco-core:Annotation" and "note" in n["uco-core:tag"]]
+    assert note["uco-core:statement"] == text
+    [place] = [n["uco-core:hasFacet"] for n in nodes.values() if n["@type"] == "uco-location:Location"]
+    assert float(place["uco-location:latitude"]["@value"]) == latitude
+    assert float(place["uco-location:longitude"]["@value"]) == longitude
