@@ -160,12 +160,12 @@ def write_record(
             flag.set_at,
             [record_node],
         )
-    for relation in record.relations:
+    for number, relation in enumerate(record.relations):
         target = relation.target_id
         exported = writer.exported is None or target in writer.exported
         about = writer.record_id(target) if exported else None
         node = {
-            "@id": node_id("Relationship", f"relation:{record.id}:{relation.kind.value}:{target}"),
+            "@id": node_id("Relationship", f"relation:{record.id}:{number}"),
             "@type": "uco-core:Relationship",
             "uco-core:source": ref(record_node),
             "uco-core:target": ref(about or record_node),
@@ -182,7 +182,7 @@ def write_record(
         else:  # a target this graph does not hold: said in words, not pointed at
             _annotation(
                 writer,
-                f"relation:{record.id}:{relation.kind.value}:{target}",
+                f"relation:{record.id}:{number}",
                 node["uco-core:description"],
                 ["relation", relation.kind.value],
                 writer.agent(relation.linked_by, scope),
