@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO := build/demo-catalog
 EC := $(BIN)/evidence-catalog
 
-.PHONY: venv demo test test-fast lint bench schemas clean
+.PHONY: venv case-venv demo test test-fast lint bench schemas clean
 
 # pip byte-compiles what it installs: keep it so.  Where PYTHONDONTWRITEBYTECODE is set (as on
 # CI machines) nothing else writes .pyc files, and every process a test starts would compile
@@ -19,6 +19,21 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# case-utils (CASE/UCO's case_validate) checks the CASE exports in the tests.  It has a virtualenv
+# of its own: it pins rdflib, pyshacl, pandas and numpy, which the library does not need.  0.18.0
+# bundles CASE/UCO 1.5.0, the version the export targets (tests/test_export_case.py).
+CASE_VENV := build/case-venv
+CASE_STAMP := $(CASE_VENV)/.installed
+CASE_UTILS := case-utils==0.18.0
+
+$(CASE_STAMP):
+	$(PYTHON) -m venv $(CASE_VENV)
+	$(CASE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CASE_VENV)/bin/python -m pip install --quiet '$(CASE_UTILS)'
+	touch $(CASE_STAMP)
+
+case-venv: $(CASE_STAMP)
 
 # The demo keeps its verifications' memory (remembered checkpoints) in build/, made anew each
 # run: a demo catalog made again at the same path is a new catalog, not a replaced one, and the
@@ -69,7 +84,7 @@ PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore
 # suite's time on a virtual disk went to waiting for flushes.
 EATMYDATA := $(shell command -v eatmydata 2>/dev/null)
 
-test: $(STAMP)
+test: $(STAMP) $(CASE_STAMP)
 	$(EATMYDATA) $(BIN)/python -m pytest -q -n 2 --dist worksteal
 	@if $(BIN)/python -c "import sys; from tests.pg_server import find_bindir; sys.exit(find_bindir() is None)"; then \
 	    $(EATMYDATA) $(BIN)/python -m pytest -q -n 2 --dist worksteal --backend postgresql $(PG_IGNORE); \
@@ -78,7 +93,7 @@ test: $(STAMP)
 
 # The quick loop while working: the SQLite pass without the tests marked `slow` (kill loops,
 # concurrency, big property runs, scale), which take most of its time.  `make test` runs them.
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(CASE_STAMP)
 	$(EATMYDATA) $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 lint: $(STAMP)

@@ -256,6 +256,29 @@ def chromium() -> str:
         pytest.skip(exc.message)
 
 
+#: Where ``make test`` installs case-utils (its own virtualenv: it pins pandas, numpy, pyshacl).
+CASE_VALIDATE_ENV = "EVIDENCE_CATALOG_CASE_VALIDATE"
+
+
+@pytest.fixture(scope="session")
+def case_validate() -> str:
+    """The ``case_validate`` command of case-utils 0.18.0: ``$EVIDENCE_CATALOG_CASE_VALIDATE``, else
+    the one ``make test`` installs in build/case-venv; skipped, saying why, where neither is
+    there; in CI, where make installs it, failed instead."""
+    given = os.environ.get(CASE_VALIDATE_ENV)
+    found = (
+        Path(given)
+        if given
+        else Path(__file__).resolve().parent.parent / "build" / "case-venv" / "bin" / "case_validate"
+    )
+    if found.is_file() and os.access(found, os.X_OK):
+        return str(found)
+    reason = f"case_validate not found at {found} (make build/case-venv/.installed, or set {CASE_VALIDATE_ENV})"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for this test session (started from the machine's PostgreSQL

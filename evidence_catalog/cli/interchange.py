@@ -33,7 +33,9 @@ from evidence_catalog.paths import display_path
 )
 @record_filter_options
 @click.option("--search", "search_text", metavar="TEXT", help="Records holding a report that matches TEXT.")
-@click.option("--redact", is_flag=True, help="BagIt: withhold what the records' flags name, and say so in the bag.")
+@click.option(
+    "--redact", is_flag=True, help="BagIt, CASE: withhold what the records' flags name, and say so in the export."
+)
 @click.option("--sha512", is_flag=True, help="BagIt: add manifest-sha512.txt beside manifest-sha256.txt.")
 @click.option("--bom", is_flag=True, help="CSV only: start with a UTF-8 byte order mark (for spreadsheet software).")
 @operator_option
@@ -60,7 +62,9 @@ def export(
 
     bagit: a BagIt bag (a new folder) with the records, their artifacts and custody events,
     which bagit-python and sha256sum -c can check; json/jsonl: records and custody events;
-    prov: W3C PROV-JSON provenance; csv: one row per artifact for spreadsheets.
+    prov: W3C PROV-JSON provenance; csv: one row per artifact for spreadsheets; case: CASE/UCO
+    1.5.0 JSON-LD (records, artifacts, acquisitions, custody chain, claims) for forensic tools,
+    which case-utils' case_validate accepts.
     """
     with open_catalog(catalog_path, operator) as catalog:
         criteria = record_criteria(catalog, status, category, tags, flags, bbox)
@@ -93,6 +97,11 @@ def export(
                 f"exported {result.records} record(s) and {result.custody_events} custody event(s) "
                 f"to {display_path(result.path)} (sha256 {result.sha256})"
             )
+            if result.redacted:
+                click.echo(
+                    f"redacted: {result.withheld_artifacts} artifact(s) and {result.withheld_fields} field(s) "
+                    "withheld (each record's annotation tagged 'redacted' says what and why)"
+                )
 
 
 @cli.command()

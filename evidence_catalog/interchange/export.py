@@ -330,20 +330,9 @@ def write_payload(
             if plan is None:
                 line = event_line(event)
             else:  # a withheld text or artifact can be in any event exported
-                document = to_document(event)
-                shown, changed = redact_document(document, plan.values, plan.artifacts)
-                # Only salted digests of what is withheld leave the catalog.  An event hashed
-                # before salted commitments that held withheld text goes whole, and so does each
-                # unsalted event after it (its prev_hash commits to the one before); the first
-                # salted event after them shows its prev_hash as a salted digest only.
-                if not is_salted(document) and (changed or whole):
-                    whole.add(document["hash"])
+                document, changed = redact_event(event, plan, whole)
+                if changed:
                     altered.append(event.seq)
-                    document = withheld_whole(document, document["schema"])
-                elif is_salted(document) and (changed or document["prev_hash"] in whole):
-                    altered.append(event.seq)
-                    after_whole = ("/prev_hash",) if document["prev_hash"] in whole else ()
-                    document = disclose(document, shown, WITHHELD_MARK, also=after_whole)
                 line = json.dumps(document, ensure_ascii=False)
             custody.write(line + "\n")
             counts["events"] += 1
@@ -387,6 +376,26 @@ def write_payload(
         events_withheld_whole=len(whole),
     )
     return summary, redaction_summary
+
+
+def redact_event(event: model.CustodyEvent, plan: RedactionPlan, whole: set[str]) -> tuple[dict[str, Any], bool]:
+    """The document of *event* as a redacted export shows it, and whether it differs from the
+    event's own.  *whole* holds the hashes of the events withheld whole so far (in sequence
+    order), and is added to.
+
+    Only salted digests of what is withheld leave the catalog.  An event hashed before salted
+    commitments that held withheld text goes whole, and so does each unsalted event after it
+    (its prev_hash commits to the one before); the first salted event after them shows its
+    prev_hash as a salted digest only."""
+    document = to_document(event)
+    shown, changed = redact_document(document, plan.values, plan.artifacts)
+    if not is_salted(document) and (changed or whole):
+        whole.add(document["hash"])
+        return withheld_whole(document, document["schema"]), True
+    if is_salted(document) and (changed or document["prev_hash"] in whole):
+        after_whole = ("/prev_hash",) if document["prev_hash"] in whole else ()
+        return disclose(document, shown, WITHHELD_MARK, also=after_whole), True
+    return document, False
 
 
 #: The converter, except that free-form JSON objects (an event's details, raw platform

@@ -27,9 +27,16 @@ from evidence_catalog.filters import RecordFilter
 from evidence_catalog.interchange.bag import BagWriter
 from evidence_catalog.interchange.csv import write_csv
 from evidence_catalog.interchange.documents import write_json, write_jsonl
-from evidence_catalog.interchange.export import bag_info, find_carriers, place_bag, write_payload
+from evidence_catalog.interchange.export import (
+    artifact_names,
+    bag_info,
+    find_carriers,
+    place_bag,
+    redact_event,
+    write_payload,
+)
 from evidence_catalog.interchange.log_evidence import StampedCheckpoint, write_log_evidence
-from evidence_catalog.interchange.redact import FieldPathError, plan_redaction
+from evidence_catalog.interchange.redact import FieldPathError, Redaction, RedactionPlan, apply_plan, plan_redaction
 from evidence_catalog.interchange.text import HashingTextSink, TextSink
 from evidence_catalog.operations import common
 from evidence_catalog.operations.common import check_record_id, choice, utf8
@@ -41,8 +48,8 @@ from evidence_catalog.store.blobstore import fsync_dir, place_new_file
 from evidence_catalog.store.records import no_record
 from evidence_catalog.versions import library_agent
 
-ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov"]
-EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv")
+ExportFormat = Literal["json", "jsonl", "csv", "bagit", "prov", "case"]
+EXPORT_FORMATS: tuple[str, ...] = ("bagit", "json", "jsonl", "prov", "csv", "case")
 #: Called during a BagIt export with the bytes of artifacts copied so far and the total.
 ExportProgress = Callable[[int, int], object]
 
@@ -80,6 +87,11 @@ def export(
     ``csv``
         one row per artifact for spreadsheets (:mod:`evidence_catalog.interchange.csv`); *bom*
         starts it with a UTF-8 byte order mark, which some spreadsheet software needs.
+    ``case``
+        CASE/UCO 1.5.0 JSON-LD (:mod:`evidence_catalog.interchange.case`) that ``case_validate``
+        accepts: records, artifacts, acquisitions, custody chain, claims and assessments.
+        *redact* withholds what a redacted bag withholds, and each record's annotation says what
+        and why.
 
     The whole custody log goes with a whole-catalog export (no *record_ids*, *where* or
     *search*), otherwise the events about the selected records.  The export is written under
@@ -92,8 +104,10 @@ def export(
     if bom and format != "csv":
         raise InputError("a byte order mark is for CSV only", where="bom")
     kinds = redaction_kinds(redact)
-    if kinds is not None and format != "bagit":
-        raise InputError("a redacted export is a BagIt export (the bag states what was withheld)", where="redact")
+    if kinds is not None and format not in ("bagit", "case"):
+        raise InputError(
+            "a redacted export is a BagIt export or a CASE export (each states what it withheld)", where="redact"
+        )
     if sha512 and format != "bagit":
         raise InputError("a SHA-512 manifest is for BagIt exports only", where="sha512")
     target = export_target(ctx, output, folder=format == "bagit")
@@ -107,6 +121,8 @@ def export(
         redaction = None
         if format == "bagit":
             result, redaction = write_bag(ctx, tmp, target, selected, kinds, sha512, progress)
+        elif format == "case":
+            result, redaction = write_case_file(ctx, tmp, target, selected, kinds)
         else:
             result = write_export_file(ctx, tmp, target, format, selected, bom)
         if target.exists() or target.is_symlink():
@@ -128,6 +144,8 @@ def export(
                 "artifacts": result.artifacts,
                 "sha512_manifest": sha512,
             }
+            details["redaction"] = redaction
+        elif format == "case":
             details["redaction"] = redaction
         # Logged first, then given its name: a process killed in between leaves a logged
         # export complete under its temporary name -- never an export the log does not know.
@@ -260,6 +278,103 @@ def write_export_file(
     )
 
 
+def write_case_file(
+    ctx: Context, tmp: Path, target: Path, selected: list[str] | None, kinds: frozenset[str] | None
+) -> tuple[ExportResult, dict[str, Any] | None]:
+    """Write the CASE/UCO graph of the *selected* records (all when ``None``) to *tmp* from one
+    read transaction, synced to disk, withholding what flags of the *kinds* name when given (as
+    a redacted bag does); return what it holds and, for the export's custody event, what the
+    redaction withheld."""
+    from evidence_catalog.interchange.case_records import write_case
+
+    at = ctx.clock()
+    wanted = None if selected is None else set(selected)
+    logged: dict[str, Any] | None = None
+    with ctx.db.read() as session, open(tmp, "wb") as raw:
+        ids = ctx.db.record_ids(session) if selected is None else selected
+        plan = None
+        if kinds is not None:
+            plan = redaction_plan(ctx, session, ids, kinds)
+            logged = {
+                "kinds": sorted(plan.kinds),
+                "withheld_artifacts": [],
+                "withheld_fields": [],
+                "altered_events": [],
+            }
+
+        def records() -> Iterator[tuple[Redaction, dict[str, str]]]:
+            for record in ctx.db.records(session, ids):
+                redaction = Redaction(record=record)
+                if plan is not None and logged is not None:
+                    try:
+                        redaction = apply_plan(record, plan)
+                    except FieldPathError as exc:
+                        raise InputError(str(exc), where=f"record {record.id}") from exc
+                    logged["withheld_artifacts"] += [
+                        {"record_id": a.record_id, "sha256": a.sha256} for a in redaction.artifacts
+                    ]
+                    logged["withheld_fields"] += [{"record_id": f.record_id, "path": f.path} for f in redaction.fields]
+                yield redaction, artifact_names(redaction.record)
+
+        def events() -> Iterator[tuple[model.CustodyEvent, dict[str, Any]]]:
+            whole: set[str] = set()  # as a bag of the same records withholds them
+            for event in ctx.db.events(session):
+                in_bag = wanted is None or event.subject in wanted
+                if not in_bag and event.action != Action.RECORDS_EXPORTED:
+                    continue
+                if plan is None or logged is None:
+                    shown = {
+                        "action": event.action,
+                        "at": format_timestamp(event.at),
+                        "hash": event.hash,
+                        "prev_hash": event.prev_hash,
+                        "details": event.details,
+                    }
+                    yield event, shown
+                    continue
+                document, changed = redact_event(event, plan, whole if in_bag else set(whole))
+                if changed and in_bag:
+                    logged["altered_events"].append(event.seq)
+                yield event, document
+
+        sink = HashingTextSink(raw)
+        counts = write_case(
+            sink,
+            records(),
+            events(),
+            exported_ids=selected,
+            exported_at=at,
+            exported_by=ctx.operator,
+            generator=library_agent(),
+            kinds=None if plan is None else plan.kinds,
+        )
+        raw.flush()
+        os.fsync(raw.fileno())
+    result = ExportResult(
+        path=target,
+        format="case",
+        records=counts[0],
+        custody_events=counts[1],
+        sha256=sink.hasher.digests().sha256,
+        size=sink.hasher.size,
+        artifacts=0,
+        redacted=plan is not None,
+        withheld_artifacts=0 if logged is None else len(logged["withheld_artifacts"]),
+        withheld_fields=0 if logged is None else len(logged["withheld_fields"]),
+    )
+    return result, logged
+
+
+def redaction_plan(ctx: Context, session: Any, ids: Sequence[str], kinds: frozenset[str]) -> RedactionPlan:
+    """What a redacted export of the records *ids* withholds (read in *session*): what their
+    flags of *kinds* name, and every artifact whose bytes hold a withheld text."""
+    try:
+        plan = plan_redaction(ctx.db.records(session, ids), kinds)
+    except FieldPathError as exc:
+        raise InputError(str(exc), where="redact") from exc
+    return plan.with_carriers(find_carriers(ctx.db.records(session, ids), plan, ctx.blobs.open))
+
+
 def write_export(ctx: Context, stream: TextSink, format: str, selected: list[str] | None) -> tuple[int, int, int]:
     """Write from one read transaction: records and log are one consistent snapshot, even
     while another process adds to the catalog.  Returns (records, custody events, artifact
@@ -330,14 +445,9 @@ def write_bag(
     try:
         with ctx.db.read() as session:
             ids = ctx.db.record_ids(session) if selected is None else selected
-            plan = None
-            if kinds is not None:  # first what to withhold across all records, then the bag
-                try:
-                    plan = plan_redaction(ctx.db.records(session, ids), kinds)
-                except FieldPathError as exc:
-                    raise InputError(str(exc), where="redact") from exc
-                # Every copy of a withheld text goes: also the files whose bytes hold it.
-                plan = plan.with_carriers(find_carriers(ctx.db.records(session, ids), plan, ctx.blobs.open))
+            # First what to withhold across all records (every copy of a withheld text goes:
+            # also the files whose bytes hold it), then the bag.
+            plan = None if kinds is None else redaction_plan(ctx, session, ids, kinds)
             summary, redaction = write_payload(
                 writer,
                 records=ctx.db.records(session, ids),
