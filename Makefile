@@ -27,10 +27,10 @@ CASE_VENV := build/case-venv
 CASE_STAMP := $(CASE_VENV)/.installed
 CASE_UTILS := case-utils==0.18.0
 
-$(CASE_STAMP):
+$(CASE_STAMP): .ci/case-constraints.txt
 	$(PYTHON) -m venv $(CASE_VENV)
 	$(CASE_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CASE_VENV)/bin/python -m pip install --quiet '$(CASE_UTILS)'
+	$(CASE_VENV)/bin/python -m pip install --quiet -c .ci/case-constraints.txt '$(CASE_UTILS)'
 	touch $(CASE_STAMP)
 
 case-venv: $(CASE_STAMP)
