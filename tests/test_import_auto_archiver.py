@@ -7,7 +7,6 @@ SQLite run is enough (no_postgresql_pass): nothing here is particular to the dat
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -25,27 +24,16 @@ from evidence_catalog.custody import Action
 from evidence_catalog.interchange import auto_archiver as aa
 from evidence_catalog.model import AcquisitionMethod, ArtifactRole
 from evidence_catalog.operations.migrating import MigrationError
+from tests.aa_rows import FIXTURE, P, index_of, rows_of, write_rows
 
 pytestmark = pytest.mark.no_postgresql_pass
 
-FIXTURE = Path(__file__).parent / "fixtures" / "auto_archiver" / "out"
-P = "http://127.0.0.1:8765/"
 KEY = re.compile(r"'_key': '(\./local_archive/[^']+)'")
-
-
-def rows_of(folder: Path) -> list[list[str]]:
-    with open(folder / "db.csv", encoding="utf-8", newline="") as stream:
-        return list(csv.reader(stream))
-
-
-def write_rows(folder: Path, rows: list[list[str]]) -> None:
-    with open(folder / "db.csv", "w", encoding="utf-8", newline="") as stream:
-        csv.writer(stream).writerows(rows)
 
 
 def number_of(rows: list[list[str]], url: str) -> int:
     """The spreadsheet row number (header = 1) of the row of *url*."""
-    return next(i for i, row in enumerate(rows) if f"'url': '{url}'" in row[1]) + 1
+    return index_of(rows, url) + 1
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ the database."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import os
@@ -22,26 +21,11 @@ from asn1crypto import cms, tsp
 from evidence_catalog import Catalog
 from evidence_catalog.interchange import auto_archiver as aa
 from evidence_catalog.operations.migrating import MigrationError
+from tests.aa_rows import FIXTURE, P, index_of, rows_of, write_rows
 
 pytestmark = pytest.mark.no_postgresql_pass
 
-FIXTURE = Path(__file__).parent / "fixtures" / "auto_archiver" / "out"
-P = "http://127.0.0.1:8765/"
 PROCESSED = re.compile(r"'_processed_at': datetime\.datetime\([^)]*\)")
-
-
-def rows_of(folder: Path) -> list[list[str]]:
-    with open(folder / "db.csv", encoding="utf-8", newline="") as stream:
-        return list(csv.reader(stream))
-
-
-def write_rows(folder: Path, rows: list[list[str]]) -> None:
-    with open(folder / "db.csv", "w", encoding="utf-8", newline="") as stream:
-        csv.writer(stream).writerows(rows)
-
-
-def index_of(rows: list[list[str]], url: str) -> int:
-    return next(i for i, row in enumerate(rows) if f"'url': '{url}'" in row[1])
 
 
 def change_metadata(folder: Path, url: str, old: str | re.Pattern[str], new: str) -> int:
