@@ -78,6 +78,8 @@ def build(folder: Path, records: int) -> Path:
 def child(argv: list[str]) -> int:
     """``child FORMAT CATALOG OUT [N]``: export (the first *N* records) and print its seconds,
     records and this process's peak RSS as JSON."""
+    from rss_child import peak_rss_kib
+
     from evidence_catalog import Catalog
 
     fmt, catalog_path, out = argv[0], argv[1], argv[2]
@@ -87,19 +89,9 @@ def child(argv: list[str]) -> int:
         started = time.perf_counter()
         result = catalog.export(out, format=fmt, record_ids=ids)  # type: ignore[arg-type]
         seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "records": result.records, "peak_kib": peak_kib(), "size": result.size}))
-    return 0
-
-
-def peak_kib() -> int:
-    """This process's peak resident set (``VmHWM``; 0 where there is no /proc)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+    print(
+        json.dumps({"seconds": seconds, "records": result.records, "peak_kib": peak_rss_kib()[0], "size": result.size})
+    )
     return 0
 
 
