@@ -26,10 +26,14 @@ def __getattr__(name: str) -> str:
 
 @functools.cache
 def _own_version() -> str:
-    return _package_version("evidence-catalog") or "0.0.0+unknown"  # a source tree that was not installed
+    return package_version("evidence-catalog") or "0.0.0+unknown"  # a source tree that was not installed
 
 
-def _package_version(name: str) -> str | None:
+@functools.cache
+def package_version(name: str) -> str | None:
+    """The installed version of the distribution *name* (``None`` if it is not installed), looked
+    up once per process: ``importlib.metadata`` parses the package's metadata file each time
+    (about 1 ms), which adding or importing thousands of pictures paid once a picture."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -48,9 +52,9 @@ def versions() -> dict[str, str | None]:
         "evidence-catalog": _own_version(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
-        "exifread": _package_version("exifread"),
-        "pyav": _package_version("av"),
-        "yt-dlp": _package_version("yt-dlp"),
+        "exifread": package_version("exifread"),
+        "pyav": package_version("av"),
+        "yt-dlp": package_version("yt-dlp"),
     }
 
 

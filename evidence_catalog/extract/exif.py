@@ -10,13 +10,13 @@ import datetime as dt
 import logging
 import re
 from fractions import Fraction
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import exifread
 
 from evidence_catalog.model import ExifData, GeoPosition
+from evidence_catalog.versions import package_version
 
 _EXIF_DATETIME = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
@@ -63,7 +63,7 @@ def read_exif(path: Path) -> tuple[ExifData | None, tuple[str, ...], str]:
         logger.propagate = saved_propagate
     # "no EXIF here" is an answer, not a problem with the file
     errors.extend(m for m in collector.messages if not _NO_EXIF.search(m))
-    exifread_version = version("exifread")
+    exifread_version = package_version("exifread") or "unknown"
     if not tags:
         if not errors and _has_exif_block(path):
             # exifread gives up silently on many broken blocks: say that one was there

@@ -78,14 +78,11 @@ def read_media(path: Path) -> tuple[MediaInfo | None, tuple[str, ...], Agent]:
 
 
 def _agent(raw: dict[str, Any] | None) -> Agent:
-    from importlib.metadata import PackageNotFoundError, version
+    from evidence_catalog.versions import package_version
 
     pyav = raw.get("pyav") if raw is not None else None
     if not isinstance(pyav, str):
-        try:
-            pyav = version("av")
-        except PackageNotFoundError:
-            pyav = None
+        pyav = package_version("av")
     ffmpeg = raw.get("ffmpeg") if raw is not None else None
     text = f"{pyav} (FFmpeg {ffmpeg})" if pyav and isinstance(ffmpeg, str) and ffmpeg.strip() else pyav
     return Agent(name="PyAV", kind=AgentKind.SOFTWARE, version=text or None)
