@@ -1,0 +1,85 @@
+"""CASE exports of hostile but legal catalogs: what a record can hold (any text, odd URLs, positions
+at the limits, an empty file, a thousand tags, a relation to a record the catalog does not hold)
+still validates, and a redacted export confirms no guess at what it withholds -- neither through
+an id nor through the digest of an earlier export that held it.  ``case_validate`` runs once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from evidence_catalog import Catalog, model
+from tests.conftest import FixedClock, make_jpeg
+from tests.test_export_case import graph, of_type, validate
+
+#: Texts a catalog holds as they were given: JSON-LD keywords, markup, controls, any plane.
+HOSTILE = (
+    '{"@id": "kb:x", "@context": {"@vocab": "http://evil.example/"}}',
+    "@id",
+    "@context",
+    "a\x01b\x1fc\x7fd\u2028e\u2029f\ufeffg\u202eh",
+    "\ud7ff\ue000\U0010ffff 𝕏 ‮rtl",
+    "]]><script>alert(1)</script>",
+    "x" * 100_000,
+)
+#: Source URLs the catalog stores as stated.
+ODD_URLS = (
+    "https://例え.テスト/パス?q=値#frag",
+    "http://exa mple.org/a b",
+    "ftp://example.org/file",
+    "mailto:someone@example.org",
+    "http://[::1]:99999/",
+    "not a url",
+    "javascript:alert(1)",
+)
+
+
+@pytest.mark.no_postgresql_pass  # one validator run; the mapping is the same on PostgreSQL
+def test_a_hostile_catalog_exports_a_graph_case_validate_accepts(tmp_path: Path, case_validate: str) -> None:
+    operator = model.Agent(name="Analyst \u202e", email="a@example.org")
+    origin = Catalog.init(tmp_path / "origin", operator=operator, clock=FixedClock())
+    (tmp_path / "a.jpg").write_bytes(make_jpeg(colour=(1, 2, 3), gps=(90.0, -180.0, None)))
+    (tmp_path / "b.jpg").write_bytes(make_jpeg(colour=(4, 5, 6), gps=None))
+    kept = origin.add_file(tmp_path / "a.jpg", analyze=False).record_id
+    gone = origin.add_file(tmp_path / "b.jpg", analyze=False).record_id
+    origin.relate(kept, "same_incident_as", gone, note=HOSTILE[0])
+    origin.export(tmp_path / "one.json", format="json", record_ids=[kept])
+    # A catalog that imported one record of two: its relation names a record it does not hold.
+    catalog = Catalog.init(tmp_path / "catalog", operator=operator, clock=FixedClock())
+    catalog.import_records(tmp_path / "one.json", blobs=tmp_path / "origin", accept_unsigned=True)
+    for number, text in enumerate(HOSTILE):
+        name = tmp_path / f"{text[:60].replace('/', '_')}-{number}.bin"
+        name.write_bytes(b"" if number == 0 else text.encode("utf-8", "surrogatepass"))  # an empty file too
+        added = catalog.add_file(name, source_url=ODD_URLS[number % len(ODD_URLS)], analyze=False)
+        catalog.add_note(added.record_id, text)
+        catalog.claim(
+            added.record_id,
+            summary=text,
+            source_description=text,
+            event_time=model.EventTime(
+                start=dt.datetime(1, 1, 1, tzinfo=dt.UTC), end=dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+            ),
+            place=model.Place(
+                name=text,
+                position=model.GeoPosition(
+                    latitude=(-90.0, 90.0, -0.0, 5e-324)[number % 4],
+                    longitude=(180.0, -180.0, -0.0, 1 / 3)[number % 4],
+                    altitude_m=(-1e6, 1e9, None, 0.0)[number % 4],
+                ),
+            ),
+        )
+    catalog.tag(added.record_id, [f"tag {n} {HOSTILE[1]}" for n in range(1000)])
+    out = tmp_path / "hostile.jsonld"
+    catalog.export(out, format="case")
+    validate(case_validate, out)
+    nodes = graph(out)
+    imported = f"record {kept} same_incident_as record {gone} (not in this export)"
+    [said] = [a for a in of_type(nodes, "uco-core:Annotation") if a["uco-core:statement"].startswith(imported)]
+    assert "relation" in said["uco-core:tag"]
+    texts = {n["uco-core:hasFacet"]["uco-observable:fullValue"] for n in of_type(nodes, "uco-observable:URL")}
+    assert set(ODD_URLS) <= texts
+    notes = {a["uco-core:statement"] for a in of_type(nodes, "uco-core:Annotation") if "note" in a["uco-core:tag"]}
+    assert set(HOSTILE) <= notes
