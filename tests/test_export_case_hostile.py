@@ -7,13 +7,17 @@ an id nor through the digest of an earlier export that held it.  ``case_validate
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog, model
+from evidence_catalog.interchange.csv import write_csv
 from evidence_catalog.interchange.redact import MIN_INNER_LENGTH, redact_document
 from tests.conftest import FixedClock, make_jpeg
 from tests.test_export_case import graph, of_type, validate
@@ -100,3 +104,46 @@ def test_withheld_texts_inside_a_longer_one_go_whole_whatever_their_order(text: 
     for value in values:
         assert value not in shown["original_path"]
     assert changed == (shown != document)
+
+
+def test_a_redacted_case_export_gives_no_digest_or_size_of_an_earlier_export_that_held_what_it_withholds(
+    tmp_path: Path,
+) -> None:
+    """An earlier CSV export of a record is its text and nothing else: whoever has the redacted
+    graph and a guess at the withheld title writes that CSV again, and its SHA-256 (or just its
+    size, for the title's length) in the graph would confirm the guess."""
+    secret = "Witness Name 1987"
+    catalog = Catalog.init(tmp_path / "catalog", operator=model.Agent(name="Analyst"), clock=FixedClock())
+    photo = tmp_path / f"{secret}.jpg"
+    photo.write_bytes(make_jpeg(gps=None))
+    record_id = catalog.add_file(photo, analyze=False).record_id
+    catalog.export(tmp_path / "sheet.csv", format="csv")
+    catalog.export(tmp_path / "bag", format="bagit")
+    catalog.flag(record_id, "protected_source", "the file is named after the witness", fields=["title"])
+    out = tmp_path / "redacted.jsonld"
+    catalog.export(out, format="case", redact=True)
+    text = out.read_text(encoding="utf-8")
+    assert secret not in text
+
+    def csv_with(title: str) -> bytes:  # the attacker's CSV, from what the graph shows and a guess
+        record = catalog.record(record_id)
+        shown = attrs.evolve(record, title=title, flags=())
+        sink = io.StringIO()
+        write_csv(sink, [shown])
+        return sink.getvalue().encode("utf-8")
+
+    assert csv_with(f"{secret}.jpg") == (tmp_path / "sheet.csv").read_bytes()  # the attack works
+    for guess in ("Someone Else 1990", secret):
+        made = csv_with(f"{guess}.jpg")
+        assert hashlib.sha256(made).hexdigest() not in text.lower()
+    exports = [
+        n
+        for n in of_type(graph(out), "case-investigation:InvestigativeAction")
+        if n["uco-core:name"] == "records.exported"
+    ]
+    assert len(exports) == 2
+    for action in exports:  # that they were made is said; what they hold, no
+        assert "uco-action:result" not in action
+        assert "withheld" in action["uco-core:description"]
+    sizes = {e.details["size"] for e in catalog.history() if e.action == "records.exported"}
+    assert not any(f'"uco-observable:sizeInBytes": {size}' in text for size in sizes)

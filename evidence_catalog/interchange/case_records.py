@@ -178,6 +178,7 @@ def write_record(
         else:
             later.append((record, number, relation))
     if kinds is not None and redaction.changed:
+        writer.withholding = True
         _withheld(writer, redaction, kinds, record_node, files)
 
 
@@ -514,12 +515,18 @@ def _export(writer: CaseWriter, event: model.CustodyEvent, shown: Mapping[str, A
         return
     result = None
     sha, size = details.get("sha256"), details.get("size")
+    # An earlier export holds what a redaction withholds now, and is often all text an attacker
+    # can write again with a guess in it (a CSV of the record): its SHA-256, its size, and the
+    # hash of an event that holds them (one written before salted commitments) would confirm it.
+    hidden = writer.withholding
     said = [
-        f"export (custody event {event.seq}, hash {shown.get('hash')})",
+        f"export (custody event {event.seq}" + ("" if hidden else f", hash {shown.get('hash')}") + ")",
         isinstance(details.get("format"), str) and f"format: {details['format']}",
         isinstance(details.get("output"), str) and f"written to: {details['output']}",
     ]
-    if details.get("format") == "bagit":  # its SHA-256 is the tag manifest's, not a file's
+    if hidden:
+        said.append("its SHA-256 and size withheld: the file holds what this redacted export withholds")
+    elif details.get("format") == "bagit":  # its SHA-256 is the tag manifest's, not a file's
         said.append(f"SHA-256 of the bag's tagmanifest-sha256.txt: {sha}")
     elif isinstance(sha, str) and model.is_hex_digest(sha, "sha256") and isinstance(size, int) and size >= 0:
         media_type = _MEDIA.get(str(details.get("format")), "application/octet-stream")
@@ -528,7 +535,10 @@ def _export(writer: CaseWriter, event: model.CustodyEvent, shown: Mapping[str, A
     # One action per record exported, so that a record's nodes are the same in every graph.
     for record_id in used:
         node: dict[str, Any] = {
-            "@id": node_id("InvestigativeAction", f"event:{event.hash}:{record_id}"),
+            "@id": node_id(
+                "InvestigativeAction",
+                f"withheld-export:{event.seq}:{record_id}" if hidden else f"event:{event.hash}:{record_id}",
+            ),
             "@type": "case-investigation:InvestigativeAction",
             "uco-core:name": EXPORTED,
             "uco-core:description": _lines(*said),
