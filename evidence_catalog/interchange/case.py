@@ -135,6 +135,9 @@ class CaseWriter:
         self.chain: dict[str, str] = {}  # record id -> its last custody ProvenanceRecord
         self.exported = None if exported_ids is None else set(exported_ids)
         self.events = 0
+        #: Whether a redaction withheld something from a record written: an earlier export's
+        #: digest and size then stay out (they would confirm a guess at what it held).
+        self.withholding = False
         stream.write('{\n"@context": ' + json.dumps(CONTEXT, indent=1) + ',\n"@graph": [\n')
 
     def emit(self, node: dict[str, Any]) -> str:

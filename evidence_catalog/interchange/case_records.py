@@ -44,8 +44,14 @@ def write_case(
     export honours (``None``: not redacted)."""
     writer = CaseWriter(stream, exported_ids=exported_ids)
     redacted = None if kinds is None else sorted(kinds)
+    later: list[tuple[model.EvidenceRecord, int, model.Relation]] = []
     for redaction, names in records:
-        write_record(writer, redaction, names, redacted)
+        write_record(writer, redaction, names, redacted, later)
+    # Every record given is the export (a whole catalog): a relation points at its target only
+    # if the target is one of them -- an imported record can name one the catalog never held.
+    writer.exported = set(writer.records) if writer.exported is None else writer.exported
+    for record, number, relation in later:
+        write_relation(writer, record, number, relation)
     for event, shown in events:
         write_event(writer, event, shown)
     note = None if redacted is None else f"redacted ({', '.join(redacted)}): see each record's annotations"
@@ -54,9 +60,15 @@ def write_case(
 
 
 def write_record(
-    writer: CaseWriter, redaction: Redaction, names: Mapping[str, str], kinds: list[str] | None = None
+    writer: CaseWriter,
+    redaction: Redaction,
+    names: Mapping[str, str],
+    kinds: list[str] | None = None,
+    later: list[tuple[model.EvidenceRecord, int, model.Relation]] | None = None,
 ) -> None:
-    """Write the nodes of a record as it may travel (``redaction.record``)."""
+    """Write the nodes of a record as it may travel (``redaction.record``).  Its relations are
+    added to *later* when given, to be written once every record is (when the records exported
+    are not known beforehand)."""
     record = redaction.record
     writer.records.append(record.id)
     writer.created[record.id] = record.created_at
@@ -161,36 +173,47 @@ def write_record(
             [record_node],
         )
     for number, relation in enumerate(record.relations):
-        target = relation.target_id
-        exported = writer.exported is None or target in writer.exported
-        about = writer.record_id(target) if exported else None
-        node = {
-            "@id": node_id("Relationship", f"relation:{record.id}:{number}"),
-            "@type": "uco-core:Relationship",
-            "uco-core:source": ref(record_node),
-            "uco-core:target": ref(about or record_node),
-            "uco-core:kindOfRelationship": relation.kind.value,
-            "uco-core:isDirectional": True,
-            "uco-core:description": _lines(
-                f"record {record.id} {relation.kind.value} record {target}"
-                + ("" if exported else " (not in this export)"),
-                relation.note,
-            ),
-        }
-        if about is not None:
-            writer.emit(node)
-        else:  # a target this graph does not hold: said in words, not pointed at
-            _annotation(
-                writer,
-                f"relation:{record.id}:{number}",
-                node["uco-core:description"],
-                ["relation", relation.kind.value],
-                writer.agent(relation.linked_by, scope),
-                relation.linked_at,
-                [record_node],
-            )
+        if later is None:
+            write_relation(writer, record, number, relation)
+        else:
+            later.append((record, number, relation))
     if kinds is not None and redaction.changed:
+        writer.withholding = True
         _withheld(writer, redaction, kinds, record_node, files)
+
+
+def write_relation(writer: CaseWriter, record: model.EvidenceRecord, number: int, relation: model.Relation) -> None:
+    """A record's relation: a Relationship to the target's node when the graph holds the target,
+    else an annotation that names it (a node pointed at must be in the graph)."""
+    scope = record.id
+    record_node = writer.record_id(record.id)
+    target = relation.target_id
+    exported = writer.exported is None or target in writer.exported
+    about = writer.record_id(target) if exported else None
+    node: dict[str, Any] = {
+        "@id": node_id("Relationship", f"relation:{record.id}:{number}"),
+        "@type": "uco-core:Relationship",
+        "uco-core:source": ref(record_node),
+        "uco-core:target": ref(about or record_node),
+        "uco-core:kindOfRelationship": relation.kind.value,
+        "uco-core:isDirectional": True,
+        "uco-core:description": _lines(
+            f"record {record.id} {relation.kind.value} record {target}" + ("" if exported else " (not in this export)"),
+            relation.note,
+        ),
+    }
+    if about is not None:
+        writer.emit(node)
+    else:  # a target this graph does not hold: said in words, not pointed at
+        _annotation(
+            writer,
+            f"relation:{record.id}:{number}",
+            node["uco-core:description"],
+            ["relation", relation.kind.value],
+            writer.agent(relation.linked_by, scope),
+            relation.linked_at,
+            [record_node],
+        )
 
 
 def _acquisition(
@@ -492,12 +515,18 @@ def _export(writer: CaseWriter, event: model.CustodyEvent, shown: Mapping[str, A
         return
     result = None
     sha, size = details.get("sha256"), details.get("size")
+    # An earlier export holds what a redaction withholds now, and is often all text an attacker
+    # can write again with a guess in it (a CSV of the record): its SHA-256, its size, and the
+    # hash of an event that holds them (one written before salted commitments) would confirm it.
+    hidden = writer.withholding
     said = [
-        f"export (custody event {event.seq}, hash {shown.get('hash')})",
+        f"export (custody event {event.seq}" + ("" if hidden else f", hash {shown.get('hash')}") + ")",
         isinstance(details.get("format"), str) and f"format: {details['format']}",
         isinstance(details.get("output"), str) and f"written to: {details['output']}",
     ]
-    if details.get("format") == "bagit":  # its SHA-256 is the tag manifest's, not a file's
+    if hidden:
+        said.append("its SHA-256 and size withheld: the file holds what this redacted export withholds")
+    elif details.get("format") == "bagit":  # its SHA-256 is the tag manifest's, not a file's
         said.append(f"SHA-256 of the bag's tagmanifest-sha256.txt: {sha}")
     elif isinstance(sha, str) and model.is_hex_digest(sha, "sha256") and isinstance(size, int) and size >= 0:
         media_type = _MEDIA.get(str(details.get("format")), "application/octet-stream")
@@ -506,7 +535,10 @@ def _export(writer: CaseWriter, event: model.CustodyEvent, shown: Mapping[str, A
     # One action per record exported, so that a record's nodes are the same in every graph.
     for record_id in used:
         node: dict[str, Any] = {
-            "@id": node_id("InvestigativeAction", f"event:{event.hash}:{record_id}"),
+            "@id": node_id(
+                "InvestigativeAction",
+                f"withheld-export:{event.seq}:{record_id}" if hidden else f"event:{event.hash}:{record_id}",
+            ),
             "@type": "case-investigation:InvestigativeAction",
             "uco-core:name": EXPORTED,
             "uco-core:description": _lines(*said),

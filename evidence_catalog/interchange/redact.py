@@ -265,11 +265,9 @@ def redact_document(document: Any, values: Collection[str], withheld: Collection
             if node in values:
                 changed = True
                 return WITHHELD_MARK
-            for value in inner:
-                if value in node:
-                    node = node.replace(value, WITHHELD_MARK)
-                    changed = True
-            return node
+            shown = _withhold_inner(node, inner)
+            changed = changed or shown != node
+            return shown
         if isinstance(node, (list, tuple)):
             return [walk(item, key) for item in node]
         if isinstance(node, dict):
@@ -288,6 +286,36 @@ def redact_document(document: Any, values: Collection[str], withheld: Collection
         return node
 
     return walk(document, None), changed
+
+
+def _withhold_inner(text: str, values: Iterable[str]) -> str:
+    """*text* with every stretch that is part of an occurrence of one of *values* replaced by
+    :data:`WITHHELD_MARK`, overlapping and adjacent occurrences by one mark: whatever order the
+    values come in, the same text, and no character of a withheld value left beside a mark (one
+    value replaced first could break up another's occurrence and leave part of it shown)."""
+    spans: list[tuple[int, int]] = []
+    for value in values:
+        start = text.find(value)
+        while start >= 0:
+            spans.append((start, start + len(value)))
+            start = text.find(value, start + 1)
+    if not spans:
+        return text
+    parts: list[str] = []
+    shown_to = 0
+    end = -1
+    for begin, stop in sorted(spans):
+        if begin >= end:  # a new stretch: what lies before it is shown
+            if end >= 0:
+                parts.append(WITHHELD_MARK)
+            parts.append(text[shown_to:begin])
+            end = stop
+        else:
+            end = max(end, stop)
+        shown_to = end
+    parts.append(WITHHELD_MARK)
+    parts.append(text[shown_to:])
+    return "".join(parts)
 
 
 def _holds_mark(node: Any) -> bool:
