@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 import bagit  # type: ignore[import-untyped]
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -391,3 +393,61 @@ def test_metadata_that_held_a_withheld_text_is_shown_redacted_and_committed_whol
     forged["details"]["artifact"]["metadata"]["exif"]["Artist"] = "Ivan P"
     with pytest.raises(ValueError, match="does not say so"):
         script.event_form(forged)
+
+
+def test_an_earlier_export_that_held_a_withheld_text_is_not_given_by_its_digest(tmp_path: Path) -> None:
+    """An earlier CSV export of a record is that record's text and nothing else: with a redacted
+    bag and a guess at the withheld title anyone writes the CSV again, and the SHA-256 its
+    export event gave (or a bag's Payload-Oxum, an exhibit's files) would confirm the guess.
+    The viewer and a redacted exhibit show the log as the bag does."""
+    from starlette.testclient import TestClient
+
+    from evidence_catalog.interchange.csv import write_csv
+    from evidence_catalog.web import make_app
+
+    secret = "Witness Name 1987"
+    with Catalog.init(tmp_path / "catalog", operator=OPERATOR) as catalog:
+        (tmp_path / f"{secret}.txt").write_text("statement", encoding="utf-8")
+        record_id = catalog.add_file(tmp_path / f"{secret}.txt", analyze=False).record_id
+        catalog.export(tmp_path / "sheet.csv", format="csv", record_ids=[record_id])
+        catalog.export(tmp_path / "earlier-bag", format="bagit")
+        catalog.flag(record_id, "protected_source", "named after the witness", fields=["title"])
+        bag = tmp_path / "bag"
+        catalog.export(bag, format="bagit", redact=True)
+        sink = io.StringIO()  # the attacker's CSV: what the bag shows, and the guess
+        write_csv(sink, [attrs.evolve(catalog.record(record_id), title=f"{secret}.txt", flags=())])
+        rebuilt = hashlib.sha256(sink.getvalue().encode("utf-8")).hexdigest()
+        assert rebuilt == hashlib.sha256((tmp_path / "sheet.csv").read_bytes()).hexdigest()  # the attack works
+        exported = [e for e in catalog.history() if e.action == "records.exported"]
+        oxum = exported[1].details["bag"]["payload_oxum"]
+        with TestClient(make_app(catalog), base_url="http://127.0.0.1:8000") as client:
+            log = client.get("/log.json").text
+        catalog.exhibit(record_id, tmp_path / "exhibit.html", redact=True)
+    exhibit = (tmp_path / "exhibit.html").read_text(encoding="utf-8")
+    assert rebuilt not in exhibit and oxum not in exhibit and secret not in exhibit
+    assert rebuilt not in bag_targets(bag) and confirmed(bag, secret) == []
+    assert oxum not in (bag / "data" / "custody.jsonl").read_text(encoding="utf-8")
+    assert rebuilt not in log and oxum not in log and secret not in log
+    shown = [e for e in lines(bag) if e["action"] == "records.exported"]
+    assert [e["details"]["sha256"] for e in shown] == [WITHHELD_MARK, WITHHELD_MARK]
+    bagit.Bag(str(bag)).validate()
+    result = run_script(bag)
+    assert result.returncode == 0 and "PROBLEM" not in result.stdout, result.stdout + result.stderr
+
+
+def test_an_earlier_exports_event_hashed_before_salted_commitments_goes_whole_from_a_redacted_exhibit(
+    tmp_path: Path, old_events: None
+) -> None:
+    """Unsalted, an export's event hash is a digest of its text, the SHA-256 of what it wrote
+    among it: a redacted exhibit shows such an event as its number only."""
+    secret = "Witness Name 1987"
+    with Catalog.init(tmp_path / "catalog", operator=OPERATOR) as catalog:
+        (tmp_path / f"{secret}.txt").write_text("statement", encoding="utf-8")
+        record_id = catalog.add_file(tmp_path / f"{secret}.txt", analyze=False).record_id
+        catalog.export(tmp_path / "sheet.csv", format="csv", record_ids=[record_id])  # the exhibit lists it
+        export_event = catalog.history()[-1]
+        catalog.flag(record_id, "protected_source", "named after the witness", fields=["title"])
+        catalog.exhibit(record_id, tmp_path / "exhibit.html", redact=True)
+    exhibit = (tmp_path / "exhibit.html").read_text(encoding="utf-8")
+    assert export_event.action == "records.exported" and export_event.hash not in exhibit
+    assert secret not in exhibit

@@ -30,6 +30,7 @@ from evidence_catalog.interchange.redact import (
     Redaction,
     RedactionPlan,
     apply_plan,
+    export_digest_pointers,
     needles,
     redact_document,
 )
@@ -386,15 +387,17 @@ def redact_event(event: model.CustodyEvent, plan: RedactionPlan, whole: set[str]
     Only salted digests of what is withheld leave the catalog.  An event hashed before salted
     commitments that held withheld text goes whole, and so does each unsalted event after it
     (its prev_hash commits to the one before); the first salted event after them shows its
-    prev_hash as a salted digest only."""
+    prev_hash as a salted digest only.  An earlier export's digests go too when anything is
+    withheld (:func:`~evidence_catalog.interchange.redact.export_digest_pointers`)."""
     document = to_document(event)
     shown, changed = redact_document(document, plan.values, plan.artifacts)
-    if not is_salted(document) and (changed or whole):
+    digests = export_digest_pointers(document) if plan.values or plan.artifacts else ()
+    if not is_salted(document) and (changed or digests or whole):
         whole.add(document["hash"])
         return withheld_whole(document, document["schema"]), True
-    if is_salted(document) and (changed or document["prev_hash"] in whole):
+    if is_salted(document) and (changed or digests or document["prev_hash"] in whole):
         after_whole = ("/prev_hash",) if document["prev_hash"] in whole else ()
-        return disclose(document, shown, WITHHELD_MARK, also=after_whole), True
+        return disclose(document, shown, WITHHELD_MARK, also=after_whole + digests), True
     return document, False
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from evidence_catalog import model
+from evidence_catalog.custody import Action, committed_values
 from evidence_catalog.errors import EvidenceError, InputError
 from evidence_catalog.serialize import structure, unstructure
 
@@ -457,3 +458,42 @@ def apply_plan(record: model.EvidenceRecord, plan: RedactionPlan) -> Redaction:
         plan.values,
         f"withholding texts from record {record.id}",
     )
+
+
+#: The members of an export's custody event that are digests of what it wrote (a file's or a
+#: bag's tag manifest's SHA-256, an exhibit's files', a bag's Payload-Oxum).
+_EXPORT_DIGESTS = frozenset({"sha256", "payload_oxum"})
+
+
+def export_digest_pointers(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """The JSON Pointers of the digests of what an earlier export wrote, in the document of its
+    ``records.exported`` event (none for other events).  A redacted export that withholds
+    anything withholds these: an earlier export held the records unredacted, and is often only
+    text anyone can write again (a CSV of a record): with a guess at a withheld value in it, its
+    SHA-256 would confirm the guess.  (Sizes are numbers, which no salted digest commits to
+    one by one: they stay, and give at most the length of what was withheld.)"""
+    if document.get("action") != Action.RECORDS_EXPORTED:
+        return ()
+    return tuple(
+        pointer
+        for pointer, value in committed_values({"details": document.get("details")})
+        if isinstance(value, str)
+        and pointer.rsplit("/", 1)[-1] in _EXPORT_DIGESTS
+        and not pointer.startswith("/details/redaction/")
+    )
+
+
+def withhold_pointers(document: Any, pointers: Iterable[str]) -> Any:
+    """A copy of the JSON *document* with :data:`WITHHELD_MARK` at each JSON Pointer of
+    *pointers* (each naming a value the document holds)."""
+    copy = json.loads(json.dumps(document))
+    for pointer in pointers:
+        *path, last = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+        node = copy
+        for part in path:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(last)] = WITHHELD_MARK
+        else:
+            node[last] = WITHHELD_MARK
+    return copy
