@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -32,9 +33,13 @@ from evidence_catalog.capture import CaptureOptions
 from evidence_catalog.errors import EvidenceError, InputError, ModelError
 from evidence_catalog.interchange.case import decimal_literal, facet_id, hash_id, node_id
 from evidence_catalog.interchange.redact import WITHHELD_MARK
+from tests.aa_rows import FIXTURE as AA_FIXTURE
+from tests.aa_rows import P as AA_PAGES
+from tests.aa_rows import index_of, rows_of, write_rows
 from tests.conftest import FixedClock, make_jpeg
 from tests.media_server import MediaServer, Route, video_page
 from tests.test_digest import DIGEST
+from tests.test_ingest import _telegram_export, _twarc_page
 from tests.test_prov_redact import SECRET, feed
 
 DATA = Path(__file__).parent / "data"
@@ -80,6 +85,17 @@ def build(folder: Path, server: MediaServer) -> Catalog:
     catalog.add_note(captured.record_id, "Compared with the satellite pictures: “same berths”.")
     catalog.tag(captured.record_id, ["harbour"])
     catalog.relate(captured.record_id, "same_incident_as", photo.record_id, note="same day")
+    # Reports from a Telegram channel export (with its media) and a twarc2 page, and what
+    # auto-archiver archived (screenshots, PDF prints, time-stamp tokens and their certificates).
+    catalog.ingest(_telegram_export(folder / "ChatExport_2025-05-06", photo=make_jpeg(colour=(7, 8, 9), gps=None)))
+    tweets = folder / "tweets.jsonl"
+    tweets.write_text(json.dumps(_twarc_page(), ensure_ascii=False) + "\n", encoding="utf-8")
+    catalog.ingest(tweets)
+    archive = folder / "auto-archiver"  # one archived page with a video, to keep validation short
+    shutil.copytree(AA_FIXTURE, archive)
+    rows = rows_of(archive)
+    write_rows(archive, [rows[0], rows[index_of(rows, AA_PAGES + "video.html")]])
+    catalog.import_auto_archiver(archive)
     catalog.flag(photo.record_id, "personal_data", "a bystander's face")
     catalog.flag(
         captured.record_id, "protected_source", "the author is a source", fields=[f"reports/{report.id}/author"]
@@ -221,6 +237,15 @@ def test_a_case_export_of_every_kind_of_record_validates_and_keeps_what_the_cata
     }
     assert nodes[refs(action["uco-action:performer"])[0]]["uco-core:name"] == "Case Analyst"
     assert node_id("File", "sha256:" + (capture.artifact_sha256 or "")) in refs(action["uco-action:result"])
+    # What auto-archiver archived: its files, among them its screenshot, with their SHA-256s, the
+    # acquisition naming auto-archiver and the version its report states.
+    archived = next(r for r in records if r.acquisitions[0].method is model.AcquisitionMethod.IMPORTED)
+    action = nodes[node_id("InvestigativeAction", "acquisition:" + archived.acquisitions[0].id)]
+    assert ("auto-archiver", "1.2.9") in {
+        (nodes[t]["uco-core:name"], nodes[t].get("uco-tool:version")) for t in refs(action["uco-action:instrument"])
+    }
+    screenshot = next(e.artifact for e in archived.artifacts if e.role is model.ArtifactRole.SCREENSHOT)
+    assert ("SHA256", screenshot.sha256.upper()) in hashes
     # Reports verbatim, the moved one on the video's record; claims alleged; assessments' status and method.
     messages = {
         n["@id"]: n["uco-core:hasFacet"]["uco-observable:messageText"] for n in of_type(nodes, "uco-observable:Message")
