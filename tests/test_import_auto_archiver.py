@@ -303,3 +303,23 @@ def test_sha256_as_auto_archiver_writes_it_round_trips_and_a_short_one_is_refuse
     if as_number != digest:
         with pytest.raises(ValueError, match="leading zeros"):
             aa.parse_hash("SHA-256:" + as_number)
+
+
+def test_the_roles_auto_archiver_gives_its_web_archives_and_certificates_are_kept() -> None:
+    """auto-archiver 1.2.9 names the WACZ its wacz_extractor_enricher makes ``browsertrix``, the
+    screenshots it takes from it ``browsertrix-screenshot-N`` and the page's TLS certificate
+    ``ssl_certificate`` (its code: ``add_media(..., "browsertrix")`` and so on); the fixture,
+    made without Docker, has none, so the real video row is given those ids here."""
+    rows = rows_of(FIXTURE)
+    cells = rows[index_of(rows, P + "video.html")]
+    renamed = {"html_source_code": "browsertrix", "screenshot": "browsertrix-screenshot-0", "pdf": "ssl_certificate"}
+    media = cells[2]
+    for old, new in renamed.items():
+        assert f"'id': '{old}'" in media
+        media = media.replace(f"'id': '{old}'", f"'id': '{new}'")
+    row, findings = aa.parse_row(2, [cells[0], cells[1], media])
+    assert row is not None and not findings
+    roles = {m.aa_id: m.role for m in row.media}
+    assert roles["browsertrix"] is ArtifactRole.WEB_ARCHIVE
+    assert roles["browsertrix-screenshot-0"] is ArtifactRole.SCREENSHOT
+    assert roles["ssl_certificate"] is ArtifactRole.SOURCE_DOCUMENT

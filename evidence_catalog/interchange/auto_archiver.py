@@ -56,12 +56,17 @@ ROLES: Mapping[str, model.ArtifactRole] = {
     "screenshot": model.ArtifactRole.SCREENSHOT,
     "pdf": model.ArtifactRole.PAGE_PRINT,
     "html_source_code": model.ArtifactRole.PAGE_SNAPSHOT,
-    "wacz": model.ArtifactRole.WEB_ARCHIVE,
-    "warc-file": model.ArtifactRole.WEB_ARCHIVE,
+    "browsertrix": model.ArtifactRole.WEB_ARCHIVE,  # the WACZ of its wacz_extractor_enricher
+    "ssl_certificate": model.ArtifactRole.SOURCE_DOCUMENT,
     "metadata_json": model.ArtifactRole.PLATFORM_METADATA,
     "_final_media": model.ArtifactRole.SOURCE_DOCUMENT,
     "timestamped_hashes": model.ArtifactRole.SOURCE_DOCUMENT,
 }
+#: Roles auto-archiver numbers (``thumbnail_3``, ``browsertrix-screenshot-2``), by their prefix.
+PREFIXED_ROLES: tuple[tuple[str, model.ArtifactRole], ...] = (
+    ("thumbnail", model.ArtifactRole.THUMBNAIL),
+    ("browsertrix-screenshot-", model.ArtifactRole.SCREENSHOT),
+)
 #: Properties under which auto-archiver nests media, and the role of what is nested there.
 NESTED: Mapping[str, model.ArtifactRole] = {
     "thumbnails": model.ArtifactRole.THUMBNAIL,
@@ -491,7 +496,7 @@ def _walk(
     mimetype = entry.get("_mimetype")
     role = nested_role or model.ArtifactRole.ORIGINAL
     if aa_id is not None:
-        role = ROLES.get(aa_id, model.ArtifactRole.THUMBNAIL if aa_id.startswith("thumbnail") else role)
+        role = ROLES.get(aa_id, next((r for prefix, r in PREFIXED_ROLES if aa_id.startswith(prefix)), role))
     found.append(
         Media(
             pointer=pointer,
