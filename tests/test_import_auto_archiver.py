@@ -7,6 +7,7 @@ SQLite run is enough (no_postgresql_pass): nothing here is particular to the dat
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -92,11 +93,15 @@ def test_every_archived_row_becomes_a_record_with_its_files_hashes_url_title_and
         ArtifactRole.ORIGINAL,
     } <= roles
     clip = records[P + "clip.mp4"]
-    # its platform time is in the zone of the machine auto-archiver ran on (tzlocal()), which the
-    # CSV does not say: not made into a time here (the row keeps it verbatim)
-    assert clip.acquisitions[0].platform_info is not None and clip.acquisitions[0].platform_info.uploaded_at is None
+    # The CSV gives the platform's time in the zone of the machine auto-archiver ran on
+    # (tzlocal()), which it does not say; auto-archiver's own metadata.json of the item gives the
+    # same time with its offset (the fixture was made with TZ=UTC).
     [clip_row] = [r for r in rows if f"'url': '{P}clip.mp4'" in r[1]]
-    assert "tzinfo=tzlocal()" in clip_row[1]
+    assert "'timestamp': datetime.datetime(2026, 12, 5, 19, 34, 24, tzinfo=tzlocal())" in clip_row[1]
+    assert clip.acquisitions[0].platform_info is not None
+    assert clip.acquisitions[0].platform_info.uploaded_at == dt.datetime(2026, 12, 5, 19, 34, 24, tzinfo=dt.UTC)
+    [clip_event] = [e for e in catalog.history() if e.action == Action.RECORD_IMPORTED and e.subject == clip.id]
+    assert clip_event.details["source"]["timestamp_zone_from"] == "metadata_json"
     with_zone, _ = aa.parse_row(
         3, [clip_row[0], clip_row[1].replace("tzlocal()", "datetime.timezone.utc"), clip_row[2]]
     )
@@ -280,7 +285,7 @@ def test_arbitrary_cells_never_crash_the_reader(cells: list[str]) -> None:
 
 
 #: Any text a catalog can hold: no lone surrogates (hypothesis draws none) and no NUL (a finding).
-CELL_TEXT = st.characters(exclude_characters="\x00")
+CELL_TEXT = st.characters(codec="utf-8", exclude_characters="\x00")
 
 
 @settings(max_examples=60, deadline=None)
@@ -323,3 +328,24 @@ def test_the_roles_auto_archiver_gives_its_web_archives_and_certificates_are_kep
     assert roles["browsertrix"] is ArtifactRole.WEB_ARCHIVE
     assert roles["browsertrix-screenshot-0"] is ArtifactRole.SCREENSHOT
     assert roles["ssl_certificate"] is ArtifactRole.SOURCE_DOCUMENT
+
+
+@pytest.mark.parametrize(
+    ("stated", "expected"),
+    [
+        ("2026-12-05 19:34:24+02:00", dt.datetime(2026, 12, 5, 17, 34, 24, tzinfo=dt.UTC)),
+        ("2026-12-05 19:34:24+00:00", dt.datetime(2026, 12, 5, 19, 34, 24, tzinfo=dt.UTC)),
+        ("2026-12-05 19:34:25+00:00", None),  # another time: not this one's zone
+        ("2026-12-05 19:34:24", None),  # no offset either
+        ("yesterday", None),
+        (12345, None),
+    ],
+)
+def test_a_platform_time_without_its_zone_is_placed_only_by_the_same_time_with_an_offset(
+    tmp_path: Path, stated: object, expected: dt.datetime | None
+) -> None:
+    document = tmp_path / "metadata.json"
+    document.write_text(json.dumps({"metadata": {"timestamp": stated}}), encoding="utf-8")
+    assert aa.zoned_timestamp(document, dt.datetime(2026, 12, 5, 19, 34, 24)) == expected
+    document.write_bytes(b"[" * 100_000)  # not JSON a reader can take: no zone, no crash
+    assert aa.zoned_timestamp(document, dt.datetime(2026, 12, 5, 19, 34, 24)) is None

@@ -30,6 +30,7 @@ import ast
 import csv
 import datetime as dt
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -123,6 +124,9 @@ class Row:
     duration_s: float | None
     #: The time the platform gave the item (``timestamp``), when it gave one with its zone.
     platform_at: dt.datetime | None
+    #: That time as the CSV gives it without a zone (``tzinfo=tzlocal()``: the zone of the machine
+    #: auto-archiver ran on), to be placed by its ``metadata_json`` (:func:`zoned_timestamp`).
+    platform_local: dt.datetime | None
     media: tuple[Media, ...]
     #: The three cells, verbatim.
     cells: tuple[str, str, str]
@@ -427,6 +431,7 @@ def parse_row(number: int, cells: Sequence[str]) -> tuple[Row | None, list[Findi
     elif _utc(processed, dt.timedelta(seconds=duration)) is None:
         return bad("metadata.archive_duration_seconds", "ends after the year 9999")
     platform = metadata.get("timestamp")
+    local = platform if isinstance(platform, dt.datetime) and platform.tzinfo is None else None
     if not isinstance(platform, dt.datetime) or platform.tzinfo is None:
         platform = None  # kept verbatim in the row's cells; a time without a zone is no time
     elif (platform := _utc(platform)) is None:
@@ -446,6 +451,7 @@ def parse_row(number: int, cells: Sequence[str]) -> tuple[Row | None, list[Findi
         processed_at=processed,
         duration_s=None if duration is None else float(duration),
         platform_at=platform,
+        platform_local=local,
         media=tuple(media),
         cells=(status, metadata_text, media_text),
     )
@@ -511,6 +517,32 @@ def _walk(
         if name in NESTED and isinstance(value, list):
             for index, child in enumerate(value):
                 _walk(number, f"{pointer}.{name}[{index}]", child, NESTED[name], found, findings)
+
+
+#: The largest metadata_json document read for a time's zone.
+MAX_METADATA_JSON = 16 * 1024 * 1024
+
+
+def zoned_timestamp(path: Path, local: dt.datetime) -> dt.datetime | None:
+    """The platform time *local* (as the CSV gives it, without its zone) in UTC, as the row's
+    ``metadata_json`` document *path* states it: auto-archiver's json_enricher writes the same
+    time with the offset it had on the machine it ran on (``"2026-12-05 19:34:24+00:00"``).
+    ``None`` unless that document gives this very wall-clock time with an offset."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_METADATA_JSON + 1)
+        document = json.loads(data) if len(data) <= MAX_METADATA_JSON else None
+    except (OSError, ValueError, RecursionError):
+        return None
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    text = metadata.get("timestamp") if isinstance(metadata, dict) else None
+    try:
+        stated = dt.datetime.fromisoformat(text) if isinstance(text, str) and len(text) <= 64 else None
+    except ValueError:
+        return None
+    if stated is None or stated.tzinfo is None or stated.replace(tzinfo=None) != local:
+        return None
+    return _utc(stated)
 
 
 def read_version(path: Path) -> str | None:

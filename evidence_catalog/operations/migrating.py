@@ -264,6 +264,8 @@ def import_auto_archiver(
                     "status": row.status,
                     "files": extra["files"],
                 }
+                if "timestamp_zone_from" in extra:
+                    sources[item.record.id]["timestamp_zone_from"] = extra["timestamp_zone_from"]
             importing.insert_imported(ctx, session, [item for _, item, _ in ready], {}, at, sources=sources)
     except BaseException:
         common.remove_unclaimed(ctx, work.created)  # all or nothing: what only this import stored goes
@@ -317,6 +319,7 @@ def _record(
     entries: dict[str, model.RecordArtifact] = {}
     files: list[dict[str, Any]] = []
     version = None
+    platform_at = row.platform_at
     held: dict[str, StoredBlob] = {}
     for media in row.media:
         blob = work.file(row, media, findings)
@@ -330,6 +333,9 @@ def _record(
             path = ctx.blobs.local_path(blob.sha256)
             if path is not None:
                 version = aa.read_version(path)
+        if media.aa_id == "metadata_json" and row.platform_local is not None and platform_at is None:
+            path = ctx.blobs.local_path(blob.sha256)
+            platform_at = None if path is None else aa.zoned_timestamp(path, row.platform_local)
     if len(findings) > before:
         return None
     _check_stamps(work, row, held, findings)
@@ -359,7 +365,7 @@ def _record(
         other_artifacts=tuple(sha for sha in entries if sha != main),
         requested_url=row.url,
         extractor=row.status,
-        platform_info=model.PlatformInfo(title=row.title, uploaded_at=row.platform_at),
+        platform_info=model.PlatformInfo(title=row.title, uploaded_at=platform_at),
         note=f"archived by auto-archiver (status {row.status!r}); row {row.number} of its CSV",
     )
     record = model.EvidenceRecord(
@@ -371,4 +377,7 @@ def _record(
         acquisitions=(acquisition,),
     )
     item = IncomingRecord(record=record, history=(), where=f"{work.where}: row {row.number}")
-    return row, item, {"version": version, "files": files}
+    extra: dict[str, Any] = {"version": version, "files": files}
+    if platform_at is not None and row.platform_at is None:
+        extra["timestamp_zone_from"] = "metadata_json"  # the CSV gave the time without its zone
+    return row, item, extra
