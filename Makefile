@@ -40,7 +40,7 @@ case-venv: $(CASE_STAMP)
 # demo's catalogs do not fill the user's own memory.
 demo: export XDG_STATE_HOME := $(CURDIR)/build/demo-state
 demo: $(STAMP)
-	rm -rf $(DEMO) $(DEMO)-bag $(DEMO)-partner build/demo-state
+	rm -rf $(DEMO) $(DEMO)-bag $(DEMO)-case.jsonld $(DEMO)-partner build/demo-state
 	$(EC) init $(DEMO) --operator "Demo Analyst <analyst@example.org>" --digest md5
 	$(EC) add --catalog $(DEMO) --tag demo --source-url "https://example.org/synthetic" \
 	    examples/*.jpg examples/*.png examples/*.pdf examples/*.txt examples/*.wav
@@ -60,6 +60,7 @@ demo: $(STAMP)
 	$(EC) verify --catalog $(DEMO)
 	$(EC) log --catalog $(DEMO)
 	$(EC) export --catalog $(DEMO) --format bagit --output $(DEMO)-bag
+	$(EC) export --catalog $(DEMO) --format case --output $(DEMO)-case.jsonld
 	$(BIN)/bagit.py --validate --quiet $(DEMO)-bag && echo "bagit-python: $(DEMO)-bag is a valid bag"
 	$(PYTHON) -I -S docs/verify_bag.py $(DEMO)-bag
 	$(EC) checkpoint --catalog $(DEMO)
