@@ -59,6 +59,7 @@ ROLES: Mapping[str, model.ArtifactRole] = {
     "html_source_code": model.ArtifactRole.PAGE_SNAPSHOT,
     "browsertrix": model.ArtifactRole.WEB_ARCHIVE,  # the WACZ of its wacz_extractor_enricher
     "ssl_certificate": model.ArtifactRole.SOURCE_DOCUMENT,
+    "cover": model.ArtifactRole.THUMBNAIL,  # generic_extractor's download of yt-dlp's thumbnail
     "metadata_json": model.ArtifactRole.PLATFORM_METADATA,
     "_final_media": model.ArtifactRole.SOURCE_DOCUMENT,
     "timestamped_hashes": model.ArtifactRole.SOURCE_DOCUMENT,
