@@ -89,7 +89,7 @@ def test_every_archived_row_becomes_a_record_with_its_files_hashes_url_title_and
     assert {
         ArtifactRole.SCREENSHOT,
         ArtifactRole.PAGE_PRINT,
-        ArtifactRole.PAGE_SNAPSHOT,
+        ArtifactRole.RENDERED_PAGE,
         ArtifactRole.ORIGINAL,
     } <= roles
     clip = records[P + "clip.mp4"]
@@ -364,3 +364,15 @@ def test_the_cover_auto_archivers_generic_extractor_downloads_is_a_thumbnail_not
     roles = {m.aa_id: m.role for m in row.media}
     assert roles["cover"] is ArtifactRole.THUMBNAIL
     assert ArtifactRole.ORIGINAL in {m.role for m in row.media if m.aa_id is None}  # what it downloaded
+
+
+def test_the_html_auto_archivers_antibot_enricher_saves_is_the_rendered_page() -> None:
+    """auto-archiver 1.2.9's antibot_extractor_enricher saves ``sb.get_page_source()`` as
+    ``html_source_code``: the browser's DOM once the page had loaded and run, what a page capture
+    here keeps as ``rendered_page`` -- not the HTML the server sent (``page_snapshot``)."""
+    rows = rows_of(FIXTURE)
+    cells = rows[index_of(rows, P + "page.html")]
+    row, findings = aa.parse_row(2, cells)
+    assert row is not None and not findings
+    roles = {m.aa_id: m.role for m in row.media}
+    assert roles["html_source_code"] is ArtifactRole.RENDERED_PAGE
