@@ -89,7 +89,7 @@ def test_every_archived_row_becomes_a_record_with_its_files_hashes_url_title_and
     assert {
         ArtifactRole.SCREENSHOT,
         ArtifactRole.PAGE_PRINT,
-        ArtifactRole.PAGE_SNAPSHOT,
+        ArtifactRole.RENDERED_PAGE,
         ArtifactRole.ORIGINAL,
     } <= roles
     clip = records[P + "clip.mp4"]
@@ -349,3 +349,30 @@ def test_a_platform_time_without_its_zone_is_placed_only_by_the_same_time_with_a
     assert aa.zoned_timestamp(document, dt.datetime(2026, 12, 5, 19, 34, 24)) == expected
     document.write_bytes(b"[" * 100_000)  # not JSON a reader can take: no zone, no crash
     assert aa.zoned_timestamp(document, dt.datetime(2026, 12, 5, 19, 34, 24)) is None
+
+
+def test_the_cover_auto_archivers_generic_extractor_downloads_is_a_thumbnail_not_an_original() -> None:
+    """auto-archiver 1.2.9's generic_extractor downloads the thumbnail yt-dlp names
+    (``video_data["thumbnail"]``) and adds it with ``add_media(media, id="cover")``: the
+    platform's picture of the item, not the item itself.  As an original it would be analysed
+    and cited as the evidence, and be the record's main file where a post has no other media."""
+    rows = rows_of(FIXTURE)
+    cells = rows[index_of(rows, P + "video.html")]
+    assert "'id': 'pdf'" in cells[2]
+    row, findings = aa.parse_row(2, [cells[0], cells[1], cells[2].replace("'id': 'pdf'", "'id': 'cover'")])
+    assert row is not None and not findings
+    roles = {m.aa_id: m.role for m in row.media}
+    assert roles["cover"] is ArtifactRole.THUMBNAIL
+    assert ArtifactRole.ORIGINAL in {m.role for m in row.media if m.aa_id is None}  # what it downloaded
+
+
+def test_the_html_auto_archivers_antibot_enricher_saves_is_the_rendered_page() -> None:
+    """auto-archiver 1.2.9's antibot_extractor_enricher saves ``sb.get_page_source()`` as
+    ``html_source_code``: the browser's DOM once the page had loaded and run, what a page capture
+    here keeps as ``rendered_page`` -- not the HTML the server sent (``page_snapshot``)."""
+    rows = rows_of(FIXTURE)
+    cells = rows[index_of(rows, P + "page.html")]
+    row, findings = aa.parse_row(2, cells)
+    assert row is not None and not findings
+    roles = {m.aa_id: m.role for m in row.media}
+    assert roles["html_source_code"] is ArtifactRole.RENDERED_PAGE

@@ -56,9 +56,10 @@ HASH_PREFIXES: Mapping[str, tuple[str, int]] = {"SHA-256": ("sha256", 64), "SHA3
 ROLES: Mapping[str, model.ArtifactRole] = {
     "screenshot": model.ArtifactRole.SCREENSHOT,
     "pdf": model.ArtifactRole.PAGE_PRINT,
-    "html_source_code": model.ArtifactRole.PAGE_SNAPSHOT,
+    "html_source_code": model.ArtifactRole.RENDERED_PAGE,  # antibot's sb.get_page_source(): the DOM
     "browsertrix": model.ArtifactRole.WEB_ARCHIVE,  # the WACZ of its wacz_extractor_enricher
     "ssl_certificate": model.ArtifactRole.SOURCE_DOCUMENT,
+    "cover": model.ArtifactRole.THUMBNAIL,  # generic_extractor's download of yt-dlp's thumbnail
     "metadata_json": model.ArtifactRole.PLATFORM_METADATA,
     "_final_media": model.ArtifactRole.SOURCE_DOCUMENT,
     "timestamped_hashes": model.ArtifactRole.SOURCE_DOCUMENT,
