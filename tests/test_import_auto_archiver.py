@@ -376,3 +376,22 @@ def test_the_html_auto_archivers_antibot_enricher_saves_is_the_rendered_page() -
     assert row is not None and not findings
     roles = {m.aa_id: m.role for m in row.media}
     assert roles["html_source_code"] is ArtifactRole.RENDERED_PAGE
+
+
+def test_media_nested_under_any_property_are_read_as_auto_archiver_stores_them() -> None:
+    """auto-archiver stores every media entry nested in another's properties (its
+    Media.all_inner_media): an Instagram carousel's further pictures under "other media" are
+    originals, OpenTimestamps proofs under "opentimestamp_files" source documents."""
+    rows = rows_of(FIXTURE)
+    status, metadata, media_cell = rows[index_of(rows, P + "video.html")]
+    media = aa.literal(media_cell)
+    first, *rest = media
+    picture = next(m for m in rest if m["properties"].get("id") is None)
+    proof = next(m for m in rest if m["properties"].get("id") == "screenshot")
+    first["properties"]["other media"] = [dict(picture, properties={})]
+    first["properties"]["opentimestamp_files"] = [dict(proof, properties={"opentimestamps_version": "0.4.5"})]
+    row, findings = aa.parse_row(2, [status, metadata, repr(media)])
+    assert row is not None and not findings
+    nested = {m.pointer: m.role for m in row.media if "." in m.pointer}
+    assert nested["media[0].other media[0]"] is ArtifactRole.ORIGINAL
+    assert nested["media[0].opentimestamp_files[0]"] is ArtifactRole.SOURCE_DOCUMENT

@@ -69,11 +69,13 @@ PREFIXED_ROLES: tuple[tuple[str, model.ArtifactRole], ...] = (
     ("thumbnail", model.ArtifactRole.THUMBNAIL),
     ("browsertrix-screenshot-", model.ArtifactRole.SCREENSHOT),
 )
-#: Properties under which auto-archiver nests media, and the role of what is nested there.
+#: Properties under which auto-archiver nests media, and the role of what is nested there (media
+#: nested under any other property are originals: an Instagram carousel's "other media").
 NESTED: Mapping[str, model.ArtifactRole] = {
     "thumbnails": model.ArtifactRole.THUMBNAIL,
     "timestamp_authority_files": model.ArtifactRole.SOURCE_DOCUMENT,
     "cert_chain": model.ArtifactRole.SOURCE_DOCUMENT,
+    "opentimestamp_files": model.ArtifactRole.SOURCE_DOCUMENT,  # OpenTimestamps proofs (.ots)
 }
 #: The largest cell read (a row of a few thousand media is far less).
 MAX_CELL = 16 * 1024 * 1024
@@ -514,10 +516,21 @@ def _walk(
             asserted=asserted if isinstance(asserted, str) else None,
         )
     )
+    # As auto-archiver's own Media.all_inner_media: any property holding a media entry, or a list
+    # of them, nests media that its storage stored too (thumbnails, time-stamp tokens, an
+    # Instagram carousel's "other media", OpenTimestamps proofs ...).
     for name, value in properties.items():
-        if name in NESTED and isinstance(value, list):
-            for index, child in enumerate(value):
-                _walk(number, f"{pointer}.{name}[{index}]", child, NESTED[name], found, findings)
+        children = value if isinstance(value, list) else [value]
+        if children and all(_is_media_entry(child) for child in children):
+            role = NESTED.get(name, model.ArtifactRole.ORIGINAL)
+            for index, child in enumerate(children):
+                inner = f"{pointer}.{name}[{index}]" if isinstance(value, list) else f"{pointer}.{name}"
+                _walk(number, inner, child, role, found, findings)
+
+
+def _is_media_entry(value: object) -> bool:
+    """Whether *value* is a media entry as auto-archiver writes one (``Media`` as a dict)."""
+    return isinstance(value, dict) and "properties" in value and ("_key" in value or "urls" in value)
 
 
 #: The largest metadata_json document read for a time's zone.
