@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from evidence_catalog import Catalog, model
 from evidence_catalog.interchange.csv import write_csv
-from evidence_catalog.interchange.redact import MIN_INNER_LENGTH, redact_document
+from evidence_catalog.interchange.redact import MIN_INNER_LENGTH, WITHHELD_MARK, redact_document
 from tests.conftest import FixedClock, make_jpeg
 from tests.test_export_case import graph, of_type, validate
 
@@ -147,3 +147,31 @@ def test_a_redacted_case_export_gives_no_digest_or_size_of_an_earlier_export_tha
         assert "withheld" in action["uco-core:description"]
     sizes = {e.details["size"] for e in catalog.history() if e.action == "records.exported"}
     assert not any(f'"uco-observable:sizeInBytes": {size}' in text for size in sizes)
+
+
+def test_two_withheld_urls_of_a_record_are_two_nodes_not_one(tmp_path: Path) -> None:
+    """A redacted graph must not say that two withheld URLs are the same URL: each stands as a
+    node of its own (and says nothing of whether they were equal)."""
+    from tests.test_prov_redact import ingest_feed
+
+    catalog = Catalog.init(tmp_path / "catalog", operator=model.Agent(name="Analyst"), clock=FixedClock())
+    record_id, report, _ = ingest_feed(catalog, tmp_path)
+    assert report.links[1] != report.url  # the item's page and its enclosure
+    catalog.flag(
+        record_id,
+        "protected_source",
+        "the links name the source",
+        fields=[
+            f"reports/{report.id}/url",
+            f"reports/{report.id}/links/1",
+        ],
+    )
+    out = tmp_path / "redacted.jsonld"
+    catalog.export(out, format="case", redact=True)
+    withheld = [
+        n
+        for n in of_type(graph(out), "uco-observable:URL")
+        if n["uco-core:hasFacet"]["uco-observable:fullValue"] == WITHHELD_MARK
+    ]
+    assert len({n["@id"] for n in withheld}) >= 2
+    assert report.url not in out.read_text(encoding="utf-8") and report.links[1] not in out.read_text(encoding="utf-8")

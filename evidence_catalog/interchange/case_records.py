@@ -223,10 +223,12 @@ def _acquisition(
     URLs it names."""
     # The URL asked for (a capture), else the one the operator says the file came from.
     asked = acquisition.requested_url or acquisition.source_url
-    source = None if not asked else writer.url(asked, scope)
+    # A withheld URL's node is particular to where it stands (two withheld URLs are two nodes).
+    here = f"{scope}/acquisition/{acquisition.id}"
+    source = None if not asked else writer.url(asked, f"{here}/asked")
     final = None
     if acquisition.final_url and acquisition.final_url != asked:
-        final = writer.url(acquisition.final_url, scope)
+        final = writer.url(acquisition.final_url, f"{here}/final")
     urls = [u for u in (source, final) if u]
     results = [files[s] for s in (acquisition.artifact_sha256, *acquisition.other_artifacts) if s and s in files]
     node: dict[str, Any] = {
@@ -273,11 +275,17 @@ def _report(writer: CaseWriter, report: model.Report, files: dict[str, str], sco
     """A report (a post, a feed item) as a message with its text verbatim; return its node and
     the URLs it names."""
     identifier = node_id("Message", "report:" + report.id)
-    urls = [writer.url(u, scope) for u in dict.fromkeys(u for u in (report.url, *report.links) if u)]
+    here = f"{scope}/report/{report.id}"  # a withheld URL's node is particular to where it stands
+    named = [u for u in (report.url, *report.links) if u]
+    urls = list(
+        dict.fromkeys(  # the same URL twice is one node; withheld ones are each their own
+            writer.url(u, f"{here}/url/{number}") for number, u in enumerate(named)
+        )
+    )
     cards = []
-    for card in report.link_cards:
+    for number, card in enumerate(report.link_cards):
         if card.url:
-            urls.append(writer.url(card.url, scope))
+            urls.append(writer.url(card.url, f"{here}/card/{number}"))
         cards.append(
             "link card: "
             + " | ".join(x for x in (card.site_name, card.title, card.description, card.url) if x)
