@@ -95,7 +95,7 @@ def build(folder: Path, server: MediaServer) -> Catalog:
     shutil.copytree(AA_FIXTURE, archive)
     rows = rows_of(archive)
     write_rows(archive, [rows[0], rows[index_of(rows, AA_PAGES + "video.html")]])
-    catalog.import_auto_archiver(archive)
+    catalog.import_auto_archiver(archive, analyze=False)
     catalog.flag(photo.record_id, "personal_data", "a bystander's face")
     catalog.flag(
         captured.record_id, "protected_source", "the author is a source", fields=[f"reports/{report.id}/author"]

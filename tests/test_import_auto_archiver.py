@@ -55,6 +55,20 @@ def test_every_archived_row_becomes_a_record_with_its_files_hashes_url_title_and
     assert set(records) == {
         P + n for n in ("page.html", "clip.mp4", "video.html", "gallery.html", "formula.html", "missing.html")
     }
+    # Analysed after the import, as add and ingest do by default: each picture and video it
+    # brought as an original or a thumbnail has its analysis document on its record.
+    for record in records.values():
+        pictures = {
+            e.artifact.sha256
+            for e in record.artifacts
+            if e.role in (ArtifactRole.ORIGINAL, ArtifactRole.THUMBNAIL)
+            and e.artifact.media_type.startswith(("image/", "video/"))
+        }
+        analysed = {source for e in record.artifacts for source in e.derived_from}
+        assert pictures <= analysed, record.title
+    assert all(
+        any(e.derived_from for e in records[P + name].artifacts) for name in ("clip.mp4", "video.html", "page.html")
+    )
     for number, row in enumerate(rows, start=2):
         record = records[re.search(r"'url': '([^']+)'", row[1]).group(1)]  # type: ignore[union-attr]
         held = {e.artifact.sha256: e for e in record.artifacts}
@@ -66,7 +80,8 @@ def test_every_archived_row_becomes_a_record_with_its_files_hashes_url_title_and
         assert asserted
         for key, value in asserted:
             assert f"SHA-256:{hashlib.sha256((folder / str(key)).read_bytes()).hexdigest()}" == value
-        [acquisition] = record.acquisitions
+        acquisition, *analyses = record.acquisitions  # the import's, then the analyses'
+        assert all(a.method is AcquisitionMethod.DERIVED for a in analyses)
         assert acquisition.method is AcquisitionMethod.IMPORTED
         assert any(t.name == "auto-archiver" and t.version == "1.2.9" for t in acquisition.tools)
         stamp = re.search(r"'_processed_at': datetime\.datetime\(([\d, ]+)", row[1]).group(1)  # type: ignore[union-attr]
@@ -74,7 +89,7 @@ def test_every_archived_row_becomes_a_record_with_its_files_hashes_url_title_and
         assert [int(x) for x in stamp.split(",") if x.strip()] == [*started.timetuple()[:6], started.microsecond]
         # the row, verbatim, as its own document
         files = {hashlib.sha256((folder / key).read_bytes()).hexdigest() for key in KEY.findall(row[2])}
-        [document] = [e for e in record.artifacts if e.artifact.sha256 not in files]
+        [document] = [e for e in record.artifacts if e.artifact.sha256 not in files and not e.derived_from]
         assert document.role is ArtifactRole.PLATFORM_METADATA
         with catalog.open_artifact(document.artifact.sha256) as stream:
             kept = json.loads(stream.read())
@@ -114,8 +129,8 @@ def test_every_archived_row_becomes_a_record_with_its_files_hashes_url_title_and
 def test_importing_again_adds_nothing_and_a_second_folder_stores_shared_bytes_once(
     catalog: Catalog, folder: Path, tmp_path: Path
 ) -> None:
-    first = catalog.import_auto_archiver(folder / "db.csv")
-    again = catalog.import_auto_archiver(folder)
+    first = catalog.import_auto_archiver(folder / "db.csv", analyze=False)
+    again = catalog.import_auto_archiver(folder, analyze=False)
     assert again.records_added == () and set(again.records_present) == set(first.records_added)
     assert again.artifacts_stored == 0
     other = tmp_path / "other"
@@ -125,7 +140,7 @@ def test_importing_again_adds_nothing_and_a_second_folder_stores_shared_bytes_on
         P + "clip.mp4", P + "clip-again.mp4"
     )
     write_rows(other, rows)
-    second = catalog.import_auto_archiver(other)
+    second = catalog.import_auto_archiver(other, analyze=False)
     assert len(second.records_added) == 1 and len(second.records_present) == 5
     assert second.artifacts_stored == 1  # the new row's own document; its files are here already
     assert catalog.verify().ok
@@ -247,7 +262,7 @@ def test_a_bad_input_names_row_field_and_why_and_imports_nothing_unless_keep_goi
     blobs = catalog.path / "blobs"
     before = sorted(p.name for p in blobs.rglob("*") if p.is_file() and not p.name.startswith("."))
     with pytest.raises(MigrationError) as refused:
-        catalog.import_auto_archiver(folder)
+        catalog.import_auto_archiver(folder, analyze=False)
     assert any(f.row == number and field in f.field and why in f.message for f in refused.value.findings), [
         str(f) for f in refused.value.findings
     ]
@@ -256,7 +271,7 @@ def test_a_bad_input_names_row_field_and_why_and_imports_nothing_unless_keep_goi
         sorted(p.name for p in blobs.rglob("*") if p.is_file() and not p.name.startswith(".")) == before
     )  # nothing stored stays
     assert not (folder / "PWNED").exists() and not Path("PWNED").exists()
-    kept = catalog.import_auto_archiver(folder, keep_going=True)
+    kept = catalog.import_auto_archiver(folder, keep_going=True, analyze=False)
     assert number in kept.rows_refused
     assert len(kept.records_added) == 6 - len(kept.rows_refused) >= 4
     assert catalog.verify().ok
@@ -269,7 +284,9 @@ def test_cli_exit_codes_and_findings(run_cli: Any, folder: Path, tmp_path: Path)
     refused = run_cli("import", "--from", "auto-archiver", folder, "--catalog", home)
     assert refused.code == 2 and "Traceback" not in refused.err
     assert "finding: row 3: media[0]._key:" in refused.err and "nothing was imported" in refused.err
-    kept = run_cli("import", "--from", "auto-archiver", folder / "db.csv", "--catalog", home, "--keep-going")
+    kept = run_cli(
+        "import", "--from", "auto-archiver", folder / "db.csv", "--catalog", home, "--keep-going", "--no-analyze"
+    )
     assert kept.code == 1 and "imported 5 record(s)" in kept.out and "1 row(s) left out" in kept.out
     again = run_cli("import", "--from", "auto-archiver", FIXTURE, "--catalog", home)
     assert again.code == 0 and "imported 1 record(s) (5 already here) from auto-archiver 1.2.9" in again.out

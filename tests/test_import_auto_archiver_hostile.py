@@ -53,7 +53,7 @@ def stored(catalog: Catalog) -> list[str]:
 def test_the_same_row_twice_in_one_csv_is_one_record_not_a_database_error(catalog: Catalog, folder: Path) -> None:
     rows = rows_of(folder)
     write_rows(folder, [*rows, rows[1], rows[1]])
-    result = catalog.import_auto_archiver(folder)
+    result = catalog.import_auto_archiver(folder, analyze=False)
     assert len(result.records_added) == 6 and not result.findings and not result.rows_refused
     assert len(list(catalog.records())) == 6 and catalog.verify().ok
 
@@ -63,7 +63,7 @@ def test_a_copy_of_a_refused_row_is_refused_with_it(catalog: Catalog, folder: Pa
     write_rows(folder, [*rows, rows[1]])
     number = len(rows) + 1
     next((folder / "local_archive" / "http-127-0-0-1-8765-page-html").glob("*.jpg")).unlink()
-    result = catalog.import_auto_archiver(folder, keep_going=True)
+    result = catalog.import_auto_archiver(folder, keep_going=True, analyze=False)
     assert result.rows_refused == (2, number) and len(result.records_added) == 5
     assert result.records_present == ()
 
@@ -102,7 +102,7 @@ def test_times_out_of_range_and_text_that_is_no_unicode_are_findings_not_crashes
     old, new, field = OUT_OF_RANGE[case]
     number = change_metadata(folder, P + "page.html", old, new)
     with pytest.raises(MigrationError) as refused:
-        catalog.import_auto_archiver(folder)
+        catalog.import_auto_archiver(folder, analyze=False)
     assert [(f.row, f.field) for f in refused.value.findings] == [(number, field)]
     assert list(catalog.records()) == [] and stored(catalog) == []
 
@@ -115,7 +115,7 @@ def test_a_time_dateutil_parsed_with_its_offset_is_read_not_refused(catalog: Cat
         "'timestamp': datetime.datetime(2026, 12, 5, 19, 34, 24, tzinfo=tzlocal())",
         "'timestamp': datetime.datetime(2026, 12, 5, 21, 34, 24, tzinfo=tzoffset(None, 7200))",
     )
-    result = catalog.import_auto_archiver(folder)
+    result = catalog.import_auto_archiver(folder, analyze=False)
     assert not result.findings
     [clip] = [r for r in catalog.records() if r.acquisitions[0].requested_url == P + "clip.mp4"]
     info = clip.acquisitions[0].platform_info
@@ -153,7 +153,7 @@ def test_a_file_swapped_for_a_fifo_after_it_was_checked_is_refused_not_read(
 
     monkeypatch.setattr(aa, "resolve", racing)
     with pytest.raises(MigrationError) as refused:
-        catalog.import_auto_archiver(folder)
+        catalog.import_auto_archiver(folder, analyze=False)
     assert any("no longer a regular file" in f.message for f in refused.value.findings)
     assert list(catalog.records()) == [] and stored(catalog) == []
 
@@ -206,7 +206,7 @@ def token(when: dt.datetime, stamped: bytes) -> bytes:
 
 def refused_with(catalog: Catalog, folder: Path) -> list[tuple[int | None, str, str]]:
     with pytest.raises(MigrationError) as refused:
-        catalog.import_auto_archiver(folder)
+        catalog.import_auto_archiver(folder, analyze=False)
     assert list(catalog.records()) == [] and stored(catalog) == []
     return [(f.row, f.field, f.message) for f in refused.value.findings]
 
@@ -241,7 +241,7 @@ def test_a_new_token_made_later_over_the_forged_hashes_is_caught_by_its_time(cat
     (folder / "local_archive" / PAGE / "89cf59b711abb49d02d641d5").write_bytes(
         token(archived, hashes_file(folder).read_bytes())
     )
-    assert not catalog.import_auto_archiver(folder).findings
+    assert not catalog.import_auto_archiver(folder, analyze=False).findings
 
 
 def test_a_token_that_is_no_token_is_a_finding(catalog: Catalog, folder: Path) -> None:
@@ -253,7 +253,7 @@ def test_a_token_that_is_no_token_is_a_finding(catalog: Catalog, folder: Path) -
 def test_the_version_a_report_states_wins_over_the_one_given_in_the_summary_as_on_the_records(
     catalog: Catalog, folder: Path
 ) -> None:
-    result = catalog.import_auto_archiver(folder, source_version="9.9")
+    result = catalog.import_auto_archiver(folder, source_version="9.9", analyze=False)
     assert result.tool_version == "1.2.9"
     for record in catalog.records():
         [tool] = [t for t in record.acquisitions[0].tools if t.name == "auto-archiver"]
@@ -266,7 +266,7 @@ def test_a_csv_saved_with_a_byte_order_mark_is_read_as_the_same_rows(catalog: Ca
     header is then still auto-archiver's, and the rows the same records."""
     database = folder / "db.csv"
     database.write_bytes(b"\xef\xbb\xbf" + database.read_bytes())
-    result = catalog.import_auto_archiver(folder)
+    result = catalog.import_auto_archiver(folder, analyze=False)
     assert len(result.records_added) == 6 and not result.findings
 
 
@@ -275,6 +275,6 @@ def test_a_nul_in_a_cell_is_a_finding_on_its_row(catalog: Catalog, folder: Path)
     can hold it (PostgreSQL refuses it), and it must not surface as a 'corrupt database'."""
     number = change_metadata(folder, P + "gallery.html", "'title': 'Gallery'", "'title': 'Gal\\x00lery'")
     with pytest.raises(MigrationError) as refused:
-        catalog.import_auto_archiver(folder)
+        catalog.import_auto_archiver(folder, analyze=False)
     assert [(f.row, f.field) for f in refused.value.findings] == [(number, "metadata")]
     assert "NUL" in refused.value.findings[0].message

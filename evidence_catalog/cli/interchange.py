@@ -171,6 +171,11 @@ def exhibit(record_id: str, catalog_path: str, output: str, redact: bool, operat
     metavar="VERSION",
     help="auto-archiver: its version, recorded when its output names none (its HTML reports do).",
 )
+@click.option(
+    "--no-analyze",
+    is_flag=True,
+    help="auto-archiver: do not analyse the images and videos now (`analyze` can do it later).",
+)
 @operator_option
 @quiet_option
 def import_(
@@ -181,6 +186,7 @@ def import_(
     accept_unsigned: bool,
     keep_going: bool,
     source_version: str | None,
+    no_analyze: bool,
     operator: str | None,
     quiet: bool,
 ) -> None:
@@ -195,15 +201,17 @@ def import_(
 
     With --from auto-archiver, each archived URL of its CSV becomes a record; every file is
     checked against the hash auto-archiver wrote of it.  Every finding is listed (row, field,
-    why); one refuses the whole input unless --keep-going.
+    why); one refuses the whole input unless --keep-going.  The images and videos imported are
+    then analysed (perceptual hashes, keyframes, near-duplicates among the records already
+    here) unless --no-analyze.
     """
     if source_format == "auto-archiver":
         if blobs is not None or accept_unsigned:
             raise InputError("--blobs and --accept-unsigned are for evidence-catalog exports", where="--from")
-        _import_auto_archiver(source, catalog_path, keep_going, source_version, operator, quiet)
+        _import_auto_archiver(source, catalog_path, keep_going, source_version, not no_analyze, operator, quiet)
         return
-    if keep_going or source_version is not None:
-        raise InputError("--keep-going and --source-version are for --from auto-archiver", where="--from")
+    if keep_going or source_version is not None or no_analyze:
+        raise InputError("--keep-going, --source-version and --no-analyze are for --from auto-archiver", where="--from")
     from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
 
     with open_catalog(catalog_path, operator) as catalog:
@@ -227,16 +235,29 @@ def import_(
 
 
 def _import_auto_archiver(
-    source: str, catalog_path: str, keep_going: bool, source_version: str | None, operator: str | None, quiet: bool
+    source: str,
+    catalog_path: str,
+    keep_going: bool,
+    source_version: str | None,
+    analyze: bool,
+    operator: str | None,
+    quiet: bool,
 ) -> None:
-    """``import --from auto-archiver``: each finding on standard error, then the summary."""
+    """``import --from auto-archiver``: each finding on standard error, then the summary (what
+    the analyses found worth a look on standard error too, as ``add`` says it)."""
+    from evidence_catalog.cli.adding import echo_analysis
     from evidence_catalog.operations.migrating import MigrationError
 
     with open_catalog(catalog_path, operator) as catalog:
         with bytes_progress(None, "checking", quiet=quiet) as progress:
             try:
                 result = catalog.import_auto_archiver(
-                    source, keep_going=keep_going, source_version=source_version, progress=progress
+                    source,
+                    keep_going=keep_going,
+                    source_version=source_version,
+                    progress=progress,
+                    analyze=analyze,
+                    on_analyzed=echo_analysis,
                 )
             except MigrationError as exc:
                 for finding in exc.findings:

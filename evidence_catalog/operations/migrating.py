@@ -22,7 +22,7 @@ import json
 import os
 import stat
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from evidence_catalog.interchange.importing import IncomingRecord
 from evidence_catalog.operations import common, importing, log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
+from evidence_catalog.results import AnalysisResult
 from evidence_catalog.store.blobstore import StoredBlob
 
 #: The version recorded when auto-archiver's output names none and none is given.
@@ -183,6 +184,8 @@ def import_auto_archiver(
     keep_going: bool = False,
     source_version: str | None = None,
     progress: ProgressCallback | None = None,
+    analyze: bool = True,
+    on_analyzed: Callable[[AnalysisResult], None] | None = None,
 ) -> MigrationResult:
     """Import what auto-archiver archived: *source* is its CSV database (``csv_db``) or the
     folder holding it (``db.csv``) and its local storage.
@@ -196,6 +199,11 @@ def import_auto_archiver(
     nothing imported); with *keep_going* the other rows are imported and the result lists the
     findings.  *source_version* is recorded as auto-archiver's version when its output names
     none (its HTML report does).  Rows imported before add nothing.
+
+    With *analyze* (the default), the images and videos imported (originals and thumbnails) are
+    then analysed as :meth:`analyze` does -- perceptual hashes, keyframes, near-duplicates among
+    the records already here -- each in a transaction of its own, and *on_analyzed* is called
+    with each result; the import is complete before.
     """
     given = Path(os.path.abspath(os.fspath(source)))
     common.check_writable(ctx, "; nothing can be imported into it")
@@ -274,11 +282,16 @@ def import_auto_archiver(
     unclaimed = [sha for sha in work.created if sha not in claimed]
     common.remove_unclaimed(ctx, unclaimed)  # the files of refused rows (keep_going)
     stored = [sha for sha in dict.fromkeys(work.created) if sha in claimed]
+    added = tuple(item.record.id for _, item, _ in ready)
+    if analyze:
+        from evidence_catalog.operations.analyzing import analyze_records_added
+
+        analyze_records_added(ctx, added, on_analyzed)
     return MigrationResult(
         database=database,
         tool=aa.TOOL,
         tool_version=version,
-        records_added=tuple(item.record.id for _, item, _ in ready),
+        records_added=added,
         records_present=tuple(present),
         rows_refused=tuple(sorted(refused)),
         findings=tuple(findings),
