@@ -30,7 +30,6 @@ from evidence_catalog.interchange.redact import (
     Redaction,
     RedactionPlan,
     apply_plan,
-    export_digest_pointers,
     needles,
     redact_document,
 )
@@ -388,16 +387,15 @@ def redact_event(event: model.CustodyEvent, plan: RedactionPlan, whole: set[str]
     commitments that held withheld text goes whole, and so does each unsalted event after it
     (its prev_hash commits to the one before); the first salted event after them shows its
     prev_hash as a salted digest only.  An earlier export's digests go too when anything is
-    withheld (:func:`~evidence_catalog.interchange.redact.export_digest_pointers`)."""
+    withheld (:func:`~evidence_catalog.interchange.redact.redact_document` marks them)."""
     document = to_document(event)
     shown, changed = redact_document(document, plan.values, plan.artifacts)
-    digests = export_digest_pointers(document) if plan.values or plan.artifacts else ()
-    if not is_salted(document) and (changed or digests or whole):
+    if not is_salted(document) and (changed or whole):
         whole.add(document["hash"])
         return withheld_whole(document, document["schema"]), True
-    if is_salted(document) and (changed or digests or document["prev_hash"] in whole):
+    if is_salted(document) and (changed or document["prev_hash"] in whole):
         after_whole = ("/prev_hash",) if document["prev_hash"] in whole else ()
-        return disclose(document, shown, WITHHELD_MARK, also=after_whole + digests), True
+        return disclose(document, shown, WITHHELD_MARK, also=after_whole), True
     return document, False
 
 

@@ -252,7 +252,9 @@ def _redaction(
 def redact_document(document: Any, values: Collection[str], withheld: Collection[str]) -> tuple[Any, bool]:
     """A copy of a JSON *document* (a record, a custody event) with every text equal to one of
     *values* replaced by :data:`WITHHELD_MARK` (identifiers and codes excepted) and the embedded
-    metadata of every artifact in *withheld* left out; and whether anything changed."""
+    metadata of every artifact in *withheld* left out; and whether anything changed.  When
+    anything is withheld, an earlier export's custody event shows no digest of what it wrote
+    (:func:`export_digest_pointers`), as a report shows no identity that hashes a withheld text."""
     changed = False
     # A withheld text inside a longer one (a title in a file's path) goes too; very short texts
     # only where they are the whole value, or every "a" in the record would be withheld.
@@ -286,7 +288,12 @@ def redact_document(document: Any, values: Collection[str], withheld: Collection
             return copy
         return node
 
-    return walk(document, None), changed
+    shown = walk(document, None)
+    if (values or withheld) and isinstance(document, Mapping):
+        for pointer in export_digest_pointers(document):
+            _mark(shown, pointer)
+            changed = True
+    return shown, changed
 
 
 def _withhold_inner(text: str, values: Iterable[str]) -> str:
@@ -483,17 +490,14 @@ def export_digest_pointers(document: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def withhold_pointers(document: Any, pointers: Iterable[str]) -> Any:
-    """A copy of the JSON *document* with :data:`WITHHELD_MARK` at each JSON Pointer of
-    *pointers* (each naming a value the document holds)."""
-    copy = json.loads(json.dumps(document))
-    for pointer in pointers:
-        *path, last = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
-        node = copy
-        for part in path:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        if isinstance(node, list):
-            node[int(last)] = WITHHELD_MARK
-        else:
-            node[last] = WITHHELD_MARK
-    return copy
+def _mark(document: Any, pointer: str) -> None:
+    """Put :data:`WITHHELD_MARK` at the JSON Pointer *pointer* of *document* (which holds a value
+    there), in place."""
+    *path, last = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    node = document
+    for part in path:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(last)] = WITHHELD_MARK
+    else:
+        node[last] = WITHHELD_MARK

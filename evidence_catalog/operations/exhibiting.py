@@ -40,10 +40,8 @@ from evidence_catalog.interchange.redact import (
     Redaction,
     RedactionPlan,
     apply_plan,
-    export_digest_pointers,
     plan_redaction,
     redact_document,
-    withhold_pointers,
 )
 from evidence_catalog.operations import common, log_key, record_checks
 from evidence_catalog.operations.common import check_record_id
@@ -311,9 +309,6 @@ def _shown_events(events: list[model.CustodyEvent], plan: RedactionPlan | None) 
             shown.append(ShownEvent(document=document))
             continue
         redacted, changed = redact_document(document, plan.values, plan.artifacts)
-        digests = export_digest_pointers(document) if plan.values or plan.artifacts else ()
-        if digests:  # an earlier export's digests would confirm a guess at what it held
-            redacted, changed = withhold_pointers(redacted, digests), True
         # Unsalted, its hash is a digest of its text: it goes whole, and so does every unsalted
         # event after it (each commits to the one before).
         if not is_salted(document) and (changed or whole):

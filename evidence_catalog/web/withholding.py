@@ -29,7 +29,6 @@ from evidence_catalog.interchange.redact import (
     Redaction,
     RedactionPlan,
     apply_plan,
-    export_digest_pointers,
     needles,
     plan_redaction,
     redact_document,
@@ -70,16 +69,13 @@ class Withholding:
         if self.plan is None or not self.active:
             return document, False
         redacted, changed = redact_document(document, self.plan.values, self.plan.artifacts)
-        digests = export_digest_pointers(document)  # an earlier export's: they would confirm a guess
         if not is_salted(document):
-            if changed or digests or after_whole:
+            if changed or after_whole:
                 return {"seq": document["seq"], "withheld": "whole"}, True
             return document, False
-        if not changed and not digests and not after_whole:
+        if not changed and not after_whole:
             return document, False
-        return disclose(
-            document, redacted, WITHHELD_MARK, also=(("/prev_hash",) if after_whole else ()) + digests
-        ), True
+        return disclose(document, redacted, WITHHELD_MARK, also=("/prev_hash",) if after_whole else ()), True
 
     def text(self, value: str) -> str:
         """*value* with every withheld text in it replaced."""
