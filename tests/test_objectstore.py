@@ -1214,3 +1214,22 @@ def test_the_viewer_serves_byte_ranges_and_thumbnails_from_object_storage(
         thumbnail = client.get(f"/records/{photo.record_id}/thumbnails/{photo.sha256}")
         assert thumbnail.status_code == 200 and thumbnail.content.startswith(b"\xff\xd8")
         assert client.get(f"/records/{photo.record_id}/check.json").json()["ok"] is True
+
+
+def test_an_auto_archiver_import_into_object_storage_reads_what_it_needs_from_the_bucket(
+    s3_catalog: Catalog,
+) -> None:
+    """The version auto-archiver's report states, the zone its metadata.json gives the
+    platform's time, and its time-stamped hashes are read back from the blob store, whatever it
+    is: the bytes read are the bytes kept."""
+    import datetime as dt
+
+    from tests.aa_rows import FIXTURE, P
+
+    result = s3_catalog.import_auto_archiver(FIXTURE, analyze=False)
+    assert len(result.records_added) == 6 and not result.findings and result.tool_version == "1.2.9"
+    clip = next(r for r in s3_catalog.records() if r.acquisitions[0].requested_url == P + "clip.mp4")
+    assert ("auto-archiver", "1.2.9") in {(t.name, t.version) for t in clip.acquisitions[0].tools}
+    assert clip.acquisitions[0].platform_info is not None
+    assert clip.acquisitions[0].platform_info.uploaded_at == dt.datetime(2026, 12, 5, 19, 34, 24, tzinfo=dt.UTC)
+    assert s3_catalog.verify().ok

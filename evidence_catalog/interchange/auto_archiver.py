@@ -535,18 +535,19 @@ def _is_media_entry(value: object) -> bool:
 
 #: The largest metadata_json document read for a time's zone.
 MAX_METADATA_JSON = 16 * 1024 * 1024
+#: How much of its HTML report is searched for auto-archiver's version.
+REPORT_HEAD = 4 * 1024 * 1024
 
 
-def zoned_timestamp(path: Path, local: dt.datetime) -> dt.datetime | None:
+def zoned_timestamp(data: bytes, local: dt.datetime) -> dt.datetime | None:
     """The platform time *local* (as the CSV gives it, without its zone) in UTC, as the row's
-    ``metadata_json`` document *path* states it: auto-archiver's json_enricher writes the same
-    time with the offset it had on the machine it ran on (``"2026-12-05 19:34:24+00:00"``).
-    ``None`` unless that document gives this very wall-clock time with an offset."""
+    ``metadata_json`` document (its bytes *data*, the first :data:`MAX_METADATA_JSON` and one)
+    states it: auto-archiver's json_enricher writes the same time with the offset it had on the
+    machine it ran on (``"2026-12-05 19:34:24+00:00"``).  ``None`` unless that document gives
+    this very wall-clock time with an offset."""
     try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_METADATA_JSON + 1)
         document = json.loads(data) if len(data) <= MAX_METADATA_JSON else None
-    except (OSError, ValueError, RecursionError):
+    except (ValueError, RecursionError):
         return None
     metadata = document.get("metadata") if isinstance(document, dict) else None
     text = metadata.get("timestamp") if isinstance(metadata, dict) else None
@@ -559,14 +560,9 @@ def zoned_timestamp(path: Path, local: dt.datetime) -> dt.datetime | None:
     return _utc(stated)
 
 
-def read_version(path: Path) -> str | None:
-    """The version auto-archiver's html_formatter wrote into its report *path* (``None`` when
-    it names none)."""
-    try:
-        with open(path, "rb") as stream:
-            head = stream.read(4 * 1024 * 1024)
-    except OSError:
-        return None
+def read_version(head: bytes) -> str | None:
+    """The version auto-archiver's html_formatter wrote into its report, from the report's
+    first :data:`REPORT_HEAD` bytes *head* (``None`` when it names none)."""
     found = VERSION_MARK.findall(head)
     return found[-1].decode("ascii") if found else None
 

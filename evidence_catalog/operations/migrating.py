@@ -139,6 +139,12 @@ class _Import:
             self.size += blob.size
         return blob
 
+    def head(self, sha256: str, size: int) -> bytes:
+        """The first *size* bytes of the stored file *sha256* (whatever the blob store: the
+        bytes read are the bytes kept)."""
+        with self.ctx.blobs.open(sha256) as stream:
+            return bytes(stream.read(size))
+
     def describe(self, blob: StoredBlob) -> model.Artifact:
         if blob.sha256 not in self.described:
             self.described[blob.sha256] = common.describe(self.ctx, blob)
@@ -306,8 +312,7 @@ def _check_stamps(work: _Import, row: aa.Row, held: dict[str, StoredBlob], findi
     the hashes the row asserts (read from the store: the bytes checked are the bytes kept)."""
 
     def stored(sha256: str) -> bytes:
-        with work.ctx.blobs.open(sha256) as stream:
-            return bytes(stream.read(aa.MAX_STAMPED + 1))
+        return work.head(sha256, aa.MAX_STAMPED + 1)
 
     media = {m.pointer: m for m in row.media}
     for token in row.media:
@@ -343,12 +348,9 @@ def _record(
         entries.setdefault(blob.sha256, model.RecordArtifact(artifact=artifact, role=media.role))
         files.append({"key": media.key, "id": media.aa_id, "sha256": blob.sha256, "asserted_hash": media.asserted})
         if media.aa_id == "_final_media" and version is None:
-            path = ctx.blobs.local_path(blob.sha256)
-            if path is not None:
-                version = aa.read_version(path)
+            version = aa.read_version(work.head(blob.sha256, aa.REPORT_HEAD))
         if media.aa_id == "metadata_json" and row.platform_local is not None and platform_at is None:
-            path = ctx.blobs.local_path(blob.sha256)
-            platform_at = None if path is None else aa.zoned_timestamp(path, row.platform_local)
+            platform_at = aa.zoned_timestamp(work.head(blob.sha256, aa.MAX_METADATA_JSON + 1), row.platform_local)
     if len(findings) > before:
         return None
     _check_stamps(work, row, held, findings)
