@@ -249,7 +249,8 @@ def import_auto_archiver(
                 refused.add(row.number)
                 continue
             incoming.append(made)
-            version = version or made[2].get("version")
+            if version is None and made[2]["version_from"] == "report":
+                version = made[2]["version"]
         version = version or source_version or UNKNOWN_VERSION
         refused |= {copy for copy, original in copies.items() if original in refused}
         if findings and not keep_going:
@@ -258,28 +259,18 @@ def import_auto_archiver(
                 findings,
                 where=where,
             )
-        ready = [(row, item, source) for row, item, source in incoming]
+        ready = incoming
         ctx.blobs.sync()
         at = ctx.clock()
         with ctx.write() as session:
             here = ctx.db.records_existing(session, [item.record.id for _, item, _ in ready])  # another writer?
             present += [item.record.id for _, item, _ in ready if item.record.id in here]
             ready = [entry for entry in ready if entry[1].record.id not in here]
-            sources = {}
-            for row, item, extra in ready:
-                sources[item.record.id] = {
-                    "format": aa.TOOL,
-                    "tool": aa.TOOL,
-                    "version": extra.get("version") or source_version or UNKNOWN_VERSION,  # as its acquisition
-                    "version_from": "report" if extra.get("version") else ("given" if source_version else None),
-                    "path": display_path(given),
-                    "database": where,
-                    "row": row.number,
-                    "status": row.status,
-                    "files": extra["files"],
-                }
-                if "timestamp_zone_from" in extra:
-                    sources[item.record.id]["timestamp_zone_from"] = extra["timestamp_zone_from"]
+            common_source = {"format": aa.TOOL, "tool": aa.TOOL, "path": display_path(given), "database": where}
+            sources = {
+                item.record.id: {**common_source, "row": row.number, "status": row.status, **source}
+                for row, item, source in ready
+            }
             importing.insert_imported(ctx, session, [item for _, item, _ in ready], {}, at, sources=sources)
     except BaseException:
         common.remove_unclaimed(ctx, work.created)  # all or nothing: what only this import stored goes
@@ -392,7 +383,12 @@ def _record(
         acquisitions=(acquisition,),
     )
     item = IncomingRecord(record=record, history=(), where=f"{work.where}: row {row.number}")
-    extra: dict[str, Any] = {"version": version, "files": files}
+    # What the record's event says of its source besides the path and the row.
+    source: dict[str, Any] = {
+        "version": tool.version,  # as its acquisition says
+        "version_from": "report" if version else ("given" if work.source_version else None),
+        "files": files,
+    }
     if platform_at is not None and row.platform_at is None:
-        extra["timestamp_zone_from"] = "metadata_json"  # the CSV gave the time without its zone
-    return row, item, extra
+        source["timestamp_zone_from"] = "metadata_json"  # the CSV gave the time without its zone
+    return row, item, source
