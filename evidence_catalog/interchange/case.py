@@ -61,7 +61,8 @@ CONTEXT = {
 #: The catalog's digests as UCO's HashNameVocab names them (BLAKE2b is not in it: it goes in
 #: the file's description).
 HASH_NAMES = {"sha256": "SHA256", "md5": "MD5", "sha1": "SHA1", "sha512": "SHA512"}
-_CASE_UTILS_HASH = {"SHA256": "sha256", "MD5": "md5", "SHA1": "sha1", "SHA512": "sha512"}
+#: UCO's hash name -> the catalog's (case_utils names a hash node's UUID with the latter).
+_CASE_UTILS_HASH = {uco: ours for ours, uco in HASH_NAMES.items()}
 
 
 # -- identifiers and literals -------------------------------------------------------------------
