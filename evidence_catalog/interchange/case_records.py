@@ -63,12 +63,12 @@ def write_record(
     writer: CaseWriter,
     redaction: Redaction,
     names: Mapping[str, str],
-    kinds: list[str] | None = None,
-    later: list[tuple[model.EvidenceRecord, int, model.Relation]] | None = None,
+    kinds: list[str] | None,
+    later: list[tuple[model.EvidenceRecord, int, model.Relation]],
 ) -> None:
     """Write the nodes of a record as it may travel (``redaction.record``).  Its relations are
-    added to *later* when given, to be written once every record is (when the records exported
-    are not known beforehand)."""
+    added to *later*, to be written once every record is (:func:`write_relation`: a relation
+    points at a record's node only when the graph holds that record)."""
     record = redaction.record
     writer.records.append(record.id)
     writer.created[record.id] = record.created_at
@@ -172,11 +172,7 @@ def write_record(
             flag.set_at,
             [record_node],
         )
-    for number, relation in enumerate(record.relations):
-        if later is None:
-            write_relation(writer, record, number, relation)
-        else:
-            later.append((record, number, relation))
+    later.extend((record, number, relation) for number, relation in enumerate(record.relations))
     if kinds is not None and redaction.changed:
         writer.withholding = True
         _withheld(writer, redaction, kinds, record_node, files)
