@@ -273,7 +273,7 @@ def case_validate() -> str:
     )
     if found.is_file() and os.access(found, os.X_OK):
         return str(found)
-    reason = f"case_validate not found at {found} (make build/case-venv/.installed, or set {CASE_VALIDATE_ENV})"
+    reason = f"case_validate not found at {found} (`make case-venv` makes it; or set {CASE_VALIDATE_ENV})"
     if os.environ.get("CI"):
         pytest.fail(reason)
     pytest.skip(reason)
