@@ -42,6 +42,10 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
     max_leaves=16,
 )
+#: *values*, each a copy of its own: ``odd`` hands out the same dict objects every time, and a
+#: document built from them and then changed in place could come to hold itself (a stored
+#: document is parsed JSON: it never shares or contains itself).
+fresh_values = values.map(copy.deepcopy)
 secrets = st.one_of(
     st.binary(min_size=32, max_size=32).map(bytes.hex),
     st.sampled_from(["", "0" * 63, "0" * 65, "g" * 64, "AB" * 32, "é" * 64, " " + "0" * 63]),
@@ -92,7 +96,7 @@ def hostile_events(draw: st.DrawFn) -> dict[str, Any]:
     document = an_event(draw(secrets))
     # Extra members at the top, in actor, in details and deep in it ("salt" too).
     for target in (document, document["actor"], document["details"], document["details"]["record"]):
-        for name, value in draw(st.dictionaries(any_text, values, max_size=2)).items():
+        for name, value in draw(st.dictionaries(any_text, fresh_values, max_size=2)).items():
             if not (target is document["details"] and name == "salt"):
                 target[name] = value
     # Any member replaced by any value (the salt, the hash, details itself...).
@@ -118,7 +122,7 @@ def hostile_events(draw: st.DrawFn) -> dict[str, Any]:
         for step in path[:-1]:
             target = target.get(step) if isinstance(target, dict) else None
         if isinstance(target, dict):
-            target[path[-1]] = draw(values)
+            target[path[-1]] = draw(fresh_values)
     # A member taken out (the salt, the hash...).
     for path in draw(st.lists(st.sampled_from([("hash",), ("schema",), ("details", "salt"), ("prev_hash",)]))):
         target = document
