@@ -167,11 +167,22 @@ def test_a_reencoded_image_stays_within_the_match_distance(seed: int, quality: i
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), width=st.integers(256, 1200), height=st.integers(256, 1200))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    longer=st.integers(2 * perceptual.BOX + 2, 1400),
+    shorter=st.integers(256, 1400),
+    upright=st.booleans(),
+)
 def test_an_image_halved_in_size_stays_within_the_match_distance(
-    seed: int, width: int, height: int, tmp_path_factory: Any
+    seed: int, longer: int, shorter: int, upright: bool, tmp_path_factory: Any
 ) -> None:
+    """What the reduction to the 512 x 512 box guarantees: a picture whose half still exceeds
+    the box hashes, halved, within the match distance (both are reduced to about the same
+    size before PDQ sees them; 6 bits at most over 80 draws and Meta's test images).  A smaller
+    picture halved is left to PDQ's own robustness, which has no such bound: docs/media.md
+    "Where matching fails" gives the distances measured."""
     tmp = tmp_path_factory.mktemp("resize")
+    width, height = (shorter, longer) if upright else (longer, shorter)
     image = picture(seed, (width, height))
     half = image.resize((width // 2, height // 2), Image.Resampling.LANCZOS)
     original, _ = image_hash(jpeg_bytes(image), tmp)
