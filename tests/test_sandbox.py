@@ -351,3 +351,52 @@ def test_a_reader_runs_in_the_callers_directory_and_umask(
     finally:
         os.umask(old)
     assert output == f"{tmp_path} 0o77\n".encode()
+
+
+def test_a_cancelled_request_stops_its_reader_and_is_never_run_alone(script: Path, tmp_path: Path) -> None:
+    """What a thread pool does when its caller is interrupted: the reader a worker waits on is
+    killed with its server, the worker hears it at once, and nothing runs the script again."""
+    said = tmp_path / "said"
+    outcome: list[object] = []
+
+    def worker() -> None:
+        try:
+            args = ["linger", str(said)]
+            outcome.append(sandbox.run_script(script, args, preload=("json",), seconds=60, reader="r", nothing="n"))
+        except sandbox.RequestCancelledError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    while not said.exists() or not said.read_text():
+        threading.Event().wait(0.01)
+    reader = int(said.read_text().split()[0])
+    sandbox.cancel_requests(set())  # another pool's threads: this request runs on
+    assert thread.is_alive()
+    sandbox.cancel_requests({thread.ident or 0})
+    thread.join(10)
+    assert not thread.is_alive() and isinstance(outcome[0], sandbox.RequestCancelledError)
+    assert said.read_text().split()[0] == str(reader)  # not run again in a process of its own
+    for _ in range(500):
+        try:
+            if Path(f"/proc/{reader}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except FileNotFoundError:
+            return
+        threading.Event().wait(0.01)
+    os.kill(reader, signal.SIGKILL)
+    pytest.fail("the reader outlived its cancelled request")
+
+
+def test_a_script_changed_between_files_runs_as_changed(script: Path) -> None:
+    """The server compiles each script once, and again whenever its file changes."""
+    first, _ = sandbox.run_script(script, ["exit", "3"], preload=("json",), seconds=20, reader="r", nothing="n")
+    script.write_text(SCRIPT.replace("sys.exit(int(sys.argv[2]))", "sys.exit(int(sys.argv[2]) + 1)"))
+    second, _ = sandbox.run_script(script, ["exit", "3"], preload=("json",), seconds=20, reader="r", nothing="n")
+    script.write_text("import sys\nsys.exit(7)\n")
+    third, _ = sandbox.run_script(script, ["exit", "3"], preload=("json",), seconds=20, reader="r", nothing="n")
+    script.write_text("this is not Python(\n")
+    broken = _both(script, "exit", "3")
+    assert first is not None and second is not None and third is not None
+    assert (first.returncode, second.returncode, third.returncode) == (3, 4, 7)
+    assert _same(*broken)[0] == 1

@@ -36,6 +36,7 @@ import signal
 import struct
 import sys
 import time
+import types
 from typing import Any
 
 #: Linux's ``prctl`` option that has the kernel send a signal when the parent dies.
@@ -152,7 +153,14 @@ def _child(server: int, header: dict[str, Any], stdin: int, stdout: int, devnull
         script = header["script"]
         sys.argv = [script, *header["args"]]
         try:
-            runpy.run_path(script, run_name="__main__")
+            compiled = _COMPILED.get(script)
+            if compiled is None:
+                runpy.run_path(script, run_name="__main__")
+            else:  # what run_path does, without compiling the script again for every file
+                main = types.ModuleType("__main__")
+                main.__dict__.update(__file__=script, __cached__=None, __loader__=None, __package__="", __spec__=None)
+                sys.modules["__main__"] = main
+                exec(compiled[1], main.__dict__)  # the reader's own script, as python -I runs it
             code = 0
         except SystemExit as exc:
             code = _status(exc.code)
@@ -183,10 +191,32 @@ def _status(code: object) -> int:
     return 1
 
 
+#: Each script run so far, compiled: ``(its file's identity, code)``.  Compiled here, before a
+#: child is forked, once per version of the file; a script that cannot be read or compiled is
+#: left to ``runpy`` in the child, which fails as ``python -I SCRIPT`` would.
+_COMPILED: dict[str, tuple[tuple[int, int, int, int], Any]] = {}
+
+
+def _compile(script: str) -> None:
+    try:
+        with open(script, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+            known = _COMPILED.get(script)
+            if known is not None and known[0] == identity:
+                return
+            _COMPILED.pop(script, None)
+            source = stream.read()
+        _COMPILED[script] = (identity, compile(source, script, "exec", dont_inherit=True))
+    except (OSError, SyntaxError, ValueError):
+        _COMPILED.pop(script, None)
+
+
 def _run(header: dict[str, Any], stdin: int, output: int, devnull: int, buffer: bytearray) -> dict[str, Any]:
     """Fork a child for one request and wait for it, at most the request's seconds; what it
     wrote is in the memory file *output*, its size in the reply."""
     seconds = float(header["seconds"])
+    _compile(header["script"])
     read_end, write_end = os.pipe()
     server = os.getpid()
     pid = os.fork()
@@ -211,14 +241,10 @@ def _run(header: dict[str, Any], stdin: int, output: int, devnull: int, buffer: 
                 break
             _write_all(output, view[:got])
             written += got
-        while not timed_out:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
+        if not timed_out:
+            status = _wait(pid, deadline)
+            if status is not None:
                 return {"returncode": os.waitstatus_to_exitcode(status), "timed_out": False, "size": written}
-            if time.monotonic() >= deadline:
-                timed_out = True
-                break
-            time.sleep(0.005)
     except BaseException:  # its output could not be kept: the child is not left running
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -228,6 +254,33 @@ def _run(header: dict[str, Any], stdin: int, output: int, devnull: int, buffer: 
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return {"returncode": -signal.SIGKILL, "timed_out": True, "size": 0}
+
+
+def _wait(pid: int, deadline: float) -> int | None:
+    """The wait status of the child *pid* once it has ended, or ``None`` at *deadline*.
+
+    Its output has closed, so it is ending: woken by a pidfd as it does (Linux 5.3 and later),
+    else polled every millisecond -- never a sleep longer than it takes to end, which every
+    file's reading would pay."""
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if pidfd is not None:
+                select.select([pidfd], [], [], left)
+            else:
+                time.sleep(min(0.001, left))
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ own, with the same outcome.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,8 @@ class _Server:
         # signal to the thread): a server a pool's thread started is then found dead and replaced.
         self.owner = os.getpid()
         self.preload = preload
+        #: Set by :func:`cancel_requests`: the request it was running was stopped on purpose.
+        self.cancelled = False
         self.socket, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
@@ -206,6 +209,15 @@ class _Server:
             size -= len(chunk)
         return b"".join(chunks)
 
+    def cancel(self) -> None:
+        """Stop the request running (from another thread): the server is killed, and with it
+        the child reading a file; the thread waiting on the socket hears it close."""
+        self.cancelled = True
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         self.socket.close()
         try:
@@ -242,6 +254,23 @@ _idle: dict[tuple[str, ...], list[_Server]] = {}
 _lock = threading.Lock()
 #: The most idle servers kept for one set of libraries.
 MAX_IDLE = 8
+#: Servers running a request now, and the thread of this process waiting on each.
+_busy: dict[_Server, int] = {}
+
+
+class RequestCancelledError(Exception):
+    """A request stopped by :func:`cancel_requests`: nothing was read, and nothing runs on."""
+
+
+def cancel_requests(threads: Collection[int]) -> None:
+    """Stop the requests the *threads* (``threading.get_ident()``) are waiting on: their servers
+    are killed, with the children reading files, and each waiting :func:`run_script` raises
+    :class:`RequestCancelledError` (it never runs the script alone instead).  For a thread pool whose
+    caller was interrupted: only the interrupted thread hears a Ctrl-C."""
+    with _lock:
+        busy = [server for server, thread in _busy.items() if thread in threads]
+    for server in busy:
+        server.cancel()
 
 
 def _serve(
@@ -266,13 +295,21 @@ def _serve(
     try:
         if server is None:
             server = _Server(preload)
-        reply, output = server.request(script, args, seconds, data, env)
+        with _lock:
+            _busy[server] = threading.get_ident()
+        try:
+            reply, output = server.request(script, args, seconds, data, env)
+        finally:
+            with _lock:
+                _busy.pop(server, None)
         if "refused" in reply:
             raise OSError(reply["refused"])
         returncode, timed_out = int(reply["returncode"]), bool(reply["timed_out"])
     except (OSError, ValueError, KeyError, TypeError, struct.error):
         if server is not None:
             server.close()
+            if server.cancelled:
+                raise RequestCancelledError("the request was cancelled") from None
         return None
     except BaseException:  # an interrupt mid-request: the server's state is unknown
         if server is not None:
@@ -303,6 +340,7 @@ def _forget_servers() -> None:
     """In a forked child: the parent's servers are not this process's to use."""
     global _lock
     _idle.clear()
+    _busy.clear()
     _lock = threading.Lock()
 
 

@@ -22,11 +22,14 @@ after a tool upgrade the new tools' analysis is added beside the old one.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as dt
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,15 +100,17 @@ def analyze(
                 common.check_record_exists(ctx, session, record_id, where="record_ids")
     todo = [(record_id, sha) for record_id in ids for sha in _analysable(ctx, record_id)]
     results = []
-    for done, (record_id, sha) in enumerate(todo, start=1):
-        try:
-            results.append(analyze_artifact(ctx, record_id, sha, force=force))
-        except IntegrityError as exc:  # its stored bytes are damaged: said, and the others analysed
-            results.append(
-                AnalysisResult(record_id=record_id, sha256=sha, document_sha256=None, new=False, errors=(str(exc),))
-            )
-        if progress is not None:
-            progress(sha, done, len(todo))
+    with contextlib.closing(analysed_in_turn(ctx, todo, force=force)) as analysed:
+        for done, ((record_id, sha), outcome) in enumerate(zip(todo, analysed, strict=True), start=1):
+            if isinstance(outcome, IntegrityError):  # its stored bytes are damaged: said, and the others analysed
+                outcome = AnalysisResult(
+                    record_id=record_id, sha256=sha, document_sha256=None, new=False, errors=(str(outcome),)
+                )
+            elif isinstance(outcome, EvidenceError):
+                raise outcome
+            results.append(outcome)
+            if progress is not None:
+                progress(sha, done, len(todo))
     return results
 
 
@@ -256,6 +261,31 @@ def parse_analysis(data: bytes) -> MediaAnalysis | None:
 def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool = False) -> AnalysisResult:
     """Analyse one artifact of a record and write what was derived (see the module's text)."""
     anchors = trust_anchors(ctx)
+    found = _look_up(ctx, record_id, sha256, force=force, anchors=anchors)
+    if isinstance(found, AnalysisResult):
+        return found
+    started_at = ctx.clock()
+    derived = _derive_stored(ctx, sha256, found, anchors)
+    return _recorded(ctx, record_id, derived, started_at, max(ctx.clock(), started_at))
+
+
+@attrs.frozen
+class _Derived:
+    """What the analysers made of one artifact's stored bytes: stored, not yet recorded."""
+
+    source: model.Artifact
+    analysis: MediaAnalysis
+    document: StoredBlob
+    #: Each file made (what it is, its path in the work area, now gone) and its stored blob.
+    files: list[tuple[str, Path]]
+    stored: dict[Path, StoredBlob]
+
+
+def _look_up(
+    ctx: Context, record_id: str, sha256: str, *, force: bool, anchors: bytes | None
+) -> AnalysisResult | model.Artifact:
+    """The result of an earlier analysis by the same tools (unless *force*), else the artifact
+    to analyse; an :class:`~evidence_catalog.errors.InputError` when it is not catalogued."""
     if not force:
         for earlier in earlier_analyses(ctx, record_id, sha256):
             if same_tools(earlier.tools) and same_trust(earlier, anchors) and machine_stop(earlier) is None:
@@ -264,7 +294,12 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
         source = ctx.db.artifact(session, sha256)
     if source is None:
         raise InputError(f"artifact {sha256} is not in the catalog", where="sha256")
-    started_at = ctx.clock()
+    return source
+
+
+def _derive_stored(ctx: Context, sha256: str, source: model.Artifact, anchors: bytes | None) -> _Derived:
+    """Run the analysers on the artifact's stored bytes and store what they made; nothing is
+    recorded, and the database is not touched (so worker threads may run this)."""
     try:
         with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
             check_copy(path, source)
@@ -278,9 +313,91 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
         raise StorageError(
             f"the analysis of {sha256} could not be stored ({exc.strerror or exc})", where=display_path(ctx.path)
         ) from exc
-    ended_at = max(ctx.clock(), started_at)
-    new = _record_analysis(ctx, record_id, source, analysis, doc_blob, files, stored, started_at, ended_at)
-    return _result(record_id, analysis, document=doc_blob.sha256, new=new)
+    return _Derived(source, analysis, doc_blob, files, stored)
+
+
+def _recorded(
+    ctx: Context, record_id: str, derived: _Derived, started_at: dt.datetime, ended_at: dt.datetime
+) -> AnalysisResult:
+    new = _record_analysis(
+        ctx, record_id, derived.source, derived.analysis, derived.document, derived.files, derived.stored,
+        started_at, ended_at,
+    )  # fmt: skip
+    return _result(record_id, derived.analysis, document=derived.document.sha256, new=new)
+
+
+#: Files analysed at once.  The analysers' child processes do the work, so two keep both CPUs
+#: of a small machine busy while this process records the file before; more would only share
+#: them, and hold more decoders' memory (a video's may use its whole limit).
+WORKERS = 2
+
+
+def analysed_in_turn(
+    ctx: Context, todo: Sequence[tuple[str, str]], *, force: bool = False
+) -> Generator[AnalysisResult | EvidenceError, None, None]:
+    """:func:`analyze_artifact` of each ``(record id, SHA-256)`` of *todo*, in its order: the
+    next :data:`WORKERS` are analysed in threads while one is recorded here (each record's
+    writes, its clock readings and its similarity look-ups stay in the caller's thread and
+    order).  An :class:`~evidence_catalog.errors.EvidenceError` an artifact's analysis raised
+    is yielded in its place.  Interrupted (or closed early), the analyses under way are
+    stopped, their child processes killed, and nothing more is recorded."""
+    try:
+        anchors = trust_anchors(ctx)
+    except EvidenceError as exc:  # the catalog's trust list: no artifact can be analysed
+        for _ in todo:
+            yield exc
+        return
+    if len(todo) < 2:  # no thread for one file
+        for record_id, sha256 in todo:
+            try:
+                yield analyze_artifact(ctx, record_id, sha256, force=force)
+            except EvidenceError as exc:
+                yield exc
+        return
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from evidence_catalog.extract import sandbox
+
+    threads: set[int] = set()
+
+    def work(sha256: str, source: model.Artifact) -> _Derived:
+        threads.add(threading.get_ident())
+        return _derive_stored(ctx, sha256, source, anchors)
+
+    pending: collections.deque[tuple[str, Any, dt.datetime | None]] = collections.deque()
+    items = iter(todo)
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="evidence-catalog-analyze")
+    try:
+        while True:
+            while len(pending) <= WORKERS and (item := next(items, None)) is not None:
+                record_id, sha256 = item
+                try:
+                    found = _look_up(ctx, record_id, sha256, force=force, anchors=anchors)
+                except EvidenceError as exc:
+                    pending.append((record_id, exc, None))
+                    continue
+                if isinstance(found, AnalysisResult):
+                    pending.append((record_id, found, None))
+                else:
+                    pending.append((record_id, pool.submit(work, sha256, found), ctx.clock()))
+            if not pending:
+                return
+            record_id, outcome, started_at = pending.popleft()
+            if isinstance(outcome, Future):
+                assert started_at is not None
+                try:
+                    outcome = _recorded(ctx, record_id, outcome.result(), started_at, max(ctx.clock(), started_at))
+                except EvidenceError as exc:
+                    outcome = exc
+            yield outcome
+    except BaseException:  # an interrupt, an error, or the caller stopped early: stop the others
+        for _, outcome, _ in pending:
+            if isinstance(outcome, Future):
+                outcome.cancel()
+        sandbox.cancel_requests(threads)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_copy(path: Path, artifact: model.Artifact) -> None:
@@ -554,23 +671,34 @@ def analyze_added(
     type).  The evidence is catalogued already: an analysis that cannot be written (a full
     disk) is a result whose ``errors`` say so and that ``analyze`` can finish later, never an
     error of the add."""
+    todo = [
+        (record_id, sha256)
+        for record_id, sha256, media_type in dict.fromkeys(added)
+        if record_id is not None and sha256 is not None and media_type is not None and analysable(media_type)
+    ]
     results = []
-    for record_id, sha256, media_type in dict.fromkeys(added):
-        if record_id is None or sha256 is None or media_type is None or not analysable(media_type):
-            continue
-        try:
-            result = analyze_artifact(ctx, record_id, sha256)
-            if result.new and result.usable_hashes:
-                result = attrs.evolve(result, looks_like=looks_like(ctx, record_id, sha256))
-        except EvidenceError as exc:
-            result = AnalysisResult(
-                record_id=record_id,
-                sha256=sha256,
-                document_sha256=None,
-                new=False,
-                errors=(f"the analysis could not be written ({exc}); run `analyze {record_id}` again",),
-            )
-        results.append(result)
-        if on_analyzed is not None:
-            on_analyzed(result)
+    with contextlib.closing(analysed_in_turn(ctx, todo)) as analysed:
+        for (record_id, sha256), outcome in zip(todo, analysed, strict=True):
+            if isinstance(outcome, EvidenceError):
+                result = _unwritten(record_id, sha256, outcome)
+            else:
+                result = outcome
+                if result.new and result.usable_hashes:
+                    try:
+                        result = attrs.evolve(result, looks_like=looks_like(ctx, record_id, sha256))
+                    except EvidenceError as exc:
+                        result = _unwritten(record_id, sha256, exc)
+            results.append(result)
+            if on_analyzed is not None:
+                on_analyzed(result)
     return results
+
+
+def _unwritten(record_id: str, sha256: str, error: EvidenceError) -> AnalysisResult:
+    return AnalysisResult(
+        record_id=record_id,
+        sha256=sha256,
+        document_sha256=None,
+        new=False,
+        errors=(f"the analysis could not be written ({error}); run `analyze {record_id}` again",),
+    )

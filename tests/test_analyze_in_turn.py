@@ -1,0 +1,89 @@
+"""Analyses run two at a time (``analysed_in_turn``): the same results, events and errors, in
+the same order, as one at a time; an interrupt stops the analyses under way and records
+nothing more."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evidence_catalog import Catalog
+from evidence_catalog.custody import Action
+from evidence_catalog.extract import sandbox
+from evidence_catalog.model import Agent
+from tests.conftest import FixedClock
+from tests.test_perceptual import picture
+from tests.test_verify_damaged_analysis import blob
+
+
+def _files(folder: Path) -> list[Path]:
+    """Five pictures, one of them a JPEG cut short (its analysis says what failed)."""
+    folder.mkdir()
+    paths = []
+    for seed in range(5):
+        path = folder / f"{seed}.jpg"
+        picture(seed + 40, (160 + 16 * seed, 120)).save(path, "JPEG")
+        paths.append(path)
+    paths[3].write_bytes(paths[3].read_bytes()[:700])
+    return paths
+
+
+def _catalog(path: Path, files: list[Path], operator: Agent) -> tuple[Catalog, list[str]]:
+    catalog = Catalog.init(path, operator=operator, clock=FixedClock())
+    added = catalog.add(files, analyze=False)
+    damaged = blob(catalog, added[1].sha256)  # the stored bytes of the second: damaged
+    damaged.write_bytes(bytes(damaged.stat().st_size))
+    return catalog, [a.record_id for a in added]
+
+
+def _said(result: object, ids: list[str]) -> tuple[object, ...]:
+    """A result without the record id (each catalog has its own), errors naming it made alike."""
+    errors = tuple(e.replace(result.record_id, "ID") for e in result.errors)  # type: ignore[attr-defined]
+    return (ids.index(result.record_id), result.sha256, result.document_sha256, result.new, result.hashes, errors)  # type: ignore[attr-defined]
+
+
+def test_analysing_in_threads_gives_what_one_at_a_time_gives(tmp_path: Path, operator: Agent) -> None:
+    files = _files(tmp_path / "in")
+    together, ids = _catalog(tmp_path / "together", files, operator)
+    alone, alone_ids = _catalog(tmp_path / "alone", files, operator)
+    with together, alone:
+        both = together.analyze(all_records=True)
+        one_by_one = [result for record_id in alone_ids for result in alone.analyze([record_id])]
+        assert [_said(r, ids) for r in both] == [_said(r, alone_ids) for r in one_by_one]
+        assert [r.document_sha256 is None for r in both] == [False, True, False, False, False]
+        assert "not the ones recorded" in both[1].errors[0]
+        assert both[3].errors and both[3].hashes == 0  # the short JPEG: said, not raised
+        logged = [e.subject for e in together.history() if e.action == Action.MEDIA_ANALYZED]
+        assert logged == [ids[0], ids[2], ids[3], ids[4]]  # in the order asked, each once
+        again = together.analyze(all_records=True)
+        assert [r.new for r in again] == [False] * 5
+
+
+def test_an_interrupt_stops_the_analyses_and_records_nothing_more(
+    tmp_path: Path, operator: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _files(tmp_path / "in")
+    cancelled: list[set[int]] = []
+    original = sandbox.cancel_requests
+
+    def cancel(threads: set[int]) -> None:
+        cancelled.append(set(threads))
+        original(threads)
+
+    monkeypatch.setattr(sandbox, "cancel_requests", cancel)
+    seen = []
+
+    def interrupt(result: object) -> None:
+        seen.append(result)
+        raise KeyboardInterrupt
+
+    with Catalog.init(tmp_path / "catalog", operator=operator, clock=FixedClock()) as catalog:
+        with pytest.raises(KeyboardInterrupt):
+            catalog.add(files, on_analyzed=interrupt)
+        assert len(seen) == 1 and cancelled and cancelled[0]  # the workers' requests were stopped
+        logged = [e for e in catalog.history() if e.action == Action.MEDIA_ANALYZED]
+        assert [e.subject for e in logged] == [seen[0].record_id]  # type: ignore[attr-defined]
+        assert catalog.verify().ok
+        rest = catalog.analyze(all_records=True)  # analyze finishes the work
+        assert sum(r.new for r in rest) == 4
