@@ -12,6 +12,7 @@ from evidence_catalog import Catalog
 from evidence_catalog.custody import Action
 from evidence_catalog.extract import sandbox
 from evidence_catalog.model import Agent
+from evidence_catalog.operations import analyzing
 from tests.conftest import FixedClock
 from tests.test_perceptual import picture
 from tests.test_verify_damaged_analysis import blob
@@ -87,3 +88,12 @@ def test_an_interrupt_stops_the_analyses_and_records_nothing_more(
         assert catalog.verify().ok
         rest = catalog.analyze(all_records=True)  # analyze finishes the work
         assert sum(r.new for r in rest) == 4
+
+
+def test_an_artifact_listed_twice_is_found_analysed_the_second_time(tmp_path: Path, operator: Agent) -> None:
+    files = _files(tmp_path / "in")
+    with Catalog.init(tmp_path / "catalog", operator=operator, clock=FixedClock()) as catalog:
+        first, second = catalog.add(files[:2], analyze=False)
+        todo = [(first.record_id, first.sha256), (first.record_id, first.sha256), (second.record_id, second.sha256)]
+        results = list(analyzing.analysed_in_turn(catalog._ctx, todo))
+        assert [(r.new, r.document_sha256 is None) for r in results] == [(True, False), (False, True), (True, False)]  # type: ignore[union-attr]

@@ -364,29 +364,35 @@ def analysed_in_turn(
         threads.add(threading.get_ident())
         return _derive_stored(ctx, sha256, source, anchors)
 
-    pending: collections.deque[tuple[str, Any, dt.datetime | None]] = collections.deque()
+    pending: collections.deque[tuple[tuple[str, str], Any, dt.datetime | None]] = collections.deque()
+    under_way: collections.Counter[tuple[str, str]] = collections.Counter()  # the keys in pending
     items = iter(todo)
+    item = next(items, None)
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="evidence-catalog-analyze")
     try:
         while True:
-            while len(pending) <= WORKERS and (item := next(items, None)) is not None:
-                record_id, sha256 = item
+            # Looked up ahead, but never past an artifact already under way: the second time, it
+            # is found analysed, as one at a time finds it.
+            while len(pending) <= WORKERS and item is not None and not under_way[item]:
+                key, item = item, next(items, None)
+                under_way[key] += 1
                 try:
-                    found = _look_up(ctx, record_id, sha256, force=force, anchors=anchors)
+                    found = _look_up(ctx, *key, force=force, anchors=anchors)
                 except EvidenceError as exc:
-                    pending.append((record_id, exc, None))
+                    pending.append((key, exc, None))
                     continue
                 if isinstance(found, AnalysisResult):
-                    pending.append((record_id, found, None))
+                    pending.append((key, found, None))
                 else:
-                    pending.append((record_id, pool.submit(work, sha256, found), ctx.clock()))
+                    pending.append((key, pool.submit(work, key[1], found), ctx.clock()))
             if not pending:
                 return
-            record_id, outcome, started_at = pending.popleft()
+            key, outcome, started_at = pending.popleft()
+            under_way[key] -= 1
             if isinstance(outcome, Future):
                 assert started_at is not None
                 try:
-                    outcome = _recorded(ctx, record_id, outcome.result(), started_at, max(ctx.clock(), started_at))
+                    outcome = _recorded(ctx, key[0], outcome.result(), started_at, max(ctx.clock(), started_at))
                 except EvidenceError as exc:
                     outcome = exc
             yield outcome
