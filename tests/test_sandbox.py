@@ -400,3 +400,17 @@ def test_a_script_changed_between_files_runs_as_changed(script: Path) -> None:
     assert first is not None and second is not None and third is not None
     assert (first.returncode, second.returncode, third.returncode) == (3, 4, 7)
     assert _same(*broken)[0] == 1
+
+
+def test_a_script_rewritten_with_its_size_and_time_kept_runs_as_rewritten(script: Path) -> None:
+    """Two writes within one tick of the file system's clock (or a copy that keeps the time)
+    leave a file's size and time as they were: the server still runs what the file holds."""
+    first, _ = sandbox.run_script(script, ["exit", "3"], preload=("json",), seconds=20, reader="r", nothing="n")
+    before = script.stat()
+    script.write_text(SCRIPT.replace('elif what == "exit":', 'elif what == "quit":'))  # the same size
+    os.utime(script, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert script.stat().st_size == before.st_size
+    second, _ = sandbox.run_script(script, ["exit", "3"], preload=("json",), seconds=20, reader="r", nothing="n")
+    assert first is not None and second is not None
+    assert (first.returncode, second.returncode) == (3, 0)
+
