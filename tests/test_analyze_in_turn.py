@@ -103,6 +103,7 @@ def test_an_artifact_listed_twice_is_found_analysed_the_second_time(tmp_path: Pa
         assert [(r.new, r.document_sha256 is None) for r in results] == [(True, False), (False, True), (True, False)]  # type: ignore[union-attr]
 
 
+@pytest.mark.no_postgresql_pass  # threads and readers: the same on either database
 def test_a_worker_not_waiting_on_a_reader_when_interrupted_starts_none(
     tmp_path: Path, operator: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -405,6 +405,7 @@ def test_a_script_changed_between_files_runs_as_changed(script: Path) -> None:
     assert _same(*broken)[0] == 1
 
 
+@pytest.mark.no_postgresql_pass  # no catalog's database in it
 def test_a_script_rewritten_with_its_size_and_time_kept_runs_as_rewritten(script: Path) -> None:
     """Two writes within one tick of the file system's clock (or a copy that keeps the time)
     leave a file's size and time as they were: the server still runs what the file holds."""
@@ -418,6 +419,7 @@ def test_a_script_rewritten_with_its_size_and_time_kept_runs_as_rewritten(script
     assert (first.returncode, second.returncode) == (3, 0)
 
 
+@pytest.mark.no_postgresql_pass  # no catalog's database in it
 def test_a_cancel_never_stops_a_request_another_thread_made_since(
     script: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
