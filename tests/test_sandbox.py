@@ -353,6 +353,26 @@ def test_a_reader_runs_in_the_callers_directory_and_umask(
     assert output == f"{tmp_path} 0o77\n".encode()
 
 
+@pytest.mark.no_postgresql_pass  # no catalog's database in it
+def test_a_script_named_relative_to_the_callers_directory_is_the_one_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -I reader.py`` reads the file where the caller is now, not where the server
+    started: the server's compiled copy is of the file the child would run."""
+    for name, code in (("first", 3), ("second", 4)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "reader.py").write_text(f"import sys\nsys.exit({code})\n")
+    codes = []
+    for name in ("first", "second"):
+        monkeypatch.chdir(tmp_path / name)  # the server starts in the first
+        done, _ = sandbox.run_script(
+            Path("reader.py"), [], preload=("json", "string"), seconds=20, reader="r", nothing="n"
+        )
+        assert done is not None
+        codes.append(done.returncode)
+    assert codes == [3, 4]
+
+
 def test_a_cancelled_request_stops_its_reader_and_is_never_run_alone(script: Path, tmp_path: Path) -> None:
     """What a thread pool does when its caller is interrupted: the reader a worker waits on is
     killed with its server, the worker hears it at once, and nothing runs the script again."""

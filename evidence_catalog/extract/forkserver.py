@@ -200,6 +200,8 @@ _COMPILED: dict[str, tuple[bytes, Any]] = {}
 
 
 def _compile(script: str) -> None:
+    if not os.path.isabs(script):  # the child finds it where the caller is: runpy reads it there
+        return
     try:
         with open(script, "rb") as stream:
             source = stream.read()
