@@ -4,13 +4,17 @@ nothing more."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from evidence_catalog import Catalog
 from evidence_catalog.custody import Action
-from evidence_catalog.extract import sandbox
+from evidence_catalog.extract import credentials, perceptual, sandbox
 from evidence_catalog.model import Agent
 from evidence_catalog.operations import analyzing
 from tests.conftest import FixedClock
@@ -65,14 +69,14 @@ def test_an_interrupt_stops_the_analyses_and_records_nothing_more(
     tmp_path: Path, operator: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = _files(tmp_path / "in")
-    cancelled: list[set[int]] = []
-    original = sandbox.cancel_requests
+    cancelled: list[sandbox.Cancellation] = []
+    original = sandbox.Cancellation.cancel
 
-    def cancel(threads: set[int]) -> None:
-        cancelled.append(set(threads))
-        original(threads)
+    def cancel(self: sandbox.Cancellation) -> None:
+        cancelled.append(self)
+        original(self)
 
-    monkeypatch.setattr(sandbox, "cancel_requests", cancel)
+    monkeypatch.setattr(sandbox.Cancellation, "cancel", cancel)
     seen = []
 
     def interrupt(result: object) -> None:
@@ -82,7 +86,7 @@ def test_an_interrupt_stops_the_analyses_and_records_nothing_more(
     with Catalog.init(tmp_path / "catalog", operator=operator, clock=FixedClock()) as catalog:
         with pytest.raises(KeyboardInterrupt):
             catalog.add(files, on_analyzed=interrupt)
-        assert len(seen) == 1 and cancelled and cancelled[0]  # the workers' requests were stopped
+        assert len(seen) == 1 and len(cancelled) == 1 and cancelled[0].cancelled  # the workers' requests stopped
         logged = [e for e in catalog.history() if e.action == Action.MEDIA_ANALYZED]
         assert [e.subject for e in logged] == [seen[0].record_id]  # type: ignore[attr-defined]
         assert catalog.verify().ok
@@ -97,3 +101,51 @@ def test_an_artifact_listed_twice_is_found_analysed_the_second_time(tmp_path: Pa
         todo = [(first.record_id, first.sha256), (first.record_id, first.sha256), (second.record_id, second.sha256)]
         results = list(analyzing.analysed_in_turn(catalog._ctx, todo))
         assert [(r.new, r.document_sha256 is None) for r in results] == [(True, False), (False, True), (True, False)]  # type: ignore[union-attr]
+
+
+@pytest.mark.no_postgresql_pass  # threads and readers: the same on either database
+def test_a_worker_not_waiting_on_a_reader_when_interrupted_starts_none(
+    tmp_path: Path, operator: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker hashing its copy (or between two readers) as the caller is interrupted reads
+    nothing more: the interrupt never waits for a whole file's analysis."""
+    files = _files(tmp_path / "in")
+    first = hashlib.sha256(files[0].read_bytes()).hexdigest()
+    stopping = threading.Event()
+    read_after: list[object] = []
+    shutdown = ThreadPoolExecutor.shutdown
+
+    def shutting_down(self: ThreadPoolExecutor, *args: Any, **kwargs: Any) -> None:
+        if self._thread_name_prefix.startswith("evidence-catalog-analyze"):
+            stopping.set()  # the caller is unwinding: every cancel is done
+        shutdown(self, *args, **kwargs)
+
+    check_copy = analyzing.check_copy
+
+    def slow_check(path: Path, artifact: Any) -> None:
+        if artifact.sha256 != first:  # still hashing when the caller is interrupted
+            stopping.wait(10)
+        check_copy(path, artifact)
+
+    def counted(run: Any) -> Any:
+        def run_script(*args: Any, **kwargs: Any) -> Any:
+            done = run(*args, **kwargs)
+            if stopping.is_set():
+                read_after.append(args[0])
+            return done
+
+        return run_script
+
+    monkeypatch.setattr(ThreadPoolExecutor, "shutdown", shutting_down)
+    monkeypatch.setattr(analyzing, "check_copy", slow_check)
+    monkeypatch.setattr(perceptual, "run_script", counted(perceptual.run_script))
+    monkeypatch.setattr(credentials, "run_script", counted(credentials.run_script))
+
+    def interrupt(result: object) -> None:
+        raise KeyboardInterrupt
+
+    with Catalog.init(tmp_path / "catalog", operator=operator, clock=FixedClock()) as catalog:
+        with pytest.raises(KeyboardInterrupt):
+            catalog.add(files, on_analyzed=interrupt)
+        assert stopping.is_set() and read_after == []
+        assert len([e for e in catalog.history() if e.action == Action.MEDIA_ANALYZED]) == 1

@@ -73,7 +73,7 @@ NOT_EVIDENCE_ERRORS: dict[str, str] = {
     "evidence_catalog.extract.perceptual_child.RefusedError": "caught in perceptual_child: an error in its JSON",
     "evidence_catalog.extract.credentials_probe._TooLargeError": "caught in credentials_probe: a note in its JSON",
     # Raised only in an analysis worker thread whose caller was interrupted or stopped early
-    # (sandbox.cancel_requests): the caller is already unwinding with its own exception.
+    # (sandbox.Cancellation): the caller is already unwinding with its own exception.
     "evidence_catalog.extract.sandbox.RequestCancelledError": "raised in workers once their caller has stopped",
 }
 

@@ -10,6 +10,7 @@ at a closed port on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import io
@@ -1233,3 +1234,37 @@ def test_an_auto_archiver_import_into_object_storage_reads_what_it_needs_from_th
     assert clip.acquisitions[0].platform_info is not None
     assert clip.acquisitions[0].platform_info.uploaded_at == dt.datetime(2026, 12, 5, 19, 34, 24, tzinfo=dt.UTC)
     assert s3_catalog.verify().ok
+
+
+def test_one_file_on_two_records_analysed_at_once_leaves_one_version_of_each_object(
+    s3_catalog: Catalog, s3_backend: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two analyses at a time of the same bytes (a picture two posts share) make the same
+    document: it is placed once, as one at a time places it (a write-once bucket would refuse
+    a second write).  Both threads are held where each looks for the object, if both get there."""
+    import threading
+
+    from evidence_catalog.operations import analyzing
+
+    from .test_perceptual import picture
+
+    picture(21).save(tmp_path / "shared.jpg", "JPEG")
+    picture(22).save(tmp_path / "other.jpg", "JPEG")
+    [first] = s3_catalog.add([tmp_path / "shared.jpg"], analyze=False)
+    [other] = s3_catalog.add([tmp_path / "other.jpg"], analyze=False)
+    [again] = s3_catalog.add([tmp_path / "shared.jpg"], analyze=False, record_id=other.record_id)
+    assert again.sha256 == first.sha256 and again.record_id != first.record_id
+    meet = threading.Barrier(2, timeout=1)
+    state_of = ObjectBlobStore._state_of
+
+    def together(self: ObjectBlobStore, key: str, sha256: str, size: int) -> str:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait()
+        return state_of(self, key, sha256, size)
+
+    monkeypatch.setattr(ObjectBlobStore, "_state_of", together)
+    todo = [(first.record_id, first.sha256), (again.record_id, again.sha256)]
+    results = list(analyzing.analysed_in_turn(s3_catalog._ctx, todo))
+    assert [r.new for r in results] == [True, True]  # type: ignore[union-attr]
+    [document] = {r.document_sha256 for r in results}  # type: ignore[union-attr]
+    assert document is not None and len(s3_backend.versions(address(document))) == 1

@@ -353,29 +353,52 @@ def test_a_reader_runs_in_the_callers_directory_and_umask(
     assert output == f"{tmp_path} 0o77\n".encode()
 
 
+@pytest.mark.no_postgresql_pass  # no catalog's database in it
+def test_a_script_named_relative_to_the_callers_directory_is_the_one_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -I reader.py`` reads the file where the caller is now, not where the server
+    started: the server's compiled copy is of the file the child would run."""
+    for name, code in (("first", 3), ("second", 4)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "reader.py").write_text(f"import sys\nsys.exit({code})\n")
+    codes = []
+    for name in ("first", "second"):
+        monkeypatch.chdir(tmp_path / name)  # the server starts in the first
+        done, _ = sandbox.run_script(
+            Path("reader.py"), [], preload=("json", "string"), seconds=20, reader="r", nothing="n"
+        )
+        assert done is not None
+        codes.append(done.returncode)
+    assert codes == [3, 4]
+
+
 def test_a_cancelled_request_stops_its_reader_and_is_never_run_alone(script: Path, tmp_path: Path) -> None:
     """What a thread pool does when its caller is interrupted: the reader a worker waits on is
     killed with its server, the worker hears it at once, and nothing runs the script again."""
     said = tmp_path / "said"
     outcome: list[object] = []
+    cancellation = sandbox.Cancellation()
 
     def worker() -> None:
-        try:
-            args = ["linger", str(said)]
-            outcome.append(sandbox.run_script(script, args, preload=("json",), seconds=60, reader="r", nothing="n"))
-        except sandbox.RequestCancelledError as exc:
-            outcome.append(exc)
+        with cancellation.applied():
+            for args in (["linger", str(said)], ["exit", "0"]):  # and a later one never starts
+                try:
+                    done = sandbox.run_script(script, args, preload=("json",), seconds=60, reader="r", nothing="n")
+                    outcome.append(done)
+                except sandbox.RequestCancelledError as exc:
+                    outcome.append(exc)
 
     thread = threading.Thread(target=worker)
     thread.start()
     while not said.exists() or not said.read_text():
         threading.Event().wait(0.01)
     reader = int(said.read_text().split()[0])
-    sandbox.cancel_requests(set())  # another pool's threads: this request runs on
+    sandbox.Cancellation().cancel()  # another pool's: this request runs on
     assert thread.is_alive()
-    sandbox.cancel_requests({thread.ident or 0})
+    cancellation.cancel()
     thread.join(10)
-    assert not thread.is_alive() and isinstance(outcome[0], sandbox.RequestCancelledError)
+    assert not thread.is_alive() and [type(o) for o in outcome] == [sandbox.RequestCancelledError] * 2
     assert said.read_text().split()[0] == str(reader)  # not run again in a process of its own
     for _ in range(500):
         try:
@@ -400,3 +423,66 @@ def test_a_script_changed_between_files_runs_as_changed(script: Path) -> None:
     assert first is not None and second is not None and third is not None
     assert (first.returncode, second.returncode, third.returncode) == (3, 4, 7)
     assert _same(*broken)[0] == 1
+
+
+@pytest.mark.no_postgresql_pass  # no catalog's database in it
+def test_a_script_rewritten_with_its_size_and_time_kept_runs_as_rewritten(script: Path) -> None:
+    """Two writes within one tick of the file system's clock (or a copy that keeps the time)
+    leave a file's size and time as they were: the server still runs what the file holds."""
+    first, _ = sandbox.run_script(script, ["exit", "3"], preload=("json",), seconds=20, reader="r", nothing="n")
+    before = script.stat()
+    script.write_text(SCRIPT.replace('elif what == "exit":', 'elif what == "quit":'))  # the same size
+    os.utime(script, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert script.stat().st_size == before.st_size
+    second, _ = sandbox.run_script(script, ["exit", "3"], preload=("json",), seconds=20, reader="r", nothing="n")
+    assert first is not None and second is not None
+    assert (first.returncode, second.returncode) == (3, 0)
+
+
+@pytest.mark.no_postgresql_pass  # no catalog's database in it
+def test_a_cancel_never_stops_a_request_another_thread_made_since(
+    script: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request a cancel finds may end, and its server go to another thread's request, before
+    the cancel reaches that server: the other thread's request runs on."""
+    sandbox.run_script(script, ["exit", "0"], preload=("json",), seconds=20, reader="r", nothing="n")  # a server
+    go, a_said, b_said, b_go = (tmp_path / name for name in ("go", "a", "b", "b-go"))
+    outcome: dict[str, object] = {}
+
+    def run(name: str, *args: str) -> None:
+        try:
+            outcome[name] = sandbox.run_script(script, args, preload=("json",), seconds=20, reader="r", nothing="n")
+        except sandbox.RequestCancelledError as exc:
+            outcome[name] = exc
+
+    cancellation = sandbox.Cancellation()
+
+    def run_cancellable(name: str, *args: str) -> None:
+        with cancellation.applied():
+            run(name, *args)
+
+    a = threading.Thread(target=run_cancellable, args=("a", "meet", str(a_said), str(go)))
+    b = threading.Thread(target=run, args=("b", "meet", str(b_said), str(b_go)))
+    cancel = sandbox._Server.cancel
+
+    def late(server: object) -> None:  # what the cancel found ends first; the other request starts
+        go.touch()
+        a.join(0.5)
+        b.start()
+        for _ in range(50):
+            if b_said.exists():
+                break
+            threading.Event().wait(0.01)
+        cancel(server)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sandbox._Server, "cancel", late)
+    a.start()
+    while not a_said.exists():
+        threading.Event().wait(0.01)
+    cancellation.cancel()
+    b_go.touch()
+    a.join(10)
+    b.join(10)
+    assert isinstance(outcome["a"], sandbox.RequestCancelledError)
+    done, _ = outcome["b"]  # type: ignore[misc]
+    assert isinstance(done, subprocess.CompletedProcess) and done.returncode == 0

@@ -191,23 +191,25 @@ def _status(code: object) -> int:
     return 1
 
 
-#: Each script run so far, compiled: ``(its file's identity, code)``.  Compiled here, before a
-#: child is forked, once per version of the file; a script that cannot be read or compiled is
-#: left to ``runpy`` in the child, which fails as ``python -I SCRIPT`` would.
-_COMPILED: dict[str, tuple[tuple[int, int, int, int], Any]] = {}
+#: Each script run so far, compiled: ``(its source, code)``.  Compiled here, before a child is
+#: forked, once per version of the file; a script that cannot be read or compiled is left to
+#: ``runpy`` in the child, which fails as ``python -I SCRIPT`` would.  The file is read for every
+#: request and its bytes compared (a few kilobytes): its size and times can stay the same across
+#: a change (two writes within one tick of the file system's clock, a copy that keeps the time).
+_COMPILED: dict[str, tuple[bytes, Any]] = {}
 
 
 def _compile(script: str) -> None:
+    if not os.path.isabs(script):  # the child finds it where the caller is: runpy reads it there
+        return
     try:
         with open(script, "rb") as stream:
-            info = os.fstat(stream.fileno())
-            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-            known = _COMPILED.get(script)
-            if known is not None and known[0] == identity:
-                return
-            _COMPILED.pop(script, None)
             source = stream.read()
-        _COMPILED[script] = (identity, compile(source, script, "exec", dont_inherit=True))
+        known = _COMPILED.get(script)
+        if known is not None and known[0] == source:
+            return
+        _COMPILED.pop(script, None)
+        _COMPILED[script] = (source, compile(source, script, "exec", dont_inherit=True))
     except (OSError, SyntaxError, ValueError):
         _COMPILED.pop(script, None)
 

@@ -29,7 +29,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,10 @@ def run_script(
 ) -> tuple[subprocess.CompletedProcess[bytes] | None, list[str]]:
     """:func:`run_child` of ``python -I SCRIPT ARGS...``, forked from a server that has imported
     the modules *preload* names (``module`` or ``module:function``, the function then called)
-    where one can be used: the same outcome, without an interpreter's start per file."""
+    where one can be used: the same outcome, without an interpreter's start per file.  In a
+    thread whose :class:`Cancellation` was cancelled: :class:`RequestCancelledError`."""
     command = [sys.executable, "-I", str(script), *args]
+    _check_cancelled()
     if FORK_SERVER:
         served = _serve(tuple(preload), str(script), list(args), seconds, input, env)
         if served is not None:
@@ -93,7 +95,15 @@ def run_script(
             if timed_out:
                 return None, [_stopped(reader, seconds, nothing)]
             return _ended(done, seconds=seconds, reader=reader, nothing=nothing)
+    _check_cancelled()  # (the server failed meanwhile)
     return run_child(command, seconds=seconds, reader=reader, nothing=nothing, input=input, env=env)
+
+
+def _check_cancelled() -> None:
+    """Raise :class:`RequestCancelledError` when this thread's requests were cancelled."""
+    cancellation: Cancellation | None = getattr(_local, "cancellation", None)
+    if cancellation is not None:
+        cancellation.check()
 
 
 def _ended(
@@ -157,7 +167,7 @@ class _Server:
         # signal to the thread): a server a pool's thread started is then found dead and replaced.
         self.owner = os.getpid()
         self.preload = preload
-        #: Set by :func:`cancel_requests`: the request it was running was stopped on purpose.
+        #: Set by :meth:`Cancellation.cancel`: the request it was running was stopped on purpose.
         self.cancelled = False
         self.socket, theirs = socket.socketpair()
         try:
@@ -210,8 +220,9 @@ class _Server:
         return b"".join(chunks)
 
     def cancel(self) -> None:
-        """Stop the request running (from another thread): the server is killed, and with it
-        the child reading a file; the thread waiting on the socket hears it close."""
+        """Stop the request running (from another thread, holding ``_lock``): the server is
+        killed, and with it the child reading a file; the thread waiting on the socket hears it
+        close."""
         self.cancelled = True
         with contextlib.suppress(OSError):
             self.process.kill()
@@ -254,23 +265,53 @@ _idle: dict[tuple[str, ...], list[_Server]] = {}
 _lock = threading.Lock()
 #: The most idle servers kept for one set of libraries.
 MAX_IDLE = 8
-#: Servers running a request now, and the thread of this process waiting on each.
-_busy: dict[_Server, int] = {}
+#: Servers running a request now, each with the :class:`Cancellation` it runs under (if any).
+_busy: dict[_Server, Cancellation | None] = {}
+#: The :class:`Cancellation` each thread's requests run under (:meth:`Cancellation.applied`).
+_local = threading.local()
 
 
 class RequestCancelledError(Exception):
-    """A request stopped by :func:`cancel_requests`: nothing was read, and nothing runs on."""
+    """A request stopped by :meth:`Cancellation.cancel`: nothing was read, and nothing runs on."""
 
 
-def cancel_requests(threads: Collection[int]) -> None:
-    """Stop the requests the *threads* (``threading.get_ident()``) are waiting on: their servers
-    are killed, with the children reading files, and each waiting :func:`run_script` raises
-    :class:`RequestCancelledError` (it never runs the script alone instead).  For a thread pool whose
-    caller was interrupted: only the interrupted thread hears a Ctrl-C."""
-    with _lock:
-        busy = [server for server, thread in _busy.items() if thread in threads]
-    for server in busy:
-        server.cancel()
+class Cancellation:
+    """A stop for the requests of the threads it is :meth:`applied` in, from another thread: for
+    a thread pool whose caller was interrupted (only the interrupted thread hears a Ctrl-C).
+
+    Once :meth:`cancel` is called, each request under way stops (its server is killed, with the
+    child reading a file) and raises :class:`RequestCancelledError`, and so does every later
+    request in those threads, before a reader starts: :func:`run_script` never runs the script
+    alone instead.  A script run alone (no fork server) is stopped only before it starts."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """Make the requests this thread makes in the block this cancellation's to stop (raises
+        :class:`RequestCancelledError` at once when it was cancelled already)."""
+        self.check()
+        previous = getattr(_local, "cancellation", None)
+        _local.cancellation = self
+        try:
+            yield
+        finally:
+            _local.cancellation = previous
+
+    def check(self) -> None:
+        """Raise :class:`RequestCancelledError` when cancelled."""
+        if self.cancelled:
+            raise RequestCancelledError("the request was cancelled")
+
+    def cancel(self) -> None:
+        """Stop the requests under way and every later one.  Done under the servers' lock: a
+        server whose request has ended since is never killed under another thread's request."""
+        with _lock:
+            self.cancelled = True
+            for server, cancellation in _busy.items():
+                if cancellation is self:
+                    server.cancel()
 
 
 def _serve(
@@ -284,6 +325,7 @@ def _serve(
     """Run one request on a fork server for *preload*: the finished child and whether it was
     stopped at the time limit, or ``None`` when no server could run it (the caller then runs the
     script alone)."""
+    cancellation: Cancellation | None = getattr(_local, "cancellation", None)
     server = None
     with _lock:
         waiting = _idle.get(preload, [])
@@ -295,13 +337,17 @@ def _serve(
     try:
         if server is None:
             server = _Server(preload)
-        with _lock:
-            _busy[server] = threading.get_ident()
+        with _lock:  # registered with the check, so that a cancel sees this request or it sees the cancel
+            if cancellation is not None:
+                cancellation.check()
+            _busy[server] = cancellation
         try:
             reply, output = server.request(script, args, seconds, data, env)
         finally:
             with _lock:
                 _busy.pop(server, None)
+        if server.cancelled:  # its reply came, but the caller has stopped
+            raise RequestCancelledError("the request was cancelled")
         if "refused" in reply:
             raise OSError(reply["refused"])
         returncode, timed_out = int(reply["returncode"]), bool(reply["timed_out"])

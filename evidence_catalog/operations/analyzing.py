@@ -28,7 +28,6 @@ import datetime as dt
 import hashlib
 import os
 import stat
-import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -358,11 +357,11 @@ def analysed_in_turn(
 
     from evidence_catalog.extract import sandbox
 
-    threads: set[int] = set()
+    cancellation = sandbox.Cancellation()
 
     def work(sha256: str, source: model.Artifact) -> _Derived:
-        threads.add(threading.get_ident())
-        return _derive_stored(ctx, sha256, source, anchors)
+        with cancellation.applied():  # stopped, it starts no reader (not even one not begun yet)
+            return _derive_stored(ctx, sha256, source, anchors)
 
     pending: collections.deque[tuple[tuple[str, str], Any, dt.datetime | None]] = collections.deque()
     under_way: collections.Counter[tuple[str, str]] = collections.Counter()  # the keys in pending
@@ -400,7 +399,7 @@ def analysed_in_turn(
         for _, outcome, _ in pending:
             if isinstance(outcome, Future):
                 outcome.cancel()
-        sandbox.cancel_requests(threads)
+        cancellation.cancel()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

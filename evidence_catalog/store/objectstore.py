@@ -28,6 +28,7 @@ import datetime as dt
 import io
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -122,6 +123,11 @@ class ObjectBlobStore:
 
         self.fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
         self.label = self.url
+        #: A lock for each address being placed by a thread of this process, and how many want
+        #: it: two threads placing the same bytes at once (two analyses of one picture) would
+        #: each find no object and both write it.  (Other processes can still do so.)
+        self._placing: dict[str, tuple[threading.Lock, list[int]]] = {}
+        self._placing_lock = threading.Lock()
 
     #: Reading is bound by the network's round trips: several readers per CPU.
     readers_per_cpu = 4
@@ -225,7 +231,26 @@ class ObjectBlobStore:
                 where=self.url,
             )
 
+    @contextmanager
+    def _placing_address(self, sha256: str) -> Iterator[None]:
+        """Hold the lock of address *sha256* among this process's threads."""
+        with self._placing_lock:
+            lock, wanted = self._placing.setdefault(sha256, (threading.Lock(), [0]))
+            wanted[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._placing_lock:
+                wanted[0] -= 1
+                if not wanted[0]:
+                    del self._placing[sha256]
+
     def _place(self, tmp_key: str, digests: Digests, size: int) -> tuple[str | None, bool]:
+        with self._placing_address(digests.sha256):
+            return self._place_alone(tmp_key, digests, size)
+
+    def _place_alone(self, tmp_key: str, digests: Digests, size: int) -> tuple[str | None, bool]:
         final = self.key_for(digests.sha256)
         quarantined = None
         state = self._state_of(final, digests.sha256, size)
