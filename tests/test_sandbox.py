@@ -486,3 +486,21 @@ def test_a_cancel_never_stops_a_request_another_thread_made_since(
     assert isinstance(outcome["a"], sandbox.RequestCancelledError)
     done, _ = outcome["b"]  # type: ignore[misc]
     assert isinstance(done, subprocess.CompletedProcess) and done.returncode == 0
+
+
+@pytest.mark.no_postgresql_pass
+def test_a_server_outlives_the_thread_that_first_needed_it(script: Path) -> None:
+    """A pool's threads end with each add or analyze; its servers stay for the next one (Linux
+    kills a server with the thread that started it: one long-lived thread starts them all)."""
+    parents: list[str] = []
+
+    def run() -> None:
+        done, _ = sandbox.run_script(script, ["pid"], preload=("json", "string"), seconds=20, reader="r", nothing="n")
+        assert done is not None
+        parents.append(done.stdout.split()[1].decode())
+
+    for _ in range(2):
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    assert len(parents) == 2 and parents[0] == parents[1]

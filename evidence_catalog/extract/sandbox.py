@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -164,14 +165,14 @@ class _Server:
         # otherwise reserve 64 MiB of address space (the perceptual hasher asked for it alone).
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
         # The server is killed when the thread that starts it ends (Linux ties the parent-death
-        # signal to the thread): a server a pool's thread started is then found dead and replaced.
+        # signal to the thread): one thread that lives as long as this process starts them all.
         self.owner = os.getpid()
         self.preload = preload
         #: Set by :meth:`Cancellation.cancel`: the request it was running was stopped on purpose.
         self.cancelled = False
         self.socket, theirs = socket.socketpair()
         try:
-            self.process = subprocess.Popen(
+            self.process = _start_server(
                 [sys.executable, "-I", str(_SERVER_SCRIPT), str(os.getpid())],
                 stdin=theirs.fileno(),
                 stdout=theirs.fileno(),
@@ -382,9 +383,33 @@ def close_servers() -> None:
             server.close()
 
 
+#: The thread that starts fork servers, for as long as this process lives: Linux kills a server
+#: when the thread that started it ends, so one started by an analysis pool's thread would die
+#: with the pool, and the next pool (the next ``add`` of a script or a notebook) would pay for
+#: starting it again.
+_starter: ThreadPoolExecutor | None = None
+_starter_lock = threading.Lock()
+
+
+def _start_server(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(argv, **options)``, made by :data:`_starter`."""
+    global _starter
+    with _starter_lock:
+        if _starter is None:
+            _starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence-catalog-fork-servers")
+        starter = _starter
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, **options)
+
+    return starter.submit(start).result()
+
+
 def _forget_servers() -> None:
     """In a forked child: the parent's servers are not this process's to use."""
-    global _lock
+    global _lock, _starter, _starter_lock
+    _starter = None  # its thread is the parent's
+    _starter_lock = threading.Lock()
     _idle.clear()
     _busy.clear()
     _lock = threading.Lock()
