@@ -5,6 +5,7 @@ nothing more."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -122,10 +123,10 @@ def test_a_worker_not_waiting_on_a_reader_when_interrupted_starts_none(
 
     check_copy = analyzing.check_copy
 
-    def slow_check(path: Path, artifact: Any) -> None:
+    def slow_check(path: Path, artifact: Any, **options: Any) -> None:
         if artifact.sha256 != first:  # still hashing when the caller is interrupted
             stopping.wait(10)
-        check_copy(path, artifact)
+        check_copy(path, artifact, **options)
 
     def counted(run: Any) -> Any:
         def run_script(*args: Any, **kwargs: Any) -> Any:
@@ -149,3 +150,26 @@ def test_a_worker_not_waiting_on_a_reader_when_interrupted_starts_none(
             catalog.add(files, on_analyzed=interrupt)
         assert stopping.is_set() and read_after == []
         assert len([e for e in catalog.history() if e.action == Action.MEDIA_ANALYZED]) == 1
+
+
+@pytest.mark.no_postgresql_pass
+def test_the_check_of_a_large_copy_stops_when_its_analysis_is_cancelled(catalog: Catalog, tmp_path: Path) -> None:
+    """A worker checking a video's stored bytes when Ctrl-C comes stops at the next block,
+    not at the end of the file."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(8 << 20))
+    [added] = catalog.add([big], analyze=False)
+    [entry] = catalog.record(added.record_id).artifacts
+    cancellation = sandbox.Cancellation()
+    blocks: list[int] = []
+
+    def stop() -> None:
+        blocks.append(1)
+        if len(blocks) == 2:
+            cancellation.cancel()
+        cancellation.check()
+
+    with pytest.raises(sandbox.RequestCancelledError):
+        analyzing.check_copy(blob(catalog, added.sha256), entry.artifact, stop=stop)
+    assert len(blocks) == 2
+    analyzing.check_copy(blob(catalog, added.sha256), entry.artifact)  # not stopped: the bytes check

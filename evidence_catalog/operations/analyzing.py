@@ -296,12 +296,15 @@ def _look_up(
     return source
 
 
-def _derive_stored(ctx: Context, sha256: str, source: model.Artifact, anchors: bytes | None) -> _Derived:
+def _derive_stored(
+    ctx: Context, sha256: str, source: model.Artifact, anchors: bytes | None, stop: Callable[[], None] | None = None
+) -> _Derived:
     """Run the analysers on the artifact's stored bytes and store what they made; nothing is
-    recorded, and the database is not touched (so worker threads may run this)."""
+    recorded, and the database is not touched (so worker threads may run this).  *stop* is
+    called while the bytes are checked, to raise when the caller has stopped."""
     try:
         with common.work_area(ctx, f"analyze-{model.new_id()}") as work, ctx.blobs.local_copy(sha256) as path:
-            check_copy(path, source)
+            check_copy(path, source, stop=stop)
             analysis, files = derive(path, source.media_type, sha256, work, trust_anchors=anchors)
             stored = {role_path: ctx.blobs.adopt_file(role_path) for _, role_path in files}
             analysis = with_digests(analysis, files, {path: blob.sha256 for path, blob in stored.items()})
@@ -361,7 +364,7 @@ def analysed_in_turn(
 
     def work(sha256: str, source: model.Artifact) -> _Derived:
         with cancellation.applied():  # stopped, it starts no reader (not even one not begun yet)
-            return _derive_stored(ctx, sha256, source, anchors)
+            return _derive_stored(ctx, sha256, source, anchors, stop=cancellation.check)
 
     pending: collections.deque[tuple[tuple[str, str], Any, dt.datetime | None]] = collections.deque()
     under_way: collections.Counter[tuple[str, str]] = collections.Counter()  # the keys in pending
@@ -405,15 +408,16 @@ def analysed_in_turn(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def check_copy(path: Path, artifact: model.Artifact) -> None:
+def check_copy(path: Path, artifact: model.Artifact, *, stop: Callable[[], None] | None = None) -> None:
     """Refuse to analyse stored bytes that are not the artifact's (damaged, or gone): their
     analysis would be recorded, for good, as the artifact's.  An
-    :class:`~evidence_catalog.errors.IntegrityError` says so."""
+    :class:`~evidence_catalog.errors.IntegrityError` says so.  *stop*, if given, is called
+    after each block read (an interrupted analysis of a large video need not hash it all)."""
     from evidence_catalog.hashing import hash_file
 
     where = f"artifact {artifact.sha256}"
     try:
-        digests, size = hash_file(os.fsencode(path))
+        digests, size = hash_file(os.fsencode(path), progress=None if stop is None else lambda _: stop())
     except OSError as exc:
         raise IntegrityError(
             f"its stored bytes cannot be read ({exc.strerror}); it was not analysed", where=where
