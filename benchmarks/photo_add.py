@@ -26,17 +26,15 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from small_files import REPO, Side, _env, _fresh, _new_catalog, cp_sha256sum_sync, read_through
+from small_files import REPO, Side, _env, _fresh, _new_catalog, cp_sha256sum_sync, in_scratch, read_through
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261205
@@ -144,18 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=HERE / "scratch", help="where to work (on a disk, not tmpfs)")
     args = parser.parse_args(argv)
     width, _, height = args.size.partition("x")
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="photos-", dir=args.workdir))
-    try:
-        print(f"load average at start {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
-        baseline = None if args.baseline is None else args.baseline.resolve()
+    baseline = None if args.baseline is None else args.baseline.resolve()
+
+    def run(work: Path) -> list[str]:
         sides = compare(args.photos, (int(width), int(height)), args.repeat, work, baseline)
-        print(f"load average at end {os.getloadavg()[0]:.2f}")
-        for line in report(args.photos, sides):
-            print(line)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+        return report(args.photos, sides)
+
+    return in_scratch(args.workdir, "photos-", run)
 
 
 if __name__ == "__main__":

@@ -317,14 +317,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", type=Path, default=HERE / "scratch", help="where to work (on a disk, not tmpfs)")
     args = parser.parse_args(argv)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="small-", dir=args.workdir))
+    baseline = None if args.baseline is None else args.baseline.resolve()
+
+    def run(work: Path) -> list[str]:
+        sides, ratios = compare(args.files, args.repeat, work, baseline, baseline_batch=args.baseline_batch)
+        return report(args.files, sides, ratios)
+
+    return in_scratch(args.workdir, "small-", run)
+
+
+def in_scratch(workdir: Path, prefix: str, run: Callable[[Path], list[str]]) -> int:
+    """A standalone run: *run* in a new folder under *workdir* (removed after), the load average
+    printed before and after, then the report lines it returns."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir))
     try:
         print(f"load average at start {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
-        baseline = None if args.baseline is None else args.baseline.resolve()
-        sides, ratios = compare(args.files, args.repeat, work, baseline, baseline_batch=args.baseline_batch)
+        lines = run(work)
         print(f"load average at end {os.getloadavg()[0]:.2f}")
-        for line in report(args.files, sides, ratios):
+        for line in lines:
             print(line)
     finally:
         shutil.rmtree(work, ignore_errors=True)
