@@ -277,6 +277,7 @@ def test_a_browser_killed_mid_capture_gives_a_failed_capture_and_stores_nothing(
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # 20 s of waiting for a limit the database plays no part in
 def test_the_hard_time_limit_kills_the_browser_and_keeps_nothing(catalog: Catalog, server: MediaServer) -> None:
     server.route("/stuck.png", Route(body=IMAGE, media_type="image/png", delay=30))
     url = server.route(
