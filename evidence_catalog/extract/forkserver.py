@@ -208,7 +208,6 @@ def _compile(script: str) -> None:
         known = _COMPILED.get(script)
         if known is not None and known[0] == source:
             return
-        _COMPILED.pop(script, None)
         _COMPILED[script] = (source, compile(source, script, "exec", dont_inherit=True))
     except (OSError, SyntaxError, ValueError):
         _COMPILED.pop(script, None)

@@ -321,10 +321,7 @@ def _derive_stored(
 def _recorded(
     ctx: Context, record_id: str, derived: _Derived, started_at: dt.datetime, ended_at: dt.datetime
 ) -> AnalysisResult:
-    new = _record_analysis(
-        ctx, record_id, derived.source, derived.analysis, derived.document, derived.files, derived.stored,
-        started_at, ended_at,
-    )  # fmt: skip
+    new = _record_analysis(ctx, record_id, derived, started_at, ended_at)
     return _result(record_id, derived.analysis, document=derived.document.sha256, new=new)
 
 
@@ -554,18 +551,11 @@ def _derivation(what: str, analysis: MediaAnalysis) -> str:
 
 
 def _record_analysis(
-    ctx: Context,
-    record_id: str,
-    source: model.Artifact,
-    analysis: MediaAnalysis,
-    doc_blob: StoredBlob,
-    files: list[tuple[str, Path]],
-    stored: dict[Path, StoredBlob],
-    started_at: dt.datetime,
-    ended_at: dt.datetime,
+    ctx: Context, record_id: str, derived: _Derived, started_at: dt.datetime, ended_at: dt.datetime
 ) -> bool:
     """Write the analysis, its derived artifacts, its acquisition, its custody event and its
     hashes in one transaction; False when the record already held this very document."""
+    source, analysis, doc_blob, stored = derived.source, derived.analysis, derived.document, derived.stored
     described: dict[str, model.Artifact] = {}
     for blob in (doc_blob, *stored.values()):
         if blob.sha256 not in described:
@@ -578,7 +568,7 @@ def _record_analysis(
             derivation=_derivation("perceptual hashes and Content Credentials", analysis),
         )
     ]
-    for what, path in files:
+    for what, path in derived.files:
         sha = stored[path].sha256
         if any(entry.artifact.sha256 == sha for entry in entries):
             continue
