@@ -43,6 +43,8 @@ from evidence_catalog.store.blobstore import StoredBlob, StoreEntry, compare_blo
 
 #: Bytes per uploaded part and per read request.
 PART_SIZE = 16 * 1024 * 1024
+#: Locks among which addresses being placed are shared (two unrelated blobs rarely wait).
+_PLACING_LOCKS = 64
 
 
 def parse_blobs_url(url: str, *, where: str = "blobs") -> tuple[str, str]:
@@ -123,11 +125,10 @@ class ObjectBlobStore:
 
         self.fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
         self.label = self.url
-        #: A lock for each address being placed by a thread of this process, and how many want
-        #: it: two threads placing the same bytes at once (two analyses of one picture) would
-        #: each find no object and both write it.  (Other processes can still do so.)
-        self._placing: dict[str, tuple[threading.Lock, list[int]]] = {}
-        self._placing_lock = threading.Lock()
+        #: Locks that keep this process's threads from placing one address at once (two analyses
+        #: of one picture would each find no object and both write it); an address takes the
+        #: lock its SHA-256 falls on.  (Other processes can still do so.)
+        self._placing = tuple(threading.Lock() for _ in range(_PLACING_LOCKS))
 
     #: Reading is bound by the network's round trips: several readers per CPU.
     readers_per_cpu = 4
@@ -231,23 +232,8 @@ class ObjectBlobStore:
                 where=self.url,
             )
 
-    @contextmanager
-    def _placing_address(self, sha256: str) -> Iterator[None]:
-        """Hold the lock of address *sha256* among this process's threads."""
-        with self._placing_lock:
-            lock, wanted = self._placing.setdefault(sha256, (threading.Lock(), [0]))
-            wanted[0] += 1
-        try:
-            with lock:
-                yield
-        finally:
-            with self._placing_lock:
-                wanted[0] -= 1
-                if not wanted[0]:
-                    del self._placing[sha256]
-
     def _place(self, tmp_key: str, digests: Digests, size: int) -> tuple[str | None, bool]:
-        with self._placing_address(digests.sha256):
+        with self._placing[int(digests.sha256[:8], 16) % _PLACING_LOCKS]:
             return self._place_alone(tmp_key, digests, size)
 
     def _place_alone(self, tmp_key: str, digests: Digests, size: int) -> tuple[str | None, bool]:
