@@ -326,16 +326,20 @@ def test_a_reader_dies_with_its_server(script: Path, tmp_path: Path) -> None:
     done, why = sandbox.run_script(script, ["linger", str(said)], preload=("json",), seconds=2, reader="r", nothing="n")
     killer.join()
     assert done is None and why == ["the r did not finish within 2 s and was stopped; n"]  # the run alone
+    _assert_ends(first[0], "the reader outlived its server")
+
+
+def _assert_ends(pid: int, failure: str) -> None:
+    """Fail with *failure* unless the process *pid* is gone (or a zombie) within 5 s."""
     for _ in range(500):
         try:
-            state = Path(f"/proc/{first[0]}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
         except FileNotFoundError:
             return
-        if state == "Z":
-            return
         threading.Event().wait(0.01)
-    os.kill(first[0], signal.SIGKILL)
-    pytest.fail("the reader outlived its server")
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(failure)
 
 
 def test_a_reader_runs_in_the_callers_directory_and_umask(
@@ -400,15 +404,7 @@ def test_a_cancelled_request_stops_its_reader_and_is_never_run_alone(script: Pat
     thread.join(10)
     assert not thread.is_alive() and [type(o) for o in outcome] == [sandbox.RequestCancelledError] * 2
     assert said.read_text().split()[0] == str(reader)  # not run again in a process of its own
-    for _ in range(500):
-        try:
-            if Path(f"/proc/{reader}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return
-        except FileNotFoundError:
-            return
-        threading.Event().wait(0.01)
-    os.kill(reader, signal.SIGKILL)
-    pytest.fail("the reader outlived its cancelled request")
+    _assert_ends(reader, "the reader outlived its cancelled request")
 
 
 def test_a_script_changed_between_files_runs_as_changed(script: Path) -> None:
