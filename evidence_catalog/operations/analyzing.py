@@ -259,7 +259,11 @@ def parse_analysis(data: bytes) -> MediaAnalysis | None:
 
 def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool = False) -> AnalysisResult:
     """Analyse one artifact of a record and write what was derived (see the module's text)."""
-    anchors = trust_anchors(ctx)
+    return _analyze_one(ctx, record_id, sha256, force=force, anchors=trust_anchors(ctx))
+
+
+def _analyze_one(ctx: Context, record_id: str, sha256: str, *, force: bool, anchors: bytes | None) -> AnalysisResult:
+    """:func:`analyze_artifact`, the catalog's trust list read already (*anchors*)."""
     found = _look_up(ctx, record_id, sha256, force=force, anchors=anchors)
     if isinstance(found, AnalysisResult):
         return found
@@ -349,7 +353,7 @@ def analysed_in_turn(
     if len(todo) < 2:  # no thread for one file
         for record_id, sha256 in todo:
             try:
-                yield analyze_artifact(ctx, record_id, sha256, force=force)
+                yield _analyze_one(ctx, record_id, sha256, force=force, anchors=anchors)
             except EvidenceError as exc:
                 yield exc
         return
