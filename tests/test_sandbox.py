@@ -51,7 +51,7 @@ SCRIPT = textwrap.dedent(
         sys.stdout.write("x" * int(sys.argv[2]))
     elif what == "interrupt":
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)
+        time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 5)
     elif what == "c-out":  # a C library's output, in its stdio buffer at exit
         import ctypes
         ctypes.CDLL(None).printf(b"[from C]")
@@ -500,3 +500,15 @@ def test_a_server_outlives_the_thread_that_first_needed_it(script: Path) -> None
         thread.start()
         thread.join()
     assert len(parents) == 2 and parents[0] == parents[1]
+
+
+@pytest.mark.no_postgresql_pass  # no catalog's database in it
+def test_a_caller_that_ignores_sigint_gets_a_reader_that_ignores_it_as_one_run_alone(script: Path) -> None:
+    """A command run in the background by a shell without job control starts with SIGINT
+    ignored, and so does every interpreter it starts: a served reader too."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        returncode, _, why = _same(*_both(script, "interrupt", "0.2"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert (returncode, why) == (0, [])

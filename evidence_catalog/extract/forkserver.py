@@ -142,7 +142,8 @@ def _child(server: int, header: dict[str, Any], stdin: int, stdout: int, devnull
         os.dup2(stdout, 1)
         os.dup2(devnull, 2)
         os.closerange(3, 65536)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # As an interpreter started by the caller: SIGINT ignored when the caller ignores it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if header.get("sigint_ignored") else signal.default_int_handler)
         if header.get("cwd") is not None:
             with contextlib.suppress(OSError):  # gone since: where the server is, as good a place
                 os.chdir(header["cwd"])

@@ -194,6 +194,9 @@ class _Server:
             "env": dict(os.environ if env is None else env),
             "cwd": _cwd(),
             "umask": _umask(),
+            # A process started alone inherits an ignored SIGINT (a command run in the background
+            # by a shell without job control); the served one must ignore it too.
+            "sigint_ignored": signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
             "seconds": seconds,
             "input": data is not None,
             "preload": list(self.preload),
