@@ -682,3 +682,44 @@ def test_each_capture_of_a_batch_archives_only_its_own_exchanges(catalog: Catalo
         wacz = wacz_of(catalog, catalog.record(result.record_id))
         uris = {r["uri"] for r in warc_records(wacz) if r["type"] in ("request", "response")}
         assert uris == {url}
+
+
+_EXCHANGE = st.tuples(
+    st.sampled_from(["GET", "POST", "PUT", "HEAD"]),
+    st.sampled_from(["text/html", "video/mp4", "application/json", "application/x-www-form-urlencoded", ""]),
+    st.sampled_from([200, 206, 302, 404, 500, None]),  # None: no response came
+    st.binary(max_size=3000),
+    st.sampled_from([b"", b"a=1&b=two", b'{"q": "x", "n": [1, 2]}', b"\x00\xff raw"]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(exchanges=st.lists(_EXCHANGE, min_size=1, max_size=5), path=st.sampled_from(["/", "/v.mp4?x=1", "/api"]))
+def test_the_index_equals_py_waczs_own_made_without_copying_bodies(
+    tmp_path_factory: pytest.TempPathFactory, exchanges: list[tuple[str, str, int | None, bytes, bytes]], path: str
+) -> None:
+    """The WACZ's index is made without copying response bodies (which the indexer never reads),
+    and is the very index py-wacz makes reading them: the same lines, offsets, digests and
+    POST lookup keys, in the same gzip blocks."""
+    from evidence_catalog.capture.webarchive import _index
+
+    folder = tmp_path_factory.mktemp("index")
+    recorder = WarcRecorder(folder / "data.warc.gz", software="test")
+    for method, media_type, status, body, sent in exchanges:
+        headers = [("Host", "example.test"), ("Referer", "http://example.test/"), ("Content-Type", media_type)]
+        exchange = recorder.exchange(method, f"http://example.test{path}", headers, sent or None)
+        if status is None:
+            exchange.fail("ConnectionRefusedError")
+            continue
+        exchange.respond(status, "R", [("Content-Type", media_type), ("Content-Length", str(len(body)))])
+        exchange.body(body)
+        exchange.end()
+        exchange.finish()
+    recorder.close()
+    ours = _index(recorder.path, folder / "ours.cdx.gz")
+    theirs = _index(recorder.path, folder / "theirs.cdx.gz", read_bodies=True)
+    assert ours == theirs
+    assert (folder / "ours.cdx.gz").read_bytes() == (folder / "theirs.cdx.gz").read_bytes()
+    lines = gzip.decompress((folder / "ours.cdx.gz").read_bytes()).decode().splitlines()
+    assert len(lines) == sum(status is not None for _, _, status, _, _ in exchanges)  # a line a response
+    assert all('"recordDigest": "sha256:' in line for line in lines)

@@ -32,7 +32,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from attrs import frozen
 
@@ -74,14 +74,51 @@ def _resource(path: str, digest: str, size: int) -> dict[str, object]:
     return {"name": os.path.basename(path).lower(), "path": path, "hash": digest, "bytes": size}
 
 
-def _index(warc: Path, cdx: Path) -> bytes:
-    """py-wacz's CDXJ index of *warc*: its gzip blocks written to *cdx*, the ``.idx`` returned."""
+#: Records whose bodies the indexer never reads (its page and text detection are off): it is
+#: told they are empty rather than copying each to a temporary file (a media response is most
+#: of a WARC).  Request bodies (for POST lookups) and ``warcinfo`` are still read.
+_BODIES_UNREAD = frozenset({"response", "resource", "revisit"})
+
+
+class _BodiesUnread:
+    """warcio's record iterator over a WARC, each response's body shown empty to the indexer.
+
+    Only what the indexer reads through ``content_stream()`` changes: each record's offset,
+    length and ``recordDigest`` come from the file as it is (the iterator still reads every
+    byte to find the next record), and its status, media type and payload digest from its
+    headers.  ``tests/test_web_archive.py`` holds the index equal to py-wacz's own."""
+
+    def __init__(self, records: Any) -> None:
+        self._records = records
+
+    def __iter__(self) -> Iterator[Any]:
+        for record in self._records:
+            if record.rec_type in _BODIES_UNREAD:
+                record.content_stream = _empty_stream
+            yield record
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._records, name)
+
+
+def _empty_stream() -> IO[bytes]:
+    return io.BytesIO()
+
+
+def _index(warc: Path, cdx: Path, *, read_bodies: bool = False) -> bytes:
+    """py-wacz's CDXJ index of *warc*: its gzip blocks written to *cdx*, the ``.idx`` returned.
+    The indexer does not copy response bodies, which it never reads, unless *read_bodies*."""
     from wacz.waczindexer import WACZIndexer  # not wacz.main: it loads frictionless, for validation
+
+    class Indexer(WACZIndexer):  # type: ignore[misc]
+        def _create_record_iter(self, input_: Any) -> Any:
+            records = super()._create_record_iter(input_)
+            return records if read_bodies else _BodiesUnread(records)
 
     idx = io.BytesIO()
     text = io.TextIOWrapper(idx, "utf-8", write_through=True)
     with open(cdx, "wb") as data:
-        indexer = WACZIndexer(
+        indexer = Indexer(
             text,
             [str(warc)],
             sort=True,
