@@ -171,6 +171,8 @@ def floor_sides(env: dict[str, str], work: Path) -> list[Side]:
         ("import sqlalchemy.orm", "SQLAlchemy core + ORM"),
         ("import sqlmodel", "SQLModel (SQLAlchemy ORM + pydantic)"),
         ("import evidence_catalog.store.tables", "SQLModel + the catalog's tables"),
+        # The command ends so (cli.app.run): the interpreter's last collections are skipped.
+        ("import evidence_catalog.store.tables, gc; gc.freeze()", "the same, ending as the command ends"),
     )
     sides = [Side("python -c pass", [python, "-c", "pass"], env, work)]
     sides += [Side(f"python -c '{code}' ({what})", [python, "-c", code], env, work) for code, what in imports]
