@@ -123,6 +123,7 @@ else:
         "INGEST_FORMATS": "evidence_catalog.ingest.formats",
         "EXPORT_FORMATS": "evidence_catalog.operations.exporting",
         "TSA_ENV": "evidence_catalog.operations.log_proofs",
+        "LogKey": "evidence_catalog.store.keyfiles",
     }
 
     def __getattr__(name: str) -> Any:
