@@ -218,6 +218,7 @@ def other_commands(command: str) -> set[str]:
     return {f"evidence_catalog.cli.{module}" for module in COMMAND_MODULES.values() if module != own}
 
 
+@pytest.mark.no_postgresql_pass  # no catalog: the same on both runs
 def test_each_command_is_found_in_the_module_the_group_imports_for_it() -> None:
     """The command group imports a command's module by :data:`COMMAND_MODULES` when the
     command is run: every command is there, under the module that defines it, and no name
