@@ -27,11 +27,10 @@ from evidence_catalog.config import CatalogConfig
 from evidence_catalog.errors import EvidenceError
 from evidence_catalog.filters import RecordFilter
 from evidence_catalog.operations import log_key as key_operations  # the name `log_key` is a property here
-from evidence_catalog.operations import opening, reading, record_checks, verifying, viewing
+from evidence_catalog.operations import opening, reading
 from evidence_catalog.operations.context import Clock, Context
 from evidence_catalog.store.blobs import BlobStorage
 from evidence_catalog.store.database import CatalogDatabase
-from evidence_catalog.store.keyfiles import LogKey
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -100,10 +99,14 @@ if TYPE_CHECKING:
         judging,
         log_proofs,
         migrating,
+        record_checks,
         similar,
+        verifying,
+        viewing,
     )
     from evidence_catalog.operations.exporting import EXPORT_FORMATS as EXPORT_FORMATS  # the CLI's choices
     from evidence_catalog.operations.log_proofs import TSA_ENV as TSA_ENV  # where scripts and tests import it from
+    from evidence_catalog.store.keyfiles import LogKey
 else:
     adding, capturing, exporting, housekeeping = map(_Later, ("adding", "capturing", "exporting", "housekeeping"))
     importing, ingesting, judging, log_proofs = map(_Later, ("importing", "ingesting", "judging", "log_proofs"))
@@ -112,12 +115,15 @@ else:
     similar = _Later("similar")
     exhibiting = _Later("exhibiting")
     capturing_page = _Later("capturing_page")
+    # Verification and the log's views: ``list`` and ``show`` need neither.
+    verifying, record_checks, viewing = map(_Later, ("verifying", "record_checks", "viewing"))
 
     #: Names this module has always offered, found in their modules when first asked for.
     _LATER_NAMES = {
         "INGEST_FORMATS": "evidence_catalog.ingest.formats",
         "EXPORT_FORMATS": "evidence_catalog.operations.exporting",
         "TSA_ENV": "evidence_catalog.operations.log_proofs",
+        "LogKey": "evidence_catalog.store.keyfiles",
     }
 
     def __getattr__(name: str) -> Any:

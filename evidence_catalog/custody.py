@@ -41,18 +41,12 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from evidence_catalog.errors import ValidationError
-from evidence_catalog.findings import (
-    BrokenLink,
-    EventEdited,
-    EventMissing,
-    EventOutOfOrder,
-    Finding,
-)
 from evidence_catalog.merkle import leaf_hash
 from evidence_catalog.model import GENESIS_HASH, Agent, CustodyEvent
 from evidence_catalog.serialize import (
@@ -62,6 +56,9 @@ from evidence_catalog.serialize import (
     canonical_json,
     unstructure,
 )
+
+if TYPE_CHECKING:
+    from evidence_catalog.findings import Finding
 
 #: Members of an event document that are not covered by its hash.
 UNHASHED = frozenset({"hash", "schema"})
@@ -646,6 +643,13 @@ _INNER_PAD = bytes(b ^ 0x36 for b in range(256))
 _OUTER_PAD = bytes(b ^ 0x5C for b in range(256))
 
 
+def _findings() -> ModuleType:
+    """The kinds of finding, imported when the first is made: reading a log makes none."""
+    from evidence_catalog import findings
+
+    return findings
+
+
 def verify_chain(documents: Iterable[Mapping[str, Any]]) -> list[Finding]:
     """Check a log given as event documents in stored order; return every finding.
 
@@ -677,7 +681,9 @@ class ChainCheck:
         seq, stored_hash, prev_hash = document.get("seq"), document.get("hash"), document.get("prev_hash")
         findings, expected_seq = self.findings, self._expected_seq
         if not isinstance(seq, int) or isinstance(seq, bool):
-            findings.append(EventEdited(seq=expected_seq, expected=str(stored_hash), found=f"bad sequence {seq!r}"))
+            findings.append(
+                _findings().EventEdited(seq=expected_seq, expected=str(stored_hash), found=f"bad sequence {seq!r}")
+            )
             seq = expected_seq
         if recomputed is None:
             try:
@@ -685,12 +691,12 @@ class ChainCheck:
             except (TypeError, ValueError) as exc:
                 recomputed = f"cannot be hashed ({exc})"
         if recomputed != stored_hash:
-            findings.append(EventEdited(seq=seq, expected=str(stored_hash), found=recomputed))
+            findings.append(_findings().EventEdited(seq=seq, expected=str(stored_hash), found=recomputed))
         if seq > expected_seq:
-            findings.append(EventMissing(seq=expected_seq, found=seq))
+            findings.append(_findings().EventMissing(seq=expected_seq, found=seq))
         elif seq < expected_seq:
-            findings.append(EventOutOfOrder(seq=seq, expected=expected_seq))
+            findings.append(_findings().EventOutOfOrder(seq=seq, expected=expected_seq))
         elif prev_hash != self._previous_hash:
-            findings.append(BrokenLink(seq=seq, expected=self._previous_hash, found=str(prev_hash)))
+            findings.append(_findings().BrokenLink(seq=seq, expected=self._previous_hash, found=str(prev_hash)))
         self._expected_seq = seq + 1
         self._previous_hash = str(stored_hash)

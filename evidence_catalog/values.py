@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
-import uuid6
 
 from evidence_catalog.errors import ModelError, ModelTypeError
 
@@ -36,6 +35,8 @@ GENESIS_HASH = "0" * 64
 
 def new_id() -> str:
     """Return a new time-ordered identifier (UUID version 7, RFC 9562), as lowercase text."""
+    import uuid6  # when an id is first made: reading a catalog makes none, and uuid6 looks up its own version
+
     return str(uuid6.uuid7())
 
 

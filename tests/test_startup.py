@@ -11,7 +11,11 @@ What ``list``, ``show`` and ``verify`` cannot do without, and so may load:
 - SQLAlchemy, SQLModel and pydantic: the catalog's database is read through them (``store/``);
 - cryptography: opening a catalog for writing checks its log key (a wrong passphrase is refused
   there, before any change), and ``verify`` checks the checkpoints' signatures;
-- attrs, cattrs, rfc8785 and uuid6: the records themselves and their canonical JSON.
+- attrs, cattrs and rfc8785: the records themselves and their canonical JSON;
+
+and each command the module of the CLI that defines it, not the others'.  ``verify`` also loads
+the kinds of finding and the result types; ``list`` and ``show`` need neither (see
+:data:`NEVER_FOR_LIST_OR_SHOW`).
 """
 
 from __future__ import annotations
@@ -97,6 +101,27 @@ NEVER_FOR_READING = frozenset(
     }
 )
 
+#: Never needed by ``list`` and ``show`` either (``verify`` needs the findings and results; no
+#: command on a small catalog starts worker processes): what only verifying, searching,
+#: linking, judging or making ids uses.
+NEVER_FOR_LIST_OR_SHOW = frozenset(
+    {
+        "evidence_catalog.findings",
+        "evidence_catalog.results",
+        "evidence_catalog.replay",
+        "evidence_catalog.interchange.redact",
+        "evidence_catalog.ingest.links",
+        "evidence_catalog.operations.judging",
+        "evidence_catalog.operations.verifying",
+        "evidence_catalog.operations.verify_tree",
+        "evidence_catalog.operations.record_checks",
+        "uuid6",  # new ids only
+    }
+)
+
+#: Never needed by a command on a small catalog: worker processes.
+NEVER_FOR_SMALL = frozenset({"multiprocessing", "concurrent.futures.process"})
+
 #: Also never needed for ``--version`` and ``--help``: the library behind the commands.
 NEVER_FOR_HELP = NEVER_FOR_READING | {
     "sqlalchemy",
@@ -176,11 +201,33 @@ def test_reading_a_catalog_loads_only_what_reading_needs(
         assert done.stdout.startswith("verified: 3 record(s)"), done.stdout
     else:
         assert record_id in done.stdout
-    forbidden = set(NEVER_FOR_READING)
+    forbidden = set(NEVER_FOR_READING) | NEVER_FOR_SMALL | other_commands(command)
+    if command != "verify":
+        forbidden |= NEVER_FOR_LIST_OR_SHOW
     if database_dialect(catalog) == "sqlite":
         forbidden.add("psycopg")
     assert heavy(modules, forbidden) == []
     assert {"sqlalchemy", "evidence_catalog.catalog"} <= modules  # it did read the catalog
+
+
+def other_commands(command: str) -> set[str]:
+    """The modules of the CLI that define commands other than *command*."""
+    from evidence_catalog.cli.app import COMMAND_MODULES
+
+    own = COMMAND_MODULES[command]
+    return {f"evidence_catalog.cli.{module}" for module in COMMAND_MODULES.values() if module != own}
+
+
+@pytest.mark.no_postgresql_pass  # no catalog: the same on both runs
+def test_each_command_is_found_in_the_module_the_group_imports_for_it() -> None:
+    """The command group imports a command's module by :data:`COMMAND_MODULES` when the
+    command is run: every command is there, under the module that defines it, and no name
+    there is not a command."""
+    from evidence_catalog.cli.app import COMMAND_MODULES
+
+    defined = {name: command.callback.__module__ for name, command in cli.commands.items() if command.callback}
+    assert set(defined) == set(cli.commands) == set(COMMAND_MODULES)
+    assert {name: f"evidence_catalog.cli.{module}" for name, module in COMMAND_MODULES.items()} == defined
 
 
 @pytest.mark.parametrize("command", ["list", "show"])

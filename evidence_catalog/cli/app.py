@@ -9,6 +9,7 @@ reason, never a traceback: :func:`main` turns every exception into its exit code
 from __future__ import annotations
 
 import gc
+import importlib
 import signal
 import sys
 import traceback
@@ -23,6 +24,44 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
 
 
+#: The module (of this package) that defines each command.  A call runs one command, and imports
+#: that command's module only, when the command is looked up; ``--help`` and a name that is no
+#: command import them all.  The library behind a command is imported inside it, as it runs.
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(("add", "capture", "ingest"), "adding"),
+    "analyze": "analyzing",
+    **dict.fromkeys(("export", "exhibit", "import"), "interchange"),
+    **dict.fromkeys(("claim", "assess", "relate", "tag", "flag", "note", "categories"), "judging"),
+    **dict.fromkeys(("list", "show", "search", "similar", "log", "link"), "reading"),
+    "serve": "serving",
+    **dict.fromkeys(("init", "schema"), "setup"),
+    **dict.fromkeys(("verify", "fsck", "checkpoint", "change-key"), "verifying"),
+}
+
+
+def load_commands() -> None:
+    """Import every command's module (each registers its commands on :data:`cli`)."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"{__package__}.{module}")
+
+
+class _CommandsInModules(click.Group):
+    """The command group, whose commands are imported from :data:`COMMAND_MODULES` when
+    first asked for; listed (for ``--help``) by those names without importing them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            module = COMMAND_MODULES.get(cmd_name)
+            if module is None:
+                load_commands()  # no such command: the error suggests the names close to it
+            else:
+                importlib.import_module(f"{__package__}.{module}")
+        return self.commands.get(cmd_name)
+
+
 def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
@@ -33,7 +72,7 @@ def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) ->
     ctx.exit(EXIT_OK)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_CommandsInModules, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--version",
     is_flag=True,

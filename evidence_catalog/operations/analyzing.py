@@ -41,12 +41,14 @@ from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, S
 from evidence_catalog.operations import common
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path
-from evidence_catalog.replay import captured_details
-from evidence_catalog.results import AnalysisResult
 from evidence_catalog.serialize import canonical_json, from_document, to_document
 
 if TYPE_CHECKING:
+    from evidence_catalog.results import AnalysisResult
     from evidence_catalog.store.blobstore import StoredBlob
+
+# What an analysis returns and logs (its result type, the replay of its event) is imported by the
+# functions that analyse: reading a record's analyses (``show``) needs neither.
 
 #: How the ``derivation`` of an artifact an analysis made starts.
 DERIVATION = "media analysis"
@@ -87,6 +89,8 @@ def analyze(
     it is analysed again: an identical document is still not written twice.  Raises
     :class:`~evidence_catalog.errors.InputError` for an unknown record id, or when neither ids
     nor ``all_records`` are given."""
+    from evidence_catalog.results import AnalysisResult
+
     common.check_writable(ctx, "; nothing can be analysed in it")
     if bool(record_ids) == all_records:
         raise InputError("name the records to analyse, or ask for all of them (not both)", where="record_ids")
@@ -264,6 +268,8 @@ def analyze_artifact(ctx: Context, record_id: str, sha256: str, *, force: bool =
 
 def _analyze_one(ctx: Context, record_id: str, sha256: str, *, force: bool, anchors: bytes | None) -> AnalysisResult:
     """:func:`analyze_artifact`, the catalog's trust list read already (*anchors*)."""
+    from evidence_catalog.results import AnalysisResult
+
     found = _look_up(ctx, record_id, sha256, force=force, anchors=anchors)
     if isinstance(found, AnalysisResult):
         return found
@@ -344,6 +350,8 @@ def analysed_in_turn(
     order).  An :class:`~evidence_catalog.errors.EvidenceError` an artifact's analysis raised
     is yielded in its place.  Interrupted (or closed early), the analyses under way are
     stopped, their child processes killed, and nothing more is recorded."""
+    from evidence_catalog.results import AnalysisResult
+
     try:
         anchors = trust_anchors(ctx)
     except EvidenceError as exc:  # the catalog's trust list: no artifact can be analysed
@@ -559,6 +567,8 @@ def _record_analysis(
 ) -> bool:
     """Write the analysis, its derived artifacts, its acquisition, its custody event and its
     hashes in one transaction; False when the record already held this very document."""
+    from evidence_catalog.replay import captured_details
+
     source, analysis, doc_blob, stored = derived.source, derived.analysis, derived.document, derived.stored
     described: dict[str, model.Artifact] = {}
     for blob in (doc_blob, *stored.values()):
@@ -626,6 +636,8 @@ def _index_hashes(ctx: Context, session: Any, record_id: str, analysis: MediaAna
 
 
 def _result(record_id: str, analysis: MediaAnalysis, *, document: str | None, new: bool) -> AnalysisResult:
+    from evidence_catalog.results import AnalysisResult
+
     credentials = analysis.credentials
     return AnalysisResult(
         record_id=record_id,
@@ -698,6 +710,8 @@ def analyze_added(
 
 
 def _unwritten(record_id: str, sha256: str, error: EvidenceError) -> AnalysisResult:
+    from evidence_catalog.results import AnalysisResult
+
     return AnalysisResult(
         record_id=record_id,
         sha256=sha256,

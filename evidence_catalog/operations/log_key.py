@@ -40,13 +40,13 @@ from evidence_catalog.custody import Action
 from evidence_catalog.errors import CatalogError, InputError, IntegrityError, StorageError
 from evidence_catalog.operations import common
 from evidence_catalog.paths import display_path
-from evidence_catalog.results import KeyChange
 from evidence_catalog.store.blobstore import fsync_dir
 from evidence_catalog.store.database import LOG_SIZE_BEFORE
 from evidence_catalog.store.keyfiles import KEY_FILE, PASSPHRASE_ENV, PUBLIC_FILE, VKEY_FILE, LogKey, remembered_for
 
 if TYPE_CHECKING:
     from evidence_catalog.operations.context import Context
+    from evidence_catalog.results import KeyChange
 
 #: The log's Ed25519 key pair (see :mod:`evidence_catalog.store.keyfiles`).
 KEYS_DIR = "keys"
@@ -356,6 +356,8 @@ def change_log_key(ctx: Context, *, passphrase: str | None = None) -> KeyChange:
         shutil.rmtree(staging.directory, ignore_errors=True)
         raise
     install_next_key(ctx, current.key_id)
+    from evidence_catalog.results import KeyChange  # the result of a change only: opening needs none
+
     return KeyChange(
         previous_key_id=current.key_id,
         key_id=key_id(name, public).hex(),

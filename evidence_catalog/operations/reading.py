@@ -11,15 +11,13 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from evidence_catalog import model
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import EvidenceError, InputError, NotFoundError, ValidationError
 from evidence_catalog.filters import RecordFilter
-from evidence_catalog.ingest.links import LinkSuggestion
-from evidence_catalog.interchange.redact import part_ids_named
-from evidence_catalog.operations import common, judging
+from evidence_catalog.operations import common
 from evidence_catalog.operations.common import (
     check_limit,
     check_note,
@@ -31,8 +29,15 @@ from evidence_catalog.operations.common import (
     utf8,
 )
 from evidence_catalog.operations.context import Context
-from evidence_catalog.replay import linked_details
-from evidence_catalog.results import LinkResult, SearchHit
+
+if TYPE_CHECKING:
+    from evidence_catalog.ingest.links import LinkSuggestion
+    from evidence_catalog.results import LinkResult, SearchHit
+    from evidence_catalog.vocabulary import Category
+
+# Searching and linking reports import what they use when they run (the search's query
+# parser, redaction's field paths, the replay of a link): listing and showing records use
+# none of it, and every command pays for what it imports.
 
 
 def search(
@@ -56,6 +61,7 @@ def search(
     :meth:`record_filter`).  Best match first, then newest; at most *limit* hits (``None``
     for all) after the first *offset* (the next page: ``offset`` + ``limit``).  *text* may
     hold at most 2,000 words (an :class:`InputError` beyond)."""
+    from evidence_catalog.results import SearchHit
     from evidence_catalog.store.search import MAX_QUERY_WORDS, query_phrases, term_key
 
     check_limit(limit)
@@ -109,6 +115,10 @@ def link(ctx: Context, report_id: str, record_id: str, *, note: str | None = Non
     the captured film -- with its source document, so that one record holds both.  The
     report is not changed; the move is a ``report.linked`` custody event, with *note* (why)
     kept on the record.  A report already on that record is left as it is (no event)."""
+    from evidence_catalog.interchange.redact import part_ids_named
+    from evidence_catalog.replay import linked_details
+    from evidence_catalog.results import LinkResult
+
     check_note(note)
     common.check_writable(ctx, "; nothing can be linked in it")
     at = ctx.clock()
@@ -175,6 +185,13 @@ def link_suggestions(ctx: Context, record_id: str | None = None) -> list[LinkSug
     return found
 
 
+def _categories(ctx: Context) -> list[Category]:
+    """The catalog's categories (read only when a filter names one)."""
+    from evidence_catalog.operations.judging import categories
+
+    return categories(ctx)
+
+
 def record_filter(
     ctx: Context,
     *,
@@ -194,7 +211,7 @@ def record_filter(
     tags = [tags] if isinstance(tags, str) else tags  # one tag as text, as tag() takes it
     flags = [flags] if isinstance(flags, str) else flags
     checked_flags = [choice(model.SensitivityKind, f, "flag") for f in flags]
-    if category is not None and category not in {c.code for c in judging.categories(ctx)}:
+    if category is not None and category not in {c.code for c in _categories(ctx)}:
         raise InputError(f"unknown category {category!r}; see `evidence-catalog categories`", where="category")
     start = parse_since(since)
     end = None if until is None else parse_time(until, where="until", end_of_day=True)

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from cryptography.hazmat.primitives import serialization
@@ -73,6 +72,9 @@ from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, re
 from evidence_catalog.store.keyfiles import remember as remember_checkpoint
 from evidence_catalog.store.log import event_document
 from evidence_catalog.stored_events import checked_hash_and_leaf
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 
 def verify(
@@ -515,6 +517,9 @@ class _Offload:
         small = sum(1 for artifact in artifacts if artifact[1] < BLOCK_SIZE)
         if small < OFFLOAD_WORK and ctx.db.tree_size(session) < OFFLOAD_WORK:
             return None
+        import multiprocessing  # worker processes: imported only when they are started
+        from concurrent.futures import ProcessPoolExecutor
+
         context = multiprocessing.get_context("fork")
         key = id(object())
         _READ[key] = context.Array("q", max(1, groups))  # inherited by the workers as they are forked

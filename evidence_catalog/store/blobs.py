@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from evidence_catalog.findings import Finding
 from evidence_catalog.hashing import ProgressCallback, Readable
 from evidence_catalog.model import Digests
 from evidence_catalog.store.blobstore import StoredBlob, StoreEntry
+
+if TYPE_CHECKING:
+    from evidence_catalog.findings import Finding
 
 
 class BlobStorage(Protocol):

@@ -28,18 +28,11 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from attrs import frozen
 
 from evidence_catalog.errors import StorageError
-from evidence_catalog.findings import (
-    BlobMissing,
-    BlobUnreadable,
-    DigestMismatch,
-    Finding,
-    SizeMismatch,
-)
 from evidence_catalog.hashing import (
     BLOCK_SIZE,
     ProgressCallback,
@@ -49,6 +42,9 @@ from evidence_catalog.hashing import (
     normalise_algorithms,
 )
 from evidence_catalog.model import Digests
+
+if TYPE_CHECKING:
+    from evidence_catalog.findings import Finding
 
 
 @frozen
@@ -568,8 +564,12 @@ class BlobStore:
                         os.posix_fadvise(stream.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
                 found, found_size = hash_stream(stream, tuple(wanted), progress=progress)
         except FileNotFoundError:
+            from evidence_catalog.findings import BlobMissing
+
             return [BlobMissing(sha256=sha256)]
         except OSError as exc:
+            from evidence_catalog.findings import BlobUnreadable
+
             return [BlobUnreadable(sha256=sha256, reason=exc.strerror or str(exc))]
         return compare_blob(sha256, expected, size, found, found_size)
 
@@ -591,6 +591,8 @@ def _read_small(stream: BinaryIO, size: int) -> bytes | None:
 
 def compare_blob(sha256: str, expected: Digests, size: int, found: Digests, found_size: int) -> list[Finding]:
     """What a re-hashed blob's size and digests say against the recorded ones (both stores)."""
+    from evidence_catalog.findings import DigestMismatch, SizeMismatch  # verification only
+
     findings: list[Finding] = []
     if found_size != size:
         findings.append(SizeMismatch(sha256=sha256, expected=size, found=found_size))

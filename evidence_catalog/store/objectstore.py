@@ -33,13 +33,15 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from evidence_catalog.errors import InputError, StorageError
-from evidence_catalog.findings import BlobMissing, BlobUnreadable, Finding
 from evidence_catalog.hashing import ProgressCallback, Readable, hash_stream
 from evidence_catalog.model import Digests
 from evidence_catalog.store.blobstore import StoredBlob, StoreEntry, compare_blob
+
+if TYPE_CHECKING:
+    from evidence_catalog.findings import Finding
 
 #: Bytes per uploaded part and per read request.
 PART_SIZE = 16 * 1024 * 1024
@@ -289,8 +291,12 @@ class ObjectBlobStore:
             with self._read_object(self.key_for(sha256)) as stored:
                 found, found_size = hash_stream(stored, algorithms, progress=progress)
         except FileNotFoundError:
+            from evidence_catalog.findings import BlobMissing
+
             return [BlobMissing(sha256=sha256)]
         except Exception as exc:  # noqa: BLE001  (fsspec back-ends raise their own types)
+            from evidence_catalog.findings import BlobUnreadable
+
             return [BlobUnreadable(sha256=sha256, reason=_reason(exc))]
         return compare_blob(sha256, expected, size, found, found_size)
 
