@@ -380,6 +380,26 @@ def test_an_error_page_is_captured_and_said_to_be_one(catalog: Catalog, server: 
 
 
 @needs_chromium
+def test_a_page_that_posts_a_body_it_calls_brotli_is_captured(
+    catalog: Catalog, server: MediaServer, tmp_path: Path
+) -> None:
+    # A script may say anything of what it posts: the index of the archive reads request bodies
+    # (a POST's lookup key), and warcio's brotli decoder fails with the brotli package.
+    page = b"""<html><head><title>Posting</title></head><body><p id="x">waiting</p><script>
+    fetch("/api", {method: "POST", headers: {"Content-Encoding": "br", "Content-Type": "text/plain"},
+    body: "not brotli at all"}).then(r => r.text()).then(t => { document.getElementById("x").textContent = t; });
+    </script></body></html>"""
+    server.route("/api", Route(body=b"answered", media_type="text/plain"))
+    url = server.route("/posting", Route(body=page, media_type="text/html"))
+
+    result = catalog.capture_page(url, options=FAST)
+
+    assert result.ok, result.error
+    assert [s.headers.get("Content-Encoding") for s in server.requests if s.method == "POST"] == ["br"]
+    assert responses(warc_of(catalog, catalog.record(result.record_id), tmp_path))[server.url("/api")][1] == b"answered"
+
+
+@needs_chromium
 def test_capture_page_on_the_command_line(tmp_path: Path, server: MediaServer, run_cli: Any) -> None:
     url = server.route("/article", Route(body=SCRIPT_PAGE.encode(), media_type="text/html; charset=utf-8"))
     urls = tmp_path / "urls.txt"

@@ -22,6 +22,7 @@ entry and the ``created`` field with the current time and names pages by random 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import io
@@ -76,7 +77,8 @@ def _resource(path: str, digest: str, size: int) -> dict[str, object]:
 
 #: Records whose bodies the indexer never reads (its page and text detection are off): it is
 #: told they are empty rather than copying each to a temporary file (a media response is most
-#: of a WARC).  Request bodies (for POST lookups) and ``warcinfo`` are still read.
+#: of a WARC).  Request bodies (for POST lookups) and ``warcinfo`` are still read (a brotli-encoded
+#: request body decoded here: warcio's brotli decoder fails, see :class:`_Brotli`).
 _BODIES_UNREAD = frozenset({"response", "resource", "revisit"})
 
 
@@ -95,6 +97,8 @@ class _BodiesUnread:
         for record in self._records:
             if record.rec_type in _BODIES_UNREAD:
                 record.content_stream = _empty_stream
+            elif _brotli_encoded(record, strip=False):
+                record.content_stream = functools.partial(_request_body, record)
             yield record
 
     def __getattr__(self, name: str) -> Any:
@@ -103,6 +107,85 @@ class _BodiesUnread:
 
 def _empty_stream() -> IO[bytes]:
     return io.BytesIO()
+
+
+def _brotli_encoded(record: Any, *, strip: bool) -> bool:
+    """Whether *record*'s body is in ``Content-Encoding: br`` that :class:`_Brotli` decodes
+    (warcio's test of the header, or with *strip* the one of :func:`contents`)."""
+    if record.http_headers is None:
+        return False
+    encoding = (record.http_headers.get_header("Content-Encoding") or "").lower()
+    return (encoding.strip() if strip else encoding) == "br" and _Brotli.usable()
+
+
+def _dechunked(record: Any) -> IO[bytes]:
+    """*record*'s body with its HTTP chunks joined (warcio's test of ``Transfer-Encoding``)."""
+    if record.http_headers.get_header("Transfer-Encoding") == "chunked":
+        from warcio.bufferedreaders import ChunkedDataReader
+
+        return ChunkedDataReader(record.raw_stream)  # type: ignore[no-any-return]
+    return record.raw_stream  # type: ignore[no-any-return]
+
+
+def _request_body(record: Any) -> IO[bytes]:
+    """A brotli-encoded request body, decoded, as far as the indexer reads it: its announced
+    length (else 8192 bytes), where its POST lookup key comes from; what is not brotli is
+    read as decoded up to there (warcio gives up on a body it fails on half-way too)."""
+    length = (record.http_headers.get_header("Content-Length") or "").strip()
+    return io.BufferedReader(_Brotli(_dechunked(record), limit=int(length) if length.isdigit() else 8192, strict=False))
+
+
+class _Brotli(io.RawIOBase):
+    """A brotli-encoded body decoded as it is read, a block at a time: a few hundred bytes of
+    brotli can decode to gigabytes.  warcio's own brotli decoder fails with the ``brotli``
+    package (it sets an attribute its decompressor does not have); its ``process`` with an
+    output limit is used here.  A body that is not brotli raises ``ValueError`` when *strict*,
+    else ends there; the decoded body ends after *limit* bytes when given."""
+
+    def __init__(self, raw: IO[bytes], *, limit: int | None = None, strict: bool = True) -> None:
+        import brotli
+
+        self._raw = raw
+        self._decoder = brotli.Decompressor()
+        self._error = brotli.error
+        self._left = limit
+        self._strict = strict
+        self._pending = b""
+        self._at = 0
+
+    @staticmethod
+    def usable() -> bool:
+        """Whether the ``brotli`` package with an output limit is installed."""
+        try:
+            import brotli
+        except ImportError:
+            return False
+        return hasattr(brotli.Decompressor, "can_accept_more_data")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._at == len(self._pending):
+            if self._left == 0 or self._decoder.is_finished():
+                return 0
+            data = self._raw.read(_BLOCK) if self._decoder.can_accept_more_data() else b""
+            if not data and self._decoder.can_accept_more_data():  # cut short: as far as it goes
+                return 0
+            try:
+                self._pending, self._at = self._decoder.process(data, output_buffer_limit=_BLOCK), 0
+            except self._error as exc:
+                if self._strict:
+                    raise ValueError(f"a body that is not brotli, as its Content-Encoding says: {exc}") from exc
+                self._left = 0
+                return 0
+        size = min(len(buffer), len(self._pending) - self._at)
+        if self._left is not None:
+            size = min(size, self._left)
+            self._left -= size
+        buffer[:size] = self._pending[self._at : self._at + size]
+        self._at += size
+        return size
 
 
 def _index(warc: Path, cdx: Path, *, read_bodies: bool = False) -> bytes:
@@ -235,7 +318,10 @@ def contents(stream: IO[bytes]) -> Iterator[bytes]:
                             encoding = (record.http_headers.get_header("Content-Encoding") or "").strip().lower()
                             if encoding not in decodable:  # read as it is, its text would be missed
                                 raise ValueError(f"a body in {encoding!r}, which cannot be decoded here")
-                        body = record.content_stream()
+                        if _brotli_encoded(record, strip=True):
+                            body: IO[bytes] = io.BufferedReader(_Brotli(_dechunked(record)), _BLOCK)
+                        else:
+                            body = record.content_stream()
                         while block := body.read(_BLOCK):
                             yield block
                     continue
