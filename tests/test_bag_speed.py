@@ -7,6 +7,7 @@ batched checks and inserts.  Real files and real catalogs; no timings (those are
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from evidence_catalog.errors import IntegrityError
 from evidence_catalog.interchange import bagfiles
 from evidence_catalog.interchange.bag import BagWriter, _Helper, check_bag
 from evidence_catalog.interchange.text import indented_json
+from evidence_catalog.operations import exporting
 from evidence_catalog.serialize import to_document
 
 from .strategies import evidence_records
@@ -240,6 +242,39 @@ def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="file writer stopped"):
         write_on()
     writer.abort()
+
+
+def test_the_cycle_collector_is_paused_while_a_bag_is_written_and_turned_on_again(
+    mixed: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Paused while the records and events are written; one the caller had turned off stays
+    # off, and one that was on is on again however the export ends.
+    enabled: list[bool] = []
+    real = exporting.write_payload
+
+    def write_payload(*args: Any, **kwargs: Any) -> Any:
+        enabled.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exporting, "write_payload", write_payload)
+    assert gc.isenabled()
+    mixed.export(tmp_path / "on", format="bagit")
+    assert enabled == [False] and gc.isenabled()
+    _valid(tmp_path / "on")
+    gc.disable()
+    try:
+        mixed.export(tmp_path / "off", format="bagit")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise IntegrityError("stopped", where="test")
+
+    monkeypatch.setattr(exporting, "write_payload", failing)
+    with pytest.raises(IntegrityError, match="stopped"):
+        mixed.export(tmp_path / "failed", format="bagit")
+    assert gc.isenabled() and not (tmp_path / "failed").exists()
 
 
 # -- import: each file read once, the records written in a few statements --------------------------
