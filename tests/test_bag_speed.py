@@ -224,6 +224,45 @@ def test_each_copy_is_hashed_as_it_is_in_the_bag_not_as_it_was_read(
     assert hashlib.sha256(_blob(catalog, added.sha256).read_bytes()).hexdigest() == added.sha256
 
 
+@pytest.mark.skipif(not bagfiles.CAN_MAP, reason="no MAP_POPULATE here")
+def test_a_large_copy_read_back_through_memory_maps_is_hashed_as_it_is_in_the_bag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper reads a large file's kernel copy back through windows of a memory map: every
+    window counts (here windows of 1 MiB over a file of 8 MiB and a bit), and a copy that came
+    out wrong is found as the read-back copy finds it."""
+    monkeypatch.setattr(bagfiles, "MAP_WINDOW", 1024 * 1024)
+    source = _large(tmp_path / "in" / "video.mp4")
+    data = source.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    done: list[int] = []
+    (tmp_path / "bag" / "data").mkdir(parents=True)
+    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag"), ("sha256", "sha512"), 2, done.append, map_copies=True)
+    assert writer.map_copies
+    writer.copy("data/video.mp4", os.fspath(source), sha256, "artifact")
+    assert writer.finish() == (len(data), 1)
+    assert (tmp_path / "bag" / "data" / "video.mp4").read_bytes() == data and sum(done) == len(data)
+    manifest = (tmp_path / "bag" / "manifest-sha512.txt").read_text()
+    assert manifest == f"{hashlib.sha512(data).hexdigest()}  data/video.mp4\n"
+    with open(source, "rb") as stream, pytest.raises(OSError, match="holds 8"):
+        bagfiles.mapped_digests(stream.fileno(), len(data) - 7, ("sha256",), 1 << 20, None)
+
+    real = os.copy_file_range
+
+    def faulty(src: int, dst: int, count: int, *args: Any) -> int:  # one bit wrong in the copy
+        copied = real(src, dst, count, *args)
+        os.pwrite(dst, bytes([os.pread(dst, 1, 5_000_000)[0] ^ 1]), 5_000_000)
+        return copied
+
+    monkeypatch.setattr(os, "copy_file_range", faulty)
+    (tmp_path / "bag2" / "data").mkdir(parents=True)
+    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag2"), ("sha256",), 2, map_copies=True)
+    writer.copy("data/video.mp4", os.fspath(source), sha256, "artifact")
+    with pytest.raises(bagfiles.CopyMismatch):
+        writer.finish()
+    writer.abort()
+
+
 def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     root = tmp_path / "bag"
     root.mkdir()
