@@ -263,6 +263,28 @@ def test_a_large_copy_read_back_through_memory_maps_is_hashed_as_it_is_in_the_ba
     writer.abort()
 
 
+@pytest.mark.parametrize("size", [0, 1, 5000, bagfiles.SMALL_BLOCK + 1])
+def test_a_copy_is_read_back_to_its_end_whatever_size_it_was_given(tmp_path: Path, size: int) -> None:
+    """A small copy is read back in one read; one that holds more than it was said to (it grew)
+    or more than a block is read to its end: its digests are of every byte it holds."""
+    data = os.urandom(size)
+    path = tmp_path / "copy"
+    path.write_bytes(data + b"grew")
+    done: list[int] = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for said in (size, size + 4):
+            copied = bagfiles.read_back(fd, said, ("sha256", "md5"), bagfiles.SMALL_BLOCK, done.append)
+            assert copied.size == size + 4 and sum(done) == size + 4
+            assert copied.digests == {
+                "sha256": hashlib.sha256(data + b"grew").hexdigest(),
+                "md5": hashlib.md5(data + b"grew").hexdigest(),
+            }
+            done.clear()
+    finally:
+        os.close(fd)
+
+
 def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     root = tmp_path / "bag"
     root.mkdir()

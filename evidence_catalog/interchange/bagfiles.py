@@ -69,6 +69,7 @@ NO_KERNEL_COPY = frozenset(
     {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF, errno.EPERM}
 )
 _LENGTH = struct.Struct(">I")
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class CopyMismatch(Exception):  # noqa: N818 - a finding, named as the protocol names it
@@ -252,32 +253,63 @@ def copy_file(
     mapped: bool = False,
 ) -> Copied:
     """Copy *source* to the new file *target* by the kernel, then read the copy back and hash
-    it (through memory maps with *mapped*: :func:`mapped_digests`); or read, hash and write it
-    when ``kernel_copy[0]`` is false or the kernel cannot copy it (which clears it, for the
-    files after this one)."""
-    with open(source, "rb", buffering=0) as src, open(target, "xb+", buffering=0) as out:
-        size = os.fstat(src.fileno()).st_size
-        if kernel_copy[0]:
-            done = 0
-            try:
-                while done < size:
-                    copied = os.copy_file_range(src.fileno(), out.fileno(), size - done)
-                    if copied == 0:  # a file that reads shorter than it says: copied by hand
-                        raise OSError(errno.EINVAL, "copy_file_range copied nothing")
-                    done += copied
-            except OSError as exc:
-                if exc.errno not in NO_KERNEL_COPY:
-                    raise
-                kernel_copy[0] = False
-                src.seek(0)
-                out.seek(0)
-                out.truncate()
-            else:
-                if mapped and size:
-                    return mapped_digests(out.fileno(), size, algorithms, block, progress)
-                out.seek(0)
-                return digested(out, algorithms, min(block, size + 1), None, progress)
-        return digested(src, algorithms, min(block, size + 1), out.fileno(), progress)
+    it (:func:`read_back`: through memory maps with *mapped*, in one read when it fits in a
+    *block*); or read, hash and write it when ``kernel_copy[0]`` is false or the
+    kernel cannot copy it (which clears it, for the files after this one).  Plain file
+    descriptors: a small file's copy is a dozen system calls, and each one more counts."""
+    src = os.open(source, os.O_RDONLY | _CLOEXEC)
+    try:
+        size = os.fstat(src).st_size
+        out = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
+        try:
+            if kernel_copy[0]:
+                done = 0
+                try:
+                    while done < size:
+                        copied = os.copy_file_range(src, out, size - done)
+                        if copied == 0:  # a file that reads shorter than it says: copied by hand
+                            raise OSError(errno.EINVAL, "copy_file_range copied nothing")
+                        done += copied
+                except OSError as exc:
+                    if exc.errno not in NO_KERNEL_COPY:
+                        raise
+                    kernel_copy[0] = False
+                    os.lseek(src, 0, os.SEEK_SET)
+                    os.lseek(out, 0, os.SEEK_SET)
+                    os.ftruncate(out, 0)
+                else:
+                    return read_back(out, size, algorithms, block, progress, mapped=mapped)
+            with open(src, "rb", buffering=0, closefd=False) as stream:
+                return digested(stream, algorithms, min(block, size + 1), out, progress)
+        finally:
+            os.close(out)
+    finally:
+        os.close(src)
+
+
+def read_back(
+    fd: int,
+    size: int,
+    algorithms: Sequence[str],
+    block: int,
+    progress: Callable[[int], None] | None,
+    *,
+    mapped: bool = False,
+) -> Copied:
+    """The digests and size of the copy *fd* the kernel made of *size* bytes, read from its
+    start: through memory maps with *mapped*, in one read when it fits in a *block* (a small
+    file), else in blocks."""
+    if mapped and size:
+        return mapped_digests(fd, size, algorithms, block, progress)
+    if size < block:
+        data = os.pread(fd, size + 1, 0)
+        if len(data) <= size:  # else it grew: read to its end below
+            if progress is not None and data:
+                progress(len(data))
+            return Copied({alg: hashlib.new(alg, data).hexdigest() for alg in algorithms}, len(data))
+    os.lseek(fd, 0, os.SEEK_SET)
+    with open(fd, "rb", buffering=0, closefd=False) as stream:
+        return digested(stream, algorithms, min(block, size + 1), None, progress)
 
 
 def digested(
