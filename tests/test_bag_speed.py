@@ -224,6 +224,7 @@ def test_each_copy_is_hashed_as_it_is_in_the_bag_not_as_it_was_read(
     assert hashlib.sha256(_blob(catalog, added.sha256).read_bytes()).hexdigest() == added.sha256
 
 
+@pytest.mark.no_postgresql_pass  # the same on every database
 @pytest.mark.skipif(not bagfiles.CAN_MAP, reason="no MAP_POPULATE here")
 def test_a_large_copy_read_back_through_memory_maps_is_hashed_as_it_is_in_the_bag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -263,6 +264,7 @@ def test_a_large_copy_read_back_through_memory_maps_is_hashed_as_it_is_in_the_ba
     writer.abort()
 
 
+@pytest.mark.no_postgresql_pass  # the same on every database
 @pytest.mark.parametrize("size", [0, 1, 5000, bagfiles.SMALL_BLOCK + 1])
 def test_a_copy_is_read_back_to_its_end_whatever_size_it_was_given(tmp_path: Path, size: int) -> None:
     """A small copy is read back in one read; one that holds more than it was said to (it grew)
@@ -305,6 +307,7 @@ def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     writer.abort()
 
 
+@pytest.mark.no_postgresql_pass  # the same on every database
 def test_the_cycle_collector_is_paused_while_a_bag_is_written_and_turned_on_again(
     mixed: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
