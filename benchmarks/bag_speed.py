@@ -200,10 +200,12 @@ def run_child(source: Path | None, *args: str) -> dict[str, Any]:
 
 def run_cli(source: Path | None, *args: str) -> float:
     """Seconds of ``evidence-catalog ARGS`` (``python -m evidence_catalog``: a new interpreter,
-    start-up included) with the library from *source*."""
+    start-up included) with the library from *source*.  ``-P``: ``-m`` would put the current
+    folder first on the path, so that a run from a checkout's root timed that checkout's library
+    whatever *source* was (the baseline side was this checkout again)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "evidence_catalog", *args], capture_output=True, text=True, env=environment(source)
+        [sys.executable, "-P", "-m", "evidence_catalog", *args], capture_output=True, text=True, env=environment(source)
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -363,7 +365,7 @@ def bench(ctx: Any) -> list[Any]:
         def run() -> float:
             fresh(target)
             subprocess.run(
-                [sys.executable, "-m", "evidence_catalog", "init", os.fspath(target), "--operator", OPERATOR],
+                [sys.executable, "-P", "-m", "evidence_catalog", "init", os.fspath(target), "--operator", OPERATOR],
                 check=True,
                 capture_output=True,
                 env=environment(library),

@@ -7,6 +7,7 @@ batched checks and inserts.  Real files and real catalogs; no timings (those are
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from evidence_catalog.errors import IntegrityError
 from evidence_catalog.interchange import bagfiles
 from evidence_catalog.interchange.bag import BagWriter, _Helper, check_bag
 from evidence_catalog.interchange.text import indented_json
+from evidence_catalog.operations import exporting
 from evidence_catalog.serialize import to_document
 
 from .strategies import evidence_records
@@ -222,6 +224,69 @@ def test_each_copy_is_hashed_as_it_is_in_the_bag_not_as_it_was_read(
     assert hashlib.sha256(_blob(catalog, added.sha256).read_bytes()).hexdigest() == added.sha256
 
 
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.skipif(not bagfiles.CAN_MAP, reason="no MAP_POPULATE here")
+def test_a_large_copy_read_back_through_memory_maps_is_hashed_as_it_is_in_the_bag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper reads a large file's kernel copy back through windows of a memory map: every
+    window counts (here windows of 1 MiB over a file of 8 MiB and a bit), and a copy that came
+    out wrong is found as the read-back copy finds it."""
+    monkeypatch.setattr(bagfiles, "MAP_WINDOW", 1024 * 1024)
+    source = _large(tmp_path / "in" / "video.mp4")
+    data = source.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    done: list[int] = []
+    (tmp_path / "bag" / "data").mkdir(parents=True)
+    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag"), ("sha256", "sha512"), 2, done.append, map_copies=True)
+    assert writer.map_copies
+    writer.copy("data/video.mp4", os.fspath(source), sha256, "artifact")
+    assert writer.finish() == (len(data), 1)
+    assert (tmp_path / "bag" / "data" / "video.mp4").read_bytes() == data and sum(done) == len(data)
+    manifest = (tmp_path / "bag" / "manifest-sha512.txt").read_text()
+    assert manifest == f"{hashlib.sha512(data).hexdigest()}  data/video.mp4\n"
+    with open(source, "rb") as stream, pytest.raises(OSError, match="holds 8"):
+        bagfiles.mapped_digests(stream.fileno(), len(data) - 7, ("sha256",), 1 << 20, None)
+
+    real = os.copy_file_range
+
+    def faulty(src: int, dst: int, count: int, *args: Any) -> int:  # one bit wrong in the copy
+        copied = real(src, dst, count, *args)
+        os.pwrite(dst, bytes([os.pread(dst, 1, 5_000_000)[0] ^ 1]), 5_000_000)
+        return copied
+
+    monkeypatch.setattr(os, "copy_file_range", faulty)
+    (tmp_path / "bag2" / "data").mkdir(parents=True)
+    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag2"), ("sha256",), 2, map_copies=True)
+    writer.copy("data/video.mp4", os.fspath(source), sha256, "artifact")
+    with pytest.raises(bagfiles.CopyMismatch):
+        writer.finish()
+    writer.abort()
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.parametrize("size", [0, 1, 5000, bagfiles.SMALL_BLOCK + 1])
+def test_a_copy_is_read_back_to_its_end_whatever_size_it_was_given(tmp_path: Path, size: int) -> None:
+    """A small copy is read back in one read; one that holds more than it was said to (it grew)
+    or more than a block is read to its end: its digests are of every byte it holds."""
+    data = os.urandom(size)
+    path = tmp_path / "copy"
+    path.write_bytes(data + b"grew")
+    done: list[int] = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for said in (size, size + 4):
+            copied = bagfiles.read_back(fd, said, ("sha256", "md5"), bagfiles.SMALL_BLOCK, done.append)
+            assert copied.size == size + 4 and sum(done) == size + 4
+            assert copied.digests == {
+                "sha256": hashlib.sha256(data + b"grew").hexdigest(),
+                "md5": hashlib.md5(data + b"grew").hexdigest(),
+            }
+            done.clear()
+    finally:
+        os.close(fd)
+
+
 def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     root = tmp_path / "bag"
     root.mkdir()
@@ -240,6 +305,40 @@ def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="file writer stopped"):
         write_on()
     writer.abort()
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+def test_the_cycle_collector_is_paused_while_a_bag_is_written_and_turned_on_again(
+    mixed: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Paused while the records and events are written; one the caller had turned off stays
+    # off, and one that was on is on again however the export ends.
+    enabled: list[bool] = []
+    real = exporting.write_payload
+
+    def write_payload(*args: Any, **kwargs: Any) -> Any:
+        enabled.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exporting, "write_payload", write_payload)
+    assert gc.isenabled()
+    mixed.export(tmp_path / "on", format="bagit")
+    assert enabled == [False] and gc.isenabled()
+    _valid(tmp_path / "on")
+    gc.disable()
+    try:
+        mixed.export(tmp_path / "off", format="bagit")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise IntegrityError("stopped", where="test")
+
+    monkeypatch.setattr(exporting, "write_payload", failing)
+    with pytest.raises(IntegrityError, match="stopped"):
+        mixed.export(tmp_path / "failed", format="bagit")
+    assert gc.isenabled() and not (tmp_path / "failed").exists()
 
 
 # -- import: each file read once, the records written in a few statements --------------------------
