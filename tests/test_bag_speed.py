@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,44 @@ def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="file writer stopped"):
         write_on()
     writer.abort()
+
+
+_FULL_DISK = """
+import os, resource, sys
+from pathlib import Path
+from evidence_catalog.interchange.bag import BagWriter
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # no file over 4 KiB: like a full disk
+root = Path(sys.argv[1])
+root.mkdir()
+writer = BagWriter(root, helper=sys.argv[2] == "helper")
+try:
+    for index in range(60):  # manifest lines (over 4 KiB of them) wait in the manifest's buffer
+        writer.add_bytes(f"data/file-{index}.txt", b"x")
+    writer.add_bytes("data/large.bin", bytes(5000))
+    writer.finish([])
+except OSError as exc:
+    writer.abort()  # must not raise in turn
+    print(exc.errno, exc.strerror)
+"""
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.skipif(sys.platform == "win32", reason="no file size limits (resource)")
+@pytest.mark.parametrize("where", ["helper", "in-process"])
+def test_a_full_disk_is_said_as_such_not_as_a_writer_that_stopped(tmp_path: Path, where: str) -> None:
+    """The disk fills up (here: a limit on a file's size, which the helper inherits): the export
+    says so.  Stopping after it, the writer cannot write its manifests' last lines out either;
+    that must not hide why it stopped (the helper died of it, and the caller only knew that the
+    writer had stopped)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, os.fspath(tmp_path / "bag"), where],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split(" ", 1)[0] == str(errno.EFBIG), run.stdout
 
 
 @pytest.mark.no_postgresql_pass  # the same on every database

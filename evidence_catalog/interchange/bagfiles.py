@@ -229,11 +229,14 @@ class PayloadWriter:
             self._flusher.close()
 
     def abort(self) -> None:
-        """Stop: copies under way end first (nothing writes after this); close the manifests."""
+        """Stop: copies under way end first (nothing writes after this); close the manifests.
+        Raises nothing: on a full disk their last lines cannot be written out either, and that
+        must not hide why the writer stopped (the bag is removed)."""
         with contextlib.suppress(OSError):
             self._stop()
         for manifest in self._manifests:
-            manifest.close()
+            with contextlib.suppress(OSError):
+                manifest.close()
 
 
 def _checked(copied: Copied, sha256: str, where: str) -> Copied:
