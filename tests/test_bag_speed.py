@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -325,6 +326,52 @@ except OSError as exc:
     writer.abort()  # must not raise in turn
     print(exc.errno, exc.strerror)
 """
+
+
+_CUT_SHORT = """
+import mmap, os, sys
+sys.path.insert(0, sys.argv.pop(1))
+import bagfiles
+real = mmap.mmap
+
+def mapped_then_cut(fd, length, **kwargs):  # another program cuts the bag's copy short under the map
+    window = real(fd, length, **kwargs)
+    os.ftruncate(fd, 4096)
+    return window
+
+mmap.mmap = mapped_then_cut
+sys.exit(bagfiles.serve(sys.argv[1], sys.argv[3].split(","), int(sys.argv[2])))
+"""
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.skipif(not bagfiles.CAN_MAP or not hasattr(signal, "SIGBUS"), reason="no MAP_POPULATE here")
+def test_a_copy_cut_short_under_its_memory_map_is_said_with_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper's read-back of a large copy through a memory map ends it with SIGBUS when the
+    copy is cut short meanwhile: the caller says so, naming the file, and leaves no process."""
+    script = tmp_path / "helper.py"
+    script.write_text(_CUT_SHORT)
+    real_popen = subprocess.Popen
+
+    def popen(argv: list[str], **kwargs: Any) -> Any:  # the real helper, its maps cut short
+        assert argv[3] == bagfiles.__file__
+        return real_popen([*argv[:3], os.fspath(script), os.path.dirname(bagfiles.__file__), *argv[4:]], **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    source = _large(tmp_path / "in" / "video.mp4")
+    root = tmp_path / "bag"
+    root.mkdir()
+    writer = BagWriter(root)
+    assert writer.helper
+    files = writer._files
+    assert isinstance(files, _Helper)
+    writer.add_file("data/video.mp4", source, sha256=hashlib.sha256(source.read_bytes()).hexdigest(), where="video")
+    with pytest.raises(OSError, match=r"SIGBUS.*data/video\.mp4"):
+        writer.finish([])
+    writer.abort()
+    assert files._process.returncode == -signal.SIGBUS
 
 
 @pytest.mark.no_postgresql_pass  # the same on every database

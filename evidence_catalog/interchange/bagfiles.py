@@ -21,7 +21,9 @@ The helper's protocol, over its standard input and output: frames of a 4-byte bi
 length and a :mod:`marshal` payload.  In: a list of operations -- ``("w", path, data)`` write
 bytes, ``("c", path, source, sha256, where)`` copy a file that must have that SHA-256, ``("l",
 path, digests, size)`` list a file the caller wrote itself, ``("e",)`` end.  Out: ``("r",)``
-ready, ``("p", n)`` bytes done, ``("d", octets, files)`` done (manifests closed), or an error
+ready, ``("p", n)`` bytes done, ``("a", path)`` and ``("z", path)`` a large copy's read-back
+through memory maps begun and ended (a copy cut short under its map ends the helper with
+SIGBUS: the caller then names it), ``("d", octets, files)`` done (manifests closed), or an error
 -- ``("m", where, sha256, found)`` a copy with another SHA-256, ``("o", errno, text, path)`` a
 system error, ``("x", text)`` anything else -- after which it stops.  At the end of its input
 without ``("e",)`` (the caller is gone) it stops too.
@@ -105,8 +107,12 @@ class PayloadWriter:
         progress: Callable[[int], None] | None = None,
         *,
         map_copies: bool = False,
+        mapping: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.root = root
+        #: Called with a file's payload path and ``True`` before its copy is made and read back
+        #: through memory maps, with ``False`` after.
+        self.mapping = mapping
         #: Whether a large file's kernel copy is read back through memory maps (:data:`MAP_WINDOW`).
         self.map_copies = map_copies and CAN_MAP
         self.algorithms = tuple(algorithms)
@@ -170,12 +176,19 @@ class PayloadWriter:
         while self._copying >= 2 * self._workers:
             self._wait_oldest()  # a few copies under way at most
 
-        mapped = self.map_copies
+        mapped, mapping = self.map_copies, self.mapping
 
         def copy() -> Copied:
-            copied = copy_file(
-                source, target, self.algorithms, self._kernel_copy, LARGE_BLOCK, self.progress, mapped=mapped
-            )
+            if not mapped or mapping is None:
+                copied = copy_file(source, target, self.algorithms, self._kernel_copy, LARGE_BLOCK, self.progress)
+            else:
+                mapping(relative, True)
+                try:
+                    copied = copy_file(
+                        source, target, self.algorithms, self._kernel_copy, LARGE_BLOCK, self.progress, mapped=True
+                    )
+                finally:
+                    mapping(relative, False)
             flusher.flush(target)  # to the disk now, while the rest is made
             return _checked(copied, sha256, where)
 
@@ -456,7 +469,11 @@ def serve(root: str, algorithms: Sequence[str], workers: int) -> int:
                 return
         report()
 
-    writer = PayloadWriter(root, algorithms, workers, progress, map_copies=True)
+    def mapping(relative: str, begun: bool) -> None:
+        with lock:
+            write_all(out, memoryview(frame(("a" if begun else "z", relative))))
+
+    writer = PayloadWriter(root, algorithms, workers, progress, map_copies=True, mapping=mapping)
     write_all(out, memoryview(frame(("r",))))
     try:
         while (received := read_frame(inp)) is not None:
