@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +308,29 @@ def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="file writer stopped"):
         write_on()
     writer.abort()
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_stored_file_replaced_by_a_pipe_or_a_device_is_refused_not_waited_for(tmp_path: Path) -> None:
+    """A stored file replaced by a named pipe would hold the writer (and its helper, past the
+    export's end) until some program wrote into it; a device such as /dev/zero would be read
+    until the disk was full.  Neither is a stored file: the copy is refused at once."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    unblock = threading.Timer(5, lambda: os.close(os.open(pipe, os.O_WRONLY)))  # a hung open ends
+    unblock.start()
+    (tmp_path / "bag" / "data").mkdir(parents=True)
+    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag"), ("sha256",), 1)
+    writer._kernel_copy[0] = False  # read and written by hand: a device is read to its end
+    try:
+        for source in (pipe, Path("/dev/zero")):
+            with pytest.raises(OSError, match="not a regular file") as raised:
+                writer.copy(f"data/{source.name}", os.fspath(source), hashlib.sha256().hexdigest(), "artifact")
+            assert raised.value.filename == os.fspath(source)
+    finally:
+        unblock.cancel()
+        writer.abort()
 
 
 _FULL_DISK = """

@@ -39,6 +39,7 @@ import marshal
 import mmap
 import os
 import queue
+import stat
 import struct
 import sys
 import threading
@@ -72,6 +73,7 @@ NO_KERNEL_COPY = frozenset(
 )
 _LENGTH = struct.Struct(">I")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class CopyMismatch(Exception):  # noqa: N818 - a finding, named as the protocol names it
@@ -273,9 +275,14 @@ def copy_file(
     *block*); or read, hash and write it when ``kernel_copy[0]`` is false or the
     kernel cannot copy it (which clears it, for the files after this one).  Plain file
     descriptors: a small file's copy is a dozen system calls, and each one more counts."""
-    src = os.open(source, os.O_RDONLY | _CLOEXEC)
+    src = os.open(source, os.O_RDONLY | _CLOEXEC | _NONBLOCK)  # a named pipe would wait for a writer
     try:
-        size = os.fstat(src).st_size
+        found = os.fstat(src)
+        if not stat.S_ISREG(found.st_mode):  # a pipe or device put in a stored file's place
+            raise OSError(errno.EINVAL, "not a regular file", source)
+        if _NONBLOCK:
+            os.set_blocking(src, True)
+        size = found.st_size
         out = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
         try:
             if kernel_copy[0]:
