@@ -12,7 +12,10 @@ import hashlib
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +308,113 @@ def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="file writer stopped"):
         write_on()
     writer.abort()
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_stored_file_replaced_by_a_pipe_or_a_device_is_refused_not_waited_for(tmp_path: Path) -> None:
+    """A stored file replaced by a named pipe would hold the writer (and its helper, past the
+    export's end) until some program wrote into it; a device such as /dev/zero would be read
+    until the disk was full.  Neither is a stored file: the copy is refused at once."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    unblock = threading.Timer(5, lambda: os.close(os.open(pipe, os.O_WRONLY)))  # a hung open ends
+    unblock.start()
+    (tmp_path / "bag" / "data").mkdir(parents=True)
+    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag"), ("sha256",), 1)
+    writer._kernel_copy[0] = False  # read and written by hand: a device is read to its end
+    try:
+        for source in (pipe, Path("/dev/zero")):
+            with pytest.raises(OSError, match="not a regular file") as raised:
+                writer.copy(f"data/{source.name}", os.fspath(source), hashlib.sha256().hexdigest(), "artifact")
+            assert raised.value.filename == os.fspath(source)
+    finally:
+        unblock.cancel()
+        writer.abort()
+
+
+_FULL_DISK = """
+import os, resource, sys
+from pathlib import Path
+from evidence_catalog.interchange.bag import BagWriter
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # no file over 4 KiB: like a full disk
+root = Path(sys.argv[1])
+root.mkdir()
+writer = BagWriter(root, helper=sys.argv[2] == "helper")
+try:
+    for index in range(60):  # manifest lines (over 4 KiB of them) wait in the manifest's buffer
+        writer.add_bytes(f"data/file-{index}.txt", b"x")
+    writer.add_bytes("data/large.bin", bytes(5000))
+    writer.finish([])
+except OSError as exc:
+    writer.abort()  # must not raise in turn
+    print(exc.errno, exc.strerror)
+"""
+
+
+_CUT_SHORT = """
+import mmap, os, sys
+sys.path.insert(0, sys.argv.pop(1))
+import bagfiles
+real = mmap.mmap
+
+def mapped_then_cut(fd, length, **kwargs):  # another program cuts the bag's copy short under the map
+    window = real(fd, length, **kwargs)
+    os.ftruncate(fd, 4096)
+    return window
+
+mmap.mmap = mapped_then_cut
+sys.exit(bagfiles.serve(sys.argv[1], sys.argv[3].split(","), int(sys.argv[2])))
+"""
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.skipif(not bagfiles.CAN_MAP or not hasattr(signal, "SIGBUS"), reason="no MAP_POPULATE here")
+def test_a_copy_cut_short_under_its_memory_map_is_said_with_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper's read-back of a large copy through a memory map ends it with SIGBUS when the
+    copy is cut short meanwhile: the caller says so, naming the file, and leaves no process."""
+    script = tmp_path / "helper.py"
+    script.write_text(_CUT_SHORT)
+    real_popen = subprocess.Popen
+
+    def popen(argv: list[str], **kwargs: Any) -> Any:  # the real helper, its maps cut short
+        assert argv[3] == bagfiles.__file__
+        return real_popen([*argv[:3], os.fspath(script), os.path.dirname(bagfiles.__file__), *argv[4:]], **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    source = _large(tmp_path / "in" / "video.mp4")
+    root = tmp_path / "bag"
+    root.mkdir()
+    writer = BagWriter(root)
+    assert writer.helper
+    files = writer._files
+    assert isinstance(files, _Helper)
+    writer.add_file("data/video.mp4", source, sha256=hashlib.sha256(source.read_bytes()).hexdigest(), where="video")
+    with pytest.raises(OSError, match=r"SIGBUS.*data/video\.mp4"):
+        writer.finish([])
+    writer.abort()
+    assert files._process.returncode == -signal.SIGBUS
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.skipif(sys.platform == "win32", reason="no file size limits (resource)")
+@pytest.mark.parametrize("where", ["helper", "in-process"])
+def test_a_full_disk_is_said_as_such_not_as_a_writer_that_stopped(tmp_path: Path, where: str) -> None:
+    """The disk fills up (here: a limit on a file's size, which the helper inherits): the export
+    says so.  Stopping after it, the writer cannot write its manifests' last lines out either;
+    that must not hide why it stopped (the helper died of it, and the caller only knew that the
+    writer had stopped)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, os.fspath(tmp_path / "bag"), where],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split(" ", 1)[0] == str(errno.EFBIG), run.stdout
 
 
 @pytest.mark.no_postgresql_pass  # the same on every database

@@ -26,6 +26,7 @@ import marshal
 import os
 import re
 import select
+import signal
 import stat
 import subprocess
 import sys
@@ -272,6 +273,8 @@ class _Helper:
         self._bytes = 0
         self._received = b""
         self._done: tuple[int, int] | None = None
+        #: Large copies the helper is reading back through memory maps.
+        self._mapping: set[str] = set()
         executable = sys.executable
         if not executable or not bagfiles.__file__:
             raise _NoHelperError
@@ -326,7 +329,7 @@ class _Helper:
                     continue
                 except BrokenPipeError:
                     self._read(until_end=True)  # says why it stopped
-                    raise OSError(errno.EIO, "the bag's file writer stopped") from None
+                    raise self._stopped() from None
         self._read()
 
     def _read(self, *, until_end: bool = False) -> None:
@@ -341,7 +344,7 @@ class _Helper:
             if chunk is not None:
                 if not chunk:
                     if self._done is None:
-                        raise OSError(errno.EIO, "the bag's file writer stopped")
+                        raise self._stopped()
                     return
                 self._received += chunk
             while len(self._received) >= 4:
@@ -362,6 +365,10 @@ class _Helper:
             callback = self._progress[0]
             if callback is not None:
                 callback(message[1])
+        elif kind == "a":
+            self._mapping.add(message[1])
+        elif kind == "z":
+            self._mapping.discard(message[1])
         elif kind == "d":
             self._done = (message[1], message[2])
         elif kind == "m":
@@ -370,6 +377,24 @@ class _Helper:
             raise OSError(message[1], message[2], message[3])
         else:
             raise OSError(errno.EIO, f"the bag's file writer failed: {message[-1]}")
+
+    def _stopped(self) -> OSError:
+        """The error of a helper that ended without a word: how it ended, and why if known."""
+        try:
+            code = self._process.wait(timeout=10)  # its output is closed: it is ending
+        except subprocess.TimeoutExpired:
+            code = None
+        said = "the bag's file writer stopped"
+        if code is not None and code < 0:
+            said += f" (killed by {_signal_name(-code)})"
+            if -code == getattr(signal, "SIGBUS", None) and self._mapping:
+                said += (
+                    f": {', '.join(sorted(self._mapping))} was cut short or could not be read while it was"
+                    " read back from the bag (changed by another program, or a disk error)"
+                )
+        elif code:
+            said += f" (exit status {code})"
+        return OSError(errno.EIO, said)
 
     def finish(self) -> tuple[int, int]:
         self._operations.append(("e",))
@@ -394,6 +419,13 @@ class _Helper:
 
     def abort(self) -> None:
         self._kill()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class _HashingText(HashingTextSink):

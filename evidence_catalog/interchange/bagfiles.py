@@ -21,7 +21,9 @@ The helper's protocol, over its standard input and output: frames of a 4-byte bi
 length and a :mod:`marshal` payload.  In: a list of operations -- ``("w", path, data)`` write
 bytes, ``("c", path, source, sha256, where)`` copy a file that must have that SHA-256, ``("l",
 path, digests, size)`` list a file the caller wrote itself, ``("e",)`` end.  Out: ``("r",)``
-ready, ``("p", n)`` bytes done, ``("d", octets, files)`` done (manifests closed), or an error
+ready, ``("p", n)`` bytes done, ``("a", path)`` and ``("z", path)`` a large copy's read-back
+through memory maps begun and ended (a copy cut short under its map ends the helper with
+SIGBUS: the caller then names it), ``("d", octets, files)`` done (manifests closed), or an error
 -- ``("m", where, sha256, found)`` a copy with another SHA-256, ``("o", errno, text, path)`` a
 system error, ``("x", text)`` anything else -- after which it stops.  At the end of its input
 without ``("e",)`` (the caller is gone) it stops too.
@@ -37,6 +39,7 @@ import marshal
 import mmap
 import os
 import queue
+import stat
 import struct
 import sys
 import threading
@@ -70,6 +73,7 @@ NO_KERNEL_COPY = frozenset(
 )
 _LENGTH = struct.Struct(">I")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class CopyMismatch(Exception):  # noqa: N818 - a finding, named as the protocol names it
@@ -105,8 +109,12 @@ class PayloadWriter:
         progress: Callable[[int], None] | None = None,
         *,
         map_copies: bool = False,
+        mapping: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.root = root
+        #: Called with a file's payload path and ``True`` before its copy is made and read back
+        #: through memory maps, with ``False`` after.
+        self.mapping = mapping
         #: Whether a large file's kernel copy is read back through memory maps (:data:`MAP_WINDOW`).
         self.map_copies = map_copies and CAN_MAP
         self.algorithms = tuple(algorithms)
@@ -170,12 +178,19 @@ class PayloadWriter:
         while self._copying >= 2 * self._workers:
             self._wait_oldest()  # a few copies under way at most
 
-        mapped = self.map_copies
+        mapped, mapping = self.map_copies, self.mapping
 
         def copy() -> Copied:
-            copied = copy_file(
-                source, target, self.algorithms, self._kernel_copy, LARGE_BLOCK, self.progress, mapped=mapped
-            )
+            if not mapped or mapping is None:
+                copied = copy_file(source, target, self.algorithms, self._kernel_copy, LARGE_BLOCK, self.progress)
+            else:
+                mapping(relative, True)
+                try:
+                    copied = copy_file(
+                        source, target, self.algorithms, self._kernel_copy, LARGE_BLOCK, self.progress, mapped=True
+                    )
+                finally:
+                    mapping(relative, False)
             flusher.flush(target)  # to the disk now, while the rest is made
             return _checked(copied, sha256, where)
 
@@ -229,11 +244,14 @@ class PayloadWriter:
             self._flusher.close()
 
     def abort(self) -> None:
-        """Stop: copies under way end first (nothing writes after this); close the manifests."""
+        """Stop: copies under way end first (nothing writes after this); close the manifests.
+        Raises nothing: on a full disk their last lines cannot be written out either, and that
+        must not hide why the writer stopped (the bag is removed)."""
         with contextlib.suppress(OSError):
             self._stop()
         for manifest in self._manifests:
-            manifest.close()
+            with contextlib.suppress(OSError):
+                manifest.close()
 
 
 def _checked(copied: Copied, sha256: str, where: str) -> Copied:
@@ -257,9 +275,14 @@ def copy_file(
     *block*); or read, hash and write it when ``kernel_copy[0]`` is false or the
     kernel cannot copy it (which clears it, for the files after this one).  Plain file
     descriptors: a small file's copy is a dozen system calls, and each one more counts."""
-    src = os.open(source, os.O_RDONLY | _CLOEXEC)
+    src = os.open(source, os.O_RDONLY | _CLOEXEC | _NONBLOCK)  # a named pipe would wait for a writer
     try:
-        size = os.fstat(src).st_size
+        found = os.fstat(src)
+        if not stat.S_ISREG(found.st_mode):  # a pipe or device put in a stored file's place
+            raise OSError(errno.EINVAL, "not a regular file", source)
+        if _NONBLOCK:
+            os.set_blocking(src, True)
+        size = found.st_size
         out = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
         try:
             if kernel_copy[0]:
@@ -453,7 +476,11 @@ def serve(root: str, algorithms: Sequence[str], workers: int) -> int:
                 return
         report()
 
-    writer = PayloadWriter(root, algorithms, workers, progress, map_copies=True)
+    def mapping(relative: str, begun: bool) -> None:
+        with lock:
+            write_all(out, memoryview(frame(("a" if begun else "z", relative))))
+
+    writer = PayloadWriter(root, algorithms, workers, progress, map_copies=True, mapping=mapping)
     write_all(out, memoryview(frame(("r",))))
     try:
         while (received := read_frame(inp)) is not None:
