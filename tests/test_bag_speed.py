@@ -229,6 +229,33 @@ def test_each_copy_is_hashed_as_it_is_in_the_bag_not_as_it_was_read(
 
 @pytest.mark.no_postgresql_pass  # the same on every database
 @pytest.mark.skipif(not bagfiles.CAN_MAP, reason="no MAP_POPULATE here")
+def test_a_copy_on_a_file_system_that_maps_no_files_is_read_back_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some file systems map no files (FUSE with direct_io refuses mmap): a bag written there
+    is read back by reads, as before memory maps were used, not refused."""
+    source = _large(tmp_path / "in" / "video.mp4")
+    data = source.read_bytes()
+
+    def refused(*_: Any, **__: Any) -> Any:
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(bagfiles.mmap, "mmap", refused)
+    (tmp_path / "bag" / "data").mkdir(parents=True)
+    done: list[int] = []
+    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag"), ("sha256",), 2, done.append, map_copies=True)
+    announced: list[tuple[str, bool]] = []
+    writer.mapping = lambda relative, starts: announced.append((relative, starts))  # as the helper's frames
+    writer.copy("data/video.mp4", os.fspath(source), hashlib.sha256(data).hexdigest(), "artifact")
+    assert writer.finish() == (len(data), 1)
+    assert (tmp_path / "bag" / "data" / "video.mp4").read_bytes() == data and sum(done) == len(data)
+    manifest = (tmp_path / "bag" / "manifest-sha256.txt").read_text()
+    assert manifest == f"{hashlib.sha256(data).hexdigest()}  data/video.mp4\n"
+    assert announced == [("data/video.mp4", True), ("data/video.mp4", False)]  # the mapped path was taken
+
+
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.skipif(not bagfiles.CAN_MAP, reason="no MAP_POPULATE here")
 def test_a_large_copy_read_back_through_memory_maps_is_hashed_as_it_is_in_the_bag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

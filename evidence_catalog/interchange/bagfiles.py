@@ -323,7 +323,9 @@ def read_back(
     start: through memory maps with *mapped*, in one read when it fits in a *block* (a small
     file), else in blocks."""
     if mapped and size:
-        return mapped_digests(fd, size, algorithms, block, progress)
+        found = mapped_digests(fd, size, algorithms, block, progress)
+        if found is not None:
+            return found  # else the file system maps no files (FUSE's direct_io ...): read it
     if size < block:
         data = os.pread(fd, size + 1, 0)
         if len(data) <= size:  # else it grew: read to its end below
@@ -357,19 +359,23 @@ def digested(
 
 def mapped_digests(
     fd: int, size: int, algorithms: Sequence[str], block: int, progress: Callable[[int], None] | None
-) -> Copied:
+) -> Copied | None:
     """The digests of the file *fd*, which must hold *size* bytes, read through memory maps of
     :data:`MAP_WINDOW` bytes at a time (so that memory does not grow with the file), hashed in
     blocks of *block* bytes; a file that does not hold *size* bytes when it has been read is an
-    :class:`OSError`."""
+    :class:`OSError`.  ``None``, with nothing read, when its first window cannot be mapped (a
+    file system that maps no files): the caller reads it instead."""
     hashers = [hashlib.new(alg) for alg in algorithms]
     offset = 0
     while offset < size:
         length = min(MAP_WINDOW, size - offset)
-        with (
-            mmap.mmap(fd, length, flags=_MAP_FLAGS, prot=mmap.PROT_READ, offset=offset) as window,
-            memoryview(window) as view,
-        ):
+        try:
+            window = mmap.mmap(fd, length, flags=_MAP_FLAGS, prot=mmap.PROT_READ, offset=offset)
+        except (OSError, ValueError):
+            if offset == 0:
+                return None
+            raise
+        with window, memoryview(window) as view:
             for start in range(0, length, block):
                 with view[start : start + block] as chunk:
                     for hasher in hashers:
