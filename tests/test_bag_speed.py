@@ -191,6 +191,38 @@ def test_a_stored_blob_that_changed_stops_the_export_and_leaves_nothing(
     assert len(catalog.history()) == events  # no export was logged
 
 
+@pytest.mark.no_postgresql_pass  # the same on every database
+@pytest.mark.parametrize("helper", [True, False])
+def test_a_stored_blob_of_another_size_is_refused_before_it_is_copied(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: bool
+) -> None:
+    """A file put in a stored blob's place that is larger than the disk (sparse: 1 TiB that
+    takes no room) is refused by its size, before a byte of it is copied."""
+    source = tmp_path / "in" / "photo.jpg"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(os.urandom(5000))
+    [added] = catalog.add([source, *_smalls(tmp_path / "in", 2)])[:1]
+    blob = _blob(catalog, added.sha256)
+    blob.chmod(0o644)
+    os.truncate(blob, 1 << 40)
+    copied: list[str] = []
+    real = bagfiles.copy_file
+
+    def copy_file(source: str, *args: Any, **kwargs: Any) -> Any:
+        copied.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(bagfiles, "copy_file", copy_file)
+    if not helper:
+        monkeypatch.setattr(sys, "executable", "")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IntegrityError, match=rf"holds {1 << 40} bytes, not the 5000 catalogued; run verify") as raised:
+        catalog.export(tmp_path / "out" / "bag", format="bagit")
+    assert raised.value.where == f"artifact {added.sha256}"
+    assert os.fspath(blob) not in copied  # refused before the copy (in this process)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def _smalls(folder: Path, count: int) -> list[Path]:
     paths = []
     for index in range(count):

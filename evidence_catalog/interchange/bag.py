@@ -135,16 +135,33 @@ class BagWriter:
         return found
 
     def add_file(
-        self, relative: str, source: Path, *, sha256: str, where: str, progress: ByteProgress | None = None
+        self,
+        relative: str,
+        source: Path,
+        *,
+        sha256: str,
+        where: str,
+        progress: ByteProgress | None = None,
+        size: int | None = None,
     ) -> None:
         """Copy the stored file *source* to the payload path *relative* and hash the copy: a
         copy whose SHA-256 is not *sha256* -- the stored bytes changed since they were
         catalogued -- is an :class:`IntegrityError` naming *where*.  *progress* is called with
-        the bytes copied (in this thread, or in the writer's threads)."""
+        the bytes copied (in this thread, or in the writer's threads).  With the catalogued
+        *size*, a stored file of another size is that error at once, before anything of it is
+        copied (a file put in its place may be huge, or sparse and larger than the disk)."""
+        expected = size
         try:
             size = os.stat(source).st_size
         except OSError:
             size = 0  # the copy says what is wrong
+        else:
+            if expected is not None and size != expected:
+                raise IntegrityError(
+                    f"the stored copy holds {size} bytes, not the {expected} catalogued; run verify."
+                    " Nothing was exported",
+                    where=where,
+                )
         self._progress[0] = progress
         self._given(relative, size).copy(relative, os.fspath(source), sha256, where, size)
 

@@ -302,7 +302,9 @@ def write_payload(
             relative = f"{folder}/artifacts/{names[sha]}"
             stored = None if blob_path is None else blob_path(sha)
             if stored is not None:
-                writer.add_file(relative, stored, sha256=sha, where=f"artifact {sha}", progress=progress)
+                writer.add_file(
+                    relative, stored, sha256=sha, where=f"artifact {sha}", progress=progress, size=entry.artifact.size
+                )
             else:
                 with open_blob(sha) as stream:
                     digests = writer.add_stream(relative, stream, progress=progress)
