@@ -10,6 +10,7 @@ import errno
 import gc
 import hashlib
 import json
+import mmap
 import os
 import re
 import signal
@@ -167,15 +168,8 @@ def test_the_helper_writes_the_bag_when_it_can_and_this_process_when_it_cannot(
 def test_a_stored_blob_that_changed_stops_the_export_and_leaves_nothing(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str, helper: bool
 ) -> None:
-    if size == "large":
-        source = _large(tmp_path / "in" / "video.mp4")
-    else:
-        source = tmp_path / "in" / "photo.jpg"
-        source.parent.mkdir(parents=True)
-        source.write_bytes(os.urandom(5000))
-    [added] = catalog.add([source, *_smalls(tmp_path / "in", 3)])[:1]
-    blob = _blob(catalog, added.sha256)
-    blob.chmod(0o644)
+    source = _large(tmp_path / "in" / "video.mp4") if size == "large" else _photo(tmp_path / "in")
+    added, blob = _catalogued(catalog, source, others=3)
     with open(blob, "r+b") as damaged:  # one bit, same size
         first = damaged.read(1)
         damaged.seek(0)
@@ -198,12 +192,7 @@ def test_a_stored_blob_of_another_size_is_refused_before_it_is_copied(
 ) -> None:
     """A file put in a stored blob's place that is larger than the disk (sparse: 1 TiB that
     takes no room) is refused by its size, before a byte of it is copied."""
-    source = tmp_path / "in" / "photo.jpg"
-    source.parent.mkdir(parents=True)
-    source.write_bytes(os.urandom(5000))
-    [added] = catalog.add([source, *_smalls(tmp_path / "in", 2)])[:1]
-    blob = _blob(catalog, added.sha256)
-    blob.chmod(0o644)
+    added, blob = _catalogued(catalog, _photo(tmp_path / "in"), others=2)
     os.truncate(blob, 1 << 40)
     copied: list[str] = []
     real = bagfiles.copy_file
@@ -221,6 +210,22 @@ def test_a_stored_blob_of_another_size_is_refused_before_it_is_copied(
     assert raised.value.where == f"artifact {added.sha256}"
     assert os.fspath(blob) not in copied  # refused before the copy (in this process)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def _photo(folder: Path) -> Path:
+    source = folder / "photo.jpg"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(os.urandom(5000))
+    return source
+
+
+def _catalogued(catalog: Catalog, source: Path, *, others: int) -> tuple[Any, Path]:
+    """*source* added with *others* small files beside it: its result, and its stored blob
+    (made writable, for a test to change it)."""
+    [added] = catalog.add([source, *_smalls(source.parent, others)])[:1]
+    blob = _blob(catalog, added.sha256)
+    blob.chmod(0o644)
+    return added, blob
 
 
 def _smalls(folder: Path, count: int) -> list[Path]:
@@ -272,7 +277,7 @@ def test_a_copy_on_a_file_system_that_maps_no_files_is_read_back_instead(
     def refused(*_: Any, **__: Any) -> Any:
         raise OSError(errno.ENODEV, "No such device")
 
-    monkeypatch.setattr(bagfiles.mmap, "mmap", refused)
+    monkeypatch.setattr(mmap, "mmap", refused)
     (tmp_path / "bag" / "data").mkdir(parents=True)
     done: list[int] = []
     writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag"), ("sha256",), 2, done.append, map_copies=True)
@@ -349,13 +354,18 @@ def test_a_copy_is_read_back_to_its_end_whatever_size_it_was_given(tmp_path: Pat
         os.close(fd)
 
 
-def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
-    root = tmp_path / "bag"
+def _helped(root: Path) -> tuple[BagWriter, _Helper]:
+    """A bag writer at the new folder *root*, with its writer process, and that process."""
     root.mkdir()
     writer = BagWriter(root)
     assert writer.helper
     files = writer._files
     assert isinstance(files, _Helper)
+    return writer, files
+
+
+def test_a_helper_that_dies_is_an_error_not_a_bag(tmp_path: Path) -> None:
+    writer, files = _helped(tmp_path / "bag")
     files._process.kill()
     files._process.wait()
 
@@ -444,12 +454,7 @@ def test_a_copy_cut_short_under_its_memory_map_is_said_with_its_name(
 
     monkeypatch.setattr(subprocess, "Popen", popen)
     source = _large(tmp_path / "in" / "video.mp4")
-    root = tmp_path / "bag"
-    root.mkdir()
-    writer = BagWriter(root)
-    assert writer.helper
-    files = writer._files
-    assert isinstance(files, _Helper)
+    writer, files = _helped(tmp_path / "bag")
     writer.add_file("data/video.mp4", source, sha256=hashlib.sha256(source.read_bytes()).hexdigest(), where="video")
     with pytest.raises(OSError, match=r"SIGBUS.*data/video\.mp4"):
         writer.finish([])
