@@ -280,9 +280,10 @@ def test_a_copy_on_a_file_system_that_maps_no_files_is_read_back_instead(
     monkeypatch.setattr(mmap, "mmap", refused)
     (tmp_path / "bag" / "data").mkdir(parents=True)
     done: list[int] = []
-    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag"), ("sha256",), 2, done.append, map_copies=True)
     announced: list[tuple[str, bool]] = []
-    writer.mapping = lambda relative, starts: announced.append((relative, starts))  # as the helper's frames
+    writer = bagfiles.PayloadWriter(
+        os.fspath(tmp_path / "bag"), ("sha256",), 2, done.append, mapping=lambda *said: announced.append(said)
+    )
     writer.copy("data/video.mp4", os.fspath(source), hashlib.sha256(data).hexdigest(), "artifact")
     assert writer.finish() == (len(data), 1)
     assert (tmp_path / "bag" / "data" / "video.mp4").read_bytes() == data and sum(done) == len(data)
@@ -305,10 +306,13 @@ def test_a_large_copy_read_back_through_memory_maps_is_hashed_as_it_is_in_the_ba
     sha256 = hashlib.sha256(data).hexdigest()
     done: list[int] = []
     (tmp_path / "bag" / "data").mkdir(parents=True)
-    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag"), ("sha256", "sha512"), 2, done.append, map_copies=True)
-    assert writer.map_copies
+    announced: list[tuple[str, bool]] = []
+    writer = bagfiles.PayloadWriter(
+        os.fspath(tmp_path / "bag"), ("sha256", "sha512"), 2, done.append, mapping=lambda *said: announced.append(said)
+    )
     writer.copy("data/video.mp4", os.fspath(source), sha256, "artifact")
     assert writer.finish() == (len(data), 1)
+    assert announced == [("data/video.mp4", True), ("data/video.mp4", False)]  # read back through maps
     assert (tmp_path / "bag" / "data" / "video.mp4").read_bytes() == data and sum(done) == len(data)
     manifest = (tmp_path / "bag" / "manifest-sha512.txt").read_text()
     assert manifest == f"{hashlib.sha512(data).hexdigest()}  data/video.mp4\n"
@@ -324,7 +328,7 @@ def test_a_large_copy_read_back_through_memory_maps_is_hashed_as_it_is_in_the_ba
 
     monkeypatch.setattr(os, "copy_file_range", faulty)
     (tmp_path / "bag2" / "data").mkdir(parents=True)
-    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag2"), ("sha256",), 2, map_copies=True)
+    writer = bagfiles.PayloadWriter(os.fspath(tmp_path / "bag2"), ("sha256",), 2, mapping=lambda *_: None)
     writer.copy("data/video.mp4", os.fspath(source), sha256, "artifact")
     with pytest.raises(bagfiles.CopyMismatch):
         writer.finish()

@@ -108,15 +108,14 @@ class PayloadWriter:
         workers: int,
         progress: Callable[[int], None] | None = None,
         *,
-        map_copies: bool = False,
         mapping: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.root = root
-        #: Called with a file's payload path and ``True`` before its copy is made and read back
-        #: through memory maps, with ``False`` after.
-        self.mapping = mapping
-        #: Whether a large file's kernel copy is read back through memory maps (:data:`MAP_WINDOW`).
-        self.map_copies = map_copies and CAN_MAP
+        #: Whether a large file's kernel copy is read back through memory maps (:data:`MAP_WINDOW`):
+        #: with a *mapping*, called with the file's payload path and ``True`` before its copy is
+        #: made and read back so, with ``False`` after (the helper says it to its caller, which
+        #: names the file should the process die of a map cut short).
+        self.mapping = mapping if CAN_MAP else None
         self.algorithms = tuple(algorithms)
         self.progress = progress
         self.octets = 0
@@ -178,18 +177,23 @@ class PayloadWriter:
         while self._copying >= 2 * self._workers:
             self._wait_oldest()  # a few copies under way at most
 
-        mapped, mapping = self.map_copies, self.mapping
+        mapping = self.mapping
 
         def copy() -> Copied:
-            if not mapped or mapping is None:
-                copied = copy_file(source, target, self.algorithms, self._kernel_copy, LARGE_BLOCK, self.progress)
-            else:
+            if mapping is not None:
                 mapping(relative, True)
-                try:
-                    copied = copy_file(
-                        source, target, self.algorithms, self._kernel_copy, LARGE_BLOCK, self.progress, mapped=True
-                    )
-                finally:
+            try:
+                copied = copy_file(
+                    source,
+                    target,
+                    self.algorithms,
+                    self._kernel_copy,
+                    LARGE_BLOCK,
+                    self.progress,
+                    mapped=mapping is not None,
+                )
+            finally:
+                if mapping is not None:
                     mapping(relative, False)
             flusher.flush(target)  # to the disk now, while the rest is made
             return _checked(copied, sha256, where)
@@ -486,7 +490,7 @@ def serve(root: str, algorithms: Sequence[str], workers: int) -> int:
         with lock:
             write_all(out, memoryview(frame(("a" if begun else "z", relative))))
 
-    writer = PayloadWriter(root, algorithms, workers, progress, map_copies=True, mapping=mapping)
+    writer = PayloadWriter(root, algorithms, workers, progress, mapping=mapping)
     write_all(out, memoryview(frame(("r",))))
     try:
         while (received := read_frame(inp)) is not None:
