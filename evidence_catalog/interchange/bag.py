@@ -150,20 +150,18 @@ class BagWriter:
         the bytes copied (in this thread, or in the writer's threads).  With the catalogued
         *size*, a stored file of another size is that error at once, before anything of it is
         copied (a file put in its place may be huge, or sparse and larger than the disk)."""
-        expected = size
         try:
-            size = os.stat(source).st_size
+            found = os.stat(source).st_size
         except OSError:
-            size = 0  # the copy says what is wrong
+            found = 0  # the copy says what is wrong
         else:
-            if expected is not None and size != expected:
+            if size is not None and found != size:
                 raise IntegrityError(
-                    f"the stored copy holds {size} bytes, not the {expected} catalogued; run verify."
-                    " Nothing was exported",
+                    f"the stored copy holds {found} bytes, not the {size} catalogued; run verify. Nothing was exported",
                     where=where,
                 )
         self._progress[0] = progress
-        self._given(relative, size).copy(relative, os.fspath(source), sha256, where, size)
+        self._given(relative, found).copy(relative, os.fspath(source), sha256, where, found)
 
     def add_bytes(self, relative: str, data: bytes) -> None:
         """Write *data* to the payload path *relative*."""

@@ -89,13 +89,8 @@ def _text(value: Any, newline: str) -> str:
             + ("," + inner).join(
                 [
                     (encode_basestring(key) if type(key) is str else _key(key))
-                    + (
-                        ": " + encode_basestring(item)
-                        if type(item) is str
-                        else ": null"
-                        if item is None
-                        else ": " + _text(item, inner)
-                    )
+                    + ": "
+                    + (encode_basestring(item) if type(item) is str else "null" if item is None else _text(item, inner))
                     for key, item in value.items()
                 ]
             )
