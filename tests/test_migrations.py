@@ -53,7 +53,9 @@ from evidence_catalog.serialize import canonical_json, structure, unstructure
 from evidence_catalog.store import tables  # noqa: F401  (registers the tables on the metadata)
 from evidence_catalog.store.database import HEAD_REVISION, CatalogDatabase, _alembic_config
 from evidence_catalog.store.search import (
+    FTS_CREATE,
     FTS_TABLE,
+    PG_INDEX_CREATE,
     fts_body,
     indexed_words,
     lexemes_literal,
@@ -801,6 +803,37 @@ def test_a_new_catalog_has_exactly_the_schema_every_migration_in_turn_makes(
     finally:
         made.dispose()
         migrated.dispose()
+
+
+def test_the_schema_a_new_catalog_gets_is_what_create_all_and_alembic_stamp_make(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """``init`` runs DDL compiled once per process (twice here: the second catalog of a process
+    gets the statements the first compiled): the same schema as ``SQLModel.metadata.create_all``
+    with the full-text table or index and ``alembic stamp head`` make, and on SQLite the very
+    same statements stored for every table, index and constraint."""
+    urls = [databases.new(), databases.new()]
+    for number, url in enumerate(urls):
+        Catalog.init(tmp_path / f"catalog{number}", operator=OPERATOR, database=url).close()
+    (tmp_path / "reference").mkdir()
+    reference_url = databases.new()
+    reference = engine_of(tmp_path / "reference", reference_url)
+    made = [engine_of(tmp_path / f"catalog{number}", url) for number, url in enumerate(urls)]
+    try:
+        with reference.begin() as connection:
+            SQLModel.metadata.create_all(connection)
+            connection.exec_driver_sql(FTS_CREATE if reference_url is None else PG_INDEX_CREATE)
+            command.stamp(_alembic_config(connection), "head")
+        for engine in made:
+            assert revision_of(engine) == revision_of(reference) == [(HEAD_REVISION,)]
+            assert schema_of(engine) == schema_of(reference)
+            if reference_url is None:
+                query = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+                with engine.connect() as one, reference.connect() as other:
+                    assert one.exec_driver_sql(query).all() == other.exec_driver_sql(query).all()
+    finally:
+        for engine in (reference, *made):
+            engine.dispose()
 
 
 def test_catalog_database_records_its_schema_revision(databases: Databases, tmp_path: Path) -> None:

@@ -49,21 +49,61 @@ def _known_revisions() -> set[str]:
 def _create_head_schema(connection: sa.Connection) -> None:
     """Make a new catalog's schema at the newest revision in one step: every table and index
     the SQLModel tables describe, SQLite's FTS5 table or PostgreSQL's GIN index of report words,
-    and the revision stamped.  That is what
+    and the revision stamped in the table Alembic keeps it in.  That is what
     running every migration from an empty database makes (``tests/test_migrations.py`` compares
     the two, column by column and index by index), without making each earlier revision's
-    tables and then altering them: a new catalog is made in about half the time."""
-    from alembic import command
-    from sqlmodel import SQLModel
+    tables and then altering them: a new catalog is made in about half the time.
 
-    from evidence_catalog.store.search import FTS_CREATE, PG_INDEX_CREATE
+    The statements are :func:`head_schema_statements`: made once per process for each kind of
+    database, then run as they are."""
+    for statement in head_schema_statements(connection.dialect):
+        connection.exec_driver_sql(statement)
+    connection.execute(sa.insert(_VERSION_TABLE).values(version_num=HEAD_REVISION))
 
-    SQLModel.metadata.create_all(connection)
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql(FTS_CREATE)
-    elif connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(PG_INDEX_CREATE)
-    command.stamp(_alembic_config(connection), "head")
+
+#: The table Alembic records a database's revision in, as Alembic makes it
+#: (``alembic.runtime.migration``: its name, column and primary key's name are Alembic's).
+_VERSION_TABLE = sa.Table(
+    "alembic_version",
+    sa.MetaData(),
+    sa.Column("version_num", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+
+#: The statements of :func:`head_schema_statements`, by database kind and server version.
+_HEAD_SCHEMA: dict[tuple[str, Any], tuple[str, ...]] = {}
+_HEAD_SCHEMA_LOCK = threading.Lock()
+
+
+def head_schema_statements(dialect: sa.Dialect) -> tuple[str, ...]:
+    """The DDL that makes a new catalog's tables in an empty database of *dialect*'s kind:
+    ``CREATE TABLE`` and ``CREATE INDEX`` of each SQLModel table in dependency order (what
+    ``SQLModel.metadata.create_all`` runs), the full-text table or index, and Alembic's
+    version table.  Compiled once per process for each kind of database and server version
+    (SQLAlchemy compiles DDL anew at every ``create_all``: most of what making a catalog cost)."""
+    key = (dialect.name, getattr(dialect, "server_version_info", None))
+    with _HEAD_SCHEMA_LOCK:
+        known = _HEAD_SCHEMA.get(key)
+        if known is not None:
+            return known
+        from sqlalchemy.schema import CreateIndex, CreateTable
+        from sqlmodel import SQLModel
+
+        from evidence_catalog.store import tables  # noqa: F401  (registers the tables on the metadata)
+        from evidence_catalog.store.search import FTS_CREATE, PG_INDEX_CREATE
+
+        statements: list[str] = []
+        for table in SQLModel.metadata.sorted_tables:
+            statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+            for index in sorted(table.indexes, key=lambda index: index.name or ""):
+                statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+        if dialect.name == "sqlite":
+            statements.append(FTS_CREATE)
+        elif dialect.name == "postgresql":
+            statements.append(PG_INDEX_CREATE)
+        statements.append(str(CreateTable(_VERSION_TABLE).compile(dialect=dialect)).strip())
+        made = _HEAD_SCHEMA[key] = tuple(statements)
+        return made
 
 
 def _alembic_config(connection: sa.Connection | None = None) -> Any:
