@@ -37,6 +37,10 @@ Role = model.ArtifactRole
 BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+# BROWSER_ONLY: the tests marked `no_postgresql_pass` with this note check what the browser did
+# and what the WARC holds, which no database changes; the PostgreSQL run keeps the page captures
+# that check what a capture records (a whole page, a failed one, the command line).  Each would
+# cost it 2-11 s.
 FAST = PageOptions(width=800, height=600, time_limit=15, max_pdf_pages=5)
 
 
@@ -157,6 +161,7 @@ def test_a_page_with_an_image_a_script_and_a_redirect_to_another_host_is_capture
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_a_page_that_never_finishes_loading_is_kept_as_a_partial_capture(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:
@@ -183,6 +188,7 @@ def test_a_page_that_never_finishes_loading_is_kept_as_a_partial_capture(
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_pop_ups_are_closed_and_downloads_refused_and_said(catalog: Catalog, server: MediaServer) -> None:
     server.route("/other", Route(body=b"<p>pop-up</p>", media_type="text/html"))
     server.route(
@@ -216,6 +222,7 @@ def test_a_url_that_is_a_download_fails_and_is_logged(catalog: Catalog, server: 
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_a_huge_page_is_cut_to_the_limits_and_says_so(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
     big = png(2000, 2000, "blue")  # a large response, recorded without its body over the limit
     server.route("/big.png", Route(body=big, media_type="image/png"))
@@ -277,7 +284,7 @@ def test_a_browser_killed_mid_capture_gives_a_failed_capture_and_stores_nothing(
 
 
 @needs_chromium
-@pytest.mark.no_postgresql_pass  # 20 s of waiting for a limit the database plays no part in
+@pytest.mark.no_postgresql_pass  # waiting for a limit the database plays no part in
 def test_the_hard_time_limit_kills_the_browser_and_keeps_nothing(catalog: Catalog, server: MediaServer) -> None:
     server.route("/stuck.png", Route(body=IMAGE, media_type="image/png", delay=30))
     url = server.route(
@@ -286,10 +293,10 @@ def test_the_hard_time_limit_kills_the_browser_and_keeps_nothing(catalog: Catalo
     before = blob_files(catalog)
 
     started = time.monotonic()
-    result = catalog.capture_page(url, options=PageOptions(time_limit=20, hard_limit=20))
+    result = catalog.capture_page(url, options=PageOptions(time_limit=8, hard_limit=8))
 
-    assert time.monotonic() - started < 40
-    assert not result.ok and result.error is not None and "did not finish within 20 s" in result.error
+    assert time.monotonic() - started < 25
+    assert not result.ok and result.error is not None and "did not finish within 8 s" in result.error
     assert _chromium_of(catalog.path) == [] and blob_files(catalog) == before
     assert catalog.history()[-1].action == "capture.failed"
 
@@ -337,6 +344,7 @@ def test_recorded_headers_of_a_decoded_body_keep_every_value_and_announce_its_le
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_a_compressed_response_is_recorded_decoded_with_its_encoding_named_and_cookies_withheld(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:
@@ -372,6 +380,7 @@ def test_a_compressed_response_is_recorded_decoded_with_its_encoding_named_and_c
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_an_error_page_is_captured_and_said_to_be_one(catalog: Catalog, server: MediaServer) -> None:
     url = server.route("/gone", Route(body=b"<html><body>Removed</body></html>", media_type="text/html", status=404))
     result = catalog.capture_page(url, options=FAST)
@@ -380,6 +389,7 @@ def test_an_error_page_is_captured_and_said_to_be_one(catalog: Catalog, server: 
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_a_page_that_posts_a_body_it_calls_brotli_is_captured(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:
@@ -417,6 +427,7 @@ def test_capture_page_on_the_command_line(tmp_path: Path, server: MediaServer, r
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(bodies=st.lists(st.binary(max_size=3000), min_size=1, max_size=4))
 def test_every_body_a_page_fetches_is_in_the_warc_as_it_was_served(
@@ -441,6 +452,7 @@ def test_every_body_a_page_fetches_is_in_the_warc_as_it_was_served(
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_a_cookie_a_script_sets_and_copies_into_urls_and_bodies_never_reaches_the_warc(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:
@@ -472,6 +484,7 @@ def test_a_cookie_a_script_sets_and_copies_into_urls_and_bodies_never_reaches_th
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_what_the_print_fetches_is_in_the_warc(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
     """A print style sheet's image is fetched only when the PDF is printed; it is in the PDF,
     so its bytes must be in the archive, fetched once."""
@@ -489,6 +502,7 @@ def test_what_the_print_fetches_is_in_the_warc(catalog: Catalog, server: MediaSe
 
 
 @needs_chromium
+@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_the_browser_does_not_outlive_a_killed_catalog(server: MediaServer, tmp_path: Path) -> None:
     """A catalog process killed mid-capture (SIGKILL, the OOM killer) leaves no browser behind:
     nobody would enforce the hard limit, and it would go on loading into an abandoned area."""

@@ -133,7 +133,7 @@ def hostile_events(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(hostile_events())
 @example(an_event())
 @example({**an_event(), "hat": 1, "hash0": "x", "ha": "y"})  # members sorting around "hash"
