@@ -1203,3 +1203,49 @@ def test_the_installed_command_exports_a_bag(closed: Populated, tmp_path: Path) 
     assert one_line(done.stdout) and done.stdout.startswith("exported 2 record(s)")
     assert "Traceback" not in done.stderr
     assert_valid_bag(bag, sha512=True)
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that hands over at most *step* bytes a read (as a network stream may)."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.at = data, step, 0
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.step, len(self.data) - self.at)
+        buffer[:n] = self.data[self.at : self.at + n]
+        self.at += n
+        return n
+
+
+@pytest.mark.no_postgresql_pass  # no catalog: the same on both
+@settings(max_examples=300)
+@given(
+    data=st.binary(max_size=300),
+    size=st.integers(min_value=0, max_value=300),
+    step=st.integers(min_value=1, max_value=64),
+    buffer=st.integers(min_value=1, max_value=128),
+)
+def test_a_stream_read_up_to_its_catalogued_size_gives_its_bytes_or_stops_one_byte_past_it(
+    data: bytes, size: int, step: int, buffer: int
+) -> None:
+    from evidence_catalog.interchange.bag import _AtMost
+
+    stream = _Trickle(data, step)
+    bounded = _AtMost(stream, size, "artifact x")
+    got = bytearray()
+    block = bytearray(buffer)
+
+    def read_all() -> None:
+        while n := bounded.readinto(memoryview(block)):
+            got.extend(block[:n])
+
+    if len(data) <= size:
+        read_all()
+        assert bytes(got) == data
+    else:
+        with pytest.raises(IntegrityError, match=f"more than the {size} bytes catalogued") as raised:
+            read_all()
+        assert raised.value.where == "artifact x"
+        assert stream.at == size + 1  # one byte more than the size is read, never the rest
+        assert bytes(got) == data[: len(got)] and len(got) <= size

@@ -36,10 +36,11 @@ from moto.server import ThreadedMotoServer
 from evidence_catalog import Catalog
 from evidence_catalog.config import CONFIG_FILE, CatalogConfig
 from evidence_catalog.custody import Action
-from evidence_catalog.errors import EvidenceError, InputError, StorageError
+from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, StorageError
 from evidence_catalog.findings import BlobMissing, BlobUnreadable, DigestMismatch, SizeMismatch
 from evidence_catalog.model import Digests
 from evidence_catalog.operations import common
+from evidence_catalog.store import objectstore
 from evidence_catalog.store.blobstore import BlobStore
 from evidence_catalog.store.objectstore import PART_SIZE, ObjectBlobStore, parse_blobs_url
 
@@ -752,6 +753,31 @@ def test_exporting_with_a_missing_object_says_what_is_wrong(s3_catalog: Catalog,
         s3_catalog.export(s3_catalog.path.parent / "bag", format="bagit")
     assert "nothing was written" in str(raised.value)
     assert "(None)" not in str(raised.value)
+    assert not (s3_catalog.path.parent / "bag").exists()
+
+
+def test_an_object_larger_than_catalogued_is_refused_after_one_byte_more(
+    s3_catalog: Catalog, s3_backend: S3Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An object put in a blob's place may be huge: the export reads one byte beyond the
+    catalogued size, not the whole object, before it says so (as a local store's size check
+    refuses such a file before copying it)."""
+    [added] = s3_catalog.add([EXAMPLES / "witness-statement.txt"])
+    size = (EXAMPLES / "witness-statement.txt").stat().st_size
+    s3_backend.write(address(added.sha256), bytes(8 * 1024 * 1024))
+    read: list[int] = []
+    readinto = objectstore._ObjectReader.readinto
+
+    def counted(self: Any, buffer: Any) -> int:
+        n = readinto(self, buffer)
+        read.append(n)
+        return n
+
+    monkeypatch.setattr(objectstore._ObjectReader, "readinto", counted)
+    with pytest.raises(IntegrityError, match=f"holds more than the {size} bytes catalogued") as raised:
+        s3_catalog.export(s3_catalog.path.parent / "bag", format="bagit")
+    assert raised.value.where == f"artifact {added.sha256}"
+    assert 0 < sum(read) <= size + 1
     assert not (s3_catalog.path.parent / "bag").exists()
 
 

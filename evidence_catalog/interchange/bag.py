@@ -124,12 +124,23 @@ class BagWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
-    def add_stream(self, relative: str, stream: BinaryIO, *, progress: ByteProgress | None = None) -> dict[str, str]:
+    def add_stream(
+        self,
+        relative: str,
+        stream: BinaryIO,
+        *,
+        progress: ByteProgress | None = None,
+        size: int | None = None,
+        where: str = "",
+    ) -> dict[str, str]:
         """Copy *stream* to the payload path *relative* (``data/...``), hashing it on the way;
-        return its digests by algorithm."""
+        return its digests by algorithm.  With the catalogued *size*, a stream that holds more
+        is an :class:`IntegrityError` naming *where* as soon as one byte more is read (an object
+        put in a blob's place may be huge); one that holds less, the caller's hash check finds."""
         target = self._own_target(relative)
+        source = cast(Readable, stream) if size is None else _AtMost(cast(Readable, stream), size, where)
         with open(target, "xb") as out:
-            digests, size = hash_stream(cast(Readable, stream), self.algorithms, on_block=out.write, progress=progress)
+            digests, size = hash_stream(source, self.algorithms, on_block=out.write, progress=progress)
         found = {alg: getattr(digests, alg) for alg in self.algorithms}
         self._given(relative, size).listed(relative, found, size)
         return found
@@ -223,6 +234,30 @@ class _Files(Protocol):
     def listed(self, relative: str, digests: dict[str, str], size: int) -> None: ...
     def finish(self) -> tuple[int, int]: ...
     def abort(self) -> None: ...
+
+
+class _AtMost:
+    """A stream read up to its catalogued size: a byte more is an :class:`IntegrityError`
+    (never more than one byte beyond the size is read)."""
+
+    def __init__(self, stream: Readable, size: int, where: str) -> None:
+        self.stream = stream
+        self.left = size
+        self.size = size
+        self.where = where
+
+    def readinto(self, buffer: memoryview, /) -> int | None:
+        view = memoryview(buffer)
+        n = self.stream.readinto(view[: self.left + 1] if len(view) > self.left else view)
+        if n is not None:
+            if n > self.left:
+                raise IntegrityError(
+                    f"the stored copy holds more than the {self.size} bytes catalogued; run verify."
+                    " Nothing was exported",
+                    where=self.where,
+                )
+            self.left -= n
+        return n
 
 
 def _mismatch(where: str, found: str) -> IntegrityError:

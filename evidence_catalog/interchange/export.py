@@ -307,7 +307,9 @@ def write_payload(
                 )
             else:
                 with open_blob(sha) as stream:
-                    digests = writer.add_stream(relative, stream, progress=progress)
+                    digests = writer.add_stream(
+                        relative, stream, progress=progress, size=entry.artifact.size, where=f"artifact {sha}"
+                    )
                 if digests["sha256"] != sha:
                     raise IntegrityError(
                         f"the stored copy's SHA-256 is now {digests['sha256']}; run verify. Nothing was exported",
