@@ -725,6 +725,32 @@ def test_the_index_equals_py_waczs_own_made_without_copying_bodies(
     assert all('"recordDigest": "sha256:' in line for line in lines)
 
 
+def test_a_posted_body_that_is_not_the_json_it_claims_is_indexed_without_being_printed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """cdxj-indexer writes such a body to standard error whole; indexing a capture must not put
+    what a page posted (a token, a password) on the terminal.  The index keeps its line."""
+    from evidence_catalog.capture.webarchive import _index
+
+    secret = "session=4f1c9e-not-json"
+    recorder = WarcRecorder(tmp_path / "data.warc.gz", software="test")
+    headers = [("Host", "example.test"), ("Content-Type", "application/json")]
+    exchange = recorder.exchange("POST", "http://example.test/api", headers, secret.encode())
+    exchange.respond(200, "OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+    exchange.body(b"{}")
+    exchange.end()
+    exchange.finish()
+    recorder.close()
+    capfd.readouterr()
+
+    _index(recorder.path, tmp_path / "index.cdx.gz")
+
+    out, err = capfd.readouterr()
+    assert secret not in out + err and "Error parsing" not in err
+    [line] = gzip.decompress((tmp_path / "index.cdx.gz").read_bytes()).decode().splitlines()
+    assert '"method": "POST"' in line
+
+
 def test_a_redacted_export_reads_a_brotli_encoded_body_of_the_archive(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:

@@ -188,10 +188,32 @@ class _Brotli(io.RawIOBase):
         return size
 
 
+class _Discarded(io.TextIOBase):
+    """Text written nowhere."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+class _QuietSys:
+    """What cdxj-indexer's parser of request bodies sees as ``sys`` (the one name it uses it
+    for): a body whose Content-Type says JSON but that is not JSON it writes to standard error
+    whole -- a form's password, a session token, a user's message, on the terminal of whoever
+    captures the page.  The index is the same; the body is in the WARC, where it belongs."""
+
+    stderr = _Discarded()
+
+
+_QUIET_SYS = _QuietSys()
+
+
 def _index(warc: Path, cdx: Path, *, read_bodies: bool = False) -> bytes:
     """py-wacz's CDXJ index of *warc*: its gzip blocks written to *cdx*, the ``.idx`` returned.
     The indexer does not copy response bodies, which it never reads, unless *read_bodies*."""
+    from cdxj_indexer import postquery
     from wacz.waczindexer import WACZIndexer  # not wacz.main: it loads frictionless, for validation
+
+    postquery.sys = _QUIET_SYS  # type: ignore[attr-defined]  # see _QuietSys
 
     class Indexer(WACZIndexer):  # type: ignore[misc]
         def _create_record_iter(self, input_: Any) -> Any:
