@@ -20,7 +20,6 @@ long system call that needs no interpreter: that one runs beside.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import gc
 import os
@@ -176,7 +175,7 @@ def _add(
     batches = GroupCommit(
         lambda prepared: done(commit_batch(ctx, prepared, record_id, checked, note, noted, sync=False))
     )
-    with collections_paused() as paused, batches:
+    with common.collections_paused() as paused, batches:
         batches.collect = paused
         for index, path in enumerate(files):
             batches.commit_synced()  # a batch synced meanwhile is committed at once
@@ -215,7 +214,7 @@ class GroupCommit:
         self.syncing: list[Prepared] | None = None
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        #: Collect the young generations of garbage after each batch (see collections_paused).
+        #: Collect the young generations of garbage after each batch (see common.collections_paused).
         self.collect = False
 
     def __enter__(self) -> GroupCommit:
@@ -267,42 +266,6 @@ class GroupCommit:
             ctx.blobs.sync()
         except BaseException as exc:  # noqa: BLE001 -- raised on the calling thread
             self.error = exc
-
-
-_pause_lock = threading.Lock()
-#: How many adds are running with automatic garbage collection paused, and whether it was on
-#: when the first of them began (it is turned on again when the last ends).
-_pausing = 0
-_resume = False
-
-
-@contextlib.contextmanager
-def collections_paused() -> Iterator[bool]:
-    """Hold off the interpreter's automatic garbage collection while a group-commit add runs;
-    yield whether it was on (then the add collects the young generations after each batch).
-
-    A batch's objects live for the second or two it takes to store and catalogue it, long
-    enough for the collector to move them to its oldest generation, so that a large add set
-    off a full collection (of every object of the process, the libraries' own included) every
-    batch or two: some 4 % of adding 10,000 small files.  Reference counting frees nearly all
-    of an add's objects; the few in cycles are collected after each batch.  The collector is
-    one for the whole process: concurrent adds keep it paused until the last ends, and one
-    that a caller had turned off stays off.
-    """
-    global _pausing, _resume
-    with _pause_lock:
-        if _pausing == 0:
-            _resume = gc.isenabled()
-            gc.disable()
-        _pausing += 1
-        paused = _resume
-    try:
-        yield paused
-    finally:
-        with _pause_lock:
-            _pausing -= 1
-            if _pausing == 0 and _resume:
-                gc.enable()
 
 
 def add_file(

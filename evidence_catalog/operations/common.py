@@ -7,8 +7,10 @@ import contextlib
 import datetime as dt
 import enum
 import fcntl
+import gc
 import os
 import shutil
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -343,3 +345,40 @@ def remove_if_abandoned(work: Path, *, making_older_than: float = 3600.0) -> Non
 
 #: Temporary areas of captures and analyses in progress (nothing in it is ever recorded).
 WORK_DIR = "tmp"
+
+
+_pause_lock = threading.Lock()
+#: How many adds are running with automatic garbage collection paused, and whether it was on
+#: when the first of them began (it is turned on again when the last ends).
+_pausing = 0
+_resume = False
+
+
+@contextlib.contextmanager
+def collections_paused() -> Iterator[bool]:
+    """Hold off the interpreter's automatic garbage collection while a bulk operation runs (a
+    group-commit add, a BagIt export's payload); yield whether it was on (then an add collects
+    the young generations after each batch).
+
+    A batch's objects live for the second or two it takes to store and catalogue it, long
+    enough for the collector to move them to its oldest generation, so that a large add set
+    off a full collection (of every object of the process, the libraries' own included) every
+    batch or two: some 4 % of adding 10,000 small files.  Reference counting frees nearly all
+    of an add's objects; the few in cycles are collected after each batch.  The collector is
+    one for the whole process: concurrent operations keep it paused until the last ends, and one
+    that a caller had turned off stays off.
+    """
+    global _pausing, _resume
+    with _pause_lock:
+        if _pausing == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pausing += 1
+        paused = _resume
+    try:
+        yield paused
+    finally:
+        with _pause_lock:
+            _pausing -= 1
+            if _pausing == 0 and _resume:
+                gc.enable()

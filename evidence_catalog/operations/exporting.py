@@ -446,10 +446,9 @@ def write_bag(
     # records, documents and events are freed by reference counting, next to none in a cycle
     # (some 450 objects for 3,000 records), and each collection of the oldest generation walked
     # them and every other object of the process again -- a tenth of the export's own CPU.
-    from evidence_catalog.operations.adding import collections_paused
 
     try:
-        with collections_paused(), ctx.db.read() as session:
+        with common.collections_paused(), ctx.db.read() as session:
             ids = ctx.db.record_ids(session) if selected is None else selected
             # First what to withhold across all records (every copy of a withheld text goes:
             # also the files whose bytes hold it), then the bag.
