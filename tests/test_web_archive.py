@@ -751,6 +751,32 @@ def test_a_posted_body_that_is_not_the_json_it_claims_is_indexed_without_being_p
     assert '"method": "POST"' in line
 
 
+def test_a_posted_body_that_is_not_the_amf_it_claims_is_indexed_without_being_printed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """cdxj-indexer's parser of AMF (Flash remoting) bodies prints a traceback to standard error
+    and the decoder's complaint (which quotes the body's bytes) to standard output, where a
+    command's JSON goes.  Indexing a capture prints neither; the index keeps its line."""
+    from evidence_catalog.capture.webarchive import _index
+
+    recorder = WarcRecorder(tmp_path / "data.warc.gz", software="test")
+    headers = [("Host", "example.test"), ("Content-Type", "application/x-amf")]
+    exchange = recorder.exchange("POST", "http://example.test/gateway", headers, b"\x00\x03\x00\x01\x00\x05tokenN")
+    exchange.respond(200, "OK", [("Content-Type", "application/x-amf"), ("Content-Length", "2")])
+    exchange.body(b"{}")
+    exchange.end()
+    exchange.finish()
+    recorder.close()
+    capfd.readouterr()
+
+    _index(recorder.path, tmp_path / "index.cdx.gz")
+
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    [line] = gzip.decompress((tmp_path / "index.cdx.gz").read_bytes()).decode().splitlines()
+    assert '"method": "POST"' in line
+
+
 def test_a_redacted_export_reads_a_brotli_encoded_body_of_the_archive(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:

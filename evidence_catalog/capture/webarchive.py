@@ -207,6 +207,21 @@ class _QuietSys:
 _QUIET_SYS = _QuietSys()
 
 
+def _quiet_amf_parse(data: bytes) -> str | None:
+    """cdxj-indexer's ``amf_parse`` without its prints: a body labelled AMF that does not decode
+    had its traceback written to standard error and the decoder's complaint (quoting the body's
+    bytes) to standard output, where a command's JSON goes.  The same query string, or None."""
+    from urllib.parse import urlencode
+
+    from cdxj_indexer.amf import Amf
+    from pyamf.remoting import decode  # type: ignore[import-untyped]
+
+    try:
+        return urlencode({"request": Amf.get_representation(decode(io.BytesIO(data)))})
+    except Exception:  # noqa: BLE001  (what cdxj-indexer catches: the body is then not in the query)
+        return None
+
+
 def _index(warc: Path, cdx: Path, *, read_bodies: bool = False) -> bytes:
     """py-wacz's CDXJ index of *warc*: its gzip blocks written to *cdx*, the ``.idx`` returned.
     The indexer does not copy response bodies, which it never reads, unless *read_bodies*."""
@@ -214,6 +229,7 @@ def _index(warc: Path, cdx: Path, *, read_bodies: bool = False) -> bytes:
     from wacz.waczindexer import WACZIndexer  # not wacz.main: it loads frictionless, for validation
 
     postquery.sys = _QUIET_SYS  # type: ignore[attr-defined]  # see _QuietSys
+    postquery.amf_parse = _quiet_amf_parse  # see _quiet_amf_parse
 
     class Indexer(WACZIndexer):  # type: ignore[misc]
         def _create_record_iter(self, input_: Any) -> Any:
