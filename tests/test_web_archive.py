@@ -777,6 +777,34 @@ def test_a_posted_body_that_is_not_the_amf_it_claims_is_indexed_without_being_pr
     assert '"method": "POST"' in line
 
 
+def test_a_posted_multipart_body_that_does_not_parse_is_indexed_as_its_bytes(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """cdxj-indexer raises on a multipart body it cannot parse (a page can post one), which
+    failed the whole capture; its line is now made as for a multipart body without a boundary:
+    the body's bytes, base64-encoded."""
+    from evidence_catalog.capture.webarchive import _index
+
+    body = b"--XX\r\nnot a part header\r\n\r\n"
+    recorder = WarcRecorder(tmp_path / "data.warc.gz", software="test")
+    headers = [("Host", "example.test"), ("Content-Type", "multipart/form-data; boundary=XX")]
+    exchange = recorder.exchange("POST", "http://example.test/upload", headers, body)
+    exchange.respond(200, "OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    exchange.body(b"ok")
+    exchange.end()
+    exchange.finish()
+    recorder.close()
+    capfd.readouterr()
+
+    _index(recorder.path, tmp_path / "index.cdx.gz")
+
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    [line] = gzip.decompress((tmp_path / "index.cdx.gz").read_bytes()).decode().splitlines()
+    assert '"method": "POST"' in line
+    assert '"requestBody": "__wb_post_data=' + base64.b64encode(body).decode() in line
+
+
 def test_a_redacted_export_reads_a_brotli_encoded_body_of_the_archive(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:

@@ -30,8 +30,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -222,6 +223,27 @@ def _quiet_amf_parse(data: bytes) -> str | None:
         return None
 
 
+def _lenient(query_extract: Callable[..., Any]) -> Callable[..., Any]:
+    """cdxj-indexer's ``query_extract`` that indexes a multipart body it cannot parse as it
+    indexes one without a boundary (its bytes, base64-encoded), instead of raising: a page can
+    post such a body, and the error failed the whole capture."""
+    from multipart import MultipartError  # type: ignore[import-untyped]
+
+    def extract(mime: str | None, length: Any, stream: Any, url: str) -> Any:
+        start = stream.tell()
+        try:
+            return query_extract(mime, length, stream, url)
+        except MultipartError:
+            stream.seek(start)
+            return query_extract("application/octet-stream", length, stream, url)
+
+    extract.lenient = True  # type: ignore[attr-defined]
+    return extract
+
+
+_PATCH_LOCK = threading.Lock()
+
+
 def _index(warc: Path, cdx: Path, *, read_bodies: bool = False) -> bytes:
     """py-wacz's CDXJ index of *warc*: its gzip blocks written to *cdx*, the ``.idx`` returned.
     The indexer does not copy response bodies, which it never reads, unless *read_bodies*."""
@@ -230,6 +252,9 @@ def _index(warc: Path, cdx: Path, *, read_bodies: bool = False) -> bytes:
 
     postquery.sys = _QUIET_SYS  # type: ignore[attr-defined]  # see _QuietSys
     postquery.amf_parse = _quiet_amf_parse  # see _quiet_amf_parse
+    with _PATCH_LOCK:
+        if not getattr(postquery.query_extract, "lenient", False):
+            postquery.query_extract = _lenient(postquery.query_extract)
 
     class Indexer(WACZIndexer):  # type: ignore[misc]
         def _create_record_iter(self, input_: Any) -> Any:
