@@ -251,13 +251,16 @@ class _AtMost:
         n = self.stream.readinto(view[: self.left + 1] if len(view) > self.left else view)
         if n is not None:
             if n > self.left:
-                raise IntegrityError(
-                    f"the stored copy holds more than the {self.size} bytes catalogued; run verify."
-                    " Nothing was exported",
-                    where=self.where,
-                )
+                raise larger_than_catalogued(self.size, self.where)
             self.left -= n
         return n
+
+
+def larger_than_catalogued(size: int, where: str) -> IntegrityError:
+    """The error of a stored copy that holds more than its catalogued *size*."""
+    return IntegrityError(
+        f"the stored copy holds more than the {size} bytes catalogued; run verify. Nothing was exported", where=where
+    )
 
 
 def _mismatch(where: str, found: str) -> IntegrityError:

@@ -11,18 +11,29 @@ import base64
 import binascii
 import datetime as dt
 import json
+import os
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import attrs
 
 from evidence_catalog import model
 from evidence_catalog.custody import disclose, is_salted, withheld_whole
 from evidence_catalog.errors import InputError, IntegrityError
-from evidence_catalog.interchange.bag import CONTENTS, CUSTODY, RECORDS_DIR, BagWriter, ByteProgress, bagging_date
+from evidence_catalog.hashing import Readable
+from evidence_catalog.interchange.bag import (
+    CONTENTS,
+    CUSTODY,
+    RECORDS_DIR,
+    BagWriter,
+    ByteProgress,
+    _AtMost,
+    bagging_date,
+    larger_than_catalogued,
+)
 from evidence_catalog.interchange.names import extension_for, portable_name, unique_names
 from evidence_catalog.interchange.redact import (
     WITHHELD_MARK,
@@ -216,7 +227,14 @@ def find_carriers(
             texts: set[str] = set()
             tail = b""
             with open_blob(sha) as stream:
-                for block in _searchable(stream, entry.artifact.media_type, {value for _, value in searched}):
+                blocks = _searchable(
+                    stream,
+                    entry.artifact.media_type,
+                    {value for _, value in searched},
+                    size=entry.artifact.size,
+                    where=f"artifact {sha}",
+                )
+                for block in blocks:
                     window = tail + block
                     texts.update(value for needle, value in searched if value not in texts and needle in window)
                     tail = window[-overlap:] if overlap else b""
@@ -228,15 +246,33 @@ def find_carriers(
 _SEARCH_BLOCK = 1 << 20
 
 
-def _searchable(stream: BinaryIO, media_type: str, values: set[str]) -> Iterator[bytes]:
+def _searchable(
+    stream: BinaryIO, media_type: str, values: set[str], *, size: int | None = None, where: str = ""
+) -> Iterator[bytes]:
     """The bytes of a stored file to search for withheld texts: the file's own, or for a web
     archive (WACZ) what a reader of it sees (each entry decompressed, its WARC's records and their
     bodies too: :func:`~evidence_catalog.capture.webarchive.contents`).  A web archive that cannot
-    be read is taken to hold every text searched for (*values*): withheld."""
+    be read is taken to hold every text searched for (*values*): withheld.
+
+    With the catalogued *size*, a stored copy that holds more (an object put in a blob's place
+    may be huge) is an :class:`IntegrityError` naming *where* once one byte more is read, or at
+    once for a web archive (whose reader starts at its end)."""
     if media_type != "application/wacz":
-        while block := stream.read(_SEARCH_BLOCK):
-            yield block
+        if size is None:
+            while block := stream.read(_SEARCH_BLOCK):
+                yield block
+            return
+        bounded = _AtMost(cast(Readable, stream), size, where)
+        buffer = memoryview(bytearray(_SEARCH_BLOCK))
+        while n := bounded.readinto(buffer):
+            yield bytes(buffer[:n])
+        if n is None:  # a non-blocking stream with no data yet: the rest would go unsearched
+            raise BlockingIOError("stream had no data ready; use a blocking stream")
         return
+    if size is not None and stream.seekable():
+        if stream.seek(0, os.SEEK_END) > size:
+            raise larger_than_catalogued(size, where)
+        stream.seek(0)
     from evidence_catalog.capture.webarchive import contents
 
     try:
