@@ -1229,10 +1229,10 @@ class _Trickle(io.RawIOBase):
 def test_a_stream_read_up_to_its_catalogued_size_gives_its_bytes_or_stops_one_byte_past_it(
     data: bytes, size: int, step: int, buffer: int
 ) -> None:
-    from evidence_catalog.interchange.bag import _AtMost
+    from evidence_catalog.interchange.bag import AtMost
 
     stream = _Trickle(data, step)
-    bounded = _AtMost(stream, size, "artifact x")
+    bounded = AtMost(stream, size, "artifact x")
     got = bytearray()
     block = bytearray(buffer)
 

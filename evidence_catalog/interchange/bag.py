@@ -138,7 +138,7 @@ class BagWriter:
         is an :class:`IntegrityError` naming *where* as soon as one byte more is read (an object
         put in a blob's place may be huge); one that holds less, the caller's hash check finds."""
         target = self._own_target(relative)
-        source = cast(Readable, stream) if size is None else _AtMost(cast(Readable, stream), size, where)
+        source = cast(Readable, stream) if size is None else AtMost(cast(Readable, stream), size, where)
         with open(target, "xb") as out:
             digests, size = hash_stream(source, self.algorithms, on_block=out.write, progress=progress)
         found = {alg: getattr(digests, alg) for alg in self.algorithms}
@@ -236,7 +236,7 @@ class _Files(Protocol):
     def abort(self) -> None: ...
 
 
-class _AtMost:
+class AtMost:
     """A stream read up to its catalogued size: a byte more is an :class:`IntegrityError`
     (never more than one byte beyond the size is read)."""
 

@@ -28,9 +28,9 @@ from evidence_catalog.interchange.bag import (
     CONTENTS,
     CUSTODY,
     RECORDS_DIR,
+    AtMost,
     BagWriter,
     ByteProgress,
-    _AtMost,
     bagging_date,
     larger_than_catalogued,
 )
@@ -262,7 +262,7 @@ def _searchable(
             while block := stream.read(_SEARCH_BLOCK):
                 yield block
             return
-        bounded = _AtMost(cast(Readable, stream), size, where)
+        bounded = AtMost(cast(Readable, stream), size, where)
         buffer = memoryview(bytearray(_SEARCH_BLOCK))
         while n := bounded.readinto(buffer):
             yield bytes(buffer[:n])
