@@ -39,8 +39,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 # BROWSER_ONLY: the tests marked `no_postgresql_pass` with this note check what the browser did
 # and what the WARC holds, which no database changes; the PostgreSQL run keeps the page captures
-# that check what a capture records (a whole page, a failed one, the command line).  Each would
-# cost it 2-11 s.
+# that check what a capture records (a whole page, a partial one, a failed one, the command
+# line).  Each would cost it 2-11 s.
 FAST = PageOptions(width=800, height=600, time_limit=15, max_pdf_pages=5)
 
 
@@ -161,7 +161,6 @@ def test_a_page_with_an_image_a_script_and_a_redirect_to_another_host_is_capture
 
 
 @needs_chromium
-@pytest.mark.no_postgresql_pass  # BROWSER_ONLY (see above)
 def test_a_page_that_never_finishes_loading_is_kept_as_a_partial_capture(
     catalog: Catalog, server: MediaServer, tmp_path: Path
 ) -> None:

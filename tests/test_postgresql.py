@@ -240,6 +240,44 @@ def test_an_init_that_loses_the_race_and_fails_later_leaves_the_winners_tables(
     _assert_one_intact_catalog(first)
 
 
+def _public_tables(url: str) -> list[str]:
+    with psycopg.connect(_psycopg_url(url)) as connection:
+        rows = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+        return [row[0] for row in rows]
+
+
+def test_init_refuses_a_database_holding_another_programs_tables_and_leaves_them_as_they_were(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """The schema is made without looking for each table first: a table of another program
+    (here one named as a catalog table is) must never be taken over, nor the server said to be
+    unreachable."""
+    with psycopg.connect(_psycopg_url(pg_database)) as connection:
+        connection.execute("CREATE TABLE record (id INTEGER PRIMARY KEY, note TEXT)")
+        connection.execute("INSERT INTO record (id, note) VALUES (1, 'someone else''s row')")
+    with pytest.raises(CatalogError, match=r"not empty \(it holds the tables record\)") as raised:
+        Catalog.init(tmp_path / "catalog", operator="tester", database=pg_database)
+    assert "cannot reach" not in str(raised.value)
+    assert not (tmp_path / "catalog").exists()
+    assert _public_tables(pg_database) == ["record"]
+    with psycopg.connect(_psycopg_url(pg_database)) as connection:
+        assert connection.execute("SELECT id, note FROM record").fetchall() == [(1, "someone else's row")]
+
+
+def test_an_init_that_fails_late_leaves_the_database_empty_and_init_can_run_again(
+    pg_database: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (folder / (CONFIG_FILE + ".tmp")).mkdir()  # catalog.toml cannot be written: init fails last
+    with pytest.raises(EvidenceError):
+        Catalog.init(folder, operator="tester", database=pg_database)
+    assert _public_tables(pg_database) == []
+    (folder / (CONFIG_FILE + ".tmp")).rmdir()
+    with Catalog.init(folder, operator="tester", database=pg_database) as catalog:
+        assert catalog.verify().ok
+
+
 # -- 3. an account that may only read ------------------------------------------------------------
 
 

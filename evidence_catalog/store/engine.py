@@ -340,13 +340,18 @@ class Connections:
         """
         db = cls(_make_engine(url))
         taken = False
+        others: list[str] = []
         try:
             # Looked at and made under the write lock: of two inits racing for one empty
             # database, the second finds the first's schema and is refused (it must not go on
             # to log a second creation into the first's log, nor drop its tables on failure).
+            # Tables of anything else are refused too: the schema is made without looking
+            # for each table first, and a catalog never takes over another program's table.
             with db._writer.begin() as connection:
-                taken = sa.inspect(connection).has_table("alembic_version")
-                if not taken:
+                inspector = sa.inspect(connection)
+                taken = inspector.has_table("alembic_version")
+                others = [] if taken else sorted(inspector.get_table_names())
+                if not taken and not others:
                     _create_head_schema(connection)
         except (DatabaseError, OperationalError) as exc:
             db.close()
@@ -362,6 +367,14 @@ class Connections:
                 "the database already holds a catalog: give each catalog an empty database of its own",
                 where=where or safe_url(url),
             )
+        if others:
+            db.close()
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise CatalogError(
+                f"the database is not empty (it holds the tables {shown}): give each catalog an empty database"
+                " of its own",
+                where=where or safe_url(url),
+            )
         return db
 
     def drop_schema(self) -> None:
@@ -369,10 +382,14 @@ class Connections:
         :class:`StorageError` when the database cannot do it."""
         from sqlmodel import SQLModel
 
+        from evidence_catalog.store.search import FTS_TABLE
+
         with database_errors(lambda reason: StorageError(f"the catalog's tables could not be removed ({reason})")):
             with self._writer.begin() as connection:
                 SQLModel.metadata.drop_all(connection)
                 connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+                if connection.dialect.name == "sqlite":  # the full-text table (PostgreSQL's index went with its table)
+                    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS_TABLE}")
 
     @classmethod
     def open(cls, url: str | sa.URL, *, where: str, read_only: bool = False) -> Self:
