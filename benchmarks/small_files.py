@@ -18,6 +18,11 @@ round in the opposite order to the one before, and the *median* of ``--repeat`` 
 compared (the machine may be shared: medians of paired rounds, not single runs).  Each of our
 runs is checked: every file a new record (the command's output lines, the call's results).
 
+``--floor`` (run alone) also times the blob store's own work with nothing else: a minimal
+loop that reads, hashes and places each file in the store's layout (``sha256/ab/cd/<hash>``,
+through a temporary file) and syncs once -- what an add cannot do without, whatever its
+database and custody log cost.
+
 ``--baseline DIR`` (run as ``python benchmarks/small_files.py``) times another checkout of the
 library too -- the code before a change -- with its default options, CLI and in-process, in the
 same rounds, for before/after ratios.  Through ``benchmarks/run.py --only small`` there is no
@@ -27,6 +32,8 @@ baseline.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import os
 import random
 import shutil
@@ -48,6 +55,8 @@ OPERATOR = "Benchmark <bench@example.org>"
 KIB = 1024
 SEED = 20261204
 FILES_PER_FOLDER = 100
+#: The side ``--floor`` adds (see store_layout_floor).
+FLOOR = "the store's layout alone (a minimal loop)"
 #: Targets: ours / (cp -r + sha256sum + sync), at least; ours / (git add + commit), above.
 CP_TARGET = 0.5
 GIT_TARGET = 1.0
@@ -195,6 +204,46 @@ def cp_sha256sum_sync(tree: Path, work: Path, count: int) -> float:
     return seconds
 
 
+def store_layout_floor(tree: Path, work: Path, count: int) -> float:
+    """The least the blob store's own work costs: each file read, hashed (SHA-256), written to a
+    temporary file of the store, made read-only and linked into ``sha256/ab/cd/<hash>`` (its
+    folders made as needed), the temporary name removed; one ``sync`` at the end.  No database,
+    no description, no custody event: what is left of an add's time beyond this is theirs."""
+    store = work / "layout"
+    _fresh(store)
+    started = time.perf_counter()
+    tmp = store / "tmp"
+    tmp.mkdir(parents=True)
+    made: set[str] = set()
+    stored = 0
+    for folder, _, names in os.walk(tree):
+        for name in names:
+            with open(os.path.join(folder, name), "rb", buffering=0) as source:
+                data = source.read()
+            sha256 = hashlib.sha256(data).hexdigest()
+            part = f"{tmp}/{os.urandom(16).hex()}.part"
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, data)
+                os.fchmod(fd, 0o444)
+            finally:
+                os.close(fd)
+            fan_out = f"{store}/sha256/{sha256[:2]}/{sha256[2:4]}"
+            if fan_out not in made:
+                os.makedirs(fan_out, exist_ok=True)
+                made.add(fan_out)
+            with contextlib.suppress(FileExistsError):
+                os.link(part, f"{fan_out}/{sha256}")
+            os.unlink(part)
+            stored += 1
+    subprocess.run(["sync"], check=True)
+    seconds = time.perf_counter() - started
+    if stored != count:
+        raise AssertionError(f"the layout loop stored {stored} files of {count}")
+    _fresh(store)
+    return seconds
+
+
 def git_add_commit(tree: Path, work: Path, count: int) -> float:
     """``git add -A`` and ``git commit`` of the folder into a new repository (made first)."""
     repository = work / "repository.git"
@@ -221,6 +270,7 @@ def compare(
     baseline: Path | None = None,
     library: Path = REPO,
     baseline_batch: int | None = None,
+    floor: bool = False,
 ) -> tuple[list[Side], dict[str, float]]:
     """Make the folder, time every side in alternating rounds; return the sides and the ratios
     (reference or baseline median / ours, above 1 when ours is faster)."""
@@ -243,6 +293,8 @@ def compare(
         if baseline_batch is not None:
             name = f"before, in-process, batch={baseline_batch}"
             sides.append(Side(name, lambda w: in_process_add(baseline, tree, w, count, baseline_batch)))
+    if floor:
+        sides.append(Side(FLOOR, lambda w: store_layout_floor(tree, w, count)))
     for round_number in range(repeat):
         for side in sides if round_number % 2 == 0 else list(reversed(sides)):
             read_through(tree)
@@ -257,7 +309,10 @@ def compare(
         ratios["cli/before"] = by_name["before, CLI"] / cli
         ratios["call/before"] = by_name["before, in-process"] / call
         if baseline_batch is not None:
-            ratios[f"call/before with batch={baseline_batch}"] = by_name[sides[-1].name] / call
+            name = f"before, in-process, batch={baseline_batch}"
+            ratios[f"call/before with batch={baseline_batch}"] = by_name[name] / call
+    if floor:
+        ratios["floor/cp"] = cp / by_name[FLOOR]
     return sides, ratios
 
 
@@ -269,6 +324,9 @@ def report(count: int, sides: Sequence[Side], ratios: dict[str, float]) -> list[
         lines.append(f"  {count / side.median:8.0f} files/s  median {side.median:7.2f} s  (runs: {runs})  {side.name}")
     for name, value in ratios.items():
         ours, _, other = name.partition("/")
+        if ours == "floor":
+            lines.append(f"  the store's layout alone (no database, no custody) vs cp: {value:.2f}x")
+            continue
         who = "CLI" if ours == "cli" else "in-process"
         target = {"cp": f">= {CP_TARGET}x", "git": f"> {GIT_TARGET}x"}.get(other, "")
         verdict = ("PASS" if value >= CP_TARGET else "FAIL") if other == "cp" else ""
@@ -315,12 +373,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--baseline-batch", type=int, default=None, help="also time the baseline in-process with this batch"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="also time the blob store's layout alone (a minimal loop, no database)"
+    )
     parser.add_argument("--workdir", type=Path, default=HERE / "scratch", help="where to work (on a disk, not tmpfs)")
     args = parser.parse_args(argv)
     baseline = None if args.baseline is None else args.baseline.resolve()
 
     def run(work: Path) -> list[str]:
-        sides, ratios = compare(args.files, args.repeat, work, baseline, baseline_batch=args.baseline_batch)
+        sides, ratios = compare(
+            args.files, args.repeat, work, baseline, baseline_batch=args.baseline_batch, floor=args.floor
+        )
         return report(args.files, sides, ratios)
 
     return in_scratch(args.workdir, "small-", run)
