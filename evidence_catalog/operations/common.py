@@ -348,7 +348,7 @@ WORK_DIR = "tmp"
 
 
 _pause_lock = threading.Lock()
-#: How many adds are running with automatic garbage collection paused, and whether it was on
+#: How many bulk operations are running with automatic garbage collection paused, and whether it was on
 #: when the first of them began (it is turned on again when the last ends).
 _pausing = 0
 _resume = False
