@@ -102,8 +102,8 @@ def head_schema_statements(dialect: sa.Dialect) -> tuple[str, ...]:
         elif dialect.name == "postgresql":
             statements.append(PG_INDEX_CREATE)
         statements.append(str(CreateTable(_VERSION_TABLE).compile(dialect=dialect)).strip())
-        made = _HEAD_SCHEMA[key] = tuple(statements)
-        return made
+        _HEAD_SCHEMA[key] = tuple(statements)
+        return _HEAD_SCHEMA[key]
 
 
 def _alembic_config(connection: sa.Connection | None = None) -> Any:
@@ -334,12 +334,12 @@ class Connections:
 
     @classmethod
     def create(cls, url: str | sa.URL, *, where: str | None = None) -> Self:
-        """Create the schema in an empty database by running every migration.
+        """Create the newest schema in an empty database (:func:`_create_head_schema`).
 
-        A database that already holds a catalog (or cannot be reached) is refused, naming it.
+        A database that already holds a catalog, or any other table (or that cannot be
+        reached), is refused, naming it.
         """
         db = cls(_make_engine(url))
-        taken = False
         others: list[str] = []
         try:
             # Looked at and made under the write lock: of two inits racing for one empty
@@ -348,10 +348,8 @@ class Connections:
             # Tables of anything else are refused too: the schema is made without looking
             # for each table first, and a catalog never takes over another program's table.
             with db._writer.begin() as connection:
-                inspector = sa.inspect(connection)
-                taken = inspector.has_table("alembic_version")
-                others = [] if taken else sorted(inspector.get_table_names())
-                if not taken and not others:
+                others = sorted(sa.inspect(connection).get_table_names())
+                if not others:
                     _create_head_schema(connection)
         except (DatabaseError, OperationalError) as exc:
             db.close()
@@ -361,7 +359,7 @@ class Connections:
         except BaseException:
             db.close()
             raise
-        if taken:
+        if "alembic_version" in others:
             db.close()
             raise CatalogError(
                 "the database already holds a catalog: give each catalog an empty database of its own",
