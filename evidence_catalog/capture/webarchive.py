@@ -237,24 +237,34 @@ def _lenient(query_extract: Callable[..., Any]) -> Callable[..., Any]:
             stream.seek(start)
             return query_extract("application/octet-stream", length, stream, url)
 
-    extract.lenient = True  # type: ignore[attr-defined]
     return extract
 
 
 _PATCH_LOCK = threading.Lock()
+_patched = False
+
+
+def _quiet_indexer() -> None:
+    """Give cdxj-indexer's parser of request bodies, once per process, a ``sys`` whose standard
+    error discards, an AMF parser that prints nothing, and multipart parsing that does not fail
+    the index (see :class:`_QuietSys`, :func:`_quiet_amf_parse`, :func:`_lenient`)."""
+    global _patched
+    from cdxj_indexer import postquery
+
+    with _PATCH_LOCK:
+        if not _patched:
+            postquery.sys = _QUIET_SYS  # type: ignore[attr-defined]
+            postquery.amf_parse = _quiet_amf_parse
+            postquery.query_extract = _lenient(postquery.query_extract)
+            _patched = True
 
 
 def _index(warc: Path, cdx: Path, *, read_bodies: bool = False) -> bytes:
     """py-wacz's CDXJ index of *warc*: its gzip blocks written to *cdx*, the ``.idx`` returned.
     The indexer does not copy response bodies, which it never reads, unless *read_bodies*."""
-    from cdxj_indexer import postquery
     from wacz.waczindexer import WACZIndexer  # not wacz.main: it loads frictionless, for validation
 
-    postquery.sys = _QUIET_SYS  # type: ignore[attr-defined]  # see _QuietSys
-    postquery.amf_parse = _quiet_amf_parse  # see _quiet_amf_parse
-    with _PATCH_LOCK:
-        if not getattr(postquery.query_extract, "lenient", False):
-            postquery.query_extract = _lenient(postquery.query_extract)
+    _quiet_indexer()
 
     class Indexer(WACZIndexer):  # type: ignore[misc]
         def _create_record_iter(self, input_: Any) -> Any:

@@ -129,17 +129,17 @@ class BagWriter:
         relative: str,
         stream: BinaryIO,
         *,
+        size: int,
+        where: str,
         progress: ByteProgress | None = None,
-        size: int | None = None,
-        where: str = "",
     ) -> dict[str, str]:
         """Copy *stream* to the payload path *relative* (``data/...``), hashing it on the way;
-        return its digests by algorithm.  With the catalogued *size*, a stream that holds more
+        return its digests by algorithm.  A stream that holds more than the catalogued *size*
         is an :class:`IntegrityError` naming *where* as soon as one byte more is read (an object
         put in a blob's place may be huge); one that holds less, the caller's hash check finds."""
         target = self._own_target(relative)
-        source = cast(Readable, stream) if size is None else AtMost(cast(Readable, stream), size, where)
         with open(target, "xb") as out:
+            source = AtMost(cast(Readable, stream), size, where)
             digests, size = hash_stream(source, self.algorithms, on_block=out.write, progress=progress)
         found = {alg: getattr(digests, alg) for alg in self.algorithms}
         self._given(relative, size).listed(relative, found, size)
