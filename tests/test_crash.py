@@ -593,15 +593,20 @@ class Add(Operation):
     Then each image recorded by this add is analysed, an analysis a transaction (and a work
     area) of its own: a kill inside one leaves what it stored unclaimed (its document ...) and
     its work area, both listed by fsck, and the record as it was; an image is never analysed
-    twice, and ``analyze --all`` finishes what a killed add did not analyse."""
+    twice, and ``analyze --all`` finishes what a killed add did not analyse.
 
-    def __init__(self, files: list[Path], make_catalog: Callable[[], Path], batch: int | None = None) -> None:
+    With a worker process storing the small files (*ahead*: how many it may store ahead of the
+    file being catalogued), the files it stored ahead are in hand too."""
+
+    def __init__(
+        self, files: list[Path], make_catalog: Callable[[], Path], batch: int | None = None, ahead: int = 0
+    ) -> None:
         self.files = files
         self.shas = [_sha256(path.read_bytes()) for path in files]
         self.make_catalog = make_catalog
         self.batch = batch
         #: Files whose bytes a killed add may leave stored but unclaimed, after those recorded.
-        self.in_hand = 1 if batch == 1 else 2 * (batch or len(files)) + 1
+        self.in_hand = (1 if batch == 1 else 2 * (batch or len(files)) + 1) + ahead
         images = [path for path in files if path.suffix == ".jpg"]
         self.images = {_sha256(path.read_bytes()) for path in images}
         #: What the analyses of the images derive: bytes a killed analysis may leave unclaimed.
@@ -901,21 +906,28 @@ def _kill_at_random(
 # -- the random-moment harness, per operation -----------------------------------------------------
 
 
-@pytest.mark.parametrize("batch", [None, 3], ids=["default", "batch-3"])
+@pytest.mark.parametrize(
+    ("batch", "worker"), [(None, False), (3, False), (3, True)], ids=["default", "batch-3", "batch-3-worker"]
+)
 def test_add_killed_at_random_moments(
     backend: str,
     batch: int | None,
+    worker: bool,
     make_catalog: Callable[[], Path],
     tmp_path: Path,
     launcher: Launcher,
     run_cli: Callable[..., CliResult],
 ) -> None:
     # By default the ten files are one batch; with --batch 3, four: kills fall at the batch
-    # boundaries and inside batches (storing, syncing, committing) alike.
-    rng = random.Random(f"{SEED}-add-{backend}-{batch}")
-    add = Add(_files(tmp_path / "files", rng), make_catalog, batch)
+    # boundaries and inside batches (storing, syncing, committing) alike.  With *worker*, the
+    # small files are stored by a worker process (in tasks of two, up to a batch ahead), as in an
+    # add of hundreds of files or more: the kill ends it too.
+    rng = random.Random(f"{SEED}-add-{backend}-{batch}" + ("-worker" if worker else ""))
+    add = Add(_files(tmp_path / "files", rng), make_catalog, batch, ahead=3 if worker else 0)
+    if worker:
+        add.overrides = [(OFFLOADING, "OFFLOAD_FILES", 2), (OFFLOADING, "CHUNK_FILES", 2)]
     summary = _kill_at_random(add, kills=KILLS[backend], rng=rng, launcher=launcher, run_cli=run_cli)
-    print(f"add ({backend}, batch {batch or 'default'}): {dict(summary)}")
+    print(f"add ({backend}, batch {batch or 'default'}{', worker' if worker else ''}): {dict(summary)}")
 
 
 def test_ingest_killed_at_random_moments(
@@ -981,6 +993,7 @@ def test_export_killed_at_random_moments(
 #: catalogued; inside the transaction, before or after its events are appended, its rows
 #: written, its checkpoint signed (not committed); a batch committed, the next not yet.
 ADDING = "evidence_catalog.operations.adding"
+OFFLOADING = "evidence_catalog.operations.adding_offload"
 ADD_POINTS = [
     ("evidence_catalog.store.blobstore:_BlobWriter.write", "after"),
     ("evidence_catalog.store.blobstore:BlobStore._link_into_place", "after"),

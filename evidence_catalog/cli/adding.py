@@ -79,7 +79,9 @@ def add(
                     err=True,
                 )
 
-        with bytes_progress(total, "adding", quiet=quiet) as progress:
+        # The bar is drawn from the first bytes stored: an add of many files forks its worker
+        # before then (a process drawing a bar runs a thread, and forks no worker).
+        with bytes_progress(total, "adding", quiet=quiet, deferred=True) as progress:
             catalog.add(
                 files,
                 record_id=record_id,

@@ -45,7 +45,8 @@ def bytes_progress(
 
     *deferred*: the bar is drawn from the first bytes counted, not before.  Drawing it runs a
     thread (rich's refresh), and a process running another thread does not fork: ``verify``
-    forks its worker processes before it counts a byte, and gets them on a terminal too."""
+    and ``add`` fork their worker processes before they count a byte, and get them on a
+    terminal too."""
     if not shows_progress(quiet=quiet):
         yield None
         return

@@ -35,6 +35,7 @@ from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import common, log_key
+from evidence_catalog.operations.adding_offload import Storing
 from evidence_catalog.operations.common import check_note, check_record_id, checked_tags, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
@@ -175,28 +176,29 @@ def _add(
     batches = GroupCommit(
         lambda prepared: done(commit_batch(ctx, prepared, record_id, checked, note, noted, sync=False))
     )
-    with common.collections_paused() as paused, batches:
-        batches.collect = paused
-        for index, path in enumerate(files):
-            batches.commit_synced()  # a batch synced meanwhile is committed at once
-            try:
-                info = os.stat(path)
-            except OSError:
-                info = None  # store_added_file says why
-            if info is not None and info.st_size >= LARGE_FILE:
-                batches.seal(ctx, wait=True)  # the files before it are not held back
-            elif batches.due():
-                batches.seal(ctx)
-            try:
-                prepared = store_added_file(ctx, path, source_url, progress, defer_sync=True, info=info)
-            except Exception:
-                batches.seal(ctx, wait=True)  # the files before it are catalogued, then it is said
-                raise
-            batches.add(prepared)
-            held, left = len(batches.pending), len(files) - index - 1
-            if held >= batch or batches.size >= BATCH_BYTES or batches.due() or TAPER_FILES <= held >= left:
-                batches.seal(ctx)
-        batches.seal(ctx, wait=True)
+    storing = Storing.begin(ctx, files, source_url, progress, batch)  # its worker forked before any thread starts
+    try:
+        with common.collections_paused() as paused, batches:
+            batches.collect = paused
+            for index in range(len(files)):
+                batches.commit_synced()  # a batch synced meanwhile is committed at once
+                info = storing.stat(index)  # None: storing the file says why
+                if info is not None and info.st_size >= LARGE_FILE:
+                    batches.seal(ctx, wait=True)  # the files before it are not held back
+                elif batches.due():
+                    batches.seal(ctx)
+                try:
+                    prepared = storing.prepared(index, info)
+                except Exception:
+                    batches.seal(ctx, wait=True)  # the files before it are catalogued, then it is said
+                    raise
+                batches.add(prepared)
+                held, left = len(batches.pending), len(files) - index - 1
+                if held >= batch or batches.size >= BATCH_BYTES or batches.due() or TAPER_FILES <= held >= left:
+                    batches.seal(ctx)
+            batches.seal(ctx, wait=True)
+    finally:
+        storing.close()
     return results
 
 
@@ -382,7 +384,20 @@ def store_added_file(
         raise InputError("permission denied", where=where) from exc
     except IsADirectoryError as exc:
         raise InputError("is a directory", where=where) from exc
-    artifact = common.describe(ctx, blob)
+    return prepare_stored(ctx, path, blob, common.describe(ctx, blob), info, source_url, started_at)
+
+
+def prepare_stored(
+    ctx: Context,
+    path: Path,
+    blob: StoredBlob,
+    artifact: model.Artifact,
+    info: os.stat_result,
+    source_url: str | None,
+    started_at: dt.datetime,
+) -> Prepared:
+    """What ``add`` catalogues about a file stored since *started_at* (whose ``stat`` before
+    it was read is *info*): its acquisition, ended now."""
     ended_at = ctx.clock()
     path_text, path_b64 = recorded_path(path)
     acquisition = common.new_acquisition(

@@ -74,9 +74,10 @@ def remove_unclaimed(ctx: Context, created: Sequence[str]) -> None:
                     ctx.blobs.remove(sha)
 
 
-def describe(ctx: Context, blob: StoredBlob) -> model.Artifact:
+def describe(ctx: Context, blob: StoredBlob, media_type: str | None = None) -> model.Artifact:
     """The artifact description of stored bytes: the catalogued one when the bytes were
-    already there, else sniffed and extracted from the stored copy (never from the source)."""
+    already there, else sniffed and extracted from the stored copy (never from the source);
+    *media_type*: the stored copy's, when it was sniffed already (by an add's worker)."""
     from evidence_catalog.extract import extract_metadata, sniff_media_type  # puremagic, exifread: not for reading
 
     if not blob.created:
@@ -86,7 +87,8 @@ def describe(ctx: Context, blob: StoredBlob) -> model.Artifact:
             return catalogued
     try:
         with ctx.blobs.local_copy(blob.sha256) as stored:
-            media_type = sniff_media_type(stored)
+            if media_type is None:
+                media_type = sniff_media_type(stored)
             return model.Artifact(
                 digests=blob.digests,
                 size=blob.size,

@@ -8,9 +8,7 @@ Damage is reported as findings (:mod:`evidence_catalog.findings`), never raised.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
 import sys
 import threading
 from collections import deque
@@ -64,6 +62,7 @@ from evidence_catalog.operations.verify_tree import LogScan as LogScan
 from evidence_catalog.operations.verify_tree import checkpoint_sizes as checkpoint_sizes
 from evidence_catalog.operations.verify_tree import root_at as root_at
 from evidence_catalog.operations.verify_tree import verify_tree as verify_tree
+from evidence_catalog.operations.workers import die_with, usable_cpus
 from evidence_catalog.replay import Replayer
 from evidence_catalog.results import VerificationReport
 from evidence_catalog.serialize import structure
@@ -277,15 +276,6 @@ def hash_groups(
         total += artifact[1]
     if group:
         yield group
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, as ``taskset`` sets it), else the
-    machine's."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def stored_bytes(ctx: Context) -> int:
@@ -646,26 +636,6 @@ class _Offload:
 #: per group of files.
 _READ: dict[int, Any] = {}
 #: How often a verification waiting for its workers hands their progress on.
-#: ``prctl``'s option that asks for a signal when the parent dies (``linux/prctl.h``).
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with(parent: int) -> None:
-    """A worker's first act: to be killed when the verifying process *parent* dies.  A forked
-    worker holds copies of its parent's descriptors, its database connection's among them: one
-    outliving a verification that was killed would keep that connection open on the server.  A
-    worker that cannot arrange it stops at once (the pool is then broken, and its work is done
-    by the verifying process)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            os._exit(1)
-    except (OSError, AttributeError):
-        os._exit(1)
-    if os.getppid() != parent:  # the parent died before that was set
-        os._exit(1)
-
-
 POLL_SECONDS = 0.25
 
 

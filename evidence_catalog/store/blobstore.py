@@ -279,6 +279,24 @@ class BlobStore:
         finally:
             done.close()
 
+    def expect_deferred(self) -> bool:
+        """Say that files are about to be stored with ``defer_sync`` into this store by another
+        process (an add's worker): the next :meth:`sync` makes them durable with the rest, and
+        reports a write-back of theirs that fails from now on.  ``False`` where that cannot be
+        done from here (no ``syncfs``: each file would have to be synced by its path, which
+        only the process that stored it knows); the caller then stores them itself."""
+        if not self.fsync:
+            return True
+        if _syncfs is None:
+            return False
+        try:
+            with self._lock:
+                self._deferred.stored = True
+                self._deferred.watch(self.root)  # before the first byte the next sync covers
+        except OSError as exc:
+            raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
+        return True
+
     def put_stream(
         self, stream: Readable, *, progress: ProgressCallback | None = None, defer_sync: bool = False
     ) -> StoredBlob:

@@ -1,0 +1,291 @@
+"""An add's small files stored in a second process while the first catalogues them.
+
+Adding many small files is Python work in two halves of about equal cost a file: storing it
+(reading, SHA-256, the temporary file, the link into the store, the stored copy's media type)
+and cataloguing it (rows, the custody event and its commitments, the checkpoint).  One
+interpreter runs one of them at a time (a storing thread only waits for its lock), so an add of
+a few hundred files or more forks one worker process that stores and sniffs the small files a
+few chunks ahead of the file being catalogued, on the other CPU.
+
+What the worker does, for each file of a chunk: ``put_stream`` with ``defer_sync`` and the
+media type of the stored copy; nothing else (no database, no clock, no reader of embedded
+metadata: those stay in the adding process, where their servers run).  What stays here: each
+file's ``stat`` (taken before it is sent: its size decides its batch and its modification time
+is recorded), the acquisition's times (its start read when the file is sent, its end when the
+worker's answer is taken: an interval that holds the storing), its description, the sync
+before each transaction, and everything in the database.  The sync is one ``syncfs`` of the
+store's file system, which covers what any process wrote there; the store's descriptor it is
+called on is opened before each chunk is sent, so that a write-back of the worker's that fails
+is reported too (:meth:`~evidence_catalog.store.blobstore.BlobStore.expect_deferred`).
+
+The worker is a fork of this process running the same code; what it brings back is used as
+the adding process's own ``put_stream`` would have returned it.  Whatever it does not bring
+back (a file it could not store, a chunk after the worker died or stopped answering) is stored
+here, in order, with the same function as without a worker (:func:`store_added_file`), so the
+outcome and the errors are the same.  A file the worker had stored before it died is then found
+in the store, as bytes stored before (``new_bytes`` is false for it).  Workers are only forked
+on Linux, with two CPUs or more, from a process running no other thread, into a local blob store
+whose file system has ``syncfs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import stat
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from evidence_catalog.hashing import ProgressCallback
+from evidence_catalog.operations import common
+from evidence_catalog.operations.context import Context
+from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, usable_cpus
+from evidence_catalog.store.blobstore import BlobStore, StoredBlob
+
+#: Adds of fewer files store them in the adding process: the fork and the worker's first task
+#: cost about what storing this many small files beside the cataloguing saves.
+OFFLOAD_FILES = 200
+#: Files sent to the worker in one task, and tasks sent ahead of the file being catalogued:
+#: about a batch's worth (:data:`~evidence_catalog.operations.adding.BATCH_FILES`), so that the
+#: worker stores the next batch's files while this process commits one.  Never more files ahead
+#: than the add's batch: a killed add leaves at most the bytes of the batch being committed, of
+#: the one being filled, and of as many files again stored and unclaimed.
+CHUNK_FILES = 32
+AHEAD = 32
+#: How long a task may take before its files are stored here instead (a worker that never
+#: answers must not hold an add up forever).
+TASK_TIMEOUT = 300.0
+#: How long an add that stops waits for its worker to end the task it is doing (a killed
+#: worker could leave a temporary file behind) before it kills it.
+CLOSE_SECONDS = 10.0
+
+#: What the worker brings back for a file it stored: its blob, and the stored copy's media type.
+Stored = tuple[StoredBlob, str]
+
+#: The worker's blob store (made at its first task, kept for the others).
+_STORES: dict[tuple[str, tuple[str, ...], bool], BlobStore] = {}
+
+
+def store_files(root: str, algorithms: tuple[str, ...], fsync: bool, paths: Sequence[str]) -> list[Stored | None]:
+    """The worker's task: put each file of *paths* into the blob store in folder *root* (not
+    synced: the adding process syncs the store before any transaction names them) and sniff
+    the stored copy's media type.  It stops at the first file it cannot store: ``None`` for
+    that one and every one after it, which the adding process stores itself (and says why)."""
+    from evidence_catalog.extract.mediatype import sniff_media_type
+
+    key = (root, algorithms, fsync)
+    store = _STORES.get(key)
+    if store is None:
+        store = _STORES[key] = BlobStore(Path(root), algorithms, fsync=fsync)
+    done: list[Stored | None] = []
+    for path in paths:
+        try:
+            # Opened without blocking, should it have become a named pipe since it was looked at.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with open(fd, "rb", buffering=0) as stream:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    break
+                blob = store.put_stream(stream, defer_sync=True)
+            done.append((blob, sniff_media_type(store.path_for(blob.sha256))))
+        except Exception:  # noqa: BLE001 -- stored by the adding process, which says why
+            break
+    return done + [None] * (len(paths) - len(done))
+
+
+class Storing:
+    """How the files of one add are stored, in order: each small file by the worker, when one
+    runs (:meth:`begin`), else each here, as :func:`store_added_file` stores it."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        files: Sequence[Path],
+        source_url: str | None,
+        progress: ProgressCallback | None,
+        batch: int = 1,
+        pool: Any = None,
+    ) -> None:
+        self.ctx = ctx
+        self.files = files
+        #: The most files sent ahead of the one being catalogued, and in one task.
+        self.ahead = min(AHEAD * CHUNK_FILES, batch)
+        self.chunk = min(CHUNK_FILES, self.ahead)
+        self.source_url = source_url
+        self.progress = progress
+        self.pool = pool
+        #: The store the worker stores into (the catalog's, local).
+        self.store: BlobStore | None = None
+        self.broken = False
+        #: Each file's ``stat``, taken before it was sent (and kept until it is catalogued).
+        self.infos: dict[int, os.stat_result | None] = {}
+        #: The chunks sent, in order: their files and the answer to come.
+        self.sent: deque[tuple[list[int], Future[list[Stored | None]] | None]] = deque()
+        #: When each file sent was sent, and what the worker brought back for each.
+        self.started: dict[int, dt.datetime] = {}
+        self.stored: dict[int, Stored] = {}
+        self.next = 0  # the first file not yet looked at for sending
+
+    @classmethod
+    def begin(
+        cls,
+        ctx: Context,
+        files: Sequence[Path],
+        source_url: str | None,
+        progress: ProgressCallback | None,
+        batch: int,
+    ) -> Storing:
+        """The storing of *files*, added in batches of *batch*, with a worker process where it
+        pays and can be had (see the module's documentation), forked now: before the add starts
+        any thread."""
+        storing = cls(ctx, files, source_url, progress, batch)
+        if len(files) < OFFLOAD_FILES or batch < 2 or usable_cpus() < 2 or not sys.platform.startswith("linux"):
+            return storing
+        store = ctx.blobs
+        if not isinstance(store, BlobStore) or threading.active_count() > 1:
+            return storing  # (a lock another thread holds would stay held in the forked worker)
+        if not store.expect_deferred():
+            return storing
+        import multiprocessing  # the worker: imported only when it is started
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=die_with_and_ignore_interrupts,
+                initargs=(os.getpid(),),
+            )
+        except Exception:  # noqa: BLE001 -- no worker: everything is stored here
+            return storing
+        storing.pool, storing.store = pool, store
+        try:
+            pool.submit(int).result(timeout=TASK_TIMEOUT)  # forked now
+        except Exception:  # noqa: BLE001
+            storing.broken = True
+            storing.close()
+            storing.pool = None
+        return storing
+
+    def stat(self, index: int) -> os.stat_result | None:
+        """File *index*'s ``stat`` (``None`` when it cannot be had: storing it says why), as it
+        was before the worker read it, if it was sent."""
+        if index not in self.infos:
+            try:
+                self.infos[index] = os.stat(self.files[index])
+            except OSError:
+                self.infos[index] = None
+        return self.infos[index]
+
+    def prepared(self, index: int, info: os.stat_result | None) -> Any:
+        """What the add catalogues about file *index* (whose ``stat`` is *info*, from
+        :meth:`stat`): stored by the worker, or here."""
+        from evidence_catalog.operations.adding import prepare_stored, store_added_file
+
+        path = self.files[index]
+        self.infos.pop(index, None)
+        if self.pool is not None and not self.broken:
+            self._send_ahead(index)
+            taken = self._take(index)
+            if taken is not None and info is not None:
+                (blob, media_type), started_at = taken
+                if self.progress is not None:
+                    self.progress(blob.size)
+                artifact = common.describe(self.ctx, blob, media_type)
+                return prepare_stored(self.ctx, path, blob, artifact, info, self.source_url, started_at)
+        return store_added_file(self.ctx, path, self.source_url, self.progress, defer_sync=True, info=info)
+
+    def _send_ahead(self, index: int) -> None:
+        """Send the small files after file *index* (and it), up to :attr:`ahead` of them."""
+        from evidence_catalog.operations.adding import LARGE_FILE
+
+        store = self.store
+        assert store is not None
+        count, limit = len(self.files), index + self.ahead
+        # Whole chunks only (but the last): one file at a time would cost more than it saves.
+        while not self.broken and self.next < count and (self.next + self.chunk <= limit or limit >= count):
+            end = min(count, self.next + self.chunk)
+            chunk: list[int] = []
+            while self.next < end:
+                info = self.stat(self.next)
+                if info is None or not stat.S_ISREG(info.st_mode) or info.st_size >= LARGE_FILE:
+                    if chunk:
+                        break  # it ends the chunk, and is stored here when its turn comes
+                    self.next += 1
+                    continue
+                chunk.append(self.next)
+                self.next += 1
+            if not chunk:
+                continue
+            store.expect_deferred()  # before the worker writes a byte of them
+            for sent in chunk:
+                self.started[sent] = self.ctx.clock()
+            paths = [os.fspath(self.files[i]) for i in chunk]
+            self.sent.append((chunk, self._submit(os.fspath(store.root), store.algorithms, store.fsync, paths)))
+
+    def _submit(
+        self, root: str, algorithms: tuple[str, ...], fsync: bool, paths: list[str]
+    ) -> Future[list[Stored | None]] | None:
+        try:
+            return self.pool.submit(store_files, root, algorithms, fsync, paths)  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001 -- a broken pool: the rest is stored here
+            self.broken = True
+            return None
+
+    def _take(self, index: int) -> tuple[Stored, dt.datetime] | None:
+        """What the worker brought back for file *index*, and when it was sent; ``None`` when
+        it was not sent or not stored there."""
+        while index not in self.stored and self.sent and self.sent[0][0][0] <= index:
+            chunk, future = self.sent.popleft()
+            answer = self._answer(future)
+            if answer is None or len(answer) != len(chunk):
+                answer = [None] * len(chunk)
+            for sent, stored in zip(chunk, answer, strict=True):
+                if stored is not None:
+                    self.stored[sent] = stored
+                else:
+                    self.started.pop(sent, None)
+        stored = self.stored.pop(index, None)
+        started = self.started.pop(index, None)
+        return None if stored is None or started is None else (stored, started)
+
+    def _answer(self, future: Future[list[Stored | None]] | None) -> list[Stored | None] | None:
+        if future is None or self.broken:
+            return None
+        try:
+            return future.result(timeout=TASK_TIMEOUT)
+        except (TimeoutError, BrokenProcessPool):
+            self.broken = True  # (a worker that does not answer is killed when the add closes)
+        except Exception:  # noqa: BLE001 -- a task that failed: its files are stored here
+            pass
+        return None
+
+    def close(self) -> None:
+        """Stop the worker: its tasks not started are dropped, the one it is doing is waited
+        for (up to :data:`CLOSE_SECONDS`) so that it leaves no temporary file; one given up on
+        is killed."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        if self.broken:
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.join(CLOSE_SECONDS)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+        # Its thread here ends with its worker: waited for, so that the process runs no other
+        # thread after the add (a verification forks its own workers only then).
+        with contextlib.suppress(Exception):
+            pool.shutdown(wait=True)
