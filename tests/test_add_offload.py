@@ -79,7 +79,7 @@ def _case(catalog: str, files: list[str], case: str, batch: int, offload: bool) 
     adding_offload.CHUNK_FILES = 3
     adding_offload.AHEAD = 2
     adding_offload.TASK_TIMEOUT = 2.0
-    adding_offload.usable_cpus = lambda: 2  # type: ignore[assignment]
+    adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
     adding.LARGE_FILE = LARGE
     adding.BATCH_SECONDS = 3600.0  # batches end by their count, never by a slow machine's clock
     if case in ("vanished", "replaced"):  # the fourth file goes after the paths were checked
@@ -164,7 +164,7 @@ def files_of(folder: Path, sizes: list[int], seed: int = 0) -> list[Path]:
     """Files of the given sizes (a negative size: a copy of the file before it; a size of 1: a
     photo), each in order, with content of its own."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[Path] = []
     for number, size in enumerate(sizes):
         if size < 0 and paths:
             data = paths[-1].read_bytes()
@@ -282,7 +282,7 @@ def test_a_small_add_forks_no_worker(tmp_path: Path) -> None:
 
 def _add_then_threads(catalog: str, files: list[str]) -> tuple[bool, int]:
     adding_offload.OFFLOAD_FILES = 2
-    adding_offload.usable_cpus = lambda: 2  # type: ignore[assignment]
+    adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
     workers: list[bool] = []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
