@@ -130,6 +130,8 @@ class Storing:
         #: When each file sent was sent, and what the worker brought back for each.
         self.started: dict[int, dt.datetime] = {}
         self.stored: dict[int, Stored] = {}
+        #: The files sent that the worker gave back (stored here, looked at again first).
+        self.given_back: set[int] = set()
         self.next = 0  # the first file not yet looked at for sending
 
     @classmethod
@@ -199,6 +201,13 @@ class Storing:
                     self.progress(blob.size)
                 artifact = common.describe(self.ctx, blob, media_type)
                 return prepare_stored(self.ctx, path, blob, artifact, info, self.source_url, started_at)
+        if index in self.given_back or self.started.pop(index, None) is not None:
+            # Sent, and not brought back: looked at when it was sent, perhaps a batch ago, so
+            # looked at again, as without a worker (a named pipe it has become since would be
+            # opened, and waited on for ever, as the regular file it was; a file rewritten
+            # since would be recorded with the old modification time).
+            self.given_back.discard(index)
+            info = None
         return store_added_file(self.ctx, path, self.source_url, self.progress, defer_sync=True, info=info)
 
     def _send_ahead(self, index: int) -> None:
@@ -251,6 +260,7 @@ class Storing:
                     self.stored[sent] = stored
                 else:
                     self.started.pop(sent, None)
+                    self.given_back.add(sent)
         stored = self.stored.pop(index, None)
         started = self.started.pop(index, None)
         return None if stored is None or started is None else (stored, started)
