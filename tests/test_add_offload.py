@@ -280,7 +280,7 @@ def test_a_small_add_forks_no_worker(tmp_path: Path) -> None:
         assert storing.pool is None
 
 
-def _add_then_threads(catalog: str, files: list[str]) -> tuple[bool, int]:
+def _add_then_threads(catalog: str, files: list[str]) -> tuple[bool, list[str]]:
     adding_offload.OFFLOAD_FILES = 2
     adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
     workers: list[bool] = []
@@ -295,7 +295,7 @@ def _add_then_threads(catalog: str, files: list[str]) -> tuple[bool, int]:
 
     with Catalog.open(Path(catalog), operator=OPERATOR) as cat:
         cat.add(files, analyze=False)
-    return workers == [True], threading.active_count()
+    return workers == [True], [thread.name for thread in threading.enumerate()]
 
 
 def test_after_an_add_its_process_runs_no_thread_of_the_worker(tmp_path: Path) -> None:
@@ -305,4 +305,26 @@ def test_after_an_add_its_process_runs_no_thread_of_the_worker(tmp_path: Path) -
     catalog = new_catalog(tmp_path / "catalog")
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         used, threads = pool.submit(_add_then_threads, str(catalog), [str(f) for f in files]).result(timeout=600)
-    assert used and threads == 1
+    assert used
+    assert len(threads) == 1, threads
+
+
+def test_while_another_process_stores_every_sync_watches_for_the_next(tmp_path: Path) -> None:
+    # A write-back of the worker's that fails must be reported by a sync: each sync opens the
+    # descriptor the next one is called on before it syncs, even when no file was sent since
+    # the last (the worker may still be writing files sent before it).
+    from evidence_catalog.store import blobstore
+
+    if blobstore._syncfs is None:
+        pytest.skip("no syncfs here: no worker either")
+    (tmp_path / "blobs").mkdir()
+    store = blobstore.BlobStore(tmp_path / "blobs")
+    assert store.expect_deferred()
+    store.sync()
+    assert store._deferred.fd is not None  # watching, before the worker writes more
+    store.sync()
+    assert store._deferred.fd is not None  # and again, though nothing was sent since
+    store.expect_no_more()
+    store.sync()
+    store.sync()
+    assert store._deferred.fd is None  # done: nothing is watched for

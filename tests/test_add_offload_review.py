@@ -47,26 +47,26 @@ def _die_after_storing(*args: Any) -> Any:
     return answer
 
 
-def _modified_before_read(root: str, algorithms: Any, fsync: bool, paths: list[str]) -> Any:
+def _modified_before_read(root: str, algorithms: Any, fsync: bool, files: list[Any]) -> Any:
     """Another program rewrites TARGET after the adding process looked at it (its stat) and
     before the worker reads it."""
-    for path in paths:
+    for path, _ in files:
         if path.endswith(TARGET):
             with open(path, "wb") as out:
                 out.write(b"rewritten after it was looked at" * 10)
             info = os.stat(path)
             os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1000 * 10**9))
-    return _store_files(root, algorithms, fsync, paths)
+    return _store_files(root, algorithms, fsync, files)
 
 
-def _fifo_before_read(root: str, algorithms: Any, fsync: bool, paths: list[str]) -> Any:
+def _fifo_before_read(root: str, algorithms: Any, fsync: bool, files: list[Any]) -> Any:
     """TARGET is replaced by a named pipe after the adding process looked at it (its stat)
     and before the worker reads it."""
-    for path in paths:
+    for path, _ in files:
         if path.endswith(TARGET):
             os.unlink(path)
             os.mkfifo(path)
-    return _store_files(root, algorithms, fsync, paths)
+    return _store_files(root, algorithms, fsync, files)
 
 
 def _run(catalog: str, files: list[str], scenario: str, batch: int, offload: bool, readd: list[str]) -> dict[str, Any]:

@@ -607,6 +607,8 @@ class Add(Operation):
         self.batch = batch
         #: Files whose bytes a killed add may leave stored but unclaimed, after those recorded.
         self.in_hand = (1 if batch == 1 else 2 * (batch or len(files)) + 1) + ahead
+        #: Temporary files a killed add may leave: one for each process storing.
+        self.storing = 2 if ahead else 1
         images = [path for path in files if path.suffix == ".jpg"]
         self.images = {_sha256(path.read_bytes()) for path in images}
         #: What the analyses of the images derive: bytes a killed analysis may leave unclaimed.
@@ -652,7 +654,7 @@ class Add(Operation):
         in_hand = set(self.shas[done : done + self.in_hand])
         assert after.orphans - before.orphans <= in_hand | self.derived, "bytes stored beyond the files in hand"
         new_temporary = after.temporary - before.temporary
-        assert len({path for path in new_temporary if TEMPORARY_NAME.fullmatch(path)}) <= 1
+        assert len({path for path in new_temporary if TEMPORARY_NAME.fullmatch(path)}) <= self.storing
         # One work area per analysis under way: analyzing.WORKERS at once.
         assert len({path for path in new_temporary if ANALYSIS_AREA.fullmatch(path)}) <= analyzing.WORKERS
         return "none" if done == 0 else "all" if done == len(self.files) else "some"

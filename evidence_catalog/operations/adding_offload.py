@@ -5,7 +5,7 @@ Adding many small files is Python work in two halves of about equal cost a file:
 and cataloguing it (rows, the custody event and its commitments, the checkpoint).  One
 interpreter runs one of them at a time (a storing thread only waits for its lock), so an add of
 a few hundred files or more forks one worker process that stores and sniffs the small files a
-few chunks ahead of the file being catalogued, on the other CPU.
+batch ahead of the file being catalogued, on the other CPU.
 
 What the worker does, for each file of a chunk: ``put_stream`` with ``defer_sync`` and the
 media type of the stored copy; nothing else (no database, no clock, no reader of embedded
@@ -19,10 +19,13 @@ called on is opened before each chunk is sent, so that a write-back of the worke
 is reported too (:meth:`~evidence_catalog.store.blobstore.BlobStore.expect_deferred`).
 
 The worker is a fork of this process running the same code; what it brings back is used as
-the adding process's own ``put_stream`` would have returned it.  Whatever it does not bring
-back (a file it could not store, a chunk after the worker died or stopped answering) is stored
-here, in order, with the same function as without a worker (:func:`store_added_file`), so the
-outcome and the errors are the same.  A file the worker had stored before it died is then found
+the adding process's own ``put_stream`` would have returned it.  It stores a file only if it is
+still the file whose ``stat`` was taken (device, inode, size, modification time), and never
+moves a damaged stored copy aside (that is recorded in the event of the file that replaces it,
+so it is done here).  Whatever it does not bring back (such a file, a file it could not store,
+a chunk after the worker died or stopped answering) is looked at again and stored here, in
+order, with the same function as without a worker (:func:`store_added_file`), so the outcome
+and the errors are the same.  A file the worker had stored before it died is then found
 in the store, as bytes stored before (``new_bytes`` is false for it).  Workers are only forked
 on Linux, with two CPUs or more, from a process running no other thread, into a local blob store
 whose file system has ``syncfs``.
@@ -73,30 +76,47 @@ Stored = tuple[StoredBlob, str]
 _STORES: dict[tuple[str, tuple[str, ...], bool], BlobStore] = {}
 
 
-def store_files(root: str, algorithms: tuple[str, ...], fsync: bool, paths: Sequence[str]) -> list[Stored | None]:
-    """The worker's task: put each file of *paths* into the blob store in folder *root* (not
-    synced: the adding process syncs the store before any transaction names them) and sniff
-    the stored copy's media type.  It stops at the first file it cannot store: ``None`` for
-    that one and every one after it, which the adding process stores itself (and says why)."""
+#: What the adding process saw of a file it sends (its ``stat``): the worker stores the file only
+#: if it is still that file (device, inode, size, modification time).
+Seen = tuple[int, int, int, int]
+
+
+def seen(info: os.stat_result) -> Seen:
+    """What the worker checks of a file's ``stat`` *info*."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def store_files(
+    root: str, algorithms: tuple[str, ...], fsync: bool, files: Sequence[tuple[str, Seen]]
+) -> list[Stored | None]:
+    """The worker's task: put each file of *files* (its path, and what the adding process saw
+    of it) into the blob store in folder *root* (not synced: the adding process syncs the store
+    before any transaction names them) and sniff the stored copy's media type.  It stops at the
+    first file it cannot store, or that is not the file the adding process saw (changed since:
+    it would be recorded with another modification time), or whose stored copy is damaged (the
+    adding process moves it aside, and records that in the file's own event): ``None`` for that
+    one and every one after it, which the adding process stores itself (and says why)."""
     from evidence_catalog.extract.mediatype import sniff_media_type
 
     key = (root, algorithms, fsync)
     store = _STORES.get(key)
     if store is None:
         store = _STORES[key] = BlobStore(Path(root), algorithms, fsync=fsync)
+        store.quarantines = False
     done: list[Stored | None] = []
-    for path in paths:
+    for path, expected in files:
         try:
             # Opened without blocking, should it have become a named pipe since it was looked at.
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
             with open(fd, "rb", buffering=0) as stream:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode) or seen(info) != expected:
                     break
                 blob = store.put_stream(stream, defer_sync=True)
             done.append((blob, sniff_media_type(store.path_for(blob.sha256))))
         except Exception:  # noqa: BLE001 -- stored by the adding process, which says why
             break
-    return done + [None] * (len(paths) - len(done))
+    return done + [None] * (len(files) - len(done))
 
 
 class Storing:
@@ -235,14 +255,19 @@ class Storing:
             store.expect_deferred()  # before the worker writes a byte of them
             for sent in chunk:
                 self.started[sent] = self.ctx.clock()
-            paths = [os.fspath(self.files[i]) for i in chunk]
-            self.sent.append((chunk, self._submit(os.fspath(store.root), store.algorithms, store.fsync, paths)))
+            files = [(os.fspath(self.files[i]), seen(self._sent_stat(i))) for i in chunk]
+            self.sent.append((chunk, self._submit(os.fspath(store.root), store.algorithms, store.fsync, files)))
+
+    def _sent_stat(self, index: int) -> os.stat_result:
+        info = self.infos[index]
+        assert info is not None  # (only files with a stat are sent)
+        return info
 
     def _submit(
-        self, root: str, algorithms: tuple[str, ...], fsync: bool, paths: list[str]
+        self, root: str, algorithms: tuple[str, ...], fsync: bool, files: list[tuple[str, Seen]]
     ) -> Future[list[Stored | None]] | None:
         try:
-            return self.pool.submit(store_files, root, algorithms, fsync, paths)  # type: ignore[no-any-return]
+            return self.pool.submit(store_files, root, algorithms, fsync, files)  # type: ignore[no-any-return]
         except Exception:  # noqa: BLE001 -- a broken pool: the rest is stored here
             self.broken = True
             return None
@@ -283,6 +308,8 @@ class Storing:
         pool, self.pool = self.pool, None
         if pool is None:
             return
+        if self.store is not None:
+            self.store.expect_no_more()  # (after the last sync of the add: nothing is sent since)
         processes = list((getattr(pool, "_processes", None) or {}).values())
         if self.broken:
             for process in processes:

@@ -4,7 +4,7 @@ how a worker arranges to die with the process that forked it.
 Workers are forked (Linux only), from a process running no other thread: a lock another thread
 held at the fork would stay held in the worker for ever.  Whatever a worker does not bring back
 is done again by the process that forked it, with the same functions, so that a worker changes
-no outcome (see ``verifying._Offload`` and ``adding_offload.StoringWorker``).
+no outcome (see ``verifying._Offload`` and ``adding_offload.Storing``).
 """
 
 from __future__ import annotations

@@ -159,6 +159,10 @@ class BlobStore:
         #: What was stored with ``defer_sync`` since the last :meth:`sync` (under ``_lock``).
         self._lock = threading.Lock()
         self._deferred = _Deferred()
+        #: Whether another process may be storing into this store unsynced (see expect_deferred).
+        self._others = False
+        #: Whether a damaged stored copy is moved aside here (else: StorageError, see put_stream).
+        self.quarantines = True
 
     @property
     def location(self) -> str:
@@ -250,9 +254,10 @@ class BlobStore:
         with self._lock:
             done, self._deferred = self._deferred, _Deferred()
             try:
-                if done.stored and _syncfs is not None:
-                    # Files of the next batch may be being written now: its watch starts before
-                    # this one's sync, so that a failure is reported by this sync or the next.
+                if (done.stored or self._others) and _syncfs is not None:
+                    # Files of the next batch may be being written now (here, or by another
+                    # process told to): its watch starts before this one's sync, so that a
+                    # failure is reported by this sync or the next.
                     self._deferred.watch(self.root)
                 if done.fd is None and _syncfs is not None:
                     done.watch(self.root)  # nothing deferred: still a barrier for the caller
@@ -291,11 +296,17 @@ class BlobStore:
             return False
         try:
             with self._lock:
+                self._others = True  # each sync watches for the next until told otherwise
                 self._deferred.stored = True
                 self._deferred.watch(self.root)  # before the first byte the next sync covers
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         return True
+
+    def expect_no_more(self) -> None:
+        """The other process told of with :meth:`expect_deferred` stores nothing more."""
+        with self._lock:
+            self._others = False
 
     def put_stream(
         self, stream: Readable, *, progress: ProgressCallback | None = None, defer_sync: bool = False
@@ -436,6 +447,8 @@ class BlobStore:
             return None, False
         except OSError:
             pass  # unreadable (bad sectors, a directory in its place): damaged as well
+        if not self.quarantines:  # (an add's worker: the adding process moves it, and says so)
+            raise StorageError(f"the stored copy of {sha256} is damaged; nothing was stored", where=str(self.root))
         final = self.path_for(sha256)
         quarantine = self.root / "quarantine"
         self._make_dirs(quarantine)
