@@ -328,3 +328,30 @@ def test_while_another_process_stores_every_sync_watches_for_the_next(tmp_path: 
     store.sync()
     store.sync()
     assert store._deferred.fd is None  # done: nothing is watched for
+
+
+def _batch_sizes(catalog: str, files: list[str], offload: bool) -> list[int]:
+    adding_offload.OFFLOAD_FILES = 2 if offload else 10**9
+    adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
+    adding.TAPER_FILES = 4
+    adding.BATCH_SECONDS = 3600.0
+    sizes: list[int] = []
+    commit = adding.commit_batch
+
+    def spy(ctx: Any, prepared: Any, *args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(prepared))
+        return commit(ctx, prepared, *args, **kwargs)
+
+    adding.commit_batch = spy  # type: ignore[assignment]
+    with Catalog.open(Path(catalog), operator=OPERATOR) as cat:
+        cat.add(files, analyze=False)
+    return sizes
+
+
+def test_with_a_worker_the_first_batches_grow_so_that_cataloguing_starts_early(tmp_path: Path) -> None:
+    files = [str(f) for f in files_of(tmp_path / "files", [10 + n for n in range(40)])]
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        shared = pool.submit(_batch_sizes, str(new_catalog(tmp_path / "shared")), files, True).result(timeout=600)
+        alone = pool.submit(_batch_sizes, str(new_catalog(tmp_path / "alone")), files, False).result(timeout=600)
+    assert shared[:2] == [4, 8] and shared[2] > 8 and sum(shared) == 40  # (then the last ones halve)
+    assert alone[0] == 20 and sum(alone) == 40  # alone: one batch until the last ones halve

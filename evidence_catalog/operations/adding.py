@@ -177,6 +177,9 @@ def _add(
         lambda prepared: done(commit_batch(ctx, prepared, record_id, checked, note, noted, sync=False))
     )
     storing = Storing.begin(ctx, files, source_url, progress, batch)  # its worker forked before any thread starts
+    # With a worker, the first batches are smaller (100, 200, 400... files): cataloguing starts
+    # while the worker stores the rest, instead of after it has stored a whole batch.
+    limit = batch if storing.pool is None else min(batch, TAPER_FILES)
     try:
         with common.collections_paused() as paused, batches:
             batches.collect = paused
@@ -194,8 +197,9 @@ def _add(
                     raise
                 batches.add(prepared)
                 held, left = len(batches.pending), len(files) - index - 1
-                if held >= batch or batches.size >= BATCH_BYTES or batches.due() or TAPER_FILES <= held >= left:
+                if held >= limit or batches.size >= BATCH_BYTES or batches.due() or TAPER_FILES <= held >= left:
                     batches.seal(ctx)
+                    limit = min(batch, 2 * limit)
             batches.seal(ctx, wait=True)
     finally:
         storing.close()

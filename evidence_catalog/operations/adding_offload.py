@@ -311,6 +311,7 @@ class Storing:
         if self.store is not None:
             self.store.expect_no_more()  # (after the last sync of the add: nothing is sent since)
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)  # (shutdown forgets it)
         if self.broken:
             for process in processes:
                 with contextlib.suppress(Exception):
@@ -322,7 +323,7 @@ class Storing:
                 if process.is_alive():
                     process.kill()
                     process.join()
-        # Its thread here ends with its worker: waited for, so that the process runs no other
-        # thread after the add (a verification forks its own workers only then).
-        with contextlib.suppress(Exception):
-            pool.shutdown(wait=True)
+        # The pool's thread here ends with its worker: waited for, so that the process runs no
+        # other thread after the add (a verification forks its own workers only then).
+        if manager is not None:
+            manager.join(CLOSE_SECONDS)
