@@ -244,6 +244,8 @@ class Storing:
             while self.next < end:
                 info = self.stat(self.next)
                 if info is None or not stat.S_ISREG(info.st_mode) or info.st_size >= LARGE_FILE:
+                    # Not sent: its stat is taken again at its turn (it may change before).
+                    self.infos.pop(self.next, None)
                     if chunk:
                         break  # it ends the chunk, and is stored here when its turn comes
                     self.next += 1
