@@ -185,6 +185,7 @@ class Storing:
                 initargs=(os.getpid(),),
             )
         except Exception:  # noqa: BLE001 -- no worker: everything is stored here
+            store.expect_no_more()
             return storing
         storing.pool, storing.store = pool, store
         try:
