@@ -153,6 +153,10 @@ class Storing:
         #: The files sent that the worker gave back (stored here, looked at again first).
         self.given_back: set[int] = set()
         self.next = 0  # the first file not yet looked at for sending
+        #: The size of each file sent and not yet taken, and their sum: at most a batch's bytes
+        #: (what an add that stops may leave stored and unclaimed beyond its batches).
+        self.sizes: dict[int, int] = {}
+        self.bytes_ahead = 0
 
     @classmethod
     def begin(
@@ -213,6 +217,7 @@ class Storing:
 
         path = self.files[index]
         self.infos.pop(index, None)
+        self.bytes_ahead -= self.sizes.pop(index, 0)
         if self.pool is not None and not self.broken:
             self._send_ahead(index)
             taken = self._take(index)
@@ -232,14 +237,16 @@ class Storing:
         return store_added_file(self.ctx, path, self.source_url, self.progress, defer_sync=True, info=info)
 
     def _send_ahead(self, index: int) -> None:
-        """Send the small files after file *index* (and it), up to :attr:`ahead` of them."""
-        from evidence_catalog.operations.adding import LARGE_FILE
+        """Send the small files after file *index* (and it), up to :attr:`ahead` of them and a
+        batch's bytes (:data:`~evidence_catalog.operations.adding.BATCH_BYTES`)."""
+        from evidence_catalog.operations.adding import BATCH_BYTES, LARGE_FILE
 
         store = self.store
         assert store is not None
         count, limit = len(self.files), index + self.ahead
+        full = False
         # Whole chunks only (but the last): one file at a time would cost more than it saves.
-        while not self.broken and self.next < count and (self.next + self.chunk <= limit or limit >= count):
+        while not (full or self.broken) and self.next < count and (self.next + self.chunk <= limit or limit >= count):
             end = min(count, self.next + self.chunk)
             chunk: list[int] = []
             while self.next < end:
@@ -251,7 +258,12 @@ class Storing:
                         break  # it ends the chunk, and is stored here when its turn comes
                     self.next += 1
                     continue
+                if self.bytes_ahead + info.st_size > BATCH_BYTES and (chunk or self.sizes):
+                    full = True  # sent when the files before it are taken
+                    break
                 chunk.append(self.next)
+                self.sizes[self.next] = info.st_size
+                self.bytes_ahead += info.st_size
                 self.next += 1
             if not chunk:
                 continue

@@ -296,9 +296,9 @@ class BlobStore:
             return False
         try:
             with self._lock:
-                self._others = True  # each sync watches for the next until told otherwise
-                self._deferred.stored = True
                 self._deferred.watch(self.root)  # before the first byte the next sync covers
+                self._deferred.stored = True
+                self._others = True  # each sync watches for the next until told otherwise
         except OSError as exc:
             raise StorageError(_describe_os_error(exc), where=str(self.root)) from exc
         return True
