@@ -73,10 +73,13 @@ demo: $(STAMP)
 # without them the second run is left out, and says so -- under CI it fails instead).
 # Left out of the PostgreSQL run: tests that make no catalog, and those that choose their
 # databases themselves and already run on both (migrations, concurrency, crashes, blob stores,
-# PostgreSQL's own cases), and single tests marked `no_postgresql_pass` (tests/conftest.py).
+# PostgreSQL's own cases), the add's worker against changing files and its look-ahead (what it
+# stores, not where the records go: test_add_offload runs in both), and single tests marked
+# `no_postgresql_pass` (tests/conftest.py).
 # Property tests draw a quarter of their examples there (tests/conftest.py).
 PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore objectstore migrations postgresql \
-	concurrency crash crash_migration perceptual credentials similarity analysis_model stored_hash,--ignore=tests/test_$(f).py)
+	concurrency crash crash_migration perceptual credentials similarity analysis_model stored_hash \
+	add_offload_races add_offload_lookahead,--ignore=tests/test_$(f).py)
 
 # With eatmydata installed (Debian's package of that name) the tests run under it: fsync and
 # sync return at once.  What the tests check is unchanged: a killed process leaves its written

@@ -1,5 +1,6 @@
-"""Review of the add's worker process (``adding_offload``): cases the worker must not change
-what is recorded, and a check that the worker is used at all.
+"""The add's worker process (``adding_offload``) against files that change while it has them
+in hand and damaged stored copies: cases in which the worker must not change what is recorded,
+and a check that the worker is used at all.
 
 Each add runs in a new interpreter (a worker is only forked from a process running no other
 thread), with the thresholds lowered so that a few files use the worker.  Where the worker must

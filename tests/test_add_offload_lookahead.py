@@ -1,5 +1,6 @@
-"""Second review of the add's worker process (``adding_offload``): what the first review's fixes
-left open.
+"""The add's look-ahead (``adding_offload.Storing._send_ahead``): the files it passes without
+sending them keep no stale ``stat``, it sends at most a batch's bytes, and a worker that could
+not be started leaves the blob store as it was.
 
 Each add runs in a new interpreter (a worker is only forked from a process running no other
 thread), with the thresholds lowered so that a few files use the worker.  Where another program
