@@ -276,7 +276,8 @@ def test_a_small_add_forks_no_worker(tmp_path: Path) -> None:
     adding_offload_threshold = adding_offload.OFFLOAD_FILES
     assert len(files) < adding_offload_threshold  # the default threshold, as it is
     with Catalog.open(new_catalog(tmp_path / "catalog"), operator=OPERATOR) as cat:
-        storing = adding_offload.Storing.begin(cat._ctx, files, None, None, 1000)  # type: ignore[attr-defined]
+        policy = adding_offload.AddPolicy(adding.store_added_file, adding.prepare_stored, 1 << 24, 1 << 28)
+        storing = adding_offload.Storing.begin(cat._ctx, files, None, None, 1000, policy)  # type: ignore[attr-defined]
         assert storing.pool is None
 
 

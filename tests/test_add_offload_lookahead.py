@@ -9,9 +9,7 @@ such a program would, between two files), never from inside the code under test.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import queue
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from evidence_catalog import Catalog
 from evidence_catalog.errors import InputError
 from evidence_catalog.operations import adding, adding_offload
 
+from .spawned import in_new_interpreter
 from .test_add_offload import LARGE, OPERATOR, files_of, new_catalog
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker is forked: Linux only")
@@ -98,28 +97,9 @@ def _run(catalog: str, files: list[str], scenario: str, batch: int, offload: boo
     }
 
 
-def _deliver(out: Any, args: tuple[Any, ...]) -> None:
-    try:
-        out.put(("ok", _run(*args)))
-    except BaseException as exc:  # noqa: BLE001
-        out.put(("raised", repr(exc)))
-
-
 def in_child(*args: Any, timeout: float = 120.0) -> dict[str, Any]:
     """:func:`_run` in a new interpreter; ``{"hung": True}`` when it does not end in time."""
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    process = context.Process(target=_deliver, args=(out, args))
-    process.start()
-    try:
-        kind, value = out.get(timeout=timeout)
-    except queue.Empty:
-        process.kill()
-        process.join()
-        return {"hung": True}
-    process.join()
-    assert kind == "ok", value
-    return value  # type: ignore[no-any-return]
+    return in_new_interpreter(_run, *args, timeout=timeout)
 
 
 #: Small files sent to the worker, and at TARGET a large one the adding process stores itself.

@@ -35,7 +35,7 @@ from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import common, log_key
-from evidence_catalog.operations.adding_offload import Storing
+from evidence_catalog.operations.adding_offload import AddPolicy, Storing
 from evidence_catalog.operations.common import check_note, check_record_id, checked_tags, utf8
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
@@ -176,7 +176,8 @@ def _add(
     batches = GroupCommit(
         lambda prepared: done(commit_batch(ctx, prepared, record_id, checked, note, noted, sync=False))
     )
-    storing = Storing.begin(ctx, files, source_url, progress, batch)  # its worker forked before any thread starts
+    policy = AddPolicy(store_added_file, prepare_stored, LARGE_FILE, BATCH_BYTES)
+    storing = Storing.begin(ctx, files, source_url, progress, batch, policy)  # its worker forked before any thread
     # With a worker, the first batches are smaller (100, 200, 400... files): cataloguing starts
     # while the worker stores the rest, instead of after it has stored a whole batch.
     limit = batch if storing.pool is None else min(batch, TAPER_FILES)

@@ -24,7 +24,7 @@ still the file whose ``stat`` was taken (device, inode, size, modification time)
 moves a damaged stored copy aside (that is recorded in the event of the file that replaces it,
 so it is done here).  Whatever it does not bring back (such a file, a file it could not store,
 a chunk after the worker died or stopped answering) is looked at again and stored here, in
-order, with the same function as without a worker (:func:`store_added_file`), so the outcome
+order, with the same function as without a worker (the add's ``store_added_file``), so the outcome
 and the errors are the same.  A file the worker had stored before it died is then found
 in the store, as bytes stored before (``new_bytes`` is false for it).  Workers are only forked
 on Linux, with two CPUs or more, from a process running no other thread, into a local blob store
@@ -40,11 +40,12 @@ import stat
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import common
@@ -119,9 +120,22 @@ def store_files(
     return done + [None] * (len(files) - len(done))
 
 
+@attrs.frozen
+class AddPolicy:
+    """What the add gives its storing (this module does not import the add's): how it stores a
+    file itself (``store_added_file``) and what it catalogues of one the worker stored
+    (``prepare_stored``), the size from which a file is stored only once the batch before it is
+    committed, and the bytes that end a batch."""
+
+    store_here: Callable[..., Any]
+    prepare: Callable[..., Any]
+    large_file: int
+    batch_bytes: int
+
+
 class Storing:
     """How the files of one add are stored, in order: each small file by the worker, when one
-    runs (:meth:`begin`), else each here, as :func:`store_added_file` stores it."""
+    runs (:meth:`begin`), else each here, as the add's ``store_added_file`` stores it."""
 
     def __init__(
         self,
@@ -129,17 +143,18 @@ class Storing:
         files: Sequence[Path],
         source_url: str | None,
         progress: ProgressCallback | None,
-        batch: int = 1,
-        pool: Any = None,
+        batch: int,
+        policy: AddPolicy,
     ) -> None:
         self.ctx = ctx
         self.files = files
+        self.policy = policy
         #: The most files sent ahead of the one being catalogued, and in one task.
         self.ahead = min(AHEAD * CHUNK_FILES, batch)
         self.chunk = min(CHUNK_FILES, self.ahead)
         self.source_url = source_url
         self.progress = progress
-        self.pool = pool
+        self.pool: Any = None
         #: The store the worker stores into (the catalog's, local).
         self.store: BlobStore | None = None
         self.broken = False
@@ -166,11 +181,12 @@ class Storing:
         source_url: str | None,
         progress: ProgressCallback | None,
         batch: int,
+        policy: AddPolicy,
     ) -> Storing:
         """The storing of *files*, added in batches of *batch*, with a worker process where it
         pays and can be had (see the module's documentation), forked now: before the add starts
         any thread."""
-        storing = cls(ctx, files, source_url, progress, batch)
+        storing = cls(ctx, files, source_url, progress, batch, policy)
         if len(files) < OFFLOAD_FILES or batch < 2 or usable_cpus() < 2 or not sys.platform.startswith("linux"):
             return storing
         store = ctx.blobs
@@ -213,8 +229,6 @@ class Storing:
     def prepared(self, index: int, info: os.stat_result | None) -> Any:
         """What the add catalogues about file *index* (whose ``stat`` is *info*, from
         :meth:`stat`): stored by the worker, or here."""
-        from evidence_catalog.operations.adding import prepare_stored, store_added_file
-
         path = self.files[index]
         self.infos.pop(index, None)
         self.bytes_ahead -= self.sizes.pop(index, 0)
@@ -226,7 +240,7 @@ class Storing:
                 if self.progress is not None:
                     self.progress(blob.size)
                 artifact = common.describe(self.ctx, blob, media_type)
-                return prepare_stored(self.ctx, path, blob, artifact, info, self.source_url, started_at)
+                return self.policy.prepare(self.ctx, path, blob, artifact, info, self.source_url, started_at)
         if index in self.given_back or self.started.pop(index, None) is not None:
             # Sent, and not brought back: looked at when it was sent, perhaps a batch ago, so
             # looked at again, as without a worker (a named pipe it has become since would be
@@ -234,13 +248,11 @@ class Storing:
             # since would be recorded with the old modification time).
             self.given_back.discard(index)
             info = None
-        return store_added_file(self.ctx, path, self.source_url, self.progress, defer_sync=True, info=info)
+        return self.policy.store_here(self.ctx, path, self.source_url, self.progress, defer_sync=True, info=info)
 
     def _send_ahead(self, index: int) -> None:
         """Send the small files after file *index* (and it), up to :attr:`ahead` of them and a
-        batch's bytes (:data:`~evidence_catalog.operations.adding.BATCH_BYTES`)."""
-        from evidence_catalog.operations.adding import BATCH_BYTES, LARGE_FILE
-
+        batch's bytes."""
         store = self.store
         assert store is not None
         count, limit = len(self.files), index + self.ahead
@@ -251,14 +263,14 @@ class Storing:
             chunk: list[int] = []
             while self.next < end:
                 info = self.stat(self.next)
-                if info is None or not stat.S_ISREG(info.st_mode) or info.st_size >= LARGE_FILE:
+                if info is None or not stat.S_ISREG(info.st_mode) or info.st_size >= self.policy.large_file:
                     # Not sent: its stat is taken again at its turn (it may change before).
                     self.infos.pop(self.next, None)
                     if chunk:
                         break  # it ends the chunk, and is stored here when its turn comes
                     self.next += 1
                     continue
-                if self.bytes_ahead + info.st_size > BATCH_BYTES and (chunk or self.sizes):
+                if self.bytes_ahead + info.st_size > self.policy.batch_bytes and (chunk or self.sizes):
                     full = True  # sent when the files before it are taken
                     break
                 chunk.append(self.next)
@@ -308,6 +320,8 @@ class Storing:
     def _answer(self, future: Future[list[Stored | None]] | None) -> list[Stored | None] | None:
         if future is None or self.broken:
             return None
+        from concurrent.futures.process import BrokenProcessPool  # (imported with the pool)
+
         try:
             return future.result(timeout=TASK_TIMEOUT)
         except (TimeoutError, BrokenProcessPool):

@@ -1,0 +1,35 @@
+"""A test's function run in a new interpreter: for code that behaves differently in a process
+running other threads (an add forks its worker only from a process running none, and a test
+process may run some: another module's test server), or that may hang."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+from collections.abc import Callable
+from typing import Any
+
+
+def _deliver(out: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        out.put(("ok", function(*args)))
+    except BaseException as exc:  # noqa: BLE001 -- said in the test process
+        out.put(("raised", repr(exc)))
+
+
+def in_new_interpreter(function: Callable[..., dict[str, Any]], *args: Any, timeout: float = 120.0) -> dict[str, Any]:
+    """``function(*args)`` (a module-level function: it is sent by name) in a new interpreter;
+    ``{"hung": True}`` when it does not end in *timeout* seconds (it is then killed)."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    process = context.Process(target=_deliver, args=(out, function, args))
+    process.start()
+    try:
+        kind, value = out.get(timeout=timeout)
+    except queue.Empty:
+        process.kill()
+        process.join()
+        return {"hung": True}
+    process.join()
+    assert kind == "ok", value
+    return value  # type: ignore[no-any-return]
