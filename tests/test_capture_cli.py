@@ -172,7 +172,7 @@ def test_progress_is_drawn_on_a_terminal_and_not_with_quiet(cat: Path, tmp_path:
             "24M",
         ]
         code, drawn = _run_on_a_terminal(command)
-        assert code == 0
+        assert code == 0, drawn  # what it said on the terminal, should it fail
         assert "MB" in drawn and "captured 1 of 1" in drawn
         code, drawn = _run_on_a_terminal([*command, "--quiet"])
-        assert code == 0 and drawn == ""
+        assert code == 0 and drawn == "", drawn

@@ -86,12 +86,12 @@ def test_progress_is_drawn_on_a_terminal_and_not_with_quiet(tmp_path: Path) -> N
         with open(tmp_path / f"f{i}.bin", "wb") as f:
             f.write(os.urandom(48 * 1024 * 1024))
     code, drawn = _run_on_a_terminal(_cli("add", tmp_path / "f0.bin", "--catalog", catalog_dir))
-    assert code == 0
+    assert code == 0, drawn  # what it said on the terminal, should it fail
     assert "adding" in drawn and "MB" in drawn
     code, drawn = _run_on_a_terminal(_cli("add", tmp_path / "f1.bin", "--catalog", catalog_dir, "--quiet"))
-    assert code == 0 and drawn == ""
+    assert code == 0 and drawn == "", drawn
     code, drawn = _run_on_a_terminal(_cli("verify", "--catalog", catalog_dir))
-    assert code == 0 and "verifying" in drawn
+    assert code == 0 and "verifying" in drawn, drawn
 
 
 def _add_in_child(catalog_dir: str, paths: list[str]) -> None:
