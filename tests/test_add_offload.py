@@ -67,6 +67,18 @@ def _failing_store_files(*args: Any) -> Any:
     return _store_files(*args)
 
 
+def lowered(offload: bool, *, task_timeout: float) -> None:
+    """The thresholds lowered (in a child) so that a few files use the worker, with *offload*,
+    or none does; batches end by their count, never by a slow machine's clock."""
+    adding_offload.OFFLOAD_FILES = 2 if offload else 10**9
+    adding_offload.CHUNK_FILES = 3
+    adding_offload.AHEAD = 2
+    adding_offload.TASK_TIMEOUT = task_timeout
+    adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
+    adding.LARGE_FILE = LARGE
+    adding.BATCH_SECONDS = 3600.0
+
+
 def _case(catalog: str, files: list[str], case: str, batch: int, offload: bool) -> dict[str, Any]:
     """One add, in a process of its own (see :func:`in_child`): with the worker (*offload*) or
     alone; what it returned, raised and reported, and whether a worker ran."""
@@ -75,13 +87,7 @@ def _case(catalog: str, files: list[str], case: str, batch: int, offload: bool) 
     adding_offload.store_files = _store_files  # type: ignore[assignment]
     adding_offload.Storing.begin = _begin  # type: ignore[method-assign]
     adding.collect_files = _collect_files  # type: ignore[assignment]
-    adding_offload.OFFLOAD_FILES = 2 if offload else 10**9
-    adding_offload.CHUNK_FILES = 3
-    adding_offload.AHEAD = 2
-    adding_offload.TASK_TIMEOUT = 2.0
-    adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
-    adding.LARGE_FILE = LARGE
-    adding.BATCH_SECONDS = 3600.0  # batches end by their count, never by a slow machine's clock
+    lowered(offload, task_timeout=2.0)
     if case in ("vanished", "replaced"):  # the fourth file goes after the paths were checked
 
         def collect_then_change(*args: Any, **kwargs: Any) -> list[Path]:
@@ -177,6 +183,15 @@ def files_of(folder: Path, sizes: list[int], seed: int = 0) -> list[Path]:
         path.write_bytes(data)
         paths.append(path)
     return paths
+
+
+def modification_times(cat: Catalog) -> dict[str, float | None]:
+    """The modification time each acquisition records, by the name of the file it acquired."""
+    return {
+        Path(a.original_path or "").name: a.file_modified_at.timestamp() if a.file_modified_at else None
+        for r in cat.records()
+        for a in r.acquisitions
+    }
 
 
 def new_catalog(path: Path) -> Path:

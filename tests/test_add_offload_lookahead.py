@@ -21,7 +21,7 @@ from evidence_catalog.errors import InputError
 from evidence_catalog.operations import adding, adding_offload
 
 from .spawned import in_new_interpreter
-from .test_add_offload import LARGE, OPERATOR, files_of, new_catalog
+from .test_add_offload import LARGE, OPERATOR, files_of, lowered, modification_times, new_catalog
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker is forked: Linux only")
 
@@ -44,13 +44,7 @@ def _change(path: Path, scenario: str) -> None:
 
 
 def _run(catalog: str, files: list[str], scenario: str, batch: int, offload: bool) -> dict[str, Any]:
-    adding_offload.OFFLOAD_FILES = 2 if offload else 10**9
-    adding_offload.CHUNK_FILES = 3
-    adding_offload.AHEAD = 2
-    adding_offload.TASK_TIMEOUT = 20.0
-    adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
-    adding.LARGE_FILE = LARGE
-    adding.BATCH_SECONDS = 3600.0
+    lowered(offload, task_timeout=20.0)
     if scenario == "batch-bytes":  # the default chunks and look-ahead; a batch ends at 40,000 bytes
         adding_offload.CHUNK_FILES = 32
         adding_offload.AHEAD = 32
@@ -84,11 +78,7 @@ def _run(catalog: str, files: list[str], scenario: str, batch: int, offload: boo
             error = str(exc)
         others = cat._ctx.blobs._others  # type: ignore[attr-defined]
         fsck = cat.fsck()
-        modified = {
-            Path(a.original_path or "").name: a.file_modified_at.timestamp() if a.file_modified_at else None
-            for r in cat.records()
-            for a in r.acquisitions
-        }
+        modified = modification_times(cat)
     return {
         "error": error,
         "modified": modified,

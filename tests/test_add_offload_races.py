@@ -23,7 +23,7 @@ from evidence_catalog.errors import InputError
 from evidence_catalog.operations import adding, adding_offload
 
 from .spawned import in_new_interpreter
-from .test_add_offload import LARGE, OPERATOR, files_of, new_catalog
+from .test_add_offload import LARGE, OPERATOR, files_of, lowered, modification_times, new_catalog
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker is forked: Linux only")
 
@@ -70,13 +70,7 @@ def _fifo_before_read(root: str, algorithms: Any, fsync: bool, files: list[Any])
 
 
 def _run(catalog: str, files: list[str], scenario: str, batch: int, offload: bool, readd: list[str]) -> dict[str, Any]:
-    adding_offload.OFFLOAD_FILES = 2 if offload else 10**9
-    adding_offload.CHUNK_FILES = 3
-    adding_offload.AHEAD = 2
-    adding_offload.TASK_TIMEOUT = 20.0
-    adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
-    adding.LARGE_FILE = LARGE
-    adding.BATCH_SECONDS = 3600.0
+    lowered(offload, task_timeout=20.0)
     adding_offload.store_files = {  # type: ignore[assignment]
         "died": _die_after_storing,
         "modified": _modified_before_read,
@@ -109,11 +103,7 @@ def _run(catalog: str, files: list[str], scenario: str, batch: int, offload: boo
             added.append(cat.add([path], analyze=False)[0])
         events = [e.details.get("damaged_copy_quarantined") for e in cat.history() if e.action == "artifact.added"]
         fsck = cat.fsck()
-        modified = {
-            Path(a.original_path or "").name: a.file_modified_at.timestamp() if a.file_modified_at else None
-            for r in cat.records()
-            for a in r.acquisitions
-        }
+        modified = modification_times(cat)
     return {
         "error": error,
         "here": here,
