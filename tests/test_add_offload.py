@@ -79,6 +79,19 @@ def lowered(offload: bool, *, task_timeout: float) -> None:
     adding.BATCH_SECONDS = 3600.0
 
 
+def workers_started() -> list[bool]:
+    """Whether each add from now on (in this process) started a worker, in order."""
+    workers: list[bool] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        storing = _begin(*args, **kwargs)
+        workers.append(storing.pool is not None)
+        return storing
+
+    adding_offload.Storing.begin = spy  # type: ignore[method-assign]
+    return workers
+
+
 def _case(catalog: str, files: list[str], case: str, batch: int, offload: bool) -> dict[str, Any]:
     """One add, in a process of its own (see :func:`in_child`): with the worker (*offload*) or
     alone; what it returned, raised and reported, and whether a worker ran."""
@@ -104,14 +117,7 @@ def _case(catalog: str, files: list[str], case: str, batch: int, offload: bool) 
         adding_offload.store_files = _hanging_store_files  # type: ignore[assignment]
     if case == "failing":
         adding_offload.store_files = _failing_store_files  # type: ignore[assignment]
-    workers: list[Any] = []
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        storing = _begin(*args, **kwargs)
-        workers.append(storing.pool is not None)
-        return storing
-
-    adding_offload.Storing.begin = spy  # type: ignore[method-assign]
+    workers = workers_started()
     progress: list[int] = []
     error = None
     added: list[Any] = []
@@ -299,14 +305,7 @@ def test_a_small_add_forks_no_worker(tmp_path: Path) -> None:
 def _add_then_threads(catalog: str, files: list[str]) -> tuple[bool, list[str]]:
     adding_offload.OFFLOAD_FILES = 2
     adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
-    workers: list[bool] = []
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        storing = _begin(*args, **kwargs)
-        workers.append(storing.pool is not None)
-        return storing
-
-    adding_offload.Storing.begin = spy  # type: ignore[method-assign]
+    workers = workers_started()
     import threading
 
     with Catalog.open(Path(catalog), operator=OPERATOR) as cat:
@@ -371,3 +370,29 @@ def test_with_a_worker_the_first_batches_grow_so_that_cataloguing_starts_early(t
         alone = pool.submit(_batch_sizes, str(new_catalog(tmp_path / "alone")), files, False).result(timeout=600)
     assert shared[:2] == [4, 8] and shared[2] > 8 and sum(shared) == 40  # (then the last ones halve)
     assert alone[0] == 20 and sum(alone) == 40  # alone: one batch until the last ones halve
+
+
+def _stored_here(catalog: str, files: list[str]) -> list[str]:
+    lowered(True, task_timeout=20.0)
+    adding.BATCH_BYTES = 40_000  # the look-ahead is held by bytes too, again and again
+    here: list[str] = []
+    store = adding.store_added_file
+
+    def counting(ctx: Any, path: Path, *args: Any, **kwargs: Any) -> Any:
+        here.append(path.name)
+        return store(ctx, path, *args, **kwargs)
+
+    adding.store_added_file = counting  # type: ignore[assignment]
+    with Catalog.open(Path(catalog), operator=OPERATOR) as cat:
+        cat.add(files, analyze=False)
+    return here
+
+
+def test_a_look_ahead_held_by_bytes_still_sends_every_small_file(tmp_path: Path) -> None:
+    # Each file is counted in the bytes ahead until it is taken, also one sent only when its
+    # turn came (the look-ahead had stopped at a batch's bytes): counted for ever, such sizes
+    # held the look-ahead back more and more, until the adding process stored every file.
+    files = [str(f) for f in files_of(tmp_path / "files", [25_000] * 30)]  # one ahead at a time
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        here = pool.submit(_stored_here, str(new_catalog(tmp_path / "catalog")), files).result(timeout=600)
+    assert here == []

@@ -165,11 +165,10 @@ class Storing:
         #: When each file sent was sent, and what the worker brought back for each.
         self.started: dict[int, dt.datetime] = {}
         self.stored: dict[int, Stored] = {}
-        #: The files sent that the worker gave back (stored here, looked at again first).
-        self.given_back: set[int] = set()
         self.next = 0  # the first file not yet looked at for sending
-        #: The size of each file sent and not yet taken, and their sum: at most a batch's bytes
-        #: (what an add that stops may leave stored and unclaimed beyond its batches).
+        #: The size of each file sent and not yet taken (which files those are), and their sum:
+        #: at most a batch's bytes (what an add that stops may leave stored and unclaimed beyond
+        #: its batches).
         self.sizes: dict[int, int] = {}
         self.bytes_ahead = 0
 
@@ -213,7 +212,6 @@ class Storing:
         except Exception:  # noqa: BLE001
             storing.broken = True
             storing.close()
-            storing.pool = None
         return storing
 
     def stat(self, index: int) -> os.stat_result | None:
@@ -231,24 +229,24 @@ class Storing:
         :meth:`stat`): stored by the worker, or here."""
         path = self.files[index]
         self.infos.pop(index, None)
-        self.bytes_ahead -= self.sizes.pop(index, 0)
         if self.pool is not None and not self.broken:
-            self._send_ahead(index)
-            taken = self._take(index)
-            if taken is not None and info is not None:
-                (blob, media_type), started_at = taken
-                if self.progress is not None:
-                    self.progress(blob.size)
-                artifact = common.describe(self.ctx, blob, media_type)
-                return self.policy.prepare(self.ctx, path, blob, artifact, info, self.source_url, started_at)
-        if index in self.given_back or self.started.pop(index, None) is not None:
-            # Sent, and not brought back: looked at when it was sent, perhaps a batch ago, so
-            # looked at again, as without a worker (a named pipe it has become since would be
-            # opened, and waited on for ever, as the regular file it was; a file rewritten
-            # since would be recorded with the old modification time).
-            self.given_back.discard(index)
-            info = None
-        return self.policy.store_here(self.ctx, path, self.source_url, self.progress, defer_sync=True, info=info)
+            self._send_ahead(index)  # (it too, if it was not sent before)
+        size = self.sizes.pop(index, None)
+        if size is None:  # not sent: stored here
+            return self.policy.store_here(self.ctx, path, self.source_url, self.progress, defer_sync=True, info=info)
+        self.bytes_ahead -= size
+        taken = self._take(index)
+        if taken is not None and info is not None:
+            (blob, media_type), started_at = taken
+            if self.progress is not None:
+                self.progress(blob.size)
+            artifact = common.describe(self.ctx, blob, media_type)
+            return self.policy.prepare(self.ctx, path, blob, artifact, info, self.source_url, started_at)
+        # Sent, and not brought back: looked at when it was sent, perhaps a batch ago, so looked
+        # at again, as without a worker (a named pipe it has become since would be opened, and
+        # waited on for ever, as the regular file it was; a file rewritten since would be
+        # recorded with the old modification time).
+        return self.policy.store_here(self.ctx, path, self.source_url, self.progress, defer_sync=True, info=None)
 
     def _send_ahead(self, index: int) -> None:
         """Send the small files after file *index* (and it), up to :attr:`ahead` of them and a
@@ -312,7 +310,6 @@ class Storing:
                     self.stored[sent] = stored
                 else:
                     self.started.pop(sent, None)
-                    self.given_back.add(sent)
         stored = self.stored.pop(index, None)
         started = self.started.pop(index, None)
         return None if stored is None or started is None else (stored, started)
