@@ -14,7 +14,6 @@ from pathlib import Path
 
 from attrs import frozen
 
-from evidence_catalog.capture.youtubedl import Log
 from evidence_catalog.errors import InputError, NetworkError
 
 CaptureProgress = Callable[[str, int, int | None], None]
@@ -144,6 +143,8 @@ def check_proxy(proxy: str) -> None:
 def check_format(spec: str) -> None:
     """Refuse a format selector yt-dlp cannot parse (it would fail only once a capture starts)."""
     import yt_dlp
+
+    from evidence_catalog.capture.youtubedl import Log
 
     try:
         with yt_dlp.YoutubeDL({"logger": Log(), "cachedir": False}) as probe:

@@ -22,7 +22,7 @@ from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
 from evidence_catalog.ingest.formats import INGEST_FORMATS, IngestFormat, detect_format, read_reports
-from evidence_catalog.operations import adding, capturing, common, log_key
+from evidence_catalog.operations import adding, common, log_key
 from evidence_catalog.operations.common import check_note, check_url, checked_tags
 from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
@@ -122,6 +122,8 @@ def capture_report_media(
 ) -> IngestResult:
     """Capture the media the new reports of an ingest point at, each onto its report's
     record; a media URL that is not an http(s) URL is not fetched, and is warned about."""
+    from evidence_catalog.operations import capturing  # yt-dlp's side: only for an ingest that captures
+
     captures, warnings = [], list(result.warnings)
     for record_id, url in result.media:
         try:
