@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypedDict
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from evidence_catalog import merkle, model
 from evidence_catalog.custody import ChainHead, event_leaf, sealed_event
@@ -141,34 +141,38 @@ class CustodyLog(Connections):
             session, CheckpointRow, tree_size=size, root_hash=root.hex(), note=note, signed=signed, created_at=at
         )
 
-    def checkpoints(self, session: Session) -> list[CheckpointRow]:
+    # The checkpoints are read as plain rows (``sa.Row``, whose members are the columns of
+    # :class:`CheckpointRow`), not as ORM objects: the first ORM query of a process sets up
+    # every mapped class, about 8 ms that every write (which checks the signed history) paid.
+
+    def checkpoints(self, session: Session) -> list[sa.Row[Any]]:
         """Every checkpoint kept, oldest first."""
-        return list(session.exec(select(CheckpointRow).order_by(col(CheckpointRow.id))))
+        table = table_of(CheckpointRow)
+        return list(execute(session, sa.select(table).order_by(table.c.id)))
 
-    def checkpoint(self, session: Session, checkpoint_id: int) -> CheckpointRow | None:
+    def checkpoint(self, session: Session, checkpoint_id: int) -> sa.Row[Any] | None:
         """The checkpoint with this number, if kept."""
-        return session.get(CheckpointRow, checkpoint_id)
+        table = table_of(CheckpointRow)
+        return execute(session, sa.select(table).where(table.c.id == checkpoint_id)).first()
 
-    def signed_checkpoints_by_size(self, session: Session) -> Iterator[CheckpointRow]:
+    def signed_checkpoints_by_size(self, session: Session) -> Iterator[sa.Row[Any]]:
         """The checkpoints kept as signed, largest (as their rows say) first, newest first among
         equals; read a page at a time (no cursor is left open between them), as a caller stops
         at the first one that checks -- in a catalog that was not tampered with, the first."""
-        query = (
-            select(CheckpointRow)
-            .where(col(CheckpointRow.signed).is_(True))
-            .order_by(col(CheckpointRow.tree_size).desc(), col(CheckpointRow.id).desc())
-        )
+        table = table_of(CheckpointRow)
+        query = sa.select(table).where(table.c.signed.is_(True)).order_by(table.c.tree_size.desc(), table.c.id.desc())
         offset, page = 0, 8
-        while rows := list(session.exec(query.offset(offset).limit(page))):
+        while rows := list(execute(session, query.offset(offset).limit(page))):
             yield from rows
             offset, page = offset + len(rows), min(page * 4, 4096)
 
-    def latest_checkpoint(self, session: Session, *, signed: bool = False) -> CheckpointRow | None:
+    def latest_checkpoint(self, session: Session, *, signed: bool = False) -> sa.Row[Any] | None:
         """The newest checkpoint (the newest signed one with *signed*), if any."""
-        query = select(CheckpointRow).order_by(col(CheckpointRow.id).desc()).limit(1)
+        table = table_of(CheckpointRow)
+        query = sa.select(table).order_by(table.c.id.desc()).limit(1)
         if signed:
-            query = query.where(col(CheckpointRow.signed).is_(True))
-        return session.exec(query).first()
+            query = query.where(table.c.signed.is_(True))
+        return execute(session, query).first()
 
     def event_documents(
         self, session: Session, subject: str | None = None, *, action: str | None = None

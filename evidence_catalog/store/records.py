@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from evidence_catalog import model
 from evidence_catalog.errors import EvidenceError, NotFoundError, ValidationError
@@ -380,23 +380,20 @@ class Records(Connections):
         """Record ids, oldest first (ids are time-ordered): all of them, or a page of at most
         *limit* ids after the id *after* (a keyset page: as fast on the millionth page as on
         the first)."""
-        query = select(RecordRow.id).order_by(col(RecordRow.id))
+        table = table_of(RecordRow)
+        query = sa.select(table.c.id).order_by(table.c.id)
         if after is not None:
-            query = query.where(col(RecordRow.id) > after)
+            query = query.where(table.c.id > after)
         if limit is not None:
             query = query.limit(limit)
-        return list(session.exec(query))
+        return list(execute(session, query).scalars())
 
     def flagged_record_ids(self, session: Session) -> list[str]:
         """The ids of the records that carry a sensitivity flag, oldest first (an index of the
         parts by kind: no scan of the records)."""
-        query = (
-            select(RecordPartRow.record_id)
-            .where(col(RecordPartRow.kind) == "flag")
-            .distinct()
-            .order_by(col(RecordPartRow.record_id))
-        )
-        return list(session.exec(query))
+        table = table_of(RecordPartRow)
+        query = sa.select(table.c.record_id).where(table.c.kind == "flag").distinct().order_by(table.c.record_id)
+        return list(execute(session, query).scalars())
 
     def record(self, session: Session, record_id: str) -> model.EvidenceRecord:
         """Assemble a whole record from its rows; :class:`ValidationError` if a row is invalid."""

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from evidence_catalog.store.engine import Connections, execute, insert_row, table_of
 from evidence_catalog.store.tables import TimestampTokenRow
@@ -40,12 +40,14 @@ class TimestampQueue(Connections):
         )
         return True
 
-    def timestamps(self, session: Session, status: str | None = None) -> list[TimestampTokenRow]:
-        """Time-stamp requests and tokens, oldest first (only those with *status* if given)."""
-        query = select(TimestampTokenRow).order_by(col(TimestampTokenRow.id))
+    def timestamps(self, session: Session, status: str | None = None) -> list[sa.Row[Any]]:
+        """Time-stamp requests and tokens, oldest first (only those with *status* if given), as
+        plain rows whose members are the columns of :class:`TimestampTokenRow`."""
+        table = table_of(TimestampTokenRow)
+        query = sa.select(table).order_by(table.c.id)
         if status is not None:
-            query = query.where(TimestampTokenRow.status == status)
-        return list(session.exec(query))
+            query = query.where(table.c.status == status)
+        return list(execute(session, query))
 
     def settle_timestamp(
         self,
