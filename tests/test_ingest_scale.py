@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 
 from evidence_catalog import Catalog
 from evidence_catalog.operations import ingesting
+from evidence_catalog.store import bmp_classes, words
 from evidence_catalog.store import engine as store_engine
 from evidence_catalog.store.search import _indexed_tokens, word_tokens
 from tests.conftest import catalog_database_url
@@ -233,3 +235,36 @@ def test_the_batched_lookup_answers_as_one_lookup_per_identity(catalog: Catalog,
 @example("مَدرسة עִברִית ﬁre ＢＵＣＨＡ x\u0301 \u0301\u0301 ¯ a\u00ad b ǅ İ ΐ ﬃ ᾈ 😀 𝐀𝐁 \ue000")
 def test_the_words_indexed_for_a_report_are_the_words_search_makes(text: str) -> None:
     assert _indexed_tokens(text) == word_tokens(text)
+
+
+def test_the_word_patterns_hold_every_character_of_the_plane_as_its_category_says() -> None:
+    """The classes are written beforehand (``store/bmp_classes.py``); whichever way they were
+    had, each of the 65,536 characters is in them exactly as ``unicodedata`` puts it."""
+    words._BMP_PATTERNS.clear()  # made again here, from the written classes where they apply
+    runs, based, marks = words._bmp_word_patterns()
+    for code in range(0x10000):
+        char = chr(code)
+        category = unicodedata.category(char)
+        base = category[0] in "LN" or category == "Co"
+        mark = category[0] == "M"
+        assert bool(runs.fullmatch(char)) == (base or mark), (hex(code), category)
+        assert bool(based.fullmatch(char)) == base, (hex(code), category)
+        assert bool(marks.fullmatch(char)) == mark, (hex(code), category)
+
+
+def test_the_written_classes_are_those_of_this_pythons_unicode() -> None:
+    if unicodedata.unidata_version != bmp_classes.UNIDATA_VERSION:
+        pytest.skip(f"classes written for Unicode {bmp_classes.UNIDATA_VERSION}, this Python has another")
+    written = Path(bmp_classes.__file__).read_text(encoding="utf-8")
+    assert written == words.bmp_classes_module(), (
+        "write it again: python -c 'from evidence_catalog.store import words; "
+        'print(words.bmp_classes_module(), end="")\' > evidence_catalog/store/bmp_classes.py'
+    )
+
+
+def test_other_unicode_makes_its_classes_from_unicodedata(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bmp_classes, "UNIDATA_VERSION", "0.0.0")
+    monkeypatch.setattr(bmp_classes, "WORD", "a")  # wrong, and not to be used
+    monkeypatch.setattr(words, "_BMP_PATTERNS", [])
+    runs, _, _ = words._bmp_word_patterns()
+    assert runs.fullmatch("ёлка") and not runs.fullmatch("a b")

@@ -140,22 +140,58 @@ _BMP_PATTERNS: list[tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]] = 
 
 def _bmp_word_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
     """Of the Basic Multilingual Plane: runs of word characters (letters, digits, marks,
-    private use), a character of a run that is not a mark, and a mark; made once, from
-    ``unicodedata``."""
+    private use), a character of a run that is not a mark, and a mark; made once.  Their
+    character classes are those of :mod:`evidence_catalog.store.bmp_classes`, written from
+    ``unicodedata`` beforehand (:func:`bmp_classes`, 20 ms at each first ingest or search of
+    a process otherwise), where this Python's Unicode is the one they were written from."""
     if not _BMP_PATTERNS:
-        word, base, mark = [], [], []
-        for code in range(0x10000):
-            category = unicodedata.category(chr(code))
-            if category[0] in "LN" or category == "Co":
-                base.append(code)
-                word.append(code)
-            elif category[0] == "M":
-                mark.append(code)
-                word.append(code)
-        _BMP_PATTERNS.append(
-            (re.compile(f"[{_ranges(word)}]+"), re.compile(f"[{_ranges(base)}]"), re.compile(f"[{_ranges(mark)}]"))
-        )
+        from evidence_catalog.store import bmp_classes
+
+        if unicodedata.unidata_version == bmp_classes.UNIDATA_VERSION:
+            word, base, mark = bmp_classes.WORD, bmp_classes.BASE, bmp_classes.MARK
+        else:
+            word, base, mark = bmp_classes_of_unicodedata()
+        _BMP_PATTERNS.append((re.compile(f"[{word}]+"), re.compile(f"[{base}]"), re.compile(f"[{mark}]")))
     return _BMP_PATTERNS[0]
+
+
+def bmp_classes_of_unicodedata() -> tuple[str, str, str]:
+    """The character classes (their ranges, as a regular expression writes them) of the Basic
+    Multilingual Plane's word characters, of those that are not marks, and of marks, from
+    this Python's ``unicodedata``: what :mod:`evidence_catalog.store.bmp_classes` holds."""
+    word, base, mark = [], [], []
+    for code in range(0x10000):
+        category = unicodedata.category(chr(code))
+        if category[0] in "LN" or category == "Co":
+            base.append(code)
+            word.append(code)
+        elif category[0] == "M":
+            mark.append(code)
+            word.append(code)
+    return _ranges(word), _ranges(base), _ranges(mark)
+
+
+def bmp_classes_module() -> str:
+    """The text of :mod:`evidence_catalog.store.bmp_classes` for this Python's Unicode."""
+    classes = zip(("WORD", "BASE", "MARK"), bmp_classes_of_unicodedata(), strict=True)
+    return (
+        '"""The character classes of :func:`evidence_catalog.store.words._bmp_word_patterns`, written\n'
+        "from ``unicodedata`` by ``words.bmp_classes_module()`` (tests/test_ingest_scale.py holds them\n"
+        'equal to it).  Data only."""\n\n'
+        f'UNIDATA_VERSION = "{unicodedata.unidata_version}"\n'
+        + "".join(f"{name} = (\n{_wrapped(ranges)})\n" for name, ranges in classes)
+    )
+
+
+def _wrapped(ranges: str, width: int = 96) -> str:
+    """A class's ranges as lines of raw strings, broken between ranges."""
+    lines, line = [], ""
+    for one in re.findall(r"\\u[0-9a-f]{4}(?:-\\u[0-9a-f]{4})?", ranges):
+        if len(line) + len(one) > width:
+            lines.append(line)
+            line = ""
+        line += one
+    return "".join(f'    r"{text}"\n' for text in [*lines, line] if text)
 
 
 def _ranges(codes: list[int]) -> str:
