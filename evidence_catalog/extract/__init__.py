@@ -10,11 +10,14 @@ started for audio and video only: nothing else loads PyAV or starts a process.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from evidence_catalog.extract.exif import read_exif
-from evidence_catalog.extract.image import read_image_header
 from evidence_catalog.extract.mediatype import sniff_media_type
 from evidence_catalog.model import Agent, AgentKind, EmbeddedMetadata
+
+if TYPE_CHECKING:
+    from evidence_catalog.extract.exif import read_exif
+    from evidence_catalog.extract.image import read_image_header
 
 __all__ = ["extract_metadata", "legacy_metadata", "read_exif", "read_image_header", "sniff_media_type"]
 
@@ -22,6 +25,9 @@ __all__ = ["extract_metadata", "legacy_metadata", "read_exif", "read_image_heade
 def extract_metadata(path: Path, media_type: str) -> EmbeddedMetadata | None:
     """Run the extractors that apply to this media type; ``None`` when none applies."""
     if media_type.startswith("image/"):
+        from evidence_catalog.extract.exif import read_exif  # exifread: only for images
+        from evidence_catalog.extract.image import read_image_header
+
         exif, errors, extractor = read_exif(path)
         image, image_errors = read_image_header(path)
         return EmbeddedMetadata(
@@ -45,7 +51,23 @@ def legacy_metadata(path: Path, media_type: str) -> EmbeddedMetadata | None:
     is read now."""
     if not media_type.startswith("image/"):
         return None
+    from evidence_catalog.extract.exif import read_exif
+
     exif, errors, extractor = read_exif(path)
     return EmbeddedMetadata(
         extractor=Agent(name="exifread", kind=AgentKind.SOFTWARE, version=extractor), exif=exif, errors=errors
     )
+
+
+def __getattr__(name: str) -> Any:
+    """:func:`read_exif` and :func:`read_image_header`, loaded when first asked for (exifread
+    is for images: describing any other file does not load it)."""
+    if name == "read_exif":
+        from evidence_catalog.extract.exif import read_exif
+
+        return read_exif
+    if name == "read_image_header":
+        from evidence_catalog.extract.image import read_image_header
+
+        return read_image_header
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
