@@ -462,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     if set(formats) - set(FORMATS) or args.items < 1 or args.repeat < 1:
         parser.error(f"--formats from {','.join(FORMATS)}; --items and --repeat at least 1")
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)  # a folder named that is not there yet
     scratch = Path(tempfile.mkdtemp(prefix="ingest-speed-", dir=args.workdir))
     try:
         rows = bench(
