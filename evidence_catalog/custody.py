@@ -546,6 +546,91 @@ def _canonical(form: dict[str, Any], plain: bool) -> bytes:
     return canonical_json(form)
 
 
+#: An event's canonical committed form made before it is linked into the log: the bytes before
+#: its ``prev_hash`` member, and those from its ``subject`` member on.  ``prev_hash`` and
+#: ``seq`` are all of an event that depends on the events before it (see :func:`preseal`).
+Presealed = tuple[bytes, bytes]
+
+
+def with_secret(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """*details* with a new secret (:data:`SALT`), as linking an event into the log gives them:
+    for an event whose committed form is made before it is linked (:func:`preseal`)."""
+    if details is not None and SALT in details:
+        raise CommitmentError(f"an event's details cannot hold {SALT!r}: it is the event's own secret")
+    return {**dict(details or {}), SALT: new_secret()}
+
+
+def preseal(
+    *, at: dt.datetime, actor: Agent, action: str, subject: str, details: Mapping[str, Any]
+) -> Presealed | None:
+    """What sealing an event whose *details* hold their secret (:func:`with_secret`) needs
+    before it is linked: its committed form's canonical bytes but for ``prev_hash`` and
+    ``seq``, made with placeholders that are then cut out (the work of a salted digest for
+    every value, which an ingest's worker process does while the ingest reads on), or
+    ``None`` where :func:`sealed_salted` should make it whole (anything :func:`_seal` leaves to
+    the reference functions, anything unusual)."""
+    try:
+        draft = CustodyEvent(
+            seq=1,
+            at=at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            prev_hash=GENESIS_HASH,
+            hash=GENESIS_HASH,
+            details=dict(details),
+        )
+        form, plain = _committed_fast(draft)
+        if not plain:
+            return None
+        data = json.dumps(form, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    except Exception:  # noqa: BLE001 -- made whole at its turn, where the errors are raised
+        return None
+    # Members in key order: action, actor, at, details, prev_hash, seq, subject.  The committed
+    # prev_hash is a digest under this event's own salt, found nowhere else in the form.
+    middle = b',"prev_hash":"' + form["prev_hash"].encode("ascii") + b'","seq":1,"subject":'
+    cut = data.rfind(middle)
+    if cut <= 0:
+        return None
+    return data[: cut + 1], data[cut + len(middle) - len(b'"subject":') :]
+
+
+def sealed_salted(
+    previous: CustodyEvent | ChainHead | None, draft: Mapping[str, Any], presealed: Presealed | None = None
+) -> tuple[CustodyEvent, bytes]:
+    """:func:`sealed_event` of *draft* (``at``, ``actor``, ``action``, ``subject`` and ``details``
+    holding their secret already, :func:`with_secret`), from its :func:`preseal` where given:
+    the very hash and leaf :func:`_seal` makes of it (``tests/test_custody.py`` holds them
+    equal)."""
+    details = draft["details"]
+    if not isinstance(details, Mapping) or SALT not in details:
+        raise CommitmentError("an event sealed so must hold its secret already")
+    event = CustodyEvent(
+        seq=1 if previous is None else previous.seq + 1,
+        at=draft["at"],
+        actor=draft["actor"],
+        action=draft["action"],
+        subject=draft["subject"],
+        prev_hash=GENESIS_HASH if previous is None else previous.hash,
+        hash=GENESIS_HASH,
+        details=dict(details),
+    )
+    secret = details[SALT]
+    if presealed is None or event.seq > _SAFE_SEQ or not isinstance(secret, str) or not _SECRET.fullmatch(secret):
+        event_hash, leaf = _seal(event)
+        return attrs.evolve(event, hash=event_hash), leaf
+    before, after = presealed
+    committed = value_digest(value_salt(secret, "/prev_hash"), event.prev_hash).encode("ascii")
+    middle = b'"prev_hash":"' + committed + b'","seq":%d,' % event.seq
+    event_hash = hashlib.sha256(before + middle + after).hexdigest()
+    leaf = leaf_hash(before + b'"hash":"' + event_hash.encode("ascii") + b'",' + middle + after)
+    return attrs.evolve(event, hash=event_hash), leaf
+
+
+#: The largest ``seq`` that ``json`` writes as RFC 8785 does (past it, :func:`_seal` decides).
+_SAFE_SEQ = 2**53 - 1
+
+
 def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
     """:func:`committed_form` of ``unstructure(draft)`` (a salted event), and whether it is
     plain JSON (see :func:`_seal`); :class:`CommitmentError` for details it leaves to the reference."""

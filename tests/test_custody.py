@@ -294,6 +294,57 @@ def test_an_event_sealed_for_appending_is_the_linked_event_with_its_leaf(
     assert sealed[1] == event_leaf(document)
 
 
+@settings(max_examples=200)
+@given(
+    st.dictionaries(any_text.filter(lambda k: k != "salt"), detail_values, max_size=5)
+    | st.dictionaries(st.text(max_size=3), _details_of(detail_leaves | odd_leaves), min_size=1, max_size=3),
+    st.sampled_from(["catalog", "subject-1", "rec/ord ~1", "\ud800", "\U0001d400", 'x,"prev_hash":"sd:']),
+    st.sampled_from(["analyst", "Наблюдатель", "a/b ~c"]),
+    st.integers(0, 10**6),
+    st.binary(min_size=32, max_size=32),
+)
+@example({"\ue000": 1, "\U0001d400": [2.5]}, "catalog", "analyst", 1, bytes(32))
+# Members named as the event's own, where the presealed form is cut.
+@example({"prev_hash": "sd:x", "seq": 1, "subject": {"prev_hash": None}}, 'x","seq":1,', "analyst", 7, bytes(32))
+@example({"a": {"prev_hash": "ab" * 32, "seq": 1, "subject": "catalog"}}, "catalog", "analyst", 0, bytes(32))
+def test_an_event_presealed_in_advance_is_the_linked_event_with_its_leaf(
+    details: dict[str, object], subject: str, name: str, seq: int, secret: bytes
+) -> None:
+    """An ingest's worker makes each event's committed form before the event is linked
+    (``preseal``), and the ingest links it from that (``sealed_salted``): the event, its hash and
+    its leaf must be what ``linked_event``, ``document_hash`` and ``event_leaf`` make of it, and
+    what those refuse, it refuses in the same words; without the presealed form too."""
+    from unittest import mock
+
+    from evidence_catalog import custody
+
+    head = None if seq == 0 else custody.ChainHead(seq=seq, hash="ab" * 32)
+    draft = {"at": START, "actor": model.Agent(name=name), "action": "note.added", "subject": subject}
+    with mock.patch.object(custody, "new_secret", return_value=secret.hex()):
+        linked, refused = outcome(lambda: linked_event(head, **draft, details=details))  # type: ignore[arg-type]
+        salted = {**draft, "details": custody.with_secret(details)}
+    presealed = custody.preseal(**salted)  # type: ignore[arg-type]
+    made, also_refused = outcome(lambda: custody.sealed_salted(head, salted, presealed))
+    whole, refused_whole = outcome(lambda: custody.sealed_salted(head, salted))
+    if refused is not None:
+        assert (type(also_refused), str(also_refused)) == (type(refused), str(refused))
+        assert (type(refused_whole), str(refused_whole)) == (type(refused), str(refused))
+        return
+    assert linked is not None and made is not None
+    event, document = linked
+    assert made == whole == (event, event_leaf(document))
+
+
+def test_an_event_presealed_refuses_details_without_their_secret_or_with_one() -> None:
+    from evidence_catalog import custody
+
+    draft = {"at": START, "actor": model.Agent(name="a"), "action": "note.added", "subject": "s", "details": {}}
+    with pytest.raises(custody.CommitmentError):
+        custody.sealed_salted(None, draft)
+    with pytest.raises(custody.CommitmentError):
+        custody.with_secret({"salt": "0" * 64})
+
+
 def outcome(make: Callable[[], T]) -> tuple[T | None, Exception | None]:
     """What *make* returns, or the error it raises."""
     try:

@@ -22,9 +22,10 @@ from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
 from evidence_catalog.ingest.formats import INGEST_FORMATS, IngestFormat, detect_format, read_reports
-from evidence_catalog.operations import adding, common, log_key
+from evidence_catalog.operations import adding, common, ingesting_offload, log_key
 from evidence_catalog.operations.common import check_note, check_url, checked_tags
 from evidence_catalog.operations.context import Context
+from evidence_catalog.operations.ingesting_offload import Presealing
 from evidence_catalog.paths import display_path, recorded_path
 from evidence_catalog.replay import captured_details
 from evidence_catalog.results import AnalysisResult, IngestResult
@@ -41,6 +42,9 @@ from evidence_catalog.store.database import (
 
 #: Reports written per batch of inserts during one ingest (all batches are one transaction).
 INGEST_CHUNK = 2000
+#: With a worker presealing the events, the newest this many drafts are left to it while the
+#: ones before are linked and written.
+PRESEALED_LAG = 2 * ingesting_offload.CHUNK
 #: A source given as a URL, of any scheme (``check_url`` then refuses what is not http(s)).
 URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -158,12 +162,17 @@ def ingest_file(
     """Ingest one input (see :func:`ingest`); bytes it stored are removed again when its
     records are not written, whatever stopped it: a refused ingest leaves no orphan."""
     created: list[str] = []
+    presealing = Presealing()
     try:
         with collector_paused():
-            return ingest_stored(ctx, file, where, format, tags, note, keep_going, started_at, fetched, created)
+            return ingest_stored(
+                ctx, file, where, format, tags, note, keep_going, started_at, fetched, created, presealing
+            )
     except BaseException:
         common.remove_unclaimed(ctx, created)
         raise
+    finally:
+        presealing.close()
 
 
 @contextlib.contextmanager
@@ -192,8 +201,12 @@ def ingest_stored(
     started_at: dt.datetime,
     fetched: FetchedDocument | None,
     created: list[str],
+    presealing: Presealing | None = None,
 ) -> IngestResult:
-    """:func:`ingest_file`, naming in *created* each blob it stored that was not there."""
+    """:func:`ingest_file`, naming in *created* each blob it stored that was not there; with
+    *presealing*, its events presealed by a worker where that pays (begun here, once the
+    number of items is known; closed by the caller)."""
+    presealing = presealing or Presealing()
     with open(file, "rb") as stream:
         raw = stream.read()
     if format is None:
@@ -207,6 +220,7 @@ def ingest_stored(
         )
     skipped: list[tuple[int, str]] | None = [] if keep_going else None
     prepared, warnings = read_reports(raw, format, where, file.parent, skipped)
+    presealing.begin(len(prepared))  # forked before the write transaction
     with ctx.db.read() as session:  # media of reports already here is not stored again
         held_before = ctx.db.records_with_reports(
             session, [report.identity for report, _, _, media, _ in prepared if media and report.identity]
@@ -269,18 +283,21 @@ def ingest_stored(
         drafts: list[EventDraft] = []
         added = 0
 
-        def flush() -> None:
+        def flush(count: int | None = None) -> None:
+            """Link the first *count* drafts (all) into the log and insert their rows."""
             nonlocal added
-            events = ctx.db.append_events(session, drafts)
+            count = len(parts) if count is None else count
+            events = ctx.db.append_events(session, drafts[:count], presealing.take(count))
             rows: dict[str, list[dict[str, Any]]] = {
                 name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
             }
-            new_artifacts = {e.artifact.sha256: e.artifact for *_, entries, _ in parts for e in entries[1:]}
+            new_artifacts = {e.artifact.sha256: e.artifact for *_, entries, _ in parts[:count] for e in entries[1:]}
             catalogued_media = ctx.db.artifacts(session, new_artifacts)
             for sha256, media_artifact in new_artifacts.items():
                 if sha256 not in catalogued_media:
                     common.add_artifact(ctx, session, media_artifact, at=ended_at)
-            for (record, acquisition, report, note_part, entries, details), event in zip(parts, events, strict=True):
+            flushed = parts[:count]
+            for (record, acquisition, report, note_part, entries, details), event in zip(flushed, events, strict=True):
                 media_stored.extend((record.id, e.artifact.sha256, e.artifact.media_type) for e in entries[1:])
                 # The rows' JSON bodies are the documents the event holds (made once).
                 rows["record"].append(record_row(record))
@@ -295,10 +312,9 @@ def ingest_stored(
                         part_row(record.id, "note", note_part, event.seq, 0, body=details["note"])
                     )
             ctx.db.insert_rows(session, rows)
-            index_rows(session, [(report.id, report, ended_at) for _, _, report, _, _, _ in parts])
-            added += len(parts)
-            drafts.clear()
-            parts.clear()
+            index_rows(session, [(report.id, report, ended_at) for _, _, report, _, _, _ in flushed])
+            added += count
+            del drafts[:count], parts[:count]
 
         parts: list[Item] = []
         held_here: dict[str, str] = {}  # identity -> record, of reports catalogued before this ingest
@@ -319,15 +335,16 @@ def ingest_stored(
             record, acquisition, report, note_part, entries, details = new_item(
                 record_id, prepared_report, title, item_where, [stored_media[path] for path in media], read_document
             )
-            drafts.append(
-                EventDraft(
-                    at=ended_at, actor=ctx.operator, action=Action.REPORT_INGESTED, subject=record_id, details=details
-                )
+            draft = EventDraft(
+                at=ended_at, actor=ctx.operator, action=Action.REPORT_INGESTED, subject=record_id, details=details
             )
-            parts.append((record, acquisition, report, note_part, entries, details))
+            drafts.append(presealing.draft(draft))  # (with a worker: its secret given, sent to be presealed)
+            parts.append((record, acquisition, report, note_part, entries, drafts[-1]["details"]))
             media_to_capture += [(record_id, link.url) for link in report.media]
             if len(parts) >= INGEST_CHUNK:
                 flush()
+            elif presealing.active and len(parts) >= 2 * PRESEALED_LAG:
+                flush(len(parts) - PRESEALED_LAG)  # the newest left to the worker a while longer
         flush()
         drafts.append(
             EventDraft(

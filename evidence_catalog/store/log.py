@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from evidence_catalog import merkle, model
-from evidence_catalog.custody import ChainHead, event_leaf, sealed_event
+from evidence_catalog.custody import ChainHead, Presealed, event_leaf, sealed_event, sealed_salted
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
 from evidence_catalog.store.engine import Connections, aware, execute, insert_row, strict_json, table_of
@@ -60,14 +60,25 @@ class CustodyLog(Connections):
         )
         return event
 
-    def append_events(self, session: Session, drafts: Sequence[EventDraft]) -> list[model.CustodyEvent]:
+    def append_events(
+        self, session: Session, drafts: Sequence[EventDraft], presealed: Sequence[Presealed | None] | None = None
+    ) -> list[model.CustodyEvent]:
         """Append events in order, each linked to the one before it (the first to the log's last
-        event), with one insert for all of them (a large ingest writes thousands)."""
+        event), with one insert for all of them (a large ingest writes thousands).
+
+        With *presealed* (one for each draft), every draft's details hold their secret already
+        (:func:`~evidence_catalog.custody.with_secret`), and each event is sealed from its
+        :func:`~evidence_catalog.custody.preseal` where that is not ``None``."""
         table = table_of(CustodyEventRow)
         head: model.CustodyEvent | ChainHead | None = _log_head(session)
         events, leaves = [], []
-        for draft in drafts:
-            head, leaf = sealed_event(head, **draft)
+        if presealed is not None and len(presealed) != len(drafts):
+            raise ValueError("one presealed form for each draft")
+        for index, draft in enumerate(drafts):
+            if presealed is None:
+                head, leaf = sealed_event(head, **draft)
+            else:
+                head, leaf = sealed_salted(head, draft, presealed[index])
             events.append(head)
             leaves.append(leaf)
         if events:

@@ -1,0 +1,181 @@
+"""An ingest's custody events, presealed in a worker process while the ingest goes on.
+
+Each new report of an ingest gets its own custody event, and most of what sealing an event
+costs -- a salted digest for each of the thirty or so values of its details, and the canonical
+JSON of the whole -- does not depend on the events before it: only ``prev_hash`` and ``seq``
+do (:func:`~evidence_catalog.custody.preseal`).  With two CPUs or more, an ingest of
+:data:`OFFLOAD_ITEMS` reports or more forks one worker, gives each event's details their
+secret as they are made, and sends them in chunks; the worker makes their presealed forms while
+the ingest makes the next items' records and rows, and the ingest then links each event into
+the log from its form (:func:`~evidence_catalog.custody.sealed_salted`).
+
+The worker computes; the ingest decides.  What the worker does not bring back (an error, a
+worker that died, no answer in :data:`TASK_TIMEOUT` seconds) is sealed in the ingest with
+:func:`~evidence_catalog.custody._seal`, the function an ingest without a worker uses, on the
+same details and secret: the events, their hashes and leaves are the same either way, and
+``tests/test_ingest_offload.py`` holds them so.  The worker is forked (Linux only), from a
+process running no other thread, before the ingest's write transaction begins; it dies with
+the ingest (see :mod:`evidence_catalog.operations.workers`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from evidence_catalog.custody import Presealed, preseal, with_secret
+from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, usable_cpus
+from evidence_catalog.store.database import EventDraft
+
+#: An ingest of fewer reports seals its events itself (the fork and the pool cost more).
+OFFLOAD_ITEMS = 1000
+#: Events sent to the worker in one task.
+CHUNK = 256
+#: How long a task may take before its events are sealed in the ingest instead.
+TASK_TIMEOUT = 300.0
+#: How long closing waits for the worker to end.
+CLOSE_SECONDS = 10.0
+
+
+def presealed_chunk(drafts: Sequence[EventDraft]) -> list[Presealed | None]:
+    """The worker's task: :func:`~evidence_catalog.custody.preseal` of each draft, in order."""
+    return [preseal(**draft) for draft in drafts]
+
+
+class Presealing:
+    """The presealing of one ingest's events (see the module's documentation).
+
+    :meth:`begin` forks the worker; :meth:`draft` gives an event's details their secret and,
+    with a worker, sends them on;
+    :meth:`take` gives the presealed forms of the drafts made since the last :meth:`take`, in
+    their order (``None`` for each the ingest is to seal itself), or ``None`` without a
+    worker, when the ingest seals its events as it always did."""
+
+    def __init__(self) -> None:
+        self.pool: Any = None
+        self.broken = False
+        #: Drafts not sent yet, and the tasks sent (each with how many drafts it holds).
+        self.waiting: list[EventDraft] = []
+        self.sent: deque[tuple[int, Future[list[Presealed | None]] | None]] = deque()
+        #: Forms brought back and not taken yet.
+        self.ready: deque[Presealed | None] = deque()
+
+    def begin(self, items: int) -> None:
+        """Fork the worker for an ingest of *items* reports, where it pays and can be had:
+        before the ingest's write transaction, and before any other thread."""
+        if self.active or items < OFFLOAD_ITEMS or usable_cpus() < 2 or not sys.platform.startswith("linux"):
+            return
+        if threading.active_count() > 1:  # a lock another thread holds would stay held in the worker
+            return
+        import multiprocessing  # the worker: imported only when it is started
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=die_with_and_ignore_interrupts,
+                initargs=(os.getpid(),),
+            )
+        except Exception:  # noqa: BLE001 -- no worker: the ingest seals its events as always
+            return
+        self.pool = pool
+        try:
+            pool.submit(int).result(timeout=TASK_TIMEOUT)  # forked now
+        except Exception:  # noqa: BLE001 -- a worker that did not start: the ingest seals them
+            self.broken = True
+            self.close()
+
+    @property
+    def active(self) -> bool:
+        """Whether events are presealed: a worker was had (whatever became of it since)."""
+        return self.pool is not None or self.broken
+
+    def draft(self, draft: EventDraft) -> EventDraft:
+        """*draft* as it is to be linked into the log: with a worker, its details with their
+        secret, sent to be presealed."""
+        if not self.active:
+            return draft
+        salted = EventDraft(
+            at=draft["at"],
+            actor=draft["actor"],
+            action=draft["action"],
+            subject=draft["subject"],
+            details=with_secret(draft["details"]),
+        )
+        self.waiting.append(salted)
+        if len(self.waiting) >= CHUNK:
+            self._send()
+        return salted
+
+    def take(self, count: int) -> list[Presealed | None] | None:
+        """The presealed forms of the next *count* drafts made (the oldest not taken yet), in
+        order; ``None`` without a worker."""
+        if not self.active:
+            return None
+        while len(self.ready) < count:
+            if self.sent:
+                self.ready.extend(self._result(*self.sent.popleft()))
+            elif self.waiting:
+                self._send()
+            else:
+                raise ValueError("presealed forms taken for drafts that were not made")
+        return [self.ready.popleft() for _ in range(count)]
+
+    def _send(self) -> None:
+        if not self.waiting:
+            return
+        chunk, self.waiting = self.waiting, []
+        future = None
+        if self.pool is not None and not self.broken:
+            try:
+                future = self.pool.submit(presealed_chunk, chunk)
+            except Exception:  # noqa: BLE001 -- a pool that broke: sealed in the ingest
+                self.broken = True
+        self.sent.append((len(chunk), future))
+
+    def _result(self, size: int, future: Future[list[Presealed | None]] | None) -> list[Presealed | None]:
+        if future is None or self.broken:
+            return [None] * size
+        try:
+            found = future.result(timeout=TASK_TIMEOUT)
+        except Exception:  # noqa: BLE001 -- failed, died or hung: these and the rest sealed here
+            self.broken = True
+            return [None] * size
+        if not isinstance(found, list) or len(found) != size:
+            self.broken = True
+            return [None] * size
+        return found
+
+    def close(self) -> None:
+        """Stop the worker (a task not started is dropped; one that does not end within
+        :data:`CLOSE_SECONDS` is killed), and wait for the pool's thread here."""
+        pool, self.pool = self.pool, None
+        self.waiting.clear()
+        self.sent.clear()
+        self.ready.clear()
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)  # (shutdown forgets it)
+        if self.broken:
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.join(CLOSE_SECONDS)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+        # Waited for, so that the process runs no other thread after the ingest (a later add or
+        # verification forks its own workers only then).
+        if manager is not None:
+            manager.join(CLOSE_SECONDS)
