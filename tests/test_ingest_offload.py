@@ -93,6 +93,9 @@ def _ingest(catalog: str, digest: str, case: str, chunk: int, lag: int) -> dict[
     ingesting_offload.CHUNK = chunk
     ingesting.PRESEALED_LAG = lag
     ingesting_offload.TASK_TIMEOUT = 2.0
+    # Waiting for each chunk: which events the worker presealed is then known; as shipped,
+    # the ingest seals a chunk the worker has not finished itself ("eager").
+    ingesting_offload.PATIENT = case != "eager"
     ingesting_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
     tasks = {"died": _dying, "hung": _hanging, "failing": _failing, "short": _short}
     ingesting_offload.presealed_chunk = tasks.get(case, _presealed_chunk)  # type: ignore[assignment]
@@ -155,13 +158,16 @@ def test_an_ingest_with_its_worker_makes_the_log_it_makes_alone(tmp_path: Path) 
     digest = write_digest(tmp_path / "digest.txt", 45)
     shared_catalog = new_catalog(tmp_path / "shared")
     runs = [(new_catalog(tmp_path / "alone"), digest, "alone"), (shared_catalog, digest, "worker")]
-    # The same again: every report is there already, nothing new to seal.
-    alone, shared, again = ingests_in_child([*runs, (shared_catalog, digest, "worker")])
+    # The same again: every report is there already, nothing new to seal; and as shipped.
+    runs += [(shared_catalog, digest, "worker"), (new_catalog(tmp_path / "eager"), digest, "eager")]
+    alone, shared, again, eager = ingests_in_child(runs)
     same(alone, shared)
     assert alone["sealed"] == []  # (no worker: sealed as always)
     assert len(shared["sealed"]) == 45 and all(shared["sealed"])  # every event from the worker's form
     assert shared["threads"] == 1  # the pool's thread is gone with it
     assert (again["added"], again["present"], again["ok"]) == (0, 45, True)
+    same(alone, eager)
+    assert len(eager["sealed"]) == 45  # (the last chunk at least sealed here: not waited for)
 
 
 def test_what_the_worker_does_not_bring_back_is_sealed_by_the_ingest(tmp_path: Path) -> None:
@@ -208,7 +214,9 @@ def test_any_ingest_in_any_chunks_makes_a_log_that_verifies(
 ) -> None:
     folder = tmp_path_factory.mktemp("any")
     digest = write_digest(folder / "digest.txt", items, seed)
-    [shared] = ingests_in_child([(new_catalog(folder / "c"), digest, "worker")], chunk=chunk, lag=lag)
-    assert shared["ok"], shared["findings"]
-    assert (shared["added"], len(shared["reports"]), len(shared["sealed"])) == (items, items, items)
-    assert all(shared["sealed"])
+    runs = [(new_catalog(folder / "c"), digest, "worker"), (new_catalog(folder / "e"), digest, "eager")]
+    patient, eager = ingests_in_child(runs, chunk=chunk, lag=lag)
+    for shared in (patient, eager):
+        assert shared["ok"], shared["findings"]
+        assert (shared["added"], len(shared["reports"]), len(shared["sealed"])) == (items, items, items)
+    assert all(patient["sealed"])

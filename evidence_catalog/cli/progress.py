@@ -79,25 +79,40 @@ def bytes_progress(
 @contextmanager
 def capture_progress(*, quiet: bool) -> Iterator[tuple[CaptureProgress | None, Callable[[], None]]]:
     """Progress bars fed by yt-dlp's progress hooks, one per file being downloaded; nothing
-    when standard error is not a terminal or with --quiet."""
+    when standard error is not a terminal or with --quiet.  The bars are drawn from the first
+    file's progress, not before: drawing them runs a thread, and ``ingest`` (whose media are
+    captured after its reports are in) forks its worker before then, on a terminal too."""
     if quiet or not sys.stderr.isatty():
         yield None, lambda: None
         return
-    with progress_bars() as progress:
-        tasks: dict[str, Any] = {}
+    lock = threading.Lock()
+    shown: list[Progress] = []
+    tasks: dict[str, Any] = {}
 
-        def update(name: str, done: int, total: int | None) -> None:
-            task = tasks.get(name)
-            if task is None:
-                task = tasks[name] = progress.add_task(printable(name), total=total)
-            progress.update(task, completed=done, total=total)
+    def update(name: str, done: int, total: int | None) -> None:
+        if not shown:
+            with lock:  # (yt-dlp may report fragments from threads of its own)
+                if not shown:
+                    bars = progress_bars()
+                    bars.start()
+                    shown.append(bars)
+        progress = shown[0]
+        task = tasks.get(name)
+        if task is None:
+            task = tasks[name] = progress.add_task(printable(name), total=total)
+        progress.update(task, completed=done, total=total)
 
-        def clear() -> None:
-            for task in tasks.values():
-                progress.remove_task(task)
-            tasks.clear()
+    def clear() -> None:
+        for task in tasks.values():
+            shown[0].remove_task(task)
+        tasks.clear()
 
+    try:
         yield update, clear
+    finally:
+        with lock:
+            if shown:
+                shown[0].stop()
 
 
 @contextmanager

@@ -284,10 +284,12 @@ def ingest_stored(
         added = 0
 
         def flush(count: int | None = None) -> None:
-            """Link the first *count* drafts (all) into the log and insert their rows."""
+            """Link the first *count* drafts (all: the last ones, whose forms the worker may not
+            have made yet, which are then made here) into the log and insert their rows."""
             nonlocal added
+            last = count is None
             count = len(parts) if count is None else count
-            events = ctx.db.append_events(session, drafts[:count], presealing.take(count))
+            events = ctx.db.append_events(session, drafts[:count], presealing.take(count, wait=not last))
             rows: dict[str, list[dict[str, Any]]] = {
                 name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
             }
@@ -342,7 +344,7 @@ def ingest_stored(
             parts.append((record, acquisition, report, note_part, entries, drafts[-1]["details"]))
             media_to_capture += [(record_id, link.url) for link in report.media]
             if len(parts) >= INGEST_CHUNK:
-                flush()
+                flush(len(parts))
             elif presealing.active and len(parts) >= 2 * PRESEALED_LAG:
                 flush(len(parts) - PRESEALED_LAG)  # the newest left to the worker a while longer
         flush()

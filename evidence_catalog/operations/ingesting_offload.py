@@ -10,7 +10,8 @@ the ingest makes the next items' records and rows, and the ingest then links eac
 the log from its form (:func:`~evidence_catalog.custody.sealed_salted`).
 
 The worker computes; the ingest decides.  What the worker does not bring back (an error, a
-worker that died, no answer in :data:`TASK_TIMEOUT` seconds) is sealed in the ingest with
+worker that died, no answer in :data:`TASK_TIMEOUT` seconds; the ingest's last chunks when
+the worker has not finished them) is sealed in the ingest with
 :func:`~evidence_catalog.custody._seal`, the function an ingest without a worker uses, on the
 same details and secret: the events, their hashes and leaves are the same either way, and
 ``tests/test_ingest_offload.py`` holds them so.  The worker is forked (Linux only), from a
@@ -34,13 +35,16 @@ from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, 
 from evidence_catalog.store.database import EventDraft
 
 #: An ingest of fewer reports seals its events itself (the fork and the pool cost more).
-OFFLOAD_ITEMS = 1000
+OFFLOAD_ITEMS = 2000
 #: Events sent to the worker in one task.
 CHUNK = 256
 #: How long a task may take before its events are sealed in the ingest instead.
 TASK_TIMEOUT = 300.0
 #: How long closing waits for the worker to end.
 CLOSE_SECONDS = 10.0
+#: Whether the ingest waits for its last chunks too when the worker has not finished them (the
+#: tests, to know which events the worker presealed), rather than seal them itself.
+PATIENT = False
 
 
 def presealed_chunk(drafts: Sequence[EventDraft]) -> list[Presealed | None]:
@@ -114,14 +118,15 @@ class Presealing:
             self._send()
         return salted
 
-    def take(self, count: int) -> list[Presealed | None] | None:
+    def take(self, count: int, *, wait: bool = True) -> list[Presealed | None] | None:
         """The presealed forms of the next *count* drafts made (the oldest not taken yet), in
-        order; ``None`` without a worker."""
+        order; ``None`` without a worker.  Without *wait* (the ingest's last drafts), a chunk
+        the worker has not finished is sealed by the ingest rather than waited for."""
         if not self.active:
             return None
         while len(self.ready) < count:
             if self.sent:
-                self.ready.extend(self._result(*self.sent.popleft()))
+                self.ready.extend(self._result(*self.sent.popleft(), wait=wait))
             elif self.waiting:
                 self._send()
             else:
@@ -140,8 +145,15 @@ class Presealing:
                 self.broken = True
         self.sent.append((len(chunk), future))
 
-    def _result(self, size: int, future: Future[list[Presealed | None]] | None) -> list[Presealed | None]:
+    def _result(
+        self, size: int, future: Future[list[Presealed | None]] | None, *, wait: bool
+    ) -> list[Presealed | None]:
         if future is None or self.broken:
+            return [None] * size
+        if not wait and not PATIENT and not future.done():
+            # The ingest's last chunks: sealed there rather than waited for (the worker's
+            # answer, if it comes, is not used).
+            future.cancel()
             return [None] * size
         try:
             found = future.result(timeout=TASK_TIMEOUT)
