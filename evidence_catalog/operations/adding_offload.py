@@ -33,7 +33,6 @@ whose file system has ``syncfs``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import stat
@@ -50,7 +49,7 @@ import attrs
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import common
 from evidence_catalog.operations.context import Context
-from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, usable_cpus
+from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, stop_pool, usable_cpus
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob
 
 #: Adds of fewer files store them in the adding process: the fork and the worker's first task
@@ -336,20 +335,4 @@ class Storing:
             return
         if self.store is not None:
             self.store.expect_no_more()  # (after the last sync of the add: nothing is sent since)
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        manager = getattr(pool, "_executor_manager_thread", None)  # (shutdown forgets it)
-        if self.broken:
-            for process in processes:
-                with contextlib.suppress(Exception):
-                    process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            with contextlib.suppress(Exception):
-                process.join(CLOSE_SECONDS)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
-        # The pool's thread here ends with its worker: waited for, so that the process runs no
-        # other thread after the add (a verification forks its own workers only then).
-        if manager is not None:
-            manager.join(CLOSE_SECONDS)
+        stop_pool(pool, kill=self.broken, seconds=CLOSE_SECONDS)

@@ -21,7 +21,6 @@ the ingest (see :mod:`evidence_catalog.operations.workers`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
@@ -31,7 +30,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from evidence_catalog.custody import Presealed, preseal, with_secret
-from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, usable_cpus
+from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, stop_pool, usable_cpus
 from evidence_catalog.store.database import EventDraft
 
 #: An ingest of fewer reports seals its events itself (the fork and the pool cost more).
@@ -174,20 +173,4 @@ class Presealing:
         self.ready.clear()
         if pool is None:
             return
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        manager = getattr(pool, "_executor_manager_thread", None)  # (shutdown forgets it)
-        if self.broken:
-            for process in processes:
-                with contextlib.suppress(Exception):
-                    process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            with contextlib.suppress(Exception):
-                process.join(CLOSE_SECONDS)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
-        # Waited for, so that the process runs no other thread after the ingest (a later add or
-        # verification forks its own workers only then).
-        if manager is not None:
-            manager.join(CLOSE_SECONDS)
+        stop_pool(pool, kill=self.broken, seconds=CLOSE_SECONDS)

@@ -9,9 +9,11 @@ no outcome (see ``verifying._Offload`` and ``adding_offload.Storing``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
+from typing import Any
 
 #: ``prctl``'s option that asks for a signal when the parent dies (``linux/prctl.h``).
 _PR_SET_PDEATHSIG = 1
@@ -47,3 +49,27 @@ def die_with_and_ignore_interrupts(parent: int) -> None:
     process group, and the parent, which stops the add, stops its worker too."""
     die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def stop_pool(pool: Any, *, kill: bool, seconds: float) -> None:
+    """Stop a worker pool (a ``ProcessPoolExecutor``) an operation is done with: its tasks not
+    started are dropped, the one a worker is doing is waited for up to *seconds* (so that it
+    leaves no half-written file), and a worker that does not end then -- or at once, with
+    *kill* (one given up on) -- is killed.  The pool's thread in this process is waited for too
+    (``shutdown`` without waiting forgets it), so that the process runs no other thread
+    afterwards: a later operation forks its own workers only then."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if kill:
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(seconds)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    if manager is not None:
+        manager.join(seconds)
