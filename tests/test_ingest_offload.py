@@ -89,7 +89,9 @@ def _ingest(catalog: str, digest: str, case: str, chunk: int, lag: int) -> dict[
     ``alone``: what it recorded, and how its events were sealed."""
     global _tasks
     _tasks = 0
-    ingesting_offload.OFFLOAD_ITEMS = 10**9 if case == "alone" else 1
+    # "alone": no worker; "stopped": forked for the input's size, stopped for its few items.
+    ingesting_offload.OFFLOAD_BYTES = 10**12 if case == "alone" else 0
+    ingesting_offload.OFFLOAD_ITEMS = 10**9 if case in ("alone", "stopped") else 1
     ingesting_offload.CHUNK = chunk
     ingesting.PRESEALED_LAG = lag
     ingesting_offload.TASK_TIMEOUT = 2.0
@@ -160,7 +162,8 @@ def test_an_ingest_with_its_worker_makes_the_log_it_makes_alone(tmp_path: Path) 
     runs = [(new_catalog(tmp_path / "alone"), digest, "alone"), (shared_catalog, digest, "worker")]
     # The same again: every report is there already, nothing new to seal; and as shipped.
     runs += [(shared_catalog, digest, "worker"), (new_catalog(tmp_path / "eager"), digest, "eager")]
-    alone, shared, again, eager = ingests_in_child(runs)
+    runs += [(new_catalog(tmp_path / "stopped"), digest, "stopped")]
+    alone, shared, again, eager, stopped = ingests_in_child(runs)
     same(alone, shared)
     assert alone["sealed"] == []  # (no worker: sealed as always)
     assert len(shared["sealed"]) == 45 and all(shared["sealed"])  # every event from the worker's form
@@ -168,6 +171,8 @@ def test_an_ingest_with_its_worker_makes_the_log_it_makes_alone(tmp_path: Path) 
     assert (again["added"], again["present"], again["ok"]) == (0, 45, True)
     same(alone, eager)
     assert len(eager["sealed"]) == 45  # (the last chunk at least sealed here: not waited for)
+    same(alone, stopped)
+    assert stopped["sealed"] == [] and stopped["threads"] == 1  # sealed as always, the worker gone
 
 
 def test_what_the_worker_does_not_bring_back_is_sealed_by_the_ingest(tmp_path: Path) -> None:
@@ -196,8 +201,8 @@ def _small_ingest(catalog: str, digest: str) -> dict[str, Any]:
     began: list[bool] = []
     begin = ingesting_offload.Presealing.begin
 
-    def spy(self: ingesting_offload.Presealing, items: int) -> None:
-        begin(self, items)
+    def spy(self: ingesting_offload.Presealing, size: int) -> None:
+        begin(self, size)
         began.append(self.pool is not None)
 
     ingesting_offload.Presealing.begin = spy  # type: ignore[method-assign]

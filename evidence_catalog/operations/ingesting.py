@@ -209,6 +209,10 @@ def ingest_stored(
     presealing = presealing or Presealing()
     with open(file, "rb") as stream:
         raw = stream.read()
+    # Forked before the input is parsed, while the process holds little besides its bytes: the
+    # ingest then writes to the pages of the parsed items, which a worker forked after parsing
+    # would hold copies of.  Too few items once parsed: stopped again.
+    presealing.begin(len(raw))
     if format is None:
         format = detect_format(raw)
     if format == "telegram" and fetched is not None:
@@ -220,7 +224,8 @@ def ingest_stored(
         )
     skipped: list[tuple[int, str]] | None = [] if keep_going else None
     prepared, warnings = read_reports(raw, format, where, file.parent, skipped)
-    presealing.begin(len(prepared))  # forked before the write transaction
+    if len(prepared) < ingesting_offload.OFFLOAD_ITEMS:
+        presealing.close()
     with ctx.db.read() as session:  # media of reports already here is not stored again
         held_before = ctx.db.records_with_reports(
             session, [report.identity for report, _, _, media, _ in prepared if media and report.identity]

@@ -21,6 +21,7 @@ the ingest (see :mod:`evidence_catalog.operations.workers`).
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -35,6 +36,9 @@ from evidence_catalog.store.database import EventDraft
 
 #: An ingest of fewer reports seals its events itself (the fork and the pool cost more).
 OFFLOAD_ITEMS = 2000
+#: An input smaller than this is taken to hold fewer than :data:`OFFLOAD_ITEMS` items (a
+#: digest's item is about 350 bytes, a Telegram message's 500, a tweet's thousands).
+OFFLOAD_BYTES = 512 * 1024
 #: Events sent to the worker in one task.
 CHUNK = 256
 #: How long a task may take before its events are sealed in the ingest instead.
@@ -44,6 +48,15 @@ CLOSE_SECONDS = 10.0
 #: Whether the ingest waits for its last chunks too when the worker has not finished them (the
 #: tests, to know which events the worker presealed), rather than seal them itself.
 PATIENT = False
+
+
+def _start_worker(parent: int) -> None:
+    """The worker's first act: to die with the ingest, and to collect the reference cycles its
+    tasks leave (the ingest pauses the collector, and the worker was forked so) without ever
+    walking what it was forked with, which the ingest's pages hold."""
+    die_with_and_ignore_interrupts(parent)
+    gc.freeze()
+    gc.enable()
 
 
 def presealed_chunk(drafts: Sequence[EventDraft]) -> list[Presealed | None]:
@@ -69,10 +82,12 @@ class Presealing:
         #: Forms brought back and not taken yet.
         self.ready: deque[Presealed | None] = deque()
 
-    def begin(self, items: int) -> None:
-        """Fork the worker for an ingest of *items* reports, where it pays and can be had:
-        before the ingest's write transaction, and before any other thread."""
-        if self.active or items < OFFLOAD_ITEMS or usable_cpus() < 2 or not sys.platform.startswith("linux"):
+    def begin(self, size: int) -> None:
+        """Fork the worker for an ingest of an input of *size* bytes, where it may pay (an input
+        of :data:`OFFLOAD_BYTES` or more: the ingest stops it again, with :meth:`close`, when
+        fewer than :data:`OFFLOAD_ITEMS` items are found in it) and can be had: before the
+        ingest's write transaction, and before any other thread."""
+        if self.active or size < OFFLOAD_BYTES or usable_cpus() < 2 or not sys.platform.startswith("linux"):
             return
         if threading.active_count() > 1:  # a lock another thread holds would stay held in the worker
             return
@@ -83,7 +98,7 @@ class Presealing:
             pool = ProcessPoolExecutor(
                 1,
                 mp_context=multiprocessing.get_context("fork"),
-                initializer=die_with_and_ignore_interrupts,
+                initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
         except Exception:  # noqa: BLE001 -- no worker: the ingest seals its events as always
