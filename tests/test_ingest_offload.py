@@ -225,3 +225,82 @@ def test_any_ingest_in_any_chunks_makes_a_log_that_verifies(
         assert shared["ok"], shared["findings"]
         assert (shared["added"], len(shared["reports"]), len(shared["sealed"])) == (items, items, items)
     assert all(patient["sealed"])
+
+
+# -- a worker killed while a message is in the pipe (the command line's SIGPIPE) ----------------
+
+
+def _dying_with_chunks_in_the_pipe(drafts: Any) -> Any:
+    """The worker's task, but the worker is killed at its second, while the ingest is still
+    writing the next chunks into the pipe to it."""
+    global _tasks
+    _tasks += 1
+    if _tasks == 2:
+        time.sleep(0.5)  # (the next chunks fill the pipe)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _presealed_chunk(drafts)
+
+
+def _dying_answering(drafts: Any) -> Any:
+    """The worker's task, but the worker is killed at its second while it writes its answer:
+    half a message is in the pipe back."""
+    global _tasks
+    _tasks += 1
+    if _tasks == 2:
+        import gc
+        import struct
+        from multiprocessing.queues import SimpleQueue
+
+        [answers] = [o for o in gc.get_objects() if isinstance(o, SimpleQueue)]
+        os.write(answers._writer.fileno(), struct.pack("!i", 1 << 20) + b"\x80\x04")  # type: ignore[attr-defined]
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _presealed_chunk(drafts)
+
+
+_KILLED_RUN = """
+import json, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as the command line has it (cli.app.run)
+from tests import test_ingest_offload as t
+t._{task}.__module__  # (the task is named in the worker by this module)
+import evidence_catalog.operations.ingesting_offload as o
+chunk, lag = 64, 256
+
+o.presealed_chunk = t._{task}
+o.OFFLOAD_ITEMS, o.OFFLOAD_BYTES, o.CHUNK, o.TASK_TIMEOUT, o.PATIENT = 1, 0, chunk, 2.0, True
+from evidence_catalog.operations import ingesting
+ingesting.PRESEALED_LAG = lag
+o.usable_cpus = lambda: 2
+from pathlib import Path
+from evidence_catalog import Catalog
+with Catalog.open(Path(sys.argv[1]), operator=t.OPERATOR, clock=t.FixedClock()) as cat:
+    result = cat.ingest(Path(sys.argv[2]))
+    report = cat.verify(record_event=False, remember=False, workers=1)
+print(json.dumps({{"added": result.reports_added, "ok": report.ok}}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("task", ["dying_with_chunks_in_the_pipe", "dying_answering"])
+def test_an_ingest_whose_worker_is_killed_ends_as_the_command_runs_it(tmp_path: Path, task: str) -> None:
+    """A worker killed (the OOM killer, an operator) while the ingest writes a chunk into the
+    pipe to it, or while it writes its answer back, changes nothing but the time: under the
+    command line, whose SIGPIPE ends the process, the ingest still seals what the worker did
+    not bring back, and the process ends."""
+    import subprocess
+
+    digest = write_digest(tmp_path / "digest.txt", 1000)
+    catalog = new_catalog(tmp_path / "c")
+    script = _KILLED_RUN.format(task=task)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(catalog), str(digest), "worker"],
+            cwd=Path(__file__).parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the ingest's process did not end")
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip().splitlines()[-1] == '{"added": 1000, "ok": true}'
+    assert time.monotonic() - started < 60

@@ -354,3 +354,73 @@ def test_workers_of_a_killed_verification_die_with_it(base: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert not left, f"workers {left} outlived the verification"
+
+
+# -- a worker killed while events are in the pipe to it (the command line's SIGPIPE) ------------
+
+_hashed_events = verifying.hashed_events
+_hashing_tasks = 0
+#: The verifying process (its own calls are not a worker's).
+_verifying_process = os.getpid()
+
+
+def _dying_with_events_in_the_pipe(rows: Any) -> Any:
+    """A worker's task, but the worker is killed at its second, while this verification is
+    still writing the next chunks of events into the pipe to it."""
+    global _hashing_tasks
+    if os.getpid() == _verifying_process:  # the work done again here
+        return _hashed_events(rows)
+    _hashing_tasks += 1
+    if _hashing_tasks == 2:
+        import time
+
+        time.sleep(0.5)  # (the next chunks fill the pipe)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _hashed_events(rows)
+
+
+_KILLED_VERIFY = """
+import json, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as the command line has it (cli.app.run)
+from tests import test_verify_offload as t
+t._verifying_process = __import__("os").getpid()
+from evidence_catalog.operations import verifying
+verifying.hashed_events = t._dying_with_events_in_the_pipe
+verifying.usable_cpus = lambda: 1 + 1
+verifying.OFFLOAD_WORK, verifying.EVENT_CHUNK, verifying.TASK_TIMEOUT = 0, 400, 20.0
+from pathlib import Path
+from evidence_catalog import Catalog
+with Catalog.open(Path(sys.argv[1]), operator=t.OPERATOR) as cat:
+    report = cat.verify(record_event=False, remember=False)
+print(json.dumps({"ok": report.ok, "events": report.events_checked}), flush=True)
+"""
+
+
+def test_a_worker_killed_with_events_in_the_pipe_leaves_the_verification_running(tmp_path: Path) -> None:
+    """Under the command line, whose SIGPIPE ends the process, a worker killed while chunks of
+    events are written to it is a worker gone, whose work is done again here: the verification
+    ends as it ends alone (before, the process ended with the signal)."""
+    import subprocess
+    import time
+
+    lines = [
+        line for i in range(1500) for line in ([f"Feed {i} (Telegram)"] if i % 50 == 0 else []) + [f"x {i} " * 40] * 2
+    ]
+    digest = tmp_path / "digest.txt"
+    digest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with Catalog.init(tmp_path / "c", operator=OPERATOR, clock=FixedClock()) as catalog:
+        catalog.ingest(digest)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _KILLED_VERIFY, str(tmp_path / "c")],
+            cwd=Path(__file__).parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the verification's process did not end")
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip().splitlines()[-1] == '{"ok": true, "events": 1502}'
+    assert time.monotonic() - started < 60

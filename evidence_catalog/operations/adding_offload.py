@@ -49,7 +49,13 @@ import attrs
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import common
 from evidence_catalog.operations.context import Context
-from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, stop_pool, usable_cpus
+from evidence_catalog.operations.workers import (
+    answer,
+    die_with_and_ignore_interrupts,
+    forked_pool,
+    stop_pool,
+    usable_cpus,
+)
 from evidence_catalog.store.blobstore import BlobStore, StoredBlob
 
 #: Adds of fewer files store them in the adding process: the fork and the worker's first task
@@ -192,22 +198,14 @@ class Storing:
             return storing  # (a lock another thread holds would stay held in the forked worker)
         if not store.expect_deferred():
             return storing
-        import multiprocessing  # the worker: imported only when it is started
-        from concurrent.futures import ProcessPoolExecutor
-
         try:
-            pool = ProcessPoolExecutor(
-                1,
-                mp_context=multiprocessing.get_context("fork"),
-                initializer=die_with_and_ignore_interrupts,
-                initargs=(os.getpid(),),
-            )
+            pool, started = forked_pool(1, die_with_and_ignore_interrupts, os.getpid())
         except Exception:  # noqa: BLE001 -- no worker: everything is stored here
             store.expect_no_more()
             return storing
         storing.pool, storing.store = pool, store
         try:
-            pool.submit(int).result(timeout=TASK_TIMEOUT)  # forked now
+            answer(pool, started, TASK_TIMEOUT)
         except Exception:  # noqa: BLE001
             storing.broken = True
             storing.close()
@@ -319,7 +317,8 @@ class Storing:
         from concurrent.futures.process import BrokenProcessPool  # (imported with the pool)
 
         try:
-            return future.result(timeout=TASK_TIMEOUT)
+            found: list[Stored | None] = answer(self.pool, future, TASK_TIMEOUT)  # (at once if the worker is gone)
+            return found
         except (TimeoutError, BrokenProcessPool):
             self.broken = True  # (a worker that does not answer is killed when the add closes)
         except Exception:  # noqa: BLE001 -- a task that failed: its files are stored here

@@ -31,7 +31,13 @@ from concurrent.futures import Future
 from typing import Any
 
 from evidence_catalog.custody import Presealed, preseal, with_secret
-from evidence_catalog.operations.workers import die_with_and_ignore_interrupts, stop_pool, usable_cpus
+from evidence_catalog.operations.workers import (
+    answer,
+    die_with_and_ignore_interrupts,
+    forked_pool,
+    stop_pool,
+    usable_cpus,
+)
 from evidence_catalog.store.database import EventDraft
 
 #: An ingest of fewer reports seals its events itself (the fork and the pool cost more).
@@ -91,21 +97,12 @@ class Presealing:
             return
         if threading.active_count() > 1:  # a lock another thread holds would stay held in the worker
             return
-        import multiprocessing  # the worker: imported only when it is started
-        from concurrent.futures import ProcessPoolExecutor
-
         try:
-            pool = ProcessPoolExecutor(
-                1,
-                mp_context=multiprocessing.get_context("fork"),
-                initializer=_start_worker,
-                initargs=(os.getpid(),),
-            )
+            self.pool, started = forked_pool(1, _start_worker, os.getpid())
         except Exception:  # noqa: BLE001 -- no worker: the ingest seals its events as always
             return
-        self.pool = pool
         try:
-            pool.submit(int).result(timeout=TASK_TIMEOUT)  # forked now
+            answer(self.pool, started, TASK_TIMEOUT)
         except Exception:  # noqa: BLE001 -- a worker that did not start: the ingest seals them
             self.broken = True
             self.close()
@@ -170,7 +167,7 @@ class Presealing:
             future.cancel()
             return [None] * size
         try:
-            found = future.result(timeout=TASK_TIMEOUT)
+            found = answer(self.pool, future, TASK_TIMEOUT)
         except Exception:  # noqa: BLE001 -- failed, died or hung: these and the rest sealed here
             self.broken = True
             return [None] * size

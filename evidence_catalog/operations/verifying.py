@@ -62,7 +62,7 @@ from evidence_catalog.operations.verify_tree import LogScan as LogScan
 from evidence_catalog.operations.verify_tree import checkpoint_sizes as checkpoint_sizes
 from evidence_catalog.operations.verify_tree import root_at as root_at
 from evidence_catalog.operations.verify_tree import verify_tree as verify_tree
-from evidence_catalog.operations.workers import die_with, usable_cpus
+from evidence_catalog.operations.workers import answer, die_with, forked_pool, stop_pool, usable_cpus
 from evidence_catalog.replay import Replayer
 from evidence_catalog.results import VerificationReport
 from evidence_catalog.serialize import structure
@@ -508,17 +508,19 @@ class _Offload:
         if small < OFFLOAD_WORK and ctx.db.tree_size(session) < OFFLOAD_WORK:
             return None
         import multiprocessing  # worker processes: imported only when they are started
-        from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("fork")
         key = id(object())
-        _READ[key] = context.Array("q", max(1, groups))  # inherited by the workers as they are forked
+        # Inherited by the workers as they are forked.
+        _READ[key] = multiprocessing.get_context("fork").Array("q", max(1, groups))
         try:
-            pool = ProcessPoolExecutor(
-                max_workers=cpus, mp_context=context, initializer=die_with, initargs=(os.getpid(),)
-            )
-            pool.submit(int).result(timeout=TASK_TIMEOUT)  # every worker forked now
+            pool, started = forked_pool(cpus, die_with, os.getpid())
         except Exception:  # noqa: BLE001 -- no workers: everything is done in this process
+            _READ.pop(key, None)
+            return None
+        try:
+            answer(pool, started, TASK_TIMEOUT)  # every worker running
+        except Exception:  # noqa: BLE001 -- no workers after all
+            stop_pool(pool, kill=True, seconds=CLOSE_SECONDS)
             _READ.pop(key, None)
             return None
         return cls(pool, cpus, ctx.blobs.root, progress, key, groups)
@@ -558,18 +560,13 @@ class _Offload:
     def _result(self, future: Future[_Result] | None) -> _Result | None:
         if future is None or self.broken:
             return None
-        waited = 0.0
-        while True:
-            try:
-                return future.result(timeout=POLL_SECONDS)
-            except TimeoutError:
-                self.poll()
-                waited += POLL_SECONDS
-                if waited >= TASK_TIMEOUT:
-                    self.broken = True
-                    return None
-            except Exception:  # noqa: BLE001 -- done again here, where an error is raised as it would be
-                return None
+        try:  # (an error at once if a worker is gone: see answer)
+            return answer(self.pool, future, TASK_TIMEOUT, every=POLL_SECONDS, waiting=self.poll)  # type: ignore[no-any-return]
+        except TimeoutError:
+            self.broken = True
+            return None
+        except Exception:  # noqa: BLE001 -- done again here, where an error is raised as it would be
+            return None
 
     def _send_files(self, count: int) -> None:
         while count > 0 and self.waiting:
@@ -624,11 +621,7 @@ class _Offload:
         """Stop the workers (tasks not started are dropped).  A pool given up on (a worker that
         died or never answered) has its workers killed first: one that hangs would otherwise keep
         this process from exiting, and outlive it."""
-        if self.broken:
-            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
-                with contextlib.suppress(Exception):
-                    process.kill()
-        self.pool.shutdown(wait=not self.broken, cancel_futures=True)
+        stop_pool(self.pool, kill=self.broken, seconds=CLOSE_SECONDS)
         _READ.pop(self.key, None)
 
 
@@ -637,6 +630,8 @@ class _Offload:
 _READ: dict[int, Any] = {}
 #: How often a verification waiting for its workers hands their progress on.
 POLL_SECONDS = 0.25
+#: How long stopping the workers waits for one to end its task.
+CLOSE_SECONDS = 10.0
 
 
 def check_files(

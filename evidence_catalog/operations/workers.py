@@ -13,6 +13,9 @@ import contextlib
 import ctypes
 import os
 import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 #: ``prctl``'s option that asks for a signal when the parent dies (``linux/prctl.h``).
@@ -51,6 +54,64 @@ def die_with_and_ignore_interrupts(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def forked_pool(workers: int, initializer: Callable[..., None], *initargs: Any) -> tuple[Any, Future[Any]]:
+    """A ``ProcessPoolExecutor`` of *workers* processes forked now, each first running
+    ``initializer(*initargs)``, and the future of a first task that ends once they run (wait
+    for it with :func:`answer`).
+
+    The pool's threads in this process are started with SIGPIPE blocked: a task written to a
+    worker that died is then an error the pool handles, where the command line (which has
+    SIGPIPE end the process, as Unix tools do) would otherwise end there and then.  The workers
+    get SIGPIPE back as this process had it."""
+    import multiprocessing  # imported only when workers are started
+    from concurrent.futures import ProcessPoolExecutor
+
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
+    try:
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_started,
+            initargs=(unblocked, initializer, initargs),
+        )
+        try:
+            started = pool.submit(int)  # the workers forked, the pool's threads started
+        except BaseException:
+            stop_pool(pool, kill=True, seconds=1.0)
+            raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+    return pool, started
+
+
+def _worker_started(mask: Any, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    initializer(*initargs)
+
+
+def workers_alive(pool: Any) -> bool:
+    """Whether every worker of *pool* is still running."""
+    return all(process.is_alive() for process in list((getattr(pool, "_processes", None) or {}).values()))
+
+
+def answer(
+    pool: Any, future: Future[Any], timeout: float, *, every: float = 0.25, waiting: Callable[[], None] | None = None
+) -> Any:
+    """*future*'s result, within *timeout* seconds: ``TimeoutError`` then, or as soon as a worker
+    of *pool* is gone (a worker killed while it wrote its answer leaves half a message in the
+    pipe back, whose rest the pool waits for for ever: the future would never end).  *waiting*
+    is called every *every* seconds meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return future.result(timeout=max(0.0, min(every, deadline - time.monotonic())))
+        except TimeoutError:
+            if time.monotonic() >= deadline or not workers_alive(pool):
+                raise
+        if waiting is not None:
+            waiting()
+
+
 def stop_pool(pool: Any, *, kill: bool, seconds: float) -> None:
     """Stop a worker pool (a ``ProcessPoolExecutor``) an operation is done with: its tasks not
     started are dropped, the one a worker is doing is waited for up to *seconds* (so that it
@@ -71,5 +132,12 @@ def stop_pool(pool: Any, *, kill: bool, seconds: float) -> None:
             if process.is_alive():
                 process.kill()
                 process.join()
-    if manager is not None:
-        manager.join(seconds)
+    if manager is None:
+        return
+    if manager.is_alive() and not any(process.is_alive() for process in processes):
+        # A worker killed while it wrote its answer left the pool's thread reading the rest of
+        # it: this process's own copy of the pipe's writing end, closed once no worker is left,
+        # ends that read (the pool then finds itself broken, and its thread ends).
+        with contextlib.suppress(Exception):
+            pool._result_queue._writer.close()
+    manager.join(seconds)
