@@ -71,3 +71,7 @@ def __getattr__(name: str) -> Any:
 
         return read_image_header
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
