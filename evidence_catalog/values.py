@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from time import time_ns
 from typing import Any
 
 import attrs
@@ -34,10 +36,52 @@ GENESIS_HASH = "0" * 64
 
 
 def new_id() -> str:
-    """Return a new time-ordered identifier (UUID version 7, RFC 9562), as lowercase text."""
-    import uuid6  # when an id is first made: reading a catalog makes none, and uuid6 looks up its own version
+    """Return a new time-ordered identifier (UUID version 7, RFC 9562), as lowercase text.
 
-    return str(uuid6.uuid7())
+    Its first 48 bits are the Unix time in milliseconds when it was made; ids made by one
+    process increase (RFC 9562 section 6.2, method 1, as Python 3.14's ``uuid.uuid7``): within
+    one millisecond a 42-bit counter, started at random, counts up, and 32 random bits follow.
+    The time runs ahead of the clock only when that counter overflows (2^41 ids or more in one
+    millisecond) or the clock goes back: an id's time is the time it was made.  (The ``uuid6``
+    package this replaces moved the time one millisecond ahead for every id after the first of
+    a millisecond: an ingest of 100,000 items made ids whose time ran minutes ahead.)"""
+    global _last_ms, _last_counter
+    now = time_ns() // 1_000_000
+    if _last_ms is None or now > _last_ms:
+        counter, tail = _fresh_counter()
+    else:
+        now = _last_ms  # (the same millisecond, or a clock set back: never an earlier id)
+        counter = _last_counter + 1
+        if counter > _COUNTER_MAX:
+            now += 1
+            counter, tail = _fresh_counter()
+        else:
+            tail = int.from_bytes(os.urandom(4), "big")
+    value = (
+        (now & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (counter >> 30) << 64
+        | 0b10 << 62
+        | (counter & 0x3FFF_FFFF) << 32
+        | tail
+    )
+    _last_ms, _last_counter = now, counter
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+#: The last id's millisecond and counter (see :func:`new_id`).
+_last_ms: int | None = None
+_last_counter = 0
+#: The largest value of the 42-bit counter.
+_COUNTER_MAX = (1 << 42) - 1
+
+
+def _fresh_counter() -> tuple[int, int]:
+    """A new millisecond's counter (41 random bits: the top one clear, room to count) and 32
+    random bits."""
+    bits = int.from_bytes(os.urandom(10), "big")
+    return (bits >> 32) & ((1 << 41) - 1), bits & 0xFFFF_FFFF
 
 
 def utc_now() -> dt.datetime:

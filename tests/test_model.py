@@ -11,6 +11,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from evidence_catalog import filters, model, vocabulary
 from evidence_catalog.errors import EvidenceError, ModelError, ValidationError
@@ -27,6 +29,68 @@ def test_ids_are_time_ordered_uuid7() -> None:
     assert model.is_record_id(first) and model.is_record_id(second)
     assert first < second
     assert abs((model.record_id_time(first) - model.utc_now()).total_seconds()) < 5
+
+
+def _id_ms(identifier: str) -> int:
+    """The millisecond a UUIDv7 holds."""
+    return int(identifier.replace("-", "")[:12], 16)
+
+
+def test_an_id_holds_the_millisecond_it_was_made_however_many_are_made() -> None:
+    """An ingest makes thousands of ids a second: each holds the time it was made (uuid6's
+    ids ran one millisecond ahead for each id after the first of a millisecond: minutes ahead
+    after a large ingest), and they still increase."""
+    import time
+    import uuid
+
+    before = time.time_ns() // 1_000_000
+    made = [model.new_id() for _ in range(200_000)]
+    after = time.time_ns() // 1_000_000
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert before <= _id_ms(made[0]) and _id_ms(made[-1]) <= after
+    for identifier in made[::997]:
+        parsed = uuid.UUID(identifier)
+        assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122) and str(parsed) == identifier
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=60), st.integers(0, 2**40))
+def test_ids_increase_whatever_the_clock_does(steps: list[int], start: int) -> None:
+    """A clock that stands still, moves on or is set back: every id is greater than the one
+    before, and holds the clock's millisecond whenever the clock has moved past the last."""
+    from unittest import mock
+
+    from evidence_catalog import values
+
+    readings, now = [], start
+    for step in steps:  # 0: the same millisecond; 5: set back a millisecond; else forward
+        now = max(0, now - 1) if step == 5 else now + (step > 1)
+        readings.append(now * 1_000_000 + 123)
+    with mock.patch.object(values, "_last_ms", None), mock.patch.object(values, "time_ns", side_effect=readings):
+        made: list[str] = []
+        latest = -1
+        for reading in readings:
+            identifier = values.new_id()
+            assert not made or identifier > made[-1]
+            if reading // 1_000_000 > latest:
+                assert _id_ms(identifier) == reading // 1_000_000
+            latest = max(latest, _id_ms(identifier))
+            made.append(identifier)
+
+
+def test_a_counter_that_overflows_moves_the_time_on_by_a_millisecond() -> None:
+    from unittest import mock
+
+    from evidence_catalog import values
+
+    at = 1_700_000_000_000
+    with (
+        mock.patch.object(values, "_last_ms", at),
+        mock.patch.object(values, "_last_counter", values._COUNTER_MAX - 1),
+        mock.patch.object(values, "time_ns", return_value=at * 1_000_000),
+    ):
+        last_of_the_millisecond, next_one = values.new_id(), values.new_id()
+    assert _id_ms(last_of_the_millisecond) == at and _id_ms(next_one) == at + 1
+    assert next_one > last_of_the_millisecond
 
 
 def test_naive_timestamps_are_refused_and_others_become_utc() -> None:

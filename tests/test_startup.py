@@ -115,7 +115,6 @@ NEVER_FOR_LIST_OR_SHOW = frozenset(
         "evidence_catalog.operations.verifying",
         "evidence_catalog.operations.verify_tree",
         "evidence_catalog.operations.record_checks",
-        "uuid6",  # new ids only
     }
 )
 
@@ -133,7 +132,6 @@ NEVER_FOR_HELP = NEVER_FOR_READING | {
     "attrs",
     "cattrs",
     "rfc8785",
-    "uuid6",
     "evidence_catalog.catalog",
     "evidence_catalog.model",
     "evidence_catalog.store",
