@@ -204,8 +204,8 @@ def ingest_stored(
     presealing: Presealing | None = None,
 ) -> IngestResult:
     """:func:`ingest_file`, naming in *created* each blob it stored that was not there; with
-    *presealing*, its events presealed by a worker where that pays (begun here, once the
-    number of items is known; closed by the caller)."""
+    *presealing*, its events presealed by a worker where that pays (begun here, before the
+    input is parsed, and stopped again when it holds too few items; closed by the caller)."""
     presealing = presealing or Presealing()
     with open(file, "rb") as stream:
         raw = stream.read()
