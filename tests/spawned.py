@@ -33,3 +33,27 @@ def in_new_interpreter(function: Callable[..., dict[str, Any]], *args: Any, time
     process.join()
     assert kind == "ok", value
     return value  # type: ignore[no-any-return]
+
+
+def script_result(script: str, *args: str, timeout: float, what: str) -> str:
+    """The last line *script* (Python source, run as ``python -c`` from the repository's root,
+    so that it can import ``tests``) prints, given *args*; the test fails when the process does
+    not end in *timeout* seconds or ends with a non-zero status (*what*: what the process is)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            cwd=Path(__file__).parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what} did not end")
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    return done.stdout.strip().splitlines()[-1]

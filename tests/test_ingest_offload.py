@@ -27,7 +27,7 @@ from evidence_catalog.operations import ingesting, ingesting_offload
 from evidence_catalog.store import log
 
 from .conftest import FixedClock
-from .spawned import in_new_interpreter
+from .spawned import in_new_interpreter, script_result
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker is forked: Linux only")
 
@@ -285,22 +285,11 @@ def test_an_ingest_whose_worker_is_killed_ends_as_the_command_runs_it(tmp_path: 
     pipe to it, or while it writes its answer back, changes nothing but the time: under the
     command line, whose SIGPIPE ends the process, the ingest still seals what the worker did
     not bring back, and the process ends."""
-    import subprocess
 
     digest = write_digest(tmp_path / "digest.txt", 1000)
     catalog = new_catalog(tmp_path / "c")
     script = _KILLED_RUN.format(task=task)
     started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", script, str(catalog), str(digest), "worker"],
-            cwd=Path(__file__).parent.parent,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("the ingest's process did not end")
-    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    assert done.stdout.strip().splitlines()[-1] == '{"added": 1000, "ok": true}'
+    last = script_result(script, str(catalog), str(digest), "worker", timeout=90, what="the ingest's process")
+    assert last == '{"added": 1000, "ok": true}'
     assert time.monotonic() - started < 60

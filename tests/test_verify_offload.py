@@ -24,6 +24,7 @@ from evidence_catalog.findings import BlobMissing, DigestMismatch, EventEdited, 
 from evidence_catalog.operations import verifying
 
 from .conftest import FixedClock, run_sql
+from .spawned import script_result
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked: Linux only")
 
@@ -400,7 +401,6 @@ def test_a_worker_killed_with_events_in_the_pipe_leaves_the_verification_running
     """Under the command line, whose SIGPIPE ends the process, a worker killed while chunks of
     events are written to it is a worker gone, whose work is done again here: the verification
     ends as it ends alone (before, the process ended with the signal)."""
-    import subprocess
     import time
 
     lines = [
@@ -411,16 +411,6 @@ def test_a_worker_killed_with_events_in_the_pipe_leaves_the_verification_running
     with Catalog.init(tmp_path / "c", operator=OPERATOR, clock=FixedClock()) as catalog:
         catalog.ingest(digest)
     started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _KILLED_VERIFY, str(tmp_path / "c")],
-            cwd=Path(__file__).parent.parent,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("the verification's process did not end")
-    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    assert done.stdout.strip().splitlines()[-1] == '{"ok": true, "events": 1502}'
+    last = script_result(_KILLED_VERIFY, str(tmp_path / "c"), timeout=120, what="the verification's process")
+    assert last == '{"ok": true, "events": 1502}'
     assert time.monotonic() - started < 60
