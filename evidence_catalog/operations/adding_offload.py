@@ -198,17 +198,11 @@ class Storing:
             return storing  # (a lock another thread holds would stay held in the forked worker)
         if not store.expect_deferred():
             return storing
-        try:
-            pool, started = forked_pool(1, die_with_and_ignore_interrupts, os.getpid())
-        except Exception:  # noqa: BLE001 -- no worker: everything is stored here
+        storing.pool = forked_pool(1, TASK_TIMEOUT, die_with_and_ignore_interrupts, os.getpid())
+        if storing.pool is None:  # no worker: everything is stored here
             store.expect_no_more()
-            return storing
-        storing.pool, storing.store = pool, store
-        try:
-            answer(pool, started, TASK_TIMEOUT)
-        except Exception:  # noqa: BLE001
-            storing.broken = True
-            storing.close()
+        else:
+            storing.store = store
         return storing
 
     def stat(self, index: int) -> os.stat_result | None:

@@ -97,15 +97,7 @@ class Presealing:
             return
         if threading.active_count() > 1:  # a lock another thread holds would stay held in the worker
             return
-        try:
-            self.pool, started = forked_pool(1, _start_worker, os.getpid())
-        except Exception:  # noqa: BLE001 -- no worker: the ingest seals its events as always
-            return
-        try:
-            answer(self.pool, started, TASK_TIMEOUT)
-        except Exception:  # noqa: BLE001 -- a worker that did not start: the ingest seals them
-            self.broken = True
-            self.close()
+        self.pool = forked_pool(1, TASK_TIMEOUT, _start_worker, os.getpid())  # (None: sealed as always)
 
     @property
     def active(self) -> bool:

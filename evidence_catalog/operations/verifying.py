@@ -512,15 +512,8 @@ class _Offload:
         key = id(object())
         # Inherited by the workers as they are forked.
         _READ[key] = multiprocessing.get_context("fork").Array("q", max(1, groups))
-        try:
-            pool, started = forked_pool(cpus, die_with, os.getpid())
-        except Exception:  # noqa: BLE001 -- no workers: everything is done in this process
-            _READ.pop(key, None)
-            return None
-        try:
-            answer(pool, started, TASK_TIMEOUT)  # every worker running
-        except Exception:  # noqa: BLE001 -- no workers after all
-            stop_pool(pool, kill=True, seconds=CLOSE_SECONDS)
+        pool = forked_pool(cpus, TASK_TIMEOUT, die_with, os.getpid())
+        if pool is None:  # no workers: everything is done in this process
             _READ.pop(key, None)
             return None
         return cls(pool, cpus, ctx.blobs.root, progress, key, groups)

@@ -54,10 +54,10 @@ def die_with_and_ignore_interrupts(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def forked_pool(workers: int, initializer: Callable[..., None], *initargs: Any) -> tuple[Any, Future[Any]]:
-    """A ``ProcessPoolExecutor`` of *workers* processes forked now, each first running
-    ``initializer(*initargs)``, and the future of a first task that ends once they run (wait
-    for it with :func:`answer`).
+def forked_pool(workers: int, timeout: float, initializer: Callable[..., None], *initargs: Any) -> Any:
+    """A ``ProcessPoolExecutor`` of *workers* processes forked now, each having run
+    ``initializer(*initargs)`` (waited for up to *timeout* seconds), or ``None`` where they cannot
+    be had (the pool, if one was made, stopped again): the operation then does its work alone.
 
     The pool's threads in this process are started with SIGPIPE blocked: a task written to a
     worker that died is then an error the pool handles, where the command line (which has
@@ -66,6 +66,7 @@ def forked_pool(workers: int, initializer: Callable[..., None], *initargs: Any) 
     import multiprocessing  # imported only when workers are started
     from concurrent.futures import ProcessPoolExecutor
 
+    pool = None
     unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
     try:
         pool = ProcessPoolExecutor(
@@ -74,14 +75,19 @@ def forked_pool(workers: int, initializer: Callable[..., None], *initargs: Any) 
             initializer=_worker_started,
             initargs=(unblocked, initializer, initargs),
         )
-        try:
-            started = pool.submit(int)  # the workers forked, the pool's threads started
-        except BaseException:
+        started = pool.submit(int)  # the workers forked, the pool's threads started
+    except Exception:  # noqa: BLE001 -- no workers
+        if pool is not None:
             stop_pool(pool, kill=True, seconds=1.0)
-            raise
+        return None
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-    return pool, started
+    try:
+        answer(pool, started, timeout)
+    except Exception:  # noqa: BLE001 -- workers that did not start
+        stop_pool(pool, kill=True, seconds=1.0)
+        return None
+    return pool
 
 
 def _worker_started(mask: Any, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
@@ -89,9 +95,14 @@ def _worker_started(mask: Any, initializer: Callable[..., None], initargs: tuple
     initializer(*initargs)
 
 
+def _processes(pool: Any) -> list[Any]:
+    """The worker processes of *pool* (``ProcessPoolExecutor`` keeps them by pid)."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
 def workers_alive(pool: Any) -> bool:
     """Whether every worker of *pool* is still running."""
-    return all(process.is_alive() for process in list((getattr(pool, "_processes", None) or {}).values()))
+    return all(process.is_alive() for process in _processes(pool))
 
 
 def answer(
@@ -119,7 +130,7 @@ def stop_pool(pool: Any, *, kill: bool, seconds: float) -> None:
     *kill* (one given up on) -- is killed.  The pool's thread in this process is waited for too
     (``shutdown`` without waiting forgets it), so that the process runs no other thread
     afterwards: a later operation forks its own workers only then."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    processes = _processes(pool)
     manager = getattr(pool, "_executor_manager_thread", None)
     if kill:
         for process in processes:
