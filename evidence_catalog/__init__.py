@@ -11,8 +11,7 @@ Everything the ``evidence-catalog`` command does is reachable from here::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from evidence_catalog.errors import (
     CatalogDatabaseError,
@@ -29,6 +28,7 @@ from evidence_catalog.errors import (
     StorageError,
     ValidationError,
 )
+from evidence_catalog.lazy import lazy_names
 from evidence_catalog.versions import versions  # imported now: the name is also its module's
 
 if TYPE_CHECKING:
@@ -225,15 +225,5 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The name from :data:`_LAZY`, imported from its module the first time it is asked for."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+#: The names of :data:`_LAZY`, imported from their modules the first time each is asked for.
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

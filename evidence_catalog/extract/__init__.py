@@ -10,9 +10,10 @@ started for audio and video only: nothing else loads PyAV or starts a process.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from evidence_catalog.extract.mediatype import sniff_media_type
+from evidence_catalog.lazy import lazy_names
 from evidence_catalog.model import Agent, AgentKind, EmbeddedMetadata
 
 if TYPE_CHECKING:
@@ -59,19 +60,6 @@ def legacy_metadata(path: Path, media_type: str) -> EmbeddedMetadata | None:
     )
 
 
-def __getattr__(name: str) -> Any:
-    """:func:`read_exif` and :func:`read_image_header`, loaded when first asked for (exifread
-    is for images: describing any other file does not load it)."""
-    if name == "read_exif":
-        from evidence_catalog.extract.exif import read_exif
-
-        return read_exif
-    if name == "read_image_header":
-        from evidence_catalog.extract.image import read_image_header
-
-        return read_image_header
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+#: :func:`read_exif` and :func:`read_image_header`, loaded when first asked for (exifread is for
+#: images: describing any other file does not load it).
+__getattr__, __dir__ = lazy_names(__name__, {"read_exif": "exif", "read_image_header": "image"}, __all__)
