@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,20 @@ def workers_started() -> list[bool]:
 
     adding_offload.Storing.begin = spy  # type: ignore[method-assign]
     return workers
+
+
+def recording(module: Any, name: str, what: Callable[..., Any]) -> list[Any]:
+    """``module.name`` from now on (in this process) with ``what(*args, **kwargs)`` of each call
+    kept, in order, in the list returned."""
+    seen: list[Any] = []
+    original = getattr(module, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(what(*args, **kwargs))
+        return original(*args, **kwargs)
+
+    setattr(module, name, spy)
+    return seen
 
 
 def _case(catalog: str, files: list[str], case: str, batch: int, offload: bool) -> dict[str, Any]:
@@ -350,14 +365,7 @@ def _batch_sizes(catalog: str, files: list[str], offload: bool) -> list[int]:
     adding_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
     adding.TAPER_FILES = 4
     adding.BATCH_SECONDS = 3600.0
-    sizes: list[int] = []
-    commit = adding.commit_batch
-
-    def spy(ctx: Any, prepared: Any, *args: Any, **kwargs: Any) -> Any:
-        sizes.append(len(prepared))
-        return commit(ctx, prepared, *args, **kwargs)
-
-    adding.commit_batch = spy  # type: ignore[assignment]
+    sizes = recording(adding, "commit_batch", lambda _ctx, prepared, *_, **__: len(prepared))
     with Catalog.open(Path(catalog), operator=OPERATOR) as cat:
         cat.add(files, analyze=False)
     return sizes
@@ -375,14 +383,7 @@ def test_with_a_worker_the_first_batches_grow_so_that_cataloguing_starts_early(t
 def _stored_here(catalog: str, files: list[str]) -> list[str]:
     lowered(True, task_timeout=20.0)
     adding.BATCH_BYTES = 40_000  # the look-ahead is held by bytes too, again and again
-    here: list[str] = []
-    store = adding.store_added_file
-
-    def counting(ctx: Any, path: Path, *args: Any, **kwargs: Any) -> Any:
-        here.append(path.name)
-        return store(ctx, path, *args, **kwargs)
-
-    adding.store_added_file = counting  # type: ignore[assignment]
+    here = recording(adding, "store_added_file", lambda _ctx, path, *_, **__: path.name)
     with Catalog.open(Path(catalog), operator=OPERATOR) as cat:
         cat.add(files, analyze=False)
     return here
