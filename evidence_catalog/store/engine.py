@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -649,6 +650,88 @@ def execute(
 ) -> sa.CursorResult[Any]:
     """Run a Core statement in the session's transaction (with *rows* as its parameters)."""
     return session.connection().execute(statement, rows)
+
+
+def insert_many(bind: Session | sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert *rows* (each with the keys of the first) into *table* in the transaction of *bind*
+    (a session or a connection): what ``execute(session, sa.insert(table), rows)`` does, in the very same rows.
+
+    On SQLite the rows go straight to the driver's ``executemany``, each value through the bind
+    processor SQLAlchemy would have applied to its column (a date-time's text, a JSON column's
+    text), with the statement compiled once per table and set of columns
+    (:func:`_compiled_insert`); SQLAlchemy's per-row work for an ``executemany`` cost about as
+    much as SQLite's own inserts.  An error of the driver is raised as SQLAlchemy raises it
+    (:class:`~sqlalchemy.exc.DBAPIError`'s subclass for it), so callers handle both alike.
+    Elsewhere (PostgreSQL), and for a set of columns that leaves one with a default to fill in,
+    through SQLAlchemy."""
+    if not rows:
+        return
+    connection = bind if isinstance(bind, sa.Connection) else bind.connection()
+    dialect = connection.dialect
+    names = tuple(rows[0])
+    compiled = _compiled_insert(dialect, table, names) if dialect.name == "sqlite" else None
+    if compiled is None:
+        connection.execute(sa.insert(table), rows)
+        return
+    text, processors = compiled
+    values_of = operator.itemgetter(*names)
+    if len(names) == 1:
+        parameters: list[Any] = [(values_of(row),) for row in rows]
+    else:
+        parameters = [values_of(row) for row in rows]
+    processed = [(index, process) for index, process in enumerate(processors) if process is not None]
+    if processed:
+        for position, values in enumerate(parameters):
+            values = list(values)
+            for index, process in processed:
+                values[index] = process(values[index])
+            parameters[position] = tuple(values)
+    sqlite_executemany(connection, text, parameters)
+
+
+def sqlite_executemany(bind: Session | sa.Connection, text: str, parameters: list[Any]) -> None:
+    """Run the SQL *text* (``?`` placeholders) once for each of *parameters* (sequences of
+    values as SQLite's driver takes them) in the transaction of *bind*, a SQLite catalog's
+    session or connection, straight through the driver; its error is raised as SQLAlchemy
+    raises it.  While something listens for the statements SQLAlchemy runs (its
+    ``before_cursor_execute`` or ``after_cursor_execute`` events: a tracer, a test modelling a
+    full disk), through SQLAlchemy's ``exec_driver_sql``, so that it sees this one too."""
+    connection = bind if isinstance(bind, sa.Connection) else bind.connection()
+    if connection.dispatch.before_cursor_execute or connection.dispatch.after_cursor_execute:
+        connection.exec_driver_sql(text, parameters)
+        return
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(text, parameters)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(text, parameters[:1], exc, sqlite3.Error) from exc
+    finally:
+        cursor.close()
+
+
+#: Compiled inserts of :func:`insert_many`, by dialect (each engine has its own), table and columns.
+_INSERTS: weakref.WeakKeyDictionary[sa.Dialect, dict[tuple[sa.Table, tuple[str, ...]], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _compiled_insert(
+    dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]
+) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]] | None:
+    """The SQL text of an insert of the columns *names* (in that order) into *table*, and each
+    column's bind processor (``None`` where a value goes as it is); ``None`` where the statement
+    would need a value the rows do not give (a column's default)."""
+    known = _INSERTS.setdefault(dialect, {})
+    key = (table, names)
+    if key not in known:
+        compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(names))
+        if compiled.positiontup is None or tuple(compiled.positiontup) != names:
+            known[key] = None
+        else:
+            processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
+            known[key] = (compiled.string, processors)
+    found: tuple[str, tuple[Callable[[Any], Any] | None, ...]] | None = known[key]
+    return found
 
 
 def insert_row(session: Session, row_type: type[Any], **values: Any) -> None:

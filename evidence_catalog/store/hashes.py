@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from evidence_catalog.analysis import PerceptualHash
-from evidence_catalog.store.engine import Connections, execute, table_of
+from evidence_catalog.store.engine import Connections, execute, insert_many, table_of
 from evidence_catalog.store.tables import PerceptualHashRow, RecordArtifactRow
 
 #: Rows :meth:`PerceptualHashes.hash_rows_after` hands back at most, when not told.
@@ -121,7 +121,7 @@ class PerceptualHashes(Connections):
             }
             for h in hashes
         ]
-        execute(session, sa.insert(table), rows)
+        insert_many(session, table, rows)
         return len(rows)
 
     def hash_rows_after(self, session: Session, after: int = 0, *, limit: int = ROWS_PER_BATCH) -> list[StoredHash]:

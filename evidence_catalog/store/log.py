@@ -20,7 +20,7 @@ from evidence_catalog import merkle, model
 from evidence_catalog.custody import ChainHead, Presealed, event_leaf, sealed_event, sealed_salted
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
-from evidence_catalog.store.engine import Connections, aware, execute, insert_row, strict_json, table_of
+from evidence_catalog.store.engine import Connections, aware, execute, insert_many, insert_row, strict_json, table_of
 from evidence_catalog.store.tables import CheckpointRow, CustodyEventRow, MerkleNodeRow
 
 
@@ -82,9 +82,9 @@ class CustodyLog(Connections):
             events.append(head)
             leaves.append(leaf)
         if events:
-            execute(
+            insert_many(
                 session,
-                sa.insert(table),
+                table,
                 [
                     {
                         "seq": e.seq,
@@ -343,8 +343,9 @@ def _insert_nodes(bind: Session | sa.Connection, leaves: Sequence[tuple[int, byt
     for index, leaf in leaves:
         for level, position, value in merkle.completed_nodes(index, leaf, subtree):
             added[(level, position)] = value
-    bind.execute(
-        sa.insert(table_of(MerkleNodeRow)),
+    insert_many(
+        bind,
+        table_of(MerkleNodeRow),
         [{"level": level, "idx": index, "hash": value.hex()} for (level, index), value in added.items()],
     )
     written.update(added)

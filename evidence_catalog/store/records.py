@@ -20,7 +20,16 @@ from sqlmodel import Session
 from evidence_catalog import model
 from evidence_catalog.errors import EvidenceError, NotFoundError, ValidationError
 from evidence_catalog.serialize import structure, unstructure
-from evidence_catalog.store.engine import Connections, aware, chunks, execute, insert_row, json_body, table_of
+from evidence_catalog.store.engine import (
+    Connections,
+    aware,
+    chunks,
+    execute,
+    insert_many,
+    insert_row,
+    json_body,
+    table_of,
+)
 from evidence_catalog.store.tables import (
     AcquisitionRow,
     ArtifactRow,
@@ -72,7 +81,7 @@ class Records(Connections):
         to them), one statement per table."""
         for name in ("artifact", "record", "record_tag", "record_artifact", "acquisition", "record_part"):
             if rows.get(name):
-                execute(session, sa.insert(_ROW_TYPES[name].__table__), rows[name])
+                insert_many(session, _ROW_TYPES[name].__table__, rows[name])
 
     # -- artifacts ---------------------------------------------------------------------------
 

@@ -27,7 +27,15 @@ from sqlmodel import Session
 
 from evidence_catalog import model
 from evidence_catalog.serialize import structure
-from evidence_catalog.store.engine import Connections, chunks, execute, json_body, table_of
+from evidence_catalog.store.engine import (
+    Connections,
+    chunks,
+    execute,
+    insert_many,
+    json_body,
+    sqlite_executemany,
+    table_of,
+)
 from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow, TextSearchVector
 from evidence_catalog.store.words import MAX_QUERY_WORDS as MAX_QUERY_WORDS
 from evidence_catalog.store.words import _indexed_tokens as _indexed_tokens  # (tests)
@@ -536,10 +544,11 @@ def index_rows(
         elif with_words:
             row["words"] = None
         rows.append(row)
-    statement = sa.insert(index)
     if words_too:  # text to tsvector: PostgreSQL reads the lexemes from their text
-        statement = statement.values(lexemes=sa.cast(sa.bindparam("lexemes_text"), TextSearchVector))
-    bind.execute(statement, rows)
+        statement = sa.insert(index).values(lexemes=sa.cast(sa.bindparam("lexemes_text"), TextSearchVector))
+        bind.execute(statement, rows)
+    else:
+        insert_many(bind, index, rows)
     if words_too:
         count_lexemes(bind, held)
     term_rows = [
@@ -548,11 +557,12 @@ def index_rows(
         for kind, value in report_terms(report)
     ]
     if term_rows:
-        bind.execute(sa.insert(terms), term_rows)
+        insert_many(bind, terms, term_rows)
     if sqlite:
-        bind.execute(
-            sa.text(f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (:num, :body)"),
-            [{"num": num, "body": fts_body(report)} for num, (_, report, _) in numbered],
+        sqlite_executemany(
+            bind,
+            f"INSERT INTO {FTS_TABLE}(rowid, body) VALUES (?, ?)",
+            [(num, fts_body(report)) for num, (_, report, _) in numbered],
         )
 
 
