@@ -38,12 +38,12 @@ from evidence_catalog.interchange.importing import (
 )
 from evidence_catalog.operations import analyzing, common, log_key
 from evidence_catalog.operations.context import Context
+from evidence_catalog.operations.importing_offload import ImportSeals, import_drafts, source_size
+from evidence_catalog.operations.ingesting_offload import OFFLOAD_ITEMS, Presealing
 from evidence_catalog.paths import display_path
-from evidence_catalog.replay import imported_details
 from evidence_catalog.results import ImportResult
 from evidence_catalog.store.blobstore import StoredBlob
 from evidence_catalog.store.database import (
-    EventDraft,
     acquisition_row,
     artifact_row,
     index_rows,
@@ -88,6 +88,25 @@ def import_records(
     common.check_writable(ctx, "; nothing can be imported into it")
     log_key.check_signing_key(ctx)  # before anything is stored
     progress = _locked(progress)  # files are read on threads while the documents are
+    presealing = Presealing()
+    try:
+        return _import_read(ctx, path, blob_dir, progress, accept_unsigned, presealing)
+    finally:
+        presealing.close()
+
+
+def _import_read(
+    ctx: Context,
+    path: Path,
+    blob_dir: Path | None,
+    progress: ProgressCallback | None,
+    accept_unsigned: bool,
+    presealing: Presealing,
+) -> ImportResult:
+    """:func:`import_records`, its events presealed by a worker where that pays (*presealing*,
+    begun here before the source is read, while this process holds little; closed by the
+    caller)."""
+    presealing.begin(source_size(path))
     early = EarlyFiles(ctx, progress)
     try:
         incoming = read_source(
@@ -110,12 +129,19 @@ def import_records(
         raise
     if refusal is not None:
         raise refusal
+    if len(new) < OFFLOAD_ITEMS:
+        presealing.close()
     at = ctx.clock()
+    unsigned = not provenance.signed
+    records = {item.record.id: item for item in new}
+    seals = ImportSeals(
+        presealing, list(records), lambda record_id: import_drafts(ctx, records[record_id], described, at, unsigned)
+    )
     try:
         analyses = imported_analyses(ctx, new)  # the stored documents, read outside the write lock
         with ctx.write() as session:
             new = records_to_import(ctx, session, incoming, where)  # again: another writer may have added
-            insert_imported(ctx, session, new, described, at, unsigned=not provenance.signed, analyses=analyses)
+            insert_imported(ctx, session, new, described, at, unsigned=unsigned, analyses=analyses, seals=seals)
     except BaseException:
         common.remove_unclaimed(ctx, created)  # all or nothing: blobs only this import stored go too
         raise
@@ -645,6 +671,7 @@ def insert_imported(
     unsigned: bool = False,
     analyses: Mapping[str, MediaAnalysis] | None = None,
     sources: Mapping[str, Mapping[str, Any]] | None = None,
+    seals: ImportSeals | None = None,
 ) -> None:
     """Write imported records, their artifacts and parts in the write transaction *session*,
     each with the ``record.imported`` event that holds its custody history (and, when its
@@ -653,7 +680,9 @@ def insert_imported(
     :func:`imported_analyses`; a document not there is read here): the events appended in
     order and the rows inserted table by table, :data:`INSERT_BATCH` records at a time (one
     transaction still: all or nothing).  *sources*, by record id, adds to what a record's event
-    says of its source (the row of a migration's database)."""
+    says of its source (the row of a migration's database).  *seals*: the records' events, made
+    by :func:`import_drafts` and presealed by a worker where one is at work (every record of
+    *items* among those it was made for)."""
     if not items:
         return
     described = {e.artifact.sha256: e.artifact for item in items for e in item.record.artifacts}
@@ -669,7 +698,7 @@ def insert_imported(
     ctx.db.insert_rows(session, {"artifact": artifact_rows})  # before the records that refer to them
     for start in range(0, len(items), INSERT_BATCH):
         batch = items[start : start + INSERT_BATCH]
-        _insert_batch(ctx, session, batch, source, at, unsigned=unsigned, sources=sources)
+        _insert_batch(ctx, session, batch, source, at, unsigned=unsigned, sources=sources, seals=seals)
     given = analyses or {}
     unread = [item for item in items if set(analyzing.document_shas(item.record)) - set(given)]
     read = {**given, **imported_analyses(ctx, unread)}
@@ -688,36 +717,23 @@ def _insert_batch(
     *,
     unsigned: bool,
     sources: Mapping[str, Mapping[str, Any]] | None = None,
+    seals: ImportSeals | None = None,
 ) -> None:
     """:func:`insert_imported` of some of the records (their artifacts' rows written already)."""
     rows: dict[str, list[dict[str, Any]]] = {
         name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
     }
-    drafts: list[EventDraft] = []
-    tagged: set[str] = set()
-    for item in items:
-        record = item.record
-        drafts.append(
-            EventDraft(
-                at=at,
-                actor=ctx.operator,
-                action=Action.RECORD_IMPORTED,
-                subject=record.id,
-                details=imported_details(record, {**source, **(sources or {}).get(record.id, {})}, item.history),
-            )
-        )
-        if unsigned and UNSIGNED_PROVENANCE_TAG not in record.tags:
-            tagged.add(record.id)
-            drafts.append(
-                EventDraft(
-                    at=at,
-                    actor=ctx.operator,
-                    action=Action.TAGS_ADDED,
-                    subject=record.id,
-                    details={"tags": [UNSIGNED_PROVENANCE_TAG]},
-                )
-            )
-    events = ctx.db.append_events(session, drafts)
+    tagged = {item.record.id for item in items if unsigned and UNSIGNED_PROVENANCE_TAG not in item.record.tags}
+    if seals is None:
+        drafts = [
+            draft
+            for item in items
+            for draft in import_drafts(ctx, item, {**source, **(sources or {}).get(item.record.id, {})}, at, unsigned)
+        ]
+        presealed = None
+    else:
+        drafts, presealed = seals.events([item.record.id for item in items])
+    events = ctx.db.append_events(session, drafts, presealed)
     seqs = {e.subject: e.seq for e in events if e.action == Action.RECORD_IMPORTED}
     reports = []
     for item in items:

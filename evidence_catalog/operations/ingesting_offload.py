@@ -70,6 +70,18 @@ def presealed_chunk(drafts: Sequence[EventDraft]) -> list[Presealed | None]:
     return [preseal(**draft) for draft in drafts]
 
 
+def salted(draft: EventDraft) -> EventDraft:
+    """*draft* with its details given their secret (:func:`~evidence_catalog.custody.with_secret`),
+    as an event linked from a presealed form, or sealed beside such events, holds them."""
+    return EventDraft(
+        at=draft["at"],
+        actor=draft["actor"],
+        action=draft["action"],
+        subject=draft["subject"],
+        details=with_secret(draft["details"]),
+    )
+
+
 class Presealing:
     """The presealing of one ingest's events (see the module's documentation).
 
@@ -109,17 +121,15 @@ class Presealing:
         secret, sent to be presealed."""
         if not self.active:
             return draft
-        salted = EventDraft(
-            at=draft["at"],
-            actor=draft["actor"],
-            action=draft["action"],
-            subject=draft["subject"],
-            details=with_secret(draft["details"]),
-        )
-        self.waiting.append(salted)
+        given = salted(draft)
+        self.waiting.append(given)
         if len(self.waiting) >= CHUNK:
             self._send()
-        return salted
+        return given
+
+    def flush(self) -> None:
+        """Send the drafts made since the last chunk was sent (fewer than a chunk) now."""
+        self._send()
 
     def take(self, count: int, *, wait: bool = True) -> list[Presealed | None] | None:
         """The presealed forms of the next *count* drafts made (the oldest not taken yet), in

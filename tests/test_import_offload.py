@@ -1,0 +1,256 @@
+"""With two CPUs or more, an import of many records has a worker process preseal most of its
+``record.imported`` events (``importing_offload.ImportSeals`` over ``ingesting_offload.Presealing``)
+while it writes the records.  What it imports must be what an import alone imports -- the same
+records, events whose hashes and leaves are their documents' (``verify`` recomputes every one)
+-- and a worker that fails, dies or hangs changes nothing: the import seals what it did not
+bring back.  The thresholds are lowered so that a few records use the worker, and each import
+runs in a new interpreter (a worker is forked only from a process running no other thread)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evidence_catalog import Catalog, custody
+from evidence_catalog.operations import importing, importing_offload, ingesting_offload
+from evidence_catalog.store import log
+
+from . import test_ingest_offload as ingest_tests
+from .conftest import FixedClock
+from .spawned import in_new_interpreter
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker is forked: Linux only")
+
+OPERATOR = ingest_tests.OPERATOR
+_sealed_salted = custody.sealed_salted
+
+
+def _import(
+    catalog: str, source: str, blobs: str | None, case: str, chunk: int, lead: int, share: float
+) -> dict[str, Any]:
+    """One import of *source* in this (new) interpreter, with the worker unless *case* is
+    ``alone``: what it recorded, and how its events were sealed."""
+    ingest_tests._tasks = 0
+    ingesting_offload.OFFLOAD_BYTES = 10**12 if case == "alone" else 0
+    importing.OFFLOAD_ITEMS = 10**9 if case in ("alone", "stopped") else 1
+    ingesting_offload.CHUNK = chunk
+    importing_offload.LEAD = lead
+    importing_offload.SHARE = share
+    ingesting_offload.TASK_TIMEOUT = 2.0
+    ingesting_offload.PATIENT = True
+    ingesting_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
+    tasks = {
+        "died": ingest_tests._dying,
+        "hung": ingest_tests._hanging,
+        "failing": ingest_tests._failing,
+        "short": ingest_tests._short,
+    }
+    ingesting_offload.presealed_chunk = tasks.get(case, ingest_tests._presealed_chunk)  # type: ignore[assignment]
+    sealed: list[tuple[str, bool]] = []  # each event sealed after a worker was had: from a presealed form?
+
+    def spy(previous: Any, draft: Any, presealed: Any = None) -> Any:
+        sealed.append((draft["action"], presealed is not None))
+        return _sealed_salted(previous, draft, presealed)
+
+    started = time.monotonic()
+    with Catalog.open(Path(catalog), operator=OPERATOR, clock=FixedClock()) as cat:
+        with mock.patch.object(log, "sealed_salted", spy):
+            kwargs: dict[str, Any] = {} if blobs is None else {"blobs": Path(blobs), "accept_unsigned": True}
+            result = cat.import_records(Path(source), **kwargs)
+        seconds = time.monotonic() - started
+        threads = threading.active_count()
+        report = cat.verify(record_event=False, remember=False, workers=1)
+        records = sorted((r.id, r.title, tuple(r.tags)) for r in cat.records())
+        events: list[tuple[str, str]] = []
+        while page := cat.custody_events(after=len(events), limit=100):
+            events += [(e.action, e.subject) for e in page]
+    return {
+        "added": len(result.records_added),
+        "sealed": sealed,
+        "seconds": seconds,
+        "threads": threads,
+        "ok": report.ok,
+        "findings": [str(f) for f in report.findings],
+        "events": events,
+        "records": records,
+    }
+
+
+def _imports(runs: list[tuple[Any, ...]]) -> dict[str, Any]:
+    return {"runs": [_import(*run) for run in runs]}
+
+
+def imports_in_child(
+    runs: list[tuple[Path, Path, Path | None, str]], chunk: int = 4, lead: int = 6, share: float = 0.75
+) -> list[dict[str, Any]]:
+    sent = [
+        (str(catalog), str(source), None if blobs is None else str(blobs), case, chunk, lead, share)
+        for catalog, source, blobs, case in runs
+    ]
+    result = in_new_interpreter(_imports, sent, timeout=300)
+    assert "runs" in result, result
+    return result["runs"]  # type: ignore[no-any-return]
+
+
+def exported(folder: Path, records: int, *, selection: bool = False) -> tuple[Path, Path | None]:
+    """A catalog of *records* small files, exported as a bag (signed), or a selection of them
+    as JSON Lines (unsigned: each imported record also gets its tag's event); the export, and
+    the folder its bytes are in (JSON Lines)."""
+    folder.mkdir()
+    files = []
+    for n in range(records):
+        path = folder / "in" / f"{n:03d}.txt"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"statement {n}: обстрел школы — “report”\n" * (n % 4 + 1), encoding="utf-8")
+        files.append(path)
+    source = folder / "source"
+    with Catalog.init(source, operator=OPERATOR, clock=FixedClock()) as cat:
+        ids = [r.record_id for r in cat.add(files)]
+        if selection:
+            cat.export(folder / "export.jsonl", format="jsonl", record_ids=ids)
+            return folder / "export.jsonl", source
+        cat.export(folder / "bag", format="bagit")
+    return folder / "bag", None
+
+
+def new_catalog(path: Path) -> Path:
+    return ingest_tests.new_catalog(path)
+
+
+def same(alone: dict[str, Any], shared: dict[str, Any]) -> None:
+    for key in ("added", "ok", "findings", "events", "records"):
+        assert shared[key] == alone[key], key
+    assert shared["ok"], shared["findings"]
+
+
+@pytest.mark.parametrize("selection", [False, True], ids=["signed bag", "unsigned selection"])
+def test_an_import_with_its_worker_makes_the_log_it_makes_alone(tmp_path: Path, selection: bool) -> None:
+    source, blobs = exported(tmp_path / "export", 30, selection=selection)
+    runs = [(new_catalog(tmp_path / case), source, blobs, case) for case in ("alone", "worker", "stopped")]
+    alone, shared, stopped = imports_in_child(runs)
+    same(alone, shared)
+    same(alone, stopped)
+    assert alone["sealed"] == [] and stopped["sealed"] == []  # (no worker: sealed as always)
+    imported = [presealed for action, presealed in shared["sealed"] if action == "record.imported"]
+    assert len(imported) == 30
+    # Of every hundred records, the first three quarters are presealed by the worker.
+    assert imported == [n % 100 < 75 for n in range(30)]
+    tagged = [presealed for action, presealed in shared["sealed"] if action == "tags.added"]
+    assert tagged == ([False] * 30 if selection else [])  # (sealed here, beside the worker's)
+    assert shared["threads"] == 1 and stopped["threads"] == 1  # the pool's thread is gone with it
+
+
+def test_what_the_worker_does_not_bring_back_is_sealed_by_the_import(tmp_path: Path) -> None:
+    source, blobs = exported(tmp_path / "export", 24)
+    cases = ["alone", "died", "hung", "failing", "short"]
+    alone, *others = imports_in_child(
+        [(new_catalog(tmp_path / case), source, blobs, case) for case in cases], share=1.0
+    )
+    for case, shared in zip(cases[1:], others, strict=True):
+        same(alone, shared)
+        presealed = [p for _, p in shared["sealed"]]
+        assert len(presealed) == 24, case
+        assert not all(presealed), case  # some were sealed here
+        assert shared["threads"] == 1, case
+    failing, hung = others[2], others[1]
+    # The first task's forms are used, the second's are not, and none after a task failed.
+    assert [p for _, p in failing["sealed"]][:4] == [True] * 4 and not any(p for _, p in failing["sealed"][4:])
+    assert hung["seconds"] < 60  # two seconds given to a task, then sealed here
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 30), st.integers(1, 6), st.integers(0, 12), st.sampled_from([0.0, 0.5, 0.85, 1.0]))
+def test_any_import_in_any_chunks_makes_a_log_that_verifies(
+    tmp_path_factory: pytest.TempPathFactory, records: int, chunk: int, lead: int, share: float
+) -> None:
+    folder = tmp_path_factory.mktemp("any")
+    source, blobs = exported(folder / "export", records, selection=records % 2 == 1)
+    [shared] = imports_in_child([(new_catalog(folder / "c"), source, blobs, "worker")], chunk, lead, share)
+    assert shared["ok"], shared["findings"]
+    assert shared["added"] == records == len(shared["records"])
+    imported = [p for action, p in shared["sealed"] if action == "record.imported"]
+    assert imported == [n % 100 < share * 100 for n in range(records)]
+
+
+# -- the bookkeeping: records left out, events of several kinds ----------------------------------
+
+
+class _Worker:
+    """A presealing at work, as far as ImportSeals sees it: each draft sent is answered with a
+    form naming its subject, in order."""
+
+    active = True
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.taken = 0
+
+    def draft(self, draft: Any) -> Any:
+        self.sent.append(draft["subject"])
+        return ingesting_offload.salted(draft)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self, count: int, *, wait: bool = True) -> list[Any]:
+        assert self.taken + count <= len(self.sent), "forms taken for drafts not sent"
+        forms = [f"form of {subject}" for subject in self.sent[self.taken : self.taken + count]]
+        self.taken += count
+        return forms
+
+
+@given(
+    st.integers(1, 250),
+    st.data(),
+    st.integers(0, 20),
+    st.sampled_from([0.0, 0.3, 0.85, 1.0]),
+)
+def test_each_event_gets_its_own_form_whatever_records_are_left_out(
+    count: int, data: st.DataObject, lead: int, share: float
+) -> None:
+    """The import writes a subset of the records it prepared (another writer added some
+    meanwhile), in batches, and perhaps one it was not made for: every event it links gets the
+    form made of its own draft, or none."""
+    order = [f"r{n}" for n in range(count)]
+    left_out = data.draw(st.sets(st.integers(0, count - 1), max_size=30), label="left out")
+    kept = [r for n, r in enumerate(order) if n not in left_out]
+    for n in range(data.draw(st.integers(0, 3), label="records it was not made for")):
+        kept.insert(data.draw(st.integers(0, len(kept)), label="where"), f"new{n}")
+    sizes = data.draw(st.lists(st.integers(1, 120), min_size=1), label="batches")
+    twice = {order[n] for n in data.draw(st.sets(st.integers(0, count - 1), max_size=30), label="tagged")}
+
+    def make(record_id: str) -> list[Any]:
+        at, actor = FixedClock()(), OPERATOR
+        drafts = [
+            {"at": at, "actor": actor, "action": "record.imported", "subject": record_id, "details": {"n": record_id}}
+        ]
+        if record_id in twice:
+            drafts.append(
+                {"at": at, "actor": actor, "action": "tags.added", "subject": record_id, "details": {"tags": ["x"]}}
+            )
+        return drafts
+
+    worker = _Worker()
+    with mock.patch.multiple(importing_offload, LEAD=lead, SHARE=share):
+        seals = importing_offload.ImportSeals(worker, order, make)  # type: ignore[arg-type]
+        start, batch = 0, 0
+        while start < len(kept):
+            ids = kept[start : start + sizes[batch % len(sizes)]]
+            drafts, forms = seals.events(ids)
+            assert forms is not None and len(forms) == len(drafts)
+            assert [d["subject"] for d in drafts] == [r for r in ids for _ in range(1 + (r in twice))]
+            for draft, form in zip(drafts, forms, strict=True):
+                assert custody.SALT in draft["details"]  # every draft holds its secret
+                if form is not None:
+                    assert draft["action"] == "record.imported" and form == f"form of {draft['subject']}"
+                    assert draft["subject"].startswith("r") and int(draft["subject"][1:]) % 100 < share * 100
+            start += len(ids)
+            batch += 1
