@@ -409,3 +409,44 @@ def test_a_value_not_among_late_choices_is_refused_as_before(tmp_path: Path) -> 
         "Error: Invalid value for '--status': 'nope' is not one of "
         "'unverified', 'in_progress', 'verified', 'disputed', 'false'.\n"
     )
+
+
+#: A command's process, reporting the collector's state after the command ran: whether it
+#: collects, how many objects it holds in its permanent generation, and how many it tracks.
+GC_PROBE = """
+import gc, json, sys
+sys.argv[0] = "evidence-catalog"
+from evidence_catalog.cli.app import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_a_command_imports_the_library_uncollected_and_collects_after(small_catalog: tuple[Catalog, str]) -> None:
+    """The library's import (hundreds of thousands of objects that live as long as the command)
+    is made with the collector paused, and then frozen out of its walks; the command itself
+    runs with the collector on, as before."""
+    catalog, _ = small_catalog
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, "list", "--catalog", str(catalog.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    state = json.loads(done.stdout.splitlines()[-1])
+    assert state["code"] == 0 and state["enabled"]
+    assert state["frozen"] > 100_000  # SQLAlchemy's, SQLModel's and the model's objects
+
+
+def test_a_script_that_opens_a_catalog_keeps_its_collector_as_it_was(small_catalog: tuple[Catalog, str]) -> None:
+    """A script's process is its own: opening a catalog through the library freezes nothing."""
+    catalog, _ = small_catalog
+    script = (
+        "import gc, json, sys\n"
+        "from evidence_catalog import Catalog\n"
+        "with Catalog.open(sys.argv[1]) as catalog:\n"
+        "    count = len(list(catalog.records()))\n"
+        "print(json.dumps({'count': count, 'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(catalog.path)], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == {"count": 3, "enabled": True, "frozen": 0}

@@ -7,8 +7,10 @@ when a command runs; the values of a choice (:class:`LazyChoice`) when they are 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -156,10 +158,29 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return west, south, east, north
 
 
+@contextlib.contextmanager
+def library_imports() -> Iterator[None]:
+    """Import the library (SQLAlchemy, SQLModel, pydantic, the data model: hundreds of thousands
+    of objects that live as long as the command) with the cycle collector paused, then move
+    everything there is into the collector's permanent generation (``gc.freeze``): no
+    collection walks those objects again, during the imports or after them.  That was about
+    a tenth of a command that reads a small catalog.  The command line's process is the
+    command's own; a script's is not, and the library never does this there."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def open_catalog(catalog_path: str, operator: str | None = None) -> Catalog:
     """The catalog a command names, acting as *operator*; a missing one named by
     ``$EVIDENCE_CATALOG`` is said to come from there."""
-    from evidence_catalog.catalog import Catalog  # the library, when a command runs
+    with library_imports():
+        from evidence_catalog.catalog import Catalog  # the library, when a command runs
 
     try:
         return Catalog.open(catalog_path, operator=operator)
