@@ -19,8 +19,10 @@ from sqlalchemy import event as sa_event
 
 from evidence_catalog import Catalog
 from evidence_catalog.errors import StorageError
+from evidence_catalog.store import engine as engine_module
 from evidence_catalog.store import tables  # noqa: F401  (the tables are defined on import)
 from evidence_catalog.store.engine import _compiled_insert, head_schema_statements, insert_many
+from evidence_catalog.store.tables import MerkleNodeRow
 
 from .strategies import timestamps
 
@@ -252,3 +254,25 @@ def test_timestamps_are_stored_as_sqlalchemy_writes_them(tmp_path: Path) -> None
         )
     with sqlite3.connect(tmp_path / "d.db") as connection:
         assert connection.execute("SELECT gen_time FROM timestamp_token").fetchone() == ("2026-01-02 03:04:05.000006",)
+
+
+@pytest.mark.parametrize("how", ["sqlalchemy", "insert_many"])
+def test_an_insert_on_a_connection_not_begun_is_in_its_transaction(tmp_path: Path, how: str) -> None:
+    """(From a review.) SQLAlchemy begins a connection's transaction at its first statement,
+    with the catalog's BEGIN; the driver path must not insert outside it: a rollback undoes it."""
+    engine = engine_module._make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    table = MerkleNodeRow.__table__
+    sqlmodel.SQLModel.metadata.create_all(engine, tables=[table])
+    try:
+        with engine.connect() as connection:
+            rows = [{"level": 0, "idx": 1, "hash": "a"}]
+            if how == "sqlalchemy":
+                connection.execute(sa.insert(table), rows)
+            else:
+                engine_module.insert_many(connection, table, rows)
+            assert connection.in_transaction()
+            connection.rollback()
+        with engine.connect() as connection:
+            assert connection.execute(sa.select(table.c.idx)).all() == []  # rolled back
+    finally:
+        engine.dispose()

@@ -693,11 +693,19 @@ def sqlite_executemany(bind: Session | sa.Connection, text: str, parameters: lis
     """Run the SQL *text* (``?`` placeholders) once for each of *parameters* (sequences of
     values as SQLite's driver takes them) in the transaction of *bind*, a SQLite catalog's
     session or connection, straight through the driver; its error is raised as SQLAlchemy
-    raises it.  While something listens for the statements SQLAlchemy runs (its
-    ``before_cursor_execute`` or ``after_cursor_execute`` events: a tracer, a test modelling a
-    full disk), through SQLAlchemy's ``exec_driver_sql``, so that it sees this one too."""
+    raises it.  Through SQLAlchemy's ``exec_driver_sql`` instead while something listens for
+    the statements SQLAlchemy runs (its ``before_cursor_execute`` or ``after_cursor_execute``
+    events: a tracer, a test modelling a full disk), so that it sees this one too, and on a
+    connection whose transaction has not begun (SQLAlchemy begins it, with the write lock; the
+    driver, which the catalog's connections leave in autocommit, would run it outside any
+    transaction).  SQLAlchemy's statement-level events (``before_execute``) and its echo
+    logging do not see these statements; the catalog uses neither."""
     connection = bind if isinstance(bind, sa.Connection) else bind.connection()
-    if connection.dispatch.before_cursor_execute or connection.dispatch.after_cursor_execute:
+    if (
+        connection.dispatch.before_cursor_execute
+        or connection.dispatch.after_cursor_execute
+        or not connection.in_transaction()  # SQLAlchemy begins it (the write lock), the driver would not
+    ):
         connection.exec_driver_sql(text, parameters)
         return
     cursor = connection.connection.cursor()
