@@ -215,7 +215,8 @@ def import_(
     from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG
 
     with open_catalog(catalog_path, operator) as catalog:
-        with bytes_progress(None, "checking", quiet=quiet) as progress:
+        # (drawn from the first bytes counted: the import forks its worker before then)
+        with bytes_progress(None, "checking", quiet=quiet, deferred=True) as progress:
             try:
                 result = catalog.import_records(source, blobs=blobs, progress=progress, accept_unsigned=accept_unsigned)
             except EvidenceError as exc:  # one rule: a refused import is exit code 2, whatever the reason

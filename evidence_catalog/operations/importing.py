@@ -133,9 +133,12 @@ def _import_read(
         presealing.close()
     at = ctx.clock()
     unsigned = not provenance.signed
-    records = {item.record.id: item for item in new}
+    # Made for the records found new now; any incoming record the write finds new is found here.
+    records = {item.record.id: item for item in incoming.records}
     seals = ImportSeals(
-        presealing, list(records), lambda record_id: import_drafts(ctx, records[record_id], described, at, unsigned)
+        presealing,
+        [item.record.id for item in new],
+        lambda record_id: import_drafts(ctx, records[record_id], described, at, unsigned),
     )
     try:
         analyses = imported_analyses(ctx, new)  # the stored documents, read outside the write lock

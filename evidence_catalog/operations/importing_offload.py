@@ -100,6 +100,8 @@ class ImportSeals:
         self.sent_order: list[str] = []
         self.sent_index: dict[str, int] = {}
         self.forms: dict[str, Presealed | None] = {}
+        #: The records of *order* before this one are written or left out: none of theirs is kept.
+        self.released = 0
 
     def events(self, record_ids: Sequence[str]) -> tuple[list[EventDraft], list[Presealed | None] | None]:
         """The events of *record_ids* (in that order, ahead of those of any later call), as
@@ -116,6 +118,7 @@ class ImportSeals:
         if not self.presealing.active:
             for record_id in record_ids:
                 del self.drafts[record_id]
+            self._release(max(known, default=-1) + 1)
             return drafts, None
         wanted = max((self.sent_index[r] for r in record_ids if self.drafts[r][1]), default=-1) + 1
         if wanted > self.taken:
@@ -129,7 +132,16 @@ class ImportSeals:
             events, worker = self.drafts.pop(record_id)
             presealed.append(self.forms.pop(record_id, None) if worker else None)
             presealed.extend([None] * (len(events) - 1))
+        self._release(max(known, default=-1) + 1)
         return drafts, presealed
+
+    def _release(self, end: int) -> None:
+        """Keep nothing of the records of *order* before *end*: written, or left out by the
+        import (another writer added them meanwhile)."""
+        for record_id in self.order[self.released : end]:
+            self.drafts.pop(record_id, None)
+            self.forms.pop(record_id, None)
+        self.released = max(self.released, end)
 
     def _prepare(self, end: int) -> None:
         """Make the drafts of the records of *order* up to *end*, and send the worker its share."""
