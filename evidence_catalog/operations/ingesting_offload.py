@@ -47,8 +47,11 @@ OFFLOAD_ITEMS = 2000
 OFFLOAD_BYTES = 512 * 1024
 #: Events sent to the worker in one task.
 CHUNK = 256
-#: How long a task may take before its events are sealed in the ingest instead.
-TASK_TIMEOUT = 300.0
+#: How long a task may take before its events are sealed in the ingest instead.  A task takes
+#: about a tenth of a second; the ingest (or import) waits for it holding the catalog's write
+#: lock, which other writers wait at most 60 s for (SQLite's busy timeout): a worker stopped
+#: (SIGSTOP, a debugger) must not keep them out that long.
+TASK_TIMEOUT = 30.0
 #: How long closing waits for the worker to end.
 CLOSE_SECONDS = 10.0
 #: Whether the ingest waits for its last chunks too when the worker has not finished them (the
