@@ -20,10 +20,12 @@ the kinds of finding and the result types; ``list`` and ``show`` need neither (s
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ import evidence_catalog
 from evidence_catalog import Catalog
 from evidence_catalog.cli import cli
 from tests.conftest import database_dialect
+from tests.spawned import in_new_interpreter
 
 #: Run the command as the console script does (``evidence_catalog.cli:run``), in a new
 #: interpreter, and write the names of the modules it loaded to the file named first.
@@ -415,27 +418,37 @@ def test_a_value_not_among_late_choices_is_refused_as_before(tmp_path: Path) -> 
 #: collects, how many objects it holds in its permanent generation, and how many it tracks.
 GC_PROBE = """
 import gc, json, sys
+how = sys.argv.pop(1)
 sys.argv[0] = "evidence-catalog"
-from evidence_catalog.cli.app import main
-code = main(sys.argv[1:])
+from evidence_catalog.cli.app import main, run
+if how == "run":  # as the console script runs it
+    try:
+        run()
+    except SystemExit as exc:
+        code = exc.code
+else:
+    code = main(sys.argv[1:])
 print(json.dumps({"code": code, "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
 """
 
 
 def test_a_command_imports_the_library_uncollected_and_collects_after(small_catalog: tuple[Catalog, str]) -> None:
-    """The library's import (hundreds of thousands of objects that live as long as the command)
-    is made with the collector paused, and then frozen out of its walks; the command itself
-    runs with the collector on, as before."""
+    """In the console script's process, the library's import (hundreds of thousands of objects
+    that live as long as the command) is made with the collector paused, and then frozen out of
+    its walks; the command itself runs with the collector on, as before."""
     catalog, _ = small_catalog
-    done = subprocess.run(
-        [sys.executable, "-c", GC_PROBE, "list", "--catalog", str(catalog.path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    state = json.loads(done.stdout.splitlines()[-1])
-    assert state["code"] == 0 and state["enabled"]
-    assert state["frozen"] > 100_000  # SQLAlchemy's, SQLModel's and the model's objects
+    states = {}
+    for how in ("run", "main"):
+        done = subprocess.run(
+            [sys.executable, "-c", GC_PROBE, how, "list", "--catalog", str(catalog.path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        states[how] = json.loads(done.stdout.splitlines()[-1])
+        assert states[how]["code"] == 0 and states[how]["enabled"], how
+    assert states["run"]["frozen"] > 100_000  # SQLAlchemy's, SQLModel's and the model's objects
+    assert states["main"]["frozen"] == 0  # main() may run many commands in one process: nothing frozen
 
 
 def test_a_script_that_opens_a_catalog_keeps_its_collector_as_it_was(small_catalog: tuple[Catalog, str]) -> None:
@@ -450,3 +463,31 @@ def test_a_script_that_opens_a_catalog_keeps_its_collector_as_it_was(small_catal
     )
     done = subprocess.run([sys.executable, "-c", script, str(catalog.path)], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.splitlines()[-1]) == {"count": 3, "enabled": True, "frozen": 0}
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+        self.payload = bytearray(1 << 20)
+
+
+def _commands_then_collect(catalog: str) -> dict[str, Any]:
+    from evidence_catalog.cli.app import main
+
+    assert main(["init", catalog]) == 0  # the library imported, frozen once
+    finalized: list[int] = []
+    cycle = _Cycle()
+    weakref.finalize(cycle, finalized.append, 1)
+    gc.collect()  # (it lived a while: the oldest generation, as what a long process drops is)
+    del cycle  # garbage now, in a reference cycle: for the collector
+    assert main(["list", "--catalog", catalog]) == 0
+    gc.collect()
+    return {"finalized": len(finalized), "frozen": gc.get_freeze_count()}
+
+
+def test_a_command_does_not_freeze_the_garbage_its_process_made_before(tmp_path: Path) -> None:
+    """(From a review.) A process that runs commands through ``cli.main`` -- a script, the
+    tests' ``run_cli`` -- may drop what each made: nothing is frozen there, and its garbage is
+    collected, finalizers and all."""
+    result = in_new_interpreter(_commands_then_collect, str(tmp_path / "c"))
+    assert result["finalized"] == 1, result

@@ -112,14 +112,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+#: Whether the library's import is to be frozen out of the collector's walks (see
+#: :func:`~evidence_catalog.cli.options.library_imports`): in the console script's process, once.
+_FREEZE_IMPORTS = False
+
+
+def freezes_imports() -> bool:
+    """Whether this is the console script's process, and its library is not imported yet: the
+    caller then freezes what the import makes (and this says no from then on)."""
+    global _FREEZE_IMPORTS
+    found, _FREEZE_IMPORTS = _FREEZE_IMPORTS, False
+    return found
+
+
 def run() -> None:
     """Console-script wrapper that exits with :func:`main`'s code.
 
     Like other Unix tools, the command ends quietly when the reader of its output goes away
-    (``evidence-catalog log | head``): the shell then reports 141.
+    (``evidence-catalog log | head``): the shell then reports 141.  The process is this one
+    command's: the library's import is frozen out of the cycle collector's walks
+    (:func:`~evidence_catalog.cli.options.library_imports`).
     """
+    global _FREEZE_IMPORTS
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _FREEZE_IMPORTS = True
     code = main()
     # The process ends here: its objects need not be collected one by one.  Without this, the
     # collections the interpreter runs as it shuts down walk every object the imports made

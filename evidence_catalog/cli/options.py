@@ -160,12 +160,19 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 @contextlib.contextmanager
 def library_imports() -> Iterator[None]:
-    """Import the library (SQLAlchemy, SQLModel, pydantic, the data model: hundreds of thousands
+    """In the console script's process (:func:`~evidence_catalog.cli.app.run`), the first time:
+    import the library (SQLAlchemy, SQLModel, pydantic, the data model: hundreds of thousands
     of objects that live as long as the command) with the cycle collector paused, then move
     everything there is into the collector's permanent generation (``gc.freeze``): no
     collection walks those objects again, during the imports or after them.  That was about
-    a tenth of a command that reads a small catalog.  The command line's process is the
-    command's own; a script's is not, and the library never does this there."""
+    a tenth of a command that reads a small catalog.  Anywhere else -- a script or the tests
+    calling :func:`~evidence_catalog.cli.app.main`, which may run many commands and drop what
+    each made -- nothing is paused or frozen: what is frozen is never collected."""
+    from evidence_catalog.cli import app
+
+    if not app.freezes_imports():
+        yield
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:
