@@ -257,3 +257,25 @@ def test_each_event_gets_its_own_form_whatever_records_are_left_out(
         # Nothing is kept of the records up to the last one written (left out ones included).
         last = max((order.index(r) for r in kept if r in order), default=-1)
         assert not (set(seals.drafts) | set(seals.forms)) & set(order[: last + 1])
+
+
+def test_a_form_taken_for_a_record_left_out_is_not_kept() -> None:
+    """A record left out (another writer added it) whose form the worker made is passed over
+    when the forms after it are taken: nothing is kept of it."""
+    order = [f"r{n}" for n in range(150)]
+    kept = [r for r in order if r != "r29"]  # r29: the worker's (29 < 30), left out
+
+    def make(record_id: str) -> list[Any]:
+        return [
+            {"at": FixedClock()(), "actor": OPERATOR, "action": "record.imported", "subject": record_id, "details": {}}
+        ]
+
+    worker = _Worker()
+    with mock.patch.multiple(importing_offload, LEAD=0, SHARE=0.3):
+        seals = importing_offload.ImportSeals(worker, order, make)  # type: ignore[arg-type]
+        for record_id in kept:
+            _, forms = seals.events([record_id])
+            assert forms is not None
+            assert forms[0] in (None, f"form of {record_id}")
+    assert worker.taken > 30  # r100 and after: r29's form was taken on the way
+    assert not set(seals.drafts) | set(seals.forms)

@@ -125,7 +125,8 @@ class ImportSeals:
             forms = self.presealing.take(wanted - self.taken)
             assert forms is not None  # (active)
             for record_id, form in zip(self.sent_order[self.taken : wanted], forms, strict=True):
-                self.forms[record_id] = form
+                if self.position[record_id] >= self.released:  # (not one written or left out already)
+                    self.forms[record_id] = form
             self.taken = wanted
         presealed: list[Presealed | None] = []
         for record_id in record_ids:
