@@ -726,7 +726,6 @@ def _insert_batch(
     rows: dict[str, list[dict[str, Any]]] = {
         name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
     }
-    tagged = {item.record.id for item in items if unsigned and UNSIGNED_PROVENANCE_TAG not in item.record.tags}
     if seals is None:
         drafts = [
             draft
@@ -738,6 +737,7 @@ def _insert_batch(
         drafts, presealed = seals.events([item.record.id for item in items])
     events = ctx.db.append_events(session, drafts, presealed)
     seqs = {e.subject: e.seq for e in events if e.action == Action.RECORD_IMPORTED}
+    tagged = {e.subject for e in events if e.action == Action.TAGS_ADDED}  # (import_drafts decides)
     reports = []
     for item in items:
         record = item.record
