@@ -55,25 +55,35 @@ def bytes_progress(
             task = progress.add_task(label, total=total)
             yield lambda n: progress.advance(task, n)
         return
-    lock = threading.Lock()
-    shown: list[tuple[Progress, Any]] = []
+    tasks: list[Any] = []
+    with _bars_from_first_use(lambda bars: tasks.append(bars.add_task(label, total=total))) as drawn:
+        yield lambda n: drawn().advance(tasks[0], n)
 
-    def advance(n: int) -> None:
+
+@contextmanager
+def _bars_from_first_use(started: Callable[[Progress], None] = lambda _: None) -> Iterator[Callable[[], Progress]]:
+    """Progress bars drawn the first time they are asked for (then *started* is given them),
+    from whichever thread asks first, and stopped at the end: drawing them runs a thread
+    (rich's refresh), and a process running another thread does not fork its workers."""
+    lock = threading.Lock()
+    shown: list[Progress] = []
+
+    def drawn() -> Progress:
         if not shown:
-            with lock:  # the first bytes may be counted on several threads at once
+            with lock:  # (the first progress may be reported on several threads at once)
                 if not shown:
                     bars = progress_bars()
                     bars.start()
-                    shown.append((bars, bars.add_task(label, total=total)))
-        bars, task = shown[0]
-        bars.advance(task, n)
+                    started(bars)
+                    shown.append(bars)
+        return shown[0]
 
     try:
-        yield advance
+        yield drawn
     finally:
         with lock:
             if shown:
-                shown[0][0].stop()
+                shown[0].stop()
 
 
 @contextmanager
@@ -85,34 +95,24 @@ def capture_progress(*, quiet: bool) -> Iterator[tuple[CaptureProgress | None, C
     if quiet or not sys.stderr.isatty():
         yield None, lambda: None
         return
-    lock = threading.Lock()
-    shown: list[Progress] = []
     tasks: dict[str, Any] = {}
+    with _bars_from_first_use() as drawn:
 
-    def update(name: str, done: int, total: int | None) -> None:
-        if not shown:
-            with lock:  # (yt-dlp may report fragments from threads of its own)
-                if not shown:
-                    bars = progress_bars()
-                    bars.start()
-                    shown.append(bars)
-        progress = shown[0]
-        task = tasks.get(name)
-        if task is None:
-            task = tasks[name] = progress.add_task(printable(name), total=total)
-        progress.update(task, completed=done, total=total)
+        def update(name: str, done: int, total: int | None) -> None:
+            progress = drawn()
+            task = tasks.get(name)
+            if task is None:
+                task = tasks[name] = progress.add_task(printable(name), total=total)
+            progress.update(task, completed=done, total=total)
 
-    def clear() -> None:
-        for task in tasks.values():
-            shown[0].remove_task(task)
-        tasks.clear()
+        def clear() -> None:
+            if tasks:
+                progress = drawn()
+                for task in tasks.values():
+                    progress.remove_task(task)
+                tasks.clear()
 
-    try:
         yield update, clear
-    finally:
-        with lock:
-            if shown:
-                shown[0].stop()
 
 
 @contextmanager
