@@ -55,6 +55,10 @@ VIEWER_SCHEMAS = {
 def format_timestamp(value: dt.datetime) -> str:
     """Format an aware datetime as ISO 8601 UTC with ``Z``; microseconds only when non-zero."""
     value = model.to_utc(value)
+    if type(value) is dt.datetime:
+        # datetime's own isoformat pads years before 1000 too, writes the microseconds only when
+        # there are some, and ends a time in UTC with "+00:00" (a subclass may write it otherwise).
+        return value.isoformat()[:-6] + "Z"
     # Not strftime: its %Y does not pad years before 1000 on every platform ("999-03-01").
     text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     if value.microsecond:
