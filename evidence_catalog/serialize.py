@@ -55,7 +55,7 @@ VIEWER_SCHEMAS = {
 def format_timestamp(value: dt.datetime) -> str:
     """Format an aware datetime as ISO 8601 UTC with ``Z``; microseconds only when non-zero."""
     value = model.to_utc(value)
-    if type(value) is dt.datetime:
+    if type(value) is dt.datetime and value.tzinfo is dt.UTC:
         # datetime's own isoformat pads years before 1000 too, writes the microseconds only when
         # there are some, and ends a time in UTC with "+00:00" (a subclass may write it otherwise).
         return value.isoformat()[:-6] + "Z"

@@ -94,8 +94,8 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     :class:`ModelError`, and anything that is no datetime with a :class:`ModelTypeError`."""
     if not isinstance(value, dt.datetime):
         raise ModelTypeError(f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is dt.UTC:  # what ``astimezone(dt.UTC)`` would return: the value itself
-        return value
+    if type(value) is dt.datetime and value.tzinfo is dt.UTC:
+        return value  # what ``astimezone(dt.UTC)`` returns (a subclass may do otherwise)
     if value.tzinfo is None or value.utcoffset() is None:
         raise ModelError(f"timestamp {value.isoformat()} has no time zone; use UTC")
     try:

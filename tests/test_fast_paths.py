@@ -123,3 +123,15 @@ def test_a_subclass_of_datetime_is_written_field_by_field() -> None:
 
     value = Stamp(999, 3, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     assert format_timestamp(value) == "0999-03-01T02:03:04.000005Z"
+
+
+def test_a_subclass_of_datetime_is_converted_as_before() -> None:
+    """A subclass may answer for its zone otherwise (the review's example): it takes the
+    general path, which asks it."""
+
+    class Unzoned(dt.datetime):
+        def utcoffset(self) -> dt.timedelta | None:
+            return None
+
+    with pytest.raises(ModelError, match="no time zone"):
+        model.to_utc(Unzoned(2020, 1, 1, tzinfo=dt.UTC))
