@@ -547,10 +547,9 @@ def index_rows(
     if words_too:  # text to tsvector: PostgreSQL reads the lexemes from their text
         statement = sa.insert(index).values(lexemes=sa.cast(sa.bindparam("lexemes_text"), TextSearchVector))
         bind.execute(statement, rows)
+        count_lexemes(bind, held)
     else:
         insert_many(bind, index, rows)
-    if words_too:
-        count_lexemes(bind, held)
     term_rows = [
         {"part_id": part_id, "kind": kind, "value": value}
         for part_id, report, _ in reports
