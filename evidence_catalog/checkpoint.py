@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -146,6 +147,20 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if len(root) != 32:
         raise CheckpointError("checkpoint root is not 32 bytes")
     return Checkpoint(origin=origin, size=int(size_text), root=root)
+
+
+def stated(note: object) -> Checkpoint | None:
+    """What a kept checkpoint's *note* states (origin, size, root), signed or not, without
+    checking any signature; ``None`` when it cannot be read.  A checkpoint row's own
+    ``tree_size`` and ``root_hash`` are an index of its note: what is handed out is read from
+    the note (``verify`` names a row whose columns say otherwise)."""
+    if not isinstance(note, str):
+        return None
+    with contextlib.suppress(CheckpointError):
+        return parse_checkpoint(split_note(note)[0])
+    with contextlib.suppress(CheckpointError):
+        return parse_checkpoint(note.split("\n\n")[0] + "\n")
+    return None
 
 
 def verify(note: str, name: str, public: bytes) -> Checkpoint:

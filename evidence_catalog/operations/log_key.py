@@ -240,8 +240,8 @@ def signed_prefix(ctx: Context, session: Any, epochs: list[KeyEpoch]) -> tuple[i
             found = verify_checkpoint(row.note, epoch.name, epoch.public)
         except (CheckpointError, ValueError):
             continue  # forged or damaged: verify names it
-        if found.size != row.tree_size:
-            continue  # a row whose size is not its note's
+        if found.size != row.tree_size or found.root.hex() != row.root_hash:
+            continue  # a row whose size or root is not its note's (verify names it)
         if ctx.db.merkle_root(session, found.size) != found.root:
             raise IntegrityError(
                 f"the custody log is not the one its signed checkpoint of {found.size} events covers (rewritten?); "

@@ -16,6 +16,7 @@ import attrs
 
 from evidence_catalog import merkle
 from evidence_catalog.checkpoint import (
+    Checkpoint,
     CheckpointError,
     KeyEpoch,
     epoch_at,
@@ -116,10 +117,9 @@ def verify_tree(
     epochs, key_problems = chain
     findings.extend(KeyChangeInvalid(seq=seq, reason=reason) for seq, reason in key_problems)
 
-    def check(where: str, note: str, key: tuple[str, bytes] | None, signed: bool = True) -> int | None:
-        """The size of checkpoint *note* when its signature by *key* (or, unsigned, its
-        form) is valid, else ``None``; whether the log as it is now extends it is a finding
-        either way."""
+    def check(where: str, note: str, key: tuple[str, bytes] | None, signed: bool = True) -> Checkpoint | None:
+        """Checkpoint *note* when its signature by *key* (or, unsigned, its form) is valid,
+        else ``None``; whether the log as it is now extends it is a finding either way."""
         try:
             if not signed:
                 found = parse_checkpoint(note.split("\n\n")[0] + "\n")
@@ -138,7 +138,18 @@ def verify_tree(
         elif recomputed_root(found.size) != found.root:
             first = first_changed if first_changed is not None and first_changed <= found.size else None
             findings.append(CheckpointMismatch(source=where, checkpoint_size=found.size, first_seq=first))
-        return found.size
+        return found
+
+    def row_differs(where: str, row: Any, found: Checkpoint, signed: str) -> None:
+        """A kept checkpoint's own columns against its note: what reads the row's size or root
+        (a proof, an export, an exhibit) must find the ones its note states."""
+        if row.tree_size != found.size:  # an older note copied into a newer row, or the column edited
+            reason = f"its row says it covers {row.tree_size} events, but its {signed}note covers {found.size}"
+        elif row.root_hash != found.root.hex():
+            reason = f"its row's root hash is not the one its {signed}note holds ({found.root.hex()})"
+        else:
+            return
+        findings.append(CheckpointInvalid(source=where, reason=reason))
 
     covered = 0
     unsigned: list[int] = []
@@ -147,29 +158,27 @@ def verify_tree(
     # Largest first (newest first among equals): in a catalog left as it wrote it, that is
     # newest first; rows moved around (an older note given a newer id) do not hide the
     # checkpoint that covers most.
-    for row in sorted(rows, key=lambda r: (r.tree_size, r.id or 0), reverse=True):
+    for row in sorted(rows, key=lambda r: (_size(r.tree_size), r.id or 0), reverse=True):
         where = f"checkpoint {row.id} (kept in the catalog)"
         if row.signed and not covered:
             mark = len(findings)
-            size = check(where, row.note, None)
-            if size is not None and size != row.tree_size:  # an older note copied into a newer row
-                findings.append(
-                    CheckpointInvalid(
-                        source=where,
-                        reason=f"its row says it covers {row.tree_size} events, but its signed note covers {size}",
-                    )
-                )
-            elif size is not None:  # signed by the log's key: whatever is wrong under it is a finding
-                covered = min(size, scan.size)
+            found = check(where, row.note, None)
+            if found is not None:
+                agreeing = len(findings)
+                row_differs(where, row, found, "signed ")
+                if len(findings) == agreeing:  # signed by the log's key: whatever is wrong under it is a finding
+                    covered = min(found.size, scan.size)
             elif len(findings) == mark + 1 and isinstance(findings[-1], CheckpointInvalid):
                 forged += 1
                 if forged > 1:
                     findings.pop()  # the newest is named, the older ones counted
             continue
-        check(where, row.note, None, signed=False)
-        epoch = epoch_at(epochs, row.tree_size)
+        found = check(where, row.note, None, signed=False)
+        if found is not None:
+            row_differs(where, row, found, "")
+        epoch = epoch_at(epochs, _size(row.tree_size))
         if not row.signed and epoch is not None and not epoch.encrypted:
-            unsigned.append(row.tree_size)
+            unsigned.append(_size(row.tree_size))
     findings[before:] = findings[before:][::-1]  # in the order they were kept
     if forged > 1:
         findings.append(
@@ -207,3 +216,10 @@ def verify_tree(
                 TimestampMismatch(subject=subject, reason="the token stamps other bytes than the ones kept")
             )
     return findings, covered
+
+
+def _size(column: Any) -> int:
+    """A checkpoint row's ``tree_size`` as a number to sort and compare by: a column edited to
+    hold something else (SQLite keeps whatever it is given) counts as 0, and its note says
+    the rest (:func:`verify_tree` names the row)."""
+    return column if type(column) is int else 0

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from evidence_catalog import merkle, model
+from evidence_catalog.checkpoint import stated
 from evidence_catalog.custody import ChainHead, Presealed, event_leaf, sealed_event, sealed_salted
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
@@ -161,10 +162,11 @@ class CustodyLog(Connections):
         table = table_of(CheckpointRow)
         return list(execute(session, sa.select(table).order_by(table.c.id)))
 
-    def checkpoint(self, session: Session, checkpoint_id: int) -> sa.Row[Any] | None:
-        """The checkpoint with this number, if kept."""
+    def checkpoint(self, session: Session, checkpoint_id: int) -> KeptCheckpoint | None:
+        """The checkpoint with this number, if kept (its size and root as its note states them)."""
         table = table_of(CheckpointRow)
-        return execute(session, sa.select(table).where(table.c.id == checkpoint_id)).first()
+        row = execute(session, sa.select(table).where(table.c.id == checkpoint_id)).first()
+        return None if row is None else kept(row)
 
     def signed_checkpoints_by_size(self, session: Session) -> Iterator[sa.Row[Any]]:
         """The checkpoints kept as signed, largest (as their rows say) first, newest first among
@@ -177,13 +179,15 @@ class CustodyLog(Connections):
             yield from rows
             offset, page = offset + len(rows), min(page * 4, 4096)
 
-    def latest_checkpoint(self, session: Session, *, signed: bool = False) -> sa.Row[Any] | None:
-        """The newest checkpoint (the newest signed one with *signed*), if any."""
+    def latest_checkpoint(self, session: Session, *, signed: bool = False) -> KeptCheckpoint | None:
+        """The newest checkpoint (the newest signed one with *signed*), if any: its size and
+        root as its note states them (:func:`kept`)."""
         table = table_of(CheckpointRow)
         query = sa.select(table).order_by(table.c.id.desc()).limit(1)
         if signed:
             query = query.where(table.c.signed.is_(True))
-        return execute(session, query).first()
+        row = execute(session, query).first()
+        return None if row is None else kept(row)
 
     def event_documents(
         self, session: Session, subject: str | None = None, *, action: str | None = None
@@ -252,6 +256,27 @@ class CustodyLog(Connections):
         """
         for document in self.event_documents(session, subject):
             yield structure_event(document)
+
+
+class KeptCheckpoint(NamedTuple):
+    """A checkpoint row as what reads it for a proof, an export or an exhibit takes it."""
+
+    id: int | None
+    tree_size: int
+    root_hash: str
+    note: str
+    signed: bool
+    created_at: dt.datetime
+
+
+def kept(row: Any) -> KeptCheckpoint:
+    """A checkpoint row with the size and root its note states (:func:`~evidence_catalog.checkpoint.stated`),
+    not its columns' word for them (SQL can change those alone: ``verify`` names such a row); the
+    columns where the note cannot be read."""
+    found = stated(row.note)
+    if found is None:
+        return KeptCheckpoint(row.id, row.tree_size, row.root_hash, row.note, row.signed, row.created_at)
+    return KeptCheckpoint(row.id, found.size, found.root.hex(), row.note, row.signed, row.created_at)
 
 
 class StoredTree:
