@@ -444,7 +444,9 @@ class Records(Connections):
                     if rows is None:
                         page.append((record_id, self.record(session, record_id)))
                     else:
-                        page.append((record_id, _checked(record_id, partial(_build_record, record_id, rows))))
+                        record = _checked(record_id, partial(_build_record, record_id, rows))
+                        _check_index(record, rows.acquisitions[record_id], rows.parts[record_id])
+                        page.append((record_id, record))
                 except EvidenceError as exc:
                     page.append((record_id, exc))
             yield page
@@ -508,7 +510,7 @@ def _record_rows(session: Session, ids: list[str], *, span: bool = False) -> _Re
         if row.record_id in wanted:
             found.entries[row.record_id].append((row, row))
     acquisitions = (
-        sa.select(acquisition.c.record_id, acquisition.c.body)
+        sa.select(acquisition.c.record_id, acquisition.c.body, *(acquisition.c[name] for name in _ACQUISITION_INDEX))
         .where(among(acquisition.c.record_id))
         .order_by(acquisition.c.record_id, acquisition.c.custody_seq, acquisition.c.position, acquisition.c.id)
     )
@@ -519,7 +521,7 @@ def _record_rows(session: Session, ids: list[str], *, span: bool = False) -> _Re
         if row.record_id in wanted:
             found.tags[row.record_id].append(row.tag)
     parts = (
-        sa.select(part.c.record_id, part.c.kind, part.c.body)
+        sa.select(part.c.record_id, part.c.kind, part.c.body, part.c.identity)
         .where(among(part.c.record_id))
         .order_by(part.c.record_id, part.c.kind, part.c.position)
     )
@@ -527,6 +529,55 @@ def _record_rows(session: Session, ids: list[str], *, span: bool = False) -> _Re
         if row.record_id in wanted:
             found.parts[row.record_id].append(row)
     return found
+
+
+#: The columns of an acquisition's row that repeat what its ``body`` holds, for the queries that
+#: look acquisitions up (an earlier capture of the same item, the documents derived): SQL can
+#: change them alone, so a verification holds them to the body (:func:`_check_index`).
+_ACQUISITION_INDEX = ("id", "artifact_sha256", "method", "started_at", "requested_url", "platform_key", "outcome")
+
+
+def _check_index(record: model.EvidenceRecord, rows: Sequence[Any], parts: Sequence[Any]) -> None:
+    """:class:`ValidationError` naming the first acquisition of *record* (built from *rows*, in
+    their order) whose indexed columns are not what its body says, or the first of its parts
+    (built from *parts*, in their order) whose ``identity`` is not its body's (what an ingest
+    looks a report up by: another would make an item seem new, or seem held already)."""
+    taken: dict[str, int] = {}
+    for row in parts:
+        field = _PART_FIELDS[row.kind]
+        index = taken[field] = taken.get(field, -1) + 1
+        built = getattr(record, field)[index]
+        wanted = getattr(built, "identity", None)
+        if row.identity != wanted or type(row.identity) is not type(wanted):
+            raise ValidationError(
+                f"{row.kind} {getattr(built, 'id', '')}: its row does not say what its body says (identity)",
+                where=f"record {record.id}",
+            )
+    for acquisition, row in zip(record.acquisitions, rows, strict=True):
+        try:
+            started = aware(row.started_at) == acquisition.started_at
+        except (TypeError, ValueError, AttributeError):
+            started = False
+        expected = (
+            ("id", acquisition.id),
+            ("artifact_sha256", acquisition.artifact_sha256),
+            ("method", acquisition.method.value),
+            ("requested_url", acquisition.requested_url),
+            ("platform_key", _item_key(acquisition)),
+            ("outcome", acquisition.outcome.value),
+        )
+        differing = [
+            name
+            for name, value in expected
+            if getattr(row, name) != value or type(getattr(row, name)) is not type(value)
+        ]
+        if not started:
+            differing.insert(3, "started_at")
+        if differing:
+            raise ValidationError(
+                f"acquisition {acquisition.id}: its row does not say what its body says ({', '.join(differing)})",
+                where=f"record {record.id}",
+            )
 
 
 #: The columns of an artifact's row that describe it (what :func:`_artifact_from_row` reads).
