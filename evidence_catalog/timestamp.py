@@ -108,7 +108,9 @@ def token_from_response(response: bytes, sha256: bytes, nonce: int | None) -> by
 
 def token_info(token: bytes) -> TokenInfo:
     """What a DER time-stamp token (CMS ContentInfo with a TSTInfo) says; :class:`TimestampError`."""
-    from asn1crypto import cms
+    # ``tsp`` tells ``cms`` what a TSTInfo is (its content type and how to parse it): without
+    # it, in a process that has not imported it yet, every token "holds no TSTInfo".
+    from asn1crypto import cms, tsp  # noqa: F401
 
     try:
         content = cms.ContentInfo.load(token)
