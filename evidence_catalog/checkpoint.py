@@ -138,7 +138,15 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if len(lines) < 4 or lines[-1] != "":
         raise CheckpointError("a checkpoint is an origin, a size and a root hash, one per line")
     origin, size_text, root_text = lines[0], lines[1], lines[2]
-    if not origin or not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    # The size is a decimal uint64 (C2SP tlog-checkpoint): ASCII digits only (``str.isdigit``
+    # also takes other scripts' digits and superscripts, which ``int`` may refuse).
+    if (
+        not origin
+        or not (size_text.isascii() and size_text.isdigit())
+        or len(size_text) > 20
+        or (size_text != "0" and size_text.startswith("0"))
+        or int(size_text) >= 2**64
+    ):
         raise CheckpointError("checkpoint origin or size is malformed")
     try:
         root = base64.b64decode(root_text, validate=True)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog
-from evidence_catalog.checkpoint import Checkpoint, parse_checkpoint, split_note, stated
+from evidence_catalog.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, split_note, stated
 from evidence_catalog.errors import IntegrityError
 from evidence_catalog.findings import CheckpointInvalid
 from evidence_catalog.store.keyfiles import PASSPHRASE_ENV
@@ -122,6 +122,7 @@ def test_an_older_rows_root_or_size_changed_alone_is_named(tmp_path: Path) -> No
     assert isinstance(found, CheckpointInvalid) and f"covers {size}" in found.reason
 
 
+@pytest.mark.sqlite_only  # PostgreSQL keeps a column's type
 @pytest.mark.parametrize("value", ["three", 2.5, b"\x00\x01", None])
 def test_a_size_column_that_is_no_number_is_named_not_a_crash(tmp_path: Path, value: object) -> None:
     path = made(tmp_path / "catalog")
@@ -181,3 +182,27 @@ def test_stated_reads_a_note_signed_or_not(origin: str, size: int, root: bytes, 
 def test_stated_never_raises(text: object) -> None:
     found = stated(text)
     assert found is None or isinstance(found, Checkpoint)
+
+
+@pytest.mark.parametrize("size", ["\u2075", "\u0665", "9" * 4400, str(2**64), "01"])
+def test_a_size_line_that_is_no_uint64_is_a_checkpoint_error(size: str) -> None:
+    # str.isdigit takes superscripts and other scripts' digits, which int() refuses or reads.
+    with pytest.raises(CheckpointError):
+        parse_checkpoint(f"origin\n{size}\n{base64.b64encode(bytes(32)).decode()}\n")
+    assert stated(f"origin\n{size}\n{base64.b64encode(bytes(32)).decode()}\n") is None
+
+
+@pytest.mark.sqlite_only  # PostgreSQL keeps a column's type
+@pytest.mark.parametrize("note", [None, b"\x00\x01", 7])
+def test_a_note_column_that_is_no_text_is_named_and_writes_refused(tmp_path: Path, note: object) -> None:
+    path = made(tmp_path / "catalog")
+    latest_id = rows(path)[-1][0]
+    with database(path) as db:
+        if note is None:  # NOT NULL: the column's type changed by hand is what SQLite allows
+            db.execute(sa.text("update checkpoint set note = cast(x'0001' as blob) where id = :id"), {"id": latest_id})
+        else:
+            db.execute(sa.text("update checkpoint set note = :v where id = :id"), {"v": note, "id": latest_id})
+    found = findings(path)
+    assert any(isinstance(f, CheckpointInvalid) and f.source.startswith(f"checkpoint {latest_id} ") for f in found)
+    with Catalog.open(path, operator=OPERATOR) as catalog, pytest.raises(IntegrityError):
+        catalog.checkpoint()

@@ -127,3 +127,47 @@ def test_a_reports_identity_changed_alone_is_named(tmp_path: Path) -> None:
         db.execute(sa.text("update record_part set identity = :v where id = :id"), {"v": identity + "x", "id": part_id})
     [found] = findings(path)
     assert isinstance(found, EntryUnreadable) and found.subject == f"record {record_id}" and "identity" in found.reason
+
+
+@pytest.mark.sqlite_only  # PostgreSQL refuses such a value
+def test_an_unreadable_row_elsewhere_does_not_turn_the_check_off(tmp_path: Path) -> None:
+    # A row the driver cannot convert makes a page be read again a record at a time: the
+    # columns of every record are still held to their bodies then.
+    path = made(tmp_path / "catalog")
+    row = acquisitions(path)[-1]
+    with database(path) as db:
+        first = db.execute(sa.text("select min(id) from record")).scalar_one()
+        db.execute(
+            sa.text(
+                "insert into record_part (id, record_id, kind, identity, position, custody_seq, body)"
+                " values ('orphan', :between, 'note', null, 0, 1, '{not json')"
+            ),
+            {"between": first + "~"},
+        )
+    set_column(path, row["id"], "outcome", "failed")
+    found = findings(path)
+    assert any(isinstance(f, EntryUnreadable) and f.subject == f"record {row['record_id']}" for f in found), found
+
+
+EXAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "examples" / "damaged-building.jpg"
+
+
+@pytest.mark.sqlite_only  # PostgreSQL refuses such a value
+def test_a_time_column_that_is_no_time_is_named_and_the_record_still_reads(tmp_path: Path) -> None:
+    # The analysed photo's record is read whole again by the analyses' check: the column must
+    # not make that read fail (it is not what the record holds), only be named.
+    path = tmp_path / "catalog"
+    with new_catalog(path, encrypted=False) as catalog:
+        [added] = catalog.add([EXAMPLE_PHOTO], analyze=True)
+    with database(path) as db:
+        db.execute(
+            sa.text(
+                "update acquisition set started_at = 'not a time' where record_id = :r and method = 'added_from_disk'"
+            ),
+            {"r": added.record_id},
+        )
+    [found] = findings(path)
+    assert isinstance(found, EntryUnreadable) and found.subject == f"record {added.record_id}", found
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        [record] = catalog.records([added.record_id])
+        assert record.id == added.record_id and record.acquisitions

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from evidence_catalog import Catalog
 from tests.tsa_server import LocalTSA
+
+from .test_hostile_log import database
 
 CHILD = """
 import json, sys
@@ -42,8 +44,9 @@ def stamped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, byte
     with LocalTSA() as tsa, Catalog.init(tmp_path / "catalog", operator="A <a@example.org>") as catalog:
         [added] = catalog.add([tmp_path / "photo.bin"], analyze=False)
         catalog.timestamp(url=tsa.url, artifacts=[added.sha256])
-    with sqlite3.connect(tmp_path / "catalog" / "catalog.db") as db:
-        rows = db.execute("select subject_kind, token from timestamp_token where status = 'granted'").fetchall()
+    with database(tmp_path / "catalog") as db:
+        query = sa.text("select subject_kind, token from timestamp_token where status = 'granted'")
+        rows = [tuple(row) for row in db.execute(query)]
     assert {kind for kind, _ in rows} == {"checkpoint", "artifact"}
     token = next(base64.b64decode(token) for kind, token in rows if kind == "artifact")
     return tmp_path / "catalog", token, added.sha256

@@ -231,15 +231,15 @@ def signed_prefix(ctx: Context, session: Any, epochs: list[KeyEpoch]) -> tuple[i
     events under it were rewritten)."""
     size = ctx.db.tree_size(session)
     for row in ctx.db.signed_checkpoints_by_size(session):
-        if row.tree_size > size:
+        if type(row.tree_size) is not int or row.tree_size > size:
             continue  # a row that says so is no checkpoint of this log (verify names it)
         try:
             epoch = epoch_at(epochs, parse_checkpoint(split_note(row.note)[0]).size)
             if epoch is None:
                 continue
             found = verify_checkpoint(row.note, epoch.name, epoch.public)
-        except (CheckpointError, ValueError):
-            continue  # forged or damaged: verify names it
+        except (CheckpointError, ValueError, TypeError, AttributeError):
+            continue  # forged or damaged (a note that is not even text): verify names it
         if found.size != row.tree_size or found.root.hex() != row.root_hash:
             continue  # a row whose size or root is not its note's (verify names it)
         if ctx.db.merkle_root(session, found.size) != found.root:

@@ -120,6 +120,9 @@ def verify_tree(
     def check(where: str, note: str, key: tuple[str, bytes] | None, signed: bool = True) -> Checkpoint | None:
         """Checkpoint *note* when its signature by *key* (or, unsigned, its form) is valid,
         else ``None``; whether the log as it is now extends it is a finding either way."""
+        if not isinstance(note, str):  # a column edited to hold something else
+            findings.append(CheckpointInvalid(source=where, reason="its note is not text"))
+            return None
         try:
             if not signed:
                 found = parse_checkpoint(note.split("\n\n")[0] + "\n")

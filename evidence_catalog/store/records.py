@@ -434,19 +434,23 @@ class Records(Connections):
         record whose rows do not make a valid record (the error :meth:`record` raises), so
         that one damaged record does not hide the others.  A page holding a value the
         database driver cannot convert (JSON that does not parse, a time that is no time) is
-        read again a record at a time, as :meth:`record` reads it."""
+        read again a record at a time.  Each record's indexed columns are held to its bodies
+        (:func:`_check_index`): this is what a verification reads."""
         after: str | None = None
         while ids := self.record_ids(session, after=after, limit=batch):
-            rows = _batch_rows(session, ids, span=True)
+            rows = _batch_rows(session, ids, span=True, index=True)
             page: list[tuple[str, model.EvidenceRecord | EvidenceError]] = []
             for record_id in ids:
                 try:
-                    if rows is None:
-                        page.append((record_id, self.record(session, record_id)))
-                    else:
-                        record = _checked(record_id, partial(_build_record, record_id, rows))
-                        _check_index(record, rows.acquisitions[record_id], rows.parts[record_id])
-                        page.append((record_id, record))
+                    own = rows if rows is not None else _batch_rows(session, [record_id], index=True)
+                    if own is None:  # a value of its own rows the driver cannot convert
+                        self.record(session, record_id)  # says which, where the record reads it
+                        raise ValidationError(
+                            "an acquisition's row holds a value that cannot be read", where=f"record {record_id}"
+                        )
+                    record = _checked(record_id, partial(_build_record, record_id, own))
+                    _check_index(record, own.acquisitions[record_id], own.parts[record_id])
+                    page.append((record_id, record))
                 except EvidenceError as exc:
                     page.append((record_id, exc))
             yield page
@@ -465,17 +469,17 @@ class _RecordRows:
         self.parts: dict[str, list[Any]] = {i: [] for i in ids}
 
 
-def _batch_rows(session: Session, ids: list[str], *, span: bool = False) -> _RecordRows | None:
+def _batch_rows(session: Session, ids: list[str], *, span: bool = False, index: bool = False) -> _RecordRows | None:
     """:func:`_record_rows`, or ``None`` when the database driver cannot convert one of their
     values (JSON that does not parse, a time that is no time): the caller then reads the
     records one at a time, so that only the damaged one fails."""
     try:
-        return _record_rows(session, ids, span=span)
+        return _record_rows(session, ids, span=span, index=index)
     except (TypeError, ValueError):
         return None
 
 
-def _record_rows(session: Session, ids: list[str], *, span: bool = False) -> _RecordRows:
+def _record_rows(session: Session, ids: list[str], *, span: bool = False, index: bool = False) -> _RecordRows:
     """Every row of the records *ids* (a few queries for all of them: plain rows, no ORM
     objects made).  A ``record_artifact`` row comes with its artifact's columns in one row,
     which serves as both.
@@ -483,7 +487,9 @@ def _record_rows(session: Session, ids: list[str], *, span: bool = False) -> _Re
     With *span*, *ids* are a keyset page (every id from the first to the last, in order, as
     :meth:`Records.record_ids` gives them): the rows are asked for by that range of ids (one
     parameter pair, where a list of ids costs the driver a parameter each), and a row whose
-    record is not one of *ids* (a row left by no record) is passed over, as the list would."""
+    record is not one of *ids* (a row left by no record) is passed over, as the list would.
+    With *index*, the acquisitions' indexed columns and the parts' ``identity`` come too (for
+    :func:`_check_index`)."""
     found = _RecordRows(ids)
     record, entry, artifact = table_of(RecordRow), table_of(RecordArtifactRow), table_of(ArtifactRow)
     acquisition, tag, part = table_of(AcquisitionRow), table_of(RecordTagRow), table_of(RecordPartRow)
@@ -510,7 +516,11 @@ def _record_rows(session: Session, ids: list[str], *, span: bool = False) -> _Re
         if row.record_id in wanted:
             found.entries[row.record_id].append((row, row))
     acquisitions = (
-        sa.select(acquisition.c.record_id, acquisition.c.body, *(acquisition.c[name] for name in _ACQUISITION_INDEX))
+        sa.select(
+            acquisition.c.record_id,
+            acquisition.c.body,
+            *(acquisition.c[name] for name in (_ACQUISITION_INDEX if index else ())),
+        )
         .where(among(acquisition.c.record_id))
         .order_by(acquisition.c.record_id, acquisition.c.custody_seq, acquisition.c.position, acquisition.c.id)
     )
@@ -521,7 +531,7 @@ def _record_rows(session: Session, ids: list[str], *, span: bool = False) -> _Re
         if row.record_id in wanted:
             found.tags[row.record_id].append(row.tag)
     parts = (
-        sa.select(part.c.record_id, part.c.kind, part.c.body, part.c.identity)
+        sa.select(part.c.record_id, part.c.kind, part.c.body, *((part.c.identity,) if index else ()))
         .where(among(part.c.record_id))
         .order_by(part.c.record_id, part.c.kind, part.c.position)
     )
