@@ -90,6 +90,9 @@ class Replay:
     records: dict[str, EvidenceRecord]
     #: (sequence number, reason) of each event whose details could not be applied.
     problems: tuple[tuple[int, str], ...] = ()
+    #: Of each record, the sequence number of the event that logged each of its acquisitions,
+    #: in the order of its acquisitions (what the ``acquisition`` rows' ``custody_seq`` say).
+    logged: dict[str, list[int]] = attrs.field(factory=dict)
 
 
 def replay(events: Iterable[CustodyEvent]) -> Replay:
@@ -112,6 +115,7 @@ class Replayer:
         self._states: dict[str, _RecordState] = {}
         self._problems: list[tuple[int, str]] = []
         self._created: dict[str, int] = {}  # the event that made each record, to name when it cannot be rebuilt
+        self._logged: dict[str, list[int]] = {}  # see Replay.logged
 
     def apply(self, event: CustodyEvent) -> None:
         """Apply the next event (an event that cannot be applied is a problem, skipped)."""
@@ -119,13 +123,20 @@ class Replayer:
         if apply is None:
             return
         states = self._states
-        fresh = event.subject not in states
+        state = states.get(event.subject)
+        fresh, held = state is None, 0 if state is None else len(state.acquisitions)
         try:
             apply(states, event)
         except (EvidenceError, KeyError, TypeError, ValueError) as exc:
             self._problems.append((event.seq, f"{type(exc).__name__}: {exc}"))
-        if fresh and event.subject in states:
+            return  # (an event applies whole or not at all)
+        state = states.get(event.subject)
+        if state is None:
+            return
+        if fresh:
             self._created[event.subject] = event.seq
+        if len(state.acquisitions) > held:
+            self._logged.setdefault(event.subject, []).extend([event.seq] * (len(state.acquisitions) - held))
 
     def result(self) -> Replay:
         """The records rebuilt from the events applied so far, and the problems."""
@@ -136,7 +147,7 @@ class Replayer:
                 records[record_id] = state.freeze()
             except (EvidenceError, TypeError, ValueError) as exc:  # e.g. a record id that is no id
                 problems.append((self._created.get(record_id, 0), f"{type(exc).__name__}: {exc}"))
-        return Replay(records=records, problems=tuple(problems))
+        return Replay(records=records, problems=tuple(problems), logged=self._logged)
 
 
 def added_details(

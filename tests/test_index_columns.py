@@ -42,7 +42,15 @@ def acquisitions(path: Path) -> list[dict[str, Any]]:
 
 
 def set_column(path: Path, acquisition_id: str, column: str, value: object) -> None:
-    assert column in ("method", "started_at", "requested_url", "platform_key", "outcome", "artifact_sha256")
+    assert column in {
+        "method",
+        "started_at",
+        "requested_url",
+        "platform_key",
+        "outcome",
+        "artifact_sha256",
+        "custody_seq",
+    }
     with database(path) as db:
         query = sa.text(f"update acquisition set {column} = :value where id = :id")
         db.execute(query, {"value": value, "id": acquisition_id})
@@ -171,3 +179,19 @@ def test_a_time_column_that_is_no_time_is_named_and_the_record_still_reads(tmp_p
     with Catalog.open(path, operator=OPERATOR) as catalog:
         [record] = catalog.records([added.record_id])
         assert record.id == added.record_id and record.acquisitions
+
+
+def test_the_event_an_acquisition_names_changed_alone_is_named(tmp_path: Path) -> None:
+    # custody_seq orders a record's acquisitions and picks the newest earlier capture of an
+    # item: moved to another event (here the newest one), a capture would be taken for the
+    # newest, its order kept.
+    path = made(tmp_path / "catalog")
+    rows = acquisitions(path)
+    with database(path) as db:
+        newest = db.execute(sa.text("select max(seq) from custody_event")).scalar_one()
+    row = rows[0]
+    assert row["custody_seq"] != newest
+    set_column(path, row["id"], "custody_seq", newest)
+    [found] = findings(path)
+    assert isinstance(found, EntryUnreadable) and found.subject == f"record {row['record_id']}", found
+    assert "custody_seq" in found.reason

@@ -381,7 +381,7 @@ def verify_log_and_records(
     findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
     expected_records = replayed.records  # each taken out as its record is read: the rest are gone
     checked = 0
-    for page in ctx.db.record_pages(session, batch=RECORD_PAGE):
+    for page in ctx.db.record_pages(session, batch=RECORD_PAGE, logged=replayed.logged):
         if offload is not None:
             offload.poll()
         for record_id, actual in page:

@@ -10,7 +10,7 @@ operation that inserts many at once (:meth:`Records.insert_rows`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -427,7 +427,7 @@ class Records(Connections):
                     yield _checked(record_id, partial(_build_record, record_id, rows))
 
     def record_pages(
-        self, session: Session, *, batch: int = 500
+        self, session: Session, *, batch: int = 500, logged: Mapping[str, Sequence[int]] | None = None
     ) -> Iterator[list[tuple[str, model.EvidenceRecord | EvidenceError]]]:
         """Every record, oldest first, a page of at most *batch* at a time (a keyset page of
         ids, then a few queries for all their rows): ``(id, record)``, or ``(id, error)`` for a
@@ -435,7 +435,9 @@ class Records(Connections):
         that one damaged record does not hide the others.  A page holding a value the
         database driver cannot convert (JSON that does not parse, a time that is no time) is
         read again a record at a time.  Each record's indexed columns are held to its bodies
-        (:func:`_check_index`): this is what a verification reads."""
+        (:func:`_check_index`), and with *logged* (of each record, the event that logged each of
+        its acquisitions, as the log's replay says) the acquisitions' ``custody_seq`` to it:
+        this is what a verification reads."""
         after: str | None = None
         while ids := self.record_ids(session, after=after, limit=batch):
             rows = _batch_rows(session, ids, span=True, index=True)
@@ -449,7 +451,8 @@ class Records(Connections):
                             "an acquisition's row holds a value that cannot be read", where=f"record {record_id}"
                         )
                     record = _checked(record_id, partial(_build_record, record_id, own))
-                    _check_index(record, own.acquisitions[record_id], own.parts[record_id])
+                    seqs = None if logged is None else logged.get(record_id, ())
+                    _check_index(record, own.acquisitions[record_id], own.parts[record_id], seqs)
                     page.append((record_id, record))
                 except EvidenceError as exc:
                     page.append((record_id, exc))
@@ -544,14 +547,28 @@ def _record_rows(session: Session, ids: list[str], *, span: bool = False, index:
 #: The columns of an acquisition's row that repeat what its ``body`` holds, for the queries that
 #: look acquisitions up (an earlier capture of the same item, the documents derived): SQL can
 #: change them alone, so a verification holds them to the body (:func:`_check_index`).
-_ACQUISITION_INDEX = ("id", "artifact_sha256", "method", "started_at", "requested_url", "platform_key", "outcome")
+_ACQUISITION_INDEX = (
+    "id",
+    "artifact_sha256",
+    "method",
+    "started_at",
+    "requested_url",
+    "platform_key",
+    "outcome",
+    "custody_seq",
+)
 
 
-def _check_index(record: model.EvidenceRecord, rows: Sequence[Any], parts: Sequence[Any]) -> None:
+def _check_index(
+    record: model.EvidenceRecord, rows: Sequence[Any], parts: Sequence[Any], seqs: Sequence[int] | None = None
+) -> None:
     """:class:`ValidationError` naming the first acquisition of *record* (built from *rows*, in
     their order) whose indexed columns are not what its body says, or the first of its parts
     (built from *parts*, in their order) whose ``identity`` is not its body's (what an ingest
-    looks a report up by: another would make an item seem new, or seem held already)."""
+    looks a report up by: another would make an item seem new, or seem held already); with
+    *seqs* (the events that logged its acquisitions, in order, as the log's replay says), each
+    acquisition's ``custody_seq`` too (what the look-up of an earlier capture takes the newest
+    by)."""
     taken: dict[str, int] = {}
     for row in parts:
         field = _PART_FIELDS[row.kind]
@@ -563,7 +580,12 @@ def _check_index(record: model.EvidenceRecord, rows: Sequence[Any], parts: Seque
                 f"{row.kind} {getattr(built, 'id', '')}: its row does not say what its body says (identity)",
                 where=f"record {record.id}",
             )
-    for acquisition, row in zip(record.acquisitions, rows, strict=True):
+    logged = None if seqs is None else list(seqs)
+    if logged is not None and len(logged) != len(rows):
+        raise ValidationError(
+            f"it has {len(rows)} acquisition row(s), where its log recorded {len(logged)}", where=f"record {record.id}"
+        )
+    for number, (acquisition, row) in enumerate(zip(record.acquisitions, rows, strict=True)):
         try:
             started = aware(row.started_at) == acquisition.started_at
         except (TypeError, ValueError, AttributeError):
@@ -583,6 +605,8 @@ def _check_index(record: model.EvidenceRecord, rows: Sequence[Any], parts: Seque
         ]
         if not started:
             differing.insert(3, "started_at")
+        if logged is not None and (row.custody_seq != logged[number] or type(row.custody_seq) is not int):
+            differing.append("custody_seq")  # the event that logged it: what orders a record's acquisitions
         if differing:
             raise ValidationError(
                 f"acquisition {acquisition.id}: its row does not say what its body says ({', '.join(differing)})",
