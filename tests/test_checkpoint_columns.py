@@ -204,5 +204,9 @@ def test_a_note_column_that_is_no_text_is_named_and_writes_refused(tmp_path: Pat
             db.execute(sa.text("update checkpoint set note = :v where id = :id"), {"v": note, "id": latest_id})
     found = findings(path)
     assert any(isinstance(f, CheckpointInvalid) and f.source.startswith(f"checkpoint {latest_id} ") for f in found)
-    with Catalog.open(path, operator=OPERATOR) as catalog, pytest.raises(IntegrityError):
-        catalog.checkpoint()
+    with Catalog.open(path, operator=OPERATOR) as catalog:
+        with pytest.raises(IntegrityError):
+            catalog.checkpoint()
+        for format in ("jsonl", "json", "bagit"):  # nothing handed out of such a row, and no traceback
+            with pytest.raises(IntegrityError):
+                catalog.export(tmp_path / f"export-{format}", format=format)

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from evidence_catalog import merkle, model
 from evidence_catalog.checkpoint import stated
 from evidence_catalog.custody import ChainHead, Presealed, event_leaf, sealed_event, sealed_salted
-from evidence_catalog.errors import ValidationError
+from evidence_catalog.errors import IntegrityError, ValidationError
 from evidence_catalog.serialize import format_timestamp, structure, unstructure
 from evidence_catalog.store.engine import Connections, aware, execute, insert_many, insert_row, strict_json, table_of
 from evidence_catalog.store.tables import CheckpointRow, CustodyEventRow, MerkleNodeRow
@@ -272,7 +272,12 @@ class KeptCheckpoint(NamedTuple):
 def kept(row: Any) -> KeptCheckpoint:
     """A checkpoint row with the size and root its note states (:func:`~evidence_catalog.checkpoint.stated`),
     not its columns' word for them (SQL can change those alone: ``verify`` names such a row); the
-    columns where the note cannot be read."""
+    columns where the note cannot be read.  :class:`IntegrityError` for a note that is not even
+    text: nothing can be handed out of such a row (``verify`` names it)."""
+    if not isinstance(row.note, str):
+        raise IntegrityError(
+            "its note is not text (the row was edited); run `evidence-catalog verify`", where=f"checkpoint {row.id}"
+        )
     found = stated(row.note)
     if found is None:
         return KeptCheckpoint(row.id, row.tree_size, row.root_hash, row.note, row.signed, row.created_at)
