@@ -173,7 +173,7 @@ def floor_sides(env: dict[str, str], work: Path) -> list[Side]:
         ("import evidence_catalog.store.tables", "SQLModel + the catalog's tables"),
         # The command ends so (cli.app.run): the interpreter's last collections are skipped.
         ("import evidence_catalog.store.tables, gc; gc.freeze()", "the same, ending as the command ends"),
-        # ... and importing as the command imports the library (cli.options.library_imports):
+        # ... and importing as the command imports the library (library_imports in cli/options.py):
         # with the cycle collector paused.  What a command that reads a catalog cannot go below.
         (
             "import gc; gc.disable(); import evidence_catalog.store.tables; gc.freeze(); gc.enable()",
