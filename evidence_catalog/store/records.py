@@ -586,32 +586,26 @@ def _check_index(
             f"it has {len(rows)} acquisition row(s), where its log recorded {len(logged)}", where=f"record {record.id}"
         )
     for number, (acquisition, row) in enumerate(zip(record.acquisitions, rows, strict=True)):
-        try:
-            started = aware(row.started_at) == acquisition.started_at
-        except (TypeError, ValueError, AttributeError):
-            started = False
-        expected = (
-            ("id", acquisition.id),
-            ("artifact_sha256", acquisition.artifact_sha256),
-            ("method", acquisition.method.value),
-            ("requested_url", acquisition.requested_url),
-            ("platform_key", _item_key(acquisition)),
-            ("outcome", acquisition.outcome.value),
-        )
-        differing = [
-            name
-            for name, value in expected
-            if getattr(row, name) != value or type(getattr(row, name)) is not type(value)
-        ]
-        if not started:
-            differing.insert(3, "started_at")
-        if logged is not None and (row.custody_seq != logged[number] or type(row.custody_seq) is not int):
-            differing.append("custody_seq")  # the event that logged it: what orders a record's acquisitions
+        # What adding it writes (custody_seq: the event that logged it, when the replay says).
+        seq = row.custody_seq if logged is None else logged[number]
+        wanted = acquisition_row(record.id, acquisition, seq, body=row.body)
+        differing = [name for name in _ACQUISITION_INDEX if not _same_column(name, getattr(row, name), wanted[name])]
         if differing:
             raise ValidationError(
                 f"acquisition {acquisition.id}: its row does not say what its body says ({', '.join(differing)})",
                 where=f"record {record.id}",
             )
+
+
+def _same_column(name: str, found: Any, wanted: Any) -> bool:
+    """Whether a stored column holds what :func:`acquisition_row` writes there: the same value
+    of the same type (a time as the instant it names, SQLite handing times back without zone)."""
+    if name == "started_at":
+        try:
+            return bool(aware(found) == wanted)
+        except (TypeError, ValueError, AttributeError):
+            return False
+    return bool(found == wanted) and type(found) is type(wanted)
 
 
 #: The columns of an artifact's row that describe it (what :func:`_artifact_from_row` reads).
