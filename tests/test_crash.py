@@ -141,6 +141,8 @@ from evidence_catalog.cli import main
 for line in sys.stdin:
     job = json.loads(line)
     started = time.monotonic()
+    # Made before the fork: a kill that comes before the child has run a line must still leave it.
+    err = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     pid = os.fork()
     if pid == 0:
         code = 70
@@ -150,7 +152,7 @@ for line in sys.stdin:
             null = os.open(os.devnull, os.O_RDWR)
             os.dup2(null, 0)
             os.dup2(null, 1)
-            os.dup2(os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)
+            os.dup2(err, 2)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             for module, name, value in job["set"]:
                 setattr(importlib.import_module(module), name, value)
@@ -165,6 +167,7 @@ for line in sys.stdin:
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+    os.close(err)
     # The child is not reaped before it is killed, so its id cannot have been given to another.
     if hasattr(os, "pidfd_open"):
         pidfd = os.pidfd_open(pid)
@@ -1172,3 +1175,11 @@ def test_killed_after_its_work_before_closing_the_catalog_the_work_is_kept(
     after = _inspect(operation.catalog_dir)
     assert operation.check(COMPLETED, before, after) == "all"  # as if it had not been killed
     assert not after.orphans and not after.temporary
+
+
+def test_the_harness_reports_a_job_killed_before_it_ran_a_line(launcher: Launcher) -> None:
+    # The random moments start at 0 s: a kill that lands before the child has opened anything must
+    # still give a result (it once raised FileNotFoundError for the job's own stderr file).
+    runs = [launcher.run(["--version"], kill_after=0.0) for _ in range(20)]
+    assert all(run.killed or run.code == 0 for run in runs)
+    assert any(run.killed for run in runs)
