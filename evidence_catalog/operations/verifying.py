@@ -125,10 +125,68 @@ def verify(
        Content Credentials that failed validation are reported in ``notices``, which say
        something about the evidence, not the catalog, and leave ``ok`` true.
 
-    Damaged rows are reported as findings, never raised.  With *record_event*, the
-    verification itself is logged when the catalog can be written (a read-only copy is still
-    verified; ``logged`` tells which).
+    Damaged rows are reported as findings, never raised.  A value of a SQLite catalog that is
+    not UTF-8 text cannot be read by any query that meets it: verification stops, and its
+    findings name every such value (:mod:`evidence_catalog.store.undecodable`) and say that the
+    rest was not checked.  With *record_event*, the verification itself is logged when the
+    catalog can be written (a read-only copy is still verified; ``logged`` tells which).
     """
+    try:
+        report = _checked(
+            ctx,
+            progress=progress,
+            workers=workers,
+            checkpoints=checkpoints,
+            remember=remember,
+            allow_unsigned=allow_unsigned,
+            deep=deep,
+        )
+    except StorageError as exc:
+        stopped = _undecodable(ctx, exc)
+        if not stopped:
+            raise
+        report = VerificationReport(
+            findings=tuple(stopped), records_checked=0, artifacts_checked=0, bytes_checked=0, events_checked=0
+        )
+    if not record_event:
+        return report
+    return _logged(ctx, report)
+
+
+def _undecodable(ctx: Context, error: StorageError) -> list[Finding]:
+    """Findings for the values that are not UTF-8 text, when *error* is the driver refusing one
+    (empty otherwise: the error was something else)."""
+    if "UTF-8" not in str(error):
+        return []
+    from evidence_catalog.store.undecodable import undecodable_values
+
+    values = undecodable_values(ctx.db.engine)
+    if not values:
+        return []
+    findings: list[Finding] = [EntryUnreadable(subject=v.subject, reason=v.reason) for v in values]
+    findings.append(
+        EntryUnreadable(
+            subject="the rest of the catalog",
+            reason=(
+                f"verification stopped at the {len(values)} value(s) above that are not UTF-8 text, which stop"
+                " every read that meets them; nothing else was checked"
+            ),
+        )
+    )
+    return findings
+
+
+def _checked(
+    ctx: Context,
+    *,
+    progress: ProgressCallback | None,
+    workers: int | None,
+    checkpoints: Sequence[tuple[str, str]],
+    remember: bool,
+    allow_unsigned: bool,
+    deep: bool,
+) -> VerificationReport:
+    """:func:`verify` up to its report, which it does not log."""
     given = list(checkpoints)
     problems: list[Finding] = []
     pinned: list[tuple[str, str, str, bytes]] = []
@@ -230,8 +288,11 @@ def verify(
             if current is not None:
                 with contextlib.suppress(OSError):  # remembering is a help, not part of the result
                     remember_checkpoint(current.name, current.public, latest.note, folder=ctx.path)
-    if not record_event:
-        return report
+    return report
+
+
+def _logged(ctx: Context, report: VerificationReport) -> VerificationReport:
+    """*report*, with the verification written to the custody log when the catalog can be."""
     try:
         ctx.log_event(
             Action.CATALOG_VERIFIED,

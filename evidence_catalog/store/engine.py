@@ -577,7 +577,7 @@ class Connections:
             if dialect.is_disconnect(exc, driver, None):
                 dropped(exc)
             if isinstance(exc, dialect.loaded_dbapi.OperationalError):
-                raise StorageError(f"catalog database could not be read ({first_line(exc)})") from exc
+                raise self.unreadable(exc) from exc
             raise database_error(exc) from exc
 
     @contextmanager
@@ -592,9 +592,21 @@ class Connections:
             with Session(self.engine) as session:
                 yield session
         except OperationalError as exc:
-            raise StorageError(f"catalog database could not be read ({first_line(exc.orig)})") from exc
+            raise self.unreadable(exc.orig or exc) from exc
         except DatabaseError as exc:  # a damaged database, or a server's refusal
             raise database_error(exc) from exc
+
+    def unreadable(self, error: BaseException) -> StorageError:
+        """The :class:`StorageError` for a read the driver refused with *error*.  When it refused a
+        value that is not UTF-8 text (SQLite stores any bytes as text), the rows holding such
+        values are found and named: the driver names only the column."""
+        reason = first_line(error)
+        if "UTF-8" in reason:
+            from evidence_catalog.store.undecodable import described, undecodable_values
+
+            with suppress(Exception):  # the driver's own words, if the rows cannot be found
+                reason = described(undecodable_values(self.engine)) or reason
+        return StorageError(f"catalog database could not be read ({reason})")
 
     @contextmanager
     def write(self, *, sealed: bool = False) -> Iterator[Session]:
