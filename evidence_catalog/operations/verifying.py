@@ -457,6 +457,10 @@ def verify_log_and_records(
                 if differing:
                     findings.append(RecordMismatch(record_id=record_id, fields=differing))
     findings.extend(RecordMissing(record_id=r) for r in expected_records)
+    findings.extend(
+        UnloggedChange(subject=f"{table} row {key} (of record {record_id}, which the catalog does not hold)", what="it")
+        for table, key, record_id in ctx.db.orphan_rows(session)
+    )
     return findings, scan.size, checked, scan.size - covered
 
 

@@ -33,10 +33,20 @@ from evidence_catalog.store.engine import (
 from evidence_catalog.store.tables import (
     AcquisitionRow,
     ArtifactRow,
+    PerceptualHashRow,
     RecordArtifactRow,
     RecordPartRow,
     RecordRow,
     RecordTagRow,
+)
+
+#: The tables whose rows belong to a record (``record_id``), with the column that names a row.
+_RECORD_CHILDREN = (
+    (RecordPartRow, "id"),
+    (AcquisitionRow, "id"),
+    (RecordArtifactRow, "sha256"),
+    (RecordTagRow, "tag"),
+    (PerceptualHashRow, "id"),
 )
 
 
@@ -458,6 +468,22 @@ class Records(Connections):
                     page.append((record_id, exc))
             yield page
             after = ids[-1]
+
+    def orphan_rows(self, session: Session) -> list[tuple[str, str, str]]:
+        """Rows that belong to a record the catalog does not hold: ``(table, the row's key,
+        record id)``.  No record read meets them, but look-ups do: a report row's identity
+        makes an ingest take that post as held already, an acquisition's an earlier capture."""
+        found: list[tuple[str, str, str]] = []
+        records = table_of(RecordRow)
+        for row_type, key in _RECORD_CHILDREN:
+            table = table_of(row_type)
+            held = sa.select(records.c.id).where(records.c.id == table.c.record_id).exists()
+            # The record ids alone first: an index holds them, the rows are read only for orphans.
+            missing = execute(session, sa.select(table.c.record_id).where(~held).distinct()).scalars().all()
+            for chunk in chunks(sorted(missing)):
+                query = sa.select(table.c[key].label("own"), table.c.record_id).where(table.c.record_id.in_(chunk))
+                found.extend(sorted((table.name, str(row.own), str(row.record_id)) for row in execute(session, query)))
+        return found
 
 
 class _RecordRows:
