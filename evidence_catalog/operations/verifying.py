@@ -456,10 +456,20 @@ def verify_log_and_records(
                 differing = tuple(name for name in _RECORD_FIELDS if getattr(actual, name) != getattr(expected, name))
                 if differing:
                     findings.append(RecordMismatch(record_id=record_id, fields=differing))
+        reports = [(i, r) for i, actual in page if not isinstance(actual, EvidenceError) for r in actual.reports]
+        if reports:  # the search index, held to the reports as the database holds them
+            owner = {r.id: i for i, r in reports}
+            for report_id, how in ctx.db.index_disagreements(session, [r for _, r in reports]):
+                reason = f"report {report_id}: the search index: {how}"
+                findings.append(EntryUnreadable(subject=f"record {owner[report_id]}", reason=reason))
     findings.extend(RecordMissing(record_id=r) for r in expected_records)
     findings.extend(
         UnloggedChange(subject=f"{table} row {key} (of record {record_id}, which the catalog does not hold)", what="it")
         for table, key, record_id in ctx.db.orphan_rows(session)
+    )
+    findings.extend(
+        UnloggedChange(subject=f"{table} row of part {part_id} (which is no report the catalog holds)", what="it")
+        for table, part_id in ctx.db.stray_index_rows(session)
     )
     return findings, scan.size, checked, scan.size - covered
 

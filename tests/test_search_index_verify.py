@@ -1,0 +1,188 @@
+"""The search index's rows, held to the reports by ``verify``.
+
+``search`` finds a report through its ``report_index`` row and filters by the ``report_term``
+rows (mention, hashtag, feed, author) written for it.  They are derived from the report, and
+``verify`` did not read them: a review inserted one term row and ``search --mention
+journalist_x`` listed a post that never mentions that account, tying it to a person, with
+``verify`` saying intact; a report's index row deleted hid it from every search.  Now each
+report's index row and terms are compared with what indexing the report writes, and index rows
+of a part that is no report are named.  (The words of the full-text index are not compared.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evidence_catalog import Catalog
+from evidence_catalog.findings import EntryUnreadable, UnloggedChange
+from evidence_catalog.store.search import report_terms
+
+from .conftest import run_sql
+
+DIGEST = (
+    "Field Monitor (Twitter)\n"
+    "RT @example_watch: Shelling near a school #verification\n"
+    "RT @example_watch: Shelling near a school #verification\n"
+    "Demo Newsroom (Telegram)\n"
+    "Our team published the video, please help @MapDesk geolocate it #osint #Україна\n"
+    "Our team published the video, please help @MapDesk geolocate it #osint #Україна\n"
+    "Field Monitor (Twitter)\n"
+    "A third post with no mention at all\n"
+    "A third post with no mention at all\n"
+)
+
+
+@pytest.fixture
+def filled(catalog: Catalog, tmp_path: Path) -> Catalog:
+    digest = tmp_path / "digest.txt"
+    digest.write_text(DIGEST, encoding="utf-8")
+    catalog.ingest(digest)
+    return catalog
+
+
+def reports(catalog: Catalog) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Each report's id: its record and its filter terms."""
+    found = {}
+    for record_id in catalog.record_ids():
+        for report in catalog.record(record_id).reports:
+            found[report.id] = (record_id, list(report_terms(report)))
+    return found
+
+
+def named(catalog: Catalog) -> tuple[set[str], set[str]]:
+    """The reports whose index ``verify`` says disagrees, and the subjects of unlogged rows."""
+    report = catalog.verify(record_event=False, remember=False)
+    disagreeing = {
+        f.reason.split(":")[0].removeprefix("report ")
+        for f in report.findings
+        if isinstance(f, EntryUnreadable) and "the search index" in f.reason
+    }
+    unlogged = {f.subject for f in report.findings if isinstance(f, UnloggedChange)}
+    assert len(report.findings) == len(disagreeing) + len(unlogged), report.findings
+    return disagreeing, unlogged
+
+
+def test_a_clean_index_passes(filled: Catalog) -> None:
+    held = reports(filled)
+    assert len(held) == 3 and any(("mention", "mapdesk") in terms for _, terms in held.values())
+    assert filled.verify(record_event=False, remember=False).ok
+
+
+def test_a_term_added_to_a_report_is_named_and_search_no_longer_trusted(filled: Catalog) -> None:
+    report_id = sorted(reports(filled))[0]
+    run_sql(
+        filled,
+        "insert into report_term (part_id, kind, value) values (:p, 'mention', 'journalist_x')",
+        {"p": report_id},
+    )
+    assert [h.report.id for h in filled.search("", mention="journalist_x")] == [report_id]  # what the edit does
+    report = filled.verify(record_event=False, remember=False)
+    [found] = report.findings
+    record_id = reports(filled)[report_id][0]
+    assert isinstance(found, EntryUnreadable) and found.subject == f"record {record_id}"
+    assert (
+        found.reason == f"report {report_id}: the search index: filter terms it does not hold: mention 'journalist_x'"
+    )
+
+
+def test_a_term_removed_and_an_index_row_removed_are_named(filled: Catalog) -> None:
+    held = reports(filled)
+    with_mention = next(i for i, (_, terms) in held.items() if ("mention", "mapdesk") in terms)
+    other = next(i for i in sorted(held) if i != with_mention)
+    run_sql(filled, "delete from report_term where part_id = :p and kind = 'mention'", {"p": with_mention})
+    run_sql(filled, "delete from report_index where part_id = :p", {"p": other})
+    assert filled.search("", mention="mapdesk") == []
+    report = filled.verify(record_event=False, remember=False)
+    reasons = sorted(f.reason for f in report.findings)
+    assert reasons == sorted(
+        [
+            f"report {with_mention}: the search index: its filter terms missing: mention 'mapdesk'",
+            f"report {other}: the search index: it has no row in report_index, so no search finds it",
+        ]
+    )
+
+
+def test_index_rows_of_no_report_are_named_and_search_passes_them_over(filled: Catalog) -> None:
+    held = reports(filled)
+    some = sorted(held)[0]
+    note_id = filled.add_note(held[some][0], "a note is a part, but no report").id
+    for part_id, num in (("no-such-part", 9001), (note_id, 9002)):
+        run_sql(
+            filled,
+            "insert into report_index (num, part_id, at) select :num, :p, at from report_index where part_id = :some",
+            {"num": num, "p": part_id, "some": some},
+            foreign_keys=False,
+        )
+        run_sql(
+            filled,
+            "insert into report_term (part_id, kind, value) values (:p, 'mention', 'mapdesk')",
+            {"p": part_id},
+            foreign_keys=False,
+        )
+    assert {h.report.id for h in filled.search("", mention="mapdesk")} <= set(held)  # no traceback, no phantom
+    disagreeing, unlogged = named(filled)
+    assert disagreeing == set()
+    assert unlogged == {
+        f"{table} row of part {part} (which is no report the catalog holds)"
+        for table in ("report_index", "report_term")
+        for part in ("no-such-part", note_id)
+    }
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_exactly_the_reports_whose_terms_were_changed_are_named(filled: Catalog, data: st.DataObject) -> None:
+    held = reports(filled)
+    edits = data.draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(sorted(held)),
+                st.sampled_from(["add", "remove"]),
+                st.sampled_from(["mention", "hashtag", "feed", "author"]),
+                st.text(min_size=1, max_size=12),
+            ),
+            max_size=4,
+        )
+    )
+    changed = set()
+    for report_id, how, kind, value in edits:
+        terms = set(held[report_id][1])
+        if how == "add" and (kind, value) not in terms:
+            statement = "insert into report_term (part_id, kind, value) values (:p, :k, :v)"
+            if not run_sql(
+                filled,
+                "select 1 from report_term where part_id = :p and kind = :k and value = :v",
+                {"p": report_id, "k": kind, "v": value},
+            ):
+                run_sql(filled, statement, {"p": report_id, "k": kind, "v": value})
+                changed.add(report_id)
+        elif how == "remove" and terms:
+            drop = sorted(terms)[len(value) % len(terms)]
+            done = run_sql(
+                filled,
+                "select 1 from report_term where part_id = :p and kind = :k and value = :v",
+                {"p": report_id, "k": drop[0], "v": drop[1]},
+            )
+            run_sql(
+                filled,
+                "delete from report_term where part_id = :p and kind = :k and value = :v",
+                {"p": report_id, "k": drop[0], "v": drop[1]},
+            )
+            if done:
+                changed.add(report_id)
+    try:
+        assert named(filled) == (changed, set())
+    finally:  # the index as indexing writes it, for the next example
+        run_sql(filled, "delete from report_term")
+        for report_id, (_, terms) in held.items():
+            for kind, value in terms:
+                run_sql(
+                    filled,
+                    "insert into report_term (part_id, kind, value) values (:p, :k, :v)",
+                    {"p": report_id, "k": kind, "v": value},
+                )
+    assert filled.verify(record_event=False, remember=False).ok
