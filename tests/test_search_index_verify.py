@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from evidence_catalog import Catalog
 from evidence_catalog.findings import EntryUnreadable, UnloggedChange
 from evidence_catalog.store.search import report_terms
+from evidence_catalog.store.words import fts_body
 
 from .conftest import run_sql
 
@@ -97,7 +98,12 @@ def test_a_term_removed_and_an_index_row_removed_are_named(filled: Catalog) -> N
     run_sql(filled, "delete from report_index where part_id = :p", {"p": other})
     assert filled.search("", mention="mapdesk") == []
     report = filled.verify(record_event=False, remember=False)
-    reasons = sorted(f.reason for f in report.findings)
+    reasons = sorted(f.reason for f in report.findings if isinstance(f, EntryUnreadable))
+    if filled.db.engine.dialect.name == "sqlite":  # the report's FTS5 document stays, numbered by no row
+        [stray] = [f for f in report.findings if isinstance(f, UnloggedChange)]
+        assert stray.subject.startswith("the full-text index's document ")
+    else:
+        assert all(isinstance(f, EntryUnreadable) for f in report.findings)
     assert reasons == sorted(
         [
             f"report {with_mention}: the search index: its filter terms missing: mention 'mapdesk'",
@@ -186,3 +192,68 @@ def test_exactly_the_reports_whose_terms_were_changed_are_named(filled: Catalog,
                     {"p": report_id, "k": kind, "v": value},
                 )
     assert filled.verify(record_event=False, remember=False).ok
+
+
+def _words_of(catalog: Catalog, report_id: str) -> tuple[int, str]:
+    [(num,)] = run_sql(catalog, "select num from report_index where part_id = :p", {"p": report_id})
+    report = next(r for i in catalog.record_ids() for r in catalog.record(i).reports if r.id == report_id)
+    return num, fts_body(report)
+
+
+def set_words(catalog: Catalog, report_id: str, words: list[str] | None, now: str | None = None) -> None:
+    """Put *words* in the full-text index in place of the report's (none: take it out), as one
+    with access to the database can: FTS5's own ``delete`` (given the words the document holds
+    *now*, by default the report's) and insert, or PostgreSQL's columns."""
+    num, body = _words_of(catalog, report_id)
+    if catalog.db.engine.dialect.name == "sqlite":
+        held = {"n": num, "b": body if now is None else now}
+        run_sql(catalog, "insert into report_fts(report_fts, rowid, body) values ('delete', :n, :b)", held)
+        if words is not None:
+            run_sql(catalog, "insert into report_fts(rowid, body) values (:n, :b)", {"n": num, "b": " ".join(words)})
+    else:
+        text = " ".join(words or [])
+        run_sql(
+            catalog,
+            "update report_index set words = :w, lexemes = to_tsvector('simple', :t) where part_id = :p",
+            {"w": f" {text} ", "t": text, "p": report_id},
+        )
+
+
+def test_a_report_taken_out_of_the_full_text_index_is_named(filled: Catalog) -> None:
+    held = reports(filled)
+    hidden = next(i for i in held if "geolocate" in _words_of(filled, i)[1])
+    assert [h.report.id for h in filled.search("geolocate")] == [hidden]
+    set_words(filled, hidden, None)
+    assert filled.search("geolocate") == []  # what the edit does
+    report = filled.verify(record_event=False, remember=False)
+    [found] = report.findings
+    assert isinstance(found, EntryUnreadable) and found.subject == f"record {held[hidden][0]}"
+    assert found.reason.startswith(f"report {hidden}: the search index: its words in the full-text index are not")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_exactly_the_reports_whose_words_were_changed_are_named(filled: Catalog, data: st.DataObject) -> None:
+    held = sorted(reports(filled))
+    originals = {i: _words_of(filled, i)[1].split(" ") for i in held}
+    word = st.text(alphabet="abcxyz", min_size=1, max_size=4)
+    edits = data.draw(st.dictionaries(st.sampled_from(held), st.lists(word, max_size=6), max_size=3))
+    for report_id, words in edits.items():
+        set_words(filled, report_id, words)
+    changed = {i for i, words in edits.items() if words != originals[i]}
+    try:
+        assert named(filled) == (changed, set())
+    finally:
+        for report_id, words in edits.items():
+            set_words(filled, report_id, originals[report_id], now=" ".join(words))
+    assert filled.verify(record_event=False, remember=False).ok
+
+
+@pytest.mark.sqlite_only
+def test_a_document_taken_out_with_other_words_than_it_holds_is_named(filled: Catalog) -> None:
+    # FTS5 keeps the words and drops the document's size: every search meeting it then fails as
+    # "malformed", while its words read back as they were.
+    report_id = sorted(reports(filled))[0]
+    num, _ = _words_of(filled, report_id)
+    run_sql(filled, "insert into report_fts(report_fts, rowid, body) values ('delete', :n, 'other words')", {"n": num})
+    assert named(filled) == ({report_id}, set())

@@ -67,6 +67,7 @@ from evidence_catalog.replay import Replayer
 from evidence_catalog.results import VerificationReport
 from evidence_catalog.serialize import structure
 from evidence_catalog.store.blobstore import BlobStore
+from evidence_catalog.store.index_check import IndexCheck
 from evidence_catalog.store.keyfiles import KEY_FILE, PUBLIC_FILE, VKEY_FILE, remembered_for
 from evidence_catalog.store.keyfiles import remember as remember_checkpoint
 from evidence_catalog.store.log import event_document
@@ -442,6 +443,7 @@ def verify_log_and_records(
     findings.extend(EventUnreplayable(seq=seq, reason=reason) for seq, reason in replayed.problems)
     expected_records = replayed.records  # each taken out as its record is read: the rest are gone
     checked = 0
+    search_index = IndexCheck(session)
     for page in ctx.db.record_pages(session, batch=RECORD_PAGE, logged=replayed.logged):
         if offload is not None:
             offload.poll()
@@ -459,7 +461,7 @@ def verify_log_and_records(
         reports = [(i, r) for i, actual in page if not isinstance(actual, EvidenceError) for r in actual.reports]
         if reports:  # the search index, held to the reports as the database holds them
             owner = {r.id: i for i, r in reports}
-            for report_id, how in ctx.db.index_disagreements(session, [r for _, r in reports]):
+            for report_id, how in search_index.page([r for _, r in reports]):
                 reason = f"report {report_id}: the search index: {how}"
                 findings.append(EntryUnreadable(subject=f"record {owner[report_id]}", reason=reason))
     findings.extend(RecordMissing(record_id=r) for r in expected_records)
@@ -468,8 +470,8 @@ def verify_log_and_records(
         for table, key, record_id in ctx.db.orphan_rows(session)
     )
     findings.extend(
-        UnloggedChange(subject=f"{table} row of part {part_id} (which is no report the catalog holds)", what="it")
-        for table, part_id in ctx.db.stray_index_rows(session)
+        UnloggedChange(subject=subject, what=reason) if unlogged else EntryUnreadable(subject=subject, reason=reason)
+        for unlogged, subject, reason in search_index.finish()
     )
     return findings, scan.size, checked, scan.size - covered
 

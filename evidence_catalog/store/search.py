@@ -282,42 +282,6 @@ class SearchIndex(Connections):
             if part_id in rows
         ]
 
-    def index_disagreements(self, session: Session, reports: Sequence[model.Report]) -> list[tuple[str, str]]:
-        """``(report id, how)`` for each of *reports* whose rows in the search index are not the
-        ones :func:`index_rows` writes for it: its ``report_index`` row (by which it is found at
-        all), and its filter terms (mention, hashtag, feed, author: by which ``search`` ties it to
-        a person or a feed).  Its words are not compared."""
-        index, terms = table_of(ReportIndexRow), table_of(ReportTermRow)
-        indexed: set[str] = set()
-        held: dict[str, set[tuple[Any, Any]]] = {}
-        for ids in chunks([report.id for report in reports]):
-            indexed.update(execute(session, sa.select(index.c.part_id).where(index.c.part_id.in_(ids))).scalars())
-            query = sa.select(terms.c.part_id, terms.c.kind, terms.c.value).where(terms.c.part_id.in_(ids))
-            for row in execute(session, query):
-                part_id, kind, value = tuple(row)
-                held.setdefault(part_id, set()).add((kind, value))
-        found = []
-        for report in reports:
-            how = [] if report.id in indexed else ["it has no row in report_index, so no search finds it"]
-            expected, kept = set(report_terms(report)), held.get(report.id, set())
-            if kept - expected:
-                how.append(f"filter terms it does not hold: {_said(kept - expected)}")
-            if expected - kept:
-                how.append(f"its filter terms missing: {_said(expected - kept)}")
-            if how:
-                found.append((report.id, "; ".join(how)))
-        return found
-
-    def stray_index_rows(self, session: Session) -> list[tuple[str, str]]:
-        """``(table, part id)`` of the search index's rows for a part that is no report."""
-        part = table_of(RecordPartRow)
-        found: list[tuple[str, str]] = []
-        for table in (table_of(ReportIndexRow), table_of(ReportTermRow)):
-            report = sa.select(part.c.id).where(part.c.id == table.c.part_id, part.c.kind == "report").exists()
-            stray = execute(session, sa.select(table.c.part_id).where(~report).distinct()).scalars().all()
-            found.extend((table.name, str(part_id)) for part_id in sorted(stray, key=str))
-        return found
-
     def records_of_parts(self, session: Session, part_ids: Sequence[str]) -> dict[str, str]:
         """The record each of these parts is on, by part id."""
         part = table_of(RecordPartRow)
@@ -494,10 +458,6 @@ class SearchIndex(Connections):
             f" ORDER BY {' + '.join(terms)} DESC, m.at DESC, m.num DESC"
         )
         return _page(session, sql, params, limit, offset, sqlite=False)
-
-
-def _said(terms: set[tuple[Any, Any]]) -> str:
-    return ", ".join(f"{kind} {value!r}" for kind, value in sorted(terms, key=repr))
 
 
 def _filters(terms: Sequence[tuple[str, str]], since: dt.datetime | None, params: dict[str, Any]) -> list[str]:

@@ -1,0 +1,238 @@
+"""The search index held to the reports, for ``verify``.
+
+The index is derived from the reports (:mod:`evidence_catalog.store.search`), and ``search``
+trusts it: a filter term written by hand ties a post to an account it never mentions, a row or
+a document taken out hides a report from every search.  :class:`IndexCheck` compares, a page of
+reports at a time, what the index holds of each report with what indexing it writes:
+
+- its ``report_index`` row (by which it is found at all) and its ``report_term`` rows;
+- its words: on PostgreSQL ``report_index.words``, ``lexemes`` (the ``tsvector`` searched),
+  ``word_count`` and ``word_repeats``, compared in the database page by page; on SQLite the
+  FTS5 table, which is contentless (it cannot give a document's text back) and is read once at
+  the end through ``fts5vocab`` (each word of each document with its position), each document's
+  words summed into a keyed fingerprint and compared with the one made from the report;
+- rows of the index for a part that is no report, and FTS5 documents of no report's row.
+
+What ranking alone reads (PostgreSQL's running ``word_total`` and ``report_lexeme`` counts) is
+not compared: it orders hits, it does not choose them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from evidence_catalog import model
+from evidence_catalog.store.engine import chunks, execute, table_of
+from evidence_catalog.store.search import FTS_TABLE, lexemes_literal, report_terms, word_repeats
+from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow
+from evidence_catalog.store.words import fts_body, report_words, word_tokens
+
+#: The fingerprints are sums modulo this prime (2^61 - 1) of a keyed value of each word times a
+#: keyed value of its position: two documents that differ in any word or position agree with a
+#: chance of about 2^-60, for a key drawn anew by each verification.
+_PRIME = (1 << 61) - 1
+
+
+class IndexCheck:
+    """Holds what a verification learns of the search index across its pages of records."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self._key = os.urandom(32)
+        self._words: dict[str, int] = {}
+        self._positions: list[int] = []
+        #: Of each report's ``report_index.num``: the fingerprint of the words it should hold (SQLite).
+        self._expected: dict[int, int] = {}
+        #: And the number of its words, which FTS5 keeps apart (``docsize``) for ranking.
+        self._counts: dict[int, int] = {}
+
+    def page(self, reports: Sequence[model.Report]) -> list[tuple[str, str]]:
+        """``(report id, how)`` for each of *reports* whose index rows are not the ones indexing
+        it writes."""
+        index, terms = table_of(ReportIndexRow), table_of(ReportTermRow)
+        numbers: dict[str, int] = {}
+        held: dict[str, set[tuple[Any, Any]]] = {}
+        differ: dict[str, list[str]] = {}
+        for ids in chunks([report.id for report in reports]):
+            query = sa.select(index.c.part_id, index.c.num).where(index.c.part_id.in_(ids))
+            for row in execute(self.session, query):
+                part_id, num = tuple(row)
+                numbers[str(part_id)] = num
+            query = sa.select(terms.c.part_id, terms.c.kind, terms.c.value).where(terms.c.part_id.in_(ids))
+            for row in execute(self.session, query):
+                part_id, kind, value = tuple(row)
+                held.setdefault(part_id, set()).add((kind, value))
+        if not self.sqlite:
+            for part_id, what in self._postgresql_words(reports, numbers):
+                differ.setdefault(part_id, []).append(what)
+        found = []
+        for report in reports:
+            num = numbers.get(report.id)
+            how = ["it has no row in report_index, so no search finds it"] if num is None else []
+            expected, kept = set(report_terms(report)), held.get(report.id, set())
+            if kept - expected:
+                how.append(f"filter terms it does not hold: {_said(kept - expected)}")
+            if expected - kept:
+                how.append(f"its filter terms missing: {_said(expected - kept)}")
+            how.extend(differ.get(report.id, ()))
+            if num is not None and self.sqlite:
+                words = fts_body(report).split(" ")
+                self._expected[num] = self._fingerprint(enumerate(words))
+                self._counts[num] = sum(1 for word in words if word)
+            if how:
+                found.append((report.id, "; ".join(how)))
+        return found
+
+    def finish(self) -> list[tuple[bool, str, str]]:
+        """What no page could see, each as ``(unlogged, subject, reason)``: rows of the index for a
+        part that is no report (unlogged), and on SQLite each FTS5 document whose words are not
+        its report's, or that no report's row numbers."""
+        part = table_of(RecordPartRow)
+        found: list[tuple[bool, str, str]] = []
+        for table in (table_of(ReportIndexRow), table_of(ReportTermRow)):
+            report = sa.select(part.c.id).where(part.c.id == table.c.part_id, part.c.kind == "report").exists()
+            stray = execute(self.session, sa.select(table.c.part_id).where(~report).distinct()).scalars().all()
+            found.extend(
+                (True, f"{table.name} row of part {part_id} (which is no report the catalog holds)", "it")
+                for part_id in sorted(stray, key=str)
+            )
+        if self.sqlite:
+            found.extend(self._fts_documents())
+        return found
+
+    # -- SQLite's FTS5 table ------------------------------------------------------------------
+
+    def _value(self, word: str) -> int:
+        value = self._words.get(word)
+        if value is None:
+            digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8, key=self._key)
+            value = self._words[word] = int.from_bytes(digest.digest(), "little") % _PRIME
+        return value
+
+    def _position(self, position: int) -> int:
+        while len(self._positions) <= position:
+            at = len(self._positions).to_bytes(8, "little")
+            digest = hashlib.blake2b(at, digest_size=8, key=self._key, person=b"position")
+            self._positions.append(int.from_bytes(digest.digest(), "little") % _PRIME)
+        return self._positions[position]
+
+    def _fingerprint(self, words: Any) -> int:
+        total = 1  # a document with no words is still one: 0 is "no document"
+        for position, word in words:
+            if word:
+                total = (total + self._value(word) * self._position(position)) % _PRIME
+        return total
+
+    def _fts_documents(self) -> list[tuple[bool, str, str]]:
+        part = table_of(RecordPartRow)
+        connection = self.session.connection()
+        connection.exec_driver_sql(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.ec_fts_words USING fts5vocab(main, {FTS_TABLE}, instance)"
+        )
+        stored: dict[int, int] = {}
+        value, position = self._value, self._position
+        try:
+            rows = connection.exec_driver_sql('SELECT doc, term, "offset" FROM temp.ec_fts_words')
+            for doc, term, offset in rows:
+                stored[doc] = (stored.get(doc, 1) + value(term) * position(offset)) % _PRIME
+        finally:
+            connection.exec_driver_sql("DROP TABLE IF EXISTS temp.ec_fts_words")
+        # A document taken out with other words than it holds keeps its words and loses its size
+        # (and every search that meets it fails as "malformed"): the sizes are compared too.
+        rows = connection.exec_driver_sql(f"SELECT id, sz FROM {FTS_TABLE}_docsize")
+        sizes = {doc: _varint(size) for doc, size in rows}
+        expected = self._expected
+        wrong = {num for num, made in expected.items() if stored.get(num, 1) != made}
+        wrong.update(num for num, count in self._counts.items() if sizes.get(num) != count)
+        wrong.update(doc for doc in (*stored, *sizes) if doc not in expected)
+        if not wrong:
+            return []
+        index = table_of(ReportIndexRow)
+        owners: dict[int, tuple[str, str]] = {}
+        ordered = sorted(wrong)
+        for nums in (ordered[at : at + 500] for at in range(0, len(ordered), 500)):
+            query = (
+                sa.select(index.c.num, index.c.part_id, part.c.record_id)
+                .join(part, part.c.id == index.c.part_id)
+                .where(index.c.num.in_(nums))
+            )
+            for row in execute(self.session, query):
+                num, report_id, record_id = tuple(row)
+                owners[num] = (str(report_id), str(record_id))
+        found: list[tuple[bool, str, str]] = []
+        for num in sorted(wrong):
+            if num in owners:
+                report_id, record_id = owners[num]
+                how = "its words in the full-text index are not the report's"
+                found.append((False, f"record {record_id}", f"report {report_id}: the search index: {how}"))
+            else:
+                found.append(
+                    (True, f"the full-text index's document {num} (which no report's index row numbers)", "it")
+                )
+        return found
+
+    # -- PostgreSQL's columns -----------------------------------------------------------------
+
+    def _postgresql_words(self, reports: Sequence[model.Report], numbers: dict[str, int]) -> list[tuple[str, str]]:
+        rows = []
+        for report in reports:
+            if report.id in numbers:
+                tokens = word_tokens(report_words(report))
+                repeats = word_repeats(tokens)
+                rows.append((report.id, f" {' '.join(tokens)} ", lexemes_literal(tokens), len(tokens), repeats))
+        found = []
+        for chunk in (rows[at : at + 500] for at in range(0, len(rows), 500)):
+            query = sa.text(
+                "SELECT i.part_id, i.words IS DISTINCT FROM e.words, i.lexemes IS DISTINCT FROM CAST(e.lexemes AS"
+                " tsvector), i.word_count IS DISTINCT FROM e.word_count, i.word_repeats IS DISTINCT FROM"
+                " CAST(e.repeats AS jsonb) FROM report_index i JOIN unnest(CAST(:ids AS text[]), CAST(:words AS"
+                " text[]), CAST(:lexemes AS text[]), CAST(:counts AS integer[]), CAST(:repeats AS text[])) AS"
+                " e(part_id, words, lexemes, word_count, repeats) ON i.part_id = e.part_id"
+            )
+            params = {
+                "ids": [r[0] for r in chunk],
+                "words": [r[1] for r in chunk],
+                "lexemes": [r[2] for r in chunk],
+                "counts": [r[3] for r in chunk],
+                "repeats": [None if r[4] is None else _json(r[4]) for r in chunk],
+            }
+            for part_id, *differs in self.session.connection().execute(query, params):
+                names = [
+                    n for n, d in zip(("words", "lexemes", "word_count", "word_repeats"), differs, strict=True) if d
+                ]
+                if names:
+                    found.append(
+                        (str(part_id), f"its words in the full-text index are not the report's ({', '.join(names)})")
+                    )
+        return found
+
+
+def _varint(data: object) -> int:
+    """The first number of an FTS5 ``docsize`` blob (SQLite's variable-length integer), or -1."""
+    if not isinstance(data, bytes) or not data:
+        return -1
+    value = 0
+    for at, byte in enumerate(data[:9]):
+        if at == 8:
+            return (value << 8) | byte
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value
+    return -1
+
+
+def _json(value: dict[str, int]) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _said(terms: set[tuple[Any, Any]]) -> str:
+    return ", ".join(f"{kind} {value!r}" for kind, value in sorted(terms, key=repr))
