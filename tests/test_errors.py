@@ -81,6 +81,8 @@ NOT_EVIDENCE_ERRORS: dict[str, str] = {
 NOT_EXPORTED = {
     # Never leaves the library: each reader of JSON input turns it into an InputError at once.
     "evidence_catalog.ingest.checks.JSONLimitError": "internal to the ingest readers",
+    # A CatalogDatabaseError, caught as one; it carries the damaged values it names for verify.
+    "evidence_catalog.store.undecodable.UndecodableError": "a CatalogDatabaseError, keeping what it names",
 }
 
 

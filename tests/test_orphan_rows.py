@@ -11,8 +11,10 @@ database by hand can.)
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +152,35 @@ def test_exactly_the_rows_moved_to_no_record_are_named(filled: Catalog, data: st
         for table in CHILDREN:  # back as it was, for the next example
             run_sql(filled, f"delete from {table} where record_id = :gone", {"gone": gone}, foreign_keys=False)
     assert filled.verify(record_event=False, remember=False).ok
+
+
+@pytest.mark.sqlite_only
+def test_a_row_of_no_record_at_all_is_named(filled: Catalog) -> None:
+    # A review dropped NOT NULL from the schema (as whoever can write the file can) and put a
+    # report row with no record id: the first version looked its rows up by ``IN (NULL)``,
+    # found none, and verify said intact while the next ingest skipped that post.
+    with contextlib.closing(sqlite3.connect(filled.path / "catalog.db")) as db:
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute(
+            "update sqlite_schema set sql = replace(sql, 'record_id VARCHAR(36) NOT NULL', 'record_id VARCHAR(36)')"
+            " where name = 'record_part'"
+        )
+        db.commit()
+    [report] = rows(filled, "record_part")
+    copy_row(filled, "record_part", report, id="forged-null", record_id=None)
+    assert unlogged(filled) == ["record_part row forged-null (of record None, which the catalog does not hold)"]
+
+
+@pytest.mark.sqlite_only
+def test_record_ids_of_other_types_are_named_without_a_traceback(filled: Catalog) -> None:
+    # SQLite keeps a value of any type in any column: a blob and a text orphan together made the
+    # first version's sort raise TypeError, and the similarity index's check too.
+    [report] = rows(filled, "record_part")
+    copy_row(filled, "record_part", report, id="forged-blob", record_id=b"no-such-record")
+    copy_row(filled, "record_part", report, id="forged-text", record_id="text-gone")
+    picture_hash = rows(filled, "perceptual_hash")[0]
+    copy_row(filled, "perceptual_hash", picture_hash, id=999999, record_id=picture_hash["record_id"].encode())
+    subjects = unlogged(filled)
+    assert "record_part row forged-blob (of record b'no-such-record', which the catalog does not hold)" in subjects
+    assert "record_part row forged-text (of record text-gone, which the catalog does not hold)" in subjects
+    assert any(s.startswith("perceptual_hash row 999999 (of record b'") for s in subjects)

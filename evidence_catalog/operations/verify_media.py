@@ -37,7 +37,7 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.analysis import ContentCredentials, CredentialState, MediaAnalysis
-from evidence_catalog.errors import InputError, StorageError
+from evidence_catalog.errors import EvidenceError, InputError, StorageError
 from evidence_catalog.findings import (
     AnalysisMismatch,
     AnalysisNotRechecked,
@@ -96,7 +96,11 @@ def check_analyses(
                 if ctx.blobs.exists(document):  # bytes gone or damaged: the bytes' check says so
                     findings.append(AnalysisUnreadable(record_id, document, "cannot be read as an analysis"))
                 continue
-            problem = _disagreement(ctx, session, record_id, document, analysis, records)
+            try:
+                problem = _disagreement(ctx, session, record_id, document, analysis, records)
+            except EvidenceError:  # the record's rows are damaged: its own finding says how
+                skipped.add((record_id, document))
+                continue
             if problem is not None:
                 findings.append(AnalysisUnreadable(record_id, document, problem))
                 continue
@@ -297,7 +301,7 @@ def _index_findings(
             )
         after = rows[-1].id
     findings: list[Finding] = []
-    for key in sorted((set(expected) | set(found)) - set(skipped)):
+    for key in sorted((set(expected) | set(found)) - set(skipped), key=repr):  # a row edited by hand: any type
         want, have = expected.get(key, []), sorted(found.get(key, []))
         if want != have:
             extra = len([h for h in have if h not in want])

@@ -142,7 +142,7 @@ def verify(
             allow_unsigned=allow_unsigned,
             deep=deep,
         )
-    except StorageError as exc:
+    except (StorageError, CatalogDatabaseError) as exc:
         stopped = _undecodable(ctx, exc)
         if not stopped:
             raise
@@ -154,20 +154,23 @@ def verify(
     return _logged(ctx, report)
 
 
-def _undecodable(ctx: Context, error: StorageError) -> list[Finding]:
+def _undecodable(ctx: Context, error: EvidenceError) -> list[Finding]:
     """Findings for the values that are not UTF-8 text, when *error* is the driver refusing one
     (empty otherwise: the error was something else)."""
-    if "UTF-8" not in str(error):
-        return []
-    from evidence_catalog.store.undecodable import undecodable_values
+    from evidence_catalog.store.undecodable import UndecodableError, undecodable_values
 
-    values = undecodable_values(ctx.db.engine)
+    if isinstance(error, UndecodableError):
+        values = error.values  # found already, where the read failed
+    elif "UTF-8" in str(error):
+        values = undecodable_values(ctx.db.engine)
+    else:
+        return []
     if not values:
         return []
     findings: list[Finding] = [EntryUnreadable(subject=v.subject, reason=v.reason) for v in values]
     findings.append(
         EntryUnreadable(
-            subject="the rest of the catalog",
+            subject="everything else in the catalog",
             reason=(
                 f"verification stopped at the {len(values)} value(s) above that are not UTF-8 text, which stop"
                 " every read that meets them; nothing else was checked"

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import operator
 import os
+import re
 import sqlite3
 import threading
 import urllib.parse
@@ -219,10 +220,39 @@ def database_errors(error: Callable[[str], EvidenceError]) -> Iterator[None]:
 def strict_json(text: str | bytes) -> Any:
     """The JSON *text* holds, refusing (``ValueError``) an object that names a member twice:
     Python keeps the last of them, SQLite's ``json_extract`` the first, so stored JSON that
-    reads two ways is damaged, not what was written (how every JSON column is read)."""
+    reads two ways is damaged, not what was written (how every JSON column is read); and a
+    string holding half of a surrogate pair (``"\\ud800"``), which no text is and which every
+    writer of JSON or UTF-8 refuses later."""
     if type(text) is str and not text.startswith("\ufeff"):
-        return _STRICT.decode(text)  # what json.loads does with such text, without a new decoder each time
-    return json.loads(text, object_pairs_hook=_members_once)
+        value = _STRICT.decode(text)  # what json.loads does with such text, without a new decoder each time
+    else:
+        value = json.loads(text, object_pairs_hook=_members_once)
+    if _SURROGATE_ESCAPE.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        _no_lone_surrogate(value)
+    return value
+
+
+#: An escaped surrogate: the only way JSON text read from the database can hold one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _no_lone_surrogate(value: Any) -> None:
+    strings = [value] if isinstance(value, str) else []
+    stack = [] if strings else [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            strings.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            strings.append(item)
+    for string in strings:
+        try:
+            string.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds half of a surrogate pair, which is no text") from None
 
 
 def _members_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -596,16 +626,19 @@ class Connections:
         except DatabaseError as exc:  # a damaged database, or a server's refusal
             raise database_error(exc) from exc
 
-    def unreadable(self, error: BaseException) -> StorageError:
-        """The :class:`StorageError` for a read the driver refused with *error*.  When it refused a
-        value that is not UTF-8 text (SQLite stores any bytes as text), the rows holding such
-        values are found and named: the driver names only the column."""
+    def unreadable(self, error: BaseException) -> EvidenceError:
+        """The error for a read the driver refused with *error*: a :class:`StorageError` (the
+        database cannot be read for the moment), or, when it refused a value that is not UTF-8
+        text (SQLite stores any bytes as text), a :class:`CatalogDatabaseError` naming the rows
+        that hold such values (the driver names only the column), which it keeps for ``verify``."""
         reason = first_line(error)
         if "UTF-8" in reason:
-            from evidence_catalog.store.undecodable import described, undecodable_values
+            from evidence_catalog.store.undecodable import UndecodableError, described, undecodable_values
 
-            with suppress(Exception):  # the driver's own words, if the rows cannot be found
-                reason = described(undecodable_values(self.engine)) or reason
+            with suppress(Exception):  # else the driver's own words
+                values = undecodable_values(self.engine)
+                if values:
+                    return UndecodableError(f"catalog database cannot be read ({described(values)})", values)
         return StorageError(f"catalog database could not be read ({reason})")
 
     @contextmanager

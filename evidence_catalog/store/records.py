@@ -50,6 +50,11 @@ _RECORD_CHILDREN = (
 )
 
 
+def _shown(value: object) -> str:
+    """A value of a row as a finding shows it: text as it is, anything else by its ``repr``."""
+    return value if isinstance(value, str) and value.strip() == value and value.isprintable() and value else repr(value)
+
+
 def no_record(record_id: str, *, where: str | None = None) -> NotFoundError:
     """The error for a record id no record has: one message wherever a record is looked for."""
     return NotFoundError(f"no record with id {record_id}", where=where)
@@ -470,19 +475,21 @@ class Records(Connections):
             after = ids[-1]
 
     def orphan_rows(self, session: Session) -> list[tuple[str, str, str]]:
-        """Rows that belong to a record the catalog does not hold: ``(table, the row's key,
-        record id)``.  No record read meets them, but look-ups do: a report row's identity
-        makes an ingest take that post as held already, an acquisition's an earlier capture."""
+        """Rows that belong to a record the catalog does not hold (or to none: a ``NULL`` where a
+        schema edited by hand allows one): ``(table, the row's key, record id)``, each shown as
+        text (a value of another type by its ``repr``).  No record read meets them, but look-ups
+        do: a report row's identity makes an ingest take that post as held already, an
+        acquisition's an earlier capture."""
         found: list[tuple[str, str, str]] = []
         records = table_of(RecordRow)
         for row_type, key in _RECORD_CHILDREN:
             table = table_of(row_type)
             held = sa.select(records.c.id).where(records.c.id == table.c.record_id).exists()
-            # The record ids alone first: an index holds them, the rows are read only for orphans.
-            missing = execute(session, sa.select(table.c.record_id).where(~held).distinct()).scalars().all()
-            for chunk in chunks(sorted(missing)):
-                query = sa.select(table.c[key].label("own"), table.c.record_id).where(table.c.record_id.in_(chunk))
-                found.extend(sorted((table.name, str(row.own), str(row.record_id)) for row in execute(session, query)))
+            # Whether there are any, from the index of record ids alone; then the rows themselves.
+            if execute(session, sa.select(table.c.record_id).where(~held).limit(1)).first() is None:
+                continue
+            rows = execute(session, sa.select(table.c[key], table.c.record_id).where(~held))
+            found.extend(sorted(((table.name, _shown(own), _shown(record_id)) for own, record_id in map(tuple, rows))))
         return found
 
 
@@ -560,7 +567,7 @@ def _record_rows(session: Session, ids: list[str], *, span: bool = False, index:
         if row.record_id in wanted:
             found.tags[row.record_id].append(row.tag)
     parts = (
-        sa.select(part.c.record_id, part.c.kind, part.c.body, *((part.c.identity,) if index else ()))
+        sa.select(part.c.record_id, part.c.kind, part.c.body, *((part.c.identity, part.c.id) if index else ()))
         .where(among(part.c.record_id))
         .order_by(part.c.record_id, part.c.kind, part.c.position)
     )
@@ -590,8 +597,9 @@ def _check_index(
 ) -> None:
     """:class:`ValidationError` naming the first acquisition of *record* (built from *rows*, in
     their order) whose indexed columns are not what its body says, or the first of its parts
-    (built from *parts*, in their order) whose ``identity`` is not its body's (what an ingest
-    looks a report up by: another would make an item seem new, or seem held already); with
+    (built from *parts*, in their order) whose ``identity`` or ``id`` is not its body's (what an
+    ingest looks a report up by: another would make an item seem new, or seem held already; what
+    ``link`` and ``search`` find a part by); with
     *seqs* (the events that logged its acquisitions, in order, as the log's replay says), each
     acquisition's ``custody_seq`` too (what the look-up of an earlier capture takes the newest
     by)."""
@@ -600,10 +608,13 @@ def _check_index(
         field = _PART_FIELDS[row.kind]
         index = taken[field] = taken.get(field, -1) + 1
         built = getattr(record, field)[index]
-        wanted = getattr(built, "identity", None)
-        if row.identity != wanted or type(row.identity) is not type(wanted):
+        wanted, own = getattr(built, "identity", None), getattr(built, "id", None)
+        differing = [] if row.identity == wanted and type(row.identity) is type(wanted) else ["identity"]
+        if own is not None and (row.id != own or type(row.id) is not type(own)):  # what link and search find it by
+            differing.append("id")
+        if differing:
             raise ValidationError(
-                f"{row.kind} {getattr(built, 'id', '')}: its row does not say what its body says (identity)",
+                f"{row.kind} {own or ''}: its row does not say what its body says ({', '.join(differing)})",
                 where=f"record {record.id}",
             )
     logged = None if seqs is None else list(seqs)

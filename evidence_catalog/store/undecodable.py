@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
+from evidence_catalog.errors import CatalogDatabaseError
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -28,6 +30,14 @@ _NAMES = {
     "checkpoint": lambda key, row: f"checkpoint {key['id']}",
     "merkle_node": lambda key, row: f"Merkle tree node {key['idx']} of level {key['level']}",
 }
+
+
+class UndecodableError(CatalogDatabaseError):
+    """A read met values that are not UTF-8 text: :attr:`values` are all of them."""
+
+    def __init__(self, message: str, values: list[UndecodableValue]) -> None:
+        super().__init__(message)
+        self.values = values
 
 
 @frozen
