@@ -135,3 +135,22 @@ def test_a_subclass_of_datetime_is_converted_as_before() -> None:
 
     with pytest.raises(ModelError, match="no time zone"):
         model.to_utc(Unzoned(2020, 1, 1, tzinfo=dt.UTC))
+
+
+LONE = st.integers(0xD800, 0xDFFF).map(chr)
+
+
+@given(JSON_VALUES, LONE, st.sampled_from(["key", "value"]), st.sampled_from(["str", "raw", "utf-8", "utf-16"]))
+def test_half_a_surrogate_pair_anywhere_is_refused(value: Any, lone: str, where: str, form: str) -> None:
+    # Escaped: the only way JSON text stored as UTF-8 can hold one ("raw": a caller's own str).
+    # json.loads takes it; no writer of UTF-8, nor of canonical JSON, can write it out again.
+    hidden = {"x": [value, {lone: 1} if where == "key" else {"k": "a" + lone}]}
+    text = json.dumps(hidden, ensure_ascii=form != "raw")
+    with pytest.raises(ValueError, match="surrogate"):
+        strict_json(text if form in ("str", "raw") else text.encode(form))
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF), min_size=1, max_size=5))
+def test_whole_surrogate_pairs_escaped_are_text(value: str) -> None:
+    text = json.dumps({"k": value})  # ensure_ascii: each character beyond the BMP as an escaped pair
+    assert strict_json(text) == {"k": value} == json.loads(text)

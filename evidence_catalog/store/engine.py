@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import operator
 import os
-import re
 import sqlite3
 import threading
 import urllib.parse
@@ -33,6 +32,8 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session
 
 from evidence_catalog.errors import CatalogDatabaseError, CatalogError, CatalogVersionError, EvidenceError, StorageError
+from evidence_catalog.store.jsontext import _members_once as _members_once  # (tests)
+from evidence_catalog.store.jsontext import strict_json as strict_json
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -215,54 +216,6 @@ def database_errors(error: Callable[[str], EvidenceError]) -> Iterator[None]:
         yield
     except DatabaseError as exc:
         raise error(str(exc.orig)) from exc
-
-
-def strict_json(text: str | bytes) -> Any:
-    """The JSON *text* holds, refusing (``ValueError``) an object that names a member twice:
-    Python keeps the last of them, SQLite's ``json_extract`` the first, so stored JSON that
-    reads two ways is damaged, not what was written (how every JSON column is read); and a
-    string holding half of a surrogate pair (``"\\ud800"``), which no text is and which every
-    writer of JSON or UTF-8 refuses later."""
-    if type(text) is str and not text.startswith("\ufeff"):
-        value = _STRICT.decode(text)  # what json.loads does with such text, without a new decoder each time
-    else:
-        value = json.loads(text, object_pairs_hook=_members_once)
-    if _SURROGATE_ESCAPE.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
-        _no_lone_surrogate(value)
-    return value
-
-
-#: An escaped surrogate: the only way JSON text read from the database can hold one.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _no_lone_surrogate(value: Any) -> None:
-    strings = [value] if isinstance(value, str) else []
-    stack = [] if strings else [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            strings.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            strings.append(item)
-    for string in strings:
-        try:
-            string.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("a string holds half of a surrogate pair, which is no text") from None
-
-
-def _members_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        raise ValueError("a member is written twice")
-    return found
-
-
-_STRICT = json.JSONDecoder(object_pairs_hook=_members_once)
 
 
 def _make_engine(url: str | sa.URL, *, read_only: bool = False) -> sa.Engine:
