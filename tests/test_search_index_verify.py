@@ -11,7 +11,9 @@ of a part that is no report are named.  (The words of the full-text index are no
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -257,3 +259,40 @@ def test_a_document_taken_out_with_other_words_than_it_holds_is_named(filled: Ca
     num, _ = _words_of(filled, report_id)
     run_sql(filled, "insert into report_fts(report_fts, rowid, body) values ('delete', :n, 'other words')", {"n": num})
     assert named(filled) == ({report_id}, set())
+
+
+def test_a_changed_search_time_of_a_dated_report_is_named(catalog: Catalog, tmp_path: Path) -> None:
+    # The time --since compares is the report's own (published, else updated) where it has one;
+    # a report without one is searched by when it was found, which it does not hold: not compared.
+    from .test_ingest import ATOM, RSS
+
+    for name, text in (("monitor.rss", RSS), ("desk.atom", ATOM)):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        catalog.ingest(tmp_path / name)
+    assert catalog.verify(record_event=False, remember=False).ok
+    dated = {r.id: r for _, (_, r) in _every_report(catalog).items() if r.published_at or r.updated_at}
+    assert len(dated) == 2
+    assert len(catalog.search("", since="2025-05-05")) == 3
+    target = sorted(dated)[0]
+    run_sql(
+        catalog, "update report_index set at = :at where part_id = :p", {"at": dt.datetime(2020, 1, 1), "p": target}
+    )
+    assert target not in {h.report.id for h in catalog.search("", since="2025-05-05")}  # what the edit does
+    disagreeing, unlogged = named(catalog)
+    assert (disagreeing, unlogged) == ({target}, set())
+
+
+def _every_report(catalog: Catalog) -> dict[str, tuple[str, Any]]:
+    return {r.id: (i, r) for i in catalog.record_ids() for r in catalog.record(i).reports}
+
+
+@pytest.mark.sqlite_only
+def test_the_same_instant_written_as_other_text_is_named(catalog: Catalog, tmp_path: Path) -> None:
+    # SQLite compares the stored text with --since's: "T" for " " sorts after every time that day.
+    from .test_ingest import RSS
+
+    (tmp_path / "monitor.rss").write_text(RSS, encoding="utf-8")
+    catalog.ingest(tmp_path / "monitor.rss")
+    [(part_id, at)] = run_sql(catalog, "select part_id, at from report_index where at like '2025-05-05%'")
+    run_sql(catalog, "update report_index set at = :at where part_id = :p", {"at": at.replace(" ", "T"), "p": part_id})
+    assert named(catalog) == ({part_id}, set())

@@ -20,6 +20,7 @@ not compared: it orders hits, it does not choose them.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 from collections.abc import Sequence
@@ -54,11 +55,15 @@ class IndexCheck:
         numbers: dict[str, int] = {}
         held: dict[str, set[tuple[Any, Any]]] = {}
         differ: dict[str, list[str]] = {}
+        times: dict[str, Any] = {}
         for ids in chunks([report.id for report in reports]):
-            query = sa.select(index.c.part_id, index.c.num).where(index.c.part_id.in_(ids))
+            # The time as stored: SQLite compares its text with --since's, whatever it parses to.
+            at = sa.type_coerce(index.c.at, sa.String) if self.sqlite else index.c.at
+            query = sa.select(index.c.part_id, index.c.num, at).where(index.c.part_id.in_(ids))
             for row in execute(self.session, query):
-                part_id, num = tuple(row)
+                part_id, num, when = tuple(row)
                 numbers[str(part_id)] = num
+                times[str(part_id)] = when
             query = sa.select(terms.c.part_id, terms.c.kind, terms.c.value).where(terms.c.part_id.in_(ids))
             for row in execute(self.session, query):
                 part_id, kind, value = tuple(row)
@@ -76,6 +81,9 @@ class IndexCheck:
             if expected - kept:
                 how.append(f"its filter terms missing: {_said(expected - kept)}")
             how.extend(differ.get(report.id, ()))
+            stated = report.published_at or report.updated_at  # else the time it was found: not in it
+            if num is not None and stated is not None and not self._same_time(times[report.id], stated):
+                how.append("its time in report_index (what --since compares) is not the time it states")
             if num is not None and self.sqlite:
                 words = fts_body(report).split(" ")
                 self._expected[num] = self._digest(" ".join(f"{at}:{word}" for at, word in enumerate(words) if word))
@@ -83,6 +91,13 @@ class IndexCheck:
             if how:
                 found.append((report.id, "; ".join(how)))
         return found
+
+    def _same_time(self, stored: Any, stated: dt.datetime) -> bool:
+        """Whether *stored* is what indexing writes for *stated*: on SQLite the very text
+        SQLAlchemy writes (searches compare the text), on PostgreSQL the same instant."""
+        if self.sqlite:
+            return bool(stored == stated.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        return isinstance(stored, dt.datetime) and stored == stated
 
     def finish(self) -> list[tuple[bool, str, str]]:
         """What no page could see, each as ``(unlogged, subject, reason)``: rows of the index for a
