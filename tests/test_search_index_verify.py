@@ -11,7 +11,9 @@ of a part that is no report are named.  (The words of the full-text index are no
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +298,81 @@ def test_the_same_instant_written_as_other_text_is_named(catalog: Catalog, tmp_p
     [(part_id, at)] = run_sql(catalog, "select part_id, at from report_index where at like '2025-05-05%'")
     run_sql(catalog, "update report_index set at = :at where part_id = :p", {"at": at.replace(" ", "T"), "p": part_id})
     assert named(catalog) == ({part_id}, set())
+
+
+def test_words_longer_than_fts5_keeps_are_no_false_alarm(catalog: Catalog, tmp_path: Path) -> None:
+    # FTS5 keeps a word's first 32 KiB, cut inside a character where it falls there (a review
+    # found verify calling such a report changed, and failing on the cut bytes).
+    for name, word in (("ascii", "y" * 33_000), ("hangul", "\u3131" * 11_000), ("cyrillic", "ж" * 17_000)):
+        text = f"long {word} tail"
+        (tmp_path / f"{name}.txt").write_text(f"Feed X (Telegram)\n{text}\n{text}\n", encoding="utf-8")
+        catalog.ingest(tmp_path / f"{name}.txt")
+    assert catalog.verify(record_event=False, remember=False).ok
+
+
+def _sqlite(catalog: Catalog) -> sqlite3.Connection:
+    return sqlite3.connect(catalog.path / "catalog.db", isolation_level=None)
+
+
+def _define(db: sqlite3.Connection, table: str, sql: str) -> None:
+    db.execute("PRAGMA writable_schema = ON")
+    db.execute("update sqlite_schema set sql = ? where name = ?", (sql, table))
+    db.execute("PRAGMA writable_schema = OFF")
+
+
+@pytest.mark.sqlite_only
+def test_another_tokenizer_written_into_the_schema_is_named(filled: Catalog) -> None:
+    # The stored words stay; the words of a search are split otherwise, and find nothing.
+    with contextlib.closing(_sqlite(filled)) as db:
+        _define(
+            db, "report_fts", "CREATE VIRTUAL TABLE report_fts USING fts5(body, content='', tokenize='porter ascii')"
+        )
+    report = filled.verify(record_event=False, remember=False)
+    [found] = report.findings
+    assert isinstance(found, EntryUnreadable) and "is not defined as indexing made it" in found.reason
+
+
+@pytest.mark.sqlite_only
+def test_a_document_of_one_word_spelling_the_listed_words_is_named(filled: Catalog) -> None:
+    # A review wrote a single term "post 1:1 2:shelling ..." (a tokenizer that keeps spaces and
+    # colons, put in the schema for the write and taken out again): it read back as the very
+    # "position:word" list the first version digested.  Each word is now listed with its length.
+    report_id = sorted(reports(filled))[0]
+    num, body = _words_of(filled, report_id)
+    words = body.split(" ")
+    with contextlib.closing(_sqlite(filled)) as db:
+        db.execute("insert into report_fts(report_fts, rowid, body) values ('delete', ?, ?)", (num, body))
+        kept = "CREATE VIRTUAL TABLE report_fts USING fts5(body, content='', tokenize='ascii')"
+        _define(db, "report_fts", kept.replace("'ascii'", "\"ascii tokenchars ' :'\""))
+    with contextlib.closing(_sqlite(filled)) as db:
+        forged = words[0] + "".join(f" {at}:{len(word.encode())}:{word}" for at, word in enumerate(words) if at)
+        db.execute("insert into report_fts(rowid, body) values (?, ?)", (num, forged))
+        _define(db, "report_fts", kept)
+    with contextlib.closing(_sqlite(filled)) as db:
+        db.execute("update report_fts_docsize set sz = ? where id = ?", (bytes([len(words)]), num))
+    assert named(filled) == ({report_id}, set())
+
+
+@pytest.mark.sqlite_only
+def test_a_second_index_row_for_a_report_is_named(filled: Catalog) -> None:
+    # UNIQUE(part_id) taken out of the schema text, then a second row for a report under another
+    # number, whose document holds a word the report does not: search lists it for that word.
+    report_id = sorted(reports(filled))[0]
+    with contextlib.closing(_sqlite(filled)) as db:
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute("update sqlite_schema set sql = replace(sql, 'UNIQUE (part_id), ', '') where name = 'report_index'")
+        db.execute(
+            "update sqlite_schema set name = 'ix_report_index_part',"
+            " sql = 'CREATE INDEX ix_report_index_part ON report_index (part_id)'"
+            " where name = 'sqlite_autoindex_report_index_1'"
+        )
+        db.execute("PRAGMA writable_schema = OFF")
+    with contextlib.closing(_sqlite(filled)) as db:
+        db.execute(
+            "insert into report_index (num, part_id, at) select -1, part_id, at from report_index where part_id = ?",
+            (report_id,),
+        )
+        db.execute("insert into report_fts(rowid, body) values (-1, 'journalist massacre')")
+    assert report_id in {h.report.id for h in filled.search("massacre")}  # what the edit does
+    disagreeing, unlogged = named(filled)
+    assert f"a second report_index row of report {report_id}" in unlogged and report_id in disagreeing

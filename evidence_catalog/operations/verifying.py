@@ -461,6 +461,9 @@ def verify_log_and_records(
                 differing = tuple(name for name in _RECORD_FIELDS if getattr(actual, name) != getattr(expected, name))
                 if differing:
                     findings.append(RecordMismatch(record_id=record_id, fields=differing))
+        for record_id, actual in page:
+            if isinstance(actual, EvidenceError):
+                search_index.unreadable(record_id)
         reports = [(i, r) for i, actual in page if not isinstance(actual, EvidenceError) for r in actual.reports]
         if reports:  # the search index, held to the reports as the database holds them
             owner = {r.id: i for i, r in reports}

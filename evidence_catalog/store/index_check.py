@@ -20,9 +20,11 @@ not compared: it orders hits, it does not choose them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,9 +33,12 @@ from sqlmodel import Session
 
 from evidence_catalog import model
 from evidence_catalog.store.engine import chunks, execute, table_of
-from evidence_catalog.store.search import FTS_TABLE, lexemes_literal, report_terms, word_repeats
+from evidence_catalog.store.search import FTS_CREATE, FTS_TABLE, lexemes_literal, report_terms, word_repeats
 from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow
 from evidence_catalog.store.words import fts_body, report_words, word_tokens
+
+#: The most bytes of a word FTS5 keeps (``FTS5_MAX_TOKEN_SIZE``): a longer word is kept cut there.
+FTS_MAX_TOKEN = 32768
 
 
 class IndexCheck:
@@ -47,6 +52,8 @@ class IndexCheck:
         self._expected: dict[int, bytes] = {}
         #: And the number of its words, which FTS5 keeps apart (``docsize``) for ranking.
         self._counts: dict[int, int] = {}
+        #: Records that could not be read, whose reports were not compared.
+        self._unread: set[str] = set()
 
     def page(self, reports: Sequence[model.Report]) -> list[tuple[str, str]]:
         """``(report id, how)`` for each of *reports* whose index rows are not the ones indexing
@@ -85,9 +92,10 @@ class IndexCheck:
             if num is not None and stated is not None and not self._same_time(times[report.id], stated):
                 how.append("its time in report_index (what --since compares) is not the time it states")
             if num is not None and self.sqlite:
-                words = fts_body(report).split(" ")
-                self._expected[num] = self._digest(" ".join(f"{at}:{word}" for at, word in enumerate(words) if word))
-                self._counts[num] = sum(1 for word in words if word)
+                words = [word.encode()[:FTS_MAX_TOKEN] for word in fts_body(report).split(" ") if word]
+                listed = b" ".join(b"%d:%d:%s" % (at, len(word), word) for at, word in enumerate(words))
+                self._expected[num] = self._digest(listed)
+                self._counts[num] = len(words)
             if how:
                 found.append((report.id, "; ".join(how)))
         return found
@@ -99,29 +107,76 @@ class IndexCheck:
             return bool(stored == stated.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
         return isinstance(stored, dt.datetime) and stored == stated
 
+    def unreadable(self, record_id: str) -> None:
+        """Say that *record_id* could not be read: its reports' documents are not compared."""
+        self._unread.add(record_id)
+
     def finish(self) -> list[tuple[bool, str, str]]:
         """What no page could see, each as ``(unlogged, subject, reason)``: rows of the index for a
-        part that is no report (unlogged), and on SQLite each FTS5 document whose words are not
-        its report's, or that no report's row numbers."""
-        part = table_of(RecordPartRow)
+        part that is no report, or a second row for one (unlogged), and on SQLite the FTS5
+        table: its definition, its own consistency, and each document whose words are not its
+        report's, or that no report's row numbers."""
+        part, index = table_of(RecordPartRow), table_of(ReportIndexRow)
         found: list[tuple[bool, str, str]] = []
-        for table in (table_of(ReportIndexRow), table_of(ReportTermRow)):
+        for table in (index, table_of(ReportTermRow)):
             report = sa.select(part.c.id).where(part.c.id == table.c.part_id, part.c.kind == "report").exists()
             stray = execute(self.session, sa.select(table.c.part_id).where(~report).distinct()).scalars().all()
             found.extend(
                 (True, f"{table.name} row of part {part_id} (which is no report the catalog holds)", "it")
-                for part_id in sorted(stray, key=str)
+                for part_id in sorted(stray, key=repr)
             )
+        twice = sa.select(index.c.part_id).group_by(index.c.part_id).having(sa.func.count() > 1)
+        found.extend(
+            (True, f"a second report_index row of report {part_id}", "it")
+            for part_id in sorted(execute(self.session, twice).scalars().all(), key=repr)
+        )
         if self.sqlite:
-            found.extend(self._fts_documents())
+            try:
+                found.extend(self._fts_table())
+                found.extend(self._fts_documents())
+            except (sa.exc.DatabaseError, UnicodeDecodeError, ValueError, TypeError) as exc:
+                reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                found.append((False, f"the search index's full-text table {FTS_TABLE}", f"it cannot be read: {reason}"))
         return found
 
     # -- SQLite's FTS5 table ------------------------------------------------------------------
 
-    def _digest(self, words: str) -> bytes:
-        """The keyed digest of a document's words written as ``position:word`` in the order of
-        their positions, one space between them."""
-        return hashlib.blake2b(words.encode("utf-8", "surrogatepass"), digest_size=16, key=self._key).digest()
+    def _digest(self, words: bytes) -> bytes:
+        """The keyed digest of a document's words, each as ``position:length:word`` (its length
+        in bytes: no word can pass for several), in the order of their positions."""
+        return hashlib.blake2b(words, digest_size=16, key=self._key).digest()
+
+    def _fts_table(self) -> list[tuple[bool, str, str]]:
+        """The FTS5 table's definition (another tokenizer finds other words in what it is
+        given) and FTS5's own check of its index (an edited page index hides words from
+        every look-up while each word still reads back)."""
+        connection = self.session.connection()
+        subject = f"the search index's full-text table {FTS_TABLE}"
+        [sql] = connection.exec_driver_sql(
+            "SELECT coalesce((SELECT sql FROM sqlite_schema WHERE name = ?), '')", (FTS_TABLE,)
+        ).one()
+        if sql != FTS_CREATE.replace(" IF NOT EXISTS", ""):
+            return [(False, subject, f"it is not defined as indexing made it ({sql or 'missing'})")]
+        # The check writes nothing, but SQLite runs it as a write: on a connection of its own,
+        # rolled back; a catalog that cannot be written is not checked this way.
+        bind = self.session.get_bind()
+        raw = (bind if isinstance(bind, sa.Engine) else bind.engine).raw_connection()
+        try:
+            try:
+                raw.execute("BEGIN")
+                raw.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('integrity-check')")
+            except sqlite3.OperationalError as exc:
+                if "readonly" in str(exc) or "read-only" in str(exc) or "locked" in str(exc):
+                    return []
+                return [(False, subject, f"FTS5's own check of it fails ({exc})")]
+            except sqlite3.DatabaseError as exc:
+                return [(False, subject, f"FTS5's own check of it fails ({exc})")]
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    raw.execute("ROLLBACK")
+        finally:
+            raw.close()
+        return []
 
     def _fts_documents(self) -> list[tuple[bool, str, str]]:
         part = table_of(RecordPartRow)
@@ -129,31 +184,39 @@ class IndexCheck:
         connection.exec_driver_sql(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.ec_fts_words USING fts5vocab(main, {FTS_TABLE}, instance)"
         )
-        stored: dict[int, bytes] = {}
-        digest = self._digest
         try:
-            # SQLite joins each document's words (in C); in the order of their positions as the
+            # SQLite joins each document's words (in C), as bytes (FTS5 keeps a word's first
+            # 32 KiB, which may end inside a character); in the order of their positions as the
             # inner query sorts them, which an aggregate need not keep: a document whose words do
             # not match is put in that order here and compared again.
             rows = connection.exec_driver_sql(
-                "SELECT doc, group_concat(\"offset\" || ':' || term, ' ') FROM"
-                ' (SELECT doc, term, "offset" FROM temp.ec_fts_words ORDER BY doc, "offset") GROUP BY doc'
-            )
-            expected = self._expected
-            for doc, words in rows:
-                made = digest(words)
-                if made != expected.get(doc):
-                    made = digest(" ".join(sorted(words.split(" "), key=_position)))
-                stored[doc] = made
+                "SELECT doc, count(*), CAST(group_concat(\"offset\" || ':' || length(CAST(term AS BLOB)) || ':'"
+                " || CAST(term AS BLOB), ' ') AS BLOB) FROM (SELECT doc, term, \"offset\" FROM temp.ec_fts_words"
+                ' ORDER BY doc, "offset") GROUP BY doc'
+            ).all()
         finally:
             connection.exec_driver_sql("DROP TABLE IF EXISTS temp.ec_fts_words")
+        stored: dict[int, bytes] = {}
+        instances: dict[int, int] = {}
+        digest, expected = self._digest, self._expected
+        for doc, count, words in rows:
+            if not isinstance(words, bytes):
+                raise ValueError(f"document {doc} has no words with positions (detail=full)")
+            made = digest(words)
+            if made != expected.get(doc):
+                in_order: list[bytes] = sorted(_items(words), key=_position)
+                made = digest(b" ".join(in_order))
+            stored[doc], instances[doc] = made, count
         # A document taken out with other words than it holds keeps its words and loses its size
         # (and every search that meets it fails as "malformed"): the sizes are compared too.
-        rows = connection.exec_driver_sql(f"SELECT id, sz FROM {FTS_TABLE}_docsize")
-        sizes = {doc: _varint(size) for doc, size in rows}
-        none = digest("")  # a document without words has none to list
+        sizes = {
+            doc: _varint(size) for doc, size in connection.exec_driver_sql(f"SELECT id, sz FROM {FTS_TABLE}_docsize")
+        }
+        none = digest(b"")  # a document without words has none to list
         wrong = {num for num, made in expected.items() if stored.get(num, none) != made}
-        wrong.update(num for num, count in self._counts.items() if sizes.get(num) != count)
+        wrong.update(
+            num for num, count in self._counts.items() if sizes.get(num) != count or instances.get(num, 0) != count
+        )
         wrong.update(doc for doc in (*stored, *sizes) if doc not in expected)
         if not wrong:
             return []
@@ -171,7 +234,7 @@ class IndexCheck:
                 owners[num] = (str(report_id), str(record_id))
         found: list[tuple[bool, str, str]] = []
         for num in sorted(wrong):
-            if num not in expected and num in owners:
+            if num not in expected and num in owners and owners[num][1] in self._unread:
                 continue  # a report of a record that could not be read, which is a finding already
             if num in owners:
                 report_id, record_id = owners[num]
@@ -219,11 +282,21 @@ class IndexCheck:
         return found
 
 
-def _position(word: str) -> int:
-    """The position of a ``position:word`` item (words hold no ASCII punctuation: FTS5's
-    ``ascii`` tokenizer splits them there)."""
-    at, _, _ = word.partition(":")
-    return int(at) if at.isdigit() else -1
+def _items(words: bytes) -> list[bytes]:
+    """The ``position:length:word`` items of a document's joined words, read by their lengths."""
+    items: list[bytes] = []
+    at = 0
+    while at < len(words):
+        first = words.index(b":", at)
+        second = words.index(b":", first + 1)
+        end = second + 1 + int(words[first + 1 : second])
+        items.append(words[at:end])
+        at = end + 1  # the space between two items
+    return items
+
+
+def _position(item: bytes) -> int:
+    return int(item.partition(b":")[0])
 
 
 def _varint(data: object) -> int:
