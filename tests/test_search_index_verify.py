@@ -376,3 +376,15 @@ def test_a_second_index_row_for_a_report_is_named(filled: Catalog) -> None:
     assert report_id in {h.report.id for h in filled.search("massacre")}  # what the edit does
     disagreeing, unlogged = named(filled)
     assert f"a second report_index row of report {report_id}" in unlogged and report_id in disagreeing
+
+
+def test_a_report_with_no_word_twice_is_no_false_alarm(catalog: Catalog, tmp_path: Path) -> None:
+    # PostgreSQL keeps "no repeated word" as JSON null, which the first version of the check took
+    # for something other than SQL's NULL (found by the CI run on PostgreSQL).
+    feed = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel><title>P</title>'
+        "<item><title>New berths at the quay</title><guid>g</guid></item></channel></rss>"
+    )
+    (tmp_path / "feed.rss").write_text(feed, encoding="utf-8")
+    catalog.ingest(tmp_path / "feed.rss")
+    assert catalog.verify(record_event=False, remember=False).ok
