@@ -258,11 +258,13 @@ class IndexCheck:
         found = []
         for chunk in (rows[at : at + 500] for at in range(0, len(rows), 500)):
             query = sa.text(
-                "SELECT i.part_id, i.words IS DISTINCT FROM e.words, i.lexemes IS DISTINCT FROM CAST(e.lexemes AS"
-                " tsvector), i.word_count IS DISTINCT FROM e.word_count, coalesce(i.word_repeats, 'null')"
-                " IS DISTINCT FROM coalesce(CAST(e.repeats AS jsonb), 'null') FROM report_index i JOIN unnest(CAST(:ids AS text[]), CAST(:words AS"
-                " text[]), CAST(:lexemes AS text[]), CAST(:counts AS integer[]), CAST(:repeats AS text[])) AS"
-                " e(part_id, words, lexemes, word_count, repeats) ON i.part_id = e.part_id"
+                "SELECT i.part_id, i.words IS DISTINCT FROM e.words,"
+                " i.lexemes IS DISTINCT FROM CAST(e.lexemes AS tsvector),"
+                " i.word_count IS DISTINCT FROM e.word_count,"
+                " coalesce(i.word_repeats, 'null') IS DISTINCT FROM coalesce(CAST(e.repeats AS jsonb), 'null')"
+                " FROM report_index i JOIN unnest(CAST(:ids AS text[]), CAST(:words AS text[]),"
+                " CAST(:lexemes AS text[]), CAST(:counts AS integer[]), CAST(:repeats AS text[]))"
+                " AS e(part_id, words, lexemes, word_count, repeats) ON i.part_id = e.part_id"
             )
             params = {
                 "ids": [r[0] for r in chunk],
