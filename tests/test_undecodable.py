@@ -218,3 +218,14 @@ def test_any_value_anywhere_that_is_not_utf8_is_named(
     assert not report.ok
     if report.events_checked == 0:
         assert any(isinstance(f, EntryUnreadable) and f.subject == named.subject for f in report.findings)
+
+
+def test_a_write_that_meets_the_value_names_it_and_changes_nothing(copy: Path) -> None:
+    with database(copy) as db:
+        [(rowid, record_id)] = db.execute(sa.text("select rowid, record_id from record_tag")).all()
+    damage(copy, "record_tag", "tag", rowid, b"school\xff")
+    with Catalog.open(copy, operator=OPERATOR) as catalog:
+        events = len(catalog.history())
+        with pytest.raises(CatalogDatabaseError, match=rf"record {record_id} \(record_tag row record_id"):
+            catalog.tag(record_id, ["east"])
+        assert len(catalog.history()) == events  # nothing was written

@@ -618,6 +618,8 @@ class Connections:
                         " Catalog), which end the transaction with a signed checkpoint; nothing was written"
                     )
         except OperationalError as exc:
+            if "UTF-8" in first_line(exc.orig):  # a damaged value met, not a write refused: named
+                raise self.unreadable(exc.orig or exc) from exc
             raise StorageError(f"catalog database could not be written ({exc.orig}); nothing was changed") from exc
         except DatabaseError as exc:
             # PostgreSQL: an account allowed only to read, or a read-only server or session.
