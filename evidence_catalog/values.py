@@ -221,6 +221,16 @@ def tags(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> Non
             raise ModelError(f"{attribute.name}: tag {tag!r} contains a control character")
 
 
+def is_text(text: str) -> bool:
+    """Whether *text* is text: it holds no half of a surrogate pair, which UTF-8 (and every
+    writer of JSON this library's output is read by) cannot hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def has_control_characters(text: str) -> bool:
     """C0 and C1 control characters and DEL: nothing a tag, a name or an address needs."""
     return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from evidence_catalog.errors import InputError
+from evidence_catalog.values import is_text
 
 #: The whole numbers RFC 8785 writes exactly lie strictly between -_SAFE and _SAFE.
 _SAFE = 2**53
@@ -84,12 +85,12 @@ def _surely_text(value: Any) -> bool:
         item = pop()
         kind = type(item)
         if kind is str:
-            if "\x00" in item or not (item.isascii() or _encodes(item)):
+            if "\x00" in item or not (item.isascii() or is_text(item)):
                 return False
         elif kind is dict:
             for key, member in item.items():
                 if type(key) is str:
-                    if "\x00" in key or not (key.isascii() or _encodes(key)):
+                    if "\x00" in key or not (key.isascii() or is_text(key)):
                         return False
                 elif isinstance(key, str):
                     return False
@@ -101,14 +102,6 @@ def _surely_text(value: Any) -> bool:
                 return False
         elif not (item is None or kind is bool or kind is float):
             return False
-    return True
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
     return True
 
 

@@ -42,6 +42,7 @@ import attrs
 
 from evidence_catalog import model
 from evidence_catalog.errors import InputError
+from evidence_catalog.values import is_text
 
 TOOL = "auto-archiver"
 #: The columns auto-archiver's csv_db writes (the fields of its ``Metadata`` dataclass).
@@ -189,7 +190,7 @@ def _why(exc: BaseException) -> str:
 
 def _value(node: ast.AST) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float | bool | type(None)):
-        if isinstance(node.value, str) and not _unicode(node.value):
+        if isinstance(node.value, str) and not is_text(node.value):
             raise _UnreadableError(f"holds text with a lone surrogate ({node.value[:60]!r}), which is no Unicode text")
         if isinstance(node.value, str) and "\x00" in node.value:  # PostgreSQL text cannot hold it
             raise _UnreadableError(f"holds a NUL character ({node.value[:60]!r}), which no catalog field can hold")
@@ -225,14 +226,6 @@ def _value(node: ast.AST) -> Any:
     raise _UnreadableError(
         f"holds {type(node).__name__.lower()} {ast.unparse(node)[:60]!r}, which auto-archiver never writes"
     )
-
-
-def _unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _dotted(node: ast.AST) -> str | None:

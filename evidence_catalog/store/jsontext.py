@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from evidence_catalog.values import is_text
+
 
 def strict_json(text: str | bytes) -> Any:
     """The JSON *text* holds, refusing (``ValueError``) an object that names a member twice:
@@ -18,7 +20,7 @@ def strict_json(text: str | bytes) -> Any:
     else:
         value = json.loads(text, object_pairs_hook=_members_once)
     if isinstance(text, str):  # escaped, or (from a caller, never from a driver) as it is
-        suspect = _SURROGATE_ESCAPE.search(text) is not None or not (text.isascii() or _encodes(text))
+        suspect = _SURROGATE_ESCAPE.search(text) is not None or not (text.isascii() or is_text(text))
     else:  # json.loads decodes bytes letting surrogates through
         suspect = True
     if suspect:
@@ -28,14 +30,6 @@ def strict_json(text: str | bytes) -> Any:
 
 #: An escaped surrogate: the only way JSON text read from a database can hold one.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _no_lone_surrogate(value: Any) -> None:
