@@ -452,6 +452,8 @@ def verify_log_and_records(
             offload.poll()
         for record_id, actual in page:
             checked += 1
+            if isinstance(actual, EvidenceError):
+                search_index.unreadable(record_id)  # its reports cannot be held to the index
             expected = expected_records.pop(record_id, None)
             if expected is None:
                 findings.append(UnloggedChange(subject=f"record {record_id}", what="its creation"))
@@ -461,9 +463,6 @@ def verify_log_and_records(
                 differing = tuple(name for name in _RECORD_FIELDS if getattr(actual, name) != getattr(expected, name))
                 if differing:
                     findings.append(RecordMismatch(record_id=record_id, fields=differing))
-        for record_id, actual in page:
-            if isinstance(actual, EvidenceError):
-                search_index.unreadable(record_id)
         reports = [(i, r) for i, actual in page if not isinstance(actual, EvidenceError) for r in actual.reports]
         if reports:  # the search index, held to the reports as the database holds them
             owner = {r.id: i for i, r in reports}
