@@ -142,8 +142,8 @@ def verify(
             allow_unsigned=allow_unsigned,
             deep=deep,
         )
-    except (StorageError, CatalogDatabaseError) as exc:
-        stopped = _undecodable(ctx, exc)
+    except CatalogDatabaseError as exc:
+        stopped = _undecodable(exc)
         if not stopped:
             raise
         report = VerificationReport(
@@ -154,19 +154,15 @@ def verify(
     return _logged(ctx, report)
 
 
-def _undecodable(ctx: Context, error: EvidenceError) -> list[Finding]:
-    """Findings for the values that are not UTF-8 text, when *error* is the driver refusing one
-    (empty otherwise: the error was something else)."""
-    from evidence_catalog.store.undecodable import UndecodableError, undecodable_values
+def _undecodable(error: CatalogDatabaseError) -> list[Finding]:
+    """Findings for the values that are not UTF-8 text, when *error* is a read that met them
+    (it names and keeps them: :meth:`~evidence_catalog.store.engine.Connections.unreadable`);
+    empty for any other error."""
+    from evidence_catalog.store.undecodable import UndecodableError
 
-    if isinstance(error, UndecodableError):
-        values = error.values  # found already, where the read failed
-    elif "UTF-8" in str(error):
-        values = undecodable_values(ctx.db.engine)
-    else:
+    if not isinstance(error, UndecodableError) or not error.values:
         return []
-    if not values:
-        return []
+    values = error.values
     findings: list[Finding] = [EntryUnreadable(subject=v.subject, reason=v.reason) for v in values]
     findings.append(
         EntryUnreadable(
