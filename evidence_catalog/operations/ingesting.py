@@ -4,13 +4,11 @@ report, all in one transaction; and then, if asked, the media those reports poin
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +162,7 @@ def ingest_file(
     created: list[str] = []
     presealing = Presealing()
     try:
-        with collector_paused():
+        with common.collections_paused():  # see there: an ingest keeps its objects to the end
             return ingest_stored(
                 ctx, file, where, format, tags, note, keep_going, started_at, fetched, created, presealing
             )
@@ -173,21 +171,6 @@ def ingest_file(
         raise
     finally:
         presealing.close()
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused while an ingest runs: it makes many objects (reports,
-    records, events, rows) and keeps them to the end, none in a cycle, and each collection of
-    the oldest generation walks them all again -- an eighth of an ingest's time, more the
-    larger it is.  The collector runs as before once the ingest is over, however it ends."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def ingest_stored(

@@ -1,0 +1,113 @@
+"""How an import runs its file checks (``importing._run_all``): a small file into a store on this
+machine on the calling thread (its work is the interpreter's, which threads would only take
+turns at), a large one on a thread, the first failure in order raised, none started after it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evidence_catalog import Catalog
+from evidence_catalog.operations import importing
+
+
+@attrs.frozen
+class _Check:
+    index: int
+    light: bool
+    fails: bool
+    slow: bool
+
+
+class _FailedError(Exception):
+    pass
+
+
+def _run(checks: list[_Check], workers: int) -> tuple[list[tuple[int, bool]], BaseException | None]:
+    """Run *checks* through ``_run_all``: which ran (index, on the calling thread?) and what it raised."""
+    ran: list[tuple[int, bool]] = []
+    lock = threading.Lock()
+    caller = threading.get_ident()
+
+    def run(check: _Check) -> None:
+        if check.slow:
+            time.sleep(0.002)
+        with lock:
+            ran.append((check.index, threading.get_ident() == caller))
+        if check.fails:
+            raise _FailedError(check.index)
+
+    try:
+        importing._run_all(checks, run, workers, on_this_thread=lambda check: check.light)
+    except _FailedError as exc:
+        return ran, exc
+    return ran, None
+
+
+_checks = st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), max_size=40).map(
+    lambda flags: [_Check(i, light, fails, slow) for i, (light, fails, slow) in enumerate(flags)]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(checks=_checks, workers=st.sampled_from([1, 2, 3]))
+def test_the_first_failure_in_order_is_raised_and_every_check_before_it_ran(checks: list[_Check], workers: int) -> None:
+    ran, raised = _run(checks, workers)
+    indices = [index for index, _ in ran]
+    assert len(indices) == len(set(indices))  # none twice
+    first = next((c.index for c in checks if c.fails), None)
+    if first is None:
+        assert raised is None and sorted(indices) == [c.index for c in checks]
+    else:
+        assert raised is not None and raised.args == (first,)
+        assert set(range(first + 1)) <= set(indices)  # every check up to the failure ran
+        # No check on this thread is started after one there failed (a thread's failure is seen
+        # when it is settled: this thread may go on meanwhile).
+        first_here = next((c.index for c in checks if c.fails and c.light), None)
+        if first_here is not None:
+            assert not [i for i in indices if i > first_here and checks[i].light]
+    if workers > 1 and len(checks) > 1:
+        assert all(on_caller == checks[index].light for index, on_caller in ran)
+    else:
+        assert all(on_caller for _, on_caller in ran)
+
+
+def test_an_interruption_on_the_calling_thread_is_raised_at_once() -> None:
+    """Ctrl-C during a check on the calling thread is not held until the queued checks ran: those
+    not started are dropped."""
+    started: list[int] = []
+
+    def run(check: _Check) -> None:
+        started.append(check.index)
+        if check.light:
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+
+    checks = [_Check(i, light=False, fails=False, slow=True) for i in range(30)] + [_Check(30, True, False, False)]
+    with pytest.raises(KeyboardInterrupt):
+        importing._run_all(checks, run, 2, on_this_thread=lambda check: check.light)
+    assert len(started) < len(checks)  # the queued heavy checks were cancelled, not all run
+
+
+@pytest.mark.parametrize(
+    ("size", "threaded"), [(4096, False), (importing.THREADED_BYTES - 1, False), (importing.THREADED_BYTES, True)]
+)
+def test_which_files_are_checked_on_a_thread(tmp_path: Path, size: int, threaded: bool) -> None:
+    """A file below THREADED_BYTES is the calling thread's on a store on this machine; a larger
+    one, or any file into object storage (whose round trips threads overlap), a thread's."""
+    Catalog.init(tmp_path / "c", operator="Test <t@example.org>")
+    catalog = Catalog.open(tmp_path / "c")
+    ctx: Any = catalog._ctx  # the operations' context
+    payload = tmp_path / "f.bin"
+    payload.write_bytes(b"\0" * size)
+    check = importing._FileCheck(payload, "data/f.bin", {}, None)
+    assert importing._interpreter_bound(ctx, check, {}) is not threaded
+    ctx.blobs.readers_per_cpu = 4  # as object storage says of itself
+    assert importing._interpreter_bound(ctx, check, {}) is False
