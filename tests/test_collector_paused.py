@@ -14,6 +14,7 @@ import pytest
 
 from evidence_catalog import Catalog, IntegrityError
 from evidence_catalog.operations import importing, ingesting, verifying
+from evidence_catalog.operations.exporting import ExportFormat
 from tests.test_digest import DIGEST
 
 
@@ -126,3 +127,15 @@ def test_verify_runs_with_collection_paused_and_collects_young_generations(
         assert not gc.isenabled() and collected == []  # turned off by the caller: left alone
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("format", ["prov", "json"])
+def test_an_export_to_a_file_runs_with_collection_paused(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, collector_on: None, format: ExportFormat
+) -> None:
+    from evidence_catalog.interchange import prov
+    from evidence_catalog.operations import exporting
+
+    catalog.add(_files(tmp_path / "in", 2))
+    seen = _seen_while(monkeypatch, prov if format == "prov" else exporting, f"write_{format}")
+    _paused_and_restored(lambda n: catalog.export(tmp_path / f"out{n}.{format}", format=format), seen)
