@@ -414,3 +414,25 @@ def test_a_worker_killed_with_events_in_the_pipe_leaves_the_verification_running
     last = script_result(_KILLED_VERIFY, str(tmp_path / "c"), timeout=120, what="the verification's process")
     assert last == '{"ok": true, "events": 1502}'
     assert time.monotonic() - started < 60
+
+
+def _worker_collector_state() -> tuple[bool, bool]:
+    """In a new interpreter: whether a verification's worker, forked while ``verify`` has the
+    collector paused, collects (and whether the forking process had it paused)."""
+    import gc
+
+    from evidence_catalog.operations.workers import forked_pool, stop_pool
+
+    gc.disable()  # as verify() has it while its workers are forked
+    pool = forked_pool(1, 60.0, verifying._worker_started, os.getpid())
+    assert pool is not None
+    try:
+        return pool.submit(gc.isenabled).result(timeout=60), gc.isenabled()
+    finally:
+        stop_pool(pool, kill=True, seconds=5.0)
+
+
+def test_a_verification_worker_collects_the_cycles_its_tasks_leave() -> None:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        in_worker, in_verifier = pool.submit(_worker_collector_state).result(timeout=120)
+    assert in_worker is True and in_verifier is False

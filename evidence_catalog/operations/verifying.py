@@ -547,6 +547,15 @@ TASK_TIMEOUT = 300.0
 _Result = TypeVar("_Result")
 
 
+def _worker_started(parent: int) -> None:
+    """A verification worker's first act: to die with the verification (:func:`die_with`), and
+    to collect the reference cycles its tasks leave, which :func:`verify` (paused while it
+    runs, and the worker forked so) would not, without ever walking what it was forked with."""
+    die_with(parent)
+    gc.freeze()
+    gc.enable()
+
+
 class _Offload:
     """The worker processes of one verification (see :func:`verify`): each event's document, hash
     and leaf (:func:`hashed_events` of chunks of the stored columns this process read, a few
@@ -608,7 +617,7 @@ class _Offload:
         key = id(object())
         # Inherited by the workers as they are forked.
         _READ[key] = multiprocessing.get_context("fork").Array("q", max(1, groups))
-        pool = forked_pool(cpus, TASK_TIMEOUT, die_with, os.getpid())
+        pool = forked_pool(cpus, TASK_TIMEOUT, _worker_started, os.getpid())
         if pool is None:  # no workers: everything is done in this process
             _READ.pop(key, None)
             return None
