@@ -134,21 +134,15 @@ def verify(
     catalog can be written (a read-only copy is still verified; ``logged`` tells which).
     """
     try:
-        # The replay holds every record the log makes until its row is read: each collection
-        # of the oldest generation walked them all again (a tenth of verifying 20,000 reports).
-        # What is left in reference cycles is collected young, a page and a chunk of the log
-        # at a time (verify_log_and_records).
-        with common.collections_paused() as paused:
-            report = _checked(
-                ctx,
-                collect=paused,
-                progress=progress,
-                workers=workers,
-                checkpoints=checkpoints,
-                remember=remember,
-                allow_unsigned=allow_unsigned,
-                deep=deep,
-            )
+        report = _checked(
+            ctx,
+            progress=progress,
+            workers=workers,
+            checkpoints=checkpoints,
+            remember=remember,
+            allow_unsigned=allow_unsigned,
+            deep=deep,
+        )
     except CatalogDatabaseError as exc:
         stopped = _undecodable(exc)
         if not stopped:
@@ -186,7 +180,6 @@ def _undecodable(error: CatalogDatabaseError) -> list[Finding]:
 def _checked(
     ctx: Context,
     *,
-    collect: bool = False,
     progress: ProgressCallback | None,
     workers: int | None,
     checkpoints: Sequence[tuple[str, str]],
@@ -250,9 +243,15 @@ def _checked(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             hashed = pool.map(check_blobs, [groups[i] for i in mine])
             try:
-                findings, events_checked, records_checked, unsigned = verify_log_and_records(
-                    ctx, session, given, pinned, chain, offload=offload, collect=collect
-                )
+                # The replay holds every record the log makes until its row is read: each
+                # collection of the oldest generation walked them all again (a tenth of
+                # verifying 20,000 reports).  What is left in reference cycles is collected
+                # young instead, a page and a chunk of the log at a time.  (Not while analyses
+                # are made again below: decoded media are large, and freed at once.)
+                with common.collections_paused() as paused:
+                    findings, events_checked, records_checked, unsigned = verify_log_and_records(
+                        ctx, session, given, pinned, chain, offload=offload, collect=paused
+                    )
                 by_group = offload.blob_findings() if offload is not None else {}
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # the files not started yet are not read for nothing
@@ -549,8 +548,9 @@ _Result = TypeVar("_Result")
 
 def _worker_started(parent: int) -> None:
     """A verification worker's first act: to die with the verification (:func:`die_with`), and
-    to collect the reference cycles its tasks leave, which :func:`verify` (paused while it
-    runs, and the worker forked so) would not, without ever walking what it was forked with."""
+    to collect the reference cycles its tasks leave -- also when it was forked with collection
+    paused or turned off -- without ever walking what it was forked with (the verifying
+    process's pages and replay)."""
     die_with(parent)
     gc.freeze()
     gc.enable()
