@@ -1321,7 +1321,7 @@ def test_a_file_whose_bytes_another_file_stored_early_is_not_read_again(
     machine)."""
     from concurrent.futures import Future
 
-    from evidence_catalog.operations import importing
+    from evidence_catalog.operations import importing_files
 
     class AtOnce:  # a pool that runs each job as it is submitted: the first file is stored first
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -1344,10 +1344,10 @@ def test_a_file_whose_bytes_another_file_stored_early_is_not_read_again(
         def __exit__(self, *args: object) -> None:
             pass
 
-    monkeypatch.setattr(importing, "EARLY_READ_BYTES", 0)
-    monkeypatch.setattr(importing, "ThreadPoolExecutor", AtOnce)
+    monkeypatch.setattr(importing_files, "EARLY_READ_BYTES", 0)
+    monkeypatch.setattr(importing_files, "ThreadPoolExecutor", AtOnce)
     reads: list[str] = []
-    store_file, check_file = importing._store_file, importing.check_payload_file
+    store_file, check_file = importing_files._store_file, importing_files.check_payload_file
 
     def stored(ctx: Any, path: Path, name: str, *args: Any) -> Any:
         reads.append(name)
@@ -1357,8 +1357,8 @@ def test_a_file_whose_bytes_another_file_stored_early_is_not_read_again(
         reads.append(name)
         check_file(name, *args, **kw)
 
-    monkeypatch.setattr(importing, "_store_file", stored)
-    monkeypatch.setattr(importing, "check_payload_file", checked)
+    monkeypatch.setattr(importing_files, "_store_file", stored)
+    monkeypatch.setattr(importing_files, "check_payload_file", checked)
     dest.import_records(source.bag)
     artifact_files = sorted(name for _, name in read_manifest(source.bag) if "/artifacts/" in name)
     names = [name.rsplit("/", 1)[-1] for name in artifact_files]
@@ -1376,20 +1376,21 @@ def test_a_bags_files_are_read_once_and_the_large_ones_before_its_records_are_re
     once: stored and checked against its manifests then, against what its record says once
     the records are read."""
     from evidence_catalog.interchange import importing as reading
-    from evidence_catalog.operations import importing
+    from evidence_catalog.operations import importing_files
 
-    monkeypatch.setattr(importing, "EARLY_READ_BYTES", early_bytes)
+    monkeypatch.setattr(importing_files, "EARLY_READ_BYTES", early_bytes)
     order: list[str] = []
     reads: list[str] = []
     record_from = reading.record_from
-    start = importing.EarlyFiles.start
-    store_file, check_file = importing._store_file, importing.check_payload_file  # every read of a file is one of these
+    start = importing_files.EarlyFiles.start
+    # Every read of a file is one of these:
+    store_file, check_file = importing_files._store_file, importing_files.check_payload_file
 
     def recording(document: Any, where: str) -> model.EvidenceRecord:
         order.append("record")
         return record_from(document, where)
 
-    def starting(self: importing.EarlyFiles, files: Any) -> None:
+    def starting(self: importing_files.EarlyFiles, files: Any) -> None:
         order.append("files")
         start(self, files)
 
@@ -1404,9 +1405,9 @@ def test_a_bags_files_are_read_once_and_the_large_ones_before_its_records_are_re
         check_file(name, *args, **kw)
 
     monkeypatch.setattr(reading, "record_from", recording)
-    monkeypatch.setattr(importing.EarlyFiles, "start", starting)
-    monkeypatch.setattr(importing, "_store_file", stored)
-    monkeypatch.setattr(importing, "check_payload_file", checked)
+    monkeypatch.setattr(importing_files.EarlyFiles, "start", starting)
+    monkeypatch.setattr(importing_files, "_store_file", stored)
+    monkeypatch.setattr(importing_files, "check_payload_file", checked)
     result = dest.import_records(source.bag)
     artifact_files = sorted(name for _, name in read_manifest(source.bag) if "/artifacts/" in name)
     assert sorted(reads) == artifact_files  # each once

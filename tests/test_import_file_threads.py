@@ -1,4 +1,4 @@
-"""How an import runs its file checks (``importing._run_all``): a small file into a store on this
+"""How an import runs its file checks (``importing_files._run_all``): a small file into a store on this
 machine on the calling thread (its work is the interpreter's, which threads would only take
 turns at), a large one on a thread, the first failure in order raised, none started after it."""
 
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog
-from evidence_catalog.operations import importing
+from evidence_catalog.operations import importing_files as importing
 
 
 @attrs.frozen

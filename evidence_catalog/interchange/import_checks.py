@@ -6,7 +6,7 @@ and :func:`check_artifact_bytes` reads an artifact's bytes again (digests, size,
 embedded metadata) and refuses one they contradict -- each naming the fields that differ
 (:func:`differences`).  Separate from :mod:`evidence_catalog.interchange.importing` (reading an
 export) because these compare what was read with what it claims to be; the importer
-(:mod:`evidence_catalog.operations.importing`) calls :func:`check_artifact_bytes` as it stores
+(:mod:`evidence_catalog.operations.importing_files`) calls :func:`check_artifact_bytes` as it stores
 each file.  Nothing here writes.
 """
 
