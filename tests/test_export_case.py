@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog, model
 from evidence_catalog.capture import CaptureOptions
 from evidence_catalog.errors import EvidenceError, InputError, ModelError
-from evidence_catalog.interchange.case import decimal_literal, facet_id, hash_id, node_id
+from evidence_catalog.interchange.case import NAMESPACE, decimal_literal, facet_id, hash_id, node_id, uuid5_text
 from evidence_catalog.interchange.redact import WITHHELD_MARK
 from tests.aa_rows import FIXTURE as AA_FIXTURE
 from tests.aa_rows import P as AA_PAGES
@@ -380,6 +380,22 @@ def test_ids_are_stable_end_in_a_uuid_and_differ_for_different_names(a: str, b: 
     assert UUID_END.search(node_id("File", a))
     assert (node_id("File", a) == node_id("File", b)) == (a == b)
     assert node_id("File", a) != node_id("URL", a)  # a class's nodes never share a UUID with another's
+
+
+@given(st.uuids(), st.text() | st.text(st.characters(exclude_categories=())))
+@example(uuid.NAMESPACE_URL, "\ud800")
+@example(uuid.NAMESPACE_URL, "")
+def test_uuid5_text_is_the_standard_librarys_uuid5(namespace: uuid.UUID, name: str) -> None:
+    """The node ids' UUIDs, made without UUID objects, are ``uuid.uuid5``'s, for any name (text
+    that UTF-8 cannot write, half of a surrogate pair, is refused by both alike)."""
+    try:
+        expected = str(uuid.uuid5(namespace, name))
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            uuid5_text(namespace.bytes, name)
+        return
+    assert uuid5_text(namespace.bytes, name) == expected
+    assert node_id("File", name) == f"kb:File-{uuid.uuid5(NAMESPACE, 'File:' + name)}"
 
 
 @given(st.binary(max_size=64))

@@ -27,6 +27,8 @@ so two exports of a record agree node for node.
 from __future__ import annotations
 
 import decimal
+import functools
+import hashlib
 import json
 import urllib.parse
 import uuid
@@ -44,6 +46,7 @@ CASE_VERSION = "1.5.0"
 KB = "urn:evidence-catalog:case:"
 #: The uuid5 namespace of the node ids (fixed: changing it changes every id).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:evidence-catalog:case")
+_NAMESPACE_BYTES = NAMESPACE.bytes
 OBSERVABLE = "https://ontology.unifiedcyberontology.org/uco/observable/"
 LOCATION = "https://ontology.unifiedcyberontology.org/uco/location/"
 CONTEXT = {
@@ -68,22 +71,40 @@ _CASE_UTILS_HASH = {uco: ours for ours, uco in HASH_NAMES.items()}
 # -- identifiers and literals -------------------------------------------------------------------
 
 
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """``str(uuid.uuid5(uuid.UUID(bytes=namespace), name))``, made without the two ``UUID``
+    objects (RFC 9562 section 5.5: SHA-1 of the namespace's 16 bytes and the name's UTF-8, its
+    first 16 bytes with the version, 5, and the variant set).  A CASE export names every node
+    so, several times a record; ``tests/test_export_case.py`` holds the two equal."""
+    made = bytearray(hashlib.sha1(namespace + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
+    made[6] = (made[6] & 0x0F) | 0x50
+    made[8] = (made[8] & 0x3F) | 0x80
+    text = made.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _namespace_of(identifier: str) -> bytes:
+    """The 16 bytes of the UUID that ends a node's IRI (the namespace of its facets' ids)."""
+    return uuid.UUID(identifier[-36:]).bytes
+
+
 def node_id(kind: str, name: str) -> str:
     """The IRI (compact, ``kb:``) of a node of class *kind* named *name*: uuid5 of both, so a
     record, artifact or event has the same node in every export."""
-    return f"kb:{kind}-{uuid.uuid5(NAMESPACE, kind + ':' + name)}"
+    return f"kb:{kind}-{uuid5_text(_NAMESPACE_BYTES, kind + ':' + name)}"
 
 
 def facet_id(object_id: str, facet_iri: str) -> str:
     """A facet's IRI as ``case_utils.inherent_uuid.get_facet_uriref`` makes it: uuid5 of the
     facet class IRI in the namespace of the object's UUID."""
-    return f"kb:{facet_iri.rsplit('/', 1)[-1]}-{uuid.uuid5(uuid.UUID(object_id[-36:]), facet_iri)}"
+    return f"kb:{facet_iri.rsplit('/', 1)[-1]}-{uuid5_text(_namespace_of(object_id), facet_iri)}"
 
 
 def hash_id(method: str, hex_value: str) -> str:
     """A hash node's IRI as ``case_utils.inherent_uuid.hash_method_value_uuid`` makes it."""
     name = f"urn:hash::{_CASE_UTILS_HASH[method]}:{hex_value.lower()}"
-    return f"kb:Hash-{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+    return f"kb:Hash-{uuid5_text(uuid.NAMESPACE_URL.bytes, name)}"
 
 
 def date_time(value: Any) -> dict[str, str]:
@@ -309,7 +330,7 @@ class CaseWriter:
                 "@type": "uco-types:ControlledDictionary",
                 "uco-types:entry": [
                     {
-                        "@id": f"kb:ControlledDictionaryEntry-{uuid.uuid5(uuid.UUID(dictionary[-36:]), key)}",
+                        "@id": f"kb:ControlledDictionaryEntry-{uuid5_text(_namespace_of(dictionary), key)}",
                         "@type": "uco-types:ControlledDictionaryEntry",
                         "uco-types:key": key,
                         "uco-types:value": value,
