@@ -160,6 +160,7 @@ class CaseWriter:
         #: Whether a redaction withheld something from a record written: an earlier export's
         #: digest and size then stay out (they would confirm a guess at what it held).
         self.withholding = False
+        self._agents: dict[tuple[model.Agent, str], str] = {}
         stream.write('{\n"@context": ' + json.dumps(CONTEXT, indent=1) + ',\n"@graph": [\n')
 
     def emit(self, node: dict[str, Any]) -> str:
@@ -175,7 +176,15 @@ class CaseWriter:
     # -- shared nodes --
 
     def agent(self, agent: model.Agent, scope: str = "") -> str:
-        """The node of a person, organisation or piece of software."""
+        """The node of a person, organisation or piece of software (made once for each agent
+        and scope: the same few act in most events)."""
+        made = self._agents.get((agent, scope))
+        if made is not None:
+            return made
+        made = self._agents[(agent, scope)] = self._agent(agent, scope)
+        return made
+
+    def _agent(self, agent: model.Agent, scope: str) -> str:
         key = canonical_json(unstructure(agent)).decode("utf-8")
         if agent.kind is model.AgentKind.SOFTWARE:
             node: dict[str, Any] = {"@id": node_id("Tool", scoped(key, scope)), "@type": "uco-tool:Tool"}
