@@ -96,6 +96,28 @@ def test_an_interruption_on_the_calling_thread_is_raised_at_once() -> None:
     assert len(started) < len(checks)  # the queued heavy checks were cancelled, not all run
 
 
+def test_checks_a_thread_has_not_begun_are_dropped_after_a_failure() -> None:
+    """A thread's check that fails at once: the slow ones queued after it are not all read (a
+    hostile bag could otherwise have gigabytes read after its first bad file)."""
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def run(check: _Check) -> None:
+        with lock:
+            started.append(check.index)
+        if check.fails:
+            time.sleep(0.05)  # long enough for a window of checks to be queued behind it
+            raise _FailedError(check.index)
+        time.sleep(0.3)
+
+    checks = [_Check(0, light=False, fails=True, slow=False)]
+    checks += [_Check(i, light=False, fails=False, slow=True) for i in range(1, 30)]
+    with pytest.raises(_FailedError) as raised:
+        importing._run_all(checks, run, 2, on_this_thread=lambda check: check.light)
+    assert raised.value.args == (0,)
+    assert len(started) <= 4  # the failing one and what the two threads had begun meanwhile (8 were queued)
+
+
 @pytest.mark.parametrize(
     ("size", "threaded"), [(4096, False), (importing.THREADED_BYTES - 1, False), (importing.THREADED_BYTES, True)]
 )
@@ -111,3 +133,37 @@ def test_which_files_are_checked_on_a_thread(tmp_path: Path, size: int, threaded
     assert importing._interpreter_bound(ctx, check, {}) is not threaded
     ctx.blobs.readers_per_cpu = 4  # as object storage says of itself
     assert importing._interpreter_bound(ctx, check, {}) is False
+
+
+def test_a_blob_linked_just_before_an_interruption_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C on the importing thread right after a small file was linked into the store, before
+    the import noted it: nothing is imported, and no blob is left behind."""
+    from evidence_catalog.store.blobstore import BlobStore
+
+    with Catalog.init(tmp_path / "source", operator="Test <t@example.org>") as source:
+        files = []
+        for i in range(3):
+            files.append(tmp_path / f"f{i}.txt")
+            files[-1].write_text(f"file {i}\n")
+        source.add(files)
+        source.export(tmp_path / "bag", format="bagit")
+    real = BlobStore.put_stream
+    calls = []
+
+    def interrupted(self: BlobStore, *args: Any, **kwargs: Any) -> Any:
+        blob = real(self, *args, **kwargs)
+        calls.append(blob.sha256)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a signal handler may, between the link and what follows
+        return blob
+
+    monkeypatch.setattr(BlobStore, "put_stream", interrupted)
+    monkeypatch.setattr(importing.os, "cpu_count", lambda: 2)  # the threaded way, with the small files here
+    with Catalog.init(tmp_path / "dest", operator="Test <t@example.org>") as dest:
+        with pytest.raises(KeyboardInterrupt):
+            dest.import_records(tmp_path / "bag")
+        monkeypatch.setattr(BlobStore, "put_stream", real)
+        assert len(calls) == 2 and dest.record_ids() == []
+        left = [p for p in (tmp_path / "dest" / "blobs" / "sha256").rglob("*") if p.is_file()]
+        assert left == []
+        assert dest.fsck().clean

@@ -64,6 +64,7 @@ def store_incoming_files(
     check fails, the blobs it created are removed."""
     found = {} if early is None else early.finish()  # raises the first file that failed
     created: list[str] = [] if early is None else list(early.created)
+    missing: list[str] = []
     try:
         needed: dict[str, model.Artifact] = {}
         for item in new:
@@ -105,7 +106,10 @@ def store_incoming_files(
         if missing:
             ctx.blobs.sync()  # one flush of every file stored, before any record refers to them
     except BaseException:
-        common.remove_unclaimed(ctx, created)
+        # With the blobs it was to store that are there now: one linked on this thread just
+        # before an interruption (Ctrl-C) is not in *created* yet.  None was there when the
+        # import looked, and none a record holds is removed.
+        common.remove_unclaimed(ctx, list(dict.fromkeys([*created, *missing])))
         raise
     size_total = sum(needed[sha].size for sha in created)
     return len(created), len(needed) - len(missing), size_total, created
@@ -178,13 +182,16 @@ THREADED_BYTES = 256 * 1024
 
 def _interpreter_bound(ctx: Context, check: _FileCheck, needed: Mapping[str, model.Artifact]) -> bool:
     """Whether *check* is mostly the interpreter's work: a small file (or one read and stored
-    already, whose description is left to check) going into a store bound by the CPU
+    already, whose description is left to check, unless that means hashing it again) going
+    into a store bound by the CPU
     (``readers_per_cpu`` 1: a folder on this machine, not object storage, whose round trips
     threads do overlap)."""
     if ctx.blobs.readers_per_cpu != 1:
         return False
-    if check.stored is not None:
-        return True
+    if check.stored is not None and check.store is not None:
+        # Read and stored early: hashed again only for a digest its manifests do not give.
+        artifact = needed[check.store]
+        return artifact.size < THREADED_BYTES or all(a in check.stored.found for a in artifact.digests.as_dict())
     size = needed[check.store].size if check.store is not None else _size(check.path)
     return size < THREADED_BYTES
 
@@ -197,7 +204,8 @@ def _run_all(
 ) -> None:
     """``run`` each check, in order: those *on_this_thread* says so on the calling thread,
     the others on *workers* threads (a few at a time) meanwhile.  The first that fails (in
-    order) is raised once those under way are done; none is started once a failure is seen."""
+    order) is raised once those under way are done; once a failure is seen, no check is begun
+    on this thread, and those after it in order that a thread has not begun are dropped."""
     if workers == 1 or len(checks) <= 1:
         for check in checks:
             run(check)
@@ -228,7 +236,14 @@ def _run_all(
             while len(pending) >= window or (pending and pending[0][1].done()):
                 settle(*pending.popleft())
         while pending:
-            settle(*pending.popleft())
+            if failures:  # those after the first failure that no thread has begun are dropped
+                first = min(failed for failed, _ in failures)
+                for index, future in pending:
+                    if index > first:
+                        future.cancel()
+            index, future = pending.popleft()
+            if not future.cancelled():
+                settle(index, future)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
