@@ -300,6 +300,22 @@ def test_the_same_instant_written_as_other_text_is_named(catalog: Catalog, tmp_p
     assert named(catalog) == ({part_id}, set())
 
 
+def test_a_report_dated_before_the_year_1000_is_no_false_alarm(catalog: Catalog, tmp_path: Path) -> None:
+    # SQLite keeps the year as four digits ("0999"); the first version of the check wrote the
+    # time it expected with strftime, which does not pad it, and called such a report changed.
+    feed = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><title>Desk</title>'
+        "<id>urn:desk</id><updated>2025-05-05T00:00:00Z</updated><entry><title>An old chronicle</title>"
+        '<id>urn:e1</id><link href="https://example.org/a"/><published>0999-03-01T00:00:00Z</published>'
+        "<updated>0999-03-01T00:00:00Z</updated><summary>a scan</summary></entry></feed>"
+    )
+    (tmp_path / "desk.atom").write_text(feed, encoding="utf-8")
+    catalog.ingest(tmp_path / "desk.atom")
+    [(_, report)] = _every_report(catalog).values()
+    assert report.published_at is not None and report.published_at.year == 999
+    assert catalog.verify(record_event=False, remember=False).ok
+
+
 def test_words_longer_than_fts5_keeps_are_no_false_alarm(catalog: Catalog, tmp_path: Path) -> None:
     # FTS5 keeps a word's first 32 KiB, cut inside a character where it falls there (a review
     # found verify calling such a report changed, and failing on the cut bytes).

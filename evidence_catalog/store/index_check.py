@@ -46,7 +46,11 @@ class IndexCheck:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        dialect = session.get_bind().dialect
+        self.sqlite = dialect.name == "sqlite"
+        #: How SQLAlchemy writes a report's search time into ``report_index.at`` (on SQLite, text).
+        column = table_of(ReportIndexRow).c.at
+        self._written_at = column.type.dialect_impl(dialect).bind_processor(dialect)
         self._key = os.urandom(32)
         #: Of each report's ``report_index.num``: the digest of the words it should hold (SQLite).
         self._expected: dict[int, bytes] = {}
@@ -102,9 +106,10 @@ class IndexCheck:
 
     def _same_time(self, stored: Any, stated: dt.datetime) -> bool:
         """Whether *stored* is what indexing writes for *stated*: on SQLite the very text
-        SQLAlchemy writes (searches compare the text), on PostgreSQL the same instant."""
-        if self.sqlite:
-            return bool(stored == stated.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        SQLAlchemy writes (searches compare the text; its writer pads a year before 1000, which
+        ``strftime`` does not), on PostgreSQL the same instant."""
+        if self.sqlite and self._written_at is not None:
+            return bool(stored == self._written_at(stated.astimezone(dt.UTC)))
         return isinstance(stored, dt.datetime) and stored == stated
 
     def unreadable(self, record_id: str) -> None:
