@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from evidence_catalog import model
-from evidence_catalog.store.engine import chunks, execute, table_of
+from evidence_catalog.store.engine import chunks, execute, first_line, table_of
 from evidence_catalog.store.search import FTS_CREATE, FTS_TABLE, lexemes_literal, report_terms, word_repeats
 from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow
 from evidence_catalog.store.words import fts_body, report_words, word_tokens
@@ -140,7 +140,7 @@ class IndexCheck:
                 found.extend(self._fts_table())
                 found.extend(self._fts_documents())
             except (sa.exc.DatabaseError, UnicodeDecodeError, ValueError, TypeError) as exc:
-                reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                reason = first_line(getattr(exc, "orig", None) or exc)
                 found.append((False, f"the search index's full-text table {FTS_TABLE}", f"it cannot be read: {reason}"))
         return found
 

@@ -44,11 +44,8 @@ def _no_lone_surrogate(value: Any) -> None:
             stack.extend(item)
         elif isinstance(item, str):
             strings.append(item)
-    for string in strings:
-        try:
-            string.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("a string holds half of a surrogate pair, which is no text") from None
+    if not all(map(is_text, strings)):
+        raise ValueError("a string holds half of a surrogate pair, which is no text")
 
 
 def _members_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
