@@ -21,7 +21,6 @@ the ingest (see :mod:`evidence_catalog.operations.workers`).
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import threading
@@ -33,6 +32,7 @@ from typing import Any
 from evidence_catalog.custody import Presealed, preseal, with_secret
 from evidence_catalog.operations.workers import (
     answer,
+    collect_own_cycles,
     die_with_and_ignore_interrupts,
     forked_pool,
     stop_pool,
@@ -64,8 +64,7 @@ def _start_worker(parent: int) -> None:
     tasks leave (the ingest pauses the collector, and the worker was forked so) without ever
     walking what it was forked with, which the ingest's pages hold."""
     die_with_and_ignore_interrupts(parent)
-    gc.freeze()
-    gc.enable()
+    collect_own_cycles()
 
 
 def presealed_chunk(drafts: Sequence[EventDraft]) -> list[Presealed | None]:

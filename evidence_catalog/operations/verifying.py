@@ -63,7 +63,14 @@ from evidence_catalog.operations.verify_tree import LogScan as LogScan
 from evidence_catalog.operations.verify_tree import checkpoint_sizes as checkpoint_sizes
 from evidence_catalog.operations.verify_tree import root_at as root_at
 from evidence_catalog.operations.verify_tree import verify_tree as verify_tree
-from evidence_catalog.operations.workers import answer, die_with, forked_pool, stop_pool, usable_cpus
+from evidence_catalog.operations.workers import (
+    answer,
+    collect_own_cycles,
+    die_with,
+    forked_pool,
+    stop_pool,
+    usable_cpus,
+)
 from evidence_catalog.replay import Replayer
 from evidence_catalog.results import VerificationReport
 from evidence_catalog.serialize import structure
@@ -548,12 +555,9 @@ _Result = TypeVar("_Result")
 
 def _worker_started(parent: int) -> None:
     """A verification worker's first act: to die with the verification (:func:`die_with`), and
-    to collect the reference cycles its tasks leave -- also when it was forked with collection
-    paused or turned off -- without ever walking what it was forked with (the verifying
-    process's pages and replay)."""
+    to collect the reference cycles its tasks leave (:func:`collect_own_cycles`)."""
     die_with(parent)
-    gc.freeze()
-    gc.enable()
+    collect_own_cycles()
 
 
 class _Offload:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import signal
 import time
@@ -52,6 +53,14 @@ def die_with_and_ignore_interrupts(parent: int) -> None:
     process group, and the parent, which stops the add, stops its worker too."""
     die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def collect_own_cycles() -> None:
+    """A worker's collector, as its tasks need it: on (also when the worker was forked while its
+    parent had collection paused or turned off), and never walking what it was forked with
+    (the parent's pages, replay, records), which is put in the permanent generation."""
+    gc.freeze()
+    gc.enable()
 
 
 def forked_pool(workers: int, timeout: float, initializer: Callable[..., None], *initargs: Any) -> Any:
