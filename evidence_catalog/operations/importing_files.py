@@ -57,11 +57,11 @@ def store_incoming_files(
     """Store the bytes of every new record's artifacts and check every file the import reads:
     each file of a bag against its manifests (stored or not), each file stored against its
     artifact's SHA-256, size, other digests, media type and embedded metadata (read from the
-    stored copy).  Each file is read once, on a thread per CPU -- a bag's, when *early* read
+    stored copy).  Each file is read once (:func:`run_checks`) -- a bag's, when *early* read
     them while the records were read, there (:class:`EarlyFiles`), what the records say of
     them checked here; the stored files are synced to disk together at the end.  Return
     (stored, already held, bytes stored, SHA-256s of the blobs this call created); when a
-    check fails, the blobs it created are removed."""
+    check fails, the blobs it was to store and no record holds are removed."""
     found = {} if early is None else early.finish()  # raises the first file that failed
     created: list[str] = [] if early is None else list(early.created)
     missing: list[str] = []
@@ -123,9 +123,9 @@ def run_checks(
     created: list[str],
     progress: ProgressCallback | None,
 ) -> None:
-    """Run *checks* on a thread per CPU (a few at a time, in order), adding the SHA-256 of each
-    blob stored to *created* as it is made; the first check that fails (in order) is raised
-    once those under way are done."""
+    """Run *checks* in order (:func:`_run_all`: a small file's here, a large one's on a thread
+    per CPU, a few at a time), adding the SHA-256 of each blob stored to *created* as it is
+    made; the first check that fails (in order) is raised once those under way are done."""
     lock = threading.Lock()
 
     def report(n: int) -> None:
