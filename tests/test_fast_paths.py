@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from evidence_catalog import model
 from evidence_catalog.errors import ModelError
 from evidence_catalog.serialize import format_timestamp, parse_timestamp
-from evidence_catalog.store.engine import _members_once, strict_json
+from evidence_catalog.store.jsontext import _members_once, strict_json
 
 OFFSETS = st.one_of(
     st.just(dt.UTC),

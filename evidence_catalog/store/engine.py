@@ -32,7 +32,6 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session
 
 from evidence_catalog.errors import CatalogDatabaseError, CatalogError, CatalogVersionError, EvidenceError, StorageError
-from evidence_catalog.store.jsontext import _members_once as _members_once  # (tests)
 from evidence_catalog.store.jsontext import strict_json as strict_json
 
 MIGRATIONS = Path(__file__).parent / "migrations"
