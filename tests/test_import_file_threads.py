@@ -1,6 +1,7 @@
-"""How an import runs its file checks (``importing_files._run_all``): a small file into a store on this
-machine on the calling thread (its work is the interpreter's, which threads would only take
-turns at), a large one on a thread, the first failure in order raised, none started after it."""
+"""How an import runs its file checks (``importing_files._run_all``): a small file into a store
+on this machine on the calling thread (its work is the interpreter's, which threads would only
+take turns at), a large one on a thread, the first failure in order raised, and what no thread
+has begun after it dropped."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog
-from evidence_catalog.operations import importing_files as importing
+from evidence_catalog.operations import importing_files
 
 
 @attrs.frozen
@@ -45,7 +46,7 @@ def _run(checks: list[_Check], workers: int) -> tuple[list[tuple[int, bool]], Ba
             raise _FailedError(check.index)
 
     try:
-        importing._run_all(checks, run, workers, on_this_thread=lambda check: check.light)
+        importing_files._run_all(checks, run, workers, on_this_thread=lambda check: check.light)
     except _FailedError as exc:
         return ran, exc
     return ran, None
@@ -92,7 +93,7 @@ def test_an_interruption_on_the_calling_thread_is_raised_at_once() -> None:
 
     checks = [_Check(i, light=False, fails=False, slow=True) for i in range(30)] + [_Check(30, True, False, False)]
     with pytest.raises(KeyboardInterrupt):
-        importing._run_all(checks, run, 2, on_this_thread=lambda check: check.light)
+        importing_files._run_all(checks, run, 2, on_this_thread=lambda check: check.light)
     assert len(started) < len(checks)  # the queued heavy checks were cancelled, not all run
 
 
@@ -113,13 +114,14 @@ def test_checks_a_thread_has_not_begun_are_dropped_after_a_failure() -> None:
     checks = [_Check(0, light=False, fails=True, slow=False)]
     checks += [_Check(i, light=False, fails=False, slow=True) for i in range(1, 30)]
     with pytest.raises(_FailedError) as raised:
-        importing._run_all(checks, run, 2, on_this_thread=lambda check: check.light)
+        importing_files._run_all(checks, run, 2, on_this_thread=lambda check: check.light)
     assert raised.value.args == (0,)
     assert len(started) <= 4  # the failing one and what the two threads had begun meanwhile (8 were queued)
 
 
 @pytest.mark.parametrize(
-    ("size", "threaded"), [(4096, False), (importing.THREADED_BYTES - 1, False), (importing.THREADED_BYTES, True)]
+    ("size", "threaded"),
+    [(4096, False), (importing_files.THREADED_BYTES - 1, False), (importing_files.THREADED_BYTES, True)],
 )
 def test_which_files_are_checked_on_a_thread(tmp_path: Path, size: int, threaded: bool) -> None:
     """A file below THREADED_BYTES is the calling thread's on a store on this machine; a larger
@@ -129,10 +131,10 @@ def test_which_files_are_checked_on_a_thread(tmp_path: Path, size: int, threaded
     ctx: Any = catalog._ctx  # the operations' context
     payload = tmp_path / "f.bin"
     payload.write_bytes(b"\0" * size)
-    check = importing._FileCheck(payload, "data/f.bin", {}, None)
-    assert importing._interpreter_bound(ctx, check, {}) is not threaded
+    check = importing_files._FileCheck(payload, "data/f.bin", {}, None)
+    assert importing_files._interpreter_bound(ctx, check, {}) is not threaded
     ctx.blobs.readers_per_cpu = 4  # as object storage says of itself
-    assert importing._interpreter_bound(ctx, check, {}) is False
+    assert importing_files._interpreter_bound(ctx, check, {}) is False
 
 
 def test_a_blob_linked_just_before_an_interruption_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,7 +160,7 @@ def test_a_blob_linked_just_before_an_interruption_is_removed(tmp_path: Path, mo
         return blob
 
     monkeypatch.setattr(BlobStore, "put_stream", interrupted)
-    monkeypatch.setattr(importing.os, "cpu_count", lambda: 2)  # the threaded way, with the small files here
+    monkeypatch.setattr(importing_files.os, "cpu_count", lambda: 2)  # the threaded way, with the small files here
     with Catalog.init(tmp_path / "dest", operator="Test <t@example.org>") as dest:
         with pytest.raises(KeyboardInterrupt):
             dest.import_records(tmp_path / "bag")
