@@ -47,6 +47,7 @@ KB = "urn:evidence-catalog:case:"
 #: The uuid5 namespace of the node ids (fixed: changing it changes every id).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:evidence-catalog:case")
 _NAMESPACE_BYTES = NAMESPACE.bytes
+_URL_NAMESPACE_BYTES = uuid.NAMESPACE_URL.bytes
 OBSERVABLE = "https://ontology.unifiedcyberontology.org/uco/observable/"
 LOCATION = "https://ontology.unifiedcyberontology.org/uco/location/"
 CONTEXT = {
@@ -104,7 +105,7 @@ def facet_id(object_id: str, facet_iri: str) -> str:
 def hash_id(method: str, hex_value: str) -> str:
     """A hash node's IRI as ``case_utils.inherent_uuid.hash_method_value_uuid`` makes it."""
     name = f"urn:hash::{_CASE_UTILS_HASH[method]}:{hex_value.lower()}"
-    return f"kb:Hash-{uuid5_text(uuid.NAMESPACE_URL.bytes, name)}"
+    return f"kb:Hash-{uuid5_text(_URL_NAMESPACE_BYTES, name)}"
 
 
 def date_time(value: Any) -> dict[str, str]:
