@@ -205,8 +205,10 @@ def test_any_value_anywhere_that_is_not_utf8_is_named(
     assert (named.table, named.column, named.size) == (table, column, len(value))
     assert named.head == value[:32].hex(" ")
     # Named when verification meets it; a row nothing reads any more (its key damaged, say)
-    # is still a finding of some other kind.  The log key's event stops the catalog opening.
-    if (table, rowid) == ("custody_event", 1):
+    # is still a finding of some other kind.  The log key's event stops the catalog opening,
+    # but for its action: the key's events are found by their action in SQL, which compares
+    # the bytes without reading them, so that one is met by verification, and named there.
+    if (table, rowid) == ("custody_event", 1) and column != "action":
         with pytest.raises(CatalogDatabaseError, match=re.escape(named.subject)):
             verified(target)
         return
