@@ -237,6 +237,47 @@ def _plain(value: Any) -> bool:
     return True
 
 
+#: A lone surrogate: text UTF-8 cannot encode (:func:`canonical_json` refuses it).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def certainly_same_json(first: Any, second: Any) -> bool:
+    """Whether *first* and *second* certainly have the same :func:`canonical_json`, both of
+    them without error: the same objects, arrays, texts, nulls, booleans and whole numbers JSON
+    carries exactly, member for member, found in one walk without writing either.  ``False``
+    means "not certain" (they differ, or hold a float, a number out of that range, a lone
+    surrogate, a key that is not text, a type that is not JSON's own): the caller then compares
+    their canonical JSON, which also raises its errors.  An array may be a ``list`` or a
+    ``tuple`` and a text of a subclass (an enum's), as :func:`canonical_json` writes them alike."""
+    pending = [(first, second)]
+    while pending:
+        a, b = pending.pop()
+        kind = type(a)
+        if kind is dict:
+            if type(b) is not dict or len(a) != len(b):
+                return False
+            for key, value in a.items():
+                if type(key) is not str or key not in b or (not key.isascii() and _SURROGATE.search(key)):
+                    return False
+                pending.append((value, b[key]))
+        elif kind is list or kind is tuple:
+            if (type(b) is not list and type(b) is not tuple) or len(a) != len(b):
+                return False
+            pending.extend(zip(a, b, strict=True))
+        elif isinstance(a, str):
+            if not isinstance(b, str) or not str.__eq__(a, b) or (not a.isascii() and _SURROGATE.search(a)):
+                return False
+        elif a is None or kind is bool:
+            if a is not b:
+                return False
+        elif kind is int:
+            if type(b) is not int or a != b or not -_SAFE_INTEGER <= a <= _SAFE_INTEGER:
+                return False
+        else:
+            return False
+    return True
+
+
 def dumps(value: Any, *, indent: int | None = 2) -> str:
     """Human-readable JSON text of a top-level document (UTF-8, non-ASCII kept as is)."""
     return json.dumps(to_document(value), ensure_ascii=False, indent=indent)

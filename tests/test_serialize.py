@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from pathlib import Path
@@ -24,6 +25,7 @@ from evidence_catalog.serialize import (
     VERIFICATION_REPORT_SCHEMA,
     VIEWER_SCHEMAS,
     canonical_json,
+    certainly_same_json,
     dumps,
     format_timestamp,
     from_document,
@@ -244,3 +246,80 @@ def test_schema_rejects_an_uppercase_id() -> None:
     assert RECORD.is_valid(document)
     document["id"] = document["id"].upper()
     assert not RECORD.is_valid(document)
+
+
+def _copies(value: Any) -> list[Any]:
+    """*value* as it is, and deep-copied (the same content in other objects)."""
+    return [value, copy.deepcopy(value)]
+
+
+def _changed(value: Any) -> st.SearchStrategy[Any]:
+    """*value* through JSON text (lists for tuples, texts for enums, keys as text), or with one
+    leaf, member or item changed: what a document and the record written back from it may
+    differ by."""
+    try:
+        through_json = [json.loads(json.dumps(value))]
+    except (TypeError, ValueError):
+        through_json = [value]
+    return st.sampled_from(through_json) | _anything.map(lambda other: _replace_one(value, other))
+
+
+def _replace_one(value: Any, other: Any) -> Any:
+    """*value* with its first leaf (or, for an empty container, itself) replaced by *other*."""
+    if isinstance(value, dict) and value:
+        key = next(iter(value))
+        return {**value, key: _replace_one(value[key], other)}
+    if isinstance(value, list | tuple) and value:
+        return type(value)([_replace_one(value[0], other), *value[1:]])
+    return other
+
+
+@settings(max_examples=400)
+@given(st.data())
+def test_certainly_same_json_is_never_wrong(data: st.DataObject) -> None:
+    # An import accepts a record only when it writes back to the very JSON it was given; the
+    # walk that spares writing both may say "the same" only when the canonical bytes are equal
+    # and neither raises (a float, a huge integer, a lone surrogate: left to canonical_json).
+    first = data.draw(_anything)
+    copied = data.draw(st.booleans())
+    second = data.draw(st.sampled_from(_copies(first)) if copied else _changed(first))
+    if certainly_same_json(first, second):
+        assert _outcome(canonical_json, first) == _outcome(canonical_json, second)
+        assert isinstance(_outcome(canonical_json, first), bytes)
+    if copied and _plain_json(first):
+        # and it does say so of the same JSON (no floats, no huge numbers, no lone surrogates)
+        assert certainly_same_json(first, second)
+
+
+def _plain_json(value: Any) -> bool:
+    if isinstance(value, float) or (type(value) is int and abs(value) > 2**53 - 1):
+        return False
+    if isinstance(value, str):
+        return not any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return all(type(k) is str and _plain_json(k) for k in value) and all(_plain_json(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_plain_json(v) for v in value)
+    return True
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"a": True}, {"a": 1}),  # equal in Python, not in JSON
+        ({"a": 1}, {"a": 1.0}),  # canonical JSON writes both as 1: left to it
+        ({"n": 2**60}, {"n": 2**60}),  # canonical JSON refuses it: left to it, which says so
+        ({"s": "\ud800"}, {"s": "\ud800"}),  # a lone surrogate: likewise
+        ({"a": [1]}, {"a": [1, 2]}),
+        ({"a": None}, {"b": None}),
+        ({1: "x"}, {1: "x"}),
+    ],
+)
+def test_certainly_same_json_leaves_the_unclear_to_canonical_json(first: Any, second: Any) -> None:
+    assert not certainly_same_json(first, second)
+
+
+def test_certainly_same_json_takes_an_enum_for_its_text_and_a_tuple_for_a_list() -> None:
+    method = model.AcquisitionMethod.ADDED_FROM_DISK
+    assert certainly_same_json({"m": method, "t": (1, "x")}, {"m": method.value, "t": [1, "x"]})
+    assert canonical_json({"m": method, "t": (1, "x")}) == canonical_json({"m": method.value, "t": [1, "x"]})

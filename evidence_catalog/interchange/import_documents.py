@@ -28,6 +28,7 @@ from evidence_catalog.serialize import (
     SCHEMA_BASE,
     SCHEMA_IDS,
     canonical_json,
+    certainly_same_json,
     from_document,
     to_document,
 )
@@ -110,7 +111,8 @@ def record_from(document: Any, where: str) -> model.EvidenceRecord:
     except EvidenceError as exc:
         raise ValidationError(exc.message, where=where) from None
     try:
-        same = canonical_json(to_document(record)) == canonical_json(document)
+        written = to_document(record)
+        same = certainly_same_json(written, document) or canonical_json(written) == canonical_json(document)
     except ValueError as exc:  # e.g. an integer outside what JSON numbers can carry exactly
         raise ValidationError(f"holds a value canonical JSON cannot represent: {exc}", where=where) from None
     if not same:
