@@ -8,6 +8,8 @@ runs in a new interpreter (a worker is forked only from a process running no oth
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -20,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import Catalog, custody
+from evidence_catalog.interchange import import_documents
+from evidence_catalog.interchange import importing as reading
 from evidence_catalog.operations import importing, importing_offload, ingesting_offload
 from evidence_catalog.store import log
 
@@ -31,6 +35,43 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 OPERATOR = ingest_tests.OPERATOR
 _sealed_salted = custody.sealed_salted
+_hash_checked = reading.hash_checked
+_hashed_lines = import_documents.hashed_lines
+
+
+def _misbehaving(chunk: Any, how: str) -> Any:
+    """The worker's hashing of a bag's events, but at its second task the worker kills itself
+    (``dies``), stops answering (``hangs``) or fails (``fails``, every second task)."""
+    global _hashing_tasks
+    _hashing_tasks += 1
+    if _hashing_tasks == 2 and how == "dies":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if _hashing_tasks == 2 and how == "hangs":
+        time.sleep(3600)
+    if _hashing_tasks % 2 == 0 and how == "fails":
+        raise OSError("refused in the worker")
+    return _hashed_lines(chunk)
+
+
+_hashing_tasks = 0
+
+
+def _hashing_dies(chunk: Any) -> Any:
+    return _misbehaving(chunk, "dies")
+
+
+def _hashing_hangs(chunk: Any) -> Any:
+    return _misbehaving(chunk, "hangs")
+
+
+def _hashing_fails(chunk: Any) -> Any:
+    return _misbehaving(chunk, "fails")
+
+
+def _hashing_short(chunk: Any) -> Any:
+    """The first hash left out (``None``: the import makes it), and the last not brought back."""
+    found = _hashed_lines(chunk)
+    return [None, *found[1:-1]]
 
 
 def _import(
@@ -54,7 +95,22 @@ def _import(
         "short": ingest_tests._short,
     }
     ingesting_offload.presealed_chunk = tasks.get(case, ingest_tests._presealed_chunk)  # type: ignore[assignment]
+    reading.HASHED_CHUNK = chunk
+    hashing = {
+        "hashing died": _hashing_dies,
+        "hashing hung": _hashing_hangs,
+        "hashing failed": _hashing_fails,
+        "hashing short": _hashing_short,
+    }
+    importing_offload.hashed_lines = hashing.get(case, _hashed_lines)  # type: ignore[assignment]
     sealed: list[tuple[str, bool]] = []  # each event sealed after a worker was had: from a presealed form?
+    hashed: list[bool] = []  # each bag event checked: was its hash made by the worker?
+
+    def hash_spy(event: Any, where: str, given: Any = None) -> bytes:
+        hashed.append(given is not None)
+        return _hash_checked(event, where, given)
+
+    reading.hash_checked = hash_spy  # type: ignore[assignment]
 
     def spy(previous: Any, draft: Any, presealed: Any = None) -> Any:
         sealed.append((draft["action"], presealed is not None))
@@ -75,6 +131,7 @@ def _import(
     return {
         "added": len(result.records_added),
         "sealed": sealed,
+        "hashed": hashed,
         "seconds": seconds,
         "threads": threads,
         "ok": report.ok,
@@ -146,6 +203,31 @@ def test_an_import_with_its_worker_makes_the_log_it_makes_alone(tmp_path: Path, 
     tagged = [presealed for action, presealed in shared["sealed"] if action == "tags.added"]
     assert tagged == ([False] * 30 if selection else [])  # (sealed here, beside the worker's)
     assert shared["threads"] == 1 and stopped["threads"] == 1  # the pool's thread is gone with it
+    # A bag's custody events are hashed by the worker while the records are read (the import
+    # compares each hash); without a worker, or from JSON Lines, by the import as it reads each.
+    assert alone["hashed"] == []
+    events = 0 if selection else len((source / "data" / "custody.jsonl").read_text().splitlines())
+    assert events in (0, 31)  # the log key's event and one a record
+    assert shared["hashed"] == stopped["hashed"] == [True] * events
+
+
+def test_a_bag_whose_events_the_worker_does_not_hash_imports_as_alone(tmp_path: Path) -> None:
+    source, blobs = exported(tmp_path / "export", 24)
+    cases = ["alone", "hashing died", "hashing hung", "hashing failed", "hashing short"]
+    alone, died, hung, failed, short = imports_in_child(
+        [(new_catalog(tmp_path / case), source, blobs, case) for case in cases], chunk=4
+    )
+    for case, shared in zip(cases[1:], (died, hung, failed, short), strict=True):
+        same(alone, shared)
+        assert len(shared["hashed"]) == 25 and not all(shared["hashed"]), case
+        assert shared["threads"] == 1, case
+    # The first chunk's hashes are used; at the second task the worker is given up on (dead,
+    # hung or failed), and the import hashes the rest; a short answer leaves what it lacks to
+    # the import.
+    for given_up in (died, hung, failed):
+        assert given_up["hashed"] == [True] * 4 + [False] * 21
+    assert short["hashed"] == [False, True, True, False] * 6 + [False]
+    assert hung["seconds"] < 60
 
 
 def test_what_the_worker_does_not_bring_back_is_sealed_by_the_import(tmp_path: Path) -> None:

@@ -132,20 +132,51 @@ def event_document(document: Any, where: str) -> dict[str, Any]:
 def checked_event(document: Any, where: str) -> tuple[dict[str, Any], bytes]:
     """:func:`event_document`, with the event's leaf in the log's Merkle tree (both from one
     committed form: for a salted event, every value's salted digest is made once)."""
+    event = event_shape(document, where)
+    return event, hash_checked(event, where)
+
+
+def event_shape(document: Any, where: str) -> dict[str, Any]:
+    """The first half of :func:`checked_event`: *document* is a custody event of a schema this
+    version reads, every member of the type it must be (its hash is not looked at)."""
     check_schema(document, SCHEMA_IDS[model.CustodyEvent], where)
     try:
         from_document(document, model.CustodyEvent)
-        expected, leaf = stored_hash_and_leaf(document)
     except (EvidenceError, TypeError, ValueError) as exc:
         raise ValidationError(str(exc), where=where) from None
-    if expected != document["hash"]:
+    assert isinstance(document, dict)
+    return document
+
+
+def hash_checked(event: dict[str, Any], where: str, hashed: tuple[str, bytes] | None = None) -> bytes:
+    """The second half of :func:`checked_event`: the leaf of *event* (an :func:`event_shape`),
+    refused unless its content hashes to the hash it carries.  *hashed* is its
+    :func:`~evidence_catalog.stored_events.stored_hash_and_leaf` where that was made already
+    (by :func:`hashed_lines`, in another process), else it is made here."""
+    try:
+        expected, leaf = stored_hash_and_leaf(event) if hashed is None else hashed
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc), where=where) from None
+    if expected != event["hash"]:
         raise IntegrityError(
-            f"custody event {document.get('seq')} was altered: its content hashes to {expected}, "
-            f"it says {document['hash']}",
+            f"custody event {event.get('seq')} was altered: its content hashes to {expected}, it says {event['hash']}",
             where=where,
         )
-    assert isinstance(document, dict)
-    return document, leaf
+    return leaf
+
+
+def hashed_lines(chunk: list[bytes]) -> list[tuple[str, bytes] | None]:
+    """:func:`~evidence_catalog.stored_events.stored_hash_and_leaf` of the document each line of
+    *chunk* holds, read as :func:`lines` reads it (``None`` for a line that cannot be read or
+    hashed: the importer, which reads every line itself, says why).  What an import's worker
+    process does while the import reads the bag's records; the importer only compares."""
+    hashed: list[tuple[str, bytes] | None] = []
+    for line in chunk:
+        try:
+            hashed.append(stored_hash_and_leaf(parse_json(line, "")))
+        except Exception:  # noqa: BLE001 -- the importer reads the line again and names the problem
+            hashed.append(None)
+    return hashed
 
 
 def link_findings(events: list[dict[str, Any]]) -> list[Finding]:
@@ -175,6 +206,13 @@ def link_findings(events: list[dict[str, Any]]) -> list[Finding]:
 def lines(path: Path, where: str) -> Iterator[tuple[int, Any]]:
     """The documents of a JSON Lines file, one line at a time: a line is read at most
     :data:`MAX_LINE_BYTES` far, and a longer one refused before the rest of it is read."""
+    for number, line in raw_lines(path, where):
+        yield number, parse_json(line, f"{where} line {number}")
+
+
+def raw_lines(path: Path, where: str) -> Iterator[tuple[int, bytes]]:
+    """The lines of a JSON Lines file that are not blank, each with its number, as
+    :func:`lines` reads them (and refuses a long one) before it parses them."""
     limit = MAX_LINE_BYTES
     with open(path, "rb") as stream:
         number = 0
@@ -185,4 +223,4 @@ def lines(path: Path, where: str) -> Iterator[tuple[int, Any]]:
                     f"line {number} is longer than a line may be ({limit} bytes); nothing was imported", where=where
                 )
             if line.strip():
-                yield number, parse_json(line, f"{where} line {number}")
+                yield number, line

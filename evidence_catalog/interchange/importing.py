@@ -46,9 +46,12 @@ from evidence_catalog.interchange.import_checks import check_histories
 from evidence_catalog.interchange.import_documents import (
     check_schema,
     checked_event,
+    event_shape,
+    hash_checked,
     lines,
     link_findings,
     parse_json,
+    raw_lines,
     read_limited,
     record_from,
 )
@@ -112,6 +115,59 @@ class Incoming:
     unchecked: tuple[PayloadFile, ...] = ()
 
 
+#: Has custody events hashed elsewhere (an import's worker process) while a bag's records are
+#: read: given a chunk of ``custody.jsonl``'s lines, it sends them off and gives back a function
+#: that waits for their :func:`~evidence_catalog.interchange.import_documents.hashed_lines`
+#: (``None`` when none came back: the importer then hashes them itself).
+EventHasher = Callable[[list[bytes]], Callable[[], "list[tuple[str, bytes] | None] | None"]]
+#: Lines of ``custody.jsonl`` sent to an :data:`EventHasher` at a time.
+HASHED_CHUNK = 256
+
+
+class _EventsHashedElsewhere:
+    """A bag's custody events, each read and its shape checked here, in order, and hashed by an
+    :data:`EventHasher` meanwhile; :meth:`leaves` checks each hash, in order."""
+
+    def __init__(self, path: Path, hasher: EventHasher) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._numbers: list[int] = []
+        #: Each chunk sent: the function giving back its hashes, and the index of its first event.
+        self._sent: list[tuple[Callable[[], list[tuple[str, bytes] | None] | None], int]] = []
+        chunk: list[bytes] = []
+        try:
+            for number, line in raw_lines(path, CUSTODY):
+                where = f"{CUSTODY} line {number}"
+                self.events.append(event_shape(parse_json(line, where), where))
+                self._numbers.append(number)
+                chunk.append(line)
+                if len(chunk) == HASHED_CHUNK:
+                    self._sent.append((hasher(chunk), len(self.events) - len(chunk)))
+                    chunk = []
+        except EvidenceError:
+            # An event that cannot be read: the first hash that is wrong before it is named
+            # first, as reading and hashing each event in turn would have named it.
+            self.leaves(upto=len(self.events))
+            raise
+        if chunk:
+            self._sent.append((hasher(chunk), len(self.events) - len(chunk)))
+
+    def leaves(self, upto: int | None = None) -> list[bytes]:
+        """Each event's leaf, in order, once its hash is checked (the first wrong one raised);
+        events past *upto* and not sent are hashed here."""
+        events = self.events if upto is None else self.events[:upto]
+        leaves: list[bytes] = []
+        for wait, first in self._sent:
+            if first >= len(events):
+                break
+            hashed = wait()
+            for index in range(first, min(first + HASHED_CHUNK, len(events))):
+                given = hashed[index - first] if hashed is not None and index - first < len(hashed) else None
+                leaves.append(hash_checked(events[index], f"{CUSTODY} line {self._numbers[index]}", given))
+        for index in range(len(leaves), len(events)):
+            leaves.append(hash_checked(events[index], f"{CUSTODY} line {self._numbers[index]}"))
+        return leaves
+
+
 def _checked_events(documents: Iterable[tuple[Any, str]]) -> tuple[list[dict[str, Any]], list[bytes]]:
     """Custody event documents (each with where it is), each checked (:func:`checked_event`),
     and their leaves."""
@@ -143,6 +199,7 @@ def read_source(
     progress: ByteProgress | None = None,
     accept_unsigned: bool = False,
     early: Callable[[Sequence[PayloadFile]], None] | None = None,
+    hasher: EventHasher | None = None,
 ) -> Incoming:
     """Read and check an export: a bag folder, a JSON export or a JSON Lines export.
 
@@ -151,13 +208,14 @@ def read_source(
     :class:`UnsignedProvenanceError`, unless *accept_unsigned* (then
     :attr:`Incoming.provenance` says why it is unsigned).  For a bag, *early* is given its
     artifact files as soon as its layout, tag files and ``contents.json`` are checked, before
-    its records and events are read (see :func:`read_bag`)."""
+    its records and events are read, and *hasher* its custody events to hash while its records
+    are read (see :func:`read_bag`)."""
     if path.is_symlink():
         raise InputError("is a symbolic link; give the bag folder or export file itself", where=str(path))
     if path.is_dir():
         if blobs is not None:
             raise InputError("a bag carries its own files; blobs is for JSON and JSON Lines", where="blobs")
-        incoming = read_bag(path, progress=progress, early=early)
+        incoming = read_bag(path, progress=progress, early=early, hasher=hasher)
     elif not path.is_file():
         raise InputError("no such file or bag folder", where=str(path))
     else:
@@ -213,6 +271,7 @@ def read_bag(
     *,
     progress: ByteProgress | None = None,
     early: Callable[[Sequence[PayloadFile]], None] | None = None,
+    hasher: EventHasher | None = None,
 ) -> Incoming:
     """Check a bag and read the records in it: everything :func:`check_bag` checks, each
     document checked against the manifests before it is read, but the artifact files, whose
@@ -223,7 +282,11 @@ def read_bag(
     bag's layout, its tag files, ``contents.json`` and ``custody.jsonl``'s digests are checked
     and before its records and events are read: the importer starts reading the files while
     they are.  Nothing is accepted because of that call: everything here is checked all the
-    same, and the importer discards what it did when this raises."""
+    same, and the importer discards what it did when this raises.
+
+    *hasher*, when given, is sent the lines of ``custody.jsonl`` as they are read (each event's
+    shape checked here), to hash while the records are read; each hash is then checked here, in
+    order.  A wrong hash is raised before anything wrong with a record, as without it."""
     checked = check_bag_layout(root)
     if CONTENTS not in checked.files:
         raise BagError(f"has no {CONTENTS}: it is not an evidence export", where=str(root))
@@ -265,34 +328,33 @@ def read_bag(
         early(
             [PayloadFile(name=n, path=checked.files[n], expected=checked.expected(n)) for n in _names(artifact_files)]
         )
-    events, leaves = _checked_events((doc, f"{CUSTODY} line {n}") for n, doc in lines(checked.files[CUSTODY], CUSTODY))
     complete = contents.get("complete_log") is True
-    histories = _histories(events, complete, CUSTODY)
-    provenance = bag_provenance(checked.files, contents, events, leaves)
-    records = []
-    files: dict[str, Path] = {}
-    unchecked: list[PayloadFile] = []
-    for record_id, name in sorted(record_files.items()):
-        record = record_from(parse_json(_read_checked(checked, name, progress), name), name)
-        if record.id != record_id:
-            raise ValidationError(f"holds record {record.id}, not {record_id}", where=name)
-        have = {checked.manifests["sha256"][f]: f for f in artifact_files.pop(record_id, [])}
-        for entry in record.artifacts:
-            sha = entry.artifact.sha256
-            file = have.pop(sha, None)
-            if file is None:
-                raise BagError(f"lists artifact {sha}, which is not among its files", where=name)
-            size = checked.files[file].stat().st_size
-            if size != entry.artifact.size:
-                raise BagError(f"is {size} bytes; the record says {entry.artifact.size}", where=file)
-            files[sha] = checked.files[file]
-            unchecked.append(PayloadFile(name=file, path=checked.files[file], expected=checked.expected(file)))
-        if have:
-            raise BagError("is not an artifact of its record", where=sorted(have.values())[0])
-        records.append(IncomingRecord(record=record, history=tuple(histories.get(record.id, ())), where=name))
-    if artifact_files:
-        orphan = sorted(artifact_files)[0]
-        raise BagError(f"has artifact files but no record.json for record {orphan}", where=RECORDS_DIR)
+    if hasher is None:
+        events, leaves = _checked_events(
+            (doc, f"{CUSTODY} line {n}") for n, doc in lines(checked.files[CUSTODY], CUSTODY)
+        )
+        histories = _histories(events, complete, CUSTODY)
+        provenance = bag_provenance(checked.files, contents, events, leaves)
+        records, files, unchecked = _bag_records(checked, record_files, artifact_files, histories, progress)
+    else:
+        # The events are hashed elsewhere while the records are read here; what is wrong with
+        # a record is said only once the events' hashes, links and provenance are found right,
+        # as when the records are read after them.
+        elsewhere = _EventsHashedElsewhere(checked.files[CUSTODY], hasher)
+        events = elsewhere.events
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            grouped.setdefault(event["subject"], []).append(event)
+        refused: EvidenceError | OSError | None = None
+        try:
+            records, files, unchecked = _bag_records(checked, record_files, artifact_files, grouped, progress)
+        except (EvidenceError, OSError) as exc:
+            refused = exc
+        leaves = elsewhere.leaves()
+        _histories(events, complete, CUSTODY)
+        provenance = bag_provenance(checked.files, contents, events, leaves)
+        if refused is not None:
+            raise refused
     for label, count in (("records", len(records)), ("custody_events", len(events))):
         if contents.get(label) != count:
             raise BagError(f"says {label} {contents.get(label)!r}, the bag holds {count}", where=CONTENTS)
@@ -316,6 +378,43 @@ def read_bag(
         provenance=provenance,
         unchecked=tuple(unchecked),
     )
+
+
+def _bag_records(
+    checked: BagLayout,
+    record_files: Mapping[str, str],
+    artifact_files: dict[str, list[str]],
+    histories: Mapping[str, list[dict[str, Any]]],
+    progress: ByteProgress | None,
+) -> tuple[list[IncomingRecord], dict[str, Path], list[PayloadFile]]:
+    """A bag's records, each with the custody events that came with it, the files of their
+    artifacts, and those files still to be checked against the manifests (see
+    :func:`read_bag`)."""
+    records: list[IncomingRecord] = []
+    files: dict[str, Path] = {}
+    unchecked: list[PayloadFile] = []
+    for record_id, name in sorted(record_files.items()):
+        record = record_from(parse_json(_read_checked(checked, name, progress), name), name)
+        if record.id != record_id:
+            raise ValidationError(f"holds record {record.id}, not {record_id}", where=name)
+        have = {checked.manifests["sha256"][f]: f for f in artifact_files.pop(record_id, [])}
+        for entry in record.artifacts:
+            sha = entry.artifact.sha256
+            file = have.pop(sha, None)
+            if file is None:
+                raise BagError(f"lists artifact {sha}, which is not among its files", where=name)
+            size = checked.files[file].stat().st_size
+            if size != entry.artifact.size:
+                raise BagError(f"is {size} bytes; the record says {entry.artifact.size}", where=file)
+            files[sha] = checked.files[file]
+            unchecked.append(PayloadFile(name=file, path=checked.files[file], expected=checked.expected(file)))
+        if have:
+            raise BagError("is not an artifact of its record", where=sorted(have.values())[0])
+        records.append(IncomingRecord(record=record, history=tuple(histories.get(record.id, ())), where=name))
+    if artifact_files:
+        orphan = sorted(artifact_files)[0]
+        raise BagError(f"has artifact files but no record.json for record {orphan}", where=RECORDS_DIR)
+    return records, files, unchecked
 
 
 def _names(artifact_files: Mapping[str, list[str]]) -> list[str]:

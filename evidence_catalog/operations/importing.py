@@ -32,7 +32,7 @@ from evidence_catalog.interchange.importing import (
 from evidence_catalog.operations import analyzing, common, log_key
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.importing_files import EarlyFiles, store_incoming_files
-from evidence_catalog.operations.importing_offload import ImportSeals, import_drafts, source_size
+from evidence_catalog.operations.importing_offload import ImportSeals, event_hasher, import_drafts, source_size
 from evidence_catalog.operations.ingesting_offload import OFFLOAD_ITEMS, Presealing
 from evidence_catalog.paths import display_path
 from evidence_catalog.results import ImportResult
@@ -107,7 +107,12 @@ def _import_read(
     early = EarlyFiles(ctx, progress)
     try:
         incoming = read_source(
-            path, blobs=blob_dir, progress=progress, accept_unsigned=accept_unsigned, early=early.start
+            path,
+            blobs=blob_dir,
+            progress=progress,
+            accept_unsigned=accept_unsigned,
+            early=early.start,
+            hasher=event_hasher(presealing),
         )
         where = display_path(path)
         provenance = incoming.provenance

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from evidence_catalog.custody import Action, Presealed
-from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG, IncomingRecord
+from evidence_catalog.interchange.import_documents import hashed_lines
+from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG, EventHasher, IncomingRecord
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.ingesting_offload import Presealing, salted
 from evidence_catalog.replay import imported_details
@@ -37,6 +38,27 @@ from evidence_catalog.store.database import EventDraft
 SHARE = 0.85
 #: Records whose events are sent to the worker ahead of the batch being written.
 LEAD = 1000
+
+
+def event_hasher(presealing: Presealing) -> EventHasher | None:
+    """A bag's custody events hashed by the import's worker while the import reads the bag's
+    records (the worker is idle until the import writes): each chunk of ``custody.jsonl``'s
+    lines is sent to :func:`~evidence_catalog.interchange.import_documents.hashed_lines`, and
+    the import checks each hash it gives back (hashing itself what it does not).  ``None``
+    without a worker."""
+    if not presealing.active:
+        return None
+
+    def send(chunk: list[bytes]) -> Callable[[], list[tuple[str, bytes] | None] | None]:
+        future = presealing.submit(hashed_lines, chunk)
+
+        def wait() -> list[tuple[str, bytes] | None] | None:
+            found = presealing.answer_to(future)
+            return found if isinstance(found, list) else None
+
+        return wait
+
+    return send
 
 
 def import_drafts(

@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -179,6 +179,30 @@ class Presealing:
             self.broken = True
             return [None] * size
         return found
+
+    def submit(self, task: Callable[[Any], Any], argument: Any) -> Future[Any] | None:
+        """Give the worker another *task* (a function it runs on *argument*); ``None`` without a
+        worker or when it cannot be given (the caller then does the work itself)."""
+        if self.pool is None or self.broken:
+            return None
+        try:
+            future: Future[Any] = self.pool.submit(task, argument)
+        except Exception:  # noqa: BLE001 -- a pool that broke: the caller does the work
+            self.broken = True
+            return None
+        return future
+
+    def answer_to(self, future: Future[Any] | None) -> Any | None:
+        """What the worker gave back for a task of :meth:`submit` (waited for at most
+        :data:`TASK_TIMEOUT` seconds), or ``None`` when it gave nothing: not given, failed,
+        died, hung (no more tasks are then given to it)."""
+        if future is None or self.broken:
+            return None
+        try:
+            return answer(self.pool, future, TASK_TIMEOUT)
+        except Exception:  # noqa: BLE001 -- failed, died or hung: the caller does the work
+            self.broken = True
+            return None
 
     def close(self) -> None:
         """Stop the worker (a task not started is dropped; one that does not end within
