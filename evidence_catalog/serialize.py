@@ -237,6 +237,8 @@ def _plain(value: Any) -> bool:
     return True
 
 
+#: The deepest nesting of arrays and objects :func:`certainly_same_json` vouches for.
+CERTAIN_DEPTH = 200
 #: A lone surrogate: text UTF-8 cannot encode (:func:`canonical_json` refuses it).
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -248,22 +250,23 @@ def certainly_same_json(first: Any, second: Any) -> bool:
     means "not certain" (they differ, or hold a float, a number out of that range, a lone
     surrogate, a key that is not text, a type that is not JSON's own): the caller then compares
     their canonical JSON, which also raises its errors.  An array may be a ``list`` or a
-    ``tuple`` and a text of a subclass (an enum's), as :func:`canonical_json` writes them alike."""
-    pending = [(first, second)]
+    ``tuple`` and a text of a subclass (an enum's), as :func:`canonical_json` writes them alike;
+    nothing nested more than :data:`CERTAIN_DEPTH` deep is certain (the writers recurse)."""
+    pending = [(first, second, 0)]
     while pending:
-        a, b = pending.pop()
+        a, b, depth = pending.pop()
         kind = type(a)
         if kind is dict:
-            if type(b) is not dict or len(a) != len(b):
+            if type(b) is not dict or len(a) != len(b) or depth >= CERTAIN_DEPTH:
                 return False
             for key, value in a.items():
                 if type(key) is not str or key not in b or (not key.isascii() and _SURROGATE.search(key)):
                     return False
-                pending.append((value, b[key]))
+                pending.append((value, b[key], depth + 1))
         elif kind is list or kind is tuple:
-            if (type(b) is not list and type(b) is not tuple) or len(a) != len(b):
+            if (type(b) is not list and type(b) is not tuple) or len(a) != len(b) or depth >= CERTAIN_DEPTH:
                 return False
-            pending.extend(zip(a, b, strict=True))
+            pending.extend((x, y, depth + 1) for x, y in zip(a, b, strict=True))
         elif isinstance(a, str):
             if not isinstance(b, str) or not str.__eq__(a, b) or (not a.isascii() and _SURROGATE.search(a)):
                 return False

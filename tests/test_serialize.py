@@ -20,6 +20,7 @@ from evidence_catalog.errors import ValidationError
 from evidence_catalog.schema_files import SCHEMA_FILES, load_schema
 from evidence_catalog.serialize import (
     BAG_CONTENTS_SCHEMA,
+    CERTAIN_DEPTH,
     CHECKPOINT_SCHEMA,
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
@@ -317,6 +318,14 @@ def _plain_json(value: Any) -> bool:
 )
 def test_certainly_same_json_leaves_the_unclear_to_canonical_json(first: Any, second: Any) -> None:
     assert not certainly_same_json(first, second)
+
+
+def test_certainly_same_json_is_not_certain_of_what_nests_deeper_than_the_writers_follow() -> None:
+    for depth in (CERTAIN_DEPTH, CERTAIN_DEPTH + 1, 5000):
+        value: Any = "x"
+        for _ in range(depth):
+            value = [value]
+        assert certainly_same_json(value, copy.deepcopy(value) if depth < 900 else value) is (depth <= CERTAIN_DEPTH)
 
 
 def test_certainly_same_json_takes_an_enum_for_its_text_and_a_tuple_for_a_list() -> None:

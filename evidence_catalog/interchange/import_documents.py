@@ -42,8 +42,16 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 _SCHEMA_ID = re.compile(r"^" + re.escape(SCHEMA_BASE) + r"(?P<name>[a-z-]+):(?P<version>\d+\.\d+\.\d+)$")
 
 
+#: The deepest nesting of arrays and objects a document may have.  A catalog's own documents are
+#: under twenty deep; each import of an imported record adds three levels to the event that
+#: imports it again.  Fixed, so that whether a document is read does not depend on how deep the
+#: reader's own stack is (Python's parser stops at a depth that does).
+MAX_NESTING = 200
+
+
 def parse_json(data: bytes | str, where: str) -> Any:
-    """Parse JSON strictly: UTF-8, no duplicate members, no NaN or Infinity.
+    """Parse JSON strictly: UTF-8, no duplicate members, no NaN or Infinity, nested at most
+    :data:`MAX_NESTING` deep.
 
     Member names are interned: an export's thousands of custody events, held until they are
     imported, share one copy of each name instead of one each."""
@@ -61,11 +69,32 @@ def parse_json(data: bytes | str, where: str) -> Any:
 
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+        value = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except UnicodeDecodeError as exc:
         raise ValidationError(f"is not UTF-8 (byte {exc.start})", where=where) from None
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise ValidationError(f"malformed JSON: {exc}", where=where) from None
+    except RecursionError:  # nested deeper than the reader's stack allows, which is far deeper
+        raise ValidationError(_TOO_DEEP, where=where) from None
+    # Each array and object opens with a bracket: a text with few of them is not nested deep.
+    if text.count("[") + text.count("{") > MAX_NESTING and _nested_deeper(value, MAX_NESTING):
+        raise ValidationError(_TOO_DEEP, where=where)
+    return value
+
+
+_TOO_DEEP = f"is nested more than {MAX_NESTING} arrays and objects deep"
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Whether *value* nests arrays and objects more than *limit* deep (found without recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            pending.extend((inner, depth + 1) for inner in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 def check_schema(document: Any, expected: str, where: str) -> None:
@@ -145,7 +174,30 @@ def event_shape(document: Any, where: str) -> dict[str, Any]:
     except (EvidenceError, TypeError, ValueError) as exc:
         raise ValidationError(str(exc), where=where) from None
     assert isinstance(document, dict)
+    # The converter reads a list or a number as the text it prints (str()): the members the
+    # import looks events up by, or compares, must be text in the document itself.
+    for name in _TEXT_MEMBERS:
+        if type(document.get(name)) is not str:
+            raise ValidationError(f"{name} must be text, not {_json_kind(document.get(name))}", where=where)
     return document
+
+
+#: Members of a custody event that are text (the converter would take a list or a number for
+#: the text it prints).
+_TEXT_MEMBERS = ("at", "action", "subject", "prev_hash", "hash")
+
+
+def _json_kind(value: Any) -> str:
+    """What JSON calls the kind of *value*."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    return "an array" if isinstance(value, list) else type(value).__name__
 
 
 def hash_checked(event: dict[str, Any], where: str, hashed: tuple[str, bytes] | None = None) -> bytes:

@@ -335,26 +335,26 @@ def read_bag(
         )
         histories = _histories(events, complete, CUSTODY)
         provenance = bag_provenance(checked.files, contents, events, leaves)
-        records, files, unchecked = _bag_records(checked, record_files, artifact_files, histories, progress)
+        read, files, unchecked = _bag_records(checked, record_files, artifact_files, progress)
     else:
         # The events are hashed elsewhere while the records are read here; what is wrong with
         # a record is said only once the events' hashes, links and provenance are found right,
         # as when the records are read after them.
         elsewhere = _EventsHashedElsewhere(checked.files[CUSTODY], hasher)
         events = elsewhere.events
-        grouped: dict[str, list[dict[str, Any]]] = {}
-        for event in events:
-            grouped.setdefault(event["subject"], []).append(event)
         refused: EvidenceError | OSError | None = None
         try:
-            records, files, unchecked = _bag_records(checked, record_files, artifact_files, grouped, progress)
+            read, files, unchecked = _bag_records(checked, record_files, artifact_files, progress)
         except (EvidenceError, OSError) as exc:
             refused = exc
         leaves = elsewhere.leaves()
-        _histories(events, complete, CUSTODY)
+        histories = _histories(events, complete, CUSTODY)
         provenance = bag_provenance(checked.files, contents, events, leaves)
         if refused is not None:
             raise refused
+    records = [
+        IncomingRecord(record=record, history=tuple(histories.get(record.id, ())), where=name) for record, name in read
+    ]
     for label, count in (("records", len(records)), ("custody_events", len(events))):
         if contents.get(label) != count:
             raise BagError(f"says {label} {contents.get(label)!r}, the bag holds {count}", where=CONTENTS)
@@ -384,13 +384,11 @@ def _bag_records(
     checked: BagLayout,
     record_files: Mapping[str, str],
     artifact_files: dict[str, list[str]],
-    histories: Mapping[str, list[dict[str, Any]]],
     progress: ByteProgress | None,
-) -> tuple[list[IncomingRecord], dict[str, Path], list[PayloadFile]]:
-    """A bag's records, each with the custody events that came with it, the files of their
-    artifacts, and those files still to be checked against the manifests (see
-    :func:`read_bag`)."""
-    records: list[IncomingRecord] = []
+) -> tuple[list[tuple[model.EvidenceRecord, str]], dict[str, Path], list[PayloadFile]]:
+    """A bag's records (each with the name of its document), the files of their artifacts, and
+    those files still to be checked against the manifests (see :func:`read_bag`)."""
+    records: list[tuple[model.EvidenceRecord, str]] = []
     files: dict[str, Path] = {}
     unchecked: list[PayloadFile] = []
     for record_id, name in sorted(record_files.items()):
@@ -410,7 +408,7 @@ def _bag_records(
             unchecked.append(PayloadFile(name=file, path=checked.files[file], expected=checked.expected(file)))
         if have:
             raise BagError("is not an artifact of its record", where=sorted(have.values())[0])
-        records.append(IncomingRecord(record=record, history=tuple(histories.get(record.id, ())), where=name))
+        records.append((record, name))
     if artifact_files:
         orphan = sorted(artifact_files)[0]
         raise BagError(f"has artifact files but no record.json for record {orphan}", where=RECORDS_DIR)
