@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from evidence_catalog import Catalog, custody
 from evidence_catalog.interchange import import_documents
 from evidence_catalog.interchange import importing as reading
-from evidence_catalog.operations import importing, importing_offload, ingesting_offload
+from evidence_catalog.operations import importing, importing_files, importing_offload, ingesting_offload
 from evidence_catalog.store import log
 
 from . import test_ingest_offload as ingest_tests
@@ -68,6 +68,47 @@ def _hashing_fails(chunk: Any) -> Any:
     return _misbehaving(chunk, "fails")
 
 
+_stored_elsewhere = importing_files._stored_elsewhere
+_settle = importing_files.EarlyFiles._settle
+
+
+def _storing(task: Any, how: str) -> Any:
+    """The worker's storing of a chunk of a bag's small files, but at its second chunk the
+    worker kills itself halfway through it (``dies``), stops answering (``hangs``) or fails
+    (``fails``), or it answers every chunk one file short (``short``)."""
+    global _storing_tasks
+    _storing_tasks += 1
+    root, algorithms, fsync, files = task
+    if _storing_tasks == 2 and how in ("dies", "hangs"):
+        _stored_elsewhere((root, algorithms, fsync, files[: len(files) // 2]))  # stored, never said
+        if how == "dies":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(3600)
+    if _storing_tasks == 2 and how == "fails":
+        raise OSError("refused in the worker")
+    found = _stored_elsewhere(task)
+    return found[:-1] if how == "short" else found
+
+
+_storing_tasks = 0
+
+
+def _storing_dies(task: Any) -> Any:
+    return _storing(task, "dies")
+
+
+def _storing_hangs(task: Any) -> Any:
+    return _storing(task, "hangs")
+
+
+def _storing_fails(task: Any) -> Any:
+    return _storing(task, "fails")
+
+
+def _storing_short(task: Any) -> Any:
+    return _storing(task, "short")
+
+
 def _hashing_short(chunk: Any) -> Any:
     """The first hash left out (``None``: the import makes it), and the last not brought back."""
     found = _hashed_lines(chunk)
@@ -96,6 +137,7 @@ def _import(
     }
     ingesting_offload.presealed_chunk = tasks.get(case, ingest_tests._presealed_chunk)  # type: ignore[assignment]
     reading.HASHED_CHUNK = chunk
+    importing_files.STORE_CHUNK = chunk
     hashing = {
         "hashing died": _hashing_dies,
         "hashing hung": _hashing_hangs,
@@ -103,6 +145,20 @@ def _import(
         "hashing short": _hashing_short,
     }
     importing_offload.hashed_lines = hashing.get(case, _hashed_lines)  # type: ignore[assignment]
+    storing = {
+        "storing died": _storing_dies,
+        "storing hung": _storing_hangs,
+        "storing failed": _storing_fails,
+        "storing short": _storing_short,
+    }
+    importing_files._stored_elsewhere = storing.get(case, _stored_elsewhere)  # type: ignore[assignment]
+    stored_early: list[int] = []  # files the worker stored, as the import found them
+
+    def settle_spy(early: Any, done: dict[Any, Any]) -> None:
+        _settle(early, done)
+        stored_early.append(len(done))
+
+    importing_files.EarlyFiles._settle = settle_spy  # type: ignore[method-assign]
     sealed: list[tuple[str, bool]] = []  # each event sealed after a worker was had: from a presealed form?
     hashed: list[bool] = []  # each bag event checked: was its hash made by the worker?
 
@@ -130,8 +186,11 @@ def _import(
             events += [(e.action, e.subject) for e in page]
     return {
         "added": len(result.records_added),
+        "stored": (result.artifacts_stored, result.artifacts_present, result.bytes_stored),
         "sealed": sealed,
         "hashed": hashed,
+        "stored_early": sum(stored_early),
+        "blobs": sorted(p.name for p in (Path(catalog) / "blobs").rglob("*") if p.is_file()),
         "seconds": seconds,
         "threads": threads,
         "ok": report.ok,
@@ -183,7 +242,7 @@ def new_catalog(path: Path) -> Path:
 
 
 def same(alone: dict[str, Any], shared: dict[str, Any]) -> None:
-    for key in ("added", "ok", "findings", "events", "records"):
+    for key in ("added", "stored", "ok", "findings", "events", "records"):
         assert shared[key] == alone[key], key
     assert shared["ok"], shared["findings"]
 
@@ -211,6 +270,28 @@ def test_an_import_with_its_worker_makes_the_log_it_makes_alone(tmp_path: Path, 
     assert shared["hashed"] == stopped["hashed"] == [True] * events
 
 
+def test_a_bags_small_files_are_stored_by_the_worker_while_its_records_are_read(tmp_path: Path) -> None:
+    source, blobs = exported(tmp_path / "export", 24)
+    cases = ["alone", "worker", "storing died", "storing hung", "storing failed", "storing short"]
+    alone, shared, *others = imports_in_child(
+        [(new_catalog(tmp_path / case), source, blobs, case) for case in cases], chunk=4
+    )
+    assert alone["stored_early"] == 0 and shared["stored_early"] == 24
+    for case, run in zip(cases[1:], [shared, *others], strict=True):
+        same(alone, run)
+        # the same blobs: none the worker stored and did not say is left unclaimed
+        assert run["blobs"] == alone["blobs"], case
+        assert run["threads"] == 1, case
+    died, hung, failed, short = others
+    # What the worker stored and said is used (the first chunk, ended before it died or hung;
+    # every chunk but the one that failed); the import stores the rest, and half of the chunk
+    # the worker died or hung in, which it stored and never said, is no blob left unclaimed.
+    assert died["stored_early"] == hung["stored_early"] == 4
+    assert failed["stored_early"] == 20
+    assert short["stored_early"] == 0  # an answer short of its chunk is not used at all
+    assert hung["seconds"] < 60
+
+
 def test_a_bag_whose_events_the_worker_does_not_hash_imports_as_alone(tmp_path: Path) -> None:
     source, blobs = exported(tmp_path / "export", 24)
     cases = ["alone", "hashing died", "hashing hung", "hashing failed", "hashing short"]
@@ -224,8 +305,11 @@ def test_a_bag_whose_events_the_worker_does_not_hash_imports_as_alone(tmp_path: 
     # The first chunk's hashes are used; at the second task the worker is given up on (dead,
     # hung or failed), and the import hashes the rest; a short answer leaves what it lacks to
     # the import.
-    for given_up in (died, hung, failed):
+    for given_up in (died, hung):
         assert given_up["hashed"] == [True] * 4 + [False] * 21
+    # A task that failed is hashed here; a task the worker ended after it may be used or not,
+    # as the import finds it ended or not when it asks (it does not wait for a worker given up on).
+    assert failed["hashed"][:8] == [True] * 4 + [False] * 4
     assert short["hashed"] == [False, True, True, False] * 6 + [False]
     assert hung["seconds"] < 60
 
@@ -361,3 +445,79 @@ def test_a_form_taken_for_a_record_left_out_is_not_kept() -> None:
             assert forms[0] in (None, f"form of {record_id}")
     assert worker.taken > 30  # r100 and after: r29's form was taken on the way
     assert not set(seals.drafts) | set(seals.forms)
+
+
+def _refusals(runs: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """Each bag imported into a new catalog alone or with the worker: what it raised, and the
+    blobs left in the catalog."""
+    found = []
+    ingesting_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
+    importing.OFFLOAD_ITEMS = 1
+    importing_files.STORE_CHUNK = 4
+    made: list[int] = []  # blobs the worker stored and said, in each import
+
+    def settle_spy(early: Any, done: dict[Any, Any]) -> None:
+        _settle(early, done)
+        made.append(len(early.created))
+
+    importing_files.EarlyFiles._settle = settle_spy  # type: ignore[method-assign]
+    for catalog, bag, case in runs:
+        made.clear()
+        ingesting_offload.OFFLOAD_BYTES = 10**12 if case == "alone" else 0
+        with Catalog.open(Path(catalog), operator=OPERATOR, clock=FixedClock()) as cat:
+            try:
+                cat.import_records(Path(bag))
+                outcome = "imported"
+            except Exception as exc:  # noqa: BLE001 -- what the test compares
+                outcome = f"{type(exc).__name__}: {exc}"
+            blobs = sorted(p.name for p in (Path(catalog) / "blobs").rglob("*") if p.is_file() and p.name != ".lock")
+            found.append(
+                {"outcome": outcome, "blobs": blobs, "threads": threading.active_count(), "made": max(made, default=0)}
+            )
+    return {"runs": found}
+
+
+def test_a_damaged_bag_is_refused_with_the_worker_storing_as_alone(tmp_path: Path) -> None:
+    import shutil
+
+    from .test_hostile_import import reseal, write
+
+    source, _ = exported(tmp_path / "export", 24)
+    files = sorted((source / "data" / "records").glob("*/artifacts/*"))
+    damages = {
+        "file changed, resealed": lambda bag: (write(bag / files[9].relative_to(source), b"other bytes"), reseal(bag)),
+        # the same size (the bag's Payload-Oxum holds), not the bytes its manifest gives
+        "file changed": lambda bag: write(
+            bag / files[13].relative_to(source), bytes(b ^ 1 for b in files[13].read_bytes())
+        ),
+        "record changed, resealed": lambda bag: (
+            write(sorted((bag / "data" / "records").glob("*/record.json"))[20], '{"schema": 1}'),
+            reseal(bag),
+        ),
+        "event changed, resealed": lambda bag: (
+            write(
+                bag / "data" / "custody.jsonl",
+                (bag / "data" / "custody.jsonl").read_text("utf-8").replace('"record.created"', '"record.made"', 1)
+                if '"record.created"' in (bag / "data" / "custody.jsonl").read_text("utf-8")
+                else (bag / "data" / "custody.jsonl")
+                .read_text("utf-8")
+                .replace('"artifact.added"', '"artifact.adde"', 1),
+            ),
+            reseal(bag),
+        ),
+    }
+    runs = []
+    for name, damage in damages.items():
+        bag = tmp_path / name.replace(" ", "-").replace(",", "")
+        shutil.copytree(source, bag)
+        damage(bag)
+        runs += [(str(new_catalog(tmp_path / f"{bag.name}-{case}")), str(bag), case) for case in ("alone", "worker")]
+    result = in_new_interpreter(_refusals, runs, timeout=300)
+    outcomes = result["runs"]
+    for n, name in enumerate(damages):
+        alone, shared = outcomes[2 * n], outcomes[2 * n + 1]
+        assert alone["outcome"] != "imported", name
+        assert shared["outcome"] == alone["outcome"], name
+        assert shared["blobs"] == alone["blobs"] == [], name  # nothing stored is left behind
+        assert shared["threads"] == 1, name
+        assert alone["made"] == 0 and shared["made"] >= 20, name  # (stored by the worker, then removed)

@@ -104,7 +104,7 @@ def _import_read(
     begun here before the source is read, while this process holds little; closed by the
     caller)."""
     presealing.begin(source_size(path))
-    early = EarlyFiles(ctx, progress)
+    early = EarlyFiles(ctx, progress, presealing)
     try:
         incoming = read_source(
             path,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import attrs
 
 from evidence_catalog import model
-from evidence_catalog.errors import InputError, IntegrityError, StorageError
+from evidence_catalog.errors import EvidenceError, InputError, IntegrityError, StorageError
 from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.interchange import bagfiles
 from evidence_catalog.interchange.bag import check_payload_file, compare_digests
@@ -27,8 +27,9 @@ from evidence_catalog.interchange.import_checks import check_artifact_bytes
 from evidence_catalog.interchange.importing import Incoming, IncomingRecord, PayloadFile
 from evidence_catalog.operations import common
 from evidence_catalog.operations.context import Context
+from evidence_catalog.operations.ingesting_offload import Presealing
 from evidence_catalog.paths import display_path
-from evidence_catalog.store.blobstore import StoredBlob
+from evidence_catalog.store.blobstore import BlobStore, StoredBlob
 
 
 @attrs.frozen
@@ -70,7 +71,7 @@ def store_incoming_files(
         for item in new:
             for entry in item.record.artifacts:
                 needed.setdefault(entry.artifact.sha256, entry.artifact)
-        made = set(created)
+        made = set(created) | (set() if early is None else early.unsettled)
         missing = [sha for sha in needed if sha in made or not ctx.blobs.exists(sha)]
         for sha in missing:
             if sha not in incoming.files:
@@ -99,6 +100,10 @@ def store_incoming_files(
         for path, store in storing.items():  # a blob folder's file: checked against the artifact alone
             checks.append(_FileCheck(path, display_path(path), {}, store))
         run_checks(ctx, checks, needed, holders, created, progress)
+        if early is not None:  # stored by the worker, which did not say so (it died, or answered
+            # short), then found stored by the import: none was there when the import looked
+            said = set(created)
+            created += [sha for sha in missing if sha in early.unsettled and sha not in said]
         unneeded = [sha for sha in created if sha not in needed]  # read early for a record not imported
         if unneeded:
             common.remove_unclaimed(ctx, unneeded)
@@ -324,6 +329,39 @@ def _store_file(
     return _Read(blob, found)
 
 
+#: Small files a bag's import sends its worker to store at a time.
+STORE_CHUNK = 64
+
+#: The worker's blob store (made at its first task, kept for the others).
+_STORES: dict[tuple[str, tuple[str, ...], bool], BlobStore] = {}
+
+
+def _stored_elsewhere(
+    task: tuple[str, tuple[str, ...], bool, list[tuple[str, tuple[str, ...]]]],
+) -> list[tuple[StoredBlob, dict[str, str]] | None]:
+    """The worker's task: store each file of the chunk (its path, and the algorithms besides
+    SHA-256 its manifests name) into the blob store in folder *root* (not synced: the import
+    syncs the store before its transaction), hashing it on the way; its blob and digests, or
+    ``None`` for the first file that fails and every one after it (the import stores those
+    itself, and says why).  The import compares every digest with the manifests."""
+    root, algorithms, fsync, files = task
+    key = (root, algorithms, fsync)
+    store = _STORES.get(key)
+    if store is None:
+        store = _STORES[key] = BlobStore(Path(root), algorithms, fsync=fsync)
+        store.quarantines = False  # (a damaged stored copy is the import's to move aside, and say)
+    done: list[tuple[StoredBlob, dict[str, str]] | None] = []
+    for path, extra in files:
+        try:
+            with open(path, "rb", buffering=0) as stream:
+                reader = _Hashing(stream, extra)
+                blob = store.put_stream(reader, defer_sync=True)
+        except Exception:  # noqa: BLE001 -- stored by the import, which says why
+            break
+        done.append((blob, {**reader.digests(), "sha256": blob.sha256}))
+    return done + [None] * (len(files) - len(done))
+
+
 def check_described(ctx: Context, check: _FileCheck, read: _Read, artifact: model.Artifact, holder: str) -> None:
     """Refuse the stored file of *check* (*read*) unless it is the artifact's bytes (SHA-256,
     size, every other digest the artifact names) and what *artifact* says of them
@@ -368,40 +406,119 @@ def _size(path: Path) -> int:
 
 
 class EarlyFiles:
-    """A bag's large artifact files read while its records are being read and checked (on a
-    thread per CPU but one, in order): each hashed against its manifests and, when this
-    catalog neither holds those bytes nor describes them, stored (not yet synced) -- what the
-    records say of each is checked once they are read (:func:`store_incoming_files`).  Reading
-    the bytes while the documents are parsed overlaps the disk and the hashing with the
-    interpreter; nothing is accepted earlier for it, and what it stored for an import that
-    stops goes again (:meth:`abandon`)."""
+    """A bag's artifact files read while its records are being read and checked: each large
+    one on a thread per CPU but one, in order, hashed against its manifests and, when this
+    catalog neither holds those bytes nor describes them, stored (not yet synced); and, with a
+    worker process (the import's, idle until the import writes), each small one it should
+    store, stored and hashed there.  What the records say of each is checked once they are read
+    (:func:`store_incoming_files`).  Reading the bytes while the documents are parsed overlaps
+    the disk and the hashing with the interpreter; nothing is accepted earlier for it, and what
+    it stored for an import that stops goes again (:meth:`abandon`)."""
 
-    def __init__(self, ctx: Context, progress: ProgressCallback | None) -> None:
+    def __init__(self, ctx: Context, progress: ProgressCallback | None, worker: Presealing | None = None) -> None:
         self.ctx = ctx
         self.progress = progress
         #: SHA-256s of the blobs stored, as they are made.
         self.created: list[str] = []
+        #: SHA-256s of the small files sent to the worker that it has not been found to have
+        #: stored (not answered yet, failed, or not the bytes their manifests give): their files
+        #: are stored and checked again by the import, as files not read early.
+        self.unsettled: set[str] = set()
         self._jobs: list[tuple[PayloadFile, Future[_Read | None]]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._flusher: bagfiles.Flusher | None = None  # large stored files go to the disk while the rest are read
+        self._worker = worker
+        #: The chunks of small files sent to the worker, each with its task (``None``: not sent).
+        self._sent: list[tuple[list[PayloadFile], Future[Any] | None]] = []
+        self._told: BlobStore | None = None  # the store told to expect the worker's files
 
     def start(self, files: Sequence[PayloadFile]) -> None:
         """Start reading those of *files* (a bag's artifact files, in order) of at least
-        :data:`EARLY_READ_BYTES`."""
-        large = [f for f in files if _size(f.path) >= EARLY_READ_BYTES]
-        if not large:
+        :data:`EARLY_READ_BYTES`, and have the worker store the smaller ones to be stored."""
+        sizes = [_size(f.path) for f in files]
+        large = [f for f, size in zip(files, sizes, strict=True) if size >= EARLY_READ_BYTES]
+        small = [f for f, size in zip(files, sizes, strict=True) if size < EARLY_READ_BYTES] if self._sends() else []
+        if not large and not small:
             return
-        manifest_sha = [f.expected.get("sha256") for f in large]
+        manifest_sha = [f.expected.get("sha256") for f in (*large, *small)]
         with self.ctx.db.read() as session:
             described = self.ctx.db.artifacts(session, [sha for sha in manifest_sha if sha is not None])
+
+        def to_store(sha: str | None) -> bool:
+            return sha is not None and sha not in described and not self.ctx.blobs.exists(sha)
+
+        if small:
+            self._send_small(small, to_store)
+        if not large:
+            return
         # One CPU is the records' (the interpreter's lock): a reader per other CPU, at least one.
         workers = max(1, min(8, (os.cpu_count() or 1) * self.ctx.blobs.readers_per_cpu) - 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-read")
         self._flusher = bagfiles.Flusher()
-        for file, sha in zip(large, manifest_sha, strict=True):
-            store = sha is not None and sha not in described and not self.ctx.blobs.exists(sha)
-            self._jobs.append((file, self._pool.submit(self._read, file, store)))
+        for file in large:
+            self._jobs.append((file, self._pool.submit(self._read, file, to_store(file.expected.get("sha256")))))
+
+    def _sends(self) -> bool:
+        """Whether small files go to the worker: there is one, and the blob store is a folder
+        whose next sync covers (and reports the failure of) what another process writes."""
+        worker, store = self._worker, self.ctx.blobs
+        return worker is not None and worker.pool is not None and not worker.broken and isinstance(store, BlobStore)
+
+    def _send_small(self, small: Sequence[PayloadFile], to_store: Callable[[str | None], bool]) -> None:
+        """Send the worker, in chunks of :data:`STORE_CHUNK`, the small files to store (each
+        SHA-256 once: a second file of the same bytes is checked by the import)."""
+        store = self.ctx.blobs
+        assert isinstance(store, BlobStore)
+        sending: list[PayloadFile] = []
+        for file in small:
+            sha = file.expected.get("sha256")
+            if sha is not None and sha not in self.unsettled and to_store(sha):
+                self.unsettled.add(sha)
+                sending.append(file)
+        if not sending or not store.expect_deferred():  # before the worker writes a byte of them
+            self.unsettled.clear()
+            return
+        self._told = store
+        assert self._worker is not None
+        for start in range(0, len(sending), STORE_CHUNK):
+            chunk = sending[start : start + STORE_CHUNK]
+            files = [(os.fspath(f.path), tuple(sorted(set(f.expected) - {"sha256"}))) for f in chunk]
+            self._sent.append(
+                (
+                    chunk,
+                    self._worker.submit(
+                        _stored_elsewhere, (os.fspath(store.root), store.algorithms, store.fsync, files)
+                    ),
+                )
+            )
+
+    def _settle(self, done: dict[Path, _Read]) -> None:
+        """Take the worker's answers, in order: each file it stored that has the digests its
+        manifests give is *done*; the rest stay :attr:`unsettled`."""
+        sent, self._sent = self._sent, []
+        for chunk, future in sent:
+            assert self._worker is not None
+            answer = self._worker.answer_to(future)
+            if not isinstance(answer, list) or len(answer) != len(chunk):
+                answer = [None] * len(chunk)
+            for file, stored in zip(chunk, answer, strict=True):
+                if stored is None:
+                    continue
+                blob, found = stored
+                if blob.created:
+                    self.created.append(blob.sha256)
+                try:
+                    compare_digests(file.name, found, file.expected)
+                except EvidenceError:
+                    continue  # stored and checked again by the import, which says so in its turn
+                if self.progress is not None:
+                    self.progress(blob.size)
+                self.unsettled.discard(blob.sha256)
+                done[file.path] = _Read(blob, found)
+        if self._told is not None:
+            self._told.expect_no_more()
+            self._told = None
 
     def _read(self, file: PayloadFile, store: bool) -> _Read | None:
         if self._stop.is_set():
@@ -425,9 +542,11 @@ class EarlyFiles:
         return read
 
     def finish(self) -> dict[Path, _Read]:
-        """Every file read, by path, once all are; the first that failed (in order) is raised."""
+        """Every file read, by path, once all are; the first that failed (in order) is raised
+        (a small file the worker did not store as its manifests say is left to the import)."""
         failed: BaseException | None = None
         done: dict[Path, _Read] = {}
+        self._settle(done)
         for file, job in self._jobs:
             error = job.exception()  # waits for it
             if error is not None:
@@ -454,11 +573,17 @@ class EarlyFiles:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def abandon(self) -> None:
-        """Stop reading (those under way finish) and remove the blobs stored, unless a record
-        holds them."""
+        """Stop reading (those under way finish; the worker's chunks not begun are dropped) and
+        remove the blobs stored, unless a record holds them (also any the worker stored and did
+        not say)."""
         self._stop.set()
+        for _, future in self._sent:
+            if future is not None:
+                future.cancel()
+        with contextlib.suppress(Exception):
+            self._settle({})
         self._close()
         if self._flusher is not None:
             with contextlib.suppress(OSError):
                 self._flusher.close()
-        common.remove_unclaimed(self.ctx, self.created)
+        common.remove_unclaimed(self.ctx, [*self.created, *sorted(self.unsettled)])
