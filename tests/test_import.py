@@ -1550,3 +1550,20 @@ def test_an_export_whose_analysis_document_is_not_one_is_refused_and_verify_says
         assert "analysis_unreadable" in [f.kind for f in report.findings]
         bag = cat.export(tmp_path / "bag", format="bagit").path
     assert_refused(dest, bag, InputError, r"is not readable as the analysis of \w+ the record says it is")
+
+
+def test_a_damaged_copy_no_record_holds_is_replaced_not_trusted(source: Source, dest: Catalog, bag: Path) -> None:
+    # An import killed before its records were written can leave the bytes it stored, which
+    # the store may damage since: the next import must not count such a copy as the catalog's
+    # bytes (its records would name bytes the catalog does not have).  It stores the bag's
+    # bytes, and the damaged copy is moved aside, not deleted.
+    record = next(r for r in source.catalog.records() if r.artifacts)
+    sha = record.artifacts[0].artifact.sha256
+    stored = dest.path / "blobs" / "sha256" / sha[:2] / sha[2:4] / sha
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(b"damaged since")
+    dest.import_records(bag)
+    assert sha256_of(stored) == sha
+    assert [p.name.split(".")[0] for p in (dest.path / "blobs" / "quarantine").iterdir()] == [sha]
+    report = dest.verify(record_event=False, remember=False, workers=1)
+    assert report.ok, [str(f) for f in report.findings]

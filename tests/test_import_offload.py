@@ -78,9 +78,9 @@ def _storing(task: Any, how: str) -> Any:
     (``fails``), or it answers every chunk one file short (``short``)."""
     global _storing_tasks
     _storing_tasks += 1
-    root, algorithms, fsync, files = task
+    root, algorithms, fsync, journal, files = task
     if _storing_tasks == 2 and how in ("dies", "hangs"):
-        _stored_elsewhere((root, algorithms, fsync, files[: len(files) // 2]))  # stored, never said
+        _stored_elsewhere((root, algorithms, fsync, journal, files[: len(files) // 2]))  # stored, never said
         if how == "dies":
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(3600)
@@ -461,9 +461,12 @@ def _refusals(runs: list[tuple[str, str, str]]) -> dict[str, Any]:
         made.append(len(early.created))
 
     importing_files.EarlyFiles._settle = settle_spy  # type: ignore[method-assign]
+    storing = {"storing short": _storing_short, "storing died": _storing_dies, "storing hung": _storing_hangs}
+    ingesting_offload.TASK_TIMEOUT = 2.0
     for catalog, bag, case in runs:
         made.clear()
         ingesting_offload.OFFLOAD_BYTES = 10**12 if case == "alone" else 0
+        importing_files._stored_elsewhere = storing.get(case, _stored_elsewhere)  # type: ignore[assignment]
         with Catalog.open(Path(catalog), operator=OPERATOR, clock=FixedClock()) as cat:
             try:
                 cat.import_records(Path(bag))
@@ -506,18 +509,38 @@ def test_a_damaged_bag_is_refused_with_the_worker_storing_as_alone(tmp_path: Pat
             reseal(bag),
         ),
     }
+    # A record the catalog holds already, with other content: refused once the files are read.
+    held = new_catalog(tmp_path / "held")
+    first = tmp_path / "first"
+    with Catalog.open(source.parent / "source", operator=OPERATOR, clock=FixedClock()) as cat:
+        record_id = cat.record_ids()[0]
+        cat.export(first, format="bagit", record_ids=[record_id])
+    with Catalog.open(held, operator=OPERATOR, clock=FixedClock()) as cat:
+        cat.import_records(first)
+        cat.tag(record_id, ["changed here"])
+    damages["a record held with other content"] = lambda bag: None
+    cases = ("alone", "worker", "storing short", "storing died", "storing hung")
     runs = []
     for name, damage in damages.items():
         bag = tmp_path / name.replace(" ", "-").replace(",", "")
         shutil.copytree(source, bag)
         damage(bag)
-        runs += [(str(new_catalog(tmp_path / f"{bag.name}-{case}")), str(bag), case) for case in ("alone", "worker")]
-    result = in_new_interpreter(_refusals, runs, timeout=300)
+        for case in cases:
+            catalog = tmp_path / f"{bag.name}-{case}".replace(" ", "-")
+            if name.startswith("a record held"):
+                shutil.copytree(held, catalog)
+            else:
+                new_catalog(catalog)
+            runs.append((str(catalog), str(bag), case))
+    result = in_new_interpreter(_refusals, runs, timeout=600)
     outcomes = result["runs"]
     for n, name in enumerate(damages):
-        alone, shared = outcomes[2 * n], outcomes[2 * n + 1]
+        alone, *others = outcomes[len(cases) * n : len(cases) * (n + 1)]
         assert alone["outcome"] != "imported", name
-        assert shared["outcome"] == alone["outcome"], name
-        assert shared["blobs"] == alone["blobs"] == [], name  # nothing stored is left behind
-        assert shared["threads"] == 1, name
-        assert alone["made"] == 0 and shared["made"] >= 20, name  # (stored by the worker, then removed)
+        assert alone["made"] == 0
+        for case, shared in zip(cases[1:], others, strict=True):
+            assert shared["outcome"] == alone["outcome"], (name, case)
+            # nothing stored is left behind: also what a worker stored and never said
+            assert shared["blobs"] == alone["blobs"], (name, case)
+            assert shared["threads"] == 1, (name, case)
+        assert others[0]["made"] >= 20, name  # (stored by the worker, then removed)

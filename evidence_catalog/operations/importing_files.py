@@ -10,6 +10,8 @@ import collections
 import contextlib
 import hashlib
 import os
+import re
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,7 +74,12 @@ def store_incoming_files(
             for entry in item.record.artifacts:
                 needed.setdefault(entry.artifact.sha256, entry.artifact)
         made = set(created) | (set() if early is None else early.unsettled)
-        missing = [sha for sha in needed if sha in made or not ctx.blobs.exists(sha)]
+        with ctx.db.read() as session:
+            described = ctx.db.artifacts(session, list(needed))
+        # Bytes no record describes are stored even when a copy is there (an import killed
+        # before its records were written left it, or it was damaged since): storing them
+        # checks that copy, and moves a damaged one aside.
+        missing = [sha for sha in needed if sha in made or sha not in described or not ctx.blobs.exists(sha)]
         for sha in missing:
             if sha not in incoming.files:
                 raise InputError(
@@ -100,10 +107,6 @@ def store_incoming_files(
         for path, store in storing.items():  # a blob folder's file: checked against the artifact alone
             checks.append(_FileCheck(path, display_path(path), {}, store))
         run_checks(ctx, checks, needed, holders, created, progress)
-        if early is not None:  # stored by the worker, which did not say so (it died, or answered
-            # short), then found stored by the import: none was there when the import looked
-            said = set(created)
-            created += [sha for sha in missing if sha in early.unsettled and sha not in said]
         unneeded = [sha for sha in created if sha not in needed]  # read early for a record not imported
         if unneeded:
             common.remove_unclaimed(ctx, unneeded)
@@ -117,7 +120,7 @@ def store_incoming_files(
         common.remove_unclaimed(ctx, list(dict.fromkeys([*created, *missing])))
         raise
     size_total = sum(needed[sha].size for sha in created)
-    return len(created), len(needed) - len(missing), size_total, created
+    return len(created), len(needed) - len(created), size_total, created
 
 
 def run_checks(
@@ -332,33 +335,43 @@ def _store_file(
 #: Small files a bag's import sends its worker to store at a time.
 STORE_CHUNK = 64
 
+#: A SHA-256 as the worker's journal notes it.
+_SHA256 = re.compile("[0-9a-f]{64}")
 #: The worker's blob store (made at its first task, kept for the others).
 _STORES: dict[tuple[str, tuple[str, ...], bool], BlobStore] = {}
 
 
 def _stored_elsewhere(
-    task: tuple[str, tuple[str, ...], bool, list[tuple[str, tuple[str, ...]]]],
+    task: tuple[str, tuple[str, ...], bool, str, list[tuple[str, tuple[str, ...]]]],
 ) -> list[tuple[StoredBlob, dict[str, str]] | None]:
     """The worker's task: store each file of the chunk (its path, and the algorithms besides
     SHA-256 its manifests name) into the blob store in folder *root* (not synced: the import
     syncs the store before its transaction), hashing it on the way; its blob and digests, or
     ``None`` for the first file that fails and every one after it (the import stores those
-    itself, and says why).  The import compares every digest with the manifests."""
-    root, algorithms, fsync, files = task
+    itself, and says why).  The import compares every digest with the manifests.  The SHA-256
+    of each blob it creates is appended to the file *journal* at once, so that the import
+    knows it (to count it, or remove it) even when this answer never comes."""
+    root, algorithms, fsync, journal, files = task
     key = (root, algorithms, fsync)
     store = _STORES.get(key)
     if store is None:
         store = _STORES[key] = BlobStore(Path(root), algorithms, fsync=fsync)
         store.quarantines = False  # (a damaged stored copy is the import's to move aside, and say)
     done: list[tuple[StoredBlob, dict[str, str]] | None] = []
-    for path, extra in files:
-        try:
-            with open(path, "rb", buffering=0) as stream:
-                reader = _Hashing(stream, extra)
-                blob = store.put_stream(reader, defer_sync=True)
-        except Exception:  # noqa: BLE001 -- stored by the import, which says why
-            break
-        done.append((blob, {**reader.digests(), "sha256": blob.sha256}))
+    noted = os.open(journal, os.O_WRONLY | os.O_APPEND)
+    try:
+        for path, extra in files:
+            try:
+                with open(path, "rb", buffering=0) as stream:
+                    reader = _Hashing(stream, extra)
+                    blob = store.put_stream(reader, defer_sync=True)
+                if blob.created:
+                    os.write(noted, (blob.sha256 + "\n").encode("ascii"))  # one line, one write
+            except Exception:  # noqa: BLE001 -- stored by the import, which says why
+                break
+            done.append((blob, {**reader.digests(), "sha256": blob.sha256}))
+    finally:
+        os.close(noted)
     return done + [None] * (len(files) - len(done))
 
 
@@ -424,6 +437,8 @@ class EarlyFiles:
         #: stored (not answered yet, failed, or not the bytes their manifests give): their files
         #: are stored and checked again by the import, as files not read early.
         self.unsettled: set[str] = set()
+        #: Where the worker notes each blob it creates (see :func:`_stored_elsewhere`).
+        self._journal: str | None = None
         self._jobs: list[tuple[PayloadFile, Future[_Read | None]]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
@@ -480,34 +495,32 @@ class EarlyFiles:
             self.unsettled.clear()
             return
         self._told = store
+        handle, self._journal = tempfile.mkstemp(prefix="evidence-catalog-import-", suffix=".stored")
+        os.close(handle)
         assert self._worker is not None
         for start in range(0, len(sending), STORE_CHUNK):
             chunk = sending[start : start + STORE_CHUNK]
             files = [(os.fspath(f.path), tuple(sorted(set(f.expected) - {"sha256"}))) for f in chunk]
-            self._sent.append(
-                (
-                    chunk,
-                    self._worker.submit(
-                        _stored_elsewhere, (os.fspath(store.root), store.algorithms, store.fsync, files)
-                    ),
-                )
-            )
+            task = (os.fspath(store.root), store.algorithms, store.fsync, self._journal, files)
+            self._sent.append((chunk, self._worker.submit(_stored_elsewhere, task)))
 
     def _settle(self, done: dict[Path, _Read]) -> None:
         """Take the worker's answers, in order: each file it stored that has the digests its
-        manifests give is *done*; the rest stay :attr:`unsettled`."""
+        manifests give is *done*; the rest stay :attr:`unsettled`.  Every blob the worker
+        created is :attr:`created` (from its journal: also those of an answer that never came,
+        the worker stopped first when one did not)."""
         sent, self._sent = self._sent, []
+        heard = True
         for chunk, future in sent:
             assert self._worker is not None
             answer = self._worker.answer_to(future)
             if not isinstance(answer, list) or len(answer) != len(chunk):
                 answer = [None] * len(chunk)
+                heard = heard and future is not None and future.cancelled()
             for file, stored in zip(chunk, answer, strict=True):
                 if stored is None:
                     continue
                 blob, found = stored
-                if blob.created:
-                    self.created.append(blob.sha256)
                 try:
                     compare_digests(file.name, found, file.expected)
                 except EvidenceError:
@@ -516,6 +529,16 @@ class EarlyFiles:
                     self.progress(blob.size)
                 self.unsettled.discard(blob.sha256)
                 done[file.path] = _Read(blob, found)
+        if self._worker is not None and not heard:
+            self._worker.close()  # (what it was doing, done or killed: nothing more is written)
+        if self._journal is not None:
+            with contextlib.suppress(OSError), open(self._journal, "rb") as journal:
+                noted = journal.read().decode("ascii", "replace").split()
+            with contextlib.suppress(OSError):
+                os.unlink(self._journal)
+            self._journal = None
+            made = set(self.created)
+            self.created += [sha for sha in dict.fromkeys(noted) if _SHA256.fullmatch(sha) and sha not in made]
         if self._told is not None:
             self._told.expect_no_more()
             self._told = None
@@ -586,4 +609,4 @@ class EarlyFiles:
         if self._flusher is not None:
             with contextlib.suppress(OSError):
                 self._flusher.close()
-        common.remove_unclaimed(self.ctx, [*self.created, *sorted(self.unsettled)])
+        common.remove_unclaimed(self.ctx, self.created)

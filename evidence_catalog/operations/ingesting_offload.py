@@ -196,9 +196,9 @@ class Presealing:
         """What the worker gave back for a task of :meth:`submit` (waited for at most
         :data:`TASK_TIMEOUT` seconds), or ``None`` when it gave nothing: not given, failed,
         died, hung (no more tasks are then given to it)."""
-        if future is None:
+        if future is None or future.cancelled():
             return None
-        if future.done() and not future.cancelled() and future.exception(timeout=0) is None:
+        if future.done() and future.exception(timeout=0) is None:
             return future.result(timeout=0)  # (also a task ended before the worker was given up on)
         if self.broken:
             return None
