@@ -8,6 +8,7 @@ runs in a new interpreter (a worker is forked only from a process running no oth
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -56,18 +57,6 @@ def _misbehaving(chunk: Any, how: str) -> Any:
 _hashing_tasks = 0
 
 
-def _hashing_dies(chunk: Any) -> Any:
-    return _misbehaving(chunk, "dies")
-
-
-def _hashing_hangs(chunk: Any) -> Any:
-    return _misbehaving(chunk, "hangs")
-
-
-def _hashing_fails(chunk: Any) -> Any:
-    return _misbehaving(chunk, "fails")
-
-
 _stored_elsewhere = importing_files._stored_elsewhere
 _settle = importing_files.EarlyFiles._settle
 
@@ -93,26 +82,21 @@ def _storing(task: Any, how: str) -> Any:
 _storing_tasks = 0
 
 
-def _storing_dies(task: Any) -> Any:
-    return _storing(task, "dies")
-
-
-def _storing_hangs(task: Any) -> Any:
-    return _storing(task, "hangs")
-
-
-def _storing_fails(task: Any) -> Any:
-    return _storing(task, "fails")
-
-
-def _storing_short(task: Any) -> Any:
-    return _storing(task, "short")
+#: How a case has the worker misbehave, by case (partials of module-level functions: the pool
+#: sends them to the worker by name).
+_HOW = {"died": "dies", "hung": "hangs", "failed": "fails"}
+_STORING: dict[str, Any] = {f"storing {case}": functools.partial(_storing, how=how) for case, how in _HOW.items()}
+_STORING["storing short"] = functools.partial(_storing, how="short")
 
 
 def _hashing_short(chunk: Any) -> Any:
     """The first hash left out (``None``: the import makes it), and the last not brought back."""
     found = _hashed_lines(chunk)
     return [None, *found[1:-1]]
+
+
+_HASHING: dict[str, Any] = {f"hashing {case}": functools.partial(_misbehaving, how=how) for case, how in _HOW.items()}
+_HASHING["hashing short"] = _hashing_short
 
 
 def _import(
@@ -138,20 +122,8 @@ def _import(
     ingesting_offload.presealed_chunk = tasks.get(case, ingest_tests._presealed_chunk)  # type: ignore[assignment]
     reading.HASHED_CHUNK = chunk
     importing_files.STORE_CHUNK = chunk
-    hashing = {
-        "hashing died": _hashing_dies,
-        "hashing hung": _hashing_hangs,
-        "hashing failed": _hashing_fails,
-        "hashing short": _hashing_short,
-    }
-    importing_offload.hashed_lines = hashing.get(case, _hashed_lines)  # type: ignore[assignment]
-    storing = {
-        "storing died": _storing_dies,
-        "storing hung": _storing_hangs,
-        "storing failed": _storing_fails,
-        "storing short": _storing_short,
-    }
-    importing_files._stored_elsewhere = storing.get(case, _stored_elsewhere)  # type: ignore[assignment]
+    importing_offload.hashed_lines = _HASHING.get(case, _hashed_lines)  # type: ignore[assignment]
+    importing_files._stored_elsewhere = _STORING.get(case, _stored_elsewhere)  # type: ignore[assignment]
     stored_early: list[int] = []  # files the worker stored, as the import found them
 
     def settle_spy(early: Any, done: dict[Any, Any]) -> None:
@@ -461,12 +433,11 @@ def _refusals(runs: list[tuple[str, str, str]]) -> dict[str, Any]:
         made.append(len(early.created))
 
     importing_files.EarlyFiles._settle = settle_spy  # type: ignore[method-assign]
-    storing = {"storing short": _storing_short, "storing died": _storing_dies, "storing hung": _storing_hangs}
     ingesting_offload.TASK_TIMEOUT = 2.0
     for catalog, bag, case in runs:
         made.clear()
         ingesting_offload.OFFLOAD_BYTES = 10**12 if case == "alone" else 0
-        importing_files._stored_elsewhere = storing.get(case, _stored_elsewhere)  # type: ignore[assignment]
+        importing_files._stored_elsewhere = _STORING.get(case, _stored_elsewhere)  # type: ignore[assignment]
         with Catalog.open(Path(catalog), operator=OPERATOR, clock=FixedClock()) as cat:
             try:
                 cat.import_records(Path(bag))
