@@ -532,6 +532,7 @@ class EarlyFiles:
         if self._worker is not None and not heard:
             self._worker.close()  # (what it was doing, done or killed: nothing more is written)
         if self._journal is not None:
+            noted: list[str] = []
             with contextlib.suppress(OSError), open(self._journal, "rb") as journal:
                 noted = journal.read().decode("ascii", "replace").split()
             with contextlib.suppress(OSError):
