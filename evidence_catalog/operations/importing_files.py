@@ -601,9 +601,11 @@ class EarlyFiles:
         remove the blobs stored, unless a record holds them (also any the worker stored and did
         not say)."""
         self._stop.set()
-        for _, future in self._sent:
-            if future is not None:
-                future.cancel()
+        if self._worker is not None and any(f is not None and not f.done() for _, f in self._sent):
+            # Its chunks not begun are dropped, the one under way ends (or the worker is
+            # killed): then its journal says every blob it made.  (Not each future cancelled
+            # here: the pool would fail to mark a cancelled one when its worker is killed.)
+            self._worker.close()
         with contextlib.suppress(Exception):
             self._settle({})
         self._close()
