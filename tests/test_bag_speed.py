@@ -577,10 +577,10 @@ def test_an_import_reads_each_artifact_file_of_the_bag_once(
             return stream
         return _Counting(stream, counts, name) if name in artifacts and "b" in mode else stream
 
-    monkeypatch.setattr("builtins.open", counting_open)
     with Catalog.init(tmp_path / "dest", operator=operator) as dest:
-        result = dest.import_records(bag)
-        monkeypatch.undo()
+        with monkeypatch.context() as patched:
+            patched.setattr("builtins.open", counting_open)
+            result = dest.import_records(bag)
         assert len(result.records_added) == 24 and result.artifacts_stored == 24
         assert dest.verify(record_event=False).ok
     assert {name: counts.get(name, 0) for name in artifacts} == artifacts  # every byte read, once
@@ -597,14 +597,15 @@ def _statements_and_fsyncs(bag: Path, folder: Path, operator: Any, monkeypatch: 
         fsyncs[0] += 1
         real_fsync(fd)
 
-    with Catalog.init(folder, operator=operator) as dest:
+    # (monkeypatch.context, not undo(): undoing every patch would also undo the one that gives
+    # a catalog its database on the PostgreSQL run, and the second catalog would be SQLite's)
+    with Catalog.init(folder, operator=operator) as dest, monkeypatch.context() as patched:
         sa_event.listen(sa.engine.Engine, "before_cursor_execute", count_statement)
-        monkeypatch.setattr(os, "fsync", count_fsync)
+        patched.setattr(os, "fsync", count_fsync)
         try:
             dest.import_records(bag)
         finally:
             sa_event.remove(sa.engine.Engine, "before_cursor_execute", count_statement)
-            monkeypatch.undo()
     return statements[0], fsyncs[0]
 
 
