@@ -21,6 +21,7 @@ from cattrs.preconf.json import make_converter
 from evidence_catalog import model
 from evidence_catalog.analysis import MediaAnalysis
 from evidence_catalog.errors import ModelTypeError, ValidationError
+from evidence_catalog.values import is_text
 
 T = TypeVar("T")
 
@@ -239,8 +240,6 @@ def _plain(value: Any) -> bool:
 
 #: The deepest nesting of arrays and objects :func:`certainly_same_json` vouches for.
 CERTAIN_DEPTH = 200
-#: A lone surrogate: text UTF-8 cannot encode (:func:`canonical_json` refuses it).
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def certainly_same_json(first: Any, second: Any) -> bool:
@@ -260,7 +259,7 @@ def certainly_same_json(first: Any, second: Any) -> bool:
             if type(b) is not dict or len(a) != len(b) or depth >= CERTAIN_DEPTH:
                 return False
             for key, value in a.items():
-                if type(key) is not str or key not in b or (not key.isascii() and _SURROGATE.search(key)):
+                if type(key) is not str or key not in b or (not key.isascii() and not is_text(key)):
                     return False
                 pending.append((value, b[key], depth + 1))
         elif kind is list or kind is tuple:
@@ -268,7 +267,7 @@ def certainly_same_json(first: Any, second: Any) -> bool:
                 return False
             pending.extend((x, y, depth + 1) for x, y in zip(a, b, strict=True))
         elif isinstance(a, str):
-            if not isinstance(b, str) or not str.__eq__(a, b) or (not a.isascii() and _SURROGATE.search(a)):
+            if not isinstance(b, str) or not str.__eq__(a, b) or (not a.isascii() and not is_text(a)):
                 return False
         elif a is None or kind is bool:
             if a is not b:

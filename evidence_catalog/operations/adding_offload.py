@@ -82,6 +82,18 @@ Stored = tuple[StoredBlob, str]
 _STORES: dict[tuple[str, tuple[str, ...], bool], BlobStore] = {}
 
 
+def worker_store(root: str, algorithms: tuple[str, ...], fsync: bool) -> BlobStore:
+    """A worker's blob store in folder *root* (made at its first task, kept for the others),
+    which never moves a damaged stored copy aside: the process that gave the task does, and
+    records it."""
+    key = (root, algorithms, fsync)
+    store = _STORES.get(key)
+    if store is None:
+        store = _STORES[key] = BlobStore(Path(root), algorithms, fsync=fsync)
+        store.quarantines = False
+    return store
+
+
 #: What the adding process saw of a file it sends (its ``stat``): the worker stores the file only
 #: if it is still that file (device, inode, size, modification time).
 Seen = tuple[int, int, int, int]
@@ -104,11 +116,7 @@ def store_files(
     one and every one after it, which the adding process stores itself (and says why)."""
     from evidence_catalog.extract.mediatype import sniff_media_type
 
-    key = (root, algorithms, fsync)
-    store = _STORES.get(key)
-    if store is None:
-        store = _STORES[key] = BlobStore(Path(root), algorithms, fsync=fsync)
-        store.quarantines = False
+    store = worker_store(root, algorithms, fsync)
     done: list[Stored | None] = []
     for path, expected in files:
         try:

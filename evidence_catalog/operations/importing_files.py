@@ -28,6 +28,7 @@ from evidence_catalog.interchange.bag import check_payload_file, compare_digests
 from evidence_catalog.interchange.import_checks import check_artifact_bytes
 from evidence_catalog.interchange.importing import Incoming, IncomingRecord, PayloadFile
 from evidence_catalog.operations import common
+from evidence_catalog.operations.adding_offload import worker_store
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.ingesting_offload import Presealing
 from evidence_catalog.paths import display_path
@@ -337,8 +338,6 @@ STORE_CHUNK = 64
 
 #: A SHA-256 as the worker's journal notes it.
 _SHA256 = re.compile("[0-9a-f]{64}")
-#: The worker's blob store (made at its first task, kept for the others).
-_STORES: dict[tuple[str, tuple[str, ...], bool], BlobStore] = {}
 
 
 def _stored_elsewhere(
@@ -352,11 +351,7 @@ def _stored_elsewhere(
     of each blob it creates is appended to the file *journal* at once, so that the import
     knows it (to count it, or remove it) even when this answer never comes."""
     root, algorithms, fsync, journal, files = task
-    key = (root, algorithms, fsync)
-    store = _STORES.get(key)
-    if store is None:
-        store = _STORES[key] = BlobStore(Path(root), algorithms, fsync=fsync)
-        store.quarantines = False  # (a damaged stored copy is the import's to move aside, and say)
+    store = worker_store(root, algorithms, fsync)  # (a damaged stored copy is the import's to move aside)
     done: list[tuple[StoredBlob, dict[str, str]] | None] = []
     noted = os.open(journal, os.O_WRONLY | os.O_APPEND)
     try:
