@@ -30,9 +30,17 @@ def in_new_interpreter(function: Callable[..., dict[str, Any]], *args: Any, time
         process.kill()
         process.join()
         return {"hung": True}
-    process.join()
+    process.join(EXIT_SECONDS)
+    if process.is_alive():  # a thread left running, which the interpreter waits for as it exits
+        process.kill()
+        process.join()
+        raise AssertionError(f"the interpreter did not end within {EXIT_SECONDS} s of its function's end")
     assert kind == "ok", value
     return value  # type: ignore[no-any-return]
+
+
+#: How long an interpreter may take to end once its function returned.
+EXIT_SECONDS = 30.0
 
 
 def script_result(script: str, *args: str, timeout: float, what: str) -> str:

@@ -141,6 +141,7 @@ def stop_pool(pool: Any, *, kill: bool, seconds: float) -> None:
     afterwards: a later operation forks its own workers only then."""
     processes = _processes(pool)
     manager = getattr(pool, "_executor_manager_thread", None)
+    answers: Any = getattr(pool, "_result_queue", None)  # (shutdown forgets it)
     if kill:
         for process in processes:
             with contextlib.suppress(Exception):
@@ -159,5 +160,5 @@ def stop_pool(pool: Any, *, kill: bool, seconds: float) -> None:
         # it: this process's own copy of the pipe's writing end, closed once no worker is left,
         # ends that read (the pool then finds itself broken, and its thread ends).
         with contextlib.suppress(Exception):
-            pool._result_queue._writer.close()
+            answers._writer.close()
     manager.join(seconds)
