@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import io
 import re
+from collections.abc import Callable
 from typing import Any
 
 from attrs import frozen
@@ -126,16 +127,37 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
     feed whose whole body is ``/home/someone/private.xml`` would catalogue that file's entries,
     and one whose body is ``/dev/zero`` would read without end.  It is given a stream of the
     bytes, which it only reads."""
+    parsed = _parsed(raw, where)
+    kind, feed_title, feed_link = _feed_fields(raw, parsed, where)
+    warnings: list[tuple[int, str]] = []
+    if parsed.get("bozo"):
+        warnings.append((0, f"the feed is not well-formed; read leniently: {parsed.get('bozo_exception')}"))
+    entries = [
+        feed_entry(entry, number, kind, feed_title, feed_link, where, document_sha256, warnings)
+        for number, entry in enumerate(parsed.entries, start=1)
+    ]
+    if not entries:
+        raise InputError("the feed holds no entries", where=where)
+    return ParsedFeed(kind=kind, title=feed_title, entries=tuple(entries), warnings=tuple(warnings))
+
+
+def _parsed(raw: bytes, where: str) -> Any:
+    """feedparser's result for *raw* (see :func:`parse_feed`), or :class:`InputError`."""
     import feedparser
 
     try:
-        parsed = feedparser.parse(io.BytesIO(raw), sanitize_html=False, resolve_relative_uris=False)
+        return feedparser.parse(io.BytesIO(raw), sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # noqa: BLE001 -- a hostile feed may make the parser fail any way
         # (its lenient reader stops at a character reference such as &#xdcff; with an error).
         raise InputError(
             f"is not a feed that can be read ({type(exc).__name__}: {shown(str(exc))}); nothing was ingested",
             where=where,
         ) from None
+
+
+def _feed_fields(raw: bytes, parsed: Any, where: str) -> tuple[str, str | None, str | None]:
+    """The feed's kind (``rss`` or ``atom``), title and link; :class:`InputError` for a document
+    feedparser found to be no feed."""
     version = str(parsed.get("version") or "")
     if not version and not parsed.entries:
         problem = parsed.get("bozo_exception")
@@ -147,61 +169,142 @@ def parse_feed(raw: bytes, *, where: str, document_sha256: str | None = None) ->
             else ""
         )
         raise InputError(f"is not an RSS or Atom feed{reason}", where=where)
-    kind = "atom" if version.startswith("atom") else "rss"
-    feed = parsed.feed
-    feed_title = _text(feed.get("title"))
-    feed_link = _text(feed.get("link"))
+    return _kind(version), _text(parsed.feed.get("title")), _text(parsed.feed.get("link"))
+
+
+def _kind(version: str) -> str:
+    return "atom" if version.startswith("atom") else "rss"
+
+
+def feed_entry(
+    entry: Any,
+    number: int,
+    kind: str,
+    feed_title: str | None,
+    feed_link: str | None,
+    where: str,
+    document_sha256: str | None,
+    warnings: list[tuple[int, str]],
+) -> FeedEntry:
+    """Entry *number* (from 1) of a feed of this *kind*, *feed_title* and *feed_link*, as a
+    report; what could not be read of it is added to *warnings*, and text that cannot be
+    stored is an :class:`InputError`."""
+    link = _text(_member(entry, "link"))
+    post_id = _text(_member(entry, "id")) or link
+    title = _text(_member(entry, "title"))
+    summary = _text(_member(entry, "summary"))
+    text = "\n\n".join(t for t in (title, summary) if t) or ""
+    author = _text(_member(entry, "author"))
+    links = [_member(item, "href") for item in _member(entry, "links", ()) if _text(_member(item, "href"))]
+    links += [media.get("url") for media in _member(entry, "media_content", ()) if _text(media.get("url"))]
+    # Read as plain dict members: feedparser's aliases (updated -> published) would blur
+    # which date the feed gave.
+    published = _time(dict.get(entry, "published_parsed"))
+    updated = _time(dict.get(entry, "updated_parsed"))
+    for name, value in (("published", published), ("updated", updated)):
+        if dict.get(entry, name) and value is None:
+            warnings.append(
+                (number, f"entry {number}: its {name} date could not be read; kept in the stored feed only")
+            )
+    tag_text = _tag_text(entry)
+    identity = report_identity(platform=kind, post_id=post_id, feed=feed_title or feed_link, author=author, text=text)
+    report = model.Report(
+        id=model.new_id(),
+        source=model.Source(platform=kind.upper() if kind == "rss" else "Atom", feed_name=feed_title, url=feed_link),
+        text=text,
+        author=author,
+        published_at=published,
+        updated_at=updated,
+        post_id=post_id,
+        url=link,
+        url_known=link is not None,
+        links=tuple(dict.fromkeys(links)),
+        mentions=mentions(tag_text),  # the rule digests have, one for every format
+        hashtags=hashtags(tag_text),
+        media=_media(entry),
+        document_sha256=document_sha256,
+        identity=identity,
+    )
+    document = unstructure(report)
+    problem = text_problem(document)
+    if problem is not None:
+        raise InputError(f"entry {number}: its {problem}; nothing was ingested", where=where)
+    record_title = title or (text.split("\n", 1)[0] if text else f"entry {number} of {feed_title or 'a feed'}")
+    return FeedEntry(report=report, title=record_title, where=f"feed entry {number}", document=document)
+
+
+#: Entries handed over at once by :func:`stream_feed`.
+STREAM_BATCH = 32
+
+
+class _ChangedError(Exception):
+    """The feed's kind, title or link changed after entries were made with the earlier ones."""
+
+
+def stream_feed(
+    raw: bytes, *, where: str, send: Callable[[list[FeedEntry]], None], batch: int = STREAM_BATCH
+) -> tuple[tuple[int, str], ...] | None:
+    """:func:`parse_feed`'s entries, handed to *send* a *batch* at a time while feedparser reads
+    on (it returns nothing before it has read the whole feed); then the feed's warnings, or
+    ``None`` when what was sent is not what :func:`parse_feed` makes of *raw*: the caller then
+    drops all of it and calls :func:`parse_feed`, which says why, if anything is wrong.
+
+    Each entry is made as feedparser ends it, with the feed's kind, title and link as they are
+    then (in a feed they come before the entries); once the whole feed is read, what was sent
+    stands only if those are still the same, the feed is well-formed (else feedparser reads it
+    again with its lenient reader, whose entries may differ), and :func:`parse_feed` would
+    accept it.  feedparser's strict reader is hooked where it ends an entry, for the call: this
+    is for a process of its own (an ingest's worker), not one running other threads."""
+    from feedparser import api
+
+    reader = api.StrictFeedParser
+    originals = reader.__dict__.get("_end_item"), reader.__dict__.get("_end_entry")
+    ended = reader._end_item  # (the namespace mixin's, under both names)
+    assumed: tuple[str, str | None, str | None] | None = None
+    made = 0
+    pending: list[FeedEntry] = []
     warnings: list[tuple[int, str]] = []
-    if parsed.get("bozo"):
-        warnings.append((0, f"the feed is not well-formed; read leniently: {parsed.get('bozo_exception')}"))
-    entries = []
-    for number, entry in enumerate(parsed.entries, start=1):
-        link = _text(_member(entry, "link"))
-        post_id = _text(_member(entry, "id")) or link
-        title = _text(_member(entry, "title"))
-        summary = _text(_member(entry, "summary"))
-        text = "\n\n".join(t for t in (title, summary) if t) or ""
-        author = _text(_member(entry, "author"))
-        links = [_member(item, "href") for item in _member(entry, "links", ()) if _text(_member(item, "href"))]
-        links += [media.get("url") for media in _member(entry, "media_content", ()) if _text(media.get("url"))]
-        # Read as plain dict members: feedparser's aliases (updated -> published) would blur
-        # which date the feed gave.
-        published = _time(dict.get(entry, "published_parsed"))
-        updated = _time(dict.get(entry, "updated_parsed"))
-        for name, value in (("published", published), ("updated", updated)):
-            if dict.get(entry, name) and value is None:
-                warnings.append(
-                    (number, f"entry {number}: its {name} date could not be read; kept in the stored feed only")
-                )
-        tag_text = _tag_text(entry)
-        identity = report_identity(
-            platform=kind, post_id=post_id, feed=feed_title or feed_link, author=author, text=text
-        )
-        report = model.Report(
-            id=model.new_id(),
-            source=model.Source(
-                platform=kind.upper() if kind == "rss" else "Atom", feed_name=feed_title, url=feed_link
-            ),
-            text=text,
-            author=author,
-            published_at=published,
-            updated_at=updated,
-            post_id=post_id,
-            url=link,
-            url_known=link is not None,
-            links=tuple(dict.fromkeys(links)),
-            mentions=mentions(tag_text),  # the rule digests have, one for every format
-            hashtags=hashtags(tag_text),
-            media=_media(entry),
-            document_sha256=document_sha256,
-            identity=identity,
-        )
-        document = unstructure(report)
-        problem = text_problem(document)
-        if problem is not None:
-            raise InputError(f"entry {number}: its {problem}; nothing was ingested", where=where)
-        record_title = title or (text.split("\n", 1)[0] if text else f"entry {number} of {feed_title or 'a feed'}")
-        entries.append(FeedEntry(report=report, title=record_title, where=f"feed entry {number}", document=document))
-    if not entries:
-        raise InputError("the feed holds no entries", where=where)
-    return ParsedFeed(kind=kind, title=feed_title, entries=tuple(entries), warnings=tuple(warnings))
+
+    def take(entries: list[Any], fields: tuple[str, str | None, str | None]) -> None:
+        nonlocal assumed, made, pending
+        if assumed is None:
+            assumed = fields
+        elif fields != assumed:
+            raise _ChangedError
+        for entry in entries[made:]:
+            made += 1
+            pending.append(feed_entry(entry, made, *fields, where, None, warnings))
+        if len(pending) >= batch:
+            send(pending)
+            pending = []
+
+    def end_entry(handler: Any) -> None:
+        ended(handler)
+        version = str(handler.version or "")
+        fields = (_kind(version), _text(handler.feeddata.get("title")), _text(handler.feeddata.get("link")))
+        try:
+            take(handler.entries, fields)
+        except Exception as exc:  # feedparser takes an AttributeError here for a missing handler
+            # and reads on: anything stops the reading instead (what was sent is then dropped)
+            raise _ChangedError from exc
+
+    reader._end_item = reader._end_entry = end_entry
+    try:
+        parsed = _parsed(raw, where)
+        if parsed.get("bozo"):
+            return None
+        fields = _feed_fields(raw, parsed, where)
+        if not parsed.entries:
+            return None
+        take(parsed.entries, fields)
+    except (_ChangedError, InputError):
+        return None
+    finally:
+        for name, original in zip(("_end_item", "_end_entry"), originals, strict=True):
+            if original is None:
+                delattr(reader, name)
+            else:
+                setattr(reader, name, original)
+    if pending:
+        send(pending)
+    return tuple(warnings)

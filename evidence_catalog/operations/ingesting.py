@@ -8,7 +8,7 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,12 @@ from evidence_catalog.capture.options import CaptureOptions, CaptureProgress
 from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError
 from evidence_catalog.ingest.fetch import WITHHELD_SET_COOKIE, FetchedDocument, fetch_document
-from evidence_catalog.ingest.formats import INGEST_FORMATS, IngestFormat, detect_format, read_reports
+from evidence_catalog.ingest.formats import INGEST_FORMATS, IngestFormat, PreparedReport, detect_format, read_reports
 from evidence_catalog.operations import adding, common, ingesting_offload, log_key
 from evidence_catalog.operations.common import check_note, check_url, checked_tags
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.ingesting_offload import Presealing
+from evidence_catalog.operations.ingesting_stream import FeedStream, StreamLostError
 from evidence_catalog.paths import display_path, recorded_path
 from evidence_catalog.replay import captured_details
 from evidence_catalog.results import AnalysisResult, IngestResult
@@ -188,14 +189,12 @@ def ingest_stored(
 ) -> IngestResult:
     """:func:`ingest_file`, naming in *created* each blob it stored that was not there; with
     *presealing*, its events presealed by a worker where that pays (begun here, before the
-    input is parsed, and stopped again when it holds too few items; closed by the caller)."""
+    input is parsed, and stopped again when it holds too few items; closed by the caller), and
+    a large feed read by another worker while the ingest writes its entries
+    (:mod:`~evidence_catalog.operations.ingesting_stream`)."""
     presealing = presealing or Presealing()
     with open(file, "rb") as stream:
         raw = stream.read()
-    # Forked before the input is parsed, while the process holds little besides its bytes: the
-    # ingest then writes to the pages of the parsed items, which a worker forked after parsing
-    # would hold copies of.  Too few items once parsed: stopped again.
-    presealing.begin(len(raw))
     if format is None:
         format = detect_format(raw)
     if format == "telegram" and fetched is not None:
@@ -206,9 +205,14 @@ def ingest_stored(
             where=where,
         )
     skipped: list[tuple[int, str]] | None = [] if keep_going else None
-    prepared, warnings = read_reports(raw, format, where, file.parent, skipped)
-    if len(prepared) < ingesting_offload.OFFLOAD_ITEMS:
-        presealing.close()
+    # Forked before the input is parsed, while the process holds little besides its bytes: the
+    # ingest then writes to the pages of the parsed items, which a worker forked after parsing
+    # would hold copies of.  Too few items once parsed: stopped again.
+    feed = FeedStream.start(presealing, raw, where) if format == "rss" else None
+    prepared: list[PreparedReport] = []
+    warnings: tuple[tuple[int, str], ...] = ()
+    if feed is None:
+        prepared, warnings = read_input(presealing, raw, format, where, file.parent, skipped)
     with ctx.db.read() as session:  # media of reports already here is not stored again
         held_before = ctx.db.records_with_reports(
             session, [report.identity for report, _, _, media, _ in prepared if media and report.identity]
@@ -224,15 +228,12 @@ def ingest_stored(
         stored_blobs[path] = store_file_copy(ctx, path)
         if stored_blobs[path].created:
             created.append(stored_blobs[path].sha256)
-    stored_media = {path: common.describe(ctx, stored) for path, stored in stored_blobs.items()}
-    media_created = sum(stored.created for stored in {b.sha256: b for b in stored_blobs.values()}.values())
     with open(file, "rb", buffering=0) as document:
         blob = ctx.blobs.put_stream(common.SourceFile(document, where))
     if blob.created:
         created.append(blob.sha256)
     if blob.size != len(raw):
         raise InputError("changed while it was being read; nothing was ingested", where=where)
-    artifact = common.describe(ctx, blob)
     ended_at = max(ctx.clock(), started_at)
     path_text, path_b64 = (None, None) if fetched is not None else recorded_path(file)
     fetched_fields: dict[str, Any] = (
@@ -246,6 +247,85 @@ def ingest_stored(
             "withheld": (WITHHELD_SET_COOKIE,) if fetched.cookies_withheld else (),
         }
     )
+    stored = _Stored(
+        where=where,
+        format=format,
+        fetched=fetched,
+        blob=blob,
+        stored_blobs=stored_blobs,
+        tags=tags,
+        note=note,
+        started_at=started_at,
+        ended_at=ended_at,
+        path_text=path_text,
+        acquisition_fields={"original_path": path_text, "original_path_b64": path_b64, **fetched_fields},
+        skipped=skipped,
+    )
+    if feed is not None:
+        try:
+            return _write_reports(ctx, stored, feed.chunks(), lambda: feed.warnings, presealing)
+        except StreamLostError:  # rolled back: read here, as without a worker (which says what is wrong)
+            presealing.close()
+            prepared, warnings = read_input(presealing, raw, format, where, file.parent, skipped)
+    chunks = (prepared[n : n + INGEST_CHUNK] for n in range(0, len(prepared), INGEST_CHUNK))
+    return _write_reports(ctx, stored, chunks, lambda: warnings, presealing)
+
+
+def read_input(
+    presealing: Presealing,
+    raw: bytes,
+    format: IngestFormat,
+    where: str,
+    folder: Path,
+    skipped: list[tuple[int, str]] | None,
+) -> tuple[list[PreparedReport], tuple[tuple[int, str], ...]]:
+    """:func:`read_reports` of an input, the ingest's worker forked before it and stopped again
+    when it holds too few items."""
+    presealing.begin(len(raw))
+    prepared, warnings = read_reports(raw, format, where, folder, skipped)
+    if len(prepared) < ingesting_offload.OFFLOAD_ITEMS:
+        presealing.close()
+    return prepared, warnings
+
+
+@attrs.frozen
+class _Stored:
+    """What an ingest stored and knows before its transaction."""
+
+    where: str
+    format: IngestFormat
+    fetched: FetchedDocument | None
+    blob: StoredBlob
+    #: The media files the reports name that were not in the catalog, as stored.
+    stored_blobs: dict[Path, StoredBlob]
+    tags: tuple[str, ...]
+    note: str | None
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    path_text: str | None
+    acquisition_fields: dict[str, Any]
+    skipped: list[tuple[int, str]] | None
+
+
+def _write_reports(
+    ctx: Context,
+    stored: _Stored,
+    chunks: Iterable[Sequence[PreparedReport]],
+    warnings_of: Callable[[], tuple[tuple[int, str], ...]],
+    presealing: Presealing,
+) -> IngestResult:
+    """Write the reports of an input -- *chunks* of them, the input's warnings known once they
+    are all read (*warnings_of*) -- as new records, in one transaction."""
+    blob, stored_blobs, ended_at, started_at, fetched = (
+        stored.blob,
+        stored.stored_blobs,
+        stored.ended_at,
+        stored.started_at,
+        stored.fetched,
+    )
+    artifact = common.describe(ctx, blob)
+    stored_media = {path: common.describe(ctx, copy) for path, copy in stored_blobs.items()}
+    media_created = sum(copy.created for copy in {b.sha256: b for b in stored_blobs.values()}.values())
     media_to_capture: list[tuple[str, str]] = []
     media_stored: list[tuple[str, str, str]] = []  # (record, SHA-256, media type) of media put on new records
     present = 0
@@ -259,11 +339,11 @@ def ingest_stored(
         new_item = ItemParts(
             ctx,
             entry,
-            tags,
-            note,
+            stored.tags,
+            stored.note,
             started_at,
             ended_at,
-            {"original_path": path_text, "original_path_b64": path_b64, **fetched_fields},
+            stored.acquisition_fields,
         )
         seen: dict[str, str] = {}  # identity -> record, for repeats within the input
         # Built a chunk at a time, then linked into the log and inserted with one statement
@@ -308,34 +388,37 @@ def ingest_stored(
 
         parts: list[Item] = []
         held_here: dict[str, str] = {}  # identity -> record, of reports catalogued before this ingest
-        for number, (prepared_report, title, item_where, media, read_document) in enumerate(prepared):
-            identity = prepared_report.identity
-            assert identity is not None  # every reader sets it
-            if number % INGEST_CHUNK == 0:  # the next chunk's reports looked up at once
-                upcoming = [item[0].identity for item in prepared[number : number + INGEST_CHUNK]]
-                held_here = ctx.db.records_with_reports(session, [i for i in upcoming if i and i not in seen])
-            held = seen.get(identity) or held_here.get(identity)
-            if held is not None or not all(path in stored_media for path in media):
-                present += 1
-                if held is not None:  # its media may not have been captured yet
-                    media_to_capture += [(held, link.url) for link in prepared_report.media]
-                continue
-            record_id = model.new_id()
-            seen[identity] = record_id
-            record, acquisition, report, note_part, entries, details = new_item(
-                record_id, prepared_report, title, item_where, [stored_media[path] for path in media], read_document
-            )
-            draft = EventDraft(
-                at=ended_at, actor=ctx.operator, action=Action.REPORT_INGESTED, subject=record_id, details=details
-            )
-            drafts.append(presealing.draft(draft))  # (with a worker: its secret given, sent to be presealed)
-            parts.append((record, acquisition, report, note_part, entries, drafts[-1]["details"]))
-            media_to_capture += [(record_id, link.url) for link in report.media]
-            if len(parts) >= INGEST_CHUNK:
-                flush(len(parts))
-            elif presealing.active and len(parts) >= 2 * PRESEALED_LAG:
-                flush(len(parts) - PRESEALED_LAG)  # the newest left to the worker a while longer
+        items = 0
+        for chunk in chunks:
+            items += len(chunk)
+            upcoming = [item[0].identity for item in chunk]  # the chunk's reports looked up at once
+            held_here = ctx.db.records_with_reports(session, [i for i in upcoming if i and i not in seen])
+            for prepared_report, title, item_where, media, read_document in chunk:
+                identity = prepared_report.identity
+                assert identity is not None  # every reader sets it
+                held = seen.get(identity) or held_here.get(identity)
+                if held is not None or not all(path in stored_media for path in media):
+                    present += 1
+                    if held is not None:  # its media may not have been captured yet
+                        media_to_capture += [(held, link.url) for link in prepared_report.media]
+                    continue
+                record_id = model.new_id()
+                seen[identity] = record_id
+                record, acquisition, report, note_part, entries, details = new_item(
+                    record_id, prepared_report, title, item_where, [stored_media[path] for path in media], read_document
+                )
+                draft = EventDraft(
+                    at=ended_at, actor=ctx.operator, action=Action.REPORT_INGESTED, subject=record_id, details=details
+                )
+                drafts.append(presealing.draft(draft))  # (with a worker: its secret given, sent to be presealed)
+                parts.append((record, acquisition, report, note_part, entries, drafts[-1]["details"]))
+                media_to_capture += [(record_id, link.url) for link in report.media]
+                if len(parts) >= INGEST_CHUNK:
+                    flush(len(parts))
+                elif presealing.active and len(parts) >= 2 * PRESEALED_LAG:
+                    flush(len(parts) - PRESEALED_LAG)  # the newest left to the worker a while longer
         flush()
+        warnings = warnings_of()
         drafts.append(
             EventDraft(
                 at=ended_at,
@@ -343,24 +426,24 @@ def ingest_stored(
                 action=Action.DIGEST_INGESTED,
                 subject="catalog",
                 details={
-                    "format": format,
-                    "path": path_text,
+                    "format": stored.format,
+                    "path": stored.path_text,
                     "url": None if fetched is None else fetched.requested_url,
                     "sha256": blob.sha256,
-                    "items": len(prepared),
+                    "items": items,
                     "reports_added": added,
                     "reports_present": present,
                     "warnings": len(warnings),
-                    "skipped": [{"line": line, "reason": reason} for line, reason in skipped or ()],
+                    "skipped": [{"line": line, "reason": reason} for line, reason in stored.skipped or ()],
                 },
             )
         )
         ctx.db.append_events(session, drafts)
     return IngestResult(
-        path=where,
-        format=format,
+        path=stored.where,
+        format=stored.format,
         sha256=blob.sha256,
-        items=len(prepared),
+        items=items,
         reports_added=added,
         reports_present=present,
         records_added=added,
@@ -368,7 +451,7 @@ def ingest_stored(
         artifacts_added=blob.created + media_created,
         artifacts_present=(not blob.created) + len({b.sha256 for b in stored_blobs.values()}) - media_created,
         warnings=warnings,
-        skipped=tuple(skipped or ()),
+        skipped=tuple(stored.skipped or ()),
         media=tuple(dict.fromkeys(media_to_capture)),
         media_stored=tuple(media_stored),
     )

@@ -59,10 +59,14 @@ CLOSE_SECONDS = 10.0
 PATIENT = False
 
 
-def _start_worker(parent: int) -> None:
+def _start_worker(parent: int, closed: int | None = None) -> None:
     """The worker's first act: to die with the ingest, and to collect the reference cycles its
     tasks leave (the ingest pauses the collector, and the worker was forked so) without ever
-    walking what it was forked with, which the ingest's pages hold."""
+    walking what it was forked with, which the ingest's pages hold.  *closed*: a descriptor
+    of the ingest's that a worker is not to hold (the reading end of a pipe the ingest reads
+    from: a worker writing to it is to fail once the ingest stops reading)."""
+    if closed is not None:
+        os.close(closed)
     die_with_and_ignore_interrupts(parent)
     collect_own_cycles()
 
@@ -96,22 +100,29 @@ class Presealing:
     def __init__(self) -> None:
         self.pool: Any = None
         self.broken = False
+        #: The worker processes forked (0: none).
+        self.workers = 0
+        #: A feed read by one of them (see :mod:`~evidence_catalog.operations.ingesting_stream`).
+        self.stream: Any = None
         #: Drafts not sent yet, and the tasks sent (each with how many drafts it holds).
         self.waiting: list[EventDraft] = []
         self.sent: deque[tuple[int, Future[list[Presealed | None]] | None]] = deque()
         #: Forms brought back and not taken yet.
         self.ready: deque[Presealed | None] = deque()
 
-    def begin(self, size: int) -> None:
+    def begin(self, size: int, *, workers: int = 1, closed_in_workers: int | None = None) -> None:
         """Fork the worker for an ingest of an input of *size* bytes, where it may pay (an input
         of :data:`OFFLOAD_BYTES` or more: the ingest stops it again, with :meth:`close`, when
         fewer than :data:`OFFLOAD_ITEMS` items are found in it) and can be had: before the
-        ingest's write transaction, and before any other thread."""
+        ingest's write transaction, and before any other thread.  *workers*: two where one is
+        to read the input meanwhile (and holds *closed_in_workers* no longer)."""
         if self.active or size < OFFLOAD_BYTES or usable_cpus() < 2 or not sys.platform.startswith("linux"):
             return
         if threading.active_count() > 1:  # a lock another thread holds would stay held in the worker
             return
-        self.pool = forked_pool(1, TASK_TIMEOUT, _start_worker, os.getpid())  # (None: sealed as always)
+        # (None: sealed as always)
+        self.pool = forked_pool(workers, TASK_TIMEOUT, _start_worker, os.getpid(), closed_in_workers)
+        self.workers = workers if self.pool is not None else 0
 
     @property
     def active(self) -> bool:
@@ -210,11 +221,17 @@ class Presealing:
 
     def close(self) -> None:
         """Stop the worker (a task not started is dropped; one that does not end within
-        :data:`CLOSE_SECONDS` is killed), and wait for the pool's thread here."""
+        :data:`CLOSE_SECONDS` is killed), and wait for the pool's thread here.  Closed, this
+        presealing is as a new one: :meth:`begin` may fork anew."""
         pool, self.pool = self.pool, None
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.close()  # a worker still sending the feed's entries then stops
+            self.broken = self.broken or not stream.finished  # (and is not waited for)
         self.waiting.clear()
         self.sent.clear()
         self.ready.clear()
+        broken, self.broken, self.workers = self.broken, False, 0  # closed: as new
         if pool is None:
             return
-        stop_pool(pool, kill=self.broken, seconds=CLOSE_SECONDS)
+        stop_pool(pool, kill=broken, seconds=CLOSE_SECONDS)
