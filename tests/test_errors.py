@@ -75,6 +75,10 @@ NOT_EVIDENCE_ERRORS: dict[str, str] = {
     # Raised only in an analysis worker thread whose caller was interrupted or stopped early
     # (sandbox.Cancellation): the caller is already unwinding with its own exception.
     "evidence_catalog.extract.sandbox.RequestCancelledError": "raised in workers once their caller has stopped",
+    # A feed read in an ingest's worker: what it handed over does not stand, and the ingest
+    # reads the feed itself (which raises the InputError, if there is one).
+    "evidence_catalog.ingest.feed._ChangedError": "caught in feed.stream_feed: what was sent does not stand",
+    "evidence_catalog.operations.ingesting_stream.StreamLostError": "caught in ingesting: the feed read again",
 }
 
 #: EvidenceErrors that ``evidence_catalog`` does not export, each with the reason why.
