@@ -153,6 +153,9 @@ def test_what_fails_while_an_entry_is_made_stops_the_reading() -> None:
 _messages = 0
 _write = ingesting_stream._write
 _chunks = ingesting_stream.FeedStream.chunks
+_start = ingesting_stream.FeedStream.start
+#: Descriptors a case keeps open.
+_kept: list[int] = []
 
 
 def _dying(fd: int, message: Any) -> None:
@@ -223,12 +226,28 @@ def _ingest(catalog: str, source: str, case: str) -> dict[str, Any]:
     them, the reading worker misbehaving as *case* says."""
     global _messages
     _messages = 0
-    ingesting_offload.OFFLOAD_BYTES = 10**12 if case == "alone" else 0
+    ingesting_offload.OFFLOAD_BYTES = 10**12 if case.endswith("alone") else 0
     ingesting_offload.OFFLOAD_ITEMS = 1
     ingesting_offload.CHUNK = 16
     ingesting_offload.TASK_TIMEOUT = 2.0
     ingesting_offload.usable_cpus = lambda: 2  # type: ignore[attr-defined]
     feed.STREAM_BATCH = 7
+    feed.STREAM_ENTRIES = 1
+    if case == "many_fds":  # waited on by number: above 1,024, select() could not
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+        _kept.extend(os.open(os.devnull, os.O_RDONLY) for _ in range(1100))
+    if case.startswith("full_disk"):
+        import errno
+
+        from evidence_catalog.operations import common
+
+        def full(*args: Any, **kwargs: Any) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        common.SourceFile.__init__ = full  # type: ignore[method-assign]
     misbehaving = {"died": _dying, "hung": _hanging, "cut": _cut_short, "garbled": _garbled, "huge": _oversized}
     ingesting_stream._write = misbehaving.get(case, _write)  # type: ignore[assignment]
     streams: list[str] = []
@@ -243,6 +262,13 @@ def _ingest(catalog: str, source: str, case: str) -> dict[str, Any]:
         streams.append("used")
 
     ingesting_stream.FeedStream.chunks = spy  # type: ignore[method-assign]
+
+    def started(presealing: Any, raw: bytes, where: str) -> Any:
+        stream = _start(presealing, raw, where)
+        streams.extend(["started"] if stream is not None else [])
+        return stream
+
+    ingesting_stream.FeedStream.start = started  # type: ignore[method-assign,assignment]
     started = time.monotonic()
     with Catalog.open(Path(catalog), operator=OPERATOR, clock=FixedClock()) as cat:
         try:
@@ -250,6 +276,8 @@ def _ingest(catalog: str, source: str, case: str) -> dict[str, Any]:
             outcome = [result.items, result.reports_added, result.reports_present, list(result.warnings)]
         except InputError as exc:
             outcome = ["refused", str(exc)]
+        except OSError as exc:
+            outcome = ["failed", str(exc)]
         seconds = time.monotonic() - started
         threads = threading.active_count()
         report = cat.verify(record_event=False, remember=False, workers=1)
@@ -303,7 +331,7 @@ def test_an_ingest_reading_a_feed_in_its_worker_makes_what_it_makes_alone(tmp_pa
     runs = [(new_catalog(tmp_path / "alone"), source, "alone"), (shared, source, "stream"), (shared, source, "stream")]
     alone, streamed, again = ingests_in_child(runs)
     same(alone, streamed, "stream")
-    assert streamed["streams"] == ["used"]
+    assert streamed["streams"] == ["started", "used"]
     assert alone["streams"] == [] and alone["outcome"][:3] == [120, 120, 0]
     assert atom or any("date could not be read" in w[1] for w in alone["outcome"][3])
     assert again["outcome"][:3] == [120, 0, 120] and again["ok"]  # read again: every report there
@@ -316,7 +344,7 @@ def test_a_reading_worker_that_fails_changes_nothing_but_the_time(tmp_path: Path
         [(new_catalog(tmp_path / "alone"), source, "alone"), (new_catalog(tmp_path / case), source, case)]
     )
     same(alone, other, case)
-    assert other["streams"] == ["lost"]
+    assert other["streams"] == ["started", "lost"]
     assert other["seconds"] < 60
 
 
@@ -327,7 +355,7 @@ def test_a_feed_whose_entries_cannot_be_used_as_they_come_is_read_again(tmp_path
         [(new_catalog(tmp_path / "alone"), source, "alone"), (new_catalog(tmp_path / "s"), source, "stream")]
     )
     same(alone, other, kind)
-    assert other["streams"] == ["lost"]
+    assert other["streams"] == ["started", "lost"]
     assert alone["outcome"][:3] == [60, 60, 0]
 
 
@@ -354,4 +382,46 @@ def test_any_feed_read_in_the_worker_makes_what_it_makes_alone(
         [(new_catalog(folder / "a"), source, "alone"), (new_catalog(folder / "s"), source, "stream")]
     )
     same(alone, streamed, "stream")
-    assert streamed["streams"] == ["used"]
+    assert streamed["streams"] == ["started", "used"]
+
+
+def test_many_open_descriptors_do_not_stop_the_reading(tmp_path: Path) -> None:
+    source = write_feed(tmp_path / "feed.xml", 40)
+    alone, other = ingests_in_child(
+        [(new_catalog(tmp_path / "alone"), source, "alone"), (new_catalog(tmp_path / "s"), source, "many_fds")]
+    )
+    same(alone, other, "many_fds")
+    assert other["streams"] == ["started", "used"]
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_what_is_wrong_with_a_feed_is_said_before_a_full_disk(tmp_path: Path, refused: bool) -> None:
+    """With the feed read in the worker, its bytes are stored before it is read to its end: a
+    full disk then, for a feed that would be refused, is said as an ingest reading the feed at
+    once says it -- the feed's refusal first."""
+    source = write_feed(tmp_path / "feed.xml", 40)
+    if refused:
+        source.write_text(source.read_text(encoding="utf-8").replace("Post 30:", "Post 30:&#xdcff;"), encoding="utf-8")
+    alone, other = ingests_in_child(
+        [
+            (new_catalog(tmp_path / "alone"), source, "full_disk_alone"),
+            (new_catalog(tmp_path / "s"), source, "full_disk"),
+        ]
+    )
+    assert alone["streams"] == [] and other["streams"] == ["started"]  # (stopped before it was read)
+    assert other["outcome"] == alone["outcome"]
+    assert alone["outcome"][0] == ("refused" if refused else "failed")
+    assert other["blobs"] == [] and other["ok"]
+
+
+def test_a_feed_that_the_strict_reader_would_stop_at_is_read_at_once() -> None:
+    """An undeclared entity (``&nbsp;``) or a bare ``&`` has feedparser read the whole feed again
+    leniently: what a worker handed over would be thrown away, so such a feed is not read apart
+    (nor is one of fewer entries than pay)."""
+    entries = b"<item><title>x &amp; y &#8212; &#x2014;</title></item>" * feed.STREAM_ENTRIES
+    plain = b'<rss version="2.0"><channel><title>T</title>' + entries + b"</channel></rss>"
+    assert feed.worth_reading_apart(plain)
+    assert not feed.worth_reading_apart(plain.replace(b"x &amp;", b"x&nbsp;", 1))
+    assert not feed.worth_reading_apart(plain.replace(b"x &amp;", b"?a=1&b=2", 1))
+    assert not feed.worth_reading_apart(plain.replace(entries, entries[: len(entries) // 2]))
+    assert not feed.worth_reading_apart(b'<!DOCTYPE rss [<!ENTITY n "x">]>' + plain)

@@ -209,6 +209,36 @@ def ingest_stored(
     # ingest then writes to the pages of the parsed items, which a worker forked after parsing
     # would hold copies of.  Too few items once parsed: stopped again.
     feed = FeedStream.start(presealing, raw, where) if format == "rss" else None
+    try:
+        return _ingest_read(
+            ctx, file, raw, where, format, tags, note, started_at, fetched, created, presealing, feed, skipped
+        )
+    except Exception:
+        if feed is None or feed.settled:
+            raise
+        # Stopped before the feed was read to its end (a catalog locked, read-only or full): what
+        # is wrong with the feed, if anything, is said first, as an ingest reading it at once says it.
+        presealing.close()
+        read_reports(raw, format, where, file.parent, skipped)
+        raise
+
+
+def _ingest_read(
+    ctx: Context,
+    file: Path,
+    raw: bytes,
+    where: str,
+    format: IngestFormat,
+    tags: tuple[str, ...],
+    note: str | None,
+    started_at: dt.datetime,
+    fetched: FetchedDocument | None,
+    created: list[str],
+    presealing: Presealing,
+    feed: FeedStream | None,
+    skipped: list[tuple[int, str]] | None,
+) -> IngestResult:
+    """The rest of :func:`ingest_stored`, the input read here or by *feed*'s worker."""
     prepared: list[PreparedReport] = []
     warnings: tuple[tuple[int, str], ...] = ()
     if feed is None:

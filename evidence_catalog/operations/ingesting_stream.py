@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from evidence_catalog.ingest.feed import FeedEntry, stream_feed
+from evidence_catalog.ingest.feed import FeedEntry, stream_feed, worth_reading_apart
 from evidence_catalog.ingest.formats import PreparedReport
 from evidence_catalog.operations import ingesting_offload
 from evidence_catalog.operations.workers import workers_alive
@@ -84,13 +84,16 @@ class FeedStream:
         self.fd, self.future, self.pool = fd, future, pool
         #: The feed's warnings, once every entry was read.
         self.warnings: tuple[tuple[int, str], ...] = ()
-        self.finished = False
+        #: Whether every entry was read; *settled*: that, or that they cannot be used.
+        self.finished = self.settled = False
 
     @classmethod
     def start(cls, presealing: ingesting_offload.Presealing, raw: bytes, where: str) -> FeedStream | None:
         """Fork *presealing*'s workers, two of them, and have one read the feed *raw*; ``None``
         where that cannot be had (the input is too small, one CPU, another thread running...):
         the ingest then reads the feed itself, and *presealing* may have one worker or none."""
+        if not worth_reading_apart(raw):
+            return None
         read_end, write_end = os.pipe()
         with contextlib.suppress(OSError):  # room for some batches: the worker reads on meanwhile
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -109,15 +112,18 @@ class FeedStream:
     def chunks(self) -> Iterator[list[PreparedReport]]:
         """The feed's entries, a batch at a time; :class:`StreamLostError` when they cannot be used
         (those given before are then not to be used either)."""
-        while True:
-            kind, payload = self._message()
-            if kind == "entries" and isinstance(payload, list):
-                yield payload
-            elif kind == "end" and isinstance(payload, tuple):
-                self.warnings, self.finished = payload, True
-                return
-            else:
-                raise StreamLostError
+        try:
+            while True:
+                kind, payload = self._message()
+                if kind == "entries" and isinstance(payload, list):
+                    yield payload
+                elif kind == "end" and isinstance(payload, tuple):
+                    self.warnings, self.finished = payload, True
+                    return
+                else:
+                    raise StreamLostError
+        finally:
+            self.settled = True
 
     def _message(self) -> tuple[Any, Any]:
         (size,) = _HEADER.unpack(self._read(_HEADER.size))
@@ -133,20 +139,28 @@ class FeedStream:
 
     def _read(self, size: int) -> bytes:
         """*size* bytes from the pipe, waiting at most TASK_TIMEOUT seconds for each part."""
+        try:
+            return self._read_within(size)
+        except (OSError, ValueError):  # the pipe itself failing: as a worker that said nothing
+            raise StreamLostError from None
+
+    def _read_within(self, size: int) -> bytes:
+        if self.fd < 0:
+            raise StreamLostError
+        # poll, not select: a process holding more than 1,024 descriptors can still wait on it
+        waiting = select.poll()
+        waiting.register(self.fd, select.POLLIN)
         data = bytearray()
         deadline = time.monotonic() + ingesting_offload.TASK_TIMEOUT
         while len(data) < size:
-            if self.fd < 0:
-                raise StreamLostError
-            ready, _, _ = select.select([self.fd], [], [], _EVERY)
-            if ready:
+            if waiting.poll(_EVERY * 1000):
                 part = os.read(self.fd, min(size - len(data), 1 << 20))
                 if not part:
                     raise StreamLostError
                 data += part
                 deadline = time.monotonic() + ingesting_offload.TASK_TIMEOUT
             elif self.future.done():  # it ended: what it wrote is in the pipe, or it never will be
-                if not select.select([self.fd], [], [], 0)[0]:
+                if not waiting.poll(0):
                     raise StreamLostError
             elif time.monotonic() >= deadline or not workers_alive(self.pool):
                 raise StreamLostError
