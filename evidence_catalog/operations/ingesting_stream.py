@@ -119,11 +119,13 @@ class FeedStream:
                     yield payload
                 elif kind == "end" and isinstance(payload, tuple):
                     self.warnings, self.finished = payload, True
+                    self.settled = True
                     return
                 else:
                     raise StreamLostError
-        finally:
+        except StreamLostError:
             self.settled = True
+            raise
 
     def _message(self) -> tuple[Any, Any]:
         (size,) = _HEADER.unpack(self._read(_HEADER.size))
