@@ -239,6 +239,16 @@ def _ingest(catalog: str, source: str, case: str) -> dict[str, Any]:
         _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
         _kept.extend(os.open(os.devnull, os.O_RDONLY) for _ in range(1100))
+    if case.startswith("db_error"):  # the database refusing the first rows
+        from evidence_catalog.store import records
+
+        def refusing(*args: Any, **kwargs: Any) -> None:
+            raise OSError("the database refused the rows")
+
+        records.Records.insert_rows = refusing  # type: ignore[method-assign]
+        from evidence_catalog.operations import ingesting
+
+        ingesting.PRESEALED_LAG = 4  # rows written after a few entries, long before the last
     if case.startswith("full_disk"):
         import errno
 
@@ -411,6 +421,19 @@ def test_what_is_wrong_with_a_feed_is_said_before_a_full_disk(tmp_path: Path, re
     assert alone["streams"] == [] and other["streams"] == ["started"]  # (stopped before it was read)
     assert other["outcome"] == alone["outcome"]
     assert alone["outcome"][0] == ("refused" if refused else "failed")
+    assert other["blobs"] == [] and other["ok"]
+
+
+def test_what_is_wrong_with_a_feed_is_said_before_a_database_error_while_its_entries_are_written(
+    tmp_path: Path,
+) -> None:
+    source = write_feed(tmp_path / "feed.xml", 200)
+    source.write_text(source.read_text(encoding="utf-8").replace("Post 190:", "Post 190:&#xdcff;"), encoding="utf-8")
+    alone, other = ingests_in_child(
+        [(new_catalog(tmp_path / "alone"), source, "db_error_alone"), (new_catalog(tmp_path / "s"), source, "db_error")]
+    )
+    assert other["streams"] == ["started"]  # the rows refused while the entries came in
+    assert other["outcome"] == alone["outcome"] and alone["outcome"][0] == "refused"
     assert other["blobs"] == [] and other["ok"]
 
 
