@@ -258,12 +258,14 @@ def _ingest_read(
         stored_blobs[path] = store_file_copy(ctx, path)
         if stored_blobs[path].created:
             created.append(stored_blobs[path].sha256)
+    stored_media = {path: common.describe(ctx, stored) for path, stored in stored_blobs.items()}
     with open(file, "rb", buffering=0) as document:
         blob = ctx.blobs.put_stream(common.SourceFile(document, where))
     if blob.created:
         created.append(blob.sha256)
     if blob.size != len(raw):
         raise InputError("changed while it was being read; nothing was ingested", where=where)
+    artifact = common.describe(ctx, blob)
     ended_at = max(ctx.clock(), started_at)
     path_text, path_b64 = (None, None) if fetched is not None else recorded_path(file)
     fetched_fields: dict[str, Any] = (
@@ -282,7 +284,9 @@ def _ingest_read(
         format=format,
         fetched=fetched,
         blob=blob,
+        artifact=artifact,
         stored_blobs=stored_blobs,
+        stored_media=stored_media,
         tags=tags,
         note=note,
         started_at=started_at,
@@ -326,8 +330,11 @@ class _Stored:
     format: IngestFormat
     fetched: FetchedDocument | None
     blob: StoredBlob
-    #: The media files the reports name that were not in the catalog, as stored.
+    #: The input's artifact, described once (a fallback's second writing uses it again).
+    artifact: model.Artifact
+    #: The media files the reports name that were not in the catalog, as stored, and described.
     stored_blobs: dict[Path, StoredBlob]
+    stored_media: dict[Path, model.Artifact]
     tags: tuple[str, ...]
     note: str | None
     started_at: dt.datetime
@@ -346,15 +353,15 @@ def _write_reports(
 ) -> IngestResult:
     """Write the reports of an input -- *chunks* of them, the input's warnings known once they
     are all read (*warnings_of*) -- as new records, in one transaction."""
-    blob, stored_blobs, ended_at, started_at, fetched = (
+    blob, artifact, stored_blobs, stored_media, ended_at, started_at, fetched = (
         stored.blob,
+        stored.artifact,
         stored.stored_blobs,
+        stored.stored_media,
         stored.ended_at,
         stored.started_at,
         stored.fetched,
     )
-    artifact = common.describe(ctx, blob)
-    stored_media = {path: common.describe(ctx, copy) for path, copy in stored_blobs.items()}
     media_created = sum(copy.created for copy in {b.sha256: b for b in stored_blobs.values()}.values())
     media_to_capture: list[tuple[str, str]] = []
     media_stored: list[tuple[str, str, str]] = []  # (record, SHA-256, media type) of media put on new records
