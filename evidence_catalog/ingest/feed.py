@@ -169,11 +169,13 @@ def _feed_fields(raw: bytes, parsed: Any, where: str) -> tuple[str, str | None, 
             else ""
         )
         raise InputError(f"is not an RSS or Atom feed{reason}", where=where)
-    return _kind(version), _text(parsed.feed.get("title")), _text(parsed.feed.get("link"))
+    return _fields(version, parsed.feed)
 
 
-def _kind(version: str) -> str:
-    return "atom" if version.startswith("atom") else "rss"
+def _fields(version: str, feed: Any) -> tuple[str, str | None, str | None]:
+    """The kind (from feedparser's *version*), title and link of a feed (feedparser's dict of
+    it): what every entry's report is made with."""
+    return "atom" if version.startswith("atom") else "rss", _text(feed.get("title")), _text(feed.get("link"))
 
 
 def feed_entry(
@@ -259,7 +261,8 @@ STREAM_BATCH = 32
 
 
 class _ChangedError(Exception):
-    """The feed's kind, title or link changed after entries were made with the earlier ones."""
+    """What :func:`stream_feed` sent does not stand: the feed's kind, title or link changed after
+    entries were made with the earlier ones, or the reading stopped (an error)."""
 
 
 def stream_feed(
@@ -303,8 +306,7 @@ def stream_feed(
 
     def end_entry(handler: Any) -> None:
         ended(handler)
-        version = str(handler.version or "")
-        fields = (_kind(version), _text(handler.feeddata.get("title")), _text(handler.feeddata.get("link")))
+        fields = _fields(str(handler.version or ""), handler.feeddata)
         try:
             take(handler.entries, fields)
         except Exception as exc:  # feedparser takes an AttributeError here for a missing handler

@@ -227,11 +227,12 @@ class Presealing:
         stream, self.stream = self.stream, None
         if stream is not None:
             stream.close()  # a worker still sending the feed's entries then stops
-            self.broken = self.broken or not stream.finished  # (and is not waited for)
+        # Not waited for: a worker given up on, or one reading a feed the ingest stopped reading.
+        broken = self.broken or (stream is not None and not stream.finished)
         self.waiting.clear()
         self.sent.clear()
         self.ready.clear()
-        broken, self.broken, self.workers = self.broken, False, 0  # closed: as new
+        self.broken, self.workers = False, 0  # closed: as new
         if pool is None:
             return
         stop_pool(pool, kill=broken, seconds=CLOSE_SECONDS)
