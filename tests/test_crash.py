@@ -430,7 +430,9 @@ def _settle(catalog_dir: Path) -> None:
     url = CatalogConfig.load(catalog_dir).database_url
     if url is None:
         return
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    # Each look in a transaction of its own: PostgreSQL keeps what pg_stat_activity showed
+    # first until the transaction ends, so one transaction would see the session for ever.
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     others = sa.text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
@@ -439,10 +441,28 @@ def _settle(catalog_dir: Path) -> None:
         deadline = time.monotonic() + 60
         with engine.connect() as connection:
             while connection.execute(others).scalar_one():
-                assert time.monotonic() < deadline, "the killed client's session never ended"
+                assert time.monotonic() < deadline, f"the killed client's session never ended: {_sessions(connection)}"
                 time.sleep(0.01)
     finally:
         engine.dispose()
+
+
+def _sessions(connection: sa.Connection) -> str:
+    """What the server says of the other sessions on the catalog's database, and which local
+    process holds each one's end of the connection (``ss``), for a failure's message."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT pid, state, wait_event_type, wait_event, client_port, backend_start, state_change,"
+            " left(query, 120) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+    ).all()
+    try:
+        sockets = subprocess.run(["ss", "-tanp"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        sockets = f"(ss: {exc})"
+    held = [line for line in sockets.splitlines() if any(f":{row[4]} " in line for row in rows)]
+    return f"{[tuple(map(str, row)) for row in rows]}; sockets: {held}"
 
 
 def _inspect(catalog_dir: Path, run_cli: Callable[..., CliResult] | None = None) -> State:
