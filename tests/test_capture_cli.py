@@ -155,6 +155,7 @@ def test_record_attaches_the_capture_to_an_existing_record(
 
 
 @pytest.mark.slow
+@pytest.mark.no_postgresql_pass  # what is drawn on a terminal: no database has a part in it
 def test_progress_is_drawn_on_a_terminal_and_not_with_quiet(cat: Path, tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(24 * 1024 * 1024))

@@ -79,6 +79,7 @@ def _run_on_a_terminal(args: list[str]) -> tuple[int, str]:
     return process.wait(), output.decode("utf-8", "replace")
 
 
+@pytest.mark.no_postgresql_pass  # what is drawn on a terminal: no database has a part in it
 def test_progress_is_drawn_on_a_terminal_and_not_with_quiet(tmp_path: Path) -> None:
     catalog_dir = tmp_path / "cat"
     Catalog.init(catalog_dir, operator="Tester").close()
