@@ -292,10 +292,11 @@ def test_the_hard_time_limit_kills_the_browser_and_keeps_nothing(catalog: Catalo
     before = blob_files(catalog)
 
     started = time.monotonic()
-    result = catalog.capture_page(url, options=PageOptions(time_limit=8, hard_limit=8))
+    # (the image never comes: the limit is met whether the browser took a second to start or more)
+    result = catalog.capture_page(url, options=PageOptions(time_limit=4, hard_limit=4))
 
-    assert time.monotonic() - started < 25
-    assert not result.ok and result.error is not None and "did not finish within 8 s" in result.error
+    assert time.monotonic() - started < 21
+    assert not result.ok and result.error is not None and "did not finish within 4 s" in result.error
     assert _chromium_of(catalog.path) == [] and blob_files(catalog) == before
     assert catalog.history()[-1].action == "capture.failed"
 

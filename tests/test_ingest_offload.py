@@ -175,6 +175,7 @@ def test_an_ingest_with_its_worker_makes_the_log_it_makes_alone(tmp_path: Path) 
     assert stopped["sealed"] == [] and stopped["threads"] == 1  # sealed as always, the worker gone
 
 
+@pytest.mark.no_postgresql_pass  # a worker's failure met: the same whatever the database (the SQLite run has it)
 def test_what_the_worker_does_not_bring_back_is_sealed_by_the_ingest(tmp_path: Path) -> None:
     digest = write_digest(tmp_path / "digest.txt", 30)
     cases = ["alone", "died", "hung", "failing", "short"]
@@ -279,6 +280,7 @@ print(json.dumps({{"added": result.reports_added, "ok": report.ok}}), flush=True
 """
 
 
+@pytest.mark.no_postgresql_pass  # a worker's failure met: the same whatever the database (the SQLite run has it)
 @pytest.mark.parametrize("task", ["dying_with_chunks_in_the_pipe", "dying_answering"])
 def test_an_ingest_whose_worker_is_killed_ends_as_the_command_runs_it(tmp_path: Path, task: str) -> None:
     """A worker killed (the OOM killer, an operator) while the ingest writes a chunk into the
