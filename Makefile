@@ -91,17 +91,24 @@ PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore
 # suite's time on a virtual disk went to waiting for flushes.
 EATMYDATA := $(shell command -v eatmydata 2>/dev/null)
 
+# The tests write bytecode, also where PYTHONDONTWRITEBYTECODE is set (as on CI machines): else
+# pytest rewrites the asserts of every test module again in each of its four processes (7 s
+# of the 11 s each takes to collect the suite on a 2-core machine) and every interpreter a
+# test starts compiles the library and the test modules it imports again.  What is written is
+# __pycache__ in this checkout, which git ignores.
+TESTING := PYTHONDONTWRITEBYTECODE= $(EATMYDATA)
+
 test: $(STAMP) $(CASE_STAMP)
-	$(EATMYDATA) $(BIN)/python -m pytest -q -n 2 --dist worksteal
+	$(TESTING) $(BIN)/python -m pytest -q -n 2 --dist worksteal
 	@if $(BIN)/python -c "import sys; from tests.pg_server import find_bindir; sys.exit(find_bindir() is None)"; then \
-	    $(EATMYDATA) $(BIN)/python -m pytest -q -n 2 --dist worksteal --backend postgresql $(PG_IGNORE); \
+	    $(TESTING) $(BIN)/python -m pytest -q -n 2 --dist worksteal --backend postgresql $(PG_IGNORE); \
 	elif [ -n "$$CI" ]; then echo "PostgreSQL is not installed: the PostgreSQL run cannot run" >&2; exit 1; \
 	else echo "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL run is left out" >&2; fi
 
 # The quick loop while working: the SQLite pass without the tests marked `slow` (kill loops,
 # concurrency, big property runs, scale), which take most of its time.  `make test` runs them.
 test-fast: $(STAMP) $(CASE_STAMP)
-	$(EATMYDATA) $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
+	$(TESTING) $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check evidence_catalog tests benchmarks schemas docs examples
