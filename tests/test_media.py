@@ -389,6 +389,7 @@ def test_absurd_dimensions_and_duration_in_a_container_cost_nothing(tmp_path: Pa
     assert metadata.media.duration_s is None
 
 
+@pytest.mark.no_postgresql_pass  # a reader's time limit: no database has a part in it
 def test_a_reader_that_hangs_is_stopped_at_the_time_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A named pipe no one writes to: FFmpeg waits on it for ever, as on an endless stream.
     pipe = tmp_path / "endless.mp4"
@@ -399,6 +400,7 @@ def test_a_reader_that_hangs_is_stopped_at_the_time_limit(tmp_path: Path, monkey
     assert metadata.errors == ("the media reader did not finish within 2 s and was stopped; nothing was read",)
 
 
+@pytest.mark.no_postgresql_pass  # a reader's time limit: no database has a part in it
 def test_a_reader_left_alone_ends_by_its_own_alarm(tmp_path: Path) -> None:
     """Should the catalog's process die while the reader waits, the reader still ends."""
     pipe = tmp_path / "endless.mp4"
