@@ -30,6 +30,7 @@ from evidence_catalog.custody import Action
 from evidence_catalog.errors import InputError, IntegrityError, NotFoundError
 from evidence_catalog.interchange.exhibit import ExhibitSource, ShownEvent, render_html
 from evidence_catalog.serialize import to_document
+from evidence_catalog.store.database import EventDraft
 from tests.conftest import CliResult, make_jpeg
 from tests.strategies import evidence_records
 
@@ -380,16 +381,17 @@ def test_a_record_with_thousands_of_custody_events_is_shown_whole_in_bounded_tim
     # not the making of its events: a thousand signed checkpoints took most of this test).
     ctx = catalog._ctx  # type: ignore[attr-defined]
     with ctx.write() as session:
-        for i in range(1000):
-            tags = ctx.db.add_tags(session, record_id, [f"t{i:04d}"])
-            ctx.db.append_event(
-                session,
+        drafts = [
+            EventDraft(
                 at=ctx.clock(),
                 actor=ctx.operator,
                 action=Action.TAGS_ADDED,
                 subject=record_id,
-                details={"tags": list(tags)},
+                details={"tags": list(ctx.db.add_tags(session, record_id, [f"t{i:04d}"]))},
             )
+            for i in range(1000)
+        ]
+        ctx.db.append_events(session, drafts)
     assert catalog.verify(record_event=False, remember=False).ok
     events = catalog.history(record_id)
     assert len(events) > 1000

@@ -88,6 +88,16 @@ def damage(path: Path, table: str, column: str, rowid: int, value: bytes) -> Non
         )
 
 
+def verify_command(path: Path) -> subprocess.CompletedProcess[str]:
+    """``evidence-catalog verify`` of the catalog at *path*, in a new interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "evidence_catalog", "verify", "--catalog", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def verified(path: Path) -> Any:
     with Catalog.open(path, operator=OPERATOR) as catalog:
         return catalog.verify(record_event=False, remember=False)
@@ -148,12 +158,7 @@ def test_a_catalog_that_cannot_be_opened_names_the_value(copy: Path) -> None:
     damage(copy, "custody_event", "details", 1, b"\x80")
     with pytest.raises(CatalogDatabaseError, match=r"custody event 1: column 'details' of table 'custody_event' holds"):
         Catalog.open(copy, operator=OPERATOR)
-    done = subprocess.run(
-        [sys.executable, "-m", "evidence_catalog", "verify", "--catalog", str(copy)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = verify_command(copy)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "PROBLEM" in done.stdout and "custody event 1: column 'details'" in done.stdout, done
 
@@ -178,12 +183,7 @@ def test_other_reads_name_the_row(copy: Path) -> None:
 
 def test_the_command_reports_it_and_exits_non_zero(copy: Path) -> None:
     damage(copy, "custody_event", "details", 2, b"\xff\xfe")
-    done = subprocess.run(
-        [sys.executable, "-m", "evidence_catalog", "verify", "--catalog", str(copy)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = verify_command(copy)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert "custody event 2 cannot be read" in done.stdout + done.stderr
@@ -196,12 +196,7 @@ def test_a_schema_version_that_is_not_utf8_stops_the_catalog_opening_and_says_wh
     for read_only in (True, False):
         with pytest.raises(CatalogDatabaseError, match="column 'version_num'"):
             Catalog.open(copy, read_only=read_only)
-    done = subprocess.run(
-        [sys.executable, "-m", "evidence_catalog", "verify", "--catalog", str(copy)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = verify_command(copy)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done
     said = done.stdout + done.stderr
     assert "version_num" in said and str(copy / "catalog.db") in said, done
