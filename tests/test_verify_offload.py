@@ -316,8 +316,8 @@ HOSTILE_EDITS = {
 
 @pytest.mark.no_postgresql_pass  # edits the SQLite file itself
 def test_a_hostile_edit_of_any_stored_value_is_found_alike_with_workers(base: Path, tmp_path: Path) -> None:
-    # Each edit on a copy of its own, all verified in one new interpreter (one for each took
-    # most of this test's time).
+    # Each edit on a copy of its own, all verified in one new interpreter (an interpreter for
+    # each took most of this test's time).
     edits = sorted(HOSTILE_EDITS)
     copies = [tmp_path / f"edited-{n}" for n in range(len(edits))]
     for edit, copy in zip(edits, copies, strict=True):
@@ -359,7 +359,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.no_postgresql_pass  # a worker's failure met: the same whatever the database (the SQLite run has it)
 def test_workers_of_a_killed_verification_die_with_it(base: Path) -> None:
     """A verification killed (SIGKILL) while its workers are idle leaves none of them behind:
     each would keep a copy of its database connection open, and nothing else ends it."""
