@@ -75,14 +75,13 @@ demo: $(STAMP)
 # databases themselves and already run on both (migrations, concurrency, crashes, blob stores,
 # PostgreSQL's own cases), the add's worker against changing files and its look-ahead (what it
 # stores, not where the records go: test_add_offload runs in both), and single tests marked
-# `no_postgresql_pass` (tests/conftest.py).  Also left out: what a capture fetches and archives
-# (capture_matching, capture_requests, web_archive), checked in the requests made and the bytes
-# archived, which no database has a part in; the records a capture writes are tested on both
-# (test_capture, test_capture_cli, test_ingest_url).
+# `no_postgresql_pass` (tests/conftest.py).  Also left out: which extractor a capture picks and
+# which requests it makes (capture_matching, capture_requests), which no database has a part in;
+# the records a capture writes are tested on both (test_capture, test_capture_cli, test_ingest_url).
 # Property tests draw a quarter of their examples there (tests/conftest.py).
 PG_IGNORE := $(foreach f,merkle model serialize hashing digest custody blobstore objectstore migrations postgresql \
 	concurrency crash crash_migration perceptual credentials similarity analysis_model stored_hash \
-	add_offload_races add_offload_lookahead capture_matching capture_requests web_archive,--ignore=tests/test_$(f).py)
+	add_offload_races add_offload_lookahead capture_matching capture_requests,--ignore=tests/test_$(f).py)
 
 # With eatmydata installed (Debian's package of that name) the tests run under it: fsync and
 # sync return at once.  What the tests check is unchanged: a killed process leaves its written

@@ -377,8 +377,9 @@ def test_a_record_with_thousands_of_custody_events_is_shown_whole_in_bounded_tim
     catalog: Catalog, tmp_path: Path
 ) -> None:
     record_id = make_record(catalog, tmp_path / "in")
-    # The events a thousand `tag` calls make, in one transaction (what is timed is the exhibit,
-    # not the making of its events: a thousand signed checkpoints took most of this test).
+    # The events a thousand `tag` calls make, in one transaction, so under one signed checkpoint
+    # instead of a thousand (what is timed is the exhibit, not the making of its events: the
+    # thousand checkpoints took most of this test).
     ctx = catalog._ctx  # type: ignore[attr-defined]
     with ctx.write() as session:
         drafts = [
