@@ -25,6 +25,7 @@ from evidence_catalog import Catalog
 from evidence_catalog.errors import CatalogDatabaseError
 from evidence_catalog.findings import EntryUnreadable
 from evidence_catalog.store.undecodable import undecodable_values
+from tests.conftest import catalog_database_url
 
 from .test_hostile_log import OPERATOR, database, new_catalog
 
@@ -96,6 +97,14 @@ def verify_command(path: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+def opens_neither_way(path: Path) -> None:
+    """The catalog at *path*, its schema's version not UTF-8, is refused to read and to write,
+    the column named."""
+    for read_only in (True, False):
+        with pytest.raises(CatalogDatabaseError, match="column 'version_num'"):
+            Catalog.open(path, read_only=read_only)
 
 
 def verified(path: Path) -> Any:
@@ -193,9 +202,7 @@ def test_the_command_reports_it_and_exits_non_zero(copy: Path) -> None:
 def test_a_schema_version_that_is_not_utf8_stops_the_catalog_opening_and_says_where(copy: Path) -> None:
     # (one cell of hundreds: the property test below draws it now and then)
     damage(copy, "alembic_version", "version_num", 1, b"\x80")
-    for read_only in (True, False):
-        with pytest.raises(CatalogDatabaseError, match="column 'version_num'"):
-            Catalog.open(copy, read_only=read_only)
+    opens_neither_way(copy)
     done = verify_command(copy)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done
     said = done.stdout + done.stderr
@@ -212,7 +219,7 @@ def test_any_value_anywhere_that_is_not_utf8_is_named(
     # artifact.stored_at is written and never read (neither verified nor handed out).
     table, column, rowid = data.draw(st.sampled_from([c for c in cells(source) if c[:2] != ("artifact", "stored_at")]))
     damage(target, table, column, rowid, value)
-    engine = sa.create_engine(f"sqlite:///{target / 'catalog.db'}")  # (one cell makes the catalog unopenable)
+    engine = sa.create_engine(catalog_database_url(target))  # (one cell makes the catalog unopenable)
     try:
         [named] = undecodable_values(engine)
     finally:
@@ -220,9 +227,7 @@ def test_any_value_anywhere_that_is_not_utf8_is_named(
     assert (named.table, named.column, named.size) == (table, column, len(value))
     assert named.head == value[:32].hex(" ")
     if table == "alembic_version":  # the schema's version, read before anything else: the catalog does not open
-        for read_only in (True, False):
-            with pytest.raises(CatalogDatabaseError, match="column 'version_num'"):
-                Catalog.open(target, read_only=read_only)
+        opens_neither_way(target)
         return
     # Named when verification meets it; a row nothing reads any more (its key damaged, say)
     # is still a finding of some other kind.  The log key's event stops the catalog opening,
