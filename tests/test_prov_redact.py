@@ -1044,13 +1044,20 @@ def test_artifact_flags_withhold_those_artifacts_and_their_metadata(
     flag = flag_of(artifacts=tuple(named), kind="graphic")
     flagged = attrs.evolve(record, flags=(flag,))
     redaction = redact(flagged)
-    expected = set(named) if named else set(shas)  # naming nothing: every artifact
+    flagged_shas = set(named) if named else set(shas)  # naming nothing: every artifact
+    expected = set(flagged_shas)
+    while made_from := {e.artifact.sha256 for e in record.artifacts if set(e.derived_from) & expected} - expected:
+        expected |= made_from  # what was made from a withheld artifact is withheld with it
     assert redaction.withheld_sha256 == expected
     assert [a.sha256 for a in redaction.artifacts] == [sha for sha in shas if sha in expected]
     for item in redaction.artifacts:
         original = next(e.artifact for e in record.artifacts if e.artifact.sha256 == item.sha256)
         assert (item.size, item.media_type, item.record_id) == (original.size, original.media_type, record.id)
-        assert item.reasons == (("graphic", "a reason"),)
+        if item.sha256 in flagged_shas:
+            assert item.reasons == (("graphic", "a reason"),)
+        else:
+            [(kind, why)] = item.reasons
+            assert kind == "graphic" and why.startswith("it is made from withheld artifact "), why
     # Still listed, by SHA-256 and size; metadata left out of the withheld ones only.
     assert [(e.artifact.sha256, e.artifact.size) for e in redaction.record.artifacts] == [
         (e.artifact.sha256, e.artifact.size) for e in record.artifacts
