@@ -791,16 +791,17 @@ def test_a_failed_init_leaves_nothing_behind_and_can_be_retried(
     def broken(*_: object, **__: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(catalog_module.CatalogDatabase, "create", broken)
-    with pytest.raises(StorageError, match="cannot create catalog"):
-        Catalog.init(tmp_path / "new", operator=operator)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(StorageError):
-        Catalog.init(tmp_path / "empty", operator=operator)
+    with monkeypatch.context() as patched:  # (undoing only this: the PostgreSQL run's own patch stays)
+        patched.setattr(catalog_module.CatalogDatabase, "create", broken)
+        with pytest.raises(StorageError, match="cannot create catalog"):
+            Catalog.init(tmp_path / "new", operator=operator)
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(StorageError):
+            Catalog.init(tmp_path / "empty", operator=operator)
     assert not (tmp_path / "new").exists() and list((tmp_path / "empty").iterdir()) == []
-    monkeypatch.undo()
-    Catalog.init(tmp_path / "new", operator=operator).close()
-    Catalog.init(tmp_path / "empty", operator=operator).close()
+    for folder in ("new", "empty"):
+        with Catalog.init(tmp_path / folder, operator=operator) as retried:
+            assert retried.verify(record_event=False).ok
 
 
 def test_a_single_path_or_tag_is_not_taken_character_by_character(catalog: Catalog, tmp_path: Path) -> None:
