@@ -12,7 +12,7 @@ EC := $(BIN)/evidence-catalog
 # pip byte-compiles what it installs: keep it so.  Where PYTHONDONTWRITEBYTECODE is set (as on
 # CI machines) nothing else writes .pyc files, and every process a test starts would compile
 # the dependencies again (with --no-compile the SQLite pass took 8 min instead of 5.5).
-$(STAMP): pyproject.toml .ci/constraints.txt
+$(STAMP): pyproject.toml .ci/constraints.txt hatch_build.py evidence_catalog/_commitments.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c .ci/constraints.txt -e '.[dev]'
@@ -110,8 +110,8 @@ test-fast: $(STAMP) $(CASE_STAMP)
 	$(TESTING) $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check evidence_catalog tests benchmarks schemas docs examples
-	$(BIN)/ruff format --check evidence_catalog tests benchmarks schemas docs examples
+	$(BIN)/ruff check evidence_catalog tests benchmarks schemas docs examples hatch_build.py
+	$(BIN)/ruff format --check evidence_catalog tests benchmarks schemas docs examples hatch_build.py
 	$(BIN)/mypy
 
 bench: $(STAMP)

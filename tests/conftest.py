@@ -53,6 +53,19 @@ class FixedClock:
         return self.now
 
 
+@pytest.fixture(params=["c", "python"])
+def commitments_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way the fast paths make an event's salted commitments: the C module's walk (skipped
+    where it is not built) and the pure-Python one.  A test that takes it runs once with each."""
+    from evidence_catalog import custody
+
+    if request.param == "python":
+        monkeypatch.setattr(custody, "_native", None)
+    elif custody._native is None:
+        pytest.skip("the C module of the commitments is not built here")
+    return str(request.param)
+
+
 @pytest.fixture
 def operator() -> Agent:
     return Agent(name="Test Analyst", email="analyst@example.org", organization="Example NGO", host="test-host")

@@ -12,7 +12,7 @@ from typing import TypeVar
 import attrs
 import pytest
 import rfc8785
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from evidence_catalog import model
@@ -260,13 +260,13 @@ EVENT_PARTS = (
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(*EVENT_PARTS)
 # Keys RFC 8785 sorts by UTF-16 code units, in another order than their code points'.
 @example({"\ue000": 1, "\U0001d400": [2.5]}, "catalog", "analyst", 1, bytes(32))
 @example({"record": {"\ue000": "x", "\U0001d400": None}}, "catalog", "analyst", 1, bytes(32))
 def test_an_event_sealed_for_appending_is_the_linked_event_with_its_leaf(
-    details: dict[str, object], subject: str, name: str, seq: int, secret: bytes
+    commitments_walk: str, details: dict[str, object], subject: str, name: str, seq: int, secret: bytes
 ) -> None:
     """``sealed_event`` (what appending uses) makes its hash and leaf its own way: they must be
     the bytes ``linked_event``, ``document_hash`` and ``event_leaf`` make, and where those
@@ -296,14 +296,14 @@ def test_an_event_sealed_for_appending_is_the_linked_event_with_its_leaf(
     assert sealed[1] == event_leaf(document)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(*EVENT_PARTS)
 @example({"\ue000": 1, "\U0001d400": [2.5]}, "catalog", "analyst", 1, bytes(32))
 # Members named as the event's own, where the presealed form is cut.
 @example({"prev_hash": "sd:x", "seq": 1, "subject": {"prev_hash": None}}, 'x","seq":1,', "analyst", 7, bytes(32))
 @example({"a": {"prev_hash": "ab" * 32, "seq": 1, "subject": "catalog"}}, "catalog", "analyst", 0, bytes(32))
 def test_an_event_presealed_in_advance_is_the_linked_event_with_its_leaf(
-    details: dict[str, object], subject: str, name: str, seq: int, secret: bytes
+    commitments_walk: str, details: dict[str, object], subject: str, name: str, seq: int, secret: bytes
 ) -> None:
     """An ingest's worker makes each event's committed form before the event is linked
     (``preseal``), and the ingest links it from that (``sealed_salted``): the event, its hash and

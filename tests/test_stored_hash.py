@@ -134,7 +134,7 @@ def hostile_events(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(hostile_events())
 @example(an_event())
 @example({**an_event(), "hat": 1, "hash0": "x", "ha": "y"})  # members sorting around "hash"
@@ -153,7 +153,9 @@ def hostile_events(draw: st.DrawFn) -> dict[str, Any]:
 @example({**an_event(), "details": {**an_event()["details"], "metadata": 0.1}})
 @example({**an_event(), "prev_hash": ["x", {"metadata": [1.5]}]})
 @example({**an_event(), "details": {**an_event()["details"], "salt": "AB" * 32}})
-def test_the_fast_path_gives_the_references_bytes_for_any_stored_document(document: dict[str, Any]) -> None:
+def test_the_fast_path_gives_the_references_bytes_for_any_stored_document(
+    commitments_walk: str, document: dict[str, Any]
+) -> None:
     before = copy.deepcopy(document)
     expected = reference(document)
     assert fast(document) == expected
@@ -163,8 +165,11 @@ def test_the_fast_path_gives_the_references_bytes_for_any_stored_document(docume
         assert expected[1] == custody.event_leaf(document)
 
 
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(["schema", "hash", "seq", "at", "action", "subject", "prev_hash"]), values)
-def test_a_salted_event_whose_member_is_anything_hashes_as_the_reference(name: str, value: Any) -> None:
+def test_a_salted_event_whose_member_is_anything_hashes_as_the_reference(
+    commitments_walk: str, name: str, value: Any
+) -> None:
     document = an_event()
     document[name] = value
     assert fast(document) == reference(document)
@@ -284,7 +289,7 @@ def _restore(folder: Path, seq: int, kept: tuple[str, str]) -> None:
         db.execute("UPDATE custody_event SET actor = ?, details = ? WHERE seq = ?", (*kept, seq))
 
 
-def test_the_event_documents_of_a_real_catalog_hash_alike_both_ways(pristine: Path) -> None:
+def test_the_event_documents_of_a_real_catalog_hash_alike_both_ways(commitments_walk: str, pristine: Path) -> None:
     with Catalog.open(pristine) as catalog:
         documents = [to_document(e) for e in catalog.history()]
     assert documents and all(custody.is_salted(d) for d in documents)

@@ -1,0 +1,18 @@
+"""The custody log's salted commitments, in C (``_commitments.c``; see :mod:`evidence_catalog.custody`)."""
+
+from collections.abc import Callable, Set
+from typing import Any
+
+def committed(
+    node: Any,
+    pointer: str,
+    secret: bytes,
+    escape: Callable[[str], str],
+    whole: Callable[[Any, str], Any],
+    other: Callable[[Any, str], Any],
+    key_check: Callable[[Any], object],
+    whole_names: Set[str],
+    tuples: bool,
+    /,
+) -> Any: ...
+def salt(secret: bytes, pointer: str, /) -> str: ...

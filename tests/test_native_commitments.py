@@ -1,0 +1,234 @@
+"""The C module of the custody log's salted commitments (``evidence_catalog/_commitments.c``)
+makes what the pure-Python walks make, value for value: for an event as it is appended (its
+draft, through ``custody._committed_fast``) and as it was stored (``stored_events._stored_fast``),
+it gives the same committed form where they give one, and refuses where they refuse -- so that
+the reference is called for the same events.  (The fast paths as a whole are held to the
+reference functions by ``test_custody`` and ``test_stored_hash``, with the C module in use
+where it is built.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+
+from evidence_catalog import custody, model, stored_events
+from evidence_catalog.custody import _json_text
+
+from .test_custody import EVENT_PARTS, START
+from .test_stored_hash import an_event, hostile_events
+
+NATIVE = custody._native
+
+
+def test_the_c_module_is_built_where_it_is_expected() -> None:
+    """CI builds it (``.ci/run`` installs a compiler and OpenSSL's headers and sets
+    ``EVIDENCE_CATALOG_EXPECT_NATIVE``): there a missing module is a failure, not a skip that
+    would leave every comparison below unrun."""
+    if os.environ.get("EVIDENCE_CATALOG_EXPECT_NATIVE"):
+        assert NATIVE is not None, "evidence_catalog._commitments was not built"
+    elif NATIVE is None:
+        pytest.skip("the C module is not built here")
+
+
+needs_native = pytest.mark.skipif(NATIVE is None, reason="the C module is not built here")
+
+
+def both(make: Callable[[], Any]) -> tuple[Any, Any]:
+    """*make*'s outcome with the C module and without it: (value, or the type of what it raised)."""
+    outcomes = []
+    for native in (NATIVE, None):
+        saved, custody._native = custody._native, native
+        try:
+            outcomes.append(make())
+        except Exception as exc:  # noqa: BLE001 -- compared with the other walk's
+            outcomes.append(("raised", type(exc)))
+        finally:
+            custody._native = saved
+    return outcomes[0], outcomes[1]
+
+
+def raised(outcome: Any) -> bool:
+    return isinstance(outcome, tuple) and len(outcome) == 2 and outcome[0] == "raised"
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Word(enum.StrEnum):
+    HARBOUR = "harbour"
+
+
+@needs_native
+@settings(max_examples=300)
+@given(*EVENT_PARTS)
+@example({"tags": ("a", "b"), "when": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}, "s", "analyst", 1, bytes(32))
+@example({"word": Word.HARBOUR, "colour": Colour.RED, "n": 2**60, "x": 0.5}, "s", "analyst", 1, bytes(32))
+@example({"metadata": {"gps": [1.5, 2]}, "a/b~c": {"metadata": None}}, "s", "analyst", 1, bytes(32))
+@example({"\ue000": "x", "é": ["\U0001d400"]}, "s", "Наблюдатель", 1, bytes(32))
+@example({"bad": "\ud800"}, "s", "analyst", 1, bytes(32))
+@example({1: "one"}, "s", "analyst", 1, bytes(32))
+@example({"agent": model.Agent(name="a/b ~c")}, "s", "analyst", 1, bytes(32))
+def test_a_drafts_committed_form_is_the_same_from_c(
+    details: dict[Any, Any], subject: str, name: str, seq: int, secret: bytes
+) -> None:
+    draft = model.CustodyEvent(
+        seq=seq + 1,
+        at=START,
+        actor=model.Agent(name=name),
+        action="note.added",
+        subject=subject,
+        prev_hash="ab" * 32,
+        hash=model.GENESIS_HASH,
+        details={**details, custody.SALT: secret.hex()},
+    )
+    native, python = both(lambda: custody._committed_fast(draft))
+    assert raised(native) == raised(python), (native, python)
+    if not raised(python):
+        assert native == python  # the form, and whether json writes it as RFC 8785 does
+
+
+@needs_native
+@settings(max_examples=300)
+@given(hostile_events())
+@example(an_event())
+@example({**an_event(), "details": {**an_event()["details"], "salt": "AB" * 32}})
+@example({**an_event(), "prev_hash": ["x", {"metadata": [1.5]}]})
+@example({**an_event(), "actor": {"name": "a", "\ue000": "b"}})
+@example({**an_event(), "actor": {"name": "a", "é": "b"}})
+@example({**an_event(), "actor": ("a", "b")})
+@example({**an_event(), "actor": {"name": 2**53}})
+def test_a_stored_events_committed_form_is_the_same_from_c(document: dict[str, Any]) -> None:
+    native, python = both(lambda: stored_events._stored_fast(document))
+    assert raised(native) == raised(python), (native, python)
+    if not raised(python):
+        assert native == python
+
+
+@needs_native
+def test_the_c_module_is_what_makes_a_plain_events_form() -> None:
+    """The comparisons above would pass if the C walk refused everything (the reference would
+    then be called for every event): it must make a plain event's form itself."""
+    assert NATIVE is not None
+    document = an_event()
+    calls: list[str] = []
+    real = NATIVE.committed
+
+    class Spy:
+        salt = NATIVE.salt
+
+        @staticmethod
+        def committed(*args: Any) -> Any:
+            calls.append(args[1])
+            return real(*args)
+
+    saved, custody._native = custody._native, Spy
+    try:
+        made = stored_events._stored_fast(document)
+        drafted = custody._committed_fast(
+            model.CustodyEvent(
+                seq=1,
+                at=START,
+                actor=model.Agent(name="analyst"),
+                action="note.added",
+                subject="s",
+                prev_hash=model.GENESIS_HASH,
+                hash=model.GENESIS_HASH,
+                details={"title": "Harbour", custody.SALT: "cd" * 32},
+            )
+        )
+    finally:
+        custody._native = saved
+    assert made == custody.hash_and_leaf(document)
+    assert calls == ["/actor", "/prev_hash", "/details", "/actor", "/prev_hash", "/details"]
+    assert drafted[0]["details"]["title"].startswith(custody.DIGEST_PREFIX)
+
+
+@needs_native
+def test_a_value_as_the_c_module_commits_it_is_the_documented_salted_digest() -> None:
+    """Against the module docs' definition, written out with hmac and hashlib."""
+    assert NATIVE is not None
+    secret = "0f" * 32
+    pointer = "/details/record/title ~0 é"
+    salt = custody.value_salt(secret, pointer)
+    assert NATIVE.salt(bytes.fromhex(secret), pointer) == salt
+    committed = NATIVE.committed(
+        'Harbour "pier"\n\u2028é', pointer, bytes.fromhex(secret), _json_text, None, None, None, frozenset(), False
+    )
+    assert committed == custody.value_digest(salt, 'Harbour "pier"\n\u2028é')
+
+
+def nested(depth: int) -> Any:
+    node: Any = "bottom"
+    for _ in range(depth):
+        node = {"a": [node]}
+    return node
+
+
+@needs_native
+def test_a_deeply_nested_value_is_refused_not_a_crash() -> None:
+    assert NATIVE is not None
+    with pytest.raises(RecursionError):
+        NATIVE.committed(nested(100_000), "/details", bytes(32), _json_text, None, None, None, frozenset(), False)
+    document = {**an_event(), "details": {"salt": "ab" * 32, "deep": nested(100_000)}}
+    native, python = both(lambda: stored_events.stored_hash_and_leaf(document))
+    assert native == python  # what the reference does with it, either way
+
+
+@needs_native
+def test_what_python_is_handed_cannot_change_what_the_c_module_walks() -> None:
+    """A value handed back to Python (here a time) whose conversion empties the object and the
+    array being walked: the walk goes on over what they held when it reached them."""
+    assert NATIVE is not None
+    array: list[Any] = []
+    details: dict[str, Any] = {}
+
+    class Emptying:
+        def __iter__(self) -> Iterator[Any]:
+            return iter(())
+
+    def other(node: Any, pointer: str) -> Any:
+        details.clear()
+        array.clear()
+        return "handed back"
+
+    array.extend([Emptying(), "a", "b"])
+    details.update({"first": Emptying(), "second": "x", "third": array})
+    out = NATIVE.committed(details, "/details", bytes(32), _json_text, None, other, None, frozenset(), False)
+    assert list(out) == ["first", "second", "third"]  # the object, emptied as its first member was walked
+    assert out["first"] == "handed back" and out["second"].startswith("sd:")
+    assert out["third"] == []  # (the array was emptied before it was reached)
+    array.extend([Emptying(), "a", "b"])
+    out = NATIVE.committed(array, "/details/third", bytes(32), _json_text, None, other, None, frozenset(), False)
+    assert out[0] == "handed back" and len(out) == 3 and all(o.startswith("sd:") for o in out[1:])
+
+
+@needs_native
+@pytest.mark.parametrize(("secret", "message"), [(b"", "32 bytes"), (bytes(31), "32 bytes"), ("ab" * 32, "32 bytes")])
+def test_a_secret_that_is_not_32_bytes_is_refused(secret: Any, message: str) -> None:
+    assert NATIVE is not None
+    with pytest.raises(ValueError, match=message):
+        NATIVE.committed("x", "/x", secret, _json_text, None, None, None, frozenset(), False)
+    with pytest.raises(ValueError, match=message):
+        NATIVE.salt(secret, "/x")
+
+
+@needs_native
+def test_an_escape_that_does_not_give_text_is_refused() -> None:
+    assert NATIVE is not None
+    with pytest.raises(TypeError, match="not text"):
+        NATIVE.committed("x", "/x", bytes(32), lambda text: b"x", None, None, None, frozenset(), False)
+
+
+@needs_native
+def test_the_pure_python_setting_leaves_the_c_module_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVIDENCE_CATALOG_PURE_PYTHON", "1")
+    assert custody._native_module() is None
+    monkeypatch.delenv("EVIDENCE_CATALOG_PURE_PYTHON")
+    assert custody._native_module() is NATIVE
