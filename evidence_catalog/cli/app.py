@@ -65,10 +65,11 @@ class _CommandsInModules(click.Group):
 def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from evidence_catalog.versions import versions
+    from evidence_catalog.versions import commitments_walk, versions
 
     for name, version in versions().items():
         click.echo(f"{name} {version or 'not installed'}")
+    click.echo(f"commitments {commitments_walk()}")
     ctx.exit(EXIT_OK)
 
 
@@ -79,7 +80,7 @@ def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) ->
     expose_value=False,
     is_eager=True,
     callback=_print_versions,
-    help="Show versions of evidence-catalog, Python, SQLite, exifread, PyAV and yt-dlp.",
+    help="Show versions of evidence-catalog, Python, SQLite, exifread, PyAV and yt-dlp, and how commitments are made.",
 )
 def cli() -> None:
     """Catalogue evidence with provenance, integrity checks and a chain of custody."""
