@@ -12,6 +12,7 @@ would use them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -32,14 +33,17 @@ class CommitmentsBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel" or os.environ.get("EVIDENCE_CATALOG_PURE_PYTHON"):
+        if self.target_name != "wheel":
             return
         source = Path(self.root) / SOURCE
         name = "_commitments" + str(sysconfig.get_config_var("EXT_SUFFIX"))
+        self._scratch = None
         if version == "editable":  # the package is imported from the sources: put it there
             built = source.parent / name
-            self._scratch = None
-        else:
+            built.unlink(missing_ok=True)  # (one built before, from another source, is never kept)
+        if os.environ.get("EVIDENCE_CATALOG_PURE_PYTHON"):
+            return
+        if version != "editable":
             self._scratch = tempfile.mkdtemp(prefix="evidence-catalog-build-")
             built = Path(self._scratch) / name
         problem = compile_module(source, built)
@@ -68,7 +72,9 @@ def compile_module(source: Path, target: Path) -> str | None:
     if shutil.which(compiler[0]) is None:
         return f"no C compiler ({compiler[0]})"
     include = str(sysconfig.get_paths()["include"])
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()  # checked at import (evidence_catalog/native.py)
     flags = ["-O2", "-fPIC", "-fno-strict-aliasing", "-Wall", "-Wno-deprecated-declarations", f"-I{include}"]
+    flags.append(f'-DEC_SOURCE_SHA256="{digest}"')
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         obj = Path(scratch) / "_commitments.o"

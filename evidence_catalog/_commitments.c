@@ -23,11 +23,18 @@
 
 #define SAFE_INTEGER 9007199254740991LL /* 2**53 - 1: larger integers are left to Python */
 #define SALT_HEX 32
+/* Objects and arrays nested deeper than this are refused (RecursionError, as Python's own
+ * limit would), whatever the interpreter's recursion limit: the C stack is not grown. */
+#define MAX_DEPTH 2000
+#ifndef EC_SOURCE_SHA256
+#define EC_SOURCE_SHA256 "" /* set by the build: the SHA-256 of this file, checked at import */
+#endif
 
 typedef struct {
     SHA256_CTX inner, outer; /* HMAC-SHA256's two states, keyed once per event */
     PyObject *escape, *whole, *other, *key_check, *whole_names;
     int tuples; /* arrays may be tuples (an event's draft), or only lists (a stored event) */
+    int depth;  /* objects and arrays being walked */
 } Walk;
 
 static const char HEX[] = "0123456789abcdef";
@@ -148,10 +155,10 @@ static PyObject *hand_back(PyObject *callable, PyObject *pointer, PyObject *valu
     return result;
 }
 
-static PyObject *walk(const Walk *w, PyObject *node, PyObject *pointer);
+static PyObject *walk(Walk *w, PyObject *node, PyObject *pointer);
 
 /* A member's or an item's committed value: texts, nulls and booleans at once (most values). */
-static PyObject *walk_value(const Walk *w, PyObject *value, PyObject *pointer)
+static PyObject *walk_value(Walk *w, PyObject *value, PyObject *pointer)
 {
     if (PyUnicode_CheckExact(value))
         return digest(w, pointer, value);
@@ -166,7 +173,7 @@ static int is_secret_member(PyObject *pointer, PyObject *name)
            PyUnicode_CompareWithASCIIString(name, "salt") == 0;
 }
 
-static PyObject *walk_object(const Walk *w, PyObject *node, PyObject *pointer)
+static PyObject *walk_object(Walk *w, PyObject *node, PyObject *pointer)
 {
     /* The members are taken first: nothing Python is handed back can change what is walked. */
     PyObject *items = PyDict_Items(node);
@@ -186,6 +193,10 @@ static PyObject *walk_object(const Walk *w, PyObject *node, PyObject *pointer)
             if (checked == NULL)
                 goto fail;
             Py_DECREF(checked);
+            if (!PyUnicode_Check(name)) {
+                PyErr_SetString(PyExc_TypeError, "a member's name is not text");
+                goto fail;
+            }
         }
         if (is_secret_member(pointer, name))
             continue;
@@ -210,7 +221,7 @@ fail:
     return NULL;
 }
 
-static PyObject *walk_array(const Walk *w, PyObject *node, PyObject *pointer)
+static PyObject *walk_array(Walk *w, PyObject *node, PyObject *pointer)
 {
     /* A tuple of the items as they are now (a list's own, copied): nothing handed back to
      * Python can change what is walked. */
@@ -241,7 +252,7 @@ fail:
     return NULL;
 }
 
-static PyObject *walk(const Walk *w, PyObject *node, PyObject *pointer)
+static PyObject *walk(Walk *w, PyObject *node, PyObject *pointer)
 {
     if (PyUnicode_CheckExact(node))
         return digest(w, pointer, node);
@@ -258,9 +269,15 @@ static PyObject *walk(const Walk *w, PyObject *node, PyObject *pointer)
     }
     int object = PyDict_CheckExact(node);
     if (object || PyList_CheckExact(node) || (w->tuples && PyTuple_CheckExact(node))) {
+        if (w->depth >= MAX_DEPTH) {
+            PyErr_SetString(PyExc_RecursionError, "a custody event's values are nested too deep to commit here");
+            return NULL;
+        }
         if (Py_EnterRecursiveCall(" while committing a custody event's values"))
             return NULL;
+        w->depth++;
         PyObject *result = object ? walk_object(w, node, pointer) : walk_array(w, node, pointer);
+        w->depth--;
         Py_LeaveRecursiveCall();
         return result;
     }
@@ -312,6 +329,7 @@ static PyObject *committed(PyObject *module, PyObject *const *args, Py_ssize_t n
     w.tuples = PyObject_IsTrue(args[8]);
     if (w.tuples < 0)
         return NULL;
+    w.depth = 0;
     PyObject *pointer = PyUnicode_AsUTF8String(args[1]);
     if (pointer == NULL)
         return NULL;
@@ -351,10 +369,15 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "evidence_catalog._commitments",
-    "The custody log's salted commitments, in C (see evidence_catalog.custody).", -1, methods,
+    "The custody log's salted commitments, in C (see evidence_catalog.custody).", -1, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__commitments(void)
 {
-    return PyModule_Create(&module);
+    PyObject *made = PyModule_Create(&module);
+    if (made != NULL && PyModule_AddStringConstant(made, "SOURCE_SHA256", EC_SOURCE_SHA256) < 0) {
+        Py_DECREF(made);
+        return NULL;
+    }
+    return made;
 }

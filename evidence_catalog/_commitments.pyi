@@ -16,3 +16,6 @@ def committed(
     /,
 ) -> Any: ...
 def salt(secret: bytes, pointer: str, /) -> str: ...
+
+#: The SHA-256 of the ``_commitments.c`` it was built from (checked at import: ``native.py``).
+SOURCE_SHA256: str

@@ -38,7 +38,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -50,6 +49,7 @@ import attrs
 from evidence_catalog.errors import ValidationError
 from evidence_catalog.merkle import leaf_hash
 from evidence_catalog.model import GENESIS_HASH, Agent, CustodyEvent
+from evidence_catalog.native import commitments
 from evidence_catalog.serialize import (
     _SAFE_INTEGER,
     _UTF16_ORDER_DIFFERS,
@@ -728,7 +728,7 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
 
 
 def _committed_native(native: ModuleType, draft: CustodyEvent, secret: str) -> tuple[dict[str, Any], bool]:
-    """:func:`_committed_fast` with its walk made by the C module (:func:`_native_module`): the
+    """:func:`_committed_fast` with its walk made by the C module (:data:`_native`): the
     same rules; what JSON is made of is walked there, and every other value handed back here."""
     key = bytes.fromhex(secret)
     plain = True
@@ -773,23 +773,10 @@ def _committed_native(native: ModuleType, draft: CustodyEvent, secret: str) -> t
     return form, plain
 
 
-def _native_module() -> ModuleType | None:
-    """The C module that makes the salted commitments' walk (``evidence_catalog/_commitments.c``),
-    or ``None`` where it was not built (no C compiler or OpenSSL headers when the package was
-    installed) or ``EVIDENCE_CATALOG_PURE_PYTHON`` is set: the pure-Python walks then make the
-    very same bytes, more slowly."""
-    if os.environ.get("EVIDENCE_CATALOG_PURE_PYTHON"):
-        return None
-    try:
-        from evidence_catalog import _commitments
-    except ImportError:
-        return None
-    module: ModuleType = _commitments
-    return module
-
-
-#: See :func:`_native_module`; the tests set it to ``None`` to hold the two walks equal.
-_native: ModuleType | None = _native_module()
+#: The C module that makes the commitments' walk, or ``None`` (:func:`evidence_catalog.native.commitments`:
+#: not built, built from another source, or ``EVIDENCE_CATALOG_PURE_PYTHON`` set); the tests set
+#: it to ``None`` to hold the two walks equal.
+_native: ModuleType | None = commitments()
 
 
 _INNER_PAD = bytes(b ^ 0x36 for b in range(256))

@@ -58,19 +58,6 @@ def versions() -> dict[str, str | None]:
     }
 
 
-def commitments_walk() -> str:
-    """How this installation makes the custody log's salted commitments: ``"C module"`` when
-    ``evidence_catalog._commitments`` was built (and ``EVIDENCE_CATALOG_PURE_PYTHON`` is not
-    set), else ``"pure Python"`` -- the same bytes either way (see ``custody._native_module``).
-    Found without importing the library."""
-    import os
-    from importlib.util import find_spec
-
-    if os.environ.get("EVIDENCE_CATALOG_PURE_PYTHON") or find_spec("evidence_catalog._commitments") is None:
-        return "pure Python"
-    return "C module"
-
-
 def library_agent() -> Agent:
     """This library as a software agent."""
     from evidence_catalog.model import Agent, AgentKind

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 
-from evidence_catalog import custody, model, stored_events
+from evidence_catalog import custody, model, native, stored_events
 from evidence_catalog.custody import _json_text
 
 from .test_custody import EVENT_PARTS, START
@@ -42,8 +42,8 @@ needs_native = pytest.mark.skipif(NATIVE is None, reason="the C module is not bu
 def both(make: Callable[[], Any]) -> tuple[Any, Any]:
     """*make*'s outcome with the C module and without it: (value, or the type of what it raised)."""
     outcomes = []
-    for native in (NATIVE, None):
-        saved, custody._native = custody._native, native
+    for module in (NATIVE, None):
+        saved, custody._native = custody._native, module
         try:
             outcomes.append(make())
         except Exception as exc:  # noqa: BLE001 -- compared with the other walk's
@@ -74,6 +74,9 @@ class Word(enum.StrEnum):
 @example({"\ue000": "x", "é": ["\U0001d400"]}, "s", "Наблюдатель", 1, bytes(32))
 @example({"bad": "\ud800"}, "s", "analyst", 1, bytes(32))
 @example({1: "one"}, "s", "analyst", 1, bytes(32))
+@example({"\ud800": None}, "s", "analyst", 1, bytes(32))
+@example({"n": 2**63, "m": [2**64, -(2**70)], "k": -(2**53 - 1)}, "s", "analyst", 1, bytes(32))
+@example({"salty": "x", "salt\x00": "y", "x": {"salt": "z"}}, "s", "analyst", 1, bytes(32))
 @example({"agent": model.Agent(name="a/b ~c")}, "s", "analyst", 1, bytes(32))
 def test_a_drafts_committed_form_is_the_same_from_c(
     details: dict[Any, Any], subject: str, name: str, seq: int, secret: bytes
@@ -88,10 +91,16 @@ def test_a_drafts_committed_form_is_the_same_from_c(
         hash=model.GENESIS_HASH,
         details={**details, custody.SALT: secret.hex()},
     )
-    native, python = both(lambda: custody._committed_fast(draft))
-    assert raised(native) == raised(python), (native, python)
-    if not raised(python):
-        assert native == python  # the form, and whether json writes it as RFC 8785 does
+    native_form, python_form = both(lambda: custody._committed_fast(draft))
+    if raised(native_form) != raised(python_form):
+        # One walk leaves to the reference what the other makes a form of that the reference
+        # then refuses (a key with a lone surrogate: the C walk cannot write its pointer, the
+        # Python walk finds out when the form is written): the event is sealed alike.
+        sealed_by_c, sealed_by_python = both(lambda: custody._seal(draft))
+        assert sealed_by_c == sealed_by_python, (native_form, python_form)
+        return
+    if not raised(python_form):
+        assert native_form == python_form  # the form, and whether json writes it as RFC 8785 does
 
 
 @needs_native
@@ -104,6 +113,8 @@ def test_a_drafts_committed_form_is_the_same_from_c(
 @example({**an_event(), "actor": {"name": "a", "é": "b"}})
 @example({**an_event(), "actor": ("a", "b")})
 @example({**an_event(), "actor": {"name": 2**53}})
+@example({**an_event(), "details": {**an_event()["details"], "n": 2**63, "m": [2**64, -(2**70)]}})
+@example({**an_event(), "details": {**an_event()["details"], "salty": "x", "salt\x00": "y", "x": {"salt": "z"}}})
 def test_a_stored_events_committed_form_is_the_same_from_c(document: dict[str, Any]) -> None:
     native, python = both(lambda: stored_events._stored_fast(document))
     assert raised(native) == raised(python), (native, python)
@@ -182,6 +193,47 @@ def test_a_deeply_nested_value_is_refused_not_a_crash() -> None:
 
 
 @needs_native
+def test_nesting_deeper_than_its_cap_is_refused_whatever_the_recursion_limit() -> None:
+    """The C walk does not grow the C stack with the interpreter's recursion limit: past its own
+    cap (2,000 objects and arrays) it refuses, and the reference decides."""
+    import sys
+
+    assert NATIVE is not None
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200_000)
+    try:
+        with pytest.raises(RecursionError, match="nested too deep"):
+            NATIVE.committed(nested(50_000), "/details", bytes(32), _json_text, None, None, None, frozenset(), False)
+    finally:
+        sys.setrecursionlimit(limit)
+    NATIVE.committed(nested(400), "/details", bytes(32), _json_text, None, None, None, frozenset(), False)
+
+
+@needs_native
+def test_a_member_name_that_is_not_text_is_refused_even_if_let_through() -> None:
+    assert NATIVE is not None
+    with pytest.raises(TypeError, match="not text"):
+        NATIVE.committed(
+            {b"salt": "x"}, "/details", bytes(32), _json_text, None, None, lambda name: None, frozenset(), False
+        )
+
+
+@needs_native
+def test_a_module_built_from_another_source_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable install whose C file was changed and not built again: its module is left out."""
+    assert NATIVE is not None
+    assert len(NATIVE.SOURCE_SHA256) == 64  # the build says what it was built from
+    native._built.cache_clear()
+    monkeypatch.setattr(NATIVE, "SOURCE_SHA256", "0" * 64)
+    try:
+        assert native.commitments() is None and native.commitments_walk() == "pure Python"
+    finally:
+        native._built.cache_clear()
+    monkeypatch.undo()
+    assert native.commitments() is NATIVE
+
+
+@needs_native
 def test_what_python_is_handed_cannot_change_what_the_c_module_walks() -> None:
     """A value handed back to Python (here a time) whose conversion empties the object and the
     array being walked: the walk goes on over what they held when it reached them."""
@@ -229,6 +281,6 @@ def test_an_escape_that_does_not_give_text_is_refused() -> None:
 @needs_native
 def test_the_pure_python_setting_leaves_the_c_module_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVIDENCE_CATALOG_PURE_PYTHON", "1")
-    assert custody._native_module() is None
+    assert native.commitments() is None and native.commitments_walk() == "pure Python"
     monkeypatch.delenv("EVIDENCE_CATALOG_PURE_PYTHON")
-    assert custody._native_module() is NATIVE
+    assert native.commitments() is NATIVE and native.commitments_walk() == "C module"

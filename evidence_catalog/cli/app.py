@@ -65,7 +65,8 @@ class _CommandsInModules(click.Group):
 def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from evidence_catalog.versions import commitments_walk, versions
+    from evidence_catalog.native import commitments_walk
+    from evidence_catalog.versions import versions
 
     for name, version in versions().items():
         click.echo(f"{name} {version or 'not installed'}")
