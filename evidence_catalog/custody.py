@@ -699,22 +699,48 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
                 else:
                     items.append(walk(value, inner))
             return items
-        if isinstance(node, str):  # and text of a subclass (an enum's), as the converter leaves it
-            data = '["' + salt_of(pointer) + '",' + _encode_text(node) + "]"
-            return DIGEST_PREFIX + sha256(data.encode("utf-8")).hexdigest()
-        if node is None or kind is bool or (kind is int and -_SAFE_INTEGER <= node <= _SAFE_INTEGER):
-            return node
-        if kind is int or kind is float:
-            plain = False
-            return node
-        converted = unstructure(node)  # a time, a model value, a set...: as the converter makes it
-        if type(converted) is kind:
-            raise CommitmentError("left to the reference functions")  # caught by _seal
-        return walk(converted, pointer)
+        return _draft_value(node, pointer, salt_of, walk, not_plain)
 
-    # ``unstructure(draft)`` without hash and schema: its own members as the converter writes
-    # them (the property test compares the whole with the reference), details walked as given.
-    form: dict[str, Any] = {
+    def not_plain() -> None:
+        nonlocal plain
+        plain = False
+
+    form = _draft_form(draft, walk)
+    return form, plain and _plain_members(form)
+
+
+def _draft_value(
+    node: Any,
+    pointer: str,
+    salt_of: Callable[[str], str],
+    walk: Callable[[Any, str], Any],
+    not_plain: Callable[[], None],
+) -> Any:
+    """A draft's value at *pointer* that is neither an object nor an array, as both walks of
+    :func:`_committed_fast` commit it: text (of a subclass too: an enum's, as the converter leaves
+    it) by its salted digest; null, booleans and integers JSON carries exactly, as they are;
+    other numbers as they are, but not plain; anything else as the converter makes it, walked
+    (:class:`CommitmentError` for what the converter leaves as it is)."""
+    kind = type(node)
+    if isinstance(node, str):
+        data = '["' + salt_of(pointer) + '",' + _encode_text(node) + "]"
+        return DIGEST_PREFIX + hashlib.sha256(data.encode("utf-8")).hexdigest()
+    if node is None or kind is bool or (kind is int and -_SAFE_INTEGER <= node <= _SAFE_INTEGER):
+        return node
+    if kind is int or kind is float:
+        not_plain()
+        return node
+    converted = unstructure(node)  # a time, a model value, a set...: as the converter makes it
+    if type(converted) is kind:
+        raise CommitmentError("left to the reference functions")  # caught by _seal
+    return walk(converted, pointer)
+
+
+def _draft_form(draft: CustodyEvent, walk: Callable[..., Any]) -> dict[str, Any]:
+    """``unstructure(draft)`` without hash and schema, its salted members walked by *walk*: its
+    own members as the converter writes them (the property test compares the whole with the
+    reference), details walked as given, their secret left out (``top``)."""
+    return {
         "seq": draft.seq,
         "at": unstructure(draft.at),
         "actor": walk(unstructure(draft.actor), "/actor"),
@@ -723,8 +749,11 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
         "prev_hash": walk(draft.prev_hash, "/prev_hash"),
         "details": walk(draft.details, "/details", top=True),
     }
-    plain = plain and all(_plain(form[member]) for member in ("seq", "at", "action", "subject"))
-    return form, plain
+
+
+def _plain_members(form: dict[str, Any]) -> bool:
+    """Whether a draft's form's members that are not walked are plain JSON (:func:`_plain`)."""
+    return all(_plain(form[member]) for member in ("seq", "at", "action", "subject"))
 
 
 def _committed_native(native: ModuleType, draft: CustodyEvent, secret: str) -> tuple[dict[str, Any], bool]:
@@ -741,36 +770,25 @@ def _committed_native(native: ModuleType, draft: CustodyEvent, secret: str) -> t
             plain = False
 
     def whole(value: Any, pointer: str) -> str:
-        return value_digest(native.salt(key, pointer), unstructure(value))
+        return value_digest(salt_of(pointer), unstructure(value))
+
+    salt: Callable[[bytes, str], str] = native.salt
+
+    def salt_of(pointer: str) -> str:
+        return salt(key, pointer)
 
     def other(node: Any, pointer: str) -> Any:
-        nonlocal plain
-        kind = type(node)
-        if isinstance(node, str):  # text of a subclass (an enum's), as the converter leaves it
-            data = '["' + native.salt(key, pointer) + '",' + _encode_text(node) + "]"
-            return DIGEST_PREFIX + hashlib.sha256(data.encode("utf-8")).hexdigest()
-        if kind is int or kind is float:  # an integer JSON cannot carry exactly, a number
-            plain = False
-            return node
-        converted = unstructure(node)  # a time, a model value, a set...: as the converter makes it
-        if type(converted) is kind:
-            raise CommitmentError("left to the reference functions")  # caught by _seal
-        return walk(converted, pointer)
+        return _draft_value(node, pointer, salt_of, walk, not_plain)
 
-    def walk(node: Any, pointer: str) -> Any:
+    def not_plain() -> None:
+        nonlocal plain
+        plain = False
+
+    def walk(node: Any, pointer: str, top: bool = False) -> Any:  # (its secret: left out by the C walk at /details)
         return native.committed(node, pointer, key, _encode_text, whole, other, key_check, WHOLE_MEMBERS, True)
 
-    form: dict[str, Any] = {
-        "seq": draft.seq,
-        "at": unstructure(draft.at),
-        "actor": walk(unstructure(draft.actor), "/actor"),
-        "action": draft.action,
-        "subject": draft.subject,
-        "prev_hash": walk(draft.prev_hash, "/prev_hash"),
-        "details": walk(draft.details, "/details"),  # (its secret left out there)
-    }
-    plain = plain and all(_plain(form[member]) for member in ("seq", "at", "action", "subject"))
-    return form, plain
+    form = _draft_form(draft, walk)
+    return form, plain and _plain_members(form)
 
 
 #: The C module that makes the commitments' walk, or ``None`` (:func:`evidence_catalog.native.commitments`:
