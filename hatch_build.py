@@ -87,8 +87,10 @@ def compile_module(source: Path, target: Path) -> str | None:
             try:
                 done = subprocess.run(step, capture_output=True, text=True, check=False)
             except OSError as exc:
+                partial.unlink(missing_ok=True)
                 return f"{step[0]}: {exc.strerror}"
             if done.returncode != 0:
+                partial.unlink(missing_ok=True)
                 lines = (done.stderr or done.stdout).strip().splitlines()
                 errors = [line for line in lines if "error" in line.lower()]
                 said = (errors or lines or [f"{step[0]} exited with status {done.returncode}"])[0]

@@ -12,6 +12,7 @@ import datetime as dt
 import enum
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -284,3 +285,53 @@ def test_the_pure_python_setting_leaves_the_c_module_out(monkeypatch: pytest.Mon
     assert native.commitments() is None and native.commitments_walk() == "pure Python"
     monkeypatch.delenv("EVIDENCE_CATALOG_PURE_PYTHON")
     assert native.commitments() is NATIVE and native.commitments_walk() == "C module"
+
+
+def _build_hook_module() -> Any:
+    """``hatch_build.py`` (the build hook at the checkout's root), importable without hatchling,
+    which only the isolated build environment has: its interface class stood in for."""
+    import importlib.util
+    import sys
+    import types
+
+    root = Path(__file__).resolve().parent.parent
+    if "hatchling.builders.hooks.plugin.interface" not in sys.modules:
+        interface = types.ModuleType("hatchling.builders.hooks.plugin.interface")
+        interface.BuildHookInterface = object  # type: ignore[attr-defined]
+        for name in ("hatchling", "hatchling.builders", "hatchling.builders.hooks", "hatchling.builders.hooks.plugin"):
+            sys.modules.setdefault(name, types.ModuleType(name))
+        sys.modules["hatchling.builders.hooks.plugin.interface"] = interface
+    spec = importlib.util.spec_from_file_location("hatch_build_under_test", root / "hatch_build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_native
+def test_the_build_hook_compiles_a_module_that_says_what_it_was_built_from(tmp_path: Path) -> None:
+    """What ``pip install`` runs: the module it makes is loadable and carries the SHA-256 of the
+    source it was compiled from (what ``native.py`` checks); where it cannot compile, it says why
+    in one line and makes nothing."""
+    import hashlib
+    import importlib.machinery
+    import importlib.util
+    import sysconfig
+
+    hook = _build_hook_module()
+    source = Path(custody.__file__).with_name("_commitments.c")
+    target = tmp_path / ("_commitments" + str(sysconfig.get_config_var("EXT_SUFFIX")))
+    assert hook.compile_module(source, target) is None
+    loader = importlib.machinery.ExtensionFileLoader("evidence_catalog._commitments", str(target))
+    spec = importlib.util.spec_from_file_location("evidence_catalog._commitments", target, loader=loader)
+    assert spec is not None
+    built = importlib.util.module_from_spec(spec)
+    loader.exec_module(built)
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == built.SOURCE_SHA256
+    assert built.salt(bytes(32), "/x") == custody.value_salt("00" * 32, "/x")
+
+    broken = tmp_path / "broken.c"
+    broken.write_text('#error "not this time"\n', encoding="utf-8")
+    said = hook.compile_module(broken, tmp_path / "none.so")
+    assert said is not None and "not this time" in said and "\n" not in said
+    assert not (tmp_path / "none.so").exists() and not (tmp_path / "none.so.part").exists()
