@@ -118,6 +118,37 @@ def _stored_fast(document: Mapping[str, Any]) -> tuple[str, bytes]:
     secret = details[SALT]
     if type(secret) is not str or _SECRET.fullmatch(secret) is None:
         raise CommitmentError("left to the reference")
+    native = custody._native
+    walk = _python_walk(secret) if native is None else _native_walk(native, bytes.fromhex(secret))
+    text, differs = _json_text, _UTF16_ORDER_DIFFERS.search
+    parts: list[tuple[str, str]] = []
+    for name, value in document.items():
+        if type(name) is not str or (not name.isascii() and differs(name)):
+            raise CommitmentError("left to the reference")
+        if name in UNHASHED:
+            continue
+        committed = walk(value, "/" + name) if name in SALTED_MEMBERS else _plain_member(value)
+        parts.append((name, text(name) + ":" + _plain_encode(committed)))
+    parts.sort()
+    body = "{" + ",".join(part for _, part in parts) + "}"
+    recomputed = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    if "hash" in document:
+        parts.append(("hash", '"hash":' + _plain_encode(_plain_member(document["hash"]))))
+        parts.sort()
+        body = "{" + ",".join(part for _, part in parts) + "}"
+    return recomputed, leaf_hash(body.encode("utf-8"))
+
+
+def _plain_member(node: Any) -> Any:
+    """A member committed as it is, checked to be plain."""
+    if not _plain(node):
+        raise CommitmentError("left to the reference")
+    return node
+
+
+def _python_walk(secret: str) -> Callable[[Any, str], Any]:
+    """:func:`_stored_fast`'s walk in Python, under the event's *secret* (64 hex digits):
+    :func:`_native_walk`'s twin, where the C module is not used."""
     key = bytes.fromhex(secret).ljust(64, b"\0")
     inner_state = hashlib.sha256(key.translate(_INNER_PAD))
     outer_state = hashlib.sha256(key.translate(_OUTER_PAD))
@@ -186,27 +217,4 @@ def _stored_fast(document: Mapping[str, Any]) -> tuple[str, bytes]:
             return node
         raise CommitmentError("left to the reference")  # a float, a huge integer, not JSON's type
 
-    def plain(node: Any) -> Any:
-        """A member committed as it is, checked to be plain."""
-        if not _plain(node):
-            raise CommitmentError("left to the reference")
-        return node
-
-    native = custody._native
-    walk_member = walk if native is None else _native_walk(native, bytes.fromhex(secret))
-    parts: list[tuple[str, str]] = []
-    for name, value in document.items():
-        if type(name) is not str or (not name.isascii() and differs(name)):
-            raise CommitmentError("left to the reference")
-        if name in UNHASHED:
-            continue
-        committed = walk_member(value, "/" + name) if name in SALTED_MEMBERS else plain(value)
-        parts.append((name, text(name) + ":" + _plain_encode(committed)))
-    parts.sort()
-    body = "{" + ",".join(part for _, part in parts) + "}"
-    recomputed = sha256(body.encode("utf-8")).hexdigest()
-    if "hash" in document:
-        parts.append(("hash", '"hash":' + _plain_encode(plain(document["hash"]))))
-        parts.sort()
-        body = "{" + ",".join(part for _, part in parts) + "}"
-    return recomputed, leaf_hash(body.encode("utf-8"))
+    return walk
