@@ -33,7 +33,8 @@
 typedef struct {
     SHA256_CTX inner, outer; /* HMAC-SHA256's two states, keyed once per event */
     PyObject *escape, *whole, *other, *key_check, *whole_names;
-    int tuples; /* arrays may be tuples (an event's draft), or only lists (a stored event) */
+    int tuples; /* an event's draft: arrays may be tuples, texts of a subclass of str (an enum's,
+                 * as the converter leaves it); a stored event: only lists and exact texts */
     int depth;  /* objects and arrays being walked */
 } Walk;
 
@@ -157,10 +158,17 @@ static PyObject *hand_back(PyObject *callable, PyObject *pointer, PyObject *valu
 
 static PyObject *walk(Walk *w, PyObject *node, PyObject *pointer);
 
+/* Whether *value* is committed as text: a str, or in a draft a subclass's (its characters, as
+ * custody._draft_value commits it: the same call writes its JSON). */
+static int is_text(const Walk *w, PyObject *value)
+{
+    return PyUnicode_CheckExact(value) || (w->tuples && PyUnicode_Check(value));
+}
+
 /* A member's or an item's committed value: texts, nulls and booleans at once (most values). */
 static PyObject *walk_value(Walk *w, PyObject *value, PyObject *pointer)
 {
-    if (PyUnicode_CheckExact(value))
+    if (is_text(w, value))
         return digest(w, pointer, value);
     if (value == Py_None || PyBool_Check(value))
         return Py_NewRef(value);
@@ -254,7 +262,7 @@ fail:
 
 static PyObject *walk(Walk *w, PyObject *node, PyObject *pointer)
 {
-    if (PyUnicode_CheckExact(node))
+    if (is_text(w, node))
         return digest(w, pointer, node);
     if (node == Py_None || PyBool_Check(node))
         return Py_NewRef(node);

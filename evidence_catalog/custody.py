@@ -54,7 +54,9 @@ from evidence_catalog.serialize import (
     _SAFE_INTEGER,
     _UTF16_ORDER_DIFFERS,
     _plain,
+    agent_document,
     canonical_json,
+    plain_json,
     unstructure,
 )
 
@@ -541,7 +543,7 @@ def _canonical(form: dict[str, Any], plain: bool) -> bytes:
     """:func:`~evidence_catalog.serialize.canonical_json` of *form*, told whether it is plain."""
     if plain:
         try:
-            return json.dumps(form, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+            return plain_json(form).encode("utf-8")
         except UnicodeEncodeError:
             pass
     return canonical_json(form)
@@ -584,7 +586,7 @@ def preseal(
         form, plain = _committed_fast(draft)
         if not plain:
             return None
-        data = json.dumps(form, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        data = plain_json(form).encode("utf-8")
     except Exception:  # noqa: BLE001 -- made whole at its turn, where the errors are raised
         return None
     # Members in key order: action, actor, at, details, prev_hash, seq, subject.  The committed
@@ -743,7 +745,7 @@ def _draft_form(draft: CustodyEvent, walk: Callable[..., Any]) -> dict[str, Any]
     return {
         "seq": draft.seq,
         "at": unstructure(draft.at),
-        "actor": walk(unstructure(draft.actor), "/actor"),
+        "actor": walk(agent_document(draft.actor), "/actor"),
         "action": draft.action,
         "subject": draft.subject,
         "prev_hash": walk(draft.prev_hash, "/prev_hash"),

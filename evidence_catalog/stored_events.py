@@ -8,7 +8,6 @@ the two equal on hostile documents."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -33,7 +32,7 @@ from evidence_catalog.custody import (
     value_digest,
 )
 from evidence_catalog.merkle import leaf_hash
-from evidence_catalog.serialize import _SAFE_INTEGER, _UTF16_ORDER_DIFFERS, _plain
+from evidence_catalog.serialize import _SAFE_INTEGER, _UTF16_ORDER_DIFFERS, _plain, plain_json
 
 
 def stored_hash_and_leaf(document: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -81,10 +80,6 @@ def checked_hashes(documents: Iterable[Mapping[str, Any]]) -> list[tuple[str, by
     return [checked_hash_and_leaf(document) for document in documents]
 
 
-#: The canonical JSON writer of one plain value (see :func:`_stored_fast`).
-_plain_encode: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
-
-
 def _native_walk(native: ModuleType, key: bytes) -> Callable[[Any, str], Any]:
     """:func:`_stored_fast`'s walk made by the C module (``custody._native``), under the event's
     secret *key*: the same rules, and anything that is not plain JSON refused as there."""
@@ -128,12 +123,12 @@ def _stored_fast(document: Mapping[str, Any]) -> tuple[str, bytes]:
         if name in UNHASHED:
             continue
         committed = walk(value, "/" + name) if name in SALTED_MEMBERS else _plain_member(value)
-        parts.append((name, text(name) + ":" + _plain_encode(committed)))
+        parts.append((name, text(name) + ":" + plain_json(committed)))
     parts.sort()
     body = "{" + ",".join(part for _, part in parts) + "}"
     recomputed = hashlib.sha256(body.encode("utf-8")).hexdigest()
     if "hash" in document:
-        parts.append(("hash", '"hash":' + _plain_encode(_plain_member(document["hash"]))))
+        parts.append(("hash", '"hash":' + plain_json(_plain_member(document["hash"]))))
         parts.sort()
         body = "{" + ",".join(part for _, part in parts) + "}"
     return recomputed, leaf_hash(body.encode("utf-8"))

@@ -176,6 +176,36 @@ def test_a_value_as_the_c_module_commits_it_is_the_documented_salted_digest() ->
     assert committed == custody.value_digest(salt, 'Harbour "pier"\n\u2028é')
 
 
+@needs_native
+def test_a_drafts_text_of_a_str_subclass_is_committed_in_c_as_its_characters() -> None:
+    """An enum of strings, as the converter leaves it in a draft, is committed in C as the
+    Python walk commits it (its characters' salted digest), without a call back into Python; a
+    stored event (read from JSON) holds no such value, and its walk hands it back to be refused."""
+    assert NATIVE is not None
+    secret = "0f" * 32
+    handed: list[str] = []
+
+    def other(node: Any, pointer: str) -> Any:
+        handed.append(pointer)
+        raise custody.CommitmentError("left to the reference")
+
+    draft = {"kind": Word.HARBOUR, "kinds": (Word.HARBOUR, "harbour")}
+    made = NATIVE.committed(draft, "/details", bytes.fromhex(secret), _json_text, None, other, None, frozenset(), True)
+    assert handed == []
+    assert made == {
+        "kind": custody.value_digest(custody.value_salt(secret, "/details/kind"), "harbour"),
+        "kinds": [
+            custody.value_digest(custody.value_salt(secret, "/details/kinds/0"), "harbour"),
+            custody.value_digest(custody.value_salt(secret, "/details/kinds/1"), "harbour"),
+        ],
+    }
+    with pytest.raises(custody.CommitmentError):
+        NATIVE.committed(
+            {"kind": Word.HARBOUR}, "/details", bytes.fromhex(secret), _json_text, None, other, None, frozenset(), False
+        )
+    assert handed == ["/details/kind"]
+
+
 def nested(depth: int) -> Any:
     node: Any = "bottom"
     for _ in range(depth):

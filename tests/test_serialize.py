@@ -25,6 +25,7 @@ from evidence_catalog.serialize import (
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
     VIEWER_SCHEMAS,
+    agent_document,
     canonical_json,
     certainly_same_json,
     dumps,
@@ -32,7 +33,9 @@ from evidence_catalog.serialize import (
     from_document,
     loads,
     parse_timestamp,
+    plain_json,
     to_document,
+    unstructure,
 )
 
 from . import strategies as s
@@ -198,6 +201,28 @@ def test_canonical_json_is_byte_for_byte_rfc8785(value: Any) -> None:
     assert _outcome(canonical_json, value) == _outcome(rfc8785.dumps, value)
 
 
+def _written(write: Any, value: Any) -> str:
+    """The text *write* makes of *value*, or the name of the error it raises."""
+    try:
+        text: str = write(value)
+    except (ValueError, TypeError) as exc:
+        return type(exc).__name__
+    return text
+
+
+@given(_anything)
+@settings(max_examples=300)
+def test_the_kept_plain_json_writer_writes_what_json_dumps_writes(value: Any) -> None:
+    """plain_json keeps one C encoder for every call: the same text as ``json.dumps`` with the
+    same arguments, errors included, for anything (floats, tuples, enums, any keys, surrogates)."""
+
+    def reference(item: Any) -> str:
+        return json.dumps(item, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+    assert _written(plain_json, value) == _written(reference, value)
+    assert _written(plain_json, {"v": value, "w": [value]}) == _written(reference, {"v": value, "w": [value]})
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -332,3 +357,14 @@ def test_certainly_same_json_takes_an_enum_for_its_text_and_a_tuple_for_a_list()
     method = model.AcquisitionMethod.ADDED_FROM_DISK
     assert certainly_same_json({"m": method, "t": (1, "x")}, {"m": method.value, "t": [1, "x"]})
     assert canonical_json({"m": method, "t": (1, "x")}) == canonical_json({"m": method.value, "t": [1, "x"]})
+
+
+@given(st.lists(s.agents, min_size=1, max_size=6), st.data())
+def test_an_agents_kept_document_is_its_own(agents: list[model.Agent], data: st.DataObject) -> None:
+    """agent_document keeps the last agent's document: asked about any agent in any order (the
+    same object again, an equal one, another), it gives that agent's own document."""
+    for _ in range(8):
+        agent = data.draw(st.sampled_from(agents))
+        assert agent_document(agent) == unstructure(agent)
+    first = agents[0]
+    assert agent_document(first) is agent_document(first)

@@ -685,12 +685,23 @@ def insert_many(bind: Session | sa.Connection, table: sa.Table, rows: list[dict[
         parameters = [values_of(row) for row in rows]
     processed = [(index, process) for index, process in enumerate(processors) if process is not None]
     if processed:
+        # A value that is the very object the row before gave the same column (the operator
+        # every event of an add names, a null) is processed once: its text is the same.
+        last: list[Any] = [_UNSET] * len(names)
+        made: list[Any] = [None] * len(names)
         for position, values in enumerate(parameters):
             values = list(values)
             for index, process in processed:
-                values[index] = process(values[index])
+                value = values[index]
+                if value is not last[index]:
+                    last[index], made[index] = value, process(value)
+                values[index] = made[index]
             parameters[position] = tuple(values)
     sqlite_executemany(connection, text, parameters)
+
+
+#: No value given yet (what no row's value is).
+_UNSET = object()
 
 
 def sqlite_executemany(bind: Session | sa.Connection, text: str, parameters: list[Any]) -> None:
