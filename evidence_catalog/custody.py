@@ -516,8 +516,12 @@ def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
     (a lone surrogate, a key that is not text, a value the converter passes through) goes to the
     reference functions, which also raise their errors."""
     try:
-        form, plain = _committed_fast(draft)
-        data = _canonical(form, plain)
+        written = _committed_json(draft)
+        if written is None:
+            form, plain = _committed_fast(draft)
+            data = _canonical(form, plain)
+        else:
+            data, plain = written[0], True
         event_hash = hashlib.sha256(data).hexdigest()
         # The leaf's JSON is the same with "hash" added: in key order it comes right before
         # "prev_hash", whose committed value is a salted digest.  Only "seq" (a number) and
@@ -527,6 +531,7 @@ def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
         if plain and cut > 0:
             leaf = leaf_hash(data[:cut] + b'"hash":"' + event_hash.encode("ascii") + b'",' + data[cut:])
         else:
+            form, plain = _committed_fast(draft)
             form["hash"] = event_hash
             leaf = leaf_hash(_canonical(form, plain))
     except Exception:  # noqa: BLE001 -- the reference functions say what is wrong, in their own words
@@ -583,15 +588,19 @@ def preseal(
             hash=GENESIS_HASH,
             details=dict(details),
         )
-        form, plain = _committed_fast(draft)
-        if not plain:
-            return None
-        data = plain_json(form).encode("utf-8")
+        written = _committed_json(draft)
+        if written is None:
+            form, plain = _committed_fast(draft)
+            if not plain:
+                return None
+            data, prev_hash = plain_json(form).encode("utf-8"), plain_json(form["prev_hash"]).encode("utf-8")
+        else:
+            data, prev_hash = written
     except Exception:  # noqa: BLE001 -- made whole at its turn, where the errors are raised
         return None
     # Members in key order: action, actor, at, details, prev_hash, seq, subject.  The committed
     # prev_hash is a digest under this event's own salt, found nowhere else in the form.
-    middle = b',"prev_hash":"' + form["prev_hash"].encode("ascii") + b'","seq":1,"subject":'
+    middle = b',"prev_hash":' + prev_hash + b',"seq":1,"subject":'
     cut = data.rfind(middle)
     if cut <= 0:
         return None
@@ -711,6 +720,45 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
     return form, plain and _plain_members(form)
 
 
+def _committed_json(draft: CustodyEvent) -> tuple[bytes, bytes] | None:
+    """What :func:`_canonical` makes of :func:`_committed_fast`'s form of *draft* where that
+    form is plain, written by the C module without making the form, and the JSON of the
+    form's ``prev_hash``; ``None`` where the C module is not used or the form is not plain
+    (the caller then makes the form).  :class:`CommitmentError` as :func:`_committed_fast`."""
+    if _native is None:
+        return None
+    secret = draft.details[SALT]
+    if not isinstance(secret, str) or _SECRET.fullmatch(secret) is None:
+        raise CommitmentError("the event's salt is not 64 lower-case hex digits")
+    walk = _NativeWalk(_native, secret)
+    actor, prev_hash = walk.write(agent_document(draft.actor), "/actor"), walk.write(draft.prev_hash, "/prev_hash")
+    details = walk.write(draft.details, "/details")
+    members = {"seq": draft.seq, "at": unstructure(draft.at), "action": draft.action, "subject": draft.subject}
+    if not (walk.plain and _plain_members(members)):
+        return None
+    # The members in the order of their names, as _canonical writes the form's.
+    data = b"".join(
+        (
+            b'{"action":',
+            plain_json(members["action"]).encode("utf-8"),
+            b',"actor":',
+            actor,
+            b',"at":',
+            plain_json(members["at"]).encode("utf-8"),
+            b',"details":',
+            details,
+            b',"prev_hash":',
+            prev_hash,
+            b',"seq":',
+            plain_json(members["seq"]).encode("utf-8"),
+            b',"subject":',
+            plain_json(members["subject"]).encode("utf-8"),
+            b"}",
+        )
+    )
+    return data, prev_hash
+
+
 def _draft_value(
     node: Any,
     pointer: str,
@@ -761,36 +809,50 @@ def _plain_members(form: dict[str, Any]) -> bool:
 def _committed_native(native: ModuleType, draft: CustodyEvent, secret: str) -> tuple[dict[str, Any], bool]:
     """:func:`_committed_fast` with its walk made by the C module (:data:`_native`): the
     same rules; what JSON is made of is walked there, and every other value handed back here."""
-    key = bytes.fromhex(secret)
-    plain = True
+    walk = _NativeWalk(native, secret)
+    form = _draft_form(draft, walk.walk)
+    return form, walk.plain and _plain_members(form)
 
-    def key_check(name: Any) -> None:
-        nonlocal plain
+
+class _NativeWalk:
+    """The C module's walk of a draft's values under the event's *secret* (64 hex digits), and
+    what it hands back to Python: the rules of :func:`_committed_fast`'s walk.  ``plain`` turns
+    false once a value or a name is met that ``json`` does not write as RFC 8785 does."""
+
+    def __init__(self, native: ModuleType, secret: str) -> None:
+        self.native, self.key, self.plain = native, bytes.fromhex(secret), True
+
+    def key_check(self, name: Any) -> None:
         if type(name) is not str:
             raise CommitmentError("left to the reference functions")  # caught by _seal
         if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
-            plain = False
+            self.plain = False
 
-    def whole(value: Any, pointer: str) -> str:
-        return value_digest(salt_of(pointer), unstructure(value))
+    def salt_of(self, pointer: str) -> str:
+        salt: str = self.native.salt(self.key, pointer)
+        return salt
 
-    salt: Callable[[bytes, str], str] = native.salt
+    def whole(self, value: Any, pointer: str) -> str:
+        return value_digest(self.salt_of(pointer), unstructure(value))
 
-    def salt_of(pointer: str) -> str:
-        return salt(key, pointer)
+    def other(self, node: Any, pointer: str) -> Any:
+        return _draft_value(node, pointer, self.salt_of, self.walk, self.not_plain)
 
-    def other(node: Any, pointer: str) -> Any:
-        return _draft_value(node, pointer, salt_of, walk, not_plain)
+    def not_plain(self) -> None:
+        self.plain = False
 
-    def not_plain() -> None:
-        nonlocal plain
-        plain = False
+    def walk(self, node: Any, pointer: str, top: bool = False) -> Any:
+        """The committed form of *node* at *pointer* (the secret, at ``/details``, left out by
+        the C walk itself: *top* is for the Python walk's signature)."""
+        return self.native.committed(
+            node, pointer, self.key, _encode_text, self.whole, self.other, self.key_check, WHOLE_MEMBERS, True
+        )
 
-    def walk(node: Any, pointer: str, top: bool = False) -> Any:  # (its secret: left out by the C walk at /details)
-        return native.committed(node, pointer, key, _encode_text, whole, other, key_check, WHOLE_MEMBERS, True)
-
-    form = _draft_form(draft, walk)
-    return form, plain and _plain_members(form)
+    def write(self, node: Any, pointer: str) -> bytes:
+        """The canonical JSON of :meth:`walk`'s form of *node*, written without making it."""
+        callbacks = (self.whole, self.other, self.key_check, WHOLE_MEMBERS, True, plain_json)
+        made: bytes = self.native.committed_json(node, pointer, self.key, _encode_text, *callbacks)
+        return made
 
 
 #: The C module that makes the commitments' walk, or ``None`` (:func:`evidence_catalog.native.commitments`:

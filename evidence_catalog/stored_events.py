@@ -80,9 +80,10 @@ def checked_hashes(documents: Iterable[Mapping[str, Any]]) -> list[tuple[str, by
     return [checked_hash_and_leaf(document) for document in documents]
 
 
-def _native_walk(native: ModuleType, key: bytes) -> Callable[[Any, str], Any]:
+def _native_writer(native: ModuleType, key: bytes) -> Callable[[Any, str], bytes]:
     """:func:`_stored_fast`'s walk made by the C module (``custody._native``), under the event's
-    secret *key*: the same rules, and anything that is not plain JSON refused as there."""
+    secret *key*, writing the committed form's canonical JSON (UTF-8) as it walks: the same
+    rules, and anything that is not plain JSON refused as there."""
     differs = _UTF16_ORDER_DIFFERS.search
 
     def key_check(name: Any) -> None:
@@ -95,10 +96,13 @@ def _native_walk(native: ModuleType, key: bytes) -> Callable[[Any, str], Any]:
     def other(node: Any, pointer: str) -> Any:
         raise CommitmentError("left to the reference")  # a float, a huge integer, not JSON's type
 
-    def walk(node: Any, pointer: str) -> Any:
-        return native.committed(node, pointer, key, _json_text, whole, other, key_check, WHOLE_MEMBERS, False)
+    def write(node: Any, pointer: str) -> bytes:
+        made: bytes = native.committed_json(
+            node, pointer, key, _json_text, whole, other, key_check, WHOLE_MEMBERS, False, plain_json
+        )
+        return made
 
-    return walk
+    return write
 
 
 def _stored_fast(document: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -114,36 +118,46 @@ def _stored_fast(document: Mapping[str, Any]) -> tuple[str, bytes]:
     if type(secret) is not str or _SECRET.fullmatch(secret) is None:
         raise CommitmentError("left to the reference")
     native = custody._native
-    walk = _python_walk(secret) if native is None else _native_walk(native, bytes.fromhex(secret))
+    write = _python_writer(secret) if native is None else _native_writer(native, bytes.fromhex(secret))
     text, differs = _json_text, _UTF16_ORDER_DIFFERS.search
-    parts: list[tuple[str, str]] = []
+    parts: list[tuple[str, bytes]] = []
     for name, value in document.items():
         if type(name) is not str or (not name.isascii() and differs(name)):
             raise CommitmentError("left to the reference")
         if name in UNHASHED:
             continue
-        committed = walk(value, "/" + name) if name in SALTED_MEMBERS else _plain_member(value)
-        parts.append((name, text(name) + ":" + plain_json(committed)))
+        written = write(value, "/" + name) if name in SALTED_MEMBERS else _plain_text(value)
+        parts.append((name, text(name).encode("utf-8") + b":" + written))
     parts.sort()
-    body = "{" + ",".join(part for _, part in parts) + "}"
-    recomputed = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    body = b"{" + b",".join(part for _, part in parts) + b"}"
+    recomputed = hashlib.sha256(body).hexdigest()
     if "hash" in document:
-        parts.append(("hash", '"hash":' + plain_json(_plain_member(document["hash"]))))
+        parts.append(("hash", b'"hash":' + _plain_text(document["hash"])))
         parts.sort()
-        body = "{" + ",".join(part for _, part in parts) + "}"
-    return recomputed, leaf_hash(body.encode("utf-8"))
+        body = b"{" + b",".join(part for _, part in parts) + b"}"
+    return recomputed, leaf_hash(body)
 
 
-def _plain_member(node: Any) -> Any:
-    """A member committed as it is, checked to be plain."""
+def _plain_text(node: Any) -> bytes:
+    """The canonical JSON (UTF-8) of a member committed as it is, checked to be plain."""
     if not _plain(node):
         raise CommitmentError("left to the reference")
-    return node
+    return plain_json(node).encode("utf-8")
+
+
+def _python_writer(secret: str) -> Callable[[Any, str], bytes]:
+    """:func:`_native_writer`'s twin in Python: :func:`_python_walk`'s form, written."""
+    walk = _python_walk(secret)
+
+    def write(node: Any, pointer: str) -> bytes:
+        return plain_json(walk(node, pointer)).encode("utf-8")
+
+    return write
 
 
 def _python_walk(secret: str) -> Callable[[Any, str], Any]:
     """:func:`_stored_fast`'s walk in Python, under the event's *secret* (64 hex digits):
-    :func:`_native_walk`'s twin, where the C module is not used."""
+    :func:`_native_writer`'s twin, where the C module is not used."""
     key = bytes.fromhex(secret).ljust(64, b"\0")
     inner_state = hashlib.sha256(key.translate(_INNER_PAD))
     outer_state = hashlib.sha256(key.translate(_OUTER_PAD))

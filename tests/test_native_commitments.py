@@ -2,7 +2,8 @@
 makes what the pure-Python walks make, value for value: for an event as it is appended (its
 draft, through ``custody._committed_fast``) and as it was stored (``stored_events._stored_fast``),
 it gives the same committed form where they give one, and refuses where they refuse -- so that
-the reference is called for the same events.  (The fast paths as a whole are held to the
+the reference is called for the same events -- and writes the canonical JSON of that form, as
+it walks, byte for byte as the form is written.  (The fast paths as a whole are held to the
 reference functions by ``test_custody`` and ``test_stored_hash``, with the C module in use
 where it is built.)"""
 
@@ -20,6 +21,7 @@ from hypothesis import example, given, settings
 
 from evidence_catalog import custody, model, native, stored_events
 from evidence_catalog.custody import _json_text
+from evidence_catalog.serialize import plain_json
 
 from .test_custody import EVENT_PARTS, START
 from .test_stored_hash import an_event, hostile_events
@@ -104,6 +106,66 @@ def test_a_drafts_committed_form_is_the_same_from_c(
         assert native_form == python_form  # the form, and whether json writes it as RFC 8785 does
 
 
+def outcome(make: Callable[[], Any]) -> Any:
+    try:
+        return make()
+    except Exception as exc:  # noqa: BLE001 -- compared with the other way's
+        return ("raised", type(exc))
+
+
+@needs_native
+@settings(max_examples=300)
+@given(*EVENT_PARTS)
+@example({"tags": ("a", "b"), "when": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}, "s", "analyst", 1, bytes(32))
+@example({"word": Word.HARBOUR, "colour": Colour.RED, "n": 2**60, "x": 0.5}, "s", "analyst", 1, bytes(32))
+@example({"metadata": {"gps": [1.5, 2]}, "a/b~c": {"metadata": None}}, "s", "analyst", 1, bytes(32))
+@example({"metadata": {"b": "x", "a": ["y", 2]}, "m": {"metadata": "z"}}, "s", "analyst", 1, bytes(32))
+@example({"\ue000": "x", "é": ["\U0001d400"]}, "s", "Наблюдатель", 1, bytes(32))
+@example({"é": {"z": 1, "\x7f": 2, '"q\\': 3, "\n": 4, "": 5, "a": []}}, 'quote " back \\', "Наблюдатель", 1, bytes(32))
+@example({"bad": "\ud800"}, "s", "analyst", 1, bytes(32))
+@example({1: "one"}, "s", "analyst", 1, bytes(32))
+@example({"n": 2**63, "m": [2**64, -(2**70)], "k": -(2**53 - 1), "j": 2**53 - 1}, "s", "analyst", 1, bytes(32))
+@example({"salty": "x", "salt\x00": "y", "x": {"salt": "z"}}, "s", "analyst", 1, bytes(32))
+@example({"agent": model.Agent(name="a/b ~c"), "at": [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]}, "s", "a", 1, bytes(32))
+@example({}, "\ud800", "analyst", 1, bytes(32))
+def test_a_drafts_canonical_json_written_in_c_is_what_its_form_is_written_as(
+    details: dict[Any, Any], subject: str, name: str, seq: int, secret: bytes
+) -> None:
+    """committed_json writes, without making the form, the very bytes _canonical makes of the
+    form the C walk makes (and the committed prev_hash's JSON, which the presealing cut finds);
+    where the form is not plain it gives None, and where making or writing the form fails it
+    fails too (the caller then makes the form, and the reference decides)."""
+    draft = model.CustodyEvent(
+        seq=seq + 1,
+        at=START,
+        actor=model.Agent(name=name),
+        action=custody.Action.NOTE_ADDED,
+        subject=subject,
+        prev_hash="ab" * 32,
+        hash=model.GENESIS_HASH,
+        details={**details, custody.SALT: secret.hex()},
+    )
+
+    def from_the_form() -> tuple[bytes, bytes] | None:
+        form, plain = custody._committed_fast(draft)
+        if not plain:
+            return None
+        return custody._canonical(form, plain), plain_json(form["prev_hash"]).encode("utf-8")
+
+    def in_one_pass() -> tuple[bytes, bytes] | None:
+        return custody._committed_json(draft)
+
+    expected, written = outcome(from_the_form), outcome(in_one_pass)
+    if raised(expected):
+        assert raised(written) or written is None, written
+    else:
+        assert written == expected
+    if expected is not None and not raised(expected):
+        document = custody.unstructure(draft)
+        event_hash = custody.document_hash(document)
+        assert custody._seal(draft) == (event_hash, custody.event_leaf({**document, "hash": event_hash}))
+
+
 @needs_native
 @settings(max_examples=300)
 @given(hostile_events())
@@ -126,39 +188,48 @@ def test_a_stored_events_committed_form_is_the_same_from_c(document: dict[str, A
 @needs_native
 def test_the_c_module_is_what_makes_a_plain_events_form() -> None:
     """The comparisons above would pass if the C walk refused everything (the reference would
-    then be called for every event): it must make a plain event's form itself."""
+    then be called for every event): it must make a plain event's form, and write its
+    canonical JSON, itself."""
     assert NATIVE is not None
     document = an_event()
-    calls: list[str] = []
-    real = NATIVE.committed
+    calls: list[tuple[str, str]] = []
+    real, real_json = NATIVE.committed, NATIVE.committed_json
 
     class Spy:
         salt = NATIVE.salt
 
         @staticmethod
         def committed(*args: Any) -> Any:
-            calls.append(args[1])
+            calls.append(("form", args[1]))
             return real(*args)
 
+        @staticmethod
+        def committed_json(*args: Any) -> Any:
+            calls.append(("json", args[1]))
+            return real_json(*args)
+
+    draft = model.CustodyEvent(
+        seq=1,
+        at=START,
+        actor=model.Agent(name="analyst"),
+        action="note.added",
+        subject="s",
+        prev_hash=model.GENESIS_HASH,
+        hash=model.GENESIS_HASH,
+        details={"title": "Harbour", custody.SALT: "cd" * 32},
+    )
     saved, custody._native = custody._native, Spy
     try:
         made = stored_events._stored_fast(document)
-        drafted = custody._committed_fast(
-            model.CustodyEvent(
-                seq=1,
-                at=START,
-                actor=model.Agent(name="analyst"),
-                action="note.added",
-                subject="s",
-                prev_hash=model.GENESIS_HASH,
-                hash=model.GENESIS_HASH,
-                details={"title": "Harbour", custody.SALT: "cd" * 32},
-            )
-        )
+        drafted = custody._committed_fast(draft)
+        sealed = custody._seal(draft)
     finally:
         custody._native = saved
     assert made == custody.hash_and_leaf(document)
-    assert calls == ["/actor", "/prev_hash", "/details", "/actor", "/prev_hash", "/details"]
+    reference = custody.unstructure(draft)
+    assert sealed[0] == custody.document_hash(reference)
+    walked = ["/actor", "/prev_hash", "/details"]
+    assert calls == [("json", p) for p in walked] + [("form", p) for p in walked] + [("json", p) for p in walked]
     assert drafted[0]["details"]["title"].startswith(custody.DIGEST_PREFIX)
 
 
