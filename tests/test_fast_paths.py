@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from evidence_catalog import model
 from evidence_catalog.errors import ModelError
 from evidence_catalog.serialize import format_timestamp, parse_timestamp
-from evidence_catalog.store.jsontext import _members_once, strict_json
+from evidence_catalog.store.jsontext import _MARK, JSONText, _members_once, strict_json
 
 OFFSETS = st.one_of(
     st.just(dt.UTC),
@@ -154,3 +154,36 @@ def test_half_a_surrogate_pair_anywhere_is_refused(value: Any, lone: str, where:
 def test_whole_surrogate_pairs_escaped_are_text(value: str) -> None:
     text = json.dumps({"k": value})  # ensure_ascii: each character beyond the BMP as an escaped pair
     assert strict_json(text) == {"k": value} == json.loads(text)
+
+
+@given(
+    st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=6),
+    st.data(),
+)
+def test_a_documents_text_with_its_members_written_already_is_what_json_dumps_writes(
+    document: dict[str, Any], data: st.DataObject
+) -> None:
+    """JSONText puts the texts of members written already in place: the very text json.dumps
+    writes of the whole, whichever members are given (the very values; equal copies and other
+    values under the same names, which are not put in), and whatever the values hold (the mark that stands for a member
+    included, as far as it can be known)."""
+    names = data.draw(st.lists(st.sampled_from(sorted(document)), unique=True) if document else st.just([]))
+    members = {}
+    for name in names:
+        how = data.draw(st.sampled_from(["same", "copy", "other"]))
+        given = {"same": document[name], "copy": json.loads(json.dumps(document[name])), "other": [name]}[how]
+        members[name] = JSONText(given)
+    if data.draw(st.booleans()):
+        members["absent"] = JSONText({"not": "there"})
+    if document and data.draw(st.booleans()):  # a value that looks like the mark (which is random)
+        document[sorted(document)[0]] = _MARK + "0"
+    assert JSONText(document, members).text == json.dumps(document)
+    assert JSONText(document).text == json.dumps(document)
+
+
+def test_a_mark_found_twice_leaves_the_document_written_whole() -> None:
+    """Were a value to hold the very mark (it cannot be guessed: it is random), the document is
+    written whole rather than with a member's text put in the wrong place."""
+    report = {"text": "x"}
+    document = {"a": f"{_MARK}0", "report": report}
+    assert JSONText(document, {"report": JSONText(report)}).text == json.dumps(document)

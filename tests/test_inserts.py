@@ -22,6 +22,7 @@ from evidence_catalog.errors import StorageError
 from evidence_catalog.store import engine as engine_module
 from evidence_catalog.store import tables  # noqa: F401  (the tables are defined on import)
 from evidence_catalog.store.engine import _compiled_insert, head_schema_statements, insert_many
+from evidence_catalog.store.jsontext import JSONText
 from evidence_catalog.store.tables import MerkleNodeRow
 
 from .strategies import timestamps
@@ -87,8 +88,13 @@ def table_rows(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]]]:
     count = draw(st.integers(min_value=1, max_value=4))
     rows: list[dict[str, Any]] = []
     for _ in range(count):
-        # A value may be the very object the row before gave (insert_many processes it once).
-        rows.append({c.name: rows[-1][c.name] if rows and draw(st.booleans()) else draw(_values(c)) for c in columns})
+        # A value may be the very object the row before gave (insert_many processes it once),
+        # and a JSON column's value its text made already (JSONText).
+        row = {c.name: rows[-1][c.name] if rows and draw(st.booleans()) else draw(_values(c)) for c in columns}
+        for column in columns:
+            if isinstance(column.type, sa.JSON) and type(row[column.name]) is not JSONText and draw(st.booleans()):
+                row[column.name] = JSONText(row[column.name])
+        rows.append(row)
     unique = _unique_columns(table)
     for index, row in enumerate(rows):  # distinct keys (the two inserts must both succeed)
         for key in unique:
@@ -141,7 +147,9 @@ def test_the_driver_path_stores_what_sqlalchemy_stores(
     with sqlmodel.Session(ours) as session, session.begin():
         insert_many(session, table, rows)
     with theirs.begin() as connection:
-        connection.execute(sa.insert(table), rows)
+        connection.execute(
+            sa.insert(table), [{k: v.value if type(v) is JSONText else v for k, v in r.items()} for r in rows]
+        )
     ours.dispose()
     theirs.dispose()
     assert _stored(folder / "ours.db", name) == _stored(folder / "theirs.db", name)
@@ -311,3 +319,14 @@ def test_an_insert_on_a_connection_not_begun_is_in_its_transaction(tmp_path: Pat
             assert connection.execute(sa.select(table.c.idx)).all() == []  # rolled back
     finally:
         engine.dispose()
+
+
+def test_a_documents_text_made_already_is_the_one_sqlalchemy_writes_and_postgresql_gets_the_value() -> None:
+    """On a dialect that is not SQLite, insert_many hands SQLAlchemy the values of JSONText."""
+    from evidence_catalog.store.engine import _documents
+
+    value = {"a": [1, "é"]}
+    row = {"id": "x", "body": JSONText(value), "n": 1}
+    assert _documents(row) == {"id": "x", "body": value, "n": 1}
+    plain = {"id": "x", "body": value}
+    assert _documents(plain) is plain

@@ -50,6 +50,7 @@ from evidence_catalog.store.database import (
     record_artifact_row,
     record_row,
 )
+from evidence_catalog.store.jsontext import JSONText
 
 #: Most files a transaction catalogues when adding (the default of ``batch``).
 BATCH_FILES = 1000
@@ -502,10 +503,11 @@ def catalogue_files(
             media_type=artifact.media_type,
         )
         done.append((result, acquisition, note_part, details["acquisition"]))
-    events = ctx.db.append_events(session, drafts)
-    for (result, acquisition, note_part, body), event in zip(done, events, strict=True):
-        # the acquisition's document, made once for its event and its row
-        rows["acquisition"].append(acquisition_row(result.record_id, acquisition, event.seq, body=body))
+    # The acquisition's document, made and written once for its event and its row.
+    written = [{"acquisition": JSONText(body)} for *_, body in done]
+    events = ctx.db.append_events(session, drafts, written=written)
+    for (result, acquisition, note_part, _), event, texts in zip(done, events, written, strict=True):
+        rows["acquisition"].append(acquisition_row(result.record_id, acquisition, event.seq, body=texts["acquisition"]))
         if note_part is not None:
             rows["record_part"].append(part_row(result.record_id, "note", note_part, event.seq, 0))
     rows["artifact"] = list(new_artifacts.values())

@@ -38,6 +38,7 @@ from evidence_catalog.store.database import (
     record_artifact_row,
     record_row,
 )
+from evidence_catalog.store.jsontext import JSONText
 
 #: Reports written per batch of inserts during one ingest (all batches are one transaction).
 INGEST_CHUNK = 2000
@@ -394,7 +395,13 @@ def _write_reports(
             nonlocal added
             last = count is None
             count = len(parts) if count is None else count
-            events = ctx.db.append_events(session, drafts[:count], presealing.take(count, wait=not last))
+            # The acquisition's and the report's documents: written once, for the event's
+            # details that hold them and for their own rows.
+            written = [
+                {"acquisition": JSONText(details["acquisition"]), "report": JSONText(details["report"])}
+                for *_, details in parts[:count]
+            ]
+            events = ctx.db.append_events(session, drafts[:count], presealing.take(count, wait=not last), written)
             rows: dict[str, list[dict[str, Any]]] = {
                 name: [] for name in ("record", "record_tag", "record_artifact", "acquisition", "record_part")
             }
@@ -404,16 +411,18 @@ def _write_reports(
                 if sha256 not in catalogued_media:
                     common.add_artifact(ctx, session, media_artifact, at=ended_at)
             flushed = parts[:count]
-            for (record, acquisition, report, note_part, entries, details), event in zip(flushed, events, strict=True):
+            for (record, acquisition, report, note_part, entries, details), event, texts in zip(
+                flushed, events, written, strict=True
+            ):
                 media_stored.extend((record.id, e.artifact.sha256, e.artifact.media_type) for e in entries[1:])
                 # The rows' JSON bodies are the documents the event holds (made once).
                 rows["record"].append(record_row(record))
                 rows["record_tag"] += [{"record_id": record.id, "tag": tag} for tag in record.tags]
                 rows["record_artifact"] += [record_artifact_row(record.id, e, n) for n, e in enumerate(entries)]
                 rows["acquisition"].append(
-                    acquisition_row(record.id, acquisition, event.seq, body=details["acquisition"])
+                    acquisition_row(record.id, acquisition, event.seq, body=texts["acquisition"])
                 )
-                rows["record_part"].append(part_row(record.id, "report", report, event.seq, 0, body=details["report"]))
+                rows["record_part"].append(part_row(record.id, "report", report, event.seq, 0, body=texts["report"]))
                 if note_part is not None:
                     rows["record_part"].append(
                         part_row(record.id, "note", note_part, event.seq, 0, body=details["note"])

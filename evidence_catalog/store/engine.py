@@ -32,6 +32,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session
 
 from evidence_catalog.errors import CatalogDatabaseError, CatalogError, CatalogVersionError, EvidenceError, StorageError
+from evidence_catalog.store.jsontext import JSONText
 from evidence_catalog.store.jsontext import strict_json as strict_json
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -675,9 +676,9 @@ def insert_many(bind: Session | sa.Connection, table: sa.Table, rows: list[dict[
     names = tuple(rows[0])
     compiled = _compiled_insert(dialect, table, names) if dialect.name == "sqlite" else None
     if compiled is None:
-        connection.execute(sa.insert(table), rows)
+        connection.execute(sa.insert(table), [_documents(row) for row in rows])
         return
-    text, processors = compiled
+    text, processors, documents = compiled
     values_of = operator.itemgetter(*names)
     if len(names) == 1:
         parameters: list[Any] = [(values_of(row),) for row in rows]
@@ -694,7 +695,10 @@ def insert_many(bind: Session | sa.Connection, table: sa.Table, rows: list[dict[
             for index, process in processed:
                 value = values[index]
                 if value is not last[index]:
-                    last[index], made[index] = value, process(value)
+                    if type(value) is JSONText:
+                        last[index], made[index] = value, value.text if index in documents else process(value.value)
+                    else:
+                        last[index], made[index] = value, process(value)
                 values[index] = made[index]
             parameters[position] = tuple(values)
     sqlite_executemany(connection, text, parameters)
@@ -702,6 +706,14 @@ def insert_many(bind: Session | sa.Connection, table: sa.Table, rows: list[dict[
 
 #: No value given yet (what no row's value is).
 _UNSET = object()
+
+
+def _documents(row: dict[str, Any]) -> dict[str, Any]:
+    """*row* with the value of each :class:`~evidence_catalog.store.jsontext.JSONText` in it,
+    for SQLAlchemy to write."""
+    if not any(type(value) is JSONText for value in row.values()):
+        return row
+    return {name: value.value if type(value) is JSONText else value for name, value in row.items()}
 
 
 def sqlite_executemany(bind: Session | sa.Connection, text: str, parameters: list[Any]) -> None:
@@ -740,10 +752,11 @@ _INSERTS: weakref.WeakKeyDictionary[sa.Dialect, dict[tuple[sa.Table, tuple[str, 
 
 def _compiled_insert(
     dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]
-) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]] | None:
-    """The SQL text of an insert of the columns *names* (in that order) into *table*, and each
-    column's bind processor (``None`` where a value goes as it is); ``None`` where the statement
-    would need a value the rows do not give (a column's default)."""
+) -> tuple[str, tuple[Callable[[Any], Any] | None, ...], frozenset[int]] | None:
+    """The SQL text of an insert of the columns *names* (in that order) into *table*, each
+    column's bind processor (``None`` where a value goes as it is), and the positions of the
+    JSON columns (whose value may be a :class:`~evidence_catalog.store.jsontext.JSONText`);
+    ``None`` where the statement would need a value the rows do not give (a column's default)."""
     known = _INSERTS.setdefault(dialect, {})
     key = (table, names)
     if key not in known:
@@ -751,10 +764,23 @@ def _compiled_insert(
         if compiled.positiontup is None or tuple(compiled.positiontup) != names:
             known[key] = None
         else:
-            processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
-            known[key] = (compiled.string, processors)
-    found: tuple[str, tuple[Callable[[Any], Any] | None, ...]] | None = known[key]
+            types = [table.c[name].type.dialect_impl(dialect) for name in names]
+            processors = tuple(kind.bind_processor(dialect) for kind in types)
+            documents = frozenset(i for i, kind in enumerate(types) if _writes_json_dumps(kind, processors[i]))
+            known[key] = (compiled.string, processors, documents)
+    found: tuple[str, tuple[Callable[[Any], Any] | None, ...], frozenset[int]] | None = known[key]
     return found
+
+
+def _writes_json_dumps(kind: sa.types.TypeEngine[Any], process: Callable[[Any], Any] | None) -> bool:
+    """Whether a column of this (dialect's) type, with this bind processor, is a JSON column
+    whose value is written as ``json.dumps`` writes it (the engine's serializer; checked)."""
+    if isinstance(kind, sa.types.TypeDecorator):
+        kind = kind.impl_instance
+    if not isinstance(kind, sa.JSON) or process is None:
+        return False
+    probe = {"a": [1, 2.5, None, True], "é": '\u2028\x00"', "n": {}}
+    return bool(process(probe) == json.dumps(probe))
 
 
 def insert_row(session: Session, row_type: type[Any], **values: Any) -> None:

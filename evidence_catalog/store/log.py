@@ -10,7 +10,7 @@ completes are stored with it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from evidence_catalog.custody import ChainHead, Presealed, event_leaf, sealed_ev
 from evidence_catalog.errors import IntegrityError, ValidationError
 from evidence_catalog.serialize import agent_document, format_timestamp, structure
 from evidence_catalog.store.engine import Connections, aware, execute, insert_many, insert_row, strict_json, table_of
+from evidence_catalog.store.jsontext import JSONText
 from evidence_catalog.store.tables import CheckpointRow, CustodyEventRow, MerkleNodeRow
 
 
@@ -62,19 +63,27 @@ class CustodyLog(Connections):
         return event
 
     def append_events(
-        self, session: Session, drafts: Sequence[EventDraft], presealed: Sequence[Presealed | None] | None = None
+        self,
+        session: Session,
+        drafts: Sequence[EventDraft],
+        presealed: Sequence[Presealed | None] | None = None,
+        written: Sequence[Mapping[str, JSONText]] | None = None,
     ) -> list[model.CustodyEvent]:
         """Append events in order, each linked to the one before it (the first to the log's last
         event), with one insert for all of them (a large ingest writes thousands).
 
         With *presealed* (one for each draft), every draft's details hold their secret already
         (:func:`~evidence_catalog.custody.with_secret`), and each event is sealed from its
-        :func:`~evidence_catalog.custody.preseal` where that is not ``None``."""
+        :func:`~evidence_catalog.custody.preseal` where that is not ``None``.  With *written*
+        (one for each draft), the members of a draft's details that are also written to rows of
+        their own, by name, as those rows are given them: each written once."""
         table = table_of(CustodyEventRow)
         head: model.CustodyEvent | ChainHead | None = _log_head(session)
         events, leaves = [], []
         if presealed is not None and len(presealed) != len(drafts):
             raise ValueError("one presealed form for each draft")
+        if written is not None and len(written) != len(drafts):
+            raise ValueError("one set of written members for each draft")
         for index, draft in enumerate(drafts):
             if presealed is None:
                 head, leaf = sealed_event(head, **draft)
@@ -93,11 +102,11 @@ class CustodyLog(Connections):
                         "actor": agent_document(e.actor),
                         "action": e.action,
                         "subject": e.subject,
-                        "details": e.details,
+                        "details": e.details if written is None else JSONText(e.details, written[index]),
                         "prev_hash": e.prev_hash,
                         "hash": e.hash,
                     }
-                    for e in events
+                    for index, e in enumerate(events)
                 ],
             )
             self._add_leaves(session, events, leaves)
