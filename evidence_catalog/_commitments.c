@@ -320,6 +320,8 @@ typedef struct {
 
 static int put(Text *t, const char *bytes, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (t->room - t->length < n) {
         size_t room = t->room ? t->room : 4096;
         while (room - t->length < n) {
@@ -415,7 +417,10 @@ static int write_value(Walk *w, Text *t, PyObject *value, PyObject *pointer)
 static int write_object(Walk *w, Text *t, PyObject *node, PyObject *pointer)
 {
     /* The members are taken first (nothing Python is handed back can change what is written),
-     * their names checked as walk_object checks them, then sorted by name. */
+     * their names checked as walk_object checks them and required to be exact texts (so that
+     * sorting the items compares names only, which are all different), then sorted by name.
+     * They are walked in that order, not in the object's: the salts depend on the pointers
+     * alone, and what Python is handed back cannot change the members taken. */
     PyObject *items = PyDict_Items(node);
     if (items == NULL)
         return -1;
@@ -427,7 +432,7 @@ static int write_object(Walk *w, Text *t, PyObject *node, PyObject *pointer)
             if (checked == NULL)
                 goto fail;
             Py_DECREF(checked);
-            if (!PyUnicode_Check(name)) {
+            if (!PyUnicode_CheckExact(name)) {
                 PyErr_SetString(PyExc_TypeError, "a member's name is not text");
                 goto fail;
             }

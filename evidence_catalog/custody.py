@@ -53,8 +53,8 @@ from evidence_catalog.native import commitments
 from evidence_catalog.serialize import (
     _SAFE_INTEGER,
     _UTF16_ORDER_DIFFERS,
+    _agent_document,
     _plain,
-    agent_document,
     canonical_json,
     plain_json,
     unstructure,
@@ -531,7 +531,8 @@ def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
         if plain and cut > 0:
             leaf = leaf_hash(data[:cut] + b'"hash":"' + event_hash.encode("ascii") + b'",' + data[cut:])
         else:
-            form, plain = _committed_fast(draft)
+            if written is not None:  # (never met: a plain form's prev_hash is a salted digest)
+                form, plain = _committed_fast(draft)
             form["hash"] = event_hash
             leaf = leaf_hash(_canonical(form, plain))
     except Exception:  # noqa: BLE001 -- the reference functions say what is wrong, in their own words
@@ -730,11 +731,14 @@ def _committed_json(draft: CustodyEvent) -> tuple[bytes, bytes] | None:
     secret = draft.details[SALT]
     if not isinstance(secret, str) or _SECRET.fullmatch(secret) is None:
         raise CommitmentError("the event's salt is not 64 lower-case hex digits")
-    walk = _NativeWalk(_native, secret)
-    actor, prev_hash = walk.write(agent_document(draft.actor), "/actor"), walk.write(draft.prev_hash, "/prev_hash")
-    details = walk.write(draft.details, "/details")
+    walk = _NativeWalk(_native, secret, stop=True)
     members = {"seq": draft.seq, "at": unstructure(draft.at), "action": draft.action, "subject": draft.subject}
-    if not (walk.plain and _plain_members(members)):
+    if not _plain_members(members):
+        return None
+    try:
+        actor = walk.write(_agent_document(draft.actor), "/actor")
+        prev_hash, details = walk.write(draft.prev_hash, "/prev_hash"), walk.write(draft.details, "/details")
+    except _NotPlainError:  # the walk stops at the first value that is not plain JSON
         return None
     # The members in the order of their names, as _canonical writes the form's.
     data = b"".join(
@@ -757,6 +761,10 @@ def _committed_json(draft: CustodyEvent) -> tuple[bytes, bytes] | None:
         )
     )
     return data, prev_hash
+
+
+class _NotPlainError(Exception):
+    """What stops a walk that writes an event's canonical JSON where the form is not plain."""
 
 
 def _draft_value(
@@ -793,7 +801,7 @@ def _draft_form(draft: CustodyEvent, walk: Callable[..., Any]) -> dict[str, Any]
     return {
         "seq": draft.seq,
         "at": unstructure(draft.at),
-        "actor": walk(agent_document(draft.actor), "/actor"),
+        "actor": walk(_agent_document(draft.actor), "/actor"),
         "action": draft.action,
         "subject": draft.subject,
         "prev_hash": walk(draft.prev_hash, "/prev_hash"),
@@ -819,14 +827,14 @@ class _NativeWalk:
     what it hands back to Python: the rules of :func:`_committed_fast`'s walk.  ``plain`` turns
     false once a value or a name is met that ``json`` does not write as RFC 8785 does."""
 
-    def __init__(self, native: ModuleType, secret: str) -> None:
-        self.native, self.key, self.plain = native, bytes.fromhex(secret), True
+    def __init__(self, native: ModuleType, secret: str, *, stop: bool = False) -> None:
+        self.native, self.key, self.plain, self.stop = native, bytes.fromhex(secret), True, stop
 
     def key_check(self, name: Any) -> None:
         if type(name) is not str:
             raise CommitmentError("left to the reference functions")  # caught by _seal
         if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
-            self.plain = False
+            self.not_plain()
 
     def salt_of(self, pointer: str) -> str:
         salt: str = self.native.salt(self.key, pointer)
@@ -840,6 +848,8 @@ class _NativeWalk:
 
     def not_plain(self) -> None:
         self.plain = False
+        if self.stop:  # writing: what is written is of no use (_committed_json)
+            raise _NotPlainError
 
     def walk(self, node: Any, pointer: str, top: bool = False) -> Any:
         """The committed form of *node* at *pointer* (the secret, at ``/details``, left out by

@@ -185,10 +185,12 @@ def unstructure(value: Any) -> Any:
     return converter.unstructure(value)
 
 
-def agent_document(agent: model.Agent) -> dict[str, Any]:
+def _agent_document(agent: model.Agent) -> dict[str, Any]:
     """``unstructure(agent)``, kept for the last agent asked about: the operator every row
     and event of an add or an ingest names is made into a document once, and the rows that
-    hold it are written with one JSON text.  The document is shared: read it, never change it."""
+    hold it are written with one JSON text.  Private to the library: the document is shared by
+    every row and walk that names the agent (a change to it would change what later events say
+    of their actor), and nothing the library hands a caller holds it."""
     last = _LAST_AGENT[0]
     if last is not None and last[0] is agent:
         return last[1]
@@ -197,7 +199,7 @@ def agent_document(agent: model.Agent) -> dict[str, Any]:
     return document
 
 
-#: The last agent :func:`agent_document` made a document of, and the document.
+#: The last agent :func:`_agent_document` made a document of, and the document.
 _LAST_AGENT: list[tuple[model.Agent, dict[str, Any]] | None] = [None]
 
 

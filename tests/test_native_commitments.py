@@ -277,6 +277,37 @@ def test_a_drafts_text_of_a_str_subclass_is_committed_in_c_as_its_characters() -
     assert handed == ["/details/kind"]
 
 
+@needs_native
+def test_writing_refuses_a_name_of_a_str_subclass_even_if_let_through() -> None:
+    """Sorting the members compares their names only where every name is an exact text (a
+    subclass may say two names are equal, and the values would be compared): committed_json
+    refuses other names itself, whatever the key check says, and the form is made instead."""
+    assert NATIVE is not None
+
+    class Name(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = str.__hash__
+
+    node = {Name("b"): "z", Name("a"): "y"}
+    with pytest.raises(TypeError, match="not text"):
+        NATIVE.committed_json(
+            node, "/details", bytes(32), _json_text, None, None, lambda name: None, frozenset(), True, plain_json
+        )
+
+
+@needs_native
+def test_what_python_hands_back_may_be_written_as_nothing() -> None:
+    """An empty text from the writer of what Python hands back is written as nothing (no copy
+    from a null buffer: the first write may be empty)."""
+    assert NATIVE is not None
+    written = NATIVE.committed_json(
+        1.5, "/x", bytes(32), _json_text, None, lambda value, pointer: value, None, frozenset(), True, lambda v: ""
+    )
+    assert written == b""
+
+
 def nested(depth: int) -> Any:
     node: Any = "bottom"
     for _ in range(depth):

@@ -25,7 +25,7 @@ from evidence_catalog.serialize import (
     SCHEMA_IDS,
     VERIFICATION_REPORT_SCHEMA,
     VIEWER_SCHEMAS,
-    agent_document,
+    _agent_document,
     canonical_json,
     certainly_same_json,
     dumps,
@@ -361,10 +361,10 @@ def test_certainly_same_json_takes_an_enum_for_its_text_and_a_tuple_for_a_list()
 
 @given(st.lists(s.agents, min_size=1, max_size=6), st.data())
 def test_an_agents_kept_document_is_its_own(agents: list[model.Agent], data: st.DataObject) -> None:
-    """agent_document keeps the last agent's document: asked about any agent in any order (the
+    """_agent_document keeps the last agent's document: asked about any agent in any order (the
     same object again, an equal one, another), it gives that agent's own document."""
     for _ in range(8):
         agent = data.draw(st.sampled_from(agents))
-        assert agent_document(agent) == unstructure(agent)
+        assert _agent_document(agent) == unstructure(agent)
     first = agents[0]
-    assert agent_document(first) is agent_document(first)
+    assert _agent_document(first) is _agent_document(first)

@@ -20,7 +20,7 @@ from evidence_catalog import merkle, model
 from evidence_catalog.checkpoint import stated
 from evidence_catalog.custody import ChainHead, Presealed, event_leaf, sealed_event, sealed_salted
 from evidence_catalog.errors import IntegrityError, ValidationError
-from evidence_catalog.serialize import agent_document, format_timestamp, structure
+from evidence_catalog.serialize import _agent_document, format_timestamp, structure
 from evidence_catalog.store.engine import Connections, aware, execute, insert_many, insert_row, strict_json, table_of
 from evidence_catalog.store.jsontext import JSONText
 from evidence_catalog.store.tables import CheckpointRow, CustodyEventRow, MerkleNodeRow
@@ -99,7 +99,7 @@ class CustodyLog(Connections):
                     {
                         "seq": e.seq,
                         "at": e.at,
-                        "actor": agent_document(e.actor),
+                        "actor": _agent_document(e.actor),
                         "action": e.action,
                         "subject": e.subject,
                         "details": e.details if written is None else JSONText(e.details, written[index]),

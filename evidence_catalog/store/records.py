@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from evidence_catalog import model
 from evidence_catalog.errors import EvidenceError, NotFoundError, ValidationError
-from evidence_catalog.serialize import agent_document, structure, unstructure
+from evidence_catalog.serialize import _agent_document, structure, unstructure
 from evidence_catalog.store.engine import (
     Connections,
     aware,
@@ -718,7 +718,7 @@ def record_row(record: model.EvidenceRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "created_at": record.created_at,
-        "created_by": agent_document(record.created_by),
+        "created_by": _agent_document(record.created_by),
         "title": record.title,
     }
 
