@@ -14,7 +14,7 @@ import click
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import catalog_option, library_values, open_catalog, operator_option, quiet_option
 from evidence_catalog.cli.output import in_option_words, printable
-from evidence_catalog.cli.progress import bytes_progress, capture_progress
+from evidence_catalog.cli.progress import bytes_progress, capture_progress, shows_progress
 from evidence_catalog.errors import InputError
 from evidence_catalog.paths import display_path
 
@@ -67,7 +67,8 @@ def add(
         files = catalog.collect_files(paths, recursive=recursive)
         if not files:
             raise InputError("no files to add (the directories given are empty)", where=display_path(paths[0]))
-        total = sum(os.stat(f).st_size for f in files)
+        # The bar's total: every file's size, read only where a bar is drawn.
+        total = sum(os.stat(f).st_size for f in files) if shows_progress(quiet=quiet) else None
 
         def report(result: Any) -> None:
             status = "new" if result.new_record else "added" if result.new_on_record else "already catalogued"
