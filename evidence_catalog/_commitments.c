@@ -195,6 +195,56 @@ static int is_secret_member(PyObject *pointer, PyObject *name)
            PyUnicode_CompareWithASCIIString(name, "salt") == 0;
 }
 
+/* A member's name, checked: a name that is not plain ASCII text is handed to `key_check`, which
+ * refuses it or says whether it is plain; then it must be text (*exact*: a str itself).
+ * 0, or -1 with an exception set. */
+static int check_name(const Walk *w, PyObject *name, int exact)
+{
+    if (PyUnicode_CheckExact(name) && PyUnicode_IS_ASCII(name))
+        return 0;
+    PyObject *checked = PyObject_CallOneArg(w->key_check, name);
+    if (checked == NULL)
+        return -1;
+    Py_DECREF(checked);
+    if (exact ? !PyUnicode_CheckExact(name) : !PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "a member's name is not text");
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether the exact int *node* is one JSON carries exactly (1, its value in *number*), not (0),
+ * or -1 with an exception set. */
+static int safe_integer(PyObject *node, long long *number)
+{
+    int overflow = 0;
+    *number = PyLong_AsLongLongAndOverflow(node, &overflow);
+    if (*number == -1 && PyErr_Occurred())
+        return -1;
+    return !overflow && *number >= -SAFE_INTEGER && *number <= SAFE_INTEGER;
+}
+
+/* One level deeper into objects and arrays: refused past MAX_DEPTH (whatever the recursion
+ * limit: the C stack is not grown) and past the interpreter's limit.  0, or -1 with an
+ * exception set; leave() after each 0. */
+static int enter(Walk *w)
+{
+    if (w->depth >= MAX_DEPTH) {
+        PyErr_SetString(PyExc_RecursionError, "a custody event's values are nested too deep to commit here");
+        return -1;
+    }
+    if (Py_EnterRecursiveCall(" while committing a custody event's values"))
+        return -1;
+    w->depth++;
+    return 0;
+}
+
+static void leave(Walk *w)
+{
+    w->depth--;
+    Py_LeaveRecursiveCall();
+}
+
 static PyObject *walk_object(Walk *w, PyObject *node, PyObject *pointer)
 {
     /* The members are taken first: nothing Python is handed back can change what is walked. */
@@ -210,16 +260,8 @@ static PyObject *walk_object(Walk *w, PyObject *node, PyObject *pointer)
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *pair = PyList_GET_ITEM(items, i);
         PyObject *name = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
-        if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name)) {
-            PyObject *checked = PyObject_CallOneArg(w->key_check, name); /* refuses, or says it is plain */
-            if (checked == NULL)
-                goto fail;
-            Py_DECREF(checked);
-            if (!PyUnicode_Check(name)) {
-                PyErr_SetString(PyExc_TypeError, "a member's name is not text");
-                goto fail;
-            }
-        }
+        if (check_name(w, name, 0) < 0)
+            goto fail;
         if (is_secret_member(pointer, name))
             continue;
         PyObject *inner = member_pointer(pointer, name);
@@ -281,26 +323,16 @@ static PyObject *walk(Walk *w, PyObject *node, PyObject *pointer)
     if (node == Py_None || PyBool_Check(node))
         return Py_NewRef(node);
     if (PyLong_CheckExact(node)) {
-        int overflow = 0;
-        long long number = PyLong_AsLongLongAndOverflow(node, &overflow);
-        if (number == -1 && PyErr_Occurred())
-            return NULL;
-        if (!overflow && number >= -SAFE_INTEGER && number <= SAFE_INTEGER)
-            return Py_NewRef(node);
-        return hand_back(w->other, pointer, node);
+        long long number;
+        int safe = safe_integer(node, &number);
+        return safe < 0 ? NULL : safe ? Py_NewRef(node) : hand_back(w->other, pointer, node);
     }
     int object = PyDict_CheckExact(node);
     if (object || PyList_CheckExact(node) || (w->tuples && PyTuple_CheckExact(node))) {
-        if (w->depth >= MAX_DEPTH) {
-            PyErr_SetString(PyExc_RecursionError, "a custody event's values are nested too deep to commit here");
+        if (enter(w) < 0)
             return NULL;
-        }
-        if (Py_EnterRecursiveCall(" while committing a custody event's values"))
-            return NULL;
-        w->depth++;
         PyObject *result = object ? walk_object(w, node, pointer) : walk_array(w, node, pointer);
-        w->depth--;
-        Py_LeaveRecursiveCall();
+        leave(w);
         return result;
     }
     return hand_back(w->other, pointer, node);
@@ -425,19 +457,9 @@ static int write_object(Walk *w, Text *t, PyObject *node, PyObject *pointer)
     if (items == NULL)
         return -1;
     Py_ssize_t count = PyList_GET_SIZE(items);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *name = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
-        if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name)) {
-            PyObject *checked = PyObject_CallOneArg(w->key_check, name); /* refuses, or says it is plain */
-            if (checked == NULL)
-                goto fail;
-            Py_DECREF(checked);
-            if (!PyUnicode_CheckExact(name)) {
-                PyErr_SetString(PyExc_TypeError, "a member's name is not text");
-                goto fail;
-            }
-        }
-    }
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (check_name(w, PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0), 1) < 0)
+            goto fail;
     if (PyList_Sort(items) < 0 || put(t, "{", 1) < 0)
         goto fail;
     int first = 1;
@@ -501,29 +523,20 @@ static int write_node(Walk *w, Text *t, PyObject *node, PyObject *pointer)
     if (is_text(w, node) || node == Py_None || PyBool_Check(node))
         return write_value(w, t, node, pointer);
     if (PyLong_CheckExact(node)) {
-        int overflow = 0;
-        long long number = PyLong_AsLongLongAndOverflow(node, &overflow);
-        if (number == -1 && PyErr_Occurred())
-            return -1;
-        if (!overflow && number >= -SAFE_INTEGER && number <= SAFE_INTEGER) {
-            char digits[32];
-            int n = snprintf(digits, sizeof digits, "%lld", number);
-            return n < 0 || (size_t)n >= sizeof digits ? -1 : put(t, digits, (size_t)n);
-        }
-        return put_encoded(w, t, hand_back(w->other, pointer, node));
+        long long number;
+        int safe = safe_integer(node, &number);
+        if (safe <= 0)
+            return safe < 0 ? -1 : put_encoded(w, t, hand_back(w->other, pointer, node));
+        char digits[32];
+        int n = snprintf(digits, sizeof digits, "%lld", number);
+        return n < 0 || (size_t)n >= sizeof digits ? -1 : put(t, digits, (size_t)n);
     }
     int object = PyDict_CheckExact(node);
     if (object || PyList_CheckExact(node) || (w->tuples && PyTuple_CheckExact(node))) {
-        if (w->depth >= MAX_DEPTH) {
-            PyErr_SetString(PyExc_RecursionError, "a custody event's values are nested too deep to commit here");
+        if (enter(w) < 0)
             return -1;
-        }
-        if (Py_EnterRecursiveCall(" while committing a custody event's values"))
-            return -1;
-        w->depth++;
         int done = object ? write_object(w, t, node, pointer) : write_array(w, t, node, pointer);
-        w->depth--;
-        Py_LeaveRecursiveCall();
+        leave(w);
         return done;
     }
     return put_encoded(w, t, hand_back(w->other, pointer, node));
