@@ -379,7 +379,9 @@ def contents(stream: IO[bytes]) -> Iterator[bytes]:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.bufferedreaders import BufferedReader
 
-    decodable = {"", "identity", *BufferedReader.get_supported_decompressors()}
+    # What is decoded here: brotli by _Brotli whenever the package is there, whatever warcio
+    # found when it was first imported (it adds "br" only if brotli imported then).
+    decodable = {"", "identity", *BufferedReader.get_supported_decompressors(), *(["br"] if _Brotli.usable() else [])}
     with zipfile.ZipFile(stream) as zf:
         for info in zf.infolist():
             with zf.open(info) as member:
