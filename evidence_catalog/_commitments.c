@@ -1,5 +1,5 @@
 /* The salted commitments of a custody event's values, made in C: the walk that
- * evidence_catalog.custody._committed_fast and evidence_catalog.stored_events._stored_fast make
+ * evidence_catalog.sealing._committed_fast and evidence_catalog.stored_events._stored_fast make
  * over an event's members, for what JSON is made of -- objects, arrays, texts, nulls, booleans
  * and integers JSON carries exactly.  Everything else is handed back to Python, which decides
  * or refuses: a value of another type (`other`), a member committed whole (`whole`), a key that
@@ -14,7 +14,7 @@
  *
  * `committed` makes the committed form (objects, arrays, digests); `committed_json` writes the
  * canonical JSON of that form instead, as the walk goes, without making it: what hashing an
- * event needs (custody._seal, custody.preseal, stored_events._stored_fast).
+ * event needs (sealing._seal, sealing.preseal, stored_events._stored_fast).
  *
  * Optional: when this cannot be compiled (no C compiler, no OpenSSL headers), the package
  * works the same in pure Python, more slowly.  SHA-256 is OpenSSL's (libcrypto), the library

@@ -12,10 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from evidence_catalog import custody
+from evidence_catalog import sealing
 from evidence_catalog.custody import (
-    _INNER_PAD,
-    _OUTER_PAD,
     _SECRET,
     DIGEST_PREFIX,
     SALT,
@@ -32,6 +30,7 @@ from evidence_catalog.custody import (
     value_digest,
 )
 from evidence_catalog.merkle import leaf_hash
+from evidence_catalog.sealing import _INNER_PAD, _OUTER_PAD
 from evidence_catalog.serialize import _SAFE_INTEGER, _UTF16_ORDER_DIFFERS, _plain, plain_json
 
 
@@ -81,7 +80,7 @@ def checked_hashes(documents: Iterable[Mapping[str, Any]]) -> list[tuple[str, by
 
 
 def _native_writer(native: ModuleType, key: bytes) -> Callable[[Any, str], bytes]:
-    """:func:`_stored_fast`'s walk made by the C module (``custody._native``), under the event's
+    """:func:`_stored_fast`'s walk made by the C module (``sealing._native``), under the event's
     secret *key*, writing the committed form's canonical JSON (UTF-8) as it walks: the same
     rules, and anything that is not plain JSON refused as there."""
     differs = _UTF16_ORDER_DIFFERS.search
@@ -117,7 +116,7 @@ def _stored_fast(document: Mapping[str, Any]) -> tuple[str, bytes]:
     secret = details[SALT]
     if type(secret) is not str or _SECRET.fullmatch(secret) is None:
         raise CommitmentError("left to the reference")
-    native = custody._native
+    native = sealing._native
     write = _python_writer(secret) if native is None else _native_writer(native, bytes.fromhex(secret))
     text, differs = _json_text, _UTF16_ORDER_DIFFERS.search
     parts: list[tuple[str, bytes]] = []

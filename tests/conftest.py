@@ -57,11 +57,11 @@ class FixedClock:
 def commitments_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each way the fast paths make an event's salted commitments: the C module's walk (skipped
     where it is not built) and the pure-Python one.  A test that takes it runs once with each."""
-    from evidence_catalog import custody
+    from evidence_catalog import sealing
 
     if request.param == "python":
-        monkeypatch.setattr(custody, "_native", None)
-    elif custody._native is None:
+        monkeypatch.setattr(sealing, "_native", None)
+    elif sealing._native is None:
         pytest.skip("the C module of the commitments is not built here")
     return str(request.param)
 

@@ -80,7 +80,7 @@ def unsalted_linked_event(
 def unsalted_sealed_event(
     previous: model.CustodyEvent | custody.ChainHead | None, **draft: Any
 ) -> tuple[model.CustodyEvent, bytes]:
-    """:func:`unsalted_linked_event` as appending takes it (``custody.sealed_event``): the event
+    """:func:`unsalted_linked_event` as appending takes it (``sealing.sealed_event``): the event
     and its Merkle leaf."""
     event, document = unsalted_linked_event(previous, **draft)
     return event, custody.event_leaf(document)

@@ -42,9 +42,9 @@ def test_version_lists_every_component(run_cli: Any) -> None:
     for name in ("evidence-catalog", "python", "sqlite", "exifread", "yt-dlp"):
         assert any(line.startswith(name + " ") for line in result.out.splitlines()), name
     assert f"evidence-catalog {__version__}" in result.out
-    from evidence_catalog import custody
+    from evidence_catalog import sealing
 
-    assert f"commitments {'pure Python' if custody._native is None else 'C module'}" in result.out.splitlines()
+    assert f"commitments {'pure Python' if sealing._native is None else 'C module'}" in result.out.splitlines()
 
 
 def test_add_list_show_log_verify_round(cat: Path, run_cli: Any, jpeg_file: Any, tmp_path: Path) -> None:

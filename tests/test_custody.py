@@ -273,7 +273,7 @@ def test_an_event_sealed_for_appending_is_the_linked_event_with_its_leaf(
     refuse an event (text JSON cannot hold), it refuses it with the same error."""
     from unittest import mock
 
-    from evidence_catalog import custody
+    from evidence_catalog import custody, sealing
 
     head = None if seq == 0 else custody.ChainHead(seq=seq, hash="ab" * 32)
     draft = {
@@ -285,7 +285,7 @@ def test_an_event_sealed_for_appending_is_the_linked_event_with_its_leaf(
     }
     with mock.patch.object(custody, "new_secret", return_value=secret.hex()):
         linked, refused = outcome(lambda: linked_event(head, **draft))  # type: ignore[arg-type]
-        sealed, also_refused = outcome(lambda: custody.sealed_event(head, **draft))  # type: ignore[arg-type]
+        sealed, also_refused = outcome(lambda: sealing.sealed_event(head, **draft))  # type: ignore[arg-type]
     if refused is not None:  # the reference refuses it: so must the fast path, in the same words
         assert (type(also_refused), str(also_refused)) == (type(refused), str(refused))
         return
@@ -311,16 +311,16 @@ def test_an_event_presealed_in_advance_is_the_linked_event_with_its_leaf(
     what those refuse, it refuses in the same words; without the presealed form too."""
     from unittest import mock
 
-    from evidence_catalog import custody
+    from evidence_catalog import custody, sealing
 
     head = None if seq == 0 else custody.ChainHead(seq=seq, hash="ab" * 32)
     draft = {"at": START, "actor": model.Agent(name=name), "action": "note.added", "subject": subject}
     with mock.patch.object(custody, "new_secret", return_value=secret.hex()):
         linked, refused = outcome(lambda: linked_event(head, **draft, details=details))  # type: ignore[arg-type]
-        salted = {**draft, "details": custody.with_secret(details)}
-    presealed = custody.preseal(**salted)  # type: ignore[arg-type]
-    made, also_refused = outcome(lambda: custody.sealed_salted(head, salted, presealed))
-    whole, refused_whole = outcome(lambda: custody.sealed_salted(head, salted))
+        salted = {**draft, "details": sealing.with_secret(details)}
+    presealed = sealing.preseal(**salted)  # type: ignore[arg-type]
+    made, also_refused = outcome(lambda: sealing.sealed_salted(head, salted, presealed))
+    whole, refused_whole = outcome(lambda: sealing.sealed_salted(head, salted))
     if refused is not None:
         assert (type(also_refused), str(also_refused)) == (type(refused), str(refused))
         assert (type(refused_whole), str(refused_whole)) == (type(refused), str(refused))
@@ -331,13 +331,13 @@ def test_an_event_presealed_in_advance_is_the_linked_event_with_its_leaf(
 
 
 def test_an_event_presealed_refuses_details_without_their_secret_or_with_one() -> None:
-    from evidence_catalog import custody
+    from evidence_catalog import custody, sealing
 
     draft = {"at": START, "actor": model.Agent(name="a"), "action": "note.added", "subject": "s", "details": {}}
     with pytest.raises(custody.CommitmentError):
-        custody.sealed_salted(None, draft)
+        sealing.sealed_salted(None, draft)
     with pytest.raises(custody.CommitmentError):
-        custody.with_secret({"salt": "0" * 64})
+        sealing.with_secret({"salt": "0" * 64})
 
 
 def outcome(make: Callable[[], T]) -> tuple[T | None, Exception | None]:

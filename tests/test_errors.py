@@ -63,7 +63,7 @@ NOT_EVIDENCE_ERRORS: dict[str, str] = {
     # "take the slower, general way" (writing in this process; the standard library's JSON).
     "evidence_catalog.interchange.bag._NoHelperError": "caught in bag: the payload is written in this process",
     "evidence_catalog.interchange.text._NotPlainError": "caught in text: json.dumps writes the value",
-    "evidence_catalog.custody._NotPlainError": "caught in custody: the event's committed form is made instead",
+    "evidence_catalog.sealing._NotPlainError": "caught in sealing: the event's committed form is made instead",
     "evidence_catalog.extract.image._MalformedError": "caught in image: an error text on the artifact",
     "evidence_catalog.interchange.auto_archiver._UnreadableError": "caught in auto_archiver: a finding on its row",
     # The bag writer's helper process runs bagfiles.py with the standard library alone (it

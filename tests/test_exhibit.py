@@ -513,7 +513,7 @@ def test_an_unreadable_analysis_document_is_named_under_its_video(catalog: Catal
 def test_a_redacted_exhibit_of_events_hashed_before_salted_commitments_shows_them_whole_without_a_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from evidence_catalog import custody
+    from evidence_catalog import sealing
     from evidence_catalog.store import log as custody_log
     from tests.salted import unsalted_sealed_event
 
@@ -524,7 +524,7 @@ def test_a_redacted_exhibit_of_events_hashed_before_salted_commitments_shows_the
         added = catalog.add_file(tmp_path / "a.txt")
         note = catalog.add_note(added.record_id, secret)
         catalog.tag(added.record_id, ["old-after-the-note"])
-        monkeypatch.setattr(custody_log, "sealed_event", custody.sealed_event)  # this version from here on
+        monkeypatch.setattr(custody_log, "sealed_event", sealing.sealed_event)  # this version from here on
         catalog.add_note(added.record_id, "written by this version")
         catalog.flag(added.record_id, "personal_data", "a name", fields=[f"notes/{note.id}/text"])
         events = catalog.history(added.record_id)

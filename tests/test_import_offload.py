@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence_catalog import Catalog, custody
+from evidence_catalog import Catalog, custody, sealing
 from evidence_catalog.interchange import import_documents
 from evidence_catalog.interchange import importing as reading
 from evidence_catalog.operations import importing, importing_files, importing_offload, ingesting_offload
@@ -35,7 +35,7 @@ from .spawned import in_new_interpreter
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker is forked: Linux only")
 
 OPERATOR = ingest_tests.OPERATOR
-_sealed_salted = custody.sealed_salted
+_sealed_salted = sealing.sealed_salted
 _hash_checked = reading.hash_checked
 _hashed_lines = import_documents.hashed_lines
 

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence_catalog import Agent, Catalog, custody
+from evidence_catalog import Agent, Catalog, sealing
 from evidence_catalog.operations import ingesting, ingesting_offload
 from evidence_catalog.store import log
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 OPERATOR = Agent(name="Test Analyst", email="analyst@example.org", host="test-host")
 
 _presealed_chunk = ingesting_offload.presealed_chunk
-_sealed_salted = custody.sealed_salted
+_sealed_salted = sealing.sealed_salted
 #: The worker's tasks so far (counted in the worker).
 _tasks = 0
 

@@ -1,4 +1,4 @@
-"""``engine.insert_many``: on SQLite, rows go straight to the driver, each value through the bind
+"""``inserts.insert_many``: on SQLite, rows go straight to the driver, each value through the bind
 processor SQLAlchemy would have applied.  Whatever the rows hold, the database must hold the
 very same values, of the very same SQLite types, as after SQLAlchemy's own insert of them, and
 the driver's errors must reach callers as SQLAlchemy's."""
@@ -21,7 +21,8 @@ from evidence_catalog import Catalog
 from evidence_catalog.errors import StorageError
 from evidence_catalog.store import engine as engine_module
 from evidence_catalog.store import tables  # noqa: F401  (the tables are defined on import)
-from evidence_catalog.store.engine import _compiled_insert, head_schema_statements, insert_many
+from evidence_catalog.store.engine import head_schema_statements
+from evidence_catalog.store.inserts import _compiled_insert, insert_many
 from evidence_catalog.store.jsontext import JSONText
 from evidence_catalog.store.tables import MerkleNodeRow
 
@@ -312,7 +313,7 @@ def test_an_insert_on_a_connection_not_begun_is_in_its_transaction(tmp_path: Pat
             if how == "sqlalchemy":
                 connection.execute(sa.insert(table), rows)
             else:
-                engine_module.insert_many(connection, table, rows)
+                insert_many(connection, table, rows)
             assert connection.in_transaction()
             connection.rollback()
         with engine.connect() as connection:
@@ -323,7 +324,7 @@ def test_an_insert_on_a_connection_not_begun_is_in_its_transaction(tmp_path: Pat
 
 def test_a_documents_text_made_already_is_the_one_sqlalchemy_writes_and_postgresql_gets_the_value() -> None:
     """On a dialect that is not SQLite, insert_many hands SQLAlchemy the values of JSONText."""
-    from evidence_catalog.store.engine import _documents
+    from evidence_catalog.store.inserts import _documents
 
     value = {"a": [1, "é"]}
     row = {"id": "x", "body": JSONText(value), "n": 1}

@@ -1,6 +1,6 @@
 """The C module of the custody log's salted commitments (``evidence_catalog/_commitments.c``)
 makes what the pure-Python walks make, value for value: for an event as it is appended (its
-draft, through ``custody._committed_fast``) and as it was stored (``stored_events._stored_fast``),
+draft, through ``sealing._committed_fast``) and as it was stored (``stored_events._stored_fast``),
 it gives the same committed form where they give one, and refuses where they refuse -- so that
 the reference is called for the same events -- and writes the canonical JSON of that form, as
 it walks, byte for byte as the form is written.  (The fast paths as a whole are held to the
@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 
-from evidence_catalog import custody, model, native, stored_events
+from evidence_catalog import custody, model, native, sealing, stored_events
 from evidence_catalog.custody import _json_text
 from evidence_catalog.serialize import plain_json
 
 from .test_custody import EVENT_PARTS, START
 from .test_stored_hash import an_event, hostile_events
 
-NATIVE = custody._native
+NATIVE = sealing._native
 
 
 def test_the_c_module_is_built_where_it_is_expected() -> None:
@@ -46,13 +46,13 @@ def both(make: Callable[[], Any]) -> tuple[Any, Any]:
     """*make*'s outcome with the C module and without it: (value, or the type of what it raised)."""
     outcomes = []
     for module in (NATIVE, None):
-        saved, custody._native = custody._native, module
+        saved, sealing._native = sealing._native, module
         try:
             outcomes.append(make())
         except Exception as exc:  # noqa: BLE001 -- compared with the other walk's
             outcomes.append(("raised", type(exc)))
         finally:
-            custody._native = saved
+            sealing._native = saved
     return outcomes[0], outcomes[1]
 
 
@@ -117,12 +117,12 @@ def test_a_drafts_committed_form_is_the_same_from_c(
     details: dict[Any, Any], subject: str, name: str, seq: int, secret: bytes
 ) -> None:
     draft = a_draft(details, subject, name, seq, secret, "note.added")
-    native_form, python_form = both(lambda: custody._committed_fast(draft))
+    native_form, python_form = both(lambda: sealing._committed_fast(draft))
     if raised(native_form) != raised(python_form):
         # One walk leaves to the reference what the other makes a form of that the reference
         # then refuses (a key with a lone surrogate: the C walk cannot write its pointer, the
         # Python walk finds out when the form is written): the event is sealed alike.
-        sealed_by_c, sealed_by_python = both(lambda: custody._seal(draft))
+        sealed_by_c, sealed_by_python = both(lambda: sealing._seal(draft))
         assert sealed_by_c == sealed_by_python, (native_form, python_form)
         return
     if not raised(python_form):
@@ -150,13 +150,13 @@ def test_a_drafts_canonical_json_written_in_c_is_what_its_form_is_written_as(
     draft = a_draft(details, subject, name, seq, secret, custody.Action.NOTE_ADDED)  # (an enum: written as text)
 
     def from_the_form() -> tuple[bytes, bytes] | None:
-        form, plain = custody._committed_fast(draft)
+        form, plain = sealing._committed_fast(draft)
         if not plain:
             return None
-        return custody._canonical(form, plain), plain_json(form["prev_hash"]).encode("utf-8")
+        return sealing._canonical(form, plain), plain_json(form["prev_hash"]).encode("utf-8")
 
     def in_one_pass() -> tuple[bytes, bytes] | None:
-        return custody._committed_json(draft)
+        return sealing._committed_json(draft)
 
     expected, written = outcome(from_the_form), outcome(in_one_pass)
     if raised(expected):
@@ -166,7 +166,7 @@ def test_a_drafts_canonical_json_written_in_c_is_what_its_form_is_written_as(
     if expected is not None and not raised(expected):
         document = custody.unstructure(draft)
         event_hash = custody.document_hash(document)
-        assert custody._seal(draft) == (event_hash, custody.event_leaf({**document, "hash": event_hash}))
+        assert sealing._seal(draft) == (event_hash, custody.event_leaf({**document, "hash": event_hash}))
 
 
 @needs_native
@@ -221,13 +221,13 @@ def test_the_c_module_is_what_makes_a_plain_events_form() -> None:
         hash=model.GENESIS_HASH,
         details={"title": "Harbour", custody.SALT: "cd" * 32},
     )
-    saved, custody._native = custody._native, Spy
+    saved, sealing._native = sealing._native, Spy
     try:
         made = stored_events._stored_fast(document)
-        drafted = custody._committed_fast(draft)
-        sealed = custody._seal(draft)
+        drafted = sealing._committed_fast(draft)
+        sealed = sealing._seal(draft)
     finally:
-        custody._native = saved
+        sealing._native = saved
     assert made == custody.hash_and_leaf(document)
     reference = custody.unstructure(draft)
     assert sealed[0] == custody.document_hash(reference)

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from evidence_catalog import Catalog, custody, merkle, model
+from evidence_catalog import Catalog, custody, merkle, model, sealing
 from evidence_catalog.custody import DIGEST_PREFIX, document_hash, value_digest, value_salt
 from evidence_catalog.interchange.redact import WITHHELD_MARK, redact_document
 from evidence_catalog.serialize import canonical_json, unstructure
@@ -273,7 +273,7 @@ def test_events_hashed_before_salted_commitments_are_withheld_whole_without_a_ro
         note = catalog.add_note(added.record_id, secret)
         catalog.add_file(tmp_path / "b.txt", note="after the note, still old")
         assert all("salt" not in e.details for e in catalog.history())
-        custody_log.sealed_event = custody.sealed_event  # this version from here on (the fixture restores it)
+        custody_log.sealed_event = sealing.sealed_event  # this version from here on (the fixture restores it)
         catalog.add_note(added.record_id, "written by this version")
         catalog.flag(added.record_id, "personal_data", "a name", fields=[f"notes/{note.id}/text"])
         assert catalog.verify().ok  # old and new events verify side by side

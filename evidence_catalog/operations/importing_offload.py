@@ -10,7 +10,7 @@ forks one worker before it reads its source (while it holds little), and, once i
 the worker the events of most of each batch of records (:data:`SHARE`) a few batches ahead:
 the worker makes their presealed forms while the import links and seals the rest of each batch
 itself and writes the rows, and the import links each event from its form
-(:func:`~evidence_catalog.custody.sealed_salted`).
+(:func:`~evidence_catalog.sealing.sealed_salted`).
 
 The worker computes; the import decides: what it does not bring back is sealed by the import
 from the same details and secret, and the events, their hashes and leaves are the same either
@@ -24,12 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evidence_catalog.custody import Action, Presealed
+from evidence_catalog.custody import Action
 from evidence_catalog.interchange.import_documents import hashed_lines
 from evidence_catalog.interchange.importing import UNSIGNED_PROVENANCE_TAG, EventHasher, IncomingRecord
 from evidence_catalog.operations.context import Context
 from evidence_catalog.operations.ingesting_offload import Presealing, salted
 from evidence_catalog.replay import imported_details
+from evidence_catalog.sealing import Presealed
 from evidence_catalog.store.database import EventDraft
 
 #: The share of each batch's records whose event the worker preseals; the import seals the rest

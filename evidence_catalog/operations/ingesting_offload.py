@@ -3,16 +3,16 @@
 Each new report of an ingest gets its own custody event, and most of what sealing an event
 costs -- a salted digest for each of the thirty or so values of its details, and the canonical
 JSON of the whole -- does not depend on the events before it: only ``prev_hash`` and ``seq``
-do (:func:`~evidence_catalog.custody.preseal`).  With two CPUs or more, an ingest of
+do (:func:`~evidence_catalog.sealing.preseal`).  With two CPUs or more, an ingest of
 :data:`OFFLOAD_ITEMS` reports or more forks one worker, gives each event's details their
 secret as they are made, and sends them in chunks; the worker makes their presealed forms while
 the ingest makes the next items' records and rows, and the ingest then links each event into
-the log from its form (:func:`~evidence_catalog.custody.sealed_salted`).
+the log from its form (:func:`~evidence_catalog.sealing.sealed_salted`).
 
 The worker computes; the ingest decides.  What the worker does not bring back (an error, a
 worker that died, no answer in :data:`TASK_TIMEOUT` seconds; the ingest's last chunks when
 the worker has not finished them) is sealed in the ingest with
-:func:`~evidence_catalog.custody._seal`, the function an ingest without a worker uses, on the
+:func:`~evidence_catalog.sealing._seal`, the function an ingest without a worker uses, on the
 same details and secret: the events, their hashes and leaves are the same either way, and
 ``tests/test_ingest_offload.py`` holds them so.  The worker is forked (Linux only), from a
 process running no other thread, before the ingest's write transaction begins; it dies with
@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from evidence_catalog.custody import Presealed, preseal, with_secret
 from evidence_catalog.operations.workers import (
     answer,
     collect_own_cycles,
@@ -38,6 +37,7 @@ from evidence_catalog.operations.workers import (
     stop_pool,
     usable_cpus,
 )
+from evidence_catalog.sealing import Presealed, preseal, with_secret
 from evidence_catalog.store.database import EventDraft
 
 #: An ingest of fewer reports seals its events itself (the fork and the pool cost more).
@@ -72,12 +72,12 @@ def _start_worker(parent: int, closed: int | None = None) -> None:
 
 
 def presealed_chunk(drafts: Sequence[EventDraft]) -> list[Presealed | None]:
-    """The worker's task: :func:`~evidence_catalog.custody.preseal` of each draft, in order."""
+    """The worker's task: :func:`~evidence_catalog.sealing.preseal` of each draft, in order."""
     return [preseal(**draft) for draft in drafts]
 
 
 def salted(draft: EventDraft) -> EventDraft:
-    """*draft* with its details given their secret (:func:`~evidence_catalog.custody.with_secret`),
+    """*draft* with its details given their secret (:func:`~evidence_catalog.sealing.with_secret`),
     as an event linked from a presealed form, or sealed beside such events, holds them."""
     return EventDraft(
         at=draft["at"],

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from evidence_catalog.analysis import PerceptualHash
-from evidence_catalog.store.engine import Connections, execute, insert_many, table_of
+from evidence_catalog.store.engine import Connections, execute, table_of
+from evidence_catalog.store.inserts import insert_many
 from evidence_catalog.store.tables import PerceptualHashRow, RecordArtifactRow
 
 #: Rows :meth:`PerceptualHashes.hash_rows_after` hands back at most, when not told.

@@ -64,7 +64,7 @@ _STRICT = json.JSONDecoder(object_pairs_hook=_members_once)
 class JSONText:
     """A JSON column's value, and the text SQLite is given for it: what ``json.dumps`` writes of
     it, as SQLAlchemy's JSON type writes a value, made when first asked for.  Given for a JSON
-    column to :func:`~evidence_catalog.store.engine.insert_many`, the text is written as it is
+    column to :func:`~evidence_catalog.store.inserts.insert_many`, the text is written as it is
     on SQLite, and the value through SQLAlchemy elsewhere (PostgreSQL: no text is made).
 
     Where the value is an object that holds, by name, the very values of some of *members* (an

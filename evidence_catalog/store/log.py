@@ -18,10 +18,12 @@ from sqlmodel import Session
 
 from evidence_catalog import merkle, model
 from evidence_catalog.checkpoint import stated
-from evidence_catalog.custody import ChainHead, Presealed, event_leaf, sealed_event, sealed_salted
+from evidence_catalog.custody import ChainHead, event_leaf
 from evidence_catalog.errors import IntegrityError, ValidationError
+from evidence_catalog.sealing import Presealed, sealed_event, sealed_salted
 from evidence_catalog.serialize import _agent_document, format_timestamp, structure
-from evidence_catalog.store.engine import Connections, aware, execute, insert_many, insert_row, strict_json, table_of
+from evidence_catalog.store.engine import Connections, aware, execute, strict_json, table_of
+from evidence_catalog.store.inserts import insert_many, insert_row
 from evidence_catalog.store.jsontext import JSONText
 from evidence_catalog.store.tables import CheckpointRow, CustodyEventRow, MerkleNodeRow
 
@@ -73,8 +75,8 @@ class CustodyLog(Connections):
         event), with one insert for all of them (a large ingest writes thousands).
 
         With *presealed* (one for each draft), every draft's details hold their secret already
-        (:func:`~evidence_catalog.custody.with_secret`), and each event is sealed from its
-        :func:`~evidence_catalog.custody.preseal` where that is not ``None``.  With *written*
+        (:func:`~evidence_catalog.sealing.with_secret`), and each event is sealed from its
+        :func:`~evidence_catalog.sealing.preseal` where that is not ``None``.  With *written*
         (one for each draft), the members of a draft's details that are also written to rows of
         their own, by name, as those rows are given them: each written once."""
         table = table_of(CustodyEventRow)

@@ -25,11 +25,10 @@ from evidence_catalog.store.engine import (
     aware,
     chunks,
     execute,
-    insert_many,
-    insert_row,
     json_body,
     table_of,
 )
+from evidence_catalog.store.inserts import insert_many, insert_row
 from evidence_catalog.store.tables import (
     AcquisitionRow,
     ArtifactRow,

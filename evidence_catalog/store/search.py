@@ -31,11 +31,10 @@ from evidence_catalog.store.engine import (
     Connections,
     chunks,
     execute,
-    insert_many,
     json_body,
-    sqlite_executemany,
     table_of,
 )
+from evidence_catalog.store.inserts import insert_many, sqlite_executemany
 from evidence_catalog.store.tables import RecordPartRow, ReportIndexRow, ReportTermRow, TextSearchVector
 from evidence_catalog.store.words import MAX_QUERY_WORDS as MAX_QUERY_WORDS
 from evidence_catalog.store.words import _indexed_tokens as _indexed_tokens  # (tests)

@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from evidence_catalog.store.engine import Connections, execute, insert_row, table_of
+from evidence_catalog.store.engine import Connections, execute, table_of
+from evidence_catalog.store.inserts import insert_row
 from evidence_catalog.store.tables import TimestampTokenRow
 
 
