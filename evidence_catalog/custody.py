@@ -152,6 +152,34 @@ def value_digest(salt: str, value: Any) -> str:
     return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
 
 
+def _check_names(value: Any, pointer: str) -> None:
+    """:func:`_name_error` for the first member name in *value* (at JSON Pointer *pointer*)
+    that is not exactly text: for a value committed whole (``metadata``), whose names the
+    walks do not visit one by one."""
+    pending = [(value, pointer)]
+    while pending:
+        item, at = pending.pop()
+        if isinstance(item, dict):
+            for name, inner in item.items():
+                if type(name) is not str:
+                    raise _name_error(name, at)
+                pending.append((inner, f"{at}/{_escape(name)}"))
+        elif isinstance(item, list | tuple):
+            pending.extend((inner, f"{at}/{index}") for index, inner in enumerate(item))
+
+
+def _name_error(name: Any, pointer: str) -> CommitmentError:
+    """What an event whose details hold *name*, a member name of the object at *pointer* that is
+    not exactly text, is refused with: JSON stores such a name by its characters, which need not
+    be what ``str()`` makes of it (an enum of strings that is not a ``StrEnum``) nor differ from
+    another name of the same object (a ``StrEnum``), so the event would be hashed from one text
+    and stored as another.  An event read from JSON never holds one."""
+    return CommitmentError(
+        f"the member name {name!r} in {pointer or 'a committed value'} is a {type(name).__name__}, not text: "
+        "an event's names must be texts, as JSON stores them"
+    )
+
+
 #: The standard library's JSON string writer (in C): ``json.dumps(text, ensure_ascii=False)``.
 _json_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
@@ -170,7 +198,9 @@ def committed_values(document: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
             yield pointer, node
         elif isinstance(node, dict):
             for key, value in node.items():
-                inner = f"{pointer}/{_escape(str(key))}"
+                if type(key) is not str:
+                    raise _name_error(key, pointer)
+                inner = f"{pointer}/{_escape(key)}"
                 if pointer == "/details" and key == SALT:
                     continue
                 if key in WHOLE_MEMBERS:
@@ -271,9 +301,13 @@ def _committed(form: dict[str, Any], digest: Callable[[str, Any], str]) -> dict[
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
+                if type(key) is not str:
+                    raise _name_error(key, pointer)
                 if pointer == "/details" and key == SALT:
                     continue
-                inner = f"{pointer}/{_escape(str(key))}"
+                inner = f"{pointer}/{_escape(key)}"
+                if key in WHOLE_MEMBERS:
+                    _check_names(value, inner)
                 if key in WHOLE_MEMBERS or isinstance(value, str):
                     out[key] = digest(inner, value)
                 elif isinstance(value, dict | list):

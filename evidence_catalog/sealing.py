@@ -33,6 +33,7 @@ from evidence_catalog.custody import (
     WHOLE_MEMBERS,
     ChainHead,
     CommitmentError,
+    _check_names,
     _escape,
     _salted_draft,
     document_hash,
@@ -107,8 +108,41 @@ def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
     except Exception:  # noqa: BLE001 -- the reference functions say what is wrong, in their own words
         document = unstructure(draft)
         event_hash = document_hash(document)
-        return event_hash, event_leaf({**document, "hash": event_hash})
+        leaf = event_leaf({**document, "hash": event_hash})
+        _check_as_stored(draft, event_hash, leaf)
+        return event_hash, leaf
+    if not plain:
+        _check_as_stored(draft, event_hash, leaf)
     return event_hash, leaf
+
+
+def _check_as_stored(draft: CustodyEvent, event_hash: str, leaf: bytes) -> None:
+    """:class:`~evidence_catalog.custody.CommitmentError` unless the event *draft*, hashed to
+    *event_hash* and *leaf*, still has them as the database will hold it: its details as their
+    JSON text reads back (what ``json.dumps`` writes of them, which is what the database stores).
+
+    For an event that is not plain JSON (a float, a value the converter passes through, a name
+    whose order differs in UTF-16), which the fast paths leave to slower ones: the value JSON
+    writes of a number of a subclass (its ``float.__repr__``), of a tuple of a subclass (an
+    array), of an enum whose value is not what it is, need not be what its hash was made from, and
+    an event that verified as changed the moment it was read back is a false "changed".  Details
+    JSON cannot write at all are left to the database, which refuses them (nothing is stored)."""
+    try:
+        details = json.loads(json.dumps(draft.details))
+    except RecursionError:
+        raise CommitmentError("the event's details are nested deeper than JSON is written") from None
+    except (TypeError, ValueError):
+        return
+    document = {**unstructure(draft), "details": details, "hash": event_hash}
+    try:
+        stored = custody.hash_and_leaf(document)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise CommitmentError(f"the event would not verify as the database holds it ({exc})") from None
+    if stored != (event_hash, leaf):
+        raise CommitmentError(
+            "the event's details hold a value JSON stores otherwise than its hash was made from "
+            "(a number, a tuple or an enum of a subclass of its own): the event would not verify as stored"
+        )
 
 
 _encode_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
@@ -251,7 +285,7 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
                 if top and name == SALT:
                     continue
                 if name in WHOLE_MEMBERS:
-                    out[name] = value_digest(salt_of(inner), unstructure(value))
+                    out[name] = _whole_digest(salt_of(inner), value, inner, not_plain)
                     continue
                 kind = type(value)
                 if kind is str:  # the salt and digest of most values, without a call
@@ -332,6 +366,45 @@ def _committed_json(draft: CustodyEvent) -> tuple[bytes, bytes] | None:
     return data, prev_hash
 
 
+def _whole_digest(salt: str, value: Any, pointer: str, not_plain: Callable[[], None]) -> str:
+    """The salted digest of a member committed whole (``metadata``) as the walks make it: of
+    ``unstructure(value)``.  Where *value* is not plain JSON and holds anything but JSON's own
+    types (a number, a tuple or an enum of a subclass, a name that is not exactly text), what
+    the converter makes of it need not be what the database stores of it (JSON's text of the
+    value as handed over): the event is then *not_plain*, and :func:`_seal` checks it as stored
+    before it is sealed.  A name that is not exactly text is refused, as the reference refuses
+    it (:func:`~evidence_catalog.custody._check_names`): two such names may be written alike."""
+    if _plain(value):  # (what value_digest writes of it: canonical_json's own first step)
+        try:
+            return DIGEST_PREFIX + hashlib.sha256(plain_json([salt, value]).encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:  # a lone surrogate: value_digest says so in its own words
+            return value_digest(salt, value)
+    if not _json_types_only(value):
+        _check_names(value, pointer)  # (the walk again, to name where a name is not text)
+        not_plain()
+    return value_digest(salt, unstructure(value))
+
+
+def _json_types_only(value: Any) -> bool:
+    """Whether *value* is made of JSON's own types exactly (texts, whole and other numbers,
+    booleans, nulls, lists, tuples, dictionaries with text names), which ``json`` writes and the
+    converter leaves as they are: one look at each value, no recursion."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            for name, inner in item.items():
+                if type(name) is not str:
+                    return False
+                pending.append(inner)
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif not (kind is str or kind is int or kind is float or kind is bool or item is None):
+            return False
+    return True
+
+
 class _NotPlainError(Exception):
     """What stops a walk that writes an event's canonical JSON where the form is not plain."""
 
@@ -410,7 +483,7 @@ class _NativeWalk:
         return salt
 
     def whole(self, value: Any, pointer: str) -> str:
-        return value_digest(self.salt_of(pointer), unstructure(value))
+        return _whole_digest(self.salt_of(pointer), value, pointer, self.not_plain)
 
     def other(self, node: Any, pointer: str) -> Any:
         return _draft_value(node, pointer, self.salt_of, self.walk, self.not_plain)

@@ -57,18 +57,21 @@ def stored_hash_and_leaf(document: Mapping[str, Any]) -> tuple[str, bytes]:
 def checked_hash_and_leaf(document: Mapping[str, Any]) -> tuple[str, bytes]:
     """What verifying a log needs of one stored event: its hash as it should be (or why it
     cannot be made) and its leaf (32 zero bytes when it cannot be made: the stored leaf then
-    differs, and the chain check names the event).  Never raises ``ValueError``/``TypeError``."""
+    differs, and the chain check names the event).  Never raises ``ValueError``, ``TypeError`` or
+    ``RecursionError``."""
     try:
         return stored_hash_and_leaf(document)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         pass
     try:
         recomputed = document_hash(document)
     except (TypeError, ValueError) as exc:
         recomputed = f"cannot be hashed ({exc})"
+    except RecursionError:  # nested deeper than the reference follows from where it was called
+        recomputed = "cannot be hashed (nested deeper than this interpreter's recursion limit follows)"
     try:
         leaf = event_leaf(document)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         leaf = bytes(32)
     return recomputed, leaf
 

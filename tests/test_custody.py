@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import enum
 import hashlib
 import hmac
 import json
@@ -233,9 +235,38 @@ detail_leaves = st.one_of(
     st.datetimes(timezones=st.just(dt.UTC)),
     st.builds(model.Agent, name=st.sampled_from(["analyst", "Наблюдатель", "a/b ~c"])),
 )
+
+
+class OldStyleName(str, enum.Enum):  # noqa: UP042 -- the kind of enum this is about
+    """An enum of strings that is not a ``StrEnum``: ``str()`` gives ``'OldStyleName.SOURCE'``,
+    JSON writes ``"source"``."""
+
+    SOURCE = "source"
+
+
+class Spelled(str):
+    """A text that says something else of itself than its characters."""
+
+    def __str__(self) -> str:
+        return "spelled otherwise"
+
+
 #: What no event may hold: an integer JSON cannot carry exactly, a lone surrogate, a key that is
-#: not text.
-odd_leaves = st.sampled_from([2**53, -(2**64), "\ud800", "a\udfff", {1: "one"}])
+#: not text, a name that is text of a subclass (JSON writes its characters, which ``str()`` need
+#: not give, and which another name of the same object may have too).
+odd_leaves = st.sampled_from(
+    [
+        2**53,
+        -(2**64),
+        "\ud800",
+        "a\udfff",
+        {1: "one"},
+        {OldStyleName.SOURCE: "text"},
+        {Spelled("name"): ["text"]},
+        {model.AgentKind.PERSON: "x", "person": "y"},
+        {"metadata": {OldStyleName.SOURCE: 1}},
+    ]
+)
 
 
 def _details_of(leaves: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
@@ -294,6 +325,20 @@ def test_an_event_sealed_for_appending_is_the_linked_event_with_its_leaf(
     assert sealed[0] == event
     assert document == unstructure(event)
     assert sealed[1] == event_leaf(document)
+    assert_verifies_as_stored(document, sealed[1])
+
+
+def assert_verifies_as_stored(document: dict[str, object], leaf: bytes) -> None:
+    """The event as the database stores it (its JSON text, read back) recomputes to its hash
+    and its leaf, by the reference functions (the last form they keep forgotten first: it is
+    keyed by the canonical JSON, which is what must decide) and by verification's own path."""
+    from evidence_catalog import custody
+    from evidence_catalog.stored_events import stored_hash_and_leaf
+
+    stored = json.loads(json.dumps(document))
+    custody._LAST_FORM[0] = (b"", "")
+    assert (custody.document_hash(stored), event_leaf(stored)) == (document["hash"], leaf)
+    assert stored_hash_and_leaf(stored) == (document["hash"], leaf)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -328,6 +373,133 @@ def test_an_event_presealed_in_advance_is_the_linked_event_with_its_leaf(
     assert linked is not None and made is not None
     event, document = linked
     assert made == whole == (event, event_leaf(document))
+    assert_verifies_as_stored(document, made[1])
+
+
+@pytest.mark.parametrize(
+    ("details", "named"),
+    [
+        ({OldStyleName.SOURCE: "Telegram"}, "in /details"),
+        ({"record": {Spelled("title"): "x"}}, "in /details/record"),
+        ({"counts": [{model.AgentKind.PERSON: 1, "person": 2}]}, "in /details/counts/0"),
+        ({"metadata": {"exif": {OldStyleName.SOURCE: 1.5}}}, "in /details/metadata/exif"),
+        ({"metadata": [{"a": {Spelled("b"): 1}}]}, "in /details/metadata/0/a"),
+    ],
+)
+def test_a_name_json_would_write_otherwise_is_refused_where_the_event_is_made(
+    commitments_walk: str, details: dict[object, object], named: str
+) -> None:
+    """A member name that is not exactly text -- an enum of strings (a ``StrEnum`` too), a
+    subclass of ``str``, a number -- is written by JSON as its characters: not what ``str()``
+    gives of an old-style enum, and the same as another name of the same object for a
+    ``StrEnum``.  An event holding one was hashed from one text and stored as another, and failed
+    its verification as soon as it was read back.  Every way of making an event refuses it, in
+    the same words, naming where it is.  (A name that is not text at all, such as ``7``, is
+    refused by the canonical JSON itself: ``odd_leaves`` above.)"""
+    from evidence_catalog import custody, sealing
+
+    draft = {"at": START, "actor": model.Agent(name="a"), "action": "note.added", "subject": "s"}
+    refusals = []
+    for make in (
+        lambda: linked_event(None, **draft, details=details),  # type: ignore[arg-type]
+        lambda: sealing.sealed_event(None, **draft, details=details),  # type: ignore[arg-type]
+        lambda: sealing.sealed_salted(None, {**draft, "details": sealing.with_secret(details)}),
+    ):
+        with pytest.raises(custody.CommitmentError, match="not text") as refused:
+            make()
+        refusals.append(str(refused.value))
+    assert len(set(refusals)) == 1 and named in refusals[0], refusals
+    salted = {**draft, "details": sealing.with_secret(details)}
+    assert sealing.preseal(**salted) is None  # type: ignore[arg-type]
+
+
+class Seven(int):
+    """A whole number that says it is another (``json`` writes ``int.__repr__``, 3)."""
+
+    def __int__(self) -> int:
+        return 7
+
+
+class Halved(float):
+    """A number that says it is another (``json`` writes ``float.__repr__``, 1.5)."""
+
+    def __float__(self) -> float:
+        return 2.0
+
+
+class Shifted(float, enum.Enum):
+    """An enum whose value (1.5) is not the number it is (9.5, which ``json`` writes)."""
+
+    A = 1.5
+
+    def __new__(cls, value: float) -> Shifted:
+        made = float.__new__(cls, 9.5)
+        made._value_ = value
+        return made
+
+
+Pair = collections.namedtuple("Pair", "left right")
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"pair": Pair("a", "b")},
+        {"n": Seven(3)},
+        {"metadata": {"f": Halved(1.5)}},
+        {"w": Shifted.A},
+        {"metadata": {"w": [Shifted.A]}},
+    ],
+    ids=[
+        "named tuple",
+        "int of its own",
+        "float of its own, in metadata",
+        "enum",
+        "enum in metadata",
+    ],
+)
+def test_details_json_stores_otherwise_than_they_were_hashed_are_refused(
+    commitments_walk: str, details: dict[str, object]
+) -> None:
+    """(From a hostile review.)  The database stores an event's details as ``json.dumps`` writes
+    them; a value of a subclass of its own -- a named tuple (the converter passes it as it is, the
+    reference hashed its texts without salt), an int or float that says another number to
+    ``int()``/``float()`` (what RFC 8785 writes), an enum whose value is not the number it is, two
+    was hashed from one thing and stored as another: an event that
+    failed ``verify`` the moment it was read back.  Appending one is refused, by every fast path;
+    what is appended verifies as stored (the property tests above)."""
+    from evidence_catalog import custody, sealing
+
+    draft = {"at": START, "actor": model.Agent(name="a"), "action": "note.added", "subject": "s"}
+    for make in (
+        lambda: sealing.sealed_event(None, **draft, details=details),  # type: ignore[arg-type]
+        lambda: sealing.sealed_salted(None, {**draft, "details": sealing.with_secret(details)}),
+    ):
+        with pytest.raises(custody.CommitmentError, match="would not verify as stored"):
+            make()
+    salted = {**draft, "details": sealing.with_secret(details)}
+    assert sealing.preseal(**salted) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"metadata": {"exif": {"source": "Telegram"}}, "tags": ("a", "b")},
+        {"metadata": {"duration": 12.5, "size": [1920, 1080]}, "kind": model.AgentKind.PERSON},
+        {"ratio": 0.1, "when": "2026-01-01T00:00:00Z", "metadata": [Pair("a", 1)]},
+    ],
+)
+def test_details_json_stores_as_they_were_hashed_are_appended_and_verify_as_stored(
+    commitments_walk: str, details: dict[str, object]
+) -> None:
+    """Numbers with fractions, tuples, enums of strings, a named tuple inside a member committed
+    whole (the converter makes it the array JSON writes): sealed, and the same as stored."""
+    from evidence_catalog import sealing
+
+    draft = {"at": START, "actor": model.Agent(name="a"), "action": "note.added", "subject": "s"}
+    event, leaf = sealing.sealed_event(None, **draft, details=details)  # type: ignore[arg-type]
+    stored = {**unstructure(event), "details": json.loads(json.dumps(event.details))}
+    assert_verifies_as_stored(stored, leaf)
 
 
 def test_an_event_presealed_refuses_details_without_their_secret_or_with_one() -> None:
@@ -346,3 +518,29 @@ def outcome(make: Callable[[], T]) -> tuple[T | None, Exception | None]:
         return make(), None
     except Exception as exc:  # noqa: BLE001 -- any error: compared with the other path's
         return None, exc
+
+
+def test_verifying_an_event_nested_deeper_than_the_interpreter_follows_names_it_and_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """(From a hostile review.)  A stored event nested deeper than the recursion limit lets the
+    pure-Python walks follow from where they are called: ``verify`` names it as an event that
+    cannot be hashed, and goes on; it does not stop on a ``RecursionError``."""
+    import sys
+
+    from evidence_catalog import sealing
+    from evidence_catalog.stored_events import checked_hash_and_leaf
+
+    [event] = build_log(1, [{"deep": "x"}])
+    nested: object = "x"
+    for _ in range(400):
+        nested = [nested]
+    document = {**unstructure(event), "details": {**event.details, "deep": nested}}
+    monkeypatch.setattr(sealing, "_native", None)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(250)
+    try:
+        recomputed, leaf = checked_hash_and_leaf(document)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert recomputed.startswith("cannot be hashed") and leaf == bytes(32)
