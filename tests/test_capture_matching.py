@@ -113,6 +113,11 @@ _ATOMS = st.sampled_from(
     ]
 )
 _QUANT = st.sampled_from(["", "", "", "?", "*", "+", "{2}", "{1,3}", "??", "{,2}"])
+#: A group's quantifiers: bounded.  A group that may repeat without bound around parts that do
+#: too (``([ab]??\.+.|\0*)*``) makes Python's backtracking matcher, which checks every string
+#: drawn, take exponential time on a string it fails; one such pattern kept a run busy for
+#: over ten minutes.  Bounded, the same kinds of repetition are tried (optional, repeated).
+_GROUP_QUANT = st.sampled_from(["", "", "", "?", "{2}", "{1,3}", "??", "{,2}"])
 
 
 @st.composite
@@ -127,9 +132,10 @@ def made_up_patterns(draw: st.DrawFn, depth: int = 0) -> str:
                 parts.append(f"(?<=a)({inner})")
             else:
                 parts.append(f"{opening}{inner})")
+            parts[-1] += draw(_GROUP_QUANT)
         else:
             parts.append(draw(_ATOMS))
-        parts[-1] += draw(_QUANT) if parts[-1] not in ("{", "}") else ""
+            parts[-1] += draw(_QUANT) if parts[-1] not in ("{", "}") else ""
     body = "".join(parts)
     if draw(st.integers(0, 4)) == 0:
         body += "|" + draw(made_up_patterns(depth + 1))
