@@ -173,7 +173,7 @@ static PyObject *hand_back(PyObject *callable, PyObject *pointer, PyObject *valu
 static PyObject *walk(Walk *w, PyObject *node, PyObject *pointer);
 
 /* Whether *value* is committed as text: a str, or in a draft a subclass's (its characters, as
- * custody._draft_value commits it: the same call writes its JSON). */
+ * sealing._draft_value commits it: the same call writes its JSON). */
 static int is_text(const Walk *w, PyObject *value)
 {
     return PyUnicode_CheckExact(value) || (w->tuples && PyUnicode_Check(value));
