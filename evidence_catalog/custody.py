@@ -110,6 +110,7 @@ class Action:
     LOG_KEY_CHANGED = "key.changed"
     TIMESTAMP_ADDED = "timestamp.added"
     CATALOG_FSCK = "catalog.fsck"
+    COPIES_QUARANTINED = "copies.quarantined"
     #: A derivation: an analysis of an artifact and what it made (a document, keyframes ...).
     MEDIA_ANALYZED = "media.analyzed"
 

@@ -95,6 +95,9 @@ class CaptureResult:
     skipped: bool = False
     #: What a successful capture could not keep (a subtitle or thumbnail that failed), if anything.
     not_kept: str | None = None
+    #: (SHA-256, where under ``blobs/`` it was moved) of each stored copy this capture found
+    #: damaged and replaced with the bytes it fetched (the damaged copy is kept); normally none.
+    quarantined: tuple[tuple[str, str], ...] = ()
 
 
 @frozen
@@ -128,6 +131,9 @@ class IngestResult:
     #: (record id, SHA-256, media type) of each media file the ingest stored on a new record (a
     #: Telegram export's photos and files).
     media_stored: tuple[tuple[str, str, str], ...] = ()
+    #: (SHA-256, where under ``blobs/`` it was moved) of each stored copy this ingest found
+    #: damaged and replaced with the bytes it read (the damaged copy is kept); normally none.
+    quarantined: tuple[tuple[str, str], ...] = ()
 
 
 @frozen
@@ -292,6 +298,9 @@ class ImportResult:
     #: Why the export's provenance is unsigned, when that was accepted (``accept_unsigned``):
     #: the records added are tagged ``provenance:unsigned``.
     unsigned: str | None = None
+    #: (SHA-256, where under ``blobs/`` it was moved) of each stored copy this import found
+    #: damaged and replaced with the bytes it read (the damaged copy is kept); normally none.
+    quarantined: tuple[tuple[str, str], ...] = ()
 
 
 @frozen

@@ -13,7 +13,7 @@ import click
 
 from evidence_catalog.cli.app import EXIT_PROBLEMS, cli
 from evidence_catalog.cli.options import catalog_option, library_values, open_catalog, operator_option, quiet_option
-from evidence_catalog.cli.output import in_option_words, printable
+from evidence_catalog.cli.output import echo_quarantined, in_option_words, printable
 from evidence_catalog.cli.progress import bytes_progress, capture_progress, shows_progress
 from evidence_catalog.errors import InputError
 from evidence_catalog.paths import display_path
@@ -74,11 +74,7 @@ def add(
             status = "new" if result.new_record else "added" if result.new_on_record else "already catalogued"
             click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{display_path(result.path)}")
             if result.quarantined:
-                click.echo(
-                    f"warning: the stored copy of {result.sha256} was damaged; it was replaced by these bytes "
-                    f"and kept as blobs/{result.quarantined}",
-                    err=True,
-                )
+                echo_quarantined([(result.sha256, result.quarantined)])
 
         # The bar is drawn from the first bytes stored: an add of many files forks its worker
         # before then (a process drawing a bar runs a thread, and forks no worker).
@@ -169,6 +165,7 @@ def _echo_capture(result: CaptureResult) -> bool:
         else "already catalogued"
     )
     click.echo(f"{result.record_id}\t{result.sha256}\t{status}\t{url}")
+    echo_quarantined(result.quarantined)
     if result.not_kept:
         click.echo(f"warning: {url}: {printable(result.not_kept)}", err=True)
     return True
@@ -424,6 +421,7 @@ def ingest(
         click.echo(f"warning: {printable(result.path)}{at}: {printable(in_option_words(message)[0])}", err=True)
     for _, message in result.skipped:
         click.echo(f"skipped: {printable(result.path)}: {printable(message)}", err=True)
+    echo_quarantined(result.quarantined)
     click.echo(
         f"{result.items} item(s): {result.reports_added} report(s) added on {result.records_added} new record(s), "
         f"{result.reports_present} already present"

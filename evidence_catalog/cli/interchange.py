@@ -16,7 +16,7 @@ from evidence_catalog.cli.options import (
     record_criteria,
     record_filter_options,
 )
-from evidence_catalog.cli.output import printable
+from evidence_catalog.cli.output import echo_quarantined, printable
 from evidence_catalog.cli.progress import bytes_progress, export_progress
 from evidence_catalog.errors import EvidenceError, InputError
 from evidence_catalog.paths import display_path
@@ -233,6 +233,7 @@ def import_(
                 f" tagged {UNSIGNED_PROVENANCE_TAG}"
             )
         )
+    echo_quarantined(result.quarantined)
 
 
 def _import_auto_archiver(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -105,3 +105,13 @@ def one_line(exc: BaseException) -> str:
         if (message, where) != (exc.message, exc.where):
             return printable(f"{where}: {message}" if where else message)
     return printable(str(exc))
+
+
+def echo_quarantined(moved: Sequence[tuple[str, str]]) -> None:
+    """Say, for each stored copy found damaged and replaced, where the damaged copy was kept."""
+    for sha256, kept_as in moved:
+        click.echo(
+            f"warning: the stored copy of {sha256} was damaged; it was replaced by these bytes "
+            f"and kept as blobs/{kept_as}",
+            err=True,
+        )

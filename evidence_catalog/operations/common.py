@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,6 +72,22 @@ def remove_unclaimed(ctx: Context, created: Sequence[str]) -> None:
             if ctx.db.artifact(session, sha) is None:
                 with contextlib.suppress(OSError, StorageError):
                     ctx.blobs.remove(sha)
+
+
+def log_quarantined(ctx: Context, session: Any, blobs: Iterable[StoredBlob]) -> tuple[tuple[str, str], ...]:
+    """Log, in the write transaction *session*, the stored copies an operation found damaged and
+    replaced with the good bytes in hand (each damaged copy moved aside, never deleted): one
+    ``copies.quarantined`` event naming each one's SHA-256 and where under ``blobs/`` it is
+    kept, so that the bytes under an address are never replaced without the log saying so.
+    Nothing when there are none (nearly always).  Returns (SHA-256, where kept) of each, in the
+    order of their SHA-256.  (``add`` says it in its own events: ``damaged_copy_quarantined``.)"""
+    from evidence_catalog.custody import Action
+
+    moved = sorted({(blob.sha256, blob.quarantined) for blob in blobs if blob.quarantined is not None})
+    if moved:
+        copies = [{"sha256": sha256, "kept_as": kept_as} for sha256, kept_as in moved]
+        ctx.log_event(Action.COPIES_QUARANTINED, {"copies": copies}, session)
+    return tuple(moved)
 
 
 def describe(ctx: Context, blob: StoredBlob, media_type: str | None = None) -> model.Artifact:

@@ -36,6 +36,7 @@ from evidence_catalog.operations.importing_offload import ImportSeals, event_has
 from evidence_catalog.operations.ingesting_offload import OFFLOAD_ITEMS, Presealing
 from evidence_catalog.paths import display_path
 from evidence_catalog.results import ImportResult
+from evidence_catalog.store.blobstore import StoredBlob
 from evidence_catalog.store.database import (
     acquisition_row,
     artifact_row,
@@ -105,6 +106,7 @@ def _import_read(
     caller)."""
     presealing.begin(source_size(path))
     early = EarlyFiles(ctx, progress, presealing)
+    moved: list[StoredBlob] = []  # blobs stored over a damaged copy (logged with the records)
     try:
         incoming = read_source(
             path,
@@ -125,7 +127,9 @@ def _import_read(
                 new = records_to_import(ctx, session, incoming, where)
             except EvidenceError as exc:  # refused after the bag's files are checked: a damaged bag is named as such
                 refusal, new = exc, []
-        stored, present, size, created = store_incoming_files(ctx, incoming, new, where, progress, early=early)
+        stored, present, size, created = store_incoming_files(
+            ctx, incoming, new, where, progress, early=early, moved=moved
+        )
     except BaseException:
         early.abandon()  # what it stored for an import that stops here goes
         raise
@@ -147,6 +151,7 @@ def _import_read(
         with ctx.write() as session:
             new = records_to_import(ctx, session, incoming, where)  # again: another writer may have added
             insert_imported(ctx, session, new, described, at, unsigned=unsigned, analyses=analyses, seals=seals)
+            quarantined = common.log_quarantined(ctx, session, moved)
     except BaseException:
         common.remove_unclaimed(ctx, created)  # all or nothing: blobs only this import stored go too
         raise
@@ -164,6 +169,7 @@ def _import_read(
         log_key_id=provenance.key_id if provenance.signed else None,
         log_origin=provenance.origin if provenance.signed else None,
         unsigned=provenance.unsigned,
+        quarantined=quarantined,
     )
 
 

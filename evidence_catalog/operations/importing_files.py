@@ -57,6 +57,7 @@ def store_incoming_files(
     progress: ProgressCallback | None = None,
     *,
     early: EarlyFiles | None = None,
+    moved: list[StoredBlob] | None = None,
 ) -> tuple[int, int, int, list[str]]:
     """Store the bytes of every new record's artifacts and check every file the import reads:
     each file of a bag against its manifests (stored or not), each file stored against its
@@ -65,7 +66,8 @@ def store_incoming_files(
     them while the records were read, there (:class:`EarlyFiles`), what the records say of
     them checked here; the stored files are synced to disk together at the end.  Return
     (stored, already held, bytes stored, SHA-256s of the blobs this call created); when a
-    check fails, the blobs it was to store and no record holds are removed."""
+    check fails, the blobs it was to store and no record holds are removed.  Each blob that
+    replaced a damaged stored copy (moved aside) is added to *moved*."""
     found = {} if early is None else early.finish()  # raises the first file that failed
     created: list[str] = [] if early is None else list(early.created)
     missing: list[str] = []
@@ -107,7 +109,9 @@ def store_incoming_files(
                 checks.append(_FileCheck(payload.path, payload.name, payload.expected, store, read))
         for path, store in storing.items():  # a blob folder's file: checked against the artifact alone
             checks.append(_FileCheck(path, display_path(path), {}, store))
-        run_checks(ctx, checks, needed, holders, created, progress)
+        run_checks(ctx, checks, needed, holders, created, progress, moved)
+        if moved is not None and early is not None:
+            moved += early.moved
         unneeded = [sha for sha in created if sha not in needed]  # read early for a record not imported
         if unneeded:
             common.remove_unclaimed(ctx, unneeded)
@@ -131,6 +135,7 @@ def run_checks(
     holders: Mapping[str, str],
     created: list[str],
     progress: ProgressCallback | None,
+    moved: list[StoredBlob] | None = None,
 ) -> None:
     """Run *checks* in order (:func:`_run_all`: a small file's here, a large one's on a thread
     per CPU, a few at a time), adding the SHA-256 of each blob stored to *created* as it is
@@ -153,7 +158,7 @@ def run_checks(
         if check.stored is not None:  # stored and flushed early
             check_described(ctx, check, check.stored, needed[check.store], holders[check.store])
             return
-        store_checked(ctx, check, needed[check.store], holders[check.store], created, counted)
+        store_checked(ctx, check, needed[check.store], holders[check.store], created, counted, moved)
         stored = ctx.blobs.local_path(check.store)
         if stored is not None and needed[check.store].size >= bagfiles.LARGE_FILE:
             flusher.flush(os.fspath(stored))
@@ -297,13 +302,14 @@ def store_checked(
     holder: str,
     created: list[str],
     progress: ProgressCallback | None,
+    moved: list[StoredBlob] | None = None,
 ) -> None:
     """Store the file of *check* (its sync left to the caller), hashing it on the way with
     every algorithm its manifests and its artifact name; refuse it when a digest is not the
     manifest's or the artifact's, or when the stored bytes are not what *artifact* says
     (:func:`check_artifact_bytes` on the stored copy)."""
     extra = sorted((set(check.expected) | set(artifact.digests.as_dict())) - {"sha256"})
-    read = _store_file(ctx, check.path, check.name, check.expected, extra, created, progress)
+    read = _store_file(ctx, check.path, check.name, check.expected, extra, created, progress, moved)
     check_described(ctx, check, read, artifact, holder)
 
 
@@ -315,10 +321,12 @@ def _store_file(
     algorithms: Sequence[str],
     created: list[str],
     progress: ProgressCallback | None,
+    moved: list[StoredBlob] | None = None,
 ) -> _Read:
     """Store the file *path* (the bag's *name*; its sync left to the caller), hashing it on the
-    way with *algorithms* besides SHA-256, adding the SHA-256 of a blob it creates to *created*;
-    refuse it when a digest is not the one its manifests give (*expected*)."""
+    way with *algorithms* besides SHA-256, adding the SHA-256 of a blob it creates to *created*
+    (and the blob to *moved* when it replaced a damaged stored copy); refuse it when a digest
+    is not the one its manifests give (*expected*)."""
     shown = display_path(path)
     try:
         with open(path, "rb", buffering=0) as stream:
@@ -328,6 +336,8 @@ def _store_file(
         raise InputError(f"cannot be read ({exc.strerror})", where=shown) from exc
     if blob.created:
         created.append(blob.sha256)
+    if blob.quarantined is not None and moved is not None:
+        moved.append(blob)
     found = {**reader.digests(), "sha256": blob.sha256}
     compare_digests(name, found, expected)  # a bag's file, as its manifests say
     return _Read(blob, found)
@@ -428,6 +438,8 @@ class EarlyFiles:
         self.progress = progress
         #: SHA-256s of the blobs stored, as they are made.
         self.created: list[str] = []
+        #: The blobs stored that replaced a damaged stored copy (moved aside).
+        self.moved: list[StoredBlob] = []
         #: SHA-256s of the small files sent to the worker that it has not been found to have
         #: stored (not answered yet, failed, or not the bytes their manifests give): their files
         #: are stored and checked again by the import, as files not read early.
@@ -553,6 +565,7 @@ class EarlyFiles:
             sorted(set(file.expected) - {"sha256"}),
             self.created,
             self.progress,
+            self.moved,
         )
         assert read.blob is not None
         stored = self.ctx.blobs.local_path(read.blob.sha256)

@@ -131,12 +131,15 @@ class _Import:
     stored: set[str] = attrs.Factory(set)
     present: set[str] = attrs.Factory(set)
     size: int = 0
+    moved: list[StoredBlob] = attrs.Factory(list)
 
     def put(self, stream: Any, shown: str) -> StoredBlob:
         blob = self.ctx.blobs.put_stream(common.SourceFile(stream, shown), progress=self.progress, defer_sync=True)
         if blob.created:
             self.created.append(blob.sha256)
             self.size += blob.size
+        if blob.quarantined is not None:  # it replaced a damaged stored copy: logged with the records
+            self.moved.append(blob)
         return blob
 
     def head(self, sha256: str, size: int) -> bytes:
@@ -272,6 +275,7 @@ def import_auto_archiver(
                 for row, item, source in ready
             }
             importing.insert_imported(ctx, session, [item for _, item, _ in ready], {}, at, sources=sources)
+            common.log_quarantined(ctx, session, work.moved)
     except BaseException:
         common.remove_unclaimed(ctx, work.created)  # all or nothing: what only this import stored goes
         raise

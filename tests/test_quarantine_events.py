@@ -1,0 +1,187 @@
+"""A stored copy found damaged when an operation stores the same bytes again is moved aside, never
+deleted, and the good bytes take its place.  ``add`` has always said so in its event
+(``damaged_copy_quarantined``); ingests, captures and analyses say it in a ``copies.quarantined``
+event of their own transaction (each copy's SHA-256 and where it is kept), in their results and on
+the command line -- the blob store's bytes under an address are never replaced without the log
+saying so.  Real catalogs, real files, real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidence_catalog import Catalog
+from tests.conftest import make_jpeg
+from tests.media_server import MediaServer, Route, video_page
+from tests.test_analyze import picture
+from tests.test_digest import DIGEST
+from tests.test_ingest import _telegram_export
+
+CLIP = (Path(__file__).parent / "data" / "clip.mp4").read_bytes()
+FAST = ("--retries", "0", "--timeout", "2")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MediaServer]:
+    with MediaServer() as running:
+        running.route("/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
+        running.route(
+            "/watch", Route(body=video_page(running.url("/clip.mp4"), title="A clip"), media_type="text/html")
+        )
+        yield running
+
+
+def damage(catalog: Catalog, sha256: str, text: str = "tampered") -> Path:
+    """Overwrite the stored copy of *sha256* (as an attacker or a failing disk would)."""
+    stored = catalog.artifact_path(sha256)
+    stored.chmod(0o644)
+    stored.write_text(text, encoding="utf-8")
+    return stored
+
+
+def quarantined_events(catalog: Catalog) -> list[list[dict[str, str]]]:
+    """The copies each ``copies.quarantined`` event names, in log order."""
+    return [e.details["copies"] for e in catalog.history() if e.action == "copies.quarantined"]
+
+
+def kept(catalog: Catalog, moved: list[dict[str, str]] | tuple[tuple[str, str], ...]) -> dict[str, bytes]:
+    """What each quarantined copy named holds, by SHA-256."""
+    pairs = [(m["sha256"], m["kept_as"]) if isinstance(m, dict) else m for m in moved]
+    return {sha256: (catalog.path / "blobs" / kept_as).read_bytes() for sha256, kept_as in pairs}
+
+
+def test_an_ingest_that_stores_bytes_over_a_damaged_copy_says_so_in_the_log(
+    catalog: Catalog, tmp_path: Path, run_cli: Any
+) -> None:
+    digest = tmp_path / "digest.txt"
+    digest.write_text(DIGEST, encoding="utf-8")
+    photo = make_jpeg()
+    folder = _telegram_export(tmp_path / "ChatExport", photo=photo)
+    # The digest file and the export's photo were added as files first; then their stored
+    # copies were damaged.
+    [added_digest, added_photo] = catalog.add([digest, *sorted((folder / "photos").iterdir())], analyze=False)
+    damage(catalog, added_digest.sha256, "not the digest")
+    damage(catalog, added_photo.sha256, "not the photo")
+    assert not catalog.verify(record_event=False).ok
+
+    result = catalog.ingest(digest)
+    [(sha256, kept_as)] = result.quarantined
+    assert sha256 == added_digest.sha256 and kept_as.startswith(f"quarantine/{sha256}.")
+    assert quarantined_events(catalog) == [[{"sha256": sha256, "kept_as": kept_as}]]
+    assert catalog.history()[-1].action == "copies.quarantined"  # in the ingest's transaction
+    assert kept(catalog, result.quarantined) == {sha256: b"not the digest"}
+    assert catalog.artifact_path(sha256).read_bytes() == digest.read_bytes()
+
+    # Through the command, the media of a Telegram export: said on stderr, and in the log.
+    said = run_cli("ingest", "--catalog", catalog.path, folder, "--no-analyze")
+    assert said.code == 0, said.err
+    moved = quarantined_events(catalog)[-1]
+    assert [m["sha256"] for m in moved] == [added_photo.sha256]
+    assert kept(catalog, moved) == {added_photo.sha256: b"not the photo"}
+    assert (
+        f"warning: the stored copy of {added_photo.sha256} was damaged; it was replaced by these bytes "
+        f"and kept as blobs/{moved[0]['kept_as']}"
+    ) in said.err
+    assert catalog.artifact_path(added_photo.sha256).read_bytes() == photo
+    assert catalog.verify().ok
+
+
+def test_operations_over_sound_copies_log_no_quarantine(catalog: Catalog, server: MediaServer, tmp_path: Path) -> None:
+    digest = tmp_path / "digest.txt"
+    digest.write_text(DIGEST, encoding="utf-8")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(CLIP)
+    catalog.add([digest, clip], analyze=False)
+    assert catalog.ingest(digest).quarantined == ()
+    captured = catalog.capture_url(server.url("/clip.mp4"), analyze=False)
+    assert captured.ok and captured.quarantined == ()
+    assert quarantined_events(catalog) == []
+
+
+def test_a_capture_that_stores_bytes_over_a_damaged_copy_says_so_in_the_log(
+    catalog: Catalog, server: MediaServer, tmp_path: Path, run_cli: Any
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(CLIP)
+    [added] = catalog.add([clip], analyze=False)
+    damage(catalog, added.sha256)
+    said = run_cli("capture", server.url("/watch"), "--catalog", catalog.path, "--no-analyze", *FAST)
+    assert said.code == 0, said.err
+    [moved] = quarantined_events(catalog)
+    assert [m["sha256"] for m in moved] == [hashlib.sha256(CLIP).hexdigest()]
+    assert kept(catalog, moved) == {added.sha256: b"tampered"}
+    actions = [e.action for e in catalog.history()]
+    assert actions[-2:] == ["media.captured", "copies.quarantined"]
+    assert catalog.artifact_path(added.sha256).read_bytes() == CLIP
+    assert f"warning: the stored copy of {added.sha256} was damaged" in said.err
+    assert f"kept as blobs/{moved[0]['kept_as']}" in said.err
+    assert catalog.verify().ok
+
+
+def test_an_analysis_run_again_over_a_damaged_copy_says_so_though_it_adds_nothing(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Analysed again (``force``), a picture gives the very document stored the first time: the
+    record gains nothing and no ``media.analyzed`` event is written.  The document's stored copy,
+    damaged meanwhile, was replaced all the same: the log says so."""
+    [added] = catalog.add([picture(tmp_path / "a.jpg")])
+    [(document, _)] = catalog.analyses(added.record_id)
+    damage(catalog, document, "not the analysis")
+    assert not catalog.verify(record_event=False).ok
+    before = [e.action for e in catalog.history()]
+    [again] = catalog.analyze([added.record_id], force=True)
+    assert not again.new
+    assert [e.action for e in catalog.history()] == [*before, "copies.quarantined"]
+    [moved] = quarantined_events(catalog)
+    assert kept(catalog, moved) == {document: b"not the analysis"}
+    assert catalog.verify().ok
+
+
+def test_an_import_that_stores_bytes_over_a_damaged_copy_says_so_in_the_log(
+    tmp_path: Path, operator: Any, run_cli: Any
+) -> None:
+    """A copy no record describes (left by an import that was killed, say), damaged since: an
+    import that brings those bytes stores them, and logs the damaged copy it moved aside."""
+    evidence = tmp_path / "evidence.txt"
+    evidence.write_bytes(b"the evidence as exported")
+    with Catalog.init(tmp_path / "source", operator=operator) as source:
+        [added] = source.add([evidence], analyze=False)
+        source.export(tmp_path / "bag", format="bagit")
+    with Catalog.init(tmp_path / "target", operator=operator) as target:
+        left = target.artifact_path(added.sha256)
+        left.parent.mkdir(parents=True, exist_ok=True)
+        left.write_bytes(b"a damaged copy left behind")
+    said = run_cli("import", "--catalog", tmp_path / "target", tmp_path / "bag")
+    assert said.code == 0, said.err
+    with Catalog.open(tmp_path / "target") as target:
+        [moved] = quarantined_events(target)
+        assert kept(target, moved) == {added.sha256: b"a damaged copy left behind"}
+        assert target.artifact_path(added.sha256).read_bytes() == b"the evidence as exported"
+        assert f"warning: the stored copy of {added.sha256} was damaged" in said.err
+        assert target.verify().ok
+
+
+def test_an_auto_archiver_import_over_a_damaged_copy_says_so_in_the_log(catalog: Catalog, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.aa_rows import FIXTURE, P
+
+    first = tmp_path / "first"
+    shutil.copytree(FIXTURE, first)
+    catalog.import_auto_archiver(first, analyze=False)
+    records = {r.acquisitions[0].requested_url: r for r in catalog.records()}
+    clip = records[P + "clip.mp4"].artifacts[0].artifact.sha256
+    damage(catalog, clip)
+    second = tmp_path / "second"  # the same archive under other URLs: its files are stored again
+    shutil.copytree(FIXTURE, second)
+    csv = second / "db.csv"
+    csv.write_text(csv.read_text(encoding="utf-8").replace(P, P + "mirror/"), encoding="utf-8")
+    result = catalog.import_auto_archiver(second, analyze=False)
+    assert result.records_added
+    [moved] = quarantined_events(catalog)
+    assert kept(catalog, moved) == {clip: b"tampered"}
+    assert catalog.verify().ok
