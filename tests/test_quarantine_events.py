@@ -8,31 +8,20 @@ saying so.  Real catalogs, real files, real HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from evidence_catalog import Catalog
+from tests import test_capture_cli
 from tests.conftest import make_jpeg
-from tests.media_server import MediaServer, Route, video_page
+from tests.media_server import MediaServer
 from tests.test_analyze import picture
+from tests.test_capture_cli import CLIP, FAST
 from tests.test_digest import DIGEST
 from tests.test_ingest import _telegram_export
 
-CLIP = (Path(__file__).parent / "data" / "clip.mp4").read_bytes()
-FAST = ("--retries", "0", "--timeout", "2")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MediaServer]:
-    with MediaServer() as running:
-        running.route("/clip.mp4", Route(body=CLIP, media_type="video/mp4"))
-        running.route(
-            "/watch", Route(body=video_page(running.url("/clip.mp4"), title="A clip"), media_type="text/html")
-        )
-        yield running
+#: The capture tests' server (127.0.0.1), one for this module too: a clip and a page showing it.
+server = test_capture_cli.server
 
 
 def damage(catalog: Catalog, sha256: str, text: str = "tampered") -> Path:
