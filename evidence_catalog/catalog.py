@@ -141,6 +141,9 @@ def _delegate(operation: Callable[Concatenate[Context, _P], _R]) -> Callable[Con
 
     The method keeps the operation's name, parameters (``self`` in place of the context) and
     documentation, which is where each operation's behaviour is described, next to its work.
+    After it, failed or not, a damaged stored copy the blob store moved aside that no committed
+    event says yet (an operation that failed after the move) is logged in a transaction of its
+    own (:meth:`~evidence_catalog.operations.context.Context.log_moved_left`).
     """
 
     if isinstance(operation, _Named):  # an operation of a module imported on first use
@@ -148,7 +151,11 @@ def _delegate(operation: Callable[Concatenate[Context, _P], _R]) -> Callable[Con
 
     @functools.wraps(operation)
     def method(self: Catalog, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        return operation(self._ctx, *args, **kwargs)
+        try:
+            return operation(self._ctx, *args, **kwargs)
+        finally:
+            if self._ctx.blobs.moved:  # a damaged copy moved aside that no committed event says yet
+                self._ctx.log_moved_left()
 
     signature = inspect.signature(operation)
     _context, *parameters = signature.parameters.values()

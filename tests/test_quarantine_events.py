@@ -7,11 +7,15 @@ saying so.  Real catalogs, real files, real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from evidence_catalog import Catalog
+from evidence_catalog.errors import EvidenceError, StorageError
 from tests import test_capture_cli
 from tests.conftest import make_jpeg
 from tests.media_server import MediaServer
@@ -174,3 +178,99 @@ def test_an_auto_archiver_import_over_a_damaged_copy_says_so_in_the_log(catalog:
     [moved] = quarantined_events(catalog)
     assert kept(catalog, moved) == {clip: b"tampered"}
     assert catalog.verify().ok
+
+
+# -- an operation that fails after a damaged copy was moved aside ---------------------------------
+# (From a hostile review: the move was said in the failed operation's transaction, rolled back.)
+
+
+def test_an_ingest_that_fails_after_moving_a_damaged_copy_still_logs_the_move(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo = make_jpeg()
+    folder = _telegram_export(tmp_path / "ChatExport", photo=photo)
+    [added] = catalog.add(sorted((folder / "photos").iterdir()), analyze=False)
+    damage(catalog, added.sha256)
+
+    def full(*_: Any) -> None:
+        raise StorageError("the disk is full")
+
+    monkeypatch.setattr(catalog.db, "insert_rows", full)
+    with pytest.raises(StorageError, match="the disk is full"):
+        catalog.ingest(folder)
+    monkeypatch.undo()
+    [moved] = quarantined_events(catalog)
+    assert kept(catalog, moved) == {added.sha256: b"tampered"}
+    assert [e.action for e in catalog.history()][-1] == "copies.quarantined"  # and nothing of the ingest
+    assert catalog.artifact_path(added.sha256).read_bytes() == photo  # the good bytes stay: a record holds them
+    assert catalog.verify().ok
+    # Ingested again: the copy is sound now, nothing more to say.
+    catalog.ingest(folder)
+    assert len(quarantined_events(catalog)) == 1
+
+
+def test_a_capture_that_fails_after_moving_a_damaged_copy_still_logs_the_move(
+    catalog: Catalog, server: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence_catalog.operations import capturing
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(CLIP)
+    [added] = catalog.add([clip], analyze=False)
+    damage(catalog, added.sha256)
+    store = capturing.store_captured
+    calls = []
+
+    def second_fails(ctx: Any, item: Any) -> Any:
+        calls.append(item)
+        if len(calls) == 2:
+            raise StorageError("the disk is full")
+        return store(ctx, item)
+
+    monkeypatch.setattr(capturing, "store_captured", second_fails)
+    result = catalog.capture_url(server.url("/clip.mp4"), analyze=False)
+    assert not result.ok
+    actions = [e.action for e in catalog.history()]
+    assert "capture.failed" in actions and "copies.quarantined" in actions
+    [moved] = quarantined_events(catalog)
+    assert kept(catalog, moved) == {added.sha256: b"tampered"}
+    assert catalog.verify().ok
+
+
+def test_a_damaged_copy_moved_aside_whose_good_bytes_could_not_be_linked_is_logged(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blob store moved the damaged copy aside, then could not put the good bytes in its
+    place (a full disk): the add fails, the address is empty -- ``verify`` says the bytes are
+    missing -- and the log says where the damaged copy went."""
+    from evidence_catalog.store.blobstore import BlobStore
+
+    evidence = tmp_path / "ev.txt"
+    evidence.write_text("the evidence", encoding="utf-8")
+    [added] = catalog.add([evidence], analyze=False)
+    damage(catalog, added.sha256)
+
+    def no_space(*_: Any, **__: Any) -> bool:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(BlobStore, "_link_into_place", no_space)
+    with pytest.raises(EvidenceError):
+        catalog.add([evidence], analyze=False)
+    monkeypatch.undo()
+    [moved] = quarantined_events(catalog)
+    assert kept(catalog, moved) == {added.sha256: b"tampered"}
+    assert not catalog.verify(record_event=False).ok  # the bytes are missing, and that is said
+    catalog.add([evidence], analyze=False)  # the same file again puts them back
+    assert catalog.verify().ok
+
+
+def test_an_add_names_the_damaged_copy_in_its_own_event_and_nowhere_else(catalog: Catalog, tmp_path: Path) -> None:
+    evidence = tmp_path / "ev.txt"
+    evidence.write_text("the evidence", encoding="utf-8")
+    [added] = catalog.add([evidence], analyze=False)
+    damage(catalog, added.sha256)
+    [again] = catalog.add([evidence], analyze=False)
+    assert again.quarantined is not None
+    assert catalog.history()[-1].details["damaged_copy_quarantined"] == again.quarantined
+    assert quarantined_events(catalog) == []
+    assert catalog._ctx.blobs.moved == []  # said, and taken off the list once committed

@@ -277,5 +277,6 @@ def _import_auto_archiver(
             f" {result.artifacts_present} already stored"
             + (f"; {len(result.rows_refused)} row(s) left out" if result.rows_refused else "")
         )
+    echo_quarantined(result.quarantined)
     if result.findings:
         raise SystemExit(EXIT_PROBLEMS)

@@ -606,8 +606,6 @@ def _record_analysis(
     )
     with ctx.write() as session:
         common.check_record_exists(ctx, session, record_id, where="record_id")
-        # (Logged also when the record held this very analysis: the bytes were stored again.)
-        common.log_quarantined(ctx, session, [doc_blob, *stored.values()])
         held = set(ctx.db.artifacts_of(session, record_id))
         if doc_blob.sha256 in held:
             return False

@@ -361,7 +361,6 @@ def record_capture(
             ctx.db.add_acquisition(session, record_id, acquisition, event.seq)
             if note_part is not None:
                 ctx.db.add_part(session, record_id, "note", note_part, event.seq)
-            quarantined = common.log_quarantined(ctx, session, (blob for _, blob in stored))
         if noted is not None and note is not None:
             noted.add(record_id)
         main_blob = stored[0][1]
@@ -379,7 +378,7 @@ def record_capture(
             version_of=version_of,
             warnings=fetched.warnings,
             not_kept=acquisition.note,
-            quarantined=quarantined,
+            quarantined=common.quarantined_by(blob for _, blob in stored),
         )
 
     except StorageError as exc:

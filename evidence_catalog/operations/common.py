@@ -74,20 +74,12 @@ def remove_unclaimed(ctx: Context, created: Sequence[str]) -> None:
                     ctx.blobs.remove(sha)
 
 
-def log_quarantined(ctx: Context, session: Any, blobs: Iterable[StoredBlob]) -> tuple[tuple[str, str], ...]:
-    """Log, in the write transaction *session*, the stored copies an operation found damaged and
-    replaced with the good bytes in hand (each damaged copy moved aside, never deleted): one
-    ``copies.quarantined`` event naming each one's SHA-256 and where under ``blobs/`` it is
-    kept, so that the bytes under an address are never replaced without the log saying so.
-    Nothing when there are none (nearly always).  Returns (SHA-256, where kept) of each, in the
-    order of their SHA-256.  (``add`` says it in its own events: ``damaged_copy_quarantined``.)"""
-    from evidence_catalog.custody import Action
-
-    moved = sorted({(blob.sha256, blob.quarantined) for blob in blobs if blob.quarantined is not None})
-    if moved:
-        copies = [{"sha256": sha256, "kept_as": kept_as} for sha256, kept_as in moved]
-        ctx.log_event(Action.COPIES_QUARANTINED, {"copies": copies}, session)
-    return tuple(moved)
+def quarantined_by(blobs: Iterable[StoredBlob]) -> tuple[tuple[str, str], ...]:
+    """(SHA-256, where under ``blobs/`` the damaged copy was moved) of each of *blobs* that
+    replaced a damaged stored copy, in the order of their SHA-256: what an operation's result
+    says (its write transaction logs them: :meth:`~evidence_catalog.operations.context.Context.write`).
+    Normally none."""
+    return tuple(sorted({(blob.sha256, blob.quarantined) for blob in blobs if blob.quarantined is not None}))
 
 
 def describe(ctx: Context, blob: StoredBlob, media_type: str | None = None) -> model.Artifact:

@@ -151,7 +151,6 @@ def _import_read(
         with ctx.write() as session:
             new = records_to_import(ctx, session, incoming, where)  # again: another writer may have added
             insert_imported(ctx, session, new, described, at, unsigned=unsigned, analyses=analyses, seals=seals)
-            quarantined = common.log_quarantined(ctx, session, moved)
     except BaseException:
         common.remove_unclaimed(ctx, created)  # all or nothing: blobs only this import stored go too
         raise
@@ -169,7 +168,7 @@ def _import_read(
         log_key_id=provenance.key_id if provenance.signed else None,
         log_origin=provenance.origin if provenance.signed else None,
         unsigned=provenance.unsigned,
-        quarantined=quarantined,
+        quarantined=common.quarantined_by(moved),
     )
 
 

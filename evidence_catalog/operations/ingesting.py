@@ -485,7 +485,6 @@ def _write_reports(
             )
         )
         ctx.db.append_events(session, drafts)
-        quarantined = common.log_quarantined(ctx, session, [blob, *stored_blobs.values()])
     return IngestResult(
         path=stored.where,
         format=stored.format,
@@ -501,7 +500,7 @@ def _write_reports(
         skipped=tuple(stored.skipped or ()),
         media=tuple(dict.fromkeys(media_to_capture)),
         media_stored=tuple(media_stored),
-        quarantined=quarantined,
+        quarantined=common.quarantined_by([blob, *stored_blobs.values()]),
     )
 
 

@@ -70,6 +70,9 @@ class MigrationResult:
     artifacts_stored: int
     artifacts_present: int
     bytes_stored: int
+    #: (SHA-256, where under ``blobs/`` it was moved) of each stored copy this import found
+    #: damaged and replaced with the bytes it read (the damaged copy is kept); normally none.
+    quarantined: tuple[tuple[str, str], ...] = ()
 
 
 def _stable_id(when: dt.datetime, seed: bytes) -> str:
@@ -275,7 +278,6 @@ def import_auto_archiver(
                 for row, item, source in ready
             }
             importing.insert_imported(ctx, session, [item for _, item, _ in ready], {}, at, sources=sources)
-            common.log_quarantined(ctx, session, work.moved)
     except BaseException:
         common.remove_unclaimed(ctx, work.created)  # all or nothing: what only this import stored goes
         raise
@@ -299,6 +301,7 @@ def import_auto_archiver(
         artifacts_stored=len(stored),
         artifacts_present=len(claimed) - len(stored),
         bytes_stored=sum(work.described[sha].size for sha in stored),
+        quarantined=common.quarantined_by(work.moved),
     )
 
 

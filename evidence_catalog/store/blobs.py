@@ -27,6 +27,11 @@ class BlobStorage(Protocol):
     #: Readers per CPU that keep a verification busy: hashing is bound by the CPU on a local
     #: disk, by the network's round trips on object storage.
     readers_per_cpu: int
+    #: The damaged copies this store moved aside in this process, as (SHA-256, where it was
+    #: moved, relative to the store), appended the moment each is moved: what the custody log
+    #: must still say (:meth:`~evidence_catalog.operations.context.Context.write` logs them and
+    #: takes them off once its transaction has committed).
+    moved: list[tuple[str, str]]
 
     def local_path(self, sha256: str) -> Path | None:
         """The file holding the bytes on this machine's file system, or ``None`` when the store

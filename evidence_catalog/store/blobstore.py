@@ -163,6 +163,9 @@ class BlobStore:
         self._others = False
         #: Whether a damaged stored copy is moved aside here (else: StorageError, see put_stream).
         self.quarantines = True
+        #: Damaged copies moved aside by this object, not yet said by the custody log
+        #: (:class:`~evidence_catalog.store.blobs.BlobStorage`).
+        self.moved: list[tuple[str, str]] = []
 
     @property
     def location(self) -> str:
@@ -454,10 +457,12 @@ class BlobStore:
         self._make_dirs(quarantine)
         moved = quarantine / f"{sha256}.{uuid.uuid4().hex}"
         os.rename(final, moved)
+        kept_as = os.fspath(moved.relative_to(self.root))
+        self.moved.append((sha256, kept_as))  # to be logged, whatever happens next
         if self.fsync:
             fsync_dir(quarantine)
             fsync_dir(final.parent)
-        return os.fspath(moved.relative_to(self.root)), False
+        return kept_as, False
 
     @contextmanager
     def _placing(self) -> Iterator[None]:

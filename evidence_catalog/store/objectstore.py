@@ -106,6 +106,9 @@ class ObjectBlobStore:
         for error messages."""
         protocol, self.root = parse_blobs_url(url, where=where)
         self.url = f"{protocol}://{self.root}"
+        #: Damaged copies moved aside by this object, not yet said by the custody log
+        #: (:class:`~evidence_catalog.store.blobs.BlobStorage`).
+        self.moved: list[tuple[str, str]] = []
         self.algorithms = tuple(algorithms)
         options: dict[str, Any] = dict(storage_options or {})
         if protocol == "s3":
@@ -257,6 +260,7 @@ class ObjectBlobStore:
             moved = f"{self.root}/quarantine/{digests.sha256}.{uuid.uuid4().hex}"
             self.fs.copy(final, moved)
             quarantined = moved.removeprefix(f"{self.root}/")
+            self.moved.append((digests.sha256, quarantined))  # to be logged, whatever happens next
         self.fs.copy(tmp_key, final)
         info = self.fs.info(final)
         if int(info.get("size", -1)) != size:
