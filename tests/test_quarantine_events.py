@@ -274,3 +274,33 @@ def test_an_add_names_the_damaged_copy_in_its_own_event_and_nowhere_else(catalog
     assert catalog.history()[-1].details["damaged_copy_quarantined"] == again.quarantined
     assert quarantined_events(catalog) == []
     assert catalog._ctx.blobs.moved == []  # said, and taken off the list once committed
+
+
+def test_fsck_names_a_damaged_copy_no_event_names_and_remove_logs_it(
+    catalog: Catalog, tmp_path: Path, run_cli: Any
+) -> None:
+    """A process killed right after the blob store moved a damaged copy aside leaves a copy no
+    event names: ``fsck`` says so (not clean), ``fsck --remove`` logs it, and it is clean."""
+    evidence = tmp_path / "ev.txt"
+    evidence.write_text("the evidence", encoding="utf-8")
+    [added] = catalog.add([evidence], analyze=False)
+    damage(catalog, added.sha256)
+    [again] = catalog.add([evidence], analyze=False)  # named by its artifact.added event
+    assert again.quarantined is not None
+    # As a killed process leaves one: moved aside, never said.
+    left = catalog.path / "blobs" / "quarantine" / f"{added.sha256}.{'0' * 32}"
+    left.write_bytes(b"moved by a process that was killed")
+    report = catalog.fsck()
+    assert [e.path.rsplit("/", 1)[-1] for e in report.unlogged] == [left.name]
+    assert len(report.quarantined) == 2 and not report.clean
+    listed = run_cli("fsck", "--catalog", catalog.path)
+    assert listed.code == 1 and f"{left.name}  {left.stat().st_size} B  kept, not in the log" in listed.out
+    repaired = run_cli("fsck", "--catalog", catalog.path, "--remove")
+    assert repaired.code == 0, repaired.out + repaired.err
+    assert "kept, logged now" in repaired.out
+    [moved] = quarantined_events(catalog)
+    assert moved == [{"sha256": added.sha256, "kept_as": f"quarantine/{left.name}"}]
+    assert catalog.history()[-1].details["found_by"] == "fsck"
+    assert catalog.fsck().clean and catalog.fsck().unlogged == ()
+    assert left.read_bytes() == b"moved by a process that was killed"  # kept
+    assert catalog.verify().ok

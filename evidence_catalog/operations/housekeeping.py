@@ -6,6 +6,7 @@ Every function takes the operation's :class:`~evidence_catalog.operations.contex
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,7 +53,9 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
     if work.is_dir():
         temporary += [fsck_entry(path, ctx.path, now) for path in sorted(work.iterdir())]
     quarantined = tuple(ctx.blobs.quarantined(now))
+    unlogged = _unlogged(ctx, quarantined) if quarantined else ()
     removed: list[FsckEntry] = []
+    logged: list[FsckEntry] = []
     if remove:
         common.check_writable(ctx, "; nothing can be removed from it")
         log_key.check_signing_key(ctx)  # the removal must be logged: refused before anything is deleted
@@ -66,6 +69,10 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
                 if removed:
                     listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
                     ctx.log_event(Action.CATALOG_FSCK, {"removed": listed}, session)
+                if unlogged:  # moved aside by a process killed before it could say so
+                    copies = [_moved_copy(entry) for entry in unlogged]
+                    ctx.log_event(Action.COPIES_QUARANTINED, {"copies": copies, "found_by": "fsck"}, session)
+                    logged += unlogged
         except (StorageError, IntegrityError, CatalogError) as exc:
             if not removed:
                 raise
@@ -81,7 +88,51 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
         temporary=tuple(temporary),
         quarantined=quarantined,
         removed=tuple(removed),
+        unlogged=unlogged,
+        logged=tuple(logged),
     )
+
+
+def _name(entry: FsckEntry) -> str:
+    """A quarantined copy's file name: ``<sha256>.<random hex>``."""
+    return entry.path.rsplit("/", 1)[-1]
+
+
+def _moved_copy(entry: FsckEntry) -> dict[str, str]:
+    """What a ``copies.quarantined`` event says of the quarantined copy *entry*."""
+    name = _name(entry)
+    return {"sha256": name.split(".", 1)[0], "kept_as": f"quarantine/{name}"}
+
+
+def _unlogged(ctx: Context, quarantined: Sequence[FsckEntry]) -> tuple[FsckEntry, ...]:
+    """The quarantined copies no custody event names (neither a ``copies.quarantined`` event
+    nor an ``artifact.added`` one's ``damaged_copy_quarantined``): moved aside by a process
+    killed before its transaction said so.  A copy whose name is not one the blob store gives
+    (``<sha256>.<random hex>``) is left to the listing."""
+    actions = (Action.COPIES_QUARANTINED, Action.ARTIFACT_ADDED)
+    found = []
+    with ctx.db.read() as session:
+        for entry in quarantined:
+            name = _name(entry)
+            if not _QUARANTINED_NAME.fullmatch(name):
+                continue
+            said = False
+            for details in ctx.db.event_details_holding(session, actions, name):
+                if not isinstance(details, dict):
+                    continue
+                copies = details.get("copies")
+                kept = [c.get("kept_as") for c in copies if isinstance(c, dict)] if isinstance(copies, list) else []
+                kept.append(details.get("damaged_copy_quarantined"))
+                if any(isinstance(k, str) and k.rsplit("/", 1)[-1] == name for k in kept):
+                    said = True
+                    break
+            if not said:
+                found.append(entry)
+    return tuple(found)
+
+
+#: The name the blob store gives a damaged copy it moves aside.
+_QUARANTINED_NAME = re.compile("[0-9a-f]{64}\\.[0-9a-f]{32}")
 
 
 def remove_unfinished(

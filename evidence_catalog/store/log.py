@@ -233,6 +233,26 @@ class CustodyLog(Connections):
         for row in execute(session, query.execution_options(stream_results=True, yield_per=2000)):
             yield tuple(row)
 
+    def event_details_holding(self, session: Session, actions: Sequence[str], text: str) -> list[Any]:
+        """The details (parsed) of the events of *actions* whose stored details text holds
+        *text* (letters, digits and dots only: no pattern), in log order; details that do not
+        parse are left out.  A scan of those events' text, for the rare question of which
+        event names a file (``fsck`` asking after a damaged copy moved aside)."""
+        if not text or not all(c.isalnum() or c == "." for c in text):
+            raise ValueError("only letters, digits and dots are looked for")
+        table = table_of(CustodyEventRow)
+        details = sa.cast(table.c.details, sa.Text)
+        query = (
+            sa.select(details).where(table.c.action.in_(list(actions)), details.like(f"%{text}%")).order_by(table.c.seq)
+        )
+        found = []
+        for (body,) in execute(session, query):
+            try:
+                found.append(strict_json(body) if isinstance(body, str) else body)
+            except ValueError:
+                continue
+        return found
+
     def event_page(self, session: Session, *, after: int = 0, limit: int = 100) -> list[model.CustodyEvent]:
         """The events numbered after *after*, at most *limit* of them, in log order (a range
         of the primary key: as fast at the millionth event as at the first)."""
