@@ -111,7 +111,7 @@ def _seal(draft: CustodyEvent) -> tuple[str, bytes]:
         leaf = event_leaf({**document, "hash": event_hash})
         _check_as_stored(draft, event_hash, leaf)
         return event_hash, leaf
-    if not plain:
+    if plain is None:  # it holds values the converter made: are they what JSON stores?
         _check_as_stored(draft, event_hash, leaf)
     return event_hash, leaf
 
@@ -148,7 +148,7 @@ def _check_as_stored(draft: CustodyEvent, event_hash: str, leaf: bytes) -> None:
 _encode_text: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
-def _canonical(form: dict[str, Any], plain: bool) -> bytes:
+def _canonical(form: dict[str, Any], plain: bool | None) -> bytes:
     """:func:`~evidence_catalog.serialize.canonical_json` of *form*, told whether it is plain."""
     if plain:
         try:
@@ -247,9 +247,12 @@ def sealed_salted(
 _SAFE_SEQ = 2**53 - 1
 
 
-def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
+def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool | None]:
     """:func:`committed_form` of ``unstructure(draft)`` (a salted event), and whether it is
-    plain JSON (see :func:`_seal`); :class:`CommitmentError` for details it leaves to the reference."""
+    plain JSON (see :func:`_seal`): ``True``, ``False``, or ``None`` when it is not and holds
+    values the converter made (or a ``metadata`` value of other types than JSON's own), whose
+    JSON as stored :func:`_seal` checks; :class:`CommitmentError` for details it leaves to the
+    reference."""
     secret = draft.details[SALT]
     if not isinstance(secret, str) or _SECRET.fullmatch(secret) is None:
         raise CommitmentError("the event's salt is not 64 lower-case hex digits")
@@ -261,7 +264,7 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
     inner_state = hashlib.sha256(key.translate(_INNER_PAD))
     outer_state = hashlib.sha256(key.translate(_OUTER_PAD))
     sha256 = hashlib.sha256
-    plain = True
+    plain: bool | None = True
 
     def salt_of(pointer: str) -> str:
         inner = inner_state.copy()
@@ -281,11 +284,11 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
                     raise CommitmentError("left to the reference functions")  # caught by _seal
                 inner = pointer + "/" + (_escape(name) if "~" in name or "/" in name else name)
                 if not name.isascii() and _UTF16_ORDER_DIFFERS.search(name):
-                    plain = False
+                    not_plain()
                 if top and name == SALT:
                     continue
                 if name in WHOLE_MEMBERS:
-                    out[name] = _whole_digest(salt_of(inner), value, inner, not_plain)
+                    out[name] = _whole_digest(salt_of(inner), value, inner, unusual)
                     continue
                 kind = type(value)
                 if kind is str:  # the salt and digest of most values, without a call
@@ -314,11 +317,16 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool]:
                 else:
                     items.append(walk(value, inner))
             return items
-        return _draft_value(node, pointer, salt_of, walk, not_plain)
+        return _draft_value(node, pointer, salt_of, walk, not_plain, unusual)
 
     def not_plain() -> None:
         nonlocal plain
-        plain = False
+        if plain:
+            plain = False
+
+    def unusual() -> None:
+        nonlocal plain
+        plain = None
 
     form = _draft_form(draft, walk)
     return form, plain and _plain_members(form)
@@ -366,12 +374,12 @@ def _committed_json(draft: CustodyEvent) -> tuple[bytes, bytes] | None:
     return data, prev_hash
 
 
-def _whole_digest(salt: str, value: Any, pointer: str, not_plain: Callable[[], None]) -> str:
+def _whole_digest(salt: str, value: Any, pointer: str, unusual: Callable[[], None]) -> str:
     """The salted digest of a member committed whole (``metadata``) as the walks make it: of
     ``unstructure(value)``.  Where *value* is not plain JSON and holds anything but JSON's own
     types (a number, a tuple or an enum of a subclass, a name that is not exactly text), what
     the converter makes of it need not be what the database stores of it (JSON's text of the
-    value as handed over): the event is then *not_plain*, and :func:`_seal` checks it as stored
+    value as handed over): the event is then *unusual*, and :func:`_seal` checks it as stored
     before it is sealed.  A name that is not exactly text is refused, as the reference refuses
     it (:func:`~evidence_catalog.custody._check_names`): two such names may be written alike."""
     if _plain(value):  # (what value_digest writes of it: canonical_json's own first step)
@@ -381,7 +389,7 @@ def _whole_digest(salt: str, value: Any, pointer: str, not_plain: Callable[[], N
             return value_digest(salt, value)
     if not _json_types_only(value):
         _check_names(value, pointer)  # (the walk again, to name where a name is not text)
-        not_plain()
+        unusual()
     return value_digest(salt, unstructure(value))
 
 
@@ -415,12 +423,14 @@ def _draft_value(
     salt_of: Callable[[str], str],
     walk: Callable[[Any, str], Any],
     not_plain: Callable[[], None],
+    unusual: Callable[[], None],
 ) -> Any:
     """A draft's value at *pointer* that is neither an object nor an array, as both walks of
     :func:`_committed_fast` commit it: text (of a subclass too: an enum's, as the converter leaves
     it) by its salted digest; null, booleans and integers JSON carries exactly, as they are;
-    other numbers as they are, but not plain; anything else as the converter makes it, walked
-    (:class:`CommitmentError` for what the converter leaves as it is)."""
+    other numbers as they are, but not plain; anything else as the converter makes it, walked,
+    and *unusual* (what JSON stores of it may differ: :func:`_seal` checks it) --
+    :class:`CommitmentError` for what the converter leaves as it is."""
     kind = type(node)
     if isinstance(node, str):
         data = '["' + salt_of(pointer) + '",' + _encode_text(node) + "]"
@@ -433,6 +443,7 @@ def _draft_value(
     converted = unstructure(node)  # a time, a model value, a set...: as the converter makes it
     if type(converted) is kind:
         raise CommitmentError("left to the reference functions")  # caught by _seal
+    unusual()
     return walk(converted, pointer)
 
 
@@ -456,7 +467,7 @@ def _plain_members(form: dict[str, Any]) -> bool:
     return all(_plain(form[member]) for member in ("seq", "at", "action", "subject"))
 
 
-def _committed_native(native: ModuleType, draft: CustodyEvent, secret: str) -> tuple[dict[str, Any], bool]:
+def _committed_native(native: ModuleType, draft: CustodyEvent, secret: str) -> tuple[dict[str, Any], bool | None]:
     """:func:`_committed_fast` with its walk made by the C module (:data:`_native`): the
     same rules; what JSON is made of is walked there, and every other value handed back here."""
     walk = _NativeWalk(native, secret)
@@ -470,7 +481,8 @@ class _NativeWalk:
     false once a value or a name is met that ``json`` does not write as RFC 8785 does."""
 
     def __init__(self, native: ModuleType, secret: str, *, stop: bool = False) -> None:
-        self.native, self.key, self.plain, self.stop = native, bytes.fromhex(secret), True, stop
+        self.native, self.key, self.stop = native, bytes.fromhex(secret), stop
+        self.plain: bool | None = True
 
     def key_check(self, name: Any) -> None:
         if type(name) is not str:
@@ -483,14 +495,20 @@ class _NativeWalk:
         return salt
 
     def whole(self, value: Any, pointer: str) -> str:
-        return _whole_digest(self.salt_of(pointer), value, pointer, self.not_plain)
+        return _whole_digest(self.salt_of(pointer), value, pointer, self.unusual)
 
     def other(self, node: Any, pointer: str) -> Any:
-        return _draft_value(node, pointer, self.salt_of, self.walk, self.not_plain)
+        return _draft_value(node, pointer, self.salt_of, self.walk, self.not_plain, self.unusual)
 
     def not_plain(self) -> None:
-        self.plain = False
+        if self.plain:
+            self.plain = False
         if self.stop:  # writing: what is written is of no use (_committed_json)
+            raise _NotPlainError
+
+    def unusual(self) -> None:
+        self.plain = None
+        if self.stop:
             raise _NotPlainError
 
     def walk(self, node: Any, pointer: str, top: bool = False) -> Any:
