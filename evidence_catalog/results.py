@@ -380,18 +380,16 @@ class FsckReport:
     temporary: tuple[FsckEntry, ...]
     quarantined: tuple[FsckEntry, ...]
     removed: tuple[FsckEntry, ...]
-    #: The quarantined copies no custody event names (a process killed between moving a damaged
-    #: copy aside and logging it), and those of them ``remove`` logged now.
+    #: The quarantined copies no custody event names: moved aside by a process killed before
+    #: its transaction said so, by a version before operations other than ``add`` said so, or
+    #: put there by hand (kept, as every quarantined copy).
     unlogged: tuple[FsckEntry, ...] = ()
-    logged: tuple[FsckEntry, ...] = ()
 
     @property
     def clean(self) -> bool:
-        """Whether nothing is left over (quarantined copies do not count: they are kept; one no
-        event names does, until ``remove`` logs it)."""
+        """Whether nothing is left over (quarantined copies do not count: they are kept)."""
         left = {e.path for e in (*self.orphaned_blobs, *self.temporary)} - {e.path for e in self.removed}
-        unsaid = {e.path for e in self.unlogged} - {e.path for e in self.logged}
-        return not left and not unsaid
+        return not left
 
 
 FsckEntry = StoreEntry

@@ -150,8 +150,8 @@ def verify(
 @json_option
 def fsck(catalog_path: str, remove: bool, operator: str | None, as_json: bool) -> None:
     """List what interrupted work left in the catalog folder that no record claims: orphaned
-    blobs and unfinished temporary files (and quarantined damaged copies, which are kept; one no
-    custody event names, which --remove logs).
+    blobs and unfinished temporary files (and quarantined damaged copies, which are kept, saying
+    which no custody event names).
 
     Exit code 1 when something is left over (after --remove: something too young to remove).
     """
@@ -167,16 +167,11 @@ def fsck(catalog_path: str, remove: bool, operator: str | None, as_json: bool) -
             for entry in entries:
                 state = "removed" if entry.path in removed else f"{entry.age_seconds / 60:.0f} min old"
                 click.echo(f"{label:<14} {printable(entry.path)}  {entry.size} B  {state}")
-        unlogged, logged = {e.path for e in report.unlogged}, {e.path for e in report.logged}
+        unlogged = {e.path for e in report.unlogged}
         for entry in report.quarantined:
-            said = "" if entry.path not in unlogged else ", logged now" if entry.path in logged else ", not in the log"
+            said = ", not in the custody log" if entry.path in unlogged else ""
             click.echo(f"{'quarantined':<14} {printable(entry.path)}  {entry.size} B  kept{said}")
-        click.echo(
-            "clean"
-            if report.clean
-            else "left over: see above (--remove removes what is older than an hour, and logs the damaged"
-            " copies no custody event names)"
-        )
+        click.echo("clean" if report.clean else "left over: see above (--remove removes what is older than an hour)")
     if not report.clean:
         raise SystemExit(EXIT_PROBLEMS)
 

@@ -37,7 +37,7 @@ from evidence_catalog.hashing import ProgressCallback
 from evidence_catalog.operations import common, log_key
 from evidence_catalog.operations.adding_offload import AddPolicy, Storing
 from evidence_catalog.operations.common import check_note, check_record_id, checked_tags, utf8
-from evidence_catalog.operations.context import MOVED_NAMED, Context
+from evidence_catalog.operations.context import Context
 from evidence_catalog.paths import display_path, recorded_path
 from evidence_catalog.replay import added_details
 from evidence_catalog.results import AddResult, AnalysisResult
@@ -473,8 +473,6 @@ def catalogue_files(
             # a stored copy that no longer matched its address was replaced by these bytes
             "damaged_copy_quarantined": blob.quarantined,
         }
-        if blob.quarantined is not None:  # said here: not again in a copies.quarantined event
-            session.info.setdefault(MOVED_NAMED, set()).add(blob.quarantined)
         drafts.append(
             EventDraft(at=ended_at, actor=ctx.operator, action=Action.ARTIFACT_ADDED, subject=target, details=details)
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +21,6 @@ from evidence_catalog.store.database import CatalogDatabase
 from evidence_catalog.store.keyfiles import LogKey
 
 Clock = Callable[[], dt.datetime]
-
-#: The key, in a write transaction's ``session.info``, of the set of damaged copies (where each
-#: was moved) that the transaction's own events name (``add`` names them in ``artifact.added``).
-MOVED_NAMED = "moved_named"
 
 
 @attrs.define(eq=False)
@@ -59,53 +56,69 @@ class Context:
     clock: Clock
     key: KeyState
 
+    #: Serialises taking the blob store's moves (:meth:`_take_moved`) between threads.
+    _moves_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    #: Moves :meth:`log_moved_left` tried to say already (it does not try a move twice).
+    _moves_tried: set[tuple[str, str]] = attrs.field(factory=set, init=False, repr=False)
+
     @contextmanager
     def write(self) -> Iterator[Any]:
         """A write transaction (see :meth:`CatalogDatabase.write`) that, when it appended custody
         events, ends with a checkpoint of the log, signed by its key, in the same transaction.
 
-        Before that it logs the damaged stored copies the blob store moved aside in this process
-        that no event says yet (:meth:`log_moved`); once the transaction has committed, they are
-        said, and taken off the store's list (a transaction rolled back leaves them on it, for
-        the next one: see :meth:`log_moved_left`)."""
+        Before that it says the damaged stored copies the blob store moved aside in this process
+        that no committed event says yet: it takes them off the store's list
+        (:attr:`~evidence_catalog.store.blobs.BlobStorage.moved`) and appends one
+        ``copies.quarantined`` event naming each (its SHA-256, where it is kept); should the
+        transaction not commit, they go back on the list, for the next one (or
+        :meth:`log_moved_left`).  Each move is said once."""
+        from evidence_catalog.custody import Action
         from evidence_catalog.operations.log_key import write_checkpoint
 
-        with self.db.write(sealed=True) as session:
-            yield session
-            said = self.log_moved(session)
-            if self.db.appended(session) and self.key.signs:
-                write_checkpoint(self, session)
-        for entry in said:  # committed
-            with contextlib.suppress(ValueError):  # (another transaction's, said at the same time)
-                self.blobs.moved.remove(entry)
+        taken: list[tuple[str, str]] = []
+        try:
+            with self.db.write(sealed=True) as session:
+                yield session
+                taken = self._take_moved()
+                if taken:
+                    copies = [{"sha256": sha, "kept_as": kept_as} for sha, kept_as in sorted(set(taken))]
+                    self.log_event(Action.COPIES_QUARANTINED, {"copies": copies}, session)
+                if self.db.appended(session) and self.key.signs:
+                    write_checkpoint(self, session)
+        except BaseException:
+            self.blobs.moved.extend(taken)  # not said: back on the list
+            raise
 
-    def log_moved(self, session: Any) -> list[tuple[str, str]]:
-        """Append, in the write transaction *session*, one ``copies.quarantined`` event naming
-        the damaged copies the blob store moved aside (each SHA-256, and where it is kept) that
-        no event of this transaction names already (an ``artifact.added`` event's
-        ``damaged_copy_quarantined``: :data:`MOVED_NAMED` in the session's ``info``); none when
-        there are none.  Returns every moved copy the transaction says, those named included."""
-        from evidence_catalog.custody import Action
-
-        pending = list(dict.fromkeys(self.blobs.moved))
-        if not pending:
-            return []
-        named = session.info.get(MOVED_NAMED, set())
-        copies = [{"sha256": sha, "kept_as": kept_as} for sha, kept_as in sorted(pending) if kept_as not in named]
-        if copies:
-            self.log_event(Action.COPIES_QUARANTINED, {"copies": copies}, session)
-        return pending
+    def _take_moved(self) -> list[tuple[str, str]]:
+        """The blob store's moves not said yet, taken off its list (others may append to it
+        meanwhile, on other threads: only what was there is taken)."""
+        with self._moves_lock:
+            moved = self.blobs.moved
+            count = len(moved)
+            taken = moved[:count]
+            del moved[:count]
+        return taken
 
     def log_moved_left(self) -> None:
-        """Log, in a transaction of its own, damaged copies moved aside that no committed event
-        says yet: what an operation that failed after the blob store moved one leaves (its own
-        transaction, rolled back, said nothing).  Nothing when there are none; when the catalog
-        cannot be written to now, they stay listed (``fsck`` lists the copies kept)."""
-        if not self.blobs.moved:
+        """Say, in a transaction of its own, the damaged copies moved aside that no committed
+        event says yet: what an operation that failed after the blob store moved one leaves (its
+        own transaction, rolled back, said nothing).  Each move is tried once here (the next
+        write transaction of this process says it all the same): when the catalog cannot be
+        written to now, a warning names where each copy is kept, and ``fsck`` lists it."""
+        untried = [entry for entry in self.blobs.moved if entry not in self._moves_tried]
+        if not untried:
             return
-        with contextlib.suppress(EvidenceError):
+        self._moves_tried.update(untried)
+        try:
             with self.write():
                 pass
+        except Exception as exc:  # noqa: BLE001 -- never in place of what the operation raised
+            kept = ", ".join(f"blobs/{kept_as}" for _, kept_as in untried)
+            warnings.warn(
+                f"damaged stored copies were moved aside and kept ({kept}), but the custody log could not "
+                f"say so now ({exc}); the next change to this catalog says so, and fsck lists them",
+                stacklevel=3,
+            )
 
     def log_event(self, action: str, details: dict[str, Any], session: Any = None) -> model.CustodyEvent:
         """Append one event about the catalog as a whole, by this catalog's operator, now: in the

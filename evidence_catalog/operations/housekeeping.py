@@ -6,7 +6,6 @@ Every function takes the operation's :class:`~evidence_catalog.operations.contex
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,7 +54,6 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
     quarantined = tuple(ctx.blobs.quarantined(now))
     unlogged = _unlogged(ctx, quarantined) if quarantined else ()
     removed: list[FsckEntry] = []
-    logged: list[FsckEntry] = []
     if remove:
         common.check_writable(ctx, "; nothing can be removed from it")
         log_key.check_signing_key(ctx)  # the removal must be logged: refused before anything is deleted
@@ -69,10 +67,6 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
                 if removed:
                     listed = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in removed]
                     ctx.log_event(Action.CATALOG_FSCK, {"removed": listed}, session)
-                if unlogged:  # moved aside by a process killed before it could say so
-                    copies = [_moved_copy(entry) for entry in unlogged]
-                    ctx.log_event(Action.COPIES_QUARANTINED, {"copies": copies, "found_by": "fsck"}, session)
-                    logged += unlogged
         except (StorageError, IntegrityError, CatalogError) as exc:
             if not removed:
                 raise
@@ -89,50 +83,26 @@ def fsck(ctx: Context, *, remove: bool = False, grace_seconds: float = FSCK_GRAC
         quarantined=quarantined,
         removed=tuple(removed),
         unlogged=unlogged,
-        logged=tuple(logged),
     )
-
-
-def _name(entry: FsckEntry) -> str:
-    """A quarantined copy's file name: ``<sha256>.<random hex>``."""
-    return entry.path.rsplit("/", 1)[-1]
-
-
-def _moved_copy(entry: FsckEntry) -> dict[str, str]:
-    """What a ``copies.quarantined`` event says of the quarantined copy *entry*."""
-    name = _name(entry)
-    return {"sha256": name.split(".", 1)[0], "kept_as": f"quarantine/{name}"}
 
 
 def _unlogged(ctx: Context, quarantined: Sequence[FsckEntry]) -> tuple[FsckEntry, ...]:
     """The quarantined copies no custody event names (neither a ``copies.quarantined`` event
-    nor an ``artifact.added`` one's ``damaged_copy_quarantined``): moved aside by a process
-    killed before its transaction said so.  A copy whose name is not one the blob store gives
-    (``<sha256>.<random hex>``) is left to the listing."""
+    nor an ``artifact.added`` one's ``damaged_copy_quarantined``), nor this process is about to:
+    moved aside by a process killed before its transaction said so, by a version before
+    operations other than ``add`` said so, or put there by hand.  The events that name copies
+    are read once (those whose details hold ``quarantine/``)."""
     actions = (Action.COPIES_QUARANTINED, Action.ARTIFACT_ADDED)
-    found = []
+    named = {kept_as.rsplit("/", 1)[-1] for _, kept_as in ctx.blobs.moved}
     with ctx.db.read() as session:
-        for entry in quarantined:
-            name = _name(entry)
-            if not _QUARANTINED_NAME.fullmatch(name):
+        for details in ctx.db.event_details_holding(session, actions, "quarantine/"):
+            if not isinstance(details, dict):
                 continue
-            said = False
-            for details in ctx.db.event_details_holding(session, actions, name):
-                if not isinstance(details, dict):
-                    continue
-                copies = details.get("copies")
-                kept = [c.get("kept_as") for c in copies if isinstance(c, dict)] if isinstance(copies, list) else []
-                kept.append(details.get("damaged_copy_quarantined"))
-                if any(isinstance(k, str) and k.rsplit("/", 1)[-1] == name for k in kept):
-                    said = True
-                    break
-            if not said:
-                found.append(entry)
-    return tuple(found)
-
-
-#: The name the blob store gives a damaged copy it moves aside.
-_QUARANTINED_NAME = re.compile("[0-9a-f]{64}\\.[0-9a-f]{32}")
+            copies = details.get("copies")
+            kept = [c.get("kept_as") for c in copies if isinstance(c, dict)] if isinstance(copies, list) else []
+            kept.append(details.get("damaged_copy_quarantined"))
+            named.update(k.rsplit("/", 1)[-1] for k in kept if isinstance(k, str))
+    return tuple(entry for entry in quarantined if entry.path.rsplit("/", 1)[-1] not in named)
 
 
 def remove_unfinished(

@@ -29,8 +29,8 @@ class BlobStorage(Protocol):
     readers_per_cpu: int
     #: The damaged copies this store moved aside in this process, as (SHA-256, where it was
     #: moved, relative to the store), appended the moment each is moved: what the custody log
-    #: must still say (:meth:`~evidence_catalog.operations.context.Context.write` logs them and
-    #: takes them off once its transaction has committed).
+    #: must still say (:meth:`~evidence_catalog.operations.context.Context.write` takes them off
+    #: as it says them, and puts them back should its transaction not commit).
     moved: list[tuple[str, str]]
 
     def local_path(self, sha256: str) -> Path | None:

@@ -235,11 +235,11 @@ class CustodyLog(Connections):
 
     def event_details_holding(self, session: Session, actions: Sequence[str], text: str) -> list[Any]:
         """The details (parsed) of the events of *actions* whose stored details text holds
-        *text* (letters, digits and dots only: no pattern), in log order; details that do not
-        parse are left out.  A scan of those events' text, for the rare question of which
-        event names a file (``fsck`` asking after a damaged copy moved aside)."""
-        if not text or not all(c.isalnum() or c == "." for c in text):
-            raise ValueError("only letters, digits and dots are looked for")
+        *text* (letters, digits, dots and slashes only: no pattern), in log order; details that
+        do not parse are left out.  One scan of those events' text, for the rare question of
+        which events name a file (``fsck`` asking after the damaged copies moved aside)."""
+        if not text or not all(c.isalnum() or c in "./" for c in text):
+            raise ValueError("only letters, digits, dots and slashes are looked for")
         table = table_of(CustodyEventRow)
         details = sa.cast(table.c.details, sa.Text)
         query = (
