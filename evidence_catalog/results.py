@@ -66,6 +66,9 @@ class AnalysisResult:
     #: customary distance), best first: said by ``add`` and ``capture`` when they analyse what
     #: they stored; a finding for a person to judge (``relate`` records the judgement).
     looks_like: tuple[str, ...] = ()
+    #: (SHA-256, where under ``blobs/`` it was moved) of each stored copy this analysis found
+    #: damaged and replaced with what it wrote (the damaged copy is kept); normally none.
+    quarantined: tuple[tuple[str, str], ...] = ()
 
 
 @frozen

@@ -127,7 +127,7 @@ def test_an_analysis_run_again_over_a_damaged_copy_says_so_though_it_adds_nothin
     assert not catalog.verify(record_event=False).ok
     before = [e.action for e in catalog.history()]
     [again] = catalog.analyze([added.record_id], force=True)
-    assert not again.new
+    assert not again.new and [sha for sha, _ in again.quarantined] == [document]
     assert [e.action for e in catalog.history()] == [*before, "copies.quarantined"]
     [moved] = quarantined_events(catalog)
     assert kept(catalog, moved) == {document: b"not the analysis"}

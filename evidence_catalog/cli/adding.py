@@ -106,6 +106,7 @@ def echo_analysis(result: AnalysisResult) -> None:
         click.echo(f"note: {result.sha256} carries Content Credentials that are {result.credentials}", err=True)
     for error in result.errors:
         click.echo(f"note: the analysis of {result.sha256} met a problem: {printable(error)}", err=True)
+    echo_quarantined(result.quarantined)
 
 
 def _read_url_file(path: str) -> list[str]:

@@ -9,7 +9,7 @@ import click
 
 from evidence_catalog.cli.app import cli
 from evidence_catalog.cli.options import catalog_option, json_option, open_catalog, operator_option, quiet_option
-from evidence_catalog.cli.output import echo_json, printable
+from evidence_catalog.cli.output import echo_json, echo_quarantined, printable
 from evidence_catalog.cli.progress import progress_bars, shows_progress
 
 
@@ -78,5 +78,6 @@ def analyze(
         )
         for error in r.errors:
             click.echo(f"  problem: {printable(error)}")
+        echo_quarantined(r.quarantined)
     if not quiet:
         click.echo(f"{len(results)} file(s): {sum(r.new for r in results)} analysed now", err=True)

@@ -332,7 +332,8 @@ def _recorded(
     ctx: Context, record_id: str, derived: _Derived, started_at: dt.datetime, ended_at: dt.datetime
 ) -> AnalysisResult:
     new = _record_analysis(ctx, record_id, derived, started_at, ended_at)
-    return _result(record_id, derived.analysis, document=derived.document.sha256, new=new)
+    moved = common.quarantined_by([derived.document, *derived.stored.values()])
+    return _result(record_id, derived.analysis, document=derived.document.sha256, new=new, quarantined=moved)
 
 
 #: Files analysed at once.  The analysers' child processes do the work, so two keep both CPUs
@@ -635,7 +636,14 @@ def _index_hashes(ctx: Context, session: Any, record_id: str, analysis: MediaAna
     ctx.db.add_hashes(session, record_id, analysis.source_sha256, document, analysis.hashes)
 
 
-def _result(record_id: str, analysis: MediaAnalysis, *, document: str | None, new: bool) -> AnalysisResult:
+def _result(
+    record_id: str,
+    analysis: MediaAnalysis,
+    *,
+    document: str | None,
+    new: bool,
+    quarantined: tuple[tuple[str, str], ...] = (),
+) -> AnalysisResult:
     from evidence_catalog.results import AnalysisResult
 
     credentials = analysis.credentials
@@ -649,6 +657,7 @@ def _result(record_id: str, analysis: MediaAnalysis, *, document: str | None, ne
         keyframes=len(analysis.keyframes),
         credentials=None if credentials is None else credentials.state.value,
         errors=analysis.errors if credentials is None else (*analysis.errors, *credentials.errors),
+        quarantined=quarantined,
     )
 
 
