@@ -55,6 +55,8 @@ from evidence_catalog.serialize import (
 )
 
 if TYPE_CHECKING:
+    from hashlib import _Hash
+
     from evidence_catalog.findings import Finding
 
 #: Members of an event document that are not covered by its hash.
@@ -242,13 +244,8 @@ def committed_form(document: Mapping[str, Any], digest: Callable[[str, Any], str
 def _salted_form(form: dict[str, Any], secret: Any) -> dict[str, Any]:
     """The committed form of a salted event (*form*: the event without hash and schema) under
     its *secret*."""
-    key = _salt_key(secret)
-    # HMAC-SHA256 as RFC 2104 defines it (what :func:`value_salt` computes with ``hmac``): the
-    # key, shorter than SHA-256's 64-byte block, padded with zeros and XORed with 0x36 (inner)
-    # and 0x5c (outer); each value's salt continues copies of those two states.
-    padded = key.ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded)).copy
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
+    inner_state, outer_state = _keyed_states(_salt_key(secret))
+    inner, outer = inner_state.copy, outer_state.copy
     sha256, text = hashlib.sha256, _json_text
 
     def digest(pointer: str, value: Any) -> str:
@@ -283,6 +280,20 @@ def hash_and_leaf(document: Mapping[str, Any]) -> tuple[str, bytes]:
 #: The last salted event's committed form: (canonical JSON of the event without hash and schema,
 #: JSON of its committed form), replaced whole.
 _LAST_FORM: list[tuple[bytes, str]] = [(b"", "")]
+
+
+def _keyed_states(key: bytes) -> tuple[_Hash, _Hash]:
+    """HMAC-SHA256 as RFC 2104 defines it (what :func:`value_salt` computes with ``hmac``),
+    keyed once: the SHA-256 states of the *key* (an event's secret, 32 bytes: shorter than
+    SHA-256's 64-byte block) padded with zeros and XORed with 0x36 (inner) and 0x5c (outer).
+    Each value's salt continues copies of the two: the inner with its pointer, the outer with
+    the inner's digest.  The walks that commit an event's values, in every module, key so."""
+    padded = key.ljust(64, b"\0")
+    return hashlib.sha256(padded.translate(_INNER_PAD)), hashlib.sha256(padded.translate(_OUTER_PAD))
+
+
+_INNER_PAD = bytes(b ^ 0x36 for b in range(256))
+_OUTER_PAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def _salt_key(secret: Any) -> bytes:

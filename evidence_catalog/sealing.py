@@ -35,6 +35,7 @@ from evidence_catalog.custody import (
     CommitmentError,
     _check_names,
     _escape,
+    _keyed_states,
     _salted_draft,
     document_hash,
     event_leaf,
@@ -258,11 +259,7 @@ def _committed_fast(draft: CustodyEvent) -> tuple[dict[str, Any], bool | None]:
         raise CommitmentError("the event's salt is not 64 lower-case hex digits")
     if _native is not None:
         return _committed_native(_native, draft, secret)
-    # HMAC-SHA256 (RFC 2104) as two SHA-256 states, keyed once and copied for each value: the
-    # key (32 bytes) is shorter than SHA-256's block, so it is padded with zeros.
-    key = bytes.fromhex(secret).ljust(64, b"\0")
-    inner_state = hashlib.sha256(key.translate(_INNER_PAD))
-    outer_state = hashlib.sha256(key.translate(_OUTER_PAD))
+    inner_state, outer_state = _keyed_states(bytes.fromhex(secret))  # copied for each value
     sha256 = hashlib.sha256
     plain: bool | None = True
 
@@ -529,7 +526,3 @@ class _NativeWalk:
 #: not built, built from another source, or ``EVIDENCE_CATALOG_PURE_PYTHON`` set); the tests set
 #: it to ``None`` to hold the two walks equal.
 _native: ModuleType | None = commitments()
-
-
-_INNER_PAD = bytes(b ^ 0x36 for b in range(256))
-_OUTER_PAD = bytes(b ^ 0x5C for b in range(256))

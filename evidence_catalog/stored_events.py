@@ -24,13 +24,13 @@ from evidence_catalog.custody import (
     CommitmentError,
     _escape,
     _json_text,
+    _keyed_states,
     document_hash,
     event_leaf,
     hash_and_leaf,
     value_digest,
 )
 from evidence_catalog.merkle import leaf_hash
-from evidence_catalog.sealing import _INNER_PAD, _OUTER_PAD
 from evidence_catalog.serialize import _SAFE_INTEGER, _UTF16_ORDER_DIFFERS, _plain, plain_json
 
 
@@ -160,9 +160,7 @@ def _python_writer(secret: str) -> Callable[[Any, str], bytes]:
 def _python_walk(secret: str) -> Callable[[Any, str], Any]:
     """:func:`_stored_fast`'s walk in Python, under the event's *secret* (64 hex digits):
     :func:`_native_writer`'s twin, where the C module is not used."""
-    key = bytes.fromhex(secret).ljust(64, b"\0")
-    inner_state = hashlib.sha256(key.translate(_INNER_PAD))
-    outer_state = hashlib.sha256(key.translate(_OUTER_PAD))
+    inner_state, outer_state = _keyed_states(bytes.fromhex(secret))
     sha256, text, differs = hashlib.sha256, _json_text, _UTF16_ORDER_DIFFERS.search
 
     def digest(pointer: str, value: str) -> str:
